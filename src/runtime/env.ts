@@ -1,0 +1,47 @@
+/**
+ * The environment a node's software runs in. The daemon builds it from real clocks, sockets
+ * and files (`src/platform`); the simulator builds it from virtual time, a simulated network
+ * and simulated disks (`src/sim`). The node software above it is the same code in both: the
+ * production code path is the simulated code path.
+ *
+ * Every callback (timer, message, disk completion) is delivered one at a time from the
+ * environment's event loop; nothing here is re-entrant.
+ */
+import type { NodeId } from '../lib/ids.js';
+import type { Prng } from '../lib/prng.js';
+import type { Transport } from '../transport/transport.js';
+import type { Disk } from '../storage/disk.js';
+
+/** A monotonic clock in milliseconds (fractional allowed). Never goes backwards. */
+export interface Clock {
+  nowMs(): number;
+}
+
+/** A cancellable one-shot timer. */
+export interface TimerHandle {
+  cancel(): void;
+}
+
+/** One-shot timers on the environment's clock. */
+export interface Timers {
+  /** Calls `fn` once, no earlier than `delayMs` from now. */
+  after(delayMs: number, fn: () => void): TimerHandle;
+}
+
+/** A structured trace event: one line in the simulator's trace, a debug log line in the daemon. */
+export interface TraceFields {
+  readonly [key: string]: string | number | boolean | null | undefined;
+}
+
+/** Everything a node's software may touch. */
+export interface NodeEnv<M> {
+  readonly nodeId: NodeId;
+  readonly clock: Clock;
+  readonly timers: Timers;
+  readonly transport: Transport<M>;
+  readonly disk: Disk;
+  /** This node's random stream (seeded in the simulator, from a CSPRNG seed in the daemon). */
+  readonly prng: Prng;
+  /** Records `event` with its fields. Must be cheap; the simulator hashes every line. */
+  trace(event: string, fields?: TraceFields): void;
+}
