@@ -49,3 +49,37 @@ assert(RECONNECT_DELAY_MS_MIN < RECONNECT_DELAY_MS_MAX, 'reconnect backoff bound
 assert(WAL_BATCH_BYTES_MAX >= WAL_RECORD_BYTES_MAX, 'a batch must hold at least one maximal record');
 assert(WAL_SEGMENT_BYTES_TARGET >= WAL_RECORD_BYTES_MAX, 'a segment must hold at least one maximal record');
 assert(SIM_NODES_MAX <= CLUSTER_NODES_MAX, 'simulated clusters are clusters');
+
+/** Raft: entries carried by one MsgApp (the decoder rejects more). */
+export const RAFT_ENTRIES_PER_MESSAGE_MAX: number = 1024;
+/** Raft: target size of the entries in one MsgApp, in bytes (one entry may exceed it alone). */
+export const RAFT_MESSAGE_ENTRIES_BYTES_TARGET: number = 1024 * 1024;
+/** Raft: largest payload of one proposed entry, in bytes. */
+export const RAFT_ENTRY_BYTES_MAX: number = 1024 * 1024;
+/** Raft: unacknowledged MsgApp messages in flight to one follower (flow control window). */
+export const RAFT_INFLIGHT_MESSAGES_MAX: number = 256;
+/** Raft: bytes of appended but uncommitted entries a leader accepts before refusing proposals. */
+export const RAFT_UNCOMMITTED_BYTES_MAX: number = 64 * 1024 * 1024;
+/** Raft: bytes of committed entries handed to the application in one Ready. */
+export const RAFT_COMMITTED_BYTES_PER_READY_MAX: number = 16 * 1024 * 1024;
+/** Raft: unstable (not yet persisted) entries a core holds; beyond this it refuses proposals. */
+export const RAFT_UNSTABLE_ENTRIES_MAX: number = 65536;
+/** Raft: outgoing messages buffered between two Ready batches; the excess is dropped (Raft tolerates loss). */
+export const RAFT_OUTBOX_MESSAGES_MAX: number = 16384;
+/** Raft: read-index requests waiting for a leadership confirmation (or a leader's answer). */
+export const RAFT_READ_INDEX_PENDING_MAX: number = 4096;
+/** Raft: bytes of the opaque context of one read-index request. */
+export const RAFT_READ_CONTEXT_BYTES_MAX: number = 256;
+/** Raft: heartbeat rounds whose send tick a leader remembers for its lease. */
+export const RAFT_HEARTBEAT_ROUNDS_TRACKED_MAX: number = 1024;
+/** Raft: largest snapshot sent in one MsgSnap, in bytes (chunked transfer is future work). */
+export const RAFT_SNAPSHOT_BYTES_MAX: number = FRAME_PAYLOAD_BYTES_MAX - 256 * 1024;
+/** Raft: votes one voter may hold (votequorum `votes`). */
+export const RAFT_VOTES_PER_NODE_MAX: number = 255;
+/** Raft: election timeout ceiling, in ticks (config validation). */
+export const RAFT_ELECTION_TICKS_MAX: number = 10_000;
+
+assert(RAFT_MESSAGE_ENTRIES_BYTES_TARGET + RAFT_ENTRY_BYTES_MAX < FRAME_PAYLOAD_BYTES_MAX, 'a MsgApp at its target plus one maximal entry must fit a frame');
+assert(RAFT_SNAPSHOT_BYTES_MAX > 0 && RAFT_SNAPSHOT_BYTES_MAX < FRAME_PAYLOAD_BYTES_MAX, 'a MsgSnap must fit a frame');
+assert(RAFT_UNCOMMITTED_BYTES_MAX >= RAFT_ENTRY_BYTES_MAX, 'the uncommitted budget must admit one maximal entry');
+assert(RAFT_COMMITTED_BYTES_PER_READY_MAX >= RAFT_ENTRY_BYTES_MAX, 'a Ready must carry at least one maximal entry');
