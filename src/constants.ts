@@ -83,3 +83,65 @@ assert(RAFT_MESSAGE_ENTRIES_BYTES_TARGET + RAFT_ENTRY_BYTES_MAX < FRAME_PAYLOAD_
 assert(RAFT_SNAPSHOT_BYTES_MAX > 0 && RAFT_SNAPSHOT_BYTES_MAX < FRAME_PAYLOAD_BYTES_MAX, 'a MsgSnap must fit a frame');
 assert(RAFT_UNCOMMITTED_BYTES_MAX >= RAFT_ENTRY_BYTES_MAX, 'the uncommitted budget must admit one maximal entry');
 assert(RAFT_COMMITTED_BYTES_PER_READY_MAX >= RAFT_ENTRY_BYTES_MAX, 'a Ready must carry at least one maximal entry');
+
+/** KV state machine: longest key, in UTF-8 bytes (keys are non-empty, well-formed Unicode). */
+export const KV_KEY_BYTES_MAX: number = 512;
+/** KV state machine: largest value, in bytes. */
+export const KV_VALUE_BYTES_MAX: number = 64 * 1024;
+/** KV state machine: keys held at once; a put that would create one more returns `KV_TOO_MANY_KEYS`. */
+export const KV_KEYS_MAX: number = 65_536;
+/** KV state machine: total key + value bytes held at once; a put past it returns `KV_STATE_TOO_LARGE`. */
+export const KV_STATE_BYTES_MAX: number = 256 * 1024 * 1024;
+/** KV state machine: most entries one range returns (a larger requested limit is clamped). */
+export const KV_RANGE_ENTRIES_MAX: number = 1000;
+/** KV state machine: a range stops adding entries once their key + value bytes pass this (it always returns at least one). */
+export const KV_RANGE_BYTES_MAX: number = 1024 * 1024;
+
+/** Linearizability checker: operations in one history (all partitions together). */
+export const LIN_HISTORY_OPS_MAX: number = 1_000_000;
+/** Linearizability checker: default search steps (model steps plus backtracks) before the verdict is 'unknown'. */
+export const LIN_STEPS_DEFAULT: number = 20_000_000;
+/** Linearizability checker: default memo-cache size (bitsets plus per-entry overhead), in bytes, before 'unknown'. */
+export const LIN_CACHE_BYTES_DEFAULT: number = 256 * 1024 * 1024;
+
+assert(KV_RANGE_BYTES_MAX >= KV_KEY_BYTES_MAX + KV_VALUE_BYTES_MAX, 'a range must fit at least one maximal entry');
+// Per-entry snapshot overhead is a key length, a value length and three revisions: 4 + 4 + 3 * 8 bytes.
+assert(KV_STATE_BYTES_MAX + KV_KEYS_MAX * 64 + 4096 <= SNAPSHOT_BYTES_MAX, 'a full KV state must fit one snapshot');
+assert(KV_VALUE_BYTES_MAX + KV_KEY_BYTES_MAX + 64 <= WAL_RECORD_BYTES_MAX, 'a maximal KV command must fit one WAL record');
+
+/** Quorum: largest `expectedVotes` of one configuration side (every node at the vote ceiling). */
+export const QUORUM_EXPECTED_VOTES_MAX: number = CLUSTER_NODES_MAX * RAFT_VOTES_PER_NODE_MAX;
+/** Quorum: node ids in an `auto_tie_breaker` priority list. */
+export const QUORUM_TIE_BREAKER_LIST_MAX: number = CLUSTER_NODES_MAX;
+/** Quorum: longest last-man-standing window, in ticks (config validation). */
+export const QUORUM_LMS_WINDOW_TICKS_MAX: number = 1_000_000;
+/** Quorum: last-man-standing never proposes expected votes below this (two_node is the fencing layer's business). */
+export const QUORUM_LMS_EXPECTED_VOTES_FLOOR: number = 2;
+
+assert(QUORUM_LMS_EXPECTED_VOTES_FLOOR >= 2, 'last-man-standing alone must never shrink a cluster to one vote (that is two_node plus fencing)');
+
+/** Storage: disk operations submitted and not yet completed on one `Disk` (callers are bounded well below). */
+export const DISK_OPS_PENDING_MAX: number = 1_000_000;
+/** Storage: file descriptors a `FileDisk` keeps open; clean ones beyond this are closed (dirty ones never are). */
+export const FILE_DISK_OPEN_FILES_MAX: number = 64;
+/** Storage: the opaque blob in the stable-state file (beside term and vote), in bytes. */
+export const STABLE_BLOB_BYTES_MAX: number = 64 * 1024;
+/** Storage: callers waiting on one WAL `flush` or one stable-state save before they are refused. */
+export const STORAGE_WAITERS_MAX: number = 65536;
+/** Storage: largest chunk a snapshot is written or read in, in bytes. */
+export const SNAPSHOT_CHUNK_BYTES_MAX: number = 16 * 1024 * 1024;
+
+/** Simulator: trace lines kept in memory (the newest) for failure reports; the rest are hashed. */
+export const SIM_TRACE_TAIL_LINES: number = 400;
+/** Simulator: callbacks held for one paused node before further messages to it are dropped. */
+export const SIM_PAUSE_HELD_MAX: number = 100_000;
+/** Simulator: seeds in one `cohort sim --seeds` batch. */
+export const SIM_BATCH_SEEDS_MAX: number = 1_000_000;
+/** Simulator: worker threads in one batch. */
+export const SIM_WORKERS_MAX: number = 64;
+/** Simulator: violations recorded per run (the first one stops the run; a few more may follow). */
+export const SIM_VIOLATIONS_MAX: number = 32;
+/** Simulator: messages the proving (broadcast) workload broadcasts in one run. */
+export const SIM_BROADCASTS_MAX: number = 256;
+
+assert(SIM_PAUSE_HELD_MAX <= SIM_EVENTS_PENDING_MAX, 'held callbacks are a subset of pending events');
