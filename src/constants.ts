@@ -89,9 +89,12 @@ export const KV_KEY_BYTES_MAX: number = 512;
 /** KV state machine: largest value, in bytes. */
 export const KV_VALUE_BYTES_MAX: number = 64 * 1024;
 /** KV state machine: keys held at once; a put that would create one more returns `KV_TOO_MANY_KEYS`. */
-export const KV_KEYS_MAX: number = 65_536;
-/** KV state machine: total key + value bytes held at once; a put past it returns `KV_STATE_TOO_LARGE`. */
-export const KV_STATE_BYTES_MAX: number = 256 * 1024 * 1024;
+export const KV_KEYS_MAX: number = 16_384;
+/**
+ * KV state machine: total key + value bytes held at once; a put past it returns `KV_STATE_TOO_LARGE`.
+ * Small on purpose: a full KV snapshot must fit one Raft snapshot message (RAFT_SNAPSHOT_BYTES_MAX).
+ */
+export const KV_STATE_BYTES_MAX: number = 2 * 1024 * 1024;
 /** KV state machine: most entries one range returns (a larger requested limit is clamped). */
 export const KV_RANGE_ENTRIES_MAX: number = 1000;
 /** KV state machine: a range stops adding entries once their key + value bytes pass this (it always returns at least one). */
@@ -106,8 +109,8 @@ export const LIN_CACHE_BYTES_DEFAULT: number = 256 * 1024 * 1024;
 
 assert(KV_RANGE_BYTES_MAX >= KV_KEY_BYTES_MAX + KV_VALUE_BYTES_MAX, 'a range must fit at least one maximal entry');
 // Per-entry snapshot overhead is a key length, a value length and three revisions: 4 + 4 + 3 * 8 bytes.
-assert(KV_STATE_BYTES_MAX + KV_KEYS_MAX * 64 + 4096 <= SNAPSHOT_BYTES_MAX, 'a full KV state must fit one snapshot');
-assert(KV_VALUE_BYTES_MAX + KV_KEY_BYTES_MAX + 64 <= WAL_RECORD_BYTES_MAX, 'a maximal KV command must fit one WAL record');
+assert(KV_STATE_BYTES_MAX + KV_KEYS_MAX * 32 + 4096 <= RAFT_SNAPSHOT_BYTES_MAX, 'a full KV state must fit one Raft snapshot');
+assert(KV_VALUE_BYTES_MAX + KV_KEY_BYTES_MAX + 64 <= RAFT_ENTRY_BYTES_MAX, 'a maximal KV command must fit one Raft entry');
 
 /** Quorum: largest `expectedVotes` of one configuration side (every node at the vote ceiling). */
 export const QUORUM_EXPECTED_VOTES_MAX: number = CLUSTER_NODES_MAX * RAFT_VOTES_PER_NODE_MAX;

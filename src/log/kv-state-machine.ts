@@ -31,7 +31,7 @@ import {
   KV_RANGE_ENTRIES_MAX,
   KV_STATE_BYTES_MAX,
   KV_VALUE_BYTES_MAX,
-  SNAPSHOT_BYTES_MAX,
+  RAFT_SNAPSHOT_BYTES_MAX,
 } from '../constants.js';
 import {
   assertApplyOrder,
@@ -546,7 +546,7 @@ const SNAPSHOT_ENTRY_OVERHEAD_BYTES = 4 + 4 + 8 + 8 + 8;
 
 function encodeSnapshot(s: KvState): Uint8Array {
   const size = SNAPSHOT_HEADER_BYTES + s.slots.size * SNAPSHOT_ENTRY_OVERHEAD_BYTES + s.stateBytes + 4;
-  assert(size <= SNAPSHOT_BYTES_MAX, 'KV limits keep a snapshot under SNAPSHOT_BYTES_MAX');
+  assert(size <= RAFT_SNAPSHOT_BYTES_MAX, 'KV limits keep a snapshot within one Raft snapshot message');
   const w = new ByteWriter(size, size);
   w.u32(SNAPSHOT_MAGIC).u8(SNAPSHOT_FORMAT).u64(s.appliedIndex).u64(s.appliedTerm).u64(s.revision).u32(s.slots.size);
   for (const key of s.sorted) {
