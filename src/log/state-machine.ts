@@ -190,6 +190,11 @@ export class Fnv64 {
     return this.u32(d.hi).u32(d.lo);
   }
 
+  /** The plain FNV-1a 64 state, before finalising (for known-answer tests against FNV vectors). */
+  raw(): Digest64 {
+    return { hi: this.hi, lo: this.lo };
+  }
+
   /** The finalised digest; the hasher may keep absorbing afterwards. */
   digest(): Digest64 {
     let hi = this.hi;
