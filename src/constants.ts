@@ -148,3 +148,12 @@ export const SIM_VIOLATIONS_MAX: number = 32;
 export const SIM_BROADCASTS_MAX: number = 256;
 
 assert(SIM_PAUSE_HELD_MAX <= SIM_EVENTS_PENDING_MAX, 'held callbacks are a subset of pending events');
+
+/**
+ * Transport: a sender seals queued messages into AEAD records of about this many plaintext bytes
+ * (one message always fits alone). Bigger records amortise cipher set-up; smaller ones let the
+ * receiver start on a burst sooner.
+ */
+export const PEER_BATCH_BYTES_TARGET: number = 64 * 1024;
+/** Transport: how long a refused connection may linger to flush its refusal before it is destroyed. */
+export const REFUSAL_LINGER_MS: number = 1000;
