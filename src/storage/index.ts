@@ -1,0 +1,22 @@
+/** Durable storage: the Disk contract, the WAL, the stable-state file and snapshot files (pure: no `node:`). */
+export { type Disk, type DiskCallback, DISK_NAME_BYTES_MAX, isValidDiskName } from './disk.js';
+export { MemoryDisk, type MemoryDiskOptions } from './memory-disk.js';
+export { OpSequencer, type OpStart } from './op-sequencer.js';
+export { ByteFile } from './byte-file.js';
+export { StorageError, WalCorruptionError, CorruptFileError, type StorageErrorCode } from './storage-error.js';
+export {
+  type WalRecord,
+  type SegmentScan,
+  scanSegment,
+  segmentName,
+  parseSegmentName,
+  encodeSegmentHeader,
+  encodeRecord,
+  recordBytes,
+  SEGMENT_HEADER_BYTES,
+  RECORD_HEADER_BYTES,
+  WAL_USER_TYPE_MAX,
+} from './wal-segment.js';
+export { Wal, type WalOptions, type WalRecovery, type WalStats, type WalCallback } from './wal.js';
+export { StableStore, type StableState, STABLE_STATE_FILE, encodeStableState, decodeStableState } from './stable-store.js';
+export { SnapshotStore, SnapshotWriter, type SnapshotMeta, type SnapshotHandle, snapshotFileName, SNAPSHOT_HEADER_BYTES } from './snapshot-store.js';
