@@ -133,6 +133,11 @@ export const STABLE_BLOB_BYTES_MAX: number = 64 * 1024;
 export const STORAGE_WAITERS_MAX: number = 65536;
 /** Storage: largest chunk a snapshot is written or read in, in bytes. */
 export const SNAPSHOT_CHUNK_BYTES_MAX: number = 16 * 1024 * 1024;
+/** Storage: payload bytes appended to the WAL and not yet durable before `append` refuses (backpressure). */
+export const WAL_PENDING_BYTES_MAX: number = 64 * 1024 * 1024;
+
+assert(WAL_PENDING_BYTES_MAX >= WAL_BATCH_BYTES_MAX, 'pending WAL bytes must hold at least one full batch');
+assert(WAL_PENDING_RECORDS_MAX >= WAL_BATCH_RECORDS_MAX, 'pending WAL records must hold at least one full batch');
 
 /** Simulator: trace lines kept in memory (the newest) for failure reports; the rest are hashed. */
 export const SIM_TRACE_TAIL_LINES: number = 400;
