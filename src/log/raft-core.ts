@@ -1,0 +1,1127 @@
+/**
+ * The pure Raft core: a synchronous, deterministic state machine in the etcd-io/raft style.
+ *
+ * Inputs: `step(message)`, `tick()`, `propose`, `proposeConfChange`, `readIndex`,
+ * `transferLeadership`, `reportUnreachable`/`reportSnapshot`. Output: `ready()` returns a `Ready`
+ * batch whose ordering contract is in `ready.ts`; `advance(ready)` acknowledges it. No clock,
+ * socket, file or global randomness: time is `tick()`, randomness is the injected `Prng`.
+ *
+ * Mechanisms: pre-vote and check-quorum elections with a randomised timeout in
+ * [electionTicks, 2*electionTicks); log replication with probe/replicate/snapshot flow control;
+ * fast conflict backtracking by term; commit of current-term entries by weighted quorum
+ * (`src/quorum`); read-index and leader-lease reads; snapshots and compaction; joint-consensus
+ * configuration changes applied when committed entries are applied; leadership transfer.
+ *
+ * Hooks not wired yet (quorum options issue): witness nodes (vote only, store only metadata),
+ * votequorum's two_node, wait_for_all and last_man_standing (see `cluster-config.ts`).
+ */
+import { assert, assertNever } from '../lib/assert.js';
+import { err, ok, type Result } from '../lib/errors.js';
+import { logIndex, term as toTerm, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
+import {
+  CLUSTER_NODES_MAX,
+  RAFT_ENTRIES_PER_MESSAGE_MAX,
+  RAFT_ENTRY_BYTES_MAX,
+  RAFT_HEARTBEAT_ROUNDS_TRACKED_MAX,
+  RAFT_OUTBOX_MESSAGES_MAX,
+  RAFT_READ_CONTEXT_BYTES_MAX,
+  RAFT_READ_INDEX_PENDING_MAX,
+  RAFT_SNAPSHOT_BYTES_MAX,
+  RAFT_UNSTABLE_ENTRIES_MAX,
+} from '../constants.js';
+import {
+  EMPTY_CONFIG,
+  applyConfChange,
+  configFromConfState,
+  configNodes,
+  confStateFromConfig,
+  formatConfig,
+  isJoint,
+  isVoter,
+  jointQuorumConfig,
+  type ClusterConfig,
+} from './cluster-config.js';
+import { Progress } from './progress.js';
+import { committedIndex, hasQuorum, voteOutcome } from './quorum-shim.js';
+import { RaftError } from './raft-error.js';
+import { RaftLog } from './raft-log.js';
+import { validateRaftConfig, type RaftConfig } from './raft-config.js';
+import {
+  entrySizeBytes,
+  type ConfChange,
+  type ConfEntry,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type MsgApp,
+  type MsgAppResp,
+  type MsgHeartbeat,
+  type MsgHeartbeatResp,
+  type MsgReadIndex,
+  type MsgReadIndexResp,
+  type MsgSnap,
+  type MsgVote,
+  type RaftMessage,
+} from './raft-message.js';
+import type { RaftRole, ReadState, Ready, SoftState } from './ready.js';
+
+/** Where a proposal landed; it is applied iff an entry with this index *and term* is applied. */
+export interface ProposalRef {
+  readonly index: LogIndex;
+  readonly term: Term;
+}
+
+/** A read waiting on the leader for a heartbeat round (and, early in a term, for a first commit). */
+interface PendingRead {
+  readonly from: NodeId;
+  readonly context: Uint8Array;
+  /** Read index; null until the leader has committed an entry of its term. */
+  index: LogIndex | null;
+  /** Heartbeat round that must be acknowledged by a quorum; 0 until `index` is known. */
+  round: number;
+}
+
+/** A snapshot of the core's state for status displays and tests (a copy; safe to keep). */
+export interface RaftStatus {
+  readonly id: NodeId;
+  readonly role: RaftRole;
+  readonly term: Term;
+  readonly vote: NodeId | null;
+  readonly lead: NodeId | null;
+  readonly commit: LogIndex;
+  readonly applied: LogIndex;
+  readonly firstIndex: LogIndex;
+  readonly lastIndex: LogIndex;
+  readonly config: string;
+  readonly confState: ConfState;
+  /** Leader only: `state match=N next=N` per node, ascending. */
+  readonly progress: ReadonlyMap<NodeId, string>;
+  readonly leadTransferee: NodeId | null;
+  /** Leader only: whether a lease read would be served without a round trip now. */
+  readonly leaseValid: boolean;
+}
+
+type VoteKind = 'pre-vote' | 'election' | 'transfer';
+
+/** Messages a node sends only once the Ready that produced them is durable (etcd's msgsAfterAppend). */
+function needsPersist(m: RaftMessage): boolean {
+  return m.type === 'MsgAppResp' || m.type === 'MsgVoteResp' || m.type === 'MsgPreVoteResp';
+}
+
+/** One Raft node's protocol state. Not re-entrant; drive it from one event loop. */
+export class RaftCore {
+  readonly id: NodeId;
+  private readonly cfg: RaftConfig;
+  private readonly log: RaftLog;
+  private role: RaftRole = 'follower';
+  private term: Term;
+  private vote: NodeId | null;
+  private lead: NodeId | null = null;
+  private config: ClusterConfig = EMPTY_CONFIG;
+  /** Leader only: every node of the configuration, self included. */
+  private progress = new Map<NodeId, Progress>();
+  /** Candidate only: votes received in this election. */
+  private votes = new Map<NodeId, boolean>();
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  /** Local monotonic tick count (the lease clock). */
+  private ticks = 0;
+  /** Ticks left before this node may grant a vote after start (lease mode; see `inLease`). */
+  private quietTicks = 0;
+  private leadTransferee: NodeId | null = null;
+  private transferElapsed = 0;
+  /** Index of the latest configuration entry proposed by this leader (or found in its log). */
+  private pendingConfIndex: LogIndex = logIndex(0);
+  private uncommittedBytes = 0;
+  /** Leader: a broadcast of new entries is due at the next `ready()` (batches proposals). */
+  private appendPending = false;
+  private outbox: RaftMessage[] = [];
+  private selfAfterPersist: RaftMessage[] = [];
+  private droppedMessages = 0;
+  private readStates: ReadState[] = [];
+  private pendingReads: PendingRead[] = [];
+  /** Leader: the latest heartbeat round sent in this term, and the tick each round was sent. */
+  private heartbeatRound = 0;
+  private roundSentTick = new Map<number, number>();
+  private roundNeeded = false;
+  private leaseUntilTick = 0;
+  /** Leader: set once TimeoutNow went out; no lease reads for the rest of the term. */
+  private leaseRevoked = false;
+  private prevSoft: SoftState;
+  private prevHard: HardState;
+  private outstanding: { ready: Ready; self: RaftMessage[] } | null = null;
+
+  /** Builds a core from its durable state. Throws `RaftError` (`CONFIG_INVALID`) on a bad config. */
+  constructor(config: RaftConfig) {
+    const valid = validateRaftConfig(config);
+    if (!valid.ok) throw valid.error;
+    this.cfg = config;
+    this.id = config.id;
+    const init = config.storage.initialState();
+    this.log = new RaftLog(config.storage, init.hardState.commit);
+    this.term = init.hardState.term;
+    this.vote = init.hardState.vote;
+    this.config = configFromConfState(init.confState);
+    this.prevHard = init.hardState;
+    this.prevSoft = { lead: null, role: 'follower' };
+    if (config.applied !== undefined && config.applied > this.log.applied) this.replayConfig(logIndex(config.applied));
+    // A restarted node may have acknowledged a lease it no longer remembers; a fresh one (term 0) cannot.
+    if (config.readMode === 'lease' && this.term > 0) this.quietTicks = config.electionTicks;
+    this.resetRandomizedElectionTimeout();
+    this.traceEvent('start', { config: formatConfig(this.config), last: this.log.lastIndex() });
+  }
+
+  /** Re-applies the configuration changes of entries the application already applied before a restart. */
+  private replayConfig(applied: LogIndex): void {
+    assert(applied <= this.log.committed, `applied ${applied} beyond the durable commit index ${this.log.committed}`);
+    while (this.log.applied < applied) {
+      const batch = this.log.nextCommittedEntries(applied, this.cfg.maxCommittedBytesPerReady);
+      assert(batch.length > 0, 'replaying applied entries must make progress');
+      for (const e of batch) if (e.type === 'conf') this.applyConfEntry(e);
+      this.log.appliedTo((batch[batch.length - 1] as Entry).index);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inputs
+
+  /** Advances logical time by one tick (elections, heartbeats, check-quorum, lease, transfer timeout). */
+  tick(): void {
+    this.ticks++;
+    if (this.quietTicks > 0) this.quietTicks--;
+    if (this.role === 'leader') this.tickLeader();
+    else this.tickElection();
+  }
+
+  /** Feeds one message from a peer (already validated by `validateRaftMessage`). */
+  step(m: RaftMessage): void {
+    if (m.to !== this.id) {
+      this.traceEvent('drop-misaddressed', { type: m.type, from: m.from, to: m.to });
+      return;
+    }
+    if (m.term > this.term) {
+      if (!this.stepHigherTerm(m)) return;
+    } else if (m.term < this.term) {
+      this.stepLowerTerm(m);
+      return;
+    }
+    if (m.type === 'MsgVote' || m.type === 'MsgPreVote') {
+      this.handleVoteRequest(m);
+      return;
+    }
+    switch (this.role) {
+      case 'leader':
+        this.stepLeader(m);
+        return;
+      case 'candidate':
+      case 'pre-candidate':
+        this.stepCandidate(m);
+        return;
+      case 'follower':
+        this.stepFollower(m);
+        return;
+      default:
+        assertNever(this.role, 'role');
+    }
+  }
+
+  /** Starts an election now (as if the election timeout fired), e.g. for a scripted test. */
+  campaign(): void {
+    this.startCampaign(this.cfg.preVote ? 'pre-vote' : 'election');
+  }
+
+  /**
+   * Appends `data` as a new entry (leader only). Errors: `NOT_LEADER` (with `leaderHint`),
+   * `TRANSFER_IN_PROGRESS`, `PROPOSAL_TOO_LARGE`, `PROPOSALS_BACKLOGGED`. Success does not mean
+   * committed: the entry may still be lost to a leader change; watch for it in `committedEntries`.
+   */
+  propose(data: Uint8Array): Result<ProposalRef, RaftError> {
+    if (data.length > RAFT_ENTRY_BYTES_MAX) return err(new RaftError('PROPOSAL_TOO_LARGE', `entry of ${data.length} bytes exceeds the limit of ${RAFT_ENTRY_BYTES_MAX}; split it`));
+    const refused = this.refuseProposal(entrySizeBytes({ type: 'normal', term: this.term, index: logIndex(1), data }));
+    if (refused !== null) return err(refused);
+    return ok(this.appendEntry({ type: 'normal', data }));
+  }
+
+  /**
+   * Proposes a configuration change (leader only); it takes effect when applied. Errors as for
+   * `propose`, plus `CONF_CHANGE_PENDING` (one change at a time) and `CONF_CHANGE_INVALID`.
+   */
+  proposeConfChange(change: ConfChange): Result<ProposalRef, RaftError> {
+    const refused = this.refuseProposal(entrySizeBytes({ type: 'conf', term: this.term, index: logIndex(1), change }));
+    if (refused !== null) return err(refused);
+    if (this.pendingConfIndex > this.log.applied) {
+      return err(new RaftError('CONF_CHANGE_PENDING', `configuration change at ${this.pendingConfIndex} is not applied yet (applied ${this.log.applied}); retry after it is`));
+    }
+    const next = applyConfChange(this.config, change);
+    if (!next.ok) return next;
+    const ref = this.appendEntry({ type: 'conf', change });
+    this.pendingConfIndex = ref.index;
+    return ok(ref);
+  }
+
+  /**
+   * Requests a linearizable read. The answer arrives as a `ReadState` with the same `context`
+   * (compare bytes) in a later Ready: serve the read once applied >= its index. A request may
+   * be dropped silently when leadership changes; callers time out and retry.
+   */
+  readIndex(context: Uint8Array): Result<void, RaftError> {
+    if (context.length > RAFT_READ_CONTEXT_BYTES_MAX) return err(new RaftError('READ_CONTEXT_TOO_LARGE', `read context of ${context.length} bytes exceeds ${RAFT_READ_CONTEXT_BYTES_MAX}`));
+    if (this.readStates.length >= RAFT_READ_INDEX_PENDING_MAX) return err(new RaftError('READ_QUEUE_FULL', 'too many read states are waiting for the next Ready; process Ready batches'));
+    if (this.role === 'leader') return this.leaderRead(this.id, context);
+    if (this.lead === null) return err(new RaftError('NOT_LEADER', 'no leader is known; retry after an election', null));
+    this.send({ type: 'MsgReadIndex', from: this.id, to: this.lead, term: this.term, context });
+    return ok(undefined);
+  }
+
+  /**
+   * Hands leadership to voter `to` (leader only): proposals are refused until it completes or
+   * times out after an election timeout. `TRANSFER_INVALID` unless `to` is a voter.
+   */
+  transferLeadership(to: NodeId): Result<void, RaftError> {
+    if (this.role !== 'leader') return err(new RaftError('NOT_LEADER', 'only the leader can transfer leadership', this.lead));
+    if (to === this.id) return ok(undefined);
+    if (!isVoter(this.config, to)) return err(new RaftError('TRANSFER_INVALID', `node ${to} is not a voter of ${formatConfig(this.config)}`));
+    if (this.leadTransferee === to) return ok(undefined);
+    this.leadTransferee = to;
+    this.transferElapsed = 0;
+    this.traceEvent('transfer-start', { to });
+    const pr = this.progress.get(to);
+    if (pr !== undefined && pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
+    else this.sendAppend(to, true);
+    return ok(undefined);
+  }
+
+  /** The shell could not reach `to`: probe it again instead of streaming into the void. */
+  reportUnreachable(to: NodeId): void {
+    const pr = this.progress.get(to);
+    if (this.role === 'leader' && pr !== undefined && pr.state === 'replicate') pr.becomeProbe();
+  }
+
+  /** The shell finished (or failed) sending a MsgSnap to `to`. */
+  reportSnapshot(to: NodeId, failed: boolean): void {
+    const pr = this.progress.get(to);
+    if (this.role !== 'leader' || pr?.state !== 'snapshot') return;
+    if (failed) pr.becomeProbe();
+    else pr.probeSent = false;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Ready / advance
+
+  /** True when `ready()` would return something to do. */
+  hasReady(): boolean {
+    if (this.outstanding !== null) return false;
+    const soft = this.softState();
+    return (
+      this.appendPending || this.roundNeeded || this.outbox.length > 0 || this.selfAfterPersist.length > 0 ||
+      this.readStates.length > 0 || this.log.unstableEntries().length > 0 || this.log.unstableSnapshot() !== null ||
+      soft.lead !== this.prevSoft.lead || soft.role !== this.prevSoft.role || this.hardChanged(this.hardState()) ||
+      this.committedUpTo() > this.log.applied
+    );
+  }
+
+  /** Takes the next batch of effects. At most one Ready is outstanding; see `ready.ts` for the contract. */
+  ready(): Ready {
+    assert(this.outstanding === null, 'advance() the previous Ready before taking another');
+    this.flushLeader();
+    const hard = this.hardState();
+    const hardChanged = this.hardChanged(hard);
+    const termOrVoteChanged = hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote;
+    const soft = this.softState();
+    const softChanged = soft.lead !== this.prevSoft.lead || soft.role !== this.prevSoft.role;
+    const messages: RaftMessage[] = [];
+    const afterPersist: RaftMessage[] = [];
+    for (const m of this.outbox) {
+      // A message of a term or vote not yet durable could be contradicted after a crash.
+      if (termOrVoteChanged || needsPersist(m)) afterPersist.push(m);
+      else messages.push(m);
+    }
+    const entries = this.log.unstableEntries().slice();
+    const snapshot = this.log.unstableSnapshot();
+    const ready: Ready = {
+      softState: softChanged ? soft : null,
+      hardState: hardChanged ? hard : null,
+      entries,
+      snapshot,
+      committedEntries: this.log.nextCommittedEntries(this.committedUpTo(), this.cfg.maxCommittedBytesPerReady),
+      messages,
+      messagesAfterPersist: afterPersist,
+      readStates: this.readStates,
+      mustSync: entries.length > 0 || snapshot !== null || termOrVoteChanged,
+    };
+    this.outbox = [];
+    this.readStates = [];
+    this.outstanding = { ready, self: this.selfAfterPersist };
+    this.selfAfterPersist = [];
+    return ready;
+  }
+
+  /** Acknowledges that `ready` was carried out (persisted, applied, sent) as its contract says. */
+  advance(ready: Ready): void {
+    const out = this.outstanding;
+    assert(out !== null && out.ready === ready, 'advance() must be given the outstanding Ready');
+    this.outstanding = null;
+    if (ready.softState !== null) this.prevSoft = ready.softState;
+    if (ready.hardState !== null) this.prevHard = ready.hardState;
+    const lastEntry = ready.entries[ready.entries.length - 1];
+    if (lastEntry !== undefined) this.log.stableTo(lastEntry.index, lastEntry.term);
+    if (ready.snapshot !== null) {
+      this.log.stableSnapTo(ready.snapshot.metadata.index);
+      this.log.appliedTo(ready.snapshot.metadata.index);
+    }
+    for (const e of ready.committedEntries) {
+      if (this.role === 'leader') this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entrySizeBytes(e));
+      if (e.type === 'conf') this.applyConfEntry(e);
+      this.log.appliedTo(e.index);
+    }
+    for (const m of out.self) this.step(m);
+    this.maybeAutoLeave();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Queries
+
+  /** The current configuration as of the applied index (for snapshots the application takes). */
+  confState(): ConfState {
+    return confStateFromConfig(this.config);
+  }
+
+  /** A copy of the core's state. */
+  status(): RaftStatus {
+    const progress = new Map<NodeId, string>();
+    for (const [id, pr] of this.progress) progress.set(id, pr.format());
+    return {
+      id: this.id, role: this.role, term: this.term, vote: this.vote, lead: this.lead,
+      commit: this.log.committed, applied: this.log.applied, firstIndex: this.log.firstIndex(), lastIndex: this.log.lastIndex(),
+      config: formatConfig(this.config), confState: this.confState(), progress, leadTransferee: this.leadTransferee,
+      leaseValid: this.leaseValid(),
+    };
+  }
+
+  /** Entries in `[lo, hi)` of this node's log (tests and dumps). */
+  logEntries(lo: LogIndex, hi: LogIndex): Result<Entry[], RaftError> {
+    return this.log.entries(lo, hi, Number.MAX_SAFE_INTEGER);
+  }
+
+  /** Messages dropped because the outbox was full (they count as network loss). */
+  get droppedMessageCount(): number {
+    return this.droppedMessages;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // State transitions
+
+  private softState(): SoftState {
+    return { lead: this.lead, role: this.role };
+  }
+
+  private hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  private hardChanged(h: HardState): boolean {
+    return h.term !== this.prevHard.term || h.vote !== this.prevHard.vote || h.commit !== this.prevHard.commit;
+  }
+
+  private committedUpTo(): LogIndex {
+    // The apply-uncommitted canary hands out everything appended, committed or not.
+    return this.cfg.canary === 'apply-uncommitted' ? this.log.lastIndex() : this.log.committed;
+  }
+
+  private resetRandomizedElectionTimeout(): void {
+    this.randomizedElectionTimeout = this.cfg.prng.int(this.cfg.electionTicks, 2 * this.cfg.electionTicks);
+  }
+
+  private reset(t: Term): void {
+    if (t !== this.term) {
+      assert(t > this.term, `term must not go back (${this.term} -> ${t})`);
+      this.term = t;
+      this.vote = null;
+    }
+    this.lead = null;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.leadTransferee = null;
+    this.transferElapsed = 0;
+    this.votes = new Map();
+    this.progress = new Map();
+    this.pendingReads = [];
+    this.heartbeatRound = 0;
+    this.roundSentTick = new Map();
+    this.roundNeeded = false;
+    this.leaseUntilTick = 0;
+    this.leaseRevoked = false;
+    this.appendPending = false;
+    this.uncommittedBytes = 0;
+  }
+
+  private becomeFollower(t: Term, lead: NodeId | null): void {
+    this.reset(t);
+    this.role = 'follower';
+    this.lead = lead;
+    this.traceEvent('become-follower');
+  }
+
+  private becomePreCandidate(): void {
+    assert(this.role !== 'leader', 'a leader cannot become a pre-candidate');
+    // Pre-vote changes neither term nor vote: a node that cannot win disturbs nobody.
+    this.votes = new Map();
+    this.lead = null;
+    this.role = 'pre-candidate';
+    this.traceEvent('become-pre-candidate');
+  }
+
+  private becomeCandidate(): void {
+    assert(this.role !== 'leader', 'a leader cannot become a candidate');
+    this.reset(toTerm(this.term + 1));
+    this.vote = this.id;
+    this.role = 'candidate';
+    this.traceEvent('become-candidate');
+  }
+
+  private becomeLeader(): void {
+    assert(this.role === 'candidate', `only a candidate becomes leader (was ${this.role})`);
+    this.reset(this.term);
+    this.role = 'leader';
+    this.lead = this.id;
+    for (const id of configNodes(this.config)) this.addProgress(id);
+    // A configuration entry may sit uncommitted in our log; never stack a second one on it.
+    this.pendingConfIndex = this.log.lastIndex();
+    this.appendEntry({ type: 'normal', data: new Uint8Array(0) });
+    this.traceEvent('become-leader');
+  }
+
+  private addProgress(id: NodeId): void {
+    if (this.progress.has(id)) return;
+    assert(this.progress.size < CLUSTER_NODES_MAX, 'progress tracker bounded by the cluster size');
+    const pr = new Progress(logIndex(this.log.lastIndex() + 1), this.cfg.maxInflightMessages);
+    pr.recentActive = id === this.id;
+    if (id === this.id) pr.becomeReplicate();
+    this.progress.set(id, pr);
+  }
+
+  private promotable(): boolean {
+    return isVoter(this.config, this.id);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Ticks
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.startCampaign(this.cfg.preVote ? 'pre-vote' : 'election');
+    }
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    for (const pr of this.progress.values()) pr.stateTicks++;
+    if (this.leadTransferee !== null && ++this.transferElapsed >= this.cfg.electionTicks) {
+      this.traceEvent('transfer-timeout', { to: this.leadTransferee });
+      this.leadTransferee = null;
+    }
+    if (this.electionElapsed >= this.cfg.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.cfg.checkQuorum && !this.checkQuorumActive()) {
+        this.traceEvent('step-down-check-quorum');
+        this.becomeFollower(this.term, null);
+        return;
+      }
+      this.retryStaleSnapshots();
+    }
+    this.maybeAutoLeave();
+    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat();
+    }
+  }
+
+  /** True when a quorum was heard from since the last check; clears the marks for the next round. */
+  private checkQuorumActive(): boolean {
+    const active = new Set<NodeId>();
+    for (const [id, pr] of this.progress) {
+      if (id === this.id || pr.recentActive) active.add(id);
+      if (id !== this.id) pr.recentActive = false;
+    }
+    return hasQuorum(jointQuorumConfig(this.config), active);
+  }
+
+  /** A MsgSnap may have been lost: after an election timeout without an answer, probe again. */
+  private retryStaleSnapshots(): void {
+    for (const pr of this.progress.values()) if (pr.state === 'snapshot' && pr.stateTicks >= this.cfg.electionTicks) pr.becomeProbe();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Elections
+
+  private startCampaign(kind: VoteKind): void {
+    if (!this.promotable()) {
+      this.traceEvent('campaign-ignored-not-voter');
+      return;
+    }
+    if (this.role === 'leader') return;
+    if (kind === 'pre-vote') this.becomePreCandidate();
+    else this.becomeCandidate();
+    const voteTerm = toTerm(kind === 'pre-vote' ? this.term + 1 : this.term);
+    const type = kind === 'pre-vote' ? 'MsgPreVote' : 'MsgVote';
+    if (kind === 'pre-vote') {
+      // A pre-vote binds nothing, so our own counts at once; a real vote only once durable.
+      if (this.poll(this.id, true)) return;
+    } else {
+      this.selfAfterPersist.push({ type: 'MsgVoteResp', from: this.id, to: this.id, term: this.term, reject: false });
+    }
+    const lastIndex = this.log.lastIndex();
+    const lastTerm = this.log.lastTerm();
+    for (const id of this.voteTargets()) {
+      if (id === this.id) continue;
+      this.send({ type, from: this.id, to: id, term: voteTerm, logTerm: lastTerm, index: lastIndex, transfer: kind === 'transfer' });
+    }
+  }
+
+  private voteTargets(): NodeId[] {
+    const ids = new Set<NodeId>([...this.config.voters.keys(), ...this.config.outgoing.keys()]);
+    if (this.cfg.canary === 'count-learner-vote') for (const id of this.config.learners) ids.add(id);
+    return [...ids].sort((a, b) => a - b);
+  }
+
+  /** Records a vote; returns true when the election was decided (and acted upon). */
+  private poll(from: NodeId, granted: boolean): boolean {
+    if (!this.votes.has(from)) this.votes.set(from, granted);
+    const outcome = voteOutcome(jointQuorumConfig(this.config, this.cfg.canary === 'count-learner-vote'), this.votes);
+    switch (outcome) {
+      case 'won':
+        if (this.role === 'pre-candidate') this.startCampaign('election');
+        else this.becomeLeader();
+        return true;
+      case 'lost':
+        this.becomeFollower(this.term, null);
+        return true;
+      case 'pending':
+        return false;
+      default:
+        return assertNever(outcome, 'vote outcome');
+    }
+  }
+
+  /**
+   * True while this node must refuse to help elect anyone but its leader: it heard from a leader
+   * within the minimum election timeout (check-quorum stickiness), or it started less than an
+   * election timeout ago in lease mode after a restart (it may have forgotten a lease it
+   * acknowledged before the restart). This is what makes leader leases safe.
+   */
+  private inLease(): boolean {
+    if (this.quietTicks > 0) return true;
+    return this.cfg.checkQuorum && this.lead !== null && this.electionElapsed < this.cfg.electionTicks;
+  }
+
+  /** Handles a message of a higher term; returns false when it was consumed or ignored. */
+  private stepHigherTerm(m: RaftMessage): boolean {
+    if (m.type === 'MsgVote' || m.type === 'MsgPreVote') {
+      if (!m.transfer && this.inLease()) {
+        this.traceEvent('vote-ignored-in-lease', { type: m.type, from: m.from, msgTerm: m.term });
+        return false;
+      }
+      if (m.type === 'MsgPreVote') return true; // never bump our term for a pre-vote
+    }
+    if (m.type === 'MsgPreVoteResp' && !m.reject) return true; // a grant carries the future term
+    const leaderMsg = m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgSnap';
+    this.becomeFollower(m.term, leaderMsg ? m.from : null);
+    return true;
+  }
+
+  private stepLowerTerm(m: RaftMessage): void {
+    if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === 'MsgApp' || m.type === 'MsgHeartbeat')) {
+      // A stale leader (e.g. healed from a partition) learns our term and steps down; without
+      // this, pre-vote could leave it stuck never hearing about the newer term.
+      this.send({ type: 'MsgAppResp', from: this.id, to: m.from, term: this.term, index: logIndex(0), reject: false, rejectHint: logIndex(0), logTerm: toTerm(0) });
+    } else if (m.type === 'MsgPreVote') {
+      this.send({ type: 'MsgPreVoteResp', from: this.id, to: m.from, term: this.term, reject: true });
+    }
+  }
+
+  private handleVoteRequest(m: MsgVote): void {
+    const respType = m.type === 'MsgVote' ? 'MsgVoteResp' : 'MsgPreVoteResp';
+    const canVote =
+      this.vote === m.from ||
+      (this.vote === null && this.lead === null) ||
+      (m.type === 'MsgPreVote' && m.term > this.term) ||
+      (this.cfg.canary === 'double-vote' && m.type === 'MsgVote');
+    if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
+      this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false });
+      if (m.type === 'MsgVote') {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+      }
+      this.traceEvent('vote-granted', { type: m.type, to: m.from, msgTerm: m.term });
+    } else {
+      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Role step functions
+
+  private stepLeader(m: RaftMessage): void {
+    switch (m.type) {
+      case 'MsgAppResp':
+        this.handleAppendResponse(m);
+        return;
+      case 'MsgHeartbeatResp':
+        this.handleHeartbeatResponse(m);
+        return;
+      case 'MsgReadIndex':
+        this.handleReadIndexRequest(m);
+        return;
+      case 'MsgApp':
+      case 'MsgHeartbeat':
+      case 'MsgSnap':
+        // Two leaders in one term: only a planted canary may cause it; let the checkers see it.
+        assert(this.cfg.canary !== undefined, `two leaders in term ${this.term}: ${m.from} and ${this.id}`);
+        return;
+      case 'MsgVote':
+      case 'MsgPreVote':
+      case 'MsgVoteResp':
+      case 'MsgPreVoteResp':
+      case 'MsgTimeoutNow':
+      case 'MsgReadIndexResp':
+        return; // stale or irrelevant to a leader
+      default:
+        assertNever(m, 'message');
+    }
+  }
+
+  private stepCandidate(m: RaftMessage): void {
+    switch (m.type) {
+      case 'MsgApp':
+      case 'MsgHeartbeat':
+      case 'MsgSnap':
+        // A leader exists in our term: it won, we lost.
+        this.becomeFollower(this.term, m.from);
+        this.stepFollower(m);
+        return;
+      case 'MsgVoteResp':
+      case 'MsgPreVoteResp':
+        if ((m.type === 'MsgVoteResp') === (this.role === 'candidate')) this.poll(m.from, !m.reject);
+        return;
+      case 'MsgReadIndex':
+        this.send({ type: 'MsgReadIndexResp', from: this.id, to: m.from, term: this.term, context: m.context, index: logIndex(0), reject: true });
+        return;
+      case 'MsgAppResp':
+      case 'MsgHeartbeatResp':
+      case 'MsgTimeoutNow':
+      case 'MsgReadIndexResp':
+      case 'MsgVote':
+      case 'MsgPreVote':
+        return;
+      default:
+        assertNever(m, 'message');
+    }
+  }
+
+  private stepFollower(m: RaftMessage): void {
+    switch (m.type) {
+      case 'MsgApp':
+        this.heardFromLeader(m.from);
+        this.handleAppend(m);
+        return;
+      case 'MsgHeartbeat':
+        this.heardFromLeader(m.from);
+        this.handleHeartbeat(m);
+        return;
+      case 'MsgSnap':
+        this.heardFromLeader(m.from);
+        this.handleSnapshot(m);
+        return;
+      case 'MsgTimeoutNow':
+        this.traceEvent('timeout-now', { from: m.from });
+        this.startCampaign('transfer');
+        return;
+      case 'MsgReadIndexResp':
+        if (!m.reject && this.readStates.length < RAFT_READ_INDEX_PENDING_MAX) this.readStates.push({ index: m.index, context: m.context });
+        return;
+      case 'MsgReadIndex':
+        this.send({ type: 'MsgReadIndexResp', from: this.id, to: m.from, term: this.term, context: m.context, index: logIndex(0), reject: true });
+        return;
+      case 'MsgAppResp':
+      case 'MsgHeartbeatResp':
+      case 'MsgVoteResp':
+      case 'MsgPreVoteResp':
+      case 'MsgVote':
+      case 'MsgPreVote':
+        return;
+      default:
+        assertNever(m, 'message');
+    }
+  }
+
+  private heardFromLeader(from: NodeId): void {
+    this.electionElapsed = 0;
+    this.lead = from;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Follower side of replication
+
+  private handleAppend(m: MsgApp): void {
+    if (m.index < this.log.committed) {
+      this.sendAppendResponse(m.from, this.log.committed, false);
+      return;
+    }
+    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries, this.cfg.canary === 'skip-log-matching');
+    if (lastNew !== null) {
+      this.sendAppendResponse(m.from, lastNew, false);
+      return;
+    }
+    // Find the last index that may still match, skipping a whole term per round trip.
+    const [hint, hintTerm] = this.log.findConflictByTerm(logIndex(Math.min(m.index, this.log.lastIndex())), m.logTerm);
+    this.send({ type: 'MsgAppResp', from: this.id, to: m.from, term: this.term, index: m.index, reject: true, rejectHint: hint, logTerm: hintTerm });
+  }
+
+  private sendAppendResponse(to: NodeId, index: LogIndex, reject: boolean): void {
+    this.send({ type: 'MsgAppResp', from: this.id, to, term: this.term, index, reject, rejectHint: logIndex(0), logTerm: toTerm(0) });
+  }
+
+  private handleHeartbeat(m: MsgHeartbeat): void {
+    this.log.commitTo(m.commit);
+    this.send({ type: 'MsgHeartbeatResp', from: this.id, to: m.from, term: this.term, round: m.round });
+  }
+
+  private handleSnapshot(m: MsgSnap): void {
+    const meta = m.snapshot.metadata;
+    if (meta.index <= this.log.committed) {
+      this.sendAppendResponse(m.from, this.log.committed, false);
+      return;
+    }
+    const cfg = configFromConfState(meta.confState);
+    if (!isVoter(cfg, this.id) && !cfg.learners.has(this.id) && !cfg.learnersNext.has(this.id)) {
+      this.traceEvent('snapshot-ignored-not-member', { index: meta.index });
+      return;
+    }
+    if (this.log.matchTerm(meta.index, meta.term)) {
+      // We already hold the snapshot's last entry: just learn that it is committed.
+      this.log.commitTo(meta.index);
+    } else {
+      this.log.restore(m.snapshot);
+      this.setConfig(cfg);
+      this.traceEvent('snapshot-restored', { index: meta.index, snapTerm: meta.term });
+    }
+    this.sendAppendResponse(m.from, this.log.lastIndex(), false);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Leader side of replication
+
+  /** Refusal reasons common to every proposal, or null when the leader accepts it. */
+  private refuseProposal(sizeBytes: number): RaftError | null {
+    if (this.role !== 'leader') return new RaftError('NOT_LEADER', `node ${this.id} is not the leader; propose on the leader`, this.lead);
+    if (this.leadTransferee !== null) return new RaftError('TRANSFER_IN_PROGRESS', `leadership is moving to ${this.leadTransferee}; retry shortly`, this.leadTransferee);
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes + sizeBytes > this.cfg.maxUncommittedBytes) {
+      return new RaftError('PROPOSALS_BACKLOGGED', `${this.uncommittedBytes} bytes are uncommitted (limit ${this.cfg.maxUncommittedBytes}); wait for commits`);
+    }
+    if (this.log.unstableEntries().length >= RAFT_UNSTABLE_ENTRIES_MAX) {
+      return new RaftError('PROPOSALS_BACKLOGGED', `${RAFT_UNSTABLE_ENTRIES_MAX} entries await persistence; process Ready batches`);
+    }
+    return null;
+  }
+
+  /** Leader: appends one entry of the current term; broadcast happens at the next `ready()`. */
+  private appendEntry(body: { type: 'normal'; data: Uint8Array } | { type: 'conf'; change: ConfChange }): ProposalRef {
+    assert(this.role === 'leader', 'only a leader appends new entries');
+    const index = logIndex(this.log.lastIndex() + 1);
+    const entry: Entry = body.type === 'normal' ? { type: 'normal', term: this.term, index, data: body.data } : { type: 'conf', term: this.term, index, change: body.change };
+    this.log.append([entry]);
+    this.uncommittedBytes += entrySizeBytes(entry);
+    // Our own acknowledgement counts only once the entry is durable (stepped in advance()).
+    this.selfAfterPersist = this.selfAfterPersist.filter((m) => m.type !== 'MsgAppResp');
+    this.selfAfterPersist.push({ type: 'MsgAppResp', from: this.id, to: this.id, term: this.term, index, reject: false, rejectHint: logIndex(0), logTerm: toTerm(0) });
+    this.appendPending = true;
+    return { index, term: this.term };
+  }
+
+  /** Work deferred to `ready()` so that a burst of proposals or reads costs one broadcast. */
+  private flushLeader(): void {
+    if (this.role !== 'leader') return;
+    if (this.appendPending) {
+      this.appendPending = false;
+      this.bcastAppend();
+    }
+    if (this.roundNeeded) this.bcastHeartbeat();
+  }
+
+  private bcastAppend(): void {
+    for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id, true);
+  }
+
+  /** Sends entries (or a snapshot) to `to` if flow control allows; returns true if something was sent. */
+  private sendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+    const pr = this.progress.get(to);
+    if (pr === undefined || to === this.id || pr.isPaused()) return false;
+    const prevIndex = logIndex(pr.next - 1);
+    const prevTerm = this.log.termOrNull(prevIndex);
+    const last = this.log.lastIndex();
+    const ents = pr.next <= last ? this.log.entries(pr.next, logIndex(last + 1), this.cfg.maxMessageBytes) : ok<Entry[]>([]);
+    if (prevTerm === null || !ents.ok) return this.sendSnapshot(to, pr);
+    const entries = ents.value.slice(0, RAFT_ENTRIES_PER_MESSAGE_MAX);
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    this.send({ type: 'MsgApp', from: this.id, to, term: this.term, logTerm: prevTerm, index: prevIndex, entries, commit: this.log.committed });
+    const lastSent = entries[entries.length - 1];
+    pr.sentEntries(lastSent === undefined ? prevIndex : lastSent.index, entries.length);
+    return true;
+  }
+
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    if (!pr.recentActive) return false; // do not ship a snapshot into a partition
+    const snap = this.cfg.storage.snapshot();
+    if (!snap.ok) {
+      this.traceEvent('snapshot-unavailable', { to });
+      return false;
+    }
+    if (snap.value.data.length > RAFT_SNAPSHOT_BYTES_MAX) {
+      this.traceEvent('snapshot-too-large', { to, bytes: snap.value.data.length });
+      return false;
+    }
+    const index = snap.value.metadata.index;
+    assert(index > 0, 'entries were compacted, so a snapshot must exist');
+    pr.becomeSnapshot(index);
+    this.send({ type: 'MsgSnap', from: this.id, to, term: this.term, snapshot: snap.value });
+    this.traceEvent('snapshot-sent', { to, index });
+    return true;
+  }
+
+  private handleAppendResponse(m: MsgAppResp): void {
+    const pr = this.progress.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    if (m.reject) {
+      let probe = m.rejectHint;
+      if (m.logTerm > 0) probe = this.log.findConflictByTerm(m.rejectHint, m.logTerm)[0];
+      if (pr.maybeDecrTo(m.index, probe)) {
+        if (pr.state === 'replicate') pr.becomeProbe();
+        this.sendAppend(m.from, true);
+      }
+      return;
+    }
+    const wasPaused = pr.isPaused();
+    if (!pr.maybeUpdate(m.index) && !(pr.match === m.index && pr.state === 'probe')) return;
+    if (pr.state === 'probe') pr.becomeReplicate();
+    else if (pr.state === 'snapshot' && pr.match + 1 >= this.log.firstIndex()) {
+      pr.becomeProbe();
+      pr.becomeReplicate();
+    } else if (pr.state === 'replicate') pr.inflights.freeLE(m.index);
+    if (this.maybeCommit()) this.bcastAppend();
+    else if (wasPaused) this.sendAppend(m.from, true);
+    // Fill the flow-control window; the loop is bounded by the inflights capacity.
+    for (let i = 0; i < this.cfg.maxInflightMessages && this.sendAppend(m.from, false); i++);
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+  }
+
+  /** Advances the commit index to what a quorum holds, if it is of the current term. */
+  private maybeCommit(): boolean {
+    const match = new Map<NodeId, number>();
+    for (const [id, pr] of this.progress) match.set(id, pr.match);
+    let index: number;
+    if (this.cfg.canary === 'ack-before-quorum') {
+      index = Math.max(...match.values()); // planted bug: one acknowledgement is enough
+    } else {
+      index = committedIndex(jointQuorumConfig(this.config), match);
+    }
+    const before = this.log.committed;
+    const moved = this.log.maybeCommit(logIndex(Math.min(index, this.log.lastIndex())), this.term);
+    if (moved && before < this.log.committed) this.onFirstCommitInTerm(before);
+    return moved;
+  }
+
+  private committedInTerm(): boolean {
+    return this.log.termOrNull(this.log.committed) === this.term;
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.leaseRevoked = true; // the target may win without waiting for our lease to lapse
+    this.leaseUntilTick = 0;
+    this.send({ type: 'MsgTimeoutNow', from: this.id, to, term: this.term });
+    this.traceEvent('timeout-now-sent', { to });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Heartbeats, read index and the lease
+
+  private bcastHeartbeat(): void {
+    this.roundNeeded = false;
+    this.heartbeatRound++;
+    this.roundSentTick.set(this.heartbeatRound, this.ticks);
+    if (this.roundSentTick.size > RAFT_HEARTBEAT_ROUNDS_TRACKED_MAX) {
+      const oldest = this.roundSentTick.keys().next();
+      if (oldest.done !== true) this.roundSentTick.delete(oldest.value);
+    }
+    for (const [id, pr] of this.progress) {
+      if (id === this.id) {
+        pr.ackedRound = this.heartbeatRound;
+        continue;
+      }
+      const commit = logIndex(Math.min(pr.match, this.log.committed));
+      this.send({ type: 'MsgHeartbeat', from: this.id, to: id, term: this.term, commit, round: this.heartbeatRound });
+    }
+    this.confirmRounds();
+  }
+
+  private handleHeartbeatResponse(m: MsgHeartbeatResp): void {
+    const pr = this.progress.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    pr.probeSent = false;
+    if (pr.state === 'replicate' && pr.inflights.full) pr.inflights.freeFirst(); // an ack was probably lost
+    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
+    if (m.round > pr.ackedRound && m.round <= this.heartbeatRound) {
+      pr.ackedRound = m.round;
+      this.confirmRounds();
+    }
+  }
+
+  /** Releases reads and extends the lease up to the newest round a quorum acknowledged. */
+  private confirmRounds(): void {
+    const acked = new Map<NodeId, number>();
+    for (const [id, pr] of this.progress) acked.set(id, pr.ackedRound);
+    const confirmed = committedIndex(jointQuorumConfig(this.config), acked);
+    const sent = this.roundSentTick.get(confirmed);
+    if (sent !== undefined && !this.leaseRevoked) {
+      this.leaseUntilTick = Math.max(this.leaseUntilTick, sent + this.cfg.electionTicks - this.cfg.leaseMarginTicks);
+    }
+    for (const r of this.roundSentTick.keys()) if (r < confirmed) this.roundSentTick.delete(r);
+    let released = 0;
+    for (const read of this.pendingReads) {
+      if (read.index === null || read.round === 0 || read.round > confirmed) break;
+      this.answerRead(read.from, read.context, read.index);
+      released++;
+    }
+    if (released > 0) this.pendingReads = this.pendingReads.slice(released);
+  }
+
+  /** True when a read may be served from the lease without a round trip. */
+  private leaseValid(): boolean {
+    return (
+      this.role === 'leader' && this.cfg.readMode === 'lease' && !this.leaseRevoked && this.leadTransferee === null &&
+      !isJoint(this.config) && this.committedInTerm() && this.ticks < this.leaseUntilTick
+    );
+  }
+
+  private leaderRead(from: NodeId, context: Uint8Array): Result<void, RaftError> {
+    if (this.leaseValid()) {
+      this.answerRead(from, context, this.log.committed);
+      return ok(undefined);
+    }
+    if (this.pendingReads.length >= RAFT_READ_INDEX_PENDING_MAX) return err(new RaftError('READ_QUEUE_FULL', `${RAFT_READ_INDEX_PENDING_MAX} reads are waiting for confirmation; back off`));
+    const known = this.committedInTerm();
+    this.pendingReads.push({ from, context, index: known ? this.log.committed : null, round: known ? this.heartbeatRound + 1 : 0 });
+    // The confirming heartbeat round goes out at the next ready(), batching concurrent reads.
+    if (known) this.roundNeeded = true;
+    return ok(undefined);
+  }
+
+  private handleReadIndexRequest(m: MsgReadIndex): void {
+    const r = this.leaderRead(m.from, m.context);
+    if (!r.ok) this.send({ type: 'MsgReadIndexResp', from: this.id, to: m.from, term: this.term, context: m.context, index: logIndex(0), reject: true });
+  }
+
+  private answerRead(from: NodeId, context: Uint8Array, index: LogIndex): void {
+    if (from === this.id) {
+      this.readStates.push({ index, context });
+      return;
+    }
+    const resp: MsgReadIndexResp = { type: 'MsgReadIndexResp', from: this.id, to: from, term: this.term, context, index, reject: false };
+    this.send(resp);
+  }
+
+  /** The first commit of a term fixes the read index of reads that arrived before it. */
+  private onFirstCommitInTerm(before: LogIndex): void {
+    if (this.log.termOrNull(before) === this.term) return;
+    for (const read of this.pendingReads) {
+      if (read.index !== null) continue;
+      read.index = this.log.committed;
+      read.round = this.heartbeatRound + 1;
+      this.roundNeeded = true;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Configuration
+
+  private applyConfEntry(e: ConfEntry): void {
+    const next = applyConfChange(this.config, e.change);
+    if (!next.ok) {
+      // Deterministic on every node (same entries, same order, same starting configuration).
+      this.traceEvent('conf-change-ignored', { index: e.index, reason: next.error.message });
+      return;
+    }
+    this.setConfig(next.value);
+    this.traceEvent('conf-applied', { index: e.index, config: formatConfig(this.config) });
+    if (this.role !== 'leader') return;
+    if (!isVoter(this.config, this.id)) {
+      this.stepDownRemoved();
+      return;
+    }
+    if (this.maybeCommit()) this.bcastAppend();
+  }
+
+  private setConfig(next: ClusterConfig): void {
+    this.config = next;
+    if (this.role !== 'leader') return;
+    const nodes = new Set(configNodes(next));
+    for (const id of [...this.progress.keys()]) if (!nodes.has(id) && id !== this.id) this.progress.delete(id);
+    for (const id of nodes) this.addProgress(id);
+    // Acknowledgements were counted under the old configuration: the lease starts over.
+    this.leaseUntilTick = 0;
+    for (const pr of this.progress.values()) pr.ackedRound = 0;
+    if (this.leadTransferee !== null && !isVoter(next, this.leadTransferee)) this.leadTransferee = null;
+  }
+
+  /** The leader left the configuration: hand over to the most caught-up voter, then step down. */
+  private stepDownRemoved(): void {
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (const [id, pr] of this.progress) {
+      if (id !== this.id && isVoter(this.config, id) && pr.match > bestMatch) {
+        best = id;
+        bestMatch = pr.match;
+      }
+    }
+    if (best !== null && bestMatch === this.log.lastIndex()) this.sendTimeoutNow(best);
+    this.traceEvent('step-down-removed', { successor: best ?? 0 });
+    this.becomeFollower(this.term, null);
+  }
+
+  /** Leader: once a joint configuration with auto-leave is applied, propose leaving it. */
+  private maybeAutoLeave(): void {
+    if (this.role !== 'leader' || !isJoint(this.config) || !this.config.autoLeave) return;
+    if (this.pendingConfIndex > this.log.applied || this.leadTransferee !== null) return;
+    const r = this.proposeConfChange({ changes: [], autoLeave: false });
+    if (r.ok) this.traceEvent('auto-leave-proposed', { index: r.value.index });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Output
+
+  private send(m: RaftMessage): void {
+    assert(m.from === this.id, 'messages are sent from this node');
+    if (m.to === this.id) {
+      assert(needsPersist(m), `only persistence acknowledgements are self-addressed, not ${m.type}`);
+      this.selfAfterPersist.push(m);
+      return;
+    }
+    if (this.outbox.length >= RAFT_OUTBOX_MESSAGES_MAX) {
+      this.droppedMessages++; // equivalent to network loss, which Raft tolerates
+      return;
+    }
+    this.outbox.push(m);
+  }
+
+  private traceEvent(event: string, extra: Readonly<Record<string, string | number | boolean | null>> = {}): void {
+    const trace = this.cfg.trace;
+    if (trace === undefined) return;
+    trace(event, { ...extra, role: this.role, term: this.term, commit: this.log.committed, lead: this.lead ?? 0, node: this.id });
+  }
+}
