@@ -52,7 +52,10 @@ export type QuorumConfigErrorCode =
   | 'QUORUM_BAD_VOTES'
   | 'QUORUM_BAD_EXPECTED_VOTES'
   | 'QUORUM_EXPECTED_BELOW_TOTAL'
-  | 'QUORUM_TIE_BREAKER_NOT_VOTER';
+  | 'QUORUM_TIE_BREAKER_NOT_VOTER'
+  | 'QUORUM_BAD_TIE_BREAKER'
+  | 'QUORUM_BAD_WITNESS'
+  | 'QUORUM_BAD_OPTION';
 
 /** A configuration that would break the quorum rules; raised before it is ever proposed. */
 export class QuorumConfigError extends CohortError {
