@@ -1,0 +1,280 @@
+/**
+ * The real `Disk`: one directory of files, node:fs callbacks (the libuv thread pool), cached file
+ * descriptors, `fdatasync` for files and `fsync` on the directory.
+ *
+ * - libuv runs fs requests on several threads, so two requests on one file could complete out
+ *   of order; every operation goes through an `OpSequencer` to keep the per-file order the
+ *   contract promises.
+ * - A descriptor with writes not yet synced is never closed: since Linux 4.13 a writeback error
+ *   is reported to descriptors open when it happened, and a fresh descriptor's fsync could
+ *   succeed over lost data (the "fsyncgate" lesson). Clean descriptors beyond
+ *   `FILE_DISK_OPEN_FILES_MAX` are closed, least recently used first.
+ * - `write` loops until every byte is written (fs.write may write fewer bytes than asked).
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { assert } from '../lib/assert.js';
+import { FILE_DISK_OPEN_FILES_MAX } from '../constants.js';
+import { isValidDiskName, type Disk, type DiskCallback } from '../storage/disk.js';
+import { OpSequencer } from '../storage/op-sequencer.js';
+
+interface OpenFile {
+  readonly fd: number;
+  /** Writes or truncates not yet covered by a successful fdatasync. */
+  dirty: boolean;
+  /** Operations currently using the descriptor. */
+  users: number;
+  lastUse: number;
+}
+
+const DIR_KEY = '\0dir';
+
+/** See the file comment. */
+export class FileDisk implements Disk {
+  private readonly open = new Map<string, OpenFile>();
+  private readonly sequencer = new OpSequencer();
+  private dirFd: number | null = null;
+  private useClock = 0;
+  private inFlight = 0;
+  private closeWaiters: DiskCallback[] = [];
+  private closed = false;
+
+  /** Opens (creating if needed) the directory `dir`. */
+  constructor(readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  list(): string[] {
+    return fs
+      .readdirSync(this.dir, { withFileTypes: true })
+      .filter((entry) => entry.isFile())
+      .map((entry) => entry.name)
+      .sort();
+  }
+
+  read(name: string): Uint8Array | null {
+    return ifExists(() => new Uint8Array(fs.readFileSync(this.path(name))));
+  }
+
+  size(name: string): number | null {
+    return ifExists(() => fs.statSync(this.path(name)).size);
+  }
+
+  readRange(name: string, offset: number, length: number): Uint8Array | null {
+    assert(Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 0, 'read range must be non-negative integers');
+    return ifExists(() => {
+      const fd = fs.openSync(this.path(name), 'r');
+      try {
+        const out = new Uint8Array(length);
+        let got = 0;
+        while (got < length) {
+          const n = fs.readSync(fd, out, got, length - got, offset + got);
+          if (n === 0) break;
+          got += n;
+        }
+        return out.subarray(0, got);
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
+  }
+
+  write(name: string, offset: number, data: Uint8Array, done: DiskCallback): void {
+    assert(Number.isSafeInteger(offset) && offset >= 0, 'write offset must be a non-negative integer');
+    const keys = this.open.has(name) ? [name] : [name, DIR_KEY];
+    this.withFile(keys, name, true, done, (file, finish) => {
+      file.dirty = true;
+      writeAll(file.fd, data, offset, finish);
+    });
+  }
+
+  sync(name: string, done: DiskCallback): void {
+    this.withFile([name], name, false, done, (file, finish) => {
+      fs.fdatasync(file.fd, (error) => {
+        if (error === null) file.dirty = false;
+        finish(error);
+      });
+    });
+  }
+
+  truncate(name: string, size: number, done: DiskCallback): void {
+    assert(Number.isSafeInteger(size) && size >= 0, 'truncate size must be a non-negative integer');
+    this.withFile([name], name, false, done, (file, finish) => {
+      file.dirty = true;
+      fs.ftruncate(file.fd, size, finish);
+    });
+  }
+
+  rename(from: string, to: string, done: DiskCallback): void {
+    assert(isValidDiskName(from) && isValidDiskName(to), 'rename needs valid file names');
+    this.run([from, to, DIR_KEY], done, (finish) => {
+      fs.rename(this.path(from), this.path(to), (error) => {
+        if (error === null && from !== to) {
+          // The descriptor follows the inode: `from`'s descriptor now serves `to`.
+          this.forget(to);
+          const moved = this.open.get(from);
+          this.open.delete(from);
+          if (moved !== undefined) this.open.set(to, moved);
+        }
+        finish(error);
+      });
+    });
+  }
+
+  remove(name: string, done: DiskCallback): void {
+    assert(isValidDiskName(name), 'remove needs a valid file name');
+    this.run([name, DIR_KEY], done, (finish) => {
+      fs.unlink(this.path(name), (error) => {
+        if (error === null || error.code === 'ENOENT') {
+          this.forget(name);
+          finish(null);
+          return;
+        }
+        finish(error);
+      });
+    });
+  }
+
+  syncDir(done: DiskCallback): void {
+    this.run([DIR_KEY], done, (finish) => {
+      const fsyncDir = (fd: number): void => {
+        fs.fsync(fd, finish);
+      };
+      if (this.dirFd !== null) {
+        fsyncDir(this.dirFd);
+        return;
+      }
+      fs.open(this.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, (error, fd) => {
+        if (error !== null) {
+          finish(error);
+          return;
+        }
+        this.dirFd = fd;
+        fsyncDir(fd);
+      });
+    });
+  }
+
+  /**
+   * Waits for every issued operation, then closes all descriptors. Unsynced data is left to the
+   * kernel (the contract never promised it). The disk is unusable afterwards.
+   */
+  close(done: DiskCallback): void {
+    this.closed = true;
+    this.closeWaiters.push(done);
+    this.maybeClose();
+  }
+
+  private path(name: string): string {
+    assert(isValidDiskName(name), `invalid disk file name ${JSON.stringify(name)}`);
+    return join(this.dir, name);
+  }
+
+  /** Runs `body` through the sequencer and reports its result to `done` after the sequencer moved on. */
+  private run(keys: string[], done: DiskCallback, body: (finish: (error: NodeJS.ErrnoException | null) => void) => void): void {
+    assert(!this.closed, 'FileDisk used after close');
+    this.inFlight++;
+    this.sequencer.submit(keys, (next) => {
+      body((error) => {
+        next();
+        this.inFlight--;
+        done(error);
+        this.maybeClose();
+      });
+    });
+  }
+
+  /** Like `run`, with `name`'s descriptor opened (created when `create`) and pinned for the body. */
+  private withFile(keys: string[], name: string, create: boolean, done: DiskCallback, body: (file: OpenFile, finish: (error: NodeJS.ErrnoException | null) => void) => void): void {
+    this.run(keys, done, (finish) => {
+      this.acquire(name, create, (error, file) => {
+        if (error !== null || file === null) {
+          finish(error);
+          return;
+        }
+        body(file, (bodyError) => {
+          file.users--;
+          finish(bodyError);
+        });
+      });
+    });
+  }
+
+  private acquire(name: string, create: boolean, done: (error: NodeJS.ErrnoException | null, file: OpenFile | null) => void): void {
+    const cached = this.open.get(name);
+    if (cached !== undefined) {
+      cached.users++;
+      cached.lastUse = ++this.useClock;
+      done(null, cached);
+      return;
+    }
+    const flags = fs.constants.O_RDWR | (create ? fs.constants.O_CREAT : 0);
+    fs.open(this.path(name), flags, 0o600, (error, fd) => {
+      if (error !== null) {
+        done(error, null);
+        return;
+      }
+      const file: OpenFile = { fd, dirty: false, users: 1, lastUse: ++this.useClock };
+      this.open.set(name, file);
+      this.evictClean();
+      done(null, file);
+    });
+  }
+
+  /** Closes least recently used clean, idle descriptors beyond the limit. */
+  private evictClean(): void {
+    if (this.open.size <= FILE_DISK_OPEN_FILES_MAX) return;
+    const idle = [...this.open.entries()].filter(([, f]) => !f.dirty && f.users === 0).sort((a, b) => a[1].lastUse - b[1].lastUse);
+    for (const [name, file] of idle) {
+      if (this.open.size <= FILE_DISK_OPEN_FILES_MAX) break;
+      this.open.delete(name);
+      fs.close(file.fd, () => undefined);
+    }
+  }
+
+  /** Drops `name`'s descriptor after its file was unlinked or replaced. */
+  private forget(name: string): void {
+    const file = this.open.get(name);
+    if (file === undefined) return;
+    this.open.delete(name);
+    fs.close(file.fd, () => undefined);
+  }
+
+  private maybeClose(): void {
+    if (!this.closed || this.inFlight > 0 || this.closeWaiters.length === 0) return;
+    for (const file of this.open.values()) fs.closeSync(file.fd);
+    this.open.clear();
+    if (this.dirFd !== null) fs.closeSync(this.dirFd);
+    this.dirFd = null;
+    const waiters = this.closeWaiters;
+    this.closeWaiters = [];
+    for (const done of waiters) queueMicrotask(() => { done(null); });
+  }
+}
+
+function writeAll(fd: number, data: Uint8Array, offset: number, done: (error: NodeJS.ErrnoException | null) => void): void {
+  let written = 0;
+  // Always at least one fs.write, so even an empty write completes asynchronously.
+  const more = (): void => {
+    fs.write(fd, data, written, data.length - written, offset + written, (error, n) => {
+      if (error !== null) {
+        done(error);
+        return;
+      }
+      written += n;
+      if (written >= data.length) done(null);
+      else if (n === 0) done(Object.assign(new Error(`EIO: write made no progress at byte ${offset + written}`), { code: 'EIO' }));
+      else more();
+    });
+  };
+  more();
+}
+
+function ifExists<T>(fn: () => T): T | null {
+  try {
+    return fn();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}

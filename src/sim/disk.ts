@@ -1,0 +1,301 @@
+/**
+ * The simulated disk: a `Disk` on virtual time whose crashes do exactly what the durability
+ * contract in `src/storage/disk.ts` allows, chosen by this disk's own PRNG stream.
+ *
+ * Model:
+ * - Each file is an inode with its visible content and an undo log of the writes and truncates
+ *   since its last completed `sync`. A crash rolls the inode back to its synced content, then
+ *   re-applies each unsynced change independently: kept whole (`keepUnsyncedProbability`), kept
+ *   as a torn prefix (`tornWriteProbability`, writes only), or dropped. Holes left by dropped
+ *   writes read as zeros; no byte is ever fabricated.
+ * - The directory has a visible and a durable name table plus the log of creations, renames and
+ *   removals since the last `syncDir`. A crash keeps the durable table plus a random prefix of
+ *   that log (journaling file systems commit directory changes in order). An inode whose name
+ *   does not survive is gone, synced data or not.
+ * - Operations run through an `OpSequencer` (per-file issue order; `rename`/`remove`/creations
+ *   also wait for the directory), each taking a latency drawn from the configured ranges; effects
+ *   apply when the operation completes. After `crash()`, completions still pending never fire.
+ * - `flipBits` corrupts synced data: it models media decay the checksums must catch.
+ *
+ * The disk outlives node incarnations: the simulator keeps one `SimDisk` per node across
+ * restarts and hands it to every new incarnation.
+ */
+import { assert } from '../lib/assert.js';
+import type { Prng } from '../lib/prng.js';
+import { ByteFile } from '../storage/byte-file.js';
+import { isValidDiskName, type Disk, type DiskCallback } from '../storage/disk.js';
+import { OpSequencer } from '../storage/op-sequencer.js';
+
+/** Options of `SimDisk` (the simulator engineer relies on these names). */
+export interface SimDiskOptions {
+  /** Virtual-time scheduler from the simulator; must never run `fn` synchronously. */
+  schedule: (delayMs: number, fn: () => void) => void;
+  /** This disk's random stream. */
+  prng: Prng;
+  /** Uniform latency range of writes, truncates, renames and removes, in ms. Default [0.02, 0.1]. */
+  writeLatencyMs?: [number, number];
+  /** Uniform latency range of `sync` and `syncDir`, in ms. Default [0.2, 1]. */
+  syncLatencyMs?: [number, number];
+  /** At crash, chance that an unsynced write survives as a torn prefix. Default 0.2. */
+  tornWriteProbability?: number;
+  /** At crash, chance that an unsynced write or truncate survives whole. Default 0.2. */
+  keepUnsyncedProbability?: number;
+  /** Chance that any one operation fails with an I/O error (EIO). Default 0. */
+  ioErrorProbability?: number;
+}
+
+type Undo =
+  | { readonly kind: 'write'; readonly offset: number; readonly data: Uint8Array; readonly oldSize: number; readonly oldBytes: Uint8Array }
+  | { readonly kind: 'truncate'; readonly size: number; readonly oldSize: number; readonly oldBytes: Uint8Array };
+
+interface Inode {
+  readonly file: ByteFile;
+  /** Changes since the last completed sync, oldest first. */
+  undo: Undo[];
+}
+
+type DirOp = { readonly kind: 'create'; readonly name: string; readonly inode: Inode } | { readonly kind: 'rename'; readonly from: string; readonly to: string } | { readonly kind: 'remove'; readonly name: string };
+
+const DIR_KEY = '\0dir';
+
+/** See the file comment. */
+export class SimDisk implements Disk {
+  readonly stats = { writes: 0, syncs: 0, bytesWritten: 0 };
+  private names = new Map<string, Inode>();
+  private durableNames = new Map<string, Inode>();
+  private dirLog: DirOp[] = [];
+  private sequencer = new OpSequencer();
+  private epoch = 0;
+  private readonly writeLatency: [number, number];
+  private readonly syncLatency: [number, number];
+  private readonly torn: number;
+  private readonly keep: number;
+  private readonly ioError: number;
+
+  constructor(private readonly options: SimDiskOptions) {
+    this.writeLatency = checkRange(options.writeLatencyMs ?? [0.02, 0.1], 'writeLatencyMs');
+    this.syncLatency = checkRange(options.syncLatencyMs ?? [0.2, 1], 'syncLatencyMs');
+    this.torn = checkProbability(options.tornWriteProbability ?? 0.2, 'tornWriteProbability');
+    this.keep = checkProbability(options.keepUnsyncedProbability ?? 0.2, 'keepUnsyncedProbability');
+    this.ioError = checkProbability(options.ioErrorProbability ?? 0, 'ioErrorProbability');
+    assert(this.torn + this.keep <= 1, 'tornWriteProbability + keepUnsyncedProbability must be at most 1');
+  }
+
+  list(): string[] {
+    return [...this.names.keys()].sort();
+  }
+
+  read(name: string): Uint8Array | null {
+    return this.names.get(name)?.file.copy() ?? null;
+  }
+
+  size(name: string): number | null {
+    return this.names.get(name)?.file.size ?? null;
+  }
+
+  readRange(name: string, offset: number, length: number): Uint8Array | null {
+    return this.names.get(name)?.file.copyRange(offset, length) ?? null;
+  }
+
+  write(name: string, offset: number, data: Uint8Array, done: DiskCallback): void {
+    assert(isValidDiskName(name), `invalid disk file name ${JSON.stringify(name)}`);
+    assert(Number.isSafeInteger(offset) && offset >= 0, 'write offset must be a non-negative integer');
+    const keys = this.names.has(name) ? [name] : [name, DIR_KEY];
+    this.submit(keys, this.writeLatency, done, () => {
+      let inode = this.names.get(name);
+      if (inode === undefined) {
+        inode = { file: new ByteFile(), undo: [] };
+        this.names.set(name, inode);
+        this.dirLog.push({ kind: 'create', name, inode });
+      }
+      const oldSize = inode.file.size;
+      const copy = data.slice();
+      inode.undo.push({ kind: 'write', offset, data: copy, oldSize, oldBytes: inode.file.copyRange(offset, data.length) });
+      inode.file.write(offset, copy);
+      this.stats.writes++;
+      this.stats.bytesWritten += data.length;
+      return null;
+    });
+  }
+
+  sync(name: string, done: DiskCallback): void {
+    this.submit([name], this.syncLatency, done, () => {
+      const inode = this.names.get(name);
+      if (inode === undefined) return enoent('sync', name);
+      inode.undo = [];
+      this.stats.syncs++;
+      return null;
+    });
+  }
+
+  truncate(name: string, size: number, done: DiskCallback): void {
+    assert(Number.isSafeInteger(size) && size >= 0, 'truncate size must be a non-negative integer');
+    this.submit([name], this.writeLatency, done, () => {
+      const inode = this.names.get(name);
+      if (inode === undefined) return enoent('truncate', name);
+      const oldSize = inode.file.size;
+      inode.undo.push({ kind: 'truncate', size, oldSize, oldBytes: inode.file.copyRange(size, Math.max(0, oldSize - size)) });
+      inode.file.truncate(size);
+      return null;
+    });
+  }
+
+  rename(from: string, to: string, done: DiskCallback): void {
+    assert(isValidDiskName(to), `invalid disk file name ${JSON.stringify(to)}`);
+    this.submit([from, to, DIR_KEY], this.writeLatency, done, () => {
+      const inode = this.names.get(from);
+      if (inode === undefined) return enoent('rename', from);
+      if (from === to) return null;
+      this.names.set(to, inode);
+      this.names.delete(from);
+      this.dirLog.push({ kind: 'rename', from, to });
+      return null;
+    });
+  }
+
+  remove(name: string, done: DiskCallback): void {
+    this.submit([name, DIR_KEY], this.writeLatency, done, () => {
+      if (this.names.delete(name)) this.dirLog.push({ kind: 'remove', name });
+      return null;
+    });
+  }
+
+  syncDir(done: DiskCallback): void {
+    this.submit([DIR_KEY], this.syncLatency, done, () => {
+      this.durableNames = new Map(this.names);
+      this.dirLog = [];
+      return null;
+    });
+  }
+
+  /**
+   * A process (or power) crash: every unsynced change is dropped, kept, or torn as described in
+   * the file comment; completions still pending never fire. The disk stays usable for the next
+   * incarnation.
+   */
+  crash(): void {
+    this.epoch++;
+    this.sequencer = new OpSequencer();
+    const prng = this.options.prng;
+    const names = new Map(this.durableNames);
+    const surviving = prng.int(0, this.dirLog.length + 1);
+    for (const op of this.dirLog.slice(0, surviving)) applyDirOp(names, op);
+    const inodes = new Set(names.values());
+    for (const inode of [...names.keys()].sort().map((n) => names.get(n))) {
+      if (inode !== undefined && inodes.delete(inode)) this.recoverInode(inode);
+    }
+    this.names = names;
+    this.durableNames = new Map(names);
+    this.dirLog = [];
+  }
+
+  /**
+   * Flips `count` random bits in synced file data (files with unsynced changes are skipped, so
+   * the flip is in what a crash would keep). Returns the number of flips done (fewer when there
+   * is no synced data).
+   */
+  flipBits(count: number): number {
+    assert(Number.isInteger(count) && count >= 0, 'flip count must be a non-negative integer');
+    const candidates = [...this.durableNames.keys()]
+      .sort()
+      .map((name) => this.durableNames.get(name))
+      .filter((inode): inode is Inode => inode !== undefined && inode.undo.length === 0 && inode.file.size > 0);
+    const total = candidates.reduce((sum, inode) => sum + inode.file.size, 0);
+    if (total === 0) return 0;
+    for (let i = 0; i < count; i++) {
+      let at = Math.min(total - 1, Math.floor(this.options.prng.float() * total));
+      for (const inode of candidates) {
+        if (at < inode.file.size) {
+          inode.file.setByte(at, inode.file.byteAt(at) ^ (1 << this.options.prng.int(0, 8)));
+          break;
+        }
+        at -= inode.file.size;
+      }
+    }
+    return count;
+  }
+
+  private recoverInode(inode: Inode): void {
+    const changes = inode.undo;
+    inode.undo = [];
+    for (let i = changes.length - 1; i >= 0; i--) rollBack(inode.file, changes[i] as Undo);
+    const prng = this.options.prng;
+    for (const change of changes) {
+      const r = prng.float();
+      if (r < this.keep) replay(inode.file, change, null);
+      else if (r < this.keep + this.torn && change.kind === 'write' && change.data.length > 0) replay(inode.file, change, prng.int(0, change.data.length));
+    }
+  }
+
+  private submit(keys: string[], latency: [number, number], done: DiskCallback, effect: () => Error | null): void {
+    const epoch = this.epoch;
+    const sequencer = this.sequencer;
+    sequencer.submit(keys, (finish) => {
+      const delay = latency[0] + this.options.prng.float() * (latency[1] - latency[0]);
+      this.options.schedule(delay, () => {
+        if (epoch !== this.epoch) return; // crashed: this completion never happens
+        const failed = this.ioError > 0 && this.options.prng.chance(this.ioError);
+        const error = failed ? new Error('EIO: simulated I/O error') : effect();
+        finish();
+        done(error);
+      });
+    });
+  }
+}
+
+function applyDirOp(names: Map<string, Inode>, op: DirOp): void {
+  switch (op.kind) {
+    case 'create':
+      names.set(op.name, op.inode);
+      return;
+    case 'rename': {
+      const inode = names.get(op.from);
+      if (inode === undefined) return;
+      names.set(op.to, inode);
+      names.delete(op.from);
+      return;
+    }
+    case 'remove':
+      names.delete(op.name);
+      return;
+  }
+}
+
+function rollBack(file: ByteFile, change: Undo): void {
+  switch (change.kind) {
+    case 'write':
+      file.write(change.offset, change.oldBytes);
+      file.truncate(change.oldSize);
+      return;
+    case 'truncate':
+      file.truncate(change.oldSize);
+      file.write(change.size, change.oldBytes);
+      return;
+  }
+}
+
+/** Re-applies `change`; `tornAt` keeps only that many bytes of a write. */
+function replay(file: ByteFile, change: Undo, tornAt: number | null): void {
+  switch (change.kind) {
+    case 'write':
+      file.write(change.offset, tornAt === null ? change.data : change.data.subarray(0, tornAt));
+      return;
+    case 'truncate':
+      file.truncate(change.size);
+      return;
+  }
+}
+
+function enoent(op: string, name: string): Error {
+  return new Error(`ENOENT: ${op} of missing file ${name}`);
+}
+
+function checkRange(range: [number, number], what: string): [number, number] {
+  assert(Number.isFinite(range[0]) && range[0] >= 0 && range[1] >= range[0], `${what} must be [min, max] with 0 <= min <= max`);
+  return range;
+}
+
+function checkProbability(p: number, what: string): number {
+  assert(p >= 0 && p <= 1, `${what} must be in [0, 1]`);
+  return p;
+}
