@@ -421,11 +421,12 @@ function buildReport<S, I, O>(
   const candidates = outcome.candidates.map(reported);
   const lines = [
     `not linearizable (model ${model.name}, partition ${partitionIndex}, ${part.length} operations)`,
-    `longest linearizable prefix: ${prefix.length} of ${part.length} operations`,
+    `longest linearizable prefix: ${prefix.length} of ${part.length} operations (the deepest order the search found; no order gets further)`,
     ...prefix.map((p, i) => `  ${i + 1}. ${p.op.text}    => ${p.stateAfter}`),
     `state after the prefix: ${model.describeState(state)}`,
     `cannot linearize: ${stuck.text}`,
-    `  it returned before any legal order could place it; pending operations tried next, none legal:`,
+    `  no order found places it (or anything it depends on) before it returned at ${stuck.return ?? '?'}`,
+    candidates.length === 0 ? '  no other operation was pending at that point' : '  the other pending operations could not go next either:',
     ...candidates.map((c) => `  - ${c.text}`),
   ];
   return { partitionIndex, partitionSize: part.length, prefix, stateAfterPrefix: model.describeState(state), stuck, candidates, text: lines.join('\n') };
