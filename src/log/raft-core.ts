@@ -797,11 +797,10 @@ export class RaftCore {
       this.sendAppendResponse(m.from, this.log.committed, false);
       return;
     }
+    // Unlike etcd, a snapshot whose configuration predates this node's admission is accepted:
+    // the node learns of its membership by applying the later entries, instead of stalling until
+    // the leader happens to take a newer snapshot.
     const cfg = configFromConfState(meta.confState);
-    if (!isVoter(cfg, this.id) && !cfg.learners.has(this.id) && !cfg.learnersNext.has(this.id)) {
-      this.traceEvent('snapshot-ignored-not-member', { index: meta.index });
-      return;
-    }
     if (this.log.matchTerm(meta.index, meta.term)) {
       // We already hold the snapshot's last entry: just learn that it is committed.
       this.log.commitTo(meta.index);
