@@ -15,7 +15,7 @@ import type { NodeId } from '../lib/ids.js';
 import { CLUSTER_NODES_MAX, RAFT_VOTES_PER_NODE_MAX } from '../constants.js';
 import type { ConfChange, ConfChangeSingle, ConfState, VoterWeight } from './raft-message.js';
 import { RaftError } from './raft-error.js';
-import type { JointQuorumConfig, QuorumConfig } from './quorum-shim.js';
+import type { JointQuorumConfig, QuorumConfig } from '../quorum/index.js';
 
 /** A configuration in memory. Maps and sets iterate in ascending node order (built sorted). */
 export interface ClusterConfig {
@@ -115,14 +115,14 @@ function quorumSide(voters: ReadonlyMap<NodeId, number>): QuorumConfig {
 }
 
 /**
- * The quorum module's view of `config`. `learnerVotes` adds learners as 1-vote voters without
- * raising expected votes: only the `count-learner-vote` canary passes it.
+ * The quorum module's view of `config`. `learnerVotes` counts learners as 1-vote voters: only
+ * the `count-learner-vote` canary passes it.
  */
 export function jointQuorumConfig(config: ClusterConfig, learnerVotes = false): JointQuorumConfig {
   let incoming = quorumSide(config.voters);
   if (learnerVotes) {
     const inflated = sortedMap([...config.voters, ...[...config.learners].map((id) => [id, 1] as const)]);
-    incoming = { voters: inflated, expectedVotes: incoming.expectedVotes };
+    incoming = { voters: inflated, expectedVotes: sumVotes(inflated) };
   }
   if (!isJoint(config)) return { incoming };
   return { incoming, outgoing: quorumSide(config.outgoing) };

@@ -39,10 +39,11 @@ test('a single voter elects itself and commits only after persisting its own ent
   const core = h.node(1).core;
   core.campaign();
   let rd = core.ready();
-  assert.equal(rd.hardState?.term, 1);
-  assert.equal(rd.hardState?.vote, 1);
+  const hs = rd.hardState;
+  assert.ok(hs !== null);
+  assert.deepEqual([hs.term, hs.vote], [1, 1]);
   assert.equal(core.status().role, 'candidate', 'its own vote counts only once durable');
-  h.node(1).storage.setHardState(rd.hardState!);
+  h.node(1).storage.setHardState(hs);
   core.advance(rd);
   assert.equal(core.status().role, 'leader');
   rd = core.ready();

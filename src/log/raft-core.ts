@@ -42,7 +42,7 @@ import {
   type ClusterConfig,
 } from './cluster-config.js';
 import { Progress } from './progress.js';
-import { committedIndex, hasQuorum, voteOutcome } from './quorum-shim.js';
+import { committedIndex, hasQuorum, voteOutcome } from '../quorum/index.js';
 import { RaftError } from './raft-error.js';
 import { RaftLog } from './raft-log.js';
 import { validateRaftConfig, type RaftConfig } from './raft-config.js';
