@@ -14,6 +14,8 @@ import { checkLinearizability, LinearizabilityError, type CheckResult, type Mode
 import {
   casRegisterModel,
   kvModel,
+  kvModelInput,
+  kvModelOutput,
   mutexModel,
   registerModel,
   type KvInput,
@@ -251,32 +253,30 @@ test('agrees with a brute-force search on small random histories', () => {
 // ------------------------------------------------------------------------------------------------
 // Histories recorded from the real KV state machine
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const unhex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
+
+/** The KV state-machine command for a model input (the inverse of `kvModelInput`). */
+function commandOf(input: KvInput): KvCommand {
+  switch (input.type) {
+    case 'cas':
+      return { type: 'cas', key: input.key, compare: { kind: 'value', value: input.expected === null ? null : unhex(input.expected) }, value: unhex(input.value) };
+    case 'put':
+      return { type: 'put', key: input.key, value: unhex(input.value) };
+    case 'get':
+    case 'delete':
+      return input;
+  }
+}
 
 /** Runs `input` on the real state machine and returns what a client would have recorded. */
 function execute(sm: KvStateMachine, input: KvInput): KvModelOutput {
-  const command: KvCommand =
-    input.type === 'cas'
-      ? { type: 'cas', key: input.key, compare: { kind: 'value', value: input.expected === null ? null : unhex(input.expected) }, value: unhex(input.value) }
-      : input.type === 'put'
-        ? { type: 'put', key: input.key, value: unhex(input.value) }
-        : input;
+  const command = commandOf(input);
+  assert.deepEqual(kvModelInput(command), input, 'the recorder helper maps commands back to model inputs');
   const r = sm.apply(logIndex(sm.appliedIndex + 1), term(1), command);
   assert.ok(r.ok);
-  const out = r.value;
-  switch (out.type) {
-    case 'get':
-      return { type: 'get', value: out.entry === null ? null : hex(out.entry.value) };
-    case 'put':
-      return { type: 'put' };
-    case 'cas':
-      return { type: 'cas', succeeded: out.succeeded };
-    case 'delete':
-      return { type: 'delete', deleted: out.deleted };
-    case 'range':
-      throw new Error('ranges are not generated');
-  }
+  const out = kvModelOutput(r.value);
+  assert.ok(out !== null);
+  return out;
 }
 
 interface Planned {

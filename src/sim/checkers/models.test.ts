@@ -1,13 +1,14 @@
 // Proves each sequential model steps as its specification says (register, CAS register, mutex,
 // key-value), treats an unknown output as "apply the input, accept any result", keeps `hash`
 // consistent with `equal`, partitions KV histories by key without losing or copying operations,
-// and asserts on a history recorder that pairs an input with the wrong kind of output.
+// asserts on a history recorder that pairs an input with the wrong kind of output, and maps KV
+// state-machine commands and outputs to model operations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { AssertionError } from '../../lib/assert.js';
 import type { Operation } from './linearizability.js';
-import { casRegisterModel, kvModel, mutexModel, registerModel, type KvInput, type KvModelOutput, type KvModelState } from './models.js';
+import { casRegisterModel, kvModel, kvModelInput, kvModelOutput, mutexModel, registerModel, type KvInput, type KvModelOutput, type KvModelState } from './models.js';
 
 test('register: reads must match, writes replace, unknown reads accept anything', () => {
   const m = registerModel;
@@ -96,4 +97,17 @@ test('kv: partition splits by key, keeps order and returns the same objects once
   assert.deepEqual(parts.map((p) => p.map((op) => h.indexOf(op))), [[0, 2], [1, 4], [3]]);
   assert.equal(kvModel.describeOperation({ type: 'cas', key: 'k', expected: null, value: 'v' }, undefined), 'cas("k", nil -> "v") -> ?');
   assert.equal(kvModel.describeState(new Map([['k', 'v']])), '"k"="v"');
+});
+
+test('kv recorder helpers map state-machine commands and outputs, and refuse what the model cannot check', () => {
+  const v = new Uint8Array([0, 255]);
+  assert.deepEqual(kvModelInput({ type: 'put', key: 'k', value: v }), { type: 'put', key: 'k', value: '00ff' });
+  assert.deepEqual(kvModelInput({ type: 'cas', key: 'k', compare: { kind: 'value', value: null }, value: v }), { type: 'cas', key: 'k', expected: null, value: '00ff' });
+  assert.equal(kvModelInput({ type: 'cas', key: 'k', compare: { kind: 'modRevision', modRevision: 3 }, value: v }), null);
+  assert.equal(kvModelInput({ type: 'range', prefix: '', limit: 5 }), null);
+  const entry = { key: 'k', value: v, createRevision: 1, modRevision: 1, version: 1 };
+  assert.deepEqual(kvModelOutput({ type: 'get', revision: 1, entry }), { type: 'get', value: '00ff' });
+  assert.deepEqual(kvModelOutput({ type: 'get', revision: 1, entry: null }), { type: 'get', value: null });
+  assert.deepEqual(kvModelOutput({ type: 'cas', revision: 1, succeeded: false, entry }), { type: 'cas', succeeded: false });
+  assert.equal(kvModelOutput({ type: 'range', revision: 1, entries: [entry], more: false }), null);
 });
