@@ -37,7 +37,7 @@ function imports(file: string): string[] {
 function layerOf(file: string): string {
   const rel = relative(src, file);
   const first = rel.split('/')[0] ?? '';
-  return first.endsWith('.ts') ? '' : first;
+  return /\.(ts|js)$/.test(first) ? '' : first;
 }
 
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
