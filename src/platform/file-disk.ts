@@ -172,7 +172,13 @@ export class FileDisk implements Disk {
 
   /** Runs `body` through the sequencer and reports its result to `done` after the sequencer moved on. */
   private run(keys: string[], done: DiskCallback, body: (finish: (error: NodeJS.ErrnoException | null) => void) => void): void {
-    assert(!this.closed, 'FileDisk used after close');
+    if (this.closed) {
+      // A completion chain may still issue its next step after close; it fails, asynchronously.
+      queueMicrotask(() => {
+        done(Object.assign(new Error('EBADF: FileDisk is closed'), { code: 'EBADF' }));
+      });
+      return;
+    }
     this.inFlight++;
     this.sequencer.submit(keys, (next) => {
       body((error) => {
