@@ -1,0 +1,172 @@
+/**
+ * The nemesis injects the faults of a run's `FaultProfile` during the fault phase, each class on
+ * its own Poisson schedule, and each injection undoes itself after a drawn duration (a crashed
+ * node restarts, a pause resumes, a partition heals, a clog clears). `stop()` ends the fault
+ * phase: nothing new is injected, and every fault still in force is undone at once, so the
+ * liveness phase starts from a healed, fully running, fully connected cluster.
+ *
+ * Bit flips land only on a fixed minority of nodes chosen at the start (`corruptible`), because
+ * a protocol can only promise to repair corruption from an intact majority.
+ */
+import { assert } from '../lib/assert.js';
+import type { NodeId } from '../lib/ids.js';
+import type { Prng } from '../lib/prng.js';
+import type { TraceFields } from '../runtime/env.js';
+import type { FaultClass, FaultProfile } from './fault-profile.js';
+import type { NodeState } from './node-host.js';
+import { makePartition, type Partition } from './partition.js';
+import type { Scheduler } from './scheduler.js';
+
+/** What the nemesis may do to the cluster. */
+export interface ClusterControl {
+  readonly nodes: readonly NodeId[];
+  state(node: NodeId): NodeState;
+  incarnation(node: NodeId): number;
+  crash(node: NodeId): void;
+  restart(node: NodeId): void;
+  pause(node: NodeId): void;
+  resume(node: NodeId): void;
+  setPartition(partition: Partition | undefined): void;
+  clog(from: NodeId, to: NodeId, untilUs: number): void;
+  unclogAll(): void;
+  flipBits(node: NodeId, count: number): number;
+  /** Records a simulator event in the trace. */
+  emit(event: string, fields: TraceFields): void;
+}
+
+/** Counts of injected faults, for the run summary. */
+export interface FaultCounts {
+  partitions: number;
+  crashes: number;
+  pauses: number;
+  clogs: number;
+  bitFlips: number;
+}
+
+/** Largest number of bits flipped by one injection. */
+const FLIP_BITS_MAX = 4;
+
+/** Injects faults; see the module comment. */
+export class Nemesis {
+  readonly counts: FaultCounts = { partitions: 0, crashes: 0, pauses: 0, clogs: 0, bitFlips: 0 };
+  /** Nodes whose disks may receive bit flips (a minority). */
+  readonly corruptible: readonly NodeId[];
+  private active = false;
+  private partitioned = false;
+
+  constructor(
+    private readonly scheduler: Scheduler,
+    private readonly prng: Prng,
+    private readonly profile: FaultProfile,
+    private readonly cluster: ClusterControl,
+  ) {
+    const shuffled = prng.fork('corruptible').shuffle([...cluster.nodes]);
+    this.corruptible = shuffled.slice(0, profile.corruptibleNodes).sort((a, b) => a - b);
+    assert(this.corruptible.length * 2 < cluster.nodes.length || this.corruptible.length === 0, 'bit flips only on a minority');
+  }
+
+  /** Starts the fault phase. */
+  start(): void {
+    this.active = true;
+    const p = this.profile;
+    this.every(p.partition, 'partition', (c) => { this.partition(c); });
+    this.every(p.crash, 'crash', (c) => { this.crash(c); });
+    this.every(p.pause, 'pause', (c) => { this.pause(c); });
+    this.every(p.clog, 'clog', (c) => { this.clog(c); });
+    this.every(p.bitFlip, 'bitflip', () => { this.flip(); });
+  }
+
+  /** Ends the fault phase: heals, unclogs, resumes and restarts everything. */
+  stop(): void {
+    this.active = false;
+    if (this.partitioned) this.heal();
+    this.cluster.unclogAll();
+    for (const n of this.cluster.nodes) {
+      const s = this.cluster.state(n);
+      if (s === 'paused') this.cluster.resume(n);
+      else if (s === 'down') this.cluster.restart(n);
+    }
+  }
+
+  private every(cls: FaultClass | undefined, label: string, inject: (cls: FaultClass) => void): void {
+    if (cls === undefined) return;
+    const prng = this.prng.fork(label);
+    const next = (): void => {
+      this.scheduler.after(Math.max(1, Math.round(prng.exponential(cls.meanIntervalUs))), () => {
+        if (!this.active) return;
+        inject(cls);
+        next();
+      });
+    };
+    next();
+  }
+
+  private duration(cls: FaultClass): number {
+    return Math.max(1, Math.round(this.prng.exponential(cls.meanDurationUs)));
+  }
+
+  /** Runs `fn` after `us` only if the fault phase is still on. */
+  private later(us: number, fn: () => void): void {
+    this.scheduler.after(us, () => {
+      if (this.active) fn();
+    });
+  }
+
+  private partition(cls: FaultClass): void {
+    if (this.partitioned) return;
+    const shape = this.prng.pick(this.profile.shapes);
+    const p = makePartition(shape, this.cluster.nodes, this.prng);
+    this.partitioned = true;
+    this.counts.partitions++;
+    this.cluster.setPartition(p);
+    this.cluster.emit('partition', { shape, sides: p.description });
+    this.later(this.duration(cls), () => { this.heal(); });
+  }
+
+  private heal(): void {
+    this.partitioned = false;
+    this.cluster.setPartition(undefined);
+    this.cluster.emit('heal', {});
+  }
+
+  private crash(cls: FaultClass): void {
+    const candidates = this.cluster.nodes.filter((n) => this.cluster.state(n) !== 'down');
+    if (candidates.length === 0) return;
+    const node = this.prng.pick(candidates);
+    this.counts.crashes++;
+    this.cluster.crash(node);
+    const inc = this.cluster.incarnation(node);
+    this.later(this.duration(cls), () => {
+      if (this.cluster.state(node) === 'down' && this.cluster.incarnation(node) === inc) this.cluster.restart(node);
+    });
+  }
+
+  private pause(cls: FaultClass): void {
+    const candidates = this.cluster.nodes.filter((n) => this.cluster.state(n) === 'running');
+    if (candidates.length === 0) return;
+    const node = this.prng.pick(candidates);
+    this.counts.pauses++;
+    this.cluster.pause(node);
+    const inc = this.cluster.incarnation(node);
+    this.later(this.duration(cls), () => {
+      if (this.cluster.state(node) === 'paused' && this.cluster.incarnation(node) === inc) this.cluster.resume(node);
+    });
+  }
+
+  private clog(cls: FaultClass): void {
+    const from = this.prng.pick(this.cluster.nodes);
+    const others = this.cluster.nodes.filter((n) => n !== from);
+    const to = this.prng.pick(others);
+    const us = this.duration(cls);
+    this.counts.clogs++;
+    this.cluster.clog(from, to, this.scheduler.nowUs + us);
+    this.cluster.emit('clog', { from, to, ms: Math.round(us / 1000) });
+  }
+
+  private flip(): void {
+    if (this.corruptible.length === 0) return;
+    const node = this.prng.pick(this.corruptible);
+    const flipped = this.cluster.flipBits(node, this.prng.int(1, FLIP_BITS_MAX + 1));
+    if (flipped > 0) this.counts.bitFlips++;
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * One simulated machine: a disk that outlives processes, a drifting clock, and the current
+ * process incarnation of the node program. Every callback into the node (message, peer event,
+ * timer, disk completion, client call) passes through one gate, `run`, which enforces:
+ *
+ * - crash: callbacks from an earlier incarnation, or for a node that is down, are dropped;
+ * - pause (SIGSTOP): callbacks are held in arrival order and released on resume;
+ * - nothing is re-entrant: the scheduler calls one callback at a time.
+ *
+ * Clock drift: each machine has a rate (e.g. 0.95-1.05) and an arbitrary offset. Its
+ * `clock.nowMs()` advances at that rate and its timers' delays are scaled to match, so a node
+ * whose clock runs fast fires its timers early in true time, as on real hardware.
+ */
+import { assert } from '../lib/assert.js';
+import type { NodeId } from '../lib/ids.js';
+import type { Prng } from '../lib/prng.js';
+import type { NodeEnv, TimerHandle, TraceFields } from '../runtime/env.js';
+import type { Disk } from '../storage/disk.js';
+import { SIM_PAUSE_HELD_MAX } from '../constants.js';
+import { msToUs, type Scheduler } from './scheduler.js';
+import type { SimNetwork } from './network.js';
+import type { NodeProgram } from './workload.js';
+
+/** The simulated disk API the simulator relies on (implemented by `SimDisk` in `disk.ts`). */
+export interface SimulatedDisk extends Disk {
+  /** Process crash: unsynced data may be lost or torn; pending completions never fire. */
+  crash(): void;
+  /** Corrupts `count` random bits of durable data; returns the number of flips done. */
+  flipBits(count: number): number;
+}
+
+/** Options the simulator passes when it builds a machine's disk. */
+export interface SimDiskSetup {
+  schedule: (delayMs: number, fn: () => void) => void;
+  prng: Prng;
+  writeLatencyMs?: [number, number];
+  syncLatencyMs?: [number, number];
+  tornWriteProbability?: number;
+  keepUnsyncedProbability?: number;
+}
+
+/** Builds a machine's disk (the real `SimDisk` by default; tests may pass another). */
+export type DiskFactory = (setup: SimDiskSetup) => SimulatedDisk;
+
+/** Process state of a simulated node. */
+export type NodeState = 'down' | 'running' | 'paused';
+
+/** Machine parameters drawn per node from the seed. */
+export interface MachineParams {
+  /** Clock rate relative to true time (1 = exact). */
+  readonly clockRate: number;
+  /** The clock's reading at true time 0, ms. */
+  readonly clockOffsetMs: number;
+}
+
+/** Where a node's trace events go. */
+export type TraceSink = (node: NodeId, event: string, fields: TraceFields) => void;
+
+/** One simulated machine and its current process; see the module comment. */
+export class SimNode<M, I> {
+  private stateValue: NodeState = 'down';
+  private incarnationValue = 0;
+  private instanceValue: I | undefined;
+  private held: (() => void)[] = [];
+  /** Messages dropped because the held queue was full while paused. */
+  heldDropped = 0;
+
+  constructor(
+    readonly id: NodeId,
+    private readonly scheduler: Scheduler,
+    private readonly network: SimNetwork<M>,
+    readonly disk: SimulatedDisk,
+    private readonly machine: MachineParams,
+    private readonly prng: Prng,
+    private readonly program: NodeProgram<M, I>,
+    private readonly traceSink: TraceSink,
+  ) {
+    assert(machine.clockRate > 0, 'clock rate must be positive');
+  }
+
+  get state(): NodeState {
+    return this.stateValue;
+  }
+
+  get incarnation(): number {
+    return this.incarnationValue;
+  }
+
+  /** The live instance (undefined while down). For the driver's gated calls only. */
+  get instance(): I | undefined {
+    return this.instanceValue;
+  }
+
+  /** This machine's clock reading, ms. */
+  clockMs(): number {
+    return this.machine.clockOffsetMs + (this.scheduler.nowUs / 1000) * this.machine.clockRate;
+  }
+
+  /**
+   * The gate: runs `fn` now if `incarnation` is current and the node is running, holds it while
+   * paused, drops it otherwise. `droppable` callbacks (messages) are dropped instead of held when
+   * the held queue is full, as a full socket buffer would; timers and disk completions are not.
+   */
+  run(incarnation: number, fn: () => void, droppable = false): void {
+    if (incarnation !== this.incarnationValue || this.stateValue === 'down') return;
+    if (this.stateValue === 'paused') {
+      if (this.held.length >= SIM_PAUSE_HELD_MAX) {
+        assert(droppable, `node ${this.id}: more than ${SIM_PAUSE_HELD_MAX} timers and disk completions held while paused`);
+        this.heldDropped++;
+        return;
+      }
+      this.held.push(fn);
+      return;
+    }
+    fn();
+  }
+
+  /** Starts a new incarnation of the program on this machine's disk. */
+  start(): void {
+    assert(this.stateValue === 'down', `node ${this.id} must be down to start`);
+    this.incarnationValue++;
+    this.stateValue = 'running';
+    const env = this.makeEnv(this.incarnationValue);
+    this.instanceValue = this.program.start(env, this.incarnationValue);
+  }
+
+  /** Kills the process: instance, timers, held callbacks and in-flight deliveries are dropped. */
+  crash(): void {
+    assert(this.stateValue !== 'down', `node ${this.id} is already down`);
+    this.stateValue = 'down';
+    this.instanceValue = undefined;
+    this.held = [];
+    this.disk.crash();
+    this.network.detach(this.id);
+  }
+
+  /** Stops delivering anything to the node until `resume`. */
+  pause(): void {
+    assert(this.stateValue === 'running', `node ${this.id} must be running to pause`);
+    this.stateValue = 'paused';
+  }
+
+  /** Releases held callbacks in arrival order (new arrivals queue behind them). */
+  resume(): void {
+    assert(this.stateValue === 'paused', `node ${this.id} must be paused to resume`);
+    this.stateValue = 'running';
+    const held = this.held;
+    this.held = [];
+    const inc = this.incarnationValue;
+    // Released through the scheduler so each runs as its own event, as after a real SIGCONT.
+    for (const fn of held) this.scheduler.after(0, () => { this.run(inc, fn); });
+  }
+
+  private makeEnv(incarnation: number): NodeEnv<M> {
+    const rate = this.machine.clockRate;
+    return {
+      nodeId: this.id,
+      clock: { nowMs: () => this.clockMs() },
+      timers: {
+        after: (delayMs: number, fn: () => void): TimerHandle => {
+          let cancelled = false;
+          const handle = this.scheduler.after(msToUs(delayMs / rate), () => {
+            this.run(incarnation, () => {
+              if (!cancelled) fn();
+            });
+          });
+          return {
+            cancel: () => {
+              cancelled = true;
+              handle.cancel();
+            },
+          };
+        },
+      },
+      transport: this.network.transportFor(this.id),
+      disk: this.disk,
+      prng: this.prng.fork(`incarnation-${incarnation}`),
+      trace: (event, fields) => {
+        this.traceSink(this.id, event, fields ?? {});
+      },
+    };
+  }
+}

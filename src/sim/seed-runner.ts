@@ -1,0 +1,155 @@
+/**
+ * Runs many seeds: in this thread (`workers: 1`) or across `worker_threads`, each worker loading
+ * the compiled `seed-worker.js` next to this file. Results come back in seed-list order whatever
+ * the scheduling, so a batch's report is reproducible.
+ *
+ * This module measures wall time (to report simulated seconds per wall second); nothing it
+ * measures flows into a simulated run.
+ */
+import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { assert } from '../lib/assert.js';
+import { Prng } from '../lib/prng.js';
+import { SIM_BATCH_SEEDS_MAX, SIM_WORKERS_MAX } from '../constants.js';
+import { simDiskFactory } from './default-disk.js';
+import type { SimResult, Violation } from './simulation.js';
+import { findWorkload } from './workloads/index.js';
+
+/** What is run for every seed of a batch. */
+export interface SeedJob {
+  readonly workload: string;
+  readonly canary?: string | undefined;
+  readonly faultPhaseMs?: number | undefined;
+}
+
+/** One seed's outcome, small enough to pass between threads. */
+export interface SeedSummary {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly traceHash: string;
+  readonly violations: readonly Violation[];
+  readonly simulatedMs: number;
+  readonly wallMs: number;
+  readonly convergedAfterMs: number | null;
+  readonly events: number;
+}
+
+/** A batch's outcome. */
+export interface BatchResult {
+  readonly runs: number;
+  /** Violations over all runs. */
+  readonly violations: number;
+  /** Seeds with at least one violation, in run order. */
+  readonly failedSeeds: readonly number[];
+  readonly simulatedMs: number;
+  readonly wallMs: number;
+  readonly simSecondsPerWallSecond: number;
+  readonly summaries: readonly SeedSummary[];
+}
+
+/** Runs one seed in this thread and keeps the summary. */
+export function runSeed(job: SeedJob, seed: number, tracePath?: string): { summary: SeedSummary; result: SimResult } {
+  const workload = findWorkload(job.workload);
+  assert(workload !== undefined, `unknown workload ${job.workload}`);
+  const t0 = performance.now();
+  const result = workload.run({ seed, canary: job.canary, faultPhaseMs: job.faultPhaseMs, tracePath, diskFactory: simDiskFactory });
+  const wallMs = performance.now() - t0;
+  const summary: SeedSummary = {
+    seed,
+    nodes: result.nodes,
+    traceHash: result.traceHash,
+    violations: result.violations,
+    simulatedMs: result.simulatedMs,
+    wallMs,
+    convergedAfterMs: result.convergedAfterMs,
+    events: result.events,
+  };
+  return { summary, result };
+}
+
+/** `count` seeds derived from `baseSeed` (32-bit unsigned, so they are easy to type back). */
+export function deriveSeeds(baseSeed: number, count: number): number[] {
+  assert(Number.isInteger(count) && count >= 0 && count <= SIM_BATCH_SEEDS_MAX, `seed count must be in [0, ${SIM_BATCH_SEEDS_MAX}]`);
+  const prng = new Prng(baseSeed).fork('batch');
+  return Array.from({ length: count }, () => prng.nextU32());
+}
+
+/** Runs `seeds` on `workers` threads; `onSummary` sees each result as it arrives. */
+export async function runBatch(job: SeedJob, seeds: readonly number[], workers: number, onSummary?: (s: SeedSummary) => void): Promise<BatchResult> {
+  assert(Number.isInteger(workers) && workers >= 1 && workers <= SIM_WORKERS_MAX, `workers must be in [1, ${SIM_WORKERS_MAX}]`);
+  const t0 = performance.now();
+  const summaries = workers === 1 || seeds.length <= 1 ? runInline(job, seeds, onSummary) : await runOnWorkers(job, seeds, Math.min(workers, seeds.length), onSummary);
+  const wallMs = performance.now() - t0;
+  const simulatedMs = summaries.reduce((a, s) => a + s.simulatedMs, 0);
+  return {
+    runs: summaries.length,
+    violations: summaries.reduce((a, s) => a + s.violations.length, 0),
+    failedSeeds: summaries.filter((s) => s.violations.length > 0).map((s) => s.seed),
+    simulatedMs,
+    wallMs,
+    simSecondsPerWallSecond: wallMs > 0 ? simulatedMs / wallMs : 0,
+    summaries,
+  };
+}
+
+function runInline(job: SeedJob, seeds: readonly number[], onSummary?: (s: SeedSummary) => void): SeedSummary[] {
+  return seeds.map((seed) => {
+    const { summary } = runSeed(job, seed);
+    onSummary?.(summary);
+    return summary;
+  });
+}
+
+/** Messages from a seed worker. */
+export type WorkerReply = { readonly type: 'summary'; readonly index: number; readonly summary: SeedSummary } | { readonly type: 'error'; readonly index: number; readonly message: string };
+
+function runOnWorkers(job: SeedJob, seeds: readonly number[], workers: number, onSummary?: (s: SeedSummary) => void): Promise<SeedSummary[]> {
+  const results = new Array<SeedSummary | undefined>(seeds.length);
+  let next = 0;
+  let done = 0;
+  return new Promise((resolve, reject) => {
+    const pool: Worker[] = [];
+    const finish = (error?: Error): void => {
+      for (const w of pool) void w.terminate();
+      if (error !== undefined) reject(error);
+      else resolve(results.map((r, i) => r ?? failedSummary(seeds[i] ?? 0, 'no result from worker')));
+    };
+    const feed = (w: Worker): void => {
+      if (next >= seeds.length) return;
+      const index = next++;
+      w.postMessage({ index, seed: seeds[index] });
+    };
+    for (let i = 0; i < workers; i++) {
+      const w = new Worker(new URL('./seed-worker.js', import.meta.url), { workerData: job });
+      pool.push(w);
+      w.on('message', (reply: WorkerReply) => {
+        const summary = reply.type === 'summary' ? reply.summary : failedSummary(seeds[reply.index] ?? 0, reply.message);
+        results[reply.index] = summary;
+        onSummary?.(summary);
+        done++;
+        if (done === seeds.length) finish();
+        else feed(w);
+      });
+      w.on('error', (e) => { finish(e); });
+      feed(w);
+    }
+  });
+}
+
+function failedSummary(seed: number, message: string): SeedSummary {
+  return { seed, nodes: 0, traceHash: '', violations: [{ checker: 'runner', message, timeUs: 0 }], simulatedMs: 0, wallMs: 0, convergedAfterMs: null, events: 0 };
+}
+
+/** Parses a regression seed file: one seed per line, `#` starts a comment, blank lines skipped. */
+export function parseSeedFile(text: string): { seeds: number[]; errors: string[] } {
+  const seeds: number[] = [];
+  const errors: string[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = (raw.split('#')[0] ?? '').trim();
+    if (line === '') return;
+    const n = Number(line);
+    if (/^\d+$/.test(line) && Number.isSafeInteger(n)) seeds.push(n);
+    else errors.push(`line ${i + 1}: ${JSON.stringify(line)} is not a non-negative integer seed`);
+  });
+  return { seeds, errors };
+}

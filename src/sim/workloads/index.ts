@@ -1,0 +1,34 @@
+/**
+ * The workload registry: `cohort sim --workload NAME` picks from here. To add a workload, write
+ * one module exporting a `Workload` and add it to `WORKLOADS` (the first entry is the default).
+ */
+import type { Workload } from '../workload.js';
+import { runSimulation, type SimOptions, type SimResult } from '../simulation.js';
+import { broadcastWorkload } from './broadcast.js';
+
+/** A workload with its message and instance types erased, ready to run a seed. */
+export interface WorkloadEntry {
+  readonly name: string;
+  readonly description: string;
+  readonly canaries: readonly string[];
+  run(options: SimOptions): SimResult;
+}
+
+function entry<M, I>(w: Workload<M, I>): WorkloadEntry {
+  return { name: w.name, description: w.description, canaries: w.canaries, run: (options) => runSimulation(w, options) };
+}
+
+/** Every workload, default first. */
+export const WORKLOADS: readonly WorkloadEntry[] = [entry(broadcastWorkload)];
+
+/** The workload named `name`, or undefined. */
+export function findWorkload(name: string): WorkloadEntry | undefined {
+  return WORKLOADS.find((w) => w.name === name);
+}
+
+/** The default workload's name. */
+export function defaultWorkloadName(): string {
+  const first = WORKLOADS[0];
+  if (first === undefined) throw new Error('no workload registered');
+  return first.name;
+}
