@@ -100,6 +100,11 @@ export interface PeerLinkStatus {
 
 type LinkState = 'idle' | 'connecting' | 'handshaking' | 'open' | 'backoff' | 'closed';
 
+/** A repeated refusal warning is logged at most once per this window (per peer and reason). */
+const LOG_THROTTLE_WINDOW_MS = 30_000;
+/** Distinct throttled warnings remembered at once. */
+const LOG_THROTTLE_KEYS_MAX = 256;
+
 const HANDSHAKE_LIMITS: FrameLimits = { bodyBytesMin: 5, bodyBytesMax: HANDSHAKE_RECORD_BYTES_MAX };
 
 const DEFAULT_LIMITS: TcpTransportLimits = {
@@ -155,6 +160,8 @@ interface TransportCore<M> {
   readonly codec: Codec<M>;
   readonly prng: Prng;
   isClosed(): boolean;
+  /** Logs a warning unless the same `key` was logged within the throttle window. */
+  warnThrottled(key: string, fields: object, message: string): void;
   handlers(): TransportHandlers<M>;
   markDirty(link: OutboundLink<M>): void;
   inboundAuthenticated(conn: InboundConnection<M>): void;
@@ -186,6 +193,33 @@ function errorText(e: unknown): string {
     return typeof code === 'string' && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
   }
   return String(e);
+}
+
+/**
+ * Suppresses repeats of the same warning (a misconfigured peer retries every couple of
+ * seconds, forever) while keeping the first line and a count of what was suppressed. Bounded:
+ * at most `LOG_THROTTLE_KEYS_MAX` keys are remembered; when full, the memory is cleared.
+ */
+class LogThrottle {
+  private readonly last = new Map<string, { atMs: number; suppressed: number }>();
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** Returns how many repeats were suppressed before this line, or -1 to suppress this one. */
+  admit(key: string): number {
+    const now = this.now();
+    const seen = this.last.get(key);
+    if (seen !== undefined && now - seen.atMs < this.windowMs) {
+      seen.suppressed++;
+      return -1;
+    }
+    if (seen === undefined && this.last.size >= LOG_THROTTLE_KEYS_MAX) this.last.clear();
+    this.last.set(key, { atMs: now, suppressed: 0 });
+    return seen?.suppressed ?? 0;
+  }
 }
 
 /** Our side of the connection we dial to one peer: the send queue and its socket. */
@@ -269,10 +303,14 @@ class OutboundLink<M> {
   }
 
   private onData(socket: Socket, chunk: Buffer): void {
-    if (socket !== this.socket || this.decoder === null) return;
+    const decoder = this.decoder;
+    if (socket !== this.socket || decoder === null) return;
     try {
-      this.decoder.push(chunk);
-      for (let frame = this.decoder.next(); frame !== undefined && socket === this.socket; frame = this.decoder.next()) {
+      decoder.push(chunk);
+      // A record may end the handshake or the connection: re-check before each frame.
+      while (socket === this.socket && this.decoder === decoder) {
+        const frame = decoder.next();
+        if (frame === undefined) break;
         this.onRecordFrame(frame);
       }
     } catch (error) {
@@ -301,11 +339,11 @@ class OutboundLink<M> {
       case 'continue':
         return;
       case 'refused': {
-        const claim = step.claimed === undefined ? '' : ` claiming node ${step.claimed}`;
+        const other = step.claimed !== undefined && step.claimed !== this.peer ? ` (it claims to be node ${step.claimed})` : '';
         const msg = step.byPeer
           ? `node ${this.peer} at ${this.where()} refused our connection: ${explainRefusal(step.reason)}`
-          : `refused peer at ${this.where()}${claim} (dialed as node ${this.peer}): ${explainRefusal(step.reason)} (${step.detail})`;
-        this.core.logger.warn({ peer: this.peer, address: this.where(), reason: step.reason, byPeer: step.byPeer }, msg);
+          : `refused node ${this.peer} at ${this.where()}${other}: ${explainRefusal(step.reason)} (${step.detail})`;
+        this.core.warnThrottled(`out:${this.peer}:${step.reason}:${step.byPeer}`, { peer: this.peer, address: this.where(), reason: step.reason, byPeer: step.byPeer }, msg);
         // Stop reading: nothing the peer sends now matters. The handshake timer stays armed
         // as a backstop; 'close' then schedules the reconnect.
         this.decoder = null;
@@ -527,7 +565,7 @@ class InboundConnection<M> {
       case 'refused': {
         const claim = step.claimed === undefined ? '' : ` claiming node ${step.claimed}`;
         const text = step.byPeer ? `the peer refused the handshake: ${explainRefusal(step.reason)}` : `${explainRefusal(step.reason)} (${step.detail})`;
-        this.core.logger.warn({ remote: this.remote, claimed: step.claimed, reason: step.reason }, `refused connection from ${this.remote}${claim}: ${text}`);
+        this.core.warnThrottled(`in:${step.claimed ?? 0}:${step.reason}`, { remote: this.remote, claimed: step.claimed, reason: step.reason }, `refused connection from ${this.remote}${claim}: ${text}`);
         // Still counted as pending until the socket closes, so refused floods stay bounded.
         this.state = 'refusing';
         endGracefully(this.socket);
@@ -571,6 +609,16 @@ class InboundConnection<M> {
   }
 
   private onClose(): void {
+    if (this.state === 'open') {
+      // The peer's stream ended: a frame cut short is a truncation worth a log line (the
+      // partial frame was never authenticated, so nothing from it was delivered).
+      try {
+        this.decoder.finish();
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        this.fail(`${error.message} (${error.code})`);
+      }
+    }
     this.markClosed();
   }
 
@@ -604,6 +652,7 @@ export class TcpTransport<M> implements Transport<M> {
   private handlerSet: TransportHandlers<M> | null = null;
   private closed = false;
   private closing: Promise<void> | null = null;
+  private readonly throttle = new LogThrottle(LOG_THROTTLE_WINDOW_MS, () => performance.now());
 
   constructor(config: TcpTransportConfig<M>) {
     const limits = validateTcpTransportConfig(config);
@@ -625,6 +674,12 @@ export class TcpTransport<M> implements Transport<M> {
       codec: config.codec,
       prng: config.prng,
       isClosed: () => this.closed,
+      warnThrottled: (key, fields, message) => {
+        const suppressed = this.throttle.admit(key);
+        if (suppressed < 0) return;
+        const note = suppressed > 0 ? ` (${suppressed} similar lines suppressed in the last ${LOG_THROTTLE_WINDOW_MS / 1000} s)` : '';
+        config.logger.warn(fields, `${message}${note}`);
+      },
       handlers: () => {
         assert(this.handlerSet !== null, 'setHandlers must be called before start');
         return this.handlerSet;

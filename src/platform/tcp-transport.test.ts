@@ -1,0 +1,454 @@
+// Proves, with real sockets on 127.0.0.1, that TcpTransport delivers in both directions with
+// the sender's authenticated id; refuses a peer with the wrong key, cluster name or id before
+// any message is decoded and logs why; rejects tampered, truncated, replayed and reordered
+// frames (injected by a man-in-the-middle proxy) by closing the connection, then recovers by
+// reconnecting; reconnects after a peer restarts; bounds its send queue (send returns false)
+// under both an unreachable peer and socket backpressure; and bounds unauthenticated sockets.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { nodeId, type NodeId } from '../lib/ids.js';
+import { Prng } from '../lib/prng.js';
+import { exampleCodec, type ExampleMessage } from '../transport/example-message.js';
+import { FRAME_BODY_BYTES_MAX, FrameDecoder } from '../transport/frame-decoder.js';
+import type { Codec } from '../transport/transport.js';
+import { generateClusterKey, type ClusterKey } from './cluster-key.js';
+import { TcpTransport, type PeerAddress, type TcpTransportLimits } from './tcp-transport.js';
+
+const HOST = '127.0.0.1';
+const FAST: Partial<TcpTransportLimits> = { reconnectDelayMsMin: 10, reconnectDelayMsMax: 80, handshakeTimeoutMs: 3000 };
+
+interface TestNode {
+  readonly id: NodeId;
+  readonly t: TcpTransport<ExampleMessage>;
+  readonly address: PeerAddress;
+  readonly inbox: { from: NodeId; m: ExampleMessage }[];
+  readonly logs: string[];
+  readonly ups: NodeId[];
+  readonly downs: NodeId[];
+  readonly decodes: { n: number };
+}
+
+interface NodeOptions {
+  readonly key: ClusterKey;
+  readonly peers: readonly number[];
+  readonly clusterName?: string;
+  readonly port?: number;
+  readonly limits?: Partial<TcpTransportLimits>;
+}
+
+function countingCodec(decodes: { n: number }): Codec<ExampleMessage> {
+  const inner = exampleCodec();
+  return {
+    encode: (m) => inner.encode(m),
+    decode: (b) => {
+      decodes.n++;
+      return inner.decode(b);
+    },
+  };
+}
+
+async function startNode(id: number, o: NodeOptions): Promise<TestNode> {
+  const decodes = { n: 0 };
+  const logs: string[] = [];
+  const inbox: TestNode['inbox'] = [];
+  const ups: NodeId[] = [];
+  const downs: NodeId[] = [];
+  const t = new TcpTransport<ExampleMessage>({
+    self: nodeId(id),
+    clusterName: o.clusterName ?? 'test-cluster',
+    listen: { host: HOST, port: o.port ?? 0 },
+    peers: new Map(o.peers.map((p) => [nodeId(p), null])),
+    key: o.key,
+    codec: countingCodec(decodes),
+    logger: { warn: (_f, m) => logs.push(`WARN ${m}`), info: (_f, m) => logs.push(`INFO ${m}`) },
+    prng: new Prng(id),
+    limits: { ...FAST, ...o.limits },
+  });
+  t.setHandlers({ onMessage: (from, m) => inbox.push({ from, m }), onPeerUp: (p) => ups.push(p), onPeerDown: (p) => downs.push(p) });
+  const address = await t.start();
+  return { id: nodeId(id), t, address, inbox, logs, ups, downs, decodes };
+}
+
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+function ping(seq: number, bytes = 8): ExampleMessage {
+  return { type: 'ping', seq, payload: new Uint8Array(bytes).fill(seq & 0xff) };
+}
+
+function seqs(n: TestNode): number[] {
+  return n.inbox.map(({ m }) => (m.type === 'gossip' ? -1 : m.seq));
+}
+
+function hasLog(n: TestNode, pattern: RegExp): boolean {
+  return n.logs.some((l) => pattern.test(l));
+}
+
+async function closeAll(...closables: { close(): Promise<void> }[]): Promise<void> {
+  await Promise.all(closables.map((c) => c.close()));
+}
+
+test('messages flow both ways with the sender id; peers report up', { timeout: 20_000 }, async () => {
+  const key = generateClusterKey();
+  const a = await startNode(1, { key, peers: [2] });
+  const b = await startNode(2, { key, peers: [1] });
+  try {
+    a.t.setPeerAddress(b.id, b.address);
+    b.t.setPeerAddress(a.id, a.address);
+    assert.equal(a.t.send(b.id, ping(1)), true);
+    assert.equal(b.t.send(a.id, { type: 'gossip', from: b.id, mood: 'calm', note: 'hi', alive: [1, 2], urgent: false }), true);
+    await waitFor(() => a.inbox.length === 1 && b.inbox.length === 1, 'one message each way');
+    assert.equal(b.inbox[0]?.from, 1);
+    assert.deepEqual(seqs(b), [1]);
+    assert.equal(a.inbox[0]?.from, 2);
+    assert.equal(a.inbox[0].m.type, 'gossip');
+    assert.deepEqual(a.ups, [2]);
+    assert.deepEqual(b.ups, [1]);
+    for (let i = 0; i < 2000; i++) assert.equal(a.t.send(b.id, ping(i + 2, i % 300)), true);
+    await waitFor(() => b.inbox.length === 2001, '2000 pipelined messages');
+    assert.deepEqual(seqs(b), Array.from({ length: 2001 }, (_, i) => i + 1), 'in send order');
+    assert.equal(a.t.send(nodeId(9), ping(0)), false, 'unknown peer');
+  } finally {
+    await closeAll(a.t, b.t);
+  }
+  assert.equal(a.t.send(b.id, ping(0)), false, 'closed transports refuse');
+});
+
+test('a peer with the wrong cluster key is refused before any message is decoded, with a clear log line', { timeout: 20_000 }, async () => {
+  const a = await startNode(1, { key: generateClusterKey(), peers: [2] });
+  const b = await startNode(2, { key: generateClusterKey(), peers: [1] });
+  try {
+    a.t.setPeerAddress(b.id, b.address);
+    b.t.setPeerAddress(a.id, a.address);
+    a.t.send(b.id, ping(1));
+    b.t.send(a.id, ping(2));
+    const serverLine = /^WARN refused connection from 127\.0\.0\.1:\d+ claiming node 1: wrong cluster key \(HMAC mismatch\); check that every node uses the same key file/;
+    await waitFor(() => hasLog(b, serverLine), 'the listener to log the refusal');
+    await waitFor(() => hasLog(a, /wrong cluster key \(HMAC mismatch\); check that every node uses the same key file/), 'the dialer to log it');
+    await sleep(400); // several reconnect attempts (backoff here is 10..80 ms)
+    assert.equal(a.decodes.n + b.decodes.n, 0, 'no codec decode ran');
+    assert.equal(b.logs.filter((l) => serverLine.test(l)).length, 1, 'repeats of the same refusal are throttled');
+    assert.deepEqual([a.inbox.length, b.inbox.length, a.ups.length, b.ups.length], [0, 0, 0, 0]);
+  } finally {
+    await closeAll(a.t, b.t);
+  }
+});
+
+test('a wrong cluster name, an unknown node id or a duplicate id is refused and logged', { timeout: 20_000 }, async () => {
+  const key = generateClusterKey();
+  const b = await startNode(2, { key, peers: [1, 3] });
+  const wrongName = await startNode(1, { key, peers: [2], clusterName: 'other-cluster' });
+  const unknown = await startNode(4, { key, peers: [2] });
+  const impostor = await startNode(2, { key, peers: [5] });
+  try {
+    wrongName.t.setPeerAddress(b.id, b.address);
+    unknown.t.setPeerAddress(b.id, b.address);
+    impostor.t.setPeerAddress(nodeId(5), b.address); // dials b as if it were node 5
+    await waitFor(() => hasLog(b, /claiming node 1: wrong cluster name; check that every node is configured with the same cluster name/), 'cluster name refusal');
+    await waitFor(() => hasLog(b, /claiming node 4: node id not in the peer list/), 'unknown node refusal');
+    await waitFor(() => hasLog(impostor, /reached node 2|refused our connection/), 'wrong node dialed');
+    await waitFor(() => hasLog(wrongName, /node 2 at 127\.0\.0\.1:\d+ refused our connection: wrong cluster name/), 'the dialer hears why');
+    assert.equal(b.decodes.n, 0);
+    assert.equal(b.ups.length, 0);
+  } finally {
+    await closeAll(b.t, wrongName.t, unknown.t, impostor.t);
+  }
+});
+
+/** What the proxy does with one client-to-server frame: the frames to forward, and whether to cut the connection after. */
+interface ProxyAction {
+  readonly forward: readonly Uint8Array[];
+  readonly thenCut?: boolean;
+}
+
+/**
+ * A man-in-the-middle between a dialer and a listener. It parses the dialer's frames (frame 0 is
+ * the hello, 1 the response, 2 and on are data) and lets the test rewrite them on the first
+ * connection; later connections pass through, which shows the transport recovers.
+ */
+class MitmProxy {
+  private server: Server | null = null;
+  private readonly sockets = new Set<Socket>();
+  connections = 0;
+  port = 0;
+  paused = false;
+  private readonly clients: Socket[] = [];
+
+  constructor(
+    private readonly target: PeerAddress,
+    private readonly tamper: (frameIndex: number, frame: Uint8Array) => ProxyAction,
+  ) {}
+
+  async start(): Promise<PeerAddress> {
+    const server = createServer((client) => {
+      this.onClient(client);
+    });
+    this.server = server;
+    await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+    const a = server.address();
+    assert.ok(a !== null && typeof a === 'object');
+    this.port = a.port;
+    return { host: HOST, port: a.port };
+  }
+
+  private onClient(client: Socket): void {
+    const index = this.connections++;
+    const upstream = connect({ host: this.target.host, port: this.target.port });
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        this.sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    this.clients.push(client);
+    if (this.paused) client.pause();
+    upstream.on('data', (d: Buffer) => client.write(d));
+    const decoder = new FrameDecoder({ bodyBytesMin: 0, bodyBytesMax: FRAME_BODY_BYTES_MAX });
+    let frames = 0;
+    client.on('data', (d: Buffer) => {
+      decoder.push(d);
+      for (let f = decoder.next(); f !== undefined; f = decoder.next()) {
+        const action = index === 0 ? this.tamper(frames, Uint8Array.from(f)) : { forward: [f] };
+        frames++;
+        for (const out of action.forward) upstream.write(out);
+        if (action.thenCut === true) {
+          upstream.end();
+          return;
+        }
+      }
+    });
+  }
+
+  /** Stops reading from dialers, so their sockets fill up (backpressure). */
+  pause(): void {
+    this.paused = true;
+    for (const c of this.clients) c.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    for (const c of this.clients) c.resume();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    const server = this.server;
+    if (server !== null) {
+      await new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+      });
+    }
+  }
+}
+
+/**
+ * Runs one MITM scenario: node 1 sends pings 0..count-1 to node 2 through the proxy, one per
+ * task so that each becomes its own data frame (frame index = seq + 2). Returns both nodes
+ * after the connection was attacked and one more ping went through the redialed connection.
+ */
+async function mitmScenario(
+  tamper: (frameIndex: number, frame: Uint8Array) => ProxyAction,
+  count: number,
+  check: (receiver: TestNode, sender: TestNode) => Promise<void>,
+): Promise<void> {
+  const key = generateClusterKey();
+  const receiver = await startNode(2, { key, peers: [1] });
+  const proxy = new MitmProxy(receiver.address, tamper);
+  const sender = await startNode(1, { key, peers: [2] });
+  try {
+    sender.t.setPeerAddress(receiver.id, await proxy.start());
+    await waitFor(() => sender.ups.length === 1, 'first connection up');
+    for (let seq = 0; seq < count; seq++) {
+      sender.t.send(receiver.id, ping(seq));
+      await sleep(20); // let each message leave in its own frame
+    }
+    await waitFor(() => sender.downs.length >= 1, 'the attacked connection to close');
+    await waitFor(() => sender.ups.length >= 2, 'the sender to reconnect');
+    sender.t.send(receiver.id, ping(100));
+    await waitFor(() => seqs(receiver).includes(100), 'delivery after reconnecting');
+    assert.ok(proxy.connections >= 2);
+    await check(receiver, sender);
+  } finally {
+    await closeAll(sender.t, receiver.t, proxy);
+  }
+}
+
+test('a tampered frame fails authentication, is not delivered, and the connection is closed', { timeout: 20_000 }, async () => {
+  await mitmScenario(
+    (i, f) => {
+      if (i === 3) f[f.length - 20] = (f[f.length - 20] ?? 0) ^ 0x80; // one ciphertext bit of ping 1
+      return { forward: [f] };
+    },
+    2,
+    async (receiver) => {
+      assert.deepEqual(seqs(receiver), [0, 100], 'ping 1 and everything after it on that connection are gone');
+      assert.ok(hasLog(receiver, /closing connection from node 1 \(127\.0\.0\.1:\d+\): frame #1 failed authentication/), receiver.logs.join('\n'));
+      return Promise.resolve();
+    },
+  );
+});
+
+test('a replayed frame is rejected and closes the connection', { timeout: 20_000 }, async () => {
+  await mitmScenario(
+    (i, f) => ({ forward: i === 3 ? [f, f] : [f] }),
+    2,
+    async (receiver) => {
+      assert.deepEqual(seqs(receiver), [0, 1, 100], 'the replay delivered nothing');
+      assert.ok(hasLog(receiver, /frame #2 failed authentication/), receiver.logs.join('\n'));
+      return Promise.resolve();
+    },
+  );
+});
+
+test('reordered frames are rejected', { timeout: 20_000 }, async () => {
+  let held: Uint8Array | undefined;
+  await mitmScenario(
+    (i, f) => {
+      if (i === 2) {
+        held = f;
+        return { forward: [] };
+      }
+      if (i === 3 && held !== undefined) return { forward: [f, held] };
+      return { forward: [f] };
+    },
+    2,
+    async (receiver) => {
+      assert.deepEqual(seqs(receiver), [100]);
+      assert.ok(hasLog(receiver, /frame #0 failed authentication/), receiver.logs.join('\n'));
+      return Promise.resolve();
+    },
+  );
+});
+
+test('a truncated frame is rejected and nothing of it is delivered', { timeout: 20_000 }, async () => {
+  await mitmScenario(
+    (i, f) => (i === 3 ? { forward: [f.subarray(0, f.length - 5)], thenCut: true } : { forward: [f] }),
+    2,
+    async (receiver) => {
+      assert.deepEqual(seqs(receiver), [0, 100]);
+      assert.ok(hasLog(receiver, /stream ended inside a frame .*FRAME_TRUNCATED/), receiver.logs.join('\n'));
+      return Promise.resolve();
+    },
+  );
+});
+
+test('a peer that restarts is reconnected to, with down and up events', { timeout: 20_000 }, async () => {
+  const key = generateClusterKey();
+  const a = await startNode(1, { key, peers: [2] });
+  let b = await startNode(2, { key, peers: [1] });
+  try {
+    a.t.setPeerAddress(b.id, b.address);
+    a.t.send(b.id, ping(1));
+    await waitFor(() => b.inbox.length === 1, 'first delivery');
+    await b.t.close();
+    await waitFor(() => a.downs.length === 1, 'peer down');
+    b = await startNode(2, { key, peers: [1], port: b.address.port });
+    await waitFor(() => a.ups.length === 2, 'peer up again');
+    a.t.send(b.id, ping(2));
+    await waitFor(() => b.inbox.length === 1, 'delivery to the restarted peer');
+    assert.deepEqual(seqs(b), [2]);
+  } finally {
+    await closeAll(a.t, b.t);
+  }
+});
+
+test('the send queue is bounded by messages and bytes; queued messages go out on connect', { timeout: 20_000 }, async () => {
+  const key = generateClusterKey();
+  const codec = exampleCodec();
+  const a = await startNode(1, { key, peers: [2], limits: { sendQueueMessagesMax: 8 } });
+  const b = await startNode(2, { key, peers: [1] });
+  const size = codec.encode(ping(0, 1000)).length;
+  const c = await startNode(3, { key, peers: [2], limits: { sendQueueBytesMax: 3 * size + 1 } });
+  try {
+    const accepted = Array.from({ length: 10 }, (_, i) => a.t.send(b.id, ping(i)));
+    assert.deepEqual(accepted, [...Array<boolean>(8).fill(true), false, false]);
+    assert.deepEqual(a.t.status()[0], { peer: 2, state: 'idle', queuedMessages: 8, queuedBytes: 8 * codec.encode(ping(0)).length, refusedMessages: 2, inboundConnected: false });
+    assert.deepEqual(
+      Array.from({ length: 4 }, (_, i) => c.t.send(b.id, ping(i, 1000))),
+      [true, true, true, false],
+    );
+    a.t.setPeerAddress(b.id, b.address);
+    await waitFor(() => b.inbox.length === 8, 'queued messages delivered once connected');
+    assert.deepEqual(seqs(b), [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(a.t.status()[0]?.queuedMessages, 0);
+  } finally {
+    await closeAll(a.t, b.t, c.t);
+  }
+});
+
+test('socket backpressure stops flushing, fills the bounded queue, and loses nothing accepted', { timeout: 30_000 }, async () => {
+  const key = generateClusterKey();
+  const receiver = await startNode(2, { key, peers: [1] });
+  const proxy = new MitmProxy(receiver.address, (_i, f) => ({ forward: [f] }));
+  const sender = await startNode(1, { key, peers: [2], limits: { sendQueueMessagesMax: 64 } });
+  try {
+    sender.t.setPeerAddress(receiver.id, await proxy.start());
+    await waitFor(() => sender.ups.length === 1, 'connected');
+    proxy.pause();
+    let accepted = 0;
+    // 16 KiB messages; the kernel buffers a few MiB, so the queue must fill well before 4,000.
+    for (let i = 0; i < 4000; i++) {
+      if (!sender.t.send(receiver.id, ping(i, 16 * 1024))) break;
+      accepted++;
+      if (i % 16 === 0) await sleep(1);
+    }
+    assert.ok(accepted < 4000, 'send refused once the socket and the queue were full');
+    assert.equal(sender.t.status()[0]?.queuedMessages, 64, 'the queue is exactly at its bound');
+    proxy.resume();
+    await waitFor(() => receiver.inbox.length === accepted, `all ${accepted} accepted messages delivered`, 20_000);
+    assert.deepEqual(seqs(receiver), Array.from({ length: accepted }, (_, i) => i));
+  } finally {
+    await closeAll(sender.t, receiver.t, proxy);
+  }
+});
+
+test('unauthenticated sockets are bounded: oversized frames, stalls and floods are cut off', { timeout: 20_000 }, async () => {
+  const key = generateClusterKey();
+  const b = await startNode(2, { key, peers: [1], limits: { pendingHandshakesMax: 2, handshakeTimeoutMs: 300 } });
+  const raw: Socket[] = [];
+  const open = async (): Promise<Socket> => {
+    const s = connect({ host: HOST, port: b.address.port });
+    s.on('error', () => undefined);
+    raw.push(s);
+    await new Promise<void>((resolve) => s.once('connect', resolve));
+    return s;
+  };
+  const closed = (s: Socket): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (s.destroyed) resolve();
+      else
+        s.once('close', () => {
+          resolve();
+        });
+    });
+  try {
+    const big = await open();
+    big.write(Uint8Array.from([0x00, 0x00, 0x10, 0x00])); // declares a 1 MiB handshake record
+    await closed(big);
+    assert.ok(hasLog(b, /frame declares a body of 1048576 bytes; the limit is 256 \(FRAME_TOO_LARGE\)/), b.logs.join('\n'));
+    const s1 = await open();
+    const s2 = await open();
+    await sleep(50); // let the listener accept both before the third arrives
+    const s3 = await open();
+    await closed(s3);
+    assert.ok(hasLog(b, /2 handshakes already pending \(limit 2\)/), b.logs.join('\n'));
+    await Promise.all([closed(s1), closed(s2)]);
+    assert.ok(hasLog(b, /handshake timed out after 300 ms/), b.logs.join('\n'));
+    assert.equal(b.decodes.n, 0);
+  } finally {
+    for (const s of raw) s.destroy();
+    await b.t.close();
+  }
+});
