@@ -84,7 +84,10 @@ const FACTORIES: Record<string, () => Fixture> = {
     let disk = new FileDisk(dir);
     const close = (): Promise<void> =>
       new Promise((resolve, reject) => {
-        disk.close((e) => { e === null ? resolve() : reject(e); });
+        disk.close((e) => {
+          if (e === null) resolve();
+          else reject(e);
+        });
       });
     return {
       get disk() {
