@@ -8,13 +8,18 @@
  * state-machine-safety checker compares `stateHash()` across nodes at equal applied indexes, and a
  * lagging node restored from another node's `snapshot()` must continue exactly as that node would.
  *
+ * `StateMachineMux` plugs several machines into one log: a tag byte on each entry routes it.
+ *
  * Also here: a small pure-TS 64-bit hash (FNV-1a with a bijective finaliser) and an additive
  * multiset accumulator over it, so state machines can keep `stateHash()` O(1) by updating a sum of
  * per-item digests on every mutation instead of rehashing their whole state.
  */
-import { assert } from '../lib/assert.js';
-import type { DecodeError, Result } from '../lib/errors.js';
-import type { Brand, LogIndex, Term } from '../lib/ids.js';
+import { assert, assertInt, defined } from '../lib/assert.js';
+import { ByteReader, ByteWriter } from '../lib/bytes.js';
+import { crc32c } from '../lib/checksum.js';
+import { DecodeError, err, ok, type Result } from '../lib/errors.js';
+import { logIndex, term as makeTerm, type Brand, type LogIndex, type Term } from '../lib/ids.js';
+import { RAFT_SNAPSHOT_BYTES_MAX } from '../constants.js';
 
 /** A 64-bit state digest as 16 lowercase hex digits: cheap to compare, print and put in traces. */
 export type StateHash = Brand<string, 'StateHash'>;
@@ -231,5 +236,174 @@ export class MultisetHash64 {
   /** The current sum (not finalised: mix it into an `Fnv64` with other fields). */
   value(): Digest64 {
     return { hi: this.hi, lo: this.lo };
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Several state machines on one log
+
+/** A state machine of any command and output type, as the multiplexer holds them. */
+export type AnyStateMachine = StateMachine<{ readonly type: string }, unknown>;
+
+/** One machine plugged into a `StateMachineMux`: a stable tag byte, a name, and a factory. */
+export interface MuxMember {
+  /** Routes commands and names the machine inside mux snapshots; never reuse a retired tag. */
+  readonly tag: number;
+  /** For messages and traces, e.g. 'membership', 'kv'. */
+  readonly name: string;
+  /** Makes an empty instance (at start, and to restore a snapshot all-or-nothing). */
+  create(): AnyStateMachine;
+}
+
+/** A command for one member, already decoded (what `StateMachineMux.apply` also accepts). */
+export interface MuxCommand {
+  readonly type: 'mux';
+  readonly tag: number;
+  readonly command: { readonly type: string };
+}
+
+/** What a mux apply returns: the member that ran the command and its output. */
+export interface MuxOutput {
+  readonly tag: number;
+  readonly output: unknown;
+}
+
+const MUX_SNAPSHOT_MAGIC = 0x584d4f43; // 'COMX' read as a little-endian u32
+const MUX_SNAPSHOT_FORMAT = 1;
+const MUX_MEMBERS_MAX = 255;
+
+/**
+ * Several state machines (membership, groups, fence ledger, KV, ...) sharing one cluster log.
+ * A log entry's bytes are one tag byte naming the member, then that member's command bytes. Each
+ * member sees only its own entries, with their log indexes (so it sees gaps). Snapshots hold every
+ * member's snapshot; restore is all-or-nothing across members; the state hash covers them all.
+ */
+export class StateMachineMux implements StateMachine<MuxCommand, MuxOutput> {
+  readonly codec: CommandCodec<MuxCommand>;
+  private readonly members: readonly MuxMember[];
+  private machines: Map<number, AnyStateMachine>;
+  private index: LogIndex;
+  private term: Term;
+
+  constructor(members: readonly MuxMember[]) {
+    assert(members.length > 0 && members.length <= MUX_MEMBERS_MAX, `a mux holds 1..${MUX_MEMBERS_MAX} machines`);
+    const tags = new Set(members.map((m) => m.tag));
+    assert(tags.size === members.length, 'mux member tags must be unique');
+    for (const m of members) assertInt(m.tag, 0, 255, `tag of mux member ${m.name}`);
+    this.members = [...members].sort((a, b) => a.tag - b.tag);
+    this.machines = this.createAll();
+    const first = defined(this.machines.get(defined(this.members[0]).tag));
+    this.index = first.appliedIndex;
+    this.term = first.appliedTerm;
+    this.codec = { encode: (c) => this.encode(c), decode: (b) => this.decode(b) };
+  }
+
+  get appliedIndex(): LogIndex {
+    return this.index;
+  }
+
+  get appliedTerm(): Term {
+    return this.term;
+  }
+
+  /** The member with `tag` (for its local reads, e.g. `KvStateMachine.get`). */
+  machine(tag: number): AnyStateMachine {
+    return defined(this.machines.get(tag), `mux member with tag ${tag}`);
+  }
+
+  private createAll(): Map<number, AnyStateMachine> {
+    return new Map(this.members.map((m) => [m.tag, m.create()]));
+  }
+
+  private encode(c: MuxCommand): Uint8Array {
+    const body = this.machine(c.tag).codec.encode(c.command);
+    const out = new Uint8Array(body.length + 1);
+    out[0] = c.tag;
+    out.set(body, 1);
+    return out;
+  }
+
+  private decode(bytes: Uint8Array): MuxCommand {
+    const r = new ByteReader(bytes);
+    const tag = r.u8('mux tag');
+    const m = this.machines.get(tag);
+    if (m === undefined) throw new DecodeError('DECODE_INVALID', `no state machine has mux tag ${tag}`);
+    return { type: 'mux', tag, command: m.codec.decode(bytes.subarray(1)) };
+  }
+
+  apply(index: LogIndex, term: Term, command: Uint8Array | MuxCommand): ApplyResult<MuxOutput> {
+    assertApplyOrder(this.index, this.term, index, term);
+    this.index = index;
+    this.term = term;
+    const tag = command instanceof Uint8Array ? command[0] : command.tag;
+    const m = tag === undefined ? undefined : this.machines.get(tag);
+    if (tag === undefined || m === undefined) {
+      return err({ code: 'BAD_COMMAND', message: `the committed entry names no known state machine (tag ${tag ?? 'missing'}); a newer node proposed it or it was corrupted` });
+    }
+    const r = m.apply(index, term, command instanceof Uint8Array ? command.subarray(1) : command.command);
+    return r.ok ? ok({ tag, output: r.value }) : r;
+  }
+
+  stateHash(): StateHash {
+    const h = new Fnv64().u64(this.index).u64(this.term);
+    for (const m of this.members) h.u8(m.tag).string(this.machine(m.tag).stateHash());
+    return stateHashOf(h.digest());
+  }
+
+  /** Format: magic u32 | format u8 | index u64 | term u64 | count u8 | count × (tag u8, u32 len + member snapshot) | crc32c u32. */
+  snapshot(): Uint8Array {
+    const w = new ByteWriter(1024);
+    w.u32(MUX_SNAPSHOT_MAGIC).u8(MUX_SNAPSHOT_FORMAT).u64(this.index).u64(this.term).u8(this.members.length);
+    for (const m of this.members) w.u8(m.tag).lenBytes(this.machine(m.tag).snapshot());
+    w.u32(crc32c(w.finish()));
+    return w.finish().slice();
+  }
+
+  restore(bytes: Uint8Array): Result<void, DecodeError> {
+    try {
+      const { index, term, parts } = this.readSnapshot(bytes);
+      const fresh = this.createAll();
+      for (const [tag, part] of parts) {
+        const r = defined(fresh.get(tag)).restore(part);
+        if (!r.ok) return err(new DecodeError(r.error.code, `mux member with tag ${tag}: ${r.error.message}`, { cause: r.error }));
+      }
+      for (const [tag, m] of fresh) {
+        // A member ahead of the mux would later be asked to apply an index it has already passed.
+        if (m.appliedIndex > index || m.appliedTerm > term) {
+          return err(new DecodeError('SNAPSHOT_INVALID', `mux snapshot is inconsistent: member ${tag} applied ${m.appliedIndex}@${m.appliedTerm}, past the mux's ${index}@${term}`));
+        }
+      }
+      this.machines = fresh;
+      this.index = index;
+      this.term = term;
+      return ok(undefined);
+    } catch (e) {
+      if (e instanceof DecodeError) return err(e);
+      throw e;
+    }
+  }
+
+  private readSnapshot(bytes: Uint8Array): { index: LogIndex; term: Term; parts: Map<number, Uint8Array> } {
+    if (bytes.length < 4) throw new DecodeError('SNAPSHOT_INVALID', 'mux snapshot is shorter than its checksum');
+    const body = bytes.subarray(0, bytes.length - 4);
+    if (crc32c(body) !== new ByteReader(bytes.subarray(bytes.length - 4)).u32('checksum')) {
+      throw new DecodeError('SNAPSHOT_CHECKSUM', 'mux snapshot checksum mismatch: the bytes were corrupted in storage or transfer; fetch the snapshot again');
+    }
+    const r = new ByteReader(body);
+    if (r.u32('magic') !== MUX_SNAPSHOT_MAGIC) throw new DecodeError('SNAPSHOT_MAGIC', 'not a state-machine mux snapshot (bad magic)');
+    const format = r.u8('format');
+    if (format !== MUX_SNAPSHOT_FORMAT) throw new DecodeError('SNAPSHOT_VERSION', `mux snapshot format ${format} is not supported; upgrade this node`);
+    const index = logIndex(r.u64('appliedIndex'));
+    const term = makeTerm(r.u64('appliedTerm'));
+    const count = r.u8('member count');
+    const parts = new Map<number, Uint8Array>();
+    for (let i = 0; i < count; i++) {
+      const tag = r.u8('member tag');
+      if (!this.machines.has(tag) || parts.has(tag)) throw new DecodeError('SNAPSHOT_INVALID', `mux snapshot has an unknown or repeated member tag ${tag}`);
+      parts.set(tag, r.lenBytes(RAFT_SNAPSHOT_BYTES_MAX, `member ${tag} snapshot`));
+    }
+    r.end('mux snapshot');
+    if (parts.size !== this.members.length) throw new DecodeError('SNAPSHOT_INVALID', `mux snapshot holds ${parts.size} machines, this node runs ${this.members.length}: it comes from a node with other state machines`);
+    return { index, term, parts };
   }
 }
