@@ -350,9 +350,13 @@ export class StateMachineMux implements StateMachine<MuxCommand, MuxOutput> {
     return stateHashOf(h.digest());
   }
 
-  /** Format: magic u32 | format u8 | index u64 | term u64 | count u8 | count × (tag u8, u32 len + member snapshot) | crc32c u32. */
+  /**
+   * Format: magic u32 | format u8 | index u64 | term u64 | count u8 | count × (tag u8, u32 len +
+   * member snapshot) | crc32c u32. The members' own limits must keep the sum within one Raft
+   * snapshot message (`RAFT_SNAPSHOT_BYTES_MAX`); the writer asserts it.
+   */
   snapshot(): Uint8Array {
-    const w = new ByteWriter(1024);
+    const w = new ByteWriter(1024, RAFT_SNAPSHOT_BYTES_MAX);
     w.u32(MUX_SNAPSHOT_MAGIC).u8(MUX_SNAPSHOT_FORMAT).u64(this.index).u64(this.term).u8(this.members.length);
     for (const m of this.members) w.u8(m.tag).lenBytes(this.machine(m.tag).snapshot());
     w.u32(crc32c(w.finish()));
