@@ -49,7 +49,8 @@ export function formatEntry(e: Entry): string {
       return `${e.term}/${e.index} EntryNormal ${JSON.stringify(decoder.decode(e.data))}`;
     case 'conf': {
       const parts = e.change.changes.map((c) => (c.type === 'add-voter' ? `v${c.node}${c.votes === 1 ? '' : `x${c.votes}`}` : c.type === 'add-learner' ? `l${c.node}` : `r${c.node}`));
-      return `${e.term}/${e.index} EntryConf ${parts.length === 0 ? 'leave-joint' : parts.join(' ')}${e.change.autoLeave ? '' : ' explicit'}`;
+      if (parts.length === 0) return `${e.term}/${e.index} EntryConf leave-joint`;
+      return `${e.term}/${e.index} EntryConf ${parts.join(' ')}${e.change.autoLeave ? '' : ' explicit'}`;
     }
   }
 }
