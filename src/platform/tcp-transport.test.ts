@@ -153,7 +153,8 @@ test('a wrong cluster name, an unknown node id or a duplicate id is refused and 
     impostor.t.setPeerAddress(nodeId(5), b.address); // dials b as if it were node 5
     await waitFor(() => hasLog(b, /claiming node 1: wrong cluster name; check that every node is configured with the same cluster name/), 'cluster name refusal');
     await waitFor(() => hasLog(b, /claiming node 4: node id not in the peer list/), 'unknown node refusal');
-    await waitFor(() => hasLog(impostor, /reached node 2|refused our connection/), 'wrong node dialed');
+    await waitFor(() => hasLog(b, /claiming node 2: the peer claims our own node id; two nodes are configured with the same id/), 'duplicate id refusal');
+    await waitFor(() => hasLog(impostor, /node 5 at 127\.0\.0\.1:\d+ refused our connection: the peer claims our own node id/), 'the impostor hears why');
     await waitFor(() => hasLog(wrongName, /node 2 at 127\.0\.0\.1:\d+ refused our connection: wrong cluster name/), 'the dialer hears why');
     assert.equal(b.decodes.n, 0);
     assert.equal(b.ups.length, 0);
@@ -361,6 +362,34 @@ test('a peer that restarts is reconnected to, with down and up events', { timeou
     assert.deepEqual(seqs(b), [2]);
   } finally {
     await closeAll(a.t, b.t);
+  }
+});
+
+test('reconnect attempts back off exponentially while a peer keeps failing', { timeout: 20_000 }, async () => {
+  const key = generateClusterKey();
+  let attempts = 0;
+  const slammer = createServer((s) => {
+    attempts++;
+    s.destroy();
+  });
+  await new Promise<void>((resolve) => slammer.listen(0, HOST, resolve));
+  const bound = slammer.address();
+  assert.ok(bound !== null && typeof bound === 'object');
+  const a = await startNode(1, { key, peers: [2], limits: { reconnectDelayMsMin: 20, reconnectDelayMsMax: 160 } });
+  try {
+    a.t.setPeerAddress(nodeId(2), { host: HOST, port: bound.port });
+    await sleep(700);
+    // Without backoff (10..20 ms apart) there would be 35 or more attempts; with doubling
+    // delays (10-20, 20-40, 40-80, then 80-160 ms) there are at most about 11.
+    assert.ok(attempts >= 3 && attempts <= 12, `attempts ${attempts}`);
+    assert.ok(['backoff', 'connecting', 'handshaking'].includes(a.t.status()[0]?.state ?? ''), 'still trying');
+  } finally {
+    await a.t.close();
+    await new Promise<void>((resolve) => {
+      slammer.close(() => {
+        resolve();
+      });
+    });
   }
 });
 

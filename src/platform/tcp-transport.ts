@@ -90,7 +90,7 @@ export interface TcpTransportConfig<M> {
 /** A snapshot of one peer link, for status displays and tests. */
 export interface PeerLinkStatus {
   readonly peer: NodeId;
-  readonly state: LinkState;
+  readonly state: PeerLinkState;
   readonly queuedMessages: number;
   readonly queuedBytes: number;
   /** Messages refused by `send` because the queue was full. */
@@ -98,7 +98,8 @@ export interface PeerLinkStatus {
   readonly inboundConnected: boolean;
 }
 
-type LinkState = 'idle' | 'connecting' | 'handshaking' | 'open' | 'backoff' | 'closed';
+/** Where the outbound link to a peer is: `open` means authenticated and sending. */
+export type PeerLinkState = 'idle' | 'connecting' | 'handshaking' | 'open' | 'backoff' | 'closed';
 
 /** A repeated refusal warning is logged at most once per this window (per peer and reason). */
 const LOG_THROTTLE_WINDOW_MS = 30_000;
@@ -224,7 +225,7 @@ class LogThrottle {
 
 /** Our side of the connection we dial to one peer: the send queue and its socket. */
 class OutboundLink<M> {
-  state: LinkState = 'idle';
+  state: PeerLinkState = 'idle';
   private socket: Socket | null = null;
   private sealer: FrameSealer | null = null;
   private handshake: ClientHandshake | null = null;
@@ -636,7 +637,8 @@ class InboundConnection<M> {
  * (listen and dial), use, `close()`. See the module comment for topology and bounds.
  *
  * `send` throws `MessageTooLargeError` (from the codec) for a message over the payload limit: a
- * protocol bug, not backpressure.
+ * protocol bug, not backpressure. Handlers run on socket events; an exception thrown by a
+ * handler is a programmer error and is not caught (it reaches the process's crash boundary).
  */
 export class TcpTransport<M> implements Transport<M> {
   readonly self: NodeId;
@@ -659,7 +661,7 @@ export class TcpTransport<M> implements Transport<M> {
     this.config = config;
     this.self = config.self;
     const mode: FrameMode = config.insecurePlaintextForBenchmarks === true ? 'insecure-plaintext' : 'aes-256-gcm';
-    const peers = config.peers;
+    const peers = new Map(config.peers); // a private copy: the caller's map cannot change who we accept
     const identity: HandshakeIdentity = {
       self: config.self,
       clusterName: config.clusterName,
