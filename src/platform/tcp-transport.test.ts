@@ -393,6 +393,32 @@ test('reconnect attempts back off exponentially while a peer keeps failing', { t
   }
 });
 
+test('a peer that accepts but never answers the handshake is dropped after the deadline', { timeout: 20_000 }, async () => {
+  const key = generateClusterKey();
+  const held: Socket[] = [];
+  const silent = createServer((s) => {
+    held.push(s);
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => silent.listen(0, HOST, resolve));
+  const bound = silent.address();
+  assert.ok(bound !== null && typeof bound === 'object');
+  const a = await startNode(1, { key, peers: [2], limits: { handshakeTimeoutMs: 200 } });
+  try {
+    a.t.setPeerAddress(nodeId(2), { host: HOST, port: bound.port });
+    await waitFor(() => hasLog(a, /could not connect to and authenticate node 2 at 127\.0\.0\.1:\d+ within 200 ms/), 'the dialer to give up on the silent peer');
+    assert.equal(a.ups.length, 0);
+  } finally {
+    await a.t.close();
+    for (const s of held) s.destroy();
+    await new Promise<void>((resolve) => {
+      silent.close(() => {
+        resolve();
+      });
+    });
+  }
+});
+
 test('the send queue is bounded by messages and bytes; queued messages go out on connect', { timeout: 20_000 }, async () => {
   const key = generateClusterKey();
   const codec = exampleCodec();

@@ -271,6 +271,12 @@ class OutboundLink<M> {
     this.state = 'connecting';
     const socket = connect({ host: this.address.host, port: this.address.port, noDelay: true });
     this.socket = socket;
+    // One deadline for connecting and authenticating: a black-holed address must not hang in
+    // 'connecting' for the kernel's SYN timeout (minutes).
+    const timeoutMs = this.core.limits.handshakeTimeoutMs;
+    this.startTimer(timeoutMs, () => {
+      this.fail(`could not connect to and authenticate node ${this.peer} at ${this.where()} within ${timeoutMs} ms`);
+    });
     socket.on('connect', () => {
       this.onConnect(socket);
     });
@@ -297,9 +303,6 @@ class OutboundLink<M> {
     this.state = 'handshaking';
     this.handshake = new ClientHandshake(this.core.identity, this.peer);
     this.decoder = new FrameDecoder(HANDSHAKE_LIMITS);
-    this.startTimer(this.core.limits.handshakeTimeoutMs, () => {
-      this.fail(`handshake with node ${this.peer} at ${this.where()} timed out after ${this.core.limits.handshakeTimeoutMs} ms`);
-    });
     socket.write(encodeFrame(this.handshake.start()));
   }
 
