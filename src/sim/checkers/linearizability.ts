@@ -231,10 +231,11 @@ function unlift(l: EventList, call: number): void {
 }
 
 // ------------------------------------------------------------------------------------------------
-// The memo cache: (bitset of linearized ops, state), bounded in bytes.
+// The set of linearized operations, and the memo cache of (set, state), bounded in bytes.
 
-/** Estimated bytes per cache entry besides its bitset: the entry object, array slot and a small state. */
-const CACHE_ENTRY_OVERHEAD_BYTES = 96;
+/** Estimated bytes per cache entry besides its bitset words: the entry object, array slot and a small state. */
+const CACHE_ENTRY_OVERHEAD_BYTES = 128;
+const FULL_WORD = 0xffffffff;
 
 function zobrist(op: number): number {
   // A fixed pseudo-random 32-bit value per operation (murmur3's fmix32 of op + 1).
@@ -246,8 +247,60 @@ function zobrist(op: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/**
+ * The linearized operations as a bitset with an incremental (Zobrist) hash. Operations are
+ * numbered in call order, so in a long history the set is "everything up to about now, plus a few
+ * concurrent operations": `fullWords` leading words are all ones and nothing is set past
+ * `highWord`. The cache stores only the words in between, which keeps an entry's size
+ * proportional to the concurrency, not to the history length.
+ */
+class LinearizedSet {
+  readonly words: Uint32Array;
+  hash = 0;
+  /** Leading words that are all ones. */
+  fullWords = 0;
+  /** Highest word with a bit set (-1 when empty). */
+  highWord = -1;
+
+  constructor(size: number) {
+    this.words = new Uint32Array(Math.ceil(size / 32));
+  }
+
+  add(op: number): void {
+    const w = op >>> 5;
+    this.words[w] = ((this.words[w] ?? 0) | (1 << (op & 31))) >>> 0;
+    this.hash = (this.hash ^ zobrist(op)) >>> 0;
+    if (w > this.highWord) this.highWord = w;
+    while (this.fullWords < this.words.length && this.words[this.fullWords] === FULL_WORD) this.fullWords++;
+  }
+
+  remove(op: number): void {
+    const w = op >>> 5;
+    this.words[w] = ((this.words[w] ?? 0) & ~(1 << (op & 31))) >>> 0;
+    this.hash = (this.hash ^ zobrist(op)) >>> 0;
+    if (w < this.fullWords) this.fullWords = w;
+    while (this.highWord >= 0 && this.words[this.highWord] === 0) this.highWord--;
+  }
+
+  /** Number of words between the full prefix and the highest set word. */
+  get tailLength(): number {
+    return Math.max(0, this.highWord + 1 - this.fullWords);
+  }
+
+  /** True when `tail` (stored with `fullWords`) describes this set. */
+  matches(fullWords: number, tail: Uint32Array): boolean {
+    if (fullWords !== this.fullWords || tail.length !== this.tailLength) return false;
+    for (let i = 0; i < tail.length; i++) if (tail[i] !== this.words[fullWords + i]) return false;
+    return true;
+  }
+
+  tail(): Uint32Array {
+    return this.words.slice(this.fullWords, this.fullWords + this.tailLength);
+  }
+}
+
 class MemoCache<S> {
-  private readonly buckets = new Map<number, { bits: Uint32Array; state: S }[]>();
+  private readonly buckets = new Map<number, { fullWords: number; tail: Uint32Array; state: S }[]>();
   entries = 0;
   bytes = 0;
 
@@ -256,34 +309,21 @@ class MemoCache<S> {
     private readonly bytesMax: number,
   ) {}
 
-  /** Adds (bits, state) unless present. Returns 'added', 'seen', or 'full' (the budget ran out). */
-  add(key: number, bits: Uint32Array, state: S): 'added' | 'seen' | 'full' {
+  /** Adds (set, state) unless present. Returns 'added', 'seen', or 'full' (the budget ran out). */
+  add(key: number, set: LinearizedSet, state: S): 'added' | 'seen' | 'full' {
     const bucket = this.buckets.get(key);
     if (bucket !== undefined) {
-      for (const e of bucket) if (bitsEqual(e.bits, bits) && this.equal(e.state, state)) return 'seen';
+      for (const e of bucket) if (set.matches(e.fullWords, e.tail) && this.equal(e.state, state)) return 'seen';
     }
-    const cost = bits.length * 4 + CACHE_ENTRY_OVERHEAD_BYTES;
+    const cost = set.tailLength * 4 + CACHE_ENTRY_OVERHEAD_BYTES;
     if (this.bytes + cost > this.bytesMax) return 'full';
-    const entry = { bits: bits.slice(), state };
+    const entry = { fullWords: set.fullWords, tail: set.tail(), state };
     if (bucket === undefined) this.buckets.set(key, [entry]);
     else bucket.push(entry);
     this.entries++;
     this.bytes += cost;
     return 'added';
   }
-}
-
-function setBit(bits: Uint32Array, i: number): void {
-  bits[i >>> 5] = (bits[i >>> 5] ?? 0) | (1 << (i & 31));
-}
-
-function clearBit(bits: Uint32Array, i: number): void {
-  bits[i >>> 5] = (bits[i >>> 5] ?? 0) & ~(1 << (i & 31));
-}
-
-function bitsEqual(a: Uint32Array, b: Uint32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -302,9 +342,22 @@ interface Budget {
   readonly deadline: CheckOptions['deadline'];
 }
 
+/** The linearized operations as a persistent list (newest first): recording a prefix is O(1). */
+interface Chain {
+  readonly op: number;
+  readonly parent: Chain | null;
+}
+
+function chainToArray(chain: Chain | null): number[] {
+  const out: number[] = [];
+  for (let c = chain; c !== null; c = c.parent) out.push(c.op);
+  return out.reverse();
+}
+
 /** Where the deepest configuration got stuck: filled the first time a return is met after a new deepest point. */
 interface Deepest {
-  prefix: number[];
+  depth: number;
+  chain: Chain | null;
   stuck: number;
   candidates: number[];
 }
@@ -321,72 +374,108 @@ function outOfTime(budget: Budget): boolean {
 }
 
 /**
- * Searches one partition. `ops` are the partition's operations; the result names them by their
- * position in `ops`. Deterministic for a given input and budget.
+ * The search over one partition: one object per partition, driven by `run`. Fields are the
+ * search's whole state, so each method is a small step of the loop; there is no recursion.
  */
-function searchPartition<S, I, O>(model: Model<S, I, O>, ops: readonly Operation<I, O>[], budget: Budget): PartitionOutcome {
-  const l = buildEventList(ops);
-  const outputs = ops.map((op) => (isUnknown(op) ? undefined : op.output));
-  const bits = new Uint32Array(Math.ceil(ops.length / 32));
-  const cache = new MemoCache<S>((a, b) => model.equal(a, b), budget.cacheBytesMax);
-  const stackNode = new Int32Array(ops.length);
-  const stackState: S[] = [];
-  const deepest: Deepest = { prefix: [], stuck: -1, candidates: [] };
-  let depth = 0;
-  let bitsHash = 0;
-  let state = model.init();
-  let node = l.next[0] ?? -1;
-  try {
-    while (node !== -1) {
-      budget.steps++;
-      if (--budget.stepsLeft < 0) return { kind: 'unknown', reason: 'steps' };
-      if (outOfTime(budget)) return { kind: 'unknown', reason: 'deadline' };
-      const op = l.opOf[node] ?? -1;
-      if (l.isCall[node] === 1) {
-        const r = model.step(state, (ops[op] as Operation<I, O>).input, outputs[op]);
-        if (r.ok) {
-          setBit(bits, op);
-          const h = (bitsHash ^ zobrist(op)) >>> 0;
-          const added = cache.add((h ^ Math.imul(model.hash?.(r.state) ?? 0, 0x9e3779b1)) >>> 0, bits, r.state);
-          if (added === 'full') return { kind: 'unknown', reason: 'cache' };
-          if (added === 'added') {
-            stackNode[depth] = node;
-            stackState[depth] = state;
-            depth++;
-            bitsHash = h;
-            state = r.state;
-            lift(l, node);
-            if (depth > deepest.prefix.length) {
-              deepest.prefix = Array.from(stackNode.subarray(0, depth), (n) => l.opOf[n] ?? -1);
-              deepest.stuck = -1;
-            }
-            node = l.next[0] ?? -1;
-            continue;
-          }
-          clearBit(bits, op);
+class PartitionSearch<S, I, O> {
+  private readonly l: EventList;
+  private readonly outputs: readonly (O | undefined)[];
+  private readonly linearized: LinearizedSet;
+  private readonly cache: MemoCache<S>;
+  private readonly stackNode: Int32Array;
+  private readonly stackState: S[] = [];
+  private readonly deepest: Deepest = { depth: 0, chain: null, stuck: -1, candidates: [] };
+  private chain: Chain | null = null;
+  private depth = 0;
+  private state: S;
+
+  constructor(
+    private readonly model: Model<S, I, O>,
+    private readonly ops: readonly Operation<I, O>[],
+    private readonly budget: Budget,
+  ) {
+    this.l = buildEventList(ops);
+    this.outputs = ops.map((op) => (isUnknown(op) ? undefined : op.output));
+    this.linearized = new LinearizedSet(ops.length);
+    this.cache = new MemoCache<S>((a, b) => model.equal(a, b), budget.cacheBytesMax);
+    this.stackNode = new Int32Array(ops.length);
+    this.state = model.init();
+  }
+
+  /** Runs to a verdict. Deterministic for a given input and budget. */
+  run(): PartitionOutcome {
+    const l = this.l;
+    let node = l.next[0] ?? -1;
+    try {
+      // Reaching the end of the list means every operation that returned has been linearized
+      // (only calls of operations with unknown outcomes can remain, and they are optional).
+      while (node !== -1) {
+        this.budget.steps++;
+        if (--this.budget.stepsLeft < 0) return { kind: 'unknown', reason: 'steps' };
+        if (outOfTime(this.budget)) return { kind: 'unknown', reason: 'deadline' };
+        if (l.isCall[node] === 1) {
+          const next = this.tryLinearize(node);
+          if (next === 'full') return { kind: 'unknown', reason: 'cache' };
+          node = next;
+          continue;
         }
-        node = l.next[node] ?? -1;
-        continue;
+        // A return: the operation it closes cannot be linearized before it from here.
+        this.noteStuck(node);
+        if (this.depth === 0) return { kind: 'illegal', prefix: chainToArray(this.deepest.chain), stuck: this.deepest.stuck, candidates: this.deepest.candidates };
+        node = this.backtrack();
       }
-      // A return: the operation it closes cannot be linearized before it from here.
-      if (deepest.stuck === -1) {
-        assert(depth === deepest.prefix.length, 'the first return after a new deepest point is met at that point');
-        deepest.stuck = op;
-        deepest.candidates = pendingBefore(l, node).filter((c) => c !== op);
-      }
-      if (depth === 0) return { kind: 'illegal', prefix: deepest.prefix, stuck: deepest.stuck, candidates: deepest.candidates };
-      depth--;
-      node = stackNode[depth] ?? -1;
-      state = stackState[depth] as S;
-      const undone = l.opOf[node] ?? -1;
-      clearBit(bits, undone);
-      bitsHash = (bitsHash ^ zobrist(undone)) >>> 0;
-      unlift(l, node);
-      node = l.next[node] ?? -1;
+      return { kind: 'ok' };
+    } finally {
+      this.budget.cacheEntries += this.cache.entries;
     }
-    return { kind: 'ok' };
-  } finally {
-    budget.cacheEntries += cache.entries;
+  }
+
+  /** Tries to linearize the call at `node` next. Returns the node to visit next, or 'full'. */
+  private tryLinearize(node: number): number | 'full' {
+    const l = this.l;
+    const op = l.opOf[node] ?? -1;
+    const r = this.model.step(this.state, (this.ops[op] as Operation<I, O>).input, this.outputs[op]);
+    if (!r.ok) return l.next[node] ?? -1;
+    const set = this.linearized;
+    set.add(op);
+    const added = this.cache.add((set.hash ^ Math.imul(this.model.hash?.(r.state) ?? 0, 0x9e3779b1)) >>> 0, set, r.state);
+    if (added !== 'added') {
+      set.remove(op);
+      return added === 'full' ? 'full' : (l.next[node] ?? -1);
+    }
+    this.stackNode[this.depth] = node;
+    this.stackState[this.depth] = this.state;
+    this.depth++;
+    this.state = r.state;
+    this.chain = { op, parent: this.chain };
+    lift(l, node);
+    if (this.depth > this.deepest.depth) {
+      this.deepest.depth = this.depth;
+      this.deepest.chain = this.chain;
+      this.deepest.stuck = -1;
+    }
+    return l.next[0] ?? -1;
+  }
+
+  /** Records what blocked the deepest configuration, the first time a return is met there. */
+  private noteStuck(returnNode: number): void {
+    if (this.deepest.stuck !== -1) return;
+    assert(this.depth === this.deepest.depth, 'the first return after a new deepest point is met at that point');
+    const op = this.l.opOf[returnNode] ?? -1;
+    this.deepest.stuck = op;
+    this.deepest.candidates = pendingBefore(this.l, returnNode).filter((c) => c !== op);
+  }
+
+  /** Undoes the last linearization and returns the node after it (the next candidate). */
+  private backtrack(): number {
+    this.depth--;
+    const node = this.stackNode[this.depth] ?? -1;
+    this.state = this.stackState[this.depth] as S;
+    const undone = this.l.opOf[node] ?? -1;
+    this.linearized.remove(undone);
+    this.chain = this.chain?.parent ?? null;
+    unlift(this.l, node);
+    return this.l.next[node] ?? -1;
   }
 }
 
@@ -464,8 +553,10 @@ export function checkLinearizability<S, I, O>(model: Model<S, I, O>, history: re
   const parts = partitionsOf(model, history);
   const budget: Budget = { stepsLeft: stepsMax, steps: 0, cacheEntries: 0, cacheBytesMax, deadline: options.deadline };
   const stats = (): CheckStats => ({ partitions: parts.length, operations: history.length, steps: budget.steps, cacheEntries: budget.cacheEntries });
-  for (const [p, part] of parts.entries()) {
-    const outcome = searchPartition(model, part, budget);
+  for (const [p, unordered] of parts.entries()) {
+    // Number operations in call order (stable), which keeps the cache's bitsets short (LinearizedSet).
+    const part = [...unordered].sort((a, b) => a.call - b.call);
+    const outcome = new PartitionSearch(model, part, budget).run();
     switch (outcome.kind) {
       case 'ok':
         continue;
