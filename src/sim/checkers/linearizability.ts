@@ -9,7 +9,8 @@
  * recorded outputs? See docs/linearizability.md for the history format and how to read a report.
  *
  * The search, per partition:
- * - Calls and returns are events sorted by time into a doubly linked list.
+ * - Operations are numbered in call order; calls and returns are events sorted by time into a
+ *   doubly linked list.
  * - Walking from the head, a call may be linearized next if the model accepts its output from the
  *   current state; it is then lifted (its call and return leave the list) and the walk restarts.
  * - Meeting a return means the operation it closes cannot be linearized before it: undo the last
