@@ -71,7 +71,7 @@ export function drawFaultProfile(prng: Prng, nodeCount: number, tolerates: { dis
   const applicable = PARTITION_SHAPES.filter((s) => shapeApplies(s, nodeCount));
   const chosen = applicable.filter(() => prng.chance(0.6));
   const shapes = chosen.length > 0 ? chosen : applicable;
-  const crash = maybeClass(prng, [500 * MS, 8 * SECOND], [100 * MS, 5 * SECOND]);
+  const crash = maybeClass(prng, [100 * MS, 8 * SECOND], [100 * MS, 5 * SECOND]);
   const pause = maybeClass(prng, [500 * MS, 8 * SECOND], [50 * MS, 3 * SECOND]);
   const clog = maybeClass(prng, [200 * MS, 5 * SECOND], [50 * MS, 5 * SECOND]);
   const flip = maybeClass(prng, [1 * SECOND, 10 * SECOND], [0, 0]);
@@ -79,7 +79,7 @@ export function drawFaultProfile(prng: Prng, nodeCount: number, tolerates: { dis
   const corruptibleNodes = minority === 0 ? 0 : prng.int(1, minority + 1);
   const clockDriftMax = prng.int(0, 501) / 10_000;
   const writeMax = prng.int(1, 10);
-  const syncMax = prng.int(1, 30);
+  const syncMax = prng.int(1, 51);
   return {
     network,
     partition: nodeCount >= 2 ? partition : undefined,

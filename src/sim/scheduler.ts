@@ -34,7 +34,8 @@ function before(a: Entry, b: Entry): boolean {
 /** Converts milliseconds (fractional allowed) to whole microseconds, rounding up. */
 export function msToUs(ms: number): number {
   assert(Number.isFinite(ms) && ms >= 0, `a delay must be a finite non-negative number of ms, got ${ms}`);
-  return Math.ceil(ms * 1000 - 1e-6);
+  // The small epsilon keeps float noise (0.1 * 1000 = 100.00000000000001) from adding a µs.
+  return Math.max(0, Math.ceil(ms * 1000 - 1e-6));
 }
 
 /** A deterministic virtual-time event queue. */

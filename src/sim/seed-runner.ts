@@ -20,6 +20,7 @@ export interface SeedJob {
   readonly workload: string;
   readonly canary?: string | undefined;
   readonly faultPhaseMs?: number | undefined;
+  readonly nodeCount?: number | undefined;
 }
 
 /** One seed's outcome, small enough to pass between threads. */
@@ -52,7 +53,7 @@ export function runSeed(job: SeedJob, seed: number, tracePath?: string): { summa
   const workload = findWorkload(job.workload);
   assert(workload !== undefined, `unknown workload ${job.workload}`);
   const t0 = performance.now();
-  const result = workload.run({ seed, canary: job.canary, faultPhaseMs: job.faultPhaseMs, tracePath, diskFactory: simDiskFactory });
+  const result = workload.run({ seed, canary: job.canary, faultPhaseMs: job.faultPhaseMs, nodeCount: job.nodeCount, tracePath, diskFactory: simDiskFactory });
   const wallMs = performance.now() - t0;
   const summary: SeedSummary = {
     seed,

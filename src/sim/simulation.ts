@@ -132,7 +132,18 @@ export function runSimulation<M, I>(workload: Workload<M, I>, options: SimOption
   } catch (e) {
     reportException(state, e);
   }
-  emit(state, 'sim', 'end', { violations: state.violations.length });
+  // The closing line folds whole-run counters into the hash, so a divergence in untraced
+  // activity (message order, event count) still changes the trace hash.
+  const net = network?.stats;
+  emit(state, 'sim', 'end', {
+    violations: state.violations.length,
+    events: state.scheduler.eventsRun,
+    sent: net?.sent ?? 0,
+    delivered: net?.delivered ?? 0,
+    lost: net?.lost ?? 0,
+    cut: net?.cut ?? 0,
+    duplicated: net?.duplicated ?? 0,
+  });
   const traceHash = state.recorder.finish();
   return summarize(state, { workload, canary, count, faultPhaseMs, convergedAfterMs, traceHash, nemesis, network, profile });
 }
