@@ -9,7 +9,7 @@ import { assert } from './assert.js';
 import { DecodeError } from './errors.js';
 
 const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder('utf-8', { fatal: true });
+const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Appends little-endian fields into a buffer that doubles as needed up to `maxBytes`. */
 export class ByteWriter {

@@ -37,3 +37,5 @@ export {
 } from './raft-message.js';
 export { type ClusterConfig, applyConfChange, configFromConfState, confStateFromConfig, formatConfig, isJoint, isVoter } from './cluster-config.js';
 export { RaftHarness, formatEntry, formatMessage, type HarnessNode, type AddNodesOptions } from './raft-harness.js';
+export * from './state-machine.js';
+export * from './kv-state-machine.js';
