@@ -95,7 +95,19 @@ function validate(opts: SimCliOptions): string | undefined {
   return undefined;
 }
 
+let stdoutGuarded = false;
+
+/** A reader that closes early (`cohort sim --seeds 500 | head`) is not an error: drop output. */
+function tolerateClosedStdout(): void {
+  if (stdoutGuarded) return;
+  stdoutGuarded = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
+}
+
 async function simAction(opts: SimCliOptions): Promise<number> {
+  tolerateClosedStdout();
   const problem = validate(opts);
   if (problem !== undefined) return usage(problem);
   const job: SeedJob = {

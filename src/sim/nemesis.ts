@@ -43,6 +43,8 @@ export interface FaultCounts {
   bitFlips: number;
 }
 
+/** Chance that a clog injection is a swizzle of several nodes rather than one link. */
+const SWIZZLE_PROBABILITY = 0.3;
 /** Largest number of bits flipped by one injection. */
 const FLIP_BITS_MAX = 4;
 
@@ -154,6 +156,10 @@ export class Nemesis {
   }
 
   private clog(cls: FaultClass): void {
+    if (this.prng.chance(SWIZZLE_PROBABILITY)) {
+      this.swizzle(cls);
+      return;
+    }
     const from = this.prng.pick(this.cluster.nodes);
     const others = this.cluster.nodes.filter((n) => n !== from);
     const to = this.prng.pick(others);
@@ -161,6 +167,33 @@ export class Nemesis {
     this.counts.clogs++;
     this.cluster.clog(from, to, this.scheduler.nowUs + us);
     this.cluster.emit('clog', { from, to, ms: Math.round(us / 1000) });
+  }
+
+  /**
+   * FoundationDB's "swizzle-clog": clog every link of a random subset of nodes one node at a
+   * time, then unclog them one at a time in a different random order. Messages sent on a
+   * clogged link wait until it clears (nothing is lost), which reorders traffic in bulk.
+   */
+  private swizzle(cls: FaultClass): void {
+    const subset = this.prng.shuffle([...this.cluster.nodes]).slice(0, this.prng.int(1, this.cluster.nodes.length + 1));
+    const now = this.scheduler.nowUs;
+    const spanUs = this.duration(cls);
+    const starts = subset.map((_, i) => now + Math.floor((spanUs * i) / (2 * subset.length)));
+    const ends = this.prng.shuffle(subset.map((_, i) => now + spanUs + Math.floor((spanUs * i) / subset.length)));
+    subset.forEach((node, i) => {
+      const start = starts[i] ?? now;
+      const end = ends[i] ?? now;
+      this.scheduler.at(start, () => {
+        if (!this.active) return;
+        for (const other of this.cluster.nodes) {
+          if (other === node) continue;
+          this.cluster.clog(node, other, end);
+          this.cluster.clog(other, node, end);
+        }
+      });
+    });
+    this.counts.clogs++;
+    this.cluster.emit('swizzle', { nodes: [...subset].sort((a, b) => a - b).join(','), ms: Math.round((2 * spanUs) / 1000) });
   }
 
   private flip(): void {

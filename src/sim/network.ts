@@ -124,7 +124,8 @@ export class SimNetwork<M> {
 
   /** Delays every message sent on `from → to` until `untilUs` (a "clog"). */
   clog(from: NodeId, to: NodeId, untilUs: number): void {
-    this.clogUntilUs.set(linkKey(from, to), untilUs);
+    const key = linkKey(from, to);
+    this.clogUntilUs.set(key, Math.max(untilUs, this.clogUntilUs.get(key) ?? 0));
   }
 
   /** Removes every clog. */

@@ -103,12 +103,14 @@ function majoritiesRing(nodes: readonly NodeId[], prng: Prng): Partition {
     const d = Math.abs(p - q);
     return line ? d : Math.min(d, n - d);
   };
+  const at = (id: NodeId): number => {
+    const p = position.get(id);
+    assert(p !== undefined, `node ${id} is not in the partitioned cluster`);
+    return p;
+  };
   return {
     shape: 'majorities-ring',
     description: `${line ? 'line' : 'ring'}(${order.join('-')})`,
-    cut: (from, to) => {
-      if (from === to) return false;
-      return distance(position.get(from) ?? -1, position.get(to) ?? -1) > h;
-    },
+    cut: (from, to) => from !== to && distance(at(from), at(to)) > h,
   };
 }

@@ -108,3 +108,34 @@ test('an exception inside a run is reported as a violation, not thrown', () => {
   assert.equal(v.checker, 'exception');
   assert.match(v.message, /planted assertion/);
 });
+
+test('over a batch, the nemesis injects every fault class and shape, and bit flips hit only a minority', () => {
+  const seen = new Set<string>();
+  const watching: typeof broadcastWorkload = {
+    ...broadcastWorkload,
+    create: (setup) => {
+      const inner = broadcastWorkload.create(setup);
+      const flipped = new Set<unknown>();
+      const watcher = {
+        name: 'watcher',
+        observe: (e: { source: unknown; event: string; fields: { readonly [k: string]: unknown } }) => {
+          if (e.source !== 'sim') return;
+          seen.add(e.event);
+          if (e.event === 'partition') seen.add(`shape:${String(e.fields.shape)}`);
+          if (e.event === 'bitflip') flipped.add(e.fields.node);
+          assert.ok(flipped.size * 2 < setup.nodes.length, `bit flips on ${flipped.size} of ${setup.nodes.length} nodes: not a minority`);
+        },
+      };
+      return { ...inner, checkers: [...inner.checkers, watcher] };
+    },
+  };
+  for (let seed = 1; seed <= 30; seed++) {
+    // A failed assertion inside the watcher surfaces as an `exception` violation of the run.
+    const r = runSimulation(watching, { seed, diskFactory: simDiskFactory });
+    assert.deepEqual(r.violations, [], `seed ${seed}`);
+  }
+  for (const e of ['partition', 'heal', 'crash', 'start', 'pause', 'resume', 'clog', 'swizzle', 'bitflip', 'phase', 'converged']) {
+    assert.ok(seen.has(e), `no ${e} event in 30 seeds`);
+  }
+  for (const shape of ['isolate-one', 'halves', 'majorities-ring', 'asymmetric']) assert.ok(seen.has(`shape:${shape}`), `no ${shape} partition in 30 seeds`);
+});

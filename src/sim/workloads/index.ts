@@ -2,6 +2,7 @@
  * The workload registry: `cohort sim --workload NAME` picks from here. To add a workload, write
  * one module exporting a `Workload` and add it to `WORKLOADS` (the first entry is the default).
  */
+import { defined } from '../../lib/assert.js';
 import type { Workload } from '../workload.js';
 import { runSimulation, type SimOptions, type SimResult } from '../simulation.js';
 import { broadcastWorkload } from './broadcast.js';
@@ -28,7 +29,5 @@ export function findWorkload(name: string): WorkloadEntry | undefined {
 
 /** The default workload's name. */
 export function defaultWorkloadName(): string {
-  const first = WORKLOADS[0];
-  if (first === undefined) throw new Error('no workload registered');
-  return first.name;
+  return defined(WORKLOADS[0], 'the default workload').name;
 }
