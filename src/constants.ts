@@ -162,3 +162,6 @@ assert(SIM_PAUSE_HELD_MAX <= SIM_EVENTS_PENDING_MAX, 'held callbacks are a subse
 export const PEER_BATCH_BYTES_TARGET: number = 64 * 1024;
 /** Transport: how long a refused connection may linger to flush its refusal before it is destroyed. */
 export const REFUSAL_LINGER_MS: number = 1000;
+
+/** Requests (proposals and reads) waiting on one Raft node before it answers `BUSY`. */
+export const RAFT_NODE_PENDING_REQUESTS_MAX: number = 65_536;

@@ -33,6 +33,7 @@ export {
   type SnapshotMetadata,
   validateRaftMessage,
   validateConfState,
+  validateEntry,
   entrySizeBytes,
 } from './raft-message.js';
 export { type ClusterConfig, applyConfChange, configFromConfState, confStateFromConfig, formatConfig, isJoint, isVoter } from './cluster-config.js';

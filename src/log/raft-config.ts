@@ -81,6 +81,13 @@ export interface RaftConfig {
   readonly maxCommittedBytesPerReady: number;
   /** Index already applied by the application on restart (entries after it are re-delivered). */
   readonly applied?: number;
+  /**
+   * Repair mode: the node lost log entries it may have acknowledged (a corrupt WAL), so it must
+   * neither vote nor campaign until it has caught up from a leader that committed an entry of
+   * its own term (that leader holds every committed entry, and so does this node once it has
+   * replicated up to that commit). The core leaves the mode by itself; see `RaftCore.abstaining`.
+   */
+  readonly abstain?: boolean;
   readonly trace?: RaftTrace;
   /** SIMULATOR ONLY: a planted bug. */
   readonly canary?: RaftCanary;

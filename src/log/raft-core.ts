@@ -151,6 +151,8 @@ export class RaftCore {
   private prevSoft: SoftState;
   private prevHard: HardState;
   private outstanding: { ready: Ready; self: RaftMessage[] } | null = null;
+  /** Repair mode (see `RaftConfig.abstain`): no votes granted, no campaigns. */
+  private abstain: boolean;
 
   /** Builds a core from its durable state. Throws `RaftError` (`CONFIG_INVALID`) on a bad config. */
   constructor(config: RaftConfig) {
@@ -165,6 +167,7 @@ export class RaftCore {
     this.config = configFromConfState(init.confState);
     this.prevHard = init.hardState;
     this.prevSoft = { lead: null, role: 'follower' };
+    this.abstain = config.abstain ?? false;
     if (config.applied !== undefined && config.applied > this.log.applied) this.replayConfig(logIndex(config.applied));
     // A restarted node may have acknowledged a lease it no longer remembers; a fresh one (term 0) cannot.
     if (config.readMode === 'lease' && this.term > 0) this.quietTicks = config.electionTicks;
@@ -560,6 +563,10 @@ export class RaftCore {
   // Elections
 
   private startCampaign(kind: VoteKind): void {
+    if (this.abstain) {
+      this.traceEvent('campaign-ignored-repairing');
+      return;
+    }
     if (!this.promotable()) {
       this.traceEvent('campaign-ignored-not-voter');
       return;
@@ -651,7 +658,7 @@ export class RaftCore {
       (this.vote === null && this.lead === null) ||
       (m.type === 'MsgPreVote' && m.term > this.term) ||
       (this.cfg.canary === 'double-vote' && m.type === 'MsgVote');
-    if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
+    if (canVote && !this.abstain && this.log.isUpToDate(m.index, m.logTerm)) {
       this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false });
       if (m.type === 'MsgVote') {
         this.electionElapsed = 0;
@@ -728,14 +735,17 @@ export class RaftCore {
       case 'MsgApp':
         this.heardFromLeader(m.from);
         this.handleAppend(m);
+        this.maybeEndRepair();
         return;
       case 'MsgHeartbeat':
         this.heardFromLeader(m.from);
         this.handleHeartbeat(m);
+        this.maybeEndRepair();
         return;
       case 'MsgSnap':
         this.heardFromLeader(m.from);
         this.handleSnapshot(m);
+        this.maybeEndRepair();
         return;
       case 'MsgTimeoutNow':
         this.traceEvent('timeout-now', { from: m.from });
@@ -757,6 +767,24 @@ export class RaftCore {
       default:
         assertNever(m, 'message');
     }
+  }
+
+  /**
+   * Leaves repair mode once this node follows a leader of the current term and holds that
+   * leader's log up to a commit index whose entry is from the current term: the leader had every
+   * committed entry when it was elected, and everything up to that commit is now held here.
+   */
+  private maybeEndRepair(): void {
+    if (!this.abstain || this.lead === null) return;
+    const committed = this.log.committed;
+    if (committed === 0 || this.log.termOrNull(committed) !== this.term) return;
+    this.abstain = false;
+    this.traceEvent('repair-complete', { committed });
+  }
+
+  /** True while the node is in repair mode (it neither votes nor campaigns). */
+  get abstaining(): boolean {
+    return this.abstain;
   }
 
   private heardFromLeader(from: NodeId): void {

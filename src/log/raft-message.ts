@@ -385,3 +385,8 @@ export function validateRaftMessage(value: unknown): RaftMessage {
       return fail('RAFT_MSG_TYPE', `unknown message type ${JSON.stringify(type).slice(0, 64)}`);
   }
 }
+
+/** Validates one log entry (also used by the WAL decoder of the node shell). */
+export function validateEntry(value: unknown, what = 'entry'): Entry {
+  return entry(value, what);
+}

@@ -1,0 +1,580 @@
+/**
+ * The Raft shell: drives a `RaftCore` with a `NodeEnv` (ticks from timers, messages from the
+ * transport, durability from the disk) and applies committed entries to a `StateMachine`.
+ * The daemon and the simulator run this same code; only the `NodeEnv` differs.
+ *
+ * Ordering (the `Ready` contract of `src/log/ready.ts`, carried out here):
+ * 1. `ready.messages` are sent at once (they never depend on this Ready's writes).
+ * 2. The snapshot (file, then WAL reset), the entries (WAL group commit) and a changed term or
+ *    vote (stable-state file plus a WAL `HARD` record) are persisted; the next Ready is not taken
+ *    until all of them are durable. Proposals arriving meanwhile queue in the core and go out in
+ *    the next Ready: that is the group commit of the cluster log.
+ * 3. Only then: the storage the core reads is updated, the snapshot and committed entries are
+ *    applied, `messagesAfterPersist` (votes, append acks) are sent, reads are answered, and
+ *    `advance` is called.
+ *
+ * Requests (`propose`, `read`) complete through callbacks, exactly once: with the state
+ * machine's result, with a definite refusal, or with `TIMEOUT` (outcome unknown to the caller).
+ */
+import { assert, defined } from '../lib/assert.js';
+import { CohortError, err, ok, type Result } from '../lib/errors.js';
+import { logIndex, type Incarnation, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
+import {
+  RAFT_CONFIG_DEFAULTS,
+  RaftCore,
+  RaftError,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type RaftConfig,
+  type RaftMessage,
+  type RaftRole,
+  type RaftStatus,
+  type Ready,
+  type StateMachine,
+  type ApplyResult,
+} from '../log/index.js';
+import type { StorageError } from '../storage/index.js';
+import { RAFT_NODE_PENDING_REQUESTS_MAX } from '../constants.js';
+import type { NodeEnv, TimerHandle } from './env.js';
+import { WAL_RECORD_ENTRY, WAL_RECORD_HARD, encodeEntryRecord, encodeHardRecord, encodeSnapshotFile, recover, encodeBlob, type Recovered } from './raft-persistence.js';
+
+/** Options of one Raft node. */
+export interface RaftNodeOptions<C extends { readonly type: string }, O> {
+  /** Length of one Raft tick in milliseconds of the environment's clock. */
+  readonly tickMs: number;
+  /** Raft knobs; identity, storage, randomness and trace are supplied by the shell. */
+  readonly raft?: Partial<Omit<RaftConfig, 'id' | 'storage' | 'prng' | 'applied' | 'trace'>>;
+  /** The configuration of a fresh cluster (used only when the disk is empty). */
+  readonly bootstrap: ConfState;
+  readonly stateMachine: StateMachine<C, O>;
+  /** Take a snapshot once this many entries were applied since the last one. */
+  readonly snapshotEntries: number;
+  /** Entries kept in memory behind a snapshot so slightly lagging followers avoid a snapshot. */
+  readonly snapshotCatchUpEntries: number;
+  /** A request not answered after this many ticks completes with `TIMEOUT`. */
+  readonly requestTimeoutTicks: number;
+  /** Observer hooks (metrics in the daemon, checkers in the simulator). */
+  readonly observer?: RaftObserver<O>;
+}
+
+/** Things worth observing from outside, called synchronously as they happen. */
+export interface RaftObserver<O> {
+  /** The node became `role` in `term` (leader `lead`). */
+  onRole?(role: RaftRole, term: Term, lead: NodeId | null): void;
+  /** Entries became durable in this node's log. */
+  onPersist?(entries: readonly Entry[]): void;
+  /** A committed entry was applied (`result` is null for configuration and empty entries). */
+  onApply?(entry: Entry, result: ApplyResult<O> | null): void;
+  /** A snapshot from the leader replaced the state machine. */
+  onRestore?(index: LogIndex, term: Term): void;
+}
+
+/** Stable codes of request failures. */
+export type RaftNodeErrorCode = 'NOT_LEADER' | 'TIMEOUT' | 'PROPOSAL_DROPPED' | 'OUTCOME_UNKNOWN' | 'BUSY' | 'STOPPED' | 'REFUSED';
+
+/** A request failure. `leader` names the known leader, if any, for `NOT_LEADER`. */
+export class RaftNodeError extends CohortError {
+  override readonly name = 'RaftNodeError';
+  constructor(
+    override readonly code: RaftNodeErrorCode,
+    message: string,
+    readonly leader: NodeId | null = null,
+  ) {
+    super(code, message);
+  }
+}
+
+interface PendingProposal<O> {
+  readonly index: LogIndex;
+  readonly term: Term;
+  readonly deadlineTick: number;
+  readonly done: (r: Result<O, RaftNodeError>) => void;
+}
+
+interface PendingRead {
+  readonly context: number;
+  readonly deadlineTick: number;
+  index: LogIndex | null;
+  readonly done: (r: Result<void, RaftNodeError>) => void;
+}
+
+/** See the file comment. */
+export class RaftNode<C extends { readonly type: string }, O> {
+  readonly incarnation: Incarnation;
+  private readonly core: RaftCore;
+  private readonly rec: Recovered;
+  private readonly sm: StateMachine<C, O>;
+  private readonly opts: RaftNodeOptions<C, O>;
+  private ticks = 0;
+  private tickTimer: TimerHandle | null = null;
+  private persisting = false;
+  private stopped = false;
+  private started = false;
+  private applied: LogIndex;
+  private snapshotIndex: LogIndex;
+  private snapshotting = false;
+  private savedTerm: Term;
+  private savedVote: NodeId | null;
+  private repairing: boolean;
+  private proposals = new Map<number, PendingProposal<O>>();
+  private reads: PendingRead[] = [];
+  private readContext = 0;
+  /** WAL sequence number of each entry held, for entries `seqBase`, `seqBase + 1`, ... */
+  private entrySeqs: number[];
+  private seqBase: LogIndex;
+
+  constructor(
+    private readonly env: NodeEnv<RaftMessage>,
+    options: RaftNodeOptions<C, O>,
+  ) {
+    this.opts = options;
+    this.sm = options.stateMachine;
+    this.rec = recover(env.disk, options.bootstrap, () => {
+      /* durability is tracked per flush */
+    });
+    for (const note of this.rec.notes) env.trace('recovery-note', { note });
+    this.incarnation = this.rec.blob.incarnation;
+    this.entrySeqs = [...this.rec.entrySeqs];
+    this.seqBase = this.rec.seqBase;
+    this.repairing = this.rec.repairReason !== null;
+    if (this.rec.repairReason !== null) env.trace('repair-start', { reason: this.rec.repairReason });
+    const snap = this.rec.storage.snapshot();
+    assert(snap.ok, 'memory storage always holds a snapshot');
+    this.snapshotIndex = snap.value.metadata.index;
+    if (snap.value.metadata.index > 0) {
+      const restored = this.sm.restore(snap.value.data);
+      assert(restored.ok, 'a snapshot that passed its checksum restores');
+    }
+    this.applied = snap.value.metadata.index;
+    this.savedTerm = this.rec.stableState.term;
+    this.savedVote = this.rec.stableState.vote;
+    this.core = new RaftCore({
+      ...RAFT_CONFIG_DEFAULTS,
+      ...options.raft,
+      id: env.nodeId,
+      storage: this.rec.storage,
+      prng: env.prng.fork('raft'),
+      applied: this.applied,
+      abstain: this.repairing,
+      trace: (event, fields) => {
+        env.trace(`raft-${event}`, fields);
+      },
+    });
+  }
+
+  /**
+   * Starts the node: persists the new incarnation, then begins ticking and handling messages.
+   * `onStarted` runs once the incarnation is durable.
+   */
+  start(onStarted?: (error: StorageError | null) => void): void {
+    assert(!this.started, 'a node starts once');
+    this.started = true;
+    this.env.transport.setHandlers({
+      onMessage: (_from, m) => {
+        if (this.stopped) return;
+        this.core.step(m);
+        this.pump();
+      },
+      onPeerUp: () => undefined,
+      onPeerDown: (peer) => {
+        if (!this.stopped) this.core.reportUnreachable(peer);
+      },
+    });
+    this.rec.stable.save(this.rec.stableState, (error) => {
+      if (error !== null) {
+        this.fail(error);
+        onStarted?.(error);
+        return;
+      }
+      if (this.stopped) return;
+      this.env.trace('node-start', { incarnation: this.incarnation, applied: this.applied, repairing: this.repairing });
+      this.scheduleTick();
+      this.pump();
+      onStarted?.(null);
+    });
+  }
+
+  /** Stops ticking and drops every pending request with `STOPPED`. Idempotent. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.tickTimer?.cancel();
+    this.rec.wal.close();
+    const stopped = new RaftNodeError('STOPPED', 'the node is stopping');
+    for (const p of this.proposals.values()) p.done(err(stopped));
+    for (const r of this.reads) r.done(err(stopped));
+    this.proposals.clear();
+    this.reads = [];
+  }
+
+  /** The core's status plus shell state. */
+  status(): RaftStatus & { readonly incarnation: Incarnation; readonly repairing: boolean; readonly snapshotIndex: LogIndex } {
+    return { ...this.core.status(), incarnation: this.incarnation, repairing: this.repairing, snapshotIndex: this.snapshotIndex };
+  }
+
+  /** The state machine (for local, possibly stale reads; use `read` first for linearizable ones). */
+  get stateMachine(): StateMachine<C, O> {
+    return this.sm;
+  }
+
+  /**
+   * Proposes `command` (encoded with the state machine's codec). `done` runs once: with the
+   * state machine's result when the entry is applied here, or with a `RaftNodeError`.
+   * `NOT_LEADER`, `BUSY` and `STOPPED` are definite (nothing was proposed); `TIMEOUT` and
+   * `OUTCOME_UNKNOWN` mean the command may or may not take effect.
+   */
+  propose(command: C, done: (r: Result<O, RaftNodeError>) => void): void {
+    const refusal = this.refuseRequest();
+    if (refusal !== null) {
+      done(err(refusal));
+      return;
+    }
+    const r = this.core.propose(this.sm.codec.encode(command));
+    if (!r.ok) {
+      done(err(this.translate(r.error)));
+      return;
+    }
+    this.proposals.set(r.value.index, { index: r.value.index, term: r.value.term, deadlineTick: this.ticks + this.opts.requestTimeoutTicks, done });
+    this.pump();
+  }
+
+  /** Proposes a configuration change; `done` runs when it is applied here (or fails). */
+  proposeConfChange(change: ConfChange, done: (r: Result<void, RaftNodeError>) => void): void {
+    const refusal = this.refuseRequest();
+    if (refusal !== null) {
+      done(err(refusal));
+      return;
+    }
+    const r = this.core.proposeConfChange(change);
+    if (!r.ok) {
+      done(err(this.translate(r.error)));
+      return;
+    }
+    this.proposals.set(r.value.index, {
+      index: r.value.index,
+      term: r.value.term,
+      deadlineTick: this.ticks + this.opts.requestTimeoutTicks,
+      done: (res) => {
+        done(res.ok ? ok(undefined) : res);
+      },
+    });
+    this.pump();
+  }
+
+  /**
+   * Waits until a linearizable read is safe: `done(ok)` means the local state machine now
+   * reflects every write committed before `read` was called.
+   */
+  read(done: (r: Result<void, RaftNodeError>) => void): void {
+    const refusal = this.refuseRequest();
+    if (refusal !== null) {
+      done(err(refusal));
+      return;
+    }
+    const context = ++this.readContext;
+    const ctx = new Uint8Array(8);
+    new DataView(ctx.buffer).setFloat64(0, context, true);
+    const r = this.core.readIndex(ctx);
+    if (!r.ok) {
+      done(err(this.translate(r.error)));
+      return;
+    }
+    this.reads.push({ context, deadlineTick: this.ticks + this.opts.requestTimeoutTicks, index: null, done });
+    this.pump();
+  }
+
+  /** Asks the leader to hand leadership to `to`. */
+  transferLeadership(to: NodeId): Result<void, RaftNodeError> {
+    const r = this.core.transferLeadership(to);
+    this.pump();
+    return r.ok ? ok(undefined) : err(this.translate(r.error));
+  }
+
+  private refuseRequest(): RaftNodeError | null {
+    if (this.stopped || !this.started) return new RaftNodeError('STOPPED', 'the node is not running');
+    if (this.proposals.size + this.reads.length >= RAFT_NODE_PENDING_REQUESTS_MAX) {
+      return new RaftNodeError('BUSY', `${RAFT_NODE_PENDING_REQUESTS_MAX} requests are already waiting on this node; retry after some complete`);
+    }
+    return null;
+  }
+
+  private translate(e: RaftError): RaftNodeError {
+    if (e.code === 'NOT_LEADER') {
+      const lead = this.core.status().lead;
+      return new RaftNodeError('NOT_LEADER', lead === null ? 'no leader is known right now; retry shortly' : `node ${lead} is the leader; send the request there`, lead);
+    }
+    return new RaftNodeError('REFUSED', e.message);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The loop
+
+  private scheduleTick(): void {
+    this.tickTimer = this.env.timers.after(this.opts.tickMs, () => {
+      if (this.stopped) return;
+      this.ticks++;
+      this.core.tick();
+      this.expireRequests();
+      this.scheduleTick();
+      this.pump();
+    });
+  }
+
+  /** Takes and carries out Readies until none is left or one waits on the disk. */
+  private pump(): void {
+    while (!this.stopped && !this.persisting && this.core.hasReady()) {
+      const rd = this.core.ready();
+      this.send(rd.messages);
+      const waits = this.persist(rd);
+      if (waits) return;
+      this.finish(rd);
+    }
+  }
+
+  /**
+   * Starts persisting `rd`. Returns true when completion is asynchronous (then `finish` runs
+   * from the last disk completion); false when nothing had to be written.
+   */
+  private persist(rd: Ready): boolean {
+    const termOrVote = rd.hardState !== null && (rd.hardState.term !== this.savedTerm || rd.hardState.vote !== this.savedVote);
+    if (rd.snapshot === null && rd.entries.length === 0 && !termOrVote) return false;
+    this.persisting = true;
+    let parts = 1; // one for the caller, released once every part has been started
+    const partDone = (error: StorageError | null): void => {
+      if (error !== null) {
+        this.fail(error);
+        return;
+      }
+      if (--parts > 0 || this.stopped) return;
+      this.persisting = false;
+      this.finish(rd);
+      this.pump();
+    };
+    if (termOrVote) {
+      parts++;
+      const hs = defined(rd.hardState, 'hard state');
+      this.savedTerm = hs.term;
+      this.savedVote = hs.vote;
+      const blob = encodeBlob({ incarnation: this.incarnation, repairing: this.repairing });
+      this.rec.stable.save({ term: this.savedTerm, vote: this.savedVote, blob }, partDone);
+    }
+    parts++;
+    const appendAndFlush = (): void => {
+      if (this.stopped) return;
+      const records = rd.entries.map((e) => ({ type: WAL_RECORD_ENTRY, payload: encodeEntryRecord(e) }));
+      if (termOrVote) records.push({ type: WAL_RECORD_HARD, payload: encodeHardRecord(this.savedTerm, this.savedVote) });
+      if (records.length > 0) this.noteSeqs(rd.entries, this.rec.wal.appendAll(records) - (termOrVote ? 1 : 0));
+      // Every part completes from a disk callback (a flush with nothing new still needs one),
+      // so `finish` never runs inside `persist`.
+      if (records.length === 0 || this.rec.wal.flush(partDone)) {
+        this.env.timers.after(0, () => {
+          partDone(null);
+        });
+      }
+    };
+    if (rd.snapshot !== null) this.persistSnapshotThen(rd, appendAndFlush, partDone);
+    else appendAndFlush();
+    assert(parts > 1, 'every persist part completes asynchronously');
+    parts--;
+    return true;
+  }
+
+  /** Writes the leader's snapshot durably, resets the WAL, then runs `next`. */
+  private persistSnapshotThen(rd: Ready, next: () => void, failed: (e: StorageError | null) => void): void {
+    const snap = rd.snapshot;
+    assert(snap !== null, 'persistSnapshotThen needs a snapshot');
+    const writer = this.rec.snapshots.create(snap.metadata.index, snap.metadata.term);
+    writer.write(encodeSnapshotFile(snap.metadata.confState, snap.data), (error) => {
+      if (error !== null) {
+        failed(error);
+        return;
+      }
+      writer.commit((commitError) => {
+        if (commitError !== null) {
+          failed(commitError);
+          return;
+        }
+        this.rec.wal.reset((resetError) => {
+          if (resetError !== null) failed(resetError);
+        });
+        this.entrySeqs.length = 0;
+        this.seqBase = logIndex(snap.metadata.index + 1);
+        next();
+      });
+    });
+  }
+
+  /** Records the WAL sequence numbers of `entries`, the last of which got `lastSeq`. */
+  private noteSeqs(entries: readonly Entry[], lastSeq: number): void {
+    if (entries.length === 0) return;
+    const first = (entries[0] as Entry).index;
+    const at = first - this.seqBase;
+    assert(at >= 0 && at <= this.entrySeqs.length, `entries at ${first} do not follow the tracked log (base ${this.seqBase})`);
+    this.entrySeqs.length = at;
+    const firstSeq = lastSeq - entries.length + 1;
+    for (let i = 0; i < entries.length; i++) this.entrySeqs.push(firstSeq + i);
+  }
+
+  /** Steps 3-6 of the Ready contract, once `rd` is durable. */
+  private finish(rd: Ready): void {
+    const storage = this.rec.storage;
+    if (rd.snapshot !== null) {
+      const applied = storage.applySnapshot(rd.snapshot);
+      assert(applied.ok, 'the core hands out only snapshots newer than the stored one');
+      const restored = this.sm.restore(rd.snapshot.data);
+      assert(restored.ok, 'a snapshot from the leader restores (it was validated by the leader)');
+      this.applied = rd.snapshot.metadata.index;
+      this.snapshotIndex = rd.snapshot.metadata.index;
+      this.resolveSkipped(this.applied);
+      this.opts.observer?.onRestore?.(rd.snapshot.metadata.index, rd.snapshot.metadata.term);
+    }
+    storage.append(rd.entries);
+    if (rd.entries.length > 0) this.opts.observer?.onPersist?.(rd.entries);
+    if (rd.hardState !== null) storage.setHardState(rd.hardState);
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    this.send(rd.messagesAfterPersist);
+    for (const rs of rd.readStates) this.onReadState(rs.context, rs.index);
+    if (rd.softState !== null) this.onSoftState(rd.softState.role, rd.softState.lead);
+    this.core.advance(rd);
+    this.answerReads();
+    this.checkRepair();
+    this.maybeSnapshot();
+  }
+
+  private applyEntry(e: Entry): void {
+    assert(e.index === this.applied + 1, `apply ${e.index} after ${this.applied}: entries apply in order`);
+    this.applied = e.index;
+    let result: ApplyResult<O> | null = null;
+    if (e.type === 'normal' && e.data.length > 0) result = this.sm.apply(e.index, e.term, e.data);
+    this.opts.observer?.onApply?.(e, result);
+    const p = this.proposals.get(e.index);
+    if (p === undefined) return;
+    this.proposals.delete(e.index);
+    if (p.term !== e.term) {
+      p.done(err(new RaftNodeError('PROPOSAL_DROPPED', `the proposal at index ${e.index} was replaced by a newer leader's entry; it did not take effect`)));
+      return;
+    }
+    if (result === null) {
+      // A configuration change: success means it was applied.
+      p.done(ok(undefined as O));
+      return;
+    }
+    p.done(result.ok ? ok(result.value) : err(new RaftNodeError('REFUSED', `${result.error.code}: ${result.error.message}`)));
+  }
+
+  /** Proposals at or below `index` that a snapshot jumped over: we cannot tell if they applied. */
+  private resolveSkipped(index: LogIndex): void {
+    for (const [i, p] of this.proposals) {
+      if (i > index) continue;
+      this.proposals.delete(i);
+      p.done(err(new RaftNodeError('OUTCOME_UNKNOWN', `a snapshot replaced the log through index ${index}; the proposal at ${i} may or may not have taken effect`)));
+    }
+  }
+
+  private onSoftState(role: RaftRole, lead: NodeId | null): void {
+    this.opts.observer?.onRole?.(role, this.core.status().term, lead);
+  }
+
+  private onReadState(context: Uint8Array, index: LogIndex): void {
+    const id = new DataView(context.buffer, context.byteOffset, context.byteLength).getFloat64(0, true);
+    const r = this.reads.find((x) => x.context === id);
+    if (r !== undefined) r.index = index;
+  }
+
+  private answerReads(): void {
+    if (this.reads.length === 0) return;
+    const waiting: PendingRead[] = [];
+    for (const r of this.reads) {
+      if (r.index !== null && this.applied >= r.index) r.done(ok(undefined));
+      else waiting.push(r);
+    }
+    this.reads = waiting;
+  }
+
+  private expireRequests(): void {
+    for (const [i, p] of this.proposals) {
+      if (p.deadlineTick > this.ticks) continue;
+      this.proposals.delete(i);
+      p.done(err(new RaftNodeError('TIMEOUT', `the proposal at index ${i} was not applied within ${this.opts.requestTimeoutTicks} ticks; it may still take effect`)));
+    }
+    const live: PendingRead[] = [];
+    for (const r of this.reads) {
+      if (r.deadlineTick > this.ticks) live.push(r);
+      else r.done(err(new RaftNodeError('TIMEOUT', `the read was not confirmed within ${this.opts.requestTimeoutTicks} ticks (leader change or lost quorum); retry`)));
+    }
+    this.reads = live;
+  }
+
+  /** Leaves repair mode once the core says the log is whole again, and records it durably. */
+  private checkRepair(): void {
+    if (!this.repairing || this.core.abstaining) return;
+    this.repairing = false;
+    this.env.trace('repair-done', { applied: this.applied });
+    this.rec.stable.save({ term: this.savedTerm, vote: this.savedVote, blob: encodeBlob({ incarnation: this.incarnation, repairing: false }) }, (e) => {
+      if (e !== null) this.fail(e);
+    });
+  }
+
+  /** Takes a snapshot when enough entries were applied since the last one. */
+  private maybeSnapshot(): void {
+    if (this.snapshotting || this.applied - this.snapshotIndex < this.opts.snapshotEntries) return;
+    const index = this.applied;
+    const t = this.rec.storage.term(index);
+    if (!t.ok) return;
+    const confState = this.core.confState();
+    const data = this.sm.snapshot();
+    this.snapshotting = true;
+    const writer = this.rec.snapshots.create(index, t.value);
+    const failed = (e: StorageError): void => {
+      this.fail(e);
+    };
+    writer.write(encodeSnapshotFile(confState, data), (error) => {
+      if (error !== null) { failed(error); return; }
+      writer.commit((commitError) => {
+        if (commitError !== null) { failed(commitError); return; }
+        if (this.stopped) return;
+        this.compactTo(index, confState, data);
+      });
+    });
+  }
+
+  /** After a durable local snapshot at `index`: compact memory and drop old WAL segments. */
+  private compactTo(index: LogIndex, confState: ConfState, data: Uint8Array): void {
+    this.snapshotting = false;
+    if (index <= this.snapshotIndex) return; // a leader's snapshot overtook this one
+    const created = this.rec.storage.createSnapshot(index, confState, data);
+    if (!created.ok) return;
+    this.snapshotIndex = index;
+    const keepFrom = Math.max(this.rec.storage.firstIndex(), index - this.opts.snapshotCatchUpEntries);
+    if (keepFrom - 1 > this.rec.storage.firstIndex() - 1) {
+      const compacted = this.rec.storage.compact(logIndex(keepFrom - 1));
+      assert(compacted.ok, 'compaction below the new snapshot succeeds');
+    }
+    const at = index + 1 - this.seqBase;
+    const seq = at >= 0 && at < this.entrySeqs.length ? (this.entrySeqs[at] as number) : this.rec.wal.nextSeq;
+    this.rec.wal.truncateBefore(seq, (e) => {
+      if (e !== null) {
+        this.fail(e);
+        return;
+      }
+      // The segment holding the newest HARD record may be gone: write it again.
+      if (!this.stopped) this.rec.wal.append(WAL_RECORD_HARD, encodeHardRecord(this.savedTerm, this.savedVote));
+    });
+    const drop = Math.max(0, Math.min(at, this.entrySeqs.length));
+    this.entrySeqs.splice(0, drop);
+    this.seqBase = logIndex(this.seqBase + drop);
+    this.env.trace('snapshot', { index, bytes: data.length });
+  }
+
+  private send(messages: readonly RaftMessage[]): void {
+    for (const m of messages) this.env.transport.send(m.to, m);
+  }
+
+  /** A storage failure is fatal for this node: it stops rather than guess what is durable. */
+  private fail(error: StorageError): void {
+    if (this.stopped) return;
+    this.env.trace('storage-failed', { code: error.code, message: error.message });
+    this.stop();
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * How a node's cluster log lives on its `Disk`, and how it is recovered at start.
+ *
+ * Files (one flat directory):
+ * - `stable-state`: term, vote and a small blob (incarnation, repair flag), replaced atomically.
+ * - `wal-*.log`: WAL records. Type `ENTRY` holds one log entry; an entry whose index is already
+ *   present replaces it and every entry after it (Raft's conflict truncation, replayed in order).
+ *   Type `HARD` repeats the term and vote, so a damaged stable-state file can be recovered from the
+ *   log (both are written before any message that depends on them leaves the node, so whichever
+ *   copy survives was never contradicted by what peers saw).
+ * - `snap-*.snap`: state-machine snapshots with their configuration. After a follower installs a
+ *   snapshot from its leader the WAL is reset, so recovery reads the newest valid snapshot, then
+ *   the WAL entries after it.
+ *
+ * Damage policy (issue 4, "a node with a corrupted log must notice by checksum, refuse to vote
+ * or lead with it, and repair from peers"):
+ * - Mid-log WAL corruption (`WalCorruptionError`): the log is discarded (the snapshot and the
+ *   stable state are kept) and the node starts in **repair** mode: it neither votes nor campaigns
+ *   until it has caught up from a leader that committed an entry of its own term. It may have
+ *   acknowledged entries it no longer holds; voting before the repair could elect a leader without
+ *   them.
+ * - A damaged stable-state file is recovered from the newest `HARD` record of an intact WAL;
+ *   when both are damaged the node refuses to start (it cannot know its term or vote).
+ * - A damaged snapshot falls back to an older one; with none left and entries compacted away the
+ *   node starts in repair mode from an empty log.
+ */
+import { assert } from '../lib/assert.js';
+import { ByteReader, ByteWriter } from '../lib/bytes.js';
+import { CohortError, DecodeError } from '../lib/errors.js';
+import { incarnation as makeIncarnation, logIndex, term as makeTerm, type Incarnation, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
+import type { Disk } from '../storage/disk.js';
+import { CorruptFileError, StableStore, SnapshotStore, Wal, WalCorruptionError, type StableState, type WalRecord } from '../storage/index.js';
+import { msgpackCodec } from '../transport/message-codec.js';
+import { MemoryRaftStorage, validateConfState, validateEntry, type ConfState, type Entry, type Snapshot } from '../log/index.js';
+
+/** WAL record types used by the node shell. */
+export const WAL_RECORD_ENTRY = 1;
+export const WAL_RECORD_HARD = 2;
+
+/** The small state kept in the stable-state blob. */
+export interface NodeBlob {
+  /** Bumped on every start. */
+  readonly incarnation: Incarnation;
+  /** Set while the node repairs a damaged log (see the file comment). */
+  readonly repairing: boolean;
+}
+
+const BLOB_VERSION = 1;
+
+/** Encodes the stable-state blob. */
+export function encodeBlob(blob: NodeBlob): Uint8Array {
+  return new ByteWriter(16).u32(BLOB_VERSION).u32(blob.incarnation).u8(blob.repairing ? 1 : 0).finish().slice();
+}
+
+/** Decodes the stable-state blob (an empty blob is a fresh node). Throws `DecodeError`. */
+export function decodeBlob(bytes: Uint8Array): NodeBlob {
+  if (bytes.length === 0) return { incarnation: makeIncarnation(0), repairing: false };
+  const r = new ByteReader(bytes);
+  const version = r.u32('blob version');
+  if (version !== BLOB_VERSION) throw new DecodeError('BLOB_VERSION', `stable-state blob version ${version} is not ${BLOB_VERSION}`);
+  const inc = r.u32('incarnation');
+  const flags = r.u8('flags');
+  r.end('stable-state blob');
+  return { incarnation: makeIncarnation(inc), repairing: (flags & 1) === 1 };
+}
+
+const entryCodec = msgpackCodec(validateEntry);
+
+/** Encodes a log entry as a WAL record payload. */
+export function encodeEntryRecord(entry: Entry): Uint8Array {
+  return entryCodec.encode(entry);
+}
+
+/** Encodes a `HARD` record (term, vote). */
+export function encodeHardRecord(t: Term, vote: NodeId | null): Uint8Array {
+  return new ByteWriter(16).u64(t).u32(vote ?? 0).finish().slice();
+}
+
+function decodeHardRecord(bytes: Uint8Array): { term: Term; vote: NodeId | null } {
+  const r = new ByteReader(bytes);
+  const t = makeTerm(r.u64('term'));
+  const vote = r.u32('vote');
+  r.end('hard record');
+  return { term: t, vote: vote === 0 ? null : (vote as NodeId) };
+}
+
+interface SnapshotFile {
+  readonly confState: ConfState;
+  readonly data: Uint8Array;
+}
+
+const snapshotCodec = msgpackCodec<SnapshotFile>(
+  (value: unknown): SnapshotFile => {
+    if (typeof value !== 'object' || value === null) throw new DecodeError('SNAPSHOT_SHAPE', 'snapshot file payload must be an object');
+    const o = value as { confState?: unknown; data?: unknown };
+    if (!(o.data instanceof Uint8Array)) throw new DecodeError('SNAPSHOT_SHAPE', 'snapshot file payload has no data bytes');
+    return { confState: validateConfState(o.confState), data: o.data };
+  },
+  { payloadBytesMax: 1024 * 1024 * 1024 },
+);
+
+/** Encodes the payload of a snapshot file. */
+export function encodeSnapshotFile(confState: ConfState, data: Uint8Array): Uint8Array {
+  return snapshotCodec.encode({ confState, data });
+}
+
+/** Raised when a node's disk cannot give it a safe starting point. */
+export class RecoveryError extends CohortError {
+  override readonly name = 'RecoveryError';
+}
+
+/** Everything recovered from a node's disk. */
+export interface Recovered {
+  readonly storage: MemoryRaftStorage;
+  readonly wal: Wal;
+  readonly stable: StableStore;
+  readonly snapshots: SnapshotStore;
+  /** The stable state to persist at start (incarnation already bumped). */
+  readonly stableState: StableState;
+  readonly blob: NodeBlob;
+  /** WAL sequence number of each held entry, by index from `seqBase` on. */
+  readonly entrySeqs: number[];
+  readonly seqBase: LogIndex;
+  /** Why the node starts in repair mode, or null. */
+  readonly repairReason: string | null;
+  /** Human-readable notes about damage found and repaired (for the log). */
+  readonly notes: string[];
+}
+
+/** Loads the newest snapshot that checks out; corrupt ones are skipped with a note. */
+function loadSnapshot(snapshots: SnapshotStore, notes: string[]): Snapshot | null {
+  for (const meta of snapshots.list()) {
+    try {
+      const handle = snapshots.open(meta);
+      const bytes = new Uint8Array(handle.bytes);
+      for (let off = 0; off < handle.bytes; off += 1024 * 1024) bytes.set(handle.readChunk(off, Math.min(1024 * 1024, handle.bytes - off)), off);
+      const file = snapshotCodec.decode(bytes);
+      return { metadata: { index: meta.index, term: meta.term, confState: file.confState }, data: file.data };
+    } catch (e) {
+      if (!(e instanceof CorruptFileError || e instanceof DecodeError)) throw e;
+      notes.push(`snapshot ${meta.file} is damaged (${e.message}); trying an older one`);
+    }
+  }
+  return null;
+}
+
+interface Replayed {
+  entries: Entry[];
+  seqs: number[];
+  hard: { term: Term; vote: NodeId | null } | null;
+}
+
+/** Replays WAL records after snapshot `snap` with Raft's truncation semantics. */
+function replay(records: readonly WalRecord[], snap: Snapshot | null): Replayed {
+  const snapIndex = snap?.metadata.index ?? 0;
+  const out: Replayed = { entries: [], seqs: [], hard: null };
+  let matchAtSnap: boolean | null = null;
+  for (const rec of records) {
+    if (rec.type === WAL_RECORD_HARD) {
+      out.hard = decodeHardRecord(rec.payload);
+      continue;
+    }
+    assert(rec.type === WAL_RECORD_ENTRY, `unknown WAL record type ${rec.type}`);
+    const e = entryCodec.decode(rec.payload);
+    if (e.index <= snapIndex) {
+      if (e.index === snapIndex) matchAtSnap = e.term === snap?.metadata.term;
+      continue;
+    }
+    const at = e.index - snapIndex - 1;
+    if (at > out.entries.length) continue; // a gap: older than a reset or compaction boundary
+    out.entries.length = at;
+    out.seqs.length = at;
+    out.entries.push(e);
+    out.seqs.push(rec.seq);
+  }
+  // Entries after a snapshot whose own entry at the snapshot index has another term belong to a
+  // diverged log that the installed snapshot replaced (a crash between the snapshot and the reset).
+  if (matchAtSnap === false) {
+    out.entries = [];
+    out.seqs = [];
+  }
+  return out;
+}
+
+/**
+ * Recovers a node's durable state from `disk`, or throws `RecoveryError` when it cannot do so
+ * safely. `bootstrap` is the configuration of a fresh node (empty disk).
+ */
+export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: number) => void): Recovered {
+  const notes: string[] = [];
+  let repairReason: string | null = null;
+  const stable = new StableStore(disk);
+  const snapshots = new SnapshotStore(disk);
+  let stableState: StableState | null = null;
+  let stableDamage: string | null = null;
+  try {
+    stableState = stable.load();
+  } catch (e) {
+    if (!(e instanceof CorruptFileError)) throw e;
+    stableDamage = e.message;
+  }
+  const snap = loadSnapshot(snapshots, notes);
+  let walOpen: { wal: Wal; records: readonly WalRecord[] };
+  try {
+    const { wal, recovery } = Wal.open(disk, { onDurable });
+    if (recovery.tornTailBytes > 0) notes.push(`cut a torn WAL tail of ${recovery.tornTailBytes} bytes (an interrupted write)`);
+    walOpen = { wal, records: recovery.records };
+  } catch (e) {
+    if (!(e instanceof WalCorruptionError)) throw e;
+    repairReason = `the WAL is corrupt (${e.message}); discarding it and repairing from peers`;
+    walOpen = { wal: resetCorruptWal(disk, onDurable), records: [] };
+  }
+  const r = replay(walOpen.records, snap);
+  if (stableDamage !== null) {
+    if (r.hard === null || repairReason !== null) {
+      throw new RecoveryError(
+        'RECOVERY_IMPOSSIBLE',
+        `the stable-state file is damaged (${stableDamage}) and the WAL holds no intact copy of the term and vote: this node cannot know whom it voted for, so it must not rejoin with its old identity. Wipe its data directory and add it back as a new member.`,
+      );
+    }
+    notes.push(`the stable-state file is damaged (${stableDamage}); recovered term ${r.hard.term} and vote ${r.hard.vote ?? 'none'} from the WAL`);
+  }
+  const fresh = stableState === null && stableDamage === null && snap === null && walOpen.records.length === 0;
+  const prevTerm = stableState?.term ?? r.hard?.term ?? makeTerm(0);
+  const prevVote = stableState?.vote ?? r.hard?.vote ?? null;
+  const hard = pickNewer({ term: prevTerm, vote: prevVote }, r.hard);
+  let blob: NodeBlob;
+  try {
+    blob = decodeBlob(stableState?.blob ?? new Uint8Array(0));
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
+    notes.push(`stable-state blob unreadable (${e.message}); starting a new incarnation count`);
+    blob = { incarnation: makeIncarnation(0), repairing: false };
+  }
+  if (repairReason === null && blob.repairing) repairReason = 'the node was repairing a damaged log when it stopped';
+  blob = { incarnation: makeIncarnation(blob.incarnation + 1), repairing: repairReason !== null };
+
+  const storage = new MemoryRaftStorage(fresh || (snap === null && repairReason !== null) ? bootstrap : (snap?.metadata.confState ?? bootstrap));
+  if (snap !== null) assert(storage.applySnapshot(snap).ok, 'a recovered snapshot is newer than the empty start');
+  storage.append(r.entries);
+  storage.setHardState({ term: hard.term, vote: hard.vote, commit: snap?.metadata.index ?? logIndex(0) });
+  return {
+    storage,
+    wal: walOpen.wal,
+    stable,
+    snapshots,
+    stableState: { term: hard.term, vote: hard.vote, blob: encodeBlob(blob) },
+    blob,
+    entrySeqs: r.seqs,
+    seqBase: logIndex((snap?.metadata.index ?? 0) + 1),
+    repairReason,
+    notes,
+  };
+}
+
+function pickNewer(a: { term: Term; vote: NodeId | null }, b: { term: Term; vote: NodeId | null } | null): { term: Term; vote: NodeId | null } {
+  if (b === null || b.term < a.term) return a;
+  if (b.term > a.term) return b;
+  return { term: a.term, vote: a.vote ?? b.vote };
+}
+
+/**
+ * Moves a corrupt WAL's segments aside by deleting them: their content cannot be trusted, and
+ * the node repairs from peers. Returns a fresh, empty WAL.
+ */
+function resetCorruptWal(disk: Disk, onDurable: (seq: number) => void): Wal {
+  const names = disk.list().filter((n) => n.startsWith('wal-'));
+  // Removal is asynchronous; a fresh WAL must not see the old segments, so open it on a view
+  // that hides them while they are being removed.
+  for (const name of names) disk.remove(name, () => undefined);
+  const view: Disk = {
+    list: () => disk.list().filter((n) => !names.includes(n)),
+    read: (n) => (names.includes(n) ? null : disk.read(n)),
+    size: (n) => (names.includes(n) ? null : disk.size(n)),
+    readRange: (n, o, l) => (names.includes(n) ? null : disk.readRange(n, o, l)),
+    write: (n, o, d, cb) => { disk.write(n, o, d, cb); },
+    sync: (n, cb) => { disk.sync(n, cb); },
+    truncate: (n, s, cb) => { disk.truncate(n, s, cb); },
+    rename: (f, t, cb) => { disk.rename(f, t, cb); },
+    remove: (n, cb) => { disk.remove(n, cb); },
+    syncDir: (cb) => { disk.syncDir(cb); },
+  };
+  return Wal.open(view, { onDurable }).wal;
+}
