@@ -165,3 +165,8 @@ export const REFUSAL_LINGER_MS: number = 1000;
 
 /** Requests (proposals and reads) waiting on one Raft node before it answers `BUSY`. */
 export const RAFT_NODE_PENDING_REQUESTS_MAX: number = 65_536;
+
+/** Config: largest config file read, in bytes. */
+export const CONFIG_FILE_BYTES_MAX: number = 1024 * 1024;
+/** Longest Unix socket path Linux accepts (sun_path is 108 bytes including the terminating NUL). */
+export const UNIX_SOCKET_PATH_BYTES_MAX: number = 107;
