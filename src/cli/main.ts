@@ -5,6 +5,7 @@
 import { Command, CommanderError } from '@commander-js/extra-typings';
 import { registerSim } from './sim-command.js';
 import { registerDemo } from './demo-command.js';
+import { registerInit } from './init-command.js';
 
 /** Exit codes shared by every subcommand. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, notQuorate: 3, unreachable: 4 } as const;
@@ -22,6 +23,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
   registerSim(program, setCode);
   registerDemo(program, setCode);
+  registerInit(program, setCode);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {
