@@ -170,3 +170,25 @@ export const RAFT_NODE_PENDING_REQUESTS_MAX: number = 65_536;
 export const CONFIG_FILE_BYTES_MAX: number = 1024 * 1024;
 /** Longest Unix socket path Linux accepts (sun_path is 108 bytes including the terminating NUL). */
 export const UNIX_SOCKET_PATH_BYTES_MAX: number = 107;
+
+/** Local API: largest frame body (one encoded API frame), in bytes. */
+export const API_FRAME_BYTES_MAX: number = 1024 * 1024;
+/** Local API: clients connected at once; more are refused with `OVERLOADED`. */
+export const API_CLIENTS_MAX: number = 64;
+/** Local API: requests one client may have in flight; more are answered `OVERLOADED`. */
+export const API_CLIENT_REQUESTS_MAX: number = 64;
+/** Local API: streams one client may have open; more are answered `OVERLOADED`. */
+export const API_CLIENT_STREAMS_MAX: number = 16;
+/** Local API: bytes queued for one client before its streams are closed with `SLOW_CONSUMER`. */
+export const API_CLIENT_QUEUE_BYTES_MAX: number = 4 * 1024 * 1024;
+/** Local API: a client that sends no hello within this time is disconnected. */
+export const API_HELLO_TIMEOUT_MS: number = 5000;
+/** Local API: a pulled stream waits at most this long for a slow client to drain before it is closed. */
+export const API_STREAM_STALL_MS: number = 5000;
+/** Local API: nesting depth of params, results and stream items. */
+export const API_DATA_DEPTH_MAX: number = 32;
+/** Local API: stream items a client buffers before it stops reading the socket (backpressure). */
+export const API_CLIENT_STREAM_ITEMS_MAX: number = 1024;
+
+assert(API_CLIENT_QUEUE_BYTES_MAX >= 2 * API_FRAME_BYTES_MAX, 'a client queue must hold a full frame plus the error that closes a stream');
+assert(API_FRAME_BYTES_MAX <= FRAME_PAYLOAD_BYTES_MAX, 'API frames use the shared frame decoder');
