@@ -34,10 +34,10 @@ import {
   type StateMachine,
   type ApplyResult,
 } from '../log/index.js';
-import type { StorageError } from '../storage/index.js';
+import { StorageError, type Wal } from '../storage/index.js';
 import { RAFT_NODE_PENDING_REQUESTS_MAX } from '../constants.js';
 import type { NodeEnv, TimerHandle } from './env.js';
-import { WAL_RECORD_ENTRY, WAL_RECORD_HARD, encodeEntryRecord, encodeHardRecord, encodeSnapshotFile, recover, encodeBlob, type Recovered } from './raft-persistence.js';
+import { WAL_RECORD_ENTRY, WAL_RECORD_HARD, discardCorruptWal, encodeEntryRecord, encodeHardRecord, encodeSnapshotFile, recover, encodeBlob, type Recovered } from './raft-persistence.js';
 
 /** Options of one Raft node. */
 export interface RaftNodeOptions<C extends { readonly type: string }, O> {
@@ -111,6 +111,9 @@ export class RaftNode<C extends { readonly type: string }, O> {
   private persisting = false;
   private stopped = false;
   private started = false;
+  /** True once the incarnation is durable and the WAL usable: inputs are handled only then. */
+  private running = false;
+  private walOrNull: Wal | null;
   private applied: LogIndex;
   private snapshotIndex: LogIndex;
   private snapshotting = false;
@@ -135,6 +138,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
     });
     for (const note of this.rec.notes) env.trace('recovery-note', { note });
     this.incarnation = this.rec.blob.incarnation;
+    this.walOrNull = this.rec.wal;
     this.entrySeqs = [...this.rec.entrySeqs];
     this.seqBase = this.rec.seqBase;
     this.repairing = this.rec.repairReason !== null;
@@ -164,34 +168,49 @@ export class RaftNode<C extends { readonly type: string }, O> {
   }
 
   /**
-   * Starts the node: persists the new incarnation, then begins ticking and handling messages.
-   * `onStarted` runs once the incarnation is durable.
+   * Starts the node: persists the new incarnation (and the repair flag), discards a corrupt WAL
+   * if recovery found one, then begins ticking and handling messages. Messages that arrive before
+   * that are dropped (the protocol retransmits). `onStarted` runs once the node is running.
    */
-  start(onStarted?: (error: StorageError | null) => void): void {
+  start(onStarted?: (error: Error | null) => void): void {
     assert(!this.started, 'a node starts once');
     this.started = true;
     this.env.transport.setHandlers({
       onMessage: (_from, m) => {
-        if (this.stopped) return;
+        if (!this.running) return;
         this.core.step(m);
         this.pump();
       },
       onPeerUp: () => undefined,
       onPeerDown: (peer) => {
-        if (!this.stopped) this.core.reportUnreachable(peer);
+        if (this.running) this.core.reportUnreachable(peer);
       },
     });
+    const failed = (error: Error): void => {
+      this.env.trace('start-failed', { message: error.message });
+      this.stop();
+      onStarted?.(error);
+    };
     this.rec.stable.save(this.rec.stableState, (error) => {
-      if (error !== null) {
-        this.fail(error);
-        onStarted?.(error);
-        return;
-      }
+      if (error !== null) return failed(error);
       if (this.stopped) return;
-      this.env.trace('node-start', { incarnation: this.incarnation, applied: this.applied, repairing: this.repairing });
-      this.scheduleTick();
-      this.pump();
-      onStarted?.(null);
+      const run = (): void => {
+        this.running = true;
+        this.env.trace('node-start', { incarnation: this.incarnation, applied: this.applied, repairing: this.repairing });
+        this.rec.snapshots.removeTemporaries((e) => {
+          if (e !== null) this.env.trace('snapshot-temp-cleanup-failed', { message: e.message });
+        });
+        this.scheduleTick();
+        this.pump();
+        onStarted?.(null);
+      };
+      if (this.walOrNull !== null) return run();
+      discardCorruptWal(this.env.disk, this.rec.corruptSegments, () => undefined, (e, wal) => {
+        if (e !== null || wal === null) return failed(e ?? new Error('no WAL'));
+        if (this.stopped) return;
+        this.walOrNull = wal;
+        run();
+      });
     });
   }
 
@@ -199,8 +218,9 @@ export class RaftNode<C extends { readonly type: string }, O> {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.running = false;
     this.tickTimer?.cancel();
-    this.rec.wal.close();
+    this.walOrNull?.close();
     const stopped = new RaftNodeError('STOPPED', 'the node is stopping');
     for (const p of this.proposals.values()) p.done(err(stopped));
     for (const r of this.reads) r.done(err(stopped));
@@ -211,6 +231,14 @@ export class RaftNode<C extends { readonly type: string }, O> {
   /** The core's status plus shell state. */
   status(): RaftStatus & { readonly incarnation: Incarnation; readonly repairing: boolean; readonly snapshotIndex: LogIndex } {
     return { ...this.core.status(), incarnation: this.incarnation, repairing: this.repairing, snapshotIndex: this.snapshotIndex };
+  }
+
+  /**
+   * Entries in `[lo, hi)` of the log this node holds (durable and in-memory), e.g. what it
+   * recovered at start. Read-only: for status dumps and the simulator's checkers.
+   */
+  logEntries(lo: LogIndex, hi: LogIndex): Result<Entry[], RaftError> {
+    return this.core.logEntries(lo, hi);
   }
 
   /** The state machine (for local, possibly stale reads; use `read` first for linearizable ones). */
@@ -291,8 +319,13 @@ export class RaftNode<C extends { readonly type: string }, O> {
     return r.ok ? ok(undefined) : err(this.translate(r.error));
   }
 
+  /** The WAL; usable once the node is running. */
+  private get wal(): Wal {
+    return defined(this.walOrNull, 'the WAL (the node is not running yet)');
+  }
+
   private refuseRequest(): RaftNodeError | null {
-    if (this.stopped || !this.started) return new RaftNodeError('STOPPED', 'the node is not running');
+    if (this.stopped || !this.running) return new RaftNodeError('STOPPED', 'the node is not running');
     if (this.proposals.size + this.reads.length >= RAFT_NODE_PENDING_REQUESTS_MAX) {
       return new RaftNodeError('BUSY', `${RAFT_NODE_PENDING_REQUESTS_MAX} requests are already waiting on this node; retry after some complete`);
     }
@@ -364,10 +397,10 @@ export class RaftNode<C extends { readonly type: string }, O> {
       if (this.stopped) return;
       const records = rd.entries.map((e) => ({ type: WAL_RECORD_ENTRY, payload: encodeEntryRecord(e) }));
       if (termOrVote) records.push({ type: WAL_RECORD_HARD, payload: encodeHardRecord(this.savedTerm, this.savedVote) });
-      if (records.length > 0) this.noteSeqs(rd.entries, this.rec.wal.appendAll(records) - (termOrVote ? 1 : 0));
+      if (records.length > 0) this.noteSeqs(rd.entries, this.wal.appendAll(records) - (termOrVote ? 1 : 0));
       // Every part completes from a disk callback (a flush with nothing new still needs one),
       // so `finish` never runs inside `persist`.
-      if (records.length === 0 || this.rec.wal.flush(partDone)) {
+      if (records.length === 0 || this.wal.flush(partDone)) {
         this.env.timers.after(0, () => {
           partDone(null);
         });
@@ -395,7 +428,8 @@ export class RaftNode<C extends { readonly type: string }, O> {
           failed(commitError);
           return;
         }
-        this.rec.wal.reset((resetError) => {
+        // The flush in `next` waits for the reset marker too (it takes a sequence number).
+        this.wal.reset((resetError) => {
           if (resetError !== null) failed(resetError);
         });
         this.entrySeqs.length = 0;
@@ -552,14 +586,20 @@ export class RaftNode<C extends { readonly type: string }, O> {
       assert(compacted.ok, 'compaction below the new snapshot succeeds');
     }
     const at = index + 1 - this.seqBase;
-    const seq = at >= 0 && at < this.entrySeqs.length ? (this.entrySeqs[at] as number) : this.rec.wal.nextSeq;
-    this.rec.wal.truncateBefore(seq, (e) => {
+    const seq = at >= 0 && at < this.entrySeqs.length ? (this.entrySeqs[at] as number) : this.wal.nextSeq;
+    this.wal.truncateBefore(seq, (e) => {
       if (e !== null) {
         this.fail(e);
         return;
       }
       // The segment holding the newest HARD record may be gone: write it again.
-      if (!this.stopped) this.rec.wal.append(WAL_RECORD_HARD, encodeHardRecord(this.savedTerm, this.savedVote));
+      if (this.stopped) return;
+      try {
+        this.wal.append(WAL_RECORD_HARD, encodeHardRecord(this.savedTerm, this.savedVote));
+      } catch (appendError) {
+        if (!(appendError instanceof StorageError)) throw appendError;
+        this.fail(appendError);
+      }
     });
     const drop = Math.max(0, Math.min(at, this.entrySeqs.length));
     this.entrySeqs.splice(0, drop);
