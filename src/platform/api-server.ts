@@ -228,7 +228,10 @@ export class ApiServer {
       const why = this.closed ? 'the daemon is shutting down' : `the daemon serves at most ${this.limits.clientsMax} API clients at once; close idle clients and retry`;
       const frame = encodeApiFrame(serverFrameCodec(), { type: 'error', id: 0, code: this.closed ? 'UNAVAILABLE' : 'OVERLOADED', message: why } satisfies ServerFrame);
       socket.on('error', () => undefined);
+      // Read (and drop) so the client's close is seen; bound how long a refused client lingers.
+      socket.resume();
       socket.end(frame);
+      setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
     const connection = new ApiConnection(this, socket, this.nextClientId++);
