@@ -192,7 +192,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
       onStarted?.(error);
     };
     this.rec.stable.save(this.rec.stableState, (error) => {
-      if (error !== null) return failed(error);
+      if (error !== null) { failed(error); return; }
       if (this.stopped) return;
       const run = (): void => {
         this.running = true;
@@ -204,9 +204,9 @@ export class RaftNode<C extends { readonly type: string }, O> {
         this.pump();
         onStarted?.(null);
       };
-      if (this.walOrNull !== null) return run();
+      if (this.walOrNull !== null) { run(); return; }
       discardCorruptWal(this.env.disk, this.rec.corruptSegments, () => undefined, (e, wal) => {
-        if (e !== null || wal === null) return failed(e ?? new Error('no WAL'));
+        if (e !== null || wal === null) { failed(e ?? new Error('no WAL')); return; }
         if (this.stopped) return;
         this.walOrNull = wal;
         run();

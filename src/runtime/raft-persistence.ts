@@ -29,8 +29,9 @@ import { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { CohortError, DecodeError } from '../lib/errors.js';
 import { incarnation as makeIncarnation, logIndex, term as makeTerm, type Incarnation, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
 import type { Disk } from '../storage/disk.js';
-import { CorruptFileError, StableStore, SnapshotStore, Wal, WalCorruptionError, type StableState, type WalRecord } from '../storage/index.js';
+import { CorruptFileError, StableStore, SnapshotStore, Wal, WalCorruptionError, parseSegmentName, type StableState, type WalRecord } from '../storage/index.js';
 import { msgpackCodec } from '../transport/message-codec.js';
+import { FRAME_PAYLOAD_BYTES_MAX } from '../constants.js';
 import { MemoryRaftStorage, validateConfState, validateEntry, type ConfState, type Entry, type Snapshot } from '../log/index.js';
 
 /** WAL record types used by the node shell. */
@@ -96,7 +97,7 @@ const snapshotCodec = msgpackCodec<SnapshotFile>(
     if (!(o.data instanceof Uint8Array)) throw new DecodeError('SNAPSHOT_SHAPE', 'snapshot file payload has no data bytes');
     return { confState: validateConfState(o.confState), data: o.data };
   },
-  { payloadBytesMax: 1024 * 1024 * 1024 },
+  { payloadBytesMax: FRAME_PAYLOAD_BYTES_MAX },
 );
 
 /** Encodes the payload of a snapshot file. */
@@ -112,7 +113,13 @@ export class RecoveryError extends CohortError {
 /** Everything recovered from a node's disk. */
 export interface Recovered {
   readonly storage: MemoryRaftStorage;
-  readonly wal: Wal;
+  /**
+   * The WAL, or null when it was corrupt: its segments are then removed by
+   * `discardCorruptWal` only after the repair flag is durable, and a fresh WAL is opened.
+   */
+  readonly wal: Wal | null;
+  /** Names of the corrupt WAL's segments (empty unless `wal` is null). */
+  readonly corruptSegments: readonly string[];
   readonly stable: StableStore;
   readonly snapshots: SnapshotStore;
   /** The stable state to persist at start (incarnation already bumped). */
@@ -127,8 +134,11 @@ export interface Recovered {
   readonly notes: string[];
 }
 
-/** Loads the newest snapshot that checks out; corrupt ones are skipped with a note. */
-function loadSnapshot(snapshots: SnapshotStore, notes: string[]): Snapshot | null {
+/**
+ * Loads the newest snapshot that checks out; corrupt ones are skipped with a note and `skipped`
+ * is set (the log it covered may be gone, so the caller repairs).
+ */
+function loadSnapshot(snapshots: SnapshotStore, notes: string[], skipped: { value: boolean }): Snapshot | null {
   for (const meta of snapshots.list()) {
     try {
       const handle = snapshots.open(meta);
@@ -139,6 +149,7 @@ function loadSnapshot(snapshots: SnapshotStore, notes: string[]): Snapshot | nul
     } catch (e) {
       if (!(e instanceof CorruptFileError || e instanceof DecodeError)) throw e;
       notes.push(`snapshot ${meta.file} is damaged (${e.message}); trying an older one`);
+      skipped.value = true;
     }
   }
   return null;
@@ -148,12 +159,14 @@ interface Replayed {
   entries: Entry[];
   seqs: number[];
   hard: { term: Term; vote: NodeId | null } | null;
+  /** The entries after the snapshot did not start right after it: some are missing. */
+  gap: boolean;
 }
 
 /** Replays WAL records after snapshot `snap` with Raft's truncation semantics. */
 function replay(records: readonly WalRecord[], snap: Snapshot | null): Replayed {
   const snapIndex = snap?.metadata.index ?? 0;
-  const out: Replayed = { entries: [], seqs: [], hard: null };
+  const out: Replayed = { entries: [], seqs: [], hard: null, gap: false };
   let matchAtSnap: boolean | null = null;
   for (const rec of records) {
     if (rec.type === WAL_RECORD_HARD) {
@@ -163,11 +176,19 @@ function replay(records: readonly WalRecord[], snap: Snapshot | null): Replayed 
     assert(rec.type === WAL_RECORD_ENTRY, `unknown WAL record type ${rec.type}`);
     const e = entryCodec.decode(rec.payload);
     if (e.index <= snapIndex) {
+      // An entry at or below the snapshot point written after later entries is a conflict
+      // rewrite: it truncated everything after it.
+      out.entries.length = 0;
+      out.seqs.length = 0;
       if (e.index === snapIndex) matchAtSnap = e.term === snap?.metadata.term;
       continue;
     }
     const at = e.index - snapIndex - 1;
-    if (at > out.entries.length) continue; // a gap: older than a reset or compaction boundary
+    if (at > out.entries.length) {
+      // Entries missing between the snapshot (or the previous entry) and this one.
+      out.gap = true;
+      continue;
+    }
     out.entries.length = at;
     out.seqs.length = at;
     out.entries.push(e);
@@ -188,9 +209,9 @@ function replay(records: readonly WalRecord[], snap: Snapshot | null): Replayed 
  */
 export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: number) => void): Recovered {
   const notes: string[] = [];
-  let repairReason: string | null = null;
+  const repairReasons: string[] = [];
   const stable = new StableStore(disk);
-  const snapshots = new SnapshotStore(disk);
+  const snapshots = new SnapshotStore(disk, SNAPSHOTS_RETAINED);
   let stableState: StableState | null = null;
   let stableDamage: string | null = null;
   try {
@@ -199,31 +220,36 @@ export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: numbe
     if (!(e instanceof CorruptFileError)) throw e;
     stableDamage = e.message;
   }
-  const snap = loadSnapshot(snapshots, notes);
-  let walOpen: { wal: Wal; records: readonly WalRecord[] };
+  const skipped = { value: false };
+  const snap = loadSnapshot(snapshots, notes, skipped);
+  if (skipped.value) repairReasons.push('a snapshot was damaged, so the entries it covered may be lost');
+  let wal: Wal | null = null;
+  let records: readonly WalRecord[] = [];
+  let corruptSegments: string[] = [];
   try {
-    const { wal, recovery } = Wal.open(disk, { onDurable });
-    if (recovery.tornTailBytes > 0) notes.push(`cut a torn WAL tail of ${recovery.tornTailBytes} bytes (an interrupted write)`);
-    walOpen = { wal, records: recovery.records };
+    const opened = Wal.open(disk, { onDurable });
+    wal = opened.wal;
+    records = opened.recovery.records;
+    if (opened.recovery.tornTailBytes > 0) notes.push(`cut a torn WAL tail of ${opened.recovery.tornTailBytes} bytes (an interrupted write)`);
+    if (opened.recovery.tailSuspect) repairReasons.push('the WAL tail held a complete record that failed its checksum (a bit flip in synced data?)');
   } catch (e) {
     if (!(e instanceof WalCorruptionError)) throw e;
-    repairReason = `the WAL is corrupt (${e.message}); discarding it and repairing from peers`;
-    walOpen = { wal: resetCorruptWal(disk, onDurable), records: [] };
+    repairReasons.push(`the WAL is corrupt (${e.message}); it is discarded`);
+    corruptSegments = disk.list().filter((n) => parseSegmentName(n) !== null);
   }
-  const r = replay(walOpen.records, snap);
-  if (stableDamage !== null) {
-    if (r.hard === null || repairReason !== null) {
-      throw new RecoveryError(
-        'RECOVERY_IMPOSSIBLE',
-        `the stable-state file is damaged (${stableDamage}) and the WAL holds no intact copy of the term and vote: this node cannot know whom it voted for, so it must not rejoin with its old identity. Wipe its data directory and add it back as a new member.`,
-      );
-    }
+  const r = replay(records, snap);
+  if (r.gap) repairReasons.push('entries are missing between the snapshot and the WAL');
+  const repairReason = repairReasons.length > 0 ? `${repairReasons.join('; ')}; repairing from peers` : null;
+  if (stableDamage !== null && (r.hard === null || wal === null)) {
+    throw new RecoveryError(
+      'RECOVERY_IMPOSSIBLE',
+      `the stable-state file is damaged (${stableDamage}) and the WAL holds no intact copy of the term and vote: this node cannot know whom it voted for, so it must not rejoin with its old identity. Wipe its data directory and add it back as a new member.`,
+    );
+  }
+  if (stableDamage !== null && r.hard !== null) {
     notes.push(`the stable-state file is damaged (${stableDamage}); recovered term ${r.hard.term} and vote ${r.hard.vote ?? 'none'} from the WAL`);
   }
-  const fresh = stableState === null && stableDamage === null && snap === null && walOpen.records.length === 0;
-  const prevTerm = stableState?.term ?? r.hard?.term ?? makeTerm(0);
-  const prevVote = stableState?.vote ?? r.hard?.vote ?? null;
-  const hard = pickNewer({ term: prevTerm, vote: prevVote }, r.hard);
+  const hard = pickNewer({ term: stableState?.term ?? makeTerm(0), vote: stableState?.vote ?? null }, r.hard);
   let blob: NodeBlob;
   try {
     blob = decodeBlob(stableState?.blob ?? new Uint8Array(0));
@@ -232,26 +258,30 @@ export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: numbe
     notes.push(`stable-state blob unreadable (${e.message}); starting a new incarnation count`);
     blob = { incarnation: makeIncarnation(0), repairing: false };
   }
-  if (repairReason === null && blob.repairing) repairReason = 'the node was repairing a damaged log when it stopped';
-  blob = { incarnation: makeIncarnation(blob.incarnation + 1), repairing: repairReason !== null };
+  const reason = repairReason ?? (blob.repairing ? 'the node was repairing a damaged log when it stopped' : null);
+  blob = { incarnation: makeIncarnation(blob.incarnation + 1), repairing: reason !== null };
 
-  const storage = new MemoryRaftStorage(fresh || (snap === null && repairReason !== null) ? bootstrap : (snap?.metadata.confState ?? bootstrap));
+  const storage = new MemoryRaftStorage(snap?.metadata.confState ?? bootstrap);
   if (snap !== null) assert(storage.applySnapshot(snap).ok, 'a recovered snapshot is newer than the empty start');
   storage.append(r.entries);
   storage.setHardState({ term: hard.term, vote: hard.vote, commit: snap?.metadata.index ?? logIndex(0) });
   return {
     storage,
-    wal: walOpen.wal,
+    wal,
+    corruptSegments,
     stable,
     snapshots,
     stableState: { term: hard.term, vote: hard.vote, blob: encodeBlob(blob) },
     blob,
     entrySeqs: r.seqs,
     seqBase: logIndex((snap?.metadata.index ?? 0) + 1),
-    repairReason,
+    repairReason: reason,
     notes,
   };
 }
+
+/** Snapshots kept on disk: the newest plus one fallback in case the newest is damaged. */
+const SNAPSHOTS_RETAINED = 2;
 
 function pickNewer(a: { term: Term; vote: NodeId | null }, b: { term: Term; vote: NodeId | null } | null): { term: Term; vote: NodeId | null } {
   if (b === null || b.term < a.term) return a;
@@ -260,25 +290,29 @@ function pickNewer(a: { term: Term; vote: NodeId | null }, b: { term: Term; vote
 }
 
 /**
- * Moves a corrupt WAL's segments aside by deleting them: their content cannot be trusted, and
- * the node repairs from peers. Returns a fresh, empty WAL.
+ * Removes a corrupt WAL's segments (call only once the repair flag is durable) and opens a fresh,
+ * empty WAL once the removals are durable, so no old segment can be read as part of the new log.
  */
-function resetCorruptWal(disk: Disk, onDurable: (seq: number) => void): Wal {
-  const names = disk.list().filter((n) => n.startsWith('wal-'));
-  // Removal is asynchronous; a fresh WAL must not see the old segments, so open it on a view
-  // that hides them while they are being removed.
-  for (const name of names) disk.remove(name, () => undefined);
-  const view: Disk = {
-    list: () => disk.list().filter((n) => !names.includes(n)),
-    read: (n) => (names.includes(n) ? null : disk.read(n)),
-    size: (n) => (names.includes(n) ? null : disk.size(n)),
-    readRange: (n, o, l) => (names.includes(n) ? null : disk.readRange(n, o, l)),
-    write: (n, o, d, cb) => { disk.write(n, o, d, cb); },
-    sync: (n, cb) => { disk.sync(n, cb); },
-    truncate: (n, s, cb) => { disk.truncate(n, s, cb); },
-    rename: (f, t, cb) => { disk.rename(f, t, cb); },
-    remove: (n, cb) => { disk.remove(n, cb); },
-    syncDir: (cb) => { disk.syncDir(cb); },
+export function discardCorruptWal(disk: Disk, segments: readonly string[], onDurable: (seq: number) => void, done: (error: Error | null, wal: Wal | null) => void): void {
+  let remaining = segments.length;
+  let failed = false;
+  const afterSync = (error: Error | null): void => {
+    if (error !== null) done(error, null);
+    else done(null, Wal.open(disk, { onDurable }).wal);
   };
-  return Wal.open(view, { onDurable }).wal;
+  if (remaining === 0) {
+    disk.syncDir(afterSync);
+    return;
+  }
+  for (const name of segments) {
+    disk.remove(name, (error) => {
+      if (failed) return;
+      if (error !== null) {
+        failed = true;
+        done(error, null);
+        return;
+      }
+      if (--remaining === 0) disk.syncDir(afterSync);
+    });
+  }
 }

@@ -66,6 +66,14 @@ export interface SegmentScan {
   readonly tornBytes: number;
   /** False when the segment header itself was torn (only possible in the last segment). */
   readonly headerValid: boolean;
+  /**
+   * True when the torn tail starts with a *complete* record (its whole declared length is
+   * present) that has no all-zero 512-byte sector yet fails its checksum. An interrupted
+   * sequential write leaves a short or zero-filled tail, not this: it is more likely a bit flip in
+   * a record that had been synced (etcd's torn-entry heuristic). Callers that cannot afford to
+   * lose acknowledged records treat it as possible loss (the Raft shell enters repair mode).
+   */
+  readonly tailSuspect: boolean;
 }
 
 /** The segment file name for a segment whose first record has sequence number `firstSeq`. */
@@ -173,7 +181,7 @@ export function scanSegment(name: string, bytes: Uint8Array, firstSeq: number, l
     if (headerProblem.fatal || !last) throw new WalCorruptionError(name, 0, headerProblem.detail);
     // A torn header: the segment's first write never completed. Only the first batch can follow.
     checkTornTail(name, bytes, view, 0, firstSeq, null, headerProblem.detail);
-    return { records: [], validBytes: 0, tornBytes: bytes.length, headerValid: false };
+    return { records: [], validBytes: 0, tornBytes: bytes.length, headerValid: false, tailSuspect: false };
   }
   const records: WalRecord[] = [];
   let offset = SEGMENT_HEADER_BYTES;
@@ -185,7 +193,7 @@ export function scanSegment(name: string, bytes: Uint8Array, firstSeq: number, l
     if (problem !== null) {
       if (!last) throw new WalCorruptionError(name, offset, `${problem} in a segment that is not the newest`);
       checkTornTail(name, bytes, view, offset, expectedSeq, batchFirst, problem);
-      return { records, validBytes: offset, tornBytes: bytes.length - offset, headerValid: true };
+      return { records, validBytes: offset, tornBytes: bytes.length - offset, headerValid: true, tailSuspect: completeButCorrupt(bytes, view, offset) };
     }
     assert(rec !== null, 'a record without problems was parsed');
     records.push({ seq: rec.seq, type: rec.type, payload: rec.payload });
@@ -193,7 +201,23 @@ export function scanSegment(name: string, bytes: Uint8Array, firstSeq: number, l
     expectedSeq++;
     offset = rec.end;
   }
-  return { records, validBytes: offset, tornBytes: 0, headerValid: true };
+  return { records, validBytes: offset, tornBytes: 0, headerValid: true, tailSuspect: false };
+}
+
+/** See `SegmentScan.tailSuspect`: a whole, non-zero-sectored record at `offset` that failed its check. */
+function completeButCorrupt(bytes: Uint8Array, view: DataView, offset: number): boolean {
+  if (bytes.length - offset < RECORD_HEADER_BYTES) return false;
+  const length = view.getUint32(offset + 4, true);
+  if (length > WAL_RECORD_BYTES_MAX || length > bytes.length - offset - RECORD_HEADER_BYTES) return false;
+  const end = offset + RECORD_HEADER_BYTES + length;
+  for (let sector = offset - (offset % 512); sector < end; sector += 512) {
+    const from = Math.max(sector, offset);
+    const to = Math.min(sector + 512, end);
+    let zero = true;
+    for (let i = from; i < to && zero; i++) zero = bytes[i] === 0;
+    if (zero) return false;
+  }
+  return true;
 }
 
 /** Why `rec` cannot be the next record, or null when it can. */

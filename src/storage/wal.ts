@@ -59,6 +59,8 @@ export interface WalRecovery {
   readonly records: WalRecord[];
   /** Bytes of torn tail cut from the newest segment (0 after a clean shutdown). */
   readonly tornTailBytes: number;
+  /** The cut tail began with a complete record that failed its checksum (see `SegmentScan.tailSuspect`). */
+  readonly tailSuspect: boolean;
   /** The sequence number the next `append` will get. */
   readonly nextSeq: number;
   /** Segment files from before the newest reset marker, being removed. */
@@ -152,7 +154,13 @@ export class Wal {
     }
     return {
       wal,
-      recovery: { records: scanned.records, tornTailBytes: scanned.tornBytes, nextSeq: scanned.nextSeq, supersededSegments: superseded.length },
+      recovery: {
+        records: scanned.records,
+        tornTailBytes: scanned.tornBytes,
+        tailSuspect: scanned.tailSuspect,
+        nextSeq: scanned.nextSeq,
+        supersededSegments: superseded.length,
+      },
     };
   }
 
@@ -485,6 +493,7 @@ interface Recovered {
   readonly segments: Segment[];
   readonly records: WalRecord[];
   readonly tornBytes: number;
+  readonly tailSuspect: boolean;
   readonly nextSeq: number;
 }
 
@@ -493,6 +502,7 @@ function recoverSegments(disk: Disk, names: readonly string[]): Recovered {
   const records: WalRecord[] = [];
   let expected: number | null = null;
   let tornBytes = 0;
+  let tailSuspect = false;
   for (let i = 0; i < names.length; i++) {
     const name = names[i] ?? '';
     const firstSeq = parseSegmentName(name) ?? 0;
@@ -506,9 +516,12 @@ function recoverSegments(disk: Disk, names: readonly string[]): Recovered {
       if (record.type !== WAL_RESET_TYPE) records.push(record);
       else if (i !== 0 || j !== 0) throw new WalCorruptionError(name, 0, `reset marker ${record.seq} is not the first record of the log`);
     });
-    if (last) tornBytes = scan.tornBytes;
+    if (last) {
+      tornBytes = scan.tornBytes;
+      tailSuspect = scan.tailSuspect;
+    }
     segments.push({ name, firstSeq, size: scan.validBytes, headerWritten: scan.headerValid, needsDirSync: false });
     expected = firstSeq + scan.records.length;
   }
-  return { segments, records, tornBytes, nextSeq: expected ?? 1 };
+  return { segments, records, tornBytes, tailSuspect, nextSeq: expected ?? 1 };
 }
