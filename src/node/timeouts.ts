@@ -305,3 +305,15 @@ export function timeoutInputsWithDefaults(partial: Partial<TimeoutInputs>): Time
     watchdogMs: partial.watchdogMs,
   };
 }
+
+/**
+ * How much longer a leader should wait before evicting a silent node, given the worst delay
+ * its own event loop saw recently (`LoopHealth.maxDelayMs` from the platform's loop monitor).
+ * A loop that lagged by L ms may have processed heartbeats up to L ms late, so suspicion is
+ * extended by twice the lag, rounded up to whole heartbeats, up to the model's ceiling. Pure.
+ */
+export function suspicionExtensionMs(model: TimeoutModel, ownLoopDelayMs: number): number {
+  if (!Number.isFinite(ownLoopDelayMs) || ownLoopDelayMs <= 0) return 0;
+  const h = model.inputs.heartbeatMs;
+  return Math.min(model.detector.localHealthExtensionMaxMs, Math.ceil((2 * ownLoopDelayMs) / h) * h);
+}

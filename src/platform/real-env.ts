@@ -1,0 +1,126 @@
+/**
+ * The real `NodeEnv` (src/runtime/env.ts) the daemon runs its cores in: a monotonic clock
+ * (`performance.now()`, never wall time, so NTP steps cannot move it), one-shot timers on
+ * `setTimeout`, a PRNG seeded from the operating system's CSPRNG, and `trace` mapped to pino
+ * debug records. The transport and disk are passed in (TcpTransport, FileDisk).
+ *
+ * Also the event-loop health monitor the failure detector uses to "know its own health"
+ * (DESIGN.md section 11.1): a node whose own loop stalled must extend its suspicion of others
+ * rather than accuse them, because the silence it saw may be its own.
+ */
+import { randomInt } from 'node:crypto';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { assert } from '../lib/assert.js';
+import type { NodeId } from '../lib/ids.js';
+import { Prng } from '../lib/prng.js';
+import type { Disk } from '../storage/disk.js';
+import type { Transport } from '../transport/transport.js';
+import type { Clock, NodeEnv, TimerHandle, TraceFields } from '../runtime/env.js';
+
+/** Largest timer delay Node accepts (larger values fire after 1 ms: a silent bug, so refuse). */
+export const TIMER_DELAY_MS_MAX = 2_147_483_647;
+
+/** Inputs of `createRealEnv`. */
+export interface RealEnvOptions<M> {
+  readonly nodeId: NodeId;
+  readonly transport: Transport<M>;
+  readonly disk: Disk;
+  readonly logger: Logger;
+  /** A fixed PRNG seed (tests, reproducing a run); default: from the CSPRNG, logged at debug. */
+  readonly seed?: number;
+}
+
+/** A monotonic millisecond clock from `performance.now()`. */
+export const monotonicClock: Clock = { nowMs: () => performance.now() };
+
+/**
+ * Builds the environment. Timer callbacks run on Node's event loop one at a time; an exception
+ * in one propagates (an assertion failure must crash the process, not be swallowed).
+ */
+export function createRealEnv<M>(options: RealEnvOptions<M>): NodeEnv<M> & { readonly seed: number } {
+  const seed = options.seed ?? randomInt(0, 2 ** 48 - 1);
+  const logger = options.logger;
+  logger.debug({ seed }, 'node prng seeded');
+  return {
+    nodeId: options.nodeId,
+    clock: monotonicClock,
+    timers: {
+      after(delayMs: number, fn: () => void): TimerHandle {
+        assert(Number.isFinite(delayMs) && delayMs >= 0 && delayMs <= TIMER_DELAY_MS_MAX, `timer delay must be in [0, ${TIMER_DELAY_MS_MAX}] ms, got ${delayMs}`);
+        const timer = setTimeout(fn, delayMs);
+        return {
+          cancel(): void {
+            clearTimeout(timer);
+          },
+        };
+      },
+    },
+    transport: options.transport,
+    disk: options.disk,
+    prng: new Prng(seed),
+    seed,
+    trace(event: string, fields?: TraceFields): void {
+      // Cheap when debug is off: no object is built.
+      if (!logger.isLevelEnabled('debug')) return;
+      logger.debug({ event, ...fields }, event);
+    },
+  };
+}
+
+/** What the loop monitor reports. Delays in milliseconds. */
+export interface LoopHealth {
+  /** Worst event-loop delay seen in the current and the previous window (a stall shows here). */
+  readonly maxDelayMs: number;
+  /** 99th percentile delay over the same span. */
+  readonly p99DelayMs: number;
+  /** Mean delay over the current window (0 when it has no sample yet). */
+  readonly meanDelayMs: number;
+}
+
+/** Options of `monitorEventLoop`. */
+export interface LoopMonitorOptions {
+  /** Sampling resolution (default 10 ms). */
+  readonly resolutionMs?: number;
+  /** Statistics are kept for the current and the previous window of this length (default 2 s). */
+  readonly windowMs?: number;
+}
+
+/** A running monitor. `health()` is cheap; call `close()` on shutdown. */
+export interface LoopMonitor {
+  health(): LoopHealth;
+  close(): void;
+}
+
+/**
+ * Watches this process's event-loop delay with `perf_hooks.monitorEventLoopDelay`. Two windows
+ * are kept so a stall is still visible for at least one whole window after it ended, which is
+ * when the failure detector processes the backlog it caused.
+ */
+export function monitorEventLoop(options: LoopMonitorOptions = {}): LoopMonitor {
+  const resolution = options.resolutionMs ?? 10;
+  const windowMs = options.windowMs ?? 2000;
+  assert(Number.isInteger(resolution) && resolution >= 1, 'loop monitor resolution must be a positive integer');
+  assert(windowMs >= 10 * resolution, 'loop monitor window must cover at least ten samples');
+  const histogram = monitorEventLoopDelay({ resolution });
+  histogram.enable();
+  let previous = { max: 0, p99: 0 };
+  const ms = (ns: number): number => (Number.isFinite(ns) ? ns / 1e6 : 0);
+  const rotate = setInterval(() => {
+    previous = { max: ms(histogram.max), p99: ms(histogram.percentile(99)) };
+    histogram.reset();
+  }, windowMs);
+  rotate.unref();
+  return {
+    health(): LoopHealth {
+      const count = histogram.count;
+      const max = count > 0 ? ms(histogram.max) : 0;
+      const p99 = count > 0 ? ms(histogram.percentile(99)) : 0;
+      return { maxDelayMs: Math.max(max, previous.max), p99DelayMs: Math.max(p99, previous.p99), meanDelayMs: count > 0 ? ms(histogram.mean) : 0 };
+    },
+    close(): void {
+      clearInterval(rotate);
+      histogram.disable();
+    },
+  };
+}
