@@ -233,7 +233,7 @@ test('a server restart fails open calls with a typed error; a new connection wor
   });
 });
 
-test('the socket gets the configured mode', async () => {
+test('the socket gets the configured mode; a missing directory is created owner-only', async () => {
   for (const mode of [0o660, 0o600]) {
     await withServer({ mode }, async (server, socket) => {
       await server.listen();
@@ -242,6 +242,15 @@ test('the socket gets the configured mode', async () => {
       assert.equal(info.mode & 0o777, mode);
     });
   }
+  await withServer({}, async (_server, _socket, dir) => {
+    const nested = new ApiServer({ socketPath: join(dir, 'run', 'api.sock') });
+    await nested.listen();
+    try {
+      assert.equal((await stat(join(dir, 'run'))).mode & 0o777, 0o700);
+    } finally {
+      await nested.close();
+    }
+  });
 });
 
 test('a stale socket is removed; a live one or a regular file is never touched', async () => {

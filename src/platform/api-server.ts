@@ -2,7 +2,7 @@
  * The local API server: the daemon's Unix socket speaking the protocol of `src/api`.
  *
  * Access control is the socket file's mode (`api.mode`, default 0660) and its directory's
- * mode; the socket is bound under a temporary name, given its mode, then renamed into place, so
+ * mode (a missing directory is created 0700, so the default is owner-only); the socket is bound under a temporary name, given its mode, then renamed into place, so
  * it is never reachable with the umask's looser mode. A socket file left by a crashed daemon is
  * removed only after a connection attempt proves nothing listens there; a live socket or a
  * non-socket file at the path is an error, never removed.
@@ -21,7 +21,7 @@
  * server closes. A handler that throws `ApiError` answers with its code; anything else is
  * answered `INTERNAL` and logged.
  */
-import { lstat, chmod, rename, unlink } from 'node:fs/promises';
+import { lstat, chmod, mkdir, rename, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
@@ -195,6 +195,9 @@ export class ApiServer {
   async listen(): Promise<void> {
     assert(this.server === undefined && !this.closed, 'listen is called once');
     const path = this.options.socketPath;
+    // A missing directory is created owner-only: the default keeps the socket private until an
+    // administrator deliberately places it in a group-accessible directory.
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     await removeStaleSocket(path, this.options.logger);
     const server = createServer({ allowHalfOpen: false }, (socket) => {
       this.accept(socket);
