@@ -17,8 +17,8 @@ function derive(inputs: Partial<TimeoutInputs>): TimeoutModel {
 
 function problems(inputs: Partial<TimeoutInputs>): string[] {
   const r = deriveTimeouts(timeoutInputsWithDefaults(inputs));
-  assert.equal(r.ok, false, `expected ${JSON.stringify(inputs)} to be rejected`);
-  return r.ok ? [] : r.error.problems.map((p) => `${p.key}: ${p.message}`);
+  if (r.ok) assert.fail(`expected ${JSON.stringify(inputs)} to be rejected`);
+  return r.error.problems.map((p) => `${p.key}: ${p.message}`);
 }
 
 test('defaults: 50 ms ticks, 500 ms election, eviction between 1.5 s and 2 s, no watchdog', () => {
