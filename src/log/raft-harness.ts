@@ -14,7 +14,7 @@ import { logIndex, nodeId, type LogIndex, type NodeId } from '../lib/ids.js';
 import { Prng } from '../lib/prng.js';
 import { RaftCore } from './raft-core.js';
 import { RAFT_CONFIG_DEFAULTS, type RaftConfig } from './raft-config.js';
-import { validateRaftMessage, type ConfState, type Entry, type RaftMessage, type VoterWeight } from './raft-message.js';
+import { validateRaftMessage, type ConfChangeSingle, type ConfState, type Entry, type RaftMessage, type VoterWeight } from './raft-message.js';
 import { MemoryRaftStorage } from './raft-storage.js';
 import type { ReadState, Ready } from './ready.js';
 
@@ -39,16 +39,35 @@ export interface AddNodesOptions {
   readonly voters: readonly number[];
   readonly learners?: readonly number[];
   readonly votes?: ReadonlyMap<number, number>;
+  /** Bootstrap quorum settings and witnesses (votequorum options); defaults when absent. */
+  readonly quorum?: Pick<ConfState, 'quorum' | 'witnesses'>;
   readonly config?: Partial<Omit<RaftConfig, 'id' | 'storage' | 'prng'>>;
+}
+
+/** `v4`, `v4x2`, `w4` (witness), `l4`, `r4`, `e5` (expected votes), `tb=lowest` / `tb=list(3,1)`. */
+function formatChange(c: ConfChangeSingle): string {
+  switch (c.type) {
+    case 'add-voter':
+      return `${c.role === 'witness' ? 'w' : 'v'}${c.node}${c.votes === 1 ? '' : `x${c.votes}`}`;
+    case 'add-learner':
+      return `l${c.node}`;
+    case 'remove-node':
+      return `r${c.node}`;
+    case 'set-expected-votes':
+      return `e${c.expectedVotes}`;
+    case 'set-tie-breaker':
+      return `tb=${c.tieBreaker.kind === 'list' ? `list(${c.tieBreaker.nodes.join(',')})` : c.tieBreaker.kind}`;
+  }
 }
 
 /** Formats an entry as `term/index EntryNormal "data"` or `term/index EntryConf ...`. */
 export function formatEntry(e: Entry): string {
   switch (e.type) {
     case 'normal':
+      if (e.metadataOnly === true) return `${e.term}/${e.index} EntryNormal (metadata only)`;
       return `${e.term}/${e.index} EntryNormal ${JSON.stringify(decoder.decode(e.data))}`;
     case 'conf': {
-      const parts = e.change.changes.map((c) => (c.type === 'add-voter' ? `v${c.node}${c.votes === 1 ? '' : `x${c.votes}`}` : c.type === 'add-learner' ? `l${c.node}` : `r${c.node}`));
+      const parts = e.change.changes.map(formatChange);
       if (parts.length === 0) return `${e.term}/${e.index} EntryConf leave-joint`;
       return `${e.term}/${e.index} EntryConf ${parts.join(' ')}${e.change.autoLeave ? '' : ' explicit'}`;
     }
@@ -107,7 +126,7 @@ export class RaftHarness {
     for (let i = 0; i < count; i++) {
       const id = nodeId(this.nodes.size + 1);
       const voters: VoterWeight[] = opts.voters.map((v) => [nodeId(v), opts.votes?.get(v) ?? 1] as const);
-      const confState: ConfState = { voters, outgoing: [], learners: (opts.learners ?? []).map(nodeId), learnersNext: [], autoLeave: false };
+      const confState: ConfState = { voters, outgoing: [], learners: (opts.learners ?? []).map(nodeId), learnersNext: [], autoLeave: false, ...opts.quorum };
       const storage = new MemoryRaftStorage(confState);
       this.nodeConfig.set(id, opts.config);
       const node: HarnessNode = { id, core: this.makeCore(id, storage), storage, applied: [], appliedIndex: logIndex(0), readStates: [] };
@@ -177,7 +196,8 @@ export class RaftHarness {
 
   private apply(n: HarnessNode, rd: Ready): void {
     if (rd.snapshot !== null) {
-      n.applied = JSON.parse(decoder.decode(rd.snapshot.data)) as string[];
+      // A witness's copy of a snapshot has no data: it applies nothing.
+      n.applied = rd.snapshot.metadata.metadataOnly === true ? [] : (JSON.parse(decoder.decode(rd.snapshot.data)) as string[]);
       n.appliedIndex = rd.snapshot.metadata.index;
       this.lines.push(`${n.id} applies snapshot index=${n.appliedIndex}`);
     }
@@ -283,7 +303,7 @@ export class RaftHarness {
     const snap = n.storage.snapshot();
     assert(snap.ok, 'memory storage always has a snapshot');
     const base = snap.value;
-    n.applied = base.metadata.index > 0 ? (JSON.parse(decoder.decode(base.data)) as string[]) : [];
+    n.applied = base.metadata.index > 0 && base.data.length > 0 ? (JSON.parse(decoder.decode(base.data)) as string[]) : [];
     n.appliedIndex = base.metadata.index;
     n.readStates = [];
     n.core = this.makeCore(id, n.storage);

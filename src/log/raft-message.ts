@@ -10,9 +10,12 @@
  */
 import { DecodeError } from '../lib/errors.js';
 import { NODE_ID_MAX, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
+import type { TieBreakerMode } from '../quorum/index.js';
 import {
   CLUSTER_NODES_MAX,
   FRAME_PAYLOAD_BYTES_MAX,
+  QUORUM_EXPECTED_VOTES_MAX,
+  QUORUM_TIE_BREAKER_LIST_MAX,
   RAFT_ENTRIES_PER_MESSAGE_MAX,
   RAFT_ENTRY_BYTES_MAX,
   RAFT_READ_CONTEXT_BYTES_MAX,
@@ -20,11 +23,26 @@ import {
   RAFT_VOTES_PER_NODE_MAX,
 } from '../constants.js';
 
-/** One change inside a configuration change. `votes` is the votequorum weight (>= 1). */
+/**
+ * What a voter stores: everything (`data`, the default) or only entry metadata (`witness`: index,
+ * term and type, never the payload; it votes and acknowledges but never leads or applies).
+ */
+export type VoterRole = 'data' | 'witness';
+
+/**
+ * One change inside a configuration change. `votes` is the votequorum weight (>= 1); `role`
+ * defaults to `data` and cannot change while the node stays in the configuration (remove the
+ * node, wipe its storage, add it back). The `set-*` changes replace one quorum setting of the
+ * incoming side; like voter changes they always go through a joint configuration.
+ */
 export type ConfChangeSingle =
-  | { readonly type: 'add-voter'; readonly node: NodeId; readonly votes: number }
+  | { readonly type: 'add-voter'; readonly node: NodeId; readonly votes: number; readonly role?: VoterRole }
   | { readonly type: 'add-learner'; readonly node: NodeId }
-  | { readonly type: 'remove-node'; readonly node: NodeId };
+  | { readonly type: 'remove-node'; readonly node: NodeId }
+  /** `expectedVotes` 0 means "the sum of the voters' votes"; otherwise at least that sum. */
+  | { readonly type: 'set-expected-votes'; readonly expectedVotes: number }
+  /** The tie-breaker mode; each side resolves it against its own voters (`resolveTieBreaker`). */
+  | { readonly type: 'set-tie-breaker'; readonly tieBreaker: TieBreakerMode };
 
 /**
  * A configuration change. An empty `changes` list on a joint configuration means "leave the
@@ -40,9 +58,28 @@ export interface ConfChange {
 export type VoterWeight = readonly [node: NodeId, votes: number];
 
 /**
+ * The replicated quorum settings of one side of a configuration (votequorum `expected_votes` and
+ * `auto_tie_breaker`). `expectedVotes` 0 derives E from the side's voters (their sum); a
+ * non-zero value is at least that sum. The tie-breaker mode is resolved against the side's
+ * voters, never against who is present, so every partition computes the same node.
+ */
+export interface QuorumSettings {
+  readonly expectedVotes: number;
+  readonly tieBreaker: TieBreakerMode;
+}
+
+/** Settings of a side that sets nothing: E = sum of votes, no tie-breaker. */
+export const DEFAULT_QUORUM_SETTINGS: QuorumSettings = { expectedVotes: 0, tieBreaker: { kind: 'off' } };
+
+/**
  * A (possibly joint) cluster configuration as stored in snapshots. `outgoing` is empty unless the
  * configuration is joint. `learnersNext` are voters of `outgoing` that become learners when the
  * joint configuration is left (a node cannot be a voter and a learner at once).
+ *
+ * The optional fields are absent when they hold their defaults, so a configuration that uses no
+ * votequorum option has exactly the stored form it had before they existed: `quorum` (incoming
+ * side's settings), `outgoingQuorum` (the outgoing side's, only while joint), `witnesses`
+ * (members, voters or learners, that store only entry metadata; sorted).
  */
 export interface ConfState {
   readonly voters: readonly VoterWeight[];
@@ -50,14 +87,23 @@ export interface ConfState {
   readonly learners: readonly NodeId[];
   readonly learnersNext: readonly NodeId[];
   readonly autoLeave: boolean;
+  readonly quorum?: QuorumSettings;
+  readonly outgoingQuorum?: QuorumSettings;
+  readonly witnesses?: readonly NodeId[];
 }
 
-/** An ordinary entry; the leader's empty entry at the start of its term has empty `data`. */
+/**
+ * An ordinary entry; the leader's empty entry at the start of its term has empty `data`.
+ * `metadataOnly` marks a copy sent to a witness: the payload was left out on purpose, `data` is
+ * empty, and the entry must never be applied or taken for the real one (only its index, term and
+ * type are true).
+ */
 export interface NormalEntry {
   readonly type: 'normal';
   readonly term: Term;
   readonly index: LogIndex;
   readonly data: Uint8Array;
+  readonly metadataOnly?: true;
 }
 
 /** A configuration change entry; it takes effect when it is applied. */
@@ -71,11 +117,15 @@ export interface ConfEntry {
 /** One cluster log entry. */
 export type Entry = NormalEntry | ConfEntry;
 
-/** What a snapshot covers: the last included entry and the configuration as of that entry. */
+/**
+ * What a snapshot covers: the last included entry and the configuration as of that entry.
+ * `metadataOnly` marks a snapshot sent to a witness: its `data` was left out and is empty.
+ */
 export interface SnapshotMetadata {
   readonly index: LogIndex;
   readonly term: Term;
   readonly confState: ConfState;
+  readonly metadataOnly?: true;
 }
 
 /** A state-machine snapshot; `data` is opaque to Raft. */
@@ -196,8 +246,11 @@ export function entrySizeBytes(entry: Entry): number {
   switch (entry.type) {
     case 'normal':
       return ENTRY_OVERHEAD_BYTES + entry.data.length;
-    case 'conf':
-      return ENTRY_OVERHEAD_BYTES + 16 * (entry.change.changes.length + 1);
+    case 'conf': {
+      let listed = 0;
+      for (const c of entry.change.changes) if (c.type === 'set-tie-breaker' && c.tieBreaker.kind === 'list') listed += c.tieBreaker.nodes.length;
+      return ENTRY_OVERHEAD_BYTES + 16 * (entry.change.changes.length + 1) + 4 * listed;
+    }
     default:
       return unreachable(entry);
   }
@@ -255,16 +308,47 @@ function array(o: Obj, key: string, what: string, max: number): readonly unknown
   return v;
 }
 
+/** A tie-breaker mode: `{kind: 'off'|'lowest'|'highest'}` or `{kind: 'list', nodes}` (distinct ids). */
+function tieBreakerMode(value: unknown, what: string): TieBreakerMode {
+  const o = object(value, what);
+  switch (o['kind']) {
+    case 'off':
+    case 'lowest':
+    case 'highest':
+      return { kind: o['kind'] };
+    case 'list': {
+      const nodes = array(o, 'nodes', what, QUORUM_TIE_BREAKER_LIST_MAX).map((n, i) => node(n, `${what}.nodes[${i}]`));
+      if (nodes.length === 0) fail('RAFT_MSG_RANGE', `${what}.nodes must name at least one node`);
+      if (new Set(nodes).size !== nodes.length) fail('RAFT_MSG_FIELD', `${what}.nodes names a node twice`);
+      return { kind: 'list', nodes };
+    }
+    default:
+      return fail('RAFT_MSG_FIELD', `${what}.kind must be 'off', 'lowest', 'highest' or 'list'`);
+  }
+}
+
+function addVoter(o: Obj, what: string): ConfChangeSingle {
+  if (uint(o, 'votes', what, RAFT_VOTES_PER_NODE_MAX) < 1) fail('RAFT_MSG_RANGE', `${what}.votes must be at least 1`);
+  const base = { type: 'add-voter', node: node(o['node'], `${what}.node`), votes: o['votes'] as number } as const;
+  const role = o['role'];
+  if (role === undefined || role === 'data') return base;
+  if (role !== 'witness') fail('RAFT_MSG_FIELD', `${what}.role must be 'data' or 'witness'`);
+  return { ...base, role };
+}
+
 function confChangeSingle(value: unknown, what: string): ConfChangeSingle {
   const o = object(value, what);
   switch (o['type']) {
     case 'add-voter':
-      if (uint(o, 'votes', what, RAFT_VOTES_PER_NODE_MAX) < 1) fail('RAFT_MSG_RANGE', `${what}.votes must be at least 1`);
-      return { type: 'add-voter', node: node(o['node'], `${what}.node`), votes: o['votes'] as number };
+      return addVoter(o, what);
     case 'add-learner':
       return { type: 'add-learner', node: node(o['node'], `${what}.node`) };
     case 'remove-node':
       return { type: 'remove-node', node: node(o['node'], `${what}.node`) };
+    case 'set-expected-votes':
+      return { type: 'set-expected-votes', expectedVotes: uint(o, 'expectedVotes', what, QUORUM_EXPECTED_VOTES_MAX) };
+    case 'set-tie-breaker':
+      return { type: 'set-tie-breaker', tieBreaker: tieBreakerMode(o['tieBreaker'], `${what}.tieBreaker`) };
     default:
       return fail('RAFT_MSG_FIELD', `${what}.type is not a known configuration change`);
   }
@@ -282,8 +366,12 @@ function entry(value: unknown, what: string): Entry {
   const index = uint(o, 'index', what) as LogIndex;
   if (index < 1) fail('RAFT_MSG_RANGE', `${what}.index must be at least 1`);
   switch (o['type']) {
-    case 'normal':
-      return { type: 'normal', term, index, data: bytes(o, 'data', what, RAFT_ENTRY_BYTES_MAX) };
+    case 'normal': {
+      const data = bytes(o, 'data', what, RAFT_ENTRY_BYTES_MAX);
+      if (!optionalTrue(o, 'metadataOnly', what)) return { type: 'normal', term, index, data };
+      if (data.length > 0) fail('RAFT_MSG_FIELD', `${what} is marked metadataOnly but carries ${data.length} data bytes`);
+      return { type: 'normal', term, index, data, metadataOnly: true };
+    }
     case 'conf':
       return { type: 'conf', term, index, change: confChange(o['change'], `${what}.change`) };
     default:
@@ -302,16 +390,38 @@ function voterList(o: Obj, key: string, what: string): VoterWeight[] {
   });
 }
 
-/** Validates a configuration as found in a snapshot (also used by storage decoders). */
+/** `o[key]` is absent (false) or exactly `true`; anything else is refused. */
+function optionalTrue(o: Obj, key: string, what: string): boolean {
+  const v = o[key];
+  if (v === undefined) return false;
+  if (v !== true) fail('RAFT_MSG_FIELD', `${what}.${key} must be true when present`);
+  return true;
+}
+
+function quorumSettings(value: unknown, what: string): QuorumSettings {
+  const o = object(value, what);
+  return { expectedVotes: uint(o, 'expectedVotes', what, QUORUM_EXPECTED_VOTES_MAX), tieBreaker: tieBreakerMode(o['tieBreaker'], `${what}.tieBreaker`) };
+}
+
+/**
+ * Validates a configuration as found in a snapshot (also used by storage decoders). Shape and
+ * bounds only; whether the configuration obeys the quorum rules is `configFromConfState`'s check.
+ */
 export function validateConfState(value: unknown, what = 'confState'): ConfState {
   const o = object(value, what);
   const nodes = (key: string): NodeId[] => array(o, key, what, CLUSTER_NODES_MAX).map((n, i) => node(n, `${what}.${key}[${i}]`));
-  return {
+  const base: ConfState = {
     voters: voterList(o, 'voters', what),
     outgoing: voterList(o, 'outgoing', what),
     learners: nodes('learners'),
     learnersNext: nodes('learnersNext'),
     autoLeave: bool(o, 'autoLeave', what),
+  };
+  return {
+    ...base,
+    ...(o['quorum'] === undefined ? {} : { quorum: quorumSettings(o['quorum'], `${what}.quorum`) }),
+    ...(o['outgoingQuorum'] === undefined ? {} : { outgoingQuorum: quorumSettings(o['outgoingQuorum'], `${what}.outgoingQuorum`) }),
+    ...(o['witnesses'] === undefined ? {} : { witnesses: nodes('witnesses') }),
   };
 }
 
@@ -323,7 +433,10 @@ function snapshot(value: unknown, what: string): Snapshot {
     term: uint(m, 'term', `${what}.metadata`) as Term,
     confState: validateConfState(m['confState'], `${what}.metadata.confState`),
   };
-  return { metadata, data: bytes(o, 'data', what, RAFT_SNAPSHOT_BYTES_MAX) };
+  const data = bytes(o, 'data', what, RAFT_SNAPSHOT_BYTES_MAX);
+  if (!optionalTrue(m, 'metadataOnly', `${what}.metadata`)) return { metadata, data };
+  if (data.length > 0) fail('RAFT_MSG_FIELD', `${what} is marked metadataOnly but carries ${data.length} data bytes`);
+  return { metadata: { ...metadata, metadataOnly: true }, data };
 }
 
 function entries(o: Obj, what: string): Entry[] {
