@@ -192,3 +192,32 @@ export const API_CLIENT_STREAM_ITEMS_MAX: number = 1024;
 
 assert(API_CLIENT_QUEUE_BYTES_MAX >= 2 * API_FRAME_BYTES_MAX, 'a client queue must hold a full frame plus the error that closes a stream');
 assert(API_FRAME_BYTES_MAX <= FRAME_PAYLOAD_BYTES_MAX, 'API frames use the shared frame decoder');
+
+/** Membership: longest configured node name, in UTF-8 bytes (the config accepts 63 characters). */
+export const MEMBERSHIP_NODE_NAME_BYTES_MAX: number = 63;
+/** Membership: longest configured node address (`host:port`), in UTF-8 bytes. */
+export const MEMBERSHIP_NODE_ADDRESS_BYTES_MAX: number = 300;
+/** Membership: longest free-text note in an operator's fail or quarantine command, in UTF-8 bytes. */
+export const MEMBERSHIP_NOTE_BYTES_MAX: number = 256;
+/** Membership: events kept for readers (the newest); older ones answer `GAP`. */
+export const MEMBERSHIP_EVENTS_RETAINED_MAX: number = 1024;
+/** Membership: encoded bytes of the retained events; the oldest go first once past it. */
+export const MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX: number = 192 * 1024;
+/** Membership: largest encoded event, in bytes (a view of every node plus a change of each). */
+export const MEMBERSHIP_EVENT_BYTES_MAX: number = 8 * 1024;
+/** Membership: most events one `eventsFrom` call returns (a larger limit is clamped). */
+export const MEMBERSHIP_EVENTS_READ_MAX: number = 256;
+/**
+ * Membership: largest snapshot of the membership state machine, in bytes. It shares one Raft
+ * snapshot message with the other machines of the mux (the KV store takes about 2.6 MB at most).
+ */
+export const MEMBERSHIP_SNAPSHOT_BYTES_MAX: number = 256 * 1024;
+/** Failure detector: failure decisions per node remembered to recognise a fail/rejoin cycle. */
+export const DETECTOR_FAILURES_REMEMBERED_MAX: number = 8;
+/** Failure detector: consecutive ticks in which the leader's own lag holds back accusations. */
+export const DETECTOR_SUPPRESSED_TICKS_MAX: number = 4;
+
+assert(MEMBERSHIP_EVENT_BYTES_MAX * 2 <= MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX, 'the event ring must hold at least two maximal events');
+assert(MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX + 64 * 1024 <= MEMBERSHIP_SNAPSHOT_BYTES_MAX, 'retained events plus the node table must fit a membership snapshot');
+assert(MEMBERSHIP_SNAPSHOT_BYTES_MAX + KV_STATE_BYTES_MAX + KV_KEYS_MAX * 32 + 8192 <= RAFT_SNAPSHOT_BYTES_MAX, 'membership and KV snapshots must fit one Raft snapshot together');
+assert(MEMBERSHIP_EVENTS_READ_MAX <= MEMBERSHIP_EVENTS_RETAINED_MAX, 'a read never asks for more than is kept');
