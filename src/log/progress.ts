@@ -107,6 +107,16 @@ export class Progress {
     this.next = logIndex(next);
   }
 
+  /**
+   * The follower said it does not hold the entry at `match` any more (it lost acknowledged
+   * entries): nothing is known to match now; probe from `next`.
+   */
+  forgetMatch(next: LogIndex): void {
+    this.match = logIndex(0);
+    this.reset('probe');
+    this.next = logIndex(Math.max(1, next));
+  }
+
   /** Streams entries from `match + 1`. */
   becomeReplicate(): void {
     this.reset('replicate');

@@ -88,6 +88,21 @@ export interface RaftConfig {
    * replicated up to that commit). The core leaves the mode by itself; see `RaftCore.abstaining`.
    */
   readonly abstain?: boolean;
+  /**
+   * Bootstrap through the log (etcd's `Bootstrap`): a fresh node (empty log, term 0) whose storage
+   * holds a non-empty initial configuration starts from the empty configuration and appends, as
+   * committed entry 1 of term 1, the configuration change that creates it. Every initial member
+   * builds the same entry, so a node that joins later with an empty configuration and replays the
+   * log from index 1 reaches the same configuration. Without it such a joiner applies the first
+   * configuration changes to the wrong base and diverges (it may even elect itself alone).
+   */
+  readonly bootstrapEntry?: boolean;
+  /**
+   * votequorum `wait_for_all`: while this node's log is fresh (no leader ever wrote to it), it
+   * wins an election only with the grants of every voter of the configuration, seen in one
+   * election; afterwards the normal weighted rules apply. Set from the node's quorum config.
+   */
+  readonly waitForAll?: boolean;
   readonly trace?: RaftTrace;
   /** SIMULATOR ONLY: a planted bug. */
   readonly canary?: RaftCanary;

@@ -12,8 +12,11 @@
  * (`src/quorum`); read-index and leader-lease reads; snapshots and compaction; joint-consensus
  * configuration changes applied when committed entries are applied; leadership transfer.
  *
- * Hooks not wired yet (quorum options issue): witness nodes (vote only, store only metadata),
- * votequorum's two_node, wait_for_all and last_man_standing (see `cluster-config.ts`).
+ * votequorum options: expected votes and the tie-breaker come with the replicated configuration
+ * (`cluster-config.ts`); wait_for_all and the election explanations are in `quorum-options.ts`;
+ * witnesses (vote, acknowledge, never lead, receive entries without data) in `witness.ts`.
+ * last_man_standing is a configuration change proposed from outside (`lastManStandingStep`);
+ * two_node is a documented hook for the fencing layer (docs/raft.md).
  */
 import { assert, assertNever } from '../lib/assert.js';
 import { err, ok, type Result } from '../lib/errors.js';
@@ -38,17 +41,22 @@ import {
   formatConfig,
   isJoint,
   isVoter,
+  isWitness,
+  canLead,
   jointQuorumConfig,
   type ClusterConfig,
 } from './cluster-config.js';
 import { Progress } from './progress.js';
-import { committedIndex, hasQuorum, voteOutcome } from '../quorum/index.js';
+import { committedIndex, hasQuorum } from '../quorum/index.js';
+import { electionOutcome, explainElection, isFreshLog, type ElectionRules } from './quorum-options.js';
+import { entriesForFollower, snapshotForFollower } from './witness.js';
 import { RaftError } from './raft-error.js';
 import { RaftLog } from './raft-log.js';
 import { validateRaftConfig, type RaftConfig } from './raft-config.js';
 import {
   entrySizeBytes,
   type ConfChange,
+  type ConfChangeSingle,
   type ConfEntry,
   type ConfState,
   type Entry,
@@ -169,10 +177,29 @@ export class RaftCore {
     this.prevSoft = { lead: null, role: 'follower' };
     this.abstain = config.abstain ?? false;
     if (config.applied !== undefined && config.applied > this.log.applied) this.replayConfig(logIndex(config.applied));
+    if (config.bootstrapEntry === true) this.bootstrapThroughLog();
     // A restarted node may have acknowledged a lease it no longer remembers; a fresh one (term 0) cannot.
     if (config.readMode === 'lease' && this.term > 0) this.quietTicks = config.electionTicks;
     this.resetRandomizedElectionTimeout();
     this.traceEvent('start', { config: formatConfig(this.config), last: this.log.lastIndex() });
+  }
+
+  /**
+   * See `RaftConfig.bootstrapEntry`: on a fresh node with a configured storage, replace the
+   * implicit initial configuration by committed entry 1 (term 1) that creates it from nothing.
+   * The entry goes out in the first Ready (persisted, then applied like any committed entry).
+   */
+  private bootstrapThroughLog(): void {
+    if (this.log.lastIndex() !== 0 || this.term !== 0 || configNodes(this.config).length === 0) return;
+    assert(!isJoint(this.config), 'a fresh cluster does not start in a joint configuration');
+    const changes: ConfChangeSingle[] = [];
+    for (const [node, votes] of this.config.voters) changes.push({ type: 'add-voter', node, votes });
+    for (const node of this.config.learners) changes.push({ type: 'add-learner', node });
+    this.config = EMPTY_CONFIG;
+    this.term = toTerm(1);
+    this.log.append([{ type: 'conf', term: this.term, index: logIndex(1), change: { changes, autoLeave: false } }]);
+    this.log.commitTo(logIndex(1));
+    this.traceEvent('bootstrap-entry', { changes: changes.length });
   }
 
   /** Re-applies the configuration changes of entries the application already applied before a restart. */
@@ -285,6 +312,7 @@ export class RaftCore {
     if (this.role !== 'leader') return err(new RaftError('NOT_LEADER', 'only the leader can transfer leadership', this.lead));
     if (to === this.id) return ok(undefined);
     if (!isVoter(this.config, to)) return err(new RaftError('TRANSFER_INVALID', `node ${to} is not a voter of ${formatConfig(this.config)}`));
+    if (isWitness(this.config, to)) return err(new RaftError('TRANSFER_INVALID', `node ${to} is a witness: it stores no entry data and can never lead; transfer to a data voter`));
     if (this.leadTransferee === to) return ok(undefined);
     this.leadTransferee = to;
     this.transferElapsed = 0;
@@ -506,7 +534,7 @@ export class RaftCore {
   }
 
   private promotable(): boolean {
-    return isVoter(this.config, this.id);
+    return canLead(this.config, this.id);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -516,6 +544,7 @@ export class RaftCore {
     this.electionElapsed++;
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
+      if (this.role !== 'follower') this.traceEvent('election-not-won', { why: explainElection(this.config, this.votes, this.electionRules()) });
       this.startCampaign(this.cfg.preVote ? 'pre-vote' : 'election');
     }
   }
@@ -568,7 +597,7 @@ export class RaftCore {
       return;
     }
     if (!this.promotable()) {
-      this.traceEvent('campaign-ignored-not-voter');
+      this.traceEvent(isWitness(this.config, this.id) ? 'campaign-ignored-witness' : 'campaign-ignored-not-voter');
       return;
     }
     if (this.role === 'leader') return;
@@ -596,16 +625,23 @@ export class RaftCore {
     return [...ids].sort((a, b) => a - b);
   }
 
+  /** How this node counts its elections now (wait_for_all applies only while its log is fresh). */
+  private electionRules(): ElectionRules {
+    const fresh = isFreshLog(this.log.lastIndex(), this.log.lastTerm(), this.cfg.bootstrapEntry === true);
+    return { waitForAll: this.cfg.waitForAll === true && fresh, learnerVotes: this.cfg.canary === 'count-learner-vote' };
+  }
+
   /** Records a vote; returns true when the election was decided (and acted upon). */
   private poll(from: NodeId, granted: boolean): boolean {
     if (!this.votes.has(from)) this.votes.set(from, granted);
-    const outcome = voteOutcome(jointQuorumConfig(this.config, this.cfg.canary === 'count-learner-vote'), this.votes);
+    const outcome = electionOutcome(this.config, this.votes, this.electionRules());
     switch (outcome) {
       case 'won':
         if (this.role === 'pre-candidate') this.startCampaign('election');
         else this.becomeLeader();
         return true;
       case 'lost':
+        this.traceEvent('election-lost', { why: explainElection(this.config, this.votes, this.electionRules()) });
         this.becomeFollower(this.term, null);
         return true;
       case 'pending':
@@ -815,7 +851,10 @@ export class RaftCore {
   }
 
   private handleHeartbeat(m: MsgHeartbeat): void {
-    this.log.commitTo(m.commit);
+    // The leader sends min(match, commit); a follower that lost acknowledged entries (a corrupt
+    // WAL discarded in repair mode) holds less than that. Never commit what is not held: the
+    // entries held up to there are the leader's (see handleAppendResponse for the re-probe).
+    this.log.commitTo(logIndex(Math.min(m.commit, this.log.lastIndex())));
     this.send({ type: 'MsgHeartbeatResp', from: this.id, to: m.from, term: this.term, round: m.round });
   }
 
@@ -893,7 +932,7 @@ export class RaftCore {
     const last = this.log.lastIndex();
     const ents = pr.next <= last ? this.log.entries(pr.next, logIndex(last + 1), this.cfg.maxMessageBytes) : ok<Entry[]>([]);
     if (prevTerm === null || !ents.ok) return this.sendSnapshot(to, pr);
-    const entries = ents.value.slice(0, RAFT_ENTRIES_PER_MESSAGE_MAX);
+    const entries = entriesForFollower(this.config, to, ents.value.slice(0, RAFT_ENTRIES_PER_MESSAGE_MAX));
     if (entries.length === 0 && !sendIfEmpty) return false;
     this.send({ type: 'MsgApp', from: this.id, to, term: this.term, logTerm: prevTerm, index: prevIndex, entries, commit: this.log.committed });
     const lastSent = entries[entries.length - 1];
@@ -915,7 +954,7 @@ export class RaftCore {
     const index = snap.value.metadata.index;
     assert(index > 0, 'entries were compacted, so a snapshot must exist');
     pr.becomeSnapshot(index);
-    this.send({ type: 'MsgSnap', from: this.id, to, term: this.term, snapshot: snap.value });
+    this.send({ type: 'MsgSnap', from: this.id, to, term: this.term, snapshot: snapshotForFollower(this.config, to, snap.value) });
     this.traceEvent('snapshot-sent', { to, index });
     return true;
   }
@@ -927,6 +966,15 @@ export class RaftCore {
     if (m.reject) {
       let probe = m.rejectHint;
       if (m.logTerm > 0) probe = this.log.findConflictByTerm(m.rejectHint, m.logTerm)[0];
+      if (pr.match > 0 && m.index === pr.match && m.rejectHint < pr.match) {
+        // The follower no longer holds the entry it acknowledged at `match`: it lost part of its
+        // log (a corrupt WAL discarded in repair mode). A stale rejection can look the same; both
+        // are handled by forgetting the match and probing again (it only costs a resend).
+        this.traceEvent('follower-lost-entries', { from: m.from, match: pr.match, hint: m.rejectHint });
+        pr.forgetMatch(logIndex(probe + 1));
+        this.sendAppend(m.from, true);
+        return;
+      }
       if (pr.maybeDecrTo(m.index, probe)) {
         if (pr.state === 'replicate') pr.becomeProbe();
         this.sendAppend(m.from, true);
@@ -1111,7 +1159,7 @@ export class RaftCore {
     let best: NodeId | null = null;
     let bestMatch = -1;
     for (const [id, pr] of this.progress) {
-      if (id !== this.id && isVoter(this.config, id) && pr.match > bestMatch) {
+      if (id !== this.id && canLead(this.config, id) && pr.match > bestMatch) {
         best = id;
         bestMatch = pr.match;
       }

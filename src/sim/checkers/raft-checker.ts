@@ -277,7 +277,11 @@ export class RaftSafetyChecker implements Checker {
     for (const key of [...this.grants.keys()]) if (Number(key.split(':')[0]) <= term - 64) this.grants.delete(key);
   }
 
-  /** Leader completeness at the new leader's first persisted entry of its own term. */
+  /**
+   * Leader completeness at the new leader's first persisted entry of its own term (index k): every
+   * entry of an earlier term applied anywhere so far is in its log at the same index, below k. Entries of later terms are not
+   * its business: a newer leader may already have committed them.
+   */
   private checkPendingLeader(node: NodeId, l: TrackedLog, from: number, marks: readonly EntryMark[]): void {
     const term = this.pendingLeaders.get(node);
     if (term === undefined) return;
@@ -288,9 +292,9 @@ export class RaftSafetyChecker implements Checker {
     this.checks++;
     for (let i = l.base + 1; i <= this.maxApplied; i++) {
       const a = this.applied.get(i);
-      if (a === undefined) continue;
+      if (a === undefined || a.term >= term) continue;
       if (i >= k) {
-        this.fail(`leader completeness: node ${node}, leader of term ${term}, appends its first entry at ${k}, but node ${a.node} already applied entry ${i} (term ${a.term})`);
+        this.fail(`leader completeness: node ${node}, leader of term ${term}, appends its first entry at ${k}, but node ${a.node} applied entry ${i} of the earlier term ${a.term}`);
         return;
       }
       const m = this.markAt(l, i);

@@ -21,7 +21,7 @@
 import { crc32c } from '../../lib/checksum.js';
 import type { NodeId } from '../../lib/ids.js';
 import type { JointQuorumConfig, QuorumConfig } from '../../quorum/index.js';
-import type { ConfChange, Entry, VoterWeight } from '../../log/index.js';
+import type { ConfChange, ConfChangeSingle, Entry, VoterWeight } from '../../log/index.js';
 
 /** Event names emitted by the Raft node program. */
 export const RAFT_EVENT = {
@@ -46,9 +46,22 @@ export const CLIENT_EVENT = {
 
 const encoder = new TextEncoder();
 
+/** A canonical text of one change (any kind: unknown kinds are spelled out in full). */
+export function describeSingleChange(c: ConfChangeSingle): string {
+  switch (c.type) {
+    case 'add-voter':
+      return `+v${c.node}x${c.votes}`;
+    case 'add-learner':
+      return `+l${c.node}`;
+    case 'remove-node':
+      return `-${c.node}`;
+    default:
+      return JSON.stringify(c);
+  }
+}
+
 function describeChange(change: ConfChange): string {
-  const parts = change.changes.map((c) => (c.type === 'add-voter' ? `v${c.node}x${c.votes}` : c.type === 'add-learner' ? `l${c.node}` : `r${c.node}`));
-  return `${change.autoLeave ? 'auto' : 'explicit'}:${parts.join(',')}`;
+  return `${change.autoLeave ? 'auto' : 'explicit'}:${change.changes.map(describeSingleChange).join(',')}`;
 }
 
 /**

@@ -25,7 +25,7 @@ import type { TraceFields } from '../../runtime/env.js';
 import type { RaftNodeError } from '../../runtime/raft-node.js';
 import type { EventHandle } from '../scheduler.js';
 import type { Driver, DriverContext } from '../workload.js';
-import { CLIENT_EVENT } from '../checkers/raft-events.js';
+import { CLIENT_EVENT, describeSingleChange } from '../checkers/raft-events.js';
 import type { RaftSimNode, ReadResult } from './raft-program.js';
 
 /** Knobs of one run's driver, drawn by the workload. */
@@ -264,7 +264,7 @@ export class RaftDriver implements Driver<RaftSimNode> {
 }
 
 function describeChange(change: ConfChange): string {
-  return change.changes.map((c) => (c.type === 'add-voter' ? `+v${c.node}x${c.votes}` : c.type === 'add-learner' ? `+l${c.node}` : `-${c.node}`)).join(',');
+  return change.changes.map(describeSingleChange).join(',');
 }
 
 const decoder = new TextDecoder();

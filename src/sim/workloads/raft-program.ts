@@ -180,7 +180,7 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
   try {
     raft = new RaftNode<KvCommand, KvOutput>(wrapped, {
       tickMs: t.tickMs,
-      raft: { electionTicks: t.electionTicks, heartbeatTicks: t.heartbeatTicks, ...(setup.canary === undefined ? {} : { canary: setup.canary }) },
+      raft: { electionTicks: t.electionTicks, heartbeatTicks: t.heartbeatTicks, bootstrapEntry: true, ...(setup.canary === undefined ? {} : { canary: setup.canary }) },
       bootstrap: setup.bootstrap(env.nodeId),
       stateMachine: kv,
       snapshotEntries: t.snapshotEntries,

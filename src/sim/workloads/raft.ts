@@ -38,7 +38,7 @@ const HEARTBEAT_TICKS = 2;
 /** A proposal or read not answered within this many ticks completes with TIMEOUT. */
 const REQUEST_TIMEOUT_TICKS = 40;
 /** The first commit after the faults stop must come within this many maximal election timeouts. */
-const COMMIT_BOUND_ELECTIONS = 4;
+const COMMIT_BOUND_ELECTIONS = 20;
 /** Bound on the first commit after the faults stop, in ticks (maximal election timeout = 2 × electionTicks). */
 export const COMMIT_BOUND_TICKS = COMMIT_BOUND_ELECTIONS * 2 * ELECTION_TICKS;
 /** Clocks drift by at most 5 %: a bound in ticks of the slowest clock, in true ms. */
