@@ -5,9 +5,14 @@
  * Model:
  * - Each file is an inode with its visible content and an undo log of the writes and truncates
  *   since its last completed `sync`. A crash rolls the inode back to its synced content, then
- *   re-applies each unsynced change independently: kept whole (`keepUnsyncedProbability`), kept
- *   as a torn prefix (`tornWriteProbability`, writes only), or dropped. Holes left by dropped
- *   writes read as zeros; no byte is ever fabricated.
+ *   re-applies each unsynced change independently: kept whole (`keepUnsyncedProbability`), torn
+ *   (`tornWriteProbability`, writes only), or dropped. A torn write keeps either a prefix cut at
+ *   any byte (a sequential writer interrupted) or a random subset of its 512-byte sectors
+ *   (page writeback that persisted later sectors before earlier ones); the mode and the subset
+ *   are drawn at the crash from this disk's PRNG. A missing sector reads as what was there
+ *   before the write, which beyond the old end of file is zeros; the file may end at the last
+ *   kept sector or, when the size update reached the disk, at the write's end. Holes left by
+ *   dropped writes read as zeros; no byte is ever fabricated.
  * - The directory has a visible and a durable name table plus the log of creations, renames and
  *   removals since the last `syncDir`. A crash keeps the durable table plus a random prefix of
  *   that log (journaling file systems commit directory changes in order). An inode whose name
@@ -15,12 +20,14 @@
  * - Operations run through an `OpSequencer` (per-file issue order; `rename`/`remove`/creations
  *   also wait for the directory), each taking a latency drawn from the configured ranges; effects
  *   apply when the operation completes. After `crash()`, completions still pending never fire.
+ *   Whether a write creates its file is only known when it runs, so a write to a name that is
+ *   absent, or that a pending `rename`/`remove` touches, is ordered on the directory too.
  * - `flipBits` corrupts synced data: it models media decay the checksums must catch.
  *
  * The disk outlives node incarnations: the simulator keeps one `SimDisk` per node across
  * restarts and hands it to every new incarnation.
  */
-import { assert } from '../lib/assert.js';
+import { assert, assertNever } from '../lib/assert.js';
 import type { Prng } from '../lib/prng.js';
 import { ByteFile } from '../storage/byte-file.js';
 import { isValidDiskName, type Disk, type DiskCallback } from '../storage/disk.js';
@@ -36,13 +43,25 @@ export interface SimDiskOptions {
   writeLatencyMs?: [number, number];
   /** Uniform latency range of `sync` and `syncDir`, in ms. Default [0.2, 1]. */
   syncLatencyMs?: [number, number];
-  /** At crash, chance that an unsynced write survives as a torn prefix. Default 0.2. */
+  /** At crash, chance that an unsynced write survives torn (see `tornWriteModes`). Default 0.2. */
   tornWriteProbability?: number;
+  /**
+   * How a torn write is torn; each torn write draws one mode uniformly from this list. `prefix`
+   * keeps the first bytes (cut at any byte); `sectors` keeps a random subset of the 512-byte
+   * sectors it touches. Default both.
+   */
+  tornWriteModes?: readonly TornWriteMode[];
   /** At crash, chance that an unsynced write or truncate survives whole. Default 0.2. */
   keepUnsyncedProbability?: number;
   /** Chance that any one operation fails with an I/O error (EIO). Default 0. */
   ioErrorProbability?: number;
 }
+
+/** See `SimDiskOptions.tornWriteModes`. */
+export type TornWriteMode = 'prefix' | 'sectors';
+
+/** Sector size of the torn-write model: the unit a disk writes atomically. */
+export const SIM_DISK_SECTOR_BYTES = 512;
 
 type Undo =
   | { readonly kind: 'write'; readonly offset: number; readonly data: Uint8Array; readonly oldSize: number; readonly oldBytes: Uint8Array }
@@ -71,6 +90,9 @@ export class SimDisk implements Disk {
   private readonly torn: number;
   private readonly keep: number;
   private readonly ioError: number;
+  private readonly tornModes: readonly TornWriteMode[];
+  /** Names touched by a submitted, not yet completed `rename` or `remove`, with their counts. */
+  private pendingDirNames = new Map<string, number>();
 
   constructor(private readonly options: SimDiskOptions) {
     this.writeLatency = checkRange(options.writeLatencyMs ?? [0.02, 0.1], 'writeLatencyMs');
@@ -79,6 +101,8 @@ export class SimDisk implements Disk {
     this.keep = checkProbability(options.keepUnsyncedProbability ?? 0.2, 'keepUnsyncedProbability');
     this.ioError = checkProbability(options.ioErrorProbability ?? 0, 'ioErrorProbability');
     assert(this.torn + this.keep <= 1, 'tornWriteProbability + keepUnsyncedProbability must be at most 1');
+    this.tornModes = [...(options.tornWriteModes ?? ['prefix', 'sectors'])];
+    assert(this.tornModes.length > 0, 'tornWriteModes must name at least one mode');
   }
 
   list(): string[] {
@@ -100,7 +124,9 @@ export class SimDisk implements Disk {
   write(name: string, offset: number, data: Uint8Array, done: DiskCallback): void {
     assert(isValidDiskName(name), `invalid disk file name ${JSON.stringify(name)}`);
     assert(Number.isSafeInteger(offset) && offset >= 0, 'write offset must be a non-negative integer');
-    const keys = this.names.has(name) ? [name] : [name, DIR_KEY];
+    // Ordered on the directory whenever it may create the file, so a later syncDir covers it.
+    const mayCreate = !this.names.has(name) || this.pendingDirNames.has(name);
+    const keys = mayCreate ? [name, DIR_KEY] : [name];
     this.submit(keys, this.writeLatency, done, () => {
       let inode = this.names.get(name);
       if (inode === undefined) {
@@ -142,7 +168,7 @@ export class SimDisk implements Disk {
 
   rename(from: string, to: string, done: DiskCallback): void {
     assert(isValidDiskName(to), `invalid disk file name ${JSON.stringify(to)}`);
-    this.submit([from, to, DIR_KEY], this.writeLatency, done, () => {
+    this.submitDirOp([from, to], this.writeLatency, done, () => {
       const inode = this.names.get(from);
       if (inode === undefined) return enoent('rename', from);
       if (from === to) return null;
@@ -154,7 +180,7 @@ export class SimDisk implements Disk {
   }
 
   remove(name: string, done: DiskCallback): void {
-    this.submit([name, DIR_KEY], this.writeLatency, done, () => {
+    this.submitDirOp([name], this.writeLatency, done, () => {
       if (this.names.delete(name)) this.dirLog.push({ kind: 'remove', name });
       return null;
     });
@@ -176,6 +202,7 @@ export class SimDisk implements Disk {
   crash(): void {
     this.epoch++;
     this.sequencer = new OpSequencer();
+    this.pendingDirNames = new Map();
     const prng = this.options.prng;
     const names = new Map(this.durableNames);
     const surviving = prng.int(0, this.dirLog.length + 1);
@@ -222,9 +249,39 @@ export class SimDisk implements Disk {
     const prng = this.options.prng;
     for (const change of changes) {
       const r = prng.float();
-      if (r < this.keep) replay(inode.file, change, null);
-      else if (r < this.keep + this.torn && change.kind === 'write' && change.data.length > 0) replay(inode.file, change, prng.int(0, change.data.length));
+      if (r < this.keep) replay(inode.file, change);
+      else if (r < this.keep + this.torn && change.kind === 'write' && change.data.length > 0) this.tear(inode.file, change);
     }
+  }
+
+  /** Re-applies part of `change` as a torn write, in a mode drawn from this disk's PRNG. */
+  private tear(file: ByteFile, change: Extract<Undo, { kind: 'write' }>): void {
+    const prng = this.options.prng;
+    const mode = prng.pick(this.tornModes);
+    switch (mode) {
+      case 'prefix':
+        file.write(change.offset, change.data.subarray(0, prng.int(0, change.data.length)));
+        return;
+      case 'sectors':
+        tearSectors(file, change, prng);
+        return;
+      default:
+        assertNever(mode);
+    }
+  }
+
+  /** `submit` for a rename or remove: while it is pending, writes to `names` order on the directory. */
+  private submitDirOp(names: string[], latency: [number, number], done: DiskCallback, effect: () => Error | null): void {
+    const tracked = this.pendingDirNames;
+    for (const name of names) tracked.set(name, (tracked.get(name) ?? 0) + 1);
+    this.submit([...names, DIR_KEY], latency, done, () => {
+      for (const name of names) {
+        const left = (tracked.get(name) ?? 0) - 1;
+        if (left > 0) tracked.set(name, left);
+        else tracked.delete(name);
+      }
+      return effect();
+    });
   }
 
   private submit(keys: string[], latency: [number, number], done: DiskCallback, effect: () => Error | null): void {
@@ -268,17 +325,39 @@ function rollBack(file: ByteFile, change: Undo): void {
       file.truncate(change.oldSize);
       return;
     case 'truncate':
+      // Restores the old size first: a zero-extending truncate has no old bytes to put back,
+      // and writing even nothing at `size` must not leave the file extended.
       file.truncate(change.oldSize);
-      file.write(change.size, change.oldBytes);
+      if (change.oldBytes.length > 0) file.write(change.size, change.oldBytes);
       return;
+    default:
+      assertNever(change);
   }
 }
 
-/** Re-applies `change`; `tornAt` keeps only that many bytes of a write. */
-function replay(file: ByteFile, change: Undo, tornAt: number | null): void {
+/**
+ * Keeps a random subset of the sectors `change` touched, each with a probability drawn once for
+ * this write (so near-complete and near-empty tears both occur). A sector partly covered by the
+ * write keeps only the write's bytes in it. The file ends at the last kept byte or, when the size
+ * update is drawn as persisted, at the write's end with the missing sectors reading zero there.
+ */
+function tearSectors(file: ByteFile, change: Extract<Undo, { kind: 'write' }>, prng: Prng): void {
+  const end = change.offset + change.data.length;
+  const keepChance = prng.float();
+  for (let sector = change.offset - (change.offset % SIM_DISK_SECTOR_BYTES); sector < end; sector += SIM_DISK_SECTOR_BYTES) {
+    if (!prng.chance(keepChance)) continue;
+    const from = Math.max(sector, change.offset);
+    const to = Math.min(sector + SIM_DISK_SECTOR_BYTES, end);
+    file.write(from, change.data.subarray(from - change.offset, to - change.offset));
+  }
+  if (file.size < end && prng.chance(0.5)) file.truncate(end);
+}
+
+/** Re-applies `change` whole. */
+function replay(file: ByteFile, change: Undo): void {
   switch (change.kind) {
     case 'write':
-      file.write(change.offset, tornAt === null ? change.data : change.data.subarray(0, tornAt));
+      file.write(change.offset, change.data);
       return;
     case 'truncate':
       file.truncate(change.size);

@@ -47,9 +47,13 @@ export class ByteFile {
     this.buf[offset] = value;
   }
 
-  /** Writes `data` at `offset`, zero-filling any gap past the current end. */
+  /**
+   * Writes `data` at `offset`, zero-filling any gap past the current end. An empty write changes
+   * nothing, even past the end (as POSIX `pwrite` of zero bytes).
+   */
   write(offset: number, data: Uint8Array): void {
     assert(Number.isSafeInteger(offset) && offset >= 0, 'write offset must be a non-negative integer');
+    if (data.length === 0) return;
     const end = offset + data.length;
     this.ensure(end);
     if (offset > this.length) this.buf.fill(0, this.length, offset);
