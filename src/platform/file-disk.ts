@@ -10,9 +10,15 @@
  *   succeed over lost data (the "fsyncgate" lesson). Clean descriptors beyond
  *   `FILE_DISK_OPEN_FILES_MAX` are closed, least recently used first.
  * - `write` loops until every byte is written (fs.write may write fewer bytes than asked).
+ * - Whether a write creates its file is only known when it runs, so a write to a name without a
+ *   cached descriptor, or that a pending `rename`/`remove` touches, is ordered on the directory
+ *   too: a later `syncDir` then covers the creation, as the contract promises.
+ * - The constructor makes the data directory itself durable: after creating it (and any missing
+ *   parents) it fsyncs the directory and every parent whose entry it added, so a crash cannot
+ *   lose the whole directory under files already reported durable.
  */
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { assert } from '../lib/assert.js';
 import { FILE_DISK_OPEN_FILES_MAX } from '../constants.js';
 import { isValidDiskName, type Disk, type DiskCallback } from '../storage/disk.js';
@@ -38,10 +44,12 @@ export class FileDisk implements Disk {
   private inFlight = 0;
   private closeWaiters: DiskCallback[] = [];
   private closed = false;
+  /** Names touched by an issued, not yet completed `rename` or `remove`, with their counts. */
+  private readonly pendingDirNames = new Map<string, number>();
 
-  /** Opens (creating if needed) the directory `dir`. */
+  /** Opens (creating if needed, durably) the directory `dir`. */
   constructor(readonly dir: string) {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDurableDirectory(dir);
   }
 
   list(): string[] {
@@ -81,7 +89,9 @@ export class FileDisk implements Disk {
 
   write(name: string, offset: number, data: Uint8Array, done: DiskCallback): void {
     assert(Number.isSafeInteger(offset) && offset >= 0, 'write offset must be a non-negative integer');
-    const keys = this.open.has(name) ? [name] : [name, DIR_KEY];
+    // Ordered on the directory whenever it may create the file, so a later syncDir covers it.
+    const mayCreate = !this.open.has(name) || this.pendingDirNames.has(name);
+    const keys = mayCreate ? [name, DIR_KEY] : [name];
     this.withFile(keys, name, true, done, (file, finish) => {
       file.dirty = true;
       writeAll(file.fd, data, offset, finish);
@@ -107,7 +117,7 @@ export class FileDisk implements Disk {
 
   rename(from: string, to: string, done: DiskCallback): void {
     assert(isValidDiskName(from) && isValidDiskName(to), 'rename needs valid file names');
-    this.run([from, to, DIR_KEY], done, (finish) => {
+    this.runDirOp([from, to], done, (finish) => {
       fs.rename(this.path(from), this.path(to), (error) => {
         if (error === null && from !== to) {
           // The descriptor follows the inode: `from`'s descriptor now serves `to`.
@@ -123,7 +133,7 @@ export class FileDisk implements Disk {
 
   remove(name: string, done: DiskCallback): void {
     assert(isValidDiskName(name), 'remove needs a valid file name');
-    this.run([name, DIR_KEY], done, (finish) => {
+    this.runDirOp([name], done, (finish) => {
       fs.unlink(this.path(name), (error) => {
         if (error === null || error.code === 'ENOENT') {
           this.forget(name);
@@ -186,6 +196,25 @@ export class FileDisk implements Disk {
         this.inFlight--;
         done(error);
         this.maybeClose();
+      });
+    });
+  }
+
+  /** `run` for a rename or remove: while it is pending, writes to `names` order on the directory. */
+  private runDirOp(names: string[], done: DiskCallback, body: (finish: (error: NodeJS.ErrnoException | null) => void) => void): void {
+    if (this.closed) {
+      this.run([...names, DIR_KEY], done, body);
+      return;
+    }
+    for (const name of names) this.pendingDirNames.set(name, (this.pendingDirNames.get(name) ?? 0) + 1);
+    this.run([...names, DIR_KEY], done, (finish) => {
+      body((error) => {
+        for (const name of names) {
+          const left = (this.pendingDirNames.get(name) ?? 0) - 1;
+          if (left > 0) this.pendingDirNames.set(name, left);
+          else this.pendingDirNames.delete(name);
+        }
+        finish(error);
       });
     });
   }
@@ -256,6 +285,53 @@ export class FileDisk implements Disk {
     this.closeWaiters = [];
     for (const done of waiters) queueMicrotask(() => { done(null); });
   }
+}
+
+/**
+ * Creates `dir` (and missing parents) with mode 0700 if needed, then fsyncs `dir` and every
+ * directory whose entry this call added (the parent of each directory it created), so the data
+ * directory cannot vanish in a crash after files in it were reported durable. When `dir` already
+ * existed its parent is fsynced too (an earlier process may have created `dir` and crashed before
+ * making it durable), skipping a parent this process may not open (EACCES/EPERM): that
+ * directory is someone else's to keep durable. Synchronous: it runs once, at open, before any
+ * file is used. Returns the directories it fsynced, deepest first.
+ */
+export function makeDurableDirectory(dir: string): string[] {
+  const target = resolve(dir);
+  const firstCreated = fs.mkdirSync(target, { recursive: true, mode: 0o700 });
+  const synced: string[] = [];
+  if (firstCreated === undefined) {
+    fsyncDirectory(target);
+    synced.push(target);
+    const parent = dirname(target);
+    if (parent !== target && fsyncDirectory(parent, true)) synced.push(parent);
+    return synced;
+  }
+  const stop = dirname(resolve(firstCreated));
+  for (let at = target; ; at = dirname(at)) {
+    fsyncDirectory(at);
+    synced.push(at);
+    if (at === stop || dirname(at) === at) break;
+  }
+  return synced;
+}
+
+/** Fsyncs the directory `path`; returns false when `skipDenied` and it may not be opened. */
+function fsyncDirectory(path: string, skipDenied = false): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (skipDenied && (code === 'EACCES' || code === 'EPERM')) return false;
+    throw error;
+  }
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return true;
 }
 
 function writeAll(fd: number, data: Uint8Array, offset: number, done: (error: NodeJS.ErrnoException | null) => void): void {

@@ -1,14 +1,16 @@
 // Proves that MemoryDisk, SimDisk and FileDisk all honour the Disk contract (content, per-file
-// order, asynchronous callbacks, errors for missing files, atomic rename) and that the WAL, the
-// stable-state file and snapshot files behave the same over each of them, across a reopen.
+// order, asynchronous callbacks, errors for missing files, atomic rename, empty writes that never
+// extend a file, a syncDir that waits for a write re-creating a file behind a pending remove or
+// rename) and that the WAL, the stable-state file and snapshot files behave the same over each of
+// them, across a reopen. Also proves FileDisk fsyncs the data directory and the parents it created.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Prng } from '../lib/prng.js';
 import { logIndex, nodeId, term } from '../lib/ids.js';
-import { FileDisk } from '../platform/file-disk.js';
+import { FileDisk, makeDurableDirectory } from '../platform/file-disk.js';
 import { SimDisk } from '../sim/disk.js';
 import type { Disk, DiskCallback } from './disk.js';
 import { MemoryDisk } from './memory-disk.js';
@@ -193,6 +195,35 @@ for (const [kind, make] of Object.entries(FACTORIES)) {
     assert.equal(d.size('b'), 0);
   });
 
+  suite('an empty write creates the file but never extends it', async (fx) => {
+    const d = fx.disk;
+    assert.equal(await call<Error | null>(fx, (cb) => { d.write('e', 100, bytes(), cb); }), null);
+    assert.equal(d.size('e'), 0);
+    assert.equal(await call<Error | null>(fx, (cb) => { d.write('e', 0, bytes(7, 8), cb); }), null);
+    assert.equal(await call<Error | null>(fx, (cb) => { d.write('e', 50, bytes(), cb); }), null);
+    assert.deepEqual(d.read('e'), bytes(7, 8));
+  });
+
+  suite('syncDir completes after a write that re-creates a file behind a pending remove or rename', async (fx) => {
+    const d = fx.disk;
+    for (let round = 0; round < 20; round++) {
+      const dirOp = round % 2 === 0 ? 'remove' : 'rename';
+      assert.equal(await call<Error | null>(fx, (cb) => { d.write('r', 0, bytes(1), cb); }), null);
+      const order: string[] = [];
+      const note = (what: string): DiskCallback => (e) => {
+        assert.equal(e, null, what);
+        order.push(what);
+      };
+      if (dirOp === 'remove') d.remove('r', note('dir-op'));
+      else d.rename('r', 'moved', note('dir-op'));
+      d.write('r', 0, bytes(round), note('create'));
+      d.syncDir(note('syncDir'));
+      await until(fx, () => order.length === 3, 'the three operations');
+      assert.deepEqual(order, ['dir-op', 'create', 'syncDir'], `round ${round} (${dirOp}): syncDir must cover the creation issued before it`);
+      assert.deepEqual(d.read('r'), bytes(round));
+    }
+  });
+
   suite('operations on one file complete in issue order', async (fx) => {
     const d = fx.disk;
     const order: number[] = [];
@@ -316,3 +347,21 @@ for (const [kind, make] of Object.entries(FACTORIES)) {
     assert.throws(() => reopened.open(list[0]!), (e) => e instanceof CorruptFileError && e.code === 'SNAPSHOT_CORRUPT');
   });
 }
+
+test('FileDisk makes its data directory durable: the directory and every parent it created are fsynced', () => {
+  const base = mkdtempSync(join(tmpdir(), 'cohort-dir-'));
+  try {
+    const nested = join(base, 'a', 'b', 'data');
+    assert.deepEqual(makeDurableDirectory(nested), [nested, join(base, 'a', 'b'), join(base, 'a'), base]);
+    assert.equal(statSync(nested).mode & 0o777, 0o700);
+    assert.equal(statSync(join(base, 'a')).mode & 0o777, 0o700);
+    // An existing directory: itself and its parent (an earlier process may have crashed before).
+    assert.deepEqual(makeDurableDirectory(nested), [nested, join(base, 'a', 'b')]);
+    const other = join(base, 'other');
+    const disk = new FileDisk(other);
+    assert.ok(existsSync(other), 'the constructor creates the directory');
+    disk.close(() => undefined);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+});
