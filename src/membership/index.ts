@@ -1,0 +1,56 @@
+/**
+ * Membership (issue 6): the replicated membership state machine with views, incarnations and
+ * the quorate flag; the event stream; the leader's failure detector; local quorum knowledge.
+ * Pure cores: no clocks, no I/O. See docs/membership.md.
+ */
+export {
+  type MemberRole,
+  type MemberNodeSpec,
+  type FailReason,
+  type QuarantineReason,
+  type MembershipCommand,
+  type MembershipCommandType,
+  EVIDENCE_MS_MAX,
+  validateMembershipCommand,
+  encodeMembershipCommand,
+  decodeMembershipCommand,
+  membershipCommandCodec,
+} from './membership-command.js';
+export {
+  type NodeStatus,
+  type QuorumReason,
+  type ViewMember,
+  type ViewChangeKind,
+  type ViewPayload,
+  type QuorumPayload,
+  type NodePayload,
+  type MembershipEvent,
+  type EventBody,
+  type EventPage,
+  type MembershipEventErrorCode,
+  MembershipEventError,
+  EventLog,
+  EVENT_EXPLANATION_BYTES_MAX,
+  EVENT_CAUSE_BYTES_MAX,
+  clipText,
+} from './membership-event.js';
+export { type NodeRecord, type MembershipOutcome, type Transition, type NodeCommand, FRESH_RECORD, transition, describeFailReason, describeQuarantineReason } from './node-record.js';
+export {
+  type MembershipOutput,
+  type MembershipErrorCode,
+  type MembershipView,
+  type NodeInfo,
+  MembershipStateMachine,
+} from './membership-state-machine.js';
+export { type ReachabilityEntry, type ReachabilityRow, ReachabilityTracker } from './reachability-tracker.js';
+export {
+  type DetectorTimes,
+  type FailureDetectorOptions,
+  type DetectorEvidence,
+  type DetectorDecision,
+  type WatchStatus,
+  LAG_EXTENSION_FACTOR,
+  detectorOptions,
+  FailureDetector,
+} from './failure-detector.js';
+export { type LocalQuorumInput, type LocalQuorumReason, type LocalQuorumStatus, localQuorumStatus } from './local-quorum.js';
