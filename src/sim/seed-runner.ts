@@ -75,11 +75,21 @@ export function deriveSeeds(baseSeed: number, count: number): number[] {
   return Array.from({ length: count }, () => prng.nextU32());
 }
 
-/** Runs `seeds` on `workers` threads; `onSummary` sees each result as it arrives. */
-export async function runBatch(job: SeedJob, seeds: readonly number[], workers: number, onSummary?: (s: SeedSummary) => void): Promise<BatchResult> {
+/** Options of `runBatch`. */
+export interface BatchOptions {
+  /** The worker thread entry; default the compiled `seed-worker.js` next to this module (tests substitute a misbehaving one). */
+  readonly workerUrl?: URL;
+}
+
+/**
+ * Runs `seeds` on `workers` threads; `onSummary` sees each result as it arrives. Rejects when a
+ * worker thread fails or exits before the batch is done (the batch's results would be partial).
+ */
+export async function runBatch(job: SeedJob, seeds: readonly number[], workers: number, onSummary?: (s: SeedSummary) => void, options: BatchOptions = {}): Promise<BatchResult> {
   assert(Number.isInteger(workers) && workers >= 1 && workers <= SIM_WORKERS_MAX, `workers must be in [1, ${SIM_WORKERS_MAX}]`);
   const t0 = performance.now();
-  const summaries = workers === 1 || seeds.length <= 1 ? runInline(job, seeds, onSummary) : await runOnWorkers(job, seeds, Math.min(workers, seeds.length), onSummary);
+  const workerUrl = options.workerUrl ?? new URL('./seed-worker.js', import.meta.url);
+  const summaries = workers === 1 || seeds.length <= 1 ? runInline(job, seeds, onSummary) : await runOnWorkers(job, seeds, Math.min(workers, seeds.length), workerUrl, onSummary);
   const wallMs = performance.now() - t0;
   const simulatedMs = summaries.reduce((a, s) => a + s.simulatedMs, 0);
   return {
@@ -104,26 +114,42 @@ function runInline(job: SeedJob, seeds: readonly number[], onSummary?: (s: SeedS
 /** Messages from a seed worker. */
 export type WorkerReply = { readonly type: 'summary'; readonly index: number; readonly summary: SeedSummary } | { readonly type: 'error'; readonly index: number; readonly message: string };
 
-function runOnWorkers(job: SeedJob, seeds: readonly number[], workers: number, onSummary?: (s: SeedSummary) => void): Promise<SeedSummary[]> {
+function runOnWorkers(job: SeedJob, seeds: readonly number[], workers: number, workerUrl: URL, onSummary?: (s: SeedSummary) => void): Promise<SeedSummary[]> {
   const results = new Array<SeedSummary | undefined>(seeds.length);
   let next = 0;
   let done = 0;
   return new Promise((resolve, reject) => {
     const pool: Worker[] = [];
+    /** The seed index each worker is running, if any. */
+    const running = new Map<Worker, number>();
+    let settled = false;
+    // Idempotent: terminating the pool makes every worker emit 'exit', and an 'error' is
+    // followed by an 'exit'; only the first outcome counts.
     const finish = (error?: Error): void => {
+      if (settled) return;
+      settled = true;
       for (const w of pool) void w.terminate();
       if (error !== undefined) reject(error);
       else resolve(results.map((r, i) => r ?? failedSummary(seeds[i] ?? 0, 'no result from worker')));
     };
     const feed = (w: Worker): void => {
+      running.delete(w);
       if (next >= seeds.length) return;
       const index = next++;
+      running.set(w, index);
       w.postMessage({ index, seed: seeds[index] });
     };
+    const lost = (w: Worker, what: string): Error => {
+      const index = running.get(w);
+      const seed = index === undefined ? undefined : seeds[index];
+      const during = seed === undefined ? 'between seeds' : `while running seed ${seed} (replay it in one thread with \`cohort sim --seed ${seed}\`)`;
+      return new Error(`seed worker ${what} ${during}; ${done} of ${seeds.length} seeds were done, so the batch is incomplete`);
+    };
     for (let i = 0; i < workers; i++) {
-      const w = new Worker(new URL('./seed-worker.js', import.meta.url), { workerData: job });
+      const w = new Worker(workerUrl, { workerData: job });
       pool.push(w);
       w.on('message', (reply: WorkerReply) => {
+        if (settled) return;
         const summary = reply.type === 'summary' ? reply.summary : failedSummary(seeds[reply.index] ?? 0, reply.message);
         results[reply.index] = summary;
         onSummary?.(summary);
@@ -131,7 +157,16 @@ function runOnWorkers(job: SeedJob, seeds: readonly number[], workers: number, o
         if (done === seeds.length) finish();
         else feed(w);
       });
-      w.on('error', (e) => { finish(e); });
+      w.on('error', (e) => {
+        const error = lost(w, `failed (${e.message})`);
+        error.cause = e;
+        finish(error);
+      });
+      // A worker that exits on its own (process.exit, a closed port, an unhandled rejection
+      // turned into an exit code) emits no 'error'; without this the batch would never settle.
+      w.on('exit', (code) => {
+        finish(lost(w, `exited with code ${code}`));
+      });
       feed(w);
     }
   });
