@@ -91,7 +91,8 @@ export function electionOutcome(config: ClusterConfig, votes: ReadonlyMap<NodeId
 /**
  * One line saying why an election is not (yet) won, for the trace, e.g.
  * `wait_for_all: 2 of 3 voters seen (waiting for node 3)` or
- * `not quorate (exact half split: the other half holds the tie-breaker): 2/4 votes (quorum 3 of expected 4, tie-breaker node 1 absent)`.
+ * `not quorate (exact half split: the other half holds the tie-breaker): 2/4 votes (quorum 3 of expected 4, tie-breaker node 1 absent)`,
+ * with `; refused by node N` appended when voters refused (e.g. a longer log than the candidate's).
  * Not a hot path: called when an election is lost or times out.
  */
 export function explainElection(config: ClusterConfig, votes: ReadonlyMap<NodeId, boolean>, rules: ElectionRules): string {
@@ -107,7 +108,9 @@ export function explainElection(config: ClusterConfig, votes: ReadonlyMap<NodeId
       return `wait_for_all: ${all.size - missing.length} of ${all.size} voters seen (${why})`;
     }
   }
-  return arbitrate({ config: quorum, present: granted, waitForAll: { phase: 'off' } }).summary;
+  const summary = arbitrate({ config: quorum, present: granted, waitForAll: { phase: 'off' } }).summary;
+  const refused = [...votes].filter(([, v]) => !v).map(([id]) => id);
+  return refused.length === 0 ? summary : `${summary}; refused by node ${refused.join(',')}`;
 }
 
 // ---------------------------------------------------------------------------------------------

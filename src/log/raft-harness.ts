@@ -109,6 +109,8 @@ export class RaftHarness {
   /** Messages sent and not yet delivered, in send order. */
   network: RaftMessage[] = [];
   private readonly isolated = new Set<NodeId>();
+  /** Partition groups (node -> group number); nodes in different groups cannot talk. */
+  private readonly groupOf = new Map<NodeId, number>();
   private readonly prng: Prng;
   /** Lines describing what happened (role changes, applied entries); drained by `takeLog`. */
   private lines: string[] = [];
@@ -215,7 +217,10 @@ export class RaftHarness {
 
   /** True when a message from `from` to `to` would be dropped by the current partition. */
   blocked(from: NodeId, to: NodeId): boolean {
-    return this.isolated.has(from) || this.isolated.has(to);
+    if (this.isolated.has(from) || this.isolated.has(to)) return true;
+    const a = this.groupOf.get(from);
+    const b = this.groupOf.get(to);
+    return a !== undefined && b !== undefined && a !== b;
   }
 
   /** Delivers one queued message by position (reordering); dropped if partitioned. Returns its line. */
@@ -273,9 +278,24 @@ export class RaftHarness {
     this.isolated.add(id);
   }
 
+  /**
+   * Splits the listed nodes into groups that cannot reach each other (a node listed in no group
+   * is not affected); replaces the previous split. `recover` heals it.
+   */
+  partition(groups: readonly (readonly NodeId[])[]): void {
+    this.groupOf.clear();
+    groups.forEach((group, i) => {
+      for (const id of group) {
+        assert(!this.groupOf.has(id), `node ${id} is listed in two partition groups`);
+        this.groupOf.set(id, i);
+      }
+    });
+  }
+
   /** Heals every partition. */
   recover(): void {
     this.isolated.clear();
+    this.groupOf.clear();
   }
 
   /** Proposes `text` on node `id`; returns the error code or null. */
