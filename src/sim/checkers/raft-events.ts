@@ -48,16 +48,11 @@ const encoder = new TextEncoder();
 
 /** A canonical text of one change (any kind: unknown kinds are spelled out in full). */
 export function describeSingleChange(c: ConfChangeSingle): string {
-  switch (c.type) {
-    case 'add-voter':
-      return `+v${c.node}x${c.votes}`;
-    case 'add-learner':
-      return `+l${c.node}`;
-    case 'remove-node':
-      return `-${c.node}`;
-    default:
-      return JSON.stringify(c);
-  }
+  if (c.type === 'add-voter') return `+v${c.node}x${c.votes}`;
+  if (c.type === 'add-learner') return `+l${c.node}`;
+  if (c.type === 'remove-node') return `-${c.node}`;
+  // Quorum-setting changes and any later kind: spelled out in full (canonical key order).
+  return JSON.stringify(c, Object.keys(c).sort());
 }
 
 function describeChange(change: ConfChange): string {

@@ -47,7 +47,8 @@ function valueOrNil(fields: TraceFields, key: string): string | null {
 function inputOf(fields: TraceFields): KvInput | null {
   const key = str(fields, 'key');
   if (key === null) return null;
-  switch (fields.op) {
+  const op = typeof fields.op === 'string' ? fields.op : '';
+  switch (op) {
     case 'get':
       return { type: 'get', key };
     case 'delete':

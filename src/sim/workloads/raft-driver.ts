@@ -196,9 +196,7 @@ export class RaftDriver implements Driver<RaftSimNode> {
   }
 
   private noteWrittenOf(command: KvCommand, out: KvOutput): void {
-    if (command.type === 'put' || (command.type === 'cas' && out.type === 'cas' && out.succeeded)) {
-      if (command.type === 'put' || command.type === 'cas') this.noteWritten(command.key, new TextDecoder().decode(command.value));
-    }
+    if (command.type === 'put' || (command.type === 'cas' && out.type === 'cas' && out.succeeded)) this.noteWritten(command.key, decoder.decode(command.value));
   }
 
   // ---------------------------------------------------------------------------------------------
