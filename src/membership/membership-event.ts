@@ -106,7 +106,8 @@ export interface QuorumPayload {
 /** Payload of a `node` event: a status change that left the member set alone. */
 export interface NodePayload {
   readonly node: NodeId;
-  readonly incarnation: Incarnation;
+  /** The incarnation the status is about; 0 when none is known (a node quarantined before it ever joined). */
+  readonly incarnation: number;
   readonly from: NodeStatus;
   readonly to: NodeStatus;
   readonly cause: string;
@@ -259,7 +260,7 @@ function readViewPayload(r: ByteReader): ViewPayload {
 
 function readNodePayload(r: ByteReader): NodePayload {
   const node = readNodeId(r, 'node');
-  const incarnation = readIncarnation(r, 'incarnation');
+  const incarnation = r.u64('incarnation');
   const from = readEnum(r, NODE_STATUSES, 'from status');
   const to = readEnum(r, NODE_STATUSES, 'to status');
   return { node, incarnation, from, to, cause: readText(r, EVENT_CAUSE_BYTES_MAX, 'cause') };

@@ -308,7 +308,7 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       this.emit(index, { kind: 'view', payload: { members: membersOf(s.records), ...quorumSummary(s.arbitration), change } });
       events++;
     } else if (t.note !== undefined) {
-      this.emit(index, { kind: 'node', payload: { node: c.node, incarnation: makeIncarnation(t.note.incarnation), from: rec.status, to: t.record.status, cause: clipText(t.note.cause, EVENT_CAUSE_BYTES_MAX) } });
+      this.emit(index, { kind: 'node', payload: { node: c.node, incarnation: t.note.incarnation, from: rec.status, to: t.record.status, cause: clipText(t.note.cause, EVENT_CAUSE_BYTES_MAX) } });
       events++;
     }
     events += this.emitQuorumChange(index, wasQuorate);

@@ -1,0 +1,370 @@
+// Proves the membership state machine keeps its contract: views evolve through join, crash,
+// rejoin (a new incarnation waits for the old one's fence), fence and clean leave exactly as the
+// incarnation rules say; late, duplicated and stale commands are deterministic no-ops; errors are
+// results that change nothing; wait_for_all and two_node gate the quorate flag; every view's
+// quorate flag agrees with src/quorum hasQuorum; event seqs are contiguous and identical across
+// instances; and apply is deterministic (equal results, hashes and snapshot bytes on two
+// instances, also after a snapshot restore midway), with corrupt snapshots refused untouched.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { incarnation, logIndex, nodeId, term, type NodeId } from '../lib/ids.js';
+import { buildVotequorum, DEFAULT_VOTEQUORUM_OPTIONS, hasQuorum, type VotequorumOptions } from '../quorum/index.js';
+import { crc32c } from '../lib/checksum.js';
+import type { ApplyResult } from '../log/state-machine.js';
+import { MEMBERSHIP_EVENTS_READ_MAX, MEMBERSHIP_EVENTS_RETAINED_MAX } from '../constants.js';
+import { encodeMembershipCommand, type MemberNodeSpec, type MembershipCommand } from './membership-command.js';
+import type { MembershipEvent } from './membership-event.js';
+import { MembershipStateMachine, type MembershipOutput } from './membership-state-machine.js';
+
+const T1 = term(1);
+const n = (i: number): NodeId => nodeId(i);
+const inc = incarnation;
+
+function spec(id: number, votes = 1, role: MemberNodeSpec['role'] = votes === 0 ? 'learner' : 'voter'): MemberNodeSpec {
+  return { nodeId: n(id), name: `node-${id}`, address: `10.0.0.${id}:7400`, votes, role };
+}
+
+function configure(nodes: MemberNodeSpec[], options: Partial<VotequorumOptions> = {}): MembershipCommand {
+  return { type: 'configure', nodes, options: { ...DEFAULT_VOTEQUORUM_OPTIONS, ...options }, resetExpectedTracking: false };
+}
+
+const join = (node: number, i: number): MembershipCommand => ({ type: 'join', node: n(node), incarnation: inc(i) });
+const leave = (node: number, i: number): MembershipCommand => ({ type: 'leave', node: n(node), incarnation: inc(i) });
+const fail = (node: number, i: number): MembershipCommand => ({ type: 'fail', node: n(node), incarnation: inc(i), reason: { kind: 'detector', silentMs: 1600, timeoutMs: 1500, corroborators: [], lagMs: 0 } });
+const fenced = (node: number, i: number): MembershipCommand => ({ type: 'fenced', node: n(node), incarnation: inc(i) });
+const quarantine = (node: number, i: number | null = null): MembershipCommand => ({ type: 'quarantine', node: n(node), incarnation: i === null ? null : inc(i), reason: { kind: 'operator', note: 'test' } });
+const release = (node: number): MembershipCommand => ({ type: 'release', node: n(node) });
+
+/** Applies commands at consecutive indexes. */
+function run(sm: MembershipStateMachine, commands: readonly (MembershipCommand | Uint8Array)[]): ApplyResult<MembershipOutput>[] {
+  return commands.map((c) => sm.apply(logIndex(sm.appliedIndex + 1), T1, c));
+}
+
+function okValue(r: ApplyResult<MembershipOutput> | undefined): MembershipOutput {
+  assert.ok(r !== undefined && r.ok, `expected success, got ${r === undefined || r.ok ? 'nothing' : `${r.error.code}: ${r.error.message}`}`);
+  return r.value;
+}
+
+function outcomes(rs: ApplyResult<MembershipOutput>[]): string[] {
+  return rs.map((r) => (r.ok ? r.value.outcome : r.error.code));
+}
+
+function members(sm: MembershipStateMachine): string {
+  return sm.view().members.map((m) => `${m.node}@${m.incarnation}`).join(' ');
+}
+
+function status(sm: MembershipStateMachine, id: number): string {
+  const info = sm.nodes().find((x) => x.nodeId === id);
+  assert.ok(info !== undefined);
+  return `${info.status}@${info.incarnation}${info.rejoin > 0 ? ` rejoin ${info.rejoin}` : ''}${info.fencePending ? ' fence' : ''}`;
+}
+
+function allEvents(sm: MembershipStateMachine): MembershipEvent[] {
+  const out: MembershipEvent[] = [];
+  let next = Math.max(1, sm.nextEventSeq - MEMBERSHIP_EVENTS_RETAINED_MAX);
+  for (;;) {
+    const page = sm.eventsFrom(next, MEMBERSHIP_EVENTS_READ_MAX);
+    assert.ok(page.ok);
+    if (page.value.events.length === 0) return out;
+    out.push(...page.value.events);
+    next = page.value.next;
+  }
+}
+
+const three = configure([spec(1), spec(2), spec(3)]);
+
+test('a 3-node view evolves through joins, a crash, a rejoin that waits for the fence, and a clean leave', () => {
+  const sm = new MembershipStateMachine();
+  const rs = run(sm, [three, join(1, 1), join(2, 1), join(3, 1)]);
+  assert.deepEqual(outcomes(rs), ['applied', 'applied', 'applied', 'applied']);
+  assert.equal(members(sm), '1@1 2@1 3@1');
+  assert.equal(sm.view().viewId, 3);
+  assert.equal(sm.view().quorate, true);
+  assert.equal(sm.view().reason, 'majority');
+
+  // Node 3 crashes and restarts before the detector noticed: its join replaces the old incarnation.
+  const [rejoin] = run(sm, [join(3, 2)]);
+  assert.equal(okValue(rejoin).outcome, 'waiting-for-fence');
+  assert.equal(members(sm), '1@1 2@1', 'the old incarnation left the view');
+  assert.equal(status(sm, 3), 'needs-fencing@1 rejoin 2 fence');
+  assert.equal(sm.view().viewId, 4);
+
+  const [fence] = run(sm, [fenced(3, 1)]);
+  assert.equal(okValue(fence).outcome, 'applied');
+  assert.equal(members(sm), '1@1 2@1 3@2', 'the waiting incarnation is admitted once the old one is fenced');
+  assert.equal(sm.view().viewId, 5);
+
+  run(sm, [leave(2, 1)]);
+  assert.equal(members(sm), '1@1 3@2');
+  assert.equal(status(sm, 2), 'out@1');
+  assert.equal(sm.view().quorate, true, '2 of 3 votes');
+
+  const kinds = allEvents(sm)
+    .filter((e) => e.kind === 'view')
+    .map((e) => `${e.viewId}:${e.payload.change.kind}:${e.payload.change.node}@${e.payload.change.incarnation}`);
+  assert.deepEqual(kinds, ['1:joined:1@1', '2:joined:2@1', '3:joined:3@1', '4:replaced:3@1', '5:admitted:3@2', '6:left:2@1']);
+});
+
+test('stale, duplicated and newer-incarnation commands follow the incarnation rules', () => {
+  const sm = new MembershipStateMachine();
+  run(sm, [three, join(1, 1), join(2, 3)]);
+  assert.deepEqual(outcomes(run(sm, [join(2, 3), join(2, 2), leave(2, 2), fail(2, 1), fenced(2, 2)])), ['duplicate', 'stale', 'stale', 'stale', 'stale']);
+  assert.equal(members(sm), '1@1 2@3');
+  // A leave naming a newer incarnation proves incarnation 3 crashed without leaving.
+  assert.deepEqual(outcomes(run(sm, [leave(2, 4)])), ['applied']);
+  assert.equal(status(sm, 2), 'needs-fencing@3 fence');
+  // The ended incarnation 4 never comes back; the failed one is not failed twice.
+  assert.deepEqual(outcomes(run(sm, [join(2, 4), fail(2, 3), fenced(2, 2)])), ['stale', 'stale', 'stale']);
+  assert.deepEqual(outcomes(run(sm, [fenced(2, 3), fenced(2, 3)])), ['applied', 'duplicate']);
+  assert.equal(status(sm, 2), 'out@3');
+  assert.deepEqual(outcomes(run(sm, [join(2, 5), fail(2, 5), fail(2, 5)])), ['applied', 'applied', 'duplicate']);
+  assert.equal(status(sm, 2), 'needs-fencing@5 fence');
+  // A join while the fence is pending waits; a leave of the waiting incarnation cancels it.
+  assert.deepEqual(outcomes(run(sm, [join(2, 6), join(2, 6), leave(2, 6), fenced(2, 5)])), ['waiting-for-fence', 'waiting-for-fence', 'applied', 'applied']);
+  assert.equal(status(sm, 2), 'out@5');
+  assert.equal(members(sm), '1@1');
+  // A fence that also covers the waiting incarnation admits nobody.
+  run(sm, [join(2, 7), fail(2, 7), join(2, 8), fenced(2, 8)]);
+  assert.equal(status(sm, 2), 'out@7');
+  assert.equal(members(sm), '1@1');
+  assert.deepEqual(outcomes(run(sm, [join(2, 8)])), ['stale'], 'incarnation 8 was fenced');
+});
+
+test('quarantine keeps a node out until released, and a release keeps a pending fence', () => {
+  const sm = new MembershipStateMachine();
+  run(sm, [three, join(1, 1), join(2, 1), join(3, 1)]);
+  assert.deepEqual(outcomes(run(sm, [quarantine(3, 1), quarantine(3)])), ['applied', 'duplicate']);
+  assert.equal(members(sm), '1@1 2@1');
+  assert.equal(status(sm, 3), 'quarantined@1 fence');
+  const [refused] = run(sm, [join(3, 2)]);
+  assert.ok(refused !== undefined && !refused.ok && refused.error.code === 'NODE_QUARANTINED');
+  assert.match(refused.error.message, /release/);
+  run(sm, [release(3)]);
+  assert.equal(status(sm, 3), 'needs-fencing@1 fence', 'released, but still unfenced');
+  run(sm, [join(3, 2), fenced(3, 1)]);
+  assert.equal(members(sm), '1@1 2@1 3@2');
+  // A quarantine of an older incarnation is stale; of an out node it needs no fence.
+  assert.deepEqual(outcomes(run(sm, [quarantine(3, 1), leave(3, 2), quarantine(3), fenced(3, 2), release(3)])), ['stale', 'applied', 'applied', 'duplicate', 'applied']);
+  assert.equal(status(sm, 3), 'out@2');
+});
+
+test('errors are deterministic results that change nothing', () => {
+  const sm = new MembershipStateMachine();
+  const before = (): string => JSON.stringify([sm.view(), sm.nodes(), sm.nextEventSeq]);
+  const expectError = (c: MembershipCommand | Uint8Array, code: string): void => {
+    const state = before();
+    const [r] = run(sm, [c]);
+    assert.ok(r !== undefined && !r.ok, `expected ${code}`);
+    assert.equal(r.error.code, code);
+    assert.ok(r.error.message.length > 20, 'the message explains');
+    assert.equal(before(), state, `${code} changed the state`);
+  };
+  expectError(join(1, 1), 'NOT_CONFIGURED');
+  expectError(configure([spec(1), spec(2)], { expectedVotes: 1 }), 'CONFIG_INVALID');
+  expectError(configure([spec(1), spec(2), spec(3)], { twoNode: true, waitForAll: true }), 'CONFIG_INVALID');
+  run(sm, [three, join(1, 1)]);
+  expectError(join(9, 1), 'UNKNOWN_NODE');
+  expectError(configure([spec(2), spec(3)]), 'CONFIG_REMOVES_LIVE_NODE');
+  expectError(new Uint8Array([0xff, 1, 2]), 'BAD_COMMAND');
+  expectError({ type: 'join', node: n(1), incarnation: 0 as never }, 'MEMBERSHIP_INVALID_COMMAND');
+  // Removing an out node is allowed and forgets it.
+  assert.equal(okValue(run(sm, [configure([spec(1), spec(2)])])[0]).outcome, 'applied');
+  assert.equal(okValue(run(sm, [configure([spec(1), spec(2)])])[0]).outcome, 'duplicate');
+  assert.deepEqual(sm.nodes().map((x) => x.nodeId), [1, 2]);
+});
+
+test('wait_for_all keeps the cluster not quorate until every voter was seen at once', () => {
+  const sm = new MembershipStateMachine();
+  run(sm, [configure([spec(1), spec(2), spec(3)], { waitForAll: true }), join(1, 1), join(2, 1)]);
+  assert.equal(sm.view().quorate, false);
+  assert.equal(sm.view().reason, 'wait-for-all');
+  assert.match(sm.view().explanation, /waiting for node\(s\) 3/);
+  run(sm, [join(3, 1)]);
+  assert.equal(sm.view().quorate, true);
+  run(sm, [fail(3, 1)]);
+  assert.equal(sm.view().quorate, true, 'released for good: a majority stays quorate');
+  const quorumEvents = allEvents(sm).filter((e) => e.kind === 'quorum');
+  assert.deepEqual(quorumEvents.map((e) => [e.payload.quorate, e.payload.reason]), [[true, 'majority']]);
+});
+
+test('a two_node survivor becomes quorate only once its peer is confirmed fenced', () => {
+  const sm = new MembershipStateMachine();
+  run(sm, [configure([spec(1), spec(2)], { twoNode: true, waitForAll: true }), join(1, 1), join(2, 1)]);
+  assert.equal(sm.view().quorate, true);
+  run(sm, [fail(2, 1)]);
+  assert.equal(sm.view().quorate, false);
+  assert.equal(sm.view().reason, 'two-node-awaiting-fence');
+  const [r] = run(sm, [fenced(2, 1)]);
+  assert.equal(okValue(r).quorate, true);
+  assert.equal(sm.view().reason, 'two-node-peer-fenced');
+  const last = allEvents(sm).at(-1);
+  assert.ok(last?.kind === 'quorum' && last.payload.quorate && /fenced/.test(last.payload.explanation), 'the fence confirmation restores quorum with an event');
+});
+
+test('event seqs are contiguous, carry their log index, and compacted reads answer GAP', () => {
+  const sm = new MembershipStateMachine();
+  run(sm, [three, join(1, 1), join(2, 1)]);
+  let i = 1;
+  while (sm.nextEventSeq <= MEMBERSHIP_EVENTS_RETAINED_MAX + 50) {
+    run(sm, [join(3, i), leave(3, i)]);
+    i++;
+  }
+  const oldest = sm.nextEventSeq - MEMBERSHIP_EVENTS_RETAINED_MAX;
+  assert.ok(oldest > 1);
+  const gap = sm.eventsFrom(1, 10);
+  assert.ok(!gap.ok && gap.error.code === 'GAP' && gap.error.oldestSeq === oldest, 'a compacted seq answers GAP with the oldest available');
+  assert.match(gap.error.message, new RegExp(`oldest available is ${oldest}`));
+  const bad = sm.eventsFrom(0, 10);
+  assert.ok(!bad.ok && bad.error.code === 'BAD_SEQ');
+  const events = allEvents(sm);
+  assert.equal(events.length, MEMBERSHIP_EVENTS_RETAINED_MAX);
+  events.forEach((e, k) => {
+    assert.equal(e.seq, oldest + k);
+    if (k > 0) assert.ok(e.index >= (events[k - 1]?.index ?? 0), 'log indexes never decrease along the stream');
+  });
+  const page = sm.eventsFrom(oldest, 100_000);
+  assert.ok(page.ok && page.value.events.length === MEMBERSHIP_EVENTS_READ_MAX, 'a read is clamped to MEMBERSHIP_EVENTS_READ_MAX');
+  const ahead = sm.eventsFrom(sm.nextEventSeq + 5, 10);
+  assert.ok(ahead.ok && ahead.value.events.length === 0 && ahead.value.next === sm.nextEventSeq + 5, 'a reader ahead of this node waits');
+  const viewIds = events.filter((e) => e.kind === 'view').map((e) => e.viewId);
+  assert.ok(viewIds.every((v, k) => k === 0 || v === (viewIds[k - 1] ?? 0) + 1), 'every view event is the next view');
+});
+
+// ------------------------------------------------------------------------------------------------
+// Properties over random command sequences
+
+const NODES = [1, 2, 3, 4, 5];
+
+const arbConfig = fc
+  .record({
+    ids: fc.subarray(NODES, { minLength: 1 }),
+    votes: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 5, maxLength: 5 }),
+    tieBreaker: fc.constantFrom('off', 'lowest', 'highest'),
+    slack: fc.integer({ min: 0, max: 2 }),
+  })
+  .map(({ ids, votes, tieBreaker, slack }) => {
+    const nodes = ids.map((id, k) => spec(id, k === 0 ? Math.max(1, votes[k] ?? 1) : (votes[k] ?? 1)));
+    const total = nodes.reduce((s, x) => s + x.votes, 0);
+    return configure(nodes, { autoTieBreaker: { kind: tieBreaker }, expectedVotes: slack === 0 ? undefined : total + slack });
+  });
+
+const arbNodeCommand: fc.Arbitrary<MembershipCommand> = fc
+  .record({ kind: fc.constantFrom('join', 'join', 'join', 'leave', 'fail', 'fenced', 'fenced', 'quarantine', 'release'), node: fc.constantFrom(...NODES), i: fc.integer({ min: 1, max: 6 }) })
+  .map(({ kind, node, i }) => {
+    switch (kind) {
+      case 'join':
+        return join(node, i);
+      case 'leave':
+        return leave(node, i);
+      case 'fail':
+        return fail(node, i);
+      case 'fenced':
+        return fenced(node, i);
+      case 'quarantine':
+        return quarantine(node, i % 3 === 0 ? null : i);
+      case 'release':
+        return release(node);
+    }
+  });
+
+const arbSequence = fc.tuple(arbConfig, fc.array(fc.oneof({ weight: 12, arbitrary: arbNodeCommand }, { weight: 1, arbitrary: arbConfig }), { maxLength: 80 }));
+
+/** Mixes raw bytes and decoded commands so both apply paths are exercised. */
+function asInput(c: MembershipCommand, k: number): MembershipCommand | Uint8Array {
+  return k % 2 === 0 ? encodeMembershipCommand(c) : c;
+}
+
+test('two instances applying the same commands agree on every result, hash and snapshot byte, also after a restore midway', () => {
+  fc.assert(
+    fc.property(arbSequence, fc.nat(), ([first, rest], cut) => {
+      const commands = [first, ...rest];
+      const a = new MembershipStateMachine();
+      const b = new MembershipStateMachine();
+      const at = cut % commands.length;
+      commands.forEach((c, k) => {
+        if (k === at) {
+          const c2 = new MembershipStateMachine();
+          assert.ok(c2.restore(b.snapshot()).ok);
+          assert.equal(c2.stateHash(), b.stateHash(), 'a restored machine hashes like its source');
+          assert.deepEqual(c2.snapshot(), b.snapshot());
+          assert.deepEqual(allEvents(c2), allEvents(b), 'the event window travels in the snapshot');
+          b.restore(c2.snapshot());
+        }
+        const index = logIndex(k + 1);
+        const ra = a.apply(index, T1, asInput(c, k));
+        const rb = b.apply(index, T1, c);
+        assert.deepEqual(ra, rb);
+        assert.equal(a.stateHash(), b.stateHash());
+      });
+      assert.deepEqual(a.snapshot(), b.snapshot());
+      assert.deepEqual(allEvents(a), allEvents(b));
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('every view is quorate exactly when src/quorum hasQuorum says its members hold a quorum', () => {
+  fc.assert(
+    fc.property(arbSequence, ([first, rest]) => {
+      const sm = new MembershipStateMachine();
+      let config: MembershipCommand = first;
+      for (const c of [first, ...rest]) {
+        const [r] = run(sm, [c]);
+        if (c.type === 'configure' && r?.ok === true) config = c;
+        assert.ok(config.type === 'configure');
+        const built = buildVotequorum(config.nodes.map((x) => ({ nodeId: x.nodeId, votes: x.votes, role: 'data' })), config.options);
+        assert.ok(built.ok);
+        const present = new Set(sm.view().members.map((m) => m.node));
+        assert.equal(sm.view().quorate, hasQuorum({ incoming: built.value.config }, present), sm.view().explanation);
+        if (r?.ok === true) assert.equal(r.value.quorate, sm.view().quorate);
+      }
+      // Every view and quorum event agrees with the view it describes, and quorum events mark every flip.
+      let quorate = false;
+      for (const e of allEvents(sm)) {
+        if (e.kind === 'quorum') {
+          assert.notEqual(e.payload.quorate, quorate, 'a quorum event is emitted only on a change');
+          quorate = e.payload.quorate;
+        } else if (e.kind === 'view') {
+          assert.ok(e.payload.members.every((m, k) => k === 0 || m.node > (e.payload.members[k - 1]?.node ?? 0)));
+        }
+      }
+      assert.equal(quorate, sm.view().quorate, 'following quorum events reproduces the current flag');
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('snapshots refuse corruption and truncation with DecodeError and leave the state untouched', () => {
+  const sm = new MembershipStateMachine();
+  run(sm, [three, join(1, 1), join(2, 1), join(3, 1), fail(3, 1), join(3, 2)]);
+  const good = sm.snapshot();
+  const target = new MembershipStateMachine();
+  run(target, [configure([spec(7)]), join(7, 1)]);
+  const hash = target.stateHash();
+  for (let at = 0; at < good.length; at += 3) {
+    const bad = good.slice();
+    bad[at] = (bad[at] ?? 0) ^ 0x5a;
+    const r = target.restore(bad);
+    assert.ok(!r.ok, `a flipped byte at ${at} must be refused`);
+    assert.equal(target.stateHash(), hash);
+  }
+  for (const len of [0, 5, good.length - 1]) assert.ok(!target.restore(good.subarray(0, len)).ok);
+  // With the checksum recomputed, the structural checks alone must refuse or accept, never throw.
+  for (let at = 4; at < good.length - 4; at++) {
+    for (const flip of [0x01, 0x80, 0xff]) {
+      const bad = good.slice();
+      bad[at] = (bad[at] ?? 0) ^ flip;
+      new DataView(bad.buffer).setUint32(bad.length - 4, crc32c(bad.subarray(0, bad.length - 4)), true);
+      const probe = new MembershipStateMachine();
+      const r = probe.restore(bad);
+      if (r.ok) {
+        assert.deepEqual(probe.snapshot(), bad, 'an accepted snapshot is canonical: it re-encodes to the same bytes');
+      }
+    }
+  }
+  assert.equal(target.stateHash(), hash);
+  assert.ok(target.restore(good).ok);
+  assert.equal(target.stateHash(), sm.stateHash());
+  assert.deepEqual(target.nodes(), sm.nodes());
+});
