@@ -313,14 +313,11 @@ function applySingle(config: ClusterConfig, draft: Draft, outgoing: ReadonlyMap<
     case 'set-expected-votes':
       draft.quorum = { ...draft.quorum, expectedVotes: c.expectedVotes };
       return null;
-    case 'set-tie-breaker': {
-      const valid = validateTieBreakerMode(c.tieBreaker, draft.voters);
-      // Checked against the voters as of this point of the change; the final check below
-      // re-resolves against the final voters (a list naming only removed nodes resolves to none).
-      if (!valid.ok) return valid.error.message;
+    case 'set-tie-breaker':
+      // Validated against the final voters once the whole change is applied (items may come in
+      // any order: a list may name a voter added later in the same change).
       draft.quorum = { ...draft.quorum, tieBreaker: c.tieBreaker };
       return null;
-    }
   }
 }
 
@@ -376,6 +373,11 @@ export function applyConfChange(config: ClusterConfig, change: ConfChange): Resu
     witnesses: sortedSet(draft.witnesses),
   };
   if (next.voters.size === 0) return invalid('the change would leave no voter; keep at least one voter');
+  if (change.changes.some((c) => c.type === 'set-tie-breaker')) {
+    // An operator's explicit choice must take effect: a list naming no voter would do nothing.
+    const mode = validateTieBreakerMode(next.quorum.tieBreaker, next.voters);
+    if (!mode.ok) return invalid(mode.error.message);
+  }
   const left: ClusterConfig = {
     ...next,
     outgoing: new Map(),
