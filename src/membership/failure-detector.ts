@@ -26,10 +26,11 @@
  *   replaces the fail/rejoin churn a naive detector would cause.
  * - **Flapping**: a member about to be failed that this detector already failed
  *   `flapFailuresMax` times within `flapWindowMs` (each time it rejoined) is quarantined instead.
- * - **New leader**: a member the leader has not heard itself since it started is timed from the
- *   newest time any row reports (possibly before the election), so a dead old leader is failed
- *   about one eviction timeout after it died; for `seedGraceMs` after start no such member is
- *   failed, so every member's row has arrived first.
+ * - **New leader**: a member of the first view that the leader has not heard itself is timed
+ *   from the newest time the rows received in the first `seedGraceMs` report hearing it (possibly
+ *   before the election), so a dead old leader is failed about one eviction timeout after it
+ *   died, not one timeout after the election; within that grace no such member is failed, so
+ *   every member's row has arrived first. Members added later are timed from when they joined.
  * - One decision of `fail` or `quarantine` per (member, incarnation): the shell proposes it and
  *   retries the idempotent command until it is applied or leadership is lost.
  *
@@ -151,10 +152,12 @@ interface Watch {
   readonly incarnation: Incarnation;
   /** When the leader itself last heard the member; null: not since the watch began. */
   ownHeardMs: number | null;
-  /** Timing starts no earlier than this unless rows say otherwise (new leader: -Infinity). */
-  readonly floorMs: number;
-  /** When the watch began (for the seed grace). */
+  /** When the watch began: own timing starts here unless the seed says otherwise. */
   readonly startMs: number;
+  /** Members of the new leader's first view: their timing may be seeded from early rows. */
+  readonly seeding: boolean;
+  /** Newest time a row received within the seed grace reports hearing the member; null: none. */
+  seededMs: number | null;
   suspected: boolean;
   /** Set while the member is a gray failure (own silence long, others hear it). */
   gray: boolean;
@@ -239,7 +242,7 @@ export class FailureDetector {
     for (const node of [...this.rows.keys()]) if (!keep.has(node) && node !== this.options.self) this.rows.delete(node);
     for (const [node, incarnation] of keep) {
       if (this.watches.has(node)) continue;
-      this.watches.set(node, { incarnation, ownHeardMs: null, floorMs: seeding ? Number.NEGATIVE_INFINITY : nowMs, startMs: nowMs, suspected: false, gray: false, decided: 'none' });
+      this.watches.set(node, { incarnation, ownHeardMs: null, startMs: nowMs, seeding, seededMs: null, suspected: false, gray: false, decided: 'none' });
     }
     this.pruneFailures(nowMs);
   }
@@ -269,8 +272,16 @@ export class FailureDetector {
     for (const e of row) {
       if (e.node === from || (e.silentMs !== null && !(Number.isFinite(e.silentMs) && e.silentMs >= 0))) continue;
       silences.set(e.node, e.silentMs);
+      if (e.silentMs !== null) this.seed(e.node, nowMs - e.silentMs, nowMs);
     }
     this.rows.set(from, { receivedMs: nowMs, silences });
+  }
+
+  /** A row received during the seed grace reports hearing `node` at `heardMs`. */
+  private seed(node: NodeId, heardMs: number, nowMs: number): void {
+    const w = this.watches.get(node);
+    if (w === undefined || !w.seeding || nowMs >= w.startMs + this.options.seedGraceMs) return;
+    if (w.seededMs === null || heardMs > w.seededMs) w.seededMs = heardMs;
   }
 
   private seedOwn(row: ReachabilityRow, nowMs: number): void {
@@ -336,7 +347,7 @@ export class FailureDetector {
     return w;
   }
 
-  /** Newest time a row (of any age) reports hearing `node`, or null. */
+  /** Newest time a row received since `freshSinceMs` reports hearing `node`, or null. */
   private rowsHeardMs(node: NodeId, freshSinceMs: number): number | null {
     let best: number | null = null;
     for (const [reporter, row] of this.rows) {
@@ -351,10 +362,9 @@ export class FailureDetector {
 
   private evidence(node: NodeId, w: Watch, nowMs: number): Evidence {
     const fresh = nowMs - this.options.rowFreshMs;
-    // Own timing: the leader's own observation; before one, the newest row of any age (the new
-    // leader's seed), never earlier than the watch's floor, and the watch start without rows.
-    const seeded = Math.max(this.rowsHeardMs(node, Number.NEGATIVE_INFINITY) ?? w.startMs, w.floorMs);
-    const own = w.ownHeardMs ?? seeded;
+    // Own timing: the leader's own observation; before one, the new leader's seed from the rows
+    // of its first moments (possibly before the election), else the start of the watch.
+    const own = w.ownHeardMs ?? w.seededMs ?? w.startMs;
     const relayed = this.rowsHeardMs(node, fresh);
     const newest = relayed === null ? own : Math.max(own, relayed);
     const corroborators: NodeId[] = [];
@@ -376,7 +386,8 @@ export class FailureDetector {
     const others = Math.max(0, this.watches.size - 1);
     const k = Math.min(this.options.corroborationTarget, others);
     if (k === 0 || corroborations <= 0) return max;
-    const c = Math.min(corroborations, k);
+    if (corroborations >= k) return min;
+    const c = corroborations;
     return Math.max(min, Math.ceil(max - ((max - min) * Math.log(c + 1)) / Math.log(k + 1)));
   }
 
