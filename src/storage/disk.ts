@@ -10,16 +10,19 @@
  * synchronously from inside the call that started the operation.
  *
  * Durability contract (the simulator enforces exactly this, and crashes test it):
- * - `write` and `truncate` effects may be lost, or a write torn at any byte, until a later `sync`
- *   of the same file completes without error. Nothing is ever fabricated: after a crash a byte
- *   holds either what was durable, what a lost-or-torn write put there, or zero where the file
- *   grew.
+ * - `write` and `truncate` effects may be lost, or a write torn, until a later `sync` of the same
+ *   file completes without error. A torn write keeps a prefix cut at any byte, or any subset of
+ *   the 512-byte sectors it touched (writeback may persist later sectors before earlier ones).
+ *   Nothing is ever fabricated: after a crash a byte holds either what was durable, what a
+ *   lost-or-torn write put there, or zero where the file grew. An empty write never extends a
+ *   file.
  * - File creation (the first `write` to a new name), `rename` and `remove` may be lost until a
  *   later `syncDir` completes. Unsynced directory operations that survive a crash survive in
  *   issue order (a prefix of them), as on a journaling file system.
  * - Operations naming the same file complete in the order they were issued; `rename` and
  *   `remove` wait for earlier operations on the names they touch, and `syncDir` waits for
- *   earlier creations, renames and removals.
+ *   earlier creations, renames and removals, including a write that (re)creates a file behind
+ *   a pending `rename` or `remove` of its name.
  * - A failed `sync` or `syncDir` is not retryable: after a failure the data it covered may be
  *   lost even if a later sync succeeds (the "fsyncgate" lesson). Callers treat it as fatal for
  *   that file.

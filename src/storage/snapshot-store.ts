@@ -112,7 +112,12 @@ export class SnapshotStore {
     });
   }
 
-  /** Removes leftover temporary files of interrupted writes. `done` runs after the directory sync. */
+  /**
+   * Removes the `snap-*.tmp` leftovers of writes a crash interrupted; `done` runs after the
+   * directory sync. Call it once at start, before the first `create` (the Raft shell does so
+   * while it recovers): nothing else removes them, and each may be as large as a snapshot. Never
+   * call it while a `SnapshotWriter` of this store is open: it would delete that writer's file.
+   */
   removeTemporaries(done: (error: StorageError | null) => void): void {
     const temps = this.disk.list().filter((f) => f.startsWith('snap-') && f.endsWith(TEMP_SUFFIX));
     this.removeAll(temps, done);
