@@ -5,11 +5,15 @@
 // at the same time (the old one and the joint one, the joint one and the new one). Quorate is
 // judged by a naive rule written here from the votequorum definition, and the core's counting
 // (`jointQuorumConfig` + `hasQuorum`/`voteOutcome`/`committedIndex`) must agree with it. A
-// control test shows that the checker does find two quorums when the joint step is skipped.
+// control test shows that the checker does find two quorums when the joint step is skipped. The
+// last test proves the core keeps etcd's (Campaign) invariant these arguments rely on: a node
+// does not campaign while a committed configuration change is still unapplied.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { nodeId, type NodeId } from '../lib/ids.js';
+import { RAFT_ENTRY_BYTES_MAX } from '../constants.js';
+import { RaftHarness } from './raft-harness.js';
 import { committedIndex, hasQuorum, voteOutcome, type TieBreakerMode } from '../quorum/index.js';
 import { applyConfChange, configFromConfState, configNodes, isJoint, jointQuorumConfig, type ClusterConfig } from './cluster-config.js';
 import type { ConfChange, ConfChangeSingle, ConfState, QuorumSettings } from './raft-message.js';
@@ -213,4 +217,45 @@ test('control: expected votes below the total would let two halves win, and are 
   const r = applyConfChange(config, { changes: [{ type: 'set-expected-votes', expectedVotes: 3 }], autoLeave: true });
   assert.ok(!r.ok && r.error.code === 'CONF_CHANGE_INVALID');
   assert.match(r.error.message, /below the 4 votes/);
+});
+
+test('a node that knows a configuration change committed campaigns only once it applied it', () => {
+  // One Ready applies at most RAFT_ENTRY_BYTES_MAX bytes of committed entries, so a node can learn
+  // that the tie-breaker change is committed while two big entries before it are still unapplied.
+  const h = new RaftHarness(5);
+  const trace: string[] = [];
+  h.addNodes(4, {
+    voters: [1, 2, 3, 4],
+    quorum: { quorum: { expectedVotes: 0, tieBreaker: { kind: 'lowest' } } },
+    config: { maxCommittedBytesPerReady: RAFT_ENTRY_BYTES_MAX, trace: (event, f) => { if (f['node'] === 1) trace.push(event); } },
+  });
+  h.node(3).core.campaign();
+  h.stabilize();
+  const big = 'x'.repeat(Math.floor(RAFT_ENTRY_BYTES_MAX * 0.7));
+  assert.equal(h.propose(nodeId(3), big), null);
+  assert.equal(h.propose(nodeId(3), big), null);
+  const cc = h.node(3).core.proposeConfChange({ changes: [{ type: 'set-tie-breaker', tieBreaker: { kind: 'highest' } }], autoLeave: false });
+  assert.ok(cc.ok);
+  // Everybody but node 1 processes its Readies; node 1 only receives (entries and commit index).
+  for (let round = 0; round < 50 && h.network.length + [2, 3, 4].filter((n) => h.node(n).core.hasReady()).length > 0; round++) {
+    for (const n of [2, 3, 4]) while (h.processReady(nodeId(n)));
+    h.deliverAll();
+  }
+  const one = h.node(1).core;
+  assert.ok(one.status().commit >= cc.value.index, 'node 1 knows the change is committed');
+  assert.ok(one.status().applied < cc.value.index, 'node 1 has not applied it');
+  one.campaign();
+  assert.equal(one.status().role, 'follower', 'no campaign under the configuration before the change');
+  assert.ok(trace.includes('campaign-deferred-unapplied-conf'));
+  h.network = [];
+  // The first Ready applies one big entry: the change is still unapplied, the campaign waits.
+  h.processReady(nodeId(1));
+  assert.equal(one.status().role, 'follower');
+  assert.ok(!h.network.some((m) => m.from === nodeId(1) && m.type === 'MsgPreVote'));
+  // The next one applies the second big entry and the change: the deferred campaign runs under
+  // the joint configuration (both tie-breakers), not under the old one.
+  h.processReady(nodeId(1));
+  assert.ok(one.status().applied >= cc.value.index);
+  assert.equal(one.status().role, 'pre-candidate');
+  assert.match(one.status().config, /&&/);
 });

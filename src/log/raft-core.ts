@@ -159,6 +159,8 @@ export class RaftCore {
   private prevSoft: SoftState;
   private prevHard: HardState;
   private outstanding: { ready: Ready; self: RaftMessage[] } | null = null;
+  /** A campaign refused while a committed configuration change was unapplied; retried at `advance`. */
+  private deferredCampaign: VoteKind | null = null;
   /** Repair mode (see `RaftConfig.abstain`): no votes granted, no campaigns. */
   private abstain: boolean;
 
@@ -408,6 +410,15 @@ export class RaftCore {
     }
     for (const m of out.self) this.step(m);
     this.maybeAutoLeave();
+    this.maybeDeferredCampaign();
+  }
+
+  /** Runs a campaign deferred by `startCampaign` now that its configuration change may be applied. */
+  private maybeDeferredCampaign(): void {
+    const kind = this.deferredCampaign;
+    if (kind === null) return;
+    this.deferredCampaign = null;
+    if (this.role !== 'leader') this.startCampaign(kind); // defers again while a change is still unapplied
   }
 
   // -------------------------------------------------------------------------------------------
@@ -471,6 +482,7 @@ export class RaftCore {
       this.vote = null;
     }
     this.lead = null;
+    this.deferredCampaign = null;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
@@ -601,6 +613,15 @@ export class RaftCore {
       return;
     }
     if (this.role === 'leader') return;
+    if (this.unappliedConfChange()) {
+      // etcd's (Campaign) invariant: a configuration takes effect when applied, so counting votes
+      // while a committed change is unapplied could use a configuration two steps old and elect a
+      // second leader in this term (docs/raft.md, "Why this is safe"). The campaign runs once the
+      // change is applied (a leadership transfer arriving just before the commit is not lost).
+      this.deferredCampaign = kind;
+      this.traceEvent('campaign-deferred-unapplied-conf', { applied: this.log.applied, committed: this.log.committed });
+      return;
+    }
     if (kind === 'pre-vote') this.becomePreCandidate();
     else this.becomeCandidate();
     const voteTerm = toTerm(kind === 'pre-vote' ? this.term + 1 : this.term);
@@ -617,6 +638,15 @@ export class RaftCore {
       if (id === this.id) continue;
       this.send({ type, from: this.id, to: id, term: voteTerm, logTerm: lastTerm, index: lastIndex, transfer: kind === 'transfer' });
     }
+  }
+
+  /** True when a configuration change is committed but not applied yet (it takes effect at `advance`). */
+  private unappliedConfChange(): boolean {
+    if (this.log.committed <= this.log.applied) return false;
+    // Campaigns are rare and entries after the applied index are never compacted.
+    const r = this.log.entries(logIndex(this.log.applied + 1), logIndex(this.log.committed + 1), Number.MAX_SAFE_INTEGER);
+    assert(r.ok, 'committed entries after the applied index are still in the log');
+    return r.value.some((e) => e.type === 'conf');
   }
 
   private voteTargets(): NodeId[] {
@@ -826,6 +856,7 @@ export class RaftCore {
   private heardFromLeader(from: NodeId): void {
     this.electionElapsed = 0;
     this.lead = from;
+    this.deferredCampaign = null; // a leader exists: a campaign deferred for a pending change is moot
   }
 
   // -------------------------------------------------------------------------------------------
