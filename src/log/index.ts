@@ -27,6 +27,9 @@ export {
   type ConfChange,
   type ConfChangeSingle,
   type ConfState,
+  type QuorumSettings,
+  type VoterRole,
+  DEFAULT_QUORUM_SETTINGS,
   type VoterWeight,
   type HardState,
   type Snapshot,
@@ -36,7 +39,18 @@ export {
   validateEntry,
   entrySizeBytes,
 } from './raft-message.js';
-export { type ClusterConfig, applyConfChange, configFromConfState, confStateFromConfig, formatConfig, isJoint, isVoter } from './cluster-config.js';
+export { type ClusterConfig, applyConfChange, configFromConfState, confStateFromConfig, formatConfig, isJoint, isVoter, isWitness, canLead, jointQuorumConfig } from './cluster-config.js';
+export {
+  type ElectionRules,
+  type LastManStandingView,
+  electionOutcome,
+  explainElection,
+  isFreshLog,
+  lastManStandingInput,
+  lastManStandingConfChange,
+  lastManStandingStep,
+} from './quorum-options.js';
+export { metadataOnlyEntry, entriesForFollower, snapshotForFollower } from './witness.js';
 export { RaftHarness, formatEntry, formatMessage, type HarnessNode, type AddNodesOptions } from './raft-harness.js';
 export * from './state-machine.js';
 export * from './kv-state-machine.js';
