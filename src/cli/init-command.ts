@@ -25,6 +25,7 @@ import { stringify } from 'yaml';
 import { CLUSTER_NODES_MAX } from '../constants.js';
 import { generateClusterKey, readClusterKeyFile, writeClusterKeyFile, ClusterKeyError } from '../platform/cluster-key.js';
 import { parseAddress, parseConfig } from '../node/config.js';
+import { intOption } from './options.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -78,15 +79,6 @@ interface PlannedFile {
 class UsageError extends Error {}
 class InitFailure extends Error {}
 
-function intOption(what: string, min: number, max: number): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`${what} must be an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
-    }
-    return n;
-  };
-}
 
 /** Parses `ID=NAME@HOST:PORT`. */
 export function parsePeer(value: string): PeerSpec {

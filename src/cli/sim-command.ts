@@ -19,9 +19,10 @@ import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { InvalidArgumentError, type Command } from '@commander-js/extra-typings';
+import type { Command } from '@commander-js/extra-typings';
 import { SIM_BATCH_SEEDS_MAX, SIM_NODES_MAX, SIM_WORKERS_MAX } from '../constants.js';
 import { defaultWorkloadName, deriveSeeds, findWorkload, parseSeedFile, runBatch, runSeed, WORKLOADS, type BatchResult, type SeedJob, type SeedSummary, type SimResult } from '../sim/index.js';
+import { intOption } from './options.js';
 
 const EXIT_OK = 0;
 const EXIT_VIOLATION = 1;
@@ -31,15 +32,6 @@ const REGRESSION_FILE = fileURLToPath(new URL('../../../testdata/sim-regression-
 /** Failures listed in detail in a batch report. */
 const FAILURES_LISTED_MAX = 20;
 
-function intOption(what: string, min: number, max: number): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`${what} must be an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
-    }
-    return n;
-  };
-}
 
 /** Options after parsing. */
 interface SimCliOptions {
