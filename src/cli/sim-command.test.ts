@@ -22,6 +22,7 @@ interface BatchJson {
   regressionSeeds: number;
   baseSeed: number;
   simSecondsPerWallSecond: number;
+  workloadStats: Record<string, { mean: number; min: number; max: number }>;
 }
 
 test('sim --seeds 20 --json: one JSON object, zero violations, exit 0', () => {
@@ -44,6 +45,8 @@ test('a canary batch exits 1 and its failing seed replays to the same failure', 
   assert.equal(out.seeds, 4);
   assert.ok(out.violations > 0);
   assert.ok(out.failedSeeds.length > 0);
+  const broadcasts = out.workloadStats['broadcasts'];
+  assert.ok(broadcasts !== undefined && broadcasts.min <= broadcasts.mean && broadcasts.mean <= broadcasts.max, 'workload figures are summarised over the batch');
   const seed = String(out.failedSeeds[0]);
   const a = cohort('sim', '--seed', seed, '--workload', 'broadcast', '--canary', 'no-dedup', '--json');
   const b = cohort('sim', '--seed', seed, '--workload', 'broadcast', '--canary', 'no-dedup', '--json');

@@ -194,6 +194,7 @@ function formatBatch(b: BatchResult, count: number, baseSeed: number): string {
     `${b.runs} runs (${count} seeds from base seed ${baseSeed} + ${b.runs - count} regression), ${b.violations} violations in ${b.failedSeeds.length} seeds`,
     `simulated ${(b.simulatedMs / 3.6e6).toFixed(2)} h in ${(b.wallMs / 1000).toFixed(1)} s wall: ${round(b.simSecondsPerWallSecond)} simulated s per wall s`,
     b.failedSeeds.length > 0 ? `failed seeds: ${b.failedSeeds.join(' ')}` : 'no failing seed',
+    ...b.workloadStats.map(([key, st]) => `  ${key.padEnd(28)} mean ${st.mean}  min ${st.min}  max ${st.max}`),
   ].join('\n') + '\n';
 }
 
@@ -212,6 +213,7 @@ function batchJson(job: SeedJob, b: BatchResult, count: number, baseSeed: number
     simulatedSeconds: round(b.simulatedMs / 1000),
     wallSeconds: round(b.wallMs / 1000),
     simSecondsPerWallSecond: round(b.simSecondsPerWallSecond),
+    workloadStats: Object.fromEntries(b.workloadStats),
     failures: b.summaries
       .filter((s) => s.violations.length > 0)
       .slice(0, FAILURES_LISTED_MAX)

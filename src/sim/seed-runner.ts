@@ -33,6 +33,15 @@ export interface SeedSummary {
   readonly wallMs: number;
   readonly convergedAfterMs: number | null;
   readonly events: number;
+  /** The workload's own figures (e.g. commit latency), in its stable order. */
+  readonly workloadStats: readonly (readonly [string, number])[];
+}
+
+/** One workload figure summarised over the runs of a batch. */
+export interface StatSummary {
+  readonly mean: number;
+  readonly min: number;
+  readonly max: number;
 }
 
 /** A batch's outcome. */
@@ -45,6 +54,8 @@ export interface BatchResult {
   readonly simulatedMs: number;
   readonly wallMs: number;
   readonly simSecondsPerWallSecond: number;
+  /** Each workload figure over the runs (mean of the per-run values, min, max). */
+  readonly workloadStats: readonly (readonly [string, StatSummary])[];
   readonly summaries: readonly SeedSummary[];
 }
 
@@ -64,6 +75,7 @@ export function runSeed(job: SeedJob, seed: number, tracePath?: string): { summa
     wallMs,
     convergedAfterMs: result.convergedAfterMs,
     events: result.events,
+    workloadStats: result.workloadStats,
   };
   return { summary, result };
 }
@@ -99,8 +111,26 @@ export async function runBatch(job: SeedJob, seeds: readonly number[], workers: 
     simulatedMs,
     wallMs,
     simSecondsPerWallSecond: wallMs > 0 ? simulatedMs / wallMs : 0,
+    workloadStats: summariseStats(summaries),
     summaries,
   };
+}
+
+/** Mean, min and max of each workload figure over `summaries`, keys in first-seen order. */
+export function summariseStats(summaries: readonly SeedSummary[]): (readonly [string, StatSummary])[] {
+  const acc = new Map<string, { sum: number; n: number; min: number; max: number }>();
+  for (const s of summaries) {
+    for (const [key, value] of s.workloadStats) {
+      if (!Number.isFinite(value)) continue;
+      const a = acc.get(key) ?? { sum: 0, n: 0, min: value, max: value };
+      a.sum += value;
+      a.n++;
+      a.min = Math.min(a.min, value);
+      a.max = Math.max(a.max, value);
+      acc.set(key, a);
+    }
+  }
+  return [...acc].map(([key, a]) => [key, { mean: Math.round((a.sum / a.n) * 100) / 100, min: a.min, max: a.max }] as const);
 }
 
 function runInline(job: SeedJob, seeds: readonly number[], onSummary?: (s: SeedSummary) => void): SeedSummary[] {
@@ -173,7 +203,7 @@ function runOnWorkers(job: SeedJob, seeds: readonly number[], workers: number, w
 }
 
 function failedSummary(seed: number, message: string): SeedSummary {
-  return { seed, nodes: 0, traceHash: '', violations: [{ checker: 'runner', message, timeUs: 0 }], simulatedMs: 0, wallMs: 0, convergedAfterMs: null, events: 0 };
+  return { seed, nodes: 0, traceHash: '', violations: [{ checker: 'runner', message, timeUs: 0 }], simulatedMs: 0, wallMs: 0, convergedAfterMs: null, events: 0, workloadStats: [] };
 }
 
 /** Parses a regression seed file: one seed per line, `#` starts a comment, blank lines skipped. */
