@@ -221,3 +221,8 @@ assert(MEMBERSHIP_EVENT_BYTES_MAX * 2 <= MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX, '
 assert(MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX + 64 * 1024 <= MEMBERSHIP_SNAPSHOT_BYTES_MAX, 'retained events plus the node table must fit a membership snapshot');
 assert(MEMBERSHIP_SNAPSHOT_BYTES_MAX + KV_STATE_BYTES_MAX + KV_KEYS_MAX * 32 + 8192 <= RAFT_SNAPSHOT_BYTES_MAX, 'membership and KV snapshots must fit one Raft snapshot together');
 assert(MEMBERSHIP_EVENTS_READ_MAX <= MEMBERSHIP_EVENTS_RETAINED_MAX, 'a read never asks for more than is kept');
+
+/** Cluster node: proposals (local and forwarded) one node keeps waiting at once; more are refused `BUSY`. */
+export const CLUSTER_REQUESTS_PENDING_MAX: number = 4096;
+/** Cluster node: results of the newest applied entries kept so a forwarder can collect its own. */
+export const CLUSTER_APPLY_RESULTS_RETAINED: number = 1024;

@@ -1,0 +1,828 @@
+/**
+ * `ClusterNode`: the node program of a cohort daemon. It runs the Raft shell (`RaftNode`) over
+ * a `StateMachineMux` of the membership state machine and the KV store, and adds what makes a
+ * set of Raft replicas a cluster (design note sections 1-3, docs/membership.md):
+ *
+ * - **Forwarding.** The Raft core refuses proposals on followers, so a follower sends each
+ *   proposal to the leader (`Forward`); the leader proposes it and answers with the index it was
+ *   applied at; the follower then takes the result from its own state machine when it applies
+ *   that index (every node computes the same result), so a call returns only once the calling
+ *   node reflects it. Definite refusals (`NOT_LEADER`, `BUSY`) are retried until the request's
+ *   deadline; an unknown outcome is never retried for non-idempotent commands.
+ * - **Bootstrap.** The first leader proposes the membership `configure` command (the configured
+ *   nodes and quorum options) while none is applied; an identical repeat is a no-op.
+ * - **Join and leave.** Once configured, the node proposes `join(self, incarnation)` and retries
+ *   until its incarnation is in the view (or waits for a fence, or is quarantined). `leave`
+ *   proposes `leave(self, incarnation)` and reports when it is applied or its deadline passed.
+ * - **Failure detection.** The leader runs one `FailureDetector` per leadership, fed by every
+ *   message it receives (Raft acknowledgements and pings) and by the reachability rows every
+ *   node sends with its `Ping` once per heartbeat; its `fail`/`quarantine` decisions are
+ *   proposed and retried (idempotent commands) until applied or leadership is lost. The tick
+ *   timer's lateness is the detector's measure of its own health.
+ * - **Status** with the local quorum verdict (`localQuorumStatus`), and linearizable KV reads.
+ *
+ * Pure: only `NodeEnv` (clock, timers, transport, disk, prng), so the simulator runs the same
+ * code. Every callback runs on the environment's single event loop; nothing is re-entrant.
+ */
+import { assert, assertNever } from '../lib/assert.js';
+import { DecodeError, err, ok, type Result } from '../lib/errors.js';
+import type { Incarnation, LogIndex, NodeId, Term } from '../lib/ids.js';
+import {
+  KvStateMachine,
+  StateMachineMux,
+  validateKvCommand,
+  type ApplyResult,
+  type ConfState,
+  type Entry,
+  type KvCommand,
+  type KvCompare,
+  type KvOutput,
+  type MuxCommand,
+  type MuxOutput,
+  type RaftRole,
+} from '../log/index.js';
+import {
+  FailureDetector,
+  MembershipStateMachine,
+  ReachabilityTracker,
+  detectorOptions,
+  localQuorumStatus,
+  type DetectorDecision,
+  type DetectorTimes,
+  type EventPage,
+  type MemberNodeSpec,
+  type MembershipCommand,
+  type MembershipEventError,
+  type MembershipOutput,
+  type MembershipView,
+  type NodeInfo,
+  type LocalQuorumStatus,
+} from '../membership/index.js';
+import type { Arbitration, VotequorumOptions } from '../quorum/index.js';
+import { CLUSTER_APPLY_RESULTS_RETAINED, CLUSTER_NODES_MAX, CLUSTER_REQUESTS_PENDING_MAX } from '../constants.js';
+import type { NodeEnv, TimerHandle } from './env.js';
+import { RaftNode, RaftNodeError, type RaftNodeErrorCode } from './raft-node.js';
+import { FORWARD_MESSAGE_CHARS_MAX, ROW_SILENCE_MS_MAX, isRaftMessage, type ForwardRefusalCode, type NodeMessage, type PeerMessage } from './peer-message.js';
+import type { Transport, TransportHandlers } from '../transport/transport.js';
+import type { RaftMessage } from '../log/index.js';
+
+/** Mux tag of the membership state machine (never reuse a retired tag). */
+export const MUX_TAG_MEMBERSHIP = 1;
+/** Mux tag of the KV store. */
+export const MUX_TAG_KV = 2;
+
+/** Timing of one node, in ms unless named ticks (the daemon derives it from the timeout model). */
+export interface ClusterTiming {
+  /** Length of one Raft tick; the node program ticks at the same rate. */
+  readonly tickMs: number;
+  readonly heartbeatTicks: number;
+  readonly electionTicks: number;
+  readonly leaseMarginTicks: number;
+  /** Interval of the reachability pings. */
+  readonly heartbeatMs: number;
+  /** How long a follower trusts the leader's last message (node lease minus drift margin). */
+  readonly followerLeaseMs: number;
+  /** The failure detector's times. */
+  readonly detector: DetectorTimes;
+  /** Deadline of a proposal or read, from the call. */
+  readonly requestTimeoutMs: number;
+}
+
+/** Things worth observing from outside (logs, metrics, tests), called synchronously. */
+export interface ClusterObserver {
+  /** The Raft role or the known leader changed. */
+  onRole?(role: RaftRole, term: Term, lead: NodeId | null): void;
+  /** A membership command was applied here (`output` null when it was refused). */
+  onMembershipApplied?(index: LogIndex, output: MembershipOutput | null, error: string | null): void;
+  /** The leader's failure detector decided something (suspect, clear, fail, quarantine). */
+  onDecision?(decision: DetectorDecision): void;
+  /** This node's incarnation entered the view. */
+  onJoined?(incarnation: Incarnation): void;
+  /** A background proposal (join, configure, a detector decision) failed; it is retried. */
+  onBackgroundFailure?(what: string, error: RaftNodeError): void;
+}
+
+/** Options of a `ClusterNode`. */
+export interface ClusterNodeOptions {
+  readonly timing: ClusterTiming;
+  /** Every configured node, strictly ascending by id; this node among them. */
+  readonly nodes: readonly MemberNodeSpec[];
+  readonly quorum: VotequorumOptions;
+  /** Take a Raft snapshot after this many applied entries (default 10 000). */
+  readonly snapshotEntries?: number;
+  /** Entries kept behind a snapshot for slightly lagging followers (default 1 000). */
+  readonly snapshotCatchUpEntries?: number;
+  readonly observer?: ClusterObserver;
+}
+
+/** One member of the view, as `status()` shows it. */
+export interface StatusMember {
+  readonly nodeId: NodeId;
+  readonly name: string;
+  readonly incarnation: number;
+  readonly state: NodeInfo['status'];
+}
+
+/**
+ * What `cohort status` shows. `members` are the current view's members; `nodes()` lists every
+ * configured node with its state. `totalVotes` are the votes present in the view (corosync's
+ * "Total votes"), `quorum` the votes needed, `expectedVotes` the votes expected.
+ */
+export interface ClusterStatus {
+  readonly nodeId: NodeId;
+  readonly name: string;
+  readonly incarnation: number;
+  readonly role: RaftRole;
+  readonly leaderId: NodeId | null;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly viewId: number;
+  readonly quorate: boolean;
+  readonly quorumReason: LocalQuorumStatus['reason'];
+  readonly quorumExplanation: string;
+  readonly expectedVotes: number;
+  readonly totalVotes: number;
+  readonly quorum: number;
+  readonly joined: boolean;
+  readonly members: readonly StatusMember[];
+}
+
+/** A finished request: the mux output or a typed failure. */
+type Done = (r: Result<MuxOutput, RaftNodeError>) => void;
+
+type RequestState =
+  /** Not at any leader: (re)tried on the next tick. */
+  | { readonly kind: 'waiting' }
+  /** Proposed on this node (it leads). */
+  | { readonly kind: 'local' }
+  /** Forwarded to `to` at `sentMs`. */
+  | { readonly kind: 'sent'; readonly to: NodeId; readonly sentMs: number }
+  /** The leader applied it at (`index`, `term`); waiting for this node to apply that index. */
+  | { readonly kind: 'applied'; readonly index: LogIndex; readonly term: Term };
+
+interface Request {
+  readonly id: number;
+  readonly command: MuxCommand;
+  readonly bytes: Uint8Array;
+  readonly deadlineMs: number;
+  /** Idempotent commands (membership) may be forwarded again when no answer came. */
+  readonly idempotent: boolean;
+  readonly done: Done;
+  state: RequestState;
+}
+
+/** A background proposal retried until it lands (keyed so at most one per key is in flight). */
+interface Background {
+  readonly what: string;
+  readonly command: MembershipCommand;
+  inFlight: boolean;
+  /** Do not try again before this time (backoff after a failure). */
+  notBeforeMs: number;
+}
+
+const DEFINITE: ReadonlySet<RaftNodeErrorCode> = new Set<RaftNodeErrorCode>(['NOT_LEADER', 'BUSY']);
+/** An unanswered idempotent forward is sent again after this many heartbeats. */
+const RESEND_HEARTBEATS = 5;
+/** A failed background proposal is retried after this many heartbeats. */
+const RETRY_HEARTBEATS = 2;
+/** Key prefix of background proposals that belong to the leadership (dropped when it ends). */
+const LEADER_KEY = 'leader:';
+
+/** The Raft configuration of a fresh cluster built from the configured nodes and quorum options. */
+export function bootstrapConfState(nodes: readonly MemberNodeSpec[], quorum: VotequorumOptions): ConfState {
+  const voters = nodes.filter((n) => n.votes > 0).map((n) => [n.nodeId, n.votes] as const);
+  const learners = nodes.filter((n) => n.votes === 0).map((n) => n.nodeId);
+  const witnesses = nodes.filter((n) => n.role === 'witness').map((n) => n.nodeId);
+  const settings = quorum.expectedVotes === undefined && quorum.autoTieBreaker.kind === 'off' ? {} : { quorum: { expectedVotes: quorum.expectedVotes ?? 0, tieBreaker: quorum.autoTieBreaker } };
+  return { voters, outgoing: [], learners, learnersNext: [], autoLeave: false, ...settings, ...(witnesses.length === 0 ? {} : { witnesses }) };
+}
+
+/** See the file comment. */
+export class ClusterNode {
+  readonly nodeId: NodeId;
+  private readonly raft: RaftNode<MuxCommand, MuxOutput>;
+  private readonly mux: StateMachineMux;
+  private readonly opts: ClusterNodeOptions;
+  private readonly self: MemberNodeSpec;
+  private readonly peers: readonly NodeId[];
+  private readonly tracker: ReachabilityTracker;
+  private raftHandlers: TransportHandlers<RaftMessage> | null = null;
+  private detector: FailureDetector | null = null;
+  private role: RaftRole = 'follower';
+  private lead: NodeId | null = null;
+  /** When a Raft message from each node last arrived (for the follower lease). */
+  private readonly raftHeardMs = new Map<NodeId, number>();
+  private timer: TimerHandle | null = null;
+  private tickDueMs = 0;
+  private lastPingMs = Number.NEGATIVE_INFINITY;
+  private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
+  private joinedFlag = false;
+  private nextRequestId = 1;
+  private readonly requests = new Map<number, Request>();
+  /** index -> ids of requests waiting for this node to apply it. */
+  private readonly awaiting = new Map<number, number[]>();
+  /** Results of the newest applied entries (insertion order = index order), bounded. */
+  private readonly results = new Map<number, { readonly term: Term; readonly result: ApplyResult<MuxOutput> }>();
+  /** The entry being applied when the Raft shell completes a local proposal. */
+  private lastApplied: Entry | null = null;
+  private readonly background = new Map<string, Background>();
+  private lastViewId = -1;
+  private joinNotBeforeMs = 0;
+
+  /**
+   * Builds the node from the state on `env.disk` (throws `RecoveryError` when the disk cannot
+   * give a safe start; see `RaftNode`). Nothing runs until `start`.
+   */
+  constructor(
+    private readonly env: NodeEnv<PeerMessage>,
+    options: ClusterNodeOptions,
+  ) {
+    assert(options.nodes.length >= 1 && options.nodes.length <= CLUSTER_NODES_MAX, `a cluster has 1..${CLUSTER_NODES_MAX} configured nodes`);
+    for (let i = 1; i < options.nodes.length; i++) assert((options.nodes[i - 1]?.nodeId ?? 0) < (options.nodes[i]?.nodeId ?? 0), 'configured nodes are strictly ascending by id');
+    const self = options.nodes.find((n) => n.nodeId === env.nodeId);
+    assert(self !== undefined, `node ${env.nodeId} is not among the configured nodes`);
+    const t = options.timing;
+    assert(t.tickMs > 0 && t.heartbeatMs >= t.tickMs && t.requestTimeoutMs > t.tickMs && t.followerLeaseMs > 0, 'cluster timing must be positive, heartbeat at least a tick, requests longer than a tick');
+    this.nodeId = env.nodeId;
+    this.opts = options;
+    this.self = self;
+    this.peers = options.nodes.map((n) => n.nodeId).filter((id) => id !== env.nodeId);
+    this.tracker = new ReachabilityTracker(env.nodeId);
+    this.tracker.setPeers(this.peers);
+    this.mux = new StateMachineMux([
+      { tag: MUX_TAG_MEMBERSHIP, name: 'membership', create: () => new MembershipStateMachine() },
+      { tag: MUX_TAG_KV, name: 'kv', create: () => new KvStateMachine() },
+    ]);
+    const raftTransport: Transport<RaftMessage> = {
+      self: env.nodeId,
+      setHandlers: (h) => {
+        this.raftHandlers = h;
+      },
+      send: (to, m) => env.transport.send(to, m),
+      close: () => env.transport.close(),
+    };
+    this.raft = new RaftNode<MuxCommand, MuxOutput>({ ...env, transport: raftTransport }, {
+      tickMs: t.tickMs,
+      raft: { electionTicks: t.electionTicks, heartbeatTicks: t.heartbeatTicks, leaseMarginTicks: t.leaseMarginTicks, bootstrapEntry: true, waitForAll: options.quorum.waitForAll },
+      bootstrap: bootstrapConfState(options.nodes, options.quorum),
+      stateMachine: this.mux,
+      snapshotEntries: options.snapshotEntries ?? 10_000,
+      snapshotCatchUpEntries: options.snapshotCatchUpEntries ?? 1_000,
+      requestTimeoutTicks: Math.ceil(t.requestTimeoutMs / t.tickMs),
+      observer: {
+        onRole: (role, term, lead) => {
+          this.onRole(role, term, lead);
+        },
+        onApply: (entry, result) => {
+          this.onApply(entry, result);
+        },
+        onRestore: (index) => {
+          this.onRestore(index);
+        },
+      },
+    });
+  }
+
+  /** This run's incarnation (bumped durably on every start). */
+  get incarnation(): Incarnation {
+    return this.raft.incarnation;
+  }
+
+  /** Whether this incarnation is in the applied view. */
+  get joined(): boolean {
+    return this.joinedFlag;
+  }
+
+  /** The membership state machine (the mux recreates it on a snapshot restore: never keep it). */
+  private get membership(): MembershipStateMachine {
+    const m = this.mux.machine(MUX_TAG_MEMBERSHIP);
+    assert(m instanceof MembershipStateMachine, 'mux tag 1 is the membership machine');
+    return m;
+  }
+
+  private get kv(): KvStateMachine {
+    const m = this.mux.machine(MUX_TAG_KV);
+    assert(m instanceof KvStateMachine, 'mux tag 2 is the KV store');
+    return m;
+  }
+
+  /**
+   * Starts the Raft shell and the node program. `onStarted` runs once with null when running
+   * (inputs are handled from then on) or with the storage error that prevented it.
+   */
+  start(onStarted?: (error: Error | null) => void): void {
+    assert(this.state === 'new', 'a cluster node starts once');
+    this.state = 'starting';
+    this.env.transport.setHandlers({
+      onMessage: (from, m) => {
+        this.onMessage(from, m);
+      },
+      onPeerUp: (peer) => this.raftHandlers?.onPeerUp(peer),
+      onPeerDown: (peer) => this.raftHandlers?.onPeerDown(peer),
+    });
+    this.raft.start((error) => {
+      if (error !== null) {
+        this.stop();
+        onStarted?.(error);
+        return;
+      }
+      if (this.state !== 'starting') return;
+      this.state = 'running';
+      this.env.trace('cluster-node-start', { incarnation: this.incarnation });
+      this.scheduleTick(this.env.clock.nowMs());
+      onStarted?.(null);
+    });
+  }
+
+  /**
+   * Proposes `leave(self, incarnation)` and calls `done` once it is applied (null) or failed
+   * (the error; e.g. no quorum within `timeoutMs`). The node keeps running: call `stop` after.
+   */
+  leave(timeoutMs: number, done: (error: RaftNodeError | null) => void): void {
+    if (this.state !== 'running') {
+      done(new RaftNodeError('STOPPED', 'the node is not running'));
+      return;
+    }
+    const command: MembershipCommand = { type: 'leave', node: this.nodeId, incarnation: this.incarnation };
+    this.submit({ type: 'mux', tag: MUX_TAG_MEMBERSHIP, command }, timeoutMs, true, (r) => {
+      done(r.ok ? null : r.error);
+    });
+  }
+
+  /** Stops everything; every waiting request completes with `STOPPED`. Idempotent. */
+  stop(): void {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    this.timer?.cancel();
+    this.timer = null;
+    this.detector = null;
+    this.raft.stop();
+    const stopped = new RaftNodeError('STOPPED', 'the node is stopping');
+    for (const r of [...this.requests.values()]) this.finish(r, err(stopped));
+    this.awaiting.clear();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads
+
+  /** The local view (possibly stale; see `status().quorate`). */
+  view(): MembershipView {
+    return this.membership.view();
+  }
+
+  /** Every configured node and its membership record (empty until configured). */
+  nodes(): NodeInfo[] {
+    return this.membership.nodes();
+  }
+
+  /** The arbitration behind the view's quorate flag (null until configured). */
+  arbitration(): Arbitration | null {
+    return this.membership.arbitration();
+  }
+
+  /** Reads the membership event stream (see `MembershipStateMachine.eventsFrom`). */
+  eventsFrom(seq: number, limit: number): Result<EventPage, MembershipEventError> {
+    return this.membership.eventsFrom(seq, limit);
+  }
+
+  /** The seq the next membership event will get. */
+  get nextEventSeq(): number {
+    return this.membership.nextEventSeq;
+  }
+
+  /** This node's local quorum verdict now. */
+  localQuorum(): LocalQuorumStatus {
+    const rs = this.raft.status();
+    const heard = rs.lead === null ? undefined : this.raftHeardMs.get(rs.lead);
+    const configured = this.membership.configuration() !== null;
+    const v = this.membership.view();
+    return localQuorumStatus({
+      self: this.nodeId,
+      role: rs.role,
+      lead: rs.lead,
+      leaseValid: rs.leaseValid,
+      sinceLeaderMs: heard === undefined ? null : Math.max(0, this.env.clock.nowMs() - heard),
+      followerLeaseMs: this.opts.timing.followerLeaseMs,
+      view: configured ? { quorate: v.quorate, explanation: v.explanation } : null,
+    });
+  }
+
+  /** The status `cohort status` shows (see `ClusterStatus`). */
+  status(): ClusterStatus {
+    const rs = this.raft.status();
+    const view = this.membership.view();
+    const q = this.localQuorum();
+    const side = this.membership.arbitration()?.arithmetic.incoming;
+    const names = new Map(this.opts.nodes.map((n) => [n.nodeId, n.name]));
+    return {
+      nodeId: this.nodeId,
+      name: this.self.name,
+      incarnation: this.incarnation,
+      role: rs.role,
+      leaderId: rs.lead,
+      term: rs.term,
+      commitIndex: rs.commit,
+      appliedIndex: rs.applied,
+      viewId: view.viewId,
+      quorate: q.quorate,
+      quorumReason: q.reason,
+      quorumExplanation: q.explanation,
+      expectedVotes: side?.expectedVotes ?? 0,
+      totalVotes: side?.presentVotes ?? 0,
+      quorum: side?.quorumVotes ?? 0,
+      joined: this.joinedFlag,
+      members: view.members.map((m) => ({ nodeId: m.node, name: names.get(m.node) ?? `node-${m.node}`, incarnation: m.incarnation, state: 'member' as const })),
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // KV
+
+  /** A linearizable read of `key`: waits until the local store reflects every earlier write. */
+  get(key: string, done: (r: Result<Extract<KvOutput, { type: 'get' }>, RaftNodeError>) => void): void {
+    const invalid = validateKvCommand({ type: 'get', key });
+    if (invalid !== null) {
+      done(err(new RaftNodeError('REFUSED', `${invalid.code}: ${invalid.message}`)));
+      return;
+    }
+    const deadlineMs = this.env.clock.nowMs() + this.opts.timing.requestTimeoutMs;
+    this.linearizableRead(deadlineMs, (r) => {
+      done(r.ok ? ok(this.kv.get(key)) : r);
+    });
+  }
+
+  /** Puts `value` at `key`. */
+  put(key: string, value: Uint8Array, done: (r: Result<KvOutput, RaftNodeError>) => void): void {
+    this.kvCommand({ type: 'put', key, value }, done);
+  }
+
+  /** Puts `value` at `key` if `compare` holds (see `KvCompare`). */
+  cas(key: string, compare: KvCompare, value: Uint8Array, done: (r: Result<KvOutput, RaftNodeError>) => void): void {
+    this.kvCommand({ type: 'cas', key, compare, value }, done);
+  }
+
+  /** Deletes `key`. */
+  delete(key: string, done: (r: Result<KvOutput, RaftNodeError>) => void): void {
+    this.kvCommand({ type: 'delete', key }, done);
+  }
+
+  private kvCommand(command: KvCommand, done: (r: Result<KvOutput, RaftNodeError>) => void): void {
+    // Checked here, before encoding: the codec asserts on invalid commands (a caller bug), and
+    // the API passes user input.
+    const invalid = validateKvCommand(command);
+    if (invalid !== null) {
+      done(err(new RaftNodeError('REFUSED', `${invalid.code}: ${invalid.message}`)));
+      return;
+    }
+    this.submit({ type: 'mux', tag: MUX_TAG_KV, command }, this.opts.timing.requestTimeoutMs, false, (r) => {
+      if (!r.ok) {
+        done(r);
+        return;
+      }
+      assert(r.value.tag === MUX_TAG_KV, 'a KV command yields a KV output');
+      done(ok(r.value.output as KvOutput));
+    });
+  }
+
+  /** `RaftNode.read`, retried on definite refusals (no leader yet) until `deadlineMs`. */
+  private linearizableRead(deadlineMs: number, done: (r: Result<void, RaftNodeError>) => void): void {
+    this.raft.read((r) => {
+      if (!r.ok && DEFINITE.has(r.error.code) && this.state === 'running' && this.env.clock.nowMs() + this.opts.timing.tickMs < deadlineMs) {
+        this.env.timers.after(this.opts.timing.tickMs, () => {
+          this.linearizableRead(deadlineMs, done);
+        });
+        return;
+      }
+      done(r);
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Requests: local proposals and forwards
+
+  /** Proposes `command` at the leader (here or forwarded); `done` runs exactly once. */
+  private submit(command: MuxCommand, timeoutMs: number, idempotent: boolean, done: Done): void {
+    if (this.state !== 'running') {
+      done(err(new RaftNodeError('STOPPED', 'the node is not running')));
+      return;
+    }
+    if (this.requests.size >= CLUSTER_REQUESTS_PENDING_MAX) {
+      done(err(new RaftNodeError('BUSY', `${CLUSTER_REQUESTS_PENDING_MAX} requests are already waiting on node ${this.nodeId}; retry after some complete`)));
+      return;
+    }
+    const id = this.nextRequestId++;
+    const request: Request = { id, command, bytes: this.mux.codec.encode(command), deadlineMs: this.env.clock.nowMs() + timeoutMs, idempotent, done, state: { kind: 'waiting' } };
+    this.requests.set(id, request);
+    this.attempt(request);
+  }
+
+  private attempt(r: Request): void {
+    if (this.role === 'leader') {
+      r.state = { kind: 'local' };
+      this.raft.propose(r.command, (res) => {
+        if (!res.ok && DEFINITE.has(res.error.code) && this.env.clock.nowMs() < r.deadlineMs) {
+          r.state = { kind: 'waiting' };
+          return;
+        }
+        this.finish(r, res);
+      });
+      return;
+    }
+    if (this.lead === null || this.lead === this.nodeId) {
+      r.state = { kind: 'waiting' };
+      return;
+    }
+    const sent = this.env.transport.send(this.lead, { type: 'Forward', id: r.id, command: r.bytes });
+    r.state = sent ? { kind: 'sent', to: this.lead, sentMs: this.env.clock.nowMs() } : { kind: 'waiting' };
+  }
+
+  private finish(r: Request, result: Result<MuxOutput, RaftNodeError>): void {
+    if (!this.requests.delete(r.id)) return;
+    r.done(result);
+  }
+
+  /** Retries waiting requests, re-sends stale idempotent forwards, expires overdue ones. */
+  private serviceRequests(now: number): void {
+    const resendMs = RESEND_HEARTBEATS * this.opts.timing.heartbeatMs;
+    for (const r of [...this.requests.values()]) {
+      if (now >= r.deadlineMs && r.state.kind !== 'local') {
+        const unknown = r.state.kind !== 'waiting';
+        const message = unknown ? `request ${r.id} got no answer before its deadline; it may still take effect` : `no leader accepted request ${r.id} before its deadline (no quorum?); nothing was proposed`;
+        this.finish(r, err(new RaftNodeError(unknown ? 'TIMEOUT' : 'NOT_LEADER', message, this.lead)));
+        continue;
+      }
+      if (r.state.kind === 'waiting') this.attempt(r);
+      else if (r.state.kind === 'sent' && r.idempotent && (now - r.state.sentMs >= resendMs || r.state.to !== this.lead)) this.attempt(r);
+    }
+  }
+
+  private onForward(from: NodeId, id: number, bytes: Uint8Array): void {
+    let command: MuxCommand;
+    try {
+      command = this.mux.codec.decode(bytes);
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      this.refuse(from, id, 'REFUSED', `the forwarded command does not decode (${e.code}): ${e.message}`);
+      return;
+    }
+    if (this.role !== 'leader') {
+      this.refuse(from, id, 'NOT_LEADER', this.lead === null ? 'no leader is known right now' : `node ${this.lead} leads`);
+      return;
+    }
+    let synchronous = true;
+    this.raft.propose(command, (res) => {
+      // A proposal that was applied completes from the disk callback that applied it, right
+      // after the observer saw its entry (`lastApplied`); a refusal before proposing completes
+      // synchronously, inside `propose`. `REFUSED` from apply means the state machine refused
+      // the command deterministically: the forwarder reads that result from its own machine.
+      const e = this.lastApplied;
+      if (!synchronous && e !== null && (res.ok || res.error.code === 'REFUSED')) {
+        this.env.transport.send(from, { type: 'ForwardApplied', id, index: e.index, term: e.term });
+        return;
+      }
+      if (!res.ok) this.refuse(from, id, res.error.code, res.error.message);
+    });
+    synchronous = false;
+  }
+
+  private refuse(to: NodeId, id: number, code: RaftNodeErrorCode, message: string): void {
+    // Every Raft shell code travels as is (`FORWARD_REFUSAL_CODES` lists them all).
+    const c: ForwardRefusalCode = code;
+    this.env.transport.send(to, { type: 'ForwardRefused', id, code: c, message: message.slice(0, FORWARD_MESSAGE_CHARS_MAX), leader: this.lead });
+  }
+
+  private onForwardApplied(id: number, index: LogIndex, term: Term): void {
+    const r = this.requests.get(id);
+    if (r?.state.kind !== 'sent') return;
+    r.state = { kind: 'applied', index, term };
+    if (this.raft.status().applied >= index) {
+      const held = this.results.get(index);
+      this.finish(r, held === undefined ? err(this.unknown(index)) : this.resultOf(held.result, index));
+      return;
+    }
+    const list = this.awaiting.get(index) ?? [];
+    list.push(id);
+    this.awaiting.set(index, list);
+  }
+
+  private onForwardRefused(id: number, code: ForwardRefusalCode, message: string, leader: NodeId | null): void {
+    const r = this.requests.get(id);
+    if (r?.state.kind !== 'sent') return;
+    if (DEFINITE.has(code) || code === 'STOPPED') {
+      r.state = { kind: 'waiting' }; // retried on the next tick, at the leader Raft knows by then
+      return;
+    }
+    this.finish(r, err(new RaftNodeError(code, `leader: ${message}`, leader)));
+  }
+
+  private unknown(index: number): RaftNodeError {
+    return new RaftNodeError('OUTCOME_UNKNOWN', `the command was applied at index ${index}, but this node no longer holds its result (a snapshot replaced it); read the state to see its effect`);
+  }
+
+  private resultOf(result: ApplyResult<MuxOutput>, index: number): Result<MuxOutput, RaftNodeError> {
+    return result.ok ? result : err(new RaftNodeError('REFUSED', `${result.error.code}: ${result.error.message} (index ${index})`));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inputs
+
+  private onMessage(from: NodeId, m: PeerMessage): void {
+    if (this.state !== 'running' && this.state !== 'starting') return;
+    const now = this.env.clock.nowMs();
+    this.tracker.observe(from, now);
+    this.detector?.observe(from, now);
+    if (isRaftMessage(m)) {
+      this.raftHeardMs.set(from, now);
+      this.raftHandlers?.onMessage(from, m);
+      return;
+    }
+    if (this.state !== 'running') return;
+    this.onNodeMessage(from, m, now);
+  }
+
+  private onNodeMessage(from: NodeId, m: NodeMessage, now: number): void {
+    switch (m.type) {
+      case 'Forward':
+        this.onForward(from, m.id, m.command);
+        return;
+      case 'ForwardApplied':
+        this.onForwardApplied(m.id, m.index as LogIndex, m.term as Term);
+        return;
+      case 'ForwardRefused':
+        this.onForwardRefused(m.id, m.code, m.message, m.leader);
+        return;
+      case 'Ping':
+        this.detector?.reachabilityRow(from, m.row, now);
+        return;
+      default:
+        assertNever(m, 'node message');
+    }
+  }
+
+  private onRole(role: RaftRole, term: Term, lead: NodeId | null): void {
+    const wasLeader = this.role === 'leader';
+    this.role = role;
+    this.lead = lead;
+    if (role === 'leader' && !wasLeader) this.startDetector();
+    if (role !== 'leader' && wasLeader) {
+      this.detector = null;
+      // Leader duties end with the leadership: a new leader's detector decides afresh.
+      for (const key of [...this.background.keys()]) if (key.startsWith(LEADER_KEY)) this.background.delete(key);
+    }
+    this.env.trace('cluster-role', { role, term, lead });
+    this.opts.observer?.onRole?.(role, term, lead);
+  }
+
+  private startDetector(): void {
+    const now = this.env.clock.nowMs();
+    const d = new FailureDetector(detectorOptions(this.nodeId, { ...this.opts.timing.detector }), now);
+    d.setMembers(this.membership.view().members, now);
+    d.reachabilityRow(this.nodeId, this.tracker.row(now), now);
+    this.detector = d;
+    this.lastViewId = this.membership.view().viewId;
+  }
+
+  private onApply(entry: Entry, result: ApplyResult<MuxOutput> | null): void {
+    this.lastApplied = entry;
+    if (result !== null) {
+      this.results.set(entry.index, { term: entry.term, result });
+      if (this.results.size > CLUSTER_APPLY_RESULTS_RETAINED) {
+        const oldest = this.results.keys().next();
+        if (oldest.done !== true) this.results.delete(oldest.value);
+      }
+      this.noteMembership(entry, result);
+    }
+    const waiting = this.awaiting.get(entry.index);
+    if (waiting === undefined) return;
+    this.awaiting.delete(entry.index);
+    for (const id of waiting) {
+      const r = this.requests.get(id);
+      if (r?.state.kind !== 'applied') continue;
+      assert(r.state.term === entry.term, `the leader applied index ${entry.index} in term ${r.state.term} but this node applied term ${entry.term}: committed entries never change`);
+      this.finish(r, result === null ? err(this.unknown(entry.index)) : this.resultOf(result, entry.index));
+    }
+  }
+
+  private noteMembership(entry: Entry, result: ApplyResult<MuxOutput>): void {
+    const isMembership = result.ok ? result.value.tag === MUX_TAG_MEMBERSHIP : entry.type === 'normal' && entry.data[0] === MUX_TAG_MEMBERSHIP;
+    if (!isMembership) return;
+    const output = result.ok ? (result.value.output as MembershipOutput) : null;
+    this.opts.observer?.onMembershipApplied?.(entry.index, output, result.ok ? null : `${result.error.code}: ${result.error.message}`);
+    const view = this.membership.view();
+    if (view.viewId !== this.lastViewId) {
+      this.lastViewId = view.viewId;
+      this.detector?.setMembers(view.members, this.env.clock.nowMs());
+    }
+    const mine = view.members.find((m) => m.node === this.nodeId);
+    const joined = mine !== undefined && mine.incarnation === this.incarnation;
+    if (joined && !this.joinedFlag) {
+      this.joinedFlag = true;
+      this.background.delete('join');
+      this.opts.observer?.onJoined?.(this.incarnation);
+    }
+    if (!joined) this.joinedFlag = false;
+  }
+
+  private onRestore(index: LogIndex): void {
+    for (const [i, ids] of [...this.awaiting]) {
+      if (i > index) continue;
+      this.awaiting.delete(i);
+      for (const id of ids) {
+        const r = this.requests.get(id);
+        if (r !== undefined) this.finish(r, err(this.unknown(i)));
+      }
+    }
+    this.results.clear();
+    this.lastViewId = -1;
+    this.noteMembershipAfterRestore();
+  }
+
+  private noteMembershipAfterRestore(): void {
+    const view = this.membership.view();
+    this.lastViewId = view.viewId;
+    this.detector?.setMembers(view.members, this.env.clock.nowMs());
+    this.joinedFlag = view.members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The tick
+
+  private scheduleTick(dueMs: number): void {
+    this.tickDueMs = dueMs + this.opts.timing.tickMs;
+    this.timer = this.env.timers.after(this.opts.timing.tickMs, () => {
+      this.onTick();
+    });
+  }
+
+  private onTick(): void {
+    if (this.state !== 'running') return;
+    const now = this.env.clock.nowMs();
+    const lagMs = Math.max(0, now - this.tickDueMs);
+    this.scheduleTick(now);
+    if (now - this.lastPingMs >= this.opts.timing.heartbeatMs) this.ping(now);
+    this.serviceRequests(now);
+    if (this.role === 'leader') this.leaderDuties(now, lagMs);
+    this.maybeJoin(now);
+    this.runBackground(now);
+  }
+
+  private ping(now: number): void {
+    this.lastPingMs = now;
+    const row = this.tracker.row(now).map((e) => ({ node: e.node, silentMs: e.silentMs === null ? null : Math.min(Math.round(e.silentMs), ROW_SILENCE_MS_MAX) }));
+    for (const peer of this.peers) this.env.transport.send(peer, { type: 'Ping', row });
+  }
+
+  private leaderDuties(now: number, lagMs: number): void {
+    if (this.membership.configuration() === null && !this.background.has(`${LEADER_KEY}configure`)) {
+      this.background.set(`${LEADER_KEY}configure`, { what: 'configure', command: { type: 'configure', nodes: this.opts.nodes, options: this.opts.quorum, resetExpectedTracking: false }, inFlight: false, notBeforeMs: now });
+    }
+    const d = this.detector;
+    if (d === null) return;
+    d.localLag(lagMs);
+    for (const decision of d.tick(now)) {
+      this.opts.observer?.onDecision?.(decision);
+      this.env.trace('detector', { type: decision.type, node: decision.node, incarnation: decision.incarnation });
+      switch (decision.type) {
+        case 'suspect':
+        case 'clear':
+          break;
+        case 'fail':
+          this.background.set(`${LEADER_KEY}decide-${decision.node}`, { what: `fail node ${decision.node}`, command: { type: 'fail', node: decision.node, incarnation: decision.incarnation, reason: decision.reason }, inFlight: false, notBeforeMs: now });
+          break;
+        case 'quarantine':
+          this.background.set(`${LEADER_KEY}decide-${decision.node}`, { what: `quarantine node ${decision.node}`, command: { type: 'quarantine', node: decision.node, incarnation: decision.incarnation, reason: decision.reason }, inFlight: false, notBeforeMs: now });
+          break;
+        default:
+          assertNever(decision, 'detector decision');
+      }
+    }
+  }
+
+  private maybeJoin(now: number): void {
+    if (this.joinedFlag || this.background.has('join') || now < this.joinNotBeforeMs || this.membership.configuration() === null) return;
+    const record = this.membership.nodes().find((n) => n.nodeId === this.nodeId);
+    // Waiting for a fence of the previous incarnation, or quarantined: joining again changes nothing.
+    if (record !== undefined && (record.status === 'quarantined' || (record.status === 'needs-fencing' && record.rejoin === this.incarnation))) return;
+    this.joinNotBeforeMs = now + RETRY_HEARTBEATS * this.opts.timing.heartbeatMs;
+    this.background.set('join', { what: 'join', command: { type: 'join', node: this.nodeId, incarnation: this.incarnation }, inFlight: false, notBeforeMs: now });
+  }
+
+  private runBackground(now: number): void {
+    for (const [key, b] of this.background) {
+      if (b.inFlight || now < b.notBeforeMs) continue;
+      b.inFlight = true;
+      this.submit({ type: 'mux', tag: MUX_TAG_MEMBERSHIP, command: b.command }, this.opts.timing.requestTimeoutMs, true, (r) => {
+        b.inFlight = false;
+        if (this.background.get(key) !== b) return;
+        if (r.ok) {
+          // Applied, whatever the outcome: a stale or duplicate command is settled too.
+          this.background.delete(key);
+          return;
+        }
+        b.notBeforeMs = this.env.clock.nowMs() + RETRY_HEARTBEATS * this.opts.timing.heartbeatMs;
+        this.opts.observer?.onBackgroundFailure?.(b.what, r.error);
+      });
+    }
+  }
+}
