@@ -6,6 +6,8 @@ import { Command, CommanderError } from '@commander-js/extra-typings';
 import { registerSim } from './sim-command.js';
 import { registerDemo } from './demo-command.js';
 import { registerInit } from './init-command.js';
+import { registerStart } from './start-command.js';
+import { registerStatus } from './status-command.js';
 
 /** Exit codes shared by every subcommand. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, notQuorate: 3, unreachable: 4 } as const;
@@ -24,6 +26,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerSim(program, setCode);
   registerDemo(program, setCode);
   registerInit(program, setCode);
+  registerStart(program, setCode);
+  registerStatus(program, setCode);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {

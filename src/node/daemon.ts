@@ -1,0 +1,304 @@
+/**
+ * The cohort daemon (`cohort start --config FILE`): one node of a cluster as a process.
+ *
+ * Start, in order (each failure is one clear line and an exit code; nothing is left behind):
+ * 1. load and validate the config (exit 2 with every problem listed);
+ * 2. read the cluster key (mode 0600), create the data directory (0700) and take its lock
+ *    file, so two daemons never share one log;
+ * 3. build the real environment (FileDisk, TcpTransport authenticated and encrypted with the
+ *    cluster key, monotonic timers) and the `ClusterNode` (Raft log, membership, KV), which
+ *    recovers its state from the data directory and bumps its incarnation;
+ * 4. listen for peers, serve the local API on the Unix socket, and metrics if configured.
+ *
+ * Stop (SIGTERM or SIGINT; a second signal exits at once): a clean `leave` when this node is in
+ * the view (bounded by `LEAVE_TIMEOUT_MS`), then stop the node, close the API (removing the
+ * socket), the transport, the disk and the metrics endpoint, release the lock, flush the logs,
+ * exit 0.
+ */
+import { randomInt } from 'node:crypto';
+import { open, readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { CohortError } from '../lib/errors.js';
+import type { NodeId } from '../lib/ids.js';
+import { Prng } from '../lib/prng.js';
+import type { MemberNodeSpec } from '../membership/index.js';
+import { ApiServer, ApiServerError } from '../platform/api-server.js';
+import { ClusterKeyError, readClusterKeyFile, type ClusterKey } from '../platform/cluster-key.js';
+import { FileDisk } from '../platform/file-disk.js';
+import { createLogger } from '../platform/logger.js';
+import { createRealEnv } from '../platform/real-env.js';
+import { TcpTransport, type PeerAddress } from '../platform/tcp-transport.js';
+import { ClusterNode, type ClusterNodeOptions, type ClusterObserver } from '../runtime/cluster-node.js';
+import { peerCodec, type PeerMessage } from '../runtime/peer-message.js';
+import { RecoveryError } from '../runtime/raft-persistence.js';
+import { configFingerprint, loadConfig, type NodeConfig } from './config.js';
+import { EventHub, registerApiHandlers } from './api-handlers.js';
+import { startMetrics, type DaemonCounters, type MetricsEndpoint } from './metrics.js';
+
+/** Exit codes of `cohort start` (docs/cli.md). */
+export const DAEMON_EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+/** Longest wait for the clean leave at shutdown; then the node stops anyway (it will be failed). */
+export const LEAVE_TIMEOUT_MS = 2000;
+/** Deadline of a client's proposal or read inside the daemon. */
+export const REQUEST_TIMEOUT_MS = 5000;
+/** The lock file in the data directory (holds the daemon's pid). */
+export const LOCK_FILE = 'cohort.lock';
+
+/** Where the daemon writes the lines a human reads before the logger exists. */
+export interface DaemonIo {
+  err(text: string): void;
+}
+
+/** The membership view of the configured nodes. */
+export function memberSpecs(config: NodeConfig): MemberNodeSpec[] {
+  return config.nodes.map((n) => ({ nodeId: n.id, name: n.name, address: n.address, votes: n.votes, role: n.votes === 0 ? 'learner' : n.role }));
+}
+
+/** The `ClusterNode` options a validated config gives (timing from the one timeout model). */
+export function clusterNodeOptions(config: NodeConfig, observer?: ClusterObserver): ClusterNodeOptions {
+  const t = config.timeouts;
+  return {
+    timing: {
+      tickMs: t.tickMs,
+      heartbeatTicks: t.raft.heartbeatTicks,
+      electionTicks: t.raft.electionTicks,
+      leaseMarginTicks: t.raft.leaseMarginTicks,
+      heartbeatMs: t.inputs.heartbeatMs,
+      followerLeaseMs: t.nodeLeaseMs - t.driftMarginMs,
+      detector: { heartbeatMs: t.inputs.heartbeatMs, ...t.detector },
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    },
+    nodes: memberSpecs(config),
+    quorum: config.votequorum.options,
+    ...(observer === undefined ? {} : { observer }),
+  };
+}
+
+/** A startup failure: the message is the one line shown; `exitCode` is what the process returns. */
+class StartError extends CohortError {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super('DAEMON_START', message);
+  }
+}
+
+/** Takes the data directory's lock, or explains who holds it. */
+async function lockDataDir(dir: string): Promise<string> {
+  const path = join(dir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(path, 'wx', 0o600);
+      await handle.writeFile(`${process.pid}\n`);
+      await handle.close();
+      return path;
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== 'EEXIST') throw new StartError(`cannot create the lock file ${path}: ${e instanceof Error ? e.message : String(e)}`, DAEMON_EXIT.failure);
+    }
+    const pid = Number.parseInt((await readFile(path, 'utf8').catch(() => '')).trim(), 10);
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+      throw new StartError(`another cohort daemon (pid ${pid}) is using the data directory ${dir}; stop it first (two daemons must never share a log)`, DAEMON_EXIT.failure);
+    }
+    await unlink(path).catch(() => undefined); // left by a daemon that died: take it over
+  }
+  throw new StartError(`cannot take the lock file ${path}; remove it if no cohort daemon runs`, DAEMON_EXIT.failure);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: unknown }).code === 'EPERM';
+  }
+}
+
+/** Everything a running daemon holds, released in reverse order by `stop`. */
+interface Running {
+  readonly config: NodeConfig;
+  readonly logger: Logger;
+  readonly node: ClusterNode;
+  readonly transport: TcpTransport<PeerMessage>;
+  readonly disk: FileDisk;
+  readonly api: ApiServer;
+  readonly metrics: MetricsEndpoint | null;
+  readonly lockPath: string;
+}
+
+function observerFor(logger: Logger, hub: EventHub, counters: () => DaemonCounters | null): ClusterObserver {
+  return {
+    onRole: (role, term, lead) => {
+      counters()?.roleChanges.inc();
+      logger.info({ role, term, lead }, `raft: ${role} in term ${term}${lead === null ? ', no leader known' : `, leader ${lead}`}`);
+    },
+    onMembershipApplied: (index, output, error) => {
+      hub.notify();
+      if (error !== null) logger.warn({ index, error }, `membership command at ${index} refused: ${error}`);
+      else if (output !== null && output.events > 0) logger.info({ index, type: output.type, outcome: output.outcome, viewId: output.viewId, quorate: output.quorate }, `membership: ${output.type} ${output.outcome}; view ${output.viewId} ${output.quorate ? 'quorate' : 'NOT quorate'}`);
+    },
+    onDecision: (d) => {
+      counters()?.detectorDecisions.inc({ type: d.type });
+      const line = `failure detector: ${d.type} node ${d.node} (incarnation ${d.incarnation})`;
+      if (d.type === 'fail' || d.type === 'quarantine') logger.warn({ decision: d.type, node: d.node, incarnation: d.incarnation, reason: d.reason }, line);
+      else logger.info({ decision: d.type, node: d.node, incarnation: d.incarnation }, line);
+    },
+    onJoined: (incarnation) => {
+      logger.info({ incarnation }, `joined the view as incarnation ${incarnation}`);
+    },
+    onBackgroundFailure: (what, error) => {
+      counters()?.backgroundFailures.inc();
+      logger.debug({ what, code: error.code }, `${what} not applied yet (${error.code}: ${error.message}); retrying`);
+    },
+  };
+}
+
+function peersOf(config: NodeConfig): Map<NodeId, PeerAddress> {
+  return new Map(config.nodes.filter((n) => n.id !== config.node.id).map((n) => [n.id, { host: n.host, port: n.port }]));
+}
+
+async function readKey(config: NodeConfig): Promise<ClusterKey> {
+  try {
+    return await readClusterKeyFile(config.keyFile);
+  } catch (e) {
+    if (e instanceof ClusterKeyError) throw new StartError(e.message, DAEMON_EXIT.failure);
+    throw e;
+  }
+}
+
+function startNode(node: ClusterNode): Promise<void> {
+  return new Promise((resolve, reject) => {
+    node.start((error) => {
+      if (error === null) resolve();
+      else reject(new StartError(`the node could not start: ${error.message}`, DAEMON_EXIT.failure));
+    });
+  });
+}
+
+async function start(config: NodeConfig, logger: Logger): Promise<Running> {
+  const key = await readKey(config);
+  const disk = new FileDisk(config.dataDir);
+  const lockPath = await lockDataDir(config.dataDir);
+  const hub = new EventHub();
+  let counters: DaemonCounters | null = null;
+  const transport = new TcpTransport<PeerMessage>({ self: config.node.id, clusterName: config.cluster.name, listen: config.listen, peers: peersOf(config), key, codec: peerCodec(), logger, prng: new Prng(randomInt(0, 2 ** 48 - 1)) });
+  const env = createRealEnv<PeerMessage>({ nodeId: config.node.id, transport, disk, logger });
+  let node: ClusterNode;
+  try {
+    node = new ClusterNode(env, clusterNodeOptions(config, observerFor(logger, hub, () => counters)));
+  } catch (e) {
+    await unlink(lockPath).catch(() => undefined);
+    if (e instanceof RecoveryError) throw new StartError(`cannot recover the node's state from ${config.dataDir}: ${e.message}`, DAEMON_EXIT.failure);
+    throw e;
+  }
+  await startNode(node);
+  await transport.start().catch((e: unknown) => {
+    node.stop();
+    throw new StartError(`${e instanceof Error ? e.message : String(e)}; is another daemon using port ${config.listen.port}?`, DAEMON_EXIT.failure);
+  });
+  const api = new ApiServer({ socketPath: config.api.socket, mode: config.api.mode, serverName: `cohort node ${config.node.id} (${config.node.name})`, logger });
+  registerApiHandlers(api, node, hub, { clusterName: config.cluster.name, fingerprint: configFingerprint(config), startedAtMs: performance.now(), links: () => transport.status() });
+  await api.listen().catch(async (e: unknown) => {
+    node.stop();
+    await transport.close();
+    throw new StartError(e instanceof ApiServerError ? e.message : `cannot serve the API socket ${config.api.socket}: ${e instanceof Error ? e.message : String(e)}`, DAEMON_EXIT.failure);
+  });
+  let metrics: MetricsEndpoint | null = null;
+  if (config.metrics !== undefined) {
+    metrics = await startMetrics(config.metrics.host, config.metrics.port, node);
+    counters = metrics.counters;
+  }
+  return { config, logger, node, transport, disk, api, metrics, lockPath };
+}
+
+/** Clean shutdown; never throws (each step's failure is logged and the next step still runs). */
+async function stop(r: Running, signal: string): Promise<void> {
+  const log = r.logger;
+  log.info({ signal }, `${signal}: shutting down`);
+  if (r.node.joined) {
+    const left = await new Promise<string | null>((resolve) => {
+      const timer = setTimeout(() => {
+        resolve(`no answer within ${LEAVE_TIMEOUT_MS} ms`);
+      }, LEAVE_TIMEOUT_MS);
+      r.node.leave(LEAVE_TIMEOUT_MS, (e) => {
+        clearTimeout(timer);
+        resolve(e === null ? null : `${e.code}: ${e.message}`);
+      });
+    });
+    if (left === null) log.info('left the cluster cleanly');
+    else log.warn({ reason: left }, `could not leave cleanly (${left}); the others will fail this node instead`);
+  }
+  r.node.stop();
+  const steps: [string, () => Promise<void>][] = [
+    ['api', () => r.api.close()],
+    ['transport', () => r.transport.close()],
+    ['disk', () => new Promise<void>((resolve, reject) => {
+      r.disk.close((e) => {
+        if (e === null) resolve();
+        else reject(e);
+      });
+    })],
+    ['metrics', () => r.metrics?.close() ?? Promise.resolve()],
+    ['lock', () => unlink(r.lockPath)],
+  ];
+  for (const [what, step] of steps) {
+    try {
+      await step();
+    } catch (e) {
+      log.warn({ step: what, error: e instanceof Error ? e.message : String(e) }, `shutdown: closing the ${what} failed`);
+    }
+  }
+  log.info('stopped');
+}
+
+/**
+ * Runs the daemon for the config at `configPath` until SIGTERM or SIGINT; resolves to the exit
+ * code (0 after a clean stop, 1 when it could not start, 2 for a bad config).
+ */
+export async function runDaemon(configPath: string, io: DaemonIo): Promise<number> {
+  const loaded = await loadConfig(configPath);
+  if (!loaded.ok) {
+    io.err(`cohort start: ${loaded.error.message}\n`);
+    return DAEMON_EXIT.usage;
+  }
+  const config = loaded.value;
+  const logger = createLogger({ level: config.log.level, format: config.log.format, base: { node: config.node.id } });
+  let running: Running;
+  try {
+    running = await start(config, logger);
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    logger.fatal({ error: message }, `cannot start: ${message}`);
+    logger.flush();
+    io.err(`cohort start: ${message}\n`);
+    return e instanceof StartError ? e.exitCode : DAEMON_EXIT.failure;
+  }
+  logger.info(
+    { incarnation: running.node.incarnation, listen: `${config.listen.host}:${config.listen.port}`, socket: config.api.socket, metrics: running.metrics?.url ?? null, fingerprint: configFingerprint(config) },
+    `node ${config.node.id} (${config.node.name}) of cluster ${config.cluster.name} running as incarnation ${running.node.incarnation}; API at ${config.api.socket}`,
+  );
+  const signal = await new Promise<string>((resolve) => {
+    const onSignal = (name: string): void => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      // A second signal while shutting down: stop waiting for peers.
+      const force = (): void => {
+        logger.warn('second signal: exiting without a clean shutdown');
+        logger.flush();
+        process.exit(DAEMON_EXIT.failure);
+      };
+      process.once('SIGTERM', force);
+      process.once('SIGINT', force);
+      resolve(name);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  await stop(running, signal);
+  logger.flush();
+  process.removeAllListeners('SIGTERM');
+  process.removeAllListeners('SIGINT');
+  return DAEMON_EXIT.ok;
+}
