@@ -65,6 +65,11 @@ function renderStatus(s: Obj): string {
   return `${table(lines)}\nmembers of view ${text(s['viewId'])}:\n${table(members)}`;
 }
 
+/** The readable form of a `status` answer (also printed by `cohort demo`). */
+export function renderStatusTable(value: ApiData): string {
+  return renderStatus(obj(value));
+}
+
 function renderNodes(r: Obj): string {
   const rows: Row[] = [['NODE', 'NAME', 'ADDRESS', 'VOTES', 'ROLE', 'STATE', 'INCARNATION', 'LINK']];
   for (const n of list(r['nodes'])) {
