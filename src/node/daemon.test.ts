@@ -1,0 +1,234 @@
+// Proves the daemon and the CLI work as real processes on loopback: a bad config exits 2 with a
+// line naming the key; three `cohort start` daemons become quorate within a bound and their
+// `cohort status --json` answers carry the contract fields and agree; a KV write on one node is
+// read on another; after kill -9 of a follower the survivors stay quorate and commit a view
+// without it, and `cohort status` against the dead node exits 4; a node started with the wrong
+// cluster key is refused and the refusal is logged clearly while the cluster is unaffected;
+// SIGTERM stops every daemon with exit 0 and no process left; and `cohort demo --dir D` writes
+// D/demo.json and stops its children and removes D on SIGTERM.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile, stat } from 'node:fs/promises';
+import { openSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connectLocal, type ApiData } from '../client/index.js';
+import { generateClusterKey, writeClusterKeyFile } from '../platform/cluster-key.js';
+import { runInit } from '../cli/init-command.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/cohort.js', import.meta.url));
+const QUORATE_BOUND_MS = 10_000;
+const VIEW_CHANGE_BOUND_MS = 5_000;
+
+interface Ran {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function cohort(args: readonly string[], timeoutMs = 10_000): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`cohort ${args.join(' ')} did not finish within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function daemon(config: string, log: string): ChildProcess {
+  const fd = openSync(log, 'a');
+  try {
+    return spawn(process.execPath, [BIN, 'start', '--config', config], { stdio: ['ignore', fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function exited(child: ChildProcess, ms: number): Promise<number | string> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`process ${child.pid ?? '?'} did not exit within ${ms} ms`));
+    }, ms);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve(code ?? signal ?? 'unknown');
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function freeBase(n: number): Promise<number> {
+  const free = (port: number): Promise<boolean> =>
+    new Promise((done) => {
+      const s = createServer();
+      s.once('error', () => {
+        done(false);
+      });
+      s.listen({ host: '127.0.0.1', port }, () => s.close(() => {
+        done(true);
+      }));
+    });
+  for (let i = 0; i < 20; i++) {
+    const base = 30_000 + Math.floor(Math.random() * 300) * 100;
+    const ports = Array.from({ length: n }, (_, k) => [base + 1 + k, base + 101 + k]).flat();
+    if ((await Promise.all(ports.map(free))).every(Boolean)) return base;
+  }
+  throw new Error('no free ports');
+}
+
+async function status(socket: string): Promise<Record<string, ApiData> | null> {
+  try {
+    await using conn = await connectLocal({ socket, timeoutMs: 1000 });
+    return (await conn.request('status', null, { signal: AbortSignal.timeout(1000) })) as Record<string, ApiData>;
+  } catch {
+    return null;
+  }
+}
+
+async function waitFor<T>(what: string, boundMs: number, probe: () => Promise<T | null>): Promise<{ value: T; ms: number }> {
+  const start = performance.now();
+  for (;;) {
+    const v = await probe();
+    const ms = performance.now() - start;
+    if (v !== null) return { value: v, ms };
+    assert.ok(ms < boundMs, `${what} not reached within ${boundMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('a bad config exits 2 with a line naming the key at fault', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cohort-bad-'));
+  try {
+    await writeFile(join(dir, 'bad.yaml'), 'cluster: {name: x}\nnode: {id: 1}\nnodes: [{id: 1, name: a, address: "127.0.0.1:1"}]\ndataDir: d\nclsuter: 1\n');
+    const r = await cohort(['start', '--config', join(dir, 'bad.yaml')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /clsuter: unknown key/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    assert.equal(await stat(join(dir, 'd')).then(() => true, () => false), false, 'nothing was created');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('three daemons: quorate, one status contract, KV across nodes, kill -9, a wrong key refused, clean SIGTERM', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cohort-rp-'));
+  const children: ChildProcess[] = [];
+  try {
+    const base = await freeBase(3);
+    assert.equal(await runInit({ nodes: 3, dir, basePort: base }, { out: () => undefined, err: () => undefined }), 0);
+    const socket = (i: number): string => join(dir, `node-${i}`, 'cohort.sock');
+    for (let i = 1; i <= 3; i++) children.push(daemon(join(dir, `node-${i}.yaml`), join(dir, `node-${i}.log`)));
+    const cold = await waitFor('all three quorate', QUORATE_BOUND_MS, async () => ((await Promise.all([1, 2, 3].map((i) => status(socket(i))))).every((s) => s?.['quorate'] === true) ? true : null));
+    process.stderr.write(`# cold start to quorate (3 processes): ${Math.round(cold.ms)} ms\n`);
+
+    const answers = await Promise.all([1, 2, 3].map((i) => cohort(['status', '--json', '--socket', socket(i)])));
+    const parsed = answers.map((a) => {
+      assert.equal(a.code, 0, a.stderr);
+      return JSON.parse(a.stdout) as Record<string, unknown>;
+    });
+    for (const s of parsed) {
+      for (const k of ['nodeId', 'leaderId', 'term', 'viewId', 'quorate', 'expectedVotes', 'totalVotes', 'quorum', 'members']) assert.ok(k in s, `status --json has ${k}`);
+      assert.deepEqual([s['leaderId'], s['viewId'], s['members'], s['quorum'], s['expectedVotes']], [parsed[0]?.['leaderId'], parsed[0]?.['viewId'], parsed[0]?.['members'], 2, 3]);
+      for (const m of s['members'] as Record<string, unknown>[]) for (const k of ['nodeId', 'name', 'incarnation', 'state']) assert.ok(k in m, `member has ${k}`);
+    }
+    assert.equal((parsed[0]?.['members'] as unknown[]).length, 3);
+
+    const leader = parsed[0]?.['leaderId'] as number;
+    const followers = [1, 2, 3].filter((i) => i !== leader);
+    const [f1, f2] = followers as [number, number];
+    {
+      await using a = await connectLocal({ socket: socket(f1) });
+      const put = (await a.request('kv.put', { key: 'color', value: 'teal' })) as Record<string, ApiData>;
+      assert.equal(typeof put['revision'], 'number');
+      await using b = await connectLocal({ socket: socket(leader) });
+      const got = (await b.request('kv.get', { key: 'color' })) as Record<string, ApiData>;
+      assert.equal(got['text'], 'teal');
+    }
+
+    const victim = children[f2 - 1];
+    assert.ok(victim?.pid !== undefined);
+    const viewBefore = parsed[0]?.['viewId'] as number;
+    victim.kill('SIGKILL');
+    await exited(victim, 2000);
+    const change = await waitFor('a view without the killed node on both survivors', VIEW_CHANGE_BOUND_MS, async () => {
+      const ss = await Promise.all([leader, f1].map((i) => status(socket(i))));
+      const ok = ss.every((s) => s !== null && s['quorate'] === true && (s['viewId'] as number) > viewBefore && !(s['members'] as Record<string, ApiData>[]).some((m) => m['nodeId'] === f2));
+      return ok ? true : null;
+    });
+    process.stderr.write(`# kill -9 of a follower to a committed view without it on both survivors: ${Math.round(change.ms)} ms\n`);
+    const gone = await cohort(['status', '--socket', socket(f2)]);
+    assert.equal(gone.code, 4);
+    assert.match(gone.stderr, /cannot reach the cohort daemon/);
+    assert.equal(gone.stderr.trim().split('\n').length, 1, 'one line');
+
+    // The killed node comes back with a wrong cluster key: refused, logged, cluster unaffected.
+    await writeClusterKeyFile(join(dir, 'wrong.key'), generateClusterKey());
+    const text = (await readFile(join(dir, `node-${f2}.yaml`), 'utf8')).replace('keyFile: cluster.key', 'keyFile: wrong.key');
+    await writeFile(join(dir, 'wrong.yaml'), text);
+    const intruder = daemon(join(dir, 'wrong.yaml'), join(dir, 'wrong.log'));
+    children.push(intruder);
+    await waitFor('a logged key refusal', 8000, async () => {
+      const logs = await Promise.all([join(dir, 'wrong.log'), join(dir, `node-${leader}.log`)].map((p) => readFile(p, 'utf8').catch(() => '')));
+      return logs.some((l) => /wrong cluster key/.test(l)) ? true : null;
+    });
+    const after = await status(socket(leader));
+    assert.ok(after !== null);
+    assert.equal(after['quorate'], true);
+    assert.equal((after['members'] as unknown[]).length, 2, 'the refused node did not get in');
+
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    const codes = await Promise.all(children.filter((c) => c !== victim).map((c) => exited(c, 10_000)));
+    assert.deepEqual(codes, [0, 0, 0]);
+    for (const c of children) assert.equal(alive(c.pid ?? -1), false, `process ${c.pid ?? '?'} is gone`);
+    for (const i of [leader, f1]) assert.equal(await stat(socket(i)).then(() => true, () => false), false, 'the socket was removed');
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('cohort demo --dir D writes D/demo.json once quorate and stops everything on SIGTERM', async () => {
+  const parent = await mkdtemp(join(tmpdir(), 'cohort-demo-test-'));
+  const dir = join(parent, 'D');
+  const demo = spawn(process.execPath, [BIN, 'demo', '--nodes', '3', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  demo.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  demo.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    const { value } = await waitFor('demo.json', 25_000, () => readFile(join(dir, 'demo.json'), 'utf8').then((t) => t, () => null));
+    const doc = JSON.parse(value) as { nodes: Record<string, unknown>[] };
+    assert.equal(doc.nodes.length, 3);
+    for (const n of doc.nodes) for (const k of ['nodeId', 'pid', 'socket', 'metricsUrl']) assert.ok(n[k] !== undefined && n[k] !== null, `demo.json node has ${k}`);
+    const pids = doc.nodes.map((n) => n['pid'] as number);
+    assert.ok(pids.every(alive));
+    assert.equal((await status(doc.nodes[0]?.['socket'] as string))?.['quorate'], true);
+    demo.kill('SIGTERM');
+    assert.equal(await exited(demo, 15_000), 0, out);
+    assert.ok(pids.every((p) => !alive(p)), 'no node process is left');
+    assert.equal(await stat(dir).then(() => true, () => false), false, 'the directory was removed');
+  } finally {
+    if (demo.exitCode === null) demo.kill('SIGKILL');
+    await rm(parent, { recursive: true, force: true });
+  }
+});
