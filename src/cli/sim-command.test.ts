@@ -85,7 +85,7 @@ test('usage errors exit 2 and say what is wrong', () => {
 });
 
 test('demo runs the simulated 3-node cluster and says the real one comes with the daemon', () => {
-  const r = cohort('demo');
+  const r = cohort('demo', '--simulated');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /simulated 3-node cluster/);
   assert.match(r.stdout, /comes with the node daemon/);
