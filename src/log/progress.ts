@@ -83,6 +83,11 @@ export class Progress {
   stateTicks = 0;
   /** Highest heartbeat round this follower acknowledged in the leader's term. */
   ackedRound = 0;
+  /** The commit index the latest heartbeats carried, and the first round that carried it. */
+  private commitSent = 0;
+  private commitSentRound = 0;
+  /** Highest commit index this follower is known to have learned (it answered a heartbeat carrying it). */
+  commitKnown = 0;
   readonly inflights: Inflights;
 
   constructor(next: LogIndex, inflightsMax: number) {
@@ -90,6 +95,21 @@ export class Progress {
     this.match = logIndex(0);
     this.next = next;
     this.inflights = new Inflights(inflightsMax);
+  }
+
+  /** A heartbeat of `round` carries `commit` to this follower. Rounds increase. */
+  noteCommitSent(round: number, commit: number): void {
+    if (commit === this.commitSent && this.commitSentRound > 0) return;
+    this.commitSent = commit;
+    this.commitSentRound = round;
+  }
+
+  /**
+   * The follower answered the heartbeat of `round`: every round since `commitSentRound` carried
+   * `commitSent`, so it learned at least that much (an answer to an older round proves nothing).
+   */
+  noteHeartbeatAck(round: number): void {
+    if (this.commitSentRound > 0 && round >= this.commitSentRound) this.commitKnown = Math.max(this.commitKnown, this.commitSent);
   }
 
   private reset(state: ProgressState): void {

@@ -31,7 +31,7 @@ import {
   type QuorumConfig,
   type VoteOutcome,
 } from '../quorum/index.js';
-import { applyConfChange, isJoint, jointQuorumConfig, type ClusterConfig } from './cluster-config.js';
+import { applyConfChange, formatConfig, isJoint, jointQuorumConfig, type ClusterConfig } from './cluster-config.js';
 import type { ConfChange, ConfChangeSingle } from './raft-message.js';
 
 /** How an election is counted on this node. */
@@ -111,6 +111,37 @@ export function explainElection(config: ClusterConfig, votes: ReadonlyMap<NodeId
   const summary = arbitrate({ config: quorum, present: granted, waitForAll: { phase: 'off' } }).summary;
   const refused = [...votes].filter(([, v]) => !v).map(([id]) => id);
   return refused.length === 0 ? summary : `${summary}; refused by node ${refused.join(',')}`;
+}
+
+/**
+ * Counts an election that must be won in EVERY configuration of `configs` (the applied one and
+ * each one implied by configuration entries after it in the candidate's log; see docs/raft.md,
+ * "Counting with every configuration in the log"): won when won in all of them, lost as soon as
+ * lost in one, pending otherwise. `configs` is never empty.
+ */
+export function electionOutcomeAll(configs: readonly ClusterConfig[], votes: ReadonlyMap<NodeId, boolean>, rules: ElectionRules): VoteOutcome {
+  assert(configs.length > 0, 'an election is counted in at least one configuration');
+  let all = true;
+  for (const config of configs) {
+    const outcome = electionOutcome(config, votes, rules);
+    if (outcome === 'lost') return 'lost';
+    if (outcome === 'pending') all = false;
+  }
+  return all ? 'won' : 'pending';
+}
+
+/**
+ * `explainElection` for the first configuration of `configs` the election is not won in, naming
+ * it when several configurations are counted (e.g. `in voters=(2) (2 of 3 configurations in the
+ * log): ...`). Not a hot path.
+ */
+export function explainElectionAll(configs: readonly ClusterConfig[], votes: ReadonlyMap<NodeId, boolean>, rules: ElectionRules): string {
+  assert(configs.length > 0, 'an election is counted in at least one configuration');
+  const at = configs.findIndex((c) => electionOutcome(c, votes, rules) !== 'won');
+  const config = configs[at < 0 ? 0 : at] as ClusterConfig;
+  const why = explainElection(config, votes, rules);
+  if (configs.length === 1) return why;
+  return `in ${formatConfig(config)} (${(at < 0 ? 0 : at) + 1} of ${configs.length} configurations in the log): ${why}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ import {
 } from './cluster-config.js';
 import { Progress } from './progress.js';
 import { committedIndex, hasQuorum } from '../quorum/index.js';
-import { electionOutcome, explainElection, isFreshLog, type ElectionRules } from './quorum-options.js';
+import { electionOutcomeAll, explainElectionAll, isFreshLog, type ElectionRules } from './quorum-options.js';
 import { entriesForFollower, snapshotForFollower } from './witness.js';
 import { RaftError } from './raft-error.js';
 import { RaftLog } from './raft-log.js';
@@ -101,6 +101,12 @@ export interface RaftStatus {
   readonly firstIndex: LogIndex;
   readonly lastIndex: LogIndex;
   readonly config: string;
+  /**
+   * The latest configuration every quorum decision also counts with (`formatConfig` form): the
+   * one the last configuration entry in the log produces, or `config` when none follows the
+   * applied index.
+   */
+  readonly latestConfig: string;
   readonly confState: ConfState;
   /** Leader only: `state match=N next=N` per node, ascending. */
   readonly progress: ReadonlyMap<NodeId, string>;
@@ -163,6 +169,21 @@ export class RaftCore {
   private deferredCampaign: VoteKind | null = null;
   /** Repair mode (see `RaftConfig.abstain`): no votes granted, no campaigns. */
   private abstain: boolean;
+  /**
+   * The configurations every quorum decision needs a quorum of (see `quorumConfigs`), cached
+   * with what they were derived from: the applied configuration and the last configuration
+   * entry in the log (index and term identify that log prefix, by log matching).
+   */
+  private configsCache: { base: ClusterConfig; index: LogIndex; term: Term | null; configs: readonly ClusterConfig[] } | null = null;
+  /**
+   * Leader only: set when this leader applied a configuration that removes (or demotes) it. It
+   * keeps leading, without counting itself, until a quorum of the new configuration knows the
+   * removal committed, then hands over with `MsgTimeoutNow` and steps down when a newer term
+   * appears (docs/raft.md, "Leader removal").
+   */
+  private leaving: { readonly confIndex: LogIndex; timeoutNowElapsed: number } | null = null;
+  /** The latest counted configuration last traced (`conf-latest`), to trace only changes. */
+  private tracedLatest: ClusterConfig | null = null;
 
   /** Builds a core from its durable state. Throws `RaftError` (`CONFIG_INVALID`) on a bad config. */
   constructor(config: RaftConfig) {
@@ -175,6 +196,11 @@ export class RaftCore {
     this.term = init.hardState.term;
     this.vote = init.hardState.vote;
     this.config = configFromConfState(init.confState);
+    if (config.bootstrapEntry === true && config.storage.firstIndex() === 1 && config.storage.lastIndex() >= 1) {
+      // Bootstrapped through the log and restarted before any snapshot: entry 1 creates the
+      // initial configuration again when it is re-applied, so start from nothing, as the first time.
+      this.config = EMPTY_CONFIG;
+    }
     this.prevHard = init.hardState;
     this.prevSoft = { lead: null, role: 'follower' };
     this.abstain = config.abstain ?? false;
@@ -184,6 +210,7 @@ export class RaftCore {
     if (config.readMode === 'lease' && this.term > 0) this.quietTicks = config.electionTicks;
     this.resetRandomizedElectionTimeout();
     this.traceEvent('start', { config: formatConfig(this.config), last: this.log.lastIndex() });
+    this.traceLatestConfig();
   }
 
   /**
@@ -192,14 +219,27 @@ export class RaftCore {
    * The entry goes out in the first Ready (persisted, then applied like any committed entry).
    */
   private bootstrapThroughLog(): void {
-    if (this.log.lastIndex() !== 0 || this.term !== 0 || configNodes(this.config).length === 0) return;
+    // Term 1 without a vote and without entries: a crash lost entry 1 but kept the term.
+    if (this.log.lastIndex() !== 0 || this.term > 1 || this.vote !== null || configNodes(this.config).length === 0) return;
     assert(!isJoint(this.config), 'a fresh cluster does not start in a joint configuration');
+    const initial = this.config;
     const changes: ConfChangeSingle[] = [];
-    for (const [node, votes] of this.config.voters) changes.push({ type: 'add-voter', node, votes });
-    for (const node of this.config.learners) changes.push({ type: 'add-learner', node });
+    for (const [node, votes] of initial.voters) changes.push(isWitness(initial, node) ? { type: 'add-voter', node, votes, role: 'witness' } : { type: 'add-voter', node, votes });
+    for (const node of initial.learners) changes.push({ type: 'add-learner', node });
+    if (initial.quorum.expectedVotes !== 0) changes.push({ type: 'set-expected-votes', expectedVotes: initial.quorum.expectedVotes });
+    if (initial.quorum.tieBreaker.kind !== 'off') changes.push({ type: 'set-tie-breaker', tieBreaker: initial.quorum.tieBreaker });
+    const change: ConfChange = { changes, autoLeave: false };
+    const built = applyConfChange(EMPTY_CONFIG, change);
+    if (!built.ok || formatConfig(built.value) !== formatConfig(initial)) {
+      // e.g. expected votes set out of reach on purpose, or a witness learner: a change could not
+      // recreate it, so this node keeps the implicit initial configuration (a joiner must then be
+      // given the same bootstrap configuration).
+      this.traceEvent('bootstrap-entry-skipped', { why: built.ok ? `the entry would build ${formatConfig(built.value)}` : built.error.message });
+      return;
+    }
     this.config = EMPTY_CONFIG;
     this.term = toTerm(1);
-    this.log.append([{ type: 'conf', term: this.term, index: logIndex(1), change: { changes, autoLeave: false } }]);
+    this.log.append([{ type: 'conf', term: this.term, index: logIndex(1), change }]);
     this.log.commitTo(logIndex(1));
     this.traceEvent('bootstrap-entry', { changes: changes.length });
   }
@@ -289,6 +329,8 @@ export class RaftCore {
     if (!next.ok) return next;
     const ref = this.appendEntry({ type: 'conf', change });
     this.pendingConfIndex = ref.index;
+    // Counting starts now with the new configuration too: its members need progress at once.
+    this.syncProgress();
     return ok(ref);
   }
 
@@ -358,6 +400,7 @@ export class RaftCore {
   ready(): Ready {
     assert(this.outstanding === null, 'advance() the previous Ready before taking another');
     this.flushLeader();
+    this.traceLatestConfig();
     const hard = this.hardState();
     const hardChanged = this.hardChanged(hard);
     const termOrVoteChanged = hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote;
@@ -436,7 +479,7 @@ export class RaftCore {
     return {
       id: this.id, role: this.role, term: this.term, vote: this.vote, lead: this.lead,
       commit: this.log.committed, applied: this.log.applied, firstIndex: this.log.firstIndex(), lastIndex: this.log.lastIndex(),
-      config: formatConfig(this.config), confState: this.confState(), progress, leadTransferee: this.leadTransferee,
+      config: formatConfig(this.config), latestConfig: formatConfig(this.quorumConfigs().at(-1) ?? this.config), confState: this.confState(), progress, leadTransferee: this.leadTransferee,
       leaseValid: this.leaseValid(),
     };
   }
@@ -498,6 +541,7 @@ export class RaftCore {
     this.leaseRevoked = false;
     this.appendPending = false;
     this.uncommittedBytes = 0;
+    this.leaving = null;
   }
 
   private becomeFollower(t: Term, lead: NodeId | null): void {
@@ -529,7 +573,7 @@ export class RaftCore {
     this.reset(this.term);
     this.role = 'leader';
     this.lead = this.id;
-    for (const id of configNodes(this.config)) this.addProgress(id);
+    this.syncProgress();
     // A configuration entry may sit uncommitted in our log; never stack a second one on it.
     this.pendingConfIndex = this.log.lastIndex();
     this.appendEntry({ type: 'normal', data: new Uint8Array(0) });
@@ -556,7 +600,7 @@ export class RaftCore {
     this.electionElapsed++;
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
-      if (this.role !== 'follower') this.traceEvent('election-not-won', { why: explainElection(this.config, this.votes, this.electionRules()) });
+      if (this.role !== 'follower') this.traceEvent('election-not-won', { why: explainElectionAll(this.quorumConfigs(), this.votes, this.electionRules()) });
       this.startCampaign(this.cfg.preVote ? 'pre-vote' : 'election');
     }
   }
@@ -565,6 +609,7 @@ export class RaftCore {
     this.heartbeatElapsed++;
     this.electionElapsed++;
     for (const pr of this.progress.values()) pr.stateTicks++;
+    if (this.leaving !== null) this.leaving.timeoutNowElapsed++;
     if (this.leadTransferee !== null && ++this.transferElapsed >= this.cfg.electionTicks) {
       this.traceEvent('transfer-timeout', { to: this.leadTransferee });
       this.leadTransferee = null;
@@ -583,6 +628,7 @@ export class RaftCore {
       this.heartbeatElapsed = 0;
       this.bcastHeartbeat();
     }
+    this.maybeHandOver();
   }
 
   /** True when a quorum was heard from since the last check; clears the marks for the next round. */
@@ -592,7 +638,7 @@ export class RaftCore {
       if (id === this.id || pr.recentActive) active.add(id);
       if (id !== this.id) pr.recentActive = false;
     }
-    return hasQuorum(jointQuorumConfig(this.config), active);
+    return this.quorumConfigs().every((c) => hasQuorum(jointQuorumConfig(c), active));
   }
 
   /** A MsgSnap may have been lost: after an election timeout without an answer, probe again. */
@@ -649,9 +695,14 @@ export class RaftCore {
     return r.value.some((e) => e.type === 'conf');
   }
 
+  /** The voters of every configuration counted (see `quorumConfigs`), ascending. */
   private voteTargets(): NodeId[] {
-    const ids = new Set<NodeId>([...this.config.voters.keys(), ...this.config.outgoing.keys()]);
-    if (this.cfg.canary === 'count-learner-vote') for (const id of this.config.learners) ids.add(id);
+    const ids = new Set<NodeId>();
+    for (const c of this.quorumConfigs()) {
+      for (const id of c.voters.keys()) ids.add(id);
+      for (const id of c.outgoing.keys()) ids.add(id);
+      if (this.cfg.canary === 'count-learner-vote') for (const id of c.learners) ids.add(id);
+    }
     return [...ids].sort((a, b) => a - b);
   }
 
@@ -664,14 +715,14 @@ export class RaftCore {
   /** Records a vote; returns true when the election was decided (and acted upon). */
   private poll(from: NodeId, granted: boolean): boolean {
     if (!this.votes.has(from)) this.votes.set(from, granted);
-    const outcome = electionOutcome(this.config, this.votes, this.electionRules());
+    const outcome = electionOutcomeAll(this.quorumConfigs(), this.votes, this.electionRules());
     switch (outcome) {
       case 'won':
         if (this.role === 'pre-candidate') this.startCampaign('election');
         else this.becomeLeader();
         return true;
       case 'lost':
-        this.traceEvent('election-lost', { why: explainElection(this.config, this.votes, this.electionRules()) });
+        this.traceEvent('election-lost', { why: explainElectionAll(this.quorumConfigs(), this.votes, this.electionRules()) });
         this.becomeFollower(this.term, null);
         return true;
       case 'pending':
@@ -916,6 +967,7 @@ export class RaftCore {
   /** Refusal reasons common to every proposal, or null when the leader accepts it. */
   private refuseProposal(sizeBytes: number): RaftError | null {
     if (this.role !== 'leader') return new RaftError('NOT_LEADER', `node ${this.id} is not the leader; propose on the leader`, this.lead);
+    if (this.leaving !== null) return new RaftError('TRANSFER_IN_PROGRESS', `node ${this.id} was removed from the configuration and is handing leadership over; retry on the next leader shortly`, this.leadTransferee);
     if (this.leadTransferee !== null) return new RaftError('TRANSFER_IN_PROGRESS', `leadership is moving to ${this.leadTransferee}; retry shortly`, this.leadTransferee);
     if (this.uncommittedBytes > 0 && this.uncommittedBytes + sizeBytes > this.cfg.maxUncommittedBytes) {
       return new RaftError('PROPOSALS_BACKLOGGED', `${this.uncommittedBytes} bytes are uncommitted (limit ${this.cfg.maxUncommittedBytes}); wait for commits`);
@@ -963,7 +1015,7 @@ export class RaftCore {
     const last = this.log.lastIndex();
     const ents = pr.next <= last ? this.log.entries(pr.next, logIndex(last + 1), this.cfg.maxMessageBytes) : ok<Entry[]>([]);
     if (prevTerm === null || !ents.ok) return this.sendSnapshot(to, pr);
-    const entries = entriesForFollower(this.config, to, ents.value.slice(0, RAFT_ENTRIES_PER_MESSAGE_MAX));
+    const entries = entriesForFollower(this.roleConfig(to), to, ents.value.slice(0, RAFT_ENTRIES_PER_MESSAGE_MAX));
     if (entries.length === 0 && !sendIfEmpty) return false;
     this.send({ type: 'MsgApp', from: this.id, to, term: this.term, logTerm: prevTerm, index: prevIndex, entries, commit: this.log.committed });
     const lastSent = entries[entries.length - 1];
@@ -985,7 +1037,7 @@ export class RaftCore {
     const index = snap.value.metadata.index;
     assert(index > 0, 'entries were compacted, so a snapshot must exist');
     pr.becomeSnapshot(index);
-    this.send({ type: 'MsgSnap', from: this.id, to, term: this.term, snapshot: snapshotForFollower(this.config, to, snap.value) });
+    this.send({ type: 'MsgSnap', from: this.id, to, term: this.term, snapshot: snapshotForFollower(this.roleConfig(to), to, snap.value) });
     this.traceEvent('snapshot-sent', { to, index });
     return true;
   }
@@ -1034,7 +1086,7 @@ export class RaftCore {
     if (this.cfg.canary === 'ack-before-quorum') {
       index = Math.max(...match.values()); // planted bug: one acknowledgement is enough
     } else {
-      index = committedIndex(jointQuorumConfig(this.config), match);
+      index = this.quorumIndex(match);
     }
     const before = this.log.committed;
     const moved = this.log.maybeCommit(logIndex(Math.min(index, this.log.lastIndex())), this.term);
@@ -1070,6 +1122,7 @@ export class RaftCore {
         continue;
       }
       const commit = logIndex(Math.min(pr.match, this.log.committed));
+      pr.noteCommitSent(this.heartbeatRound, commit);
       this.send({ type: 'MsgHeartbeat', from: this.id, to: id, term: this.term, commit, round: this.heartbeatRound });
     }
     this.confirmRounds();
@@ -1082,17 +1135,19 @@ export class RaftCore {
     pr.probeSent = false;
     if (pr.state === 'replicate' && pr.inflights.full) pr.inflights.freeFirst(); // an ack was probably lost
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
+    if (m.round <= this.heartbeatRound) pr.noteHeartbeatAck(m.round);
     if (m.round > pr.ackedRound && m.round <= this.heartbeatRound) {
       pr.ackedRound = m.round;
       this.confirmRounds();
     }
+    this.maybeHandOver();
   }
 
   /** Releases reads and extends the lease up to the newest round a quorum acknowledged. */
   private confirmRounds(): void {
     const acked = new Map<NodeId, number>();
     for (const [id, pr] of this.progress) acked.set(id, pr.ackedRound);
-    const confirmed = committedIndex(jointQuorumConfig(this.config), acked);
+    const confirmed = this.quorumIndex(acked);
     const sent = this.roundSentTick.get(confirmed);
     if (sent !== undefined && !this.leaseRevoked) {
       this.leaseUntilTick = Math.max(this.leaseUntilTick, sent + this.cfg.electionTicks - this.cfg.leaseMarginTicks);
@@ -1110,8 +1165,8 @@ export class RaftCore {
   /** True when a read may be served from the lease without a round trip. */
   private leaseValid(): boolean {
     return (
-      this.role === 'leader' && this.cfg.readMode === 'lease' && !this.leaseRevoked && this.leadTransferee === null &&
-      !isJoint(this.config) && this.committedInTerm() && this.ticks < this.leaseUntilTick
+      this.role === 'leader' && this.cfg.readMode === 'lease' && !this.leaseRevoked && this.leadTransferee === null && this.leaving === null &&
+      !isJoint(this.config) && this.quorumConfigs().length === 1 && this.committedInTerm() && this.ticks < this.leaseUntilTick
     );
   }
 
@@ -1166,38 +1221,72 @@ export class RaftCore {
     this.setConfig(next.value);
     this.traceEvent('conf-applied', { index: e.index, config: formatConfig(this.config) });
     if (this.role !== 'leader') return;
-    if (!isVoter(this.config, this.id)) {
-      this.stepDownRemoved();
-      return;
+    if (!canLead(this.config, this.id) && this.leaving === null) {
+      this.leaving = { confIndex: e.index, timeoutNowElapsed: this.cfg.electionTicks };
+      this.traceEvent('leader-removed', { index: e.index, config: formatConfig(this.config) });
     }
     if (this.maybeCommit()) this.bcastAppend();
+    this.maybeHandOver();
   }
 
   private setConfig(next: ClusterConfig): void {
     this.config = next;
     if (this.role !== 'leader') return;
-    const nodes = new Set(configNodes(next));
-    for (const id of [...this.progress.keys()]) if (!nodes.has(id) && id !== this.id) this.progress.delete(id);
-    for (const id of nodes) this.addProgress(id);
+    this.syncProgress();
     // Acknowledgements were counted under the old configuration: the lease starts over.
     this.leaseUntilTick = 0;
     for (const pr of this.progress.values()) pr.ackedRound = 0;
     if (this.leadTransferee !== null && !isVoter(next, this.leadTransferee)) this.leadTransferee = null;
   }
 
-  /** The leader left the configuration: hand over to the most caught-up voter, then step down. */
-  private stepDownRemoved(): void {
+  /**
+   * A removed leader hands over (etcd-io/raft keeps a removed leader leading, too). Stepping down
+   * at once can leave the cluster without any node able to campaign: the remaining voters may not
+   * know yet that the removal committed (they still count with a configuration in which the old
+   * leader's vote is needed). So the leader keeps replicating, without counting itself, until a
+   * quorum of every counted configuration has acknowledged a heartbeat carrying a commit index
+   * at or past the removal; then it sends `MsgTimeoutNow` to the most up-to-date data voter,
+   * again every election timeout until a newer term appears (that is when it steps down, as any
+   * leader does on seeing a higher term). Check-quorum still deposes it if it loses the quorum.
+   */
+  private maybeHandOver(): void {
+    const leaving = this.leaving;
+    if (leaving === null || this.role !== 'leader' || !this.removalKnown(leaving.confIndex)) return;
+    const target = this.successor();
+    if (target === null) return;
+    if (this.leadTransferee !== target) {
+      this.leadTransferee = target;
+      this.transferElapsed = 0;
+      this.traceEvent('hand-over', { to: target, index: leaving.confIndex });
+    }
+    const pr = this.progress.get(target);
+    if (pr === undefined || pr.match < this.log.lastIndex()) return; // replication catches it up first
+    if (leaving.timeoutNowElapsed < this.cfg.electionTicks) return;
+    leaving.timeoutNowElapsed = 0;
+    this.sendTimeoutNow(target);
+  }
+
+  /** True when a quorum of every counted configuration knows that entry `index` is committed. */
+  private removalKnown(index: LogIndex): boolean {
+    if (this.log.committed < index) return false;
+    const knowers = new Set<NodeId>();
+    for (const [id, pr] of this.progress) if (id !== this.id && pr.commitKnown >= index) knowers.add(id);
+    return this.quorumConfigs().every((c) => hasQuorum(jointQuorumConfig(c), knowers));
+  }
+
+  /** The data voter with the highest match (recently active ones first), or null. */
+  private successor(): NodeId | null {
     let best: NodeId | null = null;
-    let bestMatch = -1;
+    let bestKey = -1;
     for (const [id, pr] of this.progress) {
-      if (id !== this.id && canLead(this.config, id) && pr.match > bestMatch) {
+      if (id === this.id || !canLead(this.config, id)) continue;
+      const key = pr.match * 2 + (pr.recentActive ? 1 : 0);
+      if (key > bestKey) {
         best = id;
-        bestMatch = pr.match;
+        bestKey = key;
       }
     }
-    if (best !== null && bestMatch === this.log.lastIndex()) this.sendTimeoutNow(best);
-    this.traceEvent('step-down-removed', { successor: best ?? 0 });
-    this.becomeFollower(this.term, null);
+    return best;
   }
 
   /** Leader: once a joint configuration with auto-leave is applied, propose leaving it. */
@@ -1206,6 +1295,94 @@ export class RaftCore {
     if (this.pendingConfIndex > this.log.applied || this.leadTransferee !== null) return;
     const r = this.proposeConfChange({ changes: [], autoLeave: false });
     if (r.ok) this.traceEvent('auto-leave-proposed', { index: r.value.index });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Counting with every configuration in the log
+
+  /**
+   * The configurations a quorum decision (election and pre-vote outcome, commit index,
+   * check-quorum, read confirmation and the lease) needs a quorum of: the applied configuration,
+   * then each one the configuration entries after the applied index would produce, in log order,
+   * applied or not, committed or not. Requiring all of them is at least as strict as the applied
+   * configuration (etcd's rule) and as the latest one in the log (the dissertation's rule), so a
+   * node whose commit index is stale (e.g. lost across a crash) cannot count with a configuration
+   * the cluster already left (docs/raft.md, "Counting with every configuration in the log").
+   *
+   * Fast path: when no configuration entry follows the applied index, exactly the applied
+   * configuration, without scanning. Otherwise derived once per (applied configuration, last
+   * configuration entry) and cached. A change that would be refused when applied is skipped here
+   * exactly as it will be at apply time (same entries, same order, same starting configuration).
+   */
+  private quorumConfigs(): readonly ClusterConfig[] {
+    const index = this.log.lastConfIndex();
+    const cached = this.configsCache;
+    const fast = index <= this.log.applied;
+    const term = fast ? null : this.log.termOrNull(index);
+    if (cached !== null && cached.base === this.config && (fast ? cached.configs.length === 1 : cached.index === index && cached.term === term)) return cached.configs;
+    const configs = fast ? [this.config] : this.deriveConfigs(index);
+    this.configsCache = { base: this.config, index, term, configs };
+    return configs;
+  }
+
+  /** The applied configuration followed by those of the configuration entries up to `lastConf`. */
+  private deriveConfigs(lastConf: LogIndex): ClusterConfig[] {
+    const configs: ClusterConfig[] = [this.config];
+    const r = this.log.entries(logIndex(this.log.applied + 1), logIndex(lastConf + 1), Number.MAX_SAFE_INTEGER);
+    assert(r.ok, 'entries after the applied index are never compacted');
+    let current = this.config;
+    for (const e of r.value) {
+      if (e.type !== 'conf') continue;
+      const next = applyConfChange(current, e.change);
+      if (!next.ok) continue; // ignored at apply time too (conf-change-ignored)
+      current = next.value;
+      configs.push(current);
+    }
+    // Bounded by the configuration entries held after the applied index (one per change).
+    return configs;
+  }
+
+  /**
+   * Traces `conf-latest` (index of the last configuration entry, or of the applied one, and the
+   * configuration) when the latest counted configuration changed: the simulator's liveness check
+   * needs to know which configurations bind each node's elections.
+   */
+  private traceLatestConfig(): void {
+    if (this.cfg.trace === undefined) return;
+    const configs = this.quorumConfigs();
+    const latest = configs[configs.length - 1] as ClusterConfig;
+    if (latest === this.tracedLatest) return;
+    this.tracedLatest = latest;
+    this.traceEvent('conf-latest', { index: Math.max(this.log.lastConfIndex(), this.log.applied), config: formatConfig(latest), counted: configs.length });
+  }
+
+  /** The highest value a quorum of EVERY counted configuration holds (commit index, confirmed round). */
+  private quorumIndex(values: ReadonlyMap<NodeId, number>): number {
+    let index = Number.MAX_SAFE_INTEGER;
+    for (const c of this.quorumConfigs()) index = Math.min(index, committedIndex(jointQuorumConfig(c), values));
+    return index;
+  }
+
+  /**
+   * The configuration that says whether `id` is a witness: the latest counted one that has it as
+   * a member (a member never changes between data node and witness while it stays a member).
+   */
+  private roleConfig(id: NodeId): ClusterConfig {
+    const configs = this.quorumConfigs();
+    for (let i = configs.length - 1; i >= 0; i--) {
+      const c = configs[i] as ClusterConfig;
+      if (configNodes(c).includes(id)) return c;
+    }
+    return this.config;
+  }
+
+  /** Leader: progress for exactly the members of every counted configuration (and itself). */
+  private syncProgress(): void {
+    if (this.role !== 'leader') return;
+    const nodes = new Set<NodeId>();
+    for (const c of this.quorumConfigs()) for (const id of configNodes(c)) nodes.add(id);
+    for (const id of [...this.progress.keys()]) if (!nodes.has(id) && id !== this.id) this.progress.delete(id);
+    for (const id of nodes) this.addProgress(id);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -14,6 +14,9 @@ import type { Entry, Snapshot } from './raft-message.js';
 import { RaftError } from './raft-error.js';
 import { limitSize, type RaftStorage } from './raft-storage.js';
 
+/** Entries read per step when searching backwards for the last configuration entry. */
+const CONF_SCAN_WINDOW_ENTRIES = 256;
+
 /** Entries not yet persisted, and a received snapshot not yet persisted. */
 interface Unstable {
   snapshot: Snapshot | null;
@@ -30,6 +33,12 @@ export class RaftLog {
   committed: LogIndex;
   /** Highest index the application has applied (acknowledged through `advance`). */
   applied: LogIndex;
+  /**
+   * Index of the last configuration entry in the log, or an index `<= applied` when no
+   * configuration entry follows the applied index (then exactly one configuration, the applied
+   * one, is in force: the core's fast path). Maintained on append, truncation and restore.
+   */
+  private lastConf: LogIndex;
 
   constructor(storage: RaftStorage, committed: LogIndex) {
     this.storage = storage;
@@ -39,6 +48,32 @@ export class RaftLog {
     assert(committed >= first - 1 && committed <= last, `hard state commit ${committed} outside the stored log [${first - 1}, ${last}]`);
     this.committed = committed;
     this.applied = logIndex(first - 1);
+    this.lastConf = logIndex(0);
+    this.lastConf = this.findLastConf(first, logIndex(last + 1));
+  }
+
+  /** See the field: the last configuration entry, or an index `<= applied` when none follows it. */
+  lastConfIndex(): LogIndex {
+    return this.lastConf;
+  }
+
+  /**
+   * The index of the last configuration entry in `[lo, hi)`, or 0. Reads backwards a window at a
+   * time, so the common case (a recent configuration entry, or a short range) reads little; only
+   * start-up and a truncation call it.
+   */
+  private findLastConf(lo: LogIndex, hi: LogIndex): LogIndex {
+    for (let top = hi; top > lo; ) {
+      const bottom = logIndex(Math.max(lo, top - CONF_SCAN_WINDOW_ENTRIES));
+      const r = this.entries(bottom, top, Number.MAX_SAFE_INTEGER);
+      assert(r.ok, `entries [${bottom}, ${top}) after the first index are readable`);
+      for (let i = r.value.length - 1; i >= 0; i--) {
+        const e = r.value[i] as Entry;
+        if (e.type === 'conf') return e.index;
+      }
+      top = bottom;
+    }
+    return logIndex(0);
   }
 
   /** First index still available (entries before it are only in a snapshot). */
@@ -143,6 +178,7 @@ export class RaftLog {
     const after = (entries[0] as Entry).index;
     assert(after > this.committed, `appending at ${after} would overwrite committed entry (commit ${this.committed})`);
     assert(after <= this.lastIndex() + 1, `append at ${after} leaves a gap after ${this.lastIndex()}`);
+    const truncates = after <= this.lastIndex();
     const u = this.unstable;
     if (after === u.offset + u.entries.length) {
       u.entries = u.entries.concat(entries);
@@ -153,6 +189,21 @@ export class RaftLog {
     } else {
       u.entries = u.entries.slice(0, after - u.offset).concat(entries);
     }
+    this.noteConfEntries(after, entries, truncates);
+  }
+
+  /** Keeps `lastConf` right after `entries` were written from `after` on. */
+  private noteConfEntries(after: LogIndex, entries: readonly Entry[], truncated: boolean): void {
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const e = entries[i] as Entry;
+      if (e.type === 'conf') {
+        this.lastConf = e.index;
+        return;
+      }
+    }
+    // No configuration entry among the new ones: a truncation may have removed the last one.
+    // Only entries after the applied index matter, and truncation never reaches below the commit.
+    if (truncated && this.lastConf >= after) this.lastConf = this.findLastConf(logIndex(this.applied + 1), after);
   }
 
   /**
@@ -226,5 +277,7 @@ export class RaftLog {
     assert(snapshot.metadata.index > this.committed, 'a restored snapshot must be newer than the commit index');
     this.committed = snapshot.metadata.index;
     this.unstable = { snapshot, entries: [], offset: logIndex(snapshot.metadata.index + 1) };
+    // The snapshot's configuration is the one in force; no entry follows it yet.
+    this.lastConf = logIndex(0);
   }
 }

@@ -98,6 +98,9 @@ test('a removed leader hands over to a data voter, never to a more caught-up wit
   const change = h.node(1).core.proposeConfChange({ changes: [{ type: 'remove-node', node: id(1) }], autoLeave: true });
   assert.ok(change.ok);
   const seen = stabilizeCollect(h);
+  // The removed leader hands over once a heartbeat carrying the removal's commit was acknowledged.
+  h.tick(id(1));
+  seen.push(...stabilizeCollect(h));
   const timeoutNow = seen.filter((m) => m.type === 'MsgTimeoutNow').map((m) => m.to);
   assert.deepEqual(timeoutNow, [id(4)]);
   assert.equal(h.node(4).core.status().role, 'leader');

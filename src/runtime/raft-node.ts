@@ -8,7 +8,10 @@
  * 2. The snapshot (file, then WAL reset), the entries (WAL group commit) and a changed term or
  *    vote (stable-state file plus a WAL `HARD` record) are persisted; the next Ready is not taken
  *    until all of them are durable. Proposals arriving meanwhile queue in the core and go out in
- *    the next Ready: that is the group commit of the cluster log.
+ *    the next Ready: that is the group commit of the cluster log. A newer commit index rides
+ *    along in a `HARD` record with every WAL batch written anyway, and a Ready that would apply a
+ *    configuration entry beyond the durable commit index writes and syncs one first, so a
+ *    restarted node knows the configuration changes it applied were committed.
  * 3. Only then: the storage the core reads is updated, the snapshot and committed entries are
  *    applied, `messagesAfterPersist` (votes, append acks) are sent, reads are answered, and
  *    `advance` is called.
@@ -43,9 +46,17 @@ import { WAL_RECORD_ENTRY, WAL_RECORD_HARD, discardCorruptWal, encodeEntryRecord
 export interface RaftNodeOptions<C extends { readonly type: string }, O> {
   /** Length of one Raft tick in milliseconds of the environment's clock. */
   readonly tickMs: number;
-  /** Raft knobs; identity, storage, randomness and trace are supplied by the shell. */
+  /**
+   * Raft knobs; identity, storage, randomness and trace are supplied by the shell.
+   * `bootstrapEntry` defaults to true here: a fresh node writes its initial configuration as
+   * committed entry 1, so members added later replay the log onto the right base. Set
+   * `waitForAll` from the node's `quorum.waitForAll`.
+   */
   readonly raft?: Partial<Omit<RaftConfig, 'id' | 'storage' | 'prng' | 'applied' | 'trace'>>;
-  /** The configuration of a fresh cluster (used only when the disk is empty). */
+  /**
+   * The configuration of a fresh cluster (used only when the disk is empty), with its quorum
+   * settings (`quorum`: expected votes, tie-breaker) and `witnesses`.
+   */
   readonly bootstrap: ConfState;
   readonly stateMachine: StateMachine<C, O>;
   /** Take a snapshot once this many entries were applied since the last one. */
@@ -66,8 +77,11 @@ export interface RaftObserver<O> {
   onPersist?(entries: readonly Entry[]): void;
   /** A committed entry was applied (`result` is null for configuration and empty entries). */
   onApply?(entry: Entry, result: ApplyResult<O> | null): void;
-  /** A snapshot from the leader replaced the state machine. */
-  onRestore?(index: LogIndex, term: Term): void;
+  /**
+   * A snapshot from the leader replaced the log (and the state machine, unless `metadataOnly`:
+   * a witness's copy carries no data and its state machine is left alone).
+   */
+  onRestore?(index: LogIndex, term: Term, metadataOnly: boolean): void;
 }
 
 /** Stable codes of request failures. */
@@ -119,6 +133,10 @@ export class RaftNode<C extends { readonly type: string }, O> {
   private snapshotting = false;
   private savedTerm: Term;
   private savedVote: NodeId | null;
+  /** The commit index of the newest `HARD` record written (durable once the Ready's flush is). */
+  private savedCommit: LogIndex;
+  /** The newest commit index the core reported (a commit-only change is written lazily). */
+  private knownCommit: LogIndex;
   private repairing: boolean;
   private proposals = new Map<number, PendingProposal<O>>();
   private reads: PendingRead[] = [];
@@ -146,15 +164,18 @@ export class RaftNode<C extends { readonly type: string }, O> {
     const snap = this.rec.storage.snapshot();
     assert(snap.ok, 'memory storage always holds a snapshot');
     this.snapshotIndex = snap.value.metadata.index;
-    if (snap.value.metadata.index > 0) {
+    if (snap.value.metadata.index > 0 && !this.holdsNoData(snap.value.metadata)) {
       const restored = this.sm.restore(snap.value.data);
       assert(restored.ok, 'a snapshot that passed its checksum restores');
     }
     this.applied = snap.value.metadata.index;
     this.savedTerm = this.rec.stableState.term;
     this.savedVote = this.rec.stableState.vote;
+    this.savedCommit = this.rec.storage.initialState().hardState.commit;
+    this.knownCommit = this.savedCommit;
     this.core = new RaftCore({
       ...RAFT_CONFIG_DEFAULTS,
+      bootstrapEntry: true,
       ...options.raft,
       id: env.nodeId,
       storage: this.rec.storage,
@@ -239,6 +260,12 @@ export class RaftNode<C extends { readonly type: string }, O> {
    */
   logEntries(lo: LogIndex, hi: LogIndex): Result<Entry[], RaftError> {
     return this.core.logEntries(lo, hi);
+  }
+
+  /** The term of entry `index` in the durable log (or of the snapshot's last entry), or null when unknown. */
+  termOf(index: LogIndex): Term | null {
+    const t = this.rec.storage.term(index);
+    return t.ok ? t.value : null;
   }
 
   /** The state machine (for local, possibly stale reads; use `read` first for linearizable ones). */
@@ -371,7 +398,14 @@ export class RaftNode<C extends { readonly type: string }, O> {
    */
   private persist(rd: Ready): boolean {
     const termOrVote = rd.hardState !== null && (rd.hardState.term !== this.savedTerm || rd.hardState.vote !== this.savedVote);
-    if (rd.snapshot === null && rd.entries.length === 0 && !termOrVote) return false;
+    if (rd.hardState !== null) this.knownCommit = rd.hardState.commit;
+    // Applying a configuration change the disk does not know is committed would let a crash
+    // restart this node counting with it while believing it uncommitted: record the commit first.
+    const confBeyondCommit = rd.committedEntries.some((e) => e.type === 'conf' && e.index > this.savedCommit);
+    if (rd.snapshot === null && rd.entries.length === 0 && !termOrVote && !confBeyondCommit) return false;
+    // A HARD record is cheap in a batch that is written and synced anyway; after a snapshot's WAL
+    // reset it also restores the copy of term and vote the reset removed.
+    const hard = termOrVote || rd.snapshot !== null || this.knownCommit > this.savedCommit;
     this.persisting = true;
     let parts = 1; // one for the caller, released once every part has been started
     const partDone = (error: StorageError | null): void => {
@@ -396,8 +430,11 @@ export class RaftNode<C extends { readonly type: string }, O> {
     const appendAndFlush = (): void => {
       if (this.stopped) return;
       const records = rd.entries.map((e) => ({ type: WAL_RECORD_ENTRY, payload: encodeEntryRecord(e) }));
-      if (termOrVote) records.push({ type: WAL_RECORD_HARD, payload: encodeHardRecord(this.savedTerm, this.savedVote) });
-      if (records.length > 0) this.noteSeqs(rd.entries, this.wal.appendAll(records) - (termOrVote ? 1 : 0));
+      if (hard) {
+        this.savedCommit = logIndex(Math.max(this.savedCommit, this.knownCommit));
+        records.push({ type: WAL_RECORD_HARD, payload: encodeHardRecord(this.savedTerm, this.savedVote, this.savedCommit) });
+      }
+      if (records.length > 0) this.noteSeqs(rd.entries, this.wal.appendAll(records) - (hard ? 1 : 0));
       // Every part completes from a disk callback (a flush with nothing new still needs one),
       // so `finish` never runs inside `persist`.
       if (records.length === 0 || this.wal.flush(partDone)) {
@@ -456,12 +493,15 @@ export class RaftNode<C extends { readonly type: string }, O> {
     if (rd.snapshot !== null) {
       const applied = storage.applySnapshot(rd.snapshot);
       assert(applied.ok, 'the core hands out only snapshots newer than the stored one');
-      const restored = this.sm.restore(rd.snapshot.data);
-      assert(restored.ok, 'a snapshot from the leader restores (it was validated by the leader)');
+      const metadataOnly = this.holdsNoData(rd.snapshot.metadata);
+      if (!metadataOnly) {
+        const restored = this.sm.restore(rd.snapshot.data);
+        assert(restored.ok, 'a snapshot from the leader restores (it was validated by the leader)');
+      }
       this.applied = rd.snapshot.metadata.index;
       this.snapshotIndex = rd.snapshot.metadata.index;
       this.resolveSkipped(this.applied);
-      this.opts.observer?.onRestore?.(rd.snapshot.metadata.index, rd.snapshot.metadata.term);
+      this.opts.observer?.onRestore?.(rd.snapshot.metadata.index, rd.snapshot.metadata.term, metadataOnly);
     }
     storage.append(rd.entries);
     if (rd.entries.length > 0) this.opts.observer?.onPersist?.(rd.entries);
@@ -495,6 +535,15 @@ export class RaftNode<C extends { readonly type: string }, O> {
       return;
     }
     p.done(result.ok ? ok(result.value) : err(new RaftNodeError('REFUSED', `${result.error.code}: ${result.error.message}`)));
+  }
+
+  /**
+   * True for a snapshot without state-machine data: a witness's copy (`metadataOnly`), or any
+   * snapshot of a configuration in which this node is a witness (the file on disk does not keep
+   * the mark). A witness applies nothing, so its state machine is never restored from one.
+   */
+  private holdsNoData(meta: { readonly metadataOnly?: true; readonly confState: ConfState }): boolean {
+    return meta.metadataOnly === true || (meta.confState.witnesses ?? []).includes(this.env.nodeId);
   }
 
   /** Proposals at or below `index` that a snapshot jumped over: we cannot tell if they applied. */
@@ -595,7 +644,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
       // The segment holding the newest HARD record may be gone: write it again.
       if (this.stopped) return;
       try {
-        this.wal.append(WAL_RECORD_HARD, encodeHardRecord(this.savedTerm, this.savedVote));
+        this.wal.append(WAL_RECORD_HARD, encodeHardRecord(this.savedTerm, this.savedVote, this.savedCommit));
       } catch (appendError) {
         if (!(appendError instanceof StorageError)) throw appendError;
         this.fail(appendError);

@@ -7,7 +7,9 @@
  *   present replaces it and every entry after it (Raft's conflict truncation, replayed in order).
  *   Type `HARD` repeats the term and vote, so a damaged stable-state file can be recovered from the
  *   log (both are written before any message that depends on them leaves the node, so whichever
- *   copy survives was never contradicted by what peers saw).
+ *   copy survives was never contradicted by what peers saw), and carries the commit index, so a
+ *   restarted node knows what it had learned was committed (the newest record wins; a record
+ *   written before the commit field existed reads as commit 0).
  * - `snap-*.snap`: state-machine snapshots with their configuration. After a follower installs a
  *   snapshot from its leader the WAL is reset, so recovery reads the newest valid snapshot, then
  *   the WAL entries after it.
@@ -72,17 +74,34 @@ export function encodeEntryRecord(entry: Entry): Uint8Array {
   return entryCodec.encode(entry);
 }
 
-/** Encodes a `HARD` record (term, vote). */
-export function encodeHardRecord(t: Term, vote: NodeId | null): Uint8Array {
-  return new ByteWriter(16).u64(t).u32(vote ?? 0).finish().slice();
+/** The content of a `HARD` record. */
+export interface HardRecord {
+  readonly term: Term;
+  readonly vote: NodeId | null;
+  /** The commit index known when the record was written (0 in records of the older format). */
+  readonly commit: LogIndex;
 }
 
-function decodeHardRecord(bytes: Uint8Array): { term: Term; vote: NodeId | null } {
+/** Bytes of a `HARD` record without, then with, the commit index. */
+const HARD_RECORD_BYTES_V1 = 12;
+const HARD_RECORD_BYTES = 20;
+
+/** Encodes a `HARD` record (term, vote, commit). */
+export function encodeHardRecord(t: Term, vote: NodeId | null, commit: LogIndex): Uint8Array {
+  return new ByteWriter(HARD_RECORD_BYTES).u64(t).u32(vote ?? 0).u64(commit).finish().slice();
+}
+
+/** Decodes a `HARD` record of either format. Throws `DecodeError`. */
+export function decodeHardRecord(bytes: Uint8Array): HardRecord {
+  if (bytes.length !== HARD_RECORD_BYTES && bytes.length !== HARD_RECORD_BYTES_V1) {
+    throw new DecodeError('HARD_RECORD_SIZE', `a HARD record has ${HARD_RECORD_BYTES} bytes (or ${HARD_RECORD_BYTES_V1} in the older format), not ${bytes.length}`);
+  }
   const r = new ByteReader(bytes);
   const t = makeTerm(r.u64('term'));
   const vote = r.u32('vote');
+  const commit = bytes.length === HARD_RECORD_BYTES ? logIndex(r.u64('commit')) : logIndex(0);
   r.end('hard record');
-  return { term: t, vote: vote === 0 ? null : (vote as NodeId) };
+  return { term: t, vote: vote === 0 ? null : (vote as NodeId), commit };
 }
 
 interface SnapshotFile {
@@ -158,7 +177,7 @@ function loadSnapshot(snapshots: SnapshotStore, notes: string[], skipped: { valu
 interface Replayed {
   entries: Entry[];
   seqs: number[];
-  hard: { term: Term; vote: NodeId | null } | null;
+  hard: HardRecord | null;
   /** The entries after the snapshot did not start right after it: some are missing. */
   gap: boolean;
 }
@@ -264,7 +283,8 @@ export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: numbe
   const storage = new MemoryRaftStorage(snap?.metadata.confState ?? bootstrap);
   if (snap !== null) assert(storage.applySnapshot(snap).ok, 'a recovered snapshot is newer than the empty start');
   storage.append(r.entries);
-  storage.setHardState({ term: hard.term, vote: hard.vote, commit: snap?.metadata.index ?? logIndex(0) });
+  const commit = recoveredCommit(snap?.metadata.index ?? logIndex(0), storage.lastIndex(), r.hard, notes);
+  storage.setHardState({ term: hard.term, vote: hard.vote, commit });
   return {
     storage,
     wal,
@@ -280,10 +300,22 @@ export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: numbe
   };
 }
 
+/**
+ * The commit index to restart with: the newest `HARD` record's, never below the snapshot (which
+ * only ever covers committed entries) nor beyond the recovered log. A record is written after the
+ * entries of its batch and the log never loses a committed entry, so the clamp only matters for
+ * a log cut short by repair; it is noted.
+ */
+function recoveredCommit(snapIndex: LogIndex, lastIndex: LogIndex, hard: HardRecord | null, notes: string[]): LogIndex {
+  const known = Math.max(snapIndex, hard?.commit ?? 0);
+  if (known > lastIndex) notes.push(`the WAL says entries up to ${known} were committed but the log ends at ${lastIndex}; restarting with commit ${lastIndex}`);
+  return logIndex(Math.min(known, lastIndex));
+}
+
 /** Snapshots kept on disk: the newest plus one fallback in case the newest is damaged. */
 const SNAPSHOTS_RETAINED = 2;
 
-function pickNewer(a: { term: Term; vote: NodeId | null }, b: { term: Term; vote: NodeId | null } | null): { term: Term; vote: NodeId | null } {
+function pickNewer(a: { term: Term; vote: NodeId | null }, b: HardRecord | null): { term: Term; vote: NodeId | null } {
   if (b === null || b.term < a.term) return a;
   if (b.term > a.term) return b;
   return { term: a.term, vote: a.vote ?? b.vote };
