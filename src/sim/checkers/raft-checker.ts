@@ -5,11 +5,13 @@
  * Properties (Raft paper, figure 3, plus the weighted-quorum rule):
  * - **Election safety**: at most one node becomes leader in a term.
  * - **Election quorum**: the nodes that granted a winner their vote in its term (plus itself)
- *   hold a quorum of the configuration the winner counted in, on both sides of a joint
- *   configuration (`src/quorum`). Learners are not voters, so their grants never count. This is
+ *   hold a quorum of the configuration the winner had applied and of the latest one its log
+ *   implies, on both sides of a joint configuration, with expected votes and tie-breakers
+ *   (`jointQuorumConfig`). Learners are not voters, so their grants never count. This is
  *   the direct check that no two disjoint quorums decide across a configuration change.
  * - **Log matching**: entries persisted anywhere with the same index and term have the same
- *   content *and the same predecessor term*; by induction, the logs agree up to that entry.
+ *   content *and the same predecessor term*; by induction, the logs agree up to that entry. A
+ *   witness's copy (`metadataOnly`: no data) matches by term and predecessor term only.
  * - **Leader completeness**: when a new leader first persists an entry of its term at index k,
  *   its log holds every entry any node has applied so far, at the same index, and none of them
  *   is at or beyond k. Each node's log is followed from `persist` (with Raft's truncation), from
@@ -26,7 +28,7 @@ import { hasQuorum } from '../../quorum/index.js';
 import type { TraceFields } from '../../runtime/env.js';
 import type { Checker } from '../workload.js';
 import type { SimEvent } from '../trace.js';
-import { parseEntries, parseVoters, quorumConfigOf, RAFT_EVENT, type EntryMark } from './raft-events.js';
+import { NO_STATE_HASH, parseConfig, parseEntries, quorumConfigOf, RAFT_EVENT, WITNESS_COPY_DIGEST, type EntryMark } from './raft-events.js';
 
 /** A node's log as the checker follows it: a snapshot covering 1..base, then `marks`. */
 interface TrackedLog {
@@ -97,7 +99,7 @@ export class RaftSafetyChecker implements Checker {
         this.onBecomeLeader(node, num(f, 'term'));
         return;
       case RAFT_EVENT.elected:
-        this.onElected(node, num(f, 'term'), str(f, 'voters'), str(f, 'outgoing'));
+        this.onElected(node, num(f, 'term'), str(f, 'config'), str(f, 'latest'));
         return;
       case RAFT_EVENT.voteGranted:
         if (f.type === 'MsgVote') this.onGrant(node, num(f, 'to') as NodeId, num(f, 'msgTerm'));
@@ -170,7 +172,8 @@ export class RaftSafetyChecker implements Checker {
       this.entries.set(key, { digest: m.digest, prevTerm, node });
       return;
     }
-    if (seen.digest !== m.digest) {
+    if (seen.digest === WITNESS_COPY_DIGEST && m.digest !== WITNESS_COPY_DIGEST) seen.digest = m.digest; // the content, once seen
+    else if (seen.digest !== m.digest && m.digest !== WITNESS_COPY_DIGEST) {
       this.fail(`log matching: entry ${index} of term ${m.term} is ${m.digest} on node ${node} but ${seen.digest} on node ${seen.node}`);
       return;
     }
@@ -216,6 +219,11 @@ export class RaftSafetyChecker implements Checker {
       return;
     }
     const a = this.applied.get(index);
+    if (digest === WITNESS_COPY_DIGEST) {
+      // A witness "applies" its copy (it applies nothing): only the term can be compared.
+      if (a !== undefined && a.term !== term) this.fail(`state machine safety: witness ${node} applied entry ${index} of term ${term} but node ${a.node} applied term ${a.term} there`);
+      return;
+    }
     if (a === undefined) {
       this.applied.set(index, { term, digest, node });
       if (index > this.maxApplied) this.maxApplied = index;
@@ -227,6 +235,7 @@ export class RaftSafetyChecker implements Checker {
   }
 
   private checkHash(node: NodeId, index: number, hash: string, when: string): void {
+    if (hash === NO_STATE_HASH) return; // a witness holds no state
     const h = this.hashes.get(index);
     if (h === undefined) {
       this.hashes.set(index, { hash, node });
@@ -259,19 +268,26 @@ export class RaftSafetyChecker implements Checker {
     set.add(voter);
   }
 
-  private onElected(node: NodeId, term: number, votersText: string, outgoingText: string): void {
-    const voters = parseVoters(votersText);
-    const outgoing = parseVoters(outgoingText);
-    if (voters === null || outgoing === null) {
-      this.fail(`node ${node}: malformed elected event (voters=${votersText} outgoing=${outgoingText})`);
+  /**
+   * Election quorum: the winner's grants (plus itself) hold a quorum, by the core's own counting
+   * (expected votes, tie-breaker, joint sides), of the configuration it had applied and of the
+   * latest one its log implies: it must have counted with both.
+   */
+  private onElected(node: NodeId, term: number, configText: string, latestText: string): void {
+    const applied = parseConfig(configText);
+    const latest = parseConfig(latestText);
+    if (applied === null || latest === null) {
+      this.fail(`node ${node}: malformed elected event (config=${configText} latest=${latestText})`);
       return;
     }
     const granted = new Set<NodeId>(this.grants.get(`${term}:${node}`) ?? []);
     granted.add(node);
     this.checks++;
-    if (!hasQuorum(quorumConfigOf(voters, outgoing), granted)) {
+    for (const [what, c, text] of [['applied', applied, configText], ['latest', latest, latestText]] as const) {
+      if (hasQuorum(quorumConfigOf(c), granted)) continue;
       const who = [...granted].sort((a, b) => a - b).join(',');
-      this.fail(`election quorum: node ${node} became leader of term ${term} with votes from {${who}}, not a quorum of voters (${votersText})${outgoing.size > 0 ? `&&(${outgoingText})` : ''}`);
+      this.fail(`election quorum: node ${node} became leader of term ${term} with votes from {${who}}, not a quorum of its ${what} configuration ${text}`);
+      break;
     }
     // Grants of finished elections are no longer needed.
     for (const key of [...this.grants.keys()]) if (Number(key.split(':')[0]) <= term - 64) this.grants.delete(key);

@@ -11,12 +11,21 @@
  * When the healthy voters hold no quorum (bit flips on voters that carry most of the votes), the
  * cluster may legitimately stay unavailable: the condition is still tried until shortly before
  * the bound, then accepted, and the run is counted as excused.
+ *
+ * A node counts its elections with every configuration its log implies, committed or not
+ * (docs/raft.md, "Counting with every configuration in the log"). So the same holds when no
+ * healthy node can win an election: for each healthy voter, the healthy nodes whose logs are no
+ * newer than its own (the only ones that would grant it) must hold a quorum of the latest applied
+ * configuration AND of the latest configuration in its log (`raft-conf-latest`). A configuration
+ * entry that needs a destroyed voter then blocks the cluster exactly as etcd-io/raft would be
+ * blocked once that entry is applied. This check only adds the configurations in the logs; it
+ * never excuses a run whose healthy nodes could elect a leader.
  */
 import type { NodeId } from '../../lib/ids.js';
 import { hasQuorum } from '../../quorum/index.js';
 import type { Checker, Liveness } from '../workload.js';
 import type { SimEvent } from '../trace.js';
-import { CLIENT_EVENT, membersOf, parseConfig, quorumConfigOf, RAFT_EVENT, type ParsedConfig } from './raft-events.js';
+import { CLIENT_EVENT, membersOf, NO_STATE_HASH, parseConfig, parseEntries, quorumConfigOf, RAFT_EVENT, type ParsedConfig } from './raft-events.js';
 
 /** Margin before the bound at which an excused run is accepted, ms (above the 50 ms poll). */
 const EXCUSE_MARGIN_MS = 200;
@@ -26,6 +35,16 @@ interface Applied {
   hash: string;
 }
 
+/** The (index, term) of the last entry of a node's log. */
+interface Tip {
+  readonly index: number;
+  readonly term: number;
+}
+
+function newerThan(a: Tip, b: Tip): boolean {
+  return a.term > b.term || (a.term === b.term && a.index > b.index);
+}
+
 /** See the module comment. */
 export class RaftLiveness implements Checker, Liveness {
   readonly name = 'raft-liveness';
@@ -33,6 +52,10 @@ export class RaftLiveness implements Checker, Liveness {
   private readonly applied = new Map<NodeId, Applied>();
   private readonly flipped = new Set<NodeId>();
   private readonly refused = new Set<NodeId>();
+  /** Each node's log tip, followed from persist, recovered and restore events. */
+  private readonly tips = new Map<NodeId, Tip>();
+  /** Each node's latest counted configuration when a configuration entry follows its applied one. */
+  private readonly pending = new Map<NodeId, ParsedConfig>();
   private maxApplied = 0;
   private startUs: number | null = null;
   private appliedAtStart = 0;
@@ -76,16 +99,32 @@ export class RaftLiveness implements Checker, Liveness {
     const f = e.fields;
     switch (e.event) {
       case RAFT_EVENT.apply:
-      case RAFT_EVENT.restore:
         this.noteApplied(node, Number(f.index), String(f.hash), e.timeUs);
+        return;
+      case RAFT_EVENT.restore:
+        this.tips.set(node, { index: Number(f.index), term: Number(f.term) });
+        this.noteApplied(node, Number(f.index), String(f.hash), e.timeUs);
+        return;
+      case RAFT_EVENT.persist:
+        this.notePersist(node, Number(f.from), String(f.ents));
         return;
       case RAFT_EVENT.recovered:
         this.refused.delete(node);
+        this.tips.set(node, { index: Number(f.snap), term: Number(f.snapTerm) });
+        this.notePersist(node, Number(f.snap) + 1, String(f.ents));
         this.noteApplied(node, Number(f.applied), String(f.hash), e.timeUs);
         return;
+      case RAFT_EVENT.confLatest: {
+        const parsed = parseConfig(String(f.config));
+        if (parsed !== null && Number(f.counted) > 1) this.pending.set(node, parsed);
+        else this.pending.delete(node);
+        return;
+      }
       case RAFT_EVENT.startRefused:
         this.refused.add(node);
         this.applied.delete(node);
+        this.tips.delete(node);
+        this.pending.delete(node);
         return;
       case RAFT_EVENT.confApplied: {
         const index = Number(f.index);
@@ -116,18 +155,44 @@ export class RaftLiveness implements Checker, Liveness {
     }
   }
 
+  /** A persist (or recovered log) of entries from `from` on: they replace the tail from there. */
+  private notePersist(node: NodeId, from: number, ents: string): void {
+    const marks = parseEntries(ents);
+    const last = marks?.at(-1);
+    if (last === undefined || !Number.isSafeInteger(from)) return;
+    this.tips.set(node, { index: from + (marks?.length ?? 1) - 1, term: last.term });
+  }
+
   private reportLate(): void {
     if (this.lateReported) return;
     this.lateReported = true;
     this.violation(`liveness: no new entry committed within ${this.commitBoundTicks} ticks (${this.commitBoundMs} ms) after the faults stopped`);
   }
 
-  /** True when the voters without bit flips hold no quorum of the latest configuration. */
+  /**
+   * True when the voters without bit flips hold no quorum of the latest configuration, or when
+   * no healthy node could win an election (see the module comment).
+   */
   private healthyQuorumLost(): boolean {
     const c = this.config.parsed;
     const healthy = new Set<NodeId>();
     for (const id of [...c.voters.keys(), ...c.outgoing.keys()]) if (!this.flipped.has(id)) healthy.add(id);
-    return !hasQuorum(quorumConfigOf(c.voters, c.outgoing), healthy);
+    return !hasQuorum(quorumConfigOf(c), healthy) || !this.someoneCanWin();
+  }
+
+  /** Whether a healthy, running voter could collect a quorum of every configuration it counts. */
+  private someoneCanWin(): boolean {
+    const healthy = [...this.tips.keys()].filter((id) => !this.flipped.has(id) && !this.refused.has(id));
+    const applied = this.config.parsed;
+    for (const candidate of healthy) {
+      const own = this.tips.get(candidate) as Tip;
+      const latest = this.pending.get(candidate);
+      const counted = latest === undefined ? [applied] : [applied, latest];
+      if (!counted.some((cfg) => cfg.voters.has(candidate) || cfg.outgoing.has(candidate))) continue;
+      const grant = new Set<NodeId>(healthy.filter((id) => !newerThan(this.tips.get(id) as Tip, own)));
+      if (counted.every((cfg) => hasQuorum(quorumConfigOf(cfg), grant))) return true;
+    }
+    return false;
   }
 
   /** Members that must converge: the latest configuration minus excused nodes. */
@@ -141,6 +206,7 @@ export class RaftLiveness implements Checker, Liveness {
     for (const id of this.required()) {
       const a = this.applied.get(id);
       if (a === undefined || a.index < this.maxApplied) return false;
+      if (a.hash === NO_STATE_HASH) continue; // a witness holds no state to compare
       first ??= a;
       if (a.hash !== first.hash) return false;
     }

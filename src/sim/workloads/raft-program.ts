@@ -17,7 +17,7 @@ import type { NodeEnv, TraceFields } from '../../runtime/env.js';
 import { RaftNode, RaftNodeError } from '../../runtime/raft-node.js';
 import { RecoveryError } from '../../runtime/raft-persistence.js';
 import type { Transport } from '../../transport/transport.js';
-import { encodeEntries, encodeVoters, entryDigest, RAFT_EVENT } from '../checkers/raft-events.js';
+import { encodeEntries, encodeVoters, entryDigest, NO_STATE_HASH, RAFT_EVENT } from '../checkers/raft-events.js';
 
 /** Raft timing and snapshot knobs of one run. */
 export interface RaftTiming {
@@ -166,11 +166,15 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
   const kv = new KvStateMachine();
   const metrics = setup.metrics;
   const holder: { raft: RaftNode<KvCommand, KvOutput> | null } = { raft: null };
+  // A witness applies nothing: once it is known to be one (it received a data-less copy, or its
+  // configuration says so), it reports no state hash (a member never changes role).
+  const role = { witness: (setup.bootstrap(env.nodeId).witnesses ?? []).includes(env.nodeId) };
+  const hashOf = (): string => (role.witness ? NO_STATE_HASH : kv.stateHash());
   const trace = (event: string, fields: TraceFields): void => {
     env.trace(event, fields);
     if (event === RAFT_EVENT.becomeLeader && holder.raft !== null) {
-      const cs = holder.raft.status().confState;
-      env.trace(RAFT_EVENT.elected, { term: fields.term, voters: encodeVoters(cs.voters), outgoing: encodeVoters(cs.outgoing) });
+      const st = holder.raft.status();
+      env.trace(RAFT_EVENT.elected, { term: fields.term, voters: encodeVoters(st.confState.voters), outgoing: encodeVoters(st.confState.outgoing), config: st.config, latest: st.latestConfig });
     } else if (event === 'snapshot') metrics.snapshotsTaken++;
     else if (event === 'repair-start') metrics.repairs++;
   };
@@ -192,12 +196,14 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
           if (first !== undefined) env.trace(RAFT_EVENT.persist, { from: first.index, ents: encodeEntries(entries) });
         },
         onApply: (entry) => {
+          if (entry.type === 'normal' && entry.metadataOnly === true) role.witness = true;
           if (entry.index > metrics.committedIndex) metrics.committedIndex = entry.index;
-          env.trace(RAFT_EVENT.apply, { index: entry.index, term: entry.term, d: entryDigest(entry), hash: kv.stateHash() });
+          env.trace(RAFT_EVENT.apply, { index: entry.index, term: entry.term, d: entryDigest(entry), hash: hashOf() });
         },
-        onRestore: (index, term) => {
+        onRestore: (index, term, metadataOnly) => {
+          if (metadataOnly) role.witness = true;
           metrics.snapshotsInstalled++;
-          env.trace(RAFT_EVENT.restore, { index, term, hash: kv.stateHash() });
+          env.trace(RAFT_EVENT.restore, { index, term, hash: hashOf() });
         },
       },
     });
@@ -208,13 +214,14 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
     return new RaftSimNode(env.nodeId, null, kv, env, t, metrics);
   }
   holder.raft = raft;
-  traceRecovered(env, raft, kv);
+  if ((raft.status().confState.witnesses ?? []).includes(env.nodeId)) role.witness = true;
+  traceRecovered(env, raft, hashOf());
   raft.start();
   return new RaftSimNode(env.nodeId, raft, kv, env, t, metrics);
 }
 
 /** Reports the log and state a node recovered, so checkers follow its log across restarts. */
-function traceRecovered(env: NodeEnv<RaftMessage>, raft: RaftNode<KvCommand, KvOutput>, kv: KvStateMachine): void {
+function traceRecovered(env: NodeEnv<RaftMessage>, raft: RaftNode<KvCommand, KvOutput>, hash: string): void {
   const s = raft.status();
   const snap = s.snapshotIndex;
   let entries: Entry[] = [];
@@ -223,5 +230,6 @@ function traceRecovered(env: NodeEnv<RaftMessage>, raft: RaftNode<KvCommand, KvO
     assert(r.ok, `a recovered log holds its entries after the snapshot (${snap + 1}..${s.lastIndex})`);
     entries = r.value;
   }
-  env.trace(RAFT_EVENT.recovered, { snap, ents: encodeEntries(entries), applied: s.applied, hash: kv.stateHash(), repairing: s.repairing });
+  const snapTerm = raft.termOf(logIndex(snap)) ?? 0;
+  env.trace(RAFT_EVENT.recovered, { snap, snapTerm, ents: encodeEntries(entries), applied: s.applied, hash, repairing: s.repairing });
 }
