@@ -1,7 +1,9 @@
 // Proves each mechanism of the Raft core on a small deterministic in-memory network: elections
 // with pre-vote and check-quorum, the Ready persistence contract, replication with flow control
 // and conflict repair, commit rules, weighted votes, snapshots, joint configuration changes,
-// leader removal, read-index and lease reads, leadership transfer, restart, and the canaries.
+// leader removal (the removed leader hands over only once the removal is known), counting with
+// every configuration in the log, read-index and lease reads, leadership transfer, restart, and
+// the canaries.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { logIndex, nodeId, term, type NodeId } from '../lib/ids.js';
@@ -11,7 +13,7 @@ import { RaftCore } from './raft-core.js';
 import { RAFT_CONFIG_DEFAULTS, type RaftConfig } from './raft-config.js';
 import { MemoryRaftStorage } from './raft-storage.js';
 import { RaftLog } from './raft-log.js';
-import type { RaftMessage } from './raft-message.js';
+import type { ConfChange, RaftMessage } from './raft-message.js';
 
 const enc = new TextEncoder();
 const id = nodeId;
@@ -27,6 +29,16 @@ function elect(h: RaftHarness, leader: number): void {
   h.stabilize();
   assert.equal(h.node(leader).core.status().role, 'leader', `node ${leader} should lead`);
 }
+
+const REPLACE_2_3_BY_4_5: ConfChange = {
+  changes: [
+    { type: 'remove-node', node: id(2) },
+    { type: 'remove-node', node: id(3) },
+    { type: 'add-voter', node: id(4), votes: 1 },
+    { type: 'add-voter', node: id(5), votes: 1 },
+  ],
+  autoLeave: true,
+};
 
 function tickUntilQuiet(h: RaftHarness, ids: number[], ticks: number): void {
   for (let i = 0; i < ticks; i++) {
@@ -232,7 +244,7 @@ test('invalid configuration changes are refused with CONF_CHANGE_INVALID', () =>
   assert.equal(none.ok ? '' : none.error.code, 'CONF_CHANGE_INVALID');
 });
 
-test('leader removal: the leader steps down once the configuration without it is applied', () => {
+test('leader removal: the removed leader hands over and steps down; a remaining voter leads', () => {
   const h = cluster(3);
   elect(h, 1);
   const r = h.node(1).core.proposeConfChange({ changes: [{ type: 'remove-node', node: id(1) }], autoLeave: true });
@@ -246,6 +258,87 @@ test('leader removal: the leader steps down once the configuration without it is
   h.stabilize();
   assert.deepEqual(h.node(2).applied, ['after']);
   assert.equal(h.node(2).core.status().config, 'voters=(2,3)');
+});
+
+test('a removed leader hands over only once a quorum of the new configuration knows the removal committed', () => {
+  const h = cluster(3);
+  elect(h, 1);
+  assert.ok(h.node(1).core.proposeConfChange({ changes: [{ type: 'remove-node', node: id(1) }], autoLeave: true }).ok);
+  h.stabilize();
+  const core = h.node(1).core;
+  assert.equal(core.status().config, 'voters=(2,3)');
+  // Removed, but nobody has acknowledged knowing it: it keeps leading and refuses proposals.
+  assert.equal(core.status().role, 'leader');
+  const refused = core.propose(enc.encode('x'));
+  assert.ok(!refused.ok && refused.error.code === 'TRANSFER_IN_PROGRESS');
+  // Heartbeats that never arrive prove nothing: no TimeoutNow, still leading.
+  h.isolate(id(2));
+  h.isolate(id(3));
+  for (let i = 0; i < 3; i++) {
+    h.tick(id(1));
+    h.stabilize();
+  }
+  assert.equal(core.status().role, 'leader');
+  h.recover();
+  h.tick(id(1));
+  for (let round = 0; round < 5 && h.network.length + (core.hasReady() ? 1 : 0) > 0; round++) {
+    while (h.processReady(id(1)));
+    const timeoutNow = h.network.filter((m) => m.type === 'MsgTimeoutNow');
+    if (timeoutNow.length > 0) {
+      assert.deepEqual(timeoutNow.map((m) => m.from), [id(1)]);
+      break;
+    }
+    h.deliverAll();
+  }
+  h.stabilize();
+  const leader = [2, 3].find((n) => h.node(n).core.status().role === 'leader');
+  assert.ok(leader !== undefined, 'a remaining voter took over');
+  // The old leader steps down when its next heartbeat meets the new term.
+  h.tick(id(1));
+  h.stabilize();
+  assert.equal(core.status().role, 'follower');
+  assert.equal(h.leaders.get(core.status().term)?.size ?? 0, 1);
+});
+
+test('counting with every configuration in the log: a joint entry commits only with the incoming quorum too', () => {
+  // Voters (1,2,3); node 1 replaces 2 and 3 by 4 and 5 while 4 and 5 are unreachable. Under the
+  // applied configuration alone {1,2,3} would commit the joint entry; it also needs 2 of (1,4,5).
+  const h = cluster(5, { voters: [1, 2, 3] });
+  elect(h, 1);
+  h.isolate(id(4));
+  h.isolate(id(5));
+  const r = h.node(1).core.proposeConfChange(REPLACE_2_3_BY_4_5);
+  assert.ok(r.ok);
+  h.stabilize();
+  assert.ok(h.node(1).core.status().commit < r.value.index, 'the joint entry waits for the incoming side');
+  assert.equal(h.node(1).core.status().latestConfig, 'voters=(1,4,5)&&(1,2,3) autoleave');
+  h.recover();
+  tickUntilQuiet(h, [1], 3);
+  assert.equal(h.node(1).core.status().config, 'voters=(1,4,5)');
+});
+
+test('a candidate with an unapplied configuration entry needs a quorum of it as well', () => {
+  // Node 1 alone holds a joint entry replacing 2 and 3 by 4 and 5 (uncommitted). Its applied
+  // configuration (1,2,3) would let {1,2} elect it; the entry's (1,4,5) side needs 4 or 5 too.
+  const h = cluster(5, { voters: [1, 2, 3] });
+  elect(h, 1);
+  h.isolate(id(2));
+  h.isolate(id(3));
+  h.isolate(id(4));
+  h.isolate(id(5));
+  assert.ok(h.node(1).core.proposeConfChange(REPLACE_2_3_BY_4_5).ok);
+  h.stabilize();
+  h.restart(id(1));
+  h.recover();
+  h.isolate(id(4));
+  h.isolate(id(5));
+  tickUntilQuiet(h, [1, 2, 3], 60);
+  assert.notEqual(h.node(1).core.status().role, 'leader', 'node 1 must not win with {1,2} alone');
+  h.recover();
+  tickUntilQuiet(h, [1, 2, 3, 4, 5], 60);
+  const leaders = [1, 2, 3, 4, 5].filter((n) => h.node(n).core.status().role === 'leader');
+  assert.equal(leaders.length, 1, 'with 4 and 5 back, the cluster elects a leader again');
+  for (const [t, set] of h.leaders) assert.equal(set.size, 1, `one leader in term ${t}`);
 });
 
 test('learners replicate but never vote or count toward commit', () => {

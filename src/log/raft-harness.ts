@@ -317,9 +317,18 @@ export class RaftHarness {
     assert(r.ok, 'compaction inside the snapshot succeeds');
   }
 
-  /** Crashes node `id` and restarts it from its durable storage; the state machine is rebuilt. */
-  restart(id: NodeId): void {
+  /**
+   * Crashes node `id` and restarts it from its durable storage; the state machine is rebuilt.
+   * `commit` models a shell that lost commit-only hard-state changes: the durable commit index is
+   * set back to it (never below the snapshot) before the restart.
+   */
+  restart(id: NodeId, commit?: number): void {
     const n = this.node(id);
+    if (commit !== undefined) {
+      const hs = n.storage.initialState().hardState;
+      const floor = n.storage.firstIndex() - 1;
+      n.storage.setHardState({ ...hs, commit: logIndex(Math.max(floor, Math.min(commit, hs.commit))) });
+    }
     const snap = n.storage.snapshot();
     assert(snap.ok, 'memory storage always has a snapshot');
     const base = snap.value;

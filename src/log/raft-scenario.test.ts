@@ -215,7 +215,7 @@ function dispatch(sc: Scenario, cmd: ScriptCommand): string {
       h.compact(nodeArg(cmd), cmd.positional[1] === undefined ? undefined : logIndex(Number(cmd.positional[1])));
       return h.raftLog(nodeArg(cmd)).join('\n');
     case 'restart':
-      h.restart(nodeArg(cmd));
+      h.restart(nodeArg(cmd), hasArg(cmd, 'commit') ? intArg(cmd, 'commit', 0) : undefined);
       return h.statusLines(nodeArg(cmd)).join('\n');
     case 'raft-log':
       return h.raftLog(nodeArg(cmd)).join('\n');

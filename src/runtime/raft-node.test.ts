@@ -1,7 +1,9 @@
 // Proves the Raft shell keeps its durability promises on one node: applied writes survive a
 // restart (from the WAL, and from a snapshot plus the WAL after compaction), a corrupt WAL puts
 // the node in repair mode (it never campaigns) and its segments are discarded, a suspect WAL
-// tail does the same, and a damaged stable state without a WAL copy refuses to start.
+// tail does the same, and a damaged stable state without a WAL copy refuses to start; a restart
+// knows the commit index of every configuration change it applied (HARD records carry it, in
+// both record formats).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nodeId, type NodeId } from '../lib/ids.js';
@@ -12,7 +14,9 @@ import { KvStateMachine, type KvCommand, type KvOutput, type RaftMessage } from 
 import { Scheduler, msToUs } from '../sim/scheduler.js';
 import type { NodeEnv } from './env.js';
 import { RaftNode, type RaftNodeError } from './raft-node.js';
-import { RecoveryError } from './raft-persistence.js';
+import { RecoveryError, decodeHardRecord, encodeHardRecord } from './raft-persistence.js';
+import { ByteWriter } from '../lib/bytes.js';
+import { logIndex, term as toTerm } from '../lib/ids.js';
 import type { Result } from '../lib/errors.js';
 
 const ONE: NodeId = nodeId(1);
@@ -170,4 +174,31 @@ test('a damaged stable state with no WAL copy of the term refuses to start with 
   stable[10] = (stable[10] ?? 0) ^ 0xff;
   r.disk = newDisk(r.scheduler, files);
   assert.throws(() => start(r), (e: unknown) => e instanceof RecoveryError && e.code === 'RECOVERY_IMPOSSIBLE' && /Wipe its data directory/.test(e.message));
+});
+
+test('a restarted node knows the commit of every configuration change it applied (HARD records carry it)', () => {
+  const r = rig();
+  const node = start(r);
+  runFor(r, 1000);
+  assert.equal(node.status().role, 'leader');
+  const done: boolean[] = [];
+  node.proposeConfChange({ changes: [{ type: 'add-learner', node: nodeId(2) }], autoLeave: false }, (res) => done.push(res.ok));
+  runFor(r, 200);
+  assert.deepEqual(done, [true]);
+  const confIndex = node.status().applied;
+  node.stop();
+  const again = start(r);
+  // Before any message or tick: the commit index comes from the WAL, not from the snapshot (none).
+  assert.ok(again.status().commit >= confIndex, `restart commit ${again.status().commit} covers the applied change at ${confIndex}`);
+  runFor(r, 5); // long enough to re-apply the committed entries, far shorter than an election timeout
+  assert.equal(again.status().role, 'follower');
+  assert.equal(again.status().config, 'voters=(1) learners=(2)');
+});
+
+test('HARD records round-trip with the commit index; the older 12-byte form reads as commit 0', () => {
+  const hard = decodeHardRecord(encodeHardRecord(toTerm(7), ONE, logIndex(42)));
+  assert.deepEqual(hard, { term: 7, vote: ONE, commit: 42 });
+  const old = new ByteWriter(16).u64(5).u32(0).finish().slice();
+  assert.deepEqual(decodeHardRecord(old), { term: 5, vote: null, commit: 0 });
+  assert.throws(() => decodeHardRecord(new Uint8Array(13)), /HARD record has 20 bytes/);
 });
