@@ -8,6 +8,8 @@ import { registerDemo } from './demo-command.js';
 import { registerInit } from './init-command.js';
 import { registerStart } from './start-command.js';
 import { registerStatus } from './status-command.js';
+import { registerFence } from './fence-command.js';
+import { registerEvents } from './events-command.js';
 
 /** Exit codes shared by every subcommand. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, notQuorate: 3, unreachable: 4 } as const;
@@ -28,6 +30,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerInit(program, setCode);
   registerStart(program, setCode);
   registerStatus(program, setCode);
+  registerFence(program, setCode);
+  registerEvents(program, setCode);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {

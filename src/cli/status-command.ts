@@ -27,17 +27,21 @@ export interface StatusOptions {
 
 type Method = 'status' | 'nodes' | 'quorum';
 type Row = readonly string[];
-type Obj = Readonly<Record<string, ApiData>>;
+/** A decoded API map. */
+export type Obj = Readonly<Record<string, ApiData>>;
 
-function obj(v: ApiData | undefined): Obj {
+/** `v` as a map (an empty one when it is not a map). */
+export function apiObject(v: ApiData | undefined): Obj {
   return v !== null && v !== undefined && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array) ? (v as Obj) : {};
 }
 
-function list(v: ApiData | undefined): Obj[] {
-  return Array.isArray(v) ? (v as readonly ApiData[]).map(obj) : [];
+/** `v` as a list of maps (empty when it is not a list). */
+export function apiList(v: ApiData | undefined): Obj[] {
+  return Array.isArray(v) ? (v as readonly ApiData[]).map(apiObject) : [];
 }
 
-function text(v: ApiData | undefined): string {
+/** One table cell: `-` for null, strings as is, anything else as JSON. */
+export function cellText(v: ApiData | undefined): string {
   if (v === null || v === undefined) return '-';
   if (typeof v === 'string') return v;
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
@@ -53,38 +57,53 @@ export function table(rows: readonly Row[]): string {
 
 function renderStatus(s: Obj): string {
   const lines: Row[] = [
-    ['cluster', `${text(s['cluster'])} (config ${text(s['configFingerprint']).slice(0, 19)}…)`],
-    ['node', `${text(s['nodeId'])} ${text(s['name'])}, incarnation ${text(s['incarnation'])}, ${text(s['role'])}`],
-    ['leader', text(s['leaderId'])],
-    ['term / commit', `${text(s['term'])} / ${text(s['commitIndex'])}`],
-    ['view', text(s['viewId'])],
-    ['quorate', `${s['quorate'] === true ? 'yes' : 'NO'}: ${text(s['quorumExplanation'])}`],
-    ['votes', `${text(s['totalVotes'])} present, quorum ${text(s['quorum'])}, expected ${text(s['expectedVotes'])}`],
+    ['cluster', `${cellText(s['cluster'])} (config ${cellText(s['configFingerprint']).slice(0, 19)}…)`],
+    ['node', `${cellText(s['nodeId'])} ${cellText(s['name'])}, incarnation ${cellText(s['incarnation'])}, ${cellText(s['role'])}`],
+    ['leader', cellText(s['leaderId'])],
+    ['term / commit', `${cellText(s['term'])} / ${cellText(s['commitIndex'])}`],
+    ['view', cellText(s['viewId'])],
+    ['quorate', `${s['quorate'] === true ? 'yes' : 'NO'}: ${cellText(s['quorumExplanation'])}`],
+    ['votes', `${cellText(s['totalVotes'])} present, quorum ${cellText(s['quorum'])}, expected ${cellText(s['expectedVotes'])}`],
   ];
-  const members: Row[] = [['NODE', 'NAME', 'INCARNATION', 'STATE'], ...list(s['members']).map((m) => [text(m['nodeId']), text(m['name']), text(m['incarnation']), text(m['state'])])];
-  return `${table(lines)}\nmembers of view ${text(s['viewId'])}:\n${table(members)}`;
+  const members: Row[] = [['NODE', 'NAME', 'INCARNATION', 'STATE'], ...apiList(s['members']).map((m) => [cellText(m['nodeId']), cellText(m['name']), cellText(m['incarnation']), cellText(m['state'])])];
+  return `${table(lines)}\nmembers of view ${cellText(s['viewId'])}:\n${table(members)}`;
 }
 
 /** The readable form of a `status` answer (also printed by `cohort demo`). */
 export function renderStatusTable(value: ApiData): string {
-  return renderStatus(obj(value));
+  return renderStatus(apiObject(value));
+}
+
+function nodeState(n: Obj): string {
+  const status = cellText(n['status']);
+  if (n['fencePending'] !== true) return status;
+  const waiting = typeof n['rejoin'] === 'number' && n['rejoin'] > 0 ? `, incarnation ${n['rejoin']} waiting` : '';
+  return status === 'needs-fencing' ? `needs-fencing${waiting}` : `${status} (fence pending)`;
+}
+
+/** One hint line per node whose fence is pending: what the operator runs once it is fenced. */
+export function fenceHints(nodes: readonly Obj[]): string {
+  const lines = nodes
+    .filter((n) => n['fencePending'] === true)
+    .map((n) => `node ${cellText(n['nodeId'])} needs fencing (incarnation ${cellText(n['incarnation'])}); once it is powered off or otherwise fenced, confirm with: cohort fence confirm ${cellText(n['nodeId'])}\n`);
+  return lines.length === 0 ? '' : `\n${lines.join('')}`;
 }
 
 function renderNodes(r: Obj): string {
   const rows: Row[] = [['NODE', 'NAME', 'ADDRESS', 'VOTES', 'ROLE', 'STATE', 'INCARNATION', 'LINK']];
-  for (const n of list(r['nodes'])) {
-    const state = n['fencePending'] === true ? `${text(n['status'])} (fence pending)` : text(n['status']);
-    rows.push([text(n['nodeId']), text(n['name']), text(n['address']), text(n['votes']), text(n['role']), state, text(n['incarnation']), text(n['link'])]);
+  const nodes = apiList(r['nodes']);
+  for (const n of nodes) {
+    rows.push([cellText(n['nodeId']), cellText(n['name']), cellText(n['address']), cellText(n['votes']), cellText(n['role']), nodeState(n), cellText(n['incarnation']), cellText(n['link'])]);
   }
-  return table(rows);
+  return table(rows) + fenceHints(nodes);
 }
 
 function renderQuorum(q: Obj): string {
   return table([
-    ['quorate', `${q['quorate'] === true ? 'yes' : 'NO'}: ${text(q['explanation'])}`],
-    ['view', `${text(q['viewId'])}: ${text(q['summary'])}`],
-    ['votes', `${text(q['totalVotes'])} present, quorum ${text(q['quorum'])}, expected ${text(q['expectedVotes'])}`],
-    ['wait_for_all', text(obj(q['waitForAll'])['phase'])],
+    ['quorate', `${q['quorate'] === true ? 'yes' : 'NO'}: ${cellText(q['explanation'])}`],
+    ['view', `${cellText(q['viewId'])}: ${cellText(q['summary'])}`],
+    ['votes', `${cellText(q['totalVotes'])} present, quorum ${cellText(q['quorum'])}, expected ${cellText(q['expectedVotes'])}`],
+    ['wait_for_all', cellText(apiObject(q['waitForAll'])['phase'])],
   ]);
 }
 
@@ -100,13 +119,13 @@ function render(method: Method, value: Obj): string {
 }
 
 /** JSON for `--json`: bytes as arrays of numbers, everything else as is. */
-function json(value: ApiData): string {
+export function toJsonLine(value: ApiData): string {
   return JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v));
 }
 
 async function fetchQuorate(conn: Awaited<ReturnType<typeof connectLocal>>, method: Method, value: Obj, signal: AbortSignal): Promise<boolean> {
   if (method !== 'nodes') return value['quorate'] === true;
-  return obj(await conn.request('status', null, { signal }))['quorate'] === true;
+  return apiObject(await conn.request('status', null, { signal }))['quorate'] === true;
 }
 
 /** Runs one of the commands; resolves to the exit code. Never throws. */
@@ -115,9 +134,9 @@ export async function runStatus(method: Method, opts: StatusOptions, io: StatusI
   try {
     await using conn = await connectLocal({ ...(opts.socket === undefined ? {} : { socket: opts.socket }), timeoutMs, clientName: `cohort ${method}` });
     const signal = AbortSignal.timeout(timeoutMs);
-    const value = obj(await conn.request(method, null, { signal }));
+    const value = apiObject(await conn.request(method, null, { signal }));
     const quorate = await fetchQuorate(conn, method, value, signal);
-    io.out(opts.json === true ? `${json(value)}\n` : render(method, value));
+    io.out(opts.json === true ? `${toJsonLine(value)}\n` : render(method, value));
     return quorate ? STATUS_EXIT.ok : STATUS_EXIT.notQuorate;
   } catch (e) {
     if (e instanceof CohortClientError) {

@@ -1,17 +1,18 @@
 /**
  * The daemon's local API methods (docs/api.md, docs/daemon.md): `status`, `nodes`, `quorum`,
- * `kv.get`, `kv.put`, `kv.cas`, `kv.delete` (requests) and `events` (a stream). Each handler
+ * `kv.get`, `kv.put`, `kv.cas`, `kv.delete`, `fence.confirm` (requests) and `events` (a stream). Each handler
  * checks its params, calls the `ClusterNode`, and maps the node's typed failures to API error
  * codes with a message that says what to do.
  */
 import { ApiError, type ApiData } from '../api/index.js';
 import { MEMBERSHIP_EVENTS_READ_MAX } from '../constants.js';
 import type { Result } from '../lib/errors.js';
+import { NODE_ID_MAX, nodeId } from '../lib/ids.js';
 import type { KvCompare, KvOutput } from '../log/index.js';
 import type { MembershipEvent } from '../membership/index.js';
 import type { ApiServer, StreamSink } from '../platform/api-server.js';
 import type { PeerLinkStatus } from '../platform/tcp-transport.js';
-import type { ClusterNode } from '../runtime/cluster-node.js';
+import { FenceConfirmError, type ClusterNode } from '../runtime/cluster-node.js';
 import type { RaftNodeError } from '../runtime/raft-node.js';
 
 /** Largest key accepted in params (the KV store checks its own, smaller, byte limit). */
@@ -169,6 +170,7 @@ export function registerApiHandlers(server: ApiServer, node: ClusterNode, hub: E
     });
   });
   registerKv(server, node);
+  server.register('fence.confirm', (p) => fenceConfirm(params(p, 'fence.confirm'), node));
   server.registerStream('events', (p, _ctx, sink) => eventStream(params(p, 'events'), node, hub, sink));
 }
 
@@ -203,6 +205,31 @@ function registerKv(server: ApiServer, node: ClusterNode): void {
     return kvResult(await call<KvOutput>((done) => {
       node.delete(key, done);
     }));
+  });
+}
+
+function integerParam(p: Readonly<Record<string, ApiData>>, name: string, min: number, max: number, method: string): number | null {
+  const v = p[name];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw new ApiError('INVALID_ARGUMENT', `${method}: params.${name} must be an integer in [${min}, ${max}]`);
+  return v;
+}
+
+/**
+ * `fence.confirm {node, incarnation?}`: the manual fence agent. Refusals found in the local
+ * state (no pending fence, a stale or unknown incarnation) are `INVALID_ARGUMENT`, an unknown
+ * node `NOT_FOUND`, with the node's explanation; proposal failures map as for KV writes.
+ */
+function fenceConfirm(p: Readonly<Record<string, ApiData>>, node: ClusterNode): Promise<ApiData> {
+  const id = integerParam(p, 'node', 1, NODE_ID_MAX, 'fence.confirm');
+  if (id === null) throw new ApiError('INVALID_ARGUMENT', 'fence.confirm: params.node (the node id to confirm fenced) is required');
+  const inc = integerParam(p, 'incarnation', 1, Number.MAX_SAFE_INTEGER, 'fence.confirm');
+  return new Promise<ApiData>((resolve, reject) => {
+    node.fenceConfirm(nodeId(id), inc, (r) => {
+      if (r.ok) resolve(toApiData(r.value));
+      else if (r.error instanceof FenceConfirmError) reject(new ApiError(r.error.code === 'UNKNOWN_NODE' ? 'NOT_FOUND' : r.error.code === 'NOT_CONFIGURED' ? 'UNAVAILABLE' : 'INVALID_ARGUMENT', r.error.message));
+      else reject(apiErrorOf(r.error));
+    });
   });
 }
 

@@ -20,13 +20,21 @@
  *   proposed and retried (idempotent commands) until applied or leadership is lost. The tick
  *   timer's lateness is the detector's measure of its own health.
  * - **Status** with the local quorum verdict (`localQuorumStatus`), and linearizable KV reads.
+ * - **Manual fencing** (`fenceConfirm`): an operator's confirmation that a node's incarnation
+ *   was fenced becomes the membership `fenced` command, which admits a waiting incarnation.
+ * - **Reads after a stall.** The Raft shell counts one tick per timer firing, so after the
+ *   process was stopped (SIGSTOP, a long GC pause) its tick count lags real time and a leader's
+ *   lease, measured in ticks, would outlive the real one: meanwhile the others may have elected
+ *   a new leader and committed writes. When this node sees its event loop stalled (its tick late
+ *   by a whole tick or more), it holds every read for `electionTicks + READ_HOLD_EXTRA_TICKS`
+ *   ticks, long enough for any lease granted before the stall to expire in tick time too.
  *
  * Pure: only `NodeEnv` (clock, timers, transport, disk, prng), so the simulator runs the same
  * code. Every callback runs on the environment's single event loop; nothing is re-entrant.
  */
 import { assert, assertNever } from '../lib/assert.js';
-import { DecodeError, err, ok, type Result } from '../lib/errors.js';
-import type { Incarnation, LogIndex, NodeId, Term } from '../lib/ids.js';
+import { CohortError, DecodeError, err, ok, type Result } from '../lib/errors.js';
+import { incarnation as makeIncarnation, type Incarnation, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
 import {
   KvStateMachine,
   StateMachineMux,
@@ -146,6 +154,49 @@ export interface ClusterStatus {
   readonly quorum: number;
   readonly joined: boolean;
   readonly members: readonly StatusMember[];
+  /**
+   * Leader only: a read would be served from the leader lease now, without a round trip (false
+   * while reads are held after a stall). Two nodes never both report true at once.
+   */
+  readonly leaseValid: boolean;
+}
+
+/** Stable codes of a refused fence confirmation (checked against this node's applied state). */
+export type FenceConfirmErrorCode =
+  /** No membership configuration is applied here yet. */
+  | 'NOT_CONFIGURED'
+  /** The node id is not among the configured nodes. */
+  | 'UNKNOWN_NODE'
+  /** The node has no pending fence (a member, out, or quarantined with its fence confirmed). */
+  | 'FENCE_NOT_PENDING'
+  /** The incarnation given is older than the one that needs fencing. */
+  | 'INCARNATION_STALE'
+  /** The incarnation given was never seen for the node. */
+  | 'INCARNATION_UNKNOWN';
+
+/** A fence confirmation refused before anything was proposed; the message says what to do. */
+export class FenceConfirmError extends CohortError {
+  override readonly name = 'FenceConfirmError';
+  constructor(
+    override readonly code: FenceConfirmErrorCode,
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
+/** What a confirmed fence did, read from this node's state right after it applied the command. */
+export interface FenceConfirmation {
+  readonly nodeId: NodeId;
+  /** The incarnation confirmed fenced. */
+  readonly incarnation: number;
+  /** The membership machine's outcome (`applied`, or `stale`/`duplicate` after a race). */
+  readonly outcome: MembershipOutput['outcome'];
+  /** The node's status afterwards (`member` when a waiting incarnation was admitted). */
+  readonly status: NodeInfo['status'];
+  /** The incarnation admitted into the view by this confirmation, or null. */
+  readonly admitted: number | null;
+  readonly viewId: number;
 }
 
 /** A finished request: the mux output or a typed failure. */
@@ -186,6 +237,11 @@ const DEFINITE: ReadonlySet<RaftNodeErrorCode> = new Set<RaftNodeErrorCode>(['NO
 const RESEND_HEARTBEATS = 5;
 /** A failed background proposal is retried after this many heartbeats. */
 const RETRY_HEARTBEATS = 2;
+/**
+ * Ticks beyond the election timeout that reads stay held after a stall: the Raft shell's tick
+ * timer and this node's fire at the same rate but not in lockstep, so allow for one late tick.
+ */
+const READ_HOLD_EXTRA_TICKS = 2;
 /** Key prefix of background proposals that belong to the leadership (dropped when it ends). */
 const LEADER_KEY = 'leader:';
 
@@ -229,6 +285,8 @@ export class ClusterNode {
   private readonly background = new Map<string, Background>();
   private lastViewId = -1;
   private joinNotBeforeMs = 0;
+  /** Ticks of this node left before reads are served again after a stall (0: not holding). */
+  private readHoldTicks = 0;
 
   /**
    * Builds the node from the state on `env.disk` (throws `RecoveryError` when the disk cannot
@@ -350,6 +408,53 @@ export class ClusterNode {
     });
   }
 
+  /**
+   * The manual fence agent (DESIGN.md section 6): the operator confirms that `node` was fenced
+   * at `incarnation` (null: the incarnation that needs fencing now), and this proposes
+   * `fenced(node, incarnation)`. A newer incarnation waiting for that fence is admitted into the
+   * view when it applies. Refused up front, with a `FenceConfirmError` and nothing proposed,
+   * when this node's applied state shows no pending fence for `node` or the incarnation does not
+   * fit; the command itself is idempotent and incarnation-checked, so a race with another
+   * confirmation or a newer failure is harmless (the outcome says `stale` or `duplicate`).
+   * `done` runs once, after this node applied the command, with what it did.
+   */
+  fenceConfirm(node: NodeId, incarnation: number | null, done: (r: Result<FenceConfirmation, RaftNodeError | FenceConfirmError>) => void): void {
+    const checked = this.fenceTarget(node, incarnation);
+    if (!checked.ok) {
+      done(checked);
+      return;
+    }
+    const inc = checked.value;
+    const command: MembershipCommand = { type: 'fenced', node, incarnation: inc };
+    this.submit({ type: 'mux', tag: MUX_TAG_MEMBERSHIP, command }, this.opts.timing.requestTimeoutMs, true, (r) => {
+      if (!r.ok) {
+        done(r);
+        return;
+      }
+      assert(r.value.tag === MUX_TAG_MEMBERSHIP, 'a membership command yields a membership output');
+      const out = r.value.output as MembershipOutput;
+      const rec = this.membership.nodes().find((n) => n.nodeId === node);
+      assert(rec !== undefined, 'a configured node keeps its record');
+      const admitted = out.outcome === 'applied' && rec.status === 'member' && rec.incarnation > inc ? rec.incarnation : null;
+      done(ok({ nodeId: node, incarnation: inc, outcome: out.outcome, status: rec.status, admitted, viewId: out.viewId }));
+    });
+  }
+
+  /** The incarnation a fence confirmation for `node` names, or why it is refused. */
+  private fenceTarget(node: NodeId, incarnation: number | null): Result<Incarnation, FenceConfirmError> {
+    if (this.membership.configuration() === null) return err(new FenceConfirmError('NOT_CONFIGURED', 'the cluster configuration is not applied on this node yet; retry once it is quorate'));
+    const rec = this.membership.nodes().find((n) => n.nodeId === node);
+    if (rec === undefined) return err(new FenceConfirmError('UNKNOWN_NODE', `node ${node} is not a configured node; see \`cohort nodes\``));
+    if (!rec.fencePending) {
+      const what = rec.status === 'member' ? `it is a member (incarnation ${rec.incarnation}); fencing a live member is not a confirmation` : `it is ${rec.status}${rec.incarnation > 0 ? ` (incarnation ${rec.incarnation})` : ''}`;
+      return err(new FenceConfirmError('FENCE_NOT_PENDING', `node ${node} does not need fencing: ${what}`));
+    }
+    const inc = incarnation ?? rec.incarnation;
+    if (inc < rec.incarnation) return err(new FenceConfirmError('INCARNATION_STALE', `incarnation ${inc} of node ${node} is already settled; the pending fence is for incarnation ${rec.incarnation}`));
+    if (inc > rec.seen) return err(new FenceConfirmError('INCARNATION_UNKNOWN', `node ${node} never ran incarnation ${inc} (newest seen: ${rec.seen}); the pending fence is for incarnation ${rec.incarnation}`));
+    return ok(makeIncarnation(inc));
+  }
+
   /** Stops everything; every waiting request completes with `STOPPED`. Idempotent. */
   stop(): void {
     if (this.state === 'stopped') return;
@@ -433,6 +538,7 @@ export class ClusterNode {
       quorum: side?.quorumVotes ?? 0,
       joined: this.joinedFlag,
       members: view.members.map((m) => ({ nodeId: m.node, name: names.get(m.node) ?? `node-${m.node}`, incarnation: m.incarnation, state: 'member' as const })),
+      leaseValid: rs.leaseValid && !this.readsHeld(this.env.clock.nowMs()),
     };
   }
 
@@ -485,8 +591,39 @@ export class ClusterNode {
     });
   }
 
-  /** `RaftNode.read`, retried on definite refusals (no leader yet) until `deadlineMs`. */
+  /**
+   * Whether reads are held after a stall. Also notices a stall before the late tick has run: on
+   * resume Node handles ready I/O (a client's read) before timers, so an overdue tick is itself
+   * the evidence.
+   */
+  private readsHeld(now: number): boolean {
+    if (this.state === 'running' && now - this.tickDueMs >= this.opts.timing.tickMs) this.holdReads();
+    return this.readHoldTicks > 0;
+  }
+
+  private holdReads(): void {
+    const ticks = this.opts.timing.electionTicks + READ_HOLD_EXTRA_TICKS;
+    if (this.readHoldTicks < ticks) this.env.trace('read-hold', { ticks });
+    this.readHoldTicks = ticks;
+  }
+
+  /**
+   * `RaftNode.read`, retried on definite refusals (no leader yet) until `deadlineMs`, and held
+   * (not refused) while `readsHeld` after a stall.
+   */
   private linearizableRead(deadlineMs: number, done: (r: Result<void, RaftNodeError>) => void): void {
+    const now = this.env.clock.nowMs();
+    if (this.readsHeld(now)) {
+      if (now + this.opts.timing.tickMs >= deadlineMs) {
+        done(err(new RaftNodeError('TIMEOUT', 'reads are held after this node\'s event loop stalled (its leader lease may have lapsed meanwhile); retry')));
+        return;
+      }
+      this.env.timers.after(this.opts.timing.tickMs, () => {
+        if (this.state === 'running') this.linearizableRead(deadlineMs, done);
+        else done(err(new RaftNodeError('STOPPED', 'the node stopped while a read waited')));
+      });
+      return;
+    }
     this.raft.read((r) => {
       if (!r.ok && DEFINITE.has(r.error.code) && this.state === 'running' && this.env.clock.nowMs() + this.opts.timing.tickMs < deadlineMs) {
         this.env.timers.after(this.opts.timing.tickMs, () => {
@@ -759,6 +896,8 @@ export class ClusterNode {
     if (this.state !== 'running') return;
     const now = this.env.clock.nowMs();
     const lagMs = Math.max(0, now - this.tickDueMs);
+    if (this.readHoldTicks > 0) this.readHoldTicks--;
+    if (lagMs >= this.opts.timing.tickMs) this.holdReads();
     this.scheduleTick(now);
     if (now - this.lastPingMs >= this.opts.timing.heartbeatMs) this.ping(now);
     this.serviceRequests(now);

@@ -1,0 +1,113 @@
+/**
+ * `cohort events [--follow] [--from SEQ] [--json] [--socket PATH]`: the cluster's event stream
+ * (view, quorum and node-status events, numbered identically on every node) over the daemon's
+ * `events` API stream. One line per event: a readable summary, or with `--json` the event as one
+ * JSON object (JSON lines). Without `--follow` it prints the retained events from SEQ (default:
+ * the oldest retained) and exits; with `--follow` it then waits for new ones until Ctrl-C.
+ *
+ * Exit codes (docs/cli.md): 0 done (or stopped by Ctrl-C), 1 a gap (the events asked for were
+ * compacted away: the message names the oldest sequence still available) or another failure,
+ * 2 usage, 4 the daemon cannot be reached or went away while following.
+ */
+import type { Command } from '@commander-js/extra-typings';
+import { CohortClientError, connectLocal, type ApiData } from '../client/index.js';
+import { intOption } from './options.js';
+import { apiList, apiObject, cellText, toJsonLine, type Obj, type StatusIo } from './status-command.js';
+
+/** Exit codes of `cohort events`. */
+export const EVENTS_EXIT = { ok: 0, failure: 1, unreachable: 4 } as const;
+/** Deadline to connect to the daemon. */
+const CONNECT_TIMEOUT_MS = 5000;
+
+/** Options of `cohort events`. */
+export interface EventsOptions {
+  readonly socket?: string;
+  readonly json?: boolean;
+  readonly follow?: boolean;
+  readonly fromSeq?: number;
+  /** Stops a follow (default: SIGINT or SIGTERM). */
+  readonly signal?: AbortSignal;
+}
+
+function members(v: ApiData | undefined): string {
+  return apiList(v).map((m) => `${cellText(m['node'])}:${cellText(m['incarnation'])}`).join(' ');
+}
+
+/** One readable line for an event (seq, view, log index, kind, what changed and why). */
+export function describeEvent(v: ApiData): string {
+  const e = apiObject(v);
+  const p = apiObject(e['payload']);
+  const head = `#${cellText(e['seq'])} view ${cellText(e['viewId'])} index ${cellText(e['index'])}`;
+  const quorate = p['quorate'] === true ? 'quorate' : 'NOT quorate';
+  const kind = cellText(e['kind']);
+  switch (kind) {
+    case 'view': {
+      const c = apiObject(p['change']);
+      return `${head} view: node ${cellText(c['node'])} incarnation ${cellText(c['incarnation'])} ${cellText(c['kind'])} (${cellText(c['cause'])}); members [${members(p['members'])}], ${quorate}`;
+    }
+    case 'quorum':
+      return `${head} quorum: ${quorate} (${cellText(p['reason'])}: ${cellText(p['explanation'])})`;
+    case 'node':
+      return `${head} node: node ${cellText(p['node'])} incarnation ${cellText(p['incarnation'])} ${cellText(p['from'])} -> ${cellText(p['to'])} (${cellText(p['cause'])})`;
+    default:
+      return `${head} ${kind}: ${toJsonLine(e['payload'] ?? null)}`; // a kind from a newer daemon
+  }
+}
+
+function gapMessage(e: CohortClientError, fromSeq: number | undefined): string {
+  const oldest = /sequence (\d+)/.exec(e.message)?.[1];
+  const asked = fromSeq === undefined ? '' : ` from sequence ${fromSeq}`;
+  const retry = oldest === undefined ? 'rerun without --from' : `rerun with --from ${oldest}`;
+  return `GAP: the events asked for${asked} were compacted away and can no longer be read (${e.message}); ${retry} after reading the current state with \`cohort status\``;
+}
+
+function exitFor(e: CohortClientError): number {
+  return e.code === 'DAEMON_UNREACHABLE' || e.code === 'CONNECTION_LOST' || e.code === 'TIMEOUT' ? EVENTS_EXIT.unreachable : EVENTS_EXIT.failure;
+}
+
+/** Runs `cohort events`; resolves to the exit code. Never throws. */
+export async function runEvents(opts: EventsOptions, io: StatusIo): Promise<number> {
+  try {
+    await using conn = await connectLocal({ ...(opts.socket === undefined ? {} : { socket: opts.socket }), timeoutMs: CONNECT_TIMEOUT_MS, clientName: 'cohort events' });
+    const params: Obj = { follow: opts.follow === true, ...(opts.fromSeq === undefined ? {} : { fromSeq: opts.fromSeq }) };
+    const stream = conn.stream('events', params, opts.signal === undefined ? {} : { signal: opts.signal });
+    for await (const event of stream) io.out(opts.json === true ? `${toJsonLine(event)}\n` : `${describeEvent(event)}\n`);
+    return EVENTS_EXIT.ok;
+  } catch (e) {
+    if (e instanceof CohortClientError) {
+      if (e.code === 'ABORTED' || e.code === 'CANCELLED') return EVENTS_EXIT.ok; // Ctrl-C while following
+      io.err(`cohort events: ${e.code === 'GAP' ? gapMessage(e, opts.fromSeq) : e.message}\n`);
+      return exitFor(e);
+    }
+    io.err(`cohort events: ${e instanceof Error ? e.message : String(e)}\n`);
+    return EVENTS_EXIT.failure;
+  }
+}
+
+function untilSignal(): AbortSignal {
+  const controller = new AbortController();
+  const stop = (): void => {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    controller.abort();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  return controller.signal;
+}
+
+/** Registers `cohort events` on `program`. */
+export function registerEvents(program: Command, setCode: (code: number) => void): void {
+  program
+    .command('events')
+    .description('the cluster event stream, one line per event (exit 1 on a gap, 4 when the daemon is unreachable)')
+    .option('--follow', 'keep printing new events until Ctrl-C')
+    .option('--from <seq>', 'start at this sequence number (default: the oldest retained)', intOption('--from', 0, Number.MAX_SAFE_INTEGER))
+    .option('--json', 'print each event as one JSON object (JSON lines)')
+    .option('--socket <path>', 'the node\'s API socket (default $COHORT_SOCKET)')
+    .action(async (opts) => {
+      const io: StatusIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
+      const options: EventsOptions = { json: opts.json === true, follow: opts.follow === true, ...(opts.from === undefined ? {} : { fromSeq: opts.from }), ...(opts.socket === undefined ? {} : { socket: opts.socket }), ...(opts.follow === true ? { signal: untilSignal() } : {}) };
+      setCode(await runEvents(options, io));
+    });
+}
