@@ -341,6 +341,36 @@ test('a candidate with an unapplied configuration entry needs a quorum of it as 
   for (const [t, set] of h.leaders) assert.equal(set.size, 1, `one leader in term ${t}`);
 });
 
+test('a refused vote carries the refuser\'s commit index; a candidate holding that entry learns it', () => {
+  const h = cluster(3);
+  elect(h, 1);
+  assert.equal(h.propose(id(1), 'a'), null);
+  h.stabilize();
+  const follower = h.node(2).core;
+  const { commit, lastIndex } = follower.status();
+  assert.equal(commit, lastIndex);
+  // Pretend node 2 forgot its commit (a restart without the durable commit) and hear a refusal.
+  h.restart(id(2), 0);
+  const restarted = h.node(2).core;
+  assert.equal(restarted.status().commit, 0);
+  const hint = (index: number, t: number): RaftMessage => ({ type: 'MsgPreVoteResp', from: id(3), to: id(2), term: term(1), reject: true, commitHint: { index: logIndex(index), term: term(t) } });
+  restarted.step(hint(lastIndex, 9)); // another term at that index: not the same entry, ignored
+  assert.equal(restarted.status().commit, 0);
+  restarted.step(hint(lastIndex + 5, 1)); // beyond our log: ignored
+  assert.equal(restarted.status().commit, 0);
+  restarted.step(hint(lastIndex, 1));
+  assert.equal(restarted.status().commit, lastIndex);
+  // And the refusals the core sends carry it (node 3 first stops hearing from its leader).
+  h.tick(id(3), 10);
+  while (h.processReady(id(3)));
+  h.network = [];
+  h.node(3).core.step({ type: 'MsgPreVote', from: id(2), to: id(3), term: term(5), logTerm: term(0), index: logIndex(0), transfer: false });
+  while (h.processReady(id(3)));
+  const refusal = h.network.find((m) => m.type === 'MsgPreVoteResp' && m.from === id(3));
+  assert.ok(refusal?.type === 'MsgPreVoteResp' && refusal.reject);
+  assert.deepEqual(refusal.commitHint, { index: lastIndex, term: 1 });
+});
+
 test('learners replicate but never vote or count toward commit', () => {
   const h = cluster(3, { voters: [1], learners: [2, 3] });
   elect(h, 1);

@@ -272,6 +272,7 @@ export class RaftCore {
       this.traceEvent('drop-misaddressed', { type: m.type, from: m.from, to: m.to });
       return;
     }
+    if ((m.type === 'MsgVoteResp' || m.type === 'MsgPreVoteResp') && m.commitHint !== undefined) this.learnCommit(m.from, m.commitHint.index, m.commitHint.term);
     if (m.term > this.term) {
       if (!this.stepHigherTerm(m)) return;
     } else if (m.term < this.term) {
@@ -482,6 +483,11 @@ export class RaftCore {
       config: formatConfig(this.config), latestConfig: formatConfig(this.quorumConfigs().at(-1) ?? this.config), confState: this.confState(), progress, leadTransferee: this.leadTransferee,
       leaseValid: this.leaseValid(),
     };
+  }
+
+  /** The current term (cheap; `status()` copies much more). */
+  get currentTerm(): Term {
+    return this.term;
   }
 
   /** Entries in `[lo, hi)` of this node's log (tests and dumps). */
@@ -758,13 +764,31 @@ export class RaftCore {
     return true;
   }
 
+  /**
+   * A refusing voter's commit index (`MsgVoteResp.commitHint`): a commit index is only ever a
+   * committed index, and holding the same (index, term) means holding the same entries up to it
+   * (log matching), so ours are committed up to there too. Term-independent, like any fact about
+   * commitment; a wrong or stale hint that does not match our log is ignored.
+   */
+  private learnCommit(from: NodeId, index: LogIndex, t: Term): void {
+    if (index <= this.log.committed || !this.log.matchTerm(index, t)) return;
+    this.log.commitTo(index);
+    this.traceEvent('commit-learned', { from, index });
+  }
+
+  /** The hint a refusal carries (see `learnCommit`), or nothing before the first commit. */
+  private commitHint(): { commitHint: { index: LogIndex; term: Term } } | Record<string, never> {
+    const t = this.log.termOrNull(this.log.committed);
+    return this.log.committed === 0 || t === null ? {} : { commitHint: { index: this.log.committed, term: t } };
+  }
+
   private stepLowerTerm(m: RaftMessage): void {
     if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === 'MsgApp' || m.type === 'MsgHeartbeat')) {
       // A stale leader (e.g. healed from a partition) learns our term and steps down; without
       // this, pre-vote could leave it stuck never hearing about the newer term.
       this.send({ type: 'MsgAppResp', from: this.id, to: m.from, term: this.term, index: logIndex(0), reject: false, rejectHint: logIndex(0), logTerm: toTerm(0) });
     } else if (m.type === 'MsgPreVote') {
-      this.send({ type: 'MsgPreVoteResp', from: this.id, to: m.from, term: this.term, reject: true });
+      this.send({ type: 'MsgPreVoteResp', from: this.id, to: m.from, term: this.term, reject: true, ...this.commitHint() });
     }
   }
 
@@ -783,7 +807,7 @@ export class RaftCore {
       }
       this.traceEvent('vote-granted', { type: m.type, to: m.from, msgTerm: m.term });
     } else {
-      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true });
+      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true, ...this.commitHint() });
     }
   }
 

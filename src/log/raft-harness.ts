@@ -87,7 +87,7 @@ export function formatMessage(m: RaftMessage): string {
       return `${head} Log:${m.logTerm}/${m.index}${m.transfer ? ' Transfer' : ''}`;
     case 'MsgVoteResp':
     case 'MsgPreVoteResp':
-      return `${head}${m.reject ? ' Rejected' : ''}`;
+      return `${head}${m.reject ? ' Rejected' : ''}${m.commitHint === undefined ? '' : ` Commit:${m.commitHint.term}/${m.commitHint.index}`}`;
     case 'MsgHeartbeat':
       return `${head} Commit:${m.commit} Round:${m.round}`;
     case 'MsgHeartbeatResp':

@@ -19,6 +19,7 @@ const samples: RaftMessage[] = [
   { type: 'MsgPreVote', ...env, logTerm: term(2), index: logIndex(7), transfer: false },
   { type: 'MsgVoteResp', ...env, reject: false },
   { type: 'MsgPreVoteResp', ...env, reject: true },
+  { type: 'MsgVoteResp', ...env, reject: true, commitHint: { index: logIndex(9), term: term(2) } },
   { type: 'MsgHeartbeat', ...env, commit: logIndex(3), round: 12 },
   { type: 'MsgHeartbeatResp', ...env, round: 12 },
   {
@@ -60,6 +61,8 @@ test('malformed messages are rejected with a typed code', () => {
   assert.equal(codeOf(() => validateRaftMessage(null)), 'RAFT_MSG_SHAPE');
   assert.equal(codeOf(() => validateRaftMessage({ ...env, type: 'MsgBogus' })), 'RAFT_MSG_TYPE');
   assert.equal(codeOf(() => validateRaftMessage({ ...env, type: 'MsgVoteResp', reject: 1 })), 'RAFT_MSG_FIELD');
+  assert.equal(codeOf(() => validateRaftMessage({ ...env, type: 'MsgVoteResp', reject: true, commitHint: 5 })), 'RAFT_MSG_FIELD');
+  assert.equal(codeOf(() => validateRaftMessage({ ...env, type: 'MsgVoteResp', reject: true, commitHint: { index: -1, term: 1 } })), 'RAFT_MSG_FIELD');
   assert.equal(codeOf(() => validateRaftMessage({ ...env, from: 0, type: 'MsgVoteResp', reject: true })), 'RAFT_MSG_FIELD');
   assert.equal(codeOf(() => validateRaftMessage({ ...env, term: -1, type: 'MsgTimeoutNow' })), 'RAFT_MSG_FIELD');
   const tooMany = { ...samples[0], entries: Array.from({ length: RAFT_ENTRIES_PER_MESSAGE_MAX + 1 }, (_, i) => entry(i + 1)) };

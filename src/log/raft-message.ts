@@ -182,6 +182,13 @@ export interface MsgVote extends Envelope {
 export interface MsgVoteResp extends Envelope {
   readonly type: 'MsgVoteResp' | 'MsgPreVoteResp';
   readonly reject: boolean;
+  /**
+   * On a refusal: the refusing node's commit index and the term of its entry there. A candidate
+   * that holds that same entry learns that everything up to it is committed (log matching), so
+   * it can apply a configuration change it did not know had committed (e.g. when the leader that
+   * committed its own removal crashed before telling anyone).
+   */
+  readonly commitHint?: { readonly index: LogIndex; readonly term: Term };
 }
 
 /** Leader liveness and commit propagation; `round` numbers leadership confirmations. */
@@ -477,8 +484,14 @@ export function validateRaftMessage(value: unknown): RaftMessage {
         index: uint(o, 'index', what) as LogIndex, transfer: bool(o, 'transfer', what),
       };
     case 'MsgVoteResp':
-    case 'MsgPreVoteResp':
-      return { type: type as 'MsgVoteResp' | 'MsgPreVoteResp', ...env, reject: bool(o, 'reject', what) };
+    case 'MsgPreVoteResp': {
+      const resp = { type: type as 'MsgVoteResp' | 'MsgPreVoteResp', ...env, reject: bool(o, 'reject', what) };
+      const hint = o['commitHint'];
+      if (hint === undefined) return resp;
+      if (typeof hint !== 'object' || hint === null) fail('RAFT_MSG_FIELD', `${what}.commitHint must be an object`);
+      const h = hint as Obj;
+      return { ...resp, commitHint: { index: uint(h, 'index', `${what}.commitHint`) as LogIndex, term: uint(h, 'term', `${what}.commitHint`) as Term } };
+    }
     case 'MsgHeartbeat':
       return { type: 'MsgHeartbeat', ...env, commit: uint(o, 'commit', what) as LogIndex, round: uint(o, 'round', what) };
     case 'MsgHeartbeatResp':
