@@ -262,6 +262,11 @@ export class RaftNode<C extends { readonly type: string }, O> {
     return this.core.logEntries(lo, hi);
   }
 
+  /** The core's current term (cheap). */
+  get currentTerm(): Term {
+    return this.core.currentTerm;
+  }
+
   /** The term of entry `index` in the durable log (or of the snapshot's last entry), or null when unknown. */
   termOf(index: LogIndex): Term | null {
     const t = this.rec.storage.term(index);

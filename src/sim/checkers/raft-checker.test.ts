@@ -129,6 +129,28 @@ test('a new leader that lacks an applied entry of an earlier term is caught', ()
   assert.match(found[0] ?? '', /leader completeness: node 2, leader of term 2, appends its first entry at 2, but node 1 applied entry 2 of the earlier term 1/);
 });
 
+test('leader completeness covers entries committed before the leader\'s term, not entries of older terms committed later', () => {
+  // Seed 1841748775: node 3 wins term 12 while entry 2 (term 1) does not exist yet; leader 2 of
+  // term 1 appends it afterwards and it commits in term 3. Node 3 (paused) then appends at 2.
+  const late = harness();
+  late.feed(2, 'persist', { from: 1, ents: `1:${D1},1:${D2}` });
+  late.feed(2, 'apply', { index: 2, term: 1, d: D2, hash: 'h2', nodeTerm: 3 });
+  late.feed(3, 'persist', { from: 1, ents: `1:${D1}` });
+  late.feed(3, 'raft-become-leader', { term: 2 });
+  late.feed(3, 'persist', { from: 2, ents: `2:${D3}` });
+  assert.deepEqual(late.found, []);
+  // The same history, but the entry was applied by a node of term 1: committed before term 2.
+  const early = harness();
+  early.feed(2, 'persist', { from: 1, ents: `1:${D1},1:${D2}` });
+  early.feed(2, 'apply', { index: 2, term: 1, d: D2, hash: 'h2', nodeTerm: 3 });
+  early.feed(1, 'persist', { from: 1, ents: `1:${D1},1:${D2}` });
+  early.feed(1, 'apply', { index: 2, term: 1, d: D2, hash: 'h2', nodeTerm: 1 });
+  early.feed(3, 'persist', { from: 1, ents: `1:${D1}` });
+  early.feed(3, 'raft-become-leader', { term: 2 });
+  early.feed(3, 'persist', { from: 2, ents: `2:${D3}` });
+  assert.match(early.found[0] ?? '', /leader completeness: node 3, leader of term 2, .* entry 2 of the earlier term 1, committed by term 1/);
+});
+
 test('state machine safety: different entries, different hashes, or an entry not held are caught', () => {
   const a = harness();
   a.feed(1, 'persist', { from: 1, ents: `1:${D1}` });

@@ -12,9 +12,13 @@
  * - **Log matching**: entries persisted anywhere with the same index and term have the same
  *   content *and the same predecessor term*; by induction, the logs agree up to that entry. A
  *   witness's copy (`metadataOnly`: no data) matches by term and predecessor term only.
- * - **Leader completeness**: when a new leader first persists an entry of its term at index k,
- *   its log holds every entry any node has applied so far, at the same index, and none of them
- *   is at or beyond k. Each node's log is followed from `persist` (with Raft's truncation), from
+ * - **Leader completeness** (§5.4: an entry committed in term C is in the log of every leader of
+ *   a term after C): when a new leader of term T first persists an entry of its term at index k,
+ *   its log holds, at the same index and below k, every entry applied anywhere so far that was
+ *   surely committed before T, i.e. applied by some node whose current term was below T (a node
+ *   learns a commit from a leader of its own term or an older one). An entry of an older term
+ *   first committed in term T or later is not a T-leader's business: it may be elected before
+ *   that entry even exists. Each node's log is followed from `persist` (with Raft's truncation), from
  *   `recovered` at every start and from `restore` when a snapshot replaces it.
  * - **State machine safety**: every node applies the same entry at each index, only entries it
  *   holds, and has the same state hash at the same applied index (after applies, restores and
@@ -43,6 +47,8 @@ interface AppliedMark {
   readonly term: number;
   readonly digest: string;
   readonly node: NodeId;
+  /** The lowest current term of a node applying it: an upper bound of its commit term. */
+  committedBy: number;
 }
 
 function num(fields: TraceFields, key: string): number {
@@ -93,7 +99,7 @@ export class RaftSafetyChecker implements Checker {
         this.onRestore(node, num(f, 'index'), num(f, 'term'), str(f, 'hash'));
         return;
       case RAFT_EVENT.apply:
-        this.onApply(node, num(f, 'index'), num(f, 'term'), str(f, 'd'), str(f, 'hash'));
+        this.onApply(node, num(f, 'index'), num(f, 'term'), str(f, 'd'), str(f, 'hash'), num(f, 'nodeTerm'));
         return;
       case RAFT_EVENT.becomeLeader:
         this.onBecomeLeader(node, num(f, 'term'));
@@ -210,7 +216,9 @@ export class RaftSafetyChecker implements Checker {
   // ---------------------------------------------------------------------------------------------
   // Applies
 
-  private onApply(node: NodeId, index: number, term: number, digest: string, hash: string): void {
+  private onApply(node: NodeId, index: number, term: number, digest: string, hash: string, nodeTerm: number): void {
+    // Without a node term (older traces), assume the entry's own term: the strictest bound.
+    const committedBy = Number.isSafeInteger(nodeTerm) && nodeTerm >= term ? nodeTerm : term;
     this.checks++;
     const l = this.log(node);
     const held = this.markAt(l, index);
@@ -225,12 +233,12 @@ export class RaftSafetyChecker implements Checker {
       return;
     }
     if (a === undefined) {
-      this.applied.set(index, { term, digest, node });
+      this.applied.set(index, { term, digest, node, committedBy });
       if (index > this.maxApplied) this.maxApplied = index;
     } else if (a.term !== term || a.digest !== digest) {
       this.fail(`state machine safety: node ${node} applied entry ${index} of term ${term} (${digest}) but node ${a.node} applied term ${a.term} (${a.digest}) there`);
       return;
-    }
+    } else a.committedBy = Math.min(a.committedBy, committedBy);
     this.checkHash(node, index, hash, 'after applying');
   }
 
@@ -308,9 +316,9 @@ export class RaftSafetyChecker implements Checker {
     this.checks++;
     for (let i = l.base + 1; i <= this.maxApplied; i++) {
       const a = this.applied.get(i);
-      if (a === undefined || a.term >= term) continue;
+      if (a === undefined || a.term >= term || a.committedBy >= term) continue;
       if (i >= k) {
-        this.fail(`leader completeness: node ${node}, leader of term ${term}, appends its first entry at ${k}, but node ${a.node} applied entry ${i} of the earlier term ${a.term}`);
+        this.fail(`leader completeness: node ${node}, leader of term ${term}, appends its first entry at ${k}, but node ${a.node} applied entry ${i} of the earlier term ${a.term}, committed by term ${a.committedBy}`);
         return;
       }
       const m = this.markAt(l, i);

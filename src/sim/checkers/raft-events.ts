@@ -10,7 +10,9 @@
  *   covering 1..S (its last entry of term T), then entries S+1, ... (same list format). `applied`
  *   and `hash` give the state machine.
  * - `restore index=S term=T hash=H`: a leader's snapshot replaced the node's log and state.
- * - `apply index=I term=T d=D hash=H`: entry I was applied; `hash` is the state-machine hash after.
+ * - `apply index=I term=T d=D hash=H nodeTerm=N`: entry I was applied; `hash` is the state-machine
+ *   hash after; `nodeTerm` is the applying node's current term, an upper bound of the term in
+ *   which the entry was committed (the node learned the commit from a leader of its term or older).
  * - `elected term=T voters=.. outgoing=.. config=.. latest=..`: emitted right after the core's
  *   `raft-become-leader`, with the applied configuration the election was counted in
  *   (`1x2,3x1` = node 1 with 2 votes, ...; `config` in `formatConfig` form) and the latest one
@@ -201,7 +203,7 @@ export function parseConfig(text: string): ParsedConfig | null {
   const outgoing = parseSide(m[2]);
   const learners = parseIds(m[3]);
   const learnersNext = parseIds(m[4]);
-  const witnesses = parseIds(m[12]);
+  const witnesses = parseIds(m[11]);
   const quorum = parseSettings(m[6], m[7]);
   if (voters === null || outgoing === null || learners === null || learnersNext === null || witnesses === null || quorum === null) return null;
   const explicitOutgoing = m[8] !== undefined || m[9] !== undefined;

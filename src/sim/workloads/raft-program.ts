@@ -198,7 +198,7 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
         onApply: (entry) => {
           if (entry.type === 'normal' && entry.metadataOnly === true) role.witness = true;
           if (entry.index > metrics.committedIndex) metrics.committedIndex = entry.index;
-          env.trace(RAFT_EVENT.apply, { index: entry.index, term: entry.term, d: entryDigest(entry), hash: hashOf() });
+          env.trace(RAFT_EVENT.apply, { index: entry.index, term: entry.term, d: entryDigest(entry), hash: hashOf(), nodeTerm: holder.raft?.currentTerm ?? 0 });
         },
         onRestore: (index, term, metadataOnly) => {
           if (metadataOnly) role.witness = true;
