@@ -1,0 +1,267 @@
+/**
+ * A local cluster of real `cohort start` processes on loopback, for the real-process tests
+ * (tier e) and the failover benchmark: `cohort init --nodes N` configs in a temporary directory,
+ * one child process per node, helpers to ask a node for its status, run a CLI command, send
+ * signals (kill -9, SIGSTOP, SIGCONT) and wait for a condition within a bound.
+ *
+ * Ownership: the cluster owns its children and its directory. `close` always leaves nothing
+ * behind: it resumes stopped children, sends SIGTERM, kills whatever did not exit within
+ * `PROCESS_STOP_TIMEOUT_MS`, and removes the directory. Bounded: at most `PROCESS_CLUSTER_NODES_MAX`
+ * nodes, every wait has a deadline.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { assert } from '../lib/assert.js';
+import { CohortError } from '../lib/errors.js';
+import { connectLocal, type ApiData } from '../client/index.js';
+import { runInit } from '../cli/init-command.js';
+
+/** The compiled CLI entry (dist/src/node -> bin/cohort.js). */
+const BIN = fileURLToPath(new URL('../../../bin/cohort.js', import.meta.url));
+/** Most nodes one local cluster runs (each is a process; the machine may be small). */
+export const PROCESS_CLUSTER_NODES_MAX = 9;
+/** Longest wait for a child to exit after SIGTERM before it is killed. */
+export const PROCESS_STOP_TIMEOUT_MS = 8000;
+/** Deadline of one status probe. */
+const PROBE_TIMEOUT_MS = 1000;
+/** Attempts to find a free block of loopback ports. */
+const PORT_ATTEMPTS = 30;
+/** Interval between two probes of `waitFor`. */
+const POLL_MS = 25;
+
+/** A condition not reached within its bound, or a process that misbehaved. */
+export class ProcessClusterError extends CohortError {
+  override readonly name = 'ProcessClusterError';
+}
+
+/** The output of one `cohort` command. */
+export interface CommandRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** A `status` answer (see `cohort status --json` in docs/cli.md). */
+export type NodeStatusAnswer = Readonly<Record<string, ApiData>>;
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const s = createServer();
+    s.once('error', () => {
+      done(false);
+    });
+    s.listen({ host: '127.0.0.1', port }, () => {
+      s.close(() => {
+        done(true);
+      });
+    });
+  });
+}
+
+/** A base port B such that B+1..B+n (peers) and B+101..B+100+n (metrics) are free now. */
+async function freeBasePort(n: number): Promise<number> {
+  for (let i = 0; i < PORT_ATTEMPTS; i++) {
+    const base = 40_000 + Math.floor(Math.random() * 200) * 100;
+    const ports = Array.from({ length: n }, (_, k) => [base + 1 + k, base + 101 + k]).flat();
+    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
+  }
+  throw new ProcessClusterError('PORTS', `found no free block of ${2 * n} loopback ports in ${PORT_ATTEMPTS} tries`);
+}
+
+/** Resolves with the exit code (or signal name) once `child` exited; rejects after `ms`. */
+export function exitOf(child: ChildProcess, ms: number): Promise<number | string> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode ?? child.signalCode ?? 'unknown');
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new ProcessClusterError('EXIT_TIMEOUT', `process ${child.pid ?? '?'} did not exit within ${ms} ms`));
+    }, ms);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve(code ?? signal ?? 'unknown');
+    });
+  });
+}
+
+/** Runs `cohort ARGS` to completion (killed after `timeoutMs`). */
+export function runCohort(args: readonly string[], timeoutMs = 10_000): Promise<CommandRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new ProcessClusterError('COMMAND_TIMEOUT', `cohort ${args.join(' ')} did not finish within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * Polls `probe` every `POLL_MS` until it returns a value other than null; resolves with it and
+ * the time taken, or rejects naming `what` once `boundMs` passed.
+ */
+export async function waitFor<T>(what: string, boundMs: number, probe: () => Promise<T | null>): Promise<{ readonly value: T; readonly ms: number }> {
+  const start = performance.now();
+  for (;;) {
+    const v = await probe();
+    const ms = performance.now() - start;
+    if (v !== null) return { value: v, ms };
+    if (ms > boundMs) throw new ProcessClusterError('WAIT_TIMEOUT', `${what}: not reached within ${boundMs} ms`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+/** The members of a status answer, as `[nodeId, incarnation]` pairs. */
+export function membersOf(s: NodeStatusAnswer): [number, number][] {
+  const list = s['members'];
+  assert(Array.isArray(list), 'a status answer lists the members');
+  return (list as readonly Readonly<Record<string, ApiData>>[]).map((m) => [m['nodeId'] as number, m['incarnation'] as number]);
+}
+
+/** See the file comment. */
+export class ProcessCluster {
+  private readonly children = new Map<number, ChildProcess>();
+
+  private constructor(
+    readonly dir: string,
+    readonly size: number,
+  ) {}
+
+  /** Writes the configs of a fresh `size`-node cluster in a new temporary directory; starts nothing. */
+  static async create(size: number): Promise<ProcessCluster> {
+    assert(Number.isInteger(size) && size >= 1 && size <= PROCESS_CLUSTER_NODES_MAX, `a local cluster has 1..${PROCESS_CLUSTER_NODES_MAX} nodes`);
+    const dir = await mkdtemp(join(tmpdir(), 'cohort-pc-'));
+    let errors = '';
+    const code = await runInit({ nodes: size, dir, basePort: await freeBasePort(size) }, { out: () => undefined, err: (t) => (errors += t) });
+    if (code !== 0) {
+      await rm(dir, { recursive: true, force: true });
+      throw new ProcessClusterError('INIT', `cohort init failed: ${errors.trim()}`);
+    }
+    return new ProcessCluster(dir, size);
+  }
+
+  /** Node ids 1..size. */
+  get ids(): number[] {
+    return Array.from({ length: this.size }, (_, i) => i + 1);
+  }
+
+  socket(id: number): string {
+    return join(this.dir, `node-${id}`, 'cohort.sock');
+  }
+
+  log(id: number): string {
+    return join(this.dir, `node-${id}.log`);
+  }
+
+  /** Starts node `id` (its log is appended to `log(id)`); it must not be running. */
+  start(id: number): void {
+    assert(!this.running(id), `node ${id} is already running`);
+    const fd = openSync(this.log(id), 'a', 0o600);
+    try {
+      const child = spawn(process.execPath, [BIN, 'start', '--config', join(this.dir, `node-${id}.yaml`)], { stdio: ['ignore', fd, fd], env: { ...process.env, NO_COLOR: '1' } });
+      this.children.set(id, child);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  startAll(): void {
+    for (const id of this.ids) this.start(id);
+  }
+
+  running(id: number): boolean {
+    const c = this.children.get(id);
+    return c !== undefined && c.exitCode === null && c.signalCode === null;
+  }
+
+  pid(id: number): number {
+    const pid = this.children.get(id)?.pid;
+    assert(pid !== undefined, `node ${id} has a process`);
+    return pid;
+  }
+
+  /** Sends `signal` to node `id`'s process. */
+  signal(id: number, signal: NodeJS.Signals): void {
+    const c = this.children.get(id);
+    assert(c !== undefined && this.running(id), `node ${id} is running`);
+    c.kill(signal);
+  }
+
+  /** kill -9 of node `id`; resolves once the process is gone. */
+  async kill(id: number): Promise<void> {
+    const c = this.children.get(id);
+    assert(c !== undefined, `node ${id} was started`);
+    c.kill('SIGKILL');
+    await exitOf(c, 5000);
+  }
+
+  /** Node `id`'s status, or null when it does not answer within a second. */
+  async status(id: number): Promise<NodeStatusAnswer | null> {
+    try {
+      await using conn = await connectLocal({ socket: this.socket(id), timeoutMs: PROBE_TIMEOUT_MS, clientName: 'process-cluster' });
+      return (await conn.request('status', null, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })) as NodeStatusAnswer;
+    } catch {
+      return null; // down, stopped or starting: callers poll
+    }
+  }
+
+  /** One API request to node `id` (throws the client's typed error). */
+  async request(id: number, method: string, params: ApiData = null, timeoutMs = 6000): Promise<ApiData> {
+    await using conn = await connectLocal({ socket: this.socket(id), timeoutMs, clientName: 'process-cluster' });
+    return await conn.request(method, params, { signal: AbortSignal.timeout(timeoutMs) });
+  }
+
+  /** Resolves once every node of `ids` answers quorate, joined, with all of `ids` in its view. */
+  async waitQuorate(ids: readonly number[], boundMs: number): Promise<number> {
+    const r = await waitFor(`nodes ${ids.join(',')} quorate with each other in the view`, boundMs, async () => {
+      const ss = await Promise.all(ids.map((i) => this.status(i)));
+      const ok = ss.every((s) => s !== null && s['quorate'] === true && s['joined'] === true && ids.every((i) => membersOf(s).some(([n]) => n === i)));
+      return ok ? true : null;
+    });
+    return r.ms;
+  }
+
+  /** The leader every node of `ids` names, once they agree on one among `ids`. */
+  async waitLeader(ids: readonly number[], boundMs: number): Promise<{ readonly leader: number; readonly term: number; readonly ms: number }> {
+    const r = await waitFor(`one leader among nodes ${ids.join(',')}`, boundMs, async () => {
+      const ss = await Promise.all(ids.map((i) => this.status(i)));
+      const leaders = new Set(ss.map((s) => s?.['leaderId']));
+      const [leader] = [...leaders];
+      const s = ss[0];
+      return leaders.size === 1 && typeof leader === 'number' && ids.includes(leader) && s !== null && s !== undefined ? { leader, term: s['term'] as number } : null;
+    });
+    return { ...r.value, ms: r.ms };
+  }
+
+  /**
+   * Stops everything and removes the directory; never throws. Stopped children are resumed
+   * first (a stopped process cannot handle SIGTERM).
+   */
+  async close(): Promise<void> {
+    const live = [...this.children.values()].filter((c) => c.exitCode === null && c.signalCode === null);
+    for (const c of live) {
+      c.kill('SIGCONT');
+      c.kill('SIGTERM');
+    }
+    await Promise.all(live.map(async (c) => {
+      try {
+        await exitOf(c, PROCESS_STOP_TIMEOUT_MS);
+      } catch {
+        c.kill('SIGKILL');
+        await exitOf(c, 2000).catch(() => undefined); // SIGKILL cannot be refused; give up quietly after the bound
+      }
+    }));
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
