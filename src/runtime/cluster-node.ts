@@ -691,7 +691,18 @@ export class ClusterNode {
       }
       if (r.state.kind === 'waiting') this.attempt(r);
       else if (r.state.kind === 'sent' && r.idempotent && (now - r.state.sentMs >= resendMs || r.state.to !== this.lead)) this.attempt(r);
+      else if (r.state.kind === 'sent' && this.lead !== null && r.state.to !== this.lead) this.abandon(r, r.state.to, this.lead);
     }
+  }
+
+  /**
+   * A non-idempotent request forwarded to a node that no longer leads: its outcome is unknown
+   * (the old leader may have replicated it before it was deposed), so it must not be resent;
+   * answering now instead of at the deadline lets the caller read and retry as soon as a new
+   * leader is known (after a leader crash: within an election, not the whole request timeout).
+   */
+  private abandon(r: Request, to: NodeId, lead: NodeId): void {
+    this.finish(r, err(new RaftNodeError('OUTCOME_UNKNOWN', `request ${r.id} was forwarded to node ${to}, which stopped leading before it answered (node ${lead} leads now); it may or may not take effect`, lead)));
   }
 
   private onForward(from: NodeId, id: number, bytes: Uint8Array): void {

@@ -1,0 +1,176 @@
+/**
+ * Failover benchmark on real daemons (3 `cohort start` processes on loopback, default timeouts),
+ * the figures issue 5 asks for. Each run:
+ *
+ * (a) cold start of 3 processes to quorate: from spawning them until every node answers
+ *     quorate and joined with all three in its view;
+ * (d) a 1 s SIGSTOP of a follower, then 2.5 s more (past the longest eviction bound): how many
+ *     nodes were evicted meanwhile (`failed`/`quarantined` view events; must be 0);
+ * (b) kill -9 of a follower until both survivors applied a committed view without it;
+ *     then the follower restarts and `fence confirm` readmits it (not timed);
+ * (c) kill -9 of the leader until the next committed KV write: a client writes in a loop against
+ *     the survivors (each attempt bounded), and the clock stops at the first acknowledged write.
+ *
+ * Usage: node dist/bench/cluster-failover.js [--runs N] [--json]   (default 20 runs)
+ * Not a timed test: take figures on an idle machine; anything else on the cores skews them.
+ */
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { connectLocal, type ApiData } from '../src/client/index.js';
+import { ProcessCluster, membersOf, waitFor } from '../src/node/process-cluster.js';
+
+const RUNS_DEFAULT = 20;
+const RUNS_MAX = 1000;
+/** Bounds per step: a run that misses one fails the benchmark with the step named. */
+const QUORATE_BOUND_MS = 20_000;
+const VIEW_BOUND_MS = 10_000;
+const WRITE_BOUND_MS = 10_000;
+/** One write attempt's deadline while the cluster fails over. */
+const WRITE_ATTEMPT_MS = 2000;
+const STOP_MS = 1000;
+/** After the SIGSTOP ends: past the longest eviction bound (2 s at the defaults). */
+const SETTLE_MS = 2500;
+
+interface RunFigures {
+  readonly coldStartMs: number;
+  readonly followerKillToViewMs: number;
+  readonly leaderKillToWriteMs: number;
+  readonly evictionsFromStop: number;
+}
+
+type Metric = keyof RunFigures;
+
+const METRICS: readonly { readonly key: Metric; readonly label: string; readonly unit: string; readonly aim: string }[] = [
+  { key: 'coldStartMs', label: '(a) cold start of 3 processes to quorate', unit: 'ms', aim: '<= 2000 ms' },
+  { key: 'followerKillToViewMs', label: '(b) kill -9 follower -> view change on both survivors', unit: 'ms', aim: 'p99 <= 3000 ms' },
+  { key: 'leaderKillToWriteMs', label: '(c) kill -9 leader -> next committed KV write', unit: 'ms', aim: 'median <= 1000 ms (etcd ~1300)' },
+  { key: 'evictionsFromStop', label: '(d) evictions from a 1 s SIGSTOP of a follower', unit: 'count', aim: '0' },
+];
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function leaderOf(c: ProcessCluster, ids: readonly number[]): Promise<number> {
+  return (await c.waitLeader(ids, QUORATE_BOUND_MS)).leader;
+}
+
+async function evictionsSince(c: ProcessCluster, via: number, fromSeq: number): Promise<{ readonly count: number; readonly next: number }> {
+  let count = 0;
+  let next = fromSeq;
+  await using conn = await connectLocal({ socket: c.socket(via) });
+  for await (const raw of conn.stream('events', { fromSeq, follow: false })) {
+    const e = raw as { seq: number; kind: string; payload: { change?: { kind: string } } };
+    next = e.seq + 1;
+    if (e.kind === 'view' && (e.payload.change?.kind === 'failed' || e.payload.change?.kind === 'quarantined')) count++;
+  }
+  return { count, next };
+}
+
+async function viewWithout(c: ProcessCluster, ids: readonly number[], gone: number, afterViewId: number): Promise<void> {
+  await waitFor(`a view without node ${gone} on ${ids.join(',')}`, VIEW_BOUND_MS, async () => {
+    const ss = await Promise.all(ids.map((i) => c.status(i)));
+    return ss.every((s) => s !== null && (s['viewId'] as number) > afterViewId && !membersOf(s).some(([n]) => n === gone)) ? true : null;
+  });
+}
+
+async function firstWrite(c: ProcessCluster, ids: readonly number[], value: string): Promise<void> {
+  await waitFor('a committed write on the survivors', WRITE_BOUND_MS, async () => {
+    for (const id of ids) {
+      try {
+        await c.request(id, 'kv.put', { key: 'bench', value }, WRITE_ATTEMPT_MS);
+        return true;
+      } catch {
+        // no leader yet, or this node is the dead one: the client retries
+      }
+    }
+    return null;
+  });
+}
+
+async function readmit(c: ProcessCluster, id: number, via: number): Promise<void> {
+  c.start(id);
+  await waitFor(`node ${id} waiting for its fence`, QUORATE_BOUND_MS, async () => {
+    const r = (await c.request(via, 'nodes').catch(() => null)) as { nodes: Record<string, ApiData>[] } | null;
+    const rec = r?.nodes.find((n) => n['nodeId'] === id);
+    return rec !== undefined && (rec['rejoin'] as number) > 0 ? true : null;
+  });
+  await c.request(via, 'fence.confirm', { node: id });
+  await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
+}
+
+async function oneRun(): Promise<RunFigures> {
+  const c = await ProcessCluster.create(3);
+  try {
+    const t0 = performance.now();
+    c.startAll();
+    await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
+    const coldStartMs = performance.now() - t0;
+
+    const leader = await leaderOf(c, c.ids);
+    const follower = c.ids.find((i) => i !== leader) ?? 0;
+    const before = await evictionsSince(c, leader, 1);
+    c.signal(follower, 'SIGSTOP');
+    await sleep(STOP_MS);
+    c.signal(follower, 'SIGCONT');
+    await sleep(SETTLE_MS);
+    const evictionsFromStop = (await evictionsSince(c, leader, before.next)).count;
+
+    const view = (await c.status(leader))?.['viewId'] as number;
+    const t1 = performance.now();
+    await c.kill(follower);
+    await viewWithout(c, c.ids.filter((i) => i !== follower), follower, view);
+    const followerKillToViewMs = performance.now() - t1;
+    await readmit(c, follower, leader);
+
+    const lead = await leaderOf(c, c.ids);
+    const t2 = performance.now();
+    await c.kill(lead);
+    await firstWrite(c, c.ids.filter((i) => i !== lead), String(t2));
+    const leaderKillToWriteMs = performance.now() - t2;
+    return { coldStartMs, followerKillToViewMs, leaderKillToWriteMs, evictionsFromStop };
+  } finally {
+    await c.close();
+  }
+}
+
+/** Nearest-rank percentile of an ascending list. */
+function percentile(sorted: readonly number[], p: number): number {
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(sorted.length, rank) - 1] ?? Number.NaN;
+}
+
+function summarise(runs: readonly RunFigures[]): Record<Metric, { median: number; p99: number; min: number; max: number }> {
+  const out = {} as Record<Metric, { median: number; p99: number; min: number; max: number }>;
+  for (const m of METRICS) {
+    const xs = runs.map((r) => r[m.key]).sort((a, b) => a - b);
+    out[m.key] = { median: percentile(xs, 50), p99: percentile(xs, 99), min: xs[0] ?? Number.NaN, max: xs.at(-1) ?? Number.NaN };
+  }
+  return out;
+}
+
+function printTable(runs: number, s: ReturnType<typeof summarise>): void {
+  const rows = [['metric', 'median', 'p99', 'min', 'max', 'aim'], ...METRICS.map((m) => [m.label, ...[s[m.key].median, s[m.key].p99, s[m.key].min, s[m.key].max].map((v) => `${Math.round(v)}${m.unit === 'ms' ? ' ms' : ''}`), m.aim])];
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  process.stdout.write(`cluster failover, 3 processes on loopback, ${runs} runs (default timeouts: heartbeat 100 ms, failure timeout 1 s)\n`);
+  for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')}\n`);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { runs: { type: 'string', default: String(RUNS_DEFAULT) }, json: { type: 'boolean', default: false } } });
+  const runs = Number(values.runs);
+  if (!Number.isSafeInteger(runs) || runs < 1 || runs > RUNS_MAX) {
+    process.stderr.write(`cluster-failover: --runs must be an integer in [1, ${RUNS_MAX}], got ${values.runs}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const figures: RunFigures[] = [];
+  for (let i = 0; i < runs; i++) {
+    figures.push(await oneRun());
+    if (!values.json) process.stderr.write(`run ${i + 1}/${runs}: ${JSON.stringify(figures.at(-1), (_k, v: unknown) => (typeof v === 'number' ? Math.round(v) : v))}\n`);
+  }
+  const summary = summarise(figures);
+  if (values.json) process.stdout.write(`${JSON.stringify({ runs, summary, samples: figures })}\n`);
+  else printTable(runs, summary);
+  if (figures.some((f) => f.evictionsFromStop > 0)) process.exitCode = 1; // a 1 s stall must never evict
+}
+
+await main();
