@@ -3,7 +3,13 @@
 // all nodes agree on one quorate view; a KV write made on one follower is read linearizably on
 // another; a crashed follower is failed by the leader's failure detector within the 3 s bound
 // while the survivors stay quorate; a clean leave removes a node as `left`; and the peer codec
-// rejects malformed node messages.
+// rejects malformed node messages. With restarts and pauses: a crashed node restarts as a new
+// incarnation that waits as needs-fencing until `fenceConfirm` admits it (refusals name what is
+// wrong and propose nothing); a forwarded write whose leader crashed answers at once instead of
+// at its deadline; and a leader paused past the election timeout (its messages delayed after
+// the resume) never serves a stale read from its lease, while the same run without the read
+// hold would (the control shows the test can fail).
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nodeId, type NodeId } from '../lib/ids.js';
@@ -42,17 +48,40 @@ class Cluster {
   private readonly down = new Set<NodeId>();
   private readonly codec = peerCodec();
   private readonly prng = new Prng(42);
+  private readonly disks = new Map<NodeId, MemoryDisk>();
+  /** Paused nodes: their timers and inbound messages wait here until `resume`. */
+  private readonly paused = new Map<NodeId, { timers: (() => void)[]; messages: (() => void)[] }>();
 
   constructor() {
     for (const id of IDS) this.start(id);
   }
 
+  /** Runs `fn` for node `id` after `ms`, or defers it while the node is paused (a stopped process). */
+  private after(id: NodeId, ms: number, fn: () => void, kind: 'timers' | 'messages' = 'timers'): { cancel(): void } {
+    let cancelled = false;
+    const h = this.scheduler.after(msToUs(ms), () => {
+      const p = this.paused.get(id);
+      if (p === undefined) fn();
+      else p[kind].push(() => {
+        if (!cancelled) fn();
+      });
+    });
+    return {
+      cancel: () => {
+        cancelled = true;
+        h.cancel();
+      },
+    };
+  }
+
   private env(id: NodeId): NodeEnv<PeerMessage> {
     const s = this.scheduler;
+    const disk = this.disks.get(id) ?? new MemoryDisk({ schedule: (fn) => this.after(id, 0.1, fn) });
+    this.disks.set(id, disk);
     return {
       nodeId: id,
       clock: { nowMs: () => s.nowUs / 1000 },
-      timers: { after: (ms, fn) => s.after(msToUs(ms), fn) },
+      timers: { after: (ms, fn) => this.after(id, ms, fn) },
       transport: {
         self: id,
         setHandlers: (h) => {
@@ -61,15 +90,15 @@ class Cluster {
         send: (to, m) => {
           if (this.down.has(id) || this.down.has(to)) return true;
           const bytes = this.codec.encode(m);
-          s.after(msToUs(0.2 + this.prng.float() * 0.8), () => {
+          this.after(to, 0.2 + this.prng.float() * 0.8, () => {
             if (this.down.has(to) || this.down.has(id)) return;
             this.handlers.get(to)?.onMessage(id, this.codec.decode(bytes));
-          });
+          }, 'messages');
           return true;
         },
         close: () => Promise.resolve(),
       },
-      disk: new MemoryDisk({ schedule: (fn) => s.after(msToUs(0.1), fn) }),
+      disk,
       prng: new Prng(1000 + id),
       trace: () => undefined,
     };
@@ -91,6 +120,31 @@ class Cluster {
   crash(id: number): void {
     this.down.add(nodeId(id));
     this.node(id).stop();
+  }
+
+  /** Restarts a crashed node on its disk (a new incarnation). */
+  restart(id: number): void {
+    this.down.delete(nodeId(id));
+    this.start(nodeId(id));
+  }
+
+  /** Pauses `id` like SIGSTOP: nothing of it runs; its timers and inbound messages wait. */
+  pause(id: number): void {
+    this.paused.set(nodeId(id), { timers: [], messages: [] });
+  }
+
+  /**
+   * Resumes `id` like SIGCONT: its overdue timers fire at once, and the messages that waited are
+   * delivered `messageDelayMs` later (0: right after the timers).
+   */
+  resume(id: number, messageDelayMs: number): void {
+    const p = this.paused.get(nodeId(id));
+    assert.ok(p !== undefined);
+    this.paused.delete(nodeId(id));
+    for (const fn of p.timers) fn();
+    this.scheduler.after(msToUs(messageDelayMs), () => {
+      for (const fn of p.messages) fn();
+    });
   }
 
   runMs(ms: number): void {
@@ -207,6 +261,99 @@ test('a clean leave removes the node from the view as left, and nobody suspects 
   assert.ok(page.ok);
   const last = page.value.events.filter((e) => e.kind === 'view').at(-1);
   assert.equal(last?.kind === 'view' ? last.payload.change.kind : undefined, 'left');
+});
+
+test('a restarted node waits as needs-fencing until fenceConfirm admits it; refusals say why and propose nothing', () => {
+  const c = new Cluster();
+  c.runUntil(() => allJoinedAndQuorate(c, [1, 2, 3]), 5000);
+  const leader = c.leader();
+  const victim = c.followers()[0];
+  assert.ok(victim !== undefined);
+  const x = victim.nodeId;
+  const other = IDS.find((id) => id !== x && id !== leader.nodeId) ?? nodeId(1);
+  c.crash(x);
+  c.runUntil(() => leader.nodes().find((n) => n.nodeId === x)?.status === 'needs-fencing', 5000);
+
+  const refusals: string[] = [];
+  const commit = leader.status().commitIndex;
+  const refuse = (node: NodeId, inc: number | null): void => {
+    leader.fenceConfirm(node, inc, (r) => refusals.push(r.ok ? 'ok' : `${r.error.code}: ${r.error.message}`));
+  };
+  refuse(other, null);
+  refuse(nodeId(9), null);
+  refuse(x, 0);
+  refuse(x, 7);
+  assert.equal(refusals.length, 4, 'refusals answer synchronously');
+  assert.match(refusals[0] ?? '', new RegExp(`^FENCE_NOT_PENDING: node ${other} does not need fencing: it is a member`));
+  assert.match(refusals[1] ?? '', /^UNKNOWN_NODE: node 9 is not a configured node/);
+  assert.match(refusals[2] ?? '', /^INCARNATION_STALE: .*pending fence is for incarnation 1/);
+  assert.match(refusals[3] ?? '', /^INCARNATION_UNKNOWN: node \d never ran incarnation 7/);
+  c.runMs(200);
+  assert.equal(leader.status().commitIndex, commit, 'nothing was proposed');
+
+  c.restart(x);
+  c.runUntil(() => leader.nodes().find((n) => n.nodeId === x)?.rejoin === 2, 5000);
+  c.runMs(1000);
+  assert.equal(c.node(x).incarnation, 2);
+  assert.equal(c.node(x).joined, false, 'the new incarnation waits for the fence');
+  assert.equal(leader.status().members.length, 2);
+
+  const confirmed: unknown[] = [];
+  c.node(other).fenceConfirm(x, null, (r) => confirmed.push(r.ok ? r.value : r.error.code));
+  c.runUntil(() => confirmed.length === 1, 3000);
+  const done = confirmed[0] as { incarnation: number; outcome: string; status: string; admitted: number | null };
+  assert.deepEqual([done.incarnation, done.outcome, done.status, done.admitted], [1, 'applied', 'member', 2]);
+  c.runUntil(() => allJoinedAndQuorate(c, [1, 2, 3]), 3000);
+  assert.ok(leader.status().members.some((m) => m.nodeId === x && m.incarnation === 2));
+  refusals.length = 0;
+  refuse(x, null);
+  assert.match(refusals[0] ?? '', /^FENCE_NOT_PENDING: .*it is a member \(incarnation 2\)/);
+});
+
+test('a write forwarded to a leader that crashed answers OUTCOME_UNKNOWN once a new leader is known, not at its deadline', () => {
+  const c = new Cluster();
+  c.runUntil(() => allJoinedAndQuorate(c, [1, 2, 3]), 5000);
+  const old = c.leader();
+  const follower = c.followers()[0];
+  assert.ok(follower !== undefined);
+  c.crash(old.nodeId);
+  const results: string[] = [];
+  follower.put('k', encoder.encode('v'), (r) => results.push(r.ok ? 'ok' : r.error.code));
+  const took = c.runUntil(() => results.length === 1, 5000);
+  assert.ok(results[0] === 'OUTCOME_UNKNOWN' || results[0] === 'ok', `got ${results[0] ?? ''}`);
+  assert.ok(took < TIMING.requestTimeoutMs, `answered after ${took} ms, within an election rather than the ${TIMING.requestTimeoutMs} ms deadline`);
+  follower.put('k', encoder.encode('v2'), (r) => results.push(r.ok ? 'ok' : r.error.code));
+  c.runUntil(() => results.length === 2, 3000);
+  assert.equal(results[1], 'ok', 'the retry commits at the new leader');
+});
+
+test('a leader paused past the election timeout serves no stale read from its lease after it resumes', () => {
+  const c = new Cluster();
+  c.runUntil(() => allJoinedAndQuorate(c, [1, 2, 3]), 5000);
+  const old = c.leader();
+  const oldTerm = old.status().term;
+  const others = IDS.filter((id) => id !== old.nodeId);
+  const puts: string[] = [];
+  old.put('k', encoder.encode('v1'), (r) => puts.push(r.ok ? 'ok' : r.error.code));
+  c.runUntil(() => puts.length === 1, 2000);
+  c.runMs(100); // lease renewed after the write
+  c.pause(old.nodeId);
+  c.runUntil(() => others.some((id) => c.node(id).status().role === 'leader'), 5000);
+  c.node(others[0] ?? 1).put('k', encoder.encode('v2'), (r) => puts.push(r.ok ? 'ok' : r.error.code));
+  c.runUntil(() => puts.length === 2, 3000);
+  assert.deepEqual(puts, ['ok', 'ok'], 'v2 was acknowledged by the new leader');
+  c.runMs(1000);
+  // SIGCONT: overdue timers fire at once; the new leader's messages arrive 300 ms later.
+  c.resume(old.nodeId, 300);
+  const at = old.status();
+  // Control: the resumed node still believes it leads in its old term, so a lease read is what
+  // the hold must prevent (without the hold this read returns v1).
+  assert.deepEqual([at.role, at.term, at.readsHeld, at.leaseValid], ['leader', oldTerm, true, false]);
+  const reads: string[] = [];
+  old.get('k', (r) => reads.push(r.ok ? (r.value.entry === null ? '<absent>' : decoder.decode(r.value.entry.value)) : r.error.code));
+  c.runUntil(() => reads.length === 1, 5000);
+  assert.ok(reads[0] === 'v2' || reads[0] === 'TIMEOUT' || reads[0] === 'NOT_LEADER', `the resumed old leader read ${reads[0] ?? ''}; only v2 or an error is safe`);
+  assert.notEqual(old.status().role, 'leader');
 });
 
 test('the peer codec round-trips node messages and rejects malformed ones with a DecodeError', () => {

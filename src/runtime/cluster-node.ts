@@ -159,6 +159,8 @@ export interface ClusterStatus {
    * while reads are held after a stall). Two nodes never both report true at once.
    */
   readonly leaseValid: boolean;
+  /** Reads wait because this node's event loop stalled recently (see the file comment). */
+  readonly readsHeld: boolean;
 }
 
 /** Stable codes of a refused fence confirmation (checked against this node's applied state). */
@@ -519,6 +521,7 @@ export class ClusterNode {
     const view = this.membership.view();
     const q = this.localQuorum();
     const side = this.membership.arbitration()?.arithmetic.incoming;
+    const held = this.readsHeld(this.env.clock.nowMs());
     const names = new Map(this.opts.nodes.map((n) => [n.nodeId, n.name]));
     return {
       nodeId: this.nodeId,
@@ -538,7 +541,8 @@ export class ClusterNode {
       quorum: side?.quorumVotes ?? 0,
       joined: this.joinedFlag,
       members: view.members.map((m) => ({ nodeId: m.node, name: names.get(m.node) ?? `node-${m.node}`, incarnation: m.incarnation, state: 'member' as const })),
-      leaseValid: rs.leaseValid && !this.readsHeld(this.env.clock.nowMs()),
+      leaseValid: rs.leaseValid && !held,
+      readsHeld: held,
     };
   }
 
