@@ -371,6 +371,42 @@ test('a refused vote carries the refuser\'s commit index; a candidate holding th
   assert.deepEqual(refusal.commitHint, { index: lastIndex, term: 1 });
 });
 
+test('a configuration entry appended right after a snapshot that is not persisted yet is counted (seed 3779485712)', () => {
+  const storage = new MemoryRaftStorage({ voters: [[id(1), 1], [id(2), 1], [id(3), 1]], outgoing: [], learners: [], learnersNext: [], autoLeave: false });
+  const core = new RaftCore({ ...RAFT_CONFIG_DEFAULTS, id: id(2), storage, prng: new Prng(3) });
+  const confState = { voters: [[id(1), 1], [id(2), 1], [id(3), 1]] as const, outgoing: [], learners: [], learnersNext: [], autoLeave: false };
+  core.step({ type: 'MsgSnap', from: id(1), to: id(2), term: term(2), snapshot: { metadata: { index: logIndex(10), term: term(2), confState }, data: new Uint8Array(0) } });
+  const change = { changes: [{ type: 'add-voter' as const, node: id(4), votes: 1 }], autoLeave: true };
+  core.step({ type: 'MsgApp', from: id(1), to: id(2), term: term(2), logTerm: term(2), index: logIndex(10), commit: logIndex(10), entries: [{ type: 'conf', term: term(2), index: logIndex(11), change }] });
+  // The snapshot's entries are gone and its Ready is still to come: counting must not read them.
+  assert.equal(core.status().latestConfig, 'voters=(1,2,3,4)&&(1,2,3) autoleave');
+  for (let i = 0; i < 40; i++) core.tick(); // campaigns (deferred or not) must not trip either
+  assert.ok(core.hasReady());
+});
+
+test('a campaign re-asks voters that have not answered every heartbeat interval (seed 2926576350)', () => {
+  const h = cluster(5);
+  h.node(1).core.campaign();
+  while (h.processReady(id(1)));
+  assert.equal(h.network.filter((m) => m.type === 'MsgPreVote').length, 4);
+  h.network = []; // every pre-vote request is lost
+  h.tick(id(1)); // one heartbeat interval later (heartbeatTicks 1), not an election timeout
+  while (h.processReady(id(1)));
+  assert.deepEqual(h.network.filter((m) => m.type === 'MsgPreVote').map((m) => m.to), [id(2), id(3), id(4), id(5)]);
+  // Only node 2's grant arrives: 2 of 5, still a pre-candidate; only the others are asked again.
+  h.network = h.network.filter((m) => m.to === id(2));
+  h.deliverAll();
+  while (h.processReady(id(2)));
+  h.deliverAll();
+  while (h.processReady(id(1)));
+  assert.equal(h.node(1).core.status().role, 'pre-candidate');
+  h.tick(id(1));
+  while (h.processReady(id(1)));
+  assert.deepEqual(h.network.map((m) => `${m.type}->${m.to}`), ['MsgPreVote->3', 'MsgPreVote->4', 'MsgPreVote->5']);
+  h.stabilize();
+  assert.equal(h.node(1).core.status().role, 'leader');
+});
+
 test('learners replicate but never vote or count toward commit', () => {
   const h = cluster(3, { voters: [1], learners: [2, 3] });
   elect(h, 1);

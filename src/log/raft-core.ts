@@ -165,6 +165,8 @@ export class RaftCore {
   private prevSoft: SoftState;
   private prevHard: HardState;
   private outstanding: { ready: Ready; self: RaftMessage[] } | null = null;
+  /** The current campaign is a leadership transfer (its vote requests bypass leader stickiness). */
+  private campaignTransfer = false;
   /** A campaign refused while a committed configuration change was unapplied; retried at `advance`. */
   private deferredCampaign: VoteKind | null = null;
   /** Repair mode (see `RaftConfig.abstain`): no votes granted, no campaigns. */
@@ -608,7 +610,9 @@ export class RaftCore {
       this.electionElapsed = 0;
       if (this.role !== 'follower') this.traceEvent('election-not-won', { why: explainElectionAll(this.quorumConfigs(), this.votes, this.electionRules()) });
       this.startCampaign(this.cfg.preVote ? 'pre-vote' : 'election');
+      return;
     }
+    if ((this.role === 'pre-candidate' || this.role === 'candidate') && this.electionElapsed % this.cfg.heartbeatTicks === 0 && !this.voteRequestsUnsent()) this.sendVoteRequests();
   }
 
   private tickLeader(): void {
@@ -676,19 +680,37 @@ export class RaftCore {
     }
     if (kind === 'pre-vote') this.becomePreCandidate();
     else this.becomeCandidate();
-    const voteTerm = toTerm(kind === 'pre-vote' ? this.term + 1 : this.term);
-    const type = kind === 'pre-vote' ? 'MsgPreVote' : 'MsgVote';
     if (kind === 'pre-vote') {
       // A pre-vote binds nothing, so our own counts at once; a real vote only once durable.
       if (this.poll(this.id, true)) return;
     } else {
       this.selfAfterPersist.push({ type: 'MsgVoteResp', from: this.id, to: this.id, term: this.term, reject: false });
     }
+    this.campaignTransfer = kind === 'transfer';
+    this.sendVoteRequests();
+  }
+
+  /** True while earlier vote requests still wait in the outbox (not handed out in a Ready yet). */
+  private voteRequestsUnsent(): boolean {
+    return this.outbox.some((m) => m.type === 'MsgVote' || m.type === 'MsgPreVote');
+  }
+
+  /**
+   * (Pre-)candidate: asks every voter of every counted configuration that has not answered yet.
+   * Called when the campaign starts and again every heartbeat interval while it lasts, so one lost
+   * request or answer does not cost a whole election timeout (with a bare quorum under loss,
+   * needing every grant in a single exchange could stall elections indefinitely). A repeat is
+   * harmless: a pre-vote binds nothing, and a voter grants a real vote again only to the
+   * candidate it already voted for in that term.
+   */
+  private sendVoteRequests(): void {
+    assert(this.role === 'pre-candidate' || this.role === 'candidate', 'only a campaign asks for votes');
+    const pre = this.role === 'pre-candidate';
     const lastIndex = this.log.lastIndex();
     const lastTerm = this.log.lastTerm();
     for (const id of this.voteTargets()) {
-      if (id === this.id) continue;
-      this.send({ type, from: this.id, to: id, term: voteTerm, logTerm: lastTerm, index: lastIndex, transfer: kind === 'transfer' });
+      if (id === this.id || this.votes.has(id)) continue;
+      this.send({ type: pre ? 'MsgPreVote' : 'MsgVote', from: this.id, to: id, term: toTerm(pre ? this.term + 1 : this.term), logTerm: lastTerm, index: lastIndex, transfer: this.campaignTransfer });
     }
   }
 
@@ -696,7 +718,7 @@ export class RaftCore {
   private unappliedConfChange(): boolean {
     if (this.log.committed <= this.log.applied) return false;
     // Campaigns are rare and entries after the applied index are never compacted.
-    const r = this.log.entries(logIndex(this.log.applied + 1), logIndex(this.log.committed + 1), Number.MAX_SAFE_INTEGER);
+    const r = this.log.entries(this.firstUnappliedHeld(), logIndex(this.log.committed + 1), Number.MAX_SAFE_INTEGER);
     assert(r.ok, 'committed entries after the applied index are still in the log');
     return r.value.some((e) => e.type === 'conf');
   }
@@ -1352,8 +1374,10 @@ export class RaftCore {
   /** The applied configuration followed by those of the configuration entries up to `lastConf`. */
   private deriveConfigs(lastConf: LogIndex): ClusterConfig[] {
     const configs: ClusterConfig[] = [this.config];
-    const r = this.log.entries(logIndex(this.log.applied + 1), logIndex(lastConf + 1), Number.MAX_SAFE_INTEGER);
-    assert(r.ok, 'entries after the applied index are never compacted');
+    const lo = this.firstUnappliedHeld();
+    if (lastConf < lo) return configs;
+    const r = this.log.entries(lo, logIndex(lastConf + 1), Number.MAX_SAFE_INTEGER);
+    assert(r.ok, 'entries after the applied index (or the pending snapshot) are never compacted');
     let current = this.config;
     for (const e of r.value) {
       if (e.type !== 'conf') continue;
@@ -1378,6 +1402,15 @@ export class RaftCore {
     if (latest === this.tracedLatest) return;
     this.tracedLatest = latest;
     this.traceEvent('conf-latest', { index: Math.max(this.log.lastConfIndex(), this.log.applied), config: formatConfig(latest), counted: configs.length });
+  }
+
+  /**
+   * The first entry after what `this.config` reflects: after the applied index, or after a
+   * received snapshot not yet persisted (its configuration is already in force, its entries are
+   * gone from the log).
+   */
+  private firstUnappliedHeld(): LogIndex {
+    return logIndex(Math.max(this.log.applied + 1, this.log.firstIndex()));
   }
 
   /** The highest value a quorum of EVERY counted configuration holds (commit index, confirmed round). */

@@ -203,7 +203,7 @@ export class RaftLog {
     }
     // No configuration entry among the new ones: a truncation may have removed the last one.
     // Only entries after the applied index matter, and truncation never reaches below the commit.
-    if (truncated && this.lastConf >= after) this.lastConf = this.findLastConf(logIndex(this.applied + 1), after);
+    if (truncated && this.lastConf >= after) this.lastConf = this.findLastConf(logIndex(Math.max(this.applied + 1, this.firstIndex())), after);
   }
 
   /**
