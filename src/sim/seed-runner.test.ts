@@ -43,7 +43,7 @@ for (const [what, body, message] of cases) {
 test('a worker that answers every seed finishes the batch in seed order', { timeout: 20_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cohort-seed-runner-'));
   try {
-    const reply = `parentPort.postMessage({ type: 'summary', index: msg.index, summary: { seed: msg.seed, nodes: 3, traceHash: 'h' + msg.seed, violations: [], simulatedMs: 1, wallMs: 0, convergedAfterMs: 0, events: 1 } });`;
+    const reply = `parentPort.postMessage({ type: 'summary', index: msg.index, summary: { seed: msg.seed, nodes: 3, traceHash: 'h' + msg.seed, violations: [], simulatedMs: 1, wallMs: 0, convergedAfterMs: 0, events: 1, workloadStats: [['x', msg.seed]] } });`;
     const workerUrl = fakeWorker(dir, 'worker.mjs', reply);
     const batch = await runBatch({ workload: 'broadcast' }, [5, 6, 7, 8, 9], 2, undefined, { workerUrl });
     assert.deepEqual(
