@@ -557,3 +557,19 @@ test('canaries: double-vote grants twice; apply-uncommitted applies before commi
   a.stabilize();
   assert.deepEqual(a.node(1).applied, ['early']);
 });
+
+test('repair mode ends only once the follower holds the leader commit of the current term (not on a capped heartbeat commit)', () => {
+  // Node 2 lost entries 3..5 (a corrupt WAL); its log ends at 2, all in term 1, the current term.
+  const storage = new MemoryRaftStorage({ voters: [[id(1), 1], [id(2), 1], [id(3), 1]], outgoing: [], learners: [], learnersNext: [], autoLeave: false });
+  storage.append([1, 2].map((i) => ({ type: 'normal' as const, term: term(1), index: logIndex(i), data: new Uint8Array(0) })));
+  storage.setHardState({ term: term(1), vote: null, commit: logIndex(0) });
+  const core = new RaftCore({ ...RAFT_CONFIG_DEFAULTS, id: id(2), storage, prng: new Prng(1), abstain: true });
+  const hb: RaftMessage = { type: 'MsgHeartbeat', from: id(1), to: id(2), term: term(1), commit: logIndex(2), round: 1 };
+  core.step(hb);
+  assert.equal(core.abstaining, true, 'a heartbeat commit is capped at what the leader thinks we hold: no proof');
+  const entries = [3, 4, 5].map((i) => ({ type: 'normal' as const, term: term(1), index: logIndex(i), data: enc.encode(`e${i}`) }));
+  core.step({ type: 'MsgApp', from: id(1), to: id(2), term: term(1), logTerm: term(1), index: logIndex(2), entries: [], commit: logIndex(5) });
+  assert.equal(core.abstaining, true, 'the leader commit (5) is beyond what this node holds (2)');
+  core.step({ type: 'MsgApp', from: id(1), to: id(2), term: term(1), logTerm: term(1), index: logIndex(2), entries, commit: logIndex(5) });
+  assert.equal(core.abstaining, false, 'holding the leader commit of the current term ends the repair');
+});

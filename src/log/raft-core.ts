@@ -898,17 +898,15 @@ export class RaftCore {
       case 'MsgApp':
         this.heardFromLeader(m.from);
         this.handleAppend(m);
-        this.maybeEndRepair();
+        this.maybeEndRepair(m.commit);
         return;
       case 'MsgHeartbeat':
         this.heardFromLeader(m.from);
         this.handleHeartbeat(m);
-        this.maybeEndRepair();
         return;
       case 'MsgSnap':
         this.heardFromLeader(m.from);
         this.handleSnapshot(m);
-        this.maybeEndRepair();
         return;
       case 'MsgTimeoutNow':
         this.traceEvent('timeout-now', { from: m.from });
@@ -936,11 +934,14 @@ export class RaftCore {
    * Leaves repair mode once this node follows a leader of the current term and holds that
    * leader's log up to a commit index whose entry is from the current term: the leader had every
    * committed entry when it was elected, and everything up to that commit is now held here.
+   * `leaderCommit` must be the leader's own commit index, which only `MsgApp` carries (a
+   * heartbeat's commit is capped at what the leader believes this node holds, and this node's
+   * commit is capped at what it holds: neither proves the lost entries were recovered).
    */
-  private maybeEndRepair(): void {
+  private maybeEndRepair(leaderCommit: LogIndex): void {
     if (!this.abstain || this.lead === null) return;
     const committed = this.log.committed;
-    if (committed === 0 || this.log.termOrNull(committed) !== this.term) return;
+    if (committed === 0 || committed < leaderCommit || this.log.termOrNull(committed) !== this.term) return;
     this.abstain = false;
     this.traceEvent('repair-complete', { committed });
   }

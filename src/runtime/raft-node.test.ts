@@ -202,3 +202,40 @@ test('HARD records round-trip with the commit index; the older 12-byte form read
   assert.deepEqual(decodeHardRecord(old), { term: 5, vote: null, commit: 0 });
   assert.throws(() => decodeHardRecord(new Uint8Array(13)), /HARD record has 20 bytes/);
 });
+
+test('a late tick timer catches up the missed ticks (capped), so leases and timeouts follow real time', () => {
+  const r = rig();
+  const held: (() => void)[] = [];
+  let paused = false;
+  const base = env(r, r.disk);
+  const node = new RaftNode(
+    {
+      ...base,
+      timers: {
+        after: (ms, fn) =>
+          r.scheduler.after(msToUs(ms), () => {
+            if (paused) held.push(fn);
+            else fn();
+          }),
+      },
+    },
+    {
+      tickMs: 10,
+      bootstrap: { voters: [[ONE, 1]], outgoing: [], learners: [], learnersNext: [], autoLeave: false },
+      stateMachine: new KvStateMachine(),
+      snapshotEntries: 1000,
+      snapshotCatchUpEntries: 2,
+      requestTimeoutTicks: 500,
+    },
+  );
+  node.start();
+  runFor(r, 500);
+  assert.ok(!r.traces.some((t) => t.startsWith('tick-catch-up')), 'no catch-up while timers are on time');
+  paused = true;
+  runFor(r, 2000); // a 2 s stall: 200 ticks missed
+  paused = false;
+  for (const fn of held.splice(0)) fn();
+  const catchUp = r.traces.filter((t) => t.startsWith('tick-catch-up'));
+  assert.equal(catchUp.length, 1);
+  assert.match(catchUp[0] ?? '', /"ticks":40\b/, 'capped at four election timeouts (10 ticks each)');
+});

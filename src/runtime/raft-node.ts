@@ -42,6 +42,9 @@ import { RAFT_NODE_PENDING_REQUESTS_MAX } from '../constants.js';
 import type { NodeEnv, TimerHandle } from './env.js';
 import { WAL_RECORD_ENTRY, WAL_RECORD_HARD, discardCorruptWal, encodeEntryRecord, encodeHardRecord, encodeSnapshotFile, recover, encodeBlob, type Recovered } from './raft-persistence.js';
 
+/** Missed ticks caught up after a stall are capped at this many election timeouts. */
+const TICK_CATCH_UP_ELECTIONS = 4;
+
 /** Options of one Raft node. */
 export interface RaftNodeOptions<C extends { readonly type: string }, O> {
   /** Length of one Raft tick in milliseconds of the environment's clock. */
@@ -125,6 +128,8 @@ export class RaftNode<C extends { readonly type: string }, O> {
   private persisting = false;
   private stopped = false;
   private started = false;
+  /** Clock time the tick count corresponds to (see `scheduleTick`). */
+  private lastTickMs = 0;
   /** True once the incarnation is durable and the WAL usable: inputs are handled only then. */
   private running = false;
   private walOrNull: Wal | null;
@@ -221,6 +226,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
         this.rec.snapshots.removeTemporaries((e) => {
           if (e !== null) this.env.trace('snapshot-temp-cleanup-failed', { message: e.message });
         });
+        this.lastTickMs = this.env.clock.nowMs();
         this.scheduleTick();
         this.pump();
         onStarted?.(null);
@@ -375,11 +381,26 @@ export class RaftNode<C extends { readonly type: string }, O> {
   // -------------------------------------------------------------------------------------------
   // The loop
 
+  /**
+   * Ticks by elapsed monotonic time: a timer that fires late (an event-loop stall, SIGSTOP, a
+   * paused simulated node) catches up the missed ticks at once, up to a cap. Counting one tick
+   * per timer call instead would let a leader that was stopped for seconds still believe its
+   * lease valid when it resumes and serve a stale read; caught up, its lease and check-quorum
+   * run out as they would have on time.
+   */
   private scheduleTick(): void {
     this.tickTimer = this.env.timers.after(this.opts.tickMs, () => {
       if (this.stopped) return;
-      this.ticks++;
-      this.core.tick();
+      const now = this.env.clock.nowMs();
+      const due = Math.max(1, Math.floor((now - this.lastTickMs) / this.opts.tickMs));
+      const electionTicks = this.opts.raft?.electionTicks ?? RAFT_CONFIG_DEFAULTS.electionTicks;
+      const n = Math.min(due, TICK_CATCH_UP_ELECTIONS * electionTicks);
+      this.lastTickMs = n === due ? this.lastTickMs + due * this.opts.tickMs : now;
+      if (n > 1) this.env.trace('tick-catch-up', { ticks: n });
+      for (let i = 0; i < n; i++) {
+        this.ticks++;
+        this.core.tick();
+      }
       this.expireRequests();
       this.scheduleTick();
       this.pump();
