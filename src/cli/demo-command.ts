@@ -16,7 +16,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { findFreePortBlock } from '../platform/ports.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,29 +76,11 @@ function seedOption(value: string): number {
   return n;
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const s = createServer();
-    s.once('error', () => {
-      done(false);
-    });
-    s.listen({ host: '127.0.0.1', port }, () => {
-      s.close(() => {
-        done(true);
-      });
-    });
-  });
-}
-
 /** A base port B such that B+1..B+n and B+101..B+100+n (metrics) are free now. */
 async function freeBasePort(n: number): Promise<number> {
-  for (let i = 0; i < PORT_ATTEMPTS; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 400) * 100;
-    const ports = Array.from({ length: n }, (_, k) => [base + 1 + k, base + 101 + k]).flat();
-    const free = await Promise.all(ports.map(portFree));
-    if (free.every(Boolean)) return base;
-  }
-  throw new DemoFailure(`found no free block of ${2 * n} loopback ports in ${PORT_ATTEMPTS} tries; free some ports and retry`);
+  const base = await findFreePortBlock(n, { from: 20_000, blocks: 400, attempts: PORT_ATTEMPTS });
+  if (base === null) throw new DemoFailure(`found no free block of ${2 * n} loopback ports in ${PORT_ATTEMPTS} tries; free some ports and retry`);
+  return base;
 }
 
 /** Creates or checks the demo directory; returns it and whether the demo owns (and removes) it. */

@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { findFreePortBlock } from '../platform/ports.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -50,28 +50,11 @@ export interface CommandRun {
 /** A `status` answer (see `cohort status --json` in docs/cli.md). */
 export type NodeStatusAnswer = Readonly<Record<string, ApiData>>;
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const s = createServer();
-    s.once('error', () => {
-      done(false);
-    });
-    s.listen({ host: '127.0.0.1', port }, () => {
-      s.close(() => {
-        done(true);
-      });
-    });
-  });
-}
-
 /** A base port B such that B+1..B+n (peers) and B+101..B+100+n (metrics) are free now. */
 async function freeBasePort(n: number): Promise<number> {
-  for (let i = 0; i < PORT_ATTEMPTS; i++) {
-    const base = 40_000 + Math.floor(Math.random() * 200) * 100;
-    const ports = Array.from({ length: n }, (_, k) => [base + 1 + k, base + 101 + k]).flat();
-    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
-  }
-  throw new ProcessClusterError('PORTS', `found no free block of ${2 * n} loopback ports in ${PORT_ATTEMPTS} tries`);
+  const base = await findFreePortBlock(n, { from: 40_000, blocks: 200, attempts: PORT_ATTEMPTS });
+  if (base === null) throw new ProcessClusterError('PORTS', `found no free block of ${2 * n} loopback ports in ${PORT_ATTEMPTS} tries`);
+  return base;
 }
 
 /** Resolves with the exit code (or signal name) once `child` exited; rejects after `ms`. */
