@@ -18,34 +18,11 @@ import { fileURLToPath } from 'node:url';
 import { connectLocal, type ApiData } from '../client/index.js';
 import { generateClusterKey, writeClusterKeyFile } from '../platform/cluster-key.js';
 import { runInit } from '../cli/init-command.js';
+import { exitOf, runCohort } from './process-cluster.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/cohort.js', import.meta.url));
 const QUORATE_BOUND_MS = 10_000;
 const VIEW_CHANGE_BOUND_MS = 5_000;
-
-interface Ran {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function cohort(args: readonly string[], timeoutMs = 10_000): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`cohort ${args.join(' ')} did not finish within ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 function daemon(config: string, log: string): ChildProcess {
   const fd = openSync(log, 'a');
@@ -54,19 +31,6 @@ function daemon(config: string, log: string): ChildProcess {
   } finally {
     closeSync(fd);
   }
-}
-
-function exited(child: ChildProcess, ms: number): Promise<number | string> {
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new Error(`process ${child.pid ?? '?'} did not exit within ${ms} ms`));
-    }, ms);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve(code ?? signal ?? 'unknown');
-    });
-  });
 }
 
 function alive(pid: number): boolean {
@@ -121,7 +85,7 @@ test('a bad config exits 2 with a line naming the key at fault', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cohort-bad-'));
   try {
     await writeFile(join(dir, 'bad.yaml'), 'cluster: {name: x}\nnode: {id: 1}\nnodes: [{id: 1, name: a, address: "127.0.0.1:1"}]\ndataDir: d\nclsuter: 1\n');
-    const r = await cohort(['start', '--config', join(dir, 'bad.yaml')]);
+    const r = await runCohort(['start', '--config', join(dir, 'bad.yaml')]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /clsuter: unknown key/);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
@@ -142,7 +106,7 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
     const cold = await waitFor('all three quorate', QUORATE_BOUND_MS, async () => ((await Promise.all([1, 2, 3].map((i) => status(socket(i))))).every((s) => s?.['quorate'] === true) ? true : null));
     process.stderr.write(`# cold start to quorate (3 processes): ${Math.round(cold.ms)} ms\n`);
 
-    const answers = await Promise.all([1, 2, 3].map((i) => cohort(['status', '--json', '--socket', socket(i)])));
+    const answers = await Promise.all([1, 2, 3].map((i) => runCohort(['status', '--json', '--socket', socket(i)])));
     const parsed = answers.map((a) => {
       assert.equal(a.code, 0, a.stderr);
       return JSON.parse(a.stdout) as Record<string, unknown>;
@@ -170,14 +134,14 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
     assert.ok(victim?.pid !== undefined);
     const viewBefore = parsed[0]?.['viewId'] as number;
     victim.kill('SIGKILL');
-    await exited(victim, 2000);
+    await exitOf(victim, 2000);
     const change = await waitFor('a view without the killed node on both survivors', VIEW_CHANGE_BOUND_MS, async () => {
       const ss = await Promise.all([leader, f1].map((i) => status(socket(i))));
       const ok = ss.every((s) => s !== null && s['quorate'] === true && (s['viewId'] as number) > viewBefore && !(s['members'] as Record<string, ApiData>[]).some((m) => m['nodeId'] === f2));
       return ok ? true : null;
     });
     process.stderr.write(`# kill -9 of a follower to a committed view without it on both survivors: ${Math.round(change.ms)} ms\n`);
-    const gone = await cohort(['status', '--socket', socket(f2)]);
+    const gone = await runCohort(['status', '--socket', socket(f2)]);
     assert.equal(gone.code, 4);
     assert.match(gone.stderr, /cannot reach the cohort daemon/);
     assert.equal(gone.stderr.trim().split('\n').length, 1, 'one line');
@@ -198,7 +162,7 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
     assert.equal((after['members'] as unknown[]).length, 2, 'the refused node did not get in');
 
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-    const codes = await Promise.all(children.filter((c) => c !== victim).map((c) => exited(c, 10_000)));
+    const codes = await Promise.all(children.filter((c) => c !== victim).map((c) => exitOf(c, 10_000)));
     assert.deepEqual(codes, [0, 0, 0]);
     for (const c of children) assert.equal(alive(c.pid ?? -1), false, `process ${c.pid ?? '?'} is gone`);
     for (const i of [leader, f1]) assert.equal(await stat(socket(i)).then(() => true, () => false), false, 'the socket was removed');
@@ -224,7 +188,7 @@ test('cohort demo --dir D writes D/demo.json once quorate and stops everything o
     assert.ok(pids.every(alive));
     assert.equal((await status(doc.nodes[0]?.['socket'] as string))?.['quorate'], true);
     demo.kill('SIGTERM');
-    assert.equal(await exited(demo, 15_000), 0, out);
+    assert.equal(await exitOf(demo, 15_000), 0, out);
     assert.ok(pids.every((p) => !alive(p)), 'no node process is left');
     assert.equal(await stat(dir).then(() => true, () => false), false, 'the directory was removed');
   } finally {
