@@ -70,6 +70,7 @@ import {
   type MsgSnap,
   type MsgVote,
   type RaftMessage,
+  type SnapshotMetadata,
 } from './raft-message.js';
 import type { RaftRole, ReadState, Ready, SoftState } from './ready.js';
 
@@ -171,6 +172,8 @@ export class RaftCore {
   private deferredCampaign: VoteKind | null = null;
   /** Repair mode (see `RaftConfig.abstain`): no votes granted, no campaigns. */
   private abstain: boolean;
+  /** False once a scan found no witness's copy here; set again when one may have arrived. */
+  private mayHoldWitnessCopy = true;
   /**
    * The configurations every quorum decision needs a quorum of (see `quorumConfigs`), cached
    * with what they were derived from: the applied configuration and the last configuration
@@ -340,12 +343,16 @@ export class RaftCore {
   /**
    * Requests a linearizable read. The answer arrives as a `ReadState` with the same `context`
    * (compare bytes) in a later Ready: serve the read once applied >= its index. A request may
-   * be dropped silently when leadership changes; callers time out and retry.
+   * be dropped silently when leadership changes; callers time out and retry. A witness refuses
+   * with `NOT_LEADER` (hinting the leader): it holds no data to read.
    */
   readIndex(context: Uint8Array): Result<void, RaftError> {
     if (context.length > RAFT_READ_CONTEXT_BYTES_MAX) return err(new RaftError('READ_CONTEXT_TOO_LARGE', `read context of ${context.length} bytes exceeds ${RAFT_READ_CONTEXT_BYTES_MAX}`));
     if (this.readStates.length >= RAFT_READ_INDEX_PENDING_MAX) return err(new RaftError('READ_QUEUE_FULL', 'too many read states are waiting for the next Ready; process Ready batches'));
     if (this.role === 'leader') return this.leaderRead(this.id, context);
+    if (isWitness(this.config, this.id) || isWitness(this.roleConfig(this.id), this.id) || this.holdsWitnessCopy()) {
+      return err(new RaftError('NOT_LEADER', `node ${this.id} is a witness (or holds a witness's copy of the log): it has no entry data to serve reads from; read from the leader or a data node`, this.lead));
+    }
     if (this.lead === null) return err(new RaftError('NOT_LEADER', 'no leader is known; retry after an election', null));
     this.send({ type: 'MsgReadIndex', from: this.id, to: this.lead, term: this.term, context });
     return ok(undefined);
@@ -601,6 +608,26 @@ export class RaftCore {
     return canLead(this.config, this.id);
   }
 
+  /**
+   * True when this node holds a witness's copy of the log: a metadata-only entry, or a snapshot
+   * of a configuration in which it was a witness. Such a node lacks the data of those entries, so
+   * it neither campaigns nor serves reads, even after a later configuration made it a data member
+   * (a former witness must join again with an empty data directory to become a data node; see
+   * docs/raft.md, "Witnesses"). The scan runs only when a copy may have arrived.
+   */
+  holdsWitnessCopy(): boolean {
+    if (!this.mayHoldWitnessCopy) return false;
+    const noData = (m: SnapshotMetadata): boolean => m.metadataOnly === true || (m.confState.witnesses ?? []).includes(this.id);
+    const pending = this.log.unstableSnapshot();
+    if (pending !== null && noData(pending.metadata)) return true;
+    const snap = this.cfg.storage.snapshot();
+    if (snap.ok && noData(snap.value.metadata)) return true;
+    const ents = this.log.entries(this.log.firstIndex(), logIndex(this.log.lastIndex() + 1), Number.MAX_SAFE_INTEGER);
+    if (ents.ok && ents.value.some((e) => e.type === 'normal' && e.metadataOnly === true)) return true;
+    if (ents.ok) this.mayHoldWitnessCopy = false;
+    return !ents.ok;
+  }
+
   // -------------------------------------------------------------------------------------------
   // Ticks
 
@@ -666,6 +693,10 @@ export class RaftCore {
     }
     if (!this.promotable()) {
       this.traceEvent(isWitness(this.config, this.id) ? 'campaign-ignored-witness' : 'campaign-ignored-not-voter');
+      return;
+    }
+    if (this.holdsWitnessCopy()) {
+      this.traceEvent('campaign-ignored-witness-copy');
       return;
     }
     if (this.role === 'leader') return;
@@ -965,6 +996,7 @@ export class RaftCore {
       this.sendAppendResponse(m.from, this.log.committed, false);
       return;
     }
+    if (m.entries.some((e) => e.type === 'normal' && e.metadataOnly === true)) this.mayHoldWitnessCopy = true;
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries, this.cfg.canary === 'skip-log-matching');
     if (lastNew !== null) {
       this.sendAppendResponse(m.from, lastNew, false);
@@ -989,6 +1021,7 @@ export class RaftCore {
 
   private handleSnapshot(m: MsgSnap): void {
     const meta = m.snapshot.metadata;
+    if (meta.metadataOnly === true || (meta.confState.witnesses ?? []).includes(this.id)) this.mayHoldWitnessCopy = true;
     if (meta.index <= this.log.committed) {
       this.sendAppendResponse(m.from, this.log.committed, false);
       return;

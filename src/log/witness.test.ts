@@ -159,3 +159,43 @@ test('a one-voter cluster with wait_for_all elects itself: all of its voters are
   const voters: NodeId[] = [...configFromConfState(h.node(1).core.confState()).voters.keys()];
   assert.deepEqual(voters, [id(1)]);
 });
+
+test('a witness refuses reads with NOT_LEADER and the leader as hint; a data follower forwards them', () => {
+  const h = cluster(3, { quorum: { witnesses: [id(3)] } });
+  elect(h, 1);
+  assert.equal(h.propose(id(1), 'a'), null);
+  h.stabilize();
+  const refused = h.node(3).core.readIndex(enc.encode('r1'));
+  assert.ok(!refused.ok);
+  assert.equal(refused.error.code, 'NOT_LEADER');
+  assert.equal(refused.error.leaderHint, id(1));
+  assert.match(refused.error.message, /witness/);
+  assert.ok(h.node(2).core.readIndex(enc.encode('r2')).ok, 'a data follower forwards its read to the leader');
+});
+
+test('a former witness made a data voter without wiping its log neither campaigns nor serves reads', () => {
+  // Witness 3 holds data-less copies. It is removed and added back as a data voter: its log
+  // still lacks the data of those entries, so it must never lead or answer a read from them.
+  const h = cluster(3, { quorum: { witnesses: [id(3)] } });
+  elect(h, 1);
+  for (const word of ['a', 'b']) assert.equal(h.propose(id(1), word), null);
+  h.stabilize();
+  assert.ok(h.node(1).core.proposeConfChange({ changes: [{ type: 'remove-node', node: id(3) }], autoLeave: true }).ok);
+  h.stabilize();
+  for (let i = 0; i < 3; i++) h.tick(id(1));
+  h.stabilize();
+  assert.ok(h.node(1).core.proposeConfChange({ changes: [{ type: 'add-voter', node: id(3), votes: 1 }], autoLeave: true }).ok);
+  h.stabilize();
+  for (let i = 0; i < 3; i++) h.tick(id(1));
+  h.stabilize();
+  assert.match(h.node(3).core.status().config, /voters=\(1,2,3\)/, 'node 3 is a data voter again');
+  assert.ok(h.node(3).core.holdsWitnessCopy(), 'its log still holds the data-less copies');
+  h.node(3).core.campaign();
+  const seen = stabilizeCollect(h);
+  assert.notEqual(h.node(3).core.status().role, 'leader');
+  assert.deepEqual(seen.filter((m) => m.from === id(3) && (m.type === 'MsgPreVote' || m.type === 'MsgVote')), [], 'it asked nobody for a vote');
+  const read = h.node(3).core.readIndex(enc.encode('r'));
+  assert.ok(!read.ok && read.error.code === 'NOT_LEADER');
+  // A data node that never was a witness holds no such copy.
+  assert.equal(h.node(2).core.holdsWitnessCopy(), false);
+});

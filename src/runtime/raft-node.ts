@@ -143,6 +143,11 @@ export class RaftNode<C extends { readonly type: string }, O> {
   /** The newest commit index the core reported (a commit-only change is written lazily). */
   private knownCommit: LogIndex;
   private repairing: boolean;
+  /**
+   * True when this incarnation started from a snapshot without state-machine data (a witness's
+   * copy): the state machine is empty although entries up to the snapshot were applied.
+   */
+  readonly startedWithoutData: boolean;
   private proposals = new Map<number, PendingProposal<O>>();
   private reads: PendingRead[] = [];
   private readContext = 0;
@@ -169,6 +174,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
     const snap = this.rec.storage.snapshot();
     assert(snap.ok, 'memory storage always holds a snapshot');
     this.snapshotIndex = snap.value.metadata.index;
+    this.startedWithoutData = snap.value.metadata.index > 0 && this.holdsNoData(snap.value.metadata);
     if (snap.value.metadata.index > 0 && !this.holdsNoData(snap.value.metadata)) {
       const restored = this.sm.restore(snap.value.data);
       assert(restored.ok, 'a snapshot that passed its checksum restores');
@@ -256,6 +262,11 @@ export class RaftNode<C extends { readonly type: string }, O> {
   }
 
   /** The core's status plus shell state. */
+  /** True when this node holds a witness's copy of the log (see `RaftCore.holdsWitnessCopy`). */
+  holdsWitnessCopy(): boolean {
+    return this.core.holdsWitnessCopy();
+  }
+
   status(): RaftStatus & { readonly incarnation: Incarnation; readonly repairing: boolean; readonly snapshotIndex: LogIndex } {
     return { ...this.core.status(), incarnation: this.incarnation, repairing: this.repairing, snapshotIndex: this.snapshotIndex };
   }
@@ -481,7 +492,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
     const snap = rd.snapshot;
     assert(snap !== null, 'persistSnapshotThen needs a snapshot');
     const writer = this.rec.snapshots.create(snap.metadata.index, snap.metadata.term);
-    writer.write(encodeSnapshotFile(snap.metadata.confState, snap.data), (error) => {
+    writer.write(encodeSnapshotFile(snap.metadata.confState, snap.data, snap.metadata.metadataOnly === true), (error) => {
       if (error !== null) {
         failed(error);
         return;
@@ -565,8 +576,8 @@ export class RaftNode<C extends { readonly type: string }, O> {
 
   /**
    * True for a snapshot without state-machine data: a witness's copy (`metadataOnly`), or any
-   * snapshot of a configuration in which this node is a witness (the file on disk does not keep
-   * the mark). A witness applies nothing, so its state machine is never restored from one.
+   * snapshot of a configuration in which this node is a witness (the snapshot file keeps the
+   * mark of a copy received from the leader). A witness applies nothing, so its state machine is never restored from one.
    */
   private holdsNoData(meta: { readonly metadataOnly?: true; readonly confState: ConfState }): boolean {
     return meta.metadataOnly === true || (meta.confState.witnesses ?? []).includes(this.env.nodeId);
@@ -594,9 +605,13 @@ export class RaftNode<C extends { readonly type: string }, O> {
   private answerReads(): void {
     if (this.reads.length === 0) return;
     const waiting: PendingRead[] = [];
+    // Checked when a read is answered, not only when it is asked: a node that knew nothing yet
+    // (an empty log) may learn from the leader's snapshot that it is a witness.
+    const noData = this.reads.some((r) => r.index !== null && this.applied >= r.index) && this.core.holdsWitnessCopy();
     for (const r of this.reads) {
-      if (r.index !== null && this.applied >= r.index) r.done(ok(undefined));
-      else waiting.push(r);
+      if (r.index === null || this.applied < r.index) waiting.push(r);
+      else if (noData) r.done(err(new RaftNodeError('NOT_LEADER', `node ${this.env.nodeId} is a witness (it holds a witness's copy of the log): it has no data to serve reads from; read from the leader or a data node`, this.core.status().lead)));
+      else r.done(ok(undefined));
     }
     this.reads = waiting;
   }

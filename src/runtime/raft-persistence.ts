@@ -107,21 +107,28 @@ export function decodeHardRecord(bytes: Uint8Array): HardRecord {
 interface SnapshotFile {
   readonly confState: ConfState;
   readonly data: Uint8Array;
+  /** A witness's copy from the leader: no state-machine data (kept, since `confState` may not say so). */
+  readonly metadataOnly?: true;
 }
 
 const snapshotCodec = msgpackCodec<SnapshotFile>(
   (value: unknown): SnapshotFile => {
     if (typeof value !== 'object' || value === null) throw new DecodeError('SNAPSHOT_SHAPE', 'snapshot file payload must be an object');
-    const o = value as { confState?: unknown; data?: unknown };
+    const o = value as { confState?: unknown; data?: unknown; metadataOnly?: unknown };
     if (!(o.data instanceof Uint8Array)) throw new DecodeError('SNAPSHOT_SHAPE', 'snapshot file payload has no data bytes');
-    return { confState: validateConfState(o.confState), data: o.data };
+    if (o.metadataOnly !== undefined && o.metadataOnly !== true) throw new DecodeError('SNAPSHOT_SHAPE', 'snapshot file metadataOnly must be true when present');
+    return { confState: validateConfState(o.confState), data: o.data, ...(o.metadataOnly === true ? { metadataOnly: true as const } : {}) };
   },
   { payloadBytesMax: FRAME_PAYLOAD_BYTES_MAX },
 );
 
-/** Encodes the payload of a snapshot file. */
-export function encodeSnapshotFile(confState: ConfState, data: Uint8Array): Uint8Array {
-  return snapshotCodec.encode({ confState, data });
+/**
+ * Encodes the payload of a snapshot file. `metadataOnly` marks a witness's copy received from the
+ * leader: its configuration may predate the witness's admission, so only the mark tells a restart
+ * that there is no state-machine data to restore.
+ */
+export function encodeSnapshotFile(confState: ConfState, data: Uint8Array, metadataOnly = false): Uint8Array {
+  return snapshotCodec.encode(metadataOnly ? { confState, data, metadataOnly: true } : { confState, data });
 }
 
 /** Raised when a node's disk cannot give it a safe starting point. */
@@ -164,7 +171,7 @@ function loadSnapshot(snapshots: SnapshotStore, notes: string[], skipped: { valu
       const bytes = new Uint8Array(handle.bytes);
       for (let off = 0; off < handle.bytes; off += 1024 * 1024) bytes.set(handle.readChunk(off, Math.min(1024 * 1024, handle.bytes - off)), off);
       const file = snapshotCodec.decode(bytes);
-      return { metadata: { index: meta.index, term: meta.term, confState: file.confState }, data: file.data };
+      return { metadata: { index: meta.index, term: meta.term, confState: file.confState, ...(file.metadataOnly === true ? { metadataOnly: true as const } : {}) }, data: file.data };
     } catch (e) {
       if (!(e instanceof CorruptFileError || e instanceof DecodeError)) throw e;
       notes.push(`snapshot ${meta.file} is damaged (${e.message}); trying an older one`);

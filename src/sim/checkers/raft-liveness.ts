@@ -19,13 +19,16 @@
  * configuration AND of the latest configuration in its log (`raft-conf-latest`). A configuration
  * entry that needs a destroyed voter then blocks the cluster exactly as etcd-io/raft would be
  * blocked once that entry is applied. This check only adds the configurations in the logs; it
- * never excuses a run whose healthy nodes could elect a leader.
+ * never excuses a run whose healthy nodes could elect a leader. Witnesses, and nodes that ever
+ * persisted a witness's copy of an entry, are never candidates: they cannot lead. With a witness,
+ * the committed entries may live on one data node only; when that node cannot start, the cluster
+ * is rightly stuck.
  */
 import type { NodeId } from '../../lib/ids.js';
 import { hasQuorum } from '../../quorum/index.js';
 import type { Checker, Liveness } from '../workload.js';
 import type { SimEvent } from '../trace.js';
-import { CLIENT_EVENT, membersOf, NO_STATE_HASH, parseConfig, parseEntries, quorumConfigOf, RAFT_EVENT, type ParsedConfig } from './raft-events.js';
+import { CLIENT_EVENT, membersOf, NO_STATE_HASH, parseConfig, parseEntries, quorumConfigOf, RAFT_EVENT, WITNESS_COPY_DIGEST, type ParsedConfig } from './raft-events.js';
 
 /** Margin before the bound at which an excused run is accepted, ms (above the 50 ms poll). */
 const EXCUSE_MARGIN_MS = 200;
@@ -65,6 +68,8 @@ export class RaftLiveness implements Checker, Liveness {
   private nowMs: () => number = () => 0;
   /** Set once the run was accepted without a quorum of healthy voters. */
   excused = false;
+  /** Nodes that persisted a witness's copy of an entry: they never lead (`RaftCore.holdsWitnessCopy`). */
+  private readonly witnessCopies = new Set<NodeId>();
 
   constructor(
     initial: ParsedConfig,
@@ -158,6 +163,7 @@ export class RaftLiveness implements Checker, Liveness {
   /** A persist (or recovered log) of entries from `from` on: they replace the tail from there. */
   private notePersist(node: NodeId, from: number, ents: string): void {
     const marks = parseEntries(ents);
+    if (marks?.some((m) => m.digest === WITNESS_COPY_DIGEST) === true) this.witnessCopies.add(node);
     const last = marks?.at(-1);
     if (last === undefined || !Number.isSafeInteger(from)) return;
     this.tips.set(node, { index: from + (marks?.length ?? 1) - 1, term: last.term });
@@ -189,6 +195,8 @@ export class RaftLiveness implements Checker, Liveness {
       const latest = this.pending.get(candidate);
       const counted = latest === undefined ? [applied] : [applied, latest];
       if (!counted.some((cfg) => cfg.voters.has(candidate) || cfg.outgoing.has(candidate))) continue;
+      // A witness never leads, nor does a node holding a witness's copy of the log.
+      if (this.witnessCopies.has(candidate) || counted.some((cfg) => cfg.cluster.witnesses.has(candidate))) continue;
       const grant = new Set<NodeId>(healthy.filter((id) => !newerThan(this.tips.get(id) as Tip, own)));
       if (counted.every((cfg) => hasQuorum(quorumConfigOf(cfg), grant))) return true;
     }

@@ -13,7 +13,8 @@
  * - **Operator** (fault phase, some seeds): every few seconds asks the leader for its
  *   configuration and proposes one random change: add a learner or a voter (spare nodes start
  *   with an empty configuration), promote, demote, remove a voter or a learner, replace a voter,
- *   or remove the leader itself. Voter weights are drawn in 1..3 in weighted runs.
+ *   or remove the leader itself. Voter weights are drawn in 1..3 in weighted runs. In runs that
+ *   start with a witness it may also add an outsider as a witness.
  * - **Marker client** (liveness phase): writes one marker value until it is acknowledged; the
  *   liveness condition waits for that acknowledgement and for every member to converge.
  */
@@ -46,6 +47,8 @@ export interface RaftDriverOptions {
   readonly votersMin: number;
   /** Most voters the operator creates. */
   readonly votersMax: number;
+  /** The operator may also add outsiders as witnesses (one vote, metadata only). */
+  readonly witnessChanges: boolean;
 }
 
 /** Errors after which the operation certainly did not take effect. */
@@ -72,6 +75,8 @@ export class RaftDriver implements Driver<RaftSimNode> {
   /** Values recently written per key (cas expectations are drawn from these). */
   private readonly written = new Map<string, string[]>();
   private leaderHint: NodeId | null = null;
+  /** Nodes the operator has seen or made witnesses: never re-added as data members. */
+  private readonly formerWitnesses = new Set<NodeId>();
 
   constructor(
     private readonly options: RaftDriverOptions,
@@ -236,26 +241,36 @@ export class RaftDriver implements Driver<RaftSimNode> {
     const o = this.options;
     const voters = cs.voters.map(([id]) => id);
     const members = new Set<NodeId>([...voters, ...cs.learners]);
+    for (const id of cs.witnesses ?? []) this.formerWitnesses.add(id);
     const outsiders = ctx.nodes.filter((id) => !members.has(id));
+    // A former witness holds no entry data, so it may come back only as a witness (docs/raft.md,
+    // "Witnesses": it must be wiped to become a data node; the core refuses it leadership and reads).
+    const dataOutsiders = outsiders.filter((id) => !this.formerWitnesses.has(id));
     const votes = (): number => ctx.prng.int(1, o.votesMax + 1);
     const canShrink = voters.length > o.votersMin;
     const canGrow = voters.length < o.votersMax;
     const options: (() => ConfChangeSingle[])[] = [];
-    if (outsiders.length > 0) options.push(() => [{ type: 'add-learner', node: ctx.prng.pick(outsiders) }]);
-    if (outsiders.length > 0 && canGrow) options.push(() => [{ type: 'add-voter', node: ctx.prng.pick(outsiders), votes: votes() }]);
+    if (dataOutsiders.length > 0) options.push(() => [{ type: 'add-learner', node: ctx.prng.pick(dataOutsiders) }]);
+    if (dataOutsiders.length > 0 && canGrow) options.push(() => [{ type: 'add-voter', node: ctx.prng.pick(dataOutsiders), votes: votes() }]);
     if (cs.learners.length > 0 && canGrow) options.push(() => [{ type: 'add-voter', node: ctx.prng.pick(cs.learners), votes: votes() }]);
     if (cs.learners.length > 0) options.push(() => [{ type: 'remove-node', node: ctx.prng.pick(cs.learners) }]);
-    if (canShrink) {
-      options.push(() => [{ type: 'add-learner', node: ctx.prng.pick(voters) }]);
+    if (canShrink && voters.some((id) => !this.formerWitnesses.has(id))) {
+      options.push(() => [{ type: 'add-learner', node: ctx.prng.pick(voters.filter((id) => !this.formerWitnesses.has(id))) }]);
       options.push(() => [{ type: 'remove-node', node: ctx.prng.pick(voters) }]);
       options.push(() => [{ type: 'remove-node', node: leader }]);
     }
-    if (outsiders.length > 0) {
+    if (dataOutsiders.length > 0) {
       options.push(() => [
         { type: 'remove-node', node: ctx.prng.pick(voters) },
-        { type: 'add-voter', node: ctx.prng.pick(outsiders), votes: votes() },
+        { type: 'add-voter', node: ctx.prng.pick(dataOutsiders), votes: votes() },
       ]);
     }
+    // Runs without witnesses never draw this option, so their operator keeps its earlier stream.
+    if (o.witnessChanges && outsiders.length > 0 && canGrow) options.push(() => {
+        const node = ctx.prng.pick(outsiders);
+        this.formerWitnesses.add(node);
+        return [{ type: 'add-voter', node, votes: 1, role: 'witness' }];
+      });
     if (options.length === 0) return null;
     return { changes: ctx.prng.pick(options)(), autoLeave: true };
   }

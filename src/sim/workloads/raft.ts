@@ -6,7 +6,8 @@
  * Per seed (all drawn from the workload's stream): a cluster of 1, 3, 5 or 7 members, sometimes
  * plus one spare process that starts with an empty configuration (`nodeCount` returns an even
  * total exactly when there is a spare); voter weights of 1 or 1..3; sometimes a learner among the
- * members; configuration changes during the fault phase in every seed with a spare and in some
+ * members; sometimes a witness among the voters (it stores entry metadata only and never leads;
+ * the operator of such runs may also add witnesses); configuration changes during the fault phase in every seed with a spare and in some
  * others; a snapshot interval small enough that snapshots and snapshot installs are common; and
  * the simulator's crashes, restarts, pauses, partitions, clogs, clock drift and disk bit flips
  * on a minority (`tolerates.diskCorruption`).
@@ -60,6 +61,8 @@ interface Shape {
   readonly bootstrap: ConfState;
   readonly weighted: boolean;
   readonly confChanges: boolean;
+  /** The bootstrap witness, if this run has one (a voter that stores only entry metadata). */
+  readonly witness: NodeId | undefined;
 }
 
 function asCanary(name: string | undefined): RaftCanary | undefined {
@@ -69,21 +72,37 @@ function asCanary(name: string | undefined): RaftCanary | undefined {
   return found;
 }
 
-/** Members 1..n (n odd), plus a spare exactly when the total is even. */
-function drawShape(nodes: readonly NodeId[], prng: Prng): Shape {
+/**
+ * Members 1..n (n odd), plus a spare exactly when the total is even. In some runs with at least
+ * two voters one voter other than the first is a witness with one vote: with every other voter
+ * holding at least one vote the witness alone is never a quorum, and the first voter stores data.
+ * The witness is drawn from its own stream (`witnessPrng`) so that runs without one keep the
+ * shapes they had before witnesses were drawn.
+ */
+function drawShape(nodes: readonly NodeId[], prng: Prng, witnessPrng: Prng): Shape {
   const spareCount = nodes.length % 2 === 0 ? 1 : 0;
   const members = nodes.slice(0, nodes.length - spareCount);
   const spares = nodes.slice(nodes.length - spareCount);
   const weighted = prng.chance(0.4);
   const learner = members.length >= 3 && prng.chance(0.3) ? members[members.length - 1] : undefined;
-  const voters: VoterWeight[] = members.filter((id) => id !== learner).map((id) => [id, weighted ? prng.int(1, 4) : 1] as const);
+  const drawn: VoterWeight[] = members.filter((id) => id !== learner).map((id) => [id, weighted ? prng.int(1, 4) : 1] as const);
   const confChanges = spareCount > 0 || prng.chance(0.15);
+  const witness = drawn.length >= 2 && witnessPrng.chance(0.3) ? witnessPrng.pick(drawn.slice(1))[0] : undefined;
+  const voters: VoterWeight[] = drawn.map(([id, w]) => [id, id === witness ? 1 : w] as const);
   return {
     members,
     spares,
-    bootstrap: { voters, outgoing: [], learners: learner === undefined ? [] : [learner], learnersNext: [], autoLeave: false },
+    bootstrap: {
+      voters,
+      outgoing: [],
+      learners: learner === undefined ? [] : [learner],
+      learnersNext: [],
+      autoLeave: false,
+      ...(witness === undefined ? {} : { witnesses: [witness] }),
+    },
     weighted,
     confChanges,
+    witness,
   };
 }
 
@@ -102,7 +121,9 @@ const EMPTY_CONF: ConfState = { voters: [], outgoing: [], learners: [], learners
 
 function configText(cs: ConfState): string {
   const side = (v: readonly VoterWeight[]): string => `(${v.map(([id, w]) => (w === 1 ? `${id}` : `${id}x${w}`)).join(',')})`;
-  return `voters=${side(cs.voters)}${cs.learners.length > 0 ? ` learners=(${cs.learners.join(',')})` : ''}`;
+  const learners = cs.learners.length > 0 ? ` learners=(${cs.learners.join(',')})` : '';
+  const witnesses = (cs.witnesses ?? []).length > 0 ? ` witnesses=(${(cs.witnesses ?? []).join(',')})` : '';
+  return `voters=${side(cs.voters)}${learners}${witnesses}`;
 }
 
 /** Counts what the stats report about the run from events. */
@@ -125,7 +146,7 @@ class RaftEventCounter implements Checker {
 function create(setup: WorkloadSetup): WorkloadRun<RaftMessage, RaftSimNode> {
   const canary = asCanary(setup.canary);
   const prng = setup.prng;
-  const shape = drawShape(setup.nodes, prng.fork('shape'));
+  const shape = drawShape(setup.nodes, prng.fork('shape'), prng.fork('witness'));
   const timing = drawTiming(prng.fork('timing'));
   const metrics = new RaftMetrics();
   const initial = parseConfig(configText(shape.bootstrap));
@@ -148,6 +169,7 @@ function create(setup: WorkloadSetup): WorkloadRun<RaftMessage, RaftSimNode> {
       votesMax: shape.weighted ? 3 : 1,
       votersMin: Math.min(3, votersInitial),
       votersMax: 7,
+      witnessChanges: shape.witness !== undefined,
     },
     (ctx: DriverContext<RaftSimNode>) => { liveness.attachClock(() => ctx.nowMs()); },
   );
@@ -167,6 +189,7 @@ function create(setup: WorkloadSetup): WorkloadRun<RaftMessage, RaftSimNode> {
         ['members', shape.members.length],
         ['spares', shape.spares.length],
         ['weighted', shape.weighted ? 1 : 0],
+        ['witness', shape.witness === undefined ? 0 : 1],
         ['conf-changes-applied', counter.confChanges],
         ['snapshot-entries', timing.snapshotEntries],
         ['elections', counter.elections],
