@@ -211,14 +211,31 @@ export const MEMBERSHIP_EVENTS_READ_MAX: number = 256;
  * Membership: largest snapshot of the membership state machine, in bytes. It shares one Raft
  * snapshot message with the other machines of the mux (the KV store takes about 2.6 MB at most).
  */
-export const MEMBERSHIP_SNAPSHOT_BYTES_MAX: number = 256 * 1024;
+export const MEMBERSHIP_SNAPSHOT_BYTES_MAX: number = 384 * 1024;
+/** Groups: most service groups at once (a group exists while it has members). */
+export const GROUPS_MAX: number = 32;
+/** Groups: longest group name, in UTF-8 bytes. */
+export const GROUP_NAME_BYTES_MAX: number = 64;
+/** Groups: largest group message payload, in bytes (a message is one log entry). */
+export const GROUP_MESSAGE_BYTES_MAX: number = 64 * 1024;
+/** Groups: highest level a member may give (levels order recovery: lower levels go first). */
+export const GROUP_LEVEL_MAX: number = 255;
+/** Groups: longest barrier name, in UTF-8 bytes. */
+export const BARRIER_NAME_BYTES_MAX: number = 64;
+/** Groups: barriers one group may have pending at once; more are refused. */
+export const GROUP_BARRIERS_PENDING_MAX: number = 8;
+/**
+ * Groups: bound of the encoded group table (every group full: name, view, members with
+ * incarnation and level, pending barriers with their arrivals).
+ */
+export const GROUP_TABLE_BYTES_MAX: number = GROUPS_MAX * (4 + GROUP_NAME_BYTES_MAX + 8 + 8 + 1 + CLUSTER_NODES_MAX * 11 + 1 + GROUP_BARRIERS_PENDING_MAX * (4 + BARRIER_NAME_BYTES_MAX + 1 + CLUSTER_NODES_MAX * 2)) + 16;
 /** Failure detector: failure decisions per node remembered to recognise a fail/rejoin cycle. */
 export const DETECTOR_FAILURES_REMEMBERED_MAX: number = 8;
 /** Failure detector: consecutive ticks in which the leader's own lag holds back accusations. */
 export const DETECTOR_SUPPRESSED_TICKS_MAX: number = 4;
 
 assert(MEMBERSHIP_EVENT_BYTES_MAX * 2 <= MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX, 'the event ring must hold at least two maximal events');
-assert(MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX + 64 * 1024 <= MEMBERSHIP_SNAPSHOT_BYTES_MAX, 'retained events plus the node table must fit a membership snapshot');
+assert(MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX + 64 * 1024 + GROUP_TABLE_BYTES_MAX <= MEMBERSHIP_SNAPSHOT_BYTES_MAX, 'retained events, the node table and the group table must fit a membership snapshot');
 assert(MEMBERSHIP_SNAPSHOT_BYTES_MAX + KV_STATE_BYTES_MAX + KV_KEYS_MAX * 32 + 8192 <= RAFT_SNAPSHOT_BYTES_MAX, 'membership and KV snapshots must fit one Raft snapshot together');
 assert(MEMBERSHIP_EVENTS_READ_MAX <= MEMBERSHIP_EVENTS_RETAINED_MAX, 'a read never asks for more than is kept');
 

@@ -11,7 +11,7 @@ const root = resolve(dirname(new URL(import.meta.url).pathname), '../..');
 const src = join(root, 'src');
 
 /** Layers in order; a module may import only from its own layer and those before it. */
-const ORDER = ['lib', 'transport', 'api', 'storage', 'quorum', 'log', 'membership', 'groups', 'fencing', 'recovery', 'dlm', 'ddraid', 'runtime'];
+const ORDER = ['lib', 'transport', 'api', 'storage', 'quorum', 'log', 'groups', 'membership', 'fencing', 'recovery', 'dlm', 'ddraid', 'runtime'];
 const CORES = new Set(['quorum', 'log', 'membership', 'groups', 'fencing', 'recovery', 'dlm', 'ddraid']);
 /** Pure layers: no node builtins and no platform/sim/node/cli imports. */
 const PURE = new Set([...ORDER]);

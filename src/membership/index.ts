@@ -40,6 +40,8 @@ export {
   type MembershipErrorCode,
   type MembershipView,
   type NodeInfo,
+  type MembershipCanary,
+  MEMBERSHIP_CANARIES,
   MembershipStateMachine,
 } from './membership-state-machine.js';
 export { type ReachabilityEntry, type ReachabilityRow, ReachabilityTracker } from './reachability-tracker.js';

@@ -21,6 +21,7 @@ import { DecodeError } from '../lib/errors.js';
 import { NODE_ID_MAX, type Incarnation, type NodeId } from '../lib/ids.js';
 import type { TieBreakerMode, VotequorumOptions } from '../quorum/index.js';
 import type { ApplyError, CommandCodec } from '../log/state-machine.js';
+import { GROUP_COMMAND_TYPES, readGroupCommand, validateGroupCommand, writeGroupCommand, type GroupCommand } from '../groups/index.js';
 import {
   CLUSTER_NODES_MAX,
   MEMBERSHIP_NODE_ADDRESS_BYTES_MAX,
@@ -88,6 +89,8 @@ export type QuarantineReason =
  * - `quarantine`: keep the node out (and fenced) until `release`; `incarnation` null means
  *   whatever incarnation is current (an operator's command).
  * - `release`: lift a quarantine.
+ * - `group-join`, `group-leave`, `group-send`, `barrier`: service groups (`src/groups`); they live
+ *   here so a group view changes at the same log position as the cluster view that removes a member.
  */
 export type MembershipCommand =
   | {
@@ -101,7 +104,8 @@ export type MembershipCommand =
   | { readonly type: 'fail'; readonly node: NodeId; readonly incarnation: Incarnation; readonly reason: FailReason }
   | { readonly type: 'fenced'; readonly node: NodeId; readonly incarnation: Incarnation }
   | { readonly type: 'quarantine'; readonly node: NodeId; readonly incarnation: Incarnation | null; readonly reason: QuarantineReason }
-  | { readonly type: 'release'; readonly node: NodeId };
+  | { readonly type: 'release'; readonly node: NodeId }
+  | GroupCommand;
 
 /** The command types, for exhaustive tables. */
 export type MembershipCommandType = MembershipCommand['type'];
@@ -266,6 +270,11 @@ export function validateMembershipCommand(c: MembershipCommand): ApplyError | nu
       return checkNodeAndIncarnation(c.node, c.incarnation) ?? checkQuarantineReason(c.reason);
     case 'release':
       return checkNodeAndIncarnation(c.node, null);
+    case 'group-join':
+    case 'group-leave':
+    case 'group-send':
+    case 'barrier':
+      return validateGroupCommand(c);
     default:
       return assertNever(c, 'membership command');
   }
@@ -282,6 +291,8 @@ const TAG_FAIL = 4;
 const TAG_FENCED = 5;
 const TAG_QUARANTINE = 6;
 const TAG_RELEASE = 7;
+/** Group commands take tags 8.. in `GROUP_COMMAND_TYPES` order. */
+const TAG_GROUP_FIRST = 8;
 
 const ROLES: readonly MemberRole[] = ['voter', 'learner', 'witness'];
 const TIE_BREAKER_KINDS: readonly TieBreakerMode['kind'][] = ['off', 'lowest', 'highest', 'list'];
@@ -493,6 +504,13 @@ function writeBody(w: ByteWriter, c: MembershipCommand): void {
     case 'release':
       w.u8(TAG_RELEASE).u16(c.node);
       return;
+    case 'group-join':
+    case 'group-leave':
+    case 'group-send':
+    case 'barrier':
+      w.u8(TAG_GROUP_FIRST + GROUP_COMMAND_TYPES.indexOf(c.type));
+      writeGroupCommand(w, c);
+      return;
     default:
       assertNever(c, 'membership command');
   }
@@ -532,8 +550,11 @@ function readBody(r: ByteReader, tag: number): MembershipCommand {
     }
     case TAG_RELEASE:
       return { type: 'release', node: readNodeId(r, 'node') };
-    default:
+    default: {
+      const groupType = tag >= TAG_GROUP_FIRST ? GROUP_COMMAND_TYPES[tag - TAG_GROUP_FIRST] : undefined;
+      if (groupType !== undefined) return readGroupCommand(r, groupType);
       throw new DecodeError('DECODE_INVALID', `unknown membership command tag ${tag}`);
+    }
   }
 }
 

@@ -12,8 +12,10 @@
  *
  * Kinds now: `view` (the member set changed), `quorum` (the quorate flag changed), `node` (a
  * node's status changed without changing the member set: a rejoin waiting for a fence, a fence
- * confirmed, a quarantine lifted). Reserved for later layers: group, barrier, fence, recovery;
- * each will take a new kind tag in the encoding, so old events keep decoding.
+ * confirmed, a quarantine lifted), `group` (a service group's view changed: a join, a leave, or a
+ * removal because the node left the cluster view), `barrier` (a barrier was reached by every
+ * member of its group view, or failed because the view changed). Reserved for later layers:
+ * fence, recovery; each will take a new kind tag in the encoding, so old events keep decoding.
  */
 import { assert, assertNever, defined } from '../lib/assert.js';
 import { ByteReader, ByteWriter } from '../lib/bytes.js';
@@ -27,8 +29,11 @@ import {
   MEMBERSHIP_EVENTS_READ_MAX,
   MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX,
   MEMBERSHIP_EVENTS_RETAINED_MAX,
+  BARRIER_NAME_BYTES_MAX,
+  GROUP_NAME_BYTES_MAX,
 } from '../constants.js';
 import { readBool, readEnum, readIncarnation, readNodeId, readText, writeEnum, writeText } from './membership-command.js';
+import { BARRIER_OUTCOMES, GROUP_CHANGE_KINDS, readName, writeName, type BarrierPayload, type GroupEventBody, type GroupMember, type GroupViewPayload } from '../groups/index.js';
 
 // ------------------------------------------------------------------------------------------------
 // Types
@@ -126,13 +131,16 @@ interface EventHeader {
 export type MembershipEvent =
   | (EventHeader & { readonly kind: 'view'; readonly payload: ViewPayload })
   | (EventHeader & { readonly kind: 'quorum'; readonly payload: QuorumPayload })
-  | (EventHeader & { readonly kind: 'node'; readonly payload: NodePayload });
+  | (EventHeader & { readonly kind: 'node'; readonly payload: NodePayload })
+  | (EventHeader & { readonly kind: 'group'; readonly payload: GroupViewPayload })
+  | (EventHeader & { readonly kind: 'barrier'; readonly payload: BarrierPayload });
 
 /** An event before it is numbered (what the state machine produces). */
 export type EventBody =
   | { readonly kind: 'view'; readonly payload: ViewPayload }
   | { readonly kind: 'quorum'; readonly payload: QuorumPayload }
-  | { readonly kind: 'node'; readonly payload: NodePayload };
+  | { readonly kind: 'node'; readonly payload: NodePayload }
+  | GroupEventBody;
 
 /** Longest explanation kept in an event, in UTF-8 bytes (longer ones are clipped). */
 export const EVENT_EXPLANATION_BYTES_MAX = 1024;
@@ -192,7 +200,7 @@ export interface EventPage {
 // ------------------------------------------------------------------------------------------------
 // Encoding (snapshots carry the retained events; sizes bound the ring)
 
-const KINDS: readonly MembershipEvent['kind'][] = ['view', 'quorum', 'node'];
+const KINDS: readonly MembershipEvent['kind'][] = ['view', 'quorum', 'node', 'group', 'barrier'];
 
 function writePayload(w: ByteWriter, e: EventBody): void {
   switch (e.kind) {
@@ -221,6 +229,21 @@ function writePayload(w: ByteWriter, e: EventBody): void {
       writeText(w, p.cause);
       return;
     }
+    case 'group': {
+      const p = e.payload;
+      writeName(w, p.group);
+      w.u64(p.groupViewId).u8(p.members.length);
+      for (const m of p.members) w.u16(m.node).u64(m.incarnation).u8(m.level);
+      w.u16(p.change.node).u64(p.change.incarnation);
+      writeEnum(w, GROUP_CHANGE_KINDS, p.change.kind);
+      return;
+    }
+    case 'barrier':
+      writeName(w, e.payload.group);
+      writeName(w, e.payload.name);
+      w.u64(e.payload.groupViewId);
+      writeEnum(w, BARRIER_OUTCOMES, e.payload.outcome);
+      return;
     default:
       assertNever(e, 'event kind');
   }
@@ -266,6 +289,23 @@ function readNodePayload(r: ByteReader): NodePayload {
   return { node, incarnation, from, to, cause: readText(r, EVENT_CAUSE_BYTES_MAX, 'cause') };
 }
 
+function readGroupPayload(r: ByteReader): GroupViewPayload {
+  const group = readName(r, GROUP_NAME_BYTES_MAX, 'group name');
+  const groupViewId = r.u64('group view id');
+  const count = r.u8('group member count');
+  if (count > CLUSTER_NODES_MAX) throw new DecodeError('DECODE_TOO_LARGE', `a group view of ${count} members; at most ${CLUSTER_NODES_MAX}`);
+  const members: GroupMember[] = [];
+  for (let i = 0; i < count; i++) {
+    const node = readNodeId(r, 'group member');
+    const prev = members[i - 1];
+    if (prev !== undefined && node <= prev.node) throw new DecodeError('DECODE_INVALID', 'group view members are not strictly ascending');
+    members.push({ node, incarnation: readIncarnation(r, 'group member incarnation'), level: r.u8('group member level') });
+  }
+  const node = readNodeId(r, 'changed node');
+  const incarnation = readIncarnation(r, 'changed incarnation');
+  return { group, groupViewId, members, change: { node, incarnation, kind: readEnum(r, GROUP_CHANGE_KINDS, 'group change kind') } };
+}
+
 /** Decodes one event; raises only `DecodeError`. */
 export function decodeEvent(r: ByteReader): MembershipEvent {
   const seq = r.u64('event seq');
@@ -282,6 +322,14 @@ export function decodeEvent(r: ByteReader): MembershipEvent {
     }
     case 'node':
       return { ...header, kind, payload: readNodePayload(r) };
+    case 'group':
+      return { ...header, kind, payload: readGroupPayload(r) };
+    case 'barrier': {
+      const group = readName(r, GROUP_NAME_BYTES_MAX, 'group name');
+      const name = readName(r, BARRIER_NAME_BYTES_MAX, 'barrier name');
+      const groupViewId = r.u64('group view id');
+      return { ...header, kind, payload: { group, name, groupViewId, outcome: readEnum(r, BARRIER_OUTCOMES, 'barrier outcome') } };
+    }
     default:
       return assertNever(kind, 'event kind');
   }

@@ -35,6 +35,7 @@ import {
 } from '../quorum/index.js';
 import { assertApplyOrder, badCommand, Fnv64, stateHashOf, type ApplyError, type ApplyResult, type CommandCodec, type StateHash, type StateMachine } from '../log/state-machine.js';
 import { MEMBERSHIP_SNAPSHOT_BYTES_MAX } from '../constants.js';
+import { GROUP_CANARIES, GroupTable, type GroupApply, type GroupCanary, type GroupCommand, type GroupView } from '../groups/index.js';
 import {
   decodeMembershipCommand,
   membershipCommandCodec,
@@ -75,6 +76,8 @@ export interface MembershipOutput {
   readonly quorate: boolean;
   /** Events the command produced (0 for a no-op). */
   readonly events: number;
+  /** For a group command: what it did (outcome, group view, delivery of a message). */
+  readonly group?: GroupApply;
 }
 
 /** Stable `ApplyError` codes of the membership machine (plus the shared `BAD_COMMAND`). */
@@ -125,13 +128,29 @@ interface MembershipState {
   events: EventLog;
   appliedIndex: LogIndex;
   appliedTerm: Term;
+  /** The service groups (their views change with the cluster view; see `src/groups`). */
+  groups: GroupTable;
   /** Derived from the above by `recompute`; null until configured. */
   arbitration: Arbitration | null;
+  /** A planted bug (simulator only); not part of the state's bytes. */
+  readonly canary: MembershipCanary | null;
 }
 
-function emptyState(): MembershipState {
-  return { config: null, records: new Map(), viewId: 0, waitForAll: { phase: 'off' }, events: new EventLog(), appliedIndex: logIndex(0), appliedTerm: makeTerm(0), arbitration: null };
+function emptyState(canary: MembershipCanary | null): MembershipState {
+  const groupCanary = GROUP_CANARIES.find((c) => c === canary) ?? null;
+  return { config: null, records: new Map(), viewId: 0, waitForAll: { phase: 'off' }, events: new EventLog(), appliedIndex: logIndex(0), appliedTerm: makeTerm(0), groups: new GroupTable(groupCanary), arbitration: null, canary };
 }
+
+/**
+ * Planted bugs the simulator's checkers must catch (never set in production):
+ * `quorate-without-quorum` flags every view quorate; `skip-view-bump` keeps the view id when a
+ * member leaves or fails (a node with it disagrees with the others about view ids); and the group
+ * table's canaries (`GroupCanary`).
+ */
+export type MembershipCanary = 'quorate-without-quorum' | 'skip-view-bump' | GroupCanary;
+
+/** Every membership canary name. */
+export const MEMBERSHIP_CANARIES: readonly MembershipCanary[] = ['quorate-without-quorum', 'skip-view-bump', ...GROUP_CANARIES];
 
 function membershipError(code: MembershipErrorCode, message: string): ApplyError {
   return { code, message };
@@ -161,7 +180,8 @@ function noFencePending(records: ReadonlyMap<NodeId, NodeRecord>): Set<NodeId> {
 function arbitrationOf(s: MembershipState): Arbitration | null {
   if (s.config === null) return null;
   const present = new Set(membersOf(s.records).map((m) => m.node));
-  return arbitrate({ config: { incoming: s.config.quorum }, present, waitForAll: s.waitForAll, twoNode: { enabled: s.config.options.twoNode, fencedPeers: noFencePending(s.records) } });
+  const a = arbitrate({ config: { incoming: s.config.quorum }, present, waitForAll: s.waitForAll, twoNode: { enabled: s.config.options.twoNode, fencedPeers: noFencePending(s.records) } });
+  return s.canary === 'quorate-without-quorum' ? { ...a, quorate: true } : a;
 }
 
 function quorumSummary(a: Arbitration | null): { quorate: boolean; reason: QuorumReason; explanation: string } {
@@ -188,8 +208,28 @@ function waitForAllAfterConfigure(previous: WaitForAllState, wasConfigured: bool
  */
 export class MembershipStateMachine implements StateMachine<MembershipCommand, MembershipOutput> {
   readonly codec: CommandCodec<MembershipCommand> = membershipCommandCodec;
-  private s: MembershipState = emptyState();
+  private s: MembershipState;
   private hashCache: StateHash | null = null;
+
+  /** `canary`: a planted bug, for the simulator only. */
+  constructor(private readonly canary: MembershipCanary | null = null) {
+    this.s = emptyState(canary);
+  }
+
+  /** Every service group's current view, by name. */
+  groups(): GroupView[] {
+    return this.s.groups.views();
+  }
+
+  /** One group's current view, or null when it has no members. */
+  group(name: string): GroupView | null {
+    return this.s.groups.view(name);
+  }
+
+  /** Members that reached pending barrier `name` of `group`; null when none is pending. */
+  pendingBarrier(group: string, name: string): NodeId[] | null {
+    return this.s.groups.pendingBarrier(group, name);
+  }
 
   get appliedIndex(): LogIndex {
     return this.s.appliedIndex;
@@ -260,8 +300,33 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       if (invalid !== null) return err(invalid);
       c = command;
     }
-    if (c.type === 'configure') return this.configure(index, c);
-    return this.nodeCommand(index, c);
+    switch (c.type) {
+      case 'configure':
+        return this.configure(index, c);
+      case 'group-join':
+      case 'group-leave':
+      case 'group-send':
+      case 'barrier':
+        return this.groupCommand(index, c);
+      case 'join':
+      case 'leave':
+      case 'fail':
+      case 'fenced':
+      case 'quarantine':
+      case 'release':
+        return this.nodeCommand(index, c);
+      default:
+        return assertNever(c, 'membership command');
+    }
+  }
+
+  private groupCommand(index: LogIndex, c: GroupCommand): ApplyResult<MembershipOutput> {
+    const s = this.s;
+    if (s.config === null) return err(membershipError('NOT_CONFIGURED', `no configuration is committed yet, so node ${c.node} cannot use group ${c.group}`));
+    const members = membersOf(s.records);
+    const r = s.groups.apply(c, (node, inc) => members.some((m) => m.node === node && m.incarnation === inc));
+    for (const e of r.events) this.emit(index, e);
+    return ok({ ...this.output(c.type, r.outcome === 'applied' ? 'applied' : 'no-change', r.events.length), group: r });
   }
 
   private output(type: MembershipCommandType, outcome: MembershipOutcome, events: number): MembershipOutput {
@@ -299,14 +364,24 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
     if (isApplyError(t)) return err(t);
     if (t.record === rec) return ok(this.output(c.type, t.outcome, 0));
     const wasQuorate = s.arbitration?.quorate ?? false;
+    const before = membersOf(s.records);
     s.records.set(c.node, t.record);
-    if (t.view !== undefined) s.viewId++;
+    const skipBump = s.canary === 'skip-view-bump' && (t.view?.kind === 'left' || t.view?.kind === 'failed');
+    if (t.view !== undefined && !skipBump) s.viewId++;
     this.recompute();
     let events = 0;
     if (t.view !== undefined) {
       const change = { node: c.node, incarnation: makeIncarnation(t.view.incarnation), kind: t.view.kind, cause: clipText(t.view.cause, EVENT_CAUSE_BYTES_MAX) };
-      this.emit(index, { kind: 'view', payload: { members: membersOf(s.records), ...quorumSummary(s.arbitration), change } });
+      const after = membersOf(s.records);
+      this.emit(index, { kind: 'view', payload: { members: after, ...quorumSummary(s.arbitration), change } });
       events++;
+      // An incarnation that left the cluster view leaves every group at the same log position.
+      for (const gone of before.filter((m) => !after.some((a) => a.node === m.node && a.incarnation === m.incarnation))) {
+        for (const e of s.groups.removeNode(gone.node, gone.incarnation, true)) {
+          this.emit(index, e);
+          events++;
+        }
+      }
     } else if (t.note !== undefined) {
       this.emit(index, { kind: 'node', payload: { node: c.node, incarnation: t.note.incarnation, from: rec.status, to: t.record.status, cause: clipText(t.note.cause, EVENT_CAUSE_BYTES_MAX) } });
       events++;
@@ -347,7 +422,7 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
 
   restore(bytes: Uint8Array): Result<void, DecodeError> {
     try {
-      this.s = decodeSnapshot(bytes);
+      this.s = decodeSnapshot(bytes, this.canary);
       this.hashCache = null;
       return ok(undefined);
     } catch (e) {
@@ -362,7 +437,7 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
 // digest the event log keeps incrementally).
 
 const SNAPSHOT_MAGIC = 0x53424d43; // 'CMBS' read as a little-endian u32
-const SNAPSHOT_FORMAT = 1;
+const SNAPSHOT_FORMAT = 2;
 const WAIT_PHASES: readonly WaitForAllState['phase'][] = ['off', 'waiting', 'released'];
 const WAIT_RELEASES: readonly WaitForAllRelease[] = ['all-seen', 'joined-quorate-cluster', 'cancelled'];
 
@@ -407,6 +482,7 @@ function writeCore(w: ByteWriter, s: MembershipState): void {
   writeConfigSection(w, s.config);
   writeWaitForAll(w, s.waitForAll);
   writeRecords(w, s);
+  s.groups.encode(w);
 }
 
 function hashState(s: MembershipState): { hi: number; lo: number } {
@@ -469,12 +545,22 @@ function readRecords(r: ByteReader, config: Configuration | null): Map<NodeId, N
   return records;
 }
 
+/** Every group member is a member of the cluster view (removals are applied together). */
+function checkGroupMembers(s: MembershipState): void {
+  const members = membersOf(s.records);
+  for (const g of s.groups.views()) {
+    for (const m of g.members) {
+      if (!members.some((v) => v.node === m.node && v.incarnation === m.incarnation)) throw corrupt(`group ${g.group} lists node ${m.node} incarnation ${m.incarnation}, which is not in the cluster view`);
+    }
+  }
+}
+
 function checkWaitForAll(s: MembershipState): void {
   const enabled = s.config?.options.waitForAll ?? false;
   if (enabled === (s.waitForAll.phase === 'off')) throw corrupt(`wait_for_all phase ${s.waitForAll.phase} contradicts the option (${enabled ? 'on' : 'off'})`);
 }
 
-function decodeSnapshot(bytes: Uint8Array): MembershipState {
+function decodeSnapshot(bytes: Uint8Array, canary: MembershipCanary | null): MembershipState {
   if (bytes.length < 4 + 1 + 24 + 4) throw corrupt(`${bytes.length} bytes is shorter than the smallest snapshot`);
   const body = bytes.subarray(0, bytes.length - 4);
   if (crc32c(body) !== new ByteReader(bytes.subarray(bytes.length - 4)).u32('checksum')) {
@@ -484,13 +570,15 @@ function decodeSnapshot(bytes: Uint8Array): MembershipState {
   if (r.u32('magic') !== SNAPSHOT_MAGIC) throw new DecodeError('SNAPSHOT_MAGIC', 'not a membership snapshot (bad magic): it belongs to another state machine');
   const format = r.u8('format');
   if (format !== SNAPSHOT_FORMAT) throw new DecodeError('SNAPSHOT_VERSION', `membership snapshot format ${format} is not supported (this build reads format ${SNAPSHOT_FORMAT}); upgrade this node`);
-  const s = emptyState();
+  const s = emptyState(canary);
   s.appliedIndex = logIndex(r.u64('appliedIndex'));
   s.appliedTerm = makeTerm(r.u64('appliedTerm'));
   s.viewId = r.u64('viewId');
   s.config = readConfigSection(r);
   s.waitForAll = readWaitForAll(r);
   s.records = readRecords(r, s.config);
+  s.groups = GroupTable.decode(r, GROUP_CANARIES.find((c) => c === canary) ?? null);
+  checkGroupMembers(s);
   s.events = EventLog.decode(r);
   r.end('membership snapshot');
   checkWaitForAll(s);

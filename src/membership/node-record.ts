@@ -14,6 +14,7 @@
  *
  * Transitions are computed here and applied by the state machine (one owner per mutation).
  */
+import type { GroupCommand } from '../groups/index.js';
 import { assertNever } from '../lib/assert.js';
 import type { Incarnation } from '../lib/ids.js';
 import type { ApplyError } from '../log/state-machine.js';
@@ -62,8 +63,8 @@ export interface Transition {
   readonly note?: { readonly incarnation: number; readonly cause: string };
 }
 
-/** A per-node command (everything but `configure`). */
-export type NodeCommand = Exclude<MembershipCommand, { type: 'configure' }>;
+/** A per-node command (everything but `configure` and the group commands). */
+export type NodeCommand = Exclude<MembershipCommand, { type: 'configure' } | GroupCommand>;
 
 function same(rec: NodeRecord, outcome: MembershipOutcome): Transition {
   return { record: rec, outcome };

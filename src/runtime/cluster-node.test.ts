@@ -21,7 +21,7 @@ import type { MemberNodeSpec } from '../membership/index.js';
 import { Scheduler, msToUs } from '../sim/scheduler.js';
 import type { TransportHandlers } from '../transport/transport.js';
 import type { NodeEnv } from './env.js';
-import { ClusterNode, type ClusterTiming } from './cluster-node.js';
+import { ClusterNode, type ClusterObserver, type ClusterTiming } from './cluster-node.js';
 import { peerCodec, type PeerMessage } from './peer-message.js';
 
 const TIMING: ClusterTiming = {
@@ -52,7 +52,7 @@ class Cluster {
   /** Paused nodes: their timers and inbound messages wait here until `resume`. */
   private readonly paused = new Map<NodeId, { timers: (() => void)[]; messages: (() => void)[] }>();
 
-  constructor() {
+  constructor(private readonly observerOf: (id: NodeId) => ClusterObserver | undefined = () => undefined) {
     for (const id of IDS) this.start(id);
   }
 
@@ -105,7 +105,8 @@ class Cluster {
   }
 
   private start(id: NodeId): void {
-    const node = new ClusterNode(this.env(id), { timing: TIMING, nodes: SPECS, quorum: DEFAULT_VOTEQUORUM_OPTIONS });
+    const observer = this.observerOf(id);
+    const node = new ClusterNode(this.env(id), { timing: TIMING, nodes: SPECS, quorum: DEFAULT_VOTEQUORUM_OPTIONS, ...(observer === undefined ? {} : { observer }) });
     this.nodes.set(id, node);
     node.start();
   }
@@ -376,4 +377,151 @@ test('the peer codec round-trips node messages and rejects malformed ones with a
   ];
   const raw = peerCodec() as unknown as { encode(v: unknown): Uint8Array };
   for (const v of bad) assert.throws(() => codec.decode(raw.encode(v)), DecodeError);
+});
+
+// ------------------------------------------------------------------------------------------------
+// Service groups
+
+/** What each node's observer saw of the groups: deliveries and view/barrier events, in order. */
+class GroupLog {
+  readonly lines = new Map<NodeId, string[]>();
+  observer(id: NodeId): ClusterObserver {
+    const out: string[] = [];
+    this.lines.set(id, out);
+    return {
+      onGroupView: (g, v) => out.push(`view ${g} ${v.groupViewId} [${v.members.map((m) => `${m.node}.${m.incarnation}`).join(',')}] ${v.change.kind} ${v.change.node}`),
+      onGroupDeliver: (g, view, seq, from, payload) => out.push(`msg ${g} ${view}#${seq} from ${from}: ${decoder.decode(payload)}`),
+      onBarrier: (g, name, view, outcome) => out.push(`barrier ${g} ${name} ${view} ${outcome}`),
+    };
+  }
+  of(id: number): string[] {
+    return this.lines.get(nodeId(id)) ?? [];
+  }
+}
+
+type Outcome<T> = { done: false } | { done: true; ok: true; value: T } | { done: true; ok: false; code: string };
+
+function track<T>(): { outcome: Outcome<T>; cb: (r: { ok: true; value: T } | { ok: false; error: { code: string } }) => void } {
+  const t: { outcome: Outcome<T>; cb: (r: { ok: true; value: T } | { ok: false; error: { code: string } }) => void } = {
+    outcome: { done: false },
+    cb: (r) => {
+      t.outcome = r.ok ? { done: true, ok: true, value: r.value } : { done: true, ok: false, code: r.error.code };
+    },
+  };
+  return t;
+}
+
+function joinAll(c: Cluster, group: string, ids: readonly number[]): void {
+  const joins = ids.map((id) => {
+    const t = track<unknown>();
+    c.node(id).groupJoin(group, id, t.cb);
+    return t;
+  });
+  c.runUntil(() => joins.every((t) => t.outcome.done), 5000);
+  for (const t of joins) assert.ok(t.outcome.done && t.outcome.ok, `join: ${JSON.stringify(t.outcome)}`);
+}
+
+test('groups: every member delivers the same messages in the same order; a newcomer never gets an older view\'s messages', () => {
+  const log = new GroupLog();
+  const c = new Cluster((id) => log.observer(id));
+  c.runUntil(() => allJoinedAndQuorate(c, [1, 2, 3]), 5000);
+  joinAll(c, 'g', [1, 2]);
+  const sends: ReturnType<typeof track<{ groupViewId: number; seq: number }>>[] = [];
+  for (let i = 0; i < 6; i++) {
+    const from = i % 2 === 0 ? 1 : 2;
+    const t = track<{ groupViewId: number; seq: number }>();
+    c.node(from).groupSend('g', encoder.encode(`m${i}`), t.cb);
+    sends.push(t);
+  }
+  c.runUntil(() => sends.every((t) => t.outcome.done), 5000);
+  assert.ok(sends.every((t) => t.outcome.done && t.outcome.ok));
+  const msgs = (id: number): string[] => log.of(id).filter((l) => l.startsWith('msg '));
+  assert.equal(msgs(1).length, 6);
+  assert.deepEqual(msgs(1), msgs(2), 'members 1 and 2 delivered the same messages in the same order');
+  assert.deepEqual(msgs(3), [], 'node 3 is not a member: it delivers nothing');
+  // Node 3 joins; then a message sent in the new view reaches it, the old ones never do.
+  joinAll(c, 'g', [3]);
+  const after = track<{ groupViewId: number; seq: number }>();
+  c.node(1).groupSend('g', encoder.encode('late'), after.cb);
+  c.runUntil(() => after.outcome.done, 5000);
+  c.runMs(200);
+  assert.deepEqual(msgs(3).map((l) => l.replace(/^msg g \d+#/, '')), ['1 from 1: late']);
+  assert.deepEqual(msgs(1).slice(6), msgs(3));
+  // Every node (member or not) saw the same sequence of group views.
+  const views = (id: number): string[] => log.of(id).filter((l) => l.startsWith('view '));
+  assert.deepEqual(views(1), views(3));
+  assert.deepEqual(views(2), views(3));
+  assert.equal(views(1).length, 3);
+});
+
+test('groups: a message sent in a view that changed before it was ordered is refused VIEW_CHANGED, never delivered', () => {
+  const log = new GroupLog();
+  const c = new Cluster((id) => log.observer(id));
+  c.runUntil(() => allJoinedAndQuorate(c, [1, 2, 3]), 5000);
+  joinAll(c, 'g', [1, 2]);
+  const sender = c.followers().find((n) => n.nodeId !== nodeId(3));
+  assert.ok(sender !== undefined, 'a follower among the two members');
+  const id = sender.nodeId;
+  // The sender stops applying (paused like SIGSTOP) while node 3's join commits: it still holds
+  // the old group view when its send is made, and the send is ordered after the join.
+  c.pause(id);
+  const join = track<unknown>();
+  c.node(3).groupJoin('g', 0, join.cb);
+  c.runUntil(() => join.outcome.done, 5000);
+  const oldView = sender.group('g')?.viewId;
+  const send = track<{ groupViewId: number; seq: number }>();
+  sender.groupSend('g', encoder.encode('racy'), send.cb);
+  c.runMs(500);
+  c.resume(id, 0);
+  c.runUntil(() => send.outcome.done, 5000);
+  c.runMs(200);
+  assert.ok(send.outcome.done && !send.outcome.ok && send.outcome.code === 'VIEW_CHANGED', JSON.stringify(send.outcome));
+  assert.notEqual(sender.group('g')?.viewId, oldView, 'the sender has the new view now');
+  for (const n of [1, 2, 3]) assert.deepEqual(log.of(n).filter((l) => l.includes('racy')), [], `node ${n} delivered nothing`);
+  // Sent again in the new view, all three members deliver it.
+  const again = track<{ groupViewId: number; seq: number }>();
+  sender.groupSend('g', encoder.encode('again'), again.cb);
+  c.runUntil(() => again.outcome.done, 5000);
+  c.runMs(200);
+  for (const n of [1, 2, 3]) assert.equal(log.of(n).filter((l) => l.includes('again')).length, 1, `node ${n} delivered it once`);
+});
+
+test('groups: a barrier completes when every member reached it, and fails VIEW_CHANGED for all when a member fails first', () => {
+  const log = new GroupLog();
+  const c = new Cluster((id) => log.observer(id));
+  c.runUntil(() => allJoinedAndQuorate(c, [1, 2, 3]), 5000);
+  joinAll(c, 'g', [1, 2, 3]);
+  const first = [1, 2, 3].map((id) => {
+    const t = track<{ groupViewId: number }>();
+    c.node(id).barrier('g', 'b1', t.cb);
+    return t;
+  });
+  c.runUntil(() => first.every((t) => t.outcome.done), 5000);
+  assert.ok(first.every((t) => t.outcome.done && t.outcome.ok), 'b1 reached by all three');
+  // Two members arrive at b2; the third crashes and is failed by the detector first.
+  const follower = c.followers()[0];
+  assert.ok(follower !== undefined);
+  const crashed = follower.nodeId;
+  const survivors = [1, 2, 3].filter((id) => id !== crashed);
+  const second = survivors.map((id) => {
+    const t = track<{ groupViewId: number }>();
+    c.node(id).barrier('g', 'b2', t.cb);
+    return t;
+  });
+  c.runMs(300);
+  assert.ok(second.every((t) => !t.outcome.done), 'b2 waits for the third member');
+  c.crash(crashed);
+  c.runUntil(() => second.every((t) => t.outcome.done), 8000);
+  for (const t of second) assert.ok(t.outcome.done && !t.outcome.ok && t.outcome.code === 'VIEW_CHANGED', JSON.stringify(t.outcome));
+  for (const id of survivors) assert.ok(log.of(id).some((l) => l.startsWith('barrier g b2 ') && l.endsWith('view-changed')));
+  // In the new view (without the crashed node), the survivors' barrier completes.
+  const third = survivors.map((id) => {
+    const t = track<{ groupViewId: number }>();
+    c.node(id).barrier('g', 'b2', t.cb);
+    return t;
+  });
+  c.runUntil(() => third.every((t) => t.outcome.done), 5000);
+  assert.ok(third.every((t) => t.outcome.done && t.outcome.ok));
+  const g = c.node(survivors[0] ?? 0).group('g');
+  assert.deepEqual(g?.members.map((m) => m.node), survivors);
 });

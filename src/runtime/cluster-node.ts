@@ -32,7 +32,7 @@
  * Pure: only `NodeEnv` (clock, timers, transport, disk, prng), so the simulator runs the same
  * code. Every callback runs on the environment's single event loop; nothing is re-entrant.
  */
-import { assert, assertNever } from '../lib/assert.js';
+import { assert, assertNever, defined } from '../lib/assert.js';
 import { CohortError, DecodeError, err, ok, type Result } from '../lib/errors.js';
 import { incarnation as makeIncarnation, type Incarnation, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
 import {
@@ -65,9 +65,11 @@ import {
   type MembershipView,
   type NodeInfo,
   type LocalQuorumStatus,
+  type MembershipCanary,
 } from '../membership/index.js';
 import type { Arbitration, VotequorumOptions } from '../quorum/index.js';
-import { CLUSTER_APPLY_RESULTS_RETAINED, CLUSTER_NODES_MAX, CLUSTER_REQUESTS_PENDING_MAX } from '../constants.js';
+import { CLUSTER_APPLY_RESULTS_RETAINED, CLUSTER_NODES_MAX, CLUSTER_REQUESTS_PENDING_MAX, GROUP_BARRIERS_PENDING_MAX, GROUPS_MAX } from '../constants.js';
+import { validateGroupCommand, type BarrierOutcome, type GroupApply, type GroupCommand, type GroupOutcome, type GroupView, type GroupViewPayload } from '../groups/index.js';
 import type { NodeEnv, TimerHandle } from './env.js';
 import { RaftNode, RaftNodeError, type RaftNodeErrorCode } from './raft-node.js';
 import { FORWARD_MESSAGE_CHARS_MAX, ROW_SILENCE_MS_MAX, isRaftMessage, type ForwardRefusalCode, type NodeMessage, type PeerMessage } from './peer-message.js';
@@ -108,6 +110,15 @@ export interface ClusterObserver {
   onJoined?(incarnation: Incarnation): void;
   /** A background proposal (join, configure, a detector decision) failed; it is retried. */
   onBackgroundFailure?(what: string, error: RaftNodeError): void;
+  /** A service group's view changed (applied here; every node sees every group's views). */
+  onGroupView?(group: string, view: GroupViewPayload): void;
+  /**
+   * A group message was delivered here: this node's incarnation is a member of the group view
+   * `groupViewId` the message was sent in. Messages of one view arrive in `seq` order.
+   */
+  onGroupDeliver?(group: string, groupViewId: number, seq: number, from: NodeId, payload: Uint8Array): void;
+  /** A barrier of a group ended (applied here; every node sees every barrier's end). */
+  onBarrier?(group: string, name: string, groupViewId: number, outcome: BarrierOutcome): void;
 }
 
 /** Options of a `ClusterNode`. */
@@ -121,6 +132,49 @@ export interface ClusterNodeOptions {
   /** Entries kept behind a snapshot for slightly lagging followers (default 1 000). */
   readonly snapshotCatchUpEntries?: number;
   readonly observer?: ClusterObserver;
+  /** A planted bug, for the simulator only (see `ClusterCanary`). */
+  readonly canary?: ClusterCanary;
+}
+
+/**
+ * Planted bugs the simulator's checkers must catch (never set in production):
+ * - `evict-on-missed-heartbeat`: the failure detector fails a node after one missed heartbeat;
+ * - `never-fail`: the leader never proposes a detector's failure decision;
+ * - `diverge-views`: node 1's membership machine keeps the view id when a member leaves or fails;
+ * - the membership machine's canaries (`quorate-without-quorum` and the group table's
+ *   `deliver-to-newcomer`, `barrier-without-all`), on every node.
+ */
+export type ClusterCanary = 'evict-on-missed-heartbeat' | 'never-fail' | 'diverge-views' | Exclude<MembershipCanary, 'skip-view-bump'>;
+
+/** Every cluster canary name. */
+export const CLUSTER_CANARIES: readonly ClusterCanary[] = ['evict-on-missed-heartbeat', 'never-fail', 'diverge-views', 'quorate-without-quorum', 'deliver-to-newcomer', 'barrier-without-all'];
+
+/** Stable codes of a group request refused by the group table (or before proposing). */
+export type GroupErrorCode =
+  /** The group's view changed since this node read it: re-read the view, then retry if still wanted. */
+  | 'VIEW_CHANGED'
+  /** This node's incarnation is not a member of the group. */
+  | 'NOT_MEMBER'
+  /** This node's incarnation is not in the cluster view yet (it is still joining). */
+  | 'NOT_IN_VIEW'
+  /** The group has no members. */
+  | 'NO_SUCH_GROUP'
+  /** A bound of the group table (`GROUPS_MAX`, `GROUP_BARRIERS_PENDING_MAX`). */
+  | 'LIMIT'
+  /** A malformed name, level or message. */
+  | 'INVALID';
+
+/** A refused group request; the message says what to do. */
+export class GroupError extends CohortError {
+  override readonly name = 'GroupError';
+  constructor(
+    override readonly code: GroupErrorCode,
+    message: string,
+    /** The group's view id when refused (0 when the group does not exist). */
+    readonly groupViewId: number,
+  ) {
+    super(code, message);
+  }
 }
 
 /** One member of the view, as `status()` shows it. */
@@ -289,6 +343,8 @@ export class ClusterNode {
   private joinNotBeforeMs = 0;
   /** Ticks of this node left before reads are served again after a stall (0: not holding). */
   private readHoldTicks = 0;
+  /** Local barrier waiters by group and barrier name. */
+  private readonly barrierWaiters = new Map<string, { readonly groupViewId: number; readonly done: (r: Result<{ readonly groupViewId: number }, RaftNodeError | GroupError>) => void }[]>();
 
   /**
    * Builds the node from the state on `env.disk` (throws `RecoveryError` when the disk cannot
@@ -311,7 +367,7 @@ export class ClusterNode {
     this.tracker = new ReachabilityTracker(env.nodeId);
     this.tracker.setPeers(this.peers);
     this.mux = new StateMachineMux([
-      { tag: MUX_TAG_MEMBERSHIP, name: 'membership', create: () => new MembershipStateMachine() },
+      { tag: MUX_TAG_MEMBERSHIP, name: 'membership', create: () => new MembershipStateMachine(membershipCanary(options.canary, env.nodeId)) },
       { tag: MUX_TAG_KV, name: 'kv', create: () => new KvStateMachine() },
     ]);
     const raftTransport: Transport<RaftMessage> = {
@@ -468,6 +524,17 @@ export class ClusterNode {
     const stopped = new RaftNodeError('STOPPED', 'the node is stopping');
     for (const r of [...this.requests.values()]) this.finish(r, err(stopped));
     this.awaiting.clear();
+    const waiters = [...this.barrierWaiters.values()].flat();
+    this.barrierWaiters.clear();
+    for (const w of waiters) w.done(err(stopped));
+  }
+
+  /** Stops waiting for barrier `name` of `group` here (the arrival stays recorded); for cancellation. */
+  cancelBarrierWait(group: string, name: string, done: (r: Result<{ readonly groupViewId: number }, RaftNodeError | GroupError>) => void): void {
+    const key = barrierKey(group, name);
+    const rest = (this.barrierWaiters.get(key) ?? []).filter((w) => w.done !== done);
+    if (rest.length === 0) this.barrierWaiters.delete(key);
+    else this.barrierWaiters.set(key, rest);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -575,6 +642,114 @@ export class ClusterNode {
   /** Deletes `key`. */
   delete(key: string, done: (r: Result<KvOutput, RaftNodeError>) => void): void {
     this.kvCommand({ type: 'delete', key }, done);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Service groups (src/groups, docs/groups.md)
+
+  /** Every group's current view, as applied here. */
+  groups(): GroupView[] {
+    return this.membership.groups();
+  }
+
+  /** One group's view as applied here, or null when it has no members. */
+  group(name: string): GroupView | null {
+    return this.membership.group(name);
+  }
+
+  /**
+   * Joins `group` with `level` (0..GROUP_LEVEL_MAX; lower levels recover first) as this node's
+   * incarnation; `done` gets the group view the join created (or the current one when this
+   * incarnation already was a member). Needs this incarnation in the cluster view.
+   */
+  groupJoin(group: string, level: number, done: (r: Result<GroupView, RaftNodeError | GroupError>) => void): void {
+    this.groupCommand({ type: 'group-join', group, node: this.nodeId, incarnation: this.incarnation, level }, true, (r) => {
+      done(r.ok ? ok(this.membership.group(group) ?? { group, viewId: r.value.groupViewId, members: [] }) : r);
+    });
+  }
+
+  /** Leaves `group`; `done` runs once this node applied the leave (a no-op when not a member). */
+  groupLeave(group: string, done: (r: Result<void, RaftNodeError | GroupError>) => void): void {
+    this.groupCommand({ type: 'group-leave', group, node: this.nodeId, incarnation: this.incarnation }, true, (r) => {
+      done(r.ok ? ok(undefined) : r);
+    });
+  }
+
+  /**
+   * Sends `payload` to `group` in the group view this node has applied. It is delivered, in one
+   * total order, to exactly the members of that view (`onGroupDeliver`), this node included; or
+   * refused `VIEW_CHANGED` when the view changed before it was ordered (nothing is delivered: read
+   * the new view, then send again if still wanted). `OUTCOME_UNKNOWN`/`TIMEOUT` mean it may or
+   * may not have been delivered (it is never delivered twice).
+   */
+  groupSend(group: string, payload: Uint8Array, done: (r: Result<{ readonly groupViewId: number; readonly seq: number }, RaftNodeError | GroupError>) => void): void {
+    const view = this.membership.group(group);
+    if (view === null || !view.members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation)) {
+      done(err(new GroupError(view === null ? 'NO_SUCH_GROUP' : 'NOT_MEMBER', `node ${this.nodeId} (incarnation ${this.incarnation}) is not a member of group ${group}; join it first`, view?.viewId ?? 0)));
+      return;
+    }
+    this.groupCommand({ type: 'group-send', group, node: this.nodeId, incarnation: this.incarnation, viewId: view.viewId, payload }, false, (r) => {
+      if (!r.ok) done(r);
+      else done(ok({ groupViewId: r.value.groupViewId, seq: defined(r.value.delivery, 'an applied send has a delivery').seq }));
+    });
+  }
+
+  /**
+   * Reaches barrier `name` of `group` in the group view this node has applied. `done` runs when
+   * every member of that view has reached it, or with `VIEW_CHANGED` when the view changes first
+   * (every member gets the same verdict at the same log position).
+   */
+  barrier(group: string, name: string, done: (r: Result<{ readonly groupViewId: number }, RaftNodeError | GroupError>) => void): void {
+    const view = this.membership.group(group);
+    if (view === null || !view.members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation)) {
+      done(err(new GroupError(view === null ? 'NO_SUCH_GROUP' : 'NOT_MEMBER', `node ${this.nodeId} (incarnation ${this.incarnation}) is not a member of group ${group}; join it first`, view?.viewId ?? 0)));
+      return;
+    }
+    const key = barrierKey(group, name);
+    const waiter = { groupViewId: view.viewId, done };
+    this.groupCommand({ type: 'barrier', group, name, node: this.nodeId, incarnation: this.incarnation, viewId: view.viewId }, true, (r) => {
+      if (!r.ok) {
+        done(r);
+        return;
+      }
+      // Applied. This arrival may have been the last; otherwise the barrier ends with a later
+      // entry, which a forwarded request may already have seen applied here.
+      if (r.value.barrierReached === true) {
+        done(ok({ groupViewId: view.viewId }));
+        return;
+      }
+      const now = this.membership.group(group);
+      if (now?.viewId !== view.viewId) {
+        done(err(viewChanged(group, view.viewId)));
+        return;
+      }
+      if (this.membership.pendingBarrier(group, name)?.includes(this.nodeId) !== true) {
+        done(ok({ groupViewId: view.viewId }));
+        return;
+      }
+      const list = this.barrierWaiters.get(key) ?? [];
+      list.push(waiter);
+      this.barrierWaiters.set(key, list);
+    });
+  }
+
+  private groupCommand(command: GroupCommand, idempotent: boolean, done: (r: Result<GroupApply, RaftNodeError | GroupError>) => void): void {
+    const invalid = validateGroupCommand(command);
+    if (invalid !== null) {
+      done(err(new GroupError('INVALID', invalid.message, 0)));
+      return;
+    }
+    this.submit({ type: 'mux', tag: MUX_TAG_MEMBERSHIP, command }, this.opts.timing.requestTimeoutMs, idempotent, (r) => {
+      if (!r.ok) {
+        done(r);
+        return;
+      }
+      assert(r.value.tag === MUX_TAG_MEMBERSHIP, 'a group command yields a membership output');
+      const g = defined((r.value.output as MembershipOutput).group, 'a group command yields a group result');
+      const code = groupErrorCode(g.outcome, command.type);
+      if (code === null) done(ok(g));
+      else done(err(new GroupError(code, groupRefusal(code, command), g.groupViewId)));
+    });
   }
 
   private kvCommand(command: KvCommand, done: (r: Result<KvOutput, RaftNodeError>) => void): void {
@@ -828,7 +1003,10 @@ export class ClusterNode {
 
   private startDetector(): void {
     const now = this.env.clock.nowMs();
-    const d = new FailureDetector(detectorOptions(this.nodeId, { ...this.opts.timing.detector }), now);
+    const times = this.opts.timing.detector;
+    // The canary's detector accuses after about one missed heartbeat, with no suspicion window.
+    const planted = this.opts.canary === 'evict-on-missed-heartbeat' ? { suspectAfterMs: Math.ceil(1.5 * times.heartbeatMs), suspicionMinMs: 1, suspicionMaxMs: 1, localHealthExtensionMaxMs: 0 } : {};
+    const d = new FailureDetector(detectorOptions(this.nodeId, { ...times, ...planted }, this.opts.canary === 'evict-on-missed-heartbeat' ? { grayQuarantineMs: 10 * times.suspectAfterMs } : {}), now);
     d.setMembers(this.membership.view().members, now);
     d.reachabilityRow(this.nodeId, this.tracker.row(now), now);
     this.detector = d;
@@ -838,7 +1016,8 @@ export class ClusterNode {
   private onApply(entry: Entry, result: ApplyResult<MuxOutput> | null): void {
     this.lastApplied = entry;
     if (result !== null) {
-      this.results.set(entry.index, { term: entry.term, result });
+      // A group message's payload is delivered now; the retained result does not keep it.
+      this.results.set(entry.index, { term: entry.term, result: withoutPayload(result) });
       if (this.results.size > CLUSTER_APPLY_RESULTS_RETAINED) {
         const oldest = this.results.keys().next();
         if (oldest.done !== true) this.results.delete(oldest.value);
@@ -861,6 +1040,7 @@ export class ClusterNode {
     if (!isMembership) return;
     const output = result.ok ? (result.value.output as MembershipOutput) : null;
     this.opts.observer?.onMembershipApplied?.(entry.index, output, result.ok ? null : `${result.error.code}: ${result.error.message}`);
+    if (output !== null) this.noteGroups(output);
     const view = this.membership.view();
     if (view.viewId !== this.lastViewId) {
       this.lastViewId = view.viewId;
@@ -876,6 +1056,37 @@ export class ClusterNode {
     if (!joined) this.joinedFlag = false;
   }
 
+  /** Group events and deliveries of one applied membership entry. */
+  private noteGroups(output: MembershipOutput): void {
+    const obs = this.opts.observer;
+    const g = output.group;
+    if (g?.delivery !== undefined && g.delivery.members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation)) {
+      obs?.onGroupDeliver?.(g.delivery.group, g.groupViewId, g.delivery.seq, g.delivery.from, g.delivery.payload);
+    }
+    if (output.events === 0) return;
+    const page = this.membership.eventsFrom(this.membership.nextEventSeq - output.events, output.events);
+    if (!page.ok) return; // compacted already: impossible for the events of the entry just applied
+    for (const e of page.value.events) {
+      if (e.kind === 'group') obs?.onGroupView?.(e.payload.group, e.payload);
+      else if (e.kind === 'barrier') {
+        const p = e.payload;
+        obs?.onBarrier?.(p.group, p.name, p.groupViewId, p.outcome);
+        this.endBarrier(p.group, p.name, p.groupViewId, p.outcome);
+      }
+    }
+  }
+
+  /** Completes the local waiters of a barrier that ended. */
+  private endBarrier(group: string, name: string, groupViewId: number, outcome: BarrierOutcome): void {
+    const key = barrierKey(group, name);
+    const list = this.barrierWaiters.get(key);
+    if (list === undefined) return;
+    const rest = list.filter((w) => w.groupViewId !== groupViewId);
+    for (const w of list) if (w.groupViewId === groupViewId) w.done(outcome === 'reached' ? ok({ groupViewId }) : err(viewChanged(group, groupViewId)));
+    if (rest.length === 0) this.barrierWaiters.delete(key);
+    else this.barrierWaiters.set(key, rest);
+  }
+
   private onRestore(index: LogIndex): void {
     for (const [i, ids] of [...this.awaiting]) {
       if (i > index) continue;
@@ -888,6 +1099,19 @@ export class ClusterNode {
     this.results.clear();
     this.lastViewId = -1;
     this.noteMembershipAfterRestore();
+    // A snapshot skips the events in between: settle barrier waiters from the restored state.
+    for (const [key, list] of [...this.barrierWaiters]) {
+      const [group = '', name = ''] = key.split('\u0000');
+      const view = this.membership.group(group);
+      const pending = this.membership.pendingBarrier(group, name)?.includes(this.nodeId) === true;
+      const keep = list.filter((w) => view?.viewId === w.groupViewId && pending);
+      for (const w of list) {
+        if (keep.includes(w)) continue;
+        w.done(view?.viewId === w.groupViewId ? ok({ groupViewId: w.groupViewId }) : err(viewChanged(group, w.groupViewId)));
+      }
+      if (keep.length === 0) this.barrierWaiters.delete(key);
+      else this.barrierWaiters.set(key, keep);
+    }
   }
 
   private noteMembershipAfterRestore(): void {
@@ -942,6 +1166,7 @@ export class ClusterNode {
         case 'clear':
           break;
         case 'fail':
+          if (this.opts.canary === 'never-fail') break;
           this.background.set(`${LEADER_KEY}decide-${decision.node}`, { what: `fail node ${decision.node}`, command: { type: 'fail', node: decision.node, incarnation: decision.incarnation, reason: decision.reason }, inFlight: false, notBeforeMs: now });
           break;
         case 'quarantine':
@@ -979,4 +1204,80 @@ export class ClusterNode {
       });
     }
   }
+}
+
+function barrierKey(group: string, name: string): string {
+  return `${group}\u0000${name}`;
+}
+
+function viewChanged(group: string, groupViewId: number): GroupError {
+  return new GroupError('VIEW_CHANGED', `the view of group ${group} changed (view ${groupViewId} ended) before every member reached the barrier; read the new view and run the barrier again`, groupViewId);
+}
+
+/** The membership canary for node `self` (`diverge-views` plants a bug on node 1 only). */
+function membershipCanary(canary: ClusterCanary | undefined, self: NodeId): MembershipCanary | null {
+  switch (canary) {
+    case undefined:
+    case 'evict-on-missed-heartbeat':
+    case 'never-fail':
+      return null;
+    case 'diverge-views':
+      return self === 1 ? 'skip-view-bump' : null;
+    case 'quorate-without-quorum':
+    case 'deliver-to-newcomer':
+    case 'barrier-without-all':
+      return canary;
+    default:
+      return assertNever(canary, 'cluster canary');
+  }
+}
+
+function groupErrorCode(outcome: GroupOutcome, type: GroupCommand['type']): GroupErrorCode | null {
+  switch (outcome) {
+    case 'applied':
+      return null;
+    case 'duplicate':
+      return null;
+    case 'not-in-view':
+      return 'NOT_IN_VIEW';
+    case 'not-member':
+      return 'NOT_MEMBER';
+    case 'no-such-group':
+      return type === 'group-leave' ? null : 'NO_SUCH_GROUP';
+    case 'view-changed':
+      return 'VIEW_CHANGED';
+    case 'too-many-groups':
+    case 'too-many-barriers':
+      return 'LIMIT';
+    default:
+      return assertNever(outcome, 'group outcome');
+  }
+}
+
+function groupRefusal(code: GroupErrorCode, c: GroupCommand): string {
+  switch (code) {
+    case 'VIEW_CHANGED':
+      return `the view of group ${c.group} changed before the ${c.type === 'barrier' ? 'barrier arrival' : 'message'} was ordered; nothing was delivered: read the new view, then retry if still wanted`;
+    case 'NOT_MEMBER':
+      return `node ${c.node} (incarnation ${c.incarnation}) is not a member of group ${c.group}; join it first`;
+    case 'NOT_IN_VIEW':
+      return `node ${c.node} (incarnation ${c.incarnation}) is not in the cluster view yet; wait until it has joined the cluster`;
+    case 'NO_SUCH_GROUP':
+      return `group ${c.group} has no members`;
+    case 'LIMIT':
+      return `group ${c.group}: a group table bound was reached (at most ${GROUPS_MAX} groups, ${GROUP_BARRIERS_PENDING_MAX} pending barriers per group)`;
+    case 'INVALID':
+      return `group ${c.group}: malformed request`;
+    default:
+      return assertNever(code, 'group error code');
+  }
+}
+
+/** `result` without a group message's payload (the retained results stay small). */
+function withoutPayload(result: ApplyResult<MuxOutput>): ApplyResult<MuxOutput> {
+  if (!result.ok || result.value.tag !== MUX_TAG_MEMBERSHIP) return result;
+  const out = result.value.output as MembershipOutput;
+  const d = out.group?.delivery;
+  if (out.group === undefined || d === undefined || d.payload.length === 0) return result;
+  return ok({ ...result.value, output: { ...out, group: { ...out.group, delivery: { ...d, payload: new Uint8Array(0) } } } });
 }

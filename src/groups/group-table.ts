@@ -1,0 +1,315 @@
+/**
+ * The service groups of the cluster: a pure, deterministic table inside the membership state
+ * machine (docs/groups.md). Every node applies the same group commands, and the same removals
+ * caused by membership changes, at the same log positions, so every node derives the same group
+ * views, message sequence numbers and barrier outcomes.
+ *
+ * - A group exists while it has members. Its view changes (a new `viewId`) on every join, leave
+ *   and removal; view ids come from one cluster-wide counter, so they grow per group even when a
+ *   group is deleted and created again.
+ * - A message is delivered, in log order, to exactly the members of the view it was sent in
+ *   (`group-send` names that view and is refused `view-changed` otherwise). Within a view,
+ *   messages are numbered 1, 2, 3, ... This is virtual synchrony by construction: members that
+ *   go from view v to the next one delivered the same messages in v in the same order, because
+ *   the log holds one order and a view change is one entry in it.
+ * - A barrier completes when every member of its view has reached it; a view change first fails
+ *   every pending barrier of the group (`view-changed`), for everyone at the same point.
+ *
+ * Iteration is always in sorted order (group names, node ids, barrier names), never in map
+ * insertion order, so a node restored from a snapshot behaves exactly like one that applied the
+ * whole log.
+ */
+import { assertNever, defined } from '../lib/assert.js';
+import type { ByteReader, ByteWriter } from '../lib/bytes.js';
+import { DecodeError } from '../lib/errors.js';
+import { incarnation as makeIncarnation, type Incarnation, type NodeId } from '../lib/ids.js';
+import { BARRIER_NAME_BYTES_MAX, CLUSTER_NODES_MAX, GROUP_BARRIERS_PENDING_MAX, GROUP_LEVEL_MAX, GROUP_NAME_BYTES_MAX, GROUPS_MAX } from '../constants.js';
+import { readName, writeName, type GroupCommand } from './group-command.js';
+
+/** One member of a group view. */
+export interface GroupMember {
+  readonly node: NodeId;
+  readonly incarnation: Incarnation;
+  readonly level: number;
+}
+
+/** A group's current view. `members` ascend by node id. */
+export interface GroupView {
+  readonly group: string;
+  readonly viewId: number;
+  readonly members: readonly GroupMember[];
+}
+
+/** How a group view changed: a join, a leave, or a removal because the node left the cluster view. */
+export type GroupChangeKind = 'joined' | 'left' | 'removed';
+
+/** All change kinds, in encoding order. */
+export const GROUP_CHANGE_KINDS: readonly GroupChangeKind[] = ['joined', 'left', 'removed'];
+
+/** How a barrier ended. */
+export type BarrierOutcome = 'reached' | 'view-changed';
+
+/** All barrier outcomes, in encoding order. */
+export const BARRIER_OUTCOMES: readonly BarrierOutcome[] = ['reached', 'view-changed'];
+
+/** Payload of a `group` event: the new view (empty members: the group is gone) and its change. */
+export interface GroupViewPayload {
+  readonly group: string;
+  readonly groupViewId: number;
+  readonly members: readonly GroupMember[];
+  readonly change: { readonly node: NodeId; readonly incarnation: Incarnation; readonly kind: GroupChangeKind };
+}
+
+/** Payload of a `barrier` event. */
+export interface BarrierPayload {
+  readonly group: string;
+  readonly name: string;
+  readonly groupViewId: number;
+  readonly outcome: BarrierOutcome;
+}
+
+/** The events the table produces (the membership event log numbers them). */
+export type GroupEventBody = { readonly kind: 'group'; readonly payload: GroupViewPayload } | { readonly kind: 'barrier'; readonly payload: BarrierPayload };
+
+/**
+ * What a group command did. `applied`: it took effect; `duplicate`: nothing to do (already a
+ * member, not a member any more, barrier already reached by this member); the others are
+ * refusals that change nothing:
+ * - `not-in-view`: the incarnation is not a member of the cluster view (it must join the cluster first);
+ * - `not-member`: the sender is not a member of the group;
+ * - `no-such-group`: the group does not exist (it has no members);
+ * - `view-changed`: the group's view is not the one the command was sent in;
+ * - `too-many-groups`, `too-many-barriers`: a bound of the table.
+ */
+export type GroupOutcome = 'applied' | 'duplicate' | 'not-in-view' | 'not-member' | 'no-such-group' | 'view-changed' | 'too-many-groups' | 'too-many-barriers';
+
+/** The result of applying one group command. */
+export interface GroupApply {
+  readonly outcome: GroupOutcome;
+  /** The group's view id after the command (0 when the group does not exist). */
+  readonly groupViewId: number;
+  /** Events to append, in order. */
+  readonly events: readonly GroupEventBody[];
+  /** For an applied `barrier` arrival: whether it was the last one (the barrier is reached). */
+  readonly barrierReached?: boolean;
+  /** For an applied `group-send`: the message, its number in the view, and who must deliver it. */
+  readonly delivery?: { readonly group: string; readonly seq: number; readonly from: NodeId; readonly payload: Uint8Array; readonly members: readonly GroupMember[] };
+}
+
+/** Planted bugs for the simulator's checkers (never set in production). */
+export type GroupCanary = 'deliver-to-newcomer' | 'barrier-without-all';
+
+/** Planted-bug names, for validation. */
+export const GROUP_CANARIES: readonly GroupCanary[] = ['deliver-to-newcomer', 'barrier-without-all'];
+
+interface GroupState {
+  viewId: number;
+  /** Messages numbered so far in this view. */
+  seq: number;
+  readonly members: Map<NodeId, { readonly incarnation: Incarnation; readonly level: number }>;
+  /** Barrier name -> members that reached it (in the current view). */
+  readonly barriers: Map<string, Set<NodeId>>;
+}
+
+const sortedKeys = <K extends string | number>(m: ReadonlyMap<K, unknown>): K[] => [...m.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+
+/** The group table. See the module comment. */
+export class GroupTable {
+  private readonly groups = new Map<string, GroupState>();
+  /** The last group view id handed out, cluster-wide. */
+  private lastViewId = 0;
+
+  constructor(private readonly canary: GroupCanary | null = null) {}
+
+  /** Every group's view, by name. */
+  views(): GroupView[] {
+    return sortedKeys(this.groups).map((name) => this.viewOf(name, defined(this.groups.get(name), 'group')));
+  }
+
+  /** One group's view, or null when it has no members. */
+  view(group: string): GroupView | null {
+    const g = this.groups.get(group);
+    return g === undefined ? null : this.viewOf(group, g);
+  }
+
+  /** Members that reached pending barrier `name` of `group`, ascending; null when none is pending. */
+  pendingBarrier(group: string, name: string): NodeId[] | null {
+    const arrived = this.groups.get(group)?.barriers.get(name);
+    return arrived === undefined ? null : [...arrived].sort((a, b) => a - b);
+  }
+
+  /** Groups `node` (at `incarnation`) belongs to, by name. */
+  groupsOf(node: NodeId, incarnation: Incarnation): string[] {
+    return sortedKeys(this.groups).filter((name) => this.groups.get(name)?.members.get(node)?.incarnation === incarnation);
+  }
+
+  private viewOf(group: string, g: GroupState): GroupView {
+    return { group, viewId: g.viewId, members: membersOf(g) };
+  }
+
+  /**
+   * Applies one command. `inView(node, incarnation)` says whether that incarnation is a member of
+   * the cluster view (only such a member may join a group).
+   */
+  apply(c: GroupCommand, inView: (node: NodeId, incarnation: Incarnation) => boolean): GroupApply {
+    const g = this.groups.get(c.group);
+    const refuse = (outcome: GroupOutcome): GroupApply => ({ outcome, groupViewId: g?.viewId ?? 0, events: [] });
+    switch (c.type) {
+      case 'group-join': {
+        if (!inView(c.node, c.incarnation)) return refuse('not-in-view');
+        const cur = g?.members.get(c.node);
+        if (cur !== undefined && cur.incarnation === c.incarnation) return refuse('duplicate');
+        if (g === undefined && this.groups.size >= GROUPS_MAX) return refuse('too-many-groups');
+        const state = g ?? { viewId: 0, seq: 0, members: new Map(), barriers: new Map() };
+        if (g === undefined) this.groups.set(c.group, state);
+        const events: GroupEventBody[] = [];
+        // An older incarnation still listed (its removal has not been applied yet) goes first.
+        if (cur !== undefined) this.changeView(c.group, state, events, { node: c.node, incarnation: cur.incarnation, kind: 'removed' }, () => state.members.delete(c.node));
+        this.changeView(c.group, state, events, { node: c.node, incarnation: c.incarnation, kind: 'joined' }, () => state.members.set(c.node, { incarnation: c.incarnation, level: c.level }));
+        return { outcome: 'applied', groupViewId: state.viewId, events };
+      }
+      case 'group-leave': {
+        if (g === undefined) return refuse('no-such-group');
+        if (g.members.get(c.node)?.incarnation !== c.incarnation) return refuse('duplicate');
+        const events: GroupEventBody[] = [];
+        this.remove(c.group, g, c.node, c.incarnation, 'left', events);
+        return { outcome: 'applied', groupViewId: g.viewId, events };
+      }
+      case 'group-send': {
+        if (g === undefined) return refuse('no-such-group');
+        if (g.members.get(c.node)?.incarnation !== c.incarnation) return refuse('not-member');
+        if (c.viewId !== g.viewId && this.canary !== 'deliver-to-newcomer') return refuse('view-changed');
+        g.seq++;
+        return { outcome: 'applied', groupViewId: g.viewId, events: [], delivery: { group: c.group, seq: g.seq, from: c.node, payload: c.payload, members: membersOf(g) } };
+      }
+      case 'barrier': {
+        if (g === undefined) return refuse('no-such-group');
+        if (g.members.get(c.node)?.incarnation !== c.incarnation) return refuse('not-member');
+        if (c.viewId !== g.viewId) return refuse('view-changed');
+        let arrived = g.barriers.get(c.name);
+        if (arrived?.has(c.node) === true) return refuse('duplicate');
+        if (arrived === undefined) {
+          if (g.barriers.size >= GROUP_BARRIERS_PENDING_MAX) return refuse('too-many-barriers');
+          arrived = new Set();
+          g.barriers.set(c.name, arrived);
+        }
+        arrived.add(c.node);
+        const needed = this.canary === 'barrier-without-all' ? Math.floor(g.members.size / 2) + 1 : g.members.size;
+        if (arrived.size < needed) return { outcome: 'applied', groupViewId: g.viewId, events: [], barrierReached: false };
+        g.barriers.delete(c.name);
+        return { outcome: 'applied', groupViewId: g.viewId, barrierReached: true, events: [{ kind: 'barrier', payload: { group: c.group, name: c.name, groupViewId: g.viewId, outcome: 'reached' } }] };
+      }
+      default:
+        return assertNever(c, 'group command');
+    }
+  }
+
+  /**
+   * Removes `node` at `incarnation` (or any incarnation older than it when `orOlder`) from every
+   * group, because it left the cluster view. Returns the events, groups in name order.
+   */
+  removeNode(node: NodeId, incarnation: Incarnation, orOlder: boolean): GroupEventBody[] {
+    const events: GroupEventBody[] = [];
+    for (const name of sortedKeys(this.groups)) {
+      const g = defined(this.groups.get(name), 'group');
+      const m = g.members.get(node);
+      if (m === undefined || (m.incarnation !== incarnation && !(orOlder && m.incarnation < incarnation))) continue;
+      this.remove(name, g, node, m.incarnation, 'removed', events);
+    }
+    return events;
+  }
+
+  private remove(name: string, g: GroupState, node: NodeId, inc: Incarnation, kind: GroupChangeKind, events: GroupEventBody[]): void {
+    this.changeView(name, g, events, { node, incarnation: inc, kind }, () => g.members.delete(node));
+    if (g.members.size === 0) this.groups.delete(name);
+  }
+
+  /** Fails the pending barriers, applies `mutate`, and makes the next view with its event. */
+  private changeView(name: string, g: GroupState, events: GroupEventBody[], change: GroupViewPayload['change'], mutate: () => void): void {
+    for (const barrier of sortedKeys(g.barriers)) events.push({ kind: 'barrier', payload: { group: name, name: barrier, groupViewId: g.viewId, outcome: 'view-changed' } });
+    g.barriers.clear();
+    mutate();
+    g.viewId = ++this.lastViewId;
+    g.seq = 0;
+    events.push({ kind: 'group', payload: { group: name, groupViewId: g.viewId, members: membersOf(g), change } });
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Canonical encoding (snapshot and state hash)
+
+  /** Writes the table in canonical order. */
+  encode(w: ByteWriter): void {
+    w.u64(this.lastViewId).u8(this.groups.size);
+    for (const name of sortedKeys(this.groups)) {
+      const g = defined(this.groups.get(name), 'group');
+      writeName(w, name);
+      w.u64(g.viewId).u32(g.seq).u8(g.members.size);
+      for (const m of membersOf(g)) w.u16(m.node).u64(m.incarnation).u8(m.level);
+      w.u8(g.barriers.size);
+      for (const barrier of sortedKeys(g.barriers)) {
+        writeName(w, barrier);
+        const arrived = [...defined(g.barriers.get(barrier), 'barrier')].sort((a, b) => a - b);
+        w.u8(arrived.length);
+        for (const node of arrived) w.u16(node);
+      }
+    }
+  }
+
+  /** Reads what `encode` wrote; raises only `DecodeError`. */
+  static decode(r: ByteReader, canary: GroupCanary | null = null): GroupTable {
+    const t = new GroupTable(canary);
+    t.lastViewId = r.u64('last group view id');
+    const count = r.u8('group count');
+    if (count > GROUPS_MAX) throw new DecodeError('DECODE_TOO_LARGE', `${count} groups; at most ${GROUPS_MAX}`);
+    let prevName: string | null = null;
+    for (let i = 0; i < count; i++) {
+      const name = readName(r, GROUP_NAME_BYTES_MAX, 'group name');
+      if (prevName !== null && name <= prevName) throw new DecodeError('DECODE_INVALID', 'groups are not in ascending name order');
+      prevName = name;
+      const viewId = r.u64('group view id');
+      if (viewId < 1 || viewId > t.lastViewId) throw new DecodeError('DECODE_RANGE', `group ${name} has view ${viewId}, outside 1..${t.lastViewId}`);
+      const seq = r.u32('group message seq');
+      const memberCount = r.u8('group member count');
+      if (memberCount === 0 || memberCount > CLUSTER_NODES_MAX) throw new DecodeError('DECODE_RANGE', `group ${name} has ${memberCount} members; 1 to ${CLUSTER_NODES_MAX}`);
+      const members = new Map<NodeId, { incarnation: Incarnation; level: number }>();
+      let prevNode = 0;
+      for (let j = 0; j < memberCount; j++) {
+        const node = r.u16('group member') as NodeId;
+        if (node <= prevNode) throw new DecodeError('DECODE_INVALID', `members of group ${name} are not strictly ascending`);
+        prevNode = node;
+        const inc = r.u64('member incarnation');
+        if (inc < 1) throw new DecodeError('DECODE_RANGE', 'a member incarnation is 0');
+        const level = r.u8('member level');
+        if (level > GROUP_LEVEL_MAX) throw new DecodeError('DECODE_RANGE', `level ${level} above ${GROUP_LEVEL_MAX}`);
+        members.set(node, { incarnation: makeIncarnation(inc), level });
+      }
+      const barrierCount = r.u8('barrier count');
+      if (barrierCount > GROUP_BARRIERS_PENDING_MAX) throw new DecodeError('DECODE_TOO_LARGE', `${barrierCount} pending barriers; at most ${GROUP_BARRIERS_PENDING_MAX}`);
+      const barriers = new Map<string, Set<NodeId>>();
+      let prevBarrier: string | null = null;
+      for (let j = 0; j < barrierCount; j++) {
+        const barrier = readName(r, BARRIER_NAME_BYTES_MAX, 'barrier name');
+        if (prevBarrier !== null && barrier <= prevBarrier) throw new DecodeError('DECODE_INVALID', 'barriers are not in ascending name order');
+        prevBarrier = barrier;
+        const n = r.u8('barrier arrivals');
+        const arrived = new Set<NodeId>();
+        for (let k = 0; k < n; k++) {
+          const node = r.u16('barrier arrival') as NodeId;
+          if (!members.has(node) || arrived.has(node)) throw new DecodeError('DECODE_INVALID', `barrier ${barrier} of group ${name} lists node ${node}, not a member or twice`);
+          arrived.add(node);
+        }
+        if (n === 0 || n >= members.size) throw new DecodeError('DECODE_INVALID', `barrier ${barrier} of group ${name} has ${n} of ${members.size} arrivals; a pending barrier has some, not all`);
+        barriers.set(barrier, arrived);
+      }
+      t.groups.set(name, { viewId, seq, members, barriers });
+    }
+    return t;
+  }
+}
+
+function membersOf(g: GroupState): GroupMember[] {
+  return sortedKeys(g.members).map((node) => {
+    const m = defined(g.members.get(node), 'member');
+    return { node, incarnation: m.incarnation, level: m.level };
+  });
+}
