@@ -13,171 +13,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nodeId, type NodeId } from '../lib/ids.js';
-import { Prng } from '../lib/prng.js';
 import { DecodeError } from '../lib/errors.js';
-import { MemoryDisk } from '../storage/memory-disk.js';
-import { DEFAULT_VOTEQUORUM_OPTIONS } from '../quorum/index.js';
-import type { MemberNodeSpec } from '../membership/index.js';
-import { Scheduler, msToUs } from '../sim/scheduler.js';
-import type { TransportHandlers } from '../transport/transport.js';
-import type { NodeEnv } from './env.js';
-import { ClusterNode, type ClusterObserver, type ClusterTiming } from './cluster-node.js';
+import { ClusterHarness, HARNESS_TIMING as TIMING } from '../sim/cluster-harness.js';
+import type { ClusterObserver } from './cluster-node.js';
 import { peerCodec, type PeerMessage } from './peer-message.js';
 
-const TIMING: ClusterTiming = {
-  tickMs: 50,
-  heartbeatTicks: 2,
-  electionTicks: 10,
-  leaseMarginTicks: 1,
-  heartbeatMs: 100,
-  followerLeaseMs: 900,
-  detector: { heartbeatMs: 100, suspectAfterMs: 1000, suspicionMinMs: 500, suspicionMaxMs: 1000, localHealthExtensionMaxMs: 3000 },
-  requestTimeoutMs: 3000,
-};
-
 const IDS = [1, 2, 3].map(nodeId);
-const SPECS: MemberNodeSpec[] = IDS.map((id) => ({ nodeId: id, name: `n${id}`, address: `127.0.0.1:${7400 + id}`, votes: 1, role: 'voter' }));
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Three nodes on one scheduler; every message goes through the real codec. */
-class Cluster {
-  readonly scheduler = new Scheduler();
-  readonly nodes = new Map<NodeId, ClusterNode>();
-  private readonly handlers = new Map<NodeId, TransportHandlers<PeerMessage>>();
-  private readonly down = new Set<NodeId>();
-  private readonly codec = peerCodec();
-  private readonly prng = new Prng(42);
-  private readonly disks = new Map<NodeId, MemoryDisk>();
-  /** Paused nodes: their timers and inbound messages wait here until `resume`. */
-  private readonly paused = new Map<NodeId, { timers: (() => void)[]; messages: (() => void)[] }>();
-
-  constructor(private readonly observerOf: (id: NodeId) => ClusterObserver | undefined = () => undefined) {
-    for (const id of IDS) this.start(id);
-  }
-
-  /** Runs `fn` for node `id` after `ms`, or defers it while the node is paused (a stopped process). */
-  private after(id: NodeId, ms: number, fn: () => void, kind: 'timers' | 'messages' = 'timers'): { cancel(): void } {
-    let cancelled = false;
-    const h = this.scheduler.after(msToUs(ms), () => {
-      const p = this.paused.get(id);
-      if (p === undefined) fn();
-      else p[kind].push(() => {
-        if (!cancelled) fn();
-      });
-    });
-    return {
-      cancel: () => {
-        cancelled = true;
-        h.cancel();
-      },
-    };
-  }
-
-  private env(id: NodeId): NodeEnv<PeerMessage> {
-    const s = this.scheduler;
-    const disk = this.disks.get(id) ?? new MemoryDisk({ schedule: (fn) => this.after(id, 0.1, fn) });
-    this.disks.set(id, disk);
-    return {
-      nodeId: id,
-      clock: { nowMs: () => s.nowUs / 1000 },
-      timers: { after: (ms, fn) => this.after(id, ms, fn) },
-      transport: {
-        self: id,
-        setHandlers: (h) => {
-          this.handlers.set(id, h);
-        },
-        send: (to, m) => {
-          if (this.down.has(id) || this.down.has(to)) return true;
-          const bytes = this.codec.encode(m);
-          this.after(to, 0.2 + this.prng.float() * 0.8, () => {
-            if (this.down.has(to) || this.down.has(id)) return;
-            this.handlers.get(to)?.onMessage(id, this.codec.decode(bytes));
-          }, 'messages');
-          return true;
-        },
-        close: () => Promise.resolve(),
-      },
-      disk,
-      prng: new Prng(1000 + id),
-      trace: () => undefined,
-    };
-  }
-
-  private start(id: NodeId): void {
-    const observer = this.observerOf(id);
-    const node = new ClusterNode(this.env(id), { timing: TIMING, nodes: SPECS, quorum: DEFAULT_VOTEQUORUM_OPTIONS, ...(observer === undefined ? {} : { observer }) });
-    this.nodes.set(id, node);
-    node.start();
-  }
-
-  node(id: number): ClusterNode {
-    const n = this.nodes.get(nodeId(id));
-    assert.ok(n !== undefined);
-    return n;
-  }
-
-  /** Crashes `id`: it stops and the network drops everything to and from it. */
-  crash(id: number): void {
-    this.down.add(nodeId(id));
-    this.node(id).stop();
-  }
-
-  /** Restarts a crashed node on its disk (a new incarnation). */
-  restart(id: number): void {
-    this.down.delete(nodeId(id));
-    this.start(nodeId(id));
-  }
-
-  /** Pauses `id` like SIGSTOP: nothing of it runs; its timers and inbound messages wait. */
-  pause(id: number): void {
-    this.paused.set(nodeId(id), { timers: [], messages: [] });
-  }
-
-  /**
-   * Resumes `id` like SIGCONT: its overdue timers fire at once, and the messages that waited are
-   * delivered `messageDelayMs` later (0: right after the timers).
-   */
-  resume(id: number, messageDelayMs: number): void {
-    const p = this.paused.get(nodeId(id));
-    assert.ok(p !== undefined);
-    this.paused.delete(nodeId(id));
-    for (const fn of p.timers) fn();
-    this.scheduler.after(msToUs(messageDelayMs), () => {
-      for (const fn of p.messages) fn();
-    });
-  }
-
-  runMs(ms: number): void {
-    this.scheduler.runUntil(this.scheduler.nowUs + msToUs(ms));
-  }
-
-  /** Runs until `cond` holds (checked every 10 ms) or `limitMs` passed; returns the time taken. */
-  runUntil(cond: () => boolean, limitMs: number): number {
-    const start = this.scheduler.nowUs;
-    while (!cond()) {
-      assert.ok(this.scheduler.nowUs - start < msToUs(limitMs), `condition not reached within ${limitMs} ms`);
-      this.runMs(10);
-    }
-    return (this.scheduler.nowUs - start) / 1000;
-  }
-
-  leader(): ClusterNode {
-    const leaders = [...this.nodes.values()].filter((n) => n.status().role === 'leader');
-    assert.equal(leaders.length, 1);
-    return leaders[0] as ClusterNode;
-  }
-
-  followers(): ClusterNode[] {
-    return [...this.nodes.values()].filter((n) => n.status().role === 'follower');
+/** Three nodes on one scheduler (src/sim/cluster-harness.ts); `Cluster(observerOf)` as before. */
+class Cluster extends ClusterHarness {
+  constructor(observerOf?: (id: NodeId) => ClusterObserver | undefined) {
+    super(observerOf === undefined ? {} : { observerOf });
   }
 }
 
 function allJoinedAndQuorate(c: Cluster, ids: readonly number[]): boolean {
-  return ids.every((id) => {
-    const s = c.node(id).status();
-    return s.quorate && s.members.length === ids.length && s.joined;
-  });
+  return c.allJoinedAndQuorate(ids);
 }
 
 test('three fresh nodes bootstrap the configuration, join, and agree on one quorate view', () => {
