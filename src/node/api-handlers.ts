@@ -10,7 +10,7 @@ import type { Result } from '../lib/errors.js';
 import { NODE_ID_MAX, nodeId } from '../lib/ids.js';
 import type { KvCompare, KvOutput } from '../log/index.js';
 import type { MembershipEvent } from '../membership/index.js';
-import type { ApiServer, StreamSink } from '../platform/api-server.js';
+import type { RequestHandler, StreamHandler, StreamSink } from '../platform/api-server.js';
 import type { PeerLinkStatus } from '../platform/tcp-transport.js';
 import { FenceConfirmError, type ClusterNode } from '../runtime/cluster-node.js';
 import type { RaftNodeError } from '../runtime/raft-node.js';
@@ -144,8 +144,17 @@ export interface DaemonFacts {
   readonly links: () => readonly PeerLinkStatus[];
 }
 
+/**
+ * Where handlers are registered: the daemon's `ApiServer` (Unix socket), or embedded mode's
+ * in-process dispatcher (`src/embedded`), which calls the same handlers without a socket.
+ */
+export interface ApiHandlerRegistry {
+  register(method: string, handler: RequestHandler): void;
+  registerStream(method: string, handler: StreamHandler): void;
+}
+
 /** Registers every method on `server`. */
-export function registerApiHandlers(server: ApiServer, node: ClusterNode, hub: EventHub, facts: DaemonFacts): void {
+export function registerApiHandlers(server: ApiHandlerRegistry, node: ClusterNode, hub: EventHub, facts: DaemonFacts): void {
   server.register('status', () => toApiData({ ...node.status(), cluster: facts.clusterName, configFingerprint: facts.fingerprint, uptimeMs: Math.round(performance.now() - facts.startedAtMs) }));
   server.register('nodes', () => {
     const links = new Map(facts.links().map((l) => [l.peer, l]));
@@ -174,7 +183,7 @@ export function registerApiHandlers(server: ApiServer, node: ClusterNode, hub: E
   server.registerStream('events', (p, _ctx, sink) => eventStream(params(p, 'events'), node, hub, sink));
 }
 
-function registerKv(server: ApiServer, node: ClusterNode): void {
+function registerKv(server: ApiHandlerRegistry, node: ClusterNode): void {
   server.register('kv.get', async (p) => {
     const key = keyParam(params(p, 'kv.get'), 'kv.get');
     const out = await call<Extract<KvOutput, { type: 'get' }>>((done) => {

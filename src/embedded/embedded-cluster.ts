@@ -1,0 +1,404 @@
+/**
+ * Embedded mode: a real cohort cluster inside one process, for application tests and
+ * single-process use. `startCluster({nodes: 3})` runs N `ClusterNode`s (the daemon's node
+ * program: Raft log, membership, KV) over a `MemoryNetwork` (every message through the real
+ * peer codec, delivered asynchronously) and `MemoryDisk`s, with real timers and the daemon's
+ * default timeout model, and waits until every node is quorate and joined.
+ *
+ * `client(id)` is a `CohortClient` whose calls run the daemon's own API handlers in-process
+ * (`InProcessApi`), so results and errors are those of a daemon. `stopNode(id)` crashes a node
+ * (no leave; its clients fail with `CONNECTION_LOST`), `restartNode(id)` starts it again on the
+ * same disk as a new incarnation and, by default, confirms the old incarnation fenced (it
+ * certainly is: its objects were stopped) so it rejoins the view. `stop()` (or `await using`)
+ * stops everything and leaves no timer running.
+ *
+ * Node ids are 1..N. Durability: `MemoryDisk` is perfectly durable, so a crash loses nothing
+ * that completed; completions are scheduled with `setImmediate` in issue order.
+ */
+import { performance } from 'node:perf_hooks';
+import { pino, type Logger } from 'pino';
+import { ApiCohortClient, CohortClientError, abortedError, type CohortClient } from '../client/index.js';
+import { assert } from '../lib/assert.js';
+import { nodeId as makeNodeId, type NodeId } from '../lib/ids.js';
+import type { MemberNodeSpec } from '../membership/index.js';
+import { EventHub, registerApiHandlers } from '../node/api-handlers.js';
+import { REQUEST_TIMEOUT_MS } from '../node/daemon.js';
+import { deriveTimeouts, timeoutInputsWithDefaults, type TimeoutInputs, type TimeoutModel } from '../node/timeouts.js';
+import { createRealEnv } from '../platform/real-env.js';
+import { buildVotequorum, DEFAULT_VOTEQUORUM_OPTIONS, type VotequorumOptions } from '../quorum/index.js';
+import { ClusterNode, type ClusterTiming } from '../runtime/cluster-node.js';
+import { peerCodec, type PeerMessage } from '../runtime/peer-message.js';
+import { MemoryDisk } from '../storage/memory-disk.js';
+import { MemoryNetwork, type MemoryTransport } from '../transport/memory-transport.js';
+import { InProcessApi } from './in-process-api.js';
+
+/** Most nodes of an embedded cluster (a process's timers serve them all). */
+export const EMBEDDED_NODES_MAX = 9;
+/** Default bound of `startCluster` and `restartNode` waits. */
+export const EMBEDDED_WAIT_MS_DEFAULT = 10_000;
+/** How often the waits look at the nodes' status. */
+const POLL_MS = 10;
+/** Longest wait for a stopped node's disk completions to drain. */
+const DISK_DRAIN_MS_MAX = 2000;
+
+/** Options of `startCluster`. */
+export interface StartClusterOptions {
+  /** Number of nodes, 1..EMBEDDED_NODES_MAX (default 3), each with one vote. */
+  readonly nodes?: number;
+  /** Timeout model inputs (docs/config.md); defaults as for a daemon (100 ms heartbeat). */
+  readonly timeouts?: Partial<TimeoutInputs>;
+  /** votequorum options (default: plain majority). */
+  readonly quorum?: Partial<VotequorumOptions>;
+  /** Shown as `cluster` in `status()` (default `embedded`). */
+  readonly name?: string;
+  /** Bound of the wait until quorate (default 10 s). */
+  readonly timeoutMs?: number;
+  /** Aborts the start (everything started is stopped). */
+  readonly signal?: AbortSignal;
+  /** Receives the nodes' debug traces (default: silent). */
+  readonly logger?: Logger;
+}
+
+/** Options of `restartNode`. */
+export interface RestartNodeOptions {
+  /** Confirm the crashed incarnation fenced and wait until the new one is in the view (default true). */
+  readonly rejoin?: boolean;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** Options of `stopNode`. */
+export interface StopNodeOptions {
+  /** Leave the view cleanly first (bounded by 2 s) instead of crashing (default false). */
+  readonly leave?: boolean;
+}
+
+/** Options of `waitQuorate`. */
+export interface WaitOptions {
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** One node of an embedded cluster. */
+export interface EmbeddedNode {
+  readonly nodeId: NodeId;
+  readonly name: string;
+  readonly running: boolean;
+  /** The running node program, or null while stopped (for inspection; use `client(id)` to act). */
+  readonly clusterNode: ClusterNode | null;
+  /** Its disk, kept across restarts. */
+  readonly disk: MemoryDisk;
+}
+
+interface Running {
+  readonly node: ClusterNode;
+  readonly transport: MemoryTransport<PeerMessage>;
+  readonly api: InProcessApi;
+}
+
+class Slot implements EmbeddedNode {
+  live: Running | null = null;
+  diskPending = 0;
+  readonly disk: MemoryDisk;
+
+  constructor(readonly spec: MemberNodeSpec) {
+    this.disk = new MemoryDisk({
+      schedule: (fn) => {
+        this.diskPending++;
+        setImmediate(() => {
+          this.diskPending--;
+          fn();
+        });
+      },
+    });
+  }
+
+  get nodeId(): NodeId {
+    return this.spec.nodeId;
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  get running(): boolean {
+    return this.live !== null;
+  }
+
+  get clusterNode(): ClusterNode | null {
+    return this.live?.node ?? null;
+  }
+}
+
+/** The daemon's `ClusterTiming` for a timeout model (as `clusterNodeOptions` in src/node/daemon.ts). */
+export function clusterTiming(t: TimeoutModel): ClusterTiming {
+  return {
+    tickMs: t.tickMs,
+    heartbeatTicks: t.raft.heartbeatTicks,
+    electionTicks: t.raft.electionTicks,
+    leaseMarginTicks: t.raft.leaseMarginTicks,
+    heartbeatMs: t.inputs.heartbeatMs,
+    followerLeaseMs: t.nodeLeaseMs - t.driftMarginMs,
+    detector: { heartbeatMs: t.inputs.heartbeatMs, ...t.detector },
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  };
+}
+
+/** Resolves once `probe` returns non-null; rejects with TIMEOUT (naming `what` and `why()`) or ABORTED. */
+function pollUntil<T>(what: string, timeoutMs: number, signal: AbortSignal | undefined, probe: () => T | null, why: () => string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onAbort = (): void => {
+      finish();
+      reject(abortedError(signal ?? AbortSignal.abort(), what));
+    };
+    const check = (): void => {
+      let value: T | null;
+      try {
+        value = probe();
+      } catch (e) {
+        finish();
+        reject(e instanceof Error ? e : new Error(String(e)));
+        return;
+      }
+      if (value !== null) {
+        finish();
+        resolve(value);
+      } else if (performance.now() - started >= timeoutMs) {
+        finish();
+        reject(new CohortClientError('TIMEOUT', `${what} did not happen within ${timeoutMs} ms: ${why()}`));
+      } else {
+        timer = setTimeout(check, POLL_MS);
+      }
+    };
+    if (signal?.aborted === true) {
+      reject(abortedError(signal, what));
+      return;
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    check();
+  });
+}
+
+/** A running embedded cluster. Create it with `startCluster`. */
+export class EmbeddedCluster implements AsyncDisposable {
+  private readonly slots: Slot[];
+  private readonly network = new MemoryNetwork<PeerMessage>({ codec: peerCodec(), schedule: (fn) => setImmediate(fn) });
+  private readonly specs: readonly MemberNodeSpec[];
+  private stopping: Promise<void> | null = null;
+  private readonly fencing = new Set<NodeId>();
+
+  /** @internal use `startCluster`. */
+  constructor(
+    count: number,
+    private readonly timing: ClusterTiming,
+    private readonly quorumOptions: VotequorumOptions,
+    private readonly clusterName: string,
+    private readonly logger: Logger,
+  ) {
+    this.specs = Array.from({ length: count }, (_, i) => ({ nodeId: makeNodeId(i + 1), name: `node-${i + 1}`, address: `memory:${i + 1}`, votes: 1, role: 'voter' as const }));
+    this.slots = this.specs.map((s) => new Slot(s));
+  }
+
+  /** Every node, by id order (index 0 is node 1). */
+  get nodes(): readonly EmbeddedNode[] {
+    return this.slots;
+  }
+
+  private slot(id: number): Slot {
+    const s = this.slots[id - 1];
+    if (s === undefined) throw new CohortClientError('INVALID_ARGUMENT', `no node ${id} in this embedded cluster (nodes are 1..${this.slots.length})`);
+    return s;
+  }
+
+  /**
+   * A new client of node `id`, running the daemon's API handlers in-process. Throws
+   * `DAEMON_UNREACHABLE` when the node is stopped. Close it when done (`stop()` closes all).
+   */
+  client(id: number): CohortClient {
+    const r = this.slot(id).live;
+    if (r === null) throw new CohortClientError('DAEMON_UNREACHABLE', `node ${id} of the embedded cluster is stopped; start it again with restartNode(${id})`);
+    return new ApiCohortClient(r.api.connect());
+  }
+
+  /** The node that leads in the highest term among the running nodes, or null (an election is on). */
+  leader(): NodeId | null {
+    let best: { id: NodeId; term: number } | null = null;
+    for (const s of this.slots) {
+      const st = s.live?.node.status();
+      if (st?.role === 'leader' && (best === null || st.term > best.term)) best = { id: s.nodeId, term: st.term };
+    }
+    return best?.id ?? null;
+  }
+
+  /** Cuts (`connected` false) or restores the network link between nodes `a` and `b`. */
+  setLink(a: number, b: number, connected: boolean): void {
+    this.network.setLink(this.slot(a).nodeId, this.slot(b).nodeId, connected);
+  }
+
+  /** @internal Starts node `id` on its disk. */
+  async boot(id: number): Promise<void> {
+    await this.bootSlot(this.slot(id));
+  }
+
+  private async bootSlot(slot: Slot): Promise<void> {
+    assert(slot.live === null, 'a running node is not booted again');
+    const id = slot.nodeId;
+    const transport = this.network.endpoint(id, this.specs.map((s) => s.nodeId).filter((p) => p !== id));
+    const env = createRealEnv<PeerMessage>({ nodeId: id, transport, disk: slot.disk, logger: this.logger.child({ node: id }) });
+    const hub = new EventHub();
+    let node: ClusterNode;
+    try {
+      node = new ClusterNode(env, { timing: this.timing, nodes: this.specs, quorum: this.quorumOptions, observer: { onMembershipApplied: () => { hub.notify(); } } });
+    } catch (e) {
+      await transport.close();
+      throw new CohortClientError('UNAVAILABLE', `node ${id} of the embedded cluster cannot start: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+    const api = new InProcessApi();
+    registerApiHandlers(api, node, hub, { clusterName: this.clusterName, fingerprint: 'embedded', startedAtMs: performance.now(), links: () => transport.status() });
+    slot.live = { node, transport, api };
+    await new Promise<void>((resolve, reject) => {
+      node.start((error) => {
+        if (error === null) resolve();
+        else reject(new CohortClientError('UNAVAILABLE', `node ${id} of the embedded cluster cannot start: ${error.message}`, { cause: error }));
+      });
+    }).catch(async (e: unknown) => {
+      await this.halt(slot);
+      throw e;
+    });
+  }
+
+  /** Stops a node's program, API and endpoint, then waits for its disk completions to drain. */
+  private async halt(slot: Slot): Promise<void> {
+    const r = slot.live;
+    if (r === null) return;
+    slot.live = null;
+    r.api.shutdown(new CohortClientError('CONNECTION_LOST', `node ${slot.nodeId} of the embedded cluster was stopped; take a new client once it is restarted`));
+    r.node.stop();
+    await r.transport.close();
+    const started = performance.now();
+    while (slot.diskPending > 0) {
+      assert(performance.now() - started < DISK_DRAIN_MS_MAX, `the disk of node ${slot.nodeId} did not drain within ${DISK_DRAIN_MS_MAX} ms`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /**
+   * Stops node `id`: a crash by default (no leave: the leader's failure detector removes it
+   * from the view within about 2 s and it then needs fencing), or a clean leave with
+   * `{leave: true}`. Its clients fail with `CONNECTION_LOST`. A stopped node is a no-op.
+   */
+  async stopNode(id: number, options: StopNodeOptions = {}): Promise<void> {
+    const slot = this.slot(id);
+    const r = slot.live;
+    if (r === null) return;
+    if (options.leave === true && r.node.joined) {
+      await new Promise<void>((resolve) => {
+        r.node.leave(2000, () => {
+          resolve();
+        });
+      });
+    }
+    await this.halt(slot);
+  }
+
+  /**
+   * Starts node `id` again on the same disk (a new incarnation). With `rejoin` (default) it then
+   * confirms the crashed incarnation fenced when the cluster asks for it and waits until the new
+   * incarnation is in the view and quorate (TIMEOUT after `timeoutMs`, default 10 s).
+   */
+  async restartNode(id: number, options: RestartNodeOptions = {}): Promise<void> {
+    const slot = this.slot(id);
+    if (slot.live !== null) throw new CohortClientError('INVALID_ARGUMENT', `node ${id} of the embedded cluster is running; stopNode(${id}) first`);
+    await this.bootSlot(slot);
+    if (options.rejoin === false) return;
+    const what = `node ${id} rejoining the view`;
+    await pollUntil(what, options.timeoutMs ?? EMBEDDED_WAIT_MS_DEFAULT, options.signal, () => this.admitStep(slot), () => this.describe([slot]));
+  }
+
+  /** One step of a rejoin: confirm a pending fence of `slot`'s old incarnation; true once joined and quorate. */
+  private admitStep(slot: Slot): true | null {
+    const node = slot.live?.node;
+    if (node === undefined) throw new CohortClientError('UNAVAILABLE', `node ${slot.nodeId} was stopped while rejoining`);
+    if (node.joined && node.status().quorate) return true;
+    const leaderId = this.leader();
+    const leader = leaderId === null ? undefined : this.slot(leaderId).live?.node;
+    const rec = leader?.nodes().find((n) => n.nodeId === slot.nodeId);
+    if (leader === undefined || rec === undefined || !rec.fencePending || rec.incarnation >= node.incarnation || this.fencing.has(slot.nodeId)) return null;
+    // The old incarnation is stopped for certain: this process holds it. Confirm it fenced.
+    this.fencing.add(slot.nodeId);
+    leader.fenceConfirm(slot.nodeId, rec.incarnation, () => {
+      this.fencing.delete(slot.nodeId);
+    });
+    return null;
+  }
+
+  private describe(slots: readonly Slot[]): string {
+    return slots
+      .map((s) => {
+        const st = s.live?.node.status();
+        if (st === undefined) return `node ${s.nodeId} stopped`;
+        return `node ${s.nodeId} ${st.joined ? 'joined' : 'not joined'}, ${st.quorumExplanation}`;
+      })
+      .join('; ');
+  }
+
+  /** Waits until every running node is quorate and in the view (TIMEOUT names the nodes that are not). */
+  async waitQuorate(options: WaitOptions = {}): Promise<void> {
+    const ready = (s: Slot): boolean => {
+      const n = s.live?.node;
+      return n === undefined || (n.joined && n.status().quorate);
+    };
+    await pollUntil('the embedded cluster becoming quorate', options.timeoutMs ?? EMBEDDED_WAIT_MS_DEFAULT, options.signal, () => (this.slots.every(ready) ? true : null), () => this.describe(this.slots.filter((s) => !ready(s))));
+  }
+
+  /** Stops every node (crash-stop: a stopped cluster is not restarted). Idempotent; never throws. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const s of this.slots) await this.halt(s);
+    })();
+    return this.stopping;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/**
+ * Starts an embedded cluster and resolves once every node is quorate and joined. Rejects with
+ * `INVALID_ARGUMENT` (bad options), `TIMEOUT` (not quorate within `timeoutMs`: the message says
+ * which node and why), `ABORTED`, or `UNAVAILABLE` (a node could not start); nothing is left
+ * running then.
+ *
+ * ```ts
+ * await using cluster = await startCluster({ nodes: 3 });
+ * await using client = cluster.client(1);
+ * await client.kv.put('greeting', 'hello');
+ * ```
+ */
+export async function startCluster(options: StartClusterOptions = {}): Promise<EmbeddedCluster> {
+  const count = options.nodes ?? 3;
+  if (!Number.isSafeInteger(count) || count < 1 || count > EMBEDDED_NODES_MAX) throw new CohortClientError('INVALID_ARGUMENT', `startCluster: nodes must be an integer in [1, ${EMBEDDED_NODES_MAX}], got ${count}`);
+  const model = deriveTimeouts(timeoutInputsWithDefaults(options.timeouts ?? {}));
+  if (!model.ok) throw new CohortClientError('INVALID_ARGUMENT', `startCluster: ${model.error.message}`);
+  const quorum: VotequorumOptions = { ...DEFAULT_VOTEQUORUM_OPTIONS, ...options.quorum };
+  const votes = buildVotequorum(Array.from({ length: count }, (_, i) => ({ nodeId: makeNodeId(i + 1), votes: 1, role: 'data' as const })), quorum);
+  if (!votes.ok) throw new CohortClientError('INVALID_ARGUMENT', `startCluster: ${votes.error.message}`);
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const cluster = new EmbeddedCluster(count, clusterTiming(model.value), quorum, options.name ?? 'embedded', logger);
+  try {
+    if (options.signal?.aborted === true) throw abortedError(options.signal, 'starting the embedded cluster');
+    for (const n of cluster.nodes) await cluster.boot(n.nodeId);
+    await cluster.waitQuorate({ timeoutMs: options.timeoutMs ?? EMBEDDED_WAIT_MS_DEFAULT, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+  } catch (e) {
+    await cluster.stop();
+    throw e;
+  }
+  return cluster;
+}
