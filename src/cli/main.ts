@@ -10,6 +10,7 @@ import { registerStart } from './start-command.js';
 import { registerStatus } from './status-command.js';
 import { registerFence } from './fence-command.js';
 import { registerEvents } from './events-command.js';
+import { registerKv } from './kv-command.js';
 
 /** Exit codes shared by every subcommand. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, notQuorate: 3, unreachable: 4 } as const;
@@ -32,6 +33,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerStatus(program, setCode);
   registerFence(program, setCode);
   registerEvents(program, setCode);
+  registerKv(program, setCode);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {
