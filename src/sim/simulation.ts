@@ -108,7 +108,8 @@ export function runSimulation<M, I>(workload: Workload<M, I>, options: SimOption
     nodes: new Map(),
   };
   const ids = Array.from({ length: count }, (_, i) => nodeId(i + 1));
-  const profile = drawFaultProfile(prng.fork('faults'), count, workload.tolerates);
+  const drawn = drawFaultProfile(prng.fork('faults'), count, workload.tolerates);
+  const profile = workload.shapeFaults === undefined ? drawn : workload.shapeFaults(drawn, prng.fork('fault-shape'));
   let nemesis: Nemesis | undefined;
   let network: SimNetwork<M> | undefined;
   let convergedAfterMs: number | null = null;
@@ -122,9 +123,10 @@ export function runSimulation<M, I>(workload: Workload<M, I>, options: SimOption
     state.run = run;
     emit(state, 'sim', 'begin', { seed: options.seed, workload: workload.name, nodes: count, canary: canary ?? null, profile: describeProfile(profile) });
     network = buildCluster(state, run, ids, profile, options.diskFactory);
-    nemesis = new Nemesis(state.scheduler, prng.fork('nemesis'), profile, control(state, network));
+    const cluster = control(state, network);
+    nemesis = new Nemesis(state.scheduler, prng.fork('nemesis'), profile, cluster);
     for (const n of state.nodes.values()) startNode(state, n);
-    run.driver.start(driverContext(state, ids));
+    run.driver.start(driverContext(state, ids, cluster));
     nemesis.start();
     state.scheduler.runUntil(msToUs(faultPhaseMs), () => state.violations.length > 0);
     if (state.violations.length === 0) convergedAfterMs = livenessPhase(state, run, nemesis);
@@ -247,7 +249,7 @@ function control<M, I>(state: RunState<M, I>, network: SimNetwork<M>): ClusterCo
   };
 }
 
-function driverContext<M, I>(state: RunState<M, I>, ids: readonly NodeId[]): DriverContext<I> {
+function driverContext<M, I>(state: RunState<M, I>, ids: readonly NodeId[], cluster: ClusterControl): DriverContext<I> {
   return {
     nodes: ids,
     prng: state.prng.fork('driver'),
@@ -265,6 +267,16 @@ function driverContext<M, I>(state: RunState<M, I>, ids: readonly NodeId[]): Dri
       return true;
     },
     trace: (event, fields) => { emit(state, 'client', event, fields ?? {}); },
+    crash: (id) => {
+      if (nodeOf(state, id).state === 'down') return false;
+      cluster.crash(id);
+      return true;
+    },
+    restart: (id) => {
+      if (nodeOf(state, id).state !== 'down') return false;
+      cluster.restart(id);
+      return true;
+    },
   };
 }
 

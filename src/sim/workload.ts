@@ -16,6 +16,7 @@ import type { NodeId } from '../lib/ids.js';
 import type { Prng } from '../lib/prng.js';
 import type { NodeEnv, TraceFields } from '../runtime/env.js';
 import type { Codec } from '../transport/transport.js';
+import type { FaultProfile } from './fault-profile.js';
 import type { EventHandle } from './scheduler.js';
 import type { SimEvent } from './trace.js';
 
@@ -54,6 +55,14 @@ export interface DriverContext<I> {
   call(node: NodeId, fn: (instance: I) => void): boolean;
   /** Records a client event in the trace (checkers see it, e.g. to build a history). */
   trace(event: string, fields?: TraceFields): void;
+  /**
+   * Crashes `node` exactly as the nemesis does (traced as `sim crash`): an operator's power
+   * switch, e.g. a fence agent, or a node killed for good in the liveness phase (nothing restarts
+   * it then). Returns false, doing nothing, when the node is already down.
+   */
+  crash(node: NodeId): boolean;
+  /** Starts a new incarnation of a down node (traced as `sim start`); false when it is not down. */
+  restart(node: NodeId): boolean;
 }
 
 /** Issues operations against the cluster during the run. */
@@ -121,5 +130,10 @@ export interface Workload<M, I> {
   nodeCount(prng: Prng): number;
   /** Default virtual length of the fault phase, ms. */
   readonly faultPhaseMs: number;
+  /**
+   * Optional: reshapes the run's drawn fault profile (e.g. some seeds with only short pauses, so
+   * an accuracy checker bites). Draw only from `prng` (the run's `fault-shape` stream).
+   */
+  shapeFaults?(profile: FaultProfile, prng: Prng): FaultProfile;
   create(setup: WorkloadSetup): WorkloadRun<M, I>;
 }

@@ -6,6 +6,7 @@ import { defined } from '../../lib/assert.js';
 import type { Workload } from '../workload.js';
 import { runSimulation, type SimOptions, type SimResult } from '../simulation.js';
 import { broadcastWorkload } from './broadcast.js';
+import { clusterWorkload } from './cluster.js';
 import { raftWorkload } from './raft.js';
 
 /** A workload with its message and instance types erased, ready to run a seed. */
@@ -21,7 +22,7 @@ function entry<M, I>(w: Workload<M, I>): WorkloadEntry {
 }
 
 /** Every workload, default first. */
-export const WORKLOADS: readonly WorkloadEntry[] = [entry(raftWorkload), entry(broadcastWorkload)];
+export const WORKLOADS: readonly WorkloadEntry[] = [entry(raftWorkload), entry(clusterWorkload), entry(broadcastWorkload)];
 
 /** The workload named `name`, or undefined. */
 export function findWorkload(name: string): WorkloadEntry | undefined {

@@ -1,0 +1,133 @@
+/**
+ * The cluster workload's node program: the production `ClusterNode` (Raft log + membership state
+ * machine + KV + the leader's failure detector, the code the daemon runs) over the simulator's
+ * `NodeEnv`, with an observer that traces every change of the applied membership view in the
+ * format of `checkers/cluster-events.ts` (`view index viewId members quorate cmd`).
+ *
+ * A node whose disk cannot give it a safe start (`RecoveryError`) stays up as a process that
+ * refuses every request, as the daemon would exit; the trace says so with `start-refused`.
+ *
+ * Operator release: `ClusterNode` has no API for the membership `release` command yet (the lift
+ * of a quarantine). Until it does, `ClusterSimNode.release` hands the command to the leader the
+ * way a follower forwards any proposal (a `Forward` peer message with a reserved id counting down
+ * from `FORWARD_ID_MAX`, so it never meets the node's own ids); the leader's answer reaches
+ * `ClusterNode`, which ignores an id it does not know. Simulation only.
+ */
+import { err, type Result } from '../../lib/errors.js';
+import type { NodeId } from '../../lib/ids.js';
+import type { KvOutput } from '../../log/index.js';
+import { encodeMembershipCommand, type MemberNodeSpec, type NodeInfo } from '../../membership/index.js';
+import type { VotequorumOptions } from '../../quorum/index.js';
+import { ClusterNode, MUX_TAG_MEMBERSHIP, type ClusterCanary, type ClusterNodeOptions, type ClusterStatus, type ClusterTiming, type FenceConfirmation, type FenceConfirmError } from '../../runtime/cluster-node.js';
+import type { NodeEnv } from '../../runtime/env.js';
+import { FORWARD_ID_MAX, type PeerMessage } from '../../runtime/peer-message.js';
+import { RaftNodeError } from '../../runtime/raft-node.js';
+import { RecoveryError } from '../../runtime/raft-persistence.js';
+import { CLUSTER_EVENT, formatMembers } from '../checkers/cluster-events.js';
+
+/** Everything the program needs besides the environment. */
+export interface ClusterProgramSetup {
+  readonly timing: ClusterTiming;
+  readonly nodes: readonly MemberNodeSpec[];
+  readonly quorum: VotequorumOptions;
+  readonly snapshotEntries: number;
+  /** The planted bug (simulation only), passed to every node's options. */
+  readonly canary: ClusterCanary | undefined;
+}
+
+/** One incarnation of a simulated cluster node, as the driver sees it. */
+export class ClusterSimNode {
+  private releaseId = FORWARD_ID_MAX;
+
+  constructor(
+    readonly id: NodeId,
+    /** null when the node refused to start from its disk. */
+    readonly node: ClusterNode | null,
+    private readonly env: NodeEnv<PeerMessage>,
+  ) {}
+
+  /** Whether the node runs (false when it refused to start). */
+  get usable(): boolean {
+    return this.node !== null;
+  }
+
+  /** The node's status, or null when it refused to start. */
+  status(): ClusterStatus | null {
+    return this.node?.status() ?? null;
+  }
+
+  /** The configured nodes' membership records (empty until configured, or when refused). */
+  nodes(): NodeInfo[] {
+    return this.node?.nodes() ?? [];
+  }
+
+  /** See `ClusterNode.fenceConfirm`. */
+  fenceConfirm(node: NodeId, incarnation: number, done: (r: Result<FenceConfirmation, RaftNodeError | FenceConfirmError>) => void): void {
+    if (this.node === null) {
+      done(err(new RaftNodeError('STOPPED', `node ${this.id} refused to start`)));
+      return;
+    }
+    this.node.fenceConfirm(node, incarnation, done);
+  }
+
+  /** See `ClusterNode.put`. */
+  put(key: string, value: Uint8Array, done: (r: Result<KvOutput, RaftNodeError>) => void): void {
+    if (this.node === null) {
+      done(err(new RaftNodeError('STOPPED', `node ${this.id} refused to start`)));
+      return;
+    }
+    this.node.put(key, value, done);
+  }
+
+  /**
+   * Forwards the membership `release` of `node` to the leader this node knows (see the module
+   * comment). Fire and forget: returns false when there is no leader to send it to (or this node
+   * leads: a forward goes to another node), and the caller retries later.
+   */
+  release(node: NodeId): boolean {
+    const s = this.status();
+    if (s?.leaderId == null || s.leaderId === this.id) return false;
+    const body = encodeMembershipCommand({ type: 'release', node });
+    const command = new Uint8Array(body.length + 1);
+    command[0] = MUX_TAG_MEMBERSHIP;
+    command.set(body, 1);
+    return this.env.transport.send(s.leaderId, { type: 'Forward', id: this.releaseId--, command });
+  }
+}
+
+/** Starts one incarnation of a cluster node; see the module comment. */
+export function startClusterNode(env: NodeEnv<PeerMessage>, setup: ClusterProgramSetup): ClusterSimNode {
+  const holder: { node: ClusterNode | null; last: string | null } = { node: null, last: null };
+  const options: ClusterNodeOptions = {
+    timing: setup.timing,
+    nodes: setup.nodes,
+    quorum: setup.quorum,
+    snapshotEntries: setup.snapshotEntries,
+    snapshotCatchUpEntries: Math.max(2, Math.floor(setup.snapshotEntries / 4)),
+    ...(setup.canary === undefined ? {} : { canary: setup.canary }),
+    observer: {
+      onMembershipApplied: (index, output) => {
+        const n = holder.node;
+        if (n === null) return;
+        const v = n.view();
+        const key = `${v.viewId}/${v.quorate}`;
+        if (key === holder.last) return;
+        holder.last = key;
+        env.trace(CLUSTER_EVENT.view, { index, viewId: v.viewId, members: formatMembers(v.members), quorate: v.quorate, cmd: output?.type ?? 'refused' });
+      },
+    },
+  };
+  let node: ClusterNode;
+  try {
+    node = new ClusterNode(env, options);
+  } catch (e) {
+    if (!(e instanceof RecoveryError)) throw e;
+    env.trace(CLUSTER_EVENT.startRefused, { code: e.code, reason: e.message });
+    return new ClusterSimNode(env.nodeId, null, env);
+  }
+  holder.node = node;
+  node.start((error) => {
+    if (error !== null) env.trace(CLUSTER_EVENT.startRefused, { code: error.name, reason: error.message });
+  });
+  return new ClusterSimNode(env.nodeId, node, env);
+}
