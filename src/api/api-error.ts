@@ -34,6 +34,10 @@ export const API_ERROR_CODES = {
   CONFLICT: 'conflict',
   /** A reader asked for events compacted away. */
   GAP: 'requested history is no longer retained',
+  /** A group's view changed before the message or barrier arrival was ordered (docs/groups.md). */
+  VIEW_CHANGED: 'the group view changed first',
+  /** This node is not a member of the group (join it first). */
+  NOT_MEMBER: 'not a member of the group',
   /** The handler failed unexpectedly; the daemon logged the cause. */
   INTERNAL: 'internal error',
 } as const;

@@ -14,6 +14,7 @@ import { NODE_ID_MAX, type Incarnation, type LogIndex, type NodeId, type ViewId 
 import type { RaftRole } from '../log/index.js';
 import type { LocalQuorumReason, MemberRole, MembershipOutcome, NodeStatus, QuorumReason, ViewChangeKind } from '../membership/index.js';
 import type { ArbitrationReason } from '../quorum/index.js';
+import type { BarrierOutcome, GroupChangeKind } from '../groups/index.js';
 import { CohortClientError } from './client-error.js';
 
 // ------------------------------------------------------------------------------------------------
@@ -187,7 +188,41 @@ export type ClusterEvent =
     })
   | (EventHeader & { readonly kind: 'quorum'; readonly payload: { readonly quorate: boolean; readonly reason: QuorumReason; readonly explanation: string } })
   | (EventHeader & { readonly kind: 'node'; readonly payload: { readonly node: NodeId; readonly incarnation: number; readonly from: NodeStatus; readonly to: NodeStatus; readonly cause: string } })
+  | (EventHeader & { readonly kind: 'group'; readonly payload: GroupViewInfo & { readonly change: GroupChange } })
+  | (EventHeader & { readonly kind: 'barrier'; readonly payload: { readonly group: string; readonly name: string; readonly groupViewId: number; readonly outcome: BarrierOutcome } })
   | (EventHeader & { readonly kind: 'unknown'; readonly rawKind: string; readonly payload: ApiData });
+
+/** One member of a group view. */
+export interface GroupMemberInfo {
+  readonly node: NodeId;
+  readonly incarnation: number;
+  readonly level: number;
+}
+
+/** A group's view (`groupViewId` 0 with no members: the group does not exist). */
+export interface GroupViewInfo {
+  readonly group: string;
+  readonly groupViewId: number;
+  readonly members: readonly GroupMemberInfo[];
+}
+
+/** How a group view changed. */
+export interface GroupChange {
+  readonly node: NodeId;
+  readonly incarnation: number;
+  readonly kind: GroupChangeKind;
+}
+
+/** One item of a group's message stream: a delivered message or a view change, in apply order. */
+export type GroupItem =
+  | { readonly kind: 'message'; readonly groupViewId: number; readonly seq: number; readonly from: NodeId; readonly payload: Uint8Array }
+  | { readonly kind: 'view'; readonly groupViewId: number; readonly members: readonly GroupMemberInfo[]; readonly change: GroupChange | null };
+
+/** `group.send`: the view the message was delivered in and its number there. */
+export interface GroupSendResult {
+  readonly groupViewId: number;
+  readonly seq: number;
+}
 
 // ------------------------------------------------------------------------------------------------
 // Enum members (each list is checked complete against its type below)
@@ -208,6 +243,8 @@ const QUORUM_REASONS = members<QuorumReason>()(['not-configured', 'majority', 't
 const WAIT_PHASES = members<WaitForAllPhase>()(['off', 'waiting', 'released']);
 const OUTCOMES = members<MembershipOutcome>()(['applied', 'duplicate', 'stale', 'waiting-for-fence', 'no-change']);
 const CHANGE_KINDS = members<ViewChangeKind>()(['joined', 'left', 'failed', 'replaced', 'quarantined', 'admitted']);
+const GROUP_CHANGE_KINDS = members<GroupChangeKind>()(['joined', 'left', 'removed']);
+const BARRIER_OUTCOMES = members<BarrierOutcome>()(['reached', 'view-changed']);
 
 // ------------------------------------------------------------------------------------------------
 // Reading plain data
@@ -447,7 +484,58 @@ export function decodeEvent(v: ApiData): ClusterEvent {
       const p = r.obj('payload');
       return { ...head, kind, payload: { node: p.nodeId('node'), incarnation: p.int('incarnation'), from: p.oneOf('from', NODE_STATUSES), to: p.oneOf('to', NODE_STATUSES), cause: p.str('cause') } };
     }
+    case 'group': {
+      const p = r.obj('payload');
+      return { ...head, kind, payload: { group: p.str('group'), groupViewId: p.int('groupViewId'), members: p.list('members', groupMember), change: groupChange(p.obj('change')) } };
+    }
+    case 'barrier': {
+      const p = r.obj('payload');
+      return { ...head, kind, payload: { group: p.str('group'), name: p.str('name'), groupViewId: p.int('groupViewId'), outcome: p.oneOf('outcome', BARRIER_OUTCOMES) } };
+    }
     default:
       return { ...head, kind: 'unknown', rawKind: kind, payload: r.raw('payload') ?? null };
   }
+}
+
+function groupMember(m: FieldReader): GroupMemberInfo {
+  return { node: m.nodeId('node'), incarnation: m.int('incarnation', 1), level: m.int('level', 0, 255) };
+}
+
+function groupChange(c: FieldReader): GroupChange {
+  return { node: c.nodeId('node'), incarnation: c.int('incarnation', 1), kind: c.oneOf('kind', GROUP_CHANGE_KINDS) };
+}
+
+/** Decodes a `groups` answer. */
+export function decodeGroups(v: ApiData): GroupViewInfo[] {
+  if (!Array.isArray(v)) throw badAnswer('groups', 'answer', 'a list', v);
+  return (v as readonly ApiData[]).map((x, i) => {
+    const r = FieldReader.of(x, `answer[${i}]`, 'groups');
+    return { group: r.str('group'), groupViewId: r.int('viewId', 1), members: r.list('members', groupMember) };
+  });
+}
+
+/** Decodes a `group.join` answer (the group's view). */
+export function decodeGroupJoin(v: ApiData): GroupViewInfo {
+  const r = FieldReader.of(v, 'answer', 'group.join');
+  return { group: r.str('group'), groupViewId: r.int('viewId', 1), members: r.list('members', groupMember) };
+}
+
+/** Decodes a `group.send` answer. */
+export function decodeGroupSend(v: ApiData): GroupSendResult {
+  const r = FieldReader.of(v, 'answer', 'group.send');
+  return { groupViewId: r.int('groupViewId', 1), seq: r.int('seq', 1) };
+}
+
+/** Decodes a `group.barrier` answer. */
+export function decodeGroupBarrier(v: ApiData): { readonly groupViewId: number } {
+  return { groupViewId: FieldReader.of(v, 'answer', 'group.barrier').int('groupViewId', 1) };
+}
+
+/** Decodes one item of the `group.messages` stream. */
+export function decodeGroupItem(v: ApiData): GroupItem {
+  const r = FieldReader.of(v, 'item', 'group.messages');
+  const kind = r.oneOf('kind', ['message', 'view'] as const);
+  if (kind === 'message') return { kind, groupViewId: r.int('groupViewId', 1), seq: r.int('seq', 1), from: r.nodeId('from'), payload: r.bytes('payload') };
+  const change = r.raw('change');
+  return { kind, groupViewId: r.int('groupViewId'), members: r.list('members', groupMember), change: change === undefined || change === null ? null : groupChange(r.obj('change')) };
 }

@@ -17,6 +17,14 @@ import type { ApiData } from '../api/index.js';
 import { connectLocal, type CallOptions } from './client-connection.js';
 import { CohortClientError } from './client-error.js';
 import {
+  decodeGroupBarrier,
+  decodeGroupItem,
+  decodeGroupJoin,
+  decodeGroups,
+  decodeGroupSend,
+  type GroupItem,
+  type GroupSendResult,
+  type GroupViewInfo,
   decodeEvent,
   decodeFenceConfirm,
   decodeKvCas,
@@ -123,11 +131,44 @@ export interface CohortClient extends AsyncDisposable {
   /** The manual fence agent: confirms `node`'s crashed incarnation was fenced (docs/daemon.md). */
   fenceConfirm(node: number, options?: FenceConfirmOptions): Promise<FenceConfirmResult>;
   readonly kv: KvClient;
-  // --- Groups: reserved. The groups API (`readonly groups: GroupsClient`: join/send/messages/
-  // barrier/leave) is added here and in `ApiCohortClient` below; embedded mode shares
-  // `ApiCohortClient`, so it needs no separate implementation. ---
+  /** Service groups (docs/groups.md): list, and join returning a handle. */
+  readonly groups: GroupsClient;
   /** Closes the connection; open calls reject with `CLOSED`. Idempotent. */
   close(): Promise<void>;
+}
+
+/** Options of `groups.join`. */
+export interface GroupJoinOptions extends CallOptions {
+  /** 0..255; lower levels recover first (default 0). */
+  readonly level?: number;
+}
+
+/** Service groups of the cluster (docs/groups.md). */
+export interface GroupsClient {
+  /** Every group's current view, as this node applied it. */
+  list(options?: CallOptions): Promise<GroupViewInfo[]>;
+  /**
+   * Joins `name` as this node's incarnation (every client of the node shares the membership) and
+   * returns a handle. Open `messages()` right after joining to see every message of the new view.
+   */
+  join(name: string, options?: GroupJoinOptions): Promise<GroupHandle>;
+}
+
+/**
+ * A joined group. `send` delivers to exactly the members of the view this node has applied, or
+ * rejects `VIEW_CHANGED` (nothing delivered); `barrier` resolves once every member of the view
+ * reached it, or rejects `VIEW_CHANGED`. `await using` leaves the group.
+ */
+export interface GroupHandle extends AsyncDisposable {
+  readonly name: string;
+  /** The group view right after the join. */
+  readonly view: GroupViewInfo;
+  send(payload: Uint8Array | string, options?: CallOptions): Promise<GroupSendResult>;
+  /** This node's deliveries and the group's view changes, in order, starting with the current view. */
+  messages(options?: CallOptions): AsyncIterableIterator<GroupItem> & { cancel(): void };
+  barrier(name: string, options?: CallOptions): Promise<{ readonly groupViewId: number }>;
+  /** Leaves the group (for every client of this node). Idempotent. */
+  leave(options?: CallOptions): Promise<void>;
 }
 
 /** Converts an `AbortSignal`'s firing into the client's error (`TIMEOUT` for `AbortSignal.timeout`, else `ABORTED`). */
@@ -176,6 +217,7 @@ class DecodedStream<T> implements AsyncIterableIterator<T> {
 /** `CohortClient` over any `ApiChannel`. Owns the channel: `close` closes it. */
 export class ApiCohortClient implements CohortClient {
   readonly kv: KvClient;
+  readonly groups: GroupsClient;
 
   constructor(private readonly channel: ApiChannel) {
     const call = <T>(method: string, params: ApiData, decode: (v: ApiData) => T, options: CallOptions | undefined): Promise<T> => this.call(method, params, decode, options);
@@ -187,6 +229,34 @@ export class ApiCohortClient implements CohortClient {
         return call('kv.cas', { key, value, ...compare }, decodeKvCas, options);
       },
       delete: (key, options) => call('kv.delete', { key }, decodeKvDelete, options),
+    };
+    this.groups = {
+      list: (options) => call('groups', null, decodeGroups, options),
+      join: async (name, options = {}) => {
+        const view = await call('group.join', { group: name, level: options.level ?? 0 }, decodeGroupJoin, options);
+        return this.groupHandle(name, view);
+      },
+    };
+  }
+
+  private groupHandle(name: string, view: GroupViewInfo): GroupHandle {
+    const call = <T>(method: string, params: ApiData, decode: (v: ApiData) => T, options: CallOptions | undefined): Promise<T> => this.call(method, params, decode, options);
+    let left = false;
+    const leave = async (options?: CallOptions): Promise<void> => {
+      if (left) return;
+      await call('group.leave', { group: name }, () => null, options);
+      left = true;
+    };
+    return {
+      name,
+      view,
+      send: (payload, options) => call('group.send', { group: name, payload }, decodeGroupSend, options),
+      messages: (options) => new DecodedStream(this.channel.stream('group.messages', { group: name }, callOptions(options)), decodeGroupItem),
+      barrier: (barrier, options) => call('group.barrier', { group: name, name: barrier }, decodeGroupBarrier, options),
+      leave,
+      [Symbol.asyncDispose]: async () => {
+        if (this.channel.open) await leave();
+      },
     };
   }
 

@@ -17,6 +17,9 @@ export {
   type FenceConfirmOptions,
   type KvCasCondition,
   type KvClient,
+  type GroupHandle,
+  type GroupJoinOptions,
+  type GroupsClient,
 } from './cohort-client.js';
 export type {
   ClusterEvent,
@@ -24,6 +27,11 @@ export type {
   CohortStatus,
   EventViewMember,
   FenceConfirmResult,
+  GroupChange,
+  GroupItem,
+  GroupMemberInfo,
+  GroupSendResult,
+  GroupViewInfo,
   KvCasResult,
   KvDeleteResult,
   KvGetResult,

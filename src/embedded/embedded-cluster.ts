@@ -254,7 +254,7 @@ export class EmbeddedCluster implements AsyncDisposable {
     const hub = new EventHub();
     let node: ClusterNode;
     try {
-      node = new ClusterNode(env, { timing: this.timing, nodes: this.specs, quorum: this.quorumOptions, observer: { onMembershipApplied: () => { hub.notify(); } } });
+      node = new ClusterNode(env, { timing: this.timing, nodes: this.specs, quorum: this.quorumOptions, observer: hub.observer() });
     } catch (e) {
       await transport.close();
       throw new CohortClientError('UNAVAILABLE', `node ${id} of the embedded cluster cannot start: ${e instanceof Error ? e.message : String(e)}`, { cause: e });

@@ -12,7 +12,9 @@ import type { KvCompare, KvOutput } from '../log/index.js';
 import type { MembershipEvent } from '../membership/index.js';
 import type { RequestHandler, StreamHandler, StreamSink } from '../platform/api-server.js';
 import type { PeerLinkStatus } from '../platform/tcp-transport.js';
-import { FenceConfirmError, type ClusterNode } from '../runtime/cluster-node.js';
+import { FenceConfirmError, type ClusterNode, type ClusterObserver } from '../runtime/cluster-node.js';
+import type { GroupViewPayload } from '../groups/index.js';
+import { registerGroupHandlers } from './group-handlers.js';
 import type { RaftNodeError } from '../runtime/raft-node.js';
 
 /** Largest key accepted in params (the KV store checks its own, smaller, byte limit). */
@@ -20,9 +22,19 @@ const KEY_CHARS_MAX = 4096;
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 const textEncoder = new TextEncoder();
 
-/** Tells open event streams that new membership events were applied. */
+/** What a group message stream carries: this node's deliveries and the group's view changes, in apply order. */
+export type GroupStreamItem =
+  | { readonly kind: 'message'; readonly groupViewId: number; readonly seq: number; readonly from: number; readonly payload: Uint8Array }
+  | { readonly kind: 'view'; readonly view: GroupViewPayload };
+
+/**
+ * Tells open event streams that new membership events were applied, and fans group deliveries
+ * and group views out to the open group message streams. `observer()` gives the hooks to pass to
+ * `ClusterNode` (the daemon and embedded mode both use it).
+ */
 export class EventHub {
   private readonly listeners = new Set<() => void>();
+  private readonly groupListeners = new Map<string, Set<(item: GroupStreamItem) => void>>();
 
   /** Registers `fn`; returns the function that unregisters it. */
   subscribe(fn: () => void): () => void {
@@ -35,6 +47,37 @@ export class EventHub {
   /** Called after every applied membership command. */
   notify(): void {
     for (const fn of [...this.listeners]) fn();
+  }
+
+  /** Registers `fn` for `group`'s items; returns the function that unregisters it. */
+  subscribeGroup(group: string, fn: (item: GroupStreamItem) => void): () => void {
+    const set = this.groupListeners.get(group) ?? new Set();
+    set.add(fn);
+    this.groupListeners.set(group, set);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0) this.groupListeners.delete(group);
+    };
+  }
+
+  private group(group: string, item: GroupStreamItem): void {
+    const set = this.groupListeners.get(group);
+    if (set !== undefined) for (const fn of [...set]) fn(item);
+  }
+
+  /** The `ClusterObserver` hooks that feed this hub. */
+  observer(): Pick<ClusterObserver, 'onMembershipApplied' | 'onGroupDeliver' | 'onGroupView'> {
+    return {
+      onMembershipApplied: () => {
+        this.notify();
+      },
+      onGroupDeliver: (group, groupViewId, seq, from, payload) => {
+        this.group(group, { kind: 'message', groupViewId, seq, from, payload });
+      },
+      onGroupView: (group, view) => {
+        this.group(group, { kind: 'view', view });
+      },
+    };
   }
 }
 
@@ -181,6 +224,7 @@ export function registerApiHandlers(server: ApiHandlerRegistry, node: ClusterNod
   registerKv(server, node);
   server.register('fence.confirm', (p) => fenceConfirm(params(p, 'fence.confirm'), node));
   server.registerStream('events', (p, _ctx, sink) => eventStream(params(p, 'events'), node, hub, sink));
+  registerGroupHandlers(server, node, hub);
 }
 
 function registerKv(server: ApiHandlerRegistry, node: ClusterNode): void {

@@ -134,6 +134,7 @@ function observerFor(logger: Logger, hub: EventHub, counters: () => DaemonCounte
       counters()?.roleChanges.inc();
       logger.info({ role, term, lead }, `raft: ${role} in term ${term}${lead === null ? ', no leader known' : `, leader ${lead}`}`);
     },
+    ...hub.observer(),
     onMembershipApplied: (index, output, error) => {
       hub.notify();
       if (error !== null) logger.warn({ index, error }, `membership command at ${index} refused: ${error}`);
