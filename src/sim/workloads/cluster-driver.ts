@@ -65,8 +65,9 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
   private readonly lastAction = new Map<NodeId, number>();
   /** The node killed for good in the liveness phase (never power-cycled back). */
   private killed: NodeId | null = null;
-  private probeDone = false;
   private nextPut = 1;
+  /** Counts looks, so a late answer from a paused node is told apart from a current one. */
+  private round = 0;
 
   constructor(
     private readonly options: ClusterDriverOptions,
@@ -88,9 +89,7 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
     const ctx = this.ctx;
     if (ctx === undefined) return;
     const probe = (): void => {
-      if (this.probeDone) return;
-      this.probe(ctx);
-      if (!this.probeDone) ctx.after(this.options.probePeriodMs, probe);
+      if (!this.probe(ctx)) ctx.after(this.options.probePeriodMs, probe);
     };
     ctx.after(this.options.probePeriodMs, probe);
   }
@@ -99,16 +98,16 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
   private look(ctx: DriverContext<ClusterSimNode>): { seen: Map<NodeId, Seen>; down: Set<NodeId> } {
     const seen = new Map<NodeId, Seen>();
     const down = new Set<NodeId>();
-    const round = { open: true };
+    const round = ++this.round;
     for (const id of ctx.nodes) {
       const accepted = ctx.call(id, (inst) => {
-        if (!round.open) return; // a paused node answers after its resume: too late for this round
+        if (round !== this.round) return; // a paused node answers after its resume: too late for this round
         const status = inst.status();
         if (status !== null) seen.set(id, { inst, status });
       });
       if (!accepted) down.add(id);
     }
-    round.open = false;
+    this.round++;
     return { seen, down };
   }
 
@@ -184,26 +183,27 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
   // ---------------------------------------------------------------------------------------------
   // Completeness probe
 
-  private probe(ctx: DriverContext<ClusterSimNode>): void {
+  /** One look for convergence; true once the probe is done (a node killed, or why not traced). */
+  private probe(ctx: DriverContext<ClusterSimNode>): boolean {
     const { seen, down } = this.look(ctx);
-    if (down.size > 0) return; // a power cycle is under way: every node must be back first
+    if (down.size > 0) return false; // a power cycle is under way: every node must be back first
     const running = ctx.nodes;
     const statuses = running.map((id) => seen.get(id)?.status);
     const first = statuses[0];
-    if (first === undefined) return;
+    if (first === undefined) return false;
     const agreed = statuses.every((s) => s !== undefined && s.joined && s.viewId === first.viewId && s.quorate && s.members.length === running.length);
-    if (!agreed) return;
-    this.probeDone = true;
+    if (!agreed) return false;
     const leader = first.leaderId;
     const candidates = running.filter((id) => id !== leader && leader !== null);
     const victim = candidates.length === 0 ? undefined : ctx.prng.pick(candidates);
     const survivors = new Set(running.filter((id) => id !== victim));
     if (victim === undefined || !hasQuorum({ incoming: this.options.quorum }, survivors)) {
       ctx.trace(CLUSTER_CLIENT_EVENT.noKill, { reason: victim === undefined ? 'no-non-leader-member' : 'survivors-hold-no-quorum' });
-      return;
+      return true;
     }
     this.killed = victim;
     ctx.trace(CLUSTER_CLIENT_EVENT.kill, { node: victim, incarnation: seen.get(victim)?.status.incarnation ?? 0 });
     ctx.crash(victim);
+    return true;
   }
 }
