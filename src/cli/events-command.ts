@@ -49,6 +49,12 @@ export function describeEvent(v: ApiData): string {
       return `${head} quorum: ${quorate} (${cellText(p['reason'])}: ${cellText(p['explanation'])})`;
     case 'node':
       return `${head} node: node ${cellText(p['node'])} incarnation ${cellText(p['incarnation'])} ${cellText(p['from'])} -> ${cellText(p['to'])} (${cellText(p['cause'])})`;
+    case 'group': {
+      const c = apiObject(p['change']);
+      return `${head} group ${cellText(p['group'])}: node ${cellText(c['node'])} incarnation ${cellText(c['incarnation'])} ${cellText(c['kind'])}; group view ${cellText(p['groupViewId'])} members [${members(p['members'])}]`;
+    }
+    case 'barrier':
+      return `${head} barrier ${cellText(p['group'])}/${cellText(p['name'])}: ${cellText(p['outcome'])} (group view ${cellText(p['groupViewId'])})`;
     default:
       return `${head} ${kind}: ${toJsonLine(e['payload'] ?? null)}`; // a kind from a newer daemon
   }

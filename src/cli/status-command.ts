@@ -1,5 +1,5 @@
 /**
- * `cohort status | nodes | quorum`: read one node's view through its local API socket
+ * `cohort status | nodes | quorum | groups`: read one node's view through its local API socket
  * (`--socket PATH` or `$COHORT_SOCKET`), print a readable table or, with `--json`, the API's
  * answer as one JSON object.
  *
@@ -25,7 +25,7 @@ export interface StatusOptions {
   readonly timeoutMs?: number;
 }
 
-type Method = 'status' | 'nodes' | 'quorum';
+type Method = 'status' | 'nodes' | 'quorum' | 'groups';
 type Row = readonly string[];
 /** A decoded API map. */
 export type Obj = Readonly<Record<string, ApiData>>;
@@ -107,8 +107,18 @@ function renderQuorum(q: Obj): string {
   ]);
 }
 
+function renderGroups(r: Obj): string {
+  const groups = apiList(r['groups']);
+  if (groups.length === 0) return 'no service groups (a group exists while it has members)\n';
+  const rows: Row[] = [['GROUP', 'VIEW', 'MEMBERS (node.incarnation/level)']];
+  for (const g of groups) rows.push([cellText(g['group']), cellText(g['viewId']), apiList(g['members']).map((m) => `${cellText(m['node'])}.${cellText(m['incarnation'])}/${cellText(m['level'])}`).join(' ')]);
+  return table(rows);
+}
+
 function render(method: Method, value: Obj): string {
   switch (method) {
+    case 'groups':
+      return renderGroups(value);
     case 'status':
       return renderStatus(value);
     case 'nodes':
@@ -124,7 +134,7 @@ export function toJsonLine(value: ApiData): string {
 }
 
 async function fetchQuorate(conn: Awaited<ReturnType<typeof connectLocal>>, method: Method, value: Obj, signal: AbortSignal): Promise<boolean> {
-  if (method !== 'nodes') return value['quorate'] === true;
+  if (method !== 'nodes' && method !== 'groups') return value['quorate'] === true;
   return apiObject(await conn.request('status', null, { signal }))['quorate'] === true;
 }
 
@@ -134,9 +144,10 @@ export async function runStatus(method: Method, opts: StatusOptions, io: StatusI
   try {
     await using conn = await connectLocal({ ...(opts.socket === undefined ? {} : { socket: opts.socket }), timeoutMs, clientName: `cohort ${method}` });
     const signal = AbortSignal.timeout(timeoutMs);
-    const value = apiObject(await conn.request(method, null, { signal }));
+    const raw = await conn.request(method, null, { signal });
+    const value = method === 'groups' ? { groups: raw } : apiObject(raw);
     const quorate = await fetchQuorate(conn, method, value, signal);
-    io.out(opts.json === true ? `${toJsonLine(value)}\n` : render(method, value));
+    io.out(opts.json === true ? `${toJsonLine(method === 'groups' ? raw : value)}\n` : render(method, value));
     return quorate ? STATUS_EXIT.ok : STATUS_EXIT.notQuorate;
   } catch (e) {
     if (e instanceof CohortClientError) {
@@ -149,14 +160,15 @@ export async function runStatus(method: Method, opts: StatusOptions, io: StatusI
   }
 }
 
-/** Registers `cohort status`, `cohort nodes` and `cohort quorum` on `program`. */
+/** Registers `cohort status`, `cohort nodes`, `cohort quorum` and `cohort groups` on `program`. */
 export function registerStatus(program: Command, setCode: (code: number) => void): void {
   const what: Record<Method, string> = {
     status: 'this node\'s view of the cluster: leader, view, quorum, members',
     nodes: 'every configured node with its membership state and link',
     quorum: 'the quorum verdict and the votes behind it',
+    groups: 'the service groups with their current views',
   };
-  for (const method of ['status', 'nodes', 'quorum'] as const) {
+  for (const method of ['status', 'nodes', 'quorum', 'groups'] as const) {
     program
       .command(method)
       .description(`${what[method]} (exit 3 when not quorate, 4 when the daemon is unreachable)`)
