@@ -7,8 +7,8 @@
  * - `view index=I viewId=V members=1@1,3@2 quorate=true cmd=join`: after the node applied the
  *   membership entry at log index I, its view is V with these members (`node@incarnation`,
  *   ascending) and this quorate flag; `cmd` is the command type that made it (`refused` when the
- *   state machine refused the command). Emitted whenever (viewId, quorate) differs from what this
- *   process traced last (always for its first membership apply), so a restarted node re-traces
+ *   state machine refused the command). Emitted whenever (viewId, members, quorate) differs from
+ *   what this process traced last (always for its first membership apply), so a restarted node re-traces
  *   the views it re-applies.
  * - `cluster-node-start incarnation=N` (emitted by `ClusterNode` itself): the process runs with
  *   membership incarnation N (not the simulator's process count).

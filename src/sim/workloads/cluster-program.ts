@@ -110,10 +110,11 @@ export function startClusterNode(env: NodeEnv<PeerMessage>, setup: ClusterProgra
         const n = holder.node;
         if (n === null) return;
         const v = n.view();
-        const key = `${v.viewId}/${v.quorate}`;
+        const members = formatMembers(v.members);
+        const key = `${v.viewId}/${v.quorate}/${members}`;
         if (key === holder.last) return;
         holder.last = key;
-        env.trace(CLUSTER_EVENT.view, { index, viewId: v.viewId, members: formatMembers(v.members), quorate: v.quorate, cmd: output?.type ?? 'refused' });
+        env.trace(CLUSTER_EVENT.view, { index, viewId: v.viewId, members, quorate: v.quorate, cmd: output?.type ?? 'refused' });
       },
     },
   };

@@ -21,7 +21,7 @@ import type { NodeId } from '../../lib/ids.js';
 import type { Prng } from '../../lib/prng.js';
 import type { MemberNodeSpec } from '../../membership/index.js';
 import { buildVotequorum, DEFAULT_VOTEQUORUM_OPTIONS, type QuorumConfig, type VotequorumOptions } from '../../quorum/index.js';
-import { CLUSTER_CANARIES, type ClusterTiming } from '../../runtime/cluster-node.js';
+import type { ClusterCanary, ClusterTiming } from '../../runtime/cluster-node.js';
 import type { NodeEnv } from '../../runtime/env.js';
 import { peerCodec, type PeerMessage } from '../../runtime/peer-message.js';
 import type { FaultProfile } from '../fault-profile.js';
@@ -32,6 +32,18 @@ import { ClusterQuorumChecker, ClusterViewChecker } from '../checkers/cluster-vi
 import { ClusterDriver } from './cluster-driver.js';
 import { startClusterNode, type ClusterSimNode } from './cluster-program.js';
 
+
+/**
+ * The planted bugs this workload catches (`ClusterNodeOptions.canary`), with the checker that must
+ * catch each. The group canaries of `CLUSTER_CANARIES` wait for the group driver.
+ */
+export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [ClusterCanary, string])[] = [
+  ['evict-on-missed-heartbeat', 'fd-accuracy'],
+  ['quorate-without-quorum', 'view-quorum'],
+  ['diverge-views', 'view-agreement'],
+  ['never-fail', 'fd-completeness'],
+];
+const CANARY_NAMES: readonly ClusterCanary[] = CLUSTER_WORKLOAD_CANARIES.map(([c]) => c);
 
 /** Virtual length of the fault phase. */
 export const CLUSTER_FAULT_PHASE_MS = 30_000;
@@ -96,7 +108,7 @@ function shapeFaults(profile: FaultProfile, prng: Prng): FaultProfile {
 }
 
 function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> {
-  const canary = CLUSTER_CANARIES.find((c) => c === setup.canary);
+  const canary = CANARY_NAMES.find((c) => c === setup.canary);
   assert(canary !== undefined || setup.canary === undefined, `unknown cluster canary ${setup.canary ?? ''}`);
   const prng = setup.prng;
   const shape = drawShape(setup.nodes, prng.fork('shape'));
@@ -145,7 +157,7 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
 export const clusterWorkload: Workload<PeerMessage, ClusterSimNode> = {
   name: 'cluster',
   description: 'ClusterNode membership: view agreement, quorate views, failure-detector accuracy and completeness, convergence',
-  canaries: CLUSTER_CANARIES,
+  canaries: CANARY_NAMES,
   tolerates: { diskCorruption: false },
   nodeCount: (prng) => prng.pick([3, 3, 4, 5, 5]),
   faultPhaseMs: CLUSTER_FAULT_PHASE_MS,
