@@ -243,9 +243,8 @@ export class ClusterScript {
 
   /**
    * `run-until quorate 1,2,3`: those nodes joined, are quorate, and agree on a view of exactly
-   * them; `not-quorate 4,5`: those nodes report not quorate; `state 2 needs-fencing [on=1,3]`:
-   * the nodes `on` (default every running node) record node 2 with that status; `done`: no
-   * operation is in flight. Fails the script after `limit` ms (default 10 000).
+   * them; `not-quorate 4,5`: those nodes report not quorate; `done`: no operation is in flight.
+   * Fails the script after `limit` ms (default 10 000).
    */
   private runUntil(cmd: ScriptCommand): string {
     const what = cmd.positional[0] ?? '(none)';
@@ -257,16 +256,10 @@ export class ClusterScript {
           const ids = parseIds(cmd, cmd.positional.slice(1));
           return () => ids.every((id) => !this.h.node(id).status().quorate);
         }
-        case 'state': {
-          const target = this.node(cmd, 1);
-          const status = cmd.positional[2] ?? '';
-          const on = hasArg(cmd, 'on') ? parseIds(cmd, stringsArg(cmd, 'on')) : this.h.ids.map(Number).filter((id) => !this.h.isDown(id));
-          return () => on.every((id) => this.h.node(id).nodes().some((n) => n.nodeId === target && n.status === status));
-        }
         case 'done':
           return () => this.pendingCount() === 0;
         default:
-          throw fail(cmd, `unknown condition ${what}; use quorate, not-quorate, state or done`);
+          throw fail(cmd, `unknown condition ${what}; use quorate, not-quorate or done`);
       }
     })();
     this.waitFor(cmd, cond);
@@ -450,7 +443,6 @@ function argsOf(name: string): string[] {
     case 'events':
       return ['from', 'causes'];
     case 'run-until':
-      return ['limit', 'on'];
     case 'wait':
       return ['limit'];
     case 'resume':
