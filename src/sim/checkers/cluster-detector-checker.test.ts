@@ -58,7 +58,7 @@ test('a pause, a partition or a clog of at least the bound excuses an eviction',
     at(4000, 'sim', open, of);
     at(5200, 'sim', close, cf);
     evict(at, 6000);
-    assert.deepEqual(found, [], `${open}`);
+    assert.deepEqual(found, [], open);
   }
   const { at, found } = harness();
   at(4000, 'sim', 'clog', { from: 3, to: 1, ms: 1500 });

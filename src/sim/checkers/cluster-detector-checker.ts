@@ -8,7 +8,8 @@
  * - X was *disturbed* for at least `stallBoundMs` in one stretch within the `lookbackMs` before
  *   the decision (the leader's `detector` decision for X@i, else the first apply of the view).
  *   Disturbances of X: X paused, X down, any partition in force (every node, conservatively),
- *   clogs of a link from or to X, swizzles naming X. Stretches closer than `mergeGapMs` count as
+ *   clogs of a link from or to X, any swizzle (it clogs every link of its nodes, so the links of
+ *   every other node to them too). Stretches closer than `mergeGapMs` count as
  *   one (a node heard only for an instant between two stalls may not have been heard at all).
  * Otherwise it is a **false eviction**: reported as a violation and counted (`falseEvictions`).
  *
@@ -126,11 +127,11 @@ export class ClusterAccuracyChecker implements Checker {
         this.intervals(f.to as NodeId).push({ startUs: t, endUs: end });
         return;
       }
-      case 'swizzle': {
-        const end = t + Number(f.ms) * 1000;
-        for (const id of String(f.nodes).split(',')) this.intervals(Number(id) as NodeId).push({ startUs: t, endUs: end });
+      case 'swizzle':
+        // Every link of the listed nodes is clogged, so every other node loses its links to
+        // them too: a swizzle disturbs everyone, like a partition.
+        this.partitions.push({ startUs: t, endUs: t + Number(f.ms) * 1000 });
         return;
-      }
       default:
         return;
     }
