@@ -18,7 +18,7 @@ import { nodeId } from '../lib/ids.js';
 import { DEFAULT_VOTEQUORUM_OPTIONS, type TieBreakerMode } from '../quorum/index.js';
 import type { MembershipEvent } from '../membership/index.js';
 import type { GroupMember } from '../groups/index.js';
-import type { ClusterCanary, ClusterObserver } from '../runtime/cluster-node.js';
+import { CLUSTER_CANARIES, type ClusterCanary, type ClusterObserver } from '../runtime/cluster-node.js';
 import { expectArgs, hasArg, intArg, stringArg, stringsArg, type ScriptCommand } from '../testing/datadriven.js';
 import { ClusterHarness } from './cluster-harness.js';
 
@@ -174,7 +174,9 @@ export class ClusterScript {
   private cluster(cmd: ScriptCommand): string {
     if (this.harness !== null) throw fail(cmd, 'a script builds one cluster');
     const votes = parseIds(cmd, stringsArg(cmd, 'votes', []));
-    const canary = hasArg(cmd, 'canary') ? (stringArg(cmd, 'canary') as ClusterCanary) : this.canary;
+    const named = hasArg(cmd, 'canary') ? stringArg(cmd, 'canary') : undefined;
+    const canary = named === undefined ? this.canary : CLUSTER_CANARIES.find((c) => c === named);
+    if (named !== undefined && canary === undefined) throw fail(cmd, `unknown canary ${named}; one of ${CLUSTER_CANARIES.join(', ')}`);
     this.harness = new ClusterHarness({
       nodes: intArg(cmd, 'nodes', 3),
       votes,
