@@ -55,6 +55,8 @@ export interface CohortStatus {
   readonly leaseValid: boolean;
   /** Reads wait after this node's event loop stalled. */
   readonly readsHeld: boolean;
+  /** Why this node's incarnation cannot join (settings differ, or it was removed from the view), or null. */
+  readonly joinProblem: string | null;
   readonly cluster: string;
   readonly configFingerprint: string;
   readonly uptimeMs: number;
@@ -377,6 +379,7 @@ export function decodeStatus(v: ApiData): CohortStatus {
     members: r.list('members', (m) => ({ nodeId: m.nodeId('nodeId'), name: m.str('name'), incarnation: m.int('incarnation'), state: m.oneOf('state', NODE_STATUSES) })),
     leaseValid: r.bool('leaseValid'),
     readsHeld: r.bool('readsHeld'),
+    joinProblem: r.nullableStr('joinProblem'),
     cluster: r.str('cluster'),
     configFingerprint: r.str('configFingerprint'),
     uptimeMs: r.int('uptimeMs'),

@@ -211,6 +211,7 @@ class LagMemory {
 export class FailureDetector {
   private readonly watches = new Map<NodeId, Watch>();
   private readonly rows = new Map<NodeId, StoredRow>();
+
   private readonly failures = new Map<NodeId, number[]>();
   private readonly lag: LagMemory;
   private pendingLagMs = 0;
@@ -248,10 +249,10 @@ export class FailureDetector {
   }
 
   /** A message from `node` arrived at `nowMs`. Non-members are ignored. */
-  observe(node: NodeId, nowMs: number): void {
+  observe(node: NodeId, nowMs: number, heardMs = nowMs): void {
     this.advance(nowMs);
     const w = this.watches.get(node);
-    if (w !== undefined) w.ownHeardMs = nowMs;
+    if (w !== undefined && (w.ownHeardMs === null || heardMs > w.ownHeardMs)) w.ownHeardMs = Math.min(heardMs, nowMs);
   }
 
   /**
@@ -259,7 +260,7 @@ export class FailureDetector {
    * non-members are ignored. `from === self` seeds the leader's own observations (the row this
    * node kept as a follower), so a new leader starts with what it already knew.
    */
-  reachabilityRow(from: NodeId, row: ReachabilityRow, nowMs: number): void {
+  reachabilityRow(from: NodeId, row: ReachabilityRow, nowMs: number, lateMs = 0): void {
     this.advance(nowMs);
     if (row.length > CLUSTER_NODES_MAX) return; // malformed input: the decoder bounds rows
     if (from === this.options.self) {
@@ -267,14 +268,20 @@ export class FailureDetector {
       return;
     }
     if (!this.watches.has(from)) return;
-    this.observe(from, nowMs);
+    // A row held back in the network (a clog, a paused link) says what its sender heard when it
+    // was sent, not now: it is dated back by how late it arrived (`ArrivalLateness`), or a node
+    // that died meanwhile looks alive.
+    const at = nowMs - Math.max(0, lateMs);
+    this.observe(from, nowMs, at);
     const silences = new Map<NodeId, number | null>();
     for (const e of row) {
       if (e.node === from || (e.silentMs !== null && !(Number.isFinite(e.silentMs) && e.silentMs >= 0))) continue;
       silences.set(e.node, e.silentMs);
-      if (e.silentMs !== null) this.seed(e.node, nowMs - e.silentMs, nowMs);
+      if (e.silentMs !== null) this.seed(e.node, at - e.silentMs, nowMs);
     }
-    this.rows.set(from, { receivedMs: nowMs, silences });
+    const prev = this.rows.get(from);
+    if (prev !== undefined && prev.receivedMs > at) return; // older than the row kept
+    this.rows.set(from, { receivedMs: at, silences });
   }
 
   /** A row received during the seed grace reports hearing `node` at `heardMs`. */

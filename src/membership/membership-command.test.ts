@@ -141,8 +141,13 @@ test('decoding refuses non-canonical and truncated encodings with DecodeError', 
   assert.throws(() => decodeMembershipCommand(zero), (e: unknown) => e instanceof DecodeError && e.code === 'DECODE_RANGE');
   const cfg = encodeMembershipCommand(configure([spec(1)]));
   const badBool = cfg.slice();
-  badBool[badBool.length - 1] = 2; // resetExpectedTracking must be 0 or 1
+  badBool[badBool.length - 5] = 2; // resetExpectedTracking (before the u32 length of an absent fingerprint) must be 0 or 1
   assert.throws(() => decodeMembershipCommand(badBool), (e: unknown) => e instanceof DecodeError && /boolean/.test(e.message));
+  // A fingerprint is absent or 1..80 bytes: an encoded empty one is the absent one (canonical).
+  const withPrint = encodeMembershipCommand({ type: 'join', node: node1, incarnation: incarnation(5), fingerprint: 'sha256:ab' });
+  assert.deepEqual(decodeMembershipCommand(withPrint), { type: 'join', node: node1, incarnation: 5, fingerprint: 'sha256:ab' });
+  assert.deepEqual(decodeMembershipCommand(join), { type: 'join', node: node1, incarnation: 5 });
+  assert.match(validateMembershipCommand({ type: 'join', node: node1, incarnation: incarnation(5), fingerprint: '' })?.message ?? '', /settings fingerprint/);
 });
 
 test('decoding raises only DecodeError on 100,000+ random and mutated inputs, and what decodes re-encodes to the same bytes', () => {

@@ -98,8 +98,16 @@ export type MembershipCommand =
       readonly nodes: readonly MemberNodeSpec[];
       readonly options: VotequorumOptions;
       readonly resetExpectedTracking: boolean;
+      /** The proposer's cluster-wide settings fingerprint; joins must carry the same one. */
+      readonly fingerprint?: string;
     }
-  | { readonly type: 'join'; readonly node: NodeId; readonly incarnation: Incarnation }
+  | {
+      readonly type: 'join';
+      readonly node: NodeId;
+      readonly incarnation: Incarnation;
+      /** The joining node's cluster-wide settings fingerprint (absent: not checked). */
+      readonly fingerprint?: string;
+    }
   | { readonly type: 'leave'; readonly node: NodeId; readonly incarnation: Incarnation }
   | { readonly type: 'fail'; readonly node: NodeId; readonly incarnation: Incarnation; readonly reason: FailReason }
   | { readonly type: 'fenced'; readonly node: NodeId; readonly incarnation: Incarnation }
@@ -246,6 +254,14 @@ function checkQuarantineReason(r: QuarantineReason): ApplyError | null {
   }
 }
 
+/** Longest settings fingerprint, in bytes (`sha256:` and 64 hex digits fit). */
+export const FINGERPRINT_BYTES_MAX = 80;
+
+function checkFingerprint(f: string | undefined): ApplyError | null {
+  if (f === undefined) return null;
+  return checkText(f, 'settings fingerprint', 1, FINGERPRINT_BYTES_MAX);
+}
+
 function checkNodeAndIncarnation(node: number, inc: number | null): ApplyError | null {
   if (!isNodeId(node)) return invalid(`${node} is not a node id (1 to ${NODE_ID_MAX})`);
   if (inc !== null && !isIncarnation(inc)) return invalid(`incarnation ${inc} must be a positive safe integer (nodes count their starts from 1)`);
@@ -259,8 +275,9 @@ function checkNodeAndIncarnation(node: number, inc: number | null): ApplyError |
 export function validateMembershipCommand(c: MembershipCommand): ApplyError | null {
   switch (c.type) {
     case 'configure':
-      return checkConfigure(c.nodes, c.options);
+      return checkConfigure(c.nodes, c.options) ?? checkFingerprint(c.fingerprint);
     case 'join':
+      return checkNodeAndIncarnation(c.node, c.incarnation) ?? checkFingerprint(c.fingerprint);
     case 'leave':
     case 'fenced':
       return checkNodeAndIncarnation(c.node, c.incarnation);
@@ -485,11 +502,15 @@ function writeBody(w: ByteWriter, c: MembershipCommand): void {
       w.u8(TAG_CONFIGURE);
       writeConfiguration(w, c.nodes, c.options);
       w.u8(c.resetExpectedTracking ? 1 : 0);
+      writeText(w, c.fingerprint ?? '');
       return;
     case 'join':
+      w.u8(TAG_JOIN).u16(c.node).u64(c.incarnation);
+      writeText(w, c.fingerprint ?? '');
+      return;
     case 'leave':
     case 'fenced':
-      w.u8(c.type === 'join' ? TAG_JOIN : c.type === 'leave' ? TAG_LEAVE : TAG_FENCED).u16(c.node).u64(c.incarnation);
+      w.u8(c.type === 'leave' ? TAG_LEAVE : TAG_FENCED).u16(c.node).u64(c.incarnation);
       return;
     case 'fail':
       w.u8(TAG_FAIL).u16(c.node).u64(c.incarnation);
@@ -529,14 +550,21 @@ function readBody(r: ByteReader, tag: number): MembershipCommand {
   switch (tag) {
     case TAG_CONFIGURE: {
       const { nodes, options } = readConfiguration(r);
-      return { type: 'configure', nodes, options, resetExpectedTracking: readBool(r, 'reset expected tracking') };
+      const resetExpectedTracking = readBool(r, 'reset expected tracking');
+      const fingerprint = readText(r, FINGERPRINT_BYTES_MAX, 'settings fingerprint');
+      return fingerprint === '' ? { type: 'configure', nodes, options, resetExpectedTracking } : { type: 'configure', nodes, options, resetExpectedTracking, fingerprint };
     }
-    case TAG_JOIN:
+    case TAG_JOIN: {
+      const node = readNodeId(r, 'node');
+      const incarnation = readIncarnation(r, 'incarnation');
+      const fingerprint = readText(r, FINGERPRINT_BYTES_MAX, 'settings fingerprint');
+      return fingerprint === '' ? { type: 'join', node, incarnation } : { type: 'join', node, incarnation, fingerprint };
+    }
     case TAG_LEAVE:
     case TAG_FENCED: {
       const node = readNodeId(r, 'node');
       const incarnation = readIncarnation(r, 'incarnation');
-      return { type: tag === TAG_JOIN ? 'join' : tag === TAG_LEAVE ? 'leave' : 'fenced', node, incarnation };
+      return { type: tag === TAG_LEAVE ? 'leave' : 'fenced', node, incarnation };
     }
     case TAG_FAIL: {
       const node = readNodeId(r, 'node');

@@ -38,7 +38,10 @@ import { MEMBERSHIP_SNAPSHOT_BYTES_MAX } from '../constants.js';
 import { GROUP_CANARIES, GroupTable, type GroupApply, type GroupCanary, type GroupCommand, type GroupView } from '../groups/index.js';
 import {
   decodeMembershipCommand,
+  FINGERPRINT_BYTES_MAX,
   membershipCommandCodec,
+  readText,
+  writeText,
   readBool,
   readConfiguration,
   readEnum,
@@ -81,7 +84,7 @@ export interface MembershipOutput {
 }
 
 /** Stable `ApplyError` codes of the membership machine (plus the shared `BAD_COMMAND`). */
-export type MembershipErrorCode = 'MEMBERSHIP_INVALID_COMMAND' | 'NOT_CONFIGURED' | 'UNKNOWN_NODE' | 'NODE_QUARANTINED' | 'CONFIG_INVALID' | 'CONFIG_REMOVES_LIVE_NODE';
+export type MembershipErrorCode = 'MEMBERSHIP_INVALID_COMMAND' | 'NOT_CONFIGURED' | 'UNKNOWN_NODE' | 'NODE_QUARANTINED' | 'CONFIG_INVALID' | 'CONFIG_REMOVES_LIVE_NODE' | 'SETTINGS_MISMATCH';
 
 /** The current view, with its quorum verdict. */
 export interface MembershipView {
@@ -116,6 +119,8 @@ interface Configuration {
   readonly quorum: QuorumConfig;
   /** The tracked highest expected votes (expected_votes_tracking). */
   readonly highestExpected: number;
+  /** The cluster-wide settings fingerprint joins must match ('' when none was given). */
+  readonly fingerprint: string;
 }
 
 /** The whole mutable state; replaced as one object by `restore`, so a restore is all or nothing. */
@@ -343,7 +348,7 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
     const tracked = c.resetExpectedTracking ? 0 : (s.config?.highestExpected ?? 0);
     const built = buildVotequorum(voteSpecs(c.nodes), c.options, tracked);
     if (!built.ok) return err(membershipError('CONFIG_INVALID', `the configuration breaks the quorum rules (${built.error.code}): ${built.error.message}`));
-    const config: Configuration = { nodes: c.nodes, options: c.options, quorum: built.value.config, highestExpected: built.value.expected.highestExpected };
+    const config: Configuration = { nodes: c.nodes, options: c.options, quorum: built.value.config, highestExpected: built.value.expected.highestExpected, fingerprint: c.fingerprint ?? '' };
     if (s.config !== null && configBytesEqual(s.config, config)) return ok(this.output('configure', 'duplicate', 0));
     const wasQuorate = s.arbitration?.quorate ?? false;
     const records = new Map<NodeId, NodeRecord>();
@@ -358,6 +363,14 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
   private nodeCommand(index: LogIndex, c: NodeCommand): ApplyResult<MembershipOutput> {
     const s = this.s;
     if (s.config === null) return err(membershipError('NOT_CONFIGURED', `no configuration is committed yet, so node ${c.node} cannot ${c.type}; commit the bootstrap configuration first`));
+    if (c.type === 'join' && c.fingerprint !== undefined && s.config.fingerprint !== '' && c.fingerprint !== s.config.fingerprint) {
+      return err(
+        membershipError(
+          'SETTINGS_MISMATCH',
+          `node ${c.node} may not join: its cluster-wide settings (fingerprint ${c.fingerprint}) differ from the cluster's (${s.config.fingerprint}); use the same cluster name, node list, quorum options and timeouts on every node (compare \`cohort status --json\` configFingerprint), then restart it`,
+        ),
+      );
+    }
     const rec = s.records.get(c.node);
     if (rec === undefined) return err(membershipError('UNKNOWN_NODE', `node ${c.node} is not in the committed configuration; add it with a configuration change first`));
     const t = transition(rec, c);
@@ -449,6 +462,7 @@ function writeConfigSection(w: ByteWriter, c: Configuration | null): void {
   w.u8(1);
   writeConfiguration(w, c.nodes, c.options);
   w.u32(c.highestExpected);
+  writeText(w, c.fingerprint);
 }
 
 function configBytesEqual(a: Configuration, b: Configuration): boolean {
@@ -508,12 +522,13 @@ function readConfigSection(r: ByteReader): Configuration | null {
   if (!readBool(r, 'configured flag')) return null;
   const { nodes, options } = readConfiguration(r);
   const highestExpected = r.u32('highest expected votes');
+  const fingerprint = readText(r, FINGERPRINT_BYTES_MAX, 'settings fingerprint');
   const invalid = validateMembershipCommand({ type: 'configure', nodes, options, resetExpectedTracking: false });
   if (invalid !== null) throw corrupt(invalid.message);
   const built = buildVotequorum(voteSpecs(nodes), options, options.expectedVotesTracking ? highestExpected : 0);
   if (!built.ok) throw corrupt(`its configuration breaks the quorum rules: ${built.error.message}`);
   if (built.value.expected.highestExpected !== highestExpected) throw corrupt(`tracked highest expected votes ${highestExpected} does not match the configuration`);
-  return { nodes, options, quorum: built.value.config, highestExpected };
+  return { nodes, options, quorum: built.value.config, highestExpected, fingerprint };
 }
 
 function readWaitForAll(r: ByteReader): WaitForAllState {

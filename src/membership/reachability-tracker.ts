@@ -37,10 +37,16 @@ export class ReachabilityTracker {
     for (const p of keep) if (!this.heard.has(p)) this.heard.set(p, null);
   }
 
-  /** Records that a message from `node` arrived at `nowMs`; untracked nodes are ignored. */
-  observe(node: NodeId, nowMs: number): void {
+  /**
+   * Records that `node` was heard at `heardMs` (default `nowMs`; earlier for a message that
+   * arrived late, see `ArrivalLateness`); untracked nodes are ignored, older evidence is kept out.
+   */
+  observe(node: NodeId, nowMs: number, heardMs = nowMs): void {
     this.checkTime(nowMs);
-    if (this.heard.has(node)) this.heard.set(node, nowMs);
+    if (!this.heard.has(node)) return;
+    const at = Math.min(heardMs, nowMs);
+    const prev = this.heard.get(node) ?? null;
+    if (prev === null || at > prev) this.heard.set(node, at);
   }
 
   /** This node's row at `nowMs`, ascending by node id. */

@@ -72,6 +72,7 @@ export function clusterNodeOptions(config: NodeConfig, observer?: ClusterObserve
     },
     nodes: memberSpecs(config),
     quorum: config.votequorum.options,
+    settingsFingerprint: configFingerprint(config),
     ...(observer === undefined ? {} : { observer }),
   };
 }
@@ -145,6 +146,9 @@ function observerFor(logger: Logger, hub: EventHub, counters: () => DaemonCounte
       const line = `failure detector: ${d.type} node ${d.node} (incarnation ${d.incarnation})`;
       if (d.type === 'fail' || d.type === 'quarantine') logger.warn({ decision: d.type, node: d.node, incarnation: d.incarnation, reason: d.reason }, line);
       else logger.info({ decision: d.type, node: d.node, incarnation: d.incarnation }, line);
+    },
+    onJoinProblem: (problem) => {
+      logger.error({ problem }, `cannot join the cluster: ${problem}`);
     },
     onJoined: (incarnation) => {
       logger.info({ incarnation }, `joined the view as incarnation ${incarnation}`);

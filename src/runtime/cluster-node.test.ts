@@ -378,3 +378,38 @@ test('groups: a barrier completes when every member reached it, and fails VIEW_C
   const g = c.node(survivors[0] ?? 0).group('g');
   assert.deepEqual(g?.members.map((m) => m.node), survivors);
 });
+
+// ------------------------------------------------------------------------------------------------
+// Joining: settings mismatch, ended incarnations
+
+test('a node whose cluster-wide settings differ is refused at join with a clear reason, and stops asking', () => {
+  const joins: string[] = [];
+  const h = new ClusterHarness({
+    settingsFingerprintOf: (id) => (id === 3 ? 'sha256:other' : 'sha256:cluster'),
+    observerOf: (id) => (id === 1 ? { onMembershipApplied: (_i, out, error) => { if (out?.type === 'join' || error?.startsWith('SETTINGS_MISMATCH') === true) joins.push(error ?? `${out?.type ?? ''} ${out?.outcome ?? ''}`); } } : undefined),
+  });
+  h.runUntil(() => h.allJoinedAndQuorate([1, 2]) && h.node(3).status().joinProblem !== null, 8000);
+  const s3 = h.node(3).status();
+  assert.equal(s3.joined, false);
+  assert.match(s3.joinProblem ?? '', /node 3 may not join: its cluster-wide settings \(fingerprint sha256:other\) differ from the cluster's \(sha256:cluster\)/);
+  assert.deepEqual(h.node(1).status().members.map((m) => m.nodeId), [1, 2], 'the cluster is unaffected');
+  const refusals = joins.filter((j) => j.startsWith('SETTINGS_MISMATCH')).length;
+  h.runMs(5000);
+  assert.equal(joins.filter((j) => j.startsWith('SETTINGS_MISMATCH')).length, refusals, 'it stops proposing joins after the refusal');
+});
+
+test('a running node whose incarnation was failed stops proposing joins (it must restart) and says so', () => {
+  const stale: number[] = [];
+  const h = new ClusterHarness({ observerOf: (id) => (id === 2 ? { onMembershipApplied: (i, out) => { if (out?.type === 'join' && out.outcome === 'stale') stale.push(i); } } : undefined) });
+  h.runUntil(() => h.allJoinedAndQuorate([1, 2, 3]), 5000);
+  // Node 1 is cut off long enough to be failed by the others; then the partition heals.
+  h.partition([[1], [2, 3]]);
+  h.runUntil(() => h.allJoinedAndQuorate([2, 3]), 8000);
+  h.heal();
+  h.runMs(5000);
+  assert.ok(stale.length <= 1, `at most one stale join is committed, got ${stale.length}`);
+  assert.match(h.node(1).status().joinProblem ?? '', /incarnation 1 was removed from the view .*restart this node/);
+  h.crash(1);
+  h.restart(1);
+  h.runUntil(() => h.node(1).status().members.length === 2 && h.node(2).nodes().find((n) => n.nodeId === 1)?.rejoin === 2, 5000);
+});

@@ -53,6 +53,7 @@ import {
   FailureDetector,
   MembershipStateMachine,
   ReachabilityTracker,
+  ArrivalLateness,
   detectorOptions,
   localQuorumStatus,
   type DetectorDecision,
@@ -108,6 +109,8 @@ export interface ClusterObserver {
   onDecision?(decision: DetectorDecision): void;
   /** This node's incarnation entered the view. */
   onJoined?(incarnation: Incarnation): void;
+  /** This incarnation cannot join: its settings differ from the cluster's, or it was removed from the view. */
+  onJoinProblem?(problem: string): void;
   /** A background proposal (join, configure, a detector decision) failed; it is retried. */
   onBackgroundFailure?(what: string, error: RaftNodeError): void;
   /** A service group's view changed (applied here; every node sees every group's views). */
@@ -134,6 +137,12 @@ export interface ClusterNodeOptions {
   readonly observer?: ClusterObserver;
   /** A planted bug, for the simulator only (see `ClusterCanary`). */
   readonly canary?: ClusterCanary;
+  /**
+   * The fingerprint of the cluster-wide settings (the daemon's `configFingerprint`). The first
+   * leader commits it with the configuration; a join carrying another one is refused
+   * (`SETTINGS_MISMATCH`), and the node reports why in `status().joinProblem`. Absent: not checked.
+   */
+  readonly settingsFingerprint?: string;
 }
 
 /**
@@ -215,6 +224,8 @@ export interface ClusterStatus {
   readonly leaseValid: boolean;
   /** Reads wait because this node's event loop stalled recently (see the file comment). */
   readonly readsHeld: boolean;
+  /** Why this incarnation cannot join (settings differ, or it was removed from the view), or null. */
+  readonly joinProblem: string | null;
 }
 
 /** Stable codes of a refused fence confirmation (checked against this node's applied state). */
@@ -319,6 +330,8 @@ export class ClusterNode {
   private readonly self: MemberNodeSpec;
   private readonly peers: readonly NodeId[];
   private readonly tracker: ReachabilityTracker;
+  /** How late each peer's Pings arrive (dates liveness evidence back). */
+  private readonly arrivals = new ArrivalLateness();
   private raftHandlers: TransportHandlers<RaftMessage> | null = null;
   private detector: FailureDetector | null = null;
   private role: RaftRole = 'follower';
@@ -330,7 +343,9 @@ export class ClusterNode {
   private lastPingMs = Number.NEGATIVE_INFINITY;
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   private joinedFlag = false;
-  private nextRequestId = 1;
+  /** Request ids of this incarnation are `requestIdBase + 1 ..` (wrapping within its range). */
+  private requestIdBase = 0;
+  private requestCount = 0;
   private readonly requests = new Map<number, Request>();
   /** index -> ids of requests waiting for this node to apply it. */
   private readonly awaiting = new Map<number, number[]>();
@@ -340,6 +355,8 @@ export class ClusterNode {
   private lastApplied: Entry | null = null;
   private readonly background = new Map<string, Background>();
   private lastViewId = -1;
+  /** Why this incarnation cannot join (settings differ, or it was removed from the view), or null. */
+  private joinProblem: string | null = null;
   private joinNotBeforeMs = 0;
   /** Ticks of this node left before reads are served again after a stall (0: not holding). */
   private readHoldTicks = 0;
@@ -398,6 +415,9 @@ export class ClusterNode {
         },
       },
     });
+    // Request ids never repeat across incarnations: a peer's late answer to the previous
+    // incarnation's request must not match this incarnation's request with the same number.
+    this.requestIdBase = (this.incarnation % REQUEST_ID_INCARNATIONS) * REQUEST_IDS_PER_INCARNATION;
   }
 
   /** This run's incarnation (bumped durably on every start). */
@@ -610,6 +630,7 @@ export class ClusterNode {
       members: view.members.map((m) => ({ nodeId: m.node, name: names.get(m.node) ?? `node-${m.node}`, incarnation: m.incarnation, state: 'member' as const })),
       leaseValid: rs.leaseValid && !held,
       readsHeld: held,
+      joinProblem: this.joinProblem,
     };
   }
 
@@ -827,7 +848,7 @@ export class ClusterNode {
       done(err(new RaftNodeError('BUSY', `${CLUSTER_REQUESTS_PENDING_MAX} requests are already waiting on node ${this.nodeId}; retry after some complete`)));
       return;
     }
-    const id = this.nextRequestId++;
+    const id = this.requestIdBase + (this.requestCount++ % REQUEST_IDS_PER_INCARNATION) + 1;
     const request: Request = { id, command, bytes: this.mux.codec.encode(command), deadlineMs: this.env.clock.nowMs() + timeoutMs, idempotent, done, state: { kind: 'waiting' } };
     this.requests.set(id, request);
     this.attempt(request);
@@ -864,7 +885,7 @@ export class ClusterNode {
     for (const r of [...this.requests.values()]) {
       if (now >= r.deadlineMs && r.state.kind !== 'local') {
         const unknown = r.state.kind !== 'waiting';
-        const message = unknown ? `request ${r.id} got no answer before its deadline; it may still take effect` : `no leader accepted request ${r.id} before its deadline (no quorum?); nothing was proposed`;
+        const message = unknown ? `the request got no answer before its deadline; it may still take effect` : `no leader accepted the request before its deadline (no quorum?); nothing was proposed`;
         this.finish(r, err(new RaftNodeError(unknown ? 'TIMEOUT' : 'NOT_LEADER', message, this.lead)));
         continue;
       }
@@ -957,18 +978,25 @@ export class ClusterNode {
   private onMessage(from: NodeId, m: PeerMessage): void {
     if (this.state !== 'running' && this.state !== 'starting') return;
     const now = this.env.clock.nowMs();
-    this.tracker.observe(from, now);
-    this.detector?.observe(from, now);
+    // Liveness evidence comes from Pings only: they carry their send time, so one held back in
+    // the network is dated back (`ArrivalLateness`) instead of making a node that died meanwhile
+    // look alive. Other messages carry no send time.
+    if (!isRaftMessage(m) && m.type === 'Ping') {
+      const lateMs = m.sentMs === undefined ? 0 : this.arrivals.lateness(from, now, m.sentMs);
+      this.tracker.observe(from, now, now - lateMs);
+      this.detector?.reachabilityRow(from, m.row, now, lateMs);
+      return;
+    }
     if (isRaftMessage(m)) {
       this.raftHeardMs.set(from, now);
       this.raftHandlers?.onMessage(from, m);
       return;
     }
     if (this.state !== 'running') return;
-    this.onNodeMessage(from, m, now);
+    this.onNodeMessage(from, m);
   }
 
-  private onNodeMessage(from: NodeId, m: NodeMessage, now: number): void {
+  private onNodeMessage(from: NodeId, m: NodeMessage): void {
     switch (m.type) {
       case 'Forward':
         this.onForward(from, m.id, m.command);
@@ -980,8 +1008,7 @@ export class ClusterNode {
         this.onForwardRefused(m.id, m.code, m.message, m.leader);
         return;
       case 'Ping':
-        this.detector?.reachabilityRow(from, m.row, now);
-        return;
+        return; // handled in onMessage
       default:
         assertNever(m, 'node message');
     }
@@ -1148,12 +1175,13 @@ export class ClusterNode {
   private ping(now: number): void {
     this.lastPingMs = now;
     const row = this.tracker.row(now).map((e) => ({ node: e.node, silentMs: e.silentMs === null ? null : Math.min(Math.round(e.silentMs), ROW_SILENCE_MS_MAX) }));
-    for (const peer of this.peers) this.env.transport.send(peer, { type: 'Ping', row });
+    const sentMs = Math.max(0, Math.round(now));
+    for (const peer of this.peers) this.env.transport.send(peer, { type: 'Ping', row, sentMs });
   }
 
   private leaderDuties(now: number, lagMs: number): void {
     if (this.membership.configuration() === null && !this.background.has(`${LEADER_KEY}configure`)) {
-      this.background.set(`${LEADER_KEY}configure`, { what: 'configure', command: { type: 'configure', nodes: this.opts.nodes, options: this.opts.quorum, resetExpectedTracking: false }, inFlight: false, notBeforeMs: now });
+      this.background.set(`${LEADER_KEY}configure`, { what: 'configure', command: { type: 'configure', nodes: this.opts.nodes, options: this.opts.quorum, resetExpectedTracking: false, ...(this.opts.settingsFingerprint === undefined ? {} : { fingerprint: this.opts.settingsFingerprint }) }, inFlight: false, notBeforeMs: now });
     }
     const d = this.detector;
     if (d === null) return;
@@ -1183,8 +1211,23 @@ export class ClusterNode {
     const record = this.membership.nodes().find((n) => n.nodeId === this.nodeId);
     // Waiting for a fence of the previous incarnation, or quarantined: joining again changes nothing.
     if (record !== undefined && (record.status === 'quarantined' || (record.status === 'needs-fencing' && record.rejoin === this.incarnation))) return;
+    if (this.joinProblem !== null) return;
+    // This incarnation was in the view and was removed (failed, or replaced): it cannot come back;
+    // only a restart (a new incarnation) can. Joining again would only commit stale joins forever.
+    if (record !== undefined && record.seen >= this.incarnation && !(record.status === 'member' && record.incarnation === this.incarnation)) {
+      this.setJoinProblem(`incarnation ${this.incarnation} was removed from the view (node status ${record.status}); restart this node to rejoin as a new incarnation`);
+      return;
+    }
     this.joinNotBeforeMs = now + RETRY_HEARTBEATS * this.opts.timing.heartbeatMs;
-    this.background.set('join', { what: 'join', command: { type: 'join', node: this.nodeId, incarnation: this.incarnation }, inFlight: false, notBeforeMs: now });
+    const fingerprint = this.opts.settingsFingerprint;
+    this.background.set('join', { what: 'join', command: { type: 'join', node: this.nodeId, incarnation: this.incarnation, ...(fingerprint === undefined ? {} : { fingerprint }) }, inFlight: false, notBeforeMs: now });
+  }
+
+  private setJoinProblem(problem: string): void {
+    if (this.joinProblem === problem) return;
+    this.joinProblem = problem;
+    this.env.trace('join-problem', { problem });
+    this.opts.observer?.onJoinProblem?.(problem);
   }
 
   private runBackground(now: number): void {
@@ -1199,12 +1242,22 @@ export class ClusterNode {
           this.background.delete(key);
           return;
         }
+        if (key === 'join' && r.error.code === 'REFUSED' && r.error.message.startsWith('SETTINGS_MISMATCH')) {
+          // A configuration problem, not a transient one: stop asking until the node restarts.
+          this.background.delete(key);
+          this.setJoinProblem(r.error.message.replace(/^SETTINGS_MISMATCH: /, '').replace(/ \(index \d+\)$/, ''));
+          return;
+        }
         b.notBeforeMs = this.env.clock.nowMs() + RETRY_HEARTBEATS * this.opts.timing.heartbeatMs;
         this.opts.observer?.onBackgroundFailure?.(b.what, r.error);
       });
     }
   }
 }
+
+/** Request ids per incarnation (2^32), and incarnations before the id space wraps (2^20): ids stay below 2^53. */
+const REQUEST_IDS_PER_INCARNATION = 2 ** 32;
+const REQUEST_ID_INCARNATIONS = 2 ** 20;
 
 function barrierKey(group: string, name: string): string {
   return `${group}\u0000${name}`;

@@ -68,6 +68,8 @@ export interface ForwardRefusedMessage {
 export interface PingMessage {
   readonly type: 'Ping';
   readonly row: ReachabilityRow;
+  /** The sender's monotonic clock when sent, whole ms (lets the leader date a late row back). */
+  readonly sentMs?: number;
 }
 
 /** Every message of the node program. */
@@ -95,7 +97,8 @@ function readRow(r: FieldReader): PingMessage {
     const cur = row[i];
     if (prev !== undefined && cur !== undefined && prev.node >= cur.node) throw invalidField(`${r.path}.row[${i}].node`, 'node ids strictly ascending', cur.node);
   }
-  return { type: 'Ping', row };
+  const sentMs = r.has('sentMs') ? r.number('sentMs', 0, Number.MAX_SAFE_INTEGER) : undefined;
+  return sentMs === undefined ? { type: 'Ping', row } : { type: 'Ping', row, sentMs };
 }
 
 function readLeader(r: FieldReader): NodeId | null {

@@ -41,6 +41,8 @@ export interface ClusterHarnessOptions {
   readonly canary?: ClusterCanary;
   /** An observer per node (called again for each incarnation). */
   readonly observerOf?: (id: NodeId) => ClusterObserver | undefined;
+  /** The cluster-wide settings fingerprint each node starts with (default: none, not checked). */
+  readonly settingsFingerprintOf?: (id: NodeId) => string | undefined;
 }
 
 /** See the module comment. */
@@ -119,7 +121,9 @@ export class ClusterHarness {
 
   private start(id: NodeId): void {
     const observer = this.opts.observerOf?.(id);
+    const fingerprint = this.opts.settingsFingerprintOf?.(id);
     const node = new ClusterNode(this.env(id), {
+      ...(fingerprint === undefined ? {} : { settingsFingerprint: fingerprint }),
       timing: this.opts.timing ?? HARNESS_TIMING,
       nodes: this.specs,
       quorum: this.opts.quorum ?? DEFAULT_VOTEQUORUM_OPTIONS,
