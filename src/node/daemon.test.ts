@@ -161,9 +161,26 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
     assert.equal(after['quorate'], true);
     assert.equal((after['members'] as unknown[]).length, 2, 'the refused node did not get in');
 
+    // It comes back with the right key but other timeouts: refused at join with a clear reason
+    // (its cluster-wide settings fingerprint differs), logged, reported in status, cluster unaffected.
+    intruder.kill('SIGTERM');
+    await exitOf(intruder, 10_000);
+    const other = `${(await readFile(join(dir, `node-${f2}.yaml`), 'utf8')).trimEnd()}\ntimeouts:\n  failureTimeoutMs: 1500\n`;
+    await writeFile(join(dir, 'other.yaml'), other);
+    const mismatched = daemon(join(dir, 'other.yaml'), join(dir, 'other.log'));
+    children.push(mismatched);
+    const refusal = await waitFor('the join refusal in status', 10_000, async () => {
+      const s = await status(socket(f2));
+      return typeof s?.['joinProblem'] === 'string' ? s['joinProblem'] : null;
+    });
+    assert.match(refusal.value, /may not join: its cluster-wide settings \(fingerprint sha256:[0-9a-f]{64}\) differ from the cluster's/);
+    assert.match(await readFile(join(dir, 'other.log'), 'utf8'), /cannot join the cluster: node \d+ may not join/);
+    const still = await status(socket(leader));
+    assert.equal((still?.['members'] as unknown[]).length, 2, 'the mismatched node did not get in');
+
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
     const codes = await Promise.all(children.filter((c) => c !== victim).map((c) => exitOf(c, 10_000)));
-    assert.deepEqual(codes, [0, 0, 0]);
+    assert.deepEqual(codes, [0, 0, 0, 0]);
     for (const c of children) assert.equal(alive(c.pid ?? -1), false, `process ${c.pid ?? '?'} is gone`);
     for (const i of [leader, f1]) assert.equal(await stat(socket(i)).then(() => true, () => false), false, 'the socket was removed');
   } finally {
