@@ -2,7 +2,9 @@
  * The cluster workload's node program: the production `ClusterNode` (Raft log + membership state
  * machine + KV + the leader's failure detector, the code the daemon runs) over the simulator's
  * `NodeEnv`, with an observer that traces every change of the applied membership view in the
- * format of `checkers/cluster-events.ts` (`view index viewId members quorate cmd`).
+ * format of `checkers/cluster-events.ts` (`view index viewId members quorate cmd`), and every
+ * group view, group message delivery and barrier end in the format of
+ * `checkers/cluster-group-events.ts` (`group-view`, `group-deliver`, `barrier-end`).
  *
  * A node whose disk cannot give it a safe start (`RecoveryError`) stays up as a process that
  * refuses every request, as the daemon would exit; the trace says so with `start-refused`.
@@ -15,15 +17,22 @@
  */
 import { err, type Result } from '../../lib/errors.js';
 import type { NodeId } from '../../lib/ids.js';
+import type { GroupView } from '../../groups/index.js';
 import type { KvOutput } from '../../log/index.js';
 import { encodeMembershipCommand, type MemberNodeSpec, type NodeInfo } from '../../membership/index.js';
 import type { VotequorumOptions } from '../../quorum/index.js';
-import { ClusterNode, MUX_TAG_MEMBERSHIP, type ClusterCanary, type ClusterNodeOptions, type ClusterStatus, type ClusterTiming, type FenceConfirmation, type FenceConfirmError } from '../../runtime/cluster-node.js';
+import { ClusterNode, MUX_TAG_MEMBERSHIP, type ClusterCanary, type ClusterNodeOptions, type ClusterStatus, type ClusterTiming, type FenceConfirmation, type FenceConfirmError, type GroupError } from '../../runtime/cluster-node.js';
 import type { NodeEnv } from '../../runtime/env.js';
 import { FORWARD_ID_MAX, type PeerMessage } from '../../runtime/peer-message.js';
 import { RaftNodeError } from '../../runtime/raft-node.js';
 import { RecoveryError } from '../../runtime/raft-persistence.js';
 import { CLUSTER_EVENT, formatMembers } from '../checkers/cluster-events.js';
+import { formatGroupMembers, GROUP_EVENT } from '../checkers/cluster-group-events.js';
+
+const decoder = new TextDecoder();
+
+/** What a group call's `done` gets. */
+type GroupDone<T> = (r: Result<T, RaftNodeError | GroupError>) => void;
 
 /** Everything the program needs besides the environment. */
 export interface ClusterProgramSetup {
@@ -79,6 +88,44 @@ export class ClusterSimNode {
     this.node.put(key, value, done);
   }
 
+  /** See `ClusterNode.group`; null also when the node refused to start. */
+  group(name: string): GroupView | null {
+    return this.node?.group(name) ?? null;
+  }
+
+  /** The membership incarnation of this process (0 when the node refused to start). */
+  get incarnation(): number {
+    return this.node?.incarnation ?? 0;
+  }
+
+  /** See `ClusterNode.groupJoin`. */
+  groupJoin(group: string, level: number, done: GroupDone<GroupView>): void {
+    if (this.node === null) done(this.refused());
+    else this.node.groupJoin(group, level, done);
+  }
+
+  /** See `ClusterNode.groupLeave`. */
+  groupLeave(group: string, done: GroupDone<void>): void {
+    if (this.node === null) done(this.refused());
+    else this.node.groupLeave(group, done);
+  }
+
+  /** See `ClusterNode.groupSend`. */
+  groupSend(group: string, payload: Uint8Array, done: GroupDone<{ readonly groupViewId: number; readonly seq: number }>): void {
+    if (this.node === null) done(this.refused());
+    else this.node.groupSend(group, payload, done);
+  }
+
+  /** See `ClusterNode.barrier`. */
+  barrier(group: string, name: string, done: GroupDone<{ readonly groupViewId: number }>): void {
+    if (this.node === null) done(this.refused());
+    else this.node.barrier(group, name, done);
+  }
+
+  private refused(): Result<never, RaftNodeError> {
+    return err(new RaftNodeError('STOPPED', `node ${this.id} refused to start`));
+  }
+
   /**
    * Forwards the membership `release` of `node` to the leader this node knows (see the module
    * comment). Fire and forget: returns false when there is no leader to send it to (or this node
@@ -115,6 +162,16 @@ export function startClusterNode(env: NodeEnv<PeerMessage>, setup: ClusterProgra
         if (key === holder.last) return;
         holder.last = key;
         env.trace(CLUSTER_EVENT.view, { index, viewId: v.viewId, members, quorate: v.quorate, cmd: output?.type ?? 'refused' });
+      },
+      onGroupView: (group, view) => {
+        const c = view.change;
+        env.trace(GROUP_EVENT.view, { group, viewId: view.groupViewId, members: formatGroupMembers(view.members), change: `${c.kind}:${c.node}@${c.incarnation}`, self: holder.node?.incarnation ?? 0 });
+      },
+      onGroupDeliver: (group, groupViewId, seq, from, payload) => {
+        env.trace(GROUP_EVENT.deliver, { group, viewId: groupViewId, seq, from, msg: decoder.decode(payload), self: holder.node?.incarnation ?? 0 });
+      },
+      onBarrier: (group, name, groupViewId, outcome) => {
+        env.trace(GROUP_EVENT.barrierEnd, { group, name, viewId: groupViewId, outcome });
       },
     },
   };

@@ -5,7 +5,9 @@
  * membership checkers (`src/sim/checkers/cluster-*.ts`): view agreement, no quorate view without
  * a quorum of votes, failure-detector accuracy (no eviction of a node that only stalled below the
  * bound) and completeness (a node killed after the faults is removed within 3 s), and liveness
- * (the running nodes converge to one quorate view holding all of them).
+ * (the running nodes converge to one quorate view holding all of them). Service groups ride
+ * along (`cluster-group-driver.ts`: joins, leaves, messages, barriers in 1-3 groups), judged by
+ * group view agreement, virtual synchrony and barrier correctness.
  *
  * Per seed (all from the workload's stream): 3, 4 or 5 configured nodes; votes of 1, or 1..3 in
  * some seeds; sometimes an explicit expected_votes above the total, and auto_tie_breaker (lowest
@@ -29,19 +31,25 @@ import type { DriverContext, Workload, WorkloadRun, WorkloadSetup } from '../wor
 import { ClusterAccuracyChecker } from '../checkers/cluster-detector-checker.js';
 import { ClusterLiveness } from '../checkers/cluster-liveness.js';
 import { ClusterQuorumChecker, ClusterViewChecker } from '../checkers/cluster-view-checker.js';
+import { ClusterBarrierChecker } from '../checkers/cluster-barrier-checker.js';
+import { ClusterGroupViewChecker } from '../checkers/cluster-group-view-checker.js';
+import { ClusterSynchronyChecker } from '../checkers/cluster-synchrony-checker.js';
 import { ClusterDriver } from './cluster-driver.js';
+import { ClusterGroupDriver } from './cluster-group-driver.js';
 import { startClusterNode, type ClusterSimNode } from './cluster-program.js';
 
 
 /**
- * The planted bugs this workload catches (`ClusterNodeOptions.canary`), with the checker that must
- * catch each. The group canaries of `CLUSTER_CANARIES` wait for the group driver.
+ * The planted bugs this workload catches (`ClusterNodeOptions.canary`, every one of
+ * `CLUSTER_CANARIES`), with the checker that must catch each.
  */
 export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [ClusterCanary, string])[] = [
   ['evict-on-missed-heartbeat', 'fd-accuracy'],
   ['quorate-without-quorum', 'view-quorum'],
   ['diverge-views', 'view-agreement'],
   ['never-fail', 'fd-completeness'],
+  ['deliver-to-newcomer', 'virtual-synchrony'],
+  ['barrier-without-all', 'barrier'],
 ];
 const CANARY_NAMES: readonly ClusterCanary[] = CLUSTER_WORKLOAD_CANARIES.map(([c]) => c);
 
@@ -116,10 +124,27 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
   const views = new ClusterViewChecker((m) => { setup.violation('view-agreement', m); });
   const quorum = new ClusterQuorumChecker(shape.quorum, (m) => { setup.violation('view-quorum', m); });
   const accuracy = new ClusterAccuracyChecker({ stallBoundMs: STALL_BOUND_MS, lookbackMs: 6_000, mergeGapMs: 300 }, (m) => { setup.violation('fd-accuracy', m); });
+  const groupViews = new ClusterGroupViewChecker((m) => { setup.violation('group-view-agreement', m); });
+  const synchrony = new ClusterSynchronyChecker((m) => { setup.violation('virtual-synchrony', m); });
+  const barriers = new ClusterBarrierChecker((m) => { setup.violation('barrier', m); });
+  const groupCount = prng.fork('groups').int(1, 4);
+  const groups = new ClusterGroupDriver({
+    groups: Array.from({ length: groupCount }, (_, i) => `g${i + 1}`),
+    churnMeanMs: 800,
+    leaveProbability: 0.35,
+    firstJoinWithinMs: 3_000,
+    sendMeanMs: 150,
+    barrierMeanMs: 1_500,
+    barrierSpreadMs: 300,
+    levelMax: 3,
+  });
   const liveness = new ClusterLiveness(setup.nodes.length, LIVENESS_BOUND_MS, DETECTION_BOUND_MS, ELECTION_ALLOWANCE_MS, (checker, m) => { setup.violation(checker, m); });
   const driver = new ClusterDriver(
     { operatorPeriodMs: 250, powerOffMs: 300, actionCooldownMs: 1_000, putMeanMs: 300, probePeriodMs: 100, quorum: shape.quorum },
-    (ctx: DriverContext<ClusterSimNode>) => { liveness.attachClock(() => ctx.nowMs()); },
+    (ctx: DriverContext<ClusterSimNode>) => {
+      liveness.attachClock(() => ctx.nowMs());
+      groups.start(ctx);
+    },
   );
   const program = {
     codec: peerCodec(),
@@ -128,7 +153,7 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
   return {
     program,
     driver,
-    checkers: [views, quorum, accuracy, liveness],
+    checkers: [views, quorum, accuracy, groupViews, synchrony, barriers, liveness],
     liveness,
     stats: () => [
       ['nodes', shape.nodes.length],
@@ -149,6 +174,20 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
       ['detection-probed', liveness.probed ? 1 : 0],
       ['detection-ms', liveness.detectionMs ?? -1],
       ['detection-across-election', liveness.detectionAcrossElection ? 1 : 0],
+      ['groups', groupCount],
+      ['group-views', groupViews.views],
+      ['group-view-checks', groupViews.checks],
+      ['group-joins', groups.counts.joins],
+      ['group-leaves', groups.counts.leaves],
+      ['group-sends', groups.counts.sends],
+      ['group-sends-acked', groups.counts.sendsAcked],
+      ['group-delivered', synchrony.deliveries],
+      ['synchrony-checks', synchrony.checks],
+      ['barrier-rounds', groups.counts.barrierRounds],
+      ['barrier-calls', groups.counts.barrierCalls],
+      ['barriers-reached', barriers.reached],
+      ['barriers-failed', barriers.failed],
+      ['barrier-checks', barriers.checks],
     ],
   };
 }
@@ -156,7 +195,7 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
 /** The registered cluster workload. */
 export const clusterWorkload: Workload<PeerMessage, ClusterSimNode> = {
   name: 'cluster',
-  description: 'ClusterNode membership: view agreement, quorate views, failure-detector accuracy and completeness, convergence',
+  description: 'ClusterNode membership and service groups: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers',
   canaries: CANARY_NAMES,
   tolerates: { diskCorruption: false },
   nodeCount: (prng) => prng.pick([3, 3, 4, 5, 5]),
