@@ -211,7 +211,7 @@ export const MEMBERSHIP_EVENTS_READ_MAX: number = 256;
  * Membership: largest snapshot of the membership state machine, in bytes. It shares one Raft
  * snapshot message with the other machines of the mux (the KV store takes about 2.6 MB at most).
  */
-export const MEMBERSHIP_SNAPSHOT_BYTES_MAX: number = 384 * 1024;
+export const MEMBERSHIP_SNAPSHOT_BYTES_MAX: number = 1024 * 1024;
 /** Groups: most service groups at once (a group exists while it has members). */
 export const GROUPS_MAX: number = 32;
 /** Groups: longest group name, in UTF-8 bytes. */
@@ -225,10 +225,19 @@ export const BARRIER_NAME_BYTES_MAX: number = 64;
 /** Groups: barriers one group may have pending at once; more are refused. */
 export const GROUP_BARRIERS_PENDING_MAX: number = 8;
 /**
+ * Groups: message bytes a group keeps in the state (and snapshots), newest first across views, so
+ * a member that catches up through a snapshot still delivers what it missed (docs/groups.md).
+ */
+export const GROUP_RETAINED_BYTES_MAX: number = 8 * 1024;
+/** Groups: messages a group keeps (see `GROUP_RETAINED_BYTES_MAX`). */
+export const GROUP_RETAINED_MESSAGES_MAX: number = 128;
+/** Groups: names of barriers reached in the current view that a group remembers (late arrivals stay duplicates). */
+export const GROUP_BARRIERS_REACHED_KEPT: number = 32;
+/**
  * Groups: bound of the encoded group table (every group full: name, view, members with
  * incarnation and level, pending barriers with their arrivals).
  */
-export const GROUP_TABLE_BYTES_MAX: number = GROUPS_MAX * (4 + GROUP_NAME_BYTES_MAX + 8 + 8 + 1 + CLUSTER_NODES_MAX * 11 + 1 + GROUP_BARRIERS_PENDING_MAX * (4 + BARRIER_NAME_BYTES_MAX + 1 + CLUSTER_NODES_MAX * 2)) + 16;
+export const GROUP_TABLE_BYTES_MAX: number = GROUPS_MAX * (4 + GROUP_NAME_BYTES_MAX + 8 + 8 + 1 + CLUSTER_NODES_MAX * 11 + 1 + GROUP_BARRIERS_PENDING_MAX * (4 + BARRIER_NAME_BYTES_MAX + 1 + CLUSTER_NODES_MAX * 2) + 1 + GROUP_BARRIERS_REACHED_KEPT * (1 + BARRIER_NAME_BYTES_MAX) + 2 + GROUP_RETAINED_BYTES_MAX + GROUP_RETAINED_MESSAGES_MAX * 18) + 16;
 /** Failure detector: failure decisions per node remembered to recognise a fail/rejoin cycle. */
 export const DETECTOR_FAILURES_REMEMBERED_MAX: number = 8;
 /** Failure detector: consecutive ticks in which the leader's own lag holds back accusations. */

@@ -114,6 +114,9 @@ test('a barrier completes only when every member arrived, and fails for everyone
     assert.equal(third.barrierReached, true);
     assert.deepEqual(third.events.map((e) => e.kind === 'barrier' && `${e.payload.name} ${e.payload.outcome}`), ['b reached']);
     assert.equal(t.pendingBarrier('g', 'b'), null);
+    const late = barrier(t, 'g', 'b', 1, v);
+    assert.deepEqual([late.outcome, late.barrierReached], ['duplicate', true], 'a late arrival does not open the reached barrier again');
+    assert.equal(t.pendingBarrier('g', 'b'), null);
     // A second round, cut by a member's removal.
     barrier(t, 'g', 'c', 1, v);
     barrier(t, 'g', 'd', 2, v);

@@ -13,7 +13,9 @@
  *   go from view v to the next one delivered the same messages in v in the same order, because
  *   the log holds one order and a view change is one entry in it.
  * - A barrier completes when every member of its view has reached it; a view change first fails
- *   every pending barrier of the group (`view-changed`), for everyone at the same point.
+ *   every pending barrier of the group (`view-changed`), for everyone at the same point. A name
+ *   completes at most once per view: a later arrival for it (a retry, a late copy) is a duplicate
+ *   answered "reached" (the newest `GROUP_BARRIERS_REACHED_KEPT` names are remembered).
  *
  * Iteration is always in sorted order (group names, node ids, barrier names), never in map
  * insertion order, so a node restored from a snapshot behaves exactly like one that applied the
@@ -23,7 +25,7 @@ import { assertNever, defined } from '../lib/assert.js';
 import type { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { DecodeError } from '../lib/errors.js';
 import { incarnation as makeIncarnation, type Incarnation, type NodeId } from '../lib/ids.js';
-import { BARRIER_NAME_BYTES_MAX, CLUSTER_NODES_MAX, GROUP_BARRIERS_PENDING_MAX, GROUP_LEVEL_MAX, GROUP_NAME_BYTES_MAX, GROUPS_MAX } from '../constants.js';
+import { BARRIER_NAME_BYTES_MAX, CLUSTER_NODES_MAX, GROUP_BARRIERS_PENDING_MAX, GROUP_BARRIERS_REACHED_KEPT, GROUP_RETAINED_BYTES_MAX, GROUP_RETAINED_MESSAGES_MAX, GROUP_LEVEL_MAX, GROUP_NAME_BYTES_MAX, GROUPS_MAX } from '../constants.js';
 import { readName, writeName, type GroupCommand } from './group-command.js';
 
 /** One member of a group view. */
@@ -58,6 +60,8 @@ export interface GroupViewPayload {
   readonly groupViewId: number;
   readonly members: readonly GroupMember[];
   readonly change: { readonly node: NodeId; readonly incarnation: Incarnation; readonly kind: GroupChangeKind };
+  /** How many messages the view that ended held (its last seq; 0 for a new group). */
+  readonly prevSeq: number;
 }
 
 /** Payload of a `barrier` event. */
@@ -109,6 +113,23 @@ interface GroupState {
   readonly members: Map<NodeId, { readonly incarnation: Incarnation; readonly level: number }>;
   /** Barrier name -> members that reached it (in the current view). */
   readonly barriers: Map<string, Set<NodeId>>;
+  /**
+   * Names of barriers reached in the current view, oldest first (at most
+   * `GROUP_BARRIERS_REACHED_KEPT`): a late or retried arrival for one of them is a duplicate
+   * that reports "reached", instead of opening the barrier again.
+   */
+  readonly reached: string[];
+  /** The newest messages of the group (any view; bounded), for members that catch up by snapshot. */
+  readonly retained: RetainedMessage[];
+  retainedBytes: number;
+}
+
+/** A message kept in the state for members that catch up through a snapshot. */
+export interface RetainedMessage {
+  readonly viewId: number;
+  readonly seq: number;
+  readonly from: NodeId;
+  readonly payload: Uint8Array;
 }
 
 const sortedKeys = <K extends string | number>(m: ReadonlyMap<K, unknown>): K[] => [...m.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -130,6 +151,21 @@ export class GroupTable {
   view(group: string): GroupView | null {
     const g = this.groups.get(group);
     return g === undefined ? null : this.viewOf(group, g);
+  }
+
+  /** Whether barrier `name` of `group` was reached in the group's current view (among the newest remembered). */
+  barrierReached(group: string, name: string): boolean {
+    return this.groups.get(group)?.reached.includes(name) === true;
+  }
+
+  /** The last message number of `group`'s current view (0 when none, or no such group). */
+  seqOf(group: string): number {
+    return this.groups.get(group)?.seq ?? 0;
+  }
+
+  /** The retained messages of `group`, by (view, seq): the newest, across views, bounded; empty when none. */
+  retainedMessages(group: string): readonly RetainedMessage[] {
+    return this.groups.get(group)?.retained ?? [];
   }
 
   /** Members that reached pending barrier `name` of `group`, ascending; null when none is pending. */
@@ -160,7 +196,7 @@ export class GroupTable {
         const cur = g?.members.get(c.node);
         if (cur !== undefined && cur.incarnation === c.incarnation) return refuse('duplicate');
         if (g === undefined && this.groups.size >= GROUPS_MAX) return refuse('too-many-groups');
-        const state = g ?? { viewId: 0, seq: 0, members: new Map(), barriers: new Map() };
+        const state: GroupState = g ?? { viewId: 0, seq: 0, members: new Map(), barriers: new Map(), reached: [], retained: [], retainedBytes: 0 };
         if (g === undefined) this.groups.set(c.group, state);
         const events: GroupEventBody[] = [];
         // An older incarnation still listed (its removal has not been applied yet) goes first.
@@ -180,12 +216,14 @@ export class GroupTable {
         if (g.members.get(c.node)?.incarnation !== c.incarnation) return refuse('not-member');
         if (c.viewId !== g.viewId && this.canary !== 'deliver-to-newcomer') return refuse('view-changed');
         g.seq++;
+        retain(g, { viewId: g.viewId, seq: g.seq, from: c.node, payload: c.payload });
         return { outcome: 'applied', groupViewId: g.viewId, events: [], delivery: { group: c.group, seq: g.seq, from: c.node, payload: c.payload, members: membersOf(g) } };
       }
       case 'barrier': {
         if (g === undefined) return refuse('no-such-group');
         if (g.members.get(c.node)?.incarnation !== c.incarnation) return refuse('not-member');
         if (c.viewId !== g.viewId) return refuse('view-changed');
+        if (g.reached.includes(c.name)) return { outcome: 'duplicate', groupViewId: g.viewId, events: [], barrierReached: true };
         let arrived = g.barriers.get(c.name);
         if (arrived?.has(c.node) === true) return refuse('duplicate');
         if (arrived === undefined) {
@@ -197,6 +235,8 @@ export class GroupTable {
         const needed = this.canary === 'barrier-without-all' ? Math.floor(g.members.size / 2) + 1 : g.members.size;
         if (arrived.size < needed) return { outcome: 'applied', groupViewId: g.viewId, events: [], barrierReached: false };
         g.barriers.delete(c.name);
+        g.reached.push(c.name);
+        if (g.reached.length > GROUP_BARRIERS_REACHED_KEPT) g.reached.shift();
         return { outcome: 'applied', groupViewId: g.viewId, barrierReached: true, events: [{ kind: 'barrier', payload: { group: c.group, name: c.name, groupViewId: g.viewId, outcome: 'reached' } }] };
       }
       default:
@@ -228,10 +268,12 @@ export class GroupTable {
   private changeView(name: string, g: GroupState, events: GroupEventBody[], change: GroupViewPayload['change'], mutate: () => void): void {
     for (const barrier of sortedKeys(g.barriers)) events.push({ kind: 'barrier', payload: { group: name, name: barrier, groupViewId: g.viewId, outcome: 'view-changed' } });
     g.barriers.clear();
+    g.reached.length = 0;
     mutate();
+    const prevSeq = g.seq;
     g.viewId = ++this.lastViewId;
     g.seq = 0;
-    events.push({ kind: 'group', payload: { group: name, groupViewId: g.viewId, members: membersOf(g), change } });
+    events.push({ kind: 'group', payload: { group: name, groupViewId: g.viewId, members: membersOf(g), change, prevSeq } });
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -252,6 +294,10 @@ export class GroupTable {
         w.u8(arrived.length);
         for (const node of arrived) w.u16(node);
       }
+      w.u8(g.reached.length);
+      for (const name of g.reached) writeName(w, name);
+      w.u16(g.retained.length);
+      for (const m of g.retained) w.u64(m.viewId).u32(m.seq).u16(m.from).lenBytes(m.payload);
     }
   }
 
@@ -301,9 +347,44 @@ export class GroupTable {
         if (n === 0 || n >= members.size) throw new DecodeError('DECODE_INVALID', `barrier ${barrier} of group ${name} has ${n} of ${members.size} arrivals; a pending barrier has some, not all`);
         barriers.set(barrier, arrived);
       }
-      t.groups.set(name, { viewId, seq, members, barriers });
+      const reachedCount = r.u8('reached barrier count');
+      if (reachedCount > GROUP_BARRIERS_REACHED_KEPT) throw new DecodeError('DECODE_TOO_LARGE', `${reachedCount} reached barriers kept; at most ${GROUP_BARRIERS_REACHED_KEPT}`);
+      const reached: string[] = [];
+      for (let j = 0; j < reachedCount; j++) {
+        const barrier = readName(r, BARRIER_NAME_BYTES_MAX, 'reached barrier name');
+        if (reached.includes(barrier) || barriers.has(barrier)) throw new DecodeError('DECODE_INVALID', `barrier ${barrier} of group ${name} is listed twice (reached and pending, or reached twice)`);
+        reached.push(barrier);
+      }
+      const retainedCount = r.u16('retained message count');
+      if (retainedCount > GROUP_RETAINED_MESSAGES_MAX) throw new DecodeError('DECODE_TOO_LARGE', `${retainedCount} retained messages; at most ${GROUP_RETAINED_MESSAGES_MAX}`);
+      const retained: RetainedMessage[] = [];
+      let retainedBytes = 0;
+      for (let j = 0; j < retainedCount; j++) {
+        const mview = r.u64('retained view');
+        const mseq = r.u32('retained seq');
+        const from = r.u16('retained sender') as NodeId;
+        const payload = r.lenBytes(GROUP_RETAINED_BYTES_MAX, 'retained payload').slice();
+        const prev = retained.at(-1);
+        const ordered = prev === undefined || mview > prev.viewId || (mview === prev.viewId && mseq > prev.seq);
+        if (!ordered || mview > viewId || (mview === viewId && mseq > seq) || mseq === 0 || from === 0) throw new DecodeError('DECODE_INVALID', `retained message ${mview}#${mseq} of group ${name} is out of order or beyond ${viewId}#${seq}`);
+        retainedBytes += payload.length;
+        retained.push({ viewId: mview, seq: mseq, from, payload });
+      }
+      if (retainedBytes > GROUP_RETAINED_BYTES_MAX) throw new DecodeError('DECODE_TOO_LARGE', `group ${name} retains ${retainedBytes} bytes; at most ${GROUP_RETAINED_BYTES_MAX}`);
+      t.groups.set(name, { viewId, seq, members, barriers, reached, retained, retainedBytes });
     }
     return t;
+  }
+}
+
+/** Keeps `m` among the retained messages, dropping the oldest beyond the bounds. */
+function retain(g: GroupState, m: RetainedMessage): void {
+  g.retained.push(m);
+  g.retainedBytes += m.payload.length;
+  while (g.retained.length > GROUP_RETAINED_MESSAGES_MAX || g.retainedBytes > GROUP_RETAINED_BYTES_MAX) {
+    const oldest = g.retained.shift();
+    if (oldest === undefined) break;
+    g.retainedBytes -= oldest.payload.length;
   }
 }
 

@@ -28,4 +28,5 @@ export {
   type GroupOutcome,
   type GroupView,
   type GroupViewPayload,
+  type RetainedMessage,
 } from './group-table.js';

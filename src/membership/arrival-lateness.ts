@@ -1,43 +1,47 @@
 /**
  * How late a peer's message arrived: the message carries the sender's monotonic clock when sent
- * (`sentMs`), and the receiver compares `arrival - sentMs` (clock offset plus transit) with the
- * smallest such offset seen from that peer in the last `windowMs` (the on-time baseline; the
- * previous baseline when the window is empty, as after a long clog). The difference is how long
- * the message was held back (a clog, a paused link, a retransmission): what it says about the
- * sender is that old. Clock drift skews it by at most the drift over the window.
+ * (`sentMs`), and the receiver compares `arrival - sentMs` (clock offset plus transit) with an
+ * on-time baseline: the lower envelope of those offsets, which follows a smaller offset at once
+ * and rises no faster than `riseRate` ms per ms (clock drift between the two nodes, generously
+ * bounded). The difference is how long the message was held back (a clog, a paused link, a burst
+ * of queued messages): what it says about the sender is that old. A message held back for `d` ms
+ * is dated back by at least `d - riseRate * (time since the last on-time message)`.
  *
- * Used for liveness evidence (docs/membership.md, "Late messages"): a delayed message from a
- * node that died meanwhile must not make it look alive. Pure; bounded by `samplesMax` per peer.
+ * A sender's clock that goes backwards is a new process (a restart): its baseline starts afresh.
+ *
+ * Used for liveness evidence (docs/membership.md, "Late messages"): a delayed message from a node
+ * that died meanwhile must not make it look alive. Pure; constant memory per peer.
  */
 import type { NodeId } from '../lib/ids.js';
 
-/** Default window of the on-time baseline, ms. */
-export const ARRIVAL_WINDOW_MS = 2000;
-/** Offsets kept per peer. */
-const SAMPLES_MAX = 64;
+/** Default rise rate of the baseline: 10 % (the simulator drifts clocks by up to 5 % each way). */
+export const ARRIVAL_RISE_RATE = 0.1;
 
-interface PeerOffsets {
-  readonly samples: { readonly atMs: number; readonly offset: number }[];
+interface PeerClock {
   baseline: number;
+  atMs: number;
+  lastSentMs: number;
 }
 
 /** See the module comment. */
 export class ArrivalLateness {
-  private readonly peers = new Map<NodeId, PeerOffsets>();
+  private readonly peers = new Map<NodeId, PeerClock>();
 
-  constructor(private readonly windowMs = ARRIVAL_WINDOW_MS) {}
+  constructor(private readonly riseRate = ARRIVAL_RISE_RATE) {}
 
   /** How many ms late a message from `from`, sent at `sentMs` (its clock), arrives at `nowMs` (>= 0). */
   lateness(from: NodeId, nowMs: number, sentMs: number): number {
     const offset = nowMs - sentMs;
-    const t = this.peers.get(from) ?? { samples: [], baseline: offset };
-    while (t.samples.length > 0 && (t.samples[0]?.atMs ?? nowMs) < nowMs - this.windowMs) t.samples.shift();
-    const windowMin = t.samples.reduce((m, x) => Math.min(m, x.offset), Number.POSITIVE_INFINITY);
-    const baseline = Math.min(offset, Number.isFinite(windowMin) ? windowMin : t.baseline);
-    t.samples.push({ atMs: nowMs, offset });
-    if (t.samples.length > SAMPLES_MAX) t.samples.shift();
-    t.baseline = baseline;
-    this.peers.set(from, t);
+    const p = this.peers.get(from);
+    if (p === undefined || sentMs < p.lastSentMs) {
+      this.peers.set(from, { baseline: offset, atMs: nowMs, lastSentMs: sentMs });
+      return 0;
+    }
+    const allowed = p.baseline + this.riseRate * Math.max(0, nowMs - p.atMs);
+    const baseline = Math.min(offset, allowed);
+    p.baseline = baseline;
+    p.atMs = nowMs;
+    p.lastSentMs = sentMs;
     return Math.max(0, offset - baseline);
   }
 

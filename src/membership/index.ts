@@ -45,7 +45,7 @@ export {
   MembershipStateMachine,
 } from './membership-state-machine.js';
 export { type ReachabilityEntry, type ReachabilityRow, ReachabilityTracker } from './reachability-tracker.js';
-export { ARRIVAL_WINDOW_MS, ArrivalLateness } from './arrival-lateness.js';
+export { ARRIVAL_RISE_RATE, ArrivalLateness } from './arrival-lateness.js';
 export {
   type DetectorTimes,
   type FailureDetectorOptions,

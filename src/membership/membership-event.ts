@@ -236,6 +236,7 @@ function writePayload(w: ByteWriter, e: EventBody): void {
       for (const m of p.members) w.u16(m.node).u64(m.incarnation).u8(m.level);
       w.u16(p.change.node).u64(p.change.incarnation);
       writeEnum(w, GROUP_CHANGE_KINDS, p.change.kind);
+      w.u32(p.prevSeq);
       return;
     }
     case 'barrier':
@@ -303,7 +304,8 @@ function readGroupPayload(r: ByteReader): GroupViewPayload {
   }
   const node = readNodeId(r, 'changed node');
   const incarnation = readIncarnation(r, 'changed incarnation');
-  return { group, groupViewId, members, change: { node, incarnation, kind: readEnum(r, GROUP_CHANGE_KINDS, 'group change kind') } };
+  const kind = readEnum(r, GROUP_CHANGE_KINDS, 'group change kind');
+  return { group, groupViewId, members, change: { node, incarnation, kind }, prevSeq: r.u32('previous view seq') };
 }
 
 /** Decodes one event; raises only `DecodeError`. */

@@ -35,7 +35,7 @@ import {
 } from '../quorum/index.js';
 import { assertApplyOrder, badCommand, Fnv64, stateHashOf, type ApplyError, type ApplyResult, type CommandCodec, type StateHash, type StateMachine } from '../log/state-machine.js';
 import { MEMBERSHIP_SNAPSHOT_BYTES_MAX } from '../constants.js';
-import { GROUP_CANARIES, GroupTable, type GroupApply, type GroupCanary, type GroupCommand, type GroupView } from '../groups/index.js';
+import { GROUP_CANARIES, GroupTable, type GroupApply, type GroupCanary, type GroupCommand, type GroupView, type RetainedMessage } from '../groups/index.js';
 import {
   decodeMembershipCommand,
   FINGERPRINT_BYTES_MAX,
@@ -229,6 +229,21 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
   /** One group's current view, or null when it has no members. */
   group(name: string): GroupView | null {
     return this.s.groups.view(name);
+  }
+
+  /** The messages `group` retains of its current view (see `GroupTable.retainedMessages`). */
+  retainedMessages(group: string): readonly RetainedMessage[] {
+    return this.s.groups.retainedMessages(group);
+  }
+
+  /** Whether barrier `name` of `group` was reached in the group's current view. */
+  barrierReached(group: string, name: string): boolean {
+    return this.s.groups.barrierReached(group, name);
+  }
+
+  /** The last message number of `group`'s current view (0 when none or no group). */
+  groupSeq(group: string): number {
+    return this.s.groups.seqOf(group);
   }
 
   /** Members that reached pending barrier `name` of `group`; null when none is pending. */

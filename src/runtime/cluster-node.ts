@@ -69,7 +69,7 @@ import {
   type MembershipCanary,
 } from '../membership/index.js';
 import type { Arbitration, VotequorumOptions } from '../quorum/index.js';
-import { CLUSTER_APPLY_RESULTS_RETAINED, CLUSTER_NODES_MAX, CLUSTER_REQUESTS_PENDING_MAX, GROUP_BARRIERS_PENDING_MAX, GROUPS_MAX } from '../constants.js';
+import { CLUSTER_APPLY_RESULTS_RETAINED, CLUSTER_NODES_MAX, CLUSTER_REQUESTS_PENDING_MAX, MEMBERSHIP_EVENTS_READ_MAX, GROUP_BARRIERS_PENDING_MAX, GROUPS_MAX } from '../constants.js';
 import { validateGroupCommand, type BarrierOutcome, type GroupApply, type GroupCommand, type GroupOutcome, type GroupView, type GroupViewPayload } from '../groups/index.js';
 import type { NodeEnv, TimerHandle } from './env.js';
 import { RaftNode, RaftNodeError, type RaftNodeErrorCode } from './raft-node.js';
@@ -120,6 +120,11 @@ export interface ClusterObserver {
    * `groupViewId` the message was sent in. Messages of one view arrive in `seq` order.
    */
   onGroupDeliver?(group: string, groupViewId: number, seq: number, from: NodeId, payload: Uint8Array): void;
+  /**
+   * This member missed messages `fromSeq..toSeq` of group view `groupViewId`: it caught up through
+   * a snapshot and they were no longer retained. Treat the group as rejoined (re-read its state).
+   */
+  onGroupGap?(group: string, groupViewId: number, fromSeq: number, toSeq: number): void;
   /** A barrier of a group ended (applied here; every node sees every barrier's end). */
   onBarrier?(group: string, name: string, groupViewId: number, outcome: BarrierOutcome): void;
 }
@@ -330,6 +335,8 @@ export class ClusterNode {
   private readonly self: MemberNodeSpec;
   private readonly peers: readonly NodeId[];
   private readonly tracker: ReachabilityTracker;
+  /** Forwards this node took as leader, by `from:id`, with where they were applied (bounded, oldest first). */
+  private readonly forwardsTaken = new Map<string, { applied: { readonly index: LogIndex; readonly term: Term } | null }>();
   /** How late each peer's Pings arrive (dates liveness evidence back). */
   private readonly arrivals = new ArrivalLateness();
   private raftHandlers: TransportHandlers<RaftMessage> | null = null;
@@ -360,8 +367,14 @@ export class ClusterNode {
   private joinNotBeforeMs = 0;
   /** Ticks of this node left before reads are served again after a stall (0: not holding). */
   private readHoldTicks = 0;
+  /** Per group, the last message this incarnation delivered (for catching up after a snapshot). */
+  private readonly deliveredUpTo = new Map<string, { readonly groupViewId: number; readonly seq: number }>();
+  /** Per group, the last view this incarnation saw applied and whether it is a member of it. */
+  private readonly groupViews = new Map<string, { readonly viewId: number; readonly member: boolean }>();
+  /** The newest membership event this node reported to its observer (groups, barriers). */
+  private eventsSeen = 0;
   /** Local barrier waiters by group and barrier name. */
-  private readonly barrierWaiters = new Map<string, { readonly groupViewId: number; readonly done: (r: Result<{ readonly groupViewId: number }, RaftNodeError | GroupError>) => void }[]>();
+  private readonly barrierWaiters = new Map<string, BarrierWaiter[]>();
 
   /**
    * Builds the node from the state on `env.disk` (throws `RecoveryError` when the disk cannot
@@ -418,6 +431,7 @@ export class ClusterNode {
     // Request ids never repeat across incarnations: a peer's late answer to the previous
     // incarnation's request must not match this incarnation's request with the same number.
     this.requestIdBase = (this.incarnation % REQUEST_ID_INCARNATIONS) * REQUEST_IDS_PER_INCARNATION;
+    this.eventsSeen = this.membership.nextEventSeq - 1;
   }
 
   /** This run's incarnation (bumped durably on every start). */
@@ -552,7 +566,7 @@ export class ClusterNode {
   /** Stops waiting for barrier `name` of `group` here (the arrival stays recorded); for cancellation. */
   cancelBarrierWait(group: string, name: string, done: (r: Result<{ readonly groupViewId: number }, RaftNodeError | GroupError>) => void): void {
     const key = barrierKey(group, name);
-    const rest = (this.barrierWaiters.get(key) ?? []).filter((w) => w.done !== done);
+    const rest = (this.barrierWaiters.get(key) ?? []).filter((w) => w.caller !== done);
     if (rest.length === 0) this.barrierWaiters.delete(key);
     else this.barrierWaiters.set(key, rest);
   }
@@ -726,32 +740,34 @@ export class ClusterNode {
       done(err(new GroupError(view === null ? 'NO_SUCH_GROUP' : 'NOT_MEMBER', `node ${this.nodeId} (incarnation ${this.incarnation}) is not a member of group ${group}; join it first`, view?.viewId ?? 0)));
       return;
     }
+    // The waiter is registered before proposing: the barrier's end is an event that may be
+    // applied here before the answer to a forwarded arrival arrives, and it settles the waiter.
     const key = barrierKey(group, name);
-    const waiter = { groupViewId: view.viewId, done };
-    this.groupCommand({ type: 'barrier', group, name, node: this.nodeId, incarnation: this.incarnation, viewId: view.viewId }, true, (r) => {
-      if (!r.ok) {
+    let settled = false;
+    const waiter: BarrierWaiter = {
+      groupViewId: view.viewId,
+      caller: done,
+      done: (r) => {
+        if (settled) return;
+        settled = true;
+        this.removeBarrierWaiter(key, waiter);
         done(r);
-        return;
-      }
-      // Applied. This arrival may have been the last; otherwise the barrier ends with a later
-      // entry, which a forwarded request may already have seen applied here.
-      if (r.value.barrierReached === true) {
-        done(ok({ groupViewId: view.viewId }));
-        return;
-      }
-      const now = this.membership.group(group);
-      if (now?.viewId !== view.viewId) {
-        done(err(viewChanged(group, view.viewId)));
-        return;
-      }
-      if (this.membership.pendingBarrier(group, name)?.includes(this.nodeId) !== true) {
-        done(ok({ groupViewId: view.viewId }));
-        return;
-      }
-      const list = this.barrierWaiters.get(key) ?? [];
-      list.push(waiter);
-      this.barrierWaiters.set(key, list);
+      },
+    };
+    const list = this.barrierWaiters.get(key) ?? [];
+    list.push(waiter);
+    this.barrierWaiters.set(key, list);
+    this.groupCommand({ type: 'barrier', group, name, node: this.nodeId, incarnation: this.incarnation, viewId: view.viewId }, true, (r) => {
+      if (!r.ok) waiter.done(r);
+      else if (r.value.barrierReached === true) waiter.done(ok({ groupViewId: view.viewId }));
+      // Otherwise the end event settles it (it may have already).
     });
+  }
+
+  private removeBarrierWaiter(key: string, waiter: BarrierWaiter): void {
+    const rest = (this.barrierWaiters.get(key) ?? []).filter((w) => w !== waiter);
+    if (rest.length === 0) this.barrierWaiters.delete(key);
+    else this.barrierWaiters.set(key, rest);
   }
 
   private groupCommand(command: GroupCommand, idempotent: boolean, done: (r: Result<GroupApply, RaftNodeError | GroupError>) => void): void {
@@ -918,6 +934,20 @@ export class ClusterNode {
       this.refuse(from, id, 'NOT_LEADER', this.lead === null ? 'no leader is known right now' : `node ${this.lead} leads`);
       return;
     }
+    // A forward this leader already took (the network duplicated it, or the forwarder re-sent an
+    // idempotent one) is proposed once: a duplicate gets the same answer, or none while pending.
+    const key = `${from}:${id}`;
+    const seen = this.forwardsTaken.get(key);
+    if (seen !== undefined) {
+      if (seen.applied !== null) this.env.transport.send(from, { type: 'ForwardApplied', id, index: seen.applied.index, term: seen.applied.term });
+      return;
+    }
+    const taken: { applied: { readonly index: LogIndex; readonly term: Term } | null } = { applied: null };
+    this.forwardsTaken.set(key, taken);
+    if (this.forwardsTaken.size > FORWARDS_REMEMBERED_MAX) {
+      const oldest = this.forwardsTaken.keys().next();
+      if (oldest.done !== true) this.forwardsTaken.delete(oldest.value);
+    }
     let synchronous = true;
     this.raft.propose(command, (res) => {
       // A proposal that was applied completes from the disk callback that applied it, right
@@ -926,9 +956,12 @@ export class ClusterNode {
       // the command deterministically: the forwarder reads that result from its own machine.
       const e = this.lastApplied;
       if (!synchronous && e !== null && (res.ok || res.error.code === 'REFUSED')) {
+        taken.applied = { index: e.index, term: e.term };
         this.env.transport.send(from, { type: 'ForwardApplied', id, index: e.index, term: e.term });
         return;
       }
+      // Not proposed, or its outcome is unknown: a retry may be proposed again.
+      this.forwardsTaken.delete(key);
       if (!res.ok) this.refuse(from, id, res.error.code, res.error.message);
     });
     synchronous = false;
@@ -1068,6 +1101,7 @@ export class ClusterNode {
     const output = result.ok ? (result.value.output as MembershipOutput) : null;
     this.opts.observer?.onMembershipApplied?.(entry.index, output, result.ok ? null : `${result.error.code}: ${result.error.message}`);
     if (output !== null) this.noteGroups(output);
+    this.eventsSeen = this.membership.nextEventSeq - 1;
     const view = this.membership.view();
     if (view.viewId !== this.lastViewId) {
       this.lastViewId = view.viewId;
@@ -1088,19 +1122,89 @@ export class ClusterNode {
     const obs = this.opts.observer;
     const g = output.group;
     if (g?.delivery !== undefined && g.delivery.members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation)) {
-      obs?.onGroupDeliver?.(g.delivery.group, g.groupViewId, g.delivery.seq, g.delivery.from, g.delivery.payload);
+      this.deliver(g.delivery.group, g.groupViewId, g.delivery.seq, g.delivery.from, g.delivery.payload);
     }
     if (output.events === 0) return;
     const page = this.membership.eventsFrom(this.membership.nextEventSeq - output.events, output.events);
     if (!page.ok) return; // compacted already: impossible for the events of the entry just applied
     for (const e of page.value.events) {
-      if (e.kind === 'group') obs?.onGroupView?.(e.payload.group, e.payload);
+      if (e.kind === 'group') this.noteGroupView(e.payload, false);
       else if (e.kind === 'barrier') {
         const p = e.payload;
         obs?.onBarrier?.(p.group, p.name, p.groupViewId, p.outcome);
         this.endBarrier(p.group, p.name, p.groupViewId, p.outcome);
       }
     }
+  }
+
+  private deliver(group: string, groupViewId: number, seq: number, from: NodeId, payload: Uint8Array): void {
+    this.deliveredUpTo.set(group, { groupViewId, seq });
+    this.opts.observer?.onGroupDeliver?.(group, groupViewId, seq, from, payload);
+  }
+
+  /**
+   * After a snapshot replaced the state: report the group and barrier events the snapshot
+   * skipped (from the retained event window) in order and, before each group view change, deliver
+   * the messages of the view that ended which this member missed; then those of each current
+   * view. The messages come from what the group retains (docs/groups.md, "Catching up"); any
+   * that are no longer retained are reported as a gap (`onGroupGap`): the application must treat
+   * the group as rejoined.
+   */
+  private catchUpGroups(): void {
+    const obs = this.opts.observer;
+    const page = this.membership.eventsFrom(this.eventsSeen + 1, MEMBERSHIP_EVENTS_READ_MAX);
+    if (page.ok) {
+      for (let p = page.value; ; ) {
+        for (const e of p.events) {
+          if (e.kind === 'group') this.noteGroupView(e.payload, true);
+          else if (e.kind === 'barrier') {
+            obs?.onBarrier?.(e.payload.group, e.payload.name, e.payload.groupViewId, e.payload.outcome);
+            this.endBarrier(e.payload.group, e.payload.name, e.payload.groupViewId, e.payload.outcome);
+          }
+        }
+        if (p.events.length < MEMBERSHIP_EVENTS_READ_MAX) break;
+        const next = this.membership.eventsFrom(p.next, MEMBERSHIP_EVENTS_READ_MAX);
+        if (!next.ok) break;
+        p = next.value;
+      }
+    }
+    this.eventsSeen = this.membership.nextEventSeq - 1;
+    for (const view of this.membership.groups()) {
+      if (!view.members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation)) continue;
+      this.groupViews.set(view.group, { viewId: view.viewId, member: true });
+      this.fillGroup(view.group, view.viewId, this.membership.groupSeq(view.group));
+    }
+  }
+
+  /**
+   * A group view change applied (or replayed after a snapshot, `catchUp`): first the messages
+   * this member missed in the view that ended, then the observer's `onGroupView`.
+   */
+  private noteGroupView(v: GroupViewPayload, catchUp: boolean): void {
+    const prev = this.groupViews.get(v.group);
+    if (catchUp && prev?.member === true) this.fillGroup(v.group, prev.viewId, v.prevSeq);
+    this.groupViews.set(v.group, { viewId: v.groupViewId, member: v.members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation) });
+    this.opts.observer?.onGroupView?.(v.group, v);
+  }
+
+  /** Delivers the retained messages of `viewId` after the last one delivered here, up to `upTo`; reports what is missing. */
+  private fillGroup(group: string, viewId: number, upTo: number): void {
+    const last = this.deliveredUpTo.get(group);
+    const after = last?.groupViewId === viewId ? last.seq : 0;
+    if (upTo <= after) return;
+    let next = after + 1;
+    for (const m of this.membership.retainedMessages(group)) {
+      if (m.viewId !== viewId || m.seq < next || m.seq > upTo) continue;
+      if (m.seq > next) this.groupGap(group, viewId, next, m.seq - 1);
+      this.deliver(group, viewId, m.seq, m.from, m.payload);
+      next = m.seq + 1;
+    }
+    if (next <= upTo) this.groupGap(group, viewId, next, upTo);
+  }
+
+  private groupGap(group: string, viewId: number, from: number, to: number): void {
+    this.env.trace('group-gap', { group, view: viewId, from, to });
+    this.opts.observer?.onGroupGap?.(group, viewId, from, to);
   }
 
   /** Completes the local waiters of a barrier that ended. */
@@ -1126,18 +1230,17 @@ export class ClusterNode {
     this.results.clear();
     this.lastViewId = -1;
     this.noteMembershipAfterRestore();
-    // A snapshot skips the events in between: settle barrier waiters from the restored state.
+    this.catchUpGroups();
+    // A snapshot may skip a barrier's end beyond the retained events: settle the waiters whose
+    // barrier the restored state shows reached in their view (ok) or whose view ended
+    // (VIEW_CHANGED); the others still wait (their arrival may not even be applied yet).
     for (const [key, list] of [...this.barrierWaiters]) {
       const [group = '', name = ''] = key.split('\u0000');
       const view = this.membership.group(group);
-      const pending = this.membership.pendingBarrier(group, name)?.includes(this.nodeId) === true;
-      const keep = list.filter((w) => view?.viewId === w.groupViewId && pending);
-      for (const w of list) {
-        if (keep.includes(w)) continue;
-        w.done(view?.viewId === w.groupViewId ? ok({ groupViewId: w.groupViewId }) : err(viewChanged(group, w.groupViewId)));
+      for (const w of [...list]) {
+        if (view?.viewId !== w.groupViewId) w.done(err(viewChanged(group, w.groupViewId)));
+        else if (this.membership.barrierReached(group, name)) w.done(ok({ groupViewId: w.groupViewId }));
       }
-      if (keep.length === 0) this.barrierWaiters.delete(key);
-      else this.barrierWaiters.set(key, keep);
     }
   }
 
@@ -1254,6 +1357,17 @@ export class ClusterNode {
     }
   }
 }
+
+/** A local caller waiting for a barrier's end; `done` settles once (then the entry is removed). */
+interface BarrierWaiter {
+  readonly groupViewId: number;
+  /** The caller's callback (to find the waiter when the caller cancels). */
+  readonly caller: (r: Result<{ readonly groupViewId: number }, RaftNodeError | GroupError>) => void;
+  readonly done: (r: Result<{ readonly groupViewId: number }, RaftNodeError | GroupError>) => void;
+}
+
+/** Forwards a leader remembers to answer duplicates (more than the requests one node may have pending). */
+const FORWARDS_REMEMBERED_MAX = 2 * CLUSTER_REQUESTS_PENDING_MAX;
 
 /** Request ids per incarnation (2^32), and incarnations before the id space wraps (2^20): ids stay below 2^53. */
 const REQUEST_IDS_PER_INCARNATION = 2 ** 32;
