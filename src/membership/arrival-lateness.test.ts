@@ -23,8 +23,11 @@ test('on-time messages are not late; held-back ones are late by how long they we
   assert.equal(a.lateness(n(2), 7601, 2600), 0);
   // A long clog: held 3000 ms, arriving 6000 ms after the last on-time Ping: dated back by 3000 - 600.
   assert.equal(a.lateness(n(2), 13_601, 5600), 2400);
-  // A restart (the sender's clock goes back) starts afresh.
-  assert.equal(a.lateness(n(2), 20_000, 10), 0);
+  // A copy of an old Ping delivered late (its send time is older than one already seen) is late.
+  assert.equal(Math.round(a.lateness(n(2), 13_700, 1000) ?? 0), 7089); // held 7100 ms, less 10 % of the 99 ms since the last Ping
+  // A restart (a newer incarnation, a new clock) starts afresh; an older incarnation's copy is stale.
+  assert.equal(a.lateness(n(2), 20_000, 10, 2), 0);
+  assert.equal(a.lateness(n(2), 20_001, 5700, 0), null);
   assert.equal(a.lateness(n(3), 100, 50), 0, 'peers are independent');
 });
 

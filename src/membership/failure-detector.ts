@@ -260,7 +260,7 @@ export class FailureDetector {
    * non-members are ignored. `from === self` seeds the leader's own observations (the row this
    * node kept as a follower), so a new leader starts with what it already knew.
    */
-  reachabilityRow(from: NodeId, row: ReachabilityRow, nowMs: number, lateMs = 0): void {
+  reachabilityRow(from: NodeId, row: ReachabilityRow, nowMs: number, lateMs = 0, incarnation?: number): void {
     this.advance(nowMs);
     if (row.length > CLUSTER_NODES_MAX) return; // malformed input: the decoder bounds rows
     if (from === this.options.self) {
@@ -272,7 +272,8 @@ export class FailureDetector {
     // was sent, not now: it is dated back by how late it arrived (`ArrivalLateness`), or a node
     // that died meanwhile looks alive.
     const at = nowMs - Math.max(0, lateMs);
-    this.observe(from, nowMs, at);
+    // Only the watched incarnation's own Pings show it is alive (a restarted process is another).
+    if (incarnation === undefined || incarnation === this.watches.get(from)?.incarnation) this.observe(from, nowMs, at);
     const silences = new Map<NodeId, number | null>();
     for (const e of row) {
       if (e.node === from || (e.silentMs !== null && !(Number.isFinite(e.silentMs) && e.silentMs >= 0))) continue;

@@ -1015,9 +1015,10 @@ export class ClusterNode {
     // the network is dated back (`ArrivalLateness`) instead of making a node that died meanwhile
     // look alive. Other messages carry no send time.
     if (!isRaftMessage(m) && m.type === 'Ping') {
-      const lateMs = m.sentMs === undefined ? 0 : this.arrivals.lateness(from, now, m.sentMs);
+      const lateMs = m.sentMs === undefined ? 0 : this.arrivals.lateness(from, now, m.sentMs, m.inc ?? 0);
+      if (lateMs === null) return; // a late copy from an older incarnation of the sender
       this.tracker.observe(from, now, now - lateMs);
-      this.detector?.reachabilityRow(from, m.row, now, lateMs);
+      this.detector?.reachabilityRow(from, m.row, now, lateMs, m.inc);
       return;
     }
     if (isRaftMessage(m)) {
@@ -1279,7 +1280,7 @@ export class ClusterNode {
     this.lastPingMs = now;
     const row = this.tracker.row(now).map((e) => ({ node: e.node, silentMs: e.silentMs === null ? null : Math.min(Math.round(e.silentMs), ROW_SILENCE_MS_MAX) }));
     const sentMs = Math.max(0, Math.round(now));
-    for (const peer of this.peers) this.env.transport.send(peer, { type: 'Ping', row, sentMs });
+    for (const peer of this.peers) this.env.transport.send(peer, { type: 'Ping', row, sentMs, inc: this.incarnation });
   }
 
   private leaderDuties(now: number, lagMs: number): void {

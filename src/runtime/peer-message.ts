@@ -70,6 +70,8 @@ export interface PingMessage {
   readonly row: ReachabilityRow;
   /** The sender's monotonic clock when sent, whole ms (lets the leader date a late row back). */
   readonly sentMs?: number;
+  /** The sender's incarnation (a late copy from an older one is ignored). */
+  readonly inc?: number;
 }
 
 /** Every message of the node program. */
@@ -98,7 +100,8 @@ function readRow(r: FieldReader): PingMessage {
     if (prev !== undefined && cur !== undefined && prev.node >= cur.node) throw invalidField(`${r.path}.row[${i}].node`, 'node ids strictly ascending', cur.node);
   }
   const sentMs = r.has('sentMs') ? r.number('sentMs', 0, Number.MAX_SAFE_INTEGER) : undefined;
-  return sentMs === undefined ? { type: 'Ping', row } : { type: 'Ping', row, sentMs };
+  const inc = r.has('inc') ? r.int('inc', 1, Number.MAX_SAFE_INTEGER) : undefined;
+  return { type: 'Ping', row, ...(sentMs === undefined ? {} : { sentMs }), ...(inc === undefined ? {} : { inc }) };
 }
 
 function readLeader(r: FieldReader): NodeId | null {
