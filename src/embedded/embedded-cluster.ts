@@ -22,8 +22,8 @@ import { assert } from '../lib/assert.js';
 import { nodeId as makeNodeId, type NodeId } from '../lib/ids.js';
 import type { MemberNodeSpec } from '../membership/index.js';
 import { EventHub, registerApiHandlers } from '../node/api-handlers.js';
-import { REQUEST_TIMEOUT_MS } from '../node/daemon.js';
-import { deriveTimeouts, timeoutInputsWithDefaults, type TimeoutInputs, type TimeoutModel } from '../node/timeouts.js';
+import { clusterTiming } from '../node/daemon.js';
+import { deriveTimeouts, timeoutInputsWithDefaults, type TimeoutInputs } from '../node/timeouts.js';
 import { createRealEnv } from '../platform/real-env.js';
 import { buildVotequorum, DEFAULT_VOTEQUORUM_OPTIONS, type VotequorumOptions } from '../quorum/index.js';
 import { ClusterNode, type ClusterTiming } from '../runtime/cluster-node.js';
@@ -128,20 +128,6 @@ class Slot implements EmbeddedNode {
   get clusterNode(): ClusterNode | null {
     return this.live?.node ?? null;
   }
-}
-
-/** The daemon's `ClusterTiming` for a timeout model (as `clusterNodeOptions` in src/node/daemon.ts). */
-export function clusterTiming(t: TimeoutModel): ClusterTiming {
-  return {
-    tickMs: t.tickMs,
-    heartbeatTicks: t.raft.heartbeatTicks,
-    electionTicks: t.raft.electionTicks,
-    leaseMarginTicks: t.raft.leaseMarginTicks,
-    heartbeatMs: t.inputs.heartbeatMs,
-    followerLeaseMs: t.nodeLeaseMs - t.driftMarginMs,
-    detector: { heartbeatMs: t.inputs.heartbeatMs, ...t.detector },
-    requestTimeoutMs: REQUEST_TIMEOUT_MS,
-  };
 }
 
 /** Resolves once `probe` returns non-null; rejects with TIMEOUT (naming `what` and `why()`) or ABORTED. */

@@ -96,7 +96,8 @@ export function toApiData(value: unknown): ApiData {
   return null; // functions, symbols, bigints: not plain data, never sent
 }
 
-function params(p: ApiData, method: string): Readonly<Record<string, ApiData>> {
+/** `p` as a map of params (null: none); anything else is `INVALID_ARGUMENT` naming `method`. */
+export function params(p: ApiData, method: string): Readonly<Record<string, ApiData>> {
   if (p === null) return {};
   if (typeof p !== 'object' || Array.isArray(p) || p instanceof Uint8Array) throw new ApiError('INVALID_ARGUMENT', `${method}: params must be a map`);
   return p as Readonly<Record<string, ApiData>>;

@@ -30,7 +30,8 @@ import { FileDisk } from '../platform/file-disk.js';
 import { createLogger } from '../platform/logger.js';
 import { createRealEnv } from '../platform/real-env.js';
 import { TcpTransport, type PeerAddress } from '../platform/tcp-transport.js';
-import { ClusterNode, type ClusterNodeOptions, type ClusterObserver } from '../runtime/cluster-node.js';
+import { ClusterNode, type ClusterNodeOptions, type ClusterObserver, type ClusterTiming } from '../runtime/cluster-node.js';
+import type { TimeoutModel } from './timeouts.js';
 import { peerCodec, type PeerMessage } from '../runtime/peer-message.js';
 import { RecoveryError } from '../runtime/raft-persistence.js';
 import { configFingerprint, loadConfig, type NodeConfig } from './config.js';
@@ -57,19 +58,23 @@ export function memberSpecs(config: NodeConfig): MemberNodeSpec[] {
 }
 
 /** The `ClusterNode` options a validated config gives (timing from the one timeout model). */
-export function clusterNodeOptions(config: NodeConfig, observer?: ClusterObserver): ClusterNodeOptions {
-  const t = config.timeouts;
+/** The `ClusterTiming` of a timeout model (`src/node/timeouts.ts`): what the daemon and embedded mode run with. */
+export function clusterTiming(t: TimeoutModel): ClusterTiming {
   return {
-    timing: {
-      tickMs: t.tickMs,
-      heartbeatTicks: t.raft.heartbeatTicks,
-      electionTicks: t.raft.electionTicks,
-      leaseMarginTicks: t.raft.leaseMarginTicks,
-      heartbeatMs: t.inputs.heartbeatMs,
-      followerLeaseMs: t.nodeLeaseMs - t.driftMarginMs,
-      detector: { heartbeatMs: t.inputs.heartbeatMs, ...t.detector },
-      requestTimeoutMs: REQUEST_TIMEOUT_MS,
-    },
+    tickMs: t.tickMs,
+    heartbeatTicks: t.raft.heartbeatTicks,
+    electionTicks: t.raft.electionTicks,
+    leaseMarginTicks: t.raft.leaseMarginTicks,
+    heartbeatMs: t.inputs.heartbeatMs,
+    followerLeaseMs: t.nodeLeaseMs - t.driftMarginMs,
+    detector: { heartbeatMs: t.inputs.heartbeatMs, ...t.detector },
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  };
+}
+
+export function clusterNodeOptions(config: NodeConfig, observer?: ClusterObserver): ClusterNodeOptions {
+  return {
+    timing: clusterTiming(config.timeouts),
     nodes: memberSpecs(config),
     quorum: config.votequorum.options,
     settingsFingerprint: configFingerprint(config),

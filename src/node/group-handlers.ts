@@ -21,15 +21,9 @@ import type { Result } from '../lib/errors.js';
 import { GROUP_LEVEL_MAX } from '../constants.js';
 import { GroupError, type ClusterNode } from '../runtime/cluster-node.js';
 import type { RaftNodeError } from '../runtime/raft-node.js';
-import { apiErrorOf, toApiData, type ApiHandlerRegistry, type EventHub, type GroupStreamItem } from './api-handlers.js';
+import { apiErrorOf, params, toApiData, type ApiHandlerRegistry, type EventHub, type GroupStreamItem } from './api-handlers.js';
 
 const textEncoder = new TextEncoder();
-
-function params(p: ApiData, method: string): Readonly<Record<string, ApiData>> {
-  if (p === null) return {};
-  if (typeof p !== 'object' || Array.isArray(p) || p instanceof Uint8Array) throw new ApiError('INVALID_ARGUMENT', `${method}: params must be a map`);
-  return p as Readonly<Record<string, ApiData>>;
-}
 
 function stringParam(p: Readonly<Record<string, ApiData>>, name: string, method: string): string {
   const v = p[name];

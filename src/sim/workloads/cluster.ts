@@ -18,6 +18,7 @@
  * Timing (the daemon's defaults): tick 50 ms, heartbeat 100 ms, election 10 ticks; detector:
  * suspect after 1000 ms, suspicion window 500..1000 ms, local-health extension up to 3000 ms.
  */
+import { HARNESS_TIMING } from '../cluster-harness.js';
 import { assert } from '../../lib/assert.js';
 import type { NodeId } from '../../lib/ids.js';
 import type { Prng } from '../../lib/prng.js';
@@ -70,17 +71,8 @@ export const STALL_BOUND_MS = 1_000;
 /** Chance that a seed keeps only short pauses. */
 const PAUSE_ONLY_PROBABILITY = 0.25;
 
-/** The daemon's timing at its defaults (as in `cluster-node.test.ts`). */
-export const CLUSTER_TIMING: ClusterTiming = {
-  tickMs: 50,
-  heartbeatTicks: 2,
-  electionTicks: 10,
-  leaseMarginTicks: 1,
-  heartbeatMs: 100,
-  followerLeaseMs: 900,
-  detector: { heartbeatMs: 100, suspectAfterMs: 1000, suspicionMinMs: 500, suspicionMaxMs: 1000, localHealthExtensionMaxMs: 3000 },
-  requestTimeoutMs: 3000,
-};
+/** The daemon's timing at its defaults (the cluster harness's). */
+export const CLUSTER_TIMING: ClusterTiming = HARNESS_TIMING;
 
 /** The run's configuration, drawn in `create`. */
 interface Shape {
