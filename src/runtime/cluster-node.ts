@@ -977,7 +977,7 @@ export class ClusterNode {
     const r = this.requests.get(id);
     if (r?.state.kind !== 'sent') return;
     r.state = { kind: 'applied', index, term };
-    if (this.raft.status().applied >= index) {
+    if (this.raft.appliedIndex >= index) {
       const held = this.results.get(index);
       this.finish(r, held === undefined ? err(this.unknown(index)) : this.resultOf(held.result, index));
       return;

@@ -280,6 +280,11 @@ export class RaftNode<C extends { readonly type: string }, O> {
   }
 
   /** The core's current term (cheap). */
+  /** The highest index applied to the state machine (cheap; `status()` builds a whole report). */
+  get appliedIndex(): LogIndex {
+    return this.applied;
+  }
+
   get currentTerm(): Term {
     return this.core.currentTerm;
   }
