@@ -615,6 +615,11 @@ export class RaftCore {
    * (a former witness must join again with an empty data directory to become a data node; see
    * docs/raft.md, "Witnesses"). The scan runs only when a copy may have arrived.
    */
+  /** True when this node is a witness in the applied configuration or the latest one in its log. */
+  isWitnessHere(): boolean {
+    return isWitness(this.config, this.id) || isWitness(this.roleConfig(this.id), this.id);
+  }
+
   holdsWitnessCopy(): boolean {
     if (!this.mayHoldWitnessCopy) return false;
     const noData = (m: SnapshotMetadata): boolean => m.metadataOnly === true || (m.confState.witnesses ?? []).includes(this.id);

@@ -262,6 +262,11 @@ export class RaftNode<C extends { readonly type: string }, O> {
   }
 
   /** The core's status plus shell state. */
+  /** True when this node is a witness in the applied configuration or the latest one in its log. */
+  isWitness(): boolean {
+    return this.core.isWitnessHere();
+  }
+
   /** True when this node holds a witness's copy of the log (see `RaftCore.holdsWitnessCopy`). */
   holdsWitnessCopy(): boolean {
     return this.core.holdsWitnessCopy();
