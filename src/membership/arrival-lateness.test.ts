@@ -54,3 +54,24 @@ test('the detector dates a late row back: a dead node is not kept alive by an ol
     else assert.ok(failedAt !== null && failedAt <= 3000, `dated back, node 3 is failed within the bound (failed at ${failedAt})`);
   }
 });
+
+test('a silence that began after the leader\'s stall ended gets no lag extension', () => {
+  for (const heardAfterStall of [true, false]) {
+    const times = { heartbeatMs: 100, suspectAfterMs: 1000, suspicionMinMs: 500, suspicionMaxMs: 1000, localHealthExtensionMaxMs: 3000 };
+    const d = new FailureDetector(detectorOptions(n(1), times), 0);
+    d.setMembers([{ node: n(1), incarnation: incarnation(1) }, { node: n(2), incarnation: incarnation(1) }], 0);
+    let failedAt: number | null = null;
+    for (let t = 0; t <= 8000 && failedAt === null; t += 50) {
+      // The leader stalls 1400 ms (its tick at 2000 ms is that late); node 2 dies at 2400 ms,
+      // or (control) at 1900 ms, during the stall.
+      const dies = heardAfterStall ? 2400 : 1900;
+      if (t < dies && (t <= 600 || t >= 2000)) d.observe(n(2), t);
+      if (t > 600 && t < 2000) continue; // stalled: no tick runs
+      if (t === 2000) d.localLag(1400);
+      for (const decision of d.tick(t)) if (decision.type === 'fail') failedAt = t;
+    }
+    const silence = (failedAt ?? Infinity) - (heardAfterStall ? 2400 : 600);
+    if (heardAfterStall) assert.ok(failedAt !== null && silence <= 2100, `healthy-loop silence judged without extension (failed ${silence} ms after last heard)`);
+    else assert.ok(failedAt === null || silence > 3500, `control: a silence overlapping the stall is extended (failed ${silence} ms after last heard)`);
+  }
+});

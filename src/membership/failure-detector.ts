@@ -15,7 +15,8 @@
  *   rows that also miss the member for `suspectAfterMs`) approach K = min(corroborationTarget,
  *   other members): `max - (max - min) * log(C + 1) / log(K + 1)` (Lifeguard's formula), and the
  *   `extension` is twice the leader's recent event-loop lag (above `lagToleranceMs`), at most
- *   `localHealthExtensionMaxMs`.
+ *   `localHealthExtensionMaxMs`, and none when the member was last heard after the leader's last
+ *   stall ended (the whole silence was observed by a healthy loop).
  * - **Own lag holds accusations back**: in a tick that follows a reported lag of a heartbeat or
  *   more (the leader itself just stalled and its inbound messages are still queued), no fail or
  *   quarantine is decided; at most `DETECTOR_SUPPRESSED_TICKS_MAX` ticks in a row, so a leader
@@ -213,6 +214,8 @@ export class FailureDetector {
   private readonly rows = new Map<NodeId, StoredRow>();
 
   private readonly failures = new Map<NodeId, number[]>();
+  /** When this node's last stall (a tick late by more than `lagToleranceMs`) ended. */
+  private lastStallEndMs = Number.NEGATIVE_INFINITY;
   private readonly lag: LagMemory;
   private pendingLagMs = 0;
   private suppressedTicks = 0;
@@ -314,6 +317,7 @@ export class FailureDetector {
   tick(nowMs: number): DetectorDecision[] {
     this.advance(nowMs);
     const stalled = this.pendingLagMs >= this.options.lagSuppressMs;
+    if (this.pendingLagMs > this.options.lagToleranceMs) this.lastStallEndMs = nowMs;
     this.lag.add(nowMs, this.pendingLagMs);
     this.pendingLagMs = 0;
     const suppress = stalled && this.suppressedTicks < DETECTOR_SUPPRESSED_TICKS_MAX;
@@ -337,9 +341,14 @@ export class FailureDetector {
     return out;
   }
 
-  /** The eviction threshold for a member with `corroborations` now (suspicion plus lag extension). */
-  thresholdMs(corroborations: number, nowMs: number): number {
-    return this.options.suspectAfterMs + this.suspicionWindowMs(corroborations) + this.lagExtensionMs(nowMs);
+  /**
+   * The eviction threshold for a member with `corroborations` now (suspicion plus lag extension).
+   * With `heardMs` (when the member was last heard), a silence that began after this node's last
+   * stall ended gets no extension: this node's loop was healthy for all of it.
+   */
+  thresholdMs(corroborations: number, nowMs: number, heardMs?: number): number {
+    const extension = heardMs !== undefined && heardMs >= this.lastStallEndMs ? 0 : this.lagExtensionMs(nowMs);
+    return this.options.suspectAfterMs + this.suspicionWindowMs(corroborations) + extension;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -430,7 +439,7 @@ export class FailureDetector {
   /** A suspected member: fail (or quarantine, if it flaps) once its silence passes the threshold. */
   private accuse(node: NodeId, w: Watch, e: Evidence, nowMs: number, suppress: boolean): DetectorDecision | null {
     const o = this.options;
-    const timeoutMs = this.thresholdMs(e.corroborators.length, nowMs);
+    const timeoutMs = this.thresholdMs(e.corroborators.length, nowMs, nowMs - e.silentMs);
     const inSeedGrace = w.ownHeardMs === null && nowMs < w.startMs + o.seedGraceMs;
     if (suppress || inSeedGrace || e.silentMs < timeoutMs) return null;
     const recent = this.recordFailure(node, nowMs);
