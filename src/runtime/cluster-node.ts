@@ -107,6 +107,8 @@ export interface ClusterObserver {
   onMembershipApplied?(index: LogIndex, output: MembershipOutput | null, error: string | null): void;
   /** The leader's failure detector decided something (suspect, clear, fail, quarantine). */
   onDecision?(decision: DetectorDecision): void;
+  /** A snapshot from the leader replaced this node's state up to `index` (no entries were applied one by one). */
+  onRestored?(index: LogIndex): void;
   /** This node's incarnation entered the view. */
   onJoined?(incarnation: Incarnation): void;
   /** This incarnation cannot join: its settings differ from the cluster's, or it was removed from the view. */
@@ -1231,6 +1233,7 @@ export class ClusterNode {
     this.results.clear();
     this.lastViewId = -1;
     this.noteMembershipAfterRestore();
+    this.opts.observer?.onRestored?.(index);
     this.catchUpGroups();
     // A snapshot may skip a barrier's end beyond the retained events: settle the waiters whose
     // barrier the restored state shows reached in their view (ok) or whose view ended

@@ -94,6 +94,9 @@ export class ClusterLiveness implements Checker, Liveness {
 
   private observeClient(e: SimEvent): void {
     if (e.event === CLUSTER_CLIENT_EVENT.kill && this.kill === null) {
+      // The driver kills once it saw convergence; judge it at that instant too (a poll may not
+      // have run since the last view was traced).
+      if (this.livenessUs !== null && this.convergedUs === null && this.converged()) this.convergedUs = e.timeUs;
       this.kill = { node: e.fields.node as NodeId, incarnation: Number(e.fields.incarnation), atUs: e.timeUs };
       this.lastWithKilled = this.maxViewId;
     }

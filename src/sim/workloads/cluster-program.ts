@@ -145,6 +145,16 @@ export class ClusterSimNode {
 /** Starts one incarnation of a cluster node; see the module comment. */
 export function startClusterNode(env: NodeEnv<PeerMessage>, setup: ClusterProgramSetup): ClusterSimNode {
   const holder: { node: ClusterNode | null; last: string | null } = { node: null, last: null };
+  const traceView = (index: number, cmd: string): void => {
+    const n = holder.node;
+    if (n === null) return;
+    const v = n.view();
+    const members = formatMembers(v.members);
+    const key = `${v.viewId}/${v.quorate}/${members}`;
+    if (key === holder.last) return;
+    holder.last = key;
+    env.trace(CLUSTER_EVENT.view, { index, viewId: v.viewId, members, quorate: v.quorate, cmd });
+  };
   const options: ClusterNodeOptions = {
     timing: setup.timing,
     nodes: setup.nodes,
@@ -154,14 +164,11 @@ export function startClusterNode(env: NodeEnv<PeerMessage>, setup: ClusterProgra
     ...(setup.canary === undefined ? {} : { canary: setup.canary }),
     observer: {
       onMembershipApplied: (index, output) => {
-        const n = holder.node;
-        if (n === null) return;
-        const v = n.view();
-        const members = formatMembers(v.members);
-        const key = `${v.viewId}/${v.quorate}/${members}`;
-        if (key === holder.last) return;
-        holder.last = key;
-        env.trace(CLUSTER_EVENT.view, { index, viewId: v.viewId, members, quorate: v.quorate, cmd: output?.type ?? 'refused' });
+        traceView(index, output?.type ?? 'refused');
+      },
+      // A snapshot install changes the view without applying entries one by one.
+      onRestored: (index) => {
+        traceView(index, 'restore');
       },
       onGroupView: (group, view) => {
         const c = view.change;
