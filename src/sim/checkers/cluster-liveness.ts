@@ -104,7 +104,10 @@ export class ClusterLiveness implements Checker, Liveness {
   }
 
   private observeNode(node: NodeId, e: SimEvent): void {
-    if (e.event === CLUSTER_EVENT.role && e.fields.role === 'leader' && this.kill !== null && this.firstRemovalUs === null) this.detectionAcrossElection = true;
+    // An election during detection (a survivor campaigns or takes over: the leader died, or lost
+    // its lease under loss before the removal committed) earns the election allowance.
+    const electing = e.fields.role === 'leader' || e.fields.role === 'candidate' || e.fields.role === 'pre-candidate';
+    if (e.event === CLUSTER_EVENT.role && electing && this.kill !== null && node !== this.kill.node && this.firstRemovalUs === null) this.detectionAcrossElection = true;
     if (e.event === CLUSTER_EVENT.nodeStart && this.running.has(node)) {
       this.running.set(node, Number(e.fields.incarnation));
       return;
