@@ -107,6 +107,28 @@ test('a crash drops timers and in-flight messages; a restart is a new incarnatio
   assert.ok(c.node(1).instance!.log.includes('down 2') && c.node(1).instance!.log.at(-1) === 'up 2', 'the peer saw the node go down and come back');
 });
 
+test('an ended process issues no I/O: a disk write or send reaching it outside the gate asserts (seed 2304086302)', () => {
+  // The cluster driver once called a node it had just power-cycled: the dead instance's WAL
+  // write went to the disk's fresh queue, its completion was dropped by the gate, and the next
+  // incarnation's WAL waited behind it for good.
+  const c = cluster(2);
+  c.scheduler.runUntil(100);
+  const b = c.node(2);
+  const old = b.instance!;
+  b.crash();
+  const noop = (): void => undefined;
+  assert.throws(() => { old.env.disk.write('wal', 0, new Uint8Array(4), noop); }, /incarnation 1 issued a disk write after its process ended/);
+  assert.throws(() => { old.env.disk.syncDir(noop); }, /issued a disk syncDir/);
+  assert.throws(() => old.env.transport.send(nodeId(1), { n: 1, text: 'zombie' }), /incarnation 1 issued a send after its process ended/);
+  assert.equal(old.env.disk.read('wal'), null, 'reads stay allowed and nothing was written');
+  b.start();
+  assert.throws(() => { old.env.disk.sync('wal', noop); }, /incarnation 1 issued a disk sync/, 'an older incarnation stays refused after a restart');
+  let done = 0;
+  b.instance!.env.disk.write('wal', 0, new Uint8Array(4), (e) => { assert.equal(e, null); done++; });
+  c.scheduler.runUntil(20_000);
+  assert.equal(done, 1, 'the new incarnation\'s write completes');
+});
+
 test('clock drift scales the clock and timer delays', () => {
   const c = cluster(2, [1.05, 0.95]);
   const fast = c.node(1).instance!.env;

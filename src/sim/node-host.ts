@@ -16,6 +16,7 @@ import type { NodeId } from '../lib/ids.js';
 import type { Prng } from '../lib/prng.js';
 import type { NodeEnv, TimerHandle, TraceFields } from '../runtime/env.js';
 import type { Disk } from '../storage/disk.js';
+import type { Transport } from '../transport/transport.js';
 import { SIM_PAUSE_HELD_MAX } from '../constants.js';
 import { msToUs, type Scheduler } from './scheduler.js';
 import type { SimNetwork } from './network.js';
@@ -151,6 +152,51 @@ export class SimNode<M, I> {
     for (const fn of held) this.scheduler.after(0, () => { this.run(inc, fn); });
   }
 
+  /**
+   * Asserts that `incarnation` is the live process. Node code runs only through the gate, so an
+   * ended process issuing I/O means a driver reached an instance around it (a zombie): its disk
+   * operation would land on the next incarnation's disk queue and, its completion dropped by the
+   * gate, block that file for good; its messages would arrive from a dead process.
+   */
+  private assertLive(incarnation: number, what: string): void {
+    assert(
+      incarnation === this.incarnationValue && this.stateValue !== 'down',
+      `node ${this.id}: incarnation ${incarnation} issued a ${what} after its process ended (a call reached it outside the gate, SimNode.run)`,
+    );
+  }
+
+  /** The machine's disk as one incarnation sees it: mutations assert that the process lives. */
+  private diskFor(incarnation: number): Disk {
+    const disk = this.disk;
+    const live = (op: string): void => { this.assertLive(incarnation, `disk ${op}`); };
+    return {
+      list: () => disk.list(),
+      read: (name) => disk.read(name),
+      size: (name) => disk.size(name),
+      readRange: (name, offset, length) => disk.readRange(name, offset, length),
+      write: (name, offset, data, done) => { live('write'); disk.write(name, offset, data, done); },
+      sync: (name, done) => { live('sync'); disk.sync(name, done); },
+      truncate: (name, size, done) => { live('truncate'); disk.truncate(name, size, done); },
+      rename: (from, to, done) => { live('rename'); disk.rename(from, to, done); },
+      remove: (name, done) => { live('remove'); disk.remove(name, done); },
+      syncDir: (done) => { live('syncDir'); disk.syncDir(done); },
+    };
+  }
+
+  /** The network transport of one incarnation: `send` asserts that the process lives. */
+  private transportFor(incarnation: number): Transport<M> {
+    const transport = this.network.transportFor(this.id);
+    return {
+      self: transport.self,
+      setHandlers: (h) => { transport.setHandlers(h); },
+      send: (to, message) => {
+        this.assertLive(incarnation, 'send');
+        return transport.send(to, message);
+      },
+      close: () => transport.close(),
+    };
+  }
+
   private makeEnv(incarnation: number): NodeEnv<M> {
     const rate = this.machine.clockRate;
     return {
@@ -172,8 +218,8 @@ export class SimNode<M, I> {
           };
         },
       },
-      transport: this.network.transportFor(this.id),
-      disk: this.disk,
+      transport: this.transportFor(incarnation),
+      disk: this.diskFor(incarnation),
       prng: this.prng.fork(`incarnation-${incarnation}`),
       trace: (event, fields) => {
         this.traceSink(this.id, event, fields ?? {});

@@ -132,7 +132,7 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
     if (!isDown && live === undefined) return; // paused (or refused to start): nothing to do now
     if (r.status === 'quarantined') {
       const via = [...seen.values()].find((s) => s.status.leaderId !== null && s.status.leaderId !== s.status.nodeId);
-      if (via !== undefined && via.inst.release(x)) {
+      if (via !== undefined && this.callNow(ctx, via, (inst) => inst.release(x)) === true) {
         this.act(ctx, x, r.incarnation, 'release', now);
         this.counts.releases++;
       }
@@ -145,10 +145,23 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
       return;
     }
     if (r.fencePending && (isDown || (live !== undefined && live.status.incarnation > r.incarnation))) {
-      this.act(ctx, x, r.incarnation, 'confirm', now);
-      this.counts.fenceConfirms++;
-      source.inst.fenceConfirm(x, r.incarnation, () => undefined);
+      this.callNow(ctx, source, (inst) => {
+        this.act(ctx, x, r.incarnation, 'confirm', now);
+        this.counts.fenceConfirms++;
+        inst.fenceConfirm(x, r.incarnation, () => undefined);
+      });
     }
+  }
+
+  /**
+   * Calls a node seen this round through its gate, now. A node power-cycled earlier in the same
+   * round is down: the call is refused (undefined), never made on the dead instance, whose
+   * effects (disk writes, messages) would outlive its process.
+   */
+  private callNow<T>(ctx: DriverContext<ClusterSimNode>, s: Seen, fn: (inst: ClusterSimNode) => T): T | undefined {
+    const out: { value?: T } = {};
+    ctx.call(s.status.nodeId, (inst) => { out.value = fn(inst); });
+    return out.value;
   }
 
   private powerCycle(ctx: DriverContext<ClusterSimNode>, x: NodeId, incarnation: number, now: number): void {

@@ -43,9 +43,10 @@ test('same seed, same trace hash', () => {
  * 151); delayed or duplicated Pings keeping a dead node alive (74, 153, 1841748775, 3757597822);
  * a duplicated forward proposed twice (2367572031); a barrier reopened by a late arrival
  * (947419396, 1476952667, 4160865030); a member skipping messages after a snapshot (596272485,
- * 3367177533). Replayed every run.
+ * 3367177533); the driver confirming a fence through a node it had just power-cycled, whose
+ * dead instance's WAL write blocked the next incarnation's WAL (2304086302). Replayed every run.
  */
-const REGRESSION_SEEDS = [70, 151, 74, 153, 1841748775, 3757597822, 2367572031, 947419396, 1476952667, 4160865030, 596272485, 3367177533];
+const REGRESSION_SEEDS = [70, 151, 74, 153, 1841748775, 3757597822, 2367572031, 947419396, 1476952667, 4160865030, 596272485, 3367177533, 2304086302];
 
 test('the seeds that revealed bugs pass', () => {
   for (const seed of REGRESSION_SEEDS) assert.deepEqual(run(seed).violations.map((v) => `${v.checker}: ${v.message}`), [], `seed ${seed}`);
