@@ -932,16 +932,18 @@ export class ClusterNode {
       this.refuse(from, id, 'REFUSED', `the forwarded command does not decode (${e.code}): ${e.message}`);
       return;
     }
-    if (this.role !== 'leader') {
-      this.refuse(from, id, 'NOT_LEADER', this.lead === null ? 'no leader is known right now' : `node ${this.lead} leads`);
-      return;
-    }
-    // A forward this leader already took (the network duplicated it, or the forwarder re-sent an
-    // idempotent one) is proposed once: a duplicate gets the same answer, or none while pending.
+    // A forward this node already took as leader (the network duplicated it, or the forwarder
+    // re-sent an idempotent one) is proposed once: a copy gets the same answer, or none while the
+    // outcome is unknown; never a NOT_LEADER refusal, which would make the forwarder propose it
+    // again elsewhere although this node may have replicated it before it stopped leading.
     const key = `${from}:${id}`;
     const seen = this.forwardsTaken.get(key);
     if (seen !== undefined) {
       if (seen.applied !== null) this.env.transport.send(from, { type: 'ForwardApplied', id, index: seen.applied.index, term: seen.applied.term });
+      return;
+    }
+    if (this.role !== 'leader') {
+      this.refuse(from, id, 'NOT_LEADER', this.lead === null ? 'no leader is known right now' : `node ${this.lead} leads`);
       return;
     }
     const taken: { applied: { readonly index: LogIndex; readonly term: Term } | null } = { applied: null };
@@ -962,8 +964,9 @@ export class ClusterNode {
         this.env.transport.send(from, { type: 'ForwardApplied', id, index: e.index, term: e.term });
         return;
       }
-      // Not proposed, or its outcome is unknown: a retry may be proposed again.
-      this.forwardsTaken.delete(key);
+      // Certainly not proposed: a retry may be proposed. An unknown outcome (it may still commit)
+      // keeps the entry, so a late copy of this forward is not proposed a second time.
+      if (!res.ok && DEFINITE.has(res.error.code)) this.forwardsTaken.delete(key);
       if (!res.ok) this.refuse(from, id, res.error.code, res.error.message);
     });
     synchronous = false;
