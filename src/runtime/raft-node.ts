@@ -148,6 +148,12 @@ export class RaftNode<C extends { readonly type: string }, O> {
    * copy): the state machine is empty although entries up to the snapshot were applied.
    */
   readonly startedWithoutData: boolean;
+  /**
+   * The state machine lacks entry data: it started from, or restored, a witness's copy, or applied
+   * a metadata-only entry since. This node's own snapshots then carry the `metadataOnly` mark, so
+   * a restart knows it too (even after the node left the configuration that made it a witness).
+   */
+  private withoutData: boolean;
   private proposals = new Map<number, PendingProposal<O>>();
   private reads: PendingRead[] = [];
   private readContext = 0;
@@ -175,6 +181,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
     assert(snap.ok, 'memory storage always holds a snapshot');
     this.snapshotIndex = snap.value.metadata.index;
     this.startedWithoutData = snap.value.metadata.index > 0 && this.holdsNoData(snap.value.metadata);
+    this.withoutData = this.startedWithoutData;
     if (snap.value.metadata.index > 0 && !this.holdsNoData(snap.value.metadata)) {
       const restored = this.sm.restore(snap.value.data);
       assert(restored.ok, 'a snapshot that passed its checksum restores');
@@ -541,6 +548,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
       const applied = storage.applySnapshot(rd.snapshot);
       assert(applied.ok, 'the core hands out only snapshots newer than the stored one');
       const metadataOnly = this.holdsNoData(rd.snapshot.metadata);
+      this.withoutData = metadataOnly;
       if (!metadataOnly) {
         const restored = this.sm.restore(rd.snapshot.data);
         assert(restored.ok, 'a snapshot from the leader restores (it was validated by the leader)');
@@ -567,6 +575,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
     assert(e.index === this.applied + 1, `apply ${e.index} after ${this.applied}: entries apply in order`);
     this.applied = e.index;
     let result: ApplyResult<O> | null = null;
+    if (e.type === 'normal' && e.metadataOnly === true) this.withoutData = true;
     if (e.type === 'normal' && e.data.length > 0) result = this.sm.apply(e.index, e.term, e.data);
     this.opts.observer?.onApply?.(e, result);
     const p = this.proposals.get(e.index);
@@ -663,7 +672,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
     const failed = (e: StorageError): void => {
       this.fail(e);
     };
-    writer.write(encodeSnapshotFile(confState, data), (error) => {
+    writer.write(encodeSnapshotFile(confState, data, this.withoutData), (error) => {
       if (error !== null) { failed(error); return; }
       writer.commit((commitError) => {
         if (commitError !== null) { failed(commitError); return; }
