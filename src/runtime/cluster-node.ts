@@ -720,11 +720,12 @@ export class ClusterNode {
    * may not have been delivered (it is never delivered twice).
    */
   groupSend(group: string, payload: Uint8Array, done: (r: Result<{ readonly groupViewId: number; readonly seq: number }, RaftNodeError | GroupError>) => void): void {
-    const view = this.membership.group(group);
-    if (view === null || !view.members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation)) {
-      done(err(new GroupError(view === null ? 'NO_SUCH_GROUP' : 'NOT_MEMBER', `node ${this.nodeId} (incarnation ${this.incarnation}) is not a member of group ${group}; join it first`, view?.viewId ?? 0)));
+    const member = this.memberView(group);
+    if (!member.ok) {
+      done(member);
       return;
     }
+    const view = member.value;
     this.groupCommand({ type: 'group-send', group, node: this.nodeId, incarnation: this.incarnation, viewId: view.viewId, payload }, false, (r) => {
       if (!r.ok) done(r);
       else done(ok({ groupViewId: r.value.groupViewId, seq: defined(r.value.delivery, 'an applied send has a delivery').seq }));
@@ -737,11 +738,12 @@ export class ClusterNode {
    * (every member gets the same verdict at the same log position).
    */
   barrier(group: string, name: string, done: (r: Result<{ readonly groupViewId: number }, RaftNodeError | GroupError>) => void): void {
-    const view = this.membership.group(group);
-    if (view === null || !view.members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation)) {
-      done(err(new GroupError(view === null ? 'NO_SUCH_GROUP' : 'NOT_MEMBER', `node ${this.nodeId} (incarnation ${this.incarnation}) is not a member of group ${group}; join it first`, view?.viewId ?? 0)));
+    const member = this.memberView(group);
+    if (!member.ok) {
+      done(member);
       return;
     }
+    const view = member.value;
     // The waiter is registered before proposing: the barrier's end is an event that may be
     // applied here before the answer to a forwarded arrival arrives, and it settles the waiter.
     const key = barrierKey(group, name);
@@ -770,6 +772,18 @@ export class ClusterNode {
     const rest = (this.barrierWaiters.get(key) ?? []).filter((w) => w !== waiter);
     if (rest.length === 0) this.barrierWaiters.delete(key);
     else this.barrierWaiters.set(key, rest);
+  }
+
+  /** The group's view if this incarnation is a member of it, else the refusal to give the caller. */
+  private memberView(group: string): Result<GroupView, GroupError> {
+    const view = this.membership.group(group);
+    if (view !== null && this.isMe(view.members)) return ok(view);
+    return err(new GroupError(view === null ? 'NO_SUCH_GROUP' : 'NOT_MEMBER', `node ${this.nodeId} (incarnation ${this.incarnation}) is not a member of group ${group}; join it first`, view?.viewId ?? 0));
+  }
+
+  /** Whether this incarnation is among `members`. */
+  private isMe(members: readonly { readonly node: NodeId; readonly incarnation: number }[]): boolean {
+    return members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation);
   }
 
   private groupCommand(command: GroupCommand, idempotent: boolean, done: (r: Result<GroupApply, RaftNodeError | GroupError>) => void): void {
@@ -1107,7 +1121,6 @@ export class ClusterNode {
     const output = result.ok ? (result.value.output as MembershipOutput) : null;
     this.opts.observer?.onMembershipApplied?.(entry.index, output, result.ok ? null : `${result.error.code}: ${result.error.message}`);
     if (output !== null) this.noteGroups(output);
-    this.eventsSeen = this.membership.nextEventSeq - 1;
     const view = this.membership.view();
     if (view.viewId !== this.lastViewId) {
       this.lastViewId = view.viewId;
@@ -1125,22 +1138,31 @@ export class ClusterNode {
 
   /** Group events and deliveries of one applied membership entry. */
   private noteGroups(output: MembershipOutput): void {
-    const obs = this.opts.observer;
     const g = output.group;
-    if (g?.delivery !== undefined && g.delivery.members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation)) {
+    if (g?.delivery !== undefined && this.isMe(g.delivery.members)) {
       this.deliver(g.delivery.group, g.groupViewId, g.delivery.seq, g.delivery.from, g.delivery.payload);
     }
-    if (output.events === 0) return;
-    const page = this.membership.eventsFrom(this.membership.nextEventSeq - output.events, output.events);
-    if (!page.ok) return; // compacted already: impossible for the events of the entry just applied
-    for (const e of page.value.events) {
-      if (e.kind === 'group') this.noteGroupView(e.payload, false);
-      else if (e.kind === 'barrier') {
-        const p = e.payload;
-        obs?.onBarrier?.(p.group, p.name, p.groupViewId, p.outcome);
-        this.endBarrier(p.group, p.name, p.groupViewId, p.outcome);
+    if (output.events > 0) this.reportGroupEvents(false);
+  }
+
+  /**
+   * Reports the group and barrier events applied since the last report (`eventsSeen`), in order:
+   * the events of the entry just applied, or (`catchUp`) those a snapshot skipped, from the
+   * retained event window.
+   */
+  private reportGroupEvents(catchUp: boolean): void {
+    for (let page = this.membership.eventsFrom(this.eventsSeen + 1, MEMBERSHIP_EVENTS_READ_MAX); page.ok; page = this.membership.eventsFrom(page.value.next, MEMBERSHIP_EVENTS_READ_MAX)) {
+      for (const e of page.value.events) {
+        if (e.kind === 'group') this.noteGroupView(e.payload, catchUp);
+        else if (e.kind === 'barrier') {
+          const p = e.payload;
+          this.opts.observer?.onBarrier?.(p.group, p.name, p.groupViewId, p.outcome);
+          this.endBarrier(p.group, p.name, p.groupViewId, p.outcome);
+        }
       }
+      if (page.value.events.length < MEMBERSHIP_EVENTS_READ_MAX) break;
     }
+    this.eventsSeen = this.membership.nextEventSeq - 1;
   }
 
   private deliver(group: string, groupViewId: number, seq: number, from: NodeId, payload: Uint8Array): void {
@@ -1157,26 +1179,9 @@ export class ClusterNode {
    * the group as rejoined.
    */
   private catchUpGroups(): void {
-    const obs = this.opts.observer;
-    const page = this.membership.eventsFrom(this.eventsSeen + 1, MEMBERSHIP_EVENTS_READ_MAX);
-    if (page.ok) {
-      for (let p = page.value; ; ) {
-        for (const e of p.events) {
-          if (e.kind === 'group') this.noteGroupView(e.payload, true);
-          else if (e.kind === 'barrier') {
-            obs?.onBarrier?.(e.payload.group, e.payload.name, e.payload.groupViewId, e.payload.outcome);
-            this.endBarrier(e.payload.group, e.payload.name, e.payload.groupViewId, e.payload.outcome);
-          }
-        }
-        if (p.events.length < MEMBERSHIP_EVENTS_READ_MAX) break;
-        const next = this.membership.eventsFrom(p.next, MEMBERSHIP_EVENTS_READ_MAX);
-        if (!next.ok) break;
-        p = next.value;
-      }
-    }
-    this.eventsSeen = this.membership.nextEventSeq - 1;
+    this.reportGroupEvents(true);
     for (const view of this.membership.groups()) {
-      if (!view.members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation)) continue;
+      if (!this.isMe(view.members)) continue;
       this.groupViews.set(view.group, { viewId: view.viewId, member: true });
       this.fillGroup(view.group, view.viewId, this.membership.groupSeq(view.group));
     }
@@ -1189,7 +1194,7 @@ export class ClusterNode {
   private noteGroupView(v: GroupViewPayload, catchUp: boolean): void {
     const prev = this.groupViews.get(v.group);
     if (catchUp && prev?.member === true) this.fillGroup(v.group, prev.viewId, v.prevSeq);
-    this.groupViews.set(v.group, { viewId: v.groupViewId, member: v.members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation) });
+    this.groupViews.set(v.group, { viewId: v.groupViewId, member: this.isMe(v.members) });
     this.opts.observer?.onGroupView?.(v.group, v);
   }
 
@@ -1255,7 +1260,7 @@ export class ClusterNode {
     const view = this.membership.view();
     this.lastViewId = view.viewId;
     this.detector?.setMembers(view.members, this.env.clock.nowMs());
-    this.joinedFlag = view.members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation);
+    this.joinedFlag = this.isMe(view.members);
   }
 
   // -------------------------------------------------------------------------------------------
