@@ -6,6 +6,7 @@
  * This module measures wall time (to report simulated seconds per wall second); nothing it
  * measures flows into a simulated run.
  */
+import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { assert } from '../lib/assert.js';
@@ -218,4 +219,50 @@ export function parseSeedFile(text: string): { seeds: number[]; errors: string[]
     else errors.push(`line ${i + 1}: ${JSON.stringify(line)} is not a non-negative integer seed`);
   });
   return { seeds, errors };
+}
+
+// ------------------------------------------------------------------------------------------------
+// The CI batch that `*-seeds.test.ts` files run: random seeds derived from a printed base seed
+// (override with `COHORT_SIM_BASE_SEED`), their count from `COHORT_SIM_SEEDS`, plus fixed seeds (a
+// regression list); the caller asserts on what it returns.
+
+/** A non-negative integer from environment variable `name`, or `fallback` when unset or empty. */
+export function envInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  assert(Number.isSafeInteger(n) && n >= 0, `${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** What a CI batch ran and found. */
+export interface CiBatch {
+  readonly batch: BatchResult;
+  readonly seeds: readonly number[];
+  readonly count: number;
+  readonly baseSeed: number;
+  readonly workers: number;
+  /** Seeds with a violation, ascending in run order. */
+  readonly failing: readonly number[];
+  /** One line per failing seed: its first violation and the replay command. */
+  readonly lines: readonly string[];
+}
+
+/**
+ * Runs `COHORT_SIM_SEEDS` (default `defaultCount`) seeds of `workload` plus `fixedSeeds` on
+ * `workers` threads and prints one summary line (and the failing seeds) to stdout.
+ */
+export async function runCiBatch(workload: string, defaultCount: number, workers: number, fixedSeeds: readonly number[] = []): Promise<CiBatch> {
+  const count = envInt('COHORT_SIM_SEEDS', defaultCount);
+  const baseSeed = envInt('COHORT_SIM_BASE_SEED', randomInt(0, 0xffff_ffff));
+  const seeds = [...deriveSeeds(baseSeed, count), ...fixedSeeds];
+  const batch = await runBatch({ workload }, seeds, workers);
+  const failures = batch.summaries.filter((s) => s.violations.length > 0);
+  const lines = failures.map((s) => `seed ${s.seed}: [${s.violations[0]?.checker ?? '?'}] ${(s.violations[0]?.message ?? '').split('\n')[0] ?? ''}\n  replay: node bin/cohort.js sim --seed ${s.seed} --workload ${workload} --trace trace.txt`);
+  const fixed = fixedSeeds.length > 0 ? ` + ${fixedSeeds.length} regression` : '';
+  process.stdout.write(
+    `${workload} batch: ${batch.runs} runs (${count} from base seed ${baseSeed}${fixed}), ${(batch.simulatedMs / 3.6e6).toFixed(2)} simulated hours in ` +
+      `${(batch.wallMs / 1000).toFixed(1)} s wall on ${workers} workers, ${failures.length} failing seeds\n${lines.join('\n')}\n`,
+  );
+  return { batch, seeds, count, baseSeed, workers, failing: failures.map((s) => s.seed), lines };
 }
