@@ -6,13 +6,12 @@
 // and a confirmation that admitted a waiting incarnation says so.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiError, type ApiData } from '../api/index.js';
-import { ApiServer } from '../platform/api-server.js';
 import { runEvents } from './events-command.js';
 import { runFenceConfirm } from './fence-command.js';
+import { withApiServer } from '../testing/api-support.js';
 
 const VIEW: ApiData = {
   seq: 4,
@@ -30,23 +29,9 @@ function capture(): { out: string[]; err: string[]; io: { out(t: string): void; 
   return { out, err, io: { out: (t) => out.push(t), err: (t) => err.push(t) } };
 }
 
-async function withServer(setup: (s: ApiServer) => void, run: (socket: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'cohort-events-'));
-  const socket = join(dir, 's.sock');
-  const server = new ApiServer({ socketPath: socket, serverName: 'test-node' });
-  setup(server);
-  await server.listen();
-  try {
-    await run(socket);
-  } finally {
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 test('events print one line per event, JSON lines with --json, pass --from and --follow, and a GAP is one clear line with exit 1', async () => {
   const seen: ApiData[] = [];
-  await withServer((s) => {
+  await withApiServer((s) => {
     s.registerStream('events', (p, _ctx, sink) => {
       seen.push(p);
       const from = (p as { fromSeq?: number }).fromSeq;
@@ -84,7 +69,7 @@ test('events print one line per event, JSON lines with --json, pass --from and -
 
 test('fence confirm: the daemon\'s refusal is one line with exit 1, no quorum is exit 3, an admission is said plainly', async () => {
   const calls: ApiData[] = [];
-  await withServer((s) => {
+  await withApiServer((s) => {
     s.register('fence.confirm', (p) => {
       calls.push(p);
       const node = (p as { node: number }).node;

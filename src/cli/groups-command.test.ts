@@ -4,12 +4,9 @@
 // describes group-view and barrier events in one readable line each.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startCluster } from '../embedded/index.js';
 import { EventHub, registerApiHandlers } from '../node/api-handlers.js';
-import { ApiServer } from '../platform/api-server.js';
+import { withApiServer } from '../testing/api-support.js';
 import { runStatus, type StatusIo } from './status-command.js';
 import { describeEvent } from './events-command.js';
 
@@ -23,12 +20,9 @@ test('cohort groups lists every group with its view; --json gives the list; even
   await using cluster = await startCluster({ nodes: 3 });
   const node = cluster.nodes[0]?.clusterNode;
   assert.ok(node);
-  const dir = await mkdtemp(join(tmpdir(), 'cohort-groups-'));
-  const socket = join(dir, 'api.sock');
-  const server = new ApiServer({ socketPath: socket });
-  registerApiHandlers(server, node, new EventHub(), { clusterName: 'test', fingerprint: 'f', startedAtMs: 0, links: () => [] });
-  await server.listen();
-  try {
+  await withApiServer((server) => {
+    registerApiHandlers(server, node, new EventHub(), { clusterName: 'test', fingerprint: 'f', startedAtMs: 0, links: () => [] });
+  }, async (socket) => {
     const empty = capture();
     assert.equal(await runStatus('groups', { socket }, empty.io), 0);
     assert.deepEqual(empty.out, ['no service groups (a group exists while it has members)\n']);
@@ -52,8 +46,5 @@ test('cohort groups lists every group with its view; --json gives the list; even
     assert.ok(described.some((l) => /group alpha: node 1 incarnation 1 joined; group view \d+ members \[1:1\]$/.test(l)), described.join('\n'));
     assert.ok(described.some((l) => /barrier alpha\/go: reached \(group view \d+\)$/.test(l)), described.join('\n'));
     await b.leave();
-  } finally {
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });

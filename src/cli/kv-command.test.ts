@@ -5,15 +5,14 @@
 // not quorate exits 3 and an unreachable daemon 4, each with one line and no stack unless --debug.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiError } from '../api/index.js';
 import { startCluster } from '../embedded/index.js';
 import { EventHub, registerApiHandlers } from '../node/api-handlers.js';
-import { ApiServer } from '../platform/api-server.js';
 import { KV_EXIT, casCondition, runKv, type KvIo } from './kv-command.js';
 import { main } from './main.js';
+import { withApiServer } from '../testing/api-support.js';
 
 function capture(): { out: string[]; err: string[]; io: KvIo } {
   const out: string[] = [];
@@ -21,25 +20,11 @@ function capture(): { out: string[]; err: string[]; io: KvIo } {
   return { out, err, io: { out: (d) => out.push(typeof d === 'string' ? d : `<${d.length} bytes>`), err: (t) => err.push(t) } };
 }
 
-async function serve(setup: (s: ApiServer) => void, run: (socket: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'cohort-kv-'));
-  const socket = join(dir, 'api.sock');
-  const server = new ApiServer({ socketPath: socket });
-  setup(server);
-  await server.listen();
-  try {
-    await run(socket);
-  } finally {
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 test('kv put/get/cas/delete against the daemon handlers of a live node: output, --json, exit 5 and 6', async () => {
   await using cluster = await startCluster({ nodes: 3 });
   const node = cluster.nodes[1]?.clusterNode;
   assert.ok(node);
-  await serve((s) => {
+  await withApiServer((s) => {
     registerApiHandlers(s, node, new EventHub(), { clusterName: 'test', fingerprint: 'f', startedAtMs: 0, links: () => [] });
   }, async (socket) => {
     const put = capture();
@@ -75,7 +60,7 @@ test('kv put/get/cas/delete against the daemon handlers of a live node: output, 
 });
 
 test('not quorate exits 3, unreachable exits 4, one line each; --debug adds the stack', async () => {
-  await serve((s) => {
+  await withApiServer((s) => {
     s.register('kv.put', () => {
       throw new ApiError('NOT_QUORATE', 'no leader accepted the request; this node\'s partition may not have quorum');
     });

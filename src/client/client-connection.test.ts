@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiServer } from '../platform/api-server.js';
-import { CohortClientError, SOCKET_ENV, connectLocal, type ClientConnection } from './index.js';
+import { SOCKET_ENV, connectLocal, type ClientConnection } from './index.js';
+import { clientFailure } from '../testing/api-support.js';
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'cohort-client-'));
@@ -19,16 +20,6 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<CohortClientError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof CohortClientError, String(e));
-    return e;
-  }
-  assert.fail('expected a CohortClientError');
 }
 
 test('await using closes the connection at the end of the scope', async () => {
@@ -46,7 +37,7 @@ test('await using closes the connection at the end of the scope', async () => {
         assert.equal(conn.open, true);
       }
       assert.equal(escaped.open, false, 'disposed at scope exit');
-      const e = await codeOf(escaped.request('echo', 1));
+      const e = await clientFailure(escaped.request('echo', 1));
       assert.equal(e.code, 'CLOSED');
       for (let i = 0; i < 200 && server.snapshot().clients > 0; i++) await sleep(5);
       assert.equal(server.snapshot().clients, 0, 'the daemon saw the client leave');
@@ -59,7 +50,7 @@ test('await using closes the connection at the end of the scope', async () => {
 test('an unreachable daemon is DAEMON_UNREACHABLE naming the socket and how to pick another', async () => {
   await withDir(async (dir) => {
     const missing = join(dir, 'none.sock');
-    const e = await codeOf(connectLocal({ socket: missing }));
+    const e = await clientFailure(connectLocal({ socket: missing }));
     assert.equal(e.code, 'DAEMON_UNREACHABLE');
     assert.ok(e.is('DAEMON_UNREACHABLE'));
     assert.ok(e.message.includes(missing));
@@ -67,10 +58,10 @@ test('an unreachable daemon is DAEMON_UNREACHABLE naming the socket and how to p
     const saved = process.env[SOCKET_ENV];
     Reflect.deleteProperty(process.env, SOCKET_ENV);
     try {
-      const none = await codeOf(connectLocal({}));
+      const none = await clientFailure(connectLocal({}));
       assert.match(none.message, /no daemon socket given; pass --socket PATH or set COHORT_SOCKET/);
       process.env[SOCKET_ENV] = missing;
-      const fromEnv = await codeOf(connectLocal({}));
+      const fromEnv = await clientFailure(connectLocal({}));
       assert.ok(fromEnv.message.includes(missing), 'COHORT_SOCKET is the default socket');
     } finally {
       if (saved === undefined) Reflect.deleteProperty(process.env, SOCKET_ENV);
@@ -90,8 +81,8 @@ test('connecting to something that never answers the hello honours the signal an
       setTimeout(() => {
         ac.abort();
       }, 30);
-      assert.equal((await codeOf(connectLocal({ socket, signal: ac.signal }))).code, 'ABORTED');
-      assert.equal((await codeOf(connectLocal({ socket, timeoutMs: 30 }))).code, 'TIMEOUT');
+      assert.equal((await clientFailure(connectLocal({ socket, signal: ac.signal }))).code, 'ABORTED');
+      assert.equal((await clientFailure(connectLocal({ socket, timeoutMs: 30 }))).code, 'TIMEOUT');
     } finally {
       // The client destroyed its sockets on failure, so closing the listener completes.
       await new Promise<void>((r) => mute.close(() => { r(); }));

@@ -6,28 +6,17 @@
 // daemon arrives as `unknown`); and, at compile time, `CohortStatus` has every `ClusterStatus` field.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ApiData } from '../api/index.js';
 import { ProcessCluster } from '../node/process-cluster.js';
-import { ApiServer } from '../platform/api-server.js';
 import type { ClusterStatus } from '../runtime/cluster-node.js';
-import { CohortClientError, connect, type CohortStatus } from './index.js';
+import { connect, type CohortStatus } from './index.js';
+import { clientFailure, withApiServer } from '../testing/api-support.js';
 
 // Compile-time: a field added to ClusterStatus but not to the client's CohortStatus fails the build.
 type Missing = Exclude<keyof ClusterStatus, keyof CohortStatus>;
 export const noneMissing: [Missing] extends [never] ? true : Missing = true;
-
-async function failure(p: Promise<unknown>): Promise<CohortClientError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof CohortClientError, String(e));
-    return e;
-  }
-  assert.fail('expected a CohortClientError');
-}
 
 test('against real daemons: typed status, nodes, quorum, KV with revisions, events, refusals, AbortSignal, await using', async () => {
   const cluster = await ProcessCluster.create(3);
@@ -63,38 +52,30 @@ test('against real daemons: typed status, nodes, quorum, KV with revisions, even
       for await (const e of c2.events({ follow: false })) kinds.push(e.kind);
       assert.ok(kinds.includes('view'), kinds.join(','));
 
-      assert.equal((await failure(c1.fenceConfirm(2))).code, 'INVALID_ARGUMENT', 'a live member is not fenced');
-      assert.equal((await failure(c1.kv.get(''))).code, 'INVALID_ARGUMENT');
+      assert.equal((await clientFailure(c1.fenceConfirm(2))).code, 'INVALID_ARGUMENT', 'a live member is not fenced');
+      assert.equal((await clientFailure(c1.kv.get(''))).code, 'INVALID_ARGUMENT');
       const ac = new AbortController();
       ac.abort();
-      assert.equal((await failure(c1.status({ signal: ac.signal }))).code, 'ABORTED');
+      assert.equal((await clientFailure(c1.status({ signal: ac.signal }))).code, 'ABORTED');
       assert.equal(c1.open, true, 'an aborted call leaves the connection usable');
     }
     assert.equal(escaped.open, false, 'await using closed it');
-    assert.equal((await failure(escaped.status())).code, 'CLOSED');
+    assert.equal((await clientFailure(escaped.status())).code, 'CLOSED');
   } finally {
     await cluster.close();
   }
-  const gone = await failure(connect({ socket: join(tmpdir(), 'cohort-no-such.sock') }));
+  const gone = await clientFailure(connect({ socket: join(tmpdir(), 'cohort-no-such.sock') }));
   assert.equal(gone.code, 'DAEMON_UNREACHABLE');
 });
 
 async function withStub(answers: Record<string, ApiData>, events: readonly ApiData[], run: (socket: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'cohort-typed-'));
-  const socket = join(dir, 's.sock');
-  const server = new ApiServer({ socketPath: socket });
-  for (const [method, answer] of Object.entries(answers)) server.register(method, () => answer);
-  server.registerStream('events', (_p, _ctx, sink) => {
-    for (const e of events) sink.push(e);
-    sink.end();
-  });
-  await server.listen();
-  try {
-    await run(socket);
-  } finally {
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
-  }
+  await withApiServer((server) => {
+    for (const [method, answer] of Object.entries(answers)) server.register(method, () => answer);
+    server.registerStream('events', (_p, _ctx, sink) => {
+      for (const e of events) sink.push(e);
+      sink.end();
+    });
+  }, run);
 }
 
 test('answers are validated, not cast: a wrong field is PROTOCOL_ERROR naming it; extra fields and new event kinds pass', async () => {
@@ -107,13 +88,13 @@ test('answers are validated, not cast: a wrong field is PROTOCOL_ERROR naming it
   await withStub({ 'kv.put': put, nodes: badNodes, quorum: badQuorum }, [view, future, broken], async (socket) => {
     await using c = await connect({ socket });
     assert.deepEqual(await c.kv.put('k', 'v'), { revision: 4, modRevision: 4, version: 1 });
-    const n = await failure(c.nodes());
+    const n = await clientFailure(c.nodes());
     assert.equal(n.code, 'PROTOCOL_ERROR');
     assert.match(n.message, /^nodes: the daemon's answer has result\.nodes\[0\]\.nodeId = 0, expected an integer in \[1, 65535\]/);
-    assert.match((await failure(c.quorum())).message, /result\.quorate = "yes", expected true or false/);
+    assert.match((await clientFailure(c.quorum())).message, /result\.quorate = "yes", expected true or false/);
     const seen: string[] = [];
     const stream = c.events({ follow: false });
-    const err = await failure((async () => {
+    const err = await clientFailure((async () => {
       for await (const e of stream) seen.push(e.kind === 'unknown' ? `unknown:${e.rawKind}` : e.kind);
     })());
     assert.deepEqual(seen, ['view', 'unknown:hologram']);

@@ -12,16 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CohortClientError, type CohortClient } from '../client/index.js';
 import { startCluster, type EmbeddedCluster } from './index.js';
-
-async function failure(p: Promise<unknown>): Promise<CohortClientError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof CohortClientError, String(e));
-    return e;
-  }
-  assert.fail('expected a CohortClientError');
-}
+import { clientFailure } from '../testing/api-support.js';
 
 /** Retries `fn` through an election (UNAVAILABLE / NOT_QUORATE / TIMEOUT), up to `ms`. */
 async function retry<T>(ms: number, fn: () => Promise<T>): Promise<T> {
@@ -65,7 +56,7 @@ test('three nodes become quorate; KV across nodes, typed status, nodes, quorum a
     assert.equal((await c1.kv.cas('fresh', 'v', { expected: null })).succeeded, true);
     assert.equal((await c1.kv.delete('greeting')).deleted, true);
     assert.equal((await c1.kv.delete('greeting')).deleted, false);
-    const bad = await failure(c1.kv.get(''));
+    const bad = await clientFailure(c1.kv.get(''));
     assert.equal(bad.code, 'INVALID_ARGUMENT');
 
     const s = await c3.status();
@@ -96,7 +87,7 @@ test('stopping the leader: the survivors commit the next write; its clients fail
   const old: CohortClient = cluster.client(leader);
   await old.kv.put('k', 'before');
   await cluster.stopNode(leader);
-  assert.equal((await failure(old.status())).code, 'CONNECTION_LOST');
+  assert.equal((await clientFailure(old.status())).code, 'CONNECTION_LOST');
   assert.equal(old.open, false);
   assert.equal((() => {
     try {
@@ -128,20 +119,20 @@ test('stopping the leader: the survivors commit the next write; its clients fail
 test('every wait honours an AbortSignal: calls, streams, and startCluster itself', async () => {
   const early = new AbortController();
   early.abort();
-  assert.equal((await failure(startCluster({ nodes: 3, signal: early.signal }))).code, 'ABORTED');
-  const slow = await failure(startCluster({ nodes: 3, timeoutMs: 1 }));
+  assert.equal((await clientFailure(startCluster({ nodes: 3, signal: early.signal }))).code, 'ABORTED');
+  const slow = await clientFailure(startCluster({ nodes: 3, timeoutMs: 1 }));
   assert.equal(slow.code, 'TIMEOUT');
   assert.match(slow.message, /node \d/);
 
   await using cluster = await startCluster({ nodes: 3 });
   await using c = cluster.client(1);
-  assert.equal((await failure(c.kv.get('x', { signal: early.signal }))).code, 'ABORTED');
+  assert.equal((await clientFailure(c.kv.get('x', { signal: early.signal }))).code, 'ABORTED');
 
   // Node 1 cut off from both peers: a write cannot commit; the caller's deadline ends the wait.
   cluster.setLink(1, 2, false);
   cluster.setLink(1, 3, false);
   const t0 = performance.now();
-  const late = await failure(c.kv.put('x', 'y', { signal: AbortSignal.timeout(300) }));
+  const late = await clientFailure(c.kv.put('x', 'y', { signal: AbortSignal.timeout(300) }));
   assert.ok(['TIMEOUT', 'NOT_QUORATE', 'UNAVAILABLE'].includes(late.code), late.code);
   assert.ok(performance.now() - t0 < 2500, 'the caller did not wait for the daemon deadline (5 s)');
   cluster.setLink(1, 2, true);
@@ -157,7 +148,7 @@ test('every wait honours an AbortSignal: calls, streams, and startCluster itself
   const drained = (async () => {
     for (;;) if ((await events.next()).done === true) return 'done';
   })();
-  assert.equal((await failure(drained)).code, 'ABORTED');
+  assert.equal((await clientFailure(drained)).code, 'ABORTED');
 });
 
 test('a process that used an embedded cluster exits on its own after stop (no timer or handle left)', async () => {

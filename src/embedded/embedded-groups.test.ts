@@ -6,7 +6,8 @@
 // events are in the cluster event stream; and leaving empties the group.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CohortClientError, type GroupItem } from '../client/index.js';
+import type { GroupItem } from '../client/index.js';
+import { clientFailure } from '../testing/api-support.js';
 import { startCluster } from './index.js';
 
 const decoder = new TextDecoder();
@@ -26,13 +27,7 @@ function text(items: readonly GroupItem[]): string[] {
 }
 
 async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof CohortClientError, String(e));
-    return e.code;
-  }
-  return 'ok';
+  return (await clientFailure(p)).code;
 }
 
 test('groups through the client: ordered delivery to every member, barriers, VIEW_CHANGED on a member stop, events, leave', async () => {
