@@ -122,6 +122,8 @@ interface GroupState {
   /** The newest messages of the group (any view; bounded), for members that catch up by snapshot. */
   readonly retained: RetainedMessage[];
   retainedBytes: number;
+  /** `members` as a sorted list, cached until the next view change (every send hands it out). */
+  memberList: readonly GroupMember[] | null;
 }
 
 /** A message kept in the state for members that catch up through a snapshot. */
@@ -196,7 +198,7 @@ export class GroupTable {
         const cur = g?.members.get(c.node);
         if (cur !== undefined && cur.incarnation === c.incarnation) return refuse('duplicate');
         if (g === undefined && this.groups.size >= GROUPS_MAX) return refuse('too-many-groups');
-        const state: GroupState = g ?? { viewId: 0, seq: 0, members: new Map(), barriers: new Map(), reached: [], retained: [], retainedBytes: 0 };
+        const state: GroupState = g ?? { viewId: 0, seq: 0, members: new Map(), barriers: new Map(), reached: [], retained: [], retainedBytes: 0, memberList: null };
         if (g === undefined) this.groups.set(c.group, state);
         const events: GroupEventBody[] = [];
         // An older incarnation still listed (its removal has not been applied yet) goes first.
@@ -270,6 +272,7 @@ export class GroupTable {
     g.barriers.clear();
     g.reached.length = 0;
     mutate();
+    g.memberList = null;
     const prevSeq = g.seq;
     g.viewId = ++this.lastViewId;
     g.seq = 0;
@@ -371,7 +374,7 @@ export class GroupTable {
         retained.push({ viewId: mview, seq: mseq, from, payload });
       }
       if (retainedBytes > GROUP_RETAINED_BYTES_MAX) throw new DecodeError('DECODE_TOO_LARGE', `group ${name} retains ${retainedBytes} bytes; at most ${GROUP_RETAINED_BYTES_MAX}`);
-      t.groups.set(name, { viewId, seq, members, barriers, reached, retained, retainedBytes });
+      t.groups.set(name, { viewId, seq, members, barriers, reached, retained, retainedBytes, memberList: null });
     }
     return t;
   }
@@ -388,9 +391,10 @@ function retain(g: GroupState, m: RetainedMessage): void {
   }
 }
 
-function membersOf(g: GroupState): GroupMember[] {
-  return sortedKeys(g.members).map((node) => {
+function membersOf(g: GroupState): readonly GroupMember[] {
+  g.memberList ??= sortedKeys(g.members).map((node) => {
     const m = defined(g.members.get(node), 'member');
     return { node, incarnation: m.incarnation, level: m.level };
   });
+  return g.memberList;
 }

@@ -144,11 +144,6 @@ export class RaftNode<C extends { readonly type: string }, O> {
   private knownCommit: LogIndex;
   private repairing: boolean;
   /**
-   * True when this incarnation started from a snapshot without state-machine data (a witness's
-   * copy): the state machine is empty although entries up to the snapshot were applied.
-   */
-  readonly startedWithoutData: boolean;
-  /**
    * The state machine lacks entry data: it started from, or restored, a witness's copy, or applied
    * a metadata-only entry since. This node's own snapshots then carry the `metadataOnly` mark, so
    * a restart knows it too (even after the node left the configuration that made it a witness).
@@ -180,9 +175,8 @@ export class RaftNode<C extends { readonly type: string }, O> {
     const snap = this.rec.storage.snapshot();
     assert(snap.ok, 'memory storage always holds a snapshot');
     this.snapshotIndex = snap.value.metadata.index;
-    this.startedWithoutData = snap.value.metadata.index > 0 && this.holdsNoData(snap.value.metadata);
-    this.withoutData = this.startedWithoutData;
-    if (snap.value.metadata.index > 0 && !this.holdsNoData(snap.value.metadata)) {
+    this.withoutData = snap.value.metadata.index > 0 && this.holdsNoData(snap.value.metadata);
+    if (snap.value.metadata.index > 0 && !this.withoutData) {
       const restored = this.sm.restore(snap.value.data);
       assert(restored.ok, 'a snapshot that passed its checksum restores');
     }
@@ -268,17 +262,16 @@ export class RaftNode<C extends { readonly type: string }, O> {
     this.reads = [];
   }
 
+  /**
+   * True when this node's state machine does not hold the entries' data, so its state must not be
+   * read or compared: it is a witness (in the applied configuration or the latest one in its log),
+   * holds a witness's copy of the log, or started from or applied a witness's copy since.
+   */
+  lacksData(): boolean {
+    return this.withoutData || this.core.holdsWitnessCopy() || this.core.isWitnessHere();
+  }
+
   /** The core's status plus shell state. */
-  /** True when this node is a witness in the applied configuration or the latest one in its log. */
-  isWitness(): boolean {
-    return this.core.isWitnessHere();
-  }
-
-  /** True when this node holds a witness's copy of the log (see `RaftCore.holdsWitnessCopy`). */
-  holdsWitnessCopy(): boolean {
-    return this.core.holdsWitnessCopy();
-  }
-
   status(): RaftStatus & { readonly incarnation: Incarnation; readonly repairing: boolean; readonly snapshotIndex: LogIndex } {
     return { ...this.core.status(), incarnation: this.incarnation, repairing: this.repairing, snapshotIndex: this.snapshotIndex };
   }

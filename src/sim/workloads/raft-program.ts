@@ -214,7 +214,7 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
     return new RaftSimNode(env.nodeId, null, kv, env, t, metrics);
   }
   holder.raft = raft;
-  if (raft.startedWithoutData || raft.holdsWitnessCopy() || raft.isWitness()) role.witness = true;
+  if (raft.lacksData()) role.witness = true;
   traceRecovered(env, raft, hashOf());
   raft.start();
   return new RaftSimNode(env.nodeId, raft, kv, env, t, metrics);
