@@ -176,6 +176,21 @@ test('a damaged stable state with no WAL copy of the term refuses to start with 
   assert.throws(() => start(r), (e: unknown) => e instanceof RecoveryError && e.code === 'RECOVERY_IMPOSSIBLE' && /Wipe its data directory/.test(e.message));
 });
 
+test('a damaged stable state recovered from the WAL starts in repair mode (its repair flag may be lost with it)', () => {
+  const r = rig();
+  const node = start(r);
+  runFor(r, 1000);
+  put(node, 'x', 'v');
+  runFor(r, 100);
+  node.stop();
+  const files = r.disk.snapshot();
+  const stable = files.get('stable-state')!;
+  stable[10] = (stable[10] ?? 0) ^ 0xff;
+  r.disk = newDisk(r.scheduler, files);
+  const again = start(r);
+  assert.equal(again.status().repairing, true, 'the term and vote come from the WAL, but the node does not know whether it was repairing');
+});
+
 test('a restarted node knows the commit of every configuration change it applied (HARD records carry it)', () => {
   const r = rig();
   const node = start(r);

@@ -265,6 +265,11 @@ export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: numbe
   }
   const r = replay(records, snap);
   if (r.gap) repairReasons.push('entries are missing between the snapshot and the WAL');
+  const heldUpTo = (snap?.metadata.index ?? 0) + r.entries.length;
+  if ((r.hard?.commit ?? 0) > heldUpTo) repairReasons.push(`the WAL says entries up to ${r.hard?.commit ?? 0} were committed but the log ends at ${heldUpTo}`);
+  // The stable-state file also keeps the repair flag: with it damaged, a node that was repairing
+  // (its log discarded) would look healthy. Assume it was.
+  if (stableDamage !== null) repairReasons.push('the stable-state file is damaged, so whether the node was repairing is unknown');
   const repairReason = repairReasons.length > 0 ? `${repairReasons.join('; ')}; repairing from peers` : null;
   if (stableDamage !== null && (r.hard === null || wal === null)) {
     throw new RecoveryError(
