@@ -21,8 +21,11 @@
  *   until it has caught up from a leader that committed an entry of its own term. It may have
  *   acknowledged entries it no longer holds; voting before the repair could elect a leader without
  *   them.
- * - A damaged stable-state file is recovered from the newest `HARD` record of an intact WAL;
- *   when both are damaged the node refuses to start (it cannot know its term or vote).
+ * - A damaged stable-state file is recovered from the newest `HARD` record of an intact WAL,
+ *   and the node starts in repair mode (the repair flag lived in that file: a node that was
+ *   repairing would otherwise restart as healthy with an empty log); when both are damaged the
+ *   node refuses to start (it cannot know its term or vote).
+ * - A WAL whose `HARD` records name a commit beyond the entries held: repair mode too.
  * - A damaged snapshot falls back to an older one; with none left and entries compacted away the
  *   node starts in repair mode from an empty log.
  */
