@@ -194,7 +194,9 @@ export class RaftLiveness implements Checker, Liveness {
       const own = this.tips.get(candidate) as Tip;
       const latest = this.pending.get(candidate);
       const counted = latest === undefined ? [applied] : [applied, latest];
-      if (!counted.some((cfg) => cfg.voters.has(candidate) || cfg.outgoing.has(candidate))) continue;
+      // Only a voter of the applied configuration campaigns (the core's `promotable`): a learner
+      // whose promotion is still pending in the log cannot, however up to date its log is.
+      if (!applied.voters.has(candidate) && !applied.outgoing.has(candidate)) continue;
       // A witness never leads, nor does a node holding a witness's copy of the log.
       if (this.witnessCopies.has(candidate) || counted.some((cfg) => cfg.cluster.witnesses.has(candidate))) continue;
       const grant = new Set<NodeId>(healthy.filter((id) => !newerThan(this.tips.get(id) as Tip, own)));
