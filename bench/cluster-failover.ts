@@ -40,10 +40,25 @@ interface RunFigures {
 
 type Metric = keyof RunFigures;
 
-const METRICS: readonly { readonly key: Metric; readonly label: string; readonly unit: string; readonly aim: string }[] = [
+const METRICS: readonly {
+  readonly key: Metric;
+  readonly label: string;
+  readonly unit: string;
+  readonly aim: string;
+}[] = [
   { key: 'coldStartMs', label: '(a) cold start of 3 processes to quorate', unit: 'ms', aim: '<= 2000 ms' },
-  { key: 'followerKillToViewMs', label: '(b) kill -9 follower -> view change on both survivors', unit: 'ms', aim: 'p99 <= 3000 ms' },
-  { key: 'leaderKillToWriteMs', label: '(c) kill -9 leader -> next committed KV write', unit: 'ms', aim: 'median <= 1000 ms (etcd ~1300)' },
+  {
+    key: 'followerKillToViewMs',
+    label: '(b) kill -9 follower -> view change on both survivors',
+    unit: 'ms',
+    aim: 'p99 <= 3000 ms',
+  },
+  {
+    key: 'leaderKillToWriteMs',
+    label: '(c) kill -9 leader -> next committed KV write',
+    unit: 'ms',
+    aim: 'median <= 1000 ms (etcd ~1300)',
+  },
   { key: 'evictionsFromStop', label: '(d) evictions from a 1 s SIGSTOP of a follower', unit: 'count', aim: '0' },
 ];
 
@@ -53,7 +68,11 @@ async function leaderOf(c: ProcessCluster, ids: readonly number[]): Promise<numb
   return (await c.waitLeader(ids, QUORATE_BOUND_MS)).leader;
 }
 
-async function evictionsSince(c: ProcessCluster, via: number, fromSeq: number): Promise<{ readonly count: number; readonly next: number }> {
+async function evictionsSince(
+  c: ProcessCluster,
+  via: number,
+  fromSeq: number,
+): Promise<{ readonly count: number; readonly next: number }> {
   let count = 0;
   let next = fromSeq;
   await using conn = await connectLocal({ socket: c.socket(via) });
@@ -65,10 +84,19 @@ async function evictionsSince(c: ProcessCluster, via: number, fromSeq: number): 
   return { count, next };
 }
 
-async function viewWithout(c: ProcessCluster, ids: readonly number[], gone: number, afterViewId: number): Promise<void> {
+async function viewWithout(
+  c: ProcessCluster,
+  ids: readonly number[],
+  gone: number,
+  afterViewId: number,
+): Promise<void> {
   await waitFor(`a view without node ${gone} on ${ids.join(',')}`, VIEW_BOUND_MS, async () => {
     const ss = await Promise.all(ids.map((i) => c.status(i)));
-    return ss.every((s) => s !== null && (s['viewId'] as number) > afterViewId && !membersOf(s).some(([n]) => n === gone)) ? true : null;
+    return ss.every(
+      (s) => s !== null && (s['viewId'] as number) > afterViewId && !membersOf(s).some(([n]) => n === gone),
+    )
+      ? true
+      : null;
   });
 }
 
@@ -117,14 +145,23 @@ async function oneRun(): Promise<RunFigures> {
     const view = (await c.status(leader))?.['viewId'] as number;
     const t1 = performance.now();
     await c.kill(follower);
-    await viewWithout(c, c.ids.filter((i) => i !== follower), follower, view);
+    await viewWithout(
+      c,
+      c.ids.filter((i) => i !== follower),
+      follower,
+      view,
+    );
     const followerKillToViewMs = performance.now() - t1;
     await readmit(c, follower, leader);
 
     const lead = await leaderOf(c, c.ids);
     const t2 = performance.now();
     await c.kill(lead);
-    await firstWrite(c, c.ids.filter((i) => i !== lead), String(t2));
+    await firstWrite(
+      c,
+      c.ids.filter((i) => i !== lead),
+      String(t2),
+    );
     const leaderKillToWriteMs = performance.now() - t2;
     return { coldStartMs, followerKillToViewMs, leaderKillToWriteMs, evictionsFromStop };
   } finally {
@@ -138,24 +175,47 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length, rank) - 1] ?? Number.NaN;
 }
 
-function summarise(runs: readonly RunFigures[]): Record<Metric, { median: number; p99: number; min: number; max: number }> {
+function summarise(
+  runs: readonly RunFigures[],
+): Record<Metric, { median: number; p99: number; min: number; max: number }> {
   const out = {} as Record<Metric, { median: number; p99: number; min: number; max: number }>;
   for (const m of METRICS) {
     const xs = runs.map((r) => r[m.key]).sort((a, b) => a - b);
-    out[m.key] = { median: percentile(xs, 50), p99: percentile(xs, 99), min: xs[0] ?? Number.NaN, max: xs.at(-1) ?? Number.NaN };
+    out[m.key] = {
+      median: percentile(xs, 50),
+      p99: percentile(xs, 99),
+      min: xs[0] ?? Number.NaN,
+      max: xs.at(-1) ?? Number.NaN,
+    };
   }
   return out;
 }
 
 function printTable(runs: number, s: ReturnType<typeof summarise>): void {
-  const rows = [['metric', 'median', 'p99', 'min', 'max', 'aim'], ...METRICS.map((m) => [m.label, ...[s[m.key].median, s[m.key].p99, s[m.key].min, s[m.key].max].map((v) => `${Math.round(v)}${m.unit === 'ms' ? ' ms' : ''}`), m.aim])];
+  const rows = [
+    ['metric', 'median', 'p99', 'min', 'max', 'aim'],
+    ...METRICS.map((m) => [
+      m.label,
+      ...[s[m.key].median, s[m.key].p99, s[m.key].min, s[m.key].max].map(
+        (v) => `${Math.round(v)}${m.unit === 'ms' ? ' ms' : ''}`,
+      ),
+      m.aim,
+    ]),
+  ];
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  process.stdout.write(`cluster failover, 3 processes on loopback, ${runs} runs (default timeouts: heartbeat 100 ms, failure timeout 1 s)\n`);
-  for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')}\n`);
+  process.stdout.write(
+    `cluster failover, 3 processes on loopback, ${runs} runs (default timeouts: heartbeat 100 ms, failure timeout 1 s)\n`,
+  );
+  for (const r of rows)
+    process.stdout.write(
+      `${r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')}\n`,
+    );
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: 'string', default: String(RUNS_DEFAULT) }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: { runs: { type: 'string', default: String(RUNS_DEFAULT) }, json: { type: 'boolean', default: false } },
+  });
   const runs = Number(values.runs);
   if (!Number.isSafeInteger(runs) || runs < 1 || runs > RUNS_MAX) {
     process.stderr.write(`cluster-failover: --runs must be an integer in [1, ${RUNS_MAX}], got ${values.runs}\n`);
@@ -165,7 +225,10 @@ async function main(): Promise<void> {
   const figures: RunFigures[] = [];
   for (let i = 0; i < runs; i++) {
     figures.push(await oneRun());
-    if (!values.json) process.stderr.write(`run ${i + 1}/${runs}: ${JSON.stringify(figures.at(-1), (_k, v: unknown) => (typeof v === 'number' ? Math.round(v) : v))}\n`);
+    if (!values.json)
+      process.stderr.write(
+        `run ${i + 1}/${runs}: ${JSON.stringify(figures.at(-1), (_k, v: unknown) => (typeof v === 'number' ? Math.round(v) : v))}\n`,
+      );
   }
   const summary = summarise(figures);
   if (values.json) process.stdout.write(`${JSON.stringify({ runs, summary, samples: figures })}\n`);

@@ -88,7 +88,13 @@ class Receiver {
   }
 }
 
-async function rttSamples(sender: GroupHandle, self: Receiver, size: number, samples: number, tagBase: number): Promise<number[]> {
+async function rttSamples(
+  sender: GroupHandle,
+  self: Receiver,
+  size: number,
+  samples: number,
+  tagBase: number,
+): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < samples; i++) {
     const tag = tagBase + i;
@@ -101,7 +107,14 @@ async function rttSamples(sender: GroupHandle, self: Receiver, size: number, sam
   return out.sort((a, b) => a - b);
 }
 
-async function throughput(sender: GroupHandle, receivers: readonly Receiver[], size: number, seconds: number, window: number, tagBase: number): Promise<{ delivered: number; seconds: number }> {
+async function throughput(
+  sender: GroupHandle,
+  receivers: readonly Receiver[],
+  size: number,
+  seconds: number,
+  window: number,
+  tagBase: number,
+): Promise<{ delivered: number; seconds: number }> {
   const start = receivers.map((r) => r.count);
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
@@ -113,7 +126,8 @@ async function throughput(sender: GroupHandle, receivers: readonly Receiver[], s
   // Let the last messages reach every member.
   const sent = tag - tagBase;
   const settle = performance.now() + 5000;
-  while (receivers.some((r, i) => r.count - (start[i] ?? 0) < sent) && performance.now() < settle) await new Promise((r) => setTimeout(r, 5));
+  while (receivers.some((r, i) => r.count - (start[i] ?? 0) < sent) && performance.now() < settle)
+    await new Promise((r) => setTimeout(r, 5));
   const elapsed = (performance.now() - t0) / 1000;
   const delivered = Math.min(...receivers.map((r, i) => r.count - (start[i] ?? 0)));
   return { delivered, seconds: elapsed };
@@ -138,10 +152,25 @@ async function processMode(seconds: number, samples: number, window: number): Pr
     let tagBase = 1;
     for (const size of SIZES) {
       await rttSamples(follower, receivers[followerIndex] as Receiver, size, 50, (tagBase += 1_000_000)); // warm-up
-      const rf = await rttSamples(follower, receivers[followerIndex] as Receiver, size, samples, (tagBase += 1_000_000));
+      const rf = await rttSamples(
+        follower,
+        receivers[followerIndex] as Receiver,
+        size,
+        samples,
+        (tagBase += 1_000_000),
+      );
       const rl = await rttSamples(lead, receivers[leaderIndex] as Receiver, size, samples, (tagBase += 1_000_000));
       const t = await throughput(follower, receivers, size, seconds, window, (tagBase += 10_000_000));
-      out.push({ size, messagesPerSecond: t.delivered / t.seconds, delivered: t.delivered, seconds: t.seconds, rttFollowerP50Ms: percentile(rf, 50), rttFollowerP99Ms: percentile(rf, 99), rttLeaderP50Ms: percentile(rl, 50), rttLeaderP99Ms: percentile(rl, 99) });
+      out.push({
+        size,
+        messagesPerSecond: t.delivered / t.seconds,
+        delivered: t.delivered,
+        seconds: t.seconds,
+        rttFollowerP50Ms: percentile(rf, 50),
+        rttFollowerP99Ms: percentile(rf, 99),
+        rttLeaderP50Ms: percentile(rl, 50),
+        rttLeaderP99Ms: percentile(rl, 99),
+      });
     }
     for (const r of receivers) r.close();
     return out;
@@ -219,7 +248,16 @@ function simMode(seconds: number, samples: number, window: number): Figures[] {
     h.runUntil(() => inFlight === 0, 10_000);
     const elapsed = (h.nowMs() - t0) / 1000;
     const delivered = Math.min(...[1, 2, 3].map((id, i) => (counts.get(id) ?? 0) - (start[i] ?? 0)));
-    out.push({ size, messagesPerSecond: delivered / elapsed, delivered, seconds: elapsed, rttFollowerP50Ms: percentile(rf, 50), rttFollowerP99Ms: percentile(rf, 99), rttLeaderP50Ms: percentile(rl, 50), rttLeaderP99Ms: percentile(rl, 99) });
+    out.push({
+      size,
+      messagesPerSecond: delivered / elapsed,
+      delivered,
+      seconds: elapsed,
+      rttFollowerP50Ms: percentile(rf, 50),
+      rttFollowerP99Ms: percentile(rf, 99),
+      rttLeaderP50Ms: percentile(rl, 50),
+      rttLeaderP99Ms: percentile(rl, 99),
+    });
   }
   return out;
 }
@@ -228,23 +266,49 @@ function simMode(seconds: number, samples: number, window: number): Figures[] {
 
 function print(mode: string, window: number, figures: readonly Figures[]): void {
   const f = (x: number, d = 2): string => x.toFixed(d);
-  process.stdout.write(`group messaging, one sender (a follower), 3 members, ${mode === 'sim' ? 'SIMULATED (virtual time)' : '3 processes on loopback'}, ${window} sends in flight\n`);
+  process.stdout.write(
+    `group messaging, one sender (a follower), 3 members, ${mode === 'sim' ? 'SIMULATED (virtual time)' : '3 processes on loopback'}, ${window} sends in flight\n`,
+  );
   process.stdout.write('size    msgs/s to all   RTT follower p50/p99 ms   RTT leader p50/p99 ms\n');
-  for (const x of figures) process.stdout.write(`${String(x.size).padEnd(6)}  ${Math.round(x.messagesPerSecond).toString().padStart(13)}   ${`${f(x.rttFollowerP50Ms)} / ${f(x.rttFollowerP99Ms)}`.padStart(23)}   ${`${f(x.rttLeaderP50Ms)} / ${f(x.rttLeaderP99Ms)}`.padStart(21)}\n`);
-  process.stdout.write('corosync CPG on this machine (issue 6): ~14,000 msgs/s at 100 B and 1 KiB, RTT p50 0.98 ms, p99 2.1 ms\n');
+  for (const x of figures)
+    process.stdout.write(
+      `${String(x.size).padEnd(6)}  ${Math.round(x.messagesPerSecond).toString().padStart(13)}   ${`${f(x.rttFollowerP50Ms)} / ${f(x.rttFollowerP99Ms)}`.padStart(23)}   ${`${f(x.rttLeaderP50Ms)} / ${f(x.rttLeaderP99Ms)}`.padStart(21)}\n`,
+    );
+  process.stdout.write(
+    'corosync CPG on this machine (issue 6): ~14,000 msgs/s at 100 B and 1 KiB, RTT p50 0.98 ms, p99 2.1 ms\n',
+  );
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { mode: { type: 'string', default: 'process' }, seconds: { type: 'string', default: '3' }, 'rtt-samples': { type: 'string', default: '500' }, window: { type: 'string', default: '128' }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: {
+      mode: { type: 'string', default: 'process' },
+      seconds: { type: 'string', default: '3' },
+      'rtt-samples': { type: 'string', default: '500' },
+      window: { type: 'string', default: '128' },
+      json: { type: 'boolean', default: false },
+    },
+  });
   const seconds = Number(values.seconds);
   const samples = Number(values['rtt-samples']);
   const window = Number(values.window);
-  if (!['process', 'sim'].includes(values.mode) || !(seconds > 0 && seconds <= 600) || !Number.isSafeInteger(samples) || samples < 1 || !Number.isSafeInteger(window) || window < 1 || window > 4096) {
-    process.stderr.write('group-messaging: usage: [--mode process|sim] [--seconds 0<S<=600] [--rtt-samples N>=1] [--window 1..4096] [--json]\n');
+  if (
+    !['process', 'sim'].includes(values.mode) ||
+    !(seconds > 0 && seconds <= 600) ||
+    !Number.isSafeInteger(samples) ||
+    samples < 1 ||
+    !Number.isSafeInteger(window) ||
+    window < 1 ||
+    window > 4096
+  ) {
+    process.stderr.write(
+      'group-messaging: usage: [--mode process|sim] [--seconds 0<S<=600] [--rtt-samples N>=1] [--window 1..4096] [--json]\n',
+    );
     process.exitCode = 2;
     return;
   }
-  const figures = values.mode === 'sim' ? simMode(seconds, samples, window) : await processMode(seconds, samples, window);
+  const figures =
+    values.mode === 'sim' ? simMode(seconds, samples, window) : await processMode(seconds, samples, window);
   if (values.json) process.stdout.write(`${JSON.stringify({ mode: values.mode, window, figures })}\n`);
   else print(values.mode, window, figures);
 }

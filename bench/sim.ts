@@ -54,8 +54,20 @@ if (process.argv.includes('--json')) {
   process.stdout.write(`${JSON.stringify(rows)}\n`);
 } else {
   const header = ['nodes', 'seeds', 'simulated s', 'wall s', 'sim s / wall s', 'events / wall s', 'violations'];
-  const lines = rows.map((r) => [r.nodes, r.seeds, r.simulatedSeconds.toFixed(1), r.wallSeconds.toFixed(2), r.simSecondsPerWallSecond.toFixed(0), r.eventsPerWallSecond.toFixed(0), r.violations].map(String));
+  const lines = rows.map((r) =>
+    [
+      r.nodes,
+      r.seeds,
+      r.simulatedSeconds.toFixed(1),
+      r.wallSeconds.toFixed(2),
+      r.simSecondsPerWallSecond.toFixed(0),
+      r.eventsPerWallSecond.toFixed(0),
+      r.violations,
+    ].map(String),
+  );
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
-  process.stdout.write(`simulator throughput, broadcast workload, one thread, ${seeds} seeds per row\n${fmt(header)}\n${lines.map(fmt).join('\n')}\n`);
+  process.stdout.write(
+    `simulator throughput, broadcast workload, one thread, ${seeds} seeds per row\n${fmt(header)}\n${lines.map(fmt).join('\n')}\n`,
+  );
 }

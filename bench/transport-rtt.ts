@@ -51,9 +51,11 @@ function makeTransport(self: NodeId, peer: NodeId, key: ClusterKey, plain: boole
 
 /** The forked side: echoes every ping as a pong with an empty payload. */
 async function runPeer(): Promise<void> {
-  const setup = await new Promise<PeerSetup>((resolve) => process.once('message', (m) => {
-    resolve(m as PeerSetup);
-  }));
+  const setup = await new Promise<PeerSetup>((resolve) =>
+    process.once('message', (m) => {
+      resolve(m as PeerSetup);
+    }),
+  );
   const t = makeTransport(PEER_ID, BENCH_ID, new ClusterKey(Buffer.from(setup.keyHex, 'hex')), setup.plain);
   const empty = new Uint8Array(0);
   t.setHandlers({
@@ -119,7 +121,11 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[i] ?? Number.NaN;
 }
 
-async function connectPair(plain: boolean, key: ClusterKey, pongs: PongWaiter): Promise<{ t: TcpTransport<ExampleMessage>; child: ChildProcess }> {
+async function connectPair(
+  plain: boolean,
+  key: ClusterKey,
+  pongs: PongWaiter,
+): Promise<{ t: TcpTransport<ExampleMessage>; child: ChildProcess }> {
   const t = makeTransport(BENCH_ID, PEER_ID, key, plain);
   let up: () => void = () => undefined;
   const isUp = new Promise<void>((resolve) => (up = resolve));
@@ -133,10 +139,14 @@ async function connectPair(plain: boolean, key: ClusterKey, pongs: PongWaiter): 
     onPeerDown: () => undefined,
   });
   const address = await t.start();
-  const child = fork(fileURLToPath(import.meta.url), ['--role', 'peer'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const childPort = new Promise<number>((resolve) => child.once('message', (m) => {
-    resolve((m as { port: number }).port);
-  }));
+  const child = fork(fileURLToPath(import.meta.url), ['--role', 'peer'], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const childPort = new Promise<number>((resolve) =>
+    child.once('message', (m) => {
+      resolve((m as { port: number }).port);
+    }),
+  );
   child.send({ keyHex: Buffer.from(key.bytes()).toString('hex'), plain, parentPort: address.port } satisfies PeerSetup);
   const peerAddress: PeerAddress = { host: HOST, port: await childPort };
   t.setPeerAddress(PEER_ID, peerAddress);
@@ -144,7 +154,12 @@ async function connectPair(plain: boolean, key: ClusterKey, pongs: PongWaiter): 
   return { t, child };
 }
 
-async function pingPong(t: TcpTransport<ExampleMessage>, pongs: PongWaiter, count: number, payloadBytes: number): Promise<number[]> {
+async function pingPong(
+  t: TcpTransport<ExampleMessage>,
+  pongs: PongWaiter,
+  count: number,
+  payloadBytes: number,
+): Promise<number[]> {
   const payload = new Uint8Array(payloadBytes);
   const rtts: number[] = [];
   const warmup = Math.min(1000, Math.ceil(count / 10));
@@ -158,7 +173,13 @@ async function pingPong(t: TcpTransport<ExampleMessage>, pongs: PongWaiter, coun
   return rtts.sort((a, b) => a - b);
 }
 
-async function pipelined(t: TcpTransport<ExampleMessage>, pongs: PongWaiter, count: number, payloadBytes: number, window: number): Promise<number> {
+async function pipelined(
+  t: TcpTransport<ExampleMessage>,
+  pongs: PongWaiter,
+  count: number,
+  payloadBytes: number,
+  window: number,
+): Promise<number> {
   const payload = new Uint8Array(payloadBytes);
   const base = pongs.received;
   const started = performance.now();
@@ -200,7 +221,15 @@ async function runMode(plain: boolean, messages: number, payloadBytes: number, w
 }
 
 function printTable(results: readonly ModeResult[], window: number): void {
-  const header = ['mode', 'ping-pongs', 'rtt p50 µs', 'rtt p99 µs', 'rtt max µs', `pipelined msgs/s (window ${window})`, 'payload MB/s'];
+  const header = [
+    'mode',
+    'ping-pongs',
+    'rtt p50 µs',
+    'rtt p99 µs',
+    'rtt max µs',
+    `pipelined msgs/s (window ${window})`,
+    'payload MB/s',
+  ];
   const rows = results.map((r) => [
     r.mode,
     String(r.pingPongs),
@@ -212,7 +241,9 @@ function printTable(results: readonly ModeResult[], window: number): void {
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ');
-  process.stdout.write(`${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}\n${rows.map(line).join('\n')}\n`);
+  process.stdout.write(
+    `${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}\n${rows.map(line).join('\n')}\n`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -232,11 +263,17 @@ async function main(): Promise<void> {
   const messages = Number(values.messages);
   const payload = Number(values.payload);
   const window = Number(values.window);
-  for (const [name, v] of [['--messages', messages], ['--payload', payload], ['--window', window]] as const) {
-    if (!Number.isInteger(v) || v < (name === '--payload' ? 0 : 1)) throw new Error(`${name} must be a positive integer`);
+  for (const [name, v] of [
+    ['--messages', messages],
+    ['--payload', payload],
+    ['--window', window],
+  ] as const) {
+    if (!Number.isInteger(v) || v < (name === '--payload' ? 0 : 1))
+      throw new Error(`${name} must be a positive integer`);
   }
   const results = [await runMode(false, messages, payload, window), await runMode(true, messages, payload, window)];
-  if (values.json) process.stdout.write(`${JSON.stringify({ benchmark: 'transport-rtt', node: process.version, results })}\n`);
+  if (values.json)
+    process.stdout.write(`${JSON.stringify({ benchmark: 'transport-rtt', node: process.version, results })}\n`);
   else printTable(results, window);
 }
 

@@ -98,7 +98,8 @@ function fsyncLatency(dir: string, seconds: number): { p50Ms: number; p99Ms: num
     closeSync(fd);
   }
   samples.sort((a, b) => a - b);
-  const at = (q: number): number => Number((samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? 0).toFixed(3));
+  const at = (q: number): number =>
+    Number((samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? 0).toFixed(3));
   return { p50Ms: at(0.5), p99Ms: at(0.99), count: samples.length };
 }
 
@@ -113,8 +114,12 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify({ recordBytes: RECORD_BYTES, seconds, fsync, rows })}\n`);
       return;
     }
-    process.stdout.write(`raw append+fdatasync latency: p50 ${fsync.p50Ms} ms, p99 ${fsync.p99Ms} ms (${fsync.count} samples)\n`);
-    process.stdout.write(`durable appends of ${RECORD_BYTES}-byte records (FileDisk, group commit), ${seconds}s per level\n`);
+    process.stdout.write(
+      `raw append+fdatasync latency: p50 ${fsync.p50Ms} ms, p99 ${fsync.p99Ms} ms (${fsync.count} samples)\n`,
+    );
+    process.stdout.write(
+      `durable appends of ${RECORD_BYTES}-byte records (FileDisk, group commit), ${seconds}s per level\n`,
+    );
     process.stdout.write('outstanding  appends/s      MB/s   fsyncs  records/fsync\n');
     for (const r of rows) {
       process.stdout.write(

@@ -79,7 +79,10 @@ export const RAFT_VOTES_PER_NODE_MAX: number = 255;
 /** Raft: election timeout ceiling, in ticks (config validation). */
 export const RAFT_ELECTION_TICKS_MAX: number = 10_000;
 
-assert(RAFT_MESSAGE_ENTRIES_BYTES_TARGET + RAFT_ENTRY_BYTES_MAX < FRAME_PAYLOAD_BYTES_MAX, 'a MsgApp at its target plus one maximal entry must fit a frame');
+assert(
+  RAFT_MESSAGE_ENTRIES_BYTES_TARGET + RAFT_ENTRY_BYTES_MAX < FRAME_PAYLOAD_BYTES_MAX,
+  'a MsgApp at its target plus one maximal entry must fit a frame',
+);
 assert(RAFT_SNAPSHOT_BYTES_MAX > 0 && RAFT_SNAPSHOT_BYTES_MAX < FRAME_PAYLOAD_BYTES_MAX, 'a MsgSnap must fit a frame');
 assert(RAFT_UNCOMMITTED_BYTES_MAX >= RAFT_ENTRY_BYTES_MAX, 'the uncommitted budget must admit one maximal entry');
 assert(RAFT_COMMITTED_BYTES_PER_READY_MAX >= RAFT_ENTRY_BYTES_MAX, 'a Ready must carry at least one maximal entry');
@@ -109,8 +112,14 @@ export const LIN_CACHE_BYTES_DEFAULT: number = 256 * 1024 * 1024;
 
 assert(KV_RANGE_BYTES_MAX >= KV_KEY_BYTES_MAX + KV_VALUE_BYTES_MAX, 'a range must fit at least one maximal entry');
 // Per-entry snapshot overhead is a key length, a value length and three revisions: 4 + 4 + 3 * 8 bytes.
-assert(KV_STATE_BYTES_MAX + KV_KEYS_MAX * 32 + 4096 <= RAFT_SNAPSHOT_BYTES_MAX, 'a full KV state must fit one Raft snapshot');
-assert(KV_VALUE_BYTES_MAX + KV_KEY_BYTES_MAX + 64 <= RAFT_ENTRY_BYTES_MAX, 'a maximal KV command must fit one Raft entry');
+assert(
+  KV_STATE_BYTES_MAX + KV_KEYS_MAX * 32 + 4096 <= RAFT_SNAPSHOT_BYTES_MAX,
+  'a full KV state must fit one Raft snapshot',
+);
+assert(
+  KV_VALUE_BYTES_MAX + KV_KEY_BYTES_MAX + 64 <= RAFT_ENTRY_BYTES_MAX,
+  'a maximal KV command must fit one Raft entry',
+);
 
 /** Quorum: largest `expectedVotes` of one configuration side (every node at the vote ceiling). */
 export const QUORUM_EXPECTED_VOTES_MAX: number = CLUSTER_NODES_MAX * RAFT_VOTES_PER_NODE_MAX;
@@ -121,7 +130,10 @@ export const QUORUM_LMS_WINDOW_TICKS_MAX: number = 1_000_000;
 /** Quorum: last-man-standing never proposes expected votes below this (two_node is the fencing layer's business). */
 export const QUORUM_LMS_EXPECTED_VOTES_FLOOR: number = 2;
 
-assert(QUORUM_LMS_EXPECTED_VOTES_FLOOR >= 2, 'last-man-standing alone must never shrink a cluster to one vote (that is two_node plus fencing)');
+assert(
+  QUORUM_LMS_EXPECTED_VOTES_FLOOR >= 2,
+  'last-man-standing alone must never shrink a cluster to one vote (that is two_node plus fencing)',
+);
 
 /** Storage: disk operations submitted and not yet completed on one `Disk` (callers are bounded well below). */
 export const DISK_OPS_PENDING_MAX: number = 1_000_000;
@@ -190,7 +202,10 @@ export const API_DATA_DEPTH_MAX: number = 32;
 /** Local API: stream items a client buffers before it stops reading the socket (backpressure). */
 export const API_CLIENT_STREAM_ITEMS_MAX: number = 1024;
 
-assert(API_CLIENT_QUEUE_BYTES_MAX >= 2 * API_FRAME_BYTES_MAX, 'a client queue must hold a full frame plus the error that closes a stream');
+assert(
+  API_CLIENT_QUEUE_BYTES_MAX >= 2 * API_FRAME_BYTES_MAX,
+  'a client queue must hold a full frame plus the error that closes a stream',
+);
 assert(API_FRAME_BYTES_MAX <= FRAME_PAYLOAD_BYTES_MAX, 'API frames use the shared frame decoder');
 
 /** Membership: longest configured node name, in UTF-8 bytes (the config accepts 63 characters). */
@@ -237,15 +252,39 @@ export const GROUP_BARRIERS_REACHED_KEPT: number = 32;
  * Groups: bound of the encoded group table (every group full: name, view, members with
  * incarnation and level, pending barriers with their arrivals).
  */
-export const GROUP_TABLE_BYTES_MAX: number = GROUPS_MAX * (4 + GROUP_NAME_BYTES_MAX + 8 + 8 + 1 + CLUSTER_NODES_MAX * 11 + 1 + GROUP_BARRIERS_PENDING_MAX * (4 + BARRIER_NAME_BYTES_MAX + 1 + CLUSTER_NODES_MAX * 2) + 1 + GROUP_BARRIERS_REACHED_KEPT * (1 + BARRIER_NAME_BYTES_MAX) + 2 + GROUP_RETAINED_BYTES_MAX + GROUP_RETAINED_MESSAGES_MAX * 18) + 16;
+export const GROUP_TABLE_BYTES_MAX: number =
+  GROUPS_MAX *
+    (4 +
+      GROUP_NAME_BYTES_MAX +
+      8 +
+      8 +
+      1 +
+      CLUSTER_NODES_MAX * 11 +
+      1 +
+      GROUP_BARRIERS_PENDING_MAX * (4 + BARRIER_NAME_BYTES_MAX + 1 + CLUSTER_NODES_MAX * 2) +
+      1 +
+      GROUP_BARRIERS_REACHED_KEPT * (1 + BARRIER_NAME_BYTES_MAX) +
+      2 +
+      GROUP_RETAINED_BYTES_MAX +
+      GROUP_RETAINED_MESSAGES_MAX * 18) +
+  16;
 /** Failure detector: failure decisions per node remembered to recognise a fail/rejoin cycle. */
 export const DETECTOR_FAILURES_REMEMBERED_MAX: number = 8;
 /** Failure detector: consecutive ticks in which the leader's own lag holds back accusations. */
 export const DETECTOR_SUPPRESSED_TICKS_MAX: number = 4;
 
-assert(MEMBERSHIP_EVENT_BYTES_MAX * 2 <= MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX, 'the event ring must hold at least two maximal events');
-assert(MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX + 64 * 1024 + GROUP_TABLE_BYTES_MAX <= MEMBERSHIP_SNAPSHOT_BYTES_MAX, 'retained events, the node table and the group table must fit a membership snapshot');
-assert(MEMBERSHIP_SNAPSHOT_BYTES_MAX + KV_STATE_BYTES_MAX + KV_KEYS_MAX * 32 + 8192 <= RAFT_SNAPSHOT_BYTES_MAX, 'membership and KV snapshots must fit one Raft snapshot together');
+assert(
+  MEMBERSHIP_EVENT_BYTES_MAX * 2 <= MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX,
+  'the event ring must hold at least two maximal events',
+);
+assert(
+  MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX + 64 * 1024 + GROUP_TABLE_BYTES_MAX <= MEMBERSHIP_SNAPSHOT_BYTES_MAX,
+  'retained events, the node table and the group table must fit a membership snapshot',
+);
+assert(
+  MEMBERSHIP_SNAPSHOT_BYTES_MAX + KV_STATE_BYTES_MAX + KV_KEYS_MAX * 32 + 8192 <= RAFT_SNAPSHOT_BYTES_MAX,
+  'membership and KV snapshots must fit one Raft snapshot together',
+);
 assert(MEMBERSHIP_EVENTS_READ_MAX <= MEMBERSHIP_EVENTS_RETAINED_MAX, 'a read never asks for more than is kept');
 
 /** Cluster node: proposals (local and forwarded) one node keeps waiting at once; more are refused `BUSY`. */

@@ -11,11 +11,33 @@ const root = resolve(dirname(new URL(import.meta.url).pathname), '../..');
 const src = join(root, 'src');
 
 /** Layers in order; a module may import only from its own layer and those before it. */
-const ORDER = ['lib', 'transport', 'api', 'storage', 'quorum', 'log', 'groups', 'membership', 'fencing', 'recovery', 'dlm', 'ddraid', 'runtime'];
+const ORDER = [
+  'lib',
+  'transport',
+  'api',
+  'storage',
+  'quorum',
+  'log',
+  'groups',
+  'membership',
+  'fencing',
+  'recovery',
+  'dlm',
+  'ddraid',
+  'runtime',
+];
 const CORES = new Set(['quorum', 'log', 'membership', 'groups', 'fencing', 'recovery', 'dlm', 'ddraid']);
 /** Pure layers: no node builtins and no platform/sim/node/cli imports. */
 const PURE = new Set([...ORDER]);
-const FORBIDDEN_IN_CORES = [/\bDate\.now\b/, /\bnew Date\b/, /\bMath\.random\b/, /\bsetTimeout\b/, /\bsetInterval\b/, /\bprocess\./, /\bconsole\./];
+const FORBIDDEN_IN_CORES = [
+  /\bDate\.now\b/,
+  /\bnew Date\b/,
+  /\bMath\.random\b/,
+  /\bsetTimeout\b/,
+  /\bsetInterval\b/,
+  /\bprocess\./,
+  /\bconsole\./,
+];
 
 function sources(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir).sort()) {
@@ -29,7 +51,8 @@ function sources(dir: string, out: string[] = []): string[] {
 function imports(file: string): string[] {
   const text = readFileSync(file, 'utf8');
   const found: string[] = [];
-  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/g)) found.push(m[1] ?? '');
+  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/g))
+    found.push(m[1] ?? '');
   for (const m of text.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g)) found.push(m[1] ?? '');
   return found;
 }
@@ -83,7 +106,8 @@ test('only the simulator, tests and the sim command import src/sim', () => {
     const allowed = rel.startsWith('cli/') && (rel.includes('sim') || rel.includes('demo'));
     for (const spec of imports(file)) {
       if (!spec.startsWith('.')) continue;
-      if (layerOf(resolve(dirname(file), spec)) === 'sim' && !allowed) problems.push(`${relative(root, file)} imports ${spec}`);
+      if (layerOf(resolve(dirname(file), spec)) === 'sim' && !allowed)
+        problems.push(`${relative(root, file)} imports ${spec}`);
     }
   }
   assert.deepEqual(problems, []);

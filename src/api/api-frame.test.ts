@@ -43,7 +43,11 @@ const dataArb: fc.Arbitrary<ApiData> = fc.letrec((tie) => ({
     fc.string(),
     fc.uint8Array({ maxLength: 16 }),
     fc.array(tie('value'), { maxLength: 4 }),
-    fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'), tie('value'), { maxKeys: 4 }),
+    fc.dictionary(
+      fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'),
+      tie('value'),
+      { maxKeys: 4 },
+    ),
   ),
 })).value as fc.Arbitrary<ApiData>;
 
@@ -51,18 +55,32 @@ const idArb = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
 const methodArb = fc.constantFrom('status', 'nodes', 'groups.join', 'kv.get', 'events');
 
 const clientFrameArb: fc.Arbitrary<ClientFrame> = fc.oneof(
-  fc.record({ type: fc.constant('hello' as const), protocol: fc.constant(API_PROTOCOL), version: fc.integer({ min: 0, max: 0xffff }), client: fc.string({ maxLength: 128 }) }),
+  fc.record({
+    type: fc.constant('hello' as const),
+    protocol: fc.constant(API_PROTOCOL),
+    version: fc.integer({ min: 0, max: 0xffff }),
+    client: fc.string({ maxLength: 128 }),
+  }),
   fc.record({ type: fc.constant('request' as const), id: idArb, method: methodArb, params: dataArb }),
   fc.record({ type: fc.constant('subscribe' as const), id: idArb, method: methodArb, params: dataArb }),
   fc.record({ type: fc.constant('cancel' as const), id: idArb }),
 );
 
 const serverFrameArb: fc.Arbitrary<ServerFrame> = fc.oneof(
-  fc.record({ type: fc.constant('welcome' as const), version: fc.integer({ min: 0, max: 0xffff }), server: fc.string({ maxLength: 128 }) }),
+  fc.record({
+    type: fc.constant('welcome' as const),
+    version: fc.integer({ min: 0, max: 0xffff }),
+    server: fc.string({ maxLength: 128 }),
+  }),
   fc.record({ type: fc.constant('response' as const), id: idArb, result: dataArb }),
   fc.record({ type: fc.constant('item' as const), id: idArb, value: dataArb }),
   fc.record({ type: fc.constant('end' as const), id: idArb }),
-  fc.record({ type: fc.constant('error' as const), id: fc.integer({ min: 0, max: 1000 }), code: fc.constantFrom('NOT_FOUND', 'SLOW_CONSUMER', 'FUTURE_CODE_42'), message: fc.string({ maxLength: 200 }) }),
+  fc.record({
+    type: fc.constant('error' as const),
+    id: fc.integer({ min: 0, max: 1000 }),
+    code: fc.constantFrom('NOT_FOUND', 'SLOW_CONSUMER', 'FUTURE_CODE_42'),
+    message: fc.string({ maxLength: 200 }),
+  }),
 );
 
 function decodeFramed<F>(bytes: Uint8Array, decode: (b: Uint8Array) => F): F {
@@ -104,19 +122,37 @@ function decodeError(value: unknown, server = false): DecodeError {
 }
 
 test('malformed frames are rejected with the field named', () => {
-  assert.match(decodeError({ type: 'shout' }).message, /ClientFrame\.type: expected one of "hello", "request", "subscribe", "cancel"/);
-  assert.match(decodeError({ type: 'request', id: 0, method: 'status' }).message, /ClientFrame\(request\)\.id: expected an integer in \[1,/);
+  assert.match(
+    decodeError({ type: 'shout' }).message,
+    /ClientFrame\.type: expected one of "hello", "request", "subscribe", "cancel"/,
+  );
+  assert.match(
+    decodeError({ type: 'request', id: 0, method: 'status' }).message,
+    /ClientFrame\(request\)\.id: expected an integer in \[1,/,
+  );
   assert.match(decodeError({ type: 'request', id: 1, method: 'rm -rf' }).message, /\.method: expected a method name/);
-  assert.match(decodeError({ type: 'request', id: 1, method: 'status', params: new Date(0) }).message, /\.params: expected plain data/);
-  assert.match(decodeError({ type: 'request', id: 1, method: 'status', params: { x: [Number.POSITIVE_INFINITY] } }).message, /params\.x\[0\]: expected a finite number/);
-  assert.match(decodeError({ type: 'error', id: 1, code: 'lower', message: 'm' }, true).message, /\.code: expected an UPPER_SNAKE_CASE error code/);
+  assert.match(
+    decodeError({ type: 'request', id: 1, method: 'status', params: new Date(0) }).message,
+    /\.params: expected plain data/,
+  );
+  assert.match(
+    decodeError({ type: 'request', id: 1, method: 'status', params: { x: [Number.POSITIVE_INFINITY] } }).message,
+    /params\.x\[0\]: expected a finite number/,
+  );
+  assert.match(
+    decodeError({ type: 'error', id: 1, code: 'lower', message: 'm' }, true).message,
+    /\.code: expected an UPPER_SNAKE_CASE error code/,
+  );
   assert.equal(decodeError({ type: 'cancel' }).code, 'MESSAGE_INVALID');
 });
 
 test('data nested deeper than the limit is refused without recursion', () => {
   let deep: unknown = 1;
   for (let i = 0; i < API_DATA_DEPTH_MAX + 1; i++) deep = [deep];
-  assert.throws(() => apiDataValue(deep, 'params'), (e: unknown) => e instanceof DecodeError && /nested at most/.test(e.message));
+  assert.throws(
+    () => apiDataValue(deep, 'params'),
+    (e: unknown) => e instanceof DecodeError && /nested at most/.test(e.message),
+  );
   let ok: unknown = 1;
   for (let i = 0; i < API_DATA_DEPTH_MAX; i++) ok = { a: ok };
   assert.equal(apiDataValue(ok, 'params'), ok);
@@ -127,11 +163,16 @@ test('a frame larger than the limit is refused by the decoder before it is read'
   const header = new Uint8Array(4);
   new DataView(header.buffer).setUint32(0, API_FRAME_BYTES_MAX + 1, true);
   d.push(header);
-  assert.throws(() => d.next(), (e: unknown) => e instanceof DecodeError && e.code === 'FRAME_TOO_LARGE');
+  assert.throws(
+    () => d.next(),
+    (e: unknown) => e instanceof DecodeError && e.code === 'FRAME_TOO_LARGE',
+  );
 });
 
 test('hello: same version accepted; another version or protocol refused, naming both versions', () => {
-  assert.deepEqual(checkHello({ type: 'hello', protocol: API_PROTOCOL, version: API_PROTOCOL_VERSION, client: 'x' }), { ok: true });
+  assert.deepEqual(checkHello({ type: 'hello', protocol: API_PROTOCOL, version: API_PROTOCOL_VERSION, client: 'x' }), {
+    ok: true,
+  });
   const v = checkHello({ type: 'hello', protocol: API_PROTOCOL, version: 9, client: 'x' }, 1);
   assert.ok(!v.ok);
   assert.equal(v.error.code, 'VERSION_MISMATCH');
@@ -155,9 +196,19 @@ test('fuzz: 100,000+ arbitrary and mutated inputs give a frame or a DecodeError,
     }
   };
   // Random bytes.
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => { check(b); }), { numRuns: 40_000 });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
+      check(b);
+    }),
+    { numRuns: 40_000 },
+  );
   // Valid frames with bytes flipped, truncated or extended.
-  const mutated = fc.tuple(fc.oneof(clientFrameArb, serverFrameArb), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.nat(), fc.boolean());
+  const mutated = fc.tuple(
+    fc.oneof(clientFrameArb, serverFrameArb),
+    fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }),
+    fc.nat(),
+    fc.boolean(),
+  );
   fc.assert(
     fc.property(mutated, ([frame, flips, cut, truncate]) => {
       const b = Uint8Array.from(packr.pack(frame));
@@ -167,6 +218,34 @@ test('fuzz: 100,000+ arbitrary and mutated inputs give a frame or a DecodeError,
     { numRuns: 40_000 },
   );
   // Structured garbage: arbitrary msgpack values shaped like frames.
-  const shaped = fc.record({ type: fc.constantFrom('hello', 'request', 'subscribe', 'cancel', 'welcome', 'response', 'item', 'end', 'error', 'x'), id: fc.anything(), method: fc.anything(), params: fc.anything(), code: fc.anything(), message: fc.anything(), version: fc.anything(), protocol: fc.anything() }, { requiredKeys: ['type'] });
-  fc.assert(fc.property(shaped, (v) => { check(packr.pack(v)); }), { numRuns: 25_000 });
+  const shaped = fc.record(
+    {
+      type: fc.constantFrom(
+        'hello',
+        'request',
+        'subscribe',
+        'cancel',
+        'welcome',
+        'response',
+        'item',
+        'end',
+        'error',
+        'x',
+      ),
+      id: fc.anything(),
+      method: fc.anything(),
+      params: fc.anything(),
+      code: fc.anything(),
+      message: fc.anything(),
+      version: fc.anything(),
+      protocol: fc.anything(),
+    },
+    { requiredKeys: ['type'] },
+  );
+  fc.assert(
+    fc.property(shaped, (v) => {
+      check(packr.pack(v));
+    }),
+    { numRuns: 25_000 },
+  );
 });

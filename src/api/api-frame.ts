@@ -50,7 +50,8 @@ export const API_FRAME_LIMITS: FrameLimits = { bodyBytesMin: 1, bodyBytesMax: AP
 const METHOD_RE = /^[a-z][a-zA-Z0-9]*(\.[a-z][a-zA-Z0-9]*)*$/;
 
 /** Plain data carried in params, results and items. */
-export type ApiData = null | boolean | number | string | Uint8Array | readonly ApiData[] | { readonly [key: string]: ApiData };
+export type ApiData =
+  null | boolean | number | string | Uint8Array | readonly ApiData[] | { readonly [key: string]: ApiData };
 
 /** client → server: the first frame. */
 export interface HelloFrame {
@@ -128,11 +129,13 @@ export function apiDataValue(value: unknown, path: string): ApiData {
     }
     if (depth >= API_DATA_DEPTH_MAX) throw invalidField(top.path, `data nested at most ${API_DATA_DEPTH_MAX} deep`, v);
     if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) stack.push({ v: v[i] as unknown, path: `${top.path}[${i}]`, depth: depth + 1 });
+      for (let i = 0; i < v.length; i++)
+        stack.push({ v: v[i] as unknown, path: `${top.path}[${i}]`, depth: depth + 1 });
       continue;
     }
     if (isPlainObject(v)) {
-      for (const key of Object.keys(v)) stack.push({ v: v[key], path: `${top.path}.${key.slice(0, 40)}`, depth: depth + 1 });
+      for (const key of Object.keys(v))
+        stack.push({ v: v[key], path: `${top.path}.${key.slice(0, 40)}`, depth: depth + 1 });
       continue;
     }
     throw invalidField(top.path, 'plain data (null, boolean, number, string, bytes, array or object)', v);
@@ -157,7 +160,12 @@ function data(r: FieldReader, name: string): ApiData {
 /** Validates a decoded value as a `ClientFrame`; throws `DecodeError` (`MESSAGE_INVALID`). */
 export function validateClientFrame(value: unknown): ClientFrame {
   return unionValue<ClientFrame>(value, 'ClientFrame', 'type', {
-    hello: (r) => ({ type: 'hello', protocol: r.string('protocol', API_PEER_NAME_CHARS_MAX), version: r.int('version', 0, 0xffff), client: r.string('client', API_PEER_NAME_CHARS_MAX) }),
+    hello: (r) => ({
+      type: 'hello',
+      protocol: r.string('protocol', API_PEER_NAME_CHARS_MAX),
+      version: r.int('version', 0, 0xffff),
+      client: r.string('client', API_PEER_NAME_CHARS_MAX),
+    }),
     request: (r) => ({ type: 'request', id: id(r), method: method(r), params: data(r, 'params') }),
     subscribe: (r) => ({ type: 'subscribe', id: id(r), method: method(r), params: data(r, 'params') }),
     cancel: (r) => ({ type: 'cancel', id: id(r) }),
@@ -173,11 +181,20 @@ function errorCode(r: FieldReader): string {
 /** Validates a decoded value as a `ServerFrame`; throws `DecodeError` (`MESSAGE_INVALID`). */
 export function validateServerFrame(value: unknown): ServerFrame {
   return unionValue<ServerFrame>(value, 'ServerFrame', 'type', {
-    welcome: (r) => ({ type: 'welcome', version: r.int('version', 0, 0xffff), server: r.string('server', API_PEER_NAME_CHARS_MAX) }),
+    welcome: (r) => ({
+      type: 'welcome',
+      version: r.int('version', 0, 0xffff),
+      server: r.string('server', API_PEER_NAME_CHARS_MAX),
+    }),
     response: (r) => ({ type: 'response', id: id(r), result: data(r, 'result') }),
     item: (r) => ({ type: 'item', id: id(r), value: data(r, 'value') }),
     end: (r) => ({ type: 'end', id: id(r) }),
-    error: (r) => ({ type: 'error', id: id(r, 0), code: errorCode(r), message: r.string('message', API_ERROR_MESSAGE_CHARS_MAX) }),
+    error: (r) => ({
+      type: 'error',
+      id: id(r, 0),
+      code: errorCode(r),
+      message: r.string('message', API_ERROR_MESSAGE_CHARS_MAX),
+    }),
   });
 }
 
@@ -205,7 +222,15 @@ export type HelloOutcome = { readonly ok: true } | { readonly ok: false; readonl
  */
 export function checkHello(hello: HelloFrame, serverVersion: number = API_PROTOCOL_VERSION): HelloOutcome {
   if (hello.protocol !== API_PROTOCOL) {
-    return { ok: false, error: { type: 'error', id: 0, code: 'PROTOCOL_ERROR', message: `this is a cohort API socket; the client speaks ${JSON.stringify(hello.protocol.slice(0, 40))}, not ${JSON.stringify(API_PROTOCOL)}` } };
+    return {
+      ok: false,
+      error: {
+        type: 'error',
+        id: 0,
+        code: 'PROTOCOL_ERROR',
+        message: `this is a cohort API socket; the client speaks ${JSON.stringify(hello.protocol.slice(0, 40))}, not ${JSON.stringify(API_PROTOCOL)}`,
+      },
+    };
   }
   if (hello.version !== serverVersion) {
     return {
@@ -243,4 +268,3 @@ export function describeFrame(frame: ClientFrame | ServerFrame): string {
       return assertNever(frame, 'api frame');
   }
 }
-

@@ -72,14 +72,18 @@ class DemoFailure extends Error {}
 
 function seedOption(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`--seed must be a non-negative integer, got ${JSON.stringify(value)}`);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError(`--seed must be a non-negative integer, got ${JSON.stringify(value)}`);
   return n;
 }
 
 /** A base port B such that B+1..B+n and B+101..B+100+n (metrics) are free now. */
 async function freeBasePort(n: number): Promise<number> {
   const base = await findFreePortBlock(n, { from: 20_000, blocks: 400, attempts: PORT_ATTEMPTS });
-  if (base === null) throw new DemoFailure(`found no free block of ${2 * n} loopback ports in ${PORT_ATTEMPTS} tries; free some ports and retry`);
+  if (base === null)
+    throw new DemoFailure(
+      `found no free block of ${2 * n} loopback ports in ${PORT_ATTEMPTS} tries; free some ports and retry`,
+    );
   return base;
 }
 
@@ -91,14 +95,20 @@ async function demoDir(dir: string | undefined): Promise<string> {
     if ((e as { code?: unknown }).code === 'ENOENT') return [];
     throw new DemoFailure(`cannot use --dir ${path}: ${e instanceof Error ? e.message : String(e)}`);
   });
-  if (entries.length > 0) throw new DemoFailure(`--dir ${path} is not empty; give an empty or missing directory (the demo writes configs, keys and data there and removes them at exit unless --keep)`);
+  if (entries.length > 0)
+    throw new DemoFailure(
+      `--dir ${path} is not empty; give an empty or missing directory (the demo writes configs, keys and data there and removes them at exit unless --keep)`,
+    );
   return path;
 }
 
 function startChild(config: string, log: string): ChildProcess {
   const fd = openSync(log, 'a', 0o600);
   try {
-    return spawn(process.execPath, [BIN, 'start', '--config', config], { stdio: ['ignore', fd, fd], env: { ...process.env, NO_COLOR: '1' } });
+    return spawn(process.execPath, [BIN, 'start', '--config', config], {
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
   } finally {
     closeSync(fd);
   }
@@ -120,14 +130,21 @@ async function waitQuorate(nodes: readonly DemoNode[], children: readonly ChildP
     const dead = children.findIndex((c) => c.exitCode !== null || c.signalCode !== null);
     if (dead >= 0) {
       const n = nodes[dead];
-      const tail = n === undefined ? '' : (await readFile(n.log, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join('\n    ');
-      throw new DemoFailure(`node ${n?.nodeId ?? '?'} exited (code ${children[dead]?.exitCode ?? children[dead]?.signalCode ?? '?'}) before the cluster was quorate; its log ends:\n    ${tail}`);
+      const tail =
+        n === undefined
+          ? ''
+          : (await readFile(n.log, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join('\n    ');
+      throw new DemoFailure(
+        `node ${n?.nodeId ?? '?'} exited (code ${children[dead]?.exitCode ?? children[dead]?.signalCode ?? '?'}) before the cluster was quorate; its log ends:\n    ${tail}`,
+      );
     }
     const ok = await Promise.all(nodes.map((n) => quorateAt(n.socket)));
     if (ok.every(Boolean)) return performance.now() - start;
     if (performance.now() - start > DEMO_QUORATE_TIMEOUT_MS) {
       const late = nodes.filter((_, i) => ok[i] !== true).map((n) => `node ${n.nodeId} (log ${n.log})`);
-      throw new DemoFailure(`the cluster was not quorate within ${DEMO_QUORATE_TIMEOUT_MS / 1000} s; not quorate: ${late.join(', ')}`);
+      throw new DemoFailure(
+        `the cluster was not quorate within ${DEMO_QUORATE_TIMEOUT_MS / 1000} s; not quorate: ${late.join(', ')}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -172,10 +189,20 @@ function signalled(): Promise<string> {
   });
 }
 
-async function startAll(dir: string, count: number, io: DemoIo): Promise<{ nodes: DemoNode[]; children: ChildProcess[] }> {
+async function startAll(
+  dir: string,
+  count: number,
+  io: DemoIo,
+): Promise<{ nodes: DemoNode[]; children: ChildProcess[] }> {
   const basePort = await freeBasePort(count);
-  const quiet: DemoIo = { out: () => undefined, err: (t) => { io.err(t); } };
-  if ((await runInit({ nodes: count, dir, basePort, cluster: 'demo' }, quiet)) !== 0) throw new DemoFailure('writing the cluster configs failed (see above)');
+  const quiet: DemoIo = {
+    out: () => undefined,
+    err: (t) => {
+      io.err(t);
+    },
+  };
+  if ((await runInit({ nodes: count, dir, basePort, cluster: 'demo' }, quiet)) !== 0)
+    throw new DemoFailure('writing the cluster configs failed (see above)');
   const nodes: DemoNode[] = [];
   const children: ChildProcess[] = [];
   for (let id = 1; id <= count; id++) {
@@ -187,7 +214,15 @@ async function startAll(dir: string, count: number, io: DemoIo): Promise<{ nodes
     const child = startChild(configPath, log);
     children.push(child);
     const metricsUrl = c.metrics === undefined ? null : `http://${c.metrics.host}:${c.metrics.port}/metrics`;
-    nodes.push({ nodeId: id, name: c.node.name, pid: child.pid ?? -1, socket: c.api.socket, metricsUrl, config: configPath, log });
+    nodes.push({
+      nodeId: id,
+      name: c.node.name,
+      pid: child.pid ?? -1,
+      socket: c.api.socket,
+      metricsUrl,
+      config: configPath,
+      log,
+    });
   }
   return { nodes, children };
 }
@@ -201,8 +236,12 @@ async function printStatus(nodes: readonly DemoNode[], io: DemoIo, tookMs: numbe
   io.out(renderStatusTable(status));
   io.out('\nprocesses:\n');
   for (const n of nodes) io.out(`  node ${n.nodeId}  pid ${n.pid}  socket ${n.socket}  ${n.metricsUrl ?? ''}\n`);
-  io.out(`\ntry, in another terminal:\n  COHORT_SOCKET=${first.socket} npx cohort status\n  npx cohort nodes --socket ${nodes.at(-1)?.socket ?? first.socket}\n  npx cohort quorum --json --socket ${first.socket}\n  curl ${first.metricsUrl?.replace(/\/metrics$/, '/healthz') ?? ''}\n  kill -9 ${nodes.at(-1)?.pid ?? ''}   # then watch the view drop it: npx cohort status --socket ${first.socket}\n`);
-  io.out(`\n${join(dir, 'demo.json')} lists every node. Press Ctrl-C to stop the cluster (each node leaves cleanly).\n`);
+  io.out(
+    `\ntry, in another terminal:\n  COHORT_SOCKET=${first.socket} npx cohort status\n  npx cohort nodes --socket ${nodes.at(-1)?.socket ?? first.socket}\n  npx cohort quorum --json --socket ${first.socket}\n  curl ${first.metricsUrl?.replace(/\/metrics$/, '/healthz') ?? ''}\n  kill -9 ${nodes.at(-1)?.pid ?? ''}   # then watch the view drop it: npx cohort status --socket ${first.socket}\n`,
+  );
+  io.out(
+    `\n${join(dir, 'demo.json')} lists every node. Press Ctrl-C to stop the cluster (each node leaves cleanly).\n`,
+  );
 }
 
 /** Runs the real-process demo; resolves to the exit code. Never throws. */
@@ -216,7 +255,9 @@ export async function runProcessDemo(opts: DemoOptions, io: DemoIo): Promise<num
     children = started.children;
     const took = await Promise.race([waitQuorate(started.nodes, children), until.then(() => -1)]);
     if (took >= 0) {
-      await writeFile(join(dir, 'demo.json'), `${JSON.stringify({ dir, nodes: started.nodes }, null, 2)}\n`, { mode: 0o644 });
+      await writeFile(join(dir, 'demo.json'), `${JSON.stringify({ dir, nodes: started.nodes }, null, 2)}\n`, {
+        mode: 0o644,
+      });
       await printStatus(started.nodes, io, took, dir);
       await until;
     }
@@ -228,9 +269,16 @@ export async function runProcessDemo(opts: DemoOptions, io: DemoIo): Promise<num
   }
 }
 
-async function finish(children: readonly ChildProcess[], dir: string | null, keep: boolean, io: DemoIo, code: number): Promise<number> {
+async function finish(
+  children: readonly ChildProcess[],
+  dir: string | null,
+  keep: boolean,
+  io: DemoIo,
+  code: number,
+): Promise<number> {
   const killed = await stopChildren(children);
-  if (killed > 0) io.err(`cohort demo: ${killed} node(s) did not stop within ${DEMO_STOP_TIMEOUT_MS / 1000} s and were killed\n`);
+  if (killed > 0)
+    io.err(`cohort demo: ${killed} node(s) did not stop within ${DEMO_STOP_TIMEOUT_MS / 1000} s and were killed\n`);
   if (dir !== null) {
     if (keep) io.out(`cohort demo: kept ${dir}\n`);
     else await rm(dir, { recursive: true, force: true });
@@ -255,6 +303,11 @@ export function registerDemo(program: Command, setCode: (code: number) => void):
         return;
       }
       const io: DemoIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
-      setCode(await runProcessDemo({ nodes: opts.nodes, keep: opts.keep === true, ...(opts.dir === undefined ? {} : { dir: opts.dir }) }, io));
+      setCode(
+        await runProcessDemo(
+          { nodes: opts.nodes, keep: opts.keep === true, ...(opts.dir === undefined ? {} : { dir: opts.dir }) },
+          io,
+        ),
+      );
     });
 }

@@ -18,10 +18,31 @@ const VIEW: ApiData = {
   viewId: 3,
   index: 12,
   kind: 'view',
-  payload: { members: [{ node: 1, incarnation: 1 }, { node: 2, incarnation: 2 }], quorate: true, reason: 'majority', explanation: '2 of 3 votes', change: { node: 2, incarnation: 2, kind: 'admitted', cause: 'incarnation 1 was fenced' } },
+  payload: {
+    members: [
+      { node: 1, incarnation: 1 },
+      { node: 2, incarnation: 2 },
+    ],
+    quorate: true,
+    reason: 'majority',
+    explanation: '2 of 3 votes',
+    change: { node: 2, incarnation: 2, kind: 'admitted', cause: 'incarnation 1 was fenced' },
+  },
 };
-const QUORUM: ApiData = { seq: 5, viewId: 3, index: 13, kind: 'quorum', payload: { quorate: false, reason: 'no-majority', explanation: '1 of 3 votes' } };
-const NODE: ApiData = { seq: 6, viewId: 3, index: 14, kind: 'node', payload: { node: 3, incarnation: 1, from: 'needs-fencing', to: 'out', cause: 'fenced' } };
+const QUORUM: ApiData = {
+  seq: 5,
+  viewId: 3,
+  index: 13,
+  kind: 'quorum',
+  payload: { quorate: false, reason: 'no-majority', explanation: '1 of 3 votes' },
+};
+const NODE: ApiData = {
+  seq: 6,
+  viewId: 3,
+  index: 14,
+  kind: 'node',
+  payload: { node: 3, incarnation: 1, from: 'needs-fencing', to: 'out', cause: 'fenced' },
+};
 
 function capture(): { out: string[]; err: string[]; io: { out(t: string): void; err(t: string): void } } {
   const out: string[] = [];
@@ -31,61 +52,87 @@ function capture(): { out: string[]; err: string[]; io: { out(t: string): void; 
 
 test('events print one line per event, JSON lines with --json, pass --from and --follow, and a GAP is one clear line with exit 1', async () => {
   const seen: ApiData[] = [];
-  await withApiServer((s) => {
-    s.registerStream('events', (p, _ctx, sink) => {
-      seen.push(p);
-      const from = (p as { fromSeq?: number }).fromSeq;
-      if (from === 1) {
-        // The daemon's own wording (membership-event.ts and api-handlers.ts).
-        sink.fail('GAP', 'events 1 to 3 were compacted away; the oldest available is 4: read the current membership, then follow from 4; re-read `cohort status` and follow from sequence 4');
-        return;
-      }
-      for (const e of [VIEW, QUORUM, NODE]) sink.push(e);
-      sink.end();
-    });
-  }, async (socket) => {
-    const text = capture();
-    assert.equal(await runEvents({ socket }, text.io), 0);
-    assert.deepEqual(text.out, [
-      '#4 view 3 index 12 view: node 2 incarnation 2 admitted (incarnation 1 was fenced); members [1:1 2:2], quorate\n',
-      '#5 view 3 index 13 quorum: NOT quorate (no-majority: 1 of 3 votes)\n',
-      '#6 view 3 index 14 node: node 3 incarnation 1 needs-fencing -> out (fenced)\n',
-    ]);
-    const json = capture();
-    assert.equal(await runEvents({ socket, json: true, fromSeq: 4, follow: false }, json.io), 0);
-    assert.deepEqual(json.out.map((l) => JSON.parse(l) as unknown), [VIEW, QUORUM, NODE]);
-    assert.ok(json.out.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n')), 'one line per event');
-    assert.deepEqual(seen.slice(0, 2), [{ follow: false }, { follow: false, fromSeq: 4 }]);
+  await withApiServer(
+    (s) => {
+      s.registerStream('events', (p, _ctx, sink) => {
+        seen.push(p);
+        const from = (p as { fromSeq?: number }).fromSeq;
+        if (from === 1) {
+          // The daemon's own wording (membership-event.ts and api-handlers.ts).
+          sink.fail(
+            'GAP',
+            'events 1 to 3 were compacted away; the oldest available is 4: read the current membership, then follow from 4; re-read `cohort status` and follow from sequence 4',
+          );
+          return;
+        }
+        for (const e of [VIEW, QUORUM, NODE]) sink.push(e);
+        sink.end();
+      });
+    },
+    async (socket) => {
+      const text = capture();
+      assert.equal(await runEvents({ socket }, text.io), 0);
+      assert.deepEqual(text.out, [
+        '#4 view 3 index 12 view: node 2 incarnation 2 admitted (incarnation 1 was fenced); members [1:1 2:2], quorate\n',
+        '#5 view 3 index 13 quorum: NOT quorate (no-majority: 1 of 3 votes)\n',
+        '#6 view 3 index 14 node: node 3 incarnation 1 needs-fencing -> out (fenced)\n',
+      ]);
+      const json = capture();
+      assert.equal(await runEvents({ socket, json: true, fromSeq: 4, follow: false }, json.io), 0);
+      assert.deepEqual(
+        json.out.map((l) => JSON.parse(l) as unknown),
+        [VIEW, QUORUM, NODE],
+      );
+      assert.ok(
+        json.out.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n')),
+        'one line per event',
+      );
+      assert.deepEqual(seen.slice(0, 2), [{ follow: false }, { follow: false, fromSeq: 4 }]);
 
-    const gap = capture();
-    assert.equal(await runEvents({ socket, fromSeq: 1 }, gap.io), 1);
-    assert.equal(gap.err.length, 1);
-    assert.match(gap.err[0] ?? '', /^cohort events: GAP: the events asked for from sequence 1 were compacted away .*rerun with --from 4/);
-  });
+      const gap = capture();
+      assert.equal(await runEvents({ socket, fromSeq: 1 }, gap.io), 1);
+      assert.equal(gap.err.length, 1);
+      assert.match(
+        gap.err[0] ?? '',
+        /^cohort events: GAP: the events asked for from sequence 1 were compacted away .*rerun with --from 4/,
+      );
+    },
+  );
   const gone = capture();
   assert.equal(await runEvents({ socket: join(tmpdir(), 'cohort-no-such-daemon.sock') }, gone.io), 4);
   assert.equal(gone.err.length, 1);
 });
 
-test('fence confirm: the daemon\'s refusal is one line with exit 1, no quorum is exit 3, an admission is said plainly', async () => {
+test("fence confirm: the daemon's refusal is one line with exit 1, no quorum is exit 3, an admission is said plainly", async () => {
   const calls: ApiData[] = [];
-  await withApiServer((s) => {
-    s.register('fence.confirm', (p) => {
-      calls.push(p);
-      const node = (p as { node: number }).node;
-      if (node === 1) throw new ApiError('INVALID_ARGUMENT', 'node 1 does not need fencing: it is a member (incarnation 1); fencing a live member is not a confirmation');
-      if (node === 2) throw new ApiError('NOT_QUORATE', 'no leader accepted the request');
-      return { nodeId: 3, incarnation: 1, outcome: 'applied', status: 'member', admitted: 2, viewId: 7 };
-    });
-  }, async (socket) => {
-    const refused = capture();
-    assert.equal(await runFenceConfirm({ socket, node: 1 }, refused.io), 1);
-    assert.deepEqual(refused.err, ['cohort fence confirm: node 1 does not need fencing: it is a member (incarnation 1); fencing a live member is not a confirmation\n']);
-    const noQuorum = capture();
-    assert.equal(await runFenceConfirm({ socket, node: 2 }, noQuorum.io), 3);
-    const done = capture();
-    assert.equal(await runFenceConfirm({ socket, node: 3, incarnation: 1 }, done.io), 0);
-    assert.deepEqual(done.out, ['node 3: incarnation 1 confirmed fenced; incarnation 2 admitted as a member (view 7)\n']);
-    assert.deepEqual(calls, [{ node: 1 }, { node: 2 }, { node: 3, incarnation: 1 }]);
-  });
+  await withApiServer(
+    (s) => {
+      s.register('fence.confirm', (p) => {
+        calls.push(p);
+        const node = (p as { node: number }).node;
+        if (node === 1)
+          throw new ApiError(
+            'INVALID_ARGUMENT',
+            'node 1 does not need fencing: it is a member (incarnation 1); fencing a live member is not a confirmation',
+          );
+        if (node === 2) throw new ApiError('NOT_QUORATE', 'no leader accepted the request');
+        return { nodeId: 3, incarnation: 1, outcome: 'applied', status: 'member', admitted: 2, viewId: 7 };
+      });
+    },
+    async (socket) => {
+      const refused = capture();
+      assert.equal(await runFenceConfirm({ socket, node: 1 }, refused.io), 1);
+      assert.deepEqual(refused.err, [
+        'cohort fence confirm: node 1 does not need fencing: it is a member (incarnation 1); fencing a live member is not a confirmation\n',
+      ]);
+      const noQuorum = capture();
+      assert.equal(await runFenceConfirm({ socket, node: 2 }, noQuorum.io), 3);
+      const done = capture();
+      assert.equal(await runFenceConfirm({ socket, node: 3, incarnation: 1 }, done.io), 0);
+      assert.deepEqual(done.out, [
+        'node 3: incarnation 1 confirmed fenced; incarnation 2 admitted as a member (view 7)\n',
+      ]);
+      assert.deepEqual(calls, [{ node: 1 }, { node: 2 }, { node: 3, incarnation: 1 }]);
+    },
+  );
 });

@@ -30,7 +30,9 @@ export interface EventsOptions {
 }
 
 function members(v: ApiData | undefined): string {
-  return apiList(v).map((m) => `${cellText(m['node'])}:${cellText(m['incarnation'])}`).join(' ');
+  return apiList(v)
+    .map((m) => `${cellText(m['node'])}:${cellText(m['incarnation'])}`)
+    .join(' ');
 }
 
 /** One readable line for an event (seq, view, log index, kind, what changed and why). */
@@ -68,16 +70,26 @@ function gapMessage(e: CohortClientError, fromSeq: number | undefined): string {
 }
 
 function exitFor(e: CohortClientError): number {
-  return e.code === 'DAEMON_UNREACHABLE' || e.code === 'CONNECTION_LOST' || e.code === 'TIMEOUT' ? EVENTS_EXIT.unreachable : EVENTS_EXIT.failure;
+  return e.code === 'DAEMON_UNREACHABLE' || e.code === 'CONNECTION_LOST' || e.code === 'TIMEOUT'
+    ? EVENTS_EXIT.unreachable
+    : EVENTS_EXIT.failure;
 }
 
 /** Runs `cohort events`; resolves to the exit code. Never throws. */
 export async function runEvents(opts: EventsOptions, io: StatusIo): Promise<number> {
   try {
-    await using conn = await connectLocal({ ...(opts.socket === undefined ? {} : { socket: opts.socket }), timeoutMs: CONNECT_TIMEOUT_MS, clientName: 'cohort events' });
-    const params: Obj = { follow: opts.follow === true, ...(opts.fromSeq === undefined ? {} : { fromSeq: opts.fromSeq }) };
+    await using conn = await connectLocal({
+      ...(opts.socket === undefined ? {} : { socket: opts.socket }),
+      timeoutMs: CONNECT_TIMEOUT_MS,
+      clientName: 'cohort events',
+    });
+    const params: Obj = {
+      follow: opts.follow === true,
+      ...(opts.fromSeq === undefined ? {} : { fromSeq: opts.fromSeq }),
+    };
     const stream = conn.stream('events', params, opts.signal === undefined ? {} : { signal: opts.signal });
-    for await (const event of stream) io.out(opts.json === true ? `${toJsonLine(event)}\n` : `${describeEvent(event)}\n`);
+    for await (const event of stream)
+      io.out(opts.json === true ? `${toJsonLine(event)}\n` : `${describeEvent(event)}\n`);
     return EVENTS_EXIT.ok;
   } catch (e) {
     if (e instanceof CohortClientError) {
@@ -108,12 +120,22 @@ export function registerEvents(program: Command, setCode: (code: number) => void
     .command('events')
     .description('the cluster event stream, one line per event (exit 1 on a gap, 4 when the daemon is unreachable)')
     .option('--follow', 'keep printing new events until Ctrl-C')
-    .option('--from <seq>', 'start at this sequence number (default: the oldest retained)', intOption('--from', 0, Number.MAX_SAFE_INTEGER))
+    .option(
+      '--from <seq>',
+      'start at this sequence number (default: the oldest retained)',
+      intOption('--from', 0, Number.MAX_SAFE_INTEGER),
+    )
     .option('--json', 'print each event as one JSON object (JSON lines)')
-    .option('--socket <path>', 'the node\'s API socket (default $COHORT_SOCKET)')
+    .option('--socket <path>', "the node's API socket (default $COHORT_SOCKET)")
     .action(async (opts) => {
       const io: StatusIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
-      const options: EventsOptions = { json: opts.json === true, follow: opts.follow === true, ...(opts.from === undefined ? {} : { fromSeq: opts.from }), ...(opts.socket === undefined ? {} : { socket: opts.socket }), ...(opts.follow === true ? { signal: untilSignal() } : {}) };
+      const options: EventsOptions = {
+        json: opts.json === true,
+        follow: opts.follow === true,
+        ...(opts.from === undefined ? {} : { fromSeq: opts.from }),
+        ...(opts.socket === undefined ? {} : { socket: opts.socket }),
+        ...(opts.follow === true ? { signal: untilSignal() } : {}),
+      };
       setCode(await runEvents(options, io));
     });
 }

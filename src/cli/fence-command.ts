@@ -36,8 +36,10 @@ export function describeConfirmation(v: ApiData): string {
   const r = apiObject(v);
   const node = cellText(r['nodeId']);
   const inc = cellText(r['incarnation']);
-  if (r['outcome'] !== 'applied') return `node ${node}: nothing to do, the fence of incarnation ${inc} was already settled (${cellText(r['outcome'])}); node ${node} is ${cellText(r['status'])}\n`;
-  if (r['admitted'] !== null && r['admitted'] !== undefined) return `node ${node}: incarnation ${inc} confirmed fenced; incarnation ${cellText(r['admitted'])} admitted as a member (view ${cellText(r['viewId'])})\n`;
+  if (r['outcome'] !== 'applied')
+    return `node ${node}: nothing to do, the fence of incarnation ${inc} was already settled (${cellText(r['outcome'])}); node ${node} is ${cellText(r['status'])}\n`;
+  if (r['admitted'] !== null && r['admitted'] !== undefined)
+    return `node ${node}: incarnation ${inc} confirmed fenced; incarnation ${cellText(r['admitted'])} admitted as a member (view ${cellText(r['viewId'])})\n`;
   return `node ${node}: incarnation ${inc} confirmed fenced; node ${node} is now ${cellText(r['status'])} (no newer incarnation was waiting; it joins when it starts)\n`;
 }
 
@@ -50,7 +52,11 @@ function exitFor(e: CohortClientError): number {
 /** Runs `cohort fence confirm`; resolves to the exit code. Never throws. */
 export async function runFenceConfirm(opts: FenceConfirmOptions, io: StatusIo): Promise<number> {
   try {
-    await using conn = await connectLocal({ ...(opts.socket === undefined ? {} : { socket: opts.socket }), timeoutMs: FENCE_TIMEOUT_MS, clientName: 'cohort fence confirm' });
+    await using conn = await connectLocal({
+      ...(opts.socket === undefined ? {} : { socket: opts.socket }),
+      timeoutMs: FENCE_TIMEOUT_MS,
+      clientName: 'cohort fence confirm',
+    });
     const params = { node: opts.node, ...(opts.incarnation === undefined ? {} : { incarnation: opts.incarnation }) };
     const value = await conn.request('fence.confirm', params, { signal: AbortSignal.timeout(FENCE_TIMEOUT_MS) });
     io.out(opts.json === true ? `${toJsonLine(value)}\n` : describeConfirmation(value));
@@ -67,17 +73,30 @@ export async function runFenceConfirm(opts: FenceConfirmOptions, io: StatusIo): 
 
 /** Registers `cohort fence confirm` on `program`. */
 export function registerFence(program: Command, setCode: (code: number) => void): void {
-  const fence = program.command('fence').description('fencing: confirm by hand that a failed node was fenced (the manual fence agent)');
+  const fence = program
+    .command('fence')
+    .description('fencing: confirm by hand that a failed node was fenced (the manual fence agent)');
   fence
     .command('confirm')
-    .description('confirm NODE was fenced so its newer incarnation may join (exit 1 refused, 3 no quorum, 4 daemon unreachable)')
+    .description(
+      'confirm NODE was fenced so its newer incarnation may join (exit 1 refused, 3 no quorum, 4 daemon unreachable)',
+    )
     .argument('<node>', 'the node id', intOption('NODE', 1, NODE_ID_MAX))
-    .option('--incarnation <n>', 'the incarnation fenced (default: the one that needs fencing)', intOption('--incarnation', 1, Number.MAX_SAFE_INTEGER))
+    .option(
+      '--incarnation <n>',
+      'the incarnation fenced (default: the one that needs fencing)',
+      intOption('--incarnation', 1, Number.MAX_SAFE_INTEGER),
+    )
     .option('--socket <path>', 'the API socket of any node (default $COHORT_SOCKET)')
     .option('--json', 'print the answer as one JSON object')
     .action(async (node, opts) => {
       const io: StatusIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
-      const options: FenceConfirmOptions = { node, json: opts.json === true, ...(opts.incarnation === undefined ? {} : { incarnation: opts.incarnation }), ...(opts.socket === undefined ? {} : { socket: opts.socket }) };
+      const options: FenceConfirmOptions = {
+        node,
+        json: opts.json === true,
+        ...(opts.incarnation === undefined ? {} : { incarnation: opts.incarnation }),
+        ...(opts.socket === undefined ? {} : { socket: opts.socket }),
+      };
       setCode(await runFenceConfirm(options, io));
     });
 }

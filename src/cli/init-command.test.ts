@@ -76,16 +76,30 @@ test('--force replaces configs and the key', async () => {
     const c = await loadConfig(join(dir, 'node-1.yaml'));
     assert.ok(c.ok);
     assert.equal(c.value.listen.port, 18_001);
-    assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('.')), [], 'no temporary files left');
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => n.startsWith('.')),
+      [],
+      'no temporary files left',
+    );
   });
 });
 
 test('single node: writes config and key; a second node joining reuses the key', async () => {
   await withDir(async (dir) => {
-    const first = await run({ config: join(dir, 'n1.yaml'), address: '127.0.0.1:7401', peer: [{ id: 2, name: 'node-2', address: '127.0.0.1:7402' }] });
+    const first = await run({
+      config: join(dir, 'n1.yaml'),
+      address: '127.0.0.1:7401',
+      peer: [{ id: 2, name: 'node-2', address: '127.0.0.1:7402' }],
+    });
     assert.equal(first.code, 0, first.err);
     const key = await readFile(join(dir, 'cluster.key'), 'utf8');
-    const second = await run({ config: join(dir, 'n2.yaml'), nodeId: 2, address: '127.0.0.1:7402', peer: [{ id: 1, name: 'node-1', address: '127.0.0.1:7401' }], json: true });
+    const second = await run({
+      config: join(dir, 'n2.yaml'),
+      nodeId: 2,
+      address: '127.0.0.1:7402',
+      peer: [{ id: 1, name: 'node-1', address: '127.0.0.1:7401' }],
+      json: true,
+    });
     assert.equal(second.code, 0, second.err);
     const out = JSON.parse(second.out) as { keyWritten: boolean; configs: string[] };
     assert.equal(out.keyWritten, false);
@@ -98,7 +112,11 @@ test('single node: writes config and key; a second node joining reuses the key',
 
 test('a generated config that would be invalid is refused as a usage error before writing', async () => {
   await withDir(async (dir) => {
-    const r = await run({ config: join(dir, 'n1.yaml'), nodeId: 1, peer: [{ id: 1, name: 'other', address: '127.0.0.1:9' }] });
+    const r = await run({
+      config: join(dir, 'n1.yaml'),
+      nodeId: 1,
+      peer: [{ id: 1, name: 'other', address: '127.0.0.1:9' }],
+    });
     assert.equal(r.code, 2);
     assert.match(r.err, /id 1 is also used by nodes\[0\]/);
     assert.deepEqual(await readdir(dir), []);

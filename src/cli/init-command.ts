@@ -23,7 +23,12 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from '@commander-js/extra-typings';
 import { stringify } from 'yaml';
 import { CLUSTER_NODES_MAX } from '../constants.js';
-import { generateClusterKey, readClusterKeyFile, writeClusterKeyFile, ClusterKeyError } from '../platform/cluster-key.js';
+import {
+  generateClusterKey,
+  readClusterKeyFile,
+  writeClusterKeyFile,
+  ClusterKeyError,
+} from '../platform/cluster-key.js';
 import { parseAddress, parseConfig } from '../node/config.js';
 import { intOption } from './options.js';
 
@@ -79,11 +84,11 @@ interface PlannedFile {
 class UsageError extends Error {}
 class InitFailure extends Error {}
 
-
 /** Parses `ID=NAME@HOST:PORT`. */
 export function parsePeer(value: string): PeerSpec {
   const m = /^(\d{1,5})=([^@]+)@(.+)$/.exec(value.trim());
-  if (m === null) throw new InvalidArgumentError(`--peer must look like 2=node-2@10.0.0.2:7400, got ${JSON.stringify(value)}`);
+  if (m === null)
+    throw new InvalidArgumentError(`--peer must look like 2=node-2@10.0.0.2:7400, got ${JSON.stringify(value)}`);
   const address = m[3] ?? '';
   const parsed = parseAddress(address);
   if (typeof parsed === 'string') throw new InvalidArgumentError(`--peer ${value}: ${parsed}`);
@@ -101,9 +106,12 @@ export function registerInit(program: Command, setCode: (code: number) => void):
     .description('write a node config and a cluster key (or a whole local cluster with --nodes N --dir DIR)')
     .option('--config <file>', 'config file to write (single node; default cohort.yaml)')
     .option('--cluster <name>', `cluster name (default ${DEFAULT_CLUSTER})`)
-    .option('--node-id <n>', 'this node\'s id (default 1)', intOption('--node-id', 1, 65_535))
-    .option('--name <name>', 'this node\'s name (default node-ID)')
-    .option('--address <host:port>', `address peers use to reach this node (default 127.0.0.1:${DEFAULT_BASE_PORT + 1})`)
+    .option('--node-id <n>', "this node's id (default 1)", intOption('--node-id', 1, 65_535))
+    .option('--name <name>', "this node's name (default node-ID)")
+    .option(
+      '--address <host:port>',
+      `address peers use to reach this node (default 127.0.0.1:${DEFAULT_BASE_PORT + 1})`,
+    )
     .option('--peer <id=name@host:port>', 'another node of the cluster (repeat for each)', collectPeer)
     .option('--data-dir <dir>', 'data directory (default data-NAME beside the config)')
     .option('--key-file <file>', 'cluster key file (default cluster.key beside the config; an existing one is reused)')
@@ -111,7 +119,11 @@ export function registerInit(program: Command, setCode: (code: number) => void):
     .option('--nodes <n>', 'write a local cluster of N nodes (with --dir)', intOption('--nodes', 1, CLUSTER_NODES_MAX))
     .option('--dir <dir>', 'directory for a local cluster (with --nodes)')
     .option('--host <host>', 'loopback host of a local cluster', '127.0.0.1')
-    .option('--base-port <port>', `node i of a local cluster listens on base-port + i (default ${DEFAULT_BASE_PORT})`, intOption('--base-port', 1024, 65_000))
+    .option(
+      '--base-port <port>',
+      `node i of a local cluster listens on base-port + i (default ${DEFAULT_BASE_PORT})`,
+      intOption('--base-port', 1024, 65_000),
+    )
     .option('--force', 'overwrite existing files')
     .option('--json', 'print what was written as one JSON object')
     .action(async (opts) => {
@@ -157,9 +169,15 @@ interface Plan {
 async function plan(opts: InitOptions): Promise<Plan> {
   const cluster = opts.nodes !== undefined || opts.dir !== undefined;
   if (cluster) {
-    const single = (['config', 'nodeId', 'name', 'address', 'peer', 'dataDir', 'keyFile', 'metricsPort'] as const).filter((k) => opts[k] !== undefined);
-    if (single.length > 0) throw new UsageError(`--${single.map(kebab).join(', --')} appl${single.length === 1 ? 'ies' : 'y'} to a single node; a local cluster (--nodes N --dir DIR) is configured by --cluster, --host and --base-port`);
-    if (opts.nodes === undefined || opts.dir === undefined) throw new UsageError('a local cluster needs both --nodes N and --dir DIR');
+    const single = (
+      ['config', 'nodeId', 'name', 'address', 'peer', 'dataDir', 'keyFile', 'metricsPort'] as const
+    ).filter((k) => opts[k] !== undefined);
+    if (single.length > 0)
+      throw new UsageError(
+        `--${single.map(kebab).join(', --')} appl${single.length === 1 ? 'ies' : 'y'} to a single node; a local cluster (--nodes N --dir DIR) is configured by --cluster, --host and --base-port`,
+      );
+    if (opts.nodes === undefined || opts.dir === undefined)
+      throw new UsageError('a local cluster needs both --nodes N and --dir DIR');
     return planCluster(opts.nodes, resolve(opts.dir), opts);
   }
   return planSingle(opts);
@@ -181,14 +199,28 @@ function configText(value: Record<string, unknown>, path: string): string {
 function planCluster(count: number, dir: string, opts: InitOptions): Plan {
   const host = opts.host ?? '127.0.0.1';
   const basePort = opts.basePort ?? DEFAULT_BASE_PORT;
-  if (basePort + METRICS_PORT_OFFSET + count > 65_535) throw new UsageError(`--base-port ${basePort} leaves no room for ${count} nodes and their metrics ports; use a lower one`);
+  if (basePort + METRICS_PORT_OFFSET + count > 65_535)
+    throw new UsageError(
+      `--base-port ${basePort} leaves no room for ${count} nodes and their metrics ports; use a lower one`,
+    );
   const hostPart = host.includes(':') ? `[${host}]` : host;
-  const nodes = Array.from({ length: count }, (_, i) => ({ id: i + 1, name: `node-${i + 1}`, address: `${hostPart}:${basePort + i + 1}` }));
+  const nodes = Array.from({ length: count }, (_, i) => ({
+    id: i + 1,
+    name: `node-${i + 1}`,
+    address: `${hostPart}:${basePort + i + 1}`,
+  }));
   const files: PlannedFile[] = [];
   const next: string[] = [];
   for (const n of nodes) {
     const path = join(dir, `${n.name}.yaml`);
-    const value = { cluster: { name: opts.cluster ?? DEFAULT_CLUSTER }, node: { id: n.id, name: n.name }, nodes, keyFile: 'cluster.key', dataDir: n.name, metrics: { host, port: basePort + METRICS_PORT_OFFSET + n.id } };
+    const value = {
+      cluster: { name: opts.cluster ?? DEFAULT_CLUSTER },
+      node: { id: n.id, name: n.name },
+      nodes,
+      keyFile: 'cluster.key',
+      dataDir: n.name,
+      metrics: { host, port: basePort + METRICS_PORT_OFFSET + n.id },
+    };
     files.push({ path, kind: 'config', text: configText(value, path) });
     next.push(`cohort start --config ${path}`);
   }
@@ -202,10 +234,17 @@ async function planSingle(opts: InitOptions): Promise<Plan> {
   const id = opts.nodeId ?? 1;
   const name = opts.name ?? `node-${id}`;
   const address = opts.address ?? `127.0.0.1:${DEFAULT_BASE_PORT + 1}`;
-  if (typeof parseAddress(address) === 'string') throw new UsageError(`--address ${JSON.stringify(address)} is not host:port`);
+  if (typeof parseAddress(address) === 'string')
+    throw new UsageError(`--address ${JSON.stringify(address)} is not host:port`);
   const nodes = [{ id, name, address }, ...(opts.peer ?? [])].sort((a, b) => a.id - b.id);
   const keyFile = opts.keyFile ?? 'cluster.key';
-  const value: Record<string, unknown> = { cluster: { name: opts.cluster ?? DEFAULT_CLUSTER }, node: { id, name }, nodes, keyFile, dataDir: opts.dataDir ?? `data-${name}` };
+  const value: Record<string, unknown> = {
+    cluster: { name: opts.cluster ?? DEFAULT_CLUSTER },
+    node: { id, name },
+    nodes,
+    keyFile,
+    dataDir: opts.dataDir ?? `data-${name}`,
+  };
   if (opts.metricsPort !== undefined) value['metrics'] = { port: opts.metricsPort };
   const files: PlannedFile[] = [{ path, kind: 'config', text: configText(value, path) }];
   const keyPath = resolve(dirname(path), keyFile);
@@ -222,7 +261,8 @@ async function validKeyAt(path: string): Promise<boolean> {
     return true;
   } catch (e) {
     if (e instanceof ClusterKeyError && e.code === 'KEY_FILE_MISSING') return false;
-    if (e instanceof ClusterKeyError) throw new InitFailure(`${e.message}; fix it, or pass --force to replace it with a new key`);
+    if (e instanceof ClusterKeyError)
+      throw new InitFailure(`${e.message}; fix it, or pass --force to replace it with a new key`);
     throw e;
   }
 }
@@ -243,8 +283,11 @@ async function refuseExisting(files: readonly PlannedFile[], force: boolean): Pr
   const existing: string[] = [];
   for (const f of files) if (await exists(f.path)) existing.push(f.path);
   if (existing.length === 0) return;
-  const which = existing.length === 1 ? `${existing[0] ?? ''} already exists` : `these files already exist: ${existing.join(', ')}`;
-  throw new InitFailure(`${which}; refusing to overwrite. Use --force to replace ${existing.length === 1 ? 'it' : 'them'} (a replaced cluster key must then be copied to every node)`);
+  const which =
+    existing.length === 1 ? `${existing[0] ?? ''} already exists` : `these files already exist: ${existing.join(', ')}`;
+  throw new InitFailure(
+    `${which}; refusing to overwrite. Use --force to replace ${existing.length === 1 ? 'it' : 'them'} (a replaced cluster key must then be copied to every node)`,
+  );
 }
 
 async function writeAll(files: readonly PlannedFile[], force: boolean): Promise<void> {
@@ -262,7 +305,8 @@ async function writeTextFile(path: string, text: string, force: boolean): Promis
   try {
     handle = await open(target, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, CONFIG_FILE_MODE);
   } catch (e) {
-    if ((e as { code?: unknown }).code === 'EEXIST') throw new InitFailure(`${path} already exists; refusing to overwrite it. Use --force to replace it`);
+    if ((e as { code?: unknown }).code === 'EEXIST')
+      throw new InitFailure(`${path} already exists; refusing to overwrite it. Use --force to replace it`);
     throw new InitFailure(`cannot create ${path}: ${e instanceof Error ? e.message : String(e)}`);
   }
   try {
@@ -283,7 +327,14 @@ async function writeTextFile(path: string, text: string, force: boolean): Promis
   }
 }
 
-function report(io: InitIo, opts: InitOptions, files: readonly PlannedFile[], keyPath: string, reuseKey: boolean, next: readonly string[]): void {
+function report(
+  io: InitIo,
+  opts: InitOptions,
+  files: readonly PlannedFile[],
+  keyPath: string,
+  reuseKey: boolean,
+  next: readonly string[],
+): void {
   const configs = files.filter((f) => f.kind === 'config').map((f) => f.path);
   if (opts.json === true) {
     io.out(`${JSON.stringify({ configs, keyFile: keyPath, keyWritten: !reuseKey, next })}\n`);
@@ -295,6 +346,14 @@ function report(io: InitIo, opts: InitOptions, files: readonly PlannedFile[], ke
     return r.startsWith('..') || r === '' ? p : r;
   };
   for (const c of configs) io.out(`wrote config ${shown(c)}\n`);
-  io.out(reuseKey ? `using the existing cluster key ${shown(keyPath)}\n` : `wrote cluster key ${shown(keyPath)} (mode 0600: keep it secret; every node needs the same key)\n`);
-  io.out(next.length === 1 ? `next: ${next[0] ?? ''}\n` : `next, one per node (each in its own terminal or as a service):\n${next.map((n) => `  ${n}`).join('\n')}\n`);
+  io.out(
+    reuseKey
+      ? `using the existing cluster key ${shown(keyPath)}\n`
+      : `wrote cluster key ${shown(keyPath)} (mode 0600: keep it secret; every node needs the same key)\n`,
+  );
+  io.out(
+    next.length === 1
+      ? `next: ${next[0] ?? ''}\n`
+      : `next, one per node (each in its own terminal or as a service):\n${next.map((n) => `  ${n}`).join('\n')}\n`,
+  );
 }

@@ -16,7 +16,15 @@ import { InvalidArgumentError, type Command } from '@commander-js/extra-typings'
 import { CohortClientError, connect, type CohortClient, type KvCasCondition } from '../client/index.js';
 
 /** Exit codes of the kv commands. */
-export const KV_EXIT = { ok: 0, failure: 1, usage: 2, notQuorate: 3, unreachable: 4, notFound: 5, compareFailed: 6 } as const;
+export const KV_EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  notQuorate: 3,
+  unreachable: 4,
+  notFound: 5,
+  compareFailed: 6,
+} as const;
 /** Deadline of one command: the daemon's own request deadline (5 s) plus slack. */
 const KV_TIMEOUT_MS = 8000;
 
@@ -56,7 +64,13 @@ function quoted(text: string | null): string {
   return text === null ? 'absent (or not UTF-8 text)' : JSON.stringify(text);
 }
 
-async function execute(client: CohortClient, cmd: KvCommand, opts: KvOptions, io: KvIo, signal: AbortSignal): Promise<number> {
+async function execute(
+  client: CohortClient,
+  cmd: KvCommand,
+  opts: KvOptions,
+  io: KvIo,
+  signal: AbortSignal,
+): Promise<number> {
   const json = opts.json === true;
   switch (cmd.op) {
     case 'get': {
@@ -71,14 +85,20 @@ async function execute(client: CohortClient, cmd: KvCommand, opts: KvOptions, io
     }
     case 'put': {
       const r = await client.kv.put(cmd.key, cmd.value, { signal });
-      io.out(json ? `${jsonLine(r)}\n` : `OK: ${JSON.stringify(cmd.key)} at revision ${r.modRevision} (version ${r.version})\n`);
+      io.out(
+        json
+          ? `${jsonLine(r)}\n`
+          : `OK: ${JSON.stringify(cmd.key)} at revision ${r.modRevision} (version ${r.version})\n`,
+      );
       return KV_EXIT.ok;
     }
     case 'cas': {
       const r = await client.kv.cas(cmd.key, cmd.value, cmd.condition, { signal });
       if (json) io.out(`${jsonLine(r)}\n`);
       if (!r.succeeded) {
-        io.err(`cohort kv cas: compare failed: ${JSON.stringify(cmd.key)} is ${quoted(r.text)}; nothing written (revision ${r.revision})\n`);
+        io.err(
+          `cohort kv cas: compare failed: ${JSON.stringify(cmd.key)} is ${quoted(r.text)}; nothing written (revision ${r.revision})\n`,
+        );
         return KV_EXIT.compareFailed;
       }
       if (!json) io.out(`OK: ${JSON.stringify(cmd.key)} written at revision ${r.revision}\n`);
@@ -113,7 +133,11 @@ function exitFor(e: CohortClientError): number {
 export async function runKv(cmd: KvCommand, opts: KvOptions, io: KvIo): Promise<number> {
   const timeoutMs = opts.timeoutMs ?? KV_TIMEOUT_MS;
   try {
-    await using client = await connect({ ...(opts.socket === undefined ? {} : { socket: opts.socket }), timeoutMs, clientName: `cohort kv ${cmd.op}` });
+    await using client = await connect({
+      ...(opts.socket === undefined ? {} : { socket: opts.socket }),
+      timeoutMs,
+      clientName: `cohort kv ${cmd.op}`,
+    });
     return await execute(client, cmd, opts, io, AbortSignal.timeout(timeoutMs));
   } catch (e) {
     const code = e instanceof CohortClientError ? exitFor(e) : KV_EXIT.failure;
@@ -125,7 +149,11 @@ export async function runKv(cmd: KvCommand, opts: KvOptions, io: KvIo): Promise<
 }
 
 /** The `cas` condition from its three mutually exclusive options, or a usage message. */
-export function casCondition(o: { readonly expected?: string; readonly absent?: boolean; readonly modRevision?: number }): KvCasCondition | string {
+export function casCondition(o: {
+  readonly expected?: string;
+  readonly absent?: boolean;
+  readonly modRevision?: number;
+}): KvCasCondition | string {
   const given = [o.expected !== undefined, o.absent === true, o.modRevision !== undefined].filter(Boolean).length;
   if (given !== 1) return 'give exactly one of --expected VALUE, --absent or --mod-revision N';
   if (o.expected !== undefined) return { expected: o.expected };
@@ -135,23 +163,32 @@ export function casCondition(o: { readonly expected?: string; readonly absent?: 
 
 function revisionOption(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`--mod-revision must be a non-negative integer, got ${JSON.stringify(value)}`);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError(`--mod-revision must be a non-negative integer, got ${JSON.stringify(value)}`);
   return n;
 }
 
 const processIo: KvIo = { out: (d) => process.stdout.write(d), err: (t) => process.stderr.write(t) };
 
 function common(opts: { socket?: string; json?: true; debug?: true }): KvOptions {
-  return { ...(opts.socket === undefined ? {} : { socket: opts.socket }), json: opts.json === true, debug: opts.debug === true };
+  return {
+    ...(opts.socket === undefined ? {} : { socket: opts.socket }),
+    json: opts.json === true,
+    debug: opts.debug === true,
+  };
 }
 
 /** Registers `cohort kv get|put|cas|delete` on `program`. */
 export function registerKv(program: Command, setCode: (code: number) => void): void {
-  const kv = program.command('kv').description('the replicated key-value store (exit 3 not quorate, 4 daemon unreachable, 5 key not found, 6 compare failed)');
+  const kv = program
+    .command('kv')
+    .description(
+      'the replicated key-value store (exit 3 not quorate, 4 daemon unreachable, 5 key not found, 6 compare failed)',
+    );
   kv.command('get')
     .description('print the value of KEY (exit 5 when absent)')
     .argument('<key>')
-    .option('--socket <path>', 'the node\'s API socket (default $COHORT_SOCKET)')
+    .option('--socket <path>', "the node's API socket (default $COHORT_SOCKET)")
     .option('--json', 'print the answer as one JSON object (value, revisions)')
     .option('--debug', 'print the stack trace of an error')
     .action(async (key, opts) => {
@@ -161,20 +198,22 @@ export function registerKv(program: Command, setCode: (code: number) => void): v
     .description('write VALUE at KEY')
     .argument('<key>')
     .argument('<value>')
-    .option('--socket <path>', 'the node\'s API socket (default $COHORT_SOCKET)')
+    .option('--socket <path>', "the node's API socket (default $COHORT_SOCKET)")
     .option('--json', 'print the answer as one JSON object')
     .option('--debug', 'print the stack trace of an error')
     .action(async (key, value, opts) => {
       setCode(await runKv({ op: 'put', key, value }, common(opts), processIo));
     });
   kv.command('cas')
-    .description('write VALUE at KEY only if it holds --expected V, is --absent, or was last written at --mod-revision N (exit 6 when not)')
+    .description(
+      'write VALUE at KEY only if it holds --expected V, is --absent, or was last written at --mod-revision N (exit 6 when not)',
+    )
     .argument('<key>')
     .argument('<value>')
     .option('--expected <value>', 'the value KEY must hold now')
     .option('--absent', 'KEY must not exist')
     .option('--mod-revision <n>', 'KEY must have been last written at revision N', revisionOption)
-    .option('--socket <path>', 'the node\'s API socket (default $COHORT_SOCKET)')
+    .option('--socket <path>', "the node's API socket (default $COHORT_SOCKET)")
     .option('--json', 'print the answer as one JSON object')
     .option('--debug', 'print the stack trace of an error')
     .action(async (key, value, opts) => {
@@ -189,7 +228,7 @@ export function registerKv(program: Command, setCode: (code: number) => void): v
   kv.command('delete')
     .description('delete KEY (exit 5 when absent)')
     .argument('<key>')
-    .option('--socket <path>', 'the node\'s API socket (default $COHORT_SOCKET)')
+    .option('--socket <path>', "the node's API socket (default $COHORT_SOCKET)")
     .option('--json', 'print the answer as one JSON object')
     .option('--debug', 'print the stack trace of an error')
     .action(async (key, opts) => {

@@ -21,7 +21,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('cohort: cluster membership, quorum, groups, fencing, locks and ddraid volumes')
     .version('0.1.0')
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => { write(text); } });
+    .configureOutput({
+      outputError: (text, write) => {
+        write(text);
+      },
+    });
   let code: number = EXIT.ok;
   const setCode = (c: number): void => {
     code = c;
@@ -38,7 +42,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     await program.parseAsync([...argv]);
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')
+        return EXIT.ok;
       return EXIT.usage;
     }
     const message = e instanceof Error ? e.message : String(e);

@@ -39,14 +39,31 @@ test('sim --seeds 20 --json: one JSON object, zero violations, exit 0', () => {
 });
 
 test('a canary batch exits 1 and its failing seed replays to the same failure', () => {
-  const r = cohort('sim', '--seeds', '4', '--json', '--base-seed', '7', '--workers', '2', '--workload', 'broadcast', '--canary', 'no-dedup', '--no-regression');
+  const r = cohort(
+    'sim',
+    '--seeds',
+    '4',
+    '--json',
+    '--base-seed',
+    '7',
+    '--workers',
+    '2',
+    '--workload',
+    'broadcast',
+    '--canary',
+    'no-dedup',
+    '--no-regression',
+  );
   assert.equal(r.code, 1, r.stderr);
   const out = JSON.parse(r.stdout) as BatchJson;
   assert.equal(out.seeds, 4);
   assert.ok(out.violations > 0);
   assert.ok(out.failedSeeds.length > 0);
   const broadcasts = out.workloadStats['broadcasts'];
-  assert.ok(broadcasts !== undefined && broadcasts.min <= broadcasts.mean && broadcasts.mean <= broadcasts.max, 'workload figures are summarised over the batch');
+  assert.ok(
+    broadcasts !== undefined && broadcasts.min <= broadcasts.mean && broadcasts.mean <= broadcasts.max,
+    'workload figures are summarised over the batch',
+  );
   const seed = String(out.failedSeeds[0]);
   const a = cohort('sim', '--seed', seed, '--workload', 'broadcast', '--canary', 'no-dedup', '--json');
   const b = cohort('sim', '--seed', seed, '--workload', 'broadcast', '--canary', 'no-dedup', '--json');
@@ -71,7 +88,10 @@ test('usage errors exit 2 and say what is wrong', () => {
   const cases: [string[], RegExp][] = [
     [['sim'], /exactly one of --seed/],
     [['sim', '--seed', '1', '--seeds', '2'], /exactly one of --seed/],
-    [['sim', '--seed', '1', '--workload', 'broadcast', '--canary', 'nope'], /no canary "nope"; choose one of: no-forward/],
+    [
+      ['sim', '--seed', '1', '--workload', 'broadcast', '--canary', 'nope'],
+      /no canary "nope"; choose one of: no-forward/,
+    ],
     [['sim', '--seed', '1', '--canary', 'nope'], /no canary "nope"; choose one of: ack-before-quorum/],
     [['sim', '--seed', '1', '--workload', 'nope'], /unknown workload "nope"/],
     [['sim', '--seeds', 'abc'], /--seeds must be an integer/],

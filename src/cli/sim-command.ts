@@ -21,7 +21,19 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Command } from '@commander-js/extra-typings';
 import { SIM_BATCH_SEEDS_MAX, SIM_NODES_MAX, SIM_WORKERS_MAX } from '../constants.js';
-import { defaultWorkloadName, deriveSeeds, findWorkload, parseSeedFile, runBatch, runSeed, WORKLOADS, type BatchResult, type SeedJob, type SeedSummary, type SimResult } from '../sim/index.js';
+import {
+  defaultWorkloadName,
+  deriveSeeds,
+  findWorkload,
+  parseSeedFile,
+  runBatch,
+  runSeed,
+  WORKLOADS,
+  type BatchResult,
+  type SeedJob,
+  type SeedSummary,
+  type SimResult,
+} from '../sim/index.js';
 import { intOption } from './options.js';
 
 const EXIT_OK = 0;
@@ -31,7 +43,6 @@ const EXIT_USAGE = 2;
 const REGRESSION_FILE = fileURLToPath(new URL('../../../testdata/sim-regression-seeds.txt', import.meta.url));
 /** Failures listed in detail in a batch report. */
 const FAILURES_LISTED_MAX = 20;
-
 
 /** Options after parsing. */
 interface SimCliOptions {
@@ -54,13 +65,33 @@ export function registerSim(program: Command, setCode: (code: number) => void): 
     .command('sim')
     .description('run the deterministic cluster simulator: replay one seed or run a batch of seeds')
     .option('--seed <n>', 'replay one seed exactly', intOption('--seed', 0, Number.MAX_SAFE_INTEGER))
-    .option('--seeds <n>', 'run N seeds (plus the regression seeds) and print the failing ones', intOption('--seeds', 1, SIM_BATCH_SEEDS_MAX))
-    .option('--base-seed <n>', 'derive the --seeds batch from this seed (default: random, printed)', intOption('--base-seed', 0, 0xffff_ffff))
-    .option('--workers <n>', 'worker threads for --seeds (default: available CPUs)', intOption('--workers', 1, SIM_WORKERS_MAX))
+    .option(
+      '--seeds <n>',
+      'run N seeds (plus the regression seeds) and print the failing ones',
+      intOption('--seeds', 1, SIM_BATCH_SEEDS_MAX),
+    )
+    .option(
+      '--base-seed <n>',
+      'derive the --seeds batch from this seed (default: random, printed)',
+      intOption('--base-seed', 0, 0xffff_ffff),
+    )
+    .option(
+      '--workers <n>',
+      'worker threads for --seeds (default: available CPUs)',
+      intOption('--workers', 1, SIM_WORKERS_MAX),
+    )
     .option('--workload <name>', `workload to run (${WORKLOADS.map((w) => w.name).join(', ')})`, defaultWorkloadName())
     .option('--canary <name>', 'enable a planted bug of the workload (the run must then fail)')
-    .option('--fault-seconds <n>', 'virtual length of the fault phase (default: the workload\'s)', intOption('--fault-seconds', 1, 86_400))
-    .option('--nodes <n>', 'cluster size (default: drawn from the seed by the workload)', intOption('--nodes', 1, SIM_NODES_MAX))
+    .option(
+      '--fault-seconds <n>',
+      "virtual length of the fault phase (default: the workload's)",
+      intOption('--fault-seconds', 1, 86_400),
+    )
+    .option(
+      '--nodes <n>',
+      'cluster size (default: drawn from the seed by the workload)',
+      intOption('--nodes', 1, SIM_NODES_MAX),
+    )
     .option('--trace <file>', 'write the full trace of a --seed run to FILE')
     .option('--no-regression', 'do not add the regression seed file to a --seeds batch')
     .option('--json', 'print one JSON object')
@@ -76,14 +107,18 @@ function usage(message: string): number {
 
 /** Checks option combinations; returns an error message or undefined. */
 function validate(opts: SimCliOptions): string | undefined {
-  if ((opts.seed === undefined) === (opts.seeds === undefined)) return 'give exactly one of --seed S (replay one seed) or --seeds N (run a batch)';
+  if ((opts.seed === undefined) === (opts.seeds === undefined))
+    return 'give exactly one of --seed S (replay one seed) or --seeds N (run a batch)';
   const workload = findWorkload(opts.workload);
-  if (workload === undefined) return `unknown workload ${JSON.stringify(opts.workload)}; choose one of: ${WORKLOADS.map((w) => w.name).join(', ')}`;
+  if (workload === undefined)
+    return `unknown workload ${JSON.stringify(opts.workload)}; choose one of: ${WORKLOADS.map((w) => w.name).join(', ')}`;
   if (opts.canary !== undefined && !workload.canaries.includes(opts.canary)) {
     return `workload ${workload.name} has no canary ${JSON.stringify(opts.canary)}; choose one of: ${workload.canaries.join(', ')}`;
   }
-  if (opts.seed !== undefined && (opts.baseSeed !== undefined || opts.workers !== undefined)) return '--base-seed and --workers apply to --seeds only';
-  if (opts.seeds !== undefined && opts.trace !== undefined) return '--trace applies to a single --seed run; replay the failing seed with --seed S --trace FILE';
+  if (opts.seed !== undefined && (opts.baseSeed !== undefined || opts.workers !== undefined))
+    return '--base-seed and --workers apply to --seeds only';
+  if (opts.seeds !== undefined && opts.trace !== undefined)
+    return '--trace applies to a single --seed run; replay the failing seed with --seed S --trace FILE';
   return undefined;
 }
 
@@ -125,7 +160,9 @@ function replayCommand(job: SeedJob, seed: number): string {
 function replayOne(job: SeedJob, seed: number, opts: SimCliOptions): number {
   const { summary, result } = runSeed(job, seed, opts.trace);
   if (opts.json === true) {
-    process.stdout.write(`${JSON.stringify({ ...result, wallMs: round(summary.wallMs), simSecondsPerWallSecond: rate(summary.simulatedMs, summary.wallMs) })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ...result, wallMs: round(summary.wallMs), simSecondsPerWallSecond: rate(summary.simulatedMs, summary.wallMs) })}\n`,
+    );
   } else {
     process.stdout.write(formatRun(result, summary.wallMs));
     if (opts.trace !== undefined) process.stdout.write(`full trace written to ${opts.trace}\n`);
@@ -150,7 +187,9 @@ export function formatRun(r: SimResult, wallMs: number): string {
     `network: ${r.network.sent} sent, ${r.network.delivered} delivered, ${r.network.lost} lost, ${r.network.cut} cut by partitions, ${r.network.duplicated} duplicated`,
     `workload: ${r.workloadStats.map(([k, v]) => `${k} ${v}`).join(', ')}`,
     `simulated ${(r.simulatedMs / 1000).toFixed(1)} s (fault phase ${(r.faultPhaseMs / 1000).toFixed(1)} s) in ${(wallMs / 1000).toFixed(2)} s wall: ${rate(r.simulatedMs, wallMs)} simulated s per wall s`,
-    r.convergedAfterMs === null ? 'liveness: not converged' : `liveness: converged ${r.convergedAfterMs} ms after faults stopped`,
+    r.convergedAfterMs === null
+      ? 'liveness: not converged'
+      : `liveness: converged ${r.convergedAfterMs} ms after faults stopped`,
     `trace: ${r.traceLines} lines, hash ${r.traceHash}`,
     `violations: ${r.violations.length}`,
   ];
@@ -167,17 +206,30 @@ function regressionSeeds(enabled: boolean): { seeds: number[]; file: string | nu
     return { seeds: [], file: null };
   }
   const parsed = parseSeedFile(readFileSync(REGRESSION_FILE, 'utf8'));
-  if (parsed.errors.length > 0) return `regression seed file ${REGRESSION_FILE} is malformed: ${parsed.errors.join('; ')}`;
+  if (parsed.errors.length > 0)
+    return `regression seed file ${REGRESSION_FILE} is malformed: ${parsed.errors.join('; ')}`;
   return { seeds: parsed.seeds, file: REGRESSION_FILE };
 }
 
-async function runMany(job: SeedJob, count: number, opts: SimCliOptions, regression: { seeds: number[]; file: string | null }): Promise<number> {
+async function runMany(
+  job: SeedJob,
+  count: number,
+  opts: SimCliOptions,
+  regression: { seeds: number[]; file: string | null },
+): Promise<number> {
   const baseSeed = opts.baseSeed ?? randomInt(0, 0xffff_ffff);
   const seeds = [...deriveSeeds(baseSeed, count), ...regression.seeds];
   const workers = opts.workers ?? Math.min(availableParallelism(), SIM_WORKERS_MAX);
   const human = opts.json !== true;
-  if (human) process.stdout.write(`running ${count} seeds from base seed ${baseSeed} + ${regression.seeds.length} regression seeds, workload ${job.workload}${job.canary === undefined ? '' : `, canary ${job.canary}`}, ${workers} workers\n`);
-  const onSummary = human ? (s: SeedSummary): void => { if (s.violations.length > 0) process.stdout.write(failureLine(job, s)); } : undefined;
+  if (human)
+    process.stdout.write(
+      `running ${count} seeds from base seed ${baseSeed} + ${regression.seeds.length} regression seeds, workload ${job.workload}${job.canary === undefined ? '' : `, canary ${job.canary}`}, ${workers} workers\n`,
+    );
+  const onSummary = human
+    ? (s: SeedSummary): void => {
+        if (s.violations.length > 0) process.stdout.write(failureLine(job, s));
+      }
+    : undefined;
   const batch = await runBatch(job, seeds, workers, onSummary);
   if (human) process.stdout.write(formatBatch(batch, count, baseSeed));
   else process.stdout.write(`${JSON.stringify(batchJson(job, batch, count, baseSeed, regression, workers))}\n`);
@@ -190,15 +242,24 @@ function failureLine(job: SeedJob, s: SeedSummary): string {
 }
 
 function formatBatch(b: BatchResult, count: number, baseSeed: number): string {
-  return [
-    `${b.runs} runs (${count} seeds from base seed ${baseSeed} + ${b.runs - count} regression), ${b.violations} violations in ${b.failedSeeds.length} seeds`,
-    `simulated ${(b.simulatedMs / 3.6e6).toFixed(2)} h in ${(b.wallMs / 1000).toFixed(1)} s wall: ${round(b.simSecondsPerWallSecond)} simulated s per wall s`,
-    b.failedSeeds.length > 0 ? `failed seeds: ${b.failedSeeds.join(' ')}` : 'no failing seed',
-    ...b.workloadStats.map(([key, st]) => `  ${key.padEnd(28)} mean ${st.mean}  min ${st.min}  max ${st.max}`),
-  ].join('\n') + '\n';
+  return (
+    [
+      `${b.runs} runs (${count} seeds from base seed ${baseSeed} + ${b.runs - count} regression), ${b.violations} violations in ${b.failedSeeds.length} seeds`,
+      `simulated ${(b.simulatedMs / 3.6e6).toFixed(2)} h in ${(b.wallMs / 1000).toFixed(1)} s wall: ${round(b.simSecondsPerWallSecond)} simulated s per wall s`,
+      b.failedSeeds.length > 0 ? `failed seeds: ${b.failedSeeds.join(' ')}` : 'no failing seed',
+      ...b.workloadStats.map(([key, st]) => `  ${key.padEnd(28)} mean ${st.mean}  min ${st.min}  max ${st.max}`),
+    ].join('\n') + '\n'
+  );
 }
 
-function batchJson(job: SeedJob, b: BatchResult, count: number, baseSeed: number, regression: { seeds: number[]; file: string | null }, workers: number): object {
+function batchJson(
+  job: SeedJob,
+  b: BatchResult,
+  count: number,
+  baseSeed: number,
+  regression: { seeds: number[]; file: string | null },
+  workers: number,
+): object {
   return {
     seeds: count,
     violations: b.violations,

@@ -32,7 +32,9 @@ export type Obj = Readonly<Record<string, ApiData>>;
 
 /** `v` as a map (an empty one when it is not a map). */
 export function apiObject(v: ApiData | undefined): Obj {
-  return v !== null && v !== undefined && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array) ? (v as Obj) : {};
+  return v !== null && v !== undefined && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array)
+    ? (v as Obj)
+    : {};
 }
 
 /** `v` as a list of maps (empty when it is not a list). */
@@ -52,20 +54,36 @@ export function cellText(v: ApiData | undefined): string {
 export function table(rows: readonly Row[]): string {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n') + '\n';
+  return (
+    rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n') + '\n'
+  );
 }
 
 function renderStatus(s: Obj): string {
   const lines: Row[] = [
     ['cluster', `${cellText(s['cluster'])} (config ${cellText(s['configFingerprint']).slice(0, 19)}…)`],
-    ['node', `${cellText(s['nodeId'])} ${cellText(s['name'])}, incarnation ${cellText(s['incarnation'])}, ${cellText(s['role'])}`],
+    [
+      'node',
+      `${cellText(s['nodeId'])} ${cellText(s['name'])}, incarnation ${cellText(s['incarnation'])}, ${cellText(s['role'])}`,
+    ],
     ['leader', cellText(s['leaderId'])],
     ['term / commit', `${cellText(s['term'])} / ${cellText(s['commitIndex'])}`],
     ['view', cellText(s['viewId'])],
     ['quorate', `${s['quorate'] === true ? 'yes' : 'NO'}: ${cellText(s['quorumExplanation'])}`],
-    ['votes', `${cellText(s['totalVotes'])} present, quorum ${cellText(s['quorum'])}, expected ${cellText(s['expectedVotes'])}`],
+    [
+      'votes',
+      `${cellText(s['totalVotes'])} present, quorum ${cellText(s['quorum'])}, expected ${cellText(s['expectedVotes'])}`,
+    ],
   ];
-  const members: Row[] = [['NODE', 'NAME', 'INCARNATION', 'STATE'], ...apiList(s['members']).map((m) => [cellText(m['nodeId']), cellText(m['name']), cellText(m['incarnation']), cellText(m['state'])])];
+  const members: Row[] = [
+    ['NODE', 'NAME', 'INCARNATION', 'STATE'],
+    ...apiList(s['members']).map((m) => [
+      cellText(m['nodeId']),
+      cellText(m['name']),
+      cellText(m['incarnation']),
+      cellText(m['state']),
+    ]),
+  ];
   return `${table(lines)}\nmembers of view ${cellText(s['viewId'])}:\n${table(members)}`;
 }
 
@@ -85,7 +103,10 @@ function nodeState(n: Obj): string {
 export function fenceHints(nodes: readonly Obj[]): string {
   const lines = nodes
     .filter((n) => n['fencePending'] === true)
-    .map((n) => `node ${cellText(n['nodeId'])} needs fencing (incarnation ${cellText(n['incarnation'])}); once it is powered off or otherwise fenced, confirm with: cohort fence confirm ${cellText(n['nodeId'])}\n`);
+    .map(
+      (n) =>
+        `node ${cellText(n['nodeId'])} needs fencing (incarnation ${cellText(n['incarnation'])}); once it is powered off or otherwise fenced, confirm with: cohort fence confirm ${cellText(n['nodeId'])}\n`,
+    );
   return lines.length === 0 ? '' : `\n${lines.join('')}`;
 }
 
@@ -93,7 +114,16 @@ function renderNodes(r: Obj): string {
   const rows: Row[] = [['NODE', 'NAME', 'ADDRESS', 'VOTES', 'ROLE', 'STATE', 'INCARNATION', 'LINK']];
   const nodes = apiList(r['nodes']);
   for (const n of nodes) {
-    rows.push([cellText(n['nodeId']), cellText(n['name']), cellText(n['address']), cellText(n['votes']), cellText(n['role']), nodeState(n), cellText(n['incarnation']), cellText(n['link'])]);
+    rows.push([
+      cellText(n['nodeId']),
+      cellText(n['name']),
+      cellText(n['address']),
+      cellText(n['votes']),
+      cellText(n['role']),
+      nodeState(n),
+      cellText(n['incarnation']),
+      cellText(n['link']),
+    ]);
   }
   return table(rows) + fenceHints(nodes);
 }
@@ -102,7 +132,10 @@ function renderQuorum(q: Obj): string {
   return table([
     ['quorate', `${q['quorate'] === true ? 'yes' : 'NO'}: ${cellText(q['explanation'])}`],
     ['view', `${cellText(q['viewId'])}: ${cellText(q['summary'])}`],
-    ['votes', `${cellText(q['totalVotes'])} present, quorum ${cellText(q['quorum'])}, expected ${cellText(q['expectedVotes'])}`],
+    [
+      'votes',
+      `${cellText(q['totalVotes'])} present, quorum ${cellText(q['quorum'])}, expected ${cellText(q['expectedVotes'])}`,
+    ],
     ['wait_for_all', cellText(apiObject(q['waitForAll'])['phase'])],
   ]);
 }
@@ -111,7 +144,14 @@ function renderGroups(r: Obj): string {
   const groups = apiList(r['groups']);
   if (groups.length === 0) return 'no service groups (a group exists while it has members)\n';
   const rows: Row[] = [['GROUP', 'VIEW', 'MEMBERS (node.incarnation/level)']];
-  for (const g of groups) rows.push([cellText(g['group']), cellText(g['viewId']), apiList(g['members']).map((m) => `${cellText(m['node'])}.${cellText(m['incarnation'])}/${cellText(m['level'])}`).join(' ')]);
+  for (const g of groups)
+    rows.push([
+      cellText(g['group']),
+      cellText(g['viewId']),
+      apiList(g['members'])
+        .map((m) => `${cellText(m['node'])}.${cellText(m['incarnation'])}/${cellText(m['level'])}`)
+        .join(' '),
+    ]);
   return table(rows);
 }
 
@@ -133,7 +173,12 @@ export function toJsonLine(value: ApiData): string {
   return JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v));
 }
 
-async function fetchQuorate(conn: Awaited<ReturnType<typeof connectLocal>>, method: Method, value: Obj, signal: AbortSignal): Promise<boolean> {
+async function fetchQuorate(
+  conn: Awaited<ReturnType<typeof connectLocal>>,
+  method: Method,
+  value: Obj,
+  signal: AbortSignal,
+): Promise<boolean> {
   if (method !== 'nodes' && method !== 'groups') return value['quorate'] === true;
   return apiObject(await conn.request('status', null, { signal }))['quorate'] === true;
 }
@@ -142,7 +187,11 @@ async function fetchQuorate(conn: Awaited<ReturnType<typeof connectLocal>>, meth
 export async function runStatus(method: Method, opts: StatusOptions, io: StatusIo): Promise<number> {
   const timeoutMs = opts.timeoutMs ?? 5000;
   try {
-    await using conn = await connectLocal({ ...(opts.socket === undefined ? {} : { socket: opts.socket }), timeoutMs, clientName: `cohort ${method}` });
+    await using conn = await connectLocal({
+      ...(opts.socket === undefined ? {} : { socket: opts.socket }),
+      timeoutMs,
+      clientName: `cohort ${method}`,
+    });
     const signal = AbortSignal.timeout(timeoutMs);
     const raw = await conn.request(method, null, { signal });
     const value = method === 'groups' ? { groups: raw } : apiObject(raw);
@@ -163,7 +212,7 @@ export async function runStatus(method: Method, opts: StatusOptions, io: StatusI
 /** Registers `cohort status`, `cohort nodes`, `cohort quorum` and `cohort groups` on `program`. */
 export function registerStatus(program: Command, setCode: (code: number) => void): void {
   const what: Record<Method, string> = {
-    status: 'this node\'s view of the cluster: leader, view, quorum, members',
+    status: "this node's view of the cluster: leader, view, quorum, members",
     nodes: 'every configured node with its membership state and link',
     quorum: 'the quorum verdict and the votes behind it',
     groups: 'the service groups with their current views',
@@ -172,11 +221,17 @@ export function registerStatus(program: Command, setCode: (code: number) => void
     program
       .command(method)
       .description(`${what[method]} (exit 3 when not quorate, 4 when the daemon is unreachable)`)
-      .option('--socket <path>', 'the node\'s API socket (default $COHORT_SOCKET)')
+      .option('--socket <path>', "the node's API socket (default $COHORT_SOCKET)")
       .option('--json', 'print the answer as one JSON object')
       .action(async (opts) => {
         const io: StatusIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
-        setCode(await runStatus(method, { ...(opts.socket === undefined ? {} : { socket: opts.socket }), json: opts.json === true }, io));
+        setCode(
+          await runStatus(
+            method,
+            { ...(opts.socket === undefined ? {} : { socket: opts.socket }), json: opts.json === true },
+            io,
+          ),
+        );
       });
   }
 }

@@ -85,7 +85,11 @@ test('connecting to something that never answers the hello honours the signal an
       assert.equal((await clientFailure(connectLocal({ socket, timeoutMs: 30 }))).code, 'TIMEOUT');
     } finally {
       // The client destroyed its sockets on failure, so closing the listener completes.
-      await new Promise<void>((r) => mute.close(() => { r(); }));
+      await new Promise<void>((r) =>
+        mute.close(() => {
+          r();
+        }),
+      );
     }
   });
 });

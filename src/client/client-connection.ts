@@ -67,13 +67,23 @@ export interface CallOptions {
 function abortedError(signal: AbortSignal, what: string): CohortClientError {
   const reason: unknown = signal.reason;
   const timeout = reason instanceof Error && reason.name === 'TimeoutError';
-  return new CohortClientError(timeout ? 'TIMEOUT' : 'ABORTED', timeout ? `${what} timed out` : `${what} was aborted`, { cause: reason });
+  return new CohortClientError(timeout ? 'TIMEOUT' : 'ABORTED', timeout ? `${what} timed out` : `${what} was aborted`, {
+    cause: reason,
+  });
 }
 
 function unreachable(socket: string, e: unknown): CohortClientError {
   const code = (e as { code?: unknown }).code;
   const why =
-    code === 'ENOENT' ? 'no socket there' : code === 'ECONNREFUSED' ? 'nothing listens there (a stale socket?)' : code === 'EACCES' ? 'permission denied: run as a user in the socket\'s group' : e instanceof Error ? e.message : String(e);
+    code === 'ENOENT'
+      ? 'no socket there'
+      : code === 'ECONNREFUSED'
+        ? 'nothing listens there (a stale socket?)'
+        : code === 'EACCES'
+          ? "permission denied: run as a user in the socket's group"
+          : e instanceof Error
+            ? e.message
+            : String(e);
   return new CohortClientError(
     'DAEMON_UNREACHABLE',
     `cannot reach the cohort daemon at ${socket} (${why}); is it running? Select another node with \`cohort status --socket PATH\` or ${SOCKET_ENV}=PATH`,
@@ -89,7 +99,10 @@ function unreachable(socket: string, e: unknown): CohortClientError {
 export async function connectLocal(options: ConnectOptions = {}): Promise<ClientConnection> {
   const path = options.socket ?? process.env[SOCKET_ENV];
   if (path === undefined || path === '') {
-    throw new CohortClientError('DAEMON_UNREACHABLE', `no daemon socket given; pass --socket PATH or set ${SOCKET_ENV}=PATH (the path is api.socket in the node's config)`);
+    throw new CohortClientError(
+      'DAEMON_UNREACHABLE',
+      `no daemon socket given; pass --socket PATH or set ${SOCKET_ENV}=PATH (the path is api.socket in the node's config)`,
+    );
   }
   const timeout = AbortSignal.timeout(options.timeoutMs ?? CONNECT_TIMEOUT_MS_DEFAULT);
   const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
@@ -97,7 +110,11 @@ export async function connectLocal(options: ConnectOptions = {}): Promise<Client
   const socket = createConnection(path);
   const connection = new ClientConnection(socket, path);
   try {
-    await connection.handshake(options.clientName ?? `cohort-client pid ${process.pid}`, options.protocolVersion ?? API_PROTOCOL_VERSION, signal);
+    await connection.handshake(
+      options.clientName ?? `cohort-client pid ${process.pid}`,
+      options.protocolVersion ?? API_PROTOCOL_VERSION,
+      signal,
+    );
   } catch (e) {
     socket.destroy();
     throw e;
@@ -132,17 +149,32 @@ export class ClientConnection {
     /** The socket path, for messages. */
     readonly path: string,
   ) {
-    this.closedPromise = new Promise((resolve) => socket.once('close', () => {
-      resolve();
-    }));
+    this.closedPromise = new Promise((resolve) =>
+      socket.once('close', () => {
+        resolve();
+      }),
+    );
     socket.on('data', (chunk: Buffer) => {
       this.onData(chunk);
     });
     socket.on('error', (e) => {
-      this.fail(this.welcome !== undefined ? unreachable(path, e) : new CohortClientError('CONNECTION_LOST', `connection to the cohort daemon at ${path} failed: ${e.message}`, { cause: e }));
+      this.fail(
+        this.welcome !== undefined
+          ? unreachable(path, e)
+          : new CohortClientError(
+              'CONNECTION_LOST',
+              `connection to the cohort daemon at ${path} failed: ${e.message}`,
+              { cause: e },
+            ),
+      );
     });
     socket.on('close', () => {
-      this.fail(new CohortClientError('CONNECTION_LOST', `the cohort daemon at ${path} closed the connection (stopped or restarted?); connect again`));
+      this.fail(
+        new CohortClientError(
+          'CONNECTION_LOST',
+          `the cohort daemon at ${path} closed the connection (stopped or restarted?); connect again`,
+        ),
+      );
     });
   }
 
@@ -179,7 +211,12 @@ export class ClientConnection {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (signal?.aborted === true) return Promise.reject(abortedError(signal, method));
     if (this.pending.size >= API_CLIENT_REQUESTS_MAX) {
-      return Promise.reject(new CohortClientError('OVERLOADED', `${API_CLIENT_REQUESTS_MAX} requests are already in flight on this connection; wait for some to finish`));
+      return Promise.reject(
+        new CohortClientError(
+          'OVERLOADED',
+          `${API_CLIENT_REQUESTS_MAX} requests are already in flight on this connection; wait for some to finish`,
+        ),
+      );
     }
     const id = this.nextId++;
     return new Promise<ApiData>((resolve, reject) => {
@@ -216,7 +253,12 @@ export class ClientConnection {
       return stream;
     }
     if (this.streams.size >= API_CLIENT_STREAMS_MAX) {
-      stream.finish(new CohortClientError('OVERLOADED', `${API_CLIENT_STREAMS_MAX} streams are already open on this connection; close one first`));
+      stream.finish(
+        new CohortClientError(
+          'OVERLOADED',
+          `${API_CLIENT_STREAMS_MAX} streams are already open on this connection; close one first`,
+        ),
+      );
       return stream;
     }
     this.streams.set(id, stream);
@@ -259,10 +301,17 @@ export class ClientConnection {
   private onData(chunk: Buffer): void {
     try {
       this.decoder.push(chunk);
-      for (let frame = this.decoder.next(); frame !== undefined; frame = this.decoder.next()) this.handle(this.reader.decode(frame.subarray(4)));
+      for (let frame = this.decoder.next(); frame !== undefined; frame = this.decoder.next())
+        this.handle(this.reader.decode(frame.subarray(4)));
     } catch (e) {
       if (!(e instanceof DecodeError)) throw e;
-      this.fail(new CohortClientError('PROTOCOL_ERROR', `the daemon at ${this.path} sent a bad frame (${e.message}); is the client of the same release?`, { cause: e }));
+      this.fail(
+        new CohortClientError(
+          'PROTOCOL_ERROR',
+          `the daemon at ${this.path} sent a bad frame (${e.message}); is the client of the same release?`,
+          { cause: e },
+        ),
+      );
       this.socket.destroy();
     }
   }
@@ -404,7 +453,8 @@ export class ClientStream implements AsyncIterableIterator<ApiData> {
       if (this.pausedReading && this.buffered <= API_CLIENT_STREAM_ITEMS_MAX / 2) this.releaseReading();
       return Promise.resolve({ done: false, value });
     }
-    if (this.done) return this.error === undefined ? Promise.resolve({ done: true, value: undefined }) : Promise.reject(this.error);
+    if (this.done)
+      return this.error === undefined ? Promise.resolve({ done: true, value: undefined }) : Promise.reject(this.error);
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject };
     });

@@ -12,7 +12,14 @@
 import type { ApiData } from '../api/index.js';
 import { NODE_ID_MAX, type Incarnation, type LogIndex, type NodeId, type ViewId } from '../lib/ids.js';
 import type { RaftRole } from '../log/index.js';
-import type { LocalQuorumReason, MemberRole, MembershipOutcome, NodeStatus, QuorumReason, ViewChangeKind } from '../membership/index.js';
+import type {
+  LocalQuorumReason,
+  MemberRole,
+  MembershipOutcome,
+  NodeStatus,
+  QuorumReason,
+  ViewChangeKind,
+} from '../membership/index.js';
 import type { ArbitrationReason } from '../quorum/index.js';
 import type { BarrierOutcome, GroupChangeKind } from '../groups/index.js';
 import { CohortClientError } from './client-error.js';
@@ -185,13 +192,38 @@ export type ClusterEvent =
         readonly quorate: boolean;
         readonly reason: QuorumReason;
         readonly explanation: string;
-        readonly change: { readonly node: NodeId; readonly incarnation: Incarnation; readonly kind: ViewChangeKind; readonly cause: string };
+        readonly change: {
+          readonly node: NodeId;
+          readonly incarnation: Incarnation;
+          readonly kind: ViewChangeKind;
+          readonly cause: string;
+        };
       };
     })
-  | (EventHeader & { readonly kind: 'quorum'; readonly payload: { readonly quorate: boolean; readonly reason: QuorumReason; readonly explanation: string } })
-  | (EventHeader & { readonly kind: 'node'; readonly payload: { readonly node: NodeId; readonly incarnation: number; readonly from: NodeStatus; readonly to: NodeStatus; readonly cause: string } })
+  | (EventHeader & {
+      readonly kind: 'quorum';
+      readonly payload: { readonly quorate: boolean; readonly reason: QuorumReason; readonly explanation: string };
+    })
+  | (EventHeader & {
+      readonly kind: 'node';
+      readonly payload: {
+        readonly node: NodeId;
+        readonly incarnation: number;
+        readonly from: NodeStatus;
+        readonly to: NodeStatus;
+        readonly cause: string;
+      };
+    })
   | (EventHeader & { readonly kind: 'group'; readonly payload: GroupViewInfo & { readonly change: GroupChange } })
-  | (EventHeader & { readonly kind: 'barrier'; readonly payload: { readonly group: string; readonly name: string; readonly groupViewId: number; readonly outcome: BarrierOutcome } })
+  | (EventHeader & {
+      readonly kind: 'barrier';
+      readonly payload: {
+        readonly group: string;
+        readonly name: string;
+        readonly groupViewId: number;
+        readonly outcome: BarrierOutcome;
+      };
+    })
   | (EventHeader & { readonly kind: 'unknown'; readonly rawKind: string; readonly payload: ApiData });
 
 /** One member of a group view. */
@@ -217,8 +249,19 @@ export interface GroupChange {
 
 /** One item of a group's message stream: a delivered message or a view change, in apply order. */
 export type GroupItem =
-  | { readonly kind: 'message'; readonly groupViewId: number; readonly seq: number; readonly from: NodeId; readonly payload: Uint8Array }
-  | { readonly kind: 'view'; readonly groupViewId: number; readonly members: readonly GroupMemberInfo[]; readonly change: GroupChange | null };
+  | {
+      readonly kind: 'message';
+      readonly groupViewId: number;
+      readonly seq: number;
+      readonly from: NodeId;
+      readonly payload: Uint8Array;
+    }
+  | {
+      readonly kind: 'view';
+      readonly groupViewId: number;
+      readonly members: readonly GroupMemberInfo[];
+      readonly change: GroupChange | null;
+    };
 
 /** `group.send`: the view the message was delivered in and its number there. */
 export interface GroupSendResult {
@@ -236,12 +279,46 @@ function members<T>() {
 }
 
 const RAFT_ROLES = members<RaftRole>()(['follower', 'pre-candidate', 'candidate', 'leader']);
-const LOCAL_REASONS = members<LocalQuorumReason>()(['leader-lease', 'leader-heard', 'electing', 'leader-lease-expired', 'no-leader', 'leader-silent', 'view-not-quorate']);
+const LOCAL_REASONS = members<LocalQuorumReason>()([
+  'leader-lease',
+  'leader-heard',
+  'electing',
+  'leader-lease-expired',
+  'no-leader',
+  'leader-silent',
+  'view-not-quorate',
+]);
 const NODE_STATUSES = members<NodeStatus>()(['out', 'member', 'needs-fencing', 'quarantined']);
 const MEMBER_ROLES = members<MemberRole>()(['voter', 'learner', 'witness']);
-const LINK_STATES = members<LinkState>()(['self', 'unknown', 'idle', 'connecting', 'handshaking', 'open', 'backoff', 'closed']);
-const ARBITRATION_REASONS = members<ArbitrationReason>()(['majority', 'tie-breaker', 'no-majority', 'tie-breaker-absent', 'wait-for-all', 'two-node-peer-fenced', 'two-node-awaiting-fence']);
-const QUORUM_REASONS = members<QuorumReason>()(['not-configured', 'majority', 'tie-breaker', 'no-majority', 'tie-breaker-absent', 'wait-for-all', 'two-node-peer-fenced', 'two-node-awaiting-fence']);
+const LINK_STATES = members<LinkState>()([
+  'self',
+  'unknown',
+  'idle',
+  'connecting',
+  'handshaking',
+  'open',
+  'backoff',
+  'closed',
+]);
+const ARBITRATION_REASONS = members<ArbitrationReason>()([
+  'majority',
+  'tie-breaker',
+  'no-majority',
+  'tie-breaker-absent',
+  'wait-for-all',
+  'two-node-peer-fenced',
+  'two-node-awaiting-fence',
+]);
+const QUORUM_REASONS = members<QuorumReason>()([
+  'not-configured',
+  'majority',
+  'tie-breaker',
+  'no-majority',
+  'tie-breaker-absent',
+  'wait-for-all',
+  'two-node-peer-fenced',
+  'two-node-awaiting-fence',
+]);
 const WAIT_PHASES = members<WaitForAllPhase>()(['off', 'waiting', 'released']);
 const OUTCOMES = members<MembershipOutcome>()(['applied', 'duplicate', 'stale', 'waiting-for-fence', 'no-change']);
 const CHANGE_KINDS = members<ViewChangeKind>()(['joined', 'left', 'failed', 'replaced', 'quarantined', 'admitted']);
@@ -287,7 +364,8 @@ class FieldReader {
 
   int(name: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
     const v = this.o[name];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) this.fail(name, `an integer in [${min}, ${max}]`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+      this.fail(name, `an integer in [${min}, ${max}]`);
     return v;
   }
 
@@ -344,13 +422,20 @@ class FieldReader {
 
   intList(name: string, min: number, max: number): number[] {
     const v = this.o[name];
-    if (!Array.isArray(v) || !(v as readonly ApiData[]).every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= min && x <= max)) this.fail(name, `a list of integers in [${min}, ${max}]`);
+    if (
+      !Array.isArray(v) ||
+      !(v as readonly ApiData[]).every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= min && x <= max)
+    )
+      this.fail(name, `a list of integers in [${min}, ${max}]`);
     return [...(v as readonly number[])];
   }
 }
 
 function badAnswer(method: string, path: string, expected: string, got: ApiData | undefined): CohortClientError {
-  return new CohortClientError('PROTOCOL_ERROR', `${method}: the daemon's answer has ${path} = ${show(got)}, expected ${expected}; is the client of the same release as the daemon?`);
+  return new CohortClientError(
+    'PROTOCOL_ERROR',
+    `${method}: the daemon's answer has ${path} = ${show(got)}, expected ${expected}; is the client of the same release as the daemon?`,
+  );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -376,7 +461,12 @@ export function decodeStatus(v: ApiData): CohortStatus {
     totalVotes: r.int('totalVotes'),
     quorum: r.int('quorum'),
     joined: r.bool('joined'),
-    members: r.list('members', (m) => ({ nodeId: m.nodeId('nodeId'), name: m.str('name'), incarnation: m.int('incarnation'), state: m.oneOf('state', NODE_STATUSES) })),
+    members: r.list('members', (m) => ({
+      nodeId: m.nodeId('nodeId'),
+      name: m.str('name'),
+      incarnation: m.int('incarnation'),
+      state: m.oneOf('state', NODE_STATUSES),
+    })),
     leaseValid: r.bool('leaseValid'),
     readsHeld: r.bool('readsHeld'),
     joinProblem: r.nullableStr('joinProblem'),
@@ -418,12 +508,18 @@ export function decodeQuorum(v: ApiData): QuorumResult {
     explanation: r.str('explanation'),
     viewId: r.int('viewId'),
     viewQuorate: r.bool('viewQuorate'),
-    viewReason: r.raw('viewReason') === null || r.raw('viewReason') === undefined ? null : r.oneOf('viewReason', ARBITRATION_REASONS),
+    viewReason:
+      r.raw('viewReason') === null || r.raw('viewReason') === undefined
+        ? null
+        : r.oneOf('viewReason', ARBITRATION_REASONS),
     summary: r.str('summary'),
     expectedVotes: r.int('expectedVotes'),
     totalVotes: r.int('totalVotes'),
     quorum: r.int('quorum'),
-    waitForAll: wait === null ? null : { phase: wait.oneOf('phase', WAIT_PHASES), missing: wait.intList('missing', 1, NODE_ID_MAX) as NodeId[] },
+    waitForAll:
+      wait === null
+        ? null
+        : { phase: wait.oneOf('phase', WAIT_PHASES), missing: wait.intList('missing', 1, NODE_ID_MAX) as NodeId[] },
   };
 }
 
@@ -431,7 +527,16 @@ export function decodeQuorum(v: ApiData): QuorumResult {
 export function decodeKvGet(v: ApiData): KvGetResult {
   const r = FieldReader.of(v, 'result', 'kv.get');
   if (!r.bool('found')) return { key: r.str('key'), found: false, revision: r.int('revision') };
-  return { key: r.str('key'), found: true, value: r.bytes('value'), text: r.nullableStr('text'), revision: r.int('revision'), modRevision: r.int('modRevision'), createRevision: r.int('createRevision'), version: r.int('version') };
+  return {
+    key: r.str('key'),
+    found: true,
+    value: r.bytes('value'),
+    text: r.nullableStr('text'),
+    revision: r.int('revision'),
+    modRevision: r.int('modRevision'),
+    createRevision: r.int('createRevision'),
+    version: r.int('version'),
+  };
 }
 
 /** Decodes a `kv.put` answer. */
@@ -455,7 +560,14 @@ export function decodeKvDelete(v: ApiData): KvDeleteResult {
 /** Decodes a `fence.confirm` answer. */
 export function decodeFenceConfirm(v: ApiData): FenceConfirmResult {
   const r = FieldReader.of(v, 'result', 'fence.confirm');
-  return { nodeId: r.nodeId('nodeId'), incarnation: r.int('incarnation'), outcome: r.oneOf('outcome', OUTCOMES), status: r.oneOf('status', NODE_STATUSES), admitted: r.nullableInt('admitted'), viewId: r.int('viewId') };
+  return {
+    nodeId: r.nodeId('nodeId'),
+    incarnation: r.int('incarnation'),
+    outcome: r.oneOf('outcome', OUTCOMES),
+    status: r.oneOf('status', NODE_STATUSES),
+    admitted: r.nullableInt('admitted'),
+    viewId: r.int('viewId'),
+  };
 }
 
 /** Decodes one item of the `events` stream. */
@@ -471,29 +583,73 @@ export function decodeEvent(v: ApiData): ClusterEvent {
         ...head,
         kind,
         payload: {
-          members: p.list('members', (m) => ({ node: m.nodeId('node'), incarnation: m.int('incarnation') as Incarnation })),
+          members: p.list('members', (m) => ({
+            node: m.nodeId('node'),
+            incarnation: m.int('incarnation') as Incarnation,
+          })),
           quorate: p.bool('quorate'),
           reason: p.oneOf('reason', QUORUM_REASONS),
           explanation: p.str('explanation'),
-          change: { node: c.nodeId('node'), incarnation: c.int('incarnation') as Incarnation, kind: c.oneOf('kind', CHANGE_KINDS), cause: c.str('cause') },
+          change: {
+            node: c.nodeId('node'),
+            incarnation: c.int('incarnation') as Incarnation,
+            kind: c.oneOf('kind', CHANGE_KINDS),
+            cause: c.str('cause'),
+          },
         },
       };
     }
     case 'quorum': {
       const p = r.obj('payload');
-      return { ...head, kind, payload: { quorate: p.bool('quorate'), reason: p.oneOf('reason', QUORUM_REASONS), explanation: p.str('explanation') } };
+      return {
+        ...head,
+        kind,
+        payload: {
+          quorate: p.bool('quorate'),
+          reason: p.oneOf('reason', QUORUM_REASONS),
+          explanation: p.str('explanation'),
+        },
+      };
     }
     case 'node': {
       const p = r.obj('payload');
-      return { ...head, kind, payload: { node: p.nodeId('node'), incarnation: p.int('incarnation'), from: p.oneOf('from', NODE_STATUSES), to: p.oneOf('to', NODE_STATUSES), cause: p.str('cause') } };
+      return {
+        ...head,
+        kind,
+        payload: {
+          node: p.nodeId('node'),
+          incarnation: p.int('incarnation'),
+          from: p.oneOf('from', NODE_STATUSES),
+          to: p.oneOf('to', NODE_STATUSES),
+          cause: p.str('cause'),
+        },
+      };
     }
     case 'group': {
       const p = r.obj('payload');
-      return { ...head, kind, payload: { group: p.str('group'), groupViewId: p.int('groupViewId'), members: p.list('members', groupMember), change: groupChange(p.obj('change')) } };
+      return {
+        ...head,
+        kind,
+        payload: {
+          group: p.str('group'),
+          groupViewId: p.int('groupViewId'),
+          members: p.list('members', groupMember),
+          change: groupChange(p.obj('change')),
+        },
+      };
     }
     case 'barrier': {
       const p = r.obj('payload');
-      return { ...head, kind, payload: { group: p.str('group'), name: p.str('name'), groupViewId: p.int('groupViewId'), outcome: p.oneOf('outcome', BARRIER_OUTCOMES) } };
+      return {
+        ...head,
+        kind,
+        payload: {
+          group: p.str('group'),
+          name: p.str('name'),
+          groupViewId: p.int('groupViewId'),
+          outcome: p.oneOf('outcome', BARRIER_OUTCOMES),
+        },
+      };
     }
     default:
       return { ...head, kind: 'unknown', rawKind: kind, payload: r.raw('payload') ?? null };
@@ -538,7 +694,19 @@ export function decodeGroupBarrier(v: ApiData): { readonly groupViewId: number }
 export function decodeGroupItem(v: ApiData): GroupItem {
   const r = FieldReader.of(v, 'item', 'group.messages');
   const kind = r.oneOf('kind', ['message', 'view'] as const);
-  if (kind === 'message') return { kind, groupViewId: r.int('groupViewId', 1), seq: r.int('seq', 1), from: r.nodeId('from'), payload: r.bytes('payload') };
+  if (kind === 'message')
+    return {
+      kind,
+      groupViewId: r.int('groupViewId', 1),
+      seq: r.int('seq', 1),
+      from: r.nodeId('from'),
+      payload: r.bytes('payload'),
+    };
   const change = r.raw('change');
-  return { kind, groupViewId: r.int('groupViewId'), members: r.list('members', groupMember), change: change === undefined || change === null ? null : groupChange(r.obj('change')) };
+  return {
+    kind,
+    groupViewId: r.int('groupViewId'),
+    members: r.list('members', groupMember),
+    change: change === undefined || change === null ? null : groupChange(r.obj('change')),
+  };
 }

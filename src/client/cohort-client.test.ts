@@ -32,9 +32,19 @@ test('against real daemons: typed status, nodes, quorum, KV with revisions, even
       assert.equal(s.nodeId, 1);
       assert.equal(s.quorate, true);
       assert.equal(typeof s.configFingerprint, 'string');
-      assert.deepEqual(s.members.map((m) => m.nodeId), [1, 2, 3]);
+      assert.deepEqual(
+        s.members.map((m) => m.nodeId),
+        [1, 2, 3],
+      );
       const n = await c2.nodes();
-      assert.deepEqual(n.nodes.map((x) => [x.nodeId, x.self]), [[1, false], [2, true], [3, false]]);
+      assert.deepEqual(
+        n.nodes.map((x) => [x.nodeId, x.self]),
+        [
+          [1, false],
+          [2, true],
+          [3, false],
+        ],
+      );
       assert.equal(n.nodes.find((x) => x.nodeId === 1)?.link, 'open');
       assert.equal((await c2.quorum()).viewQuorate, true);
 
@@ -68,7 +78,11 @@ test('against real daemons: typed status, nodes, quorum, KV with revisions, even
   assert.equal(gone.code, 'DAEMON_UNREACHABLE');
 });
 
-async function withStub(answers: Record<string, ApiData>, events: readonly ApiData[], run: (socket: string) => Promise<void>): Promise<void> {
+async function withStub(
+  answers: Record<string, ApiData>,
+  events: readonly ApiData[],
+  run: (socket: string) => Promise<void>,
+): Promise<void> {
   await withApiServer((server) => {
     for (const [method, answer] of Object.entries(answers)) server.register(method, () => answer);
     server.registerStream('events', (_p, _ctx, sink) => {
@@ -82,23 +96,49 @@ test('answers are validated, not cast: a wrong field is PROTOCOL_ERROR naming it
   const put = { revision: 4, modRevision: 4, version: 1, addedByANewerDaemon: 'ignored' };
   const badNodes = { nodes: [{ nodeId: 0, name: 'x' }] };
   const badQuorum = { quorate: 'yes' };
-  const view = { seq: 1, viewId: 1, index: 3, kind: 'view', payload: { members: [{ node: 1, incarnation: 1 }], quorate: true, reason: 'majority', explanation: 'e', change: { node: 1, incarnation: 1, kind: 'joined', cause: 'c' } } };
+  const view = {
+    seq: 1,
+    viewId: 1,
+    index: 3,
+    kind: 'view',
+    payload: {
+      members: [{ node: 1, incarnation: 1 }],
+      quorate: true,
+      reason: 'majority',
+      explanation: 'e',
+      change: { node: 1, incarnation: 1, kind: 'joined', cause: 'c' },
+    },
+  };
   const future = { seq: 2, viewId: 1, index: 4, kind: 'hologram', payload: { x: 1 } };
-  const broken = { seq: 3, viewId: 1, index: 5, kind: 'node', payload: { node: 1, incarnation: 1, from: 'out', to: 'teleported', cause: 'c' } };
+  const broken = {
+    seq: 3,
+    viewId: 1,
+    index: 5,
+    kind: 'node',
+    payload: { node: 1, incarnation: 1, from: 'out', to: 'teleported', cause: 'c' },
+  };
   await withStub({ 'kv.put': put, nodes: badNodes, quorum: badQuorum }, [view, future, broken], async (socket) => {
     await using c = await connect({ socket });
     assert.deepEqual(await c.kv.put('k', 'v'), { revision: 4, modRevision: 4, version: 1 });
     const n = await clientFailure(c.nodes());
     assert.equal(n.code, 'PROTOCOL_ERROR');
-    assert.match(n.message, /^nodes: the daemon's answer has result\.nodes\[0\]\.nodeId = 0, expected an integer in \[1, 65535\]/);
+    assert.match(
+      n.message,
+      /^nodes: the daemon's answer has result\.nodes\[0\]\.nodeId = 0, expected an integer in \[1, 65535\]/,
+    );
     assert.match((await clientFailure(c.quorum())).message, /result\.quorate = "yes", expected true or false/);
     const seen: string[] = [];
     const stream = c.events({ follow: false });
-    const err = await clientFailure((async () => {
-      for await (const e of stream) seen.push(e.kind === 'unknown' ? `unknown:${e.rawKind}` : e.kind);
-    })());
+    const err = await clientFailure(
+      (async () => {
+        for await (const e of stream) seen.push(e.kind === 'unknown' ? `unknown:${e.rawKind}` : e.kind);
+      })(),
+    );
     assert.deepEqual(seen, ['view', 'unknown:hologram']);
-    assert.match(err.message, /item\.payload\.to = "teleported", expected one of out, member, needs-fencing, quarantined/);
+    assert.match(
+      err.message,
+      /item\.payload\.to = "teleported", expected one of out, member, needs-fencing, quarantined/,
+    );
     assert.equal(c.open, true, 'a bad answer fails that call only');
   });
 });

@@ -90,7 +90,8 @@ export interface EventStream extends AsyncIterableIterator<ClusterEvent> {
 }
 
 /** The condition of `kv.cas`: the current value (null: the key is absent) or its mod revision. */
-export type KvCasCondition = { readonly expected: string | Uint8Array | null } | { readonly expectedModRevision: number };
+export type KvCasCondition =
+  { readonly expected: string | Uint8Array | null } | { readonly expectedModRevision: number };
 
 /** The replicated key-value store. Reads are linearizable on any node; writes go through the leader. */
 export interface KvClient {
@@ -175,7 +176,9 @@ export interface GroupHandle extends AsyncDisposable {
 export function abortedError(signal: AbortSignal, what: string): CohortClientError {
   const reason: unknown = signal.reason;
   const timeout = reason instanceof Error && reason.name === 'TimeoutError';
-  return new CohortClientError(timeout ? 'TIMEOUT' : 'ABORTED', timeout ? `${what} timed out` : `${what} was aborted`, { cause: reason });
+  return new CohortClientError(timeout ? 'TIMEOUT' : 'ABORTED', timeout ? `${what} timed out` : `${what} was aborted`, {
+    cause: reason,
+  });
 }
 
 function callOptions(options: CallOptions | undefined): CallOptions {
@@ -220,12 +223,20 @@ export class ApiCohortClient implements CohortClient {
   readonly groups: GroupsClient;
 
   constructor(private readonly channel: ApiChannel) {
-    const call = <T>(method: string, params: ApiData, decode: (v: ApiData) => T, options: CallOptions | undefined): Promise<T> => this.call(method, params, decode, options);
+    const call = <T>(
+      method: string,
+      params: ApiData,
+      decode: (v: ApiData) => T,
+      options: CallOptions | undefined,
+    ): Promise<T> => this.call(method, params, decode, options);
     this.kv = {
       get: (key, options) => call('kv.get', { key }, decodeKvGet, options),
       put: (key, value, options) => call('kv.put', { key, value }, decodeKvPut, options),
       cas: (key, value, condition, options) => {
-        const compare: ApiData = 'expectedModRevision' in condition ? { expectedModRevision: condition.expectedModRevision } : { expected: condition.expected };
+        const compare: ApiData =
+          'expectedModRevision' in condition
+            ? { expectedModRevision: condition.expectedModRevision }
+            : { expected: condition.expected };
         return call('kv.cas', { key, value, ...compare }, decodeKvCas, options);
       },
       delete: (key, options) => call('kv.delete', { key }, decodeKvDelete, options),
@@ -240,7 +251,12 @@ export class ApiCohortClient implements CohortClient {
   }
 
   private groupHandle(name: string, view: GroupViewInfo): GroupHandle {
-    const call = <T>(method: string, params: ApiData, decode: (v: ApiData) => T, options: CallOptions | undefined): Promise<T> => this.call(method, params, decode, options);
+    const call = <T>(
+      method: string,
+      params: ApiData,
+      decode: (v: ApiData) => T,
+      options: CallOptions | undefined,
+    ): Promise<T> => this.call(method, params, decode, options);
     let left = false;
     const leave = async (options?: CallOptions): Promise<void> => {
       if (left) return;
@@ -251,7 +267,11 @@ export class ApiCohortClient implements CohortClient {
       name,
       view,
       send: (payload, options) => call('group.send', { group: name, payload }, decodeGroupSend, options),
-      messages: (options) => new DecodedStream(this.channel.stream('group.messages', { group: name }, callOptions(options)), decodeGroupItem),
+      messages: (options) =>
+        new DecodedStream(
+          this.channel.stream('group.messages', { group: name }, callOptions(options)),
+          decodeGroupItem,
+        ),
       barrier: (barrier, options) => call('group.barrier', { group: name, name: barrier }, decodeGroupBarrier, options),
       leave,
       [Symbol.asyncDispose]: async () => {
@@ -264,7 +284,12 @@ export class ApiCohortClient implements CohortClient {
     return this.channel.open;
   }
 
-  private async call<T>(method: string, params: ApiData, decode: (v: ApiData) => T, options: CallOptions | undefined): Promise<T> {
+  private async call<T>(
+    method: string,
+    params: ApiData,
+    decode: (v: ApiData) => T,
+    options: CallOptions | undefined,
+  ): Promise<T> {
     return decode(await this.channel.request(method, params, callOptions(options)));
   }
 
@@ -281,12 +306,18 @@ export class ApiCohortClient implements CohortClient {
   }
 
   events(options: EventsOptions = {}): EventStream {
-    const params: ApiData = { follow: options.follow ?? true, ...(options.fromSeq === undefined ? {} : { fromSeq: options.fromSeq }) };
+    const params: ApiData = {
+      follow: options.follow ?? true,
+      ...(options.fromSeq === undefined ? {} : { fromSeq: options.fromSeq }),
+    };
     return new DecodedStream(this.channel.stream('events', params, callOptions(options)), decodeEvent);
   }
 
   fenceConfirm(node: number, options: FenceConfirmOptions = {}): Promise<FenceConfirmResult> {
-    const params: ApiData = { node, ...(options.incarnation === undefined ? {} : { incarnation: options.incarnation }) };
+    const params: ApiData = {
+      node,
+      ...(options.incarnation === undefined ? {} : { incarnation: options.incarnation }),
+    };
     return this.call('fence.confirm', params, decodeFenceConfirm, options);
   }
 

@@ -2,7 +2,15 @@
  * The client side of the local API: the typed client (`connect`, `CohortClient`) and the
  * low-level connection to the node's daemon over its Unix socket (`connectLocal`).
  */
-export { CONNECT_TIMEOUT_MS_DEFAULT, SOCKET_ENV, ClientConnection, ClientStream, connectLocal, type CallOptions, type ConnectOptions } from './client-connection.js';
+export {
+  CONNECT_TIMEOUT_MS_DEFAULT,
+  SOCKET_ENV,
+  ClientConnection,
+  ClientStream,
+  connectLocal,
+  type CallOptions,
+  type ConnectOptions,
+} from './client-connection.js';
 export { CohortClientError, type ClientErrorCode, type ClientOwnErrorCode } from './client-error.js';
 export {
   ApiCohortClient,

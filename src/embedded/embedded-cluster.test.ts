@@ -21,7 +21,12 @@ async function retry<T>(ms: number, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (e) {
-      if (!(e instanceof CohortClientError) || !['UNAVAILABLE', 'NOT_QUORATE', 'TIMEOUT'].includes(e.code) || performance.now() > deadline) throw e;
+      if (
+        !(e instanceof CohortClientError) ||
+        !['UNAVAILABLE', 'NOT_QUORATE', 'TIMEOUT'].includes(e.code) ||
+        performance.now() > deadline
+      )
+        throw e;
       await sleep(50);
     }
   }
@@ -47,7 +52,11 @@ test('three nodes become quorate; KV across nodes, typed status, nodes, quorum a
     assert.equal(got.text, 'hello');
     assert.deepEqual([...got.value], [...new TextEncoder().encode('hello')]);
     assert.equal(got.modRevision, put.modRevision);
-    assert.deepEqual(await cluster.client(2).kv.get('missing'), { key: 'missing', found: false, revision: got.revision });
+    assert.deepEqual(await cluster.client(2).kv.get('missing'), {
+      key: 'missing',
+      found: false,
+      revision: got.revision,
+    });
 
     const lost = await c3.kv.cas('greeting', 'bye', { expected: 'not the value' });
     assert.equal(lost.succeeded, false);
@@ -63,19 +72,37 @@ test('three nodes become quorate; KV across nodes, typed status, nodes, quorum a
     assert.equal(s.nodeId, 3);
     assert.equal(s.quorate, true);
     assert.equal(s.cluster, 'embedded');
-    assert.deepEqual(s.members.map((m) => [m.nodeId, m.state]), [[1, 'member'], [2, 'member'], [3, 'member']]);
+    assert.deepEqual(
+      s.members.map((m) => [m.nodeId, m.state]),
+      [
+        [1, 'member'],
+        [2, 'member'],
+        [3, 'member'],
+      ],
+    );
     assert.equal(s.leaderId, cluster.leader());
     const nodes = await c3.nodes();
-    assert.deepEqual(nodes.nodes.map((n) => [n.nodeId, n.status, n.self, n.link]), [[1, 'member', false, 'open'], [2, 'member', false, 'open'], [3, 'member', true, 'self']]);
+    assert.deepEqual(
+      nodes.nodes.map((n) => [n.nodeId, n.status, n.self, n.link]),
+      [
+        [1, 'member', false, 'open'],
+        [2, 'member', false, 'open'],
+        [3, 'member', true, 'self'],
+      ],
+    );
     const q = await c1.quorum();
     assert.equal(q.viewQuorate, true);
     assert.equal(q.expectedVotes, 3);
 
     const joined: number[] = [];
-    for await (const e of c1.events({ follow: false })) if (e.kind === 'view' && e.payload.change.kind === 'joined') joined.push(e.payload.change.node);
+    for await (const e of c1.events({ follow: false }))
+      if (e.kind === 'view' && e.payload.change.kind === 'joined') joined.push(e.payload.change.node);
     assert.deepEqual(joined.sort(), [1, 2, 3]);
   }
-  assert.equal(running.nodes.every((n) => !n.running), true);
+  assert.equal(
+    running.nodes.every((n) => !n.running),
+    true,
+  );
   await sleep(20); // let the last scheduled deliveries run out
   assert.equal(timers(), before, `timers left after dispose: ${process.getActiveResourcesInfo().join(', ')}`);
 });
@@ -89,14 +116,17 @@ test('stopping the leader: the survivors commit the next write; its clients fail
   await cluster.stopNode(leader);
   assert.equal((await clientFailure(old.status())).code, 'CONNECTION_LOST');
   assert.equal(old.open, false);
-  assert.equal((() => {
-    try {
-      cluster.client(leader);
-    } catch (e) {
-      return e instanceof CohortClientError ? e.code : 'other';
-    }
-    return 'no error';
-  })(), 'DAEMON_UNREACHABLE');
+  assert.equal(
+    (() => {
+      try {
+        cluster.client(leader);
+      } catch (e) {
+        return e instanceof CohortClientError ? e.code : 'other';
+      }
+      return 'no error';
+    })(),
+    'DAEMON_UNREACHABLE',
+  );
 
   const survivor = leader === 1 ? 2 : 1;
   await using c = cluster.client(survivor);
@@ -162,7 +192,9 @@ test('a process that used an embedded cluster exits on its own after stop (no ti
     await cluster[Symbol.asyncDispose]();
     console.log('stopped');
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | string>((resolve) => {

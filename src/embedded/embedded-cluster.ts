@@ -131,7 +131,13 @@ class Slot implements EmbeddedNode {
 }
 
 /** Resolves once `probe` returns non-null; rejects with TIMEOUT (naming `what` and `why()`) or ABORTED. */
-function pollUntil<T>(what: string, timeoutMs: number, signal: AbortSignal | undefined, probe: () => T | null, why: () => string): Promise<T> {
+function pollUntil<T>(
+  what: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  probe: () => T | null,
+  why: () => string,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const started = performance.now();
     let timer: NodeJS.Timeout | undefined;
@@ -187,7 +193,13 @@ export class EmbeddedCluster implements AsyncDisposable {
     private readonly clusterName: string,
     private readonly logger: Logger,
   ) {
-    this.specs = Array.from({ length: count }, (_, i) => ({ nodeId: makeNodeId(i + 1), name: `node-${i + 1}`, address: `memory:${i + 1}`, votes: 1, role: 'voter' as const }));
+    this.specs = Array.from({ length: count }, (_, i) => ({
+      nodeId: makeNodeId(i + 1),
+      name: `node-${i + 1}`,
+      address: `memory:${i + 1}`,
+      votes: 1,
+      role: 'voter' as const,
+    }));
     this.slots = this.specs.map((s) => new Slot(s));
   }
 
@@ -198,7 +210,11 @@ export class EmbeddedCluster implements AsyncDisposable {
 
   private slot(id: number): Slot {
     const s = this.slots[id - 1];
-    if (s === undefined) throw new CohortClientError('INVALID_ARGUMENT', `no node ${id} in this embedded cluster (nodes are 1..${this.slots.length})`);
+    if (s === undefined)
+      throw new CohortClientError(
+        'INVALID_ARGUMENT',
+        `no node ${id} in this embedded cluster (nodes are 1..${this.slots.length})`,
+      );
     return s;
   }
 
@@ -208,7 +224,11 @@ export class EmbeddedCluster implements AsyncDisposable {
    */
   client(id: number): CohortClient {
     const r = this.slot(id).live;
-    if (r === null) throw new CohortClientError('DAEMON_UNREACHABLE', `node ${id} of the embedded cluster is stopped; start it again with restartNode(${id})`);
+    if (r === null)
+      throw new CohortClientError(
+        'DAEMON_UNREACHABLE',
+        `node ${id} of the embedded cluster is stopped; start it again with restartNode(${id})`,
+      );
     return new ApiCohortClient(r.api.connect());
   }
 
@@ -235,23 +255,50 @@ export class EmbeddedCluster implements AsyncDisposable {
   private async bootSlot(slot: Slot): Promise<void> {
     assert(slot.live === null, 'a running node is not booted again');
     const id = slot.nodeId;
-    const transport = this.network.endpoint(id, this.specs.map((s) => s.nodeId).filter((p) => p !== id));
-    const env = createRealEnv<PeerMessage>({ nodeId: id, transport, disk: slot.disk, logger: this.logger.child({ node: id }) });
+    const transport = this.network.endpoint(
+      id,
+      this.specs.map((s) => s.nodeId).filter((p) => p !== id),
+    );
+    const env = createRealEnv<PeerMessage>({
+      nodeId: id,
+      transport,
+      disk: slot.disk,
+      logger: this.logger.child({ node: id }),
+    });
     const hub = new EventHub();
     let node: ClusterNode;
     try {
-      node = new ClusterNode(env, { timing: this.timing, nodes: this.specs, quorum: this.quorumOptions, observer: hub.observer() });
+      node = new ClusterNode(env, {
+        timing: this.timing,
+        nodes: this.specs,
+        quorum: this.quorumOptions,
+        observer: hub.observer(),
+      });
     } catch (e) {
       await transport.close();
-      throw new CohortClientError('UNAVAILABLE', `node ${id} of the embedded cluster cannot start: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      throw new CohortClientError(
+        'UNAVAILABLE',
+        `node ${id} of the embedded cluster cannot start: ${e instanceof Error ? e.message : String(e)}`,
+        { cause: e },
+      );
     }
     const api = new InProcessApi();
-    registerApiHandlers(api, node, hub, { clusterName: this.clusterName, fingerprint: 'embedded', startedAtMs: performance.now(), links: () => transport.status() });
+    registerApiHandlers(api, node, hub, {
+      clusterName: this.clusterName,
+      fingerprint: 'embedded',
+      startedAtMs: performance.now(),
+      links: () => transport.status(),
+    });
     slot.live = { node, transport, api };
     await new Promise<void>((resolve, reject) => {
       node.start((error) => {
         if (error === null) resolve();
-        else reject(new CohortClientError('UNAVAILABLE', `node ${id} of the embedded cluster cannot start: ${error.message}`, { cause: error }));
+        else
+          reject(
+            new CohortClientError('UNAVAILABLE', `node ${id} of the embedded cluster cannot start: ${error.message}`, {
+              cause: error,
+            }),
+          );
       });
     }).catch(async (e: unknown) => {
       await this.halt(slot);
@@ -264,12 +311,20 @@ export class EmbeddedCluster implements AsyncDisposable {
     const r = slot.live;
     if (r === null) return;
     slot.live = null;
-    r.api.shutdown(new CohortClientError('CONNECTION_LOST', `node ${slot.nodeId} of the embedded cluster was stopped; take a new client once it is restarted`));
+    r.api.shutdown(
+      new CohortClientError(
+        'CONNECTION_LOST',
+        `node ${slot.nodeId} of the embedded cluster was stopped; take a new client once it is restarted`,
+      ),
+    );
     r.node.stop();
     await r.transport.close();
     const started = performance.now();
     while (slot.diskPending > 0) {
-      assert(performance.now() - started < DISK_DRAIN_MS_MAX, `the disk of node ${slot.nodeId} did not drain within ${DISK_DRAIN_MS_MAX} ms`);
+      assert(
+        performance.now() - started < DISK_DRAIN_MS_MAX,
+        `the disk of node ${slot.nodeId} did not drain within ${DISK_DRAIN_MS_MAX} ms`,
+      );
       await new Promise((resolve) => setImmediate(resolve));
     }
   }
@@ -300,22 +355,40 @@ export class EmbeddedCluster implements AsyncDisposable {
    */
   async restartNode(id: number, options: RestartNodeOptions = {}): Promise<void> {
     const slot = this.slot(id);
-    if (slot.live !== null) throw new CohortClientError('INVALID_ARGUMENT', `node ${id} of the embedded cluster is running; stopNode(${id}) first`);
+    if (slot.live !== null)
+      throw new CohortClientError(
+        'INVALID_ARGUMENT',
+        `node ${id} of the embedded cluster is running; stopNode(${id}) first`,
+      );
     await this.bootSlot(slot);
     if (options.rejoin === false) return;
     const what = `node ${id} rejoining the view`;
-    await pollUntil(what, options.timeoutMs ?? EMBEDDED_WAIT_MS_DEFAULT, options.signal, () => this.admitStep(slot), () => this.describe([slot]));
+    await pollUntil(
+      what,
+      options.timeoutMs ?? EMBEDDED_WAIT_MS_DEFAULT,
+      options.signal,
+      () => this.admitStep(slot),
+      () => this.describe([slot]),
+    );
   }
 
   /** One step of a rejoin: confirm a pending fence of `slot`'s old incarnation; true once joined and quorate. */
   private admitStep(slot: Slot): true | null {
     const node = slot.live?.node;
-    if (node === undefined) throw new CohortClientError('UNAVAILABLE', `node ${slot.nodeId} was stopped while rejoining`);
+    if (node === undefined)
+      throw new CohortClientError('UNAVAILABLE', `node ${slot.nodeId} was stopped while rejoining`);
     if (node.joined && node.status().quorate) return true;
     const leaderId = this.leader();
     const leader = leaderId === null ? undefined : this.slot(leaderId).live?.node;
     const rec = leader?.nodes().find((n) => n.nodeId === slot.nodeId);
-    if (leader === undefined || rec === undefined || !rec.fencePending || rec.incarnation >= node.incarnation || this.fencing.has(slot.nodeId)) return null;
+    if (
+      leader === undefined ||
+      rec === undefined ||
+      !rec.fencePending ||
+      rec.incarnation >= node.incarnation ||
+      this.fencing.has(slot.nodeId)
+    )
+      return null;
     // The old incarnation is stopped for certain: this process holds it. Confirm it fenced.
     this.fencing.add(slot.nodeId);
     leader.fenceConfirm(slot.nodeId, rec.incarnation, () => {
@@ -340,7 +413,13 @@ export class EmbeddedCluster implements AsyncDisposable {
       const n = s.live?.node;
       return n === undefined || (n.joined && n.status().quorate);
     };
-    await pollUntil('the embedded cluster becoming quorate', options.timeoutMs ?? EMBEDDED_WAIT_MS_DEFAULT, options.signal, () => (this.slots.every(ready) ? true : null), () => this.describe(this.slots.filter((s) => !ready(s))));
+    await pollUntil(
+      'the embedded cluster becoming quorate',
+      options.timeoutMs ?? EMBEDDED_WAIT_MS_DEFAULT,
+      options.signal,
+      () => (this.slots.every(ready) ? true : null),
+      () => this.describe(this.slots.filter((s) => !ready(s))),
+    );
   }
 
   /** Stops every node (crash-stop: a stopped cluster is not restarted). Idempotent; never throws. */
@@ -370,18 +449,28 @@ export class EmbeddedCluster implements AsyncDisposable {
  */
 export async function startCluster(options: StartClusterOptions = {}): Promise<EmbeddedCluster> {
   const count = options.nodes ?? 3;
-  if (!Number.isSafeInteger(count) || count < 1 || count > EMBEDDED_NODES_MAX) throw new CohortClientError('INVALID_ARGUMENT', `startCluster: nodes must be an integer in [1, ${EMBEDDED_NODES_MAX}], got ${count}`);
+  if (!Number.isSafeInteger(count) || count < 1 || count > EMBEDDED_NODES_MAX)
+    throw new CohortClientError(
+      'INVALID_ARGUMENT',
+      `startCluster: nodes must be an integer in [1, ${EMBEDDED_NODES_MAX}], got ${count}`,
+    );
   const model = deriveTimeouts(timeoutInputsWithDefaults(options.timeouts ?? {}));
   if (!model.ok) throw new CohortClientError('INVALID_ARGUMENT', `startCluster: ${model.error.message}`);
   const quorum: VotequorumOptions = { ...DEFAULT_VOTEQUORUM_OPTIONS, ...options.quorum };
-  const votes = buildVotequorum(Array.from({ length: count }, (_, i) => ({ nodeId: makeNodeId(i + 1), votes: 1, role: 'data' as const })), quorum);
+  const votes = buildVotequorum(
+    Array.from({ length: count }, (_, i) => ({ nodeId: makeNodeId(i + 1), votes: 1, role: 'data' as const })),
+    quorum,
+  );
   if (!votes.ok) throw new CohortClientError('INVALID_ARGUMENT', `startCluster: ${votes.error.message}`);
   const logger = options.logger ?? pino({ level: 'silent' });
   const cluster = new EmbeddedCluster(count, clusterTiming(model.value), quorum, options.name ?? 'embedded', logger);
   try {
     if (options.signal?.aborted === true) throw abortedError(options.signal, 'starting the embedded cluster');
     for (const n of cluster.nodes) await cluster.boot(n.nodeId);
-    await cluster.waitQuorate({ timeoutMs: options.timeoutMs ?? EMBEDDED_WAIT_MS_DEFAULT, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+    await cluster.waitQuorate({
+      timeoutMs: options.timeoutMs ?? EMBEDDED_WAIT_MS_DEFAULT,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
   } catch (e) {
     await cluster.stop();
     throw e;

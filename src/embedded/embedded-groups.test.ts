@@ -23,7 +23,11 @@ async function take(it: AsyncIterator<GroupItem>, n: number): Promise<GroupItem[
 }
 
 function text(items: readonly GroupItem[]): string[] {
-  return items.map((i) => (i.kind === 'message' ? `${i.groupViewId}#${i.seq} ${i.from}: ${decoder.decode(i.payload)}` : `view ${i.groupViewId} [${i.members.map((m) => m.node).join(',')}]`));
+  return items.map((i) =>
+    i.kind === 'message'
+      ? `${i.groupViewId}#${i.seq} ${i.from}: ${decoder.decode(i.payload)}`
+      : `view ${i.groupViewId} [${i.members.map((m) => m.node).join(',')}]`,
+  );
 }
 
 async function code(p: Promise<unknown>): Promise<string> {
@@ -40,10 +44,18 @@ test('groups through the client: ordered delivery to every member, barriers, VIE
   const views = await clients[0]!.groups.list();
   const workers = views.find((v) => v.group === 'workers');
   assert.ok(workers !== undefined);
-  assert.deepEqual(workers.members.map((m) => [m.node, m.level]), [[1, 1], [2, 0], [3, 0]]);
+  assert.deepEqual(
+    workers.members.map((m) => [m.node, m.level]),
+    [
+      [1, 1],
+      [2, 0],
+      [3, 0],
+    ],
+  );
   const streams = [h1, h2, h3].map((h) => h.messages());
   const starts = await Promise.all(streams.map((s) => take(s, 1)));
-  for (const s of starts) assert.deepEqual(text(s), [`view ${workers.groupViewId} [1,2,3]`], 'each stream starts with the current view');
+  for (const s of starts)
+    assert.deepEqual(text(s), [`view ${workers.groupViewId} [1,2,3]`], 'each stream starts with the current view');
   const sent = [];
   for (let i = 0; i < 5; i++) sent.push((i % 2 === 0 ? h1 : h2).send(`m${i}`));
   const results = await Promise.all(sent);
@@ -51,7 +63,10 @@ test('groups through the client: ordered delivery to every member, barriers, VIE
   const got = await Promise.all(streams.map((s) => take(s, 5)));
   assert.deepEqual(text(got[0]!), text(got[1]!), 'members 1 and 2 delivered the same messages in the same order');
   assert.deepEqual(text(got[1]!), text(got[2]!), 'and so did member 3');
-  assert.deepEqual(got[0]!.map((i) => (i.kind === 'message' ? i.seq : 0)), [1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    got[0]!.map((i) => (i.kind === 'message' ? i.seq : 0)),
+    [1, 2, 3, 4, 5],
+  );
   // A barrier of all three.
   const reached = await Promise.all([h1.barrier('ready'), h2.barrier('ready'), h3.barrier('ready')]);
   assert.ok(reached.every((r) => r.groupViewId === workers.groupViewId));
@@ -62,13 +77,23 @@ test('groups through the client: ordered delivery to every member, barriers, VIE
   await cluster.stopNode(3);
   assert.deepEqual(await Promise.all([b1, b2]), ['VIEW_CHANGED', 'VIEW_CHANGED']);
   const after = await take(streams[0]!, 1);
-  assert.deepEqual(text(after).map((l) => l.replace(/^view \d+ /, 'view ')), ['view [1,2]'], 'the new view comes through the stream');
+  assert.deepEqual(
+    text(after).map((l) => l.replace(/^view \d+ /, 'view ')),
+    ['view [1,2]'],
+    'the new view comes through the stream',
+  );
   const again = await Promise.all([h1.barrier('phase2'), h2.barrier('phase2')]);
   assert.equal(again[0].groupViewId, again[1].groupViewId);
   // The cluster event stream carries the group views and barrier ends.
   const events = clients[0]!.events({ follow: false });
   const kinds: string[] = [];
-  for await (const e of events) if (e.kind === 'group' || e.kind === 'barrier') kinds.push(e.kind === 'barrier' ? `barrier ${e.payload.name} ${e.payload.outcome}` : `group ${e.payload.group} ${e.payload.change.kind} ${e.payload.change.node}`);
+  for await (const e of events)
+    if (e.kind === 'group' || e.kind === 'barrier')
+      kinds.push(
+        e.kind === 'barrier'
+          ? `barrier ${e.payload.name} ${e.payload.outcome}`
+          : `group ${e.payload.group} ${e.payload.change.kind} ${e.payload.change.node}`,
+      );
   assert.ok(kinds.includes('barrier ready reached'));
   assert.ok(kinds.includes('barrier phase2 view-changed'));
   assert.ok(kinds.includes('group workers removed 3'));
@@ -76,7 +101,10 @@ test('groups through the client: ordered delivery to every member, barriers, VIE
   await h1.leave();
   assert.equal(await code(h1.send('after leave')), 'NOT_MEMBER');
   await h2.leave();
-  assert.equal((await clients[0]!.groups.list()).find((v) => v.group === 'workers'), undefined);
+  assert.equal(
+    (await clients[0]!.groups.list()).find((v) => v.group === 'workers'),
+    undefined,
+  );
   assert.equal(await code(h1.send('after leave')), 'NOT_FOUND');
   for (const s of streams) s.cancel();
 });

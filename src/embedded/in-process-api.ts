@@ -31,7 +31,11 @@ function wireParams(method: string, params: ApiData): ApiData {
     assert(f.type === 'request', 'a request frame decodes as a request');
     return f.params;
   } catch (e) {
-    throw new CohortClientError('INVALID_ARGUMENT', `${method}: the params cannot be sent (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    throw new CohortClientError(
+      'INVALID_ARGUMENT',
+      `${method}: the params cannot be sent (${e instanceof Error ? e.message : String(e)})`,
+      { cause: e },
+    );
   }
 }
 
@@ -43,7 +47,11 @@ function wireValue(method: string, value: ApiData): { value: ApiData; bytes: num
     assert(f.type === 'item', 'an item frame decodes as an item');
     return { value: f.value, bytes: bytes.length };
   } catch (e) {
-    throw new CohortClientError('INTERNAL', `${method} produced a value that cannot be sent (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    throw new CohortClientError(
+      'INTERNAL',
+      `${method} produced a value that cannot be sent (${e instanceof Error ? e.message : String(e)})`,
+      { cause: e },
+    );
   }
 }
 
@@ -51,7 +59,11 @@ function wireValue(method: string, value: ApiData): { value: ApiData; bytes: num
 function clientError(method: string, e: unknown): CohortClientError {
   if (e instanceof CohortClientError) return e;
   if (e instanceof ApiError) return new CohortClientError(e.code, e.message);
-  return new CohortClientError('INTERNAL', `${method} failed inside the embedded node: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  return new CohortClientError(
+    'INTERNAL',
+    `${method} failed inside the embedded node: ${e instanceof Error ? e.message : String(e)}`,
+    { cause: e },
+  );
 }
 
 /** A node's handler table; `connect()` opens channels to it, `shutdown()` fails them all. */
@@ -133,10 +145,20 @@ export class InProcessChannel implements ApiChannel {
     const handler = this.api.requestHandler(method);
     if (handler === undefined) {
       const isStream = this.api.streamHandler(method) !== undefined;
-      return Promise.reject(new CohortClientError(isStream ? 'INVALID_ARGUMENT' : 'UNKNOWN_METHOD', isStream ? `${method} is a stream; subscribe to it` : `no method ${JSON.stringify(method)}`));
+      return Promise.reject(
+        new CohortClientError(
+          isStream ? 'INVALID_ARGUMENT' : 'UNKNOWN_METHOD',
+          isStream ? `${method} is a stream; subscribe to it` : `no method ${JSON.stringify(method)}`,
+        ),
+      );
     }
     if (this.pending.size >= API_CLIENT_REQUESTS_MAX) {
-      return Promise.reject(new CohortClientError('OVERLOADED', `${API_CLIENT_REQUESTS_MAX} requests are already in flight on this connection; wait for some to finish`));
+      return Promise.reject(
+        new CohortClientError(
+          'OVERLOADED',
+          `${API_CLIENT_REQUESTS_MAX} requests are already in flight on this connection; wait for some to finish`,
+        ),
+      );
     }
     let sent: ApiData;
     try {
@@ -188,11 +210,21 @@ export class InProcessChannel implements ApiChannel {
     const handler = this.api.streamHandler(method);
     if (handler === undefined) {
       const isRequest = this.api.requestHandler(method) !== undefined;
-      stream.finish(new CohortClientError(isRequest ? 'INVALID_ARGUMENT' : 'UNKNOWN_METHOD', isRequest ? `${method} is a request, not a stream` : `no stream ${JSON.stringify(method)}`));
+      stream.finish(
+        new CohortClientError(
+          isRequest ? 'INVALID_ARGUMENT' : 'UNKNOWN_METHOD',
+          isRequest ? `${method} is a request, not a stream` : `no stream ${JSON.stringify(method)}`,
+        ),
+      );
       return stream;
     }
     if (this.streams.size >= API_CLIENT_STREAMS_MAX) {
-      stream.finish(new CohortClientError('OVERLOADED', `${API_CLIENT_STREAMS_MAX} streams are already open on this connection; close one first`));
+      stream.finish(
+        new CohortClientError(
+          'OVERLOADED',
+          `${API_CLIENT_STREAMS_MAX} streams are already open on this connection; close one first`,
+        ),
+      );
       return stream;
     }
     let sent: ApiData;
@@ -304,7 +336,12 @@ class InProcessStream implements ApiStream {
       return true;
     }
     if (this.queuedBytes + item.bytes > API_CLIENT_QUEUE_BYTES_MAX) {
-      this.finish(new CohortClientError('SLOW_CONSUMER', `the client fell ${this.queuedBytes} bytes behind this stream (limit ${API_CLIENT_QUEUE_BYTES_MAX}); read faster or resubscribe from the last item seen`));
+      this.finish(
+        new CohortClientError(
+          'SLOW_CONSUMER',
+          `the client fell ${this.queuedBytes} bytes behind this stream (limit ${API_CLIENT_QUEUE_BYTES_MAX}); read faster or resubscribe from the last item seen`,
+        ),
+      );
       return false;
     }
     this.buffer.push(item);
@@ -364,7 +401,8 @@ class InProcessStream implements ApiStream {
       }
       return Promise.resolve({ done: false, value: item.value });
     }
-    if (this.done) return this.error === undefined ? Promise.resolve({ done: true, value: undefined }) : Promise.reject(this.error);
+    if (this.done)
+      return this.error === undefined ? Promise.resolve({ done: true, value: undefined }) : Promise.reject(this.error);
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject };
       this.pull();

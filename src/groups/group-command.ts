@@ -21,14 +21,39 @@ import type { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { DecodeError } from '../lib/errors.js';
 import { NODE_ID_MAX, type Incarnation, type NodeId } from '../lib/ids.js';
 import type { ApplyError } from '../log/state-machine.js';
-import { BARRIER_NAME_BYTES_MAX, GROUP_LEVEL_MAX, GROUP_MESSAGE_BYTES_MAX, GROUP_NAME_BYTES_MAX } from '../constants.js';
+import {
+  BARRIER_NAME_BYTES_MAX,
+  GROUP_LEVEL_MAX,
+  GROUP_MESSAGE_BYTES_MAX,
+  GROUP_NAME_BYTES_MAX,
+} from '../constants.js';
 
 /** A group command. `viewId` is a group view id (see `GroupTable`), not a membership view id. */
 export type GroupCommand =
-  | { readonly type: 'group-join'; readonly group: string; readonly node: NodeId; readonly incarnation: Incarnation; readonly level: number }
+  | {
+      readonly type: 'group-join';
+      readonly group: string;
+      readonly node: NodeId;
+      readonly incarnation: Incarnation;
+      readonly level: number;
+    }
   | { readonly type: 'group-leave'; readonly group: string; readonly node: NodeId; readonly incarnation: Incarnation }
-  | { readonly type: 'group-send'; readonly group: string; readonly node: NodeId; readonly incarnation: Incarnation; readonly viewId: number; readonly payload: Uint8Array }
-  | { readonly type: 'barrier'; readonly group: string; readonly name: string; readonly node: NodeId; readonly incarnation: Incarnation; readonly viewId: number };
+  | {
+      readonly type: 'group-send';
+      readonly group: string;
+      readonly node: NodeId;
+      readonly incarnation: Incarnation;
+      readonly viewId: number;
+      readonly payload: Uint8Array;
+    }
+  | {
+      readonly type: 'barrier';
+      readonly group: string;
+      readonly name: string;
+      readonly node: NodeId;
+      readonly incarnation: Incarnation;
+      readonly viewId: number;
+    };
 
 /** The group command types. */
 export type GroupCommandType = GroupCommand['type'];
@@ -51,13 +76,16 @@ function invalid(message: string): ApplyError {
  */
 export function nameProblem(name: string, what: string, maxBytes: number): string | null {
   if (name.length === 0) return `${what} is empty; give a name of 1 to ${maxBytes} characters`;
-  if (name.length > maxBytes) return `${what} "${name.slice(0, 16)}..." is ${name.length} characters; at most ${maxBytes}`;
-  if (!NAME_PATTERN.test(name)) return `${what} "${name}" may hold only letters, digits and . _ : / - and must start with a letter or digit`;
+  if (name.length > maxBytes)
+    return `${what} "${name.slice(0, 16)}..." is ${name.length} characters; at most ${maxBytes}`;
+  if (!NAME_PATTERN.test(name))
+    return `${what} "${name}" may hold only letters, digits and . _ : / - and must start with a letter or digit`;
   return null;
 }
 
 function checkMember(node: number, inc: number): ApplyError | null {
-  if (!Number.isInteger(node) || node < 1 || node > NODE_ID_MAX) return invalid(`${node} is not a node id (1 to ${NODE_ID_MAX})`);
+  if (!Number.isInteger(node) || node < 1 || node > NODE_ID_MAX)
+    return invalid(`${node} is not a node id (1 to ${NODE_ID_MAX})`);
   if (!Number.isSafeInteger(inc) || inc < 1) return invalid(`incarnation ${inc} must be a positive safe integer`);
   return null;
 }
@@ -74,11 +102,16 @@ export function validateGroupCommand(c: GroupCommand): ApplyError | null {
   if (member !== null) return member;
   switch (c.type) {
     case 'group-join':
-      return Number.isInteger(c.level) && c.level >= 0 && c.level <= GROUP_LEVEL_MAX ? null : invalid(`group level ${c.level} must be an integer from 0 to ${GROUP_LEVEL_MAX}`);
+      return Number.isInteger(c.level) && c.level >= 0 && c.level <= GROUP_LEVEL_MAX
+        ? null
+        : invalid(`group level ${c.level} must be an integer from 0 to ${GROUP_LEVEL_MAX}`);
     case 'group-leave':
       return null;
     case 'group-send':
-      if (c.payload.length > GROUP_MESSAGE_BYTES_MAX) return invalid(`a group message of ${c.payload.length} bytes exceeds ${GROUP_MESSAGE_BYTES_MAX}; split it or store large data elsewhere`);
+      if (c.payload.length > GROUP_MESSAGE_BYTES_MAX)
+        return invalid(
+          `a group message of ${c.payload.length} bytes exceeds ${GROUP_MESSAGE_BYTES_MAX}; split it or store large data elsewhere`,
+        );
       return checkViewId(c.viewId);
     case 'barrier': {
       const bad = nameProblem(c.name, 'barrier name', BARRIER_NAME_BYTES_MAX);
@@ -145,7 +178,14 @@ export function readGroupCommand(r: ByteReader, type: GroupCommandType): GroupCo
       return { type, group, node, incarnation };
     case 'group-send': {
       const viewId = r.u64('group view id');
-      return { type, group, node, incarnation, viewId, payload: r.lenBytes(GROUP_MESSAGE_BYTES_MAX, 'group message').slice() };
+      return {
+        type,
+        group,
+        node,
+        incarnation,
+        viewId,
+        payload: r.lenBytes(GROUP_MESSAGE_BYTES_MAX, 'group message').slice(),
+      };
     }
     case 'barrier': {
       const viewId = r.u64('group view id');

@@ -13,7 +13,11 @@ import fc from 'fast-check';
 import { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { DecodeError } from '../lib/errors.js';
 import { incarnation, nodeId, type Incarnation, type NodeId } from '../lib/ids.js';
-import { decodeMembershipCommand, encodeMembershipCommand, validateMembershipCommand } from '../membership/membership-command.js';
+import {
+  decodeMembershipCommand,
+  encodeMembershipCommand,
+  validateMembershipCommand,
+} from '../membership/membership-command.js';
 import { GROUP_BARRIERS_PENDING_MAX, GROUP_MESSAGE_BYTES_MAX, GROUPS_MAX } from '../constants.js';
 import { GroupTable, type GroupApply, type GroupCanary } from './group-table.js';
 import type { GroupCommand } from './group-command.js';
@@ -39,17 +43,30 @@ test('views grow on join, leave and removal; a deleted group comes back with a h
   const t = new GroupTable();
   assert.equal(join(t, 'g', 2).groupViewId, 1);
   assert.equal(join(t, 'g', 1).groupViewId, 2);
-  assert.deepEqual(t.view('g')?.members.map((m) => m.node), [1, 2], 'members ascend by node id');
+  assert.deepEqual(
+    t.view('g')?.members.map((m) => m.node),
+    [1, 2],
+    'members ascend by node id',
+  );
   assert.equal(join(t, 'g', 1).outcome, 'duplicate');
   assert.equal(join(t, 'h', 1).groupViewId, 3, 'view ids come from one cluster-wide counter');
   const removed = t.removeNode(n(1), inc(1), false);
-  assert.deepEqual(removed.map((e) => (e.kind === 'group' ? `${e.payload.group}:${e.payload.groupViewId}:${e.payload.change.kind}` : '')), ['g:4:removed', 'h:5:removed'], 'groups in name order');
+  assert.deepEqual(
+    removed.map((e) =>
+      e.kind === 'group' ? `${e.payload.group}:${e.payload.groupViewId}:${e.payload.change.kind}` : '',
+    ),
+    ['g:4:removed', 'h:5:removed'],
+    'groups in name order',
+  );
   assert.equal(t.view('h'), null, 'a group disappears with its last member');
   assert.equal(join(t, 'h', 3).groupViewId, 6);
   const left = t.apply({ type: 'group-leave', group: 'g', node: n(2), incarnation: inc(1) }, everyoneInView);
   assert.equal(left.outcome, 'applied');
   assert.equal(t.view('g'), null);
-  assert.equal(t.apply({ type: 'group-leave', group: 'g', node: n(2), incarnation: inc(1) }, everyoneInView).outcome, 'no-such-group');
+  assert.equal(
+    t.apply({ type: 'group-leave', group: 'g', node: n(2), incarnation: inc(1) }, everyoneInView).outcome,
+    'no-such-group',
+  );
 });
 
 test('only a member of the cluster view may join; a newer incarnation replaces an older one', () => {
@@ -59,8 +76,14 @@ test('only a member of the cluster view may join; a newer incarnation replaces a
   assert.equal(t.view('g'), null, 'a refusal changes nothing');
   join(t, 'g', 1, 1);
   const again = join(t, 'g', 1, 2);
-  assert.deepEqual(again.events.map((e) => (e.kind === 'group' ? `${e.payload.change.kind} ${e.payload.change.incarnation}` : e.kind)), ['removed 1', 'joined 2']);
-  assert.deepEqual(t.view('g')?.members.map((m) => m.incarnation), [2]);
+  assert.deepEqual(
+    again.events.map((e) => (e.kind === 'group' ? `${e.payload.change.kind} ${e.payload.change.incarnation}` : e.kind)),
+    ['removed 1', 'joined 2'],
+  );
+  assert.deepEqual(
+    t.view('g')?.members.map((m) => m.incarnation),
+    [2],
+  );
   assert.deepEqual(t.removeNode(n(1), inc(1), false), [], 'removing the old incarnation again does nothing');
   assert.equal(t.removeNode(n(1), inc(3), true).length, 1, 'orOlder removes an older incarnation');
 });
@@ -72,7 +95,10 @@ test('a message goes to exactly the members of the view it was sent in, numbered
   const a = send(t, 'g', 1, v);
   const b = send(t, 'g', 2, v);
   assert.deepEqual([a.delivery?.seq, b.delivery?.seq], [1, 2]);
-  assert.deepEqual(a.delivery?.members.map((m) => m.node), [1, 2]);
+  assert.deepEqual(
+    a.delivery?.members.map((m) => m.node),
+    [1, 2],
+  );
   const v2 = join(t, 'g', 3).groupViewId;
   const late = send(t, 'g', 1, v);
   assert.equal(late.outcome, 'view-changed', 'sent in the old view, ordered after the join');
@@ -81,18 +107,24 @@ test('a message goes to exactly the members of the view it was sent in, numbered
   const d = fresh.delivery;
   assert.ok(d !== undefined);
   assert.equal(d.seq, 1, 'numbering restarts in each view');
-  assert.deepEqual(d.members.map((m) => m.node), [1, 2, 3]);
+  assert.deepEqual(
+    d.members.map((m) => m.node),
+    [1, 2, 3],
+  );
   assert.equal(send(t, 'g', 4, v2).outcome, 'not-member');
   assert.equal(send(t, 'nope', 1, v2).outcome, 'no-such-group');
 });
 
-test('the planted deliver-to-newcomer bug delivers an old view\'s message to the newcomer', () => {
+test("the planted deliver-to-newcomer bug delivers an old view's message to the newcomer", () => {
   const t = new GroupTable('deliver-to-newcomer');
   const v = join(t, 'g', 1).groupViewId;
   join(t, 'g', 2);
   const late = send(t, 'g', 1, v);
   assert.equal(late.outcome, 'applied');
-  assert.ok(late.delivery?.members.some((m) => m.node === 2), 'the check the correct table makes is what prevents this');
+  assert.ok(
+    late.delivery?.members.some((m) => m.node === 2),
+    'the check the correct table makes is what prevents this',
+  );
 });
 
 test('a barrier completes only when every member arrived, and fails for everyone on a view change', () => {
@@ -112,16 +144,30 @@ test('a barrier completes only when every member arrived, and fails for everyone
     assert.deepEqual(t.pendingBarrier('g', 'b'), [1, 2]);
     const third = barrier(t, 'g', 'b', 3, v);
     assert.equal(third.barrierReached, true);
-    assert.deepEqual(third.events.map((e) => e.kind === 'barrier' && `${e.payload.name} ${e.payload.outcome}`), ['b reached']);
+    assert.deepEqual(
+      third.events.map((e) => e.kind === 'barrier' && `${e.payload.name} ${e.payload.outcome}`),
+      ['b reached'],
+    );
     assert.equal(t.pendingBarrier('g', 'b'), null);
     const late = barrier(t, 'g', 'b', 1, v);
-    assert.deepEqual([late.outcome, late.barrierReached], ['duplicate', true], 'a late arrival does not open the reached barrier again');
+    assert.deepEqual(
+      [late.outcome, late.barrierReached],
+      ['duplicate', true],
+      'a late arrival does not open the reached barrier again',
+    );
     assert.equal(t.pendingBarrier('g', 'b'), null);
     // A second round, cut by a member's removal.
     barrier(t, 'g', 'c', 1, v);
     barrier(t, 'g', 'd', 2, v);
     const events = t.removeNode(n(3), inc(1), false);
-    assert.deepEqual(events.map((e) => (e.kind === 'barrier' ? `${e.payload.name} ${e.payload.outcome} ${e.payload.groupViewId}` : `view ${e.payload.groupViewId}`)), [`c view-changed ${v}`, `d view-changed ${v}`, `view ${v + 1}`]);
+    assert.deepEqual(
+      events.map((e) =>
+        e.kind === 'barrier'
+          ? `${e.payload.name} ${e.payload.outcome} ${e.payload.groupViewId}`
+          : `view ${e.payload.groupViewId}`,
+      ),
+      [`c view-changed ${v}`, `d view-changed ${v}`, `view ${v + 1}`],
+    );
     assert.equal(barrier(t, 'g', 'c', 1, v).outcome, 'view-changed', 'an arrival naming the old view is refused');
   }
 });
@@ -134,21 +180,56 @@ test('bounds refuse and change nothing', () => {
   join(t, 'g0', 2);
   const v2 = t.view('g0')?.viewId ?? 0;
   assert.notEqual(v, v2);
-  for (let i = 0; i < GROUP_BARRIERS_PENDING_MAX; i++) assert.equal(barrier(t, 'g0', `b${i}`, 1, v2).outcome, 'applied');
+  for (let i = 0; i < GROUP_BARRIERS_PENDING_MAX; i++)
+    assert.equal(barrier(t, 'g0', `b${i}`, 1, v2).outcome, 'applied');
   assert.equal(barrier(t, 'g0', 'b-extra', 1, v2).outcome, 'too-many-barriers');
 });
 
 const arbCommand: fc.Arbitrary<GroupCommand> = fc.oneof(
-  fc.record({ type: fc.constant('group-join' as const), group: fc.constantFrom('a', 'b', 'c'), node: fc.integer({ min: 1, max: 4 }).map(n), incarnation: fc.integer({ min: 1, max: 3 }).map(inc), level: fc.integer({ min: 0, max: 3 }) }),
-  fc.record({ type: fc.constant('group-leave' as const), group: fc.constantFrom('a', 'b', 'c'), node: fc.integer({ min: 1, max: 4 }).map(n), incarnation: fc.integer({ min: 1, max: 3 }).map(inc) }),
-  fc.record({ type: fc.constant('group-send' as const), group: fc.constantFrom('a', 'b'), node: fc.integer({ min: 1, max: 4 }).map(n), incarnation: fc.integer({ min: 1, max: 3 }).map(inc), viewId: fc.integer({ min: 1, max: 30 }), payload: fc.uint8Array({ maxLength: 8 }) }),
-  fc.record({ type: fc.constant('barrier' as const), group: fc.constantFrom('a', 'b'), name: fc.constantFrom('x', 'y'), node: fc.integer({ min: 1, max: 4 }).map(n), incarnation: fc.integer({ min: 1, max: 3 }).map(inc), viewId: fc.integer({ min: 1, max: 30 }) }),
+  fc.record({
+    type: fc.constant('group-join' as const),
+    group: fc.constantFrom('a', 'b', 'c'),
+    node: fc.integer({ min: 1, max: 4 }).map(n),
+    incarnation: fc.integer({ min: 1, max: 3 }).map(inc),
+    level: fc.integer({ min: 0, max: 3 }),
+  }),
+  fc.record({
+    type: fc.constant('group-leave' as const),
+    group: fc.constantFrom('a', 'b', 'c'),
+    node: fc.integer({ min: 1, max: 4 }).map(n),
+    incarnation: fc.integer({ min: 1, max: 3 }).map(inc),
+  }),
+  fc.record({
+    type: fc.constant('group-send' as const),
+    group: fc.constantFrom('a', 'b'),
+    node: fc.integer({ min: 1, max: 4 }).map(n),
+    incarnation: fc.integer({ min: 1, max: 3 }).map(inc),
+    viewId: fc.integer({ min: 1, max: 30 }),
+    payload: fc.uint8Array({ maxLength: 8 }),
+  }),
+  fc.record({
+    type: fc.constant('barrier' as const),
+    group: fc.constantFrom('a', 'b'),
+    name: fc.constantFrom('x', 'y'),
+    node: fc.integer({ min: 1, max: 4 }).map(n),
+    incarnation: fc.integer({ min: 1, max: 3 }).map(inc),
+    viewId: fc.integer({ min: 1, max: 30 }),
+  }),
 );
 
-type Step = { readonly kind: 'cmd'; readonly c: GroupCommand } | { readonly kind: 'remove'; readonly node: NodeId; readonly inc: Incarnation };
+type Step =
+  | { readonly kind: 'cmd'; readonly c: GroupCommand }
+  | { readonly kind: 'remove'; readonly node: NodeId; readonly inc: Incarnation };
 const arbStep: fc.Arbitrary<Step> = fc.oneof(
   { weight: 8, arbitrary: arbCommand.map((c) => ({ kind: 'cmd' as const, c })) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), node: fc.integer({ min: 1, max: 4 }).map(n), inc: fc.integer({ min: 1, max: 3 }).map(inc) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('remove' as const),
+      node: fc.integer({ min: 1, max: 4 }).map(n),
+      inc: fc.integer({ min: 1, max: 3 }).map(inc),
+    }),
+  },
 );
 
 function encodeTable(t: GroupTable): Uint8Array {
@@ -183,7 +264,8 @@ test('damaged table encodings raise only DecodeError', () => {
   const v = join(t, 'g', 2).groupViewId;
   barrier(t, 'g', 'b', 1, v);
   const good = encodeTable(t);
-  for (let cut = 0; cut < good.length; cut++) assert.throws(() => GroupTable.decode(new ByteReader(good.subarray(0, cut))).view('g'), DecodeError);
+  for (let cut = 0; cut < good.length; cut++)
+    assert.throws(() => GroupTable.decode(new ByteReader(good.subarray(0, cut))).view('g'), DecodeError);
   fc.assert(
     fc.property(fc.integer({ min: 0, max: good.length - 1 }), fc.integer({ min: 1, max: 255 }), (at, x) => {
       const bad = good.slice();
@@ -214,9 +296,20 @@ test('group commands round-trip through the membership codec; malformed ones are
   assert.match(validateMembershipCommand({ ...base, group: 'bad name' })?.message ?? '', /letters, digits/);
   assert.match(validateMembershipCommand({ ...base, group: 'x'.repeat(65) })?.message ?? '', /at most 64/);
   assert.match(validateMembershipCommand({ ...base, group: 'g', level: 256 })?.message ?? '', /level 256/);
-  const big = { type: 'group-send' as const, group: 'g', node: n(1), incarnation: inc(1), viewId: 1, payload: new Uint8Array(GROUP_MESSAGE_BYTES_MAX + 1) };
+  const big = {
+    type: 'group-send' as const,
+    group: 'g',
+    node: n(1),
+    incarnation: inc(1),
+    viewId: 1,
+    payload: new Uint8Array(GROUP_MESSAGE_BYTES_MAX + 1),
+  };
   assert.match(validateMembershipCommand(big)?.message ?? '', /exceeds/);
-  assert.match(validateMembershipCommand({ type: 'barrier', group: 'g', name: '-x', node: n(1), incarnation: inc(1), viewId: 1 })?.message ?? '', /barrier name/);
+  assert.match(
+    validateMembershipCommand({ type: 'barrier', group: 'g', name: '-x', node: n(1), incarnation: inc(1), viewId: 1 })
+      ?.message ?? '',
+    /barrier name/,
+  );
   fc.assert(
     fc.property(fc.integer({ min: 8, max: 11 }), fc.uint8Array({ maxLength: 40 }), (tag, rest) => {
       try {

@@ -25,7 +25,17 @@ import { assertNever, defined } from '../lib/assert.js';
 import type { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { DecodeError } from '../lib/errors.js';
 import { incarnation as makeIncarnation, type Incarnation, type NodeId } from '../lib/ids.js';
-import { BARRIER_NAME_BYTES_MAX, CLUSTER_NODES_MAX, GROUP_BARRIERS_PENDING_MAX, GROUP_BARRIERS_REACHED_KEPT, GROUP_RETAINED_BYTES_MAX, GROUP_RETAINED_MESSAGES_MAX, GROUP_LEVEL_MAX, GROUP_NAME_BYTES_MAX, GROUPS_MAX } from '../constants.js';
+import {
+  BARRIER_NAME_BYTES_MAX,
+  CLUSTER_NODES_MAX,
+  GROUP_BARRIERS_PENDING_MAX,
+  GROUP_BARRIERS_REACHED_KEPT,
+  GROUP_RETAINED_BYTES_MAX,
+  GROUP_RETAINED_MESSAGES_MAX,
+  GROUP_LEVEL_MAX,
+  GROUP_NAME_BYTES_MAX,
+  GROUPS_MAX,
+} from '../constants.js';
 import { readName, writeName, type GroupCommand } from './group-command.js';
 
 /** One member of a group view. */
@@ -73,7 +83,9 @@ export interface BarrierPayload {
 }
 
 /** The events the table produces (the membership event log numbers them). */
-export type GroupEventBody = { readonly kind: 'group'; readonly payload: GroupViewPayload } | { readonly kind: 'barrier'; readonly payload: BarrierPayload };
+export type GroupEventBody =
+  | { readonly kind: 'group'; readonly payload: GroupViewPayload }
+  | { readonly kind: 'barrier'; readonly payload: BarrierPayload };
 
 /**
  * What a group command did. `applied`: it took effect; `duplicate`: nothing to do (already a
@@ -85,7 +97,15 @@ export type GroupEventBody = { readonly kind: 'group'; readonly payload: GroupVi
  * - `view-changed`: the group's view is not the one the command was sent in;
  * - `too-many-groups`, `too-many-barriers`: a bound of the table.
  */
-export type GroupOutcome = 'applied' | 'duplicate' | 'not-in-view' | 'not-member' | 'no-such-group' | 'view-changed' | 'too-many-groups' | 'too-many-barriers';
+export type GroupOutcome =
+  | 'applied'
+  | 'duplicate'
+  | 'not-in-view'
+  | 'not-member'
+  | 'no-such-group'
+  | 'view-changed'
+  | 'too-many-groups'
+  | 'too-many-barriers';
 
 /** The result of applying one group command. */
 export interface GroupApply {
@@ -97,7 +117,13 @@ export interface GroupApply {
   /** For an applied `barrier` arrival: whether it was the last one (the barrier is reached). */
   readonly barrierReached?: boolean;
   /** For an applied `group-send`: the message, its number in the view, and who must deliver it. */
-  readonly delivery?: { readonly group: string; readonly seq: number; readonly from: NodeId; readonly payload: Uint8Array; readonly members: readonly GroupMember[] };
+  readonly delivery?: {
+    readonly group: string;
+    readonly seq: number;
+    readonly from: NodeId;
+    readonly payload: Uint8Array;
+    readonly members: readonly GroupMember[];
+  };
 }
 
 /** Planted bugs for the simulator's checkers (never set in production). */
@@ -134,7 +160,8 @@ export interface RetainedMessage {
   readonly payload: Uint8Array;
 }
 
-const sortedKeys = <K extends string | number>(m: ReadonlyMap<K, unknown>): K[] => [...m.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+const sortedKeys = <K extends string | number>(m: ReadonlyMap<K, unknown>): K[] =>
+  [...m.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 
 /** The group table. See the module comment. */
 export class GroupTable {
@@ -178,7 +205,9 @@ export class GroupTable {
 
   /** Groups `node` (at `incarnation`) belongs to, by name. */
   groupsOf(node: NodeId, incarnation: Incarnation): string[] {
-    return sortedKeys(this.groups).filter((name) => this.groups.get(name)?.members.get(node)?.incarnation === incarnation);
+    return sortedKeys(this.groups).filter(
+      (name) => this.groups.get(name)?.members.get(node)?.incarnation === incarnation,
+    );
   }
 
   private viewOf(group: string, g: GroupState): GroupView {
@@ -198,12 +227,26 @@ export class GroupTable {
         const cur = g?.members.get(c.node);
         if (cur !== undefined && cur.incarnation === c.incarnation) return refuse('duplicate');
         if (g === undefined && this.groups.size >= GROUPS_MAX) return refuse('too-many-groups');
-        const state: GroupState = g ?? { viewId: 0, seq: 0, members: new Map(), barriers: new Map(), reached: [], retained: [], retainedBytes: 0, memberList: null };
+        const state: GroupState = g ?? {
+          viewId: 0,
+          seq: 0,
+          members: new Map(),
+          barriers: new Map(),
+          reached: [],
+          retained: [],
+          retainedBytes: 0,
+          memberList: null,
+        };
         if (g === undefined) this.groups.set(c.group, state);
         const events: GroupEventBody[] = [];
         // An older incarnation still listed (its removal has not been applied yet) goes first.
-        if (cur !== undefined) this.changeView(c.group, state, events, { node: c.node, incarnation: cur.incarnation, kind: 'removed' }, () => state.members.delete(c.node));
-        this.changeView(c.group, state, events, { node: c.node, incarnation: c.incarnation, kind: 'joined' }, () => state.members.set(c.node, { incarnation: c.incarnation, level: c.level }));
+        if (cur !== undefined)
+          this.changeView(c.group, state, events, { node: c.node, incarnation: cur.incarnation, kind: 'removed' }, () =>
+            state.members.delete(c.node),
+          );
+        this.changeView(c.group, state, events, { node: c.node, incarnation: c.incarnation, kind: 'joined' }, () =>
+          state.members.set(c.node, { incarnation: c.incarnation, level: c.level }),
+        );
         return { outcome: 'applied', groupViewId: state.viewId, events };
       }
       case 'group-leave': {
@@ -219,13 +262,19 @@ export class GroupTable {
         if (c.viewId !== g.viewId && this.canary !== 'deliver-to-newcomer') return refuse('view-changed');
         g.seq++;
         retain(g, { viewId: g.viewId, seq: g.seq, from: c.node, payload: c.payload });
-        return { outcome: 'applied', groupViewId: g.viewId, events: [], delivery: { group: c.group, seq: g.seq, from: c.node, payload: c.payload, members: membersOf(g) } };
+        return {
+          outcome: 'applied',
+          groupViewId: g.viewId,
+          events: [],
+          delivery: { group: c.group, seq: g.seq, from: c.node, payload: c.payload, members: membersOf(g) },
+        };
       }
       case 'barrier': {
         if (g === undefined) return refuse('no-such-group');
         if (g.members.get(c.node)?.incarnation !== c.incarnation) return refuse('not-member');
         if (c.viewId !== g.viewId) return refuse('view-changed');
-        if (g.reached.includes(c.name)) return { outcome: 'duplicate', groupViewId: g.viewId, events: [], barrierReached: true };
+        if (g.reached.includes(c.name))
+          return { outcome: 'duplicate', groupViewId: g.viewId, events: [], barrierReached: true };
         let arrived = g.barriers.get(c.name);
         if (arrived?.has(c.node) === true) return refuse('duplicate');
         if (arrived === undefined) {
@@ -235,11 +284,19 @@ export class GroupTable {
         }
         arrived.add(c.node);
         const needed = this.canary === 'barrier-without-all' ? Math.floor(g.members.size / 2) + 1 : g.members.size;
-        if (arrived.size < needed) return { outcome: 'applied', groupViewId: g.viewId, events: [], barrierReached: false };
+        if (arrived.size < needed)
+          return { outcome: 'applied', groupViewId: g.viewId, events: [], barrierReached: false };
         g.barriers.delete(c.name);
         g.reached.push(c.name);
         if (g.reached.length > GROUP_BARRIERS_REACHED_KEPT) g.reached.shift();
-        return { outcome: 'applied', groupViewId: g.viewId, barrierReached: true, events: [{ kind: 'barrier', payload: { group: c.group, name: c.name, groupViewId: g.viewId, outcome: 'reached' } }] };
+        return {
+          outcome: 'applied',
+          groupViewId: g.viewId,
+          barrierReached: true,
+          events: [
+            { kind: 'barrier', payload: { group: c.group, name: c.name, groupViewId: g.viewId, outcome: 'reached' } },
+          ],
+        };
       }
       default:
         return assertNever(c, 'group command');
@@ -261,14 +318,31 @@ export class GroupTable {
     return events;
   }
 
-  private remove(name: string, g: GroupState, node: NodeId, inc: Incarnation, kind: GroupChangeKind, events: GroupEventBody[]): void {
+  private remove(
+    name: string,
+    g: GroupState,
+    node: NodeId,
+    inc: Incarnation,
+    kind: GroupChangeKind,
+    events: GroupEventBody[],
+  ): void {
     this.changeView(name, g, events, { node, incarnation: inc, kind }, () => g.members.delete(node));
     if (g.members.size === 0) this.groups.delete(name);
   }
 
   /** Fails the pending barriers, applies `mutate`, and makes the next view with its event. */
-  private changeView(name: string, g: GroupState, events: GroupEventBody[], change: GroupViewPayload['change'], mutate: () => void): void {
-    for (const barrier of sortedKeys(g.barriers)) events.push({ kind: 'barrier', payload: { group: name, name: barrier, groupViewId: g.viewId, outcome: 'view-changed' } });
+  private changeView(
+    name: string,
+    g: GroupState,
+    events: GroupEventBody[],
+    change: GroupViewPayload['change'],
+    mutate: () => void,
+  ): void {
+    for (const barrier of sortedKeys(g.barriers))
+      events.push({
+        kind: 'barrier',
+        payload: { group: name, name: barrier, groupViewId: g.viewId, outcome: 'view-changed' },
+      });
     g.barriers.clear();
     g.reached.length = 0;
     mutate();
@@ -276,7 +350,10 @@ export class GroupTable {
     const prevSeq = g.seq;
     g.viewId = ++this.lastViewId;
     g.seq = 0;
-    events.push({ kind: 'group', payload: { group: name, groupViewId: g.viewId, members: membersOf(g), change, prevSeq } });
+    events.push({
+      kind: 'group',
+      payload: { group: name, groupViewId: g.viewId, members: membersOf(g), change, prevSeq },
+    });
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -313,18 +390,22 @@ export class GroupTable {
     let prevName: string | null = null;
     for (let i = 0; i < count; i++) {
       const name = readName(r, GROUP_NAME_BYTES_MAX, 'group name');
-      if (prevName !== null && name <= prevName) throw new DecodeError('DECODE_INVALID', 'groups are not in ascending name order');
+      if (prevName !== null && name <= prevName)
+        throw new DecodeError('DECODE_INVALID', 'groups are not in ascending name order');
       prevName = name;
       const viewId = r.u64('group view id');
-      if (viewId < 1 || viewId > t.lastViewId) throw new DecodeError('DECODE_RANGE', `group ${name} has view ${viewId}, outside 1..${t.lastViewId}`);
+      if (viewId < 1 || viewId > t.lastViewId)
+        throw new DecodeError('DECODE_RANGE', `group ${name} has view ${viewId}, outside 1..${t.lastViewId}`);
       const seq = r.u32('group message seq');
       const memberCount = r.u8('group member count');
-      if (memberCount === 0 || memberCount > CLUSTER_NODES_MAX) throw new DecodeError('DECODE_RANGE', `group ${name} has ${memberCount} members; 1 to ${CLUSTER_NODES_MAX}`);
+      if (memberCount === 0 || memberCount > CLUSTER_NODES_MAX)
+        throw new DecodeError('DECODE_RANGE', `group ${name} has ${memberCount} members; 1 to ${CLUSTER_NODES_MAX}`);
       const members = new Map<NodeId, { incarnation: Incarnation; level: number }>();
       let prevNode = 0;
       for (let j = 0; j < memberCount; j++) {
         const node = r.u16('group member') as NodeId;
-        if (node <= prevNode) throw new DecodeError('DECODE_INVALID', `members of group ${name} are not strictly ascending`);
+        if (node <= prevNode)
+          throw new DecodeError('DECODE_INVALID', `members of group ${name} are not strictly ascending`);
         prevNode = node;
         const inc = r.u64('member incarnation');
         if (inc < 1) throw new DecodeError('DECODE_RANGE', 'a member incarnation is 0');
@@ -333,33 +414,58 @@ export class GroupTable {
         members.set(node, { incarnation: makeIncarnation(inc), level });
       }
       const barrierCount = r.u8('barrier count');
-      if (barrierCount > GROUP_BARRIERS_PENDING_MAX) throw new DecodeError('DECODE_TOO_LARGE', `${barrierCount} pending barriers; at most ${GROUP_BARRIERS_PENDING_MAX}`);
+      if (barrierCount > GROUP_BARRIERS_PENDING_MAX)
+        throw new DecodeError(
+          'DECODE_TOO_LARGE',
+          `${barrierCount} pending barriers; at most ${GROUP_BARRIERS_PENDING_MAX}`,
+        );
       const barriers = new Map<string, Set<NodeId>>();
       let prevBarrier: string | null = null;
       for (let j = 0; j < barrierCount; j++) {
         const barrier = readName(r, BARRIER_NAME_BYTES_MAX, 'barrier name');
-        if (prevBarrier !== null && barrier <= prevBarrier) throw new DecodeError('DECODE_INVALID', 'barriers are not in ascending name order');
+        if (prevBarrier !== null && barrier <= prevBarrier)
+          throw new DecodeError('DECODE_INVALID', 'barriers are not in ascending name order');
         prevBarrier = barrier;
         const n = r.u8('barrier arrivals');
         const arrived = new Set<NodeId>();
         for (let k = 0; k < n; k++) {
           const node = r.u16('barrier arrival') as NodeId;
-          if (!members.has(node) || arrived.has(node)) throw new DecodeError('DECODE_INVALID', `barrier ${barrier} of group ${name} lists node ${node}, not a member or twice`);
+          if (!members.has(node) || arrived.has(node))
+            throw new DecodeError(
+              'DECODE_INVALID',
+              `barrier ${barrier} of group ${name} lists node ${node}, not a member or twice`,
+            );
           arrived.add(node);
         }
-        if (n === 0 || n >= members.size) throw new DecodeError('DECODE_INVALID', `barrier ${barrier} of group ${name} has ${n} of ${members.size} arrivals; a pending barrier has some, not all`);
+        if (n === 0 || n >= members.size)
+          throw new DecodeError(
+            'DECODE_INVALID',
+            `barrier ${barrier} of group ${name} has ${n} of ${members.size} arrivals; a pending barrier has some, not all`,
+          );
         barriers.set(barrier, arrived);
       }
       const reachedCount = r.u8('reached barrier count');
-      if (reachedCount > GROUP_BARRIERS_REACHED_KEPT) throw new DecodeError('DECODE_TOO_LARGE', `${reachedCount} reached barriers kept; at most ${GROUP_BARRIERS_REACHED_KEPT}`);
+      if (reachedCount > GROUP_BARRIERS_REACHED_KEPT)
+        throw new DecodeError(
+          'DECODE_TOO_LARGE',
+          `${reachedCount} reached barriers kept; at most ${GROUP_BARRIERS_REACHED_KEPT}`,
+        );
       const reached: string[] = [];
       for (let j = 0; j < reachedCount; j++) {
         const barrier = readName(r, BARRIER_NAME_BYTES_MAX, 'reached barrier name');
-        if (reached.includes(barrier) || barriers.has(barrier)) throw new DecodeError('DECODE_INVALID', `barrier ${barrier} of group ${name} is listed twice (reached and pending, or reached twice)`);
+        if (reached.includes(barrier) || barriers.has(barrier))
+          throw new DecodeError(
+            'DECODE_INVALID',
+            `barrier ${barrier} of group ${name} is listed twice (reached and pending, or reached twice)`,
+          );
         reached.push(barrier);
       }
       const retainedCount = r.u16('retained message count');
-      if (retainedCount > GROUP_RETAINED_MESSAGES_MAX) throw new DecodeError('DECODE_TOO_LARGE', `${retainedCount} retained messages; at most ${GROUP_RETAINED_MESSAGES_MAX}`);
+      if (retainedCount > GROUP_RETAINED_MESSAGES_MAX)
+        throw new DecodeError(
+          'DECODE_TOO_LARGE',
+          `${retainedCount} retained messages; at most ${GROUP_RETAINED_MESSAGES_MAX}`,
+        );
       const retained: RetainedMessage[] = [];
       let retainedBytes = 0;
       for (let j = 0; j < retainedCount; j++) {
@@ -369,11 +475,19 @@ export class GroupTable {
         const payload = r.lenBytes(GROUP_RETAINED_BYTES_MAX, 'retained payload').slice();
         const prev = retained.at(-1);
         const ordered = prev === undefined || mview > prev.viewId || (mview === prev.viewId && mseq > prev.seq);
-        if (!ordered || mview > viewId || (mview === viewId && mseq > seq) || mseq === 0 || from === 0) throw new DecodeError('DECODE_INVALID', `retained message ${mview}#${mseq} of group ${name} is out of order or beyond ${viewId}#${seq}`);
+        if (!ordered || mview > viewId || (mview === viewId && mseq > seq) || mseq === 0 || from === 0)
+          throw new DecodeError(
+            'DECODE_INVALID',
+            `retained message ${mview}#${mseq} of group ${name} is out of order or beyond ${viewId}#${seq}`,
+          );
         retainedBytes += payload.length;
         retained.push({ viewId: mview, seq: mseq, from, payload });
       }
-      if (retainedBytes > GROUP_RETAINED_BYTES_MAX) throw new DecodeError('DECODE_TOO_LARGE', `group ${name} retains ${retainedBytes} bytes; at most ${GROUP_RETAINED_BYTES_MAX}`);
+      if (retainedBytes > GROUP_RETAINED_BYTES_MAX)
+        throw new DecodeError(
+          'DECODE_TOO_LARGE',
+          `group ${name} retains ${retainedBytes} bytes; at most ${GROUP_RETAINED_BYTES_MAX}`,
+        );
       t.groups.set(name, { viewId, seq, members, barriers, reached, retained, retainedBytes, memberList: null });
     }
     return t;

@@ -44,7 +44,9 @@ test('edge lengths give typed errors', () => {
   }
   assert.deepEqual(new ByteReader(new ByteWriter().u32(0).finish()).lenBytes(0), new Uint8Array(0));
   decodeError(() => new ByteReader(new Uint8Array(3)).u32(), 'DECODE_TRUNCATED');
-  decodeError(() => { new ByteReader(new Uint8Array(9)).end(); }, 'DECODE_TRAILING');
+  decodeError(() => {
+    new ByteReader(new Uint8Array(9)).end();
+  }, 'DECODE_TRAILING');
   const big = new ByteWriter().bytes(new Uint8Array(8).fill(0xff)).finish();
   decodeError(() => new ByteReader(big).u64(), 'DECODE_RANGE');
   const badUtf8 = new ByteWriter().lenBytes(new Uint8Array([0xc3, 0x28])).finish();

@@ -123,7 +123,10 @@ export class ByteReader {
 
   private need(n: number, what: string): void {
     if (n > this.buf.length - this.pos) {
-      throw new DecodeError('DECODE_TRUNCATED', `truncated ${what}: need ${n} bytes at offset ${this.pos}, have ${this.remaining}`);
+      throw new DecodeError(
+        'DECODE_TRUNCATED',
+        `truncated ${what}: need ${n} bytes at offset ${this.pos}, have ${this.remaining}`,
+      );
     }
   }
 
@@ -151,7 +154,8 @@ export class ByteReader {
     this.need(8, what);
     const v = this.view.getBigUint64(this.pos, true);
     this.pos += 8;
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new DecodeError('DECODE_RANGE', `${what} ${v} exceeds the safe integer range`);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new DecodeError('DECODE_RANGE', `${what} ${v} exceeds the safe integer range`);
     return Number(v);
   }
 
@@ -166,7 +170,8 @@ export class ByteReader {
   /** A u32 length prefix (at most `maxBytes`) followed by that many bytes. */
   lenBytes(maxBytes: number, what = 'field'): Uint8Array {
     const n = this.u32(`${what} length`);
-    if (n > maxBytes) throw new DecodeError('DECODE_TOO_LARGE', `${what} length ${n} exceeds the limit of ${maxBytes} bytes`);
+    if (n > maxBytes)
+      throw new DecodeError('DECODE_TOO_LARGE', `${what} length ${n} exceeds the limit of ${maxBytes} bytes`);
     return this.bytes(n, what);
   }
 
@@ -182,6 +187,7 @@ export class ByteReader {
 
   /** Throws unless every byte was consumed. */
   end(what = 'message'): void {
-    if (this.remaining !== 0) throw new DecodeError('DECODE_TRAILING', `${this.remaining} trailing bytes after ${what}`);
+    if (this.remaining !== 0)
+      throw new DecodeError('DECODE_TRAILING', `${this.remaining} trailing bytes after ${what}`);
   }
 }

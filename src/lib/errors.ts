@@ -21,7 +21,8 @@ export class DecodeError extends CohortError {
 }
 
 /** A value-or-error union for hot paths where throwing is too costly or too implicit. */
-export type Result<T, E = CohortError> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: E };
+export type Result<T, E = CohortError> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: E };
 
 /** Builds a successful `Result`. */
 export function ok<T>(value: T): { readonly ok: true; readonly value: T } {

@@ -35,7 +35,10 @@ function counter<B extends string>(what: B): (n: number) => Brand<number, B> {
 
 /** Brands `n` as a `NodeId` (1..NODE_ID_MAX). */
 export function nodeId(n: number): NodeId {
-  assert(Number.isInteger(n) && n >= 1 && n <= NODE_ID_MAX, `node id must be an integer in [1, ${NODE_ID_MAX}], got ${n}`);
+  assert(
+    Number.isInteger(n) && n >= 1 && n <= NODE_ID_MAX,
+    `node id must be an integer in [1, ${NODE_ID_MAX}], got ${n}`,
+  );
   return n as NodeId;
 }
 

@@ -34,14 +34,19 @@ test('fork depends on the label and the seed, not on draws already taken', () =>
 
 test('int stays in range for any bounds', () => {
   fc.assert(
-    fc.property(fc.integer(), fc.integer({ min: -1e6, max: 1e6 }), fc.integer({ min: 1, max: 2 ** 32 }), (seed, min, range) => {
-      const p = new Prng(seed);
-      for (let i = 0; i < 20; i++) {
-        const v = p.int(min, min + range);
-        if (!(Number.isInteger(v) && v >= min && v < min + range)) return false;
-      }
-      return true;
-    }),
+    fc.property(
+      fc.integer(),
+      fc.integer({ min: -1e6, max: 1e6 }),
+      fc.integer({ min: 1, max: 2 ** 32 }),
+      (seed, min, range) => {
+        const p = new Prng(seed);
+        for (let i = 0; i < 20; i++) {
+          const v = p.int(min, min + range);
+          if (!(Number.isInteger(v) && v >= min && v < min + range)) return false;
+        }
+        return true;
+      },
+    ),
   );
 });
 
@@ -50,14 +55,17 @@ test('int is close to uniform over a small range', () => {
   const counts = [0, 0, 0, 0, 0, 0];
   const n = 60_000;
   for (let i = 0; i < n; i++) counts[p.int(0, 6)]!++;
-  for (const c of counts) assert.ok(Math.abs(c - n / 6) < n / 6 * 0.05, `bucket ${c} too far from ${n / 6}`);
+  for (const c of counts) assert.ok(Math.abs(c - n / 6) < (n / 6) * 0.05, `bucket ${c} too far from ${n / 6}`);
 });
 
 test('shuffle is a permutation and chance respects its extremes', () => {
   const p = new Prng(3);
   const xs = Array.from({ length: 50 }, (_, i) => i);
   const shuffled = p.shuffle([...xs]);
-  assert.deepEqual([...shuffled].sort((a, b) => a - b), xs);
+  assert.deepEqual(
+    [...shuffled].sort((a, b) => a - b),
+    xs,
+  );
   assert.notDeepEqual(shuffled, xs);
   assert.equal(p.chance(0), false);
   assert.equal(p.chance(1), true);

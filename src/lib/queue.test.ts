@@ -7,23 +7,27 @@ import { BoundedQueue, Ring } from './queue.js';
 
 test('BoundedQueue matches an array model and never exceeds capacity', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 8 }), fc.array(fc.oneof(fc.integer(), fc.constant(null)), { maxLength: 200 }), (cap, ops) => {
-      const q = new BoundedQueue<number>(cap);
-      const model: number[] = [];
-      for (const op of ops) {
-        if (op === null) {
-          assert.equal(q.shift(), model.shift());
-        } else {
-          const accepted = q.push(op);
-          assert.equal(accepted, model.length < cap);
-          if (accepted) model.push(op);
+    fc.property(
+      fc.integer({ min: 1, max: 8 }),
+      fc.array(fc.oneof(fc.integer(), fc.constant(null)), { maxLength: 200 }),
+      (cap, ops) => {
+        const q = new BoundedQueue<number>(cap);
+        const model: number[] = [];
+        for (const op of ops) {
+          if (op === null) {
+            assert.equal(q.shift(), model.shift());
+          } else {
+            const accepted = q.push(op);
+            assert.equal(accepted, model.length < cap);
+            if (accepted) model.push(op);
+          }
+          assert.equal(q.length, model.length);
+          assert.equal(q.full, model.length === cap);
+          assert.equal(q.peek(), model[0]);
+          assert.deepEqual([...q], model);
         }
-        assert.equal(q.length, model.length);
-        assert.equal(q.full, model.length === cap);
-        assert.equal(q.peek(), model[0]);
-        assert.deepEqual([...q], model);
-      }
-    }),
+      },
+    ),
   );
 });
 

@@ -20,7 +20,14 @@ import { assert } from '../lib/assert.js';
 import { err, ok, type Result } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import { CLUSTER_NODES_MAX, QUORUM_EXPECTED_VOTES_MAX, RAFT_VOTES_PER_NODE_MAX } from '../constants.js';
-import { DEFAULT_QUORUM_SETTINGS, type ConfChange, type ConfChangeSingle, type ConfState, type QuorumSettings, type VoterWeight } from './raft-message.js';
+import {
+  DEFAULT_QUORUM_SETTINGS,
+  type ConfChange,
+  type ConfChangeSingle,
+  type ConfState,
+  type QuorumSettings,
+  type VoterWeight,
+} from './raft-message.js';
 import { RaftError } from './raft-error.js';
 import {
   hasQuorum,
@@ -89,7 +96,12 @@ export function canLead(config: ClusterConfig, id: NodeId): boolean {
 
 /** Every node of the configuration (voters of both sides and learners), ascending. */
 export function configNodes(config: ClusterConfig): NodeId[] {
-  const all = new Set<NodeId>([...config.voters.keys(), ...config.outgoing.keys(), ...config.learners, ...config.learnersNext]);
+  const all = new Set<NodeId>([
+    ...config.voters.keys(),
+    ...config.outgoing.keys(),
+    ...config.learners,
+    ...config.learnersNext,
+  ]);
   return [...all].sort((a, b) => a - b);
 }
 
@@ -124,13 +136,15 @@ function quorumSide(voters: ReadonlyMap<NodeId, number>, settings: QuorumSetting
 /** Problems of one side's settings (E below the voters' total, a malformed tie-breaker list). */
 function sideProblem(name: string, voters: ReadonlyMap<NodeId, number>, settings: QuorumSettings): string | null {
   const e = settings.expectedVotes;
-  if (!Number.isInteger(e) || e < 0 || e > QUORUM_EXPECTED_VOTES_MAX) return `${name} expected votes ${e} must be an integer from 0 (the voters' total) to ${QUORUM_EXPECTED_VOTES_MAX}`;
+  if (!Number.isInteger(e) || e < 0 || e > QUORUM_EXPECTED_VOTES_MAX)
+    return `${name} expected votes ${e} must be an integer from 0 (the voters' total) to ${QUORUM_EXPECTED_VOTES_MAX}`;
   const total = sumVotes(voters);
   if (e !== 0 && e < total) {
     return `${name} expected votes ${e} is below the ${total} votes of its voters, which would let two separate partitions both be quorate; set expected votes to at least ${total}, or to 0 to follow the voters' total`;
   }
   const tb = settings.tieBreaker;
-  if (tb.kind === 'list' && (tb.nodes.length === 0 || new Set(tb.nodes).size !== tb.nodes.length)) return `${name} tie-breaker list must name distinct nodes`;
+  if (tb.kind === 'list' && (tb.nodes.length === 0 || new Set(tb.nodes).size !== tb.nodes.length))
+    return `${name} tie-breaker list must name distinct nodes`;
   const valid = validateQuorumConfig(quorumSide(voters, settings));
   return valid.ok ? null : `${name}: ${valid.error.message}`;
 }
@@ -139,7 +153,12 @@ function sideProblem(name: string, voters: ReadonlyMap<NodeId, number>, settings
  * Witness rules for one side: at least one voter stores data, and the witnesses alone are never a
  * quorum, so every quorum (and so every commit and every election) includes a data node.
  */
-function witnessProblem(name: string, voters: ReadonlyMap<NodeId, number>, settings: QuorumSettings, witnesses: ReadonlySet<NodeId>): string | null {
+function witnessProblem(
+  name: string,
+  voters: ReadonlyMap<NodeId, number>,
+  settings: QuorumSettings,
+  witnesses: ReadonlySet<NodeId>,
+): string | null {
   if (voters.size === 0) return null;
   let dataVoters = 0;
   for (const id of voters.keys()) if (!witnesses.has(id)) dataVoters++;
@@ -153,17 +172,21 @@ function witnessProblem(name: string, voters: ReadonlyMap<NodeId, number>, setti
 /** Checks the structural invariants; returns a human-readable problem or null. */
 export function configProblem(config: ClusterConfig): string | null {
   for (const [id, votes] of [...config.voters, ...config.outgoing]) {
-    if (!Number.isInteger(votes) || votes < 1 || votes > RAFT_VOTES_PER_NODE_MAX) return `node ${id} has ${votes} votes; a voter needs 1..${RAFT_VOTES_PER_NODE_MAX}`;
+    if (!Number.isInteger(votes) || votes < 1 || votes > RAFT_VOTES_PER_NODE_MAX)
+      return `node ${id} has ${votes} votes; a voter needs 1..${RAFT_VOTES_PER_NODE_MAX}`;
   }
   for (const id of config.learners) if (isVoter(config, id)) return `node ${id} is both a voter and a learner`;
   for (const id of config.learnersNext) {
-    if (!config.outgoing.has(id) || config.voters.has(id)) return `node ${id} is a pending learner but not an outgoing-only voter`;
+    if (!config.outgoing.has(id) || config.voters.has(id))
+      return `node ${id} is a pending learner but not an outgoing-only voter`;
   }
   if (!isJoint(config) && config.learnersNext.size > 0) return 'pending learners exist outside a joint configuration';
-  if (!isJoint(config) && !isDefaultSettings(config.outgoingQuorum)) return 'outgoing quorum settings exist outside a joint configuration';
+  if (!isJoint(config) && !isDefaultSettings(config.outgoingQuorum))
+    return 'outgoing quorum settings exist outside a joint configuration';
   const members = configNodes(config);
   if (members.length > CLUSTER_NODES_MAX) return `the configuration has more than ${CLUSTER_NODES_MAX} nodes`;
-  for (const id of config.witnesses) if (!members.includes(id)) return `witness ${id} is not a member of the configuration`;
+  for (const id of config.witnesses)
+    if (!members.includes(id)) return `witness ${id} is not a member of the configuration`;
   return (
     sideProblem('incoming', config.voters, config.quorum) ??
     (isJoint(config) ? sideProblem('outgoing', config.outgoing, config.outgoingQuorum) : null) ??
@@ -286,10 +309,16 @@ function roleProblem(config: ClusterConfig, c: ConfChangeSingle & { type: 'add-v
   return `node ${c.node} is a ${from}; a member cannot change between data node and witness (its log would hold the wrong kind of entries): remove it, wipe its storage, then add it back as a ${wantWitness ? 'witness' : 'data node'}`;
 }
 
-function applySingle(config: ClusterConfig, draft: Draft, outgoing: ReadonlyMap<NodeId, number>, c: ConfChangeSingle): string | null {
+function applySingle(
+  config: ClusterConfig,
+  draft: Draft,
+  outgoing: ReadonlyMap<NodeId, number>,
+  c: ConfChangeSingle,
+): string | null {
   switch (c.type) {
     case 'add-voter': {
-      if (!Number.isInteger(c.votes) || c.votes < 1 || c.votes > RAFT_VOTES_PER_NODE_MAX) return `add-voter ${c.node}: votes must be in 1..${RAFT_VOTES_PER_NODE_MAX}`;
+      if (!Number.isInteger(c.votes) || c.votes < 1 || c.votes > RAFT_VOTES_PER_NODE_MAX)
+        return `add-voter ${c.node}: votes must be in 1..${RAFT_VOTES_PER_NODE_MAX}`;
       const role = roleProblem(config, c);
       if (role !== null) return role;
       draft.learners.delete(c.node);
@@ -347,7 +376,10 @@ function reachableProblem(next: ClusterConfig): string | null {
  */
 export function applyConfChange(config: ClusterConfig, change: ConfChange): Result<ClusterConfig, RaftError> {
   if (change.changes.length === 0) return leaveJoint(config);
-  if (isJoint(config)) return invalid('a configuration change is only allowed outside a joint configuration; leave the joint configuration first');
+  if (isJoint(config))
+    return invalid(
+      'a configuration change is only allowed outside a joint configuration; leave the joint configuration first',
+    );
   const simple = change.changes.every((c) => learnerOnly(config, c));
   const draft: Draft = {
     voters: new Map(config.voters),
@@ -384,7 +416,9 @@ export function applyConfChange(config: ClusterConfig, change: ConfChange): Resu
     outgoingQuorum: DEFAULT_QUORUM_SETTINGS,
     learners: sortedSet([...next.learners, ...next.learnersNext]),
     learnersNext: new Set(),
-    witnesses: sortedSet([...next.witnesses].filter((id) => next.voters.has(id) || next.learners.has(id) || next.learnersNext.has(id))),
+    witnesses: sortedSet(
+      [...next.witnesses].filter((id) => next.voters.has(id) || next.learners.has(id) || next.learnersNext.has(id)),
+    ),
   };
   if (sameConfig(config, left)) return invalid('the change does not change the configuration');
   const problem = configProblem(next) ?? reachableProblem(next);
@@ -404,7 +438,8 @@ function formatSettings(s: QuorumSettings, prefix: string): string {
 
 /** A one-line human form, e.g. `voters=(1,2 3x2)&&(1,2,3) learners=(4)`. */
 export function formatConfig(config: ClusterConfig): string {
-  const side = (m: ReadonlyMap<NodeId, number>): string => `(${[...m].map(([id, v]) => (v === 1 ? `${id}` : `${id}x${v}`)).join(',')})`;
+  const side = (m: ReadonlyMap<NodeId, number>): string =>
+    `(${[...m].map(([id, v]) => (v === 1 ? `${id}` : `${id}x${v}`)).join(',')})`;
   let s = `voters=${side(config.voters)}`;
   if (isJoint(config)) s += `&&${side(config.outgoing)}`;
   if (config.learners.size > 0) s += ` learners=(${[...config.learners].join(',')})`;

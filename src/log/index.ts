@@ -39,7 +39,18 @@ export {
   validateEntry,
   entrySizeBytes,
 } from './raft-message.js';
-export { type ClusterConfig, applyConfChange, configFromConfState, confStateFromConfig, formatConfig, isJoint, isVoter, isWitness, canLead, jointQuorumConfig } from './cluster-config.js';
+export {
+  type ClusterConfig,
+  applyConfChange,
+  configFromConfState,
+  confStateFromConfig,
+  formatConfig,
+  isJoint,
+  isVoter,
+  isWitness,
+  canLead,
+  jointQuorumConfig,
+} from './cluster-config.js';
 export {
   type ElectionRules,
   type LastManStandingView,

@@ -11,7 +11,13 @@ import { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { crc32c } from '../lib/checksum.js';
 import { DecodeError } from '../lib/errors.js';
 import { logIndex, term, type LogIndex } from '../lib/ids.js';
-import { KV_KEY_BYTES_MAX, KV_KEYS_MAX, KV_RANGE_ENTRIES_MAX, KV_STATE_BYTES_MAX, KV_VALUE_BYTES_MAX } from '../constants.js';
+import {
+  KV_KEY_BYTES_MAX,
+  KV_KEYS_MAX,
+  KV_RANGE_ENTRIES_MAX,
+  KV_STATE_BYTES_MAX,
+  KV_VALUE_BYTES_MAX,
+} from '../constants.js';
 import {
   decodeKvCommand,
   encodeKvCommand,
@@ -45,15 +51,40 @@ const put = (key: string, value: string): KvCommand => ({ type: 'put', key, valu
 
 test('puts, gets and deletes follow etcd revision rules', () => {
   const sm = new KvStateMachine();
-  const [p1, p2, p3, g, d, dAgain, g2, p4] = run(sm, [put('a', '1'), put('b', '2'), put('a', '3'), { type: 'get', key: 'a' }, { type: 'delete', key: 'a' }, { type: 'delete', key: 'a' }, { type: 'get', key: 'a' }, put('a', '4')]).map(okValue);
-  assert.deepEqual(p1, { type: 'put', revision: 1, entry: { key: 'a', value: enc.encode('1'), createRevision: 1, modRevision: 1, version: 1 } });
+  const [p1, p2, p3, g, d, dAgain, g2, p4] = run(sm, [
+    put('a', '1'),
+    put('b', '2'),
+    put('a', '3'),
+    { type: 'get', key: 'a' },
+    { type: 'delete', key: 'a' },
+    { type: 'delete', key: 'a' },
+    { type: 'get', key: 'a' },
+    put('a', '4'),
+  ]).map(okValue);
+  assert.deepEqual(p1, {
+    type: 'put',
+    revision: 1,
+    entry: { key: 'a', value: enc.encode('1'), createRevision: 1, modRevision: 1, version: 1 },
+  });
   assert.equal(p2?.revision, 2);
-  assert.deepEqual(p3, { type: 'put', revision: 3, entry: { key: 'a', value: enc.encode('3'), createRevision: 1, modRevision: 3, version: 2 } });
-  assert.deepEqual(g, { type: 'get', revision: 3, entry: { key: 'a', value: enc.encode('3'), createRevision: 1, modRevision: 3, version: 2 } });
+  assert.deepEqual(p3, {
+    type: 'put',
+    revision: 3,
+    entry: { key: 'a', value: enc.encode('3'), createRevision: 1, modRevision: 3, version: 2 },
+  });
+  assert.deepEqual(g, {
+    type: 'get',
+    revision: 3,
+    entry: { key: 'a', value: enc.encode('3'), createRevision: 1, modRevision: 3, version: 2 },
+  });
   assert.deepEqual(d, { type: 'delete', revision: 4, deleted: true });
   assert.deepEqual(dAgain, { type: 'delete', revision: 4, deleted: false }, 'deleting an absent key is not a mutation');
   assert.deepEqual(g2, { type: 'get', revision: 4, entry: null });
-  assert.deepEqual(p4, { type: 'put', revision: 5, entry: { key: 'a', value: enc.encode('4'), createRevision: 5, modRevision: 5, version: 1 } });
+  assert.deepEqual(p4, {
+    type: 'put',
+    revision: 5,
+    entry: { key: 'a', value: enc.encode('4'), createRevision: 5, modRevision: 5, version: 1 },
+  });
   assert.equal(sm.revision, 5);
   assert.equal(sm.appliedIndex, 8);
 });
@@ -70,7 +101,14 @@ test('cas compares the value or the mod revision, and absence', () => {
   ]).map(okValue);
   assert.deepEqual(
     results.map((r) => (r.type === 'cas' ? [r.succeeded, r.revision, r.entry?.version ?? 0] : null)),
-    [[true, 1, 1], [false, 1, 1], [true, 2, 2], [false, 2, 2], [true, 3, 3], [true, 4, 1]],
+    [
+      [true, 1, 1],
+      [false, 1, 1],
+      [true, 2, 2],
+      [false, 2, 2],
+      [true, 3, 3],
+      [true, 4, 1],
+    ],
   );
   const failed = results[3];
   assert.ok(failed?.type === 'cas');
@@ -82,12 +120,21 @@ test('range returns prefixed keys in order, honours the limit and reports more',
   run(sm, [put('app/b', 'B'), put('app/a', 'A'), put('apq', 'x'), put('ap', 'y'), put('app/c', 'C')]);
   const all = okValue(run(sm, [{ type: 'range', prefix: 'app/', limit: 10 }])[0]!);
   assert.ok(all.type === 'range');
-  assert.deepEqual(all.entries.map((e) => e.key), ['app/a', 'app/b', 'app/c']);
+  assert.deepEqual(
+    all.entries.map((e) => e.key),
+    ['app/a', 'app/b', 'app/c'],
+  );
   assert.equal(all.more, false);
   const two = sm.range('app/', 2);
-  assert.deepEqual(two.entries.map((e) => e.key), ['app/a', 'app/b']);
+  assert.deepEqual(
+    two.entries.map((e) => e.key),
+    ['app/a', 'app/b'],
+  );
   assert.equal(two.more, true);
-  assert.deepEqual(sm.range('', 100).entries.map((e) => e.key), ['ap', 'app/a', 'app/b', 'app/c', 'apq']);
+  assert.deepEqual(
+    sm.range('', 100).entries.map((e) => e.key),
+    ['ap', 'app/a', 'app/b', 'app/c', 'apq'],
+  );
   assert.deepEqual(sm.range('zzz', 5), { type: 'range', revision: 5, entries: [], more: false });
 });
 
@@ -107,7 +154,15 @@ test('invalid commands give typed error results, consume the index and change no
     new Uint8Array(),
   ]);
   assert.deepEqual(results.map(errCode), [
-    'KV_INVALID_KEY', 'KV_INVALID_KEY', 'KV_INVALID_KEY', 'KV_VALUE_TOO_LARGE', 'KV_INVALID_LIMIT', 'KV_INVALID_LIMIT', 'KV_INVALID_COMPARE', 'BAD_COMMAND', 'BAD_COMMAND',
+    'KV_INVALID_KEY',
+    'KV_INVALID_KEY',
+    'KV_INVALID_KEY',
+    'KV_VALUE_TOO_LARGE',
+    'KV_INVALID_LIMIT',
+    'KV_INVALID_LIMIT',
+    'KV_INVALID_COMPARE',
+    'BAD_COMMAND',
+    'BAD_COMMAND',
   ]);
   assert.equal(sm.appliedIndex, 10, 'refused commands still consume their index');
   assert.equal(sm.revision, 1);
@@ -121,7 +176,12 @@ test('the key-count limit refuses a new key with KV_TOO_MANY_KEYS but allows ove
   const sm = new KvStateMachine();
   for (let i = 0; i < KV_KEYS_MAX; i++) okValue(sm.apply(logIndex(i + 1), T1, put(`k${i}`, '')));
   assert.equal(sm.size, KV_KEYS_MAX);
-  const [full, overwrite, del, after] = run(sm, [put('new', ''), put('k0', 'v'), { type: 'delete', key: 'k1' }, put('new', '')]);
+  const [full, overwrite, del, after] = run(sm, [
+    put('new', ''),
+    put('k0', 'v'),
+    { type: 'delete', key: 'k1' },
+    put('new', ''),
+  ]);
   assert.equal(errCode(full!), 'KV_TOO_MANY_KEYS');
   assert.match(full!.ok ? '' : full!.error.message, /delete keys/);
   okValue(overwrite!);
@@ -174,17 +234,25 @@ const keyArb = fc.oneof(
   fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }),
 );
 const valueArb = fc.uint8Array({ maxLength: 12 });
-const compareArb = fc.oneof(
-  fc.record({ kind: fc.constant('value' as const), value: fc.option(valueArb, { nil: null }) }),
-  fc.record({ kind: fc.constant('modRevision' as const), modRevision: fc.nat({ max: 40 }) }),
-).map((c): KvCompare => ({ ...c })); // fc.record builds null-prototype objects; decoded ones are plain
-const commandArb: fc.Arbitrary<KvCommand> = fc.oneof(
-  fc.record({ type: fc.constant('get' as const), key: keyArb }),
-  fc.record({ type: fc.constant('put' as const), key: keyArb, value: valueArb }),
-  fc.record({ type: fc.constant('cas' as const), key: keyArb, compare: compareArb, value: valueArb }),
-  fc.record({ type: fc.constant('delete' as const), key: keyArb }),
-  fc.record({ type: fc.constant('range' as const), prefix: fc.oneof(fc.constant(''), keyArb), limit: fc.integer({ min: 1, max: KV_RANGE_ENTRIES_MAX }) }),
-).map((c): KvCommand => ({ ...c }));
+const compareArb = fc
+  .oneof(
+    fc.record({ kind: fc.constant('value' as const), value: fc.option(valueArb, { nil: null }) }),
+    fc.record({ kind: fc.constant('modRevision' as const), modRevision: fc.nat({ max: 40 }) }),
+  )
+  .map((c): KvCompare => ({ ...c })); // fc.record builds null-prototype objects; decoded ones are plain
+const commandArb: fc.Arbitrary<KvCommand> = fc
+  .oneof(
+    fc.record({ type: fc.constant('get' as const), key: keyArb }),
+    fc.record({ type: fc.constant('put' as const), key: keyArb, value: valueArb }),
+    fc.record({ type: fc.constant('cas' as const), key: keyArb, compare: compareArb, value: valueArb }),
+    fc.record({ type: fc.constant('delete' as const), key: keyArb }),
+    fc.record({
+      type: fc.constant('range' as const),
+      prefix: fc.oneof(fc.constant(''), keyArb),
+      limit: fc.integer({ min: 1, max: KV_RANGE_ENTRIES_MAX }),
+    }),
+  )
+  .map((c): KvCommand => ({ ...c }));
 
 test('every valid command round-trips through the codec, and the encoding is canonical', () => {
   fc.assert(
@@ -220,11 +288,17 @@ test('the decoder raises only DecodeError on 100,000 random and mutated inputs',
     { numRuns: 50_000 },
   );
   // Random bytes rarely get past the tag; mutate real encodings to reach the inner fields.
-  const mutated = fc.tuple(commandArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.nat({ max: 6 })).map(([c, edits, cut]) => {
-    const b = encodeKvCommand(c).slice();
-    for (const [at, v] of edits) b[at % b.length] = v;
-    return cut === 0 ? b.subarray(0, Math.max(0, b.length - 1 - (edits[0]?.[0] ?? 0) % b.length)) : b;
-  });
+  const mutated = fc
+    .tuple(
+      commandArb,
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+      fc.nat({ max: 6 }),
+    )
+    .map(([c, edits, cut]) => {
+      const b = encodeKvCommand(c).slice();
+      for (const [at, v] of edits) b[at % b.length] = v;
+      return cut === 0 ? b.subarray(0, Math.max(0, b.length - 1 - ((edits[0]?.[0] ?? 0) % b.length))) : b;
+    });
   fc.assert(
     fc.property(mutated, (bytes) => {
       runs++;
@@ -258,7 +332,10 @@ test('the decoder refuses trailing bytes, unknown tags, empty keys and out-of-ra
 // ------------------------------------------------------------------------------------------------
 // Determinism, hashing and snapshots
 
-const workloadArb = fc.array(fc.oneof({ weight: 4, arbitrary: commandArb }, { weight: 1, arbitrary: fc.uint8Array({ maxLength: 10 }) }), { maxLength: 80 });
+const workloadArb = fc.array(
+  fc.oneof({ weight: 4, arbitrary: commandArb }, { weight: 1, arbitrary: fc.uint8Array({ maxLength: 10 }) }),
+  { maxLength: 80 },
+);
 
 test('the same command sequence on two instances gives equal results, hashes and snapshots', () => {
   fc.assert(
@@ -267,7 +344,10 @@ test('the same command sequence on two instances gives equal results, hashes and
       const b = new KvStateMachine();
       const ra = run(a, commands);
       // The second replica gets the same entries as log bytes where possible (the real path).
-      const rb = run(b, commands.map((c) => (asBytes && !(c instanceof Uint8Array) ? encodeKvCommand(c) : c)));
+      const rb = run(
+        b,
+        commands.map((c) => (asBytes && !(c instanceof Uint8Array) ? encodeKvCommand(c) : c)),
+      );
       assert.deepEqual(rb, ra);
       assert.equal(a.stateHash(), b.stateHash());
       assert.deepEqual(a.snapshot(), b.snapshot());

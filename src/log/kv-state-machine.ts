@@ -87,7 +87,13 @@ export type KvOutput =
   | { readonly type: 'range'; readonly revision: number; readonly entries: readonly KvEntry[]; readonly more: boolean };
 
 /** Stable `ApplyError` codes of the KV machine (plus the shared `BAD_COMMAND`). */
-export type KvErrorCode = 'KV_INVALID_KEY' | 'KV_VALUE_TOO_LARGE' | 'KV_INVALID_LIMIT' | 'KV_INVALID_COMPARE' | 'KV_TOO_MANY_KEYS' | 'KV_STATE_TOO_LARGE';
+export type KvErrorCode =
+  | 'KV_INVALID_KEY'
+  | 'KV_VALUE_TOO_LARGE'
+  | 'KV_INVALID_LIMIT'
+  | 'KV_INVALID_COMPARE'
+  | 'KV_TOO_MANY_KEYS'
+  | 'KV_STATE_TOO_LARGE';
 
 function kvError(code: KvErrorCode, message: string): ApplyError {
   return { code, message };
@@ -112,14 +118,19 @@ function utf8Length(s: string): number {
 function checkKey(key: string, what: 'key' | 'prefix'): ApplyError | null {
   const n = utf8Length(key);
   if (n < 0) return kvError('KV_INVALID_KEY', `${what} holds an unpaired UTF-16 surrogate; use well-formed Unicode`);
-  if (what === 'key' && n === 0) return kvError('KV_INVALID_KEY', 'key is empty; keys must have at least one character');
-  if (n > KV_KEY_BYTES_MAX) return kvError('KV_INVALID_KEY', `${what} is ${n} UTF-8 bytes; the limit is ${KV_KEY_BYTES_MAX}`);
+  if (what === 'key' && n === 0)
+    return kvError('KV_INVALID_KEY', 'key is empty; keys must have at least one character');
+  if (n > KV_KEY_BYTES_MAX)
+    return kvError('KV_INVALID_KEY', `${what} is ${n} UTF-8 bytes; the limit is ${KV_KEY_BYTES_MAX}`);
   return null;
 }
 
 function checkValue(value: Uint8Array, what: string): ApplyError | null {
   if (value.length > KV_VALUE_BYTES_MAX) {
-    return kvError('KV_VALUE_TOO_LARGE', `${what} is ${value.length} bytes; the limit is ${KV_VALUE_BYTES_MAX}: store large data elsewhere and keep a reference here`);
+    return kvError(
+      'KV_VALUE_TOO_LARGE',
+      `${what} is ${value.length} bytes; the limit is ${KV_VALUE_BYTES_MAX}: store large data elsewhere and keep a reference here`,
+    );
   }
   return null;
 }
@@ -151,7 +162,10 @@ export function validateKvCommand(c: KvCommand): ApplyError | null {
       return checkKey(c.key, 'key') ?? checkCompare(c.compare) ?? checkValue(c.value, 'value');
     case 'range':
       if (!Number.isInteger(c.limit) || c.limit < 1 || c.limit > KV_RANGE_ENTRIES_MAX) {
-        return kvError('KV_INVALID_LIMIT', `range limit ${c.limit} must be an integer in [1, ${KV_RANGE_ENTRIES_MAX}]; page through larger ranges`);
+        return kvError(
+          'KV_INVALID_LIMIT',
+          `range limit ${c.limit} must be an integer in [1, ${KV_RANGE_ENTRIES_MAX}]; page through larger ranges`,
+        );
       }
       return checkKey(c.prefix, 'prefix');
     default:
@@ -261,7 +275,8 @@ function readCommandBody(r: ByteReader, tag: number): KvCommand {
     case TAG_RANGE: {
       const prefix = readKey(r, 'prefix');
       const limit = r.u32('range limit');
-      if (limit < 1 || limit > KV_RANGE_ENTRIES_MAX) throw new DecodeError('DECODE_RANGE', `range limit ${limit} is outside [1, ${KV_RANGE_ENTRIES_MAX}]`);
+      if (limit < 1 || limit > KV_RANGE_ENTRIES_MAX)
+        throw new DecodeError('DECODE_RANGE', `range limit ${limit} is outside [1, ${KV_RANGE_ENTRIES_MAX}]`);
       return { type: 'range', prefix, limit };
     }
     default:
@@ -300,7 +315,13 @@ function slotDigest(key: string, s: Omit<Slot, 'digest' | 'keyBytes'>): Digest64
 }
 
 function entryOf(key: string, s: Slot): KvEntry {
-  return { key, value: s.value.slice(), createRevision: s.createRevision, modRevision: s.modRevision, version: s.version };
+  return {
+    key,
+    value: s.value.slice(),
+    createRevision: s.createRevision,
+    modRevision: s.modRevision,
+    version: s.version,
+  };
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -334,7 +355,15 @@ interface KvState {
 }
 
 function emptyState(): KvState {
-  return { slots: new Map(), sorted: [], digest: new MultisetHash64(), revision: 0, stateBytes: 0, appliedIndex: logIndex(0), appliedTerm: makeTerm(0) };
+  return {
+    slots: new Map(),
+    sorted: [],
+    digest: new MultisetHash64(),
+    revision: 0,
+    stateBytes: 0,
+    appliedIndex: logIndex(0),
+    appliedTerm: makeTerm(0),
+  };
 }
 
 /**
@@ -447,7 +476,12 @@ export class KvStateMachine implements StateMachine<KvCommand, KvOutput> {
   private cas(key: string, compare: KvCompare, value: Uint8Array): ApplyResult<KvOutput> {
     const slot = this.s.slots.get(key);
     if (!compareHolds(slot, compare)) {
-      return ok({ type: 'cas', revision: this.s.revision, succeeded: false, entry: slot === undefined ? null : entryOf(key, slot) });
+      return ok({
+        type: 'cas',
+        revision: this.s.revision,
+        succeeded: false,
+        entry: slot === undefined ? null : entryOf(key, slot),
+      });
     }
     const r = this.write(key, value);
     if (!r.ok) return r;
@@ -459,12 +493,23 @@ export class KvStateMachine implements StateMachine<KvCommand, KvOutput> {
     const s = this.s;
     const old = s.slots.get(key);
     const keyBytes = old?.keyBytes ?? utf8Length(key);
-    const newStateBytes = s.stateBytes - (old === undefined ? 0 : old.keyBytes + old.value.length) + keyBytes + value.length;
+    const newStateBytes =
+      s.stateBytes - (old === undefined ? 0 : old.keyBytes + old.value.length) + keyBytes + value.length;
     if (old === undefined && s.slots.size >= KV_KEYS_MAX) {
-      return err(kvError('KV_TOO_MANY_KEYS', `the store already holds ${KV_KEYS_MAX} keys (KV_KEYS_MAX); delete keys before creating more`));
+      return err(
+        kvError(
+          'KV_TOO_MANY_KEYS',
+          `the store already holds ${KV_KEYS_MAX} keys (KV_KEYS_MAX); delete keys before creating more`,
+        ),
+      );
     }
     if (newStateBytes > KV_STATE_BYTES_MAX) {
-      return err(kvError('KV_STATE_TOO_LARGE', `this put would grow the store to ${newStateBytes} bytes, past KV_STATE_BYTES_MAX (${KV_STATE_BYTES_MAX}); delete or shrink values first`));
+      return err(
+        kvError(
+          'KV_STATE_TOO_LARGE',
+          `this put would grow the store to ${newStateBytes} bytes, past KV_STATE_BYTES_MAX (${KV_STATE_BYTES_MAX}); delete or shrink values first`,
+        ),
+      );
     }
     const revision = s.revision + 1;
     const fields = {
@@ -529,7 +574,13 @@ function compareHolds(slot: Slot | undefined, c: KvCompare): boolean {
 }
 
 function hashState(s: KvState): Digest64 {
-  return new Fnv64().u64(s.appliedIndex).u64(s.appliedTerm).u64(s.revision).u32(s.slots.size).digest64(s.digest.value()).digest();
+  return new Fnv64()
+    .u64(s.appliedIndex)
+    .u64(s.appliedTerm)
+    .u64(s.revision)
+    .u32(s.slots.size)
+    .digest64(s.digest.value())
+    .digest();
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -561,18 +612,31 @@ function encodeSnapshot(s: KvState): Uint8Array {
 }
 
 function corrupt(message: string): DecodeError {
-  return new DecodeError('SNAPSHOT_INVALID', `KV snapshot is invalid: ${message}; take a fresh snapshot from a healthy node`);
+  return new DecodeError(
+    'SNAPSHOT_INVALID',
+    `KV snapshot is invalid: ${message}; take a fresh snapshot from a healthy node`,
+  );
 }
 
 function readSnapshotHeader(bytes: Uint8Array): { r: ByteReader; s: KvState; count: number } {
-  if (bytes.length < SNAPSHOT_HEADER_BYTES + 4) throw corrupt(`${bytes.length} bytes is shorter than the smallest snapshot`);
+  if (bytes.length < SNAPSHOT_HEADER_BYTES + 4)
+    throw corrupt(`${bytes.length} bytes is shorter than the smallest snapshot`);
   const body = bytes.subarray(0, bytes.length - 4);
   const stored = new ByteReader(bytes.subarray(bytes.length - 4)).u32('checksum');
-  if (crc32c(body) !== stored) throw new DecodeError('SNAPSHOT_CHECKSUM', 'KV snapshot checksum mismatch: the bytes were corrupted in storage or transfer; fetch the snapshot again');
+  if (crc32c(body) !== stored)
+    throw new DecodeError(
+      'SNAPSHOT_CHECKSUM',
+      'KV snapshot checksum mismatch: the bytes were corrupted in storage or transfer; fetch the snapshot again',
+    );
   const r = new ByteReader(body);
-  if (r.u32('magic') !== SNAPSHOT_MAGIC) throw new DecodeError('SNAPSHOT_MAGIC', 'not a KV snapshot (bad magic): it belongs to another state machine');
+  if (r.u32('magic') !== SNAPSHOT_MAGIC)
+    throw new DecodeError('SNAPSHOT_MAGIC', 'not a KV snapshot (bad magic): it belongs to another state machine');
   const format = r.u8('format');
-  if (format !== SNAPSHOT_FORMAT) throw new DecodeError('SNAPSHOT_VERSION', `KV snapshot format ${format} is not supported (this build reads format ${SNAPSHOT_FORMAT}); upgrade this node`);
+  if (format !== SNAPSHOT_FORMAT)
+    throw new DecodeError(
+      'SNAPSHOT_VERSION',
+      `KV snapshot format ${format} is not supported (this build reads format ${SNAPSHOT_FORMAT}); upgrade this node`,
+    );
   const s = emptyState();
   s.appliedIndex = logIndex(r.u64('appliedIndex'));
   s.appliedTerm = makeTerm(r.u64('appliedTerm'));
@@ -584,18 +648,22 @@ function readSnapshotHeader(bytes: Uint8Array): { r: ByteReader; s: KvState; cou
 
 function readSnapshotEntry(r: ByteReader, s: KvState, previousKey: string | null): string {
   const key = readKey(r, 'key');
-  if (previousKey !== null && !(previousKey < key)) throw corrupt(`key ${JSON.stringify(key)} is out of order or repeated`);
+  if (previousKey !== null && !(previousKey < key))
+    throw corrupt(`key ${JSON.stringify(key)} is out of order or repeated`);
   const value = r.lenBytes(KV_VALUE_BYTES_MAX, 'value').slice();
   const createRevision = r.u64('createRevision');
   const modRevision = r.u64('modRevision');
   const version = r.u64('version');
   const revisionsOk = createRevision >= 1 && createRevision <= modRevision && modRevision <= s.revision;
   if (!revisionsOk || version < 1 || version > modRevision - createRevision + 1) {
-    throw corrupt(`key ${JSON.stringify(key)} has impossible revisions (create ${createRevision}, mod ${modRevision}, version ${version}, store ${s.revision})`);
+    throw corrupt(
+      `key ${JSON.stringify(key)} has impossible revisions (create ${createRevision}, mod ${modRevision}, version ${version}, store ${s.revision})`,
+    );
   }
   const keyBytes = utf8Length(key);
   s.stateBytes += keyBytes + value.length;
-  if (s.stateBytes > KV_STATE_BYTES_MAX) throw corrupt(`more than KV_STATE_BYTES_MAX (${KV_STATE_BYTES_MAX}) bytes of keys and values`);
+  if (s.stateBytes > KV_STATE_BYTES_MAX)
+    throw corrupt(`more than KV_STATE_BYTES_MAX (${KV_STATE_BYTES_MAX}) bytes of keys and values`);
   const fields = { value, createRevision, modRevision, version };
   const slot: Slot = { ...fields, keyBytes, digest: slotDigest(key, fields) };
   s.slots.set(key, slot);

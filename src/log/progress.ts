@@ -39,7 +39,8 @@ export class Inflights {
   /** Records a MsgApp whose last entry is `last`; indexes must increase. */
   add(last: LogIndex): void {
     assert(!this.full, 'cannot add to a full inflights window');
-    if (this.count > 0) assert(last > (this.ring[(this.start + this.count - 1) % this.capacity] ?? 0), 'inflight indexes must increase');
+    if (this.count > 0)
+      assert(last > (this.ring[(this.start + this.count - 1) % this.capacity] ?? 0), 'inflight indexes must increase');
     this.ring[(this.start + this.count) % this.capacity] = last;
     this.count++;
   }
@@ -109,7 +110,8 @@ export class Progress {
    * `commitSent`, so it learned at least that much (an answer to an older round proves nothing).
    */
   noteHeartbeatAck(round: number): void {
-    if (this.commitSentRound > 0 && round >= this.commitSentRound) this.commitKnown = Math.max(this.commitKnown, this.commitSent);
+    if (this.commitSentRound > 0 && round >= this.commitSentRound)
+      this.commitKnown = Math.max(this.commitKnown, this.commitSent);
   }
 
   private reset(state: ProgressState): void {
@@ -210,7 +212,14 @@ export class Progress {
 
   /** `state match=N next=N` for status dumps. */
   format(): string {
-    const extra = this.state === 'snapshot' ? ` pending=${this.pendingSnapshot}` : this.probeSent ? ' paused' : this.inflights.length > 0 ? ` inflight=${this.inflights.length}` : '';
+    const extra =
+      this.state === 'snapshot'
+        ? ` pending=${this.pendingSnapshot}`
+        : this.probeSent
+          ? ' paused'
+          : this.inflights.length > 0
+            ? ` inflight=${this.inflights.length}`
+            : '';
     return `${this.state} match=${this.match} next=${this.next}${extra}`;
   }
 }

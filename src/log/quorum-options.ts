@@ -52,9 +52,13 @@ export function isFreshLog(lastIndex: number, lastTerm: number, bootstrapEntry: 
   return bootstrapEntry && lastIndex === 1 && lastTerm === 1;
 }
 
-function allVotersGranted(config: JointQuorumConfig, votes: ReadonlyMap<NodeId, boolean>): 'all' | 'refused' | 'missing' {
+function allVotersGranted(
+  config: JointQuorumConfig,
+  votes: ReadonlyMap<NodeId, boolean>,
+): 'all' | 'refused' | 'missing' {
   let missing = false;
-  const sides: readonly QuorumConfig[] = config.outgoing === undefined ? [config.incoming] : [config.incoming, config.outgoing];
+  const sides: readonly QuorumConfig[] =
+    config.outgoing === undefined ? [config.incoming] : [config.incoming, config.outgoing];
   for (const side of sides) {
     for (const id of side.voters.keys()) {
       const v = votes.get(id);
@@ -71,7 +75,11 @@ function allVotersGranted(config: JointQuorumConfig, votes: ReadonlyMap<NodeId, 
  * only once every voter of every side granted (and the arithmetic agrees), and lost as soon as one
  * voter refused: every voter must be seen at once.
  */
-export function electionOutcome(config: ClusterConfig, votes: ReadonlyMap<NodeId, boolean>, rules: ElectionRules): VoteOutcome {
+export function electionOutcome(
+  config: ClusterConfig,
+  votes: ReadonlyMap<NodeId, boolean>,
+  rules: ElectionRules,
+): VoteOutcome {
   const quorum = jointQuorumConfig(config, rules.learnerVotes);
   const outcome = voteOutcome(quorum, votes);
   if (!rules.waitForAll) return outcome;
@@ -95,7 +103,11 @@ export function electionOutcome(config: ClusterConfig, votes: ReadonlyMap<NodeId
  * with `; refused by node N` appended when voters refused (e.g. a longer log than the candidate's).
  * Not a hot path: called when an election is lost or times out.
  */
-export function explainElection(config: ClusterConfig, votes: ReadonlyMap<NodeId, boolean>, rules: ElectionRules): string {
+export function explainElection(
+  config: ClusterConfig,
+  votes: ReadonlyMap<NodeId, boolean>,
+  rules: ElectionRules,
+): string {
   const quorum = jointQuorumConfig(config, rules.learnerVotes);
   const granted = new Set<NodeId>();
   for (const [id, v] of votes) if (v) granted.add(id);
@@ -119,7 +131,11 @@ export function explainElection(config: ClusterConfig, votes: ReadonlyMap<NodeId
  * "Counting with every configuration in the log"): won when won in all of them, lost as soon as
  * lost in one, pending otherwise. `configs` is never empty.
  */
-export function electionOutcomeAll(configs: readonly ClusterConfig[], votes: ReadonlyMap<NodeId, boolean>, rules: ElectionRules): VoteOutcome {
+export function electionOutcomeAll(
+  configs: readonly ClusterConfig[],
+  votes: ReadonlyMap<NodeId, boolean>,
+  rules: ElectionRules,
+): VoteOutcome {
   assert(configs.length > 0, 'an election is counted in at least one configuration');
   let all = true;
   for (const config of configs) {
@@ -135,7 +151,11 @@ export function electionOutcomeAll(configs: readonly ClusterConfig[], votes: Rea
  * it when several configurations are counted (e.g. `in voters=(2) (2 of 3 configurations in the
  * log): ...`). Not a hot path.
  */
-export function explainElectionAll(configs: readonly ClusterConfig[], votes: ReadonlyMap<NodeId, boolean>, rules: ElectionRules): string {
+export function explainElectionAll(
+  configs: readonly ClusterConfig[],
+  votes: ReadonlyMap<NodeId, boolean>,
+  rules: ElectionRules,
+): string {
   assert(configs.length > 0, 'an election is counted in at least one configuration');
   const at = configs.findIndex((c) => electionOutcome(c, votes, rules) !== 'won');
   const config = configs[at < 0 ? 0 : at] as ClusterConfig;
@@ -181,7 +201,8 @@ function sumVotes(voters: ReadonlyMap<NodeId, number>): number {
 }
 
 function sameSide(a: QuorumConfig, b: QuorumConfig): boolean {
-  if (a.expectedVotes !== b.expectedVotes || a.tieBreaker !== b.tieBreaker || a.voters.size !== b.voters.size) return false;
+  if (a.expectedVotes !== b.expectedVotes || a.tieBreaker !== b.tieBreaker || a.voters.size !== b.voters.size)
+    return false;
   for (const [id, v] of a.voters) if (b.voters.get(id) !== v) return false;
   return true;
 }
@@ -204,7 +225,11 @@ export function lastManStandingConfChange(config: ClusterConfig, decision: LastM
   if (node !== undefined && decision.kind === 'raise') {
     const votes = decision.proposed.voters.get(node);
     assert(votes !== undefined, `a raise step restores node ${node}'s votes`);
-    changes.push(config.witnesses.has(node) ? { type: 'add-voter', node, votes, role: 'witness' } : { type: 'add-voter', node, votes });
+    changes.push(
+      config.witnesses.has(node)
+        ? { type: 'add-voter', node, votes, role: 'witness' }
+        : { type: 'add-voter', node, votes },
+    );
   }
   const after = decision.expectedVotesAfter;
   const stored = after === sumVotes(decision.proposed.voters) ? 0 : after;
@@ -212,12 +237,18 @@ export function lastManStandingConfChange(config: ClusterConfig, decision: LastM
   const change: ConfChange = { changes, autoLeave: true };
   const next = applyConfChange(config, change);
   assert(next.ok, `last_man_standing change must apply: ${next.ok ? '' : next.error.message}`);
-  assert(sameSide(jointQuorumConfig(next.value).incoming, decision.proposed), 'last_man_standing change must produce the decided configuration');
+  assert(
+    sameSide(jointQuorumConfig(next.value).incoming, decision.proposed),
+    'last_man_standing change must produce the decided configuration',
+  );
   return change;
 }
 
 /** Decides one last_man_standing step for `config` and the change that carries it out (null: hold). */
-export function lastManStandingStep(config: ClusterConfig, view: LastManStandingView): { readonly decision: LastManStandingDecision; readonly change: ConfChange | null } {
+export function lastManStandingStep(
+  config: ClusterConfig,
+  view: LastManStandingView,
+): { readonly decision: LastManStandingDecision; readonly change: ConfChange | null } {
   const decision = decideLastManStanding(lastManStandingInput(config, view));
   return { decision, change: lastManStandingConfChange(config, decision) };
 }

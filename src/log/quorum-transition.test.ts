@@ -15,7 +15,14 @@ import { nodeId, type NodeId } from '../lib/ids.js';
 import { RAFT_ENTRY_BYTES_MAX } from '../constants.js';
 import { RaftHarness } from './raft-harness.js';
 import { committedIndex, hasQuorum, voteOutcome, type TieBreakerMode } from '../quorum/index.js';
-import { applyConfChange, configFromConfState, configNodes, isJoint, jointQuorumConfig, type ClusterConfig } from './cluster-config.js';
+import {
+  applyConfChange,
+  configFromConfState,
+  configNodes,
+  isJoint,
+  jointQuorumConfig,
+  type ClusterConfig,
+} from './cluster-config.js';
 import type { ConfChange, ConfChangeSingle, ConfState, QuorumSettings } from './raft-message.js';
 
 const RUNS = 400;
@@ -39,7 +46,11 @@ function naiveTieBreaker(mode: TieBreakerMode, voters: ReadonlyMap<NodeId, numbe
   }
 }
 
-function naiveSideQuorate(voters: ReadonlyMap<NodeId, number>, settings: QuorumSettings, set: ReadonlySet<NodeId>): boolean {
+function naiveSideQuorate(
+  voters: ReadonlyMap<NodeId, number>,
+  settings: QuorumSettings,
+  set: ReadonlySet<NodeId>,
+): boolean {
   let total = 0;
   let held = 0;
   for (const [id, v] of voters) {
@@ -89,7 +100,7 @@ function countingAgrees(c: ClusterConfig): boolean {
     const votes = new Map<NodeId, boolean>(nodes.map((id) => [id, set.has(id)] as const));
     if ((voteOutcome(q, votes) === 'won') !== naive) return false;
     const match = new Map<NodeId, number>(nodes.map((id) => [id, set.has(id) ? 1 : 0] as const));
-    if ((committedIndex(q, match) >= 1) !== naive) return false;
+    if (committedIndex(q, match) >= 1 !== naive) return false;
   }
   return true;
 }
@@ -101,7 +112,9 @@ const arbMode: fc.Arbitrary<TieBreakerMode> = fc.oneof(
   fc.constant<TieBreakerMode>({ kind: 'off' }),
   fc.constant<TieBreakerMode>({ kind: 'lowest' }),
   fc.constant<TieBreakerMode>({ kind: 'highest' }),
-  fc.uniqueArray(fc.integer({ min: 1, max: NODES_MAX }), { minLength: 1, maxLength: 3 }).map((ns): TieBreakerMode => ({ kind: 'list', nodes: ns.map(nodeId) })),
+  fc
+    .uniqueArray(fc.integer({ min: 1, max: NODES_MAX }), { minLength: 1, maxLength: 3 })
+    .map((ns): TieBreakerMode => ({ kind: 'list', nodes: ns.map(nodeId) })),
 );
 
 /** A valid starting configuration: 1..NODES_MAX voters with 1..3 votes, E at or a little above the total. */
@@ -127,10 +140,14 @@ const arbStart: fc.Arbitrary<ClusterConfig> = fc
 const arbNode = fc.integer({ min: 1, max: NODES_MAX }).map(nodeId);
 
 const arbSingle: fc.Arbitrary<ConfChangeSingle> = fc.oneof(
-  fc.record({ node: arbNode, votes: fc.integer({ min: 1, max: 3 }) }).map(({ node, votes }): ConfChangeSingle => ({ type: 'add-voter', node, votes })),
+  fc
+    .record({ node: arbNode, votes: fc.integer({ min: 1, max: 3 }) })
+    .map(({ node, votes }): ConfChangeSingle => ({ type: 'add-voter', node, votes })),
   arbNode.map((node): ConfChangeSingle => ({ type: 'add-learner', node })),
   arbNode.map((node): ConfChangeSingle => ({ type: 'remove-node', node })),
-  fc.integer({ min: 0, max: 3 * NODES_MAX + 2 }).map((expectedVotes): ConfChangeSingle => ({ type: 'set-expected-votes', expectedVotes })),
+  fc
+    .integer({ min: 0, max: 3 * NODES_MAX + 2 })
+    .map((expectedVotes): ConfChangeSingle => ({ type: 'set-expected-votes', expectedVotes })),
   arbMode.map((tieBreaker): ConfChangeSingle => ({ type: 'set-tie-breaker', tieBreaker })),
 );
 
@@ -198,18 +215,30 @@ test('control: skipping the joint step when the tie-breaker changes lets two hal
   const after = configFromConfState(cs({ kind: 'highest' }));
   const pair = twoQuorums(before, after);
   assert.ok(pair !== null, 'the checker must find two disjoint halves, one under each mode');
-  assert.ok(pair[0].has(nodeId(1)) && pair[1].has(nodeId(4)) && pair[0].size === 2 && pair[1].size === 2, 'each half holds its own tie-breaker');
+  assert.ok(
+    pair[0].has(nodeId(1)) && pair[1].has(nodeId(4)) && pair[0].size === 2 && pair[1].size === 2,
+    'each half holds its own tie-breaker',
+  );
   const [low, high] = [new Set([1, 2].map(nodeId)), new Set([3, 4].map(nodeId))];
   assert.ok(naiveQuorate(before, low) && naiveQuorate(after, high), '{1,2} wins under lowest, {3,4} under highest');
   // Through the joint configuration, the same change is safe.
-  const joint = applyConfChange(before, { changes: [{ type: 'set-tie-breaker', tieBreaker: { kind: 'highest' } }], autoLeave: true });
+  const joint = applyConfChange(before, {
+    changes: [{ type: 'set-tie-breaker', tieBreaker: { kind: 'highest' } }],
+    autoLeave: true,
+  });
   assert.ok(joint.ok && isJoint(joint.value));
   assert.equal(twoQuorums(before, joint.value), null);
   assert.equal(twoQuorums(joint.value, after), null);
 });
 
 test('control: expected votes below the total would let two halves win, and are refused', () => {
-  const base: ConfState = { voters: [1, 2, 3, 4].map((n) => [nodeId(n), 1] as const), outgoing: [], learners: [], learnersNext: [], autoLeave: false };
+  const base: ConfState = {
+    voters: [1, 2, 3, 4].map((n) => [nodeId(n), 1] as const),
+    outgoing: [],
+    learners: [],
+    learnersNext: [],
+    autoLeave: false,
+  };
   const config = configFromConfState(base);
   // Build the forbidden side by hand (bypassing validation) to show the checker would catch it.
   const low: ClusterConfig = { ...config, quorum: { expectedVotes: 3, tieBreaker: { kind: 'off' } } };
@@ -227,17 +256,29 @@ test('a node that knows a configuration change committed campaigns only once it 
   h.addNodes(4, {
     voters: [1, 2, 3, 4],
     quorum: { quorum: { expectedVotes: 0, tieBreaker: { kind: 'lowest' } } },
-    config: { maxCommittedBytesPerReady: RAFT_ENTRY_BYTES_MAX, trace: (event, f) => { if (f['node'] === 1) trace.push(event); } },
+    config: {
+      maxCommittedBytesPerReady: RAFT_ENTRY_BYTES_MAX,
+      trace: (event, f) => {
+        if (f['node'] === 1) trace.push(event);
+      },
+    },
   });
   h.node(3).core.campaign();
   h.stabilize();
   const big = 'x'.repeat(Math.floor(RAFT_ENTRY_BYTES_MAX * 0.7));
   assert.equal(h.propose(nodeId(3), big), null);
   assert.equal(h.propose(nodeId(3), big), null);
-  const cc = h.node(3).core.proposeConfChange({ changes: [{ type: 'set-tie-breaker', tieBreaker: { kind: 'highest' } }], autoLeave: false });
+  const cc = h.node(3).core.proposeConfChange({
+    changes: [{ type: 'set-tie-breaker', tieBreaker: { kind: 'highest' } }],
+    autoLeave: false,
+  });
   assert.ok(cc.ok);
   // Everybody but node 1 processes its Readies; node 1 only receives (entries and commit index).
-  for (let round = 0; round < 50 && h.network.length + [2, 3, 4].filter((n) => h.node(n).core.hasReady()).length > 0; round++) {
+  for (
+    let round = 0;
+    round < 50 && h.network.length + [2, 3, 4].filter((n) => h.node(n).core.hasReady()).length > 0;
+    round++
+  ) {
     for (const n of [2, 3, 4]) while (h.processReady(nodeId(n)));
     h.deliverAll();
   }

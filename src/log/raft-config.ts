@@ -28,10 +28,17 @@ import type { RaftStorage } from './raft-storage.js';
  * - `apply-uncommitted`: entries are handed to the application before they commit.
  * - `count-learner-vote`: learners' votes count toward election quorums.
  */
-export type RaftCanary = 'ack-before-quorum' | 'double-vote' | 'skip-log-matching' | 'apply-uncommitted' | 'count-learner-vote';
+export type RaftCanary =
+  'ack-before-quorum' | 'double-vote' | 'skip-log-matching' | 'apply-uncommitted' | 'count-learner-vote';
 
 /** Every canary name, for command-line parsing and tests. */
-export const RAFT_CANARIES: readonly RaftCanary[] = ['ack-before-quorum', 'double-vote', 'skip-log-matching', 'apply-uncommitted', 'count-learner-vote'];
+export const RAFT_CANARIES: readonly RaftCanary[] = [
+  'ack-before-quorum',
+  'double-vote',
+  'skip-log-matching',
+  'apply-uncommitted',
+  'count-learner-vote',
+];
 
 /** Fields of every trace event: enough to read a failure at a glance. */
 export interface RaftTraceFields {
@@ -133,22 +140,35 @@ function intIn(n: number, min: number, max: number): boolean {
 /** Checks `config` as a whole; the error message names the field and the fix. */
 export function validateRaftConfig(config: RaftConfig): Result<RaftConfig, RaftError> {
   const c = config;
-  if (!intIn(c.heartbeatTicks, 1, RAFT_ELECTION_TICKS_MAX)) return invalid(`heartbeatTicks must be an integer in [1, ${RAFT_ELECTION_TICKS_MAX}]`);
+  if (!intIn(c.heartbeatTicks, 1, RAFT_ELECTION_TICKS_MAX))
+    return invalid(`heartbeatTicks must be an integer in [1, ${RAFT_ELECTION_TICKS_MAX}]`);
   if (!intIn(c.electionTicks, c.heartbeatTicks + 1, RAFT_ELECTION_TICKS_MAX)) {
-    return invalid(`electionTicks (${c.electionTicks}) must exceed heartbeatTicks (${c.heartbeatTicks}) and be at most ${RAFT_ELECTION_TICKS_MAX}`);
+    return invalid(
+      `electionTicks (${c.electionTicks}) must exceed heartbeatTicks (${c.heartbeatTicks}) and be at most ${RAFT_ELECTION_TICKS_MAX}`,
+    );
   }
-  if (c.readMode === 'lease' && !c.checkQuorum) return invalid("readMode 'lease' requires checkQuorum: without it a deposed leader never learns it lost its lease");
+  if (c.readMode === 'lease' && !c.checkQuorum)
+    return invalid("readMode 'lease' requires checkQuorum: without it a deposed leader never learns it lost its lease");
   if (c.readMode === 'lease' && !intIn(c.leaseMarginTicks, 1, c.electionTicks - 1)) {
-    return invalid(`leaseMarginTicks must be in [1, electionTicks - 1] = [1, ${c.electionTicks - 1}] so a lease absorbs clock drift and still exists`);
+    return invalid(
+      `leaseMarginTicks must be in [1, electionTicks - 1] = [1, ${c.electionTicks - 1}] so a lease absorbs clock drift and still exists`,
+    );
   }
-  if (!intIn(c.maxInflightMessages, 1, RAFT_INFLIGHT_MESSAGES_MAX)) return invalid(`maxInflightMessages must be in [1, ${RAFT_INFLIGHT_MESSAGES_MAX}]`);
-  if (!intIn(c.maxMessageBytes, 1, RAFT_MESSAGE_ENTRIES_BYTES_TARGET)) return invalid(`maxMessageBytes must be in [1, ${RAFT_MESSAGE_ENTRIES_BYTES_TARGET}]`);
+  if (!intIn(c.maxInflightMessages, 1, RAFT_INFLIGHT_MESSAGES_MAX))
+    return invalid(`maxInflightMessages must be in [1, ${RAFT_INFLIGHT_MESSAGES_MAX}]`);
+  if (!intIn(c.maxMessageBytes, 1, RAFT_MESSAGE_ENTRIES_BYTES_TARGET))
+    return invalid(`maxMessageBytes must be in [1, ${RAFT_MESSAGE_ENTRIES_BYTES_TARGET}]`);
   if (!intIn(c.maxUncommittedBytes, RAFT_ENTRY_BYTES_MAX, RAFT_UNCOMMITTED_BYTES_MAX)) {
-    return invalid(`maxUncommittedBytes must be in [${RAFT_ENTRY_BYTES_MAX}, ${RAFT_UNCOMMITTED_BYTES_MAX}] (at least one maximal entry)`);
+    return invalid(
+      `maxUncommittedBytes must be in [${RAFT_ENTRY_BYTES_MAX}, ${RAFT_UNCOMMITTED_BYTES_MAX}] (at least one maximal entry)`,
+    );
   }
   if (!intIn(c.maxCommittedBytesPerReady, RAFT_ENTRY_BYTES_MAX, RAFT_COMMITTED_BYTES_PER_READY_MAX)) {
-    return invalid(`maxCommittedBytesPerReady must be in [${RAFT_ENTRY_BYTES_MAX}, ${RAFT_COMMITTED_BYTES_PER_READY_MAX}]`);
+    return invalid(
+      `maxCommittedBytesPerReady must be in [${RAFT_ENTRY_BYTES_MAX}, ${RAFT_COMMITTED_BYTES_PER_READY_MAX}]`,
+    );
   }
-  if (c.applied !== undefined && !intIn(c.applied, 0, Number.MAX_SAFE_INTEGER)) return invalid('applied must be a non-negative integer');
+  if (c.applied !== undefined && !intIn(c.applied, 0, Number.MAX_SAFE_INTEGER))
+    return invalid('applied must be a non-negative integer');
   return ok(config);
 }

@@ -97,7 +97,10 @@ test('vote grants and append acknowledgements wait for the persist; leader appen
   assert.equal(h.node(1).core.status().role, 'leader');
   h.propose(id(1), 'x');
   const lrd = h.node(1).core.ready();
-  assert.ok(lrd.messages.some((m) => m.type === 'MsgApp' && m.entries.length === 1), 'a durable-term leader may send appends before persisting');
+  assert.ok(
+    lrd.messages.some((m) => m.type === 'MsgApp' && m.entries.length === 1),
+    'a durable-term leader may send appends before persisting',
+  );
   h.network.push(...lrd.messages);
   h.node(1).storage.append(lrd.entries);
   h.node(1).core.advance(lrd);
@@ -112,13 +115,25 @@ test('a node grants at most one vote per term and only to an up-to-date log', ()
   const h = cluster(3);
   const core = h.node(3).core;
   const vote = (from: number, t: number, logTerm: number, index: number): RaftMessage => ({
-    type: 'MsgVote', from: id(from), to: id(3), term: term(t), logTerm: term(logTerm), index: logIndex(index), transfer: false,
+    type: 'MsgVote',
+    from: id(from),
+    to: id(3),
+    term: term(t),
+    logTerm: term(logTerm),
+    index: logIndex(index),
+    transfer: false,
   });
   core.step(vote(1, 5, 0, 0));
   core.step(vote(2, 5, 0, 0));
   const rd = core.ready();
   const resp = rd.messagesAfterPersist.filter((m) => m.type === 'MsgVoteResp');
-  assert.deepEqual(resp.map((m) => [m.to, m.type === 'MsgVoteResp' && m.reject]), [[1, false], [2, true]]);
+  assert.deepEqual(
+    resp.map((m) => [m.to, m.type === 'MsgVoteResp' && m.reject]),
+    [
+      [1, false],
+      [2, true],
+    ],
+  );
   core.advance(rd);
 });
 
@@ -197,10 +212,19 @@ test('weighted votes: a voter holding a majority of votes commits alone', () => 
 
 test('a leader commits an earlier-term entry only by committing one of its own term (§5.4.2)', () => {
   const storage = new MemoryRaftStorage();
-  const e = (i: number, t: number) => ({ type: 'normal' as const, term: term(t), index: logIndex(i), data: new Uint8Array(0) });
+  const e = (i: number, t: number) => ({
+    type: 'normal' as const,
+    term: term(t),
+    index: logIndex(i),
+    data: new Uint8Array(0),
+  });
   storage.append([e(1, 1), e(2, 1)]);
   const log = new RaftLog(storage, logIndex(0));
-  assert.equal(log.maybeCommit(logIndex(2), term(2)), false, 'a quorum holding a term-1 entry does not commit it in term 2');
+  assert.equal(
+    log.maybeCommit(logIndex(2), term(2)),
+    false,
+    'a quorum holding a term-1 entry does not commit it in term 2',
+  );
   log.append([e(3, 2)]);
   assert.equal(log.maybeCommit(logIndex(3), term(2)), true);
   assert.equal(log.committed, 3, 'committing the term-2 entry commits everything before it');
@@ -226,12 +250,17 @@ test('joint consensus: adding a voter enters and automatically leaves a joint co
   const h = cluster(3);
   h.addNodes(1, { voters: [1, 2, 3] });
   elect(h, 1);
-  const r = h.node(1).core.proposeConfChange({ changes: [{ type: 'add-voter', node: id(4), votes: 2 }], autoLeave: true });
+  const r = h
+    .node(1)
+    .core.proposeConfChange({ changes: [{ type: 'add-voter', node: id(4), votes: 2 }], autoLeave: true });
   assert.ok(r.ok);
   const again = h.node(1).core.proposeConfChange({ changes: [{ type: 'remove-node', node: id(2) }], autoLeave: true });
   assert.equal(again.ok ? '' : again.error.code, 'CONF_CHANGE_PENDING');
   const lines = h.stabilize();
-  assert.ok(lines.some((l) => l.includes('EntryConf leave-joint')), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l.includes('EntryConf leave-joint')),
+    lines.join('\n'),
+  );
   for (const n of [1, 2, 3, 4]) assert.equal(h.node(n).core.status().config, 'voters=(1,2,3,4x2)');
 });
 
@@ -285,7 +314,10 @@ test('a removed leader hands over only once a quorum of the new configuration kn
     while (h.processReady(id(1)));
     const timeoutNow = h.network.filter((m) => m.type === 'MsgTimeoutNow');
     if (timeoutNow.length > 0) {
-      assert.deepEqual(timeoutNow.map((m) => m.from), [id(1)]);
+      assert.deepEqual(
+        timeoutNow.map((m) => m.from),
+        [id(1)],
+      );
       break;
     }
     h.deliverAll();
@@ -341,7 +373,7 @@ test('a candidate with an unapplied configuration entry needs a quorum of it as 
   for (const [t, set] of h.leaders) assert.equal(set.size, 1, `one leader in term ${t}`);
 });
 
-test('a refused vote carries the refuser\'s commit index; a candidate holding that entry learns it', () => {
+test("a refused vote carries the refuser's commit index; a candidate holding that entry learns it", () => {
   const h = cluster(3);
   elect(h, 1);
   assert.equal(h.propose(id(1), 'a'), null);
@@ -353,7 +385,14 @@ test('a refused vote carries the refuser\'s commit index; a candidate holding th
   h.restart(id(2), 0);
   const restarted = h.node(2).core;
   assert.equal(restarted.status().commit, 0);
-  const hint = (index: number, t: number): RaftMessage => ({ type: 'MsgPreVoteResp', from: id(3), to: id(2), term: term(1), reject: true, commitHint: { index: logIndex(index), term: term(t) } });
+  const hint = (index: number, t: number): RaftMessage => ({
+    type: 'MsgPreVoteResp',
+    from: id(3),
+    to: id(2),
+    term: term(1),
+    reject: true,
+    commitHint: { index: logIndex(index), term: term(t) },
+  });
   restarted.step(hint(lastIndex, 9)); // another term at that index: not the same entry, ignored
   assert.equal(restarted.status().commit, 0);
   restarted.step(hint(lastIndex + 5, 1)); // beyond our log: ignored
@@ -364,7 +403,15 @@ test('a refused vote carries the refuser\'s commit index; a candidate holding th
   h.tick(id(3), 10);
   while (h.processReady(id(3)));
   h.network = [];
-  h.node(3).core.step({ type: 'MsgPreVote', from: id(2), to: id(3), term: term(5), logTerm: term(0), index: logIndex(0), transfer: false });
+  h.node(3).core.step({
+    type: 'MsgPreVote',
+    from: id(2),
+    to: id(3),
+    term: term(5),
+    logTerm: term(0),
+    index: logIndex(0),
+    transfer: false,
+  });
   while (h.processReady(id(3)));
   const refusal = h.network.find((m) => m.type === 'MsgPreVoteResp' && m.from === id(3));
   assert.ok(refusal?.type === 'MsgPreVoteResp' && refusal.reject);
@@ -372,12 +419,47 @@ test('a refused vote carries the refuser\'s commit index; a candidate holding th
 });
 
 test('a configuration entry appended right after a snapshot that is not persisted yet is counted (seed 3779485712)', () => {
-  const storage = new MemoryRaftStorage({ voters: [[id(1), 1], [id(2), 1], [id(3), 1]], outgoing: [], learners: [], learnersNext: [], autoLeave: false });
+  const storage = new MemoryRaftStorage({
+    voters: [
+      [id(1), 1],
+      [id(2), 1],
+      [id(3), 1],
+    ],
+    outgoing: [],
+    learners: [],
+    learnersNext: [],
+    autoLeave: false,
+  });
   const core = new RaftCore({ ...RAFT_CONFIG_DEFAULTS, id: id(2), storage, prng: new Prng(3) });
-  const confState = { voters: [[id(1), 1], [id(2), 1], [id(3), 1]] as const, outgoing: [], learners: [], learnersNext: [], autoLeave: false };
-  core.step({ type: 'MsgSnap', from: id(1), to: id(2), term: term(2), snapshot: { metadata: { index: logIndex(10), term: term(2), confState }, data: new Uint8Array(0) } });
+  const confState = {
+    voters: [
+      [id(1), 1],
+      [id(2), 1],
+      [id(3), 1],
+    ] as const,
+    outgoing: [],
+    learners: [],
+    learnersNext: [],
+    autoLeave: false,
+  };
+  core.step({
+    type: 'MsgSnap',
+    from: id(1),
+    to: id(2),
+    term: term(2),
+    snapshot: { metadata: { index: logIndex(10), term: term(2), confState }, data: new Uint8Array(0) },
+  });
   const change = { changes: [{ type: 'add-voter' as const, node: id(4), votes: 1 }], autoLeave: true };
-  core.step({ type: 'MsgApp', from: id(1), to: id(2), term: term(2), logTerm: term(2), index: logIndex(10), commit: logIndex(10), entries: [{ type: 'conf', term: term(2), index: logIndex(11), change }] });
+  core.step({
+    type: 'MsgApp',
+    from: id(1),
+    to: id(2),
+    term: term(2),
+    logTerm: term(2),
+    index: logIndex(10),
+    commit: logIndex(10),
+    entries: [{ type: 'conf', term: term(2), index: logIndex(11), change }],
+  });
   // The snapshot's entries are gone and its Ready is still to come: counting must not read them.
   assert.equal(core.status().latestConfig, 'voters=(1,2,3,4)&&(1,2,3) autoleave');
   for (let i = 0; i < 40; i++) core.tick(); // campaigns (deferred or not) must not trip either
@@ -392,7 +474,10 @@ test('a campaign re-asks voters that have not answered every heartbeat interval 
   h.network = []; // every pre-vote request is lost
   h.tick(id(1)); // one heartbeat interval later (heartbeatTicks 1), not an election timeout
   while (h.processReady(id(1)));
-  assert.deepEqual(h.network.filter((m) => m.type === 'MsgPreVote').map((m) => m.to), [id(2), id(3), id(4), id(5)]);
+  assert.deepEqual(
+    h.network.filter((m) => m.type === 'MsgPreVote').map((m) => m.to),
+    [id(2), id(3), id(4), id(5)],
+  );
   // Only node 2's grant arrives: 2 of 5, still a pre-candidate; only the others are asked again.
   h.network = h.network.filter((m) => m.to === id(2));
   h.deliverAll();
@@ -402,7 +487,10 @@ test('a campaign re-asks voters that have not answered every heartbeat interval 
   assert.equal(h.node(1).core.status().role, 'pre-candidate');
   h.tick(id(1));
   while (h.processReady(id(1)));
-  assert.deepEqual(h.network.map((m) => `${m.type}->${m.to}`), ['MsgPreVote->3', 'MsgPreVote->4', 'MsgPreVote->5']);
+  assert.deepEqual(
+    h.network.map((m) => `${m.type}->${m.to}`),
+    ['MsgPreVote->3', 'MsgPreVote->4', 'MsgPreVote->5'],
+  );
   h.stabilize();
   assert.equal(h.node(1).core.status().role, 'leader');
 });
@@ -426,8 +514,14 @@ test('read-index: a follower read returns the leader commit index after a quorum
   h.stabilize();
   assert.ok(h.node(2).core.readIndex(enc.encode('r1')).ok);
   const lines = h.stabilize();
-  assert.ok(lines.some((l) => l.includes('MsgHeartbeat ')), 'the leader confirms with a heartbeat round');
-  assert.deepEqual(h.node(2).readStates.map((r) => r.index), [h.node(1).core.status().commit]);
+  assert.ok(
+    lines.some((l) => l.includes('MsgHeartbeat ')),
+    'the leader confirms with a heartbeat round',
+  );
+  assert.deepEqual(
+    h.node(2).readStates.map((r) => r.index),
+    [h.node(1).core.status().commit],
+  );
   h.isolate(id(1));
   assert.ok(h.node(1).core.readIndex(enc.encode('r2')).ok);
   h.stabilize();
@@ -447,7 +541,9 @@ test('lease reads: served without a round trip while the lease holds, never in a
   const j = cluster(4, { voters: [1, 2, 3] });
   elect(j, 1);
   j.isolate(id(4));
-  assert.ok(j.node(1).core.proposeConfChange({ changes: [{ type: 'add-voter', node: id(4), votes: 1 }], autoLeave: false }).ok);
+  assert.ok(
+    j.node(1).core.proposeConfChange({ changes: [{ type: 'add-voter', node: id(4), votes: 1 }], autoLeave: false }).ok,
+  );
   tickUntilQuiet(j, [1, 2, 3], 2);
   assert.ok(j.node(1).core.status().config.includes('&&'));
   assert.equal(j.node(1).core.status().leaseValid, false);
@@ -457,10 +553,26 @@ test('followers in a lease ignore vote requests; a restarted node stays quiet fo
   const h = cluster(3);
   elect(h, 1);
   const core = h.node(2).core;
-  core.step({ type: 'MsgVote', from: id(3), to: id(2), term: term(9), logTerm: term(9), index: logIndex(99), transfer: false });
+  core.step({
+    type: 'MsgVote',
+    from: id(3),
+    to: id(2),
+    term: term(9),
+    logTerm: term(9),
+    index: logIndex(99),
+    transfer: false,
+  });
   assert.equal(core.status().term, 1);
   h.restart(id(3));
-  h.node(3).core.step({ type: 'MsgVote', from: id(2), to: id(3), term: term(9), logTerm: term(9), index: logIndex(99), transfer: false });
+  h.node(3).core.step({
+    type: 'MsgVote',
+    from: id(2),
+    to: id(3),
+    term: term(9),
+    logTerm: term(9),
+    index: logIndex(99),
+    transfer: false,
+  });
   assert.equal(h.node(3).core.status().term, 1, 'quiet after restart');
 });
 
@@ -543,7 +655,15 @@ test('canaries: ack-before-quorum commits with a minority; count-learner-vote el
 test('canaries: double-vote grants twice; apply-uncommitted applies before commit', () => {
   const h = cluster(3, { config: { canary: 'double-vote' } });
   const core = h.node(3).core;
-  const vote = (from: NodeId): RaftMessage => ({ type: 'MsgVote', from, to: id(3), term: term(5), logTerm: term(0), index: logIndex(0), transfer: false });
+  const vote = (from: NodeId): RaftMessage => ({
+    type: 'MsgVote',
+    from,
+    to: id(3),
+    term: term(5),
+    logTerm: term(0),
+    index: logIndex(0),
+    transfer: false,
+  });
   core.step(vote(id(1)));
   core.step(vote(id(2)));
   const rd = core.ready();
@@ -560,16 +680,58 @@ test('canaries: double-vote grants twice; apply-uncommitted applies before commi
 
 test('repair mode ends only once the follower holds the leader commit of the current term (not on a capped heartbeat commit)', () => {
   // Node 2 lost entries 3..5 (a corrupt WAL); its log ends at 2, all in term 1, the current term.
-  const storage = new MemoryRaftStorage({ voters: [[id(1), 1], [id(2), 1], [id(3), 1]], outgoing: [], learners: [], learnersNext: [], autoLeave: false });
-  storage.append([1, 2].map((i) => ({ type: 'normal' as const, term: term(1), index: logIndex(i), data: new Uint8Array(0) })));
+  const storage = new MemoryRaftStorage({
+    voters: [
+      [id(1), 1],
+      [id(2), 1],
+      [id(3), 1],
+    ],
+    outgoing: [],
+    learners: [],
+    learnersNext: [],
+    autoLeave: false,
+  });
+  storage.append(
+    [1, 2].map((i) => ({ type: 'normal' as const, term: term(1), index: logIndex(i), data: new Uint8Array(0) })),
+  );
   storage.setHardState({ term: term(1), vote: null, commit: logIndex(0) });
   const core = new RaftCore({ ...RAFT_CONFIG_DEFAULTS, id: id(2), storage, prng: new Prng(1), abstain: true });
-  const hb: RaftMessage = { type: 'MsgHeartbeat', from: id(1), to: id(2), term: term(1), commit: logIndex(2), round: 1 };
+  const hb: RaftMessage = {
+    type: 'MsgHeartbeat',
+    from: id(1),
+    to: id(2),
+    term: term(1),
+    commit: logIndex(2),
+    round: 1,
+  };
   core.step(hb);
   assert.equal(core.abstaining, true, 'a heartbeat commit is capped at what the leader thinks we hold: no proof');
-  const entries = [3, 4, 5].map((i) => ({ type: 'normal' as const, term: term(1), index: logIndex(i), data: enc.encode(`e${i}`) }));
-  core.step({ type: 'MsgApp', from: id(1), to: id(2), term: term(1), logTerm: term(1), index: logIndex(2), entries: [], commit: logIndex(5) });
+  const entries = [3, 4, 5].map((i) => ({
+    type: 'normal' as const,
+    term: term(1),
+    index: logIndex(i),
+    data: enc.encode(`e${i}`),
+  }));
+  core.step({
+    type: 'MsgApp',
+    from: id(1),
+    to: id(2),
+    term: term(1),
+    logTerm: term(1),
+    index: logIndex(2),
+    entries: [],
+    commit: logIndex(5),
+  });
   assert.equal(core.abstaining, true, 'the leader commit (5) is beyond what this node holds (2)');
-  core.step({ type: 'MsgApp', from: id(1), to: id(2), term: term(1), logTerm: term(1), index: logIndex(2), entries, commit: logIndex(5) });
+  core.step({
+    type: 'MsgApp',
+    from: id(1),
+    to: id(2),
+    term: term(1),
+    logTerm: term(1),
+    index: logIndex(2),
+    entries,
+    commit: logIndex(5),
+  });
   assert.equal(core.abstaining, false, 'holding the leader commit of the current term ends the repair');
 });

@@ -179,7 +179,12 @@ export class RaftCore {
    * with what they were derived from: the applied configuration and the last configuration
    * entry in the log (index and term identify that log prefix, by log matching).
    */
-  private configsCache: { base: ClusterConfig; index: LogIndex; term: Term | null; configs: readonly ClusterConfig[] } | null = null;
+  private configsCache: {
+    base: ClusterConfig;
+    index: LogIndex;
+    term: Term | null;
+    configs: readonly ClusterConfig[];
+  } | null = null;
   /**
    * Leader only: set when this leader applied a configuration that removes (or demotes) it. It
    * keeps leading, without counting itself, until a quorum of the new configuration knows the
@@ -225,21 +230,31 @@ export class RaftCore {
    */
   private bootstrapThroughLog(): void {
     // Term 1 without a vote and without entries: a crash lost entry 1 but kept the term.
-    if (this.log.lastIndex() !== 0 || this.term > 1 || this.vote !== null || configNodes(this.config).length === 0) return;
+    if (this.log.lastIndex() !== 0 || this.term > 1 || this.vote !== null || configNodes(this.config).length === 0)
+      return;
     assert(!isJoint(this.config), 'a fresh cluster does not start in a joint configuration');
     const initial = this.config;
     const changes: ConfChangeSingle[] = [];
-    for (const [node, votes] of initial.voters) changes.push(isWitness(initial, node) ? { type: 'add-voter', node, votes, role: 'witness' } : { type: 'add-voter', node, votes });
+    for (const [node, votes] of initial.voters)
+      changes.push(
+        isWitness(initial, node)
+          ? { type: 'add-voter', node, votes, role: 'witness' }
+          : { type: 'add-voter', node, votes },
+      );
     for (const node of initial.learners) changes.push({ type: 'add-learner', node });
-    if (initial.quorum.expectedVotes !== 0) changes.push({ type: 'set-expected-votes', expectedVotes: initial.quorum.expectedVotes });
-    if (initial.quorum.tieBreaker.kind !== 'off') changes.push({ type: 'set-tie-breaker', tieBreaker: initial.quorum.tieBreaker });
+    if (initial.quorum.expectedVotes !== 0)
+      changes.push({ type: 'set-expected-votes', expectedVotes: initial.quorum.expectedVotes });
+    if (initial.quorum.tieBreaker.kind !== 'off')
+      changes.push({ type: 'set-tie-breaker', tieBreaker: initial.quorum.tieBreaker });
     const change: ConfChange = { changes, autoLeave: false };
     const built = applyConfChange(EMPTY_CONFIG, change);
     if (!built.ok || formatConfig(built.value) !== formatConfig(initial)) {
       // e.g. expected votes set out of reach on purpose, or a witness learner: a change could not
       // recreate it, so this node keeps the implicit initial configuration (a joiner must then be
       // given the same bootstrap configuration).
-      this.traceEvent('bootstrap-entry-skipped', { why: built.ok ? `the entry would build ${formatConfig(built.value)}` : built.error.message });
+      this.traceEvent('bootstrap-entry-skipped', {
+        why: built.ok ? `the entry would build ${formatConfig(built.value)}` : built.error.message,
+      });
       return;
     }
     this.config = EMPTY_CONFIG;
@@ -277,7 +292,8 @@ export class RaftCore {
       this.traceEvent('drop-misaddressed', { type: m.type, from: m.from, to: m.to });
       return;
     }
-    if ((m.type === 'MsgVoteResp' || m.type === 'MsgPreVoteResp') && m.commitHint !== undefined) this.learnCommit(m.from, m.commitHint.index, m.commitHint.term);
+    if ((m.type === 'MsgVoteResp' || m.type === 'MsgPreVoteResp') && m.commitHint !== undefined)
+      this.learnCommit(m.from, m.commitHint.index, m.commitHint.term);
     if (m.term > this.term) {
       if (!this.stepHigherTerm(m)) return;
     } else if (m.term < this.term) {
@@ -315,7 +331,13 @@ export class RaftCore {
    * committed: the entry may still be lost to a leader change; watch for it in `committedEntries`.
    */
   propose(data: Uint8Array): Result<ProposalRef, RaftError> {
-    if (data.length > RAFT_ENTRY_BYTES_MAX) return err(new RaftError('PROPOSAL_TOO_LARGE', `entry of ${data.length} bytes exceeds the limit of ${RAFT_ENTRY_BYTES_MAX}; split it`));
+    if (data.length > RAFT_ENTRY_BYTES_MAX)
+      return err(
+        new RaftError(
+          'PROPOSAL_TOO_LARGE',
+          `entry of ${data.length} bytes exceeds the limit of ${RAFT_ENTRY_BYTES_MAX}; split it`,
+        ),
+      );
     const refused = this.refuseProposal(entrySizeBytes({ type: 'normal', term: this.term, index: logIndex(1), data }));
     if (refused !== null) return err(refused);
     return ok(this.appendEntry({ type: 'normal', data }));
@@ -329,7 +351,12 @@ export class RaftCore {
     const refused = this.refuseProposal(entrySizeBytes({ type: 'conf', term: this.term, index: logIndex(1), change }));
     if (refused !== null) return err(refused);
     if (this.pendingConfIndex > this.log.applied) {
-      return err(new RaftError('CONF_CHANGE_PENDING', `configuration change at ${this.pendingConfIndex} is not applied yet (applied ${this.log.applied}); retry after it is`));
+      return err(
+        new RaftError(
+          'CONF_CHANGE_PENDING',
+          `configuration change at ${this.pendingConfIndex} is not applied yet (applied ${this.log.applied}); retry after it is`,
+        ),
+      );
     }
     const next = applyConfChange(this.config, change);
     if (!next.ok) return next;
@@ -347,13 +374,29 @@ export class RaftCore {
    * with `NOT_LEADER` (hinting the leader): it holds no data to read.
    */
   readIndex(context: Uint8Array): Result<void, RaftError> {
-    if (context.length > RAFT_READ_CONTEXT_BYTES_MAX) return err(new RaftError('READ_CONTEXT_TOO_LARGE', `read context of ${context.length} bytes exceeds ${RAFT_READ_CONTEXT_BYTES_MAX}`));
-    if (this.readStates.length >= RAFT_READ_INDEX_PENDING_MAX) return err(new RaftError('READ_QUEUE_FULL', 'too many read states are waiting for the next Ready; process Ready batches'));
+    if (context.length > RAFT_READ_CONTEXT_BYTES_MAX)
+      return err(
+        new RaftError(
+          'READ_CONTEXT_TOO_LARGE',
+          `read context of ${context.length} bytes exceeds ${RAFT_READ_CONTEXT_BYTES_MAX}`,
+        ),
+      );
+    if (this.readStates.length >= RAFT_READ_INDEX_PENDING_MAX)
+      return err(
+        new RaftError('READ_QUEUE_FULL', 'too many read states are waiting for the next Ready; process Ready batches'),
+      );
     if (this.role === 'leader') return this.leaderRead(this.id, context);
     if (isWitness(this.config, this.id) || isWitness(this.roleConfig(this.id), this.id) || this.holdsWitnessCopy()) {
-      return err(new RaftError('NOT_LEADER', `node ${this.id} is a witness (or holds a witness's copy of the log): it has no entry data to serve reads from; read from the leader or a data node`, this.lead));
+      return err(
+        new RaftError(
+          'NOT_LEADER',
+          `node ${this.id} is a witness (or holds a witness's copy of the log): it has no entry data to serve reads from; read from the leader or a data node`,
+          this.lead,
+        ),
+      );
     }
-    if (this.lead === null) return err(new RaftError('NOT_LEADER', 'no leader is known; retry after an election', null));
+    if (this.lead === null)
+      return err(new RaftError('NOT_LEADER', 'no leader is known; retry after an election', null));
     this.send({ type: 'MsgReadIndex', from: this.id, to: this.lead, term: this.term, context });
     return ok(undefined);
   }
@@ -363,10 +406,18 @@ export class RaftCore {
    * times out after an election timeout. `TRANSFER_INVALID` unless `to` is a voter.
    */
   transferLeadership(to: NodeId): Result<void, RaftError> {
-    if (this.role !== 'leader') return err(new RaftError('NOT_LEADER', 'only the leader can transfer leadership', this.lead));
+    if (this.role !== 'leader')
+      return err(new RaftError('NOT_LEADER', 'only the leader can transfer leadership', this.lead));
     if (to === this.id) return ok(undefined);
-    if (!isVoter(this.config, to)) return err(new RaftError('TRANSFER_INVALID', `node ${to} is not a voter of ${formatConfig(this.config)}`));
-    if (isWitness(this.config, to)) return err(new RaftError('TRANSFER_INVALID', `node ${to} is a witness: it stores no entry data and can never lead; transfer to a data voter`));
+    if (!isVoter(this.config, to))
+      return err(new RaftError('TRANSFER_INVALID', `node ${to} is not a voter of ${formatConfig(this.config)}`));
+    if (isWitness(this.config, to))
+      return err(
+        new RaftError(
+          'TRANSFER_INVALID',
+          `node ${to} is a witness: it stores no entry data and can never lead; transfer to a data voter`,
+        ),
+      );
     if (this.leadTransferee === to) return ok(undefined);
     this.leadTransferee = to;
     this.transferElapsed = 0;
@@ -399,9 +450,16 @@ export class RaftCore {
     if (this.outstanding !== null) return false;
     const soft = this.softState();
     return (
-      this.appendPending || this.roundNeeded || this.outbox.length > 0 || this.selfAfterPersist.length > 0 ||
-      this.readStates.length > 0 || this.log.unstableEntries().length > 0 || this.log.unstableSnapshot() !== null ||
-      soft.lead !== this.prevSoft.lead || soft.role !== this.prevSoft.role || this.hardChanged(this.hardState()) ||
+      this.appendPending ||
+      this.roundNeeded ||
+      this.outbox.length > 0 ||
+      this.selfAfterPersist.length > 0 ||
+      this.readStates.length > 0 ||
+      this.log.unstableEntries().length > 0 ||
+      this.log.unstableSnapshot() !== null ||
+      soft.lead !== this.prevSoft.lead ||
+      soft.role !== this.prevSoft.role ||
+      this.hardChanged(this.hardState()) ||
       this.committedUpTo() > this.log.applied
     );
   }
@@ -487,9 +545,20 @@ export class RaftCore {
     const progress = new Map<NodeId, string>();
     for (const [id, pr] of this.progress) progress.set(id, pr.format());
     return {
-      id: this.id, role: this.role, term: this.term, vote: this.vote, lead: this.lead,
-      commit: this.log.committed, applied: this.log.applied, firstIndex: this.log.firstIndex(), lastIndex: this.log.lastIndex(),
-      config: formatConfig(this.config), latestConfig: formatConfig(this.quorumConfigs().at(-1) ?? this.config), confState: this.confState(), progress, leadTransferee: this.leadTransferee,
+      id: this.id,
+      role: this.role,
+      term: this.term,
+      vote: this.vote,
+      lead: this.lead,
+      commit: this.log.committed,
+      applied: this.log.applied,
+      firstIndex: this.log.firstIndex(),
+      lastIndex: this.log.lastIndex(),
+      config: formatConfig(this.config),
+      latestConfig: formatConfig(this.quorumConfigs().at(-1) ?? this.config),
+      confState: this.confState(),
+      progress,
+      leadTransferee: this.leadTransferee,
       leaseValid: this.leaseValid(),
     };
   }
@@ -622,7 +691,8 @@ export class RaftCore {
 
   holdsWitnessCopy(): boolean {
     if (!this.mayHoldWitnessCopy) return false;
-    const noData = (m: SnapshotMetadata): boolean => m.metadataOnly === true || (m.confState.witnesses ?? []).includes(this.id);
+    const noData = (m: SnapshotMetadata): boolean =>
+      m.metadataOnly === true || (m.confState.witnesses ?? []).includes(this.id);
     const pending = this.log.unstableSnapshot();
     if (pending !== null && noData(pending.metadata)) return true;
     const snap = this.cfg.storage.snapshot();
@@ -640,11 +710,19 @@ export class RaftCore {
     this.electionElapsed++;
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
-      if (this.role !== 'follower') this.traceEvent('election-not-won', { why: explainElectionAll(this.quorumConfigs(), this.votes, this.electionRules()) });
+      if (this.role !== 'follower')
+        this.traceEvent('election-not-won', {
+          why: explainElectionAll(this.quorumConfigs(), this.votes, this.electionRules()),
+        });
       this.startCampaign(this.cfg.preVote ? 'pre-vote' : 'election');
       return;
     }
-    if ((this.role === 'pre-candidate' || this.role === 'candidate') && this.electionElapsed % this.cfg.heartbeatTicks === 0 && !this.voteRequestsUnsent()) this.sendVoteRequests();
+    if (
+      (this.role === 'pre-candidate' || this.role === 'candidate') &&
+      this.electionElapsed % this.cfg.heartbeatTicks === 0 &&
+      !this.voteRequestsUnsent()
+    )
+      this.sendVoteRequests();
   }
 
   private tickLeader(): void {
@@ -685,7 +763,8 @@ export class RaftCore {
 
   /** A MsgSnap may have been lost: after an election timeout without an answer, probe again. */
   private retryStaleSnapshots(): void {
-    for (const pr of this.progress.values()) if (pr.state === 'snapshot' && pr.stateTicks >= this.cfg.electionTicks) pr.becomeProbe();
+    for (const pr of this.progress.values())
+      if (pr.state === 'snapshot' && pr.stateTicks >= this.cfg.electionTicks) pr.becomeProbe();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -746,7 +825,15 @@ export class RaftCore {
     const lastTerm = this.log.lastTerm();
     for (const id of this.voteTargets()) {
       if (id === this.id || this.votes.has(id)) continue;
-      this.send({ type: pre ? 'MsgPreVote' : 'MsgVote', from: this.id, to: id, term: toTerm(pre ? this.term + 1 : this.term), logTerm: lastTerm, index: lastIndex, transfer: this.campaignTransfer });
+      this.send({
+        type: pre ? 'MsgPreVote' : 'MsgVote',
+        from: this.id,
+        to: id,
+        term: toTerm(pre ? this.term + 1 : this.term),
+        logTerm: lastTerm,
+        index: lastIndex,
+        transfer: this.campaignTransfer,
+      });
     }
   }
 
@@ -773,7 +860,10 @@ export class RaftCore {
   /** How this node counts its elections now (wait_for_all applies only while its log is fresh). */
   private electionRules(): ElectionRules {
     const fresh = isFreshLog(this.log.lastIndex(), this.log.lastTerm(), this.cfg.bootstrapEntry === true);
-    return { waitForAll: this.cfg.waitForAll === true && fresh, learnerVotes: this.cfg.canary === 'count-learner-vote' };
+    return {
+      waitForAll: this.cfg.waitForAll === true && fresh,
+      learnerVotes: this.cfg.canary === 'count-learner-vote',
+    };
   }
 
   /** Records a vote; returns true when the election was decided (and acted upon). */
@@ -786,7 +876,9 @@ export class RaftCore {
         else this.becomeLeader();
         return true;
       case 'lost':
-        this.traceEvent('election-lost', { why: explainElectionAll(this.quorumConfigs(), this.votes, this.electionRules()) });
+        this.traceEvent('election-lost', {
+          why: explainElectionAll(this.quorumConfigs(), this.votes, this.electionRules()),
+        });
         this.becomeFollower(this.term, null);
         return true;
       case 'pending':
@@ -844,9 +936,25 @@ export class RaftCore {
     if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === 'MsgApp' || m.type === 'MsgHeartbeat')) {
       // A stale leader (e.g. healed from a partition) learns our term and steps down; without
       // this, pre-vote could leave it stuck never hearing about the newer term.
-      this.send({ type: 'MsgAppResp', from: this.id, to: m.from, term: this.term, index: logIndex(0), reject: false, rejectHint: logIndex(0), logTerm: toTerm(0) });
+      this.send({
+        type: 'MsgAppResp',
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        index: logIndex(0),
+        reject: false,
+        rejectHint: logIndex(0),
+        logTerm: toTerm(0),
+      });
     } else if (m.type === 'MsgPreVote') {
-      this.send({ type: 'MsgPreVoteResp', from: this.id, to: m.from, term: this.term, reject: true, ...this.commitHint() });
+      this.send({
+        type: 'MsgPreVoteResp',
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        reject: true,
+        ...this.commitHint(),
+      });
     }
   }
 
@@ -915,7 +1023,15 @@ export class RaftCore {
         if ((m.type === 'MsgVoteResp') === (this.role === 'candidate')) this.poll(m.from, !m.reject);
         return;
       case 'MsgReadIndex':
-        this.send({ type: 'MsgReadIndexResp', from: this.id, to: m.from, term: this.term, context: m.context, index: logIndex(0), reject: true });
+        this.send({
+          type: 'MsgReadIndexResp',
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          context: m.context,
+          index: logIndex(0),
+          reject: true,
+        });
         return;
       case 'MsgAppResp':
       case 'MsgHeartbeatResp':
@@ -949,10 +1065,19 @@ export class RaftCore {
         this.startCampaign('transfer');
         return;
       case 'MsgReadIndexResp':
-        if (!m.reject && this.readStates.length < RAFT_READ_INDEX_PENDING_MAX) this.readStates.push({ index: m.index, context: m.context });
+        if (!m.reject && this.readStates.length < RAFT_READ_INDEX_PENDING_MAX)
+          this.readStates.push({ index: m.index, context: m.context });
         return;
       case 'MsgReadIndex':
-        this.send({ type: 'MsgReadIndexResp', from: this.id, to: m.from, term: this.term, context: m.context, index: logIndex(0), reject: true });
+        this.send({
+          type: 'MsgReadIndexResp',
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          context: m.context,
+          index: logIndex(0),
+          reject: true,
+        });
         return;
       case 'MsgAppResp':
       case 'MsgHeartbeatResp':
@@ -1002,18 +1127,42 @@ export class RaftCore {
       return;
     }
     if (m.entries.some((e) => e.type === 'normal' && e.metadataOnly === true)) this.mayHoldWitnessCopy = true;
-    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries, this.cfg.canary === 'skip-log-matching');
+    const lastNew = this.log.maybeAppend(
+      m.index,
+      m.logTerm,
+      m.commit,
+      m.entries,
+      this.cfg.canary === 'skip-log-matching',
+    );
     if (lastNew !== null) {
       this.sendAppendResponse(m.from, lastNew, false);
       return;
     }
     // Find the last index that may still match, skipping a whole term per round trip.
     const [hint, hintTerm] = this.log.findConflictByTerm(logIndex(Math.min(m.index, this.log.lastIndex())), m.logTerm);
-    this.send({ type: 'MsgAppResp', from: this.id, to: m.from, term: this.term, index: m.index, reject: true, rejectHint: hint, logTerm: hintTerm });
+    this.send({
+      type: 'MsgAppResp',
+      from: this.id,
+      to: m.from,
+      term: this.term,
+      index: m.index,
+      reject: true,
+      rejectHint: hint,
+      logTerm: hintTerm,
+    });
   }
 
   private sendAppendResponse(to: NodeId, index: LogIndex, reject: boolean): void {
-    this.send({ type: 'MsgAppResp', from: this.id, to, term: this.term, index, reject, rejectHint: logIndex(0), logTerm: toTerm(0) });
+    this.send({
+      type: 'MsgAppResp',
+      from: this.id,
+      to,
+      term: this.term,
+      index,
+      reject,
+      rejectHint: logIndex(0),
+      logTerm: toTerm(0),
+    });
   }
 
   private handleHeartbeat(m: MsgHeartbeat): void {
@@ -1026,7 +1175,8 @@ export class RaftCore {
 
   private handleSnapshot(m: MsgSnap): void {
     const meta = m.snapshot.metadata;
-    if (meta.metadataOnly === true || (meta.confState.witnesses ?? []).includes(this.id)) this.mayHoldWitnessCopy = true;
+    if (meta.metadataOnly === true || (meta.confState.witnesses ?? []).includes(this.id))
+      this.mayHoldWitnessCopy = true;
     if (meta.index <= this.log.committed) {
       this.sendAppendResponse(m.from, this.log.committed, false);
       return;
@@ -1051,14 +1201,31 @@ export class RaftCore {
 
   /** Refusal reasons common to every proposal, or null when the leader accepts it. */
   private refuseProposal(sizeBytes: number): RaftError | null {
-    if (this.role !== 'leader') return new RaftError('NOT_LEADER', `node ${this.id} is not the leader; propose on the leader`, this.lead);
-    if (this.leaving !== null) return new RaftError('TRANSFER_IN_PROGRESS', `node ${this.id} was removed from the configuration and is handing leadership over; retry on the next leader shortly`, this.leadTransferee);
-    if (this.leadTransferee !== null) return new RaftError('TRANSFER_IN_PROGRESS', `leadership is moving to ${this.leadTransferee}; retry shortly`, this.leadTransferee);
+    if (this.role !== 'leader')
+      return new RaftError('NOT_LEADER', `node ${this.id} is not the leader; propose on the leader`, this.lead);
+    if (this.leaving !== null)
+      return new RaftError(
+        'TRANSFER_IN_PROGRESS',
+        `node ${this.id} was removed from the configuration and is handing leadership over; retry on the next leader shortly`,
+        this.leadTransferee,
+      );
+    if (this.leadTransferee !== null)
+      return new RaftError(
+        'TRANSFER_IN_PROGRESS',
+        `leadership is moving to ${this.leadTransferee}; retry shortly`,
+        this.leadTransferee,
+      );
     if (this.uncommittedBytes > 0 && this.uncommittedBytes + sizeBytes > this.cfg.maxUncommittedBytes) {
-      return new RaftError('PROPOSALS_BACKLOGGED', `${this.uncommittedBytes} bytes are uncommitted (limit ${this.cfg.maxUncommittedBytes}); wait for commits`);
+      return new RaftError(
+        'PROPOSALS_BACKLOGGED',
+        `${this.uncommittedBytes} bytes are uncommitted (limit ${this.cfg.maxUncommittedBytes}); wait for commits`,
+      );
     }
     if (this.log.unstableEntries().length >= RAFT_UNSTABLE_ENTRIES_MAX) {
-      return new RaftError('PROPOSALS_BACKLOGGED', `${RAFT_UNSTABLE_ENTRIES_MAX} entries await persistence; process Ready batches`);
+      return new RaftError(
+        'PROPOSALS_BACKLOGGED',
+        `${RAFT_UNSTABLE_ENTRIES_MAX} entries await persistence; process Ready batches`,
+      );
     }
     return null;
   }
@@ -1067,12 +1234,24 @@ export class RaftCore {
   private appendEntry(body: { type: 'normal'; data: Uint8Array } | { type: 'conf'; change: ConfChange }): ProposalRef {
     assert(this.role === 'leader', 'only a leader appends new entries');
     const index = logIndex(this.log.lastIndex() + 1);
-    const entry: Entry = body.type === 'normal' ? { type: 'normal', term: this.term, index, data: body.data } : { type: 'conf', term: this.term, index, change: body.change };
+    const entry: Entry =
+      body.type === 'normal'
+        ? { type: 'normal', term: this.term, index, data: body.data }
+        : { type: 'conf', term: this.term, index, change: body.change };
     this.log.append([entry]);
     this.uncommittedBytes += entrySizeBytes(entry);
     // Our own acknowledgement counts only once the entry is durable (stepped in advance()).
     this.selfAfterPersist = this.selfAfterPersist.filter((m) => m.type !== 'MsgAppResp');
-    this.selfAfterPersist.push({ type: 'MsgAppResp', from: this.id, to: this.id, term: this.term, index, reject: false, rejectHint: logIndex(0), logTerm: toTerm(0) });
+    this.selfAfterPersist.push({
+      type: 'MsgAppResp',
+      from: this.id,
+      to: this.id,
+      term: this.term,
+      index,
+      reject: false,
+      rejectHint: logIndex(0),
+      logTerm: toTerm(0),
+    });
     this.appendPending = true;
     return { index, term: this.term };
   }
@@ -1098,11 +1277,21 @@ export class RaftCore {
     const prevIndex = logIndex(pr.next - 1);
     const prevTerm = this.log.termOrNull(prevIndex);
     const last = this.log.lastIndex();
-    const ents = pr.next <= last ? this.log.entries(pr.next, logIndex(last + 1), this.cfg.maxMessageBytes) : ok<Entry[]>([]);
+    const ents =
+      pr.next <= last ? this.log.entries(pr.next, logIndex(last + 1), this.cfg.maxMessageBytes) : ok<Entry[]>([]);
     if (prevTerm === null || !ents.ok) return this.sendSnapshot(to, pr);
     const entries = entriesForFollower(this.roleConfig(to), to, ents.value.slice(0, RAFT_ENTRIES_PER_MESSAGE_MAX));
     if (entries.length === 0 && !sendIfEmpty) return false;
-    this.send({ type: 'MsgApp', from: this.id, to, term: this.term, logTerm: prevTerm, index: prevIndex, entries, commit: this.log.committed });
+    this.send({
+      type: 'MsgApp',
+      from: this.id,
+      to,
+      term: this.term,
+      logTerm: prevTerm,
+      index: prevIndex,
+      entries,
+      commit: this.log.committed,
+    });
     const lastSent = entries[entries.length - 1];
     pr.sentEntries(lastSent === undefined ? prevIndex : lastSent.index, entries.length);
     return true;
@@ -1122,7 +1311,13 @@ export class RaftCore {
     const index = snap.value.metadata.index;
     assert(index > 0, 'entries were compacted, so a snapshot must exist');
     pr.becomeSnapshot(index);
-    this.send({ type: 'MsgSnap', from: this.id, to, term: this.term, snapshot: snapshotForFollower(this.roleConfig(to), to, snap.value) });
+    this.send({
+      type: 'MsgSnap',
+      from: this.id,
+      to,
+      term: this.term,
+      snapshot: snapshotForFollower(this.roleConfig(to), to, snap.value),
+    });
     this.traceEvent('snapshot-sent', { to, index });
     return true;
   }
@@ -1250,8 +1445,15 @@ export class RaftCore {
   /** True when a read may be served from the lease without a round trip. */
   private leaseValid(): boolean {
     return (
-      this.role === 'leader' && this.cfg.readMode === 'lease' && !this.leaseRevoked && this.leadTransferee === null && this.leaving === null &&
-      !isJoint(this.config) && this.quorumConfigs().length === 1 && this.committedInTerm() && this.ticks < this.leaseUntilTick
+      this.role === 'leader' &&
+      this.cfg.readMode === 'lease' &&
+      !this.leaseRevoked &&
+      this.leadTransferee === null &&
+      this.leaving === null &&
+      !isJoint(this.config) &&
+      this.quorumConfigs().length === 1 &&
+      this.committedInTerm() &&
+      this.ticks < this.leaseUntilTick
     );
   }
 
@@ -1260,9 +1462,17 @@ export class RaftCore {
       this.answerRead(from, context, this.log.committed);
       return ok(undefined);
     }
-    if (this.pendingReads.length >= RAFT_READ_INDEX_PENDING_MAX) return err(new RaftError('READ_QUEUE_FULL', `${RAFT_READ_INDEX_PENDING_MAX} reads are waiting for confirmation; back off`));
+    if (this.pendingReads.length >= RAFT_READ_INDEX_PENDING_MAX)
+      return err(
+        new RaftError('READ_QUEUE_FULL', `${RAFT_READ_INDEX_PENDING_MAX} reads are waiting for confirmation; back off`),
+      );
     const known = this.committedInTerm();
-    this.pendingReads.push({ from, context, index: known ? this.log.committed : null, round: known ? this.heartbeatRound + 1 : 0 });
+    this.pendingReads.push({
+      from,
+      context,
+      index: known ? this.log.committed : null,
+      round: known ? this.heartbeatRound + 1 : 0,
+    });
     // The confirming heartbeat round goes out at the next ready(), batching concurrent reads.
     if (known) this.roundNeeded = true;
     return ok(undefined);
@@ -1270,7 +1480,16 @@ export class RaftCore {
 
   private handleReadIndexRequest(m: MsgReadIndex): void {
     const r = this.leaderRead(m.from, m.context);
-    if (!r.ok) this.send({ type: 'MsgReadIndexResp', from: this.id, to: m.from, term: this.term, context: m.context, index: logIndex(0), reject: true });
+    if (!r.ok)
+      this.send({
+        type: 'MsgReadIndexResp',
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        context: m.context,
+        index: logIndex(0),
+        reject: true,
+      });
   }
 
   private answerRead(from: NodeId, context: Uint8Array, index: LogIndex): void {
@@ -1278,7 +1497,15 @@ export class RaftCore {
       this.readStates.push({ index, context });
       return;
     }
-    const resp: MsgReadIndexResp = { type: 'MsgReadIndexResp', from: this.id, to: from, term: this.term, context, index, reject: false };
+    const resp: MsgReadIndexResp = {
+      type: 'MsgReadIndexResp',
+      from: this.id,
+      to: from,
+      term: this.term,
+      context,
+      index,
+      reject: false,
+    };
     this.send(resp);
   }
 
@@ -1404,7 +1631,12 @@ export class RaftCore {
     const cached = this.configsCache;
     const fast = index <= this.log.applied;
     const term = fast ? null : this.log.termOrNull(index);
-    if (cached !== null && cached.base === this.config && (fast ? cached.configs.length === 1 : cached.index === index && cached.term === term)) return cached.configs;
+    if (
+      cached !== null &&
+      cached.base === this.config &&
+      (fast ? cached.configs.length === 1 : cached.index === index && cached.term === term)
+    )
+      return cached.configs;
     const configs = fast ? [this.config] : this.deriveConfigs(index);
     this.configsCache = { base: this.config, index, term, configs };
     return configs;
@@ -1440,7 +1672,11 @@ export class RaftCore {
     const latest = configs[configs.length - 1] as ClusterConfig;
     if (latest === this.tracedLatest) return;
     this.tracedLatest = latest;
-    this.traceEvent('conf-latest', { index: Math.max(this.log.lastConfIndex(), this.log.applied), config: formatConfig(latest), counted: configs.length });
+    this.traceEvent('conf-latest', {
+      index: Math.max(this.log.lastConfIndex(), this.log.applied),
+      config: formatConfig(latest),
+      counted: configs.length,
+    });
   }
 
   /**
@@ -1501,6 +1737,13 @@ export class RaftCore {
   private traceEvent(event: string, extra: Readonly<Record<string, string | number | boolean | null>> = {}): void {
     const trace = this.cfg.trace;
     if (trace === undefined) return;
-    trace(event, { ...extra, role: this.role, term: this.term, commit: this.log.committed, lead: this.lead ?? 0, node: this.id });
+    trace(event, {
+      ...extra,
+      role: this.role,
+      term: this.term,
+      commit: this.log.committed,
+      lead: this.lead ?? 0,
+      node: this.id,
+    });
   }
 }

@@ -14,7 +14,14 @@ import { logIndex, nodeId, type LogIndex, type NodeId } from '../lib/ids.js';
 import { Prng } from '../lib/prng.js';
 import { RaftCore } from './raft-core.js';
 import { RAFT_CONFIG_DEFAULTS, type RaftConfig } from './raft-config.js';
-import { validateRaftMessage, type ConfChangeSingle, type ConfState, type Entry, type RaftMessage, type VoterWeight } from './raft-message.js';
+import {
+  validateRaftMessage,
+  type ConfChangeSingle,
+  type ConfState,
+  type Entry,
+  type RaftMessage,
+  type VoterWeight,
+} from './raft-message.js';
 import { MemoryRaftStorage } from './raft-storage.js';
 import type { ReadState, Ready } from './ready.js';
 
@@ -128,10 +135,24 @@ export class RaftHarness {
     for (let i = 0; i < count; i++) {
       const id = nodeId(this.nodes.size + 1);
       const voters: VoterWeight[] = opts.voters.map((v) => [nodeId(v), opts.votes?.get(v) ?? 1] as const);
-      const confState: ConfState = { voters, outgoing: [], learners: (opts.learners ?? []).map(nodeId), learnersNext: [], autoLeave: false, ...opts.quorum };
+      const confState: ConfState = {
+        voters,
+        outgoing: [],
+        learners: (opts.learners ?? []).map(nodeId),
+        learnersNext: [],
+        autoLeave: false,
+        ...opts.quorum,
+      };
       const storage = new MemoryRaftStorage(confState);
       this.nodeConfig.set(id, opts.config);
-      const node: HarnessNode = { id, core: this.makeCore(id, storage), storage, applied: [], appliedIndex: logIndex(0), readStates: [] };
+      const node: HarnessNode = {
+        id,
+        core: this.makeCore(id, storage),
+        storage,
+        applied: [],
+        appliedIndex: logIndex(0),
+        readStates: [],
+      };
       this.nodes.set(id, node);
       ids.push(id);
     }
@@ -172,7 +193,8 @@ export class RaftHarness {
     this.apply(n, rd);
     this.enqueue(rd.messagesAfterPersist);
     n.readStates.push(...rd.readStates);
-    for (const rs of rd.readStates) this.lines.push(`${id} read-state index=${rs.index} ctx=${decoder.decode(rs.context)}`);
+    for (const rs of rd.readStates)
+      this.lines.push(`${id} read-state index=${rs.index} ctx=${decoder.decode(rs.context)}`);
     if (rd.softState !== null) {
       this.lines.push(`${id} becomes ${rd.softState.role} lead=${rd.softState.lead ?? 0} term=${n.core.status().term}`);
       if (rd.softState.role === 'leader') this.recordLeader(n.core.status().term, id);
@@ -199,12 +221,16 @@ export class RaftHarness {
   private apply(n: HarnessNode, rd: Ready): void {
     if (rd.snapshot !== null) {
       // A witness's copy of a snapshot has no data: it applies nothing.
-      n.applied = rd.snapshot.metadata.metadataOnly === true ? [] : (JSON.parse(decoder.decode(rd.snapshot.data)) as string[]);
+      n.applied =
+        rd.snapshot.metadata.metadataOnly === true ? [] : (JSON.parse(decoder.decode(rd.snapshot.data)) as string[]);
       n.appliedIndex = rd.snapshot.metadata.index;
       this.lines.push(`${n.id} applies snapshot index=${n.appliedIndex}`);
     }
     for (const e of rd.committedEntries) {
-      assert(e.index === n.appliedIndex + 1, `node ${n.id} applies ${e.index} after ${n.appliedIndex}: entries must be applied in order`);
+      assert(
+        e.index === n.appliedIndex + 1,
+        `node ${n.id} applies ${e.index} after ${n.appliedIndex}: entries must be applied in order`,
+      );
       n.appliedIndex = e.index;
       if (e.type === 'normal' && e.data.length > 0) n.applied.push(decoder.decode(e.data));
       if (e.type === 'conf' || e.data.length > 0) this.lines.push(`${n.id} applies ${formatEntry(e)}`);
@@ -332,7 +358,8 @@ export class RaftHarness {
     const snap = n.storage.snapshot();
     assert(snap.ok, 'memory storage always has a snapshot');
     const base = snap.value;
-    n.applied = base.metadata.index > 0 && base.data.length > 0 ? (JSON.parse(decoder.decode(base.data)) as string[]) : [];
+    n.applied =
+      base.metadata.index > 0 && base.data.length > 0 ? (JSON.parse(decoder.decode(base.data)) as string[]) : [];
     n.appliedIndex = base.metadata.index;
     n.readStates = [];
     n.core = this.makeCore(id, n.storage);
@@ -350,7 +377,9 @@ export class RaftHarness {
   /** A status line per node, e.g. `1: leader term=2 commit=5 applied=5 lead=1 voters=(1,2,3)`. */
   statusLines(id: NodeId): string[] {
     const st = this.node(id).core.status();
-    const lines = [`${id}: ${st.role} term=${st.term} commit=${st.commit} applied=${st.applied} lead=${st.lead ?? 0} ${st.config}`];
+    const lines = [
+      `${id}: ${st.role} term=${st.term} commit=${st.commit} applied=${st.applied} lead=${st.lead ?? 0} ${st.config}`,
+    ];
     for (const [peer, pr] of st.progress) lines.push(`  ${peer}: ${pr}`);
     return lines;
   }

@@ -45,7 +45,10 @@ export class RaftLog {
     const first = storage.firstIndex();
     const last = storage.lastIndex();
     this.unstable = { snapshot: null, entries: [], offset: logIndex(last + 1) };
-    assert(committed >= first - 1 && committed <= last, `hard state commit ${committed} outside the stored log [${first - 1}, ${last}]`);
+    assert(
+      committed >= first - 1 && committed <= last,
+      `hard state commit ${committed} outside the stored log [${first - 1}, ${last}]`,
+    );
     this.committed = committed;
     this.applied = logIndex(first - 1);
     this.lastConf = logIndex(0);
@@ -63,7 +66,7 @@ export class RaftLog {
    * start-up and a truncation call it.
    */
   private findLastConf(lo: LogIndex, hi: LogIndex): LogIndex {
-    for (let top = hi; top > lo; ) {
+    for (let top = hi; top > lo;) {
       const bottom = logIndex(Math.max(lo, top - CONF_SCAN_WINDOW_ENTRIES));
       const r = this.entries(bottom, top, Number.MAX_SAFE_INTEGER);
       assert(r.ok, `entries [${bottom}, ${top}) after the first index are readable`);
@@ -203,7 +206,8 @@ export class RaftLog {
     }
     // No configuration entry among the new ones: a truncation may have removed the last one.
     // Only entries after the applied index matter, and truncation never reaches below the commit.
-    if (truncated && this.lastConf >= after) this.lastConf = this.findLastConf(logIndex(Math.max(this.applied + 1, this.firstIndex())), after);
+    if (truncated && this.lastConf >= after)
+      this.lastConf = this.findLastConf(logIndex(Math.max(this.applied + 1, this.firstIndex())), after);
   }
 
   /**
@@ -212,13 +216,22 @@ export class RaftLog {
    * new index; null when the log-matching check fails. `skipMatchCheck` is the canary that
    * deliberately omits the check.
    */
-  maybeAppend(prevIndex: LogIndex, prevTerm: Term, commit: LogIndex, entries: readonly Entry[], skipMatchCheck = false): LogIndex | null {
+  maybeAppend(
+    prevIndex: LogIndex,
+    prevTerm: Term,
+    commit: LogIndex,
+    entries: readonly Entry[],
+    skipMatchCheck = false,
+  ): LogIndex | null {
     if (!skipMatchCheck && !this.matchTerm(prevIndex, prevTerm)) return null;
     if (skipMatchCheck && prevIndex > this.lastIndex()) return null;
     const lastNew = logIndex(prevIndex + entries.length);
     const conflict = this.findConflict(entries);
     if (conflict !== 0) {
-      assert(skipMatchCheck || conflict > this.committed, `entry ${conflict} conflicts with the committed log (commit ${this.committed})`);
+      assert(
+        skipMatchCheck || conflict > this.committed,
+        `entry ${conflict} conflicts with the committed log (commit ${this.committed})`,
+      );
       const from = Math.max(conflict, this.committed + 1);
       this.append(entries.slice(from - (prevIndex + 1)));
     }

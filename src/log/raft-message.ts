@@ -255,7 +255,8 @@ export function entrySizeBytes(entry: Entry): number {
       return ENTRY_OVERHEAD_BYTES + entry.data.length;
     case 'conf': {
       let listed = 0;
-      for (const c of entry.change.changes) if (c.type === 'set-tie-breaker' && c.tieBreaker.kind === 'list') listed += c.tieBreaker.nodes.length;
+      for (const c of entry.change.changes)
+        if (c.type === 'set-tie-breaker' && c.tieBreaker.kind === 'list') listed += c.tieBreaker.nodes.length;
       return ENTRY_OVERHEAD_BYTES + 16 * (entry.change.changes.length + 1) + 4 * listed;
     }
     default:
@@ -285,13 +286,15 @@ function object(value: unknown, what: string): Obj {
 
 function uint(o: Obj, key: string, what: string, max = Number.MAX_SAFE_INTEGER): number {
   const v = o[key];
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail('RAFT_MSG_FIELD', `${what}.${key} must be a non-negative safe integer`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    fail('RAFT_MSG_FIELD', `${what}.${key} must be a non-negative safe integer`);
   if (v > max) fail('RAFT_MSG_RANGE', `${what}.${key} = ${v} exceeds ${max}`);
   return v;
 }
 
 function node(v: unknown, what: string): NodeId {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > NODE_ID_MAX) fail('RAFT_MSG_FIELD', `${what} must be a node id in [1, ${NODE_ID_MAX}]`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > NODE_ID_MAX)
+    fail('RAFT_MSG_FIELD', `${what} must be a node id in [1, ${NODE_ID_MAX}]`);
   return v as NodeId;
 }
 
@@ -363,7 +366,9 @@ function confChangeSingle(value: unknown, what: string): ConfChangeSingle {
 
 function confChange(value: unknown, what: string): ConfChange {
   const o = object(value, what);
-  const changes = array(o, 'changes', what, CLUSTER_NODES_MAX).map((c, i) => confChangeSingle(c, `${what}.changes[${i}]`));
+  const changes = array(o, 'changes', what, CLUSTER_NODES_MAX).map((c, i) =>
+    confChangeSingle(c, `${what}.changes[${i}]`),
+  );
   return { changes, autoLeave: bool(o, 'autoLeave', what) };
 }
 
@@ -376,7 +381,8 @@ function entry(value: unknown, what: string): Entry {
     case 'normal': {
       const data = bytes(o, 'data', what, RAFT_ENTRY_BYTES_MAX);
       if (!optionalTrue(o, 'metadataOnly', what)) return { type: 'normal', term, index, data };
-      if (data.length > 0) fail('RAFT_MSG_FIELD', `${what} is marked metadataOnly but carries ${data.length} data bytes`);
+      if (data.length > 0)
+        fail('RAFT_MSG_FIELD', `${what} is marked metadataOnly but carries ${data.length} data bytes`);
       return { type: 'normal', term, index, data, metadataOnly: true };
     }
     case 'conf':
@@ -388,7 +394,8 @@ function entry(value: unknown, what: string): Entry {
 
 function voterList(o: Obj, key: string, what: string): VoterWeight[] {
   return array(o, key, what, CLUSTER_NODES_MAX).map((v, i) => {
-    if (!Array.isArray(v) || v.length !== 2) fail('RAFT_MSG_FIELD', `${what}.${key}[${i}] must be a [node, votes] pair`);
+    if (!Array.isArray(v) || v.length !== 2)
+      fail('RAFT_MSG_FIELD', `${what}.${key}[${i}] must be a [node, votes] pair`);
     const votes: unknown = v[1];
     if (typeof votes !== 'number' || !Number.isInteger(votes) || votes < 1 || votes > RAFT_VOTES_PER_NODE_MAX) {
       fail('RAFT_MSG_RANGE', `${what}.${key}[${i}] votes must be in [1, ${RAFT_VOTES_PER_NODE_MAX}]`);
@@ -407,7 +414,10 @@ function optionalTrue(o: Obj, key: string, what: string): boolean {
 
 function quorumSettings(value: unknown, what: string): QuorumSettings {
   const o = object(value, what);
-  return { expectedVotes: uint(o, 'expectedVotes', what, QUORUM_EXPECTED_VOTES_MAX), tieBreaker: tieBreakerMode(o['tieBreaker'], `${what}.tieBreaker`) };
+  return {
+    expectedVotes: uint(o, 'expectedVotes', what, QUORUM_EXPECTED_VOTES_MAX),
+    tieBreaker: tieBreakerMode(o['tieBreaker'], `${what}.tieBreaker`),
+  };
 }
 
 /**
@@ -416,7 +426,8 @@ function quorumSettings(value: unknown, what: string): QuorumSettings {
  */
 export function validateConfState(value: unknown, what = 'confState'): ConfState {
   const o = object(value, what);
-  const nodes = (key: string): NodeId[] => array(o, key, what, CLUSTER_NODES_MAX).map((n, i) => node(n, `${what}.${key}[${i}]`));
+  const nodes = (key: string): NodeId[] =>
+    array(o, key, what, CLUSTER_NODES_MAX).map((n, i) => node(n, `${what}.${key}[${i}]`));
   const base: ConfState = {
     voters: voterList(o, 'voters', what),
     outgoing: voterList(o, 'outgoing', what),
@@ -427,7 +438,9 @@ export function validateConfState(value: unknown, what = 'confState'): ConfState
   return {
     ...base,
     ...(o['quorum'] === undefined ? {} : { quorum: quorumSettings(o['quorum'], `${what}.quorum`) }),
-    ...(o['outgoingQuorum'] === undefined ? {} : { outgoingQuorum: quorumSettings(o['outgoingQuorum'], `${what}.outgoingQuorum`) }),
+    ...(o['outgoingQuorum'] === undefined
+      ? {}
+      : { outgoingQuorum: quorumSettings(o['outgoingQuorum'], `${what}.outgoingQuorum`) }),
     ...(o['witnesses'] === undefined ? {} : { witnesses: nodes('witnesses') }),
   };
 }
@@ -450,7 +463,8 @@ function entries(o: Obj, what: string): Entry[] {
   const list = array(o, 'entries', what, RAFT_ENTRIES_PER_MESSAGE_MAX).map((e, i) => entry(e, `${what}.entries[${i}]`));
   let total = 0;
   for (const e of list) total += entrySizeBytes(e);
-  if (total > FRAME_PAYLOAD_BYTES_MAX) fail('RAFT_MSG_TOO_LARGE', `${what}.entries total ${total} bytes, the limit is ${FRAME_PAYLOAD_BYTES_MAX}`);
+  if (total > FRAME_PAYLOAD_BYTES_MAX)
+    fail('RAFT_MSG_TOO_LARGE', `${what}.entries total ${total} bytes, the limit is ${FRAME_PAYLOAD_BYTES_MAX}`);
   return list;
 }
 
@@ -465,23 +479,38 @@ export function validateRaftMessage(value: unknown): RaftMessage {
   const type = o['type'];
   if (typeof type !== 'string') fail('RAFT_MSG_TYPE', 'message.type must be a string');
   const what = type;
-  const env = { from: node(o['from'], `${what}.from`), to: node(o['to'], `${what}.to`), term: uint(o, 'term', what) as Term };
+  const env = {
+    from: node(o['from'], `${what}.from`),
+    to: node(o['to'], `${what}.to`),
+    term: uint(o, 'term', what) as Term,
+  };
   switch (type as RaftMessageType) {
     case 'MsgApp':
       return {
-        type: 'MsgApp', ...env, logTerm: uint(o, 'logTerm', what) as Term, index: uint(o, 'index', what) as LogIndex,
-        entries: entries(o, what), commit: uint(o, 'commit', what) as LogIndex,
+        type: 'MsgApp',
+        ...env,
+        logTerm: uint(o, 'logTerm', what) as Term,
+        index: uint(o, 'index', what) as LogIndex,
+        entries: entries(o, what),
+        commit: uint(o, 'commit', what) as LogIndex,
       };
     case 'MsgAppResp':
       return {
-        type: 'MsgAppResp', ...env, index: uint(o, 'index', what) as LogIndex, reject: bool(o, 'reject', what),
-        rejectHint: uint(o, 'rejectHint', what) as LogIndex, logTerm: uint(o, 'logTerm', what) as Term,
+        type: 'MsgAppResp',
+        ...env,
+        index: uint(o, 'index', what) as LogIndex,
+        reject: bool(o, 'reject', what),
+        rejectHint: uint(o, 'rejectHint', what) as LogIndex,
+        logTerm: uint(o, 'logTerm', what) as Term,
       };
     case 'MsgVote':
     case 'MsgPreVote':
       return {
-        type: type as 'MsgVote' | 'MsgPreVote', ...env, logTerm: uint(o, 'logTerm', what) as Term,
-        index: uint(o, 'index', what) as LogIndex, transfer: bool(o, 'transfer', what),
+        type: type as 'MsgVote' | 'MsgPreVote',
+        ...env,
+        logTerm: uint(o, 'logTerm', what) as Term,
+        index: uint(o, 'index', what) as LogIndex,
+        transfer: bool(o, 'transfer', what),
       };
     case 'MsgVoteResp':
     case 'MsgPreVoteResp': {
@@ -490,10 +519,21 @@ export function validateRaftMessage(value: unknown): RaftMessage {
       if (hint === undefined) return resp;
       if (typeof hint !== 'object' || hint === null) fail('RAFT_MSG_FIELD', `${what}.commitHint must be an object`);
       const h = hint as Obj;
-      return { ...resp, commitHint: { index: uint(h, 'index', `${what}.commitHint`) as LogIndex, term: uint(h, 'term', `${what}.commitHint`) as Term } };
+      return {
+        ...resp,
+        commitHint: {
+          index: uint(h, 'index', `${what}.commitHint`) as LogIndex,
+          term: uint(h, 'term', `${what}.commitHint`) as Term,
+        },
+      };
     }
     case 'MsgHeartbeat':
-      return { type: 'MsgHeartbeat', ...env, commit: uint(o, 'commit', what) as LogIndex, round: uint(o, 'round', what) };
+      return {
+        type: 'MsgHeartbeat',
+        ...env,
+        commit: uint(o, 'commit', what) as LogIndex,
+        round: uint(o, 'round', what),
+      };
     case 'MsgHeartbeatResp':
       return { type: 'MsgHeartbeatResp', ...env, round: uint(o, 'round', what) };
     case 'MsgSnap':
@@ -504,8 +544,11 @@ export function validateRaftMessage(value: unknown): RaftMessage {
       return { type: 'MsgReadIndex', ...env, context: bytes(o, 'context', what, RAFT_READ_CONTEXT_BYTES_MAX) };
     case 'MsgReadIndexResp':
       return {
-        type: 'MsgReadIndexResp', ...env, context: bytes(o, 'context', what, RAFT_READ_CONTEXT_BYTES_MAX),
-        index: uint(o, 'index', what) as LogIndex, reject: bool(o, 'reject', what),
+        type: 'MsgReadIndexResp',
+        ...env,
+        context: bytes(o, 'context', what, RAFT_READ_CONTEXT_BYTES_MAX),
+        index: uint(o, 'index', what) as LogIndex,
+        reject: bool(o, 'reject', what),
       };
     default:
       return fail('RAFT_MSG_TYPE', `unknown message type ${JSON.stringify(type).slice(0, 64)}`);

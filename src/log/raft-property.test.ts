@@ -26,7 +26,12 @@ function build(s: Scenario, canary?: RaftCanary): RaftHarness {
   const voters = Array.from({ length: voterCount }, (_, i) => i + 1);
   const learners = voterCount < s.nodes ? [s.nodes] : [];
   const votes = new Map(voters.map((v) => [v, s.weights[v - 1] ?? 1] as const));
-  h.addNodes(s.nodes, { voters, learners, votes, config: { electionTicks: 6, heartbeatTicks: 1, ...(canary === undefined ? {} : { canary }) } });
+  h.addNodes(s.nodes, {
+    voters,
+    learners,
+    votes,
+    config: { electionTicks: 6, heartbeatTicks: 1, ...(canary === undefined ? {} : { canary }) },
+  });
   return h;
 }
 
@@ -36,8 +41,10 @@ function act(h: RaftHarness, prng: Prng, ids: readonly NodeId[], step: number): 
   const pick = (): NodeId => prng.pick(ids);
   if (roll < 20) h.tick(pick());
   else if (roll < 55 && h.network.length > 0) h.deliverAt(prng.int(0, h.network.length));
-  else if (roll < 59 && h.network.length > 0) h.network.splice(prng.int(0, h.network.length), 1); // loss
-  else if (roll < 61 && h.network.length > 0) h.network.push(prng.pick(h.network)); // duplication
+  else if (roll < 59 && h.network.length > 0)
+    h.network.splice(prng.int(0, h.network.length), 1); // loss
+  else if (roll < 61 && h.network.length > 0)
+    h.network.push(prng.pick(h.network)); // duplication
   else if (roll < 85) h.processReady(pick());
   else if (roll < 94) {
     const leaders = ids.filter((id) => h.node(id).core.status().role === 'leader');
@@ -45,8 +52,7 @@ function act(h: RaftHarness, prng: Prng, ids: readonly NodeId[], step: number): 
   } else if (roll < 96) {
     const leaders = ids.filter((id) => h.node(id).core.status().role === 'leader');
     h.isolate(leaders.length > 0 && prng.chance(0.5) ? prng.pick(leaders) : pick()); // depose leaders often
-  }
-  else if (roll < 99) h.recover();
+  } else if (roll < 99) h.recover();
   else h.restart(pick());
 }
 
@@ -59,7 +65,8 @@ function logOf(h: RaftHarness, id: NodeId): Map<number, string> {
 
 /** Returns the first safety violation found, or null. */
 function violation(h: RaftHarness): string | null {
-  for (const [t, leaders] of h.leaders) if (leaders.size > 1) return `election safety: leaders ${[...leaders].join(',')} in term ${t}`;
+  for (const [t, leaders] of h.leaders)
+    if (leaders.size > 1) return `election safety: leaders ${[...leaders].join(',')} in term ${t}`;
   const ids = [...h.nodes.keys()];
   const logs = new Map(ids.map((id) => [id, logOf(h, id)]));
   for (const a of ids) {
@@ -74,12 +81,15 @@ function violation(h: RaftHarness): string | null {
       }
       for (const [i, ea] of la) {
         const eb = lb.get(i);
-        if (i <= agreeFrom && eb !== undefined && ea !== eb) return `log matching: nodes ${a},${b} differ at ${i} (${ea} vs ${eb}) below agreed ${agreeFrom}`;
+        if (i <= agreeFrom && eb !== undefined && ea !== eb)
+          return `log matching: nodes ${a},${b} differ at ${i} (${ea} vs ${eb}) below agreed ${agreeFrom}`;
       }
       const pa = h.node(a).applied;
       const pb = h.node(b).applied;
       const n = Math.min(pa.length, pb.length);
-      for (let i = 0; i < n; i++) if (pa[i] !== pb[i]) return `state machine safety: nodes ${a},${b} applied ${pa[i]} vs ${pb[i]} at position ${i}`;
+      for (let i = 0; i < n; i++)
+        if (pa[i] !== pb[i])
+          return `state machine safety: nodes ${a},${b} applied ${pa[i]} vs ${pb[i]} at position ${i}`;
     }
   }
   return null;
@@ -130,7 +140,10 @@ test('random schedules keep election safety, log matching and state machine safe
       assert.equal(v, null, v ?? '');
     }),
     // RAFT_PROPERTY_RUNS / RAFT_PROPERTY_SEED widen the search locally; CI uses the fixed defaults.
-    { numRuns: Number(process.env['RAFT_PROPERTY_RUNS'] ?? 120), seed: Number(process.env['RAFT_PROPERTY_SEED'] ?? 42) },
+    {
+      numRuns: Number(process.env['RAFT_PROPERTY_RUNS'] ?? 120),
+      seed: Number(process.env['RAFT_PROPERTY_SEED'] ?? 42),
+    },
   );
 });
 

@@ -30,7 +30,8 @@ const ELECTION_TICKS = 10;
 
 function nodeArg(cmd: ScriptCommand, i = 0): NodeId {
   const raw = cmd.positional[i];
-  if (raw === undefined || !/^\d+$/.test(raw)) throw new Error(`${cmd.pos}: ${cmd.name} needs a node id as argument ${i + 1}`);
+  if (raw === undefined || !/^\d+$/.test(raw))
+    throw new Error(`${cmd.pos}: ${cmd.name} needs a node id as argument ${i + 1}`);
   return nodeId(Number(raw));
 }
 
@@ -72,7 +73,19 @@ function traceHook(sc: Scenario): (event: string, fields: RaftTraceFields) => vo
 }
 
 function addNodes(sc: Scenario, cmd: ScriptCommand): string {
-  expectArgs(cmd, ['voters', 'learners', 'votes', 'prevote', 'checkquorum', 'readmode', 'expected', 'tie-breaker', 'witnesses', 'wait-for-all', 'explain']);
+  expectArgs(cmd, [
+    'voters',
+    'learners',
+    'votes',
+    'prevote',
+    'checkquorum',
+    'readmode',
+    'expected',
+    'tie-breaker',
+    'witnesses',
+    'wait-for-all',
+    'explain',
+  ]);
   const voters = intsArg(cmd, 'voters', []);
   const weights = intsArg(cmd, 'votes', []);
   const votes = new Map(voters.map((v, i) => [v, weights[i] ?? 1] as const));
@@ -104,7 +117,10 @@ function addNodes(sc: Scenario, cmd: ScriptCommand): string {
 /** `propose-conf-change ID v4 r2 ... [explicit] [expected=N] [tie-breaker=..]`. */
 function proposeConfChange(h: RaftHarness, cmd: ScriptCommand): string {
   expectArgs(cmd, ['expected', 'tie-breaker']);
-  const changes = cmd.positional.slice(1).filter((t) => t !== 'explicit').map((t) => parseChange(t, cmd.pos));
+  const changes = cmd.positional
+    .slice(1)
+    .filter((t) => t !== 'explicit')
+    .map((t) => parseChange(t, cmd.pos));
   if (hasArg(cmd, 'expected')) changes.push({ type: 'set-expected-votes', expectedVotes: intArg(cmd, 'expected') });
   if (hasArg(cmd, 'tie-breaker')) changes.push({ type: 'set-tie-breaker', tieBreaker: tieBreakerArg(cmd) });
   const r = h.node(nodeArg(cmd)).core.proposeConfChange({ changes, autoLeave: !cmd.positional.includes('explicit') });
@@ -113,10 +129,13 @@ function proposeConfChange(h: RaftHarness, cmd: ScriptCommand): string {
 
 /** `partition 1,2 3,4`: nodes in different groups cannot talk (replaces the previous split). */
 function partition(h: RaftHarness, cmd: ScriptCommand): string {
-  const groups = cmd.positional.map((g) => g.split(',').map((id) => {
-    if (!/^\d+$/.test(id)) throw new Error(`${cmd.pos}: partition groups are comma-separated node ids, e.g. partition 1,2 3,4`);
-    return nodeId(Number(id));
-  }));
+  const groups = cmd.positional.map((g) =>
+    g.split(',').map((id) => {
+      if (!/^\d+$/.test(id))
+        throw new Error(`${cmd.pos}: partition groups are comma-separated node ids, e.g. partition 1,2 3,4`);
+      return nodeId(Number(id));
+    }),
+  );
   h.partition(groups);
   return 'ok';
 }
@@ -139,7 +158,11 @@ function lastManStanding(h: RaftHarness, cmd: ScriptCommand): string {
   expectArgs(cmd, ['present', 'stable', 'window', 'configured']);
   const id = nodeArg(cmd);
   const config = configFromConfState(h.node(id).core.confState());
-  const configured = intsArg(cmd, 'configured', [...h.nodes.keys()].map(() => 1));
+  const configured = intsArg(
+    cmd,
+    'configured',
+    [...h.nodes.keys()].map(() => 1),
+  );
   const configuredVotes = new Map([...h.nodes.keys()].map((n, i) => [n, configured[i] ?? 1] as const));
   const view = {
     enabled: true,
@@ -149,7 +172,8 @@ function lastManStanding(h: RaftHarness, cmd: ScriptCommand): string {
     configuredVotes,
   };
   const { decision, change } = lastManStandingStep(config, view);
-  if (decision.kind === 'hold') return `hold ${decision.reason} expected=${decision.expectedVotes}${decision.ticksRemaining > 0 ? ` ticks-remaining=${decision.ticksRemaining}` : ''}`;
+  if (decision.kind === 'hold')
+    return `hold ${decision.reason} expected=${decision.expectedVotes}${decision.ticksRemaining > 0 ? ` ticks-remaining=${decision.ticksRemaining}` : ''}`;
   const what = `${decision.kind} expected ${decision.expectedVotesBefore} -> ${decision.expectedVotesAfter}${decision.node === undefined ? '' : ` node ${decision.node}`}`;
   if (change === null) return what;
   const r = h.node(id).core.proposeConfChange(change);

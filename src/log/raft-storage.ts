@@ -106,7 +106,10 @@ export class MemoryRaftStorage implements RaftStorage {
 
   entries(lo: LogIndex, hi: LogIndex, maxBytes: number): Result<Entry[], RaftError> {
     if (lo <= this.base) return err(compacted(lo, this.base));
-    assert(lo <= hi && hi <= this.lastIndex() + 1, `entries [${lo}, ${hi}) out of bounds (last index ${this.lastIndex()})`);
+    assert(
+      lo <= hi && hi <= this.lastIndex() + 1,
+      `entries [${lo}, ${hi}) out of bounds (last index ${this.lastIndex()})`,
+    );
     return ok(limitSize(this.log.slice(lo - this.base - 1, hi - this.base - 1), maxBytes));
   }
 
@@ -119,7 +122,8 @@ export class MemoryRaftStorage implements RaftStorage {
    * `SNAPSHOT_OUT_OF_DATE` when it is not newer than the snapshot held.
    */
   applySnapshot(snapshot: Snapshot): Result<void, RaftError> {
-    if (snapshot.metadata.index <= this.snap.metadata.index) return err(outOfDate(snapshot.metadata.index, this.snap.metadata.index));
+    if (snapshot.metadata.index <= this.snap.metadata.index)
+      return err(outOfDate(snapshot.metadata.index, this.snap.metadata.index));
     this.snap = snapshot;
     this.base = snapshot.metadata.index;
     this.baseTerm = snapshot.metadata.term;
@@ -144,7 +148,10 @@ export class MemoryRaftStorage implements RaftStorage {
    * first), so a leader can always send a lagging follower what it no longer holds.
    */
   compact(index: LogIndex): Result<void, RaftError> {
-    assert(index <= this.snap.metadata.index, `compact(${index}) beyond the snapshot at ${this.snap.metadata.index}: create a snapshot first`);
+    assert(
+      index <= this.snap.metadata.index,
+      `compact(${index}) beyond the snapshot at ${this.snap.metadata.index}: create a snapshot first`,
+    );
     if (index <= this.base) return err(compacted(index, this.base));
     const t = this.term(index);
     assert(t.ok, 'a compaction point above the base is held');
@@ -162,7 +169,8 @@ export class MemoryRaftStorage implements RaftStorage {
   append(entries: readonly Entry[]): void {
     if (entries.length === 0) return;
     const first = (entries[0] as Entry).index;
-    for (let i = 1; i < entries.length; i++) assert((entries[i] as Entry).index === first + i, 'appended entries must be contiguous');
+    for (let i = 1; i < entries.length; i++)
+      assert((entries[i] as Entry).index === first + i, 'appended entries must be contiguous');
     const fresh = entries.filter((e) => e.index > this.base);
     if (fresh.length === 0) return;
     const start = (fresh[0] as Entry).index;
@@ -172,7 +180,10 @@ export class MemoryRaftStorage implements RaftStorage {
 }
 
 function compacted(i: LogIndex, base: LogIndex): RaftError {
-  return new RaftError('LOG_COMPACTED', `entry ${i} was compacted (entries up to ${base} are only in the snapshot); send the snapshot instead`);
+  return new RaftError(
+    'LOG_COMPACTED',
+    `entry ${i} was compacted (entries up to ${base} are only in the snapshot); send the snapshot instead`,
+  );
 }
 
 function outOfDate(index: LogIndex, held: LogIndex): RaftError {

@@ -11,7 +11,14 @@ import { crc32c } from '../lib/checksum.js';
 import { DecodeError } from '../lib/errors.js';
 import { logIndex, term } from '../lib/ids.js';
 import { KvStateMachine, type KvCommand } from './kv-state-machine.js';
-import { assertApplyOrder, Fnv64, MultisetHash64, StateMachineMux, stateHashOf, type Digest64 } from './state-machine.js';
+import {
+  assertApplyOrder,
+  Fnv64,
+  MultisetHash64,
+  StateMachineMux,
+  stateHashOf,
+  type Digest64,
+} from './state-machine.js';
 
 const MASK64 = (1n << 64n) - 1n;
 
@@ -47,20 +54,25 @@ test('Fnv64 agrees with a BigInt reference on random bytes', () => {
 
 test('the finalised digest changes in many bits when one input byte changes', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (bytes, at, delta) => {
-      const other = bytes.slice();
-      const i = at % bytes.length;
-      other[i] = (other[i]! + delta) & 0xff;
-      const a = big(new Fnv64().bytes(bytes).digest());
-      const b = big(new Fnv64().bytes(other).digest());
-      let diff = a ^ b;
-      let bits = 0;
-      while (diff > 0n) {
-        bits += Number(diff & 1n);
-        diff >>= 1n;
-      }
-      return bits >= 8; // a weak bound that an unfinalised FNV fails for last-byte changes
-    }),
+    fc.property(
+      fc.uint8Array({ minLength: 1, maxLength: 64 }),
+      fc.nat(),
+      fc.integer({ min: 1, max: 255 }),
+      (bytes, at, delta) => {
+        const other = bytes.slice();
+        const i = at % bytes.length;
+        other[i] = (other[i]! + delta) & 0xff;
+        const a = big(new Fnv64().bytes(bytes).digest());
+        const b = big(new Fnv64().bytes(other).digest());
+        let diff = a ^ b;
+        let bits = 0;
+        while (diff > 0n) {
+          bits += Number(diff & 1n);
+          diff >>= 1n;
+        }
+        return bits >= 8; // a weak bound that an unfinalised FNV fails for last-byte changes
+      },
+    ),
     { numRuns: 500 },
   );
 });
@@ -73,7 +85,10 @@ test('length prefixes separate field boundaries', () => {
 });
 
 test('MultisetHash64 is an order-independent sum mod 2^64 and remove undoes add', () => {
-  const digest = fc.record({ hi: fc.integer({ min: 0, max: 0xffffffff }), lo: fc.integer({ min: 0, max: 0xffffffff }) });
+  const digest = fc.record({
+    hi: fc.integer({ min: 0, max: 0xffffffff }),
+    lo: fc.integer({ min: 0, max: 0xffffffff }),
+  });
   fc.assert(
     fc.property(fc.array(digest, { maxLength: 30 }), fc.array(digest, { maxLength: 30 }), (xs, ys) => {
       const m = new MultisetHash64();
@@ -92,8 +107,12 @@ test('MultisetHash64 is an order-independent sum mod 2^64 and remove undoes add'
 
 test('assertApplyOrder accepts gaps and refuses repeats and falling terms', () => {
   assertApplyOrder(logIndex(3), term(2), logIndex(7), term(2));
-  assert.throws(() => { assertApplyOrder(logIndex(3), term(2), logIndex(3), term(2)); }, AssertionError);
-  assert.throws(() => { assertApplyOrder(logIndex(3), term(2), logIndex(4), term(1)); }, AssertionError);
+  assert.throws(() => {
+    assertApplyOrder(logIndex(3), term(2), logIndex(3), term(2));
+  }, AssertionError);
+  assert.throws(() => {
+    assertApplyOrder(logIndex(3), term(2), logIndex(4), term(1));
+  }, AssertionError);
 });
 
 // ------------------------------------------------------------------------------------------------

@@ -113,8 +113,14 @@ export function badCommand(error: DecodeError): ApplyError {
  * decrease. Breaking it is a bug in the caller (the log layer), never an operating condition.
  */
 export function assertApplyOrder(appliedIndex: LogIndex, appliedTerm: Term, index: LogIndex, term: Term): void {
-  assert(Number.isSafeInteger(index) && index > appliedIndex, `apply index ${index} must exceed the applied index ${appliedIndex}`);
-  assert(Number.isSafeInteger(term) && term >= appliedTerm, `apply term ${term} must not be below the applied term ${appliedTerm}`);
+  assert(
+    Number.isSafeInteger(index) && index > appliedIndex,
+    `apply index ${index} must exceed the applied index ${appliedIndex}`,
+  );
+  assert(
+    Number.isSafeInteger(term) && term >= appliedTerm,
+    `apply term ${term} must not be below the applied term ${appliedTerm}`,
+  );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -169,7 +175,10 @@ export class Fnv64 {
 
   /** Mixes a 32-bit unsigned integer, little-endian. */
   u32(v: number): this {
-    return this.u8(v).u8(v >>> 8).u8(v >>> 16).u8(v >>> 24);
+    return this.u8(v)
+      .u8(v >>> 8)
+      .u8(v >>> 16)
+      .u8(v >>> 24);
   }
 
   /** Mixes a non-negative safe integer as 8 bytes, little-endian. */
@@ -338,7 +347,10 @@ export class StateMachineMux implements StateMachine<MuxCommand, MuxOutput> {
     const tag = command instanceof Uint8Array ? command[0] : command.tag;
     const m = tag === undefined ? undefined : this.machines.get(tag);
     if (tag === undefined || m === undefined) {
-      return err({ code: 'BAD_COMMAND', message: `the committed entry names no known state machine (tag ${tag ?? 'missing'}); a newer node proposed it or it was corrupted` });
+      return err({
+        code: 'BAD_COMMAND',
+        message: `the committed entry names no known state machine (tag ${tag ?? 'missing'}); a newer node proposed it or it was corrupted`,
+      });
     }
     const r = m.apply(index, term, command instanceof Uint8Array ? command.subarray(1) : command.command);
     return r.ok ? ok({ tag, output: r.value }) : r;
@@ -369,12 +381,20 @@ export class StateMachineMux implements StateMachine<MuxCommand, MuxOutput> {
       const fresh = this.createAll();
       for (const [tag, part] of parts) {
         const r = defined(fresh.get(tag)).restore(part);
-        if (!r.ok) return err(new DecodeError(r.error.code, `mux member with tag ${tag}: ${r.error.message}`, { cause: r.error }));
+        if (!r.ok)
+          return err(
+            new DecodeError(r.error.code, `mux member with tag ${tag}: ${r.error.message}`, { cause: r.error }),
+          );
       }
       for (const [tag, m] of fresh) {
         // A member ahead of the mux would later be asked to apply an index it has already passed.
         if (m.appliedIndex > index || m.appliedTerm > term) {
-          return err(new DecodeError('SNAPSHOT_INVALID', `mux snapshot is inconsistent: member ${tag} applied ${m.appliedIndex}@${m.appliedTerm}, past the mux's ${index}@${term}`));
+          return err(
+            new DecodeError(
+              'SNAPSHOT_INVALID',
+              `mux snapshot is inconsistent: member ${tag} applied ${m.appliedIndex}@${m.appliedTerm}, past the mux's ${index}@${term}`,
+            ),
+          );
         }
       }
       this.machines = fresh;
@@ -391,23 +411,33 @@ export class StateMachineMux implements StateMachine<MuxCommand, MuxOutput> {
     if (bytes.length < 4) throw new DecodeError('SNAPSHOT_INVALID', 'mux snapshot is shorter than its checksum');
     const body = bytes.subarray(0, bytes.length - 4);
     if (crc32c(body) !== new ByteReader(bytes.subarray(bytes.length - 4)).u32('checksum')) {
-      throw new DecodeError('SNAPSHOT_CHECKSUM', 'mux snapshot checksum mismatch: the bytes were corrupted in storage or transfer; fetch the snapshot again');
+      throw new DecodeError(
+        'SNAPSHOT_CHECKSUM',
+        'mux snapshot checksum mismatch: the bytes were corrupted in storage or transfer; fetch the snapshot again',
+      );
     }
     const r = new ByteReader(body);
-    if (r.u32('magic') !== MUX_SNAPSHOT_MAGIC) throw new DecodeError('SNAPSHOT_MAGIC', 'not a state-machine mux snapshot (bad magic)');
+    if (r.u32('magic') !== MUX_SNAPSHOT_MAGIC)
+      throw new DecodeError('SNAPSHOT_MAGIC', 'not a state-machine mux snapshot (bad magic)');
     const format = r.u8('format');
-    if (format !== MUX_SNAPSHOT_FORMAT) throw new DecodeError('SNAPSHOT_VERSION', `mux snapshot format ${format} is not supported; upgrade this node`);
+    if (format !== MUX_SNAPSHOT_FORMAT)
+      throw new DecodeError('SNAPSHOT_VERSION', `mux snapshot format ${format} is not supported; upgrade this node`);
     const index = logIndex(r.u64('appliedIndex'));
     const term = makeTerm(r.u64('appliedTerm'));
     const count = r.u8('member count');
     const parts = new Map<number, Uint8Array>();
     for (let i = 0; i < count; i++) {
       const tag = r.u8('member tag');
-      if (!this.machines.has(tag) || parts.has(tag)) throw new DecodeError('SNAPSHOT_INVALID', `mux snapshot has an unknown or repeated member tag ${tag}`);
+      if (!this.machines.has(tag) || parts.has(tag))
+        throw new DecodeError('SNAPSHOT_INVALID', `mux snapshot has an unknown or repeated member tag ${tag}`);
       parts.set(tag, r.lenBytes(RAFT_SNAPSHOT_BYTES_MAX, `member ${tag} snapshot`));
     }
     r.end('mux snapshot');
-    if (parts.size !== this.members.length) throw new DecodeError('SNAPSHOT_INVALID', `mux snapshot holds ${parts.size} machines, this node runs ${this.members.length}: it comes from a node with other state machines`);
+    if (parts.size !== this.members.length)
+      throw new DecodeError(
+        'SNAPSHOT_INVALID',
+        `mux snapshot holds ${parts.size} machines, this node runs ${this.members.length}: it comes from a node with other state machines`,
+      );
     return { index, term, parts };
   }
 }

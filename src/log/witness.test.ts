@@ -38,7 +38,18 @@ function stabilizeCollect(h: RaftHarness): RaftMessage[] {
   assert.fail('the network did not settle');
 }
 
-const witnessConfig = configFromConfState({ voters: [[id(1), 1], [id(2), 1], [id(3), 1]], outgoing: [], learners: [], learnersNext: [], autoLeave: false, witnesses: [id(3)] });
+const witnessConfig = configFromConfState({
+  voters: [
+    [id(1), 1],
+    [id(2), 1],
+    [id(3), 1],
+  ],
+  outgoing: [],
+  learners: [],
+  learnersNext: [],
+  autoLeave: false,
+  witnesses: [id(3)],
+});
 
 test('a witness gets normal entries without data and marked, configuration entries whole', () => {
   const normal: Entry = { type: 'normal', term: term(2), index: logIndex(5), data: enc.encode('secret') };
@@ -47,9 +58,22 @@ test('a witness gets normal entries without data and marked, configuration entri
   assert.deepEqual(forWitness[0], { type: 'normal', term: 2, index: 5, data: new Uint8Array(0), metadataOnly: true });
   assert.equal(forWitness[1], conf);
   assert.deepEqual(entriesForFollower(witnessConfig, id(2), [normal, conf]), [normal, conf]);
-  assert.throws(() => entriesForFollower(witnessConfig, id(2), [metadataOnlyEntry(normal)]), /was a witness and rejoined as a data node without wiping its storage/);
-  const snap: Snapshot = { metadata: { index: logIndex(9), term: term(2), confState: { voters: [], outgoing: [], learners: [], learnersNext: [], autoLeave: false } }, data: enc.encode('[]') };
-  assert.deepEqual(snapshotForFollower(witnessConfig, id(3), snap), { metadata: { ...snap.metadata, metadataOnly: true }, data: new Uint8Array(0) });
+  assert.throws(
+    () => entriesForFollower(witnessConfig, id(2), [metadataOnlyEntry(normal)]),
+    /was a witness and rejoined as a data node without wiping its storage/,
+  );
+  const snap: Snapshot = {
+    metadata: {
+      index: logIndex(9),
+      term: term(2),
+      confState: { voters: [], outgoing: [], learners: [], learnersNext: [], autoLeave: false },
+    },
+    data: enc.encode('[]'),
+  };
+  assert.deepEqual(snapshotForFollower(witnessConfig, id(3), snap), {
+    metadata: { ...snap.metadata, metadataOnly: true },
+    data: new Uint8Array(0),
+  });
   assert.equal(snapshotForFollower(witnessConfig, id(1), snap), snap);
 });
 
@@ -68,10 +92,15 @@ test('a witness stores the true index and term of every entry, acknowledges, and
   const witnessLog = h.node(3).core.logEntries(logIndex(1), logIndex(5));
   assert.ok(leaderLog.ok && leaderLog.value.length === 4);
   assert.ok(witnessLog.ok);
-  assert.deepEqual(witnessLog.value.map((e) => [e.index, e.term, e.type]), leaderLog.value.map((e) => [e.index, e.term, e.type]));
+  assert.deepEqual(
+    witnessLog.value.map((e) => [e.index, e.term, e.type]),
+    leaderLog.value.map((e) => [e.index, e.term, e.type]),
+  );
   assert.ok(witnessLog.value.every((e) => e.type === 'normal' && e.metadataOnly === true && e.data.length === 0));
   // Nothing with data ever went to the witness.
-  const toWitness = seen.filter((m): m is Extract<RaftMessage, { type: 'MsgApp' }> => m.type === 'MsgApp' && m.to === id(3));
+  const toWitness = seen.filter(
+    (m): m is Extract<RaftMessage, { type: 'MsgApp' }> => m.type === 'MsgApp' && m.to === id(3),
+  );
   assert.ok(toWitness.length > 0);
   assert.ok(toWitness.every((m) => m.entries.every((e) => e.type !== 'normal' || e.data.length === 0)));
 });
@@ -184,7 +213,9 @@ test('a former witness made a data voter without wiping its log neither campaign
   h.stabilize();
   for (let i = 0; i < 3; i++) h.tick(id(1));
   h.stabilize();
-  assert.ok(h.node(1).core.proposeConfChange({ changes: [{ type: 'add-voter', node: id(3), votes: 1 }], autoLeave: true }).ok);
+  assert.ok(
+    h.node(1).core.proposeConfChange({ changes: [{ type: 'add-voter', node: id(3), votes: 1 }], autoLeave: true }).ok,
+  );
   h.stabilize();
   for (let i = 0; i < 3; i++) h.tick(id(1));
   h.stabilize();
@@ -193,7 +224,11 @@ test('a former witness made a data voter without wiping its log neither campaign
   h.node(3).core.campaign();
   const seen = stabilizeCollect(h);
   assert.notEqual(h.node(3).core.status().role, 'leader');
-  assert.deepEqual(seen.filter((m) => m.from === id(3) && (m.type === 'MsgPreVote' || m.type === 'MsgVote')), [], 'it asked nobody for a vote');
+  assert.deepEqual(
+    seen.filter((m) => m.from === id(3) && (m.type === 'MsgPreVote' || m.type === 'MsgVote')),
+    [],
+    'it asked nobody for a vote',
+  );
   const read = h.node(3).core.readIndex(enc.encode('r'));
   assert.ok(!read.ok && read.error.code === 'NOT_LEADER');
   // A data node that never was a witness holds no such copy.

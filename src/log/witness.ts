@@ -42,7 +42,10 @@ export function metadataOnlyEntry(entry: Entry): Entry {
 export function entriesForFollower(config: ClusterConfig, to: NodeId, entries: readonly Entry[]): readonly Entry[] {
   if (isWitness(config, to)) return entries.map(metadataOnlyEntry);
   for (const e of entries) {
-    assert(e.type !== 'normal' || e.metadataOnly !== true, `entry ${e.index} in the leader's log is a witness copy without data: this node was a witness and rejoined as a data node without wiping its storage`);
+    assert(
+      e.type !== 'normal' || e.metadataOnly !== true,
+      `entry ${e.index} in the leader's log is a witness copy without data: this node was a witness and rejoined as a data node without wiping its storage`,
+    );
   }
   return entries;
 }

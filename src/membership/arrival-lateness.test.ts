@@ -33,9 +33,22 @@ test('on-time messages are not late; held-back ones are late by how long they we
 
 test('the detector dates a late row back: a dead node is not kept alive by an old row', () => {
   for (const control of [false, true]) {
-    const times = { heartbeatMs: 100, suspectAfterMs: 1000, suspicionMinMs: 500, suspicionMaxMs: 1000, localHealthExtensionMaxMs: 0 };
+    const times = {
+      heartbeatMs: 100,
+      suspectAfterMs: 1000,
+      suspicionMinMs: 500,
+      suspicionMaxMs: 1000,
+      localHealthExtensionMaxMs: 0,
+    };
     const d = new FailureDetector(detectorOptions(n(1), times), 0);
-    d.setMembers([{ node: n(1), incarnation: incarnation(1) }, { node: n(2), incarnation: incarnation(1) }, { node: n(3), incarnation: incarnation(1) }], 0);
+    d.setMembers(
+      [
+        { node: n(1), incarnation: incarnation(1) },
+        { node: n(2), incarnation: incarnation(1) },
+        { node: n(3), incarnation: incarnation(1) },
+      ],
+      0,
+    );
     let failedAt: number | null = null;
     for (let t = 0; t <= 6000 && failedAt === null; t += 50) {
       // Node 3 dies at 1000 ms; node 2 stays alive and reports a row every 100 ms.
@@ -46,20 +59,48 @@ test('the detector dates a late row back: a dead node is not kept alive by an ol
         const late = t >= 1500 ? 1500 : 0;
         const sentAt = t - late;
         const silent = Math.max(0, sentAt - 1000);
-        d.reachabilityRow(n(2), [{ node: n(1), silentMs: 0 }, { node: n(3), silentMs: silent }], t, control ? 0 : late);
+        d.reachabilityRow(
+          n(2),
+          [
+            { node: n(1), silentMs: 0 },
+            { node: n(3), silentMs: silent },
+          ],
+          t,
+          control ? 0 : late,
+        );
       }
       for (const decision of d.tick(t)) if (decision.type === 'fail' && decision.node === n(3)) failedAt = t;
     }
-    if (control) assert.ok(failedAt === null || failedAt > 3500, `control: taken as on time the rows keep node 3 alive longer (failed at ${failedAt})`);
-    else assert.ok(failedAt !== null && failedAt <= 3000, `dated back, node 3 is failed within the bound (failed at ${failedAt})`);
+    if (control)
+      assert.ok(
+        failedAt === null || failedAt > 3500,
+        `control: taken as on time the rows keep node 3 alive longer (failed at ${failedAt})`,
+      );
+    else
+      assert.ok(
+        failedAt !== null && failedAt <= 3000,
+        `dated back, node 3 is failed within the bound (failed at ${failedAt})`,
+      );
   }
 });
 
-test('a silence that began after the leader\'s stall ended gets no lag extension', () => {
+test("a silence that began after the leader's stall ended gets no lag extension", () => {
   for (const heardAfterStall of [true, false]) {
-    const times = { heartbeatMs: 100, suspectAfterMs: 1000, suspicionMinMs: 500, suspicionMaxMs: 1000, localHealthExtensionMaxMs: 3000 };
+    const times = {
+      heartbeatMs: 100,
+      suspectAfterMs: 1000,
+      suspicionMinMs: 500,
+      suspicionMaxMs: 1000,
+      localHealthExtensionMaxMs: 3000,
+    };
     const d = new FailureDetector(detectorOptions(n(1), times), 0);
-    d.setMembers([{ node: n(1), incarnation: incarnation(1) }, { node: n(2), incarnation: incarnation(1) }], 0);
+    d.setMembers(
+      [
+        { node: n(1), incarnation: incarnation(1) },
+        { node: n(2), incarnation: incarnation(1) },
+      ],
+      0,
+    );
     let failedAt: number | null = null;
     for (let t = 0; t <= 8000 && failedAt === null; t += 50) {
       // The leader stalls 1400 ms (its tick at 2000 ms is that late); node 2 dies at 2400 ms,
@@ -71,7 +112,15 @@ test('a silence that began after the leader\'s stall ended gets no lag extension
       for (const decision of d.tick(t)) if (decision.type === 'fail') failedAt = t;
     }
     const silence = (failedAt ?? Infinity) - (heardAfterStall ? 2400 : 600);
-    if (heardAfterStall) assert.ok(failedAt !== null && silence <= 2100, `healthy-loop silence judged without extension (failed ${silence} ms after last heard)`);
-    else assert.ok(failedAt === null || silence > 3500, `control: a silence overlapping the stall is extended (failed ${silence} ms after last heard)`);
+    if (heardAfterStall)
+      assert.ok(
+        failedAt !== null && silence <= 2100,
+        `healthy-loop silence judged without extension (failed ${silence} ms after last heard)`,
+      );
+    else
+      assert.ok(
+        failedAt === null || silence > 3500,
+        `control: a silence overlapping the stall is extended (failed ${silence} ms after last heard)`,
+      );
   }
 });

@@ -12,7 +12,13 @@ import { Prng } from '../lib/prng.js';
 import { incarnation, logIndex, nodeId, term, type NodeId } from '../lib/ids.js';
 import { DEFAULT_VOTEQUORUM_OPTIONS } from '../quorum/index.js';
 import { deriveTimeouts, TIMEOUT_DEFAULTS, type TimeoutModel } from '../node/timeouts.js';
-import { detectorOptions, FailureDetector, type DetectorDecision, type DetectorTimes, type FailureDetectorOptions } from './failure-detector.js';
+import {
+  detectorOptions,
+  FailureDetector,
+  type DetectorDecision,
+  type DetectorTimes,
+  type FailureDetectorOptions,
+} from './failure-detector.js';
 import { ReachabilityTracker, type ReachabilityRow } from './reachability-tracker.js';
 import { MembershipStateMachine } from './membership-state-machine.js';
 import type { MembershipCommand } from './membership-command.js';
@@ -65,7 +71,10 @@ class DetectorSim {
 
   constructor(
     readonly s: Scenario,
-    members: readonly ViewMember[] = Array.from({ length: s.nodes }, (_, i) => ({ node: n(i + 1), incarnation: incarnation(1) })),
+    members: readonly ViewMember[] = Array.from({ length: s.nodes }, (_, i) => ({
+      node: n(i + 1),
+      incarnation: incarnation(1),
+    })),
     options: FailureDetectorOptions = detectorOptions(LEADER, TIMES),
   ) {
     this.prng = new Prng(s.seed);
@@ -110,7 +119,8 @@ class DetectorSim {
   now = 0;
 
   private pausedUntil(node: number, t: number): number | null {
-    for (const st of this.s.stalls) if (st.node === node && t >= st.atMs && t < st.atMs + st.forMs) return st.atMs + st.forMs;
+    for (const st of this.s.stalls)
+      if (st.node === node && t >= st.atMs && t < st.atMs + st.forMs) return st.atMs + st.forMs;
     return null;
   }
 
@@ -206,7 +216,8 @@ function separateStalls(stalls: readonly Scenario['stalls'][number][], nodes: nu
   return out;
 }
 
-const accusations = (ds: readonly Decided[]): Decided[] => ds.filter((d) => d.decision.type === 'fail' || d.decision.type === 'quarantine');
+const accusations = (ds: readonly Decided[]): Decided[] =>
+  ds.filter((d) => d.decision.type === 'fail' || d.decision.type === 'quarantine');
 
 const arbBase = fc.record({
   nodes: fc.integer({ min: 2, max: 5 }),
@@ -219,16 +230,25 @@ const arbBase = fc.record({
 
 test('the detector options derive from the timeout model and reproduce its eviction bounds', () => {
   const fd = new FailureDetector(detectorOptions(LEADER, TIMES), 0);
-  fd.setMembers([1, 2, 3, 4, 5].map((i) => ({ node: n(i), incarnation: incarnation(1) })), 0);
+  fd.setMembers(
+    [1, 2, 3, 4, 5].map((i) => ({ node: n(i), incarnation: incarnation(1) })),
+    0,
+  );
   assert.equal(fd.thresholdMs(0, 0), model.detector.evictAfterMaxMs, 'no corroboration: the longest window');
   assert.equal(fd.thresholdMs(3, 0), model.detector.evictAfterMinMs, 'K corroborations: the shortest window');
-  assert.ok(fd.thresholdMs(1, 0) < model.detector.evictAfterMaxMs && fd.thresholdMs(1, 0) > model.detector.evictAfterMinMs);
+  assert.ok(
+    fd.thresholdMs(1, 0) < model.detector.evictAfterMaxMs && fd.thresholdMs(1, 0) > model.detector.evictAfterMinMs,
+  );
   assert.ok(model.detector.evictAfterMinMs > STALL_BOUND_MS + 2 * H, 'the stall bound leaves two heartbeats of margin');
   assert.ok(model.detector.evictAfterMaxMs + TICK_MS <= DETECTION_BOUND_MS, 'the slowest path fits the 3 s bound');
 });
 
 test('a node that stalls for less than the stall bound is never failed or quarantined, whatever the heartbeat phase', () => {
-  const arbStall = fc.record({ node: fc.integer({ min: 2, max: 5 }), atMs: fc.integer({ min: 0, max: 12_000 }), forMs: fc.integer({ min: 1, max: STALL_BOUND_MS - 1 }) });
+  const arbStall = fc.record({
+    node: fc.integer({ min: 2, max: 5 }),
+    atMs: fc.integer({ min: 0, max: 12_000 }),
+    forMs: fc.integer({ min: 1, max: STALL_BOUND_MS - 1 }),
+  });
   fc.assert(
     fc.property(arbBase, fc.array(arbStall, { minLength: 1, maxLength: 6 }), (base, stalls) => {
       const s: Scenario = { ...base, endMs: 16_000, stalls: separateStalls(stalls, base.nodes), deaths: [], cuts: [] };
@@ -243,13 +263,21 @@ test('canary: a naive detector (evict after three missed heartbeats) does fail n
   const naive = detectorOptions(LEADER, { ...TIMES, suspectAfterMs: 3 * H, suspicionMinMs: 1, suspicionMaxMs: 1 });
   let accused = 0;
   fc.assert(
-    fc.property(arbBase, fc.integer({ min: 0, max: 5000 }), fc.integer({ min: 500, max: STALL_BOUND_MS - 1 }), (base, atMs, forMs) => {
-      const s: Scenario = { ...base, endMs: 8000, stalls: [{ node: 2, atMs, forMs }], deaths: [], cuts: [] };
-      accused += accusations(new DetectorSim(s, undefined, naive).run()).length;
-    }),
+    fc.property(
+      arbBase,
+      fc.integer({ min: 0, max: 5000 }),
+      fc.integer({ min: 500, max: STALL_BOUND_MS - 1 }),
+      (base, atMs, forMs) => {
+        const s: Scenario = { ...base, endMs: 8000, stalls: [{ node: 2, atMs, forMs }], deaths: [], cuts: [] };
+        accused += accusations(new DetectorSim(s, undefined, naive).run()).length;
+      },
+    ),
     { numRuns: 30 },
   );
-  assert.ok(accused >= 30, `the schedules must be able to catch a detector that evicts stalled nodes (${accused} accusations)`);
+  assert.ok(
+    accused >= 30,
+    `the schedules must be able to catch a detector that evicts stalled nodes (${accused} accusations)`,
+  );
 });
 
 test('a node silent for good is failed within 3 s, with or without corroborating rows', (t) => {
@@ -257,7 +285,13 @@ test('a node silent for good is failed within 3 s, with or without corroborating
   fc.assert(
     fc.property(arbBase, fc.integer({ min: 500, max: 6000 }), fc.integer({ min: 2, max: 5 }), (base, atMs, victim) => {
       const dies = Math.min(victim, base.nodes);
-      const s: Scenario = { ...base, endMs: atMs + DETECTION_BOUND_MS + 500, stalls: [], deaths: [{ node: dies, atMs }], cuts: [] };
+      const s: Scenario = {
+        ...base,
+        endMs: atMs + DETECTION_BOUND_MS + 500,
+        stalls: [],
+        deaths: [{ node: dies, atMs }],
+        cuts: [],
+      };
       const bad = accusations(new DetectorSim(s).run());
       assert.equal(bad.length, 1, `exactly one accusation, got ${JSON.stringify(bad)}`);
       const d = bad[0]!;
@@ -269,11 +303,17 @@ test('a node silent for good is failed within 3 s, with or without corroborating
     { numRuns: 150 },
   );
   detections.sort((a, b) => a - b);
-  t.diagnostic(`simulated detection after death: min ${detections[0]} ms, p50 ${detections[Math.floor(detections.length / 2)]} ms, max ${detections.at(-1)} ms over ${detections.length} runs`);
+  t.diagnostic(
+    `simulated detection after death: min ${detections[0]} ms, p50 ${detections[Math.floor(detections.length / 2)]} ms, max ${detections.at(-1)} ms over ${detections.length} runs`,
+  );
 });
 
 test("the leader's own stalls suppress accusations of live nodes", () => {
-  const arbLeaderStall = fc.record({ node: fc.constant(1), atMs: fc.integer({ min: 200, max: 10_000 }), forMs: fc.integer({ min: 50, max: 8000 }) });
+  const arbLeaderStall = fc.record({
+    node: fc.constant(1),
+    atMs: fc.integer({ min: 200, max: 10_000 }),
+    forMs: fc.integer({ min: 50, max: 8000 }),
+  });
   fc.assert(
     fc.property(arbBase, fc.array(arbLeaderStall, { minLength: 1, maxLength: 3 }), (base, stalls) => {
       const s: Scenario = { ...base, endMs: 20_000, stalls: separateStalls(stalls, base.nodes), deaths: [], cuts: [] };
@@ -285,7 +325,10 @@ test("the leader's own stalls suppress accusations of live nodes", () => {
 
 test('a leader that lags for good still fails a dead node, later, by the lag extension', () => {
   const fd = new FailureDetector(detectorOptions(LEADER, TIMES), 0);
-  fd.setMembers([1, 2].map((i) => ({ node: n(i), incarnation: incarnation(1) })), 0);
+  fd.setMembers(
+    [1, 2].map((i) => ({ node: n(i), incarnation: incarnation(1) })),
+    0,
+  );
   fd.observe(n(2), 0);
   let failedAt: number | null = null;
   for (let t = TICK_MS; t <= 10_000 && failedAt === null; t += TICK_MS + 150) {
@@ -308,7 +351,18 @@ test('partial connectivity ends in at most one quarantine, never a fail/rejoin c
       const apply = (c: MembershipCommand): void => {
         sm.apply(logIndex(sm.appliedIndex + 1), term(1), c);
       };
-      apply({ type: 'configure', nodes: Array.from({ length: nodes }, (_, i) => ({ nodeId: n(i + 1), name: `n${i + 1}`, address: `h${i + 1}:1`, votes: 1, role: 'voter' })), options: DEFAULT_VOTEQUORUM_OPTIONS, resetExpectedTracking: false });
+      apply({
+        type: 'configure',
+        nodes: Array.from({ length: nodes }, (_, i) => ({
+          nodeId: n(i + 1),
+          name: `n${i + 1}`,
+          address: `h${i + 1}:1`,
+          votes: 1,
+          role: 'voter',
+        })),
+        options: DEFAULT_VOTEQUORUM_OPTIONS,
+        resetExpectedTracking: false,
+      });
       for (let i = 1; i <= nodes; i++) apply({ type: 'join', node: n(i), incarnation: incarnation(1) });
       const firstSeq = sm.nextEventSeq;
       const sim = new DetectorSim(s, sm.view().members);
@@ -317,7 +371,8 @@ test('partial connectivity ends in at most one quarantine, never a fail/rejoin c
       };
       sim.onDecision = (_at, d) => {
         if (d.type === 'fail') apply({ type: 'fail', node: d.node, incarnation: d.incarnation, reason: d.reason });
-        if (d.type === 'quarantine') apply({ type: 'quarantine', node: d.node, incarnation: d.incarnation, reason: d.reason });
+        if (d.type === 'quarantine')
+          apply({ type: 'quarantine', node: d.node, incarnation: d.incarnation, reason: d.reason });
         sync();
       };
       // B keeps trying to get back in the naive way: restart with a new incarnation, rejoin, and
@@ -331,10 +386,18 @@ test('partial connectivity ends in at most one quarantine, never a fail/rejoin c
       };
       sim.at(500, retry);
       const decided = sim.run();
-      assert.deepEqual(decided.filter((d) => d.decision.type === 'fail'), [], 'a node others can hear is never failed');
+      assert.deepEqual(
+        decided.filter((d) => d.decision.type === 'fail'),
+        [],
+        'a node others can hear is never failed',
+      );
       const quarantines = decided.filter((d) => d.decision.type === 'quarantine');
       assert.ok(quarantines.length <= 1, `${quarantines.length} quarantines`);
-      assert.equal(sm.nodes().find((x) => x.nodeId === B)?.status, 'quarantined', 'the gray node ends quarantined, not cycling');
+      assert.equal(
+        sm.nodes().find((x) => x.nodeId === B)?.status,
+        'quarantined',
+        'the gray node ends quarantined, not cycling',
+      );
       const bViews = sm.eventsFrom(firstSeq, 1000);
       assert.ok(bViews.ok);
       const changes = bViews.value.events.filter((e) => e.kind === 'view' && e.payload.change.node === B);
@@ -349,20 +412,40 @@ test('a new leader times a member from the rows, so a dead old leader is failed 
   // Node 3 (the old leader) died at 8800; node 1 is elected and starts its detector at 10000.
   const fd = new FailureDetector(detectorOptions(LEADER, TIMES), 10_000);
   fd.setMembers(members, 10_000);
-  fd.reachabilityRow(LEADER, [{ node: n(2), silentMs: 20 }, { node: n(3), silentMs: 1200 }], 10_000);
+  fd.reachabilityRow(
+    LEADER,
+    [
+      { node: n(2), silentMs: 20 },
+      { node: n(3), silentMs: 1200 },
+    ],
+    10_000,
+  );
   let failedAt: number | null = null;
   for (let t = 10_000; t <= 14_000 && failedAt === null; t += TICK_MS) {
-    fd.reachabilityRow(n(2), [{ node: n(1), silentMs: 10 }, { node: n(3), silentMs: t - 8800 }], t);
+    fd.reachabilityRow(
+      n(2),
+      [
+        { node: n(1), silentMs: 10 },
+        { node: n(3), silentMs: t - 8800 },
+      ],
+      t,
+    );
     if (fd.tick(t).some((d) => d.type === 'fail' && d.node === n(3))) failedAt = t;
   }
   assert.ok(failedAt !== null);
-  assert.ok(failedAt - 8800 <= model.detector.evictAfterMaxMs + TICK_MS, `failed ${failedAt - 8800} ms after death, not timed from the election`);
+  assert.ok(
+    failedAt - 8800 <= model.detector.evictAfterMaxMs + TICK_MS,
+    `failed ${failedAt - 8800} ms after death, not timed from the election`,
+  );
   assert.ok(failedAt >= 10_000 + H, 'not before the seed grace let every row arrive');
 });
 
 test('a new leader does not fail a live member during the seed grace, before its rows arrive', () => {
   const fd = new FailureDetector(detectorOptions(LEADER, TIMES), 5000);
-  fd.setMembers([1, 2, 3].map((i) => ({ node: n(i), incarnation: incarnation(1) })), 5000);
+  fd.setMembers(
+    [1, 2, 3].map((i) => ({ node: n(i), incarnation: incarnation(1) })),
+    5000,
+  );
   // Node 2 reports node 3 silent for long (its own link to 3 is bad); node 3's own messages come next.
   fd.reachabilityRow(n(2), [{ node: n(3), silentMs: 4000 }], 5000);
   const early = fd.tick(5000 + TICK_MS);
@@ -375,12 +458,24 @@ test('suspect and clear bracket a short silence; repeated failures of a rejoinin
   const opts = detectorOptions(LEADER, TIMES);
   const fd = new FailureDetector(opts, 0);
   let inc = 1;
-  fd.setMembers([{ node: LEADER, incarnation: incarnation(1) }, { node: n(2), incarnation: incarnation(inc) }], 0);
+  fd.setMembers(
+    [
+      { node: LEADER, incarnation: incarnation(1) },
+      { node: n(2), incarnation: incarnation(inc) },
+    ],
+    0,
+  );
   fd.observe(n(2), 0);
   const suspect = fd.tick(opts.suspectAfterMs);
-  assert.deepEqual(suspect.map((d) => d.type), ['suspect']);
+  assert.deepEqual(
+    suspect.map((d) => d.type),
+    ['suspect'],
+  );
   fd.observe(n(2), opts.suspectAfterMs + 10);
-  assert.deepEqual(fd.tick(opts.suspectAfterMs + 20).map((d) => d.type), ['clear']);
+  assert.deepEqual(
+    fd.tick(opts.suspectAfterMs + 20).map((d) => d.type),
+    ['clear'],
+  );
   const kinds: string[] = [];
   let t = opts.suspectAfterMs + 20;
   for (let round = 0; round < 3; round++) {
@@ -389,16 +484,36 @@ test('suspect and clear bracket a short silence; repeated failures of a rejoinin
       for (const d of fd.tick(t)) if (d.type === 'fail' || d.type === 'quarantine') kinds.push(d.type);
     }
     inc++;
-    fd.setMembers([{ node: LEADER, incarnation: incarnation(1) }, { node: n(2), incarnation: incarnation(inc) }], t);
+    fd.setMembers(
+      [
+        { node: LEADER, incarnation: incarnation(1) },
+        { node: n(2), incarnation: incarnation(inc) },
+      ],
+      t,
+    );
   }
-  assert.deepEqual(kinds, ['fail', 'fail', 'quarantine'], `${opts.flapFailuresMax} failures within the window, then a quarantine`);
+  assert.deepEqual(
+    kinds,
+    ['fail', 'fail', 'quarantine'],
+    `${opts.flapFailuresMax} failures within the window, then a quarantine`,
+  );
 });
 
 test('rows bounded and malformed, non-members and time running backwards are handled', () => {
   const fd = new FailureDetector(detectorOptions(LEADER, TIMES), 0);
-  fd.setMembers([1, 2].map((i) => ({ node: n(i), incarnation: incarnation(1) })), 0);
+  fd.setMembers(
+    [1, 2].map((i) => ({ node: n(i), incarnation: incarnation(1) })),
+    0,
+  );
   fd.reachabilityRow(n(9), [{ node: n(2), silentMs: 5 }], 10); // not a member: ignored
-  fd.reachabilityRow(n(2), [{ node: n(2), silentMs: -5 }, { node: n(1), silentMs: Number.NaN }], 20);
+  fd.reachabilityRow(
+    n(2),
+    [
+      { node: n(2), silentMs: -5 },
+      { node: n(1), silentMs: Number.NaN },
+    ],
+    20,
+  );
   assert.equal(fd.status(20)[0]?.silentMs, 0, 'a row from node 2 counts as hearing it');
   assert.throws(() => {
     fd.tick(5);

@@ -91,7 +91,11 @@ export interface FailureDetectorOptions extends DetectorTimes {
 export const LAG_EXTENSION_FACTOR = 2;
 
 /** The options for `self` from the timeout model's figures (see the file comment for each rule). */
-export function detectorOptions(self: NodeId, t: DetectorTimes, overrides: Partial<Omit<FailureDetectorOptions, 'self'>> = {}): FailureDetectorOptions {
+export function detectorOptions(
+  self: NodeId,
+  t: DetectorTimes,
+  overrides: Partial<Omit<FailureDetectorOptions, 'self'>> = {},
+): FailureDetectorOptions {
   return {
     ...t,
     self,
@@ -109,12 +113,26 @@ export function detectorOptions(self: NodeId, t: DetectorTimes, overrides: Parti
 
 function checkOptions(o: FailureDetectorOptions): void {
   const positive = [o.heartbeatMs, o.suspectAfterMs, o.suspicionMinMs, o.rowFreshMs, o.flapWindowMs, o.lagSuppressMs];
-  assert(positive.every((x) => Number.isFinite(x) && x > 0), 'detector times must be positive');
+  assert(
+    positive.every((x) => Number.isFinite(x) && x > 0),
+    'detector times must be positive',
+  );
   assert(o.suspicionMinMs <= o.suspicionMaxMs, 'suspicion minimum must not exceed its maximum');
   assert(o.grayQuarantineMs > o.suspectAfterMs, 'a gray member is quarantined only after it would have been suspected');
-  assert(o.localHealthExtensionMaxMs >= 0 && o.lagToleranceMs >= 0 && o.seedGraceMs >= 0, 'detector extensions must not be negative');
-  assert(Number.isInteger(o.flapFailuresMax) && o.flapFailuresMax >= 1 && o.flapFailuresMax < DETECTOR_FAILURES_REMEMBERED_MAX, 'flap count must fit the remembered failures');
-  assert(Number.isInteger(o.corroborationTarget) && o.corroborationTarget >= 1 && o.corroborationTarget < CLUSTER_NODES_MAX, 'corroboration target must be a small positive integer');
+  assert(
+    o.localHealthExtensionMaxMs >= 0 && o.lagToleranceMs >= 0 && o.seedGraceMs >= 0,
+    'detector extensions must not be negative',
+  );
+  assert(
+    Number.isInteger(o.flapFailuresMax) &&
+      o.flapFailuresMax >= 1 &&
+      o.flapFailuresMax < DETECTOR_FAILURES_REMEMBERED_MAX,
+    'flap count must fit the remembered failures',
+  );
+  assert(
+    Number.isInteger(o.corroborationTarget) && o.corroborationTarget >= 1 && o.corroborationTarget < CLUSTER_NODES_MAX,
+    'corroboration target must be a small positive integer',
+  );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -130,8 +148,18 @@ export type DetectorEvidence = Extract<FailReason, { kind: 'detector' }>;
 export type DetectorDecision =
   | { readonly type: 'suspect'; readonly node: NodeId; readonly incarnation: Incarnation; readonly silentMs: number }
   | { readonly type: 'clear'; readonly node: NodeId; readonly incarnation: Incarnation }
-  | { readonly type: 'fail'; readonly node: NodeId; readonly incarnation: Incarnation; readonly reason: DetectorEvidence }
-  | { readonly type: 'quarantine'; readonly node: NodeId; readonly incarnation: Incarnation; readonly reason: QuarantineReason };
+  | {
+      readonly type: 'fail';
+      readonly node: NodeId;
+      readonly incarnation: Incarnation;
+      readonly reason: DetectorEvidence;
+    }
+  | {
+      readonly type: 'quarantine';
+      readonly node: NodeId;
+      readonly incarnation: Incarnation;
+      readonly reason: QuarantineReason;
+    };
 
 /** What the detector thinks of one member right now (for status output and tests). */
 export interface WatchStatus {
@@ -246,7 +274,16 @@ export class FailureDetector {
     for (const node of [...this.rows.keys()]) if (!keep.has(node) && node !== this.options.self) this.rows.delete(node);
     for (const [node, incarnation] of keep) {
       if (this.watches.has(node)) continue;
-      this.watches.set(node, { incarnation, ownHeardMs: null, startMs: nowMs, seeding, seededMs: null, suspected: false, gray: false, decided: 'none' });
+      this.watches.set(node, {
+        incarnation,
+        ownHeardMs: null,
+        startMs: nowMs,
+        seeding,
+        seededMs: null,
+        suspected: false,
+        gray: false,
+        decided: 'none',
+      });
     }
     this.pruneFailures(nowMs);
   }
@@ -336,7 +373,15 @@ export class FailureDetector {
     for (const node of [...this.watches.keys()].sort((a, b) => a - b)) {
       const w = this.watch(node);
       const e = this.evidence(node, w, nowMs);
-      out.push({ node, incarnation: w.incarnation, silentMs: e.silentMs, ownSilentMs: e.ownSilentMs, suspected: w.suspected, gray: w.gray, decided: w.decided });
+      out.push({
+        node,
+        incarnation: w.incarnation,
+        silentMs: e.silentMs,
+        ownSilentMs: e.ownSilentMs,
+        suspected: w.suspected,
+        gray: w.gray,
+        decided: w.decided,
+      });
     }
     return out;
   }
@@ -354,7 +399,10 @@ export class FailureDetector {
   // ---------------------------------------------------------------------------------------------
 
   private advance(nowMs: number): void {
-    assert(Number.isFinite(nowMs) && nowMs >= this.lastNowMs, `time must not go backwards (${nowMs} after ${this.lastNowMs}); pass a monotonic clock`);
+    assert(
+      Number.isFinite(nowMs) && nowMs >= this.lastNowMs,
+      `time must not go backwards (${nowMs} after ${this.lastNowMs}); pass a monotonic clock`,
+    );
     this.lastNowMs = nowMs;
   }
 
@@ -425,13 +473,19 @@ export class FailureDetector {
     if (w.gray) {
       if (!suppress && e.ownSilentMs >= o.grayQuarantineMs) {
         w.decided = 'quarantine';
-        return { type: 'quarantine', node, incarnation: w.incarnation, reason: { kind: 'partial-connectivity', silentMs: Math.round(e.ownSilentMs), heardBy: e.heardBy } };
+        return {
+          type: 'quarantine',
+          node,
+          incarnation: w.incarnation,
+          reason: { kind: 'partial-connectivity', silentMs: Math.round(e.ownSilentMs), heardBy: e.heardBy },
+        };
       }
     } else if (w.suspected) {
       const decision = this.accuse(node, w, e, nowMs, suppress);
       if (decision !== null) return decision;
     }
-    if (w.suspected && !wasSuspected) return { type: 'suspect', node, incarnation: w.incarnation, silentMs: Math.round(e.silentMs) };
+    if (w.suspected && !wasSuspected)
+      return { type: 'suspect', node, incarnation: w.incarnation, silentMs: Math.round(e.silentMs) };
     if (!w.suspected && wasSuspected) return { type: 'clear', node, incarnation: w.incarnation };
     return null;
   }
@@ -445,11 +499,21 @@ export class FailureDetector {
     const recent = this.recordFailure(node, nowMs);
     if (recent > o.flapFailuresMax) {
       w.decided = 'quarantine';
-      return { type: 'quarantine', node, incarnation: w.incarnation, reason: { kind: 'flapping', failures: recent, windowMs: o.flapWindowMs } };
+      return {
+        type: 'quarantine',
+        node,
+        incarnation: w.incarnation,
+        reason: { kind: 'flapping', failures: recent, windowMs: o.flapWindowMs },
+      };
     }
     w.decided = 'fail';
     const lagMs = Math.round(this.lag.recent(nowMs));
-    return { type: 'fail', node, incarnation: w.incarnation, reason: { kind: 'detector', silentMs: Math.round(e.silentMs), timeoutMs, corroborators: e.corroborators, lagMs } };
+    return {
+      type: 'fail',
+      node,
+      incarnation: w.incarnation,
+      reason: { kind: 'detector', silentMs: Math.round(e.silentMs), timeoutMs, corroborators: e.corroborators, lagMs },
+    };
   }
 
   /** Remembers a failure of `node` at `nowMs`; returns failures within the flap window, this one included. */

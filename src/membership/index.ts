@@ -34,7 +34,16 @@ export {
   EVENT_CAUSE_BYTES_MAX,
   clipText,
 } from './membership-event.js';
-export { type NodeRecord, type MembershipOutcome, type Transition, type NodeCommand, FRESH_RECORD, transition, describeFailReason, describeQuarantineReason } from './node-record.js';
+export {
+  type NodeRecord,
+  type MembershipOutcome,
+  type Transition,
+  type NodeCommand,
+  FRESH_RECORD,
+  transition,
+  describeFailReason,
+  describeQuarantineReason,
+} from './node-record.js';
 export {
   type MembershipOutput,
   type MembershipErrorCode,
@@ -56,4 +65,9 @@ export {
   detectorOptions,
   FailureDetector,
 } from './failure-detector.js';
-export { type LocalQuorumInput, type LocalQuorumReason, type LocalQuorumStatus, localQuorumStatus } from './local-quorum.js';
+export {
+  type LocalQuorumInput,
+  type LocalQuorumReason,
+  type LocalQuorumStatus,
+  localQuorumStatus,
+} from './local-quorum.js';

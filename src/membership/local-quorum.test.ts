@@ -28,7 +28,11 @@ test('each rule decides as documented', () => {
     [{ role: 'leader', lead: nodeId(2), leaseValid: true, sinceLeaderMs: null }, true, 'leader-lease'],
     [{ role: 'leader', lead: nodeId(2), leaseValid: false }, false, 'leader-lease-expired'],
     [{ view: null }, false, 'view-not-quorate'],
-    [{ view: { quorate: false, explanation: 'not quorate: wait_for_all is waiting for node(s) 3' } }, false, 'view-not-quorate'],
+    [
+      { view: { quorate: false, explanation: 'not quorate: wait_for_all is waiting for node(s) 3' } },
+      false,
+      'view-not-quorate',
+    ],
     [{ role: 'leader', leaseValid: true, view: { quorate: false, explanation: 'x' } }, false, 'view-not-quorate'],
   ];
   for (const [change, quorate, reason] of cases) {
@@ -37,7 +41,11 @@ test('each rule decides as documented', () => {
     assert.equal(r.reason, reason, JSON.stringify(change));
     assert.match(r.explanation, quorate ? /^quorate: / : /^not quorate: /);
   }
-  assert.match(localQuorumStatus({ ...base, view: { quorate: false, explanation: 'waiting for node(s) 3' } }).explanation, /waiting for node\(s\) 3/, 'the view explanation is carried');
+  assert.match(
+    localQuorumStatus({ ...base, view: { quorate: false, explanation: 'waiting for node(s) 3' } }).explanation,
+    /waiting for node\(s\) 3/,
+    'the view explanation is carried',
+  );
   assert.match(localQuorumStatus({ ...base, sinceLeaderMs: 1500 }).explanation, /1500 ms ago from leader 1/);
 });
 

@@ -56,15 +56,33 @@ function contact(i: LocalQuorumInput): LocalQuorumStatus | null {
   switch (i.role) {
     case 'pre-candidate':
     case 'candidate':
-      return { quorate: false, reason: 'electing', explanation: `not quorate: node ${i.self} is campaigning (${i.role}) and no leader vouches for it; wait for an election to finish` };
+      return {
+        quorate: false,
+        reason: 'electing',
+        explanation: `not quorate: node ${i.self} is campaigning (${i.role}) and no leader vouches for it; wait for an election to finish`,
+      };
     case 'leader':
       if (i.leaseValid) return null;
-      return { quorate: false, reason: 'leader-lease-expired', explanation: `not quorate: node ${i.self} leads but no quorum acknowledged it within its lease; it may be cut off from the majority` };
+      return {
+        quorate: false,
+        reason: 'leader-lease-expired',
+        explanation: `not quorate: node ${i.self} leads but no quorum acknowledged it within its lease; it may be cut off from the majority`,
+      };
     case 'follower':
-      if (i.lead === null) return { quorate: false, reason: 'no-leader', explanation: `not quorate: node ${i.self} knows no leader in the current term` };
+      if (i.lead === null)
+        return {
+          quorate: false,
+          reason: 'no-leader',
+          explanation: `not quorate: node ${i.self} knows no leader in the current term`,
+        };
       if (i.sinceLeaderMs === null || i.sinceLeaderMs > i.followerLeaseMs) {
-        const heard = i.sinceLeaderMs === null ? 'has not heard' : `last heard ${Math.round(i.sinceLeaderMs)} ms ago from`;
-        return { quorate: false, reason: 'leader-silent', explanation: `not quorate: node ${i.self} ${heard} leader ${i.lead} (lease ${i.followerLeaseMs} ms); it may have been removed` };
+        const heard =
+          i.sinceLeaderMs === null ? 'has not heard' : `last heard ${Math.round(i.sinceLeaderMs)} ms ago from`;
+        return {
+          quorate: false,
+          reason: 'leader-silent',
+          explanation: `not quorate: node ${i.self} ${heard} leader ${i.lead} (lease ${i.followerLeaseMs} ms); it may have been removed`,
+        };
       }
       return null;
     default:
@@ -74,13 +92,36 @@ function contact(i: LocalQuorumInput): LocalQuorumStatus | null {
 
 /** Computes the local verdict; see the file comment for the rules. */
 export function localQuorumStatus(i: LocalQuorumInput): LocalQuorumStatus {
-  assert(Number.isFinite(i.followerLeaseMs) && i.followerLeaseMs > 0, 'the follower lease must be a positive number of ms');
-  assert(i.sinceLeaderMs === null || (Number.isFinite(i.sinceLeaderMs) && i.sinceLeaderMs >= 0), 'time since the leader was heard must be a non-negative number');
+  assert(
+    Number.isFinite(i.followerLeaseMs) && i.followerLeaseMs > 0,
+    'the follower lease must be a positive number of ms',
+  );
+  assert(
+    i.sinceLeaderMs === null || (Number.isFinite(i.sinceLeaderMs) && i.sinceLeaderMs >= 0),
+    'time since the leader was heard must be a non-negative number',
+  );
   const lost = contact(i);
   if (lost !== null) return lost;
-  if (i.view === null) return { quorate: false, reason: 'view-not-quorate', explanation: 'not quorate: no membership view has been applied on this node yet' };
-  if (!i.view.quorate) return { quorate: false, reason: 'view-not-quorate', explanation: `not quorate: the applied view is not (${i.view.explanation})` };
+  if (i.view === null)
+    return {
+      quorate: false,
+      reason: 'view-not-quorate',
+      explanation: 'not quorate: no membership view has been applied on this node yet',
+    };
+  if (!i.view.quorate)
+    return {
+      quorate: false,
+      reason: 'view-not-quorate',
+      explanation: `not quorate: the applied view is not (${i.view.explanation})`,
+    };
   const how: LocalQuorumReason = i.role === 'leader' ? 'leader-lease' : 'leader-heard';
-  const why = i.role === 'leader' ? 'its leader lease is valid' : `it heard leader ${i.lead ?? '?'} ${Math.round(i.sinceLeaderMs ?? 0)} ms ago`;
-  return { quorate: true, reason: how, explanation: `quorate: ${why} and the applied view is quorate (${i.view.explanation})` };
+  const why =
+    i.role === 'leader'
+      ? 'its leader lease is valid'
+      : `it heard leader ${i.lead ?? '?'} ${Math.round(i.sinceLeaderMs ?? 0)} ms ago`;
+  return {
+    quorate: true,
+    reason: how,
+    explanation: `quorate: ${why} and the applied view is quorate (${i.view.explanation})`,
+  };
 }

@@ -21,28 +21,43 @@ import {
 } from './membership-command.js';
 
 const arbNodeId = fc.integer({ min: 1, max: 65_535 }).map((n) => nodeId(n));
-const arbInc = fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })).map((n) => incarnation(n));
+const arbInc = fc
+  .oneof(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }))
+  .map((n) => incarnation(n));
 const arbMs = fc.integer({ min: 0, max: 0xffff_ffff });
 const arbText = (minBytes: number, maxBytes: number): fc.Arbitrary<string> =>
   fc.string({ unit: 'binary', minLength: minBytes, maxLength: maxBytes }).filter((s) => {
     const n = utf8Length(s);
     return n >= minBytes && n <= maxBytes;
   });
-const arbIds = (max: number): fc.Arbitrary<NodeId[]> => fc.uniqueArray(fc.integer({ min: 1, max: 65_535 }), { maxLength: max }).map((xs) => xs.sort((a, b) => a - b).map((n) => nodeId(n)));
+const arbIds = (max: number): fc.Arbitrary<NodeId[]> =>
+  fc
+    .uniqueArray(fc.integer({ min: 1, max: 65_535 }), { maxLength: max })
+    .map((xs) => xs.sort((a, b) => a - b).map((n) => nodeId(n)));
 
 const arbSpec = (id: NodeId): fc.Arbitrary<MemberNodeSpec> =>
-  fc.record({
-    name: arbText(1, MEMBERSHIP_NODE_NAME_BYTES_MAX),
-    address: arbText(1, 40),
-    role: fc.constantFrom<MemberNodeSpec['role']>('voter', 'learner', 'witness'),
-    votes: fc.integer({ min: 1, max: 255 }),
-  }).map((r) => ({ nodeId: id, name: r.name, address: r.address, role: r.role, votes: r.role === 'learner' ? 0 : r.votes }));
+  fc
+    .record({
+      name: arbText(1, MEMBERSHIP_NODE_NAME_BYTES_MAX),
+      address: arbText(1, 40),
+      role: fc.constantFrom<MemberNodeSpec['role']>('voter', 'learner', 'witness'),
+      votes: fc.integer({ min: 1, max: 255 }),
+    })
+    .map((r) => ({
+      nodeId: id,
+      name: r.name,
+      address: r.address,
+      role: r.role,
+      votes: r.role === 'learner' ? 0 : r.votes,
+    }));
 
 const arbTieBreaker: fc.Arbitrary<TieBreakerMode> = fc.oneof(
   fc.constant<TieBreakerMode>({ kind: 'off' }),
   fc.constant<TieBreakerMode>({ kind: 'lowest' }),
   fc.constant<TieBreakerMode>({ kind: 'highest' }),
-  fc.uniqueArray(fc.integer({ min: 1, max: 65_535 }), { minLength: 1, maxLength: 5 }).map((xs): TieBreakerMode => ({ kind: 'list', nodes: xs.map((n) => nodeId(n)) })),
+  fc
+    .uniqueArray(fc.integer({ min: 1, max: 65_535 }), { minLength: 1, maxLength: 5 })
+    .map((xs): TieBreakerMode => ({ kind: 'list', nodes: xs.map((n) => nodeId(n)) })),
 );
 
 const arbOptions: fc.Arbitrary<VotequorumOptions> = fc.record({
@@ -56,7 +71,13 @@ const arbOptions: fc.Arbitrary<VotequorumOptions> = fc.record({
 });
 
 const arbFailReason: fc.Arbitrary<FailReason> = fc.oneof(
-  fc.record({ kind: fc.constant('detector' as const), silentMs: arbMs, timeoutMs: arbMs, lagMs: arbMs, corroborators: arbIds(6) }),
+  fc.record({
+    kind: fc.constant('detector' as const),
+    silentMs: arbMs,
+    timeoutMs: arbMs,
+    lagMs: arbMs,
+    corroborators: arbIds(6),
+  }),
   fc.record({ kind: fc.constant('operator' as const), note: arbText(0, 40) }),
 );
 
@@ -68,15 +89,31 @@ const arbQuarantineReason: fc.Arbitrary<QuarantineReason> = fc.oneof(
 
 const arbConfigure: fc.Arbitrary<MembershipCommand> = fc
   .uniqueArray(fc.integer({ min: 1, max: 65_535 }), { minLength: 1, maxLength: 8 })
-  .chain((ids) => fc.tuple(fc.tuple(...ids.sort((a, b) => a - b).map((id) => arbSpec(nodeId(id)))), arbOptions, fc.boolean()))
-  .map(([nodes, options, resetExpectedTracking]) => ({ type: 'configure' as const, nodes, options, resetExpectedTracking }));
+  .chain((ids) =>
+    fc.tuple(fc.tuple(...ids.sort((a, b) => a - b).map((id) => arbSpec(nodeId(id)))), arbOptions, fc.boolean()),
+  )
+  .map(([nodes, options, resetExpectedTracking]) => ({
+    type: 'configure' as const,
+    nodes,
+    options,
+    resetExpectedTracking,
+  }));
 
 /** Every command type, structurally valid. */
 const arbCommand: fc.Arbitrary<MembershipCommand> = fc.oneof(
   arbConfigure,
-  fc.record({ type: fc.constantFrom('join' as const, 'leave' as const, 'fenced' as const), node: arbNodeId, incarnation: arbInc }),
+  fc.record({
+    type: fc.constantFrom('join' as const, 'leave' as const, 'fenced' as const),
+    node: arbNodeId,
+    incarnation: arbInc,
+  }),
   fc.record({ type: fc.constant('fail' as const), node: arbNodeId, incarnation: arbInc, reason: arbFailReason }),
-  fc.record({ type: fc.constant('quarantine' as const), node: arbNodeId, incarnation: fc.option(arbInc, { nil: null }), reason: arbQuarantineReason }),
+  fc.record({
+    type: fc.constant('quarantine' as const),
+    node: arbNodeId,
+    incarnation: fc.option(arbInc, { nil: null }),
+    reason: arbQuarantineReason,
+  }),
   fc.record({ type: fc.constant('release' as const), node: arbNodeId }),
 );
 
@@ -93,8 +130,19 @@ test('every valid command round-trips and validates', () => {
 });
 
 const node1 = nodeId(1);
-const spec = (id: number, role: MemberNodeSpec['role'] = 'voter', votes = 1): MemberNodeSpec => ({ nodeId: nodeId(id), name: `n${id}`, address: `10.0.0.${id}:7400`, votes, role });
-const configure = (nodes: MemberNodeSpec[], options: Partial<VotequorumOptions> = {}): MembershipCommand => ({ type: 'configure', nodes, options: { ...DEFAULT_VOTEQUORUM_OPTIONS, ...options }, resetExpectedTracking: false });
+const spec = (id: number, role: MemberNodeSpec['role'] = 'voter', votes = 1): MemberNodeSpec => ({
+  nodeId: nodeId(id),
+  name: `n${id}`,
+  address: `10.0.0.${id}:7400`,
+  votes,
+  role,
+});
+const configure = (nodes: MemberNodeSpec[], options: Partial<VotequorumOptions> = {}): MembershipCommand => ({
+  type: 'configure',
+  nodes,
+  options: { ...DEFAULT_VOTEQUORUM_OPTIONS, ...options },
+  resetExpectedTracking: false,
+});
 
 test('validation refuses each kind of malformed command', () => {
   const cases: [string, MembershipCommand][] = [
@@ -115,10 +163,42 @@ test('validation refuses each kind of malformed command', () => {
     ['incarnation 0', { type: 'join', node: node1, incarnation: 0 as never }],
     ['node 0', { type: 'leave', node: 0 as never, incarnation: incarnation(1) }],
     ['fractional incarnation', { type: 'fenced', node: node1, incarnation: 1.5 as never }],
-    ['negative evidence', { type: 'fail', node: node1, incarnation: incarnation(1), reason: { kind: 'detector', silentMs: -1, timeoutMs: 0, lagMs: 0, corroborators: [] } }],
-    ['unsorted corroborators', { type: 'fail', node: node1, incarnation: incarnation(1), reason: { kind: 'detector', silentMs: 1, timeoutMs: 0, lagMs: 0, corroborators: [nodeId(3), nodeId(2)] } }],
-    ['long note', { type: 'fail', node: node1, incarnation: incarnation(1), reason: { kind: 'operator', note: 'x'.repeat(MEMBERSHIP_NOTE_BYTES_MAX + 1) } }],
-    ['repeated heardBy', { type: 'quarantine', node: node1, incarnation: null, reason: { kind: 'partial-connectivity', silentMs: 1, heardBy: [nodeId(2), nodeId(2)] } }],
+    [
+      'negative evidence',
+      {
+        type: 'fail',
+        node: node1,
+        incarnation: incarnation(1),
+        reason: { kind: 'detector', silentMs: -1, timeoutMs: 0, lagMs: 0, corroborators: [] },
+      },
+    ],
+    [
+      'unsorted corroborators',
+      {
+        type: 'fail',
+        node: node1,
+        incarnation: incarnation(1),
+        reason: { kind: 'detector', silentMs: 1, timeoutMs: 0, lagMs: 0, corroborators: [nodeId(3), nodeId(2)] },
+      },
+    ],
+    [
+      'long note',
+      {
+        type: 'fail',
+        node: node1,
+        incarnation: incarnation(1),
+        reason: { kind: 'operator', note: 'x'.repeat(MEMBERSHIP_NOTE_BYTES_MAX + 1) },
+      },
+    ],
+    [
+      'repeated heardBy',
+      {
+        type: 'quarantine',
+        node: node1,
+        incarnation: null,
+        reason: { kind: 'partial-connectivity', silentMs: 1, heardBy: [nodeId(2), nodeId(2)] },
+      },
+    ],
     ['node above the id range', { type: 'release', node: 70_000 as never }],
   ];
   for (const [what, c] of cases) {
@@ -131,23 +211,52 @@ test('validation refuses each kind of malformed command', () => {
 
 test('decoding refuses non-canonical and truncated encodings with DecodeError', () => {
   const join = encodeMembershipCommand({ type: 'join', node: node1, incarnation: incarnation(5) });
-  assert.throws(() => decodeMembershipCommand(join.subarray(0, join.length - 1)), (e: unknown) => e instanceof DecodeError && e.code === 'DECODE_TRUNCATED');
-  assert.throws(() => decodeMembershipCommand(new Uint8Array([...join, 0])), (e: unknown) => e instanceof DecodeError && e.code === 'DECODE_TRAILING');
-  assert.throws(() => decodeMembershipCommand(new Uint8Array([99])), (e: unknown) => e instanceof DecodeError && /unknown membership command tag/.test(e.message));
+  assert.throws(
+    () => decodeMembershipCommand(join.subarray(0, join.length - 1)),
+    (e: unknown) => e instanceof DecodeError && e.code === 'DECODE_TRUNCATED',
+  );
+  assert.throws(
+    () => decodeMembershipCommand(new Uint8Array([...join, 0])),
+    (e: unknown) => e instanceof DecodeError && e.code === 'DECODE_TRAILING',
+  );
+  assert.throws(
+    () => decodeMembershipCommand(new Uint8Array([99])),
+    (e: unknown) => e instanceof DecodeError && /unknown membership command tag/.test(e.message),
+  );
   const release = encodeMembershipCommand({ type: 'release', node: node1 });
   const zero = release.slice();
   zero[1] = 0;
   zero[2] = 0;
-  assert.throws(() => decodeMembershipCommand(zero), (e: unknown) => e instanceof DecodeError && e.code === 'DECODE_RANGE');
+  assert.throws(
+    () => decodeMembershipCommand(zero),
+    (e: unknown) => e instanceof DecodeError && e.code === 'DECODE_RANGE',
+  );
   const cfg = encodeMembershipCommand(configure([spec(1)]));
   const badBool = cfg.slice();
   badBool[badBool.length - 5] = 2; // resetExpectedTracking (before the u32 length of an absent fingerprint) must be 0 or 1
-  assert.throws(() => decodeMembershipCommand(badBool), (e: unknown) => e instanceof DecodeError && /boolean/.test(e.message));
+  assert.throws(
+    () => decodeMembershipCommand(badBool),
+    (e: unknown) => e instanceof DecodeError && /boolean/.test(e.message),
+  );
   // A fingerprint is absent or 1..80 bytes: an encoded empty one is the absent one (canonical).
-  const withPrint = encodeMembershipCommand({ type: 'join', node: node1, incarnation: incarnation(5), fingerprint: 'sha256:ab' });
-  assert.deepEqual(decodeMembershipCommand(withPrint), { type: 'join', node: node1, incarnation: 5, fingerprint: 'sha256:ab' });
+  const withPrint = encodeMembershipCommand({
+    type: 'join',
+    node: node1,
+    incarnation: incarnation(5),
+    fingerprint: 'sha256:ab',
+  });
+  assert.deepEqual(decodeMembershipCommand(withPrint), {
+    type: 'join',
+    node: node1,
+    incarnation: 5,
+    fingerprint: 'sha256:ab',
+  });
   assert.deepEqual(decodeMembershipCommand(join), { type: 'join', node: node1, incarnation: 5 });
-  assert.match(validateMembershipCommand({ type: 'join', node: node1, incarnation: incarnation(5), fingerprint: '' })?.message ?? '', /settings fingerprint/);
+  assert.match(
+    validateMembershipCommand({ type: 'join', node: node1, incarnation: incarnation(5), fingerprint: '' })?.message ??
+      '',
+    /settings fingerprint/,
+  );
 });
 
 test('decoding raises only DecodeError on 100,000+ random and mutated inputs, and what decodes re-encodes to the same bytes', () => {
@@ -163,14 +272,26 @@ test('decoding raises only DecodeError on 100,000+ random and mutated inputs, an
       throw e;
     }
     decoded++;
-    assert.deepEqual(encodeMembershipCommand(c), bytes, 'a decodable input is the canonical encoding of what it decodes to');
+    assert.deepEqual(
+      encodeMembershipCommand(c),
+      bytes,
+      'a decodable input is the canonical encoding of what it decodes to',
+    );
   };
-  const arbMutated = fc.tuple(arbCommand, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.nat({ max: 8 })).map(([c, flips, cut]) => {
-    const b = encodeMembershipCommand(c).slice();
-    for (const [at, v] of flips) b[at % b.length] = v;
-    return cut === 0 ? b.subarray(0, Math.max(0, b.length - 1 - (flips[0]?.[0] ?? 0) % b.length)) : b;
-  });
-  const arbRandom = fc.uint8Array({ maxLength: 64 }).map((b) => (b.length > 0 ? b.map((x, i) => (i === 0 ? (x % 9) : x)) : b));
+  const arbMutated = fc
+    .tuple(
+      arbCommand,
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+      fc.nat({ max: 8 }),
+    )
+    .map(([c, flips, cut]) => {
+      const b = encodeMembershipCommand(c).slice();
+      for (const [at, v] of flips) b[at % b.length] = v;
+      return cut === 0 ? b.subarray(0, Math.max(0, b.length - 1 - ((flips[0]?.[0] ?? 0) % b.length))) : b;
+    });
+  const arbRandom = fc
+    .uint8Array({ maxLength: 64 })
+    .map((b) => (b.length > 0 ? b.map((x, i) => (i === 0 ? x % 9 : x)) : b));
   fc.assert(
     fc.property(arbMutated, (b) => {
       check(b);

@@ -21,7 +21,13 @@ import { DecodeError } from '../lib/errors.js';
 import { NODE_ID_MAX, type Incarnation, type NodeId } from '../lib/ids.js';
 import type { TieBreakerMode, VotequorumOptions } from '../quorum/index.js';
 import type { ApplyError, CommandCodec } from '../log/state-machine.js';
-import { GROUP_COMMAND_TYPES, readGroupCommand, validateGroupCommand, writeGroupCommand, type GroupCommand } from '../groups/index.js';
+import {
+  GROUP_COMMAND_TYPES,
+  readGroupCommand,
+  validateGroupCommand,
+  writeGroupCommand,
+  type GroupCommand,
+} from '../groups/index.js';
 import {
   CLUSTER_NODES_MAX,
   MEMBERSHIP_NODE_ADDRESS_BYTES_MAX,
@@ -111,7 +117,12 @@ export type MembershipCommand =
   | { readonly type: 'leave'; readonly node: NodeId; readonly incarnation: Incarnation }
   | { readonly type: 'fail'; readonly node: NodeId; readonly incarnation: Incarnation; readonly reason: FailReason }
   | { readonly type: 'fenced'; readonly node: NodeId; readonly incarnation: Incarnation }
-  | { readonly type: 'quarantine'; readonly node: NodeId; readonly incarnation: Incarnation | null; readonly reason: QuarantineReason }
+  | {
+      readonly type: 'quarantine';
+      readonly node: NodeId;
+      readonly incarnation: Incarnation | null;
+      readonly reason: QuarantineReason;
+    }
   | { readonly type: 'release'; readonly node: NodeId }
   | GroupCommand;
 
@@ -154,7 +165,8 @@ function isMs(n: number): boolean {
 function checkText(s: string, what: string, minBytes: number, maxBytes: number): ApplyError | null {
   const n = utf8Length(s);
   if (n < 0) return invalid(`${what} holds an unpaired UTF-16 surrogate; use well-formed Unicode`);
-  if (n < minBytes || n > maxBytes) return invalid(`${what} is ${n} UTF-8 bytes; it must be ${minBytes} to ${maxBytes}`);
+  if (n < minBytes || n > maxBytes)
+    return invalid(`${what} is ${n} UTF-8 bytes; it must be ${minBytes} to ${maxBytes}`);
   return null;
 }
 
@@ -164,24 +176,34 @@ function checkIdList(ids: readonly NodeId[], what: string, max: number): ApplyEr
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i] as number;
     if (!isNodeId(id)) return invalid(`${what} holds ${id}, which is not a node id (1 to ${NODE_ID_MAX})`);
-    if (i > 0 && id <= (ids[i - 1] as number)) return invalid(`${what} must be strictly ascending (sorted, no repeats); found ${ids[i - 1] ?? ''} then ${id}`);
+    if (i > 0 && id <= (ids[i - 1] as number))
+      return invalid(`${what} must be strictly ascending (sorted, no repeats); found ${ids[i - 1] ?? ''} then ${id}`);
   }
   return null;
 }
 
 function checkNodeSpec(n: MemberNodeSpec, at: number): ApplyError | null {
-  if (!isNodeId(n.nodeId)) return invalid(`nodes[${at}] has id ${n.nodeId}; node ids are integers from 1 to ${NODE_ID_MAX}`);
-  const text = checkText(n.name, `nodes[${at}].name`, 1, MEMBERSHIP_NODE_NAME_BYTES_MAX) ?? checkText(n.address, `nodes[${at}].address`, 1, MEMBERSHIP_NODE_ADDRESS_BYTES_MAX);
+  if (!isNodeId(n.nodeId))
+    return invalid(`nodes[${at}] has id ${n.nodeId}; node ids are integers from 1 to ${NODE_ID_MAX}`);
+  const text =
+    checkText(n.name, `nodes[${at}].name`, 1, MEMBERSHIP_NODE_NAME_BYTES_MAX) ??
+    checkText(n.address, `nodes[${at}].address`, 1, MEMBERSHIP_NODE_ADDRESS_BYTES_MAX);
   if (text !== null) return text;
   if (!Number.isInteger(n.votes) || n.votes < 0 || n.votes > RAFT_VOTES_PER_NODE_MAX) {
     return invalid(`node ${n.nodeId} has votes ${n.votes}; votes are integers from 0 to ${RAFT_VOTES_PER_NODE_MAX}`);
   }
   switch (n.role) {
     case 'learner':
-      return n.votes === 0 ? null : invalid(`node ${n.nodeId} is a learner with ${n.votes} votes; a learner has votes 0 (make it a voter to give it votes)`);
+      return n.votes === 0
+        ? null
+        : invalid(
+            `node ${n.nodeId} is a learner with ${n.votes} votes; a learner has votes 0 (make it a voter to give it votes)`,
+          );
     case 'voter':
     case 'witness':
-      return n.votes > 0 ? null : invalid(`node ${n.nodeId} is a ${n.role} with votes 0; give it votes >= 1 or make it a learner`);
+      return n.votes > 0
+        ? null
+        : invalid(`node ${n.nodeId} is a ${n.role} with votes 0; give it votes >= 1 or make it a learner`);
     default:
       return assertNever(n.role, 'member role');
   }
@@ -194,9 +216,11 @@ function checkTieBreaker(mode: TieBreakerMode): ApplyError | null {
     case 'highest':
       return null;
     case 'list':
-      if (mode.nodes.length === 0) return invalid('auto_tie_breaker list is empty; list at least one node or use lowest/highest');
+      if (mode.nodes.length === 0)
+        return invalid('auto_tie_breaker list is empty; list at least one node or use lowest/highest');
       // The priority order matters, so the list is not sorted: only range and repeats are checked.
-      if (mode.nodes.length > QUORUM_TIE_BREAKER_LIST_MAX) return invalid(`auto_tie_breaker list has ${mode.nodes.length} nodes; at most ${QUORUM_TIE_BREAKER_LIST_MAX}`);
+      if (mode.nodes.length > QUORUM_TIE_BREAKER_LIST_MAX)
+        return invalid(`auto_tie_breaker list has ${mode.nodes.length} nodes; at most ${QUORUM_TIE_BREAKER_LIST_MAX}`);
       if (!mode.nodes.every(isNodeId)) return invalid('auto_tie_breaker list holds a value that is not a node id');
       if (new Set(mode.nodes).size !== mode.nodes.length) return invalid('auto_tie_breaker list names a node twice');
       return null;
@@ -206,23 +230,34 @@ function checkTieBreaker(mode: TieBreakerMode): ApplyError | null {
 }
 
 function checkOptions(o: VotequorumOptions): ApplyError | null {
-  if (o.expectedVotes !== undefined && (!Number.isInteger(o.expectedVotes) || o.expectedVotes < 1 || o.expectedVotes > QUORUM_EXPECTED_VOTES_MAX)) {
+  if (
+    o.expectedVotes !== undefined &&
+    (!Number.isInteger(o.expectedVotes) || o.expectedVotes < 1 || o.expectedVotes > QUORUM_EXPECTED_VOTES_MAX)
+  ) {
     return invalid(`expected_votes ${o.expectedVotes} must be an integer from 1 to ${QUORUM_EXPECTED_VOTES_MAX}`);
   }
-  if (!Number.isInteger(o.lastManStandingWindowTicks) || o.lastManStandingWindowTicks < 1 || o.lastManStandingWindowTicks > QUORUM_LMS_WINDOW_TICKS_MAX) {
-    return invalid(`last_man_standing_window ${o.lastManStandingWindowTicks} ticks must be an integer from 1 to ${QUORUM_LMS_WINDOW_TICKS_MAX}`);
+  if (
+    !Number.isInteger(o.lastManStandingWindowTicks) ||
+    o.lastManStandingWindowTicks < 1 ||
+    o.lastManStandingWindowTicks > QUORUM_LMS_WINDOW_TICKS_MAX
+  ) {
+    return invalid(
+      `last_man_standing_window ${o.lastManStandingWindowTicks} ticks must be an integer from 1 to ${QUORUM_LMS_WINDOW_TICKS_MAX}`,
+    );
   }
   return checkTieBreaker(o.autoTieBreaker);
 }
 
 function checkConfigure(nodes: readonly MemberNodeSpec[], options: VotequorumOptions): ApplyError | null {
-  if (nodes.length === 0 || nodes.length > CLUSTER_NODES_MAX) return invalid(`a configuration lists ${nodes.length} nodes; it needs 1 to ${CLUSTER_NODES_MAX}`);
+  if (nodes.length === 0 || nodes.length > CLUSTER_NODES_MAX)
+    return invalid(`a configuration lists ${nodes.length} nodes; it needs 1 to ${CLUSTER_NODES_MAX}`);
   for (let i = 0; i < nodes.length; i++) {
     const n = nodes[i] as MemberNodeSpec;
     const bad = checkNodeSpec(n, i);
     if (bad !== null) return bad;
     const prev = nodes[i - 1];
-    if (prev !== undefined && n.nodeId <= prev.nodeId) return invalid(`configured nodes must be sorted by id with no repeats; found ${prev.nodeId} then ${n.nodeId}`);
+    if (prev !== undefined && n.nodeId <= prev.nodeId)
+      return invalid(`configured nodes must be sorted by id with no repeats; found ${prev.nodeId} then ${n.nodeId}`);
   }
   return checkOptions(options);
 }
@@ -230,7 +265,8 @@ function checkConfigure(nodes: readonly MemberNodeSpec[], options: VotequorumOpt
 function checkFailReason(r: FailReason): ApplyError | null {
   switch (r.kind) {
     case 'detector':
-      if (!isMs(r.silentMs) || !isMs(r.timeoutMs) || !isMs(r.lagMs)) return invalid(`failure evidence times must be integers from 0 to ${EVIDENCE_MS_MAX} ms`);
+      if (!isMs(r.silentMs) || !isMs(r.timeoutMs) || !isMs(r.lagMs))
+        return invalid(`failure evidence times must be integers from 0 to ${EVIDENCE_MS_MAX} ms`);
       return checkIdList(r.corroborators, 'corroborators', CLUSTER_NODES_MAX);
     case 'operator':
       return checkText(r.note, 'note', 0, MEMBERSHIP_NOTE_BYTES_MAX);
@@ -245,7 +281,8 @@ function checkQuarantineReason(r: QuarantineReason): ApplyError | null {
       if (!isMs(r.silentMs)) return invalid(`quarantine silentMs must be an integer from 0 to ${EVIDENCE_MS_MAX}`);
       return checkIdList(r.heardBy, 'heardBy', CLUSTER_NODES_MAX);
     case 'flapping':
-      if (!isMs(r.failures) || !isMs(r.windowMs)) return invalid(`flapping evidence must be integers from 0 to ${EVIDENCE_MS_MAX}`);
+      if (!isMs(r.failures) || !isMs(r.windowMs))
+        return invalid(`flapping evidence must be integers from 0 to ${EVIDENCE_MS_MAX}`);
       return null;
     case 'operator':
       return checkText(r.note, 'note', 0, MEMBERSHIP_NOTE_BYTES_MAX);
@@ -264,7 +301,8 @@ function checkFingerprint(f: string | undefined): ApplyError | null {
 
 function checkNodeAndIncarnation(node: number, inc: number | null): ApplyError | null {
   if (!isNodeId(node)) return invalid(`${node} is not a node id (1 to ${NODE_ID_MAX})`);
-  if (inc !== null && !isIncarnation(inc)) return invalid(`incarnation ${inc} must be a positive safe integer (nodes count their starts from 1)`);
+  if (inc !== null && !isIncarnation(inc))
+    return invalid(`incarnation ${inc} must be a positive safe integer (nodes count their starts from 1)`);
   return null;
 }
 
@@ -342,7 +380,8 @@ export function readBool(r: ByteReader, what: string): boolean {
 export function readEnum<T>(r: ByteReader, values: readonly T[], what: string): T {
   const i = r.u8(what);
   const v = values[i];
-  if (v === undefined) throw new DecodeError('DECODE_INVALID', `${what} ${i} is not one of the ${values.length} known values`);
+  if (v === undefined)
+    throw new DecodeError('DECODE_INVALID', `${what} ${i} is not one of the ${values.length} known values`);
   return v;
 }
 
@@ -389,7 +428,9 @@ function writeOptions(w: ByteWriter, o: VotequorumOptions): void {
   const tb = o.autoTieBreaker;
   writeEnum(w, TIE_BREAKER_KINDS, tb.kind);
   if (tb.kind === 'list') writeIds(w, tb.nodes);
-  w.u8(o.lastManStanding ? 1 : 0).u32(o.lastManStandingWindowTicks).u8(o.twoNode ? 1 : 0);
+  w.u8(o.lastManStanding ? 1 : 0)
+    .u32(o.lastManStandingWindowTicks)
+    .u8(o.twoNode ? 1 : 0);
 }
 
 function readTieBreaker(r: ByteReader): TieBreakerMode {
@@ -405,7 +446,15 @@ function readOptions(r: ByteReader): VotequorumOptions {
   const lastManStanding = readBool(r, 'last man standing');
   const lastManStandingWindowTicks = r.u32('last man standing window');
   const twoNode = readBool(r, 'two node');
-  return { expectedVotes, expectedVotesTracking, waitForAll, autoTieBreaker, lastManStanding, lastManStandingWindowTicks, twoNode };
+  return {
+    expectedVotes,
+    expectedVotesTracking,
+    waitForAll,
+    autoTieBreaker,
+    lastManStanding,
+    lastManStandingWindowTicks,
+    twoNode,
+  };
 }
 
 /** Writes the configured nodes and options (also the snapshot's configuration section). */
@@ -424,7 +473,8 @@ export function writeConfiguration(w: ByteWriter, nodes: readonly MemberNodeSpec
 /** Reads what `writeConfiguration` wrote (structure only; the caller validates). */
 export function readConfiguration(r: ByteReader): { nodes: MemberNodeSpec[]; options: VotequorumOptions } {
   const count = r.u8('node count');
-  if (count > CLUSTER_NODES_MAX) throw new DecodeError('DECODE_TOO_LARGE', `${count} configured nodes; at most ${CLUSTER_NODES_MAX}`);
+  if (count > CLUSTER_NODES_MAX)
+    throw new DecodeError('DECODE_TOO_LARGE', `${count} configured nodes; at most ${CLUSTER_NODES_MAX}`);
   const nodes: MemberNodeSpec[] = [];
   for (let i = 0; i < count; i++) {
     const nodeId = readNodeId(r, 'node id');
@@ -510,7 +560,9 @@ function writeBody(w: ByteWriter, c: MembershipCommand): void {
       return;
     case 'leave':
     case 'fenced':
-      w.u8(c.type === 'leave' ? TAG_LEAVE : TAG_FENCED).u16(c.node).u64(c.incarnation);
+      w.u8(c.type === 'leave' ? TAG_LEAVE : TAG_FENCED)
+        .u16(c.node)
+        .u64(c.incarnation);
       return;
     case 'fail':
       w.u8(TAG_FAIL).u16(c.node).u64(c.incarnation);
@@ -552,13 +604,17 @@ function readBody(r: ByteReader, tag: number): MembershipCommand {
       const { nodes, options } = readConfiguration(r);
       const resetExpectedTracking = readBool(r, 'reset expected tracking');
       const fingerprint = readText(r, FINGERPRINT_BYTES_MAX, 'settings fingerprint');
-      return fingerprint === '' ? { type: 'configure', nodes, options, resetExpectedTracking } : { type: 'configure', nodes, options, resetExpectedTracking, fingerprint };
+      return fingerprint === ''
+        ? { type: 'configure', nodes, options, resetExpectedTracking }
+        : { type: 'configure', nodes, options, resetExpectedTracking, fingerprint };
     }
     case TAG_JOIN: {
       const node = readNodeId(r, 'node');
       const incarnation = readIncarnation(r, 'incarnation');
       const fingerprint = readText(r, FINGERPRINT_BYTES_MAX, 'settings fingerprint');
-      return fingerprint === '' ? { type: 'join', node, incarnation } : { type: 'join', node, incarnation, fingerprint };
+      return fingerprint === ''
+        ? { type: 'join', node, incarnation }
+        : { type: 'join', node, incarnation, fingerprint };
     }
     case TAG_LEAVE:
     case TAG_FENCED: {
@@ -600,4 +656,7 @@ export function decodeMembershipCommand(bytes: Uint8Array): MembershipCommand {
 }
 
 /** The membership command codec, as a `CommandCodec`. */
-export const membershipCommandCodec: CommandCodec<MembershipCommand> = { encode: encodeMembershipCommand, decode: decodeMembershipCommand };
+export const membershipCommandCodec: CommandCodec<MembershipCommand> = {
+  encode: encodeMembershipCommand,
+  decode: decodeMembershipCommand,
+};

@@ -20,7 +20,14 @@
 import { assert, assertNever, defined } from '../lib/assert.js';
 import { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { CohortError, DecodeError, err, ok, type Result } from '../lib/errors.js';
-import { logIndex, viewId as makeViewId, type Incarnation, type LogIndex, type NodeId, type ViewId } from '../lib/ids.js';
+import {
+  logIndex,
+  viewId as makeViewId,
+  type Incarnation,
+  type LogIndex,
+  type NodeId,
+  type ViewId,
+} from '../lib/ids.js';
 import type { ArbitrationReason } from '../quorum/index.js';
 import { Fnv64, MultisetHash64, type Digest64 } from '../log/state-machine.js';
 import {
@@ -32,8 +39,25 @@ import {
   BARRIER_NAME_BYTES_MAX,
   GROUP_NAME_BYTES_MAX,
 } from '../constants.js';
-import { readBool, readEnum, readIncarnation, readNodeId, readText, writeEnum, writeText } from './membership-command.js';
-import { BARRIER_OUTCOMES, GROUP_CHANGE_KINDS, readName, writeName, type BarrierPayload, type GroupEventBody, type GroupMember, type GroupViewPayload } from '../groups/index.js';
+import {
+  readBool,
+  readEnum,
+  readIncarnation,
+  readNodeId,
+  readText,
+  writeEnum,
+  writeText,
+} from './membership-command.js';
+import {
+  BARRIER_OUTCOMES,
+  GROUP_CHANGE_KINDS,
+  readName,
+  writeName,
+  type BarrierPayload,
+  type GroupEventBody,
+  type GroupMember,
+  type GroupViewPayload,
+} from '../groups/index.js';
 
 // ------------------------------------------------------------------------------------------------
 // Types
@@ -88,7 +112,14 @@ export type ViewChangeKind =
   | 'admitted';
 
 /** All change kinds, in encoding order. */
-export const VIEW_CHANGE_KINDS: readonly ViewChangeKind[] = ['joined', 'left', 'failed', 'replaced', 'quarantined', 'admitted'];
+export const VIEW_CHANGE_KINDS: readonly ViewChangeKind[] = [
+  'joined',
+  'left',
+  'failed',
+  'replaced',
+  'quarantined',
+  'admitted',
+];
 
 /** Payload of a `view` event: the new view, its quorum verdict and the one change that made it. */
 export interface ViewPayload {
@@ -98,7 +129,12 @@ export interface ViewPayload {
   readonly reason: QuorumReason;
   /** The arbitration's one-line explanation. */
   readonly explanation: string;
-  readonly change: { readonly node: NodeId; readonly incarnation: Incarnation; readonly kind: ViewChangeKind; readonly cause: string };
+  readonly change: {
+    readonly node: NodeId;
+    readonly incarnation: Incarnation;
+    readonly kind: ViewChangeKind;
+    readonly cause: string;
+  };
 }
 
 /** Payload of a `quorum` event: the quorate flag changed. */
@@ -259,12 +295,14 @@ export function encodeEvent(w: ByteWriter, e: MembershipEvent): void {
 
 function readMembers(r: ByteReader): ViewMember[] {
   const count = r.u8('member count');
-  if (count > CLUSTER_NODES_MAX) throw new DecodeError('DECODE_TOO_LARGE', `a view of ${count} members; at most ${CLUSTER_NODES_MAX}`);
+  if (count > CLUSTER_NODES_MAX)
+    throw new DecodeError('DECODE_TOO_LARGE', `a view of ${count} members; at most ${CLUSTER_NODES_MAX}`);
   const members: ViewMember[] = [];
   for (let i = 0; i < count; i++) {
     const node = readNodeId(r, 'member');
     const prev = members[i - 1];
-    if (prev !== undefined && node <= prev.node) throw new DecodeError('DECODE_INVALID', 'view members are not strictly ascending');
+    if (prev !== undefined && node <= prev.node)
+      throw new DecodeError('DECODE_INVALID', 'view members are not strictly ascending');
     members.push({ node, incarnation: readIncarnation(r, 'member incarnation') });
   }
   return members;
@@ -294,13 +332,19 @@ function readGroupPayload(r: ByteReader): GroupViewPayload {
   const group = readName(r, GROUP_NAME_BYTES_MAX, 'group name');
   const groupViewId = r.u64('group view id');
   const count = r.u8('group member count');
-  if (count > CLUSTER_NODES_MAX) throw new DecodeError('DECODE_TOO_LARGE', `a group view of ${count} members; at most ${CLUSTER_NODES_MAX}`);
+  if (count > CLUSTER_NODES_MAX)
+    throw new DecodeError('DECODE_TOO_LARGE', `a group view of ${count} members; at most ${CLUSTER_NODES_MAX}`);
   const members: GroupMember[] = [];
   for (let i = 0; i < count; i++) {
     const node = readNodeId(r, 'group member');
     const prev = members[i - 1];
-    if (prev !== undefined && node <= prev.node) throw new DecodeError('DECODE_INVALID', 'group view members are not strictly ascending');
-    members.push({ node, incarnation: readIncarnation(r, 'group member incarnation'), level: r.u8('group member level') });
+    if (prev !== undefined && node <= prev.node)
+      throw new DecodeError('DECODE_INVALID', 'group view members are not strictly ascending');
+    members.push({
+      node,
+      incarnation: readIncarnation(r, 'group member incarnation'),
+      level: r.u8('group member level'),
+    });
   }
   const node = readNodeId(r, 'changed node');
   const incarnation = readIncarnation(r, 'changed incarnation');
@@ -320,7 +364,11 @@ export function decodeEvent(r: ByteReader): MembershipEvent {
     case 'quorum': {
       const quorate = readBool(r, 'quorate');
       const reason = readEnum(r, QUORUM_REASONS, 'quorum reason');
-      return { ...header, kind, payload: { quorate, reason, explanation: readText(r, EVENT_EXPLANATION_BYTES_MAX, 'explanation') } };
+      return {
+        ...header,
+        kind,
+        payload: { quorate, reason, explanation: readText(r, EVENT_EXPLANATION_BYTES_MAX, 'explanation') },
+      };
     }
     case 'node':
       return { ...header, kind, payload: readNodePayload(r) };
@@ -330,7 +378,11 @@ export function decodeEvent(r: ByteReader): MembershipEvent {
       const group = readName(r, GROUP_NAME_BYTES_MAX, 'group name');
       const name = readName(r, BARRIER_NAME_BYTES_MAX, 'barrier name');
       const groupViewId = r.u64('group view id');
-      return { ...header, kind, payload: { group, name, groupViewId, outcome: readEnum(r, BARRIER_OUTCOMES, 'barrier outcome') } };
+      return {
+        ...header,
+        kind,
+        payload: { group, name, groupViewId, outcome: readEnum(r, BARRIER_OUTCOMES, 'barrier outcome') },
+      };
     }
     default:
       return assertNever(kind, 'event kind');
@@ -403,7 +455,8 @@ export class EventLog {
     this.items.push(item);
     this.totalBytes += item.bytes;
     this.digest.add(item.digest);
-    while (this.length > MEMBERSHIP_EVENTS_RETAINED_MAX || this.totalBytes > MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX) this.evictOldest();
+    while (this.length > MEMBERSHIP_EVENTS_RETAINED_MAX || this.totalBytes > MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX)
+      this.evictOldest();
     // Compact the backing array now and then so evicted slots do not pile up.
     if (this.head > MEMBERSHIP_EVENTS_RETAINED_MAX) {
       this.items = this.items.slice(this.head);
@@ -427,10 +480,22 @@ export class EventLog {
    */
   eventsFrom(seq: number, limit: number): Result<EventPage, MembershipEventError> {
     if (!Number.isSafeInteger(seq) || seq < 1) {
-      return err(new MembershipEventError('BAD_SEQ', `event seq ${seq} is not a positive integer; event seqs start at 1`, this.oldestSeq));
+      return err(
+        new MembershipEventError(
+          'BAD_SEQ',
+          `event seq ${seq} is not a positive integer; event seqs start at 1`,
+          this.oldestSeq,
+        ),
+      );
     }
     if (seq < this.oldestSeq) {
-      return err(new MembershipEventError('GAP', `events ${seq} to ${this.oldestSeq - 1} were compacted away; the oldest available is ${this.oldestSeq}: read the current membership, then follow from ${this.oldestSeq}`, this.oldestSeq));
+      return err(
+        new MembershipEventError(
+          'GAP',
+          `events ${seq} to ${this.oldestSeq - 1} were compacted away; the oldest available is ${this.oldestSeq}: read the current membership, then follow from ${this.oldestSeq}`,
+          this.oldestSeq,
+        ),
+      );
     }
     const max = Math.max(1, Math.min(Math.floor(limit) || 1, MEMBERSHIP_EVENTS_READ_MAX));
     const events: MembershipEvent[] = [];
@@ -454,19 +519,30 @@ export class EventLog {
     const nextSeq = r.u64('next event seq');
     const count = r.u32('event count');
     if (nextSeq < 1 || count > MEMBERSHIP_EVENTS_RETAINED_MAX || count > nextSeq - 1) {
-      throw new DecodeError('SNAPSHOT_INVALID', `membership snapshot holds ${count} events before seq ${nextSeq}, which is impossible or past MEMBERSHIP_EVENTS_RETAINED_MAX`);
+      throw new DecodeError(
+        'SNAPSHOT_INVALID',
+        `membership snapshot holds ${count} events before seq ${nextSeq}, which is impossible or past MEMBERSHIP_EVENTS_RETAINED_MAX`,
+      );
     }
     log.nextSeqValue = nextSeq - count;
     for (let i = 0; i < count; i++) {
       const event = decodeEvent(r);
-      if (event.seq !== log.nextSeqValue) throw new DecodeError('SNAPSHOT_INVALID', `membership snapshot events are not contiguous (seq ${event.seq} where ${log.nextSeqValue} was expected)`);
+      if (event.seq !== log.nextSeqValue)
+        throw new DecodeError(
+          'SNAPSHOT_INVALID',
+          `membership snapshot events are not contiguous (seq ${event.seq} where ${log.nextSeqValue} was expected)`,
+        );
       const item = retain(event);
       log.items.push(item);
       log.totalBytes += item.bytes;
       log.digest.add(item.digest);
       log.nextSeqValue++;
     }
-    if (log.totalBytes > MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX) throw new DecodeError('SNAPSHOT_INVALID', 'membership snapshot events exceed MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX');
+    if (log.totalBytes > MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX)
+      throw new DecodeError(
+        'SNAPSHOT_INVALID',
+        'membership snapshot events exceed MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX',
+      );
     return log;
   }
 }

@@ -26,23 +26,44 @@ function spec(id: number, votes = 1, role: MemberNodeSpec['role'] = votes === 0 
 }
 
 function configure(nodes: MemberNodeSpec[], options: Partial<VotequorumOptions> = {}): MembershipCommand {
-  return { type: 'configure', nodes, options: { ...DEFAULT_VOTEQUORUM_OPTIONS, ...options }, resetExpectedTracking: false };
+  return {
+    type: 'configure',
+    nodes,
+    options: { ...DEFAULT_VOTEQUORUM_OPTIONS, ...options },
+    resetExpectedTracking: false,
+  };
 }
 
 const join = (node: number, i: number): MembershipCommand => ({ type: 'join', node: n(node), incarnation: inc(i) });
 const leave = (node: number, i: number): MembershipCommand => ({ type: 'leave', node: n(node), incarnation: inc(i) });
-const fail = (node: number, i: number): MembershipCommand => ({ type: 'fail', node: n(node), incarnation: inc(i), reason: { kind: 'detector', silentMs: 1600, timeoutMs: 1500, corroborators: [], lagMs: 0 } });
+const fail = (node: number, i: number): MembershipCommand => ({
+  type: 'fail',
+  node: n(node),
+  incarnation: inc(i),
+  reason: { kind: 'detector', silentMs: 1600, timeoutMs: 1500, corroborators: [], lagMs: 0 },
+});
 const fenced = (node: number, i: number): MembershipCommand => ({ type: 'fenced', node: n(node), incarnation: inc(i) });
-const quarantine = (node: number, i: number | null = null): MembershipCommand => ({ type: 'quarantine', node: n(node), incarnation: i === null ? null : inc(i), reason: { kind: 'operator', note: 'test' } });
+const quarantine = (node: number, i: number | null = null): MembershipCommand => ({
+  type: 'quarantine',
+  node: n(node),
+  incarnation: i === null ? null : inc(i),
+  reason: { kind: 'operator', note: 'test' },
+});
 const release = (node: number): MembershipCommand => ({ type: 'release', node: n(node) });
 
 /** Applies commands at consecutive indexes. */
-function run(sm: MembershipStateMachine, commands: readonly (MembershipCommand | Uint8Array)[]): ApplyResult<MembershipOutput>[] {
+function run(
+  sm: MembershipStateMachine,
+  commands: readonly (MembershipCommand | Uint8Array)[],
+): ApplyResult<MembershipOutput>[] {
   return commands.map((c) => sm.apply(logIndex(sm.appliedIndex + 1), T1, c));
 }
 
 function okValue(r: ApplyResult<MembershipOutput> | undefined): MembershipOutput {
-  assert.ok(r !== undefined && r.ok, `expected success, got ${r === undefined || r.ok ? 'nothing' : `${r.error.code}: ${r.error.message}`}`);
+  assert.ok(
+    r !== undefined && r.ok,
+    `expected success, got ${r === undefined || r.ok ? 'nothing' : `${r.error.code}: ${r.error.message}`}`,
+  );
   return r.value;
 }
 
@@ -51,7 +72,10 @@ function outcomes(rs: ApplyResult<MembershipOutput>[]): string[] {
 }
 
 function members(sm: MembershipStateMachine): string {
-  return sm.view().members.map((m) => `${m.node}@${m.incarnation}`).join(' ');
+  return sm
+    .view()
+    .members.map((m) => `${m.node}@${m.incarnation}`)
+    .join(' ');
 }
 
 function status(sm: MembershipStateMachine, id: number): string {
@@ -103,13 +127,26 @@ test('a 3-node view evolves through joins, a crash, a rejoin that waits for the 
   const kinds = allEvents(sm)
     .filter((e) => e.kind === 'view')
     .map((e) => `${e.viewId}:${e.payload.change.kind}:${e.payload.change.node}@${e.payload.change.incarnation}`);
-  assert.deepEqual(kinds, ['1:joined:1@1', '2:joined:2@1', '3:joined:3@1', '4:replaced:3@1', '5:admitted:3@2', '6:left:2@1']);
+  assert.deepEqual(kinds, [
+    '1:joined:1@1',
+    '2:joined:2@1',
+    '3:joined:3@1',
+    '4:replaced:3@1',
+    '5:admitted:3@2',
+    '6:left:2@1',
+  ]);
 });
 
 test('stale, duplicated and newer-incarnation commands follow the incarnation rules', () => {
   const sm = new MembershipStateMachine();
   run(sm, [three, join(1, 1), join(2, 3)]);
-  assert.deepEqual(outcomes(run(sm, [join(2, 3), join(2, 2), leave(2, 2), fail(2, 1), fenced(2, 2)])), ['duplicate', 'stale', 'stale', 'stale', 'stale']);
+  assert.deepEqual(outcomes(run(sm, [join(2, 3), join(2, 2), leave(2, 2), fail(2, 1), fenced(2, 2)])), [
+    'duplicate',
+    'stale',
+    'stale',
+    'stale',
+    'stale',
+  ]);
   assert.equal(members(sm), '1@1 2@3');
   // A leave naming a newer incarnation proves incarnation 3 crashed without leaving.
   assert.deepEqual(outcomes(run(sm, [leave(2, 4)])), ['applied']);
@@ -121,7 +158,12 @@ test('stale, duplicated and newer-incarnation commands follow the incarnation ru
   assert.deepEqual(outcomes(run(sm, [join(2, 5), fail(2, 5), fail(2, 5)])), ['applied', 'applied', 'duplicate']);
   assert.equal(status(sm, 2), 'needs-fencing@5 fence');
   // A join while the fence is pending waits; a leave of the waiting incarnation cancels it.
-  assert.deepEqual(outcomes(run(sm, [join(2, 6), join(2, 6), leave(2, 6), fenced(2, 5)])), ['waiting-for-fence', 'waiting-for-fence', 'applied', 'applied']);
+  assert.deepEqual(outcomes(run(sm, [join(2, 6), join(2, 6), leave(2, 6), fenced(2, 5)])), [
+    'waiting-for-fence',
+    'waiting-for-fence',
+    'applied',
+    'applied',
+  ]);
   assert.equal(status(sm, 2), 'out@5');
   assert.equal(members(sm), '1@1');
   // A fence that also covers the waiting incarnation admits nobody.
@@ -145,7 +187,13 @@ test('quarantine keeps a node out until released, and a release keeps a pending 
   run(sm, [join(3, 2), fenced(3, 1)]);
   assert.equal(members(sm), '1@1 2@1 3@2');
   // A quarantine of an older incarnation is stale; of an out node it needs no fence.
-  assert.deepEqual(outcomes(run(sm, [quarantine(3, 1), leave(3, 2), quarantine(3), fenced(3, 2), release(3)])), ['stale', 'applied', 'applied', 'duplicate', 'applied']);
+  assert.deepEqual(outcomes(run(sm, [quarantine(3, 1), leave(3, 2), quarantine(3), fenced(3, 2), release(3)])), [
+    'stale',
+    'applied',
+    'applied',
+    'duplicate',
+    'applied',
+  ]);
   assert.equal(status(sm, 3), 'out@2');
 });
 
@@ -171,7 +219,10 @@ test('errors are deterministic results that change nothing', () => {
   // Removing an out node is allowed and forgets it.
   assert.equal(okValue(run(sm, [configure([spec(1), spec(2)])])[0]).outcome, 'applied');
   assert.equal(okValue(run(sm, [configure([spec(1), spec(2)])])[0]).outcome, 'duplicate');
-  assert.deepEqual(sm.nodes().map((x) => x.nodeId), [1, 2]);
+  assert.deepEqual(
+    sm.nodes().map((x) => x.nodeId),
+    [1, 2],
+  );
 });
 
 test('wait_for_all keeps the cluster not quorate until every voter was seen at once', () => {
@@ -185,7 +236,10 @@ test('wait_for_all keeps the cluster not quorate until every voter was seen at o
   run(sm, [fail(3, 1)]);
   assert.equal(sm.view().quorate, true, 'released for good: a majority stays quorate');
   const quorumEvents = allEvents(sm).filter((e) => e.kind === 'quorum');
-  assert.deepEqual(quorumEvents.map((e) => [e.payload.quorate, e.payload.reason]), [[true, 'majority']]);
+  assert.deepEqual(
+    quorumEvents.map((e) => [e.payload.quorate, e.payload.reason]),
+    [[true, 'majority']],
+  );
 });
 
 test('a two_node survivor becomes quorate only once its peer is confirmed fenced', () => {
@@ -199,7 +253,10 @@ test('a two_node survivor becomes quorate only once its peer is confirmed fenced
   assert.equal(okValue(r).quorate, true);
   assert.equal(sm.view().reason, 'two-node-peer-fenced');
   const last = allEvents(sm).at(-1);
-  assert.ok(last?.kind === 'quorum' && last.payload.quorate && /fenced/.test(last.payload.explanation), 'the fence confirmation restores quorum with an event');
+  assert.ok(
+    last?.kind === 'quorum' && last.payload.quorate && /fenced/.test(last.payload.explanation),
+    'the fence confirmation restores quorum with an event',
+  );
 });
 
 test('event seqs are contiguous, carry their log index, and compacted reads answer GAP', () => {
@@ -213,7 +270,10 @@ test('event seqs are contiguous, carry their log index, and compacted reads answ
   const oldest = sm.nextEventSeq - MEMBERSHIP_EVENTS_RETAINED_MAX;
   assert.ok(oldest > 1);
   const gap = sm.eventsFrom(1, 10);
-  assert.ok(!gap.ok && gap.error.code === 'GAP' && gap.error.oldestSeq === oldest, 'a compacted seq answers GAP with the oldest available');
+  assert.ok(
+    !gap.ok && gap.error.code === 'GAP' && gap.error.oldestSeq === oldest,
+    'a compacted seq answers GAP with the oldest available',
+  );
   assert.match(gap.error.message, new RegExp(`oldest available is ${oldest}`));
   const bad = sm.eventsFrom(0, 10);
   assert.ok(!bad.ok && bad.error.code === 'BAD_SEQ');
@@ -224,11 +284,20 @@ test('event seqs are contiguous, carry their log index, and compacted reads answ
     if (k > 0) assert.ok(e.index >= (events[k - 1]?.index ?? 0), 'log indexes never decrease along the stream');
   });
   const page = sm.eventsFrom(oldest, 100_000);
-  assert.ok(page.ok && page.value.events.length === MEMBERSHIP_EVENTS_READ_MAX, 'a read is clamped to MEMBERSHIP_EVENTS_READ_MAX');
+  assert.ok(
+    page.ok && page.value.events.length === MEMBERSHIP_EVENTS_READ_MAX,
+    'a read is clamped to MEMBERSHIP_EVENTS_READ_MAX',
+  );
   const ahead = sm.eventsFrom(sm.nextEventSeq + 5, 10);
-  assert.ok(ahead.ok && ahead.value.events.length === 0 && ahead.value.next === sm.nextEventSeq + 5, 'a reader ahead of this node waits');
+  assert.ok(
+    ahead.ok && ahead.value.events.length === 0 && ahead.value.next === sm.nextEventSeq + 5,
+    'a reader ahead of this node waits',
+  );
   const viewIds = events.filter((e) => e.kind === 'view').map((e) => e.viewId);
-  assert.ok(viewIds.every((v, k) => k === 0 || v === (viewIds[k - 1] ?? 0) + 1), 'every view event is the next view');
+  assert.ok(
+    viewIds.every((v, k) => k === 0 || v === (viewIds[k - 1] ?? 0) + 1),
+    'every view event is the next view',
+  );
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -246,11 +315,18 @@ const arbConfig = fc
   .map(({ ids, votes, tieBreaker, slack }) => {
     const nodes = ids.map((id, k) => spec(id, k === 0 ? Math.max(1, votes[k] ?? 1) : (votes[k] ?? 1)));
     const total = nodes.reduce((s, x) => s + x.votes, 0);
-    return configure(nodes, { autoTieBreaker: { kind: tieBreaker }, expectedVotes: slack === 0 ? undefined : total + slack });
+    return configure(nodes, {
+      autoTieBreaker: { kind: tieBreaker },
+      expectedVotes: slack === 0 ? undefined : total + slack,
+    });
   });
 
 const arbNodeCommand: fc.Arbitrary<MembershipCommand> = fc
-  .record({ kind: fc.constantFrom('join', 'join', 'join', 'leave', 'fail', 'fenced', 'fenced', 'quarantine', 'release'), node: fc.constantFrom(...NODES), i: fc.integer({ min: 1, max: 6 }) })
+  .record({
+    kind: fc.constantFrom('join', 'join', 'join', 'leave', 'fail', 'fenced', 'fenced', 'quarantine', 'release'),
+    node: fc.constantFrom(...NODES),
+    i: fc.integer({ min: 1, max: 6 }),
+  })
   .map(({ kind, node, i }) => {
     switch (kind) {
       case 'join':
@@ -268,7 +344,10 @@ const arbNodeCommand: fc.Arbitrary<MembershipCommand> = fc
     }
   });
 
-const arbSequence = fc.tuple(arbConfig, fc.array(fc.oneof({ weight: 12, arbitrary: arbNodeCommand }, { weight: 1, arbitrary: arbConfig }), { maxLength: 80 }));
+const arbSequence = fc.tuple(
+  arbConfig,
+  fc.array(fc.oneof({ weight: 12, arbitrary: arbNodeCommand }, { weight: 1, arbitrary: arbConfig }), { maxLength: 80 }),
+);
 
 /** Mixes raw bytes and decoded commands so both apply paths are exercised. */
 function asInput(c: MembershipCommand, k: number): MembershipCommand | Uint8Array {
@@ -313,7 +392,10 @@ test('every view is quorate exactly when src/quorum hasQuorum says its members h
         const [r] = run(sm, [c]);
         if (c.type === 'configure' && r?.ok === true) config = c;
         assert.ok(config.type === 'configure');
-        const built = buildVotequorum(config.nodes.map((x) => ({ nodeId: x.nodeId, votes: x.votes, role: 'data' })), config.options);
+        const built = buildVotequorum(
+          config.nodes.map((x) => ({ nodeId: x.nodeId, votes: x.votes, role: 'data' })),
+          config.options,
+        );
         assert.ok(built.ok);
         const present = new Set(sm.view().members.map((m) => m.node));
         assert.equal(sm.view().quorate, hasQuorum({ incoming: built.value.config }, present), sm.view().explanation);

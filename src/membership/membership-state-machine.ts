@@ -20,7 +20,16 @@ import { assertNever, defined } from '../lib/assert.js';
 import { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { crc32c } from '../lib/checksum.js';
 import { DecodeError, err, ok, type Result } from '../lib/errors.js';
-import { incarnation as makeIncarnation, logIndex, term as makeTerm, viewId as makeViewId, type LogIndex, type NodeId, type Term, type ViewId } from '../lib/ids.js';
+import {
+  incarnation as makeIncarnation,
+  logIndex,
+  term as makeTerm,
+  viewId as makeViewId,
+  type LogIndex,
+  type NodeId,
+  type Term,
+  type ViewId,
+} from '../lib/ids.js';
 import {
   arbitrate,
   buildVotequorum,
@@ -33,9 +42,27 @@ import {
   type WaitForAllRelease,
   type WaitForAllState,
 } from '../quorum/index.js';
-import { assertApplyOrder, badCommand, Fnv64, stateHashOf, type ApplyError, type ApplyResult, type CommandCodec, type StateHash, type StateMachine } from '../log/state-machine.js';
+import {
+  assertApplyOrder,
+  badCommand,
+  Fnv64,
+  stateHashOf,
+  type ApplyError,
+  type ApplyResult,
+  type CommandCodec,
+  type StateHash,
+  type StateMachine,
+} from '../log/state-machine.js';
 import { MEMBERSHIP_SNAPSHOT_BYTES_MAX } from '../constants.js';
-import { GROUP_CANARIES, GroupTable, type GroupApply, type GroupCanary, type GroupCommand, type GroupView, type RetainedMessage } from '../groups/index.js';
+import {
+  GROUP_CANARIES,
+  GroupTable,
+  type GroupApply,
+  type GroupCanary,
+  type GroupCommand,
+  type GroupView,
+  type RetainedMessage,
+} from '../groups/index.js';
 import {
   decodeMembershipCommand,
   FINGERPRINT_BYTES_MAX,
@@ -66,7 +93,15 @@ import {
   type QuorumReason,
   type ViewMember,
 } from './membership-event.js';
-import { FRESH_RECORD, recordProblem, transition, type MembershipOutcome, type NodeCommand, type NodeRecord, type Transition } from './node-record.js';
+import {
+  FRESH_RECORD,
+  recordProblem,
+  transition,
+  type MembershipOutcome,
+  type NodeCommand,
+  type NodeRecord,
+  type Transition,
+} from './node-record.js';
 
 // ------------------------------------------------------------------------------------------------
 // Public shapes
@@ -84,7 +119,14 @@ export interface MembershipOutput {
 }
 
 /** Stable `ApplyError` codes of the membership machine (plus the shared `BAD_COMMAND`). */
-export type MembershipErrorCode = 'MEMBERSHIP_INVALID_COMMAND' | 'NOT_CONFIGURED' | 'UNKNOWN_NODE' | 'NODE_QUARANTINED' | 'CONFIG_INVALID' | 'CONFIG_REMOVES_LIVE_NODE' | 'SETTINGS_MISMATCH';
+export type MembershipErrorCode =
+  | 'MEMBERSHIP_INVALID_COMMAND'
+  | 'NOT_CONFIGURED'
+  | 'UNKNOWN_NODE'
+  | 'NODE_QUARANTINED'
+  | 'CONFIG_INVALID'
+  | 'CONFIG_REMOVES_LIVE_NODE'
+  | 'SETTINGS_MISMATCH';
 
 /** The current view, with its quorum verdict. */
 export interface MembershipView {
@@ -143,7 +185,18 @@ interface MembershipState {
 
 function emptyState(canary: MembershipCanary | null): MembershipState {
   const groupCanary = GROUP_CANARIES.find((c) => c === canary) ?? null;
-  return { config: null, records: new Map(), viewId: 0, waitForAll: { phase: 'off' }, events: new EventLog(), appliedIndex: logIndex(0), appliedTerm: makeTerm(0), groups: new GroupTable(groupCanary), arbitration: null, canary };
+  return {
+    config: null,
+    records: new Map(),
+    viewId: 0,
+    waitForAll: { phase: 'off' },
+    events: new EventLog(),
+    appliedIndex: logIndex(0),
+    appliedTerm: makeTerm(0),
+    groups: new GroupTable(groupCanary),
+    arbitration: null,
+    canary,
+  };
 }
 
 /**
@@ -155,7 +208,11 @@ function emptyState(canary: MembershipCanary | null): MembershipState {
 export type MembershipCanary = 'quorate-without-quorum' | 'skip-view-bump' | GroupCanary;
 
 /** Every membership canary name. */
-export const MEMBERSHIP_CANARIES: readonly MembershipCanary[] = ['quorate-without-quorum', 'skip-view-bump', ...GROUP_CANARIES];
+export const MEMBERSHIP_CANARIES: readonly MembershipCanary[] = [
+  'quorate-without-quorum',
+  'skip-view-bump',
+  ...GROUP_CANARIES,
+];
 
 function membershipError(code: MembershipErrorCode, message: string): ApplyError {
   return { code, message };
@@ -167,7 +224,8 @@ function isApplyError(x: Transition | ApplyError): x is ApplyError {
 
 function membersOf(records: ReadonlyMap<NodeId, NodeRecord>): ViewMember[] {
   const out: ViewMember[] = [];
-  for (const [node, rec] of records) if (rec.status === 'member') out.push({ node, incarnation: makeIncarnation(rec.incarnation) });
+  for (const [node, rec] of records)
+    if (rec.status === 'member') out.push({ node, incarnation: makeIncarnation(rec.incarnation) });
   return out.sort((a, b) => a.node - b.node);
 }
 
@@ -178,24 +236,40 @@ function voteSpecs(nodes: readonly MemberNodeSpec[]): NodeVoteSpec[] {
 /** Nodes that two_node may treat as safely gone: out, or quarantined with no fence pending. */
 function noFencePending(records: ReadonlyMap<NodeId, NodeRecord>): Set<NodeId> {
   const out = new Set<NodeId>();
-  for (const [node, rec] of records) if (rec.status === 'out' || (rec.status === 'quarantined' && !rec.fencePending)) out.add(node);
+  for (const [node, rec] of records)
+    if (rec.status === 'out' || (rec.status === 'quarantined' && !rec.fencePending)) out.add(node);
   return out;
 }
 
 function arbitrationOf(s: MembershipState): Arbitration | null {
   if (s.config === null) return null;
   const present = new Set(membersOf(s.records).map((m) => m.node));
-  const a = arbitrate({ config: { incoming: s.config.quorum }, present, waitForAll: s.waitForAll, twoNode: { enabled: s.config.options.twoNode, fencedPeers: noFencePending(s.records) } });
+  const a = arbitrate({
+    config: { incoming: s.config.quorum },
+    present,
+    waitForAll: s.waitForAll,
+    twoNode: { enabled: s.config.options.twoNode, fencedPeers: noFencePending(s.records) },
+  });
   return s.canary === 'quorate-without-quorum' ? { ...a, quorate: true } : a;
 }
 
 function quorumSummary(a: Arbitration | null): { quorate: boolean; reason: QuorumReason; explanation: string } {
-  if (a === null) return { quorate: false, reason: 'not-configured', explanation: 'not quorate: no configuration has been committed yet' };
+  if (a === null)
+    return {
+      quorate: false,
+      reason: 'not-configured',
+      explanation: 'not quorate: no configuration has been committed yet',
+    };
   return { quorate: a.quorate, reason: a.reason, explanation: clipText(a.summary, EVENT_EXPLANATION_BYTES_MAX) };
 }
 
 /** wait_for_all after a configuration change (see docs/membership.md). */
-function waitForAllAfterConfigure(previous: WaitForAllState, wasConfigured: boolean, wasQuorate: boolean, enabled: boolean): WaitForAllState {
+function waitForAllAfterConfigure(
+  previous: WaitForAllState,
+  wasConfigured: boolean,
+  wasQuorate: boolean,
+  enabled: boolean,
+): WaitForAllState {
   if (!enabled) return { phase: 'off' };
   if (!wasConfigured) return initialWaitForAll(true);
   if (previous.phase !== 'off') return previous;
@@ -261,7 +335,11 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
 
   /** The current view and its quorum verdict. */
   view(): MembershipView {
-    return { viewId: makeViewId(this.s.viewId), members: membersOf(this.s.records), ...quorumSummary(this.s.arbitration) };
+    return {
+      viewId: makeViewId(this.s.viewId),
+      members: membersOf(this.s.records),
+      ...quorumSummary(this.s.arbitration),
+    };
   }
 
   /** The full arbitration behind the quorate flag (null until configured), for `cohort quorum`. */
@@ -277,9 +355,15 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
   }
 
   /** The committed quorum options and expected votes (null until configured). */
-  configuration(): { readonly options: VotequorumOptions; readonly expectedVotes: number; readonly highestExpected: number } | null {
+  configuration(): {
+    readonly options: VotequorumOptions;
+    readonly expectedVotes: number;
+    readonly highestExpected: number;
+  } | null {
     const c = this.s.config;
-    return c === null ? null : { options: c.options, expectedVotes: c.quorum.expectedVotes, highestExpected: c.highestExpected };
+    return c === null
+      ? null
+      : { options: c.options, expectedVotes: c.quorum.expectedVotes, highestExpected: c.highestExpected };
   }
 
   /** The wait_for_all phase of the committed state. */
@@ -342,7 +426,13 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
 
   private groupCommand(index: LogIndex, c: GroupCommand): ApplyResult<MembershipOutput> {
     const s = this.s;
-    if (s.config === null) return err(membershipError('NOT_CONFIGURED', `no configuration is committed yet, so node ${c.node} cannot use group ${c.group}`));
+    if (s.config === null)
+      return err(
+        membershipError(
+          'NOT_CONFIGURED',
+          `no configuration is committed yet, so node ${c.node} cannot use group ${c.group}`,
+        ),
+      );
     const members = membersOf(s.records);
     const r = s.groups.apply(c, (node, inc) => members.some((m) => m.node === node && m.incarnation === inc));
     for (const e of r.events) this.emit(index, e);
@@ -353,17 +443,37 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
     return { type, outcome, viewId: makeViewId(this.s.viewId), quorate: this.s.arbitration?.quorate ?? false, events };
   }
 
-  private configure(index: LogIndex, c: Extract<MembershipCommand, { type: 'configure' }>): ApplyResult<MembershipOutput> {
+  private configure(
+    index: LogIndex,
+    c: Extract<MembershipCommand, { type: 'configure' }>,
+  ): ApplyResult<MembershipOutput> {
     const s = this.s;
     for (const [node, rec] of s.records) {
       if (rec.status !== 'out' && !c.nodes.some((n) => n.nodeId === node)) {
-        return err(membershipError('CONFIG_REMOVES_LIVE_NODE', `the configuration drops node ${node}, which is ${rec.status}; make it leave (or fail and fence it, or release it) before removing it`));
+        return err(
+          membershipError(
+            'CONFIG_REMOVES_LIVE_NODE',
+            `the configuration drops node ${node}, which is ${rec.status}; make it leave (or fail and fence it, or release it) before removing it`,
+          ),
+        );
       }
     }
     const tracked = c.resetExpectedTracking ? 0 : (s.config?.highestExpected ?? 0);
     const built = buildVotequorum(voteSpecs(c.nodes), c.options, tracked);
-    if (!built.ok) return err(membershipError('CONFIG_INVALID', `the configuration breaks the quorum rules (${built.error.code}): ${built.error.message}`));
-    const config: Configuration = { nodes: c.nodes, options: c.options, quorum: built.value.config, highestExpected: built.value.expected.highestExpected, fingerprint: c.fingerprint ?? '' };
+    if (!built.ok)
+      return err(
+        membershipError(
+          'CONFIG_INVALID',
+          `the configuration breaks the quorum rules (${built.error.code}): ${built.error.message}`,
+        ),
+      );
+    const config: Configuration = {
+      nodes: c.nodes,
+      options: c.options,
+      quorum: built.value.config,
+      highestExpected: built.value.expected.highestExpected,
+      fingerprint: c.fingerprint ?? '',
+    };
     if (s.config !== null && configBytesEqual(s.config, config)) return ok(this.output('configure', 'duplicate', 0));
     const wasQuorate = s.arbitration?.quorate ?? false;
     const records = new Map<NodeId, NodeRecord>();
@@ -377,8 +487,19 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
 
   private nodeCommand(index: LogIndex, c: NodeCommand): ApplyResult<MembershipOutput> {
     const s = this.s;
-    if (s.config === null) return err(membershipError('NOT_CONFIGURED', `no configuration is committed yet, so node ${c.node} cannot ${c.type}; commit the bootstrap configuration first`));
-    if (c.type === 'join' && c.fingerprint !== undefined && s.config.fingerprint !== '' && c.fingerprint !== s.config.fingerprint) {
+    if (s.config === null)
+      return err(
+        membershipError(
+          'NOT_CONFIGURED',
+          `no configuration is committed yet, so node ${c.node} cannot ${c.type}; commit the bootstrap configuration first`,
+        ),
+      );
+    if (
+      c.type === 'join' &&
+      c.fingerprint !== undefined &&
+      s.config.fingerprint !== '' &&
+      c.fingerprint !== s.config.fingerprint
+    ) {
       return err(
         membershipError(
           'SETTINGS_MISMATCH',
@@ -387,7 +508,13 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       );
     }
     const rec = s.records.get(c.node);
-    if (rec === undefined) return err(membershipError('UNKNOWN_NODE', `node ${c.node} is not in the committed configuration; add it with a configuration change first`));
+    if (rec === undefined)
+      return err(
+        membershipError(
+          'UNKNOWN_NODE',
+          `node ${c.node} is not in the committed configuration; add it with a configuration change first`,
+        ),
+      );
     const t = transition(rec, c);
     if (isApplyError(t)) return err(t);
     if (t.record === rec) return ok(this.output(c.type, t.outcome, 0));
@@ -399,19 +526,35 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
     this.recompute();
     let events = 0;
     if (t.view !== undefined) {
-      const change = { node: c.node, incarnation: makeIncarnation(t.view.incarnation), kind: t.view.kind, cause: clipText(t.view.cause, EVENT_CAUSE_BYTES_MAX) };
+      const change = {
+        node: c.node,
+        incarnation: makeIncarnation(t.view.incarnation),
+        kind: t.view.kind,
+        cause: clipText(t.view.cause, EVENT_CAUSE_BYTES_MAX),
+      };
       const after = membersOf(s.records);
       this.emit(index, { kind: 'view', payload: { members: after, ...quorumSummary(s.arbitration), change } });
       events++;
       // An incarnation that left the cluster view leaves every group at the same log position.
-      for (const gone of before.filter((m) => !after.some((a) => a.node === m.node && a.incarnation === m.incarnation))) {
+      for (const gone of before.filter(
+        (m) => !after.some((a) => a.node === m.node && a.incarnation === m.incarnation),
+      )) {
         for (const e of s.groups.removeNode(gone.node, gone.incarnation, true)) {
           this.emit(index, e);
           events++;
         }
       }
     } else if (t.note !== undefined) {
-      this.emit(index, { kind: 'node', payload: { node: c.node, incarnation: t.note.incarnation, from: rec.status, to: t.record.status, cause: clipText(t.note.cause, EVENT_CAUSE_BYTES_MAX) } });
+      this.emit(index, {
+        kind: 'node',
+        payload: {
+          node: c.node,
+          incarnation: t.note.incarnation,
+          from: rec.status,
+          to: t.record.status,
+          cause: clipText(t.note.cause, EVENT_CAUSE_BYTES_MAX),
+        },
+      });
       events++;
     }
     events += this.emitQuorumChange(index, wasQuorate);
@@ -501,7 +644,10 @@ function writeRecords(w: ByteWriter, s: MembershipState): void {
     const rec = defined(s.records.get(n.nodeId), 'record of a configured node');
     w.u16(n.nodeId);
     writeEnum(w, NODE_STATUSES, rec.status);
-    w.u64(rec.incarnation).u64(rec.seen).u64(rec.rejoin).u8(rec.fencePending ? 1 : 0);
+    w.u64(rec.incarnation)
+      .u64(rec.seen)
+      .u64(rec.rejoin)
+      .u8(rec.fencePending ? 1 : 0);
   }
 }
 
@@ -517,7 +663,12 @@ function writeCore(w: ByteWriter, s: MembershipState): void {
 function hashState(s: MembershipState): { hi: number; lo: number } {
   const w = new ByteWriter(1024, MEMBERSHIP_SNAPSHOT_BYTES_MAX);
   writeCore(w, s);
-  return new Fnv64().bytes(w.finish()).u64(s.events.nextSeq).u32(s.events.length).digest64(s.events.digestValue()).digest();
+  return new Fnv64()
+    .bytes(w.finish())
+    .u64(s.events.nextSeq)
+    .u32(s.events.length)
+    .digest64(s.events.digestValue())
+    .digest();
 }
 
 function encodeSnapshot(s: MembershipState): Uint8Array {
@@ -530,7 +681,10 @@ function encodeSnapshot(s: MembershipState): Uint8Array {
 }
 
 function corrupt(message: string): DecodeError {
-  return new DecodeError('SNAPSHOT_INVALID', `membership snapshot is invalid: ${message}; take a fresh snapshot from a healthy node`);
+  return new DecodeError(
+    'SNAPSHOT_INVALID',
+    `membership snapshot is invalid: ${message}; take a fresh snapshot from a healthy node`,
+  );
 }
 
 function readConfigSection(r: ByteReader): Configuration | null {
@@ -542,7 +696,8 @@ function readConfigSection(r: ByteReader): Configuration | null {
   if (invalid !== null) throw corrupt(invalid.message);
   const built = buildVotequorum(voteSpecs(nodes), options, options.expectedVotesTracking ? highestExpected : 0);
   if (!built.ok) throw corrupt(`its configuration breaks the quorum rules: ${built.error.message}`);
-  if (built.value.expected.highestExpected !== highestExpected) throw corrupt(`tracked highest expected votes ${highestExpected} does not match the configuration`);
+  if (built.value.expected.highestExpected !== highestExpected)
+    throw corrupt(`tracked highest expected votes ${highestExpected} does not match the configuration`);
   return { nodes, options, quorum: built.value.config, highestExpected, fingerprint };
 }
 
@@ -565,9 +720,16 @@ function readRecords(r: ByteReader, config: Configuration | null): Map<NodeId, N
   if (count !== nodes.length) throw corrupt(`${count} node records for ${nodes.length} configured nodes`);
   const records = new Map<NodeId, NodeRecord>();
   for (const n of nodes) {
-    if (r.u16('record node') !== n.nodeId) throw corrupt(`the records do not follow the configured nodes (expected node ${n.nodeId})`);
+    if (r.u16('record node') !== n.nodeId)
+      throw corrupt(`the records do not follow the configured nodes (expected node ${n.nodeId})`);
     const status = readEnum(r, NODE_STATUSES, 'node status');
-    const rec: NodeRecord = { status, incarnation: r.u64('incarnation'), seen: r.u64('seen'), rejoin: r.u64('rejoin'), fencePending: readBool(r, 'fence pending') };
+    const rec: NodeRecord = {
+      status,
+      incarnation: r.u64('incarnation'),
+      seen: r.u64('seen'),
+      rejoin: r.u64('rejoin'),
+      fencePending: readBool(r, 'fence pending'),
+    };
     const problem = recordProblem(rec);
     if (problem !== null) throw corrupt(`node ${n.nodeId}: ${problem}`);
     records.set(n.nodeId, rec);
@@ -580,26 +742,41 @@ function checkGroupMembers(s: MembershipState): void {
   const members = membersOf(s.records);
   for (const g of s.groups.views()) {
     for (const m of g.members) {
-      if (!members.some((v) => v.node === m.node && v.incarnation === m.incarnation)) throw corrupt(`group ${g.group} lists node ${m.node} incarnation ${m.incarnation}, which is not in the cluster view`);
+      if (!members.some((v) => v.node === m.node && v.incarnation === m.incarnation))
+        throw corrupt(
+          `group ${g.group} lists node ${m.node} incarnation ${m.incarnation}, which is not in the cluster view`,
+        );
     }
   }
 }
 
 function checkWaitForAll(s: MembershipState): void {
   const enabled = s.config?.options.waitForAll ?? false;
-  if (enabled === (s.waitForAll.phase === 'off')) throw corrupt(`wait_for_all phase ${s.waitForAll.phase} contradicts the option (${enabled ? 'on' : 'off'})`);
+  if (enabled === (s.waitForAll.phase === 'off'))
+    throw corrupt(`wait_for_all phase ${s.waitForAll.phase} contradicts the option (${enabled ? 'on' : 'off'})`);
 }
 
 function decodeSnapshot(bytes: Uint8Array, canary: MembershipCanary | null): MembershipState {
   if (bytes.length < 4 + 1 + 24 + 4) throw corrupt(`${bytes.length} bytes is shorter than the smallest snapshot`);
   const body = bytes.subarray(0, bytes.length - 4);
   if (crc32c(body) !== new ByteReader(bytes.subarray(bytes.length - 4)).u32('checksum')) {
-    throw new DecodeError('SNAPSHOT_CHECKSUM', 'membership snapshot checksum mismatch: the bytes were corrupted in storage or transfer; fetch the snapshot again');
+    throw new DecodeError(
+      'SNAPSHOT_CHECKSUM',
+      'membership snapshot checksum mismatch: the bytes were corrupted in storage or transfer; fetch the snapshot again',
+    );
   }
   const r = new ByteReader(body);
-  if (r.u32('magic') !== SNAPSHOT_MAGIC) throw new DecodeError('SNAPSHOT_MAGIC', 'not a membership snapshot (bad magic): it belongs to another state machine');
+  if (r.u32('magic') !== SNAPSHOT_MAGIC)
+    throw new DecodeError(
+      'SNAPSHOT_MAGIC',
+      'not a membership snapshot (bad magic): it belongs to another state machine',
+    );
   const format = r.u8('format');
-  if (format !== SNAPSHOT_FORMAT) throw new DecodeError('SNAPSHOT_VERSION', `membership snapshot format ${format} is not supported (this build reads format ${SNAPSHOT_FORMAT}); upgrade this node`);
+  if (format !== SNAPSHOT_FORMAT)
+    throw new DecodeError(
+      'SNAPSHOT_VERSION',
+      `membership snapshot format ${format} is not supported (this build reads format ${SNAPSHOT_FORMAT}); upgrade this node`,
+    );
   const s = emptyState(canary);
   s.appliedIndex = logIndex(r.u64('appliedIndex'));
   s.appliedTerm = makeTerm(r.u64('appliedTerm'));

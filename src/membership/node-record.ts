@@ -115,17 +115,32 @@ function join(rec: NodeRecord, inc: number): Transition | ApplyError {
   }
   switch (rec.status) {
     case 'out':
-      return { record: { status: 'member', incarnation: inc, seen: inc, rejoin: 0, fencePending: false }, outcome: 'applied', view: { kind: 'joined', incarnation: inc, cause: `incarnation ${inc} joined` } };
+      return {
+        record: { status: 'member', incarnation: inc, seen: inc, rejoin: 0, fencePending: false },
+        outcome: 'applied',
+        view: { kind: 'joined', incarnation: inc, cause: `incarnation ${inc} joined` },
+      };
     case 'member':
       return {
         record: needsFencing(rec.incarnation, inc, inc),
         outcome: 'waiting-for-fence',
-        view: { kind: 'replaced', incarnation: rec.incarnation, cause: `incarnation ${inc} joined while incarnation ${rec.incarnation} was a member: incarnation ${rec.incarnation} crashed and needs fencing; incarnation ${inc} is admitted once it is fenced` },
+        view: {
+          kind: 'replaced',
+          incarnation: rec.incarnation,
+          cause: `incarnation ${inc} joined while incarnation ${rec.incarnation} was a member: incarnation ${rec.incarnation} crashed and needs fencing; incarnation ${inc} is admitted once it is fenced`,
+        },
       };
     case 'needs-fencing':
-      return { record: needsFencing(rec.incarnation, inc, inc), outcome: 'waiting-for-fence', note: { incarnation: inc, cause: `incarnation ${inc} waits for incarnation ${rec.incarnation} to be fenced` } };
+      return {
+        record: needsFencing(rec.incarnation, inc, inc),
+        outcome: 'waiting-for-fence',
+        note: { incarnation: inc, cause: `incarnation ${inc} waits for incarnation ${rec.incarnation} to be fenced` },
+      };
     case 'quarantined':
-      return { code: 'NODE_QUARANTINED', message: `incarnation ${inc} may not join: the node is quarantined; fix its connectivity, then release it (cohort release NODE)` };
+      return {
+        code: 'NODE_QUARANTINED',
+        message: `incarnation ${inc} may not join: the node is quarantined; fix its connectivity, then release it (cohort release NODE)`,
+      };
     default:
       return assertNever(rec.status, 'node status');
   }
@@ -136,10 +151,21 @@ function endCurrent(rec: NodeRecord, inc: number, clean: boolean, cause: string)
   if (rec.status === 'member') {
     return clean
       ? { record: { ...rec, status: 'out' }, outcome: 'applied', view: { kind: 'left', incarnation: inc, cause } }
-      : { record: needsFencing(inc, rec.seen), outcome: 'applied', view: { kind: 'failed', incarnation: inc, cause: `${cause}; needs fencing` } };
+      : {
+          record: needsFencing(inc, rec.seen),
+          outcome: 'applied',
+          view: { kind: 'failed', incarnation: inc, cause: `${cause}; needs fencing` },
+        };
   }
   if (rec.status === 'needs-fencing' && rec.rejoin === inc) {
-    return { record: { ...rec, rejoin: 0 }, outcome: 'applied', note: { incarnation: inc, cause: `waiting incarnation ${inc} ${clean ? 'left' : 'failed'} before it was admitted` } };
+    return {
+      record: { ...rec, rejoin: 0 },
+      outcome: 'applied',
+      note: {
+        incarnation: inc,
+        cause: `waiting incarnation ${inc} ${clean ? 'left' : 'failed'} before it was admitted`,
+      },
+    };
   }
   if (!clean && rec.status === 'needs-fencing' && rec.incarnation === inc) return same(rec, 'duplicate');
   return same(rec, 'no-change');
@@ -153,11 +179,22 @@ function endNewer(rec: NodeRecord, inc: number, clean: boolean): Transition {
     return {
       record: needsFencing(rec.incarnation, inc),
       outcome: 'applied',
-      view: { kind: 'failed', incarnation: rec.incarnation, cause: `newer incarnation ${inc} ${how}, so incarnation ${rec.incarnation} ended without leaving; needs fencing` },
+      view: {
+        kind: 'failed',
+        incarnation: rec.incarnation,
+        cause: `newer incarnation ${inc} ${how}, so incarnation ${rec.incarnation} ended without leaving; needs fencing`,
+      },
     };
   }
   if (rec.status === 'needs-fencing' && rec.rejoin !== 0) {
-    return { record, outcome: 'applied', note: { incarnation: rec.rejoin, cause: `waiting incarnation ${rec.rejoin} was superseded by incarnation ${inc}, which ${clean ? 'left' : 'failed'}` } };
+    return {
+      record,
+      outcome: 'applied',
+      note: {
+        incarnation: rec.rejoin,
+        cause: `waiting incarnation ${rec.rejoin} was superseded by incarnation ${inc}, which ${clean ? 'left' : 'failed'}`,
+      },
+    };
   }
   return same(record, 'no-change');
 }
@@ -173,17 +210,44 @@ function fenced(rec: NodeRecord, inc: number): Transition {
       if (inc < rec.incarnation) return same(rec, 'stale');
       const seen = Math.max(rec.seen, inc);
       if (rec.rejoin > inc) {
-        return { record: { status: 'member', incarnation: rec.rejoin, seen, rejoin: 0, fencePending: false }, outcome: 'applied', view: { kind: 'admitted', incarnation: rec.rejoin, cause: `incarnation ${rec.incarnation} was fenced (at ${inc}); waiting incarnation ${rec.rejoin} admitted` } };
+        return {
+          record: { status: 'member', incarnation: rec.rejoin, seen, rejoin: 0, fencePending: false },
+          outcome: 'applied',
+          view: {
+            kind: 'admitted',
+            incarnation: rec.rejoin,
+            cause: `incarnation ${rec.incarnation} was fenced (at ${inc}); waiting incarnation ${rec.rejoin} admitted`,
+          },
+        };
       }
-      return { record: { status: 'out', incarnation: rec.incarnation, seen, rejoin: 0, fencePending: false }, outcome: 'applied', note: { incarnation: rec.incarnation, cause: `fenced (confirmed at incarnation ${inc})` } };
+      return {
+        record: { status: 'out', incarnation: rec.incarnation, seen, rejoin: 0, fencePending: false },
+        outcome: 'applied',
+        note: { incarnation: rec.incarnation, cause: `fenced (confirmed at incarnation ${inc})` },
+      };
     }
     case 'member':
       if (inc < rec.incarnation) return same(rec, 'stale');
-      return { record: { ...rec, status: 'out', seen: Math.max(rec.seen, inc) }, outcome: 'applied', view: { kind: 'failed', incarnation: rec.incarnation, cause: `fenced while a member (confirmed at incarnation ${inc}); nothing left to fence` } };
+      return {
+        record: { ...rec, status: 'out', seen: Math.max(rec.seen, inc) },
+        outcome: 'applied',
+        view: {
+          kind: 'failed',
+          incarnation: rec.incarnation,
+          cause: `fenced while a member (confirmed at incarnation ${inc}); nothing left to fence`,
+        },
+      };
     case 'quarantined':
       if (inc < rec.incarnation) return same(rec, 'stale');
       if (!rec.fencePending) return same(withSeen(rec, inc), 'duplicate');
-      return { record: { ...withSeen(rec, inc), fencePending: false }, outcome: 'applied', note: { incarnation: rec.incarnation, cause: `fence confirmed at incarnation ${inc}; still quarantined until released` } };
+      return {
+        record: { ...withSeen(rec, inc), fencePending: false },
+        outcome: 'applied',
+        note: {
+          incarnation: rec.incarnation,
+          cause: `fence confirmed at incarnation ${inc}; still quarantined until released`,
+        },
+      };
     case 'out':
       return same(withSeen(rec, inc), inc <= rec.incarnation ? 'duplicate' : 'no-change');
     default:
@@ -199,11 +263,23 @@ function quarantine(rec: NodeRecord, inc: Incarnation | null, reason: Quarantine
     case 'quarantined':
       return same(base, 'duplicate');
     case 'member':
-      return { record: { ...base, status: 'quarantined', fencePending: true, rejoin: 0 }, outcome: 'applied', view: { kind: 'quarantined', incarnation: rec.incarnation, cause: `${cause}; needs fencing` } };
+      return {
+        record: { ...base, status: 'quarantined', fencePending: true, rejoin: 0 },
+        outcome: 'applied',
+        view: { kind: 'quarantined', incarnation: rec.incarnation, cause: `${cause}; needs fencing` },
+      };
     case 'needs-fencing':
-      return { record: { ...base, status: 'quarantined', fencePending: true, rejoin: 0 }, outcome: 'applied', note: { incarnation: rec.incarnation, cause: `${cause} (still needs fencing)` } };
+      return {
+        record: { ...base, status: 'quarantined', fencePending: true, rejoin: 0 },
+        outcome: 'applied',
+        note: { incarnation: rec.incarnation, cause: `${cause} (still needs fencing)` },
+      };
     case 'out':
-      return { record: { ...base, status: 'quarantined', fencePending: false }, outcome: 'applied', note: { incarnation: rec.incarnation, cause } };
+      return {
+        record: { ...base, status: 'quarantined', fencePending: false },
+        outcome: 'applied',
+        note: { incarnation: rec.incarnation, cause },
+      };
     default:
       return assertNever(rec.status, 'node status');
   }
@@ -212,9 +288,20 @@ function quarantine(rec: NodeRecord, inc: Incarnation | null, reason: Quarantine
 function release(rec: NodeRecord): Transition {
   if (rec.status !== 'quarantined') return same(rec, 'no-change');
   if (rec.fencePending) {
-    return { record: needsFencing(rec.incarnation, rec.seen), outcome: 'applied', note: { incarnation: rec.incarnation, cause: 'quarantine released; the node must still be fenced before a new incarnation is admitted' } };
+    return {
+      record: needsFencing(rec.incarnation, rec.seen),
+      outcome: 'applied',
+      note: {
+        incarnation: rec.incarnation,
+        cause: 'quarantine released; the node must still be fenced before a new incarnation is admitted',
+      },
+    };
   }
-  return { record: { ...rec, status: 'out' }, outcome: 'applied', note: { incarnation: rec.incarnation, cause: 'quarantine released; the node may join with a new incarnation' } };
+  return {
+    record: { ...rec, status: 'out' },
+    outcome: 'applied',
+    note: { incarnation: rec.incarnation, cause: 'quarantine released; the node may join with a new incarnation' },
+  };
 }
 
 /**
@@ -243,12 +330,17 @@ export function transition(rec: NodeRecord, command: NodeCommand): Transition | 
 /** Why a decoded record breaks the invariants above, or null when it holds them. */
 export function recordProblem(rec: NodeRecord): string | null {
   if (rec.incarnation > rec.seen) return `incarnation ${rec.incarnation} is above the newest seen ${rec.seen}`;
-  if (rec.rejoin !== 0 && (rec.status !== 'needs-fencing' || rec.rejoin !== rec.seen || rec.rejoin <= rec.incarnation)) return `rejoin ${rec.rejoin} is impossible in status ${rec.status}`;
+  if (rec.rejoin !== 0 && (rec.status !== 'needs-fencing' || rec.rejoin !== rec.seen || rec.rejoin <= rec.incarnation))
+    return `rejoin ${rec.rejoin} is impossible in status ${rec.status}`;
   switch (rec.status) {
     case 'member':
-      return rec.incarnation >= 1 && rec.incarnation === rec.seen && !rec.fencePending ? null : 'a member must hold the newest incarnation and no pending fence';
+      return rec.incarnation >= 1 && rec.incarnation === rec.seen && !rec.fencePending
+        ? null
+        : 'a member must hold the newest incarnation and no pending fence';
     case 'needs-fencing':
-      return rec.incarnation >= 1 && rec.fencePending ? null : 'needs-fencing must name an incarnation and have a pending fence';
+      return rec.incarnation >= 1 && rec.fencePending
+        ? null
+        : 'needs-fencing must name an incarnation and have a pending fence';
     case 'out':
       return rec.fencePending ? 'an out node has no pending fence' : null;
     case 'quarantined':

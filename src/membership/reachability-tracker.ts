@@ -58,7 +58,10 @@ export class ReachabilityTracker {
   }
 
   private checkTime(nowMs: number): void {
-    assert(Number.isFinite(nowMs) && nowMs >= this.lastNowMs, `time must not go backwards (${nowMs} after ${this.lastNowMs}); pass a monotonic clock`);
+    assert(
+      Number.isFinite(nowMs) && nowMs >= this.lastNowMs,
+      `time must not go backwards (${nowMs} after ${this.lastNowMs}); pass a monotonic clock`,
+    );
     this.lastNowMs = nowMs;
   }
 }

@@ -24,7 +24,13 @@ const textEncoder = new TextEncoder();
 
 /** What a group message stream carries: this node's deliveries and the group's view changes, in apply order. */
 export type GroupStreamItem =
-  | { readonly kind: 'message'; readonly groupViewId: number; readonly seq: number; readonly from: number; readonly payload: Uint8Array }
+  | {
+      readonly kind: 'message';
+      readonly groupViewId: number;
+      readonly seq: number;
+      readonly from: number;
+      readonly payload: Uint8Array;
+    }
   | { readonly kind: 'view'; readonly view: GroupViewPayload };
 
 /**
@@ -99,13 +105,15 @@ export function toApiData(value: unknown): ApiData {
 /** `p` as a map of params (null: none); anything else is `INVALID_ARGUMENT` naming `method`. */
 export function params(p: ApiData, method: string): Readonly<Record<string, ApiData>> {
   if (p === null) return {};
-  if (typeof p !== 'object' || Array.isArray(p) || p instanceof Uint8Array) throw new ApiError('INVALID_ARGUMENT', `${method}: params must be a map`);
+  if (typeof p !== 'object' || Array.isArray(p) || p instanceof Uint8Array)
+    throw new ApiError('INVALID_ARGUMENT', `${method}: params must be a map`);
   return p as Readonly<Record<string, ApiData>>;
 }
 
 function keyParam(p: Readonly<Record<string, ApiData>>, method: string): string {
   const key = p['key'];
-  if (typeof key !== 'string' || key.length === 0 || key.length > KEY_CHARS_MAX) throw new ApiError('INVALID_ARGUMENT', `${method}: params.key must be a non-empty string`);
+  if (typeof key !== 'string' || key.length === 0 || key.length > KEY_CHARS_MAX)
+    throw new ApiError('INVALID_ARGUMENT', `${method}: params.key must be a non-empty string`);
   return key;
 }
 
@@ -128,7 +136,10 @@ function asText(bytes: Uint8Array): string | null {
 export function apiErrorOf(e: RaftNodeError): ApiError {
   switch (e.code) {
     case 'NOT_LEADER':
-      return new ApiError('NOT_QUORATE', `no leader accepted the request (${e.message}); this node's partition may not have quorum: check \`cohort status\``);
+      return new ApiError(
+        'NOT_QUORATE',
+        `no leader accepted the request (${e.message}); this node's partition may not have quorum: check \`cohort status\``,
+      );
     case 'TIMEOUT':
       return new ApiError('TIMEOUT', e.message);
     case 'BUSY':
@@ -159,7 +170,11 @@ function kvResult(out: KvOutput): ApiData {
     case 'put':
       return { revision: out.revision, modRevision: out.entry.modRevision, version: out.entry.version };
     case 'cas':
-      return { succeeded: out.succeeded, revision: out.revision, text: out.entry === null ? null : asText(out.entry.value) };
+      return {
+        succeeded: out.succeeded,
+        revision: out.revision,
+        text: out.entry === null ? null : asText(out.entry.value),
+      };
     case 'delete':
       return { deleted: out.deleted, revision: out.revision };
     case 'get':
@@ -173,10 +188,15 @@ function kvResult(out: KvOutput): ApiData {
 function compareParam(p: Readonly<Record<string, ApiData>>): KvCompare {
   const mod = p['expectedModRevision'];
   if (mod !== undefined && mod !== null) {
-    if (typeof mod !== 'number' || !Number.isSafeInteger(mod) || mod < 0) throw new ApiError('INVALID_ARGUMENT', 'kv.cas: params.expectedModRevision must be a non-negative integer');
+    if (typeof mod !== 'number' || !Number.isSafeInteger(mod) || mod < 0)
+      throw new ApiError('INVALID_ARGUMENT', 'kv.cas: params.expectedModRevision must be a non-negative integer');
     return { kind: 'modRevision', modRevision: mod };
   }
-  if (!Object.hasOwn(p, 'expected')) throw new ApiError('INVALID_ARGUMENT', 'kv.cas: give params.expected (the current value, or null for "absent") or params.expectedModRevision');
+  if (!Object.hasOwn(p, 'expected'))
+    throw new ApiError(
+      'INVALID_ARGUMENT',
+      'kv.cas: give params.expected (the current value, or null for "absent") or params.expectedModRevision',
+    );
   return { kind: 'value', value: p['expected'] === null ? null : bytesParam(p, 'expected', 'kv.cas') };
 }
 
@@ -198,11 +218,27 @@ export interface ApiHandlerRegistry {
 }
 
 /** Registers every method on `server`. */
-export function registerApiHandlers(server: ApiHandlerRegistry, node: ClusterNode, hub: EventHub, facts: DaemonFacts): void {
-  server.register('status', () => toApiData({ ...node.status(), cluster: facts.clusterName, configFingerprint: facts.fingerprint, uptimeMs: Math.round(performance.now() - facts.startedAtMs) }));
+export function registerApiHandlers(
+  server: ApiHandlerRegistry,
+  node: ClusterNode,
+  hub: EventHub,
+  facts: DaemonFacts,
+): void {
+  server.register('status', () =>
+    toApiData({
+      ...node.status(),
+      cluster: facts.clusterName,
+      configFingerprint: facts.fingerprint,
+      uptimeMs: Math.round(performance.now() - facts.startedAtMs),
+    }),
+  );
   server.register('nodes', () => {
     const links = new Map(facts.links().map((l) => [l.peer, l]));
-    const nodes = node.nodes().map((n) => ({ ...n, self: n.nodeId === node.nodeId, link: n.nodeId === node.nodeId ? 'self' : (links.get(n.nodeId)?.state ?? 'unknown') }));
+    const nodes = node.nodes().map((n) => ({
+      ...n,
+      self: n.nodeId === node.nodeId,
+      link: n.nodeId === node.nodeId ? 'self' : (links.get(n.nodeId)?.state ?? 'unknown'),
+    }));
     return toApiData({ nodes });
   });
   server.register('quorum', () => {
@@ -235,37 +271,61 @@ function registerKv(server: ApiHandlerRegistry, node: ClusterNode): void {
       node.get(key, done);
     });
     const e = out.entry;
-    return e === null ? { key, found: false, revision: out.revision } : { key, found: true, value: e.value, text: asText(e.value), revision: out.revision, modRevision: e.modRevision, createRevision: e.createRevision, version: e.version };
+    return e === null
+      ? { key, found: false, revision: out.revision }
+      : {
+          key,
+          found: true,
+          value: e.value,
+          text: asText(e.value),
+          revision: out.revision,
+          modRevision: e.modRevision,
+          createRevision: e.createRevision,
+          version: e.version,
+        };
   });
   server.register('kv.put', async (p) => {
     const q = params(p, 'kv.put');
     const key = keyParam(q, 'kv.put');
     const value = bytesParam(q, 'value', 'kv.put');
-    return kvResult(await call<KvOutput>((done) => {
-      node.put(key, value, done);
-    }));
+    return kvResult(
+      await call<KvOutput>((done) => {
+        node.put(key, value, done);
+      }),
+    );
   });
   server.register('kv.cas', async (p) => {
     const q = params(p, 'kv.cas');
     const key = keyParam(q, 'kv.cas');
     const value = bytesParam(q, 'value', 'kv.cas');
     const compare = compareParam(q);
-    return kvResult(await call<KvOutput>((done) => {
-      node.cas(key, compare, value, done);
-    }));
+    return kvResult(
+      await call<KvOutput>((done) => {
+        node.cas(key, compare, value, done);
+      }),
+    );
   });
   server.register('kv.delete', async (p) => {
     const key = keyParam(params(p, 'kv.delete'), 'kv.delete');
-    return kvResult(await call<KvOutput>((done) => {
-      node.delete(key, done);
-    }));
+    return kvResult(
+      await call<KvOutput>((done) => {
+        node.delete(key, done);
+      }),
+    );
   });
 }
 
-function integerParam(p: Readonly<Record<string, ApiData>>, name: string, min: number, max: number, method: string): number | null {
+function integerParam(
+  p: Readonly<Record<string, ApiData>>,
+  name: string,
+  min: number,
+  max: number,
+  method: string,
+): number | null {
   const v = p[name];
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw new ApiError('INVALID_ARGUMENT', `${method}: params.${name} must be an integer in [${min}, ${max}]`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+    throw new ApiError('INVALID_ARGUMENT', `${method}: params.${name} must be an integer in [${min}, ${max}]`);
   return v;
 }
 
@@ -276,12 +336,23 @@ function integerParam(p: Readonly<Record<string, ApiData>>, name: string, min: n
  */
 function fenceConfirm(p: Readonly<Record<string, ApiData>>, node: ClusterNode): Promise<ApiData> {
   const id = integerParam(p, 'node', 1, NODE_ID_MAX, 'fence.confirm');
-  if (id === null) throw new ApiError('INVALID_ARGUMENT', 'fence.confirm: params.node (the node id to confirm fenced) is required');
+  if (id === null)
+    throw new ApiError('INVALID_ARGUMENT', 'fence.confirm: params.node (the node id to confirm fenced) is required');
   const inc = integerParam(p, 'incarnation', 1, Number.MAX_SAFE_INTEGER, 'fence.confirm');
   return new Promise<ApiData>((resolve, reject) => {
     node.fenceConfirm(nodeId(id), inc, (r) => {
       if (r.ok) resolve(toApiData(r.value));
-      else if (r.error instanceof FenceConfirmError) reject(new ApiError(r.error.code === 'UNKNOWN_NODE' ? 'NOT_FOUND' : r.error.code === 'NOT_CONFIGURED' ? 'UNAVAILABLE' : 'INVALID_ARGUMENT', r.error.message));
+      else if (r.error instanceof FenceConfirmError)
+        reject(
+          new ApiError(
+            r.error.code === 'UNKNOWN_NODE'
+              ? 'NOT_FOUND'
+              : r.error.code === 'NOT_CONFIGURED'
+                ? 'UNAVAILABLE'
+                : 'INVALID_ARGUMENT',
+            r.error.message,
+          ),
+        );
       else reject(apiErrorOf(r.error));
     });
   });
@@ -295,7 +366,12 @@ function eventData(e: MembershipEvent): ApiData {
  * Pushes events from `fromSeq` (default: the oldest retained) and, with `follow`, every later
  * one as it is applied. A reader behind the retained window gets `GAP`.
  */
-function eventStream(p: Readonly<Record<string, ApiData>>, node: ClusterNode, hub: EventHub, sink: StreamSink): () => void {
+function eventStream(
+  p: Readonly<Record<string, ApiData>>,
+  node: ClusterNode,
+  hub: EventHub,
+  sink: StreamSink,
+): () => void {
   const from = p['fromSeq'];
   if (from !== undefined && from !== null && (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 0)) {
     sink.fail('INVALID_ARGUMENT', 'events: params.fromSeq must be a non-negative integer');
@@ -311,7 +387,10 @@ function eventStream(p: Readonly<Record<string, ApiData>>, node: ClusterNode, hu
       }
       const page = node.eventsFrom(next, MEMBERSHIP_EVENTS_READ_MAX);
       if (!page.ok) {
-        sink.fail('GAP', `${page.error.message}; re-read \`cohort status\` and follow from sequence ${page.error.oldestSeq}`);
+        sink.fail(
+          'GAP',
+          `${page.error.message}; re-read \`cohort status\` and follow from sequence ${page.error.oldestSeq}`,
+        );
         return false;
       }
       for (const e of page.value.events) if (!sink.push(eventData(e))) return false;

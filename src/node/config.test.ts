@@ -52,7 +52,10 @@ function problems(value: unknown): string[] {
 }
 
 function has(lines: string[], re: RegExp): void {
-  assert.ok(lines.some((l) => re.test(l)), `no problem matches ${re}:\n${lines.join('\n')}`);
+  assert.ok(
+    lines.some((l) => re.test(l)),
+    `no problem matches ${re}:\n${lines.join('\n')}`,
+  );
 }
 
 test('a minimal YAML config gets every default, with paths resolved against the config directory', () => {
@@ -65,7 +68,14 @@ test('a minimal YAML config gets every default, with paths resolved against the 
   assert.equal(c.dataDir, '/etc/cohort/data/n1');
   assert.deepEqual(c.api, { socket: '/etc/cohort/data/n1/cohort.sock', mode: 0o660 });
   assert.equal(c.metrics, undefined);
-  assert.deepEqual(c.nodes.map((n) => [n.id, n.votes, n.role]), [[1, 1, 'voter'], [2, 1, 'voter'], [3, 1, 'voter']]);
+  assert.deepEqual(
+    c.nodes.map((n) => [n.id, n.votes, n.role]),
+    [
+      [1, 1, 'voter'],
+      [2, 1, 'voter'],
+      [3, 1, 'voter'],
+    ],
+  );
   assert.equal(c.timeouts.inputs.heartbeatMs, 100);
   assert.equal(c.votequorum.config.expectedVotes, 3);
   assert.equal(c.quorum.lastManStandingWindowMs, 10_000);
@@ -165,17 +175,25 @@ test('quorum rules come from src/quorum and land on the right key', () => {
   (z['nodes'] as Record<string, unknown>[])[2]!['votes'] = 0;
   has(problems(z), /^nodes: witness node 3 has no votes/);
   const ok = base();
-  ok['quorum'] = { autoTieBreaker: true, tieBreakerNode: 'highest', lastManStanding: true, lastManStandingWindowMs: 2000 };
+  ok['quorum'] = {
+    autoTieBreaker: true,
+    tieBreakerNode: 'highest',
+    lastManStanding: true,
+    lastManStandingWindowMs: 2000,
+  };
   const c = valid(ok);
   assert.equal(c.votequorum.config.tieBreaker, 3);
   assert.equal(c.votequorum.options.lastManStandingWindowTicks, 40);
 });
 
-test('unsafe timeouts are rejected under timeouts.<key> with the model\'s reason', () => {
+test("unsafe timeouts are rejected under timeouts.<key> with the model's reason", () => {
   const v = base();
   v['timeouts'] = { heartbeatMs: 200, failureTimeoutMs: 300, watchdogMs: 5000 };
   const p = problems(v);
-  has(p, /^timeouts\.failureTimeoutMs: failureTimeoutMs 300 is below 3 x heartbeatMs 200: a single delayed heartbeat would evict a node/);
+  has(
+    p,
+    /^timeouts\.failureTimeoutMs: failureTimeoutMs 300 is below 3 x heartbeatMs 200: a single delayed heartbeat would evict a node/,
+  );
   has(p, /^timeouts\.watchdogMs: watchdogMs 5000 must be below the node lease minus the drift margin/);
 });
 
@@ -231,7 +249,10 @@ test('loadConfig reads YAML and JSON files and reports unreadable ones as CONFIG
     const bad = await loadConfig(join(dir, 'bad.yaml'));
     assert.ok(!bad.ok);
     assert.ok(bad.error instanceof ConfigError);
-    assert.match(bad.error.message, /^config .*bad\.yaml has 1 problem:\n {2}- nodes: expected a list, got string "all"/);
+    assert.match(
+      bad.error.message,
+      /^config .*bad\.yaml has 1 problem:\n {2}- nodes: expected a list, got string "all"/,
+    );
     const missing = await loadConfig(join(dir, 'nope.yaml'));
     assert.ok(!missing.ok);
     assert.equal(missing.error.code, 'CONFIG_UNREADABLE');

@@ -21,10 +21,23 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CohortError, err, ok, type Result } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
-import { CLUSTER_NODES_MAX, CONFIG_FILE_BYTES_MAX, RAFT_VOTES_PER_NODE_MAX, QUORUM_EXPECTED_VOTES_MAX, UNIX_SOCKET_PATH_BYTES_MAX } from '../constants.js';
+import {
+  CLUSTER_NODES_MAX,
+  CONFIG_FILE_BYTES_MAX,
+  RAFT_VOTES_PER_NODE_MAX,
+  QUORUM_EXPECTED_VOTES_MAX,
+  UNIX_SOCKET_PATH_BYTES_MAX,
+} from '../constants.js';
 import { describeValue } from '../transport/message-fields.js';
 import { clusterNameProblem } from '../transport/handshake-record.js';
-import { buildVotequorum, type NodeVoteSpec, type TieBreakerMode, type VotequorumOptions, type VotequorumSetup, type QuorumConfigErrorCode } from '../quorum/index.js';
+import {
+  buildVotequorum,
+  type NodeVoteSpec,
+  type TieBreakerMode,
+  type VotequorumOptions,
+  type VotequorumSetup,
+  type QuorumConfigErrorCode,
+} from '../quorum/index.js';
 import { TIMEOUT_DEFAULTS, deriveTimeouts, type TimeoutModel } from './timeouts.js';
 
 /** One problem, reported as `path: message`. */
@@ -45,7 +58,10 @@ export class ConfigError extends CohortError {
 
   constructor(code: ConfigErrorCode, source: string, problems: readonly ConfigProblem[]) {
     const lines = problems.map((p) => `  - ${p.path === '' ? '' : `${p.path}: `}${p.message}`);
-    const head = code === 'CONFIG_UNREADABLE' ? `cannot read config ${source}` : `config ${source} has ${problems.length} problem${problems.length === 1 ? '' : 's'}`;
+    const head =
+      code === 'CONFIG_UNREADABLE'
+        ? `cannot read config ${source}`
+        : `config ${source} has ${problems.length} problem${problems.length === 1 ? '' : 's'}`;
     super(code, `${head}:\n${lines.join('\n')}`);
     this.problems = problems;
   }
@@ -127,16 +143,29 @@ const HOST_RE = /^[A-Za-z0-9._-]{1,253}$|^[0-9A-Fa-f:.]{2,45}$/;
 // ---------------------------------------------------------------------------------------------
 // Shape (pass 2)
 
-const nameSchema = z.string().regex(NAME_RE, { message: 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit' });
+const nameSchema = z
+  .string()
+  .regex(NAME_RE, { message: 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit' });
 const portSchema = z.int().min(1).max(65_535);
-const hostSchema = z.string().regex(HOST_RE, { message: 'must be a host name or an IP address (no port, no brackets)' });
+const hostSchema = z
+  .string()
+  .regex(HOST_RE, { message: 'must be a host name or an IP address (no port, no brackets)' });
 const pathSchema = z.string().min(1).max(PATH_CHARS_MAX);
 
 /** A file mode as an integer (0o660 in YAML) or an octal string ("0660", "660", "0o660"). */
 const modeSchema = z.union([z.int(), z.string()]).transform((raw, ctx) => {
-  const mode = typeof raw === 'number' ? raw : /^(0o?)?[0-7]{3}$/.test(raw) ? Number.parseInt(raw.replace(/^0o?/, ''), 8) : Number.NaN;
+  const mode =
+    typeof raw === 'number'
+      ? raw
+      : /^(0o?)?[0-7]{3}$/.test(raw)
+        ? Number.parseInt(raw.replace(/^0o?/, ''), 8)
+        : Number.NaN;
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
-    ctx.issues.push({ code: 'custom', input: raw, message: `${describeValue(raw)} is not a file mode: write it as the string "0660" (in YAML 0660 without quotes is the decimal 660) or as 0o660` });
+    ctx.issues.push({
+      code: 'custom',
+      input: raw,
+      message: `${describeValue(raw)} is not a file mode: write it as the string "0660" (in YAML 0660 without quotes is the decimal 660) or as 0o660`,
+    });
     return z.NEVER;
   }
   return mode;
@@ -159,7 +188,13 @@ const quorumShape = {
   expectedVotesTracking: z.boolean().default(false),
   waitForAll: z.boolean().default(false),
   autoTieBreaker: z.boolean().default(false),
-  tieBreakerNode: z.union([z.enum(['lowest', 'highest']), z.int().min(1).max(65_535), z.array(z.int().min(1).max(65_535)).min(1).max(CLUSTER_NODES_MAX)]).optional(),
+  tieBreakerNode: z
+    .union([
+      z.enum(['lowest', 'highest']),
+      z.int().min(1).max(65_535),
+      z.array(z.int().min(1).max(65_535)).min(1).max(CLUSTER_NODES_MAX),
+    ])
+    .optional(),
   lastManStanding: z.boolean().default(false),
   lastManStandingWindowMs: z.int().min(1).max(LMS_WINDOW_MS_MAX).optional(),
   twoNode: z.boolean().default(false),
@@ -221,17 +256,35 @@ function issueProblems(issue: z.core.$ZodIssue): ConfigProblem[] {
   switch (issue.code) {
     case 'unrecognized_keys': {
       const allowed = ALLOWED_KEYS.get(path.replace(/\[\d+\]/g, '[]')) ?? [];
-      return issue.keys.map((key) => ({ path: joinPath(path, key), message: `unknown key; allowed here: ${allowed.join(', ')}` }));
+      return issue.keys.map((key) => ({
+        path: joinPath(path, key),
+        message: `unknown key; allowed here: ${allowed.join(', ')}`,
+      }));
     }
     case 'invalid_type':
       if (issue.input === undefined) return [{ path, message: `is required (${expectedText(issue.expected)})` }];
       return [{ path, message: `expected ${expectedText(issue.expected)}, got ${describeValue(issue.input)}` }];
     case 'too_small':
-      return [{ path, message: `${boundSubject(issue.origin)} must be at least ${String(issue.minimum)}, got ${describeValue(issue.input)}` }];
+      return [
+        {
+          path,
+          message: `${boundSubject(issue.origin)} must be at least ${String(issue.minimum)}, got ${describeValue(issue.input)}`,
+        },
+      ];
     case 'too_big':
-      return [{ path, message: `${boundSubject(issue.origin)} must be at most ${String(issue.maximum)}, got ${describeValue(issue.input)}` }];
+      return [
+        {
+          path,
+          message: `${boundSubject(issue.origin)} must be at most ${String(issue.maximum)}, got ${describeValue(issue.input)}`,
+        },
+      ];
     case 'invalid_value':
-      return [{ path, message: `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(issue.input)}` }];
+      return [
+        {
+          path,
+          message: `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(issue.input)}`,
+        },
+      ];
     case 'invalid_union':
       return [{ path, message: unionText(path, issue.input) }];
     case 'invalid_format':
@@ -239,7 +292,12 @@ function issueProblems(issue: z.core.$ZodIssue): ConfigProblem[] {
     case 'not_multiple_of':
     case 'invalid_key':
     case 'invalid_element':
-      return [{ path, message: issue.code === 'invalid_format' ? `${describeValue(issue.input)} ${issue.message}` : issue.message }];
+      return [
+        {
+          path,
+          message: issue.code === 'invalid_format' ? `${describeValue(issue.input)} ${issue.message}` : issue.message,
+        },
+      ];
   }
 }
 
@@ -269,7 +327,8 @@ function boundSubject(origin: string): string {
 }
 
 function unionText(path: string, input: unknown): string {
-  if (path.endsWith('tieBreakerNode')) return `expected "lowest", "highest", a node id or a list of node ids, got ${describeValue(input)}`;
+  if (path.endsWith('tieBreakerNode'))
+    return `expected "lowest", "highest", a node id or a list of node ids, got ${describeValue(input)}`;
   if (path.endsWith('mode')) return `expected a file mode such as "0660", got ${describeValue(input)}`;
   return `unexpected value ${describeValue(input)}`;
 }
@@ -286,28 +345,64 @@ export function parseAddress(address: string): { host: string; port: number } | 
   return { host: m[1] ?? '', port };
 }
 
-function duplicates<T>(items: readonly T[], key: (item: T) => string | number, path: (i: number) => string, what: string): ConfigProblem[] {
+function duplicates<T>(
+  items: readonly T[],
+  key: (item: T) => string | number,
+  path: (i: number) => string,
+  what: string,
+): ConfigProblem[] {
   const first = new Map<string | number, number>();
   const out: ConfigProblem[] = [];
   items.forEach((item, i) => {
     const k = key(item);
     const at = first.get(k);
     if (at === undefined) first.set(k, i);
-    else out.push({ path: path(i), message: `${what} ${JSON.stringify(k)} is also used by nodes[${at}]; every node needs its own ${what}` });
+    else
+      out.push({
+        path: path(i),
+        message: `${what} ${JSON.stringify(k)} is also used by nodes[${at}]; every node needs its own ${what}`,
+      });
   });
   return out;
 }
 
 function nodeProblems(raw: RawConfig, nodes: readonly ConfiguredNode[]): ConfigProblem[] {
   const out: ConfigProblem[] = [];
-  out.push(...duplicates(raw.nodes, (n) => n.id, (i) => `nodes[${i}].id`, 'id'));
-  out.push(...duplicates(raw.nodes, (n) => n.name, (i) => `nodes[${i}].name`, 'name'));
-  out.push(...duplicates(nodes, (n) => `${n.host.toLowerCase()}:${n.port}`, (i) => `nodes[${i}].address`, 'address'));
+  out.push(
+    ...duplicates(
+      raw.nodes,
+      (n) => n.id,
+      (i) => `nodes[${i}].id`,
+      'id',
+    ),
+  );
+  out.push(
+    ...duplicates(
+      raw.nodes,
+      (n) => n.name,
+      (i) => `nodes[${i}].name`,
+      'name',
+    ),
+  );
+  out.push(
+    ...duplicates(
+      nodes,
+      (n) => `${n.host.toLowerCase()}:${n.port}`,
+      (i) => `nodes[${i}].address`,
+      'address',
+    ),
+  );
   const self = raw.nodes.find((n) => n.id === raw.node.id);
   if (self === undefined) {
-    out.push({ path: 'node.id', message: `node ${raw.node.id} is not in nodes (ids: ${raw.nodes.map((n) => n.id).join(', ')}); add this node to nodes or fix node.id` });
+    out.push({
+      path: 'node.id',
+      message: `node ${raw.node.id} is not in nodes (ids: ${raw.nodes.map((n) => n.id).join(', ')}); add this node to nodes or fix node.id`,
+    });
   } else if (raw.node.name !== undefined && raw.node.name !== self.name) {
-    out.push({ path: 'node.name', message: `${JSON.stringify(raw.node.name)} differs from the name of node ${self.id} in nodes (${JSON.stringify(self.name)}); make them equal or drop node.name` });
+    out.push({
+      path: 'node.name',
+      message: `${JSON.stringify(raw.node.name)} differs from the name of node ${self.id} in nodes (${JSON.stringify(self.name)}); make them equal or drop node.name`,
+    });
   }
   return out;
 }
@@ -351,15 +446,30 @@ function quorumErrorPath(code: QuorumConfigErrorCode): string {
   }
 }
 
-function quorumProblems(raw: RawConfig, nodes: readonly ConfiguredNode[], q: QuorumSettings, tickMs: number): Result<VotequorumSetup, ConfigProblem[]> {
+function quorumProblems(
+  raw: RawConfig,
+  nodes: readonly ConfiguredNode[],
+  q: QuorumSettings,
+  tickMs: number,
+): Result<VotequorumSetup, ConfigProblem[]> {
   const out: ConfigProblem[] = [];
   if (raw.quorum?.tieBreakerNode !== undefined && !q.autoTieBreaker) {
-    out.push({ path: 'quorum.tieBreakerNode', message: 'has no effect unless quorum.autoTieBreaker is true; set autoTieBreaker: true or remove it' });
+    out.push({
+      path: 'quorum.tieBreakerNode',
+      message: 'has no effect unless quorum.autoTieBreaker is true; set autoTieBreaker: true or remove it',
+    });
   }
   if (raw.quorum?.lastManStandingWindowMs !== undefined && !q.lastManStanding) {
-    out.push({ path: 'quorum.lastManStandingWindowMs', message: 'has no effect unless quorum.lastManStanding is true; set lastManStanding: true or remove it' });
+    out.push({
+      path: 'quorum.lastManStandingWindowMs',
+      message: 'has no effect unless quorum.lastManStanding is true; set lastManStanding: true or remove it',
+    });
   }
-  const specs: NodeVoteSpec[] = nodes.map((n) => ({ nodeId: n.id, votes: n.votes, role: n.role === 'witness' ? 'witness' : 'data' }));
+  const specs: NodeVoteSpec[] = nodes.map((n) => ({
+    nodeId: n.id,
+    votes: n.votes,
+    role: n.role === 'witness' ? 'witness' : 'data',
+  }));
   const options: VotequorumOptions = {
     expectedVotes: q.expectedVotes,
     expectedVotesTracking: q.expectedVotesTracking,
@@ -382,12 +492,24 @@ function resolvePath(baseDir: string, p: string): string {
 function socketProblems(socket: string): ConfigProblem[] {
   const bytes = Buffer.byteLength(socket, 'utf8');
   if (bytes <= UNIX_SOCKET_PATH_BYTES_MAX) return [];
-  return [{ path: 'api.socket', message: `${socket} is ${bytes} bytes long; Unix socket paths are limited to ${UNIX_SOCKET_PATH_BYTES_MAX} bytes: choose a shorter path` }];
+  return [
+    {
+      path: 'api.socket',
+      message: `${socket} is ${bytes} bytes long; Unix socket paths are limited to ${UNIX_SOCKET_PATH_BYTES_MAX} bytes: choose a shorter path`,
+    },
+  ];
 }
 
 function apiModeProblems(mode: number): ConfigProblem[] {
-  if ((mode & 0o600) !== 0o600) return [{ path: 'api.mode', message: `mode ${octal(mode)} must give the owner read and write (0600 at least)` }];
-  if ((mode & 0o002) !== 0) return [{ path: 'api.mode', message: `mode ${octal(mode)} lets every local user control the cluster; use 0660 and add administrators to the socket's group` }];
+  if ((mode & 0o600) !== 0o600)
+    return [{ path: 'api.mode', message: `mode ${octal(mode)} must give the owner read and write (0600 at least)` }];
+  if ((mode & 0o002) !== 0)
+    return [
+      {
+        path: 'api.mode',
+        message: `mode ${octal(mode)} lets every local user control the cluster; use 0660 and add administrators to the socket's group`,
+      },
+    ];
   return [];
 }
 
@@ -402,7 +524,16 @@ function configuredNodes(raw: RawConfig): { nodes: ConfiguredNode[]; problems: C
   raw.nodes.forEach((n, i) => {
     const a = parseAddress(n.address);
     if (typeof a === 'string') problems.push({ path: `nodes[${i}].address`, message: a });
-    else nodes.push({ id: nodeId(n.id), name: n.name, address: n.address, host: a.host, port: a.port, votes: n.votes, role: n.role });
+    else
+      nodes.push({
+        id: nodeId(n.id),
+        name: n.name,
+        address: n.address,
+        host: a.host,
+        port: a.port,
+        votes: n.votes,
+        role: n.role,
+      });
   });
   return { nodes, problems };
 }
@@ -413,7 +544,8 @@ function buildConfig(raw: RawConfig, source: string, baseDir: string): Result<No
   const nameProblem = clusterNameProblem(raw.cluster.name);
   if (nameProblem !== undefined) problems.push({ path: 'cluster.name', message: nameProblem });
   const timeouts = deriveTimeouts({ ...TIMEOUT_DEFAULTS, ...raw.timeouts });
-  if (!timeouts.ok) problems.push(...timeouts.error.problems.map((p) => ({ path: `timeouts.${p.key}`, message: p.message })));
+  if (!timeouts.ok)
+    problems.push(...timeouts.error.problems.map((p) => ({ path: `timeouts.${p.key}`, message: p.message })));
   const q = quorumSettings(raw);
   const tickMs = timeouts.ok ? timeouts.value.tickMs : TIMEOUT_DEFAULTS.heartbeatMs / 2;
   const votequorum = problems.length === 0 ? quorumProblems(raw, nodes, q, tickMs) : err([]);
@@ -425,7 +557,10 @@ function buildConfig(raw: RawConfig, source: string, baseDir: string): Result<No
   const self = nodes.find((n) => n.id === raw.node.id);
   const listen = { host: raw.listen?.host ?? self?.host ?? '0.0.0.0', port: raw.listen?.port ?? self?.port ?? 0 };
   if (raw.metrics !== undefined && raw.metrics.port === listen.port) {
-    problems.push({ path: 'metrics.port', message: `port ${raw.metrics.port} is also the peer port (listen.port); choose another port for metrics` });
+    problems.push({
+      path: 'metrics.port',
+      message: `port ${raw.metrics.port} is also the peer port (listen.port); choose another port for metrics`,
+    });
   }
   if (problems.length > 0 || !timeouts.ok || !votequorum.ok || self === undefined) return err(problems);
   return ok({
@@ -459,9 +594,19 @@ export function formatOf(path: string): ConfigFormat {
 /** Parses text into a plain value (pass 1), collecting every syntax error with its position. */
 export function parseConfigText(text: string, format: ConfigFormat): Result<unknown, ConfigProblem[]> {
   // The json schema makes YAML's parser a strict JSON parser that also rejects duplicate keys.
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, schema: format === 'json' ? 'json' : 'core', strict: true });
+  const doc = parseDocument(text, {
+    uniqueKeys: true,
+    prettyErrors: true,
+    schema: format === 'json' ? 'json' : 'core',
+    strict: true,
+  });
   if (doc.errors.length > 0) {
-    return err(doc.errors.map((e) => ({ path: '', message: `${format === 'json' ? 'JSON' : 'YAML'} syntax: ${(e.message.split('\n')[0] ?? '').replace(/:$/, '')}` })));
+    return err(
+      doc.errors.map((e) => ({
+        path: '',
+        message: `${format === 'json' ? 'JSON' : 'YAML'} syntax: ${(e.message.split('\n')[0] ?? '').replace(/:$/, '')}`,
+      })),
+    );
   }
   return ok(doc.toJS({ maxAliasCount: 100 }) as unknown);
 }
@@ -472,14 +617,20 @@ export function parseConfigText(text: string, format: ConfigFormat): Result<unkn
  */
 export function validateConfig(value: unknown, source: string, baseDir: string): Result<NodeConfig, ConfigError> {
   const parsed = configSchema.safeParse(value, { reportInput: true });
-  if (!parsed.success) return err(new ConfigError('CONFIG_INVALID', source, parsed.error.issues.flatMap(issueProblems)));
+  if (!parsed.success)
+    return err(new ConfigError('CONFIG_INVALID', source, parsed.error.issues.flatMap(issueProblems)));
   const built = buildConfig(parsed.data, source, baseDir);
   if (!built.ok) return err(new ConfigError('CONFIG_INVALID', source, built.error));
   return built;
 }
 
 /** Parses and validates config text (pass 1 to 3). */
-export function parseConfig(text: string, format: ConfigFormat, source: string, baseDir: string): Result<NodeConfig, ConfigError> {
+export function parseConfig(
+  text: string,
+  format: ConfigFormat,
+  source: string,
+  baseDir: string,
+): Result<NodeConfig, ConfigError> {
   const value = parseConfigText(text, format);
   if (!value.ok) return err(new ConfigError('CONFIG_INVALID', source, value.error));
   return validateConfig(value.value, source, baseDir);
@@ -498,20 +649,23 @@ export async function loadConfig(path: string): Promise<Result<NodeConfig, Confi
 }
 
 async function readConfigText(path: string): Promise<Result<string, ConfigError>> {
-  const unreadable = (message: string): Result<never, ConfigError> => err(new ConfigError('CONFIG_UNREADABLE', path, [{ path: '', message }]));
+  const unreadable = (message: string): Result<never, ConfigError> =>
+    err(new ConfigError('CONFIG_UNREADABLE', path, [{ path: '', message }]));
   let handle;
   try {
     handle = await open(path, 'r');
   } catch (e) {
     const code = (e as { code?: unknown }).code;
-    if (code === 'ENOENT') return unreadable('the file does not exist; create one with `cohort init` or pass the right --config');
+    if (code === 'ENOENT')
+      return unreadable('the file does not exist; create one with `cohort init` or pass the right --config');
     if (code === 'EACCES') return unreadable('permission denied; run as the user that owns the file or fix its mode');
     return unreadable(e instanceof Error ? e.message : String(e));
   }
   try {
     const info = await handle.stat();
     if (!info.isFile()) return unreadable('not a regular file');
-    if (info.size > CONFIG_FILE_BYTES_MAX) return unreadable(`the file is ${info.size} bytes; a config is at most ${CONFIG_FILE_BYTES_MAX} bytes`);
+    if (info.size > CONFIG_FILE_BYTES_MAX)
+      return unreadable(`the file is ${info.size} bytes; a config is at most ${CONFIG_FILE_BYTES_MAX} bytes`);
     const bytes = await handle.readFile();
     try {
       return ok(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
@@ -531,8 +685,17 @@ export function clusterWideSettings(config: NodeConfig): Record<string, unknown>
   return {
     cluster: config.cluster.name,
     nodes: config.nodes.map((n) => ({ id: n.id, name: n.name, address: n.address, votes: n.votes, role: n.role })),
-    quorum: { ...config.quorum, expectedVotes: config.quorum.expectedVotes ?? null, tieBreakerNode: config.quorum.tieBreakerNode },
-    timeouts: { heartbeatMs: i.heartbeatMs, failureTimeoutMs: i.failureTimeoutMs, stallToleranceMs: i.stallToleranceMs, watchdogMs: i.watchdogMs ?? null },
+    quorum: {
+      ...config.quorum,
+      expectedVotes: config.quorum.expectedVotes ?? null,
+      tieBreakerNode: config.quorum.tieBreakerNode,
+    },
+    timeouts: {
+      heartbeatMs: i.heartbeatMs,
+      failureTimeoutMs: i.failureTimeoutMs,
+      stallToleranceMs: i.stallToleranceMs,
+      watchdogMs: i.watchdogMs ?? null,
+    },
   };
 }
 
@@ -553,5 +716,7 @@ export function canonicalJson(value: unknown): string {
  * settings (paths, listen address, metrics, logging) do not enter it.
  */
 export function configFingerprint(config: NodeConfig): string {
-  return `sha256:${createHash('sha256').update(canonicalJson(clusterWideSettings(config))).digest('hex')}`;
+  return `sha256:${createHash('sha256')
+    .update(canonicalJson(clusterWideSettings(config)))
+    .digest('hex')}`;
 }

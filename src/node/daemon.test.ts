@@ -49,9 +49,11 @@ async function freeBase(n: number): Promise<number> {
       s.once('error', () => {
         done(false);
       });
-      s.listen({ host: '127.0.0.1', port }, () => s.close(() => {
-        done(true);
-      }));
+      s.listen({ host: '127.0.0.1', port }, () =>
+        s.close(() => {
+          done(true);
+        }),
+      );
     });
   for (let i = 0; i < 20; i++) {
     const base = 30_000 + Math.floor(Math.random() * 300) * 100;
@@ -70,7 +72,11 @@ async function status(socket: string): Promise<Record<string, ApiData> | null> {
   }
 }
 
-async function waitFor<T>(what: string, boundMs: number, probe: () => Promise<T | null>): Promise<{ value: T; ms: number }> {
+async function waitFor<T>(
+  what: string,
+  boundMs: number,
+  probe: () => Promise<T | null>,
+): Promise<{ value: T; ms: number }> {
   const start = performance.now();
   for (;;) {
     const v = await probe();
@@ -84,12 +90,22 @@ async function waitFor<T>(what: string, boundMs: number, probe: () => Promise<T 
 test('a bad config exits 2 with a line naming the key at fault', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cohort-bad-'));
   try {
-    await writeFile(join(dir, 'bad.yaml'), 'cluster: {name: x}\nnode: {id: 1}\nnodes: [{id: 1, name: a, address: "127.0.0.1:1"}]\ndataDir: d\nclsuter: 1\n');
+    await writeFile(
+      join(dir, 'bad.yaml'),
+      'cluster: {name: x}\nnode: {id: 1}\nnodes: [{id: 1, name: a, address: "127.0.0.1:1"}]\ndataDir: d\nclsuter: 1\n',
+    );
     const r = await runCohort(['start', '--config', join(dir, 'bad.yaml')]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /clsuter: unknown key/);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-    assert.equal(await stat(join(dir, 'd')).then(() => true, () => false), false, 'nothing was created');
+    assert.equal(
+      await stat(join(dir, 'd')).then(
+        () => true,
+        () => false,
+      ),
+      false,
+      'nothing was created',
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -103,7 +119,9 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
     assert.equal(await runInit({ nodes: 3, dir, basePort: base }, { out: () => undefined, err: () => undefined }), 0);
     const socket = (i: number): string => join(dir, `node-${i}`, 'cohort.sock');
     for (let i = 1; i <= 3; i++) children.push(daemon(join(dir, `node-${i}.yaml`), join(dir, `node-${i}.log`)));
-    const cold = await waitFor('all three quorate', QUORATE_BOUND_MS, async () => ((await Promise.all([1, 2, 3].map((i) => status(socket(i))))).every((s) => s?.['quorate'] === true) ? true : null));
+    const cold = await waitFor('all three quorate', QUORATE_BOUND_MS, async () =>
+      (await Promise.all([1, 2, 3].map((i) => status(socket(i))))).every((s) => s?.['quorate'] === true) ? true : null,
+    );
     process.stderr.write(`# cold start to quorate (3 processes): ${Math.round(cold.ms)} ms\n`);
 
     const answers = await Promise.all([1, 2, 3].map((i) => runCohort(['status', '--json', '--socket', socket(i)])));
@@ -112,9 +130,24 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
       return JSON.parse(a.stdout) as Record<string, unknown>;
     });
     for (const s of parsed) {
-      for (const k of ['nodeId', 'leaderId', 'term', 'viewId', 'quorate', 'expectedVotes', 'totalVotes', 'quorum', 'members']) assert.ok(k in s, `status --json has ${k}`);
-      assert.deepEqual([s['leaderId'], s['viewId'], s['members'], s['quorum'], s['expectedVotes']], [parsed[0]?.['leaderId'], parsed[0]?.['viewId'], parsed[0]?.['members'], 2, 3]);
-      for (const m of s['members'] as Record<string, unknown>[]) for (const k of ['nodeId', 'name', 'incarnation', 'state']) assert.ok(k in m, `member has ${k}`);
+      for (const k of [
+        'nodeId',
+        'leaderId',
+        'term',
+        'viewId',
+        'quorate',
+        'expectedVotes',
+        'totalVotes',
+        'quorum',
+        'members',
+      ])
+        assert.ok(k in s, `status --json has ${k}`);
+      assert.deepEqual(
+        [s['leaderId'], s['viewId'], s['members'], s['quorum'], s['expectedVotes']],
+        [parsed[0]?.['leaderId'], parsed[0]?.['viewId'], parsed[0]?.['members'], 2, 3],
+      );
+      for (const m of s['members'] as Record<string, unknown>[])
+        for (const k of ['nodeId', 'name', 'incarnation', 'state']) assert.ok(k in m, `member has ${k}`);
     }
     assert.equal((parsed[0]?.['members'] as unknown[]).length, 3);
 
@@ -137,10 +170,18 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
     await exitOf(victim, 2000);
     const change = await waitFor('a view without the killed node on both survivors', VIEW_CHANGE_BOUND_MS, async () => {
       const ss = await Promise.all([leader, f1].map((i) => status(socket(i))));
-      const ok = ss.every((s) => s !== null && s['quorate'] === true && (s['viewId'] as number) > viewBefore && !(s['members'] as Record<string, ApiData>[]).some((m) => m['nodeId'] === f2));
+      const ok = ss.every(
+        (s) =>
+          s !== null &&
+          s['quorate'] === true &&
+          (s['viewId'] as number) > viewBefore &&
+          !(s['members'] as Record<string, ApiData>[]).some((m) => m['nodeId'] === f2),
+      );
       return ok ? true : null;
     });
-    process.stderr.write(`# kill -9 of a follower to a committed view without it on both survivors: ${Math.round(change.ms)} ms\n`);
+    process.stderr.write(
+      `# kill -9 of a follower to a committed view without it on both survivors: ${Math.round(change.ms)} ms\n`,
+    );
     const gone = await runCohort(['status', '--socket', socket(f2)]);
     assert.equal(gone.code, 4);
     assert.match(gone.stderr, /cannot reach the cohort daemon/);
@@ -148,12 +189,17 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
 
     // The killed node comes back with a wrong cluster key: refused, logged, cluster unaffected.
     await writeClusterKeyFile(join(dir, 'wrong.key'), generateClusterKey());
-    const text = (await readFile(join(dir, `node-${f2}.yaml`), 'utf8')).replace('keyFile: cluster.key', 'keyFile: wrong.key');
+    const text = (await readFile(join(dir, `node-${f2}.yaml`), 'utf8')).replace(
+      'keyFile: cluster.key',
+      'keyFile: wrong.key',
+    );
     await writeFile(join(dir, 'wrong.yaml'), text);
     const intruder = daemon(join(dir, 'wrong.yaml'), join(dir, 'wrong.log'));
     children.push(intruder);
     await waitFor('a logged key refusal', 8000, async () => {
-      const logs = await Promise.all([join(dir, 'wrong.log'), join(dir, `node-${leader}.log`)].map((p) => readFile(p, 'utf8').catch(() => '')));
+      const logs = await Promise.all(
+        [join(dir, 'wrong.log'), join(dir, `node-${leader}.log`)].map((p) => readFile(p, 'utf8').catch(() => '')),
+      );
       return logs.some((l) => /wrong cluster key/.test(l)) ? true : null;
     });
     const after = await status(socket(leader));
@@ -173,7 +219,10 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
       const s = await status(socket(f2));
       return typeof s?.['joinProblem'] === 'string' ? s['joinProblem'] : null;
     });
-    assert.match(refusal.value, /may not join: its cluster-wide settings \(fingerprint sha256:[0-9a-f]{64}\) differ from the cluster's/);
+    assert.match(
+      refusal.value,
+      /may not join: its cluster-wide settings \(fingerprint sha256:[0-9a-f]{64}\) differ from the cluster's/,
+    );
     assert.match(await readFile(join(dir, 'other.log'), 'utf8'), /cannot join the cluster: node \d+ may not join/);
     const still = await status(socket(leader));
     assert.equal((still?.['members'] as unknown[]).length, 2, 'the mismatched node did not get in');
@@ -182,7 +231,15 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
     const codes = await Promise.all(children.filter((c) => c !== victim).map((c) => exitOf(c, 10_000)));
     assert.deepEqual(codes, [0, 0, 0, 0]);
     for (const c of children) assert.equal(alive(c.pid ?? -1), false, `process ${c.pid ?? '?'} is gone`);
-    for (const i of [leader, f1]) assert.equal(await stat(socket(i)).then(() => true, () => false), false, 'the socket was removed');
+    for (const i of [leader, f1])
+      assert.equal(
+        await stat(socket(i)).then(
+          () => true,
+          () => false,
+        ),
+        false,
+        'the socket was removed',
+      );
   } finally {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
@@ -192,22 +249,41 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
 test('cohort demo --dir D writes D/demo.json once quorate and stops everything on SIGTERM', async () => {
   const parent = await mkdtemp(join(tmpdir(), 'cohort-demo-test-'));
   const dir = join(parent, 'D');
-  const demo = spawn(process.execPath, [BIN, 'demo', '--nodes', '3', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const demo = spawn(process.execPath, [BIN, 'demo', '--nodes', '3', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   demo.stdout.on('data', (d: Buffer) => (out += d.toString()));
   demo.stderr.on('data', (d: Buffer) => (out += d.toString()));
   try {
-    const { value } = await waitFor('demo.json', 25_000, () => readFile(join(dir, 'demo.json'), 'utf8').then((t) => t, () => null));
+    const { value } = await waitFor('demo.json', 25_000, () =>
+      readFile(join(dir, 'demo.json'), 'utf8').then(
+        (t) => t,
+        () => null,
+      ),
+    );
     const doc = JSON.parse(value) as { nodes: Record<string, unknown>[] };
     assert.equal(doc.nodes.length, 3);
-    for (const n of doc.nodes) for (const k of ['nodeId', 'pid', 'socket', 'metricsUrl']) assert.ok(n[k] !== undefined && n[k] !== null, `demo.json node has ${k}`);
+    for (const n of doc.nodes)
+      for (const k of ['nodeId', 'pid', 'socket', 'metricsUrl'])
+        assert.ok(n[k] !== undefined && n[k] !== null, `demo.json node has ${k}`);
     const pids = doc.nodes.map((n) => n['pid'] as number);
     assert.ok(pids.every(alive));
     assert.equal((await status(doc.nodes[0]?.['socket'] as string))?.['quorate'], true);
     demo.kill('SIGTERM');
     assert.equal(await exitOf(demo, 15_000), 0, out);
-    assert.ok(pids.every((p) => !alive(p)), 'no node process is left');
-    assert.equal(await stat(dir).then(() => true, () => false), false, 'the directory was removed');
+    assert.ok(
+      pids.every((p) => !alive(p)),
+      'no node process is left',
+    );
+    assert.equal(
+      await stat(dir).then(
+        () => true,
+        () => false,
+      ),
+      false,
+      'the directory was removed',
+    );
   } finally {
     if (demo.exitCode === null) demo.kill('SIGKILL');
     await rm(parent, { recursive: true, force: true });

@@ -30,7 +30,12 @@ import { FileDisk } from '../platform/file-disk.js';
 import { createLogger } from '../platform/logger.js';
 import { createRealEnv } from '../platform/real-env.js';
 import { TcpTransport, type PeerAddress } from '../platform/tcp-transport.js';
-import { ClusterNode, type ClusterNodeOptions, type ClusterObserver, type ClusterTiming } from '../runtime/cluster-node.js';
+import {
+  ClusterNode,
+  type ClusterNodeOptions,
+  type ClusterObserver,
+  type ClusterTiming,
+} from '../runtime/cluster-node.js';
 import type { TimeoutModel } from './timeouts.js';
 import { peerCodec, type PeerMessage } from '../runtime/peer-message.js';
 import { RecoveryError } from '../runtime/raft-persistence.js';
@@ -54,7 +59,13 @@ export interface DaemonIo {
 
 /** The membership view of the configured nodes. */
 export function memberSpecs(config: NodeConfig): MemberNodeSpec[] {
-  return config.nodes.map((n) => ({ nodeId: n.id, name: n.name, address: n.address, votes: n.votes, role: n.votes === 0 ? 'learner' : n.role }));
+  return config.nodes.map((n) => ({
+    nodeId: n.id,
+    name: n.name,
+    address: n.address,
+    votes: n.votes,
+    role: n.votes === 0 ? 'learner' : n.role,
+  }));
 }
 
 /** The `ClusterNode` options a validated config gives (timing from the one timeout model). */
@@ -102,11 +113,18 @@ async function lockDataDir(dir: string): Promise<string> {
       await handle.close();
       return path;
     } catch (e) {
-      if ((e as { code?: unknown }).code !== 'EEXIST') throw new StartError(`cannot create the lock file ${path}: ${e instanceof Error ? e.message : String(e)}`, DAEMON_EXIT.failure);
+      if ((e as { code?: unknown }).code !== 'EEXIST')
+        throw new StartError(
+          `cannot create the lock file ${path}: ${e instanceof Error ? e.message : String(e)}`,
+          DAEMON_EXIT.failure,
+        );
     }
     const pid = Number.parseInt((await readFile(path, 'utf8').catch(() => '')).trim(), 10);
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
-      throw new StartError(`another cohort daemon (pid ${pid}) is using the data directory ${dir}; stop it first (two daemons must never share a log)`, DAEMON_EXIT.failure);
+      throw new StartError(
+        `another cohort daemon (pid ${pid}) is using the data directory ${dir}; stop it first (two daemons must never share a log)`,
+        DAEMON_EXIT.failure,
+      );
     }
     await unlink(path).catch(() => undefined); // left by a daemon that died: take it over
   }
@@ -138,18 +156,26 @@ function observerFor(logger: Logger, hub: EventHub, counters: () => DaemonCounte
   return {
     onRole: (role, term, lead) => {
       counters()?.roleChanges.inc();
-      logger.info({ role, term, lead }, `raft: ${role} in term ${term}${lead === null ? ', no leader known' : `, leader ${lead}`}`);
+      logger.info(
+        { role, term, lead },
+        `raft: ${role} in term ${term}${lead === null ? ', no leader known' : `, leader ${lead}`}`,
+      );
     },
     ...hub.observer(),
     onMembershipApplied: (index, output, error) => {
       hub.notify();
       if (error !== null) logger.warn({ index, error }, `membership command at ${index} refused: ${error}`);
-      else if (output !== null && output.events > 0) logger.info({ index, type: output.type, outcome: output.outcome, viewId: output.viewId, quorate: output.quorate }, `membership: ${output.type} ${output.outcome}; view ${output.viewId} ${output.quorate ? 'quorate' : 'NOT quorate'}`);
+      else if (output !== null && output.events > 0)
+        logger.info(
+          { index, type: output.type, outcome: output.outcome, viewId: output.viewId, quorate: output.quorate },
+          `membership: ${output.type} ${output.outcome}; view ${output.viewId} ${output.quorate ? 'quorate' : 'NOT quorate'}`,
+        );
     },
     onDecision: (d) => {
       counters()?.detectorDecisions.inc({ type: d.type });
       const line = `failure detector: ${d.type} node ${d.node} (incarnation ${d.incarnation})`;
-      if (d.type === 'fail' || d.type === 'quarantine') logger.warn({ decision: d.type, node: d.node, incarnation: d.incarnation, reason: d.reason }, line);
+      if (d.type === 'fail' || d.type === 'quarantine')
+        logger.warn({ decision: d.type, node: d.node, incarnation: d.incarnation, reason: d.reason }, line);
       else logger.info({ decision: d.type, node: d.node, incarnation: d.incarnation }, line);
     },
     onJoinProblem: (problem) => {
@@ -166,7 +192,9 @@ function observerFor(logger: Logger, hub: EventHub, counters: () => DaemonCounte
 }
 
 function peersOf(config: NodeConfig): Map<NodeId, PeerAddress> {
-  return new Map(config.nodes.filter((n) => n.id !== config.node.id).map((n) => [n.id, { host: n.host, port: n.port }]));
+  return new Map(
+    config.nodes.filter((n) => n.id !== config.node.id).map((n) => [n.id, { host: n.host, port: n.port }]),
+  );
 }
 
 async function readKey(config: NodeConfig): Promise<ClusterKey> {
@@ -193,27 +221,61 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
   const lockPath = await lockDataDir(config.dataDir);
   const hub = new EventHub();
   let counters: DaemonCounters | null = null;
-  const transport = new TcpTransport<PeerMessage>({ self: config.node.id, clusterName: config.cluster.name, listen: config.listen, peers: peersOf(config), key, codec: peerCodec(), logger, prng: new Prng(randomInt(0, 2 ** 48 - 1)) });
+  const transport = new TcpTransport<PeerMessage>({
+    self: config.node.id,
+    clusterName: config.cluster.name,
+    listen: config.listen,
+    peers: peersOf(config),
+    key,
+    codec: peerCodec(),
+    logger,
+    prng: new Prng(randomInt(0, 2 ** 48 - 1)),
+  });
   const env = createRealEnv<PeerMessage>({ nodeId: config.node.id, transport, disk, logger });
   let node: ClusterNode;
   try {
-    node = new ClusterNode(env, clusterNodeOptions(config, observerFor(logger, hub, () => counters)));
+    node = new ClusterNode(
+      env,
+      clusterNodeOptions(
+        config,
+        observerFor(logger, hub, () => counters),
+      ),
+    );
   } catch (e) {
     await unlink(lockPath).catch(() => undefined);
-    if (e instanceof RecoveryError) throw new StartError(`cannot recover the node's state from ${config.dataDir}: ${e.message}`, DAEMON_EXIT.failure);
+    if (e instanceof RecoveryError)
+      throw new StartError(`cannot recover the node's state from ${config.dataDir}: ${e.message}`, DAEMON_EXIT.failure);
     throw e;
   }
   await startNode(node);
   await transport.start().catch((e: unknown) => {
     node.stop();
-    throw new StartError(`${e instanceof Error ? e.message : String(e)}; is another daemon using port ${config.listen.port}?`, DAEMON_EXIT.failure);
+    throw new StartError(
+      `${e instanceof Error ? e.message : String(e)}; is another daemon using port ${config.listen.port}?`,
+      DAEMON_EXIT.failure,
+    );
   });
-  const api = new ApiServer({ socketPath: config.api.socket, mode: config.api.mode, serverName: `cohort node ${config.node.id} (${config.node.name})`, logger });
-  registerApiHandlers(api, node, hub, { clusterName: config.cluster.name, fingerprint: configFingerprint(config), startedAtMs: performance.now(), links: () => transport.status() });
+  const api = new ApiServer({
+    socketPath: config.api.socket,
+    mode: config.api.mode,
+    serverName: `cohort node ${config.node.id} (${config.node.name})`,
+    logger,
+  });
+  registerApiHandlers(api, node, hub, {
+    clusterName: config.cluster.name,
+    fingerprint: configFingerprint(config),
+    startedAtMs: performance.now(),
+    links: () => transport.status(),
+  });
   await api.listen().catch(async (e: unknown) => {
     node.stop();
     await transport.close();
-    throw new StartError(e instanceof ApiServerError ? e.message : `cannot serve the API socket ${config.api.socket}: ${e instanceof Error ? e.message : String(e)}`, DAEMON_EXIT.failure);
+    throw new StartError(
+      e instanceof ApiServerError
+        ? e.message
+        : `cannot serve the API socket ${config.api.socket}: ${e instanceof Error ? e.message : String(e)}`,
+      DAEMON_EXIT.failure,
+    );
   });
   let metrics: MetricsEndpoint | null = null;
   if (config.metrics !== undefined) {
@@ -244,12 +306,16 @@ async function stop(r: Running, signal: string): Promise<void> {
   const steps: [string, () => Promise<void>][] = [
     ['api', () => r.api.close()],
     ['transport', () => r.transport.close()],
-    ['disk', () => new Promise<void>((resolve, reject) => {
-      r.disk.close((e) => {
-        if (e === null) resolve();
-        else reject(e);
-      });
-    })],
+    [
+      'disk',
+      () =>
+        new Promise<void>((resolve, reject) => {
+          r.disk.close((e) => {
+            if (e === null) resolve();
+            else reject(e);
+          });
+        }),
+    ],
     ['metrics', () => r.metrics?.close() ?? Promise.resolve()],
     ['lock', () => unlink(r.lockPath)],
   ];
@@ -257,7 +323,10 @@ async function stop(r: Running, signal: string): Promise<void> {
     try {
       await step();
     } catch (e) {
-      log.warn({ step: what, error: e instanceof Error ? e.message : String(e) }, `shutdown: closing the ${what} failed`);
+      log.warn(
+        { step: what, error: e instanceof Error ? e.message : String(e) },
+        `shutdown: closing the ${what} failed`,
+      );
     }
   }
   log.info('stopped');
@@ -286,7 +355,13 @@ export async function runDaemon(configPath: string, io: DaemonIo): Promise<numbe
     return e instanceof StartError ? e.exitCode : DAEMON_EXIT.failure;
   }
   logger.info(
-    { incarnation: running.node.incarnation, listen: `${config.listen.host}:${config.listen.port}`, socket: config.api.socket, metrics: running.metrics?.url ?? null, fingerprint: configFingerprint(config) },
+    {
+      incarnation: running.node.incarnation,
+      listen: `${config.listen.host}:${config.listen.port}`,
+      socket: config.api.socket,
+      metrics: running.metrics?.url ?? null,
+      fingerprint: configFingerprint(config),
+    },
     `node ${config.node.id} (${config.node.name}) of cluster ${config.cluster.name} running as incarnation ${running.node.incarnation}; API at ${config.api.socket}`,
   );
   const signal = await new Promise<string>((resolve) => {

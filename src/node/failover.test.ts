@@ -36,17 +36,38 @@ function num(s: NodeStatusAnswer | null, key: string): number {
 }
 
 /** Waits until every node of `ids` applied a view without `gone` and stays quorate. */
-async function waitViewWithout(c: ProcessCluster, ids: readonly number[], gone: readonly number[], afterViewId: number): Promise<number> {
-  const r = await waitFor(`a view without ${gone.join(',')} on nodes ${ids.join(',')}`, VIEW_CHANGE_BOUND_MS, async () => {
-    const ss = await Promise.all(ids.map((i) => c.status(i)));
-    const ok = ss.every((s) => s !== null && s['quorate'] === true && num(s, 'viewId') > afterViewId && !membersOf(s).some(([n]) => gone.includes(n)));
-    return ok ? true : null;
-  });
+async function waitViewWithout(
+  c: ProcessCluster,
+  ids: readonly number[],
+  gone: readonly number[],
+  afterViewId: number,
+): Promise<number> {
+  const r = await waitFor(
+    `a view without ${gone.join(',')} on nodes ${ids.join(',')}`,
+    VIEW_CHANGE_BOUND_MS,
+    async () => {
+      const ss = await Promise.all(ids.map((i) => c.status(i)));
+      const ok = ss.every(
+        (s) =>
+          s !== null &&
+          s['quorate'] === true &&
+          num(s, 'viewId') > afterViewId &&
+          !membersOf(s).some(([n]) => gone.includes(n)),
+      );
+      return ok ? true : null;
+    },
+  );
   return r.ms;
 }
 
 /** Puts `key=value` through node `id`, retrying definite refusals until the deadline. */
-async function putRetrying(c: ProcessCluster, ids: readonly number[], key: string, value: string, boundMs: number): Promise<number> {
+async function putRetrying(
+  c: ProcessCluster,
+  ids: readonly number[],
+  key: string,
+  value: string,
+  boundMs: number,
+): Promise<number> {
   const r = await waitFor(`kv.put ${key}=${value} through one of ${ids.join(',')}`, boundMs, async () => {
     for (const id of ids) {
       try {
@@ -77,7 +98,12 @@ async function restartAndConfirm(c: ProcessCluster, id: number, via: number, oth
   const waiting = await waitFor(`node ${id} restarted and waiting for a fence`, QUORATE_BOUND_MS, async () => {
     const rec = await nodeRecord(c, via, id).catch(() => null);
     const s = await c.status(id);
-    return rec !== null && s !== null && rec['status'] === 'needs-fencing' && (rec['rejoin'] as number) === num(s, 'incarnation') ? { rec, s } : null;
+    return rec !== null &&
+      s !== null &&
+      rec['status'] === 'needs-fencing' &&
+      (rec['rejoin'] as number) === num(s, 'incarnation')
+      ? { rec, s }
+      : null;
   });
   assert.equal(waiting.value.s['joined'], false, 'the new incarnation is kept out until the fence is confirmed');
   const inc = num(waiting.value.s, 'incarnation');
@@ -90,7 +116,10 @@ async function restartAndConfirm(c: ProcessCluster, id: number, via: number, oth
   assert.match(confirm.stdout, new RegExp(`incarnation ${inc} admitted as a member`));
   await c.waitQuorate([...others, id], QUORATE_BOUND_MS);
   const back = await c.status(via);
-  assert.ok(back !== null && membersOf(back).some(([n, i]) => n === id && i === inc), 'the new incarnation is in the view');
+  assert.ok(
+    back !== null && membersOf(back).some(([n, i]) => n === id && i === inc),
+    'the new incarnation is in the view',
+  );
 }
 
 interface Sample {
@@ -119,7 +148,8 @@ class LeaseMonitor {
       const sentMs = performance.now();
       const s = await this.c.status(id);
       const recvMs = performance.now();
-      if (s?.['role'] === 'leader' && s['leaseValid'] === true) this.samples.push({ node: id, sentMs, recvMs, term: num(s, 'term') });
+      if (s?.['role'] === 'leader' && s['leaseValid'] === true)
+        this.samples.push({ node: id, sentMs, recvMs, term: num(s, 'term') });
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -134,8 +164,10 @@ class LeaseMonitor {
     const out: string[] = [];
     for (const a of samples) {
       for (const b of samples) {
-        if (a.term === b.term && a.node !== b.node) out.push(`nodes ${a.node} and ${b.node} both held a lease in term ${a.term}`);
-        if (a.term < b.term && a.sentMs > b.recvMs) out.push(`node ${a.node} claimed a lease in term ${a.term} after node ${b.node} held one in term ${b.term}`);
+        if (a.term === b.term && a.node !== b.node)
+          out.push(`nodes ${a.node} and ${b.node} both held a lease in term ${a.term}`);
+        if (a.term < b.term && a.sentMs > b.recvMs)
+          out.push(`node ${a.node} claimed a lease in term ${a.term} after node ${b.node} held one in term ${b.term}`);
       }
     }
     return out;
@@ -164,7 +196,9 @@ test('three daemons: a 1 s follower stop evicts nobody; kill -9 of the leader fa
     const killed = first.leader;
     const survivors = c.ids.filter((i) => i !== killed);
     await c.kill(killed);
-    log(`kill -9 of the leader to a committed view on both survivors: ${Math.round(await waitViewWithout(c, survivors, [killed], view0))} ms`);
+    log(
+      `kill -9 of the leader to a committed view on both survivors: ${Math.round(await waitViewWithout(c, survivors, [killed], view0))} ms`,
+    );
     const second = await c.waitLeader(survivors, ELECTION_BOUND_MS);
     assert.ok(second.term > first.term, 'the new leader has a newer term');
     await putRetrying(c, survivors, 'after-failover', 'yes', 5000);
@@ -179,8 +213,13 @@ test('three daemons: a 1 s follower stop evicts nobody; kill -9 of the leader fa
     await restartAndConfirm(c, killed, survivors[0] ?? 0, survivors);
     const events = await runCohort(['events', '--json', '--socket', c.socket(killed)]);
     assert.equal(events.code, 0, events.stderr);
-    const changes = events.stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; payload: { change?: { node: number; kind: string } } });
-    const mine = changes.flatMap((e) => (e.kind === 'view' && e.payload.change?.node === killed ? [e.payload.change.kind] : []));
+    const changes = events.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; payload: { change?: { node: number; kind: string } } });
+    const mine = changes.flatMap((e) =>
+      e.kind === 'view' && e.payload.change?.node === killed ? [e.payload.change.kind] : [],
+    );
     assert.deepEqual(mine.slice(-2), ['failed', 'admitted'], 'the event stream shows the failure and the admission');
 
     // SIGSTOP of the leader for longer than the election timeout, with writes meanwhile.
@@ -198,18 +237,27 @@ test('three daemons: a 1 s follower stop evicts nobody; kill -9 of the leader fa
     const newer = await c.waitLeader(rest, ELECTION_BOUND_MS);
     c.signal(lead.leader, 'SIGCONT');
     const firstRead = await getText(c, lead.leader, 'counter').catch(() => null); // an error is safe; a stale value is not
-    assert.ok(firstRead === null || Number(firstRead) >= acked, `the resumed old leader served ${firstRead ?? ''} after ${acked} was acknowledged`);
+    assert.ok(
+      firstRead === null || Number(firstRead) >= acked,
+      `the resumed old leader served ${firstRead ?? ''} after ${acked} was acknowledged`,
+    );
     await waitFor('the old leader stepped down to a newer term', ELECTION_BOUND_MS, async () => {
       const s = await c.status(lead.leader);
       return s !== null && s['role'] !== 'leader' && num(s, 'term') > lead.term ? true : null;
     });
-    for (const id of c.ids) assert.equal(await getText(c, id, 'counter'), String(acked), `node ${id} reads the newest acknowledged write`);
+    for (const id of c.ids)
+      assert.equal(await getText(c, id, 'counter'), String(acked), `node ${id} reads the newest acknowledged write`);
     await putRetrying(c, [lead.leader], 'counter', 'final', 5000);
     for (const id of c.ids) assert.equal(await getText(c, id, 'counter'), 'final');
     const samples = await monitor.stop();
     assert.deepEqual(LeaseMonitor.violations(samples), []);
-    assert.ok(samples.some((s) => s.term >= newer.term), 'the monitor saw the new leader hold its lease (it can fail)');
-    log(`leader stop: ${acked} writes acknowledged by the others while it was stopped; ${samples.length} lease samples, no split brain`);
+    assert.ok(
+      samples.some((s) => s.term >= newer.term),
+      'the monitor saw the new leader hold its lease (it can fail)',
+    );
+    log(
+      `leader stop: ${acked} writes acknowledged by the others while it was stopped; ${samples.length} lease samples, no split brain`,
+    );
   } finally {
     await c.close();
   }
@@ -227,7 +275,9 @@ test('five daemons: kill -9 of a follower and of the leader, the three survivors
     const survivors = c.ids.filter((i) => !gone.includes(i));
     await c.kill(follower);
     await c.kill(first.leader);
-    log(`kill -9 of a follower and the leader to a committed view on the 3 survivors: ${Math.round(await waitViewWithout(c, survivors, gone, view0))} ms`);
+    log(
+      `kill -9 of a follower and the leader to a committed view on the 3 survivors: ${Math.round(await waitViewWithout(c, survivors, gone, view0))} ms`,
+    );
     const second = await c.waitLeader(survivors, ELECTION_BOUND_MS);
     assert.ok(survivors.includes(second.leader) && second.term > first.term);
     await putRetrying(c, survivors, 'five', 'ok', 5000);
@@ -235,15 +285,32 @@ test('five daemons: kill -9 of a follower and of the leader, the three survivors
 
     const via = survivors[0] ?? 0;
     const next = num(await c.status(via), 'viewId');
-    const follow = spawn(process.execPath, [BIN, 'events', '--follow', '--json', '--socket', c.socket(via)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const follow = spawn(process.execPath, [BIN, 'events', '--follow', '--json', '--socket', c.socket(via)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let lines = '';
     follow.stdout.on('data', (d: Buffer) => (lines += d.toString()));
     try {
       await restartAndConfirm(c, follower, via, survivors);
       await restartAndConfirm(c, first.leader, via, [...survivors, follower]);
       const admitted = await waitFor('both admissions printed by events --follow', 5000, () => {
-        const seen = lines.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { viewId: number; kind: string; payload: { change?: { node: number; kind: string } } });
-        const ok = gone.every((n) => seen.some((e) => e.viewId > next && e.kind === 'view' && e.payload.change?.kind === 'admitted' && e.payload.change.node === n));
+        const seen = lines
+          .trim()
+          .split('\n')
+          .filter((l) => l !== '')
+          .map(
+            (l) =>
+              JSON.parse(l) as { viewId: number; kind: string; payload: { change?: { node: number; kind: string } } },
+          );
+        const ok = gone.every((n) =>
+          seen.some(
+            (e) =>
+              e.viewId > next &&
+              e.kind === 'view' &&
+              e.payload.change?.kind === 'admitted' &&
+              e.payload.change.node === n,
+          ),
+        );
         return Promise.resolve(ok ? true : null);
       });
       assert.ok(admitted.value);

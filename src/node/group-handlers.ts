@@ -21,7 +21,14 @@ import type { Result } from '../lib/errors.js';
 import { GROUP_LEVEL_MAX } from '../constants.js';
 import { GroupError, type ClusterNode } from '../runtime/cluster-node.js';
 import type { RaftNodeError } from '../runtime/raft-node.js';
-import { apiErrorOf, params, toApiData, type ApiHandlerRegistry, type EventHub, type GroupStreamItem } from './api-handlers.js';
+import {
+  apiErrorOf,
+  params,
+  toApiData,
+  type ApiHandlerRegistry,
+  type EventHub,
+  type GroupStreamItem,
+} from './api-handlers.js';
 
 const textEncoder = new TextEncoder();
 
@@ -63,8 +70,14 @@ function call<T>(run: (done: (r: Result<T, RaftNodeError | GroupError>) => void)
 }
 
 function itemData(item: GroupStreamItem): ApiData {
-  if (item.kind === 'message') return { kind: 'message', groupViewId: item.groupViewId, seq: item.seq, from: item.from, payload: item.payload };
-  return toApiData({ kind: 'view', groupViewId: item.view.groupViewId, members: item.view.members, change: item.view.change });
+  if (item.kind === 'message')
+    return { kind: 'message', groupViewId: item.groupViewId, seq: item.seq, from: item.from, payload: item.payload };
+  return toApiData({
+    kind: 'view',
+    groupViewId: item.view.groupViewId,
+    members: item.view.members,
+    change: item.view.change,
+  });
 }
 
 /** Registers the group methods on `server` (called by `registerApiHandlers`). */
@@ -74,10 +87,16 @@ export function registerGroupHandlers(server: ApiHandlerRegistry, node: ClusterN
     const q = params(p, 'group.join');
     const group = stringParam(q, 'group', 'group.join');
     const level = q['level'] ?? 0;
-    if (typeof level !== 'number' || !Number.isInteger(level) || level < 0 || level > GROUP_LEVEL_MAX) throw new ApiError('INVALID_ARGUMENT', `group.join: params.level must be an integer from 0 to ${GROUP_LEVEL_MAX}`);
-    return toApiData(await call((done) => {
-      node.groupJoin(group, level, done);
-    }));
+    if (typeof level !== 'number' || !Number.isInteger(level) || level < 0 || level > GROUP_LEVEL_MAX)
+      throw new ApiError(
+        'INVALID_ARGUMENT',
+        `group.join: params.level must be an integer from 0 to ${GROUP_LEVEL_MAX}`,
+      );
+    return toApiData(
+      await call((done) => {
+        node.groupJoin(group, level, done);
+      }),
+    );
   });
   server.register('group.leave', async (p) => {
     const group = stringParam(params(p, 'group.leave'), 'group', 'group.leave');
@@ -91,10 +110,13 @@ export function registerGroupHandlers(server: ApiHandlerRegistry, node: ClusterN
     const group = stringParam(q, 'group', 'group.send');
     const raw = q['payload'];
     const payload = typeof raw === 'string' ? textEncoder.encode(raw) : raw instanceof Uint8Array ? raw : null;
-    if (payload === null) throw new ApiError('INVALID_ARGUMENT', 'group.send: params.payload must be bytes or a string');
-    return toApiData(await call((done) => {
-      node.groupSend(group, payload, done);
-    }));
+    if (payload === null)
+      throw new ApiError('INVALID_ARGUMENT', 'group.send: params.payload must be bytes or a string');
+    return toApiData(
+      await call((done) => {
+        node.groupSend(group, payload, done);
+      }),
+    );
   });
   server.register('group.barrier', (p, ctx) => {
     const q = params(p, 'group.barrier');
@@ -108,7 +130,12 @@ export function registerGroupHandlers(server: ApiHandlerRegistry, node: ClusterN
       };
       const onAbort = (): void => {
         node.cancelBarrierWait(group, name, done);
-        reject(new ApiError('CANCELLED', `group.barrier ${group}/${name}: the caller stopped waiting (its arrival stays recorded)`));
+        reject(
+          new ApiError(
+            'CANCELLED',
+            `group.barrier ${group}/${name}: the caller stopped waiting (its arrival stays recorded)`,
+          ),
+        );
       };
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       node.barrier(group, name, done);

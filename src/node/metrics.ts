@@ -29,9 +29,20 @@ export interface MetricsEndpoint {
 function gauges(registry: Registry, node: ClusterNode): void {
   const status = (): ReturnType<ClusterNode['status']> => node.status();
   const gauge = (name: string, help: string, value: () => number): void => {
-    new Gauge({ name, help, registers: [registry], collect() { this.set(value()); } });
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(value());
+      },
+    });
   };
-  gauge('cohort_quorate', '1 when this node is quorate (local verdict: lease or recent leader contact, and a quorate view)', () => (status().quorate ? 1 : 0));
+  gauge(
+    'cohort_quorate',
+    '1 when this node is quorate (local verdict: lease or recent leader contact, and a quorate view)',
+    () => (status().quorate ? 1 : 0),
+  );
   gauge('cohort_is_leader', '1 when this node leads the cluster log', () => (status().role === 'leader' ? 1 : 0));
   gauge('cohort_view_id', 'id of the membership view applied on this node', () => status().viewId);
   gauge('cohort_view_members', 'members of the applied view', () => status().members.length);
@@ -40,7 +51,7 @@ function gauges(registry: Registry, node: ClusterNode): void {
   gauge('cohort_raft_applied_index', 'highest log index applied on this node', () => status().appliedIndex);
   gauge('cohort_votes_present', 'votes of the view members (corosync: total votes)', () => status().totalVotes);
   gauge('cohort_votes_expected', 'expected votes', () => status().expectedVotes);
-  gauge('cohort_incarnation', 'this run\'s incarnation', () => status().incarnation);
+  gauge('cohort_incarnation', "this run's incarnation", () => status().incarnation);
 }
 
 /** Starts the endpoint on `host:port`. Rejects with `CohortError` `METRICS_LISTEN` (e.g. the port is taken). */
@@ -48,9 +59,22 @@ export async function startMetrics(host: string, port: number, node: ClusterNode
   const registry = new Registry();
   gauges(registry, node);
   const counters: DaemonCounters = {
-    detectorDecisions: new Counter({ name: 'cohort_detector_decisions_total', help: 'failure detector decisions made while leading, by type', labelNames: ['type'] as const, registers: [registry] }),
-    roleChanges: new Counter({ name: 'cohort_role_changes_total', help: 'Raft role or leader changes seen', registers: [registry] }),
-    backgroundFailures: new Counter({ name: 'cohort_background_proposal_failures_total', help: 'failed join/configure/detector proposals (each is retried)', registers: [registry] }),
+    detectorDecisions: new Counter({
+      name: 'cohort_detector_decisions_total',
+      help: 'failure detector decisions made while leading, by type',
+      labelNames: ['type'] as const,
+      registers: [registry],
+    }),
+    roleChanges: new Counter({
+      name: 'cohort_role_changes_total',
+      help: 'Raft role or leader changes seen',
+      registers: [registry],
+    }),
+    backgroundFailures: new Counter({
+      name: 'cohort_background_proposal_failures_total',
+      help: 'failed join/configure/detector proposals (each is retried)',
+      registers: [registry],
+    }),
   };
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -67,7 +91,12 @@ export async function startMetrics(host: string, port: number, node: ClusterNode
     }
     if (path === '/healthz') {
       const s = node.status();
-      const body = JSON.stringify({ status: s.quorate ? 'ok' : 'not-quorate', nodeId: s.nodeId, quorate: s.quorate, reason: s.quorumExplanation });
+      const body = JSON.stringify({
+        status: s.quorate ? 'ok' : 'not-quorate',
+        nodeId: s.nodeId,
+        quorate: s.quorate,
+        reason: s.quorumExplanation,
+      });
       res.writeHead(s.quorate ? 200 : 503, { 'content-type': 'application/json' }).end(`${body}\n`);
       return;
     }
@@ -75,7 +104,13 @@ export async function startMetrics(host: string, port: number, node: ClusterNode
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => {
-      reject(new CohortError('METRICS_LISTEN', `cannot serve metrics on ${host}:${port}: ${e.message}; pick another metrics.port or stop what uses it`, { cause: e }));
+      reject(
+        new CohortError(
+          'METRICS_LISTEN',
+          `cannot serve metrics on ${host}:${port}: ${e.message}; pick another metrics.port or stop what uses it`,
+          { cause: e },
+        ),
+      );
     });
     server.listen({ host, port }, resolve);
   });

@@ -53,13 +53,15 @@ export type NodeStatusAnswer = Readonly<Record<string, ApiData>>;
 /** A base port B such that B+1..B+n (peers) and B+101..B+100+n (metrics) are free now. */
 async function freeBasePort(n: number): Promise<number> {
   const base = await findFreePortBlock(n, { from: 40_000, blocks: 200, attempts: PORT_ATTEMPTS });
-  if (base === null) throw new ProcessClusterError('PORTS', `found no free block of ${2 * n} loopback ports in ${PORT_ATTEMPTS} tries`);
+  if (base === null)
+    throw new ProcessClusterError('PORTS', `found no free block of ${2 * n} loopback ports in ${PORT_ATTEMPTS} tries`);
   return base;
 }
 
 /** Resolves with the exit code (or signal name) once `child` exited; rejects after `ms`. */
 export function exitOf(child: ChildProcess, ms: number): Promise<number | string> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode ?? child.signalCode ?? 'unknown');
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve(child.exitCode ?? child.signalCode ?? 'unknown');
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       reject(new ProcessClusterError('EXIT_TIMEOUT', `process ${child.pid ?? '?'} did not exit within ${ms} ms`));
@@ -74,14 +76,19 @@ export function exitOf(child: ChildProcess, ms: number): Promise<number | string
 /** Runs `cohort ARGS` to completion (killed after `timeoutMs`). */
 export function runCohort(args: readonly string[], timeoutMs = 10_000): Promise<CommandRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new ProcessClusterError('COMMAND_TIMEOUT', `cohort ${args.join(' ')} did not finish within ${timeoutMs} ms`));
+      reject(
+        new ProcessClusterError('COMMAND_TIMEOUT', `cohort ${args.join(' ')} did not finish within ${timeoutMs} ms`),
+      );
     }, timeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
@@ -94,7 +101,11 @@ export function runCohort(args: readonly string[], timeoutMs = 10_000): Promise<
  * Polls `probe` every `POLL_MS` until it returns a value other than null; resolves with it and
  * the time taken, or rejects naming `what` once `boundMs` passed.
  */
-export async function waitFor<T>(what: string, boundMs: number, probe: () => Promise<T | null>): Promise<{ readonly value: T; readonly ms: number }> {
+export async function waitFor<T>(
+  what: string,
+  boundMs: number,
+  probe: () => Promise<T | null>,
+): Promise<{ readonly value: T; readonly ms: number }> {
   const start = performance.now();
   for (;;) {
     const v = await probe();
@@ -109,7 +120,10 @@ export async function waitFor<T>(what: string, boundMs: number, probe: () => Pro
 export function membersOf(s: NodeStatusAnswer): [number, number][] {
   const list = s['members'];
   assert(Array.isArray(list), 'a status answer lists the members');
-  return (list as readonly Readonly<Record<string, ApiData>>[]).map((m) => [m['nodeId'] as number, m['incarnation'] as number]);
+  return (list as readonly Readonly<Record<string, ApiData>>[]).map((m) => [
+    m['nodeId'] as number,
+    m['incarnation'] as number,
+  ]);
 }
 
 /** See the file comment. */
@@ -123,10 +137,16 @@ export class ProcessCluster {
 
   /** Writes the configs of a fresh `size`-node cluster in a new temporary directory; starts nothing. */
   static async create(size: number): Promise<ProcessCluster> {
-    assert(Number.isInteger(size) && size >= 1 && size <= PROCESS_CLUSTER_NODES_MAX, `a local cluster has 1..${PROCESS_CLUSTER_NODES_MAX} nodes`);
+    assert(
+      Number.isInteger(size) && size >= 1 && size <= PROCESS_CLUSTER_NODES_MAX,
+      `a local cluster has 1..${PROCESS_CLUSTER_NODES_MAX} nodes`,
+    );
     const dir = await mkdtemp(join(tmpdir(), 'cohort-pc-'));
     let errors = '';
-    const code = await runInit({ nodes: size, dir, basePort: await freeBasePort(size) }, { out: () => undefined, err: (t) => (errors += t) });
+    const code = await runInit(
+      { nodes: size, dir, basePort: await freeBasePort(size) },
+      { out: () => undefined, err: (t) => (errors += t) },
+    );
     if (code !== 0) {
       await rm(dir, { recursive: true, force: true });
       throw new ProcessClusterError('INIT', `cohort init failed: ${errors.trim()}`);
@@ -152,7 +172,10 @@ export class ProcessCluster {
     assert(!this.running(id), `node ${id} is already running`);
     const fd = openSync(this.log(id), 'a', 0o600);
     try {
-      const child = spawn(process.execPath, [BIN, 'start', '--config', join(this.dir, `node-${id}.yaml`)], { stdio: ['ignore', fd, fd], env: { ...process.env, NO_COLOR: '1' } });
+      const child = spawn(process.execPath, [BIN, 'start', '--config', join(this.dir, `node-${id}.yaml`)], {
+        stdio: ['ignore', fd, fd],
+        env: { ...process.env, NO_COLOR: '1' },
+      });
       this.children.set(id, child);
     } finally {
       closeSync(fd);
@@ -192,8 +215,14 @@ export class ProcessCluster {
   /** Node `id`'s status, or null when it does not answer within a second. */
   async status(id: number): Promise<NodeStatusAnswer | null> {
     try {
-      await using conn = await connectLocal({ socket: this.socket(id), timeoutMs: PROBE_TIMEOUT_MS, clientName: 'process-cluster' });
-      return (await conn.request('status', null, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })) as NodeStatusAnswer;
+      await using conn = await connectLocal({
+        socket: this.socket(id),
+        timeoutMs: PROBE_TIMEOUT_MS,
+        clientName: 'process-cluster',
+      });
+      return (await conn.request('status', null, {
+        signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+      })) as NodeStatusAnswer;
     } catch {
       return null; // down, stopped or starting: callers poll
     }
@@ -209,20 +238,31 @@ export class ProcessCluster {
   async waitQuorate(ids: readonly number[], boundMs: number): Promise<number> {
     const r = await waitFor(`nodes ${ids.join(',')} quorate with each other in the view`, boundMs, async () => {
       const ss = await Promise.all(ids.map((i) => this.status(i)));
-      const ok = ss.every((s) => s !== null && s['quorate'] === true && s['joined'] === true && ids.every((i) => membersOf(s).some(([n]) => n === i)));
+      const ok = ss.every(
+        (s) =>
+          s !== null &&
+          s['quorate'] === true &&
+          s['joined'] === true &&
+          ids.every((i) => membersOf(s).some(([n]) => n === i)),
+      );
       return ok ? true : null;
     });
     return r.ms;
   }
 
   /** The leader every node of `ids` names, once they agree on one among `ids`. */
-  async waitLeader(ids: readonly number[], boundMs: number): Promise<{ readonly leader: number; readonly term: number; readonly ms: number }> {
+  async waitLeader(
+    ids: readonly number[],
+    boundMs: number,
+  ): Promise<{ readonly leader: number; readonly term: number; readonly ms: number }> {
     const r = await waitFor(`one leader among nodes ${ids.join(',')}`, boundMs, async () => {
       const ss = await Promise.all(ids.map((i) => this.status(i)));
       const leaders = new Set(ss.map((s) => s?.['leaderId']));
       const [leader] = [...leaders];
       const s = ss[0];
-      return leaders.size === 1 && typeof leader === 'number' && ids.includes(leader) && s !== null && s !== undefined ? { leader, term: s['term'] as number } : null;
+      return leaders.size === 1 && typeof leader === 'number' && ids.includes(leader) && s !== null && s !== undefined
+        ? { leader, term: s['term'] as number }
+        : null;
     });
     return { ...r.value, ms: r.ms };
   }
@@ -237,14 +277,16 @@ export class ProcessCluster {
       c.kill('SIGCONT');
       c.kill('SIGTERM');
     }
-    await Promise.all(live.map(async (c) => {
-      try {
-        await exitOf(c, PROCESS_STOP_TIMEOUT_MS);
-      } catch {
-        c.kill('SIGKILL');
-        await exitOf(c, 2000).catch(() => undefined); // SIGKILL cannot be refused; give up quietly after the bound
-      }
-    }));
+    await Promise.all(
+      live.map(async (c) => {
+        try {
+          await exitOf(c, PROCESS_STOP_TIMEOUT_MS);
+        } catch {
+          c.kill('SIGKILL');
+          await exitOf(c, 2000).catch(() => undefined); // SIGKILL cannot be refused; give up quietly after the bound
+        }
+      }),
+    );
     await rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -7,7 +7,14 @@ import fc from 'fast-check';
 import { Prng } from '../lib/prng.js';
 import { nodeId } from '../lib/ids.js';
 import { MemoryRaftStorage, RAFT_CONFIG_DEFAULTS, validateRaftConfig } from '../log/index.js';
-import { TIMEOUT_DEFAULTS, deriveTimeouts, explainTimeouts, timeoutInputsWithDefaults, type TimeoutInputs, type TimeoutModel } from './timeouts.js';
+import {
+  TIMEOUT_DEFAULTS,
+  deriveTimeouts,
+  explainTimeouts,
+  timeoutInputsWithDefaults,
+  type TimeoutInputs,
+  type TimeoutModel,
+} from './timeouts.js';
 
 function derive(inputs: Partial<TimeoutInputs>): TimeoutModel {
   const r = deriveTimeouts(timeoutInputsWithDefaults(inputs));
@@ -41,7 +48,12 @@ test('defaults: 50 ms ticks, 500 ms election, eviction between 1.5 s and 2 s, no
 });
 
 test('the Raft core accepts the derived settings for defaults and a spread of inputs', () => {
-  for (const inputs of [{}, { heartbeatMs: 10, failureTimeoutMs: 700, stallToleranceMs: 0 }, { heartbeatMs: 1000, failureTimeoutMs: 5000 }, { heartbeatMs: 50, failureTimeoutMs: 2000, watchdogMs: 1500 }]) {
+  for (const inputs of [
+    {},
+    { heartbeatMs: 10, failureTimeoutMs: 700, stallToleranceMs: 0 },
+    { heartbeatMs: 1000, failureTimeoutMs: 5000 },
+    { heartbeatMs: 50, failureTimeoutMs: 2000, watchdogMs: 1500 },
+  ]) {
     const m = derive(inputs);
     const r = validateRaftConfig({
       ...RAFT_CONFIG_DEFAULTS,
@@ -58,7 +70,12 @@ test('the Raft core accepts the derived settings for defaults and a spread of in
 
 test('a failure timeout below three heartbeats is rejected, saying a delayed heartbeat would evict', () => {
   const p = problems({ heartbeatMs: 200, failureTimeoutMs: 300, stallToleranceMs: 0 });
-  assert.ok(p.some((m) => m.includes('failureTimeoutMs 300 is below 3 x heartbeatMs 200: a single delayed heartbeat would evict a node')), p.join('\n'));
+  assert.ok(
+    p.some((m) =>
+      m.includes('failureTimeoutMs 300 is below 3 x heartbeatMs 200: a single delayed heartbeat would evict a node'),
+    ),
+    p.join('\n'),
+  );
 });
 
 test('an eviction bound not above the stall tolerance is rejected with the minimum that works', () => {
@@ -72,11 +89,22 @@ test('an eviction bound not above the stall tolerance is rejected with the minim
 
 test('watchdog rules: below lease minus drift, above the stall tolerance, at least two heartbeats', () => {
   const tooLong = problems({ watchdogMs: 950 });
-  assert.ok(tooLong.some((m) => m.includes('watchdogMs 950 must be below the node lease minus the drift margin (1000 - 100 = 900 ms)')), tooLong.join('\n'));
+  assert.ok(
+    tooLong.some((m) =>
+      m.includes('watchdogMs 950 must be below the node lease minus the drift margin (1000 - 100 = 900 ms)'),
+    ),
+    tooLong.join('\n'),
+  );
   const resetOnStall = problems({ failureTimeoutMs: 2000, watchdogMs: 900 });
-  assert.ok(resetOnStall.some((m) => m.includes('a 1000 ms stall would reset a healthy machine')), resetOnStall.join('\n'));
+  assert.ok(
+    resetOnStall.some((m) => m.includes('a 1000 ms stall would reset a healthy machine')),
+    resetOnStall.join('\n'),
+  );
   const tooShort = problems({ heartbeatMs: 100, stallToleranceMs: 0, watchdogMs: 150 });
-  assert.ok(tooShort.some((m) => m.includes('watchdogMs 150 is below 2 x heartbeatMs 100')), tooShort.join('\n'));
+  assert.ok(
+    tooShort.some((m) => m.includes('watchdogMs 150 is below 2 x heartbeatMs 100')),
+    tooShort.join('\n'),
+  );
   const ok = derive({ failureTimeoutMs: 2000, watchdogMs: 1500 });
   assert.deepEqual(ok.watchdog, { timeoutMs: 1500, feedIntervalMs: 375 });
   assert.equal(ok.fenceWaitMs, 0);
@@ -91,7 +119,10 @@ test('out-of-range and non-integer inputs are rejected by name, all at once', ()
 
 test('an election timeout beyond the Raft ceiling is rejected (raise the heartbeat)', () => {
   const p = problems({ heartbeatMs: 10, failureTimeoutMs: 600_000 });
-  assert.ok(p.some((m) => m.includes('election ticks')), p.join('\n'));
+  assert.ok(
+    p.some((m) => m.includes('election ticks')),
+    p.join('\n'),
+  );
 });
 
 test('explanation table names every figure once, with values matching the model', () => {
@@ -124,10 +155,19 @@ test('property: any accepted input keeps every safety relation; any rejected one
         assert.ok(m.detector.evictAfterMinMs > stallToleranceMs + 2 * heartbeatMs, 'a tolerated stall never evicts');
         assert.ok(failureTimeoutMs >= 3 * heartbeatMs, 'two late heartbeats never evict');
         assert.ok(m.raft.electionTicks > m.raft.heartbeatTicks, 'heartbeats outpace elections');
-        assert.ok(m.raft.leaseMarginTicks >= 1 && m.raft.leaseMarginTicks < m.raft.electionTicks, 'a lease exists and has a margin');
-        assert.ok(m.detector.evictAfterMinMs >= m.nodeLeaseMs + m.driftMarginMs + heartbeatMs, 'a node stops granting before it can be evicted');
+        assert.ok(
+          m.raft.leaseMarginTicks >= 1 && m.raft.leaseMarginTicks < m.raft.electionTicks,
+          'a lease exists and has a margin',
+        );
+        assert.ok(
+          m.detector.evictAfterMinMs >= m.nodeLeaseMs + m.driftMarginMs + heartbeatMs,
+          'a node stops granting before it can be evicted',
+        );
         if (watchdogMs !== undefined) {
-          assert.ok(watchdogMs <= m.nodeLeaseMs - m.driftMarginMs && watchdogMs > stallToleranceMs, 'watchdog fires before take-over, not on a tolerated stall');
+          assert.ok(
+            watchdogMs <= m.nodeLeaseMs - m.driftMarginMs && watchdogMs > stallToleranceMs,
+            'watchdog fires before take-over, not on a tolerated stall',
+          );
         }
       },
     ),

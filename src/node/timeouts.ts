@@ -146,16 +146,28 @@ function intIn(n: number, min: number, max: number): boolean {
 function rangeProblems(i: TimeoutInputs): TimeoutProblem[] {
   const out: TimeoutProblem[] = [];
   if (!intIn(i.heartbeatMs, HEARTBEAT_MS_MIN, HEARTBEAT_MS_MAX)) {
-    out.push({ key: 'heartbeatMs', message: `heartbeatMs ${i.heartbeatMs} must be an integer from ${HEARTBEAT_MS_MIN} to ${HEARTBEAT_MS_MAX}` });
+    out.push({
+      key: 'heartbeatMs',
+      message: `heartbeatMs ${i.heartbeatMs} must be an integer from ${HEARTBEAT_MS_MIN} to ${HEARTBEAT_MS_MAX}`,
+    });
   }
   if (!intIn(i.failureTimeoutMs, 1, FAILURE_TIMEOUT_MS_MAX)) {
-    out.push({ key: 'failureTimeoutMs', message: `failureTimeoutMs ${i.failureTimeoutMs} must be an integer from 1 to ${FAILURE_TIMEOUT_MS_MAX}` });
+    out.push({
+      key: 'failureTimeoutMs',
+      message: `failureTimeoutMs ${i.failureTimeoutMs} must be an integer from 1 to ${FAILURE_TIMEOUT_MS_MAX}`,
+    });
   }
   if (!intIn(i.stallToleranceMs, 0, STALL_TOLERANCE_MS_MAX)) {
-    out.push({ key: 'stallToleranceMs', message: `stallToleranceMs ${i.stallToleranceMs} must be an integer from 0 to ${STALL_TOLERANCE_MS_MAX}` });
+    out.push({
+      key: 'stallToleranceMs',
+      message: `stallToleranceMs ${i.stallToleranceMs} must be an integer from 0 to ${STALL_TOLERANCE_MS_MAX}`,
+    });
   }
   if (i.watchdogMs !== undefined && !intIn(i.watchdogMs, 1, WATCHDOG_MS_MAX)) {
-    out.push({ key: 'watchdogMs', message: `watchdogMs ${i.watchdogMs} must be an integer from 1 to ${WATCHDOG_MS_MAX}` });
+    out.push({
+      key: 'watchdogMs',
+      message: `watchdogMs ${i.watchdogMs} must be an integer from 1 to ${WATCHDOG_MS_MAX}`,
+    });
   }
   return out;
 }
@@ -173,12 +185,20 @@ function compute(i: TimeoutInputs): TimeoutModel {
   const nodeLeaseMs = f;
   const driftMarginMs = Math.max(2 * tickMs, Math.ceil(nodeLeaseMs * LEASE_DRIFT_RATIO));
   const evictAfterMaxMs = f + suspicionMaxMs;
-  const watchdog = i.watchdogMs === undefined ? undefined : { timeoutMs: i.watchdogMs, feedIntervalMs: Math.max(1, Math.floor(i.watchdogMs / WATCHDOG_FEEDS_PER_TIMEOUT)) };
+  const watchdog =
+    i.watchdogMs === undefined
+      ? undefined
+      : { timeoutMs: i.watchdogMs, feedIntervalMs: Math.max(1, Math.floor(i.watchdogMs / WATCHDOG_FEEDS_PER_TIMEOUT)) };
   return {
     inputs: { heartbeatMs: h, failureTimeoutMs: f, stallToleranceMs: i.stallToleranceMs, watchdogMs: i.watchdogMs },
     tickMs,
     tickCatchUpMax: 2 * electionTicks + Math.ceil(evictAfterMaxMs / tickMs) + 1,
-    raft: { heartbeatTicks: TICKS_PER_HEARTBEAT, electionTicks, leaseMarginTicks, leaseMs: (electionTicks - leaseMarginTicks) * tickMs },
+    raft: {
+      heartbeatTicks: TICKS_PER_HEARTBEAT,
+      electionTicks,
+      leaseMarginTicks,
+      leaseMs: (electionTicks - leaseMarginTicks) * tickMs,
+    },
     detector: {
       suspectAfterMs: f,
       suspicionMinMs,
@@ -213,11 +233,17 @@ function relationProblems(m: TimeoutModel): TimeoutProblem[] {
     });
   }
   if (m.raft.electionTicks > RAFT_ELECTION_TICKS_MAX) {
-    out.push({ key: 'failureTimeoutMs', message: `failureTimeoutMs ${f} with heartbeatMs ${h} gives ${m.raft.electionTicks} election ticks; at most ${RAFT_ELECTION_TICKS_MAX} are supported: raise heartbeatMs` });
+    out.push({
+      key: 'failureTimeoutMs',
+      message: `failureTimeoutMs ${f} with heartbeatMs ${h} gives ${m.raft.electionTicks} election ticks; at most ${RAFT_ELECTION_TICKS_MAX} are supported: raise heartbeatMs`,
+    });
   }
   if (evictAfterMinMs < m.nodeLeaseMs + m.driftMarginMs + h) {
     // Unreachable with the ratios above; kept so a change to them cannot silently break safety.
-    out.push({ key: 'failureTimeoutMs', message: `eviction after ${evictAfterMinMs} ms could precede the node's own lease expiry (${m.nodeLeaseMs} ms + ${m.driftMarginMs} ms drift + one heartbeat): an evicted node could still grant` });
+    out.push({
+      key: 'failureTimeoutMs',
+      message: `eviction after ${evictAfterMinMs} ms could precede the node's own lease expiry (${m.nodeLeaseMs} ms + ${m.driftMarginMs} ms drift + one heartbeat): an evicted node could still grant`,
+    });
   }
   if (w !== undefined) out.push(...watchdogProblems(m, w));
   return out;
@@ -234,10 +260,16 @@ function watchdogProblems(m: TimeoutModel, w: number): TimeoutProblem[] {
     });
   }
   if (w <= s) {
-    out.push({ key: 'watchdogMs', message: `watchdogMs ${w} does not exceed stallToleranceMs ${s}: a ${s} ms stall would reset a healthy machine; raise watchdogMs (and failureTimeoutMs with it)` });
+    out.push({
+      key: 'watchdogMs',
+      message: `watchdogMs ${w} does not exceed stallToleranceMs ${s}: a ${s} ms stall would reset a healthy machine; raise watchdogMs (and failureTimeoutMs with it)`,
+    });
   }
   if (w < 2 * h) {
-    out.push({ key: 'watchdogMs', message: `watchdogMs ${w} is below 2 x heartbeatMs ${h}: one late heartbeat would reset a healthy machine` });
+    out.push({
+      key: 'watchdogMs',
+      message: `watchdogMs ${w} is below 2 x heartbeatMs ${h}: one late heartbeat would reset a healthy machine`,
+    });
   }
   return out;
 }
@@ -272,26 +304,118 @@ export function explainTimeouts(m: TimeoutModel): TimeoutExplanation[] {
   const t = m.tickMs;
   const d = m.detector;
   const rows: TimeoutExplanation[] = [
-    { name: 'heartbeatMs', ms: m.inputs.heartbeatMs, source: 'input', rule: 'leader heartbeat to every member (Raft and failure detector)' },
-    { name: 'failureTimeoutMs', ms: m.inputs.failureTimeoutMs, source: 'input', rule: `silence before a node is suspected; at least ${FAILURE_TIMEOUT_HEARTBEATS_MIN} heartbeats` },
-    { name: 'stallToleranceMs', ms: m.inputs.stallToleranceMs, source: 'input', rule: 'longest pause of a healthy node that must never evict it' },
-    { name: 'watchdogMs', ms: m.inputs.watchdogMs, source: 'input', rule: 'watchdog timeout; below node lease minus drift margin, above the stall tolerance' },
+    {
+      name: 'heartbeatMs',
+      ms: m.inputs.heartbeatMs,
+      source: 'input',
+      rule: 'leader heartbeat to every member (Raft and failure detector)',
+    },
+    {
+      name: 'failureTimeoutMs',
+      ms: m.inputs.failureTimeoutMs,
+      source: 'input',
+      rule: `silence before a node is suspected; at least ${FAILURE_TIMEOUT_HEARTBEATS_MIN} heartbeats`,
+    },
+    {
+      name: 'stallToleranceMs',
+      ms: m.inputs.stallToleranceMs,
+      source: 'input',
+      rule: 'longest pause of a healthy node that must never evict it',
+    },
+    {
+      name: 'watchdogMs',
+      ms: m.inputs.watchdogMs,
+      source: 'input',
+      rule: 'watchdog timeout; below node lease minus drift margin, above the stall tolerance',
+    },
     { name: 'tick', ms: t, source: 'derived', rule: `heartbeat / ${TICKS_PER_HEARTBEAT}` },
-    { name: 'raft.heartbeat', ms: m.raft.heartbeatTicks * t, ticks: m.raft.heartbeatTicks, source: 'derived', rule: 'one heartbeat' },
-    { name: 'raft.election', ms: m.raft.electionTicks * t, ticks: m.raft.electionTicks, source: 'derived', rule: `max(${ELECTION_HEARTBEATS_MIN} heartbeats, failureTimeout / 2), drawn in [E, 2E)` },
-    { name: 'raft.leaseMargin', ms: m.raft.leaseMarginTicks * t, ticks: m.raft.leaseMarginTicks, source: 'derived', rule: `${LEASE_DRIFT_RATIO * 100} % of the election timeout, at least one tick` },
-    { name: 'raft.lease', ms: m.raft.leaseMs, source: 'derived', rule: 'election timeout minus lease margin, from a quorum-acknowledged heartbeat' },
+    {
+      name: 'raft.heartbeat',
+      ms: m.raft.heartbeatTicks * t,
+      ticks: m.raft.heartbeatTicks,
+      source: 'derived',
+      rule: 'one heartbeat',
+    },
+    {
+      name: 'raft.election',
+      ms: m.raft.electionTicks * t,
+      ticks: m.raft.electionTicks,
+      source: 'derived',
+      rule: `max(${ELECTION_HEARTBEATS_MIN} heartbeats, failureTimeout / 2), drawn in [E, 2E)`,
+    },
+    {
+      name: 'raft.leaseMargin',
+      ms: m.raft.leaseMarginTicks * t,
+      ticks: m.raft.leaseMarginTicks,
+      source: 'derived',
+      rule: `${LEASE_DRIFT_RATIO * 100} % of the election timeout, at least one tick`,
+    },
+    {
+      name: 'raft.lease',
+      ms: m.raft.leaseMs,
+      source: 'derived',
+      rule: 'election timeout minus lease margin, from a quorum-acknowledged heartbeat',
+    },
     { name: 'detector.suspectAfter', ms: d.suspectAfterMs, source: 'derived', rule: 'failureTimeout' },
-    { name: 'detector.suspicionMax', ms: d.suspicionMaxMs, source: 'derived', rule: 'failureTimeout (one suspecting node)' },
-    { name: 'detector.suspicionMin', ms: d.suspicionMinMs, source: 'derived', rule: `${SUSPICION_MIN_RATIO} x failureTimeout (several suspecting nodes)` },
-    { name: 'detector.evictAfterMin', ms: d.evictAfterMinMs, source: 'derived', rule: 'suspectAfter + suspicionMin; must exceed stallTolerance + 2 heartbeats' },
+    {
+      name: 'detector.suspicionMax',
+      ms: d.suspicionMaxMs,
+      source: 'derived',
+      rule: 'failureTimeout (one suspecting node)',
+    },
+    {
+      name: 'detector.suspicionMin',
+      ms: d.suspicionMinMs,
+      source: 'derived',
+      rule: `${SUSPICION_MIN_RATIO} x failureTimeout (several suspecting nodes)`,
+    },
+    {
+      name: 'detector.evictAfterMin',
+      ms: d.evictAfterMinMs,
+      source: 'derived',
+      rule: 'suspectAfter + suspicionMin; must exceed stallTolerance + 2 heartbeats',
+    },
     { name: 'detector.evictAfterMax', ms: d.evictAfterMaxMs, source: 'derived', rule: 'suspectAfter + suspicionMax' },
-    { name: 'detector.localHealthExtensionMax', ms: d.localHealthExtensionMaxMs, source: 'derived', rule: `a leader whose own loop lags extends suspicion up to ${LOCAL_HEALTH_MULTIPLIER_MAX}x` },
-    { name: 'nodeLease', ms: m.nodeLeaseMs, source: 'derived', rule: 'failureTimeout: without a quorum ack for this long a node stops granting' },
-    { name: 'driftMargin', ms: m.driftMarginMs, source: 'derived', rule: `max(2 ticks, ${LEASE_DRIFT_RATIO * 100} % of the node lease)` },
-    { name: 'watchdog.feedInterval', ms: m.watchdog?.feedIntervalMs, source: 'derived', rule: `watchdog / ${WATCHDOG_FEEDS_PER_TIMEOUT}, fed only while the node lease is valid` },
-    { name: 'fenceWait', ms: m.fenceWaitMs, source: 'derived', rule: m.watchdog === undefined ? 'no watchdog: an evicted node needs an external fence confirmation' : '0 after eviction: the watchdog reset the node first' },
-    { name: 'tickCatchUpMax', ms: m.tickCatchUpMax * t, ticks: m.tickCatchUpMax, source: 'derived', rule: 'missed ticks replayed after a stall, enough to expire every lease and timer' },
+    {
+      name: 'detector.localHealthExtensionMax',
+      ms: d.localHealthExtensionMaxMs,
+      source: 'derived',
+      rule: `a leader whose own loop lags extends suspicion up to ${LOCAL_HEALTH_MULTIPLIER_MAX}x`,
+    },
+    {
+      name: 'nodeLease',
+      ms: m.nodeLeaseMs,
+      source: 'derived',
+      rule: 'failureTimeout: without a quorum ack for this long a node stops granting',
+    },
+    {
+      name: 'driftMargin',
+      ms: m.driftMarginMs,
+      source: 'derived',
+      rule: `max(2 ticks, ${LEASE_DRIFT_RATIO * 100} % of the node lease)`,
+    },
+    {
+      name: 'watchdog.feedInterval',
+      ms: m.watchdog?.feedIntervalMs,
+      source: 'derived',
+      rule: `watchdog / ${WATCHDOG_FEEDS_PER_TIMEOUT}, fed only while the node lease is valid`,
+    },
+    {
+      name: 'fenceWait',
+      ms: m.fenceWaitMs,
+      source: 'derived',
+      rule:
+        m.watchdog === undefined
+          ? 'no watchdog: an evicted node needs an external fence confirmation'
+          : '0 after eviction: the watchdog reset the node first',
+    },
+    {
+      name: 'tickCatchUpMax',
+      ms: m.tickCatchUpMax * t,
+      ticks: m.tickCatchUpMax,
+      source: 'derived',
+      rule: 'missed ticks replayed after a stall, enough to expire every lease and timer',
+    },
   ];
   return rows;
 }

@@ -16,7 +16,10 @@ import { FrameDecoder } from '../transport/frame-decoder.js';
 import { CohortClientError, connectLocal, type ClientConnection } from '../client/index.js';
 import { ApiServer, ApiServerError, type ApiServerOptions } from './api-server.js';
 
-async function withServer(options: Partial<ApiServerOptions>, fn: (server: ApiServer, socket: string, dir: string) => Promise<void>): Promise<void> {
+async function withServer(
+  options: Partial<ApiServerOptions>,
+  fn: (server: ApiServer, socket: string, dir: string) => Promise<void>,
+): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'cohort-api-'));
   const socket = join(dir, 'api.sock');
   const server = new ApiServer({ socketPath: socket, serverName: 'test-node', ...options });
@@ -81,7 +84,7 @@ test('requests and streams round-trip; handler errors arrive typed', async () =>
     assert.deepEqual(await collect(c.stream('count', 5)), [0, 1, 2, 3, 4]);
     const pushed = await collect(c.stream('pushed'));
     assert.equal(pushed[0], 'a');
-    assert.deepEqual([...((pushed[1] as { b: Uint8Array }).b)], [1, 2]);
+    assert.deepEqual([...(pushed[1] as { b: Uint8Array }).b], [1, 2]);
     await rejectsWith(c.request('missing'), 'NOT_FOUND', /no group named g1/);
     const internal = await rejectsWith(c.request('broken'), 'INTERNAL');
     assert.ok(!internal.message.includes('secret'), 'handler internals do not leak to clients');
@@ -90,7 +93,10 @@ test('requests and streams round-trip; handler errors arrive typed', async () =>
     await rejectsWith(collect(c.stream('echo')), 'INVALID_ARGUMENT', /is a request/);
     // Many concurrent requests on one connection resolve to their own answers.
     const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => c.request('echo', i)));
-    assert.deepEqual(answers, Array.from({ length: 50 }, (_, i) => i));
+    assert.deepEqual(
+      answers,
+      Array.from({ length: 50 }, (_, i) => i),
+    );
     await c.close();
   });
 });
@@ -98,7 +104,11 @@ test('requests and streams round-trip; handler errors arrive typed', async () =>
 test('a client speaking another protocol version gets VERSION_MISMATCH naming both versions', async () => {
   await withServer({}, async (server, socket) => {
     await server.listen();
-    await rejectsWith(connectLocal({ socket, protocolVersion: 99 }), 'VERSION_MISMATCH', /client speaks cohort API version 99 but this daemon speaks version 1/);
+    await rejectsWith(
+      connectLocal({ socket, protocolVersion: 99 }),
+      'VERSION_MISMATCH',
+      /client speaks cohort API version 99 but this daemon speaks version 1/,
+    );
     await until(() => server.snapshot().clients === 0, 'the refused client to be dropped');
   });
 });
@@ -107,12 +117,16 @@ test('aborting a request or a stream cancels it in the handler', async () => {
   await withServer({}, async (server, socket) => {
     let requestAborted = false;
     let streamCleaned = false;
-    server.register('wait', (_p, ctx) => new Promise<ApiData>((resolve) => {
-      ctx.signal.addEventListener('abort', () => {
-        requestAborted = true;
-        resolve(null);
-      });
-    }));
+    server.register(
+      'wait',
+      (_p, ctx) =>
+        new Promise<ApiData>((resolve) => {
+          ctx.signal.addEventListener('abort', () => {
+            requestAborted = true;
+            resolve(null);
+          });
+        }),
+    );
     server.registerStream('ticks', (_p, _ctx, sink) => {
       let n = 0;
       const timer = setInterval(() => sink.push(n++), 2);
@@ -175,7 +189,10 @@ test('a slow client: a pushed stream is closed with SLOW_CONSUMER and the queue 
     // Do not read: the client buffers up to its bound, pauses the socket, and the daemon's
     // queue fills until it closes the stream.
     await until(() => server.snapshot().slowConsumerClosures === 1, 'the slow consumer to be cut off', 10_000);
-    assert.ok(server.snapshot().queuedBytesPeak <= queueBytesMax + 64 * 1024, `queue peaked at ${server.snapshot().queuedBytesPeak}`);
+    assert.ok(
+      server.snapshot().queuedBytesPeak <= queueBytesMax + 64 * 1024,
+      `queue peaked at ${server.snapshot().queuedBytesPeak}`,
+    );
     const got = await rejectsWith(collect(stream), 'SLOW_CONSUMER', /fell \d+ bytes behind/);
     assert.ok(got instanceof CohortClientError);
     assert.ok(pushes > 0);
@@ -260,17 +277,31 @@ test('a stale socket is removed; a live one or a regular file is never touched',
     const temp = join(dir, 'temp.sock');
     await new Promise<void>((r) => other.listen(temp, r));
     await rename(temp, socket);
-    await new Promise<void>((r) => other.close(() => { r(); }));
+    await new Promise<void>((r) =>
+      other.close(() => {
+        r();
+      }),
+    );
     await server.listen();
     const c = await connectLocal({ socket });
     await c.close();
     // A second server on the same path finds a live listener and refuses.
     const second = new ApiServer({ socketPath: socket });
-    await assert.rejects(second.listen(), (e: unknown) => e instanceof ApiServerError && e.code === 'SOCKET_IN_USE' && /another process is listening/.test(e.message));
+    await assert.rejects(
+      second.listen(),
+      (e: unknown) =>
+        e instanceof ApiServerError && e.code === 'SOCKET_IN_USE' && /another process is listening/.test(e.message),
+    );
   });
   await withServer({}, async (server, socket) => {
     await writeFile(socket, 'precious');
-    await assert.rejects(server.listen(), (e: unknown) => e instanceof ApiServerError && e.code === 'SOCKET_IN_USE' && /not a socket; refusing to remove it/.test(e.message));
+    await assert.rejects(
+      server.listen(),
+      (e: unknown) =>
+        e instanceof ApiServerError &&
+        e.code === 'SOCKET_IN_USE' &&
+        /not a socket; refusing to remove it/.test(e.message),
+    );
     assert.equal(await readFile(socket, 'utf8'), 'precious');
   });
 });
@@ -319,7 +350,10 @@ test('no hello in time, or garbage, gets a PROTOCOL_ERROR and the connection clo
     await server.listen();
     const silent = await rawSession(socket, undefined);
     assert.equal(silent.length, 1);
-    assert.deepEqual({ ...silent[0], message: undefined }, { type: 'error', id: 0, code: 'PROTOCOL_ERROR', message: undefined });
+    assert.deepEqual(
+      { ...silent[0], message: undefined },
+      { type: 'error', id: 0, code: 'PROTOCOL_ERROR', message: undefined },
+    );
     const garbage = await rawSession(socket, new Uint8Array([3, 0, 0, 0, 0xc1, 0xc1, 0xc1]));
     assert.match(errorMessage(garbage[0]), /bad frame from the client/);
     const huge = await rawSession(socket, new Uint8Array([0xff, 0xff, 0xff, 0x7f]));

@@ -79,7 +79,11 @@ export interface StreamSink {
  * client's pace), or pushes into `sink` (and may return a cleanup function, called once when
  * the stream closes for any reason).
  */
-export type StreamHandler = (params: ApiData, ctx: HandlerContext, sink: StreamSink) => AsyncIterable<ApiData> | (() => void) | undefined;
+export type StreamHandler = (
+  params: ApiData,
+  ctx: HandlerContext,
+  sink: StreamSink,
+) => AsyncIterable<ApiData> | (() => void) | undefined;
 
 /** Options of `ApiServer`. Limits default to the constants and are overridable for tests only. */
 export interface ApiServerOptions {
@@ -228,8 +232,15 @@ export class ApiServer {
   private accept(socket: Socket): void {
     if (this.closed || this.clients.size >= this.limits.clientsMax) {
       this.stats.connectionsRefused++;
-      const why = this.closed ? 'the daemon is shutting down' : `the daemon serves at most ${this.limits.clientsMax} API clients at once; close idle clients and retry`;
-      const frame = encodeApiFrame(serverFrameCodec(), { type: 'error', id: 0, code: this.closed ? 'UNAVAILABLE' : 'OVERLOADED', message: why } satisfies ServerFrame);
+      const why = this.closed
+        ? 'the daemon is shutting down'
+        : `the daemon serves at most ${this.limits.clientsMax} API clients at once; close idle clients and retry`;
+      const frame = encodeApiFrame(serverFrameCodec(), {
+        type: 'error',
+        id: 0,
+        code: this.closed ? 'UNAVAILABLE' : 'OVERLOADED',
+        message: why,
+      } satisfies ServerFrame);
       socket.on('error', () => undefined);
       // Read (and drop) so the client's close is seen; bound how long a refused client lingers.
       socket.resume();
@@ -251,7 +262,12 @@ export class ApiServer {
     this.closed = true;
     for (const c of [...this.clients]) c.shutdown('UNAVAILABLE', 'the daemon is shutting down');
     const server = this.server;
-    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+    if (server !== undefined)
+      await new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
     await this.removeOwnSocket();
   }
 
@@ -260,7 +276,8 @@ export class ApiServer {
     try {
       if (this.socketIno !== undefined && (await lstat(path)).ino === this.socketIno) await unlink(path);
     } catch (e) {
-      if ((e as { code?: unknown }).code !== 'ENOENT') this.options.logger?.warn({ err: e, socket: path }, 'could not remove the api socket');
+      if ((e as { code?: unknown }).code !== 'ENOENT')
+        this.options.logger?.warn({ err: e, socket: path }, 'could not remove the api socket');
     }
   }
 }
@@ -272,9 +289,15 @@ async function removeStaleSocket(path: string, logger: Logger | undefined): Prom
     info = await lstat(path);
   } catch (e) {
     if ((e as { code?: unknown }).code === 'ENOENT') return;
-    throw new ApiServerError('SOCKET_LISTEN', `cannot inspect ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw new ApiServerError('SOCKET_LISTEN', `cannot inspect ${path}: ${e instanceof Error ? e.message : String(e)}`, {
+      cause: e,
+    });
   }
-  if (!info.isSocket()) throw new ApiServerError('SOCKET_IN_USE', `${path} exists and is not a socket; refusing to remove it: move it away or choose another api.socket`);
+  if (!info.isSocket())
+    throw new ApiServerError(
+      'SOCKET_IN_USE',
+      `${path} exists and is not a socket; refusing to remove it: move it away or choose another api.socket`,
+    );
   const live = await new Promise<boolean>((resolve) => {
     const probe = createConnection(path);
     probe.once('connect', () => {
@@ -285,7 +308,11 @@ async function removeStaleSocket(path: string, logger: Logger | undefined): Prom
       resolve(false);
     });
   });
-  if (live) throw new ApiServerError('SOCKET_IN_USE', `another process is listening on ${path}; is a cohort daemon already running with this config?`);
+  if (live)
+    throw new ApiServerError(
+      'SOCKET_IN_USE',
+      `another process is listening on ${path}; is a cohort daemon already running with this config?`,
+    );
   await unlink(path).catch((e: unknown) => {
     if ((e as { code?: unknown }).code !== 'ENOENT') throw e;
   });
@@ -382,11 +409,21 @@ class ApiConnection {
     if (this.idInUse(id)) return;
     const handler = this.server.requestHandler(method);
     if (handler === undefined) {
-      this.sendError(id, this.server.streamHandler(method) !== undefined ? 'INVALID_ARGUMENT' : 'UNKNOWN_METHOD', this.server.streamHandler(method) !== undefined ? `${method} is a stream; subscribe to it` : `no method ${JSON.stringify(method)}`);
+      this.sendError(
+        id,
+        this.server.streamHandler(method) !== undefined ? 'INVALID_ARGUMENT' : 'UNKNOWN_METHOD',
+        this.server.streamHandler(method) !== undefined
+          ? `${method} is a stream; subscribe to it`
+          : `no method ${JSON.stringify(method)}`,
+      );
       return;
     }
     if (this.requests.size >= API_CLIENT_REQUESTS_MAX) {
-      this.sendError(id, 'OVERLOADED', `at most ${API_CLIENT_REQUESTS_MAX} requests may be in flight on one connection`);
+      this.sendError(
+        id,
+        'OVERLOADED',
+        `at most ${API_CLIENT_REQUESTS_MAX} requests may be in flight on one connection`,
+      );
       return;
     }
     const controller = new AbortController();
@@ -416,7 +453,13 @@ class ApiConnection {
     if (this.idInUse(id)) return;
     const handler = this.server.streamHandler(method);
     if (handler === undefined) {
-      this.sendError(id, this.server.requestHandler(method) !== undefined ? 'INVALID_ARGUMENT' : 'UNKNOWN_METHOD', this.server.requestHandler(method) !== undefined ? `${method} is a request, not a stream` : `no stream ${JSON.stringify(method)}`);
+      this.sendError(
+        id,
+        this.server.requestHandler(method) !== undefined ? 'INVALID_ARGUMENT' : 'UNKNOWN_METHOD',
+        this.server.requestHandler(method) !== undefined
+          ? `${method} is a request, not a stream`
+          : `no stream ${JSON.stringify(method)}`,
+      );
       return;
     }
     if (this.streams.size >= API_CLIENT_STREAMS_MAX) {
@@ -463,7 +506,12 @@ class ApiConnection {
   private slowConsumer(id: number, state: StreamState): void {
     this.server.stats.slowConsumerClosures++;
     const queued = this.socket.writableLength;
-    this.closeStream(id, state, { type: 'error', id, code: 'SLOW_CONSUMER', message: `the client fell ${queued} bytes behind this stream (limit ${this.server.config.queueBytesMax}); read faster or resubscribe from the last item seen` });
+    this.closeStream(id, state, {
+      type: 'error',
+      id,
+      code: 'SLOW_CONSUMER',
+      message: `the client fell ${queued} bytes behind this stream (limit ${this.server.config.queueBytesMax}); read faster or resubscribe from the last item seen`,
+    });
   }
 
   /** Pulls an iterable at the client's pace: never more than the queue bound outstanding. */
@@ -542,7 +590,8 @@ class ApiConnection {
       return;
     }
     const stream = this.streams.get(id);
-    if (stream !== undefined) this.closeStream(id, stream, { type: 'error', id, code: 'CANCELLED', message: 'cancelled by the client' });
+    if (stream !== undefined)
+      this.closeStream(id, stream, { type: 'error', id, code: 'CANCELLED', message: 'cancelled by the client' });
     // An unknown id finished already: the final frame crossed the cancel on the wire.
   }
 
@@ -556,7 +605,10 @@ class ApiConnection {
     const bytes = encodeApiFrame(this.writer, frame);
     const queued = this.socket.writableLength + bytes.length;
     if (queued > this.server.config.queueBytesMax + API_FRAME_BYTES_MAX + 4096) {
-      this.server.log?.warn({ client: this.clientId, queued }, 'api client does not read its replies; disconnecting it');
+      this.server.log?.warn(
+        { client: this.clientId, queued },
+        'api client does not read its replies; disconnecting it',
+      );
       this.socket.destroy();
       return;
     }

@@ -7,7 +7,15 @@ import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { CLUSTER_KEY_BYTES, ClusterKey, ClusterKeyError, formatClusterKey, generateClusterKey, readClusterKeyFile, writeClusterKeyFile } from './cluster-key.js';
+import {
+  CLUSTER_KEY_BYTES,
+  ClusterKey,
+  ClusterKeyError,
+  formatClusterKey,
+  generateClusterKey,
+  readClusterKeyFile,
+  writeClusterKeyFile,
+} from './cluster-key.js';
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'cohort-key-'));
@@ -28,7 +36,8 @@ test('generated keys are 32 random bytes and never print their material', () => 
   assert.equal(a.bytes().length, CLUSTER_KEY_BYTES);
   assert.notDeepEqual(a.bytes(), b.bytes());
   const hex = Buffer.from(a.bytes()).toString('hex');
-  for (const shown of [String(a), JSON.stringify({ a }), inspect(a), inspect({ nested: a })]) assert.ok(!shown.includes(hex) && shown.includes('redacted'), shown);
+  for (const shown of [String(a), JSON.stringify({ a }), inspect(a), inspect({ nested: a })])
+    assert.ok(!shown.includes(hex) && shown.includes('redacted'), shown);
   assert.throws(() => new ClusterKey(new Uint8Array(31)), keyError('KEY_INVALID', /32 bytes, got 31/));
 });
 
@@ -47,7 +56,10 @@ test('an existing key file is never overwritten without force; with force it is 
     const path = join(dir, 'cluster.key');
     const first = generateClusterKey();
     await writeClusterKeyFile(path, first);
-    await assert.rejects(writeClusterKeyFile(path, generateClusterKey()), keyError('KEY_FILE_EXISTS', /already exists; refusing to overwrite it\. Use --force/));
+    await assert.rejects(
+      writeClusterKeyFile(path, generateClusterKey()),
+      keyError('KEY_FILE_EXISTS', /already exists; refusing to overwrite it\. Use --force/),
+    );
     assert.deepEqual((await readClusterKeyFile(path)).bytes(), first.bytes(), 'the refused write left the old key');
     const second = generateClusterKey();
     await writeClusterKeyFile(path, second, { force: true });
@@ -59,7 +71,10 @@ test('an existing key file is never overwritten without force; with force it is 
 test('reading refuses missing, group/other-readable, damaged and wrong-length files with the fix in the message', async () => {
   await withDir(async (dir) => {
     const path = join(dir, 'k');
-    await assert.rejects(readClusterKeyFile(path), keyError('KEY_FILE_MISSING', /does not exist; create it with `cohort init`/));
+    await assert.rejects(
+      readClusterKeyFile(path),
+      keyError('KEY_FILE_MISSING', /does not exist; create it with `cohort init`/),
+    );
     await writeClusterKeyFile(path, generateClusterKey());
     await chmod(path, 0o644);
     await assert.rejects(readClusterKeyFile(path), keyError('KEY_FILE_PERMISSIONS', /mode 0644.*run `chmod 600 /));

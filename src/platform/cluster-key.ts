@@ -77,7 +77,10 @@ export function formatClusterKey(key: ClusterKey): string {
 export function parseClusterKey(text: string, source: string): ClusterKey {
   const line = text.trim();
   if (!line.startsWith(CLUSTER_KEY_FILE_PREFIX)) {
-    throw new ClusterKeyError('KEY_FILE_FORMAT', `${source} is not a cohort cluster key file (it must start with "${CLUSTER_KEY_FILE_PREFIX}"); create one with \`cohort init\``);
+    throw new ClusterKeyError(
+      'KEY_FILE_FORMAT',
+      `${source} is not a cohort cluster key file (it must start with "${CLUSTER_KEY_FILE_PREFIX}"); create one with \`cohort init\``,
+    );
   }
   const hex = line.slice(CLUSTER_KEY_FILE_PREFIX.length);
   if (!/^[0-9a-fA-F]*$/.test(hex) || hex.length !== CLUSTER_KEY_BYTES * 2) {
@@ -115,7 +118,9 @@ export async function writeClusterKeyFile(path: string, key: ClusterKey, options
   } catch (error) {
     await unlink(temp).catch(() => undefined);
     if (error instanceof ClusterKeyError) throw error;
-    throw new ClusterKeyError('KEY_FILE_WRITE', `cannot write cluster key file ${path}: ${systemReason(error)}`, { cause: error });
+    throw new ClusterKeyError('KEY_FILE_WRITE', `cannot write cluster key file ${path}: ${systemReason(error)}`, {
+      cause: error,
+    });
   }
   await syncDirectory(dirname(path));
 }
@@ -128,18 +133,26 @@ async function writeNew(file: string, text: string, shown: string): Promise<void
     handle = await open(file, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
   } catch (error) {
     if (isErrno(error, 'EEXIST')) {
-      throw new ClusterKeyError('KEY_FILE_EXISTS', `cluster key file ${shown} already exists; refusing to overwrite it. Use --force to replace it (then copy the new key to every node)`, {
-        cause: error,
-      });
+      throw new ClusterKeyError(
+        'KEY_FILE_EXISTS',
+        `cluster key file ${shown} already exists; refusing to overwrite it. Use --force to replace it (then copy the new key to every node)`,
+        {
+          cause: error,
+        },
+      );
     }
-    throw new ClusterKeyError('KEY_FILE_WRITE', `cannot create cluster key file ${shown}: ${systemReason(error)}`, { cause: error });
+    throw new ClusterKeyError('KEY_FILE_WRITE', `cannot create cluster key file ${shown}: ${systemReason(error)}`, {
+      cause: error,
+    });
   }
   try {
     await handle.chmod(0o600); // the umask may only have removed bits, but be exact
     await handle.writeFile(text, 'utf8');
     await handle.sync();
   } catch (error) {
-    throw new ClusterKeyError('KEY_FILE_WRITE', `cannot write cluster key file ${shown}: ${systemReason(error)}`, { cause: error });
+    throw new ClusterKeyError('KEY_FILE_WRITE', `cannot write cluster key file ${shown}: ${systemReason(error)}`, {
+      cause: error,
+    });
   } finally {
     await handle.close();
   }
@@ -166,9 +179,15 @@ export async function readClusterKeyFile(path: string): Promise<ClusterKey> {
     handle = await open(path, fsConstants.O_RDONLY);
   } catch (error) {
     if (isErrno(error, 'ENOENT')) {
-      throw new ClusterKeyError('KEY_FILE_MISSING', `cluster key file ${path} does not exist; create it with \`cohort init\` or copy it from another node`, { cause: error });
+      throw new ClusterKeyError(
+        'KEY_FILE_MISSING',
+        `cluster key file ${path} does not exist; create it with \`cohort init\` or copy it from another node`,
+        { cause: error },
+      );
     }
-    throw new ClusterKeyError('KEY_FILE_READ', `cannot read cluster key file ${path}: ${systemReason(error)}`, { cause: error });
+    throw new ClusterKeyError('KEY_FILE_READ', `cannot read cluster key file ${path}: ${systemReason(error)}`, {
+      cause: error,
+    });
   }
   try {
     // fstat the open file (not the path) so the checks apply to the bytes we read.
@@ -178,7 +197,9 @@ export async function readClusterKeyFile(path: string): Promise<ClusterKey> {
     return parseClusterKey(text, `cluster key file ${path}`);
   } catch (error) {
     if (error instanceof ClusterKeyError) throw error;
-    throw new ClusterKeyError('KEY_FILE_READ', `cannot read cluster key file ${path}: ${systemReason(error)}`, { cause: error });
+    throw new ClusterKeyError('KEY_FILE_READ', `cannot read cluster key file ${path}: ${systemReason(error)}`, {
+      cause: error,
+    });
   } finally {
     await handle.close();
   }
@@ -193,7 +214,11 @@ function checkKeyFileStat(path: string, isFile: boolean, mode: number, size: num
       `cluster key file ${path} has mode ${shown}, so other users can read or change it; run \`chmod 600 ${path}\` (and replace the key if it may have leaked)`,
     );
   }
-  if (size > KEY_FILE_BYTES_MAX) throw new ClusterKeyError('KEY_FILE_FORMAT', `cluster key file ${path} is ${size} bytes; a key file is one short line`);
+  if (size > KEY_FILE_BYTES_MAX)
+    throw new ClusterKeyError(
+      'KEY_FILE_FORMAT',
+      `cluster key file ${path} is ${size} bytes; a key file is one short line`,
+    );
 }
 
 function isErrno(error: unknown, code: string): boolean {

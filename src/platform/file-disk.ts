@@ -69,7 +69,10 @@ export class FileDisk implements Disk {
   }
 
   readRange(name: string, offset: number, length: number): Uint8Array | null {
-    assert(Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 0, 'read range must be non-negative integers');
+    assert(
+      Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 0,
+      'read range must be non-negative integers',
+    );
     return ifExists(() => {
       const fd = fs.openSync(this.path(name), 'r');
       try {
@@ -181,7 +184,11 @@ export class FileDisk implements Disk {
   }
 
   /** Runs `body` through the sequencer and reports its result to `done` after the sequencer moved on. */
-  private run(keys: string[], done: DiskCallback, body: (finish: (error: NodeJS.ErrnoException | null) => void) => void): void {
+  private run(
+    keys: string[],
+    done: DiskCallback,
+    body: (finish: (error: NodeJS.ErrnoException | null) => void) => void,
+  ): void {
     if (this.closed) {
       // A completion chain may still issue its next step after close; it fails, asynchronously.
       queueMicrotask(() => {
@@ -201,7 +208,11 @@ export class FileDisk implements Disk {
   }
 
   /** `run` for a rename or remove: while it is pending, writes to `names` order on the directory. */
-  private runDirOp(names: string[], done: DiskCallback, body: (finish: (error: NodeJS.ErrnoException | null) => void) => void): void {
+  private runDirOp(
+    names: string[],
+    done: DiskCallback,
+    body: (finish: (error: NodeJS.ErrnoException | null) => void) => void,
+  ): void {
     if (this.closed) {
       this.run([...names, DIR_KEY], done, body);
       return;
@@ -220,7 +231,13 @@ export class FileDisk implements Disk {
   }
 
   /** Like `run`, with `name`'s descriptor opened (created when `create`) and pinned for the body. */
-  private withFile(keys: string[], name: string, create: boolean, done: DiskCallback, body: (file: OpenFile, finish: (error: NodeJS.ErrnoException | null) => void) => void): void {
+  private withFile(
+    keys: string[],
+    name: string,
+    create: boolean,
+    done: DiskCallback,
+    body: (file: OpenFile, finish: (error: NodeJS.ErrnoException | null) => void) => void,
+  ): void {
     this.run(keys, done, (finish) => {
       this.acquire(name, create, (error, file) => {
         if (error !== null || file === null) {
@@ -235,7 +252,11 @@ export class FileDisk implements Disk {
     });
   }
 
-  private acquire(name: string, create: boolean, done: (error: NodeJS.ErrnoException | null, file: OpenFile | null) => void): void {
+  private acquire(
+    name: string,
+    create: boolean,
+    done: (error: NodeJS.ErrnoException | null, file: OpenFile | null) => void,
+  ): void {
     const cached = this.open.get(name);
     if (cached !== undefined) {
       cached.users++;
@@ -259,7 +280,9 @@ export class FileDisk implements Disk {
   /** Closes least recently used clean, idle descriptors beyond the limit. */
   private evictClean(): void {
     if (this.open.size <= FILE_DISK_OPEN_FILES_MAX) return;
-    const idle = [...this.open.entries()].filter(([, f]) => !f.dirty && f.users === 0).sort((a, b) => a[1].lastUse - b[1].lastUse);
+    const idle = [...this.open.entries()]
+      .filter(([, f]) => !f.dirty && f.users === 0)
+      .sort((a, b) => a[1].lastUse - b[1].lastUse);
     for (const [name, file] of idle) {
       if (this.open.size <= FILE_DISK_OPEN_FILES_MAX) break;
       this.open.delete(name);
@@ -283,7 +306,10 @@ export class FileDisk implements Disk {
     this.dirFd = null;
     const waiters = this.closeWaiters;
     this.closeWaiters = [];
-    for (const done of waiters) queueMicrotask(() => { done(null); });
+    for (const done of waiters)
+      queueMicrotask(() => {
+        done(null);
+      });
   }
 }
 
@@ -334,7 +360,12 @@ function fsyncDirectory(path: string, skipDenied = false): boolean {
   return true;
 }
 
-function writeAll(fd: number, data: Uint8Array, offset: number, done: (error: NodeJS.ErrnoException | null) => void): void {
+function writeAll(
+  fd: number,
+  data: Uint8Array,
+  offset: number,
+  done: (error: NodeJS.ErrnoException | null) => void,
+): void {
   let written = 0;
   // Always at least one fs.write, so even an empty write completes asynchronously.
   const more = (): void => {
@@ -345,7 +376,8 @@ function writeAll(fd: number, data: Uint8Array, offset: number, done: (error: No
       }
       written += n;
       if (written >= data.length) done(null);
-      else if (n === 0) done(Object.assign(new Error(`EIO: write made no progress at byte ${offset + written}`), { code: 'EIO' }));
+      else if (n === 0)
+        done(Object.assign(new Error(`EIO: write made no progress at byte ${offset + written}`), { code: 'EIO' }));
       else more();
     });
   };

@@ -9,8 +9,20 @@ import { nodeId, type NodeId } from '../lib/ids.js';
 import { FrameDecoder } from '../transport/frame-decoder.js';
 import { decodeHandshakeRecord, type FrameMode } from '../transport/handshake-record.js';
 import { generateClusterKey, type ClusterKey } from './cluster-key.js';
-import { AEAD_TAG_BYTES, FrameAuthError, createFrameOpener, createFrameSealer, type FrameKeys } from './frame-cipher.js';
-import { ClientHandshake, ServerHandshake, prepareHandshakeKeys, type HandshakeIdentity, type HandshakeStep } from './peer-handshake.js';
+import {
+  AEAD_TAG_BYTES,
+  FrameAuthError,
+  createFrameOpener,
+  createFrameSealer,
+  type FrameKeys,
+} from './frame-cipher.js';
+import {
+  ClientHandshake,
+  ServerHandshake,
+  prepareHandshakeKeys,
+  type HandshakeIdentity,
+  type HandshakeStep,
+} from './peer-handshake.js';
 
 function keys(): FrameKeys {
   return { key: randomBytes(32), salt: randomBytes(4) };
@@ -27,7 +39,10 @@ test('sealed frames open in order to the same plaintext, and parse as frames', (
     const plaintext = randomBytes(i * 7);
     const frame = sealer.seal(plaintext);
     assert.equal(frame.length, plaintext.length + sealer.overheadBytes);
-    assert.ok(!Buffer.from(frame).includes(plaintext) || plaintext.length < 4, 'ciphertext does not contain the plaintext');
+    assert.ok(
+      !Buffer.from(frame).includes(plaintext) || plaintext.length < 4,
+      'ciphertext does not contain the plaintext',
+    );
     decoder.push(frame);
     const parsed = decoder.next();
     assert.ok(parsed !== undefined);
@@ -94,7 +109,8 @@ function run(client: Side, server: Side, dialed: NodeId): { client: HandshakeSte
   const c = new ClientHandshake(identity(client), dialed);
   const s = new ServerHandshake(identity(server));
   const first = s.step(decodeHandshakeRecord(c.start()));
-  if (first.kind !== 'continue') return { client: c.step(decodeHandshakeRecord(first.send ?? new Uint8Array())), server: first };
+  if (first.kind !== 'continue')
+    return { client: c.step(decodeHandshakeRecord(first.send ?? new Uint8Array())), server: first };
   const clientStep = c.step(decodeHandshakeRecord(first.send));
   const serverStep = clientStep.send === undefined ? undefined : s.step(decodeHandshakeRecord(clientStep.send));
   return { client: clientStep, server: serverStep };
@@ -112,18 +128,36 @@ test('a handshake between nodes sharing the key establishes the same frame keys'
   const sealed = createFrameSealer('aes-256-gcm', r.client.keys).seal(Buffer.from('hi'));
   assert.equal(Buffer.from(createFrameOpener('aes-256-gcm', r.server.keys).open(sealed)).toString(), 'hi');
   const again = run({ self: nodeId(1), key, peers: [2] }, { self: nodeId(2), key, peers: [1] }, nodeId(2));
-  assert.ok(again.client.kind === 'established' && Buffer.compare(again.client.keys.key, r.client.keys.key) !== 0, 'fresh nonces give fresh keys');
+  assert.ok(
+    again.client.kind === 'established' && Buffer.compare(again.client.keys.key, r.client.keys.key) !== 0,
+    'fresh nonces give fresh keys',
+  );
 });
 
 test('each identity problem is refused with its own reason', () => {
   const key = generateClusterKey();
-  const reason = (step: HandshakeStep | undefined): string | undefined => (step?.kind === 'refused' ? step.reason : step?.kind);
-  const wrongKey = run({ self: nodeId(1), key: generateClusterKey(), peers: [2] }, { self: nodeId(2), key, peers: [1] }, nodeId(2));
+  const reason = (step: HandshakeStep | undefined): string | undefined =>
+    step?.kind === 'refused' ? step.reason : step?.kind;
+  const wrongKey = run(
+    { self: nodeId(1), key: generateClusterKey(), peers: [2] },
+    { self: nodeId(2), key, peers: [1] },
+    nodeId(2),
+  );
   assert.equal(reason(wrongKey.client), 'wrong-cluster-key');
   assert.equal(reason(wrongKey.server), 'wrong-cluster-key', 'the server verifies the mismatch itself');
   const cases: [Side, Side, number, string][] = [
-    [{ self: nodeId(1), key, peers: [2], clusterName: 'a' }, { self: nodeId(2), key, peers: [1], clusterName: 'b' }, 2, 'wrong-cluster-name'],
-    [{ self: nodeId(1), key, peers: [2], mode: 'insecure-plaintext' }, { self: nodeId(2), key, peers: [1] }, 2, 'mode-mismatch'],
+    [
+      { self: nodeId(1), key, peers: [2], clusterName: 'a' },
+      { self: nodeId(2), key, peers: [1], clusterName: 'b' },
+      2,
+      'wrong-cluster-name',
+    ],
+    [
+      { self: nodeId(1), key, peers: [2], mode: 'insecure-plaintext' },
+      { self: nodeId(2), key, peers: [1] },
+      2,
+      'mode-mismatch',
+    ],
     [{ self: nodeId(3), key, peers: [2] }, { self: nodeId(2), key, peers: [1] }, 2, 'unknown-node'],
     [{ self: nodeId(2), key, peers: [2] }, { self: nodeId(2), key, peers: [1, 2] }, 2, 'claims-our-id'],
     [{ self: nodeId(1), key, peers: [2, 3] }, { self: nodeId(2), key, peers: [1] }, 3, 'wrong-node-dialed'],
@@ -131,6 +165,9 @@ test('each identity problem is refused with its own reason', () => {
   for (const [client, server, dialed, expected] of cases) {
     const r = run(client, server, nodeId(dialed));
     assert.equal(reason(r.server), expected, `server side of ${expected}`);
-    assert.ok(r.client.kind === 'refused' && r.client.byPeer && r.client.reason === expected, `client hears ${expected}`);
+    assert.ok(
+      r.client.kind === 'refused' && r.client.byPeer && r.client.reason === expected,
+      `client hears ${expected}`,
+    );
   }
 });

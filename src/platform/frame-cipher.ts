@@ -92,7 +92,10 @@ class GcmSealer implements FrameSealer {
 
   seal(plaintext: Uint8Array): Uint8Array {
     if (this.counter >= FRAME_COUNTER_MAX) {
-      throw new CohortError('FRAME_COUNTER_EXHAUSTED', `connection sealed ${FRAME_COUNTER_MAX} frames; it must be replaced to get fresh keys`);
+      throw new CohortError(
+        'FRAME_COUNTER_EXHAUSTED',
+        `connection sealed ${FRAME_COUNTER_MAX} frames; it must be replaced to get fresh keys`,
+      );
     }
     const bodyBytes = plaintext.length + AEAD_TAG_BYTES;
     const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + bodyBytes);
@@ -128,7 +131,9 @@ class GcmOpener implements FrameOpener {
     assert(frame.length >= FRAME_HEADER_BYTES + AEAD_TAG_BYTES, 'the frame decoder enforces the minimum body');
     const tagAt = frame.length - AEAD_TAG_BYTES;
     setCounter(this.nonce, this.counter);
-    const decipher: DecipherGCM = createDecipheriv('aes-256-gcm', this.key, this.nonce, { authTagLength: AEAD_TAG_BYTES });
+    const decipher: DecipherGCM = createDecipheriv('aes-256-gcm', this.key, this.nonce, {
+      authTagLength: AEAD_TAG_BYTES,
+    });
     decipher.setAAD(frame.subarray(0, FRAME_HEADER_BYTES));
     decipher.setAuthTag(frame.subarray(tagAt));
     const head = decipher.update(frame.subarray(FRAME_HEADER_BYTES, tagAt));

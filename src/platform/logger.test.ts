@@ -5,7 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger, formatPrettyLine } from './logger.js';
 
-function capture(options: Parameters<typeof createLogger>[0]): { lines: string[]; log: ReturnType<typeof createLogger> } {
+function capture(options: Parameters<typeof createLogger>[0]): {
+  lines: string[];
+  log: ReturnType<typeof createLogger>;
+} {
   const lines: string[] = [];
   const log = createLogger({ ...options, destination: { write: (t: string) => lines.push(t) } });
   return { lines, log };
@@ -26,7 +29,12 @@ test('pretty lines show error stacks indented, and colour only when asked', () =
   p.log.error({ err: Object.assign(new Error('disk full'), { code: 'ENOSPC' }) }, 'wal append failed');
   const text = p.lines.join('');
   const esc = String.fromCharCode(27);
-  assert.ok(text.startsWith(`${text.slice(0, 13)}${esc}[31mERROR${esc}[0m wal append failed\n    Error: disk full\n        at `), text);
+  assert.ok(
+    text.startsWith(
+      `${text.slice(0, 13)}${esc}[31mERROR${esc}[0m wal append failed\n    Error: disk full\n        at `,
+    ),
+    text,
+  );
   assert.match(text, /code=ENOSPC/);
 });
 

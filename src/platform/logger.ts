@@ -24,7 +24,14 @@ export interface LoggerOptions {
   readonly colors?: boolean;
 }
 
-const LEVEL_NAMES: Readonly<Record<number, string>> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const LEVEL_NAMES: Readonly<Record<number, string>> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
 const LEVEL_COLORS: Readonly<Record<number, string>> = { 10: '90', 20: '36', 30: '32', 40: '33', 50: '31', 60: '35' };
 /** Keys pino adds that the pretty line shows in fixed places (or hides). */
 const FIXED_KEYS = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'err']);
@@ -42,7 +49,8 @@ function clock(ms: unknown): string {
 }
 
 function fieldText(value: unknown): string {
-  const text = typeof value === 'string' ? (/^[^\s"=]+$/.test(value) ? value : JSON.stringify(value)) : JSON.stringify(value);
+  const text =
+    typeof value === 'string' ? (/^[^\s"=]+$/.test(value) ? value : JSON.stringify(value)) : JSON.stringify(value);
   return text.length > FIELD_CHARS_MAX ? `${text.slice(0, FIELD_CHARS_MAX)}…` : text;
 }
 
@@ -51,7 +59,8 @@ export function formatPrettyLine(line: string, colors = false): string {
   let record: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(line);
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return line.endsWith('\n') ? line : `${line}\n`;
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+      return line.endsWith('\n') ? line : `${line}\n`;
     record = parsed as Record<string, unknown>;
   } catch {
     return line.endsWith('\n') ? line : `${line}\n`;
@@ -68,7 +77,10 @@ export function formatPrettyLine(line: string, colors = false): string {
   if (err !== null && typeof err === 'object') {
     const e = err as { message?: unknown; stack?: unknown; code?: unknown };
     const head = typeof e.stack === 'string' ? e.stack : String(e.message);
-    out += `${head.split('\n').map((l) => `    ${l}`).join('\n')}${e.code === undefined ? '' : `\n    code=${fieldText(e.code)}`}\n`;
+    out += `${head
+      .split('\n')
+      .map((l) => `    ${l}`)
+      .join('\n')}${e.code === undefined ? '' : `\n    code=${fieldText(e.code)}`}\n`;
   }
   return out;
 }
@@ -95,7 +107,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   if (pretty) return pino(settings, prettyDestination(options.destination ?? process.stdout, options.colors ?? tty));
   if (options.destination !== undefined) {
     const target = options.destination;
-    return pino(settings, { write: (line: string) => { target.write(line); } });
+    return pino(settings, {
+      write: (line: string) => {
+        target.write(line);
+      },
+    });
   }
   return pino(settings, pino.destination({ fd: 1, sync: false }));
 }

@@ -83,7 +83,12 @@ function proofMatches(expected: Uint8Array, got: Uint8Array): boolean {
   return expected.length === got.length && timingSafeEqual(expected, got);
 }
 
-function frameKeys(keys: HandshakeKeys, transcript: Uint8Array, clientNonce: Uint8Array, serverNonce: Uint8Array): FrameKeys {
+function frameKeys(
+  keys: HandshakeKeys,
+  transcript: Uint8Array,
+  clientNonce: Uint8Array,
+  serverNonce: Uint8Array,
+): FrameKeys {
   const salt = new Uint8Array(clientNonce.length + serverNonce.length);
   salt.set(clientNonce, 0);
   salt.set(serverNonce, clientNonce.length);
@@ -109,7 +114,12 @@ function refuse(reason: RefusalReason, detail: string, claimed: NodeId | undefin
 
 function unexpected(record: HandshakeRecord, waitingFor: string, claimed: NodeId | undefined): HandshakeStep {
   if (record.kind === 'refusal') {
-    const base = { kind: 'refused' as const, reason: record.reason, byPeer: true, detail: 'the peer refused the handshake' };
+    const base = {
+      kind: 'refused' as const,
+      reason: record.reason,
+      byPeer: true,
+      detail: 'the peer refused the handshake',
+    };
     return claimed === undefined ? base : { ...base, claimed };
   }
   return refuse('protocol-error', `expected a ${waitingFor} record, got ${record.kind}`, claimed, true);
@@ -134,7 +144,14 @@ export class ClientHandshake {
   /** The hello record to send first. */
   start(): Uint8Array {
     const { mode, clusterName, self } = this.identity;
-    const hello: HelloRecord = { kind: 'hello', mode, clusterName, clientId: self, dialedId: this.dialed, clientNonce: this.clientNonce };
+    const hello: HelloRecord = {
+      kind: 'hello',
+      mode,
+      clusterName,
+      clientId: self,
+      dialedId: this.dialed,
+      clientNonce: this.clientNonce,
+    };
     return encodeHandshakeRecord(hello);
   }
 
@@ -148,12 +165,23 @@ export class ClientHandshake {
 
   private onChallenge(c: ChallengeRecord): HandshakeStep {
     const id = this.identity;
-    if (c.mode !== id.mode) return refuse('mode-mismatch', `we use ${id.mode}, the peer uses ${c.mode}`, c.serverId, true);
+    if (c.mode !== id.mode)
+      return refuse('mode-mismatch', `we use ${id.mode}, the peer uses ${c.mode}`, c.serverId, true);
     if (c.clusterName !== id.clusterName) {
-      return refuse('wrong-cluster-name', `we are in cluster "${id.clusterName}", the peer is in "${c.clusterName}"`, c.serverId, true);
+      return refuse(
+        'wrong-cluster-name',
+        `we are in cluster "${id.clusterName}", the peer is in "${c.clusterName}"`,
+        c.serverId,
+        true,
+      );
     }
     if (c.serverId !== this.dialed) {
-      return refuse('wrong-node-dialed', `we dialed node ${this.dialed} but reached node ${c.serverId}`, c.serverId, true);
+      return refuse(
+        'wrong-node-dialed',
+        `we dialed node ${this.dialed} but reached node ${c.serverId}`,
+        c.serverId,
+        true,
+      );
     }
     const transcript = handshakeTranscript({
       mode: id.mode,
@@ -168,9 +196,21 @@ export class ClientHandshake {
     if (!proofMatches(proof(id.keys.authKey, transcript, HANDSHAKE_LABELS.serverProof), c.serverProof)) {
       // Still send our proof: the server can then verify the mismatch itself and log it too.
       // It reveals nothing reusable: it is bound to this transcript's fresh server nonce.
-      return { kind: 'refused', reason: 'wrong-cluster-key', byPeer: false, claimed: c.serverId, detail: 'the peer could not prove it holds our cluster key', send: response };
+      return {
+        kind: 'refused',
+        reason: 'wrong-cluster-key',
+        byPeer: false,
+        claimed: c.serverId,
+        detail: 'the peer could not prove it holds our cluster key',
+        send: response,
+      };
     }
-    return { kind: 'established', peer: c.serverId, keys: frameKeys(id.keys, transcript, this.clientNonce, c.serverNonce), send: response };
+    return {
+      kind: 'established',
+      peer: c.serverId,
+      keys: frameKeys(id.keys, transcript, this.clientNonce, c.serverNonce),
+      send: response,
+    };
   }
 }
 
@@ -211,17 +251,42 @@ export class ServerHandshake {
   private onHello(h: HelloRecord): HandshakeStep {
     const id = this.identity;
     const who = h.clientId;
-    if (h.mode !== id.mode) return this.end(refuse('mode-mismatch', `we use ${id.mode}, the peer uses ${h.mode}`, who, true));
+    if (h.mode !== id.mode)
+      return this.end(refuse('mode-mismatch', `we use ${id.mode}, the peer uses ${h.mode}`, who, true));
     if (h.clusterName !== id.clusterName) {
-      return this.end(refuse('wrong-cluster-name', `we are in cluster "${id.clusterName}", the peer is in "${h.clusterName}"`, who, true));
+      return this.end(
+        refuse(
+          'wrong-cluster-name',
+          `we are in cluster "${id.clusterName}", the peer is in "${h.clusterName}"`,
+          who,
+          true,
+        ),
+      );
     }
     if (who === id.self) return this.end(refuse('claims-our-id', `the peer claims our own id ${id.self}`, who, true));
     if (!id.isPeer(who)) return this.end(refuse('unknown-node', `node ${who} is not in our peer list`, who, true));
-    if (h.dialedId !== id.self) return this.end(refuse('wrong-node-dialed', `the peer dialed node ${h.dialedId} but reached us (node ${id.self})`, who, true));
+    if (h.dialedId !== id.self)
+      return this.end(
+        refuse('wrong-node-dialed', `the peer dialed node ${h.dialedId} but reached us (node ${id.self})`, who, true),
+      );
     this.hello = h;
-    this.transcript = handshakeTranscript({ mode: id.mode, clusterName: id.clusterName, clientId: who, serverId: id.self, clientNonce: h.clientNonce, serverNonce: this.serverNonce });
+    this.transcript = handshakeTranscript({
+      mode: id.mode,
+      clusterName: id.clusterName,
+      clientId: who,
+      serverId: id.self,
+      clientNonce: h.clientNonce,
+      serverNonce: this.serverNonce,
+    });
     const serverProof = proof(id.keys.authKey, this.transcript, HANDSHAKE_LABELS.serverProof);
-    const challenge = encodeHandshakeRecord({ kind: 'challenge', mode: id.mode, clusterName: id.clusterName, serverId: id.self, serverNonce: this.serverNonce, serverProof });
+    const challenge = encodeHandshakeRecord({
+      kind: 'challenge',
+      mode: id.mode,
+      clusterName: id.clusterName,
+      serverId: id.self,
+      serverNonce: this.serverNonce,
+      serverProof,
+    });
     return { kind: 'continue', send: challenge };
   }
 
@@ -232,6 +297,10 @@ export class ServerHandshake {
     if (!proofMatches(expected, clientProof)) {
       return refuse('wrong-cluster-key', 'the peer could not prove it holds our cluster key', h.clientId, true);
     }
-    return { kind: 'established', peer: h.clientId, keys: frameKeys(this.identity.keys, transcript, h.clientNonce, this.serverNonce) };
+    return {
+      kind: 'established',
+      peer: h.clientId,
+      keys: frameKeys(this.identity.keys, transcript, h.clientNonce, this.serverNonce),
+    };
   }
 }

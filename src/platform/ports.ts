@@ -20,7 +20,10 @@ function portFree(port: number): Promise<boolean> {
  * and B+101..B+100+n (metrics) are free right now, or null after `attempts` random tries. Only a
  * hint: another process may take a port before the caller binds it.
  */
-export async function findFreePortBlock(n: number, options: { from: number; blocks: number; attempts: number }): Promise<number | null> {
+export async function findFreePortBlock(
+  n: number,
+  options: { from: number; blocks: number; attempts: number },
+): Promise<number | null> {
   for (let i = 0; i < options.attempts; i++) {
     const base = options.from + Math.floor(Math.random() * options.blocks) * 100;
     const ports = Array.from({ length: n }, (_, k) => [base + 1 + k, base + 101 + k]).flat();

@@ -12,11 +12,22 @@ import { deriveTimeouts, suspicionExtensionMs, TIMEOUT_DEFAULTS } from '../node/
 import { createLogger } from './logger.js';
 import { createRealEnv, monitorEventLoop } from './real-env.js';
 
-const transport: Transport<string> = { self: nodeId(1), setHandlers: () => undefined, send: () => false, close: () => Promise.resolve() };
+const transport: Transport<string> = {
+  self: nodeId(1),
+  setHandlers: () => undefined,
+  send: () => false,
+  close: () => Promise.resolve(),
+};
 
 function env(level: 'info' | 'debug', lines: string[], seed?: number) {
   const logger = createLogger({ level, format: 'json', destination: { write: (t: string) => lines.push(t) } });
-  return createRealEnv({ nodeId: nodeId(1), transport, disk: new MemoryDisk(), logger, ...(seed === undefined ? {} : { seed }) });
+  return createRealEnv({
+    nodeId: nodeId(1),
+    transport,
+    disk: new MemoryDisk(),
+    logger,
+    ...(seed === undefined ? {} : { seed }),
+  });
 }
 
 test('clock: monotonic, in milliseconds, following real time', async () => {
@@ -52,7 +63,10 @@ test('prng: a fixed seed reproduces the stream; default seeds are random and log
   const a = env('info', [], 42).prng;
   const b = env('info', [], 42).prng;
   const seqA = Array.from({ length: 8 }, () => a.nextU32());
-  assert.deepEqual(Array.from({ length: 8 }, () => b.nextU32()), seqA);
+  assert.deepEqual(
+    Array.from({ length: 8 }, () => b.nextU32()),
+    seqA,
+  );
   const lines: string[] = [];
   const seeds = new Set([env('debug', lines).seed, env('debug', lines).seed, env('debug', lines).seed]);
   assert.equal(seeds.size, 3);
@@ -63,7 +77,10 @@ test('trace: a debug record with the event and fields, nothing at info level', (
   const lines: string[] = [];
   env('debug', lines, 1).trace('become-leader', { term: 3, commit: 7 });
   const rec = JSON.parse(lines.at(-1) ?? '{}') as Record<string, unknown>;
-  assert.deepEqual([rec['level'], rec['msg'], rec['event'], rec['term'], rec['commit']], [20, 'become-leader', 'become-leader', 3, 7]);
+  assert.deepEqual(
+    [rec['level'], rec['msg'], rec['event'], rec['term'], rec['commit']],
+    [20, 'become-leader', 'become-leader', 3, 7],
+  );
   const quiet: string[] = [];
   env('info', quiet, 1).trace('become-leader', { term: 3 });
   assert.deepEqual(quiet, []);

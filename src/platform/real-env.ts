@@ -47,7 +47,10 @@ export function createRealEnv<M>(options: RealEnvOptions<M>): NodeEnv<M> & { rea
     clock: monotonicClock,
     timers: {
       after(delayMs: number, fn: () => void): TimerHandle {
-        assert(Number.isFinite(delayMs) && delayMs >= 0 && delayMs <= TIMER_DELAY_MS_MAX, `timer delay must be in [0, ${TIMER_DELAY_MS_MAX}] ms, got ${delayMs}`);
+        assert(
+          Number.isFinite(delayMs) && delayMs >= 0 && delayMs <= TIMER_DELAY_MS_MAX,
+          `timer delay must be in [0, ${TIMER_DELAY_MS_MAX}] ms, got ${delayMs}`,
+        );
         const timer = setTimeout(fn, delayMs);
         return {
           cancel(): void {
@@ -116,7 +119,11 @@ export function monitorEventLoop(options: LoopMonitorOptions = {}): LoopMonitor 
       const count = histogram.count;
       const max = count > 0 ? ms(histogram.max) : 0;
       const p99 = count > 0 ? ms(histogram.percentile(99)) : 0;
-      return { maxDelayMs: Math.max(max, previous.max), p99DelayMs: Math.max(p99, previous.p99), meanDelayMs: count > 0 ? ms(histogram.mean) : 0 };
+      return {
+        maxDelayMs: Math.max(max, previous.max),
+        p99DelayMs: Math.max(p99, previous.p99),
+        meanDelayMs: count > 0 ? ms(histogram.mean) : 0,
+      };
     },
     close(): void {
       clearInterval(rotate);

@@ -17,7 +17,11 @@ import { generateClusterKey, type ClusterKey } from './cluster-key.js';
 import { TcpTransport, type PeerAddress, type TcpTransportLimits } from './tcp-transport.js';
 
 const HOST = '127.0.0.1';
-const FAST: Partial<TcpTransportLimits> = { reconnectDelayMsMin: 10, reconnectDelayMsMax: 80, handshakeTimeoutMs: 3000 };
+const FAST: Partial<TcpTransportLimits> = {
+  reconnectDelayMsMin: 10,
+  reconnectDelayMsMax: 80,
+  handshakeTimeoutMs: 3000,
+};
 
 interface TestNode {
   readonly id: NodeId;
@@ -66,7 +70,11 @@ async function startNode(id: number, o: NodeOptions): Promise<TestNode> {
     prng: new Prng(id),
     limits: { ...FAST, ...o.limits },
   });
-  t.setHandlers({ onMessage: (from, m) => inbox.push({ from, m }), onPeerUp: (p) => ups.push(p), onPeerDown: (p) => downs.push(p) });
+  t.setHandlers({
+    onMessage: (from, m) => inbox.push({ from, m }),
+    onPeerUp: (p) => ups.push(p),
+    onPeerDown: (p) => downs.push(p),
+  });
   const address = await t.start();
   return { id: nodeId(id), t, address, inbox, logs, ups, downs, decodes };
 }
@@ -103,7 +111,10 @@ test('messages flow both ways with the sender id; peers report up', { timeout: 2
     a.t.setPeerAddress(b.id, b.address);
     b.t.setPeerAddress(a.id, a.address);
     assert.equal(a.t.send(b.id, ping(1)), true);
-    assert.equal(b.t.send(a.id, { type: 'gossip', from: b.id, mood: 'calm', note: 'hi', alive: [1, 2], urgent: false }), true);
+    assert.equal(
+      b.t.send(a.id, { type: 'gossip', from: b.id, mood: 'calm', note: 'hi', alive: [1, 2], urgent: false }),
+      true,
+    );
     await waitFor(() => a.inbox.length === 1 && b.inbox.length === 1, 'one message each way');
     assert.equal(b.inbox[0]?.from, 1);
     assert.deepEqual(seqs(b), [1]);
@@ -113,7 +124,11 @@ test('messages flow both ways with the sender id; peers report up', { timeout: 2
     assert.deepEqual(b.ups, [1]);
     for (let i = 0; i < 2000; i++) assert.equal(a.t.send(b.id, ping(i + 2, i % 300)), true);
     await waitFor(() => b.inbox.length === 2001, '2000 pipelined messages');
-    assert.deepEqual(seqs(b), Array.from({ length: 2001 }, (_, i) => i + 1), 'in send order');
+    assert.deepEqual(
+      seqs(b),
+      Array.from({ length: 2001 }, (_, i) => i + 1),
+      'in send order',
+    );
     assert.equal(a.t.send(nodeId(9), ping(0)), false, 'unknown peer');
   } finally {
     await closeAll(a.t, b.t);
@@ -121,47 +136,75 @@ test('messages flow both ways with the sender id; peers report up', { timeout: 2
   assert.equal(a.t.send(b.id, ping(0)), false, 'closed transports refuse');
 });
 
-test('a peer with the wrong cluster key is refused before any message is decoded, with a clear log line', { timeout: 20_000 }, async () => {
-  const a = await startNode(1, { key: generateClusterKey(), peers: [2] });
-  const b = await startNode(2, { key: generateClusterKey(), peers: [1] });
-  try {
-    a.t.setPeerAddress(b.id, b.address);
-    b.t.setPeerAddress(a.id, a.address);
-    a.t.send(b.id, ping(1));
-    b.t.send(a.id, ping(2));
-    const serverLine = /^WARN refused connection from 127\.0\.0\.1:\d+ claiming node 1: wrong cluster key \(HMAC mismatch\); check that every node uses the same key file/;
-    await waitFor(() => hasLog(b, serverLine), 'the listener to log the refusal');
-    await waitFor(() => hasLog(a, /wrong cluster key \(HMAC mismatch\); check that every node uses the same key file/), 'the dialer to log it');
-    await sleep(400); // several reconnect attempts (backoff here is 10..80 ms)
-    assert.equal(a.decodes.n + b.decodes.n, 0, 'no codec decode ran');
-    assert.equal(b.logs.filter((l) => serverLine.test(l)).length, 1, 'repeats of the same refusal are throttled');
-    assert.deepEqual([a.inbox.length, b.inbox.length, a.ups.length, b.ups.length], [0, 0, 0, 0]);
-  } finally {
-    await closeAll(a.t, b.t);
-  }
-});
+test(
+  'a peer with the wrong cluster key is refused before any message is decoded, with a clear log line',
+  { timeout: 20_000 },
+  async () => {
+    const a = await startNode(1, { key: generateClusterKey(), peers: [2] });
+    const b = await startNode(2, { key: generateClusterKey(), peers: [1] });
+    try {
+      a.t.setPeerAddress(b.id, b.address);
+      b.t.setPeerAddress(a.id, a.address);
+      a.t.send(b.id, ping(1));
+      b.t.send(a.id, ping(2));
+      const serverLine =
+        /^WARN refused connection from 127\.0\.0\.1:\d+ claiming node 1: wrong cluster key \(HMAC mismatch\); check that every node uses the same key file/;
+      await waitFor(() => hasLog(b, serverLine), 'the listener to log the refusal');
+      await waitFor(
+        () => hasLog(a, /wrong cluster key \(HMAC mismatch\); check that every node uses the same key file/),
+        'the dialer to log it',
+      );
+      await sleep(400); // several reconnect attempts (backoff here is 10..80 ms)
+      assert.equal(a.decodes.n + b.decodes.n, 0, 'no codec decode ran');
+      assert.equal(b.logs.filter((l) => serverLine.test(l)).length, 1, 'repeats of the same refusal are throttled');
+      assert.deepEqual([a.inbox.length, b.inbox.length, a.ups.length, b.ups.length], [0, 0, 0, 0]);
+    } finally {
+      await closeAll(a.t, b.t);
+    }
+  },
+);
 
-test('a wrong cluster name, an unknown node id or a duplicate id is refused and logged', { timeout: 20_000 }, async () => {
-  const key = generateClusterKey();
-  const b = await startNode(2, { key, peers: [1, 3] });
-  const wrongName = await startNode(1, { key, peers: [2], clusterName: 'other-cluster' });
-  const unknown = await startNode(4, { key, peers: [2] });
-  const impostor = await startNode(2, { key, peers: [5] });
-  try {
-    wrongName.t.setPeerAddress(b.id, b.address);
-    unknown.t.setPeerAddress(b.id, b.address);
-    impostor.t.setPeerAddress(nodeId(5), b.address); // dials b as if it were node 5
-    await waitFor(() => hasLog(b, /claiming node 1: wrong cluster name; check that every node is configured with the same cluster name/), 'cluster name refusal');
-    await waitFor(() => hasLog(b, /claiming node 4: node id not in the peer list/), 'unknown node refusal');
-    await waitFor(() => hasLog(b, /claiming node 2: the peer claims our own node id; two nodes are configured with the same id/), 'duplicate id refusal');
-    await waitFor(() => hasLog(impostor, /node 5 at 127\.0\.0\.1:\d+ refused our connection: the peer claims our own node id/), 'the impostor hears why');
-    await waitFor(() => hasLog(wrongName, /node 2 at 127\.0\.0\.1:\d+ refused our connection: wrong cluster name/), 'the dialer hears why');
-    assert.equal(b.decodes.n, 0);
-    assert.equal(b.ups.length, 0);
-  } finally {
-    await closeAll(b.t, wrongName.t, unknown.t, impostor.t);
-  }
-});
+test(
+  'a wrong cluster name, an unknown node id or a duplicate id is refused and logged',
+  { timeout: 20_000 },
+  async () => {
+    const key = generateClusterKey();
+    const b = await startNode(2, { key, peers: [1, 3] });
+    const wrongName = await startNode(1, { key, peers: [2], clusterName: 'other-cluster' });
+    const unknown = await startNode(4, { key, peers: [2] });
+    const impostor = await startNode(2, { key, peers: [5] });
+    try {
+      wrongName.t.setPeerAddress(b.id, b.address);
+      unknown.t.setPeerAddress(b.id, b.address);
+      impostor.t.setPeerAddress(nodeId(5), b.address); // dials b as if it were node 5
+      await waitFor(
+        () =>
+          hasLog(
+            b,
+            /claiming node 1: wrong cluster name; check that every node is configured with the same cluster name/,
+          ),
+        'cluster name refusal',
+      );
+      await waitFor(() => hasLog(b, /claiming node 4: node id not in the peer list/), 'unknown node refusal');
+      await waitFor(
+        () => hasLog(b, /claiming node 2: the peer claims our own node id; two nodes are configured with the same id/),
+        'duplicate id refusal',
+      );
+      await waitFor(
+        () => hasLog(impostor, /node 5 at 127\.0\.0\.1:\d+ refused our connection: the peer claims our own node id/),
+        'the impostor hears why',
+      );
+      await waitFor(
+        () => hasLog(wrongName, /node 2 at 127\.0\.0\.1:\d+ refused our connection: wrong cluster name/),
+        'the dialer hears why',
+      );
+      assert.equal(b.decodes.n, 0);
+      assert.equal(b.ups.length, 0);
+    } finally {
+      await closeAll(b.t, wrongName.t, unknown.t, impostor.t);
+    }
+  },
+);
 
 /** What the proxy does with one client-to-server frame: the frames to forward, and whether to cut the connection after. */
 interface ProxyAction {
@@ -286,20 +329,27 @@ async function mitmScenario(
   }
 }
 
-test('a tampered frame fails authentication, is not delivered, and the connection is closed', { timeout: 20_000 }, async () => {
-  await mitmScenario(
-    (i, f) => {
-      if (i === 3) f[f.length - 20] = (f[f.length - 20] ?? 0) ^ 0x80; // one ciphertext bit of ping 1
-      return { forward: [f] };
-    },
-    2,
-    async (receiver) => {
-      assert.deepEqual(seqs(receiver), [0, 100], 'ping 1 and everything after it on that connection are gone');
-      assert.ok(hasLog(receiver, /closing connection from node 1 \(127\.0\.0\.1:\d+\): frame #1 failed authentication/), receiver.logs.join('\n'));
-      return Promise.resolve();
-    },
-  );
-});
+test(
+  'a tampered frame fails authentication, is not delivered, and the connection is closed',
+  { timeout: 20_000 },
+  async () => {
+    await mitmScenario(
+      (i, f) => {
+        if (i === 3) f[f.length - 20] = (f[f.length - 20] ?? 0) ^ 0x80; // one ciphertext bit of ping 1
+        return { forward: [f] };
+      },
+      2,
+      async (receiver) => {
+        assert.deepEqual(seqs(receiver), [0, 100], 'ping 1 and everything after it on that connection are gone');
+        assert.ok(
+          hasLog(receiver, /closing connection from node 1 \(127\.0\.0\.1:\d+\): frame #1 failed authentication/),
+          receiver.logs.join('\n'),
+        );
+        return Promise.resolve();
+      },
+    );
+  },
+);
 
 test('a replayed frame is rejected and closes the connection', { timeout: 20_000 }, async () => {
   await mitmScenario(
@@ -393,117 +443,149 @@ test('reconnect attempts back off exponentially while a peer keeps failing', { t
   }
 });
 
-test('a peer that accepts but never answers the handshake is dropped after the deadline', { timeout: 20_000 }, async () => {
-  const key = generateClusterKey();
-  const held: Socket[] = [];
-  const silent = createServer((s) => {
-    held.push(s);
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => silent.listen(0, HOST, resolve));
-  const bound = silent.address();
-  assert.ok(bound !== null && typeof bound === 'object');
-  const a = await startNode(1, { key, peers: [2], limits: { handshakeTimeoutMs: 200 } });
-  try {
-    a.t.setPeerAddress(nodeId(2), { host: HOST, port: bound.port });
-    await waitFor(() => hasLog(a, /could not connect to and authenticate node 2 at 127\.0\.0\.1:\d+ within 200 ms/), 'the dialer to give up on the silent peer');
-    assert.equal(a.ups.length, 0);
-  } finally {
-    await a.t.close();
-    for (const s of held) s.destroy();
-    await new Promise<void>((resolve) => {
-      silent.close(() => {
-        resolve();
-      });
+test(
+  'a peer that accepts but never answers the handshake is dropped after the deadline',
+  { timeout: 20_000 },
+  async () => {
+    const key = generateClusterKey();
+    const held: Socket[] = [];
+    const silent = createServer((s) => {
+      held.push(s);
+      s.on('error', () => undefined);
     });
-  }
-});
-
-test('the send queue is bounded by messages and bytes; queued messages go out on connect', { timeout: 20_000 }, async () => {
-  const key = generateClusterKey();
-  const codec = exampleCodec();
-  const a = await startNode(1, { key, peers: [2], limits: { sendQueueMessagesMax: 8 } });
-  const b = await startNode(2, { key, peers: [1] });
-  const size = codec.encode(ping(0, 1000)).length;
-  const c = await startNode(3, { key, peers: [2], limits: { sendQueueBytesMax: 3 * size + 1 } });
-  try {
-    const accepted = Array.from({ length: 10 }, (_, i) => a.t.send(b.id, ping(i)));
-    assert.deepEqual(accepted, [...Array<boolean>(8).fill(true), false, false]);
-    assert.deepEqual(a.t.status()[0], { peer: 2, state: 'idle', queuedMessages: 8, queuedBytes: 8 * codec.encode(ping(0)).length, refusedMessages: 2, inboundConnected: false });
-    assert.deepEqual(
-      Array.from({ length: 4 }, (_, i) => c.t.send(b.id, ping(i, 1000))),
-      [true, true, true, false],
-    );
-    a.t.setPeerAddress(b.id, b.address);
-    await waitFor(() => b.inbox.length === 8, 'queued messages delivered once connected');
-    assert.deepEqual(seqs(b), [0, 1, 2, 3, 4, 5, 6, 7]);
-    assert.equal(a.t.status()[0]?.queuedMessages, 0);
-  } finally {
-    await closeAll(a.t, b.t, c.t);
-  }
-});
-
-test('socket backpressure stops flushing, fills the bounded queue, and loses nothing accepted', { timeout: 30_000 }, async () => {
-  const key = generateClusterKey();
-  const receiver = await startNode(2, { key, peers: [1] });
-  const proxy = new MitmProxy(receiver.address, (_i, f) => ({ forward: [f] }));
-  const sender = await startNode(1, { key, peers: [2], limits: { sendQueueMessagesMax: 64 } });
-  try {
-    sender.t.setPeerAddress(receiver.id, await proxy.start());
-    await waitFor(() => sender.ups.length === 1, 'connected');
-    proxy.pause();
-    let accepted = 0;
-    // 16 KiB messages; the kernel buffers a few MiB, so the queue must fill well before 4,000.
-    for (let i = 0; i < 4000; i++) {
-      if (!sender.t.send(receiver.id, ping(i, 16 * 1024))) break;
-      accepted++;
-      if (i % 16 === 0) await sleep(1);
-    }
-    assert.ok(accepted < 4000, 'send refused once the socket and the queue were full');
-    assert.equal(sender.t.status()[0]?.queuedMessages, 64, 'the queue is exactly at its bound');
-    proxy.resume();
-    await waitFor(() => receiver.inbox.length === accepted, `all ${accepted} accepted messages delivered`, 20_000);
-    assert.deepEqual(seqs(receiver), Array.from({ length: accepted }, (_, i) => i));
-  } finally {
-    await closeAll(sender.t, receiver.t, proxy);
-  }
-});
-
-test('unauthenticated sockets are bounded: oversized frames, stalls and floods are cut off', { timeout: 20_000 }, async () => {
-  const key = generateClusterKey();
-  const b = await startNode(2, { key, peers: [1], limits: { pendingHandshakesMax: 2, handshakeTimeoutMs: 300 } });
-  const raw: Socket[] = [];
-  const open = async (): Promise<Socket> => {
-    const s = connect({ host: HOST, port: b.address.port });
-    s.on('error', () => undefined);
-    raw.push(s);
-    await new Promise<void>((resolve) => s.once('connect', resolve));
-    return s;
-  };
-  const closed = (s: Socket): Promise<void> =>
-    new Promise<void>((resolve) => {
-      if (s.destroyed) resolve();
-      else
-        s.once('close', () => {
+    await new Promise<void>((resolve) => silent.listen(0, HOST, resolve));
+    const bound = silent.address();
+    assert.ok(bound !== null && typeof bound === 'object');
+    const a = await startNode(1, { key, peers: [2], limits: { handshakeTimeoutMs: 200 } });
+    try {
+      a.t.setPeerAddress(nodeId(2), { host: HOST, port: bound.port });
+      await waitFor(
+        () => hasLog(a, /could not connect to and authenticate node 2 at 127\.0\.0\.1:\d+ within 200 ms/),
+        'the dialer to give up on the silent peer',
+      );
+      assert.equal(a.ups.length, 0);
+    } finally {
+      await a.t.close();
+      for (const s of held) s.destroy();
+      await new Promise<void>((resolve) => {
+        silent.close(() => {
           resolve();
         });
-    });
-  try {
-    const big = await open();
-    big.write(Uint8Array.from([0x00, 0x00, 0x10, 0x00])); // declares a 1 MiB handshake record
-    await closed(big);
-    assert.ok(hasLog(b, /frame declares a body of 1048576 bytes; the limit is 256 \(FRAME_TOO_LARGE\)/), b.logs.join('\n'));
-    const s1 = await open();
-    const s2 = await open();
-    await sleep(50); // let the listener accept both before the third arrives
-    const s3 = await open();
-    await closed(s3);
-    assert.ok(hasLog(b, /2 handshakes already pending \(limit 2\)/), b.logs.join('\n'));
-    await Promise.all([closed(s1), closed(s2)]);
-    assert.ok(hasLog(b, /handshake timed out after 300 ms/), b.logs.join('\n'));
-    assert.equal(b.decodes.n, 0);
-  } finally {
-    for (const s of raw) s.destroy();
-    await b.t.close();
-  }
-});
+      });
+    }
+  },
+);
+
+test(
+  'the send queue is bounded by messages and bytes; queued messages go out on connect',
+  { timeout: 20_000 },
+  async () => {
+    const key = generateClusterKey();
+    const codec = exampleCodec();
+    const a = await startNode(1, { key, peers: [2], limits: { sendQueueMessagesMax: 8 } });
+    const b = await startNode(2, { key, peers: [1] });
+    const size = codec.encode(ping(0, 1000)).length;
+    const c = await startNode(3, { key, peers: [2], limits: { sendQueueBytesMax: 3 * size + 1 } });
+    try {
+      const accepted = Array.from({ length: 10 }, (_, i) => a.t.send(b.id, ping(i)));
+      assert.deepEqual(accepted, [...Array<boolean>(8).fill(true), false, false]);
+      assert.deepEqual(a.t.status()[0], {
+        peer: 2,
+        state: 'idle',
+        queuedMessages: 8,
+        queuedBytes: 8 * codec.encode(ping(0)).length,
+        refusedMessages: 2,
+        inboundConnected: false,
+      });
+      assert.deepEqual(
+        Array.from({ length: 4 }, (_, i) => c.t.send(b.id, ping(i, 1000))),
+        [true, true, true, false],
+      );
+      a.t.setPeerAddress(b.id, b.address);
+      await waitFor(() => b.inbox.length === 8, 'queued messages delivered once connected');
+      assert.deepEqual(seqs(b), [0, 1, 2, 3, 4, 5, 6, 7]);
+      assert.equal(a.t.status()[0]?.queuedMessages, 0);
+    } finally {
+      await closeAll(a.t, b.t, c.t);
+    }
+  },
+);
+
+test(
+  'socket backpressure stops flushing, fills the bounded queue, and loses nothing accepted',
+  { timeout: 30_000 },
+  async () => {
+    const key = generateClusterKey();
+    const receiver = await startNode(2, { key, peers: [1] });
+    const proxy = new MitmProxy(receiver.address, (_i, f) => ({ forward: [f] }));
+    const sender = await startNode(1, { key, peers: [2], limits: { sendQueueMessagesMax: 64 } });
+    try {
+      sender.t.setPeerAddress(receiver.id, await proxy.start());
+      await waitFor(() => sender.ups.length === 1, 'connected');
+      proxy.pause();
+      let accepted = 0;
+      // 16 KiB messages; the kernel buffers a few MiB, so the queue must fill well before 4,000.
+      for (let i = 0; i < 4000; i++) {
+        if (!sender.t.send(receiver.id, ping(i, 16 * 1024))) break;
+        accepted++;
+        if (i % 16 === 0) await sleep(1);
+      }
+      assert.ok(accepted < 4000, 'send refused once the socket and the queue were full');
+      assert.equal(sender.t.status()[0]?.queuedMessages, 64, 'the queue is exactly at its bound');
+      proxy.resume();
+      await waitFor(() => receiver.inbox.length === accepted, `all ${accepted} accepted messages delivered`, 20_000);
+      assert.deepEqual(
+        seqs(receiver),
+        Array.from({ length: accepted }, (_, i) => i),
+      );
+    } finally {
+      await closeAll(sender.t, receiver.t, proxy);
+    }
+  },
+);
+
+test(
+  'unauthenticated sockets are bounded: oversized frames, stalls and floods are cut off',
+  { timeout: 20_000 },
+  async () => {
+    const key = generateClusterKey();
+    const b = await startNode(2, { key, peers: [1], limits: { pendingHandshakesMax: 2, handshakeTimeoutMs: 300 } });
+    const raw: Socket[] = [];
+    const open = async (): Promise<Socket> => {
+      const s = connect({ host: HOST, port: b.address.port });
+      s.on('error', () => undefined);
+      raw.push(s);
+      await new Promise<void>((resolve) => s.once('connect', resolve));
+      return s;
+    };
+    const closed = (s: Socket): Promise<void> =>
+      new Promise<void>((resolve) => {
+        if (s.destroyed) resolve();
+        else
+          s.once('close', () => {
+            resolve();
+          });
+      });
+    try {
+      const big = await open();
+      big.write(Uint8Array.from([0x00, 0x00, 0x10, 0x00])); // declares a 1 MiB handshake record
+      await closed(big);
+      assert.ok(
+        hasLog(b, /frame declares a body of 1048576 bytes; the limit is 256 \(FRAME_TOO_LARGE\)/),
+        b.logs.join('\n'),
+      );
+      const s1 = await open();
+      const s2 = await open();
+      await sleep(50); // let the listener accept both before the third arrives
+      const s3 = await open();
+      await closed(s3);
+      assert.ok(hasLog(b, /2 handshakes already pending \(limit 2\)/), b.logs.join('\n'));
+      await Promise.all([closed(s1), closed(s2)]);
+      assert.ok(hasLog(b, /handshake timed out after 300 ms/), b.logs.join('\n'));
+      assert.equal(b.decodes.n, 0);
+    } finally {
+      for (const s of raw) s.destroy();
+      await b.t.close();
+    }
+  },
+);

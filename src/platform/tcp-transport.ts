@@ -37,13 +37,37 @@ import {
   RECONNECT_DELAY_MS_MIN,
   REFUSAL_LINGER_MS,
 } from '../constants.js';
-import { FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES, FrameDecoder, encodeFrame, type FrameLimits } from '../transport/frame-decoder.js';
+import {
+  FRAME_BODY_BYTES_MAX,
+  FRAME_HEADER_BYTES,
+  FrameDecoder,
+  encodeFrame,
+  type FrameLimits,
+} from '../transport/frame-decoder.js';
 import { BATCH_BYTES_MAX, batchEntryBytes, readBatch, writeBatch } from '../transport/message-batch.js';
-import { HANDSHAKE_RECORD_BYTES_MAX, clusterNameProblem, decodeHandshakeRecord, explainRefusal, type FrameMode } from '../transport/handshake-record.js';
+import {
+  HANDSHAKE_RECORD_BYTES_MAX,
+  clusterNameProblem,
+  decodeHandshakeRecord,
+  explainRefusal,
+  type FrameMode,
+} from '../transport/handshake-record.js';
 import type { Codec, Transport, TransportHandlers } from '../transport/transport.js';
 import type { ClusterKey } from './cluster-key.js';
-import { FrameAuthError, createFrameOpener, createFrameSealer, type FrameOpener, type FrameSealer } from './frame-cipher.js';
-import { ClientHandshake, ServerHandshake, prepareHandshakeKeys, type HandshakeIdentity, type HandshakeStep } from './peer-handshake.js';
+import {
+  FrameAuthError,
+  createFrameOpener,
+  createFrameSealer,
+  type FrameOpener,
+  type FrameSealer,
+} from './frame-cipher.js';
+import {
+  ClientHandshake,
+  ServerHandshake,
+  prepareHandshakeKeys,
+  type HandshakeIdentity,
+  type HandshakeStep,
+} from './peer-handshake.js';
 
 /** A TCP endpoint. */
 export interface PeerAddress {
@@ -125,27 +149,32 @@ function configError(message: string): CohortError {
 function checkAddress(what: string, a: PeerAddress, allowZeroPort: boolean): void {
   if (typeof a.host !== 'string' || a.host.length === 0) throw configError(`${what} host must be a non-empty string`);
   const min = allowZeroPort ? 0 : 1;
-  if (!Number.isInteger(a.port) || a.port < min || a.port > 65535) throw configError(`${what} port must be an integer in [${min}, 65535], got ${a.port}`);
+  if (!Number.isInteger(a.port) || a.port < min || a.port > 65535)
+    throw configError(`${what} port must be an integer in [${min}, 65535], got ${a.port}`);
 }
 
 function checkLimits(l: TcpTransportLimits): void {
   for (const [name, v] of Object.entries(l)) {
     if (!Number.isInteger(v) || v < 1) throw configError(`limit ${name} must be a positive integer, got ${String(v)}`);
   }
-  if (l.reconnectDelayMsMin > l.reconnectDelayMsMax) throw configError('reconnectDelayMsMin must not exceed reconnectDelayMsMax');
+  if (l.reconnectDelayMsMin > l.reconnectDelayMsMax)
+    throw configError('reconnectDelayMsMin must not exceed reconnectDelayMsMax');
   if (l.batchBytesTarget > BATCH_BYTES_MAX) throw configError(`batchBytesTarget must be at most ${BATCH_BYTES_MAX}`);
 }
 
 /** Validates a whole config; throws `CohortError` `CONFIG_INVALID` naming the first problem. */
 export function validateTcpTransportConfig<M>(config: TcpTransportConfig<M>): TcpTransportLimits {
-  if (!Number.isInteger(config.self) || config.self < 1 || config.self > NODE_ID_MAX) throw configError(`self must be a node id in [1, ${NODE_ID_MAX}]`);
+  if (!Number.isInteger(config.self) || config.self < 1 || config.self > NODE_ID_MAX)
+    throw configError(`self must be a node id in [1, ${NODE_ID_MAX}]`);
   const nameProblem = clusterNameProblem(config.clusterName);
   if (nameProblem !== undefined) throw configError(nameProblem);
   checkAddress('listen', config.listen, true);
-  if (config.peers.size + 1 > CLUSTER_NODES_MAX) throw configError(`at most ${CLUSTER_NODES_MAX} nodes per cluster, got ${config.peers.size + 1}`);
+  if (config.peers.size + 1 > CLUSTER_NODES_MAX)
+    throw configError(`at most ${CLUSTER_NODES_MAX} nodes per cluster, got ${config.peers.size + 1}`);
   for (const [id, address] of config.peers) {
     if (id === config.self) throw configError(`the peer list contains our own id ${id}`);
-    if (!Number.isInteger(id) || id < 1 || id > NODE_ID_MAX) throw configError(`peer id ${id} is not in [1, ${NODE_ID_MAX}]`);
+    if (!Number.isInteger(id) || id < 1 || id > NODE_ID_MAX)
+      throw configError(`peer id ${id} is not in [1, ${NODE_ID_MAX}]`);
     if (address !== null) checkAddress(`peer ${id}`, address, false);
   }
   const limits = { ...DEFAULT_LIMITS, ...config.limits };
@@ -251,12 +280,23 @@ class OutboundLink<M> {
   }
 
   status(inboundConnected: boolean): PeerLinkStatus {
-    return { peer: this.peer, state: this.state, queuedMessages: this.queue.length, queuedBytes: this.queuedBytes, refusedMessages: this.refused, inboundConnected };
+    return {
+      peer: this.peer,
+      state: this.state,
+      queuedMessages: this.queue.length,
+      queuedBytes: this.queuedBytes,
+      refusedMessages: this.refused,
+      inboundConnected,
+    };
   }
 
   /** Queues one encoded message; false when a bound would be exceeded. */
   enqueue(bytes: Uint8Array): boolean {
-    if (this.state === 'closed' || this.queuedBytes + bytes.length > this.core.limits.sendQueueBytesMax || !this.queue.push(bytes)) {
+    if (
+      this.state === 'closed' ||
+      this.queuedBytes + bytes.length > this.core.limits.sendQueueBytesMax ||
+      !this.queue.push(bytes)
+    ) {
       this.refused++;
       return false;
     }
@@ -328,7 +368,10 @@ class OutboundLink<M> {
     const handshake = this.handshake;
     if (this.state !== 'handshaking' || handshake === null) {
       // The server never sends after the challenge except a refusal; anything else is a bug.
-      const why = record.kind === 'refusal' ? explainRefusal(record.reason) : `unexpected ${record.kind} record after the handshake`;
+      const why =
+        record.kind === 'refusal'
+          ? explainRefusal(record.reason)
+          : `unexpected ${record.kind} record after the handshake`;
       this.fail(`node ${this.peer} at ${this.where()} closed our connection: ${why}`);
       return;
     }
@@ -343,11 +386,16 @@ class OutboundLink<M> {
       case 'continue':
         return;
       case 'refused': {
-        const other = step.claimed !== undefined && step.claimed !== this.peer ? ` (it claims to be node ${step.claimed})` : '';
+        const other =
+          step.claimed !== undefined && step.claimed !== this.peer ? ` (it claims to be node ${step.claimed})` : '';
         const msg = step.byPeer
           ? `node ${this.peer} at ${this.where()} refused our connection: ${explainRefusal(step.reason)}`
           : `refused node ${this.peer} at ${this.where()}${other}: ${explainRefusal(step.reason)} (${step.detail})`;
-        this.core.warnThrottled(`out:${this.peer}:${step.reason}:${step.byPeer}`, { peer: this.peer, address: this.where(), reason: step.reason, byPeer: step.byPeer }, msg);
+        this.core.warnThrottled(
+          `out:${this.peer}:${step.reason}:${step.byPeer}`,
+          { peer: this.peer, address: this.where(), reason: step.reason, byPeer: step.byPeer },
+          msg,
+        );
         // Stop reading: nothing the peer sends now matters. The handshake timer stays armed
         // as a backstop; 'close' then schedules the reconnect.
         this.decoder = null;
@@ -454,7 +502,11 @@ class OutboundLink<M> {
     this.waitingDrain = false;
     this.clearTimer();
     if (this.state === 'closed') return;
-    if (wasOpen) this.core.logger.info({ peer: this.peer }, `connection to node ${this.peer} at ${this.where()} lost${this.lastFailure === '' ? '' : `: ${this.lastFailure}`}`);
+    if (wasOpen)
+      this.core.logger.info(
+        { peer: this.peer },
+        `connection to node ${this.peer} at ${this.where()} lost${this.lastFailure === '' ? '' : `: ${this.lastFailure}`}`,
+      );
     if (this.up) {
       this.up = false;
       this.core.handlers().onPeerDown(this.peer);
@@ -469,7 +521,10 @@ class OutboundLink<M> {
     // "Equal jitter": half fixed, half random, so peers that failed together spread out.
     const delay = Math.floor(ceiling / 2) + this.core.prng.int(0, Math.ceil(ceiling / 2) + 1);
     if (this.attempt === 0 && this.lastFailure !== '') {
-      this.core.logger.info({ peer: this.peer, address: this.where() }, `cannot reach node ${this.peer} at ${this.where()}: ${this.lastFailure}; retrying with backoff up to ${max} ms`);
+      this.core.logger.info(
+        { peer: this.peer, address: this.where() },
+        `cannot reach node ${this.peer} at ${this.where()}: ${this.lastFailure}; retrying with backoff up to ${max} ms`,
+      );
     }
     this.attempt++;
     this.state = 'backoff';
@@ -568,8 +623,14 @@ class InboundConnection<M> {
         return;
       case 'refused': {
         const claim = step.claimed === undefined ? '' : ` claiming node ${step.claimed}`;
-        const text = step.byPeer ? `the peer refused the handshake: ${explainRefusal(step.reason)}` : `${explainRefusal(step.reason)} (${step.detail})`;
-        this.core.warnThrottled(`in:${step.claimed ?? 0}:${step.reason}`, { remote: this.remote, claimed: step.claimed, reason: step.reason }, `refused connection from ${this.remote}${claim}: ${text}`);
+        const text = step.byPeer
+          ? `the peer refused the handshake: ${explainRefusal(step.reason)}`
+          : `${explainRefusal(step.reason)} (${step.detail})`;
+        this.core.warnThrottled(
+          `in:${step.claimed ?? 0}:${step.reason}`,
+          { remote: this.remote, claimed: step.claimed, reason: step.reason },
+          `refused connection from ${this.remote}${claim}: ${text}`,
+        );
         // Still counted as pending until the socket closes, so refused floods stay bounded.
         this.state = 'refusing';
         endGracefully(this.socket);
@@ -682,7 +743,10 @@ export class TcpTransport<M> implements Transport<M> {
       warnThrottled: (key, fields, message) => {
         const suppressed = this.throttle.admit(key);
         if (suppressed < 0) return;
-        const note = suppressed > 0 ? ` (${suppressed} similar lines suppressed in the last ${LOG_THROTTLE_WINDOW_MS / 1000} s)` : '';
+        const note =
+          suppressed > 0
+            ? ` (${suppressed} similar lines suppressed in the last ${LOG_THROTTLE_WINDOW_MS / 1000} s)`
+            : '';
         config.logger.warn(fields, `${message}${note}`);
       },
       handlers: () => {
@@ -722,7 +786,9 @@ export class TcpTransport<M> implements Transport<M> {
     const { host, port } = this.config.listen;
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => {
-        reject(new CohortError('LISTEN_FAILED', `cannot listen on ${host}:${port}: ${errorText(error)}`, { cause: error }));
+        reject(
+          new CohortError('LISTEN_FAILED', `cannot listen on ${host}:${port}: ${errorText(error)}`, { cause: error }),
+        );
       };
       server.once('error', onError);
       server.listen({ host, port }, () => {
@@ -761,7 +827,9 @@ export class TcpTransport<M> implements Transport<M> {
 
   /** Status of every peer link, sorted by id. */
   status(): PeerLinkStatus[] {
-    return [...this.links.values()].sort((a, b) => a.peer - b.peer).map((l) => l.status(this.inboundByPeer.has(l.peer)));
+    return [...this.links.values()]
+      .sort((a, b) => a.peer - b.peer)
+      .map((l) => l.status(this.inboundByPeer.has(l.peer)));
   }
 
   close(): Promise<void> {

@@ -10,7 +10,12 @@
 import { assert } from '../lib/assert.js';
 import type { NodeId } from '../lib/ids.js';
 import { missingVoters, type WaitForAllState } from './wait-for-all.js';
-import { explainQuorum, type JointQuorumConfig, type QuorumExplanation, type SideExplanation } from './weighted-quorum.js';
+import {
+  explainQuorum,
+  type JointQuorumConfig,
+  type QuorumExplanation,
+  type SideExplanation,
+} from './weighted-quorum.js';
 
 /**
  * The two_node hook, fed by the fencing layer. A two-voter cluster that lost one node stays
@@ -56,7 +61,8 @@ export interface Arbitration {
 function sideReason(side: SideExplanation): ArbitrationReason {
   if (side.quorate) return side.tieBreaker?.decisive === true ? 'tie-breaker' : 'majority';
   // Exactly half of an even E, without the tie-breaker's half vote: the other half holds it.
-  const tieLost = side.tieBreaker !== undefined && !side.tieBreaker.present && 2 * side.presentVotes === side.expectedVotes;
+  const tieLost =
+    side.tieBreaker !== undefined && !side.tieBreaker.present && 2 * side.presentVotes === side.expectedVotes;
   return tieLost ? 'tie-breaker-absent' : 'no-majority';
 }
 
@@ -67,12 +73,17 @@ function arithmeticReason(a: QuorumExplanation): ArbitrationReason {
 }
 
 function describeSide(side: SideExplanation): string {
-  const tb = side.tieBreaker === undefined ? '' : `, tie-breaker node ${side.tieBreaker.nodeId} ${side.tieBreaker.present ? 'present' : 'absent'}`;
+  const tb =
+    side.tieBreaker === undefined
+      ? ''
+      : `, tie-breaker node ${side.tieBreaker.nodeId} ${side.tieBreaker.present ? 'present' : 'absent'}`;
   return `${side.presentVotes}/${side.totalVotes} votes (quorum ${side.quorumVotes} of expected ${side.expectedVotes}${tb})`;
 }
 
 /** The two_node verdict when the arithmetic failed: a lone survivor of two with its peer fenced. */
-function twoNodeVerdict(input: ArbitrationInput): { quorate: boolean; reason: ArbitrationReason; peer: NodeId } | undefined {
+function twoNodeVerdict(
+  input: ArbitrationInput,
+): { quorate: boolean; reason: ArbitrationReason; peer: NodeId } | undefined {
   const hook = input.twoNode;
   if (hook?.enabled !== true || input.config.outgoing !== undefined) return undefined;
   const voters = [...input.config.incoming.voters.keys()];
@@ -81,28 +92,43 @@ function twoNodeVerdict(input: ArbitrationInput): { quorate: boolean; reason: Ar
   const aHere = input.present.has(a);
   if (aHere === input.present.has(b)) return undefined; // both present (majority) or neither
   const peer = aHere ? b : a;
-  return hook.fencedPeers.has(peer) ? { quorate: true, reason: 'two-node-peer-fenced', peer } : { quorate: false, reason: 'two-node-awaiting-fence', peer };
+  return hook.fencedPeers.has(peer)
+    ? { quorate: true, reason: 'two-node-peer-fenced', peer }
+    : { quorate: false, reason: 'two-node-awaiting-fence', peer };
 }
 
 /** Decides and explains whether the partition `present` is quorate. */
 export function arbitrate(input: ArbitrationInput): Arbitration {
   const arithmetic = explainQuorum(input.config, input.present);
-  const sides = arithmetic.outgoing === undefined ? describeSide(arithmetic.incoming) : `incoming ${describeSide(arithmetic.incoming)}; outgoing ${describeSide(arithmetic.outgoing)}`;
+  const sides =
+    arithmetic.outgoing === undefined
+      ? describeSide(arithmetic.incoming)
+      : `incoming ${describeSide(arithmetic.incoming)}; outgoing ${describeSide(arithmetic.outgoing)}`;
   if (input.waitForAll.phase === 'waiting') {
     const missing = missingVoters(input.config, input.present);
-    const summary = missing.length === 0 ? `not quorate: wait_for_all has not released yet; ${sides}` : `not quorate: wait_for_all is waiting for node(s) ${missing.join(',')} to be seen with the others; ${sides}`;
+    const summary =
+      missing.length === 0
+        ? `not quorate: wait_for_all has not released yet; ${sides}`
+        : `not quorate: wait_for_all is waiting for node(s) ${missing.join(',')} to be seen with the others; ${sides}`;
     return { quorate: false, reason: 'wait-for-all', arithmetic, waitForAll: { phase: 'waiting', missing }, summary };
   }
   const waitForAll = { phase: input.waitForAll.phase, missing: [] };
   if (!arithmetic.quorate) {
     const two = twoNodeVerdict(input);
     if (two !== undefined) {
-      const summary = two.quorate ? `quorate: two_node survivor, peer node ${two.peer} confirmed fenced; ${sides}` : `not quorate: two_node survivor waits for peer node ${two.peer} to be confirmed fenced; ${sides}`;
+      const summary = two.quorate
+        ? `quorate: two_node survivor, peer node ${two.peer} confirmed fenced; ${sides}`
+        : `not quorate: two_node survivor waits for peer node ${two.peer} to be confirmed fenced; ${sides}`;
       return { quorate: two.quorate, reason: two.reason, arithmetic, waitForAll, summary };
     }
   }
   const reason = arithmeticReason(arithmetic);
   const verdict = arithmetic.quorate ? 'quorate' : 'not quorate';
-  const why = reason === 'tie-breaker' ? ' (exact half split won by the tie-breaker)' : reason === 'tie-breaker-absent' ? ' (exact half split: the other half holds the tie-breaker)' : '';
+  const why =
+    reason === 'tie-breaker'
+      ? ' (exact half split won by the tie-breaker)'
+      : reason === 'tie-breaker-absent'
+        ? ' (exact half split: the other half holds the tie-breaker)'
+        : '';
   return { quorate: arithmetic.quorate, reason, arithmetic, waitForAll, summary: `${verdict}${why}: ${sides}` };
 }

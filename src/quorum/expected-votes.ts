@@ -44,8 +44,14 @@ export interface ExpectedVotesDecision {
 export function computeExpectedVotes(input: ExpectedVotesInput): ExpectedVotesDecision {
   let total = 0;
   for (const v of input.voters.values()) total += v;
-  assert(input.override === undefined || input.override >= total, `expected_votes override ${input.override} below the voters' total ${total} must be refused at validation`);
-  assert(Number.isInteger(input.highestExpected) && input.highestExpected >= 0, 'highest expected must be a non-negative integer');
+  assert(
+    input.override === undefined || input.override >= total,
+    `expected_votes override ${input.override} below the voters' total ${total} must be refused at validation`,
+  );
+  assert(
+    Number.isInteger(input.highestExpected) && input.highestExpected >= 0,
+    'highest expected must be a non-negative integer',
+  );
   let expectedVotes = total;
   let source: ExpectedVotesSource = 'total';
   if (input.override !== undefined && input.override > expectedVotes) {

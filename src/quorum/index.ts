@@ -17,7 +17,12 @@ export {
   majorityConfig,
 } from './weighted-quorum.js';
 export { type TieBreakerMode, resolveTieBreaker, validateTieBreakerMode } from './tie-breaker.js';
-export { type ExpectedVotesInput, type ExpectedVotesSource, type ExpectedVotesDecision, computeExpectedVotes } from './expected-votes.js';
+export {
+  type ExpectedVotesInput,
+  type ExpectedVotesSource,
+  type ExpectedVotesDecision,
+  computeExpectedVotes,
+} from './expected-votes.js';
 export {
   type WaitForAllState,
   type WaitForAllEvent,
@@ -42,4 +47,10 @@ export {
   votersOf,
   buildVotequorum,
 } from './votequorum-options.js';
-export { type TwoNodeHook, type ArbitrationInput, type ArbitrationReason, type Arbitration, arbitrate } from './arbitration.js';
+export {
+  type TwoNodeHook,
+  type ArbitrationInput,
+  type ArbitrationReason,
+  type Arbitration,
+  arbitrate,
+} from './arbitration.js';

@@ -76,7 +76,11 @@ export type LastManStandingDecision =
       readonly proposed: QuorumConfig;
     };
 
-function hold(reason: LastManStandingHoldReason, input: LastManStandingInput, ticksRemaining = 0): LastManStandingDecision {
+function hold(
+  reason: LastManStandingHoldReason,
+  input: LastManStandingInput,
+  ticksRemaining = 0,
+): LastManStandingDecision {
   return { kind: 'hold', reason, expectedVotes: input.config.expectedVotes, ticksRemaining };
 }
 
@@ -90,7 +94,8 @@ function withVoters(input: LastManStandingInput, voters: Map<NodeId, number>, ex
 function restorable(input: LastManStandingInput): NodeId | undefined {
   let pick: NodeId | undefined;
   for (const [id, votes] of input.configuredVotes) {
-    if (votes > 0 && !input.config.voters.has(id) && input.present.has(id) && (pick === undefined || id < pick)) pick = id;
+    if (votes > 0 && !input.config.voters.has(id) && input.present.has(id) && (pick === undefined || id < pick))
+      pick = id;
   }
   return pick;
 }
@@ -128,12 +133,19 @@ function lowerStep(input: LastManStandingInput): LastManStandingDecision {
   return propose(input, 'lower', node, voters, after);
 }
 
-function propose(input: LastManStandingInput, kind: 'lower' | 'raise', node: NodeId | undefined, voters: Map<NodeId, number>, after: number): LastManStandingDecision {
+function propose(
+  input: LastManStandingInput,
+  kind: 'lower' | 'raise',
+  node: NodeId | undefined,
+  voters: Map<NodeId, number>,
+  after: number,
+): LastManStandingDecision {
   const proposed = withVoters(input, voters, after);
   // The present nodes must be able to commit the joint change (old and new side).
   if (!hasQuorum({ incoming: proposed, outgoing: input.config }, input.present)) return hold('not-quorate', input);
   // Every quorum must keep a data node (see votequorum-options.ts): witnesses alone never win.
-  if (input.witnesses.size > 0 && hasQuorum({ incoming: proposed }, input.witnesses)) return hold('witness-majority', input);
+  if (input.witnesses.size > 0 && hasQuorum({ incoming: proposed }, input.witnesses))
+    return hold('witness-majority', input);
   return { kind, expectedVotesBefore: input.config.expectedVotes, expectedVotesAfter: after, node, proposed };
 }
 
@@ -143,11 +155,18 @@ function propose(input: LastManStandingInput, kind: 'lower' | 'raise', node: Nod
  * commits.
  */
 export function decideLastManStanding(input: LastManStandingInput): LastManStandingDecision {
-  assert(Number.isInteger(input.windowTicks) && input.windowTicks >= 1 && input.windowTicks <= QUORUM_LMS_WINDOW_TICKS_MAX, 'last-man-standing window out of range');
-  assert(Number.isSafeInteger(input.stableTicks) && input.stableTicks >= 0, 'stableTicks must be a non-negative integer');
+  assert(
+    Number.isInteger(input.windowTicks) && input.windowTicks >= 1 && input.windowTicks <= QUORUM_LMS_WINDOW_TICKS_MAX,
+    'last-man-standing window out of range',
+  );
+  assert(
+    Number.isSafeInteger(input.stableTicks) && input.stableTicks >= 0,
+    'stableTicks must be a non-negative integer',
+  );
   if (!input.enabled) return hold('disabled', input);
   if (input.jointInFlight) return hold('joint-in-flight', input);
-  if (input.stableTicks < input.windowTicks) return hold('window-pending', input, input.windowTicks - input.stableTicks);
+  if (input.stableTicks < input.windowTicks)
+    return hold('window-pending', input, input.windowTicks - input.stableTicks);
   if (!hasQuorum({ incoming: input.config }, input.present)) return hold('not-quorate', input);
   const back = restorable(input);
   if (back !== undefined) {

@@ -3,7 +3,17 @@
 // last-man-standing shrinking expected votes 5 -> 4 -> 3 -> 2 one stable window at a time,
 // weighted votes, a witness in a 2+1 cluster, and the two_node fencing hook.
 import { nodeId, type NodeId } from '../lib/ids.js';
-import { boolArg, expectArgs, hasArg, intArg, intsArg, runScripts, stringArg, type ScriptCommand, type ScriptHandler } from '../testing/datadriven.js';
+import {
+  boolArg,
+  expectArgs,
+  hasArg,
+  intArg,
+  intsArg,
+  runScripts,
+  stringArg,
+  type ScriptCommand,
+  type ScriptHandler,
+} from '../testing/datadriven.js';
 import {
   arbitrate,
   buildVotequorum,
@@ -46,15 +56,35 @@ function tieBreakerMode(cmd: ScriptCommand): TieBreakerMode {
   }
 }
 
-const CONFIG_ARGS = ['voters', 'votes', 'witnesses', 'expected', 'tie-breaker', 'tie-breaker-list', 'wait-for-all', 'lms', 'lms-window', 'tracking', 'two-node'];
+const CONFIG_ARGS = [
+  'voters',
+  'votes',
+  'witnesses',
+  'expected',
+  'tie-breaker',
+  'tie-breaker-list',
+  'wait-for-all',
+  'lms',
+  'lms-window',
+  'tracking',
+  'two-node',
+];
 
 function configure(cmd: ScriptCommand): { scenario?: Scenario; out: string } {
   expectArgs(cmd, CONFIG_ARGS);
   const voters = intsArg(cmd, 'voters');
-  const votes = intsArg(cmd, 'votes', voters.map(() => 1));
+  const votes = intsArg(
+    cmd,
+    'votes',
+    voters.map(() => 1),
+  );
   if (votes.length !== voters.length) throw new Error(`${cmd.pos}: votes= needs one entry per voter`);
   const witnesses = new Set(intsArg(cmd, 'witnesses', []));
-  const nodes: NodeVoteSpec[] = voters.map((id, i) => ({ nodeId: nodeId(id), votes: votes[i] ?? 1, role: witnesses.has(id) ? 'witness' : 'data' }));
+  const nodes: NodeVoteSpec[] = voters.map((id, i) => ({
+    nodeId: nodeId(id),
+    votes: votes[i] ?? 1,
+    role: witnesses.has(id) ? 'witness' : 'data',
+  }));
   const options: VotequorumOptions = {
     ...DEFAULT_VOTEQUORUM_OPTIONS,
     expectedVotes: hasArg(cmd, 'expected') ? intArg(cmd, 'expected') : undefined,
@@ -90,11 +120,17 @@ function describeArbitration(a: Arbitration): string {
 }
 
 function judge(s: Scenario, present: ReadonlySet<NodeId>): Arbitration {
-  return arbitrate({ config: { incoming: s.config }, present, waitForAll: s.waitForAll, twoNode: { enabled: s.options.twoNode, fencedPeers: s.fenced } });
+  return arbitrate({
+    config: { incoming: s.config },
+    present,
+    waitForAll: s.waitForAll,
+    twoNode: { enabled: s.options.twoNode, fencedPeers: s.fenced },
+  });
 }
 
 function describeLms(d: LastManStandingDecision): string {
-  if (d.kind === 'hold') return `lms: hold (${d.reason})${d.reason === 'window-pending' ? ` ${d.ticksRemaining} ticks left` : ''}, expected stays ${d.expectedVotes}`;
+  if (d.kind === 'hold')
+    return `lms: hold (${d.reason})${d.reason === 'window-pending' ? ` ${d.ticksRemaining} ticks left` : ''}, expected stays ${d.expectedVotes}`;
   const what = d.node === undefined ? 'trim excess' : `${d.kind === 'lower' ? 'remove' : 'restore'} node ${d.node}`;
   return `lms: ${d.kind} expected ${d.expectedVotesBefore} -> ${d.expectedVotesAfter} (${what}); committed ${describeConfig(d.proposed)}`;
 }
@@ -156,7 +192,10 @@ function step(s: Scenario, cmd: ScriptCommand): string {
       return `wait-for-all=${s.waitForAll.phase}`;
     case 'joined-quorate-cluster':
     case 'cancel-wait':
-      s.waitForAll = stepWaitForAll(s.waitForAll, cmd.name === 'cancel-wait' ? { type: 'cancel' } : { type: 'joined-quorate-cluster' });
+      s.waitForAll = stepWaitForAll(
+        s.waitForAll,
+        cmd.name === 'cancel-wait' ? { type: 'cancel' } : { type: 'joined-quorate-cluster' },
+      );
       return describeArbitration(judge(s, s.present));
     default:
       throw new Error(`unknown command ${cmd.name}`);

@@ -47,16 +47,34 @@ export function resolveTieBreaker(mode: TieBreakerMode, voters: ReadonlyMap<Node
  * Checks a tie-breaker mode against the configured voters: a list must be short, free of
  * duplicates, and name at least one voter (otherwise the option would silently do nothing).
  */
-export function validateTieBreakerMode(mode: TieBreakerMode, voters: ReadonlyMap<NodeId, number>): Result<TieBreakerMode, QuorumConfigError> {
+export function validateTieBreakerMode(
+  mode: TieBreakerMode,
+  voters: ReadonlyMap<NodeId, number>,
+): Result<TieBreakerMode, QuorumConfigError> {
   if (mode.kind !== 'list') return ok(mode);
   if (mode.nodes.length > QUORUM_TIE_BREAKER_LIST_MAX) {
-    return err(new QuorumConfigError('QUORUM_BAD_TIE_BREAKER', `auto_tie_breaker list has ${mode.nodes.length} nodes; at most ${QUORUM_TIE_BREAKER_LIST_MAX} are allowed`));
+    return err(
+      new QuorumConfigError(
+        'QUORUM_BAD_TIE_BREAKER',
+        `auto_tie_breaker list has ${mode.nodes.length} nodes; at most ${QUORUM_TIE_BREAKER_LIST_MAX} are allowed`,
+      ),
+    );
   }
   if (new Set(mode.nodes).size !== mode.nodes.length) {
-    return err(new QuorumConfigError('QUORUM_BAD_TIE_BREAKER', `auto_tie_breaker list ${mode.nodes.join(',')} names a node twice; list each node once, in priority order`));
+    return err(
+      new QuorumConfigError(
+        'QUORUM_BAD_TIE_BREAKER',
+        `auto_tie_breaker list ${mode.nodes.join(',')} names a node twice; list each node once, in priority order`,
+      ),
+    );
   }
   if (!mode.nodes.some((id) => voters.has(id))) {
-    return err(new QuorumConfigError('QUORUM_BAD_TIE_BREAKER', `auto_tie_breaker list ${mode.nodes.join(',')} names no voting node; list at least one node with votes >= 1`));
+    return err(
+      new QuorumConfigError(
+        'QUORUM_BAD_TIE_BREAKER',
+        `auto_tie_breaker list ${mode.nodes.join(',')} names no voting node; list at least one node with votes >= 1`,
+      ),
+    );
   }
   return ok(mode);
 }

@@ -9,7 +9,12 @@
  */
 import { err, ok, type Result } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
-import { CLUSTER_NODES_MAX, QUORUM_EXPECTED_VOTES_MAX, QUORUM_LMS_WINDOW_TICKS_MAX, RAFT_VOTES_PER_NODE_MAX } from '../constants.js';
+import {
+  CLUSTER_NODES_MAX,
+  QUORUM_EXPECTED_VOTES_MAX,
+  QUORUM_LMS_WINDOW_TICKS_MAX,
+  RAFT_VOTES_PER_NODE_MAX,
+} from '../constants.js';
 import { computeExpectedVotes, type ExpectedVotesDecision } from './expected-votes.js';
 import { resolveTieBreaker, validateTieBreakerMode, type TieBreakerMode } from './tie-breaker.js';
 import { QuorumConfigError, hasQuorum, validateQuorumConfig, type QuorumConfig } from './weighted-quorum.js';
@@ -67,15 +72,27 @@ function bad(code: QuorumConfigError['code'], message: string): Result<never, Qu
 }
 
 function checkNodes(nodes: readonly NodeVoteSpec[]): Result<true, QuorumConfigError> {
-  if (nodes.length > CLUSTER_NODES_MAX) return bad('QUORUM_TOO_MANY_VOTERS', `${nodes.length} nodes configured; at most ${CLUSTER_NODES_MAX} are supported`);
+  if (nodes.length > CLUSTER_NODES_MAX)
+    return bad(
+      'QUORUM_TOO_MANY_VOTERS',
+      `${nodes.length} nodes configured; at most ${CLUSTER_NODES_MAX} are supported`,
+    );
   const seen = new Set<NodeId>();
   for (const n of nodes) {
-    if (seen.has(n.nodeId)) return bad('QUORUM_BAD_OPTION', `node ${n.nodeId} is configured twice; give every node a distinct id`);
+    if (seen.has(n.nodeId))
+      return bad('QUORUM_BAD_OPTION', `node ${n.nodeId} is configured twice; give every node a distinct id`);
     seen.add(n.nodeId);
     if (!Number.isInteger(n.votes) || n.votes < 0 || n.votes > RAFT_VOTES_PER_NODE_MAX) {
-      return bad('QUORUM_BAD_VOTES', `node ${n.nodeId} has votes ${n.votes}; use an integer from 0 (non-voting) to ${RAFT_VOTES_PER_NODE_MAX}`);
+      return bad(
+        'QUORUM_BAD_VOTES',
+        `node ${n.nodeId} has votes ${n.votes}; use an integer from 0 (non-voting) to ${RAFT_VOTES_PER_NODE_MAX}`,
+      );
     }
-    if (n.role === 'witness' && n.votes === 0) return bad('QUORUM_BAD_WITNESS', `witness node ${n.nodeId} has no votes; a witness exists only to vote, give it votes >= 1`);
+    if (n.role === 'witness' && n.votes === 0)
+      return bad(
+        'QUORUM_BAD_WITNESS',
+        `witness node ${n.nodeId} has no votes; a witness exists only to vote, give it votes >= 1`,
+      );
   }
   return ok(true);
 }
@@ -83,9 +100,13 @@ function checkNodes(nodes: readonly NodeVoteSpec[]): Result<true, QuorumConfigEr
 function checkWitnesses(nodes: readonly NodeVoteSpec[], config: QuorumConfig): Result<true, QuorumConfigError> {
   const witnesses = new Set(nodes.filter((n) => n.role === 'witness').map((n) => n.nodeId));
   if (witnesses.size === 0) return ok(true);
-  if (witnesses.size === config.voters.size) return bad('QUORUM_BAD_WITNESS', 'every voter is a witness; at least one voter must store data');
+  if (witnesses.size === config.voters.size)
+    return bad('QUORUM_BAD_WITNESS', 'every voter is a witness; at least one voter must store data');
   if (hasQuorum({ incoming: config }, witnesses)) {
-    return bad('QUORUM_BAD_WITNESS', `the witnesses (${[...witnesses].join(',')}) hold a quorum on their own, so a commit could live on no data node; give data nodes more votes or witnesses fewer`);
+    return bad(
+      'QUORUM_BAD_WITNESS',
+      `the witnesses (${[...witnesses].join(',')}) hold a quorum on their own, so a commit could live on no data node; give data nodes more votes or witnesses fewer`,
+    );
   }
   return ok(true);
 }
@@ -93,17 +114,29 @@ function checkWitnesses(nodes: readonly NodeVoteSpec[], config: QuorumConfig): R
 function checkOptions(options: VotequorumOptions, total: number, voterCount: number): Result<true, QuorumConfigError> {
   const e = options.expectedVotes;
   if (e !== undefined && (!Number.isInteger(e) || e < total || e > QUORUM_EXPECTED_VOTES_MAX)) {
-    return bad('QUORUM_EXPECTED_BELOW_TOTAL', `expected_votes ${e} must be an integer from the configured total ${total} to ${QUORUM_EXPECTED_VOTES_MAX}; below the total, two partitions could both be quorate`);
+    return bad(
+      'QUORUM_EXPECTED_BELOW_TOTAL',
+      `expected_votes ${e} must be an integer from the configured total ${total} to ${QUORUM_EXPECTED_VOTES_MAX}; below the total, two partitions could both be quorate`,
+    );
   }
   const w = options.lastManStandingWindowTicks;
   if (!Number.isInteger(w) || w < 1 || w > QUORUM_LMS_WINDOW_TICKS_MAX) {
-    return bad('QUORUM_BAD_OPTION', `last_man_standing_window ${w} ticks must be an integer from 1 to ${QUORUM_LMS_WINDOW_TICKS_MAX}`);
+    return bad(
+      'QUORUM_BAD_OPTION',
+      `last_man_standing_window ${w} ticks must be an integer from 1 to ${QUORUM_LMS_WINDOW_TICKS_MAX}`,
+    );
   }
   if (options.twoNode && (voterCount !== 2 || total !== 2)) {
-    return bad('QUORUM_BAD_OPTION', `two_node needs exactly two voters with one vote each (found ${voterCount} voters, ${total} votes); turn two_node off for larger clusters`);
+    return bad(
+      'QUORUM_BAD_OPTION',
+      `two_node needs exactly two voters with one vote each (found ${voterCount} voters, ${total} votes); turn two_node off for larger clusters`,
+    );
   }
   if (options.twoNode && !options.waitForAll) {
-    return bad('QUORUM_BAD_OPTION', 'two_node requires wait_for_all: a node booting alone must not take over before it has seen its peer once');
+    return bad(
+      'QUORUM_BAD_OPTION',
+      'two_node requires wait_for_all: a node booting alone must not take over before it has seen its peer once',
+    );
   }
   return ok(true);
 }
@@ -119,7 +152,11 @@ export interface VotequorumSetup {
  * Validates the nodes and options as a whole and builds the initial configuration side. Every
  * error names the node or option at fault and what to change.
  */
-export function buildVotequorum(nodes: readonly NodeVoteSpec[], options: VotequorumOptions, highestExpected = 0): Result<VotequorumSetup, QuorumConfigError> {
+export function buildVotequorum(
+  nodes: readonly NodeVoteSpec[],
+  options: VotequorumOptions,
+  highestExpected = 0,
+): Result<VotequorumSetup, QuorumConfigError> {
   const checked = checkNodes(nodes);
   if (!checked.ok) return checked;
   const voters = votersOf(nodes);
@@ -130,9 +167,17 @@ export function buildVotequorum(nodes: readonly NodeVoteSpec[], options: Votequo
   if (!opts.ok) return opts;
   const tbMode = validateTieBreakerMode(options.autoTieBreaker, voters);
   if (!tbMode.ok) return tbMode;
-  const expected = computeExpectedVotes({ voters, override: options.expectedVotes, tracking: options.expectedVotesTracking, highestExpected });
+  const expected = computeExpectedVotes({
+    voters,
+    override: options.expectedVotes,
+    tracking: options.expectedVotesTracking,
+    highestExpected,
+  });
   const tb = resolveTieBreaker(options.autoTieBreaker, voters);
-  const config: QuorumConfig = tb === undefined ? { voters, expectedVotes: expected.expectedVotes } : { voters, expectedVotes: expected.expectedVotes, tieBreaker: tb };
+  const config: QuorumConfig =
+    tb === undefined
+      ? { voters, expectedVotes: expected.expectedVotes }
+      : { voters, expectedVotes: expected.expectedVotes, tieBreaker: tb };
   const valid = validateQuorumConfig(config);
   if (!valid.ok) return valid;
   const witnesses = checkWitnesses(nodes, config);

@@ -87,16 +87,18 @@ const ID_MAX = 12;
 const arbSide: fc.Arbitrary<QuorumConfig> = fc
   .uniqueArray(fc.integer({ min: 1, max: ID_MAX }), { minLength: 1, maxLength: 9 })
   .chain((voterIds) =>
-    fc.record({
-      weights: fc.array(fc.integer({ min: 1, max: 5 }), { minLength: voterIds.length, maxLength: voterIds.length }),
-      slack: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 5 })),
-      tb: fc.option(fc.constantFrom(...voterIds), { nil: undefined }),
-    }).map(({ weights, slack, tb }) => {
-      const voters = new Map<NodeId, number>(voterIds.map((id, i) => [n(id), weights[i]!]));
-      const total = weights.reduce((a, b) => a + b, 0);
-      const base = { voters, expectedVotes: total + slack };
-      return tb === undefined ? base : { ...base, tieBreaker: n(tb) };
-    }),
+    fc
+      .record({
+        weights: fc.array(fc.integer({ min: 1, max: 5 }), { minLength: voterIds.length, maxLength: voterIds.length }),
+        slack: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 5 })),
+        tb: fc.option(fc.constantFrom(...voterIds), { nil: undefined }),
+      })
+      .map(({ weights, slack, tb }) => {
+        const voters = new Map<NodeId, number>(voterIds.map((id, i) => [n(id), weights[i]!]));
+        const total = weights.reduce((a, b) => a + b, 0);
+        const base = { voters, expectedVotes: total + slack };
+        return tb === undefined ? base : { ...base, tieBreaker: n(tb) };
+      }),
   );
 
 const arbJoint: fc.Arbitrary<JointQuorumConfig> = fc
@@ -113,13 +115,15 @@ const arbVotes = fc
     return m;
   });
 
-const arbMatch = fc.array(fc.option(fc.integer({ min: 0, max: 20 }), { nil: undefined }), { minLength: ID_MAX, maxLength: ID_MAX }).map((xs) => {
-  const m = new Map<NodeId, number>();
-  xs.forEach((x, i) => {
-    if (x !== undefined) m.set(n(i + 1), x);
+const arbMatch = fc
+  .array(fc.option(fc.integer({ min: 0, max: 20 }), { nil: undefined }), { minLength: ID_MAX, maxLength: ID_MAX })
+  .map((xs) => {
+    const m = new Map<NodeId, number>();
+    xs.forEach((x, i) => {
+      if (x !== undefined) m.set(n(i + 1), x);
+    });
+    return m;
   });
-  return m;
-});
 
 const arbSubset = fc.array(fc.boolean(), { minLength: ID_MAX, maxLength: ID_MAX }).map((bits) => {
   const s = new Set<NodeId>();
@@ -140,9 +144,37 @@ test('three equal voters: two of three is a quorum, one is not', () => {
   assert.equal(hasQuorum(c, ids(1, 2)), true);
   assert.equal(hasQuorum(c, ids(3)), false);
   assert.equal(voteOutcome(c, new Map([[n(1), true]])), 'pending');
-  assert.equal(voteOutcome(c, new Map([[n(1), true], [n(2), true]])), 'won');
-  assert.equal(voteOutcome(c, new Map([[n(1), false], [n(2), false]])), 'lost');
-  assert.equal(committedIndex(c, new Map([[n(1), 9], [n(2), 5], [n(3), 2]])), 5);
+  assert.equal(
+    voteOutcome(
+      c,
+      new Map([
+        [n(1), true],
+        [n(2), true],
+      ]),
+    ),
+    'won',
+  );
+  assert.equal(
+    voteOutcome(
+      c,
+      new Map([
+        [n(1), false],
+        [n(2), false],
+      ]),
+    ),
+    'lost',
+  );
+  assert.equal(
+    committedIndex(
+      c,
+      new Map([
+        [n(1), 9],
+        [n(2), 5],
+        [n(3), 2],
+      ]),
+    ),
+    5,
+  );
 });
 
 test('a 2-2 split: only the half holding the tie-breaker is quorate', () => {
@@ -153,9 +185,42 @@ test('a 2-2 split: only the half holding the tie-breaker is quorate', () => {
   assert.equal(hasQuorum(without, ids(1, 2)), false);
   assert.equal(hasQuorum(without, ids(3, 4)), false);
   // The tie-breaker's half vote also decides elections and commits.
-  assert.equal(voteOutcome(c, new Map([[n(1), true], [n(2), true], [n(3), false], [n(4), false]])), 'won');
-  assert.equal(voteOutcome(c, new Map([[n(3), true], [n(4), true], [n(1), false], [n(2), false]])), 'lost');
-  assert.equal(committedIndex(c, new Map([[n(1), 7], [n(2), 7], [n(3), 9], [n(4), 9]])), 7);
+  assert.equal(
+    voteOutcome(
+      c,
+      new Map([
+        [n(1), true],
+        [n(2), true],
+        [n(3), false],
+        [n(4), false],
+      ]),
+    ),
+    'won',
+  );
+  assert.equal(
+    voteOutcome(
+      c,
+      new Map([
+        [n(3), true],
+        [n(4), true],
+        [n(1), false],
+        [n(2), false],
+      ]),
+    ),
+    'lost',
+  );
+  assert.equal(
+    committedIndex(
+      c,
+      new Map([
+        [n(1), 7],
+        [n(2), 7],
+        [n(3), 9],
+        [n(4), 9],
+      ]),
+    ),
+    7,
+  );
 });
 
 test('with an odd expected total the tie-breaker changes nothing', () => {
@@ -169,18 +234,47 @@ test('weighted votes: a 3-vote node plus either 1-vote node is a quorum, the two
   assert.equal(quorumVotes(c.incoming), 3);
   assert.equal(hasQuorum(c, ids(1)), true);
   assert.equal(hasQuorum(c, ids(2, 3)), false);
-  assert.equal(committedIndex(c, new Map([[n(1), 4], [n(2), 8], [n(3), 8]])), 4);
+  assert.equal(
+    committedIndex(
+      c,
+      new Map([
+        [n(1), 4],
+        [n(2), 8],
+        [n(3), 8],
+      ]),
+    ),
+    4,
+  );
 });
 
 test('expected votes above the voters total: may need everyone, or never win', () => {
   const c = { incoming: side({ 1: 1, 2: 1, 3: 1 }, 5) };
   assert.equal(hasQuorum(c, ids(1, 2)), false);
   assert.equal(hasQuorum(c, ids(1, 2, 3)), true);
-  assert.equal(committedIndex(c, new Map([[n(1), 3], [n(2), 3], [n(3), 1]])), 1);
+  assert.equal(
+    committedIndex(
+      c,
+      new Map([
+        [n(1), 3],
+        [n(2), 3],
+        [n(3), 1],
+      ]),
+    ),
+    1,
+  );
   const never = { incoming: side({ 1: 1, 2: 1 }, 5) };
   assert.equal(hasQuorum(never, ids(1, 2)), false);
   assert.equal(voteOutcome(never, new Map()), 'lost');
-  assert.equal(committedIndex(never, new Map([[n(1), 3], [n(2), 3]])), 0);
+  assert.equal(
+    committedIndex(
+      never,
+      new Map([
+        [n(1), 3],
+        [n(2), 3],
+      ]),
+    ),
+    0,
+  );
 });
 
 test('a side with no voters never wins and commits nothing', () => {
@@ -194,15 +288,67 @@ test('joint configurations need both sides; either side losing loses', () => {
   const c: JointQuorumConfig = { incoming: side({ 1: 1, 2: 1, 3: 1 }), outgoing: side({ 3: 1, 4: 1, 5: 1 }) };
   assert.equal(hasQuorum(c, ids(1, 2, 3)), false);
   assert.equal(hasQuorum(c, ids(1, 3, 4)), true);
-  assert.equal(voteOutcome(c, new Map([[n(1), true], [n(2), true], [n(4), false], [n(5), false]])), 'lost');
-  assert.equal(voteOutcome(c, new Map([[n(1), true], [n(2), true]])), 'pending');
-  assert.equal(committedIndex(c, new Map([[n(1), 9], [n(2), 9], [n(3), 4], [n(4), 6], [n(5), 1]])), 4);
+  assert.equal(
+    voteOutcome(
+      c,
+      new Map([
+        [n(1), true],
+        [n(2), true],
+        [n(4), false],
+        [n(5), false],
+      ]),
+    ),
+    'lost',
+  );
+  assert.equal(
+    voteOutcome(
+      c,
+      new Map([
+        [n(1), true],
+        [n(2), true],
+      ]),
+    ),
+    'pending',
+  );
+  assert.equal(
+    committedIndex(
+      c,
+      new Map([
+        [n(1), 9],
+        [n(2), 9],
+        [n(3), 4],
+        [n(4), 6],
+        [n(5), 1],
+      ]),
+    ),
+    4,
+  );
 });
 
 test('non-voters in the answers and match maps are ignored', () => {
   const c = majorityConfig([n(1), n(2), n(3)]);
-  assert.equal(voteOutcome(c, new Map([[n(1), true], [n(9), true], [n(10), true]])), 'pending');
-  assert.equal(committedIndex(c, new Map([[n(1), 5], [n(9), 50], [n(10), 50]])), 0);
+  assert.equal(
+    voteOutcome(
+      c,
+      new Map([
+        [n(1), true],
+        [n(9), true],
+        [n(10), true],
+      ]),
+    ),
+    'pending',
+  );
+  assert.equal(
+    committedIndex(
+      c,
+      new Map([
+        [n(1), 5],
+        [n(9), 50],
+        [n(10), 50],
+      ]),
+    ),
+    0,
+  );
   assert.equal(hasQuorum(c, ids(1, 9, 10)), false);
 });
 
@@ -248,19 +394,31 @@ test('explanations name the votes, the quorum and a decisive tie-breaker', () =>
 // Differential and safety properties.
 
 test('voteOutcome agrees with brute-force enumeration of the unanswered voters', () => {
-  fc.assert(fc.property(arbJoint, arbVotes, (c, votes) => voteOutcome(c, votes) === naiveVoteOutcome(c, votes)), { numRuns: RUNS });
+  fc.assert(
+    fc.property(arbJoint, arbVotes, (c, votes) => voteOutcome(c, votes) === naiveVoteOutcome(c, votes)),
+    { numRuns: RUNS },
+  );
 });
 
 test('committedIndex agrees with trying every index', () => {
-  fc.assert(fc.property(arbJoint, arbMatch, (c, match) => committedIndex(c, match) === naiveCommittedIndex(c, match)), { numRuns: RUNS });
+  fc.assert(
+    fc.property(arbJoint, arbMatch, (c, match) => committedIndex(c, match) === naiveCommittedIndex(c, match)),
+    { numRuns: RUNS },
+  );
 });
 
 test('hasQuorum agrees with the rule stated in votes', () => {
-  fc.assert(fc.property(arbJoint, arbSubset, (c, set) => hasQuorum(c, set) === naiveQuorum(c, set)), { numRuns: RUNS });
+  fc.assert(
+    fc.property(arbJoint, arbSubset, (c, set) => hasQuorum(c, set) === naiveQuorum(c, set)),
+    { numRuns: RUNS },
+  );
 });
 
 test('explainQuorum agrees with hasQuorum', () => {
-  fc.assert(fc.property(arbJoint, arbSubset, (c, set) => explainQuorum(c, set).quorate === hasQuorum(c, set)), { numRuns: RUNS });
+  fc.assert(
+    fc.property(arbJoint, arbSubset, (c, set) => explainQuorum(c, set).quorate === hasQuorum(c, set)),
+    { numRuns: RUNS },
+  );
 });
 
 test('safety: a set and its complement are never both quorums (so no two disjoint sets are)', () => {
@@ -314,6 +472,9 @@ test('the differential test can fail: a planted off-by-one in the reference is c
     return s(c.incoming) && (c.outgoing === undefined || s(c.outgoing));
   };
   assert.throws(() => {
-    fc.assert(fc.property(arbJoint, arbSubset, (c, set) => hasQuorum(c, set) === broken(c, set)), { numRuns: RUNS });
+    fc.assert(
+      fc.property(arbJoint, arbSubset, (c, set) => hasQuorum(c, set) === broken(c, set)),
+      { numRuns: RUNS },
+    );
   });
 });

@@ -76,14 +76,26 @@ function voterUnits(config: QuorumConfig, id: NodeId, votes: number): number {
 
 /** Asserts a voter's weight is legal; cheap enough for the hot path. */
 function checkVotes(votes: number): void {
-  assert(Number.isInteger(votes) && votes >= 1 && votes <= RAFT_VOTES_PER_NODE_MAX, `voter votes must be an integer in [1, ${RAFT_VOTES_PER_NODE_MAX}], got ${votes}`);
+  assert(
+    Number.isInteger(votes) && votes >= 1 && votes <= RAFT_VOTES_PER_NODE_MAX,
+    `voter votes must be an integer in [1, ${RAFT_VOTES_PER_NODE_MAX}], got ${votes}`,
+  );
 }
 
 /** Asserts the whole-side invariants once the votes were summed during the caller's pass. */
 function checkSide(config: QuorumConfig, totalVotes: number): void {
-  assert(config.expectedVotes >= totalVotes, `expectedVotes ${config.expectedVotes} is below the voters' total ${totalVotes}: two disjoint quorums would be possible`);
-  assert(config.expectedVotes <= QUORUM_EXPECTED_VOTES_MAX && Number.isInteger(config.expectedVotes), 'expectedVotes must be an integer within QUORUM_EXPECTED_VOTES_MAX');
-  assert(config.tieBreaker === undefined || config.voters.has(config.tieBreaker), 'the tie-breaker must be a voter of its side');
+  assert(
+    config.expectedVotes >= totalVotes,
+    `expectedVotes ${config.expectedVotes} is below the voters' total ${totalVotes}: two disjoint quorums would be possible`,
+  );
+  assert(
+    config.expectedVotes <= QUORUM_EXPECTED_VOTES_MAX && Number.isInteger(config.expectedVotes),
+    'expectedVotes must be an integer within QUORUM_EXPECTED_VOTES_MAX',
+  );
+  assert(
+    config.tieBreaker === undefined || config.voters.has(config.tieBreaker),
+    'the tie-breaker must be a voter of its side',
+  );
 }
 
 /**
@@ -92,24 +104,49 @@ function checkSide(config: QuorumConfig, totalVotes: number): void {
  */
 export function validateQuorumConfig(config: QuorumConfig): Result<QuorumConfig, QuorumConfigError> {
   if (config.voters.size > CLUSTER_NODES_MAX) {
-    return err(new QuorumConfigError('QUORUM_TOO_MANY_VOTERS', `${config.voters.size} voters configured; at most ${CLUSTER_NODES_MAX} are supported: make the extra nodes non-voting (votes 0)`));
+    return err(
+      new QuorumConfigError(
+        'QUORUM_TOO_MANY_VOTERS',
+        `${config.voters.size} voters configured; at most ${CLUSTER_NODES_MAX} are supported: make the extra nodes non-voting (votes 0)`,
+      ),
+    );
   }
   let total = 0;
   for (const [id, votes] of config.voters) {
     if (!Number.isInteger(votes) || votes < 1 || votes > RAFT_VOTES_PER_NODE_MAX) {
-      return err(new QuorumConfigError('QUORUM_BAD_VOTES', `node ${id} has votes ${votes}; a voter needs an integer from 1 to ${RAFT_VOTES_PER_NODE_MAX} (use votes 0 to make it a non-voting learner instead)`));
+      return err(
+        new QuorumConfigError(
+          'QUORUM_BAD_VOTES',
+          `node ${id} has votes ${votes}; a voter needs an integer from 1 to ${RAFT_VOTES_PER_NODE_MAX} (use votes 0 to make it a non-voting learner instead)`,
+        ),
+      );
     }
     total += votes;
   }
   const e = config.expectedVotes;
   if (!Number.isInteger(e) || e < 0 || e > QUORUM_EXPECTED_VOTES_MAX) {
-    return err(new QuorumConfigError('QUORUM_BAD_EXPECTED_VOTES', `expected votes ${e} must be an integer from 0 to ${QUORUM_EXPECTED_VOTES_MAX}`));
+    return err(
+      new QuorumConfigError(
+        'QUORUM_BAD_EXPECTED_VOTES',
+        `expected votes ${e} must be an integer from 0 to ${QUORUM_EXPECTED_VOTES_MAX}`,
+      ),
+    );
   }
   if (e < total) {
-    return err(new QuorumConfigError('QUORUM_EXPECTED_BELOW_TOTAL', `expected votes ${e} is below the ${total} votes of the configured voters, which would let two separate partitions both be quorate; set expected votes to at least ${total} or remove voters`));
+    return err(
+      new QuorumConfigError(
+        'QUORUM_EXPECTED_BELOW_TOTAL',
+        `expected votes ${e} is below the ${total} votes of the configured voters, which would let two separate partitions both be quorate; set expected votes to at least ${total} or remove voters`,
+      ),
+    );
   }
   if (config.tieBreaker !== undefined && !config.voters.has(config.tieBreaker)) {
-    return err(new QuorumConfigError('QUORUM_TIE_BREAKER_NOT_VOTER', `tie-breaker node ${config.tieBreaker} is not a voter of this configuration; name a voting node or turn the tie-breaker off`));
+    return err(
+      new QuorumConfigError(
+        'QUORUM_TIE_BREAKER_NOT_VOTER',
+        `tie-breaker node ${config.tieBreaker} is not a voter of this configuration; name a voting node or turn the tie-breaker off`,
+      ),
+    );
   }
   return ok(config);
 }
@@ -165,7 +202,10 @@ function sideCommittedIndex(config: QuorumConfig, match: ReadonlyMap<NodeId, num
     checkVotes(weight);
     total += weight;
     const m = match.get(id) ?? 0;
-    assert(Number.isSafeInteger(m) && m >= 0, `match index of node ${id} must be a non-negative safe integer, got ${m}`);
+    assert(
+      Number.isSafeInteger(m) && m >= 0,
+      `match index of node ${id} must be a non-negative safe integer, got ${m}`,
+    );
     const units = voterUnits(config, id, weight);
     // Insertion sort, descending by match: n <= 64, and it needs no allocation.
     let j = n;
@@ -273,7 +313,10 @@ export function explainSide(config: QuorumConfig, present: ReadonlySet<NodeId>):
     totalVotes,
     expectedVotes: config.expectedVotes,
     quorumVotes: quorumVotes(config),
-    tieBreaker: tb === undefined ? undefined : { nodeId: tb, present: tbPresent, decisive: quorate && 2 * presentVotes <= config.expectedVotes },
+    tieBreaker:
+      tb === undefined
+        ? undefined
+        : { nodeId: tb, present: tbPresent, decisive: quorate && 2 * presentVotes <= config.expectedVotes },
     missing,
   };
 }

@@ -46,10 +46,19 @@ test('three fresh nodes bootstrap the configuration, join, and agree on one quor
     assert.equal(s.leaderId, first.leaderId);
     assert.deepEqual([s.expectedVotes, s.totalVotes, s.quorum], [3, 3, 2]);
   }
-  assert.deepEqual(first.members.map((m) => [m.nodeId, m.incarnation, m.state]), [[1, 1, 'member'], [2, 1, 'member'], [3, 1, 'member']]);
+  assert.deepEqual(
+    first.members.map((m) => [m.nodeId, m.incarnation, m.state]),
+    [
+      [1, 1, 'member'],
+      [2, 1, 'member'],
+      [3, 1, 'member'],
+    ],
+  );
   const page = c.node(3).eventsFrom(1, 100);
   assert.ok(page.ok);
-  const joins = page.value.events.flatMap((e) => (e.kind === 'view' && e.payload.change.kind === 'joined' ? [e.payload.change.node] : []));
+  const joins = page.value.events.flatMap((e) =>
+    e.kind === 'view' && e.payload.change.kind === 'joined' ? [e.payload.change.node] : [],
+  );
   assert.deepEqual([...joins].sort(), [1, 2, 3], 'one joined view event per node, on every node');
 });
 
@@ -70,7 +79,9 @@ test('a write on one follower is read linearizably on another, and a refused com
   c.runUntil(() => got.length === 1, 2000);
   assert.deepEqual(got, ['hello']);
   const bad: { ok: boolean; code?: string; message?: string }[] = [];
-  a.put('', encoder.encode('x'), (r) => bad.push(r.ok ? { ok: true } : { ok: false, code: r.error.code, message: r.error.message }));
+  a.put('', encoder.encode('x'), (r) =>
+    bad.push(r.ok ? { ok: true } : { ok: false, code: r.error.code, message: r.error.message }),
+  );
   c.runUntil(() => bad.length === 1, 2000);
   assert.equal(bad[0]?.ok, false);
   assert.equal(bad[0].code, 'REFUSED');
@@ -86,10 +97,14 @@ test('a crashed follower is failed by the leader within 3 s and the survivors st
   const before = leader.status().viewId;
   c.crash(victim.nodeId);
   const survivors = IDS.filter((id) => id !== victim.nodeId);
-  const took = c.runUntil(() => survivors.every((id) => {
-    const s = c.node(id).status();
-    return s.viewId > before && !s.members.some((m) => m.nodeId === victim.nodeId) && s.quorate;
-  }), 5000);
+  const took = c.runUntil(
+    () =>
+      survivors.every((id) => {
+        const s = c.node(id).status();
+        return s.viewId > before && !s.members.some((m) => m.nodeId === victim.nodeId) && s.quorate;
+      }),
+    5000,
+  );
   assert.ok(took <= 3000, `detection and commit took ${took} ms`);
   assert.ok(took >= 1000, `a crash must not be declared before the suspicion timeout (${took} ms)`);
   const record = leader.nodes().find((n) => n.nodeId === victim.nodeId);
@@ -138,7 +153,10 @@ test('a restarted node waits as needs-fencing until fenceConfirm admits it; refu
   refuse(x, 0);
   refuse(x, 7);
   assert.equal(refusals.length, 4, 'refusals answer synchronously');
-  assert.match(refusals[0] ?? '', new RegExp(`^FENCE_NOT_PENDING: node ${other} does not need fencing: it is a member`));
+  assert.match(
+    refusals[0] ?? '',
+    new RegExp(`^FENCE_NOT_PENDING: node ${other} does not need fencing: it is a member`),
+  );
   assert.match(refusals[1] ?? '', /^UNKNOWN_NODE: node 9 is not a configured node/);
   assert.match(refusals[2] ?? '', /^INCARNATION_STALE: .*pending fence is for incarnation 1/);
   assert.match(refusals[3] ?? '', /^INCARNATION_UNKNOWN: node \d never ran incarnation 7/);
@@ -175,7 +193,10 @@ test('a write forwarded to a leader that crashed answers OUTCOME_UNKNOWN once a 
   follower.put('k', encoder.encode('v'), (r) => results.push(r.ok ? 'ok' : r.error.code));
   const took = c.runUntil(() => results.length === 1, 5000);
   assert.ok(results[0] === 'OUTCOME_UNKNOWN' || results[0] === 'ok', `got ${results[0] ?? ''}`);
-  assert.ok(took < TIMING.requestTimeoutMs, `answered after ${took} ms, within an election rather than the ${TIMING.requestTimeoutMs} ms deadline`);
+  assert.ok(
+    took < TIMING.requestTimeoutMs,
+    `answered after ${took} ms, within an election rather than the ${TIMING.requestTimeoutMs} ms deadline`,
+  );
   follower.put('k', encoder.encode('v2'), (r) => results.push(r.ok ? 'ok' : r.error.code));
   c.runUntil(() => results.length === 2, 3000);
   assert.equal(results[1], 'ok', 'the retry commits at the new leader');
@@ -206,24 +227,47 @@ test('a leader paused past the election timeout serves no stale read from its le
   assert.equal(at.leaseValid, false);
   assert.ok(at.role !== 'leader' || at.term > oldTerm || at.readsHeld, `resumed as ${at.role} in term ${at.term}`);
   const reads: string[] = [];
-  old.get('k', (r) => reads.push(r.ok ? (r.value.entry === null ? '<absent>' : decoder.decode(r.value.entry.value)) : r.error.code));
+  old.get('k', (r) =>
+    reads.push(r.ok ? (r.value.entry === null ? '<absent>' : decoder.decode(r.value.entry.value)) : r.error.code),
+  );
   c.runUntil(() => reads.length === 1, 5000);
-  assert.ok(reads[0] === 'v2' || reads[0] === 'TIMEOUT' || reads[0] === 'NOT_LEADER', `the resumed old leader read ${reads[0] ?? ''}; only v2 or an error is safe`);
+  assert.ok(
+    reads[0] === 'v2' || reads[0] === 'TIMEOUT' || reads[0] === 'NOT_LEADER',
+    `the resumed old leader read ${reads[0] ?? ''}; only v2 or an error is safe`,
+  );
   assert.notEqual(old.status().role, 'leader');
 });
 
 test('the peer codec round-trips node messages and rejects malformed ones with a DecodeError', () => {
   const codec = peerCodec();
-  const ping: PeerMessage = { type: 'Ping', row: [{ node: nodeId(2), silentMs: 12 }, { node: nodeId(3), silentMs: null }] };
+  const ping: PeerMessage = {
+    type: 'Ping',
+    row: [
+      { node: nodeId(2), silentMs: 12 },
+      { node: nodeId(3), silentMs: null },
+    ],
+  };
   assert.deepEqual(codec.decode(codec.encode(ping)), ping);
   const fwd: PeerMessage = { type: 'Forward', id: 7, command: new Uint8Array([1, 2, 3]) };
   const back = codec.decode(codec.encode(fwd));
   assert.ok(back.type === 'Forward');
   assert.deepEqual({ ...back, command: new Uint8Array(back.command) }, fwd);
-  const refused: PeerMessage = { type: 'ForwardRefused', id: 7, code: 'NOT_LEADER', message: 'node 2 leads', leader: nodeId(2) };
+  const refused: PeerMessage = {
+    type: 'ForwardRefused',
+    id: 7,
+    code: 'NOT_LEADER',
+    message: 'node 2 leads',
+    leader: nodeId(2),
+  };
   assert.deepEqual(codec.decode(codec.encode(refused)), refused);
   const bad: unknown[] = [
-    { type: 'Ping', row: [{ node: 3, silentMs: 1 }, { node: 2, silentMs: 1 }] },
+    {
+      type: 'Ping',
+      row: [
+        { node: 3, silentMs: 1 },
+        { node: 2, silentMs: 1 },
+      ],
+    },
     { type: 'Forward', id: 0, command: new Uint8Array(1) },
     { type: 'ForwardRefused', id: 1, code: 'SOMETHING', message: '', leader: null },
     { type: 'Gossip' },
@@ -242,8 +286,12 @@ class GroupLog {
     const out: string[] = [];
     this.lines.set(id, out);
     return {
-      onGroupView: (g, v) => out.push(`view ${g} ${v.groupViewId} [${v.members.map((m) => `${m.node}.${m.incarnation}`).join(',')}] ${v.change.kind} ${v.change.node}`),
-      onGroupDeliver: (g, view, seq, from, payload) => out.push(`msg ${g} ${view}#${seq} from ${from}: ${decoder.decode(payload)}`),
+      onGroupView: (g, v) =>
+        out.push(
+          `view ${g} ${v.groupViewId} [${v.members.map((m) => `${m.node}.${m.incarnation}`).join(',')}] ${v.change.kind} ${v.change.node}`,
+        ),
+      onGroupDeliver: (g, view, seq, from, payload) =>
+        out.push(`msg ${g} ${view}#${seq} from ${from}: ${decoder.decode(payload)}`),
       onBarrier: (g, name, view, outcome) => out.push(`barrier ${g} ${name} ${view} ${outcome}`),
     };
   }
@@ -254,7 +302,10 @@ class GroupLog {
 
 type Outcome<T> = { done: false } | { done: true; ok: true; value: T } | { done: true; ok: false; code: string };
 
-function track<T>(): { outcome: Outcome<T>; cb: (r: { ok: true; value: T } | { ok: false; error: { code: string } }) => void } {
+function track<T>(): {
+  outcome: Outcome<T>;
+  cb: (r: { ok: true; value: T } | { ok: false; error: { code: string } }) => void;
+} {
   const t: { outcome: Outcome<T>; cb: (r: { ok: true; value: T } | { ok: false; error: { code: string } }) => void } = {
     outcome: { done: false },
     cb: (r) => {
@@ -274,7 +325,7 @@ function joinAll(c: Cluster, group: string, ids: readonly number[]): void {
   for (const t of joins) assert.ok(t.outcome.done && t.outcome.ok, `join: ${JSON.stringify(t.outcome)}`);
 }
 
-test('groups: every member delivers the same messages in the same order; a newcomer never gets an older view\'s messages', () => {
+test("groups: every member delivers the same messages in the same order; a newcomer never gets an older view's messages", () => {
   const log = new GroupLog();
   const c = new Cluster((id) => log.observer(id));
   c.runUntil(() => allJoinedAndQuorate(c, [1, 2, 3]), 5000);
@@ -298,7 +349,10 @@ test('groups: every member delivers the same messages in the same order; a newco
   c.node(1).groupSend('g', encoder.encode('late'), after.cb);
   c.runUntil(() => after.outcome.done, 5000);
   c.runMs(200);
-  assert.deepEqual(msgs(3).map((l) => l.replace(/^msg g \d+#/, '')), ['1 from 1: late']);
+  assert.deepEqual(
+    msgs(3).map((l) => l.replace(/^msg g \d+#/, '')),
+    ['1 from 1: late'],
+  );
   assert.deepEqual(msgs(1).slice(6), msgs(3));
   // Every node (member or not) saw the same sequence of group views.
   const views = (id: number): string[] => log.of(id).filter((l) => l.startsWith('view '));
@@ -328,15 +382,24 @@ test('groups: a message sent in a view that changed before it was ordered is ref
   c.resume(id, 0);
   c.runUntil(() => send.outcome.done, 5000);
   c.runMs(200);
-  assert.ok(send.outcome.done && !send.outcome.ok && send.outcome.code === 'VIEW_CHANGED', JSON.stringify(send.outcome));
+  assert.ok(
+    send.outcome.done && !send.outcome.ok && send.outcome.code === 'VIEW_CHANGED',
+    JSON.stringify(send.outcome),
+  );
   assert.notEqual(sender.group('g')?.viewId, oldView, 'the sender has the new view now');
-  for (const n of [1, 2, 3]) assert.deepEqual(log.of(n).filter((l) => l.includes('racy')), [], `node ${n} delivered nothing`);
+  for (const n of [1, 2, 3])
+    assert.deepEqual(
+      log.of(n).filter((l) => l.includes('racy')),
+      [],
+      `node ${n} delivered nothing`,
+    );
   // Sent again in the new view, all three members deliver it.
   const again = track<{ groupViewId: number; seq: number }>();
   sender.groupSend('g', encoder.encode('again'), again.cb);
   c.runUntil(() => again.outcome.done, 5000);
   c.runMs(200);
-  for (const n of [1, 2, 3]) assert.equal(log.of(n).filter((l) => l.includes('again')).length, 1, `node ${n} delivered it once`);
+  for (const n of [1, 2, 3])
+    assert.equal(log.of(n).filter((l) => l.includes('again')).length, 1, `node ${n} delivered it once`);
 });
 
 test('groups: a barrier completes when every member reached it, and fails VIEW_CHANGED for all when a member fails first', () => {
@@ -350,7 +413,10 @@ test('groups: a barrier completes when every member reached it, and fails VIEW_C
     return t;
   });
   c.runUntil(() => first.every((t) => t.outcome.done), 5000);
-  assert.ok(first.every((t) => t.outcome.done && t.outcome.ok), 'b1 reached by all three');
+  assert.ok(
+    first.every((t) => t.outcome.done && t.outcome.ok),
+    'b1 reached by all three',
+  );
   // Two members arrive at b2; the third crashes and is failed by the detector first.
   const follower = c.followers()[0];
   assert.ok(follower !== undefined);
@@ -362,11 +428,16 @@ test('groups: a barrier completes when every member reached it, and fails VIEW_C
     return t;
   });
   c.runMs(300);
-  assert.ok(second.every((t) => !t.outcome.done), 'b2 waits for the third member');
+  assert.ok(
+    second.every((t) => !t.outcome.done),
+    'b2 waits for the third member',
+  );
   c.crash(crashed);
   c.runUntil(() => second.every((t) => t.outcome.done), 8000);
-  for (const t of second) assert.ok(t.outcome.done && !t.outcome.ok && t.outcome.code === 'VIEW_CHANGED', JSON.stringify(t.outcome));
-  for (const id of survivors) assert.ok(log.of(id).some((l) => l.startsWith('barrier g b2 ') && l.endsWith('view-changed')));
+  for (const t of second)
+    assert.ok(t.outcome.done && !t.outcome.ok && t.outcome.code === 'VIEW_CHANGED', JSON.stringify(t.outcome));
+  for (const id of survivors)
+    assert.ok(log.of(id).some((l) => l.startsWith('barrier g b2 ') && l.endsWith('view-changed')));
   // In the new view (without the crashed node), the survivors' barrier completes.
   const third = survivors.map((id) => {
     const t = track<{ groupViewId: number }>();
@@ -376,7 +447,10 @@ test('groups: a barrier completes when every member reached it, and fails VIEW_C
   c.runUntil(() => third.every((t) => t.outcome.done), 5000);
   assert.ok(third.every((t) => t.outcome.done && t.outcome.ok));
   const g = c.node(survivors[0] ?? 0).group('g');
-  assert.deepEqual(g?.members.map((m) => m.node), survivors);
+  assert.deepEqual(
+    g?.members.map((m) => m.node),
+    survivors,
+  );
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -386,21 +460,52 @@ test('a node whose cluster-wide settings differ is refused at join with a clear 
   const joins: string[] = [];
   const h = new ClusterHarness({
     settingsFingerprintOf: (id) => (id === 3 ? 'sha256:other' : 'sha256:cluster'),
-    observerOf: (id) => (id === 1 ? { onMembershipApplied: (_i, out, error) => { if (out?.type === 'join' || error?.startsWith('SETTINGS_MISMATCH') === true) joins.push(error ?? `${out?.type ?? ''} ${out?.outcome ?? ''}`); } } : undefined),
+    observerOf: (id) =>
+      id === 1
+        ? {
+            onMembershipApplied: (_i, out, error) => {
+              if (out?.type === 'join' || error?.startsWith('SETTINGS_MISMATCH') === true)
+                joins.push(error ?? `${out?.type ?? ''} ${out?.outcome ?? ''}`);
+            },
+          }
+        : undefined,
   });
   h.runUntil(() => h.allJoinedAndQuorate([1, 2]) && h.node(3).status().joinProblem !== null, 8000);
   const s3 = h.node(3).status();
   assert.equal(s3.joined, false);
-  assert.match(s3.joinProblem ?? '', /node 3 may not join: its cluster-wide settings \(fingerprint sha256:other\) differ from the cluster's \(sha256:cluster\)/);
-  assert.deepEqual(h.node(1).status().members.map((m) => m.nodeId), [1, 2], 'the cluster is unaffected');
+  assert.match(
+    s3.joinProblem ?? '',
+    /node 3 may not join: its cluster-wide settings \(fingerprint sha256:other\) differ from the cluster's \(sha256:cluster\)/,
+  );
+  assert.deepEqual(
+    h
+      .node(1)
+      .status()
+      .members.map((m) => m.nodeId),
+    [1, 2],
+    'the cluster is unaffected',
+  );
   const refusals = joins.filter((j) => j.startsWith('SETTINGS_MISMATCH')).length;
   h.runMs(5000);
-  assert.equal(joins.filter((j) => j.startsWith('SETTINGS_MISMATCH')).length, refusals, 'it stops proposing joins after the refusal');
+  assert.equal(
+    joins.filter((j) => j.startsWith('SETTINGS_MISMATCH')).length,
+    refusals,
+    'it stops proposing joins after the refusal',
+  );
 });
 
 test('a running node whose incarnation was failed stops proposing joins (it must restart) and says so', () => {
   const stale: number[] = [];
-  const h = new ClusterHarness({ observerOf: (id) => (id === 2 ? { onMembershipApplied: (i, out) => { if (out?.type === 'join' && out.outcome === 'stale') stale.push(i); } } : undefined) });
+  const h = new ClusterHarness({
+    observerOf: (id) =>
+      id === 2
+        ? {
+            onMembershipApplied: (i, out) => {
+              if (out?.type === 'join' && out.outcome === 'stale') stale.push(i);
+            },
+          }
+        : undefined,
+  });
   h.runUntil(() => h.allJoinedAndQuorate([1, 2, 3]), 5000);
   // Node 1 is cut off long enough to be failed by the others; then the partition heals.
   h.partition([[1], [2, 3]]);
@@ -411,5 +516,13 @@ test('a running node whose incarnation was failed stops proposing joins (it must
   assert.match(h.node(1).status().joinProblem ?? '', /incarnation 1 was removed from the view .*restart this node/);
   h.crash(1);
   h.restart(1);
-  h.runUntil(() => h.node(1).status().members.length === 2 && h.node(2).nodes().find((n) => n.nodeId === 1)?.rejoin === 2, 5000);
+  h.runUntil(
+    () =>
+      h.node(1).status().members.length === 2 &&
+      h
+        .node(2)
+        .nodes()
+        .find((n) => n.nodeId === 1)?.rejoin === 2,
+    5000,
+  );
 });

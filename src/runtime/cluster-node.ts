@@ -69,11 +69,33 @@ import {
   type MembershipCanary,
 } from '../membership/index.js';
 import type { Arbitration, VotequorumOptions } from '../quorum/index.js';
-import { CLUSTER_APPLY_RESULTS_RETAINED, CLUSTER_NODES_MAX, CLUSTER_REQUESTS_PENDING_MAX, MEMBERSHIP_EVENTS_READ_MAX, GROUP_BARRIERS_PENDING_MAX, GROUPS_MAX } from '../constants.js';
-import { validateGroupCommand, type BarrierOutcome, type GroupApply, type GroupCommand, type GroupOutcome, type GroupView, type GroupViewPayload } from '../groups/index.js';
+import {
+  CLUSTER_APPLY_RESULTS_RETAINED,
+  CLUSTER_NODES_MAX,
+  CLUSTER_REQUESTS_PENDING_MAX,
+  MEMBERSHIP_EVENTS_READ_MAX,
+  GROUP_BARRIERS_PENDING_MAX,
+  GROUPS_MAX,
+} from '../constants.js';
+import {
+  validateGroupCommand,
+  type BarrierOutcome,
+  type GroupApply,
+  type GroupCommand,
+  type GroupOutcome,
+  type GroupView,
+  type GroupViewPayload,
+} from '../groups/index.js';
 import type { NodeEnv, TimerHandle } from './env.js';
 import { RaftNode, RaftNodeError, type RaftNodeErrorCode } from './raft-node.js';
-import { FORWARD_MESSAGE_CHARS_MAX, ROW_SILENCE_MS_MAX, isRaftMessage, type ForwardRefusalCode, type NodeMessage, type PeerMessage } from './peer-message.js';
+import {
+  FORWARD_MESSAGE_CHARS_MAX,
+  ROW_SILENCE_MS_MAX,
+  isRaftMessage,
+  type ForwardRefusalCode,
+  type NodeMessage,
+  type PeerMessage,
+} from './peer-message.js';
 import type { Transport, TransportHandlers } from '../transport/transport.js';
 import type { RaftMessage } from '../log/index.js';
 
@@ -160,10 +182,18 @@ export interface ClusterNodeOptions {
  * - the membership machine's canaries (`quorate-without-quorum` and the group table's
  *   `deliver-to-newcomer`, `barrier-without-all`), on every node.
  */
-export type ClusterCanary = 'evict-on-missed-heartbeat' | 'never-fail' | 'diverge-views' | Exclude<MembershipCanary, 'skip-view-bump'>;
+export type ClusterCanary =
+  'evict-on-missed-heartbeat' | 'never-fail' | 'diverge-views' | Exclude<MembershipCanary, 'skip-view-bump'>;
 
 /** Every cluster canary name. */
-export const CLUSTER_CANARIES: readonly ClusterCanary[] = ['evict-on-missed-heartbeat', 'never-fail', 'diverge-views', 'quorate-without-quorum', 'deliver-to-newcomer', 'barrier-without-all'];
+export const CLUSTER_CANARIES: readonly ClusterCanary[] = [
+  'evict-on-missed-heartbeat',
+  'never-fail',
+  'diverge-views',
+  'quorate-without-quorum',
+  'deliver-to-newcomer',
+  'barrier-without-all',
+];
 
 /** Stable codes of a group request refused by the group table (or before proposing). */
 export type GroupErrorCode =
@@ -324,8 +354,19 @@ export function bootstrapConfState(nodes: readonly MemberNodeSpec[], quorum: Vot
   const voters = nodes.filter((n) => n.votes > 0).map((n) => [n.nodeId, n.votes] as const);
   const learners = nodes.filter((n) => n.votes === 0).map((n) => n.nodeId);
   const witnesses = nodes.filter((n) => n.role === 'witness').map((n) => n.nodeId);
-  const settings = quorum.expectedVotes === undefined && quorum.autoTieBreaker.kind === 'off' ? {} : { quorum: { expectedVotes: quorum.expectedVotes ?? 0, tieBreaker: quorum.autoTieBreaker } };
-  return { voters, outgoing: [], learners, learnersNext: [], autoLeave: false, ...settings, ...(witnesses.length === 0 ? {} : { witnesses }) };
+  const settings =
+    quorum.expectedVotes === undefined && quorum.autoTieBreaker.kind === 'off'
+      ? {}
+      : { quorum: { expectedVotes: quorum.expectedVotes ?? 0, tieBreaker: quorum.autoTieBreaker } };
+  return {
+    voters,
+    outgoing: [],
+    learners,
+    learnersNext: [],
+    autoLeave: false,
+    ...settings,
+    ...(witnesses.length === 0 ? {} : { witnesses }),
+  };
 }
 
 /** See the file comment. */
@@ -338,7 +379,10 @@ export class ClusterNode {
   private readonly peers: readonly NodeId[];
   private readonly tracker: ReachabilityTracker;
   /** Forwards this node took as leader, by `from:id`, with where they were applied (bounded, oldest first). */
-  private readonly forwardsTaken = new Map<string, { applied: { readonly index: LogIndex; readonly term: Term } | null }>();
+  private readonly forwardsTaken = new Map<
+    string,
+    { applied: { readonly index: LogIndex; readonly term: Term } | null }
+  >();
   /** How late each peer's Pings arrive (dates liveness evidence back). */
   private readonly arrivals = new ArrivalLateness();
   private raftHandlers: TransportHandlers<RaftMessage> | null = null;
@@ -386,12 +430,22 @@ export class ClusterNode {
     private readonly env: NodeEnv<PeerMessage>,
     options: ClusterNodeOptions,
   ) {
-    assert(options.nodes.length >= 1 && options.nodes.length <= CLUSTER_NODES_MAX, `a cluster has 1..${CLUSTER_NODES_MAX} configured nodes`);
-    for (let i = 1; i < options.nodes.length; i++) assert((options.nodes[i - 1]?.nodeId ?? 0) < (options.nodes[i]?.nodeId ?? 0), 'configured nodes are strictly ascending by id');
+    assert(
+      options.nodes.length >= 1 && options.nodes.length <= CLUSTER_NODES_MAX,
+      `a cluster has 1..${CLUSTER_NODES_MAX} configured nodes`,
+    );
+    for (let i = 1; i < options.nodes.length; i++)
+      assert(
+        (options.nodes[i - 1]?.nodeId ?? 0) < (options.nodes[i]?.nodeId ?? 0),
+        'configured nodes are strictly ascending by id',
+      );
     const self = options.nodes.find((n) => n.nodeId === env.nodeId);
     assert(self !== undefined, `node ${env.nodeId} is not among the configured nodes`);
     const t = options.timing;
-    assert(t.tickMs > 0 && t.heartbeatMs >= t.tickMs && t.requestTimeoutMs > t.tickMs && t.followerLeaseMs > 0, 'cluster timing must be positive, heartbeat at least a tick, requests longer than a tick');
+    assert(
+      t.tickMs > 0 && t.heartbeatMs >= t.tickMs && t.requestTimeoutMs > t.tickMs && t.followerLeaseMs > 0,
+      'cluster timing must be positive, heartbeat at least a tick, requests longer than a tick',
+    );
     this.nodeId = env.nodeId;
     this.opts = options;
     this.self = self;
@@ -399,7 +453,11 @@ export class ClusterNode {
     this.tracker = new ReachabilityTracker(env.nodeId);
     this.tracker.setPeers(this.peers);
     this.mux = new StateMachineMux([
-      { tag: MUX_TAG_MEMBERSHIP, name: 'membership', create: () => new MembershipStateMachine(membershipCanary(options.canary, env.nodeId)) },
+      {
+        tag: MUX_TAG_MEMBERSHIP,
+        name: 'membership',
+        create: () => new MembershipStateMachine(membershipCanary(options.canary, env.nodeId)),
+      },
       { tag: MUX_TAG_KV, name: 'kv', create: () => new KvStateMachine() },
     ]);
     const raftTransport: Transport<RaftMessage> = {
@@ -410,26 +468,35 @@ export class ClusterNode {
       send: (to, m) => env.transport.send(to, m),
       close: () => env.transport.close(),
     };
-    this.raft = new RaftNode<MuxCommand, MuxOutput>({ ...env, transport: raftTransport }, {
-      tickMs: t.tickMs,
-      raft: { electionTicks: t.electionTicks, heartbeatTicks: t.heartbeatTicks, leaseMarginTicks: t.leaseMarginTicks, bootstrapEntry: true, waitForAll: options.quorum.waitForAll },
-      bootstrap: bootstrapConfState(options.nodes, options.quorum),
-      stateMachine: this.mux,
-      snapshotEntries: options.snapshotEntries ?? 10_000,
-      snapshotCatchUpEntries: options.snapshotCatchUpEntries ?? 1_000,
-      requestTimeoutTicks: Math.ceil(t.requestTimeoutMs / t.tickMs),
-      observer: {
-        onRole: (role, term, lead) => {
-          this.onRole(role, term, lead);
+    this.raft = new RaftNode<MuxCommand, MuxOutput>(
+      { ...env, transport: raftTransport },
+      {
+        tickMs: t.tickMs,
+        raft: {
+          electionTicks: t.electionTicks,
+          heartbeatTicks: t.heartbeatTicks,
+          leaseMarginTicks: t.leaseMarginTicks,
+          bootstrapEntry: true,
+          waitForAll: options.quorum.waitForAll,
         },
-        onApply: (entry, result) => {
-          this.onApply(entry, result);
-        },
-        onRestore: (index) => {
-          this.onRestore(index);
+        bootstrap: bootstrapConfState(options.nodes, options.quorum),
+        stateMachine: this.mux,
+        snapshotEntries: options.snapshotEntries ?? 10_000,
+        snapshotCatchUpEntries: options.snapshotCatchUpEntries ?? 1_000,
+        requestTimeoutTicks: Math.ceil(t.requestTimeoutMs / t.tickMs),
+        observer: {
+          onRole: (role, term, lead) => {
+            this.onRole(role, term, lead);
+          },
+          onApply: (entry, result) => {
+            this.onApply(entry, result);
+          },
+          onRestore: (index) => {
+            this.onRestore(index);
+          },
         },
       },
-    });
+    );
     // Request ids never repeat across incarnations: a peer's late answer to the previous
     // incarnation's request must not match this incarnation's request with the same number.
     this.requestIdBase = (this.incarnation % REQUEST_ID_INCARNATIONS) * REQUEST_IDS_PER_INCARNATION;
@@ -512,7 +579,11 @@ export class ClusterNode {
    * confirmation or a newer failure is harmless (the outcome says `stale` or `duplicate`).
    * `done` runs once, after this node applied the command, with what it did.
    */
-  fenceConfirm(node: NodeId, incarnation: number | null, done: (r: Result<FenceConfirmation, RaftNodeError | FenceConfirmError>) => void): void {
+  fenceConfirm(
+    node: NodeId,
+    incarnation: number | null,
+    done: (r: Result<FenceConfirmation, RaftNodeError | FenceConfirmError>) => void,
+  ): void {
     const checked = this.fenceTarget(node, incarnation);
     if (!checked.ok) {
       done(checked);
@@ -529,23 +600,48 @@ export class ClusterNode {
       const out = r.value.output as MembershipOutput;
       const rec = this.membership.nodes().find((n) => n.nodeId === node);
       assert(rec !== undefined, 'a configured node keeps its record');
-      const admitted = out.outcome === 'applied' && rec.status === 'member' && rec.incarnation > inc ? rec.incarnation : null;
-      done(ok({ nodeId: node, incarnation: inc, outcome: out.outcome, status: rec.status, admitted, viewId: out.viewId }));
+      const admitted =
+        out.outcome === 'applied' && rec.status === 'member' && rec.incarnation > inc ? rec.incarnation : null;
+      done(
+        ok({ nodeId: node, incarnation: inc, outcome: out.outcome, status: rec.status, admitted, viewId: out.viewId }),
+      );
     });
   }
 
   /** The incarnation a fence confirmation for `node` names, or why it is refused. */
   private fenceTarget(node: NodeId, incarnation: number | null): Result<Incarnation, FenceConfirmError> {
-    if (this.membership.configuration() === null) return err(new FenceConfirmError('NOT_CONFIGURED', 'the cluster configuration is not applied on this node yet; retry once it is quorate'));
+    if (this.membership.configuration() === null)
+      return err(
+        new FenceConfirmError(
+          'NOT_CONFIGURED',
+          'the cluster configuration is not applied on this node yet; retry once it is quorate',
+        ),
+      );
     const rec = this.membership.nodes().find((n) => n.nodeId === node);
-    if (rec === undefined) return err(new FenceConfirmError('UNKNOWN_NODE', `node ${node} is not a configured node; see \`cohort nodes\``));
+    if (rec === undefined)
+      return err(new FenceConfirmError('UNKNOWN_NODE', `node ${node} is not a configured node; see \`cohort nodes\``));
     if (!rec.fencePending) {
-      const what = rec.status === 'member' ? `it is a member (incarnation ${rec.incarnation}); fencing a live member is not a confirmation` : `it is ${rec.status}${rec.incarnation > 0 ? ` (incarnation ${rec.incarnation})` : ''}`;
+      const what =
+        rec.status === 'member'
+          ? `it is a member (incarnation ${rec.incarnation}); fencing a live member is not a confirmation`
+          : `it is ${rec.status}${rec.incarnation > 0 ? ` (incarnation ${rec.incarnation})` : ''}`;
       return err(new FenceConfirmError('FENCE_NOT_PENDING', `node ${node} does not need fencing: ${what}`));
     }
     const inc = incarnation ?? rec.incarnation;
-    if (inc < rec.incarnation) return err(new FenceConfirmError('INCARNATION_STALE', `incarnation ${inc} of node ${node} is already settled; the pending fence is for incarnation ${rec.incarnation}`));
-    if (inc > rec.seen) return err(new FenceConfirmError('INCARNATION_UNKNOWN', `node ${node} never ran incarnation ${inc} (newest seen: ${rec.seen}); the pending fence is for incarnation ${rec.incarnation}`));
+    if (inc < rec.incarnation)
+      return err(
+        new FenceConfirmError(
+          'INCARNATION_STALE',
+          `incarnation ${inc} of node ${node} is already settled; the pending fence is for incarnation ${rec.incarnation}`,
+        ),
+      );
+    if (inc > rec.seen)
+      return err(
+        new FenceConfirmError(
+          'INCARNATION_UNKNOWN',
+          `node ${node} never ran incarnation ${inc} (newest seen: ${rec.seen}); the pending fence is for incarnation ${rec.incarnation}`,
+        ),
+      );
     return ok(makeIncarnation(inc));
   }
 
@@ -566,7 +662,11 @@ export class ClusterNode {
   }
 
   /** Stops waiting for barrier `name` of `group` here (the arrival stays recorded); for cancellation. */
-  cancelBarrierWait(group: string, name: string, done: (r: Result<{ readonly groupViewId: number }, RaftNodeError | GroupError>) => void): void {
+  cancelBarrierWait(
+    group: string,
+    name: string,
+    done: (r: Result<{ readonly groupViewId: number }, RaftNodeError | GroupError>) => void,
+  ): void {
     const key = barrierKey(group, name);
     const rest = (this.barrierWaiters.get(key) ?? []).filter((w) => w.caller !== done);
     if (rest.length === 0) this.barrierWaiters.delete(key);
@@ -643,7 +743,12 @@ export class ClusterNode {
       totalVotes: side?.presentVotes ?? 0,
       quorum: side?.quorumVotes ?? 0,
       joined: this.joinedFlag,
-      members: view.members.map((m) => ({ nodeId: m.node, name: names.get(m.node) ?? `node-${m.node}`, incarnation: m.incarnation, state: 'member' as const })),
+      members: view.members.map((m) => ({
+        nodeId: m.node,
+        name: names.get(m.node) ?? `node-${m.node}`,
+        incarnation: m.incarnation,
+        state: 'member' as const,
+      })),
       leaseValid: rs.leaseValid && !held,
       readsHeld: held,
       joinProblem: this.joinProblem,
@@ -700,9 +805,13 @@ export class ClusterNode {
    * incarnation already was a member). Needs this incarnation in the cluster view.
    */
   groupJoin(group: string, level: number, done: (r: Result<GroupView, RaftNodeError | GroupError>) => void): void {
-    this.groupCommand({ type: 'group-join', group, node: this.nodeId, incarnation: this.incarnation, level }, true, (r) => {
-      done(r.ok ? ok(this.membership.group(group) ?? { group, viewId: r.value.groupViewId, members: [] }) : r);
-    });
+    this.groupCommand(
+      { type: 'group-join', group, node: this.nodeId, incarnation: this.incarnation, level },
+      true,
+      (r) => {
+        done(r.ok ? ok(this.membership.group(group) ?? { group, viewId: r.value.groupViewId, members: [] }) : r);
+      },
+    );
   }
 
   /** Leaves `group`; `done` runs once this node applied the leave (a no-op when not a member). */
@@ -719,17 +828,31 @@ export class ClusterNode {
    * the new view, then send again if still wanted). `OUTCOME_UNKNOWN`/`TIMEOUT` mean it may or
    * may not have been delivered (it is never delivered twice).
    */
-  groupSend(group: string, payload: Uint8Array, done: (r: Result<{ readonly groupViewId: number; readonly seq: number }, RaftNodeError | GroupError>) => void): void {
+  groupSend(
+    group: string,
+    payload: Uint8Array,
+    done: (r: Result<{ readonly groupViewId: number; readonly seq: number }, RaftNodeError | GroupError>) => void,
+  ): void {
     const member = this.memberView(group);
     if (!member.ok) {
       done(member);
       return;
     }
     const view = member.value;
-    this.groupCommand({ type: 'group-send', group, node: this.nodeId, incarnation: this.incarnation, viewId: view.viewId, payload }, false, (r) => {
-      if (!r.ok) done(r);
-      else done(ok({ groupViewId: r.value.groupViewId, seq: defined(r.value.delivery, 'an applied send has a delivery').seq }));
-    });
+    this.groupCommand(
+      { type: 'group-send', group, node: this.nodeId, incarnation: this.incarnation, viewId: view.viewId, payload },
+      false,
+      (r) => {
+        if (!r.ok) done(r);
+        else
+          done(
+            ok({
+              groupViewId: r.value.groupViewId,
+              seq: defined(r.value.delivery, 'an applied send has a delivery').seq,
+            }),
+          );
+      },
+    );
   }
 
   /**
@@ -737,7 +860,11 @@ export class ClusterNode {
    * every member of that view has reached it, or with `VIEW_CHANGED` when the view changes first
    * (every member gets the same verdict at the same log position).
    */
-  barrier(group: string, name: string, done: (r: Result<{ readonly groupViewId: number }, RaftNodeError | GroupError>) => void): void {
+  barrier(
+    group: string,
+    name: string,
+    done: (r: Result<{ readonly groupViewId: number }, RaftNodeError | GroupError>) => void,
+  ): void {
     const member = this.memberView(group);
     if (!member.ok) {
       done(member);
@@ -761,11 +888,15 @@ export class ClusterNode {
     const list = this.barrierWaiters.get(key) ?? [];
     list.push(waiter);
     this.barrierWaiters.set(key, list);
-    this.groupCommand({ type: 'barrier', group, name, node: this.nodeId, incarnation: this.incarnation, viewId: view.viewId }, true, (r) => {
-      if (!r.ok) waiter.done(r);
-      else if (r.value.barrierReached === true) waiter.done(ok({ groupViewId: view.viewId }));
-      // Otherwise the end event settles it (it may have already).
-    });
+    this.groupCommand(
+      { type: 'barrier', group, name, node: this.nodeId, incarnation: this.incarnation, viewId: view.viewId },
+      true,
+      (r) => {
+        if (!r.ok) waiter.done(r);
+        else if (r.value.barrierReached === true) waiter.done(ok({ groupViewId: view.viewId }));
+        // Otherwise the end event settles it (it may have already).
+      },
+    );
   }
 
   private removeBarrierWaiter(key: string, waiter: BarrierWaiter): void {
@@ -778,7 +909,13 @@ export class ClusterNode {
   private memberView(group: string): Result<GroupView, GroupError> {
     const view = this.membership.group(group);
     if (view !== null && this.isMe(view.members)) return ok(view);
-    return err(new GroupError(view === null ? 'NO_SUCH_GROUP' : 'NOT_MEMBER', `node ${this.nodeId} (incarnation ${this.incarnation}) is not a member of group ${group}; join it first`, view?.viewId ?? 0));
+    return err(
+      new GroupError(
+        view === null ? 'NO_SUCH_GROUP' : 'NOT_MEMBER',
+        `node ${this.nodeId} (incarnation ${this.incarnation}) is not a member of group ${group}; join it first`,
+        view?.viewId ?? 0,
+      ),
+    );
   }
 
   /** Whether this incarnation is among `members`. */
@@ -786,23 +923,32 @@ export class ClusterNode {
     return members.some((m) => m.node === this.nodeId && m.incarnation === this.incarnation);
   }
 
-  private groupCommand(command: GroupCommand, idempotent: boolean, done: (r: Result<GroupApply, RaftNodeError | GroupError>) => void): void {
+  private groupCommand(
+    command: GroupCommand,
+    idempotent: boolean,
+    done: (r: Result<GroupApply, RaftNodeError | GroupError>) => void,
+  ): void {
     const invalid = validateGroupCommand(command);
     if (invalid !== null) {
       done(err(new GroupError('INVALID', invalid.message, 0)));
       return;
     }
-    this.submit({ type: 'mux', tag: MUX_TAG_MEMBERSHIP, command }, this.opts.timing.requestTimeoutMs, idempotent, (r) => {
-      if (!r.ok) {
-        done(r);
-        return;
-      }
-      assert(r.value.tag === MUX_TAG_MEMBERSHIP, 'a group command yields a membership output');
-      const g = defined((r.value.output as MembershipOutput).group, 'a group command yields a group result');
-      const code = groupErrorCode(g.outcome, command.type);
-      if (code === null) done(ok(g));
-      else done(err(new GroupError(code, groupRefusal(code, command), g.groupViewId)));
-    });
+    this.submit(
+      { type: 'mux', tag: MUX_TAG_MEMBERSHIP, command },
+      this.opts.timing.requestTimeoutMs,
+      idempotent,
+      (r) => {
+        if (!r.ok) {
+          done(r);
+          return;
+        }
+        assert(r.value.tag === MUX_TAG_MEMBERSHIP, 'a group command yields a membership output');
+        const g = defined((r.value.output as MembershipOutput).group, 'a group command yields a group result');
+        const code = groupErrorCode(g.outcome, command.type);
+        if (code === null) done(ok(g));
+        else done(err(new GroupError(code, groupRefusal(code, command), g.groupViewId)));
+      },
+    );
   }
 
   private kvCommand(command: KvCommand, done: (r: Result<KvOutput, RaftNodeError>) => void): void {
@@ -847,7 +993,14 @@ export class ClusterNode {
     const now = this.env.clock.nowMs();
     if (this.readsHeld(now)) {
       if (now + this.opts.timing.tickMs >= deadlineMs) {
-        done(err(new RaftNodeError('TIMEOUT', 'reads are held after this node\'s event loop stalled (its leader lease may have lapsed meanwhile); retry')));
+        done(
+          err(
+            new RaftNodeError(
+              'TIMEOUT',
+              "reads are held after this node's event loop stalled (its leader lease may have lapsed meanwhile); retry",
+            ),
+          ),
+        );
         return;
       }
       this.env.timers.after(this.opts.timing.tickMs, () => {
@@ -857,7 +1010,12 @@ export class ClusterNode {
       return;
     }
     this.raft.read((r) => {
-      if (!r.ok && DEFINITE.has(r.error.code) && this.state === 'running' && this.env.clock.nowMs() + this.opts.timing.tickMs < deadlineMs) {
+      if (
+        !r.ok &&
+        DEFINITE.has(r.error.code) &&
+        this.state === 'running' &&
+        this.env.clock.nowMs() + this.opts.timing.tickMs < deadlineMs
+      ) {
         this.env.timers.after(this.opts.timing.tickMs, () => {
           this.linearizableRead(deadlineMs, done);
         });
@@ -877,11 +1035,26 @@ export class ClusterNode {
       return;
     }
     if (this.requests.size >= CLUSTER_REQUESTS_PENDING_MAX) {
-      done(err(new RaftNodeError('BUSY', `${CLUSTER_REQUESTS_PENDING_MAX} requests are already waiting on node ${this.nodeId}; retry after some complete`)));
+      done(
+        err(
+          new RaftNodeError(
+            'BUSY',
+            `${CLUSTER_REQUESTS_PENDING_MAX} requests are already waiting on node ${this.nodeId}; retry after some complete`,
+          ),
+        ),
+      );
       return;
     }
     const id = this.requestIdBase + (this.requestCount++ % REQUEST_IDS_PER_INCARNATION) + 1;
-    const request: Request = { id, command, bytes: this.mux.codec.encode(command), deadlineMs: this.env.clock.nowMs() + timeoutMs, idempotent, done, state: { kind: 'waiting' } };
+    const request: Request = {
+      id,
+      command,
+      bytes: this.mux.codec.encode(command),
+      deadlineMs: this.env.clock.nowMs() + timeoutMs,
+      idempotent,
+      done,
+      state: { kind: 'waiting' },
+    };
     this.requests.set(id, request);
     this.attempt(request);
   }
@@ -917,13 +1090,21 @@ export class ClusterNode {
     for (const r of [...this.requests.values()]) {
       if (now >= r.deadlineMs && r.state.kind !== 'local') {
         const unknown = r.state.kind !== 'waiting';
-        const message = unknown ? `the request got no answer before its deadline; it may still take effect` : `no leader accepted the request before its deadline (no quorum?); nothing was proposed`;
+        const message = unknown
+          ? `the request got no answer before its deadline; it may still take effect`
+          : `no leader accepted the request before its deadline (no quorum?); nothing was proposed`;
         this.finish(r, err(new RaftNodeError(unknown ? 'TIMEOUT' : 'NOT_LEADER', message, this.lead)));
         continue;
       }
       if (r.state.kind === 'waiting') this.attempt(r);
-      else if (r.state.kind === 'sent' && r.idempotent && (now - r.state.sentMs >= resendMs || r.state.to !== this.lead)) this.attempt(r);
-      else if (r.state.kind === 'sent' && this.lead !== null && r.state.to !== this.lead) this.abandon(r, r.state.to, this.lead);
+      else if (
+        r.state.kind === 'sent' &&
+        r.idempotent &&
+        (now - r.state.sentMs >= resendMs || r.state.to !== this.lead)
+      )
+        this.attempt(r);
+      else if (r.state.kind === 'sent' && this.lead !== null && r.state.to !== this.lead)
+        this.abandon(r, r.state.to, this.lead);
     }
   }
 
@@ -934,7 +1115,16 @@ export class ClusterNode {
    * leader is known (after a leader crash: within an election, not the whole request timeout).
    */
   private abandon(r: Request, to: NodeId, lead: NodeId): void {
-    this.finish(r, err(new RaftNodeError('OUTCOME_UNKNOWN', `request ${r.id} was forwarded to node ${to}, which stopped leading before it answered (node ${lead} leads now); it may or may not take effect`, lead)));
+    this.finish(
+      r,
+      err(
+        new RaftNodeError(
+          'OUTCOME_UNKNOWN',
+          `request ${r.id} was forwarded to node ${to}, which stopped leading before it answered (node ${lead} leads now); it may or may not take effect`,
+          lead,
+        ),
+      ),
+    );
   }
 
   private onForward(from: NodeId, id: number, bytes: Uint8Array): void {
@@ -953,11 +1143,22 @@ export class ClusterNode {
     const key = `${from}:${id}`;
     const seen = this.forwardsTaken.get(key);
     if (seen !== undefined) {
-      if (seen.applied !== null) this.env.transport.send(from, { type: 'ForwardApplied', id, index: seen.applied.index, term: seen.applied.term });
+      if (seen.applied !== null)
+        this.env.transport.send(from, {
+          type: 'ForwardApplied',
+          id,
+          index: seen.applied.index,
+          term: seen.applied.term,
+        });
       return;
     }
     if (this.role !== 'leader') {
-      this.refuse(from, id, 'NOT_LEADER', this.lead === null ? 'no leader is known right now' : `node ${this.lead} leads`);
+      this.refuse(
+        from,
+        id,
+        'NOT_LEADER',
+        this.lead === null ? 'no leader is known right now' : `node ${this.lead} leads`,
+      );
       return;
     }
     const taken: { applied: { readonly index: LogIndex; readonly term: Term } | null } = { applied: null };
@@ -989,7 +1190,13 @@ export class ClusterNode {
   private refuse(to: NodeId, id: number, code: RaftNodeErrorCode, message: string): void {
     // Every Raft shell code travels as is (`FORWARD_REFUSAL_CODES` lists them all).
     const c: ForwardRefusalCode = code;
-    this.env.transport.send(to, { type: 'ForwardRefused', id, code: c, message: message.slice(0, FORWARD_MESSAGE_CHARS_MAX), leader: this.lead });
+    this.env.transport.send(to, {
+      type: 'ForwardRefused',
+      id,
+      code: c,
+      message: message.slice(0, FORWARD_MESSAGE_CHARS_MAX),
+      leader: this.lead,
+    });
   }
 
   private onForwardApplied(id: number, index: LogIndex, term: Term): void {
@@ -1017,11 +1224,16 @@ export class ClusterNode {
   }
 
   private unknown(index: number): RaftNodeError {
-    return new RaftNodeError('OUTCOME_UNKNOWN', `the command was applied at index ${index}, but this node no longer holds its result (a snapshot replaced it); read the state to see its effect`);
+    return new RaftNodeError(
+      'OUTCOME_UNKNOWN',
+      `the command was applied at index ${index}, but this node no longer holds its result (a snapshot replaced it); read the state to see its effect`,
+    );
   }
 
   private resultOf(result: ApplyResult<MuxOutput>, index: number): Result<MuxOutput, RaftNodeError> {
-    return result.ok ? result : err(new RaftNodeError('REFUSED', `${result.error.code}: ${result.error.message} (index ${index})`));
+    return result.ok
+      ? result
+      : err(new RaftNodeError('REFUSED', `${result.error.code}: ${result.error.message} (index ${index})`));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1085,8 +1297,23 @@ export class ClusterNode {
     const now = this.env.clock.nowMs();
     const times = this.opts.timing.detector;
     // The canary's detector accuses after about one missed heartbeat, with no suspicion window.
-    const planted = this.opts.canary === 'evict-on-missed-heartbeat' ? { suspectAfterMs: Math.ceil(1.5 * times.heartbeatMs), suspicionMinMs: 1, suspicionMaxMs: 1, localHealthExtensionMaxMs: 0 } : {};
-    const d = new FailureDetector(detectorOptions(this.nodeId, { ...times, ...planted }, this.opts.canary === 'evict-on-missed-heartbeat' ? { grayQuarantineMs: 10 * times.suspectAfterMs } : {}), now);
+    const planted =
+      this.opts.canary === 'evict-on-missed-heartbeat'
+        ? {
+            suspectAfterMs: Math.ceil(1.5 * times.heartbeatMs),
+            suspicionMinMs: 1,
+            suspicionMaxMs: 1,
+            localHealthExtensionMaxMs: 0,
+          }
+        : {};
+    const d = new FailureDetector(
+      detectorOptions(
+        this.nodeId,
+        { ...times, ...planted },
+        this.opts.canary === 'evict-on-missed-heartbeat' ? { grayQuarantineMs: 10 * times.suspectAfterMs } : {},
+      ),
+      now,
+    );
     d.setMembers(this.membership.view().members, now);
     d.reachabilityRow(this.nodeId, this.tracker.row(now), now);
     this.detector = d;
@@ -1110,16 +1337,25 @@ export class ClusterNode {
     for (const id of waiting) {
       const r = this.requests.get(id);
       if (r?.state.kind !== 'applied') continue;
-      assert(r.state.term === entry.term, `the leader applied index ${entry.index} in term ${r.state.term} but this node applied term ${entry.term}: committed entries never change`);
+      assert(
+        r.state.term === entry.term,
+        `the leader applied index ${entry.index} in term ${r.state.term} but this node applied term ${entry.term}: committed entries never change`,
+      );
       this.finish(r, result === null ? err(this.unknown(entry.index)) : this.resultOf(result, entry.index));
     }
   }
 
   private noteMembership(entry: Entry, result: ApplyResult<MuxOutput>): void {
-    const isMembership = result.ok ? result.value.tag === MUX_TAG_MEMBERSHIP : entry.type === 'normal' && entry.data[0] === MUX_TAG_MEMBERSHIP;
+    const isMembership = result.ok
+      ? result.value.tag === MUX_TAG_MEMBERSHIP
+      : entry.type === 'normal' && entry.data[0] === MUX_TAG_MEMBERSHIP;
     if (!isMembership) return;
     const output = result.ok ? (result.value.output as MembershipOutput) : null;
-    this.opts.observer?.onMembershipApplied?.(entry.index, output, result.ok ? null : `${result.error.code}: ${result.error.message}`);
+    this.opts.observer?.onMembershipApplied?.(
+      entry.index,
+      output,
+      result.ok ? null : `${result.error.code}: ${result.error.message}`,
+    );
     if (output !== null) this.noteGroups(output);
     const view = this.membership.view();
     if (view.viewId !== this.lastViewId) {
@@ -1151,7 +1387,11 @@ export class ClusterNode {
    * retained event window.
    */
   private reportGroupEvents(catchUp: boolean): void {
-    for (let page = this.membership.eventsFrom(this.eventsSeen + 1, MEMBERSHIP_EVENTS_READ_MAX); page.ok; page = this.membership.eventsFrom(page.value.next, MEMBERSHIP_EVENTS_READ_MAX)) {
+    for (
+      let page = this.membership.eventsFrom(this.eventsSeen + 1, MEMBERSHIP_EVENTS_READ_MAX);
+      page.ok;
+      page = this.membership.eventsFrom(page.value.next, MEMBERSHIP_EVENTS_READ_MAX)
+    ) {
       for (const e of page.value.events) {
         if (e.kind === 'group') this.noteGroupView(e.payload, catchUp);
         else if (e.kind === 'barrier') {
@@ -1224,7 +1464,9 @@ export class ClusterNode {
     const list = this.barrierWaiters.get(key);
     if (list === undefined) return;
     const rest = list.filter((w) => w.groupViewId !== groupViewId);
-    for (const w of list) if (w.groupViewId === groupViewId) w.done(outcome === 'reached' ? ok({ groupViewId }) : err(viewChanged(group, groupViewId)));
+    for (const w of list)
+      if (w.groupViewId === groupViewId)
+        w.done(outcome === 'reached' ? ok({ groupViewId }) : err(viewChanged(group, groupViewId)));
     if (rest.length === 0) this.barrierWaiters.delete(key);
     else this.barrierWaiters.set(key, rest);
   }
@@ -1289,14 +1531,28 @@ export class ClusterNode {
 
   private ping(now: number): void {
     this.lastPingMs = now;
-    const row = this.tracker.row(now).map((e) => ({ node: e.node, silentMs: e.silentMs === null ? null : Math.min(Math.round(e.silentMs), ROW_SILENCE_MS_MAX) }));
+    const row = this.tracker.row(now).map((e) => ({
+      node: e.node,
+      silentMs: e.silentMs === null ? null : Math.min(Math.round(e.silentMs), ROW_SILENCE_MS_MAX),
+    }));
     const sentMs = Math.max(0, Math.round(now));
     for (const peer of this.peers) this.env.transport.send(peer, { type: 'Ping', row, sentMs, inc: this.incarnation });
   }
 
   private leaderDuties(now: number, lagMs: number): void {
     if (this.membership.configuration() === null && !this.background.has(`${LEADER_KEY}configure`)) {
-      this.background.set(`${LEADER_KEY}configure`, { what: 'configure', command: { type: 'configure', nodes: this.opts.nodes, options: this.opts.quorum, resetExpectedTracking: false, ...(this.opts.settingsFingerprint === undefined ? {} : { fingerprint: this.opts.settingsFingerprint }) }, inFlight: false, notBeforeMs: now });
+      this.background.set(`${LEADER_KEY}configure`, {
+        what: 'configure',
+        command: {
+          type: 'configure',
+          nodes: this.opts.nodes,
+          options: this.opts.quorum,
+          resetExpectedTracking: false,
+          ...(this.opts.settingsFingerprint === undefined ? {} : { fingerprint: this.opts.settingsFingerprint }),
+        },
+        inFlight: false,
+        notBeforeMs: now,
+      });
     }
     const d = this.detector;
     if (d === null) return;
@@ -1310,10 +1566,25 @@ export class ClusterNode {
           break;
         case 'fail':
           if (this.opts.canary === 'never-fail') break;
-          this.background.set(`${LEADER_KEY}decide-${decision.node}`, { what: `fail node ${decision.node}`, command: { type: 'fail', node: decision.node, incarnation: decision.incarnation, reason: decision.reason }, inFlight: false, notBeforeMs: now });
+          this.background.set(`${LEADER_KEY}decide-${decision.node}`, {
+            what: `fail node ${decision.node}`,
+            command: { type: 'fail', node: decision.node, incarnation: decision.incarnation, reason: decision.reason },
+            inFlight: false,
+            notBeforeMs: now,
+          });
           break;
         case 'quarantine':
-          this.background.set(`${LEADER_KEY}decide-${decision.node}`, { what: `quarantine node ${decision.node}`, command: { type: 'quarantine', node: decision.node, incarnation: decision.incarnation, reason: decision.reason }, inFlight: false, notBeforeMs: now });
+          this.background.set(`${LEADER_KEY}decide-${decision.node}`, {
+            what: `quarantine node ${decision.node}`,
+            command: {
+              type: 'quarantine',
+              node: decision.node,
+              incarnation: decision.incarnation,
+              reason: decision.reason,
+            },
+            inFlight: false,
+            notBeforeMs: now,
+          });
           break;
         default:
           assertNever(decision, 'detector decision');
@@ -1322,20 +1593,46 @@ export class ClusterNode {
   }
 
   private maybeJoin(now: number): void {
-    if (this.joinedFlag || this.background.has('join') || now < this.joinNotBeforeMs || this.membership.configuration() === null) return;
+    if (
+      this.joinedFlag ||
+      this.background.has('join') ||
+      now < this.joinNotBeforeMs ||
+      this.membership.configuration() === null
+    )
+      return;
     const record = this.membership.nodes().find((n) => n.nodeId === this.nodeId);
     // Waiting for a fence of the previous incarnation, or quarantined: joining again changes nothing.
-    if (record !== undefined && (record.status === 'quarantined' || (record.status === 'needs-fencing' && record.rejoin === this.incarnation))) return;
+    if (
+      record !== undefined &&
+      (record.status === 'quarantined' || (record.status === 'needs-fencing' && record.rejoin === this.incarnation))
+    )
+      return;
     if (this.joinProblem !== null) return;
     // This incarnation was in the view and was removed (failed, or replaced): it cannot come back;
     // only a restart (a new incarnation) can. Joining again would only commit stale joins forever.
-    if (record !== undefined && record.seen >= this.incarnation && !(record.status === 'member' && record.incarnation === this.incarnation)) {
-      this.setJoinProblem(`incarnation ${this.incarnation} was removed from the view (node status ${record.status}); restart this node to rejoin as a new incarnation`);
+    if (
+      record !== undefined &&
+      record.seen >= this.incarnation &&
+      !(record.status === 'member' && record.incarnation === this.incarnation)
+    ) {
+      this.setJoinProblem(
+        `incarnation ${this.incarnation} was removed from the view (node status ${record.status}); restart this node to rejoin as a new incarnation`,
+      );
       return;
     }
     this.joinNotBeforeMs = now + RETRY_HEARTBEATS * this.opts.timing.heartbeatMs;
     const fingerprint = this.opts.settingsFingerprint;
-    this.background.set('join', { what: 'join', command: { type: 'join', node: this.nodeId, incarnation: this.incarnation, ...(fingerprint === undefined ? {} : { fingerprint }) }, inFlight: false, notBeforeMs: now });
+    this.background.set('join', {
+      what: 'join',
+      command: {
+        type: 'join',
+        node: this.nodeId,
+        incarnation: this.incarnation,
+        ...(fingerprint === undefined ? {} : { fingerprint }),
+      },
+      inFlight: false,
+      notBeforeMs: now,
+    });
   }
 
   private setJoinProblem(problem: string): void {
@@ -1349,23 +1646,28 @@ export class ClusterNode {
     for (const [key, b] of this.background) {
       if (b.inFlight || now < b.notBeforeMs) continue;
       b.inFlight = true;
-      this.submit({ type: 'mux', tag: MUX_TAG_MEMBERSHIP, command: b.command }, this.opts.timing.requestTimeoutMs, true, (r) => {
-        b.inFlight = false;
-        if (this.background.get(key) !== b) return;
-        if (r.ok) {
-          // Applied, whatever the outcome: a stale or duplicate command is settled too.
-          this.background.delete(key);
-          return;
-        }
-        if (key === 'join' && r.error.code === 'REFUSED' && r.error.message.startsWith('SETTINGS_MISMATCH')) {
-          // A configuration problem, not a transient one: stop asking until the node restarts.
-          this.background.delete(key);
-          this.setJoinProblem(r.error.message.replace(/^SETTINGS_MISMATCH: /, '').replace(/ \(index \d+\)$/, ''));
-          return;
-        }
-        b.notBeforeMs = this.env.clock.nowMs() + RETRY_HEARTBEATS * this.opts.timing.heartbeatMs;
-        this.opts.observer?.onBackgroundFailure?.(b.what, r.error);
-      });
+      this.submit(
+        { type: 'mux', tag: MUX_TAG_MEMBERSHIP, command: b.command },
+        this.opts.timing.requestTimeoutMs,
+        true,
+        (r) => {
+          b.inFlight = false;
+          if (this.background.get(key) !== b) return;
+          if (r.ok) {
+            // Applied, whatever the outcome: a stale or duplicate command is settled too.
+            this.background.delete(key);
+            return;
+          }
+          if (key === 'join' && r.error.code === 'REFUSED' && r.error.message.startsWith('SETTINGS_MISMATCH')) {
+            // A configuration problem, not a transient one: stop asking until the node restarts.
+            this.background.delete(key);
+            this.setJoinProblem(r.error.message.replace(/^SETTINGS_MISMATCH: /, '').replace(/ \(index \d+\)$/, ''));
+            return;
+          }
+          b.notBeforeMs = this.env.clock.nowMs() + RETRY_HEARTBEATS * this.opts.timing.heartbeatMs;
+          this.opts.observer?.onBackgroundFailure?.(b.what, r.error);
+        },
+      );
     }
   }
 }
@@ -1390,7 +1692,11 @@ function barrierKey(group: string, name: string): string {
 }
 
 function viewChanged(group: string, groupViewId: number): GroupError {
-  return new GroupError('VIEW_CHANGED', `the view of group ${group} changed (view ${groupViewId} ended) before every member reached the barrier; read the new view and run the barrier again`, groupViewId);
+  return new GroupError(
+    'VIEW_CHANGED',
+    `the view of group ${group} changed (view ${groupViewId} ended) before every member reached the barrier; read the new view and run the barrier again`,
+    groupViewId,
+  );
 }
 
 /** The membership canary for node `self` (`diverge-views` plants a bug on node 1 only). */
@@ -1458,5 +1764,8 @@ function withoutPayload(result: ApplyResult<MuxOutput>): ApplyResult<MuxOutput> 
   const out = result.value.output as MembershipOutput;
   const d = out.group?.delivery;
   if (out.group === undefined || d === undefined || d.payload.length === 0) return result;
-  return ok({ ...result.value, output: { ...out, group: { ...out.group, delivery: { ...d, payload: new Uint8Array(0) } } } });
+  return ok({
+    ...result.value,
+    output: { ...out, group: { ...out.group, delivery: { ...d, payload: new Uint8Array(0) } } },
+  });
 }

@@ -35,7 +35,15 @@ export const FORWARD_COMMAND_BYTES_MAX: number = FRAME_PAYLOAD_BYTES_MAX - 1024;
 export const ROW_SILENCE_MS_MAX = 0xffff_ffff;
 
 /** Codes a `ForwardRefused` carries: the `RaftNodeError` codes of the leader's attempt. */
-export const FORWARD_REFUSAL_CODES = ['NOT_LEADER', 'TIMEOUT', 'PROPOSAL_DROPPED', 'OUTCOME_UNKNOWN', 'BUSY', 'STOPPED', 'REFUSED'] as const satisfies readonly RaftNodeErrorCode[];
+export const FORWARD_REFUSAL_CODES = [
+  'NOT_LEADER',
+  'TIMEOUT',
+  'PROPOSAL_DROPPED',
+  'OUTCOME_UNKNOWN',
+  'BUSY',
+  'STOPPED',
+  'REFUSED',
+] as const satisfies readonly RaftNodeErrorCode[];
 /** One of `FORWARD_REFUSAL_CODES`. */
 export type ForwardRefusalCode = (typeof FORWARD_REFUSAL_CODES)[number];
 
@@ -97,7 +105,8 @@ function readRow(r: FieldReader): PingMessage {
   for (let i = 1; i < row.length; i++) {
     const prev = row[i - 1];
     const cur = row[i];
-    if (prev !== undefined && cur !== undefined && prev.node >= cur.node) throw invalidField(`${r.path}.row[${i}].node`, 'node ids strictly ascending', cur.node);
+    if (prev !== undefined && cur !== undefined && prev.node >= cur.node)
+      throw invalidField(`${r.path}.row[${i}].node`, 'node ids strictly ascending', cur.node);
   }
   const sentMs = r.has('sentMs') ? r.number('sentMs', 0, Number.MAX_SAFE_INTEGER) : undefined;
   const inc = r.has('inc') ? r.int('inc', 1, Number.MAX_SAFE_INTEGER) : undefined;
@@ -117,8 +126,17 @@ export function validatePeerMessage(value: unknown): PeerMessage {
   const tag = FieldReader.of(value, 'PeerMessage').raw('type');
   if (typeof tag === 'string' && tag.startsWith('Msg')) return validateRaftMessage(value);
   return unionValue<NodeMessage>(value, 'PeerMessage', 'type', {
-    Forward: (r) => ({ type: 'Forward', id: r.int('id', 1, FORWARD_ID_MAX), command: r.bytes('command', FORWARD_COMMAND_BYTES_MAX) }),
-    ForwardApplied: (r) => ({ type: 'ForwardApplied', id: r.int('id', 1, FORWARD_ID_MAX), index: r.int('index', 1, Number.MAX_SAFE_INTEGER), term: r.int('term', 1, Number.MAX_SAFE_INTEGER) }),
+    Forward: (r) => ({
+      type: 'Forward',
+      id: r.int('id', 1, FORWARD_ID_MAX),
+      command: r.bytes('command', FORWARD_COMMAND_BYTES_MAX),
+    }),
+    ForwardApplied: (r) => ({
+      type: 'ForwardApplied',
+      id: r.int('id', 1, FORWARD_ID_MAX),
+      index: r.int('index', 1, Number.MAX_SAFE_INTEGER),
+      term: r.int('term', 1, Number.MAX_SAFE_INTEGER),
+    }),
     ForwardRefused: (r) => ({
       type: 'ForwardRefused',
       id: r.int('id', 1, FORWARD_ID_MAX),

@@ -35,7 +35,10 @@ function rig(): Rig {
 }
 
 function newDisk(scheduler: Scheduler, files?: ReadonlyMap<string, Uint8Array>): MemoryDisk {
-  return new MemoryDisk({ schedule: (fn) => scheduler.after(msToUs(0.1), fn), ...(files === undefined ? {} : { files }) });
+  return new MemoryDisk({
+    schedule: (fn) => scheduler.after(msToUs(0.1), fn),
+    ...(files === undefined ? {} : { files }),
+  });
 }
 
 function env(r: Rig, disk: Disk): NodeEnv<RaftMessage> {
@@ -111,7 +114,10 @@ test('snapshots compact the WAL and a restart recovers from snapshot plus WAL', 
   runFor(r, 500);
   const status = node.status();
   assert.ok(status.snapshotIndex >= 25, `snapshot index ${status.snapshotIndex} follows the applied index`);
-  assert.ok(r.disk.list().some((f) => f.startsWith('snap-')), 'a snapshot file exists');
+  assert.ok(
+    r.disk.list().some((f) => f.startsWith('snap-')),
+    'a snapshot file exists',
+  );
   node.stop();
   const again = start(r, 5);
   runFor(r, 1000);
@@ -138,7 +144,10 @@ test('a corrupt WAL puts the node in repair mode: it discards the log and never 
   const st = repaired.status();
   assert.equal(st.repairing, true);
   assert.notEqual(st.role, 'leader', 'a repairing node must not lead (it may lack acknowledged entries)');
-  assert.ok(r.traces.some((t) => t.startsWith('repair-start')), 'the repair is traced');
+  assert.ok(
+    r.traces.some((t) => t.startsWith('repair-start')),
+    'the repair is traced',
+  );
   assert.ok(!r.disk.list().includes(walName), 'the corrupt segment was removed');
   // The repair flag is durable: a restart still repairs.
   repaired.stop();
@@ -173,7 +182,11 @@ test('a damaged stable state with no WAL copy of the term refuses to start with 
   const stable = files.get('stable-state')!;
   stable[10] = (stable[10] ?? 0) ^ 0xff;
   r.disk = newDisk(r.scheduler, files);
-  assert.throws(() => start(r), (e: unknown) => e instanceof RecoveryError && e.code === 'RECOVERY_IMPOSSIBLE' && /Wipe its data directory/.test(e.message));
+  assert.throws(
+    () => start(r),
+    (e: unknown) =>
+      e instanceof RecoveryError && e.code === 'RECOVERY_IMPOSSIBLE' && /Wipe its data directory/.test(e.message),
+  );
 });
 
 test('a damaged stable state recovered from the WAL starts in repair mode (its repair flag may be lost with it)', () => {
@@ -188,7 +201,11 @@ test('a damaged stable state recovered from the WAL starts in repair mode (its r
   stable[10] = (stable[10] ?? 0) ^ 0xff;
   r.disk = newDisk(r.scheduler, files);
   const again = start(r);
-  assert.equal(again.status().repairing, true, 'the term and vote come from the WAL, but the node does not know whether it was repairing');
+  assert.equal(
+    again.status().repairing,
+    true,
+    'the term and vote come from the WAL, but the node does not know whether it was repairing',
+  );
 });
 
 test('a restarted node knows the commit of every configuration change it applied (HARD records carry it)', () => {
@@ -197,14 +214,19 @@ test('a restarted node knows the commit of every configuration change it applied
   runFor(r, 1000);
   assert.equal(node.status().role, 'leader');
   const done: boolean[] = [];
-  node.proposeConfChange({ changes: [{ type: 'add-learner', node: nodeId(2) }], autoLeave: false }, (res) => done.push(res.ok));
+  node.proposeConfChange({ changes: [{ type: 'add-learner', node: nodeId(2) }], autoLeave: false }, (res) =>
+    done.push(res.ok),
+  );
   runFor(r, 200);
   assert.deepEqual(done, [true]);
   const confIndex = node.status().applied;
   node.stop();
   const again = start(r);
   // Before any message or tick: the commit index comes from the WAL, not from the snapshot (none).
-  assert.ok(again.status().commit >= confIndex, `restart commit ${again.status().commit} covers the applied change at ${confIndex}`);
+  assert.ok(
+    again.status().commit >= confIndex,
+    `restart commit ${again.status().commit} covers the applied change at ${confIndex}`,
+  );
   runFor(r, 5); // long enough to re-apply the committed entries, far shorter than an election timeout
   assert.equal(again.status().role, 'follower');
   assert.equal(again.status().config, 'voters=(1) learners=(2)');

@@ -40,7 +40,17 @@ import {
 import { StorageError, type Wal } from '../storage/index.js';
 import { RAFT_NODE_PENDING_REQUESTS_MAX } from '../constants.js';
 import type { NodeEnv, TimerHandle } from './env.js';
-import { WAL_RECORD_ENTRY, WAL_RECORD_HARD, discardCorruptWal, encodeEntryRecord, encodeHardRecord, encodeSnapshotFile, recover, encodeBlob, type Recovered } from './raft-persistence.js';
+import {
+  WAL_RECORD_ENTRY,
+  WAL_RECORD_HARD,
+  discardCorruptWal,
+  encodeEntryRecord,
+  encodeHardRecord,
+  encodeSnapshotFile,
+  recover,
+  encodeBlob,
+  type Recovered,
+} from './raft-persistence.js';
 
 /** Missed ticks caught up after a stall are capped at this many election timeouts. */
 const TICK_CATCH_UP_ELECTIONS = 4;
@@ -88,7 +98,8 @@ export interface RaftObserver<O> {
 }
 
 /** Stable codes of request failures. */
-export type RaftNodeErrorCode = 'NOT_LEADER' | 'TIMEOUT' | 'PROPOSAL_DROPPED' | 'OUTCOME_UNKNOWN' | 'BUSY' | 'STOPPED' | 'REFUSED';
+export type RaftNodeErrorCode =
+  'NOT_LEADER' | 'TIMEOUT' | 'PROPOSAL_DROPPED' | 'OUTCOME_UNKNOWN' | 'BUSY' | 'STOPPED' | 'REFUSED';
 
 /** A request failure. `leader` names the known leader, if any, for `NOT_LEADER`. */
 export class RaftNodeError extends CohortError {
@@ -225,11 +236,18 @@ export class RaftNode<C extends { readonly type: string }, O> {
       onStarted?.(error);
     };
     this.rec.stable.save(this.rec.stableState, (error) => {
-      if (error !== null) { failed(error); return; }
+      if (error !== null) {
+        failed(error);
+        return;
+      }
       if (this.stopped) return;
       const run = (): void => {
         this.running = true;
-        this.env.trace('node-start', { incarnation: this.incarnation, applied: this.applied, repairing: this.repairing });
+        this.env.trace('node-start', {
+          incarnation: this.incarnation,
+          applied: this.applied,
+          repairing: this.repairing,
+        });
         this.rec.snapshots.removeTemporaries((e) => {
           if (e !== null) this.env.trace('snapshot-temp-cleanup-failed', { message: e.message });
         });
@@ -238,13 +256,24 @@ export class RaftNode<C extends { readonly type: string }, O> {
         this.pump();
         onStarted?.(null);
       };
-      if (this.walOrNull !== null) { run(); return; }
-      discardCorruptWal(this.env.disk, this.rec.corruptSegments, () => undefined, (e, wal) => {
-        if (e !== null || wal === null) { failed(e ?? new Error('no WAL')); return; }
-        if (this.stopped) return;
-        this.walOrNull = wal;
+      if (this.walOrNull !== null) {
         run();
-      });
+        return;
+      }
+      discardCorruptWal(
+        this.env.disk,
+        this.rec.corruptSegments,
+        () => undefined,
+        (e, wal) => {
+          if (e !== null || wal === null) {
+            failed(e ?? new Error('no WAL'));
+            return;
+          }
+          if (this.stopped) return;
+          this.walOrNull = wal;
+          run();
+        },
+      );
     });
   }
 
@@ -272,8 +301,17 @@ export class RaftNode<C extends { readonly type: string }, O> {
   }
 
   /** The core's status plus shell state. */
-  status(): RaftStatus & { readonly incarnation: Incarnation; readonly repairing: boolean; readonly snapshotIndex: LogIndex } {
-    return { ...this.core.status(), incarnation: this.incarnation, repairing: this.repairing, snapshotIndex: this.snapshotIndex };
+  status(): RaftStatus & {
+    readonly incarnation: Incarnation;
+    readonly repairing: boolean;
+    readonly snapshotIndex: LogIndex;
+  } {
+    return {
+      ...this.core.status(),
+      incarnation: this.incarnation,
+      repairing: this.repairing,
+      snapshotIndex: this.snapshotIndex,
+    };
   }
 
   /**
@@ -322,7 +360,12 @@ export class RaftNode<C extends { readonly type: string }, O> {
       done(err(this.translate(r.error)));
       return;
     }
-    this.proposals.set(r.value.index, { index: r.value.index, term: r.value.term, deadlineTick: this.ticks + this.opts.requestTimeoutTicks, done });
+    this.proposals.set(r.value.index, {
+      index: r.value.index,
+      term: r.value.term,
+      deadlineTick: this.ticks + this.opts.requestTimeoutTicks,
+      done,
+    });
     this.pump();
   }
 
@@ -386,7 +429,10 @@ export class RaftNode<C extends { readonly type: string }, O> {
   private refuseRequest(): RaftNodeError | null {
     if (this.stopped || !this.running) return new RaftNodeError('STOPPED', 'the node is not running');
     if (this.proposals.size + this.reads.length >= RAFT_NODE_PENDING_REQUESTS_MAX) {
-      return new RaftNodeError('BUSY', `${RAFT_NODE_PENDING_REQUESTS_MAX} requests are already waiting on this node; retry after some complete`);
+      return new RaftNodeError(
+        'BUSY',
+        `${RAFT_NODE_PENDING_REQUESTS_MAX} requests are already waiting on this node; retry after some complete`,
+      );
     }
     return null;
   }
@@ -394,7 +440,13 @@ export class RaftNode<C extends { readonly type: string }, O> {
   private translate(e: RaftError): RaftNodeError {
     if (e.code === 'NOT_LEADER') {
       const lead = this.core.status().lead;
-      return new RaftNodeError('NOT_LEADER', lead === null ? 'no leader is known right now; retry shortly' : `node ${lead} is the leader; send the request there`, lead);
+      return new RaftNodeError(
+        'NOT_LEADER',
+        lead === null
+          ? 'no leader is known right now; retry shortly'
+          : `node ${lead} is the leader; send the request there`,
+        lead,
+      );
     }
     return new RaftNodeError('REFUSED', e.message);
   }
@@ -444,7 +496,8 @@ export class RaftNode<C extends { readonly type: string }, O> {
    * from the last disk completion); false when nothing had to be written.
    */
   private persist(rd: Ready): boolean {
-    const termOrVote = rd.hardState !== null && (rd.hardState.term !== this.savedTerm || rd.hardState.vote !== this.savedVote);
+    const termOrVote =
+      rd.hardState !== null && (rd.hardState.term !== this.savedTerm || rd.hardState.vote !== this.savedVote);
     if (rd.hardState !== null) this.knownCommit = rd.hardState.commit;
     // Applying a configuration change the disk does not know is committed would let a crash
     // restart this node counting with it while believing it uncommitted: record the commit first.
@@ -479,7 +532,10 @@ export class RaftNode<C extends { readonly type: string }, O> {
       const records = rd.entries.map((e) => ({ type: WAL_RECORD_ENTRY, payload: encodeEntryRecord(e) }));
       if (hard) {
         this.savedCommit = logIndex(Math.max(this.savedCommit, this.knownCommit));
-        records.push({ type: WAL_RECORD_HARD, payload: encodeHardRecord(this.savedTerm, this.savedVote, this.savedCommit) });
+        records.push({
+          type: WAL_RECORD_HARD,
+          payload: encodeHardRecord(this.savedTerm, this.savedVote, this.savedCommit),
+        });
       }
       if (records.length > 0) this.noteSeqs(rd.entries, this.wal.appendAll(records) - (hard ? 1 : 0));
       // Every part completes from a disk callback (a flush with nothing new still needs one),
@@ -502,25 +558,28 @@ export class RaftNode<C extends { readonly type: string }, O> {
     const snap = rd.snapshot;
     assert(snap !== null, 'persistSnapshotThen needs a snapshot');
     const writer = this.rec.snapshots.create(snap.metadata.index, snap.metadata.term);
-    writer.write(encodeSnapshotFile(snap.metadata.confState, snap.data, snap.metadata.metadataOnly === true), (error) => {
-      if (error !== null) {
-        failed(error);
-        return;
-      }
-      writer.commit((commitError) => {
-        if (commitError !== null) {
-          failed(commitError);
+    writer.write(
+      encodeSnapshotFile(snap.metadata.confState, snap.data, snap.metadata.metadataOnly === true),
+      (error) => {
+        if (error !== null) {
+          failed(error);
           return;
         }
-        // The flush in `next` waits for the reset marker too (it takes a sequence number).
-        this.wal.reset((resetError) => {
-          if (resetError !== null) failed(resetError);
+        writer.commit((commitError) => {
+          if (commitError !== null) {
+            failed(commitError);
+            return;
+          }
+          // The flush in `next` waits for the reset marker too (it takes a sequence number).
+          this.wal.reset((resetError) => {
+            if (resetError !== null) failed(resetError);
+          });
+          this.entrySeqs.length = 0;
+          this.seqBase = logIndex(snap.metadata.index + 1);
+          next();
         });
-        this.entrySeqs.length = 0;
-        this.seqBase = logIndex(snap.metadata.index + 1);
-        next();
-      });
-    });
+      },
+    );
   }
 
   /** Records the WAL sequence numbers of `entries`, the last of which got `lastSeq`. */
@@ -528,7 +587,10 @@ export class RaftNode<C extends { readonly type: string }, O> {
     if (entries.length === 0) return;
     const first = (entries[0] as Entry).index;
     const at = first - this.seqBase;
-    assert(at >= 0 && at <= this.entrySeqs.length, `entries at ${first} do not follow the tracked log (base ${this.seqBase})`);
+    assert(
+      at >= 0 && at <= this.entrySeqs.length,
+      `entries at ${first} do not follow the tracked log (base ${this.seqBase})`,
+    );
     this.entrySeqs.length = at;
     const firstSeq = lastSeq - entries.length + 1;
     for (let i = 0; i < entries.length; i++) this.entrySeqs.push(firstSeq + i);
@@ -575,7 +637,14 @@ export class RaftNode<C extends { readonly type: string }, O> {
     if (p === undefined) return;
     this.proposals.delete(e.index);
     if (p.term !== e.term) {
-      p.done(err(new RaftNodeError('PROPOSAL_DROPPED', `the proposal at index ${e.index} was replaced by a newer leader's entry; it did not take effect`)));
+      p.done(
+        err(
+          new RaftNodeError(
+            'PROPOSAL_DROPPED',
+            `the proposal at index ${e.index} was replaced by a newer leader's entry; it did not take effect`,
+          ),
+        ),
+      );
       return;
     }
     if (result === null) {
@@ -583,7 +652,9 @@ export class RaftNode<C extends { readonly type: string }, O> {
       p.done(ok(undefined as O));
       return;
     }
-    p.done(result.ok ? ok(result.value) : err(new RaftNodeError('REFUSED', `${result.error.code}: ${result.error.message}`)));
+    p.done(
+      result.ok ? ok(result.value) : err(new RaftNodeError('REFUSED', `${result.error.code}: ${result.error.message}`)),
+    );
   }
 
   /**
@@ -600,7 +671,14 @@ export class RaftNode<C extends { readonly type: string }, O> {
     for (const [i, p] of this.proposals) {
       if (i > index) continue;
       this.proposals.delete(i);
-      p.done(err(new RaftNodeError('OUTCOME_UNKNOWN', `a snapshot replaced the log through index ${index}; the proposal at ${i} may or may not have taken effect`)));
+      p.done(
+        err(
+          new RaftNodeError(
+            'OUTCOME_UNKNOWN',
+            `a snapshot replaced the log through index ${index}; the proposal at ${i} may or may not have taken effect`,
+          ),
+        ),
+      );
     }
   }
 
@@ -622,7 +700,16 @@ export class RaftNode<C extends { readonly type: string }, O> {
     const noData = this.reads.some((r) => r.index !== null && this.applied >= r.index) && this.core.holdsWitnessCopy();
     for (const r of this.reads) {
       if (r.index === null || this.applied < r.index) waiting.push(r);
-      else if (noData) r.done(err(new RaftNodeError('NOT_LEADER', `node ${this.env.nodeId} is a witness (it holds a witness's copy of the log): it has no data to serve reads from; read from the leader or a data node`, this.core.status().lead)));
+      else if (noData)
+        r.done(
+          err(
+            new RaftNodeError(
+              'NOT_LEADER',
+              `node ${this.env.nodeId} is a witness (it holds a witness's copy of the log): it has no data to serve reads from; read from the leader or a data node`,
+              this.core.status().lead,
+            ),
+          ),
+        );
       else r.done(ok(undefined));
     }
     this.reads = waiting;
@@ -632,12 +719,27 @@ export class RaftNode<C extends { readonly type: string }, O> {
     for (const [i, p] of this.proposals) {
       if (p.deadlineTick > this.ticks) continue;
       this.proposals.delete(i);
-      p.done(err(new RaftNodeError('TIMEOUT', `the proposal at index ${i} was not applied within ${this.opts.requestTimeoutTicks} ticks; it may still take effect`)));
+      p.done(
+        err(
+          new RaftNodeError(
+            'TIMEOUT',
+            `the proposal at index ${i} was not applied within ${this.opts.requestTimeoutTicks} ticks; it may still take effect`,
+          ),
+        ),
+      );
     }
     const live: PendingRead[] = [];
     for (const r of this.reads) {
       if (r.deadlineTick > this.ticks) live.push(r);
-      else r.done(err(new RaftNodeError('TIMEOUT', `the read was not confirmed within ${this.opts.requestTimeoutTicks} ticks (leader change or lost quorum); retry`)));
+      else
+        r.done(
+          err(
+            new RaftNodeError(
+              'TIMEOUT',
+              `the read was not confirmed within ${this.opts.requestTimeoutTicks} ticks (leader change or lost quorum); retry`,
+            ),
+          ),
+        );
     }
     this.reads = live;
   }
@@ -647,9 +749,16 @@ export class RaftNode<C extends { readonly type: string }, O> {
     if (!this.repairing || this.core.abstaining) return;
     this.repairing = false;
     this.env.trace('repair-done', { applied: this.applied });
-    this.rec.stable.save({ term: this.savedTerm, vote: this.savedVote, blob: encodeBlob({ incarnation: this.incarnation, repairing: false }) }, (e) => {
-      if (e !== null) this.fail(e);
-    });
+    this.rec.stable.save(
+      {
+        term: this.savedTerm,
+        vote: this.savedVote,
+        blob: encodeBlob({ incarnation: this.incarnation, repairing: false }),
+      },
+      (e) => {
+        if (e !== null) this.fail(e);
+      },
+    );
   }
 
   /** Takes a snapshot when enough entries were applied since the last one. */
@@ -666,9 +775,15 @@ export class RaftNode<C extends { readonly type: string }, O> {
       this.fail(e);
     };
     writer.write(encodeSnapshotFile(confState, data, this.withoutData), (error) => {
-      if (error !== null) { failed(error); return; }
+      if (error !== null) {
+        failed(error);
+        return;
+      }
       writer.commit((commitError) => {
-        if (commitError !== null) { failed(commitError); return; }
+        if (commitError !== null) {
+          failed(commitError);
+          return;
+        }
         if (this.stopped) return;
         this.compactTo(index, confState, data);
       });

@@ -32,12 +32,36 @@
 import { assert } from '../lib/assert.js';
 import { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { CohortError, DecodeError } from '../lib/errors.js';
-import { incarnation as makeIncarnation, logIndex, term as makeTerm, type Incarnation, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
+import {
+  incarnation as makeIncarnation,
+  logIndex,
+  term as makeTerm,
+  type Incarnation,
+  type LogIndex,
+  type NodeId,
+  type Term,
+} from '../lib/ids.js';
 import type { Disk } from '../storage/disk.js';
-import { CorruptFileError, StableStore, SnapshotStore, Wal, WalCorruptionError, parseSegmentName, type StableState, type WalRecord } from '../storage/index.js';
+import {
+  CorruptFileError,
+  StableStore,
+  SnapshotStore,
+  Wal,
+  WalCorruptionError,
+  parseSegmentName,
+  type StableState,
+  type WalRecord,
+} from '../storage/index.js';
 import { msgpackCodec } from '../transport/message-codec.js';
 import { FRAME_PAYLOAD_BYTES_MAX } from '../constants.js';
-import { MemoryRaftStorage, validateConfState, validateEntry, type ConfState, type Entry, type Snapshot } from '../log/index.js';
+import {
+  MemoryRaftStorage,
+  validateConfState,
+  validateEntry,
+  type ConfState,
+  type Entry,
+  type Snapshot,
+} from '../log/index.js';
 
 /** WAL record types used by the node shell. */
 export const WAL_RECORD_ENTRY = 1;
@@ -55,7 +79,12 @@ const BLOB_VERSION = 1;
 
 /** Encodes the stable-state blob. */
 export function encodeBlob(blob: NodeBlob): Uint8Array {
-  return new ByteWriter(16).u32(BLOB_VERSION).u32(blob.incarnation).u8(blob.repairing ? 1 : 0).finish().slice();
+  return new ByteWriter(16)
+    .u32(BLOB_VERSION)
+    .u32(blob.incarnation)
+    .u8(blob.repairing ? 1 : 0)
+    .finish()
+    .slice();
 }
 
 /** Decodes the stable-state blob (an empty blob is a fresh node). Throws `DecodeError`. */
@@ -63,7 +92,8 @@ export function decodeBlob(bytes: Uint8Array): NodeBlob {
   if (bytes.length === 0) return { incarnation: makeIncarnation(0), repairing: false };
   const r = new ByteReader(bytes);
   const version = r.u32('blob version');
-  if (version !== BLOB_VERSION) throw new DecodeError('BLOB_VERSION', `stable-state blob version ${version} is not ${BLOB_VERSION}`);
+  if (version !== BLOB_VERSION)
+    throw new DecodeError('BLOB_VERSION', `stable-state blob version ${version} is not ${BLOB_VERSION}`);
   const inc = r.u32('incarnation');
   const flags = r.u8('flags');
   r.end('stable-state blob');
@@ -91,13 +121,21 @@ const HARD_RECORD_BYTES = 20;
 
 /** Encodes a `HARD` record (term, vote, commit). */
 export function encodeHardRecord(t: Term, vote: NodeId | null, commit: LogIndex): Uint8Array {
-  return new ByteWriter(HARD_RECORD_BYTES).u64(t).u32(vote ?? 0).u64(commit).finish().slice();
+  return new ByteWriter(HARD_RECORD_BYTES)
+    .u64(t)
+    .u32(vote ?? 0)
+    .u64(commit)
+    .finish()
+    .slice();
 }
 
 /** Decodes a `HARD` record of either format. Throws `DecodeError`. */
 export function decodeHardRecord(bytes: Uint8Array): HardRecord {
   if (bytes.length !== HARD_RECORD_BYTES && bytes.length !== HARD_RECORD_BYTES_V1) {
-    throw new DecodeError('HARD_RECORD_SIZE', `a HARD record has ${HARD_RECORD_BYTES} bytes (or ${HARD_RECORD_BYTES_V1} in the older format), not ${bytes.length}`);
+    throw new DecodeError(
+      'HARD_RECORD_SIZE',
+      `a HARD record has ${HARD_RECORD_BYTES} bytes (or ${HARD_RECORD_BYTES_V1} in the older format), not ${bytes.length}`,
+    );
   }
   const r = new ByteReader(bytes);
   const t = makeTerm(r.u64('term'));
@@ -116,11 +154,18 @@ interface SnapshotFile {
 
 const snapshotCodec = msgpackCodec<SnapshotFile>(
   (value: unknown): SnapshotFile => {
-    if (typeof value !== 'object' || value === null) throw new DecodeError('SNAPSHOT_SHAPE', 'snapshot file payload must be an object');
+    if (typeof value !== 'object' || value === null)
+      throw new DecodeError('SNAPSHOT_SHAPE', 'snapshot file payload must be an object');
     const o = value as { confState?: unknown; data?: unknown; metadataOnly?: unknown };
-    if (!(o.data instanceof Uint8Array)) throw new DecodeError('SNAPSHOT_SHAPE', 'snapshot file payload has no data bytes');
-    if (o.metadataOnly !== undefined && o.metadataOnly !== true) throw new DecodeError('SNAPSHOT_SHAPE', 'snapshot file metadataOnly must be true when present');
-    return { confState: validateConfState(o.confState), data: o.data, ...(o.metadataOnly === true ? { metadataOnly: true as const } : {}) };
+    if (!(o.data instanceof Uint8Array))
+      throw new DecodeError('SNAPSHOT_SHAPE', 'snapshot file payload has no data bytes');
+    if (o.metadataOnly !== undefined && o.metadataOnly !== true)
+      throw new DecodeError('SNAPSHOT_SHAPE', 'snapshot file metadataOnly must be true when present');
+    return {
+      confState: validateConfState(o.confState),
+      data: o.data,
+      ...(o.metadataOnly === true ? { metadataOnly: true as const } : {}),
+    };
   },
   { payloadBytesMax: FRAME_PAYLOAD_BYTES_MAX },
 );
@@ -172,9 +217,18 @@ function loadSnapshot(snapshots: SnapshotStore, notes: string[], skipped: { valu
     try {
       const handle = snapshots.open(meta);
       const bytes = new Uint8Array(handle.bytes);
-      for (let off = 0; off < handle.bytes; off += 1024 * 1024) bytes.set(handle.readChunk(off, Math.min(1024 * 1024, handle.bytes - off)), off);
+      for (let off = 0; off < handle.bytes; off += 1024 * 1024)
+        bytes.set(handle.readChunk(off, Math.min(1024 * 1024, handle.bytes - off)), off);
       const file = snapshotCodec.decode(bytes);
-      return { metadata: { index: meta.index, term: meta.term, confState: file.confState, ...(file.metadataOnly === true ? { metadataOnly: true as const } : {}) }, data: file.data };
+      return {
+        metadata: {
+          index: meta.index,
+          term: meta.term,
+          confState: file.confState,
+          ...(file.metadataOnly === true ? { metadataOnly: true as const } : {}),
+        },
+        data: file.data,
+      };
     } catch (e) {
       if (!(e instanceof CorruptFileError || e instanceof DecodeError)) throw e;
       notes.push(`snapshot ${meta.file} is damaged (${e.message}); trying an older one`);
@@ -259,8 +313,10 @@ export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: numbe
     const opened = Wal.open(disk, { onDurable });
     wal = opened.wal;
     records = opened.recovery.records;
-    if (opened.recovery.tornTailBytes > 0) notes.push(`cut a torn WAL tail of ${opened.recovery.tornTailBytes} bytes (an interrupted write)`);
-    if (opened.recovery.tailSuspect) repairReasons.push('the WAL tail held a complete record that failed its checksum (a bit flip in synced data?)');
+    if (opened.recovery.tornTailBytes > 0)
+      notes.push(`cut a torn WAL tail of ${opened.recovery.tornTailBytes} bytes (an interrupted write)`);
+    if (opened.recovery.tailSuspect)
+      repairReasons.push('the WAL tail held a complete record that failed its checksum (a bit flip in synced data?)');
   } catch (e) {
     if (!(e instanceof WalCorruptionError)) throw e;
     repairReasons.push(`the WAL is corrupt (${e.message}); it is discarded`);
@@ -269,10 +325,14 @@ export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: numbe
   const r = replay(records, snap);
   if (r.gap) repairReasons.push('entries are missing between the snapshot and the WAL');
   const heldUpTo = (snap?.metadata.index ?? 0) + r.entries.length;
-  if ((r.hard?.commit ?? 0) > heldUpTo) repairReasons.push(`the WAL says entries up to ${r.hard?.commit ?? 0} were committed but the log ends at ${heldUpTo}`);
+  if ((r.hard?.commit ?? 0) > heldUpTo)
+    repairReasons.push(
+      `the WAL says entries up to ${r.hard?.commit ?? 0} were committed but the log ends at ${heldUpTo}`,
+    );
   // The stable-state file also keeps the repair flag: with it damaged, a node that was repairing
   // (its log discarded) would look healthy. Assume it was.
-  if (stableDamage !== null) repairReasons.push('the stable-state file is damaged, so whether the node was repairing is unknown');
+  if (stableDamage !== null)
+    repairReasons.push('the stable-state file is damaged, so whether the node was repairing is unknown');
   const repairReason = repairReasons.length > 0 ? `${repairReasons.join('; ')}; repairing from peers` : null;
   if (stableDamage !== null && (r.hard === null || wal === null)) {
     throw new RecoveryError(
@@ -281,7 +341,9 @@ export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: numbe
     );
   }
   if (stableDamage !== null && r.hard !== null) {
-    notes.push(`the stable-state file is damaged (${stableDamage}); recovered term ${r.hard.term} and vote ${r.hard.vote ?? 'none'} from the WAL`);
+    notes.push(
+      `the stable-state file is damaged (${stableDamage}); recovered term ${r.hard.term} and vote ${r.hard.vote ?? 'none'} from the WAL`,
+    );
   }
   const hard = pickNewer({ term: stableState?.term ?? makeTerm(0), vote: stableState?.vote ?? null }, r.hard);
   let blob: NodeBlob;
@@ -323,7 +385,10 @@ export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: numbe
  */
 function recoveredCommit(snapIndex: LogIndex, lastIndex: LogIndex, hard: HardRecord | null, notes: string[]): LogIndex {
   const known = Math.max(snapIndex, hard?.commit ?? 0);
-  if (known > lastIndex) notes.push(`the WAL says entries up to ${known} were committed but the log ends at ${lastIndex}; restarting with commit ${lastIndex}`);
+  if (known > lastIndex)
+    notes.push(
+      `the WAL says entries up to ${known} were committed but the log ends at ${lastIndex}; restarting with commit ${lastIndex}`,
+    );
   return logIndex(Math.min(known, lastIndex));
 }
 
@@ -340,7 +405,12 @@ function pickNewer(a: { term: Term; vote: NodeId | null }, b: HardRecord | null)
  * Removes a corrupt WAL's segments (call only once the repair flag is durable) and opens a fresh,
  * empty WAL once the removals are durable, so no old segment can be read as part of the new log.
  */
-export function discardCorruptWal(disk: Disk, segments: readonly string[], onDurable: (seq: number) => void, done: (error: Error | null, wal: Wal | null) => void): void {
+export function discardCorruptWal(
+  disk: Disk,
+  segments: readonly string[],
+  onDurable: (seq: number) => void,
+  done: (error: Error | null, wal: Wal | null) => void,
+): void {
   let remaining = segments.length;
   let failed = false;
   const afterSync = (error: Error | null): void => {

@@ -26,7 +26,13 @@ export const HARNESS_TIMING: ClusterTiming = {
   leaseMarginTicks: 1,
   heartbeatMs: 100,
   followerLeaseMs: 900,
-  detector: { heartbeatMs: 100, suspectAfterMs: 1000, suspicionMinMs: 500, suspicionMaxMs: 1000, localHealthExtensionMaxMs: 3000 },
+  detector: {
+    heartbeatMs: 100,
+    suspectAfterMs: 1000,
+    suspicionMinMs: 500,
+    suspicionMaxMs: 1000,
+    localHealthExtensionMaxMs: 3000,
+  },
   requestTimeoutMs: 3000,
 };
 
@@ -66,7 +72,13 @@ export class ClusterHarness {
     this.opts = options;
     const n = options.nodes ?? 3;
     this.ids = Array.from({ length: n }, (_, i) => nodeId(i + 1));
-    this.specs = this.ids.map((id, i) => ({ nodeId: id, name: `n${id}`, address: `127.0.0.1:${7400 + id}`, votes: options.votes?.[i] ?? 1, role: 'voter' }));
+    this.specs = this.ids.map((id, i) => ({
+      nodeId: id,
+      name: `n${id}`,
+      address: `127.0.0.1:${7400 + id}`,
+      votes: options.votes?.[i] ?? 1,
+      role: 'voter',
+    }));
     this.prng = new Prng(options.seed ?? 42);
     for (const id of this.ids) this.start(id);
   }
@@ -77,9 +89,10 @@ export class ClusterHarness {
     const h = this.scheduler.after(msToUs(ms), () => {
       const p = this.paused.get(id);
       if (p === undefined) fn();
-      else p[kind].push(() => {
-        if (!cancelled) fn();
-      });
+      else
+        p[kind].push(() => {
+          if (!cancelled) fn();
+        });
     });
     return {
       cancel: () => {
@@ -105,10 +118,15 @@ export class ClusterHarness {
         send: (to, m) => {
           if (this.down.has(id) || this.down.has(to) || this.cut.has(`${id}>${to}`)) return true;
           const bytes = this.codec.encode(m);
-          this.after(to, 0.2 + this.prng.float() * 0.8, () => {
-            if (this.down.has(to) || this.down.has(id) || this.cut.has(`${id}>${to}`)) return;
-            this.handlers.get(to)?.onMessage(id, this.codec.decode(bytes));
-          }, 'messages');
+          this.after(
+            to,
+            0.2 + this.prng.float() * 0.8,
+            () => {
+              if (this.down.has(to) || this.down.has(id) || this.cut.has(`${id}>${to}`)) return;
+              this.handlers.get(to)?.onMessage(id, this.codec.decode(bytes));
+            },
+            'messages',
+          );
           return true;
         },
         close: () => Promise.resolve(),
@@ -176,7 +194,8 @@ export class ClusterHarness {
 
   /** Cuts every link between the sides (both directions); nodes on one side still talk. */
   partition(sides: readonly (readonly number[])[]): void {
-    for (const a of sides) for (const b of sides) if (a !== b) for (const x of a) for (const y of b) this.cut.add(`${x}>${y}`);
+    for (const a of sides)
+      for (const b of sides) if (a !== b) for (const x of a) for (const y of b) this.cut.add(`${x}>${y}`);
   }
 
   /** Restores every cut link. */

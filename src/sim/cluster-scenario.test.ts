@@ -46,6 +46,12 @@ test('every cluster canary makes the script that shows its property fail', () =>
 });
 
 test('a script that uses a command before `cluster`, or an unknown argument, fails with its position', () => {
-  assert.throws(() => checkScript('status\n----\n', 'x.txt', handlerFactory()), /x\.txt:1: .*no cluster yet: start the script with `cluster nodes=N`/);
-  assert.throws(() => checkScript('cluster nodes=1\n----\n1: votes=1\n\nrun-until done limt=5\n----\n', 'y.txt', handlerFactory()), /y\.txt:5: .*unknown argument limt=/);
+  assert.throws(
+    () => checkScript('status\n----\n', 'x.txt', handlerFactory()),
+    /x\.txt:1: .*no cluster yet: start the script with `cluster nodes=N`/,
+  );
+  assert.throws(
+    () => checkScript('cluster nodes=1\n----\n1: votes=1\n\nrun-until done limt=5\n----\n', 'y.txt', handlerFactory()),
+    /y\.txt:5: .*unknown argument limt=/,
+  );
 });

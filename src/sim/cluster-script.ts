@@ -140,7 +140,11 @@ export class ClusterScript {
         return this.cluster(cmd);
       case 'run':
         this.h.runMs(this.int(cmd, 0));
-        return this.pendingCount() === 0 ? (this.completed.length === 0 ? 'ok' : '') : `still pending: ${[...this.ops.keys()].map((id) => `#${id}`).join(' ')}`;
+        return this.pendingCount() === 0
+          ? this.completed.length === 0
+            ? 'ok'
+            : ''
+          : `still pending: ${[...this.ops.keys()].map((id) => `#${id}`).join(' ')}`;
       case 'run-until':
         return this.runUntil(cmd);
       case 'wait':
@@ -158,7 +162,9 @@ export class ClusterScript {
         this.h.heal();
         return 'ok';
       case 'status':
-        return this.nodesArg(cmd).map((id) => this.statusLine(id)).join('\n');
+        return this.nodesArg(cmd)
+          .map((id) => this.statusLine(id))
+          .join('\n');
       case 'events':
         return this.events(cmd);
       case 'group':
@@ -176,7 +182,8 @@ export class ClusterScript {
     const votes = parseIds(cmd, stringsArg(cmd, 'votes', []));
     const named = hasArg(cmd, 'canary') ? stringArg(cmd, 'canary') : undefined;
     const canary = named === undefined ? this.canary : CLUSTER_CANARIES.find((c) => c === named);
-    if (named !== undefined && canary === undefined) throw fail(cmd, `unknown canary ${named}; one of ${CLUSTER_CANARIES.join(', ')}`);
+    if (named !== undefined && canary === undefined)
+      throw fail(cmd, `unknown canary ${named}; one of ${CLUSTER_CANARIES.join(', ')}`);
     this.harness = new ClusterHarness({
       nodes: intArg(cmd, 'nodes', 3),
       votes,
@@ -192,8 +199,10 @@ export class ClusterScript {
     const out = this.seen.get(id) ?? [];
     this.seen.set(id, out);
     return {
-      onGroupView: (g, v) => out.push(`view ${g} ${v.groupViewId} ${groupMembers(v.members)} after ${member(v.change)} ${v.change.kind}`),
-      onGroupDeliver: (g, view, seq, from, payload) => out.push(`msg ${g} ${view}#${seq} from ${from}: ${decoder.decode(payload)}`),
+      onGroupView: (g, v) =>
+        out.push(`view ${g} ${v.groupViewId} ${groupMembers(v.members)} after ${member(v.change)} ${v.change.kind}`),
+      onGroupDeliver: (g, view, seq, from, payload) =>
+        out.push(`msg ${g} ${view}#${seq} from ${from}: ${decoder.decode(payload)}`),
       onBarrier: (g, name, view, outcome) => out.push(`barrier ${g}/${name} in view ${view}: ${outcome}`),
     };
   }
@@ -287,7 +296,13 @@ export class ClusterScript {
     const n = this.h.node(id);
     const s = n.status();
     const q = s.quorate ? 'quorate' : `not-quorate(${s.quorumReason})`;
-    const others = n.nodes().filter((r) => r.status !== 'member').map((r) => `${r.nodeId}:${r.status}${r.incarnation === 0 ? '' : `@${r.incarnation}`}${r.rejoin === 0 ? '' : `+rejoin@${r.rejoin}`}`);
+    const others = n
+      .nodes()
+      .filter((r) => r.status !== 'member')
+      .map(
+        (r) =>
+          `${r.nodeId}:${r.status}${r.incarnation === 0 ? '' : `@${r.incarnation}`}${r.rejoin === 0 ? '' : `+rejoin@${r.rejoin}`}`,
+      );
     const lead = s.leaderId === null ? '-' : String(s.leaderId);
     return `${id}@${s.incarnation}: ${s.role} lead=${lead} view=${s.viewId} ${q} ${s.joined ? 'joined' : 'not-joined'} members=(${s.members.map((m) => member({ node: m.nodeId, incarnation: m.incarnation })).join(',')}) others=(${others.join(',')})`;
   }
@@ -315,11 +330,13 @@ export class ClusterScript {
     const [name, ...rest] = cmd.positional;
     if (name === undefined) throw fail(cmd, 'missing group name');
     const ids = rest.length === 0 ? this.h.ids.map(Number) : parseIds(cmd, rest);
-    return ids.map((id) => {
-      if (this.h.isDown(id)) return `${id}: down`;
-      const g = this.h.node(id).group(name);
-      return `${id}: ${g === null ? 'no such group' : `view ${g.viewId} ${groupMembers(g.members)}`}`;
-    }).join('\n');
+    return ids
+      .map((id) => {
+        if (this.h.isDown(id)) return `${id}: down`;
+        const g = this.h.node(id).group(name);
+        return `${id}: ${g === null ? 'no such group' : `view ${g.viewId} ${groupMembers(g.members)}`}`;
+      })
+      .join('\n');
   }
 
   /** `deliveries [1,2,3]`: what each node saw of the groups since the last call (identical lists collapse). */
@@ -340,7 +357,12 @@ export class ClusterScript {
   }
 
   /** Starts operation `label`; `start` calls its completion callback with the result line. */
-  private operation(cmd: ScriptCommand, label: string, waited: boolean, start: (done: (line: string) => void) => void): string {
+  private operation(
+    cmd: ScriptCommand,
+    label: string,
+    waited: boolean,
+    start: (done: (line: string) => void) => void,
+  ): string {
     assert(this.pendingCount() < SCRIPT_OPS_PENDING_MAX, `more than ${SCRIPT_OPS_PENDING_MAX} operations in flight`);
     // Only operations nobody waits for are numbered: their results print later, under the number.
     const op: Operation = { id: waited ? 0 : this.nextOp++, label, waited, result: null };
@@ -371,7 +393,11 @@ export class ClusterScript {
       case 'group-join':
         return this.operation(cmd, label, waited, (done) => {
           n.groupJoin(arg(1, 'group'), intArg(cmd, 'level', 0), (r) => {
-            done(r.ok ? `ok: ${r.value.group} view ${r.value.viewId} ${groupMembers(r.value.members)}` : errorLine(r.error));
+            done(
+              r.ok
+                ? `ok: ${r.value.group} view ${r.value.viewId} ${groupMembers(r.value.members)}`
+                : errorLine(r.error),
+            );
           });
         });
       case 'group-leave':
@@ -413,9 +439,10 @@ export class ClusterScript {
     return this.operation(cmd, label, waited, (done) => {
       this.h.node(id).leave(intArg(cmd, 'timeout', 3000), (e) => {
         // Stopped after the node's callback returns, as a daemon exits after its leave call.
-        if (stop) this.h.scheduler.after(0, () => {
-          if (!this.h.isDown(id)) this.h.crash(id);
-        });
+        if (stop)
+          this.h.scheduler.after(0, () => {
+            if (!this.h.isDown(id)) this.h.crash(id);
+          });
         done(`${e === null ? 'ok' : errorLine(e)}${stop ? '; stopping' : ''}`);
       });
     });
@@ -423,11 +450,19 @@ export class ClusterScript {
 
   /** `fence-confirm N [on=M] [inc=I]`: the operator confirms N's incarnation I (default: the pending one) fenced, at node M. */
   private fenceConfirm(cmd: ScriptCommand, id: number, label: string, waited: boolean): string {
-    const on = hasArg(cmd, 'on') ? intArg(cmd, 'on') : this.h.ids.map(Number).find((x) => x !== id && !this.h.isDown(x));
+    const on = hasArg(cmd, 'on')
+      ? intArg(cmd, 'on')
+      : this.h.ids.map(Number).find((x) => x !== id && !this.h.isDown(x));
     if (on === undefined) throw fail(cmd, 'no running node to confirm the fence at');
     return this.operation(cmd, label, waited, (done) => {
       this.h.node(on).fenceConfirm(nodeId(id), hasArg(cmd, 'inc') ? intArg(cmd, 'inc') : null, (r) => {
-        done(resultLine(r, (v) => `ok at ${on}: ${v.nodeId}@${v.incarnation} fenced (${v.outcome}); now ${v.status}${v.admitted === null ? '' : `, admitted @${v.admitted}`}, view ${v.viewId}`));
+        done(
+          resultLine(
+            r,
+            (v) =>
+              `ok at ${on}: ${v.nodeId}@${v.incarnation} fenced (${v.outcome}); now ${v.status}${v.admitted === null ? '' : `, admitted @${v.admitted}`}, view ${v.viewId}`,
+          ),
+        );
       });
     });
   }

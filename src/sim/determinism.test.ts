@@ -55,7 +55,29 @@ function sources(dir: string, out: string[] = []): string[] {
 }
 
 /** Characters after which a `/` starts a regular expression literal rather than a division. */
-const BEFORE_REGEX = new Set(['', '(', ',', '=', ':', '[', '!', '&', '|', '?', '{', '}', ';', '+', '-', '*', '%', '<', '>', '~', '^']);
+const BEFORE_REGEX = new Set([
+  '',
+  '(',
+  ',',
+  '=',
+  ':',
+  '[',
+  '!',
+  '&',
+  '|',
+  '?',
+  '{',
+  '}',
+  ';',
+  '+',
+  '-',
+  '*',
+  '%',
+  '<',
+  '>',
+  '~',
+  '^',
+]);
 
 /**
  * The code of a TypeScript source with comments removed and the text of string, template and
@@ -146,7 +168,8 @@ test('code that runs inside a simulated run uses no nondeterministic API', () =>
     const text = code(source);
     for (const [re, what] of FORBIDDEN) if (re.test(text)) problems.push(`${relative(root, file)} uses ${what}`);
     // The literal-blanking reader must end in code, not inside a literal it misread.
-    if (!/\bsetTimeout\b/.test(code(`${source}\nsetTimeout(f, 1);\n`))) problems.push(`${relative(root, file)}: the scan lost track of its literals`);
+    if (!/\bsetTimeout\b/.test(code(`${source}\nsetTimeout(f, 1);\n`)))
+      problems.push(`${relative(root, file)}: the scan lost track of its literals`);
   }
   assert.deepEqual(problems, []);
   const names = new Set(files.map((f) => relative(root, f)));
@@ -198,8 +221,17 @@ function parseGolden(text: string): GoldenRun[] {
     const line = (raw.split('#')[0] ?? '').trim();
     if (line === '') return;
     const match = /^(\S+) (\d+) (\d+) ([0-9a-f]{64})$/.exec(line);
-    assert.ok(match !== null, `${GOLDEN_FILE}:${i + 1}: expected "<workload> <faultPhaseMs> <seed> <traceHash>", got ${JSON.stringify(line)}`);
-    runs.push({ workload: match[1] ?? '', faultPhaseMs: Number(match[2]), seed: Number(match[3]), traceHash: match[4] ?? '', line: i + 1 });
+    assert.ok(
+      match !== null,
+      `${GOLDEN_FILE}:${i + 1}: expected "<workload> <faultPhaseMs> <seed> <traceHash>", got ${JSON.stringify(line)}`,
+    );
+    runs.push({
+      workload: match[1] ?? '',
+      faultPhaseMs: Number(match[2]),
+      seed: Number(match[3]),
+      traceHash: match[4] ?? '',
+      line: i + 1,
+    });
   });
   return runs;
 }
@@ -220,9 +252,16 @@ test('golden trace hashes: pinned seeds give the recorded hash (COHORT_REWRITE=1
   const mismatches: string[] = [];
   for (const run of golden) {
     const actual = hashOf(run);
-    if (actual !== run.traceHash) mismatches.push(`line ${run.line}: ${run.workload} seed ${run.seed} (fault phase ${run.faultPhaseMs} ms) gave ${actual}, recorded ${run.traceHash}`);
+    if (actual !== run.traceHash)
+      mismatches.push(
+        `line ${run.line}: ${run.workload} seed ${run.seed} (fault phase ${run.faultPhaseMs} ms) gave ${actual}, recorded ${run.traceHash}`,
+      );
   }
-  assert.deepEqual(mismatches, [], 'simulated behaviour changed; if intended, regenerate with COHORT_REWRITE=1 and commit the file with the reason');
+  assert.deepEqual(
+    mismatches,
+    [],
+    'simulated behaviour changed; if intended, regenerate with COHORT_REWRITE=1 and commit the file with the reason',
+  );
 });
 
 test('golden trace hashes: the same hashes on worker threads', { timeout: 60_000 }, async () => {
@@ -232,7 +271,11 @@ test('golden trace hashes: the same hashes on worker threads', { timeout: 60_000
     const runs = golden.filter((run) => `${run.workload} ${run.faultPhaseMs}` === key);
     const first = runs[0];
     assert.ok(first !== undefined, 'a job has runs');
-    const batch = await runBatch({ workload: first.workload, faultPhaseMs: first.faultPhaseMs }, runs.map((run) => run.seed), 2);
+    const batch = await runBatch(
+      { workload: first.workload, faultPhaseMs: first.faultPhaseMs },
+      runs.map((run) => run.seed),
+      2,
+    );
     assert.deepEqual(
       batch.summaries.map((summary) => summary.traceHash),
       runs.map((run) => run.traceHash),

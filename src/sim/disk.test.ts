@@ -56,7 +56,10 @@ test('synced data survives every crash; unsynced data is dropped, kept or torn, 
     const after = disk.read('f')!;
     assert.deepEqual(after.subarray(0, 8), new Uint8Array(8).fill(1), 'synced bytes survive');
     // Past the durable end: the written bytes, or zeros where the file grew without them.
-    assert.ok(after.subarray(8).every((b) => b === 2 || b === 0), 'nothing but written bytes or zeros appears');
+    assert.ok(
+      after.subarray(8).every((b) => b === 2 || b === 0),
+      'nothing but written bytes or zeros appears',
+    );
     if (after.length === 8) lost++;
     else if (after.length === 16 && after.subarray(8).every((b) => b === 2)) kept++;
     else torn++;
@@ -141,7 +144,11 @@ test('WAL on SimDisk: random crashes recover a prefix holding every acknowledged
       });
       appended.length = recovered.length; // unacknowledged records beyond the prefix are gone
       tornTails += opened.recovery.tornTailBytes > 0 ? 1 : 0;
-      assert.equal(opened.recovery.tailSuspect, false, `seed ${seed}: a crash-torn append looked like a damaged synced record`);
+      assert.equal(
+        opened.recovery.tailSuspect,
+        false,
+        `seed ${seed}: a crash-torn append looked like a damaged synced record`,
+      );
       const wal = opened.wal;
       const until = time.now + prng.int(1, 30);
       for (let i = 0; i < 40; i++) {
@@ -174,16 +181,46 @@ test('a lost zero-extending truncate rolls back to the durable size; a lost cut 
   for (let seed = 0; seed < 20; seed++) {
     const { time, disk } = setup(seed, { keepUnsyncedProbability: 0, tornWriteProbability: 0 });
     const durable = new Uint8Array(10).map((_, i) => i + 1);
-    assert.equal(settle(time, (cb) => { disk.write('f', 0, durable, cb); }), null);
-    assert.equal(settle(time, (cb) => { disk.sync('f', cb); }), null);
-    assert.equal(settle(time, (cb) => { disk.syncDir(cb); }), null);
-    assert.equal(settle(time, (cb) => { disk.truncate('f', 4096, cb); }), null);
+    assert.equal(
+      settle(time, (cb) => {
+        disk.write('f', 0, durable, cb);
+      }),
+      null,
+    );
+    assert.equal(
+      settle(time, (cb) => {
+        disk.sync('f', cb);
+      }),
+      null,
+    );
+    assert.equal(
+      settle(time, (cb) => {
+        disk.syncDir(cb);
+      }),
+      null,
+    );
+    assert.equal(
+      settle(time, (cb) => {
+        disk.truncate('f', 4096, cb);
+      }),
+      null,
+    );
     assert.equal(disk.size('f'), 4096, 'the process sees its truncate');
     disk.crash();
     assert.equal(disk.size('f'), 10, `seed ${seed}: the lost extension must not survive the crash`);
     assert.deepEqual(disk.read('f'), durable);
-    assert.equal(settle(time, (cb) => { disk.truncate('f', 3, cb); }), null);
-    assert.equal(settle(time, (cb) => { disk.truncate('f', 100, cb); }), null);
+    assert.equal(
+      settle(time, (cb) => {
+        disk.truncate('f', 3, cb);
+      }),
+      null,
+    );
+    assert.equal(
+      settle(time, (cb) => {
+        disk.truncate('f', 100, cb);
+      }),
+      null,
+    );
     disk.crash();
     assert.deepEqual(disk.read('f'), durable, `seed ${seed}: a lost cut and re-extension restore the durable bytes`);
   }
@@ -191,26 +228,51 @@ test('a lost zero-extending truncate rolls back to the durable size; a lost cut 
 
 test('a write that re-creates a file behind a pending remove or rename is covered by a later syncDir', () => {
   // Directory syncs faster than writes, so a syncDir not ordered after the creation finishes first.
-  const fast = { writeLatencyMs: [0.5, 0.5] as [number, number], syncLatencyMs: [0.01, 0.01] as [number, number], keepUnsyncedProbability: 0, tornWriteProbability: 0 };
+  const fast = {
+    writeLatencyMs: [0.5, 0.5] as [number, number],
+    syncLatencyMs: [0.01, 0.01] as [number, number],
+    keepUnsyncedProbability: 0,
+    tornWriteProbability: 0,
+  };
   for (const dirOp of ['remove', 'rename'] as const) {
     for (let seed = 0; seed < 10; seed++) {
       const { time, disk } = setup(seed, fast);
-      assert.equal(settle(time, (cb) => { disk.write('a', 0, new Uint8Array([1]), cb); }), null);
-      assert.equal(settle(time, (cb) => { disk.syncDir(cb); }), null);
+      assert.equal(
+        settle(time, (cb) => {
+          disk.write('a', 0, new Uint8Array([1]), cb);
+        }),
+        null,
+      );
+      assert.equal(
+        settle(time, (cb) => {
+          disk.syncDir(cb);
+        }),
+        null,
+      );
       const order: string[] = [];
-      const note = (what: string) => (e: Error | null): void => {
-        assert.equal(e, null, what);
-        order.push(what);
-      };
+      const note =
+        (what: string) =>
+        (e: Error | null): void => {
+          assert.equal(e, null, what);
+          order.push(what);
+        };
       if (dirOp === 'remove') disk.remove('a', note('dir-op'));
       else disk.rename('a', 'b', note('dir-op'));
       disk.write('a', 0, new Uint8Array([2]), note('create'));
       disk.sync('a', note('sync'));
       disk.syncDir(note('syncDir'));
       time.runAll();
-      assert.deepEqual(order, ['dir-op', 'create', 'sync', 'syncDir'], `${dirOp}, seed ${seed}: syncDir completed before the creation it must cover`);
+      assert.deepEqual(
+        order,
+        ['dir-op', 'create', 'sync', 'syncDir'],
+        `${dirOp}, seed ${seed}: syncDir completed before the creation it must cover`,
+      );
       disk.crash();
-      assert.deepEqual(disk.read('a'), new Uint8Array([2]), `${dirOp}, seed ${seed}: the re-created file survives a crash after syncDir`);
+      assert.deepEqual(
+        disk.read('a'),
+        new Uint8Array([2]),
+        `${dirOp}, seed ${seed}: the re-created file survives a crash after syncDir`,
+      );
     }
   }
 });
@@ -220,15 +282,39 @@ test('sector tears keep any subset of 512-byte sectors; missing ones keep the ol
   let laterWithoutEarlier = 0;
   let partial = 0;
   for (let seed = 0; seed < 200; seed++) {
-    const { time, disk } = setup(seed, { tornWriteProbability: 1, keepUnsyncedProbability: 0, tornWriteModes: ['sectors'] });
+    const { time, disk } = setup(seed, {
+      tornWriteProbability: 1,
+      keepUnsyncedProbability: 0,
+      tornWriteModes: ['sectors'],
+    });
     const old = new Uint8Array(1000).fill(0x11); // durable; ends inside sector 1
-    assert.equal(settle(time, (cb) => { disk.write('f', 0, old, cb); }), null);
-    assert.equal(settle(time, (cb) => { disk.sync('f', cb); }), null);
-    assert.equal(settle(time, (cb) => { disk.syncDir(cb); }), null);
+    assert.equal(
+      settle(time, (cb) => {
+        disk.write('f', 0, old, cb);
+      }),
+      null,
+    );
+    assert.equal(
+      settle(time, (cb) => {
+        disk.sync('f', cb);
+      }),
+      null,
+    );
+    assert.equal(
+      settle(time, (cb) => {
+        disk.syncDir(cb);
+      }),
+      null,
+    );
     const offset = 700; // overwrites the end of the old data, then appends; not sector-aligned
     const data = new Uint8Array(6 * SECTOR).fill(0x22);
     const end = offset + data.length;
-    assert.equal(settle(time, (cb) => { disk.write('f', offset, data, cb); }), null);
+    assert.equal(
+      settle(time, (cb) => {
+        disk.write('f', offset, data, cb);
+      }),
+      null,
+    );
     disk.crash();
     const after = disk.read('f')!;
     assert.ok(after.length >= old.length && after.length <= end, `seed ${seed}: size ${after.length}`);
@@ -240,30 +326,50 @@ test('sector tears keep any subset of 512-byte sectors; missing ones keep the ol
       const piece = after.subarray(from, Math.min(to, after.length));
       const isNew = piece.length === to - from && piece.every((b) => b === 0x22);
       const isOld = piece.every((b, i) => b === (from + i < old.length ? 0x11 : 0));
-      assert.ok(isNew || isOld, `seed ${seed}: sector at ${sector} is neither the written bytes nor what was there before`);
+      assert.ok(
+        isNew || isOld,
+        `seed ${seed}: sector at ${sector} is neither the written bytes nor what was there before`,
+      );
       kept.push(isNew && !isOld);
     }
     if (kept.some((k) => k) && kept.some((k) => !k)) partial++;
     if (kept.some((k, i) => k && kept.slice(0, i).some((earlier) => !earlier))) laterWithoutEarlier++;
   }
-  assert.ok(partial > 50 && laterWithoutEarlier > 30, `partial tears ${partial}, later sectors kept without earlier ones ${laterWithoutEarlier}`);
+  assert.ok(
+    partial > 50 && laterWithoutEarlier > 30,
+    `partial tears ${partial}, later sectors kept without earlier ones ${laterWithoutEarlier}`,
+  );
 });
 
 test('WAL on SimDisk: random sector tears of appended batches never look like a damaged synced record', () => {
   let tornTails = 0;
   for (let seed = 0; seed < 150; seed++) {
     const prng = new Prng(5000 + seed);
-    const { time, disk } = setup(seed, { tornWriteProbability: 1, keepUnsyncedProbability: 0, tornWriteModes: ['sectors'] });
+    const { time, disk } = setup(seed, {
+      tornWriteProbability: 1,
+      keepUnsyncedProbability: 0,
+      tornWriteModes: ['sectors'],
+    });
     let acked = 0;
     for (let life = 0; life < 4; life++) {
-      const { wal, recovery } = Wal.open(disk, { segmentBytesTarget: 8192, onDurable: (s) => (acked = Math.max(acked, s)) });
-      assert.equal(recovery.tailSuspect, false, `seed ${seed}, life ${life}: a crash-torn append was reported as a suspect tail`);
+      const { wal, recovery } = Wal.open(disk, {
+        segmentBytesTarget: 8192,
+        onDurable: (s) => (acked = Math.max(acked, s)),
+      });
+      assert.equal(
+        recovery.tailSuspect,
+        false,
+        `seed ${seed}, life ${life}: a crash-torn append was reported as a suspect tail`,
+      );
       assert.ok(recovery.records.length >= acked, `seed ${seed}: lost acknowledged records`);
       tornTails += recovery.tornTailBytes > 0 ? 1 : 0;
       const until = time.now + prng.int(1, 20);
       while (time.now < until) {
         // Multi-sector batches: several records of up to 1.5 KiB each.
-        const items = Array.from({ length: prng.int(1, 5) }, () => ({ type: 1, payload: new Uint8Array(prng.int(0, 1500)).map(() => prng.int(1, 256)) }));
+        const items = Array.from({ length: prng.int(1, 5) }, () => ({
+          type: 1,
+          payload: new Uint8Array(prng.int(0, 1500)).map(() => prng.int(1, 256)),
+        }));
         wal.appendAll(items);
         time.runUntil(time.now + prng.float() * 1.5);
       }

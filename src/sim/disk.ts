@@ -64,7 +64,13 @@ export type TornWriteMode = 'prefix' | 'sectors';
 export const SIM_DISK_SECTOR_BYTES = 512;
 
 type Undo =
-  | { readonly kind: 'write'; readonly offset: number; readonly data: Uint8Array; readonly oldSize: number; readonly oldBytes: Uint8Array }
+  | {
+      readonly kind: 'write';
+      readonly offset: number;
+      readonly data: Uint8Array;
+      readonly oldSize: number;
+      readonly oldBytes: Uint8Array;
+    }
   | { readonly kind: 'truncate'; readonly size: number; readonly oldSize: number; readonly oldBytes: Uint8Array };
 
 interface Inode {
@@ -73,7 +79,10 @@ interface Inode {
   undo: Undo[];
 }
 
-type DirOp = { readonly kind: 'create'; readonly name: string; readonly inode: Inode } | { readonly kind: 'rename'; readonly from: string; readonly to: string } | { readonly kind: 'remove'; readonly name: string };
+type DirOp =
+  | { readonly kind: 'create'; readonly name: string; readonly inode: Inode }
+  | { readonly kind: 'rename'; readonly from: string; readonly to: string }
+  | { readonly kind: 'remove'; readonly name: string };
 
 const DIR_KEY = '\0dir';
 
@@ -136,7 +145,13 @@ export class SimDisk implements Disk {
       }
       const oldSize = inode.file.size;
       const copy = data.slice();
-      inode.undo.push({ kind: 'write', offset, data: copy, oldSize, oldBytes: inode.file.copyRange(offset, data.length) });
+      inode.undo.push({
+        kind: 'write',
+        offset,
+        data: copy,
+        oldSize,
+        oldBytes: inode.file.copyRange(offset, data.length),
+      });
       inode.file.write(offset, copy);
       this.stats.writes++;
       this.stats.bytesWritten += data.length;
@@ -160,7 +175,12 @@ export class SimDisk implements Disk {
       const inode = this.names.get(name);
       if (inode === undefined) return enoent('truncate', name);
       const oldSize = inode.file.size;
-      inode.undo.push({ kind: 'truncate', size, oldSize, oldBytes: inode.file.copyRange(size, Math.max(0, oldSize - size)) });
+      inode.undo.push({
+        kind: 'truncate',
+        size,
+        oldSize,
+        oldBytes: inode.file.copyRange(size, Math.max(0, oldSize - size)),
+      });
       inode.file.truncate(size);
       return null;
     });
@@ -250,7 +270,8 @@ export class SimDisk implements Disk {
     for (const change of changes) {
       const r = prng.float();
       if (r < this.keep) replay(inode.file, change);
-      else if (r < this.keep + this.torn && change.kind === 'write' && change.data.length > 0) this.tear(inode.file, change);
+      else if (r < this.keep + this.torn && change.kind === 'write' && change.data.length > 0)
+        this.tear(inode.file, change);
     }
   }
 
@@ -271,7 +292,12 @@ export class SimDisk implements Disk {
   }
 
   /** `submit` for a rename or remove: while it is pending, writes to `names` order on the directory. */
-  private submitDirOp(names: string[], latency: [number, number], done: DiskCallback, effect: () => Error | null): void {
+  private submitDirOp(
+    names: string[],
+    latency: [number, number],
+    done: DiskCallback,
+    effect: () => Error | null,
+  ): void {
     const tracked = this.pendingDirNames;
     for (const name of names) tracked.set(name, (tracked.get(name) ?? 0) + 1);
     this.submit([...names, DIR_KEY], latency, done, () => {
@@ -344,7 +370,11 @@ function rollBack(file: ByteFile, change: Undo): void {
 function tearSectors(file: ByteFile, change: Extract<Undo, { kind: 'write' }>, prng: Prng): void {
   const end = change.offset + change.data.length;
   const keepChance = prng.float();
-  for (let sector = change.offset - (change.offset % SIM_DISK_SECTOR_BYTES); sector < end; sector += SIM_DISK_SECTOR_BYTES) {
+  for (
+    let sector = change.offset - (change.offset % SIM_DISK_SECTOR_BYTES);
+    sector < end;
+    sector += SIM_DISK_SECTOR_BYTES
+  ) {
     if (!prng.chance(keepChance)) continue;
     const from = Math.max(sector, change.offset);
     const to = Math.min(sector + SIM_DISK_SECTOR_BYTES, end);
@@ -370,7 +400,10 @@ function enoent(op: string, name: string): Error {
 }
 
 function checkRange(range: [number, number], what: string): [number, number] {
-  assert(Number.isFinite(range[0]) && range[0] >= 0 && range[1] >= range[0], `${what} must be [min, max] with 0 <= min <= max`);
+  assert(
+    Number.isFinite(range[0]) && range[0] >= 0 && range[1] >= range[0],
+    `${what} must be [min, max] with 0 <= min <= max`,
+  );
   return range;
 }
 

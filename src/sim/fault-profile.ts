@@ -102,7 +102,9 @@ export function drawFaultProfile(prng: Prng, nodeCount: number, tolerates: { dis
 /** A one-line description of the profile for the trace and summaries. */
 export function describeProfile(p: FaultProfile): string {
   const cls = (name: string, c: FaultClass | undefined): string =>
-    c === undefined ? `${name}=off` : `${name}=every~${(c.meanIntervalUs / SECOND).toFixed(2)}s/for~${(c.meanDurationUs / SECOND).toFixed(2)}s`;
+    c === undefined
+      ? `${name}=off`
+      : `${name}=every~${(c.meanIntervalUs / SECOND).toFixed(2)}s/for~${(c.meanDurationUs / SECOND).toFixed(2)}s`;
   return [
     `latency=${p.network.latencyMinUs / MS}ms+exp(${p.network.latencyMeanUs / MS}ms)`,
     `loss=${(p.network.lossProbability * 100).toFixed(2)}%`,
@@ -112,7 +114,9 @@ export function describeProfile(p: FaultProfile): string {
     cls('crash', p.crash),
     cls('pause', p.pause),
     cls('clog', p.clog),
-    p.bitFlip === undefined ? 'bitflip=off' : `bitflip=every~${(p.bitFlip.meanIntervalUs / SECOND).toFixed(2)}s/on-${p.corruptibleNodes}`,
+    p.bitFlip === undefined
+      ? 'bitflip=off'
+      : `bitflip=every~${(p.bitFlip.meanIntervalUs / SECOND).toFixed(2)}s/on-${p.corruptibleNodes}`,
     `drift=±${(p.clockDriftMax * 100).toFixed(2)}%`,
     `sync=${p.disk.syncLatencyMs[0]}-${p.disk.syncLatencyMs[1]}ms`,
     `torn=${p.disk.tornWriteProbability}`,

@@ -64,18 +64,31 @@ export class Nemesis {
   ) {
     const shuffled = prng.fork('corruptible').shuffle([...cluster.nodes]);
     this.corruptible = shuffled.slice(0, profile.corruptibleNodes).sort((a, b) => a - b);
-    assert(this.corruptible.length * 2 < cluster.nodes.length || this.corruptible.length === 0, 'bit flips only on a minority');
+    assert(
+      this.corruptible.length * 2 < cluster.nodes.length || this.corruptible.length === 0,
+      'bit flips only on a minority',
+    );
   }
 
   /** Starts the fault phase. */
   start(): void {
     this.active = true;
     const p = this.profile;
-    this.every(p.partition, 'partition', (c) => { this.partition(c); });
-    this.every(p.crash, 'crash', (c) => { this.crash(c); });
-    this.every(p.pause, 'pause', (c) => { this.pause(c); });
-    this.every(p.clog, 'clog', (c) => { this.clog(c); });
-    this.every(p.bitFlip, 'bitflip', () => { this.flip(); });
+    this.every(p.partition, 'partition', (c) => {
+      this.partition(c);
+    });
+    this.every(p.crash, 'crash', (c) => {
+      this.crash(c);
+    });
+    this.every(p.pause, 'pause', (c) => {
+      this.pause(c);
+    });
+    this.every(p.clog, 'clog', (c) => {
+      this.clog(c);
+    });
+    this.every(p.bitFlip, 'bitflip', () => {
+      this.flip();
+    });
   }
 
   /** Ends the fault phase: heals, unclogs, resumes and restarts everything. */
@@ -122,7 +135,9 @@ export class Nemesis {
     this.counts.partitions++;
     this.cluster.setPartition(p);
     this.cluster.emit('partition', { shape, sides: p.description });
-    this.later(this.duration(cls), () => { this.heal(); });
+    this.later(this.duration(cls), () => {
+      this.heal();
+    });
   }
 
   private heal(): void {
@@ -193,7 +208,10 @@ export class Nemesis {
       });
     });
     this.counts.clogs++;
-    this.cluster.emit('swizzle', { nodes: [...subset].sort((a, b) => a - b).join(','), ms: Math.round((2 * spanUs) / 1000) });
+    this.cluster.emit('swizzle', {
+      nodes: [...subset].sort((a, b) => a - b).join(','),
+      ms: Math.round((2 * spanUs) / 1000),
+    });
   }
 
   private flip(): void {

@@ -16,7 +16,10 @@ import { SimNode } from './node-host.js';
 import { makePartition } from './partition.js';
 import { msToUs, Scheduler } from './scheduler.js';
 
-interface Msg { n: number; text: string }
+interface Msg {
+  n: number;
+  text: string;
+}
 const jsonCodec: Codec<Msg> = {
   encode: (m) => new TextEncoder().encode(JSON.stringify(m)),
   decode: (b) => {
@@ -52,15 +55,37 @@ function cluster(count: number, rates: number[] = []) {
   const host = {
     isUp: (n: NodeId) => (nodes.get(n)?.state ?? 'down') !== 'down',
     incarnationOf: (n: NodeId) => nodes.get(n)?.incarnation ?? 0,
-    deliver: (n: NodeId, inc: number, fn: () => void) => { nodes.get(n)?.run(inc, fn, true); },
-    codecError: (from: NodeId, to: NodeId, e: DecodeError) => { codecErrors.push(`${from}->${to} ${e.code}`); },
+    deliver: (n: NodeId, inc: number, fn: () => void) => {
+      nodes.get(n)?.run(inc, fn, true);
+    },
+    codecError: (from: NodeId, to: NodeId, e: DecodeError) => {
+      codecErrors.push(`${from}->${to} ${e.code}`);
+    },
   };
   const network = new SimNetwork<Msg>(scheduler, prng.fork('net'), perfectNet, ids, jsonCodec, host);
   for (const id of ids) {
     const holder: { node?: SimNode<Msg, Recorder> } = {};
-    const disk = new SimDisk({ prng: prng.fork(`disk${id}`), schedule: (ms, fn) => { const n = holder.node!; const inc = n.incarnation; scheduler.after(msToUs(ms), () => { n.run(inc, fn); }); } });
+    const disk = new SimDisk({
+      prng: prng.fork(`disk${id}`),
+      schedule: (ms, fn) => {
+        const n = holder.node!;
+        const inc = n.incarnation;
+        scheduler.after(msToUs(ms), () => {
+          n.run(inc, fn);
+        });
+      },
+    });
     const machine = { clockRate: rates[id - 1] ?? 1, clockOffsetMs: 1000 * id };
-    holder.node = new SimNode<Msg, Recorder>(id, scheduler, network, disk, machine, prng.fork(id), { codec: jsonCodec, start: (env) => new Recorder(env) }, () => undefined);
+    holder.node = new SimNode<Msg, Recorder>(
+      id,
+      scheduler,
+      network,
+      disk,
+      machine,
+      prng.fork(id),
+      { codec: jsonCodec, start: (env) => new Recorder(env) },
+      () => undefined,
+    );
     nodes.set(id, holder.node);
   }
   for (const n of nodes.values()) n.start();
@@ -96,15 +121,25 @@ test('a crash drops timers and in-flight messages; a restart is a new incarnatio
   c.node(1).instance!.env.transport.send(nodeId(2), { n: 7, text: 'in flight' });
   b.crash();
   assert.equal(b.instance, undefined);
-  assert.equal(c.node(1).instance!.env.transport.send(nodeId(2), { n: 8, text: 'to a dead node' }), true, 'a send to a down peer is accepted and lost');
+  assert.equal(
+    c.node(1).instance!.env.transport.send(nodeId(2), { n: 8, text: 'to a dead node' }),
+    true,
+    'a send to a down peer is accepted and lost',
+  );
   c.scheduler.runUntil(200);
   b.start();
   assert.equal(b.incarnation, 2);
   c.scheduler.runUntil(20_000);
-  assert.equal(fired, 0, 'the old incarnation\'s timer never fired');
+  assert.equal(fired, 0, "the old incarnation's timer never fired");
   assert.ok(!old.log.some((l) => l.startsWith('msg')), 'the old incarnation received nothing after the crash');
-  assert.ok(!b.instance!.log.some((l) => l.startsWith('msg')), 'messages sent to the old incarnation are not delivered to the new one');
-  assert.ok(c.node(1).instance!.log.includes('down 2') && c.node(1).instance!.log.at(-1) === 'up 2', 'the peer saw the node go down and come back');
+  assert.ok(
+    !b.instance!.log.some((l) => l.startsWith('msg')),
+    'messages sent to the old incarnation are not delivered to the new one',
+  );
+  assert.ok(
+    c.node(1).instance!.log.includes('down 2') && c.node(1).instance!.log.at(-1) === 'up 2',
+    'the peer saw the node go down and come back',
+  );
 });
 
 test('an ended process issues no I/O: a disk write or send reaching it outside the gate asserts (seed 2304086302)', () => {
@@ -117,16 +152,32 @@ test('an ended process issues no I/O: a disk write or send reaching it outside t
   const old = b.instance!;
   b.crash();
   const noop = (): void => undefined;
-  assert.throws(() => { old.env.disk.write('wal', 0, new Uint8Array(4), noop); }, /incarnation 1 issued a disk write after its process ended/);
-  assert.throws(() => { old.env.disk.syncDir(noop); }, /issued a disk syncDir/);
-  assert.throws(() => old.env.transport.send(nodeId(1), { n: 1, text: 'zombie' }), /incarnation 1 issued a send after its process ended/);
+  assert.throws(() => {
+    old.env.disk.write('wal', 0, new Uint8Array(4), noop);
+  }, /incarnation 1 issued a disk write after its process ended/);
+  assert.throws(() => {
+    old.env.disk.syncDir(noop);
+  }, /issued a disk syncDir/);
+  assert.throws(
+    () => old.env.transport.send(nodeId(1), { n: 1, text: 'zombie' }),
+    /incarnation 1 issued a send after its process ended/,
+  );
   assert.equal(old.env.disk.read('wal'), null, 'reads stay allowed and nothing was written');
   b.start();
-  assert.throws(() => { old.env.disk.sync('wal', noop); }, /incarnation 1 issued a disk sync/, 'an older incarnation stays refused after a restart');
+  assert.throws(
+    () => {
+      old.env.disk.sync('wal', noop);
+    },
+    /incarnation 1 issued a disk sync/,
+    'an older incarnation stays refused after a restart',
+  );
   let done = 0;
-  b.instance!.env.disk.write('wal', 0, new Uint8Array(4), (e) => { assert.equal(e, null); done++; });
+  b.instance!.env.disk.write('wal', 0, new Uint8Array(4), (e) => {
+    assert.equal(e, null);
+    done++;
+  });
   c.scheduler.runUntil(20_000);
-  assert.equal(done, 1, 'the new incarnation\'s write completes');
+  assert.equal(done, 1, "the new incarnation's write completes");
 });
 
 test('clock drift scales the clock and timer delays', () => {
@@ -147,7 +198,13 @@ test('a partition drops messages and raises peer events; heal restores both', ()
   const c = cluster(3);
   c.scheduler.runUntil(100);
   const p = makePartition('isolate-one', c.ids, new Prng(1));
-  const lone = c.ids.find((a) => p.cut(a, c.ids.find((b) => b !== a)!) && c.ids.every((b) => b === a || p.cut(a, b)))!;
+  const lone = c.ids.find(
+    (a) =>
+      p.cut(
+        a,
+        c.ids.find((b) => b !== a)!,
+      ) && c.ids.every((b) => b === a || p.cut(a, b)),
+  )!;
   const other = c.ids.find((x) => x !== lone)!;
   c.network.setPartition(p);
   c.scheduler.runUntil(1000);

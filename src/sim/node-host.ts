@@ -106,7 +106,10 @@ export class SimNode<M, I> {
     if (incarnation !== this.incarnationValue || this.stateValue === 'down') return;
     if (this.stateValue === 'paused') {
       if (this.held.length >= SIM_PAUSE_HELD_MAX) {
-        assert(droppable, `node ${this.id}: more than ${SIM_PAUSE_HELD_MAX} timers and disk completions held while paused`);
+        assert(
+          droppable,
+          `node ${this.id}: more than ${SIM_PAUSE_HELD_MAX} timers and disk completions held while paused`,
+        );
         this.heldDropped++;
         return;
       }
@@ -149,7 +152,10 @@ export class SimNode<M, I> {
     this.held = [];
     const inc = this.incarnationValue;
     // Released through the scheduler so each runs as its own event, as after a real SIGCONT.
-    for (const fn of held) this.scheduler.after(0, () => { this.run(inc, fn); });
+    for (const fn of held)
+      this.scheduler.after(0, () => {
+        this.run(inc, fn);
+      });
   }
 
   /**
@@ -168,18 +174,38 @@ export class SimNode<M, I> {
   /** The machine's disk as one incarnation sees it: mutations assert that the process lives. */
   private diskFor(incarnation: number): Disk {
     const disk = this.disk;
-    const live = (op: string): void => { this.assertLive(incarnation, `disk ${op}`); };
+    const live = (op: string): void => {
+      this.assertLive(incarnation, `disk ${op}`);
+    };
     return {
       list: () => disk.list(),
       read: (name) => disk.read(name),
       size: (name) => disk.size(name),
       readRange: (name, offset, length) => disk.readRange(name, offset, length),
-      write: (name, offset, data, done) => { live('write'); disk.write(name, offset, data, done); },
-      sync: (name, done) => { live('sync'); disk.sync(name, done); },
-      truncate: (name, size, done) => { live('truncate'); disk.truncate(name, size, done); },
-      rename: (from, to, done) => { live('rename'); disk.rename(from, to, done); },
-      remove: (name, done) => { live('remove'); disk.remove(name, done); },
-      syncDir: (done) => { live('syncDir'); disk.syncDir(done); },
+      write: (name, offset, data, done) => {
+        live('write');
+        disk.write(name, offset, data, done);
+      },
+      sync: (name, done) => {
+        live('sync');
+        disk.sync(name, done);
+      },
+      truncate: (name, size, done) => {
+        live('truncate');
+        disk.truncate(name, size, done);
+      },
+      rename: (from, to, done) => {
+        live('rename');
+        disk.rename(from, to, done);
+      },
+      remove: (name, done) => {
+        live('remove');
+        disk.remove(name, done);
+      },
+      syncDir: (done) => {
+        live('syncDir');
+        disk.syncDir(done);
+      },
     };
   }
 
@@ -188,7 +214,9 @@ export class SimNode<M, I> {
     const transport = this.network.transportFor(this.id);
     return {
       self: transport.self,
-      setHandlers: (h) => { transport.setHandlers(h); },
+      setHandlers: (h) => {
+        transport.setHandlers(h);
+      },
       send: (to, message) => {
         this.assertLive(incarnation, 'send');
         return transport.send(to, message);

@@ -67,7 +67,12 @@ function formatSet(ids: Iterable<NodeId>): string {
   return `{${[...ids].sort((a, b) => a - b).join(',')}}`;
 }
 
-function twoSides(shape: PartitionShape, sideA: readonly NodeId[], nodes: readonly NodeId[], oneWay: boolean): Partition {
+function twoSides(
+  shape: PartitionShape,
+  sideA: readonly NodeId[],
+  nodes: readonly NodeId[],
+  oneWay: boolean,
+): Partition {
   const a = new Set(sideA);
   const b = nodes.filter((n) => !a.has(n));
   assert(a.size > 0 && b.length > 0, 'both sides of a partition must be non-empty');

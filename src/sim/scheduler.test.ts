@@ -53,7 +53,10 @@ test('cancelled events never run; time stops at the limit; stop() ends early', (
 test('the pending bound raises SIM_RUNAWAY instead of growing', () => {
   const s = new Scheduler(3);
   for (let i = 0; i < 3; i++) s.after(1, () => undefined);
-  assert.throws(() => s.after(1, () => undefined), (e: unknown) => e instanceof SimRunawayError && e.code === 'SIM_RUNAWAY');
+  assert.throws(
+    () => s.after(1, () => undefined),
+    (e: unknown) => e instanceof SimRunawayError && e.code === 'SIM_RUNAWAY',
+  );
 });
 
 test('msToUs rounds up to whole microseconds and rejects negatives', () => {

@@ -66,9 +66,15 @@ export class Scheduler {
 
   /** Runs `fn` at absolute time `timeUs` (an integer, not in the past). */
   at(timeUs: number, fn: () => void): EventHandle {
-    assert(Number.isSafeInteger(timeUs) && timeUs >= this.now, `event time ${timeUs} must be an integer ≥ now (${this.now})`);
+    assert(
+      Number.isSafeInteger(timeUs) && timeUs >= this.now,
+      `event time ${timeUs} must be an integer ≥ now (${this.now})`,
+    );
     if (this.heap.length >= this.pendingMax) {
-      throw new SimRunawayError('SIM_RUNAWAY', `more than ${this.pendingMax} pending events at t=${this.now}µs: the simulated program schedules without bound; look at the trace tail for the event that repeats`);
+      throw new SimRunawayError(
+        'SIM_RUNAWAY',
+        `more than ${this.pendingMax} pending events at t=${this.now}µs: the simulated program schedules without bound; look at the trace tail for the event that repeats`,
+      );
     }
     const entry: Entry = { timeUs, seq: this.seq++, fn, cancelled: false };
     this.push(entry);

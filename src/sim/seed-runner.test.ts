@@ -12,7 +12,10 @@ import { runBatch } from './seed-runner.js';
 /** Writes a worker entry with `body` (run on each seed message) and returns its URL. */
 function fakeWorker(dir: string, name: string, body: string): URL {
   const path = join(dir, name);
-  writeFileSync(path, `import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (msg) => { ${body} });\n`);
+  writeFileSync(
+    path,
+    `import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (msg) => { ${body} });\n`,
+  );
   return pathToFileURL(path);
 }
 

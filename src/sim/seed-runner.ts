@@ -65,7 +65,14 @@ export function runSeed(job: SeedJob, seed: number, tracePath?: string): { summa
   const workload = findWorkload(job.workload);
   assert(workload !== undefined, `unknown workload ${job.workload}`);
   const t0 = performance.now();
-  const result = workload.run({ seed, canary: job.canary, faultPhaseMs: job.faultPhaseMs, nodeCount: job.nodeCount, tracePath, diskFactory: simDiskFactory });
+  const result = workload.run({
+    seed,
+    canary: job.canary,
+    faultPhaseMs: job.faultPhaseMs,
+    nodeCount: job.nodeCount,
+    tracePath,
+    diskFactory: simDiskFactory,
+  });
   const wallMs = performance.now() - t0;
   const summary: SeedSummary = {
     seed,
@@ -83,7 +90,10 @@ export function runSeed(job: SeedJob, seed: number, tracePath?: string): { summa
 
 /** `count` seeds derived from `baseSeed` (32-bit unsigned, so they are easy to type back). */
 export function deriveSeeds(baseSeed: number, count: number): number[] {
-  assert(Number.isInteger(count) && count >= 0 && count <= SIM_BATCH_SEEDS_MAX, `seed count must be in [0, ${SIM_BATCH_SEEDS_MAX}]`);
+  assert(
+    Number.isInteger(count) && count >= 0 && count <= SIM_BATCH_SEEDS_MAX,
+    `seed count must be in [0, ${SIM_BATCH_SEEDS_MAX}]`,
+  );
   const prng = new Prng(baseSeed).fork('batch');
   return Array.from({ length: count }, () => prng.nextU32());
 }
@@ -98,11 +108,23 @@ export interface BatchOptions {
  * Runs `seeds` on `workers` threads; `onSummary` sees each result as it arrives. Rejects when a
  * worker thread fails or exits before the batch is done (the batch's results would be partial).
  */
-export async function runBatch(job: SeedJob, seeds: readonly number[], workers: number, onSummary?: (s: SeedSummary) => void, options: BatchOptions = {}): Promise<BatchResult> {
-  assert(Number.isInteger(workers) && workers >= 1 && workers <= SIM_WORKERS_MAX, `workers must be in [1, ${SIM_WORKERS_MAX}]`);
+export async function runBatch(
+  job: SeedJob,
+  seeds: readonly number[],
+  workers: number,
+  onSummary?: (s: SeedSummary) => void,
+  options: BatchOptions = {},
+): Promise<BatchResult> {
+  assert(
+    Number.isInteger(workers) && workers >= 1 && workers <= SIM_WORKERS_MAX,
+    `workers must be in [1, ${SIM_WORKERS_MAX}]`,
+  );
   const t0 = performance.now();
   const workerUrl = options.workerUrl ?? new URL('./seed-worker.js', import.meta.url);
-  const summaries = workers === 1 || seeds.length <= 1 ? runInline(job, seeds, onSummary) : await runOnWorkers(job, seeds, Math.min(workers, seeds.length), workerUrl, onSummary);
+  const summaries =
+    workers === 1 || seeds.length <= 1
+      ? runInline(job, seeds, onSummary)
+      : await runOnWorkers(job, seeds, Math.min(workers, seeds.length), workerUrl, onSummary);
   const wallMs = performance.now() - t0;
   const simulatedMs = summaries.reduce((a, s) => a + s.simulatedMs, 0);
   return {
@@ -131,7 +153,9 @@ export function summariseStats(summaries: readonly SeedSummary[]): (readonly [st
       acc.set(key, a);
     }
   }
-  return [...acc].map(([key, a]) => [key, { mean: Math.round((a.sum / a.n) * 100) / 100, min: a.min, max: a.max }] as const);
+  return [...acc].map(
+    ([key, a]) => [key, { mean: Math.round((a.sum / a.n) * 100) / 100, min: a.min, max: a.max }] as const,
+  );
 }
 
 function runInline(job: SeedJob, seeds: readonly number[], onSummary?: (s: SeedSummary) => void): SeedSummary[] {
@@ -143,9 +167,17 @@ function runInline(job: SeedJob, seeds: readonly number[], onSummary?: (s: SeedS
 }
 
 /** Messages from a seed worker. */
-export type WorkerReply = { readonly type: 'summary'; readonly index: number; readonly summary: SeedSummary } | { readonly type: 'error'; readonly index: number; readonly message: string };
+export type WorkerReply =
+  | { readonly type: 'summary'; readonly index: number; readonly summary: SeedSummary }
+  | { readonly type: 'error'; readonly index: number; readonly message: string };
 
-function runOnWorkers(job: SeedJob, seeds: readonly number[], workers: number, workerUrl: URL, onSummary?: (s: SeedSummary) => void): Promise<SeedSummary[]> {
+function runOnWorkers(
+  job: SeedJob,
+  seeds: readonly number[],
+  workers: number,
+  workerUrl: URL,
+  onSummary?: (s: SeedSummary) => void,
+): Promise<SeedSummary[]> {
   const results = new Array<SeedSummary | undefined>(seeds.length);
   let next = 0;
   let done = 0;
@@ -173,15 +205,21 @@ function runOnWorkers(job: SeedJob, seeds: readonly number[], workers: number, w
     const lost = (w: Worker, what: string): Error => {
       const index = running.get(w);
       const seed = index === undefined ? undefined : seeds[index];
-      const during = seed === undefined ? 'between seeds' : `while running seed ${seed} (replay it in one thread with \`cohort sim --seed ${seed}\`)`;
-      return new Error(`seed worker ${what} ${during}; ${done} of ${seeds.length} seeds were done, so the batch is incomplete`);
+      const during =
+        seed === undefined
+          ? 'between seeds'
+          : `while running seed ${seed} (replay it in one thread with \`cohort sim --seed ${seed}\`)`;
+      return new Error(
+        `seed worker ${what} ${during}; ${done} of ${seeds.length} seeds were done, so the batch is incomplete`,
+      );
     };
     for (let i = 0; i < workers; i++) {
       const w = new Worker(workerUrl, { workerData: job });
       pool.push(w);
       w.on('message', (reply: WorkerReply) => {
         if (settled) return;
-        const summary = reply.type === 'summary' ? reply.summary : failedSummary(seeds[reply.index] ?? 0, reply.message);
+        const summary =
+          reply.type === 'summary' ? reply.summary : failedSummary(seeds[reply.index] ?? 0, reply.message);
         results[reply.index] = summary;
         onSummary?.(summary);
         done++;
@@ -204,7 +242,17 @@ function runOnWorkers(job: SeedJob, seeds: readonly number[], workers: number, w
 }
 
 function failedSummary(seed: number, message: string): SeedSummary {
-  return { seed, nodes: 0, traceHash: '', violations: [{ checker: 'runner', message, timeUs: 0 }], simulatedMs: 0, wallMs: 0, convergedAfterMs: null, events: 0, workloadStats: [] };
+  return {
+    seed,
+    nodes: 0,
+    traceHash: '',
+    violations: [{ checker: 'runner', message, timeUs: 0 }],
+    simulatedMs: 0,
+    wallMs: 0,
+    convergedAfterMs: null,
+    events: 0,
+    workloadStats: [],
+  };
 }
 
 /** Parses a regression seed file: one seed per line, `#` starts a comment, blank lines skipped. */
@@ -252,13 +300,21 @@ export interface CiBatch {
  * Runs `COHORT_SIM_SEEDS` (default `defaultCount`) seeds of `workload` plus `fixedSeeds` on
  * `workers` threads and prints one summary line (and the failing seeds) to stdout.
  */
-export async function runCiBatch(workload: string, defaultCount: number, workers: number, fixedSeeds: readonly number[] = []): Promise<CiBatch> {
+export async function runCiBatch(
+  workload: string,
+  defaultCount: number,
+  workers: number,
+  fixedSeeds: readonly number[] = [],
+): Promise<CiBatch> {
   const count = envInt('COHORT_SIM_SEEDS', defaultCount);
   const baseSeed = envInt('COHORT_SIM_BASE_SEED', randomInt(0, 0xffff_ffff));
   const seeds = [...deriveSeeds(baseSeed, count), ...fixedSeeds];
   const batch = await runBatch({ workload }, seeds, workers);
   const failures = batch.summaries.filter((s) => s.violations.length > 0);
-  const lines = failures.map((s) => `seed ${s.seed}: [${s.violations[0]?.checker ?? '?'}] ${(s.violations[0]?.message ?? '').split('\n')[0] ?? ''}\n  replay: node bin/cohort.js sim --seed ${s.seed} --workload ${workload} --trace trace.txt`);
+  const lines = failures.map(
+    (s) =>
+      `seed ${s.seed}: [${s.violations[0]?.checker ?? '?'}] ${(s.violations[0]?.message ?? '').split('\n')[0] ?? ''}\n  replay: node bin/cohort.js sim --seed ${s.seed} --workload ${workload} --trace trace.txt`,
+  );
   const fixed = fixedSeeds.length > 0 ? ` + ${fixedSeeds.length} regression` : '';
   process.stdout.write(
     `${workload} batch: ${batch.runs} runs (${count} from base seed ${baseSeed}${fixed}), ${(batch.simulatedMs / 3.6e6).toFixed(2)} simulated hours in ` +

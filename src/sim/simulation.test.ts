@@ -123,7 +123,10 @@ test('over a batch, the nemesis injects every fault class and shape, and bit fli
           seen.add(e.event);
           if (e.event === 'partition') seen.add(`shape:${String(e.fields.shape)}`);
           if (e.event === 'bitflip') flipped.add(e.fields.node);
-          assert.ok(flipped.size * 2 < setup.nodes.length, `bit flips on ${flipped.size} of ${setup.nodes.length} nodes: not a minority`);
+          assert.ok(
+            flipped.size * 2 < setup.nodes.length,
+            `bit flips on ${flipped.size} of ${setup.nodes.length} nodes: not a minority`,
+          );
         },
       };
       return { ...inner, checkers: [...inner.checkers, watcher] };
@@ -134,8 +137,21 @@ test('over a batch, the nemesis injects every fault class and shape, and bit fli
     const r = runSimulation(watching, { seed, diskFactory: simDiskFactory });
     assert.deepEqual(r.violations, [], `seed ${seed}`);
   }
-  for (const e of ['partition', 'heal', 'crash', 'start', 'pause', 'resume', 'clog', 'swizzle', 'bitflip', 'phase', 'converged']) {
+  for (const e of [
+    'partition',
+    'heal',
+    'crash',
+    'start',
+    'pause',
+    'resume',
+    'clog',
+    'swizzle',
+    'bitflip',
+    'phase',
+    'converged',
+  ]) {
     assert.ok(seen.has(e), `no ${e} event in 30 seeds`);
   }
-  for (const shape of ['isolate-one', 'halves', 'majorities-ring', 'asymmetric']) assert.ok(seen.has(`shape:${shape}`), `no ${shape} partition in 30 seeds`);
+  for (const shape of ['isolate-one', 'halves', 'majorities-ring', 'asymmetric'])
+    assert.ok(seen.has(`shape:${shape}`), `no ${shape} partition in 30 seeds`);
 });

@@ -92,10 +92,16 @@ interface RunState<M, I> {
 export function runSimulation<M, I>(workload: Workload<M, I>, options: SimOptions): SimResult {
   assert(Number.isSafeInteger(options.seed), 'seed must be a safe integer');
   const canary = options.canary;
-  assert(canary === undefined || workload.canaries.includes(canary), `unknown canary ${canary ?? ''} for workload ${workload.name}`);
+  assert(
+    canary === undefined || workload.canaries.includes(canary),
+    `unknown canary ${canary ?? ''} for workload ${workload.name}`,
+  );
   const prng = new Prng(options.seed);
   const count = options.nodeCount ?? workload.nodeCount(prng.fork('nodes'));
-  assert(Number.isInteger(count) && count >= 1 && count <= SIM_NODES_MAX, `node count must be in [1, ${SIM_NODES_MAX}]`);
+  assert(
+    Number.isInteger(count) && count >= 1 && count <= SIM_NODES_MAX,
+    `node count must be in [1, ${SIM_NODES_MAX}]`,
+  );
   const faultPhaseMs = options.faultPhaseMs ?? workload.faultPhaseMs;
   const state: RunState<M, I> = {
     seed: options.seed,
@@ -118,10 +124,18 @@ export function runSimulation<M, I>(workload: Workload<M, I>, options: SimOption
       nodes: ids,
       prng: prng.fork('workload'),
       canary,
-      violation: (checker, message) => { report(state, checker, message); },
+      violation: (checker, message) => {
+        report(state, checker, message);
+      },
     });
     state.run = run;
-    emit(state, 'sim', 'begin', { seed: options.seed, workload: workload.name, nodes: count, canary: canary ?? null, profile: describeProfile(profile) });
+    emit(state, 'sim', 'begin', {
+      seed: options.seed,
+      workload: workload.name,
+      nodes: count,
+      canary: canary ?? null,
+      profile: describeProfile(profile),
+    });
     network = buildCluster(state, run, ids, profile, options.diskFactory);
     const cluster = control(state, network);
     nemesis = new Nemesis(state.scheduler, prng.fork('nemesis'), profile, cluster);
@@ -147,7 +161,17 @@ export function runSimulation<M, I>(workload: Workload<M, I>, options: SimOption
     duplicated: net?.duplicated ?? 0,
   });
   const traceHash = state.recorder.finish();
-  return summarize(state, { workload, canary, count, faultPhaseMs, convergedAfterMs, traceHash, nemesis, network, profile });
+  return summarize(state, {
+    workload,
+    canary,
+    count,
+    faultPhaseMs,
+    convergedAfterMs,
+    traceHash,
+    nemesis,
+    network,
+    profile,
+  });
 }
 
 function report<M, I>(state: RunState<M, I>, checker: string, message: string): void {
@@ -159,7 +183,14 @@ function report<M, I>(state: RunState<M, I>, checker: string, message: string): 
 function reportException<M, I>(state: RunState<M, I>, e: unknown): void {
   const name = e instanceof CohortError ? e.code : e instanceof Error ? e.name : 'Error';
   const message = e instanceof Error ? e.message : String(e);
-  const frame = e instanceof Error ? (e.stack ?? '').split('\n').slice(1, 3).map((s) => s.trim()).join(' | ') : '';
+  const frame =
+    e instanceof Error
+      ? (e.stack ?? '')
+          .split('\n')
+          .slice(1, 3)
+          .map((s) => s.trim())
+          .join(' | ')
+      : '';
   report(state, 'exception', `${name}: ${message}${frame === '' ? '' : ` (${frame})`}`);
 }
 
@@ -172,16 +203,31 @@ function emit<M, I>(state: RunState<M, I>, source: TraceSource, event: string, f
   for (const c of run.checkers) c.observe(e);
 }
 
-function buildCluster<M, I>(state: RunState<M, I>, run: WorkloadRun<M, I>, ids: readonly NodeId[], profile: FaultProfile, diskFactory: DiskFactory): SimNetwork<M> {
+function buildCluster<M, I>(
+  state: RunState<M, I>,
+  run: WorkloadRun<M, I>,
+  ids: readonly NodeId[],
+  profile: FaultProfile,
+  diskFactory: DiskFactory,
+): SimNetwork<M> {
   const host = {
     isUp: (n: NodeId) => (state.nodes.get(n)?.state ?? 'down') !== 'down',
     incarnationOf: (n: NodeId) => state.nodes.get(n)?.incarnation ?? 0,
-    deliver: (n: NodeId, inc: number, fn: () => void) => { state.nodes.get(n)?.run(inc, fn, true); },
+    deliver: (n: NodeId, inc: number, fn: () => void) => {
+      state.nodes.get(n)?.run(inc, fn, true);
+    },
     codecError: (from: NodeId, to: NodeId, error: DecodeError) => {
       report(state, 'codec', `message ${from}→${to} failed to decode (${error.code}): ${error.message}`);
     },
   };
-  const network = new SimNetwork<M>(state.scheduler, state.prng.fork('network'), profile.network, ids, run.program.codec, host);
+  const network = new SimNetwork<M>(
+    state.scheduler,
+    state.prng.fork('network'),
+    profile.network,
+    ids,
+    run.program.codec,
+    host,
+  );
   const drift = profile.clockDriftMax;
   for (const id of ids) {
     const machinePrng = state.prng.fork(`machine-${id}`);
@@ -193,7 +239,9 @@ function buildCluster<M, I>(state: RunState<M, I>, run: WorkloadRun<M, I>, ids: 
         const node = owner.node;
         assert(node !== undefined, 'disk scheduled before its node exists');
         const inc = node.incarnation;
-        state.scheduler.after(msToUs(delayMs), () => { node.run(inc, fn); });
+        state.scheduler.after(msToUs(delayMs), () => {
+          node.run(inc, fn);
+        });
       },
       prng: state.prng.fork(`disk-${id}`),
       writeLatencyMs: profile.disk.writeLatencyMs,
@@ -201,8 +249,19 @@ function buildCluster<M, I>(state: RunState<M, I>, run: WorkloadRun<M, I>, ids: 
       tornWriteProbability: profile.disk.tornWriteProbability,
       keepUnsyncedProbability: profile.disk.keepUnsyncedProbability,
     });
-    const sink = (n: NodeId, event: string, fields: TraceFields): void => { emit(state, n, event, fields); };
-    owner.node = new SimNode<M, I>(id, state.scheduler, network, disk, { clockRate, clockOffsetMs }, state.prng.fork(`node-${id}`), run.program, sink);
+    const sink = (n: NodeId, event: string, fields: TraceFields): void => {
+      emit(state, n, event, fields);
+    };
+    owner.node = new SimNode<M, I>(
+      id,
+      state.scheduler,
+      network,
+      disk,
+      { clockRate, clockOffsetMs },
+      state.prng.fork(`node-${id}`),
+      run.program,
+      sink,
+    );
     state.nodes.set(id, owner.node);
   }
   return network;
@@ -228,7 +287,9 @@ function control<M, I>(state: RunState<M, I>, network: SimNetwork<M>): ClusterCo
       emit(state, 'sim', 'crash', { node: id });
       nodeOf(state, id).crash();
     },
-    restart: (id) => { startNode(state, nodeOf(state, id)); },
+    restart: (id) => {
+      startNode(state, nodeOf(state, id));
+    },
     pause: (id) => {
       emit(state, 'sim', 'pause', { node: id });
       nodeOf(state, id).pause();
@@ -237,15 +298,23 @@ function control<M, I>(state: RunState<M, I>, network: SimNetwork<M>): ClusterCo
       emit(state, 'sim', 'resume', { node: id });
       nodeOf(state, id).resume();
     },
-    setPartition: (p) => { network.setPartition(p); },
-    clog: (from, to, untilUs) => { network.clog(from, to, untilUs); },
-    unclogAll: () => { network.unclogAll(); },
+    setPartition: (p) => {
+      network.setPartition(p);
+    },
+    clog: (from, to, untilUs) => {
+      network.clog(from, to, untilUs);
+    },
+    unclogAll: () => {
+      network.unclogAll();
+    },
     flipBits: (id, count) => {
       const flipped = nodeOf(state, id).disk.flipBits(count);
       emit(state, 'sim', 'bitflip', { node: id, bits: flipped });
       return flipped;
     },
-    emit: (event, fields) => { emit(state, 'sim', event, fields); },
+    emit: (event, fields) => {
+      emit(state, 'sim', event, fields);
+    },
   };
 }
 
@@ -266,7 +335,9 @@ function driverContext<M, I>(state: RunState<M, I>, ids: readonly NodeId[], clus
       });
       return true;
     },
-    trace: (event, fields) => { emit(state, 'client', event, fields ?? {}); },
+    trace: (event, fields) => {
+      emit(state, 'client', event, fields ?? {});
+    },
     crash: (id) => {
       if (nodeOf(state, id).state === 'down') return false;
       cluster.crash(id);
@@ -300,7 +371,11 @@ function livenessPhase<M, I>(state: RunState<M, I>, run: WorkloadRun<M, I>, neme
     return after;
   }
   if (state.violations.length === 0) {
-    report(state, 'liveness', `not converged ${run.liveness.boundMs} ms after faults stopped: ${run.liveness.describe()}`);
+    report(
+      state,
+      'liveness',
+      `not converged ${run.liveness.boundMs} ms after faults stopped: ${run.liveness.describe()}`,
+    );
   }
   return null;
 }

@@ -30,7 +30,10 @@ export class ByteFile {
 
   /** A copy of up to `length` bytes from `offset` (fewer at the end). */
   copyRange(offset: number, length: number): Uint8Array {
-    assert(Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 0, 'read range must be non-negative integers');
+    assert(
+      Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 0,
+      'read range must be non-negative integers',
+    );
     const start = Math.min(offset, this.length);
     return this.buf.slice(start, Math.min(this.length, start + length));
   }

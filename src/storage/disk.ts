@@ -63,5 +63,12 @@ export const DISK_NAME_BYTES_MAX = 255;
 
 /** True when `name` is a valid flat file name for every `Disk` implementation. */
 export function isValidDiskName(name: string): boolean {
-  return name.length > 0 && name.length <= DISK_NAME_BYTES_MAX && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0');
+  return (
+    name.length > 0 &&
+    name.length <= DISK_NAME_BYTES_MAX &&
+    name !== '.' &&
+    name !== '..' &&
+    !name.includes('/') &&
+    !name.includes('\0')
+  );
 }

@@ -18,5 +18,18 @@ export {
   WAL_USER_TYPE_MAX,
 } from './wal-segment.js';
 export { Wal, type WalOptions, type WalRecovery, type WalStats, type WalCallback } from './wal.js';
-export { StableStore, type StableState, STABLE_STATE_FILE, encodeStableState, decodeStableState } from './stable-store.js';
-export { SnapshotStore, SnapshotWriter, type SnapshotMeta, type SnapshotHandle, snapshotFileName, SNAPSHOT_HEADER_BYTES } from './snapshot-store.js';
+export {
+  StableStore,
+  type StableState,
+  STABLE_STATE_FILE,
+  encodeStableState,
+  decodeStableState,
+} from './stable-store.js';
+export {
+  SnapshotStore,
+  SnapshotWriter,
+  type SnapshotMeta,
+  type SnapshotHandle,
+  snapshotFileName,
+  SNAPSHOT_HEADER_BYTES,
+} from './snapshot-store.js';

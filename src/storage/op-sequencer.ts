@@ -40,7 +40,10 @@ export class OpSequencer {
    */
   submit(keys: readonly string[], start: OpStart): void {
     assert(keys.length > 0, 'a disk operation names at least one key');
-    assert(this.pendingCount < DISK_OPS_PENDING_MAX, `more than ${DISK_OPS_PENDING_MAX} disk operations pending: a caller is unbounded`);
+    assert(
+      this.pendingCount < DISK_OPS_PENDING_MAX,
+      `more than ${DISK_OPS_PENDING_MAX} disk operations pending: a caller is unbounded`,
+    );
     const unique = [...new Set(keys)];
     const op: Op = { seq: this.nextSeq++, keys: unique, start, blockers: 0, started: false, finished: false };
     this.pendingCount++;

@@ -75,23 +75,31 @@ export class SnapshotStore {
    * snapshot or to a peer.
    */
   open(meta: SnapshotMeta): SnapshotHandle {
-    const corrupt = (detail: string): CorruptFileError => new CorruptFileError('SNAPSHOT_CORRUPT', meta.file, detail, ADVICE);
+    const corrupt = (detail: string): CorruptFileError =>
+      new CorruptFileError('SNAPSHOT_CORRUPT', meta.file, detail, ADVICE);
     const header = this.disk.readRange(meta.file, 0, SNAPSHOT_HEADER_BYTES);
     const size = this.disk.size(meta.file);
     if (header === null || size === null) throw corrupt('the file disappeared');
     const parsed = parseHeader(header);
     if (typeof parsed === 'string') throw corrupt(parsed);
-    if (parsed.index !== meta.index || parsed.term !== meta.term) throw corrupt(`header says index ${parsed.index} term ${parsed.term}, the name disagrees`);
-    if (parsed.bytes !== size - SNAPSHOT_HEADER_BYTES) throw corrupt(`header says ${parsed.bytes} data bytes, the file holds ${size - SNAPSHOT_HEADER_BYTES}`);
+    if (parsed.index !== meta.index || parsed.term !== meta.term)
+      throw corrupt(`header says index ${parsed.index} term ${parsed.term}, the name disagrees`);
+    if (parsed.bytes !== size - SNAPSHOT_HEADER_BYTES)
+      throw corrupt(`header says ${parsed.bytes} data bytes, the file holds ${size - SNAPSHOT_HEADER_BYTES}`);
     const readChunk = (offset: number, length: number): Uint8Array => {
       assert(length >= 0 && length <= SNAPSHOT_CHUNK_BYTES_MAX, 'snapshot chunks are bounded');
       assert(offset >= 0 && offset <= parsed.bytes, 'snapshot chunk offset inside the data');
-      const chunk = this.disk.readRange(meta.file, SNAPSHOT_HEADER_BYTES + offset, Math.min(length, parsed.bytes - offset));
+      const chunk = this.disk.readRange(
+        meta.file,
+        SNAPSHOT_HEADER_BYTES + offset,
+        Math.min(length, parsed.bytes - offset),
+      );
       if (chunk === null) throw corrupt('the file disappeared while being read');
       return chunk;
     };
     let crc = 0;
-    for (let offset = 0; offset < parsed.bytes; offset += SNAPSHOT_CHUNK_BYTES_MAX) crc = crc32c(readChunk(offset, SNAPSHOT_CHUNK_BYTES_MAX), crc);
+    for (let offset = 0; offset < parsed.bytes; offset += SNAPSHOT_CHUNK_BYTES_MAX)
+      crc = crc32c(readChunk(offset, SNAPSHOT_CHUNK_BYTES_MAX), crc);
     if (crc !== parsed.dataCrc) throw corrupt('data checksum mismatch');
     return { ...meta, bytes: parsed.bytes, readChunk };
   }
@@ -101,7 +109,8 @@ export class SnapshotStore {
     const handle = this.open(meta);
     assert(handle.bytes <= SNAPSHOT_CHUNK_BYTES_MAX * 4, 'load() is for small snapshots; use open() and readChunk()');
     const out = new Uint8Array(handle.bytes);
-    for (let offset = 0; offset < handle.bytes; offset += SNAPSHOT_CHUNK_BYTES_MAX) out.set(handle.readChunk(offset, SNAPSHOT_CHUNK_BYTES_MAX), offset);
+    for (let offset = 0; offset < handle.bytes; offset += SNAPSHOT_CHUNK_BYTES_MAX)
+      out.set(handle.readChunk(offset, SNAPSHOT_CHUNK_BYTES_MAX), offset);
     return out;
   }
 
@@ -124,8 +133,13 @@ export class SnapshotStore {
   }
 
   private prune(newest: SnapshotMeta, done: (error: StorageError | null) => void): void {
-    const older = this.list().filter((m) => m.file !== newest.file && (m.index < newest.index || (m.index === newest.index && m.term < newest.term)));
-    this.removeAll(older.slice(Math.max(0, this.retain - 1)).map((m) => m.file), done);
+    const older = this.list().filter(
+      (m) => m.file !== newest.file && (m.index < newest.index || (m.index === newest.index && m.term < newest.term)),
+    );
+    this.removeAll(
+      older.slice(Math.max(0, this.retain - 1)).map((m) => m.file),
+      done,
+    );
   }
 
   private removeAll(files: string[], done: (error: StorageError | null) => void): void {
@@ -134,7 +148,9 @@ export class SnapshotStore {
     const fail = (error: Error): void => {
       if (failed) return;
       failed = true;
-      done(new StorageError('SNAPSHOT_FAILED', `removing old snapshot files failed (${error.message})`, { cause: error }));
+      done(
+        new StorageError('SNAPSHOT_FAILED', `removing old snapshot files failed (${error.message})`, { cause: error }),
+      );
     };
     const syncDone = (error: Error | null): void => {
       if (error === null) done(null);
@@ -188,18 +204,33 @@ export class SnapshotWriter {
    */
   write(chunk: Uint8Array, done: (error: StorageError | null) => void): void {
     this.checkOpen();
-    assert(chunk.length <= SNAPSHOT_CHUNK_BYTES_MAX, `snapshot chunks must be at most ${SNAPSHOT_CHUNK_BYTES_MAX} bytes`);
+    assert(
+      chunk.length <= SNAPSHOT_CHUNK_BYTES_MAX,
+      `snapshot chunks must be at most ${SNAPSHOT_CHUNK_BYTES_MAX} bytes`,
+    );
     if (this.offset + chunk.length > SNAPSHOT_BYTES_MAX) {
-      throw new StorageError('SNAPSHOT_TOO_LARGE', `snapshot would exceed ${SNAPSHOT_BYTES_MAX} bytes; compact the state machine or raise SNAPSHOT_BYTES_MAX`);
+      throw new StorageError(
+        'SNAPSHOT_TOO_LARGE',
+        `snapshot would exceed ${SNAPSHOT_BYTES_MAX} bytes; compact the state machine or raise SNAPSHOT_BYTES_MAX`,
+      );
     }
     this.state = 'busy';
     this.crc = crc32c(chunk, this.crc);
     const at = SNAPSHOT_HEADER_BYTES + this.offset;
     this.offset += chunk.length;
-    this.disk.write(this.tmp, at, chunk, this.step('write', () => {
-      this.state = 'open';
-      done(null);
-    }, done));
+    this.disk.write(
+      this.tmp,
+      at,
+      chunk,
+      this.step(
+        'write',
+        () => {
+          this.state = 'open';
+          done(null);
+        },
+        done,
+      ),
+    );
   }
 
   /**
@@ -216,20 +247,58 @@ export class SnapshotWriter {
       done(error, null);
     };
     // The header goes last: a torn file without it can never pass `open`.
-    this.disk.write(this.tmp, 0, header, this.step('header write', () => {
-      this.disk.truncate(this.tmp, SNAPSHOT_HEADER_BYTES + this.offset, this.step('truncate', () => {
-        this.disk.sync(this.tmp, this.step('fsync', () => {
-          this.disk.rename(this.tmp, this.file, this.step('rename', () => {
-            this.disk.syncDir(this.step('directory sync', () => {
-              this.state = 'done';
-              this.onCommitted(meta, (error) => {
-                done(error, meta);
-              });
-            }, fail));
-          }, fail));
-        }, fail));
-      }, fail));
-    }, fail));
+    this.disk.write(
+      this.tmp,
+      0,
+      header,
+      this.step(
+        'header write',
+        () => {
+          this.disk.truncate(
+            this.tmp,
+            SNAPSHOT_HEADER_BYTES + this.offset,
+            this.step(
+              'truncate',
+              () => {
+                this.disk.sync(
+                  this.tmp,
+                  this.step(
+                    'fsync',
+                    () => {
+                      this.disk.rename(
+                        this.tmp,
+                        this.file,
+                        this.step(
+                          'rename',
+                          () => {
+                            this.disk.syncDir(
+                              this.step(
+                                'directory sync',
+                                () => {
+                                  this.state = 'done';
+                                  this.onCommitted(meta, (error) => {
+                                    done(error, meta);
+                                  });
+                                },
+                                fail,
+                              ),
+                            );
+                          },
+                          fail,
+                        ),
+                      );
+                    },
+                    fail,
+                  ),
+                );
+              },
+              fail,
+            ),
+          );
+        },
+        fail,
+      ),
+    );
   }
 
   /** Drops the partial snapshot; `done` runs once its temporary file is removed. */
@@ -237,7 +306,11 @@ export class SnapshotWriter {
     assert(this.state !== 'busy', 'abort only between operations');
     this.state = 'done';
     this.disk.remove(this.tmp, (error) => {
-      done(error === null ? null : new StorageError('SNAPSHOT_FAILED', `removing ${this.tmp} failed (${error.message})`, { cause: error }));
+      done(
+        error === null
+          ? null
+          : new StorageError('SNAPSHOT_FAILED', `removing ${this.tmp} failed (${error.message})`, { cause: error }),
+      );
     });
   }
 
@@ -246,13 +319,21 @@ export class SnapshotWriter {
     assert(this.state === 'open', 'snapshot writer: one operation at a time, none after commit or abort');
   }
 
-  private step(what: string, next: () => void, done: (error: StorageError | null) => void): (error: Error | null) => void {
+  private step(
+    what: string,
+    next: () => void,
+    done: (error: StorageError | null) => void,
+  ): (error: Error | null) => void {
     return (error) => {
       if (error === null) {
         next();
         return;
       }
-      const failure = new StorageError('SNAPSHOT_FAILED', `snapshot ${this.file}: ${what} failed (${error.message}); the partial snapshot is discarded`, { cause: error });
+      const failure = new StorageError(
+        'SNAPSHOT_FAILED',
+        `snapshot ${this.file}: ${what} failed (${error.message}); the partial snapshot is discarded`,
+        { cause: error },
+      );
       this.state = failure;
       done(failure);
     };
@@ -283,7 +364,8 @@ function parseHeader(header: Uint8Array): { index: number; term: number; bytes: 
   const index = getU64(view, 16);
   const snapTerm = getU64(view, 24);
   const bytes = getU64(view, 32);
-  if (index === null || snapTerm === null || bytes === null || bytes > SNAPSHOT_BYTES_MAX) return 'header fields out of range';
+  if (index === null || snapTerm === null || bytes === null || bytes > SNAPSHOT_BYTES_MAX)
+    return 'header fields out of range';
   return { index, term: snapTerm, bytes, dataCrc: view.getUint32(12, true) };
 }
 

@@ -32,13 +32,22 @@ export const STABLE_STATE_FILE = 'stable-state';
 
 const MAGIC = new Uint8Array([0x43, 0x4f, 0x48, 0x53, 0x54, 0x42, 0x30, 0x31]); // "COHSTB01"
 const VERSION = 1;
-const ADVICE = 'The node cannot know its term or vote, so it must not vote: restore the file from a backup, or wipe this node and let it rejoin as a new member.';
+const ADVICE =
+  'The node cannot know its term or vote, so it must not vote: restore the file from a backup, or wipe this node and let it rejoin as a new member.';
 
 /** Encodes `state` in the stable-state layout. */
 export function encodeStableState(state: StableState): Uint8Array {
-  assert(state.blob.length <= STABLE_BLOB_BYTES_MAX, `stable-state blob must be at most ${STABLE_BLOB_BYTES_MAX} bytes`);
+  assert(
+    state.blob.length <= STABLE_BLOB_BYTES_MAX,
+    `stable-state blob must be at most ${STABLE_BLOB_BYTES_MAX} bytes`,
+  );
   const writer = new ByteWriter(64 + state.blob.length);
-  writer.bytes(MAGIC).u32(VERSION).u32(state.vote ?? 0).u64(state.term).lenBytes(state.blob);
+  writer
+    .bytes(MAGIC)
+    .u32(VERSION)
+    .u32(state.vote ?? 0)
+    .u64(state.term)
+    .lenBytes(state.blob);
   const body = writer.finish();
   writer.u32(crc32c(body));
   return writer.finish().slice();
@@ -49,7 +58,8 @@ export function decodeStableState(file: string, bytes: Uint8Array): StableState 
   const corrupt = (detail: string): CorruptFileError => new CorruptFileError('STABLE_CORRUPT', file, detail, ADVICE);
   if (bytes.length < 4) throw corrupt(`only ${bytes.length} bytes`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (crc32c(bytes.subarray(0, bytes.length - 4)) !== view.getUint32(bytes.length - 4, true)) throw corrupt('checksum mismatch');
+  if (crc32c(bytes.subarray(0, bytes.length - 4)) !== view.getUint32(bytes.length - 4, true))
+    throw corrupt('checksum mismatch');
   const reader = new ByteReader(bytes.subarray(0, bytes.length - 4));
   try {
     const magic = reader.bytes(MAGIC.length, 'magic');
@@ -98,7 +108,10 @@ export class StableStore {
     }
     if (this.next === null) this.next = { state, dones: [] };
     if (this.next.dones.length >= STORAGE_WAITERS_MAX) {
-      throw new StorageError('STORAGE_BACKPRESSURE', `more than ${STORAGE_WAITERS_MAX} stable-state saves are waiting; wait for earlier ones`);
+      throw new StorageError(
+        'STORAGE_BACKPRESSURE',
+        `more than ${STORAGE_WAITERS_MAX} stable-state saves are waiting; wait for earlier ones`,
+      );
     }
     this.next.state = state;
     this.next.dones.push(done);
@@ -109,9 +122,13 @@ export class StableStore {
     const tmp = `${this.file}.tmp`;
     const finish = (error: Error | null): void => {
       if (error !== null) {
-        const failure = new StorageError('STABLE_FAILED', `saving ${this.file} failed (${error.message}); the node must stop: its term and vote may not be durable`, {
-          cause: error,
-        });
+        const failure = new StorageError(
+          'STABLE_FAILED',
+          `saving ${this.file} failed (${error.message}); the node must stop: its term and vote may not be durable`,
+          {
+            cause: error,
+          },
+        );
         this.inFlight = failure;
         const waiting = [...dones, ...(this.next?.dones ?? [])];
         this.next = null;
@@ -140,7 +157,13 @@ export class StableStore {
             this.disk.sync(
               tmp,
               then(() => {
-                this.disk.rename(tmp, this.file, then(() => { this.disk.syncDir(finish); }));
+                this.disk.rename(
+                  tmp,
+                  this.file,
+                  then(() => {
+                    this.disk.syncDir(finish);
+                  }),
+                );
               }),
             );
           }),

@@ -184,23 +184,53 @@ for (const [kind, make] of Object.entries(FACTORIES)) {
   suite('write, read, size, readRange and list', async (fx) => {
     const d = fx.disk;
     assert.equal(d.read('a'), null);
-    assert.equal(await call<Error | null>(fx, (cb) => { d.write('a', 0, bytes(1, 2, 3), cb); }), null);
-    assert.equal(await call<Error | null>(fx, (cb) => { d.write('a', 5, bytes(9), cb); }), null);
+    assert.equal(
+      await call<Error | null>(fx, (cb) => {
+        d.write('a', 0, bytes(1, 2, 3), cb);
+      }),
+      null,
+    );
+    assert.equal(
+      await call<Error | null>(fx, (cb) => {
+        d.write('a', 5, bytes(9), cb);
+      }),
+      null,
+    );
     assert.deepEqual(d.read('a'), bytes(1, 2, 3, 0, 0, 9));
     assert.equal(d.size('a'), 6);
     assert.deepEqual(d.readRange('a', 1, 3), bytes(2, 3, 0));
     assert.deepEqual(d.readRange('a', 4, 100), bytes(0, 9));
-    assert.equal(await call<Error | null>(fx, (cb) => { d.write('b', 0, bytes(), cb); }), null);
+    assert.equal(
+      await call<Error | null>(fx, (cb) => {
+        d.write('b', 0, bytes(), cb);
+      }),
+      null,
+    );
     assert.deepEqual(d.list(), ['a', 'b']);
     assert.equal(d.size('b'), 0);
   });
 
   suite('an empty write creates the file but never extends it', async (fx) => {
     const d = fx.disk;
-    assert.equal(await call<Error | null>(fx, (cb) => { d.write('e', 100, bytes(), cb); }), null);
+    assert.equal(
+      await call<Error | null>(fx, (cb) => {
+        d.write('e', 100, bytes(), cb);
+      }),
+      null,
+    );
     assert.equal(d.size('e'), 0);
-    assert.equal(await call<Error | null>(fx, (cb) => { d.write('e', 0, bytes(7, 8), cb); }), null);
-    assert.equal(await call<Error | null>(fx, (cb) => { d.write('e', 50, bytes(), cb); }), null);
+    assert.equal(
+      await call<Error | null>(fx, (cb) => {
+        d.write('e', 0, bytes(7, 8), cb);
+      }),
+      null,
+    );
+    assert.equal(
+      await call<Error | null>(fx, (cb) => {
+        d.write('e', 50, bytes(), cb);
+      }),
+      null,
+    );
     assert.deepEqual(d.read('e'), bytes(7, 8));
   });
 
@@ -208,18 +238,29 @@ for (const [kind, make] of Object.entries(FACTORIES)) {
     const d = fx.disk;
     for (let round = 0; round < 20; round++) {
       const dirOp = round % 2 === 0 ? 'remove' : 'rename';
-      assert.equal(await call<Error | null>(fx, (cb) => { d.write('r', 0, bytes(1), cb); }), null);
+      assert.equal(
+        await call<Error | null>(fx, (cb) => {
+          d.write('r', 0, bytes(1), cb);
+        }),
+        null,
+      );
       const order: string[] = [];
-      const note = (what: string): DiskCallback => (e) => {
-        assert.equal(e, null, what);
-        order.push(what);
-      };
+      const note =
+        (what: string): DiskCallback =>
+        (e) => {
+          assert.equal(e, null, what);
+          order.push(what);
+        };
       if (dirOp === 'remove') d.remove('r', note('dir-op'));
       else d.rename('r', 'moved', note('dir-op'));
       d.write('r', 0, bytes(round), note('create'));
       d.syncDir(note('syncDir'));
       await until(fx, () => order.length === 3, 'the three operations');
-      assert.deepEqual(order, ['dir-op', 'create', 'syncDir'], `round ${round} (${dirOp}): syncDir must cover the creation issued before it`);
+      assert.deepEqual(
+        order,
+        ['dir-op', 'create', 'syncDir'],
+        `round ${round} (${dirOp}): syncDir must cover the creation issued before it`,
+      );
       assert.deepEqual(d.read('r'), bytes(round));
     }
   });
@@ -227,37 +268,80 @@ for (const [kind, make] of Object.entries(FACTORIES)) {
   suite('operations on one file complete in issue order', async (fx) => {
     const d = fx.disk;
     const order: number[] = [];
-    const record = (i: number): DiskCallback => (e) => {
-      assert.equal(e, null);
-      order.push(i);
-    };
+    const record =
+      (i: number): DiskCallback =>
+      (e) => {
+        assert.equal(e, null);
+        order.push(i);
+      };
     for (let i = 0; i < 20; i++) d.write('f', 0, bytes(i, i), record(i));
     d.truncate('f', 1, record(20));
     d.sync('f', record(21));
     await until(fx, () => order.length === 22, 'ordered completions');
-    assert.deepEqual(order, Array.from({ length: 22 }, (_, i) => i));
+    assert.deepEqual(
+      order,
+      Array.from({ length: 22 }, (_, i) => i),
+    );
     assert.deepEqual(d.read('f'), bytes(19));
   });
 
   suite('missing files: sync, truncate and rename fail; remove succeeds', async (fx) => {
     const d = fx.disk;
-    assert.notEqual(await call<Error | null>(fx, (cb) => { d.sync('nope', cb); }), null);
-    assert.notEqual(await call<Error | null>(fx, (cb) => { d.truncate('nope', 0, cb); }), null);
-    assert.notEqual(await call<Error | null>(fx, (cb) => { d.rename('nope', 'x', cb); }), null);
-    assert.equal(await call<Error | null>(fx, (cb) => { d.remove('nope', cb); }), null);
+    assert.notEqual(
+      await call<Error | null>(fx, (cb) => {
+        d.sync('nope', cb);
+      }),
+      null,
+    );
+    assert.notEqual(
+      await call<Error | null>(fx, (cb) => {
+        d.truncate('nope', 0, cb);
+      }),
+      null,
+    );
+    assert.notEqual(
+      await call<Error | null>(fx, (cb) => {
+        d.rename('nope', 'x', cb);
+      }),
+      null,
+    );
+    assert.equal(
+      await call<Error | null>(fx, (cb) => {
+        d.remove('nope', cb);
+      }),
+      null,
+    );
   });
 
   suite('synced data, renames and removals survive a reopen', async (fx) => {
     const d = fx.disk;
-    await call(fx, (cb) => { d.write('t', 0, bytes(5, 6), cb); });
-    await call(fx, (cb) => { d.sync('t', cb); });
-    await call(fx, (cb) => { d.write('old', 0, bytes(1), cb); });
-    await call(fx, (cb) => { d.sync('old', cb); });
-    await call(fx, (cb) => { d.syncDir(cb); });
-    await call(fx, (cb) => { d.rename('t', 'old', cb); });
-    await call(fx, (cb) => { d.write('gone', 0, bytes(1), cb); });
-    await call(fx, (cb) => { d.remove('gone', cb); });
-    await call(fx, (cb) => { d.syncDir(cb); });
+    await call(fx, (cb) => {
+      d.write('t', 0, bytes(5, 6), cb);
+    });
+    await call(fx, (cb) => {
+      d.sync('t', cb);
+    });
+    await call(fx, (cb) => {
+      d.write('old', 0, bytes(1), cb);
+    });
+    await call(fx, (cb) => {
+      d.sync('old', cb);
+    });
+    await call(fx, (cb) => {
+      d.syncDir(cb);
+    });
+    await call(fx, (cb) => {
+      d.rename('t', 'old', cb);
+    });
+    await call(fx, (cb) => {
+      d.write('gone', 0, bytes(1), cb);
+    });
+    await call(fx, (cb) => {
+      d.remove('gone', cb);
+    });
+    await call(fx, (cb) => {
+      d.syncDir(cb);
+    });
     const again = await fx.reopen();
     assert.deepEqual(again.list(), ['old']);
     assert.deepEqual(again.read('old'), bytes(5, 6));
@@ -314,8 +398,13 @@ for (const [kind, make] of Object.entries(FACTORIES)) {
     assert.deepEqual(loaded, { term: term(5), vote: nodeId(5), blob: bytes(5) });
     const raw = disk.read('stable-state')!;
     raw[12]! ^= 4;
-    await call(fx, (cb) => { disk.write('stable-state', 0, raw, cb); });
-    assert.throws(() => new StableStore(disk).load(), (e) => e instanceof CorruptFileError && e.code === 'STABLE_CORRUPT');
+    await call(fx, (cb) => {
+      disk.write('stable-state', 0, raw, cb);
+    });
+    assert.throws(
+      () => new StableStore(disk).load(),
+      (e) => e instanceof CorruptFileError && e.code === 'STABLE_CORRUPT',
+    );
   });
 
   suite('snapshots: chunked write, atomic commit, old ones pruned, corruption detected', async (fx) => {
@@ -326,9 +415,21 @@ for (const [kind, make] of Object.entries(FACTORIES)) {
       for (let c = 0; c < chunks; c++) {
         const chunk = new Uint8Array(1000).map((_, i) => (i * 7 + c + index) & 0xff);
         all.push(...chunk);
-        assert.equal(await call<StorageError | null>(fx, (cb) => { writer.write(chunk, cb); }), null);
+        assert.equal(
+          await call<StorageError | null>(fx, (cb) => {
+            writer.write(chunk, cb);
+          }),
+          null,
+        );
       }
-      assert.equal(await call<StorageError | null>(fx, (cb) => { writer.commit((e) => { cb(e); }); }), null);
+      assert.equal(
+        await call<StorageError | null>(fx, (cb) => {
+          writer.commit((e) => {
+            cb(e);
+          });
+        }),
+        null,
+      );
       return new Uint8Array(all);
     };
     await write(10, 3);
@@ -343,8 +444,13 @@ for (const [kind, make] of Object.entries(FACTORIES)) {
     assert.deepEqual(reopened.load(list[0]!), data);
     const raw = disk.read(list[0]!.file)!;
     raw[100]! ^= 1;
-    await call(fx, (cb) => { disk.write(list[0]!.file, 0, raw, cb); });
-    assert.throws(() => reopened.open(list[0]!), (e) => e instanceof CorruptFileError && e.code === 'SNAPSHOT_CORRUPT');
+    await call(fx, (cb) => {
+      disk.write(list[0]!.file, 0, raw, cb);
+    });
+    assert.throws(
+      () => reopened.open(list[0]!),
+      (e) => e instanceof CorruptFileError && e.code === 'SNAPSHOT_CORRUPT',
+    );
   });
 }
 

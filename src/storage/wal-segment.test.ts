@@ -8,7 +8,16 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Prng } from '../lib/prng.js';
 import { WalCorruptionError } from './storage-error.js';
-import { encodeRecord, encodeSegmentHeader, parseSegmentName, recordBytes, scanSegment, segmentName, SEGMENT_HEADER_BYTES, type SegmentScan } from './wal-segment.js';
+import {
+  encodeRecord,
+  encodeSegmentHeader,
+  parseSegmentName,
+  recordBytes,
+  scanSegment,
+  segmentName,
+  SEGMENT_HEADER_BYTES,
+  type SegmentScan,
+} from './wal-segment.js';
 
 interface Spec {
   readonly seq: number;
@@ -17,7 +26,10 @@ interface Spec {
 }
 
 /** Encodes a segment starting at `firstSeq` whose records are cut into batches of the given sizes. */
-function buildSegment(firstSeq: number, batches: readonly (readonly Uint8Array[])[]): { bytes: Uint8Array; specs: Spec[]; batchStarts: number[] } {
+function buildSegment(
+  firstSeq: number,
+  batches: readonly (readonly Uint8Array[])[],
+): { bytes: Uint8Array; specs: Spec[]; batchStarts: number[] } {
   const specs: Spec[] = [];
   const batchStarts: number[] = [];
   let size = SEGMENT_HEADER_BYTES;
@@ -61,7 +73,14 @@ function assertPrefix(scan: SegmentScan, specs: readonly Spec[]): void {
 test('segment names round-trip and reject anything else', () => {
   assert.equal(segmentName(1), 'wal-0000000000000001.log');
   assert.equal(parseSegmentName(segmentName(0xabcdef12345)), 0xabcdef12345);
-  for (const bad of ['wal-1.log', 'wal-000000000000000G.log', 'wal-0000000000000000.log', 'x.log', 'wal-0000000000000001.log.tmp']) assert.equal(parseSegmentName(bad), null, bad);
+  for (const bad of [
+    'wal-1.log',
+    'wal-000000000000000G.log',
+    'wal-0000000000000000.log',
+    'x.log',
+    'wal-0000000000000001.log.tmp',
+  ])
+    assert.equal(parseSegmentName(bad), null, bad);
 });
 
 test('a valid segment round-trips exactly', () => {
@@ -103,7 +122,10 @@ test('zeros or garbage after a cut inside the last batch are a torn tail', () =>
 
 test('a hole inside the torn last batch followed by more of that batch is still a torn tail', () => {
   const prng = new Prng(4);
-  const { bytes, specs, batchStarts } = buildSegment(1, [...randomBatches(prng, 2, 3, 20), randomBatches(prng, 1, 1, 20)[0]!.concat(randomBatches(prng, 1, 1, 20)[0]!, randomBatches(prng, 1, 1, 20)[0]!)]);
+  const { bytes, specs, batchStarts } = buildSegment(1, [
+    ...randomBatches(prng, 2, 3, 20),
+    randomBatches(prng, 1, 1, 20)[0]!.concat(randomBatches(prng, 1, 1, 20)[0]!, randomBatches(prng, 1, 1, 20)[0]!),
+  ]);
   const lastBatch = batchStarts.at(-1)!;
   const damaged = bytes.slice();
   damaged.fill(0, lastBatch + 4, lastBatch + 30); // the first record of the last batch is lost, later ones survive
@@ -119,9 +141,16 @@ test('a bit flip in any batch but the last of the last segment, or anywhere in a
   for (let at = 0; at < bytes.length; at++) {
     const damaged = bytes.slice();
     damaged[at]! ^= 1 << prng.int(0, 8);
-    assert.throws(() => scanSegment('wal-x.log', damaged, 9, false), (e) => e instanceof WalCorruptionError && e.code === 'WAL_CORRUPT' && e.segment === 'wal-x.log');
+    assert.throws(
+      () => scanSegment('wal-x.log', damaged, 9, false),
+      (e) => e instanceof WalCorruptionError && e.code === 'WAL_CORRUPT' && e.segment === 'wal-x.log',
+    );
     if (at >= SEGMENT_HEADER_BYTES && at < lastBatch) {
-      assert.throws(() => scanSegment('wal-x.log', damaged, 9, true), WalCorruptionError, `flip at byte ${at} must be detected`);
+      assert.throws(
+        () => scanSegment('wal-x.log', damaged, 9, true),
+        WalCorruptionError,
+        `flip at byte ${at} must be detected`,
+      );
     }
   }
 });
@@ -136,7 +165,9 @@ test('a header naming another first sequence number, or another format, is corru
 
 test('fuzz: 100,000 random and mutated inputs raise only WalCorruptionError and never fabricate records', () => {
   const prng = new Prng(6);
-  const templates = Array.from({ length: 32 }, (_, i) => buildSegment(1 + i * 1000, randomBatches(prng, prng.int(1, 5), 4, 48)));
+  const templates = Array.from({ length: 32 }, (_, i) =>
+    buildSegment(1 + i * 1000, randomBatches(prng, prng.int(1, 5), 4, 48)),
+  );
   const started = Date.now();
   let corrupt = 0;
   let parsed = 0;
@@ -184,14 +215,14 @@ function mutate(prng: Prng, bytes: Uint8Array, kind: number): Uint8Array {
       for (let i = out.length; i < grown.length; i++) grown[i] = prng.int(0, 256);
       return grown;
     }
-    case 7: // a byte range overwritten with random bytes
-    {
+    case 7: {
+      // a byte range overwritten with random bytes
       const at = prng.int(0, out.length);
       for (let i = at; i < Math.min(out.length, at + prng.int(1, 16)); i++) out[i] = prng.int(0, 256);
       return out;
     }
-    case 8: // a chunk duplicated over a later position (misdirected write)
-    {
+    case 8: {
+      // a chunk duplicated over a later position (misdirected write)
       const from = prng.int(0, out.length);
       const to = prng.int(0, out.length);
       out.copyWithin(to, from, from + prng.int(1, 64));
@@ -209,14 +240,21 @@ function mutate(prng: Prng, bytes: Uint8Array, kind: number): Uint8Array {
 
 test('property: any byte string is either parsed into a consistent scan or rejected as corruption', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 400 }), fc.boolean(), fc.integer({ min: 1, max: 1000 }), (bytes, last, firstSeq) => {
-      try {
-        const scan = scanSegment('p', bytes, firstSeq, last);
-        return scan.validBytes + scan.tornBytes === bytes.length && scan.records.every((r, i) => r.seq === firstSeq + i);
-      } catch (error) {
-        return error instanceof WalCorruptionError;
-      }
-    }),
+    fc.property(
+      fc.uint8Array({ maxLength: 400 }),
+      fc.boolean(),
+      fc.integer({ min: 1, max: 1000 }),
+      (bytes, last, firstSeq) => {
+        try {
+          const scan = scanSegment('p', bytes, firstSeq, last);
+          return (
+            scan.validBytes + scan.tornBytes === bytes.length && scan.records.every((r, i) => r.seq === firstSeq + i)
+          );
+        } catch (error) {
+          return error instanceof WalCorruptionError;
+        }
+      },
+    ),
     { numRuns: 2000 },
   );
 });
@@ -258,5 +296,8 @@ test('sector tears of an appended batch never set tailSuspect; a flip in a compl
     if (control.tornBytes > 0 && control.tailSuspect) suspects++;
   }
   assert.ok(damaged > 1500, `only ${damaged} tears damaged the batch`);
-  assert.ok(suspects > 2500, `a flipped complete record was suspect only ${suspects} times: the heuristic does not bite`);
+  assert.ok(
+    suspects > 2500,
+    `a flipped complete record was suspect only ${suspects} times: the heuristic does not bite`,
+  );
 });

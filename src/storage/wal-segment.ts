@@ -78,7 +78,10 @@ export interface SegmentScan {
 
 /** The segment file name for a segment whose first record has sequence number `firstSeq`. */
 export function segmentName(firstSeq: number): string {
-  assert(Number.isSafeInteger(firstSeq) && firstSeq >= 1, 'segment first sequence number must be a positive safe integer');
+  assert(
+    Number.isSafeInteger(firstSeq) && firstSeq >= 1,
+    'segment first sequence number must be a positive safe integer',
+  );
   return `wal-${firstSeq.toString(16).padStart(16, '0')}.log`;
 }
 
@@ -112,7 +115,14 @@ export function recordBytes(payloadBytes: number): number {
  * Encodes one record into `out` at `offset`; returns the offset after it. The caller sized `out`
  * with `recordBytes`.
  */
-export function encodeRecord(out: Uint8Array, offset: number, seq: number, indexInBatch: number, type: number, payload: Uint8Array): number {
+export function encodeRecord(
+  out: Uint8Array,
+  offset: number,
+  seq: number,
+  indexInBatch: number,
+  type: number,
+  payload: Uint8Array,
+): number {
   assert(type >= 1 && type <= 255 && Number.isInteger(type), 'record type must be in 1..255');
   assert(payload.length <= WAL_RECORD_BYTES_MAX, 'record payload must fit WAL_RECORD_BYTES_MAX');
   assert(Number.isSafeInteger(seq) && seq >= 1, 'record sequence number must be a positive safe integer');
@@ -151,21 +161,37 @@ function parseRecordAt(bytes: Uint8Array, view: DataView, offset: number): RawRe
   if (seq === null || seq < 1) return null;
   const end = offset + RECORD_HEADER_BYTES + length;
   if (crc32c(bytes.subarray(offset + 4, end)) !== view.getUint32(offset, true)) return null;
-  return { seq, index: view.getUint32(offset + 20, true), type, payload: bytes.subarray(offset + RECORD_HEADER_BYTES, end), end };
+  return {
+    seq,
+    index: view.getUint32(offset + 20, true),
+    type,
+    payload: bytes.subarray(offset + RECORD_HEADER_BYTES, end),
+    end,
+  };
 }
 
 /** Why the segment header is unusable, or null when it is valid for `firstSeq`; `fatal` when a crash cannot explain it. */
 function checkHeader(bytes: Uint8Array, view: DataView, firstSeq: number): { detail: string; fatal: boolean } | null {
-  if (bytes.length < SEGMENT_HEADER_BYTES) return { detail: `file is ${bytes.length} bytes, shorter than the segment header`, fatal: false };
-  if (crc32c(bytes.subarray(0, 28)) !== view.getUint32(28, true)) return { detail: 'segment header checksum mismatch', fatal: false };
+  if (bytes.length < SEGMENT_HEADER_BYTES)
+    return { detail: `file is ${bytes.length} bytes, shorter than the segment header`, fatal: false };
+  if (crc32c(bytes.subarray(0, 28)) !== view.getUint32(28, true))
+    return { detail: 'segment header checksum mismatch', fatal: false };
   // From here the header is intact as written, so any mismatch is not a crash artifact.
   for (let i = 0; i < MAGIC.length; i++) {
     if (bytes[i] !== MAGIC[i]) return { detail: 'not a cohort WAL segment (bad magic)', fatal: true };
   }
   const version = view.getUint32(8, true);
-  if (version !== WAL_FORMAT_VERSION) return { detail: `unsupported WAL format version ${version} (this build reads ${WAL_FORMAT_VERSION})`, fatal: true };
+  if (version !== WAL_FORMAT_VERSION)
+    return {
+      detail: `unsupported WAL format version ${version} (this build reads ${WAL_FORMAT_VERSION})`,
+      fatal: true,
+    };
   const headerSeq = getU64(view, 16);
-  if (headerSeq !== firstSeq) return { detail: `header says first sequence number ${String(headerSeq)}, file name says ${firstSeq}`, fatal: true };
+  if (headerSeq !== firstSeq)
+    return {
+      detail: `header says first sequence number ${String(headerSeq)}, file name says ${firstSeq}`,
+      fatal: true,
+    };
   return null;
 }
 
@@ -193,7 +219,13 @@ export function scanSegment(name: string, bytes: Uint8Array, firstSeq: number, l
     if (problem !== null) {
       if (!last) throw new WalCorruptionError(name, offset, `${problem} in a segment that is not the newest`);
       checkTornTail(name, bytes, view, offset, expectedSeq, batchFirst, problem);
-      return { records, validBytes: offset, tornBytes: bytes.length - offset, headerValid: true, tailSuspect: completeButCorrupt(bytes, view, offset) };
+      return {
+        records,
+        validBytes: offset,
+        tornBytes: bytes.length - offset,
+        headerValid: true,
+        tailSuspect: completeButCorrupt(bytes, view, offset),
+      };
     }
     assert(rec !== null, 'a record without problems was parsed');
     records.push({ seq: rec.seq, type: rec.type, payload: rec.payload });

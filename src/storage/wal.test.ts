@@ -65,7 +65,10 @@ function assertRecovered(disk: Disk, appended: readonly Appended[], mustHold: nu
   assert.ok(got.length <= appended.length, `${what}: fabricated records`);
   got.forEach((r, i) => {
     const want = appended[i]!;
-    assert.ok(r.seq === want.seq && r.type === want.type && Buffer.compare(r.payload, want.payload) === 0, `${what}: record ${i} differs`);
+    assert.ok(
+      r.seq === want.seq && r.type === want.type && Buffer.compare(r.payload, want.payload) === 0,
+      `${what}: record ${i} differs`,
+    );
   });
   assert.equal(recovery.nextSeq, (got.at(-1)?.seq ?? 0) + 1, `${what}: next sequence number follows the last record`);
   return got.length;
@@ -93,7 +96,12 @@ test('crash at every byte offset recovers a valid prefix holding every acknowled
         if (tail === 'garbage') for (let i = write.offset + cut; i < end; i++) file[i] = prng.int(0, 256);
         image.set(write.name, file);
         // The acknowledged records are exactly those durable when the cut write was issued.
-        assertRecovered(new MemoryDisk({ files: image }), appended, write.durableAtIssue, `write to ${write.name}@${write.offset}, cut ${cut}, ${tail}`);
+        assertRecovered(
+          new MemoryDisk({ files: image }),
+          appended,
+          write.durableAtIssue,
+          `write to ${write.name}@${write.offset}, cut ${cut}, ${tail}`,
+        );
         cases++;
       }
     }
@@ -123,7 +131,11 @@ test('a bit flip anywhere before the last batch is reported as corruption, never
       const damaged = bytes.slice();
       damaged[at]! ^= 1 << prng.int(0, 8);
       const files = new Map(image).set(name, damaged);
-      assert.throws(() => Wal.open(new MemoryDisk({ files })), (e) => e instanceof WalCorruptionError && e.segment === name, `flip in ${name} at ${at}`);
+      assert.throws(
+        () => Wal.open(new MemoryDisk({ files })),
+        (e) => e instanceof WalCorruptionError && e.segment === name,
+        `flip in ${name} at ${at}`,
+      );
       detected++;
     }
   }
@@ -133,7 +145,12 @@ test('a bit flip anywhere before the last batch is reported as corruption, never
   for (let at = lastBatchStart; at < bytes.length; at++) {
     const damaged = bytes.slice();
     damaged[at]! ^= 1;
-    assertRecovered(new MemoryDisk({ files: new Map(image).set(lastName, damaged) }), appended, 0, `flip in last batch at ${at}`);
+    assertRecovered(
+      new MemoryDisk({ files: new Map(image).set(lastName, damaged) }),
+      appended,
+      0,
+      `flip in last batch at ${at}`,
+    );
   }
 });
 
@@ -158,14 +175,20 @@ test('group commit: many appends while an fsync is in flight share one write and
   const limited = Wal.open(small, { batchRecordsMax: 100 }).wal;
   for (let i = 0; i < 1000; i++) limited.append(1, new Uint8Array(16));
   small.runPending();
-  assert.ok(small.stats.syncs >= 10 && small.stats.syncs <= 12, `batches are cut at batchRecordsMax (${small.stats.syncs} fsyncs)`);
+  assert.ok(
+    small.stats.syncs >= 10 && small.stats.syncs <= 12,
+    `batches are cut at batchRecordsMax (${small.stats.syncs} fsyncs)`,
+  );
 });
 
 test('onDurable and flush fire only after the covering fsync, never synchronously', () => {
   const disk = new MemoryDisk();
   const durable: number[] = [];
   const { wal } = Wal.open(disk, { onDurable: (seq) => durable.push(seq) });
-  assert.equal(wal.flush(() => assert.fail('nothing to wait for')), true);
+  assert.equal(
+    wal.flush(() => assert.fail('nothing to wait for')),
+    true,
+  );
   wal.append(1, new Uint8Array([1]));
   let flushed = false;
   assert.equal(
@@ -186,11 +209,17 @@ test('backpressure refuses appends beyond the pending limit and changes nothing'
   const disk = new MemoryDisk();
   const { wal } = Wal.open(disk, { pendingRecordsMax: 10 });
   for (let i = 0; i < 10; i++) wal.append(1, new Uint8Array(1));
-  assert.throws(() => wal.append(1, new Uint8Array(1)), (e) => e instanceof StorageError && e.code === 'WAL_BACKPRESSURE');
+  assert.throws(
+    () => wal.append(1, new Uint8Array(1)),
+    (e) => e instanceof StorageError && e.code === 'WAL_BACKPRESSURE',
+  );
   assert.equal(wal.nextSeq, 11);
   disk.runPending();
   assert.equal(wal.append(1, new Uint8Array(1)), 11);
-  assert.throws(() => wal.append(1, new Uint8Array(8 * 1024 * 1024 + 1)), (e) => e instanceof StorageError && e.code === 'WAL_RECORD_TOO_LARGE');
+  assert.throws(
+    () => wal.append(1, new Uint8Array(8 * 1024 * 1024 + 1)),
+    (e) => e instanceof StorageError && e.code === 'WAL_RECORD_TOO_LARGE',
+  );
 });
 
 /** A disk whose sync fails once `failSyncs` is set. */
@@ -219,7 +248,10 @@ test('a failed fsync fails the WAL for good: waiters get WAL_FAILED, nothing mor
   assert.deepEqual(durable, [1]);
   assert.equal((failed as StorageError | null)?.code, 'WAL_FAILED');
   assert.equal((flushError as StorageError | null)?.code, 'WAL_FAILED');
-  assert.throws(() => wal.append(1, new Uint8Array(1)), (e) => e instanceof StorageError && e.code === 'WAL_FAILED');
+  assert.throws(
+    () => wal.append(1, new Uint8Array(1)),
+    (e) => e instanceof StorageError && e.code === 'WAL_FAILED',
+  );
   assert.throws(() => wal.flush(() => undefined), /WAL_FAILED|failed/);
 });
 

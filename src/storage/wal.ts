@@ -85,7 +85,9 @@ interface Segment {
   needsDirSync: boolean;
 }
 
-type Pending = { readonly kind: 'record'; readonly seq: number; readonly type: number; readonly payload: Uint8Array } | { readonly kind: 'reset'; readonly seq: number; readonly done: WalCallback };
+type Pending =
+  | { readonly kind: 'record'; readonly seq: number; readonly type: number; readonly payload: Uint8Array }
+  | { readonly kind: 'reset'; readonly seq: number; readonly done: WalCallback };
 
 /** Completion of a WAL operation: null on success, or the error that failed the WAL. */
 export type WalCallback = (error: StorageError | null) => void;
@@ -197,13 +199,22 @@ export class Wal {
     assert(items.length > 0, 'appendAll needs at least one record');
     let bytes = 0;
     for (const { type, payload } of items) {
-      assert(Number.isInteger(type) && type >= 1 && type <= WAL_USER_TYPE_MAX, `record type must be in 1..${WAL_USER_TYPE_MAX}`);
+      assert(
+        Number.isInteger(type) && type >= 1 && type <= WAL_USER_TYPE_MAX,
+        `record type must be in 1..${WAL_USER_TYPE_MAX}`,
+      );
       if (payload.length > WAL_RECORD_BYTES_MAX) {
-        throw new StorageError('WAL_RECORD_TOO_LARGE', `WAL record of ${payload.length} bytes exceeds the limit of ${WAL_RECORD_BYTES_MAX} bytes; split the data or store it in a snapshot`);
+        throw new StorageError(
+          'WAL_RECORD_TOO_LARGE',
+          `WAL record of ${payload.length} bytes exceeds the limit of ${WAL_RECORD_BYTES_MAX} bytes; split the data or store it in a snapshot`,
+        );
       }
       bytes += payload.length;
     }
-    if (this.pendingRecords + items.length > this.limits.pendingRecordsMax || this.pendingBytes + bytes > WAL_PENDING_BYTES_MAX) {
+    if (
+      this.pendingRecords + items.length > this.limits.pendingRecordsMax ||
+      this.pendingBytes + bytes > WAL_PENDING_BYTES_MAX
+    ) {
       throw new StorageError(
         'WAL_BACKPRESSURE',
         `WAL has ${this.pendingRecords} records (${this.pendingBytes} bytes) waiting for fsync; wait for onDurable before appending more`,
@@ -240,7 +251,8 @@ export class Wal {
   truncateBefore(seq: number, done: WalCallback): void {
     this.checkUsable();
     let removable = 0;
-    while (removable + 1 < this.segments.length && (this.segments[removable + 1]?.firstSeq ?? Infinity) <= seq) removable++;
+    while (removable + 1 < this.segments.length && (this.segments[removable + 1]?.firstSeq ?? Infinity) <= seq)
+      removable++;
     const dropped = this.segments.splice(0, removable);
     dropped.forEach((segment, i) => {
       this.removals.push({ name: segment.name, done: i === dropped.length - 1 ? done : null });
@@ -274,7 +286,10 @@ export class Wal {
 
   private addWaiter(seq: number, done: WalCallback): void {
     if (this.waiters.length >= STORAGE_WAITERS_MAX) {
-      throw new StorageError('STORAGE_BACKPRESSURE', `more than ${STORAGE_WAITERS_MAX} callers wait for WAL flushes; wait for earlier ones`);
+      throw new StorageError(
+        'STORAGE_BACKPRESSURE',
+        `more than ${STORAGE_WAITERS_MAX} callers wait for WAL flushes; wait for earlier ones`,
+      );
     }
     this.waiters.push({ seq, done });
   }
@@ -307,7 +322,11 @@ export class Wal {
       this.disk.sync(
         last.name,
         this.step(`sync of ${last.name} during recovery`, () => {
-          this.disk.syncDir(this.step('directory sync during recovery', () => { this.acknowledge(recoveredThrough); }));
+          this.disk.syncDir(
+            this.step('directory sync during recovery', () => {
+              this.acknowledge(recoveredThrough);
+            }),
+          );
         }),
       );
     };
@@ -319,7 +338,13 @@ export class Wal {
     const active = this.segments.at(-1);
     const empty = active !== undefined && active.firstSeq === firstSeqIfNew;
     if (active !== undefined && (empty || (!forceNew && active.size < this.limits.segmentBytesTarget))) return active;
-    const segment: Segment = { name: segmentName(firstSeqIfNew), firstSeq: firstSeqIfNew, size: 0, headerWritten: false, needsDirSync: true };
+    const segment: Segment = {
+      name: segmentName(firstSeqIfNew),
+      firstSeq: firstSeqIfNew,
+      size: 0,
+      headerWritten: false,
+      needsDirSync: true,
+    };
     this.segments.push(segment);
     return segment;
   }
@@ -434,9 +459,13 @@ export class Wal {
   }
 
   private fail(what: string, cause: Error): void {
-    this.failure = new StorageError('WAL_FAILED', `WAL ${what} failed (${cause.message}); the WAL acknowledges nothing more: restart the node to recover from disk`, {
-      cause,
-    });
+    this.failure = new StorageError(
+      'WAL_FAILED',
+      `WAL ${what} failed (${cause.message}); the WAL acknowledges nothing more: restart the node to recover from disk`,
+      {
+        cause,
+      },
+    );
     const waiters = this.waiters.splice(0);
     const removals = this.removals.splice(0);
     for (const waiter of waiters) waiter.done(this.failure);
@@ -462,7 +491,12 @@ export class Wal {
       this.disk.syncDir(this.step('directory sync', finish));
       return;
     }
-    this.disk.remove(next.name, this.step(`removal of ${next.name}`, () => { this.disk.syncDir(this.step(`directory sync after removing ${next.name}`, finish)); }));
+    this.disk.remove(
+      next.name,
+      this.step(`removal of ${next.name}`, () => {
+        this.disk.syncDir(this.step(`directory sync after removing ${next.name}`, finish));
+      }),
+    );
   }
 }
 
@@ -507,14 +541,19 @@ function recoverSegments(disk: Disk, names: readonly string[]): Recovered {
     const name = names[i] ?? '';
     const firstSeq = parseSegmentName(name) ?? 0;
     if (expected !== null && firstSeq !== expected) {
-      throw new WalCorruptionError(name, 0, `segment starts at sequence number ${firstSeq} but the previous segment ends before ${expected} (a segment is missing or extra)`);
+      throw new WalCorruptionError(
+        name,
+        0,
+        `segment starts at sequence number ${firstSeq} but the previous segment ends before ${expected} (a segment is missing or extra)`,
+      );
     }
     const bytes = disk.read(name) ?? new Uint8Array(0);
     const last = i === names.length - 1;
     const scan = scanSegment(name, bytes, firstSeq, last);
     scan.records.forEach((record, j) => {
       if (record.type !== WAL_RESET_TYPE) records.push(record);
-      else if (i !== 0 || j !== 0) throw new WalCorruptionError(name, 0, `reset marker ${record.seq} is not the first record of the log`);
+      else if (i !== 0 || j !== 0)
+        throw new WalCorruptionError(name, 0, `reset marker ${record.seq} is not the first record of the log`);
     });
     if (last) {
       tornBytes = scan.tornBytes;

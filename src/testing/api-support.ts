@@ -13,7 +13,11 @@ import { ApiServer, type ApiServerOptions } from '../platform/api-server.js';
  * Runs `run(socket)` against an `ApiServer` that `setup` registered handlers on; closes it and
  * removes its directory afterwards, whatever happens.
  */
-export async function withApiServer(setup: (server: ApiServer) => void, run: (socket: string) => Promise<void>, options: Partial<ApiServerOptions> = {}): Promise<void> {
+export async function withApiServer(
+  setup: (server: ApiServer) => void,
+  run: (socket: string) => Promise<void>,
+  options: Partial<ApiServerOptions> = {},
+): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'cohort-test-api-'));
   const socket = join(dir, 'api.sock');
   const server = new ApiServer({ socketPath: socket, ...options });

@@ -58,13 +58,23 @@ function statefulHandler(): ScriptHandler {
 runScripts('testdata/datadriven', statefulHandler(), { handlerFactory: statefulHandler });
 
 test('parseScript reads commands, arguments, input and both output forms', () => {
-  const cases = parseScript('# c\n\ncmd a k=v l=(x, y) e=()\nin1\nin2\n----\nout\n\ntwo\n----\n----\nx\n\ny\n----\n----\n', 'f.txt');
+  const cases = parseScript(
+    '# c\n\ncmd a k=v l=(x, y) e=()\nin1\nin2\n----\nout\n\ntwo\n----\n----\nx\n\ny\n----\n----\n',
+    'f.txt',
+  );
   assert.equal(cases.length, 2);
   const [a, b] = cases as [NonNullable<(typeof cases)[0]>, NonNullable<(typeof cases)[1]>];
   assert.equal(a.cmd.name, 'cmd');
   assert.equal(a.cmd.pos, 'f.txt:3');
   assert.deepEqual(a.cmd.positional, ['a']);
-  assert.deepEqual([...a.cmd.args], [['k', ['v']], ['l', ['x', 'y']], ['e', []]]);
+  assert.deepEqual(
+    [...a.cmd.args],
+    [
+      ['k', ['v']],
+      ['l', ['x', 'y']],
+      ['e', []],
+    ],
+  );
   assert.equal(a.cmd.input, 'in1\nin2');
   assert.equal(a.expected, 'out\n');
   assert.equal(b.cmd.pos, 'f.txt:9');
@@ -86,8 +96,14 @@ test('a wrong expectation fails with file:line, the command and a diff', () => {
 function runChild(dir: string, env: Record<string, string> = {}): { status: number | null; output: string } {
   const script = join(dir, 'child.mjs');
   const module = new URL('./datadriven.js', import.meta.url).href;
-  writeFileSync(script, `import { runScripts } from ${JSON.stringify(module)};\nrunScripts(process.argv[2], (cmd) => cmd.name === 'one' ? 'counter=1' : '');\n`);
-  const r = spawnSync(process.execPath, [script, join(dir, 'scripts')], { encoding: 'utf8', env: { ...process.env, COHORT_REWRITE: '', ...env } });
+  writeFileSync(
+    script,
+    `import { runScripts } from ${JSON.stringify(module)};\nrunScripts(process.argv[2], (cmd) => cmd.name === 'one' ? 'counter=1' : '');\n`,
+  );
+  const r = spawnSync(process.execPath, [script, join(dir, 'scripts')], {
+    encoding: 'utf8',
+    env: { ...process.env, COHORT_REWRITE: '', ...env },
+  });
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
@@ -120,7 +136,10 @@ test('rewrite replaces expected blocks, switching to the doubled separator when 
   const text = '# keep me\nincr by=2\n----\nstale\n\nlines n=2\n----\nstale\n\nincr by=1\n----\ncounter=3\n';
   const r = checkScript(text, 'r.txt', statefulHandler(), true);
   assert.ok(r.ok);
-  assert.equal(r.rewritten, '# keep me\nincr by=2\n----\ncounter=2\n\nlines n=2\n----\n----\nline 1\n\nline 2\n----\n----\n\nincr by=1\n----\ncounter=3\n');
+  assert.equal(
+    r.rewritten,
+    '# keep me\nincr by=2\n----\ncounter=2\n\nlines n=2\n----\n----\nline 1\n\nline 2\n----\n----\n\nincr by=1\n----\ncounter=3\n',
+  );
   // The rewritten text passes as is, and rewriting it again changes nothing.
   const again = checkScript(r.rewritten, 'r.txt', statefulHandler(), true);
   assert.ok(again.ok && again.rewritten === undefined);
@@ -177,7 +196,10 @@ test('typed argument helpers convert values and explain bad ones', () => {
 });
 
 test('a handler that throws fails with the command position', () => {
-  assert.throws(() => checkScript('nope\n----\n', 'h.txt', statefulHandler()), /h\.txt:1: command `nope` threw: unknown command nope/);
+  assert.throws(
+    () => checkScript('nope\n----\n', 'h.txt', statefulHandler()),
+    /h\.txt:1: command `nope` threw: unknown command nope/,
+  );
 });
 
 test('lineDiff marks removed and added lines around common ones', () => {

@@ -98,7 +98,8 @@ function parseValue(raw: string, pos: string): string[] {
 /** Parses a command line (`name positional key=value key=(a,b)`). */
 export function parseCommandLine(line: string, pos: string, input = ''): ScriptCommand {
   const [name, ...rest] = tokenize(line, pos);
-  if (name === undefined || name.includes('=')) throw parseError(pos, `a command must start with its name, got: ${line}`);
+  if (name === undefined || name.includes('='))
+    throw parseError(pos, `a command must start with its name, got: ${line}`);
   const args = new Map<string, string[]>();
   const positional: string[] = [];
   for (const token of rest) {
@@ -123,7 +124,8 @@ function readExpected(lines: readonly string[], i: number, pos: string): { out: 
     // Doubled separator: the output runs until `----` twice and may contain blank lines.
     j++;
     while (!(lines[j] === '----' && lines[j + 1] === '----')) {
-      if (j >= lines.length) throw parseError(pos, "output opened with a doubled '----' is never closed by '----' twice");
+      if (j >= lines.length)
+        throw parseError(pos, "output opened with a doubled '----' is never closed by '----' twice");
       out.push(lines[j] as string);
       j++;
     }
@@ -153,8 +155,15 @@ export function parseScript(text: string, file = '<script>'): ScriptCase[] {
     while (i < lines.length && lines[i] !== '----') input.push(lines[i++] as string);
     if (i >= lines.length) throw parseError(pos, `command has no '----' line before the end of the file: ${line}`);
     const { out, end } = readExpected(lines, i, pos);
-    if (cases.length >= SCRIPT_COMMANDS_MAX) throw parseError(pos, `more than ${SCRIPT_COMMANDS_MAX} commands in one script; split the file`);
-    cases.push({ cmd: parseCommandLine(line, pos, input.join('\n')), text: line, expected: out.map((l) => `${l}\n`).join(''), blockStart: i, blockEnd: end });
+    if (cases.length >= SCRIPT_COMMANDS_MAX)
+      throw parseError(pos, `more than ${SCRIPT_COMMANDS_MAX} commands in one script; split the file`);
+    cases.push({
+      cmd: parseCommandLine(line, pos, input.join('\n')),
+      text: line,
+      expected: out.map((l) => `${l}\n`).join(''),
+      blockStart: i,
+      blockEnd: end,
+    });
     i = end;
   }
   return cases;
@@ -187,7 +196,8 @@ export function lineDiff(expected: string, actual: string): string {
   for (let i = a.length - 1; i >= 0; i--) {
     const row = lcs[i] as number[];
     const next = lcs[i + 1] as number[];
-    for (let j = b.length - 1; j >= 0; j--) row[j] = a[i] === b[j] ? (next[j + 1] as number) + 1 : Math.max(next[j] as number, row[j + 1] as number);
+    for (let j = b.length - 1; j >= 0; j--)
+      row[j] = a[i] === b[j] ? (next[j + 1] as number) + 1 : Math.max(next[j] as number, row[j + 1] as number);
   }
   const out: string[] = [];
   let i = 0;
@@ -196,7 +206,10 @@ export function lineDiff(expected: string, actual: string): string {
     if (i < a.length && j < b.length && a[i] === b[j]) {
       out.push(` ${a[i++] as string}`);
       j++;
-    } else if (i < a.length && (j >= b.length || ((lcs[i + 1] as number[])[j] as number) >= ((lcs[i] as number[])[j + 1] as number))) {
+    } else if (
+      i < a.length &&
+      (j >= b.length || ((lcs[i + 1] as number[])[j] as number) >= ((lcs[i] as number[])[j + 1] as number))
+    ) {
       out.push(`-${a[i++] as string}`);
     } else {
       out.push(`+${b[j++] as string}`);
@@ -255,7 +268,10 @@ export function repoRoot(): string {
     if (existsSync(join(dir, 'package.json'))) return dir;
     dir = dirname(dir);
   }
-  throw new ScriptError('SCRIPT_NO_ROOT', `no package.json above ${fileURLToPath(import.meta.url)}; run the tests from inside the repository`);
+  throw new ScriptError(
+    'SCRIPT_NO_ROOT',
+    `no package.json above ${fileURLToPath(import.meta.url)}; run the tests from inside the repository`,
+  );
 }
 
 /** Options for `runScripts`. */
@@ -274,7 +290,11 @@ export interface RunScriptsOptions {
 export function runScripts(dir: string, handler: ScriptHandler, options: RunScriptsOptions = {}): void {
   const root = repoRoot();
   const abs = resolve(root, dir);
-  const files = existsSync(abs) ? readdirSync(abs).filter((f) => f.endsWith('.txt')).sort() : [];
+  const files = existsSync(abs)
+    ? readdirSync(abs)
+        .filter((f) => f.endsWith('.txt'))
+        .sort()
+    : [];
   if (files.length === 0) {
     test(`scripts in ${dir}`, () => {
       throw new ScriptError('SCRIPT_NONE', `no .txt scripts found in ${abs}`);
@@ -287,7 +307,8 @@ export function runScripts(dir: string, handler: ScriptHandler, options: RunScri
     const label = relative(root, path);
     test(label, () => {
       const text = readFileSync(path, 'utf8');
-      if (Buffer.byteLength(text) > SCRIPT_FILE_BYTES_MAX) throw new ScriptError('SCRIPT_TOO_LARGE', `${label} is larger than ${SCRIPT_FILE_BYTES_MAX} bytes; split it`);
+      if (Buffer.byteLength(text) > SCRIPT_FILE_BYTES_MAX)
+        throw new ScriptError('SCRIPT_TOO_LARGE', `${label} is larger than ${SCRIPT_FILE_BYTES_MAX} bytes; split it`);
       const result = checkScript(text, label, options.handlerFactory ? options.handlerFactory() : handler, rewrite);
       if (!result.ok) throw new ScriptError('SCRIPT_MISMATCH', result.message);
       if (result.rewritten !== undefined) writeFileSync(path, result.rewritten);
@@ -304,7 +325,8 @@ function argError(cmd: ScriptCommand, message: string): ScriptError {
 /** Throws unless every `key=` argument of `cmd` is one of `allowed` (catches typos in scripts). */
 export function expectArgs(cmd: ScriptCommand, allowed: readonly string[]): void {
   for (const key of cmd.args.keys()) {
-    if (!allowed.includes(key)) throw argError(cmd, `unknown argument ${key}= (expected one of: ${allowed.join(', ') || 'none'})`);
+    if (!allowed.includes(key))
+      throw argError(cmd, `unknown argument ${key}= (expected one of: ${allowed.join(', ') || 'none'})`);
   }
 }
 
@@ -329,7 +351,8 @@ export function stringArg(cmd: ScriptCommand, key: string, fallback?: string): s
 }
 
 function toInt(cmd: ScriptCommand, key: string, raw: string): number {
-  if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw argError(cmd, `argument ${key}=${raw} must be an integer`);
+  if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(Number(raw)))
+    throw argError(cmd, `argument ${key}=${raw} must be an integer`);
   return Number(raw);
 }
 

@@ -49,7 +49,10 @@ export interface ExampleGossip {
 /** Every example message. */
 export type ExampleMessage = ExamplePing | ExamplePong | ExampleGossip;
 
-function readPingPong<T extends 'ping' | 'pong'>(r: FieldReader, type: T): { type: T; seq: number; payload: Uint8Array } {
+function readPingPong<T extends 'ping' | 'pong'>(
+  r: FieldReader,
+  type: T,
+): { type: T; seq: number; payload: Uint8Array } {
   return { type, seq: r.int('seq', 0, EXAMPLE_SEQ_MAX), payload: r.bytes('payload', EXAMPLE_PAYLOAD_BYTES_MAX) };
 }
 

@@ -6,7 +6,14 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { DecodeError } from '../lib/errors.js';
 import { Prng } from '../lib/prng.js';
-import { FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES, FrameDecoder, encodeFrame, readFrameHeader, writeFrameHeader } from './frame-decoder.js';
+import {
+  FRAME_BODY_BYTES_MAX,
+  FRAME_HEADER_BYTES,
+  FrameDecoder,
+  encodeFrame,
+  readFrameHeader,
+  writeFrameHeader,
+} from './frame-decoder.js';
 
 const WIDE = { bodyBytesMin: 0, bodyBytesMax: 4096 };
 
@@ -39,7 +46,11 @@ function decodeAll(decoder: FrameDecoder, chunks: readonly Uint8Array[]): Uint8A
   for (const chunk of chunks) {
     decoder.push(chunk);
     for (let f = decoder.next(); f !== undefined; f = decoder.next()) {
-      assert.equal(readFrameHeader(f, 0), f.length - FRAME_HEADER_BYTES, 'a frame is its header plus the declared body');
+      assert.equal(
+        readFrameHeader(f, 0),
+        f.length - FRAME_HEADER_BYTES,
+        'a frame is its header plus the declared body',
+      );
       bodies.push(f.slice(FRAME_HEADER_BYTES));
     }
   }
@@ -48,14 +59,18 @@ function decodeAll(decoder: FrameDecoder, chunks: readonly Uint8Array[]): Uint8A
 
 test('frames round-trip through any chunking', () => {
   fc.assert(
-    fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 20 }), (bodies, cuts) => {
-      const stream = concat(bodies.map(encodeFrame));
-      const decoder = new FrameDecoder(WIDE);
-      const got = decodeAll(decoder, split(stream, cuts));
-      decoder.finish();
-      assert.deepEqual(got, bodies);
-      assert.equal(decoder.bufferedBytes, 0);
-    }),
+    fc.property(
+      fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 12 }),
+      fc.array(fc.nat(), { maxLength: 20 }),
+      (bodies, cuts) => {
+        const stream = concat(bodies.map(encodeFrame));
+        const decoder = new FrameDecoder(WIDE);
+        const got = decodeAll(decoder, split(stream, cuts));
+        decoder.finish();
+        assert.deepEqual(got, bodies);
+        assert.equal(decoder.bufferedBytes, 0);
+      },
+    ),
     { numRuns: 2000 },
   );
 });
@@ -75,7 +90,11 @@ test('an oversized length is refused from the header alone, before any body byte
   const header = new Uint8Array(4);
   writeFrameHeader(header, 0, 101);
   decoder.push(header);
-  assert.throws(() => decoder.next(), (e: unknown) => e instanceof DecodeError && e.code === 'FRAME_TOO_LARGE' && /101 bytes; the limit is 100/.test(e.message));
+  assert.throws(
+    () => decoder.next(),
+    (e: unknown) =>
+      e instanceof DecodeError && e.code === 'FRAME_TOO_LARGE' && /101 bytes; the limit is 100/.test(e.message),
+  );
   assert.equal(decoder.bufferedBytes, 0, 'nothing is kept after the error');
   // Poisoned: later input cannot resynchronise the stream.
   assert.throws(() => {
@@ -87,13 +106,19 @@ test('an oversized length is refused from the header alone, before any body byte
 test('a hostile 4 GiB declaration allocates nothing and fails at once', () => {
   const decoder = new FrameDecoder({ bodyBytesMin: 0, bodyBytesMax: FRAME_BODY_BYTES_MAX });
   decoder.push(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x00]));
-  assert.throws(() => decoder.next(), (e: unknown) => e instanceof DecodeError && e.code === 'FRAME_TOO_LARGE');
+  assert.throws(
+    () => decoder.next(),
+    (e: unknown) => e instanceof DecodeError && e.code === 'FRAME_TOO_LARGE',
+  );
 });
 
 test('a length below the minimum is FRAME_TOO_SMALL', () => {
   const decoder = new FrameDecoder({ bodyBytesMin: 16, bodyBytesMax: 100 });
   decoder.push(encodeFrame(new Uint8Array(15)));
-  assert.throws(() => decoder.next(), (e: unknown) => e instanceof DecodeError && e.code === 'FRAME_TOO_SMALL');
+  assert.throws(
+    () => decoder.next(),
+    (e: unknown) => e instanceof DecodeError && e.code === 'FRAME_TOO_SMALL',
+  );
 });
 
 test('a stream ending inside a header or a body is FRAME_TRUNCATED', () => {
@@ -102,9 +127,12 @@ test('a stream ending inside a header or a body is FRAME_TRUNCATED', () => {
     const decoder = new FrameDecoder(WIDE);
     decoder.push(frame.subarray(0, cut));
     assert.equal(decoder.next(), undefined, `no frame from ${cut} bytes`);
-    assert.throws(() => {
-      decoder.finish();
-    }, (e: unknown) => e instanceof DecodeError && e.code === 'FRAME_TRUNCATED');
+    assert.throws(
+      () => {
+        decoder.finish();
+      },
+      (e: unknown) => e instanceof DecodeError && e.code === 'FRAME_TRUNCATED',
+    );
   }
 });
 

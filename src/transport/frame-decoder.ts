@@ -28,7 +28,10 @@ export const FRAME_BODY_BYTES_MAX: number = FRAME_WIRE_BYTES_MAX - FRAME_HEADER_
 
 /** Writes the header for a body of `bodyBytes` at `offset` in `target`. */
 export function writeFrameHeader(target: Uint8Array, offset: number, bodyBytes: number): void {
-  assert(Number.isInteger(bodyBytes) && bodyBytes >= 0 && bodyBytes <= FRAME_BODY_BYTES_MAX, `frame body of ${bodyBytes} bytes is out of range`);
+  assert(
+    Number.isInteger(bodyBytes) && bodyBytes >= 0 && bodyBytes <= FRAME_BODY_BYTES_MAX,
+    `frame body of ${bodyBytes} bytes is out of range`,
+  );
   assert(offset >= 0 && offset + FRAME_HEADER_BYTES <= target.length, 'frame header does not fit the target');
   target[offset] = bodyBytes & 0xff;
   target[offset + 1] = (bodyBytes >>> 8) & 0xff;
@@ -39,7 +42,13 @@ export function writeFrameHeader(target: Uint8Array, offset: number, bodyBytes: 
 /** Reads the body length from the header at `offset` (the caller has checked 4 bytes exist). */
 export function readFrameHeader(source: Uint8Array, offset: number): number {
   assert(offset >= 0 && offset + FRAME_HEADER_BYTES <= source.length, 'frame header is out of range');
-  return ((source[offset] ?? 0) | ((source[offset + 1] ?? 0) << 8) | ((source[offset + 2] ?? 0) << 16) | ((source[offset + 3] ?? 0) << 24)) >>> 0;
+  return (
+    ((source[offset] ?? 0) |
+      ((source[offset + 1] ?? 0) << 8) |
+      ((source[offset + 2] ?? 0) << 16) |
+      ((source[offset + 3] ?? 0) << 24)) >>>
+    0
+  );
 }
 
 /** One frame, header included, as a fresh array. */
@@ -59,8 +68,14 @@ export interface FrameLimits {
 }
 
 function checkLimits(limits: FrameLimits): void {
-  assert(Number.isInteger(limits.bodyBytesMin) && limits.bodyBytesMin >= 0, 'frame body minimum must be a non-negative integer');
-  assert(Number.isInteger(limits.bodyBytesMax) && limits.bodyBytesMax <= FRAME_BODY_BYTES_MAX, 'frame body maximum exceeds FRAME_BODY_BYTES_MAX');
+  assert(
+    Number.isInteger(limits.bodyBytesMin) && limits.bodyBytesMin >= 0,
+    'frame body minimum must be a non-negative integer',
+  );
+  assert(
+    Number.isInteger(limits.bodyBytesMax) && limits.bodyBytesMax <= FRAME_BODY_BYTES_MAX,
+    'frame body maximum exceeds FRAME_BODY_BYTES_MAX',
+  );
   assert(limits.bodyBytesMin <= limits.bodyBytesMax, 'frame body limits must be ordered');
 }
 
@@ -127,7 +142,10 @@ export class FrameDecoder {
   finish(): void {
     if (this.failure !== undefined) throw this.failure;
     if (this.buffered === 0) return;
-    const declared = this.buffered >= FRAME_HEADER_BYTES ? `a frame of ${FRAME_HEADER_BYTES + this.peekLength()} bytes` : 'a frame header';
+    const declared =
+      this.buffered >= FRAME_HEADER_BYTES
+        ? `a frame of ${FRAME_HEADER_BYTES + this.peekLength()} bytes`
+        : 'a frame header';
     this.fail('FRAME_TRUNCATED', `stream ended inside ${declared} after ${this.buffered} bytes`);
   }
 

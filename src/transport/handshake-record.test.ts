@@ -22,8 +22,22 @@ const n1 = new Uint8Array(HANDSHAKE_NONCE_BYTES).fill(1);
 const n2 = new Uint8Array(HANDSHAKE_NONCE_BYTES).fill(2);
 
 const RECORDS: HandshakeRecord[] = [
-  { kind: 'hello', mode: 'aes-256-gcm', clusterName: 'prod-a', clientId: nodeId(1), dialedId: nodeId(2), clientNonce: n1 },
-  { kind: 'challenge', mode: 'insecure-plaintext', clusterName: 'x', serverId: nodeId(65535), serverNonce: n2, serverProof: n1 },
+  {
+    kind: 'hello',
+    mode: 'aes-256-gcm',
+    clusterName: 'prod-a',
+    clientId: nodeId(1),
+    dialedId: nodeId(2),
+    clientNonce: n1,
+  },
+  {
+    kind: 'challenge',
+    mode: 'insecure-plaintext',
+    clusterName: 'x',
+    serverId: nodeId(65535),
+    serverNonce: n2,
+    serverProof: n1,
+  },
   { kind: 'response', clientProof: n2 },
   { kind: 'refusal', reason: 'wrong-cluster-key' },
 ];
@@ -35,8 +49,12 @@ test('every record kind round-trips', () => {
 test('every truncation and any trailing byte is a DecodeError', () => {
   for (const r of RECORDS) {
     const bytes = encodeHandshakeRecord(r);
-    for (let cut = 0; cut < bytes.length; cut++) assert.throws(() => decodeHandshakeRecord(bytes.subarray(0, cut)), DecodeError, `${r.kind} cut at ${cut}`);
-    assert.throws(() => decodeHandshakeRecord(Uint8Array.from([...bytes, 0])), (e: unknown) => e instanceof DecodeError && e.code === 'DECODE_TRAILING');
+    for (let cut = 0; cut < bytes.length; cut++)
+      assert.throws(() => decodeHandshakeRecord(bytes.subarray(0, cut)), DecodeError, `${r.kind} cut at ${cut}`);
+    assert.throws(
+      () => decodeHandshakeRecord(Uint8Array.from([...bytes, 0])),
+      (e: unknown) => e instanceof DecodeError && e.code === 'DECODE_TRAILING',
+    );
   }
 });
 
@@ -48,11 +66,17 @@ test('bad magic, kind, mode, reason and node ids are HANDSHAKE_MALFORMED', () =>
     return copy;
   };
   const malformed = (e: unknown): boolean => e instanceof DecodeError && e.code === 'HANDSHAKE_MALFORMED';
-  assert.throws(() => decodeHandshakeRecord(mutate(0, 0x48)), (e: unknown) => malformed(e) && /not a cohort node/.test((e as Error).message));
+  assert.throws(
+    () => decodeHandshakeRecord(mutate(0, 0x48)),
+    (e: unknown) => malformed(e) && /not a cohort node/.test((e as Error).message),
+  );
   assert.throws(() => decodeHandshakeRecord(mutate(4, 9)), malformed);
   assert.throws(() => decodeHandshakeRecord(mutate(5, 7)), malformed);
   const idAt = 4 + 1 + 1 + 4 + 'prod-a'.length;
-  assert.throws(() => decodeHandshakeRecord(Uint8Array.from([...hello.subarray(0, idAt), 0, 0, ...hello.subarray(idAt + 2)])), malformed);
+  assert.throws(
+    () => decodeHandshakeRecord(Uint8Array.from([...hello.subarray(0, idAt), 0, 0, ...hello.subarray(idAt + 2)])),
+    malformed,
+  );
   assert.throws(() => decodeHandshakeRecord(Uint8Array.from([0x43, 0x6f, 0x48, 0x31, 4, 200])), malformed);
 });
 
@@ -74,7 +98,14 @@ test('fuzz: 100,000 random and mutated records raise only DecodeError', () => {
 });
 
 test('the transcript changes when any bound field changes', () => {
-  const base: TranscriptFields = { mode: 'aes-256-gcm', clusterName: 'c', clientId: nodeId(1), serverId: nodeId(2), clientNonce: n1, serverNonce: n2 };
+  const base: TranscriptFields = {
+    mode: 'aes-256-gcm',
+    clusterName: 'c',
+    clientId: nodeId(1),
+    serverId: nodeId(2),
+    clientNonce: n1,
+    serverNonce: n2,
+  };
   const variants: TranscriptFields[] = [
     { ...base, mode: 'insecure-plaintext' },
     { ...base, clusterName: 'd' },
@@ -92,5 +123,8 @@ test('cluster names are checked with a clear message', () => {
   assert.match(clusterNameProblem('a'.repeat(65)) ?? '', /1 to 64 characters/);
   assert.match(clusterNameProblem('has space') ?? '', /only letters, digits/);
   fc.assert(fc.property(fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/), (name) => clusterNameProblem(name) === undefined));
-  assert.match(explainRefusal('wrong-cluster-key'), /wrong cluster key \(HMAC mismatch\); check that every node uses the same key file/);
+  assert.match(
+    explainRefusal('wrong-cluster-key'),
+    /wrong cluster key \(HMAC mismatch\); check that every node uses the same key file/,
+  );
 });

@@ -99,7 +99,8 @@ const KIND_CODES = { hello: 1, challenge: 2, response: 3, refusal: 4 } as const;
 
 /** Returns a human-readable problem with `name` as a cluster name, or `undefined` if it is fine. */
 export function clusterNameProblem(name: string): string | undefined {
-  if (name.length === 0 || name.length > CLUSTER_NAME_BYTES_MAX) return `cluster name must be 1 to ${CLUSTER_NAME_BYTES_MAX} characters long`;
+  if (name.length === 0 || name.length > CLUSTER_NAME_BYTES_MAX)
+    return `cluster name must be 1 to ${CLUSTER_NAME_BYTES_MAX} characters long`;
   if (!/^[A-Za-z0-9._-]+$/.test(name)) return 'cluster name may contain only letters, digits, ".", "_" and "-"';
   return undefined;
 }
@@ -110,7 +111,11 @@ export function encodeHandshakeRecord(record: HandshakeRecord): Uint8Array {
   w.u32(HANDSHAKE_MAGIC).u8(KIND_CODES[record.kind]);
   switch (record.kind) {
     case 'hello':
-      w.u8(MODES.indexOf(record.mode)).string(record.clusterName).u16(record.clientId).u16(record.dialedId).bytes(fixed(record.clientNonce, HANDSHAKE_NONCE_BYTES));
+      w.u8(MODES.indexOf(record.mode))
+        .string(record.clusterName)
+        .u16(record.clientId)
+        .u16(record.dialedId)
+        .bytes(fixed(record.clientNonce, HANDSHAKE_NONCE_BYTES));
       break;
     case 'challenge':
       w.u8(MODES.indexOf(record.mode)).string(record.clusterName).u16(record.serverId);
@@ -135,10 +140,14 @@ function fixed(bytes: Uint8Array, n: number): Uint8Array {
 
 /** Decodes one handshake record; throws `DecodeError` (`HANDSHAKE_MALFORMED` or `DECODE_*`). */
 export function decodeHandshakeRecord(body: Uint8Array): HandshakeRecord {
-  if (body.length > HANDSHAKE_RECORD_BYTES_MAX) throw malformed(`record of ${body.length} bytes exceeds ${HANDSHAKE_RECORD_BYTES_MAX}`);
+  if (body.length > HANDSHAKE_RECORD_BYTES_MAX)
+    throw malformed(`record of ${body.length} bytes exceeds ${HANDSHAKE_RECORD_BYTES_MAX}`);
   const r = new ByteReader(body);
   const magic = r.u32('handshake magic');
-  if (magic !== HANDSHAKE_MAGIC) throw malformed(`bad magic 0x${magic.toString(16)}: the peer is not a cohort node, or runs an incompatible version`);
+  if (magic !== HANDSHAKE_MAGIC)
+    throw malformed(
+      `bad magic 0x${magic.toString(16)}: the peer is not a cohort node, or runs an incompatible version`,
+    );
   const kind = r.u8('record kind');
   const record = decodeBody(r, kind);
   r.end('handshake record');
@@ -220,7 +229,11 @@ export interface TranscriptFields {
  */
 export function handshakeTranscript(f: TranscriptFields): Uint8Array {
   const w = new ByteWriter(192, 512);
-  w.string('cohort/v1 handshake transcript').u8(MODES.indexOf(f.mode)).string(f.clusterName).u16(f.clientId).u16(f.serverId);
+  w.string('cohort/v1 handshake transcript')
+    .u8(MODES.indexOf(f.mode))
+    .string(f.clusterName)
+    .u16(f.clientId)
+    .u16(f.serverId);
   w.bytes(fixed(f.clientNonce, HANDSHAKE_NONCE_BYTES)).bytes(fixed(f.serverNonce, HANDSHAKE_NONCE_BYTES));
   return w.finish().slice();
 }

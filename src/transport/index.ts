@@ -1,7 +1,23 @@
 /** Peer transport: the interface, message framing and codec (pure). */
 export type { Codec, Transport, TransportHandlers } from './transport.js';
-export { FRAME_HEADER_BYTES, FRAME_BODY_BYTES_MAX, FrameDecoder, type FrameLimits, encodeFrame, readFrameHeader, writeFrameHeader } from './frame-decoder.js';
-export { BATCH_BYTES_MAX, BATCH_ENTRY_HEADER_BYTES, batchEntryBytes, checkBatch, encodeBatch, readBatch, writeBatch } from './message-batch.js';
+export {
+  FRAME_HEADER_BYTES,
+  FRAME_BODY_BYTES_MAX,
+  FrameDecoder,
+  type FrameLimits,
+  encodeFrame,
+  readFrameHeader,
+  writeFrameHeader,
+} from './frame-decoder.js';
+export {
+  BATCH_BYTES_MAX,
+  BATCH_ENTRY_HEADER_BYTES,
+  batchEntryBytes,
+  checkBatch,
+  encodeBatch,
+  readBatch,
+  writeBatch,
+} from './message-batch.js';
 export { MessageTooLargeError, msgpackCodec, type MsgpackCodecOptions } from './message-codec.js';
 export {
   FieldReader,

@@ -65,7 +65,11 @@ const C = nodeId(3);
 function setup(linkMessagesMax?: number) {
   const counts = { encoded: 0, decoded: 0 };
   const sched = manual();
-  const net = new MemoryNetwork<Msg>({ codec: jsonCodec(counts), schedule: sched.schedule, ...(linkMessagesMax === undefined ? {} : { linkMessagesMax }) });
+  const net = new MemoryNetwork<Msg>({
+    codec: jsonCodec(counts),
+    schedule: sched.schedule,
+    ...(linkMessagesMax === undefined ? {} : { linkMessagesMax }),
+  });
   const log: string[] = [];
   const attach = (id: NodeId, peers: NodeId[]) => {
     const t = net.endpoint(id, peers);
@@ -152,5 +156,11 @@ test('peers hear up and down; messages to a detached node or over a cut link are
   sched.run();
   assert.ok(log.includes('1 up 2') && log.includes('2 up 1') && log.includes('1<-2 5 healed'), log.join('\n'));
   assert.ok(net.stats.lost >= 2);
-  assert.deepEqual(a.status().map((s) => [s.peer, s.state]), [[2, 'open'], [3, 'open']]);
+  assert.deepEqual(
+    a.status().map((s) => [s.peer, s.state]),
+    [
+      [2, 'open'],
+      [3, 'open'],
+    ],
+  );
 });

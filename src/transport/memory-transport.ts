@@ -55,7 +55,13 @@ export interface MemoryLinkStatus {
 }
 
 type Delivery =
-  | { readonly kind: 'message'; readonly from: NodeId; readonly to: NodeId; readonly bytes: Uint8Array; readonly epoch: number }
+  | {
+      readonly kind: 'message';
+      readonly from: NodeId;
+      readonly to: NodeId;
+      readonly bytes: Uint8Array;
+      readonly epoch: number;
+    }
   | { readonly kind: 'up' | 'down'; readonly to: NodeId; readonly peer: NodeId; readonly epoch: number };
 
 function linkKey(from: NodeId, to: NodeId): string {
@@ -78,8 +84,14 @@ export class MemoryNetwork<M> {
   constructor(private readonly options: MemoryNetworkOptions<M>) {
     this.linkMessagesMax = options.linkMessagesMax ?? PEER_SEND_QUEUE_MESSAGES_MAX;
     this.drainBatchMax = options.drainBatchMax ?? 1024;
-    assert(Number.isSafeInteger(this.linkMessagesMax) && this.linkMessagesMax >= 1, 'a link holds at least one message');
-    assert(Number.isSafeInteger(this.drainBatchMax) && this.drainBatchMax >= 1, 'a drain delivers at least one message');
+    assert(
+      Number.isSafeInteger(this.linkMessagesMax) && this.linkMessagesMax >= 1,
+      'a link holds at least one message',
+    );
+    assert(
+      Number.isSafeInteger(this.drainBatchMax) && this.drainBatchMax >= 1,
+      'a drain delivers at least one message',
+    );
   }
 
   /**
@@ -112,11 +124,20 @@ export class MemoryNetwork<M> {
 
   /** Link states of `self` towards each of `peers`, sorted by id. */
   linkStatus(self: NodeId, peers: readonly NodeId[]): MemoryLinkStatus[] {
-    return [...peers].sort((x, y) => x - y).map((peer) => {
-      const f = this.inFlight.get(linkKey(self, peer));
-      const up = this.linked(self, peer);
-      return { peer, state: up ? 'open' : 'closed', queuedMessages: f?.messages ?? 0, queuedBytes: f?.bytes ?? 0, refusedMessages: f?.refused ?? 0, inboundConnected: up };
-    });
+    return [...peers]
+      .sort((x, y) => x - y)
+      .map((peer) => {
+        const f = this.inFlight.get(linkKey(self, peer));
+        const up = this.linked(self, peer);
+        return {
+          peer,
+          state: up ? 'open' : 'closed',
+          queuedMessages: f?.messages ?? 0,
+          queuedBytes: f?.bytes ?? 0,
+          refusedMessages: f?.refused ?? 0,
+          inboundConnected: up,
+        };
+      });
   }
 
   /** Deliveries queued and not yet run. */
@@ -151,7 +172,8 @@ export class MemoryNetwork<M> {
     this.endpoints.delete(t.self);
     for (const p of t.peers) {
       const other = this.endpoints.get(p);
-      if (other !== undefined && !this.cut.has(t.self < p ? linkKey(t.self, p) : linkKey(p, t.self))) this.enqueue({ kind: 'down', to: p, peer: t.self, epoch: other.epoch });
+      if (other !== undefined && !this.cut.has(t.self < p ? linkKey(t.self, p) : linkKey(p, t.self)))
+        this.enqueue({ kind: 'down', to: p, peer: t.self, epoch: other.epoch });
     }
   }
 

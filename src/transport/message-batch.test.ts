@@ -51,7 +51,9 @@ test('fuzz: 100,000 random and mutated batches raise only DecodeError', () => {
   let ok = 0;
   let bad = 0;
   for (let run = 0; run < 100_000; run++) {
-    const messages = Array.from({ length: prng.int(1, 5) }, () => Uint8Array.from({ length: prng.int(0, 20) }, () => prng.int(0, 256)));
+    const messages = Array.from({ length: prng.int(1, 5) }, () =>
+      Uint8Array.from({ length: prng.int(0, 20) }, () => prng.int(0, 256)),
+    );
     const batch = encodeBatch(messages);
     const mutate = prng.int(0, 3);
     if (mutate === 1) batch[prng.int(0, batch.length)] = prng.int(0, 256);

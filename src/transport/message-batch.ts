@@ -32,12 +32,21 @@ export function batchEntryBytes(messageBytes: number): number {
  * Writes `messages[from, to)` as one batch into `target` at `offset`; returns the end offset.
  * The caller sized `target` with `batchEntryBytes` and kept the total within `BATCH_BYTES_MAX`.
  */
-export function writeBatch(target: Uint8Array, offset: number, messages: readonly Uint8Array[], from: number, to: number): number {
+export function writeBatch(
+  target: Uint8Array,
+  offset: number,
+  messages: readonly Uint8Array[],
+  from: number,
+  to: number,
+): number {
   assert(from >= 0 && from < to && to <= messages.length, 'a batch holds at least one message');
   let pos = offset;
   for (let i = from; i < to; i++) {
     const message = messages[i];
-    assert(message !== undefined && message.length <= FRAME_PAYLOAD_BYTES_MAX, 'batched message exceeds FRAME_PAYLOAD_BYTES_MAX');
+    assert(
+      message !== undefined && message.length <= FRAME_PAYLOAD_BYTES_MAX,
+      'batched message exceeds FRAME_PAYLOAD_BYTES_MAX',
+    );
     const n = message.length;
     target[pos] = n & 0xff;
     target[pos + 1] = (n >>> 8) & 0xff;
@@ -77,8 +86,10 @@ export function readBatch(batch: Uint8Array, onMessage: (message: Uint8Array) =>
 
 /** Returns the number of messages in `batch` after checking every length; throws on a bad one. */
 export function checkBatch(batch: Uint8Array): number {
-  if (batch.length === 0) throw new DecodeError('BATCH_MALFORMED', 'empty batch: a data frame carries at least one message');
-  if (batch.length > BATCH_BYTES_MAX) throw new DecodeError('BATCH_MALFORMED', `batch of ${batch.length} bytes exceeds ${BATCH_BYTES_MAX}`);
+  if (batch.length === 0)
+    throw new DecodeError('BATCH_MALFORMED', 'empty batch: a data frame carries at least one message');
+  if (batch.length > BATCH_BYTES_MAX)
+    throw new DecodeError('BATCH_MALFORMED', `batch of ${batch.length} bytes exceeds ${BATCH_BYTES_MAX}`);
   let pos = 0;
   let count = 0;
   while (pos < batch.length) {
@@ -86,9 +97,16 @@ export function checkBatch(batch: Uint8Array): number {
       throw new DecodeError('BATCH_MALFORMED', `batch ends inside a message length prefix at offset ${pos}`);
     }
     const n = entryLength(batch, pos);
-    if (n > FRAME_PAYLOAD_BYTES_MAX) throw new DecodeError('BATCH_MALFORMED', `message of ${n} bytes at offset ${pos} exceeds ${FRAME_PAYLOAD_BYTES_MAX}`);
+    if (n > FRAME_PAYLOAD_BYTES_MAX)
+      throw new DecodeError(
+        'BATCH_MALFORMED',
+        `message of ${n} bytes at offset ${pos} exceeds ${FRAME_PAYLOAD_BYTES_MAX}`,
+      );
     if (n > batch.length - pos - BATCH_ENTRY_HEADER_BYTES) {
-      throw new DecodeError('BATCH_MALFORMED', `message at offset ${pos} declares ${n} bytes but only ${batch.length - pos - BATCH_ENTRY_HEADER_BYTES} remain`);
+      throw new DecodeError(
+        'BATCH_MALFORMED',
+        `message at offset ${pos} declares ${n} bytes but only ${batch.length - pos - BATCH_ENTRY_HEADER_BYTES} remain`,
+      );
     }
     pos += BATCH_ENTRY_HEADER_BYTES + n;
     count++;
@@ -97,5 +115,11 @@ export function checkBatch(batch: Uint8Array): number {
 }
 
 function entryLength(batch: Uint8Array, pos: number): number {
-  return ((batch[pos] ?? 0) | ((batch[pos + 1] ?? 0) << 8) | ((batch[pos + 2] ?? 0) << 16) | ((batch[pos + 3] ?? 0) << 24)) >>> 0;
+  return (
+    ((batch[pos] ?? 0) |
+      ((batch[pos + 1] ?? 0) << 8) |
+      ((batch[pos + 2] ?? 0) << 16) |
+      ((batch[pos + 3] ?? 0) << 24)) >>>
+    0
+  );
 }

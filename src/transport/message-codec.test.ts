@@ -13,15 +13,21 @@ import { EXAMPLE_MOODS, exampleCodec, validateExampleMessage, type ExampleMessag
 import { MessageTooLargeError, msgpackCodec } from './message-codec.js';
 
 const messageArb: fc.Arbitrary<ExampleMessage> = fc.oneof(
-  fc.record({ type: fc.constantFrom('ping' as const, 'pong' as const), seq: fc.maxSafeNat(), payload: fc.uint8Array({ maxLength: 64 }) }),
   fc.record({
-    type: fc.constant('gossip' as const),
-    from: fc.integer({ min: 1, max: 65535 }),
-    mood: fc.constantFrom(...EXAMPLE_MOODS),
-    note: fc.string({ maxLength: 40 }),
-    alive: fc.array(fc.integer({ min: 1, max: 65535 }), { maxLength: 8 }),
-    urgent: fc.boolean(),
-  }).map((g): ExampleMessage => ({ ...g, from: nodeId(g.from) })),
+    type: fc.constantFrom('ping' as const, 'pong' as const),
+    seq: fc.maxSafeNat(),
+    payload: fc.uint8Array({ maxLength: 64 }),
+  }),
+  fc
+    .record({
+      type: fc.constant('gossip' as const),
+      from: fc.integer({ min: 1, max: 65535 }),
+      mood: fc.constantFrom(...EXAMPLE_MOODS),
+      note: fc.string({ maxLength: 40 }),
+      alive: fc.array(fc.integer({ min: 1, max: 65535 }), { maxLength: 8 }),
+      urgent: fc.boolean(),
+    })
+    .map((g): ExampleMessage => ({ ...g, from: nodeId(g.from) })),
 );
 
 /** Buffers and Uint8Arrays compare equal by content. */
@@ -85,14 +91,33 @@ test('wrong shapes are MESSAGE_INVALID and name the field', () => {
     [{ type: 'ping', seq: 1 }, /\.payload: expected at most \d+ bytes, got nothing/],
     [{ type: 'warp', seq: 1 }, /ExampleMessage\.type: expected one of "ping", "pong", "gossip", got string "warp"/],
     [[1, 2, 3], /ExampleMessage: expected an object, got an array of 3 items/],
-    [{ type: 'gossip', from: 0, mood: 'calm', note: '', alive: [], urgent: true }, /\.from: expected an integer in \[1, 65535\]/],
-    [{ type: 'gossip', from: 1, mood: 'angry', note: '', alive: [], urgent: true }, /\.mood: expected one of "calm", "busy", "leaving"/],
-    [{ type: 'gossip', from: 1, mood: 'calm', note: 'x'.repeat(300), alive: [], urgent: true }, /\.note: expected a string of at most 256 chars, got string "x+…" \(300 chars\)/],
-    [{ type: 'gossip', from: 1, mood: 'calm', note: '', alive: [1, 'two'], urgent: true }, /\.alive\[1\]: expected an integer/],
-    [{ type: 'gossip', from: 1, mood: 'calm', note: '', alive: new Array(65).fill(1), urgent: true }, /\.alive: expected an array of at most 64 items/],
+    [
+      { type: 'gossip', from: 0, mood: 'calm', note: '', alive: [], urgent: true },
+      /\.from: expected an integer in \[1, 65535\]/,
+    ],
+    [
+      { type: 'gossip', from: 1, mood: 'angry', note: '', alive: [], urgent: true },
+      /\.mood: expected one of "calm", "busy", "leaving"/,
+    ],
+    [
+      { type: 'gossip', from: 1, mood: 'calm', note: 'x'.repeat(300), alive: [], urgent: true },
+      /\.note: expected a string of at most 256 chars, got string "x+…" \(300 chars\)/,
+    ],
+    [
+      { type: 'gossip', from: 1, mood: 'calm', note: '', alive: [1, 'two'], urgent: true },
+      /\.alive\[1\]: expected an integer/,
+    ],
+    [
+      { type: 'gossip', from: 1, mood: 'calm', note: '', alive: new Array(65).fill(1), urgent: true },
+      /\.alive: expected an array of at most 64 items/,
+    ],
   ];
   for (const [value, pattern] of cases) {
-    assert.throws(() => codec.decode(packr.pack(value)), (e: unknown) => e instanceof DecodeError && e.code === 'MESSAGE_INVALID' && pattern.test(e.message), String(pattern));
+    assert.throws(
+      () => codec.decode(packr.pack(value)),
+      (e: unknown) => e instanceof DecodeError && e.code === 'MESSAGE_INVALID' && pattern.test(e.message),
+      String(pattern),
+    );
   }
 });
 
@@ -101,16 +126,25 @@ test('exotic decoded types (Set, Date, RegExp, Error, Map, BigInt) are rejected 
   const codec = exampleCodec();
   for (const payload of [new Set([1]), new Date(0), /x+/, new Error('boom'), new Map([[1, 2]]), 1n << 70n]) {
     const bytes = exotic.pack({ type: 'ping', seq: 1, payload });
-    assert.throws(() => codec.decode(bytes), (e: unknown) => e instanceof DecodeError && (e.code === 'MESSAGE_INVALID' || e.code === 'MESSAGE_MALFORMED'));
+    assert.throws(
+      () => codec.decode(bytes),
+      (e: unknown) => e instanceof DecodeError && (e.code === 'MESSAGE_INVALID' || e.code === 'MESSAGE_MALFORMED'),
+    );
   }
   // A __proto__ key cannot pollute prototypes or pass as the discriminant.
-  assert.throws(() => codec.decode(new Packr({ useRecords: false }).pack(JSON.parse('{"__proto__": {"type": "ping"}}'))), isDecodeError('MESSAGE_INVALID'));
+  assert.throws(
+    () => codec.decode(new Packr({ useRecords: false }).pack(JSON.parse('{"__proto__": {"type": "ping"}}'))),
+    isDecodeError('MESSAGE_INVALID'),
+  );
   assert.equal(({} as Record<string, unknown>).type, undefined);
 });
 
 test('size limits apply to both directions', () => {
   const codec = msgpackCodec(validateExampleMessage, { payloadBytesMax: 100 });
-  assert.throws(() => codec.encode({ type: 'ping', seq: 1, payload: new Uint8Array(200) }), (e: unknown) => e instanceof MessageTooLargeError && e.code === 'MESSAGE_TOO_LARGE');
+  assert.throws(
+    () => codec.encode({ type: 'ping', seq: 1, payload: new Uint8Array(200) }),
+    (e: unknown) => e instanceof MessageTooLargeError && e.code === 'MESSAGE_TOO_LARGE',
+  );
   assert.throws(() => codec.decode(new Uint8Array(101)), isDecodeError('MESSAGE_TOO_LARGE'));
   assert.throws(() => codec.decode(new Uint8Array(0)), isDecodeError('MESSAGE_MALFORMED'));
   assert.throws(() => msgpackCodec(validateExampleMessage, { payloadBytesMax: 0 }), /payloadBytesMax/);
@@ -120,13 +154,18 @@ test('a validator that throws something else is still a DecodeError', () => {
   const codec = msgpackCodec<number>(() => {
     throw new TypeError('validator bug');
   });
-  assert.throws(() => codec.decode(Uint8Array.of(0x01)), (e: unknown) => e instanceof DecodeError && e.code === 'MESSAGE_INVALID' && /validator bug/.test(e.message));
+  assert.throws(
+    () => codec.decode(Uint8Array.of(0x01)),
+    (e: unknown) => e instanceof DecodeError && e.code === 'MESSAGE_INVALID' && /validator bug/.test(e.message),
+  );
 });
 
 test('fuzz: 100,000 random and mutated encodings raise only DecodeError', () => {
   const codec = exampleCodec();
   const prng = new Prng(99);
-  const seeds = fc.sample(messageArb, { numRuns: 500, seed: 1 }).map((m) => ({ m, bytes: Uint8Array.from(codec.encode(m)) }));
+  const seeds = fc
+    .sample(messageArb, { numRuns: 500, seed: 1 })
+    .map((m) => ({ m, bytes: Uint8Array.from(codec.encode(m)) }));
   // Uint8Array.from copies: Buffer#slice would alias the encoder's buffer and let mutations leak.
   let valid = 0;
   let rejected = 0;
@@ -138,7 +177,9 @@ test('fuzz: 100,000 random and mutated encodings raise only DecodeError', () => 
     if (mutate === 2) input = input.subarray(0, prng.int(0, input.length));
     if (mutate === 3) {
       const at = prng.int(0, input.length + 1);
-      const extra = Uint8Array.from({ length: prng.int(1, 6) }, () => prng.pick([0xdd, 0xdf, 0xdb, 0xc6, 0xc9, 0xff, 0x00, prng.int(0, 256)]));
+      const extra = Uint8Array.from({ length: prng.int(1, 6) }, () =>
+        prng.pick([0xdd, 0xdf, 0xdb, 0xc6, 0xc9, 0xff, 0x00, prng.int(0, 256)]),
+      );
       input = Uint8Array.from([...input.subarray(0, at), ...extra, ...input.subarray(at)]);
     }
     if (mutate === 4) input = Uint8Array.from({ length: prng.int(0, 32) }, () => prng.int(0, 256));

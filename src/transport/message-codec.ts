@@ -41,7 +41,14 @@ export interface MsgpackCodecOptions {
  * retained field never pins a whole received batch in memory.
  */
 function makePackr(): Packr {
-  return new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number', copyBuffers: true, moreTypes: false, structuredClone: false });
+  return new Packr({
+    useRecords: false,
+    mapsAsObjects: true,
+    int64AsType: 'number',
+    copyBuffers: true,
+    moreTypes: false,
+    structuredClone: false,
+  });
 }
 
 /**
@@ -56,19 +63,29 @@ function makePackr(): Packr {
 export function msgpackCodec<M>(validate: (value: unknown) => M, options: MsgpackCodecOptions = {}): Codec<M> {
   const payloadBytesMax = options.payloadBytesMax ?? FRAME_PAYLOAD_BYTES_MAX;
   if (!Number.isInteger(payloadBytesMax) || payloadBytesMax < 1 || payloadBytesMax > FRAME_PAYLOAD_BYTES_MAX) {
-    throw new CohortError('CONFIG_INVALID', `payloadBytesMax must be an integer in [1, ${FRAME_PAYLOAD_BYTES_MAX}], got ${payloadBytesMax}`);
+    throw new CohortError(
+      'CONFIG_INVALID',
+      `payloadBytesMax must be an integer in [1, ${FRAME_PAYLOAD_BYTES_MAX}], got ${payloadBytesMax}`,
+    );
   }
   const packr = makePackr();
   return {
     encode(message: M): Uint8Array {
       const bytes: Uint8Array = packr.pack(message);
       if (bytes.length > payloadBytesMax) {
-        throw new MessageTooLargeError('MESSAGE_TOO_LARGE', `message encodes to ${bytes.length} bytes; the limit is ${payloadBytesMax}: split it or bound it in the protocol`);
+        throw new MessageTooLargeError(
+          'MESSAGE_TOO_LARGE',
+          `message encodes to ${bytes.length} bytes; the limit is ${payloadBytesMax}: split it or bound it in the protocol`,
+        );
       }
       return bytes;
     },
     decode(bytes: Uint8Array): M {
-      if (bytes.length > payloadBytesMax) throw new DecodeError('MESSAGE_TOO_LARGE', `message of ${bytes.length} bytes exceeds the limit of ${payloadBytesMax}`);
+      if (bytes.length > payloadBytesMax)
+        throw new DecodeError(
+          'MESSAGE_TOO_LARGE',
+          `message of ${bytes.length} bytes exceeds the limit of ${payloadBytesMax}`,
+        );
       if (bytes.length === 0) throw new DecodeError('MESSAGE_MALFORMED', 'empty message');
       const value = unpackOrThrow(packr, bytes);
       return validateOrThrow(validate, value);

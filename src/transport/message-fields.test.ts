@@ -3,10 +3,27 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DecodeError } from '../lib/errors.js';
-import { FieldReader, arrayValue, boolValue, bytesValue, describeValue, enumValue, intValue, isPlainObject, nodeIdValue, numberValue, stringValue, unionValue } from './message-fields.js';
+import {
+  FieldReader,
+  arrayValue,
+  boolValue,
+  bytesValue,
+  describeValue,
+  enumValue,
+  intValue,
+  isPlainObject,
+  nodeIdValue,
+  numberValue,
+  stringValue,
+  unionValue,
+} from './message-fields.js';
 
 function rejects(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (e: unknown) => e instanceof DecodeError && e.code === 'MESSAGE_INVALID' && pattern.test(e.message), String(pattern));
+  assert.throws(
+    fn,
+    (e: unknown) => e instanceof DecodeError && e.code === 'MESSAGE_INVALID' && pattern.test(e.message),
+    String(pattern),
+  );
 }
 
 test('scalar validators accept their range and reject the rest', () => {
@@ -32,7 +49,10 @@ test('scalar validators accept their range and reject the rest', () => {
 });
 
 test('arrays check their bound before validating items, and name the bad index', () => {
-  assert.deepEqual(arrayValue([1, 2], 'a', 2, (v, p) => intValue(v, p, 0, 9)), [1, 2]);
+  assert.deepEqual(
+    arrayValue([1, 2], 'a', 2, (v, p) => intValue(v, p, 0, 9)),
+    [1, 2],
+  );
   let calls = 0;
   rejects(
     () =>
@@ -54,9 +74,18 @@ test('readers accept only plain objects and read only own fields', () => {
   rejects(() => FieldReader.of(inherited, 'M'), /expected an object/);
   const r = FieldReader.of({ n: 3, s: 'x', nested: { k: true }, maybe: null }, 'M');
   assert.equal(r.int('n', 0, 3), 3);
-  assert.equal(r.object('nested', (n) => n.bool('k')), true);
-  assert.equal(r.optional('maybe', (o, name) => o.int(name, 0, 1)), undefined);
-  assert.equal(r.optional('n', (o, name) => o.int(name, 0, 3)), 3);
+  assert.equal(
+    r.object('nested', (n) => n.bool('k')),
+    true,
+  );
+  assert.equal(
+    r.optional('maybe', (o, name) => o.int(name, 0, 1)),
+    undefined,
+  );
+  assert.equal(
+    r.optional('n', (o, name) => o.int(name, 0, 3)),
+    3,
+  );
   rejects(() => r.int('missing', 0, 1), /M\.missing: expected an integer in \[0, 1\], got nothing/);
   rejects(() => r.object('nested', (n) => n.string('k', 3)), /M\.nested\.k: expected a string/);
   rejects(() => r.literal('s', 'y'), /M\.s: expected "y"/);

@@ -84,13 +84,15 @@ export function boolValue(value: unknown, path: string): boolean {
 
 /** Checks that `value` is a string of at most `maxLength` UTF-16 code units. */
 export function stringValue(value: unknown, path: string, maxLength: number): string {
-  if (typeof value !== 'string' || value.length > maxLength) throw invalidField(path, `a string of at most ${maxLength} chars`, value);
+  if (typeof value !== 'string' || value.length > maxLength)
+    throw invalidField(path, `a string of at most ${maxLength} chars`, value);
   return value;
 }
 
 /** Checks that `value` is a byte array of at most `maxBytes` bytes. */
 export function bytesValue(value: unknown, path: string, maxBytes: number): Uint8Array {
-  if (!(value instanceof Uint8Array) || value.length > maxBytes) throw invalidField(path, `at most ${maxBytes} bytes`, value);
+  if (!(value instanceof Uint8Array) || value.length > maxBytes)
+    throw invalidField(path, `at most ${maxBytes} bytes`, value);
   return value;
 }
 
@@ -103,8 +105,14 @@ export function enumValue<T extends string>(value: unknown, path: string, allowe
 }
 
 /** Checks that `value` is an array of at most `maxItems` and validates each item with `item`. */
-export function arrayValue<T>(value: unknown, path: string, maxItems: number, item: (value: unknown, path: string) => T): T[] {
-  if (!Array.isArray(value) || value.length > maxItems) throw invalidField(path, `an array of at most ${maxItems} items`, value);
+export function arrayValue<T>(
+  value: unknown,
+  path: string,
+  maxItems: number,
+  item: (value: unknown, path: string) => T,
+): T[] {
+  if (!Array.isArray(value) || value.length > maxItems)
+    throw invalidField(path, `an array of at most ${maxItems} items`, value);
   const out: T[] = new Array<T>(value.length);
   for (let i = 0; i < value.length; i++) out[i] = item(value[i] as unknown, `${path}[${i}]`);
   return out;
@@ -197,12 +205,23 @@ export class FieldReader {
  * Validates a discriminated union: reads the string field `tag` of `value` and dispatches to the
  * case of that name; an unknown tag is `MESSAGE_INVALID` naming the allowed ones.
  */
-export function unionValue<T>(value: unknown, path: string, tag: string, cases: Readonly<Record<string, (reader: FieldReader) => T>>): T {
+export function unionValue<T>(
+  value: unknown,
+  path: string,
+  tag: string,
+  cases: Readonly<Record<string, (reader: FieldReader) => T>>,
+): T {
   const reader = FieldReader.of(value, path);
   const kind = reader.raw(tag);
   if (typeof kind === 'string' && Object.hasOwn(cases, kind)) {
     const read = cases[kind];
     if (read !== undefined) return read(FieldReader.of(value, `${path}(${kind})`));
   }
-  throw invalidField(`${path}.${tag}`, `one of ${Object.keys(cases).map((k) => JSON.stringify(k)).join(', ')}`, kind);
+  throw invalidField(
+    `${path}.${tag}`,
+    `one of ${Object.keys(cases)
+      .map((k) => JSON.stringify(k))
+      .join(', ')}`,
+    kind,
+  );
 }

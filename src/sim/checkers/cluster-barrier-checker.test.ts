@@ -20,10 +20,18 @@ function harness(): { feed: Feed; found: string[]; checker: ClusterBarrierChecke
   const found: string[] = [];
   const checker = new ClusterBarrierChecker((m) => found.push(m));
   let t = 0;
-  const feed = ((source: TraceSource, event: string, fields: TraceFields) => { checker.observe({ timeUs: t++, source, event, fields }); }) as Feed;
-  feed.call = (node, name, viewId) => { feed('client', 'group-call', { op: 'barrier', node, self: 1, group: 'g', viewId, name }); };
-  feed.result = (node, name, viewId, result) => { feed('client', 'group-result', { op: 'barrier', node, self: 1, group: 'g', viewId, name, result }); };
-  feed.end = (nodes, name, viewId, outcome) => { for (const n of nodes) feed(n, 'barrier-end', { group: 'g', name, viewId, outcome }); };
+  const feed = ((source: TraceSource, event: string, fields: TraceFields) => {
+    checker.observe({ timeUs: t++, source, event, fields });
+  }) as Feed;
+  feed.call = (node, name, viewId) => {
+    feed('client', 'group-call', { op: 'barrier', node, self: 1, group: 'g', viewId, name });
+  };
+  feed.result = (node, name, viewId, result) => {
+    feed('client', 'group-result', { op: 'barrier', node, self: 1, group: 'g', viewId, name, result });
+  };
+  feed.end = (nodes, name, viewId, outcome) => {
+    for (const n of nodes) feed(n, 'barrier-end', { group: 'g', name, viewId, outcome });
+  };
   for (const n of [1, 2, 3]) {
     feed(n, 'group-view', { group: 'g', viewId: 1, members: '1@1,2@1', change: 'joined:2@1', self: 1 });
     feed(n, 'group-view', { group: 'g', viewId: 2, members: '1@1,2@1,3@1', change: 'joined:3@1', self: 1 });
@@ -61,7 +69,10 @@ test('a barrier reached before every member called it is caught', () => {
   feed.call(3, 'b1', 2);
   feed.end([1, 3], 'b1', 2, 'reached');
   assert.equal(found.length, 1, found.join('\n'));
-  assert.match(found[0] ?? '', /b1 of group g was reached in view 2 \{1@1,2@1,3@1\} \(first on node 2\) before 3@1 called it/);
+  assert.match(
+    found[0] ?? '',
+    /b1 of group g was reached in view 2 \{1@1,2@1,3@1\} \(first on node 2\) before 3@1 called it/,
+  );
 });
 
 test('two outcomes for one barrier, ok without reached and VIEW_CHANGED despite reached are caught', () => {

@@ -19,7 +19,17 @@
 import type { NodeId } from '../../lib/ids.js';
 import type { Checker } from '../workload.js';
 import type { SimEvent } from '../trace.js';
-import { barrierKey, GROUP_CLIENT_EVENT, GROUP_EVENT, GroupViewBook, parseBarrierEnd, parseGroupOp, parseGroupView, processKey, type TracedBarrierEnd } from './cluster-group-events.js';
+import {
+  barrierKey,
+  GROUP_CLIENT_EVENT,
+  GROUP_EVENT,
+  GroupViewBook,
+  parseBarrierEnd,
+  parseGroupOp,
+  parseGroupView,
+  processKey,
+  type TracedBarrierEnd,
+} from './cluster-group-events.js';
 
 /** The first end traced for an instance. */
 interface End {
@@ -35,7 +45,11 @@ export class ClusterBarrierChecker implements Checker {
   private readonly calls = new Map<string, Set<string>>();
   private readonly ends = new Map<string, End>();
   /** Reached ends whose view no node had traced yet, with the callers by then; judged at the end. */
-  private readonly unjudged: { readonly node: NodeId; readonly end: TracedBarrierEnd; readonly callers: ReadonlySet<string> }[] = [];
+  private readonly unjudged: {
+    readonly node: NodeId;
+    readonly end: TracedBarrierEnd;
+    readonly callers: ReadonlySet<string>;
+  }[] = [];
   private readonly results: { readonly key: string; readonly node: NodeId; readonly result: string }[] = [];
   /** Instances that ended reached / view-changed. */
   reached = 0;
@@ -85,7 +99,10 @@ export class ClusterBarrierChecker implements Checker {
     const first = this.ends.get(key);
     if (first !== undefined) {
       this.checks++;
-      if (first.outcome !== end.outcome) this.violation(`barrier: ${end.name} of group ${end.group} in view ${end.viewId} ended ${first.outcome} on node ${first.node} but ${end.outcome} on node ${node}`);
+      if (first.outcome !== end.outcome)
+        this.violation(
+          `barrier: ${end.name} of group ${end.group} in view ${end.viewId} ended ${first.outcome} on node ${first.node} but ${end.outcome} on node ${node}`,
+        );
       return;
     }
     this.ends.set(key, { outcome: end.outcome, node });
@@ -104,10 +121,17 @@ export class ClusterBarrierChecker implements Checker {
     const view = this.book.get(end.viewId);
     if (view === undefined) return;
     this.checks++;
-    const missing = view.members.filter((m) => !callers.has(processKey(m.node, m.incarnation))).map((m) => processKey(m.node, m.incarnation));
-    if (view.group !== end.group) this.violation(`barrier: node ${node} ended ${end.name} of group ${end.group} in view ${end.viewId}, which is a view of group ${view.group}`);
+    const missing = view.members
+      .filter((m) => !callers.has(processKey(m.node, m.incarnation)))
+      .map((m) => processKey(m.node, m.incarnation));
+    if (view.group !== end.group)
+      this.violation(
+        `barrier: node ${node} ended ${end.name} of group ${end.group} in view ${end.viewId}, which is a view of group ${view.group}`,
+      );
     else if (missing.length > 0) {
-      this.violation(`barrier: ${end.name} of group ${end.group} was reached in view ${end.viewId} {${view.membersText}} (first on node ${node}) before ${missing.join(', ')} called it`);
+      this.violation(
+        `barrier: ${end.name} of group ${end.group} was reached in view ${end.viewId} {${view.membersText}} (first on node ${node}) before ${missing.join(', ')} called it`,
+      );
     }
   }
 
@@ -117,10 +141,16 @@ export class ClusterBarrierChecker implements Checker {
       const end = this.ends.get(r.key);
       if (r.result === 'ok') {
         this.checks++;
-        if (end?.outcome !== 'reached') this.violation(`barrier: node ${r.node} got ok from barrier ${r.key} (group/name/view), but ${end === undefined ? 'no node traced its end' : `it ended ${end.outcome}`}`);
+        if (end?.outcome !== 'reached')
+          this.violation(
+            `barrier: node ${r.node} got ok from barrier ${r.key} (group/name/view), but ${end === undefined ? 'no node traced its end' : `it ended ${end.outcome}`}`,
+          );
       } else if (r.result === 'VIEW_CHANGED') {
         this.checks++;
-        if (end?.outcome === 'reached') this.violation(`barrier: node ${r.node} got VIEW_CHANGED from barrier ${r.key} (group/name/view), but it was reached`);
+        if (end?.outcome === 'reached')
+          this.violation(
+            `barrier: node ${r.node} got VIEW_CHANGED from barrier ${r.key} (group/name/view), but it was reached`,
+          );
       }
     }
   }

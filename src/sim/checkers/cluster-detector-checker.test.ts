@@ -11,10 +11,16 @@ import { ClusterAccuracyChecker } from './cluster-detector-checker.js';
 
 const BOUNDS = { stallBoundMs: 1000, lookbackMs: 6000, mergeGapMs: 300 };
 
-function harness(): { at: (ms: number, source: TraceSource, event: string, fields: TraceFields) => void; found: string[]; checker: ClusterAccuracyChecker } {
+function harness(): {
+  at: (ms: number, source: TraceSource, event: string, fields: TraceFields) => void;
+  found: string[];
+  checker: ClusterAccuracyChecker;
+} {
   const found: string[] = [];
   const checker = new ClusterAccuracyChecker(BOUNDS, (m) => found.push(m));
-  const at = (ms: number, source: TraceSource, event: string, fields: TraceFields): void => { checker.observe({ timeUs: ms * 1000, source, event, fields }); };
+  const at = (ms: number, source: TraceSource, event: string, fields: TraceFields): void => {
+    checker.observe({ timeUs: ms * 1000, source, event, fields });
+  };
   // Three nodes, incarnation 1 each, in view 3.
   for (const n of [1, 2, 3]) {
     at(0, 'sim', 'start', { node: n, incarnation: 1 });
@@ -44,7 +50,12 @@ test('evicting a node that paused 800 ms is a false eviction; quarantines count 
     at(5800, 'sim', 'resume', { node: 3 });
     evict(at, 6000, cmd);
     assert.equal(checker.falseEvictions, 1);
-    assert.match(found[0] ?? '', new RegExp(`node 3 incarnation 1 was evicted \\(${cmd}, view 4, decided at 5\\.980000 s\\) although it was alive and its longest disturbance in the 6000 ms before was 800 ms`));
+    assert.match(
+      found[0] ?? '',
+      new RegExp(
+        `node 3 incarnation 1 was evicted \\(${cmd}, view 4, decided at 5\\.980000 s\\) although it was alive and its longest disturbance in the 6000 ms before was 800 ms`,
+      ),
+    );
   }
 });
 

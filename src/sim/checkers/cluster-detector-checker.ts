@@ -72,7 +72,8 @@ export class ClusterAccuracyChecker implements Checker {
     const node = e.source as NodeId;
     const f = e.fields;
     if (e.event === CLUSTER_EVENT.nodeStart) this.running.set(node, Number(f.incarnation));
-    else if (e.event === CLUSTER_EVENT.detector && typeof f.type === 'string' && EVICTION_COMMANDS.has(f.type)) this.decisions.set(`${String(f.node)}@${String(f.incarnation)}`, e.timeUs);
+    else if (e.event === CLUSTER_EVENT.detector && typeof f.type === 'string' && EVICTION_COMMANDS.has(f.type))
+      this.decisions.set(`${String(f.node)}@${String(f.incarnation)}`, e.timeUs);
     else if (e.event === CLUSTER_EVENT.view) this.observeView(e);
   }
 

@@ -91,7 +91,13 @@ export function parseView(fields: Readonly<Record<string, unknown>>): TracedView
   const viewId = fields.viewId;
   const quorate = fields.quorate;
   const text = fields.members;
-  if (typeof index !== 'number' || typeof viewId !== 'number' || typeof quorate !== 'boolean' || typeof text !== 'string') return null;
+  if (
+    typeof index !== 'number' ||
+    typeof viewId !== 'number' ||
+    typeof quorate !== 'boolean' ||
+    typeof text !== 'string'
+  )
+    return null;
   const members = parseMembers(text);
   if (members === null || !Number.isSafeInteger(index) || !Number.isSafeInteger(viewId)) return null;
   return { index, viewId, members, membersText: text, quorate, cmd: typeof fields.cmd === 'string' ? fields.cmd : '' };
@@ -103,5 +109,10 @@ export function parseView(fields: Readonly<Record<string, unknown>>): TracedView
  * drawn by the workload).
  */
 export function quorateFor(config: QuorumConfig, present: ReadonlySet<NodeId>): boolean {
-  return arbitrate({ config: { incoming: config }, present, waitForAll: { phase: 'off' }, twoNode: { enabled: false, fencedPeers: new Set() } }).quorate;
+  return arbitrate({
+    config: { incoming: config },
+    present,
+    waitForAll: { phase: 'off' },
+    twoNode: { enabled: false, fencedPeers: new Set() },
+  }).quorate;
 }

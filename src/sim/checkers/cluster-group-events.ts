@@ -57,7 +57,11 @@ export function processKey(node: number, incarnation: number): string {
 
 /** Encodes group members as `1@1,3@2/l2` (ascending by node; the level when not 0). */
 export function formatGroupMembers(members: readonly TracedGroupMember[]): string {
-  return members.map((m) => (m.level === 0 ? processKey(m.node, m.incarnation) : `${processKey(m.node, m.incarnation)}/l${m.level}`)).join(',');
+  return members
+    .map((m) =>
+      m.level === 0 ? processKey(m.node, m.incarnation) : `${processKey(m.node, m.incarnation)}/l${m.level}`,
+    )
+    .join(',');
 }
 
 /** Parses `formatGroupMembers` output; null when malformed or not strictly ascending. */
@@ -95,11 +99,27 @@ const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isS
 /** Parses a `group-view` event's fields; null when malformed. */
 export function parseGroupView(f: Readonly<Record<string, unknown>>): TracedGroupView | null {
   const { group, viewId, members, change, self } = f;
-  if (typeof group !== 'string' || !isCount(viewId) || viewId < 1 || typeof members !== 'string' || typeof change !== 'string' || !isCount(self)) return null;
+  if (
+    typeof group !== 'string' ||
+    !isCount(viewId) ||
+    viewId < 1 ||
+    typeof members !== 'string' ||
+    typeof change !== 'string' ||
+    !isCount(self)
+  )
+    return null;
   const parsed = parseGroupMembers(members);
   const c = /^(joined|left|removed):(\d+)@(\d+)$/.exec(change);
   if (parsed === null || c === null) return null;
-  return { group, viewId, members: parsed, membersText: members, change: { kind: c[1] as TracedChangeKind, node: nodeId(Number(c[2])), incarnation: Number(c[3]) }, changeText: change, self };
+  return {
+    group,
+    viewId,
+    members: parsed,
+    membersText: members,
+    change: { kind: c[1] as TracedChangeKind, node: nodeId(Number(c[2])), incarnation: Number(c[3]) },
+    changeText: change,
+    self,
+  };
 }
 
 /**
@@ -107,7 +127,11 @@ export function parseGroupView(f: Readonly<Record<string, unknown>>): TracedGrou
  * already listed with that incarnation, or removing one that is not listed). A join of a node
  * listed with an older incarnation is not a single change: the table emits a `removed` view first.
  */
-export function applyChange(prev: readonly TracedGroupMember[], change: TracedGroupView['change'], level: number): TracedGroupMember[] | null {
+export function applyChange(
+  prev: readonly TracedGroupMember[],
+  change: TracedGroupView['change'],
+  level: number,
+): TracedGroupMember[] | null {
   const i = prev.findIndex((m) => m.node === change.node);
   if (change.kind === 'joined') {
     if (i >= 0) return null;
@@ -130,7 +154,17 @@ export interface TracedDelivery {
 /** Parses a `group-deliver` event's fields; null when malformed. */
 export function parseDelivery(f: Readonly<Record<string, unknown>>): TracedDelivery | null {
   const { group, viewId, seq, from, msg, self } = f;
-  if (typeof group !== 'string' || !isCount(viewId) || !isCount(seq) || seq < 1 || !isCount(from) || from < 1 || typeof msg !== 'string' || !isCount(self)) return null;
+  if (
+    typeof group !== 'string' ||
+    !isCount(viewId) ||
+    !isCount(seq) ||
+    seq < 1 ||
+    !isCount(from) ||
+    from < 1 ||
+    typeof msg !== 'string' ||
+    !isCount(self)
+  )
+    return null;
   return { group, viewId, seq, from: nodeId(from), msg, self };
 }
 
@@ -145,7 +179,13 @@ export interface TracedBarrierEnd {
 /** Parses a `barrier-end` event's fields; null when malformed. */
 export function parseBarrierEnd(f: Readonly<Record<string, unknown>>): TracedBarrierEnd | null {
   const { group, name, viewId, outcome } = f;
-  if (typeof group !== 'string' || typeof name !== 'string' || !isCount(viewId) || (outcome !== 'reached' && outcome !== 'view-changed')) return null;
+  if (
+    typeof group !== 'string' ||
+    typeof name !== 'string' ||
+    !isCount(viewId) ||
+    (outcome !== 'reached' && outcome !== 'view-changed')
+  )
+    return null;
   return { group, name, viewId, outcome };
 }
 
@@ -166,8 +206,22 @@ export interface TracedGroupOp {
 /** Parses a `group-call` / `group-result` event's fields; null when malformed. */
 export function parseGroupOp(f: Readonly<Record<string, unknown>>): TracedGroupOp | null {
   const { op, node, self, group, viewId, msg, name, result, seq, resultViewId } = f;
-  if (typeof op !== 'string' || !GROUP_OPS.has(op) || !isCount(node) || node < 1 || !isCount(self) || typeof group !== 'string' || !isCount(viewId)) return null;
-  if ((msg !== undefined && typeof msg !== 'string') || (name !== undefined && typeof name !== 'string') || (result !== undefined && typeof result !== 'string')) return null;
+  if (
+    typeof op !== 'string' ||
+    !GROUP_OPS.has(op) ||
+    !isCount(node) ||
+    node < 1 ||
+    !isCount(self) ||
+    typeof group !== 'string' ||
+    !isCount(viewId)
+  )
+    return null;
+  if (
+    (msg !== undefined && typeof msg !== 'string') ||
+    (name !== undefined && typeof name !== 'string') ||
+    (result !== undefined && typeof result !== 'string')
+  )
+    return null;
   if ((seq !== undefined && !isCount(seq)) || (resultViewId !== undefined && !isCount(resultViewId))) return null;
   return { op: op as GroupOp, node: nodeId(node), self, group, viewId, msg, name, result, seq, resultViewId };
 }

@@ -9,12 +9,22 @@ import type { TraceFields } from '../../runtime/env.js';
 import type { SimEvent, TraceSource } from '../trace.js';
 import { ClusterGroupViewChecker } from './cluster-group-view-checker.js';
 
-function feeder(checker: { observe(e: SimEvent): void }): (source: TraceSource, event: string, fields: TraceFields) => void {
+function feeder(checker: {
+  observe(e: SimEvent): void;
+}): (source: TraceSource, event: string, fields: TraceFields) => void {
   let t = 0;
-  return (source, event, fields) => { checker.observe({ timeUs: t++, source, event, fields }); };
+  return (source, event, fields) => {
+    checker.observe({ timeUs: t++, source, event, fields });
+  };
 }
 
-const gv = (viewId: number, members: string, change: string, group = 'g1', self = 1): TraceFields => ({ group, viewId, members, change, self });
+const gv = (viewId: number, members: string, change: string, group = 'g1', self = 1): TraceFields => ({
+  group,
+  viewId,
+  members,
+  change,
+  self,
+});
 
 function run(events: (feed: ReturnType<typeof feeder>) => void): { found: string[]; checker: ClusterGroupViewChecker } {
   const found: string[] = [];

@@ -16,7 +16,14 @@
 import type { NodeId } from '../../lib/ids.js';
 import type { Checker } from '../workload.js';
 import type { SimEvent } from '../trace.js';
-import { applyChange, formatGroupMembers, GROUP_EVENT, GroupViewBook, parseGroupView, type TracedGroupView } from './cluster-group-events.js';
+import {
+  applyChange,
+  formatGroupMembers,
+  GROUP_EVENT,
+  GroupViewBook,
+  parseGroupView,
+  type TracedGroupView,
+} from './cluster-group-events.js';
 
 /** Checks group view agreement; see the module comment. */
 export class ClusterGroupViewChecker implements Checker {
@@ -67,7 +74,9 @@ export class ClusterGroupViewChecker implements Checker {
     }
     this.checks++;
     if (first.group !== v.group || first.membersText !== v.membersText || first.changeText !== v.changeText) {
-      this.violation(`group view agreement: view ${v.viewId} is ${describe(first)} on node ${this.firstBy.get(v.viewId) ?? '?'} but ${describe(v)} on node ${node}`);
+      this.violation(
+        `group view agreement: view ${v.viewId} is ${describe(first)} on node ${this.firstBy.get(v.viewId) ?? '?'} but ${describe(v)} on node ${node}`,
+      );
     }
   }
 
@@ -79,19 +88,25 @@ export class ClusterGroupViewChecker implements Checker {
     if (prev === undefined) return;
     this.checks++;
     if (v.viewId <= prev.viewId) {
-      this.violation(`group view agreement: node ${node} applied view ${v.viewId} of group ${v.group} after view ${prev.viewId} in one process (ids must grow)`);
+      this.violation(
+        `group view agreement: node ${node} applied view ${v.viewId} of group ${v.group} after view ${prev.viewId} in one process (ids must grow)`,
+      );
       return;
     }
     const level = v.members.find((m) => m.node === v.change.node)?.level ?? 0;
     const expected = applyChange(prev.members, v.change, level);
     if (expected === null || formatGroupMembers(expected) !== v.membersText) {
-      this.violation(`group view agreement: node ${node} went from view ${prev.viewId} ${describe(prev)} to view ${v.viewId} ${describe(v)} of group ${v.group}, which is not one change away (a view was skipped or changed)`);
+      this.violation(
+        `group view agreement: node ${node} went from view ${prev.viewId} ${describe(prev)} to view ${v.viewId} ${describe(v)} of group ${v.group}, which is not one change away (a view was skipped or changed)`,
+      );
       return;
     }
     const claimed = this.successor.get(prev.viewId);
     if (claimed === undefined) this.successor.set(prev.viewId, { viewId: v.viewId, node });
     else if (claimed.viewId !== v.viewId) {
-      this.violation(`group view agreement: after view ${prev.viewId} of group ${v.group} node ${claimed.node} applied view ${claimed.viewId} but node ${node} applied view ${v.viewId}`);
+      this.violation(
+        `group view agreement: after view ${prev.viewId} of group ${v.group} node ${claimed.node} applied view ${claimed.viewId} but node ${node} applied view ${v.viewId}`,
+      );
     }
   }
 }

@@ -10,7 +10,12 @@ import type { TraceFields } from '../../runtime/env.js';
 import type { TraceSource } from '../trace.js';
 import { ClusterLiveness } from './cluster-liveness.js';
 
-function harness(nodes = 3): { at: (ms: number, s: TraceSource, e: string, f: TraceFields) => void; found: string[]; l: ClusterLiveness; now: { ms: number } } {
+function harness(nodes = 3): {
+  at: (ms: number, s: TraceSource, e: string, f: TraceFields) => void;
+  found: string[];
+  l: ClusterLiveness;
+  now: { ms: number };
+} {
   const found: string[] = [];
   const l = new ClusterLiveness(nodes, 60_000, 3000, 3000, (c, m) => found.push(`${c}: ${m}`));
   const now = { ms: 0 };
@@ -27,7 +32,12 @@ function harness(nodes = 3): { at: (ms: number, s: TraceSource, e: string, f: Tr
   return { at, found, l, now };
 }
 
-const all = (at: (ms: number, s: TraceSource, e: string, f: TraceFields) => void, ms: number, members = '1@1,2@1,3@1', quorate = true): void => {
+const all = (
+  at: (ms: number, s: TraceSource, e: string, f: TraceFields) => void,
+  ms: number,
+  members = '1@1,2@1,3@1',
+  quorate = true,
+): void => {
   for (const n of [1, 2, 3]) at(ms, n, 'view', { index: 9, viewId: 3, members, quorate, cmd: 'join' });
 };
 
@@ -54,7 +64,10 @@ test('a removal after the bound is a completeness violation; an election allows 
   late.now.ms = 4300;
   assert.equal(late.l.satisfied(), false);
   assert.equal(late.found.length, 1);
-  assert.match(late.found[0] ?? '', /^fd-completeness: .*node 3 incarnation 1 was killed at 1\.200000 s and no survivor has applied its removal yet \(bound 3000 ms\)/);
+  assert.match(
+    late.found[0] ?? '',
+    /^fd-completeness: .*node 3 incarnation 1 was killed at 1\.200000 s and no survivor has applied its removal yet \(bound 3000 ms\)/,
+  );
   const elected = harness();
   all(elected.at, 1100);
   elected.at(1200, 'client', 'kill', { node: 3, incarnation: 1 });
@@ -63,7 +76,8 @@ test('a removal after the bound is a completeness violation; an election allows 
   elected.now.ms = 4300;
   assert.equal(elected.l.satisfied(), false);
   assert.deepEqual(elected.found, []);
-  for (const n of [1, 2]) elected.at(5000, n, 'view', { index: 14, viewId: 4, members: '1@1,2@1', quorate: true, cmd: 'quarantine' });
+  for (const n of [1, 2])
+    elected.at(5000, n, 'view', { index: 14, viewId: 4, members: '1@1,2@1', quorate: true, cmd: 'quarantine' });
   assert.equal(elected.l.satisfied(), true);
   assert.equal(elected.l.detectionAcrossElection, true);
 });
@@ -81,7 +95,8 @@ test('a restarted node re-applying old views does not count as a removal', () =>
 
 test('no convergence with a node missing, a non-quorate view, or a stale incarnation', () => {
   const missing = harness();
-  for (const n of [1, 2, 3]) missing.at(1100, n, 'view', { index: 9, viewId: 3, members: '1@1,2@1', quorate: true, cmd: 'fail' });
+  for (const n of [1, 2, 3])
+    missing.at(1100, n, 'view', { index: 9, viewId: 3, members: '1@1,2@1', quorate: true, cmd: 'fail' });
   missing.at(1200, 'client', 'no-kill', { reason: 'survivors-hold-no-quorum' });
   assert.equal(missing.l.satisfied(), false);
   assert.match(missing.l.describe(), /never agreed on one quorate view/);

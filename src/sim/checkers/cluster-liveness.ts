@@ -22,7 +22,13 @@
 import type { NodeId } from '../../lib/ids.js';
 import type { Checker, Liveness } from '../workload.js';
 import type { SimEvent } from '../trace.js';
-import { CLUSTER_CLIENT_EVENT, CLUSTER_EVENT, EVICTION_COMMANDS, parseView, type TracedView } from './cluster-events.js';
+import {
+  CLUSTER_CLIENT_EVENT,
+  CLUSTER_EVENT,
+  EVICTION_COMMANDS,
+  parseView,
+  type TracedView,
+} from './cluster-events.js';
 
 /** See the module comment. */
 /**
@@ -114,15 +120,21 @@ export class ClusterLiveness implements Checker, Liveness {
       if (this.livenessUs !== null && this.convergedUs === null && this.converged()) this.convergedUs = e.timeUs;
       this.kill = { node: e.fields.node as NodeId, incarnation: Number(e.fields.incarnation), atUs: e.timeUs };
       this.lastWithKilled = this.maxViewId;
-    }
-    else if (e.event === CLUSTER_CLIENT_EVENT.noKill) this.killSkipped = String(e.fields.reason);
+    } else if (e.event === CLUSTER_CLIENT_EVENT.noKill) this.killSkipped = String(e.fields.reason);
   }
 
   private observeNode(node: NodeId, e: SimEvent): void {
     // An election during detection (a survivor campaigns or takes over: the leader died, or lost
     // its lease under loss before the removal committed) earns the election allowance.
     const electing = e.fields.role === 'leader' || e.fields.role === 'candidate' || e.fields.role === 'pre-candidate';
-    if (e.event === CLUSTER_EVENT.role && electing && this.kill !== null && node !== this.kill.node && this.firstRemovalUs === null) this.detectionAcrossElection = true;
+    if (
+      e.event === CLUSTER_EVENT.role &&
+      electing &&
+      this.kill !== null &&
+      node !== this.kill.node &&
+      this.firstRemovalUs === null
+    )
+      this.detectionAcrossElection = true;
     if (e.event === CLUSTER_EVENT.nodeStart && this.running.has(node)) {
       this.running.set(node, Number(e.fields.incarnation));
       return;
@@ -133,10 +145,17 @@ export class ClusterLiveness implements Checker, Liveness {
     this.latest.set(node, v);
     this.maxViewId = Math.max(this.maxViewId, v.viewId);
     const k = this.kill;
-    if (k !== null && v.members.some((m) => m.node === k.node && m.incarnation === k.incarnation)) this.lastWithKilled = Math.max(this.lastWithKilled, v.viewId);
+    if (k !== null && v.members.some((m) => m.node === k.node && m.incarnation === k.incarnation))
+      this.lastWithKilled = Math.max(this.lastWithKilled, v.viewId);
     // A removal is a newer view than every view that held the killed incarnation (a restarted
     // node re-applying old views does not count).
-    if (k !== null && node !== k.node && EVICTION_COMMANDS.has(v.cmd) && v.viewId > this.lastWithKilled && !v.members.some((m) => m.node === k.node && m.incarnation === k.incarnation)) {
+    if (
+      k !== null &&
+      node !== k.node &&
+      EVICTION_COMMANDS.has(v.cmd) &&
+      v.viewId > this.lastWithKilled &&
+      !v.members.some((m) => m.node === k.node && m.incarnation === k.incarnation)
+    ) {
       this.removedOn.add(node);
       this.firstRemovalUs ??= e.timeUs;
       this.checkLate(e.timeUs);
@@ -147,13 +166,24 @@ export class ClusterLiveness implements Checker, Liveness {
     const k = this.kill;
     if (k === null || this.lateReported) return;
     const first = this.firstRemovalUs;
-    const boundMs = this.detectionBoundMs + (this.detectionAcrossElection || this.lossyNetwork ? this.electionAllowanceMs : 0);
+    const boundMs =
+      this.detectionBoundMs + (this.detectionAcrossElection || this.lossyNetwork ? this.electionAllowanceMs : 0);
     const late = (first ?? nowUs) - k.atUs > boundMs * 1000;
     if (!late) return;
     this.lateReported = true;
-    const what = first === null ? 'no survivor has applied its removal yet' : `the first survivor applied its removal after ${((first - k.atUs) / 1000).toFixed(1)} ms`;
-    const why = this.detectionAcrossElection ? ', a new leader was elected meanwhile' : this.lossyNetwork ? `, allowance for more than ${LOSSY_NETWORK_PERCENT} % message loss included` : '';
-    this.violation('fd-completeness', `fd completeness: node ${k.node} incarnation ${k.incarnation} was killed at ${(k.atUs / 1e6).toFixed(6)} s and ${what} (bound ${boundMs} ms${why})`);
+    const what =
+      first === null
+        ? 'no survivor has applied its removal yet'
+        : `the first survivor applied its removal after ${((first - k.atUs) / 1000).toFixed(1)} ms`;
+    const why = this.detectionAcrossElection
+      ? ', a new leader was elected meanwhile'
+      : this.lossyNetwork
+        ? `, allowance for more than ${LOSSY_NETWORK_PERCENT} % message loss included`
+        : '';
+    this.violation(
+      'fd-completeness',
+      `fd completeness: node ${k.node} incarnation ${k.incarnation} was killed at ${(k.atUs / 1e6).toFixed(6)} s and ${what} (bound ${boundMs} ms${why})`,
+    );
   }
 
   /** Every running node applied one quorate view holding exactly the running nodes' incarnations. */

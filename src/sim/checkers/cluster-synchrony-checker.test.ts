@@ -22,11 +22,31 @@ function harness(): { feed: Feed; found: string[]; checker: ClusterSynchronyChec
   const found: string[] = [];
   const checker = new ClusterSynchronyChecker((m) => found.push(m));
   let t = 0;
-  const feed = ((source: TraceSource, event: string, fields: TraceFields) => { checker.observe({ timeUs: t++, source, event, fields }); }) as Feed;
-  feed.view = (nodes, viewId, members, change) => { for (const n of nodes) feed(n, 'group-view', { group: 'g', viewId, members, change, self: 1 }); };
-  feed.send = (node, viewId, msg) => { feed('client', 'group-call', { op: 'send', node, self: 1, group: 'g', viewId, msg }); };
-  feed.ack = (node, viewId, msg, seq, resultViewId = viewId) => { feed('client', 'group-result', { op: 'send', node, self: 1, group: 'g', viewId, msg, result: 'ok', seq, resultViewId }); };
-  feed.deliver = (node, viewId, seq, from, msg, self = 1) => { feed(node, 'group-deliver', { group: 'g', viewId, seq, from, msg, self }); };
+  const feed = ((source: TraceSource, event: string, fields: TraceFields) => {
+    checker.observe({ timeUs: t++, source, event, fields });
+  }) as Feed;
+  feed.view = (nodes, viewId, members, change) => {
+    for (const n of nodes) feed(n, 'group-view', { group: 'g', viewId, members, change, self: 1 });
+  };
+  feed.send = (node, viewId, msg) => {
+    feed('client', 'group-call', { op: 'send', node, self: 1, group: 'g', viewId, msg });
+  };
+  feed.ack = (node, viewId, msg, seq, resultViewId = viewId) => {
+    feed('client', 'group-result', {
+      op: 'send',
+      node,
+      self: 1,
+      group: 'g',
+      viewId,
+      msg,
+      result: 'ok',
+      seq,
+      resultViewId,
+    });
+  };
+  feed.deliver = (node, viewId, seq, from, msg, self = 1) => {
+    feed(node, 'group-deliver', { group: 'g', viewId, seq, from, msg, self });
+  };
   return { feed, found, checker };
 }
 
@@ -64,7 +84,10 @@ test('a message delivered in a later view than it was sent in, to a newcomer, is
   feed.view([1, 2, 3], 3, '1@1,2@1,3@1', 'joined:3@1');
   for (const n of [1, 2, 3]) feed.deliver(n, 3, 1, 1, 'a');
   assert.equal(found.length, 3, found.join('\n'));
-  assert.match(found[2] ?? '', /node 3 \(incarnation 1\) delivered a of group g in view 3, but node 1 sent it in view 2/);
+  assert.match(
+    found[2] ?? '',
+    /node 3 \(incarnation 1\) delivered a of group g in view 3, but node 1 sent it in view 2/,
+  );
 });
 
 test('a delivery by a node outside the view, a duplicate, a gap and two messages in one slot are caught', () => {
@@ -73,13 +96,25 @@ test('a delivery by a node outside the view, a duplicate, a gap and two messages
   feed.view([1, 2, 3], 2, '1@1,2@1', 'joined:2@1');
   for (const m of ['a', 'b', 'c']) feed.send(1, 2, m);
   feed.deliver(3, 2, 1, 1, 'a');
-  assert.match(found.at(-1) ?? '', /node 3 \(incarnation 1\) delivered a in view 2 of group g \{1@1,2@1\}, of which it is not a member/);
+  assert.match(
+    found.at(-1) ?? '',
+    /node 3 \(incarnation 1\) delivered a in view 2 of group g \{1@1,2@1\}, of which it is not a member/,
+  );
   feed.deliver(1, 2, 1, 1, 'a');
   feed.deliver(1, 2, 2, 1, 'a');
-  assert.ok(found.some((m) => /node 1 \(incarnation 1\) delivered a of group g twice/.test(m)), found.join('\n'));
+  assert.ok(
+    found.some((m) => /node 1 \(incarnation 1\) delivered a of group g twice/.test(m)),
+    found.join('\n'),
+  );
   feed.deliver(2, 2, 2, 1, 'b');
-  assert.match(found.at(-1) ?? '', /node 2 \(incarnation 1\) delivered seq 2 of view 2 of group g after seq 0 \(b\): a gap/);
-  assert.ok(found.some((m) => /seq 2 of view 2 of group g is a on node 1, but node 2 .* delivered b there/.test(m)), found.join('\n'));
+  assert.match(
+    found.at(-1) ?? '',
+    /node 2 \(incarnation 1\) delivered seq 2 of view 2 of group g after seq 0 \(b\): a gap/,
+  );
+  assert.ok(
+    found.some((m) => /seq 2 of view 2 of group g is a on node 1, but node 2 .* delivered b there/.test(m)),
+    found.join('\n'),
+  );
   const before = found.length;
   feed.deliver(2, 2, 3, 1, 'zz');
   assert.match(found[before] ?? '', /delivered zz in view 2 of group g, which no client sent/);
@@ -98,8 +133,14 @@ test('a member that moves on without every message of its view, or without an ac
   assert.equal(found.length, 0, 'judged when the run ends');
   checker.finish();
   assert.equal(found.length, 2, found.join('\n'));
-  assert.match(found[0] ?? '', /node 1 \(incarnation 1\) went from view 3 to view 4 of group g having delivered 2 of the 3 messages of view 3/);
-  assert.match(found[1] ?? '', /node 2 \(incarnation 1\) went from view 3 to view 4 of group g having delivered 1 of the 3 messages/);
+  assert.match(
+    found[0] ?? '',
+    /node 1 \(incarnation 1\) went from view 3 to view 4 of group g having delivered 2 of the 3 messages of view 3/,
+  );
+  assert.match(
+    found[1] ?? '',
+    /node 2 \(incarnation 1\) went from view 3 to view 4 of group g having delivered 1 of the 3 messages/,
+  );
 });
 
 test('an acknowledgement naming another view than the send is caught', () => {

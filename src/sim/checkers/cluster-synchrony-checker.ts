@@ -28,7 +28,16 @@
 import type { NodeId } from '../../lib/ids.js';
 import type { Checker } from '../workload.js';
 import type { SimEvent } from '../trace.js';
-import { GROUP_CLIENT_EVENT, GROUP_EVENT, GroupViewBook, parseDelivery, parseGroupOp, parseGroupView, processKey, type TracedDelivery } from './cluster-group-events.js';
+import {
+  GROUP_CLIENT_EVENT,
+  GROUP_EVENT,
+  GroupViewBook,
+  parseDelivery,
+  parseGroupOp,
+  parseGroupView,
+  processKey,
+  type TracedDelivery,
+} from './cluster-group-events.js';
 
 /** A send as the client traced it. */
 interface Sent {
@@ -47,7 +56,14 @@ export class ClusterSynchronyChecker implements Checker {
   readonly name = 'cluster-virtual-synchrony';
   private readonly book = new GroupViewBook();
   private readonly sent = new Map<string, Sent>();
-  private readonly acked: { readonly msg: string; readonly group: string; readonly viewId: number; readonly resultViewId: number; readonly seq: number; readonly node: NodeId }[] = [];
+  private readonly acked: {
+    readonly msg: string;
+    readonly group: string;
+    readonly viewId: number;
+    readonly resultViewId: number;
+    readonly seq: number;
+    readonly node: NodeId;
+  }[] = [];
   /** (group, view, seq) -> the message and the node that first delivered it. */
   private readonly slots = new Map<string, { readonly msg: string; readonly node: NodeId }>();
   /** Per view id, the highest seq delivered or acknowledged. */
@@ -94,7 +110,8 @@ export class ClusterSynchronyChecker implements Checker {
       }
       case GROUP_EVENT.deliver: {
         const d = parseDelivery(e.fields);
-        if (d === null) this.violation(`virtual synchrony: node ${node} traced a malformed delivery (${JSON.stringify(e.fields)})`);
+        if (d === null)
+          this.violation(`virtual synchrony: node ${node} traced a malformed delivery (${JSON.stringify(e.fields)})`);
         else this.onDeliver(node, d);
         return;
       }
@@ -110,7 +127,14 @@ export class ClusterSynchronyChecker implements Checker {
     if (e.event === GROUP_CLIENT_EVENT.call) {
       this.sent.set(op.msg, { node: op.node, group: op.group, viewId: op.viewId });
     } else if (op.result === 'ok' && op.seq !== undefined && op.resultViewId !== undefined) {
-      this.acked.push({ msg: op.msg, group: op.group, viewId: op.viewId, resultViewId: op.resultViewId, seq: op.seq, node: op.node });
+      this.acked.push({
+        msg: op.msg,
+        group: op.group,
+        viewId: op.viewId,
+        resultViewId: op.resultViewId,
+        seq: op.seq,
+        node: op.node,
+      });
     }
   }
 
@@ -119,9 +143,18 @@ export class ClusterSynchronyChecker implements Checker {
     this.checks++;
     const who = `node ${node} (incarnation ${d.self})`;
     const s = this.sent.get(d.msg);
-    if (s === undefined) this.violation(`virtual synchrony: ${who} delivered ${d.msg} in view ${d.viewId} of group ${d.group}, which no client sent`);
-    else if (s.group !== d.group || s.node !== d.from) this.violation(`virtual synchrony: ${who} delivered ${d.msg} as sent by node ${d.from} to group ${d.group}, but node ${s.node} sent it to group ${s.group}`);
-    else if (s.viewId !== d.viewId) this.violation(`virtual synchrony: ${who} delivered ${d.msg} of group ${d.group} in view ${d.viewId}, but node ${s.node} sent it in view ${s.viewId} (a message is delivered only in the view it was sent in)`);
+    if (s === undefined)
+      this.violation(
+        `virtual synchrony: ${who} delivered ${d.msg} in view ${d.viewId} of group ${d.group}, which no client sent`,
+      );
+    else if (s.group !== d.group || s.node !== d.from)
+      this.violation(
+        `virtual synchrony: ${who} delivered ${d.msg} as sent by node ${d.from} to group ${d.group}, but node ${s.node} sent it to group ${s.group}`,
+      );
+    else if (s.viewId !== d.viewId)
+      this.violation(
+        `virtual synchrony: ${who} delivered ${d.msg} of group ${d.group} in view ${d.viewId}, but node ${s.node} sent it in view ${s.viewId} (a message is delivered only in the view it was sent in)`,
+      );
     this.judgeMembership(node, d);
     const mine = this.byNode.get(node) ?? new Set<string>();
     this.byNode.set(node, mine);
@@ -134,8 +167,13 @@ export class ClusterSynchronyChecker implements Checker {
     views.set(d.viewId, inView);
     if (d.seq !== inView.lastSeq + 1) {
       const restored = this.restoredUs.get(node);
-      const note = restored === undefined ? '' : ` (the process restored a snapshot from the leader at ${(restored / 1e6).toFixed(3)} s)`;
-      this.violation(`virtual synchrony: ${who} delivered seq ${d.seq} of view ${d.viewId} of group ${d.group} after seq ${inView.lastSeq} (${d.msg}): a gap or reorder within a view${note}`);
+      const note =
+        restored === undefined
+          ? ''
+          : ` (the process restored a snapshot from the leader at ${(restored / 1e6).toFixed(3)} s)`;
+      this.violation(
+        `virtual synchrony: ${who} delivered seq ${d.seq} of view ${d.viewId} of group ${d.group} after seq ${inView.lastSeq} (${d.msg}): a gap or reorder within a view${note}`,
+      );
     }
     inView.lastSeq = Math.max(inView.lastSeq, d.seq);
   }
@@ -143,7 +181,10 @@ export class ClusterSynchronyChecker implements Checker {
   private judgeMembership(node: NodeId, d: TracedDelivery): void {
     const member = this.book.isMember(d.viewId, node, d.self);
     if (member === undefined) this.unjudged.push({ node, d });
-    else if (!member) this.violation(`virtual synchrony: node ${node} (incarnation ${d.self}) delivered ${d.msg} in view ${d.viewId} of group ${d.group} {${this.book.get(d.viewId)?.membersText ?? ''}}, of which it is not a member`);
+    else if (!member)
+      this.violation(
+        `virtual synchrony: node ${node} (incarnation ${d.self}) delivered ${d.msg} in view ${d.viewId} of group ${d.group} {${this.book.get(d.viewId)?.membersText ?? ''}}, of which it is not a member`,
+      );
   }
 
   private fillSlot(node: NodeId, group: string, viewId: number, seq: number, msg: string, what: string): void {
@@ -151,7 +192,10 @@ export class ClusterSynchronyChecker implements Checker {
     const key = `${group}/${viewId}/${seq}`;
     const first = this.slots.get(key);
     if (first === undefined) this.slots.set(key, { msg, node });
-    else if (first.msg !== msg) this.violation(`virtual synchrony: seq ${seq} of view ${viewId} of group ${group} is ${first.msg} on node ${first.node}, but ${what} ${msg} there`);
+    else if (first.msg !== msg)
+      this.violation(
+        `virtual synchrony: seq ${seq} of view ${viewId} of group ${group} is ${first.msg} on node ${first.node}, but ${what} ${msg} there`,
+      );
   }
 
   finish(): void {
@@ -160,7 +204,10 @@ export class ClusterSynchronyChecker implements Checker {
     }
     for (const a of this.acked) {
       this.checks++;
-      if (a.resultViewId !== a.viewId) this.violation(`virtual synchrony: node ${a.node} sent ${a.msg} to group ${a.group} in view ${a.viewId}, but it was acknowledged as seq ${a.seq} of view ${a.resultViewId}`);
+      if (a.resultViewId !== a.viewId)
+        this.violation(
+          `virtual synchrony: node ${a.node} sent ${a.msg} to group ${a.group} in view ${a.viewId}, but it was acknowledged as seq ${a.seq} of view ${a.resultViewId}`,
+        );
       else this.fillSlot(a.node, a.group, a.viewId, a.seq, a.msg, `node ${a.node}'s client was acknowledged`);
     }
     for (const group of this.book.groups()) this.judgeMoves(group);
@@ -181,7 +228,9 @@ export class ClusterSynchronyChecker implements Checker {
         this.checks++;
         const got = this.delivered.get(p)?.get(from.viewId)?.lastSeq ?? 0;
         if (got < all) {
-          this.violation(`virtual synchrony: node ${m.node} (incarnation ${m.incarnation}) went from view ${from.viewId} to view ${to.viewId} of group ${group} having delivered ${got} of the ${all} messages of view ${from.viewId} (members that move together deliver the same messages)`);
+          this.violation(
+            `virtual synchrony: node ${m.node} (incarnation ${m.incarnation}) went from view ${from.viewId} to view ${to.viewId} of group ${group} having delivered ${got} of the ${all} messages of view ${from.viewId} (members that move together deliver the same messages)`,
+          );
         }
       }
     }

@@ -11,12 +11,22 @@ import type { TraceFields } from '../../runtime/env.js';
 import type { SimEvent, TraceSource } from '../trace.js';
 import { ClusterQuorumChecker, ClusterViewChecker } from './cluster-view-checker.js';
 
-function feeder(checker: { observe(e: SimEvent): void }): (source: TraceSource, event: string, fields: TraceFields) => void {
+function feeder(checker: {
+  observe(e: SimEvent): void;
+}): (source: TraceSource, event: string, fields: TraceFields) => void {
   let t = 0;
-  return (source, event, fields) => { checker.observe({ timeUs: t++, source, event, fields }); };
+  return (source, event, fields) => {
+    checker.observe({ timeUs: t++, source, event, fields });
+  };
 }
 
-const view = (index: number, viewId: number, members: string, quorate: boolean, cmd = 'join'): TraceFields => ({ index, viewId, members, quorate, cmd });
+const view = (index: number, viewId: number, members: string, quorate: boolean, cmd = 'join'): TraceFields => ({
+  index,
+  viewId,
+  members,
+  quorate,
+  cmd,
+});
 
 test('a clean history with skew and a restart that re-applies the log passes', () => {
   const found: string[] = [];
@@ -66,7 +76,15 @@ test('two quorate flags after one index, a view id going back and an index appli
 
 test('a quorate flag that disagrees with the votes of the members is caught', () => {
   // Weighted 1x3, 2x1, 3x1, 4x1 with expected votes 6 (quorum 4) and no tie-breaker.
-  const config: QuorumConfig = { voters: new Map([[nodeId(1), 3], [nodeId(2), 1], [nodeId(3), 1], [nodeId(4), 1]]), expectedVotes: 6 };
+  const config: QuorumConfig = {
+    voters: new Map([
+      [nodeId(1), 3],
+      [nodeId(2), 1],
+      [nodeId(3), 1],
+      [nodeId(4), 1],
+    ]),
+    expectedVotes: 6,
+  };
   const found: string[] = [];
   const c = new ClusterQuorumChecker(config, (m) => found.push(m));
   const feed = feeder(c);
@@ -77,11 +95,23 @@ test('a quorate flag that disagrees with the votes of the members is caught', ()
   feed(1, 'view', view(8, 4, '1@1', true)); // 3 of 6
   assert.equal(c.checks, 4);
   assert.equal(found.length, 2, found.join('\n'));
-  assert.match(found[0] ?? '', /view 3 \{2@1,3@1,4@1\} flagged quorate=true, but its members hold 3 of 6 expected votes \(quorate=false\)/);
+  assert.match(
+    found[0] ?? '',
+    /view 3 \{2@1,3@1,4@1\} flagged quorate=true, but its members hold 3 of 6 expected votes \(quorate=false\)/,
+  );
 });
 
 test('the tie-breaker decides an exact half split, and the checker follows it', () => {
-  const config: QuorumConfig = { voters: new Map([[nodeId(1), 1], [nodeId(2), 1], [nodeId(3), 1], [nodeId(4), 1]]), expectedVotes: 4, tieBreaker: nodeId(1) };
+  const config: QuorumConfig = {
+    voters: new Map([
+      [nodeId(1), 1],
+      [nodeId(2), 1],
+      [nodeId(3), 1],
+      [nodeId(4), 1],
+    ]),
+    expectedVotes: 4,
+    tieBreaker: nodeId(1),
+  };
   const found: string[] = [];
   const feed = feeder(new ClusterQuorumChecker(config, (m) => found.push(m)));
   feed(1, 'view', view(5, 5, '1@1,2@1', true));

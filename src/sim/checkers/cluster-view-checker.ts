@@ -54,8 +54,21 @@ export class ClusterViewChecker implements Checker {
       return;
     }
     this.checkOrder(node, v.index, v.viewId);
-    this.same(this.contents, v.viewId, node, v.membersText, (a, b) => `view agreement: view ${v.viewId} is {${a.text}} on node ${a.node} but {${b}} on node ${node}`);
-    this.same(this.atIndex, v.index, node, `${v.viewId}/${v.quorate}`, (a, b) => `view agreement: after index ${v.index} node ${a.node} had view/quorate ${a.text} but node ${node} had ${b}`);
+    this.same(
+      this.contents,
+      v.viewId,
+      node,
+      v.membersText,
+      (a, b) => `view agreement: view ${v.viewId} is {${a.text}} on node ${a.node} but {${b}} on node ${node}`,
+    );
+    this.same(
+      this.atIndex,
+      v.index,
+      node,
+      `${v.viewId}/${v.quorate}`,
+      (a, b) =>
+        `view agreement: after index ${v.index} node ${a.node} had view/quorate ${a.text} but node ${node} had ${b}`,
+    );
   }
 
   private checkOrder(node: NodeId, index: number, viewId: number): void {
@@ -63,11 +76,23 @@ export class ClusterViewChecker implements Checker {
     this.last.set(node, { index, viewId });
     if (prev === undefined) return;
     this.checks++;
-    if (index <= prev.index) this.violation(`view agreement: node ${node} applied membership index ${index} after index ${prev.index} in one process`);
-    else if (viewId < prev.viewId) this.violation(`view agreement: node ${node} went back from view ${prev.viewId} to view ${viewId} (index ${index})`);
+    if (index <= prev.index)
+      this.violation(
+        `view agreement: node ${node} applied membership index ${index} after index ${prev.index} in one process`,
+      );
+    else if (viewId < prev.viewId)
+      this.violation(
+        `view agreement: node ${node} went back from view ${prev.viewId} to view ${viewId} (index ${index})`,
+      );
   }
 
-  private same(map: Map<number, Seen>, key: number, node: NodeId, text: string, message: (first: Seen, now: string) => string): void {
+  private same(
+    map: Map<number, Seen>,
+    key: number,
+    node: NodeId,
+    text: string,
+    message: (first: Seen, now: string) => string,
+  ): void {
     const first = map.get(key);
     if (first === undefined) {
       map.set(key, { node, text });
@@ -101,7 +126,9 @@ export class ClusterQuorumChecker implements Checker {
     const expected = quorateFor(this.config, present);
     if (expected !== v.quorate) {
       const votes = [...present].map((id) => this.config.voters.get(id) ?? 0).reduce((a, b) => a + b, 0);
-      this.violation(`quorum: node ${e.source} applied view ${v.viewId} {${v.membersText}} flagged quorate=${v.quorate}, but its members hold ${votes} of ${this.config.expectedVotes} expected votes (quorate=${expected})`);
+      this.violation(
+        `quorum: node ${e.source} applied view ${v.viewId} {${v.membersText}} flagged quorate=${v.quorate}, but its members hold ${votes} of ${this.config.expectedVotes} expected votes (quorate=${expected})`,
+      );
     }
   }
 }

@@ -10,7 +10,13 @@ import fc from 'fast-check';
 import { Prng } from '../../lib/prng.js';
 import { logIndex, term } from '../../lib/ids.js';
 import { KvStateMachine, type KvCommand } from '../../log/kv-state-machine.js';
-import { checkLinearizability, LinearizabilityError, type CheckResult, type Model, type Operation } from './linearizability.js';
+import {
+  checkLinearizability,
+  LinearizabilityError,
+  type CheckResult,
+  type Model,
+  type Operation,
+} from './linearizability.js';
 import {
   casRegisterModel,
   kvModel,
@@ -67,8 +73,18 @@ test('register: concurrent writes with overlapping reads, legal and not', () => 
   const overlapping: RegOp[] = [...writes, done(2, 5, 15, R, saw(1)), done(3, 5, 15, R, saw(2))];
   assert.equal(verdict(checkLinearizability(registerModel, overlapping)), 'ok', 'w1, r=1, w2, r=2 is an order');
   const afterBoth: RegOp[] = [...writes, done(2, 20, 25, R, saw(1)), done(3, 30, 35, R, saw(2))];
-  assert.equal(verdict(checkLinearizability(registerModel, afterBoth)), 'illegal', 'no write happens between the two reads');
-  const flipFlop: RegOp[] = [...writes, done(2, 5, 15, R, saw(1)), done(3, 5, 15, R, saw(2)), done(2, 16, 18, R, saw(1)), done(3, 16, 18, R, saw(2))];
+  assert.equal(
+    verdict(checkLinearizability(registerModel, afterBoth)),
+    'illegal',
+    'no write happens between the two reads',
+  );
+  const flipFlop: RegOp[] = [
+    ...writes,
+    done(2, 5, 15, R, saw(1)),
+    done(3, 5, 15, R, saw(2)),
+    done(2, 16, 18, R, saw(1)),
+    done(3, 16, 18, R, saw(2)),
+  ];
   assert.equal(verdict(checkLinearizability(registerModel, flipFlop)), 'illegal');
 });
 
@@ -76,8 +92,14 @@ test('register: a stale read after a completed write is illegal, with a readable
   const h: RegOp[] = [done(0, 0, 10, w(1), wrote), done(0, 20, 30, w(2), wrote), done(1, 40, 50, R, saw(1))];
   const r = checkLinearizability(registerModel, h);
   assert.ok(r.verdict === 'illegal');
-  assert.deepEqual(r.report.prefix.map((p) => p.op.index), [0, 1]);
-  assert.deepEqual(r.report.prefix.map((p) => p.stateAfter), ['value=1', 'value=2']);
+  assert.deepEqual(
+    r.report.prefix.map((p) => p.op.index),
+    [0, 1],
+  );
+  assert.deepEqual(
+    r.report.prefix.map((p) => p.stateAfter),
+    ['value=1', 'value=2'],
+  );
   assert.equal(r.report.stuck.index, 2);
   assert.equal(r.report.stuck.text, '#2 client 1 [40, 50] read() -> 1');
   assert.equal(r.report.stateAfterPrefix, 'value=2');
@@ -97,7 +119,11 @@ test('unknown outcomes may take effect at any time after their call, or never', 
   const cases: [RegOp[], string, string][] = [
     [[...base, done(2, 40, 50, R, saw(2))], 'ok', 'it took effect'],
     [[...base, done(2, 40, 50, R, saw(1))], 'ok', 'it has not taken effect (yet, or ever)'],
-    [[...base, done(2, 40, 50, R, saw(1)), done(2, 60, 70, R, saw(2)), done(2, 80, 90, R, saw(2))], 'ok', 'it took effect late'],
+    [
+      [...base, done(2, 40, 50, R, saw(1)), done(2, 60, 70, R, saw(2)), done(2, 80, 90, R, saw(2))],
+      'ok',
+      'it took effect late',
+    ],
     [[...base, done(2, 40, 50, R, saw(2)), done(2, 60, 70, R, saw(1))], 'illegal', 'once visible it cannot be undone'],
     [[...base, done(2, 12, 15, R, saw(2))], 'illegal', 'it cannot take effect before its call'],
   ];
@@ -109,7 +135,11 @@ test('an unknown cas is judged by the model state it lands in', () => {
   const h: RegOp[] = [done(0, 0, 10, w(1), wrote), lost(1, 20, cas(1, 5)), done(2, 40, 50, R, saw(5))];
   assert.equal(verdict(checkLinearizability(casRegisterModel, h)), 'ok');
   const cannot: RegOp[] = [done(0, 0, 10, w(1), wrote), lost(1, 20, cas(9, 5)), done(2, 40, 50, R, saw(5))];
-  assert.equal(verdict(checkLinearizability(casRegisterModel, cannot)), 'illegal', 'the compare never holds, so 5 is never written');
+  assert.equal(
+    verdict(checkLinearizability(casRegisterModel, cannot)),
+    'illegal',
+    'the compare never holds, so 5 is never written',
+  );
 });
 
 test('mutex: overlapping grants are illegal; handover through a release is fine', () => {
@@ -120,11 +150,26 @@ test('mutex: overlapping grants are illegal; handover through a release is fine'
   const refused: MutexOutput = { type: 'acquire', granted: false };
   const check = (h: Operation<MutexInput, MutexOutput>[]): string => verdict(checkLinearizability(mutexModel, h));
   assert.equal(check([done(1, 0, 10, acq(1), granted), done(2, 5, 15, acq(2), granted)]), 'illegal');
-  assert.equal(check([done(1, 0, 10, acq(1), granted), done(1, 20, 30, rel(1), released), done(2, 25, 40, acq(2), granted)]), 'ok');
-  assert.equal(check([done(1, 0, 10, acq(1), granted), done(2, 20, 30, rel(2), released)]), 'illegal', 'only the holder may release');
-  assert.equal(check([lost(1, 0, acq(1)), done(2, 5, 15, acq(2), granted), done(2, 20, 30, rel(2), released)]), 'ok', 'the lost acquire never happened');
+  assert.equal(
+    check([done(1, 0, 10, acq(1), granted), done(1, 20, 30, rel(1), released), done(2, 25, 40, acq(2), granted)]),
+    'ok',
+  );
+  assert.equal(
+    check([done(1, 0, 10, acq(1), granted), done(2, 20, 30, rel(2), released)]),
+    'illegal',
+    'only the holder may release',
+  );
+  assert.equal(
+    check([lost(1, 0, acq(1)), done(2, 5, 15, acq(2), granted), done(2, 20, 30, rel(2), released)]),
+    'ok',
+    'the lost acquire never happened',
+  );
   assert.equal(check([done(1, 0, 10, acq(1), granted), done(2, 20, 30, acq(2), refused)]), 'ok');
-  assert.equal(check([done(2, 0, 10, acq(2), refused)]), 'illegal', 'a try-lock cannot be refused while the mutex is free');
+  assert.equal(
+    check([done(2, 0, 10, acq(2), refused)]),
+    'illegal',
+    'a try-lock cannot be refused while the mutex is free',
+  );
 });
 
 test('kv: keys are checked independently and the failing key is reported', () => {
@@ -153,7 +198,10 @@ test('malformed histories raise LinearizabilityError with LIN_BAD_HISTORY', () =
     [{ clientId: 0, call: 0, return: -Infinity, input: R, output: saw(null) }],
   ];
   for (const h of bad) {
-    assert.throws(() => checkLinearizability(registerModel, h), (e: unknown) => e instanceof LinearizabilityError && e.code === 'LIN_BAD_HISTORY');
+    assert.throws(
+      () => checkLinearizability(registerModel, h),
+      (e: unknown) => e instanceof LinearizabilityError && e.code === 'LIN_BAD_HISTORY',
+    );
   }
   assert.equal(verdict(checkLinearizability(registerModel, [])), 'ok');
 });
@@ -183,7 +231,9 @@ test('the cache and deadline budgets give unknown too, and a zero budget never s
   const cache = checkLinearizability(registerModel, pathological(40), { cacheBytesMax: 64 * 1024 });
   assert.ok(cache.verdict === 'unknown' && cache.reason === 'cache');
   let now = 0;
-  const deadline = checkLinearizability(registerModel, pathological(40), { deadline: { now: () => (now += 10), atMs: 1000 } });
+  const deadline = checkLinearizability(registerModel, pathological(40), {
+    deadline: { now: () => (now += 10), atMs: 1000 },
+  });
   assert.ok(deadline.verdict === 'unknown' && deadline.reason === 'deadline');
   const good: RegOp[] = [done(0, 0, 10, w(1), wrote), done(1, 20, 30, R, saw(1))];
   assert.equal(verdict(checkLinearizability(registerModel, good, { stepsMax: 0 })), 'unknown');
@@ -228,10 +278,15 @@ const regOpArb: fc.Arbitrary<RegOp> = fc
     fc.oneof(
       regValue.map((v): [RegisterInput, RegisterOutput] => [R, saw(v)]),
       small.map((v): [RegisterInput, RegisterOutput] => [w(v), wrote]),
-      fc.tuple(regValue, small, fc.boolean()).map(([e, v, s]): [RegisterInput, RegisterOutput] => [{ type: 'cas', expected: e, value: v }, { type: 'cas', succeeded: s }]),
+      fc.tuple(regValue, small, fc.boolean()).map(([e, v, s]): [RegisterInput, RegisterOutput] => [
+        { type: 'cas', expected: e, value: v },
+        { type: 'cas', succeeded: s },
+      ]),
     ),
   )
-  .map(([client, call, len, roll, [input, output]]) => (roll < 2 ? lost(client, call, input) : done(client, call, call + len, input, output)));
+  .map(([client, call, len, roll, [input, output]]) =>
+    roll < 2 ? lost(client, call, input) : done(client, call, call + len, input, output),
+  );
 
 test('agrees with a brute-force search on small random histories', () => {
   let illegal = 0;
@@ -259,7 +314,12 @@ const unhex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
 function commandOf(input: KvInput): KvCommand {
   switch (input.type) {
     case 'cas':
-      return { type: 'cas', key: input.key, compare: { kind: 'value', value: input.expected === null ? null : unhex(input.expected) }, value: unhex(input.value) };
+      return {
+        type: 'cas',
+        key: input.key,
+        compare: { kind: 'value', value: input.expected === null ? null : unhex(input.expected) },
+        value: unhex(input.value),
+      };
     case 'put':
       return { type: 'put', key: input.key, value: unhex(input.value) };
     case 'get':
@@ -308,12 +368,26 @@ const valArb = fc.constantFrom('01', '02', '03', '04');
 const kvInputArb: fc.Arbitrary<KvInput> = fc.oneof(
   keyArb.map((key): KvInput => ({ type: 'get', key })),
   fc.tuple(keyArb, valArb).map(([key, value]): KvInput => ({ type: 'put', key, value })),
-  fc.tuple(keyArb, fc.option(valArb, { nil: null }), valArb).map(([key, expected, value]): KvInput => ({ type: 'cas', key, expected, value })),
+  fc
+    .tuple(keyArb, fc.option(valArb, { nil: null }), valArb)
+    .map(([key, expected, value]): KvInput => ({ type: 'cas', key, expected, value })),
   keyArb.map((key): KvInput => ({ type: 'delete', key })),
 );
 const planArb: fc.Arbitrary<Planned[]> = fc
-  .array(fc.tuple(kvInputArb, fc.nat({ max: 9 }), fc.nat({ max: 40 }), fc.nat({ max: 40 }), fc.nat({ max: 19 })), { minLength: 1, maxLength: 40 })
-  .map((xs) => xs.map(([input, clientId, before, after, roll], i) => ({ input, clientId, at: 10 * i, before, after, fate: roll === 0 ? 1 : roll === 1 ? 2 : 0 })));
+  .array(fc.tuple(kvInputArb, fc.nat({ max: 9 }), fc.nat({ max: 40 }), fc.nat({ max: 40 }), fc.nat({ max: 19 })), {
+    minLength: 1,
+    maxLength: 40,
+  })
+  .map((xs) =>
+    xs.map(([input, clientId, before, after, roll], i) => ({
+      input,
+      clientId,
+      at: 10 * i,
+      before,
+      after,
+      fate: roll === 0 ? 1 : roll === 1 ? 2 : 0,
+    })),
+  );
 
 test('histories from a real sequential run, with intervals around the true points, are always ok', () => {
   fc.assert(
@@ -335,7 +409,9 @@ test('changing one read to a never-written value always makes the history illega
       if (r.verdict !== 'illegal') return false;
       // The invented read can never be placed, so the search is blocked at its return or earlier.
       // (It is usually blamed itself; the exact blame depends on concurrent operations.)
-      return r.report.prefix.every((p) => p.op.index !== victim) && (r.report.stuck.return ?? Infinity) <= (op.return ?? 0);
+      return (
+        r.report.prefix.every((p) => p.op.index !== victim) && (r.report.stuck.return ?? Infinity) <= (op.return ?? 0)
+      );
     }),
     { numRuns: Number(process.env.LIN_STRESS_RUNS ?? 500) },
   );
@@ -357,7 +433,14 @@ function busyHistory(seed: number, count: number): KvOp[] {
     const key = `k${prng.int(0, 20)}`;
     const value = prng.int(0, 256).toString(16).padStart(2, '0');
     const kind = prng.int(0, 4);
-    const input: KvInput = kind === 0 ? { type: 'get', key } : kind === 1 ? { type: 'put', key, value } : kind === 2 ? { type: 'cas', key, expected: prng.chance(0.5) ? null : value, value } : { type: 'delete', key };
+    const input: KvInput =
+      kind === 0
+        ? { type: 'get', key }
+        : kind === 1
+          ? { type: 'put', key, value }
+          : kind === 2
+            ? { type: 'cas', key, expected: prng.chance(0.5) ? null : value, value }
+            : { type: 'delete', key };
     const at = call + prng.int(0, latency + 1);
     plan.push({ input, clientId, at, before: at - call, after: call + latency - at, fate: prng.chance(0.02) ? 1 : 0 });
   }

@@ -126,7 +126,12 @@ export interface CheckStats {
 export type CheckResult =
   | { readonly verdict: 'ok'; readonly stats: CheckStats }
   | { readonly verdict: 'illegal'; readonly stats: CheckStats; readonly report: IllegalReport }
-  | { readonly verdict: 'unknown'; readonly stats: CheckStats; readonly reason: 'steps' | 'cache' | 'deadline'; readonly message: string };
+  | {
+      readonly verdict: 'unknown';
+      readonly stats: CheckStats;
+      readonly reason: 'steps' | 'cache' | 'deadline';
+      readonly message: string;
+    };
 
 /** Raised for a malformed history (code `LIN_BAD_HISTORY`): a harness bug, not a verdict. */
 export class LinearizabilityError extends CohortError {
@@ -137,7 +142,10 @@ export class LinearizabilityError extends CohortError {
 // History validation and events
 
 function badHistory(index: number, why: string): LinearizabilityError {
-  return new LinearizabilityError('LIN_BAD_HISTORY', `history operation #${index} is malformed: ${why}; fix the recorder that built the history`);
+  return new LinearizabilityError(
+    'LIN_BAD_HISTORY',
+    `history operation #${index} is malformed: ${why}; fix the recorder that built the history`,
+  );
 }
 
 function isUnknown(op: Operation<unknown, unknown>): boolean {
@@ -146,7 +154,10 @@ function isUnknown(op: Operation<unknown, unknown>): boolean {
 
 function validateHistory<I, O>(history: readonly Operation<I, O>[]): void {
   if (history.length > LIN_HISTORY_OPS_MAX) {
-    throw new LinearizabilityError('LIN_BAD_HISTORY', `history has ${history.length} operations, more than LIN_HISTORY_OPS_MAX (${LIN_HISTORY_OPS_MAX}); check a shorter run`);
+    throw new LinearizabilityError(
+      'LIN_BAD_HISTORY',
+      `history has ${history.length} operations, more than LIN_HISTORY_OPS_MAX (${LIN_HISTORY_OPS_MAX}); check a shorter run`,
+    );
   }
   history.forEach((op, i) => {
     if (!Number.isFinite(op.call)) throw badHistory(i, `call time ${op.call} is not a finite number`);
@@ -155,7 +166,8 @@ function validateHistory<I, O>(history: readonly Operation<I, O>[]): void {
     const ret = op.return ?? NaN;
     if (!Number.isFinite(ret)) throw badHistory(i, `return time ${ret} is neither finite, undefined nor Infinity`);
     if (ret < op.call) throw badHistory(i, `return time ${ret} is before call time ${op.call}`);
-    if (op.output === undefined) throw badHistory(i, 'it returned but has no output (record an unknown outcome with return: undefined)');
+    if (op.output === undefined)
+      throw badHistory(i, 'it returned but has no output (record an unknown outcome with return: undefined)');
   });
 }
 
@@ -332,7 +344,12 @@ class MemoCache<S> {
 
 type PartitionOutcome =
   | { readonly kind: 'ok' }
-  | { readonly kind: 'illegal'; readonly prefix: readonly number[]; readonly stuck: number; readonly candidates: readonly number[] }
+  | {
+      readonly kind: 'illegal';
+      readonly prefix: readonly number[];
+      readonly stuck: number;
+      readonly candidates: readonly number[];
+    }
   | { readonly kind: 'unknown'; readonly reason: 'steps' | 'cache' | 'deadline' };
 
 interface Budget {
@@ -366,7 +383,8 @@ interface Deepest {
 /** Operations called and not linearized before `stopNode` in the list: the ones tried and refused. */
 function pendingBefore(l: EventList, stopNode: number): number[] {
   const out: number[] = [];
-  for (let n = l.next[0] ?? -1; n !== -1 && n !== stopNode; n = l.next[n] ?? -1) if (l.isCall[n] === 1) out.push(l.opOf[n] ?? -1);
+  for (let n = l.next[0] ?? -1; n !== -1 && n !== stopNode; n = l.next[n] ?? -1)
+    if (l.isCall[n] === 1) out.push(l.opOf[n] ?? -1);
   return out;
 }
 
@@ -422,7 +440,13 @@ class PartitionSearch<S, I, O> {
         }
         // A return: the operation it closes cannot be linearized before it from here.
         this.noteStuck(node);
-        if (this.depth === 0) return { kind: 'illegal', prefix: chainToArray(this.deepest.chain), stuck: this.deepest.stuck, candidates: this.deepest.candidates };
+        if (this.depth === 0)
+          return {
+            kind: 'illegal',
+            prefix: chainToArray(this.deepest.chain),
+            stuck: this.deepest.stuck,
+            candidates: this.deepest.candidates,
+          };
         node = this.backtrack();
       }
       return { kind: 'ok' };
@@ -439,7 +463,11 @@ class PartitionSearch<S, I, O> {
     if (!r.ok) return l.next[node] ?? -1;
     const set = this.linearized;
     set.add(op);
-    const added = this.cache.add((set.hash ^ Math.imul(this.model.hash?.(r.state) ?? 0, 0x9e3779b1)) >>> 0, set, r.state);
+    const added = this.cache.add(
+      (set.hash ^ Math.imul(this.model.hash?.(r.state) ?? 0, 0x9e3779b1)) >>> 0,
+      set,
+      r.state,
+    );
     if (added !== 'added') {
       set.remove(op);
       return added === 'full' ? 'full' : (l.next[node] ?? -1);
@@ -516,16 +544,29 @@ function buildReport<S, I, O>(
     `state after the prefix: ${model.describeState(state)}`,
     `cannot linearize: ${stuck.text}`,
     `  no order found places it (or anything it depends on) before it returned at ${stuck.return ?? '?'}`,
-    candidates.length === 0 ? '  no other operation was pending at that point' : '  the other pending operations could not go next either:',
+    candidates.length === 0
+      ? '  no other operation was pending at that point'
+      : '  the other pending operations could not go next either:',
     ...candidates.map((c) => `  - ${c.text}`),
   ];
-  return { partitionIndex, partitionSize: part.length, prefix, stateAfterPrefix: model.describeState(state), stuck, candidates, text: lines.join('\n') };
+  return {
+    partitionIndex,
+    partitionSize: part.length,
+    prefix,
+    stateAfterPrefix: model.describeState(state),
+    stuck,
+    candidates,
+    text: lines.join('\n'),
+  };
 }
 
 // ------------------------------------------------------------------------------------------------
 // Entry point
 
-function partitionsOf<S, I, O>(model: Model<S, I, O>, history: readonly Operation<I, O>[]): (readonly Operation<I, O>[])[] {
+function partitionsOf<S, I, O>(
+  model: Model<S, I, O>,
+  history: readonly Operation<I, O>[],
+): (readonly Operation<I, O>[])[] {
   if (model.partition === undefined) return [history];
   const parts = model.partition(history);
   const total = parts.reduce((n, p) => n + p.length, 0);
@@ -538,7 +579,11 @@ function partitionsOf<S, I, O>(model: Model<S, I, O>, history: readonly Operatio
  * reported. A budget that runs out stops the check with 'unknown' (a partition not checked is not
  * assumed linearizable). Throws `LinearizabilityError` only for a malformed history.
  */
-export function checkLinearizability<S, I, O>(model: Model<S, I, O>, history: readonly Operation<I, O>[], options: CheckOptions = {}): CheckResult {
+export function checkLinearizability<S, I, O>(
+  model: Model<S, I, O>,
+  history: readonly Operation<I, O>[],
+  options: CheckOptions = {},
+): CheckResult {
   validateHistory(history);
   const stepsMax = options.stepsMax ?? LIN_STEPS_DEFAULT;
   const cacheBytesMax = options.cacheBytesMax ?? LIN_CACHE_BYTES_DEFAULT;
@@ -553,7 +598,12 @@ export function checkLinearizability<S, I, O>(model: Model<S, I, O>, history: re
   };
   const parts = partitionsOf(model, history);
   const budget: Budget = { stepsLeft: stepsMax, steps: 0, cacheEntries: 0, cacheBytesMax, deadline: options.deadline };
-  const stats = (): CheckStats => ({ partitions: parts.length, operations: history.length, steps: budget.steps, cacheEntries: budget.cacheEntries });
+  const stats = (): CheckStats => ({
+    partitions: parts.length,
+    operations: history.length,
+    steps: budget.steps,
+    cacheEntries: budget.cacheEntries,
+  });
   for (const [p, unordered] of parts.entries()) {
     // Number operations in call order (stable), which keeps the cache's bitsets short (LinearizedSet).
     const part = [...unordered].sort((a, b) => a.call - b.call);
@@ -564,13 +614,23 @@ export function checkLinearizability<S, I, O>(model: Model<S, I, O>, history: re
       case 'illegal':
         return { verdict: 'illegal', stats: stats(), report: buildReport(model, part, indexOf, p, outcome) };
       case 'unknown':
-        return { verdict: 'unknown', stats: stats(), reason: outcome.reason, message: unknownMessage(outcome.reason, p, parts.length, { stepsMax, cacheBytesMax }) };
+        return {
+          verdict: 'unknown',
+          stats: stats(),
+          reason: outcome.reason,
+          message: unknownMessage(outcome.reason, p, parts.length, { stepsMax, cacheBytesMax }),
+        };
     }
   }
   return { verdict: 'ok', stats: stats() };
 }
 
-function unknownMessage(reason: 'steps' | 'cache' | 'deadline', partition: number, partitions: number, limits: { stepsMax: number; cacheBytesMax: number }): string {
+function unknownMessage(
+  reason: 'steps' | 'cache' | 'deadline',
+  partition: number,
+  partitions: number,
+  limits: { stepsMax: number; cacheBytesMax: number },
+): string {
   const where = `while checking partition ${partition} of ${partitions}`;
   switch (reason) {
     case 'steps':

@@ -8,7 +8,17 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { AssertionError } from '../../lib/assert.js';
 import type { Operation } from './linearizability.js';
-import { casRegisterModel, kvModel, kvModelInput, kvModelOutput, mutexModel, registerModel, type KvInput, type KvModelOutput, type KvModelState } from './models.js';
+import {
+  casRegisterModel,
+  kvModel,
+  kvModelInput,
+  kvModelOutput,
+  mutexModel,
+  registerModel,
+  type KvInput,
+  type KvModelOutput,
+  type KvModelState,
+} from './models.js';
 
 test('register: reads must match, writes replace, unknown reads accept anything', () => {
   const m = registerModel;
@@ -48,7 +58,11 @@ test('mutex: the Knossos rules, plus owners and refused try-locks', () => {
   assert.equal(m.step(1, { type: 'release', owner: 2 }, { type: 'release' }).ok, false);
   assert.equal(m.step(null, { type: 'release', owner: 1 }, { type: 'release' }).ok, false);
   assert.deepEqual(m.step(null, { type: 'acquire', owner: 4 }, undefined), { ok: true, state: 4 });
-  assert.equal(m.step(3, { type: 'acquire', owner: 4 }, undefined).ok, false, 'an unknown acquire can only have been a grant or nothing');
+  assert.equal(
+    m.step(3, { type: 'acquire', owner: 4 }, undefined).ok,
+    false,
+    'an unknown acquire can only have been a grant or nothing',
+  );
   assert.equal(m.describeState(3), 'held by 3');
 });
 
@@ -62,8 +76,14 @@ test('kv: get/put/cas/delete follow the KV state machine semantics', () => {
   const absentCas = m.step(s0, { type: 'cas', key: 'a', expected: null, value: 'y' }, { type: 'cas', succeeded: true });
   assert.ok(absentCas.ok);
   assert.equal(absentCas.state.get('a'), 'y');
-  assert.equal(m.step(s1, { type: 'cas', key: 'a', expected: null, value: 'y' }, { type: 'cas', succeeded: true }).ok, false);
-  assert.deepEqual(m.step(s1, { type: 'delete', key: 'a' }, { type: 'delete', deleted: true }), { ok: true, state: s0 });
+  assert.equal(
+    m.step(s1, { type: 'cas', key: 'a', expected: null, value: 'y' }, { type: 'cas', succeeded: true }).ok,
+    false,
+  );
+  assert.deepEqual(m.step(s1, { type: 'delete', key: 'a' }, { type: 'delete', deleted: true }), {
+    ok: true,
+    state: s0,
+  });
   assert.equal(m.step(s0, { type: 'delete', key: 'a' }, { type: 'delete', deleted: true }).ok, false);
   assert.equal(m.step(s0, { type: 'delete', key: 'a' }, { type: 'delete', deleted: false }).ok, true);
   assert.equal(s1.get('a'), 'x', 'states are never mutated in place');
@@ -72,7 +92,10 @@ test('kv: get/put/cas/delete follow the KV state machine semantics', () => {
 });
 
 test('kv: hash agrees with equal regardless of insertion order', () => {
-  const entries = fc.uniqueArray(fc.tuple(fc.constantFrom('a', 'b', 'c', 'd'), fc.constantFrom('1', '2', '3')), { selector: ([k]) => k, maxLength: 4 });
+  const entries = fc.uniqueArray(fc.tuple(fc.constantFrom('a', 'b', 'c', 'd'), fc.constantFrom('1', '2', '3')), {
+    selector: ([k]) => k,
+    maxLength: 4,
+  });
   fc.assert(
     fc.property(entries, entries, (xs, ys) => {
       const a: KvModelState = new Map(xs);
@@ -94,20 +117,37 @@ test('kv: partition splits by key, keeps order and returns the same objects once
     output: { type: 'get', value: null },
   }));
   const parts = kvModel.partition?.(h) ?? [];
-  assert.deepEqual(parts.map((p) => p.map((op) => h.indexOf(op))), [[0, 2], [1, 4], [3]]);
-  assert.equal(kvModel.describeOperation({ type: 'cas', key: 'k', expected: null, value: 'v' }, undefined), 'cas("k", nil -> "v") -> ?');
+  assert.deepEqual(
+    parts.map((p) => p.map((op) => h.indexOf(op))),
+    [[0, 2], [1, 4], [3]],
+  );
+  assert.equal(
+    kvModel.describeOperation({ type: 'cas', key: 'k', expected: null, value: 'v' }, undefined),
+    'cas("k", nil -> "v") -> ?',
+  );
   assert.equal(kvModel.describeState(new Map([['k', 'v']])), '"k"="v"');
 });
 
 test('kv recorder helpers map state-machine commands and outputs, and refuse what the model cannot check', () => {
   const v = new Uint8Array([0, 255]);
   assert.deepEqual(kvModelInput({ type: 'put', key: 'k', value: v }), { type: 'put', key: 'k', value: '00ff' });
-  assert.deepEqual(kvModelInput({ type: 'cas', key: 'k', compare: { kind: 'value', value: null }, value: v }), { type: 'cas', key: 'k', expected: null, value: '00ff' });
-  assert.equal(kvModelInput({ type: 'cas', key: 'k', compare: { kind: 'modRevision', modRevision: 3 }, value: v }), null);
+  assert.deepEqual(kvModelInput({ type: 'cas', key: 'k', compare: { kind: 'value', value: null }, value: v }), {
+    type: 'cas',
+    key: 'k',
+    expected: null,
+    value: '00ff',
+  });
+  assert.equal(
+    kvModelInput({ type: 'cas', key: 'k', compare: { kind: 'modRevision', modRevision: 3 }, value: v }),
+    null,
+  );
   assert.equal(kvModelInput({ type: 'range', prefix: '', limit: 5 }), null);
   const entry = { key: 'k', value: v, createRevision: 1, modRevision: 1, version: 1 };
   assert.deepEqual(kvModelOutput({ type: 'get', revision: 1, entry }), { type: 'get', value: '00ff' });
   assert.deepEqual(kvModelOutput({ type: 'get', revision: 1, entry: null }), { type: 'get', value: null });
-  assert.deepEqual(kvModelOutput({ type: 'cas', revision: 1, succeeded: false, entry }), { type: 'cas', succeeded: false });
+  assert.deepEqual(kvModelOutput({ type: 'cas', revision: 1, succeeded: false, entry }), {
+    type: 'cas',
+    succeeded: false,
+  });
   assert.equal(kvModelOutput({ type: 'range', revision: 1, entries: [entry], more: false }), null);
 });

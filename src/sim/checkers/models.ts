@@ -23,7 +23,10 @@ function show(v: string | number | null): string {
 }
 
 function sameKind(input: { readonly type: string }, output: { readonly type: string } | undefined): void {
-  assert(output === undefined || output.type === input.type, `history recorder bug: a ${input.type} operation has a ${output?.type ?? ''} output`);
+  assert(
+    output === undefined || output.type === input.type,
+    `history recorder bug: a ${input.type} operation has a ${output?.type ?? ''} output`,
+  );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -52,13 +55,20 @@ function describeRegisterOp(input: RegisterInput, output: RegisterOutput | undef
     case 'write':
       return result(`write(${show(input.value)})`);
     case 'cas':
-      return result(`cas(${show(input.expected)} -> ${show(input.value)})${output?.type === 'cas' ? ` -> ${output.succeeded ? 'ok' : 'failed'}` : ''}`);
+      return result(
+        `cas(${show(input.expected)} -> ${show(input.value)})${output?.type === 'cas' ? ` -> ${output.succeeded ? 'ok' : 'failed'}` : ''}`,
+      );
     default:
       return assertNever(input, 'register input');
   }
 }
 
-function stepRegister(state: RegisterValue, input: RegisterInput, output: RegisterOutput | undefined, allowCas: boolean): StepResult<RegisterValue> {
+function stepRegister(
+  state: RegisterValue,
+  input: RegisterInput,
+  output: RegisterOutput | undefined,
+  allowCas: boolean,
+): StepResult<RegisterValue> {
   sameKind(input, output);
   switch (input.type) {
     case 'read':
@@ -92,7 +102,10 @@ function registerModelOf(name: string, allowCas: boolean): Model<RegisterValue, 
 export const registerModel: Model<RegisterValue, RegisterInput, RegisterOutput> = registerModelOf('register', false);
 
 /** A register with compare-and-set: `cas` succeeds, and writes, exactly when the value equals `expected`. */
-export const casRegisterModel: Model<RegisterValue, RegisterInput, RegisterOutput> = registerModelOf('cas-register', true);
+export const casRegisterModel: Model<RegisterValue, RegisterInput, RegisterOutput> = registerModelOf(
+  'cas-register',
+  true,
+);
 
 // ------------------------------------------------------------------------------------------------
 // Mutex (Knossos' mutex, with owners and try-locks)
@@ -101,7 +114,8 @@ export const casRegisterModel: Model<RegisterValue, RegisterInput, RegisterOutpu
 export type MutexState = number | null;
 
 /** Mutex operations; `owner` is the client (or lock owner) id. */
-export type MutexInput = { readonly type: 'acquire'; readonly owner: number } | { readonly type: 'release'; readonly owner: number };
+export type MutexInput =
+  { readonly type: 'acquire'; readonly owner: number } | { readonly type: 'release'; readonly owner: number };
 
 /**
  * Mutex outputs. `granted: false` is a try-lock refused because the mutex was held (legal only
@@ -271,7 +285,12 @@ export function kvModelInput(command: KvCommand): KvInput | null {
       return { type: 'put', key: command.key, value: toHex(command.value) };
     case 'cas':
       if (command.compare.kind !== 'value') return null;
-      return { type: 'cas', key: command.key, expected: command.compare.value === null ? null : toHex(command.compare.value), value: toHex(command.value) };
+      return {
+        type: 'cas',
+        key: command.key,
+        expected: command.compare.value === null ? null : toHex(command.compare.value),
+        value: toHex(command.value),
+      };
     case 'range':
       return null;
     default:

@@ -11,7 +11,11 @@ import type { TraceFields } from '../../runtime/env.js';
 import type { SimEvent, TraceSource } from '../trace.js';
 import { RaftSafetyChecker } from './raft-checker.js';
 
-function harness(): { feed: (source: TraceSource, event: string, fields: TraceFields) => void; found: string[]; checker: RaftSafetyChecker } {
+function harness(): {
+  feed: (source: TraceSource, event: string, fields: TraceFields) => void;
+  found: string[];
+  checker: RaftSafetyChecker;
+} {
   const found: string[] = [];
   const checker = new RaftSafetyChecker((m) => found.push(m));
   let t = 0;
@@ -78,10 +82,18 @@ test('an election won without a quorum of voters is caught (weights and joint co
   assert.match(found[2] ?? '', /term 8 .* applied configuration voters=\(1,2,3\) expected=5/);
   // An exact half split wins only with the tie-breaker (lowest: node 1): {3,4} must not, {1,2} may.
   feed(4, 'raft-vote-granted', { type: 'MsgVote', to: 3, msgTerm: 9 });
-  feed(3, 'elected', { term: 9, config: 'voters=(1,2,3,4) tie-breaker=lowest', latest: 'voters=(1,2,3,4) tie-breaker=lowest' });
+  feed(3, 'elected', {
+    term: 9,
+    config: 'voters=(1,2,3,4) tie-breaker=lowest',
+    latest: 'voters=(1,2,3,4) tie-breaker=lowest',
+  });
   assert.equal(found.length, 4);
   feed(2, 'raft-vote-granted', { type: 'MsgVote', to: 1, msgTerm: 10 });
-  feed(1, 'elected', { term: 10, config: 'voters=(1,2,3,4) tie-breaker=lowest', latest: 'voters=(1,2,3,4) tie-breaker=lowest' });
+  feed(1, 'elected', {
+    term: 10,
+    config: 'voters=(1,2,3,4) tie-breaker=lowest',
+    latest: 'voters=(1,2,3,4) tie-breaker=lowest',
+  });
   assert.equal(found.length, 4);
   // A quorum of the applied configuration but not of the latest one in the winner's log.
   feed(1, 'elected', { term: 11, config: 'voters=(1)', latest: 'voters=(2)' });
@@ -126,10 +138,13 @@ test('a new leader that lacks an applied entry of an earlier term is caught', ()
   feed(2, 'raft-become-leader', { term: 2 });
   feed(2, 'persist', { from: 2, ents: `2:${D3}` }); // overwrites the applied entry 2
   assert.equal(found.length, 1);
-  assert.match(found[0] ?? '', /leader completeness: node 2, leader of term 2, appends its first entry at 2, but node 1 applied entry 2 of the earlier term 1/);
+  assert.match(
+    found[0] ?? '',
+    /leader completeness: node 2, leader of term 2, appends its first entry at 2, but node 1 applied entry 2 of the earlier term 1/,
+  );
 });
 
-test('leader completeness covers entries committed before the leader\'s term, not entries of older terms committed later', () => {
+test("leader completeness covers entries committed before the leader's term, not entries of older terms committed later", () => {
   // Seed 1841748775: node 3 wins term 12 while entry 2 (term 1) does not exist yet; leader 2 of
   // term 1 appends it afterwards and it commits in term 3. Node 3 (paused) then appends at 2.
   const late = harness();
@@ -148,7 +163,10 @@ test('leader completeness covers entries committed before the leader\'s term, no
   early.feed(3, 'persist', { from: 1, ents: `1:${D1}` });
   early.feed(3, 'raft-become-leader', { term: 2 });
   early.feed(3, 'persist', { from: 2, ents: `2:${D3}` });
-  assert.match(early.found[0] ?? '', /leader completeness: node 3, leader of term 2, .* entry 2 of the earlier term 1, committed by term 1/);
+  assert.match(
+    early.found[0] ?? '',
+    /leader completeness: node 3, leader of term 2, .* entry 2 of the earlier term 1, committed by term 1/,
+  );
 });
 
 test('state machine safety: different entries, different hashes, or an entry not held are caught', () => {

@@ -32,7 +32,15 @@ import { hasQuorum } from '../../quorum/index.js';
 import type { TraceFields } from '../../runtime/env.js';
 import type { Checker } from '../workload.js';
 import type { SimEvent } from '../trace.js';
-import { NO_STATE_HASH, parseConfig, parseEntries, quorumConfigOf, RAFT_EVENT, WITNESS_COPY_DIGEST, type EntryMark } from './raft-events.js';
+import {
+  NO_STATE_HASH,
+  parseConfig,
+  parseEntries,
+  quorumConfigOf,
+  RAFT_EVENT,
+  WITNESS_COPY_DIGEST,
+  type EntryMark,
+} from './raft-events.js';
 
 /** A node's log as the checker follows it: a snapshot covering 1..base, then `marks`. */
 interface TrackedLog {
@@ -178,14 +186,19 @@ export class RaftSafetyChecker implements Checker {
       this.entries.set(key, { digest: m.digest, prevTerm, node });
       return;
     }
-    if (seen.digest === WITNESS_COPY_DIGEST && m.digest !== WITNESS_COPY_DIGEST) seen.digest = m.digest; // the content, once seen
+    if (seen.digest === WITNESS_COPY_DIGEST && m.digest !== WITNESS_COPY_DIGEST)
+      seen.digest = m.digest; // the content, once seen
     else if (seen.digest !== m.digest && m.digest !== WITNESS_COPY_DIGEST) {
-      this.fail(`log matching: entry ${index} of term ${m.term} is ${m.digest} on node ${node} but ${seen.digest} on node ${seen.node}`);
+      this.fail(
+        `log matching: entry ${index} of term ${m.term} is ${m.digest} on node ${node} but ${seen.digest} on node ${seen.node}`,
+      );
       return;
     }
     if (seen.prevTerm === null) seen.prevTerm = prevTerm;
     else if (prevTerm !== null && prevTerm !== seen.prevTerm) {
-      this.fail(`log matching: entry ${index} of term ${m.term} follows an entry of term ${prevTerm} on node ${node} but of term ${seen.prevTerm} on node ${seen.node}: the logs differ before it`);
+      this.fail(
+        `log matching: entry ${index} of term ${m.term} follows an entry of term ${prevTerm} on node ${node} but of term ${seen.prevTerm} on node ${seen.node}: the logs differ before it`,
+      );
     }
   }
 
@@ -207,7 +220,9 @@ export class RaftSafetyChecker implements Checker {
     this.logs.set(node, { base: index, baseTerm: term, marks: [] });
     const a = this.applied.get(index);
     if (a !== undefined && a.term !== term) {
-      this.fail(`state machine safety: node ${node} installed a snapshot ending at ${index} in term ${term}, but node ${a.node} applied an entry of term ${a.term} there`);
+      this.fail(
+        `state machine safety: node ${node} installed a snapshot ending at ${index} in term ${term}, but node ${a.node} applied an entry of term ${a.term} there`,
+      );
       return;
     }
     this.checkHash(node, index, hash, 'after installing a snapshot');
@@ -223,20 +238,27 @@ export class RaftSafetyChecker implements Checker {
     const l = this.log(node);
     const held = this.markAt(l, index);
     if (index > l.base && (held === undefined || held.term !== term || held.digest !== digest)) {
-      this.fail(`state machine safety: node ${node} applied entry ${index} (term ${term}, ${digest}) that its durable log does not hold (it holds ${held === undefined ? 'nothing' : `term ${held.term}, ${held.digest}`})`);
+      this.fail(
+        `state machine safety: node ${node} applied entry ${index} (term ${term}, ${digest}) that its durable log does not hold (it holds ${held === undefined ? 'nothing' : `term ${held.term}, ${held.digest}`})`,
+      );
       return;
     }
     const a = this.applied.get(index);
     if (digest === WITNESS_COPY_DIGEST) {
       // A witness "applies" its copy (it applies nothing): only the term can be compared.
-      if (a !== undefined && a.term !== term) this.fail(`state machine safety: witness ${node} applied entry ${index} of term ${term} but node ${a.node} applied term ${a.term} there`);
+      if (a !== undefined && a.term !== term)
+        this.fail(
+          `state machine safety: witness ${node} applied entry ${index} of term ${term} but node ${a.node} applied term ${a.term} there`,
+        );
       return;
     }
     if (a === undefined) {
       this.applied.set(index, { term, digest, node, committedBy });
       if (index > this.maxApplied) this.maxApplied = index;
     } else if (a.term !== term || a.digest !== digest) {
-      this.fail(`state machine safety: node ${node} applied entry ${index} of term ${term} (${digest}) but node ${a.node} applied term ${a.term} (${a.digest}) there`);
+      this.fail(
+        `state machine safety: node ${node} applied entry ${index} of term ${term} (${digest}) but node ${a.node} applied term ${a.term} (${a.digest}) there`,
+      );
       return;
     } else a.committedBy = Math.min(a.committedBy, committedBy);
     this.checkHash(node, index, hash, 'after applying');
@@ -249,7 +271,10 @@ export class RaftSafetyChecker implements Checker {
       this.hashes.set(index, { hash, node });
       return;
     }
-    if (h.hash !== hash) this.fail(`state machine safety: node ${node} has state hash ${hash} at applied index ${index} ${when}, node ${h.node} had ${h.hash}`);
+    if (h.hash !== hash)
+      this.fail(
+        `state machine safety: node ${node} has state hash ${hash} at applied index ${index} ${when}, node ${h.node} had ${h.hash}`,
+      );
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -291,10 +316,15 @@ export class RaftSafetyChecker implements Checker {
     const granted = new Set<NodeId>(this.grants.get(`${term}:${node}`) ?? []);
     granted.add(node);
     this.checks++;
-    for (const [what, c, text] of [['applied', applied, configText], ['latest', latest, latestText]] as const) {
+    for (const [what, c, text] of [
+      ['applied', applied, configText],
+      ['latest', latest, latestText],
+    ] as const) {
       if (hasQuorum(quorumConfigOf(c), granted)) continue;
       const who = [...granted].sort((a, b) => a - b).join(',');
-      this.fail(`election quorum: node ${node} became leader of term ${term} with votes from {${who}}, not a quorum of its ${what} configuration ${text}`);
+      this.fail(
+        `election quorum: node ${node} became leader of term ${term} with votes from {${who}}, not a quorum of its ${what} configuration ${text}`,
+      );
       break;
     }
     // Grants of finished elections are no longer needed.
@@ -318,12 +348,16 @@ export class RaftSafetyChecker implements Checker {
       const a = this.applied.get(i);
       if (a === undefined || a.term >= term || a.committedBy >= term) continue;
       if (i >= k) {
-        this.fail(`leader completeness: node ${node}, leader of term ${term}, appends its first entry at ${k}, but node ${a.node} applied entry ${i} of the earlier term ${a.term}, committed by term ${a.committedBy}`);
+        this.fail(
+          `leader completeness: node ${node}, leader of term ${term}, appends its first entry at ${k}, but node ${a.node} applied entry ${i} of the earlier term ${a.term}, committed by term ${a.committedBy}`,
+        );
         return;
       }
       const m = this.markAt(l, i);
       if (m === undefined || m.term !== a.term || m.digest !== a.digest) {
-        this.fail(`leader completeness: node ${node}, leader of term ${term}, lacks applied entry ${i} (term ${a.term}, ${a.digest}; applied by node ${a.node}); it holds ${m === undefined ? 'nothing' : `term ${m.term}, ${m.digest}`}`);
+        this.fail(
+          `leader completeness: node ${node}, leader of term ${term}, lacks applied entry ${i} (term ${a.term}, ${a.digest}; applied by node ${a.node}); it holds ${m === undefined ? 'nothing' : `term ${m.term}, ${m.digest}`}`,
+        );
         return;
       }
     }

@@ -28,7 +28,18 @@
 import { crc32c } from '../../lib/checksum.js';
 import type { NodeId } from '../../lib/ids.js';
 import type { JointQuorumConfig, TieBreakerMode } from '../../quorum/index.js';
-import { configFromConfState, DEFAULT_QUORUM_SETTINGS, jointQuorumConfig, type ClusterConfig, type ConfChange, type ConfChangeSingle, type ConfState, type Entry, type QuorumSettings, type VoterWeight } from '../../log/index.js';
+import {
+  configFromConfState,
+  DEFAULT_QUORUM_SETTINGS,
+  jointQuorumConfig,
+  type ClusterConfig,
+  type ConfChange,
+  type ConfChangeSingle,
+  type ConfState,
+  type Entry,
+  type QuorumSettings,
+  type VoterWeight,
+} from '../../log/index.js';
 import { configProblem } from '../../log/cluster-config.js';
 
 /** Event names emitted by the Raft node program. */
@@ -110,7 +121,13 @@ export function parseEntries(text: string): EntryMark[] | null {
     const colon = part.indexOf(':');
     const term = Number(part.slice(0, colon));
     const digest = part.slice(colon + 1);
-    if (colon <= 0 || !Number.isSafeInteger(term) || term < 0 || !(/^[0-9a-f]{8}$/.test(digest) || digest === WITNESS_COPY_DIGEST)) return null;
+    if (
+      colon <= 0 ||
+      !Number.isSafeInteger(term) ||
+      term < 0 ||
+      !(/^[0-9a-f]{8}$/.test(digest) || digest === WITNESS_COPY_DIGEST)
+    )
+      return null;
     out.push({ term, digest });
   }
   return out;
@@ -205,12 +222,25 @@ export function parseConfig(text: string): ParsedConfig | null {
   const learnersNext = parseIds(m[4]);
   const witnesses = parseIds(m[11]);
   const quorum = parseSettings(m[6], m[7]);
-  if (voters === null || outgoing === null || learners === null || learnersNext === null || witnesses === null || quorum === null) return null;
+  if (
+    voters === null ||
+    outgoing === null ||
+    learners === null ||
+    learnersNext === null ||
+    witnesses === null ||
+    quorum === null
+  )
+    return null;
   const explicitOutgoing = m[8] !== undefined || m[9] !== undefined;
   // formatConfig prints the outgoing settings only when joint and different from the incoming
   // ones, and `outgoing-default` when they differ by being the defaults.
   let outgoingQuorum: QuorumSettings | null = DEFAULT_QUORUM_SETTINGS;
-  if (outgoing.length > 0) outgoingQuorum = explicitOutgoing ? parseSettings(m[8], m[9]) : m[10] !== undefined ? DEFAULT_QUORUM_SETTINGS : quorum;
+  if (outgoing.length > 0)
+    outgoingQuorum = explicitOutgoing
+      ? parseSettings(m[8], m[9])
+      : m[10] !== undefined
+        ? DEFAULT_QUORUM_SETTINGS
+        : quorum;
   if (outgoingQuorum === null) return null;
   const cs: ConfState = {
     voters,
@@ -234,7 +264,12 @@ export function parseConfig(text: string): ParsedConfig | null {
   };
   if (configProblem(probe) !== null) return null;
   const cluster = configFromConfState(cs);
-  return { voters: cluster.voters, outgoing: cluster.outgoing, learners: new Set([...learners, ...learnersNext]), cluster };
+  return {
+    voters: cluster.voters,
+    outgoing: cluster.outgoing,
+    learners: new Set([...learners, ...learnersNext]),
+    cluster,
+  };
 }
 /** Every member of a parsed configuration (voters of both sides and learners), ascending. */
 export function membersOf(c: ParsedConfig): NodeId[] {

@@ -128,7 +128,11 @@ export class RaftHistoryChecker implements Checker {
   finish(): void {
     const history: Operation<KvInput, KvModelOutput>[] = [];
     for (const op of this.ops.values()) {
-      history.push(op.ret === undefined || op.output === undefined ? { clientId: op.clientId, input: op.input, call: op.call } : { clientId: op.clientId, input: op.input, output: op.output, call: op.call, return: op.ret });
+      history.push(
+        op.ret === undefined || op.output === undefined
+          ? { clientId: op.clientId, input: op.input, call: op.call }
+          : { clientId: op.clientId, input: op.input, output: op.output, call: op.call, return: op.ret },
+      );
     }
     const r = checkLinearizability(kvModel, history, { stepsMax: this.stepsMax });
     this.result = r;

@@ -13,7 +13,12 @@ import { parseConfig } from './raft-events.js';
 const BOUND_MS = 60_000;
 const COMMIT_BOUND_MS = 20_000;
 
-function rig(): { feed: (source: TraceSource, event: string, fields: TraceFields) => void; found: string[]; live: RaftLiveness; at: (ms: number) => void } {
+function rig(): {
+  feed: (source: TraceSource, event: string, fields: TraceFields) => void;
+  found: string[];
+  live: RaftLiveness;
+  at: (ms: number) => void;
+} {
   const initial = parseConfig('voters=(1,2) learners=(3)');
   assert.ok(initial !== null);
   const found: string[] = [];
@@ -23,7 +28,14 @@ function rig(): { feed: (source: TraceSource, event: string, fields: TraceFields
   const feed = (source: TraceSource, event: string, fields: TraceFields): void => {
     live.observe({ timeUs: nowMs * 1000, source, event, fields });
   };
-  return { feed, found, live, at: (ms) => { nowMs = ms; } };
+  return {
+    feed,
+    found,
+    live,
+    at: (ms) => {
+      nowMs = ms;
+    },
+  };
 }
 
 /** Nodes 1 and 2 hold entries up to 4 (term 2); node 3 (to be promoted) had its disk destroyed. */
@@ -31,12 +43,16 @@ function stuckCluster(pendingOn: readonly number[], longer: readonly number[]): 
   const r = rig();
   for (const n of [1, 2]) {
     r.feed(n, 'recovered', { snap: 0, snapTerm: 0, ents: '', applied: 0, hash: 'h0' });
-    r.feed(n, 'persist', { from: 1, ents: `1:0000000a,2:0000000b,2:0000000c${longer.includes(n) ? ',2:0000000d' : ''}` });
+    r.feed(n, 'persist', {
+      from: 1,
+      ents: `1:0000000a,2:0000000b,2:0000000c${longer.includes(n) ? ',2:0000000d' : ''}`,
+    });
   }
   r.feed('sim', 'bitflip', { node: 3, bits: 4 });
   r.feed(3, 'start-refused', { code: 'RECOVERY_IMPOSSIBLE', reason: 'both copies destroyed' });
   // The joint entry promoting 3 to a 3-vote voter: its incoming side needs node 3.
-  for (const n of pendingOn) r.feed(n, 'raft-conf-latest', { index: 4, config: 'voters=(1,2,3x3)&&(1,2) autoleave', counted: 2 });
+  for (const n of pendingOn)
+    r.feed(n, 'raft-conf-latest', { index: 4, config: 'voters=(1,2,3x3)&&(1,2) autoleave', counted: 2 });
   r.feed('sim', 'phase', { name: 'liveness' });
   return r;
 }

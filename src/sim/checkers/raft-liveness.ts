@@ -28,7 +28,17 @@ import type { NodeId } from '../../lib/ids.js';
 import { hasQuorum } from '../../quorum/index.js';
 import type { Checker, Liveness } from '../workload.js';
 import type { SimEvent } from '../trace.js';
-import { CLIENT_EVENT, membersOf, NO_STATE_HASH, parseConfig, parseEntries, quorumConfigOf, RAFT_EVENT, WITNESS_COPY_DIGEST, type ParsedConfig } from './raft-events.js';
+import {
+  CLIENT_EVENT,
+  membersOf,
+  NO_STATE_HASH,
+  parseConfig,
+  parseEntries,
+  quorumConfigOf,
+  RAFT_EVENT,
+  WITNESS_COPY_DIGEST,
+  type ParsedConfig,
+} from './raft-events.js';
 
 /** Margin before the bound at which an excused run is accepted, ms (above the 50 ms poll). */
 const EXCUSE_MARGIN_MS = 200;
@@ -97,7 +107,8 @@ export class RaftLiveness implements Checker, Liveness {
       return;
     }
     if (e.source === 'client') {
-      if (e.event === CLIENT_EVENT.return && e.fields.marker === true && this.markerUs === null) this.markerUs = e.timeUs;
+      if (e.event === CLIENT_EVENT.return && e.fields.marker === true && this.markerUs === null)
+        this.markerUs = e.timeUs;
       return;
     }
     const node = e.source as NodeId;
@@ -143,7 +154,8 @@ export class RaftLiveness implements Checker, Liveness {
   }
 
   private observeSim(e: SimEvent): void {
-    if (e.event === 'bitflip' && typeof e.fields.bits === 'number' && e.fields.bits > 0) this.flipped.add(e.fields.node as NodeId);
+    if (e.event === 'bitflip' && typeof e.fields.bits === 'number' && e.fields.bits > 0)
+      this.flipped.add(e.fields.node as NodeId);
     else if (e.event === 'phase' && e.fields.name === 'liveness') {
       this.startUs = e.timeUs;
       this.appliedAtStart = this.maxApplied;
@@ -172,7 +184,9 @@ export class RaftLiveness implements Checker, Liveness {
   private reportLate(): void {
     if (this.lateReported) return;
     this.lateReported = true;
-    this.violation(`liveness: no new entry committed within ${this.commitBoundTicks} ticks (${this.commitBoundMs} ms) after the faults stopped`);
+    this.violation(
+      `liveness: no new entry committed within ${this.commitBoundTicks} ticks (${this.commitBoundMs} ms) after the faults stopped`,
+    );
   }
 
   /**
@@ -239,10 +253,13 @@ export class RaftLiveness implements Checker, Liveness {
   describe(): string {
     const missing: string[] = [];
     if (this.progressUs === null) missing.push('no entry was committed after the faults stopped');
-    if (this.markerUs === null) missing.push("the marker write was never acknowledged");
+    if (this.markerUs === null) missing.push('the marker write was never acknowledged');
     for (const id of this.required()) {
       const a = this.applied.get(id);
-      if (a === undefined) missing.push(`node ${id} never reported an applied index${this.refused.has(id) ? ' (it refused to start, with no bit flip on its disk)' : ''}`);
+      if (a === undefined)
+        missing.push(
+          `node ${id} never reported an applied index${this.refused.has(id) ? ' (it refused to start, with no bit flip on its disk)' : ''}`,
+        );
       else if (a.index < this.maxApplied) missing.push(`node ${id} applied ${a.index} of ${this.maxApplied}`);
     }
     return `${missing.join('; ')} (configuration ${membersOf(this.config.parsed).join(',')} at index ${this.config.index})`;

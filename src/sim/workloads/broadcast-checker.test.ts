@@ -12,7 +12,9 @@ import { BroadcastChecker } from './broadcast-checker.js';
 function setup() {
   const violations: string[] = [];
   const c = new BroadcastChecker([nodeId(1), nodeId(2)], 1000, (m) => violations.push(m));
-  const ev = (source: TraceSource, event: string, fields: TraceFields = {}) => { c.observe({ timeUs: 0, source, event, fields }); };
+  const ev = (source: TraceSource, event: string, fields: TraceFields = {}) => {
+    c.observe({ timeUs: 0, source, event, fields });
+  };
   ev('client', 'broadcast', { id: 1, payload: 'p1' });
   ev('client', 'submit', { id: 1, node: 1 });
   return { c, ev, violations };

@@ -85,7 +85,10 @@ export class BroadcastChecker implements Checker, Liveness {
         this.onRecover(node, String(field(e, 'ids') ?? ''));
         break;
       case 'reformat':
-        if (!this.flipped.has(node)) this.violation(`node ${node} discarded its log (${String(field(e, 'reason'))}) but no bit was ever flipped on its disk`);
+        if (!this.flipped.has(node))
+          this.violation(
+            `node ${node} discarded its log (${String(field(e, 'reason'))}) but no bit was ever flipped on its disk`,
+          );
         this.history.get(node)?.clear();
         break;
       default:
@@ -96,7 +99,10 @@ export class BroadcastChecker implements Checker, Liveness {
   private onDeliver(node: NodeId, id: number, payload: unknown): void {
     const expected = this.payloads.get(id);
     if (expected === undefined) this.violation(`integrity: node ${node} delivered id ${id}, which no client broadcast`);
-    else if (payload !== expected) this.violation(`integrity: node ${node} delivered id ${id} with payload ${JSON.stringify(payload)}, broadcast as ${JSON.stringify(expected)}`);
+    else if (payload !== expected)
+      this.violation(
+        `integrity: node ${node} delivered id ${id} with payload ${JSON.stringify(payload)}, broadcast as ${JSON.stringify(expected)}`,
+      );
     const h = this.history.get(node);
     if (h === undefined) return;
     if (h.has(id)) this.violation(`duplicate: node ${node} delivered id ${id} a second time`);
@@ -108,9 +114,13 @@ export class BroadcastChecker implements Checker, Liveness {
     const h = this.history.get(node);
     if (h === undefined) return;
     const lost = [...h].filter((id) => !recovered.has(id)).sort((a, b) => a - b);
-    if (lost.length > 0) this.violation(`durability: node ${node} delivered ${lost.slice(0, MISSING_LISTED_MAX).join(',')} before it crashed but did not recover ${lost.length === 1 ? 'it' : 'them'}`);
+    if (lost.length > 0)
+      this.violation(
+        `durability: node ${node} delivered ${lost.slice(0, MISSING_LISTED_MAX).join(',')} before it crashed but did not recover ${lost.length === 1 ? 'it' : 'them'}`,
+      );
     for (const id of recovered) {
-      if (!this.payloads.has(id)) this.violation(`integrity: node ${node} recovered id ${id}, which no client broadcast`);
+      if (!this.payloads.has(id))
+        this.violation(`integrity: node ${node} recovered id ${id}, which no client broadcast`);
       h.add(id);
     }
   }
@@ -142,7 +152,10 @@ export class BroadcastChecker implements Checker, Liveness {
     for (const n of this.nodes) {
       const h = this.history.get(n) ?? new Set<number>();
       const lacking = required.filter((id) => !h.has(id));
-      if (lacking.length > 0) out.push(`node ${n} lacks ${lacking.slice(0, MISSING_LISTED_MAX).join(',')}${lacking.length > MISSING_LISTED_MAX ? ` (+${lacking.length - MISSING_LISTED_MAX})` : ''}`);
+      if (lacking.length > 0)
+        out.push(
+          `node ${n} lacks ${lacking.slice(0, MISSING_LISTED_MAX).join(',')}${lacking.length > MISSING_LISTED_MAX ? ` (+${lacking.length - MISSING_LISTED_MAX})` : ''}`,
+        );
     }
     return out;
   }

@@ -95,7 +95,10 @@ export function decodeBroadcastMessage(bytes: Uint8Array): BroadcastMessage {
 }
 
 /** The codec the simulator uses for this workload. */
-export const broadcastCodec: Codec<BroadcastMessage> = { encode: encodeBroadcastMessage, decode: decodeBroadcastMessage };
+export const broadcastCodec: Codec<BroadcastMessage> = {
+  encode: encodeBroadcastMessage,
+  decode: decodeBroadcastMessage,
+};
 
 /**
  * On-disk record: fixed 48 bytes, so a slot's position never depends on earlier (possibly
@@ -141,10 +144,12 @@ export function readRecord(slot: Uint8Array): RecordSlot {
   if (slot[RECORD_BYTES - 1] === 0) return { kind: 'unwritten' };
   const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
   if (slot[RECORD_BYTES - 1] !== RECORD_TRAILER) return { kind: 'corrupt', reason: 'bad trailer' };
-  if (view.getUint32(CRC_OFFSET, true) !== crc32c(slot.subarray(0, CRC_OFFSET))) return { kind: 'corrupt', reason: 'checksum mismatch' };
+  if (view.getUint32(CRC_OFFSET, true) !== crc32c(slot.subarray(0, CRC_OFFSET)))
+    return { kind: 'corrupt', reason: 'checksum mismatch' };
   if (view.getUint16(0, true) !== RECORD_MAGIC) return { kind: 'corrupt', reason: 'bad magic' };
   const length = slot[6] ?? 0;
-  if (length > PAYLOAD_BYTES_MAX || slot.subarray(CRC_OFFSET + 4, RECORD_BYTES - 1).some((b) => b !== 0)) return { kind: 'corrupt', reason: 'bad layout' };
+  if (length > PAYLOAD_BYTES_MAX || slot.subarray(CRC_OFFSET + 4, RECORD_BYTES - 1).some((b) => b !== 0))
+    return { kind: 'corrupt', reason: 'bad layout' };
   const id = view.getUint32(2, true);
   if (id === 0) return { kind: 'corrupt', reason: 'id 0' };
   try {

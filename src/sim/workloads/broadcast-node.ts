@@ -90,10 +90,17 @@ export class BroadcastNode {
       if (size !== null && size > recovery.keepBytes) this.queueTruncate(recovery.keepBytes);
       for (const [id, payload] of recovery.records) this.delivered.set(id, payload);
     }
-    env.trace('recover', { count: this.delivered.size, ids: [...this.delivered.keys()].sort((a, b) => a - b).join(',') });
+    env.trace('recover', {
+      count: this.delivered.size,
+      ids: [...this.delivered.keys()].sort((a, b) => a - b).join(','),
+    });
     env.transport.setHandlers({
-      onMessage: (from, m) => { this.onMessage(from, m); },
-      onPeerUp: (peer) => { this.resendTo(peer); },
+      onMessage: (from, m) => {
+        this.onMessage(from, m);
+      },
+      onPeerUp: (peer) => {
+        this.resendTo(peer);
+      },
       onPeerDown: () => undefined,
     });
     for (const [id, payload] of this.delivered) this.relay(id, payload, undefined);
@@ -204,14 +211,22 @@ export class BroadcastNode {
     const batch = this.queue;
     this.queue = [];
     const bytes = new Uint8Array(batch.length * RECORD_BYTES);
-    batch.forEach((id, i) => { bytes.set(encodeRecord(id, this.pendingPayload(id)), i * RECORD_BYTES); });
+    batch.forEach((id, i) => {
+      bytes.set(encodeRecord(id, this.pendingPayload(id)), i * RECORD_BYTES);
+    });
     this.persisting = true;
     this.env.disk.write(LOG_FILE, this.offset, bytes, (error) => {
-      if (error !== null) { this.fail('write', error); return; }
+      if (error !== null) {
+        this.fail('write', error);
+        return;
+      }
       this.offset += bytes.length;
       if (this.canary === 'deliver-before-sync') this.deliver(batch);
       this.env.disk.sync(LOG_FILE, (syncError) => {
-        if (syncError !== null) { this.fail('sync', syncError); return; }
+        if (syncError !== null) {
+          this.fail('sync', syncError);
+          return;
+        }
         this.afterSync(batch);
       });
     });
@@ -224,9 +239,15 @@ export class BroadcastNode {
       this.persisting = false;
       this.persist();
     };
-    if (this.dirSynced) { complete(); return; }
+    if (this.dirSynced) {
+      complete();
+      return;
+    }
     this.env.disk.syncDir((error) => {
-      if (error !== null) { this.fail('syncDir', error); return; }
+      if (error !== null) {
+        this.fail('syncDir', error);
+        return;
+      }
       this.dirSynced = true;
       complete();
     });

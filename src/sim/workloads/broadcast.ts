@@ -62,7 +62,9 @@ class BroadcastDriver implements Driver<BroadcastNode> {
     for (const node of targets) {
       // The trace line comes first: the node may deliver (and trace) inside the call.
       ctx.trace('submit', { id, node });
-      const accepted = ctx.call(node, (instance) => { instance.submit(id, payload); });
+      const accepted = ctx.call(node, (instance) => {
+        instance.submit(id, payload);
+      });
       if (!accepted) ctx.trace('refused', { id, node });
     }
   }
@@ -78,7 +80,9 @@ class BroadcastDriver implements Driver<BroadcastNode> {
 function create(setup: WorkloadSetup): WorkloadRun<BroadcastMessage, BroadcastNode> {
   const canary = asCanary(setup.canary);
   const nodes = setup.nodes;
-  const checker = new BroadcastChecker(nodes, LIVENESS_BOUND_MS, (message) => { setup.violation('broadcast', message); });
+  const checker = new BroadcastChecker(nodes, LIVENESS_BOUND_MS, (message) => {
+    setup.violation('broadcast', message);
+  });
   const driver = new BroadcastDriver();
   let deliveries = 0;
   let reformats = 0;

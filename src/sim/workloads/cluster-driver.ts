@@ -116,7 +116,9 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
 
   private operatorRound(ctx: DriverContext<ClusterSimNode>): void {
     const { seen, down } = this.look(ctx);
-    const source = [...seen.values()].find((s) => s.status.role === 'leader') ?? [...seen.values()].find((s) => s.inst.nodes().length > 0);
+    const source =
+      [...seen.values()].find((s) => s.status.role === 'leader') ??
+      [...seen.values()].find((s) => s.inst.nodes().length > 0);
     if (source === undefined) return;
     const now = ctx.nowMs();
     for (const r of source.inst.nodes()) {
@@ -125,7 +127,14 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
     }
   }
 
-  private settle(ctx: DriverContext<ClusterSimNode>, r: NodeInfo, source: Seen, seen: ReadonlyMap<NodeId, Seen>, down: ReadonlySet<NodeId>, now: number): void {
+  private settle(
+    ctx: DriverContext<ClusterSimNode>,
+    r: NodeInfo,
+    source: Seen,
+    seen: ReadonlyMap<NodeId, Seen>,
+    down: ReadonlySet<NodeId>,
+    now: number,
+  ): void {
     const x = r.nodeId;
     const live = seen.get(x);
     const isDown = down.has(x);
@@ -139,7 +148,8 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
       return;
     }
     const ownIncarnationEvicted = live !== undefined && live.status.incarnation === r.incarnation && r.fencePending;
-    const settledOut = live !== undefined && r.status === 'out' && !live.status.joined && live.status.incarnation <= r.seen;
+    const settledOut =
+      live !== undefined && r.status === 'out' && !live.status.joined && live.status.incarnation <= r.seen;
     if ((ownIncarnationEvicted || settledOut) && x !== this.killed) {
       this.powerCycle(ctx, x, live.status.incarnation, now);
       return;
@@ -160,7 +170,9 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
    */
   private callNow<T>(ctx: DriverContext<ClusterSimNode>, s: Seen, fn: (inst: ClusterSimNode) => T): T | undefined {
     const out: { value?: T } = {};
-    ctx.call(s.status.nodeId, (inst) => { out.value = fn(inst); });
+    ctx.call(s.status.nodeId, (inst) => {
+      out.value = fn(inst);
+    });
     return out.value;
   }
 
@@ -173,7 +185,13 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
     });
   }
 
-  private act(ctx: DriverContext<ClusterSimNode>, node: NodeId, incarnation: number, action: string, now: number): void {
+  private act(
+    ctx: DriverContext<ClusterSimNode>,
+    node: NodeId,
+    incarnation: number,
+    action: string,
+    now: number,
+  ): void {
     this.lastAction.set(node, now);
     ctx.trace(CLUSTER_CLIENT_EVENT.fence, { node, incarnation, action });
   }
@@ -204,14 +222,19 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
     const statuses = running.map((id) => seen.get(id)?.status);
     const first = statuses[0];
     if (first === undefined) return false;
-    const agreed = statuses.every((s) => s !== undefined && s.joined && s.viewId === first.viewId && s.quorate && s.members.length === running.length);
+    const agreed = statuses.every(
+      (s) =>
+        s !== undefined && s.joined && s.viewId === first.viewId && s.quorate && s.members.length === running.length,
+    );
     if (!agreed) return false;
     const leader = first.leaderId;
     const candidates = running.filter((id) => id !== leader && leader !== null);
     const victim = candidates.length === 0 ? undefined : ctx.prng.pick(candidates);
     const survivors = new Set(running.filter((id) => id !== victim));
     if (victim === undefined || !hasQuorum({ incoming: this.options.quorum }, survivors)) {
-      ctx.trace(CLUSTER_CLIENT_EVENT.noKill, { reason: victim === undefined ? 'no-non-leader-member' : 'survivors-hold-no-quorum' });
+      ctx.trace(CLUSTER_CLIENT_EVENT.noKill, {
+        reason: victim === undefined ? 'no-non-leader-member' : 'survivors-hold-no-quorum',
+      });
       return true;
     }
     this.killed = victim;

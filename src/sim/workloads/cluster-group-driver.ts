@@ -61,7 +61,14 @@ const encoder = new TextEncoder();
 
 /** See the module comment. */
 export class ClusterGroupDriver {
-  readonly counts: GroupDriverCounts = { joins: 0, leaves: 0, sends: 0, sendsAcked: 0, barrierRounds: 0, barrierCalls: 0 };
+  readonly counts: GroupDriverCounts = {
+    joins: 0,
+    leaves: 0,
+    sends: 0,
+    sendsAcked: 0,
+    barrierRounds: 0,
+    barrierCalls: 0,
+  };
   private nextMsg = 1;
   private nextBarrier = 1;
 
@@ -72,14 +79,26 @@ export class ClusterGroupDriver {
     const prng = ctx.prng.fork('groups');
     for (const node of ctx.nodes) {
       for (const group of this.options.groups) {
-        ctx.after(prng.int(1, this.options.firstJoinWithinMs), () => { this.membership(ctx, node, group, 1, 0); });
+        ctx.after(prng.int(1, this.options.firstJoinWithinMs), () => {
+          this.membership(ctx, node, group, 1, 0);
+        });
       }
     }
     this.loop(ctx, prng, this.options.churnMeanMs, () => {
-      this.membership(ctx, prng.pick(ctx.nodes), prng.pick(this.options.groups), prng.float(), prng.int(0, this.options.levelMax + 1));
+      this.membership(
+        ctx,
+        prng.pick(ctx.nodes),
+        prng.pick(this.options.groups),
+        prng.float(),
+        prng.int(0, this.options.levelMax + 1),
+      );
     });
-    this.loop(ctx, prng, this.options.sendMeanMs, () => { this.send(ctx, prng.pick(ctx.nodes), prng.float()); });
-    this.loop(ctx, prng, this.options.barrierMeanMs, () => { this.barrierRound(ctx, prng); });
+    this.loop(ctx, prng, this.options.sendMeanMs, () => {
+      this.send(ctx, prng.pick(ctx.nodes), prng.float());
+    });
+    this.loop(ctx, prng, this.options.barrierMeanMs, () => {
+      this.barrierRound(ctx, prng);
+    });
   }
 
   private loop(ctx: DriverContext<ClusterSimNode>, prng: Prng, meanMs: number, action: () => void): void {
@@ -93,7 +112,13 @@ export class ClusterGroupDriver {
   }
 
   /** Joins `group` on `node` if its process is not a member; leaves it if `roll` says so. */
-  private membership(ctx: DriverContext<ClusterSimNode>, node: NodeId, group: string, roll: number, level: number): void {
+  private membership(
+    ctx: DriverContext<ClusterSimNode>,
+    node: NodeId,
+    group: string,
+    roll: number,
+    level: number,
+  ): void {
     ctx.call(node, (inst) => {
       const view = inst.group(group);
       const member = isMember(inst, view?.members);
@@ -101,11 +126,15 @@ export class ClusterGroupDriver {
       if (!member) {
         this.counts.joins++;
         this.traceCall(ctx, 'join', { ...base, level });
-        inst.groupJoin(group, level, (r) => { this.traceResult(ctx, 'join', base, r.ok ? 'ok' : r.error.code); });
+        inst.groupJoin(group, level, (r) => {
+          this.traceResult(ctx, 'join', base, r.ok ? 'ok' : r.error.code);
+        });
       } else if (roll < this.options.leaveProbability) {
         this.counts.leaves++;
         this.traceCall(ctx, 'leave', base);
-        inst.groupLeave(group, (r) => { this.traceResult(ctx, 'leave', base, r.ok ? 'ok' : r.error.code); });
+        inst.groupLeave(group, (r) => {
+          this.traceResult(ctx, 'leave', base, r.ok ? 'ok' : r.error.code);
+        });
       }
     });
   }
@@ -122,7 +151,13 @@ export class ClusterGroupDriver {
       this.traceCall(ctx, 'send', base);
       inst.groupSend(group, encoder.encode(msg), (r) => {
         if (r.ok) this.counts.sendsAcked++;
-        this.traceResult(ctx, 'send', base, r.ok ? 'ok' : r.error.code, r.ok ? { seq: r.value.seq, resultViewId: r.value.groupViewId } : {});
+        this.traceResult(
+          ctx,
+          'send',
+          base,
+          r.ok ? 'ok' : r.error.code,
+          r.ok ? { seq: r.value.seq, resultViewId: r.value.groupViewId } : {},
+        );
       });
     });
   }
@@ -140,10 +175,18 @@ export class ClusterGroupDriver {
       for (const m of view.members) {
         ctx.after(delays[m.node - 1] ?? 0, () => {
           ctx.call(m.node, (member) => {
-            const base = { node: m.node, self: member.incarnation, group, viewId: member.group(group)?.viewId ?? 0, name };
+            const base = {
+              node: m.node,
+              self: member.incarnation,
+              group,
+              viewId: member.group(group)?.viewId ?? 0,
+              name,
+            };
             this.counts.barrierCalls++;
             this.traceCall(ctx, 'barrier', base);
-            member.barrier(group, name, (r) => { this.traceResult(ctx, 'barrier', base, r.ok ? 'ok' : r.error.code); });
+            member.barrier(group, name, (r) => {
+              this.traceResult(ctx, 'barrier', base, r.ok ? 'ok' : r.error.code);
+            });
           });
         });
       }
@@ -154,12 +197,21 @@ export class ClusterGroupDriver {
     ctx.trace(GROUP_CLIENT_EVENT.call, { op, ...fields });
   }
 
-  private traceResult(ctx: DriverContext<ClusterSimNode>, op: GroupOp, fields: TraceFields, result: string, extra: TraceFields = {}): void {
+  private traceResult(
+    ctx: DriverContext<ClusterSimNode>,
+    op: GroupOp,
+    fields: TraceFields,
+    result: string,
+    extra: TraceFields = {},
+  ): void {
     ctx.trace(GROUP_CLIENT_EVENT.result, { op, ...fields, result, ...extra });
   }
 }
 
 /** Whether `inst`'s process (its own incarnation) is among `members`. */
-function isMember(inst: ClusterSimNode, members: readonly { readonly node: NodeId; readonly incarnation: number }[] | undefined): boolean {
+function isMember(
+  inst: ClusterSimNode,
+  members: readonly { readonly node: NodeId; readonly incarnation: number }[] | undefined,
+): boolean {
   return members?.some((m) => m.node === inst.id && m.incarnation === inst.incarnation) === true;
 }

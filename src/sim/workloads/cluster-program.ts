@@ -21,7 +21,17 @@ import type { GroupView } from '../../groups/index.js';
 import type { KvOutput } from '../../log/index.js';
 import { encodeMembershipCommand, type MemberNodeSpec, type NodeInfo } from '../../membership/index.js';
 import type { VotequorumOptions } from '../../quorum/index.js';
-import { ClusterNode, MUX_TAG_MEMBERSHIP, type ClusterCanary, type ClusterNodeOptions, type ClusterStatus, type ClusterTiming, type FenceConfirmation, type FenceConfirmError, type GroupError } from '../../runtime/cluster-node.js';
+import {
+  ClusterNode,
+  MUX_TAG_MEMBERSHIP,
+  type ClusterCanary,
+  type ClusterNodeOptions,
+  type ClusterStatus,
+  type ClusterTiming,
+  type FenceConfirmation,
+  type FenceConfirmError,
+  type GroupError,
+} from '../../runtime/cluster-node.js';
 import type { NodeEnv } from '../../runtime/env.js';
 import { FORWARD_ID_MAX, type PeerMessage } from '../../runtime/peer-message.js';
 import { RaftNodeError } from '../../runtime/raft-node.js';
@@ -71,7 +81,11 @@ export class ClusterSimNode {
   }
 
   /** See `ClusterNode.fenceConfirm`. */
-  fenceConfirm(node: NodeId, incarnation: number, done: (r: Result<FenceConfirmation, RaftNodeError | FenceConfirmError>) => void): void {
+  fenceConfirm(
+    node: NodeId,
+    incarnation: number,
+    done: (r: Result<FenceConfirmation, RaftNodeError | FenceConfirmError>) => void,
+  ): void {
     if (this.node === null) {
       done(err(new RaftNodeError('STOPPED', `node ${this.id} refused to start`)));
       return;
@@ -111,7 +125,11 @@ export class ClusterSimNode {
   }
 
   /** See `ClusterNode.groupSend`. */
-  groupSend(group: string, payload: Uint8Array, done: GroupDone<{ readonly groupViewId: number; readonly seq: number }>): void {
+  groupSend(
+    group: string,
+    payload: Uint8Array,
+    done: GroupDone<{ readonly groupViewId: number; readonly seq: number }>,
+  ): void {
     if (this.node === null) done(this.refused());
     else this.node.groupSend(group, payload, done);
   }
@@ -172,10 +190,23 @@ export function startClusterNode(env: NodeEnv<PeerMessage>, setup: ClusterProgra
       },
       onGroupView: (group, view) => {
         const c = view.change;
-        env.trace(GROUP_EVENT.view, { group, viewId: view.groupViewId, members: formatGroupMembers(view.members), change: `${c.kind}:${c.node}@${c.incarnation}`, self: holder.node?.incarnation ?? 0 });
+        env.trace(GROUP_EVENT.view, {
+          group,
+          viewId: view.groupViewId,
+          members: formatGroupMembers(view.members),
+          change: `${c.kind}:${c.node}@${c.incarnation}`,
+          self: holder.node?.incarnation ?? 0,
+        });
       },
       onGroupDeliver: (group, groupViewId, seq, from, payload) => {
-        env.trace(GROUP_EVENT.deliver, { group, viewId: groupViewId, seq, from, msg: decoder.decode(payload), self: holder.node?.incarnation ?? 0 });
+        env.trace(GROUP_EVENT.deliver, {
+          group,
+          viewId: groupViewId,
+          seq,
+          from,
+          msg: decoder.decode(payload),
+          self: holder.node?.incarnation ?? 0,
+        });
       },
       onBarrier: (group, name, groupViewId, outcome) => {
         env.trace(GROUP_EVENT.barrierEnd, { group, name, viewId: groupViewId, outcome });

@@ -22,7 +22,8 @@ const CANARY_SIGNATURE: ReadonlyMap<string, RegExp> = new Map([
 /** Seeds free of the two ClusterNode bugs reported with this workload (see docs/simulator.md). */
 const CLEAN_SEEDS = Array.from({ length: 12 }, (_, i) => i + 1);
 
-const run = (seed: number, canary?: string, faultPhaseMs?: number): SimResult => runSimulation(clusterWorkload, { seed, canary, faultPhaseMs, diskFactory: simDiskFactory });
+const run = (seed: number, canary?: string, faultPhaseMs?: number): SimResult =>
+  runSimulation(clusterWorkload, { seed, canary, faultPhaseMs, diskFactory: simDiskFactory });
 
 function stat(r: SimResult, name: string): number {
   const found = r.workloadStats.find(([k]) => k === name);
@@ -46,10 +47,18 @@ test('same seed, same trace hash', () => {
  * 3367177533); the driver confirming a fence through a node it had just power-cycled, whose
  * dead instance's WAL write blocked the next incarnation's WAL (2304086302). Replayed every run.
  */
-const REGRESSION_SEEDS = [70, 151, 74, 153, 1841748775, 3757597822, 2367572031, 947419396, 1476952667, 4160865030, 596272485, 3367177533, 2304086302];
+const REGRESSION_SEEDS = [
+  70, 151, 74, 153, 1841748775, 3757597822, 2367572031, 947419396, 1476952667, 4160865030, 596272485, 3367177533,
+  2304086302,
+];
 
 test('the seeds that revealed bugs pass', () => {
-  for (const seed of REGRESSION_SEEDS) assert.deepEqual(run(seed).violations.map((v) => `${v.checker}: ${v.message}`), [], `seed ${seed}`);
+  for (const seed of REGRESSION_SEEDS)
+    assert.deepEqual(
+      run(seed).violations.map((v) => `${v.checker}: ${v.message}`),
+      [],
+      `seed ${seed}`,
+    );
 });
 
 test('the workload exercises evictions, fencing, power cycles and the completeness probe, with no false eviction', () => {
@@ -57,17 +66,39 @@ test('the workload exercises evictions, fencing, power cycles and the completene
   let pauseOnly = 0;
   for (const seed of CLEAN_SEEDS) {
     const r = run(seed);
-    assert.deepEqual(r.violations.map((v) => `${v.checker}: ${v.message}`), [], `seed ${seed}`);
+    assert.deepEqual(
+      r.violations.map((v) => `${v.checker}: ${v.message}`),
+      [],
+      `seed ${seed}`,
+    );
     for (const [k, v] of r.workloadStats) totals.set(k, (totals.get(k) ?? 0) + v);
     const d = stat(r, 'detection-ms');
-    if (stat(r, 'detection-probed') === 1) assert.ok(d >= 1000 && d <= DETECTION_BOUND_MS + 3000, `seed ${seed}: detection ${d} ms`);
+    if (stat(r, 'detection-probed') === 1)
+      assert.ok(d >= 1000 && d <= DETECTION_BOUND_MS + 3000, `seed ${seed}: detection ${d} ms`);
     if (/partition=off .*crash=off .*clog=off/.test(r.profile)) {
       pauseOnly++;
       assert.ok(r.faults.pauses > 0, `seed ${seed} pauses`);
     }
   }
-  for (const name of ['evictions', 'fence-confirms', 'power-cycles', 'detection-probed', 'view-checks', 'quorum-checks', 'group-views', 'group-view-checks', 'group-delivered', 'synchrony-checks', 'barriers-reached', 'barriers-failed', 'barrier-checks']) {
-    assert.ok((totals.get(name) ?? 0) > 0, `no ${name} over ${CLEAN_SEEDS.length} seeds: the workload proves nothing about it`);
+  for (const name of [
+    'evictions',
+    'fence-confirms',
+    'power-cycles',
+    'detection-probed',
+    'view-checks',
+    'quorum-checks',
+    'group-views',
+    'group-view-checks',
+    'group-delivered',
+    'synchrony-checks',
+    'barriers-reached',
+    'barriers-failed',
+    'barrier-checks',
+  ]) {
+    assert.ok(
+      (totals.get(name) ?? 0) > 0,
+      `no ${name} over ${CLEAN_SEEDS.length} seeds: the workload proves nothing about it`,
+    );
   }
   assert.equal(totals.get('false-evictions'), 0);
   assert.ok(pauseOnly > 0, 'some seeds keep only short pauses');
@@ -78,7 +109,8 @@ for (const [canary, checker] of CLUSTER_WORKLOAD_CANARIES) {
     for (let seed = 1; seed <= CANARY_SEED_BUDGET; seed++) {
       const r = run(seed, canary);
       const signature = CANARY_SIGNATURE.get(canary);
-      if (r.violations.some((v) => v.checker === checker && (signature === undefined || signature.test(v.message)))) return;
+      if (r.violations.some((v) => v.checker === checker && (signature === undefined || signature.test(v.message))))
+        return;
     }
     assert.fail(`canary ${canary} survived ${CANARY_SEED_BUDGET} seeds: ${checker} does not bite`);
   });

@@ -23,7 +23,12 @@ import { assert } from '../../lib/assert.js';
 import type { NodeId } from '../../lib/ids.js';
 import type { Prng } from '../../lib/prng.js';
 import type { MemberNodeSpec } from '../../membership/index.js';
-import { buildVotequorum, DEFAULT_VOTEQUORUM_OPTIONS, type QuorumConfig, type VotequorumOptions } from '../../quorum/index.js';
+import {
+  buildVotequorum,
+  DEFAULT_VOTEQUORUM_OPTIONS,
+  type QuorumConfig,
+  type VotequorumOptions,
+} from '../../quorum/index.js';
 import type { ClusterCanary, ClusterTiming } from '../../runtime/cluster-node.js';
 import type { NodeEnv } from '../../runtime/env.js';
 import { peerCodec, type PeerMessage } from '../../runtime/peer-message.js';
@@ -38,7 +43,6 @@ import { ClusterSynchronyChecker } from '../checkers/cluster-synchrony-checker.j
 import { ClusterDriver } from './cluster-driver.js';
 import { ClusterGroupDriver } from './cluster-group-driver.js';
 import { startClusterNode, type ClusterSimNode } from './cluster-program.js';
-
 
 /**
  * The planted bugs this workload catches (`ClusterNodeOptions.canary`, every one of
@@ -84,12 +88,24 @@ interface Shape {
 
 function drawShape(ids: readonly NodeId[], prng: Prng): Shape {
   const weighted = prng.chance(0.3);
-  const nodes: MemberNodeSpec[] = ids.map((id) => ({ nodeId: id, name: `n${id}`, address: `10.0.0.${id}:7400`, votes: weighted ? prng.int(1, 4) : 1, role: 'voter' }));
+  const nodes: MemberNodeSpec[] = ids.map((id) => ({
+    nodeId: id,
+    name: `n${id}`,
+    address: `10.0.0.${id}:7400`,
+    votes: weighted ? prng.int(1, 4) : 1,
+    role: 'voter',
+  }));
   const total = nodes.reduce((a, n) => a + n.votes, 0);
-  const tieBreaker = total % 2 === 0 && prng.chance(0.5) ? prng.pick([{ kind: 'lowest' as const }, { kind: 'highest' as const }]) : { kind: 'off' as const };
+  const tieBreaker =
+    total % 2 === 0 && prng.chance(0.5)
+      ? prng.pick([{ kind: 'lowest' as const }, { kind: 'highest' as const }])
+      : { kind: 'off' as const };
   const expectedVotes = prng.chance(0.15) ? total + 1 : undefined;
   const options: VotequorumOptions = { ...DEFAULT_VOTEQUORUM_OPTIONS, autoTieBreaker: tieBreaker, expectedVotes };
-  const built = buildVotequorum(nodes.map((n) => ({ nodeId: n.nodeId, votes: n.votes, role: 'data' as const })), options);
+  const built = buildVotequorum(
+    nodes.map((n) => ({ nodeId: n.nodeId, votes: n.votes, role: 'data' as const })),
+    options,
+  );
   assert(built.ok, `the drawn quorum options are valid: ${built.ok ? '' : built.error.message}`);
   return { nodes, options, quorum: built.value.config, weighted };
 }
@@ -113,12 +129,27 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
   const prng = setup.prng;
   const shape = drawShape(setup.nodes, prng.fork('shape'));
   const snapshotEntries = prng.fork('snapshots').pick([64, 256, 10_000]);
-  const views = new ClusterViewChecker((m) => { setup.violation('view-agreement', m); });
-  const quorum = new ClusterQuorumChecker(shape.quorum, (m) => { setup.violation('view-quorum', m); });
-  const accuracy = new ClusterAccuracyChecker({ stallBoundMs: STALL_BOUND_MS, lookbackMs: 6_000, mergeGapMs: 300 }, (m) => { setup.violation('fd-accuracy', m); });
-  const groupViews = new ClusterGroupViewChecker((m) => { setup.violation('group-view-agreement', m); });
-  const synchrony = new ClusterSynchronyChecker((m) => { setup.violation('virtual-synchrony', m); });
-  const barriers = new ClusterBarrierChecker((m) => { setup.violation('barrier', m); });
+  const views = new ClusterViewChecker((m) => {
+    setup.violation('view-agreement', m);
+  });
+  const quorum = new ClusterQuorumChecker(shape.quorum, (m) => {
+    setup.violation('view-quorum', m);
+  });
+  const accuracy = new ClusterAccuracyChecker(
+    { stallBoundMs: STALL_BOUND_MS, lookbackMs: 6_000, mergeGapMs: 300 },
+    (m) => {
+      setup.violation('fd-accuracy', m);
+    },
+  );
+  const groupViews = new ClusterGroupViewChecker((m) => {
+    setup.violation('group-view-agreement', m);
+  });
+  const synchrony = new ClusterSynchronyChecker((m) => {
+    setup.violation('virtual-synchrony', m);
+  });
+  const barriers = new ClusterBarrierChecker((m) => {
+    setup.violation('barrier', m);
+  });
   const groupCount = prng.fork('groups').int(1, 4);
   const groups = new ClusterGroupDriver({
     groups: Array.from({ length: groupCount }, (_, i) => `g${i + 1}`),
@@ -130,9 +161,24 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
     barrierSpreadMs: 300,
     levelMax: 3,
   });
-  const liveness = new ClusterLiveness(setup.nodes.length, LIVENESS_BOUND_MS, DETECTION_BOUND_MS, ELECTION_ALLOWANCE_MS, (checker, m) => { setup.violation(checker, m); });
+  const liveness = new ClusterLiveness(
+    setup.nodes.length,
+    LIVENESS_BOUND_MS,
+    DETECTION_BOUND_MS,
+    ELECTION_ALLOWANCE_MS,
+    (checker, m) => {
+      setup.violation(checker, m);
+    },
+  );
   const driver = new ClusterDriver(
-    { operatorPeriodMs: 250, powerOffMs: 300, actionCooldownMs: 1_000, putMeanMs: 300, probePeriodMs: 100, quorum: shape.quorum },
+    {
+      operatorPeriodMs: 250,
+      powerOffMs: 300,
+      actionCooldownMs: 1_000,
+      putMeanMs: 300,
+      probePeriodMs: 100,
+      quorum: shape.quorum,
+    },
     (ctx: DriverContext<ClusterSimNode>) => {
       liveness.attachClock(() => ctx.nowMs());
       groups.start(ctx);
@@ -140,7 +186,14 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
   );
   const program = {
     codec: peerCodec(),
-    start: (env: NodeEnv<PeerMessage>) => startClusterNode(env, { timing: CLUSTER_TIMING, nodes: shape.nodes, quorum: shape.options, snapshotEntries, canary }),
+    start: (env: NodeEnv<PeerMessage>) =>
+      startClusterNode(env, {
+        timing: CLUSTER_TIMING,
+        nodes: shape.nodes,
+        quorum: shape.options,
+        snapshotEntries,
+        canary,
+      }),
   };
   return {
     program,
@@ -187,7 +240,8 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
 /** The registered cluster workload. */
 export const clusterWorkload: Workload<PeerMessage, ClusterSimNode> = {
   name: 'cluster',
-  description: 'ClusterNode membership and service groups: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers',
+  description:
+    'ClusterNode membership and service groups: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers',
   canaries: CANARY_NAMES,
   tolerates: { diskCorruption: false },
   nodeCount: (prng) => prng.pick([3, 3, 4, 5, 5]),

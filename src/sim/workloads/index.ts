@@ -18,11 +18,20 @@ export interface WorkloadEntry {
 }
 
 function entry<M, I>(w: Workload<M, I>): WorkloadEntry {
-  return { name: w.name, description: w.description, canaries: w.canaries, run: (options) => runSimulation(w, options) };
+  return {
+    name: w.name,
+    description: w.description,
+    canaries: w.canaries,
+    run: (options) => runSimulation(w, options),
+  };
 }
 
 /** Every workload, default first. */
-export const WORKLOADS: readonly WorkloadEntry[] = [entry(raftWorkload), entry(clusterWorkload), entry(broadcastWorkload)];
+export const WORKLOADS: readonly WorkloadEntry[] = [
+  entry(raftWorkload),
+  entry(clusterWorkload),
+  entry(broadcastWorkload),
+];
 
 /** The workload named `name`, or undefined. */
 export function findWorkload(name: string): WorkloadEntry | undefined {

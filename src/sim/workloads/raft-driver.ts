@@ -90,7 +90,9 @@ export class RaftDriver implements Driver<RaftSimNode> {
     this.onStart(ctx);
     for (let c = 1; c <= this.options.clients; c++) {
       const client = c;
-      ctx.after(ctx.prng.int(0, 200), () => { this.clientStep(client, ctx.prng.pick(ctx.nodes)); });
+      ctx.after(ctx.prng.int(0, 200), () => {
+        this.clientStep(client, ctx.prng.pick(ctx.nodes));
+      });
     }
     if (this.options.confChangeMeanMs !== null) this.scheduleConfChange(ctx, this.options.confChangeMeanMs);
   }
@@ -113,7 +115,15 @@ export class RaftDriver implements Driver<RaftSimNode> {
     if (roll < 90) {
       const seen = this.written.get(key) ?? [];
       const expected = seen.length === 0 || ctx.prng.chance(0.2) ? null : ctx.prng.pick(seen);
-      return { kind: 'write', command: { type: 'cas', key, compare: { kind: 'value', value: expected === null ? null : new TextEncoder().encode(expected) }, value } };
+      return {
+        kind: 'write',
+        command: {
+          type: 'cas',
+          key,
+          compare: { kind: 'value', value: expected === null ? null : new TextEncoder().encode(expected) },
+          value,
+        },
+      };
     }
     return { kind: 'write', command: { type: 'delete', key } };
   }
@@ -130,14 +140,22 @@ export class RaftDriver implements Driver<RaftSimNode> {
     if (ctx === undefined || ctx.phase() !== 'fault') return;
     const op = this.pickOp(ctx);
     this.issue(ctx, client, target, op, false, (next, delayMs) => {
-      ctx.after(delayMs ?? Math.max(1, Math.round(ctx.prng.exponential(this.options.thinkMeanMs))), () => { this.clientStep(client, next); });
+      ctx.after(delayMs ?? Math.max(1, Math.round(ctx.prng.exponential(this.options.thinkMeanMs))), () => {
+        this.clientStep(client, next);
+      });
     });
   }
 
   private markerStep(ctx: DriverContext<RaftSimNode>, target: NodeId): void {
-    const op: Op = { kind: 'write', command: { type: 'put', key: 'live', value: new TextEncoder().encode(`m${this.nextValue++}`) } };
+    const op: Op = {
+      kind: 'write',
+      command: { type: 'put', key: 'live', value: new TextEncoder().encode(`m${this.nextValue++}`) },
+    };
     this.issue(ctx, 0, target, op, true, (next, delayMs, succeeded) => {
-      if (succeeded !== true) ctx.after(delayMs ?? this.options.retryDelayMs, () => { this.markerStep(ctx, next); });
+      if (succeeded !== true)
+        ctx.after(delayMs ?? this.options.retryDelayMs, () => {
+          this.markerStep(ctx, next);
+        });
     });
   }
 
@@ -145,7 +163,14 @@ export class RaftDriver implements Driver<RaftSimNode> {
    * Sends one operation and traces it; `then(nextTarget, delayMs?, succeeded?)` runs exactly once
    * when the operation returned, failed or was given up.
    */
-  private issue(ctx: DriverContext<RaftSimNode>, client: number, target: NodeId, op: Op, marker: boolean, then: (next: NodeId, delayMs?: number, succeeded?: boolean) => void): void {
+  private issue(
+    ctx: DriverContext<RaftSimNode>,
+    client: number,
+    target: NodeId,
+    op: Op,
+    marker: boolean,
+    then: (next: NodeId, delayMs?: number, succeeded?: boolean) => void,
+  ): void {
     const id = this.nextOpId++;
     const state = { done: false, timer: null as EventHandle | null };
     const finish = (event: string, fields: TraceFields, next: NodeId, delayMs?: number, succeeded?: boolean): void => {
@@ -201,7 +226,8 @@ export class RaftDriver implements Driver<RaftSimNode> {
   }
 
   private noteWrittenOf(command: KvCommand, out: KvOutput): void {
-    if (command.type === 'put' || (command.type === 'cas' && out.type === 'cas' && out.succeeded)) this.noteWritten(command.key, decoder.decode(command.value));
+    if (command.type === 'put' || (command.type === 'cas' && out.type === 'cas' && out.succeeded))
+      this.noteWritten(command.key, decoder.decode(command.value));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -251,11 +277,15 @@ export class RaftDriver implements Driver<RaftSimNode> {
     const canGrow = voters.length < o.votersMax;
     const options: (() => ConfChangeSingle[])[] = [];
     if (dataOutsiders.length > 0) options.push(() => [{ type: 'add-learner', node: ctx.prng.pick(dataOutsiders) }]);
-    if (dataOutsiders.length > 0 && canGrow) options.push(() => [{ type: 'add-voter', node: ctx.prng.pick(dataOutsiders), votes: votes() }]);
-    if (cs.learners.length > 0 && canGrow) options.push(() => [{ type: 'add-voter', node: ctx.prng.pick(cs.learners), votes: votes() }]);
+    if (dataOutsiders.length > 0 && canGrow)
+      options.push(() => [{ type: 'add-voter', node: ctx.prng.pick(dataOutsiders), votes: votes() }]);
+    if (cs.learners.length > 0 && canGrow)
+      options.push(() => [{ type: 'add-voter', node: ctx.prng.pick(cs.learners), votes: votes() }]);
     if (cs.learners.length > 0) options.push(() => [{ type: 'remove-node', node: ctx.prng.pick(cs.learners) }]);
     if (canShrink && voters.some((id) => !this.formerWitnesses.has(id))) {
-      options.push(() => [{ type: 'add-learner', node: ctx.prng.pick(voters.filter((id) => !this.formerWitnesses.has(id))) }]);
+      options.push(() => [
+        { type: 'add-learner', node: ctx.prng.pick(voters.filter((id) => !this.formerWitnesses.has(id))) },
+      ]);
       options.push(() => [{ type: 'remove-node', node: ctx.prng.pick(voters) }]);
       options.push(() => [{ type: 'remove-node', node: leader }]);
     }
@@ -266,7 +296,8 @@ export class RaftDriver implements Driver<RaftSimNode> {
       ]);
     }
     // Runs without witnesses never draw this option, so their operator keeps its earlier stream.
-    if (o.witnessChanges && outsiders.length > 0 && canGrow) options.push(() => {
+    if (o.witnessChanges && outsiders.length > 0 && canGrow)
+      options.push(() => {
         const node = ctx.prng.pick(outsiders);
         this.formerWitnesses.add(node);
         return [{ type: 'add-voter', node, votes: 1, role: 'witness' }];
@@ -291,7 +322,12 @@ function describeOp(op: Op): TraceFields {
       return { op: 'put', key: c.key, value: decoder.decode(c.value) };
     case 'cas':
       assert(c.compare.kind === 'value', 'the workload compares values only (the model does not cover revisions)');
-      return { op: 'cas', key: c.key, value: decoder.decode(c.value), expected: c.compare.value === null ? 'nil' : decoder.decode(c.compare.value) };
+      return {
+        op: 'cas',
+        key: c.key,
+        value: decoder.decode(c.value),
+        expected: c.compare.value === null ? 'nil' : decoder.decode(c.compare.value),
+      };
     case 'delete':
       return { op: 'delete', key: c.key };
     case 'get':

@@ -12,7 +12,17 @@
 import { assert } from '../../lib/assert.js';
 import { err, ok, type Result } from '../../lib/errors.js';
 import { logIndex, type NodeId } from '../../lib/ids.js';
-import { KvStateMachine, type ConfChange, type ConfState, type Entry, type KvCommand, type KvOutput, type RaftCanary, type RaftMessage, type RaftRole } from '../../log/index.js';
+import {
+  KvStateMachine,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type KvCommand,
+  type KvOutput,
+  type RaftCanary,
+  type RaftMessage,
+  type RaftRole,
+} from '../../log/index.js';
 import type { NodeEnv, TraceFields } from '../../runtime/env.js';
 import { RaftNode, RaftNodeError } from '../../runtime/raft-node.js';
 import { RecoveryError } from '../../runtime/raft-persistence.js';
@@ -152,7 +162,9 @@ export interface RaftProgramSetup {
 function countingTransport(inner: Transport<RaftMessage>, metrics: RaftMetrics): Transport<RaftMessage> {
   return {
     self: inner.self,
-    setHandlers: (h) => { inner.setHandlers(h); },
+    setHandlers: (h) => {
+      inner.setHandlers(h);
+    },
     send: (to, m) => {
       metrics.messagesSent++;
       return inner.send(to, m);
@@ -174,17 +186,34 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
     env.trace(event, fields);
     if (event === RAFT_EVENT.becomeLeader && holder.raft !== null) {
       const st = holder.raft.status();
-      env.trace(RAFT_EVENT.elected, { term: fields.term, voters: encodeVoters(st.confState.voters), outgoing: encodeVoters(st.confState.outgoing), config: st.config, latest: st.latestConfig });
+      env.trace(RAFT_EVENT.elected, {
+        term: fields.term,
+        voters: encodeVoters(st.confState.voters),
+        outgoing: encodeVoters(st.confState.outgoing),
+        config: st.config,
+        latest: st.latestConfig,
+      });
     } else if (event === 'snapshot') metrics.snapshotsTaken++;
     else if (event === 'repair-start') metrics.repairs++;
   };
-  const wrapped: NodeEnv<RaftMessage> = { ...env, transport: countingTransport(env.transport, metrics), trace: (event, fields) => { trace(event, fields ?? {}); } };
+  const wrapped: NodeEnv<RaftMessage> = {
+    ...env,
+    transport: countingTransport(env.transport, metrics),
+    trace: (event, fields) => {
+      trace(event, fields ?? {});
+    },
+  };
   const t = setup.timing;
   let raft: RaftNode<KvCommand, KvOutput>;
   try {
     raft = new RaftNode<KvCommand, KvOutput>(wrapped, {
       tickMs: t.tickMs,
-      raft: { electionTicks: t.electionTicks, heartbeatTicks: t.heartbeatTicks, bootstrapEntry: true, ...(setup.canary === undefined ? {} : { canary: setup.canary }) },
+      raft: {
+        electionTicks: t.electionTicks,
+        heartbeatTicks: t.heartbeatTicks,
+        bootstrapEntry: true,
+        ...(setup.canary === undefined ? {} : { canary: setup.canary }),
+      },
       bootstrap: setup.bootstrap(env.nodeId),
       stateMachine: kv,
       snapshotEntries: t.snapshotEntries,
@@ -198,7 +227,13 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
         onApply: (entry) => {
           if (entry.type === 'normal' && entry.metadataOnly === true) role.witness = true;
           if (entry.index > metrics.committedIndex) metrics.committedIndex = entry.index;
-          env.trace(RAFT_EVENT.apply, { index: entry.index, term: entry.term, d: entryDigest(entry), hash: hashOf(), nodeTerm: holder.raft?.currentTerm ?? 0 });
+          env.trace(RAFT_EVENT.apply, {
+            index: entry.index,
+            term: entry.term,
+            d: entryDigest(entry),
+            hash: hashOf(),
+            nodeTerm: holder.raft?.currentTerm ?? 0,
+          });
         },
         onRestore: (index, term, metadataOnly) => {
           if (metadataOnly) role.witness = true;
@@ -231,5 +266,12 @@ function traceRecovered(env: NodeEnv<RaftMessage>, raft: RaftNode<KvCommand, KvO
     entries = r.value;
   }
   const snapTerm = raft.termOf(logIndex(snap)) ?? 0;
-  env.trace(RAFT_EVENT.recovered, { snap, snapTerm, ents: encodeEntries(entries), applied: s.applied, hash, repairing: s.repairing });
+  env.trace(RAFT_EVENT.recovered, {
+    snap,
+    snapTerm,
+    ents: encodeEntries(entries),
+    applied: s.applied,
+    hash,
+    repairing: s.repairing,
+  });
 }

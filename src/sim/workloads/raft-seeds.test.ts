@@ -10,7 +10,6 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseSeedFile, runCiBatch } from '../seed-runner.js';
 
-
 const REGRESSION_FILE = fileURLToPath(new URL('../../../../testdata/sim-regression-seeds.txt', import.meta.url));
 
 test('the raft workload passes the CI seed batch with zero violations', { timeout: 30 * 60_000 }, async () => {

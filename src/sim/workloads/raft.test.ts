@@ -47,7 +47,15 @@ test('the workload exercises elections, commits, snapshots and configuration cha
     const r = run(seed);
     for (const [k, v] of r.workloadStats) totals.set(k, (totals.get(k) ?? 0) + v);
   }
-  for (const name of ['elections', 'committed-entries', 'snapshots-taken', 'snapshots-installed', 'conf-changes-applied', 'history-ops', 'linearizability-ok']) {
+  for (const name of [
+    'elections',
+    'committed-entries',
+    'snapshots-taken',
+    'snapshots-installed',
+    'conf-changes-applied',
+    'history-ops',
+    'linearizability-ok',
+  ]) {
     assert.ok((totals.get(name) ?? 0) > 0, `no ${name} over 12 seeds: the workload proves nothing about it`);
   }
 });
@@ -72,7 +80,11 @@ test('seeds that found real bugs with a 20 s fault phase stay clean', () => {
   // removal committed (no leader ever again). Both fixed in the core (docs/raft.md).
   for (const seed of [1172, 1087]) {
     const r = run(seed, undefined, 20_000);
-    assert.deepEqual(r.violations.map((v) => `${v.checker}: ${v.message}`), [], `seed ${seed}`);
+    assert.deepEqual(
+      r.violations.map((v) => `${v.checker}: ${v.message}`),
+      [],
+      `seed ${seed}`,
+    );
     assert.ok(stat(r, 'conf-changes-applied') > 0, `seed ${seed} still exercises a configuration change`);
   }
 });

@@ -19,7 +19,14 @@
 import { assert } from '../../lib/assert.js';
 import type { NodeId } from '../../lib/ids.js';
 import type { Prng } from '../../lib/prng.js';
-import { RAFT_CANARIES, validateRaftMessage, type ConfState, type RaftCanary, type RaftMessage, type VoterWeight } from '../../log/index.js';
+import {
+  RAFT_CANARIES,
+  validateRaftMessage,
+  type ConfState,
+  type RaftCanary,
+  type RaftMessage,
+  type VoterWeight,
+} from '../../log/index.js';
 import { msgpackCodec } from '../../transport/message-codec.js';
 import type { Checker, DriverContext, Workload, WorkloadRun, WorkloadSetup } from '../workload.js';
 import type { SimEvent } from '../trace.js';
@@ -85,7 +92,9 @@ function drawShape(nodes: readonly NodeId[], prng: Prng, witnessPrng: Prng): Sha
   const spares = nodes.slice(nodes.length - spareCount);
   const weighted = prng.chance(0.4);
   const learner = members.length >= 3 && prng.chance(0.3) ? members[members.length - 1] : undefined;
-  const drawn: VoterWeight[] = members.filter((id) => id !== learner).map((id) => [id, weighted ? prng.int(1, 4) : 1] as const);
+  const drawn: VoterWeight[] = members
+    .filter((id) => id !== learner)
+    .map((id) => [id, weighted ? prng.int(1, 4) : 1] as const);
   const confChanges = spareCount > 0 || prng.chance(0.15);
   const witness = drawn.length >= 2 && witnessPrng.chance(0.3) ? witnessPrng.pick(drawn.slice(1))[0] : undefined;
   const voters: VoterWeight[] = drawn.map(([id, w]) => [id, id === witness ? 1 : w] as const);
@@ -120,7 +129,8 @@ function drawTiming(prng: Prng): RaftTiming {
 const EMPTY_CONF: ConfState = { voters: [], outgoing: [], learners: [], learnersNext: [], autoLeave: false };
 
 function configText(cs: ConfState): string {
-  const side = (v: readonly VoterWeight[]): string => `(${v.map(([id, w]) => (w === 1 ? `${id}` : `${id}x${w}`)).join(',')})`;
+  const side = (v: readonly VoterWeight[]): string =>
+    `(${v.map(([id, w]) => (w === 1 ? `${id}` : `${id}x${w}`)).join(',')})`;
   const learners = cs.learners.length > 0 ? ` learners=(${cs.learners.join(',')})` : '';
   const witnesses = (cs.witnesses ?? []).length > 0 ? ` witnesses=(${(cs.witnesses ?? []).join(',')})` : '';
   return `voters=${side(cs.voters)}${learners}${witnesses}`;
@@ -152,9 +162,15 @@ function create(setup: WorkloadSetup): WorkloadRun<RaftMessage, RaftSimNode> {
   const initial = parseConfig(configText(shape.bootstrap));
   assert(initial !== null, 'the bootstrap configuration parses');
   const commitBoundMs = COMMIT_BOUND_TICKS * TICK_MS * DRIFT_ALLOWANCE;
-  const safety = new RaftSafetyChecker((m) => { setup.violation('raft-safety', m); });
-  const history = new RaftHistoryChecker((m) => { setup.violation('linearizability', m); }, LINEARIZABILITY_STEPS_MAX);
-  const liveness = new RaftLiveness(initial, LIVENESS_BOUND_MS, commitBoundMs, COMMIT_BOUND_TICKS, (m) => { setup.violation('liveness', m); });
+  const safety = new RaftSafetyChecker((m) => {
+    setup.violation('raft-safety', m);
+  });
+  const history = new RaftHistoryChecker((m) => {
+    setup.violation('linearizability', m);
+  }, LINEARIZABILITY_STEPS_MAX);
+  const liveness = new RaftLiveness(initial, LIVENESS_BOUND_MS, commitBoundMs, COMMIT_BOUND_TICKS, (m) => {
+    setup.violation('liveness', m);
+  });
   const counter = new RaftEventCounter();
   const d = prng.fork('driver-knobs');
   const votersInitial = shape.bootstrap.voters.length;
@@ -171,11 +187,19 @@ function create(setup: WorkloadSetup): WorkloadRun<RaftMessage, RaftSimNode> {
       votersMax: 7,
       witnessChanges: shape.witness !== undefined,
     },
-    (ctx: DriverContext<RaftSimNode>) => { liveness.attachClock(() => ctx.nowMs()); },
+    (ctx: DriverContext<RaftSimNode>) => {
+      liveness.attachClock(() => ctx.nowMs());
+    },
   );
   const program = {
     codec: msgpackCodec(validateRaftMessage),
-    start: (env: Parameters<typeof startRaftNode>[0]) => startRaftNode(env, { timing, canary, metrics, bootstrap: (id) => (shape.members.includes(id) ? shape.bootstrap : EMPTY_CONF) }),
+    start: (env: Parameters<typeof startRaftNode>[0]) =>
+      startRaftNode(env, {
+        timing,
+        canary,
+        metrics,
+        bootstrap: (id) => (shape.members.includes(id) ? shape.bootstrap : EMPTY_CONF),
+      }),
   };
   return {
     program,
