@@ -59,7 +59,7 @@ test('cohort groups lists every group with its view; --json gives the list; even
           ['beta', [2]],
         ],
       );
-      const page = node.eventsFrom(1, 100);
+      const page = node.services.membership.eventsFrom(1, 100);
       assert.ok(page.ok);
       const described = page.value.events
         .filter((e) => e.kind === 'group' || e.kind === 'barrier')

@@ -1,7 +1,7 @@
 /**
  * The daemon's local API methods (docs/api.md, docs/daemon.md): `status`, `nodes`, `quorum`,
  * `kv.get`, `kv.put`, `kv.cas`, `kv.delete`, `fence.confirm` (requests) and `events` (a stream). Each handler
- * checks its params, calls the `ClusterNode`, and maps the node's typed failures to API error
+ * checks its params, calls the `CohortNode`, and maps the node's typed failures to API error
  * codes with a message that says what to do.
  */
 import { ApiError, type ApiData } from '../api/index.js';
@@ -12,7 +12,7 @@ import type { KvCompare, KvOutput } from '../log/index.js';
 import type { MembershipEvent } from '../membership/index.js';
 import type { RequestHandler, StreamHandler, StreamSink } from '../platform/api-server.js';
 import type { PeerLinkStatus } from '../platform/tcp-transport.js';
-import { FenceConfirmError, type ClusterNode, type ClusterObserver } from '../runtime/cluster-node.js';
+import { FenceConfirmError, type CohortNode, type NodeObserver } from '../services.js';
 import type { GroupViewPayload } from '../groups/index.js';
 import { registerGroupHandlers } from './group-handlers.js';
 import type { RaftNodeError } from '../runtime/raft-node.js';
@@ -36,7 +36,7 @@ export type GroupStreamItem =
 /**
  * Tells open event streams that new membership events were applied, and fans group deliveries
  * and group views out to the open group message streams. `observer()` gives the hooks to pass to
- * `ClusterNode` (the daemon and embedded mode both use it).
+ * `CohortNode` (the daemon and embedded mode both use it).
  */
 export class EventHub {
   private readonly listeners = new Set<() => void>();
@@ -71,8 +71,8 @@ export class EventHub {
     if (set !== undefined) for (const fn of [...set]) fn(item);
   }
 
-  /** The `ClusterObserver` hooks that feed this hub. */
-  observer(): Pick<ClusterObserver, 'onMembershipApplied' | 'onGroupDeliver' | 'onGroupView'> {
+  /** The `NodeObserver` hooks that feed this hub. */
+  observer(): Pick<NodeObserver, 'onMembershipApplied' | 'onGroupDeliver' | 'onGroupView'> {
     return {
       onMembershipApplied: () => {
         this.notify();
@@ -220,13 +220,13 @@ export interface ApiHandlerRegistry {
 /** Registers every method on `server`. */
 export function registerApiHandlers(
   server: ApiHandlerRegistry,
-  node: ClusterNode,
+  node: CohortNode,
   hub: EventHub,
   facts: DaemonFacts,
 ): void {
   server.register('status', () =>
     toApiData({
-      ...node.status(),
+      ...node.services.membership.status(),
       cluster: facts.clusterName,
       configFingerprint: facts.fingerprint,
       uptimeMs: Math.round(performance.now() - facts.startedAtMs),
@@ -234,7 +234,7 @@ export function registerApiHandlers(
   );
   server.register('nodes', () => {
     const links = new Map(facts.links().map((l) => [l.peer, l]));
-    const nodes = node.nodes().map((n) => ({
+    const nodes = node.services.membership.nodes().map((n) => ({
       ...n,
       self: n.nodeId === node.nodeId,
       link: n.nodeId === node.nodeId ? 'self' : (links.get(n.nodeId)?.state ?? 'unknown'),
@@ -242,8 +242,8 @@ export function registerApiHandlers(
     return toApiData({ nodes });
   });
   server.register('quorum', () => {
-    const s = node.status();
-    const a = node.arbitration();
+    const s = node.services.membership.status();
+    const a = node.services.membership.arbitration();
     return toApiData({
       quorate: s.quorate,
       reason: s.quorumReason,
@@ -264,11 +264,11 @@ export function registerApiHandlers(
   registerGroupHandlers(server, node, hub);
 }
 
-function registerKv(server: ApiHandlerRegistry, node: ClusterNode): void {
+function registerKv(server: ApiHandlerRegistry, node: CohortNode): void {
   server.register('kv.get', async (p) => {
     const key = keyParam(params(p, 'kv.get'), 'kv.get');
     const out = await call<Extract<KvOutput, { type: 'get' }>>((done) => {
-      node.get(key, done);
+      node.services.kv.get(key, done);
     });
     const e = out.entry;
     return e === null
@@ -290,7 +290,7 @@ function registerKv(server: ApiHandlerRegistry, node: ClusterNode): void {
     const value = bytesParam(q, 'value', 'kv.put');
     return kvResult(
       await call<KvOutput>((done) => {
-        node.put(key, value, done);
+        node.services.kv.put(key, value, done);
       }),
     );
   });
@@ -301,7 +301,7 @@ function registerKv(server: ApiHandlerRegistry, node: ClusterNode): void {
     const compare = compareParam(q);
     return kvResult(
       await call<KvOutput>((done) => {
-        node.cas(key, compare, value, done);
+        node.services.kv.cas(key, compare, value, done);
       }),
     );
   });
@@ -309,7 +309,7 @@ function registerKv(server: ApiHandlerRegistry, node: ClusterNode): void {
     const key = keyParam(params(p, 'kv.delete'), 'kv.delete');
     return kvResult(
       await call<KvOutput>((done) => {
-        node.delete(key, done);
+        node.services.kv.delete(key, done);
       }),
     );
   });
@@ -334,13 +334,13 @@ function integerParam(
  * state (no pending fence, a stale or unknown incarnation) are `INVALID_ARGUMENT`, an unknown
  * node `NOT_FOUND`, with the node's explanation; proposal failures map as for KV writes.
  */
-function fenceConfirm(p: Readonly<Record<string, ApiData>>, node: ClusterNode): Promise<ApiData> {
+function fenceConfirm(p: Readonly<Record<string, ApiData>>, node: CohortNode): Promise<ApiData> {
   const id = integerParam(p, 'node', 1, NODE_ID_MAX, 'fence.confirm');
   if (id === null)
     throw new ApiError('INVALID_ARGUMENT', 'fence.confirm: params.node (the node id to confirm fenced) is required');
   const inc = integerParam(p, 'incarnation', 1, Number.MAX_SAFE_INTEGER, 'fence.confirm');
   return new Promise<ApiData>((resolve, reject) => {
-    node.fenceConfirm(nodeId(id), inc, (r) => {
+    node.services.membership.fenceConfirm(nodeId(id), inc, (r) => {
       if (r.ok) resolve(toApiData(r.value));
       else if (r.error instanceof FenceConfirmError)
         reject(
@@ -368,7 +368,7 @@ function eventData(e: MembershipEvent): ApiData {
  */
 function eventStream(
   p: Readonly<Record<string, ApiData>>,
-  node: ClusterNode,
+  node: CohortNode,
   hub: EventHub,
   sink: StreamSink,
 ): () => void {
@@ -382,10 +382,10 @@ function eventStream(
   const pump = (): boolean => {
     for (;;) {
       if (next === 0) {
-        const oldest = node.eventsFrom(1, 1);
+        const oldest = node.services.membership.eventsFrom(1, 1);
         next = oldest.ok ? 1 : oldest.error.oldestSeq;
       }
-      const page = node.eventsFrom(next, MEMBERSHIP_EVENTS_READ_MAX);
+      const page = node.services.membership.eventsFrom(next, MEMBERSHIP_EVENTS_READ_MAX);
       if (!page.ok) {
         sink.fail(
           'GAP',

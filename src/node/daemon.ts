@@ -6,7 +6,7 @@
  * 2. read the cluster key (mode 0600), create the data directory (0700) and take its lock
  *    file, so two daemons never share one log;
  * 3. build the real environment (FileDisk, TcpTransport authenticated and encrypted with the
- *    cluster key, monotonic timers) and the `ClusterNode` (Raft log, membership, KV), which
+ *    cluster key, monotonic timers) and the `CohortNode` (Raft log, membership, KV), which
  *    recovers its state from the data directory and bumps its incarnation;
  * 4. listen for peers, serve the local API on the Unix socket, and metrics if configured.
  *
@@ -31,13 +31,14 @@ import { createLogger } from '../platform/logger.js';
 import { createRealEnv } from '../platform/real-env.js';
 import { TcpTransport, type PeerAddress } from '../platform/tcp-transport.js';
 import {
-  ClusterNode,
-  type ClusterNodeOptions,
-  type ClusterObserver,
+  type CohortNode,
+  createClusterNode,
+  type CohortNodeOptions,
+  type NodeObserver,
   type ClusterTiming,
-} from '../runtime/cluster-node.js';
+} from '../services.js';
 import type { TimeoutModel } from './timeouts.js';
-import { peerCodec, type PeerMessage } from '../runtime/peer-message.js';
+import { nodePeerCodec, type ChannelMessage } from '../services.js';
 import { RecoveryError } from '../runtime/raft-persistence.js';
 import { configFingerprint, loadConfig, type NodeConfig } from './config.js';
 import { EventHub, registerApiHandlers } from './api-handlers.js';
@@ -68,7 +69,7 @@ export function memberSpecs(config: NodeConfig): MemberNodeSpec[] {
   }));
 }
 
-/** The `ClusterNode` options a validated config gives (timing from the one timeout model). */
+/** The `CohortNode` options a validated config gives (timing from the one timeout model). */
 /** The `ClusterTiming` of a timeout model (`src/node/timeouts.ts`): what the daemon and embedded mode run with. */
 export function clusterTiming(t: TimeoutModel): ClusterTiming {
   return {
@@ -83,7 +84,7 @@ export function clusterTiming(t: TimeoutModel): ClusterTiming {
   };
 }
 
-export function clusterNodeOptions(config: NodeConfig, observer?: ClusterObserver): ClusterNodeOptions {
+export function clusterNodeOptions(config: NodeConfig, observer?: NodeObserver): CohortNodeOptions {
   return {
     timing: clusterTiming(config.timeouts),
     nodes: memberSpecs(config),
@@ -144,15 +145,15 @@ function processAlive(pid: number): boolean {
 interface Running {
   readonly config: NodeConfig;
   readonly logger: Logger;
-  readonly node: ClusterNode;
-  readonly transport: TcpTransport<PeerMessage>;
+  readonly node: CohortNode;
+  readonly transport: TcpTransport<ChannelMessage>;
   readonly disk: FileDisk;
   readonly api: ApiServer;
   readonly metrics: MetricsEndpoint | null;
   readonly lockPath: string;
 }
 
-function observerFor(logger: Logger, hub: EventHub, counters: () => DaemonCounters | null): ClusterObserver {
+function observerFor(logger: Logger, hub: EventHub, counters: () => DaemonCounters | null): NodeObserver {
   return {
     onRole: (role, term, lead) => {
       counters()?.roleChanges.inc();
@@ -206,7 +207,7 @@ async function readKey(config: NodeConfig): Promise<ClusterKey> {
   }
 }
 
-function startNode(node: ClusterNode): Promise<void> {
+function startNode(node: CohortNode): Promise<void> {
   return new Promise((resolve, reject) => {
     node.start((error) => {
       if (error === null) resolve();
@@ -221,20 +222,20 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
   const lockPath = await lockDataDir(config.dataDir);
   const hub = new EventHub();
   let counters: DaemonCounters | null = null;
-  const transport = new TcpTransport<PeerMessage>({
+  const transport = new TcpTransport<ChannelMessage>({
     self: config.node.id,
     clusterName: config.cluster.name,
     listen: config.listen,
     peers: peersOf(config),
     key,
-    codec: peerCodec(),
+    codec: nodePeerCodec(),
     logger,
     prng: new Prng(randomInt(0, 2 ** 48 - 1)),
   });
-  const env = createRealEnv<PeerMessage>({ nodeId: config.node.id, transport, disk, logger });
-  let node: ClusterNode;
+  const env = createRealEnv<ChannelMessage>({ nodeId: config.node.id, transport, disk, logger });
+  let node: CohortNode;
   try {
-    node = new ClusterNode(
+    node = createClusterNode(
       env,
       clusterNodeOptions(
         config,
@@ -289,12 +290,12 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
 async function stop(r: Running, signal: string): Promise<void> {
   const log = r.logger;
   log.info({ signal }, `${signal}: shutting down`);
-  if (r.node.joined) {
+  if (r.node.services.membership.joined) {
     const left = await new Promise<string | null>((resolve) => {
       const timer = setTimeout(() => {
         resolve(`no answer within ${LEAVE_TIMEOUT_MS} ms`);
       }, LEAVE_TIMEOUT_MS);
-      r.node.leave(LEAVE_TIMEOUT_MS, (e) => {
+      r.node.services.membership.leave(LEAVE_TIMEOUT_MS, (e) => {
         clearTimeout(timer);
         resolve(e === null ? null : `${e.code}: ${e.message}`);
       });

@@ -19,7 +19,7 @@ import { ApiError, type ApiData } from '../api/index.js';
 import { assertNever } from '../lib/assert.js';
 import type { Result } from '../lib/errors.js';
 import { GROUP_LEVEL_MAX } from '../constants.js';
-import { GroupError, type ClusterNode } from '../runtime/cluster-node.js';
+import { GroupError, type CohortNode } from '../services.js';
 import type { RaftNodeError } from '../runtime/raft-node.js';
 import {
   apiErrorOf,
@@ -81,8 +81,8 @@ function itemData(item: GroupStreamItem): ApiData {
 }
 
 /** Registers the group methods on `server` (called by `registerApiHandlers`). */
-export function registerGroupHandlers(server: ApiHandlerRegistry, node: ClusterNode, hub: EventHub): void {
-  server.register('groups', () => toApiData(node.groups()));
+export function registerGroupHandlers(server: ApiHandlerRegistry, node: CohortNode, hub: EventHub): void {
+  server.register('groups', () => toApiData(node.services.groups.list()));
   server.register('group.join', async (p) => {
     const q = params(p, 'group.join');
     const group = stringParam(q, 'group', 'group.join');
@@ -94,14 +94,14 @@ export function registerGroupHandlers(server: ApiHandlerRegistry, node: ClusterN
       );
     return toApiData(
       await call((done) => {
-        node.groupJoin(group, level, done);
+        node.services.groups.join(group, level, done);
       }),
     );
   });
   server.register('group.leave', async (p) => {
     const group = stringParam(params(p, 'group.leave'), 'group', 'group.leave');
     await call((done) => {
-      node.groupLeave(group, done);
+      node.services.groups.leave(group, done);
     });
     return null;
   });
@@ -114,7 +114,7 @@ export function registerGroupHandlers(server: ApiHandlerRegistry, node: ClusterN
       throw new ApiError('INVALID_ARGUMENT', 'group.send: params.payload must be bytes or a string');
     return toApiData(
       await call((done) => {
-        node.groupSend(group, payload, done);
+        node.services.groups.send(group, payload, done);
       }),
     );
   });
@@ -129,7 +129,7 @@ export function registerGroupHandlers(server: ApiHandlerRegistry, node: ClusterN
         else reject(groupApiError(r.error));
       };
       const onAbort = (): void => {
-        node.cancelBarrierWait(group, name, done);
+        node.services.groups.cancelBarrierWait(group, name, done);
         reject(
           new ApiError(
             'CANCELLED',
@@ -138,12 +138,12 @@ export function registerGroupHandlers(server: ApiHandlerRegistry, node: ClusterN
         );
       };
       ctx.signal.addEventListener('abort', onAbort, { once: true });
-      node.barrier(group, name, done);
+      node.services.groups.barrier(group, name, done);
     });
   });
   server.registerStream('group.messages', (p, _ctx, sink) => {
     const group = stringParam(params(p, 'group.messages'), 'group', 'group.messages');
-    const view = node.group(group);
+    const view = node.services.groups.group(group);
     sink.push(toApiData({ kind: 'view', groupViewId: view?.viewId ?? 0, members: view?.members ?? [] }));
     return hub.subscribeGroup(group, (item) => {
       sink.push(itemData(item));

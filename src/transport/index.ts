@@ -1,5 +1,5 @@
 /** Peer transport: the interface, message framing and codec (pure). */
-export type { Codec, Transport, TransportHandlers } from './transport.js';
+export type { Codec, Lane, Transport, TransportHandlers } from './transport.js';
 export {
   FRAME_HEADER_BYTES,
   FRAME_BODY_BYTES_MAX,

@@ -12,6 +12,12 @@
  */
 import type { NodeId } from '../lib/ids.js';
 
+/**
+ * The lane a message travels on: `control` (Raft, pings, membership; small and urgent) is never
+ * queued behind `bulk` (DLM bursts, volume data).
+ */
+export type Lane = 'control' | 'bulk';
+
 /** Encodes and decodes one message type. `decode` throws only `DecodeError`. */
 export interface Codec<M> {
   encode(message: M): Uint8Array;
@@ -34,8 +40,11 @@ export interface Transport<M> {
   readonly self: NodeId;
   /** Installs the handlers; must be called once before any delivery. */
   setHandlers(handlers: TransportHandlers<M>): void;
-  /** Queues `message` for `to`; false when refused (queue full, unknown peer, closed). */
-  send(to: NodeId, message: M): boolean;
+  /**
+   * Queues `message` for `to` on `lane` (default `control`); false when refused (queue full,
+   * unknown peer, closed).
+   */
+  send(to: NodeId, message: M, lane?: Lane): boolean;
   /** Stops delivery and releases every resource. Idempotent. */
   close(): Promise<void>;
 }
