@@ -21,7 +21,7 @@ import { ApiCohortClient, CohortClientError, abortedError, type CohortClient } f
 import { assert } from '../lib/assert.js';
 import { nodeId as makeNodeId, type NodeId } from '../lib/ids.js';
 import type { MemberNodeSpec } from '../membership/index.js';
-import { EventHub, registerApiHandlers } from '../node/api-handlers.js';
+import { registerApiHandlers } from '../node/api-handlers.js';
 import { clusterTiming } from '../node/daemon.js';
 import { deriveTimeouts, timeoutInputsWithDefaults, type TimeoutInputs } from '../node/timeouts.js';
 import { createRealEnv } from '../platform/real-env.js';
@@ -268,14 +268,12 @@ export class EmbeddedCluster implements AsyncDisposable {
       disk: slot.disk,
       logger: this.logger.child({ node: id }),
     });
-    const hub = new EventHub();
     let node: CohortNode;
     try {
       node = createClusterNode(env, {
         timing: this.timing,
         nodes: this.specs,
         quorum: this.quorumOptions,
-        observer: hub.observer(),
       });
     } catch (e) {
       await transport.close();
@@ -286,7 +284,7 @@ export class EmbeddedCluster implements AsyncDisposable {
       );
     }
     const api = new InProcessApi();
-    registerApiHandlers(api, node, hub, {
+    registerApiHandlers(api, node, {
       clusterName: this.clusterName,
       fingerprint: 'embedded',
       startedAtMs: performance.now(),

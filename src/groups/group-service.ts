@@ -11,14 +11,28 @@
  * gap for what it no longer holds.
  */
 import { assertNever, defined } from '../lib/assert.js';
-import { CohortError, err, ok, type Result } from '../lib/errors.js';
+import { err, ok, type Result } from '../lib/errors.js';
+import { GroupError, type GroupErrorCode } from './group-error.js';
 import type { LogIndex, NodeId } from '../lib/ids.js';
 import { GROUP_BARRIERS_PENDING_MAX, GROUPS_MAX, MEMBERSHIP_EVENTS_READ_MAX } from '../constants.js';
 import type { MembershipOutput, MembershipService, MembershipStateMachine } from '../membership/index.js';
+import type { ApiHandlerRegistry } from '../api/index.js';
 import type { AppliedEntry, NodeService, ServiceContext } from '../runtime/node-service.js';
+import { registerGroupApi } from './group-handlers.js';
 import { RaftNodeError } from '../runtime/raft-node.js';
 import { validateGroupCommand, type GroupCommand } from './group-command.js';
 import type { BarrierOutcome, GroupApply, GroupOutcome, GroupView, GroupViewPayload } from './group-table.js';
+
+/** What a group message stream carries: this node's deliveries and the group's view changes, in apply order. */
+export type GroupStreamItem =
+  | {
+      readonly kind: 'message';
+      readonly groupViewId: number;
+      readonly seq: number;
+      readonly from: number;
+      readonly payload: Uint8Array;
+    }
+  | { readonly kind: 'view'; readonly view: GroupViewPayload };
 
 /** Group events worth observing from outside (the API's streams, logs, tests), called synchronously. */
 export interface GroupObserver {
@@ -38,34 +52,6 @@ export interface GroupObserver {
   onBarrier?(group: string, name: string, groupViewId: number, outcome: BarrierOutcome): void;
 }
 
-/** Stable codes of a group request refused by the group table (or before proposing). */
-export type GroupErrorCode =
-  /** The group's view changed since this node read it: re-read the view, then retry if still wanted. */
-  | 'VIEW_CHANGED'
-  /** This node's incarnation is not a member of the group. */
-  | 'NOT_MEMBER'
-  /** This node's incarnation is not in the cluster view yet (it is still joining). */
-  | 'NOT_IN_VIEW'
-  /** The group has no members. */
-  | 'NO_SUCH_GROUP'
-  /** A bound of the group table (`GROUPS_MAX`, `GROUP_BARRIERS_PENDING_MAX`). */
-  | 'LIMIT'
-  /** A malformed name, level or message. */
-  | 'INVALID';
-
-/** A refused group request; the message says what to do. */
-export class GroupError extends CohortError {
-  override readonly name = 'GroupError';
-  constructor(
-    override readonly code: GroupErrorCode,
-    message: string,
-    /** The group's view id when refused (0 when the group does not exist). */
-    readonly groupViewId: number,
-  ) {
-    super(code, message);
-  }
-}
-
 /** See the file comment. */
 export class GroupService implements NodeService {
   readonly name = 'groups';
@@ -76,6 +62,8 @@ export class GroupService implements NodeService {
   private readonly groupViews = new Map<string, { readonly viewId: number; readonly member: boolean }>();
   /** The newest membership event this node reported to its observer (groups, barriers). */
   private eventsSeen = 0;
+  /** Open `group.messages` streams by group. */
+  private readonly streams = new Map<string, Set<(item: GroupStreamItem) => void>>();
   /** Local barrier waiters by group and barrier name. */
   private readonly barrierWaiters = new Map<string, BarrierWaiter[]>();
 
@@ -96,6 +84,25 @@ export class GroupService implements NodeService {
 
   private get membership(): MembershipStateMachine {
     return this.members.machine;
+  }
+
+  /**
+   * Calls `fn` with every message this node delivers for `group` and every view change of it, in
+   * apply order (the API's `group.messages` stream); returns the function that unsubscribes.
+   */
+  subscribe(group: string, fn: (item: GroupStreamItem) => void): () => void {
+    const set = this.streams.get(group) ?? new Set();
+    set.add(fn);
+    this.streams.set(group, set);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0) this.streams.delete(group);
+    };
+  }
+
+  /** Registers the group methods of the local API (`group-handlers.ts`). */
+  registerApi(registry: ApiHandlerRegistry): void {
+    registerGroupApi(registry, this);
   }
 
   /** Every group's current view, as applied here. */
@@ -343,6 +350,7 @@ export class GroupService implements NodeService {
   private deliver(group: string, groupViewId: number, seq: number, from: NodeId, payload: Uint8Array): void {
     this.deliveredUpTo.set(group, { groupViewId, seq });
     this.opts.observer?.onGroupDeliver?.(group, groupViewId, seq, from, payload);
+    this.publish(group, { kind: 'message', groupViewId, seq, from, payload });
   }
 
   /**
@@ -371,6 +379,12 @@ export class GroupService implements NodeService {
     if (catchUp && prev?.member === true) this.fillGroup(v.group, prev.viewId, v.prevSeq);
     this.groupViews.set(v.group, { viewId: v.groupViewId, member: this.members.isMe(v.members) });
     this.opts.observer?.onGroupView?.(v.group, v);
+    this.publish(v.group, { kind: 'view', view: v });
+  }
+
+  private publish(group: string, item: GroupStreamItem): void {
+    const set = this.streams.get(group);
+    if (set !== undefined) for (const fn of [...set]) fn(item);
   }
 
   /** Delivers the retained messages of `viewId` after the last one delivered here, up to `upTo`; reports what is missing. */
@@ -467,3 +481,5 @@ function groupRefusal(code: GroupErrorCode, c: GroupCommand): string {
       return assertNever(code, 'group error code');
   }
 }
+
+export { GroupError, type GroupErrorCode } from './group-error.js';

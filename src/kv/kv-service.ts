@@ -4,7 +4,9 @@
  * on the cluster log under mux tag `MUX_TAG_KV`; writes are proposed at the leader through the
  * host's request router; reads are linearizable (`ServiceContext.read`, held after a stall).
  */
+import type { ApiHandlerRegistry } from '../api/index.js';
 import { defined } from '../lib/assert.js';
+import { registerKvApi } from './kv-handlers.js';
 import { err, ok, type Result } from '../lib/errors.js';
 import {
   KvStateMachine,
@@ -46,6 +48,11 @@ export class KvService implements NodeService {
 
   private get handle(): MachineHandle<KvCommand, KvOutput, KvStateMachine> {
     return defined(this.handleRef, 'the KV service is attached');
+  }
+
+  /** Registers the KV methods of the local API (`kv-handlers.ts`). */
+  registerApi(registry: ApiHandlerRegistry): void {
+    registerKvApi(registry, this);
   }
 
   /** A linearizable read of `key`: waits until the local store reflects every earlier write. */

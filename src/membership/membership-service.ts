@@ -23,7 +23,9 @@ import { ok, type Result } from '../lib/errors.js';
 import type { Incarnation, LogIndex, NodeId, Term } from '../lib/ids.js';
 import type { AnyStateMachine, ConfState, RaftRole } from '../log/index.js';
 import type { Arbitration, VotequorumOptions } from '../quorum/index.js';
+import type { ApiHandlerRegistry } from '../api/index.js';
 import type { HostTiming } from '../runtime/cluster-node.js';
+import { registerMembershipApi } from './membership-handlers.js';
 import type {
   AppliedEntry,
   ChannelSpec,
@@ -194,6 +196,8 @@ export class MembershipService implements NodeService {
   /** Why this incarnation cannot join (settings differ, or it was removed from the view), or null. */
   private joinProblem: string | null = null;
   private joinNotBeforeMs = 0;
+  /** Open `events` streams, told after every applied membership command or restored snapshot. */
+  private readonly listeners = new Set<() => void>();
 
   constructor(
     /** This node. */
@@ -309,6 +313,26 @@ export class MembershipService implements NodeService {
     });
   }
 
+  /**
+   * Calls `fn` after every membership command applied here and after a snapshot restored (the
+   * API's `events` stream then reads what is new); returns the function that unsubscribes.
+   */
+  subscribe(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => {
+      this.listeners.delete(fn);
+    };
+  }
+
+  /** Registers the membership methods of the local API (`membership-handlers.ts`). */
+  registerApi(registry: ApiHandlerRegistry): void {
+    registerMembershipApi(registry, this);
+  }
+
+  private notify(): void {
+    for (const fn of [...this.listeners]) fn();
+  }
+
   // -------------------------------------------------------------------------------------------
   // Reads
 
@@ -411,6 +435,7 @@ export class MembershipService implements NodeService {
       this.opts.observer?.onJoined?.(this.ctx.incarnation);
     }
     if (!joined) this.joinedFlag = false;
+    this.notify();
   }
 
   onRestored(index: LogIndex): void {
@@ -418,6 +443,7 @@ export class MembershipService implements NodeService {
     this.noteView();
     this.joinedFlag = this.isMe(this.machine.view().members);
     this.opts.observer?.onRestored?.(index);
+    this.notify();
   }
 
   onRole(role: RaftRole, _term: Term, _lead: NodeId | null): void {

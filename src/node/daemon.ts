@@ -41,7 +41,7 @@ import type { TimeoutModel } from './timeouts.js';
 import { nodePeerCodec, type ChannelMessage } from '../services.js';
 import { RecoveryError } from '../runtime/raft-persistence.js';
 import { configFingerprint, loadConfig, type NodeConfig } from './config.js';
-import { EventHub, registerApiHandlers } from './api-handlers.js';
+import { registerApiHandlers } from './api-handlers.js';
 import { startMetrics, type DaemonCounters, type MetricsEndpoint } from './metrics.js';
 
 /** Exit codes of `cohort start` (docs/cli.md). */
@@ -153,7 +153,7 @@ interface Running {
   readonly lockPath: string;
 }
 
-function observerFor(logger: Logger, hub: EventHub, counters: () => DaemonCounters | null): NodeObserver {
+function observerFor(logger: Logger, counters: () => DaemonCounters | null): NodeObserver {
   return {
     onRole: (role, term, lead) => {
       counters()?.roleChanges.inc();
@@ -162,9 +162,7 @@ function observerFor(logger: Logger, hub: EventHub, counters: () => DaemonCounte
         `raft: ${role} in term ${term}${lead === null ? ', no leader known' : `, leader ${lead}`}`,
       );
     },
-    ...hub.observer(),
     onMembershipApplied: (index, output, error) => {
-      hub.notify();
       if (error !== null) logger.warn({ index, error }, `membership command at ${index} refused: ${error}`);
       else if (output !== null && output.events > 0)
         logger.info(
@@ -220,7 +218,6 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
   const key = await readKey(config);
   const disk = new FileDisk(config.dataDir);
   const lockPath = await lockDataDir(config.dataDir);
-  const hub = new EventHub();
   let counters: DaemonCounters | null = null;
   const transport = new TcpTransport<ChannelMessage>({
     self: config.node.id,
@@ -239,7 +236,7 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
       env,
       clusterNodeOptions(
         config,
-        observerFor(logger, hub, () => counters),
+        observerFor(logger, () => counters),
       ),
     );
   } catch (e) {
@@ -262,7 +259,7 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
     serverName: `cohort node ${config.node.id} (${config.node.name})`,
     logger,
   });
-  registerApiHandlers(api, node, hub, {
+  registerApiHandlers(api, node, {
     clusterName: config.cluster.name,
     fingerprint: configFingerprint(config),
     startedAtMs: performance.now(),

@@ -118,7 +118,8 @@ export class ClusterNode<S = unknown> {
   private readonly raft: RaftNode<MuxCommand, MuxOutput>;
   private readonly mux: StateMachineMux;
   private readonly router: RequestRouter;
-  private readonly list: readonly NodeService[];
+  /** The services in registration order (the order the host calls them in). */
+  readonly serviceList: readonly NodeService[];
   private readonly timing: HostTiming;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a heterogeneous registry; each handle is typed
   private readonly specs = new Map<number, MachineSpec<any, any, any>>();
@@ -152,9 +153,9 @@ export class ClusterNode<S = unknown> {
     );
     this.nodeId = env.nodeId;
     this.services = options.services;
-    this.list = options.serviceList;
+    this.serviceList = options.serviceList;
     this.timing = t;
-    const members = this.list.flatMap((s) => s.machines ?? []);
+    const members = this.serviceList.flatMap((s) => s.machines ?? []);
     for (const m of members) this.specs.set(m.tag, m);
     this.mux = new StateMachineMux(
       members.map((m) => ({ tag: m.tag, name: m.name, create: (): AnyStateMachine => m.create() as AnyStateMachine })),
@@ -207,7 +208,7 @@ export class ClusterNode<S = unknown> {
       }),
     );
     const ctx = this.context();
-    for (const s of this.list) {
+    for (const s of this.serviceList) {
       for (const c of s.channels ?? []) this.lanes.set(c.id, c.lane);
       s.attach(ctx);
     }
@@ -241,7 +242,7 @@ export class ClusterNode<S = unknown> {
       if (this.state !== 'starting') return;
       this.state = 'running';
       this.router.start();
-      for (const s of this.list) s.onStart?.();
+      for (const s of this.serviceList) s.onStart?.();
       this.env.trace('cluster-node-start', { incarnation: this.incarnation });
       this.scheduleTick(this.env.clock.nowMs());
       onStarted?.(null);
@@ -256,7 +257,7 @@ export class ClusterNode<S = unknown> {
     this.timer = null;
     this.raft.stop();
     this.router.stop();
-    for (const s of this.list) s.onStop?.();
+    for (const s of this.serviceList) s.onStop?.();
   }
 
   /** Role, term, leader, lease and read-hold facts now (`ServiceContext.raft`). */
@@ -430,7 +431,7 @@ export class ClusterNode<S = unknown> {
     this.role = role;
     this.lead = lead;
     this.router.onRole(role, lead);
-    for (const s of this.list) s.onRole?.(role, term, lead);
+    for (const s of this.serviceList) s.onRole?.(role, term, lead);
     this.env.trace('cluster-role', { role, term, lead });
     observer?.onRole?.(role, term, lead);
   }
@@ -443,14 +444,14 @@ export class ClusterNode<S = unknown> {
       tag,
       result: result === null ? null : result.ok ? ok(result.value.output) : result,
     };
-    for (const s of this.list) s.onApplied?.(applied);
+    for (const s of this.serviceList) s.onApplied?.(applied);
     this.flushView();
     this.router.answer(entry, result);
   }
 
   private onRestore(index: LogIndex): void {
     this.router.onRestored(index);
-    for (const s of this.list) s.onRestored?.(index);
+    for (const s of this.serviceList) s.onRestored?.(index);
     this.flushView();
   }
 
@@ -458,7 +459,7 @@ export class ClusterNode<S = unknown> {
     const view = this.pendingView;
     if (view === null) return;
     this.pendingView = null;
-    for (const s of this.list) s.onView?.(view);
+    for (const s of this.serviceList) s.onView?.(view);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -481,7 +482,7 @@ export class ClusterNode<S = unknown> {
     this.scheduleTick(now);
     this.router.onTick(now);
     const leading = this.role === 'leader';
-    for (const s of this.list) {
+    for (const s of this.serviceList) {
       if (leading) s.onLeaderTick?.(now, lagMs);
       s.onTick?.(now, lagMs);
     }
