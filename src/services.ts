@@ -8,6 +8,8 @@
  * `createClusterNode`, and builds its transport with `nodePeerCodec()`, so every node speaks the
  * same channels.
  */
+import { assert } from './lib/assert.js';
+import type { NodeId } from './lib/ids.js';
 import { GroupService, type GroupObserver } from './groups/group-service.js';
 import { KvService } from './kv/kv-service.js';
 import {
@@ -56,23 +58,22 @@ export interface CohortNodeOptions {
   readonly settingsFingerprint?: string;
 }
 
-/** Every peer channel of a cohort node: the host's, then each service's, in registration order. */
-function nodeChannels(): readonly ChannelSpec<unknown>[] {
-  return [...hostChannels(), MEMBERSHIP_CHANNEL];
-}
-
-/** A fresh peer codec for cohort nodes (each codec owns its msgpackr state). */
-export function nodePeerCodec(): Codec<ChannelMessage> {
-  return peerCodecOf(nodeChannels());
+/** The services of one node, registered: by name, in call order, and their peer channels. */
+export interface Registered {
+  readonly services: CohortServices;
+  /** The order the host calls them in. */
+  readonly serviceList: readonly NodeService[];
+  /** Every peer channel of the node: the host's, then each service's, in registration order. */
+  readonly channels: readonly ChannelSpec<unknown>[];
 }
 
 /**
- * Builds a cohort node over `env` from the state on its disk (throws `RecoveryError` when the
- * disk cannot give a safe start). Nothing runs until `start`.
+ * **The registration list.** Builds node `self`'s services; a new service is added here (and
+ * nowhere else outside its folder).
  */
-export function createClusterNode(env: NodeEnv<ChannelMessage>, options: CohortNodeOptions): CohortNode {
+export function registerServices(self: NodeId, options: CohortNodeOptions): Registered {
   const observer = options.observer;
-  const membership = new MembershipService(env.nodeId, {
+  const membership = new MembershipService(self, {
     timing: options.timing,
     nodes: options.nodes,
     quorum: options.quorum,
@@ -82,17 +83,49 @@ export function createClusterNode(env: NodeEnv<ChannelMessage>, options: CohortN
   });
   const groups = new GroupService(membership, observer === undefined ? {} : { observer });
   const kv = new KvService();
-  const services: CohortServices = { membership, groups, kv };
   const serviceList: readonly NodeService[] = [membership, groups, kv];
-  return new ClusterNode<CohortServices>(env, {
+  const declared = serviceList.flatMap((s) => s.channels ?? []).map((c) => c.id);
+  assert(
+    declared.join() === SERVICE_CHANNELS.map((c) => c.id).join(),
+    'SERVICE_CHANNELS lists every registered service channel, in registration order',
+  );
+  return { services: { membership, groups, kv }, serviceList, channels: [...hostChannels(), ...SERVICE_CHANNELS] };
+}
+
+/**
+ * The services' peer channels, in registration order (a service with a channel adds it here too:
+ * the peer codec is built before any node exists, and `registerServices` checks the two agree).
+ */
+const SERVICE_CHANNELS: readonly ChannelSpec<unknown>[] = [MEMBERSHIP_CHANNEL];
+
+/** A fresh peer codec for cohort nodes (each codec owns its msgpackr state). */
+export function nodePeerCodec(): Codec<ChannelMessage> {
+  return peerCodecOf([...hostChannels(), ...SERVICE_CHANNELS]);
+}
+
+/**
+ * Builds a cohort node over `env` from the state on its disk (throws `RecoveryError` when the
+ * disk cannot give a safe start). Nothing runs until `start`.
+ */
+export function createClusterNode(env: NodeEnv<ChannelMessage>, options: CohortNodeOptions): CohortNode {
+  return hostNode(env, options, registerServices(env.nodeId, options));
+}
+
+/** The host over already registered services (`createClusterNode`; tests that add a service). */
+export function hostNode<S>(
+  env: NodeEnv<ChannelMessage>,
+  options: CohortNodeOptions,
+  registered: { readonly services: S; readonly serviceList: readonly NodeService[] },
+): ClusterNode<S> {
+  return new ClusterNode<S>(env, {
     timing: options.timing,
     bootstrap: bootstrapConfState(options.nodes, options.quorum),
     waitForAll: options.quorum.waitForAll,
     ...(options.snapshotEntries === undefined ? {} : { snapshotEntries: options.snapshotEntries }),
     ...(options.snapshotCatchUpEntries === undefined ? {} : { snapshotCatchUpEntries: options.snapshotCatchUpEntries }),
-    ...(observer === undefined ? {} : { observer }),
-    services,
-    serviceList,
+    ...(options.observer === undefined ? {} : { observer: options.observer }),
+    services: registered.services,
+    serviceList: registered.serviceList,
   });
 }
 
