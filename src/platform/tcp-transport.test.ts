@@ -482,10 +482,10 @@ test(
   async () => {
     const key = generateClusterKey();
     const codec = exampleCodec();
-    const a = await startNode(1, { key, peers: [2], limits: { sendQueueMessagesMax: 8 } });
+    const a = await startNode(1, { key, peers: [2], limits: { controlQueueMessagesMax: 8 } });
     const b = await startNode(2, { key, peers: [1] });
     const size = codec.encode(ping(0, 1000)).length;
-    const c = await startNode(3, { key, peers: [2], limits: { sendQueueBytesMax: 3 * size + 1 } });
+    const c = await startNode(3, { key, peers: [2], limits: { controlQueueBytesMax: 3 * size + 1 } });
     try {
       const accepted = Array.from({ length: 10 }, (_, i) => a.t.send(b.id, ping(i)));
       assert.deepEqual(accepted, [...Array<boolean>(8).fill(true), false, false]);
@@ -496,6 +496,7 @@ test(
         queuedBytes: 8 * codec.encode(ping(0)).length,
         refusedMessages: 2,
         inboundConnected: false,
+        bulk: { state: 'idle', queuedMessages: 0, queuedBytes: 0, refusedMessages: 0, inboundConnected: false },
       });
       assert.deepEqual(
         Array.from({ length: 4 }, (_, i) => c.t.send(b.id, ping(i, 1000))),
@@ -518,7 +519,7 @@ test(
     const key = generateClusterKey();
     const receiver = await startNode(2, { key, peers: [1] });
     const proxy = new MitmProxy(receiver.address, (_i, f) => ({ forward: [f] }));
-    const sender = await startNode(1, { key, peers: [2], limits: { sendQueueMessagesMax: 64 } });
+    const sender = await startNode(1, { key, peers: [2], limits: { controlQueueMessagesMax: 64 } });
     try {
       sender.t.setPeerAddress(receiver.id, await proxy.start());
       await waitFor(() => sender.ups.length === 1, 'connected');

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DecodeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
-import { MemoryNetwork } from './memory-transport.js';
+import { MemoryNetwork, type MemoryNetworkOptions } from './memory-transport.js';
 import type { Codec, TransportHandlers } from './transport.js';
 
 interface Msg {
@@ -62,13 +62,13 @@ const A = nodeId(1);
 const B = nodeId(2);
 const C = nodeId(3);
 
-function setup(linkMessagesMax?: number) {
+function setup(laneLimits?: MemoryNetworkOptions<Msg>['laneLimits']) {
   const counts = { encoded: 0, decoded: 0 };
   const sched = manual();
   const net = new MemoryNetwork<Msg>({
     codec: jsonCodec(counts),
     schedule: sched.schedule,
-    ...(linkMessagesMax === undefined ? {} : { linkMessagesMax }),
+    ...(laneLimits === undefined ? {} : { laneLimits }),
   });
   const log: string[] = [];
   const attach = (id: NodeId, peers: NodeId[]) => {
@@ -98,7 +98,7 @@ test('messages are encoded at send, delivered later in order through the codec, 
 });
 
 test('each directed link is bounded: send returns false past it and counts the refusal', () => {
-  const { sched, net, log, attach } = setup(2);
+  const { sched, net, log, attach } = setup({ control: { messagesMax: 2 } });
   const a = attach(A, [B]);
   attach(B, [A]);
   assert.equal(a.send(B, { n: 1, text: 'x' }), true);
