@@ -125,7 +125,9 @@ export async function measureLaneIsolation(o: LaneIsolationOptions): Promise<Lan
     onMessage: (_from, m) => {
       if (m.type === 'pong') onHeartbeat(a, b, m.seq);
     },
-    onPeerUp: () => void a.ups++,
+    onPeerUp: () => {
+      a.ups++;
+    },
     onPeerDown: () => undefined,
   });
   b.t.setHandlers({
@@ -133,7 +135,9 @@ export async function measureLaneIsolation(o: LaneIsolationOptions): Promise<Lan
       if (m.type === 'pong') onHeartbeat(b, a, m.seq);
       else if (m.type === 'ping') received += m.payload.length;
     },
-    onPeerUp: () => void b.ups++,
+    onPeerUp: () => {
+      b.ups++;
+    },
     onPeerDown: () => undefined,
   });
   const timers: ReturnType<typeof setInterval>[] = [];
