@@ -57,7 +57,8 @@ test(
       ['2->1', laned.bToA],
     ] as const) {
       assert.equal(hb.refused, 0, `${name}: no heartbeat refused`);
-      assert.ok(hb.intervals.count >= 20, `${name}: ${hb.intervals.count} intervals measured`);
+      // About 30 in 3 s; fewer when the process is starved of CPU (timers fire late), but enough for a p50.
+      assert.ok(hb.intervals.count >= 10, `${name}: ${hb.intervals.count} intervals measured`);
       // Normal: under twice the period. A machine so loaded that this process's event loop itself
       // stalls (other tests, other users) delays every timer alike; that stall, reported, is
       // allowed on top, and the stream's own effect is checked load-independently below.
