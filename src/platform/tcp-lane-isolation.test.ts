@@ -1,9 +1,11 @@
 // Proves, with real TCP on loopback, that control traffic does not wait behind bulk traffic:
 // while node 1 streams at least 64 MiB (256 KiB messages, as fast as backpressure allows) to
 // node 2 on the bulk lane, 100 ms heartbeats each way on the control lane keep their interval
-// (max < 2x the period) and arrive within a few ms. It also proves the measurement bites: with
-// the heartbeats on the same lane as the stream (one deep queue per peer, as before lanes)
-// they wait behind the queued bulk data, many times longer than with lanes.
+// (max < 2x the period, plus what the process's own measured event-loop stalls explain on a
+// loaded machine) and arrive no later than heartbeats in the reverse direction, whose path
+// carries no stream (the load-independent check). It also proves the measurement bites: with the
+// heartbeats on the same lane as the stream (one deep queue per peer, as before lanes) they
+// arrive at least half a period later than the reverse ones, waiting behind queued bulk data.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatSummary } from '../testing/interval-meter.js';
@@ -59,11 +61,15 @@ test(
       assert.equal(hb.refused, 0, `${name}: no heartbeat refused`);
       // About 30 in 3 s; fewer when the process is starved of CPU (timers fire late), but enough for a p50.
       assert.ok(hb.intervals.count >= 10, `${name}: ${hb.intervals.count} intervals measured`);
-      // Normal: under twice the period. A machine so loaded that this process's event loop itself
-      // stalls (other tests, other users) delays every timer alike; that stall, reported, is
-      // allowed on top, and the stream's own effect is checked load-independently below.
+      // Normal: under twice the period. When the machine starves this process of CPU (other
+      // tests, other users), its event loop runs late by up to S (measured), and an interval can
+      // stretch by up to 2S without any head-of-line blocking (a heartbeat timer late by S, then
+      // its delivery late by S); that is allowed on top and reported. On an idle machine S is a
+      // few ms and the bound is the plain 2x period. What the stream itself adds is checked
+      // load-independently below.
+      const allowanceMs = 2 * laned.loopDelay.max;
       assert.ok(
-        hb.intervals.max < 2 * PERIOD_MS + laned.loopDelay.max,
+        hb.intervals.max < 2 * PERIOD_MS + allowanceMs,
         `${name}: heartbeat interval ${formatSummary(hb.intervals)} (event loop ${formatSummary(laned.loopDelay)})`,
       );
     }
