@@ -2,12 +2,14 @@
 // a lane uses the control lane; each lane has its own bounded queue (messages and bytes), so a
 // full bulk lane never refuses a control message; order holds within each lane; the bulk lane
 // dials only when first used and reports no peer events; a stalled bulk connection (its reader
-// never reads, so its socket and queue fill) does not delay control messages; each lane
+// never reads, so its socket and queue fill) does not delay control messages; a bulk flush
+// yields the event loop after its per-turn byte budget while a control flush does not; each lane
 // reconnects after a peer restarts; and a hello naming an unknown lane is refused and logged.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { nodeId } from '../lib/ids.js';
 import { exampleCodec, type ExampleMessage } from '../transport/example-message.js';
 import { FrameDecoder, FRAME_HEADER_BYTES, encodeFrame } from '../transport/frame-decoder.js';
@@ -135,6 +137,40 @@ test(
       assert.deepEqual(sender.downs, [], 'a stalled bulk lane is not a peer down');
     } finally {
       await closeAll(sender.t, receiver.t, proxy);
+    }
+  },
+);
+
+test(
+  'a bulk flush yields the event loop after its byte budget; a control flush does not',
+  { timeout: 20_000 },
+  async () => {
+    const key = generateClusterKey();
+    // Tiny batches and a 1 KiB budget; 400 small messages stay below the socket's high-water
+    // mark, so only the budget can stop a flush before the queue is empty.
+    const limits = { batchBytesTarget: 256, bulkFlushBytesPerTurn: 1024 };
+    const a = await startNode(1, { key, peers: [2], limits });
+    const b = await startNode(2, { key, peers: [1] });
+    try {
+      a.t.setPeerAddress(b.id, b.address);
+      a.t.send(b.id, bulkPing(0), 'bulk');
+      await waitFor(() => b.inbox.length === 1, 'both lanes connected');
+      for (const lane of ['control', 'bulk'] as const) {
+        for (let i = 1; i <= 400; i++) a.t.send(b.id, lane === 'bulk' ? bulkPing(i) : ping(i), lane);
+        await nextTurn(); // the flush microtask ran; a bulk continuation has not
+        const st = a.t.status()[0];
+        assert.ok(st !== undefined);
+        const left = lane === 'bulk' ? st.bulk.queuedMessages : st.queuedMessages;
+        if (lane === 'bulk') assert.ok(left > 300, `the bulk flush yielded after about 1 KiB (${left} left)`);
+        else assert.equal(left, 0, 'the control flush wrote everything in one turn');
+      }
+      await waitFor(() => b.inbox.length === 801, 'everything delivered');
+      assert.deepEqual(
+        byLane(b).bulk,
+        Array.from({ length: 401 }, (_, i) => i),
+      );
+    } finally {
+      await closeAll(a.t, b.t);
     }
   },
 );
