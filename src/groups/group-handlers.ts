@@ -20,7 +20,7 @@ import { assertNever } from '../lib/assert.js';
 import type { Result } from '../lib/errors.js';
 import { GROUP_LEVEL_MAX } from '../constants.js';
 import type { RaftNodeError } from '../runtime/raft-node.js';
-import { apiErrorOf, callApi, params, toApiData } from '../runtime/api-support.js';
+import { apiErrorOf, callApi, params, toApiData } from '../runtime/shared-handlers.js';
 import { GroupError } from './group-error.js';
 import type { GroupService, GroupStreamItem } from './group-service.js';
 

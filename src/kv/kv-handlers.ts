@@ -6,7 +6,7 @@
 import { ApiError, type ApiData, type ApiHandlerRegistry } from '../api/index.js';
 import { assertNever } from '../lib/assert.js';
 import type { KvCompare, KvOutput } from '../log/index.js';
-import { callApi, params, toApiData } from '../runtime/api-support.js';
+import { callApi, params, toApiData } from '../runtime/shared-handlers.js';
 import type { KvService } from './kv-service.js';
 
 /** Largest key accepted in params (the KV store checks its own, smaller, byte limit). */

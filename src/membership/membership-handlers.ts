@@ -6,7 +6,7 @@
 import { ApiError, type ApiData, type ApiHandlerRegistry, type StreamSink } from '../api/index.js';
 import { MEMBERSHIP_EVENTS_READ_MAX } from '../constants.js';
 import { NODE_ID_MAX, nodeId } from '../lib/ids.js';
-import { apiErrorOf, params, toApiData } from '../runtime/api-support.js';
+import { apiErrorOf, params, toApiData } from '../runtime/shared-handlers.js';
 import type { MembershipEvent } from './membership-event.js';
 import type { MembershipService } from './membership-service.js';
 import { FenceConfirmError } from './membership-status.js';

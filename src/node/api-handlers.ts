@@ -7,7 +7,7 @@
  */
 import type { ApiHandlerRegistry } from '../api/index.js';
 import type { PeerLinkStatus } from '../platform/tcp-transport.js';
-import { toApiData } from '../runtime/api-support.js';
+import { toApiData } from '../runtime/shared-handlers.js';
 import type { CohortNode } from '../services.js';
 
 /** Extra daemon facts the handlers show. */
