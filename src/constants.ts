@@ -19,8 +19,13 @@ export const PEER_CONTROL_QUEUE_MESSAGES_MAX: number = 4096;
 export const PEER_CONTROL_QUEUE_BYTES_MAX: number = 16 * 1024 * 1024;
 /** Messages queued on one peer's bulk lane before `send` refuses (DLM bursts are many small messages). */
 export const PEER_BULK_QUEUE_MESSAGES_MAX: number = 16_384;
-/** Bytes queued on one peer's bulk lane before `send` refuses (volume data moves in MiBs). */
-export const PEER_BULK_QUEUE_BYTES_MAX: number = 64 * 1024 * 1024;
+/**
+ * Bytes queued on one peer's bulk lane before `send` refuses (volume data moves in MiBs): 16 MiB
+ * is over 100 ms of loopback throughput. Measured (`src/node/bulk-lane.test.ts`, an unpaced
+ * producer on a loaded 2-core machine): with 64 MiB the producing node's own heartbeats went out
+ * 30-50 % late (its event loop stalled on the queued bytes); with 16 MiB they kept their period.
+ */
+export const PEER_BULK_QUEUE_BYTES_MAX: number = 16 * 1024 * 1024;
 /**
  * Plaintext bytes one bulk-lane flush seals and writes in one event-loop turn before it yields
  * (`setImmediate`), so control I/O and timers run between bulk batches.
@@ -61,7 +66,7 @@ export const SIM_BULK_LINK_IN_FLIGHT_MAX: number = 40_000;
 assert(FRAME_WIRE_BYTES_MAX > FRAME_PAYLOAD_BYTES_MAX, 'wire frame limit must exceed payload limit');
 assert(PEER_CONTROL_QUEUE_BYTES_MAX >= FRAME_WIRE_BYTES_MAX, 'a control queue must hold at least one full frame');
 assert(PEER_BULK_QUEUE_BYTES_MAX >= FRAME_WIRE_BYTES_MAX, 'a bulk queue must hold at least one full frame');
-assert(PEER_BULK_QUEUE_BYTES_MAX > PEER_CONTROL_QUEUE_BYTES_MAX, 'the bulk lane holds more bytes than control');
+assert(PEER_BULK_QUEUE_BYTES_MAX >= PEER_CONTROL_QUEUE_BYTES_MAX, 'the bulk lane holds as many bytes as control');
 assert(RECONNECT_DELAY_MS_MIN < RECONNECT_DELAY_MS_MAX, 'reconnect backoff bounds must be ordered');
 assert(WAL_BATCH_BYTES_MAX >= WAL_RECORD_BYTES_MAX, 'a batch must hold at least one maximal record');
 assert(WAL_SEGMENT_BYTES_TARGET >= WAL_RECORD_BYTES_MAX, 'a segment must hold at least one maximal record');
