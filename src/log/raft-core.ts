@@ -26,21 +26,12 @@ import {
   RAFT_ENTRY_BYTES_MAX,
   RAFT_READ_CONTEXT_BYTES_MAX,
   RAFT_READ_INDEX_PENDING_MAX,
-  RAFT_SNAPSHOT_BYTES_MAX,
   RAFT_UNSTABLE_ENTRIES_MAX,
 } from '../constants.js';
 import { hasQuorum } from '../quorum/index.js';
-import {
-  configFromConfState,
-  confStateFromConfig,
-  formatConfig,
-  isVoter,
-  isWitness,
-  jointQuorumConfig,
-} from './cluster-config.js';
-import { Progress } from './progress.js';
+import { confStateFromConfig, formatConfig, isVoter, isWitness, jointQuorumConfig } from './cluster-config.js';
 import { electionOutcomeAll, explainElectionAll, isFreshLog, type ElectionRules } from './quorum-options.js';
-import { entriesForFollower, snapshotForFollower } from './witness.js';
+import { entriesForFollower } from './witness.js';
 import { RaftError } from './raft-error.js';
 import { validateRaftConfig, type RaftConfig } from './raft-config.js';
 import {
@@ -51,12 +42,12 @@ import {
   type MsgApp,
   type MsgAppResp,
   type MsgHeartbeat,
-  type MsgSnap,
   type MsgVote,
   type RaftMessage,
 } from './raft-message.js';
 import type { RaftRole, Ready } from './ready.js';
 import { needsPersist, RaftState, type VoteKind } from './raft-state.js';
+import { handleSnapshot, retryStaleSnapshots, sendSnapshot } from './snapshot-transfer.js';
 import {
   bcastHeartbeat,
   handleHeartbeatResponse,
@@ -72,7 +63,6 @@ import {
   maybeHandOver,
   proposeConfChange,
   replayConfig,
-  setConfig,
 } from './conf-change.js';
 import {
   firstUnappliedHeld,
@@ -1116,60 +1106,4 @@ export function handleHeartbeat(s: RaftState, m: MsgHeartbeat): void {
   // entries held up to there are the leader's (see handleAppendResponse for the re-probe).
   s.log.commitTo(logIndex(Math.min(m.commit, s.log.lastIndex())));
   s.send({ type: 'MsgHeartbeatResp', from: s.id, to: m.from, term: s.term, round: m.round });
-}
-
-// -------------------------------------------------------------------------------------------------
-// snapshot-transfer (moving to its own file)
-
-export function sendSnapshot(s: RaftState, to: NodeId, pr: Progress): boolean {
-  if (!pr.recentActive) return false; // do not ship a snapshot into a partition
-  const snap = s.cfg.storage.snapshot();
-  if (!snap.ok) {
-    s.traceEvent('snapshot-unavailable', { to });
-    return false;
-  }
-  if (snap.value.data.length > RAFT_SNAPSHOT_BYTES_MAX) {
-    s.traceEvent('snapshot-too-large', { to, bytes: snap.value.data.length });
-    return false;
-  }
-  const index = snap.value.metadata.index;
-  assert(index > 0, 'entries were compacted, so a snapshot must exist');
-  pr.becomeSnapshot(index);
-  s.send({
-    type: 'MsgSnap',
-    from: s.id,
-    to,
-    term: s.term,
-    snapshot: snapshotForFollower(roleConfig(s, to), to, snap.value),
-  });
-  s.traceEvent('snapshot-sent', { to, index });
-  return true;
-}
-
-export function handleSnapshot(s: RaftState, m: MsgSnap): void {
-  const meta = m.snapshot.metadata;
-  if (meta.metadataOnly === true || (meta.confState.witnesses ?? []).includes(s.id)) s.mayHoldWitnessCopy = true;
-  if (meta.index <= s.log.committed) {
-    sendAppendResponse(s, m.from, s.log.committed, false);
-    return;
-  }
-  // Unlike etcd, a snapshot whose configuration predates this node's admission is accepted:
-  // the node learns of its membership by applying the later entries, instead of stalling until
-  // the leader happens to take a newer snapshot.
-  const cfg = configFromConfState(meta.confState);
-  if (s.log.matchTerm(meta.index, meta.term)) {
-    // We already hold the snapshot's last entry: just learn that it is committed.
-    s.log.commitTo(meta.index);
-  } else {
-    s.log.restore(m.snapshot);
-    setConfig(s, cfg);
-    s.traceEvent('snapshot-restored', { index: meta.index, snapTerm: meta.term });
-  }
-  sendAppendResponse(s, m.from, s.log.lastIndex(), false);
-}
-
-/** A MsgSnap may have been lost: after an election timeout without an answer, probe again. */
-export function retryStaleSnapshots(s: RaftState): void {
-  for (const pr of s.progress.values())
-    if (pr.state === 'snapshot' && pr.stateTicks >= s.cfg.electionTicks) pr.becomeProbe();
 }
