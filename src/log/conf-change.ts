@@ -10,14 +10,7 @@
  * configuration knows the removal committed, then hands over with `MsgTimeoutNow` to the most
  * up-to-date data voter (docs/raft.md, "Leader removal").
  */
-import {
-  appendEntry,
-  bcastAppend,
-  maybeCommit,
-  refuseProposal,
-  sendTimeoutNow,
-  type ProposalRef,
-} from './raft-core.js';
+import type { ProposalRef } from './raft-core.js';
 import { assert } from '../lib/assert.js';
 import { err, ok, type Result } from '../lib/errors.js';
 import { logIndex, term as toTerm, type LogIndex, type NodeId } from '../lib/ids.js';
@@ -37,6 +30,7 @@ import {
 import { RaftError } from './raft-error.js';
 import { entrySizeBytes, type ConfChange, type ConfChangeSingle, type ConfEntry, type Entry } from './raft-message.js';
 import type { RaftState } from './raft-state.js';
+import { appendEntry, bcastAppend, maybeCommit, refuseProposal, sendTimeoutNow } from './replication.js';
 import { quorumConfigs, syncProgress } from './quorum-configs.js';
 
 /**

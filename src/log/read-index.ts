@@ -10,7 +10,6 @@
  * after hearing from it. The lease is off while a transfer, a hand-over, a joint configuration or
  * more than one counted configuration is in play, and restarts when the configuration changes.
  */
-import { committedInTerm, sendAppend } from './raft-core.js';
 import { err, ok, type Result } from '../lib/errors.js';
 import { logIndex, type LogIndex, type NodeId } from '../lib/ids.js';
 import { RAFT_HEARTBEAT_ROUNDS_TRACKED_MAX, RAFT_READ_INDEX_PENDING_MAX } from '../constants.js';
@@ -18,6 +17,7 @@ import { isJoint } from './cluster-config.js';
 import { RaftError } from './raft-error.js';
 import type { MsgHeartbeatResp, MsgReadIndex, MsgReadIndexResp } from './raft-message.js';
 import type { RaftState } from './raft-state.js';
+import { committedInTerm, sendAppend } from './replication.js';
 import { maybeHandOver } from './conf-change.js';
 import { quorumConfigs, quorumIndex } from './quorum-configs.js';
 

@@ -9,7 +9,6 @@
  * it already holds the snapshot's last entry, and otherwise replaces its log and configuration
  * with the snapshot's, even one that predates its own admission to the cluster.
  */
-import { sendAppendResponse } from './raft-core.js';
 import { assert } from '../lib/assert.js';
 import type { NodeId } from '../lib/ids.js';
 import { RAFT_SNAPSHOT_BYTES_MAX } from '../constants.js';
@@ -18,6 +17,7 @@ import { Progress } from './progress.js';
 import { snapshotForFollower } from './witness.js';
 import type { MsgSnap } from './raft-message.js';
 import type { RaftState } from './raft-state.js';
+import { sendAppendResponse } from './replication.js';
 import { setConfig } from './conf-change.js';
 import { roleConfig } from './quorum-configs.js';
 
