@@ -13,13 +13,13 @@
  * timeout (leader stickiness, which makes leases safe) unless the campaign is a leadership
  * transfer. A refusal carries the voter's commit index so a candidate can learn what is committed.
  */
-import { becomeCandidate, becomeFollower, becomeLeader, becomePreCandidate } from './raft-core.js';
 import { assert, assertNever } from '../lib/assert.js';
 import { logIndex, term as toTerm, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
 import { isWitness } from './cluster-config.js';
 import { electionOutcomeAll, explainElectionAll, isFreshLog, type ElectionRules } from './quorum-options.js';
 import type { MsgVote, RaftMessage } from './raft-message.js';
 import type { RaftState, VoteKind } from './raft-state.js';
+import { becomeCandidate, becomeFollower, becomeLeader, becomePreCandidate } from './raft-step.js';
 import { firstUnappliedHeld, quorumConfigs } from './quorum-configs.js';
 
 export function tickElection(s: RaftState): void {
