@@ -108,6 +108,10 @@ export function proposeConfChange(s: RaftState, change: ConfChange): Result<Prop
   return ok(ref);
 }
 
+/**
+ * Applies a committed configuration entry (skipped, on every node alike, if invalid); a leader it
+ * removes starts handing over.
+ */
 export function applyConfEntry(s: RaftState, e: ConfEntry): void {
   const next = applyConfChange(s.config, e.change);
   if (!next.ok) {
@@ -126,6 +130,7 @@ export function applyConfEntry(s: RaftState, e: ConfEntry): void {
   maybeHandOver(s);
 }
 
+/** Installs `next` as the applied configuration; a leader resyncs progress and restarts its lease. */
 export function setConfig(s: RaftState, next: ClusterConfig): void {
   s.config = next;
   if (s.role !== 'leader') return;

@@ -22,6 +22,10 @@ import type { RaftState, VoteKind } from './raft-state.js';
 import { becomeCandidate, becomeFollower, becomeLeader, becomePreCandidate } from './raft-step.js';
 import { firstUnappliedHeld, quorumConfigs } from './quorum-configs.js';
 
+/**
+ * Non-leader tick: campaigns once the randomised election timeout passes; re-asks silent voters
+ * every heartbeat interval.
+ */
 export function tickElection(s: RaftState): void {
   s.electionElapsed++;
   if (s.promotable() && s.electionElapsed >= s.randomizedElectionTimeout) {
@@ -41,6 +45,10 @@ export function tickElection(s: RaftState): void {
     sendVoteRequests(s);
 }
 
+/**
+ * Starts a campaign of `kind` unless this node may not lead now (repair mode, not a data voter, a
+ * witness's copy, or a committed change not applied yet: then deferred).
+ */
 export function startCampaign(s: RaftState, kind: VoteKind): void {
   if (s.abstain) {
     s.traceEvent('campaign-ignored-repairing');
@@ -211,6 +219,7 @@ function commitHint(s: RaftState): { commitHint: { index: LogIndex; term: Term }
   return s.log.committed === 0 || t === null ? {} : { commitHint: { index: s.log.committed, term: t } };
 }
 
+/** Answers a message of an older term only where that tells a stale leader or pre-candidate the newer term. */
 export function stepLowerTerm(s: RaftState, m: RaftMessage): void {
   if ((s.cfg.checkQuorum || s.cfg.preVote) && (m.type === 'MsgApp' || m.type === 'MsgHeartbeat')) {
     // A stale leader (e.g. healed from a partition) learns our term and steps down; without
@@ -237,6 +246,10 @@ export function stepLowerTerm(s: RaftState, m: RaftMessage): void {
   }
 }
 
+/**
+ * Grants a (pre-)vote at most once per term to a candidate whose log is at least as up to date; a
+ * refusal carries the commit hint.
+ */
 export function handleVoteRequest(s: RaftState, m: MsgVote): void {
   const respType = m.type === 'MsgVote' ? 'MsgVoteResp' : 'MsgPreVoteResp';
   const canVote =

@@ -17,6 +17,14 @@
  * witnesses (vote, acknowledge, never lead, receive entries without data) in `witness.ts`.
  * last_man_standing is a configuration change proposed from outside (`lastManStandingStep`);
  * two_node is a documented hook for the fencing layer (docs/raft.md).
+ *
+ * Layout (etcd keeps `tracker/`, `log.go`, `confchange/` and the per-role step functions apart
+ * the same way): this file holds only `RaftCore`, the public face: its inputs, `Ready` and
+ * `advance`, and its queries. The node's state is a `RaftState` (`raft-state.ts`, which lists
+ * the concern files), and the protocol is plain functions over it, one file per concern:
+ * `raft-step.ts` (roles, per-role tick and step), `election.ts`, `replication.ts`,
+ * `snapshot-transfer.ts`, `read-index.ts` (reads and the lease), `conf-change.ts` and
+ * `quorum-configs.ts` (counting with every configuration in the log).
  */
 import { assert } from '../lib/assert.js';
 import { err, ok, type Result } from '../lib/errors.js';

@@ -86,6 +86,7 @@ function reset(s: RaftState, t: Term): void {
   s.leaving = null;
 }
 
+/** Follows `lead` (null: unknown) in term `t` (never lower than the current one); clears per-term state. */
 export function becomeFollower(s: RaftState, t: Term, lead: NodeId | null): void {
   reset(s, t);
   s.role = 'follower';
@@ -93,6 +94,7 @@ export function becomeFollower(s: RaftState, t: Term, lead: NodeId | null): void
   s.traceEvent('become-follower');
 }
 
+/** Starts a pre-vote: changes neither term nor vote, so a node that cannot win disturbs nobody. */
 export function becomePreCandidate(s: RaftState): void {
   assert(s.role !== 'leader', 'a leader cannot become a pre-candidate');
   // Pre-vote changes neither term nor vote: a node that cannot win disturbs nobody.
@@ -102,6 +104,7 @@ export function becomePreCandidate(s: RaftState): void {
   s.traceEvent('become-pre-candidate');
 }
 
+/** Starts an election: next term, a vote for itself (counted once durable, see `startCampaign`). */
 export function becomeCandidate(s: RaftState): void {
   assert(s.role !== 'leader', 'a leader cannot become a candidate');
   reset(s, toTerm(s.term + 1));
@@ -110,6 +113,7 @@ export function becomeCandidate(s: RaftState): void {
   s.traceEvent('become-candidate');
 }
 
+/** A candidate that won: tracks progress of every counted member and appends an empty entry of its term. */
 export function becomeLeader(s: RaftState): void {
   assert(s.role === 'candidate', `only a candidate becomes leader (was ${s.role})`);
   reset(s, s.term);
@@ -122,6 +126,10 @@ export function becomeLeader(s: RaftState): void {
   s.traceEvent('become-leader');
 }
 
+/**
+ * Leader tick: transfer timeout, check-quorum (steps down without a quorum), snapshot retries,
+ * auto-leave, heartbeats, hand-over.
+ */
 export function tickLeader(s: RaftState): void {
   s.heartbeatElapsed++;
   s.electionElapsed++;

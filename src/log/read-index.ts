@@ -21,6 +21,7 @@ import { committedInTerm, sendAppend } from './replication.js';
 import { maybeHandOver } from './conf-change.js';
 import { quorumConfigs, quorumIndex } from './quorum-configs.js';
 
+/** Leader: sends heartbeat round N+1 to every follower, with the commit each may learn, and confirms what it can. */
 export function bcastHeartbeat(s: RaftState): void {
   s.roundNeeded = false;
   s.heartbeatRound++;
@@ -41,6 +42,7 @@ export function bcastHeartbeat(s: RaftState): void {
   confirmRounds(s);
 }
 
+/** Leader: records a heartbeat acknowledgement; catches a lagging follower up; confirms rounds; may hand over. */
 export function handleHeartbeatResponse(s: RaftState, m: MsgHeartbeatResp): void {
   const pr = s.progress.get(m.from);
   if (pr === undefined) return;
@@ -90,6 +92,10 @@ export function leaseValid(s: RaftState): boolean {
   );
 }
 
+/**
+ * Leader: answers a read at once from a valid lease, or queues it for the next confirmed round;
+ * `READ_QUEUE_FULL` when bounded out.
+ */
 export function leaderRead(s: RaftState, from: NodeId, context: Uint8Array): Result<void, RaftError> {
   if (leaseValid(s)) {
     answerRead(s, from, context, s.log.committed);
@@ -111,6 +117,7 @@ export function leaderRead(s: RaftState, from: NodeId, context: Uint8Array): Res
   return ok(undefined);
 }
 
+/** Leader: serves a follower's read request, or rejects it so the follower's reader retries. */
 export function handleReadIndexRequest(s: RaftState, m: MsgReadIndex): void {
   const r = leaderRead(s, m.from, m.context);
   if (!r.ok)

@@ -103,6 +103,7 @@ export function flushLeader(s: RaftState): void {
   if (s.roundNeeded) bcastHeartbeat(s);
 }
 
+/** Leader: sends new entries (or an empty append) to every follower that flow control allows. */
 export function bcastAppend(s: RaftState): void {
   for (const id of s.progress.keys()) if (id !== s.id) sendAppend(s, id, true);
 }
@@ -133,6 +134,10 @@ export function sendAppend(s: RaftState, to: NodeId, sendIfEmpty: boolean): bool
   return true;
 }
 
+/**
+ * Leader: updates the sender's progress from an acknowledgement or a rejection (probing back a term at a
+ * time), commits what a quorum holds, fills the window, finishes a transfer.
+ */
 export function handleAppendResponse(s: RaftState, m: MsgAppResp): void {
   const pr = s.progress.get(m.from);
   if (pr === undefined) return;
@@ -185,10 +190,12 @@ export function maybeCommit(s: RaftState): boolean {
   return moved;
 }
 
+/** True once the commit index is an entry of the current term (reads and the lease need it). */
 export function committedInTerm(s: RaftState): boolean {
   return s.log.termOrNull(s.log.committed) === s.term;
 }
 
+/** Tells `to` to campaign at once (a transfer or a hand-over); revokes the lease for the rest of the term. */
 export function sendTimeoutNow(s: RaftState, to: NodeId): void {
   s.leaseRevoked = true; // the target may win without waiting for our lease to lapse
   s.leaseUntilTick = 0;
@@ -196,6 +203,7 @@ export function sendTimeoutNow(s: RaftState, to: NodeId): void {
   s.traceEvent('timeout-now-sent', { to });
 }
 
+/** Follower: appends the leader's entries where the logs match, or rejects with a hint that skips a whole term. */
 export function handleAppend(s: RaftState, m: MsgApp): void {
   if (m.index < s.log.committed) {
     sendAppendResponse(s, m.from, s.log.committed, false);
@@ -221,6 +229,7 @@ export function handleAppend(s: RaftState, m: MsgApp): void {
   });
 }
 
+/** Follower: acknowledges (or rejects) the leader's log up to `index`. */
 export function sendAppendResponse(s: RaftState, to: NodeId, index: LogIndex, reject: boolean): void {
   s.send({
     type: 'MsgAppResp',
@@ -234,6 +243,7 @@ export function sendAppendResponse(s: RaftState, to: NodeId, index: LogIndex, re
   });
 }
 
+/** Follower: commits up to the leader's commit, capped at what it holds, and acknowledges the round. */
 export function handleHeartbeat(s: RaftState, m: MsgHeartbeat): void {
   // The leader sends min(match, commit); a follower that lost acknowledged entries (a corrupt
   // WAL discarded in repair mode) holds less than that. Never commit what is not held: the

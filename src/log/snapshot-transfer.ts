@@ -21,6 +21,7 @@ import { sendAppendResponse } from './replication.js';
 import { setConfig } from './conf-change.js';
 import { roleConfig } from './quorum-configs.js';
 
+/** Leader: sends the latest snapshot to `to` (recently active only, bounded in size); true if it went out. */
 export function sendSnapshot(s: RaftState, to: NodeId, pr: Progress): boolean {
   if (!pr.recentActive) return false; // do not ship a snapshot into a partition
   const snap = s.cfg.storage.snapshot();
@@ -46,6 +47,10 @@ export function sendSnapshot(s: RaftState, to: NodeId, pr: Progress): boolean {
   return true;
 }
 
+/**
+ * Follower: restores a snapshot beyond its commit index (or learns only the commit when it holds
+ * its last entry) and acknowledges.
+ */
 export function handleSnapshot(s: RaftState, m: MsgSnap): void {
   const meta = m.snapshot.metadata;
   if (meta.metadataOnly === true || (meta.confState.witnesses ?? []).includes(s.id)) s.mayHoldWitnessCopy = true;
