@@ -16,9 +16,11 @@ export class SparseBytes {
     assert(Number.isSafeInteger(size) && size >= 0, 'a sparse array size is a non-negative integer');
   }
 
-  /** Bytes held in allocated chunks (a multiple of the chunk size). */
+  /** Bytes held in allocated chunks (the last chunk holds only what lies inside `size`). */
   get allocatedBytes(): number {
-    return this.chunks.size * CHUNK_BYTES;
+    let total = 0;
+    for (const chunk of this.chunks.values()) total += chunk.length;
+    return total;
   }
 
   /** A copy of `length` bytes at `offset` (the range must lie inside `size`). */
@@ -38,7 +40,7 @@ export class SparseBytes {
     this.eachPiece(offset, data.length, (chunk, within, at, count) => {
       let held = this.chunks.get(chunk);
       if (held === undefined) {
-        held = new Uint8Array(CHUNK_BYTES);
+        held = new Uint8Array(Math.min(CHUNK_BYTES, this.size - chunk * CHUNK_BYTES));
         this.chunks.set(chunk, held);
       }
       held.set(data.subarray(at, at + count), within);
@@ -52,11 +54,16 @@ export class SparseBytes {
   flipAllocatedBit(n: number, bit: number): void {
     assert(Number.isInteger(n) && n >= 0 && n < this.allocatedBytes, 'flip inside the allocated bytes');
     assert(Number.isInteger(bit) && bit >= 0 && bit < 8, 'a bit of a byte');
-    const keys = [...this.chunks.keys()].sort((a, b) => a - b);
-    const chunk = this.chunks.get(keys[Math.floor(n / CHUNK_BYTES)] ?? -1);
-    assert(chunk !== undefined, 'the flipped chunk is allocated');
-    const at = n % CHUNK_BYTES;
-    chunk[at] = (chunk[at] ?? 0) ^ (1 << bit);
+    let at = n;
+    for (const key of [...this.chunks.keys()].sort((a, b) => a - b)) {
+      const chunk = this.chunks.get(key);
+      assert(chunk !== undefined, 'an allocated chunk');
+      if (at < chunk.length) {
+        chunk[at] = (chunk[at] ?? 0) ^ (1 << bit);
+        return;
+      }
+      at -= chunk.length;
+    }
   }
 
   private checkRange(offset: number, length: number): void {
