@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { assert } from '../lib/assert.js';
-import { BLOCK_IO_BYTES_MAX } from '../constants.js';
+import { BLOCK_IO_BYTES_MAX, BLOCK_OPS_PENDING_MAX } from '../constants.js';
 import {
   blockExists,
   blockIoError,
@@ -47,7 +47,7 @@ type Finish = (error: BlockStoreError | null) => void;
 /** See the file comment. */
 export class FileBlockStore implements BlockStore {
   private readonly fragments = new Map<string, FragmentFile>();
-  private readonly sequencer = new OpSequencer();
+  private readonly sequencer = new OpSequencer(BLOCK_OPS_PENDING_MAX);
   private inFlight = 0;
   private closed = false;
   private closeWaiters: (() => void)[] = [];

@@ -25,7 +25,7 @@
  */
 import { assert } from '../lib/assert.js';
 import type { Prng } from '../lib/prng.js';
-import { BLOCK_SECTOR_BYTES } from '../constants.js';
+import { BLOCK_OPS_PENDING_MAX, BLOCK_SECTOR_BYTES } from '../constants.js';
 import {
   blockExists,
   blockIoError,
@@ -77,7 +77,7 @@ interface Fragment {
 export class SimBlockStore implements BlockStore {
   readonly stats = { reads: 0, writes: 0, flushes: 0, ioErrors: 0, crashes: 0 };
   private readonly fragments = new Map<string, Fragment>();
-  private sequencer = new OpSequencer();
+  private sequencer = new OpSequencer(BLOCK_OPS_PENDING_MAX);
   private epoch = 0;
   private readonly readLatency: readonly [number, number];
   private readonly writeLatency: readonly [number, number];
@@ -174,7 +174,7 @@ export class SimBlockStore implements BlockStore {
   crash(): void {
     this.epoch++;
     this.stats.crashes++;
-    this.sequencer = new OpSequencer();
+    this.sequencer = new OpSequencer(BLOCK_OPS_PENDING_MAX);
     const prng = this.options.prng;
     for (const name of this.list()) {
       const fragment = this.fragments.get(name);
