@@ -203,9 +203,7 @@ for (const [kind, make] of Object.entries(FACTORIES)) {
   });
 
   suite('kill() escalates to SIGKILL after the grace when SIGTERM is ignored: PROCESS_KILLED', async (fx) => {
-    let killedAt = 0;
     const r = await run(fx, spec(fx.program('stubborn'), { killGraceMs: 200 }), (handle) => {
-      killedAt = Date.now();
       handle.kill();
       handle.kill(); // idempotent
     });
@@ -213,7 +211,6 @@ for (const [kind, make] of Object.entries(FACTORIES)) {
     assert.equal(r.error.code, 'PROCESS_KILLED');
     assert.deepEqual(r.ending, { kind: 'signal', signal: 'SIGKILL' });
     assert.ok(r.durationMs >= 190, `SIGKILL came after the grace (${r.durationMs} ms)`);
-    assert.ok(killedAt > 0);
   });
 
   suite('a missing program is PROCESS_NOT_FOUND; a non-executable one PROCESS_NOT_PERMITTED', async (fx) => {

@@ -268,7 +268,7 @@ function buildCluster<M, I>(
       {
         blocks: new SimBlockStore({ schedule: gated, prng: state.prng.fork(`blocks-${id}`) }),
         processes: new SimProcessRunner({
-          // Program timeouts are on the machine's clock, so they scale with its drift like timers.
+          // Program delays (timeouts, grace, agents' run times) are on the machine's clock: they scale with its drift like timers.
           schedule: (delayMs, fn) => {
             gated(delayMs / clockRate, fn);
           },
