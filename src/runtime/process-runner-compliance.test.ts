@@ -7,7 +7,7 @@
 // fail with PROCESS_LIMIT, and every spawn completes exactly once and never synchronously.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Prng } from '../lib/prng.js';
@@ -41,6 +41,8 @@ interface Fixture {
   readonly runner: ProcessRunner;
   /** The program path of `behaviour`. */
   program(behaviour: Behaviour): string;
+  /** Resolves once a started `stubborn` program has installed its SIGTERM handler. */
+  stubbornReady(): Promise<void>;
   /** A path where no program exists. */
   readonly missing: string;
   /** Lets time pass (a virtual event, or a few real milliseconds). */
@@ -53,7 +55,8 @@ const SCRIPTS: Record<Behaviour, string> = {
   report: 'printf "%s " "$@"; printf "%s" "$COHORT_PROBE"; printf oops >&2; exit 3',
   flood: `head -c ${FLOOD_BYTES} /dev/zero | tr '\\0' x`,
   hang: 'exec sleep 1000',
-  stubborn: "trap '' TERM; sleep 1000; sleep 1000",
+  // The marker file says the trap is installed: a SIGTERM before that would still kill the shell.
+  stubborn: 'trap \'\' TERM; : > "$0.ready"; sleep 1000; sleep 1000',
   suicide: 'kill -KILL $$',
   'not-executable': 'exit 0',
 };
@@ -85,6 +88,13 @@ const FACTORIES: Record<string, () => Fixture> = {
     return {
       runner: new ChildProcessRunner({ runningMax: RUNNING_MAX }),
       program: (b) => join(dir, b),
+      stubbornReady: async () => {
+        const deadline = Date.now() + 10_000;
+        while (!existsSync(join(dir, 'stubborn.ready'))) {
+          assert.ok(Date.now() < deadline, 'the stubborn script never got ready');
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      },
       missing: join(dir, 'no-such-program'),
       step: () => new Promise((resolve) => setTimeout(resolve, 5)),
       dispose: () => {
@@ -104,6 +114,7 @@ const FACTORIES: Record<string, () => Fixture> = {
     return {
       runner,
       program: (b) => `/agents/${b}`,
+      stubbornReady: () => Promise.resolve(),
       missing: '/agents/no-such-program',
       step: () => {
         const next = scheduler.nowUs + msToUs(5);
@@ -119,7 +130,7 @@ const FACTORIES: Record<string, () => Fixture> = {
 async function run(
   fx: Fixture,
   spec: ProcessSpec,
-  whileRunning?: (handle: ProcessHandle) => void,
+  whileRunning?: (handle: ProcessHandle) => Promise<void>,
 ): Promise<ProcessResult> {
   const results: ProcessResult[] = [];
   let synchronous = true;
@@ -128,7 +139,7 @@ async function run(
     results.push(r);
   });
   synchronous = false;
-  whileRunning?.(handle);
+  await whileRunning?.(handle);
   const deadline = Date.now() + 20_000;
   while (results.length === 0) {
     assert.ok(Date.now() < deadline, `${spec.program} did not complete`);
@@ -203,7 +214,8 @@ for (const [kind, make] of Object.entries(FACTORIES)) {
   });
 
   suite('kill() escalates to SIGKILL after the grace when SIGTERM is ignored: PROCESS_KILLED', async (fx) => {
-    const r = await run(fx, spec(fx.program('stubborn'), { killGraceMs: 200 }), (handle) => {
+    const r = await run(fx, spec(fx.program('stubborn'), { killGraceMs: 200 }), async (handle) => {
+      await fx.stubbornReady();
       handle.kill();
       handle.kill(); // idempotent
     });
