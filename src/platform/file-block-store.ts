@@ -116,6 +116,15 @@ export class FileBlockStore implements BlockStore {
     });
   }
 
+  /** Writes zeros (Node has no `fallocate` hole punching); bounded like a write. */
+  trim(name: string, offset: number, length: number, done: BlockCallback): void {
+    this.withFragment('trim', name, offset, length, done, (fd, finish) => {
+      writeAll(fd, new Uint8Array(length), offset, (error) => {
+        finish(error === null ? null : blockIoError('trim', name, error));
+      });
+    });
+  }
+
   flush(name: string, done: BlockCallback): void {
     this.withFragment('flush', name, 0, 0, done, (fd, finish) => {
       fs.fdatasync(fd, (error) => {

@@ -1,5 +1,5 @@
 // Proves the simulated block store's crash model keeps the contract's promises and does damage
-// the contract allows: after a crash at any moment, every sector holds its flushed content or the
+// the contract allows: after a crash at any moment (writes, trims and flushes in flight), every sector holds its flushed content or the
 // content of one unflushed write to it (never a mix inside a sector, never fabricated bytes), a
 // flushed write always survives, and unflushed writes are seen kept whole, dropped and torn. Also
 // that a failed flush leaves its writes losable, that injected I/O errors are typed, that bit rot
@@ -20,11 +20,13 @@ const SECTORS = 16;
 /** The content write `id` puts in sector `sector`: distinct per (write, sector, byte). */
 function sectorContent(id: number, sector: number): Uint8Array {
   const out = new Uint8Array(S);
+  if (id === 0) return out;
   for (let j = 0; j < S; j++) out[j] = (id * 131 + sector * 17 + j * 7 + 1) & 0xff;
   return out;
 }
 
 interface IssuedWrite {
+  /** 0 for a trim (a write of zeros). */
   readonly id: number;
   readonly first: number;
   readonly count: number;
@@ -97,13 +99,25 @@ function created(seed: number, options: Partial<SimBlockStoreOptions> = {}): Rig
   return r;
 }
 
-type Op = { kind: 'write'; first: number; count: number } | { kind: 'flush' } | { kind: 'run'; ms: number };
+type Op =
+  | { kind: 'write'; first: number; count: number }
+  | { kind: 'trim'; first: number; count: number }
+  | { kind: 'flush' }
+  | { kind: 'run'; ms: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
     weight: 5,
     arbitrary: fc.record({
       kind: fc.constant('write' as const),
+      first: fc.integer({ min: 0, max: SECTORS - 1 }),
+      count: fc.integer({ min: 1, max: 6 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('trim' as const),
       first: fc.integer({ min: 0, max: SECTORS - 1 }),
       count: fc.integer({ min: 1, max: 6 }),
     }),
@@ -126,6 +140,14 @@ function runAndCrash(seed: number, ops: readonly Op[]): { model: Model; image: U
         for (let i = 0; i < count; i++) data.set(sectorContent(w.id, op.first + i), i * S);
         model.writes.push(w);
         r.store.write('f', op.first * S, data, (e) => {
+          assert.equal(e, null);
+        });
+        break;
+      }
+      case 'trim': {
+        const count = Math.min(op.count, SECTORS - op.first);
+        model.writes.push({ id: 0, first: op.first, count });
+        r.store.trim('f', op.first * S, count * S, (e) => {
           assert.equal(e, null);
         });
         break;

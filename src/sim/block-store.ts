@@ -15,6 +15,7 @@
  * - Operations run through an `OpSequencer` keyed by fragment (issue order per fragment), each
  *   with a latency drawn from the configured ranges; effects apply when the operation completes.
  *   After `crash()`, completions still pending never fire.
+ * - `trim` is a write of zeros, kept, dropped or torn like any write.
  * - A flush that fails (an injected I/O error) leaves its writes unflushed: a later crash may
  *   still lose them, as the contract warns.
  * - `flipBits` corrupts flushed data (fragments with unflushed writes are skipped): media decay
@@ -57,7 +58,7 @@ export interface SimBlockStoreOptions {
   readonly tornWriteProbability?: number;
   /** At crash, chance that an unflushed write survives whole. Default 0.2. */
   readonly keepUnflushedProbability?: number;
-  /** Chance that any one read, write or flush fails with `BLOCK_IO`. Default 0. */
+  /** Chance that any one read, write, trim or flush fails with `BLOCK_IO`. Default 0. */
   readonly ioErrorProbability?: number;
 }
 
@@ -137,12 +138,28 @@ export class SimBlockStore implements BlockStore {
   }
 
   write(name: string, offset: number, data: Uint8Array, done: BlockCallback): void {
-    this.submit(name, this.writeLatency, 'write', done, () => {
+    this.mutate('write', name, offset, data.length, () => data.slice(), done);
+  }
+
+  /** A write of zeros: lost, kept or torn by a crash exactly like one. */
+  trim(name: string, offset: number, length: number, done: BlockCallback): void {
+    this.mutate('trim', name, offset, length, () => new Uint8Array(length), done);
+  }
+
+  private mutate(
+    op: 'write' | 'trim',
+    name: string,
+    offset: number,
+    length: number,
+    bytes: () => Uint8Array,
+    done: BlockCallback,
+  ): void {
+    this.submit(name, this.writeLatency, op, done, () => {
       const fragment = this.fragments.get(name);
-      if (fragment === undefined) return blockNotFound('write', name);
-      const invalid = checkBlockRange(name, fragment.bytes.size, offset, data.length);
+      if (fragment === undefined) return blockNotFound(op, name);
+      const invalid = checkBlockRange(name, fragment.bytes.size, offset, length);
       if (invalid !== null) return invalid;
-      const copy = data.slice();
+      const copy = bytes();
       fragment.undo.push({ offset, data: copy, oldBytes: fragment.bytes.read(offset, copy.length) });
       fragment.bytes.write(offset, copy);
       this.stats.writes++;
@@ -222,7 +239,7 @@ export class SimBlockStore implements BlockStore {
   private submit(
     name: string,
     latency: readonly [number, number],
-    op: 'read' | 'write' | 'flush' | null,
+    op: 'read' | 'write' | 'trim' | 'flush' | null,
     done: BlockCallback,
     effect: () => BlockStoreError | null,
   ): void {

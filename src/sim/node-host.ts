@@ -259,6 +259,10 @@ export class SimNode<M, I> {
         live('write');
         blocks.write(name, offset, data, done);
       },
+      trim: (name, offset, length, done) => {
+        live('trim');
+        blocks.trim(name, offset, length, done);
+      },
       flush: (name, done) => {
         live('flush');
         blocks.flush(name, done);

@@ -2,7 +2,8 @@
 // contract: fragments are created whole and zeroed, reads return what completed writes put there,
 // operations on one fragment complete in issue order and never synchronously, misaligned,
 // out-of-range, oversized and missing-fragment requests fail with their typed codes, and flushed
-// writes, creations and removals survive a reopen (a crash for the simulated store).
+// writes, creations and removals survive a reopen (a crash for the simulated store). A trim makes
+// its range read zero and is checked like a write.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -290,6 +291,52 @@ for (const [kind, make] of Object.entries(FACTORIES)) {
       order,
       Array.from({ length: 22 }, (_, i) => i),
     );
+  });
+
+  suite('trim makes its range read zero, leaves the rest, and survives a reopen once flushed', async (fx) => {
+    const b = fx.store;
+    await ok(fx, (cb) => {
+      b.create('t', 8 * S, cb);
+    });
+    const data = pattern(8, 3);
+    await ok(fx, (cb) => {
+      b.write('t', 0, data, cb);
+    });
+    await ok(fx, (cb) => {
+      b.trim('t', 2 * S, 3 * S, cb);
+    });
+    const expected = data.slice();
+    expected.fill(0, 2 * S, 5 * S);
+    assert.deepEqual(await read(fx, b, 't', 0, 8 * S), expected);
+    assert.equal(
+      codeOf(
+        await call(fx, (cb) => {
+          b.trim('t', 6 * S, 4 * S, cb);
+        }),
+      ),
+      'BLOCK_OUT_OF_RANGE',
+    );
+    assert.equal(
+      codeOf(
+        await call(fx, (cb) => {
+          b.trim('t', 1, S, cb);
+        }),
+      ),
+      'BLOCK_MISALIGNED',
+    );
+    assert.equal(
+      codeOf(
+        await call(fx, (cb) => {
+          b.trim('u', 0, S, cb);
+        }),
+      ),
+      'BLOCK_NOT_FOUND',
+    );
+    await ok(fx, (cb) => {
+      b.flush('t', cb);
+    });
+    const again = await fx.reopen();
+    assert.deepEqual(await read(fx, again, 't', 0, 8 * S), expected);
   });
 
   suite('flushed writes, creations and removals survive a reopen', async (fx) => {

@@ -27,9 +27,9 @@
  *   or present at its full size, all zeros. `remove` is durable when it completes; before that a
  *   crash may leave the fragment present. Creating an existing name fails with `BLOCK_EXISTS`;
  *   any operation on an absent name fails with `BLOCK_NOT_FOUND`; removing an absent name succeeds.
- * - Durability: a completed `write` may be lost or torn by a crash until a later `flush` of the
- *   same fragment completes without error. A successful `flush` makes every write issued before it
- *   on that fragment durable. Torn means per sector: after a crash each sector an unflushed write
+ * - Durability: a completed `write` (or `trim`, a write of zeros) may be lost or torn by a crash
+ *   until a later `flush` of the same fragment completes without error. A successful `flush` makes
+ *   every write issued before it on that fragment durable. Torn means per sector: after a crash each sector an unflushed write
  *   touched holds its durable content or the content of one of the unflushed writes to it, never a
  *   mix inside one sector and never bytes nobody wrote.
  * - A failed `flush` is not retryable (the "fsyncgate" lesson, as for `Disk.sync`): the writes it
@@ -86,7 +86,12 @@ export interface BlockStore {
   read(name: string, offset: number, length: number, done: BlockReadCallback): void;
   /** Writes `data` at `offset` of `name`; `data` must not change until `done`. */
   write(name: string, offset: number, data: Uint8Array, done: BlockCallback): void;
-  /** Makes every write issued earlier on `name` durable (a barrier; see the contract). */
+  /**
+   * Makes `length` bytes at `offset` of `name` read as zeros (what NBD TRIM and WRITE_ZEROES
+   * need). Same ranges, order, durability and tearing as a `write` of zeros of that length.
+   */
+  trim(name: string, offset: number, length: number, done: BlockCallback): void;
+  /** Makes every write and trim issued earlier on `name` durable (a barrier; see the contract). */
   flush(name: string, done: BlockCallback): void;
   /** Deletes fragment `name` durably. Removing an absent fragment succeeds. */
   remove(name: string, done: BlockCallback): void;

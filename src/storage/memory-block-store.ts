@@ -97,6 +97,17 @@ export class MemoryBlockStore implements BlockStore {
     });
   }
 
+  trim(name: string, offset: number, length: number, done: BlockCallback): void {
+    this.later(done, () => {
+      const fragment = this.fragments.get(name);
+      if (fragment === undefined) return blockNotFound('trim', name);
+      const invalid = checkBlockRange(name, fragment.size, offset, length);
+      if (invalid !== null) return invalid;
+      fragment.write(offset, new Uint8Array(length));
+      return null;
+    });
+  }
+
   flush(name: string, done: BlockCallback): void {
     this.later(done, () => (this.fragments.has(name) ? null : blockNotFound('flush', name)));
   }
