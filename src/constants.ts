@@ -170,6 +170,39 @@ export const SNAPSHOT_CHUNK_BYTES_MAX: number = 16 * 1024 * 1024;
 /** Storage: payload bytes appended to the WAL and not yet durable before `append` refuses (backpressure). */
 export const WAL_PENDING_BYTES_MAX: number = 64 * 1024 * 1024;
 
+/** Block store: the unit of block addressing and of atomic (untorn) writes, in bytes. */
+export const BLOCK_SECTOR_BYTES: number = 512;
+/** Block store: largest fragment one block store holds, in bytes (a multiple of the sector). */
+export const BLOCK_FRAGMENT_BYTES_MAX: number = 2 ** 40;
+/** Block store: largest single read or write, in bytes (a multiple of the sector). */
+export const BLOCK_IO_BYTES_MAX: number = 16 * 1024 * 1024;
+/** Block store: fragments one block store holds (the file store keeps a descriptor open per fragment in use). */
+export const BLOCK_FRAGMENTS_MAX: number = 256;
+/** Block store: operations submitted and not yet completed on one block store (callers are bounded well below). */
+export const BLOCK_OPS_PENDING_MAX: number = 65_536;
+
+assert(BLOCK_SECTOR_BYTES > 0 && (BLOCK_SECTOR_BYTES & (BLOCK_SECTOR_BYTES - 1)) === 0, 'the sector is a power of two');
+assert(BLOCK_IO_BYTES_MAX % BLOCK_SECTOR_BYTES === 0, 'the largest I/O is whole sectors');
+assert(BLOCK_FRAGMENT_BYTES_MAX % BLOCK_SECTOR_BYTES === 0, 'the largest fragment is whole sectors');
+assert(Number.isSafeInteger(BLOCK_FRAGMENT_BYTES_MAX), 'fragment offsets are safe integers');
+
+/** Process runner: bytes of stdout, and separately of stderr, kept per process; the rest is dropped and flagged. */
+export const PROCESS_OUTPUT_BYTES_MAX: number = 64 * 1024;
+/** Process runner: largest stdin a process is given, in bytes (fence agents read a few key=value lines). */
+export const PROCESS_STDIN_BYTES_MAX: number = 64 * 1024;
+/** Process runner: processes running at once on one node; a spawn beyond it fails with `PROCESS_LIMIT`. */
+export const PROCESSES_RUNNING_MAX: number = 32;
+/** Process runner: arguments one process is given. */
+export const PROCESS_ARGS_MAX: number = 256;
+/** Process runner: environment additions one process is given. */
+export const PROCESS_ENV_ADDITIONS_MAX: number = 64;
+/** Process runner: default wait between SIGTERM and SIGKILL when a process is timed out or killed, ms. */
+export const PROCESS_KILL_GRACE_MS: number = 2000;
+/** Process runner: longest timeout a spawn may ask for, ms (a day: fence agents take seconds to minutes). */
+export const PROCESS_TIMEOUT_MS_MAX: number = 24 * 60 * 60 * 1000;
+
+assert(PROCESS_KILL_GRACE_MS <= PROCESS_TIMEOUT_MS_MAX, 'the kill grace fits a timeout');
+
 assert(WAL_PENDING_BYTES_MAX >= WAL_BATCH_BYTES_MAX, 'pending WAL bytes must hold at least one full batch');
 assert(WAL_PENDING_RECORDS_MAX >= WAL_BATCH_RECORDS_MAX, 'pending WAL records must hold at least one full batch');
 

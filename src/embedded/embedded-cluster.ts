@@ -13,7 +13,11 @@
  * stops everything and leaves no timer running.
  *
  * Node ids are 1..N. Durability: `MemoryDisk` is perfectly durable, so a crash loses nothing
- * that completed; completions are scheduled with `setImmediate` in issue order.
+ * that completed; completions are scheduled with `setImmediate` in issue order. Each node also
+ * has a `MemoryBlockStore` kept across restarts like its disk, and runs programs (fence agents)
+ * as real child processes (`ChildProcessRunner`, the daemon's runner): embedded mode runs in a
+ * real process, and the `process` and `exec` fence agents are meant to work in tests and demos.
+ * A program still running when its node is stopped finishes unobserved.
  */
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
@@ -29,6 +33,7 @@ import { buildVotequorum, DEFAULT_VOTEQUORUM_OPTIONS, type VotequorumOptions } f
 import { type CohortNode, createClusterNode, type ClusterTiming } from '../services.js';
 import { nodePeerCodec, type ChannelMessage } from '../services.js';
 import { MemoryDisk } from '../storage/memory-disk.js';
+import { MemoryBlockStore } from '../storage/memory-block-store.js';
 import { MemoryNetwork, type MemoryTransport } from '../transport/memory-transport.js';
 import { InProcessApi } from './in-process-api.js';
 
@@ -88,6 +93,8 @@ export interface EmbeddedNode {
   readonly clusterNode: CohortNode | null;
   /** Its disk, kept across restarts. */
   readonly disk: MemoryDisk;
+  /** Its block store, kept across restarts. */
+  readonly blocks: MemoryBlockStore;
 }
 
 interface Running {
@@ -100,17 +107,19 @@ class Slot implements EmbeddedNode {
   live: Running | null = null;
   diskPending = 0;
   readonly disk: MemoryDisk;
+  readonly blocks: MemoryBlockStore;
 
   constructor(readonly spec: MemberNodeSpec) {
-    this.disk = new MemoryDisk({
-      schedule: (fn) => {
-        this.diskPending++;
-        setImmediate(() => {
-          this.diskPending--;
-          fn();
-        });
-      },
-    });
+    // Disk and block store completions both count as pending storage work.
+    const schedule = (fn: () => void): void => {
+      this.diskPending++;
+      setImmediate(() => {
+        this.diskPending--;
+        fn();
+      });
+    };
+    this.disk = new MemoryDisk({ schedule });
+    this.blocks = new MemoryBlockStore({ schedule });
   }
 
   get nodeId(): NodeId {
@@ -266,6 +275,7 @@ export class EmbeddedCluster implements AsyncDisposable {
       nodeId: id,
       transport,
       disk: slot.disk,
+      blocks: slot.blocks,
       logger: this.logger.child({ node: id }),
     });
     let node: CohortNode;

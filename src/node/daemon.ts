@@ -27,6 +27,7 @@ import type { MemberNodeSpec } from '../membership/index.js';
 import { ApiServer, ApiServerError } from '../platform/api-server.js';
 import { ClusterKeyError, readClusterKeyFile, type ClusterKey } from '../platform/cluster-key.js';
 import { FileDisk } from '../platform/file-disk.js';
+import { FileBlockStore } from '../platform/file-block-store.js';
 import { createLogger } from '../platform/logger.js';
 import { createRealEnv } from '../platform/real-env.js';
 import { TcpTransport, type PeerAddress } from '../platform/tcp-transport.js';
@@ -52,6 +53,8 @@ export const LEAVE_TIMEOUT_MS = 2000;
 export const REQUEST_TIMEOUT_MS = 5000;
 /** The lock file in the data directory (holds the daemon's pid). */
 export const LOCK_FILE = 'cohort.lock';
+/** Subdirectory of `dataDir` holding volume fragments (the node's `BlockStore`). */
+export const BLOCKS_DIR = 'blocks';
 
 /** Where the daemon writes the lines a human reads before the logger exists. */
 export interface DaemonIo {
@@ -148,6 +151,7 @@ interface Running {
   readonly node: CohortNode;
   readonly transport: TcpTransport<ChannelMessage>;
   readonly disk: FileDisk;
+  readonly blocks: FileBlockStore;
   readonly api: ApiServer;
   readonly metrics: MetricsEndpoint | null;
   readonly lockPath: string;
@@ -218,6 +222,17 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
   const key = await readKey(config);
   const disk = new FileDisk(config.dataDir);
   const lockPath = await lockDataDir(config.dataDir);
+  // After the lock: opening the store removes half-created fragments, which only the owner may do.
+  let blocks: FileBlockStore;
+  try {
+    blocks = new FileBlockStore(join(config.dataDir, BLOCKS_DIR));
+  } catch (e) {
+    await unlink(lockPath).catch(() => undefined);
+    throw new StartError(
+      `cannot open the block store in ${join(config.dataDir, BLOCKS_DIR)}: ${e instanceof Error ? e.message : String(e)}`,
+      DAEMON_EXIT.failure,
+    );
+  }
   let counters: DaemonCounters | null = null;
   const transport = new TcpTransport<ChannelMessage>({
     self: config.node.id,
@@ -229,7 +244,7 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
     logger,
     prng: new Prng(randomInt(0, 2 ** 48 - 1)),
   });
-  const env = createRealEnv<ChannelMessage>({ nodeId: config.node.id, transport, disk, logger });
+  const env = createRealEnv<ChannelMessage>({ nodeId: config.node.id, transport, disk, blocks, logger });
   let node: CohortNode;
   try {
     node = createClusterNode(
@@ -280,7 +295,7 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
     metrics = await startMetrics(config.metrics.host, config.metrics.port, node);
     counters = metrics.counters;
   }
-  return { config, logger, node, transport, disk, api, metrics, lockPath };
+  return { config, logger, node, transport, disk, blocks, api, metrics, lockPath };
 }
 
 /** Clean shutdown; never throws (each step's failure is logged and the next step still runs). */
@@ -312,6 +327,13 @@ async function stop(r: Running, signal: string): Promise<void> {
             if (e === null) resolve();
             else reject(e);
           });
+        }),
+    ],
+    [
+      'block store',
+      () =>
+        new Promise<void>((resolve) => {
+          r.blocks.close(resolve);
         }),
     ],
     ['metrics', () => r.metrics?.close() ?? Promise.resolve()],

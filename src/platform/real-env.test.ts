@@ -10,6 +10,7 @@ import { MemoryDisk } from '../storage/memory-disk.js';
 import type { Transport } from '../transport/transport.js';
 import { deriveTimeouts, suspicionExtensionMs, TIMEOUT_DEFAULTS } from '../node/timeouts.js';
 import { createLogger } from './logger.js';
+import { MemoryBlockStore } from '../storage/memory-block-store.js';
 import { createRealEnv, monitorEventLoop } from './real-env.js';
 
 const transport: Transport<string> = {
@@ -25,6 +26,7 @@ function env(level: 'info' | 'debug', lines: string[], seed?: number) {
     nodeId: nodeId(1),
     transport,
     disk: new MemoryDisk(),
+    blocks: new MemoryBlockStore(),
     logger,
     ...(seed === undefined ? {} : { seed }),
   });

@@ -2,7 +2,9 @@
  * The real `NodeEnv` (src/runtime/env.ts) the daemon runs its cores in: a monotonic clock
  * (`performance.now()`, never wall time, so NTP steps cannot move it), one-shot timers on
  * `setTimeout`, a PRNG seeded from the operating system's CSPRNG, and `trace` mapped to pino
- * debug records. The transport and disk are passed in (TcpTransport, FileDisk).
+ * debug records. The transport, disk and block store are passed in (TcpTransport, FileDisk,
+ * FileBlockStore); programs run as real child processes (`ChildProcessRunner`) unless a runner
+ * is passed.
  *
  * Also the event-loop health monitor the failure detector uses to "know its own health"
  * (DESIGN.md section 11.1): a node whose own loop stalled must extend its suspicion of others
@@ -15,6 +17,9 @@ import { assert } from '../lib/assert.js';
 import type { NodeId } from '../lib/ids.js';
 import { Prng } from '../lib/prng.js';
 import type { Disk } from '../storage/disk.js';
+import type { BlockStore } from '../storage/block-store.js';
+import type { ProcessRunner } from '../runtime/process-runner.js';
+import { ChildProcessRunner } from './child-process-runner.js';
 import type { Transport } from '../transport/transport.js';
 import type { Clock, NodeEnv, TimerHandle, TraceFields } from '../runtime/env.js';
 
@@ -26,6 +31,9 @@ export interface RealEnvOptions<M> {
   readonly nodeId: NodeId;
   readonly transport: Transport<M>;
   readonly disk: Disk;
+  readonly blocks: BlockStore;
+  /** Default: a `ChildProcessRunner`. */
+  readonly processes?: ProcessRunner;
   readonly logger: Logger;
   /** A fixed PRNG seed (tests, reproducing a run); default: from the CSPRNG, logged at debug. */
   readonly seed?: number;
@@ -61,6 +69,8 @@ export function createRealEnv<M>(options: RealEnvOptions<M>): NodeEnv<M> & { rea
     },
     transport: options.transport,
     disk: options.disk,
+    blocks: options.blocks,
+    processes: options.processes ?? new ChildProcessRunner(),
     prng: new Prng(seed),
     seed,
     trace(event: string, fields?: TraceFields): void {

@@ -4,13 +4,15 @@
  * and simulated disks (`src/sim`). The node software above it is the same code in both: the
  * production code path is the simulated code path.
  *
- * Every callback (timer, message, disk completion) is delivered one at a time from the
+ * Every callback (timer, message, disk, block store and process completion) is delivered one at a time from the
  * environment's event loop; nothing here is re-entrant.
  */
 import type { NodeId } from '../lib/ids.js';
 import type { Prng } from '../lib/prng.js';
 import type { Transport } from '../transport/transport.js';
 import type { Disk } from '../storage/disk.js';
+import type { BlockStore } from '../storage/block-store.js';
+import type { ProcessRunner } from './process-runner.js';
 
 /** A monotonic clock in milliseconds (fractional allowed). Never goes backwards. */
 export interface Clock {
@@ -40,6 +42,16 @@ export interface NodeEnv<M> {
   readonly timers: Timers;
   readonly transport: Transport<M>;
   readonly disk: Disk;
+  /**
+   * Volume fragments (ddraid), beside the `disk` and, like it, kept across incarnations of the
+   * node on one machine. Unused until volumes land; see `src/storage/block-store.ts`.
+   */
+  readonly blocks: BlockStore;
+  /**
+   * Runs external programs (fence agents) without blocking; see `src/runtime/process-runner.ts`.
+   * Unused until fencing agents land.
+   */
+  readonly processes: ProcessRunner;
   /** This node's random stream (seeded in the simulator, from a CSPRNG seed in the daemon). */
   readonly prng: Prng;
   /** Records `event` with its fields. Must be cheap; the simulator hashes every line. */

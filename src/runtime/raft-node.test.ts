@@ -13,6 +13,8 @@ import type { Disk } from '../storage/disk.js';
 import { KvStateMachine, type KvCommand, type KvOutput, type RaftMessage } from '../log/index.js';
 import { Scheduler, msToUs } from '../sim/scheduler.js';
 import type { NodeEnv } from './env.js';
+import { RefusingProcessRunner } from './process-runner.js';
+import { MemoryBlockStore } from '../storage/memory-block-store.js';
 import { RaftNode, type RaftNodeError } from './raft-node.js';
 import { RecoveryError, decodeHardRecord, encodeHardRecord } from './raft-persistence.js';
 import { ByteWriter } from '../lib/bytes.js';
@@ -48,6 +50,8 @@ function env(r: Rig, disk: Disk): NodeEnv<RaftMessage> {
     timers: { after: (ms, fn) => r.scheduler.after(msToUs(ms), fn) },
     transport: { self: ONE, setHandlers: () => undefined, send: () => true, close: () => Promise.resolve() },
     disk,
+    blocks: new MemoryBlockStore({ schedule: (fn) => r.scheduler.after(0, fn) }),
+    processes: new RefusingProcessRunner((fn) => r.scheduler.after(0, fn)),
     prng: new Prng(7),
     trace: (event, fields) => {
       r.traces.push(`${event} ${JSON.stringify(fields ?? {})}`);

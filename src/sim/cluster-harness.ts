@@ -10,6 +10,8 @@ import { assert, defined } from '../lib/assert.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import { Prng } from '../lib/prng.js';
 import { MemoryDisk } from '../storage/memory-disk.js';
+import { MemoryBlockStore } from '../storage/memory-block-store.js';
+import { RefusingProcessRunner } from '../runtime/process-runner.js';
 import { DEFAULT_VOTEQUORUM_OPTIONS, type VotequorumOptions } from '../quorum/index.js';
 import type { MemberNodeSpec } from '../membership/index.js';
 import type { TransportHandlers } from '../transport/transport.js';
@@ -138,6 +140,8 @@ export class ClusterHarness {
         close: () => Promise.resolve(),
       },
       disk,
+      blocks: new MemoryBlockStore({ schedule: (fn) => this.after(id, 0.1, fn) }),
+      processes: new RefusingProcessRunner((fn) => this.after(id, 0.1, fn)),
       prng: new Prng(1000 + id),
       trace: () => undefined,
     };

@@ -4,7 +4,10 @@
 // scales both the clock and timer delays; partitions drop messages and produce peer events;
 // messages are encoded and decoded (never shared), and a decode failure is reported; each lane
 // of a link has its own in-flight bound (a full bulk lane never refuses control; the default
-// lane is control).
+// lane is control). The block store and the program runner belong to the machine: a flushed
+// fragment write survives a crash and restart, a program's result never reaches a crashed
+// incarnation, a paused node gets its block and program completions on resume, and an ended
+// process may not use either.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DecodeError } from '../lib/errors.js';
@@ -13,6 +16,8 @@ import { Prng } from '../lib/prng.js';
 import type { NodeEnv } from '../runtime/env.js';
 import type { Codec } from '../transport/transport.js';
 import { SimDisk } from './disk.js';
+import { SimBlockStore } from './block-store.js';
+import { SimProcessRunner } from './process-runner.js';
 import { SimNetwork, type NetworkParams } from './network.js';
 import { SimNode } from './node-host.js';
 import { makePartition } from './partition.js';
@@ -68,16 +73,14 @@ function cluster(count: number, rates: number[] = []) {
   const network = new SimNetwork<Msg>(scheduler, prng.fork('net'), perfectNet, ids, jsonCodec, host);
   for (const id of ids) {
     const holder: { node?: SimNode<Msg, Recorder> } = {};
-    const disk = new SimDisk({
-      prng: prng.fork(`disk${id}`),
-      schedule: (ms, fn) => {
-        const n = holder.node!;
-        const inc = n.incarnation;
-        scheduler.after(msToUs(ms), () => {
-          n.run(inc, fn);
-        });
-      },
-    });
+    const gated = (ms: number, fn: () => void): void => {
+      const n = holder.node!;
+      const inc = n.incarnation;
+      scheduler.after(msToUs(ms), () => {
+        n.run(inc, fn);
+      });
+    };
+    const disk = new SimDisk({ prng: prng.fork(`disk${id}`), schedule: gated });
     const machine = { clockRate: rates[id - 1] ?? 1, clockOffsetMs: 1000 * id };
     holder.node = new SimNode<Msg, Recorder>(
       id,
@@ -88,6 +91,14 @@ function cluster(count: number, rates: number[] = []) {
       prng.fork(id),
       { codec: jsonCodec, start: (env) => new Recorder(env) },
       () => undefined,
+      {
+        blocks: new SimBlockStore({ schedule: gated, prng: prng.fork(`blocks${id}`) }),
+        processes: new SimProcessRunner({
+          schedule: gated,
+          nowMs: () => scheduler.nowUs / 1000,
+          prng: prng.fork(`p${id}`),
+        }),
+      },
     );
     nodes.set(id, holder.node);
   }
@@ -181,6 +192,46 @@ test('an ended process issues no I/O: a disk write or send reaching it outside t
   });
   c.scheduler.runUntil(20_000);
   assert.equal(done, 1, "the new incarnation's write completes");
+});
+
+test('block store and programs: gated like the disk, kept across restarts, results never reach a crashed incarnation', () => {
+  const c = cluster(1);
+  const a = c.node(1);
+  a.devices.processes.register('/sbin/fence_test', () => ({ kind: 'exit', code: 0, delayMs: 50 }));
+  const env1 = a.instance!.env;
+  const log: string[] = [];
+  env1.blocks.create('frag', 4096, (e) => log.push(`create ${e?.code ?? 'ok'}`));
+  c.scheduler.runUntil(c.scheduler.nowUs + 10_000);
+  env1.blocks.write('frag', 0, new Uint8Array(512).fill(9), (e) => log.push(`write ${e?.code ?? 'ok'}`));
+  env1.blocks.flush('frag', (e) => log.push(`flush ${e?.code ?? 'ok'}`));
+  a.pause();
+  c.scheduler.runUntil(c.scheduler.nowUs + 50_000);
+  assert.deepEqual(log, ['create ok'], 'completions are held while paused');
+  a.resume();
+  c.scheduler.runUntil(c.scheduler.nowUs + 10_000);
+  assert.deepEqual(log, ['create ok', 'write ok', 'flush ok']);
+  env1.processes.spawn({ program: '/sbin/fence_test', args: [], timeoutMs: 1000 }, (r) => log.push(`agent ${r.kind}`));
+  a.crash();
+  assert.throws(() => {
+    env1.blocks.flush('frag', () => undefined);
+  }, /issued a block store flush after its process ended/);
+  assert.throws(
+    () => env1.processes.spawn({ program: '/sbin/fence_test', args: [], timeoutMs: 1000 }, () => undefined),
+    /issued a program spawn after its process ended/,
+  );
+  a.start();
+  c.scheduler.runUntil(c.scheduler.nowUs + 200_000);
+  assert.deepEqual(
+    log,
+    ['create ok', 'write ok', 'flush ok'],
+    "the crashed incarnation's program result never arrived",
+  );
+  const env2 = a.instance!.env;
+  assert.deepEqual(env2.blocks.list(), ['frag'], 'the fragment outlived the incarnation');
+  env2.blocks.read('frag', 0, 512, (e, d) => log.push(`read ${e?.code ?? d?.[0] ?? 'none'}`));
+  env2.processes.spawn({ program: '/sbin/fence_test', args: [], timeoutMs: 1000 }, (r) => log.push(`agent ${r.kind}`));
+  c.scheduler.runUntil(c.scheduler.nowUs + 200_000);
+  assert.deepEqual(log.slice(3), ['read 9', 'agent exited']);
 });
 
 test('clock drift scales the clock and timer delays', () => {

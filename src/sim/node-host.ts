@@ -1,7 +1,8 @@
 /**
- * One simulated machine: a disk that outlives processes, a drifting clock, and the current
- * process incarnation of the node program. Every callback into the node (message, peer event,
- * timer, disk completion, client call) passes through one gate, `run`, which enforces:
+ * One simulated machine: a disk and a block store that outlive processes, a program runner, a
+ * drifting clock, and the current process incarnation of the node program. Every callback into
+ * the node (message, peer event, timer, disk, block store and program completion, client call)
+ * passes through one gate, `run`, which enforces:
  *
  * - crash: callbacks from an earlier incarnation, or for a node that is down, are dropped;
  * - pause (SIGSTOP): callbacks are held in arrival order and released on resume;
@@ -16,6 +17,9 @@ import type { NodeId } from '../lib/ids.js';
 import type { Prng } from '../lib/prng.js';
 import type { NodeEnv, TimerHandle, TraceFields } from '../runtime/env.js';
 import type { Disk } from '../storage/disk.js';
+import type { BlockStore } from '../storage/block-store.js';
+import type { ProcessRunner } from '../runtime/process-runner.js';
+import type { SimAgent } from './process-runner.js';
 import type { Transport } from '../transport/transport.js';
 import { SIM_PAUSE_HELD_MAX } from '../constants.js';
 import { msToUs, type Scheduler } from './scheduler.js';
@@ -28,6 +32,28 @@ export interface SimulatedDisk extends Disk {
   crash(): void;
   /** Corrupts `count` random bits of durable data; returns the number of flips done. */
   flipBits(count: number): number;
+}
+
+/** The simulated block store API the simulator relies on (implemented by `SimBlockStore`). */
+export interface SimulatedBlockStore extends BlockStore {
+  /** Machine crash: unflushed writes may be lost or torn; pending completions never fire. */
+  crash(): void;
+  /** Corrupts `count` random bits of flushed data; returns the number of flips done. */
+  flipBits(count: number): number;
+}
+
+/** The simulated program runner the simulator relies on (implemented by `SimProcessRunner`). */
+export interface SimulatedProcessRunner extends ProcessRunner {
+  /** Machine crash: running programs are forgotten; none of their results arrive. */
+  crash(): void;
+  /** Makes `program` run the scripted `agent` on this machine (workloads install fence agents here). */
+  register(program: string, agent: SimAgent): void;
+}
+
+/** A machine's devices beside its disk; both outlive incarnations and crash with the machine. */
+export interface MachineDevices {
+  readonly blocks: SimulatedBlockStore;
+  readonly processes: SimulatedProcessRunner;
 }
 
 /** Options the simulator passes when it builds a machine's disk. */
@@ -75,6 +101,7 @@ export class SimNode<M, I> {
     private readonly prng: Prng,
     private readonly program: NodeProgram<M, I>,
     private readonly traceSink: TraceSink,
+    readonly devices: MachineDevices,
   ) {
     assert(machine.clockRate > 0, 'clock rate must be positive');
   }
@@ -135,6 +162,8 @@ export class SimNode<M, I> {
     this.instanceValue = undefined;
     this.held = [];
     this.disk.crash();
+    this.devices.blocks.crash();
+    this.devices.processes.crash();
     this.network.detach(this.id);
   }
 
@@ -209,6 +238,56 @@ export class SimNode<M, I> {
     };
   }
 
+  /** The machine's block store as one incarnation sees it: operations assert that the process lives. */
+  private blocksFor(incarnation: number): BlockStore {
+    const blocks = this.devices.blocks;
+    const live = (op: string): void => {
+      this.assertLive(incarnation, `block store ${op}`);
+    };
+    return {
+      list: () => blocks.list(),
+      size: (name) => blocks.size(name),
+      create: (name, sizeBytes, done) => {
+        live('create');
+        blocks.create(name, sizeBytes, done);
+      },
+      read: (name, offset, length, done) => {
+        live('read');
+        blocks.read(name, offset, length, done);
+      },
+      write: (name, offset, data, done) => {
+        live('write');
+        blocks.write(name, offset, data, done);
+      },
+      trim: (name, offset, length, done) => {
+        live('trim');
+        blocks.trim(name, offset, length, done);
+      },
+      flush: (name, done) => {
+        live('flush');
+        blocks.flush(name, done);
+      },
+      remove: (name, done) => {
+        live('remove');
+        blocks.remove(name, done);
+      },
+    };
+  }
+
+  /** The machine's program runner as one incarnation sees it: `spawn` asserts that the process lives. */
+  private processesFor(incarnation: number): ProcessRunner {
+    const processes = this.devices.processes;
+    return {
+      get running() {
+        return processes.running;
+      },
+      spawn: (spec, done) => {
+        this.assertLive(incarnation, 'program spawn');
+        return processes.spawn(spec, done);
+      },
+    };
+  }
+
   /** The network transport of one incarnation: `send` asserts that the process lives. */
   private transportFor(incarnation: number): Transport<M> {
     const transport = this.network.transportFor(this.id);
@@ -248,6 +327,8 @@ export class SimNode<M, I> {
       },
       transport: this.transportFor(incarnation),
       disk: this.diskFor(incarnation),
+      blocks: this.blocksFor(incarnation),
+      processes: this.processesFor(incarnation),
       prng: this.prng.fork(`incarnation-${incarnation}`),
       trace: (event, fields) => {
         this.traceSink(this.id, event, fields ?? {});

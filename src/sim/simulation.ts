@@ -21,6 +21,8 @@ import { describeProfile, drawFaultProfile, type FaultProfile } from './fault-pr
 import { Nemesis, type ClusterControl, type FaultCounts } from './nemesis.js';
 import { SimNetwork, type NetworkStats } from './network.js';
 import { SimNode, type DiskFactory, type SimulatedDisk } from './node-host.js';
+import { SimBlockStore } from './block-store.js';
+import { SimProcessRunner } from './process-runner.js';
 import { msToUs, Scheduler } from './scheduler.js';
 import { TraceRecorder, type SimEvent, type TraceSource } from './trace.js';
 import type { DriverContext, SimPhase, Workload, WorkloadRun } from './workload.js';
@@ -234,15 +236,17 @@ function buildCluster<M, I>(
     const clockRate = 1 + (machinePrng.int(0, 20_001) / 10_000 - 1) * drift;
     const clockOffsetMs = machinePrng.int(0, 1_000_000_000);
     const owner: { node: SimNode<M, I> | undefined } = { node: undefined };
+    // Device completions reach the node through its gate, tied to the incarnation that issued them.
+    const gated = (delayMs: number, fn: () => void): void => {
+      const node = owner.node;
+      assert(node !== undefined, 'a device scheduled before its node exists');
+      const inc = node.incarnation;
+      state.scheduler.after(msToUs(delayMs), () => {
+        node.run(inc, fn);
+      });
+    };
     const disk: SimulatedDisk = diskFactory({
-      schedule: (delayMs, fn) => {
-        const node = owner.node;
-        assert(node !== undefined, 'disk scheduled before its node exists');
-        const inc = node.incarnation;
-        state.scheduler.after(msToUs(delayMs), () => {
-          node.run(inc, fn);
-        });
-      },
+      schedule: gated,
       prng: state.prng.fork(`disk-${id}`),
       writeLatencyMs: profile.disk.writeLatencyMs,
       syncLatencyMs: profile.disk.syncLatencyMs,
@@ -261,6 +265,17 @@ function buildCluster<M, I>(
       state.prng.fork(`node-${id}`),
       run.program,
       sink,
+      {
+        blocks: new SimBlockStore({ schedule: gated, prng: state.prng.fork(`blocks-${id}`) }),
+        processes: new SimProcessRunner({
+          // Program delays (timeouts, grace, agents' run times) are on the machine's clock: they scale with its drift like timers.
+          schedule: (delayMs, fn) => {
+            gated(delayMs / clockRate, fn);
+          },
+          nowMs: () => owner.node?.clockMs() ?? 0,
+          prng: state.prng.fork(`processes-${id}`),
+        }),
+      },
     );
     state.nodes.set(id, owner.node);
   }

@@ -1,6 +1,18 @@
 /** Durable storage: the Disk contract, the WAL, the stable-state file and snapshot files (pure: no `node:`). */
 export { type Disk, type DiskCallback, DISK_NAME_BYTES_MAX, isValidDiskName } from './disk.js';
 export { MemoryDisk, type MemoryDiskOptions } from './memory-disk.js';
+export {
+  BlockStoreError,
+  checkBlockCreate,
+  checkBlockRange,
+  isValidFragmentName,
+  type BlockCallback,
+  type BlockReadCallback,
+  type BlockStore,
+  type BlockStoreErrorCode,
+} from './block-store.js';
+export { MemoryBlockStore, type MemoryBlockStoreOptions } from './memory-block-store.js';
+export { SparseBytes } from './sparse-bytes.js';
 export { OpSequencer, type OpStart } from './op-sequencer.js';
 export { ByteFile } from './byte-file.js';
 export { StorageError, WalCorruptionError, CorruptFileError, type StorageErrorCode } from './storage-error.js';

@@ -28,6 +28,11 @@ export class OpSequencer {
   private nextSeq = 0;
   private pendingCount = 0;
 
+  /** `pendingMax`: operations pending at once before `submit` asserts (a caller is unbounded). */
+  constructor(private readonly pendingMax: number = DISK_OPS_PENDING_MAX) {
+    assert(Number.isInteger(pendingMax) && pendingMax > 0, 'a pending bound is a positive integer');
+  }
+
   /** Operations submitted and not yet finished. */
   get pending(): number {
     return this.pendingCount;
@@ -41,8 +46,8 @@ export class OpSequencer {
   submit(keys: readonly string[], start: OpStart): void {
     assert(keys.length > 0, 'a disk operation names at least one key');
     assert(
-      this.pendingCount < DISK_OPS_PENDING_MAX,
-      `more than ${DISK_OPS_PENDING_MAX} disk operations pending: a caller is unbounded`,
+      this.pendingCount < this.pendingMax,
+      `more than ${this.pendingMax} storage operations pending: a caller is unbounded`,
     );
     const unique = [...new Set(keys)];
     const op: Op = { seq: this.nextSeq++, keys: unique, start, blockers: 0, started: false, finished: false };

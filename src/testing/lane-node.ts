@@ -24,6 +24,7 @@ import type { ChannelSpec, NodeService, PeerChannel, ServiceContext } from '../r
 import { peerCodecOf, type ChannelMessage } from '../runtime/peer-channels.js';
 import { hostNode, registerServices, type CohortNodeOptions } from '../services.js';
 import { MemoryDisk } from '../storage/memory-disk.js';
+import { MemoryBlockStore } from '../storage/memory-block-store.js';
 import type { Transport } from '../transport/transport.js';
 import { summarize, type SampleSummary } from './interval-meter.js';
 
@@ -189,6 +190,7 @@ function main(): void {
     nodeId: self,
     transport,
     disk: new MemoryDisk({ schedule: (fn) => setImmediate(fn) }),
+    blocks: new MemoryBlockStore({ schedule: (fn) => setImmediate(fn) }),
     logger,
   });
   const node = hostNode(env, options, {
