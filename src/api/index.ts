@@ -1,4 +1,8 @@
-/** The local API wire protocol (pure): frames, validators, codecs and error codes; see docs/api.md. */
+/**
+ * The local API (pure): the wire protocol (frames, validators, codecs, error codes; docs/api.md),
+ * the handler registry services register their methods on, and the caller contract, answer reader
+ * and client error their client namespaces (`*-client.ts`) are written against.
+ */
 export { API_ERROR_CODES, API_ERROR_CODE_RE, ApiError, type ApiErrorCode, isKnownApiErrorCode } from './api-error.js';
 export {
   API_FRAME_LIMITS,
@@ -31,3 +35,15 @@ export {
   validateServerFrame,
 } from './api-frame.js';
 export type { ApiHandlerRegistry, HandlerContext, RequestHandler, StreamHandler, StreamSink } from './api-handler.js';
+export {
+  callDecoded,
+  callOptions,
+  DecodedStream,
+  streamDecoded,
+  type ApiCaller,
+  type ApiStream,
+  type CallOptions,
+  type TypedStream,
+} from './api-caller.js';
+export { abortedError, CohortClientError, type ClientErrorCode, type ClientOwnErrorCode } from './client-error.js';
+export { badAnswer, enumMembers, FieldReader } from './field-reader.js';

@@ -32,14 +32,16 @@ import {
   API_FRAME_LIMITS,
   API_PROTOCOL,
   API_PROTOCOL_VERSION,
+  abortedError,
   clientFrameCodec,
+  CohortClientError,
   encodeApiFrame,
   serverFrameCodec,
   type ApiData,
+  type CallOptions,
   type ClientFrame,
   type ServerFrame,
 } from '../api/index.js';
-import { CohortClientError } from './client-error.js';
 
 /** Default time allowed to connect and complete the hello. */
 export const CONNECT_TIMEOUT_MS_DEFAULT = 5000;
@@ -57,19 +59,6 @@ export interface ConnectOptions {
   readonly clientName?: string;
   /** TESTS ONLY: the protocol version to announce. */
   readonly protocolVersion?: number;
-}
-
-/** Options of one call. */
-export interface CallOptions {
-  readonly signal?: AbortSignal;
-}
-
-function abortedError(signal: AbortSignal, what: string): CohortClientError {
-  const reason: unknown = signal.reason;
-  const timeout = reason instanceof Error && reason.name === 'TimeoutError';
-  return new CohortClientError(timeout ? 'TIMEOUT' : 'ABORTED', timeout ? `${what} timed out` : `${what} was aborted`, {
-    cause: reason,
-  });
 }
 
 function unreachable(socket: string, e: unknown): CohortClientError {

@@ -1,6 +1,8 @@
 /**
  * The client side of the local API: the typed client (`connect`, `CohortClient`) and the
- * low-level connection to the node's daemon over its Unix socket (`connectLocal`).
+ * low-level connection to the node's daemon over its Unix socket (`connectLocal`). The services'
+ * client namespaces live in their folders (`src/kv`, `src/groups`, `src/membership`: `*-client.ts`)
+ * and the caller contract and client error in `src/api`; this module re-exports them as one API.
  */
 export {
   CONNECT_TIMEOUT_MS_DEFAULT,
@@ -8,46 +10,44 @@ export {
   ClientConnection,
   ClientStream,
   connectLocal,
-  type CallOptions,
   type ConnectOptions,
 } from './client-connection.js';
-export { CohortClientError, type ClientErrorCode, type ClientOwnErrorCode } from './client-error.js';
+export type { ApiStream, CallOptions } from '../api/api-caller.js';
+export { CohortClientError, abortedError, type ClientErrorCode, type ClientOwnErrorCode } from '../api/client-error.js';
 export {
   ApiCohortClient,
-  abortedError,
   connect,
   type ApiChannel,
-  type ApiStream,
   type CohortClient,
   type ConnectClientOptions,
-  type EventStream,
-  type EventsOptions,
-  type FenceConfirmOptions,
-  type KvCasCondition,
-  type KvClient,
-  type GroupHandle,
-  type GroupJoinOptions,
-  type GroupsClient,
 } from './cohort-client.js';
+export type { CohortNode, CohortStatus, LinkState, NodesResult, StatusMember } from './client-results.js';
 export type {
-  ClusterEvent,
-  CohortNode,
-  CohortStatus,
-  EventViewMember,
-  FenceConfirmResult,
-  GroupChange,
-  GroupItem,
-  GroupMemberInfo,
-  GroupSendResult,
-  GroupViewInfo,
+  KvCasCondition,
   KvCasResult,
+  KvClient,
   KvDeleteResult,
   KvGetResult,
   KvPutResult,
-  LinkState,
-  NodesResult,
+} from '../kv/kv-client.js';
+export type {
+  GroupChange,
+  GroupHandle,
+  GroupItem,
+  GroupJoinOptions,
+  GroupMemberInfo,
+  GroupSendResult,
+  GroupsClient,
+  GroupViewInfo,
+} from '../groups/group-client.js';
+export type {
+  ClusterEvent,
+  EventStream,
+  EventsOptions,
+  EventViewMember,
+  FenceConfirmOptions,
+  FenceConfirmResult,
   QuorumResult,
-  StatusMember,
   WaitForAllPhase,
-} from './client-results.js';
+} from '../membership/membership-client.js';
 export type { ApiData } from '../api/index.js';

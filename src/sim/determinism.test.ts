@@ -31,9 +31,11 @@ const EXEMPT = new Set(['src/sim/seed-runner.ts', 'src/sim/seed-worker.ts']);
 /**
  * A service's local-API handlers (`*-handlers.ts`) run in the daemon and embedded mode only,
  * never inside a simulated run (the simulator registers no API): they may use Promises.
+ * Its client namespace (`*-client.ts`) runs in the caller's process, on the far side of the API
+ * from any node, so never inside a simulated run either.
  */
 function outsideRuns(rel: string): boolean {
-  return EXEMPT.has(rel) || rel.endsWith('-handlers.ts');
+  return EXEMPT.has(rel) || rel.endsWith('-handlers.ts') || rel.endsWith('-client.ts');
 }
 /** Modules the scan must have read, one or more per layer it guards. */
 const MUST_COVER = [

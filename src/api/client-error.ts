@@ -2,9 +2,12 @@
  * The one error type the client library raises. `code` is stable: either one of the client's
  * own codes below or an error code the daemon sent (`NOT_QUORATE`, `NOT_FOUND`, ... see
  * `src/api/api-error.ts`); `message` says what happened and what to do.
+ *
+ * Pure, so the services' client namespaces (`src/<service>/*-client.ts`) and the answer decoders
+ * raise it too; `src/client` re-exports it unchanged.
  */
 import { CohortError } from '../lib/errors.js';
-import type { ApiErrorCode } from '../api/index.js';
+import type { ApiErrorCode } from './api-error.js';
 
 /** Codes the client raises itself. */
 export type ClientOwnErrorCode =
@@ -31,4 +34,13 @@ export class CohortClientError extends CohortError {
   is(expected: ClientErrorCode): boolean {
     return this.code === expected;
   }
+}
+
+/** Converts an `AbortSignal`'s firing into the client's error (`TIMEOUT` for `AbortSignal.timeout`, else `ABORTED`). */
+export function abortedError(signal: AbortSignal, what: string): CohortClientError {
+  const reason: unknown = signal.reason;
+  const timeout = reason instanceof Error && reason.name === 'TimeoutError';
+  return new CohortClientError(timeout ? 'TIMEOUT' : 'ABORTED', timeout ? `${what} timed out` : `${what} was aborted`, {
+    cause: reason,
+  });
 }
