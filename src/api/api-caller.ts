@@ -39,7 +39,7 @@ export interface ApiCaller {
 }
 
 /** `options` reduced to what crosses to the caller (a subtype's own fields stay behind). */
-export function callOptions(options: CallOptions | undefined): CallOptions {
+function callOptions(options: CallOptions | undefined): CallOptions {
   return options?.signal === undefined ? {} : { signal: options.signal };
 }
 
@@ -58,7 +58,7 @@ export async function callDecoded<T>(
 }
 
 /** Maps an `ApiStream` through `decode`; a decode failure cancels the stream and is thrown. */
-export class DecodedStream<T> implements TypedStream<T> {
+class DecodedStream<T> implements TypedStream<T> {
   constructor(
     private readonly raw: ApiStream,
     private readonly decode: (v: ApiData) => T,

@@ -37,8 +37,6 @@ export {
 export type { ApiHandlerRegistry, HandlerContext, RequestHandler, StreamHandler, StreamSink } from './api-handler.js';
 export {
   callDecoded,
-  callOptions,
-  DecodedStream,
   streamDecoded,
   type ApiCaller,
   type ApiStream,
