@@ -147,7 +147,7 @@ function renderGroups(r: Obj): string {
   for (const g of groups)
     rows.push([
       cellText(g['group']),
-      cellText(g['viewId']),
+      cellText(g['groupViewId']),
       apiList(g['members'])
         .map((m) => `${cellText(m['node'])}.${cellText(m['incarnation'])}/${cellText(m['level'])}`)
         .join(' '),

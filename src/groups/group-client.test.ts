@@ -8,7 +8,7 @@ import { clientFailure } from '../testing/api-support.js';
 import { RecordingCaller } from '../testing/recording-caller.js';
 import { groupsClient, type GroupItem } from './group-client.js';
 
-const view = { group: 'g', viewId: 2, members: [{ node: 1, incarnation: 1, level: 3 }] };
+const view = { group: 'g', groupViewId: 2, members: [{ node: 1, incarnation: 1, level: 3 }] };
 const answers = {
   groups: [view],
   'group.join': view,

@@ -181,13 +181,13 @@ function decodeGroups(v: ApiData): GroupViewInfo[] {
   if (!Array.isArray(v)) throw badAnswer('groups', 'answer', 'a list', v);
   return (v as readonly ApiData[]).map((x, i) => {
     const r = FieldReader.of(x, `answer[${i}]`, 'groups');
-    return { group: r.str('group'), groupViewId: r.int('viewId', 1), members: r.list('members', groupMember) };
+    return { group: r.str('group'), groupViewId: r.int('groupViewId', 1), members: r.list('members', groupMember) };
   });
 }
 
 function decodeGroupJoin(v: ApiData): GroupViewInfo {
   const r = FieldReader.of(v, 'answer', 'group.join');
-  return { group: r.str('group'), groupViewId: r.int('viewId', 1), members: r.list('members', groupMember) };
+  return { group: r.str('group'), groupViewId: r.int('groupViewId', 1), members: r.list('members', groupMember) };
 }
 
 function decodeGroupSend(v: ApiData): GroupSendResult {

@@ -7,10 +7,10 @@
  * - `group-join`: incarnation `incarnation` of `node` joins `group` with `level` (creating the
  *   group). Only a member of the current membership view may join.
  * - `group-leave`: it leaves `group` (the group disappears with its last member).
- * - `group-send`: a message from a member, sent in group view `viewId`. It is delivered, in log
+ * - `group-send`: a message from a member, sent in group view `groupViewId`. It is delivered, in log
  *   order, to exactly the members of that view, or refused `view-changed` when the group's view
- *   is no longer `viewId` (so a message is never delivered in a later view, nor to a newcomer).
- * - `barrier`: the member reached barrier `name` in group view `viewId`. The barrier completes
+ *   is no longer `groupViewId` (so a message is never delivered in a later view, nor to a newcomer).
+ * - `barrier`: the member reached barrier `name` in group view `groupViewId`. The barrier completes
  *   when every member of that view has reached it, and fails for everyone when the view changes
  *   first.
  *
@@ -28,7 +28,7 @@ import {
   GROUP_NAME_BYTES_MAX,
 } from '../constants.js';
 
-/** A group command. `viewId` is a group view id (see `GroupTable`), not a membership view id. */
+/** A group command. `groupViewId` is a group view id (see `GroupTable`), not a membership view id. */
 export type GroupCommand =
   | {
       readonly type: 'group-join';
@@ -43,7 +43,7 @@ export type GroupCommand =
       readonly group: string;
       readonly node: NodeId;
       readonly incarnation: Incarnation;
-      readonly viewId: number;
+      readonly groupViewId: number;
       readonly payload: Uint8Array;
     }
   | {
@@ -52,7 +52,7 @@ export type GroupCommand =
       readonly name: string;
       readonly node: NodeId;
       readonly incarnation: Incarnation;
-      readonly viewId: number;
+      readonly groupViewId: number;
     };
 
 /** The group command types. */
@@ -112,10 +112,10 @@ export function validateGroupCommand(c: GroupCommand): ApplyError | null {
         return invalid(
           `a group message of ${c.payload.length} bytes exceeds ${GROUP_MESSAGE_BYTES_MAX}; split it or store large data elsewhere`,
         );
-      return checkViewId(c.viewId);
+      return checkViewId(c.groupViewId);
     case 'barrier': {
       const bad = nameProblem(c.name, 'barrier name', BARRIER_NAME_BYTES_MAX);
-      return bad !== null ? invalid(bad) : checkViewId(c.viewId);
+      return bad !== null ? invalid(bad) : checkViewId(c.groupViewId);
     }
     default:
       return assertNever(c, 'group command');
@@ -155,10 +155,10 @@ export function writeGroupCommand(w: ByteWriter, c: GroupCommand): void {
     case 'group-leave':
       return;
     case 'group-send':
-      w.u64(c.viewId).lenBytes(c.payload);
+      w.u64(c.groupViewId).lenBytes(c.payload);
       return;
     case 'barrier':
-      w.u64(c.viewId);
+      w.u64(c.groupViewId);
       writeName(w, c.name);
       return;
     default:
@@ -177,19 +177,19 @@ export function readGroupCommand(r: ByteReader, type: GroupCommandType): GroupCo
     case 'group-leave':
       return { type, group, node, incarnation };
     case 'group-send': {
-      const viewId = r.u64('group view id');
+      const groupViewId = r.u64('group view id');
       return {
         type,
         group,
         node,
         incarnation,
-        viewId,
+        groupViewId,
         payload: r.lenBytes(GROUP_MESSAGE_BYTES_MAX, 'group message').slice(),
       };
     }
     case 'barrier': {
-      const viewId = r.u64('group view id');
-      return { type, group, node, incarnation, viewId, name: readName(r, BARRIER_NAME_BYTES_MAX, 'barrier name') };
+      const groupViewId = r.u64('group view id');
+      return { type, group, node, incarnation, groupViewId, name: readName(r, BARRIER_NAME_BYTES_MAX, 'barrier name') };
     }
     default:
       return assertNever(type, 'group command type');

@@ -1,7 +1,7 @@
 /**
  * The local API's service-group methods (docs/groups.md, docs/api.md):
  *
- * - `groups` -> every group's view `[{group, viewId, members: [{node, incarnation, level}]}]`.
+ * - `groups` -> every group's view `[{group, groupViewId, members: [{node, incarnation, level}]}]`.
  * - `group.join {group, level?}` -> the group view after the join. Membership is per node
  *   incarnation: every client of this daemon shares it, and `group.leave` leaves for all of them.
  * - `group.leave {group}` -> null.
@@ -133,7 +133,7 @@ export function registerGroupApi(server: ApiHandlerRegistry, groups: GroupServic
   server.registerStream('group.messages', (p, _ctx, sink) => {
     const group = stringParam(params(p, 'group.messages'), 'group', 'group.messages');
     const view = groups.group(group);
-    sink.push(toApiData({ kind: 'view', groupViewId: view?.viewId ?? 0, members: view?.members ?? [] }));
+    sink.push(toApiData({ kind: 'view', groupViewId: view?.groupViewId ?? 0, members: view?.members ?? [] }));
     return groups.subscribe(group, (item) => {
       sink.push(itemData(item));
     });

@@ -59,7 +59,7 @@ export class GroupService implements NodeService {
   /** Per group, the last message this incarnation delivered (for catching up after a snapshot). */
   private readonly deliveredUpTo = new Map<string, { readonly groupViewId: number; readonly seq: number }>();
   /** Per group, the last view this incarnation saw applied and whether it is a member of it. */
-  private readonly groupViews = new Map<string, { readonly viewId: number; readonly member: boolean }>();
+  private readonly groupViews = new Map<string, { readonly groupViewId: number; readonly member: boolean }>();
   /** The newest membership event this node reported to its observer (groups, barriers). */
   private eventsSeen = 0;
   /** Open `group.messages` streams by group. */
@@ -125,7 +125,7 @@ export class GroupService implements NodeService {
       { type: 'group-join', group, node: this.members.nodeId, incarnation: this.ctx.incarnation, level },
       true,
       (r) => {
-        done(r.ok ? ok(this.membership.group(group) ?? { group, viewId: r.value.groupViewId, members: [] }) : r);
+        done(r.ok ? ok(this.membership.group(group) ?? { group, groupViewId: r.value.groupViewId, members: [] }) : r);
       },
     );
   }
@@ -165,7 +165,7 @@ export class GroupService implements NodeService {
         group,
         node: this.members.nodeId,
         incarnation: this.ctx.incarnation,
-        viewId: view.viewId,
+        groupViewId: view.groupViewId,
         payload,
       },
       false,
@@ -203,7 +203,7 @@ export class GroupService implements NodeService {
     const key = barrierKey(group, name);
     let settled = false;
     const waiter: BarrierWaiter = {
-      groupViewId: view.viewId,
+      groupViewId: view.groupViewId,
       caller: done,
       done: (r) => {
         if (settled) return;
@@ -222,12 +222,12 @@ export class GroupService implements NodeService {
         name,
         node: this.members.nodeId,
         incarnation: this.ctx.incarnation,
-        viewId: view.viewId,
+        groupViewId: view.groupViewId,
       },
       true,
       (r) => {
         if (!r.ok) waiter.done(r);
-        else if (r.value.barrierReached === true) waiter.done(ok({ groupViewId: view.viewId }));
+        else if (r.value.barrierReached === true) waiter.done(ok({ groupViewId: view.groupViewId }));
         // Otherwise the end event settles it (it may have already).
       },
     );
@@ -247,7 +247,7 @@ export class GroupService implements NodeService {
       new GroupError(
         view === null ? 'NO_SUCH_GROUP' : 'NOT_MEMBER',
         `node ${this.members.nodeId} (incarnation ${this.ctx.incarnation}) is not a member of group ${group}; join it first`,
-        view?.viewId ?? 0,
+        view?.groupViewId ?? 0,
       ),
     );
   }
@@ -308,7 +308,7 @@ export class GroupService implements NodeService {
       const [group = '', name = ''] = key.split('\u0000');
       const view = this.membership.group(group);
       for (const w of [...list]) {
-        if (view?.viewId !== w.groupViewId) w.done(err(viewChanged(group, w.groupViewId)));
+        if (view?.groupViewId !== w.groupViewId) w.done(err(viewChanged(group, w.groupViewId)));
         else if (this.membership.barrierReached(group, name)) w.done(ok({ groupViewId: w.groupViewId }));
       }
     }
@@ -365,8 +365,8 @@ export class GroupService implements NodeService {
     this.reportGroupEvents(true);
     for (const view of this.membership.groups()) {
       if (!this.members.isMe(view.members)) continue;
-      this.groupViews.set(view.group, { viewId: view.viewId, member: true });
-      this.fillGroup(view.group, view.viewId, this.membership.groupSeq(view.group));
+      this.groupViews.set(view.group, { groupViewId: view.groupViewId, member: true });
+      this.fillGroup(view.group, view.groupViewId, this.membership.groupSeq(view.group));
     }
   }
 
@@ -376,8 +376,8 @@ export class GroupService implements NodeService {
    */
   private noteGroupView(v: GroupViewPayload, catchUp: boolean): void {
     const prev = this.groupViews.get(v.group);
-    if (catchUp && prev?.member === true) this.fillGroup(v.group, prev.viewId, v.prevSeq);
-    this.groupViews.set(v.group, { viewId: v.groupViewId, member: this.members.isMe(v.members) });
+    if (catchUp && prev?.member === true) this.fillGroup(v.group, prev.groupViewId, v.prevSeq);
+    this.groupViews.set(v.group, { groupViewId: v.groupViewId, member: this.members.isMe(v.members) });
     this.opts.observer?.onGroupView?.(v.group, v);
     this.publish(v.group, { kind: 'view', view: v });
   }
@@ -387,24 +387,24 @@ export class GroupService implements NodeService {
     if (set !== undefined) for (const fn of [...set]) fn(item);
   }
 
-  /** Delivers the retained messages of `viewId` after the last one delivered here, up to `upTo`; reports what is missing. */
-  private fillGroup(group: string, viewId: number, upTo: number): void {
+  /** Delivers the retained messages of `groupViewId` after the last one delivered here, up to `upTo`; reports what is missing. */
+  private fillGroup(group: string, groupViewId: number, upTo: number): void {
     const last = this.deliveredUpTo.get(group);
-    const after = last?.groupViewId === viewId ? last.seq : 0;
+    const after = last?.groupViewId === groupViewId ? last.seq : 0;
     if (upTo <= after) return;
     let next = after + 1;
     for (const m of this.membership.retainedMessages(group)) {
-      if (m.viewId !== viewId || m.seq < next || m.seq > upTo) continue;
-      if (m.seq > next) this.groupGap(group, viewId, next, m.seq - 1);
-      this.deliver(group, viewId, m.seq, m.from, m.payload);
+      if (m.groupViewId !== groupViewId || m.seq < next || m.seq > upTo) continue;
+      if (m.seq > next) this.groupGap(group, groupViewId, next, m.seq - 1);
+      this.deliver(group, groupViewId, m.seq, m.from, m.payload);
       next = m.seq + 1;
     }
-    if (next <= upTo) this.groupGap(group, viewId, next, upTo);
+    if (next <= upTo) this.groupGap(group, groupViewId, next, upTo);
   }
 
-  private groupGap(group: string, viewId: number, from: number, to: number): void {
-    this.ctx.trace('group-gap', { group, view: viewId, from, to });
-    this.opts.observer?.onGroupGap?.(group, viewId, from, to);
+  private groupGap(group: string, groupViewId: number, from: number, to: number): void {
+    this.ctx.trace('group-gap', { group, view: groupViewId, from, to });
+    this.opts.observer?.onGroupGap?.(group, groupViewId, from, to);
   }
 
   /** Completes the local waiters of a barrier that ended. */

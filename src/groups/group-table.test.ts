@@ -31,12 +31,15 @@ function join(t: GroupTable, group: string, node: number, i = 1, level = 0): Gro
   return t.apply({ type: 'group-join', group, node: n(node), incarnation: inc(i), level }, everyoneInView);
 }
 
-function send(t: GroupTable, group: string, node: number, viewId: number, i = 1): GroupApply {
-  return t.apply({ type: 'group-send', group, node: n(node), incarnation: inc(i), viewId, payload }, everyoneInView);
+function send(t: GroupTable, group: string, node: number, groupViewId: number, i = 1): GroupApply {
+  return t.apply(
+    { type: 'group-send', group, node: n(node), incarnation: inc(i), groupViewId, payload },
+    everyoneInView,
+  );
 }
 
-function barrier(t: GroupTable, group: string, name: string, node: number, viewId: number): GroupApply {
-  return t.apply({ type: 'barrier', group, name, node: n(node), incarnation: inc(1), viewId }, everyoneInView);
+function barrier(t: GroupTable, group: string, name: string, node: number, groupViewId: number): GroupApply {
+  return t.apply({ type: 'barrier', group, name, node: n(node), incarnation: inc(1), groupViewId }, everyoneInView);
 }
 
 test('views grow on join, leave and removal; a deleted group comes back with a higher view id', () => {
@@ -176,9 +179,9 @@ test('bounds refuse and change nothing', () => {
   const t = new GroupTable();
   for (let i = 0; i < GROUPS_MAX; i++) assert.equal(join(t, `g${i}`, 1).outcome, 'applied');
   assert.equal(join(t, 'one-more', 1).outcome, 'too-many-groups');
-  const v = t.view('g0')?.viewId ?? 0;
+  const v = t.view('g0')?.groupViewId ?? 0;
   join(t, 'g0', 2);
-  const v2 = t.view('g0')?.viewId ?? 0;
+  const v2 = t.view('g0')?.groupViewId ?? 0;
   assert.notEqual(v, v2);
   for (let i = 0; i < GROUP_BARRIERS_PENDING_MAX; i++)
     assert.equal(barrier(t, 'g0', `b${i}`, 1, v2).outcome, 'applied');
@@ -204,7 +207,7 @@ const arbCommand: fc.Arbitrary<GroupCommand> = fc.oneof(
     group: fc.constantFrom('a', 'b'),
     node: fc.integer({ min: 1, max: 4 }).map(n),
     incarnation: fc.integer({ min: 1, max: 3 }).map(inc),
-    viewId: fc.integer({ min: 1, max: 30 }),
+    groupViewId: fc.integer({ min: 1, max: 30 }),
     payload: fc.uint8Array({ maxLength: 8 }),
   }),
   fc.record({
@@ -213,7 +216,7 @@ const arbCommand: fc.Arbitrary<GroupCommand> = fc.oneof(
     name: fc.constantFrom('x', 'y'),
     node: fc.integer({ min: 1, max: 4 }).map(n),
     incarnation: fc.integer({ min: 1, max: 3 }).map(inc),
-    viewId: fc.integer({ min: 1, max: 30 }),
+    groupViewId: fc.integer({ min: 1, max: 30 }),
   }),
 );
 
@@ -301,13 +304,19 @@ test('group commands round-trip through the membership codec; malformed ones are
     group: 'g',
     node: n(1),
     incarnation: inc(1),
-    viewId: 1,
+    groupViewId: 1,
     payload: new Uint8Array(GROUP_MESSAGE_BYTES_MAX + 1),
   };
   assert.match(validateMembershipCommand(big)?.message ?? '', /exceeds/);
   assert.match(
-    validateMembershipCommand({ type: 'barrier', group: 'g', name: '-x', node: n(1), incarnation: inc(1), viewId: 1 })
-      ?.message ?? '',
+    validateMembershipCommand({
+      type: 'barrier',
+      group: 'g',
+      name: '-x',
+      node: n(1),
+      incarnation: inc(1),
+      groupViewId: 1,
+    })?.message ?? '',
     /barrier name/,
   );
   fc.assert(

@@ -4,7 +4,7 @@
  * caused by membership changes, at the same log positions, so every node derives the same group
  * views, message sequence numbers and barrier outcomes.
  *
- * - A group exists while it has members. Its view changes (a new `viewId`) on every join, leave
+ * - A group exists while it has members. Its view changes (a new `groupViewId`) on every join, leave
  *   and removal; view ids come from one cluster-wide counter, so they grow per group even when a
  *   group is deleted and created again.
  * - A message is delivered, in log order, to exactly the members of the view it was sent in
@@ -48,7 +48,7 @@ export interface GroupMember {
 /** A group's current view. `members` ascend by node id. */
 export interface GroupView {
   readonly group: string;
-  readonly viewId: number;
+  readonly groupViewId: number;
   readonly members: readonly GroupMember[];
 }
 
@@ -133,7 +133,7 @@ export type GroupCanary = 'deliver-to-newcomer' | 'barrier-without-all';
 export const GROUP_CANARIES: readonly GroupCanary[] = ['deliver-to-newcomer', 'barrier-without-all'];
 
 interface GroupState {
-  viewId: number;
+  groupViewId: number;
   /** Messages numbered so far in this view. */
   seq: number;
   readonly members: Map<NodeId, { readonly incarnation: Incarnation; readonly level: number }>;
@@ -154,7 +154,7 @@ interface GroupState {
 
 /** A message kept in the state for members that catch up through a snapshot. */
 export interface RetainedMessage {
-  readonly viewId: number;
+  readonly groupViewId: number;
   readonly seq: number;
   readonly from: NodeId;
   readonly payload: Uint8Array;
@@ -211,7 +211,7 @@ export class GroupTable {
   }
 
   private viewOf(group: string, g: GroupState): GroupView {
-    return { group, viewId: g.viewId, members: membersOf(g) };
+    return { group, groupViewId: g.groupViewId, members: membersOf(g) };
   }
 
   /**
@@ -220,7 +220,7 @@ export class GroupTable {
    */
   apply(c: GroupCommand, inView: (node: NodeId, incarnation: Incarnation) => boolean): GroupApply {
     const g = this.groups.get(c.group);
-    const refuse = (outcome: GroupOutcome): GroupApply => ({ outcome, groupViewId: g?.viewId ?? 0, events: [] });
+    const refuse = (outcome: GroupOutcome): GroupApply => ({ outcome, groupViewId: g?.groupViewId ?? 0, events: [] });
     switch (c.type) {
       case 'group-join': {
         if (!inView(c.node, c.incarnation)) return refuse('not-in-view');
@@ -228,7 +228,7 @@ export class GroupTable {
         if (cur !== undefined && cur.incarnation === c.incarnation) return refuse('duplicate');
         if (g === undefined && this.groups.size >= GROUPS_MAX) return refuse('too-many-groups');
         const state: GroupState = g ?? {
-          viewId: 0,
+          groupViewId: 0,
           seq: 0,
           members: new Map(),
           barriers: new Map(),
@@ -247,24 +247,24 @@ export class GroupTable {
         this.changeView(c.group, state, events, { node: c.node, incarnation: c.incarnation, kind: 'joined' }, () =>
           state.members.set(c.node, { incarnation: c.incarnation, level: c.level }),
         );
-        return { outcome: 'applied', groupViewId: state.viewId, events };
+        return { outcome: 'applied', groupViewId: state.groupViewId, events };
       }
       case 'group-leave': {
         if (g === undefined) return refuse('no-such-group');
         if (g.members.get(c.node)?.incarnation !== c.incarnation) return refuse('duplicate');
         const events: GroupEventBody[] = [];
         this.remove(c.group, g, c.node, c.incarnation, 'left', events);
-        return { outcome: 'applied', groupViewId: g.viewId, events };
+        return { outcome: 'applied', groupViewId: g.groupViewId, events };
       }
       case 'group-send': {
         if (g === undefined) return refuse('no-such-group');
         if (g.members.get(c.node)?.incarnation !== c.incarnation) return refuse('not-member');
-        if (c.viewId !== g.viewId && this.canary !== 'deliver-to-newcomer') return refuse('view-changed');
+        if (c.groupViewId !== g.groupViewId && this.canary !== 'deliver-to-newcomer') return refuse('view-changed');
         g.seq++;
-        retain(g, { viewId: g.viewId, seq: g.seq, from: c.node, payload: c.payload });
+        retain(g, { groupViewId: g.groupViewId, seq: g.seq, from: c.node, payload: c.payload });
         return {
           outcome: 'applied',
-          groupViewId: g.viewId,
+          groupViewId: g.groupViewId,
           events: [],
           delivery: { group: c.group, seq: g.seq, from: c.node, payload: c.payload, members: membersOf(g) },
         };
@@ -272,9 +272,9 @@ export class GroupTable {
       case 'barrier': {
         if (g === undefined) return refuse('no-such-group');
         if (g.members.get(c.node)?.incarnation !== c.incarnation) return refuse('not-member');
-        if (c.viewId !== g.viewId) return refuse('view-changed');
+        if (c.groupViewId !== g.groupViewId) return refuse('view-changed');
         if (g.reached.includes(c.name))
-          return { outcome: 'duplicate', groupViewId: g.viewId, events: [], barrierReached: true };
+          return { outcome: 'duplicate', groupViewId: g.groupViewId, events: [], barrierReached: true };
         let arrived = g.barriers.get(c.name);
         if (arrived?.has(c.node) === true) return refuse('duplicate');
         if (arrived === undefined) {
@@ -285,16 +285,19 @@ export class GroupTable {
         arrived.add(c.node);
         const needed = this.canary === 'barrier-without-all' ? Math.floor(g.members.size / 2) + 1 : g.members.size;
         if (arrived.size < needed)
-          return { outcome: 'applied', groupViewId: g.viewId, events: [], barrierReached: false };
+          return { outcome: 'applied', groupViewId: g.groupViewId, events: [], barrierReached: false };
         g.barriers.delete(c.name);
         g.reached.push(c.name);
         if (g.reached.length > GROUP_BARRIERS_REACHED_KEPT) g.reached.shift();
         return {
           outcome: 'applied',
-          groupViewId: g.viewId,
+          groupViewId: g.groupViewId,
           barrierReached: true,
           events: [
-            { kind: 'barrier', payload: { group: c.group, name: c.name, groupViewId: g.viewId, outcome: 'reached' } },
+            {
+              kind: 'barrier',
+              payload: { group: c.group, name: c.name, groupViewId: g.groupViewId, outcome: 'reached' },
+            },
           ],
         };
       }
@@ -341,18 +344,18 @@ export class GroupTable {
     for (const barrier of sortedKeys(g.barriers))
       events.push({
         kind: 'barrier',
-        payload: { group: name, name: barrier, groupViewId: g.viewId, outcome: 'view-changed' },
+        payload: { group: name, name: barrier, groupViewId: g.groupViewId, outcome: 'view-changed' },
       });
     g.barriers.clear();
     g.reached.length = 0;
     mutate();
     g.memberList = null;
     const prevSeq = g.seq;
-    g.viewId = ++this.lastViewId;
+    g.groupViewId = ++this.lastViewId;
     g.seq = 0;
     events.push({
       kind: 'group',
-      payload: { group: name, groupViewId: g.viewId, members: membersOf(g), change, prevSeq },
+      payload: { group: name, groupViewId: g.groupViewId, members: membersOf(g), change, prevSeq },
     });
   }
 
@@ -365,7 +368,7 @@ export class GroupTable {
     for (const name of sortedKeys(this.groups)) {
       const g = defined(this.groups.get(name), 'group');
       writeName(w, name);
-      w.u64(g.viewId).u32(g.seq).u8(g.members.size);
+      w.u64(g.groupViewId).u32(g.seq).u8(g.members.size);
       for (const m of membersOf(g)) w.u16(m.node).u64(m.incarnation).u8(m.level);
       w.u8(g.barriers.size);
       for (const barrier of sortedKeys(g.barriers)) {
@@ -377,7 +380,7 @@ export class GroupTable {
       w.u8(g.reached.length);
       for (const name of g.reached) writeName(w, name);
       w.u16(g.retained.length);
-      for (const m of g.retained) w.u64(m.viewId).u32(m.seq).u16(m.from).lenBytes(m.payload);
+      for (const m of g.retained) w.u64(m.groupViewId).u32(m.seq).u16(m.from).lenBytes(m.payload);
     }
   }
 
@@ -393,9 +396,9 @@ export class GroupTable {
       if (prevName !== null && name <= prevName)
         throw new DecodeError('DECODE_INVALID', 'groups are not in ascending name order');
       prevName = name;
-      const viewId = r.u64('group view id');
-      if (viewId < 1 || viewId > t.lastViewId)
-        throw new DecodeError('DECODE_RANGE', `group ${name} has view ${viewId}, outside 1..${t.lastViewId}`);
+      const groupViewId = r.u64('group view id');
+      if (groupViewId < 1 || groupViewId > t.lastViewId)
+        throw new DecodeError('DECODE_RANGE', `group ${name} has view ${groupViewId}, outside 1..${t.lastViewId}`);
       const seq = r.u32('group message seq');
       const memberCount = r.u8('group member count');
       if (memberCount === 0 || memberCount > CLUSTER_NODES_MAX)
@@ -474,21 +477,22 @@ export class GroupTable {
         const from = r.u16('retained sender') as NodeId;
         const payload = r.lenBytes(GROUP_RETAINED_BYTES_MAX, 'retained payload').slice();
         const prev = retained.at(-1);
-        const ordered = prev === undefined || mview > prev.viewId || (mview === prev.viewId && mseq > prev.seq);
-        if (!ordered || mview > viewId || (mview === viewId && mseq > seq) || mseq === 0 || from === 0)
+        const ordered =
+          prev === undefined || mview > prev.groupViewId || (mview === prev.groupViewId && mseq > prev.seq);
+        if (!ordered || mview > groupViewId || (mview === groupViewId && mseq > seq) || mseq === 0 || from === 0)
           throw new DecodeError(
             'DECODE_INVALID',
-            `retained message ${mview}#${mseq} of group ${name} is out of order or beyond ${viewId}#${seq}`,
+            `retained message ${mview}#${mseq} of group ${name} is out of order or beyond ${groupViewId}#${seq}`,
           );
         retainedBytes += payload.length;
-        retained.push({ viewId: mview, seq: mseq, from, payload });
+        retained.push({ groupViewId: mview, seq: mseq, from, payload });
       }
       if (retainedBytes > GROUP_RETAINED_BYTES_MAX)
         throw new DecodeError(
           'DECODE_TOO_LARGE',
           `group ${name} retains ${retainedBytes} bytes; at most ${GROUP_RETAINED_BYTES_MAX}`,
         );
-      t.groups.set(name, { viewId, seq, members, barriers, reached, retained, retainedBytes, memberList: null });
+      t.groups.set(name, { groupViewId, seq, members, barriers, reached, retained, retainedBytes, memberList: null });
     }
     return t;
   }

@@ -400,7 +400,7 @@ test('groups: a message sent in a view that changed before it was ordered is ref
   const join = track<unknown>();
   c.node(3).services.groups.join('g', 0, join.cb);
   c.runUntil(() => join.outcome.done, 5000);
-  const oldView = sender.services.groups.group('g')?.viewId;
+  const oldView = sender.services.groups.group('g')?.groupViewId;
   const send = track<{ groupViewId: number; seq: number }>();
   sender.services.groups.send('g', encoder.encode('racy'), send.cb);
   c.runMs(500);
@@ -411,7 +411,7 @@ test('groups: a message sent in a view that changed before it was ordered is ref
     send.outcome.done && !send.outcome.ok && send.outcome.code === 'VIEW_CHANGED',
     JSON.stringify(send.outcome),
   );
-  assert.notEqual(sender.services.groups.group('g')?.viewId, oldView, 'the sender has the new view now');
+  assert.notEqual(sender.services.groups.group('g')?.groupViewId, oldView, 'the sender has the new view now');
   for (const n of [1, 2, 3])
     assert.deepEqual(
       log.of(n).filter((l) => l.includes('racy')),

@@ -334,7 +334,7 @@ export class ClusterScript {
       .map((id) => {
         if (this.h.isDown(id)) return `${id}: down`;
         const g = this.h.node(id).services.groups.group(name);
-        return `${id}: ${g === null ? 'no such group' : `view ${g.viewId} ${groupMembers(g.members)}`}`;
+        return `${id}: ${g === null ? 'no such group' : `view ${g.groupViewId} ${groupMembers(g.members)}`}`;
       })
       .join('\n');
   }
@@ -395,7 +395,7 @@ export class ClusterScript {
           n.services.groups.join(arg(1, 'group'), intArg(cmd, 'level', 0), (r) => {
             done(
               r.ok
-                ? `ok: ${r.value.group} view ${r.value.viewId} ${groupMembers(r.value.members)}`
+                ? `ok: ${r.value.group} view ${r.value.groupViewId} ${groupMembers(r.value.members)}`
                 : errorLine(r.error),
             );
           });

@@ -122,7 +122,7 @@ export class ClusterGroupDriver {
     ctx.call(node, (inst) => {
       const view = inst.group(group);
       const member = isMember(inst, view?.members);
-      const base = { node, self: inst.incarnation, group, viewId: view?.viewId ?? 0 };
+      const base = { node, self: inst.incarnation, group, viewId: view?.groupViewId ?? 0 };
       if (!member) {
         this.counts.joins++;
         this.traceCall(ctx, 'join', { ...base, level });
@@ -146,7 +146,7 @@ export class ClusterGroupDriver {
       const group = mine[Math.floor(roll * mine.length)];
       if (group === undefined) return;
       const msg = `n${node}-${this.nextMsg++}`;
-      const base = { node, self: inst.incarnation, group, viewId: inst.group(group)?.viewId ?? 0, msg };
+      const base = { node, self: inst.incarnation, group, viewId: inst.group(group)?.groupViewId ?? 0, msg };
       this.counts.sends++;
       this.traceCall(ctx, 'send', base);
       inst.groupSend(group, encoder.encode(msg), (r) => {
@@ -179,7 +179,7 @@ export class ClusterGroupDriver {
               node: m.node,
               self: member.incarnation,
               group,
-              viewId: member.group(group)?.viewId ?? 0,
+              viewId: member.group(group)?.groupViewId ?? 0,
               name,
             };
             this.counts.barrierCalls++;
