@@ -16,6 +16,7 @@ import type { NodeId } from '../lib/ids.js';
 import type { Prng } from '../lib/prng.js';
 import type { NodeEnv, TimerHandle, TraceFields } from '../runtime/env.js';
 import type { Disk } from '../storage/disk.js';
+import type { DiskFaultOp } from './disk.js';
 import type { Transport } from '../transport/transport.js';
 import { SIM_PAUSE_HELD_MAX } from '../constants.js';
 import { msToUs, type Scheduler } from './scheduler.js';
@@ -28,6 +29,10 @@ export interface SimulatedDisk extends Disk {
   crash(): void;
   /** Corrupts `count` random bits of durable data; returns the number of flips done. */
   flipBits(count: number): number;
+  /** Arms a targeted I/O error: the next operation of class `op` fails (see `SimDisk.failNext`). */
+  failNext(op: DiskFaultOp): void;
+  /** Disarms every targeted I/O error not yet hit. */
+  disarm(): void;
 }
 
 /** Options the simulator passes when it builds a machine's disk. */
