@@ -37,7 +37,7 @@ import {
   type StateMachine,
   type ApplyResult,
 } from '../log/index.js';
-import { StorageError, type Wal } from '../storage/index.js';
+import { describeStorageFailure, StorageError, type Wal } from '../storage/index.js';
 import { RAFT_NODE_PENDING_REQUESTS_MAX } from '../constants.js';
 import type { NodeEnv, TimerHandle } from './env.js';
 import {
@@ -80,7 +80,19 @@ export interface RaftNodeOptions<C extends { readonly type: string }, O> {
   readonly requestTimeoutTicks: number;
   /** Observer hooks (metrics in the daemon, checkers in the simulator). */
   readonly observer?: RaftObserver<O>;
+  /** SIMULATOR ONLY: a planted bug in the shell (see `RaftShellCanary`). */
+  readonly canary?: RaftShellCanary;
 }
+
+/**
+ * A deliberately planted bug in the Raft shell, used ONLY by the simulator to prove its checkers
+ * catch it. `ack-before-fsync`: the messages that must wait for durability (append
+ * acknowledgements, votes) are sent as soon as the Ready is taken, before its fsync completes.
+ */
+export type RaftShellCanary = 'ack-before-fsync';
+
+/** Every shell canary name. */
+export const RAFT_SHELL_CANARIES: readonly RaftShellCanary[] = ['ack-before-fsync'];
 
 /** Things worth observing from outside, called synchronously as they happen. */
 export interface RaftObserver<O> {
@@ -173,9 +185,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
   ) {
     this.opts = options;
     this.sm = options.stateMachine;
-    this.rec = recover(env.disk, options.bootstrap, () => {
-      /* durability is tracked per flush */
-    });
+    this.rec = recoverOrFailStop(env, options.bootstrap);
     for (const note of this.rec.notes) env.trace('recovery-note', { note });
     this.incarnation = this.rec.blob.incarnation;
     this.walOrNull = this.rec.wal;
@@ -279,16 +289,21 @@ export class RaftNode<C extends { readonly type: string }, O> {
 
   /** Stops ticking and drops every pending request with `STOPPED`. Idempotent. */
   stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.running = false;
-    this.tickTimer?.cancel();
-    this.walOrNull?.close();
+    this.halt();
     const stopped = new RaftNodeError('STOPPED', 'the node is stopping');
     for (const p of this.proposals.values()) p.done(err(stopped));
     for (const r of this.reads) r.done(err(stopped));
     this.proposals.clear();
     this.reads = [];
+  }
+
+  /** Stops ticking and handling inputs, leaving pending requests alone (a crash answers nobody). */
+  private halt(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.running = false;
+    this.tickTimer?.cancel();
+    this.walOrNull?.close();
   }
 
   /**
@@ -306,8 +321,10 @@ export class RaftNode<C extends { readonly type: string }, O> {
     readonly repairing: boolean;
     readonly snapshotIndex: LogIndex;
   } {
+    const core = this.core.status();
     return {
-      ...this.core.status(),
+      ...core,
+      leaseValid: core.leaseValid && !this.tickOverdue(),
       incarnation: this.incarnation,
       repairing: this.repairing,
       snapshotIndex: this.snapshotIndex,
@@ -480,11 +497,21 @@ export class RaftNode<C extends { readonly type: string }, O> {
     });
   }
 
+  /**
+   * True when a tick is overdue by a whole tick or more (a stall or pause the tick timer has not
+   * caught up yet) or the node does not run: the core's lease then counts ticks that did not pass
+   * on its clock, so it must not be reported valid until the catch-up ran.
+   */
+  private tickOverdue(): boolean {
+    return !this.running || this.env.clock.nowMs() - this.lastTickMs >= 2 * this.opts.tickMs;
+  }
+
   /** Takes and carries out Readies until none is left or one waits on the disk. */
   private pump(): void {
     while (!this.stopped && !this.persisting && this.core.hasReady()) {
       const rd = this.core.ready();
       this.send(rd.messages);
+      if (this.opts.canary === 'ack-before-fsync') this.send(rd.messagesAfterPersist);
       const waits = this.persist(rd);
       if (waits) return;
       this.finish(rd);
@@ -617,7 +644,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
     if (rd.entries.length > 0) this.opts.observer?.onPersist?.(rd.entries);
     if (rd.hardState !== null) storage.setHardState(rd.hardState);
     for (const e of rd.committedEntries) this.applyEntry(e);
-    this.send(rd.messagesAfterPersist);
+    if (this.opts.canary !== 'ack-before-fsync') this.send(rd.messagesAfterPersist);
     for (const rs of rd.readStates) this.onReadState(rs.context, rs.index);
     if (rd.softState !== null) this.onSoftState(rd.softState.role, rd.softState.lead);
     this.core.advance(rd);
@@ -828,10 +855,45 @@ export class RaftNode<C extends { readonly type: string }, O> {
     for (const m of messages) this.env.transport.send(m.to, m);
   }
 
-  /** A storage failure is fatal for this node: it stops rather than guess what is durable. */
+  /**
+   * A storage failure is fatal for the whole node, not only this shell: it fail-stops (the
+   * environment ends the incarnation) rather than guess what is durable. Stopping only the shell
+   * would leave the rest of the node answering as healthy, with a frozen core still reporting a
+   * valid lease.
+   */
   private fail(error: StorageError): void {
     if (this.stopped) return;
-    this.env.trace('storage-failed', { code: error.code, message: error.message });
-    this.stop();
+    this.env.trace('storage-failed', { code: error.code, file: error.file, message: error.message });
+    this.halt();
+    this.env.failStop(`storage failure: ${describeStorageFailure(error)}`, error);
   }
+}
+
+/**
+ * `recover`, fail-stopping on an I/O error while reading the disk (it throws: reads are
+ * synchronous). The environment ends the incarnation; the constructor then throws a
+ * `StorageError` (`READ_FAILED`) that the caller only sees where `failStop` returns.
+ */
+function recoverOrFailStop(env: NodeEnv<RaftMessage>, bootstrap: ConfState): Recovered {
+  try {
+    return recover(env.disk, bootstrap, () => {
+      /* durability is tracked per flush */
+    });
+  } catch (e) {
+    if (!isDiskIoError(e)) throw e;
+    const error = new StorageError('READ_FAILED', `reading the node's storage failed (${e.message})`, {
+      cause: e,
+      operation: 'read at start',
+    });
+    env.trace('storage-failed', { code: error.code, file: null, message: error.message });
+    env.failStop(`storage failure: ${describeStorageFailure(error)}`, error);
+    throw error;
+  }
+}
+
+/** True for an I/O error a `Disk` read throws (an `Error` with an errno code such as `EIO`). */
+function isDiskIoError(e: unknown): e is Error & { readonly code: string } {
+  if (!(e instanceof Error) || e instanceof CohortError) return false;
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
 }

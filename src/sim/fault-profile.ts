@@ -28,6 +28,16 @@ export interface FaultProfile {
   readonly crash: FaultClass | undefined;
   readonly pause: FaultClass | undefined;
   readonly clog: FaultClass | undefined;
+  /**
+   * Targeted disk I/O errors (mean duration unused): each injection arms "the next write, fsync
+   * or read of node N fails" on any node, the leader included; the node then fail-stops.
+   */
+  readonly ioError: FaultClass | undefined;
+  /**
+   * Correlated power cuts: a majority, or every node, crashes in the same instant (losing what
+   * was not synced) and comes back after the drawn duration.
+   */
+  readonly powerCut: FaultClass | undefined;
   /** Bit flips (mean duration unused); only on `corruptibleNodes` nodes. */
   readonly bitFlip: FaultClass | undefined;
   /** How many nodes (a minority) may receive bit flips. */
@@ -60,7 +70,11 @@ function fraction(prng: Prng, maxPercent: number): number {
 }
 
 /** Draws a profile for a cluster of `nodeCount` nodes. Every draw happens in a fixed order. */
-export function drawFaultProfile(prng: Prng, nodeCount: number, tolerates: { diskCorruption: boolean }): FaultProfile {
+export function drawFaultProfile(
+  prng: Prng,
+  nodeCount: number,
+  tolerates: { diskCorruption: boolean; ioErrors: boolean },
+): FaultProfile {
   const network: NetworkParams = {
     latencyMinUs: prng.int(0, 30 * MS + 1),
     latencyMeanUs: prng.int(0, 70 * MS + 1),
@@ -80,6 +94,9 @@ export function drawFaultProfile(prng: Prng, nodeCount: number, tolerates: { dis
   const clockDriftMax = prng.int(0, 501) / 10_000;
   const writeMax = prng.int(1, 10);
   const syncMax = prng.int(1, 51);
+  // Drawn last, so the classes above keep the values they had before these existed.
+  const ioError = maybeClass(prng, [2 * SECOND, 20 * SECOND], [0, 0]);
+  const powerCut = maybeClass(prng, [5 * SECOND, 40 * SECOND], [100 * MS, 3 * SECOND]);
   return {
     network,
     partition: nodeCount >= 2 ? partition : undefined,
@@ -87,6 +104,8 @@ export function drawFaultProfile(prng: Prng, nodeCount: number, tolerates: { dis
     crash,
     pause,
     clog: nodeCount >= 2 ? clog : undefined,
+    ioError: tolerates.ioErrors ? ioError : undefined,
+    powerCut,
     bitFlip: tolerates.diskCorruption && corruptibleNodes > 0 ? flip : undefined,
     corruptibleNodes: tolerates.diskCorruption ? corruptibleNodes : 0,
     clockDriftMax,
@@ -114,6 +133,8 @@ export function describeProfile(p: FaultProfile): string {
     cls('crash', p.crash),
     cls('pause', p.pause),
     cls('clog', p.clog),
+    p.ioError === undefined ? 'ioerror=off' : `ioerror=every~${(p.ioError.meanIntervalUs / SECOND).toFixed(2)}s`,
+    cls('powercut', p.powerCut),
     p.bitFlip === undefined
       ? 'bitflip=off'
       : `bitflip=every~${(p.bitFlip.meanIntervalUs / SECOND).toFixed(2)}s/on-${p.corruptibleNodes}`,

@@ -3,7 +3,14 @@ export { type Disk, type DiskCallback, DISK_NAME_BYTES_MAX, isValidDiskName } fr
 export { MemoryDisk, type MemoryDiskOptions } from './memory-disk.js';
 export { OpSequencer, type OpStart } from './op-sequencer.js';
 export { ByteFile } from './byte-file.js';
-export { StorageError, WalCorruptionError, CorruptFileError, type StorageErrorCode } from './storage-error.js';
+export {
+  StorageError,
+  WalCorruptionError,
+  CorruptFileError,
+  describeStorageFailure,
+  type StorageErrorCode,
+  type StorageFailureSite,
+} from './storage-error.js';
 export {
   type WalRecord,
   type SegmentScan,

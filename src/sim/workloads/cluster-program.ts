@@ -36,6 +36,7 @@ import type { NodeEnv } from '../../runtime/env.js';
 import { FORWARD_ID_MAX, type PeerMessage } from '../../runtime/peer-message.js';
 import { RaftNodeError } from '../../runtime/raft-node.js';
 import { RecoveryError } from '../../runtime/raft-persistence.js';
+import { StorageError } from '../../storage/index.js';
 import { CLUSTER_EVENT, formatMembers } from '../checkers/cluster-events.js';
 import { formatGroupMembers, GROUP_EVENT } from '../checkers/cluster-group-events.js';
 
@@ -217,6 +218,8 @@ export function startClusterNode(env: NodeEnv<PeerMessage>, setup: ClusterProgra
   try {
     node = new ClusterNode(env, options);
   } catch (e) {
+    // A read error at start fail-stopped the incarnation: the simulator already crashed it.
+    if (e instanceof StorageError && e.code === 'READ_FAILED') return new ClusterSimNode(env.nodeId, null, env);
     if (!(e instanceof RecoveryError)) throw e;
     env.trace(CLUSTER_EVENT.startRefused, { code: e.code, reason: e.message });
     return new ClusterSimNode(env.nodeId, null, env);

@@ -117,6 +117,8 @@ function shapeFaults(profile: FaultProfile, prng: Prng): FaultProfile {
     ...profile,
     partition: undefined,
     crash: undefined,
+    ioError: undefined,
+    powerCut: undefined,
     clog: undefined,
     bitFlip: undefined,
     pause: { meanIntervalUs: prng.int(300_000, 2_000_001), meanDurationUs: prng.int(100_000, 400_001) },
@@ -243,7 +245,7 @@ export const clusterWorkload: Workload<PeerMessage, ClusterSimNode> = {
   description:
     'ClusterNode membership and service groups: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers',
   canaries: CANARY_NAMES,
-  tolerates: { diskCorruption: false },
+  tolerates: { diskCorruption: false, ioErrors: true },
   nodeCount: (prng) => prng.pick([3, 3, 4, 5, 5]),
   faultPhaseMs: CLUSTER_FAULT_PHASE_MS,
   shapeFaults,

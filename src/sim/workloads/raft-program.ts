@@ -26,6 +26,7 @@ import {
 import type { NodeEnv, TraceFields } from '../../runtime/env.js';
 import { RaftNode, RaftNodeError } from '../../runtime/raft-node.js';
 import { RecoveryError } from '../../runtime/raft-persistence.js';
+import { StorageError } from '../../storage/index.js';
 import type { Transport } from '../../transport/transport.js';
 import { encodeEntries, encodeVoters, entryDigest, NO_STATE_HASH, RAFT_EVENT } from '../checkers/raft-events.js';
 
@@ -243,6 +244,9 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
       },
     });
   } catch (e) {
+    // A read error at start fail-stopped the incarnation: the simulator already crashed it.
+    if (e instanceof StorageError && e.code === 'READ_FAILED')
+      return new RaftSimNode(env.nodeId, null, kv, env, t, metrics);
     if (!(e instanceof RecoveryError)) throw e;
     metrics.refusedStarts++;
     env.trace(RAFT_EVENT.startRefused, { code: e.code, reason: e.message });

@@ -250,7 +250,7 @@ export const raftWorkload: Workload<RaftMessage, RaftSimNode> = {
   name: 'raft',
   description: 'the Raft cluster log with a KV state machine: safety, linearizability and liveness under every fault',
   canaries: RAFT_CANARIES,
-  tolerates: { diskCorruption: true },
+  tolerates: { diskCorruption: true, ioErrors: true },
   nodeCount: (prng) => prng.pick([1, 3, 3, 5, 5, 7]) + (prng.chance(0.35) ? 1 : 0),
   faultPhaseMs: RAFT_FAULT_PHASE_MS,
   create,
