@@ -86,8 +86,9 @@ export interface RaftNodeOptions<C extends { readonly type: string }, O> {
 
 /**
  * A deliberately planted bug in the Raft shell, used ONLY by the simulator to prove its checkers
- * catch it. `ack-before-fsync`: the messages that must wait for durability (append
- * acknowledgements, votes) are sent as soon as the Ready is taken, before its fsync completes.
+ * catch it. `ack-before-fsync`: a Ready's entries count as durable as soon as they are written
+ * to the WAL, before its fsync completes: a follower acknowledges them, the leader counts its own
+ * append, and committed entries apply, while a power cut can still take them away.
  */
 export type RaftShellCanary = 'ack-before-fsync';
 
@@ -185,7 +186,9 @@ export class RaftNode<C extends { readonly type: string }, O> {
   ) {
     this.opts = options;
     this.sm = options.stateMachine;
-    this.rec = recoverOrFailStop(env, options.bootstrap);
+    this.rec = recoverOrFailStop(env, options.bootstrap, (e) => {
+      this.fail(e);
+    });
     for (const note of this.rec.notes) env.trace('recovery-note', { note });
     this.incarnation = this.rec.blob.incarnation;
     this.walOrNull = this.rec.wal;
@@ -240,8 +243,11 @@ export class RaftNode<C extends { readonly type: string }, O> {
         if (this.running) this.core.reportUnreachable(peer);
       },
     });
+    // A storage error while starting fail-stops the node like any other; `onStarted` still hears
+    // of it where the environment lets the caller run on (embedded mode, tests).
     const failed = (error: Error): void => {
       this.env.trace('start-failed', { message: error.message });
+      if (error instanceof StorageError) this.fail(error);
       this.stop();
       onStarted?.(error);
     };
@@ -282,6 +288,9 @@ export class RaftNode<C extends { readonly type: string }, O> {
           if (this.stopped) return;
           this.walOrNull = wal;
           run();
+        },
+        (e) => {
+          this.fail(e);
         },
       );
     });
@@ -511,7 +520,6 @@ export class RaftNode<C extends { readonly type: string }, O> {
     while (!this.stopped && !this.persisting && this.core.hasReady()) {
       const rd = this.core.ready();
       this.send(rd.messages);
-      if (this.opts.canary === 'ack-before-fsync') this.send(rd.messagesAfterPersist);
       const waits = this.persist(rd);
       if (waits) return;
       this.finish(rd);
@@ -567,7 +575,13 @@ export class RaftNode<C extends { readonly type: string }, O> {
       if (records.length > 0) this.noteSeqs(rd.entries, this.wal.appendAll(records) - (hard ? 1 : 0));
       // Every part completes from a disk callback (a flush with nothing new still needs one),
       // so `finish` never runs inside `persist`.
-      if (records.length === 0 || this.wal.flush(partDone)) {
+      // The ack-before-fsync canary takes the entries as durable once issued: the flush still
+      // runs (its failure still counts), but the Ready completes without waiting for it.
+      const early = this.opts.canary === 'ack-before-fsync' && records.length > 0;
+      const flushDone = (e: StorageError | null): void => {
+        if (!early || e !== null) partDone(e);
+      };
+      if (records.length === 0 || this.wal.flush(flushDone) || early) {
         this.env.timers.after(0, () => {
           partDone(null);
         });
@@ -644,7 +658,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
     if (rd.entries.length > 0) this.opts.observer?.onPersist?.(rd.entries);
     if (rd.hardState !== null) storage.setHardState(rd.hardState);
     for (const e of rd.committedEntries) this.applyEntry(e);
-    if (this.opts.canary !== 'ack-before-fsync') this.send(rd.messagesAfterPersist);
+    this.send(rd.messagesAfterPersist);
     for (const rs of rd.readStates) this.onReadState(rs.context, rs.index);
     if (rd.softState !== null) this.onSoftState(rd.softState.role, rd.softState.lead);
     this.core.advance(rd);
@@ -874,11 +888,20 @@ export class RaftNode<C extends { readonly type: string }, O> {
  * synchronous). The environment ends the incarnation; the constructor then throws a
  * `StorageError` (`READ_FAILED`) that the caller only sees where `failStop` returns.
  */
-function recoverOrFailStop(env: NodeEnv<RaftMessage>, bootstrap: ConfState): Recovered {
+function recoverOrFailStop(
+  env: NodeEnv<RaftMessage>,
+  bootstrap: ConfState,
+  onWalFailed: (e: StorageError) => void,
+): Recovered {
   try {
-    return recover(env.disk, bootstrap, () => {
-      /* durability is tracked per flush */
-    });
+    return recover(
+      env.disk,
+      bootstrap,
+      () => {
+        /* durability is tracked per flush */
+      },
+      onWalFailed,
+    );
   } catch (e) {
     if (!isDiskIoError(e)) throw e;
     const error = new StorageError('READ_FAILED', `reading the node's storage failed (${e.message})`, {

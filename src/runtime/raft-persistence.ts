@@ -50,6 +50,7 @@ import {
   WalCorruptionError,
   parseSegmentName,
   type StableState,
+  type StorageError,
   type WalRecord,
 } from '../storage/index.js';
 import { msgpackCodec } from '../transport/message-codec.js';
@@ -290,7 +291,12 @@ function replay(records: readonly WalRecord[], snap: Snapshot | null): Replayed 
  * Recovers a node's durable state from `disk`, or throws `RecoveryError` when it cannot do so
  * safely. `bootstrap` is the configuration of a fresh node (empty disk).
  */
-export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: number) => void): Recovered {
+export function recover(
+  disk: Disk,
+  bootstrap: ConfState,
+  onDurable: (seq: number) => void,
+  onFailed?: (error: StorageError) => void,
+): Recovered {
   const notes: string[] = [];
   const repairReasons: string[] = [];
   const stable = new StableStore(disk);
@@ -310,7 +316,7 @@ export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: numbe
   let records: readonly WalRecord[] = [];
   let corruptSegments: string[] = [];
   try {
-    const opened = Wal.open(disk, { onDurable });
+    const opened = Wal.open(disk, { onDurable, ...(onFailed === undefined ? {} : { onFailed }) });
     wal = opened.wal;
     records = opened.recovery.records;
     if (opened.recovery.tornTailBytes > 0)
@@ -410,12 +416,13 @@ export function discardCorruptWal(
   segments: readonly string[],
   onDurable: (seq: number) => void,
   done: (error: Error | null, wal: Wal | null) => void,
+  onFailed?: (error: StorageError) => void,
 ): void {
   let remaining = segments.length;
   let failed = false;
   const afterSync = (error: Error | null): void => {
     if (error !== null) done(error, null);
-    else done(null, Wal.open(disk, { onDurable }).wal);
+    else done(null, Wal.open(disk, { onDurable, ...(onFailed === undefined ? {} : { onFailed }) }).wal);
   };
   if (remaining === 0) {
     disk.syncDir(afterSync);

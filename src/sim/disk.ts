@@ -55,6 +55,13 @@ export interface SimDiskOptions {
   keepUnsyncedProbability?: number;
   /** Chance that any one operation fails with an I/O error (EIO). Default 0. */
   ioErrorProbability?: number;
+  /**
+   * Chance that one `sync` or `syncDir` stalls (a device flushing its cache, a busy journal):
+   * its latency is drawn from `syncStallMs` instead. Default 0.
+   */
+  syncStallProbability?: number;
+  /** Uniform latency range of a stalled sync, in ms. Default [50, 500]. */
+  syncStallMs?: [number, number];
 }
 
 /**
@@ -110,6 +117,10 @@ export class SimDisk implements Disk {
   private readonly keep: number;
   private readonly ioError: number;
   private readonly tornModes: readonly TornWriteMode[];
+  private readonly stall: number;
+  private readonly stallLatency: [number, number];
+  /** Called once when the next sync starts, with its latency (`onNextSync`). */
+  private syncWatch: ((latencyMs: number) => void) | null = null;
   /** Targeted faults armed by `failNext`: how many of the next operations of each class fail. */
   private armed = new Map<DiskFaultOp, number>();
   /** Names touched by a submitted, not yet completed `rename` or `remove`, with their counts. */
@@ -121,6 +132,8 @@ export class SimDisk implements Disk {
     this.torn = checkProbability(options.tornWriteProbability ?? 0.2, 'tornWriteProbability');
     this.keep = checkProbability(options.keepUnsyncedProbability ?? 0.2, 'keepUnsyncedProbability');
     this.ioError = checkProbability(options.ioErrorProbability ?? 0, 'ioErrorProbability');
+    this.stall = checkProbability(options.syncStallProbability ?? 0, 'syncStallProbability');
+    this.stallLatency = checkRange(options.syncStallMs ?? [50, 500], 'syncStallMs');
     assert(this.torn + this.keep <= 1, 'tornWriteProbability + keepUnsyncedProbability must be at most 1');
     this.tornModes = [...(options.tornWriteModes ?? ['prefix', 'sectors'])];
     assert(this.tornModes.length > 0, 'tornWriteModes must name at least one mode');
@@ -237,9 +250,19 @@ export class SimDisk implements Disk {
     this.armed.set(op, (this.armed.get(op) ?? 0) + 1);
   }
 
-  /** Disarms every targeted fault not yet hit (the end of the fault phase). */
+  /** Disarms every targeted fault and sync watch not yet hit (the end of the fault phase). */
   disarm(): void {
     this.armed.clear();
+    this.syncWatch = null;
+  }
+
+  /**
+   * Calls `fn` once, when the next `sync` or `syncDir` starts, with its latency: the nemesis aims
+   * a power cut at an fsync in flight (the instant a crash loses the most). Replaces an earlier
+   * watch not yet called. `fn` must not touch the disk (it runs inside its scheduling).
+   */
+  onNextSync(fn: (latencyMs: number) => void): void {
+    this.syncWatch = fn;
   }
 
   /**
@@ -363,7 +386,14 @@ export class SimDisk implements Disk {
     const epoch = this.epoch;
     const sequencer = this.sequencer;
     sequencer.submit(keys, (finish) => {
-      const delay = latency[0] + this.options.prng.float() * (latency[1] - latency[0]);
+      const range =
+        op === 'sync' && this.stall > 0 && this.options.prng.chance(this.stall) ? this.stallLatency : latency;
+      const delay = range[0] + this.options.prng.float() * (range[1] - range[0]);
+      const watch = op === 'sync' ? this.syncWatch : null;
+      if (watch !== null) {
+        this.syncWatch = null;
+        watch(delay);
+      }
       this.options.schedule(delay, () => {
         if (epoch !== this.epoch) return; // crashed: this completion never happens
         const failed = this.takeArmed(op) || (this.ioError > 0 && this.options.prng.chance(this.ioError));

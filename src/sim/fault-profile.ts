@@ -49,6 +49,8 @@ export interface FaultProfile {
     readonly syncLatencyMs: [number, number];
     readonly tornWriteProbability: number;
     readonly keepUnsyncedProbability: number;
+    /** Chance that one fsync stalls for 50-500 ms (see `SimDiskOptions.syncStallProbability`). */
+    readonly syncStallProbability: number;
   };
 }
 
@@ -97,6 +99,7 @@ export function drawFaultProfile(
   // Drawn last, so the classes above keep the values they had before these existed.
   const ioError = maybeClass(prng, [2 * SECOND, 20 * SECOND], [0, 0]);
   const powerCut = maybeClass(prng, [5 * SECOND, 40 * SECOND], [100 * MS, 3 * SECOND]);
+  const syncStallProbability = fraction(prng, 10);
   return {
     network,
     partition: nodeCount >= 2 ? partition : undefined,
@@ -114,6 +117,7 @@ export function drawFaultProfile(
       syncLatencyMs: [0.1, syncMax],
       tornWriteProbability: prng.int(0, 61) / 100,
       keepUnsyncedProbability: prng.int(0, 41) / 100,
+      syncStallProbability,
     },
   };
 }
@@ -142,5 +146,6 @@ export function describeProfile(p: FaultProfile): string {
     `sync=${p.disk.syncLatencyMs[0]}-${p.disk.syncLatencyMs[1]}ms`,
     `torn=${p.disk.tornWriteProbability}`,
     `keep=${p.disk.keepUnsyncedProbability}`,
+    `stall=${(p.disk.syncStallProbability * 100).toFixed(2)}%`,
   ].join(' ');
 }

@@ -42,6 +42,8 @@ export interface ClusterControl {
   failNext(node: NodeId, op: DiskFaultOp): void;
   /** Disarms every targeted I/O error not yet hit, on every disk. */
   disarmAll(): void;
+  /** Calls `fn` once when `node`'s next fsync starts, with its latency (ms). */
+  onNextSync(node: NodeId, fn: (latencyMs: number) => void): void;
   /** Records a simulator event in the trace. */
   emit(event: string, fields: TraceFields): void;
 }
@@ -80,6 +82,11 @@ const FLIP_BITS_MAX = 4;
 const FAIL_STOP_DOWNTIME_MEAN_US = 1_000_000;
 /** Chance that a power cut takes every node rather than a bare majority. */
 const POWER_CUT_ALL_PROBABILITY = 0.5;
+/**
+ * Chance that a power cut is aimed: it waits for the next fsync of one of the nodes it takes and
+ * strikes while that fsync is in flight, the instant at which a crash loses the most.
+ */
+const POWER_CUT_AIMED_PROBABILITY = 0.5;
 
 /** Injects faults; see the module comment. */
 export class Nemesis {
@@ -290,6 +297,20 @@ export class Nemesis {
       .slice(0, size)
       .sort((a, b) => a - b);
     const downtime = Math.max(1, Math.round(this.powerPrng.exponential(cls.meanDurationUs)));
+    if (this.powerPrng.chance(POWER_CUT_AIMED_PROBABILITY)) {
+      const target = this.powerPrng.pick(cut);
+      const at = this.powerPrng.float();
+      this.cluster.onNextSync(target, (latencyMs) => {
+        this.later(Math.max(1, Math.floor(latencyMs * 1000 * at)), () => {
+          this.cutPower(cut, downtime);
+        });
+      });
+      return;
+    }
+    this.cutPower(cut, downtime);
+  }
+
+  private cutPower(cut: readonly NodeId[], downtime: number): void {
     this.counts.powerCuts++;
     this.cluster.emit('powercut', { nodes: cut.join(','), ms: Math.round(downtime / 1000) });
     const crashed: [NodeId, number][] = [];

@@ -35,8 +35,10 @@ export interface SimulatedDisk extends Disk {
   flipBits(count: number): number;
   /** Arms a targeted I/O error: the next operation of class `op` fails (see `SimDisk.failNext`). */
   failNext(op: DiskFaultOp): void;
-  /** Disarms every targeted I/O error not yet hit. */
+  /** Disarms every targeted I/O error and sync watch not yet hit. */
   disarm(): void;
+  /** Calls `fn` once when the next fsync starts, with its latency (see `SimDisk.onNextSync`). */
+  onNextSync(fn: (latencyMs: number) => void): void;
 }
 
 /** Options the simulator passes when it builds a machine's disk. */
@@ -47,6 +49,7 @@ export interface SimDiskSetup {
   syncLatencyMs?: [number, number];
   tornWriteProbability?: number;
   keepUnsyncedProbability?: number;
+  syncStallProbability?: number;
 }
 
 /** Builds a machine's disk (the real `SimDisk` by default; tests may pass another). */

@@ -255,6 +255,7 @@ function buildCluster<M, I>(
       syncLatencyMs: profile.disk.syncLatencyMs,
       tornWriteProbability: profile.disk.tornWriteProbability,
       keepUnsyncedProbability: profile.disk.keepUnsyncedProbability,
+      syncStallProbability: profile.disk.syncStallProbability,
     });
     const sink = (n: NodeId, event: string, fields: TraceFields): void => {
       emit(state, n, event, fields);
@@ -324,6 +325,9 @@ function control<M, I>(state: RunState<M, I>, network: SimNetwork<M>): ClusterCo
       const flipped = nodeOf(state, id).disk.flipBits(count);
       emit(state, 'sim', 'bitflip', { node: id, bits: flipped });
       return flipped;
+    },
+    onNextSync: (id, fn) => {
+      nodeOf(state, id).disk.onNextSync(fn);
     },
     failNext: (id, op) => {
       nodeOf(state, id).disk.failNext(op);

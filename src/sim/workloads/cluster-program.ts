@@ -53,18 +53,39 @@ export interface ClusterProgramSetup {
   readonly snapshotEntries: number;
   /** The planted bug (simulation only), passed to every node's options. */
   readonly canary: ClusterCanary | undefined;
+  /** `lease-overstay` canary: a lapsed lease is still reported valid this long (ms), else 0. */
+  readonly leaseOverstayMs?: number;
 }
 
 /** One incarnation of a simulated cluster node, as the driver sees it. */
 export class ClusterSimNode {
   private releaseId = FORWARD_ID_MAX;
+  /** Node clock time this incarnation last reported a valid lease (for the `lease-overstay` canary). */
+  private leaseSeenMs: number | null = null;
 
   constructor(
     readonly id: NodeId,
     /** null when the node refused to start from its disk. */
     readonly node: ClusterNode | null,
     private readonly env: NodeEnv<PeerMessage>,
+    /** `lease-overstay` canary: a lapsed lease is still reported valid this long (ms), else 0. */
+    private readonly leaseOverstayMs = 0,
   ) {}
+
+  /**
+   * Whether this node reports a valid leader lease now (`ClusterNode.status().leaseValid`), or
+   * null when it refused to start. For the lease checker.
+   */
+  leaseValid(): boolean | null {
+    const s = this.status();
+    if (s === null) return null;
+    const now = this.env.clock.nowMs();
+    if (s.leaseValid) {
+      this.leaseSeenMs = now;
+      return true;
+    }
+    return this.leaseSeenMs !== null && now - this.leaseSeenMs < this.leaseOverstayMs;
+  }
 
   /** Whether the node runs (false when it refused to start). */
   get usable(): boolean {
@@ -228,5 +249,5 @@ export function startClusterNode(env: NodeEnv<PeerMessage>, setup: ClusterProgra
   node.start((error) => {
     if (error !== null) env.trace(CLUSTER_EVENT.startRefused, { code: error.name, reason: error.message });
   });
-  return new ClusterSimNode(env.nodeId, node, env);
+  return new ClusterSimNode(env.nodeId, node, env, setup.leaseOverstayMs ?? 0);
 }

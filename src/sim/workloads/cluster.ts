@@ -29,7 +29,8 @@ import {
   type QuorumConfig,
   type VotequorumOptions,
 } from '../../quorum/index.js';
-import type { ClusterCanary, ClusterTiming } from '../../runtime/cluster-node.js';
+import { CLUSTER_CANARIES, type ClusterTiming } from '../../runtime/cluster-node.js';
+import { LeaseChecker, LeaseSampler } from '../checkers/lease-checker.js';
 import type { NodeEnv } from '../../runtime/env.js';
 import { peerCodec, type PeerMessage } from '../../runtime/peer-message.js';
 import type { FaultProfile } from '../fault-profile.js';
@@ -45,18 +46,24 @@ import { ClusterGroupDriver } from './cluster-group-driver.js';
 import { startClusterNode, type ClusterSimNode } from './cluster-program.js';
 
 /**
- * The planted bugs this workload catches (`ClusterNodeOptions.canary`, every one of
- * `CLUSTER_CANARIES`), with the checker that must catch each.
+ * The planted bugs this workload catches, with the checker that must catch each: every one of
+ * `CLUSTER_CANARIES` (`ClusterNodeOptions.canary`), and `lease-overstay` (a node reports its
+ * lease valid for `LEASE_OVERSTAY_MS` after it lapsed; planted in `ClusterSimNode.leaseValid`).
  */
-export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [ClusterCanary, string])[] = [
+export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [string, string])[] = [
   ['evict-on-missed-heartbeat', 'fd-accuracy'],
   ['quorate-without-quorum', 'view-quorum'],
   ['diverge-views', 'view-agreement'],
   ['never-fail', 'fd-completeness'],
   ['deliver-to-newcomer', 'virtual-synchrony'],
   ['barrier-without-all', 'barrier'],
+  ['lease-overstay', 'lease'],
 ];
-const CANARY_NAMES: readonly ClusterCanary[] = CLUSTER_WORKLOAD_CANARIES.map(([c]) => c);
+const CANARY_NAMES: readonly string[] = CLUSTER_WORKLOAD_CANARIES.map(([c]) => c);
+/** A lapsed lease reported valid this long by the `lease-overstay` canary (two maximal election timeouts). */
+const LEASE_OVERSTAY_MS = 4 * HARNESS_TIMING.electionTicks * HARNESS_TIMING.tickMs;
+/** How often the lease sampler asks every node for its lease, ms of true virtual time. */
+const LEASE_SAMPLE_MS = 10;
 
 /** Virtual length of the fault phase. */
 export const CLUSTER_FAULT_PHASE_MS = 30_000;
@@ -126,8 +133,15 @@ function shapeFaults(profile: FaultProfile, prng: Prng): FaultProfile {
 }
 
 function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> {
-  const canary = CANARY_NAMES.find((c) => c === setup.canary);
-  assert(canary !== undefined || setup.canary === undefined, `unknown cluster canary ${setup.canary ?? ''}`);
+  assert(
+    setup.canary === undefined || CANARY_NAMES.includes(setup.canary),
+    `unknown cluster canary ${setup.canary ?? ''}`,
+  );
+  const canary = CLUSTER_CANARIES.find((c) => c === setup.canary);
+  const leases = new LeaseChecker((m) => {
+    setup.violation('lease', m);
+  });
+  const sampler = new LeaseSampler<ClusterSimNode>(LEASE_SAMPLE_MS, (n) => n.leaseValid());
   const prng = setup.prng;
   const shape = drawShape(setup.nodes, prng.fork('shape'));
   const snapshotEntries = prng.fork('snapshots').pick([64, 256, 10_000]);
@@ -184,6 +198,7 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
     (ctx: DriverContext<ClusterSimNode>) => {
       liveness.attachClock(() => ctx.nowMs());
       groups.start(ctx);
+      sampler.start(ctx);
     },
   );
   const program = {
@@ -195,12 +210,13 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
         quorum: shape.options,
         snapshotEntries,
         canary,
+        leaseOverstayMs: setup.canary === 'lease-overstay' ? LEASE_OVERSTAY_MS : 0,
       }),
   };
   return {
     program,
     driver,
-    checkers: [views, quorum, accuracy, groupViews, synchrony, barriers, liveness],
+    checkers: [views, quorum, accuracy, groupViews, synchrony, barriers, liveness, leases],
     liveness,
     stats: () => [
       ['nodes', shape.nodes.length],
@@ -235,6 +251,8 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
       ['barriers-reached', barriers.reached],
       ['barriers-failed', barriers.failed],
       ['barrier-checks', barriers.checks],
+      ['lease-checks', leases.checks],
+      ['lease-held-samples', leases.held],
     ],
   };
 }
