@@ -20,7 +20,7 @@
  * machine's result, with a definite refusal, or with `TIMEOUT` (outcome unknown to the caller).
  */
 import { assert, defined } from '../lib/assert.js';
-import { CohortError, err, ok, type Result } from '../lib/errors.js';
+import { err, ok, type Result } from '../lib/errors.js';
 import { logIndex, type Incarnation, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
 import {
   RAFT_CONFIG_DEFAULTS,
@@ -40,6 +40,9 @@ import {
 import { describeStorageFailure, StorageError, type Wal } from '../storage/index.js';
 import { RAFT_NODE_PENDING_REQUESTS_MAX } from '../constants.js';
 import type { NodeEnv, TimerHandle } from './env.js';
+import { RaftNodeError, RaftRequests } from './raft-requests.js';
+
+export { RaftNodeError, type RaftNodeErrorCode } from './raft-requests.js';
 import {
   WAL_RECORD_ENTRY,
   WAL_RECORD_HARD,
@@ -47,7 +50,7 @@ import {
   encodeEntryRecord,
   encodeHardRecord,
   encodeSnapshotFile,
-  recover,
+  recoverOrFailStop,
   encodeBlob,
   type Recovered,
 } from './raft-persistence.js';
@@ -110,36 +113,6 @@ export interface RaftObserver<O> {
   onRestore?(index: LogIndex, term: Term, metadataOnly: boolean): void;
 }
 
-/** Stable codes of request failures. */
-export type RaftNodeErrorCode =
-  'NOT_LEADER' | 'TIMEOUT' | 'PROPOSAL_DROPPED' | 'OUTCOME_UNKNOWN' | 'BUSY' | 'STOPPED' | 'REFUSED';
-
-/** A request failure. `leader` names the known leader, if any, for `NOT_LEADER`. */
-export class RaftNodeError extends CohortError {
-  override readonly name = 'RaftNodeError';
-  constructor(
-    override readonly code: RaftNodeErrorCode,
-    message: string,
-    readonly leader: NodeId | null = null,
-  ) {
-    super(code, message);
-  }
-}
-
-interface PendingProposal<O> {
-  readonly index: LogIndex;
-  readonly term: Term;
-  readonly deadlineTick: number;
-  readonly done: (r: Result<O, RaftNodeError>) => void;
-}
-
-interface PendingRead {
-  readonly context: number;
-  readonly deadlineTick: number;
-  index: LogIndex | null;
-  readonly done: (r: Result<void, RaftNodeError>) => void;
-}
-
 /** See the file comment. */
 export class RaftNode<C extends { readonly type: string }, O> {
   readonly incarnation: Incarnation;
@@ -173,9 +146,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
    * a restart knows it too (even after the node left the configuration that made it a witness).
    */
   private withoutData: boolean;
-  private proposals = new Map<number, PendingProposal<O>>();
-  private reads: PendingRead[] = [];
-  private readContext = 0;
+  private readonly requests: RaftRequests<O>;
   /** WAL sequence number of each entry held, for entries `seqBase`, `seqBase + 1`, ... */
   private entrySeqs: number[];
   private seqBase: LogIndex;
@@ -186,6 +157,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
   ) {
     this.opts = options;
     this.sm = options.stateMachine;
+    this.requests = new RaftRequests<O>(options.requestTimeoutTicks);
     this.rec = recoverOrFailStop(env, options.bootstrap, (e) => {
       this.fail(e);
     });
@@ -299,11 +271,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
   /** Stops ticking and drops every pending request with `STOPPED`. Idempotent. */
   stop(): void {
     this.halt();
-    const stopped = new RaftNodeError('STOPPED', 'the node is stopping');
-    for (const p of this.proposals.values()) p.done(err(stopped));
-    for (const r of this.reads) r.done(err(stopped));
-    this.proposals.clear();
-    this.reads = [];
+    this.requests.dropAll(new RaftNodeError('STOPPED', 'the node is stopping'));
   }
 
   /** Stops ticking and handling inputs, leaving pending requests alone (a crash answers nobody). */
@@ -386,12 +354,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
       done(err(this.translate(r.error)));
       return;
     }
-    this.proposals.set(r.value.index, {
-      index: r.value.index,
-      term: r.value.term,
-      deadlineTick: this.ticks + this.opts.requestTimeoutTicks,
-      done,
-    });
+    this.requests.addProposal(r.value.index, r.value.term, this.ticks, done);
     this.pump();
   }
 
@@ -407,13 +370,8 @@ export class RaftNode<C extends { readonly type: string }, O> {
       done(err(this.translate(r.error)));
       return;
     }
-    this.proposals.set(r.value.index, {
-      index: r.value.index,
-      term: r.value.term,
-      deadlineTick: this.ticks + this.opts.requestTimeoutTicks,
-      done: (res) => {
-        done(res.ok ? ok(undefined) : res);
-      },
+    this.requests.addProposal(r.value.index, r.value.term, this.ticks, (res) => {
+      done(res.ok ? ok(undefined) : res);
     });
     this.pump();
   }
@@ -428,15 +386,13 @@ export class RaftNode<C extends { readonly type: string }, O> {
       done(err(refusal));
       return;
     }
-    const context = ++this.readContext;
-    const ctx = new Uint8Array(8);
-    new DataView(ctx.buffer).setFloat64(0, context, true);
+    const ctx = this.requests.newReadContext();
     const r = this.core.readIndex(ctx);
     if (!r.ok) {
       done(err(this.translate(r.error)));
       return;
     }
-    this.reads.push({ context, deadlineTick: this.ticks + this.opts.requestTimeoutTicks, index: null, done });
+    this.requests.addRead(ctx, this.ticks, done);
     this.pump();
   }
 
@@ -454,7 +410,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
 
   private refuseRequest(): RaftNodeError | null {
     if (this.stopped || !this.running) return new RaftNodeError('STOPPED', 'the node is not running');
-    if (this.proposals.size + this.reads.length >= RAFT_NODE_PENDING_REQUESTS_MAX) {
+    if (this.requests.size >= RAFT_NODE_PENDING_REQUESTS_MAX) {
       return new RaftNodeError(
         'BUSY',
         `${RAFT_NODE_PENDING_REQUESTS_MAX} requests are already waiting on this node; retry after some complete`,
@@ -500,7 +456,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
         this.ticks++;
         this.core.tick();
       }
-      this.expireRequests();
+      this.requests.expire(this.ticks);
       this.scheduleTick();
       this.pump();
     });
@@ -651,7 +607,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
       }
       this.applied = rd.snapshot.metadata.index;
       this.snapshotIndex = rd.snapshot.metadata.index;
-      this.resolveSkipped(this.applied);
+      this.requests.skipped(this.applied);
       this.opts.observer?.onRestore?.(rd.snapshot.metadata.index, rd.snapshot.metadata.term, metadataOnly);
     }
     storage.append(rd.entries);
@@ -659,10 +615,10 @@ export class RaftNode<C extends { readonly type: string }, O> {
     if (rd.hardState !== null) storage.setHardState(rd.hardState);
     for (const e of rd.committedEntries) this.applyEntry(e);
     this.send(rd.messagesAfterPersist);
-    for (const rs of rd.readStates) this.onReadState(rs.context, rs.index);
+    for (const rs of rd.readStates) this.requests.readState(rs.context, rs.index);
     if (rd.softState !== null) this.onSoftState(rd.softState.role, rd.softState.lead);
     this.core.advance(rd);
-    this.answerReads();
+    this.requests.answerReads(this.applied, () => this.witnessRefusal());
     this.checkRepair();
     this.maybeSnapshot();
   }
@@ -674,28 +630,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
     if (e.type === 'normal' && e.metadataOnly === true) this.withoutData = true;
     if (e.type === 'normal' && e.data.length > 0) result = this.sm.apply(e.index, e.term, e.data);
     this.opts.observer?.onApply?.(e, result);
-    const p = this.proposals.get(e.index);
-    if (p === undefined) return;
-    this.proposals.delete(e.index);
-    if (p.term !== e.term) {
-      p.done(
-        err(
-          new RaftNodeError(
-            'PROPOSAL_DROPPED',
-            `the proposal at index ${e.index} was replaced by a newer leader's entry; it did not take effect`,
-          ),
-        ),
-      );
-      return;
-    }
-    if (result === null) {
-      // A configuration change: success means it was applied.
-      p.done(ok(undefined as O));
-      return;
-    }
-    p.done(
-      result.ok ? ok(result.value) : err(new RaftNodeError('REFUSED', `${result.error.code}: ${result.error.message}`)),
-    );
+    this.requests.applied(e, result);
   }
 
   /**
@@ -707,82 +642,18 @@ export class RaftNode<C extends { readonly type: string }, O> {
     return meta.metadataOnly === true || (meta.confState.witnesses ?? []).includes(this.env.nodeId);
   }
 
-  /** Proposals at or below `index` that a snapshot jumped over: we cannot tell if they applied. */
-  private resolveSkipped(index: LogIndex): void {
-    for (const [i, p] of this.proposals) {
-      if (i > index) continue;
-      this.proposals.delete(i);
-      p.done(
-        err(
-          new RaftNodeError(
-            'OUTCOME_UNKNOWN',
-            `a snapshot replaced the log through index ${index}; the proposal at ${i} may or may not have taken effect`,
-          ),
-        ),
-      );
-    }
-  }
-
   private onSoftState(role: RaftRole, lead: NodeId | null): void {
     this.opts.observer?.onRole?.(role, this.core.status().term, lead);
   }
 
-  private onReadState(context: Uint8Array, index: LogIndex): void {
-    const id = new DataView(context.buffer, context.byteOffset, context.byteLength).getFloat64(0, true);
-    const r = this.reads.find((x) => x.context === id);
-    if (r !== undefined) r.index = index;
-  }
-
-  private answerReads(): void {
-    if (this.reads.length === 0) return;
-    const waiting: PendingRead[] = [];
-    // Checked when a read is answered, not only when it is asked: a node that knew nothing yet
-    // (an empty log) may learn from the leader's snapshot that it is a witness.
-    const noData = this.reads.some((r) => r.index !== null && this.applied >= r.index) && this.core.holdsWitnessCopy();
-    for (const r of this.reads) {
-      if (r.index === null || this.applied < r.index) waiting.push(r);
-      else if (noData)
-        r.done(
-          err(
-            new RaftNodeError(
-              'NOT_LEADER',
-              `node ${this.env.nodeId} is a witness (it holds a witness's copy of the log): it has no data to serve reads from; read from the leader or a data node`,
-              this.core.status().lead,
-            ),
-          ),
-        );
-      else r.done(ok(undefined));
-    }
-    this.reads = waiting;
-  }
-
-  private expireRequests(): void {
-    for (const [i, p] of this.proposals) {
-      if (p.deadlineTick > this.ticks) continue;
-      this.proposals.delete(i);
-      p.done(
-        err(
-          new RaftNodeError(
-            'TIMEOUT',
-            `the proposal at index ${i} was not applied within ${this.opts.requestTimeoutTicks} ticks; it may still take effect`,
-          ),
-        ),
-      );
-    }
-    const live: PendingRead[] = [];
-    for (const r of this.reads) {
-      if (r.deadlineTick > this.ticks) live.push(r);
-      else
-        r.done(
-          err(
-            new RaftNodeError(
-              'TIMEOUT',
-              `the read was not confirmed within ${this.opts.requestTimeoutTicks} ticks (leader change or lost quorum); retry`,
-            ),
-          ),
-        );
-    }
-    this.reads = live;
+  /** A witness's copy holds no data to read: its reads are refused (checked when they are due). */
+  private witnessRefusal(): RaftNodeError | null {
+    if (!this.core.holdsWitnessCopy()) return null;
+    return new RaftNodeError(
+      'NOT_LEADER',
+      `node ${this.env.nodeId} is a witness (it holds a witness's copy of the log): it has no data to serve reads from; read from the leader or a data node`,
+      this.core.status().lead,
+    );
   }
 
   /** Leaves repair mode once the core says the log is whole again, and records it durably. */
@@ -881,42 +752,4 @@ export class RaftNode<C extends { readonly type: string }, O> {
     this.halt();
     this.env.failStop(`storage failure: ${describeStorageFailure(error)}`, error);
   }
-}
-
-/**
- * `recover`, fail-stopping on an I/O error while reading the disk (it throws: reads are
- * synchronous). The environment ends the incarnation; the constructor then throws a
- * `StorageError` (`READ_FAILED`) that the caller only sees where `failStop` returns.
- */
-function recoverOrFailStop(
-  env: NodeEnv<RaftMessage>,
-  bootstrap: ConfState,
-  onWalFailed: (e: StorageError) => void,
-): Recovered {
-  try {
-    return recover(
-      env.disk,
-      bootstrap,
-      () => {
-        /* durability is tracked per flush */
-      },
-      onWalFailed,
-    );
-  } catch (e) {
-    if (!isDiskIoError(e)) throw e;
-    const error = new StorageError('READ_FAILED', `reading the node's storage failed (${e.message})`, {
-      cause: e,
-      operation: 'read at start',
-    });
-    env.trace('storage-failed', { code: error.code, file: null, message: error.message });
-    env.failStop(`storage failure: ${describeStorageFailure(error)}`, error);
-    throw error;
-  }
-}
-
-/** True for an I/O error a `Disk` read throws (an `Error` with an errno code such as `EIO`). */
-function isDiskIoError(e: unknown): e is Error & { readonly code: string } {
-  if (!(e instanceof Error) || e instanceof CohortError) return false;
-  const code = (e as { code?: unknown }).code;
-  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
 }

@@ -42,6 +42,8 @@ import {
   type Term,
 } from '../lib/ids.js';
 import type { Disk } from '../storage/disk.js';
+import type { RaftMessage } from '../log/index.js';
+import type { NodeEnv } from './env.js';
 import {
   CorruptFileError,
   StableStore,
@@ -49,8 +51,9 @@ import {
   Wal,
   WalCorruptionError,
   parseSegmentName,
+  StorageError,
+  describeStorageFailure,
   type StableState,
-  type StorageError,
   type WalRecord,
 } from '../storage/index.js';
 import { msgpackCodec } from '../transport/message-codec.js';
@@ -439,4 +442,42 @@ export function discardCorruptWal(
       if (--remaining === 0) disk.syncDir(afterSync);
     });
   }
+}
+
+/**
+ * `recover`, fail-stopping on an I/O error while reading the disk (it throws: reads are
+ * synchronous). The environment ends the incarnation; the constructor then throws a
+ * `StorageError` (`READ_FAILED`) that the caller only sees where `failStop` returns.
+ */
+export function recoverOrFailStop(
+  env: NodeEnv<RaftMessage>,
+  bootstrap: ConfState,
+  onWalFailed: (e: StorageError) => void,
+): Recovered {
+  try {
+    return recover(
+      env.disk,
+      bootstrap,
+      () => {
+        /* durability is tracked per flush */
+      },
+      onWalFailed,
+    );
+  } catch (e) {
+    if (!isDiskIoError(e)) throw e;
+    const error = new StorageError('READ_FAILED', `reading the node's storage failed (${e.message})`, {
+      cause: e,
+      operation: 'read at start',
+    });
+    env.trace('storage-failed', { code: error.code, file: null, message: error.message });
+    env.failStop(`storage failure: ${describeStorageFailure(error)}`, error);
+    throw error;
+  }
+}
+
+/** True for an I/O error a `Disk` read throws (an `Error` with an errno code such as `EIO`). */
+function isDiskIoError(e: unknown): e is Error & { readonly code: string } {
+  if (!(e instanceof Error) || e instanceof CohortError) return false;
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
 }
