@@ -98,7 +98,7 @@ export function drawFaultProfile(
   const syncMax = prng.int(1, 51);
   // Drawn last, so the classes above keep the values they had before these existed.
   const ioError = maybeClass(prng, [2 * SECOND, 20 * SECOND], [0, 0]);
-  const powerCut = maybeClass(prng, [5 * SECOND, 40 * SECOND], [100 * MS, 3 * SECOND]);
+  const powerCut = maybeClass(prng, [3 * SECOND, 20 * SECOND], [100 * MS, 3 * SECOND]);
   const syncStallProbability = fraction(prng, 10);
   return {
     network,
