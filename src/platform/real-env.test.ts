@@ -158,10 +158,12 @@ test("the daemon's fail-stop logs one fatal line naming the file and the error, 
   assert.equal(FAIL_STOP_EXIT_CODE, 3);
   const records = lines.map((l) => JSON.parse(l) as { level: number; msg: string; code: string });
   assert.equal(records.length, 1, 'one line');
-  assert.equal(records[0]?.level, 60, 'fatal');
+  const [record] = records;
+  assert.ok(record !== undefined);
+  assert.equal(record.level, 60, 'fatal');
   assert.equal(
-    records[0]?.msg,
+    record.msg,
     'storage failure: fsync of wal-0000000000000001.log failed: EIO: i/o error; stopping (fail-stop)',
   );
-  assert.equal(records[0]?.code, 'EIO');
+  assert.equal(record.code, 'EIO');
 });

@@ -26,7 +26,7 @@ test('one holder passes; two at one instant is a violation naming both', () => {
   assert.deepEqual(found, []);
   c.observe(lease(4_500_000, '1,3'));
   assert.equal(found.length, 1);
-  assert.match(found[0] ?? '', /nodes 1 and 3 report a valid leader lease at the same instant \(4\.500 s\)/);
+  assert.match(String(found[0]), /nodes 1 and 3 report a valid leader lease at the same instant \(4\.500 s\)/);
   assert.equal(c.checks, 4);
   assert.equal(c.held, 3);
 });
@@ -58,7 +58,10 @@ test('the sampler traces changes only, skips down nodes and drops late answers f
     call: (id, fn) => {
       const s = state.get(id);
       if (s === 'down') return false;
-      if (s === 'paused') held.push(() => fn(id));
+      if (s === 'paused')
+        held.push(() => {
+          fn(id);
+        });
       else fn(id);
       return true;
     },
