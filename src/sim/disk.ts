@@ -119,6 +119,8 @@ export class SimDisk implements Disk {
   private readonly tornModes: readonly TornWriteMode[];
   private readonly stall: number;
   private readonly stallLatency: [number, number];
+  /** Syncs started and not yet completed (reset by a crash). */
+  private syncsRunning = 0;
   /** Called once when the next sync starts, with its latency (`onNextSync`). */
   private syncWatch: ((latencyMs: number) => void) | null = null;
   /** Targeted faults armed by `failNext`: how many of the next operations of each class fail. */
@@ -265,6 +267,11 @@ export class SimDisk implements Disk {
     this.syncWatch = fn;
   }
 
+  /** True while an fsync (`sync` or `syncDir`) is in flight: a crash now may lose what it covers. */
+  get syncing(): boolean {
+    return this.syncsRunning > 0;
+  }
+
   /**
    * A process (or power) crash: every unsynced change is dropped, kept, or torn as described in
    * the file comment; completions still pending never fire. The disk stays usable for the next
@@ -272,6 +279,7 @@ export class SimDisk implements Disk {
    */
   crash(): void {
     this.epoch++;
+    this.syncsRunning = 0;
     this.sequencer = new OpSequencer();
     this.pendingDirNames = new Map();
     const prng = this.options.prng;
@@ -389,6 +397,7 @@ export class SimDisk implements Disk {
       const range =
         op === 'sync' && this.stall > 0 && this.options.prng.chance(this.stall) ? this.stallLatency : latency;
       const delay = range[0] + this.options.prng.float() * (range[1] - range[0]);
+      if (op === 'sync') this.syncsRunning++;
       const watch = op === 'sync' ? this.syncWatch : null;
       if (watch !== null) {
         this.syncWatch = null;
@@ -396,6 +405,7 @@ export class SimDisk implements Disk {
       }
       this.options.schedule(delay, () => {
         if (epoch !== this.epoch) return; // crashed: this completion never happens
+        if (op === 'sync') this.syncsRunning--;
         const failed = this.takeArmed(op) || (this.ioError > 0 && this.options.prng.chance(this.ioError));
         const error = failed ? eio(op, name) : effect();
         finish();

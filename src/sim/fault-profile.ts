@@ -57,6 +57,11 @@ export interface FaultProfile {
 const MS = 1000;
 const SECOND = 1_000_000;
 
+/** Chance that a run's disk is slow (`SLOW_DISK_SYNC_MS` fsyncs). */
+const SLOW_DISK_PROBABILITY = 0.3;
+/** Uniform fsync latency range of a slow disk, ms. */
+const SLOW_DISK_SYNC_MS: [number, number] = [20, 200];
+
 /** Probability that each fault class is switched on in a run. */
 const CLASS_ENABLED_PROBABILITY = 0.8;
 
@@ -100,6 +105,9 @@ export function drawFaultProfile(
   const ioError = maybeClass(prng, [2 * SECOND, 20 * SECOND], [0, 0]);
   const powerCut = maybeClass(prng, [3 * SECOND, 20 * SECOND], [100 * MS, 3 * SECOND]);
   const syncStallProbability = fraction(prng, 10);
+  // Some runs get a slow disk (fsync 20-200 ms, an HDD or a busy cloud volume) next to a network
+  // that is often faster: acknowledgements then outrun fsyncs, as on a real LAN.
+  const slowDisk = prng.chance(SLOW_DISK_PROBABILITY);
   return {
     network,
     partition: nodeCount >= 2 ? partition : undefined,
@@ -114,7 +122,7 @@ export function drawFaultProfile(
     clockDriftMax,
     disk: {
       writeLatencyMs: [0, writeMax],
-      syncLatencyMs: [0.1, syncMax],
+      syncLatencyMs: slowDisk ? SLOW_DISK_SYNC_MS : [0.1, syncMax],
       tornWriteProbability: prng.int(0, 61) / 100,
       keepUnsyncedProbability: prng.int(0, 41) / 100,
       syncStallProbability,

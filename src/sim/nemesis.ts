@@ -44,6 +44,8 @@ export interface ClusterControl {
   disarmAll(): void;
   /** Calls `fn` once when `node`'s next fsync starts, with its latency (ms). */
   onNextSync(node: NodeId, fn: (latencyMs: number) => void): void;
+  /** True while `node`'s disk has an fsync in flight. */
+  syncing(node: NodeId): boolean;
   /** Records a simulator event in the trace. */
   emit(event: string, fields: TraceFields): void;
 }
@@ -83,10 +85,12 @@ const FAIL_STOP_DOWNTIME_MEAN_US = 1_000_000;
 /** Chance that a power cut takes every node rather than a bare majority. */
 const POWER_CUT_ALL_PROBABILITY = 0.5;
 /**
- * Chance that a power cut is aimed: it waits for the next fsync of one of the nodes it takes and
- * strikes while that fsync is in flight, the instant at which a crash loses the most.
+ * Chance that a power cut is aimed: it waits until a majority of the nodes it takes have an fsync
+ * in flight at once and strikes then, the instant at which a crash loses the most.
  */
 const POWER_CUT_AIMED_PROBABILITY = 0.5;
+/** An aimed power cut that found no such instant within this long strikes anyway, µs. */
+const POWER_CUT_AIM_US_MAX = 2_000_000;
 
 /** Injects faults; see the module comment. */
 export class Nemesis {
@@ -297,17 +301,32 @@ export class Nemesis {
       .slice(0, size)
       .sort((a, b) => a - b);
     const downtime = Math.max(1, Math.round(this.powerPrng.exponential(cls.meanDurationUs)));
-    if (this.powerPrng.chance(POWER_CUT_AIMED_PROBABILITY)) {
-      const target = this.powerPrng.pick(cut);
-      const at = this.powerPrng.float();
-      this.cluster.onNextSync(target, (latencyMs) => {
-        this.later(Math.max(1, Math.floor(latencyMs * 1000 * at)), () => {
-          this.cutPower(cut, downtime);
-        });
+    if (this.powerPrng.chance(POWER_CUT_AIMED_PROBABILITY)) this.aimPowerCut(cut, downtime);
+    else this.cutPower(cut, downtime);
+  }
+
+  /**
+   * Watches the next fsync of every node in `cut`; when one starts and a majority of `cut` then
+   * has an fsync in flight, strikes (1 µs later: never from inside a disk's scheduling). Strikes
+   * anyway after `POWER_CUT_AIM_US_MAX`.
+   */
+  private aimPowerCut(cut: readonly NodeId[], downtime: number): void {
+    const aim = { done: false };
+    const strike = (): void => {
+      if (aim.done) return;
+      aim.done = true;
+      this.cutPower(cut, downtime);
+    };
+    const watch = (node: NodeId): void => {
+      this.cluster.onNextSync(node, () => {
+        if (aim.done) return;
+        const syncing = cut.filter((n) => this.cluster.syncing(n)).length;
+        if (syncing * 2 > cut.length) this.later(1, strike);
+        else watch(node);
       });
-      return;
-    }
-    this.cutPower(cut, downtime);
+    };
+    for (const node of cut) watch(node);
+    this.later(POWER_CUT_AIM_US_MAX, strike);
   }
 
   private cutPower(cut: readonly NodeId[], downtime: number): void {

@@ -39,6 +39,8 @@ export interface SimulatedDisk extends Disk {
   disarm(): void;
   /** Calls `fn` once when the next fsync starts, with its latency (see `SimDisk.onNextSync`). */
   onNextSync(fn: (latencyMs: number) => void): void;
+  /** True while an fsync is in flight. */
+  readonly syncing: boolean;
 }
 
 /** Options the simulator passes when it builds a machine's disk. */

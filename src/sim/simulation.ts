@@ -329,6 +329,7 @@ function control<M, I>(state: RunState<M, I>, network: SimNetwork<M>): ClusterCo
     onNextSync: (id, fn) => {
       nodeOf(state, id).disk.onNextSync(fn);
     },
+    syncing: (id) => nodeOf(state, id).disk.syncing,
     failNext: (id, op) => {
       nodeOf(state, id).disk.failNext(op);
     },

@@ -60,8 +60,8 @@ export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [string, string])[] =
   ['lease-overstay', 'lease'],
 ];
 const CANARY_NAMES: readonly string[] = CLUSTER_WORKLOAD_CANARIES.map(([c]) => c);
-/** A lapsed lease reported valid this long by the `lease-overstay` canary (two maximal election timeouts). */
-const LEASE_OVERSTAY_MS = 4 * HARNESS_TIMING.electionTicks * HARNESS_TIMING.tickMs;
+/** A lapsed lease reported valid this long by the `lease-overstay` canary (four maximal election timeouts). */
+const LEASE_OVERSTAY_MS = 8 * HARNESS_TIMING.electionTicks * HARNESS_TIMING.tickMs;
 /** How often the lease sampler asks every node for its lease, ms of true virtual time. */
 const LEASE_SAMPLE_MS = 10;
 
