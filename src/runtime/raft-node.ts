@@ -123,6 +123,8 @@ export class RaftNode<C extends { readonly type: string }, O> {
   private ticks = 0;
   private tickTimer: TimerHandle | null = null;
   private persisting = false;
+  /** The role the last soft state reported was leader (current whenever no Ready is persisting). */
+  private leading = false;
   private stopped = false;
   private started = false;
   /** Clock time the tick count corresponds to (see `scheduleTick`). */
@@ -306,6 +308,16 @@ export class RaftNode<C extends { readonly type: string }, O> {
       repairing: this.repairing,
       snapshotIndex: this.snapshotIndex,
     };
+  }
+
+  /**
+   * `status().leaseValid`, cheaply: a node that is not leader holds no lease, and while no Ready
+   * is persisting every role change has reached the shell, so only a leader (or a node with a
+   * Ready in flight) asks the core. For frequent polling (the simulator's lease checker).
+   */
+  leaseValid(): boolean {
+    if (!this.leading && !this.persisting) return false;
+    return this.core.status().leaseValid && !this.tickOverdue();
   }
 
   /**
@@ -643,6 +655,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
   }
 
   private onSoftState(role: RaftRole, lead: NodeId | null): void {
+    this.leading = role === 'leader';
     this.opts.observer?.onRole?.(role, this.core.status().term, lead);
   }
 

@@ -112,7 +112,7 @@ export class RaftSimNode {
   leaseValid(): boolean | null {
     if (this.raft === null) return null;
     const now = this.env.clock.nowMs();
-    if (this.raft.status().leaseValid) {
+    if (this.raft.leaseValid()) {
       this.leaseSeenMs = now;
       return true;
     }
