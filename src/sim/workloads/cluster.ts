@@ -62,8 +62,11 @@ export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [string, string])[] =
 const CANARY_NAMES: readonly string[] = CLUSTER_WORKLOAD_CANARIES.map(([c]) => c);
 /** A lapsed lease reported valid this long by the `lease-overstay` canary (four maximal election timeouts). */
 const LEASE_OVERSTAY_MS = 8 * HARNESS_TIMING.electionTicks * HARNESS_TIMING.tickMs;
-/** How often the lease sampler asks every node for its lease, ms of true virtual time. */
-const LEASE_SAMPLE_MS = 10;
+/**
+ * How often the lease sampler asks every node for its lease, ms of true virtual time: half a tick
+ * (leases change on ticks and messages), since `ClusterNode.status()` builds a whole report.
+ */
+const LEASE_SAMPLE_MS = 25;
 
 /** Virtual length of the fault phase. */
 export const CLUSTER_FAULT_PHASE_MS = 30_000;
