@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { connect, type CohortClient, type GroupHandle, type GroupItem } from '../src/client/index.js';
 import { ProcessCluster } from '../src/node/process-cluster.js';
 import { ClusterHarness } from '../src/sim/cluster-harness.js';
-import type { ClusterNode } from '../src/runtime/cluster-node.js';
+import type { CohortNode } from '../src/services.js';
 
 const SIZES = [100, 1024] as const;
 const QUORATE_BOUND_MS = 20_000;
@@ -203,20 +203,20 @@ function simMode(seconds: number, samples: number, window: number): Figures[] {
   h.runUntil(() => h.allJoinedAndQuorate([1, 2, 3]), QUORATE_BOUND_MS);
   for (const id of [1, 2, 3]) {
     let done = false;
-    h.node(id).groupJoin('bench', 0, (r) => {
+    h.node(id).services.groups.join('bench', 0, (r) => {
       if (!r.ok) throw r.error;
       done = true;
     });
     h.runUntil(() => done, 5000);
   }
   const leader = h.leader();
-  const follower = h.followers()[0] as ClusterNode;
-  const rtt = (node: ClusterNode, size: number, tagBase: number): number[] => {
+  const follower = h.followers()[0] as CohortNode;
+  const rtt = (node: CohortNode, size: number, tagBase: number): number[] => {
     const out: number[] = [];
     for (let i = 0; i < samples; i++) {
       const tag = tagBase + i;
       const t0 = h.nowMs();
-      node.groupSend('bench', payloadOf(size, tag), (r) => {
+      node.services.groups.send('bench', payloadOf(size, tag), (r) => {
         if (!r.ok) throw r.error;
       });
       h.runUntil(() => arrived.get(node.nodeId)?.has(tag) === true, 5000);
@@ -237,7 +237,7 @@ function simMode(seconds: number, samples: number, window: number): Figures[] {
     const pump = (): void => {
       while (inFlight < window && h.nowMs() < deadline) {
         inFlight++;
-        follower.groupSend('bench', payloadOf(size, tag++), () => {
+        follower.services.groups.send('bench', payloadOf(size, tag++), () => {
           inFlight--;
           pump();
         });

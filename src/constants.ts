@@ -9,10 +9,28 @@ import { assert } from './lib/assert.js';
 export const FRAME_PAYLOAD_BYTES_MAX: number = 4 * 1024 * 1024;
 /** Largest frame on the wire: payload plus header and authentication tag. */
 export const FRAME_WIRE_BYTES_MAX: number = FRAME_PAYLOAD_BYTES_MAX + 64;
-/** Messages queued for one peer before `send` refuses (backpressure). */
-export const PEER_SEND_QUEUE_MESSAGES_MAX: number = 4096;
-/** Bytes queued for one peer before `send` refuses. */
-export const PEER_SEND_QUEUE_BYTES_MAX: number = 64 * 1024 * 1024;
+/**
+ * Messages queued on one peer's control lane before `send` refuses (backpressure). Control
+ * traffic is small (Raft, pings, membership), so its queue is short in bytes: a deep control
+ * queue would only hide a dead peer behind latency.
+ */
+export const PEER_CONTROL_QUEUE_MESSAGES_MAX: number = 4096;
+/** Bytes queued on one peer's control lane before `send` refuses (room for a few Raft snapshots). */
+export const PEER_CONTROL_QUEUE_BYTES_MAX: number = 16 * 1024 * 1024;
+/** Messages queued on one peer's bulk lane before `send` refuses (DLM bursts are many small messages). */
+export const PEER_BULK_QUEUE_MESSAGES_MAX: number = 16_384;
+/**
+ * Bytes queued on one peer's bulk lane before `send` refuses (volume data moves in MiBs): 16 MiB
+ * is over 100 ms of loopback throughput. Measured (`src/node/bulk-lane.test.ts`, an unpaced
+ * producer on a loaded 2-core machine): with 64 MiB the producing node's own heartbeats went out
+ * 30-50 % late (its event loop stalled on the queued bytes); with 16 MiB they kept their period.
+ */
+export const PEER_BULK_QUEUE_BYTES_MAX: number = 16 * 1024 * 1024;
+/**
+ * Plaintext bytes one bulk-lane flush seals and writes in one event-loop turn before it yields
+ * (`setImmediate`), so control I/O and timers run between bulk batches.
+ */
+export const PEER_BULK_FLUSH_BYTES_PER_TURN: number = 1024 * 1024;
 /** Largest node count in one cluster. */
 export const CLUSTER_NODES_MAX: number = 64;
 /** Reconnect backoff: first delay and ceiling, in milliseconds. */
@@ -40,11 +58,15 @@ export const SNAPSHOT_BYTES_MAX: number = 1024 * 1024 * 1024;
 export const SIM_NODES_MAX: number = 16;
 /** Simulator: events in the scheduler queue before the run aborts as runaway. */
 export const SIM_EVENTS_PENDING_MAX: number = 1_000_000;
-/** Simulator: messages in flight on one directed link. */
+/** Simulator: messages in flight on one directed link's control lane. */
 export const SIM_LINK_IN_FLIGHT_MAX: number = 10_000;
+/** Simulator: messages in flight on one directed link's bulk lane. */
+export const SIM_BULK_LINK_IN_FLIGHT_MAX: number = 40_000;
 
 assert(FRAME_WIRE_BYTES_MAX > FRAME_PAYLOAD_BYTES_MAX, 'wire frame limit must exceed payload limit');
-assert(PEER_SEND_QUEUE_BYTES_MAX >= FRAME_WIRE_BYTES_MAX, 'a peer queue must hold at least one full frame');
+assert(PEER_CONTROL_QUEUE_BYTES_MAX >= FRAME_WIRE_BYTES_MAX, 'a control queue must hold at least one full frame');
+assert(PEER_BULK_QUEUE_BYTES_MAX >= FRAME_WIRE_BYTES_MAX, 'a bulk queue must hold at least one full frame');
+assert(PEER_BULK_QUEUE_BYTES_MAX >= PEER_CONTROL_QUEUE_BYTES_MAX, 'the bulk lane holds as many bytes as control');
 assert(RECONNECT_DELAY_MS_MIN < RECONNECT_DELAY_MS_MAX, 'reconnect backoff bounds must be ordered');
 assert(WAL_BATCH_BYTES_MAX >= WAL_RECORD_BYTES_MAX, 'a batch must hold at least one maximal record');
 assert(WAL_SEGMENT_BYTES_TARGET >= WAL_RECORD_BYTES_MAX, 'a segment must hold at least one maximal record');
@@ -172,6 +194,7 @@ assert(SIM_PAUSE_HELD_MAX <= SIM_EVENTS_PENDING_MAX, 'held callbacks are a subse
  * receiver start on a burst sooner.
  */
 export const PEER_BATCH_BYTES_TARGET: number = 64 * 1024;
+assert(PEER_BULK_FLUSH_BYTES_PER_TURN >= PEER_BATCH_BYTES_TARGET, 'a bulk turn writes at least one full batch');
 /** Transport: how long a refused connection may linger to flush its refusal before it is destroyed. */
 export const REFUSAL_LINGER_MS: number = 1000;
 

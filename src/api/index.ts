@@ -30,3 +30,4 @@ export {
   validateClientFrame,
   validateServerFrame,
 } from './api-frame.js';
+export type { ApiHandlerRegistry, HandlerContext, RequestHandler, StreamHandler, StreamSink } from './api-handler.js';

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster } from '../embedded/index.js';
-import { EventHub, registerApiHandlers } from '../node/api-handlers.js';
+import { registerApiHandlers } from '../node/api-handlers.js';
 import { withApiServer } from '../testing/api-support.js';
 import { runStatus, type StatusIo } from './status-command.js';
 import { describeEvent } from './events-command.js';
@@ -22,7 +22,7 @@ test('cohort groups lists every group with its view; --json gives the list; even
   assert.ok(node);
   await withApiServer(
     (server) => {
-      registerApiHandlers(server, node, new EventHub(), {
+      registerApiHandlers(server, node, {
         clusterName: 'test',
         fingerprint: 'f',
         startedAtMs: 0,
@@ -59,7 +59,7 @@ test('cohort groups lists every group with its view; --json gives the list; even
           ['beta', [2]],
         ],
       );
-      const page = node.eventsFrom(1, 100);
+      const page = node.services.membership.eventsFrom(1, 100);
       assert.ok(page.ok);
       const described = page.value.events
         .filter((e) => e.kind === 'group' || e.kind === 'barrier')

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiError } from '../api/index.js';
 import { startCluster } from '../embedded/index.js';
-import { EventHub, registerApiHandlers } from '../node/api-handlers.js';
+import { registerApiHandlers } from '../node/api-handlers.js';
 import { KV_EXIT, casCondition, runKv, type KvIo } from './kv-command.js';
 import { main } from './main.js';
 import { withApiServer } from '../testing/api-support.js';
@@ -30,7 +30,7 @@ test('kv put/get/cas/delete against the daemon handlers of a live node: output, 
   assert.ok(node);
   await withApiServer(
     (s) => {
-      registerApiHandlers(s, node, new EventHub(), {
+      registerApiHandlers(s, node, {
         clusterName: 'test',
         fingerprint: 'f',
         startedAtMs: 0,

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ApiData } from '../api/index.js';
 import { ProcessCluster } from '../node/process-cluster.js';
-import type { ClusterStatus } from '../runtime/cluster-node.js';
+import type { ClusterStatus } from '../services.js';
 import { connect, type CohortStatus } from './index.js';
 import { clientFailure, withApiServer } from '../testing/api-support.js';
 

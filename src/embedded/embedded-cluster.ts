@@ -1,6 +1,6 @@
 /**
  * Embedded mode: a real cohort cluster inside one process, for application tests and
- * single-process use. `startCluster({nodes: 3})` runs N `ClusterNode`s (the daemon's node
+ * single-process use. `startCluster({nodes: 3})` runs N `CohortNode`s (the daemon's node
  * program: Raft log, membership, KV) over a `MemoryNetwork` (every message through the real
  * peer codec, delivered asynchronously) and `MemoryDisk`s, with real timers and the daemon's
  * default timeout model, and waits until every node is quorate and joined.
@@ -25,13 +25,13 @@ import { ApiCohortClient, CohortClientError, abortedError, type CohortClient } f
 import { assert } from '../lib/assert.js';
 import { nodeId as makeNodeId, type NodeId } from '../lib/ids.js';
 import type { MemberNodeSpec } from '../membership/index.js';
-import { EventHub, registerApiHandlers } from '../node/api-handlers.js';
+import { registerApiHandlers } from '../node/api-handlers.js';
 import { clusterTiming } from '../node/daemon.js';
 import { deriveTimeouts, timeoutInputsWithDefaults, type TimeoutInputs } from '../node/timeouts.js';
 import { createRealEnv } from '../platform/real-env.js';
 import { buildVotequorum, DEFAULT_VOTEQUORUM_OPTIONS, type VotequorumOptions } from '../quorum/index.js';
-import { ClusterNode, type ClusterTiming } from '../runtime/cluster-node.js';
-import { peerCodec, type PeerMessage } from '../runtime/peer-message.js';
+import { type CohortNode, createClusterNode, type ClusterTiming } from '../services.js';
+import { nodePeerCodec, type ChannelMessage } from '../services.js';
 import type { Disk, DiskCallback } from '../storage/disk.js';
 import { MemoryDisk } from '../storage/memory-disk.js';
 import { MemoryNetwork, type MemoryTransport } from '../transport/memory-transport.js';
@@ -90,7 +90,7 @@ export interface EmbeddedNode {
   readonly name: string;
   readonly running: boolean;
   /** The running node program, or null while stopped (for inspection; use `client(id)` to act). */
-  readonly clusterNode: ClusterNode | null;
+  readonly clusterNode: CohortNode | null;
   /** Its disk, kept across restarts. */
   readonly disk: MemoryDisk;
   /** Why the node fail-stopped (one line naming the file and the error), or null; reset on restart. */
@@ -101,8 +101,8 @@ export interface EmbeddedNode {
 export type EmbeddedDiskFault = 'write' | 'sync';
 
 interface Running {
-  readonly node: ClusterNode;
-  readonly transport: MemoryTransport<PeerMessage>;
+  readonly node: CohortNode;
+  readonly transport: MemoryTransport<ChannelMessage>;
   readonly api: InProcessApi;
 }
 
@@ -179,7 +179,7 @@ class Slot implements EmbeddedNode {
     return this.live !== null;
   }
 
-  get clusterNode(): ClusterNode | null {
+  get clusterNode(): CohortNode | null {
     return this.live?.node ?? null;
   }
 }
@@ -234,7 +234,10 @@ function pollUntil<T>(
 /** A running embedded cluster. Create it with `startCluster`. */
 export class EmbeddedCluster implements AsyncDisposable {
   private readonly slots: Slot[];
-  private readonly network = new MemoryNetwork<PeerMessage>({ codec: peerCodec(), schedule: (fn) => setImmediate(fn) });
+  private readonly network = new MemoryNetwork<ChannelMessage>({
+    codec: nodePeerCodec(),
+    schedule: (fn) => setImmediate(fn),
+  });
   private readonly specs: readonly MemberNodeSpec[];
   private stopping: Promise<void> | null = null;
   private readonly fencing = new Set<NodeId>();
@@ -290,7 +293,7 @@ export class EmbeddedCluster implements AsyncDisposable {
   leader(): NodeId | null {
     let best: { id: NodeId; term: number } | null = null;
     for (const s of this.slots) {
-      const st = s.live?.node.status();
+      const st = s.live?.node.services.membership.status();
       if (st?.role === 'leader' && (best === null || st.term > best.term)) best = { id: s.nodeId, term: st.term };
     }
     return best?.id ?? null;
@@ -316,7 +319,7 @@ export class EmbeddedCluster implements AsyncDisposable {
     const logger = this.logger.child({ node: id });
     const booted: { live: Running | null } = { live: null };
     slot.failStop = null;
-    const env = createRealEnv<PeerMessage>({
+    const env = createRealEnv<ChannelMessage>({
       nodeId: id,
       transport,
       disk: slot.faultyDisk(),
@@ -330,14 +333,12 @@ export class EmbeddedCluster implements AsyncDisposable {
         });
       },
     });
-    const hub = new EventHub();
-    let node: ClusterNode;
+    let node: CohortNode;
     try {
-      node = new ClusterNode(env, {
+      node = createClusterNode(env, {
         timing: this.timing,
         nodes: this.specs,
         quorum: this.quorumOptions,
-        observer: hub.observer(),
       });
     } catch (e) {
       await transport.close();
@@ -348,7 +349,7 @@ export class EmbeddedCluster implements AsyncDisposable {
       );
     }
     const api = new InProcessApi();
-    registerApiHandlers(api, node, hub, {
+    registerApiHandlers(api, node, {
       clusterName: this.clusterName,
       fingerprint: 'embedded',
       startedAtMs: performance.now(),
@@ -412,9 +413,9 @@ export class EmbeddedCluster implements AsyncDisposable {
     const slot = this.slot(id);
     const r = slot.live;
     if (r === null) return;
-    if (options.leave === true && r.node.joined) {
+    if (options.leave === true && r.node.services.membership.joined) {
       await new Promise<void>((resolve) => {
-        r.node.leave(2000, () => {
+        r.node.services.membership.leave(2000, () => {
           resolve();
         });
       });
@@ -451,10 +452,10 @@ export class EmbeddedCluster implements AsyncDisposable {
     const node = slot.live?.node;
     if (node === undefined)
       throw new CohortClientError('UNAVAILABLE', `node ${slot.nodeId} was stopped while rejoining`);
-    if (node.joined && node.status().quorate) return true;
+    if (node.services.membership.joined && node.services.membership.status().quorate) return true;
     const leaderId = this.leader();
     const leader = leaderId === null ? undefined : this.slot(leaderId).live?.node;
-    const rec = leader?.nodes().find((n) => n.nodeId === slot.nodeId);
+    const rec = leader?.services.membership.nodes().find((n) => n.nodeId === slot.nodeId);
     if (
       leader === undefined ||
       rec === undefined ||
@@ -465,7 +466,7 @@ export class EmbeddedCluster implements AsyncDisposable {
       return null;
     // The old incarnation is stopped for certain: this process holds it. Confirm it fenced.
     this.fencing.add(slot.nodeId);
-    leader.fenceConfirm(slot.nodeId, rec.incarnation, () => {
+    leader.services.membership.fenceConfirm(slot.nodeId, rec.incarnation, () => {
       this.fencing.delete(slot.nodeId);
     });
     return null;
@@ -474,7 +475,7 @@ export class EmbeddedCluster implements AsyncDisposable {
   private describe(slots: readonly Slot[]): string {
     return slots
       .map((s) => {
-        const st = s.live?.node.status();
+        const st = s.live?.node.services.membership.status();
         if (st === undefined) return `node ${s.nodeId} stopped`;
         return `node ${s.nodeId} ${st.joined ? 'joined' : 'not joined'}, ${st.quorumExplanation}`;
       })
@@ -485,7 +486,7 @@ export class EmbeddedCluster implements AsyncDisposable {
   async waitQuorate(options: WaitOptions = {}): Promise<void> {
     const ready = (s: Slot): boolean => {
       const n = s.live?.node;
-      return n === undefined || (n.joined && n.status().quorate);
+      return n === undefined || (n.services.membership.joined && n.services.membership.status().quorate);
     };
     await pollUntil(
       'the embedded cluster becoming quorate',

@@ -18,7 +18,7 @@ import { API_CLIENT_QUEUE_BYTES_MAX, API_CLIENT_REQUESTS_MAX, API_CLIENT_STREAMS
 import { ApiError, clientFrameCodec, serverFrameCodec, type ApiData } from '../api/index.js';
 import { abortedError, CohortClientError, type ApiChannel, type ApiStream, type CallOptions } from '../client/index.js';
 import { assert } from '../lib/assert.js';
-import type { ApiHandlerRegistry } from '../node/api-handlers.js';
+import type { ApiHandlerRegistry } from '../api/index.js';
 import type { HandlerContext, RequestHandler, StreamHandler, StreamSink } from '../platform/api-server.js';
 
 const clientCodec = clientFrameCodec();

@@ -30,3 +30,4 @@ export {
   type GroupViewPayload,
   type RetainedMessage,
 } from './group-table.js';
+export { GroupService, GroupError, type GroupErrorCode, type GroupObserver } from './group-service.js';

@@ -71,3 +71,25 @@ export {
   type LocalQuorumStatus,
   localQuorumStatus,
 } from './local-quorum.js';
+export {
+  CHANNEL_MEMBERSHIP,
+  CLUSTER_CANARIES,
+  MEMBERSHIP_CHANNEL,
+  MUX_TAG_MEMBERSHIP,
+  MembershipService,
+  bootstrapConfState,
+  type ClusterCanary,
+  type ClusterTiming,
+  type MembershipObserver,
+  type MembershipServiceOptions,
+} from './membership-service.js';
+export {
+  FenceConfirmError,
+  fenceTarget,
+  type ClusterStatus,
+  type FenceConfirmErrorCode,
+  type FenceConfirmation,
+  type StatusMember,
+} from './membership-status.js';
+export { ROW_SILENCE_MS_MAX, pingCodec, validatePingMessage, type PingMessage } from './ping-message.js';
+export { MembershipLiveness } from './membership-liveness.js';

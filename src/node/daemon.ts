@@ -6,7 +6,7 @@
  * 2. read the cluster key (mode 0600), create the data directory (0700) and take its lock
  *    file, so two daemons never share one log;
  * 3. build the real environment (FileDisk, TcpTransport authenticated and encrypted with the
- *    cluster key, monotonic timers) and the `ClusterNode` (Raft log, membership, KV), which
+ *    cluster key, monotonic timers) and the `CohortNode` (Raft log, membership, KV), which
  *    recovers its state from the data directory and bumps its incarnation;
  * 4. listen for peers, serve the local API on the Unix socket, and metrics if configured.
  *
@@ -36,16 +36,17 @@ import { createLogger } from '../platform/logger.js';
 import { createRealEnv, FAIL_STOP_EXIT_CODE } from '../platform/real-env.js';
 import { TcpTransport, type PeerAddress } from '../platform/tcp-transport.js';
 import {
-  ClusterNode,
-  type ClusterNodeOptions,
-  type ClusterObserver,
+  type CohortNode,
+  createClusterNode,
+  type CohortNodeOptions,
+  type NodeObserver,
   type ClusterTiming,
-} from '../runtime/cluster-node.js';
+} from '../services.js';
 import type { TimeoutModel } from './timeouts.js';
-import { peerCodec, type PeerMessage } from '../runtime/peer-message.js';
+import { nodePeerCodec, type ChannelMessage } from '../services.js';
 import { RecoveryError } from '../runtime/raft-persistence.js';
 import { configFingerprint, loadConfig, type NodeConfig } from './config.js';
-import { EventHub, registerApiHandlers } from './api-handlers.js';
+import { registerApiHandlers } from './api-handlers.js';
 import { startMetrics, type DaemonCounters, type MetricsEndpoint } from './metrics.js';
 
 /**
@@ -76,7 +77,7 @@ export function memberSpecs(config: NodeConfig): MemberNodeSpec[] {
   }));
 }
 
-/** The `ClusterNode` options a validated config gives (timing from the one timeout model). */
+/** The `CohortNode` options a validated config gives (timing from the one timeout model). */
 /** The `ClusterTiming` of a timeout model (`src/node/timeouts.ts`): what the daemon and embedded mode run with. */
 export function clusterTiming(t: TimeoutModel): ClusterTiming {
   return {
@@ -91,7 +92,7 @@ export function clusterTiming(t: TimeoutModel): ClusterTiming {
   };
 }
 
-export function clusterNodeOptions(config: NodeConfig, observer?: ClusterObserver): ClusterNodeOptions {
+export function clusterNodeOptions(config: NodeConfig, observer?: NodeObserver): CohortNodeOptions {
   return {
     timing: clusterTiming(config.timeouts),
     nodes: memberSpecs(config),
@@ -152,15 +153,15 @@ function processAlive(pid: number): boolean {
 interface Running {
   readonly config: NodeConfig;
   readonly logger: Logger;
-  readonly node: ClusterNode;
-  readonly transport: TcpTransport<PeerMessage>;
+  readonly node: CohortNode;
+  readonly transport: TcpTransport<ChannelMessage>;
   readonly disk: FileDisk;
   readonly api: ApiServer;
   readonly metrics: MetricsEndpoint | null;
   readonly lockPath: string;
 }
 
-function observerFor(logger: Logger, hub: EventHub, counters: () => DaemonCounters | null): ClusterObserver {
+function observerFor(logger: Logger, counters: () => DaemonCounters | null): NodeObserver {
   return {
     onRole: (role, term, lead) => {
       counters()?.roleChanges.inc();
@@ -169,9 +170,7 @@ function observerFor(logger: Logger, hub: EventHub, counters: () => DaemonCounte
         `raft: ${role} in term ${term}${lead === null ? ', no leader known' : `, leader ${lead}`}`,
       );
     },
-    ...hub.observer(),
     onMembershipApplied: (index, output, error) => {
-      hub.notify();
       if (error !== null) logger.warn({ index, error }, `membership command at ${index} refused: ${error}`);
       else if (output !== null && output.events > 0)
         logger.info(
@@ -214,7 +213,7 @@ async function readKey(config: NodeConfig): Promise<ClusterKey> {
   }
 }
 
-function startNode(node: ClusterNode): Promise<void> {
+function startNode(node: CohortNode): Promise<void> {
   return new Promise((resolve, reject) => {
     node.start((error) => {
       if (error === null) resolve();
@@ -227,26 +226,25 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
   const key = await readKey(config);
   const disk = new FileDisk(config.dataDir);
   const lockPath = await lockDataDir(config.dataDir);
-  const hub = new EventHub();
   let counters: DaemonCounters | null = null;
-  const transport = new TcpTransport<PeerMessage>({
+  const transport = new TcpTransport<ChannelMessage>({
     self: config.node.id,
     clusterName: config.cluster.name,
     listen: config.listen,
     peers: peersOf(config),
     key,
-    codec: peerCodec(),
+    codec: nodePeerCodec(),
     logger,
     prng: new Prng(randomInt(0, 2 ** 48 - 1)),
   });
-  const env = createRealEnv<PeerMessage>({ nodeId: config.node.id, transport, disk, logger });
-  let node: ClusterNode;
+  const env = createRealEnv<ChannelMessage>({ nodeId: config.node.id, transport, disk, logger });
+  let node: CohortNode;
   try {
-    node = new ClusterNode(
+    node = createClusterNode(
       env,
       clusterNodeOptions(
         config,
-        observerFor(logger, hub, () => counters),
+        observerFor(logger, () => counters),
       ),
     );
   } catch (e) {
@@ -269,7 +267,7 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
     serverName: `cohort node ${config.node.id} (${config.node.name})`,
     logger,
   });
-  registerApiHandlers(api, node, hub, {
+  registerApiHandlers(api, node, {
     clusterName: config.cluster.name,
     fingerprint: configFingerprint(config),
     startedAtMs: performance.now(),
@@ -297,12 +295,12 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
 async function stop(r: Running, signal: string): Promise<void> {
   const log = r.logger;
   log.info({ signal }, `${signal}: shutting down`);
-  if (r.node.joined) {
+  if (r.node.services.membership.joined) {
     const left = await new Promise<string | null>((resolve) => {
       const timer = setTimeout(() => {
         resolve(`no answer within ${LEAVE_TIMEOUT_MS} ms`);
       }, LEAVE_TIMEOUT_MS);
-      r.node.leave(LEAVE_TIMEOUT_MS, (e) => {
+      r.node.services.membership.leave(LEAVE_TIMEOUT_MS, (e) => {
         clearTimeout(timer);
         resolve(e === null ? null : `${e.code}: ${e.message}`);
       });

@@ -4,13 +4,13 @@
  * `/healthz`: 200 with `{"status":"ok",...}` while this node is quorate, 503 with the reason
  * otherwise, so a load balancer or a probe sees at once whether the node may serve.
  *
- * Gauges are computed at scrape time from `ClusterNode.status()`; counters are bumped by the
+ * Gauges are computed at scrape time from `ClusterNode.services.membership.status()`; counters are bumped by the
  * daemon from the node's observer. Bounded: label values come from small fixed sets.
  */
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { CohortError } from '../lib/errors.js';
-import type { ClusterNode } from '../runtime/cluster-node.js';
+import type { ClusterStatus, CohortNode } from '../services.js';
 
 /** The counters the daemon bumps. */
 export interface DaemonCounters {
@@ -26,8 +26,8 @@ export interface MetricsEndpoint {
   close(): Promise<void>;
 }
 
-function gauges(registry: Registry, node: ClusterNode): void {
-  const status = (): ReturnType<ClusterNode['status']> => node.status();
+function gauges(registry: Registry, node: CohortNode): void {
+  const status = (): ClusterStatus => node.services.membership.status();
   const gauge = (name: string, help: string, value: () => number): void => {
     new Gauge({
       name,
@@ -55,7 +55,7 @@ function gauges(registry: Registry, node: ClusterNode): void {
 }
 
 /** Starts the endpoint on `host:port`. Rejects with `CohortError` `METRICS_LISTEN` (e.g. the port is taken). */
-export async function startMetrics(host: string, port: number, node: ClusterNode): Promise<MetricsEndpoint> {
+export async function startMetrics(host: string, port: number, node: CohortNode): Promise<MetricsEndpoint> {
   const registry = new Registry();
   gauges(registry, node);
   const counters: DaemonCounters = {
@@ -90,7 +90,7 @@ export async function startMetrics(host: string, port: number, node: ClusterNode
       return;
     }
     if (path === '/healthz') {
-      const s = node.status();
+      const s = node.services.membership.status();
       const body = JSON.stringify({
         status: s.quorate ? 'ok' : 'not-quorate',
         nodeId: s.nodeId,

@@ -52,38 +52,8 @@ import {
   type ClientFrame,
   type ServerFrame,
 } from '../api/index.js';
-
-/** What every handler receives besides its params. */
-export interface HandlerContext {
-  /** Fires when the client cancels, disconnects, or the server closes. */
-  readonly signal: AbortSignal;
-  /** A number identifying the connection in logs. */
-  readonly clientId: number;
-}
-
-/** Answers one request. */
-export type RequestHandler = (params: ApiData, ctx: HandlerContext) => ApiData | Promise<ApiData>;
-
-/** Where a pushed stream sends items. */
-export interface StreamSink {
-  /** Sends one item; false when the stream is already closed (cancelled, slow client, ended). */
-  push(value: ApiData): boolean;
-  /** Ends the stream normally. */
-  end(): void;
-  /** Ends the stream with a typed error. */
-  fail(code: ApiErrorCode, message: string): void;
-}
-
-/**
- * Serves one stream: either returns an async iterable the server pulls from (respecting the
- * client's pace), or pushes into `sink` (and may return a cleanup function, called once when
- * the stream closes for any reason).
- */
-export type StreamHandler = (
-  params: ApiData,
-  ctx: HandlerContext,
-  sink: StreamSink,
-) => AsyncIterable<ApiData> | (() => void) | undefined;
+import type { HandlerContext, RequestHandler, StreamHandler, StreamSink } from '../api/index.js';
+export type { HandlerContext, RequestHandler, StreamHandler, StreamSink } from '../api/index.js';
 
 /** Options of `ApiServer`. Limits default to the constants and are overridable for tests only. */
 export interface ApiServerOptions {

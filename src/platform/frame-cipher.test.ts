@@ -1,13 +1,21 @@
 // Proves sealed frames open only once, in order, unmodified and under the right key: every
 // flipped bit (header, ciphertext or tag), truncation, replay, reordering or wrong key fails
 // authentication and poisons the opener; and proves the handshake state machines establish
-// matching keys only when both sides share key, cluster name, mode and expected identities.
+// matching keys only when both sides share key, cluster name, mode and expected identities,
+// that both learn the lane the dialer named (bound into the keys), and that an unknown lane code
+// is refused with its own reason on both sides.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import { FrameDecoder } from '../transport/frame-decoder.js';
-import { decodeHandshakeRecord, type FrameMode } from '../transport/handshake-record.js';
+import {
+  decodeHandshakeRecord,
+  encodeHandshakeRecord,
+  type FrameMode,
+  type HelloRecord,
+} from '../transport/handshake-record.js';
+import type { Lane } from '../transport/transport.js';
 import { generateClusterKey, type ClusterKey } from './cluster-key.js';
 import {
   AEAD_TAG_BYTES,
@@ -105,10 +113,18 @@ function identity(s: Side): HandshakeIdentity {
 }
 
 /** Runs a whole handshake in memory; returns both sides' final steps. */
-function run(client: Side, server: Side, dialed: NodeId): { client: HandshakeStep; server: HandshakeStep | undefined } {
-  const c = new ClientHandshake(identity(client), dialed);
+function run(
+  client: Side,
+  server: Side,
+  dialed: NodeId,
+  lane: Lane = 'control',
+  rewriteHello: (h: HelloRecord) => HelloRecord = (h) => h,
+): { client: HandshakeStep; server: HandshakeStep | undefined } {
+  const c = new ClientHandshake(identity(client), dialed, lane);
   const s = new ServerHandshake(identity(server));
-  const first = s.step(decodeHandshakeRecord(c.start()));
+  const hello = decodeHandshakeRecord(c.start());
+  assert.ok(hello.kind === 'hello');
+  const first = s.step(decodeHandshakeRecord(encodeHandshakeRecord(rewriteHello(hello))));
   if (first.kind !== 'continue')
     return { client: c.step(decodeHandshakeRecord(first.send ?? new Uint8Array())), server: first };
   const clientStep = c.step(decodeHandshakeRecord(first.send));
@@ -170,4 +186,27 @@ test('each identity problem is refused with its own reason', () => {
       `client hears ${expected}`,
     );
   }
+});
+
+test('the lane the dialer names reaches the server, is bound into the keys, and an unknown lane is refused', () => {
+  const key = generateClusterKey();
+  const a: Side = { self: nodeId(1), key, peers: [2] };
+  const b: Side = { self: nodeId(2), key, peers: [1] };
+  for (const lane of ['control', 'bulk'] as const) {
+    const r = run(a, b, nodeId(2), lane);
+    assert.ok(r.client.kind === 'established' && r.server?.kind === 'established');
+    assert.equal(r.client.lane, lane);
+    assert.equal(r.server.lane, lane, 'the server learns the lane from the hello');
+  }
+  // A man-in-the-middle that moves a bulk connection to the control lane breaks the proofs.
+  const moved = run(a, b, nodeId(2), 'bulk', (h) => ({ ...h, laneCode: 0 }));
+  assert.equal(moved.client.kind, 'refused');
+  assert.ok(moved.server?.kind === 'refused' && moved.server.reason === 'wrong-cluster-key');
+  const unknown = run(a, b, nodeId(2), 'control', (h) => ({ ...h, laneCode: 7 }));
+  assert.ok(unknown.server?.kind === 'refused' && unknown.server.reason === 'unknown-lane', 'the server refuses');
+  assert.match(unknown.server.detail, /lane code 7/);
+  assert.ok(
+    unknown.client.kind === 'refused' && unknown.client.byPeer && unknown.client.reason === 'unknown-lane',
+    'the client hears why',
+  );
 });

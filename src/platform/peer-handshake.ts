@@ -5,7 +5,8 @@
  * Mutual challenge-response over the cluster key K:
  *
  * - `authKey = HKDF-SHA256(K, salt = "", info = "cohort/v1 handshake authentication key")`.
- * - `T` = the transcript: mode, cluster name, client id, server id, client nonce, server nonce.
+ * - `T` = the transcript: mode, cluster name, client id, server id, lane, client nonce, server
+ *   nonce. Each connection carries one lane, named by the dialer and bound here.
  * - The server proves possession with `HMAC-SHA256(authKey, T || "… server->client")`, the client
  *   with `HMAC-SHA256(authKey, T || "… client->server")`. The labels differ, so a proof can never
  *   be reflected back as the other direction's; the fresh nonces make every transcript unique,
@@ -21,11 +22,14 @@
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { assert } from '../lib/assert.js';
 import type { NodeId } from '../lib/ids.js';
+import type { Lane } from '../transport/transport.js';
 import {
   HANDSHAKE_LABELS,
   HANDSHAKE_NONCE_BYTES,
   encodeHandshakeRecord,
   handshakeTranscript,
+  laneCode,
+  laneOfCode,
   type ChallengeRecord,
   type FrameMode,
   type HandshakeRecord,
@@ -62,7 +66,14 @@ export function prepareHandshakeKeys(key: ClusterKey): HandshakeKeys {
 /** How a handshake step ended. `send` (when present) goes out before anything else happens. */
 export type HandshakeStep =
   | { readonly kind: 'continue'; readonly send: Uint8Array }
-  | { readonly kind: 'established'; readonly peer: NodeId; readonly keys: FrameKeys; readonly send?: Uint8Array }
+  | {
+      readonly kind: 'established';
+      readonly peer: NodeId;
+      /** The lane the connection carries (the dialer's choice, bound into the keys). */
+      readonly lane: Lane;
+      readonly keys: FrameKeys;
+      readonly send?: Uint8Array;
+    }
   | {
       readonly kind: 'refused';
       /** Why; `byPeer` means the other side sent this reason (unauthenticated, informative). */
@@ -137,6 +148,8 @@ export class ClientHandshake {
     private readonly identity: HandshakeIdentity,
     /** The node this connection was dialed for. */
     readonly dialed: NodeId,
+    /** The lane this connection carries. */
+    readonly lane: Lane,
   ) {
     assert(identity.isPeer(dialed), 'only configured peers are dialed');
   }
@@ -150,6 +163,7 @@ export class ClientHandshake {
       clusterName,
       clientId: self,
       dialedId: this.dialed,
+      laneCode: laneCode(this.lane),
       clientNonce: this.clientNonce,
     };
     return encodeHandshakeRecord(hello);
@@ -188,6 +202,7 @@ export class ClientHandshake {
       clusterName: id.clusterName,
       clientId: id.self,
       serverId: c.serverId,
+      lane: this.lane,
       clientNonce: this.clientNonce,
       serverNonce: c.serverNonce,
     });
@@ -208,6 +223,7 @@ export class ClientHandshake {
     return {
       kind: 'established',
       peer: c.serverId,
+      lane: this.lane,
       keys: frameKeys(id.keys, transcript, this.clientNonce, c.serverNonce),
       send: response,
     };
@@ -221,6 +237,7 @@ export class ClientHandshake {
 export class ServerHandshake {
   private readonly serverNonce = randomBytes(HANDSHAKE_NONCE_BYTES);
   private hello: HelloRecord | undefined;
+  private lane: Lane | undefined;
   private transcript: Uint8Array | undefined;
   private done = false;
 
@@ -269,12 +286,17 @@ export class ServerHandshake {
       return this.end(
         refuse('wrong-node-dialed', `the peer dialed node ${h.dialedId} but reached us (node ${id.self})`, who, true),
       );
+    const lane = laneOfCode(h.laneCode);
+    if (lane === undefined)
+      return this.end(refuse('unknown-lane', `the peer asked for lane code ${h.laneCode}`, who, true));
     this.hello = h;
+    this.lane = lane;
     this.transcript = handshakeTranscript({
       mode: id.mode,
       clusterName: id.clusterName,
       clientId: who,
       serverId: id.self,
+      lane,
       clientNonce: h.clientNonce,
       serverNonce: this.serverNonce,
     });
@@ -292,7 +314,8 @@ export class ServerHandshake {
 
   private onResponse(h: HelloRecord, clientProof: Uint8Array): HandshakeStep {
     const transcript = this.transcript;
-    assert(transcript !== undefined, 'the transcript is set with the hello');
+    const lane = this.lane;
+    assert(transcript !== undefined && lane !== undefined, 'the transcript and lane are set with the hello');
     const expected = proof(this.identity.keys.authKey, transcript, HANDSHAKE_LABELS.clientProof);
     if (!proofMatches(expected, clientProof)) {
       return refuse('wrong-cluster-key', 'the peer could not prove it holds our cluster key', h.clientId, true);
@@ -300,6 +323,7 @@ export class ServerHandshake {
     return {
       kind: 'established',
       peer: h.clientId,
+      lane,
       keys: frameKeys(this.identity.keys, transcript, h.clientNonce, this.serverNonce),
     };
   }

@@ -6,102 +6,23 @@
 // under both an unreachable peer and socket backpressure; and bounds unauthenticated sockets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer, connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { nodeId, type NodeId } from '../lib/ids.js';
-import { Prng } from '../lib/prng.js';
-import { exampleCodec, type ExampleMessage } from '../transport/example-message.js';
-import { FRAME_BODY_BYTES_MAX, FrameDecoder } from '../transport/frame-decoder.js';
-import type { Codec } from '../transport/transport.js';
-import { generateClusterKey, type ClusterKey } from './cluster-key.js';
-import { TcpTransport, type PeerAddress, type TcpTransportLimits } from './tcp-transport.js';
-
-const HOST = '127.0.0.1';
-const FAST: Partial<TcpTransportLimits> = {
-  reconnectDelayMsMin: 10,
-  reconnectDelayMsMax: 80,
-  handshakeTimeoutMs: 3000,
-};
-
-interface TestNode {
-  readonly id: NodeId;
-  readonly t: TcpTransport<ExampleMessage>;
-  readonly address: PeerAddress;
-  readonly inbox: { from: NodeId; m: ExampleMessage }[];
-  readonly logs: string[];
-  readonly ups: NodeId[];
-  readonly downs: NodeId[];
-  readonly decodes: { n: number };
-}
-
-interface NodeOptions {
-  readonly key: ClusterKey;
-  readonly peers: readonly number[];
-  readonly clusterName?: string;
-  readonly port?: number;
-  readonly limits?: Partial<TcpTransportLimits>;
-}
-
-function countingCodec(decodes: { n: number }): Codec<ExampleMessage> {
-  const inner = exampleCodec();
-  return {
-    encode: (m) => inner.encode(m),
-    decode: (b) => {
-      decodes.n++;
-      return inner.decode(b);
-    },
-  };
-}
-
-async function startNode(id: number, o: NodeOptions): Promise<TestNode> {
-  const decodes = { n: 0 };
-  const logs: string[] = [];
-  const inbox: TestNode['inbox'] = [];
-  const ups: NodeId[] = [];
-  const downs: NodeId[] = [];
-  const t = new TcpTransport<ExampleMessage>({
-    self: nodeId(id),
-    clusterName: o.clusterName ?? 'test-cluster',
-    listen: { host: HOST, port: o.port ?? 0 },
-    peers: new Map(o.peers.map((p) => [nodeId(p), null])),
-    key: o.key,
-    codec: countingCodec(decodes),
-    logger: { warn: (_f, m) => logs.push(`WARN ${m}`), info: (_f, m) => logs.push(`INFO ${m}`) },
-    prng: new Prng(id),
-    limits: { ...FAST, ...o.limits },
-  });
-  t.setHandlers({
-    onMessage: (from, m) => inbox.push({ from, m }),
-    onPeerUp: (p) => ups.push(p),
-    onPeerDown: (p) => downs.push(p),
-  });
-  const address = await t.start();
-  return { id: nodeId(id), t, address, inbox, logs, ups, downs, decodes };
-}
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-function ping(seq: number, bytes = 8): ExampleMessage {
-  return { type: 'ping', seq, payload: new Uint8Array(bytes).fill(seq & 0xff) };
-}
-
-function seqs(n: TestNode): number[] {
-  return n.inbox.map(({ m }) => (m.type === 'gossip' ? -1 : m.seq));
-}
-
-function hasLog(n: TestNode, pattern: RegExp): boolean {
-  return n.logs.some((l) => pattern.test(l));
-}
-
-async function closeAll(...closables: { close(): Promise<void> }[]): Promise<void> {
-  await Promise.all(closables.map((c) => c.close()));
-}
+import { nodeId } from '../lib/ids.js';
+import { exampleCodec } from '../transport/example-message.js';
+import {
+  HOST,
+  MitmProxy,
+  closeAll,
+  hasLog,
+  ping,
+  seqs,
+  startNode,
+  waitFor,
+  type ProxyAction,
+  type TestNode,
+} from '../testing/tcp-support.js';
+import { generateClusterKey } from './cluster-key.js';
 
 test('messages flow both ways with the sender id; peers report up', { timeout: 20_000 }, async () => {
   const key = generateClusterKey();
@@ -205,97 +126,6 @@ test(
     }
   },
 );
-
-/** What the proxy does with one client-to-server frame: the frames to forward, and whether to cut the connection after. */
-interface ProxyAction {
-  readonly forward: readonly Uint8Array[];
-  readonly thenCut?: boolean;
-}
-
-/**
- * A man-in-the-middle between a dialer and a listener. It parses the dialer's frames (frame 0 is
- * the hello, 1 the response, 2 and on are data) and lets the test rewrite them on the first
- * connection; later connections pass through, which shows the transport recovers.
- */
-class MitmProxy {
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
-  connections = 0;
-  port = 0;
-  paused = false;
-  private readonly clients: Socket[] = [];
-
-  constructor(
-    private readonly target: PeerAddress,
-    private readonly tamper: (frameIndex: number, frame: Uint8Array) => ProxyAction,
-  ) {}
-
-  async start(): Promise<PeerAddress> {
-    const server = createServer((client) => {
-      this.onClient(client);
-    });
-    this.server = server;
-    await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-    const a = server.address();
-    assert.ok(a !== null && typeof a === 'object');
-    this.port = a.port;
-    return { host: HOST, port: a.port };
-  }
-
-  private onClient(client: Socket): void {
-    const index = this.connections++;
-    const upstream = connect({ host: this.target.host, port: this.target.port });
-    for (const s of [client, upstream]) {
-      this.sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => {
-        this.sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    this.clients.push(client);
-    if (this.paused) client.pause();
-    upstream.on('data', (d: Buffer) => client.write(d));
-    const decoder = new FrameDecoder({ bodyBytesMin: 0, bodyBytesMax: FRAME_BODY_BYTES_MAX });
-    let frames = 0;
-    client.on('data', (d: Buffer) => {
-      decoder.push(d);
-      for (let f = decoder.next(); f !== undefined; f = decoder.next()) {
-        const action = index === 0 ? this.tamper(frames, Uint8Array.from(f)) : { forward: [f] };
-        frames++;
-        for (const out of action.forward) upstream.write(out);
-        if (action.thenCut === true) {
-          upstream.end();
-          return;
-        }
-      }
-    });
-  }
-
-  /** Stops reading from dialers, so their sockets fill up (backpressure). */
-  pause(): void {
-    this.paused = true;
-    for (const c of this.clients) c.pause();
-  }
-
-  resume(): void {
-    this.paused = false;
-    for (const c of this.clients) c.resume();
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    const server = this.server;
-    if (server !== null) {
-      await new Promise<void>((resolve) => {
-        server.close(() => {
-          resolve();
-        });
-      });
-    }
-  }
-}
 
 /**
  * Runs one MITM scenario: node 1 sends pings 0..count-1 to node 2 through the proxy, one per
@@ -482,10 +312,10 @@ test(
   async () => {
     const key = generateClusterKey();
     const codec = exampleCodec();
-    const a = await startNode(1, { key, peers: [2], limits: { sendQueueMessagesMax: 8 } });
+    const a = await startNode(1, { key, peers: [2], limits: { controlQueueMessagesMax: 8 } });
     const b = await startNode(2, { key, peers: [1] });
     const size = codec.encode(ping(0, 1000)).length;
-    const c = await startNode(3, { key, peers: [2], limits: { sendQueueBytesMax: 3 * size + 1 } });
+    const c = await startNode(3, { key, peers: [2], limits: { controlQueueBytesMax: 3 * size + 1 } });
     try {
       const accepted = Array.from({ length: 10 }, (_, i) => a.t.send(b.id, ping(i)));
       assert.deepEqual(accepted, [...Array<boolean>(8).fill(true), false, false]);
@@ -496,6 +326,7 @@ test(
         queuedBytes: 8 * codec.encode(ping(0)).length,
         refusedMessages: 2,
         inboundConnected: false,
+        bulk: { state: 'idle', queuedMessages: 0, queuedBytes: 0, refusedMessages: 0, inboundConnected: false },
       });
       assert.deepEqual(
         Array.from({ length: 4 }, (_, i) => c.t.send(b.id, ping(i, 1000))),
@@ -518,7 +349,7 @@ test(
     const key = generateClusterKey();
     const receiver = await startNode(2, { key, peers: [1] });
     const proxy = new MitmProxy(receiver.address, (_i, f) => ({ forward: [f] }));
-    const sender = await startNode(1, { key, peers: [2], limits: { sendQueueMessagesMax: 64 } });
+    const sender = await startNode(1, { key, peers: [2], limits: { controlQueueMessagesMax: 64 } });
     try {
       sender.t.setPeerAddress(receiver.id, await proxy.start());
       await waitFor(() => sender.ups.length === 1, 'connected');

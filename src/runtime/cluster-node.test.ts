@@ -15,8 +15,11 @@ import assert from 'node:assert/strict';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import { DecodeError } from '../lib/errors.js';
 import { ClusterHarness, HARNESS_TIMING as TIMING } from '../sim/cluster-harness.js';
-import type { ClusterObserver } from './cluster-node.js';
-import { peerCodec, type PeerMessage } from './peer-message.js';
+import type { NodeObserver } from '../services.js';
+import { nodePeerCodec, type ChannelMessage } from '../services.js';
+import { CHANNEL_MEMBERSHIP } from '../membership/index.js';
+import { CHANNEL_ROUTER } from './peer-channels.js';
+import { msgpackCodec } from '../transport/message-codec.js';
 
 const IDS = [1, 2, 3].map(nodeId);
 const encoder = new TextEncoder();
@@ -24,7 +27,7 @@ const decoder = new TextDecoder();
 
 /** Three nodes on one scheduler (src/sim/cluster-harness.ts); `Cluster(observerOf)` as before. */
 class Cluster extends ClusterHarness {
-  constructor(observerOf?: (id: NodeId) => ClusterObserver | undefined) {
+  constructor(observerOf?: (id: NodeId) => NodeObserver | undefined) {
     super(observerOf === undefined ? {} : { observerOf });
   }
 }
@@ -37,7 +40,7 @@ test('three fresh nodes bootstrap the configuration, join, and agree on one quor
   const c = new Cluster();
   const took = c.runUntil(() => allJoinedAndQuorate(c, [1, 2, 3]), 5000);
   assert.ok(took < 3000, `cold start to quorate took ${took} ms of simulated time`);
-  const statuses = IDS.map((id) => c.node(id).status());
+  const statuses = IDS.map((id) => c.node(id).services.membership.status());
   const first = statuses[0];
   assert.ok(first !== undefined);
   for (const s of statuses) {
@@ -54,7 +57,7 @@ test('three fresh nodes bootstrap the configuration, join, and agree on one quor
       [3, 1, 'member'],
     ],
   );
-  const page = c.node(3).eventsFrom(1, 100);
+  const page = c.node(3).services.membership.eventsFrom(1, 100);
   assert.ok(page.ok);
   const joins = page.value.events.flatMap((e) =>
     e.kind === 'view' && e.payload.change.kind === 'joined' ? [e.payload.change.node] : [],
@@ -68,18 +71,18 @@ test('a write on one follower is read linearizably on another, and a refused com
   const [a, b] = c.followers();
   assert.ok(a !== undefined && b !== undefined);
   const put: unknown[] = [];
-  a.put('greeting', encoder.encode('hello'), (r) => put.push(r));
+  a.services.kv.put('greeting', encoder.encode('hello'), (r) => put.push(r));
   c.runUntil(() => put.length === 1, 2000);
   assert.equal((put[0] as { ok: boolean }).ok, true);
   const got: string[] = [];
-  b.get('greeting', (r) => {
+  b.services.kv.get('greeting', (r) => {
     assert.ok(r.ok);
     got.push(r.value.entry === null ? '<absent>' : decoder.decode(r.value.entry.value));
   });
   c.runUntil(() => got.length === 1, 2000);
   assert.deepEqual(got, ['hello']);
   const bad: { ok: boolean; code?: string; message?: string }[] = [];
-  a.put('', encoder.encode('x'), (r) =>
+  a.services.kv.put('', encoder.encode('x'), (r) =>
     bad.push(r.ok ? { ok: true } : { ok: false, code: r.error.code, message: r.error.message }),
   );
   c.runUntil(() => bad.length === 1, 2000);
@@ -94,22 +97,22 @@ test('a crashed follower is failed by the leader within 3 s and the survivors st
   const leader = c.leader();
   const victim = c.followers()[0];
   assert.ok(victim !== undefined);
-  const before = leader.status().viewId;
+  const before = leader.services.membership.status().viewId;
   c.crash(victim.nodeId);
   const survivors = IDS.filter((id) => id !== victim.nodeId);
   const took = c.runUntil(
     () =>
       survivors.every((id) => {
-        const s = c.node(id).status();
+        const s = c.node(id).services.membership.status();
         return s.viewId > before && !s.members.some((m) => m.nodeId === victim.nodeId) && s.quorate;
       }),
     5000,
   );
   assert.ok(took <= 3000, `detection and commit took ${took} ms`);
   assert.ok(took >= 1000, `a crash must not be declared before the suspicion timeout (${took} ms)`);
-  const record = leader.nodes().find((n) => n.nodeId === victim.nodeId);
+  const record = leader.services.membership.nodes().find((n) => n.nodeId === victim.nodeId);
   assert.equal(record?.status, 'needs-fencing');
-  const s = leader.status();
+  const s = leader.services.membership.status();
   assert.deepEqual([s.totalVotes, s.quorum, s.quorate], [2, 2, true]);
 });
 
@@ -119,14 +122,14 @@ test('a clean leave removes the node from the view as left, and nobody suspects 
   const leaver = c.followers()[0];
   assert.ok(leaver !== undefined);
   const done: (string | null)[] = [];
-  leaver.leave(2000, (e) => done.push(e === null ? null : e.code));
+  leaver.services.membership.leave(2000, (e) => done.push(e === null ? null : e.code));
   c.runUntil(() => done.length === 1, 3000);
   assert.deepEqual(done, [null]);
   leaver.stop();
   const other = c.leader();
-  const record = other.nodes().find((n) => n.nodeId === leaver.nodeId);
+  const record = other.services.membership.nodes().find((n) => n.nodeId === leaver.nodeId);
   assert.equal(record?.status, 'out');
-  const page = other.eventsFrom(1, 100);
+  const page = other.services.membership.eventsFrom(1, 100);
   assert.ok(page.ok);
   const last = page.value.events.filter((e) => e.kind === 'view').at(-1);
   assert.equal(last?.kind === 'view' ? last.payload.change.kind : undefined, 'left');
@@ -141,12 +144,14 @@ test('a restarted node waits as needs-fencing until fenceConfirm admits it; refu
   const x = victim.nodeId;
   const other = IDS.find((id) => id !== x && id !== leader.nodeId) ?? nodeId(1);
   c.crash(x);
-  c.runUntil(() => leader.nodes().find((n) => n.nodeId === x)?.status === 'needs-fencing', 5000);
+  c.runUntil(() => leader.services.membership.nodes().find((n) => n.nodeId === x)?.status === 'needs-fencing', 5000);
 
   const refusals: string[] = [];
-  const commit = leader.status().commitIndex;
+  const commit = leader.services.membership.status().commitIndex;
   const refuse = (node: NodeId, inc: number | null): void => {
-    leader.fenceConfirm(node, inc, (r) => refusals.push(r.ok ? 'ok' : `${r.error.code}: ${r.error.message}`));
+    leader.services.membership.fenceConfirm(node, inc, (r) =>
+      refusals.push(r.ok ? 'ok' : `${r.error.code}: ${r.error.message}`),
+    );
   };
   refuse(other, null);
   refuse(nodeId(9), null);
@@ -161,22 +166,22 @@ test('a restarted node waits as needs-fencing until fenceConfirm admits it; refu
   assert.match(refusals[2] ?? '', /^INCARNATION_STALE: .*pending fence is for incarnation 1/);
   assert.match(refusals[3] ?? '', /^INCARNATION_UNKNOWN: node \d never ran incarnation 7/);
   c.runMs(200);
-  assert.equal(leader.status().commitIndex, commit, 'nothing was proposed');
+  assert.equal(leader.services.membership.status().commitIndex, commit, 'nothing was proposed');
 
   c.restart(x);
-  c.runUntil(() => leader.nodes().find((n) => n.nodeId === x)?.rejoin === 2, 5000);
+  c.runUntil(() => leader.services.membership.nodes().find((n) => n.nodeId === x)?.rejoin === 2, 5000);
   c.runMs(1000);
   assert.equal(c.node(x).incarnation, 2);
-  assert.equal(c.node(x).joined, false, 'the new incarnation waits for the fence');
-  assert.equal(leader.status().members.length, 2);
+  assert.equal(c.node(x).services.membership.joined, false, 'the new incarnation waits for the fence');
+  assert.equal(leader.services.membership.status().members.length, 2);
 
   const confirmed: unknown[] = [];
-  c.node(other).fenceConfirm(x, null, (r) => confirmed.push(r.ok ? r.value : r.error.code));
+  c.node(other).services.membership.fenceConfirm(x, null, (r) => confirmed.push(r.ok ? r.value : r.error.code));
   c.runUntil(() => confirmed.length === 1, 3000);
   const done = confirmed[0] as { incarnation: number; outcome: string; status: string; admitted: number | null };
   assert.deepEqual([done.incarnation, done.outcome, done.status, done.admitted], [1, 'applied', 'member', 2]);
   c.runUntil(() => allJoinedAndQuorate(c, [1, 2, 3]), 3000);
-  assert.ok(leader.status().members.some((m) => m.nodeId === x && m.incarnation === 2));
+  assert.ok(leader.services.membership.status().members.some((m) => m.nodeId === x && m.incarnation === 2));
   refusals.length = 0;
   refuse(x, null);
   assert.match(refusals[0] ?? '', /^FENCE_NOT_PENDING: .*it is a member \(incarnation 2\)/);
@@ -190,14 +195,14 @@ test('a write forwarded to a leader that crashed answers OUTCOME_UNKNOWN once a 
   assert.ok(follower !== undefined);
   c.crash(old.nodeId);
   const results: string[] = [];
-  follower.put('k', encoder.encode('v'), (r) => results.push(r.ok ? 'ok' : r.error.code));
+  follower.services.kv.put('k', encoder.encode('v'), (r) => results.push(r.ok ? 'ok' : r.error.code));
   const took = c.runUntil(() => results.length === 1, 5000);
   assert.ok(results[0] === 'OUTCOME_UNKNOWN' || results[0] === 'ok', `got ${results[0] ?? ''}`);
   assert.ok(
     took < TIMING.requestTimeoutMs,
     `answered after ${took} ms, within an election rather than the ${TIMING.requestTimeoutMs} ms deadline`,
   );
-  follower.put('k', encoder.encode('v2'), (r) => results.push(r.ok ? 'ok' : r.error.code));
+  follower.services.kv.put('k', encoder.encode('v2'), (r) => results.push(r.ok ? 'ok' : r.error.code));
   c.runUntil(() => results.length === 2, 3000);
   assert.equal(results[1], 'ok', 'the retry commits at the new leader');
 });
@@ -206,28 +211,28 @@ test('a leader paused past the election timeout serves no stale read from its le
   const c = new Cluster();
   c.runUntil(() => allJoinedAndQuorate(c, [1, 2, 3]), 5000);
   const old = c.leader();
-  const oldTerm = old.status().term;
+  const oldTerm = old.services.membership.status().term;
   const others = IDS.filter((id) => id !== old.nodeId);
   const puts: string[] = [];
-  old.put('k', encoder.encode('v1'), (r) => puts.push(r.ok ? 'ok' : r.error.code));
+  old.services.kv.put('k', encoder.encode('v1'), (r) => puts.push(r.ok ? 'ok' : r.error.code));
   c.runUntil(() => puts.length === 1, 2000);
   c.runMs(100); // lease renewed after the write
   c.pause(old.nodeId);
-  c.runUntil(() => others.some((id) => c.node(id).status().role === 'leader'), 5000);
-  c.node(others[0] ?? 1).put('k', encoder.encode('v2'), (r) => puts.push(r.ok ? 'ok' : r.error.code));
+  c.runUntil(() => others.some((id) => c.node(id).services.membership.status().role === 'leader'), 5000);
+  c.node(others[0] ?? 1).services.kv.put('k', encoder.encode('v2'), (r) => puts.push(r.ok ? 'ok' : r.error.code));
   c.runUntil(() => puts.length === 2, 3000);
   assert.deepEqual(puts, ['ok', 'ok'], 'v2 was acknowledged by the new leader');
   c.runMs(1000);
   // SIGCONT: overdue timers fire at once; the new leader's messages arrive 300 ms later.
   c.resume(old.nodeId, 300);
-  const at = old.status();
+  const at = old.services.membership.status();
   // The Raft shell catches up the ticks missed while paused, so check-quorum has already run out:
   // the old leader holds no valid lease (it stepped down or cannot confirm one), and the read hold
   // stays on as a second guard. Without the catch-up it still believed it led in `oldTerm`.
   assert.equal(at.leaseValid, false);
   assert.ok(at.role !== 'leader' || at.term > oldTerm || at.readsHeld, `resumed as ${at.role} in term ${at.term}`);
   const reads: string[] = [];
-  old.get('k', (r) =>
+  old.services.kv.get('k', (r) =>
     reads.push(r.ok ? (r.value.entry === null ? '<absent>' : decoder.decode(r.value.entry.value)) : r.error.code),
   );
   c.runUntil(() => reads.length === 1, 5000);
@@ -235,45 +240,65 @@ test('a leader paused past the election timeout serves no stale read from its le
     reads[0] === 'v2' || reads[0] === 'TIMEOUT' || reads[0] === 'NOT_LEADER',
     `the resumed old leader read ${reads[0] ?? ''}; only v2 or an error is safe`,
   );
-  assert.notEqual(old.status().role, 'leader');
+  assert.notEqual(old.services.membership.status().role, 'leader');
 });
 
-test('the peer codec round-trips node messages and rejects malformed ones with a DecodeError', () => {
-  const codec = peerCodec();
-  const ping: PeerMessage = {
-    type: 'Ping',
-    row: [
-      { node: nodeId(2), silentMs: 12 },
-      { node: nodeId(3), silentMs: null },
-    ],
-  };
-  assert.deepEqual(codec.decode(codec.encode(ping)), ping);
-  const fwd: PeerMessage = { type: 'Forward', id: 7, command: new Uint8Array([1, 2, 3]) };
-  const back = codec.decode(codec.encode(fwd));
-  assert.ok(back.type === 'Forward');
-  assert.deepEqual({ ...back, command: new Uint8Array(back.command) }, fwd);
-  const refused: PeerMessage = {
-    type: 'ForwardRefused',
-    id: 7,
-    code: 'NOT_LEADER',
-    message: 'node 2 leads',
-    leader: nodeId(2),
-  };
-  assert.deepEqual(codec.decode(codec.encode(refused)), refused);
-  const bad: unknown[] = [
-    {
+test("the peer codec round-trips every channel's messages and rejects malformed ones with a DecodeError", () => {
+  const codec = nodePeerCodec();
+  const ping: ChannelMessage = {
+    channel: CHANNEL_MEMBERSHIP,
+    message: {
       type: 'Ping',
       row: [
-        { node: 3, silentMs: 1 },
-        { node: 2, silentMs: 1 },
+        { node: nodeId(2), silentMs: 12 },
+        { node: nodeId(3), silentMs: null },
       ],
     },
-    { type: 'Forward', id: 0, command: new Uint8Array(1) },
-    { type: 'ForwardRefused', id: 1, code: 'SOMETHING', message: '', leader: null },
-    { type: 'Gossip' },
+  };
+  assert.deepEqual(codec.decode(codec.encode(ping)), ping);
+  const fwd = { type: 'Forward', id: 7, command: new Uint8Array([1, 2, 3]) };
+  const back = codec.decode(codec.encode({ channel: CHANNEL_ROUTER, message: fwd }));
+  assert.equal(back.channel, CHANNEL_ROUTER);
+  const m = back.message as typeof fwd;
+  assert.deepEqual({ ...m, command: new Uint8Array(m.command) }, fwd);
+  const refused: ChannelMessage = {
+    channel: CHANNEL_ROUTER,
+    message: {
+      type: 'ForwardRefused',
+      id: 7,
+      code: 'REFUSED',
+      message: 'no',
+      leader: nodeId(2),
+      refusal: 'SETTINGS_MISMATCH',
+    },
+  };
+  assert.deepEqual(codec.decode(codec.encode(refused)), refused);
+  const bad: [number, unknown][] = [
+    [
+      CHANNEL_MEMBERSHIP,
+      {
+        type: 'Ping',
+        row: [
+          { node: 3, silentMs: 1 },
+          { node: 2, silentMs: 1 },
+        ],
+      },
+    ],
+    [CHANNEL_ROUTER, { type: 'Forward', id: 0, command: new Uint8Array(1) }],
+    [CHANNEL_ROUTER, { type: 'ForwardRefused', id: 1, code: 'SOMETHING', message: '', leader: null }],
+    [CHANNEL_ROUTER, { type: 'Ping', row: [] }],
+    [CHANNEL_MEMBERSHIP, { type: 'Gossip' }],
+    [99, { type: 'Ping', row: [] }],
   ];
-  const raw = peerCodec() as unknown as { encode(v: unknown): Uint8Array };
-  for (const v of bad) assert.throws(() => codec.decode(raw.encode(v)), DecodeError);
+  const raw = msgpackCodec((v: unknown) => v);
+  for (const [channel, v] of bad) {
+    const body = raw.encode(v);
+    const bytes = new Uint8Array(body.length + 1);
+    bytes[0] = channel;
+    bytes.set(body, 1);
+    assert.throws(() => codec.decode(bytes), DecodeError, `channel ${channel}: ${JSON.stringify(v)}`);
+  }
+  assert.throws(() => codec.decode(new Uint8Array(0)), DecodeError);
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -282,7 +307,7 @@ test('the peer codec round-trips node messages and rejects malformed ones with a
 /** What each node's observer saw of the groups: deliveries and view/barrier events, in order. */
 class GroupLog {
   readonly lines = new Map<NodeId, string[]>();
-  observer(id: NodeId): ClusterObserver {
+  observer(id: NodeId): NodeObserver {
     const out: string[] = [];
     this.lines.set(id, out);
     return {
@@ -318,7 +343,7 @@ function track<T>(): {
 function joinAll(c: Cluster, group: string, ids: readonly number[]): void {
   const joins = ids.map((id) => {
     const t = track<unknown>();
-    c.node(id).groupJoin(group, id, t.cb);
+    c.node(id).services.groups.join(group, id, t.cb);
     return t;
   });
   c.runUntil(() => joins.every((t) => t.outcome.done), 5000);
@@ -334,7 +359,7 @@ test("groups: every member delivers the same messages in the same order; a newco
   for (let i = 0; i < 6; i++) {
     const from = i % 2 === 0 ? 1 : 2;
     const t = track<{ groupViewId: number; seq: number }>();
-    c.node(from).groupSend('g', encoder.encode(`m${i}`), t.cb);
+    c.node(from).services.groups.send('g', encoder.encode(`m${i}`), t.cb);
     sends.push(t);
   }
   c.runUntil(() => sends.every((t) => t.outcome.done), 5000);
@@ -346,7 +371,7 @@ test("groups: every member delivers the same messages in the same order; a newco
   // Node 3 joins; then a message sent in the new view reaches it, the old ones never do.
   joinAll(c, 'g', [3]);
   const after = track<{ groupViewId: number; seq: number }>();
-  c.node(1).groupSend('g', encoder.encode('late'), after.cb);
+  c.node(1).services.groups.send('g', encoder.encode('late'), after.cb);
   c.runUntil(() => after.outcome.done, 5000);
   c.runMs(200);
   assert.deepEqual(
@@ -373,11 +398,11 @@ test('groups: a message sent in a view that changed before it was ordered is ref
   // the old group view when its send is made, and the send is ordered after the join.
   c.pause(id);
   const join = track<unknown>();
-  c.node(3).groupJoin('g', 0, join.cb);
+  c.node(3).services.groups.join('g', 0, join.cb);
   c.runUntil(() => join.outcome.done, 5000);
-  const oldView = sender.group('g')?.viewId;
+  const oldView = sender.services.groups.group('g')?.viewId;
   const send = track<{ groupViewId: number; seq: number }>();
-  sender.groupSend('g', encoder.encode('racy'), send.cb);
+  sender.services.groups.send('g', encoder.encode('racy'), send.cb);
   c.runMs(500);
   c.resume(id, 0);
   c.runUntil(() => send.outcome.done, 5000);
@@ -386,7 +411,7 @@ test('groups: a message sent in a view that changed before it was ordered is ref
     send.outcome.done && !send.outcome.ok && send.outcome.code === 'VIEW_CHANGED',
     JSON.stringify(send.outcome),
   );
-  assert.notEqual(sender.group('g')?.viewId, oldView, 'the sender has the new view now');
+  assert.notEqual(sender.services.groups.group('g')?.viewId, oldView, 'the sender has the new view now');
   for (const n of [1, 2, 3])
     assert.deepEqual(
       log.of(n).filter((l) => l.includes('racy')),
@@ -395,7 +420,7 @@ test('groups: a message sent in a view that changed before it was ordered is ref
     );
   // Sent again in the new view, all three members deliver it.
   const again = track<{ groupViewId: number; seq: number }>();
-  sender.groupSend('g', encoder.encode('again'), again.cb);
+  sender.services.groups.send('g', encoder.encode('again'), again.cb);
   c.runUntil(() => again.outcome.done, 5000);
   c.runMs(200);
   for (const n of [1, 2, 3])
@@ -409,7 +434,7 @@ test('groups: a barrier completes when every member reached it, and fails VIEW_C
   joinAll(c, 'g', [1, 2, 3]);
   const first = [1, 2, 3].map((id) => {
     const t = track<{ groupViewId: number }>();
-    c.node(id).barrier('g', 'b1', t.cb);
+    c.node(id).services.groups.barrier('g', 'b1', t.cb);
     return t;
   });
   c.runUntil(() => first.every((t) => t.outcome.done), 5000);
@@ -424,7 +449,7 @@ test('groups: a barrier completes when every member reached it, and fails VIEW_C
   const survivors = [1, 2, 3].filter((id) => id !== crashed);
   const second = survivors.map((id) => {
     const t = track<{ groupViewId: number }>();
-    c.node(id).barrier('g', 'b2', t.cb);
+    c.node(id).services.groups.barrier('g', 'b2', t.cb);
     return t;
   });
   c.runMs(300);
@@ -441,12 +466,12 @@ test('groups: a barrier completes when every member reached it, and fails VIEW_C
   // In the new view (without the crashed node), the survivors' barrier completes.
   const third = survivors.map((id) => {
     const t = track<{ groupViewId: number }>();
-    c.node(id).barrier('g', 'b2', t.cb);
+    c.node(id).services.groups.barrier('g', 'b2', t.cb);
     return t;
   });
   c.runUntil(() => third.every((t) => t.outcome.done), 5000);
   assert.ok(third.every((t) => t.outcome.done && t.outcome.ok));
-  const g = c.node(survivors[0] ?? 0).group('g');
+  const g = c.node(survivors[0] ?? 0).services.groups.group('g');
   assert.deepEqual(
     g?.members.map((m) => m.node),
     survivors,
@@ -470,8 +495,8 @@ test('a node whose cluster-wide settings differ is refused at join with a clear 
           }
         : undefined,
   });
-  h.runUntil(() => h.allJoinedAndQuorate([1, 2]) && h.node(3).status().joinProblem !== null, 8000);
-  const s3 = h.node(3).status();
+  h.runUntil(() => h.allJoinedAndQuorate([1, 2]) && h.node(3).services.membership.status().joinProblem !== null, 8000);
+  const s3 = h.node(3).services.membership.status();
   assert.equal(s3.joined, false);
   assert.match(
     s3.joinProblem ?? '',
@@ -480,7 +505,7 @@ test('a node whose cluster-wide settings differ is refused at join with a clear 
   assert.deepEqual(
     h
       .node(1)
-      .status()
+      .services.membership.status()
       .members.map((m) => m.nodeId),
     [1, 2],
     'the cluster is unaffected',
@@ -513,15 +538,18 @@ test('a running node whose incarnation was failed stops proposing joins (it must
   h.heal();
   h.runMs(5000);
   assert.ok(stale.length <= 1, `at most one stale join is committed, got ${stale.length}`);
-  assert.match(h.node(1).status().joinProblem ?? '', /incarnation 1 was removed from the view .*restart this node/);
+  assert.match(
+    h.node(1).services.membership.status().joinProblem ?? '',
+    /incarnation 1 was removed from the view .*restart this node/,
+  );
   h.crash(1);
   h.restart(1);
   h.runUntil(
     () =>
-      h.node(1).status().members.length === 2 &&
+      h.node(1).services.membership.status().members.length === 2 &&
       h
         .node(2)
-        .nodes()
+        .services.membership.nodes()
         .find((n) => n.nodeId === 1)?.rejoin === 2,
     5000,
   );

@@ -20,6 +20,11 @@ export class RaftNodeError extends CohortError {
     override readonly code: RaftNodeErrorCode,
     message: string,
     readonly leader: NodeId | null = null,
+    /**
+     * With `REFUSED` from applying: the state machine's refusal code (its `ApplyError.code`,
+     * e.g. `SETTINGS_MISMATCH`), kept end to end so callers never parse the message; else null.
+     */
+    readonly refusal: string | null = null,
   ) {
     super(code, message);
   }
@@ -84,7 +89,9 @@ export class RaftRequests<O> {
       return;
     }
     p.done(
-      result.ok ? ok(result.value) : err(new RaftNodeError('REFUSED', `${result.error.code}: ${result.error.message}`)),
+      result.ok
+        ? ok(result.value)
+        : err(new RaftNodeError('REFUSED', `${result.error.code}: ${result.error.message}`, null, result.error.code)),
     );
   }
 

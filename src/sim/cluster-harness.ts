@@ -1,5 +1,5 @@
 /**
- * A small deterministic cluster of `ClusterNode`s on one simulated scheduler, for tests and the
+ * A small deterministic cluster of `CohortNode`s on one simulated scheduler, for tests and the
  * scenario scripts (testdata/cluster). Lighter than a simulator workload: no fault schedule, just
  * the operations a test asks for (crash, restart, pause like SIGSTOP, resume, cut links), with
  * every message going through the real peer codec and a seeded delay of 0.2 to 1 ms.
@@ -14,8 +14,14 @@ import { DEFAULT_VOTEQUORUM_OPTIONS, type VotequorumOptions } from '../quorum/in
 import type { MemberNodeSpec } from '../membership/index.js';
 import type { TransportHandlers } from '../transport/transport.js';
 import type { NodeEnv } from '../runtime/env.js';
-import { ClusterNode, type ClusterCanary, type ClusterObserver, type ClusterTiming } from '../runtime/cluster-node.js';
-import { peerCodec, type PeerMessage } from '../runtime/peer-message.js';
+import {
+  type CohortNode,
+  createClusterNode,
+  type ClusterCanary,
+  type NodeObserver,
+  type ClusterTiming,
+} from '../services.js';
+import { nodePeerCodec, type ChannelMessage } from '../services.js';
 import { Scheduler, msToUs } from './scheduler.js';
 
 /** The timing the harness uses by default (the daemon's defaults at a 50 ms tick). */
@@ -46,7 +52,7 @@ export interface ClusterHarnessOptions {
   readonly seed?: number;
   readonly canary?: ClusterCanary;
   /** An observer per node (called again for each incarnation). */
-  readonly observerOf?: (id: NodeId) => ClusterObserver | undefined;
+  readonly observerOf?: (id: NodeId) => NodeObserver | undefined;
   /** The cluster-wide settings fingerprint each node starts with (default: none, not checked). */
   readonly settingsFingerprintOf?: (id: NodeId) => string | undefined;
 }
@@ -56,12 +62,12 @@ export class ClusterHarness {
   readonly scheduler = new Scheduler();
   readonly ids: readonly NodeId[];
   readonly specs: readonly MemberNodeSpec[];
-  private readonly nodes = new Map<NodeId, ClusterNode>();
-  private readonly handlers = new Map<NodeId, TransportHandlers<PeerMessage>>();
+  private readonly nodes = new Map<NodeId, CohortNode>();
+  private readonly handlers = new Map<NodeId, TransportHandlers<ChannelMessage>>();
   private readonly down = new Set<NodeId>();
   /** Directed links that drop everything (`from>to`). */
   private readonly cut = new Set<string>();
-  private readonly codec = peerCodec();
+  private readonly codec = nodePeerCodec();
   private readonly prng: Prng;
   private readonly disks = new Map<NodeId, MemoryDisk>();
   /** Paused nodes: their timers and inbound messages wait here until `resume`. */
@@ -102,7 +108,7 @@ export class ClusterHarness {
     };
   }
 
-  private env(id: NodeId): NodeEnv<PeerMessage> {
+  private env(id: NodeId): NodeEnv<ChannelMessage> {
     const s = this.scheduler;
     const disk = this.disks.get(id) ?? new MemoryDisk({ schedule: (fn) => this.after(id, 0.1, fn) });
     this.disks.set(id, disk);
@@ -144,7 +150,7 @@ export class ClusterHarness {
   private start(id: NodeId): void {
     const observer = this.opts.observerOf?.(id);
     const fingerprint = this.opts.settingsFingerprintOf?.(id);
-    const node = new ClusterNode(this.env(id), {
+    const node = createClusterNode(this.env(id), {
       ...(fingerprint === undefined ? {} : { settingsFingerprint: fingerprint }),
       timing: this.opts.timing ?? HARNESS_TIMING,
       nodes: this.specs,
@@ -157,7 +163,7 @@ export class ClusterHarness {
   }
 
   /** The current instance of node `id`. */
-  node(id: number): ClusterNode {
+  node(id: number): CohortNode {
     return defined(this.nodes.get(nodeId(id)), `node ${id}`);
   }
 
@@ -227,26 +233,26 @@ export class ClusterHarness {
   }
 
   /** Running nodes. */
-  running(): ClusterNode[] {
+  running(): CohortNode[] {
     return this.ids.filter((id) => !this.down.has(id)).map((id) => this.node(id));
   }
 
   /** The one running leader (asserts there is exactly one). */
-  leader(): ClusterNode {
-    const leaders = this.running().filter((n) => n.status().role === 'leader');
+  leader(): CohortNode {
+    const leaders = this.running().filter((n) => n.services.membership.status().role === 'leader');
     assert(leaders.length === 1, `expected one leader, found ${leaders.length}`);
     return defined(leaders[0], 'leader');
   }
 
   /** Running followers. */
-  followers(): ClusterNode[] {
-    return this.running().filter((n) => n.status().role === 'follower');
+  followers(): CohortNode[] {
+    return this.running().filter((n) => n.services.membership.status().role === 'follower');
   }
 
   /** True when every listed node has joined and sees a quorate view of exactly these members. */
   allJoinedAndQuorate(ids: readonly number[]): boolean {
     return ids.every((id) => {
-      const s = this.node(id).status();
+      const s = this.node(id).services.membership.status();
       return s.quorate && s.members.length === ids.length && s.joined;
     });
   }

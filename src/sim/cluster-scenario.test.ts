@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkScript, repoRoot, runScripts, type ScriptHandler } from '../testing/datadriven.js';
-import { CLUSTER_CANARIES, type ClusterCanary } from '../runtime/cluster-node.js';
+import { CLUSTER_CANARIES, type ClusterCanary } from '../services.js';
 import { ClusterScript } from './cluster-script.js';
 
 function handlerFactory(canary?: ClusterCanary): ScriptHandler {

@@ -2,7 +2,7 @@
  * The command interpreter of the cluster scenario scripts (testdata/cluster, run by
  * `cluster-scenario.test.ts`; the language is described in testdata/cluster/README.md).
  *
- * A `ClusterScript` drives one `ClusterHarness` (production `ClusterNode`s on virtual time) and
+ * A `ClusterScript` drives one `ClusterHarness` (production `CohortNode`s on virtual time) and
  * prints state, never wall-clock times: views, quorum verdicts, node records, the event stream,
  * and what each node's observer saw of the service groups. Requests that take time (group
  * operations, writes, leaves, fence confirmations) are operations: a command waits for its own
@@ -18,7 +18,7 @@ import { nodeId } from '../lib/ids.js';
 import { DEFAULT_VOTEQUORUM_OPTIONS, type TieBreakerMode } from '../quorum/index.js';
 import type { MembershipEvent } from '../membership/index.js';
 import type { GroupMember } from '../groups/index.js';
-import { CLUSTER_CANARIES, type ClusterCanary, type ClusterObserver } from '../runtime/cluster-node.js';
+import { CLUSTER_CANARIES, type ClusterCanary, type NodeObserver } from '../services.js';
 import { expectArgs, hasArg, intArg, stringArg, stringsArg, type ScriptCommand } from '../testing/datadriven.js';
 import { ClusterHarness } from './cluster-harness.js';
 
@@ -195,7 +195,7 @@ export class ClusterScript {
     return this.h.ids.map((id) => `${id}: votes=${this.h.specs[id - 1]?.votes ?? 0}`).join('\n');
   }
 
-  private observer(id: number): ClusterObserver {
+  private observer(id: number): NodeObserver {
     const out = this.seen.get(id) ?? [];
     this.seen.set(id, out);
     return {
@@ -265,7 +265,7 @@ export class ClusterScript {
           return this.quorateCond(parseIds(cmd, cmd.positional.slice(1)));
         case 'not-quorate': {
           const ids = parseIds(cmd, cmd.positional.slice(1));
-          return () => ids.every((id) => !this.h.node(id).status().quorate);
+          return () => ids.every((id) => !this.h.node(id).services.membership.status().quorate);
         }
         case 'done':
           return () => this.pendingCount() === 0;
@@ -282,7 +282,7 @@ export class ClusterScript {
     return () => {
       const views = new Set<number>();
       for (const id of ids) {
-        const s = this.h.node(id).status();
+        const s = this.h.node(id).services.membership.status();
         if (!s.quorate || !s.joined || s.members.map((m) => m.nodeId).join(',') !== want) return false;
         views.add(s.viewId);
       }
@@ -294,9 +294,9 @@ export class ClusterScript {
   private statusLine(id: number): string {
     if (this.h.isDown(id)) return `${id}: down`;
     const n = this.h.node(id);
-    const s = n.status();
+    const s = n.services.membership.status();
     const q = s.quorate ? 'quorate' : `not-quorate(${s.quorumReason})`;
-    const others = n
+    const others = n.services.membership
       .nodes()
       .filter((r) => r.status !== 'member')
       .map(
@@ -314,7 +314,7 @@ export class ClusterScript {
     let seq = intArg(cmd, 'from', this.eventCursor.get(id) ?? 1);
     const lines: string[] = [];
     for (;;) {
-      const page = this.h.node(id).eventsFrom(seq, EVENTS_PRINTED_MAX);
+      const page = this.h.node(id).services.membership.eventsFrom(seq, EVENTS_PRINTED_MAX);
       if (!page.ok) return [...lines, errorLine(page.error)].join('\n');
       for (const e of page.value.events) lines.push(formatEvent(e, causes));
       if (page.value.events.length === 0 || page.value.next === seq) break;
@@ -333,7 +333,7 @@ export class ClusterScript {
     return ids
       .map((id) => {
         if (this.h.isDown(id)) return `${id}: down`;
-        const g = this.h.node(id).group(name);
+        const g = this.h.node(id).services.groups.group(name);
         return `${id}: ${g === null ? 'no such group' : `view ${g.viewId} ${groupMembers(g.members)}`}`;
       })
       .join('\n');
@@ -392,7 +392,7 @@ export class ClusterScript {
     switch (cmd.name) {
       case 'group-join':
         return this.operation(cmd, label, waited, (done) => {
-          n.groupJoin(arg(1, 'group'), intArg(cmd, 'level', 0), (r) => {
+          n.services.groups.join(arg(1, 'group'), intArg(cmd, 'level', 0), (r) => {
             done(
               r.ok
                 ? `ok: ${r.value.group} view ${r.value.viewId} ${groupMembers(r.value.members)}`
@@ -402,25 +402,25 @@ export class ClusterScript {
         });
       case 'group-leave':
         return this.operation(cmd, label, waited, (done) => {
-          n.groupLeave(arg(1, 'group'), (r) => {
+          n.services.groups.leave(arg(1, 'group'), (r) => {
             done(resultLine(r, () => 'ok'));
           });
         });
       case 'send':
         return this.operation(cmd, label, waited, (done) => {
-          n.groupSend(arg(1, 'group'), encoder.encode(arg(2, 'text')), (r) => {
+          n.services.groups.send(arg(1, 'group'), encoder.encode(arg(2, 'text')), (r) => {
             done(resultLine(r, (v) => `ok: delivered as ${v.groupViewId}#${v.seq}`));
           });
         });
       case 'barrier':
         return this.operation(cmd, label, waited, (done) => {
-          n.barrier(arg(1, 'group'), arg(2, 'barrier name'), (r) => {
+          n.services.groups.barrier(arg(1, 'group'), arg(2, 'barrier name'), (r) => {
             done(resultLine(r, (v) => `reached in view ${v.groupViewId}`));
           });
         });
       case 'put':
         return this.operation(cmd, label, waited, (done) => {
-          n.put(arg(1, 'key'), encoder.encode(arg(2, 'value')), (r) => {
+          n.services.kv.put(arg(1, 'key'), encoder.encode(arg(2, 'value')), (r) => {
             done(resultLine(r, () => 'ok'));
           });
         });
@@ -437,7 +437,7 @@ export class ClusterScript {
   private leave(cmd: ScriptCommand, id: number, label: string, waited: boolean): string {
     const stop = stringArg(cmd, 'stop', 'true') === 'true';
     return this.operation(cmd, label, waited, (done) => {
-      this.h.node(id).leave(intArg(cmd, 'timeout', 3000), (e) => {
+      this.h.node(id).services.membership.leave(intArg(cmd, 'timeout', 3000), (e) => {
         // Stopped after the node's callback returns, as a daemon exits after its leave call.
         if (stop)
           this.h.scheduler.after(0, () => {
@@ -455,15 +455,17 @@ export class ClusterScript {
       : this.h.ids.map(Number).find((x) => x !== id && !this.h.isDown(x));
     if (on === undefined) throw fail(cmd, 'no running node to confirm the fence at');
     return this.operation(cmd, label, waited, (done) => {
-      this.h.node(on).fenceConfirm(nodeId(id), hasArg(cmd, 'inc') ? intArg(cmd, 'inc') : null, (r) => {
-        done(
-          resultLine(
-            r,
-            (v) =>
-              `ok at ${on}: ${v.nodeId}@${v.incarnation} fenced (${v.outcome}); now ${v.status}${v.admitted === null ? '' : `, admitted @${v.admitted}`}, view ${v.viewId}`,
-          ),
-        );
-      });
+      this.h
+        .node(on)
+        .services.membership.fenceConfirm(nodeId(id), hasArg(cmd, 'inc') ? intArg(cmd, 'inc') : null, (r) => {
+          done(
+            resultLine(
+              r,
+              (v) =>
+                `ok at ${on}: ${v.nodeId}@${v.incarnation} fenced (${v.outcome}); now ${v.status}${v.admitted === null ? '' : `, admitted @${v.admitted}`}, view ${v.viewId}`,
+            ),
+          );
+        });
     });
   }
 }

@@ -9,7 +9,7 @@ import { nodeId, type NodeId } from '../lib/ids.js';
 import { Prng } from '../lib/prng.js';
 import type { MemberNodeSpec } from '../membership/index.js';
 import { DEFAULT_VOTEQUORUM_OPTIONS } from '../quorum/index.js';
-import { peerCodec, type PeerMessage } from '../runtime/peer-message.js';
+import { nodePeerCodec, type ChannelMessage } from '../services.js';
 import { SimDisk } from './disk.js';
 import { SimNetwork } from './network.js';
 import { SimNode } from './node-host.js';
@@ -22,7 +22,7 @@ const SAMPLE_MS = 5;
 function cluster(count: number, seed: number) {
   const scheduler = new Scheduler();
   const prng = new Prng(seed);
-  const nodes = new Map<NodeId, SimNode<PeerMessage, ClusterSimNode>>();
+  const nodes = new Map<NodeId, SimNode<ChannelMessage, ClusterSimNode>>();
   const ids = Array.from({ length: count }, (_, i) => nodeId(i + 1));
   const specs: MemberNodeSpec[] = ids.map((id) => ({
     nodeId: id,
@@ -43,10 +43,10 @@ function cluster(count: number, seed: number) {
     },
   };
   const net = { latencyMinUs: 500, latencyMeanUs: 500, lossProbability: 0, duplicateProbability: 0 };
-  const network = new SimNetwork<PeerMessage>(scheduler, prng.fork('net'), net, ids, peerCodec(), host);
+  const network = new SimNetwork<ChannelMessage>(scheduler, prng.fork('net'), net, ids, nodePeerCodec(), host);
   const disks = new Map<NodeId, SimDisk>();
   for (const id of ids) {
-    const holder: { node?: SimNode<PeerMessage, ClusterSimNode> } = {};
+    const holder: { node?: SimNode<ChannelMessage, ClusterSimNode> } = {};
     const disk = new SimDisk({
       prng: prng.fork(`disk-${id}`),
       schedule: (ms, fn) => {
@@ -59,7 +59,7 @@ function cluster(count: number, seed: number) {
       },
     });
     disks.set(id, disk);
-    holder.node = new SimNode<PeerMessage, ClusterSimNode>(
+    holder.node = new SimNode<ChannelMessage, ClusterSimNode>(
       id,
       scheduler,
       network,
@@ -67,7 +67,7 @@ function cluster(count: number, seed: number) {
       { clockRate: 1, clockOffsetMs: 1000 * id },
       prng.fork(`node-${id}`),
       {
-        codec: peerCodec(),
+        codec: nodePeerCodec(),
         start: (env) =>
           startClusterNode(env, {
             timing: CLUSTER_TIMING,

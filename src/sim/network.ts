@@ -6,8 +6,16 @@
  * object is shared between nodes and codec bugs surface in simulation. Reordering falls out of
  * random latency. A message is dropped when its link is cut at send time or at delivery time,
  * when the receiver crashed or restarted since the send (the connection was reset), or by the
- * random loss draw. Each directed link holds at most `SIM_LINK_IN_FLIGHT_MAX` messages; beyond
- * that `send` refuses (returns false), as a full socket queue would.
+ * random loss draw. Each lane of each directed link holds at most its own number of messages
+ * in flight (`SIM_LINK_IN_FLIGHT_MAX` control, `SIM_BULK_LINK_IN_FLIGHT_MAX` bulk); beyond that
+ * `send` refuses (returns false), as a full socket queue would, and a full bulk lane never
+ * refuses a control message.
+ *
+ * Lanes: the lane travels with each message and lanes are independent: every message draws its
+ * own latency, so nothing queues behind anything (the model has no bandwidth), and a control
+ * message is never delayed by bulk traffic. A clog or a cut is a property of the link and holds
+ * up every lane. Control-lane runs draw exactly what they drew before lanes existed, so seeds
+ * replay unchanged.
  *
  * Peer events: node `a` sees peer `b` up when both processes are running (a paused process
  * keeps its sockets, so it counts as running) and neither direction between them is cut. When
@@ -15,12 +23,12 @@
  * both ends see the peer down, yet messages in the open direction still arrive: the transport
  * contract promises no link to a peer reported up, only that messages come from their sender.
  */
-import { assert } from '../lib/assert.js';
+import { assert, assertNever } from '../lib/assert.js';
 import { DecodeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import type { Prng } from '../lib/prng.js';
-import type { Codec, Transport, TransportHandlers } from '../transport/transport.js';
-import { FRAME_PAYLOAD_BYTES_MAX, SIM_LINK_IN_FLIGHT_MAX } from '../constants.js';
+import { DEFAULT_LANE, type Codec, type Lane, type Transport, type TransportHandlers } from '../transport/transport.js';
+import { FRAME_PAYLOAD_BYTES_MAX, SIM_BULK_LINK_IN_FLIGHT_MAX, SIM_LINK_IN_FLIGHT_MAX } from '../constants.js';
 import type { Scheduler } from './scheduler.js';
 import type { Partition } from './partition.js';
 
@@ -63,11 +71,24 @@ function linkKey(from: NodeId, to: NodeId): number {
   return from * 65_536 + to;
 }
 
+/** The in-flight key of one lane of a directed link, and that lane's bound. */
+function laneSlot(link: number, lane: Lane): { readonly key: number; readonly max: number } {
+  switch (lane) {
+    case 'control':
+      return { key: link * 2, max: SIM_LINK_IN_FLIGHT_MAX };
+    case 'bulk':
+      return { key: link * 2 + 1, max: SIM_BULK_LINK_IN_FLIGHT_MAX };
+    default:
+      return assertNever(lane, 'lane');
+  }
+}
+
 /** The shared network model; see the module comment. */
 export class SimNetwork<M> {
   readonly stats: NetworkStats = { sent: 0, delivered: 0, lost: 0, cut: 0, reset: 0, duplicated: 0, refused: 0 };
   private partition: Partition | undefined;
   private readonly clogUntilUs = new Map<number, number>();
+  /** Messages in flight per lane of each directed link, by `laneSlot(...).key`. */
   private readonly inFlight = new Map<number, number>();
   private readonly handlers = new Map<NodeId, TransportHandlers<M>>();
   /** Per observer, the peers it currently sees up. */
@@ -101,7 +122,8 @@ export class SimNetwork<M> {
         this.handlers.set(node, h);
         this.refreshPeers();
       },
-      send: (to, message) => !closed && this.host.incarnationOf(node) === incarnation && this.send(node, to, message),
+      send: (to, message, lane = DEFAULT_LANE) =>
+        !closed && this.host.incarnationOf(node) === incarnation && this.send(node, to, message, lane),
       close: () => {
         closed = true;
         return Promise.resolve();
@@ -161,15 +183,16 @@ export class SimNetwork<M> {
     }
   }
 
-  private send(from: NodeId, to: NodeId, message: M): boolean {
+  private send(from: NodeId, to: NodeId, message: M, lane: Lane): boolean {
     if (!this.nodeSet.has(to) || to === from) {
       this.stats.refused++;
       return false;
     }
     const key = linkKey(from, to);
-    const inFlight = this.inFlight.get(key) ?? 0;
+    const slot = laneSlot(key, lane);
+    const inFlight = this.inFlight.get(slot.key) ?? 0;
     const bytes = this.codec.encode(message);
-    if (bytes.length > FRAME_PAYLOAD_BYTES_MAX || inFlight >= SIM_LINK_IN_FLIGHT_MAX) {
+    if (bytes.length > FRAME_PAYLOAD_BYTES_MAX || inFlight >= slot.max) {
       this.stats.refused++;
       return false;
     }
@@ -185,17 +208,17 @@ export class SimNetwork<M> {
     const copies = this.prng.chance(this.params.duplicateProbability) ? 2 : 1;
     if (copies === 2) this.stats.duplicated++;
     const incarnation = this.host.incarnationOf(to);
-    for (let i = 0; i < copies; i++) this.schedule(from, to, key, bytes, incarnation);
+    for (let i = 0; i < copies; i++) this.schedule(from, to, key, slot.key, bytes, incarnation);
     return true;
   }
 
-  private schedule(from: NodeId, to: NodeId, key: number, bytes: Uint8Array, incarnation: number): void {
+  private schedule(from: NodeId, to: NodeId, link: number, slot: number, bytes: Uint8Array, incarnation: number): void {
     const now = this.scheduler.nowUs;
     const latency = this.params.latencyMinUs + Math.round(this.prng.exponential(this.params.latencyMeanUs));
-    const at = Math.max(now + latency, this.clogUntilUs.get(key) ?? 0);
-    this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
+    const at = Math.max(now + latency, this.clogUntilUs.get(link) ?? 0);
+    this.inFlight.set(slot, (this.inFlight.get(slot) ?? 0) + 1);
     this.scheduler.at(at, () => {
-      this.inFlight.set(key, (this.inFlight.get(key) ?? 1) - 1);
+      this.inFlight.set(slot, (this.inFlight.get(slot) ?? 1) - 1);
       this.arrive(from, to, bytes, incarnation);
     });
   }

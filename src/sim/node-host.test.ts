@@ -2,7 +2,9 @@
 // timers are held) and gets everything in order on resume; a crash drops timers, held callbacks
 // and in-flight deliveries, and a restart is a new incarnation on the same disk; clock drift
 // scales both the clock and timer delays; partitions drop messages and produce peer events;
-// messages are encoded and decoded (never shared), and a decode failure is reported.
+// messages are encoded and decoded (never shared), and a decode failure is reported; each lane
+// of a link has its own in-flight bound (a full bulk lane never refuses control; the default
+// lane is control).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DecodeError } from '../lib/errors.js';
@@ -15,6 +17,7 @@ import { SimNetwork, type NetworkParams } from './network.js';
 import { SimNode } from './node-host.js';
 import { makePartition } from './partition.js';
 import { msToUs, Scheduler } from './scheduler.js';
+import { SIM_BULK_LINK_IN_FLIGHT_MAX, SIM_LINK_IN_FLIGHT_MAX } from '../constants.js';
 
 interface Msg {
   n: number;
@@ -233,4 +236,22 @@ test('messages are decoded per delivery (no shared objects) and decode errors ar
   assert.notEqual(b.messages[0], sent);
   assert.deepEqual(c.codecErrors, ['1->2 DECODE_RANGE']);
   assert.equal(c.node(1).instance!.env.transport.send(nodeId(9), { n: 1, text: 'unknown peer' }), false);
+});
+
+test('each lane of a link has its own in-flight bound; the default lane is control', () => {
+  const c = cluster(2);
+  c.scheduler.runUntil(100);
+  const t = c.node(1).instance!.env.transport;
+  const to = nodeId(2);
+  let bulk = 0;
+  while (t.send(to, { n: bulk, text: 'b' }, 'bulk')) bulk++;
+  assert.equal(bulk, SIM_BULK_LINK_IN_FLIGHT_MAX, 'the bulk lane is full at its bound');
+  let control = 0;
+  while (t.send(to, { n: control, text: 'c' })) control++;
+  assert.equal(control, SIM_LINK_IN_FLIGHT_MAX, 'a full bulk lane refuses no control message');
+  assert.equal(t.send(to, { n: 0, text: 'c' }, 'control'), false, 'the default lane was control');
+  c.scheduler.runUntil(50_000);
+  const got = c.node(2).instance!.messages;
+  assert.equal(got.length, SIM_BULK_LINK_IN_FLIGHT_MAX + SIM_LINK_IN_FLIGHT_MAX);
+  assert.equal(t.send(to, { n: 0, text: 'b' }, 'bulk'), true, 'room again once delivered');
 });

@@ -239,9 +239,9 @@ export class SimNode<M, I> {
       setHandlers: (h) => {
         transport.setHandlers(h);
       },
-      send: (to, message) => {
+      send: (to, message, lane) => {
         this.assertLive(incarnation, 'send');
-        return transport.send(to, message);
+        return transport.send(to, message, lane);
       },
       close: () => transport.close(),
     };

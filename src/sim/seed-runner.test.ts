@@ -1,13 +1,14 @@
 // Proves the seed runner never hangs on a lost worker: a worker thread that exits on its own
 // (no 'error' event), with code 0 or not, makes the batch reject with a message naming the seed
 // it was running, and a worker that throws does the same; the pool is torn down exactly once.
+// Also proves the COHORT_SIM_SKIP_BATCHES knob skips the CI seed batches only when set to 1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { runBatch } from './seed-runner.js';
+import { runBatch, seedBatchSkip } from './seed-runner.js';
 
 /** Writes a worker entry with `body` (run on each seed message) and returns its URL. */
 function fakeWorker(dir: string, name: string, body: string): URL {
@@ -56,5 +57,25 @@ test('a worker that answers every seed finishes the batch in seed order', { time
     assert.equal(batch.violations, 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('COHORT_SIM_SKIP_BATCHES=1 skips the seed batches; unset, empty or 0 runs them; anything else asserts', () => {
+  const saved = process.env['COHORT_SIM_SKIP_BATCHES'];
+  try {
+    Reflect.deleteProperty(process.env, 'COHORT_SIM_SKIP_BATCHES');
+    assert.equal(seedBatchSkip(), false);
+    for (const runs of ['', '0']) {
+      process.env['COHORT_SIM_SKIP_BATCHES'] = runs;
+      assert.equal(seedBatchSkip(), false, JSON.stringify(runs));
+    }
+    process.env['COHORT_SIM_SKIP_BATCHES'] = '1';
+    const why = seedBatchSkip();
+    assert.ok(typeof why === 'string' && why.includes('COHORT_SIM_SKIP_BATCHES'), 'the skip reason names the knob');
+    process.env['COHORT_SIM_SKIP_BATCHES'] = 'yes';
+    assert.throws(() => seedBatchSkip(), /COHORT_SIM_SKIP_BATCHES must be 1/);
+  } finally {
+    if (saved === undefined) Reflect.deleteProperty(process.env, 'COHORT_SIM_SKIP_BATCHES');
+    else process.env['COHORT_SIM_SKIP_BATCHES'] = saved;
   }
 });

@@ -283,6 +283,20 @@ export function envInt(name: string, fallback: number): number {
   return n;
 }
 
+/**
+ * Why the CI seed batches (the `*-seeds.test.ts` files) are skipped in this run, or `false` to run
+ * them: `COHORT_SIM_SKIP_BATCHES=1` skips them, unset, empty or `0` runs them (any other value is a
+ * mistake and asserts). For a run of the unit tests alone, such as CI's extra run on another Node
+ * version (`scripts/test-node22.sh`); the batches still run in `npm test`. Pass the result as the
+ * `skip` option of the batch's `test`, so the report names the knob.
+ */
+export function seedBatchSkip(): string | false {
+  const raw = process.env['COHORT_SIM_SKIP_BATCHES'];
+  if (raw === undefined || raw === '' || raw === '0') return false;
+  assert(raw === '1', `COHORT_SIM_SKIP_BATCHES must be 1 (skip the seed batches) or 0, got ${JSON.stringify(raw)}`);
+  return 'COHORT_SIM_SKIP_BATCHES=1: seed batches skipped';
+}
+
 /** What a CI batch ran and found. */
 export interface CiBatch {
   readonly batch: BatchResult;

@@ -1,6 +1,7 @@
-// Proves handshake records round-trip, that every truncation, trailing byte, bad magic, kind,
-// mode, reason or node id is a DecodeError, that the transcript binds every field, and that
-// cluster names are validated with a clear message.
+// Proves handshake records round-trip (the hello with its lane code, any u8 of which decodes so
+// the server can refuse an unknown lane by name), that every truncation, trailing byte, bad
+// magic, kind, mode, reason or node id is a DecodeError, that the transcript binds every field
+// including the lane, and that cluster names are validated with a clear message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -14,6 +15,8 @@ import {
   encodeHandshakeRecord,
   explainRefusal,
   handshakeTranscript,
+  laneCode,
+  laneOfCode,
   type HandshakeRecord,
   type TranscriptFields,
 } from './handshake-record.js';
@@ -28,6 +31,7 @@ const RECORDS: HandshakeRecord[] = [
     clusterName: 'prod-a',
     clientId: nodeId(1),
     dialedId: nodeId(2),
+    laneCode: laneCode('bulk'),
     clientNonce: n1,
   },
   {
@@ -56,6 +60,17 @@ test('every truncation and any trailing byte is a DecodeError', () => {
       (e: unknown) => e instanceof DecodeError && e.code === 'DECODE_TRAILING',
     );
   }
+});
+
+test('lane codes round-trip; an unknown lane code decodes (the server refuses it by name)', () => {
+  for (const lane of ['control', 'bulk'] as const) assert.equal(laneOfCode(laneCode(lane)), lane);
+  assert.notEqual(laneCode('control'), laneCode('bulk'));
+  assert.equal(laneOfCode(200), undefined);
+  const hello = RECORDS[0]!;
+  assert.ok(hello.kind === 'hello');
+  const odd = decodeHandshakeRecord(encodeHandshakeRecord({ ...hello, laneCode: 200 }));
+  assert.ok(odd.kind === 'hello' && odd.laneCode === 200);
+  assert.match(explainRefusal('unknown-lane'), /names a lane this node does not know/);
 });
 
 test('bad magic, kind, mode, reason and node ids are HANDSHAKE_MALFORMED', () => {
@@ -103,6 +118,7 @@ test('the transcript changes when any bound field changes', () => {
     clusterName: 'c',
     clientId: nodeId(1),
     serverId: nodeId(2),
+    lane: 'control',
     clientNonce: n1,
     serverNonce: n2,
   };
@@ -110,6 +126,7 @@ test('the transcript changes when any bound field changes', () => {
     { ...base, mode: 'insecure-plaintext' },
     { ...base, clusterName: 'd' },
     { ...base, clientId: nodeId(2), serverId: nodeId(1) },
+    { ...base, lane: 'bulk' },
     { ...base, clientNonce: n2, serverNonce: n1 },
   ];
   const seen = new Set([Buffer.from(handshakeTranscript(base)).toString('hex')]);

@@ -6,13 +6,19 @@
  * `frame-decoder.ts`), before any protocol byte is exchanged:
  *
  *     client (dialer)                                server (listener)
- *     hello     {mode, cluster, client id, id it dialed, client nonce}  ->
+ *     hello     {mode, cluster, client id, id it dialed, lane, client nonce}  ->
  *            <-  challenge {mode, cluster, server id, server nonce, server proof}
  *     response  {client proof}                                          ->
  *
  * Either side may instead send a `refusal` with a reason code and close. Refusals are not
  * authenticated (they are sent when authentication failed or cannot start) and serve only to
  * make the other side's log say why; they never change any state beyond closing.
+ *
+ * A connection carries one lane (`Lane` in `transport.ts`): the dialer names it in its hello and
+ * both sides bind it into the transcript, so an attacker cannot move a connection to another
+ * lane. The lane is sent as a raw code that the server checks (not the decoder): a peer that
+ * names a lane we do not know (a newer version) is refused with `unknown-lane`, and both logs
+ * say why.
  *
  * Record layout (little-endian): u32 magic "CoH1", u8 kind, then the kind's fields. Strings are
  * u32-length-prefixed UTF-8 bounded by `CLUSTER_NAME_BYTES_MAX`; nonces and proofs are 32 bytes.
@@ -21,6 +27,7 @@ import { assert, assertNever } from '../lib/assert.js';
 import { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { DecodeError } from '../lib/errors.js';
 import { NODE_ID_MAX, nodeId, type NodeId } from '../lib/ids.js';
+import type { Lane } from './transport.js';
 
 /** First four bytes of every handshake record ("CoH1" little-endian): protocol and version. */
 export const HANDSHAKE_MAGIC = 0x31486f43;
@@ -45,7 +52,8 @@ export type RefusalReason =
   | 'wrong-node-dialed'
   | 'mode-mismatch'
   | 'too-many-pending'
-  | 'protocol-error';
+  | 'protocol-error'
+  | 'unknown-lane';
 
 const MODES: readonly FrameMode[] = ['aes-256-gcm', 'insecure-plaintext'];
 const REASONS: readonly RefusalReason[] = [
@@ -57,7 +65,24 @@ const REASONS: readonly RefusalReason[] = [
   'mode-mismatch',
   'too-many-pending',
   'protocol-error',
+  'unknown-lane',
 ];
+
+/** Each lane's code in the hello record and the transcript (append only: codes are wire format). */
+const LANE_CODES: Readonly<Record<Lane, number>> = { control: 0, bulk: 1 };
+const LANE_BY_CODE: ReadonlyMap<number, Lane> = new Map(
+  (Object.keys(LANE_CODES) as Lane[]).map((lane) => [LANE_CODES[lane], lane]),
+);
+
+/** The wire code of `lane` (what a hello's `laneCode` holds). */
+export function laneCode(lane: Lane): number {
+  return LANE_CODES[lane];
+}
+
+/** The lane a wire code names, or `undefined` for a code this version does not know. */
+export function laneOfCode(code: number): Lane | undefined {
+  return LANE_BY_CODE.get(code);
+}
 
 /** The dialer's opening record. */
 export interface HelloRecord {
@@ -67,6 +92,11 @@ export interface HelloRecord {
   readonly clientId: NodeId;
   /** The node the client believes it dialed; the server refuses if that is not itself. */
   readonly dialedId: NodeId;
+  /**
+   * The lane this connection carries, as its wire code (`laneCode`); any u8 decodes, and the
+   * server refuses a code it does not know (`laneOfCode` undefined) with `unknown-lane`.
+   */
+  readonly laneCode: number;
   readonly clientNonce: Uint8Array;
 }
 
@@ -115,6 +145,7 @@ export function encodeHandshakeRecord(record: HandshakeRecord): Uint8Array {
         .string(record.clusterName)
         .u16(record.clientId)
         .u16(record.dialedId)
+        .u8(record.laneCode)
         .bytes(fixed(record.clientNonce, HANDSHAKE_NONCE_BYTES));
       break;
     case 'challenge':
@@ -163,6 +194,7 @@ function decodeBody(r: ByteReader, kind: number): HandshakeRecord {
         clusterName: r.string(CLUSTER_NAME_BYTES_MAX, 'cluster name'),
         clientId: readNodeId(r, 'client id'),
         dialedId: readNodeId(r, 'dialed id'),
+        laneCode: r.u8('lane'),
         clientNonce: r.bytes(HANDSHAKE_NONCE_BYTES, 'client nonce').slice(),
       };
     case KIND_CODES.challenge:
@@ -218,13 +250,14 @@ export interface TranscriptFields {
   readonly clusterName: string;
   readonly clientId: NodeId;
   readonly serverId: NodeId;
+  readonly lane: Lane;
   readonly clientNonce: Uint8Array;
   readonly serverNonce: Uint8Array;
 }
 
 /**
  * The bytes both proofs and the session keys are bound to: a fixed prefix, the mode, the
- * cluster name, both ids and both nonces, each fixed-size or length-prefixed so that no two
+ * cluster name, both ids, the lane and both nonces, each fixed-size or length-prefixed so that no two
  * different field sets give the same bytes.
  */
 export function handshakeTranscript(f: TranscriptFields): Uint8Array {
@@ -233,7 +266,8 @@ export function handshakeTranscript(f: TranscriptFields): Uint8Array {
     .u8(MODES.indexOf(f.mode))
     .string(f.clusterName)
     .u16(f.clientId)
-    .u16(f.serverId);
+    .u16(f.serverId)
+    .u8(laneCode(f.lane));
   w.bytes(fixed(f.clientNonce, HANDSHAKE_NONCE_BYTES)).bytes(fixed(f.serverNonce, HANDSHAKE_NONCE_BYTES));
   return w.finish().slice();
 }
@@ -257,6 +291,8 @@ export function explainRefusal(reason: RefusalReason): string {
       return 'too many unauthenticated connections pending; retrying later';
     case 'protocol-error':
       return 'handshake protocol error; check that both nodes run compatible cohort versions';
+    case 'unknown-lane':
+      return 'the connection names a lane this node does not know; check that both nodes run compatible cohort versions';
     default:
       return assertNever(reason, 'refusal reason');
   }

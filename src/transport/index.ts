@@ -1,5 +1,6 @@
 /** Peer transport: the interface, message framing and codec (pure). */
-export type { Codec, Transport, TransportHandlers } from './transport.js';
+export type { Codec, Lane, Transport, TransportHandlers } from './transport.js';
+export { DEFAULT_LANE, LANES } from './transport.js';
 export {
   FRAME_HEADER_BYTES,
   FRAME_BODY_BYTES_MAX,
@@ -54,6 +55,8 @@ export {
   encodeHandshakeRecord,
   explainRefusal,
   handshakeTranscript,
+  laneCode,
+  laneOfCode,
 } from './handshake-record.js';
 export {
   type ExampleGossip,

@@ -4,11 +4,13 @@
 // is bounded (send returns false past it), a message to a detached node or over a cut link is
 // lost, a restarted endpoint never gets what was addressed to its previous attachment's
 // sender epoch, and peers hear onPeerUp/onPeerDown as endpoints attach, detach and links change.
+// Lanes: `send` without a lane uses control; each lane of a link has its own bounds (messages,
+// bytes), order holds within a lane, and control deliveries overtake a bulk backlog.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DecodeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
-import { MemoryNetwork } from './memory-transport.js';
+import { MemoryNetwork, type MemoryNetworkOptions } from './memory-transport.js';
 import type { Codec, TransportHandlers } from './transport.js';
 
 interface Msg {
@@ -62,13 +64,13 @@ const A = nodeId(1);
 const B = nodeId(2);
 const C = nodeId(3);
 
-function setup(linkMessagesMax?: number) {
+function setup(laneLimits?: MemoryNetworkOptions<Msg>['laneLimits']) {
   const counts = { encoded: 0, decoded: 0 };
   const sched = manual();
   const net = new MemoryNetwork<Msg>({
     codec: jsonCodec(counts),
     schedule: sched.schedule,
-    ...(linkMessagesMax === undefined ? {} : { linkMessagesMax }),
+    ...(laneLimits === undefined ? {} : { laneLimits }),
   });
   const log: string[] = [];
   const attach = (id: NodeId, peers: NodeId[]) => {
@@ -98,7 +100,7 @@ test('messages are encoded at send, delivered later in order through the codec, 
 });
 
 test('each directed link is bounded: send returns false past it and counts the refusal', () => {
-  const { sched, net, log, attach } = setup(2);
+  const { sched, net, log, attach } = setup({ control: { messagesMax: 2 } });
   const a = attach(A, [B]);
   attach(B, [A]);
   assert.equal(a.send(B, { n: 1, text: 'x' }), true);
@@ -163,4 +165,52 @@ test('peers hear up and down; messages to a detached node or over a cut link are
       [3, 'open'],
     ],
   );
+});
+
+test('lanes: the default is control; each lane has its own bounds; a full bulk lane never refuses control', () => {
+  const size = new TextEncoder().encode(JSON.stringify({ n: 1, text: 'x' })).length;
+  const { sched, log, attach } = setup({ control: { messagesMax: 2 }, bulk: { messagesMax: 10, bytesMax: 3 * size } });
+  const a = attach(A, [B]);
+  attach(B, [A]);
+  sched.run();
+  log.length = 0;
+  assert.deepEqual(
+    [1, 2, 3].map((n) => a.send(B, { n, text: 'x' })),
+    [true, true, false],
+  );
+  assert.deepEqual(
+    [4, 5, 6, 7].map((n) => a.send(B, { n, text: 'x' }, 'bulk')),
+    [true, true, true, false],
+    'the bulk byte bound',
+  );
+  assert.equal(a.send(B, { n: 8, text: 'x' }, 'control'), false, 'control stays full');
+  const st = a.status()[0];
+  assert.ok(st !== undefined);
+  assert.deepEqual(
+    [st.queuedMessages, st.refusedMessages, st.bulk.queuedMessages, st.bulk.refusedMessages],
+    [2, 2, 3, 1],
+  );
+  sched.run();
+  assert.equal(log.length, 5);
+});
+
+test('lanes: order holds within each lane and control overtakes a bulk backlog', () => {
+  const { sched, log, attach } = setup();
+  const a = attach(A, [B]);
+  attach(B, [A]);
+  sched.run();
+  log.length = 0;
+  for (let n = 0; n < 5; n++) a.send(B, { n, text: 'bulk' }, 'bulk');
+  a.send(B, { n: 0, text: 'control' });
+  a.send(B, { n: 1, text: 'control' }, 'control');
+  sched.run();
+  assert.deepEqual(log, [
+    '2<-1 0 control',
+    '2<-1 1 control',
+    '2<-1 0 bulk',
+    '2<-1 1 bulk',
+    '2<-1 2 bulk',
+    '2<-1 3 bulk',
+    '2<-1 4 bulk',
+  ]);
 });

@@ -7,10 +7,14 @@
  * - Every message goes through the real codec: encoded at `send` (so later mutation of the
  *   message by the sender cannot leak) and decoded at delivery; a message the codec refuses to
  *   decode is dropped and counted, as a TCP link drops a bad frame.
- * - Delivery is asynchronous (one `schedule`d drain, FIFO per network), never inside `send`, and
- *   handlers run one at a time.
- * - Bounded: at most `linkMessagesMax` messages in flight per directed link; beyond it `send`
- *   returns false and drops (backpressure visible to the caller, as a full TCP queue).
+ * - Delivery is asynchronous (one `schedule`d drain), never inside `send`, and handlers run one
+ *   at a time.
+ * - Lanes: each lane has its own delivery queue, FIFO within the lane; a drain always takes the
+ *   next control delivery (messages and peer events) before any bulk one, so control traffic
+ *   never waits behind bulk traffic queued before it. Nothing orders one lane against another.
+ * - Bounded per directed link and lane (messages and bytes in flight, the TCP queue bounds by
+ *   default); beyond them `send` returns false and drops (backpressure visible to the caller, as
+ *   a full TCP queue), and a full bulk lane never refuses a control message.
  * - A message to a peer that is not attached (stopped, or its link cut) is lost, like a TCP
  *   link's queue on a connection that breaks; `onPeerUp`/`onPeerDown` tell attached endpoints
  *   when a peer attaches, detaches, or a link is cut or restored.
@@ -18,16 +22,32 @@
 import { assert } from '../lib/assert.js';
 import { DecodeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
-import { PEER_SEND_QUEUE_MESSAGES_MAX } from '../constants.js';
-import type { Codec, Transport, TransportHandlers } from './transport.js';
+import {
+  PEER_BULK_QUEUE_BYTES_MAX,
+  PEER_BULK_QUEUE_MESSAGES_MAX,
+  PEER_CONTROL_QUEUE_BYTES_MAX,
+  PEER_CONTROL_QUEUE_MESSAGES_MAX,
+} from '../constants.js';
+import { DEFAULT_LANE, LANES, type Codec, type Lane, type Transport, type TransportHandlers } from './transport.js';
+
+/** In-flight bounds of one lane of one directed link. */
+export interface MemoryLaneLimits {
+  readonly messagesMax: number;
+  readonly bytesMax: number;
+}
+
+const DEFAULT_LANE_LIMITS: Readonly<Record<Lane, MemoryLaneLimits>> = {
+  control: { messagesMax: PEER_CONTROL_QUEUE_MESSAGES_MAX, bytesMax: PEER_CONTROL_QUEUE_BYTES_MAX },
+  bulk: { messagesMax: PEER_BULK_QUEUE_MESSAGES_MAX, bytesMax: PEER_BULK_QUEUE_BYTES_MAX },
+};
 
 /** Options of `MemoryNetwork`. */
 export interface MemoryNetworkOptions<M> {
   readonly codec: Codec<M>;
   /** Runs `fn` later, after the current task, in FIFO order (e.g. `setImmediate`). */
   readonly schedule: (fn: () => void) => void;
-  /** Messages in flight per directed link (default `PEER_SEND_QUEUE_MESSAGES_MAX`). */
-  readonly linkMessagesMax?: number;
+  /** Bounds per lane of each directed link (default: the TCP queue bounds, `PEER_*_QUEUE_*`). */
+  readonly laneLimits?: Partial<Record<Lane, Partial<MemoryLaneLimits>>>;
   /** Deliveries per drain before yielding to the caller's event loop (default 1024). */
   readonly drainBatchMax?: number;
 }
@@ -44,14 +64,19 @@ export interface MemoryNetworkStats {
   undecodable: number;
 }
 
-/** The state of one directed link as the embedded `nodes` method shows it. */
-export interface MemoryLinkStatus {
-  readonly peer: NodeId;
+/** One lane of one directed link, as the embedded `nodes` method shows it. */
+export interface MemoryLaneStatus {
   readonly state: 'open' | 'closed';
   readonly queuedMessages: number;
   readonly queuedBytes: number;
   readonly refusedMessages: number;
   readonly inboundConnected: boolean;
+}
+
+/** The state of one directed link (top level: the control lane; `bulk`: the bulk lane), as TCP reports it. */
+export interface MemoryLinkStatus extends MemoryLaneStatus {
+  readonly peer: NodeId;
+  readonly bulk: MemoryLaneStatus;
 }
 
 type Delivery =
@@ -60,6 +85,7 @@ type Delivery =
       readonly from: NodeId;
       readonly to: NodeId;
       readonly bytes: Uint8Array;
+      readonly lane: Lane;
       readonly epoch: number;
     }
   | { readonly kind: 'up' | 'down'; readonly to: NodeId; readonly peer: NodeId; readonly epoch: number };
@@ -68,26 +94,64 @@ function linkKey(from: NodeId, to: NodeId): string {
   return `${from}>${to}`;
 }
 
+function laneKey(from: NodeId, to: NodeId, lane: Lane): string {
+  return `${from}>${to}/${lane}`;
+}
+
+/** A FIFO of deliveries that reuses its array (head index, compacted when empty). */
+class DeliveryQueue {
+  private items: (Delivery | undefined)[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(d: Delivery): void {
+    this.items.push(d);
+  }
+
+  shift(): Delivery | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const d = this.items[this.head];
+    this.items[this.head] = undefined;
+    this.head++;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    }
+    return d;
+  }
+}
+
 /** The shared medium. Endpoints attach with `endpoint(id, peers)` and detach with `close()`. */
 export class MemoryNetwork<M> {
   private readonly endpoints = new Map<NodeId, MemoryTransport<M>>();
-  private readonly queue: (Delivery | undefined)[] = [];
-  private queueHead = 0;
+  /** Control deliveries (messages and peer events), then bulk: a drain empties control first. */
+  private readonly queues: Readonly<Record<Lane, DeliveryQueue>> = {
+    control: new DeliveryQueue(),
+    bulk: new DeliveryQueue(),
+  };
   private drainScheduled = false;
   private epochs = 0;
+  /** In flight per directed link and lane, by `laneKey`. */
   private readonly inFlight = new Map<string, { messages: number; bytes: number; refused: number }>();
   private readonly cut = new Set<string>();
-  private readonly linkMessagesMax: number;
+  private readonly laneLimits: Readonly<Record<Lane, MemoryLaneLimits>>;
   private readonly drainBatchMax: number;
   readonly stats: MemoryNetworkStats = { sent: 0, delivered: 0, refused: 0, lost: 0, undecodable: 0 };
 
   constructor(private readonly options: MemoryNetworkOptions<M>) {
-    this.linkMessagesMax = options.linkMessagesMax ?? PEER_SEND_QUEUE_MESSAGES_MAX;
+    this.laneLimits = {
+      control: { ...DEFAULT_LANE_LIMITS.control, ...options.laneLimits?.control },
+      bulk: { ...DEFAULT_LANE_LIMITS.bulk, ...options.laneLimits?.bulk },
+    };
     this.drainBatchMax = options.drainBatchMax ?? 1024;
-    assert(
-      Number.isSafeInteger(this.linkMessagesMax) && this.linkMessagesMax >= 1,
-      'a link holds at least one message',
-    );
+    for (const lane of LANES) {
+      const { messagesMax, bytesMax } = this.laneLimits[lane];
+      assert(Number.isSafeInteger(messagesMax) && messagesMax >= 1, `a ${lane} lane holds at least one message`);
+      assert(Number.isSafeInteger(bytesMax) && bytesMax >= 1, `a ${lane} lane holds at least one byte`);
+    }
     assert(
       Number.isSafeInteger(this.drainBatchMax) && this.drainBatchMax >= 1,
       'a drain delivers at least one message',
@@ -126,43 +190,45 @@ export class MemoryNetwork<M> {
   linkStatus(self: NodeId, peers: readonly NodeId[]): MemoryLinkStatus[] {
     return [...peers]
       .sort((x, y) => x - y)
-      .map((peer) => {
-        const f = this.inFlight.get(linkKey(self, peer));
-        const up = this.linked(self, peer);
-        return {
-          peer,
-          state: up ? 'open' : 'closed',
-          queuedMessages: f?.messages ?? 0,
-          queuedBytes: f?.bytes ?? 0,
-          refusedMessages: f?.refused ?? 0,
-          inboundConnected: up,
-        };
-      });
+      .map((peer) => ({ peer, ...this.laneStatus(self, peer, 'control'), bulk: this.laneStatus(self, peer, 'bulk') }));
   }
 
-  /** Deliveries queued and not yet run. */
+  private laneStatus(self: NodeId, peer: NodeId, lane: Lane): MemoryLaneStatus {
+    const f = this.inFlight.get(laneKey(self, peer, lane));
+    const up = this.linked(self, peer);
+    return {
+      state: up ? 'open' : 'closed',
+      queuedMessages: f?.messages ?? 0,
+      queuedBytes: f?.bytes ?? 0,
+      refusedMessages: f?.refused ?? 0,
+      inboundConnected: up,
+    };
+  }
+
+  /** Deliveries queued and not yet run, all lanes. */
   get pending(): number {
-    return this.queue.length - this.queueHead;
+    return this.queues.control.length + this.queues.bulk.length;
   }
 
   /** @internal */
-  send(from: MemoryTransport<M>, to: NodeId, message: M): boolean {
-    const key = linkKey(from.self, to);
+  send(from: MemoryTransport<M>, to: NodeId, message: M, lane: Lane): boolean {
+    const key = laneKey(from.self, to, lane);
     let f = this.inFlight.get(key);
     if (f === undefined) {
       f = { messages: 0, bytes: 0, refused: 0 };
       this.inFlight.set(key, f);
     }
-    if (f.messages >= this.linkMessagesMax) {
+    const bytes = this.options.codec.encode(message);
+    const limits = this.laneLimits[lane];
+    if (f.messages >= limits.messagesMax || f.bytes + bytes.length > limits.bytesMax) {
       f.refused++;
       this.stats.refused++;
       return false;
     }
-    const bytes = this.options.codec.encode(message);
     f.messages++;
     f.bytes += bytes.length;
     this.stats.sent++;
-    this.enqueue({ kind: 'message', from: from.self, to, bytes, epoch: from.epoch });
+    this.enqueue({ kind: 'message', from: from.self, to, bytes, lane, epoch: from.epoch });
     return true;
   }
 
@@ -186,7 +252,7 @@ export class MemoryNetwork<M> {
   }
 
   private enqueue(d: Delivery): void {
-    this.queue.push(d);
+    this.queues[d.kind === 'message' ? d.lane : 'control'].push(d);
     if (this.drainScheduled) return;
     this.drainScheduled = true;
     this.options.schedule(() => {
@@ -194,17 +260,18 @@ export class MemoryNetwork<M> {
     });
   }
 
-  /** Runs one batch of deliveries; `drainScheduled` stays true throughout, so sends during it only queue. */
+  /**
+   * Runs one batch of deliveries, each the next control delivery if there is one, else the next
+   * bulk one (so a control message sent by a bulk handler overtakes the bulk backlog).
+   * `drainScheduled` stays true throughout, so sends during it only queue.
+   */
   private drain(): void {
-    for (let n = 0; n < this.drainBatchMax && this.queueHead < this.queue.length; n++) {
-      const d = this.queue[this.queueHead];
-      this.queue[this.queueHead] = undefined;
-      this.queueHead++;
-      if (d !== undefined) this.deliver(d);
+    for (let n = 0; n < this.drainBatchMax; n++) {
+      const d = this.queues.control.shift() ?? this.queues.bulk.shift();
+      if (d === undefined) break;
+      this.deliver(d);
     }
-    if (this.queueHead === this.queue.length) {
-      this.queue.length = 0;
-      this.queueHead = 0;
+    if (this.pending === 0) {
       this.drainScheduled = false;
       return;
     }
@@ -220,7 +287,7 @@ export class MemoryNetwork<M> {
       if (target?.epoch === d.epoch) target.handle(d.kind, d.peer);
       return;
     }
-    const f = this.inFlight.get(linkKey(d.from, d.to));
+    const f = this.inFlight.get(laneKey(d.from, d.to, d.lane));
     assert(f !== undefined && f.messages > 0, 'a delivered message was counted in flight');
     f.messages--;
     f.bytes -= d.bytes.length;
@@ -261,9 +328,10 @@ export class MemoryTransport<M> implements Transport<M> {
     this.handlers = handlers;
   }
 
-  send(to: NodeId, message: M): boolean {
+  /** See `Transport.send`: each lane to `to` has its own bound and delivery queue. */
+  send(to: NodeId, message: M, lane: Lane = DEFAULT_LANE): boolean {
     if (this.closed || !this.peers.includes(to)) return false;
-    return this.network.send(this, to, message);
+    return this.network.send(this, to, message, lane);
   }
 
   /** Link states towards every peer (what `TcpTransport.status()` gives). */

@@ -9,8 +9,32 @@
  * - `send` never blocks and never buffers without bound: when the peer's queue is full it
  *   returns false and drops the message (backpressure is visible to the caller).
  * - Handlers are called one at a time, never re-entrantly from inside `send`.
+ *
+ * Lanes (see `Lane`): every message travels on one lane, `control` unless the caller names
+ * another. Each lane to each peer has its own bounded queue (bounds per lane in
+ * `src/constants.ts`: `PEER_CONTROL_QUEUE_*`, `PEER_BULK_QUEUE_*`), so a full bulk lane never
+ * refuses a control message and the reverse. Whatever ordering an implementation gives holds
+ * within one lane only: a control message may overtake bulk messages sent before it, and the
+ * receiver cannot tell which lane a message came on. A control message is never delayed by bulk
+ * messages, queued or in flight (no head-of-line blocking): TCP uses one connection per lane,
+ * the memory transport delivers control first, the simulator schedules lanes independently.
+ * Peer events (`onPeerUp`/`onPeerDown`) are about the control lane.
  */
 import type { NodeId } from '../lib/ids.js';
+
+/**
+ * Which of a peer's independent paths a message takes. `control`: small, latency-critical
+ * messages (Raft, pings, membership, lock traffic that must not queue behind data); its queue is
+ * small but never starved. `bulk`: large or bursty transfers (volume data, DLM bursts) that may
+ * fill their own, larger queue without delaying control traffic.
+ */
+export type Lane = 'control' | 'bulk';
+
+/** Every lane, control first (the order in which lane-aware code iterates and prioritises). */
+export const LANES: readonly Lane[] = ['control', 'bulk'];
+
+/** The lane `send` uses when the caller names none. */
+export const DEFAULT_LANE: Lane = 'control';
 
 /** Encodes and decodes one message type. `decode` throws only `DecodeError`. */
 export interface Codec<M> {
@@ -22,9 +46,9 @@ export interface Codec<M> {
 export interface TransportHandlers<M> {
   /** A message from an authenticated peer. */
   onMessage(from: NodeId, message: M): void;
-  /** A connection to `peer` became usable (after authentication). */
+  /** The control lane to `peer` became usable (after authentication). */
   onPeerUp(peer: NodeId): void;
-  /** The connection to `peer` was lost; queued messages to it may have been dropped. */
+  /** The control lane to `peer` was lost; queued messages to it may have been dropped. */
   onPeerDown(peer: NodeId): void;
 }
 
@@ -34,8 +58,12 @@ export interface Transport<M> {
   readonly self: NodeId;
   /** Installs the handlers; must be called once before any delivery. */
   setHandlers(handlers: TransportHandlers<M>): void;
-  /** Queues `message` for `to`; false when refused (queue full, unknown peer, closed). */
-  send(to: NodeId, message: M): boolean;
+  /**
+   * Queues `message` for `to` on `lane` (default `control`); false when refused (that lane's
+   * queue to `to` is full, unknown peer, closed). Never blocks; a refusal on one lane says
+   * nothing about the other.
+   */
+  send(to: NodeId, message: M, lane?: Lane): boolean;
   /** Stops delivery and releases every resource. Idempotent. */
   close(): Promise<void>;
 }

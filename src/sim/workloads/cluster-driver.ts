@@ -22,7 +22,7 @@
 import type { NodeId } from '../../lib/ids.js';
 import type { NodeInfo } from '../../membership/index.js';
 import { hasQuorum, type QuorumConfig } from '../../quorum/index.js';
-import type { ClusterStatus } from '../../runtime/cluster-node.js';
+import type { ClusterStatus } from '../../services.js';
 import type { Driver, DriverContext } from '../workload.js';
 import { CLUSTER_CLIENT_EVENT } from '../checkers/cluster-events.js';
 import type { ClusterSimNode } from './cluster-program.js';

@@ -1,5 +1,5 @@
 /**
- * The cluster workload's node program: the production `ClusterNode` (Raft log + membership state
+ * The cluster workload's node program: the production `CohortNode` (Raft log + membership state
  * machine + KV + the leader's failure detector, the code the daemon runs) over the simulator's
  * `NodeEnv`, with an observer that traces every change of the applied membership view in the
  * format of `checkers/cluster-events.ts` (`view index viewId members quorate cmd`), and every
@@ -9,11 +9,11 @@
  * A node whose disk cannot give it a safe start (`RecoveryError`) stays up as a process that
  * refuses every request, as the daemon would exit; the trace says so with `start-refused`.
  *
- * Operator release: `ClusterNode` has no API for the membership `release` command yet (the lift
+ * Operator release: `CohortNode` has no API for the membership `release` command yet (the lift
  * of a quarantine). Until it does, `ClusterSimNode.release` hands the command to the leader the
  * way a follower forwards any proposal (a `Forward` peer message with a reserved id counting down
  * from `FORWARD_ID_MAX`, so it never meets the node's own ids); the leader's answer reaches
- * `ClusterNode`, which ignores an id it does not know. Simulation only.
+ * `CohortNode`, which ignores an id it does not know. Simulation only.
  */
 import { err, type Result } from '../../lib/errors.js';
 import type { NodeId } from '../../lib/ids.js';
@@ -22,18 +22,21 @@ import type { KvOutput } from '../../log/index.js';
 import { encodeMembershipCommand, type MemberNodeSpec, type NodeInfo } from '../../membership/index.js';
 import type { VotequorumOptions } from '../../quorum/index.js';
 import {
-  ClusterNode,
+  type CohortNode,
+  createClusterNode,
   MUX_TAG_MEMBERSHIP,
   type ClusterCanary,
-  type ClusterNodeOptions,
+  type CohortNodeOptions,
   type ClusterStatus,
   type ClusterTiming,
   type FenceConfirmation,
   type FenceConfirmError,
   type GroupError,
-} from '../../runtime/cluster-node.js';
+} from '../../services.js';
 import type { NodeEnv } from '../../runtime/env.js';
-import { FORWARD_ID_MAX, type PeerMessage } from '../../runtime/peer-message.js';
+import type { ChannelMessage } from '../../services.js';
+import { CHANNEL_ROUTER } from '../../runtime/peer-channels.js';
+import { FORWARD_ID_MAX } from '../../runtime/router-message.js';
 import { RaftNodeError } from '../../runtime/raft-node.js';
 import { RecoveryError } from '../../runtime/raft-persistence.js';
 import { StorageError } from '../../storage/index.js';
@@ -66,14 +69,14 @@ export class ClusterSimNode {
   constructor(
     readonly id: NodeId,
     /** null when the node refused to start from its disk. */
-    readonly node: ClusterNode | null,
-    private readonly env: NodeEnv<PeerMessage>,
+    readonly node: CohortNode | null,
+    private readonly env: NodeEnv<ChannelMessage>,
     /** `lease-overstay` canary: a lapsed lease is still reported valid this long (ms), else 0. */
     private readonly leaseOverstayMs = 0,
   ) {}
 
   /**
-   * Whether this node reports a valid leader lease now (`ClusterNode.status().leaseValid`), or
+   * Whether this node reports a valid leader lease now (`CohortNode.status().leaseValid`), or
    * null when it refused to start. For the lease checker.
    */
   leaseValid(): boolean | null {
@@ -94,12 +97,12 @@ export class ClusterSimNode {
 
   /** The node's status, or null when it refused to start. */
   status(): ClusterStatus | null {
-    return this.node?.status() ?? null;
+    return this.node?.services.membership.status() ?? null;
   }
 
   /** The configured nodes' membership records (empty until configured, or when refused). */
   nodes(): NodeInfo[] {
-    return this.node?.nodes() ?? [];
+    return this.node?.services.membership.nodes() ?? [];
   }
 
   /** See `ClusterNode.fenceConfirm`. */
@@ -112,7 +115,7 @@ export class ClusterSimNode {
       done(err(new RaftNodeError('STOPPED', `node ${this.id} refused to start`)));
       return;
     }
-    this.node.fenceConfirm(node, incarnation, done);
+    this.node.services.membership.fenceConfirm(node, incarnation, done);
   }
 
   /** See `ClusterNode.put`. */
@@ -121,12 +124,12 @@ export class ClusterSimNode {
       done(err(new RaftNodeError('STOPPED', `node ${this.id} refused to start`)));
       return;
     }
-    this.node.put(key, value, done);
+    this.node.services.kv.put(key, value, done);
   }
 
   /** See `ClusterNode.group`; null also when the node refused to start. */
   group(name: string): GroupView | null {
-    return this.node?.group(name) ?? null;
+    return this.node?.services.groups.group(name) ?? null;
   }
 
   /** The membership incarnation of this process (0 when the node refused to start). */
@@ -137,13 +140,13 @@ export class ClusterSimNode {
   /** See `ClusterNode.groupJoin`. */
   groupJoin(group: string, level: number, done: GroupDone<GroupView>): void {
     if (this.node === null) done(this.refused());
-    else this.node.groupJoin(group, level, done);
+    else this.node.services.groups.join(group, level, done);
   }
 
   /** See `ClusterNode.groupLeave`. */
   groupLeave(group: string, done: GroupDone<void>): void {
     if (this.node === null) done(this.refused());
-    else this.node.groupLeave(group, done);
+    else this.node.services.groups.leave(group, done);
   }
 
   /** See `ClusterNode.groupSend`. */
@@ -153,13 +156,13 @@ export class ClusterSimNode {
     done: GroupDone<{ readonly groupViewId: number; readonly seq: number }>,
   ): void {
     if (this.node === null) done(this.refused());
-    else this.node.groupSend(group, payload, done);
+    else this.node.services.groups.send(group, payload, done);
   }
 
   /** See `ClusterNode.barrier`. */
   barrier(group: string, name: string, done: GroupDone<{ readonly groupViewId: number }>): void {
     if (this.node === null) done(this.refused());
-    else this.node.barrier(group, name, done);
+    else this.node.services.groups.barrier(group, name, done);
   }
 
   private refused(): Result<never, RaftNodeError> {
@@ -178,24 +181,27 @@ export class ClusterSimNode {
     const command = new Uint8Array(body.length + 1);
     command[0] = MUX_TAG_MEMBERSHIP;
     command.set(body, 1);
-    return this.env.transport.send(s.leaderId, { type: 'Forward', id: this.releaseId--, command });
+    return this.env.transport.send(s.leaderId, {
+      channel: CHANNEL_ROUTER,
+      message: { type: 'Forward', id: this.releaseId--, command },
+    });
   }
 }
 
 /** Starts one incarnation of a cluster node; see the module comment. */
-export function startClusterNode(env: NodeEnv<PeerMessage>, setup: ClusterProgramSetup): ClusterSimNode {
-  const holder: { node: ClusterNode | null; last: string | null } = { node: null, last: null };
+export function startClusterNode(env: NodeEnv<ChannelMessage>, setup: ClusterProgramSetup): ClusterSimNode {
+  const holder: { node: CohortNode | null; last: string | null } = { node: null, last: null };
   const traceView = (index: number, cmd: string): void => {
     const n = holder.node;
     if (n === null) return;
-    const v = n.view();
+    const v = n.services.membership.view();
     const members = formatMembers(v.members);
     const key = `${v.viewId}/${v.quorate}/${members}`;
     if (key === holder.last) return;
     holder.last = key;
     env.trace(CLUSTER_EVENT.view, { index, viewId: v.viewId, members, quorate: v.quorate, cmd });
   };
-  const options: ClusterNodeOptions = {
+  const options: CohortNodeOptions = {
     timing: setup.timing,
     nodes: setup.nodes,
     quorum: setup.quorum,
@@ -235,9 +241,9 @@ export function startClusterNode(env: NodeEnv<PeerMessage>, setup: ClusterProgra
       },
     },
   };
-  let node: ClusterNode;
+  let node: CohortNode;
   try {
-    node = new ClusterNode(env, options);
+    node = createClusterNode(env, options);
   } catch (e) {
     // A read error at start fail-stopped the incarnation: the simulator already crashed it.
     if (e instanceof StorageError && e.code === 'READ_FAILED') return new ClusterSimNode(env.nodeId, null, env);

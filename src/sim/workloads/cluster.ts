@@ -1,5 +1,5 @@
 /**
- * The `cluster` workload: the production `ClusterNode` (Raft log, membership state machine, KV
+ * The `cluster` workload: the production `CohortNode` (Raft log, membership state machine, KV
  * and the leader's failure detector) on every node, under crashes, restarts, pauses, partitions,
  * clogs, loss, duplication and clock drift (no disk bit flips), judged from trace events by the
  * membership checkers (`src/sim/checkers/cluster-*.ts`): view agreement, no quorate view without
@@ -29,10 +29,10 @@ import {
   type QuorumConfig,
   type VotequorumOptions,
 } from '../../quorum/index.js';
-import { CLUSTER_CANARIES, type ClusterTiming } from '../../runtime/cluster-node.js';
+import { CLUSTER_CANARIES, type ClusterTiming } from '../../services.js';
 import { LeaseChecker, LeaseSampler } from '../checkers/lease-checker.js';
 import type { NodeEnv } from '../../runtime/env.js';
-import { peerCodec, type PeerMessage } from '../../runtime/peer-message.js';
+import { nodePeerCodec, type ChannelMessage } from '../../services.js';
 import type { FaultProfile } from '../fault-profile.js';
 import type { DriverContext, Workload, WorkloadRun, WorkloadSetup } from '../workload.js';
 import { ClusterAccuracyChecker } from '../checkers/cluster-detector-checker.js';
@@ -47,7 +47,7 @@ import { startClusterNode, type ClusterSimNode } from './cluster-program.js';
 
 /**
  * The planted bugs this workload catches, with the checker that must catch each: every one of
- * `CLUSTER_CANARIES` (`ClusterNodeOptions.canary`), and `lease-overstay` (a node reports its
+ * `CLUSTER_CANARIES` (`CohortNodeOptions.canary`), and `lease-overstay` (a node reports its
  * lease valid for `LEASE_OVERSTAY_MS` after it lapsed; planted in `ClusterSimNode.leaseValid`).
  */
 export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [string, string])[] = [
@@ -135,7 +135,7 @@ function shapeFaults(profile: FaultProfile, prng: Prng): FaultProfile {
   };
 }
 
-function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> {
+function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNode> {
   assert(
     setup.canary === undefined || CANARY_NAMES.includes(setup.canary),
     `unknown cluster canary ${setup.canary ?? ''}`,
@@ -205,8 +205,8 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
     },
   );
   const program = {
-    codec: peerCodec(),
-    start: (env: NodeEnv<PeerMessage>) =>
+    codec: nodePeerCodec(),
+    start: (env: NodeEnv<ChannelMessage>) =>
       startClusterNode(env, {
         timing: CLUSTER_TIMING,
         nodes: shape.nodes,
@@ -261,10 +261,10 @@ function create(setup: WorkloadSetup): WorkloadRun<PeerMessage, ClusterSimNode> 
 }
 
 /** The registered cluster workload. */
-export const clusterWorkload: Workload<PeerMessage, ClusterSimNode> = {
+export const clusterWorkload: Workload<ChannelMessage, ClusterSimNode> = {
   name: 'cluster',
   description:
-    'ClusterNode membership and service groups: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers',
+    'CohortNode membership and service groups: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers',
   canaries: CANARY_NAMES,
   tolerates: { diskCorruption: false, ioErrors: true },
   nodeCount: (prng) => prng.pick([3, 3, 4, 5, 5]),

@@ -189,9 +189,9 @@ function countingTransport(inner: Transport<RaftMessage>, metrics: RaftMetrics):
     setHandlers: (h) => {
       inner.setHandlers(h);
     },
-    send: (to, m) => {
+    send: (to, m, lane) => {
       metrics.messagesSent++;
-      return inner.send(to, m);
+      return inner.send(to, m, lane);
     },
     close: () => inner.close(),
   };

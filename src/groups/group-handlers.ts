@@ -15,20 +15,14 @@
  *   this node delivers for the group (`{kind: 'message', groupViewId, seq, from, payload}`) and
  *   every view change (`{kind: 'view', groupViewId, members, change}`).
  */
-import { ApiError, type ApiData } from '../api/index.js';
+import { ApiError, type ApiData, type ApiHandlerRegistry } from '../api/index.js';
 import { assertNever } from '../lib/assert.js';
 import type { Result } from '../lib/errors.js';
 import { GROUP_LEVEL_MAX } from '../constants.js';
-import { GroupError, type ClusterNode } from '../runtime/cluster-node.js';
 import type { RaftNodeError } from '../runtime/raft-node.js';
-import {
-  apiErrorOf,
-  params,
-  toApiData,
-  type ApiHandlerRegistry,
-  type EventHub,
-  type GroupStreamItem,
-} from './api-handlers.js';
+import { apiErrorOf, callApi, params, toApiData } from '../runtime/shared-handlers.js';
+import { GroupError } from './group-error.js';
+import type { GroupService, GroupStreamItem } from './group-service.js';
 
 const textEncoder = new TextEncoder();
 
@@ -61,12 +55,7 @@ export function groupApiError(e: RaftNodeError | GroupError): ApiError {
 }
 
 function call<T>(run: (done: (r: Result<T, RaftNodeError | GroupError>) => void) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    run((r) => {
-      if (r.ok) resolve(r.value);
-      else reject(groupApiError(r.error));
-    });
-  });
+  return callApi(run, groupApiError);
 }
 
 function itemData(item: GroupStreamItem): ApiData {
@@ -80,9 +69,9 @@ function itemData(item: GroupStreamItem): ApiData {
   });
 }
 
-/** Registers the group methods on `server` (called by `registerApiHandlers`). */
-export function registerGroupHandlers(server: ApiHandlerRegistry, node: ClusterNode, hub: EventHub): void {
-  server.register('groups', () => toApiData(node.groups()));
+/** Registers the group methods on `server` for `groups`. */
+export function registerGroupApi(server: ApiHandlerRegistry, groups: GroupService): void {
+  server.register('groups', () => toApiData(groups.list()));
   server.register('group.join', async (p) => {
     const q = params(p, 'group.join');
     const group = stringParam(q, 'group', 'group.join');
@@ -94,14 +83,14 @@ export function registerGroupHandlers(server: ApiHandlerRegistry, node: ClusterN
       );
     return toApiData(
       await call((done) => {
-        node.groupJoin(group, level, done);
+        groups.join(group, level, done);
       }),
     );
   });
   server.register('group.leave', async (p) => {
     const group = stringParam(params(p, 'group.leave'), 'group', 'group.leave');
     await call((done) => {
-      node.groupLeave(group, done);
+      groups.leave(group, done);
     });
     return null;
   });
@@ -114,7 +103,7 @@ export function registerGroupHandlers(server: ApiHandlerRegistry, node: ClusterN
       throw new ApiError('INVALID_ARGUMENT', 'group.send: params.payload must be bytes or a string');
     return toApiData(
       await call((done) => {
-        node.groupSend(group, payload, done);
+        groups.send(group, payload, done);
       }),
     );
   });
@@ -129,7 +118,7 @@ export function registerGroupHandlers(server: ApiHandlerRegistry, node: ClusterN
         else reject(groupApiError(r.error));
       };
       const onAbort = (): void => {
-        node.cancelBarrierWait(group, name, done);
+        groups.cancelBarrierWait(group, name, done);
         reject(
           new ApiError(
             'CANCELLED',
@@ -138,14 +127,14 @@ export function registerGroupHandlers(server: ApiHandlerRegistry, node: ClusterN
         );
       };
       ctx.signal.addEventListener('abort', onAbort, { once: true });
-      node.barrier(group, name, done);
+      groups.barrier(group, name, done);
     });
   });
   server.registerStream('group.messages', (p, _ctx, sink) => {
     const group = stringParam(params(p, 'group.messages'), 'group', 'group.messages');
-    const view = node.group(group);
+    const view = groups.group(group);
     sink.push(toApiData({ kind: 'view', groupViewId: view?.viewId ?? 0, members: view?.members ?? [] }));
-    return hub.subscribeGroup(group, (item) => {
+    return groups.subscribe(group, (item) => {
       sink.push(itemData(item));
     });
   });

@@ -1,0 +1,161 @@
+/**
+ * One connection a peer dialed to us (`TcpTransport`'s receive side): the server half of the
+ * handshake, then authenticated receive of data frames on the lane the dialer named. Data
+ * flows one way (the peer sends on connections it dialed), so nothing but handshake records is
+ * ever written here.
+ */
+import type { Socket } from 'node:net';
+import { assert } from '../lib/assert.js';
+import { DecodeError } from '../lib/errors.js';
+import type { NodeId } from '../lib/ids.js';
+import { FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from '../transport/frame-decoder.js';
+import { readBatch } from '../transport/message-batch.js';
+import { decodeHandshakeRecord, explainRefusal } from '../transport/handshake-record.js';
+import type { Lane } from '../transport/transport.js';
+import { FrameAuthError, createFrameOpener, type FrameOpener } from './frame-cipher.js';
+import { ServerHandshake } from './peer-handshake.js';
+import { HANDSHAKE_LIMITS, endGracefully, remoteOf, type TransportCore } from './tcp-transport-core.js';
+
+/** A connection a peer dialed to us: handshake, then authenticated receive on one lane. */
+export class InboundConnection<M> {
+  /** `refusing`: a refusal was sent and the socket is closing; nothing more is read. */
+  state: 'handshaking' | 'open' | 'refusing' | 'closed' = 'handshaking';
+  peer: NodeId | null = null;
+  /** The lane the peer named in its hello; known once authenticated. */
+  lane: Lane | null = null;
+  private readonly decoder = new FrameDecoder(HANDSHAKE_LIMITS);
+  private readonly handshake: ServerHandshake;
+  private opener: FrameOpener | null = null;
+  private readonly timer: ReturnType<typeof setTimeout>;
+  readonly remote: string;
+
+  constructor(
+    private readonly core: TransportCore<M>,
+    readonly socket: Socket,
+  ) {
+    this.remote = remoteOf(socket);
+    this.handshake = new ServerHandshake(core.identity);
+    socket.setNoDelay(true);
+    this.timer = setTimeout(() => {
+      this.fail(`handshake timed out after ${core.limits.handshakeTimeoutMs} ms`);
+    }, core.limits.handshakeTimeoutMs);
+    socket.on('data', (chunk: Buffer) => {
+      this.onData(chunk);
+    });
+    socket.on('error', () => {
+      // 'close' follows; a reset from a peer that went away is not worth a log line on its own.
+    });
+    socket.on('close', () => {
+      this.onClose();
+    });
+  }
+
+  private who(): string {
+    if (this.peer === null) return `connection from ${this.remote}`;
+    const lane = this.lane === null || this.lane === 'control' ? '' : `, ${this.lane} lane`;
+    return `connection from node ${this.peer} (${this.remote}${lane})`;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state !== 'handshaking' && this.state !== 'open') return;
+    try {
+      this.decoder.push(chunk);
+      // Each frame may change the state (authenticated, refused, closed by a handler).
+      for (let frame = this.decoder.next(); frame !== undefined; frame = this.decoder.next()) {
+        const state = this.currentState();
+        if (state === 'handshaking') this.onHandshakeFrame(frame);
+        else if (state === 'open') this.onDataFrame(frame);
+        else break;
+      }
+    } catch (error) {
+      if (!(error instanceof DecodeError) && !(error instanceof FrameAuthError)) throw error;
+      this.fail(`${error.message} (${error.code})`);
+    }
+  }
+
+  /** The state, read through a call so the compiler does not narrow it across handlers. */
+  private currentState(): InboundConnection<M>['state'] {
+    return this.state;
+  }
+
+  private onHandshakeFrame(frame: Uint8Array): void {
+    const step = this.handshake.step(decodeHandshakeRecord(frame.subarray(FRAME_HEADER_BYTES)));
+    if (step.send !== undefined) this.socket.write(encodeFrame(step.send));
+    switch (step.kind) {
+      case 'continue':
+        return;
+      case 'refused': {
+        const claim = step.claimed === undefined ? '' : ` claiming node ${step.claimed}`;
+        const text = step.byPeer
+          ? `the peer refused the handshake: ${explainRefusal(step.reason)}`
+          : `${explainRefusal(step.reason)} (${step.detail})`;
+        this.core.warnThrottled(
+          `in:${step.claimed ?? 0}:${step.reason}`,
+          { remote: this.remote, claimed: step.claimed, reason: step.reason },
+          `refused connection from ${this.remote}${claim}: ${text}`,
+        );
+        // Still counted as pending until the socket closes, so refused floods stay bounded.
+        this.state = 'refusing';
+        endGracefully(this.socket);
+        return;
+      }
+      case 'established': {
+        clearTimeout(this.timer);
+        this.peer = step.peer;
+        this.lane = step.lane;
+        this.opener = createFrameOpener(this.core.identity.mode, step.keys);
+        this.decoder.setLimits({ bodyBytesMin: this.opener.bodyBytesMin, bodyBytesMax: FRAME_BODY_BYTES_MAX });
+        this.state = 'open';
+        this.core.inboundAuthenticated(this);
+        return;
+      }
+    }
+  }
+
+  private onDataFrame(frame: Uint8Array): void {
+    const opener = this.opener;
+    const peer = this.peer;
+    assert(opener !== null && peer !== null, 'data frames follow authentication');
+    const plaintext = opener.open(frame);
+    const { codec } = this.core;
+    const handlers = this.core.handlers();
+    readBatch(plaintext, (bytes) => {
+      if (this.state !== 'open') return;
+      handlers.onMessage(peer, codec.decode(bytes));
+    });
+  }
+
+  /** Logs why and closes. */
+  fail(reason: string): void {
+    if (this.state === 'closed' || this.state === 'refusing') return;
+    this.core.logger.warn({ remote: this.remote, peer: this.peer }, `closing ${this.who()}: ${reason}`);
+    this.destroy();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+    this.markClosed();
+  }
+
+  private onClose(): void {
+    if (this.state === 'open') {
+      // The peer's stream ended: a frame cut short is a truncation worth a log line (the
+      // partial frame was never authenticated, so nothing from it was delivered).
+      try {
+        this.decoder.finish();
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        this.fail(`${error.message} (${error.code})`);
+      }
+    }
+    this.markClosed();
+  }
+
+  private markClosed(): void {
+    if (this.state === 'closed') return;
+    const wasPending = this.state !== 'open';
+    this.state = 'closed';
+    clearTimeout(this.timer);
+    this.core.inboundClosed(this, wasPending);
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * The node-services seam (design note section 3: "the dlm is just another service"). A cohort
+ * node is a small host (`ClusterNode`) of services; everything above the cluster log is one:
+ * the membership agent and failure detector, service groups, the KV store, and next fencing,
+ * recovery, each DLM lockspace, each volume. A service is one folder holding its pure core and
+ * this adapter, and is registered once, in `src/services.ts`.
+ *
+ * What a service owns, and how it gets it:
+ * - **State machines on the cluster log**: `machines` (static specs; tags are never reused). The
+ *   host plugs them into one `StateMachineMux`; the service reaches its machine through a typed
+ *   `MachineHandle` (`ctx.machine(spec)`), so no `unknown` output is cast at a call site.
+ * - **Peer channels**: `channels` (static specs: a channel id, a codec, a lane). The node's peer
+ *   codec is built from every service's channels before the transport exists (`peerCodecOf`);
+ *   the service opens each with `ctx.channel(spec, onMessage)` at `attach`.
+ * - **Local API handlers**: `registerApi` (the daemon's Unix socket and embedded mode share them).
+ * - **Leader-only duties**: `onLeaderTick`, called on every tick while this node leads.
+ *
+ * The host's notification order contract (every call synchronous, on the node's one event loop,
+ * never re-entrant; services are called in registration order):
+ * 1. `attach(ctx)` once, at construction, before anything runs.
+ * 2. `onStart()` once, after the Raft shell recovered its state from disk.
+ * 3. For each entry the Raft shell applies: `onApplied(entry)`. Then, if the membership service
+ *    announced a new cluster view while applying it, `onView(view)` to every service.
+ * 4. After a snapshot from the leader replaced the state: `onRestored(index)`, then `onView`.
+ * 5. When the Raft role or known leader changes: `onRole(role, term, lead)`.
+ * 6. On every tick: `onTick(nowMs, lagMs)`, then, on the leader, `onLeaderTick(nowMs, lagMs)`.
+ * 7. `onStop()` once; every callback a service still holds must complete (with `STOPPED`).
+ *
+ * Pure: services run unchanged in the simulator; only `ctx` reaches the environment.
+ */
+import type { NodeId, Incarnation, LogIndex, Term } from '../lib/ids.js';
+import type { Result } from '../lib/errors.js';
+import type { ApplyResult, AnyStateMachine, Entry, RaftRole, StateMachine } from '../log/index.js';
+import type { Codec, Lane } from '../transport/transport.js';
+import type { ApiHandlerRegistry } from '../api/index.js';
+import type { Clock, Timers, TraceFields } from './env.js';
+import type { RaftNodeError } from './raft-node.js';
+
+/** A state machine a service puts on the cluster log (one `StateMachineMux` member). */
+export interface MachineSpec<C extends { readonly type: string }, O, SM extends StateMachine<C, O>> {
+  /** The mux tag; stable forever (a retired tag is never reused). */
+  readonly tag: number;
+  readonly name: string;
+  /** Makes an empty instance (at start, and to restore a snapshot all-or-nothing). */
+  create(): SM;
+  /** Whether an instance is this machine's type (checked once per access: a cheap `instanceof`). */
+  is(machine: AnyStateMachine): machine is SM;
+  /**
+   * What the host keeps of an output for a forwarder to read later (bounded memory): e.g. a
+   * group message's output without its payload. Default: the output itself.
+   */
+  retained?(output: O): O;
+}
+
+/** Proposal options (`MachineHandle.propose`). */
+export interface ProposeOptions {
+  /** From now; default the node's request timeout. */
+  readonly timeoutMs?: number;
+  /**
+   * Whether proposing the command twice is harmless (membership commands are incarnation-checked).
+   * An unanswered idempotent forward is re-sent; a non-idempotent one never is (its outcome is
+   * then `TIMEOUT` or `OUTCOME_UNKNOWN`).
+   */
+  readonly idempotent: boolean;
+}
+
+/** A service's typed handle on its machine in the mux. */
+export interface MachineHandle<C extends { readonly type: string }, O, SM extends StateMachine<C, O>> {
+  readonly tag: number;
+  /** The current instance (a snapshot restore replaces it: never keep it across callbacks). */
+  machine(): SM;
+  /**
+   * Proposes `command` at the leader (here, or forwarded by the request router); `done` runs
+   * exactly once, after this node applied it, with the machine's output, or a `RaftNodeError`
+   * (`REFUSED` carries the machine's refusal code in `refusal`).
+   */
+  propose(command: C, options: ProposeOptions, done: (r: Result<O, RaftNodeError>) => void): void;
+  /** This machine's output of an applied entry, or undefined when the entry is another machine's. */
+  outputOf(applied: AppliedEntry): ApplyResult<O> | undefined;
+}
+
+/** An entry the Raft shell applied on this node (`result` null: a configuration entry or empty). */
+export interface AppliedEntry {
+  readonly entry: Entry;
+  /** The mux member's tag and its result, or null for entries that are not commands. */
+  readonly tag: number | null;
+  readonly result: ApplyResult<unknown> | null;
+}
+
+/** A peer channel: one service's messages, their codec and their lane. */
+export interface ChannelSpec<M> {
+  /** 0..255, unique on the node; stable across versions (a node refuses unknown channel ids). */
+  readonly id: number;
+  readonly name: string;
+  readonly codec: Codec<M>;
+  /** `control` (Raft, pings, membership: small and urgent) or `bulk` (DLM bursts, volume data). */
+  readonly lane: Lane;
+}
+
+/** A service's sending end of its channel. */
+export interface PeerChannel<M> {
+  /** Sends `message` to `to` on the channel's lane; false when refused (queue full, closed). */
+  send(to: NodeId, message: M): boolean;
+}
+
+/** The cluster view as the host passes it around (the membership service's view satisfies it). */
+export interface ClusterView {
+  readonly viewId: number;
+  readonly members: readonly { readonly node: NodeId; readonly incarnation: number }[];
+  readonly quorate: boolean;
+}
+
+/** What the Raft shell and the host say about this node now. */
+export interface RaftFacts {
+  readonly role: RaftRole;
+  readonly term: Term;
+  readonly lead: NodeId | null;
+  readonly commit: LogIndex;
+  readonly applied: LogIndex;
+  /** Leader only: reads are served from the lease now (false while reads are held after a stall). */
+  readonly leaseValid: boolean;
+  /** Reads wait because this node's event loop stalled recently. */
+  readonly readsHeld: boolean;
+  /** Ms since a Raft message from the known leader arrived (null: none, or no leader). */
+  readonly sinceLeaderMs: number | null;
+}
+
+/** What the host gives a service at `attach`. */
+export interface ServiceContext {
+  readonly nodeId: NodeId;
+  readonly incarnation: Incarnation;
+  readonly clock: Clock;
+  readonly timers: Timers;
+  /** The node's request timeout, ms (the default proposal and read deadline). */
+  readonly requestTimeoutMs: number;
+  trace(event: string, fields?: TraceFields): void;
+  /** The typed handle on a machine this service declared in `machines`. */
+  machine<C extends { readonly type: string }, O, SM extends StateMachine<C, O>>(
+    spec: MachineSpec<C, O, SM>,
+  ): MachineHandle<C, O, SM>;
+  /**
+   * Opens a channel this service declared in `channels`: messages arriving on it (decoded and
+   * validated by its codec) go to `onMessage` while the node runs; returns the sending end.
+   */
+  channel<M>(spec: ChannelSpec<M>, onMessage: (from: NodeId, message: M) => void): PeerChannel<M>;
+  /** Role, term, leader, lease and read-hold facts now. */
+  raft(): RaftFacts;
+  /** Waits until this node's state reflects every write committed before the call (linearizable). */
+  read(deadlineMs: number, done: (r: Result<void, RaftNodeError>) => void): void;
+  /** Whether the node is running (inputs are handled). */
+  running(): boolean;
+  /** Tells every service about a new cluster view (the membership service calls it). */
+  announceView(view: ClusterView): void;
+}
+
+/** One service on a node; see the file comment for the order of calls. */
+export interface NodeService {
+  readonly name: string;
+  // `any` here is the erased element type of a heterogeneous list; each spec is typed where declared.
+  readonly machines?: readonly MachineSpec<any, any, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  readonly channels?: readonly ChannelSpec<any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  attach(ctx: ServiceContext): void;
+  onStart?(): void;
+  onApplied?(applied: AppliedEntry): void;
+  onRestored?(index: LogIndex): void;
+  onView?(view: ClusterView): void;
+  onRole?(role: RaftRole, term: Term, lead: NodeId | null): void;
+  onTick?(nowMs: number, lagMs: number): void;
+  onLeaderTick?(nowMs: number, lagMs: number): void;
+  onStop?(): void;
+  /** Registers this service's local API methods (the daemon socket and embedded mode). */
+  registerApi?(registry: ApiHandlerRegistry): void;
+}
