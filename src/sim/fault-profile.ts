@@ -60,7 +60,9 @@ const SECOND = 1_000_000;
 /** Chance that a run's disk is slow (`SLOW_DISK_SYNC_MS` fsyncs). */
 const SLOW_DISK_PROBABILITY = 0.3;
 /** Uniform fsync latency range of a slow disk, ms. */
-const SLOW_DISK_SYNC_MS: [number, number] = [20, 200];
+export const SLOW_DISK_SYNC_MS: [number, number] = [20, 200];
+/** The largest fsync latency of a disk that is not slow, ms. */
+export const DISK_SYNC_MS_MAX = 50;
 
 /** Probability that each fault class is switched on in a run. */
 const CLASS_ENABLED_PROBABILITY = 0.8;
@@ -100,7 +102,7 @@ export function drawFaultProfile(
   const corruptibleNodes = minority === 0 ? 0 : prng.int(1, minority + 1);
   const clockDriftMax = prng.int(0, 501) / 10_000;
   const writeMax = prng.int(1, 10);
-  const syncMax = prng.int(1, 51);
+  const syncMax = prng.int(1, DISK_SYNC_MS_MAX + 1);
   // Drawn last, so the classes above keep the values they had before these existed.
   const ioError = maybeClass(prng, [2 * SECOND, 20 * SECOND], [0, 0]);
   const powerCut = maybeClass(prng, [3 * SECOND, 20 * SECOND], [100 * MS, 3 * SECOND]);

@@ -33,7 +33,7 @@ import { CLUSTER_CANARIES, type ClusterTiming } from '../../services.js';
 import { LeaseChecker, LeaseSampler } from '../checkers/lease-checker.js';
 import type { NodeEnv } from '../../runtime/env.js';
 import { nodePeerCodec, type ChannelMessage } from '../../services.js';
-import type { FaultProfile } from '../fault-profile.js';
+import { DISK_SYNC_MS_MAX, SLOW_DISK_SYNC_MS, type FaultProfile } from '../fault-profile.js';
 import type { DriverContext, Workload, WorkloadRun, WorkloadSetup } from '../workload.js';
 import { ClusterAccuracyChecker } from '../checkers/cluster-detector-checker.js';
 import { ClusterLiveness } from '../checkers/cluster-liveness.js';
@@ -121,7 +121,14 @@ function drawShape(ids: readonly NodeId[], prng: Prng): Shape {
 }
 
 /** Some seeds keep only short pauses (see the module comment); others keep the drawn mix. */
-function shapeFaults(profile: FaultProfile, prng: Prng): FaultProfile {
+function shapeFaults(drawn: FaultProfile, prng: Prng): FaultProfile {
+  // The detection bound (issue 6) is promised for disks whose fsync takes at most
+  // DISK_SYNC_MS_MAX: under 30 % loss, a bare quorum electing over a slow disk (every vote waits
+  // for an fsync of up to 200 ms) needs longer. Slow-disk runs are the raft workload's.
+  const slow = drawn.disk.syncLatencyMs[0] >= SLOW_DISK_SYNC_MS[0];
+  const profile = slow
+    ? { ...drawn, disk: { ...drawn.disk, syncLatencyMs: [0.1, DISK_SYNC_MS_MAX] as [number, number] } }
+    : drawn;
   if (!prng.chance(PAUSE_ONLY_PROBABILITY)) return profile;
   return {
     ...profile,
