@@ -183,7 +183,7 @@ export function formatRun(r: SimResult, wallMs: number): string {
   const lines = [
     `seed ${r.seed}  workload ${r.workload}${r.canary === null ? '' : `  canary ${r.canary}`}  nodes ${r.nodes}`,
     `faults: ${r.profile}`,
-    `injected: ${r.faults.partitions} partitions, ${r.faults.crashes} crashes, ${r.faults.pauses} pauses, ${r.faults.clogs} clogs, ${r.faults.bitFlips} bit-flip events`,
+    `injected: ${r.faults.partitions} partitions, ${r.faults.crashes} crashes, ${r.faults.pauses} pauses, ${r.faults.clogs} clogs, ${r.faults.bitFlips} bit-flip events, ${r.faults.ioErrors} I/O errors (${r.faults.failStops} fail-stops), ${r.faults.powerCuts} power cuts`,
     `network: ${r.network.sent} sent, ${r.network.delivered} delivered, ${r.network.lost} lost, ${r.network.cut} cut by partitions, ${r.network.duplicated} duplicated`,
     `workload: ${r.workloadStats.map(([k, v]) => `${k} ${v}`).join(', ')}`,
     `simulated ${(r.simulatedMs / 1000).toFixed(1)} s (fault phase ${(r.faultPhaseMs / 1000).toFixed(1)} s) in ${(wallMs / 1000).toFixed(2)} s wall: ${rate(r.simulatedMs, wallMs)} simulated s per wall s`,

@@ -4,7 +4,8 @@
 // majority that commits the next write, the stopped node's clients fail with CONNECTION_LOST,
 // and a restart rejoins as a new incarnation that reads what was written meanwhile; every wait
 // honours an AbortSignal; and `await using` stops everything with no timer left (checked with a
-// control that sees the timers while running, and by a child process that must exit).
+// control that sees the timers while running, and by a child process that must exit); a leader
+// whose fsync fails fail-stops (stopped, with the reason shown) and the others elect.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -209,4 +210,25 @@ test('a process that used an embedded cluster exits on its own after stop (no ti
   });
   assert.equal(code, 0);
   assert.equal(out.trim(), 'stopped');
+});
+
+test('a leader whose fsync fails fail-stops: it is stopped with the reason, the others elect, and it can restart', async () => {
+  await using cluster = await startCluster({ nodes: 3 });
+  const leader = cluster.leader();
+  assert.ok(leader !== null);
+  const other = leader === 1 ? 2 : 1;
+  cluster.injectDiskFault(leader, 'sync');
+  await using c = cluster.client(other);
+  // The write makes the leader fsync; whether it commits before the crash does not matter here.
+  await c.kv.put('k', 'v').catch(() => undefined);
+  const deadline = performance.now() + 10_000;
+  while (cluster.nodes[leader - 1]?.running === true && performance.now() < deadline) await sleep(10);
+  const node = cluster.nodes[leader - 1];
+  assert.equal(node?.running, false, 'the leader stopped');
+  assert.match(node.failStop ?? '', /^storage failure: fsync of .* failed: EIO: i\/o error on fsync of /);
+  while ((cluster.leader() ?? leader) === leader && performance.now() < deadline + 10_000) await sleep(10);
+  assert.notEqual(cluster.leader() ?? leader, leader, 'the others elected a new leader');
+  await retry(10_000, () => c.kv.put('after', 'v'));
+  await cluster.restartNode(leader);
+  assert.equal(cluster.nodes[leader - 1]?.failStop, null, 'a restart clears the reason');
 });

@@ -12,6 +12,10 @@
  * certainly is: its objects were stopped) so it rejoins the view. `stop()` (or `await using`)
  * stops everything and leaves no timer running.
  *
+ * Fail-stop: a node whose storage fails (a write or fsync error; `injectDiskFault` plants one)
+ * is stopped as `stopNode` would, at once (its environment drops every later callback and send),
+ * and `nodes[i].failStop` says why until it is restarted.
+ *
  * Node ids are 1..N. Durability: `MemoryDisk` is perfectly durable, so a crash loses nothing
  * that completed; completions are scheduled with `setImmediate` in issue order. Each node also
  * has a `MemoryBlockStore` kept across restarts like its disk, and runs programs (fence agents)
@@ -32,6 +36,7 @@ import { createRealEnv } from '../platform/real-env.js';
 import { buildVotequorum, DEFAULT_VOTEQUORUM_OPTIONS, type VotequorumOptions } from '../quorum/index.js';
 import { type CohortNode, createClusterNode, type ClusterTiming } from '../services.js';
 import { nodePeerCodec, type ChannelMessage } from '../services.js';
+import type { Disk, DiskCallback } from '../storage/disk.js';
 import { MemoryDisk } from '../storage/memory-disk.js';
 import { MemoryBlockStore } from '../storage/memory-block-store.js';
 import { MemoryNetwork, type MemoryTransport } from '../transport/memory-transport.js';
@@ -95,7 +100,12 @@ export interface EmbeddedNode {
   readonly disk: MemoryDisk;
   /** Its block store, kept across restarts. */
   readonly blocks: MemoryBlockStore;
+  /** Why the node fail-stopped (one line naming the file and the error), or null; reset on restart. */
+  readonly failStop: string | null;
 }
+
+/** An operation class `injectDiskFault` makes fail: writes (and truncates) or fsyncs. */
+export type EmbeddedDiskFault = 'write' | 'sync';
 
 interface Running {
   readonly node: CohortNode;
@@ -106,8 +116,11 @@ interface Running {
 class Slot implements EmbeddedNode {
   live: Running | null = null;
   diskPending = 0;
+  failStop: string | null = null;
   readonly disk: MemoryDisk;
   readonly blocks: MemoryBlockStore;
+  /** Injected faults not yet hit. */
+  readonly armed: EmbeddedDiskFault[] = [];
 
   constructor(readonly spec: MemberNodeSpec) {
     // Disk and block store completions both count as pending storage work.
@@ -124,6 +137,47 @@ class Slot implements EmbeddedNode {
 
   get nodeId(): NodeId {
     return this.spec.nodeId;
+  }
+
+  /** The disk the node program gets: `disk`, failing the operations `armed` asks for with EIO. */
+  faultyDisk(): Disk {
+    const disk = this.disk;
+    const hit = (op: EmbeddedDiskFault, name: string, done: DiskCallback): boolean => {
+      const at = this.armed.indexOf(op);
+      if (at < 0) return false;
+      this.armed.splice(at, 1);
+      const error = Object.assign(new Error(`EIO: i/o error on ${op === 'sync' ? 'fsync' : op} of ${name}`), {
+        code: 'EIO',
+      });
+      setImmediate(() => {
+        done(error);
+      });
+      return true;
+    };
+    return {
+      list: () => disk.list(),
+      read: (name) => disk.read(name),
+      size: (name) => disk.size(name),
+      readRange: (name, offset, length) => disk.readRange(name, offset, length),
+      write: (name, offset, data, done) => {
+        if (!hit('write', name, done)) disk.write(name, offset, data, done);
+      },
+      sync: (name, done) => {
+        if (!hit('sync', name, done)) disk.sync(name, done);
+      },
+      truncate: (name, size, done) => {
+        if (!hit('write', name, done)) disk.truncate(name, size, done);
+      },
+      rename: (from, to, done) => {
+        disk.rename(from, to, done);
+      },
+      remove: (name, done) => {
+        disk.remove(name, done);
+      },
+      syncDir: (done) => {
+        if (!hit('sync', 'the directory', done)) disk.syncDir(done);
+      },
+    };
   }
 
   get name(): string {
@@ -271,12 +325,23 @@ export class EmbeddedCluster implements AsyncDisposable {
       id,
       this.specs.map((s) => s.nodeId).filter((p) => p !== id),
     );
+    const logger = this.logger.child({ node: id });
+    const booted: { live: Running | null } = { live: null };
+    slot.failStop = null;
     const env = createRealEnv<ChannelMessage>({
       nodeId: id,
       transport,
-      disk: slot.disk,
+      disk: slot.faultyDisk(),
       blocks: slot.blocks,
-      logger: this.logger.child({ node: id }),
+      logger,
+      onFailStop: (reason) => {
+        logger.error({ reason }, `${reason}; stopping node ${id} (fail-stop)`);
+        slot.failStop = reason;
+        // The environment's gate is closed already; stop the objects on the next turn, as stopNode does.
+        setImmediate(() => {
+          if (booted.live !== null && slot.live === booted.live) void this.halt(slot);
+        });
+      },
     });
     let node: CohortNode;
     try {
@@ -301,6 +366,7 @@ export class EmbeddedCluster implements AsyncDisposable {
       links: () => transport.status(),
     });
     slot.live = { node, transport, api };
+    booted.live = slot.live;
     await new Promise<void>((resolve, reject) => {
       node.start((error) => {
         if (error === null) resolve();
@@ -338,6 +404,14 @@ export class EmbeddedCluster implements AsyncDisposable {
       );
       await new Promise((resolve) => setImmediate(resolve));
     }
+  }
+
+  /**
+   * Plants a storage fault: the next `op` (a write or an fsync) of node `id`'s disk fails with
+   * EIO. The node then fail-stops (see the module comment). For tests of fail-stop.
+   */
+  injectDiskFault(id: number, op: EmbeddedDiskFault): void {
+    this.slot(id).armed.push(op);
   }
 
   /**

@@ -8,6 +8,7 @@ export {
   EMBEDDED_WAIT_MS_DEFAULT,
   EmbeddedCluster,
   startCluster,
+  type EmbeddedDiskFault,
   type EmbeddedNode,
   type RestartNodeOptions,
   type StartClusterOptions,

@@ -10,6 +10,11 @@
  *    recovers its state from the data directory and bumps its incarnation;
  * 4. listen for peers, serve the local API on the Unix socket, and metrics if configured.
  *
+ * Fail-stop: a storage fault while running (a WAL, stable-state or snapshot write, fsync or read
+ * failing) ends the process at once: one fatal line naming the file and the error, exit 3
+ * (`DAEMON_EXIT.storage`); no leave, no cleanup (the lock file stays; the next start takes it
+ * over when its pid is gone). The others fail the node out of the view.
+ *
  * Stop (SIGTERM or SIGINT; a second signal exits at once): a clean `leave` when this node is in
  * the view (bounded by `LEAVE_TIMEOUT_MS`), then stop the node, close the API (removing the
  * socket), the transport, the disk and the metrics endpoint, release the lock, flush the logs,
@@ -29,7 +34,7 @@ import { ClusterKeyError, readClusterKeyFile, type ClusterKey } from '../platfor
 import { FileDisk } from '../platform/file-disk.js';
 import { FileBlockStore } from '../platform/file-block-store.js';
 import { createLogger } from '../platform/logger.js';
-import { createRealEnv } from '../platform/real-env.js';
+import { createRealEnv, FAIL_STOP_EXIT_CODE } from '../platform/real-env.js';
 import { TcpTransport, type PeerAddress } from '../platform/tcp-transport.js';
 import {
   type CohortNode,
@@ -45,8 +50,11 @@ import { configFingerprint, loadConfig, type NodeConfig } from './config.js';
 import { registerApiHandlers } from './api-handlers.js';
 import { startMetrics, type DaemonCounters, type MetricsEndpoint } from './metrics.js';
 
-/** Exit codes of `cohort start` (docs/cli.md). */
-export const DAEMON_EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+/**
+ * Exit codes of `cohort start` (docs/cli.md): `storage` is a fail-stop on a storage fault while
+ * running (`FAIL_STOP_EXIT_CODE`, exited from the environment with one fatal log line).
+ */
+export const DAEMON_EXIT = { ok: 0, failure: 1, usage: 2, storage: FAIL_STOP_EXIT_CODE } as const;
 /** Longest wait for the clean leave at shutdown; then the node stops anyway (it will be failed). */
 export const LEAVE_TIMEOUT_MS = 2000;
 /** Deadline of a client's proposal or read inside the daemon. */

@@ -1,7 +1,8 @@
 // Proves the real environment's clock is monotonic and follows real time, its timers fire no
 // earlier than asked and can be cancelled, its PRNG is seeded (fixed seeds reproduce, default
 // seeds differ), trace maps to pino debug records only when debug is on, and the loop monitor
-// sees a real event-loop stall (and the suspicion extension grows with it, bounded).
+// sees a real event-loop stall (and the suspicion extension grows with it, bounded); fail-stop
+// closes the environment's gate at once and the daemon's handler logs one fatal line and exits 3.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,7 +12,7 @@ import type { Transport } from '../transport/transport.js';
 import { deriveTimeouts, suspicionExtensionMs, TIMEOUT_DEFAULTS } from '../node/timeouts.js';
 import { createLogger } from './logger.js';
 import { MemoryBlockStore } from '../storage/memory-block-store.js';
-import { createRealEnv, monitorEventLoop } from './real-env.js';
+import { createRealEnv, exitOnFailStop, FAIL_STOP_EXIT_CODE, monitorEventLoop } from './real-env.js';
 
 const transport: Transport<string> = {
   self: nodeId(1),
@@ -110,4 +111,62 @@ test('loop monitor: a 300 ms stall shows as a delay, and the suspicion extension
   } finally {
     monitor.close();
   }
+});
+
+test('fail-stop: the gate closes at once (no timer fires, nothing is sent or written) and the handler runs once', async () => {
+  const sent: number[] = [];
+  const inner: Transport<string> = {
+    self: nodeId(1),
+    setHandlers: () => undefined,
+    send: (to) => {
+      sent.push(to);
+      return true;
+    },
+    close: () => Promise.resolve(),
+  };
+  const disk = new MemoryDisk({ schedule: (fn) => setImmediate(fn) });
+  const stops: string[] = [];
+  const e = createRealEnv({
+    nodeId: nodeId(1),
+    transport: inner,
+    disk,
+    blocks: new MemoryBlockStore({ schedule: (fn) => setImmediate(fn) }),
+    logger: createLogger({ level: 'info', format: 'json', destination: { write: () => undefined } }),
+    onFailStop: (reason) => stops.push(reason),
+  });
+  let fired = 0;
+  e.timers.after(5, () => fired++);
+  assert.equal(e.transport.send(nodeId(2), 'before'), true);
+  e.failStop('storage failure: fsync of wal-1.log failed: EIO: i/o error', new Error('EIO'));
+  e.failStop('again', new Error('EIO'));
+  assert.equal(e.transport.send(nodeId(2), 'after'), false);
+  let wrote = false;
+  e.disk.write('f', 0, new Uint8Array(1), () => (wrote = true));
+  await sleep(30);
+  assert.deepEqual(sent, [2], 'nothing is sent after the fail-stop');
+  assert.equal(fired, 0, 'no timer of the incarnation fires');
+  assert.equal(wrote, false, 'no disk completion runs');
+  assert.equal(disk.read('f'), null, 'nothing is written');
+  assert.deepEqual(stops, ['storage failure: fsync of wal-1.log failed: EIO: i/o error']);
+});
+
+test("the daemon's fail-stop logs one fatal line naming the file and the error, then exits with code 3", () => {
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'info', format: 'json', destination: { write: (t: string) => lines.push(t) } });
+  const codes: number[] = [];
+  const handler = exitOnFailStop(logger, (code) => codes.push(code));
+  const cause = Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+  handler('storage failure: fsync of wal-0000000000000001.log failed: EIO: i/o error', cause);
+  assert.deepEqual(codes, [FAIL_STOP_EXIT_CODE]);
+  assert.equal(FAIL_STOP_EXIT_CODE, 3);
+  const records = lines.map((l) => JSON.parse(l) as { level: number; msg: string; code: string });
+  assert.equal(records.length, 1, 'one line');
+  const [record] = records;
+  assert.ok(record !== undefined);
+  assert.equal(record.level, 60, 'fatal');
+  assert.equal(
+    record.msg,
+    'storage failure: fsync of wal-0000000000000001.log failed: EIO: i/o error; stopping (fail-stop)',
+  );
+  assert.equal(record.code, 'EIO');
 });

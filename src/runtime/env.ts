@@ -56,4 +56,17 @@ export interface NodeEnv<M> {
   readonly prng: Prng;
   /** Records `event` with its fields. Must be cheap; the simulator hashes every line. */
   trace(event: string, fields?: TraceFields): void;
+  /**
+   * Fail-stop: this node can no longer trust its storage (a write, fsync or read failed), so the
+   * environment ends this incarnation now, as a crash would. `reason` is one line for the
+   * operator naming the file and the error (`storage failure: fsync of X failed: EIO: ...`).
+   *
+   * Contract: from the moment of the call, no callback of this incarnation runs (timers,
+   * messages, disk completions), nothing more is sent and nothing more is written; the caller
+   * returns without touching the environment again. Unsynced data may be lost, as in a crash.
+   * The daemon logs `reason` as a fatal line and exits with `FAIL_STOP_EXIT_CODE`; embedded mode
+   * stops the node (visible in its status); the simulator crashes the incarnation (the nemesis
+   * may restart it later). Idempotent.
+   */
+  failStop(reason: string, error: Error): void;
 }

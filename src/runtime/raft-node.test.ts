@@ -56,6 +56,9 @@ function env(r: Rig, disk: Disk): NodeEnv<RaftMessage> {
     trace: (event, fields) => {
       r.traces.push(`${event} ${JSON.stringify(fields ?? {})}`);
     },
+    failStop: (reason) => {
+      r.traces.push(`fail-stop ${reason}`);
+    },
   };
 }
 

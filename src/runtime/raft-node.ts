@@ -20,7 +20,7 @@
  * machine's result, with a definite refusal, or with `TIMEOUT` (outcome unknown to the caller).
  */
 import { assert, defined } from '../lib/assert.js';
-import { CohortError, err, ok, type Result } from '../lib/errors.js';
+import { err, ok, type Result } from '../lib/errors.js';
 import { logIndex, type Incarnation, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
 import {
   RAFT_CONFIG_DEFAULTS,
@@ -37,9 +37,12 @@ import {
   type StateMachine,
   type ApplyResult,
 } from '../log/index.js';
-import { StorageError, type Wal } from '../storage/index.js';
+import { describeStorageFailure, StorageError, type Wal } from '../storage/index.js';
 import { RAFT_NODE_PENDING_REQUESTS_MAX } from '../constants.js';
 import type { NodeEnv, TimerHandle } from './env.js';
+import { RaftNodeError, RaftRequests } from './raft-requests.js';
+
+export { RaftNodeError, type RaftNodeErrorCode } from './raft-requests.js';
 import {
   WAL_RECORD_ENTRY,
   WAL_RECORD_HARD,
@@ -47,7 +50,7 @@ import {
   encodeEntryRecord,
   encodeHardRecord,
   encodeSnapshotFile,
-  recover,
+  recoverOrFailStop,
   encodeBlob,
   type Recovered,
 } from './raft-persistence.js';
@@ -80,7 +83,20 @@ export interface RaftNodeOptions<C extends { readonly type: string }, O> {
   readonly requestTimeoutTicks: number;
   /** Observer hooks (metrics in the daemon, checkers in the simulator). */
   readonly observer?: RaftObserver<O>;
+  /** SIMULATOR ONLY: a planted bug in the shell (see `RaftShellCanary`). */
+  readonly canary?: RaftShellCanary;
 }
+
+/**
+ * A deliberately planted bug in the Raft shell, used ONLY by the simulator to prove its checkers
+ * catch it. `ack-before-fsync`: a Ready's entries count as durable as soon as they are written
+ * to the WAL, before its fsync completes: a follower acknowledges them, the leader counts its own
+ * append, and committed entries apply, while a power cut can still take them away.
+ */
+export type RaftShellCanary = 'ack-before-fsync';
+
+/** Every shell canary name. */
+export const RAFT_SHELL_CANARIES: readonly RaftShellCanary[] = ['ack-before-fsync'];
 
 /** Things worth observing from outside, called synchronously as they happen. */
 export interface RaftObserver<O> {
@@ -97,41 +113,6 @@ export interface RaftObserver<O> {
   onRestore?(index: LogIndex, term: Term, metadataOnly: boolean): void;
 }
 
-/** Stable codes of request failures. */
-export type RaftNodeErrorCode =
-  'NOT_LEADER' | 'TIMEOUT' | 'PROPOSAL_DROPPED' | 'OUTCOME_UNKNOWN' | 'BUSY' | 'STOPPED' | 'REFUSED';
-
-/** A request failure. `leader` names the known leader, if any, for `NOT_LEADER`. */
-export class RaftNodeError extends CohortError {
-  override readonly name = 'RaftNodeError';
-  constructor(
-    override readonly code: RaftNodeErrorCode,
-    message: string,
-    readonly leader: NodeId | null = null,
-    /**
-     * With `REFUSED` from applying: the state machine's refusal code (its `ApplyError.code`,
-     * e.g. `SETTINGS_MISMATCH`), kept end to end so callers never parse the message; else null.
-     */
-    readonly refusal: string | null = null,
-  ) {
-    super(code, message);
-  }
-}
-
-interface PendingProposal<O> {
-  readonly index: LogIndex;
-  readonly term: Term;
-  readonly deadlineTick: number;
-  readonly done: (r: Result<O, RaftNodeError>) => void;
-}
-
-interface PendingRead {
-  readonly context: number;
-  readonly deadlineTick: number;
-  index: LogIndex | null;
-  readonly done: (r: Result<void, RaftNodeError>) => void;
-}
-
 /** See the file comment. */
 export class RaftNode<C extends { readonly type: string }, O> {
   readonly incarnation: Incarnation;
@@ -142,6 +123,8 @@ export class RaftNode<C extends { readonly type: string }, O> {
   private ticks = 0;
   private tickTimer: TimerHandle | null = null;
   private persisting = false;
+  /** The role the last soft state reported was leader (current whenever no Ready is persisting). */
+  private leading = false;
   private stopped = false;
   private started = false;
   /** Clock time the tick count corresponds to (see `scheduleTick`). */
@@ -165,9 +148,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
    * a restart knows it too (even after the node left the configuration that made it a witness).
    */
   private withoutData: boolean;
-  private proposals = new Map<number, PendingProposal<O>>();
-  private reads: PendingRead[] = [];
-  private readContext = 0;
+  private readonly requests: RaftRequests<O>;
   /** WAL sequence number of each entry held, for entries `seqBase`, `seqBase + 1`, ... */
   private entrySeqs: number[];
   private seqBase: LogIndex;
@@ -178,8 +159,9 @@ export class RaftNode<C extends { readonly type: string }, O> {
   ) {
     this.opts = options;
     this.sm = options.stateMachine;
-    this.rec = recover(env.disk, options.bootstrap, () => {
-      /* durability is tracked per flush */
+    this.requests = new RaftRequests<O>(options.requestTimeoutTicks);
+    this.rec = recoverOrFailStop(env, options.bootstrap, (e) => {
+      this.fail(e);
     });
     for (const note of this.rec.notes) env.trace('recovery-note', { note });
     this.incarnation = this.rec.blob.incarnation;
@@ -235,8 +217,11 @@ export class RaftNode<C extends { readonly type: string }, O> {
         if (this.running) this.core.reportUnreachable(peer);
       },
     });
+    // A storage error while starting fail-stops the node like any other; `onStarted` still hears
+    // of it where the environment lets the caller run on (embedded mode, tests).
     const failed = (error: Error): void => {
       this.env.trace('start-failed', { message: error.message });
+      if (error instanceof StorageError) this.fail(error);
       this.stop();
       onStarted?.(error);
     };
@@ -278,22 +263,26 @@ export class RaftNode<C extends { readonly type: string }, O> {
           this.walOrNull = wal;
           run();
         },
+        (e) => {
+          this.fail(e);
+        },
       );
     });
   }
 
   /** Stops ticking and drops every pending request with `STOPPED`. Idempotent. */
   stop(): void {
+    this.halt();
+    this.requests.dropAll(new RaftNodeError('STOPPED', 'the node is stopping'));
+  }
+
+  /** Stops ticking and handling inputs, leaving pending requests alone (a crash answers nobody). */
+  private halt(): void {
     if (this.stopped) return;
     this.stopped = true;
     this.running = false;
     this.tickTimer?.cancel();
     this.walOrNull?.close();
-    const stopped = new RaftNodeError('STOPPED', 'the node is stopping');
-    for (const p of this.proposals.values()) p.done(err(stopped));
-    for (const r of this.reads) r.done(err(stopped));
-    this.proposals.clear();
-    this.reads = [];
   }
 
   /**
@@ -311,12 +300,24 @@ export class RaftNode<C extends { readonly type: string }, O> {
     readonly repairing: boolean;
     readonly snapshotIndex: LogIndex;
   } {
+    const core = this.core.status();
     return {
-      ...this.core.status(),
+      ...core,
+      leaseValid: core.leaseValid && !this.tickOverdue(),
       incarnation: this.incarnation,
       repairing: this.repairing,
       snapshotIndex: this.snapshotIndex,
     };
+  }
+
+  /**
+   * `status().leaseValid`, cheaply: a node that is not leader holds no lease, and while no Ready
+   * is persisting every role change has reached the shell, so only a leader (or a node with a
+   * Ready in flight) asks the core. For frequent polling (the simulator's lease checker).
+   */
+  leaseValid(): boolean {
+    if (!this.leading && !this.persisting) return false;
+    return this.core.status().leaseValid && !this.tickOverdue();
   }
 
   /**
@@ -365,12 +366,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
       done(err(this.translate(r.error)));
       return;
     }
-    this.proposals.set(r.value.index, {
-      index: r.value.index,
-      term: r.value.term,
-      deadlineTick: this.ticks + this.opts.requestTimeoutTicks,
-      done,
-    });
+    this.requests.addProposal(r.value.index, r.value.term, this.ticks, done);
     this.pump();
   }
 
@@ -386,13 +382,8 @@ export class RaftNode<C extends { readonly type: string }, O> {
       done(err(this.translate(r.error)));
       return;
     }
-    this.proposals.set(r.value.index, {
-      index: r.value.index,
-      term: r.value.term,
-      deadlineTick: this.ticks + this.opts.requestTimeoutTicks,
-      done: (res) => {
-        done(res.ok ? ok(undefined) : res);
-      },
+    this.requests.addProposal(r.value.index, r.value.term, this.ticks, (res) => {
+      done(res.ok ? ok(undefined) : res);
     });
     this.pump();
   }
@@ -407,15 +398,13 @@ export class RaftNode<C extends { readonly type: string }, O> {
       done(err(refusal));
       return;
     }
-    const context = ++this.readContext;
-    const ctx = new Uint8Array(8);
-    new DataView(ctx.buffer).setFloat64(0, context, true);
+    const ctx = this.requests.newReadContext();
     const r = this.core.readIndex(ctx);
     if (!r.ok) {
       done(err(this.translate(r.error)));
       return;
     }
-    this.reads.push({ context, deadlineTick: this.ticks + this.opts.requestTimeoutTicks, index: null, done });
+    this.requests.addRead(ctx, this.ticks, done);
     this.pump();
   }
 
@@ -433,7 +422,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
 
   private refuseRequest(): RaftNodeError | null {
     if (this.stopped || !this.running) return new RaftNodeError('STOPPED', 'the node is not running');
-    if (this.proposals.size + this.reads.length >= RAFT_NODE_PENDING_REQUESTS_MAX) {
+    if (this.requests.size >= RAFT_NODE_PENDING_REQUESTS_MAX) {
       return new RaftNodeError(
         'BUSY',
         `${RAFT_NODE_PENDING_REQUESTS_MAX} requests are already waiting on this node; retry after some complete`,
@@ -479,10 +468,19 @@ export class RaftNode<C extends { readonly type: string }, O> {
         this.ticks++;
         this.core.tick();
       }
-      this.expireRequests();
+      this.requests.expire(this.ticks);
       this.scheduleTick();
       this.pump();
     });
+  }
+
+  /**
+   * True when a tick is overdue by a whole tick or more (a stall or pause the tick timer has not
+   * caught up yet) or the node does not run: the core's lease then counts ticks that did not pass
+   * on its clock, so it must not be reported valid until the catch-up ran.
+   */
+  private tickOverdue(): boolean {
+    return !this.running || this.env.clock.nowMs() - this.lastTickMs >= 2 * this.opts.tickMs;
   }
 
   /** Takes and carries out Readies until none is left or one waits on the disk. */
@@ -545,7 +543,13 @@ export class RaftNode<C extends { readonly type: string }, O> {
       if (records.length > 0) this.noteSeqs(rd.entries, this.wal.appendAll(records) - (hard ? 1 : 0));
       // Every part completes from a disk callback (a flush with nothing new still needs one),
       // so `finish` never runs inside `persist`.
-      if (records.length === 0 || this.wal.flush(partDone)) {
+      // The ack-before-fsync canary takes the entries as durable once issued: the flush still
+      // runs (its failure still counts), but the Ready completes without waiting for it.
+      const early = this.opts.canary === 'ack-before-fsync' && records.length > 0;
+      const flushDone = (e: StorageError | null): void => {
+        if (!early || e !== null) partDone(e);
+      };
+      if (records.length === 0 || this.wal.flush(flushDone) || early) {
         this.env.timers.after(0, () => {
           partDone(null);
         });
@@ -615,7 +619,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
       }
       this.applied = rd.snapshot.metadata.index;
       this.snapshotIndex = rd.snapshot.metadata.index;
-      this.resolveSkipped(this.applied);
+      this.requests.skipped(this.applied);
       this.opts.observer?.onRestore?.(rd.snapshot.metadata.index, rd.snapshot.metadata.term, metadataOnly);
     }
     storage.append(rd.entries);
@@ -623,10 +627,10 @@ export class RaftNode<C extends { readonly type: string }, O> {
     if (rd.hardState !== null) storage.setHardState(rd.hardState);
     for (const e of rd.committedEntries) this.applyEntry(e);
     this.send(rd.messagesAfterPersist);
-    for (const rs of rd.readStates) this.onReadState(rs.context, rs.index);
+    for (const rs of rd.readStates) this.requests.readState(rs.context, rs.index);
     if (rd.softState !== null) this.onSoftState(rd.softState.role, rd.softState.lead);
     this.core.advance(rd);
-    this.answerReads();
+    this.requests.answerReads(this.applied, () => this.witnessRefusal());
     this.checkRepair();
     this.maybeSnapshot();
   }
@@ -638,30 +642,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
     if (e.type === 'normal' && e.metadataOnly === true) this.withoutData = true;
     if (e.type === 'normal' && e.data.length > 0) result = this.sm.apply(e.index, e.term, e.data);
     this.opts.observer?.onApply?.(e, result);
-    const p = this.proposals.get(e.index);
-    if (p === undefined) return;
-    this.proposals.delete(e.index);
-    if (p.term !== e.term) {
-      p.done(
-        err(
-          new RaftNodeError(
-            'PROPOSAL_DROPPED',
-            `the proposal at index ${e.index} was replaced by a newer leader's entry; it did not take effect`,
-          ),
-        ),
-      );
-      return;
-    }
-    if (result === null) {
-      // A configuration change: success means it was applied.
-      p.done(ok(undefined as O));
-      return;
-    }
-    p.done(
-      result.ok
-        ? ok(result.value)
-        : err(new RaftNodeError('REFUSED', `${result.error.code}: ${result.error.message}`, null, result.error.code)),
-    );
+    this.requests.applied(e, result);
   }
 
   /**
@@ -673,82 +654,19 @@ export class RaftNode<C extends { readonly type: string }, O> {
     return meta.metadataOnly === true || (meta.confState.witnesses ?? []).includes(this.env.nodeId);
   }
 
-  /** Proposals at or below `index` that a snapshot jumped over: we cannot tell if they applied. */
-  private resolveSkipped(index: LogIndex): void {
-    for (const [i, p] of this.proposals) {
-      if (i > index) continue;
-      this.proposals.delete(i);
-      p.done(
-        err(
-          new RaftNodeError(
-            'OUTCOME_UNKNOWN',
-            `a snapshot replaced the log through index ${index}; the proposal at ${i} may or may not have taken effect`,
-          ),
-        ),
-      );
-    }
-  }
-
   private onSoftState(role: RaftRole, lead: NodeId | null): void {
+    this.leading = role === 'leader';
     this.opts.observer?.onRole?.(role, this.core.status().term, lead);
   }
 
-  private onReadState(context: Uint8Array, index: LogIndex): void {
-    const id = new DataView(context.buffer, context.byteOffset, context.byteLength).getFloat64(0, true);
-    const r = this.reads.find((x) => x.context === id);
-    if (r !== undefined) r.index = index;
-  }
-
-  private answerReads(): void {
-    if (this.reads.length === 0) return;
-    const waiting: PendingRead[] = [];
-    // Checked when a read is answered, not only when it is asked: a node that knew nothing yet
-    // (an empty log) may learn from the leader's snapshot that it is a witness.
-    const noData = this.reads.some((r) => r.index !== null && this.applied >= r.index) && this.core.holdsWitnessCopy();
-    for (const r of this.reads) {
-      if (r.index === null || this.applied < r.index) waiting.push(r);
-      else if (noData)
-        r.done(
-          err(
-            new RaftNodeError(
-              'NOT_LEADER',
-              `node ${this.env.nodeId} is a witness (it holds a witness's copy of the log): it has no data to serve reads from; read from the leader or a data node`,
-              this.core.status().lead,
-            ),
-          ),
-        );
-      else r.done(ok(undefined));
-    }
-    this.reads = waiting;
-  }
-
-  private expireRequests(): void {
-    for (const [i, p] of this.proposals) {
-      if (p.deadlineTick > this.ticks) continue;
-      this.proposals.delete(i);
-      p.done(
-        err(
-          new RaftNodeError(
-            'TIMEOUT',
-            `the proposal at index ${i} was not applied within ${this.opts.requestTimeoutTicks} ticks; it may still take effect`,
-          ),
-        ),
-      );
-    }
-    const live: PendingRead[] = [];
-    for (const r of this.reads) {
-      if (r.deadlineTick > this.ticks) live.push(r);
-      else
-        r.done(
-          err(
-            new RaftNodeError(
-              'TIMEOUT',
-              `the read was not confirmed within ${this.opts.requestTimeoutTicks} ticks (leader change or lost quorum); retry`,
-            ),
-          ),
-        );
-    }
-    this.reads = live;
+  /** A witness's copy holds no data to read: its reads are refused (checked when they are due). */
+  private witnessRefusal(): RaftNodeError | null {
+    if (!this.core.holdsWitnessCopy()) return null;
+    return new RaftNodeError(
+      'NOT_LEADER',
+      `node ${this.env.nodeId} is a witness (it holds a witness's copy of the log): it has no data to serve reads from; read from the leader or a data node`,
+      this.core.status().lead,
+    );
   }
 
   /** Leaves repair mode once the core says the log is whole again, and records it durably. */
@@ -835,10 +753,16 @@ export class RaftNode<C extends { readonly type: string }, O> {
     for (const m of messages) this.env.transport.send(m.to, m);
   }
 
-  /** A storage failure is fatal for this node: it stops rather than guess what is durable. */
+  /**
+   * A storage failure is fatal for the whole node, not only this shell: it fail-stops (the
+   * environment ends the incarnation) rather than guess what is durable. Stopping only the shell
+   * would leave the rest of the node answering as healthy, with a frozen core still reporting a
+   * valid lease.
+   */
   private fail(error: StorageError): void {
     if (this.stopped) return;
-    this.env.trace('storage-failed', { code: error.code, message: error.message });
-    this.stop();
+    this.env.trace('storage-failed', { code: error.code, file: error.file, message: error.message });
+    this.halt();
+    this.env.failStop(`storage failure: ${describeStorageFailure(error)}`, error);
   }
 }

@@ -42,6 +42,8 @@ import {
   type Term,
 } from '../lib/ids.js';
 import type { Disk } from '../storage/disk.js';
+import type { RaftMessage } from '../log/index.js';
+import type { NodeEnv } from './env.js';
 import {
   CorruptFileError,
   StableStore,
@@ -49,6 +51,8 @@ import {
   Wal,
   WalCorruptionError,
   parseSegmentName,
+  StorageError,
+  describeStorageFailure,
   type StableState,
   type WalRecord,
 } from '../storage/index.js';
@@ -290,7 +294,12 @@ function replay(records: readonly WalRecord[], snap: Snapshot | null): Replayed 
  * Recovers a node's durable state from `disk`, or throws `RecoveryError` when it cannot do so
  * safely. `bootstrap` is the configuration of a fresh node (empty disk).
  */
-export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: number) => void): Recovered {
+export function recover(
+  disk: Disk,
+  bootstrap: ConfState,
+  onDurable: (seq: number) => void,
+  onFailed?: (error: StorageError) => void,
+): Recovered {
   const notes: string[] = [];
   const repairReasons: string[] = [];
   const stable = new StableStore(disk);
@@ -310,7 +319,7 @@ export function recover(disk: Disk, bootstrap: ConfState, onDurable: (seq: numbe
   let records: readonly WalRecord[] = [];
   let corruptSegments: string[] = [];
   try {
-    const opened = Wal.open(disk, { onDurable });
+    const opened = Wal.open(disk, { onDurable, ...(onFailed === undefined ? {} : { onFailed }) });
     wal = opened.wal;
     records = opened.recovery.records;
     if (opened.recovery.tornTailBytes > 0)
@@ -410,12 +419,13 @@ export function discardCorruptWal(
   segments: readonly string[],
   onDurable: (seq: number) => void,
   done: (error: Error | null, wal: Wal | null) => void,
+  onFailed?: (error: StorageError) => void,
 ): void {
   let remaining = segments.length;
   let failed = false;
   const afterSync = (error: Error | null): void => {
     if (error !== null) done(error, null);
-    else done(null, Wal.open(disk, { onDurable }).wal);
+    else done(null, Wal.open(disk, { onDurable, ...(onFailed === undefined ? {} : { onFailed }) }).wal);
   };
   if (remaining === 0) {
     disk.syncDir(afterSync);
@@ -432,4 +442,42 @@ export function discardCorruptWal(
       if (--remaining === 0) disk.syncDir(afterSync);
     });
   }
+}
+
+/**
+ * `recover`, fail-stopping on an I/O error while reading the disk (it throws: reads are
+ * synchronous). The environment ends the incarnation; the constructor then throws a
+ * `StorageError` (`READ_FAILED`) that the caller only sees where `failStop` returns.
+ */
+export function recoverOrFailStop(
+  env: NodeEnv<RaftMessage>,
+  bootstrap: ConfState,
+  onWalFailed: (e: StorageError) => void,
+): Recovered {
+  try {
+    return recover(
+      env.disk,
+      bootstrap,
+      () => {
+        /* durability is tracked per flush */
+      },
+      onWalFailed,
+    );
+  } catch (e) {
+    if (!isDiskIoError(e)) throw e;
+    const error = new StorageError('READ_FAILED', `reading the node's storage failed (${e.message})`, {
+      cause: e,
+      operation: 'read at start',
+    });
+    env.trace('storage-failed', { code: error.code, file: null, message: error.message });
+    env.failStop(`storage failure: ${describeStorageFailure(error)}`, error);
+    throw error;
+  }
+}
+
+/** True for an I/O error a `Disk` read throws (an `Error` with an errno code such as `EIO`). */
+function isDiskIoError(e: unknown): e is Error & { readonly code: string } {
+  if (!(e instanceof Error) || e instanceof CohortError) return false;
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
 }

@@ -144,6 +144,10 @@ export class ClusterHarness {
       processes: new RefusingProcessRunner((fn) => this.after(id, 0.1, fn)),
       prng: new Prng(1000 + id),
       trace: () => undefined,
+      // A crash, as the daemon's exit would be (the harness has no restart schedule of its own).
+      failStop: () => {
+        if (!this.down.has(id)) this.crash(id);
+      },
     };
   }
 

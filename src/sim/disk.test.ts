@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Prng } from '../lib/prng.js';
 import { Wal } from '../storage/wal.js';
-import { SimDisk, type SimDiskOptions } from './disk.js';
+import { DiskReadError, SimDisk, type SimDiskOptions } from './disk.js';
 
 /** Events ordered by (time, insertion), as the simulator's scheduler orders them. */
 class VirtualTime {
@@ -124,6 +124,47 @@ test('an injected I/O error reaches the callback', () => {
   disk.write('e', 0, new Uint8Array(1), (e) => (error = e));
   time.runAll();
   assert.match(String(error), /EIO/);
+});
+
+test('a targeted fault fails exactly the next operation of its class, naming the file', () => {
+  const { time, disk } = setup(4, {});
+  const errors: string[] = [];
+  const note = (e: Error | null): void => {
+    errors.push(e === null ? 'ok' : e.message);
+  };
+  disk.failNext('sync');
+  disk.write('a', 0, new Uint8Array(4), note);
+  disk.sync('a', note);
+  disk.sync('a', note);
+  time.runAll();
+  assert.deepEqual(errors, ['ok', 'EIO: i/o error on fsync of a (simulated)', 'ok']);
+  disk.failNext('write');
+  disk.write('a', 0, new Uint8Array(4), note);
+  time.runAll();
+  assert.match(errors.at(-1) ?? '', /EIO: i\/o error on write of a/);
+  disk.failNext('read');
+  assert.throws(
+    () => disk.read('a'),
+    (e: unknown) => e instanceof DiskReadError && e.file === 'a',
+  );
+  assert.equal(disk.read('a')?.length, 4, 'only the next read fails');
+  disk.failNext('sync');
+  disk.disarm();
+  disk.sync('a', note);
+  time.runAll();
+  assert.equal(errors.at(-1), 'ok', 'disarm removes a fault not yet hit');
+});
+
+test('onNextSync reports the next fsync as it starts, once, with its latency', () => {
+  const { time, disk } = setup(5, { syncStallProbability: 1, syncStallMs: [300, 300] });
+  const seen: number[] = [];
+  disk.onNextSync((ms) => seen.push(ms));
+  disk.write('a', 0, new Uint8Array(1), () => undefined);
+  assert.deepEqual(seen, [], 'a write is not a sync');
+  disk.sync('a', () => undefined);
+  disk.sync('a', () => undefined);
+  time.runAll();
+  assert.deepEqual(seen, [300], 'called once, with the stalled latency');
 });
 
 test('WAL on SimDisk: random crashes recover a prefix holding every acknowledged record', () => {

@@ -55,7 +55,24 @@ export interface SimDiskOptions {
   keepUnsyncedProbability?: number;
   /** Chance that any one operation fails with an I/O error (EIO). Default 0. */
   ioErrorProbability?: number;
+  /**
+   * Chance that one `sync` or `syncDir` stalls (a device flushing its cache, a busy journal):
+   * its latency is drawn from `syncStallMs` instead. Default 0.
+   */
+  syncStallProbability?: number;
+  /** Uniform latency range of a stalled sync, in ms. Default [50, 500]. */
+  syncStallMs?: [number, number];
 }
+
+/**
+ * An operation class a targeted I/O error hits (`SimDisk.failNext`): `write` (writes and
+ * truncates), `sync` (`sync` and `syncDir`: an fsync) or `read` (`read` and `readRange`, which
+ * then throw `DiskReadError`).
+ */
+export type DiskFaultOp = 'write' | 'sync' | 'read';
+
+/** Every `DiskFaultOp`, for drawing one. */
+export const DISK_FAULT_OPS: readonly DiskFaultOp[] = ['write', 'sync', 'read'];
 
 /** See `SimDiskOptions.tornWriteModes`. */
 export type TornWriteMode = 'prefix' | 'sectors';
@@ -100,6 +117,14 @@ export class SimDisk implements Disk {
   private readonly keep: number;
   private readonly ioError: number;
   private readonly tornModes: readonly TornWriteMode[];
+  private readonly stall: number;
+  private readonly stallLatency: [number, number];
+  /** Syncs started and not yet completed (reset by a crash). */
+  private syncsRunning = 0;
+  /** Called once when the next sync starts, with its latency (`onNextSync`). */
+  private syncWatch: ((latencyMs: number) => void) | null = null;
+  /** Targeted faults armed by `failNext`: how many of the next operations of each class fail. */
+  private armed = new Map<DiskFaultOp, number>();
   /** Names touched by a submitted, not yet completed `rename` or `remove`, with their counts. */
   private pendingDirNames = new Map<string, number>();
 
@@ -109,6 +134,8 @@ export class SimDisk implements Disk {
     this.torn = checkProbability(options.tornWriteProbability ?? 0.2, 'tornWriteProbability');
     this.keep = checkProbability(options.keepUnsyncedProbability ?? 0.2, 'keepUnsyncedProbability');
     this.ioError = checkProbability(options.ioErrorProbability ?? 0, 'ioErrorProbability');
+    this.stall = checkProbability(options.syncStallProbability ?? 0, 'syncStallProbability');
+    this.stallLatency = checkRange(options.syncStallMs ?? [50, 500], 'syncStallMs');
     assert(this.torn + this.keep <= 1, 'tornWriteProbability + keepUnsyncedProbability must be at most 1');
     this.tornModes = [...(options.tornWriteModes ?? ['prefix', 'sectors'])];
     assert(this.tornModes.length > 0, 'tornWriteModes must name at least one mode');
@@ -119,6 +146,7 @@ export class SimDisk implements Disk {
   }
 
   read(name: string): Uint8Array | null {
+    this.readFault('read', name);
     return this.names.get(name)?.file.copy() ?? null;
   }
 
@@ -127,6 +155,7 @@ export class SimDisk implements Disk {
   }
 
   readRange(name: string, offset: number, length: number): Uint8Array | null {
+    this.readFault('read', name);
     return this.names.get(name)?.file.copyRange(offset, length) ?? null;
   }
 
@@ -136,7 +165,7 @@ export class SimDisk implements Disk {
     // Ordered on the directory whenever it may create the file, so a later syncDir covers it.
     const mayCreate = !this.names.has(name) || this.pendingDirNames.has(name);
     const keys = mayCreate ? [name, DIR_KEY] : [name];
-    this.submit(keys, this.writeLatency, done, () => {
+    this.submit(keys, this.writeLatency, done, 'write', name, () => {
       let inode = this.names.get(name);
       if (inode === undefined) {
         inode = { file: new ByteFile(), undo: [] };
@@ -160,7 +189,7 @@ export class SimDisk implements Disk {
   }
 
   sync(name: string, done: DiskCallback): void {
-    this.submit([name], this.syncLatency, done, () => {
+    this.submit([name], this.syncLatency, done, 'sync', name, () => {
       const inode = this.names.get(name);
       if (inode === undefined) return enoent('sync', name);
       inode.undo = [];
@@ -171,7 +200,7 @@ export class SimDisk implements Disk {
 
   truncate(name: string, size: number, done: DiskCallback): void {
     assert(Number.isSafeInteger(size) && size >= 0, 'truncate size must be a non-negative integer');
-    this.submit([name], this.writeLatency, done, () => {
+    this.submit([name], this.writeLatency, done, 'write', name, () => {
       const inode = this.names.get(name);
       if (inode === undefined) return enoent('truncate', name);
       const oldSize = inode.file.size;
@@ -188,7 +217,7 @@ export class SimDisk implements Disk {
 
   rename(from: string, to: string, done: DiskCallback): void {
     assert(isValidDiskName(to), `invalid disk file name ${JSON.stringify(to)}`);
-    this.submitDirOp([from, to], this.writeLatency, done, () => {
+    this.submitDirOp([from, to], this.writeLatency, done, `${from} -> ${to}`, () => {
       const inode = this.names.get(from);
       if (inode === undefined) return enoent('rename', from);
       if (from === to) return null;
@@ -200,18 +229,47 @@ export class SimDisk implements Disk {
   }
 
   remove(name: string, done: DiskCallback): void {
-    this.submitDirOp([name], this.writeLatency, done, () => {
+    this.submitDirOp([name], this.writeLatency, done, name, () => {
       if (this.names.delete(name)) this.dirLog.push({ kind: 'remove', name });
       return null;
     });
   }
 
   syncDir(done: DiskCallback): void {
-    this.submit([DIR_KEY], this.syncLatency, done, () => {
+    this.submit([DIR_KEY], this.syncLatency, done, 'sync', 'the directory', () => {
       this.durableNames = new Map(this.names);
       this.dirLog = [];
       return null;
     });
+  }
+
+  /**
+   * Arms a targeted fault: the next operation of class `op` on this disk fails with EIO (a
+   * completion error naming the file, or for `read` a thrown `DiskReadError`). Arming twice fails
+   * the next two. A crash does not disarm it: the fault is in the device, not the process.
+   */
+  failNext(op: DiskFaultOp): void {
+    this.armed.set(op, (this.armed.get(op) ?? 0) + 1);
+  }
+
+  /** Disarms every targeted fault and sync watch not yet hit (the end of the fault phase). */
+  disarm(): void {
+    this.armed.clear();
+    this.syncWatch = null;
+  }
+
+  /**
+   * Calls `fn` once, when the next `sync` or `syncDir` starts, with its latency: the nemesis aims
+   * a power cut at an fsync in flight (the instant a crash loses the most). Replaces an earlier
+   * watch not yet called. `fn` must not touch the disk (it runs inside its scheduling).
+   */
+  onNextSync(fn: (latencyMs: number) => void): void {
+    this.syncWatch = fn;
+  }
+
+  /** True while an fsync (`sync` or `syncDir`) is in flight: a crash now may lose what it covers. */
+  get syncing(): boolean {
+    return this.syncsRunning > 0;
   }
 
   /**
@@ -221,6 +279,7 @@ export class SimDisk implements Disk {
    */
   crash(): void {
     this.epoch++;
+    this.syncsRunning = 0;
     this.sequencer = new OpSequencer();
     this.pendingDirNames = new Map();
     const prng = this.options.prng;
@@ -262,6 +321,19 @@ export class SimDisk implements Disk {
     return count;
   }
 
+  /** Consumes one armed fault of class `op`; true when there was one. */
+  private takeArmed(op: DiskFaultOp): boolean {
+    const n = this.armed.get(op) ?? 0;
+    if (n === 0) return false;
+    if (n === 1) this.armed.delete(op);
+    else this.armed.set(op, n - 1);
+    return true;
+  }
+
+  private readFault(op: 'read', name: string): void {
+    if (this.takeArmed(op)) throw new DiskReadError(name);
+  }
+
   private recoverInode(inode: Inode): void {
     const changes = inode.undo;
     inode.undo = [];
@@ -296,11 +368,12 @@ export class SimDisk implements Disk {
     names: string[],
     latency: [number, number],
     done: DiskCallback,
+    what: string,
     effect: () => Error | null,
   ): void {
     const tracked = this.pendingDirNames;
     for (const name of names) tracked.set(name, (tracked.get(name) ?? 0) + 1);
-    this.submit([...names, DIR_KEY], latency, done, () => {
+    this.submit([...names, DIR_KEY], latency, done, 'write', what, () => {
       for (const name of names) {
         const left = (tracked.get(name) ?? 0) - 1;
         if (left > 0) tracked.set(name, left);
@@ -310,20 +383,51 @@ export class SimDisk implements Disk {
     });
   }
 
-  private submit(keys: string[], latency: [number, number], done: DiskCallback, effect: () => Error | null): void {
+  private submit(
+    keys: string[],
+    latency: [number, number],
+    done: DiskCallback,
+    op: Exclude<DiskFaultOp, 'read'>,
+    name: string,
+    effect: () => Error | null,
+  ): void {
     const epoch = this.epoch;
     const sequencer = this.sequencer;
     sequencer.submit(keys, (finish) => {
-      const delay = latency[0] + this.options.prng.float() * (latency[1] - latency[0]);
+      const range =
+        op === 'sync' && this.stall > 0 && this.options.prng.chance(this.stall) ? this.stallLatency : latency;
+      const delay = range[0] + this.options.prng.float() * (range[1] - range[0]);
+      if (op === 'sync') this.syncsRunning++;
+      const watch = op === 'sync' ? this.syncWatch : null;
+      if (watch !== null) {
+        this.syncWatch = null;
+        watch(delay);
+      }
       this.options.schedule(delay, () => {
         if (epoch !== this.epoch) return; // crashed: this completion never happens
-        const failed = this.ioError > 0 && this.options.prng.chance(this.ioError);
-        const error = failed ? new Error('EIO: simulated I/O error') : effect();
+        if (op === 'sync') this.syncsRunning--;
+        const failed = this.takeArmed(op) || (this.ioError > 0 && this.options.prng.chance(this.ioError));
+        const error = failed ? eio(op, name) : effect();
         finish();
         done(error);
       });
     });
   }
+}
+
+/** A read that failed with an I/O error (thrown: reads are synchronous). Names the file. */
+export class DiskReadError extends Error {
+  override readonly name = 'DiskReadError';
+  readonly code = 'EIO';
+  constructor(readonly file: string) {
+    super(`EIO: i/o error on read of ${file} (simulated)`);
+  }
+}
+
+function eio(op: Exclude<DiskFaultOp, 'read'>, name: string): Error {
+  return Object.assign(new Error(`EIO: i/o error on ${op === 'sync' ? 'fsync' : op} of ${name} (simulated)`), {
+    code: 'EIO',
+  });
 }
 
 function applyDirOp(names: Map<string, Inode>, op: DirOp): void {

@@ -28,6 +28,16 @@ export interface FaultProfile {
   readonly crash: FaultClass | undefined;
   readonly pause: FaultClass | undefined;
   readonly clog: FaultClass | undefined;
+  /**
+   * Targeted disk I/O errors (mean duration unused): each injection arms "the next write, fsync
+   * or read of node N fails" on any node, the leader included; the node then fail-stops.
+   */
+  readonly ioError: FaultClass | undefined;
+  /**
+   * Correlated power cuts: a majority, or every node, crashes in the same instant (losing what
+   * was not synced) and comes back after the drawn duration.
+   */
+  readonly powerCut: FaultClass | undefined;
   /** Bit flips (mean duration unused); only on `corruptibleNodes` nodes. */
   readonly bitFlip: FaultClass | undefined;
   /** How many nodes (a minority) may receive bit flips. */
@@ -39,11 +49,20 @@ export interface FaultProfile {
     readonly syncLatencyMs: [number, number];
     readonly tornWriteProbability: number;
     readonly keepUnsyncedProbability: number;
+    /** Chance that one fsync stalls for 50-500 ms (see `SimDiskOptions.syncStallProbability`). */
+    readonly syncStallProbability: number;
   };
 }
 
 const MS = 1000;
 const SECOND = 1_000_000;
+
+/** Chance that a run's disk is slow (`SLOW_DISK_SYNC_MS` fsyncs). */
+const SLOW_DISK_PROBABILITY = 0.3;
+/** Uniform fsync latency range of a slow disk, ms. */
+export const SLOW_DISK_SYNC_MS: [number, number] = [20, 200];
+/** The largest fsync latency of a disk that is not slow, ms. */
+export const DISK_SYNC_MS_MAX = 50;
 
 /** Probability that each fault class is switched on in a run. */
 const CLASS_ENABLED_PROBABILITY = 0.8;
@@ -60,7 +79,11 @@ function fraction(prng: Prng, maxPercent: number): number {
 }
 
 /** Draws a profile for a cluster of `nodeCount` nodes. Every draw happens in a fixed order. */
-export function drawFaultProfile(prng: Prng, nodeCount: number, tolerates: { diskCorruption: boolean }): FaultProfile {
+export function drawFaultProfile(
+  prng: Prng,
+  nodeCount: number,
+  tolerates: { diskCorruption: boolean; ioErrors: boolean },
+): FaultProfile {
   const network: NetworkParams = {
     latencyMinUs: prng.int(0, 30 * MS + 1),
     latencyMeanUs: prng.int(0, 70 * MS + 1),
@@ -79,7 +102,14 @@ export function drawFaultProfile(prng: Prng, nodeCount: number, tolerates: { dis
   const corruptibleNodes = minority === 0 ? 0 : prng.int(1, minority + 1);
   const clockDriftMax = prng.int(0, 501) / 10_000;
   const writeMax = prng.int(1, 10);
-  const syncMax = prng.int(1, 51);
+  const syncMax = prng.int(1, DISK_SYNC_MS_MAX + 1);
+  // Drawn last, so the classes above keep the values they had before these existed.
+  const ioError = maybeClass(prng, [2 * SECOND, 20 * SECOND], [0, 0]);
+  const powerCut = maybeClass(prng, [3 * SECOND, 20 * SECOND], [100 * MS, 3 * SECOND]);
+  const syncStallProbability = fraction(prng, 10);
+  // Some runs get a slow disk (fsync 20-200 ms, an HDD or a busy cloud volume) next to a network
+  // that is often faster: acknowledgements then outrun fsyncs, as on a real LAN.
+  const slowDisk = prng.chance(SLOW_DISK_PROBABILITY);
   return {
     network,
     partition: nodeCount >= 2 ? partition : undefined,
@@ -87,14 +117,17 @@ export function drawFaultProfile(prng: Prng, nodeCount: number, tolerates: { dis
     crash,
     pause,
     clog: nodeCount >= 2 ? clog : undefined,
+    ioError: tolerates.ioErrors ? ioError : undefined,
+    powerCut,
     bitFlip: tolerates.diskCorruption && corruptibleNodes > 0 ? flip : undefined,
     corruptibleNodes: tolerates.diskCorruption ? corruptibleNodes : 0,
     clockDriftMax,
     disk: {
       writeLatencyMs: [0, writeMax],
-      syncLatencyMs: [0.1, syncMax],
+      syncLatencyMs: slowDisk ? SLOW_DISK_SYNC_MS : [0.1, syncMax],
       tornWriteProbability: prng.int(0, 61) / 100,
       keepUnsyncedProbability: prng.int(0, 41) / 100,
+      syncStallProbability,
     },
   };
 }
@@ -114,6 +147,8 @@ export function describeProfile(p: FaultProfile): string {
     cls('crash', p.crash),
     cls('pause', p.pause),
     cls('clog', p.clog),
+    p.ioError === undefined ? 'ioerror=off' : `ioerror=every~${(p.ioError.meanIntervalUs / SECOND).toFixed(2)}s`,
+    cls('powercut', p.powerCut),
     p.bitFlip === undefined
       ? 'bitflip=off'
       : `bitflip=every~${(p.bitFlip.meanIntervalUs / SECOND).toFixed(2)}s/on-${p.corruptibleNodes}`,
@@ -121,5 +156,6 @@ export function describeProfile(p: FaultProfile): string {
     `sync=${p.disk.syncLatencyMs[0]}-${p.disk.syncLatencyMs[1]}ms`,
     `torn=${p.disk.tornWriteProbability}`,
     `keep=${p.disk.keepUnsyncedProbability}`,
+    `stall=${(p.disk.syncStallProbability * 100).toFixed(2)}%`,
   ].join(' ');
 }

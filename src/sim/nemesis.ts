@@ -5,6 +5,13 @@
  * phase: nothing new is injected, and every fault still in force is undone at once, so the
  * liveness phase starts from a healed, fully running, fully connected cluster.
  *
+ * Disk I/O errors are targeted: an injection arms "the next write, fsync or read of node N
+ * fails" on any node (the leader included); the node fail-stops when it hits it, and the nemesis
+ * treats that like one of its own crashes (`crashed`): it restarts the node after a drawn
+ * downtime. Power cuts crash a majority, or every node, in one instant (each disk loses what was
+ * not synced, as in any crash) and restart them after one drawn downtime. `stop()` disarms every
+ * I/O error not yet hit.
+ *
  * Bit flips land only on a fixed minority of nodes chosen at the start (`corruptible`), because
  * a protocol can only promise to repair corruption from an intact majority.
  */
@@ -12,6 +19,7 @@ import { assert } from '../lib/assert.js';
 import type { NodeId } from '../lib/ids.js';
 import type { Prng } from '../lib/prng.js';
 import type { TraceFields } from '../runtime/env.js';
+import { DISK_FAULT_OPS, type DiskFaultOp } from './disk.js';
 import type { FaultClass, FaultProfile } from './fault-profile.js';
 import type { NodeState } from './node-host.js';
 import { makePartition, type Partition } from './partition.js';
@@ -30,6 +38,14 @@ export interface ClusterControl {
   clog(from: NodeId, to: NodeId, untilUs: number): void;
   unclogAll(): void;
   flipBits(node: NodeId, count: number): number;
+  /** Arms a targeted I/O error on `node`'s disk: its next operation of class `op` fails. */
+  failNext(node: NodeId, op: DiskFaultOp): void;
+  /** Disarms every targeted I/O error not yet hit, on every disk. */
+  disarmAll(): void;
+  /** Calls `fn` once when `node`'s next fsync starts, with its latency (ms). */
+  onNextSync(node: NodeId, fn: (latencyMs: number) => void): void;
+  /** True while `node`'s disk has an fsync in flight. */
+  syncing(node: NodeId): boolean;
   /** Records a simulator event in the trace. */
   emit(event: string, fields: TraceFields): void;
 }
@@ -41,20 +57,51 @@ export interface FaultCounts {
   pauses: number;
   clogs: number;
   bitFlips: number;
+  /** Targeted I/O errors armed. */
+  ioErrors: number;
+  /** Nodes that fail-stopped (hit an I/O error). */
+  failStops: number;
+  powerCuts: number;
 }
+
+/** Fault counts of a run without a nemesis. */
+export const NO_FAULTS: Readonly<FaultCounts> = {
+  partitions: 0,
+  crashes: 0,
+  pauses: 0,
+  clogs: 0,
+  bitFlips: 0,
+  ioErrors: 0,
+  failStops: 0,
+  powerCuts: 0,
+};
 
 /** Chance that a clog injection is a swizzle of several nodes rather than one link. */
 const SWIZZLE_PROBABILITY = 0.3;
 /** Largest number of bits flipped by one injection. */
 const FLIP_BITS_MAX = 4;
+/** Mean downtime of a fail-stopped node when the run has no crash class, µs. */
+const FAIL_STOP_DOWNTIME_MEAN_US = 1_000_000;
+/** Chance that a power cut takes every node rather than a bare majority. */
+const POWER_CUT_ALL_PROBABILITY = 0.5;
+/**
+ * Chance that a power cut is aimed: it waits until a majority of the nodes it takes have an fsync
+ * in flight at once and strikes then, the instant at which a crash loses the most.
+ */
+const POWER_CUT_AIMED_PROBABILITY = 0.5;
+/** An aimed power cut that found no such instant within this long strikes anyway, µs. */
+const POWER_CUT_AIM_US_MAX = 2_000_000;
 
 /** Injects faults; see the module comment. */
 export class Nemesis {
-  readonly counts: FaultCounts = { partitions: 0, crashes: 0, pauses: 0, clogs: 0, bitFlips: 0 };
+  readonly counts: FaultCounts = { ...NO_FAULTS };
   /** Nodes whose disks may receive bit flips (a minority). */
   readonly corruptible: readonly NodeId[];
   private active = false;
   private partitioned = false;
+  /** Draws of the classes added after the first ones (own streams: older classes keep theirs). */
+  private readonly diskPrng: Prng;
+  private readonly powerPrng: Prng;
 
   constructor(
     private readonly scheduler: Scheduler,
@@ -62,6 +109,8 @@ export class Nemesis {
     private readonly profile: FaultProfile,
     private readonly cluster: ClusterControl,
   ) {
+    this.diskPrng = prng.fork('disk-faults');
+    this.powerPrng = prng.fork('power-cuts');
     const shuffled = prng.fork('corruptible').shuffle([...cluster.nodes]);
     this.corruptible = shuffled.slice(0, profile.corruptibleNodes).sort((a, b) => a - b);
     assert(
@@ -89,11 +138,32 @@ export class Nemesis {
     this.every(p.bitFlip, 'bitflip', () => {
       this.flip();
     });
+    this.every(p.ioError, 'ioerror', () => {
+      this.ioError();
+    });
+    this.every(p.powerCut, 'powercut', (c) => {
+      this.powerCut(c);
+    });
+  }
+
+  /**
+   * A node crashed on its own (it fail-stopped on an I/O error): during the fault phase it is
+   * restarted after a drawn downtime, like a crash the nemesis injected.
+   */
+  crashed(node: NodeId): void {
+    this.counts.failStops++;
+    if (!this.active) return;
+    const inc = this.cluster.incarnation(node);
+    const mean = this.profile.crash?.meanDurationUs ?? FAIL_STOP_DOWNTIME_MEAN_US;
+    this.later(Math.max(1, Math.round(this.diskPrng.exponential(mean))), () => {
+      if (this.cluster.state(node) === 'down' && this.cluster.incarnation(node) === inc) this.cluster.restart(node);
+    });
   }
 
   /** Ends the fault phase: heals, unclogs, resumes and restarts everything. */
   stop(): void {
     this.active = false;
+    this.cluster.disarmAll();
     if (this.partitioned) this.heal();
     this.cluster.unclogAll();
     for (const n of this.cluster.nodes) {
@@ -211,6 +281,66 @@ export class Nemesis {
     this.cluster.emit('swizzle', {
       nodes: [...subset].sort((a, b) => a - b).join(','),
       ms: Math.round((2 * spanUs) / 1000),
+    });
+  }
+
+  private ioError(): void {
+    const node = this.diskPrng.pick(this.cluster.nodes);
+    const op = this.diskPrng.pick(DISK_FAULT_OPS);
+    this.counts.ioErrors++;
+    this.cluster.failNext(node, op);
+    this.cluster.emit('ioerror', { node, op });
+  }
+
+  /** Crashes a majority (or every node) at once; they come back together after one downtime. */
+  private powerCut(cls: FaultClass): void {
+    const all = this.cluster.nodes;
+    const size = this.powerPrng.chance(POWER_CUT_ALL_PROBABILITY) ? all.length : Math.floor(all.length / 2) + 1;
+    const cut = this.powerPrng
+      .shuffle([...all])
+      .slice(0, size)
+      .sort((a, b) => a - b);
+    const downtime = Math.max(1, Math.round(this.powerPrng.exponential(cls.meanDurationUs)));
+    if (this.powerPrng.chance(POWER_CUT_AIMED_PROBABILITY)) this.aimPowerCut(cut, downtime);
+    else this.cutPower(cut, downtime);
+  }
+
+  /**
+   * Watches the next fsync of every node in `cut`; when one starts and a majority of `cut` then
+   * has an fsync in flight, strikes (1 µs later: never from inside a disk's scheduling). Strikes
+   * anyway after `POWER_CUT_AIM_US_MAX`.
+   */
+  private aimPowerCut(cut: readonly NodeId[], downtime: number): void {
+    const aim = { done: false };
+    const strike = (): void => {
+      if (aim.done) return;
+      aim.done = true;
+      this.cutPower(cut, downtime);
+    };
+    const watch = (node: NodeId): void => {
+      this.cluster.onNextSync(node, () => {
+        if (aim.done) return;
+        const syncing = cut.filter((n) => this.cluster.syncing(n)).length;
+        if (syncing * 2 > cut.length) this.later(1, strike);
+        else watch(node);
+      });
+    };
+    for (const node of cut) watch(node);
+    this.later(POWER_CUT_AIM_US_MAX, strike);
+  }
+
+  private cutPower(cut: readonly NodeId[], downtime: number): void {
+    this.counts.powerCuts++;
+    this.cluster.emit('powercut', { nodes: cut.join(','), ms: Math.round(downtime / 1000) });
+    const crashed: [NodeId, number][] = [];
+    for (const node of cut) {
+      if (this.cluster.state(node) === 'down') continue;
+      this.cluster.crash(node);
+      crashed.push([node, this.cluster.incarnation(node)]);
+    }
+    this.later(downtime, () => {
+      for (const [node, inc] of crashed)
+        if (this.cluster.state(node) === 'down' && this.cluster.incarnation(node) === inc) this.cluster.restart(node);
     });
   }
 

@@ -8,6 +8,10 @@
  * - pause (SIGSTOP): callbacks are held in arrival order and released on resume;
  * - nothing is re-entrant: the scheduler calls one callback at a time.
  *
+ * Fail-stop (`NodeEnv.failStop`, a storage fault): the incarnation crashes exactly as a process
+ * crash does (the disk's `crash()`, the gate closed), through `onFailStop` when the simulator set
+ * one (so the crash is traced and the nemesis may restart the node later).
+ *
  * Clock drift: each machine has a rate (e.g. 0.95-1.05) and an arbitrary offset. Its
  * `clock.nowMs()` advances at that rate and its timers' delays are scaled to match, so a node
  * whose clock runs fast fires its timers early in true time, as on real hardware.
@@ -20,6 +24,7 @@ import type { Disk } from '../storage/disk.js';
 import type { BlockStore } from '../storage/block-store.js';
 import type { ProcessRunner } from '../runtime/process-runner.js';
 import type { SimAgent } from './process-runner.js';
+import type { DiskFaultOp } from './disk.js';
 import type { Transport } from '../transport/transport.js';
 import { SIM_PAUSE_HELD_MAX } from '../constants.js';
 import { msToUs, type Scheduler } from './scheduler.js';
@@ -32,6 +37,14 @@ export interface SimulatedDisk extends Disk {
   crash(): void;
   /** Corrupts `count` random bits of durable data; returns the number of flips done. */
   flipBits(count: number): number;
+  /** Arms a targeted I/O error: the next operation of class `op` fails (see `SimDisk.failNext`). */
+  failNext(op: DiskFaultOp): void;
+  /** Disarms every targeted I/O error and sync watch not yet hit. */
+  disarm(): void;
+  /** Calls `fn` once when the next fsync starts, with its latency (see `SimDisk.onNextSync`). */
+  onNextSync(fn: (latencyMs: number) => void): void;
+  /** True while an fsync is in flight. */
+  readonly syncing: boolean;
 }
 
 /** The simulated block store API the simulator relies on (implemented by `SimBlockStore`). */
@@ -64,6 +77,7 @@ export interface SimDiskSetup {
   syncLatencyMs?: [number, number];
   tornWriteProbability?: number;
   keepUnsyncedProbability?: number;
+  syncStallProbability?: number;
 }
 
 /** Builds a machine's disk (the real `SimDisk` by default; tests may pass another). */
@@ -91,6 +105,11 @@ export class SimNode<M, I> {
   private held: (() => void)[] = [];
   /** Messages dropped because the held queue was full while paused. */
   heldDropped = 0;
+  /**
+   * Called when the live incarnation fail-stops, instead of a bare `crash()`: it must crash this
+   * node (the simulator traces it and tells the nemesis). Set by the simulator.
+   */
+  onFailStop: ((reason: string) => void) | undefined;
 
   constructor(
     readonly id: NodeId,
@@ -151,8 +170,11 @@ export class SimNode<M, I> {
     assert(this.stateValue === 'down', `node ${this.id} must be down to start`);
     this.incarnationValue++;
     this.stateValue = 'running';
-    const env = this.makeEnv(this.incarnationValue);
-    this.instanceValue = this.program.start(env, this.incarnationValue);
+    const incarnation = this.incarnationValue;
+    const env = this.makeEnv(incarnation);
+    const instance = this.program.start(env, incarnation);
+    // A read error while starting fail-stops the incarnation before it even has an instance.
+    if (incarnation === this.incarnationValue && this.state !== 'down') this.instanceValue = instance;
   }
 
   /** Kills the process: instance, timers, held callbacks and in-flight deliveries are dropped. */
@@ -332,6 +354,13 @@ export class SimNode<M, I> {
       prng: this.prng.fork(`incarnation-${incarnation}`),
       trace: (event, fields) => {
         this.traceSink(this.id, event, fields ?? {});
+      },
+      failStop: (reason, error) => {
+        if (incarnation !== this.incarnationValue || this.stateValue === 'down') return;
+        this.traceSink(this.id, 'fail-stop', { reason, message: error.message });
+        if (this.onFailStop === undefined) this.crash();
+        else this.onFailStop(reason);
+        assert(this.state === 'down', `node ${this.id}: onFailStop must crash the node`);
       },
     };
   }

@@ -147,6 +147,7 @@ test('over a batch, the nemesis injects every fault class and shape, and bit fli
     'clog',
     'swizzle',
     'bitflip',
+    'powercut',
     'phase',
     'converged',
   ]) {

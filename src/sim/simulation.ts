@@ -18,7 +18,7 @@ import { Prng } from '../lib/prng.js';
 import type { TraceFields } from '../runtime/env.js';
 import { SIM_NODES_MAX, SIM_VIOLATIONS_MAX } from '../constants.js';
 import { describeProfile, drawFaultProfile, type FaultProfile } from './fault-profile.js';
-import { Nemesis, type ClusterControl, type FaultCounts } from './nemesis.js';
+import { Nemesis, NO_FAULTS, type ClusterControl, type FaultCounts } from './nemesis.js';
 import { SimNetwork, type NetworkStats } from './network.js';
 import { SimNode, type DiskFactory, type SimulatedDisk } from './node-host.js';
 import { SimBlockStore } from './block-store.js';
@@ -88,6 +88,8 @@ interface RunState<M, I> {
   phase: SimPhase;
   run: WorkloadRun<M, I> | undefined;
   nodes: Map<NodeId, SimNode<M, I>>;
+  /** Told about a crash the nemesis did not cause (a fail-stop), so it may restart the node. */
+  onCrashed: ((node: NodeId) => void) | undefined;
 }
 
 /** Runs one seed of `workload`; see the module comment. */
@@ -114,6 +116,7 @@ export function runSimulation<M, I>(workload: Workload<M, I>, options: SimOption
     phase: 'fault',
     run: undefined,
     nodes: new Map(),
+    onCrashed: undefined,
   };
   const ids = Array.from({ length: count }, (_, i) => nodeId(i + 1));
   const drawn = drawFaultProfile(prng.fork('faults'), count, workload.tolerates);
@@ -140,7 +143,11 @@ export function runSimulation<M, I>(workload: Workload<M, I>, options: SimOption
     });
     network = buildCluster(state, run, ids, profile, options.diskFactory);
     const cluster = control(state, network);
-    nemesis = new Nemesis(state.scheduler, prng.fork('nemesis'), profile, cluster);
+    const theNemesis = new Nemesis(state.scheduler, prng.fork('nemesis'), profile, cluster);
+    nemesis = theNemesis;
+    state.onCrashed = (id) => {
+      theNemesis.crashed(id);
+    };
     for (const n of state.nodes.values()) startNode(state, n);
     run.driver.start(driverContext(state, ids, cluster));
     nemesis.start();
@@ -252,11 +259,12 @@ function buildCluster<M, I>(
       syncLatencyMs: profile.disk.syncLatencyMs,
       tornWriteProbability: profile.disk.tornWriteProbability,
       keepUnsyncedProbability: profile.disk.keepUnsyncedProbability,
+      syncStallProbability: profile.disk.syncStallProbability,
     });
     const sink = (n: NodeId, event: string, fields: TraceFields): void => {
       emit(state, n, event, fields);
     };
-    owner.node = new SimNode<M, I>(
+    const node = new SimNode<M, I>(
       id,
       state.scheduler,
       network,
@@ -277,7 +285,13 @@ function buildCluster<M, I>(
         }),
       },
     );
-    state.nodes.set(id, owner.node);
+    owner.node = node;
+    node.onFailStop = (reason) => {
+      emit(state, 'sim', 'crash', { node: id, cause: 'fail-stop', reason });
+      node.crash();
+      state.onCrashed?.(id);
+    };
+    state.nodes.set(id, node);
   }
   return network;
 }
@@ -326,6 +340,16 @@ function control<M, I>(state: RunState<M, I>, network: SimNetwork<M>): ClusterCo
       const flipped = nodeOf(state, id).disk.flipBits(count);
       emit(state, 'sim', 'bitflip', { node: id, bits: flipped });
       return flipped;
+    },
+    onNextSync: (id, fn) => {
+      nodeOf(state, id).disk.onNextSync(fn);
+    },
+    syncing: (id) => nodeOf(state, id).disk.syncing,
+    failNext: (id, op) => {
+      nodeOf(state, id).disk.failNext(op);
+    },
+    disarmAll: () => {
+      for (const n of state.nodes.values()) n.disk.disarm();
     },
     emit: (event, fields) => {
       emit(state, 'sim', event, fields);
@@ -421,7 +445,7 @@ function summarize<M, I>(state: RunState<M, I>, s: SummaryInput<M, I>): SimResul
     events: state.scheduler.eventsRun,
     traceLines: state.recorder.lineCount,
     eventCounts: state.recorder.eventCounts(),
-    faults: s.nemesis?.counts ?? { partitions: 0, crashes: 0, pauses: 0, clogs: 0, bitFlips: 0 },
+    faults: s.nemesis?.counts ?? NO_FAULTS,
     network: s.network?.stats ?? { sent: 0, delivered: 0, lost: 0, cut: 0, reset: 0, duplicated: 0, refused: 0 },
     workloadStats: state.run?.stats() ?? [],
     profile: describeProfile(s.profile),

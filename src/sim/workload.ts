@@ -96,6 +96,11 @@ export interface Liveness {
 export interface FaultTolerance {
   /** Bit flips in durable data, on a minority of nodes. */
   readonly diskCorruption: boolean;
+  /**
+   * Disk I/O errors (write, fsync, read) on any node: the node must fail-stop
+   * (`NodeEnv.failStop`) and survive as a crash.
+   */
+  readonly ioErrors: boolean;
 }
 
 /** Everything a workload gets to build one run. */

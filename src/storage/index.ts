@@ -15,7 +15,14 @@ export { MemoryBlockStore, type MemoryBlockStoreOptions } from './memory-block-s
 export { SparseBytes } from './sparse-bytes.js';
 export { OpSequencer, type OpStart } from './op-sequencer.js';
 export { ByteFile } from './byte-file.js';
-export { StorageError, WalCorruptionError, CorruptFileError, type StorageErrorCode } from './storage-error.js';
+export {
+  StorageError,
+  WalCorruptionError,
+  CorruptFileError,
+  describeStorageFailure,
+  type StorageErrorCode,
+  type StorageFailureSite,
+} from './storage-error.js';
 export {
   type WalRecord,
   type SegmentScan,

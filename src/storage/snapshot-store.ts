@@ -149,7 +149,10 @@ export class SnapshotStore {
       if (failed) return;
       failed = true;
       done(
-        new StorageError('SNAPSHOT_FAILED', `removing old snapshot files failed (${error.message})`, { cause: error }),
+        new StorageError('SNAPSHOT_FAILED', `removing old snapshot files failed (${error.message})`, {
+          cause: error,
+          operation: 'removal of old snapshot files',
+        }),
       );
     };
     const syncDone = (error: Error | null): void => {
@@ -309,7 +312,11 @@ export class SnapshotWriter {
       done(
         error === null
           ? null
-          : new StorageError('SNAPSHOT_FAILED', `removing ${this.tmp} failed (${error.message})`, { cause: error }),
+          : new StorageError('SNAPSHOT_FAILED', `removing ${this.tmp} failed (${error.message})`, {
+              cause: error,
+              file: this.tmp,
+              operation: `removal of ${this.tmp}`,
+            }),
       );
     });
   }
@@ -332,7 +339,7 @@ export class SnapshotWriter {
       const failure = new StorageError(
         'SNAPSHOT_FAILED',
         `snapshot ${this.file}: ${what} failed (${error.message}); the partial snapshot is discarded`,
-        { cause: error },
+        { cause: error, file: this.tmp, operation: `${what} of ${this.tmp}` },
       );
       this.state = failure;
       done(failure);

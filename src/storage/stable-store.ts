@@ -125,9 +125,7 @@ export class StableStore {
         const failure = new StorageError(
           'STABLE_FAILED',
           `saving ${this.file} failed (${error.message}); the node must stop: its term and vote may not be durable`,
-          {
-            cause: error,
-          },
+          { cause: error, file: this.file, operation: `saving ${this.file}` },
         );
         this.inFlight = failure;
         const waiting = [...dones, ...(this.next?.dones ?? [])];

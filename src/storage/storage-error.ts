@@ -26,18 +26,44 @@ export type StorageErrorCode =
   | 'SNAPSHOT_TOO_LARGE'
   /** Writing a snapshot failed; the partial snapshot is discarded. */
   | 'SNAPSHOT_FAILED'
+  /** Reading a file at start failed with an I/O error (the node fail-stops). */
+  | 'READ_FAILED'
   /** Too many callers are waiting on one storage operation. */
   | 'STORAGE_BACKPRESSURE';
+
+/** Where a storage I/O failure happened: for the fail-stop line (`describeStorageFailure`). */
+export interface StorageFailureSite {
+  /** The file the failed operation named (a WAL segment, the stable-state file, a snapshot). */
+  readonly file?: string;
+  /** The operation that failed, naming the file, e.g. `fsync of 0000000000000001.wal`. */
+  readonly operation?: string;
+}
 
 /** Base class of every storage operating error. */
 export class StorageError extends CohortError {
   override readonly name: string = 'StorageError';
   declare readonly code: StorageErrorCode;
+  /** The file involved, when the error comes from an I/O operation on one; else null. */
+  readonly file: string | null;
+  /** The failed operation (naming the file), when the error comes from one; else null. */
+  readonly operation: string | null;
 
-  // eslint-disable-next-line @typescript-eslint/no-useless-constructor -- narrows `code` to the storage codes
-  constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
+  constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown } & StorageFailureSite) {
+    super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.file = options?.file ?? null;
+    this.operation = options?.operation ?? null;
   }
+}
+
+/**
+ * One line for an operator about a fatal storage error: the failed operation with its file and
+ * the underlying error (`fsync of 0000000000000001.wal failed: EIO: i/o error`), or the error's
+ * own message when it has no operation.
+ */
+export function describeStorageFailure(error: StorageError): string {
+  const cause = error.cause instanceof Error ? error.cause.message : null;
+  if (error.operation === null || cause === null) return `${error.code}: ${error.message}`;
+  return `${error.operation} failed: ${cause}`;
 }
 
 /**
@@ -71,7 +97,7 @@ export class CorruptFileError extends StorageError {
   constructor(
     code: 'STABLE_CORRUPT' | 'SNAPSHOT_CORRUPT',
     /** The damaged file. */
-    readonly file: string,
+    override readonly file: string,
     detail: string,
     advice: string,
   ) {

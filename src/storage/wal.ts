@@ -306,11 +306,11 @@ export class Wal {
   }
 
   /** Runs `fn` if the WAL is still live when a disk completion arrives, or fails the WAL on error. */
-  private step(what: string, fn: () => void): (error: Error | null) => void {
+  private step(what: string, file: string | null, fn: () => void): (error: Error | null) => void {
     return (error) => {
       if (this.closed || this.failure !== null) return;
       if (error !== null) {
-        this.fail(what, error);
+        this.fail(what, file, error);
         return;
       }
       fn();
@@ -321,9 +321,9 @@ export class Wal {
     const syncAll = (): void => {
       this.disk.sync(
         last.name,
-        this.step(`sync of ${last.name} during recovery`, () => {
+        this.step(`fsync of ${last.name} during recovery`, last.name, () => {
           this.disk.syncDir(
-            this.step('directory sync during recovery', () => {
+            this.step('directory sync during recovery', null, () => {
               this.acknowledge(recoveredThrough);
             }),
           );
@@ -331,7 +331,12 @@ export class Wal {
       );
     };
     if (tornBytes === 0) syncAll();
-    else this.disk.truncate(last.name, last.size, this.step(`truncation of the torn tail of ${last.name}`, syncAll));
+    else
+      this.disk.truncate(
+        last.name,
+        last.size,
+        this.step(`truncation of the torn tail of ${last.name}`, last.name, syncAll),
+      );
   }
 
   private activeSegment(firstSeqIfNew: number, forceNew: boolean): Segment {
@@ -393,20 +398,20 @@ export class Wal {
       segment.name,
       segment.size,
       buffer,
-      this.step(`write of ${buffer.length} bytes to ${segment.name}`, () => {
+      this.step(`write of ${buffer.length} bytes to ${segment.name}`, segment.name, () => {
         segment.size += buffer.length;
         segment.headerWritten = true;
         this.stats.bytesWritten += buffer.length;
         this.stats.syncs++;
         this.disk.sync(
           segment.name,
-          this.step(`fsync of ${segment.name}`, () => {
+          this.step(`fsync of ${segment.name}`, segment.name, () => {
             if (!segment.needsDirSync) {
               this.complete(count, lastSeq);
               return;
             }
             this.disk.syncDir(
-              this.step(`directory sync after creating ${segment.name}`, () => {
+              this.step(`directory sync after creating ${segment.name}`, segment.name, () => {
                 segment.needsDirSync = false;
                 this.complete(count, lastSeq);
               }),
@@ -458,13 +463,11 @@ export class Wal {
     this.options.onDurable?.(throughSeq);
   }
 
-  private fail(what: string, cause: Error): void {
+  private fail(what: string, file: string | null, cause: Error): void {
     this.failure = new StorageError(
       'WAL_FAILED',
       `WAL ${what} failed (${cause.message}); the WAL acknowledges nothing more: restart the node to recover from disk`,
-      {
-        cause,
-      },
+      { cause, operation: what, ...(file === null ? {} : { file }) },
     );
     const waiters = this.waiters.splice(0);
     const removals = this.removals.splice(0);
@@ -488,13 +491,13 @@ export class Wal {
     };
     if (next.name === '') {
       // A no-op truncateBefore still answers asynchronously, after earlier removals.
-      this.disk.syncDir(this.step('directory sync', finish));
+      this.disk.syncDir(this.step('directory sync', null, finish));
       return;
     }
     this.disk.remove(
       next.name,
-      this.step(`removal of ${next.name}`, () => {
-        this.disk.syncDir(this.step(`directory sync after removing ${next.name}`, finish));
+      this.step(`removal of ${next.name}`, next.name, () => {
+        this.disk.syncDir(this.step(`directory sync after removing ${next.name}`, next.name, finish));
       }),
     );
   }

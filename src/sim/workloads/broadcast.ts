@@ -112,7 +112,7 @@ export const broadcastWorkload: Workload<BroadcastMessage, BroadcastNode> = {
   name: 'broadcast',
   description: 'reliable broadcast with persistence (the proving workload until the cluster log lands)',
   canaries: BROADCAST_CANARIES,
-  tolerates: { diskCorruption: true },
+  tolerates: { diskCorruption: true, ioErrors: false },
   nodeCount: (prng) => prng.pick([3, 3, 4, 5, 5]),
   faultPhaseMs: FAULT_PHASE_MS,
   create,

@@ -39,6 +39,7 @@ import { CHANNEL_ROUTER } from '../../runtime/peer-channels.js';
 import { FORWARD_ID_MAX } from '../../runtime/router-message.js';
 import { RaftNodeError } from '../../runtime/raft-node.js';
 import { RecoveryError } from '../../runtime/raft-persistence.js';
+import { StorageError } from '../../storage/index.js';
 import { CLUSTER_EVENT, formatMembers } from '../checkers/cluster-events.js';
 import { formatGroupMembers, GROUP_EVENT } from '../checkers/cluster-group-events.js';
 
@@ -55,18 +56,39 @@ export interface ClusterProgramSetup {
   readonly snapshotEntries: number;
   /** The planted bug (simulation only), passed to every node's options. */
   readonly canary: ClusterCanary | undefined;
+  /** `lease-overstay` canary: a lapsed lease is still reported valid this long (ms), else 0. */
+  readonly leaseOverstayMs?: number;
 }
 
 /** One incarnation of a simulated cluster node, as the driver sees it. */
 export class ClusterSimNode {
   private releaseId = FORWARD_ID_MAX;
+  /** Node clock time this incarnation last reported a valid lease (for the `lease-overstay` canary). */
+  private leaseSeenMs: number | null = null;
 
   constructor(
     readonly id: NodeId,
     /** null when the node refused to start from its disk. */
     readonly node: CohortNode | null,
     private readonly env: NodeEnv<ChannelMessage>,
+    /** `lease-overstay` canary: a lapsed lease is still reported valid this long (ms), else 0. */
+    private readonly leaseOverstayMs = 0,
   ) {}
+
+  /**
+   * Whether this node reports a valid leader lease now (`CohortNode.status().leaseValid`), or
+   * null when it refused to start. For the lease checker.
+   */
+  leaseValid(): boolean | null {
+    const s = this.status();
+    if (s === null) return null;
+    const now = this.env.clock.nowMs();
+    if (s.leaseValid) {
+      this.leaseSeenMs = now;
+      return true;
+    }
+    return this.leaseSeenMs !== null && now - this.leaseSeenMs < this.leaseOverstayMs;
+  }
 
   /** Whether the node runs (false when it refused to start). */
   get usable(): boolean {
@@ -223,6 +245,8 @@ export function startClusterNode(env: NodeEnv<ChannelMessage>, setup: ClusterPro
   try {
     node = createClusterNode(env, options);
   } catch (e) {
+    // A read error at start fail-stopped the incarnation: the simulator already crashed it.
+    if (e instanceof StorageError && e.code === 'READ_FAILED') return new ClusterSimNode(env.nodeId, null, env);
     if (!(e instanceof RecoveryError)) throw e;
     env.trace(CLUSTER_EVENT.startRefused, { code: e.code, reason: e.message });
     return new ClusterSimNode(env.nodeId, null, env);
@@ -231,5 +255,5 @@ export function startClusterNode(env: NodeEnv<ChannelMessage>, setup: ClusterPro
   node.start((error) => {
     if (error !== null) env.trace(CLUSTER_EVENT.startRefused, { code: error.name, reason: error.message });
   });
-  return new ClusterSimNode(env.nodeId, node, env);
+  return new ClusterSimNode(env.nodeId, node, env, setup.leaseOverstayMs ?? 0);
 }

@@ -24,8 +24,9 @@ import {
   type RaftRole,
 } from '../../log/index.js';
 import type { NodeEnv, TraceFields } from '../../runtime/env.js';
-import { RaftNode, RaftNodeError } from '../../runtime/raft-node.js';
+import { RaftNode, RaftNodeError, type RaftShellCanary } from '../../runtime/raft-node.js';
 import { RecoveryError } from '../../runtime/raft-persistence.js';
+import { StorageError } from '../../storage/index.js';
 import type { Transport } from '../../transport/transport.js';
 import { encodeEntries, encodeVoters, entryDigest, NO_STATE_HASH, RAFT_EVENT } from '../checkers/raft-events.js';
 
@@ -90,6 +91,9 @@ const textDecoder = new TextDecoder();
 
 /** One incarnation of a simulated node, as the driver sees it. */
 export class RaftSimNode {
+  /** Node clock time this incarnation last reported a valid lease (for the `lease-overstay` canary). */
+  private leaseSeenMs: number | null = null;
+
   constructor(
     readonly id: NodeId,
     private readonly raft: RaftNode<KvCommand, KvOutput> | null,
@@ -97,7 +101,23 @@ export class RaftSimNode {
     private readonly env: NodeEnv<RaftMessage>,
     private readonly timing: RaftTiming,
     private readonly metrics: RaftMetrics,
+    /** `lease-overstay` canary: a lapsed lease is still reported valid this long (ms), else 0. */
+    private readonly leaseOverstayMs = 0,
   ) {}
+
+  /**
+   * Whether this node reports a valid leader lease now (`RaftNode.status().leaseValid`), or null
+   * when it refused to start. For the lease checker.
+   */
+  leaseValid(): boolean | null {
+    if (this.raft === null) return null;
+    const now = this.env.clock.nowMs();
+    if (this.raft.leaseValid()) {
+      this.leaseSeenMs = now;
+      return true;
+    }
+    return this.leaseSeenMs !== null && now - this.leaseSeenMs < this.leaseOverstayMs;
+  }
 
   private refused(): RaftNodeError {
     return new RaftNodeError('STOPPED', `node ${this.id} refused to start (its disk is unusable)`);
@@ -155,6 +175,10 @@ export interface RaftProgramSetup {
   /** The configuration a node starts with on an empty disk (empty for spare nodes). */
   bootstrap(node: NodeId): ConfState;
   readonly canary: RaftCanary | undefined;
+  /** A planted bug of the shell (`RaftNodeOptions.canary`), or undefined. */
+  readonly shellCanary: RaftShellCanary | undefined;
+  /** `lease-overstay` canary: a lapsed lease is still reported valid this long (ms), else 0. */
+  readonly leaseOverstayMs: number;
   readonly metrics: RaftMetrics;
 }
 
@@ -219,6 +243,7 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
       snapshotEntries: t.snapshotEntries,
       snapshotCatchUpEntries: t.snapshotCatchUpEntries,
       requestTimeoutTicks: t.requestTimeoutTicks,
+      ...(setup.shellCanary === undefined ? {} : { canary: setup.shellCanary }),
       observer: {
         onPersist: (entries) => {
           const first = entries[0];
@@ -243,6 +268,9 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
       },
     });
   } catch (e) {
+    // A read error at start fail-stopped the incarnation: the simulator already crashed it.
+    if (e instanceof StorageError && e.code === 'READ_FAILED')
+      return new RaftSimNode(env.nodeId, null, kv, env, t, metrics);
     if (!(e instanceof RecoveryError)) throw e;
     metrics.refusedStarts++;
     env.trace(RAFT_EVENT.startRefused, { code: e.code, reason: e.message });
@@ -252,7 +280,7 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
   if (raft.lacksData()) role.witness = true;
   traceRecovered(env, raft, hashOf());
   raft.start();
-  return new RaftSimNode(env.nodeId, raft, kv, env, t, metrics);
+  return new RaftSimNode(env.nodeId, raft, kv, env, t, metrics, setup.leaseOverstayMs);
 }
 
 /** Reports the log and state a node recovered, so checkers follow its log across restarts. */

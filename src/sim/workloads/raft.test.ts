@@ -2,7 +2,8 @@
 // same seed gives the same trace hash (ten seeds, each run twice, with a short fault phase); the
 // workload actually exercises elections, commits, snapshots and configuration changes over a few
 // seeds; each of the five planted Raft bugs (RAFT_CANARIES) is caught within a stated number
-// of seeds; and the seeds that found real bugs with a 20-second fault phase (which the regression
+// of seeds, and so are the shell's ack-before-fsync (by a safety finding after power cuts) and
+// lease-overstay (by the lease checker); and the seeds that found real bugs with a 20-second fault phase (which the regression
 // file, always run with the full phase, cannot express) stay clean. The full CI batch of random
 // seeds lives in raft-seeds.test.ts.
 import { test } from 'node:test';
@@ -59,6 +60,27 @@ test('the workload exercises elections, commits, snapshots and configuration cha
     assert.ok((totals.get(name) ?? 0) > 0, `no ${name} over 12 seeds: the workload proves nothing about it`);
   }
 });
+
+/**
+ * Seeds (full fault phase) within which each planted bug outside the core must be caught by the
+ * named checker: `ack-before-fsync` (the shell acknowledges before its fsync) by a Raft safety
+ * or linearizability finding after a power cut, `lease-overstay` by the lease checker.
+ */
+const SHELL_CANARY_SEED_BUDGET = 30;
+const SHELL_CANARIES: readonly (readonly [string, readonly string[]])[] = [
+  ['ack-before-fsync', ['raft-safety', 'linearizability']],
+  ['lease-overstay', ['lease']],
+];
+
+for (const [canary, checkers] of SHELL_CANARIES) {
+  test(`canary ${canary} is caught by ${checkers.join(' or ')} within ${SHELL_CANARY_SEED_BUDGET} seeds`, () => {
+    for (let seed = 1; seed <= SHELL_CANARY_SEED_BUDGET; seed++) {
+      const r = run(seed, canary, raftWorkload.faultPhaseMs);
+      if (r.violations.some((v) => checkers.includes(v.checker))) return;
+    }
+    assert.fail(`canary ${canary} survived ${SHELL_CANARY_SEED_BUDGET} seeds: ${checkers.join(', ')} do not bite`);
+  });
+}
 
 for (const canary of RAFT_CANARIES) {
   test(`canary ${canary} is caught within ${CANARY_SEED_BUDGET} seeds`, () => {

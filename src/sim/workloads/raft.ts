@@ -35,6 +35,8 @@ import { RaftHistoryChecker } from '../checkers/raft-history.js';
 import { RaftLiveness } from '../checkers/raft-liveness.js';
 import { parseConfig } from '../checkers/raft-events.js';
 import { RaftDriver } from './raft-driver.js';
+import { LeaseChecker, LeaseSampler } from '../checkers/lease-checker.js';
+import { RAFT_SHELL_CANARIES, type RaftShellCanary } from '../../runtime/raft-node.js';
 import { RaftMetrics, startRaftNode, type RaftSimNode, type RaftTiming } from './raft-program.js';
 
 /** Virtual length of the fault phase: two simulated minutes. */
@@ -72,11 +74,34 @@ interface Shape {
   readonly witness: NodeId | undefined;
 }
 
-function asCanary(name: string | undefined): RaftCanary | undefined {
-  if (name === undefined) return undefined;
-  const found = RAFT_CANARIES.find((c) => c === name);
-  assert(found !== undefined, `unknown raft canary ${name}`);
-  return found;
+/**
+ * A lapsed lease reported valid this long by the `lease-overstay` canary: two maximal election
+ * timeouts, long enough for a successor to be elected and take its own lease meanwhile.
+ */
+const LEASE_OVERSTAY_MS = 4 * ELECTION_TICKS * TICK_MS;
+/** How often the lease sampler asks every node for its lease, ms of true virtual time. */
+export const LEASE_SAMPLE_MS = 10;
+
+/**
+ * The workload's planted bugs: the core's (`RAFT_CANARIES`), the shell's (`RAFT_SHELL_CANARIES`:
+ * `ack-before-fsync`), and `lease-overstay` (a node reports its lease valid for
+ * `LEASE_OVERSTAY_MS` after it lapsed: the lease checker must catch it).
+ */
+export const RAFT_WORKLOAD_CANARIES: readonly string[] = [...RAFT_CANARIES, ...RAFT_SHELL_CANARIES, 'lease-overstay'];
+
+interface Canaries {
+  readonly core: RaftCanary | undefined;
+  readonly shell: RaftShellCanary | undefined;
+  readonly leaseOverstay: boolean;
+}
+
+function asCanaries(name: string | undefined): Canaries {
+  assert(name === undefined || RAFT_WORKLOAD_CANARIES.includes(name), `unknown raft canary ${name ?? ''}`);
+  return {
+    core: RAFT_CANARIES.find((c) => c === name),
+    shell: RAFT_SHELL_CANARIES.find((c) => c === name),
+    leaseOverstay: name === 'lease-overstay',
+  };
 }
 
 /**
@@ -154,7 +179,7 @@ class RaftEventCounter implements Checker {
 }
 
 function create(setup: WorkloadSetup): WorkloadRun<RaftMessage, RaftSimNode> {
-  const canary = asCanary(setup.canary);
+  const canaries = asCanaries(setup.canary);
   const prng = setup.prng;
   const shape = drawShape(setup.nodes, prng.fork('shape'), prng.fork('witness'));
   const timing = drawTiming(prng.fork('timing'));
@@ -172,6 +197,10 @@ function create(setup: WorkloadSetup): WorkloadRun<RaftMessage, RaftSimNode> {
     setup.violation('liveness', m);
   });
   const counter = new RaftEventCounter();
+  const leases = new LeaseChecker((m) => {
+    setup.violation('lease', m);
+  });
+  const sampler = new LeaseSampler<RaftSimNode>(LEASE_SAMPLE_MS, (n) => n.leaseValid());
   const d = prng.fork('driver-knobs');
   const votersInitial = shape.bootstrap.voters.length;
   const driver = new RaftDriver(
@@ -189,6 +218,7 @@ function create(setup: WorkloadSetup): WorkloadRun<RaftMessage, RaftSimNode> {
     },
     (ctx: DriverContext<RaftSimNode>) => {
       liveness.attachClock(() => ctx.nowMs());
+      sampler.start(ctx);
     },
   );
   const program = {
@@ -196,7 +226,9 @@ function create(setup: WorkloadSetup): WorkloadRun<RaftMessage, RaftSimNode> {
     start: (env: Parameters<typeof startRaftNode>[0]) =>
       startRaftNode(env, {
         timing,
-        canary,
+        canary: canaries.core,
+        shellCanary: canaries.shell,
+        leaseOverstayMs: canaries.leaseOverstay ? LEASE_OVERSTAY_MS : 0,
         metrics,
         bootstrap: (id) => (shape.members.includes(id) ? shape.bootstrap : EMPTY_CONF),
       }),
@@ -204,7 +236,7 @@ function create(setup: WorkloadSetup): WorkloadRun<RaftMessage, RaftSimNode> {
   return {
     program,
     driver,
-    checkers: [safety, history, liveness, counter],
+    checkers: [safety, history, liveness, counter, leases],
     liveness,
     stats: () => {
       const commits = Math.max(1, metrics.committedIndex);
@@ -240,6 +272,8 @@ function create(setup: WorkloadSetup): WorkloadRun<RaftMessage, RaftSimNode> {
         ['liveness-commit-after-ms', liveness.commitAfterMs ?? -1],
         ['liveness-excused', liveness.excused ? 1 : 0],
         ['safety-checks', safety.checks],
+        ['lease-checks', leases.checks],
+        ['lease-held-samples', leases.held],
       ];
     },
   };
@@ -249,8 +283,8 @@ function create(setup: WorkloadSetup): WorkloadRun<RaftMessage, RaftSimNode> {
 export const raftWorkload: Workload<RaftMessage, RaftSimNode> = {
   name: 'raft',
   description: 'the Raft cluster log with a KV state machine: safety, linearizability and liveness under every fault',
-  canaries: RAFT_CANARIES,
-  tolerates: { diskCorruption: true },
+  canaries: RAFT_WORKLOAD_CANARIES,
+  tolerates: { diskCorruption: true, ioErrors: true },
   nodeCount: (prng) => prng.pick([1, 3, 3, 5, 5, 7]) + (prng.chance(0.35) ? 1 : 0),
   faultPhaseMs: RAFT_FAULT_PHASE_MS,
   create,
