@@ -50,7 +50,7 @@ export function tickElection(s: RaftState): void {
  * witness's copy, or a committed change not applied yet: then deferred).
  */
 export function startCampaign(s: RaftState, kind: VoteKind): void {
-  if (s.abstain) {
+  if (s.repairing) {
     s.traceEvent('campaign-ignored-repairing');
     return;
   }
@@ -58,7 +58,7 @@ export function startCampaign(s: RaftState, kind: VoteKind): void {
     s.traceEvent(isWitness(s.config, s.id) ? 'campaign-ignored-witness' : 'campaign-ignored-not-voter');
     return;
   }
-  if (s.holdsWitnessCopy()) {
+  if (s.holdsMetadataOnly()) {
     s.traceEvent('campaign-ignored-witness-copy');
     return;
   }
@@ -257,7 +257,7 @@ export function handleVoteRequest(s: RaftState, m: MsgVote): void {
     (s.vote === null && s.lead === null) ||
     (m.type === 'MsgPreVote' && m.term > s.term) ||
     (s.cfg.canary === 'double-vote' && m.type === 'MsgVote');
-  if (canVote && !s.abstain && s.log.isUpToDate(m.index, m.logTerm)) {
+  if (canVote && !s.repairing && s.log.isUpToDate(m.index, m.logTerm)) {
     s.send({ type: respType, from: s.id, to: m.from, term: m.term, reject: false });
     if (m.type === 'MsgVote') {
       s.electionElapsed = 0;

@@ -92,9 +92,9 @@ export interface RaftConfig {
    * Repair mode: the node lost log entries it may have acknowledged (a corrupt WAL), so it must
    * neither vote nor campaign until it has caught up from a leader that committed an entry of
    * its own term (that leader holds every committed entry, and so does this node once it has
-   * replicated up to that commit). The core leaves the mode by itself; see `RaftCore.abstaining`.
+   * replicated up to that commit). The core leaves the mode by itself; see `RaftCore.repairing`.
    */
-  readonly abstain?: boolean;
+  readonly repairing?: boolean;
   /**
    * Bootstrap through the log (etcd's `Bootstrap`): a fresh node (empty log, term 0) whose storage
    * holds a non-empty initial configuration starts from the empty configuration and appends, as

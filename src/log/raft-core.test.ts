@@ -695,7 +695,7 @@ test('repair mode ends only once the follower holds the leader commit of the cur
     [1, 2].map((i) => ({ type: 'normal' as const, term: term(1), index: logIndex(i), data: new Uint8Array(0) })),
   );
   storage.setHardState({ term: term(1), vote: null, commit: logIndex(0) });
-  const core = new RaftCore({ ...RAFT_CONFIG_DEFAULTS, id: id(2), storage, prng: new Prng(1), abstain: true });
+  const core = new RaftCore({ ...RAFT_CONFIG_DEFAULTS, id: id(2), storage, prng: new Prng(1), repairing: true });
   const hb: RaftMessage = {
     type: 'MsgHeartbeat',
     from: id(1),
@@ -705,7 +705,7 @@ test('repair mode ends only once the follower holds the leader commit of the cur
     round: 1,
   };
   core.step(hb);
-  assert.equal(core.abstaining, true, 'a heartbeat commit is capped at what the leader thinks we hold: no proof');
+  assert.equal(core.repairing, true, 'a heartbeat commit is capped at what the leader thinks we hold: no proof');
   const entries = [3, 4, 5].map((i) => ({
     type: 'normal' as const,
     term: term(1),
@@ -722,7 +722,7 @@ test('repair mode ends only once the follower holds the leader commit of the cur
     entries: [],
     commit: logIndex(5),
   });
-  assert.equal(core.abstaining, true, 'the leader commit (5) is beyond what this node holds (2)');
+  assert.equal(core.repairing, true, 'the leader commit (5) is beyond what this node holds (2)');
   core.step({
     type: 'MsgApp',
     from: id(1),
@@ -733,5 +733,5 @@ test('repair mode ends only once the follower holds the leader commit of the cur
     entries,
     commit: logIndex(5),
   });
-  assert.equal(core.abstaining, false, 'holding the leader commit of the current term ends the repair');
+  assert.equal(core.repairing, false, 'holding the leader commit of the current term ends the repair');
 });

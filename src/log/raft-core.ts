@@ -166,7 +166,7 @@ export class RaftCore {
     if (
       isWitness(this.s.config, this.id) ||
       isWitness(roleConfig(this.s, this.id), this.id) ||
-      this.s.holdsWitnessCopy()
+      this.s.holdsMetadataOnly()
     ) {
       return err(
         new RaftError(
@@ -350,13 +350,13 @@ export class RaftCore {
     return isWitness(this.s.config, this.id) || isWitness(roleConfig(this.s, this.id), this.id);
   }
 
-  /** See `RaftState.holdsWitnessCopy`: this node's log holds entries without their data. */
-  holdsWitnessCopy(): boolean {
-    return this.s.holdsWitnessCopy();
+  /** See `RaftState.holdsMetadataOnly`: this node's log holds entries without their data. */
+  holdsMetadataOnly(): boolean {
+    return this.s.holdsMetadataOnly();
   }
 
   /** True while the node is in repair mode (it neither votes nor campaigns). */
-  get abstaining(): boolean {
-    return this.s.abstain;
+  get repairing(): boolean {
+    return this.s.repairing;
   }
 }

@@ -94,8 +94,8 @@ export class RaftState {
   campaignTransfer = false;
   /** A campaign refused while a committed configuration change was unapplied; retried at `advance`. */
   deferredCampaign: VoteKind | null = null;
-  /** Repair mode (see `RaftConfig.abstain`): no votes granted, no campaigns. */
-  abstain: boolean;
+  /** Repair mode (see `RaftConfig.repairing`): no votes granted, no campaigns. */
+  repairing: boolean;
   /** False once a scan found no witness's copy here; set again when one may have arrived. */
   mayHoldWitnessCopy = true;
   /**
@@ -135,7 +135,7 @@ export class RaftState {
     }
     this.prevHard = init.hardState;
     this.prevSoft = { lead: null, role: 'follower' };
-    this.abstain = config.abstain ?? false;
+    this.repairing = config.repairing ?? false;
   }
 
   /** The volatile state a Ready reports when it changes. */
@@ -176,14 +176,14 @@ export class RaftState {
    * (a former witness must join again with an empty data directory to become a data node; see
    * docs/raft.md, "Witnesses"). The scan runs only when a copy may have arrived.
    */
-  holdsWitnessCopy(): boolean {
+  holdsMetadataOnly(): boolean {
     if (!this.mayHoldWitnessCopy) return false;
-    const noData = (m: SnapshotMetadata): boolean =>
+    const isMetadataOnly = (m: SnapshotMetadata): boolean =>
       m.metadataOnly === true || (m.confState.witnesses ?? []).includes(this.id);
     const pending = this.log.unstableSnapshot();
-    if (pending !== null && noData(pending.metadata)) return true;
+    if (pending !== null && isMetadataOnly(pending.metadata)) return true;
     const snap = this.cfg.storage.snapshot();
-    if (snap.ok && noData(snap.value.metadata)) return true;
+    if (snap.ok && isMetadataOnly(snap.value.metadata)) return true;
     const ents = this.log.entries(this.log.firstIndex(), logIndex(this.log.lastIndex() + 1), Number.MAX_SAFE_INTEGER);
     if (ents.ok && ents.value.some((e) => e.type === 'normal' && e.metadataOnly === true)) return true;
     if (ents.ok) this.mayHoldWitnessCopy = false;

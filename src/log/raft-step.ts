@@ -286,10 +286,10 @@ function stepFollower(s: RaftState, m: RaftMessage): void {
  * commit is capped at what it holds: neither proves the lost entries were recovered).
  */
 function maybeEndRepair(s: RaftState, leaderCommit: LogIndex): void {
-  if (!s.abstain || s.lead === null) return;
+  if (!s.repairing || s.lead === null) return;
   const committed = s.log.committed;
   if (committed === 0 || committed < leaderCommit || s.log.termOrNull(committed) !== s.term) return;
-  s.abstain = false;
+  s.repairing = false;
   s.traceEvent('repair-complete', { committed });
 }
 

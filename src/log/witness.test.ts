@@ -203,7 +203,7 @@ test('a witness refuses reads with NOT_LEADER and the leader as hint; a data fol
 });
 
 test('a former witness made a data voter without wiping its log neither campaigns nor serves reads', () => {
-  // Witness 3 holds data-less copies. It is removed and added back as a data voter: its log
+  // Witness 3 holds metadata-only copies. It is removed and added back as a data voter: its log
   // still lacks the data of those entries, so it must never lead or answer a read from them.
   const h = cluster(3, { quorum: { witnesses: [id(3)] } });
   elect(h, 1);
@@ -220,7 +220,7 @@ test('a former witness made a data voter without wiping its log neither campaign
   for (let i = 0; i < 3; i++) h.tick(id(1));
   h.stabilize();
   assert.match(h.node(3).core.status().config, /voters=\(1,2,3\)/, 'node 3 is a data voter again');
-  assert.ok(h.node(3).core.holdsWitnessCopy(), 'its log still holds the data-less copies');
+  assert.ok(h.node(3).core.holdsMetadataOnly(), 'its log still holds the metadata-only copies');
   h.node(3).core.campaign();
   const seen = stabilizeCollect(h);
   assert.notEqual(h.node(3).core.status().role, 'leader');
@@ -232,5 +232,5 @@ test('a former witness made a data voter without wiping its log neither campaign
   const read = h.node(3).core.readIndex(enc.encode('r'));
   assert.ok(!read.ok && read.error.code === 'NOT_LEADER');
   // A data node that never was a witness holds no such copy.
-  assert.equal(h.node(2).core.holdsWitnessCopy(), false);
+  assert.equal(h.node(2).core.holdsMetadataOnly(), false);
 });

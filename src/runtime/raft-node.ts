@@ -147,7 +147,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
    * a metadata-only entry since. This node's own snapshots then carry the `metadataOnly` mark, so
    * a restart knows it too (even after the node left the configuration that made it a witness).
    */
-  private withoutData: boolean;
+  private metadataOnlyState: boolean;
   private readonly requests: RaftRequests<O>;
   /** WAL sequence number of each entry held, for entries `seqBase`, `seqBase + 1`, ... */
   private entrySeqs: number[];
@@ -173,8 +173,8 @@ export class RaftNode<C extends { readonly type: string }, O> {
     const snap = this.rec.storage.snapshot();
     assert(snap.ok, 'memory storage always holds a snapshot');
     this.snapshotIndex = snap.value.metadata.index;
-    this.withoutData = snap.value.metadata.index > 0 && this.holdsNoData(snap.value.metadata);
-    if (snap.value.metadata.index > 0 && !this.withoutData) {
+    this.metadataOnlyState = snap.value.metadata.index > 0 && this.isMetadataOnly(snap.value.metadata);
+    if (snap.value.metadata.index > 0 && !this.metadataOnlyState) {
       const restored = this.sm.restore(snap.value.data);
       assert(restored.ok, 'a snapshot that passed its checksum restores');
     }
@@ -191,7 +191,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
       storage: this.rec.storage,
       prng: env.prng.fork('raft'),
       applied: this.applied,
-      abstain: this.repairing,
+      repairing: this.repairing,
       trace: (event, fields) => {
         env.trace(`raft-${event}`, fields);
       },
@@ -290,8 +290,8 @@ export class RaftNode<C extends { readonly type: string }, O> {
    * read or compared: it is a witness (in the applied configuration or the latest one in its log),
    * holds a witness's copy of the log, or started from or applied a witness's copy since.
    */
-  lacksData(): boolean {
-    return this.withoutData || this.core.holdsWitnessCopy() || this.core.isWitnessHere();
+  holdsMetadataOnly(): boolean {
+    return this.metadataOnlyState || this.core.holdsMetadataOnly() || this.core.isWitnessHere();
   }
 
   /** The core's status plus shell state. */
@@ -611,8 +611,8 @@ export class RaftNode<C extends { readonly type: string }, O> {
     if (rd.snapshot !== null) {
       const applied = storage.applySnapshot(rd.snapshot);
       assert(applied.ok, 'the core hands out only snapshots newer than the stored one');
-      const metadataOnly = this.holdsNoData(rd.snapshot.metadata);
-      this.withoutData = metadataOnly;
+      const metadataOnly = this.isMetadataOnly(rd.snapshot.metadata);
+      this.metadataOnlyState = metadataOnly;
       if (!metadataOnly) {
         const restored = this.sm.restore(rd.snapshot.data);
         assert(restored.ok, 'a snapshot from the leader restores (it was validated by the leader)');
@@ -639,7 +639,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
     assert(e.index === this.applied + 1, `apply ${e.index} after ${this.applied}: entries apply in order`);
     this.applied = e.index;
     let result: ApplyResult<O> | null = null;
-    if (e.type === 'normal' && e.metadataOnly === true) this.withoutData = true;
+    if (e.type === 'normal' && e.metadataOnly === true) this.metadataOnlyState = true;
     if (e.type === 'normal' && e.data.length > 0) result = this.sm.apply(e.index, e.term, e.data);
     this.opts.observer?.onApply?.(e, result);
     this.requests.applied(e, result);
@@ -650,7 +650,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
    * snapshot of a configuration in which this node is a witness (the snapshot file keeps the
    * mark of a copy received from the leader). A witness applies nothing, so its state machine is never restored from one.
    */
-  private holdsNoData(meta: { readonly metadataOnly?: true; readonly confState: ConfState }): boolean {
+  private isMetadataOnly(meta: { readonly metadataOnly?: true; readonly confState: ConfState }): boolean {
     return meta.metadataOnly === true || (meta.confState.witnesses ?? []).includes(this.env.nodeId);
   }
 
@@ -661,7 +661,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
 
   /** A witness's copy holds no data to read: its reads are refused (checked when they are due). */
   private witnessRefusal(): RaftNodeError | null {
-    if (!this.core.holdsWitnessCopy()) return null;
+    if (!this.core.holdsMetadataOnly()) return null;
     return new RaftNodeError(
       'NOT_LEADER',
       `node ${this.env.nodeId} is a witness (it holds a witness's copy of the log): it has no data to serve reads from; read from the leader or a data node`,
@@ -671,7 +671,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
 
   /** Leaves repair mode once the core says the log is whole again, and records it durably. */
   private checkRepair(): void {
-    if (!this.repairing || this.core.abstaining) return;
+    if (!this.repairing || this.core.repairing) return;
     this.repairing = false;
     this.env.trace('repair-done', { applied: this.applied });
     this.rec.stable.save(
@@ -699,7 +699,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
     const failed = (e: StorageError): void => {
       this.fail(e);
     };
-    writer.write(encodeSnapshotFile(confState, data, this.withoutData), (error) => {
+    writer.write(encodeSnapshotFile(confState, data, this.metadataOnlyState), (error) => {
       if (error !== null) {
         failed(error);
         return;

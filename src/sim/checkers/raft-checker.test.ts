@@ -4,7 +4,7 @@
 // predecessors) for one index and term, a new leader missing an applied entry, two entries or two
 // state hashes applied at one index, an entry applied that the node does not hold; that a clean
 // history (elections, replication with truncation, restart, snapshot install) passes; and that a
-// witness's data-less copies match by term only (and still by predecessor term).
+// witness's metadata-only copies match by term only (and still by predecessor term).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TraceFields } from '../../runtime/env.js';

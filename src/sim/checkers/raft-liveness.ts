@@ -78,7 +78,7 @@ export class RaftLiveness implements Checker, Liveness {
   private nowMs: () => number = () => 0;
   /** Set once the run was accepted without a quorum of healthy voters. */
   excused = false;
-  /** Nodes that persisted a witness's copy of an entry: they never lead (`RaftCore.holdsWitnessCopy`). */
+  /** Nodes that persisted a witness's copy of an entry: they never lead (`RaftCore.holdsMetadataOnly`). */
   private readonly witnessCopies = new Set<NodeId>();
 
   constructor(

@@ -202,7 +202,7 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
   const kv = new KvStateMachine();
   const metrics = setup.metrics;
   const holder: { raft: RaftNode<KvCommand, KvOutput> | null } = { raft: null };
-  // A witness applies nothing: once it is known to be one (it received a data-less copy, or its
+  // A witness applies nothing: once it is known to be one (it received a metadata-only copy, or its
   // configuration says so), it reports no state hash (a member never changes role).
   const role = { witness: (setup.bootstrap(env.nodeId).witnesses ?? []).includes(env.nodeId) };
   const hashOf = (): string => (role.witness ? NO_STATE_HASH : kv.stateHash());
@@ -277,7 +277,7 @@ export function startRaftNode(env: NodeEnv<RaftMessage>, setup: RaftProgramSetup
     return new RaftSimNode(env.nodeId, null, kv, env, t, metrics);
   }
   holder.raft = raft;
-  if (raft.lacksData()) role.witness = true;
+  if (raft.holdsMetadataOnly()) role.witness = true;
   traceRecovered(env, raft, hashOf());
   raft.start();
   return new RaftSimNode(env.nodeId, raft, kv, env, t, metrics, setup.leaseOverstayMs);
