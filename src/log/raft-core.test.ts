@@ -735,3 +735,32 @@ test('repair mode ends only once the follower holds the leader commit of the cur
   });
   assert.equal(core.repairing, false, 'holding the leader commit of the current term ends the repair');
 });
+
+test('a node that bootstrapped through the log and lost its durable commit still commits entry 1 and leads (seed 3094564101)', () => {
+  // A single voter bootstraps: entry 1 (the configuration) is made and committed at once. A crash
+  // (a power cut) keeps the entry in the WAL but loses the hard state that recorded the commit.
+  const confState = { voters: [[id(1), 1]] as const, outgoing: [], learners: [], learnersNext: [], autoLeave: false };
+  const storage = new MemoryRaftStorage(confState);
+  const config: RaftConfig = { ...RAFT_CONFIG_DEFAULTS, id: id(1), storage, prng: new Prng(5), bootstrapEntry: true };
+  const first = new RaftCore(config);
+  const rd = first.ready();
+  assert.deepEqual(
+    rd.entries.map((e) => [e.index, e.term, e.type]),
+    [[1, 1, 'conf']],
+  );
+  storage.append(rd.entries);
+  storage.setHardState({ term: term(1), vote: null, commit: logIndex(0) }); // the commit was lost
+  // Restarted, it must still apply entry 1 (its configuration) and then campaign and lead.
+  const core = new RaftCore(config);
+  assert.equal(core.status().commit, 1, 'the bootstrap entry counts as committed');
+  for (let t = 0; t < 100 && core.status().role !== 'leader'; t++) {
+    core.tick();
+    while (core.hasReady()) {
+      const r = core.ready();
+      storage.append(r.entries);
+      if (r.hardState !== null) storage.setHardState(r.hardState);
+      core.advance(r);
+    }
+  }
+  assert.equal(core.status().role, 'leader', 'a lone voter leads again');
+});

@@ -25,6 +25,7 @@ import { EMPTY_CONFIG, canLead, configFromConfState, type ClusterConfig } from '
 import type { Progress } from './progress.js';
 import { RaftLog } from './raft-log.js';
 import type { RaftConfig } from './raft-config.js';
+import type { RaftStorage } from './raft-storage.js';
 import type { HardState, RaftMessage, SnapshotMetadata } from './raft-message.js';
 import type { RaftRole, ReadState, Ready, SoftState } from './ready.js';
 
@@ -124,11 +125,19 @@ export class RaftState {
     this.cfg = config;
     this.id = config.id;
     const init = config.storage.initialState();
-    this.log = new RaftLog(config.storage, init.hardState.commit);
+    const bootstrapped = config.bootstrapEntry === true && holdsBootstrapEntry(config.storage);
+    // The bootstrap entry is committed by construction (every node makes the same one and commits
+    // it at once), so it counts as committed even when a crash lost the hard state that said so:
+    // without it, a node (or a whole cluster after a power cut) whose durable commit is 0 would
+    // never apply its configuration, and a node that is no voter of its applied one never campaigns.
+    this.log = new RaftLog(
+      config.storage,
+      bootstrapped ? logIndex(Math.max(init.hardState.commit, 1)) : init.hardState.commit,
+    );
     this.term = init.hardState.term;
     this.vote = init.hardState.vote;
     this.config = configFromConfState(init.confState);
-    if (config.bootstrapEntry === true && config.storage.firstIndex() === 1 && config.storage.lastIndex() >= 1) {
+    if (bootstrapped) {
       // Bootstrapped through the log and restarted before any snapshot: entry 1 creates the
       // initial configuration again when it is re-applied, so start from nothing, as the first time.
       this.config = EMPTY_CONFIG;
@@ -218,4 +227,15 @@ export class RaftState {
       node: this.id,
     });
   }
+}
+
+/**
+ * Whether the log still starts with the bootstrap entry (`bootstrapThroughLog`): entry 1, term 1,
+ * a configuration change. Only the bootstrap makes such an entry: a leader's first entry is empty.
+ */
+function holdsBootstrapEntry(storage: RaftStorage): boolean {
+  if (storage.firstIndex() !== 1 || storage.lastIndex() < 1) return false;
+  const first = storage.entries(logIndex(1), logIndex(2), Number.MAX_SAFE_INTEGER);
+  const e = first.ok ? first.value[0] : undefined;
+  return e?.type === 'conf' && e.term === 1;
 }

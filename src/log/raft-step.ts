@@ -13,7 +13,7 @@
  * which clears every per-term field in one place.
  */
 import { assert, assertNever } from '../lib/assert.js';
-import { logIndex, term as toTerm, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
+import { term as toTerm, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
 import { RAFT_READ_INDEX_PENDING_MAX } from '../constants.js';
 import { hasQuorum } from '../quorum/index.js';
 import { jointQuorumConfig } from './cluster-config.js';
@@ -22,7 +22,7 @@ import type { RaftState } from './raft-state.js';
 import { handleVoteRequest, learnCommit, poll, startCampaign, stepHigherTerm, stepLowerTerm } from './election.js';
 import { appendEntry, handleAppend, handleAppendResponse, handleHeartbeat } from './replication.js';
 import { handleSnapshot, retryStaleSnapshots } from './snapshot-transfer.js';
-import { bcastHeartbeat, handleHeartbeatResponse, handleReadIndexRequest } from './read-index.js';
+import { bcastHeartbeat, handleHeartbeatResponse, handleReadIndexRequest, rejectReadIndex } from './read-index.js';
 import { maybeAutoLeave, maybeHandOver } from './conf-change.js';
 import { quorumConfigs, syncProgress } from './quorum-configs.js';
 
@@ -209,15 +209,7 @@ function stepCandidate(s: RaftState, m: RaftMessage): void {
       if ((m.type === 'MsgVoteResp') === (s.role === 'candidate')) poll(s, m.from, !m.reject);
       return;
     case 'MsgReadIndex':
-      s.send({
-        type: 'MsgReadIndexResp',
-        from: s.id,
-        to: m.from,
-        term: s.term,
-        context: m.context,
-        index: logIndex(0),
-        reject: true,
-      });
+      rejectReadIndex(s, m);
       return;
     case 'MsgAppResp':
     case 'MsgHeartbeatResp':
@@ -255,15 +247,7 @@ function stepFollower(s: RaftState, m: RaftMessage): void {
         s.readStates.push({ index: m.index, context: m.context });
       return;
     case 'MsgReadIndex':
-      s.send({
-        type: 'MsgReadIndexResp',
-        from: s.id,
-        to: m.from,
-        term: s.term,
-        context: m.context,
-        index: logIndex(0),
-        reject: true,
-      });
+      rejectReadIndex(s, m);
       return;
     case 'MsgAppResp':
     case 'MsgHeartbeatResp':

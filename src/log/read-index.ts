@@ -120,16 +120,20 @@ export function leaderRead(s: RaftState, from: NodeId, context: Uint8Array): Res
 /** Leader: serves a follower's read request, or rejects it so the follower's reader retries. */
 export function handleReadIndexRequest(s: RaftState, m: MsgReadIndex): void {
   const r = leaderRead(s, m.from, m.context);
-  if (!r.ok)
-    s.send({
-      type: 'MsgReadIndexResp',
-      from: s.id,
-      to: m.from,
-      term: s.term,
-      context: m.context,
-      index: logIndex(0),
-      reject: true,
-    });
+  if (!r.ok) rejectReadIndex(s, m);
+}
+
+/** Refuses a follower's read request (not leading, or no read possible now): its reader retries. */
+export function rejectReadIndex(s: RaftState, m: MsgReadIndex): void {
+  s.send({
+    type: 'MsgReadIndexResp',
+    from: s.id,
+    to: m.from,
+    term: s.term,
+    context: m.context,
+    index: logIndex(0),
+    reject: true,
+  });
 }
 
 function answerRead(s: RaftState, from: NodeId, context: Uint8Array, index: LogIndex): void {
