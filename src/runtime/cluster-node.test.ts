@@ -20,6 +20,7 @@ import { nodePeerCodec, type ChannelMessage } from '../services.js';
 import { CHANNEL_MEMBERSHIP } from '../membership/index.js';
 import { CHANNEL_ROUTER } from './peer-channels.js';
 import { msgpackCodec } from '../transport/message-codec.js';
+import type { AppliedEntry, ClusterView, NodeService } from './node-service.js';
 
 const IDS = [1, 2, 3].map(nodeId);
 const encoder = new TextEncoder();
@@ -553,4 +554,75 @@ test('a running node whose incarnation was failed stops proposing joins (it must
         .find((n) => n.nodeId === 1)?.rejoin === 2,
     5000,
   );
+});
+
+// ------------------------------------------------------------------------------------------------
+// The node-services seam
+
+/** A service that records what the host tells it, in order. */
+class RecordingService implements NodeService {
+  readonly name = 'recorder';
+  readonly calls: string[] = [];
+  private leading = false;
+  attach(): void {
+    this.calls.push('attach');
+  }
+  onStart(): void {
+    this.calls.push('start');
+  }
+  onApplied(a: AppliedEntry): void {
+    this.calls.push(`applied ${a.entry.index}`);
+  }
+  onRestored(index: number): void {
+    this.calls.push(`restored ${index}`);
+  }
+  onView(v: ClusterView): void {
+    this.calls.push(`view ${v.viewId}`);
+  }
+  onRole(role: string): void {
+    this.leading = role === 'leader';
+    this.calls.push(`role ${role}`);
+  }
+  onLeaderTick(): void {
+    if (!this.leading) this.calls.push('leader-tick while not leading');
+  }
+  onStop(): void {
+    this.calls.push('stop');
+  }
+}
+
+test('the host calls every service in the documented order: attach, start, applied entries then their view, roles, stop', () => {
+  const recorders = new Map<NodeId, RecordingService>();
+  const c = new ClusterHarness({
+    extraServiceOf: (id) => {
+      const r = new RecordingService();
+      recorders.set(id, r);
+      return r;
+    },
+  });
+  c.runUntil(() => c.allJoinedAndQuorate([1, 2, 3]), 5000);
+  c.runMs(500);
+  const leader = c.leader().nodeId;
+  const current = c.node(leader).services.membership.view().viewId;
+  c.crash(leader);
+  const r = recorders.get(leader);
+  assert.ok(r !== undefined);
+  const calls = r.calls;
+  assert.deepEqual(calls.slice(0, 2), ['attach', 'start']);
+  assert.equal(calls[calls.length - 1], 'stop');
+  assert.ok(!calls.includes('leader-tick while not leading'), 'leader duties run only while leading');
+  assert.ok(calls.includes('role leader'));
+  // Every view after start follows the applied entry that made it, and view ids only grow.
+  let lastView = -1;
+  calls.forEach((call, i) => {
+    if (!call.startsWith('view ')) return;
+    const prev = calls[i - 1] ?? '';
+    assert.ok(prev.startsWith('applied ') || prev.startsWith('restored ') || prev === 'start', `${call} after ${prev}`);
+    const v = Number(call.slice(5));
+    assert.ok(v > lastView, `views grow: ${v} after ${lastView}`);
+    lastView = v;
+  });
+  assert.equal(lastView, current, 'the service heard of the current view as soon as it was applied');
+  const views = calls.filter((x) => x.startsWith('view ')).length;
+  assert.ok(views >= 2, `views announced: ${views}`);
 });

@@ -243,6 +243,7 @@ export class ClusterNode<S = unknown> {
       this.state = 'running';
       this.router.start();
       for (const s of this.serviceList) s.onStart?.();
+      this.flushView();
       this.env.trace('cluster-node-start', { incarnation: this.incarnation });
       this.scheduleTick(this.env.clock.nowMs());
       onStarted?.(null);

@@ -18,7 +18,8 @@
  * The host's notification order contract (every call synchronous, on the node's one event loop,
  * never re-entrant; services are called in registration order):
  * 1. `attach(ctx)` once, at construction, before anything runs.
- * 2. `onStart()` once, after the Raft shell recovered its state from disk.
+ * 2. `onStart()` once, after the Raft shell recovered its state from disk; then `onView` with the
+ *    view the recovered state holds, if the membership service announced one.
  * 3. For each entry the Raft shell applies: `onApplied(entry)`. Then, if the membership service
  *    announced a new cluster view while applying it, `onView(view)` to every service.
  * 4. After a snapshot from the leader replaced the state: `onRestored(index)`, then `onView`.

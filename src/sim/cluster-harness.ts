@@ -19,11 +19,15 @@ import type { NodeEnv } from '../runtime/env.js';
 import {
   type CohortNode,
   createClusterNode,
+  hostNode,
+  registerServices,
+  type CohortNodeOptions,
   type ClusterCanary,
   type NodeObserver,
   type ClusterTiming,
 } from '../services.js';
 import { nodePeerCodec, type ChannelMessage } from '../services.js';
+import type { NodeService } from '../runtime/node-service.js';
 import { Scheduler, msToUs } from './scheduler.js';
 
 /** The timing the harness uses by default (the daemon's defaults at a 50 ms tick). */
@@ -57,6 +61,8 @@ export interface ClusterHarnessOptions {
   readonly observerOf?: (id: NodeId) => NodeObserver | undefined;
   /** The cluster-wide settings fingerprint each node starts with (default: none, not checked). */
   readonly settingsFingerprintOf?: (id: NodeId) => string | undefined;
+  /** A test-only service each incarnation hosts after the registered ones (it may open no channel). */
+  readonly extraServiceOf?: (id: NodeId) => NodeService | undefined;
 }
 
 /** See the module comment. */
@@ -154,14 +160,21 @@ export class ClusterHarness {
   private start(id: NodeId): void {
     const observer = this.opts.observerOf?.(id);
     const fingerprint = this.opts.settingsFingerprintOf?.(id);
-    const node = createClusterNode(this.env(id), {
+    const options: CohortNodeOptions = {
       ...(fingerprint === undefined ? {} : { settingsFingerprint: fingerprint }),
       timing: this.opts.timing ?? HARNESS_TIMING,
       nodes: this.specs,
       quorum: this.opts.quorum ?? DEFAULT_VOTEQUORUM_OPTIONS,
       ...(observer === undefined ? {} : { observer }),
       ...(this.opts.canary === undefined ? {} : { canary: this.opts.canary }),
-    });
+    };
+    const extra = this.opts.extraServiceOf?.(id);
+    let node: CohortNode;
+    if (extra === undefined) node = createClusterNode(this.env(id), options);
+    else {
+      const registered = registerServices(id, options);
+      node = hostNode(this.env(id), options, { ...registered, serviceList: [...registered.serviceList, extra] });
+    }
     this.nodes.set(id, node);
     node.start();
   }
