@@ -127,7 +127,6 @@ export class ClusterNode<S = unknown> {
   private readonly lanes = new Map<number, Lane>();
   private raftHandlers: TransportHandlers<RaftMessage> | null = null;
   private role: RaftRole = 'follower';
-  private lead: NodeId | null = null;
   /** When a Raft message from each node last arrived (for the follower lease). */
   private readonly raftHeardMs = new Map<NodeId, number>();
   private timer: TimerHandle | null = null;
@@ -430,7 +429,6 @@ export class ClusterNode<S = unknown> {
 
   private onRole(role: RaftRole, term: Term, lead: NodeId | null, observer: HostObserver | undefined): void {
     this.role = role;
-    this.lead = lead;
     this.router.onRole(role, lead);
     for (const s of this.serviceList) s.onRole?.(role, term, lead);
     this.env.trace('cluster-role', { role, term, lead });
@@ -487,11 +485,6 @@ export class ClusterNode<S = unknown> {
       if (leading) s.onLeaderTick?.(now, lagMs);
       s.onTick?.(now, lagMs);
     }
-  }
-
-  /** The known leader (for tests and logs). */
-  leader(): NodeId | null {
-    return this.lead;
   }
 }
 
