@@ -299,7 +299,7 @@ export function registerDemo(program: Command, setCode: (code: number) => void):
     .option('--json', 'with --simulated: print the run summary as one JSON object')
     .action(async (opts) => {
       if (opts.simulated === true) {
-        setCode(runSimulatedDemo({ seed: opts.seed, json: opts.json === true }));
+        setCode(await runSimulatedDemo({ seed: opts.seed, json: opts.json === true }));
         return;
       }
       const io: DemoIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };

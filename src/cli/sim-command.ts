@@ -21,19 +21,8 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Command } from '@commander-js/extra-typings';
 import { SIM_BATCH_SEEDS_MAX, SIM_NODES_MAX, SIM_WORKERS_MAX } from '../constants.js';
-import {
-  defaultWorkloadName,
-  deriveSeeds,
-  findWorkload,
-  parseSeedFile,
-  runBatch,
-  runSeed,
-  WORKLOADS,
-  type BatchResult,
-  type SeedJob,
-  type SeedSummary,
-  type SimResult,
-} from '../sim/index.js';
+import type { BatchResult, SeedJob, SeedSummary, SimResult } from '../sim/index.js';
+import { WORKLOAD_NAMES } from '../sim/workloads/names.js';
 import { intOption } from './options.js';
 
 const EXIT_OK = 0;
@@ -80,7 +69,7 @@ export function registerSim(program: Command, setCode: (code: number) => void): 
       'worker threads for --seeds (default: available CPUs)',
       intOption('--workers', 1, SIM_WORKERS_MAX),
     )
-    .option('--workload <name>', `workload to run (${WORKLOADS.map((w) => w.name).join(', ')})`, defaultWorkloadName())
+    .option('--workload <name>', `workload to run (${WORKLOAD_NAMES.join(', ')})`, WORKLOAD_NAMES[0] ?? 'raft')
     .option('--canary <name>', 'enable a planted bug of the workload (the run must then fail)')
     .option(
       '--fault-seconds <n>',
@@ -106,12 +95,12 @@ function usage(message: string): number {
 }
 
 /** Checks option combinations; returns an error message or undefined. */
-function validate(opts: SimCliOptions): string | undefined {
+function validate(sim: Sim, opts: SimCliOptions): string | undefined {
   if ((opts.seed === undefined) === (opts.seeds === undefined))
     return 'give exactly one of --seed S (replay one seed) or --seeds N (run a batch)';
-  const workload = findWorkload(opts.workload);
+  const workload = sim.findWorkload(opts.workload);
   if (workload === undefined)
-    return `unknown workload ${JSON.stringify(opts.workload)}; choose one of: ${WORKLOADS.map((w) => w.name).join(', ')}`;
+    return `unknown workload ${JSON.stringify(opts.workload)}; choose one of: ${WORKLOAD_NAMES.join(', ')}`;
   if (opts.canary !== undefined && !workload.canaries.includes(opts.canary)) {
     return `workload ${workload.name} has no canary ${JSON.stringify(opts.canary)}; choose one of: ${workload.canaries.join(', ')}`;
   }
@@ -133,9 +122,17 @@ function tolerateClosedStdout(): void {
   });
 }
 
+/** The simulator, loaded on first use (the rest of `cohort`, the daemon included, never loads it). */
+type Sim = typeof import('../sim/index.js');
+
+function loadSim(): Promise<Sim> {
+  return import('../sim/index.js');
+}
+
 async function simAction(opts: SimCliOptions): Promise<number> {
   tolerateClosedStdout();
-  const problem = validate(opts);
+  const sim = await loadSim();
+  const problem = validate(sim, opts);
   if (problem !== undefined) return usage(problem);
   const job: SeedJob = {
     workload: opts.workload,
@@ -143,10 +140,10 @@ async function simAction(opts: SimCliOptions): Promise<number> {
     faultPhaseMs: opts.faultSeconds === undefined ? undefined : opts.faultSeconds * 1000,
     nodeCount: opts.nodes,
   };
-  if (opts.seed !== undefined) return replayOne(job, opts.seed, opts);
-  const regression = regressionSeeds(opts.regression);
+  if (opts.seed !== undefined) return replayOne(sim, job, opts.seed, opts);
+  const regression = regressionSeeds(sim, opts.regression);
   if (typeof regression === 'string') return usage(regression);
-  return runMany(job, opts.seeds ?? 0, opts, regression);
+  return runMany(sim, job, opts.seeds ?? 0, opts, regression);
 }
 
 function replayCommand(job: SeedJob, seed: number): string {
@@ -157,8 +154,8 @@ function replayCommand(job: SeedJob, seed: number): string {
   return parts.join(' ');
 }
 
-function replayOne(job: SeedJob, seed: number, opts: SimCliOptions): number {
-  const { summary, result } = runSeed(job, seed, opts.trace);
+function replayOne(sim: Sim, job: SeedJob, seed: number, opts: SimCliOptions): number {
+  const { summary, result } = sim.runSeed(job, seed, opts.trace);
   if (opts.json === true) {
     process.stdout.write(
       `${JSON.stringify({ ...result, wallMs: round(summary.wallMs), simSecondsPerWallSecond: rate(summary.simulatedMs, summary.wallMs) })}\n`,
@@ -199,26 +196,27 @@ export function formatRun(r: SimResult, wallMs: number): string {
 }
 
 /** The regression seeds, or an error message when the file is malformed. */
-function regressionSeeds(enabled: boolean): { seeds: number[]; file: string | null } | string {
+function regressionSeeds(sim: Sim, enabled: boolean): { seeds: number[]; file: string | null } | string {
   if (!enabled) return { seeds: [], file: null };
   if (!existsSync(REGRESSION_FILE)) {
     process.stderr.write(`cohort sim: no regression seed file at ${REGRESSION_FILE}; running the random seeds only\n`);
     return { seeds: [], file: null };
   }
-  const parsed = parseSeedFile(readFileSync(REGRESSION_FILE, 'utf8'));
+  const parsed = sim.parseSeedFile(readFileSync(REGRESSION_FILE, 'utf8'));
   if (parsed.errors.length > 0)
     return `regression seed file ${REGRESSION_FILE} is malformed: ${parsed.errors.join('; ')}`;
   return { seeds: parsed.seeds, file: REGRESSION_FILE };
 }
 
 async function runMany(
+  sim: Sim,
   job: SeedJob,
   count: number,
   opts: SimCliOptions,
   regression: { seeds: number[]; file: string | null },
 ): Promise<number> {
   const baseSeed = opts.baseSeed ?? randomInt(0, 0xffff_ffff);
-  const seeds = [...deriveSeeds(baseSeed, count), ...regression.seeds];
+  const seeds = [...sim.deriveSeeds(baseSeed, count), ...regression.seeds];
   const workers = opts.workers ?? Math.min(availableParallelism(), SIM_WORKERS_MAX);
   const human = opts.json !== true;
   if (human)
@@ -230,7 +228,7 @@ async function runMany(
         if (s.violations.length > 0) process.stdout.write(failureLine(job, s));
       }
     : undefined;
-  const batch = await runBatch(job, seeds, workers, onSummary);
+  const batch = await sim.runBatch(job, seeds, workers, onSummary);
   if (human) process.stdout.write(formatBatch(batch, count, baseSeed));
   else process.stdout.write(`${JSON.stringify(batchJson(job, batch, count, baseSeed, regression, workers))}\n`);
   return batch.violations > 0 ? EXIT_VIOLATION : EXIT_OK;
@@ -292,9 +290,9 @@ export interface DemoOptions {
  * Runs the proving workload on a simulated 3-node cluster for one fixed seed and prints a
  * readable summary. Returns the exit code.
  */
-export function runDemo(opts: DemoOptions): number {
+export async function runDemo(opts: DemoOptions): Promise<number> {
   const job: SeedJob = { workload: 'broadcast', nodeCount: 3 };
-  const { summary, result } = runSeed(job, opts.seed);
+  const { summary, result } = (await loadSim()).runSeed(job, opts.seed);
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ ...result, simulated: true })}\n`);
     return result.violations.length > 0 ? EXIT_VIOLATION : EXIT_OK;

@@ -6,6 +6,7 @@
  * caller drains with `runPending()`. Either way no callback runs inside the call that issued it.
  * Fragments are sparse (`SparseBytes`), so a large fragment costs memory only where written.
  */
+import { CallbackQueue } from './callback-queue.js';
 import { assert } from '../lib/assert.js';
 import {
   blockExists,
@@ -29,29 +30,16 @@ export interface MemoryBlockStoreOptions {
 /** See the file comment. */
 export class MemoryBlockStore implements BlockStore {
   private readonly fragments = new Map<string, SparseBytes>();
-  private readonly queue: ((() => void) | undefined)[] = [];
-  private queueHead = 0;
+  private readonly queue = new CallbackQueue();
   private readonly schedule: (fn: () => void) => void;
 
   constructor(options: MemoryBlockStoreOptions = {}) {
-    this.schedule = options.schedule ?? ((fn) => this.queue.push(fn));
+    this.schedule = options.schedule ?? this.queue.push;
   }
 
   /** Runs queued completions (and those they queue) until none is left or `maxCallbacks` ran. */
   runPending(maxCallbacks = 10_000_000): number {
-    let ran = 0;
-    while (this.queueHead < this.queue.length && ran < maxCallbacks) {
-      const fn = this.queue[this.queueHead];
-      this.queue[this.queueHead] = undefined;
-      this.queueHead++;
-      ran++;
-      if (fn !== undefined) fn();
-    }
-    if (this.queueHead === this.queue.length) {
-      this.queue.length = 0;
-      this.queueHead = 0;
-    }
-    return ran;
+    return this.queue.run(maxCallbacks);
   }
 
   list(): string[] {

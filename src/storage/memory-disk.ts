@@ -6,6 +6,7 @@
  * caller drains with `runPending()`. Either way no callback runs inside the call that issued it,
  * and nothing here needs `node:` or a clock, so runs are deterministic.
  */
+import { CallbackQueue } from './callback-queue.js';
 import { assert } from '../lib/assert.js';
 import { ByteFile } from './byte-file.js';
 import { isValidDiskName, type Disk, type DiskCallback } from './disk.js';
@@ -21,14 +22,13 @@ export interface MemoryDiskOptions {
 /** See the file comment. */
 export class MemoryDisk implements Disk {
   private readonly files = new Map<string, ByteFile>();
-  private readonly queue: ((() => void) | undefined)[] = [];
-  private queueHead = 0;
+  private readonly queue = new CallbackQueue();
   private readonly schedule: (fn: () => void) => void;
   /** Counts of mutations, for tests that check batching. */
   readonly stats = { writes: 0, syncs: 0, syncDirs: 0, bytesWritten: 0 };
 
   constructor(options: MemoryDiskOptions = {}) {
-    this.schedule = options.schedule ?? ((fn) => this.queue.push(fn));
+    this.schedule = options.schedule ?? this.queue.push;
     for (const [name, data] of options.files ?? []) {
       assert(isValidDiskName(name), `invalid disk file name ${JSON.stringify(name)}`);
       this.files.set(name, new ByteFile(data));
@@ -40,24 +40,12 @@ export class MemoryDisk implements Disk {
    * Returns how many ran. Only meaningful with the default internal scheduler.
    */
   runPending(maxCallbacks = 10_000_000): number {
-    let ran = 0;
-    while (this.queueHead < this.queue.length && ran < maxCallbacks) {
-      const fn = this.queue[this.queueHead];
-      this.queue[this.queueHead] = undefined;
-      this.queueHead++;
-      ran++;
-      if (fn !== undefined) fn();
-    }
-    if (this.queueHead === this.queue.length) {
-      this.queue.length = 0;
-      this.queueHead = 0;
-    }
-    return ran;
+    return this.queue.run(maxCallbacks);
   }
 
   /** Completions queued on the internal scheduler and not yet run. */
   get pendingCallbacks(): number {
-    return this.queue.length - this.queueHead;
+    return this.queue.pending;
   }
 
   /** A copy of every file's content, by name, sorted. */

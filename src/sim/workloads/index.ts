@@ -2,7 +2,8 @@
  * The workload registry: `cohort sim --workload NAME` picks from here. To add a workload, write
  * one module exporting a `Workload` and add it to `WORKLOADS` (the first entry is the default).
  */
-import { defined } from '../../lib/assert.js';
+import { assert, defined } from '../../lib/assert.js';
+import { WORKLOAD_NAMES } from './names.js';
 import type { Workload } from '../workload.js';
 import { runSimulation, type SimOptions, type SimResult } from '../simulation.js';
 import { broadcastWorkload } from './broadcast.js';
@@ -32,6 +33,10 @@ export const WORKLOADS: readonly WorkloadEntry[] = [
   entry(clusterWorkload),
   entry(broadcastWorkload),
 ];
+assert(
+  WORKLOADS.map((w) => w.name).join() === WORKLOAD_NAMES.join(),
+  'WORKLOAD_NAMES (names.ts) lists every workload, default first',
+);
 
 /** The workload named `name`, or undefined. */
 export function findWorkload(name: string): WorkloadEntry | undefined {
