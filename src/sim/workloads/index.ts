@@ -1,6 +1,7 @@
 /**
  * The workload registry: `cohort sim --workload NAME` picks from here. To add a workload, write
- * one module exporting a `Workload` and add it to `WORKLOADS` (the first entry is the default).
+ * one module exporting a `Workload` and add it to `WORKLOADS` (the first entry is the default) and
+ * its name to `WORKLOAD_NAMES` in names.ts (checked at load).
  */
 import { assert, defined } from '../../lib/assert.js';
 import { WORKLOAD_NAMES } from './names.js';
