@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { connectLocal, type ApiData } from '../client/index.js';
 import { generateClusterKey, writeClusterKeyFile } from '../platform/cluster-key.js';
 import { runInit } from '../cli/init-command.js';
-import { exitOf, runCohort } from './process-cluster.js';
+import { exitOf, runCohort, waitFor } from './process-cluster.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/cohort.js', import.meta.url));
 const QUORATE_BOUND_MS = 10_000;
@@ -72,21 +72,6 @@ async function status(socket: string): Promise<Record<string, ApiData> | null> {
   }
 }
 
-async function waitFor<T>(
-  what: string,
-  boundMs: number,
-  probe: () => Promise<T | null>,
-): Promise<{ value: T; ms: number }> {
-  const start = performance.now();
-  for (;;) {
-    const v = await probe();
-    const ms = performance.now() - start;
-    if (v !== null) return { value: v, ms };
-    assert.ok(ms < boundMs, `${what} not reached within ${boundMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 test('a bad config exits 2 with a line naming the key at fault', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cohort-bad-'));
   try {
@@ -124,10 +109,23 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
     );
     process.stderr.write(`# cold start to quorate (3 processes): ${Math.round(cold.ms)} ms\n`);
 
-    const answers = await Promise.all([1, 2, 3].map((i) => runCohort(['status', '--json', '--socket', socket(i)])));
-    const parsed = answers.map((a) => {
-      assert.equal(a.code, 0, a.stderr);
-      return JSON.parse(a.stdout) as Record<string, unknown>;
+    // The CLI's answers, taken together once all three exit 0 (quorate) with one leader and view.
+    // Quorate can flip for a moment on a loaded machine right after a cold start (a follower that
+    // missed its lease, a leader whose acknowledgements were late); each such answer is reported
+    // with its explanation, and the wait is bounded.
+    const { value: parsed } = await waitFor('three quorate CLI answers that agree', QUORATE_BOUND_MS, async () => {
+      const answers = await Promise.all([1, 2, 3].map((i) => runCohort(['status', '--json', '--socket', socket(i)])));
+      const out: Record<string, unknown>[] = [];
+      for (const a of answers) {
+        assert.ok(a.code === 0 || a.code === 3, `status --json exits 0 or 3 (not quorate), got ${a.code}: ${a.stderr}`);
+        const s = JSON.parse(a.stdout) as Record<string, unknown>;
+        if (a.code === 3) process.stderr.write(`# not quorate for a moment: ${String(s['quorumExplanation'])}\n`);
+        out.push(s);
+      }
+      const agree =
+        answers.every((a) => a.code === 0) &&
+        out.every((s) => s['leaderId'] === out[0]?.['leaderId'] && s['viewId'] === out[0]?.['viewId']);
+      return agree ? out : null;
     });
     for (const s of parsed) {
       for (const k of [
@@ -202,6 +200,10 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
       );
       return logs.some((l) => /wrong cluster key/.test(l)) ? true : null;
     });
+    // Its start-up has finished (its API answers), so its SIGTERM handler is in place for the stop below.
+    await waitFor('the intruder serving its API', 10_000, async () =>
+      (await status(socket(f2))) !== null ? true : null,
+    );
     const after = await status(socket(leader));
     assert.ok(after !== null);
     assert.equal(after['quorate'], true);
