@@ -31,6 +31,7 @@ import { Prng } from '../lib/prng.js';
 import type { MemberNodeSpec } from '../membership/index.js';
 import { ApiServer, ApiServerError } from '../platform/api-server.js';
 import { ClusterKeyError, readClusterKeyFile, type ClusterKey } from '../platform/cluster-key.js';
+import { DescriptorPressure } from '../platform/descriptor-pressure.js';
 import { FileDisk } from '../platform/file-disk.js';
 import { FileBlockStore } from '../platform/file-block-store.js';
 import { createLogger } from '../platform/logger.js';
@@ -228,7 +229,8 @@ function startNode(node: CohortNode): Promise<void> {
 
 async function start(config: NodeConfig, logger: Logger): Promise<Running> {
   const key = await readKey(config);
-  const disk = new FileDisk(config.dataDir);
+  // Descriptor exhaustion delays the disk (logged once per episode), it never stops the node.
+  const disk = new FileDisk(config.dataDir, { pressure: new DescriptorPressure(logger) });
   const lockPath = await lockDataDir(config.dataDir);
   // After the lock: opening the store removes half-created fragments, which only the owner may do.
   let blocks: FileBlockStore;
