@@ -13,7 +13,9 @@
  * Fail-stop: a storage fault while running (a WAL, stable-state or snapshot write, fsync or read
  * failing) ends the process at once: one fatal line naming the file and the error, exit 3
  * (`DAEMON_EXIT.storage`); no leave, no cleanup (the lock file stays; the next start takes it
- * over when its pid is gone). The others fail the node out of the view.
+ * over when its pid is gone). The others fail the node out of the view. Running out of file
+ * descriptors (EMFILE, ENFILE) is not a storage fault: the disk waits for a descriptor (one
+ * warning per episode) and the node recovers by itself (`platform/descriptor-pressure.ts`).
  *
  * Stop (SIGTERM or SIGINT; a second signal exits at once): a clean `leave` when this node is in
  * the view (bounded by `LEAVE_TIMEOUT_MS`), then stop the node, close the API (removing the

@@ -124,7 +124,7 @@ export class FileDisk implements Disk {
    * reserve descriptor closed (then reopens the reserve, if a descriptor is free by then).
    */
   private reading<T>(what: string, fn: () => T): T {
-    if (this.reserveFd === null) this.reserveFd = tryOpenSync(RESERVE_PATH);
+    if (this.reserveFd === null && !this.closed) this.reserveFd = tryOpenSync(RESERVE_PATH);
     try {
       const value = fn();
       this.pressure.relieved(`${what} ${this.dir}`);
@@ -350,7 +350,11 @@ export class FileDisk implements Disk {
         }, descriptorRetryDelayMs(attempt));
         return;
       }
-      if (error === null) this.pressure.relieved(`${what} ${this.dir}`);
+      if (error === null) {
+        this.pressure.relieved(`${what} ${this.dir}`);
+        // A reserve given up under pressure is taken back as soon as a descriptor is to be had.
+        if (this.reserveFd === null && !this.closed) this.reserveFd = tryOpenSync(RESERVE_PATH);
+      }
       done(error, fd);
     });
   }
