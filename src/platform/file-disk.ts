@@ -19,9 +19,10 @@
  * - Descriptor exhaustion (EMFILE, ENFILE) is not a disk fault (`descriptor-pressure.ts`): an
  *   open that finds no descriptor free is retried with backoff, holding its place in the
  *   per-file order, until one is free (or the disk closes), so the caller sees a slow operation,
- *   never a failure that would stop the node. The synchronous reads (`list`, `read`, `size`,
- *   `readRange`) cannot wait: they retry once on a reserve descriptor the disk holds for that
- *   purpose (closed for the retry, reopened after), and throw the error when that does not help.
+ *   never a failure that would stop the node. The synchronous reads that open something (`list`,
+ *   `read`, `readRange`; `size` needs no descriptor) cannot wait: they retry once on a reserve
+ *   descriptor the disk holds for that purpose (closed for the retry, reopened after), and throw
+ *   the error when that does not help.
  *   Errors on a descriptor already held (write, fdatasync, ftruncate, rename) still fail.
  */
 import * as fs from 'node:fs';
@@ -91,7 +92,7 @@ export class FileDisk implements Disk {
   }
 
   size(name: string): number | null {
-    // stat needs no descriptor
+    // stat needs no descriptor, so no reserve either
     return ifExists(() => fs.statSync(this.path(name)).size);
   }
 
