@@ -13,7 +13,9 @@
  * Fail-stop: a storage fault while running (a WAL, stable-state or snapshot write, fsync or read
  * failing) ends the process at once: one fatal line naming the file and the error, exit 3
  * (`DAEMON_EXIT.storage`); no leave, no cleanup (the lock file stays; the next start takes it
- * over when its pid is gone). The others fail the node out of the view.
+ * over when its pid is gone). The others fail the node out of the view. Running out of file
+ * descriptors (EMFILE, ENFILE) is not a storage fault: the disk waits for a descriptor (one
+ * warning per episode) and the node recovers by itself (`platform/descriptor-pressure.ts`).
  *
  * Stop (SIGTERM or SIGINT; a second signal exits at once): a clean `leave` when this node is in
  * the view (bounded by `LEAVE_TIMEOUT_MS`), then stop the node, close the API (removing the
@@ -31,6 +33,7 @@ import { Prng } from '../lib/prng.js';
 import type { MemberNodeSpec } from '../membership/index.js';
 import { ApiServer, ApiServerError } from '../platform/api-server.js';
 import { ClusterKeyError, readClusterKeyFile, type ClusterKey } from '../platform/cluster-key.js';
+import { DescriptorPressure } from '../platform/descriptor-pressure.js';
 import { FileDisk } from '../platform/file-disk.js';
 import { FileBlockStore } from '../platform/file-block-store.js';
 import { createLogger } from '../platform/logger.js';
@@ -228,7 +231,8 @@ function startNode(node: CohortNode): Promise<void> {
 
 async function start(config: NodeConfig, logger: Logger): Promise<Running> {
   const key = await readKey(config);
-  const disk = new FileDisk(config.dataDir);
+  // Descriptor exhaustion delays the disk (logged once per episode), it never stops the node.
+  const disk = new FileDisk(config.dataDir, { pressure: new DescriptorPressure(logger) });
   const lockPath = await lockDataDir(config.dataDir);
   // After the lock: opening the store removes half-created fragments, which only the owner may do.
   let blocks: FileBlockStore;

@@ -16,6 +16,14 @@
  * - The constructor makes the data directory itself durable: after creating it (and any missing
  *   parents) it fsyncs the directory and every parent whose entry it added, so a crash cannot
  *   lose the whole directory under files already reported durable.
+ * - Descriptor exhaustion (EMFILE, ENFILE) is not a disk fault (`descriptor-pressure.ts`): an
+ *   open that finds no descriptor free is retried with backoff, holding its place in the
+ *   per-file order, until one is free (or the disk closes), so the caller sees a slow operation,
+ *   never a failure that would stop the node. The synchronous reads that open something (`list`,
+ *   `read`, `readRange`; `size` needs no descriptor) cannot wait: they retry once on a reserve
+ *   descriptor the disk holds for that purpose (closed for the retry, reopened after), and throw
+ *   the error when that does not help.
+ *   Errors on a descriptor already held (write, fdatasync, ftruncate, rename) still fail.
  */
 import * as fs from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -23,6 +31,7 @@ import { assert } from '../lib/assert.js';
 import { FILE_DISK_OPEN_FILES_MAX } from '../constants.js';
 import { isValidDiskName, type Disk, type DiskCallback } from '../storage/disk.js';
 import { OpSequencer } from '../storage/op-sequencer.js';
+import { DescriptorPressure, descriptorExhaustion, descriptorRetryDelayMs } from './descriptor-pressure.js';
 
 interface OpenFile {
   readonly fd: number;
@@ -34,6 +43,14 @@ interface OpenFile {
 }
 
 const DIR_KEY = '\0dir';
+/** What the reserve descriptor holds open (any path every process may open will do). */
+const RESERVE_PATH = '/dev/null';
+
+/** Options of a `FileDisk`. */
+export interface FileDiskOptions {
+  /** Reports descriptor exhaustion (the daemon's logs it); default: a silent one. */
+  readonly pressure?: DescriptorPressure;
+}
 
 /** See the file comment. */
 export class FileDisk implements Disk {
@@ -46,25 +63,36 @@ export class FileDisk implements Disk {
   private closed = false;
   /** Names touched by an issued, not yet completed `rename` or `remove`, with their counts. */
   private readonly pendingDirNames = new Map<string, number>();
+  private readonly pressure: DescriptorPressure;
+  /** A descriptor held for the synchronous reads to retry on under exhaustion (null: not held now). */
+  private reserveFd: number | null = null;
 
   /** Opens (creating if needed, durably) the directory `dir`. */
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    options: FileDiskOptions = {},
+  ) {
     makeDurableDirectory(dir);
+    this.pressure = options.pressure ?? new DescriptorPressure(null);
+    this.reserveFd = fs.openSync(RESERVE_PATH, 'r');
   }
 
   list(): string[] {
-    return fs
-      .readdirSync(this.dir, { withFileTypes: true })
-      .filter((entry) => entry.isFile())
-      .map((entry) => entry.name)
-      .sort();
+    return this.reading('listing', () =>
+      fs
+        .readdirSync(this.dir, { withFileTypes: true })
+        .filter((entry) => entry.isFile())
+        .map((entry) => entry.name)
+        .sort(),
+    );
   }
 
   read(name: string): Uint8Array | null {
-    return ifExists(() => new Uint8Array(fs.readFileSync(this.path(name))));
+    return this.reading(`reading ${name} in`, () => ifExists(() => new Uint8Array(fs.readFileSync(this.path(name)))));
   }
 
   size(name: string): number | null {
+    // stat needs no descriptor, so no reserve either
     return ifExists(() => fs.statSync(this.path(name)).size);
   }
 
@@ -73,21 +101,47 @@ export class FileDisk implements Disk {
       Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 0,
       'read range must be non-negative integers',
     );
-    return ifExists(() => {
-      const fd = fs.openSync(this.path(name), 'r');
-      try {
-        const out = new Uint8Array(length);
-        let got = 0;
-        while (got < length) {
-          const n = fs.readSync(fd, out, got, length - got, offset + got);
-          if (n === 0) break;
-          got += n;
-        }
-        return out.subarray(0, got);
-      } finally {
-        fs.closeSync(fd);
+    return this.reading(`reading ${name} in`, () => ifExists(() => this.readRangeNow(name, offset, length)));
+  }
+
+  private readRangeNow(name: string, offset: number, length: number): Uint8Array {
+    const fd = fs.openSync(this.path(name), 'r');
+    try {
+      const out = new Uint8Array(length);
+      let got = 0;
+      while (got < length) {
+        const n = fs.readSync(fd, out, got, length - got, offset + got);
+        if (n === 0) break;
+        got += n;
       }
-    });
+      return out.subarray(0, got);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /**
+   * Runs the synchronous read `fn`; when it finds no descriptor free, retries it once with the
+   * reserve descriptor closed (then reopens the reserve, if a descriptor is free by then).
+   */
+  private reading<T>(what: string, fn: () => T): T {
+    if (this.reserveFd === null && !this.closed) this.reserveFd = tryOpenSync(RESERVE_PATH);
+    try {
+      const value = fn();
+      this.pressure.relieved(`${what} ${this.dir}`);
+      return value;
+    } catch (error) {
+      const code = descriptorExhaustion(error);
+      if (code === null || this.reserveFd === null) throw error;
+      this.pressure.exhausted(`${what} ${this.dir}`, code);
+      fs.closeSync(this.reserveFd);
+      this.reserveFd = null;
+      try {
+        return fn();
+      } finally {
+        this.reserveFd = tryOpenSync(RESERVE_PATH);
+      }
+    }
   }
 
   write(name: string, offset: number, data: Uint8Array, done: DiskCallback): void {
@@ -157,7 +211,7 @@ export class FileDisk implements Disk {
         fsyncDir(this.dirFd);
         return;
       }
-      fs.open(this.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, (error, fd) => {
+      this.openRetrying(this.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, 'opening', (error, fd) => {
         if (error !== null) {
           finish(error);
           return;
@@ -265,7 +319,7 @@ export class FileDisk implements Disk {
       return;
     }
     const flags = fs.constants.O_RDWR | (create ? fs.constants.O_CREAT : 0);
-    fs.open(this.path(name), flags, 0o600, (error, fd) => {
+    this.openRetrying(this.path(name), flags, `opening ${name} in`, (error, fd) => {
       if (error !== null) {
         done(error, null);
         return;
@@ -274,6 +328,35 @@ export class FileDisk implements Disk {
       this.open.set(name, file);
       this.evictClean();
       done(null, file);
+    });
+  }
+
+  /**
+   * `fs.open`, retried with backoff while it fails for want of a descriptor (and the disk is not
+   * closed). `what` names the operation in the pressure warnings ("opening X in").
+   */
+  private openRetrying(
+    path: string,
+    flags: number,
+    what: string,
+    done: (error: NodeJS.ErrnoException | null, fd: number) => void,
+    attempt = 0,
+  ): void {
+    fs.open(path, flags, 0o600, (error, fd) => {
+      const code = descriptorExhaustion(error);
+      if (code !== null && !this.closed) {
+        this.pressure.exhausted(`${what} ${this.dir}`, code);
+        setTimeout(() => {
+          this.openRetrying(path, flags, what, done, attempt + 1);
+        }, descriptorRetryDelayMs(attempt));
+        return;
+      }
+      if (error === null) {
+        this.pressure.relieved(`${what} ${this.dir}`);
+        // A reserve given up under pressure is taken back as soon as a descriptor is to be had.
+        if (this.reserveFd === null && !this.closed) this.reserveFd = tryOpenSync(RESERVE_PATH);
+      }
+      done(error, fd);
     });
   }
 
@@ -304,6 +387,8 @@ export class FileDisk implements Disk {
     this.open.clear();
     if (this.dirFd !== null) fs.closeSync(this.dirFd);
     this.dirFd = null;
+    if (this.reserveFd !== null) fs.closeSync(this.reserveFd);
+    this.reserveFd = null;
     const waiters = this.closeWaiters;
     this.closeWaiters = [];
     for (const done of waiters)
@@ -382,6 +467,15 @@ function writeAll(
     });
   };
   more();
+}
+
+/** `fs.openSync(path, 'r')`, or null when it fails. */
+function tryOpenSync(path: string): number | null {
+  try {
+    return fs.openSync(path, 'r');
+  } catch {
+    return null; // no descriptor free yet: the next read tries again
+  }
 }
 
 function ifExists<T>(fn: () => T): T | null {

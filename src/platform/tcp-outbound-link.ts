@@ -18,6 +18,7 @@ import { FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from '../transport/fram
 import { BATCH_BYTES_MAX, batchEntryBytes, writeBatch } from '../transport/message-batch.js';
 import { decodeHandshakeRecord, explainRefusal } from '../transport/handshake-record.js';
 import type { Lane } from '../transport/transport.js';
+import { descriptorExhaustion } from './descriptor-pressure.js';
 import { createFrameSealer, type FrameSealer } from './frame-cipher.js';
 import { ClientHandshake, type HandshakeStep } from './peer-handshake.js';
 import { laneQueueLimits, type LaneQueueLimits, type PeerAddress } from './tcp-transport-config.js';
@@ -129,6 +130,14 @@ export class OutboundLink<M> {
     });
     socket.on('error', (error) => {
       this.lastFailure = errorText(error);
+      const code = descriptorExhaustion(error);
+      // Not the peer's fault and not ours to fix here: say so (throttled), then redial as usual.
+      if (code !== null)
+        this.core.warnThrottled(
+          `descriptors:${code}`,
+          { peer: this.peer, address: this.where(), code },
+          `out of file descriptors: connecting to node ${this.peer} at ${this.where()}${this.laneNote()} failed (${this.lastFailure}); retrying with backoff until descriptors are free again`,
+        );
     });
     socket.on('close', () => {
       this.onClose(socket);
