@@ -14,10 +14,10 @@
  * Usage: node dist/bench/cluster-failover.js [--runs N] [--json]   (default 20 runs)
  * Not a timed test: take figures on an idle machine; anything else on the cores skews them.
  */
-import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { connectLocal, type ApiData } from '../src/client/index.js';
 import { ProcessCluster, membersOf, waitFor } from '../src/node/process-cluster.js';
+import { runBench, benchArgs } from './bench-args.js';
 
 const RUNS_DEFAULT = 20;
 const RUNS_MAX = 1000;
@@ -213,15 +213,20 @@ function printTable(runs: number, s: ReturnType<typeof summarise>): void {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { runs: { type: 'string', default: String(RUNS_DEFAULT) }, json: { type: 'boolean', default: false } },
-  });
-  const runs = Number(values.runs);
-  if (!Number.isSafeInteger(runs) || runs < 1 || runs > RUNS_MAX) {
-    process.stderr.write(`cluster-failover: --runs must be an integer in [1, ${RUNS_MAX}], got ${values.runs}\n`);
-    process.exitCode = 2;
-    return;
-  }
+  const values = benchArgs(
+    {
+      name: 'cluster-failover',
+      summary: `Failover on 3 real \`cohort start\` processes on loopback (default timeouts), per run: cold start to
+quorate; a 1 s SIGSTOP of a follower (evictions must be 0); kill -9 of a follower until the survivors apply a
+view without it; kill -9 of the leader until the next acknowledged KV write. Not a timed test: take figures on
+an idle machine.`,
+    },
+    {
+      runs: { kind: 'int', default: RUNS_DEFAULT, min: 1, max: RUNS_MAX, value: 'N', help: 'runs' },
+      json: { kind: 'boolean', help: 'print one JSON object instead of the table' },
+    },
+  );
+  const runs = values.runs;
   const figures: RunFigures[] = [];
   for (let i = 0; i < runs; i++) {
     figures.push(await oneRun());
@@ -236,4 +241,4 @@ async function main(): Promise<void> {
   if (figures.some((f) => f.evictionsFromStop > 0)) process.exitCode = 1; // a 1 s stall must never evict
 }
 
-await main();
+await runBench('cluster-failover', main);

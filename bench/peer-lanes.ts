@@ -10,13 +10,13 @@
  * Not a timed test: take figures on an idle machine; anything else on the cores skews them (the
  * event-loop line says how much).
  */
-import { parseArgs } from 'node:util';
 import { formatSummary } from '../src/testing/interval-meter.js';
 import {
   measureLaneIsolation,
   type LaneIsolationMode,
   type LaneIsolationResult,
 } from '../src/testing/lane-isolation.js';
+import { runBench, benchArgs } from './bench-args.js';
 
 const MIB = 1024 * 1024;
 const PERIOD_MS = 100;
@@ -37,25 +37,30 @@ function print(r: LaneIsolationResult): void {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      seconds: { type: 'string', default: '5' },
-      mib: { type: 'string', default: '64' },
-      'message-kib': { type: 'string', default: '256' },
-      plain: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
+  const values = benchArgs(
+    {
+      name: 'peer-lanes',
+      summary: `What peer lanes buy: two TcpTransport endpoints on loopback in this process; node 1 streams bulk
+data to node 2 while each sends the other a control heartbeat every ${PERIOD_MS} ms. Prints bulk throughput and
+heartbeat interval and delay, with lanes and on one lane. Not a timed test: take figures on an idle machine.`,
     },
-  });
-  const seconds = Number(values.seconds);
-  const mib = Number(values.mib);
-  const messageKib = Number(values['message-kib']);
-  if (!(seconds > 0 && seconds <= 600) || !(mib >= 1) || !(messageKib >= 1 && messageKib <= 1024)) {
-    process.stderr.write(
-      'peer-lanes: usage: [--seconds 0<S<=600] [--mib N>=1] [--message-kib 1..1024] [--plain] [--json]\n',
-    );
-    process.exitCode = 2;
-    return;
-  }
+    {
+      seconds: {
+        kind: 'number',
+        default: 5,
+        min: 0.1,
+        max: 600,
+        value: 'S',
+        help: 'least seconds of streaming per mode',
+      },
+      mib: { kind: 'int', default: 64, min: 1, max: 65_536, value: 'N', help: 'least MiB streamed per mode' },
+      'message-kib': { kind: 'int', default: 256, min: 1, max: 1024, value: 'K', help: 'bulk message size in KiB' },
+      plain: { kind: 'boolean', help: 'insecure plaintext instead of AES-256-GCM' },
+      json: { kind: 'boolean', help: 'print one JSON object instead of the lines' },
+    },
+  );
+  const { seconds, mib } = values;
+  const messageKib = values['message-kib'];
   const results: LaneIsolationResult[] = [];
   for (const mode of MODES) {
     const r = await measureLaneIsolation({
@@ -73,4 +78,4 @@ async function main(): Promise<void> {
   if (values.json) process.stdout.write(`${JSON.stringify({ periodMs: PERIOD_MS, plain: values.plain, results })}\n`);
 }
 
-await main();
+await runBench('peer-lanes', main);

@@ -5,6 +5,7 @@
 //   node dist/bench/sim.js [--seeds N] [--json]
 import { performance } from 'node:perf_hooks';
 import { runSeed } from '../src/sim/index.js';
+import { benchArgs } from './bench-args.js';
 
 interface Row {
   nodes: number;
@@ -14,14 +15,6 @@ interface Row {
   simSecondsPerWallSecond: number;
   eventsPerWallSecond: number;
   violations: number;
-}
-
-function argValue(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return fallback;
-  const n = Number(process.argv[i + 1]);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} needs a positive integer`);
-  return n;
 }
 
 function measure(nodes: number, seeds: number): Row {
@@ -47,10 +40,21 @@ function measure(nodes: number, seeds: number): Row {
   };
 }
 
-const seeds = argValue('--seeds', 50);
+const args = benchArgs(
+  {
+    name: 'sim',
+    summary: `Simulator throughput: simulated seconds per wall second for 3- and 5-node clusters of the
+broadcast workload under the full fault mix, in this thread. Not a timed test.`,
+  },
+  {
+    seeds: { kind: 'int', default: 50, min: 1, max: 100_000, value: 'N', help: 'seeds per row' },
+    json: { kind: 'boolean', help: 'print one JSON array instead of the table' },
+  },
+);
+const seeds = args.seeds;
 runSeed({ workload: 'broadcast', nodeCount: 3 }, 0); // warm-up (JIT), not measured
 const rows = [measure(3, seeds), measure(5, seeds)];
-if (process.argv.includes('--json')) {
+if (args.json) {
   process.stdout.write(`${JSON.stringify(rows)}\n`);
 } else {
   const header = ['nodes', 'seeds', 'simulated s', 'wall s', 'sim s / wall s', 'events / wall s', 'violations'];

@@ -10,12 +10,12 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { nodeId, type NodeId } from '../src/lib/ids.js';
 import { Prng } from '../src/lib/prng.js';
 import { exampleCodec, type ExampleMessage } from '../src/transport/example-message.js';
 import { ClusterKey, generateClusterKey } from '../src/platform/cluster-key.js';
 import { TcpTransport, type PeerAddress } from '../src/platform/tcp-transport.js';
+import { benchArgs } from './bench-args.js';
 
 const HOST = '127.0.0.1';
 const BENCH_ID = nodeId(1);
@@ -247,30 +247,26 @@ function printTable(results: readonly ModeResult[], window: number): void {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      role: { type: 'string', default: 'bench' },
-      messages: { type: 'string', default: '20000' },
-      payload: { type: 'string', default: '64' },
-      window: { type: 'string', default: '1024' },
-      json: { type: 'boolean', default: false },
+  const values = benchArgs(
+    {
+      name: 'transport-rtt',
+      summary: `TcpTransport between this process and a forked peer on loopback, encrypted (AES-256-GCM) and insecure
+plaintext: ping-pong round trips (one in flight; p50, p99, max) and pipelined one-way messages/s and MB/s.
+Not a timed test: take figures on an idle machine.`,
     },
-  });
+    {
+      messages: { kind: 'int', default: 20_000, min: 1, max: 10_000_000, value: 'N', help: 'messages per mode' },
+      payload: { kind: 'int', default: 64, min: 0, max: 1024 * 1024, value: 'BYTES', help: 'payload bytes' },
+      window: { kind: 'int', default: 1024, min: 1, max: 1_000_000, value: 'N', help: 'pipelined messages in flight' },
+      json: { kind: 'boolean', help: 'print one JSON object instead of the table' },
+      role: { kind: 'hidden', default: 'bench' },
+    },
+  );
   if (values.role === 'peer') {
     await runPeer();
     return;
   }
-  const messages = Number(values.messages);
-  const payload = Number(values.payload);
-  const window = Number(values.window);
-  for (const [name, v] of [
-    ['--messages', messages],
-    ['--payload', payload],
-    ['--window', window],
-  ] as const) {
-    if (!Number.isInteger(v) || v < (name === '--payload' ? 0 : 1))
-      throw new Error(`${name} must be a positive integer`);
-  }
+  const { messages, payload, window } = values;
   const results = [await runMode(false, messages, payload, window), await runMode(true, messages, payload, window)];
   if (values.json)
     process.stdout.write(`${JSON.stringify({ benchmark: 'transport-rtt', node: process.version, results })}\n`);

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileDisk } from '../src/platform/file-disk.js';
 import { Wal } from '../src/storage/wal.js';
+import { runBench, benchArgs } from './bench-args.js';
 
 const RECORD_BYTES = 128;
 const CONCURRENCY = [1, 16, 256];
@@ -18,20 +19,6 @@ interface Row {
   mbPerSec: number;
   fsyncs: number;
   recordsPerFsync: number;
-}
-
-function parseArgs(argv: string[]): { seconds: number; json: boolean } {
-  let seconds = 3;
-  let json = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--json') json = true;
-    else if (arg === '--seconds') {
-      seconds = Number(argv[++i]);
-      if (!(seconds > 0)) throw new Error('--seconds needs a positive number');
-    } else throw new Error(`unknown argument ${String(arg)}; usage: node dist/bench/wal.js [--seconds S] [--json]`);
-  }
-  return { seconds, json };
 }
 
 /** Keeps `outstanding` appends in flight for `seconds`; each completes when durable. */
@@ -104,7 +91,18 @@ function fsyncLatency(dir: string, seconds: number): { p50Ms: number; p99Ms: num
 }
 
 async function main(): Promise<void> {
-  const { seconds, json } = parseArgs(process.argv.slice(2));
+  const { seconds, json } = benchArgs(
+    {
+      name: 'wal',
+      summary: `Durable appends/s and MB/s of ${RECORD_BYTES}-byte records on FileDisk in a temporary directory (each
+acknowledged after its group commit's fsync), at ${CONCURRENCY.join(', ')} outstanding appends; plus raw
+fdatasync latency. Not a timed test: take figures on an idle machine.`,
+    },
+    {
+      seconds: { kind: 'number', default: 3, min: 0.1, max: 600, value: 'S', help: 'seconds per level' },
+      json: { kind: 'boolean', help: 'print one JSON object instead of the table' },
+    },
+  );
   const dir = mkdtempSync(join(tmpdir(), 'cohort-wal-bench-'));
   try {
     const fsync = fsyncLatency(dir, seconds);
@@ -131,4 +129,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await runBench('wal', main);

@@ -4,6 +4,10 @@
  * linearizable on any node; writes are forwarded to the leader and return once this node
  * reflects them.
  *
+ * Input: `put` takes VALUE from the command line, all of stdin (`-`) or a file (`--file PATH`),
+ * as bytes (`value-input.ts`). Keys follow the key rules of `src/log/kv-key.ts` (printable text,
+ * at most 512 UTF-8 bytes), checked by the client library before sending and by the daemon.
+ *
  * Output: `get` prints the value (UTF-8 text and a newline; a value that is not UTF-8 is written
  * as its raw bytes), writes print one line; `--json` prints the API's answer as one JSON object
  * (bytes as arrays of numbers).
@@ -14,6 +18,9 @@
  */
 import { InvalidArgumentError, type Command } from '@commander-js/extra-typings';
 import { CohortClientError, connect, type CohortClient, type KvCasCondition } from '../client/index.js';
+import { KV_VALUE_BYTES_MAX } from '../constants.js';
+import { kvKeyProblem, kvStoredKeyProblem } from '../log/kv-key.js';
+import { loadValue, valueSource, ValueInputError } from './value-input.js';
 
 /** Exit codes of the kv commands. */
 export const KV_EXIT = {
@@ -45,7 +52,7 @@ export interface KvOptions {
 /** One kv command, parsed. */
 export type KvCommand =
   | { readonly op: 'get'; readonly key: string }
-  | { readonly op: 'put'; readonly key: string; readonly value: string }
+  | { readonly op: 'put'; readonly key: string; readonly value: string | Uint8Array }
   | { readonly op: 'cas'; readonly key: string; readonly value: string; readonly condition: KvCasCondition }
   | { readonly op: 'delete'; readonly key: string };
 
@@ -132,6 +139,13 @@ function exitFor(e: CohortClientError): number {
 /** Runs one kv command; resolves to the exit code. Never throws. */
 export async function runKv(cmd: KvCommand, opts: KvOptions, io: KvIo): Promise<number> {
   const timeoutMs = opts.timeoutMs ?? KV_TIMEOUT_MS;
+  // The key rules (src/log/kv-key.ts) before connecting: a bad key is named even when no daemon
+  // runs. The library and the daemon check the same rules again.
+  const keyProblem = cmd.op === 'put' || cmd.op === 'cas' ? kvKeyProblem(cmd.key) : kvStoredKeyProblem(cmd.key);
+  if (keyProblem !== null) {
+    io.err(`cohort kv ${cmd.op}: ${keyProblem}\n`);
+    return KV_EXIT.failure;
+  }
   try {
     await using client = await connect({
       ...(opts.socket === undefined ? {} : { socket: opts.socket }),
@@ -195,14 +209,32 @@ export function registerKv(program: Command, setCode: (code: number) => void): v
       setCode(await runKv({ op: 'get', key }, common(opts), processIo));
     });
   kv.command('put')
-    .description('write VALUE at KEY')
+    .description(
+      `write VALUE at KEY; VALUE "-" reads all of stdin; values are at most ${KV_VALUE_BYTES_MAX / 1024} KiB (exit 1 when larger)`,
+    )
     .argument('<key>')
-    .argument('<value>')
+    .argument('[value]')
+    .option('--file <path>', 'write the bytes of this file ("-": stdin) instead of VALUE')
     .option('--socket <path>', "the node's API socket (default $COHORT_SOCKET)")
     .option('--json', 'print the answer as one JSON object')
     .option('--debug', 'print the stack trace of an error')
     .action(async (key, value, opts) => {
-      setCode(await runKv({ op: 'put', key, value }, common(opts), processIo));
+      const source = valueSource(value, opts.file);
+      if (typeof source === 'string') {
+        processIo.err(`cohort kv put: ${source}\n`);
+        setCode(KV_EXIT.usage);
+        return;
+      }
+      let bytes: string | Uint8Array;
+      try {
+        bytes = await loadValue(source);
+      } catch (e) {
+        if (!(e instanceof ValueInputError)) throw e;
+        processIo.err(`cohort kv put: ${e.message}\n`);
+        setCode(KV_EXIT.failure);
+        return;
+      }
+      setCode(await runKv({ op: 'put', key, value: bytes }, common(opts), processIo));
     });
   kv.command('cas')
     .description(

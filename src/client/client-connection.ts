@@ -22,6 +22,7 @@
  * - `close()` and `[Symbol.asyncDispose]` (`await using`) end the connection; open calls
  *   reject with `CLOSED`.
  */
+import { statSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { assert } from '../lib/assert.js';
 import { DecodeError } from '../lib/errors.js';
@@ -61,13 +62,27 @@ export interface ConnectOptions {
   readonly protocolVersion?: number;
 }
 
+/**
+ * What is at `path` when it is not a socket (connecting to a regular file or a directory also
+ * fails with ECONNREFUSED), or null when it is a socket or cannot be examined.
+ */
+function notASocket(path: string): string | null {
+  try {
+    const st = statSync(path);
+    if (st.isSocket()) return null;
+    return `it is ${st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : 'some other file'}, not a socket`;
+  } catch {
+    return null; // gone or unreadable since the attempt: the connect error says enough
+  }
+}
+
 function unreachable(socket: string, e: unknown): CohortClientError {
   const code = (e as { code?: unknown }).code;
   const why =
     code === 'ENOENT'
       ? 'no socket there'
-      : code === 'ECONNREFUSED'
-        ? 'nothing listens there (a stale socket?)'
+      : code === 'ECONNREFUSED' || code === 'ENOTSOCK'
+        ? (notASocket(socket) ?? 'nothing listens there (a stale socket?)')
         : code === 'EACCES'
           ? "permission denied: run as a user in the socket's group"
           : e instanceof Error

@@ -3,13 +3,23 @@
  * registers (`kv.get`, `kv.put`, `kv.cas`, `kv.delete`), over any `ApiCaller` (the daemon's socket
  * or embedded mode's in-process channel), and the decoders of their answers.
  *
- * Errors: every call rejects with `CohortClientError` only: the daemon's code (`NOT_QUORATE`,
- * `INVALID_ARGUMENT`, ...), the connection's (`CLOSED`, `CONNECTION_LOST`, `ABORTED`), or
+ * Errors: every call rejects with `CohortClientError` only: `INVALID_ARGUMENT` before sending when
+ * a key breaks the key rules (`src/log/kv-key.ts`: a put or cas writes only printable keys) or a
+ * value is over `KV_VALUE_BYTES_MAX`, the daemon's code (`NOT_QUORATE`, ...), the connection's (`CLOSED`, `CONNECTION_LOST`, `ABORTED`), or
  * `PROTOCOL_ERROR` naming the field of an answer that is not what it claims (`FieldReader`).
  *
  * Client code runs in the caller's process, never inside a simulated run: it may use Promises.
  */
-import { type ApiCaller, type ApiData, callDecoded, type CallOptions, FieldReader } from '../api/index.js';
+import {
+  type ApiCaller,
+  type ApiData,
+  callDecoded,
+  type CallOptions,
+  CohortClientError,
+  FieldReader,
+} from '../api/index.js';
+import { KV_VALUE_BYTES_MAX } from '../constants.js';
+import { kvKeyProblem, kvStoredKeyProblem } from '../log/kv-key.js';
 
 /** `kv.get`: the entry with its revisions, or `found: false` (the store's revision either way). */
 export type KvGetResult =
@@ -67,17 +77,47 @@ export interface KvClient {
 /** The `KvClient` over `caller`; holds no state of its own (closing is the caller's). */
 export function kvClient(caller: ApiCaller): KvClient {
   return {
-    get: (key, options) => callDecoded(caller, 'kv.get', { key }, decodeKvGet, options),
-    put: (key, value, options) => callDecoded(caller, 'kv.put', { key, value }, decodeKvPut, options),
+    get: (key, options) =>
+      checked(kvStoredKeyProblem(key)) ?? callDecoded(caller, 'kv.get', { key }, decodeKvGet, options),
+    put: (key, value, options) =>
+      checked(kvKeyProblem(key) ?? valueProblem(value, 'value')) ??
+      callDecoded(caller, 'kv.put', { key, value }, decodeKvPut, options),
     cas: (key, value, condition, options) => {
       const compare: ApiData =
         'expectedModRevision' in condition
           ? { expectedModRevision: condition.expectedModRevision }
           : { expected: condition.expected };
-      return callDecoded(caller, 'kv.cas', { key, value, ...compare }, decodeKvCas, options);
+      const expected = 'expected' in condition ? condition.expected : null;
+      const problem =
+        kvKeyProblem(key) ??
+        valueProblem(value, 'value') ??
+        (expected === null ? null : valueProblem(expected, 'expected value'));
+      return checked(problem) ?? callDecoded(caller, 'kv.cas', { key, value, ...compare }, decodeKvCas, options);
     },
-    delete: (key, options) => callDecoded(caller, 'kv.delete', { key }, decodeKvDelete, options),
+    delete: (key, options) =>
+      checked(kvStoredKeyProblem(key)) ?? callDecoded(caller, 'kv.delete', { key }, decodeKvDelete, options),
   };
+}
+
+const textEncoder = new TextEncoder();
+
+/** Why `value` cannot be stored (over `KV_VALUE_BYTES_MAX` bytes), or null. */
+function valueProblem(value: string | Uint8Array, what: string): string | null {
+  // A string's UTF-8 length is at most 3 bytes per UTF-16 code unit: encode only near the limit.
+  const bytes =
+    typeof value === 'string'
+      ? value.length * 3 <= KV_VALUE_BYTES_MAX
+        ? 0
+        : textEncoder.encode(value).length
+      : value.length;
+  return bytes <= KV_VALUE_BYTES_MAX
+    ? null
+    : `${what} is ${bytes} bytes; the limit is ${KV_VALUE_BYTES_MAX} bytes (${KV_VALUE_BYTES_MAX / 1024} KiB): store large data elsewhere and keep a reference here`;
+}
+
+/** A rejected call for `problem`, or null to make the call. */
+function checked(problem: string | null): Promise<never> | null {
+  return problem === null ? null : Promise.reject(new CohortClientError('INVALID_ARGUMENT', problem));
 }
 
 /** Decodes a `kv.get` answer. */

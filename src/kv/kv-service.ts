@@ -10,6 +10,7 @@ import { registerKvApi } from './kv-handlers.js';
 import { err, ok, type Result } from '../lib/errors.js';
 import {
   KvStateMachine,
+  kvKeyProblem,
   validateKvCommand,
   type AnyStateMachine,
   type KvCommand,
@@ -85,8 +86,10 @@ export class KvService implements NodeService {
 
   private command(command: KvCommand, done: (r: Result<KvOutput, RaftNodeError>) => void): void {
     // Checked here, before encoding: the codec asserts on invalid commands (a caller bug), and
-    // the API passes user input.
-    const invalid = validateKvCommand(command);
+    // the API passes user input. A put or cas also meets the key admission rule (`kv-key.ts`),
+    // whichever client sent it; `apply` checks only the stored-key rule.
+    const keyProblem = command.type === 'put' || command.type === 'cas' ? kvKeyProblem(command.key) : null;
+    const invalid = keyProblem === null ? validateKvCommand(command) : { code: 'KV_INVALID_KEY', message: keyProblem };
     if (invalid !== null) {
       done(err(new RaftNodeError('REFUSED', `${invalid.code}: ${invalid.message}`, null, invalid.code)));
       return;

@@ -65,3 +65,4 @@ export { metadataOnlyEntry, entriesForFollower, snapshotForFollower } from './wi
 export { RaftHarness, formatEntry, formatMessage, type HarnessNode, type AddNodesOptions } from './raft-harness.js';
 export * from './state-machine.js';
 export * from './kv-state-machine.js';
+export { kvKeyProblem, kvStoredKeyProblem } from './kv-key.js';

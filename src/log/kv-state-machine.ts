@@ -15,9 +15,10 @@
  * - `range` returns keys that start with a prefix, in JavaScript string order (UTF-16 code
  *   units), at most `limit` entries and about `KV_RANGE_BYTES_MAX` bytes, with `more` set when
  *   entries were left out.
- * Keys are non-empty, well-formed Unicode strings of at most `KV_KEY_BYTES_MAX` UTF-8 bytes;
- * values are bytes, at most `KV_VALUE_BYTES_MAX`; the store holds at most `KV_KEYS_MAX` keys and
- * `KV_STATE_BYTES_MAX` key+value bytes. Breaking a limit gives an `ApplyError`, never an exception.
+ * Keys are non-empty, well-formed Unicode strings of at most `KV_KEY_BYTES_MAX` UTF-8 bytes
+ * (`kv-key.ts`; a new key also holds no control character, checked before proposing, never in
+ * `apply`); values are bytes, at most `KV_VALUE_BYTES_MAX`; the store holds at most `KV_KEYS_MAX`
+ * keys and `KV_STATE_BYTES_MAX` key+value bytes. Breaking a limit gives an `ApplyError`, never an exception.
  */
 import { assert, assertNever } from '../lib/assert.js';
 import { ByteReader, ByteWriter } from '../lib/bytes.js';
@@ -46,6 +47,7 @@ import {
   type StateHash,
   type StateMachine,
 } from './state-machine.js';
+import { kvStoredKeyProblem, utf8Length } from './kv-key.js';
 
 // ------------------------------------------------------------------------------------------------
 // Commands and outputs
@@ -106,23 +108,11 @@ const textEncoder = new TextEncoder();
 // `ignoreBOM: true`: a key may legitimately start with U+FEFF; the default decoder would drop it
 // and break the round trip.
 const keyDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-// With the `u` flag a surrogate class matches only unpaired surrogates, which UTF-8 cannot encode.
-const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
-/** UTF-8 length of `s`, or -1 when `s` holds an unpaired surrogate (not encodable). */
-function utf8Length(s: string): number {
-  if (LONE_SURROGATE.test(s)) return -1;
-  return textEncoder.encode(s).length;
-}
-
+/** The stored-key rule (`kv-key.ts`); a put's stricter admission rule is checked before proposing. */
 function checkKey(key: string, what: 'key' | 'prefix'): ApplyError | null {
-  const n = utf8Length(key);
-  if (n < 0) return kvError('KV_INVALID_KEY', `${what} holds an unpaired UTF-16 surrogate; use well-formed Unicode`);
-  if (what === 'key' && n === 0)
-    return kvError('KV_INVALID_KEY', 'key is empty; keys must have at least one character');
-  if (n > KV_KEY_BYTES_MAX)
-    return kvError('KV_INVALID_KEY', `${what} is ${n} UTF-8 bytes; the limit is ${KV_KEY_BYTES_MAX}`);
-  return null;
+  const problem = kvStoredKeyProblem(key, what);
+  return problem === null ? null : kvError('KV_INVALID_KEY', problem);
 }
 
 function checkValue(value: Uint8Array, what: string): ApplyError | null {

@@ -118,6 +118,20 @@ class StartError extends CohortError {
   }
 }
 
+/**
+ * Opens (creating if needed) the data directory's `FileDisk`; a failure is a `StartError` whose
+ * line names the directory and the real cause (read-only file system, permission, not a
+ * directory...).
+ */
+function openDataDir(dir: string, logger: Logger): FileDisk {
+  try {
+    return new FileDisk(dir, { pressure: new DescriptorPressure(logger) });
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    throw new StartError(`cannot use the data directory ${dir}: ${message}`, DAEMON_EXIT.failure);
+  }
+}
+
 /** Takes the data directory's lock, or explains who holds it. */
 async function lockDataDir(dir: string): Promise<string> {
   const path = join(dir, LOCK_FILE);
@@ -232,7 +246,7 @@ function startNode(node: CohortNode): Promise<void> {
 async function start(config: NodeConfig, logger: Logger): Promise<Running> {
   const key = await readKey(config);
   // Descriptor exhaustion delays the disk (logged once per episode), it never stops the node.
-  const disk = new FileDisk(config.dataDir, { pressure: new DescriptorPressure(logger) });
+  const disk = openDataDir(config.dataDir, logger);
   const lockPath = await lockDataDir(config.dataDir);
   // After the lock: opening the store removes half-created fragments, which only the owner may do.
   let blocks: FileBlockStore;

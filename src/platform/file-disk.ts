@@ -405,11 +405,12 @@ export class FileDisk implements Disk {
  * existed its parent is fsynced too (an earlier process may have created `dir` and crashed before
  * making it durable), skipping a parent this process may not open (EACCES/EPERM): that
  * directory is someone else's to keep durable. Synchronous: it runs once, at open, before any
- * file is used. Returns the directories it fsynced, deepest first.
+ * file is used. Returns the directories it fsynced, deepest first. Throws the real cause when a
+ * directory cannot be created (`createDirectories`).
  */
 export function makeDurableDirectory(dir: string): string[] {
   const target = resolve(dir);
-  const firstCreated = fs.mkdirSync(target, { recursive: true, mode: 0o700 });
+  const firstCreated = createDirectories(target);
   const synced: string[] = [];
   if (firstCreated === undefined) {
     fsyncDirectory(target);
@@ -425,6 +426,42 @@ export function makeDurableDirectory(dir: string): string[] {
     if (at === stop || dirname(at) === at) break;
   }
   return synced;
+}
+
+/**
+ * Creates the absolute path `target` and its missing parents, one level at a time, with mode
+ * 0700; returns the first (outermost) directory it created, or undefined when `target` existed.
+ * Unlike `mkdirSync(target, { recursive: true })`, which answers ENOENT when a missing directory
+ * cannot be created on a read-only mount (it stats the directory after EROFS or EACCES and
+ * reports that), a failure is the real one (EROFS, EACCES, ENOSPC, ENOTDIR) and names the
+ * directory that could not be created.
+ */
+function createDirectories(target: string): string | undefined {
+  const missing: string[] = [];
+  for (let at = target; ; at = dirname(at)) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(at);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    if (st !== undefined) {
+      if (!st.isDirectory())
+        throw Object.assign(new Error(`ENOTDIR: ${at} exists and is not a directory`), { code: 'ENOTDIR' });
+      break;
+    }
+    missing.push(at);
+    if (dirname(at) === at) break;
+  }
+  missing.reverse();
+  for (const at of missing) {
+    try {
+      fs.mkdirSync(at, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error; // created meanwhile: fine
+    }
+  }
+  return missing[0];
 }
 
 /** Fsyncs the directory `path`; returns false when `skipDenied` and it may not be opened. */

@@ -196,9 +196,15 @@ test('a write forwarded to a leader that crashed answers OUTCOME_UNKNOWN once a 
   assert.ok(follower !== undefined);
   c.crash(old.nodeId);
   const results: string[] = [];
-  follower.services.kv.put('k', encoder.encode('v'), (r) => results.push(r.ok ? 'ok' : r.error.code));
+  const messages: string[] = [];
+  follower.services.kv.put('k', encoder.encode('v'), (r) => {
+    results.push(r.ok ? 'ok' : r.error.code);
+    if (!r.ok) messages.push(r.error.message);
+  });
   const took = c.runUntil(() => results.length === 1, 5000);
   assert.ok(results[0] === 'OUTCOME_UNKNOWN' || results[0] === 'ok', `got ${results[0] ?? ''}`);
+  // The message reaches `cohort kv put`: it names nodes, never the router's internal request id.
+  for (const m of messages) assert.doesNotMatch(m, /request \d/, m);
   assert.ok(
     took < TIMING.requestTimeoutMs,
     `answered after ${took} ms, within an election rather than the ${TIMING.requestTimeoutMs} ms deadline`,

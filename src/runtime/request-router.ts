@@ -264,7 +264,8 @@ export class RequestRouter {
    * leader is known (after a leader crash: within an election, not the whole request timeout).
    */
   private abandon(r: Request, to: NodeId, lead: NodeId): void {
-    const message = `request ${r.id} was forwarded to node ${to}, which stopped leading before it answered (node ${lead} leads now); it may or may not take effect`;
+    // The request id is internal (a client never sees it): the message names what a user can act on.
+    const message = `the request was forwarded to node ${to}, which stopped leading before it answered (node ${lead} leads now); it may or may not have taken effect`;
     this.finish(r, err(new RaftNodeError('OUTCOME_UNKNOWN', message, lead)));
   }
 
