@@ -6,7 +6,9 @@
  * - **Bootstrap.** The first leader proposes the membership `configure` command (the configured
  *   nodes and quorum options) while none is applied; an identical repeat is a no-op.
  * - **Join and leave.** Once configured, the node proposes `join(self, incarnation)` and retries
- *   until its incarnation is in the view (or waits for a fence, or is quarantined). `leave`
+ *   until its incarnation is in the view (or waits for a fence, or is quarantined). An
+ *   incarnation below one the cluster saw (the stable state was lost) learns the right one
+ *   instead: see `learnIncarnation`. `leave`
  *   proposes `leave(self, incarnation)` and reports when it is applied or its deadline passed.
  * - **Failure detection.** Every node pings every peer once per heartbeat with its reachability
  *   row; the leader runs one `FailureDetector` per leadership (`MembershipLiveness`); its
@@ -82,6 +84,12 @@ export interface MembershipObserver {
   onJoined?(incarnation: Incarnation): void;
   /** This incarnation cannot join: its settings differ from the cluster's, or it was removed from the view. */
   onJoinProblem?(problem: string): void;
+  /**
+   * This run's `incarnation` is below `seen`, the newest the cluster saw for this node (its stable
+   * state was lost or rolled back): `seen` is recorded as used and the node stops, to run as
+   * `next` when started again.
+   */
+  onIncarnationLearned?(incarnation: Incarnation, seen: number, next: Incarnation): void;
   /** A background proposal (join, configure, a detector decision) failed; it is retried. */
   onBackgroundFailure?(what: string, error: RaftNodeError): void;
 }
@@ -196,6 +204,8 @@ export class MembershipService implements NodeService {
   /** Why this incarnation cannot join (settings differ, or it was removed from the view), or null. */
   private joinProblem: string | null = null;
   private joinNotBeforeMs = 0;
+  /** A linearizable read before retiring this incarnation is in flight, or the retire is done. */
+  private learning: 'idle' | 'reading' | 'retired' = 'idle';
   /** Open `events` streams, told after every applied membership command or restored snapshot. */
   private readonly listeners = new Set<() => void>();
 
@@ -532,6 +542,11 @@ export class MembershipService implements NodeService {
     const record = this.machine.nodes().find((n) => n.nodeId === this.nodeId);
     // Waiting for a fence of the previous incarnation, or quarantined: joining again changes nothing.
     if (record?.status === 'quarantined' || (record?.status === 'needs-fencing' && record.rejoin === inc)) return;
+    // The cluster saw a newer incarnation of this node than this run's: the counter went back.
+    if (record !== undefined && record.seen > inc) {
+      this.learnIncarnation();
+      return;
+    }
     // This incarnation was in the view and was removed (failed, or replaced): it cannot come back;
     // only a restart (a new incarnation) can. Joining again would only commit stale joins forever.
     if (record !== undefined && record.seen >= inc && !(record.status === 'member' && record.incarnation === inc)) {
@@ -549,6 +564,43 @@ export class MembershipService implements NodeService {
       ...(fingerprint === undefined ? {} : { fingerprint }),
     };
     this.background.set('join', { what: 'join', command, inFlight: false, notBeforeMs: now });
+  }
+
+  /**
+   * This run's incarnation is below `seen`, the newest incarnation of this node the cluster has
+   * recorded: the stable state that counts incarnations was lost (deleted, damaged, restored from
+   * an old backup). Restarting until the counter passes `seen` would take `seen` restarts, so the
+   * node learns it instead: after a linearizable read (the applied state then holds every command
+   * committed before it, so `seen` is the cluster's newest), it records durably that incarnations
+   * up to `seen` are used and stops (`ServiceContext.retire`); the next start runs as
+   * `max(seen, incarnation) + 1`.
+   *
+   * Why no incarnation serves two lives of the node: lives are sequential (the data directory's
+   * lock file), and an incarnation comes to matter to other nodes (membership, groups, locks,
+   * fencing) only through a committed command that names it, which raises `seen`. The next
+   * incarnation exceeds every committed naming and this run's own, and it is durable before the
+   * next run starts. This run does not switch incarnations in place: its incarnation is captured
+   * by every service (`ServiceContext.incarnation`), the request router's id space and the pings
+   * already sent, so one process would be two lives. It never joined, so stopping it costs
+   * nothing (a supervisor restarts it; exit code 3).
+   */
+  private learnIncarnation(): void {
+    if (this.learning !== 'idle') return;
+    this.learning = 'reading';
+    this.ctx.read(this.ctx.clock.nowMs() + this.ctx.requestTimeoutMs, (r) => {
+      if (this.learning !== 'reading' || !this.ctx.running()) return;
+      const inc = this.ctx.incarnation;
+      const seen = this.machine.nodes().find((n) => n.nodeId === this.nodeId)?.seen ?? 0;
+      if (!r.ok || seen <= inc) {
+        this.learning = 'idle'; // no leader yet: maybeJoin asks again next tick
+        return;
+      }
+      this.learning = 'retired';
+      const next = Math.max(seen, inc) + 1;
+      const why = `incarnation ${inc} is not new: the cluster already saw incarnation ${seen} of this node (its stable state was lost or restored from an old copy); incarnations up to ${seen} are now recorded as used, so the next start joins as incarnation ${next}: start this node again`;
+      this.ctx.trace('incarnation-learned', { incarnation: inc, seen, next });
+      this.opts.observer?.onIncarnationLearned?.(inc, seen, this.ctx.retire(seen, why));
+    });
   }
 
   private setJoinProblem(problem: string): void {

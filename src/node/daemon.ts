@@ -49,6 +49,7 @@ import {
 import type { TimeoutModel } from './timeouts.js';
 import { nodePeerCodec, type ChannelMessage } from '../services.js';
 import { RecoveryError } from '../runtime/raft-persistence.js';
+import { describeRepair } from '../storage/index.js';
 import { configFingerprint, loadConfig, type NodeConfig } from './config.js';
 import { registerApiHandlers } from './api-handlers.js';
 import { startMetrics, type DaemonCounters, type MetricsEndpoint } from './metrics.js';
@@ -212,11 +213,34 @@ function observerFor(logger: Logger, counters: () => DaemonCounters | null): Nod
     onJoined: (incarnation) => {
       logger.info({ incarnation }, `joined the view as incarnation ${incarnation}`);
     },
+    onIncarnationLearned: (incarnation, seen, next) => {
+      logger.warn(
+        { incarnation, seen, next },
+        `incarnation ${incarnation} was already used: the cluster saw incarnation ${seen} of this node (the stable state was lost); learned it from the cluster and saved it: the next start runs as incarnation ${next}; stopping now`,
+      );
+    },
+    onRepaired: (applied) => {
+      logger.warn({ applied }, `storage repair complete: the log was rebuilt from peers up to index ${applied}`);
+    },
     onBackgroundFailure: (what, error) => {
       counters()?.backgroundFailures.inc();
       logger.debug({ what, code: error.code }, `${what} not applied yet (${error.code}: ${error.message}); retrying`);
     },
   };
+}
+
+/** One warn line per repair recovery made to the node's storage (counted once metrics run). */
+function logRepairs(logger: Logger, node: CohortNode): void {
+  for (const r of node.storageRepairs)
+    logger.warn(
+      { repair: r.kind, file: r.file, offset: r.offset, bytesLost: r.bytesLost, lost: r.lost },
+      describeRepair(r),
+    );
+  if (node.stableStateLost !== null)
+    logger.warn(
+      { stableState: node.stableStateLost, incarnation: node.incarnation },
+      `the stable state was ${node.stableStateLost}: running as incarnation ${node.incarnation} until the cluster says which incarnation this node is at`,
+    );
 }
 
 function peersOf(config: NodeConfig): Map<NodeId, PeerAddress> {
@@ -286,6 +310,7 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
       throw new StartError(`cannot recover the node's state from ${config.dataDir}: ${e.message}`, DAEMON_EXIT.failure);
     throw e;
   }
+  logRepairs(logger, node);
   await startNode(node);
   await transport.start().catch((e: unknown) => {
     node.stop();
@@ -320,6 +345,7 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
   if (config.metrics !== undefined) {
     metrics = await startMetrics(config.metrics.host, config.metrics.port, node);
     counters = metrics.counters;
+    for (const r of node.storageRepairs) counters.storageRepairs.inc({ kind: r.kind });
   }
   return { config, logger, node, transport, disk, blocks, api, metrics, lockPath };
 }

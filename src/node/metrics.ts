@@ -17,6 +17,8 @@ export interface DaemonCounters {
   readonly detectorDecisions: Counter<'type'>;
   readonly roleChanges: Counter;
   readonly backgroundFailures: Counter;
+  /** Repairs recovery made to this node's storage at start (`StorageRepairKind`). */
+  readonly storageRepairs: Counter<'kind'>;
 }
 
 /** A running metrics endpoint. */
@@ -73,6 +75,12 @@ export async function startMetrics(host: string, port: number, node: CohortNode)
     backgroundFailures: new Counter({
       name: 'cohort_background_proposal_failures_total',
       help: 'failed join/configure/detector proposals (each is retried)',
+      registers: [registry],
+    }),
+    storageRepairs: new Counter({
+      name: 'cohort_storage_repairs_total',
+      help: "repairs made to this node's storage at start (cut torn WAL tail, discarded WAL, skipped snapshot, lost stable state), by kind",
+      labelNames: ['kind'] as const,
       registers: [registry],
     }),
   };

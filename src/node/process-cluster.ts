@@ -191,6 +191,12 @@ export class ProcessCluster {
     return c !== undefined && c.exitCode === null && c.signalCode === null;
   }
 
+  /** Node `id`'s exit code (or signal name) once its process exited, else null. */
+  exitCode(id: number): number | string | null {
+    const c = this.children.get(id);
+    return c?.exitCode ?? c?.signalCode ?? null;
+  }
+
   pid(id: number): number {
     const pid = this.children.get(id)?.pid;
     assert(pid !== undefined, `node ${id} has a process`);

@@ -562,6 +562,47 @@ test('a running node whose incarnation was failed stops proposing joins (it must
   );
 });
 
+test('a node whose stable state was lost learns its incarnation from the cluster and joins after one restart', () => {
+  const learned: [number, number, number][] = [];
+  const h = new ClusterHarness({
+    observerOf: (id) =>
+      id === 3
+        ? {
+            onIncarnationLearned: (inc, seen, next) => {
+              learned.push([inc, seen, next]);
+            },
+          }
+        : undefined,
+  });
+  h.runUntil(() => h.allJoinedAndQuorate([1, 2, 3]), 5000);
+  const leaveAndStop = (): void => {
+    let left = false;
+    h.node(3).services.membership.leave(2000, (e) => {
+      left = e === null;
+    });
+    h.runUntil(() => left, 3000);
+    h.crash(3);
+  };
+  for (let i = 0; i < 2; i++) {
+    leaveAndStop();
+    h.restart(3);
+    h.runUntil(() => h.allJoinedAndQuorate([1, 2, 3]), 5000);
+  }
+  assert.equal(h.node(3).incarnation, 3);
+  leaveAndStop();
+  h.disk(3).remove('stable-state', (e) => {
+    assert.equal(e, null);
+  });
+  h.runMs(1);
+  h.restart(3);
+  assert.equal(h.node(3).incarnation, 1, 'the counter restarted with the file');
+  h.runUntil(() => h.isDown(3), 5000); // it learned, recorded, and fail-stopped
+  assert.deepEqual(learned, [[1, 3, 4]]);
+  h.restart(3);
+  assert.equal(h.node(3).incarnation, 4, 'one restart runs above every incarnation the cluster saw');
+  h.runUntil(() => h.allJoinedAndQuorate([1, 2, 3]), 5000);
+});
+
 // ------------------------------------------------------------------------------------------------
 // The node-services seam
 

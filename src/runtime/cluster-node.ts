@@ -17,7 +17,7 @@
  * code. Every callback runs on the environment's single event loop; nothing is re-entrant.
  */
 import { assert, assertNever, defined } from '../lib/assert.js';
-import { err, ok, type Result } from '../lib/errors.js';
+import { CohortError, err, ok, type Result } from '../lib/errors.js';
 import type { Incarnation, LogIndex, NodeId, Term } from '../lib/ids.js';
 import {
   StateMachineMux,
@@ -34,6 +34,7 @@ import {
 import { msgpackCodec } from '../transport/message-codec.js';
 import { validateRaftMessage } from '../log/index.js';
 import type { Lane, Transport, TransportHandlers } from '../transport/transport.js';
+import type { StorageRepair } from '../storage/index.js';
 import type { NodeEnv, TimerHandle } from './env.js';
 import type {
   AppliedEntry,
@@ -68,6 +69,8 @@ export interface HostTiming {
 export interface HostObserver {
   /** The Raft role or the known leader changed. */
   onRole?(role: RaftRole, term: Term, lead: NodeId | null): void;
+  /** Repair mode ended: the log this node lost at start is rebuilt from the leader up to `applied`. */
+  onRepaired?(applied: LogIndex): void;
 }
 
 /** Options of a `ClusterNode`. */
@@ -185,6 +188,9 @@ export class ClusterNode<S = unknown> {
           onRestore: (index) => {
             this.onRestore(index);
           },
+          onRepaired: (applied) => {
+            options.observer?.onRepaired?.(applied);
+          },
         },
       },
     );
@@ -216,6 +222,16 @@ export class ClusterNode<S = unknown> {
   /** This run's incarnation (bumped durably on every start). */
   get incarnation(): Incarnation {
     return this.raft.incarnation;
+  }
+
+  /** Every repair recovery made to this node's durable state (the daemon logs and counts them). */
+  get storageRepairs(): readonly StorageRepair[] {
+    return this.raft.storageRepairs;
+  }
+
+  /** Whether this start found the stable state (and so the incarnation counter) lost. */
+  get stableStateLost(): 'missing' | 'damaged' | null {
+    return this.raft.stableStateLost;
   }
 
   /**
@@ -304,7 +320,20 @@ export class ClusterNode<S = unknown> {
       announceView: (view) => {
         this.pendingView = view;
       },
+      retire: (highestSeen, why) => this.retire(highestSeen, why),
     };
+  }
+
+  /** `ServiceContext.retire`: the used incarnation made durable, then a fail-stop. */
+  private retire(highestSeen: number, why: string): Incarnation {
+    assert(this.state === 'running', 'only a running node retires its incarnation');
+    const next = this.raft.retireIncarnation(highestSeen, (error) => {
+      // A failed save already fail-stopped the node (storage failure), with its own reason.
+      if (error === null)
+        this.env.failStop(why, new CohortError('INCARNATION_RETIRED', `${why} (next incarnation ${next})`));
+    });
+    this.env.trace('incarnation-retired', { incarnation: this.incarnation, highestSeen, next });
+    return next;
   }
 
   private handle<C extends { readonly type: string }, O, SM extends StateMachine<C, O>>(

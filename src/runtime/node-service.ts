@@ -152,6 +152,14 @@ export interface ServiceContext {
   running(): boolean;
   /** Tells every service about a new cluster view (the membership service calls it). */
   announceView(view: ClusterView): void;
+  /**
+   * Ends this run because its incarnation is not new: the cluster already saw incarnation
+   * `highestSeen` of this node (its stable state was lost or restored from an old copy). Records
+   * durably that incarnations up to `highestSeen` are used, then fail-stops the node with `why`
+   * (the daemon exits; a supervisor or the operator starts it again), so the next start runs as
+   * `max(highestSeen, incarnation) + 1`. Returns that incarnation. Call at most once.
+   */
+  retire(highestSeen: number, why: string): Incarnation;
 }
 
 /** One service on a node; see the file comment for the order of calls. */

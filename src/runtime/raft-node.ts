@@ -21,7 +21,14 @@
  */
 import { assert, defined } from '../lib/assert.js';
 import { err, ok, type Result } from '../lib/errors.js';
-import { logIndex, type Incarnation, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
+import {
+  incarnation as makeIncarnation,
+  logIndex,
+  type Incarnation,
+  type LogIndex,
+  type NodeId,
+  type Term,
+} from '../lib/ids.js';
 import {
   RAFT_CONFIG_DEFAULTS,
   RaftCore,
@@ -37,7 +44,7 @@ import {
   type StateMachine,
   type ApplyResult,
 } from '../log/index.js';
-import { describeStorageFailure, StorageError, type Wal } from '../storage/index.js';
+import { describeStorageFailure, StorageError, type StorageRepair, type Wal } from '../storage/index.js';
 import { RAFT_NODE_PENDING_REQUESTS_MAX } from '../constants.js';
 import type { NodeEnv, TimerHandle } from './env.js';
 import { RaftNodeError, RaftRequests } from './raft-requests.js';
@@ -54,6 +61,9 @@ import {
   encodeBlob,
   type Recovered,
 } from './raft-persistence.js';
+
+/** The stable-state blob stores an incarnation as a u32; the next start adds one. */
+const INCARNATION_MAX = 0xffff_ffff;
 
 /** Missed ticks caught up after a stall are capped at this many election timeouts. */
 const TICK_CATCH_UP_ELECTIONS = 4;
@@ -111,11 +121,19 @@ export interface RaftObserver<O> {
    * a witness's copy carries no data and its state machine is left alone).
    */
   onRestore?(index: LogIndex, term: Term, metadataOnly: boolean): void;
+  /** Repair mode ended: the log this node lost is rebuilt from the leader up to `applied`. */
+  onRepaired?(applied: LogIndex): void;
 }
 
 /** See the file comment. */
 export class RaftNode<C extends { readonly type: string }, O> {
   readonly incarnation: Incarnation;
+  /**
+   * The incarnation the stable-state blob records as used: this run's, or a higher one learned
+   * from the cluster (`retireIncarnation`). Every blob written carries it, so a later save of
+   * term or vote cannot write a lower one back; the next start runs as this plus one.
+   */
+  private usedIncarnation: Incarnation;
   private readonly core: RaftCore;
   private readonly rec: Recovered;
   private readonly sm: StateMachine<C, O>;
@@ -165,6 +183,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
     });
     for (const note of this.rec.notes) env.trace('recovery-note', { note });
     this.incarnation = this.rec.blob.incarnation;
+    this.usedIncarnation = this.incarnation;
     this.walOrNull = this.rec.wal;
     this.entrySeqs = [...this.rec.entrySeqs];
     this.seqBase = this.rec.seqBase;
@@ -326,6 +345,37 @@ export class RaftNode<C extends { readonly type: string }, O> {
    */
   logEntries(lo: LogIndex, hi: LogIndex): Result<Entry[], RaftError> {
     return this.core.logEntries(lo, hi);
+  }
+
+  /** Every repair recovery made to this node's durable state at construction (log them). */
+  get storageRepairs(): readonly StorageRepair[] {
+    return this.rec.repairs;
+  }
+
+  /** Whether this start found the stable state (and so the incarnation counter) lost. */
+  get stableStateLost(): 'missing' | 'damaged' | null {
+    return this.rec.stableStateLost;
+  }
+
+  /**
+   * Records durably that incarnations up to `highestUsed` are used (the cluster saw them), so the
+   * next start runs as `max(highestUsed, this.incarnation) + 1`; `done` runs once that is
+   * durable (null) or with the storage error (the node then fail-stops as for any save). This run
+   * keeps its incarnation: the caller ends it (see `ServiceContext.retire`). Returns the
+   * incarnation the next start will use.
+   */
+  retireIncarnation(highestUsed: number, done: (error: StorageError | null) => void): Incarnation {
+    assert(this.running, 'the node records a used incarnation only while running');
+    assert(Number.isSafeInteger(highestUsed) && highestUsed >= 0, 'an incarnation is a non-negative integer');
+    const used = Math.max(highestUsed, this.usedIncarnation);
+    assert(used < INCARNATION_MAX, `incarnations are below ${INCARNATION_MAX}`);
+    this.usedIncarnation = makeIncarnation(used);
+    const blob = encodeBlob({ incarnation: this.usedIncarnation, repairing: this.repairing });
+    this.rec.stable.save({ term: this.savedTerm, vote: this.savedVote, blob }, (e) => {
+      if (e !== null) this.fail(e);
+      done(e);
+    });
+    return makeIncarnation(used + 1);
   }
 
   /** The core's current term (cheap). */
@@ -526,7 +576,7 @@ export class RaftNode<C extends { readonly type: string }, O> {
       const hs = defined(rd.hardState, 'hard state');
       this.savedTerm = hs.term;
       this.savedVote = hs.vote;
-      const blob = encodeBlob({ incarnation: this.incarnation, repairing: this.repairing });
+      const blob = encodeBlob({ incarnation: this.usedIncarnation, repairing: this.repairing });
       this.rec.stable.save({ term: this.savedTerm, vote: this.savedVote, blob }, partDone);
     }
     parts++;
@@ -674,11 +724,12 @@ export class RaftNode<C extends { readonly type: string }, O> {
     if (!this.repairing || this.core.repairing) return;
     this.repairing = false;
     this.env.trace('repair-done', { applied: this.applied });
+    this.opts.observer?.onRepaired?.(this.applied);
     this.rec.stable.save(
       {
         term: this.savedTerm,
         vote: this.savedVote,
-        blob: encodeBlob({ incarnation: this.incarnation, repairing: false }),
+        blob: encodeBlob({ incarnation: this.usedIncarnation, repairing: false }),
       },
       (e) => {
         if (e !== null) this.fail(e);

@@ -24,7 +24,12 @@
  * - A damaged stable-state file is recovered from the newest `HARD` record of an intact WAL,
  *   and the node starts in repair mode (the repair flag lived in that file: a node that was
  *   repairing would otherwise restart as healthy with an empty log); when both are damaged the
- *   node refuses to start (it cannot know its term or vote).
+ *   node refuses to start (it cannot know its term or vote). A *missing* stable-state file beside
+ *   an existing WAL or snapshot is treated the same way, never as a fresh node: a fresh node's
+ *   term 0 and empty vote would let it vote a second time in a term it already voted in. The
+ *   incarnation counter lived there too; the node learns its next one from the cluster
+ *   (`MembershipService`, `ServiceContext.retire`).
+ * - Every repair of durable state is reported as a `StorageRepair` in `Recovered.repairs`.
  * - A WAL whose `HARD` records name a commit beyond the entries held: repair mode too.
  * - A damaged snapshot falls back to an older one; with none left and entries compacted away the
  *   node starts in repair mode from an empty log.
@@ -50,10 +55,13 @@ import {
   SnapshotStore,
   Wal,
   WalCorruptionError,
+  discardedWalRepair,
   parseSegmentName,
+  STABLE_STATE_FILE,
   StorageError,
   describeStorageFailure,
   type StableState,
+  type StorageRepair,
   type WalRecord,
 } from '../storage/index.js';
 import { msgpackCodec } from '../transport/message-codec.js';
@@ -208,7 +216,15 @@ export interface Recovered {
   readonly seqBase: LogIndex;
   /** Why the node starts in repair mode, or null. */
   readonly repairReason: string | null;
-  /** Human-readable notes about damage found and repaired (for the log). */
+  /** Every repair recovery made to durable state (for the owner to log at warn and count). */
+  readonly repairs: StorageRepair[];
+  /**
+   * The stable state (and with it the incarnation counter) was lost: the file is missing beside
+   * an existing log, or damaged. The incarnation this start uses may be one the cluster already
+   * saw; the membership service learns the right one from the cluster (see `retire`).
+   */
+  readonly stableStateLost: 'missing' | 'damaged' | null;
+  /** Human-readable notes about other findings (traced at debug). */
   readonly notes: string[];
 }
 
@@ -216,7 +232,12 @@ export interface Recovered {
  * Loads the newest snapshot that checks out; corrupt ones are skipped with a note and `skipped`
  * is set (the log it covered may be gone, so the caller repairs).
  */
-function loadSnapshot(snapshots: SnapshotStore, notes: string[], skipped: { value: boolean }): Snapshot | null {
+function loadSnapshot(
+  disk: Disk,
+  snapshots: SnapshotStore,
+  repairs: StorageRepair[],
+  skipped: { value: boolean },
+): Snapshot | null {
   for (const meta of snapshots.list()) {
     try {
       const handle = snapshots.open(meta);
@@ -235,7 +256,15 @@ function loadSnapshot(snapshots: SnapshotStore, notes: string[], skipped: { valu
       };
     } catch (e) {
       if (!(e instanceof CorruptFileError || e instanceof DecodeError)) throw e;
-      notes.push(`snapshot ${meta.file} is damaged (${e.message}); trying an older one`);
+      repairs.push({
+        kind: 'snapshot-skipped',
+        file: meta.file,
+        offset: 0,
+        bytesLost: disk.size(meta.file) ?? 0,
+        cause:
+          e instanceof CorruptFileError ? `it fails its checks (${e.message})` : `it does not decode (${e.message})`,
+        lost: `the snapshot at index ${meta.index}: an older snapshot, the WAL and the peers replace it`,
+      });
       skipped.value = true;
     }
   }
@@ -301,6 +330,7 @@ export function recover(
   onFailed?: (error: StorageError) => void,
 ): Recovered {
   const notes: string[] = [];
+  const repairs: StorageRepair[] = [];
   const repairReasons: string[] = [];
   const stable = new StableStore(disk);
   const snapshots = new SnapshotStore(disk, SNAPSHOTS_RETAINED);
@@ -312,8 +342,14 @@ export function recover(
     if (!(e instanceof CorruptFileError)) throw e;
     stableDamage = e.message;
   }
+  // The stable state is saved before anything is written to the WAL or a snapshot, so a log
+  // without it means the file was lost (deleted, or a restore without it): the term, the vote
+  // and the repair flag are unknown exactly as when it is damaged, and are treated alike.
+  const hasLog = snapshots.list().length > 0 || disk.list().some((n) => parseSegmentName(n) !== null);
+  const stableMissing = stableState === null && stableDamage === null && hasLog;
+  if (stableMissing) stableDamage = 'the file is missing although the data directory holds a log';
   const skipped = { value: false };
-  const snap = loadSnapshot(snapshots, notes, skipped);
+  const snap = loadSnapshot(disk, snapshots, repairs, skipped);
   if (skipped.value) repairReasons.push('a snapshot was damaged, so the entries it covered may be lost');
   let wal: Wal | null = null;
   let records: readonly WalRecord[] = [];
@@ -322,13 +358,13 @@ export function recover(
     const opened = Wal.open(disk, { onDurable, ...(onFailed === undefined ? {} : { onFailed }) });
     wal = opened.wal;
     records = opened.recovery.records;
-    if (opened.recovery.tornTailBytes > 0)
-      notes.push(`cut a torn WAL tail of ${opened.recovery.tornTailBytes} bytes (an interrupted write)`);
+    repairs.push(...opened.recovery.repairs);
     if (opened.recovery.tailSuspect)
       repairReasons.push('the WAL tail held a complete record that failed its checksum (a bit flip in synced data?)');
   } catch (e) {
     if (!(e instanceof WalCorruptionError)) throw e;
     repairReasons.push(`the WAL is corrupt (${e.message}); it is discarded`);
+    repairs.push(discardedWalRepair(disk, e, snap?.metadata.index ?? 0));
     corruptSegments = disk.list().filter((n) => parseSegmentName(n) !== null);
   }
   const r = replay(records, snap);
@@ -341,18 +377,23 @@ export function recover(
   // The stable-state file also keeps the repair flag: with it damaged, a node that was repairing
   // (its log discarded) would look healthy. Assume it was.
   if (stableDamage !== null)
-    repairReasons.push('the stable-state file is damaged, so whether the node was repairing is unknown');
+    repairReasons.push('the stable-state file is damaged or missing, so whether the node was repairing is unknown');
   const repairReason = repairReasons.length > 0 ? `${repairReasons.join('; ')}; repairing from peers` : null;
   if (stableDamage !== null && (r.hard === null || wal === null)) {
     throw new RecoveryError(
       'RECOVERY_IMPOSSIBLE',
-      `the stable-state file is damaged (${stableDamage}) and the WAL holds no intact copy of the term and vote: this node cannot know whom it voted for, so it must not rejoin with its old identity. Wipe its data directory and add it back as a new member.`,
+      `the stable-state file is damaged or missing (${stableDamage}) and the WAL holds no intact copy of the term and vote: this node cannot know whom it voted for, so it must not rejoin with its old identity. Wipe its data directory and add it back as a new member.`,
     );
   }
   if (stableDamage !== null && r.hard !== null) {
-    notes.push(
-      `the stable-state file is damaged (${stableDamage}); recovered term ${r.hard.term} and vote ${r.hard.vote ?? 'none'} from the WAL`,
-    );
+    repairs.push({
+      kind: stableMissing ? 'stable-state-missing' : 'stable-state-damaged',
+      file: STABLE_STATE_FILE,
+      offset: 0,
+      bytesLost: disk.size(STABLE_STATE_FILE) ?? 0,
+      cause: stableDamage,
+      lost: `the term, vote, repair flag and incarnation counter: term ${r.hard.term} and vote ${r.hard.vote ?? 'none'} were recovered from the WAL, the node repairs from its peers, and it learns its incarnation from the cluster`,
+    });
   }
   const hard = pickNewer({ term: stableState?.term ?? makeTerm(0), vote: stableState?.vote ?? null }, r.hard);
   let blob: NodeBlob;
@@ -382,6 +423,8 @@ export function recover(
     entrySeqs: r.seqs,
     seqBase: logIndex((snap?.metadata.index ?? 0) + 1),
     repairReason: reason,
+    repairs,
+    stableStateLost: stableMissing ? 'missing' : stableDamage === null ? null : 'damaged',
     notes,
   };
 }

@@ -184,6 +184,11 @@ export class ClusterHarness {
     return defined(this.nodes.get(nodeId(id)), `node ${id}`);
   }
 
+  /** Node `id`'s disk, kept across crashes (a test may damage it while the node is down). */
+  disk(id: number): MemoryDisk {
+    return defined(this.disks.get(nodeId(id)), `node ${id} has a disk`);
+  }
+
   /** True while `id` is crashed. */
   isDown(id: number): boolean {
     return this.down.has(nodeId(id));

@@ -36,7 +36,7 @@ export {
   RECORD_HEADER_BYTES,
   WAL_USER_TYPE_MAX,
 } from './wal-segment.js';
-export { Wal, type WalOptions, type WalRecovery, type WalStats, type WalCallback } from './wal.js';
+export { Wal, discardedWalRepair, type WalOptions, type WalRecovery, type WalStats, type WalCallback } from './wal.js';
 export {
   StableStore,
   type StableState,
@@ -52,3 +52,4 @@ export {
   snapshotFileName,
   SNAPSHOT_HEADER_BYTES,
 } from './snapshot-store.js';
+export { describeRepair, STORAGE_REPAIR_KINDS, type StorageRepair, type StorageRepairKind } from './storage-repair.js';

@@ -80,7 +80,8 @@ export class WalCorruptionError extends StorageError {
     readonly segment: string,
     /** Byte offset of the damage inside `segment`. */
     readonly offset: number,
-    detail: string,
+    /** What check failed, without the advice (for a repair report). */
+    readonly detail: string,
   ) {
     super(
       'WAL_CORRUPT',

@@ -27,6 +27,7 @@ import {
 } from '../constants.js';
 import type { Disk } from './disk.js';
 import { StorageError, WalCorruptionError } from './storage-error.js';
+import type { StorageRepair } from './storage-repair.js';
 import {
   RECORD_HEADER_BYTES,
   SEGMENT_HEADER_BYTES,
@@ -65,6 +66,8 @@ export interface WalRecovery {
   readonly nextSeq: number;
   /** Segment files from before the newest reset marker, being removed. */
   readonly supersededSegments: number;
+  /** The repairs made (a cut torn tail), for the node to log and count; empty after a clean stop. */
+  readonly repairs: StorageRepair[];
 }
 
 /** Counters for tests and metrics. */
@@ -146,6 +149,7 @@ export class Wal {
     const scanned = recoverSegments(disk, names.slice(start));
     const wal = new Wal(disk, options, scanned.segments, scanned.nextSeq);
     const last = scanned.segments.at(-1);
+    const repairs = last === undefined || scanned.tornBytes === 0 ? [] : [tornTailRepair(last, scanned)];
     for (const name of superseded) wal.removals.push({ name, done: null });
     wal.pumpRemovals();
     if (last !== undefined) {
@@ -162,6 +166,7 @@ export class Wal {
         tailSuspect: scanned.tailSuspect,
         nextSeq: scanned.nextSeq,
         supersededSegments: superseded.length,
+        repairs,
       },
     };
   }
@@ -524,6 +529,40 @@ function newestReset(disk: Disk, names: readonly string[]): number {
     }
   }
   return 0;
+}
+
+/** The report of a cut torn tail in segment `last` (its `size` is where the cut starts). */
+function tornTailRepair(last: Segment, scanned: Recovered): StorageRepair {
+  const intact = scanned.nextSeq - 1;
+  return {
+    kind: 'wal-torn-tail',
+    file: last.name,
+    offset: last.size,
+    bytesLost: scanned.tornBytes,
+    cause: scanned.tailSuspect
+      ? 'the tail starts with a complete record that fails its checksum (a bit flip in synced data?)'
+      : 'an interrupted write (a partial or zero-filled batch)',
+    lost: `the cut bytes held the record(s) after sequence number ${intact}${
+      scanned.tailSuspect ? ', possibly acknowledged: the node repairs from its peers' : ', never acknowledged'
+    }`,
+  };
+}
+
+/**
+ * The report of discarding the whole WAL on `disk` after `error` (mid-log corruption): every
+ * segment's bytes are dropped and the log entries they held are rebuilt from peers.
+ */
+export function discardedWalRepair(disk: Disk, error: WalCorruptionError, keptThrough: number): StorageRepair {
+  const names = disk.list().filter((name) => parseSegmentName(name) !== null);
+  const bytes = names.reduce((sum, name) => sum + (disk.size(name) ?? 0), 0);
+  return {
+    kind: 'wal-discarded',
+    file: error.segment,
+    offset: error.offset,
+    bytesLost: bytes,
+    cause: `mid-log corruption: ${error.detail}`,
+    lost: `all ${names.length} WAL segment(s), i.e. every log entry after index ${keptThrough} (the snapshot); they are rebuilt from peers`,
+  };
 }
 
 interface Recovered {
