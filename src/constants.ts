@@ -163,6 +163,8 @@ export const DISK_OPS_PENDING_MAX: number = 1_000_000;
 export const FILE_DISK_OPEN_FILES_MAX: number = 64;
 /** Storage: the opaque blob in the stable-state file (beside term and vote), in bytes. */
 export const STABLE_BLOB_BYTES_MAX: number = 64 * 1024;
+/** Highest incarnation: the stable-state blob stores it as a u32 (a start adds one to the stored one). */
+export const INCARNATION_MAX: number = 0xffff_ffff;
 /** Storage: callers waiting on one WAL `flush` or one stable-state save before they are refused. */
 export const STORAGE_WAITERS_MAX: number = 65536;
 /** Storage: largest chunk a snapshot is written or read in, in bytes. */

@@ -575,14 +575,16 @@ export class MembershipService implements NodeService {
    * up to `seen` are used and stops (`ServiceContext.retire`); the next start runs as
    * `max(seen, incarnation) + 1`.
    *
-   * Why no incarnation serves two lives of the node: lives are sequential (the data directory's
-   * lock file), and an incarnation comes to matter to other nodes (membership, groups, locks,
-   * fencing) only through a committed command that names it, which raises `seen`. The next
-   * incarnation exceeds every committed naming and this run's own, and it is durable before the
-   * next run starts. This run does not switch incarnations in place: its incarnation is captured
-   * by every service (`ServiceContext.incarnation`), the request router's id space and the pings
-   * already sent, so one process would be two lives. It never joined, so stopping it costs
-   * nothing (a supervisor restarts it; exit code 3).
+   * Why no incarnation serves two lives of the node (what fencing relies on): safety comes from
+   * the machine, which never admits an incarnation at or below `seen` (and `seen` only grows), so
+   * a reused number is refused, never a member twice; lives are sequential (the data directory's
+   * lock file). This rule gives liveness: the next incarnation exceeds every incarnation a
+   * committed command named for the node (membership, groups, locks and fencing learn of one only
+   * that way) and this run's own, and it is durable before the next run starts (a crash before
+   * that leaves a refused number, learned again). This run does not switch incarnations in place:
+   * its incarnation is captured by every service (`ServiceContext.incarnation`), the request
+   * router's id space and the pings already sent, so one process would be two lives. It never
+   * joined, so stopping it costs nothing (a supervisor restarts it; exit code 3).
    */
   private learnIncarnation(): void {
     if (this.learning !== 'idle') return;

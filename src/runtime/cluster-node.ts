@@ -226,12 +226,12 @@ export class ClusterNode<S = unknown> {
 
   /** Every repair recovery made to this node's durable state (the daemon logs and counts them). */
   get storageRepairs(): readonly StorageRepair[] {
-    return this.raft.storageRepairs;
+    return this.raft.recovery.repairs;
   }
 
   /** Whether this start found the stable state (and so the incarnation counter) lost. */
   get stableStateLost(): 'missing' | 'damaged' | null {
-    return this.raft.stableStateLost;
+    return this.raft.recovery.stableStateLost;
   }
 
   /**

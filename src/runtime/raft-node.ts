@@ -44,8 +44,8 @@ import {
   type StateMachine,
   type ApplyResult,
 } from '../log/index.js';
-import { describeStorageFailure, StorageError, type StorageRepair, type Wal } from '../storage/index.js';
-import { RAFT_NODE_PENDING_REQUESTS_MAX } from '../constants.js';
+import { describeStorageFailure, StorageError, type Wal } from '../storage/index.js';
+import { INCARNATION_MAX, RAFT_NODE_PENDING_REQUESTS_MAX } from '../constants.js';
 import type { NodeEnv, TimerHandle } from './env.js';
 import { RaftNodeError, RaftRequests } from './raft-requests.js';
 
@@ -61,9 +61,6 @@ import {
   encodeBlob,
   type Recovered,
 } from './raft-persistence.js';
-
-/** The stable-state blob stores an incarnation as a u32; the next start adds one. */
-const INCARNATION_MAX = 0xffff_ffff;
 
 /** Missed ticks caught up after a stall are capped at this many election timeouts. */
 const TICK_CATCH_UP_ELECTIONS = 4;
@@ -128,11 +125,7 @@ export interface RaftObserver<O> {
 /** See the file comment. */
 export class RaftNode<C extends { readonly type: string }, O> {
   readonly incarnation: Incarnation;
-  /**
-   * The incarnation the stable-state blob records as used: this run's, or a higher one learned
-   * from the cluster (`retireIncarnation`). Every blob written carries it, so a later save of
-   * term or vote cannot write a lower one back; the next start runs as this plus one.
-   */
+  /** The incarnation every blob written records as used (this run's, or one learned: `retireIncarnation`). */
   private usedIncarnation: Incarnation;
   private readonly core: RaftCore;
   private readonly rec: Recovered;
@@ -347,14 +340,9 @@ export class RaftNode<C extends { readonly type: string }, O> {
     return this.core.logEntries(lo, hi);
   }
 
-  /** Every repair recovery made to this node's durable state at construction (log them). */
-  get storageRepairs(): readonly StorageRepair[] {
-    return this.rec.repairs;
-  }
-
-  /** Whether this start found the stable state (and so the incarnation counter) lost. */
-  get stableStateLost(): 'missing' | 'damaged' | null {
-    return this.rec.stableStateLost;
+  /** What recovery repaired at construction (log it), and whether the stable state was lost. */
+  get recovery(): Pick<Recovered, 'repairs' | 'stableStateLost'> {
+    return this.rec;
   }
 
   /**

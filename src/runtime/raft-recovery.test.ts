@@ -100,8 +100,8 @@ test('a clean restart reports no repair and no lost stable state', () => {
   const r = rig();
   r.disk = newDisk(r.scheduler, writtenFiles(r, 3));
   const again = start(r);
-  assert.deepEqual(again.storageRepairs, []);
-  assert.equal(again.stableStateLost, null);
+  assert.deepEqual(again.recovery.repairs, []);
+  assert.equal(again.recovery.stableStateLost, null);
 });
 
 test('a corrupt WAL is reported discarded with the segment, the offset and the bytes dropped', () => {
@@ -112,7 +112,7 @@ test('a corrupt WAL is reported discarded with the segment, the offset and the b
   bytes[40] = (bytes[40] ?? 0) ^ 0xff; // inside the first record
   r.disk = newDisk(r.scheduler, files);
   const again = start(r);
-  const [repair, ...rest] = again.storageRepairs;
+  const [repair, ...rest] = again.recovery.repairs;
   assert.deepEqual(rest, []);
   assert.equal(repair?.kind, 'wal-discarded');
   assert.equal(repair.file, wal);
@@ -139,7 +139,7 @@ test('a tail cut mid-record is reported as a torn tail: where the cut starts and
   assert.equal(torn.bytesLost, recovery.tornTailBytes);
   assert.match(torn.lost, new RegExp(`after sequence number ${recovery.nextSeq - 1}, never acknowledged`));
   const again = start(r);
-  assert.deepEqual(again.storageRepairs, [torn], 'the node reports the WAL repair');
+  assert.deepEqual(again.recovery.repairs, [torn], 'the node reports the WAL repair');
   assert.equal(again.status().repairing, false, 'an interrupted write is no reason to repair from peers');
 });
 
@@ -153,7 +153,7 @@ test('a damaged snapshot is reported skipped with its file and size', () => {
   bytes[bytes.length - 10] = (bytes[bytes.length - 10] ?? 0) ^ 0xff;
   r.disk = newDisk(r.scheduler, files);
   const again = start(r, 5);
-  const skipped = again.storageRepairs.find((x) => x.kind === 'snapshot-skipped');
+  const skipped = again.recovery.repairs.find((x) => x.kind === 'snapshot-skipped');
   assert.ok(skipped !== undefined, 'the skipped snapshot is reported');
   assert.equal(skipped.file, newest);
   assert.equal(skipped.bytesLost, bytes.length);
