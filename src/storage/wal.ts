@@ -543,7 +543,9 @@ function tornTailRepair(last: Segment, scanned: Recovered): StorageRepair {
       ? 'the tail starts with a complete record that fails its checksum (a bit flip in synced data?)'
       : 'an interrupted write (a partial or zero-filled batch)',
     lost: `the cut bytes held the record(s) after sequence number ${intact}${
-      scanned.tailSuspect ? ', possibly acknowledged: the node repairs from its peers' : ', never acknowledged'
+      scanned.tailSuspect
+        ? ', possibly acknowledged: the node repairs from its peers'
+        : ', taken for an interrupted write, so assumed never acknowledged'
     }`,
   };
 }
@@ -561,7 +563,9 @@ export function discardedWalRepair(disk: Disk, error: WalCorruptionError, keptTh
     offset: error.offset,
     bytesLost: bytes,
     cause: `mid-log corruption: ${error.detail}`,
-    lost: `all ${names.length} WAL segment(s), i.e. every log entry after index ${keptThrough} (the snapshot); they are rebuilt from peers`,
+    lost: `all ${names.length} WAL segment(s), i.e. every log entry ${
+      keptThrough === 0 ? '(no snapshot is kept)' : `after the snapshot at index ${keptThrough}`
+    }; they are rebuilt from peers`,
   };
 }
 
