@@ -119,7 +119,10 @@ test('a corrupt WAL is reported discarded with the segment, the offset and the b
   assert.ok(repair.offset >= 32 && repair.offset <= 40, `the damage is reported at its record (byte ${repair.offset})`);
   assert.equal(repair.bytesLost, bytes.length);
   assert.match(repair.cause, /^mid-log corruption: /);
-  assert.match(repair.lost, /all 1 WAL segment\(s\), i\.e\. every log entry \(no snapshot is kept\); they are rebuilt from peers/);
+  assert.match(
+    repair.lost,
+    /all 1 WAL segment\(s\), i\.e\. every log entry \(no snapshot is kept\); they are rebuilt from peers/,
+  );
   assert.match(describeRepair(repair), new RegExp(`^storage repair \\(wal-discarded\\): ${wal} at byte \\d+: `));
 });
 
