@@ -56,7 +56,8 @@ import { startMetrics, type DaemonCounters, type MetricsEndpoint } from './metri
 
 /**
  * Exit codes of `cohort start` (docs/cli.md): `storage` is a fail-stop on a storage fault while
- * running (`FAIL_STOP_EXIT_CODE`, exited from the environment with one fatal log line).
+ * running, or after a lost stable state's incarnation was learned from the cluster
+ * (`FAIL_STOP_EXIT_CODE`, exited from the environment with one fatal log line).
  */
 export const DAEMON_EXIT = { ok: 0, failure: 1, usage: 2, storage: FAIL_STOP_EXIT_CODE } as const;
 /** Longest wait for the clean leave at shutdown; then the node stops anyway (it will be failed). */
