@@ -64,7 +64,7 @@ function flood(port: number, count: number): { child: ChildProcess; last: () => 
   });
   let last: FloodCounts | null = null;
   let buffer = '';
-  child.stdout?.on('data', (d: Buffer) => {
+  child.stdout.on('data', (d: Buffer) => {
     buffer += d.toString();
     const lines = buffer.split('\n');
     buffer = lines.pop() ?? '';
@@ -284,7 +284,7 @@ test('a limit too low for the descriptor budget refuses to start: exit 1, one li
       },
     );
     let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const code = await exitOf(child, 10_000).catch((e: unknown) => {
       child.kill('SIGKILL');
       throw e;
