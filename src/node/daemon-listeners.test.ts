@@ -22,7 +22,7 @@ import { connectLocal, CohortClientError, type ApiData, type ClientConnection } 
 import { runInit } from '../cli/init-command.js';
 import { API_CLIENTS_MAX, HTTP_CONNECTIONS_MAX, HTTP_IDLE_MS } from '../constants.js';
 import { findFreePortBlock } from '../platform/ports.js';
-import { exitOf, runCohort, waitFor } from './process-cluster.js';
+import { exitOf, runCohort, waitFor, type CommandRun } from './process-cluster.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/cohort.js', import.meta.url));
 const HAVE_PRLIMIT = spawnSync('prlimit', ['--version']).status === 0;
@@ -85,6 +85,11 @@ function daemon(config: string, log: string, fdLimit?: number): ChildProcess {
   } finally {
     closeSync(fd);
   }
+}
+
+/** A `cohort status --json` the daemon answered: exit 0 (quorate) or 3 (not quorate), with its status. */
+function answered(run: CommandRun): boolean {
+  return (run.code === 0 || run.code === 3) && (JSON.parse(run.stdout) as Record<string, unknown>)['nodeId'] === 1;
 }
 
 function openFds(pid: number): number {
@@ -152,7 +157,7 @@ test('a flood of idle connections on the metrics port leaves the node its descri
       const ok = ss.every((s) => s?.['quorate'] === true && (s['members'] as unknown[]).length === 3);
       return ok ? (ss[0] ?? null) : null;
     };
-    const up = await waitFor('three quorate nodes', 20_000, allIn);
+    const up = await waitFor('three quorate nodes', 30_000, allIn);
     const pid = children[0]?.pid ?? -1;
     const baseline = openFds(pid);
     // The cap the daemon logged at start (read before asserting anything, so old code fails on behaviour).
@@ -171,8 +176,9 @@ test('a flood of idle connections on the metrics port leaves the node its descri
       `# flood of ${FLOOD_CONNECTIONS} by ${f.user}: ${flooded.value.closed} closed at once by the cap of ${cap}; node 1 holds ${during} descriptors (${baseline} before, limit ${FLOOD_FD_LIMIT})\n`,
     );
     // Old code: the flood takes every descriptor and `cohort status` fails with exit 4 (write EPIPE).
-    const answer = await runCohort(['status', '--socket', socket(1)]);
-    assert.equal(answer.code, 0, `cohort status during the flood: ${answer.stderr}`);
+    // The node answers (exit 0, or 3 if a loaded machine let its lease lapse): it is reachable.
+    const answer = await runCohort(['status', '--json', '--socket', socket(1)]);
+    assert.ok(answered(answer), `cohort status during the flood: exit ${answer.code} ${answer.stderr}`);
     assert.ok(cap > 0 && cap < FLOOD_FD_LIMIT / 4, `node 1's HTTP cap (${cap}) is sized from its 512 limit`);
     assert.ok(during <= baseline + cap + 8, `descriptors held during the flood: ${during}`);
     assert.ok(flooded.value.closed >= FLOOD_CONNECTIONS - cap - 50, 'connections past the cap were closed at once');
@@ -185,7 +191,7 @@ test('a flood of idle connections on the metrics port leaves the node its descri
     old.kill('SIGTERM');
     assert.equal(await exitOf(old, 10_000), 0);
     children[victim - 1] = daemon(join(dir, `node-${victim}.yaml`), log(victim));
-    const back = await waitFor(`node ${victim} back in the view, three quorate`, 20_000, allIn);
+    const back = await waitFor(`node ${victim} back in the view, three quorate`, 30_000, allIn);
     process.stderr.write(
       `# node ${victim} restarted during the flood; all three quorate again in ${Math.round(back.ms)} ms\n`,
     );
@@ -230,15 +236,15 @@ test('idle API clients never lock the CLI out; when every slot is busy it exits 
   const node = daemon(join(dir, 'node-1.yaml'), log);
   const clients: ClientConnection[] = [];
   try {
-    await waitFor('node 1 quorate', 15_000, async () => ((await status(socket))?.['quorate'] === true ? true : null));
+    await waitFor('node 1 quorate', 30_000, async () => ((await status(socket))?.['quorate'] === true ? true : null));
     const slots = Number(/\((\d+) client slots\)/.exec(await readFile(log, 'utf8'))?.[1] ?? API_CLIENTS_MAX);
     assert.ok(slots >= 8, `client slots: ${slots}`);
     for (let i = 0; i < slots; i++) clients.push(await connectLocal({ socket, clientName: `idle ${i}` }));
     await sleep(1500); // past the eviction age: every slot is held by an idle client
 
     // Old code: exit 1 "serves at most 64 API clients" until a client goes away by itself.
-    const first = await runCohort(['status', '--socket', socket]);
-    assert.equal(first.code, 0, first.stderr);
+    const first = await runCohort(['status', '--json', '--socket', socket]);
+    assert.ok(answered(first), `exit ${first.code}: ${first.stderr}`);
     const evicted = clients.filter((c) => !c.open);
     assert.equal(evicted.length, 1, 'exactly one idle client gave its slot');
     await assert.rejects(evicted[0]?.request('status') ?? Promise.resolve(), (e: unknown) => {
