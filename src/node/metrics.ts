@@ -264,8 +264,10 @@ export async function startMetrics(
     });
     server.listen({ host, port }, resolve);
   });
+  const bound = server.address();
   return {
-    url: `http://${shownHost}:${port}/metrics`,
+    // The bound port: `port` 0 (tests) picks a free one.
+    url: `http://${shownHost}:${typeof bound === 'object' && bound !== null ? bound.port : port}/metrics`,
     counters,
     refused: () => refusals.refused,
     close: () =>
