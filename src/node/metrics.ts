@@ -97,7 +97,7 @@ function listenerMetrics(registry: Registry, options: MetricsOptions, httpRefuse
   scrapedCounter(
     registry,
     'cohort_connections_refused_total',
-    'connections a listener closed at once because its cap was reached (api: refused with OVERLOADED or dropped)',
+    'connections a listener refused: past its cap (api: every slot busy, answered OVERLOADED), or a failed accept (EMFILE)',
     ['listener'],
     () => [
       [{ listener: 'http' }, httpRefused()],
@@ -253,7 +253,7 @@ export async function startMetrics(
     refusals.note(`at most ${connectionsMax} connections at once`);
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => {
+    const onError = (e: Error): void => {
       reject(
         new CohortError(
           'METRICS_LISTEN',
@@ -261,8 +261,16 @@ export async function startMetrics(
           { cause: e },
         ),
       );
+    };
+    server.once('error', onError);
+    server.listen({ host, port }, () => {
+      server.off('error', onError);
+      resolve();
     });
-    server.listen({ host, port }, resolve);
+  });
+  // After listening, an error is a failed accept (e.g. EMFILE): that connection is refused.
+  server.on('error', (e: NodeJS.ErrnoException) => {
+    refusals.note(`accept failed: ${e.code ?? e.message}`);
   });
   const bound = server.address();
   return {

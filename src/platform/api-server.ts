@@ -69,7 +69,10 @@ import {
 import type { HandlerContext, RequestHandler, StreamHandler, StreamSink } from '../api/index.js';
 export type { HandlerContext, RequestHandler, StreamHandler, StreamSink } from '../api/index.js';
 
-/** Options of `ApiServer`. Limits default to the constants and are overridable for tests only. */
+/**
+ * Options of `ApiServer`. Limits default to the constants; the daemon passes `clientsMax` and
+ * `connectionsMax` from its descriptor budget (`src/node/fd-budget.ts`); the others are for tests only.
+ */
 export interface ApiServerOptions {
   readonly socketPath: string;
   /** File mode of the socket (default 0o660). */
@@ -240,7 +243,11 @@ export class ApiServer {
         resolve();
       });
     });
-    server.on('error', (e) => this.options.logger?.error({ err: e }, 'api server error'));
+    // After listening, an error is a failed accept (e.g. EMFILE): that connection is refused.
+    server.on('error', (e: NodeJS.ErrnoException) => {
+      this.stats.connectionsRefused++;
+      this.refusals.note(`accept failed: ${e.code ?? e.message}`);
+    });
     // Give the socket its mode before it is reachable at the configured path.
     await chmod(bindPath, this.mode);
     if (!direct) await rename(temp, path);
