@@ -251,6 +251,14 @@ export const API_CLIENT_REQUESTS_MAX: number = 64;
 export const API_CLIENT_STREAMS_MAX: number = 16;
 /** Local API: bytes queued for one client before its streams are closed with `SLOW_CONSUMER`. */
 export const API_CLIENT_QUEUE_BYTES_MAX: number = 4 * 1024 * 1024;
+/**
+ * Local API: a client with no request in flight and no stream open for this long is closed (an
+ * `IDLE` error, then the connection ends); subscriptions are never idle. When every slot is taken,
+ * the client idle longest (at least `API_CLIENT_EVICT_IDLE_MS`) is closed the same way to make room.
+ */
+export const API_CLIENT_IDLE_MS: number = 60_000;
+/** Local API: a client idle at least this long may lose its slot to a new client when all are taken. */
+export const API_CLIENT_EVICT_IDLE_MS: number = 1000;
 /** Local API: a client that sends no hello within this time is disconnected. */
 export const API_HELLO_TIMEOUT_MS: number = 5000;
 /** Local API: a pulled stream waits at most this long for a slow client to drain before it is closed. */
@@ -259,6 +267,25 @@ export const API_STREAM_STALL_MS: number = 5000;
 export const API_DATA_DEPTH_MAX: number = 32;
 /** Local API: stream items a client buffers before it stops reading the socket (backpressure). */
 export const API_CLIENT_STREAM_ITEMS_MAX: number = 1024;
+
+assert(API_CLIENT_EVICT_IDLE_MS < API_CLIENT_IDLE_MS, 'eviction takes clients that are not yet timed out');
+
+/** Metrics HTTP: connections at once (scrapers and probes); more are closed at once and counted. */
+export const HTTP_CONNECTIONS_MAX: number = 64;
+/** Metrics HTTP: a connection sending nothing (no request, or idle between requests) is closed after this. */
+export const HTTP_IDLE_MS: number = 10_000;
+/** Metrics HTTP: the whole request head must arrive within this (node:http `headersTimeout`). */
+export const HTTP_HEADERS_TIMEOUT_MS: number = 5000;
+/** Metrics HTTP: a whole request must arrive within this (node:http `requestTimeout`). */
+export const HTTP_REQUEST_TIMEOUT_MS: number = 10_000;
+/** Metrics HTTP: an idle keep-alive connection is closed after this (node:http `keepAliveTimeout`). */
+export const HTTP_KEEP_ALIVE_MS: number = 5000;
+assert(
+  HTTP_HEADERS_TIMEOUT_MS <= HTTP_REQUEST_TIMEOUT_MS && HTTP_KEEP_ALIVE_MS <= HTTP_IDLE_MS,
+  'node:http needs headersTimeout <= requestTimeout; keep-alive ends before the idle timeout',
+);
+/** Listeners: a refused connection is logged at most once per this window, with the count of the others. */
+export const REFUSAL_LOG_WINDOW_MS: number = 10_000;
 
 assert(
   API_CLIENT_QUEUE_BYTES_MAX >= 2 * API_FRAME_BYTES_MAX,

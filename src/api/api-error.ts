@@ -24,6 +24,11 @@ export const API_ERROR_CODES = {
   CANCELLED: 'cancelled',
   /** A per-client or per-daemon limit was reached (clients, requests in flight, streams). */
   OVERLOADED: 'too many clients, requests or streams',
+  /**
+   * The daemon closed this idle connection (no request in flight, no stream open): after the idle
+   * timeout, or to give its slot to a new client when every slot was taken. Connect again.
+   */
+  IDLE: 'the connection was closed for being idle',
   /** The client read a stream too slowly; the stream was closed instead of buffering without bound. */
   SLOW_CONSUMER: 'the client did not keep up with the stream',
   /** No handler is registered for the method. */

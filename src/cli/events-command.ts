@@ -7,7 +7,8 @@
  *
  * Exit codes (docs/cli.md): 0 done (or stopped by Ctrl-C), 1 a gap (the events asked for were
  * compacted away: the message names the oldest sequence still available) or another failure,
- * 2 usage, 4 the daemon cannot be reached or went away while following.
+ * 2 usage, 4 the daemon cannot be reached or went away while following, 7 the daemon is busy
+ * (every API client slot in use; retry later).
  */
 import type { Command } from '@commander-js/extra-typings';
 import { CohortClientError, connectLocal, type ApiData } from '../client/index.js';
@@ -15,7 +16,7 @@ import { intOption } from './options.js';
 import { apiList, apiObject, cellText, toJsonLine, type Obj, type StatusIo } from './status-command.js';
 
 /** Exit codes of `cohort events`. */
-export const EVENTS_EXIT = { ok: 0, failure: 1, unreachable: 4 } as const;
+export const EVENTS_EXIT = { ok: 0, failure: 1, unreachable: 4, busy: 7 } as const;
 /** Deadline to connect to the daemon. */
 const CONNECT_TIMEOUT_MS = 5000;
 
@@ -70,6 +71,7 @@ function gapMessage(e: CohortClientError, fromSeq: number | undefined): string {
 }
 
 function exitFor(e: CohortClientError): number {
+  if (e.code === 'OVERLOADED') return EVENTS_EXIT.busy;
   return e.code === 'DAEMON_UNREACHABLE' || e.code === 'CONNECTION_LOST' || e.code === 'TIMEOUT'
     ? EVENTS_EXIT.unreachable
     : EVENTS_EXIT.failure;
@@ -118,7 +120,9 @@ function untilSignal(): AbortSignal {
 export function registerEvents(program: Command, setCode: (code: number) => void): void {
   program
     .command('events')
-    .description('the cluster event stream, one line per event (exit 1 on a gap, 4 when the daemon is unreachable)')
+    .description(
+      'the cluster event stream, one line per event (exit 1 on a gap, 4 when the daemon is unreachable, 7 when it is busy)',
+    )
     .option('--follow', 'keep printing new events until Ctrl-C')
     .option(
       '--from <seq>',

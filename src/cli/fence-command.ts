@@ -10,7 +10,8 @@
  *
  * Exit codes (docs/cli.md): 0 confirmed (or already settled), 1 refused (the message says why:
  * the node does not need fencing, an unknown node or incarnation), 2 usage, 3 no quorum to
- * commit the confirmation, 4 the daemon cannot be reached.
+ * commit the confirmation, 4 the daemon cannot be reached, 7 the daemon is busy (every API
+ * client slot in use; retry later).
  */
 import type { Command } from '@commander-js/extra-typings';
 import { CohortClientError, connectLocal, type ApiData } from '../client/index.js';
@@ -19,7 +20,7 @@ import { intOption } from './options.js';
 import { apiObject, cellText, toJsonLine, type StatusIo } from './status-command.js';
 
 /** Exit codes of `cohort fence confirm`. */
-export const FENCE_EXIT = { ok: 0, refused: 1, notQuorate: 3, unreachable: 4 } as const;
+export const FENCE_EXIT = { ok: 0, refused: 1, notQuorate: 3, unreachable: 4, busy: 7 } as const;
 /** Deadline of the whole command: the daemon's own proposal deadline (5 s) plus slack. */
 const FENCE_TIMEOUT_MS = 8000;
 
@@ -46,6 +47,7 @@ export function describeConfirmation(v: ApiData): string {
 function exitFor(e: CohortClientError): number {
   if (e.code === 'DAEMON_UNREACHABLE' || e.code === 'CONNECTION_LOST') return FENCE_EXIT.unreachable;
   if (e.code === 'NOT_QUORATE') return FENCE_EXIT.notQuorate;
+  if (e.code === 'OVERLOADED') return FENCE_EXIT.busy;
   return FENCE_EXIT.refused;
 }
 
@@ -79,7 +81,7 @@ export function registerFence(program: Command, setCode: (code: number) => void)
   fence
     .command('confirm')
     .description(
-      'confirm NODE was fenced so its newer incarnation may join (exit 1 refused, 3 no quorum, 4 daemon unreachable)',
+      'confirm NODE was fenced so its newer incarnation may join (exit 1 refused, 3 no quorum, 4 daemon unreachable, 7 daemon busy)',
     )
     .argument('<node>', 'the node id', intOption('NODE', 1, NODE_ID_MAX))
     .option(

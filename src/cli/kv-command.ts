@@ -14,7 +14,8 @@
  *
  * Exit codes (docs/cli.md): 0 ok, 1 failure (refused, timed out, outcome unknown: the message
  * says which), 2 usage, 3 not quorate, 4 the daemon cannot be reached, 5 key not found (`get`,
- * `delete`), 6 compare failed (`cas`). Errors are one line; `--debug` adds the stack.
+ * `delete`), 6 compare failed (`cas`), 7 the daemon is busy (every API client slot in use). Errors
+ * are one line; `--debug` adds the stack.
  */
 import { InvalidArgumentError, type Command } from '@commander-js/extra-typings';
 import { CohortClientError, connect, type CohortClient, type KvCasCondition } from '../client/index.js';
@@ -31,6 +32,7 @@ export const KV_EXIT = {
   unreachable: 4,
   notFound: 5,
   compareFailed: 6,
+  busy: 7,
 } as const;
 /** Deadline of one command: the daemon's own request deadline (5 s) plus slack. */
 const KV_TIMEOUT_MS = 8000;
@@ -131,6 +133,8 @@ function exitFor(e: CohortClientError): number {
       return KV_EXIT.unreachable;
     case 'NOT_QUORATE':
       return KV_EXIT.notQuorate;
+    case 'OVERLOADED':
+      return KV_EXIT.busy;
     default:
       return KV_EXIT.failure;
   }
@@ -197,7 +201,7 @@ export function registerKv(program: Command, setCode: (code: number) => void): v
   const kv = program
     .command('kv')
     .description(
-      'the replicated key-value store (exit 3 not quorate, 4 daemon unreachable, 5 key not found, 6 compare failed)',
+      'the replicated key-value store (exit 3 not quorate, 4 daemon unreachable, 5 key not found, 6 compare failed, 7 daemon busy)',
     );
   kv.command('get')
     .description('print the value of KEY (exit 5 when absent)')

@@ -1,7 +1,8 @@
 /**
  * The `cohort` command line. Each subcommand lives in its own module and registers itself here.
  * Exit codes (documented in docs/cli.md): 0 ok, 1 failure/violation, 2 usage error (a bare
- * `cohort` or `cohort kv` prints the usage and exits 2). A reader that closes stdout early
+ * `cohort` or `cohort kv` prints the usage and exits 2); the commands that talk to a daemon add 3 not
+ * quorate, 4 unreachable and 7 busy (every API client slot in use). A reader that closes stdout early
  * (`cohort events | head`) ends the command quietly with 0, as `git log | head` ends quietly.
  */
 import { Command, CommanderError } from '@commander-js/extra-typings';
@@ -15,7 +16,7 @@ import { registerEvents } from './events-command.js';
 import { registerKv } from './kv-command.js';
 
 /** Exit codes shared by every subcommand. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, notQuorate: 3, unreachable: 4 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, notQuorate: 3, unreachable: 4, busy: 7 } as const;
 
 let stdoutGuarded = false;
 

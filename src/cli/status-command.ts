@@ -4,13 +4,14 @@
  * answer as one JSON object.
  *
  * Exit codes (docs/cli.md): 0 the node is quorate, 3 it answered but is not quorate (the output
- * says why), 4 the daemon cannot be reached (one line naming the socket), 1 any other failure.
+ * says why), 4 the daemon cannot be reached (one line naming the socket), 7 the daemon is busy
+ * (every API client slot has a request or stream open: retry later), 1 any other failure.
  */
 import type { Command } from '@commander-js/extra-typings';
 import { CohortClientError, connectLocal, type ApiData } from '../client/index.js';
 
 /** Exit codes of these commands. */
-export const STATUS_EXIT = { ok: 0, failure: 1, notQuorate: 3, unreachable: 4 } as const;
+export const STATUS_EXIT = { ok: 0, failure: 1, notQuorate: 3, unreachable: 4, busy: 7 } as const;
 
 /** Where the commands write. */
 export interface StatusIo {
@@ -202,7 +203,7 @@ export async function runStatus(method: Method, opts: StatusOptions, io: StatusI
     if (e instanceof CohortClientError) {
       const unreachable = e.code === 'DAEMON_UNREACHABLE' || e.code === 'CONNECTION_LOST' || e.code === 'TIMEOUT';
       io.err(`cohort ${method}: ${e.message}\n`);
-      return unreachable ? STATUS_EXIT.unreachable : STATUS_EXIT.failure;
+      return unreachable ? STATUS_EXIT.unreachable : e.code === 'OVERLOADED' ? STATUS_EXIT.busy : STATUS_EXIT.failure;
     }
     io.err(`cohort ${method}: ${e instanceof Error ? e.message : String(e)}\n`);
     return STATUS_EXIT.failure;
@@ -220,7 +221,7 @@ export function registerStatus(program: Command, setCode: (code: number) => void
   for (const method of ['status', 'nodes', 'quorum', 'groups'] as const) {
     program
       .command(method)
-      .description(`${what[method]} (exit 3 when not quorate, 4 when the daemon is unreachable)`)
+      .description(`${what[method]} (exit 3 when not quorate, 4 when the daemon is unreachable, 7 when it is busy)`)
       .option('--socket <path>', "the node's API socket (default $COHORT_SOCKET)")
       .option('--json', 'print the answer as one JSON object')
       .action(async (opts) => {

@@ -2,7 +2,8 @@
  * The cohort daemon (`cohort start --config FILE`): one node of a cluster as a process.
  *
  * Start, in order (each failure is one clear line and an exit code; nothing is left behind):
- * 1. load and validate the config (exit 2 with every problem listed);
+ * 1. load and validate the config (exit 2 with every problem listed); size the descriptor budget
+ *    from the open-file limit (`fd-budget.ts`; exit 1 naming the limit to raise when too low);
  * 2. read the cluster key (mode 0600), create the data directory (0700) and take its lock
  *    file, so two daemons never share one log;
  * 3. build the real environment (FileDisk, TcpTransport authenticated and encrypted with the
@@ -53,6 +54,7 @@ import { describeRepair } from '../storage/index.js';
 import { configFingerprint, loadConfig, type NodeConfig } from './config.js';
 import { registerApiHandlers } from './api-handlers.js';
 import { startMetrics, type DaemonCounters, type MetricsEndpoint } from './metrics.js';
+import { fdBudget, readOpenFileLimit, type FdBudget } from './fd-budget.js';
 
 /**
  * Exit codes of `cohort start` (docs/cli.md): `storage` is a fail-stop on a storage fault while
@@ -268,7 +270,24 @@ function startNode(node: CohortNode): Promise<void> {
   });
 }
 
+/**
+ * The descriptor budget for this process's open-file limit: the cap of every listener. Throws a
+ * `StartError` (exit 1) naming the limit to raise when even the smallest caps do not fit.
+ */
+function descriptorBudget(config: NodeConfig, logger: Logger): FdBudget {
+  const { limit, source } = readOpenFileLimit();
+  const r = fdBudget(limit, config.nodes.length - 1);
+  if (!r.ok) throw new StartError(r.message, DAEMON_EXIT.failure);
+  const { caps, total } = r.budget;
+  logger.info(
+    { fdLimit: limit, fdLimitSource: source, caps, fdBudget: total },
+    `descriptor budget: limit ${limit}; at most ${caps.http} http, ${caps.apiConnections} api (${caps.apiClients} client slots) and ${caps.peerConnections} peer connections; ${total} descriptors at most`,
+  );
+  return r.budget;
+}
+
 async function start(config: NodeConfig, logger: Logger): Promise<Running> {
+  const budget = descriptorBudget(config, logger);
   const key = await readKey(config);
   // Descriptor exhaustion delays the disk (logged once per episode), it never stops the node.
   const disk = openDataDir(config.dataDir, logger);
@@ -325,6 +344,8 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
     mode: config.api.mode,
     serverName: `cohort node ${config.node.id} (${config.node.name})`,
     logger,
+    clientsMax: budget.caps.apiClients,
+    connectionsMax: budget.caps.apiConnections,
   });
   registerApiHandlers(api, node, {
     clusterName: config.cluster.name,
@@ -344,7 +365,12 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
   });
   let metrics: MetricsEndpoint | null = null;
   if (config.metrics !== undefined) {
-    metrics = await startMetrics(config.metrics.host, config.metrics.port, node);
+    metrics = await startMetrics(config.metrics.host, config.metrics.port, node, {
+      logger,
+      connectionsMax: budget.caps.http,
+      api: () => api.snapshot(),
+      budget,
+    });
     counters = metrics.counters;
     for (const r of node.storageRepairs) counters.storageRepairs.inc({ kind: r.kind });
   }

@@ -2,8 +2,10 @@
 // round trips, typed handler errors, a wrong protocol version refused with both versions named,
 // cancellation by AbortSignal reaching the handler, a slow client's stream closed with
 // SLOW_CONSUMER while the server's queue stays bounded, a server restart failing open calls with
-// a typed error, socket mode, stale-socket removal only when nothing listens, max clients, and
-// clients that send no hello or garbage.
+// a typed error, socket mode, stale-socket removal only when nothing listens, max clients, idle
+// clients timed out (never one with a request or stream open), the longest idle client evicted for
+// a new one when every slot is taken, connections past the cap closed at once, and clients that
+// send no hello or garbage.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat, writeFile, readFile, rename } from 'node:fs/promises';
@@ -306,18 +308,99 @@ test('a stale socket is removed; a live one or a regular file is never touched',
   });
 });
 
-test('clients beyond the maximum are refused with OVERLOADED', async () => {
-  await withServer({ clientsMax: 2 }, async (server, socket) => {
+test('clients beyond the maximum are refused with OVERLOADED while no slot is idle long enough to evict', async () => {
+  await withServer({ clientsMax: 2, evictIdleMs: 60_000, idleMs: 120_000 }, async (server, socket) => {
     await server.listen();
     const a = await connectLocal({ socket });
     const b = await connectLocal({ socket });
-    await rejectsWith(connectLocal({ socket }), 'OVERLOADED', /at most 2 API clients/);
+    await rejectsWith(connectLocal({ socket }), 'OVERLOADED', /every one of the 2 API client slots is busy/);
     assert.equal(server.snapshot().connectionsRefused, 1);
     await a.close();
     await until(() => server.snapshot().clients === 1, 'a slot to free up');
     const c = await connectLocal({ socket });
     await Promise.all([b.close(), c.close()]);
   });
+});
+
+test('an idle client is closed with IDLE after the idle timeout; one with a request in flight or a stream open is not', async () => {
+  await withServer({ idleMs: 300, evictIdleMs: 100 }, async (server, socket) => {
+    let release = (): void => undefined;
+    server.register(
+      'slow',
+      () =>
+        new Promise<ApiData>((resolve) => {
+          release = () => {
+            resolve('done');
+          };
+        }),
+    );
+    server.registerStream('forever', () => undefined);
+    await server.listen();
+    const idle = await connectLocal({ socket });
+    const busy = await connectLocal({ socket });
+    const subscribed = await connectLocal({ socket });
+    const slow = busy.request('slow');
+    const stream = subscribed.stream('forever');
+    await until(() => !idle.open, 'the idle client to be closed', 3000);
+    await rejectsWith(idle.request('echo', 1), 'IDLE', /without a request or stream; connect again/);
+    await sleep(600);
+    assert.ok(busy.open && subscribed.open, 'a client with work open is never idle');
+    assert.equal(server.snapshot().idleClosures, 1);
+    // Once its request is answered, the busy client is idle again and times out in turn.
+    release();
+    assert.equal(await slow, 'done');
+    await until(() => !busy.open, 'the formerly busy client to be closed', 3000);
+    assert.ok(subscribed.open);
+    await stream.return();
+    await subscribed.close();
+  });
+});
+
+test('when every slot is taken a new client gets the slot of the client idle longest; busy slots refuse with OVERLOADED', async () => {
+  await withServer({ clientsMax: 3, idleMs: 60_000, evictIdleMs: 200 }, async (server, socket) => {
+    server.registerStream('forever', () => undefined);
+    await server.listen();
+    const first = await connectLocal({ socket });
+    await sleep(50);
+    const second = await connectLocal({ socket });
+    const third = await connectLocal({ socket });
+    await sleep(300);
+    // All three idle past evictIdleMs: the first (idle longest) gives its slot.
+    const fourth = await connectLocal({ socket });
+    await until(() => !first.open, 'the longest idle client to be evicted');
+    await rejectsWith(first.request('echo', 1), 'IDLE', /to give its slot to a new client/);
+    assert.ok(second.open && third.open);
+    assert.equal(server.snapshot().evictions, 1);
+    // Every slot busy (streams open): a new client is refused, nobody is evicted.
+    const streams = [second, third, fourth].map((c) => c.stream('forever'));
+    await sleep(300);
+    await rejectsWith(connectLocal({ socket }), 'OVERLOADED', /slots is busy/);
+    assert.equal(server.snapshot().evictions, 1);
+    assert.ok(
+      [second, third, fourth].every((c) => c.open),
+      'busy clients are never evicted',
+    );
+    assert.equal(server.snapshot().connectionsRefused, 1);
+    for (const st of streams) await st.return();
+    await Promise.all([second.close(), third.close(), fourth.close()]);
+  });
+});
+
+test('past connectionsMax a connection is closed at once and counted', async () => {
+  await withServer(
+    { clientsMax: 1, connectionsMax: 2, evictIdleMs: 60_000, idleMs: 120_000 },
+    async (server, socket) => {
+      await server.listen();
+      const held = await connectLocal({ socket });
+      // Raw connections that never read keep their refusal lingering: the second is past the cap.
+      const raws = [createConnection(socket), createConnection(socket), createConnection(socket)];
+      for (const r of raws) r.on('error', () => undefined);
+      await until(() => server.snapshot().connectionsRefused === 3, 'three refusals (one OVERLOADED, two dropped)');
+      assert.ok(held.open);
+      for (const r of raws) r.destroy();
+      await held.close();
+    },
+  );
 });
 
 function errorMessage(frame: ServerFrame | undefined): string {

@@ -15,6 +15,15 @@
  * A client that does not even read responses is disconnected once its queue passes the bound
  * plus one frame.
  *
+ * Client slots (docs/api.md, "Limits"): at most `clientsMax` clients at once. A client is idle
+ * while it has no request in flight and no stream open (an open subscription is never idle); an
+ * idle client is closed after `idleMs` with an `IDLE` error, and when every slot is taken a new
+ * client gets the slot of the client idle longest (at least `evictIdleMs`), closed the same way.
+ * So idle clients never lock the CLI out; only when every slot is busy is a new client refused
+ * with `OVERLOADED` (the CLI's exit 7). Beyond `connectionsMax` connections (slots plus refusals
+ * still flushing) a connection is closed at once without a frame. Every refusal is counted
+ * (`connectionsRefused`) and logged rate-limited (`RefusalLog`).
+ *
  * Handlers: `register(method, handler)` for requests; `registerStream(method, handler)` for
  * streams, where the handler returns an async iterable (pulled) or uses a `StreamSink` (pushed).
  * Every handler gets an `AbortSignal` that fires when the client cancels or disconnects or the
@@ -24,6 +33,7 @@
 import { lstat, chmod, mkdir, rename, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { assert } from '../lib/assert.js';
 import { CohortError, DecodeError } from '../lib/errors.js';
@@ -31,12 +41,16 @@ import {
   API_CLIENT_QUEUE_BYTES_MAX,
   API_CLIENT_REQUESTS_MAX,
   API_CLIENT_STREAMS_MAX,
+  API_CLIENT_EVICT_IDLE_MS,
+  API_CLIENT_IDLE_MS,
   API_CLIENTS_MAX,
   API_FRAME_BYTES_MAX,
   API_HELLO_TIMEOUT_MS,
   API_STREAM_STALL_MS,
+  REFUSAL_LINGER_MS,
   UNIX_SOCKET_PATH_BYTES_MAX,
 } from '../constants.js';
+import { RefusalLog } from './refusal-log.js';
 import { FrameDecoder } from '../transport/frame-decoder.js';
 import type { Codec } from '../transport/transport.js';
 import {
@@ -55,7 +69,10 @@ import {
 import type { HandlerContext, RequestHandler, StreamHandler, StreamSink } from '../api/index.js';
 export type { HandlerContext, RequestHandler, StreamHandler, StreamSink } from '../api/index.js';
 
-/** Options of `ApiServer`. Limits default to the constants and are overridable for tests only. */
+/**
+ * Options of `ApiServer`. Limits default to the constants; the daemon passes `clientsMax` and
+ * `connectionsMax` from its descriptor budget (`src/node/fd-budget.ts`); the others are for tests only.
+ */
 export interface ApiServerOptions {
   readonly socketPath: string;
   /** File mode of the socket (default 0o660). */
@@ -64,6 +81,12 @@ export interface ApiServerOptions {
   readonly serverName?: string;
   readonly logger?: Logger;
   readonly clientsMax?: number;
+  /** Connections at once, refusals still flushing included (default: `clientsMax` plus a quarter, at least 2 more). */
+  readonly connectionsMax?: number;
+  /** An idle client is closed after this (default `API_CLIENT_IDLE_MS`). */
+  readonly idleMs?: number;
+  /** A client idle this long may be evicted for a new one when every slot is taken (default `API_CLIENT_EVICT_IDLE_MS`). */
+  readonly evictIdleMs?: number;
   readonly queueBytesMax?: number;
   readonly helloTimeoutMs?: number;
   readonly streamStallMs?: number;
@@ -79,7 +102,12 @@ export class ApiServerError extends CohortError {
 /** Counters for tests and metrics. */
 export interface ApiServerStats {
   readonly clients: number;
+  /** Connections refused (`OVERLOADED`, or closed at once past `connectionsMax`). */
   readonly connectionsRefused: number;
+  /** Clients closed after `idleMs` idle. */
+  readonly idleClosures: number;
+  /** Idle clients closed to give their slot to a new client. */
+  readonly evictions: number;
   readonly slowConsumerClosures: number;
   /** Largest number of bytes ever queued for one client. */
   readonly queuedBytesPeak: number;
@@ -87,6 +115,9 @@ export interface ApiServerStats {
 
 interface Limits {
   readonly clientsMax: number;
+  readonly connectionsMax: number;
+  readonly idleMs: number;
+  readonly evictIdleMs: number;
   readonly queueBytesMax: number;
   readonly helloTimeoutMs: number;
   readonly streamStallMs: number;
@@ -105,19 +136,34 @@ export class ApiServer {
   private readonly limits: Limits;
   private readonly mode: number;
   private readonly name: string;
-  readonly stats = { clients: 0, connectionsRefused: 0, slowConsumerClosures: 0, queuedBytesPeak: 0 };
+  readonly stats = {
+    clients: 0,
+    connectionsRefused: 0,
+    idleClosures: 0,
+    evictions: 0,
+    slowConsumerClosures: 0,
+    queuedBytesPeak: 0,
+  };
+  private readonly refusals: RefusalLog;
 
   constructor(private readonly options: ApiServerOptions) {
     this.mode = options.mode ?? 0o660;
     assert(Number.isInteger(this.mode) && this.mode >= 0 && this.mode <= 0o777, 'socket mode must be a file mode');
     this.name = options.serverName ?? 'cohort';
+    const clientsMax = options.clientsMax ?? API_CLIENTS_MAX;
     this.limits = {
-      clientsMax: options.clientsMax ?? API_CLIENTS_MAX,
+      clientsMax,
+      connectionsMax: options.connectionsMax ?? clientsMax + Math.max(2, Math.floor(clientsMax / 4)),
+      idleMs: options.idleMs ?? API_CLIENT_IDLE_MS,
+      evictIdleMs: options.evictIdleMs ?? API_CLIENT_EVICT_IDLE_MS,
       queueBytesMax: options.queueBytesMax ?? API_CLIENT_QUEUE_BYTES_MAX,
       helloTimeoutMs: options.helloTimeoutMs ?? API_HELLO_TIMEOUT_MS,
       streamStallMs: options.streamStallMs ?? API_STREAM_STALL_MS,
       protocolVersion: options.protocolVersion ?? API_PROTOCOL_VERSION,
     };
+    assert(clientsMax >= 1 && this.limits.connectionsMax > clientsMax, 'room for a refusal beside the client slots');
+    assert(this.limits.evictIdleMs < this.limits.idleMs, 'eviction takes clients not yet timed out');
+    this.refusals = new RefusalLog(`api socket ${options.socketPath}`, options.logger);
   }
 
   /** Registers the handler of request `method` (once per method, before or after listen). */
@@ -176,6 +222,12 @@ export class ApiServer {
     const server = createServer({ allowHalfOpen: false }, (socket) => {
       this.accept(socket);
     });
+    // Past the cap node:net accepts and closes at once: a flood costs no descriptor kept.
+    server.maxConnections = this.limits.connectionsMax;
+    server.on('drop', () => {
+      this.stats.connectionsRefused++;
+      this.refusals.note(`at most ${this.limits.connectionsMax} connections at once, refusals included`);
+    });
     this.server = server;
     const temp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
     const direct = Buffer.byteLength(temp) > UNIX_SOCKET_PATH_BYTES_MAX;
@@ -191,7 +243,11 @@ export class ApiServer {
         resolve();
       });
     });
-    server.on('error', (e) => this.options.logger?.error({ err: e }, 'api server error'));
+    // After listening, an error is a failed accept (e.g. EMFILE): that connection is refused.
+    server.on('error', (e: NodeJS.ErrnoException) => {
+      this.stats.connectionsRefused++;
+      this.refusals.note(`accept failed: ${e.code ?? e.message}`);
+    });
     // Give the socket its mode before it is reachable at the configured path.
     await chmod(bindPath, this.mode);
     if (!direct) await rename(temp, path);
@@ -200,11 +256,13 @@ export class ApiServer {
   }
 
   private accept(socket: Socket): void {
+    if (!this.closed && this.clients.size >= this.limits.clientsMax) this.evictLongestIdle();
     if (this.closed || this.clients.size >= this.limits.clientsMax) {
       this.stats.connectionsRefused++;
       const why = this.closed
         ? 'the daemon is shutting down'
-        : `the daemon serves at most ${this.limits.clientsMax} API clients at once; close idle clients and retry`;
+        : `every one of the ${this.limits.clientsMax} API client slots is busy (a request in flight, a stream open, or active within the last ${this.limits.evictIdleMs} ms); retry later`;
+      if (!this.closed) this.refusals.note(`every one of the ${this.limits.clientsMax} client slots is busy`);
       const frame = encodeApiFrame(serverFrameCodec(), {
         type: 'error',
         id: 0,
@@ -215,12 +273,35 @@ export class ApiServer {
       // Read (and drop) so the client's close is seen; bound how long a refused client lingers.
       socket.resume();
       socket.end(frame);
-      setTimeout(() => socket.destroy(), 1000).unref();
+      setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
       return;
     }
     const connection = new ApiConnection(this, socket, this.nextClientId++);
     this.clients.add(connection);
     this.stats.clients = this.clients.size;
+  }
+
+  /** Frees the slot of the client idle longest, if one was idle at least `evictIdleMs`. */
+  private evictLongestIdle(): void {
+    const now = performance.now();
+    let victim: ApiConnection | undefined;
+    for (const c of this.clients) {
+      const since = c.idleSinceMs;
+      if (since !== undefined && now - since >= this.limits.evictIdleMs && (victim?.idleSinceMs ?? Infinity) > since)
+        victim = c;
+    }
+    if (victim === undefined) return;
+    const idleMs = Math.round(now - (victim.idleSinceMs ?? now));
+    this.stats.evictions++;
+    this.options.logger?.debug(
+      { client: victim.clientId, idleMs },
+      'api client evicted: its slot went to a new client',
+    );
+    victim.shutdown(
+      'IDLE',
+      `closed after ${idleMs} ms idle to give its slot to a new client (the daemon serves at most ${this.limits.clientsMax} API clients); connect again`,
+    );
+    this.forget(victim);
   }
 
   /**
@@ -306,6 +387,9 @@ class ApiConnection {
   private greeted = false;
   private closing = false;
   private readonly helloTimer: NodeJS.Timeout;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** Since when this client has had no request in flight and no stream open (`performance.now()`); undefined while busy or closing. */
+  idleSinceMs: number | undefined = performance.now();
 
   constructor(
     private readonly server: ApiServer,
@@ -351,6 +435,8 @@ class ApiConnection {
       }
       this.greeted = true;
       this.send({ type: 'welcome', version: this.server.config.protocolVersion, server: this.server.config.name });
+      this.idleSinceMs = undefined;
+      this.noteLoad();
       return;
     }
     switch (frame.type) {
@@ -367,6 +453,26 @@ class ApiConnection {
         this.cancel(frame.id);
         return;
     }
+  }
+
+  /**
+   * Called after every change of the requests and streams: an idle client (none of either) is
+   * closed after `idleMs`; a busy one never is.
+   */
+  private noteLoad(): void {
+    if (this.closing || !this.greeted) return;
+    if (this.requests.size > 0 || this.streams.size > 0) {
+      this.idleSinceMs = undefined;
+      clearTimeout(this.idleTimer);
+      return;
+    }
+    if (this.idleSinceMs !== undefined) return;
+    this.idleSinceMs = performance.now();
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.server.stats.idleClosures++;
+      this.shutdown('IDLE', `closed after ${this.server.config.idleMs} ms without a request or stream; connect again`);
+    }, this.server.config.idleMs).unref();
   }
 
   private idInUse(id: number): boolean {
@@ -398,6 +504,7 @@ class ApiConnection {
     }
     const controller = new AbortController();
     this.requests.set(id, controller);
+    this.noteLoad();
     const ctx: HandlerContext = { signal: controller.signal, clientId: this.clientId };
     void (async () => {
       let reply: ServerFrame;
@@ -410,6 +517,7 @@ class ApiConnection {
       if (this.requests.get(id) !== controller) return;
       this.requests.delete(id);
       this.send(reply);
+      this.noteLoad();
     })();
   }
 
@@ -438,6 +546,7 @@ class ApiConnection {
     }
     const state: StreamState = { controller: new AbortController(), closed: false, cleanup: undefined };
     this.streams.set(id, state);
+    this.noteLoad();
     const sink: StreamSink = {
       push: (value) => this.pushItem(id, state, value),
       end: () => {
@@ -540,6 +649,7 @@ class ApiConnection {
     if (this.streams.get(id) === state) this.streams.delete(id);
     state.controller.abort();
     if (final !== undefined) this.send(final);
+    this.noteLoad();
     const cleanup = state.cleanup;
     state.cleanup = undefined;
     if (cleanup !== undefined) {
@@ -557,6 +667,7 @@ class ApiConnection {
       this.requests.delete(id);
       request.abort();
       this.sendError(id, 'CANCELLED', 'cancelled by the client');
+      this.noteLoad();
       return;
     }
     const stream = this.streams.get(id);
@@ -594,7 +705,7 @@ class ApiConnection {
     this.abortAll();
     this.socket.end();
     // A client that never reads would keep the socket half-open: bound how long we wait.
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    setTimeout(() => this.socket.destroy(), REFUSAL_LINGER_MS).unref();
   }
 
   /** Read through a call: handlers may close the connection while a loop runs. */
@@ -604,6 +715,8 @@ class ApiConnection {
 
   private abortAll(): void {
     clearTimeout(this.helloTimer);
+    clearTimeout(this.idleTimer);
+    this.idleSinceMs = undefined;
     for (const c of this.requests.values()) c.abort();
     this.requests.clear();
     for (const [id, s] of [...this.streams]) this.closeStream(id, s, undefined);
