@@ -108,6 +108,8 @@ function identity(s: Side): HandshakeIdentity {
     clusterName: s.clusterName ?? 'test',
     mode: s.mode ?? 'aes-256-gcm',
     keys: prepareHandshakeKeys(s.key),
+    instance: new Uint8Array(8).fill(s.self),
+    incarnation: () => 1,
     isPeer: (id) => s.peers.includes(id),
   };
 }

@@ -17,6 +17,8 @@ import {
   PEER_CONTROL_QUEUE_BYTES_MAX,
   PEER_CONTROL_QUEUE_MESSAGES_MAX,
   PENDING_HANDSHAKES_MAX,
+  PENDING_HANDSHAKES_PER_PEER_MAX,
+  PENDING_HANDSHAKES_PER_SOURCE_MAX,
   RECONNECT_DELAY_MS_MAX,
   RECONNECT_DELAY_MS_MIN,
 } from '../constants.js';
@@ -24,6 +26,7 @@ import { BATCH_BYTES_MAX } from '../transport/message-batch.js';
 import { clusterNameProblem } from '../transport/handshake-record.js';
 import type { Codec, Lane } from '../transport/transport.js';
 import type { ClusterKey } from './cluster-key.js';
+import type { DuplicateNotice } from './tcp-transport-core.js';
 
 /** A TCP endpoint. */
 export interface PeerAddress {
@@ -48,7 +51,12 @@ export interface TcpTransportLimits {
   /** Plaintext bytes a bulk-lane flush writes in one event-loop turn before yielding. */
   readonly bulkFlushBytesPerTurn: number;
   readonly handshakeTimeoutMs: number;
+  /** Unidentified inbound connections held at once (see `handshake-budget.ts`). */
   readonly pendingHandshakesMax: number;
+  /** Handshakes claiming one configured peer held at once. */
+  readonly pendingHandshakesPerPeerMax: number;
+  /** Unidentified inbound connections held from one host that is no configured peer's. */
+  readonly pendingHandshakesPerSourceMax: number;
   readonly reconnectDelayMsMin: number;
   readonly reconnectDelayMsMax: number;
   readonly batchBytesTarget: number;
@@ -100,6 +108,17 @@ export interface TcpTransportConfig<M> {
   /** Disables frame encryption (handshake still authenticates). Benchmarks only; never in production. */
   readonly insecurePlaintextForBenchmarks?: boolean;
   readonly limits?: Partial<TcpTransportLimits>;
+  /**
+   * This node's incarnation, read each time a hello is built (the daemon's node bumps it durably
+   * at start, before the transport dials). Absent: 0, for a transport without a node.
+   */
+  readonly incarnation?: () => number;
+  /**
+   * Called when a peer proves (with the cluster key) that another live process already runs our
+   * node id and refused us: this process is the duplicate and should stop (the daemon exits with
+   * one line). Absent: the transport logs it and keeps retrying with backoff.
+   */
+  readonly onDuplicateOfSelf?: (notice: DuplicateNotice) => void;
 }
 
 const DEFAULT_LIMITS: TcpTransportLimits = {
@@ -110,6 +129,8 @@ const DEFAULT_LIMITS: TcpTransportLimits = {
   bulkFlushBytesPerTurn: PEER_BULK_FLUSH_BYTES_PER_TURN,
   handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
   pendingHandshakesMax: PENDING_HANDSHAKES_MAX,
+  pendingHandshakesPerPeerMax: PENDING_HANDSHAKES_PER_PEER_MAX,
+  pendingHandshakesPerSourceMax: PENDING_HANDSHAKES_PER_SOURCE_MAX,
   reconnectDelayMsMin: RECONNECT_DELAY_MS_MIN,
   reconnectDelayMsMax: RECONNECT_DELAY_MS_MAX,
   batchBytesTarget: PEER_BATCH_BYTES_TARGET,
