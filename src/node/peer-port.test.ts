@@ -8,23 +8,24 @@
 // node keeps its connections (no reconnect churn) and its place in the view.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ProcessCluster, exitOf, membersOf, runCohort, waitFor } from './process-cluster.js';
-import type { FloodReport } from '../testing/port-flood.js';
+import { ProcessCluster, membersOf, runCohort, waitFor } from './process-cluster.js';
+import { startFlood, type Flood } from '../testing/flood-process.js';
 
-const FLOOD = fileURLToPath(new URL('../testing/port-flood.js', import.meta.url));
 const QUORATE_BOUND_MS = 15_000;
 /** Idle connections the flood keeps open against each flooded daemon. */
 const FLOOD_CONNECTIONS = 5000;
-/** The flood's own deadline; the test stops it with SIGTERM once the node rejoined. */
-const FLOOD_MS = 80_000;
 /** The restarted node rejoins within this (generous: the machine may be loaded and flooded). */
 const REJOIN_BOUND_MS = 40_000;
+/**
+ * From the restarted node's "running" line, its connections to both flooded nodes are up within
+ * this (they take well under a second; before the handshake budget they were shut out by 64
+ * held connections for tens of seconds).
+ */
+const CONNECT_BOUND_MS = 10_000;
 /** Most descriptors a flooded daemon may hold (it needs a few dozen of its own). */
 const FLOODED_FDS_MAX = 250;
 /** Most log lines a flooded daemon may write during the flood (throttled: one per kind per 30 s). */
@@ -59,41 +60,21 @@ function fdCount(pid: number): number {
   }
 }
 
+/** Milliseconds from node `id`'s last "running as incarnation" line to its control connection to each of `peers`. */
+async function connectDelays(cluster: ProcessCluster, id: number, peers: readonly number[]): Promise<number[]> {
+  const entries = (await logLines(cluster, id)).map((l) => JSON.parse(l) as { time: number; msg: string });
+  const startIndex = entries.findLastIndex((e) => /running as incarnation/.test(e.msg));
+  const start = entries[startIndex];
+  assert.ok(start !== undefined, 'the restarted node logged that it runs');
+  const after = entries.slice(startIndex);
+  return peers.map((p) => {
+    const up = after.find((e) => new RegExp(`^connected to node ${p} at \\S+$`).test(e.msg));
+    return up === undefined ? Number.POSITIVE_INFINITY : up.time - start.time;
+  });
+}
+
 async function logLines(cluster: ProcessCluster, id: number): Promise<string[]> {
   return (await readFile(cluster.log(id), 'utf8').catch(() => '')).split('\n').filter((l) => l.length > 0);
-}
-
-interface Flood {
-  /** Resolves once the flood holds its first connection. */
-  readonly started: Promise<void>;
-  /** Stops the flood and resolves with its report. */
-  stop(): Promise<FloodReport>;
-  kill(): void;
-}
-
-/** Runs the flood as `nobody` when we are root (an unprivileged local user), else as ourselves. */
-function startFlood(port: number): Flood {
-  const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-  const args = [FLOOD, '127.0.0.1', String(port), String(FLOOD_CONNECTIONS), String(FLOOD_MS)];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], ...asNobody });
-  let out = '';
-  let onStart = (): void => undefined;
-  const started = new Promise<void>((resolve) => (onStart = resolve));
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (out.includes('flooding\n')) onStart();
-  });
-  return {
-    started,
-    stop: async () => {
-      child.kill('SIGTERM');
-      assert.equal(await exitOf(child, 15_000), 0, `the flood exits cleanly: ${out}`);
-      return JSON.parse(out.slice(out.indexOf('{'))) as FloodReport;
-    },
-    kill: () => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    },
-  };
 }
 
 test(
@@ -109,7 +90,7 @@ test(
       cluster.signal(3, 'SIGTERM');
       await waitFor('node 3 to stop', 15_000, () => Promise.resolve(cluster.running(3) ? null : true));
       const linesBefore = await Promise.all([1, 2].map((i) => logLines(cluster, i)));
-      for (const i of [1, 2]) floods.push(startFlood(await peerPort(cluster, i)));
+      for (const i of [1, 2]) floods.push(startFlood(await peerPort(cluster, i), FLOOD_CONNECTIONS));
       await Promise.all(floods.map((f) => f.started));
       await new Promise((r) => setTimeout(r, 2000)); // let the floods fill the listeners' budgets
       const fdsMax = [0, 0];
@@ -119,7 +100,11 @@ test(
       try {
         cluster.start(3);
         const ms = await cluster.waitQuorate([1, 2, 3], REJOIN_BOUND_MS);
-        process.stderr.write(`# node 3 restarted and rejoined under the flood in ${Math.round(ms)} ms\n`);
+        const delays = await connectDelays(cluster, 3, [1, 2]);
+        process.stderr.write(
+          `# node 3 restarted and rejoined under the flood in ${Math.round(ms)} ms; connected to nodes 1, 2 ${delays.join(', ')} ms after it ran\n`,
+        );
+        for (const d of delays) assert.ok(d < CONNECT_BOUND_MS, `node 3 connected ${d} ms after it ran`);
       } finally {
         clearInterval(sampler);
       }
@@ -129,7 +114,9 @@ test(
       for (const n of fdsMax) assert.ok(n < FLOODED_FDS_MAX, `a flooded daemon held ${n} descriptors`);
       for (const [k, i] of [1, 2].entries()) {
         const during = (await logLines(cluster, i)).slice(linesBefore[k]?.length ?? 0);
-        const floodLines = during.filter((l) => /flooding the peer port|handshake timed out/.test(l));
+        const floodLines = during.filter((l) =>
+          /flooding the (peer|cluster) port|handshake timed out|handshakes already pending/.test(l),
+        );
         assert.ok(
           floodLines.length <= FLOODED_LOG_LINES_MAX,
           `node ${i} wrote ${floodLines.length} flood lines:\n${floodLines.slice(0, 5).join('\n')}`,

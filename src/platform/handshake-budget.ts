@@ -20,7 +20,8 @@
  * Known-address priority: a connection from a configured peer's host (a "known source") is never
  * evicted to make room for one from an unknown source, and a claim from the claimed peer's own
  * configured host is never evicted by a claim from elsewhere. Per-source limit: one unknown
- * source holds at most `pendingHandshakesPerSourceMax` unidentified connections. (On one host,
+ * source holds at most `pendingHandshakesPerSourceMax` unidentified connections; beyond that its
+ * newcomer evicts its own oldest one (same age rule), never another source's. (On one host,
  * as in a loopback cluster, every source is known: the age rule above is what protects peers.)
  *
  * Every connection is also bounded in time by the handshake deadline (`handshakeTimeoutMs`).
@@ -72,8 +73,8 @@ export class HandshakeBudget<C> {
 
   constructor(
     private readonly limits: HandshakeBudgetLimits,
-    /** Hosts of configured peers, as `sourceOf` gives them. */
-    private readonly knownSources: ReadonlySet<string>,
+    /** True for the host of a configured peer (as `sourceOf` gives it). */
+    private readonly knownSource: (source: string) => boolean,
     /** The configured host of a peer, when known. */
     private readonly peerHost: (peer: NodeId) => string | undefined,
   ) {}
@@ -86,26 +87,31 @@ export class HandshakeBudget<C> {
   /** Decides on a just-accepted connection from `source`. */
   admit(conn: C, source: string): BudgetVerdict<C> {
     assert(!this.slots.has(conn), 'a connection is admitted once');
-    const known = this.knownSources.has(source);
+    const known = this.knownSource(source);
     const fromSource = this.perSource.get(source) ?? 0;
-    if (!known && fromSource >= this.limits.pendingHandshakesPerSourceMax)
-      return {
-        kind: 'refused',
-        why: `${fromSource} unauthenticated connections from ${source} already (limit ${this.limits.pendingHandshakesPerSourceMax} per unknown source)`,
-      };
     let evicted: C | null = null;
-    if (this.unidentified.size >= this.limits.pendingHandshakesMax) {
-      evicted = this.oldestEvictable(known);
+    if (!known && fromSource >= this.limits.pendingHandshakesPerSourceMax) {
+      // The source is at its share: its own oldest connection makes room, or the newcomer waits.
+      evicted = this.oldestEvictable((slot) => slot.source === source);
+      if (evicted === null)
+        return {
+          kind: 'refused',
+          why: `${fromSource} unauthenticated connections from ${source} already (limit ${this.limits.pendingHandshakesPerSourceMax} per unknown source), none old enough to evict`,
+        };
+    } else if (this.unidentified.size >= this.limits.pendingHandshakesMax) {
+      // Known-address priority: unknown sources' connections go first; a known source's only
+      // for a newcomer from a known source.
+      evicted = this.oldestEvictable((slot) => !slot.known) ?? (known ? this.oldestEvictable(() => true) : null);
       if (evicted === null)
         return {
           kind: 'refused',
           why: `${this.unidentified.size} unidentified connections pending (limit ${this.limits.pendingHandshakesMax}), none old enough to evict`,
         };
-      this.release(evicted);
     }
+    if (evicted !== null) this.release(evicted);
     this.slots.set(conn, { source, known, turn: this.turn, claimed: null });
     this.unidentified.add(conn);
-    this.perSource.set(source, fromSource + 1);
+    this.perSource.set(source, (this.perSource.get(source) ?? 0) + 1);
     this.tick();
     return { kind: 'admitted', evicted };
   }
@@ -156,20 +162,15 @@ export class HandshakeBudget<C> {
     else this.perSource.set(slot.source, n);
   }
 
-  /**
-   * The oldest unidentified connection that had a full poll phase, from an unknown source first;
-   * one from a known source only for a newcomer from a known source.
-   */
-  private oldestEvictable(newcomerKnown: boolean): C | null {
-    let knownVictim: C | null = null;
+  /** The oldest unidentified connection matching `which` that had a full poll phase since accept. */
+  private oldestEvictable(which: (slot: Slot) => boolean): C | null {
     for (const c of this.unidentified) {
       const slot = this.slots.get(c);
       assert(slot !== undefined, 'every unidentified connection has a slot');
-      if (slot.turn > this.turn - 2) break; // oldest first: the rest are younger
-      if (!slot.known) return c;
-      knownVictim ??= c;
+      if (slot.turn > this.turn - 2) return null; // oldest first: the rest are younger
+      if (which(slot)) return c;
     }
-    return newcomerKnown ? knownVictim : null;
+    return null;
   }
 
   /** Advances the turn once per check phase until the youngest held connection is evictable. */

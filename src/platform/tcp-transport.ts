@@ -147,7 +147,11 @@ export class TcpTransport<M> implements Transport<M> {
     };
     this.budget = new HandshakeBudget(
       limits,
-      new Set([...peers.values()].flatMap((a) => (a === null ? [] : [sourceOf(a.host)]))),
+      (source) => {
+        for (const l of this.links.values())
+          if (l.control.address !== null && sourceOf(l.control.address.host) === source) return true;
+        return false;
+      },
       (id) => {
         const a = this.links.get(id)?.control.address;
         return a === null || a === undefined ? undefined : sourceOf(a.host);
