@@ -38,8 +38,15 @@ export const RECONNECT_DELAY_MS_MIN: number = 50;
 export const RECONNECT_DELAY_MS_MAX: number = 2000;
 /** A connection that has not finished its handshake within this time is closed. */
 export const HANDSHAKE_TIMEOUT_MS: number = 5000;
-/** Unauthenticated inbound connections held at once (the rest are refused). */
+/**
+ * Unidentified inbound connections (accepted, no valid hello yet) held at once; under pressure
+ * the oldest is evicted for a newcomer (see `src/platform/handshake-budget.ts`).
+ */
 export const PENDING_HANDSHAKES_MAX: number = 64;
+/** Handshakes claiming one configured peer (a valid hello, no proof yet) held at once: two per lane. */
+export const PENDING_HANDSHAKES_PER_PEER_MAX: number = 4;
+/** Unidentified inbound connections held at once from one host that is no configured peer's. */
+export const PENDING_HANDSHAKES_PER_SOURCE_MAX: number = 16;
 
 /** Largest single WAL record payload, in bytes. */
 export const WAL_RECORD_BYTES_MAX: number = 8 * 1024 * 1024;
@@ -68,6 +75,10 @@ assert(PEER_CONTROL_QUEUE_BYTES_MAX >= FRAME_WIRE_BYTES_MAX, 'a control queue mu
 assert(PEER_BULK_QUEUE_BYTES_MAX >= FRAME_WIRE_BYTES_MAX, 'a bulk queue must hold at least one full frame');
 assert(PEER_BULK_QUEUE_BYTES_MAX >= PEER_CONTROL_QUEUE_BYTES_MAX, 'the bulk lane holds as many bytes as control');
 assert(RECONNECT_DELAY_MS_MIN < RECONNECT_DELAY_MS_MAX, 'reconnect backoff bounds must be ordered');
+assert(
+  PENDING_HANDSHAKES_PER_SOURCE_MAX < PENDING_HANDSHAKES_MAX,
+  'one unknown host cannot fill the unidentified tier alone',
+);
 assert(WAL_BATCH_BYTES_MAX >= WAL_RECORD_BYTES_MAX, 'a batch must hold at least one maximal record');
 assert(WAL_SEGMENT_BYTES_TARGET >= WAL_RECORD_BYTES_MAX, 'a segment must hold at least one maximal record');
 assert(SIM_NODES_MAX <= CLUSTER_NODES_MAX, 'simulated clusters are clusters');

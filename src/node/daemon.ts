@@ -22,6 +22,13 @@
  * the view (bounded by `LEAVE_TIMEOUT_MS`), then stop the node, close the API (removing the
  * socket), the transport, the disk and the metrics endpoint, release the lock, flush the logs,
  * exit 0.
+ *
+ * Duplicate node id: when a peer proves (with the cluster key) that another live process already
+ * runs this node id (`TcpTransport`'s duplicate rule: a different process of the same id with an
+ * incarnation not higher than the running one's), this process is the newcomer: it logs one
+ * fatal line naming the node id, where the running one connects from and its incarnation, stops
+ * without a `leave` (a leave would take the running node's place in the view) and exits 1
+ * (`DAEMON_EXIT.failure`). The running node is not disturbed.
  */
 import { randomInt } from 'node:crypto';
 import { open, readFile, unlink } from 'node:fs/promises';
@@ -40,6 +47,7 @@ import { FileBlockStore } from '../platform/file-block-store.js';
 import { createLogger } from '../platform/logger.js';
 import { createRealEnv, FAIL_STOP_EXIT_CODE } from '../platform/real-env.js';
 import { TcpTransport, type PeerAddress } from '../platform/tcp-transport.js';
+import type { DuplicateNotice } from '../platform/tcp-transport-core.js';
 import {
   type CohortNode,
   createClusterNode,
@@ -55,6 +63,7 @@ import { configFingerprint, loadConfig, type NodeConfig } from './config.js';
 import { registerApiHandlers } from './api-handlers.js';
 import { startMetrics, type DaemonCounters, type MetricsEndpoint } from './metrics.js';
 import { fdBudget, readOpenFileLimit, type FdBudget } from './fd-budget.js';
+import { PENDING_HANDSHAKES_PER_SOURCE_MAX } from '../constants.js';
 
 /**
  * Exit codes of `cohort start` (docs/cli.md): `storage` is a fail-stop on a storage fault while
@@ -286,7 +295,21 @@ function descriptorBudget(config: NodeConfig, logger: Logger): FdBudget {
   return r.budget;
 }
 
-async function start(config: NodeConfig, logger: Logger): Promise<Running> {
+/** The one line a duplicate (newcomer) process stops with; see the module comment. */
+export function duplicateLine(config: NodeConfig, incarnation: number, n: DuplicateNotice): string {
+  const self = config.nodes.find((x) => x.id === config.node.id);
+  const configured = self === undefined ? '' : `; its configured address is ${self.host}:${self.port}`;
+  return (
+    `node ${config.node.id} is already running elsewhere (incarnation ${n.runningIncarnation}, connected to node ${n.by} from ${n.runningHost}${configured}); ` +
+    `this process (incarnation ${incarnation}, listening on ${config.listen.host}:${config.listen.port}) stops: two daemons must never share a node id (a copied configuration?)`
+  );
+}
+
+async function start(
+  config: NodeConfig,
+  logger: Logger,
+  onDuplicate: (notice: DuplicateNotice) => void,
+): Promise<Running> {
   const budget = descriptorBudget(config, logger);
   const key = await readKey(config);
   // Descriptor exhaustion delays the disk (logged once per episode), it never stops the node.
@@ -304,6 +327,8 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
     );
   }
   let counters: DaemonCounters | null = null;
+  // The node (made below, after the transport it needs) bumps the incarnation before anything dials.
+  let incarnationNow = 0;
   const transport = new TcpTransport<ChannelMessage>({
     self: config.node.id,
     clusterName: config.cluster.name,
@@ -313,6 +338,13 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
     codec: nodePeerCodec(),
     logger,
     prng: new Prng(randomInt(0, 2 ** 48 - 1)),
+    incarnation: () => incarnationNow,
+    onDuplicateOfSelf: onDuplicate,
+    limits: {
+      pendingHandshakesMax: budget.caps.peerPending,
+      pendingHandshakesPerSourceMax: Math.min(PENDING_HANDSHAKES_PER_SOURCE_MAX, budget.caps.peerPending),
+      connectionsMax: budget.caps.peerConnections,
+    },
   });
   const env = createRealEnv<ChannelMessage>({ nodeId: config.node.id, transport, disk, blocks, logger });
   let node: CohortNode;
@@ -331,6 +363,7 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
     throw e;
   }
   logRepairs(logger, node);
+  incarnationNow = node.incarnation;
   await startNode(node);
   await transport.start().catch((e: unknown) => {
     node.stop();
@@ -370,6 +403,7 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
       connectionsMax: budget.caps.http,
       api: () => api.snapshot(),
       budget,
+      peerRefused: () => transport.refusedConnections,
     });
     counters = metrics.counters;
     for (const r of node.storageRepairs) counters.storageRepairs.inc({ kind: r.kind });
@@ -377,11 +411,14 @@ async function start(config: NodeConfig, logger: Logger): Promise<Running> {
   return { config, logger, node, transport, disk, blocks, api, metrics, lockPath };
 }
 
-/** Clean shutdown; never throws (each step's failure is logged and the next step still runs). */
-async function stop(r: Running, signal: string): Promise<void> {
+/**
+ * Clean shutdown; never throws (each step's failure is logged and the next step still runs).
+ * `leave` is false for a duplicate process, which must not touch the view of the running one.
+ */
+async function stop(r: Running, signal: string, leave = true): Promise<void> {
   const log = r.logger;
   log.info({ signal }, `${signal}: shutting down`);
-  if (r.node.services.membership.joined) {
+  if (leave && r.node.services.membership.joined) {
     const left = await new Promise<string | null>((resolve) => {
       const timer = setTimeout(() => {
         resolve(`no answer within ${LEAVE_TIMEOUT_MS} ms`);
@@ -443,9 +480,18 @@ export async function runDaemon(configPath: string, io: DaemonIo): Promise<numbe
   }
   const config = loaded.value;
   const logger = createLogger({ level: config.log.level, format: config.log.format, base: { node: config.node.id } });
-  let running: Running;
+  let duplicate: ((line: string) => void) | null = null;
+  const duplicated = new Promise<string>((resolve) => {
+    duplicate = resolve;
+  });
+  let running: Running | null = null;
+  const onDuplicate = (notice: DuplicateNotice): void => {
+    const line = duplicateLine(config, running?.node.incarnation ?? notice.ourIncarnation, notice);
+    duplicate?.(line);
+    duplicate = null;
+  };
   try {
-    running = await start(config, logger);
+    running = await start(config, logger, onDuplicate);
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     logger.fatal({ error: message }, `cannot start: ${message}`);
@@ -463,7 +509,7 @@ export async function runDaemon(configPath: string, io: DaemonIo): Promise<numbe
     },
     `node ${config.node.id} (${config.node.name}) of cluster ${config.cluster.name} running as incarnation ${running.node.incarnation}; API at ${config.api.socket}`,
   );
-  const signal = await new Promise<string>((resolve) => {
+  const signaled = new Promise<string>((resolve) => {
     const onSignal = (name: string): void => {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
@@ -480,9 +526,17 @@ export async function runDaemon(configPath: string, io: DaemonIo): Promise<numbe
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
-  await stop(running, signal);
+  const ended = await Promise.race([
+    signaled.then((signal) => ({ signal, duplicateOf: null })),
+    duplicated.then((line) => ({ signal: 'duplicate node id', duplicateOf: line })),
+  ]);
+  if (ended.duplicateOf !== null) {
+    logger.fatal({ nodeId: config.node.id }, `cannot run: ${ended.duplicateOf}`);
+    io.err(`cohort start: ${ended.duplicateOf}\n`);
+  }
+  await stop(running, ended.signal, ended.duplicateOf === null);
   logger.flush();
   process.removeAllListeners('SIGTERM');
   process.removeAllListeners('SIGINT');
-  return DAEMON_EXIT.ok;
+  return ended.duplicateOf === null ? DAEMON_EXIT.ok : DAEMON_EXIT.failure;
 }

@@ -5,7 +5,7 @@
 // soft "Max open files" is parsed from /proc/self/limits text (numbers and "unlimited").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { API_CLIENTS_MAX, HTTP_CONNECTIONS_MAX } from '../constants.js';
+import { API_CLIENTS_MAX, HTTP_CONNECTIONS_MAX, PENDING_HANDSHAKES_PER_PEER_MAX } from '../constants.js';
 import {
   API_CLIENTS_MIN,
   HTTP_CONNECTIONS_MIN,
@@ -17,6 +17,9 @@ import {
   readOpenFileLimit,
   type FdBudget,
 } from './fd-budget.js';
+
+/** What each peer holds on our peer port whatever the caps: its inbound lanes twice (a restart) and its claims. */
+const PEER_INBOUND = 2 * PEER_LANES + PENDING_HANDSHAKES_PER_PEER_MAX;
 
 function ok(limit: number, peers: number): FdBudget {
   const r = fdBudget(limit, peers);
@@ -32,7 +35,7 @@ test('an ample limit gives every listener its wanted cap', () => {
       apiClients: API_CLIENTS_MAX,
       apiConnections: API_CLIENTS_MAX + API_CLIENTS_MAX / 4,
       peerPending: PEER_PENDING_MAX,
-      peerConnections: PEER_LANES * 2 + PEER_PENDING_MAX,
+      peerConnections: PEER_INBOUND * 2 + PEER_PENDING_MAX,
     });
   }
   // The common soft limit fits a 9-node cluster's full caps.
@@ -64,9 +67,9 @@ test('reserves plus caps fit every limit; caps stay within their bounds and neve
       assert.ok(c.apiClients >= API_CLIENTS_MIN && c.apiClients <= API_CLIENTS_MAX);
       assert.ok(c.apiConnections > c.apiClients, 'room for a refusal frame');
       assert.ok(c.peerPending >= PEER_PENDING_MIN && c.peerPending <= PEER_PENDING_MAX);
-      // The peers' own lanes are reserved: every lane in and out, beside the pending handshakes.
+      // The peers' own lanes are reserved: every lane in and out and their claims, beside the unidentified handshakes.
       assert.equal(b.reserved.peerOutbound, PEER_LANES * peers);
-      assert.equal(c.peerConnections, PEER_LANES * peers + c.peerPending);
+      assert.equal(c.peerConnections, PEER_INBOUND * peers + c.peerPending);
       if (previous !== undefined)
         for (const k of ['http', 'apiClients', 'apiConnections', 'peerPending', 'peerConnections'] as const)
           assert.ok(c[k] >= previous.caps[k], `${k} shrank from ${previous.caps[k]} at limit ${limit}`);
@@ -87,7 +90,7 @@ test('a limit below the minimum is refused with one line naming the limit and wh
   assert.ok(!fdBudget(r.needed - 1, 2).ok);
   // More peers need more descriptors.
   const bigger = fdBudget(1, 8);
-  assert.ok(!bigger.ok && bigger.needed === r.needed + 6 * 2 * PEER_LANES);
+  assert.ok(!bigger.ok && bigger.needed === r.needed + 6 * (PEER_LANES + PEER_INBOUND));
 });
 
 test('the soft open-file limit is read from /proc/self/limits text', () => {

@@ -16,17 +16,26 @@
  *
  * What is left is split between the listeners. Each has a wanted cap (used when the limit is
  * ample) and a minimum (what it needs to do its job at all); when the limit lies between, every
- * cap gets its minimum plus the same share of the rest. The peer listener's cap always holds the
- * authenticated inbound lane of every peer (2 per peer) plus `peerPending` connections still in
- * their handshake, so with the outbound lanes the node's own peers have 4 descriptors each that
- * no client can take. Below the sum of the reserves and the minimum caps the daemon must not
+ * cap gets its minimum plus the same share of the rest. The peer listener's cap
+ * (`peerConnectionsMax` of the transport) always holds the inbound lanes of every peer (twice, for
+ * a restarted peer replacing its old ones), the handshakes claiming each peer and `peerPending`
+ * unidentified connections, so with the outbound lanes the node's own peers have descriptors no
+ * client can take. Below the sum of the reserves and the minimum caps the daemon must not
  * start: `fdBudget` answers `ok: false` with the one line naming the limit to raise.
  *
  * Pure except `readOpenFileLimit`, which reads a file once.
  */
 import { readFileSync } from 'node:fs';
 import { assert } from '../lib/assert.js';
-import { API_CLIENTS_MAX, BLOCK_FRAGMENTS_MAX, FILE_DISK_OPEN_FILES_MAX, HTTP_CONNECTIONS_MAX } from '../constants.js';
+import {
+  API_CLIENTS_MAX,
+  BLOCK_FRAGMENTS_MAX,
+  FILE_DISK_OPEN_FILES_MAX,
+  HTTP_CONNECTIONS_MAX,
+  PENDING_HANDSHAKES_MAX,
+  PENDING_HANDSHAKES_PER_PEER_MAX,
+} from '../constants.js';
+import { peerConnectionsMax } from '../platform/tcp-transport-config.js';
 
 /** Descriptors of the Node runtime itself (a running 3-node daemon holds about 30 in all). */
 export const FD_RUNTIME_RESERVE = 32;
@@ -43,8 +52,8 @@ export const FD_LIMIT_FALLBACK = 1024;
 export const HTTP_CONNECTIONS_MIN = 4;
 /** Fewest API client slots: the CLI and a few tools. */
 export const API_CLIENTS_MIN = 8;
-/** Peer connections still in their handshake, wanted and at least. */
-export const PEER_PENDING_MAX = 16;
+/** Unidentified peer connections (no valid hello yet), wanted and at least (the handshake budget's silent tier). */
+export const PEER_PENDING_MAX = PENDING_HANDSHAKES_MAX;
 export const PEER_PENDING_MIN = 4;
 
 /** Connections each listening socket may hold at once (`server.maxConnections`). */
@@ -60,7 +69,7 @@ export interface ListenerCaps {
   readonly apiConnections: number;
   /** Peer connections still in their handshake (unauthenticated), at most. */
   readonly peerPending: number;
-  /** The peer port: every peer's inbound lanes plus `peerPending` (`server.maxConnections` of the peer listener). */
+  /** The peer port in all (`server.maxConnections` of the peer listener; see the file comment). */
   readonly peerConnections: number;
 }
 
@@ -95,7 +104,10 @@ function capsOf(http: number, apiClients: number, peerPending: number, peers: nu
     apiClients,
     apiConnections: apiClients + apiRefusing(apiClients),
     peerPending,
-    peerConnections: PEER_LANES * peers + peerPending,
+    peerConnections: peerConnectionsMax(peers, {
+      pendingHandshakesMax: peerPending,
+      pendingHandshakesPerPeerMax: PENDING_HANDSHAKES_PER_PEER_MAX,
+    }),
   };
 }
 
@@ -120,6 +132,8 @@ export function fdBudget(limit: number, peers: number): FdBudgetResult {
   const least = capsOf(HTTP_CONNECTIONS_MIN, API_CLIENTS_MIN, PEER_PENDING_MIN, peers);
   const most = capsOf(HTTP_CONNECTIONS_MAX, API_CLIENTS_MAX, PEER_PENDING_MAX, peers);
   const needed = fixed + capsTotal(least);
+  // What the node's own peers hold whatever the caps: outbound lanes, inbound lanes and their claims.
+  const peerShare = reserved.peerOutbound + least.peerConnections - least.peerPending;
   const wanted = fixed + capsTotal(most);
   if (limit < needed)
     return {
@@ -128,8 +142,8 @@ export function fdBudget(limit: number, peers: number): FdBudgetResult {
       wanted,
       message:
         `the open-file limit (RLIMIT_NOFILE) is ${limit}, too low for this node: it needs at least ${needed} descriptors ` +
-        `(${reserved.storage} storage, ${PEER_LANES * 2 * peers} for its ${peers} peers' lanes, ${reserved.runtime + reserved.margin} runtime and margin, ` +
-        `${capsTotal(least) - PEER_LANES * peers} for the smallest listener caps); raise the limit (ulimit -n, LimitNOFILE= in a systemd unit) to at least ${needed}, ${wanted} for full caps`,
+        `(${reserved.storage} storage, ${peerShare} for its ${peers} peers' lanes and handshakes, ${reserved.runtime + reserved.margin} runtime and margin, ` +
+        `${capsTotal(least) - peerShare + reserved.peerOutbound} for the smallest listener caps); raise the limit (ulimit -n, LimitNOFILE= in a systemd unit) to at least ${needed}, ${wanted} for full caps`,
     };
   // Each cap gets its minimum plus the same fraction of what it wants beyond it.
   const fraction = Math.min(1, (limit - needed) / (wanted - needed));

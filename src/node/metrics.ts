@@ -45,6 +45,8 @@ export interface MetricsOptions {
   readonly api?: () => ApiServerStats;
   /** The descriptor budget the daemon started with: its limit and caps become gauges. */
   readonly budget?: FdBudget;
+  /** Connections the peer port refused since start (past a handshake budget or its hard cap). */
+  readonly peerRefused?: () => number;
 }
 
 /** The counters the daemon bumps. */
@@ -99,11 +101,12 @@ function listenerMetrics(registry: Registry, options: MetricsOptions, httpRefuse
   scrapedCounter(
     registry,
     'cohort_connections_refused_total',
-    'connections a listener refused: past its cap (api: every slot busy, answered OVERLOADED), or a failed accept (EMFILE)',
+    'connections a listener refused: past its cap (api: every slot busy, answered OVERLOADED; peer: past a handshake budget), or a failed accept (EMFILE)',
     ['listener'],
     () => [
       [{ listener: 'http' }, httpRefused()],
       ...(api === undefined ? [] : [[{ listener: 'api' }, api().connectionsRefused] as const]),
+      ...(options.peerRefused === undefined ? [] : [[{ listener: 'peer' }, options.peerRefused()] as const]),
     ],
   );
   if (api !== undefined) {

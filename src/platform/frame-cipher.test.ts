@@ -2,8 +2,9 @@
 // flipped bit (header, ciphertext or tag), truncation, replay, reordering or wrong key fails
 // authentication and poisons the opener; and proves the handshake state machines establish
 // matching keys only when both sides share key, cluster name, mode and expected identities,
-// that both learn the lane the dialer named (bound into the keys), and that an unknown lane code
-// is refused with its own reason on both sides.
+// that both learn the lane the dialer named (bound into the keys), that an unknown lane code
+// is refused with its own reason on both sides, and that a `duplicate` answer convinces the
+// client only when the server proved it for this very connection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -108,6 +109,8 @@ function identity(s: Side): HandshakeIdentity {
     clusterName: s.clusterName ?? 'test',
     mode: s.mode ?? 'aes-256-gcm',
     keys: prepareHandshakeKeys(s.key),
+    instance: new Uint8Array(8).fill(s.self),
+    incarnation: () => 1,
     isPeer: (id) => s.peers.includes(id),
   };
 }
@@ -209,4 +212,31 @@ test('the lane the dialer names reaches the server, is bound into the keys, and 
     unknown.client.kind === 'refused' && unknown.client.byPeer && unknown.client.reason === 'unknown-lane',
     'the client hears why',
   );
+});
+
+test('a duplicate answer verifies only when proven with the key for this connection', () => {
+  const key = generateClusterKey();
+  const client = new ClientHandshake(identity({ self: nodeId(1), key, peers: [2] }), nodeId(2), 'control');
+  const server = new ServerHandshake(identity({ self: nodeId(2), key, peers: [1] }));
+  const challenge = server.step(decodeHandshakeRecord(client.start()));
+  assert.ok(challenge.kind === 'continue');
+  const established = client.step(decodeHandshakeRecord(challenge.send));
+  assert.ok(established.kind === 'established' && established.send !== undefined);
+  const accepted = server.step(decodeHandshakeRecord(established.send));
+  assert.ok(accepted.kind === 'established');
+  assert.deepEqual(accepted.client, { incarnation: 1, instance: '0101010101010101' }, 'the server learns the process');
+  const notice = decodeHandshakeRecord(server.duplicateNotice(5, '10.0.0.3'));
+  assert.ok(notice.kind === 'duplicate');
+  assert.equal(client.verifiesDuplicate(notice), true);
+  assert.equal(client.verifiesDuplicate({ ...notice, runningIncarnation: 6 }), false, 'the incarnation is bound');
+  assert.equal(client.verifiesDuplicate({ ...notice, runningHost: '10.0.0.4' }), false, 'the host is bound');
+  assert.equal(client.verifiesDuplicate({ ...notice, proof: randomBytes(32) }), false, 'a forged proof fails');
+  // The same notice replayed onto another connection (fresh nonces) does not verify there.
+  const other = new ClientHandshake(identity({ self: nodeId(1), key, peers: [2] }), nodeId(2), 'control');
+  const otherServer = new ServerHandshake(identity({ self: nodeId(2), key, peers: [1] }));
+  const otherChallenge = otherServer.step(decodeHandshakeRecord(other.start()));
+  assert.ok(otherChallenge.kind === 'continue');
+  assert.equal(other.verifiesDuplicate(notice), false, 'not before the handshake completed');
+  other.step(decodeHandshakeRecord(otherChallenge.send));
+  assert.equal(other.verifiesDuplicate(notice), false, 'not on another connection');
 });

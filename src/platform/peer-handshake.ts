@@ -5,12 +5,16 @@
  * Mutual challenge-response over the cluster key K:
  *
  * - `authKey = HKDF-SHA256(K, salt = "", info = "cohort/v1 handshake authentication key")`.
- * - `T` = the transcript: mode, cluster name, client id, server id, lane, client nonce, server
- *   nonce. Each connection carries one lane, named by the dialer and bound here.
+ * - `T` = the transcript: mode, cluster name, client id, server id, lane, the client's
+ *   incarnation and process instance, client nonce, server nonce. Each connection carries one
+ *   lane, named by the dialer and bound here; the incarnation and instance are bound so that the
+ *   server's duplicate rule (`TcpTransport`) acts only on claims the client proved.
  * - The server proves possession with `HMAC-SHA256(authKey, T || "… server->client")`, the client
  *   with `HMAC-SHA256(authKey, T || "… client->server")`. The labels differ, so a proof can never
  *   be reflected back as the other direction's; the fresh nonces make every transcript unique,
  *   so an old proof never verifies again. Comparisons are constant-time.
+ * - A `duplicate` answer is `HMAC-SHA256(authKey, T || "… duplicate server->client" || running
+ *   incarnation || running host)`: a client believes it only when the proof verifies.
  * - Frame keys: `HKDF-SHA256(K, salt = clientNonce || serverNonce, info = label || T)`, 36 bytes:
  *   a 32-byte AES key and a 4-byte nonce salt. Data flows from client to server only (each
  *   node sends on the connection it dialed), so only that direction's key is derived.
@@ -24,13 +28,16 @@ import { assert } from '../lib/assert.js';
 import type { NodeId } from '../lib/ids.js';
 import type { Lane } from '../transport/transport.js';
 import {
+  HANDSHAKE_INCARNATION_MAX,
   HANDSHAKE_LABELS,
   HANDSHAKE_NONCE_BYTES,
+  hostFits,
   encodeHandshakeRecord,
   handshakeTranscript,
   laneCode,
   laneOfCode,
   type ChallengeRecord,
+  type DuplicateRecord,
   type FrameMode,
   type HandshakeRecord,
   type HelloRecord,
@@ -46,8 +53,19 @@ export interface HandshakeIdentity {
   readonly mode: FrameMode;
   /** Key material prepared once per transport (see `prepareHandshakeKeys`). */
   readonly keys: HandshakeKeys;
+  /** This process's random instance id (`HANDSHAKE_INSTANCE_BYTES`), drawn once per transport. */
+  readonly instance: Uint8Array;
+  /** The node's incarnation at this start, read when a hello is built (0 = no node). */
+  incarnation(): number;
   /** True when `id` is a configured peer (never true for `self`). */
   isPeer(id: NodeId): boolean;
+}
+
+/** What a server learned about an authenticated client's process. */
+export interface ClientProcess {
+  readonly incarnation: number;
+  /** The instance id as hex, for comparisons and logs. */
+  readonly instance: string;
 }
 
 /** The cluster key and the authentication key derived from it. */
@@ -72,6 +90,8 @@ export type HandshakeStep =
       /** The lane the connection carries (the dialer's choice, bound into the keys). */
       readonly lane: Lane;
       readonly keys: FrameKeys;
+      /** The client's process (set by the server side only). */
+      readonly client?: ClientProcess;
       readonly send?: Uint8Array;
     }
   | {
@@ -88,6 +108,17 @@ export type HandshakeStep =
 
 function proof(authKey: Uint8Array, transcript: Uint8Array, label: string): Uint8Array {
   return createHmac('sha256', authKey).update(transcript).update(label).digest();
+}
+
+function duplicateProof(authKey: Uint8Array, transcript: Uint8Array, incarnation: number, host: string): Uint8Array {
+  const detail = Buffer.alloc(4);
+  detail.writeUInt32LE(incarnation, 0);
+  return createHmac('sha256', authKey)
+    .update(transcript)
+    .update(HANDSHAKE_LABELS.duplicateProof)
+    .update(detail)
+    .update(host)
+    .digest();
 }
 
 function proofMatches(expected: Uint8Array, got: Uint8Array): boolean {
@@ -142,7 +173,10 @@ function unexpected(record: HandshakeRecord, waitingFor: string, claimed: NodeId
  */
 export class ClientHandshake {
   private readonly clientNonce = randomBytes(HANDSHAKE_NONCE_BYTES);
+  private readonly incarnation: number;
   private done = false;
+  /** Set once established: what a later `duplicate` answer must be bound to. */
+  private transcript: Uint8Array | undefined;
 
   constructor(
     private readonly identity: HandshakeIdentity,
@@ -152,6 +186,11 @@ export class ClientHandshake {
     readonly lane: Lane,
   ) {
     assert(identity.isPeer(dialed), 'only configured peers are dialed');
+    this.incarnation = identity.incarnation();
+    assert(
+      Number.isInteger(this.incarnation) && this.incarnation >= 0 && this.incarnation <= HANDSHAKE_INCARNATION_MAX,
+      'an incarnation fits the hello',
+    );
   }
 
   /** The hello record to send first. */
@@ -164,9 +203,27 @@ export class ClientHandshake {
       clientId: self,
       dialedId: this.dialed,
       laneCode: laneCode(this.lane),
+      incarnation: this.incarnation,
+      instance: this.identity.instance,
       clientNonce: this.clientNonce,
     };
     return encodeHandshakeRecord(hello);
+  }
+
+  /**
+   * True when `record` is a `duplicate` answer the server proved with the cluster key for this
+   * connection's transcript; false for a forgery, a replay from another connection, or before
+   * the handshake completed. Only then may the caller act on it (stop the process).
+   */
+  verifiesDuplicate(record: DuplicateRecord): boolean {
+    if (this.transcript === undefined) return false;
+    const expected = duplicateProof(
+      this.identity.keys.authKey,
+      this.transcript,
+      record.runningIncarnation,
+      record.runningHost,
+    );
+    return proofMatches(expected, record.proof);
   }
 
   /** Consumes the server's answer. */
@@ -203,6 +260,8 @@ export class ClientHandshake {
       clientId: id.self,
       serverId: c.serverId,
       lane: this.lane,
+      incarnation: this.incarnation,
+      instance: id.instance,
       clientNonce: this.clientNonce,
       serverNonce: c.serverNonce,
     });
@@ -220,6 +279,7 @@ export class ClientHandshake {
         send: response,
       };
     }
+    this.transcript = transcript;
     return {
       kind: 'established',
       peer: c.serverId,
@@ -297,6 +357,8 @@ export class ServerHandshake {
       clientId: who,
       serverId: id.self,
       lane,
+      incarnation: h.incarnation,
+      instance: h.instance,
       clientNonce: h.clientNonce,
       serverNonce: this.serverNonce,
     });
@@ -325,6 +387,23 @@ export class ServerHandshake {
       peer: h.clientId,
       lane,
       keys: frameKeys(this.identity.keys, transcript, h.clientNonce, this.serverNonce),
+      client: { incarnation: h.incarnation, instance: Buffer.from(h.instance).toString('hex') },
     };
+  }
+
+  /**
+   * The authenticated `duplicate` answer for this (established) connection: another live process,
+   * of incarnation `runningIncarnation` connected from `runningHost`, runs the client's node id.
+   */
+  duplicateNotice(runningIncarnation: number, runningHost: string): Uint8Array {
+    const transcript = this.transcript;
+    assert(transcript !== undefined && this.done, 'a duplicate notice follows a verified response');
+    const host = hostFits(runningHost) ? runningHost : '?';
+    return encodeHandshakeRecord({
+      kind: 'duplicate',
+      runningIncarnation,
+      runningHost: host,
+      proof: duplicateProof(this.identity.keys.authKey, transcript, runningIncarnation, host),
+    });
   }
 }

@@ -10,10 +10,11 @@ import { DecodeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import { FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from '../transport/frame-decoder.js';
 import { readBatch } from '../transport/message-batch.js';
-import { decodeHandshakeRecord, explainRefusal } from '../transport/handshake-record.js';
+import { decodeHandshakeRecord, encodeHandshakeRecord, explainRefusal } from '../transport/handshake-record.js';
 import type { Lane } from '../transport/transport.js';
 import { FrameAuthError, createFrameOpener, type FrameOpener } from './frame-cipher.js';
-import { ServerHandshake } from './peer-handshake.js';
+import { ServerHandshake, type ClientProcess } from './peer-handshake.js';
+import { sourceOf } from './handshake-budget.js';
 import { HANDSHAKE_LIMITS, endGracefully, remoteOf, type TransportCore } from './tcp-transport-core.js';
 
 /** A connection a peer dialed to us: handshake, then authenticated receive on one lane. */
@@ -28,16 +29,26 @@ export class InboundConnection<M> {
   private opener: FrameOpener | null = null;
   private readonly timer: ReturnType<typeof setTimeout>;
   readonly remote: string;
+  /** The remote host alone (`sourceOf`): what per-source limits and known-address priority use. */
+  readonly source: string;
+  /** The peer's process, once authenticated. */
+  client: ClientProcess | null = null;
 
   constructor(
     private readonly core: TransportCore<M>,
     readonly socket: Socket,
   ) {
     this.remote = remoteOf(socket);
+    this.source = sourceOf(socket.remoteAddress);
     this.handshake = new ServerHandshake(core.identity);
     socket.setNoDelay(true);
     this.timer = setTimeout(() => {
-      this.fail(`handshake timed out after ${core.limits.handshakeTimeoutMs} ms`);
+      // Checked again after this turn's poll phase: a handshake record that sat in the kernel
+      // while the event loop was stalled is read first, not cut off by a timer that ran first.
+      setImmediate(() => {
+        if (this.state === 'handshaking')
+          this.fail(`handshake timed out after ${core.limits.handshakeTimeoutMs} ms`, 'timeout');
+      });
     }, core.limits.handshakeTimeoutMs);
     socket.on('data', (chunk: Buffer) => {
       this.onData(chunk);
@@ -69,7 +80,7 @@ export class InboundConnection<M> {
       }
     } catch (error) {
       if (!(error instanceof DecodeError) && !(error instanceof FrameAuthError)) throw error;
-      this.fail(`${error.message} (${error.code})`);
+      this.fail(`${error.message} (${error.code})`, error.code);
     }
   }
 
@@ -80,6 +91,15 @@ export class InboundConnection<M> {
 
   private onHandshakeFrame(frame: Uint8Array): void {
     const step = this.handshake.step(decodeHandshakeRecord(frame.subarray(FRAME_HEADER_BYTES)));
+    if (step.kind === 'continue') {
+      // A valid hello: it names a configured peer, which now holds one of its claim slots.
+      const claimed = this.handshake.claimed;
+      assert(claimed !== undefined, 'a hello that continues names its node');
+      if (!this.core.inboundClaimed(this, claimed)) {
+        this.refuse(`${claimed}:too-many-pending`, 'too-many-pending');
+        return;
+      }
+    }
     if (step.send !== undefined) this.socket.write(encodeFrame(step.send));
     switch (step.kind) {
       case 'continue':
@@ -100,16 +120,46 @@ export class InboundConnection<M> {
         return;
       }
       case 'established': {
-        clearTimeout(this.timer);
+        assert(step.client !== undefined, 'the server side learns the client process');
+        this.client = step.client;
         this.peer = step.peer;
         this.lane = step.lane;
+        const verdict = this.core.inboundAuthenticated(this);
+        if (verdict.kind === 'duplicate') {
+          this.socket.write(
+            encodeFrame(this.handshake.duplicateNotice(verdict.runningIncarnation, verdict.runningHost)),
+          );
+          this.state = 'refusing';
+          endGracefully(this.socket);
+          return;
+        }
+        clearTimeout(this.timer);
         this.opener = createFrameOpener(this.core.identity.mode, step.keys);
         this.decoder.setLimits({ bodyBytesMin: this.opener.bodyBytesMin, bodyBytesMax: FRAME_BODY_BYTES_MAX });
         this.state = 'open';
-        this.core.inboundAuthenticated(this);
         return;
       }
     }
+  }
+
+  /** Sends a refusal for `reason`, logs it (throttled by `key`) and closes gracefully. */
+  private refuse(key: string, reason: 'too-many-pending'): void {
+    const claimed = this.handshake.claimed;
+    this.core.warnThrottled(
+      `in:${key}`,
+      { remote: this.remote, claimed, reason },
+      `refused connection from ${this.remote}${claimed === undefined ? '' : ` claiming node ${claimed}`}: ${explainRefusal(reason)}`,
+    );
+    this.socket.write(encodeFrame(encodeHandshakeRecord({ kind: 'refusal', reason })));
+    this.state = 'refusing'; // still held by the budget until the socket closes
+    endGracefully(this.socket);
+  }
+
+  /** Closes a connection the handshake budget evicted to make room; `why` says for what. */
+  evict(why: string): void {
+    if (this.state === 'closed') return;
+    this.core.warnThrottled('in:evicted', { remote: this.remote }, `closed connection from ${this.remote}: ${why}`);
+    this.destroy();
   }
 
   private onDataFrame(frame: Uint8Array): void {
@@ -125,10 +175,17 @@ export class InboundConnection<M> {
     });
   }
 
-  /** Logs why and closes. */
-  fail(reason: string): void {
+  /**
+   * Logs why and closes. Before authentication the line is throttled (one per kind of failure
+   * per window, with a count of those suppressed): a flood of broken connections must not flood
+   * the log. After it, every line is logged (a configured peer's connection failing is rare).
+   */
+  fail(reason: string, kind = 'error'): void {
     if (this.state === 'closed' || this.state === 'refusing') return;
-    this.core.logger.warn({ remote: this.remote, peer: this.peer }, `closing ${this.who()}: ${reason}`);
+    const fields = { remote: this.remote, peer: this.peer };
+    if (this.state === 'handshaking')
+      this.core.warnThrottled(`in:fail:${kind}`, fields, `closing ${this.who()}: ${reason}`);
+    else this.core.logger.warn(fields, `closing ${this.who()}: ${reason}`);
     this.destroy();
   }
 
@@ -153,9 +210,8 @@ export class InboundConnection<M> {
 
   private markClosed(): void {
     if (this.state === 'closed') return;
-    const wasPending = this.state !== 'open';
     this.state = 'closed';
     clearTimeout(this.timer);
-    this.core.inboundClosed(this, wasPending);
+    this.core.inboundClosed(this);
   }
 }

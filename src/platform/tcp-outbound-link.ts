@@ -16,7 +16,7 @@ import type { NodeId } from '../lib/ids.js';
 import { BoundedQueue } from '../lib/queue.js';
 import { FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from '../transport/frame-decoder.js';
 import { BATCH_BYTES_MAX, batchEntryBytes, writeBatch } from '../transport/message-batch.js';
-import { decodeHandshakeRecord, explainRefusal } from '../transport/handshake-record.js';
+import { decodeHandshakeRecord, explainRefusal, type DuplicateRecord } from '../transport/handshake-record.js';
 import type { Lane } from '../transport/transport.js';
 import { descriptorExhaustion } from './descriptor-pressure.js';
 import { createFrameSealer, type FrameSealer } from './frame-cipher.js';
@@ -44,6 +44,8 @@ export class OutboundLink<M> {
   private socket: Socket | null = null;
   private sealer: FrameSealer | null = null;
   private handshake: ClientHandshake | null = null;
+  /** The completed handshake of the open connection: it verifies a later `duplicate` answer. */
+  private completed: ClientHandshake | null = null;
   private decoder: FrameDecoder | null = null;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private readonly queue: BoundedQueue<Uint8Array>;
@@ -181,6 +183,10 @@ export class OutboundLink<M> {
   private onRecordFrame(frame: Uint8Array): void {
     const record = decodeHandshakeRecord(frame.subarray(FRAME_HEADER_BYTES));
     const handshake = this.handshake;
+    if (record.kind === 'duplicate' && this.state === 'open') {
+      this.onDuplicate(record);
+      return;
+    }
     if (this.state !== 'handshaking' || handshake === null) {
       // The server never sends after the challenge except a refusal; anything else is a bug.
       const why =
@@ -224,10 +230,39 @@ export class OutboundLink<M> {
     }
   }
 
+  /**
+   * The peer says, after our proof, that another live process already runs our node id. Only a
+   * notice proven with the cluster key for this connection counts (an unauthenticated one could
+   * stop any node that dials a port someone else took); then this process is the duplicate.
+   */
+  private onDuplicate(record: DuplicateRecord): void {
+    const completed = this.completed;
+    if (completed === null || !completed.verifiesDuplicate(record)) {
+      this.fail(`node ${this.peer} at ${this.where()} sent a duplicate-id notice that failed authentication; ignored`);
+      return;
+    }
+    const ourIncarnation = this.core.identity.incarnation();
+    this.core.warnThrottled(
+      `out:${this.peer}:duplicate`,
+      { peer: this.peer, address: this.where(), running: record.runningIncarnation, host: record.runningHost },
+      `node ${this.peer} at ${this.where()} refused us: another process already runs our node id ${this.core.identity.self} (incarnation ${record.runningIncarnation}, connected from ${record.runningHost}; we are incarnation ${ourIncarnation}); two processes must never share a node id`,
+    );
+    this.decoder = null;
+    if (this.socket !== null) this.close(this.socket);
+    this.core.duplicateOfSelf({
+      by: this.peer,
+      byAddress: this.where(),
+      runningIncarnation: record.runningIncarnation,
+      runningHost: record.runningHost,
+      ourIncarnation,
+    });
+  }
+
   private onEstablished(peer: NodeId, keys: { key: Uint8Array; salt: Uint8Array }): void {
     assert(peer === this.peer, 'the handshake checks the dialed id');
     this.clearTimer();
     this.state = 'open';
+    this.completed = this.handshake;
     this.handshake = null;
     this.sealer = createFrameSealer(this.core.identity.mode, keys);
     this.attempt = 0;
@@ -333,6 +368,7 @@ export class OutboundLink<M> {
     this.socket = null;
     this.sealer = null;
     this.handshake = null;
+    this.completed = null;
     this.decoder = null;
     this.waitingDrain = false;
     this.clearTimer();

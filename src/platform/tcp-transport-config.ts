@@ -17,13 +17,16 @@ import {
   PEER_CONTROL_QUEUE_BYTES_MAX,
   PEER_CONTROL_QUEUE_MESSAGES_MAX,
   PENDING_HANDSHAKES_MAX,
+  PENDING_HANDSHAKES_PER_PEER_MAX,
+  PENDING_HANDSHAKES_PER_SOURCE_MAX,
   RECONNECT_DELAY_MS_MAX,
   RECONNECT_DELAY_MS_MIN,
 } from '../constants.js';
 import { BATCH_BYTES_MAX } from '../transport/message-batch.js';
 import { clusterNameProblem } from '../transport/handshake-record.js';
-import type { Codec, Lane } from '../transport/transport.js';
+import { LANES, type Codec, type Lane } from '../transport/transport.js';
 import type { ClusterKey } from './cluster-key.js';
+import type { DuplicateNotice } from './tcp-transport-core.js';
 
 /** A TCP endpoint. */
 export interface PeerAddress {
@@ -48,7 +51,18 @@ export interface TcpTransportLimits {
   /** Plaintext bytes a bulk-lane flush writes in one event-loop turn before yielding. */
   readonly bulkFlushBytesPerTurn: number;
   readonly handshakeTimeoutMs: number;
+  /** Unidentified inbound connections held at once (see `handshake-budget.ts`). */
   readonly pendingHandshakesMax: number;
+  /** Handshakes claiming one configured peer held at once. */
+  readonly pendingHandshakesPerPeerMax: number;
+  /** Unidentified inbound connections held from one host that is no configured peer's. */
+  readonly pendingHandshakesPerSourceMax: number;
+  /**
+   * Connections the peer listener holds at once, in any state (`server.maxConnections`: past it a
+   * connection is accepted and closed at once). A backstop under the handshake budget; default
+   * `peerConnectionsMax(peers, …)`.
+   */
+  readonly connectionsMax: number;
   readonly reconnectDelayMsMin: number;
   readonly reconnectDelayMsMax: number;
   readonly batchBytesTarget: number;
@@ -100,9 +114,33 @@ export interface TcpTransportConfig<M> {
   /** Disables frame encryption (handshake still authenticates). Benchmarks only; never in production. */
   readonly insecurePlaintextForBenchmarks?: boolean;
   readonly limits?: Partial<TcpTransportLimits>;
+  /**
+   * This node's incarnation, read each time a hello is built (the daemon's node bumps it durably
+   * at start, before the transport dials). Absent: 0, for a transport without a node.
+   */
+  readonly incarnation?: () => number;
+  /**
+   * Called when a peer proves (with the cluster key) that another live process already runs our
+   * node id and refused us: this process is the duplicate and should stop (the daemon exits with
+   * one line). Absent: the transport logs it and keeps retrying with backoff.
+   */
+  readonly onDuplicateOfSelf?: (notice: DuplicateNotice) => void;
 }
 
-const DEFAULT_LIMITS: TcpTransportLimits = {
+/**
+ * The most connections the peer listener holds at once with `peers` configured peers under the
+ * handshake budget's bounds: the unidentified ones (`pendingHandshakesMax`), the claimed ones
+ * (`pendingHandshakesPerPeerMax` per peer) and the authenticated ones (one per lane per peer,
+ * twice over for a restarted peer whose new lanes arrive before its old ones are closed).
+ */
+export function peerConnectionsMax(
+  peers: number,
+  l: Pick<TcpTransportLimits, 'pendingHandshakesMax' | 'pendingHandshakesPerPeerMax'>,
+): number {
+  return l.pendingHandshakesMax + peers * (l.pendingHandshakesPerPeerMax + 2 * LANES.length);
+}
+
+const DEFAULT_LIMITS: Omit<TcpTransportLimits, 'connectionsMax'> = {
   controlQueueMessagesMax: PEER_CONTROL_QUEUE_MESSAGES_MAX,
   controlQueueBytesMax: PEER_CONTROL_QUEUE_BYTES_MAX,
   bulkQueueMessagesMax: PEER_BULK_QUEUE_MESSAGES_MAX,
@@ -110,6 +148,8 @@ const DEFAULT_LIMITS: TcpTransportLimits = {
   bulkFlushBytesPerTurn: PEER_BULK_FLUSH_BYTES_PER_TURN,
   handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
   pendingHandshakesMax: PENDING_HANDSHAKES_MAX,
+  pendingHandshakesPerPeerMax: PENDING_HANDSHAKES_PER_PEER_MAX,
+  pendingHandshakesPerSourceMax: PENDING_HANDSHAKES_PER_SOURCE_MAX,
   reconnectDelayMsMin: RECONNECT_DELAY_MS_MIN,
   reconnectDelayMsMax: RECONNECT_DELAY_MS_MAX,
   batchBytesTarget: PEER_BATCH_BYTES_TARGET,
@@ -152,7 +192,15 @@ export function validateTcpTransportConfig<M>(config: TcpTransportConfig<M>): Tc
       throw configError(`peer id ${id} is not in [1, ${NODE_ID_MAX}]`);
     if (address !== null) checkAddress(`peer ${id}`, address, false);
   }
-  const limits = { ...DEFAULT_LIMITS, ...config.limits };
+  const partial = { ...DEFAULT_LIMITS, ...config.limits };
+  const limits = {
+    ...partial,
+    connectionsMax: partial.connectionsMax ?? peerConnectionsMax(config.peers.size, partial),
+  };
   checkLimits(limits);
+  if (limits.connectionsMax < peerConnectionsMax(config.peers.size, { ...limits, pendingHandshakesMax: 1 }))
+    throw configError(
+      `connectionsMax ${limits.connectionsMax} cannot hold every peer's lanes and handshakes (${config.peers.size} peers)`,
+    );
   return limits;
 }

@@ -209,6 +209,8 @@ test('a hello naming an unknown lane is refused with its reason and logged', { t
       clientId: nodeId(1),
       dialedId: nodeId(2),
       laneCode: 9,
+      incarnation: 1,
+      instance: randomBytes(8),
       clientNonce: randomBytes(HANDSHAKE_NONCE_BYTES),
     });
     const answer = new Promise<Uint8Array>((resolve, reject) => {

@@ -3,7 +3,12 @@
 // any message is decoded and logs why; rejects tampered, truncated, replayed and reordered
 // frames (injected by a man-in-the-middle proxy) by closing the connection, then recovers by
 // reconnecting; reconnects after a peer restarts; bounds its send queue (send returns false)
-// under both an unreachable peer and socket backpressure; and bounds unauthenticated sockets.
+// under both an unreachable peer and socket backpressure; bounds unauthenticated sockets, and
+// under a flood of idle connections from another (unprivileged) process admits a peer at once
+// with bounded descriptors and log lines; and
+// keeps one process per node id: a second process of a connected id with an incarnation no
+// higher is refused with an authenticated notice (nothing it sends is delivered, the running
+// one keeps its connection), while a higher incarnation (a restart) replaces the old process.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Socket } from 'node:net';
@@ -23,6 +28,9 @@ import {
   type TestNode,
 } from '../testing/tcp-support.js';
 import { generateClusterKey } from './cluster-key.js';
+import { readdirSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { startFlood, type Flood } from '../testing/flood-process.js';
 
 test('messages flow both ways with the sender id; peers report up', { timeout: 20_000 }, async () => {
   const key = generateClusterKey();
@@ -407,16 +415,131 @@ test(
       );
       const s1 = await open();
       const s2 = await open();
-      await sleep(50); // let the listener accept both before the third arrives
+      await sleep(50); // let the listener accept both (and read nothing) before the third arrives
       const s3 = await open();
-      await closed(s3);
-      assert.ok(hasLog(b, /2 handshakes already pending \(limit 2\)/), b.logs.join('\n'));
-      await Promise.all([closed(s1), closed(s2)]);
-      assert.ok(hasLog(b, /handshake timed out after 300 ms/), b.logs.join('\n'));
+      await closed(s1); // the oldest silent connection makes room for the newcomer
+      assert.ok(
+        hasLog(b, /sent no valid hello and its slot went to a newer connection \(limit 2 unidentified\)/),
+        b.logs.join('\n'),
+      );
+      assert.equal(s3.destroyed, false, 'the newcomer was admitted');
+      await Promise.all([closed(s2), closed(s3)]);
+      assert.equal(
+        b.logs.filter((l) => /handshake timed out after 300 ms/.test(l)).length,
+        1,
+        'timeouts are throttled',
+      );
       assert.equal(b.decodes.n, 0);
     } finally {
       for (const s of raw) s.destroy();
       await b.t.close();
+    }
+  },
+);
+
+test(
+  'one process per node id: an equal or lower incarnation is told it is a duplicate, a higher one replaces the old process',
+  { timeout: 30_000 },
+  async () => {
+    const key = generateClusterKey();
+    const a = await startNode(1, { key, peers: [2] });
+    const running = await startNode(2, { key, peers: [1], incarnation: 3 });
+    const copies: TestNode[] = [];
+    try {
+      running.t.setPeerAddress(a.id, a.address);
+      await waitFor(() => running.ups.length === 1, 'the running process connected');
+      running.t.send(a.id, ping(1));
+      await waitFor(() => seqs(a).includes(1), 'a delivery from the running process');
+      for (const incarnation of [3, 2]) {
+        const copy = await startNode(2, { key, peers: [1], incarnation });
+        copies.push(copy);
+        copy.t.setPeerAddress(a.id, a.address);
+        copy.t.send(a.id, ping(100 + incarnation));
+        await waitFor(
+          () => copy.duplicates.length >= 1,
+          `the copy of incarnation ${incarnation} hears it is a duplicate`,
+        );
+        assert.deepEqual(
+          { ...copy.duplicates[0], byAddress: '' },
+          { by: 1, byAddress: '', runningIncarnation: 3, runningHost: HOST, ourIncarnation: incarnation },
+        );
+        assert.ok(
+          hasLog(copy, /another process already runs our node id 2 \(incarnation 3, connected from 127\.0\.0\.1/),
+        );
+      }
+      await closeAll(...copies.map((c) => c.t));
+      assert.equal(
+        a.logs.filter((l) =>
+          /two processes share node id 2 \(a copied configuration\?\); told the newcomer to stop/.test(l),
+        ).length,
+        1,
+        'one warning per window',
+      );
+      running.t.send(a.id, ping(2));
+      await waitFor(() => seqs(a).includes(2), 'the running process still delivers');
+      assert.deepEqual(seqs(a), [1, 2], 'nothing from the copies was delivered');
+      assert.deepEqual(
+        [running.downs.length, running.duplicates.length],
+        [0, 0],
+        'the running process was undisturbed',
+      );
+
+      // A new process with a higher incarnation is a restart: it takes over, the old one is cut off.
+      const restarted = await startNode(2, { key, peers: [1], incarnation: 4 });
+      copies.push(restarted);
+      restarted.t.setPeerAddress(a.id, a.address);
+      restarted.t.send(a.id, ping(3));
+      await waitFor(() => seqs(a).includes(3), 'a delivery from the restarted process');
+      assert.ok(hasLog(a, /node 2 restarted as incarnation 4 \(was 3\); closing the old process's connections/));
+      await waitFor(() => running.downs.length >= 1, 'the old process lost its connection');
+      await waitFor(() => running.duplicates.length >= 1, 'the old process, redialing, hears it is now the duplicate');
+    } finally {
+      await closeAll(a.t, running.t, ...copies.map((c) => c.t));
+    }
+  },
+);
+
+test(
+  'an idle flood of the peer port neither keeps a peer out nor exhausts descriptors nor floods the log',
+  { timeout: 60_000 },
+  async () => {
+    const key = generateClusterKey();
+    // A long handshake deadline: held connections would shut a peer out for 10 s at a time.
+    const a = await startNode(1, { key, peers: [2], limits: { handshakeTimeoutMs: 10_000 } });
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    let flood: Flood | null = startFlood(a.address.port, 3000);
+    try {
+      await flood.started;
+      await sleep(1500); // the flood fills the listener's budget and the accept queue
+      let fdsMax = 0;
+      const sampler = setInterval(() => (fdsMax = Math.max(fdsMax, fds())), 50);
+      const b = await startNode(2, { key, peers: [1] });
+      try {
+        const t0 = performance.now();
+        b.t.setPeerAddress(a.id, a.address);
+        b.t.send(a.id, ping(1));
+        await waitFor(() => seqs(a).includes(1), 'a delivery from the peer under the flood', 5000);
+        const ms = performance.now() - t0;
+        await sleep(1000);
+        const report = await flood.stop();
+        flood = null;
+        clearInterval(sampler);
+        process.stderr.write(
+          `# peer admitted under an idle flood in ${Math.round(ms)} ms; flood ${JSON.stringify(report)}; descriptors ${before} before, at most ${fdsMax}\n`,
+        );
+        assert.ok(report.closedByServer > 100, `the flood churned (${report.closedByServer} closed by the listener)`);
+        // The budget holds 64 unidentified connections; the rest is this process's own (and b's).
+        assert.ok(fdsMax - before < 64 + 40, `descriptors grew by ${fdsMax - before}`);
+        const floodLines = a.logs.filter((l) => /flooding the (peer|cluster) port|handshake timed out/.test(l));
+        assert.ok(floodLines.length <= 5, `${floodLines.length} flood lines:\n${floodLines.slice(0, 5).join('\n')}`);
+      } finally {
+        clearInterval(sampler);
+        await b.t.close();
+      }
+    } finally {
+      flood?.kill();
+      await a.t.close();
     }
   },
 );

@@ -20,8 +20,25 @@
  *
  * Bounds: per-peer, per-lane send queues (messages and bytes; `send` returns false when full),
  * socket backpressure (a flush stops when `write` returns false and resumes on 'drain', so at
- * most one batch beyond the socket's high-water mark is buffered in Node), pending handshakes,
- * the handshake time, frame sizes (tiny before authentication), reconnect backoff with jitter.
+ * most one batch beyond the socket's high-water mark is buffered in Node), unauthenticated
+ * connections (`HandshakeBudget`: a tier for connections that said nothing valid yet, with
+ * eviction of the oldest, per-source limits and known-address priority, and a tier per claimed
+ * peer, so a flood of the peer port neither exhausts file descriptors nor keeps peers out), the
+ * handshake time, frame sizes (tiny before authentication), reconnect backoff with jitter, and
+ * log lines about unauthenticated connections (one per kind per 30 s, then a count).
+ *
+ * One process per node id (the duplicate rule): every hello carries the dialer's incarnation and
+ * a random per-process instance id, both bound into the proof. When a peer authenticates while
+ * another process instance of the same node id holds an authenticated connection to us:
+ * - a higher incarnation is a restart (a node bumps its incarnation durably at every start, so
+ *   a new process of the same node always has a higher one): the new process is accepted and
+ *   the old process's connections are closed (they would otherwise linger until TCP notices);
+ * - an equal or lower incarnation is a second live process with the same id (a copied config
+ *   with a fresh or copied data directory): it is refused with an authenticated `duplicate`
+ *   answer naming the running process's incarnation and host, the running process's
+ *   connections are untouched, and we log one warning per window. The refused process hears it
+ *   through `onDuplicateOfSelf` (the daemon exits with one line).
+ * First come, first served: the process whose connection is up keeps the id.
  *
  * Ordering: messages to one peer on one lane are delivered in send order while its connection
  * lasts; across a reconnect, messages written to the lost connection may be lost (never
@@ -32,12 +49,15 @@
  * links and connections share), `tcp-outbound-link.ts` (send side), `tcp-inbound-connection.ts`
  * (receive side), this file (the listener and the `Transport` itself).
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { assert } from '../lib/assert.js';
 import { CohortError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import type { FrameMode } from '../transport/handshake-record.js';
 import { DEFAULT_LANE, LANES, type Lane, type Transport, type TransportHandlers } from '../transport/transport.js';
+import { HANDSHAKE_INSTANCE_BYTES } from '../transport/handshake-record.js';
+import { HandshakeBudget, sourceOf } from './handshake-budget.js';
 import { prepareHandshakeKeys, type HandshakeIdentity } from './peer-handshake.js';
 import {
   checkAddress,
@@ -50,8 +70,8 @@ import {
   LOG_THROTTLE_WINDOW_MS,
   LogThrottle,
   errorText,
-  remoteOf,
   type Flushable,
+  type InboundVerdict,
   type TransportCore,
 } from './tcp-transport-core.js';
 import { InboundConnection } from './tcp-inbound-connection.js';
@@ -100,12 +120,15 @@ export class TcpTransport<M> implements Transport<M> {
   private readonly inboundByLane = new Map<string, InboundConnection<M>>();
   private readonly dirty = new Set<Flushable>();
   private flushScheduled = false;
-  private pendingHandshakes = 0;
+  private readonly budget: HandshakeBudget<InboundConnection<M>>;
   private server: Server | null = null;
   private handlerSet: TransportHandlers<M> | null = null;
   private closed = false;
   private closing: Promise<void> | null = null;
   private readonly throttle = new LogThrottle(LOG_THROTTLE_WINDOW_MS, () => performance.now());
+  /** Reports suppressed log lines once their window ended (armed only while some are held). */
+  private throttleTimer: ReturnType<typeof setTimeout> | null = null;
+  private refused = 0;
 
   constructor(config: TcpTransportConfig<M>) {
     const limits = validateTcpTransportConfig(config);
@@ -113,13 +136,28 @@ export class TcpTransport<M> implements Transport<M> {
     this.self = config.self;
     const mode: FrameMode = config.insecurePlaintextForBenchmarks === true ? 'insecure-plaintext' : 'aes-256-gcm';
     const peers = new Map(config.peers); // a private copy: the caller's map cannot change who we accept
+    const incarnation = config.incarnation ?? (() => 0);
     const identity: HandshakeIdentity = {
       self: config.self,
       clusterName: config.clusterName,
       mode,
       keys: prepareHandshakeKeys(config.key),
+      instance: new Uint8Array(randomBytes(HANDSHAKE_INSTANCE_BYTES)),
+      incarnation,
       isPeer: (id) => peers.has(id),
     };
+    this.budget = new HandshakeBudget(
+      limits,
+      (source) => {
+        for (const l of this.links.values())
+          if (l.control.address !== null && sourceOf(l.control.address.host) === source) return true;
+        return false;
+      },
+      (id) => {
+        const a = this.links.get(id)?.control.address;
+        return a === null || a === undefined ? undefined : sourceOf(a.host);
+      },
+    );
     this.core = {
       identity,
       limits,
@@ -129,13 +167,7 @@ export class TcpTransport<M> implements Transport<M> {
       isClosed: () => this.closed,
       isStarted: () => this.server !== null,
       warnThrottled: (key, fields, message) => {
-        const suppressed = this.throttle.admit(key);
-        if (suppressed < 0) return;
-        const note =
-          suppressed > 0
-            ? ` (${suppressed} similar lines suppressed in the last ${LOG_THROTTLE_WINDOW_MS / 1000} s)`
-            : '';
-        config.logger.warn(fields, `${message}${note}`);
+        this.warnThrottled(key, fields, message);
       },
       handlers: () => {
         assert(this.handlerSet !== null, 'setHandlers must be called before start');
@@ -144,11 +176,13 @@ export class TcpTransport<M> implements Transport<M> {
       markDirty: (link) => {
         this.markDirty(link);
       },
-      inboundAuthenticated: (conn) => {
-        this.onInboundAuthenticated(conn);
+      inboundClaimed: (conn, peer) => this.onInboundClaimed(conn, peer),
+      inboundAuthenticated: (conn) => this.onInboundAuthenticated(conn),
+      inboundClosed: (conn) => {
+        this.onInboundClosed(conn);
       },
-      inboundClosed: (conn, wasPending) => {
-        this.onInboundClosed(conn, wasPending);
+      duplicateOfSelf: (notice) => {
+        if (config.onDuplicateOfSelf !== undefined) config.onDuplicateOfSelf(notice);
       },
     };
     for (const [id, address] of peers) {
@@ -174,6 +208,18 @@ export class TcpTransport<M> implements Transport<M> {
     assert(this.server === null && !this.closed, 'start is called once, before close');
     const server = createServer({ noDelay: true }, (socket) => {
       this.onConnection(socket);
+    });
+    // The backstop under the handshake budget: past it the kernel-accepted connection is closed
+    // at once, before it costs more than a moment's descriptor.
+    server.maxConnections = this.core.limits.connectionsMax;
+    server.on('drop', (d) => {
+      this.refused++;
+      const from = d?.remoteAddress === undefined ? 'a client' : `${d.remoteAddress}:${d.remotePort ?? '?'}`;
+      this.warnThrottled(
+        'in:dropped',
+        { remote: from },
+        `dropped connection from ${from}: the peer port holds at most ${this.core.limits.connectionsMax} connections; is something flooding the peer port?`,
+      );
     });
     this.server = server;
     const { host, port } = this.config.listen;
@@ -219,6 +265,11 @@ export class TcpTransport<M> implements Transport<M> {
   }
 
   /** Status of every peer's links, sorted by id. */
+  /** Inbound connections refused since start: past the handshake budget or the listener's cap. */
+  get refusedConnections(): number {
+    return this.refused;
+  }
+
   status(): PeerLinkStatus[] {
     return [...this.links.entries()]
       .sort(([a], [b]) => a - b)
@@ -235,6 +286,8 @@ export class TcpTransport<M> implements Transport<M> {
     for (const links of this.links.values()) for (const lane of LANES) links[lane].shutdown();
     for (const conn of [...this.inbound]) conn.destroy();
     this.dirty.clear();
+    if (this.throttleTimer !== null) clearTimeout(this.throttleTimer);
+    this.reportSuppressed(true);
     const server = this.server;
     this.closing =
       server === null
@@ -261,39 +314,107 @@ export class TcpTransport<M> implements Transport<M> {
     });
   }
 
+  /** Logs a warning at most once per key per window; see `TransportCore.warnThrottled`. */
+  private warnThrottled(key: string, fields: object, message: string): void {
+    const suppressed = this.throttle.admit(key, fields, message);
+    if (suppressed < 0) {
+      this.throttleTimer ??= setTimeout(() => {
+        this.throttleTimer = null;
+        this.reportSuppressed(false);
+      }, LOG_THROTTLE_WINDOW_MS).unref();
+      return;
+    }
+    const note = suppressed > 0 ? ` (${suppressed} similar lines suppressed before this one)` : '';
+    this.config.logger.warn(fields, `${message}${note}`);
+  }
+
+  /** One summary line per throttled warning whose window ended with lines suppressed (all when `all`). */
+  private reportSuppressed(all: boolean): void {
+    for (const s of this.throttle.expired(all)) {
+      this.config.logger.warn(
+        { ...s.fields, suppressed: s.count },
+        `${s.count} similar lines suppressed in the last ${LOG_THROTTLE_WINDOW_MS / 1000} s; the last: ${s.message}`,
+      );
+    }
+    if (!all && this.throttle.holdsSuppressed && this.throttleTimer === null)
+      this.throttleTimer = setTimeout(() => {
+        this.throttleTimer = null;
+        this.reportSuppressed(false);
+      }, LOG_THROTTLE_WINDOW_MS).unref();
+  }
+
   private onConnection(socket: Socket): void {
     if (this.closed) {
       socket.destroy();
       return;
     }
-    if (this.pendingHandshakes >= this.core.limits.pendingHandshakesMax) {
-      this.config.logger.warn(
-        { remote: remoteOf(socket) },
-        `refused connection from ${remoteOf(socket)}: ${this.pendingHandshakes} handshakes already pending (limit ${this.core.limits.pendingHandshakesMax}); is something flooding the cluster port?`,
+    const conn = new InboundConnection(this.core, socket);
+    const verdict = this.budget.admit(conn, conn.source);
+    if (verdict.kind === 'refused') {
+      this.refused++;
+      this.warnThrottled(
+        'in:refused',
+        { remote: conn.remote },
+        `refused connection from ${conn.remote}: ${verdict.why}; is something flooding the peer port?`,
       );
-      socket.destroy();
+      conn.destroy();
       return;
     }
-    this.pendingHandshakes++;
-    this.inbound.add(new InboundConnection(this.core, socket));
+    this.inbound.add(conn);
+    verdict.evicted?.evict(
+      `it sent no valid hello and its slot went to a newer connection (limit ${this.core.limits.pendingHandshakesMax} unidentified); is something flooding the peer port?`,
+    );
   }
 
-  private onInboundAuthenticated(conn: InboundConnection<M>): void {
-    this.pendingHandshakes--;
-    const { peer, lane } = conn;
-    assert(peer !== null && lane !== null, 'authenticated connections have a peer and a lane');
+  private onInboundClaimed(conn: InboundConnection<M>, peer: NodeId): boolean {
+    const verdict = this.budget.claim(conn, peer);
+    if (verdict.kind === 'refused') return false;
+    verdict.evicted?.evict(
+      `a newer handshake claims node ${peer} (limit ${this.core.limits.pendingHandshakesPerPeerMax} pending per peer)`,
+    );
+    return true;
+  }
+
+  /** Applies the duplicate rule (module comment), then keeps one connection per peer and lane. */
+  private onInboundAuthenticated(conn: InboundConnection<M>): InboundVerdict {
+    const { peer, lane, client } = conn;
+    assert(
+      peer !== null && lane !== null && client !== null,
+      'authenticated connections have a peer, lane and process',
+    );
+    const others = LANES.map((l) => this.inboundByLane.get(inboundKey(peer, l))).filter(
+      (c): c is InboundConnection<M> => c !== undefined && c.client !== null && c.client.instance !== client.instance,
+    );
+    const running = others[0]?.client;
+    if (others[0] !== undefined && running !== undefined && running !== null) {
+      if (client.incarnation <= running.incarnation) {
+        this.warnThrottled(
+          `dup:${peer}`,
+          { remote: conn.remote, peer, incarnation: client.incarnation, running: running.incarnation },
+          `refused connection from ${conn.remote} claiming node ${peer} (incarnation ${client.incarnation}): node ${peer} is already running (incarnation ${running.incarnation}, connected from ${others[0].source}); two processes share node id ${peer} (a copied configuration?); told the newcomer to stop`,
+        );
+        return { kind: 'duplicate', runningIncarnation: running.incarnation, runningHost: others[0].source };
+      }
+      this.config.logger.info(
+        { peer, incarnation: client.incarnation, previous: running.incarnation },
+        `node ${peer} restarted as incarnation ${client.incarnation} (was ${running.incarnation}); closing the old process's connections`,
+      );
+      for (const old of others) old.destroy();
+    }
+    this.budget.release(conn);
     const key = inboundKey(peer, lane);
     const older = this.inboundByLane.get(key);
     this.inboundByLane.set(key, conn);
-    // One inbound connection per peer and lane: a newer one means the peer restarted or
-    // redialed, so the older one is stale. This also bounds authenticated connections by the
-    // peer count times the lane count.
+    // One inbound connection per peer and lane: a newer one from the same process means the
+    // peer redialed, so the older one is stale. This also bounds authenticated connections by
+    // the peer count times the lane count.
     if (older !== undefined) older.destroy();
+    return { kind: 'accepted' };
   }
 
-  private onInboundClosed(conn: InboundConnection<M>, wasPending: boolean): void {
+  private onInboundClosed(conn: InboundConnection<M>): void {
     this.inbound.delete(conn);
-    if (wasPending) this.pendingHandshakes--;
+    this.budget.release(conn);
     if (conn.peer === null || conn.lane === null) return;
     const key = inboundKey(conn.peer, conn.lane);
     if (this.inboundByLane.get(key) === conn) this.inboundByLane.delete(key);

@@ -13,6 +13,7 @@ import { FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES, FrameDecoder } from '../trans
 import { decodeHandshakeRecord, laneCode } from '../transport/handshake-record.js';
 import type { Codec, Lane } from '../transport/transport.js';
 import type { ClusterKey } from '../platform/cluster-key.js';
+import type { DuplicateNotice } from '../platform/tcp-transport-core.js';
 import { TcpTransport, type PeerAddress, type TcpTransportLimits } from '../platform/tcp-transport.js';
 
 export const HOST = '127.0.0.1';
@@ -31,6 +32,8 @@ export interface TestNode {
   readonly ups: NodeId[];
   readonly downs: NodeId[];
   readonly decodes: { n: number };
+  /** Authenticated notices that another process already runs this node's id. */
+  readonly duplicates: DuplicateNotice[];
 }
 
 export interface NodeOptions {
@@ -39,6 +42,8 @@ export interface NodeOptions {
   readonly clusterName?: string;
   readonly port?: number;
   readonly limits?: Partial<TcpTransportLimits>;
+  /** The incarnation the node's hellos carry (default 0). */
+  readonly incarnation?: number;
 }
 
 export function countingCodec(decodes: { n: number }): Codec<ExampleMessage> {
@@ -58,6 +63,7 @@ export async function startNode(id: number, o: NodeOptions): Promise<TestNode> {
   const inbox: TestNode['inbox'] = [];
   const ups: NodeId[] = [];
   const downs: NodeId[] = [];
+  const duplicates: DuplicateNotice[] = [];
   const t = new TcpTransport<ExampleMessage>({
     self: nodeId(id),
     clusterName: o.clusterName ?? 'test-cluster',
@@ -68,6 +74,8 @@ export async function startNode(id: number, o: NodeOptions): Promise<TestNode> {
     logger: { warn: (_f, m) => logs.push(`WARN ${m}`), info: (_f, m) => logs.push(`INFO ${m}`) },
     prng: new Prng(id),
     limits: { ...FAST, ...o.limits },
+    incarnation: () => o.incarnation ?? 0,
+    onDuplicateOfSelf: (n) => duplicates.push(n),
   });
   t.setHandlers({
     onMessage: (from, m) => inbox.push({ from, m }),
@@ -75,7 +83,7 @@ export async function startNode(id: number, o: NodeOptions): Promise<TestNode> {
     onPeerDown: (p) => downs.push(p),
   });
   const address = await t.start();
-  return { id: nodeId(id), t, address, inbox, logs, ups, downs, decodes };
+  return { id: nodeId(id), t, address, inbox, logs, ups, downs, decodes, duplicates };
 }
 
 export async function waitFor(cond: () => boolean, what: string, timeoutMs = 8000): Promise<void> {

@@ -32,6 +32,8 @@ const RECORDS: HandshakeRecord[] = [
     clientId: nodeId(1),
     dialedId: nodeId(2),
     laneCode: laneCode('bulk'),
+    incarnation: 7,
+    instance: new Uint8Array(8).fill(9),
     clientNonce: n1,
   },
   {
@@ -44,6 +46,8 @@ const RECORDS: HandshakeRecord[] = [
   },
   { kind: 'response', clientProof: n2 },
   { kind: 'refusal', reason: 'wrong-cluster-key' },
+  { kind: 'refusal', reason: 'duplicate-node-id' },
+  { kind: 'duplicate', runningIncarnation: 12, runningHost: '10.0.0.7', proof: n2 },
 ];
 
 test('every record kind round-trips', () => {
@@ -92,7 +96,7 @@ test('bad magic, kind, mode, reason and node ids are HANDSHAKE_MALFORMED', () =>
     () => decodeHandshakeRecord(Uint8Array.from([...hello.subarray(0, idAt), 0, 0, ...hello.subarray(idAt + 2)])),
     malformed,
   );
-  assert.throws(() => decodeHandshakeRecord(Uint8Array.from([0x43, 0x6f, 0x48, 0x31, 4, 200])), malformed);
+  assert.throws(() => decodeHandshakeRecord(Uint8Array.from([0x43, 0x6f, 0x48, 0x32, 4, 200])), malformed);
 });
 
 test('fuzz: 100,000 random and mutated records raise only DecodeError', () => {
@@ -119,6 +123,8 @@ test('the transcript changes when any bound field changes', () => {
     clientId: nodeId(1),
     serverId: nodeId(2),
     lane: 'control',
+    incarnation: 3,
+    instance: new Uint8Array(8).fill(4),
     clientNonce: n1,
     serverNonce: n2,
   };
@@ -127,6 +133,8 @@ test('the transcript changes when any bound field changes', () => {
     { ...base, clusterName: 'd' },
     { ...base, clientId: nodeId(2), serverId: nodeId(1) },
     { ...base, lane: 'bulk' },
+    { ...base, incarnation: 4 },
+    { ...base, instance: new Uint8Array(8).fill(5) },
     { ...base, clientNonce: n2, serverNonce: n1 },
   ];
   const seen = new Set([Buffer.from(handshakeTranscript(base)).toString('hex')]);

@@ -6,13 +6,23 @@
  * `frame-decoder.ts`), before any protocol byte is exchanged:
  *
  *     client (dialer)                                server (listener)
- *     hello     {mode, cluster, client id, id it dialed, lane, client nonce}  ->
+ *     hello     {mode, cluster, client id, id it dialed, lane, incarnation, instance, client nonce}  ->
  *            <-  challenge {mode, cluster, server id, server nonce, server proof}
  *     response  {client proof}                                          ->
  *
  * Either side may instead send a `refusal` with a reason code and close. Refusals are not
  * authenticated (they are sent when authentication failed or cannot start) and serve only to
  * make the other side's log say why; they never change any state beyond closing.
+ *
+ * The one authenticated "no" is `duplicate`: after verifying the client's proof, the server may
+ * answer that another live process already runs the client's node id (see `TcpTransport`'s
+ * duplicate rule). It carries the running process's incarnation and the host its connection
+ * comes from, and an HMAC over the transcript, so only a holder of the cluster key can make a
+ * node believe it is a duplicate (a newcomer that hears it stops).
+ *
+ * `instance` is 8 random bytes drawn once per process (per transport): two processes that claim
+ * one node id differ in it even when their incarnations are equal. `incarnation` is the one the
+ * node bumped durably at this start (0 when the transport runs without a node, as in tests).
  *
  * A connection carries one lane (`Lane` in `transport.ts`): the dialer names it in its hello and
  * both sides bind it into the transcript, so an attacker cannot move a connection to another
@@ -29,8 +39,18 @@ import { DecodeError } from '../lib/errors.js';
 import { NODE_ID_MAX, nodeId, type NodeId } from '../lib/ids.js';
 import type { Lane } from './transport.js';
 
-/** First four bytes of every handshake record ("CoH1" little-endian): protocol and version. */
-export const HANDSHAKE_MAGIC = 0x31486f43;
+/**
+ * First four bytes of every handshake record ("CoH2" little-endian): protocol and version.
+ * Version 2 added the incarnation and instance to the hello and the `duplicate` record; a
+ * version-1 peer reads "bad magic" and says which versions to check.
+ */
+export const HANDSHAKE_MAGIC = 0x32486f43;
+/** Bytes in a process's random instance id. */
+export const HANDSHAKE_INSTANCE_BYTES = 8;
+/** Largest incarnation a hello carries (u32 on the wire). */
+export const HANDSHAKE_INCARNATION_MAX = 0xffff_ffff;
+/** Longest host text in a `duplicate` record, in bytes (an IPv6 address fits). */
+export const DUPLICATE_HOST_BYTES_MAX = 64;
 /** Bytes in each side's fresh nonce. */
 export const HANDSHAKE_NONCE_BYTES = 32;
 /** Bytes in an HMAC-SHA256 proof. */
@@ -53,7 +73,8 @@ export type RefusalReason =
   | 'mode-mismatch'
   | 'too-many-pending'
   | 'protocol-error'
-  | 'unknown-lane';
+  | 'unknown-lane'
+  | 'duplicate-node-id';
 
 const MODES: readonly FrameMode[] = ['aes-256-gcm', 'insecure-plaintext'];
 const REASONS: readonly RefusalReason[] = [
@@ -66,6 +87,7 @@ const REASONS: readonly RefusalReason[] = [
   'too-many-pending',
   'protocol-error',
   'unknown-lane',
+  'duplicate-node-id',
 ];
 
 /** Each lane's code in the hello record and the transcript (append only: codes are wire format). */
@@ -97,6 +119,10 @@ export interface HelloRecord {
    * server refuses a code it does not know (`laneOfCode` undefined) with `unknown-lane`.
    */
   readonly laneCode: number;
+  /** The client's incarnation at this start (0 = none, a transport without a node). */
+  readonly incarnation: number;
+  /** The client process's random instance id (`HANDSHAKE_INSTANCE_BYTES`). */
+  readonly instance: Uint8Array;
   readonly clientNonce: Uint8Array;
 }
 
@@ -122,10 +148,22 @@ export interface RefusalRecord {
   readonly reason: RefusalReason;
 }
 
-/** Any handshake record. */
-export type HandshakeRecord = HelloRecord | ChallengeRecord | ResponseRecord | RefusalRecord;
+/**
+ * The server's authenticated answer that another live process runs the client's node id: the
+ * running process's incarnation, the host its connection comes from, and
+ * `HMAC(authKey, T | label | incarnation | host)`. The sender closes after it.
+ */
+export interface DuplicateRecord {
+  readonly kind: 'duplicate';
+  readonly runningIncarnation: number;
+  readonly runningHost: string;
+  readonly proof: Uint8Array;
+}
 
-const KIND_CODES = { hello: 1, challenge: 2, response: 3, refusal: 4 } as const;
+/** Any handshake record. */
+export type HandshakeRecord = HelloRecord | ChallengeRecord | ResponseRecord | RefusalRecord | DuplicateRecord;
+
+const KIND_CODES = { hello: 1, challenge: 2, response: 3, refusal: 4, duplicate: 5 } as const;
 
 /** Returns a human-readable problem with `name` as a cluster name, or `undefined` if it is fine. */
 export function clusterNameProblem(name: string): string | undefined {
@@ -146,6 +184,8 @@ export function encodeHandshakeRecord(record: HandshakeRecord): Uint8Array {
         .u16(record.clientId)
         .u16(record.dialedId)
         .u8(record.laneCode)
+        .u32(record.incarnation)
+        .bytes(fixed(record.instance, HANDSHAKE_INSTANCE_BYTES))
         .bytes(fixed(record.clientNonce, HANDSHAKE_NONCE_BYTES));
       break;
     case 'challenge':
@@ -158,10 +198,19 @@ export function encodeHandshakeRecord(record: HandshakeRecord): Uint8Array {
     case 'refusal':
       w.u8(REASONS.indexOf(record.reason));
       break;
+    case 'duplicate':
+      assert(hostFits(record.runningHost), 'the running host fits a duplicate record');
+      w.u32(record.runningIncarnation).string(record.runningHost).bytes(fixed(record.proof, HANDSHAKE_PROOF_BYTES));
+      break;
     default:
       assertNever(record, 'handshake record');
   }
   return w.finish().slice();
+}
+
+/** True when `host` fits the host field of a `duplicate` record. */
+export function hostFits(host: string): boolean {
+  return new TextEncoder().encode(host).length <= DUPLICATE_HOST_BYTES_MAX;
 }
 
 function fixed(bytes: Uint8Array, n: number): Uint8Array {
@@ -195,6 +244,8 @@ function decodeBody(r: ByteReader, kind: number): HandshakeRecord {
         clientId: readNodeId(r, 'client id'),
         dialedId: readNodeId(r, 'dialed id'),
         laneCode: r.u8('lane'),
+        incarnation: r.u32('incarnation'),
+        instance: r.bytes(HANDSHAKE_INSTANCE_BYTES, 'instance').slice(),
         clientNonce: r.bytes(HANDSHAKE_NONCE_BYTES, 'client nonce').slice(),
       };
     case KIND_CODES.challenge:
@@ -214,6 +265,13 @@ function decodeBody(r: ByteReader, kind: number): HandshakeRecord {
       if (reason === undefined) throw malformed(`unknown refusal reason ${code}`);
       return { kind: 'refusal', reason };
     }
+    case KIND_CODES.duplicate:
+      return {
+        kind: 'duplicate',
+        runningIncarnation: r.u32('running incarnation'),
+        runningHost: r.string(DUPLICATE_HOST_BYTES_MAX, 'running host'),
+        proof: r.bytes(HANDSHAKE_PROOF_BYTES, 'duplicate proof').slice(),
+      };
     default:
       throw malformed(`unknown record kind ${kind}`);
   }
@@ -242,6 +300,7 @@ export const HANDSHAKE_LABELS = {
   clientProof: 'cohort/v1 proof client->server',
   authKey: 'cohort/v1 handshake authentication key',
   clientToServerKey: 'cohort/v1 frames client->server',
+  duplicateProof: 'cohort/v2 duplicate server->client',
 } as const;
 
 /** What both sides bind into the transcript. */
@@ -251,23 +310,27 @@ export interface TranscriptFields {
   readonly clientId: NodeId;
   readonly serverId: NodeId;
   readonly lane: Lane;
+  readonly incarnation: number;
+  readonly instance: Uint8Array;
   readonly clientNonce: Uint8Array;
   readonly serverNonce: Uint8Array;
 }
 
 /**
  * The bytes both proofs and the session keys are bound to: a fixed prefix, the mode, the
- * cluster name, both ids, the lane and both nonces, each fixed-size or length-prefixed so that no two
- * different field sets give the same bytes.
+ * cluster name, both ids, the lane, the client's incarnation and instance, and both nonces, each
+ * fixed-size or length-prefixed so that no two different field sets give the same bytes.
  */
 export function handshakeTranscript(f: TranscriptFields): Uint8Array {
   const w = new ByteWriter(192, 512);
-  w.string('cohort/v1 handshake transcript')
+  w.string('cohort/v2 handshake transcript')
     .u8(MODES.indexOf(f.mode))
     .string(f.clusterName)
     .u16(f.clientId)
     .u16(f.serverId)
-    .u8(laneCode(f.lane));
+    .u8(laneCode(f.lane))
+    .u32(f.incarnation)
+    .bytes(fixed(f.instance, HANDSHAKE_INSTANCE_BYTES));
   w.bytes(fixed(f.clientNonce, HANDSHAKE_NONCE_BYTES)).bytes(fixed(f.serverNonce, HANDSHAKE_NONCE_BYTES));
   return w.finish().slice();
 }
@@ -293,6 +356,8 @@ export function explainRefusal(reason: RefusalReason): string {
       return 'handshake protocol error; check that both nodes run compatible cohort versions';
     case 'unknown-lane':
       return 'the connection names a lane this node does not know; check that both nodes run compatible cohort versions';
+    case 'duplicate-node-id':
+      return 'another process is already running this node id; two daemons must never share a node id (a copied configuration?)';
     default:
       return assertNever(reason, 'refusal reason');
   }
