@@ -299,7 +299,7 @@ test('a limit too low for the descriptor budget refuses to start: exit 1, one li
     assert.equal(lines.length, 1, stderr);
     assert.match(
       lines[0] ?? '',
-      /^cohort start: the open-file limit \(RLIMIT_NOFILE\) is 128, too low for this node: it needs at least (\d+) descriptors .*raise the limit \(ulimit -n, LimitNOFILE= in a systemd unit\) to at least \1/,
+      /^cohort start: cannot start: the open-file limit \(RLIMIT_NOFILE\) is 128, too low for this node: it needs at least (\d+) descriptors .*raise the limit \(ulimit -n, LimitNOFILE= in a systemd unit\) to at least \1/,
     );
     assert.equal(
       await stat(join(dir, 'node-1', 'cohort.lock')).then(

@@ -86,7 +86,7 @@ test('past the cap a connection is closed at once, counted and logged once; idle
       },
     }),
   );
-  const endpoint = await startMetrics('127.0.0.1', 0, NODE, { logger, connectionsMax: 2 });
+  const endpoint = await startMetrics('127.0.0.1', 0, () => NODE, { logger, connectionsMax: 2 });
   const port = Number(new URL(endpoint.url).port);
   try {
     assert.ok(port > 0, endpoint.url);

@@ -156,39 +156,45 @@ function listenerMetrics(registry: Registry, options: MetricsOptions, httpRefuse
   });
 }
 
-function gauges(registry: Registry, node: CohortNode): void {
-  const status = (): ClusterStatus => node.services.membership.status();
-  const gauge = (name: string, help: string, value: () => number): void => {
+function gauges(registry: Registry, node: () => CohortNode | null): void {
+  const status = (): ClusterStatus | null => node()?.services.membership.status() ?? null;
+  const gauge = (name: string, help: string, value: (s: ClusterStatus) => number): void => {
     new Gauge({
       name,
       help,
       registers: [registry],
       collect() {
-        this.set(value());
+        const s = status();
+        if (s !== null) this.set(value(s));
       },
     });
   };
   gauge(
     'cohort_quorate',
     '1 when this node is quorate (local verdict: lease or recent leader contact, and a quorate view)',
-    () => (status().quorate ? 1 : 0),
+    (s) => (s.quorate ? 1 : 0),
   );
-  gauge('cohort_is_leader', '1 when this node leads the cluster log', () => (status().role === 'leader' ? 1 : 0));
-  gauge('cohort_view_id', 'id of the membership view applied on this node', () => status().viewId);
-  gauge('cohort_view_members', 'members of the applied view', () => status().members.length);
-  gauge('cohort_raft_term', 'current Raft term', () => status().term);
-  gauge('cohort_raft_commit_index', 'highest log index known committed', () => status().commitIndex);
-  gauge('cohort_raft_applied_index', 'highest log index applied on this node', () => status().appliedIndex);
-  gauge('cohort_votes_present', 'votes of the view members (corosync: total votes)', () => status().totalVotes);
-  gauge('cohort_votes_expected', 'expected votes', () => status().expectedVotes);
-  gauge('cohort_incarnation', "this run's incarnation", () => status().incarnation);
+  gauge('cohort_is_leader', '1 when this node leads the cluster log', (s) => (s.role === 'leader' ? 1 : 0));
+  gauge('cohort_view_id', 'id of the membership view applied on this node', (s) => s.viewId);
+  gauge('cohort_view_members', 'members of the applied view', (s) => s.members.length);
+  gauge('cohort_raft_term', 'current Raft term', (s) => s.term);
+  gauge('cohort_raft_commit_index', 'highest log index known committed', (s) => s.commitIndex);
+  gauge('cohort_raft_applied_index', 'highest log index applied on this node', (s) => s.appliedIndex);
+  gauge('cohort_votes_present', 'votes of the view members (corosync: total votes)', (s) => s.totalVotes);
+  gauge('cohort_votes_expected', 'expected votes', (s) => s.expectedVotes);
+  gauge('cohort_incarnation', "this run's incarnation", (s) => s.incarnation);
 }
 
-/** Starts the endpoint on `host:port`. Rejects with `CohortError` `METRICS_LISTEN` (e.g. the port is taken). */
+/**
+ * Starts the endpoint on `host:port`. `node` is read at each request: while it is null (the
+ * daemon binds the port before its node starts) `/healthz` answers 503 `starting` and `/metrics`
+ * shows the node's gauges at 0. Rejects with `CohortError` `METRICS_LISTEN` (e.g. the port is
+ * taken) whose `cause` is the system error.
+ */
 export async function startMetrics(
   host: string,
   port: number,
-  node: CohortNode,
+  node: () => CohortNode | null,
   options: MetricsOptions = {},
 ): Promise<MetricsEndpoint> {
   const connectionsMax = options.connectionsMax ?? HTTP_CONNECTIONS_MAX;
@@ -243,7 +249,11 @@ export async function startMetrics(
         return;
       }
       if (path === '/healthz') {
-        const s = node.services.membership.status();
+        const s = node()?.services.membership.status();
+        if (s === undefined) {
+          res.writeHead(503, { 'content-type': 'application/json' }).end('{"status":"starting"}\n');
+          return;
+        }
         const body = JSON.stringify({
           status: s.quorate ? 'ok' : 'not-quorate',
           nodeId: s.nodeId,

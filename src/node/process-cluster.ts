@@ -30,8 +30,11 @@ export const PROCESS_CLUSTER_NODES_MAX = 9;
 export const PROCESS_STOP_TIMEOUT_MS = 8000;
 /** Deadline of one status probe. */
 const PROBE_TIMEOUT_MS = 1000;
-/** Attempts to find a free block of loopback ports. */
-const PORT_ATTEMPTS = 30;
+/**
+ * Attempts to find a free block of loopback ports (many: on a machine running other loopback
+ * tests, tens of thousands of TIME-WAIT connections can make a third of the ports unbindable).
+ */
+const PORT_ATTEMPTS = 100;
 /** Interval between two probes of `waitFor`. */
 const POLL_MS = 25;
 
@@ -208,6 +211,13 @@ export class ProcessCluster {
     const c = this.children.get(id);
     assert(c !== undefined && this.running(id), `node ${id} is running`);
     c.kill(signal);
+  }
+
+  /** Node `id`'s exit code (or signal name) once its process exited; rejects after `ms`. */
+  exited(id: number, ms: number): Promise<number | string> {
+    const c = this.children.get(id);
+    assert(c !== undefined, `node ${id} was started`);
+    return exitOf(c, ms);
   }
 
   /** kill -9 of node `id`; resolves once the process is gone. */

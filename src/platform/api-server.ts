@@ -90,6 +90,11 @@ export interface ApiServerOptions {
   readonly queueBytesMax?: number;
   readonly helloTimeoutMs?: number;
   readonly streamStallMs?: number;
+  /**
+   * Answer every request and stream `UNAVAILABLE` ("the daemon is starting") until `serve()`:
+   * the daemon binds its socket before its node runs. Default false: serving from `listen()`.
+   */
+  readonly startsPaused?: boolean;
   /** TESTS ONLY: the protocol version this server speaks. */
   readonly protocolVersion?: number;
 }
@@ -133,6 +138,8 @@ export class ApiServer {
   private socketIno: number | undefined;
   private nextClientId = 1;
   private closed = false;
+  /** False until `serve()` when `startsPaused` (see `ApiServerOptions`). */
+  private servingNow: boolean;
   private readonly limits: Limits;
   private readonly mode: number;
   private readonly name: string;
@@ -150,6 +157,7 @@ export class ApiServer {
     this.mode = options.mode ?? 0o660;
     assert(Number.isInteger(this.mode) && this.mode >= 0 && this.mode <= 0o777, 'socket mode must be a file mode');
     this.name = options.serverName ?? 'cohort';
+    this.servingNow = options.startsPaused !== true;
     const clientsMax = options.clientsMax ?? API_CLIENTS_MAX;
     this.limits = {
       clientsMax,
@@ -164,6 +172,15 @@ export class ApiServer {
     assert(clientsMax >= 1 && this.limits.connectionsMax > clientsMax, 'room for a refusal beside the client slots');
     assert(this.limits.evictIdleMs < this.limits.idleMs, 'eviction takes clients not yet timed out');
     this.refusals = new RefusalLog(`api socket ${options.socketPath}`, options.logger);
+  }
+
+  /** Ends the pause of `startsPaused`: requests and streams reach their handlers from now on. */
+  serve(): void {
+    this.servingNow = true;
+  }
+
+  /** @internal */ get serving(): boolean {
+    return this.servingNow;
   }
 
   /** Registers the handler of request `method` (once per method, before or after listen). */
@@ -483,6 +500,10 @@ class ApiConnection {
 
   private startRequest(id: number, method: string, params: ApiData): void {
     if (this.idInUse(id)) return;
+    if (!this.server.serving) {
+      this.sendError(id, 'UNAVAILABLE', 'the daemon is starting; retry shortly');
+      return;
+    }
     const handler = this.server.requestHandler(method);
     if (handler === undefined) {
       this.sendError(
@@ -529,6 +550,10 @@ class ApiConnection {
 
   private startStream(id: number, method: string, params: ApiData): void {
     if (this.idInUse(id)) return;
+    if (!this.server.serving) {
+      this.sendError(id, 'UNAVAILABLE', 'the daemon is starting; retry shortly');
+      return;
+    }
     const handler = this.server.streamHandler(method);
     if (handler === undefined) {
       this.sendError(

@@ -103,8 +103,9 @@ function inboundKey(peer: NodeId, lane: Lane): string {
 }
 
 /**
- * The TCP implementation of `Transport<M>`. Lifecycle: construct, `setHandlers`, `start()`
- * (listen and dial), use, `close()`. See the module comment for topology and bounds.
+ * The TCP implementation of `Transport<M>`. Lifecycle: construct, optionally `bind()` (listen
+ * only), `setHandlers`, `start()` (listen if not bound, accept and dial), use, `close()`. See
+ * the module comment for topology and bounds.
  *
  * `send` throws `MessageTooLargeError` (from the codec) for a message over the payload limit: a
  * protocol bug, not backpressure. Handlers run on socket events; an exception thrown by a
@@ -122,6 +123,8 @@ export class TcpTransport<M> implements Transport<M> {
   private flushScheduled = false;
   private readonly budget: HandshakeBudget<InboundConnection<M>>;
   private server: Server | null = null;
+  /** Set by `start`: connections are handled and links dial (a bound transport only listens). */
+  private accepting = false;
   private handlerSet: TransportHandlers<M> | null = null;
   private closed = false;
   private closing: Promise<void> | null = null;
@@ -165,7 +168,7 @@ export class TcpTransport<M> implements Transport<M> {
       codec: config.codec,
       prng: config.prng,
       isClosed: () => this.closed,
-      isStarted: () => this.server !== null,
+      isStarted: () => this.accepting,
       warnThrottled: (key, fields, message) => {
         this.warnThrottled(key, fields, message);
       },
@@ -199,13 +202,14 @@ export class TcpTransport<M> implements Transport<M> {
   }
 
   /**
-   * Listens and starts dialing every peer with a known address. Resolves with the bound
-   * address (useful with port 0). Rejects with `CohortError` `LISTEN_FAILED` (e.g. the port is
-   * in use), with the system's reason.
+   * Binds the listening port without accepting traffic: a connection that arrives before
+   * `start` is closed at once (the peer redials with backoff, as when nothing listened). Lets a
+   * daemon learn that its port is taken before it writes any state. Once, before `start` and
+   * `close`. Resolves with the bound address (useful with port 0); rejects with `CohortError`
+   * `LISTEN_FAILED` (e.g. the port is in use) whose `cause` is the system error.
    */
-  async start(): Promise<PeerAddress> {
-    assert(this.handlerSet !== null, 'setHandlers must be called before start');
-    assert(this.server === null && !this.closed, 'start is called once, before close');
+  async bind(): Promise<PeerAddress> {
+    assert(this.server === null && !this.closed, 'bind is called once, before start and close');
     const server = createServer({ noDelay: true }, (socket) => {
       this.onConnection(socket);
     });
@@ -238,9 +242,26 @@ export class TcpTransport<M> implements Transport<M> {
     server.on('error', (error) => {
       this.config.logger.warn({ error: errorText(error) }, `listener error: ${errorText(error)}`);
     });
+    return this.boundAddress();
+  }
+
+  /**
+   * Binds (unless `bind` already did), accepts connections and starts dialing every peer with a
+   * known address. Resolves with the bound address. Rejects as `bind` does; after a successful
+   * `bind` it does not fail.
+   */
+  async start(): Promise<PeerAddress> {
+    assert(this.handlerSet !== null, 'setHandlers must be called before start');
+    assert(!this.accepting && !this.closed, 'start is called once, before close');
+    const bound = this.server === null ? await this.bind() : this.boundAddress();
+    this.accepting = true;
     for (const peer of this.links.values()) for (const lane of LANES) peer[lane].dial();
-    const bound = server.address();
-    assert(bound !== null && typeof bound === 'object', 'a TCP server has an address');
+    return bound;
+  }
+
+  private boundAddress(): PeerAddress {
+    const bound = this.server?.address();
+    assert(bound !== null && typeof bound === 'object', 'a bound TCP server has an address');
     return { host: bound.address, port: bound.port };
   }
 
@@ -251,7 +272,7 @@ export class TcpTransport<M> implements Transport<M> {
     checkAddress(`peer ${peer}`, address, false);
     if (this.closed) return;
     for (const lane of LANES) {
-      if (this.server === null) links[lane].address = address;
+      if (!this.accepting) links[lane].address = address;
       else links[lane].readdress(address);
     }
   }
@@ -344,7 +365,8 @@ export class TcpTransport<M> implements Transport<M> {
   }
 
   private onConnection(socket: Socket): void {
-    if (this.closed) {
+    // Bound but not started: the node cannot take messages yet; the peer redials with backoff.
+    if (this.closed || !this.accepting) {
       socket.destroy();
       return;
     }
