@@ -86,7 +86,10 @@ class Flooder {
             { cwd },
           )
         : spawn(process.execPath, [script, spec], { cwd });
-    this.child.stderr?.on('data', (d: Buffer) => log(`flooder: ${d.toString().trim()}`));
+    this.child.stderr?.on('data', (d: Buffer) => {
+      const text = d.toString().trim();
+      if (!text.startsWith('progress:')) log(`flooder: ${text}`);
+    });
     createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on('line', (l) => {
       this.reports.push(JSON.parse(l) as FloodReport);
       for (const w of this.waiters) w();
@@ -140,10 +143,12 @@ test('a hostile local user floods every port of every node, an election happens,
   const script = join(floodDir, 'connection-flood.js');
   await copyFile(FLOOD, script);
   await chmod(script, 0o644);
-  let writing = true;
+  const run = { writing: true };
   try {
     const t0 = performance.now();
-    const phase = (what: string): void => log(`${Math.round(performance.now() - t0)} ms: ${what}`);
+    const phase = (what: string): void => {
+      log(`${Math.round(performance.now() - t0)} ms: ${what}`);
+    };
     c.startAll();
     await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
     phase('quorate');
@@ -152,7 +157,7 @@ test('a hostile local user floods every port of every node, an election happens,
     const acked = new Map<string, string>();
     let attempts = 0;
     const writer = (async () => {
-      for (let n = 0; writing; n++) {
+      for (let n = 0; run.writing; n++) {
         const key = `hostile/${n}`;
         const value = `v${n}`;
         attempts++;
@@ -191,7 +196,9 @@ test('a hostile local user floods every port of every node, an election happens,
     const dialed = await Promise.race([
       Promise.all(flooders.map((f) => f.waitReport('dialed'))),
       new Promise<never>((_, reject) =>
-        setTimeout(() => reject(new Error(`flood not dialed within ${DIAL_BOUND_MS} ms`)), DIAL_BOUND_MS).unref(),
+        setTimeout(() => {
+          reject(new Error(`flood not dialed within ${DIAL_BOUND_MS} ms`));
+        }, DIAL_BOUND_MS).unref(),
       ),
     ]);
     log(`flood dialed in ${Math.round(performance.now() - dialStart)} ms`);
@@ -245,7 +252,7 @@ test('a hostile local user floods every port of every node, an election happens,
     log(`healthy again ${Math.round(performance.now() - closedAt)} ms after the flood ended`);
     assert.ok((healed.value[0]?.['term'] as number) >= before.term, 'the cluster did not go back to an older term');
 
-    writing = false;
+    run.writing = false;
     await writer;
     phase('writer stopped');
     assert.ok(acked.size > 0, `some writes were acknowledged (${acked.size} of ${attempts})`);
@@ -266,7 +273,7 @@ test('a hostile local user floods every port of every node, an election happens,
       assert.ok(grown <= LOG_LINES_MAX, `node ${id} logged ${grown} lines (at most ${LOG_LINES_MAX})`);
     });
   } finally {
-    writing = false;
+    run.writing = false;
     for (const f of flooders) f.kill();
     await c.close();
     await rm(floodDir, { recursive: true, force: true });

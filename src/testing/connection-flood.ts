@@ -127,7 +127,9 @@ function main(): void {
   lines.on('close', closeAll);
   const progress = setInterval(() => {
     const sum = (k: 'attempted' | 'connected' | 'open'): number => stats.reduce((a, t) => a + t[k], 0);
-    process.stderr.write(`progress: attempted ${sum('attempted')}, connected ${sum('connected')}, open ${sum('open')}\n`);
+    process.stderr.write(
+      `progress: attempted ${sum('attempted')}, connected ${sum('connected')}, open ${sum('open')}\n`,
+    );
   }, PROGRESS_MS);
   progress.unref();
   void Promise.all(targets.map((t, i) => flood(t, t.count, stats[i] as TargetStats, sockets))).then(() => {
