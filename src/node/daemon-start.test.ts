@@ -225,6 +225,7 @@ test('a signal at any step before the node starts: start-up ends with everything
         nodeOptions: (observer) => clusterNodeOptions(config, observer),
         interrupted: () => (++checks === step ? 'SIGTERM' : null),
         onDuplicate: () => assert.fail('the node never started, so no peer saw it'),
+        onRetired: () => assert.fail('the node never started, so it learned nothing'),
       }).then(
         () => null,
         (e: unknown) => e,

@@ -39,7 +39,7 @@ import { ClusterKeyError, readClusterKeyFile, type ClusterKey } from '../platfor
 import { DescriptorPressure } from '../platform/descriptor-pressure.js';
 import { FileDisk } from '../platform/file-disk.js';
 import { FileBlockStore } from '../platform/file-block-store.js';
-import { createRealEnv, FAIL_STOP_EXIT_CODE } from '../platform/real-env.js';
+import { createRealEnv, exitOnFailStop, FAIL_STOP_EXIT_CODE } from '../platform/real-env.js';
 import { TcpTransport, type PeerAddress } from '../platform/tcp-transport.js';
 import type { DuplicateNotice } from '../platform/tcp-transport-core.js';
 import { PENDING_HANDSHAKES_PER_SOURCE_MAX } from '../constants.js';
@@ -112,6 +112,12 @@ export interface StartHooks {
    * only once the transport accepts and dials (step 7).
    */
   onDuplicate(notice: DuplicateNotice): void;
+  /**
+   * The node learned from the cluster that its incarnation was already used and made the used
+   * one durable (`ServiceContext.retire`): this run is over, and a new start in the same process
+   * runs as the next incarnation. Every other fail-stop exits (`exitOnFailStop`).
+   */
+  onRetired(reason: string): void;
 }
 
 /** What was taken so far, with how to give it back; released newest first, never throwing. */
@@ -246,7 +252,7 @@ function observerFor(logger: Logger, counters: () => DaemonCounters | null): Nod
     onIncarnationLearned: (incarnation, seen, next) => {
       logger.warn(
         { incarnation, seen, next },
-        `incarnation ${incarnation} was already used: the cluster saw incarnation ${seen} of this node (the stable state was lost); learned it from the cluster and saved it: the next start runs as incarnation ${next}; stopping now`,
+        `incarnation ${incarnation} was already used: the cluster saw incarnation ${seen} of this node (the stable state was lost); learned it from the cluster and saved it: this run ends and the daemon starts again as incarnation ${next}`,
       );
     },
     onRepaired: (applied) => {
@@ -449,7 +455,18 @@ function openNode(
       }),
   );
   const { transport } = listeners;
-  const env = createRealEnv<ChannelMessage>({ nodeId: config.node.id, transport, disk, blocks, logger });
+  const exitOnFault = exitOnFailStop(logger);
+  const env = createRealEnv<ChannelMessage>({
+    nodeId: config.node.id,
+    transport,
+    disk,
+    blocks,
+    logger,
+    onFailStop: (reason, error) => {
+      if ((error as { code?: unknown }).code === 'INCARNATION_RETIRED') hooks.onRetired(reason);
+      else exitOnFault(reason, error);
+    },
+  });
   const counters = (): DaemonCounters | null => listeners.metrics?.counters ?? null;
   let node: CohortNode;
   try {

@@ -42,6 +42,11 @@ export { BLOCKS_DIR, DAEMON_EXIT, LOCK_FILE } from './daemon-start.js';
 
 /** Longest wait for the clean leave at shutdown; then the node stops anyway (it will be failed). */
 export const LEAVE_TIMEOUT_MS = 2000;
+/**
+ * Runs whose incarnation was retired (learned from the cluster) one process may start again
+ * after; one is the expected case (the stable state was lost), more means something is wrong.
+ */
+const RETIREMENTS_MAX = 2;
 /** Deadline of a client's proposal or read inside the daemon. */
 export const REQUEST_TIMEOUT_MS = 5000;
 
@@ -210,9 +215,36 @@ export async function runDaemon(configPath: string, io: DaemonIo): Promise<numbe
   const config = loaded.value;
   const logger = createLogger({ level: config.log.level, format: config.log.format, base: { node: config.node.id } });
   const signals = watchSignals(logger);
+  try {
+    for (let run = 1; ; run++) {
+      const outcome = await runOnce(config, logger, signals, io);
+      if (outcome.kind === 'exit') return outcome.code;
+      // The node learned its incarnation from the cluster: start again in this process.
+      if (run > RETIREMENTS_MAX) {
+        logger.fatal(`the incarnation was retired ${run} times in one process; stopping (fail-stop)`);
+        logger.flush();
+        return DAEMON_EXIT.storage;
+      }
+      logger.warn(`${outcome.reason}; starting again as the next incarnation`);
+    }
+  } finally {
+    signals.dispose();
+  }
+}
+
+/** How one run of the node ended: an exit code, or a retired incarnation (start again). */
+type RunOutcome =
+  { readonly kind: 'exit'; readonly code: number } | { readonly kind: 'retired'; readonly reason: string };
+
+/** One start, run and stop of the node (see `runDaemon`). */
+async function runOnce(config: NodeConfig, logger: Logger, signals: Signals, io: DaemonIo): Promise<RunOutcome> {
   let duplicate: ((line: string) => void) | null = null;
   const duplicated = new Promise<string>((resolve) => {
     duplicate = resolve;
+  });
+  let retire: ((reason: string) => void) | null = null;
+  const retired = new Promise<string>((resolve) => {
+    retire = resolve;
   });
   let running: Running | null = null;
   const onDuplicate = (notice: DuplicateNotice): void => {
@@ -225,19 +257,22 @@ export async function runDaemon(configPath: string, io: DaemonIo): Promise<numbe
       nodeOptions: (observer) => clusterNodeOptions(config, observer),
       interrupted: () => signals.received(),
       onDuplicate,
+      onRetired: (reason) => {
+        retire?.(reason);
+        retire = null;
+      },
     });
   } catch (e) {
-    signals.dispose();
     if (e instanceof StartInterrupted) {
       logger.info({ signal: e.signal }, `${e.signal} during start-up: released everything; not started`);
       logger.flush();
-      return DAEMON_EXIT.ok;
+      return { kind: 'exit', code: DAEMON_EXIT.ok };
     }
     const message = e instanceof Error ? e.message : String(e);
     logger.fatal({ error: message }, `cannot start: ${message}`);
     logger.flush();
     io.err(`cohort start: cannot start: ${message}\n`);
-    return e instanceof StartError ? e.exitCode : DAEMON_EXIT.failure;
+    return { kind: 'exit', code: e instanceof StartError ? e.exitCode : DAEMON_EXIT.failure };
   }
   logger.info(
     {
@@ -251,15 +286,17 @@ export async function runDaemon(configPath: string, io: DaemonIo): Promise<numbe
   );
   // A signal during the start-up's last step, or a duplicate found at once, ends it here too.
   const ended = await Promise.race([
-    signals.first.then((signal) => ({ signal, duplicateOf: null })),
-    duplicated.then((line) => ({ signal: 'duplicate node id', duplicateOf: line })),
+    signals.first.then((signal) => ({ signal, duplicateOf: null, retired: null })),
+    duplicated.then((line) => ({ signal: 'duplicate node id', duplicateOf: line, retired: null })),
+    retired.then((reason) => ({ signal: 'incarnation retired', duplicateOf: null, retired: reason })),
   ]);
   if (ended.duplicateOf !== null) {
     logger.fatal({ nodeId: config.node.id }, `cannot run: ${ended.duplicateOf}`);
     io.err(`cohort start: ${ended.duplicateOf}\n`);
   }
-  await stop(running, ended.signal, ended.duplicateOf === null);
+  // Neither a duplicate nor a retired incarnation leaves: neither is (or may act as) a member.
+  await stop(running, ended.signal, ended.duplicateOf === null && ended.retired === null);
   logger.flush();
-  signals.dispose();
-  return ended.duplicateOf === null ? DAEMON_EXIT.ok : DAEMON_EXIT.failure;
+  if (ended.retired !== null) return { kind: 'retired', reason: ended.retired };
+  return { kind: 'exit', code: ended.duplicateOf === null ? DAEMON_EXIT.ok : DAEMON_EXIT.failure };
 }

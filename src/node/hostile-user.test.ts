@@ -8,14 +8,14 @@
 // node's log may have grown by more than LOG_LINES_MAX lines (refusals are rate-limited).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { connectLocal, type ApiData } from '../client/index.js';
+import { spawnNodeScript } from '../testing/unprivileged.js';
 import { ProcessCluster, membersOf, runCohort, waitFor } from './process-cluster.js';
 
 const FLOOD = fileURLToPath(new URL('../testing/connection-flood.js', import.meta.url));
@@ -32,7 +32,6 @@ const LEADER_STOP_MS = 1_300;
 const RECOVERY_BOUND_MS = 10_000;
 /** A node's log may grow by at most this many lines during the whole test. */
 const LOG_LINES_MAX = 400;
-const NOBODY = 65_534;
 
 function log(line: string): void {
   process.stderr.write(`# ${line}\n`);
@@ -75,17 +74,9 @@ class Flooder {
   private readonly reports: FloodReport[] = [];
   private waiters: (() => void)[] = [];
 
-  /** `script` is a copy of the flooding program that `nobody` can read, run from `cwd`. */
-  constructor(dials: readonly Dial[], script: string, cwd: string, privileged: boolean) {
-    const spec = JSON.stringify({ dials });
-    this.child =
-      process.getuid?.() === 0 && !privileged
-        ? spawn(
-            'setpriv',
-            [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, script, spec],
-            { cwd },
-          )
-        : spawn(process.execPath, [script, spec], { cwd });
+  /** As `nobody` (when we are root) unless `privileged`. */
+  constructor(dials: readonly Dial[], privileged: boolean) {
+    this.child = spawnNodeScript(FLOOD, [JSON.stringify({ dials })], { unprivileged: !privileged });
     this.child.stderr?.on('data', (d: Buffer) => {
       const text = d.toString().trim();
       if (!text.startsWith('progress:')) log(`flooder: ${text}`);
@@ -137,12 +128,6 @@ function configValue(yaml: string, re: RegExp): string {
 test('a hostile local user floods every port of every node, an election happens, the flood ends: the cluster heals by itself and loses nothing', async () => {
   const c = await ProcessCluster.create(3);
   const flooders: Flooder[] = [];
-  // The flooding program, where an unprivileged user can read it (the checkout may not be).
-  const floodDir = await mkdtemp(join(tmpdir(), 'cohort-flood-'));
-  await chmod(floodDir, 0o755);
-  const script = join(floodDir, 'connection-flood.js');
-  await copyFile(FLOOD, script);
-  await chmod(script, 0o644);
   const run = { writing: true };
   try {
     const t0 = performance.now();
@@ -190,8 +175,8 @@ test('a hostile local user floods every port of every node, an election happens,
       // (the socket's owner or group) floods it instead, as the test's own user.
       sockets.push({ path: c.socket(id), count: FLOOD_PER_PORT });
     }
-    for (const dials of floodPlan(ports)) flooders.push(new Flooder(dials, script, floodDir, false));
-    for (const dials of floodPlan(sockets)) flooders.push(new Flooder(dials, script, floodDir, true));
+    for (const dials of floodPlan(ports)) flooders.push(new Flooder(dials, false));
+    for (const dials of floodPlan(sockets)) flooders.push(new Flooder(dials, true));
     const dialStart = performance.now();
     const dialed = await Promise.race([
       Promise.all(flooders.map((f) => f.waitReport('dialed'))),
@@ -276,6 +261,5 @@ test('a hostile local user floods every port of every node, an election happens,
     run.writing = false;
     for (const f of flooders) f.kill();
     await c.close();
-    await rm(floodDir, { recursive: true, force: true });
   }
 });

@@ -156,8 +156,9 @@ export interface ServiceContext {
    * Ends this run because its incarnation is not new: the cluster already saw incarnation
    * `highestSeen` of this node (its stable state was lost or restored from an old copy). Records
    * durably that incarnations up to `highestSeen` are used, then fail-stops the node with `why`
-   * (the daemon exits; a supervisor or the operator starts it again), so the next start runs as
-   * `max(highestSeen, incarnation) + 1`. Returns that incarnation. Call at most once.
+   * and the error code `INCARNATION_RETIRED` (the daemon stops this run without a leave and
+   * starts again in the same process), so the next start runs as `max(highestSeen, incarnation)
+   * + 1`. Returns that incarnation. Call at most once.
    */
   retire(highestSeen: number, why: string): Incarnation;
 }

@@ -4,10 +4,10 @@
  * an unprivileged local user, else as the current user. The caller stops (or kills) it.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { exitOf } from '../node/process-cluster.js';
 import type { FloodReport } from './port-flood.js';
+import { spawnNodeScript } from './unprivileged.js';
 
 const FLOOD = fileURLToPath(new URL('./port-flood.js', import.meta.url));
 /** The flood's own deadline; tests stop it with SIGTERM long before. */
@@ -24,9 +24,9 @@ export interface Flood {
 
 /** Runs the flood as `nobody` when we are root (an unprivileged local user), else as ourselves. */
 export function startFlood(port: number, connections: number): Flood {
-  const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-  const args = [FLOOD, '127.0.0.1', String(port), String(connections), String(FLOOD_MS)];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], ...asNobody });
+  const args = ['127.0.0.1', String(port), String(connections), String(FLOOD_MS)];
+  const child = spawnNodeScript(FLOOD, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  assert.ok(child.stdout !== null, 'the flood has a stdout pipe');
   let out = '';
   let onStart = (): void => undefined;
   const started = new Promise<void>((resolve) => (onStart = resolve));
