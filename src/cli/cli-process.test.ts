@@ -233,7 +233,9 @@ test('a data directory that cannot be created on a read-only mount names EROFS, 
     const line = run.stderr.split('\n').find((l) => l.startsWith('cohort start:')) ?? '';
     assert.match(
       line,
-      new RegExp(`^cohort start: cannot start: cannot use the data directory ${join(ro, 'data')}: EROFS: read-only file system`),
+      new RegExp(
+        `^cohort start: cannot start: cannot use the data directory ${join(ro, 'data')}: EROFS: read-only file system`,
+      ),
     );
     assert.doesNotMatch(run.stderr, /ENOENT/);
   });
