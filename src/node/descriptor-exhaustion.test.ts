@@ -62,21 +62,6 @@ function num(s: NodeStatusAnswer | null, key: string): number {
   return v as number;
 }
 
-/** Puts `key=value` through one of `ids` (retrying refusals until the bound); resolves once acknowledged. */
-async function put(c: ProcessCluster, ids: readonly number[], key: string, value: string): Promise<void> {
-  await waitFor(`kv.put ${key}=${value} through one of ${ids.join(',')}`, ELECTION_BOUND_MS, async () => {
-    for (const id of ids) {
-      try {
-        await c.request(id, 'kv.put', { key, value }, 3000);
-        return true;
-      } catch {
-        // no leader yet, or this node cannot answer: try the next one, then poll again
-      }
-    }
-    return null;
-  });
-}
-
 async function getText(c: ProcessCluster, id: number, key: string): Promise<string | null> {
   const got = (await c.request(id, 'kv.get', { key }, 6000)) as Record<string, ApiData>;
   return got['found'] === true ? (got['text'] as string) : null;
@@ -100,7 +85,7 @@ test(
       const incarnation = num(await c.status(victim), 'incarnation');
       const acked = new Map<string, string>();
       const write = async (ids: readonly number[], key: string, value: string): Promise<void> => {
-        await put(c, ids, key, value);
+        await c.put(ids, key, value, ELECTION_BOUND_MS);
         acked.set(key, value);
       };
       await write([first.leader], 'before', 'v0');

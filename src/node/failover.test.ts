@@ -60,28 +60,6 @@ async function waitViewWithout(
   return r.ms;
 }
 
-/** Puts `key=value` through node `id`, retrying definite refusals until the deadline. */
-async function putRetrying(
-  c: ProcessCluster,
-  ids: readonly number[],
-  key: string,
-  value: string,
-  boundMs: number,
-): Promise<number> {
-  const r = await waitFor(`kv.put ${key}=${value} through one of ${ids.join(',')}`, boundMs, async () => {
-    for (const id of ids) {
-      try {
-        await c.request(id, 'kv.put', { key, value }, 3000);
-        return true;
-      } catch {
-        // not quorate yet, or this node is down: try the next one, then poll again
-      }
-    }
-    return null;
-  });
-  return r.ms;
-}
-
 async function getText(c: ProcessCluster, id: number, key: string): Promise<string | null> {
   const got = (await c.request(id, 'kv.get', { key }, 6000)) as Record<string, ApiData>;
   return got['found'] === true ? (got['text'] as string) : null;
@@ -201,7 +179,7 @@ test('three daemons: a 1 s follower stop evicts nobody; kill -9 of the leader fa
     );
     const second = await c.waitLeader(survivors, ELECTION_BOUND_MS);
     assert.ok(second.term > first.term, 'the new leader has a newer term');
-    await putRetrying(c, survivors, 'after-failover', 'yes', 5000);
+    await c.put(survivors, 'after-failover', 'yes', 5000);
     assert.equal(await getText(c, survivors[0] ?? 0, 'after-failover'), 'yes');
 
     // A confirmation for a node that needs no fencing is refused, one clear line, exit 1.
@@ -225,13 +203,13 @@ test('three daemons: a 1 s follower stop evicts nobody; kill -9 of the leader fa
     // SIGSTOP of the leader for longer than the election timeout, with writes meanwhile.
     const lead = await c.waitLeader(c.ids, ELECTION_BOUND_MS);
     const rest = c.ids.filter((i) => i !== lead.leader);
-    await putRetrying(c, [lead.leader], 'counter', '0', 5000);
+    await c.put([lead.leader], 'counter', '0', 5000);
     const monitor = new LeaseMonitor(c);
     c.signal(lead.leader, 'SIGSTOP');
     const stoppedAt = performance.now();
     let acked = 0;
     while (performance.now() - stoppedAt < LEADER_STOP_MS || acked < 3) {
-      await putRetrying(c, rest, 'counter', String(acked + 1), 5000);
+      await c.put(rest, 'counter', String(acked + 1), 5000);
       acked++;
     }
     const newer = await c.waitLeader(rest, ELECTION_BOUND_MS);
@@ -247,7 +225,7 @@ test('three daemons: a 1 s follower stop evicts nobody; kill -9 of the leader fa
     });
     for (const id of c.ids)
       assert.equal(await getText(c, id, 'counter'), String(acked), `node ${id} reads the newest acknowledged write`);
-    await putRetrying(c, [lead.leader], 'counter', 'final', 5000);
+    await c.put([lead.leader], 'counter', 'final', 5000);
     for (const id of c.ids) assert.equal(await getText(c, id, 'counter'), 'final');
     const samples = await monitor.stop();
     assert.deepEqual(LeaseMonitor.violations(samples), []);
@@ -280,7 +258,7 @@ test('five daemons: kill -9 of a follower and of the leader, the three survivors
     );
     const second = await c.waitLeader(survivors, ELECTION_BOUND_MS);
     assert.ok(survivors.includes(second.leader) && second.term > first.term);
-    await putRetrying(c, survivors, 'five', 'ok', 5000);
+    await c.put(survivors, 'five', 'ok', 5000);
     for (const id of survivors) assert.equal(await getText(c, id, 'five'), 'ok');
 
     const via = survivors[0] ?? 0;

@@ -250,6 +250,25 @@ export class ProcessCluster {
     return await conn.request(method, params, { signal: AbortSignal.timeout(timeoutMs) });
   }
 
+  /**
+   * Puts `key=value` through the first of `ids` that accepts it, retrying refusals (no leader
+   * yet, a node down) until `boundMs`; resolves with the time it took once acknowledged.
+   */
+  async put(ids: readonly number[], key: string, value: string, boundMs: number): Promise<number> {
+    const r = await waitFor(`kv.put ${key}=${value} through one of ${ids.join(',')}`, boundMs, async () => {
+      for (const id of ids) {
+        try {
+          await this.request(id, 'kv.put', { key, value }, 3000);
+          return true;
+        } catch {
+          // not quorate yet, or this node is down: try the next one, then poll again
+        }
+      }
+      return null;
+    });
+    return r.ms;
+  }
+
   /** Resolves once every node of `ids` answers quorate, joined, with all of `ids` in its view. */
   async waitQuorate(ids: readonly number[], boundMs: number): Promise<number> {
     const r = await waitFor(`nodes ${ids.join(',')} quorate with each other in the view`, boundMs, async () => {

@@ -47,21 +47,6 @@ async function stopCleanly(c: ProcessCluster, id: number): Promise<void> {
   await waitFor(`node ${id} exited`, STOP_BOUND_MS, () => Promise.resolve(c.running(id) ? null : true));
 }
 
-/** Puts `key=value` through any of `ids`, retrying refusals until the bound. */
-async function put(c: ProcessCluster, ids: readonly number[], key: string, value: string): Promise<void> {
-  await waitFor(`kv.put ${key}`, QUORATE_BOUND_MS, async () => {
-    for (const id of ids) {
-      try {
-        await c.request(id, 'kv.put', { key, value }, 3000);
-        return true;
-      } catch {
-        // not quorate yet, or down: try the next node, then poll again
-      }
-    }
-    return null;
-  });
-}
-
 /** Checks every acknowledged write reads back (linearizably) on node `id`. */
 async function assertAllRead(c: ProcessCluster, id: number, acked: ReadonlyMap<string, string>): Promise<void> {
   for (const [key, value] of acked) {
@@ -140,7 +125,7 @@ test('a WAL flipped mid-segment and a tail cut mid-record: warn lines, counted, 
     await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
     const acked = new Map<string, string>();
     for (let i = 0; i < 30; i++) {
-      await put(c, c.ids, `k${i}`, `v${i}`);
+      await c.put(c.ids, `k${i}`, `v${i}`, QUORATE_BOUND_MS);
       acked.set(`k${i}`, `v${i}`);
     }
     const f = await follower(c, c.ids);
@@ -156,7 +141,7 @@ test('a WAL flipped mid-segment and a tail cut mid-record: warn lines, counted, 
     const at = Math.floor(bytes.length / 2);
     for (let i = at; i < at + 8; i++) bytes[i] = (bytes[i] ?? 0) ^ 0xff;
     await writeFile(path, bytes);
-    await put(c, others, 'while-down', 'yes');
+    await c.put(others, 'while-down', 'yes', QUORATE_BOUND_MS);
     acked.set('while-down', 'yes');
     c.start(f);
     await rejoined(c, f);
@@ -199,7 +184,7 @@ test('a WAL flipped mid-segment and a tail cut mid-record: warn lines, counted, 
     const cutAt = Number(/ at byte (\d+):/.exec(torn)?.[1]);
     assert.ok(cutAt < size - 5 && cutAt > 0, `the cut starts inside the last record (byte ${cutAt} of ${size - 5})`);
     assert.match(await metricsText(c, f), /cohort_storage_repairs_total\{kind="wal-torn-tail"\} 1/);
-    await put(c, c.ids, 'after', 'done');
+    await c.put(c.ids, 'after', 'done', QUORATE_BOUND_MS);
     acked.set('after', 'done');
     await assertAllRead(c, f, acked);
   } finally {
@@ -220,7 +205,7 @@ test('a deleted stable state: the node learns its incarnation from the cluster a
       await rejoined(c, n);
     }
     assert.equal(num(await c.status(n), 'incarnation'), 4);
-    await put(c, c.ids, 'before', 'kept');
+    await c.put(c.ids, 'before', 'kept', QUORATE_BOUND_MS);
     await stopCleanly(c, n);
     await rm(join(c.dir, `node-${n}`, 'stable-state'));
 

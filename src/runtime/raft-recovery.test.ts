@@ -7,57 +7,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nodeId, type NodeId } from '../lib/ids.js';
-import { Prng } from '../lib/prng.js';
-import { MemoryDisk } from '../storage/memory-disk.js';
-import { STABLE_STATE_FILE, Wal, describeRepair, type Disk } from '../storage/index.js';
-import { KvStateMachine, type ConfState, type KvCommand, type KvOutput, type RaftMessage } from '../log/index.js';
-import { Scheduler, msToUs } from '../sim/scheduler.js';
-import type { NodeEnv } from './env.js';
-import { RefusingProcessRunner } from './process-runner.js';
-import { MemoryBlockStore } from '../storage/memory-block-store.js';
+import { STABLE_STATE_FILE, Wal, describeRepair } from '../storage/index.js';
+import { KvStateMachine, type ConfState, type KvCommand, type KvOutput } from '../log/index.js';
+import { msToUs } from '../sim/scheduler.js';
 import { RaftNode } from './raft-node.js';
 import { RecoveryError, WAL_RECORD_ENTRY, encodeEntryRecord, recover } from './raft-persistence.js';
 import { logIndex, term } from '../lib/ids.js';
+import { newDisk, rig, rigEnv as env, type Rig } from '../testing/raft-node-rig.js';
 
 const ONE: NodeId = nodeId(1);
 const BOOTSTRAP: ConfState = { voters: [[ONE, 1]], outgoing: [], learners: [], learnersNext: [], autoLeave: false };
-
-interface Rig {
-  readonly scheduler: Scheduler;
-  disk: MemoryDisk;
-  readonly traces: string[];
-}
-
-function rig(): Rig {
-  const scheduler = new Scheduler();
-  return { scheduler, disk: newDisk(scheduler), traces: [] };
-}
-
-function newDisk(scheduler: Scheduler, files?: ReadonlyMap<string, Uint8Array>): MemoryDisk {
-  return new MemoryDisk({
-    schedule: (fn) => scheduler.after(msToUs(0.1), fn),
-    ...(files === undefined ? {} : { files }),
-  });
-}
-
-function env(r: Rig, disk: Disk): NodeEnv<RaftMessage> {
-  return {
-    nodeId: ONE,
-    clock: { nowMs: () => r.scheduler.nowUs / 1000 },
-    timers: { after: (ms, fn) => r.scheduler.after(msToUs(ms), fn) },
-    transport: { self: ONE, setHandlers: () => undefined, send: () => true, close: () => Promise.resolve() },
-    disk,
-    blocks: new MemoryBlockStore({ schedule: (fn) => r.scheduler.after(0, fn) }),
-    processes: new RefusingProcessRunner((fn) => r.scheduler.after(0, fn)),
-    prng: new Prng(7),
-    trace: (event, fields) => {
-      r.traces.push(`${event} ${JSON.stringify(fields ?? {})}`);
-    },
-    failStop: (reason) => {
-      r.traces.push(`fail-stop ${reason}`);
-    },
-  };
-}
 
 function start(r: Rig, snapshotEntries = 1000): RaftNode<KvCommand, KvOutput> {
   const node = new RaftNode(env(r, r.disk), {
