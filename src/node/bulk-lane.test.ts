@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { findFreePortBlock } from '../platform/ports.js';
+import { TEST_PORT_BLOCKS, findFreePortBlock } from '../platform/ports.js';
 import { formatClusterKey, generateClusterKey } from '../platform/cluster-key.js';
 import { formatSummary } from '../testing/interval-meter.js';
 import type { LaneNodeCommand, LaneNodeEvent, LaneNodeSetup } from '../testing/lane-node.js';
@@ -69,7 +69,7 @@ async function until(cond: () => boolean, what: string, timeoutMs: number): Prom
 }
 
 test('a 64 MiB+ bulk stream between two nodes leaves heartbeats, suspicion and views untouched', async (t) => {
-  const base = await findFreePortBlock(NODES, { from: 21000, blocks: 300, attempts: 20 });
+  const base = await findFreePortBlock(NODES, { ...TEST_PORT_BLOCKS, attempts: 20 });
   assert.ok(base !== null, 'free ports on loopback');
   const key = formatClusterKey(generateClusterKey());
   const ports = Array.from({ length: NODES }, (_, i) => base + 1 + i);

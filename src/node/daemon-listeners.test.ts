@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { connectLocal, CohortClientError, type ApiData, type ClientConnection } from '../client/index.js';
 import { runInit } from '../cli/init-command.js';
 import { API_CLIENTS_MAX, HTTP_CONNECTIONS_MAX, HTTP_IDLE_MS } from '../constants.js';
-import { findFreePortBlock } from '../platform/ports.js';
+import { TEST_PORT_BLOCKS, findFreePortBlock } from '../platform/ports.js';
 import { exitOf, runCohort, waitFor, type CommandRun } from './process-cluster.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/cohort.js', import.meta.url));
@@ -121,7 +121,7 @@ function httpGet(url: string): Promise<{ code: number; body: string }> {
 
 async function cluster(nodes: number): Promise<{ dir: string; base: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'cohort-caps-'));
-  const base = await findFreePortBlock(nodes, { from: 20_000, blocks: 90, attempts: 30 });
+  const base = await findFreePortBlock(nodes, { ...TEST_PORT_BLOCKS, attempts: 30 });
   assert.ok(base !== null, 'free loopback ports');
   assert.equal(await runInit({ nodes, dir, basePort: base }, { out: () => undefined, err: () => undefined }), 0);
   return { dir, base };

@@ -18,7 +18,7 @@ import type { ApiData } from '../client/index.js';
 import { loadConfig, type NodeConfig } from './config.js';
 import { runInit } from '../cli/init-command.js';
 import { createLogger } from '../platform/logger.js';
-import { findFreePortBlock } from '../platform/ports.js';
+import { TEST_PORT_BLOCKS, findFreePortBlock } from '../platform/ports.js';
 import { clusterNodeOptions, LOCK_FILE } from './daemon.js';
 import { StartInterrupted, startDaemon } from './daemon-start.js';
 import { membersOf, ProcessCluster, runCohort } from './process-cluster.js';
@@ -209,7 +209,7 @@ test('(c) API socket path unusable on a restart: exit 1, one line, the path unto
 test('a signal at any step before the node starts: start-up ends with everything released', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cohort-start-'));
   try {
-    const base = await findFreePortBlock(3, { from: 40_000, blocks: 200, attempts: 100 });
+    const base = await findFreePortBlock(3, { ...TEST_PORT_BLOCKS, attempts: 100 });
     assert.ok(base !== null, 'free ports');
     assert.equal(await runInit({ nodes: 3, dir, basePort: base }, { out: () => undefined, err: () => undefined }), 0);
     const loaded = await loadConfig(join(dir, 'node-1.yaml'));

@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile, stat } from 'node:fs/promises';
 import { openSync, closeSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +18,7 @@ import { connectLocal, type ApiData } from '../client/index.js';
 import { generateClusterKey, writeClusterKeyFile } from '../platform/cluster-key.js';
 import { runInit } from '../cli/init-command.js';
 import { exitOf, runCohort, waitFor } from './process-cluster.js';
+import { TEST_PORT_BLOCKS, findFreePortBlock } from '../platform/ports.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/cohort.js', import.meta.url));
 const QUORATE_BOUND_MS = 10_000;
@@ -43,24 +43,9 @@ function alive(pid: number): boolean {
 }
 
 async function freeBase(n: number): Promise<number> {
-  const free = (port: number): Promise<boolean> =>
-    new Promise((done) => {
-      const s = createServer();
-      s.once('error', () => {
-        done(false);
-      });
-      s.listen({ host: '127.0.0.1', port }, () =>
-        s.close(() => {
-          done(true);
-        }),
-      );
-    });
-  for (let i = 0; i < 20; i++) {
-    const base = 30_000 + Math.floor(Math.random() * 300) * 100;
-    const ports = Array.from({ length: n }, (_, k) => [base + 1 + k, base + 101 + k]).flat();
-    if ((await Promise.all(ports.map(free))).every(Boolean)) return base;
-  }
-  throw new Error('no free ports');
+  const base = await findFreePortBlock(n, { ...TEST_PORT_BLOCKS, attempts: 30 });
+  if (base === null) throw new Error('no free ports');
+  return base;
 }
 
 async function status(socket: string): Promise<Record<string, ApiData> | null> {

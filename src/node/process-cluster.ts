@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { findFreePortBlock } from '../platform/ports.js';
+import { TEST_PORT_BLOCKS, findFreePortBlock } from '../platform/ports.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -55,7 +55,7 @@ export type NodeStatusAnswer = Readonly<Record<string, ApiData>>;
 
 /** A base port B such that B+1..B+n (peers) and B+101..B+100+n (metrics) are free now. */
 async function freeBasePort(n: number): Promise<number> {
-  const base = await findFreePortBlock(n, { from: 40_000, blocks: 200, attempts: PORT_ATTEMPTS });
+  const base = await findFreePortBlock(n, { ...TEST_PORT_BLOCKS, attempts: PORT_ATTEMPTS });
   if (base === null)
     throw new ProcessClusterError('PORTS', `found no free block of ${2 * n} loopback ports in ${PORT_ATTEMPTS} tries`);
   return base;
@@ -322,6 +322,8 @@ export class ProcessCluster {
         }
       }),
     );
-    await rm(this.dir, { recursive: true, force: true });
+    // COHORT_KEEP_TEST_DIRS=1 keeps the configs, data and logs of every cluster for a post-mortem.
+    if (process.env['COHORT_KEEP_TEST_DIRS'] === '1') process.stderr.write(`# kept ${this.dir}\n`);
+    else await rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -1,6 +1,14 @@
 /** Finding free loopback ports for local clusters (the demo and real-process tests). */
 import { createServer } from 'node:net';
 
+/**
+ * Where real-process tests put their clusters: blocks of 100 ports between 10,000 and Linux's
+ * default ephemeral range (32,768-60,999). A port inside that range may be taken at any moment
+ * as the source port of an outgoing connection (a flood test opens thousands), and a node killed
+ * and restarted by a test must find its port free again.
+ */
+export const TEST_PORT_BLOCKS = { from: 10_000, blocks: 220 } as const;
+
 function portFree(port: number): Promise<boolean> {
   return new Promise((done) => {
     const s = createServer();
