@@ -16,6 +16,10 @@
  * descriptors (EMFILE, ENFILE) is not a storage fault: the disk waits for a descriptor (one
  * warning per episode) and the node recovers by itself (`platform/descriptor-pressure.ts`).
  *
+ * A retired incarnation (`INCARNATION_RETIRED`: the stable state was lost and the cluster had
+ * seen a higher incarnation of this node) is not an exit either: the run stops without a leave,
+ * releases everything, and the daemon starts again in the same process as the next incarnation.
+ *
  * Stop (SIGTERM or SIGINT; a second signal exits at once): a clean `leave` when this node is in
  * the view (bounded by `LEAVE_TIMEOUT_MS`), then stop the node, close the API (removing the
  * socket), the transport, the disk and the metrics endpoint, release the lock, flush the logs,
@@ -203,8 +207,10 @@ function watchSignals(logger: Logger): Signals {
 /**
  * Runs the daemon for the config at `configPath` until SIGTERM or SIGINT; resolves to the exit
  * code (`DAEMON_EXIT`: 0 after a clean stop or a start-up ended by a signal, 1 when it could not
- * start, 2 for a bad config). A failed start writes one line to `io.err` and leaves nothing
- * behind (see `daemon-start.ts`).
+ * start, 2 for a bad config, 3 after a storage fail-stop). A failed start writes one line to
+ * `io.err` and leaves nothing behind (see `daemon-start.ts`). A run whose node retired its
+ * incarnation (it learned from the cluster that the incarnation was already used) is stopped
+ * without a leave and followed by a new run in this process, at most `RETIREMENTS_MAX` times.
  */
 export async function runDaemon(configPath: string, io: DaemonIo): Promise<number> {
   const loaded = await loadConfig(configPath);
