@@ -17,13 +17,9 @@
  * event window's limits.
  */
 import { assertNever, defined } from '../lib/assert.js';
-import { ByteReader, ByteWriter } from '../lib/bytes.js';
-import { crc32c } from '../lib/checksum.js';
 import { DecodeError, err, ok, type Result } from '../lib/errors.js';
 import {
   incarnation as makeIncarnation,
-  logIndex,
-  term as makeTerm,
   viewId as makeViewId,
   type LogIndex,
   type NodeId,
@@ -31,21 +27,15 @@ import {
   type ViewId,
 } from '../lib/ids.js';
 import {
-  arbitrate,
   buildVotequorum,
-  initialWaitForAll,
   stepWaitForAll,
   type Arbitration,
-  type NodeVoteSpec,
-  type QuorumConfig,
   type VotequorumOptions,
-  type WaitForAllRelease,
   type WaitForAllState,
 } from '../quorum/index.js';
 import {
   assertApplyOrder,
   badCommand,
-  Fnv64,
   stateHashOf,
   type ApplyError,
   type ApplyResult,
@@ -53,28 +43,11 @@ import {
   type StateHash,
   type StateMachine,
 } from '../log/state-machine.js';
-import { MEMBERSHIP_SNAPSHOT_BYTES_MAX } from '../constants.js';
-import {
-  GROUP_CANARIES,
-  GroupTable,
-  type GroupApply,
-  type GroupCanary,
-  type GroupCommand,
-  type GroupView,
-  type RetainedMessage,
-} from '../groups/index.js';
+import type { GroupApply, GroupCommand, GroupView, RetainedMessage } from '../groups/index.js';
 import {
   decodeMembershipCommand,
-  FINGERPRINT_BYTES_MAX,
   membershipCommandCodec,
-  readText,
-  writeText,
-  readBool,
-  readConfiguration,
-  readEnum,
   validateMembershipCommand,
-  writeConfiguration,
-  writeEnum,
   type MemberNodeSpec,
   type MembershipCommand,
   type MembershipCommandType,
@@ -82,9 +55,6 @@ import {
 import {
   clipText,
   EVENT_CAUSE_BYTES_MAX,
-  EVENT_EXPLANATION_BYTES_MAX,
-  EventLog,
-  NODE_STATUSES,
   type EventBody,
   type EventPage,
   type MembershipEvent,
@@ -95,13 +65,26 @@ import {
 } from './membership-event.js';
 import {
   FRESH_RECORD,
-  recordProblem,
   transition,
   type MembershipOutcome,
   type NodeCommand,
   type NodeRecord,
   type Transition,
 } from './node-record.js';
+import {
+  arbitrationOf,
+  emptyState,
+  membersOf,
+  quorumSummary,
+  voteSpecs,
+  waitForAllAfterConfigure,
+  type Configuration,
+  type MembershipCanary,
+  type MembershipState,
+} from './membership-state.js';
+import { configBytesEqual, decodeSnapshot, encodeSnapshot, hashState } from './membership-snapshot.js';
+
+export { MEMBERSHIP_CANARIES, type MembershipCanary } from './membership-state.js';
 
 // ------------------------------------------------------------------------------------------------
 // Public shapes
@@ -151,130 +134,12 @@ export interface NodeInfo extends MemberNodeSpec {
   readonly fencePending: boolean;
 }
 
-// ------------------------------------------------------------------------------------------------
-// State
-
-interface Configuration {
-  /** Strictly ascending by id. */
-  readonly nodes: readonly MemberNodeSpec[];
-  readonly options: VotequorumOptions;
-  readonly quorum: QuorumConfig;
-  /** The tracked highest expected votes (expected_votes_tracking). */
-  readonly highestExpected: number;
-  /** The cluster-wide settings fingerprint joins must match ('' when none was given). */
-  readonly fingerprint: string;
-}
-
-/** The whole mutable state; replaced as one object by `restore`, so a restore is all or nothing. */
-interface MembershipState {
-  config: Configuration | null;
-  /** One record per configured node. */
-  records: Map<NodeId, NodeRecord>;
-  viewId: number;
-  waitForAll: WaitForAllState;
-  events: EventLog;
-  appliedIndex: LogIndex;
-  appliedTerm: Term;
-  /** The service groups (their views change with the cluster view; see `src/groups`). */
-  groups: GroupTable;
-  /** Derived from the above by `recompute`; null until configured. */
-  arbitration: Arbitration | null;
-  /** A planted bug (simulator only); not part of the state's bytes. */
-  readonly canary: MembershipCanary | null;
-}
-
-function emptyState(canary: MembershipCanary | null): MembershipState {
-  const groupCanary = GROUP_CANARIES.find((c) => c === canary) ?? null;
-  return {
-    config: null,
-    records: new Map(),
-    viewId: 0,
-    waitForAll: { phase: 'off' },
-    events: new EventLog(),
-    appliedIndex: logIndex(0),
-    appliedTerm: makeTerm(0),
-    groups: new GroupTable(groupCanary),
-    arbitration: null,
-    canary,
-  };
-}
-
-/**
- * Planted bugs the simulator's checkers must catch (never set in production):
- * `quorate-without-quorum` flags every view quorate; `skip-view-bump` keeps the view id when a
- * member leaves or fails (a node with it disagrees with the others about view ids); and the group
- * table's canaries (`GroupCanary`).
- */
-export type MembershipCanary = 'quorate-without-quorum' | 'skip-view-bump' | GroupCanary;
-
-/** Every membership canary name. */
-export const MEMBERSHIP_CANARIES: readonly MembershipCanary[] = [
-  'quorate-without-quorum',
-  'skip-view-bump',
-  ...GROUP_CANARIES,
-];
-
 function membershipError(code: MembershipErrorCode, message: string): ApplyError {
   return { code, message };
 }
 
 function isApplyError(x: Transition | ApplyError): x is ApplyError {
   return 'code' in x;
-}
-
-function membersOf(records: ReadonlyMap<NodeId, NodeRecord>): ViewMember[] {
-  const out: ViewMember[] = [];
-  for (const [node, rec] of records)
-    if (rec.status === 'member') out.push({ node, incarnation: makeIncarnation(rec.incarnation) });
-  return out.sort((a, b) => a.node - b.node);
-}
-
-function voteSpecs(nodes: readonly MemberNodeSpec[]): NodeVoteSpec[] {
-  return nodes.map((n) => ({ nodeId: n.nodeId, votes: n.votes, role: n.role === 'witness' ? 'witness' : 'data' }));
-}
-
-/** Nodes that two_node may treat as safely gone: out, or quarantined with no fence pending. */
-function noFencePending(records: ReadonlyMap<NodeId, NodeRecord>): Set<NodeId> {
-  const out = new Set<NodeId>();
-  for (const [node, rec] of records)
-    if (rec.status === 'out' || (rec.status === 'quarantined' && !rec.fencePending)) out.add(node);
-  return out;
-}
-
-function arbitrationOf(s: MembershipState): Arbitration | null {
-  if (s.config === null) return null;
-  const present = new Set(membersOf(s.records).map((m) => m.node));
-  const a = arbitrate({
-    config: { incoming: s.config.quorum },
-    present,
-    waitForAll: s.waitForAll,
-    twoNode: { enabled: s.config.options.twoNode, fencedPeers: noFencePending(s.records) },
-  });
-  return s.canary === 'quorate-without-quorum' ? { ...a, quorate: true } : a;
-}
-
-function quorumSummary(a: Arbitration | null): { quorate: boolean; reason: QuorumReason; explanation: string } {
-  if (a === null)
-    return {
-      quorate: false,
-      reason: 'not-configured',
-      explanation: 'not quorate: no configuration has been committed yet',
-    };
-  return { quorate: a.quorate, reason: a.reason, explanation: clipText(a.summary, EVENT_EXPLANATION_BYTES_MAX) };
-}
-
-/** wait_for_all after a configuration change (see docs/membership.md). */
-function waitForAllAfterConfigure(
-  previous: WaitForAllState,
-  wasConfigured: boolean,
-  wasQuorate: boolean,
-  enabled: boolean,
-): WaitForAllState {
-  if (!enabled) return { phase: 'off' };
-  if (!wasConfigured) return initialWaitForAll(true);
-  if (previous.phase !== 'off') return previous;
-  // Turning the option on in a running cluster must not take quorum away from a quorate view.
-  return wasQuorate ? { phase: 'released', how: 'joined-quorate-cluster' } : { phase: 'waiting' };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -601,195 +466,4 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       throw e;
     }
   }
-}
-
-// ------------------------------------------------------------------------------------------------
-// Canonical bytes of the state: the snapshot, and the hash of everything but the events (whose
-// digest the event log keeps incrementally).
-
-const SNAPSHOT_MAGIC = 0x53424d43; // 'CMBS' read as a little-endian u32
-const SNAPSHOT_FORMAT = 2;
-const WAIT_PHASES: readonly WaitForAllState['phase'][] = ['off', 'waiting', 'released'];
-const WAIT_RELEASES: readonly WaitForAllRelease[] = ['all-seen', 'joined-quorate-cluster', 'cancelled'];
-
-function writeConfigSection(w: ByteWriter, c: Configuration | null): void {
-  if (c === null) {
-    w.u8(0);
-    return;
-  }
-  w.u8(1);
-  writeConfiguration(w, c.nodes, c.options);
-  w.u32(c.highestExpected);
-  writeText(w, c.fingerprint);
-}
-
-function configBytesEqual(a: Configuration, b: Configuration): boolean {
-  const wa = new ByteWriter(1024);
-  const wb = new ByteWriter(1024);
-  writeConfigSection(wa, a);
-  writeConfigSection(wb, b);
-  const x = wa.finish();
-  const y = wb.finish();
-  return x.length === y.length && x.every((v, i) => v === y[i]);
-}
-
-function writeWaitForAll(w: ByteWriter, state: WaitForAllState): void {
-  writeEnum(w, WAIT_PHASES, state.phase);
-  if (state.phase === 'released') writeEnum(w, WAIT_RELEASES, state.how);
-}
-
-function writeRecords(w: ByteWriter, s: MembershipState): void {
-  w.u8(s.records.size);
-  for (const n of s.config?.nodes ?? []) {
-    const rec = defined(s.records.get(n.nodeId), 'record of a configured node');
-    w.u16(n.nodeId);
-    writeEnum(w, NODE_STATUSES, rec.status);
-    w.u64(rec.incarnation)
-      .u64(rec.seen)
-      .u64(rec.rejoin)
-      .u8(rec.fencePending ? 1 : 0);
-  }
-}
-
-/** Everything but the event window, in canonical order (the snapshot body's first part). */
-function writeCore(w: ByteWriter, s: MembershipState): void {
-  w.u64(s.appliedIndex).u64(s.appliedTerm).u64(s.viewId);
-  writeConfigSection(w, s.config);
-  writeWaitForAll(w, s.waitForAll);
-  writeRecords(w, s);
-  s.groups.encode(w);
-}
-
-function hashState(s: MembershipState): { hi: number; lo: number } {
-  const w = new ByteWriter(1024, MEMBERSHIP_SNAPSHOT_BYTES_MAX);
-  writeCore(w, s);
-  return new Fnv64()
-    .bytes(w.finish())
-    .u64(s.events.nextSeq)
-    .u32(s.events.length)
-    .digest64(s.events.digestValue())
-    .digest();
-}
-
-function encodeSnapshot(s: MembershipState): Uint8Array {
-  const w = new ByteWriter(4096, MEMBERSHIP_SNAPSHOT_BYTES_MAX);
-  w.u32(SNAPSHOT_MAGIC).u8(SNAPSHOT_FORMAT);
-  writeCore(w, s);
-  s.events.encode(w);
-  w.u32(crc32c(w.finish()));
-  return w.finish().slice();
-}
-
-function corrupt(message: string): DecodeError {
-  return new DecodeError(
-    'SNAPSHOT_INVALID',
-    `membership snapshot is invalid: ${message}; take a fresh snapshot from a healthy node`,
-  );
-}
-
-function readConfigSection(r: ByteReader): Configuration | null {
-  if (!readBool(r, 'configured flag')) return null;
-  const { nodes, options } = readConfiguration(r);
-  const highestExpected = r.u32('highest expected votes');
-  const fingerprint = readText(r, FINGERPRINT_BYTES_MAX, 'settings fingerprint');
-  const invalid = validateMembershipCommand({ type: 'configure', nodes, options, resetExpectedTracking: false });
-  if (invalid !== null) throw corrupt(invalid.message);
-  const built = buildVotequorum(voteSpecs(nodes), options, options.expectedVotesTracking ? highestExpected : 0);
-  if (!built.ok) throw corrupt(`its configuration breaks the quorum rules: ${built.error.message}`);
-  if (built.value.expected.highestExpected !== highestExpected)
-    throw corrupt(`tracked highest expected votes ${highestExpected} does not match the configuration`);
-  return { nodes, options, quorum: built.value.config, highestExpected, fingerprint };
-}
-
-function readWaitForAll(r: ByteReader): WaitForAllState {
-  const phase = readEnum(r, WAIT_PHASES, 'wait_for_all phase');
-  switch (phase) {
-    case 'off':
-    case 'waiting':
-      return { phase };
-    case 'released':
-      return { phase, how: readEnum(r, WAIT_RELEASES, 'wait_for_all release') };
-    default:
-      return assertNever(phase, 'wait_for_all phase');
-  }
-}
-
-function readRecords(r: ByteReader, config: Configuration | null): Map<NodeId, NodeRecord> {
-  const count = r.u8('record count');
-  const nodes = config?.nodes ?? [];
-  if (count !== nodes.length) throw corrupt(`${count} node records for ${nodes.length} configured nodes`);
-  const records = new Map<NodeId, NodeRecord>();
-  for (const n of nodes) {
-    if (r.u16('record node') !== n.nodeId)
-      throw corrupt(`the records do not follow the configured nodes (expected node ${n.nodeId})`);
-    const status = readEnum(r, NODE_STATUSES, 'node status');
-    const rec: NodeRecord = {
-      status,
-      incarnation: r.u64('incarnation'),
-      seen: r.u64('seen'),
-      rejoin: r.u64('rejoin'),
-      fencePending: readBool(r, 'fence pending'),
-    };
-    const problem = recordProblem(rec);
-    if (problem !== null) throw corrupt(`node ${n.nodeId}: ${problem}`);
-    records.set(n.nodeId, rec);
-  }
-  return records;
-}
-
-/** Every group member is a member of the cluster view (removals are applied together). */
-function checkGroupMembers(s: MembershipState): void {
-  const members = membersOf(s.records);
-  for (const g of s.groups.views()) {
-    for (const m of g.members) {
-      if (!members.some((v) => v.node === m.node && v.incarnation === m.incarnation))
-        throw corrupt(
-          `group ${g.group} lists node ${m.node} incarnation ${m.incarnation}, which is not in the cluster view`,
-        );
-    }
-  }
-}
-
-function checkWaitForAll(s: MembershipState): void {
-  const enabled = s.config?.options.waitForAll ?? false;
-  if (enabled === (s.waitForAll.phase === 'off'))
-    throw corrupt(`wait_for_all phase ${s.waitForAll.phase} contradicts the option (${enabled ? 'on' : 'off'})`);
-}
-
-function decodeSnapshot(bytes: Uint8Array, canary: MembershipCanary | null): MembershipState {
-  if (bytes.length < 4 + 1 + 24 + 4) throw corrupt(`${bytes.length} bytes is shorter than the smallest snapshot`);
-  const body = bytes.subarray(0, bytes.length - 4);
-  if (crc32c(body) !== new ByteReader(bytes.subarray(bytes.length - 4)).u32('checksum')) {
-    throw new DecodeError(
-      'SNAPSHOT_CHECKSUM',
-      'membership snapshot checksum mismatch: the bytes were corrupted in storage or transfer; fetch the snapshot again',
-    );
-  }
-  const r = new ByteReader(body);
-  if (r.u32('magic') !== SNAPSHOT_MAGIC)
-    throw new DecodeError(
-      'SNAPSHOT_MAGIC',
-      'not a membership snapshot (bad magic): it belongs to another state machine',
-    );
-  const format = r.u8('format');
-  if (format !== SNAPSHOT_FORMAT)
-    throw new DecodeError(
-      'SNAPSHOT_VERSION',
-      `membership snapshot format ${format} is not supported (this build reads format ${SNAPSHOT_FORMAT}); upgrade this node`,
-    );
-  const s = emptyState(canary);
-  s.appliedIndex = logIndex(r.u64('appliedIndex'));
-  s.appliedTerm = makeTerm(r.u64('appliedTerm'));
-  s.viewId = r.u64('viewId');
-  s.config = readConfigSection(r);
-  s.waitForAll = readWaitForAll(r);
-  s.records = readRecords(r, s.config);
-  s.groups = GroupTable.decode(r, GROUP_CANARIES.find((c) => c === canary) ?? null);
-  checkGroupMembers(s);
-  s.events = EventLog.decode(r);
-  r.end('membership snapshot');
-  checkWaitForAll(s);
-  if (s.viewId > 0 && s.config === null) throw corrupt(`view ${s.viewId} without a configuration`);
-  s.arbitration = arbitrationOf(s);
-  return s;
 }
