@@ -321,8 +321,9 @@ export const MEMBERSHIP_EVENTS_READ_MAX: number = 256;
 /**
  * Membership: largest snapshot of the membership state machine, in bytes. It shares one Raft
  * snapshot message with the other machines of the mux (the KV store takes about 2.6 MB at most).
+ * 1200 KiB since the fence ledger joined it (was 1 MiB).
  */
-export const MEMBERSHIP_SNAPSHOT_BYTES_MAX: number = 1024 * 1024;
+export const MEMBERSHIP_SNAPSHOT_BYTES_MAX: number = 1200 * 1024;
 /** Groups: most service groups at once (a group exists while it has members). */
 export const GROUPS_MAX: number = 32;
 /** Groups: longest group name, in UTF-8 bytes. */
@@ -364,6 +365,63 @@ export const GROUP_TABLE_BYTES_MAX: number =
       GROUP_RETAINED_BYTES_MAX +
       GROUP_RETAINED_MESSAGES_MAX * 18) +
   16;
+/** Fencing: most levels in a fence topology (levels are numbered 1..FENCE_LEVELS_MAX). */
+export const FENCE_LEVELS_MAX: number = 16;
+/** Fencing: longest fence device name, in UTF-8 bytes. */
+export const FENCE_DEVICE_NAME_BYTES_MAX: number = 64;
+/** Fencing: longest agent output excerpt kept with an attempt, in UTF-8 bytes (clipped by the proposer). */
+export const FENCE_EXCERPT_BYTES_MAX: number = 128;
+/** Fencing: longest request reason kept in a fence record, in UTF-8 bytes (clipped deterministically). */
+export const FENCE_REASON_BYTES_MAX: number = 256;
+/** Fencing: longest operator name in a fence confirmation, in UTF-8 bytes. */
+export const FENCE_OPERATOR_BYTES_MAX: number = 64;
+/**
+ * Fencing: attempts a pending fence record keeps (the newest; older ones are counted as dropped).
+ * One round of the topology must fit (`topologyProblems` checks it), so the scheduler always sees
+ * every attempt of the current round.
+ */
+export const FENCE_ATTEMPTS_KEPT: number = 16;
+/** Fencing: attempts a finished record keeps in the history (the newest: the success and the one before). */
+export const FENCE_HISTORY_ATTEMPTS_KEPT: number = 2;
+/** Fencing: finished fence records kept (the oldest finished is dropped first); pending ones are always kept. */
+export const FENCE_HISTORY_KEPT: number = 64;
+/** Fencing: unfence entries a finished record keeps (the newest). */
+export const FENCE_UNFENCE_KEPT: number = 4;
+/** Fencing: first pause before a new round once every level failed, in ms (doubles per round). */
+export const FENCE_ROUND_BACKOFF_MS: number = 5000;
+/** Fencing: longest pause between rounds, in ms. */
+export const FENCE_ROUND_BACKOFF_MS_MAX: number = 60_000;
+/** Fencing: pause before retrying a device whose attempt did not succeed, in ms. */
+export const FENCE_RETRY_DELAY_MS: number = 1000;
+/** Fencing: bound of one encoded attempt (executor, level, device, agent, action, result, exit code, duration, excerpt, time, round). */
+export const FENCE_ATTEMPT_BYTES_MAX: number =
+  2 + 1 + (1 + FENCE_DEVICE_NAME_BYTES_MAX) + 3 + 2 + 4 + (2 + FENCE_EXCERPT_BYTES_MAX) + 8 + 4;
+/** Fencing: bound of one encoded fence record without its attempts (key, request, round, outcome, unfence entries). */
+export const FENCE_RECORD_FIXED_BYTES_MAX: number =
+  2 +
+  8 +
+  (2 + FENCE_REASON_BYTES_MAX) +
+  8 +
+  4 +
+  4 +
+  1 +
+  (1 + 1 + 1 + (1 + FENCE_DEVICE_NAME_BYTES_MAX) + 1 + (1 + FENCE_OPERATOR_BYTES_MAX) + 9 + 8) +
+  1 +
+  FENCE_UNFENCE_KEPT * (1 + FENCE_DEVICE_NAME_BYTES_MAX + 1 + 8);
+/** Fencing: bound of the encoded fence ledger (one pending record per configured node, plus the history). */
+export const FENCE_LEDGER_BYTES_MAX: number =
+  16 +
+  CLUSTER_NODES_MAX * (FENCE_RECORD_FIXED_BYTES_MAX + FENCE_ATTEMPTS_KEPT * FENCE_ATTEMPT_BYTES_MAX) +
+  FENCE_HISTORY_KEPT * (FENCE_RECORD_FIXED_BYTES_MAX + FENCE_HISTORY_ATTEMPTS_KEPT * FENCE_ATTEMPT_BYTES_MAX);
+
+assert(
+  FENCE_HISTORY_ATTEMPTS_KEPT >= 1 && FENCE_HISTORY_ATTEMPTS_KEPT <= FENCE_ATTEMPTS_KEPT,
+  'a finished record keeps its last attempt',
+);
+assert(FENCE_ROUND_BACKOFF_MS <= FENCE_ROUND_BACKOFF_MS_MAX, 'fence round backoff bounds are ordered');
+assert(FENCE_ATTEMPTS_KEPT <= 255 && FENCE_UNFENCE_KEPT <= 255 && FENCE_LEVELS_MAX <= 255, 'fence counts fit a byte');
+assert(FENCE_HISTORY_KEPT <= 0xffff, 'the fence history count fits a u16');
+
 /** Failure detector: failure decisions per node remembered to recognise a fail/rejoin cycle. */
 export const DETECTOR_FAILURES_REMEMBERED_MAX: number = 8;
 /** Failure detector: consecutive ticks in which the leader's own lag holds back accusations. */
@@ -374,8 +432,9 @@ assert(
   'the event ring must hold at least two maximal events',
 );
 assert(
-  MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX + 64 * 1024 + GROUP_TABLE_BYTES_MAX <= MEMBERSHIP_SNAPSHOT_BYTES_MAX,
-  'retained events, the node table and the group table must fit a membership snapshot',
+  MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX + 64 * 1024 + GROUP_TABLE_BYTES_MAX + FENCE_LEDGER_BYTES_MAX <=
+    MEMBERSHIP_SNAPSHOT_BYTES_MAX,
+  'retained events, the node table, the group table and the fence ledger must fit a membership snapshot',
 );
 assert(
   MEMBERSHIP_SNAPSHOT_BYTES_MAX + KV_STATE_BYTES_MAX + KV_KEYS_MAX * 32 + 8192 <= RAFT_SNAPSHOT_BYTES_MAX,
