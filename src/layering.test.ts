@@ -21,8 +21,9 @@ const ORDER = [
   'runtime',
   'kv',
   'groups',
-  'membership',
+  // The membership machine holds the fence ledger, as it holds the group table.
   'fencing',
+  'membership',
   'recovery',
   'dlm',
   'ddraid',

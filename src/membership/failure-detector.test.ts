@@ -379,7 +379,8 @@ test('partial connectivity ends in at most one quarantine, never a fail/rejoin c
       // have its old incarnation fenced, every 500 ms while it is not a member.
       const retry = (): void => {
         const b = sm.nodes().find((x) => x.nodeId === B)!;
-        if (b.status === 'needs-fencing') apply({ type: 'fenced', node: B, incarnation: incarnation(b.incarnation) });
+        if (b.status === 'needs-fencing')
+          apply({ type: 'fenced', node: B, incarnation: incarnation(b.incarnation), proof: { by: 'confirm' } });
         else if (b.status !== 'member') apply({ type: 'join', node: B, incarnation: incarnation(b.seen + 1) });
         sync();
         sim.at(sim.now + 500, retry);

@@ -8,7 +8,13 @@ import fc from 'fast-check';
 import { DecodeError } from '../lib/errors.js';
 import { incarnation, nodeId, type NodeId } from '../lib/ids.js';
 import { DEFAULT_VOTEQUORUM_OPTIONS, type TieBreakerMode, type VotequorumOptions } from '../quorum/index.js';
-import { MEMBERSHIP_NODE_NAME_BYTES_MAX, MEMBERSHIP_NOTE_BYTES_MAX } from '../constants.js';
+import {
+  FENCE_EXCERPT_BYTES_MAX,
+  FENCE_OPERATOR_BYTES_MAX,
+  MEMBERSHIP_NODE_NAME_BYTES_MAX,
+  MEMBERSHIP_NOTE_BYTES_MAX,
+} from '../constants.js';
+import type { FenceAttempt, FenceProof } from '../fencing/index.js';
 import {
   decodeMembershipCommand,
   encodeMembershipCommand,
@@ -99,13 +105,54 @@ const arbConfigure: fc.Arbitrary<MembershipCommand> = fc
     resetExpectedTracking,
   }));
 
+const arbDevice = fc.stringMatching(/^[a-z0-9][a-z0-9_.-]{0,12}$/);
+const arbProof: fc.Arbitrary<FenceProof> = fc.oneof(
+  fc.record({
+    by: fc.constantFrom('agent' as const, 'watchdog' as const),
+    level: fc.integer({ min: 1, max: 16 }),
+    device: arbDevice,
+    atMs: fc.maxSafeNat(),
+  }),
+  fc.record(
+    { by: fc.constant('confirm' as const), operator: arbText(1, FENCE_OPERATOR_BYTES_MAX), atMs: fc.maxSafeNat() },
+    { requiredKeys: ['by'] },
+  ),
+);
+const arbAttempt: fc.Arbitrary<FenceAttempt> = fc
+  .record({
+    executor: arbNodeId,
+    level: fc.integer({ min: 1, max: 16 }),
+    device: arbDevice,
+    agent: fc.constantFrom('exec' as const, 'process' as const, 'watchdog' as const, 'manual' as const),
+    action: fc.constantFrom('off' as const, 'reboot' as const, 'on' as const),
+    result: fc.constantFrom('ok' as const, 'failed' as const, 'timed-out' as const, 'error' as const),
+    exitCode: fc.option(fc.integer({ min: 0, max: 255 }), { nil: undefined }),
+    durationMs: arbMs,
+    excerpt: arbText(0, FENCE_EXCERPT_BYTES_MAX),
+    atMs: fc.maxSafeNat(),
+    round: fc.integer({ min: 1, max: 0xffff_ffff }),
+  })
+  .map(({ exitCode, ...rest }) => (exitCode === undefined ? rest : { ...rest, exitCode }));
+
 /** Every command type, structurally valid. */
 const arbCommand: fc.Arbitrary<MembershipCommand> = fc.oneof(
   arbConfigure,
   fc.record({
-    type: fc.constantFrom('join' as const, 'leave' as const, 'fenced' as const),
+    type: fc.constantFrom('join' as const, 'leave' as const),
     node: arbNodeId,
     incarnation: arbInc,
+  }),
+  fc.record({ type: fc.constant('fenced' as const), node: arbNodeId, incarnation: arbInc, proof: arbProof }),
+  fc.record({ type: fc.constant('fence-attempt' as const), node: arbNodeId, incarnation: arbInc, attempt: arbAttempt }),
+  fc.record({
+    type: fc.constant('unfence' as const),
+    node: arbNodeId,
+    incarnation: arbInc,
+    unfence: fc.record({
+      device: arbDevice,
+      result: fc.constantFrom('ok' as const, 'failed' as const, 'timed-out' as const, 'error' as const),
+      atMs: fc.maxSafeNat(),
+    }),
   }),
   fc.record({ type: fc.constant('fail' as const), node: arbNodeId, incarnation: arbInc, reason: arbFailReason }),
   fc.record({
@@ -162,7 +209,49 @@ test('validation refuses each kind of malformed command', () => {
     ['zero expected votes', configure([spec(1)], { expectedVotes: 0 })],
     ['incarnation 0', { type: 'join', node: node1, incarnation: 0 as never }],
     ['node 0', { type: 'leave', node: 0 as never, incarnation: incarnation(1) }],
-    ['fractional incarnation', { type: 'fenced', node: node1, incarnation: 1.5 as never }],
+    ['fractional incarnation', { type: 'fenced', node: node1, incarnation: 1.5 as never, proof: { by: 'confirm' } }],
+    [
+      'empty operator',
+      { type: 'fenced', node: node1, incarnation: incarnation(1), proof: { by: 'confirm', operator: '' } },
+    ],
+    [
+      'fence level 0',
+      {
+        type: 'fenced',
+        node: node1,
+        incarnation: incarnation(1),
+        proof: { by: 'agent', level: 0, device: 'd', atMs: 1 },
+      },
+    ],
+    [
+      'attempt with a bad device name',
+      {
+        type: 'fence-attempt',
+        node: node1,
+        incarnation: incarnation(1),
+        attempt: {
+          executor: node1,
+          level: 1,
+          device: 'Not A Name',
+          agent: 'exec',
+          action: 'off',
+          result: 'ok',
+          durationMs: 1,
+          excerpt: '',
+          atMs: 1,
+          round: 1,
+        },
+      },
+    ],
+    [
+      'unfence with a fractional time',
+      {
+        type: 'unfence',
+        node: node1,
+        incarnation: incarnation(1),
+        unfence: { device: 'scsi', result: 'ok', atMs: 0.5 },
+      },
+    ],
     [
       'negative evidence',
       {
@@ -259,6 +348,34 @@ test('decoding refuses non-canonical and truncated encodings with DecodeError', 
   );
 });
 
+test('fenced keeps its old encoding for a bare confirmation: tag 5 decodes as by confirm, tag 13 never carries it', () => {
+  const bare = encodeMembershipCommand({
+    type: 'fenced',
+    node: node1,
+    incarnation: incarnation(3),
+    proof: { by: 'confirm' },
+  });
+  assert.deepEqual([...bare], [5, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0], 'the pre-ledger bytes');
+  assert.deepEqual(decodeMembershipCommand(bare), {
+    type: 'fenced',
+    node: node1,
+    incarnation: 3,
+    proof: { by: 'confirm' },
+  });
+  const withOperator = encodeMembershipCommand({
+    type: 'fenced',
+    node: node1,
+    incarnation: incarnation(3),
+    proof: { by: 'confirm', operator: 'alice' },
+  });
+  assert.equal(withOperator[0], 13);
+  const disguised = new Uint8Array([13, ...bare.subarray(1), 2, 0]); // proof kind confirm, no flags
+  assert.throws(
+    () => decodeMembershipCommand(disguised),
+    (e: unknown) => e instanceof DecodeError && /tag 5/.test(e.message),
+  );
+});
+
 test('decoding raises only DecodeError on 100,000+ random and mutated inputs, and what decodes re-encodes to the same bytes', () => {
   let decoded = 0;
   let inputs = 0;
@@ -291,7 +408,7 @@ test('decoding raises only DecodeError on 100,000+ random and mutated inputs, an
     });
   const arbRandom = fc
     .uint8Array({ maxLength: 64 })
-    .map((b) => (b.length > 0 ? b.map((x, i) => (i === 0 ? x % 9 : x)) : b));
+    .map((b) => (b.length > 0 ? b.map((x, i) => (i === 0 ? x % 15 : x)) : b));
   fc.assert(
     fc.property(arbMutated, (b) => {
       check(b);

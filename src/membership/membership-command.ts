@@ -29,6 +29,21 @@ import {
   type GroupCommand,
 } from '../groups/index.js';
 import {
+  fenceAttemptProblem,
+  fenceProofProblem,
+  fenceUnfenceProblem,
+  isBareConfirm,
+  readFenceAttempt,
+  readFenceProof,
+  readFenceUnfence,
+  writeFenceAttempt,
+  writeFenceProof,
+  writeFenceUnfence,
+  type FenceAttempt,
+  type FenceProof,
+  type FenceUnfence,
+} from '../fencing/index.js';
+import {
   CLUSTER_NODES_MAX,
   MEMBERSHIP_NODE_ADDRESS_BYTES_MAX,
   MEMBERSHIP_NODE_NAME_BYTES_MAX,
@@ -91,7 +106,13 @@ export type QuarantineReason =
  *   (an operator's explicit change or a last-man-standing step; see `src/quorum/expected-votes.ts`).
  * - `join` / `leave`: a node's incarnation enters or cleanly leaves the view.
  * - `fail`: the incarnation is removed uncleanly and must be fenced.
- * - `fenced`: the fencing layer confirms the node was fenced at this incarnation or later.
+ * - `fenced`: the fencing layer proves the node was fenced at this incarnation or later (`proof`:
+ *   a level's devices all succeeded, a watchdog wait elapsed, or an operator confirmed); it closes
+ *   the fence record of the incarnation that was pending.
+ * - `fence-attempt`: the leader's fence executor ran one device against the incarnation; recorded
+ *   in its pending fence record (a no-op for a finished or unknown record).
+ * - `unfence`: a device was told `on` for the node after the incarnation's fence (a clean join of
+ *   a newer incarnation); recorded in the finished fence record (a no-op otherwise).
  * - `quarantine`: keep the node out (and fenced) until `release`; `incarnation` null means
  *   whatever incarnation is current (an operator's command).
  * - `release`: lift a quarantine.
@@ -116,7 +137,19 @@ export type MembershipCommand =
     }
   | { readonly type: 'leave'; readonly node: NodeId; readonly incarnation: Incarnation }
   | { readonly type: 'fail'; readonly node: NodeId; readonly incarnation: Incarnation; readonly reason: FailReason }
-  | { readonly type: 'fenced'; readonly node: NodeId; readonly incarnation: Incarnation }
+  | { readonly type: 'fenced'; readonly node: NodeId; readonly incarnation: Incarnation; readonly proof: FenceProof }
+  | {
+      readonly type: 'fence-attempt';
+      readonly node: NodeId;
+      readonly incarnation: Incarnation;
+      readonly attempt: FenceAttempt;
+    }
+  | {
+      readonly type: 'unfence';
+      readonly node: NodeId;
+      readonly incarnation: Incarnation;
+      readonly unfence: FenceUnfence;
+    }
   | {
       readonly type: 'quarantine';
       readonly node: NodeId;
@@ -306,6 +339,10 @@ function checkNodeAndIncarnation(node: number, inc: number | null): ApplyError |
   return null;
 }
 
+function checkFence(problem: string | null): ApplyError | null {
+  return problem === null ? null : invalid(problem);
+}
+
 /**
  * Checks a command's structure. Returns null when valid, or the `MEMBERSHIP_INVALID_COMMAND`
  * error `apply` returns for it. Proposers call it before `encode`, which asserts.
@@ -317,8 +354,13 @@ export function validateMembershipCommand(c: MembershipCommand): ApplyError | nu
     case 'join':
       return checkNodeAndIncarnation(c.node, c.incarnation) ?? checkFingerprint(c.fingerprint);
     case 'leave':
-    case 'fenced':
       return checkNodeAndIncarnation(c.node, c.incarnation);
+    case 'fenced':
+      return checkNodeAndIncarnation(c.node, c.incarnation) ?? checkFence(fenceProofProblem(c.proof));
+    case 'fence-attempt':
+      return checkNodeAndIncarnation(c.node, c.incarnation) ?? checkFence(fenceAttemptProblem(c.attempt));
+    case 'unfence':
+      return checkNodeAndIncarnation(c.node, c.incarnation) ?? checkFence(fenceUnfenceProblem(c.unfence));
     case 'fail':
       return checkNodeAndIncarnation(c.node, c.incarnation) ?? checkFailReason(c.reason);
     case 'quarantine':
@@ -338,6 +380,8 @@ export function validateMembershipCommand(c: MembershipCommand): ApplyError | nu
 // ------------------------------------------------------------------------------------------------
 // Codec. Byte 0 names the command *and* its encoding: a future encoding takes a new tag, so
 // entries already in logs and snapshots keep decoding. Little-endian; node ids are u16.
+// Tags: 1 configure, 2 join, 3 leave, 4 fail, 5 fenced (bare confirmation), 6 quarantine,
+// 7 release, 8-11 group commands, 12 fence-attempt, 13 fenced (with proof), 14 unfence.
 
 const TAG_CONFIGURE = 1;
 const TAG_JOIN = 2;
@@ -346,8 +390,19 @@ const TAG_FAIL = 4;
 const TAG_FENCED = 5;
 const TAG_QUARANTINE = 6;
 const TAG_RELEASE = 7;
-/** Group commands take tags 8.. in `GROUP_COMMAND_TYPES` order. */
+/** Group commands take tags 8.. in `GROUP_COMMAND_TYPES` order (8 to 11). */
 const TAG_GROUP_FIRST = 8;
+/** `fence-attempt`. */
+const TAG_FENCE_ATTEMPT = 12;
+/**
+ * `fenced` with its proof. A bare confirmation (no operator, no time) keeps the old encoding,
+ * tag 5 (node, incarnation), so old entries decode as `proof: {by: 'confirm'}` and the encoding
+ * stays canonical: tag 13 never carries a bare confirmation.
+ */
+const TAG_FENCED_PROOF = 13;
+/** `unfence`. Tags 15 and 16 are left for the recovery table's commands. */
+const TAG_UNFENCE = 14;
+assert(TAG_GROUP_FIRST + GROUP_COMMAND_TYPES.length <= TAG_FENCE_ATTEMPT, 'group tags end before the fence tags');
 
 const ROLES: readonly MemberRole[] = ['voter', 'learner', 'witness'];
 const TIE_BREAKER_KINDS: readonly TieBreakerMode['kind'][] = ['off', 'lowest', 'highest', 'list'];
@@ -559,10 +614,21 @@ function writeBody(w: ByteWriter, c: MembershipCommand): void {
       writeText(w, c.fingerprint ?? '');
       return;
     case 'leave':
+      w.u8(TAG_LEAVE).u16(c.node).u64(c.incarnation);
+      return;
     case 'fenced':
-      w.u8(c.type === 'leave' ? TAG_LEAVE : TAG_FENCED)
+      w.u8(isBareConfirm(c.proof) ? TAG_FENCED : TAG_FENCED_PROOF)
         .u16(c.node)
         .u64(c.incarnation);
+      if (!isBareConfirm(c.proof)) writeFenceProof(w, c.proof);
+      return;
+    case 'fence-attempt':
+      w.u8(TAG_FENCE_ATTEMPT).u16(c.node).u64(c.incarnation);
+      writeFenceAttempt(w, c.attempt);
+      return;
+    case 'unfence':
+      w.u8(TAG_UNFENCE).u16(c.node).u64(c.incarnation);
+      writeFenceUnfence(w, c.unfence);
       return;
     case 'fail':
       w.u8(TAG_FAIL).u16(c.node).u64(c.incarnation);
@@ -617,10 +683,32 @@ function readBody(r: ByteReader, tag: number): MembershipCommand {
         : { type: 'join', node, incarnation, fingerprint };
     }
     case TAG_LEAVE:
+      return { type: 'leave', node: readNodeId(r, 'node'), incarnation: readIncarnation(r, 'incarnation') };
     case TAG_FENCED: {
       const node = readNodeId(r, 'node');
       const incarnation = readIncarnation(r, 'incarnation');
-      return { type: tag === TAG_LEAVE ? 'leave' : 'fenced', node, incarnation };
+      return { type: 'fenced', node, incarnation, proof: { by: 'confirm' } };
+    }
+    case TAG_FENCED_PROOF: {
+      const node = readNodeId(r, 'node');
+      const incarnation = readIncarnation(r, 'incarnation');
+      const proof = readFenceProof(r);
+      if (isBareConfirm(proof))
+        throw new DecodeError(
+          'DECODE_INVALID',
+          'a bare confirmation is encoded with tag 5, not 13 (canonical encoding)',
+        );
+      return { type: 'fenced', node, incarnation, proof };
+    }
+    case TAG_FENCE_ATTEMPT: {
+      const node = readNodeId(r, 'node');
+      const incarnation = readIncarnation(r, 'incarnation');
+      return { type: 'fence-attempt', node, incarnation, attempt: readFenceAttempt(r) };
+    }
+    case TAG_UNFENCE: {
+      const node = readNodeId(r, 'node');
+      const incarnation = readIncarnation(r, 'incarnation');
+      return { type: 'unfence', node, incarnation, unfence: readFenceUnfence(r) };
     }
     case TAG_FAIL: {
       const node = readNodeId(r, 'node');

@@ -14,8 +14,9 @@
  * node's status changed without changing the member set: a rejoin waiting for a fence, a fence
  * confirmed, a quarantine lifted), `group` (a service group's view changed: a join, a leave, or a
  * removal because the node left the cluster view), `barrier` (a barrier was reached by every
- * member of its group view, or failed because the view changed). Reserved for later layers:
- * fence, recovery; each will take a new kind tag in the encoding, so old events keep decoding.
+ * member of its group view, or failed because the view changed), `fence` (a fence record was
+ * opened, took an attempt, was closed, or recorded an unfence; kind tag 5). Reserved for later
+ * layers: recovery; it will take a new kind tag in the encoding, so old events keep decoding.
  */
 import { assert, assertNever, defined } from '../lib/assert.js';
 import { ByteReader, ByteWriter } from '../lib/bytes.js';
@@ -37,6 +38,7 @@ import {
   MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX,
   MEMBERSHIP_EVENTS_RETAINED_MAX,
   BARRIER_NAME_BYTES_MAX,
+  FENCE_REASON_BYTES_MAX,
   GROUP_NAME_BYTES_MAX,
 } from '../constants.js';
 import {
@@ -48,6 +50,19 @@ import {
   writeEnum,
   writeText,
 } from './membership-command.js';
+import {
+  readFenceAttempt,
+  readFenceProof,
+  readFenceUnfence,
+  readShortText,
+  writeFenceAttempt,
+  writeFenceProof,
+  writeFenceUnfence,
+  writeShortText,
+  type FenceAttempt,
+  type FenceProof,
+  type FenceUnfence,
+} from '../fencing/index.js';
 import {
   BARRIER_OUTCOMES,
   GROUP_CHANGE_KINDS,
@@ -154,6 +169,24 @@ export interface NodePayload {
   readonly cause: string;
 }
 
+/** What a `fence` event says happened to a fence record. */
+export type FenceEventWhat = 'requested' | 'attempt' | 'fenced' | 'unfenced';
+
+/** Every fence event kind, in encoding order. */
+export const FENCE_EVENT_WHATS: readonly FenceEventWhat[] = ['requested', 'attempt', 'fenced', 'unfenced'];
+
+/**
+ * Payload of a `fence` event: the fence record of `(node, incarnation)` was opened (`requested`,
+ * with the reason stored in the record), took an attempt, was closed (`fenced`, with the proof),
+ * or recorded an unfence entry. See `src/fencing/fence-ledger.ts`.
+ */
+export type FencePayload = { readonly node: NodeId; readonly incarnation: Incarnation } & (
+  | { readonly what: 'requested'; readonly reason: string }
+  | { readonly what: 'attempt'; readonly attempt: FenceAttempt }
+  | { readonly what: 'fenced'; readonly proof: FenceProof }
+  | { readonly what: 'unfenced'; readonly unfence: FenceUnfence }
+);
+
 interface EventHeader {
   /** 1, 2, 3, ... in apply order; identical on every node. */
   readonly seq: number;
@@ -169,13 +202,15 @@ export type MembershipEvent =
   | (EventHeader & { readonly kind: 'quorum'; readonly payload: QuorumPayload })
   | (EventHeader & { readonly kind: 'node'; readonly payload: NodePayload })
   | (EventHeader & { readonly kind: 'group'; readonly payload: GroupViewPayload })
-  | (EventHeader & { readonly kind: 'barrier'; readonly payload: BarrierPayload });
+  | (EventHeader & { readonly kind: 'barrier'; readonly payload: BarrierPayload })
+  | (EventHeader & { readonly kind: 'fence'; readonly payload: FencePayload });
 
 /** An event before it is numbered (what the state machine produces). */
 export type EventBody =
   | { readonly kind: 'view'; readonly payload: ViewPayload }
   | { readonly kind: 'quorum'; readonly payload: QuorumPayload }
   | { readonly kind: 'node'; readonly payload: NodePayload }
+  | { readonly kind: 'fence'; readonly payload: FencePayload }
   | GroupEventBody;
 
 /** Longest explanation kept in an event, in UTF-8 bytes (longer ones are clipped). */
@@ -236,7 +271,7 @@ export interface EventPage {
 // ------------------------------------------------------------------------------------------------
 // Encoding (snapshots carry the retained events; sizes bound the ring)
 
-const KINDS: readonly MembershipEvent['kind'][] = ['view', 'quorum', 'node', 'group', 'barrier'];
+const KINDS: readonly MembershipEvent['kind'][] = ['view', 'quorum', 'node', 'group', 'barrier', 'fence'];
 
 function writePayload(w: ByteWriter, e: EventBody): void {
   switch (e.kind) {
@@ -281,8 +316,49 @@ function writePayload(w: ByteWriter, e: EventBody): void {
       w.u64(e.payload.groupViewId);
       writeEnum(w, BARRIER_OUTCOMES, e.payload.outcome);
       return;
+    case 'fence':
+      writeFencePayload(w, e.payload);
+      return;
     default:
       assertNever(e, 'event kind');
+  }
+}
+
+function writeFencePayload(w: ByteWriter, p: FencePayload): void {
+  w.u16(p.node).u64(p.incarnation);
+  writeEnum(w, FENCE_EVENT_WHATS, p.what);
+  switch (p.what) {
+    case 'requested':
+      writeShortText(w, p.reason);
+      return;
+    case 'attempt':
+      writeFenceAttempt(w, p.attempt);
+      return;
+    case 'fenced':
+      writeFenceProof(w, p.proof);
+      return;
+    case 'unfenced':
+      writeFenceUnfence(w, p.unfence);
+      return;
+    default:
+      assertNever(p, 'fence event');
+  }
+}
+
+function readFencePayload(r: ByteReader): FencePayload {
+  const key = { node: readNodeId(r, 'fenced node'), incarnation: readIncarnation(r, 'fenced incarnation') };
+  const what = readEnum(r, FENCE_EVENT_WHATS, 'fence event kind');
+  switch (what) {
+    case 'requested':
+      return { ...key, what, reason: readShortText(r, FENCE_REASON_BYTES_MAX, 'fence reason') };
+    case 'attempt':
+      return { ...key, what, attempt: readFenceAttempt(r) };
+    case 'fenced':
+      return { ...key, what, proof: readFenceProof(r) };
+    case 'unfenced':
+      return { ...key, what, unfence: readFenceUnfence(r) };
+    default:
+      return assertNever(what, 'fence event kind');
   }
 }
 
@@ -384,6 +460,8 @@ export function decodeEvent(r: ByteReader): MembershipEvent {
         payload: { group, name, groupViewId, outcome: readEnum(r, BARRIER_OUTCOMES, 'barrier outcome') },
       };
     }
+    case 'fence':
+      return { ...header, kind, payload: readFencePayload(r) };
     default:
       return assertNever(kind, 'event kind');
   }

@@ -305,22 +305,33 @@ export class MembershipService implements NodeService {
       return;
     }
     const inc = checked.value;
-    this.handle.propose({ type: 'fenced', node, incarnation: inc }, { idempotent: true }, (r) => {
-      if (!r.ok) {
-        done(r);
-        return;
-      }
-      const out = r.value;
-      const rec = defined(
-        this.machine.nodes().find((n) => n.nodeId === node),
-        'a configured node keeps its record',
-      );
-      const admitted =
-        out.outcome === 'applied' && rec.status === 'member' && rec.incarnation > inc ? rec.incarnation : null;
-      done(
-        ok({ nodeId: node, incarnation: inc, outcome: out.outcome, status: rec.status, admitted, viewId: out.viewId }),
-      );
-    });
+    this.handle.propose(
+      { type: 'fenced', node, incarnation: inc, proof: { by: 'confirm' } },
+      { idempotent: true },
+      (r) => {
+        if (!r.ok) {
+          done(r);
+          return;
+        }
+        const out = r.value;
+        const rec = defined(
+          this.machine.nodes().find((n) => n.nodeId === node),
+          'a configured node keeps its record',
+        );
+        const admitted =
+          out.outcome === 'applied' && rec.status === 'member' && rec.incarnation > inc ? rec.incarnation : null;
+        done(
+          ok({
+            nodeId: node,
+            incarnation: inc,
+            outcome: out.outcome,
+            status: rec.status,
+            admitted,
+            viewId: out.viewId,
+          }),
+        );
+      },
+    );
   }
 
   /**

@@ -9,7 +9,8 @@ import { assertNever, defined } from '../lib/assert.js';
 import { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { crc32c } from '../lib/checksum.js';
 import { DecodeError } from '../lib/errors.js';
-import { logIndex, term as makeTerm, type NodeId } from '../lib/ids.js';
+import { incarnation as makeIncarnation, logIndex, term as makeTerm, type NodeId } from '../lib/ids.js';
+import { FenceLedger } from '../fencing/index.js';
 import { buildVotequorum, type WaitForAllRelease, type WaitForAllState } from '../quorum/index.js';
 import { Fnv64 } from '../log/state-machine.js';
 import { MEMBERSHIP_SNAPSHOT_BYTES_MAX } from '../constants.js';
@@ -38,7 +39,14 @@ import {
 } from './membership-state.js';
 
 const SNAPSHOT_MAGIC = 0x53424d43; // 'CMBS' read as a little-endian u32
-const SNAPSHOT_FORMAT = 2;
+/**
+ * Format 3: magic, format, applied index and term, view id, configuration, wait_for_all, node
+ * records, group table, **fence ledger**, event window, CRC32C. Format 2 (no fence ledger) still
+ * restores: see `ledgerOfFormat2`.
+ */
+const SNAPSHOT_FORMAT = 3;
+/** The format before the fence ledger. */
+const SNAPSHOT_FORMAT_NO_LEDGER = 2;
 const WAIT_PHASES: readonly WaitForAllState['phase'][] = ['off', 'waiting', 'released'];
 const WAIT_RELEASES: readonly WaitForAllRelease[] = ['all-seen', 'joined-quorate-cluster', 'cancelled'];
 
@@ -82,7 +90,7 @@ function writeRecords(w: ByteWriter, s: MembershipState): void {
   }
 }
 
-/** Everything but the event window, in canonical order (the snapshot body's first part). */
+/** Everything up to the group table, in canonical order (the snapshot body's first part). */
 function writeCore(w: ByteWriter, s: MembershipState): void {
   w.u64(s.appliedIndex).u64(s.appliedTerm).u64(s.viewId);
   writeConfigSection(w, s.config);
@@ -97,6 +105,7 @@ export function hashState(s: MembershipState): { hi: number; lo: number } {
   writeCore(w, s);
   return new Fnv64()
     .bytes(w.finish())
+    .digest64(s.fences.digest())
     .u64(s.events.nextSeq)
     .u32(s.events.length)
     .digest64(s.events.digestValue())
@@ -108,6 +117,7 @@ export function encodeSnapshot(s: MembershipState): Uint8Array {
   const w = new ByteWriter(4096, MEMBERSHIP_SNAPSHOT_BYTES_MAX);
   w.u32(SNAPSHOT_MAGIC).u8(SNAPSHOT_FORMAT);
   writeCore(w, s);
+  s.fences.encode(w);
   s.events.encode(w);
   w.u32(crc32c(w.finish()));
   return w.finish().slice();
@@ -183,6 +193,38 @@ function checkGroupMembers(s: MembershipState): void {
   }
 }
 
+/**
+ * The ledger of a format-2 snapshot (taken before the fence ledger existed): empty, except that
+ * every node still awaiting a fence gets a pending record opened at the snapshot's applied
+ * index, so the ledger's invariant holds and the executor finds the fence to run.
+ */
+function ledgerOfFormat2(s: MembershipState): FenceLedger {
+  const ledger = new FenceLedger();
+  for (const [node, rec] of [...s.records].sort(([a], [b]) => a - b)) {
+    if (!rec.fencePending) continue;
+    ledger.open(
+      node,
+      makeIncarnation(rec.incarnation),
+      `incarnation ${rec.incarnation} was awaiting its fence when this state was saved, before fence records were kept`,
+      s.appliedIndex,
+    );
+  }
+  return ledger;
+}
+
+/** Node records with a pending fence and pending ledger records correspond one to one. */
+function checkFenceLedger(s: MembershipState): void {
+  for (const [node, rec] of s.records) {
+    const open = s.fences.pendingOf(node);
+    if (rec.fencePending !== (open !== null) || (open !== null && open.incarnation !== rec.incarnation))
+      throw corrupt(
+        `node ${node} (${rec.status}, incarnation ${rec.incarnation}) and its fence record (${open === null ? 'none pending' : `incarnation ${open.incarnation} pending`}) disagree`,
+      );
+  }
+  for (const open of s.fences.pending())
+    if (!s.records.has(open.node)) throw corrupt(`a fence is pending for node ${open.node}, which is not configured`);
+}
+
 function checkWaitForAll(s: MembershipState): void {
   const enabled = s.config?.options.waitForAll ?? false;
   if (enabled === (s.waitForAll.phase === 'off'))
@@ -206,10 +248,10 @@ export function decodeSnapshot(bytes: Uint8Array, canary: MembershipCanary | nul
       'not a membership snapshot (bad magic): it belongs to another state machine',
     );
   const format = r.u8('format');
-  if (format !== SNAPSHOT_FORMAT)
+  if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_NO_LEDGER)
     throw new DecodeError(
       'SNAPSHOT_VERSION',
-      `membership snapshot format ${format} is not supported (this build reads format ${SNAPSHOT_FORMAT}); upgrade this node`,
+      `membership snapshot format ${format} is not supported (this build reads formats ${SNAPSHOT_FORMAT_NO_LEDGER} and ${SNAPSHOT_FORMAT}); upgrade this node`,
     );
   const s = emptyState(canary);
   s.appliedIndex = logIndex(r.u64('appliedIndex'));
@@ -220,6 +262,8 @@ export function decodeSnapshot(bytes: Uint8Array, canary: MembershipCanary | nul
   s.records = readRecords(r, s.config);
   s.groups = GroupTable.decode(r, GROUP_CANARIES.find((c) => c === canary) ?? null);
   checkGroupMembers(s);
+  s.fences = format === SNAPSHOT_FORMAT ? FenceLedger.decode(r) : ledgerOfFormat2(s);
+  checkFenceLedger(s);
   s.events = EventLog.decode(r);
   r.end('membership snapshot');
   checkWaitForAll(s);

@@ -42,7 +42,12 @@ const fail = (node: number, i: number): MembershipCommand => ({
   incarnation: inc(i),
   reason: { kind: 'detector', silentMs: 1600, timeoutMs: 1500, corroborators: [], lagMs: 0 },
 });
-const fenced = (node: number, i: number): MembershipCommand => ({ type: 'fenced', node: n(node), incarnation: inc(i) });
+const fenced = (node: number, i: number): MembershipCommand => ({
+  type: 'fenced',
+  node: n(node),
+  incarnation: inc(i),
+  proof: { by: 'confirm' },
+});
 const quarantine = (node: number, i: number | null = null): MembershipCommand => ({
   type: 'quarantine',
   node: n(node),
@@ -323,7 +328,19 @@ const arbConfig = fc
 
 const arbNodeCommand: fc.Arbitrary<MembershipCommand> = fc
   .record({
-    kind: fc.constantFrom('join', 'join', 'join', 'leave', 'fail', 'fenced', 'fenced', 'quarantine', 'release'),
+    kind: fc.constantFrom(
+      'join',
+      'join',
+      'join',
+      'leave',
+      'fail',
+      'fenced',
+      'fenced',
+      'quarantine',
+      'release',
+      'fence-attempt',
+      'unfence',
+    ),
     node: fc.constantFrom(...NODES),
     i: fc.integer({ min: 1, max: 6 }),
   })
@@ -341,6 +358,31 @@ const arbNodeCommand: fc.Arbitrary<MembershipCommand> = fc
         return quarantine(node, i % 3 === 0 ? null : i);
       case 'release':
         return release(node);
+      case 'fence-attempt':
+        return {
+          type: 'fence-attempt',
+          node: n(node),
+          incarnation: inc(i),
+          attempt: {
+            executor: n(1),
+            level: 1 + (i % 2),
+            device: 'ipmi',
+            agent: 'exec',
+            action: 'off',
+            result: i % 3 === 0 ? 'ok' : 'failed',
+            durationMs: 10 * i,
+            excerpt: `try ${i}`,
+            atMs: 1000 * i,
+            round: 1,
+          },
+        };
+      case 'unfence':
+        return {
+          type: 'unfence',
+          node: n(node),
+          incarnation: inc(i),
+          unfence: { device: 'scsi', result: 'ok', atMs: i },
+        };
     }
   });
 

@@ -16,7 +16,7 @@
  * The machine is pure and bounded: no clock, no I/O; at most `CLUSTER_NODES_MAX` records and the
  * event window's limits.
  */
-import { assertNever, defined } from '../lib/assert.js';
+import { assert, assertNever, defined } from '../lib/assert.js';
 import { DecodeError, err, ok, type Result } from '../lib/errors.js';
 import {
   incarnation as makeIncarnation,
@@ -44,6 +44,7 @@ import {
   type StateMachine,
 } from '../log/state-machine.js';
 import type { GroupApply, GroupCommand, GroupView, RetainedMessage } from '../groups/index.js';
+import type { FenceRecord } from '../fencing/index.js';
 import {
   decodeMembershipCommand,
   membershipCommandCodec,
@@ -190,6 +191,21 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
     return this.s.groups.pendingBarrier(group, name);
   }
 
+  /** The fence record of `(node, incarnation)`, pending or finished; null when unknown or dropped. */
+  fenceRecord(node: NodeId, incarnation: number): FenceRecord | null {
+    return this.s.fences.record(node, incarnation);
+  }
+
+  /** Fence records still waiting for their fence, ascending by node (what the executor runs). */
+  pendingFences(): FenceRecord[] {
+    return this.s.fences.pending();
+  }
+
+  /** Up to `limit` finished fence records, the latest finished first (see `FenceLedger.history`). */
+  fenceHistory(limit?: number): FenceRecord[] {
+    return this.s.fences.history(limit);
+  }
+
   get appliedIndex(): LogIndex {
     return this.s.appliedIndex;
   }
@@ -284,6 +300,9 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       case 'quarantine':
       case 'release':
         return this.nodeCommand(index, c);
+      case 'fence-attempt':
+      case 'unfence':
+        return this.fenceEntry(index, c);
       default:
         return assertNever(c, 'membership command');
     }
@@ -382,7 +401,7 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       );
     const t = transition(rec, c);
     if (isApplyError(t)) return err(t);
-    if (t.record === rec) return ok(this.output(c.type, t.outcome, 0));
+    if (t.record === rec) return ok(this.output(c.type, this.fencedOutcome(c, t.outcome), 0));
     const wasQuorate = s.arbitration?.quorate ?? false;
     const before = membersOf(s.records);
     s.records.set(c.node, t.record);
@@ -422,8 +441,78 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       });
       events++;
     }
+    events += this.fenceLedgerStep(index, c, rec, t);
     events += this.emitQuorumChange(index, wasQuorate);
-    return ok(this.output(c.type, t.outcome, events));
+    return ok(this.output(c.type, this.fencedOutcome(c, t.outcome), events));
+  }
+
+  /**
+   * The fence ledger's part of a per-node command, in the same apply (design note section 1):
+   * the transition that makes an incarnation's fence pending (`fail` or `quarantine` of a member,
+   * a `join` that replaces one, a `leave` or `fail` naming a newer incarnation of a member) opens
+   * its record; the `fenced` that clears it closes the record of the incarnation that was pending
+   * (the command may name a newer one: a fence at incarnation i covers every older one); a
+   * `fenced` of a member opens and closes one at once (it was fenced while a member). Emits the
+   * `fence` events; returns their count.
+   */
+  private fenceLedgerStep(index: LogIndex, c: NodeCommand, rec: NodeRecord, t: Transition): number {
+    const fences = this.s.fences;
+    const cause = t.view?.cause ?? t.note?.cause ?? c.type;
+    const inc = makeIncarnation(rec.fencePending ? rec.incarnation : t.record.incarnation);
+    let events = 0;
+    const open = (): void => {
+      assert(fences.open(c.node, inc, cause, index) === 'opened', 'an unclean removal opens a new fence record');
+      const reason = defined(fences.record(c.node, inc), 'the record just opened').request.reason;
+      this.emit(index, { kind: 'fence', payload: { node: c.node, incarnation: inc, what: 'requested', reason } });
+      events++;
+    };
+    const close = (): void => {
+      assert(c.type === 'fenced', 'only a fenced command clears a pending fence');
+      assert(fences.close(c.node, inc, c.proof, index) === 'applied', 'a pending fence has an open record');
+      this.emit(index, { kind: 'fence', payload: { node: c.node, incarnation: inc, what: 'fenced', proof: c.proof } });
+      events++;
+    };
+    if (!rec.fencePending && t.record.fencePending) open();
+    else if (rec.fencePending && !t.record.fencePending) close();
+    else if (rec.fencePending)
+      assert(t.record.incarnation === rec.incarnation, 'a pending fence keeps its incarnation');
+    else if (c.type === 'fenced' && rec.status === 'member' && t.outcome === 'applied') {
+      open();
+      close();
+    }
+    return events;
+  }
+
+  /** A `fenced` that changed nothing is a `duplicate` when its incarnation's record is closed. */
+  private fencedOutcome(c: NodeCommand, outcome: MembershipOutcome): MembershipOutcome {
+    if (c.type !== 'fenced' || (outcome !== 'stale' && outcome !== 'no-change')) return outcome;
+    return this.s.fences.record(c.node, c.incarnation)?.outcome.state === 'fenced' ? 'duplicate' : outcome;
+  }
+
+  /**
+   * `fence-attempt` and `unfence`: recorded in the fence record of `(node, incarnation)` when it
+   * is in the state that takes them (pending, resp. finished), with a `fence` event; otherwise a
+   * deterministic no-op whose outcome says why (`stale`: an attempt on a finished record;
+   * `no-change`: no such record, or an unfence before the fence). Never an error: the proposer
+   * may race a confirmation or a leadership change.
+   */
+  private fenceEntry(
+    index: LogIndex,
+    c: Extract<MembershipCommand, { type: 'fence-attempt' | 'unfence' }>,
+  ): ApplyResult<MembershipOutput> {
+    const key = { node: c.node, incarnation: c.incarnation };
+    const outcome =
+      c.type === 'fence-attempt'
+        ? this.s.fences.recordAttempt(c.node, c.incarnation, c.attempt)
+        : this.s.fences.recordUnfence(c.node, c.incarnation, c.unfence);
+    if (outcome !== 'applied') return ok(this.output(c.type, outcome, 0));
+    this.emit(
+      index,
+      c.type === 'fence-attempt'
+        ? { kind: 'fence', payload: { ...key, what: 'attempt', attempt: c.attempt } }
+        : { kind: 'fence', payload: { ...key, what: 'unfenced', unfence: c.unfence } },
+    );
+    return ok(this.output(c.type, outcome, 1));
   }
 
   /** Steps wait_for_all with the current members and recomputes the arbitration. */

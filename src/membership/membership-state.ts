@@ -21,6 +21,7 @@ import {
   type Term,
 } from '../lib/ids.js';
 import { GROUP_CANARIES, GroupTable, type GroupCanary } from '../groups/index.js';
+import { FenceLedger } from '../fencing/index.js';
 import type { MemberNodeSpec } from './membership-command.js';
 import {
   clipText,
@@ -55,6 +56,12 @@ export interface MembershipState {
   appliedTerm: Term;
   /** The service groups (their views change with the cluster view; see `src/groups`). */
   groups: GroupTable;
+  /**
+   * The fence ledger: one record per incarnation removed uncleanly (see `src/fencing`). A node
+   * record with `fencePending` has exactly one pending ledger record, for its `incarnation`, and
+   * every pending ledger record belongs to such a node record (checked on restore).
+   */
+  fences: FenceLedger;
   /** Derived from the above by `recompute`; null until configured. */
   arbitration: Arbitration | null;
   /** A planted bug (simulator only); not part of the state's bytes. */
@@ -73,6 +80,7 @@ export function emptyState(canary: MembershipCanary | null): MembershipState {
     appliedIndex: logIndex(0),
     appliedTerm: makeTerm(0),
     groups: new GroupTable(groupCanary),
+    fences: new FenceLedger(),
     arbitration: null,
     canary,
   };

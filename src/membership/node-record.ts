@@ -63,8 +63,14 @@ export interface Transition {
   readonly note?: { readonly incarnation: number; readonly cause: string };
 }
 
-/** A per-node command (everything but `configure` and the group commands). */
-export type NodeCommand = Exclude<MembershipCommand, { type: 'configure' } | GroupCommand>;
+/**
+ * A per-node command: one that may change a node's membership record (everything but `configure`,
+ * the group commands and the fence ledger's own `fence-attempt` and `unfence`).
+ */
+export type NodeCommand = Exclude<
+  MembershipCommand,
+  { type: 'configure' } | { type: 'fence-attempt' } | { type: 'unfence' } | GroupCommand
+>;
 
 function same(rec: NodeRecord, outcome: MembershipOutcome): Transition {
   return { record: rec, outcome };

@@ -16,7 +16,7 @@ import { assert } from '../lib/assert.js';
 import type { Result } from '../lib/errors.js';
 import { nodeId } from '../lib/ids.js';
 import { DEFAULT_VOTEQUORUM_OPTIONS, type TieBreakerMode } from '../quorum/index.js';
-import type { MembershipEvent } from '../membership/index.js';
+import type { FencePayload, MembershipEvent } from '../membership/index.js';
 import type { GroupMember } from '../groups/index.js';
 import { CLUSTER_CANARIES, type ClusterCanary, type NodeObserver } from '../services.js';
 import { expectArgs, hasArg, intArg, stringArg, stringsArg, type ScriptCommand } from '../testing/datadriven.js';
@@ -104,6 +104,22 @@ export function formatEvent(e: MembershipEvent, causes: boolean): string {
     }
     case 'barrier':
       return `${head} barrier ${e.payload.group}/${e.payload.name}: ${e.payload.outcome} in group view ${e.payload.groupViewId}`;
+    case 'fence':
+      return `${head} fence: ${member(e.payload)} ${fenceDetail(e.payload, causes)}`;
+  }
+}
+
+/** What a fence event says, briefly (a request's reason only with `causes`: it may hold measured silences). */
+function fenceDetail(p: FencePayload, causes: boolean): string {
+  switch (p.what) {
+    case 'requested':
+      return causes ? `requested (${p.reason})` : 'requested';
+    case 'attempt':
+      return `attempt level ${p.attempt.level} ${p.attempt.device} ${p.attempt.action}: ${p.attempt.result} (round ${p.attempt.round})`;
+    case 'fenced':
+      return `fenced by ${p.proof.by}${p.proof.by === 'confirm' ? '' : ` (level ${p.proof.level} ${p.proof.device})`}`;
+    case 'unfenced':
+      return `unfenced ${p.unfence.device}: ${p.unfence.result}`;
   }
 }
 

@@ -24,6 +24,7 @@ const SCANNED_DIRS = [
   'src/quorum',
   'src/kv',
   'src/groups',
+  'src/fencing',
   'src/membership',
 ];
 /** Files outside the run path: they time whole runs from outside the simulation. */
@@ -59,6 +60,7 @@ const MUST_COVER = [
   'src/quorum/weighted-quorum.ts',
   'src/membership/membership-service.ts',
   'src/groups/group-service.ts',
+  'src/fencing/fence-ledger.ts',
   'src/kv/kv-service.ts',
 ];
 const FORBIDDEN: readonly [RegExp, string][] = [

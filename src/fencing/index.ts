@@ -1,0 +1,48 @@
+/**
+ * Fencing (issue 12, docs/design/fencing-and-recovery.md sections 2 and 3): the shared fence
+ * topology, the fence ledger held by the membership state machine, the record pieces and their
+ * codec, and the pure fence scheduler the leader's executor follows. Pure cores: no clocks, no
+ * I/O; times are the caller's wall clock in ms.
+ */
+export {
+  FENCE_ACTIONS,
+  FENCE_AGENT_KINDS,
+  MANUAL_ONLY_TOPOLOGY,
+  plugFor,
+  topologyProblems,
+  type ExecDevice,
+  type FenceAction,
+  type FenceAgentKind,
+  type FenceDevice,
+  type FenceLevel,
+  type FenceTopology,
+  type ManualDevice,
+  type ProcessDevice,
+  type WatchdogDevice,
+} from './fence-topology.js';
+export {
+  FENCE_ATTEMPT_RESULTS,
+  FENCE_DURATION_MS_MAX,
+  FENCE_PROOF_KINDS,
+  FENCE_ROUND_MAX,
+  clipUtf8,
+  deviceNameProblem,
+  fenceAttemptProblem,
+  fenceProofProblem,
+  fenceUnfenceProblem,
+  isBareConfirm,
+  readFenceAttempt,
+  readFenceProof,
+  readFenceUnfence,
+  readShortText,
+  utf8Bytes,
+  writeFenceAttempt,
+  writeFenceProof,
+  writeFenceUnfence,
+  writeShortText,
+  type FenceAttempt,
+  type FenceAttemptResult,
+  type FenceProof,
+  type FenceUnfence,
+} from './fence-attempt.js';
+export { FenceLedger, type FenceLedgerOutcome, type FenceOutcome, type FenceRecord } from './fence-ledger.js';
