@@ -18,13 +18,14 @@ import { assert, assertNever } from '../lib/assert.js';
 import type { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { DecodeError } from '../lib/errors.js';
 import { NODE_ID_MAX, type NodeId } from '../lib/ids.js';
+import { FENCE_EXCERPT_BYTES_MAX, FENCE_LEVELS_MAX, FENCE_OPERATOR_BYTES_MAX } from '../constants.js';
 import {
-  FENCE_DEVICE_NAME_BYTES_MAX,
-  FENCE_EXCERPT_BYTES_MAX,
-  FENCE_LEVELS_MAX,
-  FENCE_OPERATOR_BYTES_MAX,
-} from '../constants.js';
-import { FENCE_ACTIONS, FENCE_AGENT_KINDS, type FenceAction, type FenceAgentKind } from './fence-topology.js';
+  deviceNameProblem,
+  FENCE_ACTIONS,
+  FENCE_AGENT_KINDS,
+  type FenceAction,
+  type FenceAgentKind,
+} from './fence-topology.js';
 
 // ------------------------------------------------------------------------------------------------
 // Types
@@ -97,7 +98,6 @@ const lenientDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
 // With the `u` flag a surrogate class matches only unpaired surrogates, which UTF-8 cannot encode.
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 const LONE_SURROGATES = /[\uD800-\uDFFF]/gu;
-const DEVICE_NAME = /^[a-z0-9][a-z0-9_.-]*$/;
 
 /** UTF-8 length of `s`, or -1 when `s` holds an unpaired surrogate (not encodable). */
 export function utf8Bytes(s: string): number {
@@ -154,13 +154,6 @@ function textProblem(s: string, what: string, minBytes: number, maxBytes: number
   const n = utf8Bytes(s);
   if (n < 0) return `${what} holds an unpaired UTF-16 surrogate`;
   if (n < minBytes || n > maxBytes) return `${what} is ${n} UTF-8 bytes; it must be ${minBytes} to ${maxBytes}`;
-  return null;
-}
-
-/** Why `name` is not a fence device name (`[a-z0-9][a-z0-9_.-]*`, at most 64 bytes), or null. */
-export function deviceNameProblem(name: string): string | null {
-  if (name.length === 0 || name.length > FENCE_DEVICE_NAME_BYTES_MAX || !DEVICE_NAME.test(name))
-    return `fence device name "${name}" must match [a-z0-9][a-z0-9_.-]* and be 1 to ${FENCE_DEVICE_NAME_BYTES_MAX} bytes`;
   return null;
 }
 

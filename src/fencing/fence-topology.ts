@@ -15,6 +15,7 @@
  *   fence each other with different delays, so they do not shoot each other at once.
  */
 import type { NodeId } from '../lib/ids.js';
+import { FENCE_ATTEMPTS_KEPT, FENCE_DEVICE_NAME_BYTES_MAX, FENCE_LEVELS_MAX } from '../constants.js';
 
 /** The fence-agents actions (ClusterLabs protocol). */
 export type FenceAction = 'off' | 'on' | 'reboot' | 'status' | 'monitor' | 'list' | 'metadata';
@@ -96,6 +97,15 @@ export function plugFor(device: FenceDevice, nodeName: string): string | null {
   return device.hosts.get(nodeName) ?? null;
 }
 
+const DEVICE_NAME = /^[a-z0-9][a-z0-9_.-]*$/;
+
+/** Why `name` is not a fence device name (`[a-z0-9][a-z0-9_.-]*`, at most 64 bytes), or null. */
+export function deviceNameProblem(name: string): string | null {
+  if (name.length === 0 || name.length > FENCE_DEVICE_NAME_BYTES_MAX || !DEVICE_NAME.test(name))
+    return `fence device name "${name}" must match [a-z0-9][a-z0-9_.-]* and be 1 to ${FENCE_DEVICE_NAME_BYTES_MAX} bytes`;
+  return null;
+}
+
 /** Rules the types cannot say, as one message each (empty: valid). */
 export function topologyProblems(t: FenceTopology): string[] {
   const out: string[] = [];
@@ -112,6 +122,18 @@ export function topologyProblems(t: FenceTopology): string[] {
   });
   for (const name of t.devices.keys()) {
     if (!used.has(name)) out.push(`fence device "${name}" is in no level: add it to a level or remove it`);
+    const bad = deviceNameProblem(name);
+    if (bad !== null) out.push(bad);
   }
+  if (t.levels.length > FENCE_LEVELS_MAX)
+    out.push(`the fence topology has ${t.levels.length} levels; at most ${FENCE_LEVELS_MAX}`);
+  // The ledger keeps FENCE_ATTEMPTS_KEPT attempts of a pending fence: one round must fit, so the
+  // scheduler always sees every attempt of the current round.
+  let tries = 0;
+  for (const level of t.levels) for (const d of level.devices) tries += 1 + (t.devices.get(d)?.retries ?? 0);
+  if (tries > FENCE_ATTEMPTS_KEPT)
+    out.push(
+      `one fencing round may make ${tries} attempts (every device of every level, 1 + retries each); at most ${FENCE_ATTEMPTS_KEPT}: lower retries or remove devices`,
+    );
   return out;
 }

@@ -8,6 +8,7 @@ export {
   FENCE_ACTIONS,
   FENCE_AGENT_KINDS,
   MANUAL_ONLY_TOPOLOGY,
+  deviceNameProblem,
   plugFor,
   topologyProblems,
   type ExecDevice,
@@ -26,7 +27,6 @@ export {
   FENCE_PROOF_KINDS,
   FENCE_ROUND_MAX,
   clipUtf8,
-  deviceNameProblem,
   fenceAttemptProblem,
   fenceProofProblem,
   fenceUnfenceProblem,
@@ -45,4 +45,13 @@ export {
   type FenceProof,
   type FenceUnfence,
 } from './fence-attempt.js';
+export {
+  fenceActionOf,
+  nextFenceStep,
+  roundBackoffMs,
+  type FenceManualReason,
+  type FenceSchedulerInput,
+  type FenceStep,
+  type FenceWaitReason,
+} from './fence-scheduler.js';
 export { FenceLedger, type FenceLedgerOutcome, type FenceOutcome, type FenceRecord } from './fence-ledger.js';

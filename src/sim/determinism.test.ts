@@ -61,6 +61,7 @@ const MUST_COVER = [
   'src/membership/membership-service.ts',
   'src/groups/group-service.ts',
   'src/fencing/fence-ledger.ts',
+  'src/fencing/fence-scheduler.ts',
   'src/kv/kv-service.ts',
 ];
 const FORBIDDEN: readonly [RegExp, string][] = [
