@@ -203,6 +203,24 @@ assert(Number.isSafeInteger(BLOCK_FRAGMENT_BYTES_MAX), 'fragment offsets are saf
 export const PROCESS_OUTPUT_BYTES_MAX: number = 64 * 1024;
 /** Process runner: largest stdin a process is given, in bytes (fence agents read a few key=value lines). */
 export const PROCESS_STDIN_BYTES_MAX: number = 64 * 1024;
+/** Fence configuration: devices in one topology. */
+export const FENCE_DEVICES_MAX: number = 32;
+/** Fence configuration: levels in one topology. */
+export const FENCE_LEVELS_MAX: number = 8;
+/** Fence configuration: options of one exec device. */
+export const FENCE_OPTIONS_MAX: number = 64;
+/** Fence configuration: bytes of one option value, plug or pid-file path. */
+export const FENCE_OPTION_BYTES_MAX: number = 1024;
+/** Fence configuration: extra tries per device per round. */
+export const FENCE_DEVICE_RETRIES_MAX: number = 10;
+/** Default extra tries per device per round (pacemaker's pcmk_off_retries is 2). */
+export const FENCE_RETRIES_DEFAULT: number = 2;
+/** Default bound of one exec agent run, ms (pacemaker's stonith-timeout is 60 s). */
+export const FENCE_TIMEOUT_MS_DEFAULT: number = 60_000;
+/** Default bound of one process agent run, ms (a local kill). */
+export const FENCE_PROCESS_TIMEOUT_MS_DEFAULT: number = 5_000;
+/** Longest per-node fence delay, ms. */
+export const FENCE_DELAY_MS_MAX: number = 600_000;
 /** Process runner: processes running at once on one node; a spawn beyond it fails with `PROCESS_LIMIT`. */
 export const PROCESSES_RUNNING_MAX: number = 32;
 /** Process runner: arguments one process is given. */
