@@ -8,20 +8,15 @@ import { nodeId, type NodeId } from '../lib/ids.js';
 import { selfFenceVerdict, type SelfFenceInput } from './self-fence.js';
 
 const n = (x: number): NodeId => nodeId(x);
-const VOTES = new Map<NodeId, number>([
-  [n(1), 1],
-  [n(2), 1],
-  [n(3), 1],
-  [n(4), 0],
-]);
+/** Voters 1-3 with one vote each, node 4 a non-voter: quorum 2. */
+const majority = (heard: ReadonlySet<NodeId>): boolean => [...heard].filter((x) => x <= 3).length >= 2;
 
 function input(over: Partial<SelfFenceInput>): SelfFenceInput {
   return {
     self: n(1),
     wasQuorateMember: true,
     removed: false,
-    votes: VOTES,
-    quorum: 2,
+    quorate: majority,
     silences: [
       { node: n(2), silentMs: 50 },
       { node: n(3), silentMs: 80 },
@@ -35,13 +30,13 @@ function input(over: Partial<SelfFenceInput>): SelfFenceInput {
 test('a member that hears the others within the lease stays (an election in progress changes nothing)', () => {
   const v = selfFenceVerdict(input({}));
   assert.equal(v.fence, false);
-  assert.equal(v.heardVotes, 3);
+  assert.deepEqual(v.heard, [1, 2, 3, 4]);
 });
 
 test('hearing one other voter of three is still a quorum', () => {
   const v = selfFenceVerdict(input({ silences: [{ node: n(2), silentMs: 999 }, { node: n(3), silentMs: null }] }));
   assert.equal(v.fence, false);
-  assert.equal(v.heardVotes, 2);
+  assert.deepEqual(v.heard, [1, 2]);
 });
 
 test('a member cut off past its lease ends itself, and says whom it heard', () => {
@@ -56,12 +51,17 @@ test('a member cut off past its lease ends itself, and says whom it heard', () =
   );
   assert.equal(v.fence, true);
   assert.ok(v.fence && v.rule === 'cut-off');
-  assert.equal(v.heardVotes, 1, 'a non-voter heard does not count');
-  assert.match(v.fence ? v.why : '', /heard 1 of the 2 votes needed within the 1000 ms lease \(voters heard: none\)/);
+  assert.deepEqual(v.heard, [1, 4], 'a non-voter heard does not make a quorum');
+  assert.match(v.fence ? v.why : '', /the nodes heard within the 1000 ms lease \(1, 4\) hold no quorum/);
 });
 
 test('a node that never was a quorate member (starting up) does not end itself when alone', () => {
   const v = selfFenceVerdict(input({ wasQuorateMember: false, silences: [] }));
+  assert.equal(v.fence, false);
+});
+
+test('two_node (no quorum rule): a lone member does not end itself by rule 2', () => {
+  const v = selfFenceVerdict(input({ quorate: null, silences: [] }));
   assert.equal(v.fence, false);
 });
 

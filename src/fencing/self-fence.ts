@@ -32,10 +32,12 @@ export interface SelfFenceInput {
   readonly wasQuorateMember: boolean;
   /** This incarnation applied its own removal from the view. */
   readonly removed: boolean;
-  /** Votes per configured voter (self included). */
-  readonly votes: ReadonlyMap<NodeId, number>;
-  /** The quorum (votes needed). */
-  readonly quorum: number;
+  /**
+   * Whether these nodes (self included) hold a quorum by the cluster's rules (`src/quorum`'s
+   * arithmetic: votes, expected votes, tie-breaker). Null: rule 2 is off (two_node, where the
+   * fence race with per-node delays decides which half survives).
+   */
+  readonly quorate: ((heard: ReadonlySet<NodeId>) => boolean) | null;
   /** Silence per peer by this node's clock, ms (null: never heard this incarnation). */
   readonly silences: readonly { readonly node: NodeId; readonly silentMs: number | null }[];
   /** How long a peer's last ping counts as contact. */
@@ -44,32 +46,29 @@ export interface SelfFenceInput {
 
 /** The verdict: end this incarnation now, or not, and why. */
 export type SelfFenceVerdict =
-  | { readonly fence: false; readonly heardVotes: number }
-  | { readonly fence: true; readonly rule: 'removed' | 'cut-off'; readonly heardVotes: number; readonly why: string };
+  | { readonly fence: false; readonly heard: readonly NodeId[] }
+  | { readonly fence: true; readonly rule: 'removed' | 'cut-off'; readonly heard: readonly NodeId[]; readonly why: string };
 
-/** Applies the rule of the file comment. */
+/** Applies the rule of the file comment. `heard` lists the nodes heard within the lease, self first. */
 export function selfFenceVerdict(i: SelfFenceInput): SelfFenceVerdict {
-  let heard = i.votes.get(i.self) ?? 0;
-  const heardNodes: NodeId[] = [];
+  const heard: NodeId[] = [i.self];
   for (const s of i.silences) {
     if (s.node === i.self || s.silentMs === null || s.silentMs > i.nodeLeaseMs) continue;
-    const v = i.votes.get(s.node) ?? 0;
-    heard += v;
-    if (v > 0) heardNodes.push(s.node);
+    heard.push(s.node);
   }
   if (i.removed)
     return {
       fence: true,
       rule: 'removed',
-      heardVotes: heard,
+      heard,
       why: 'this incarnation was removed from the cluster view; it ends itself so the survivors can recover its locks and writes',
     };
-  if (i.wasQuorateMember && heard < i.quorum)
+  if (i.wasQuorateMember && i.quorate !== null && !i.quorate(new Set(heard)))
     return {
       fence: true,
       rule: 'cut-off',
-      heardVotes: heard,
-      why: `cut off: heard ${heard} of the ${i.quorum} votes needed within the ${i.nodeLeaseMs} ms lease (voters heard: ${heardNodes.length === 0 ? 'none' : heardNodes.join(', ')}); it ends itself before the survivors' wait runs out`,
+      heard,
+      why: `cut off: the nodes heard within the ${i.nodeLeaseMs} ms lease (${heard.join(', ')}) hold no quorum; it ends itself before the survivors' wait runs out`,
     };
-  return { fence: false, heardVotes: heard };
+  return { fence: false, heard };
 }
