@@ -1,5 +1,6 @@
 // Proves the self-fence rule (src/fencing/self-fence.ts): a removed incarnation ends at once; a
-// member that hears less than a quorum of votes within its lease ends; a majority in the middle of
+// member whose local verdict is negative and that hears no quorum within its lease ends; one that
+// still hears the leader stays; a majority in the middle of
 // an election (nobody hears a leader, everybody hears each other) never does; a node that never was
 // a quorate member (still starting) never does; stale pings and non-voters do not count.
 import { test } from 'node:test';
@@ -16,6 +17,7 @@ function input(over: Partial<SelfFenceInput>): SelfFenceInput {
     self: n(1),
     wasQuorateMember: true,
     removed: false,
+    locallyQuorate: false,
     quorate: majority,
     silences: [
       { node: n(2), silentMs: 50 },
@@ -62,6 +64,11 @@ test('a node that never was a quorate member (starting up) does not end itself w
 
 test('two_node (no quorum rule): a lone member does not end itself by rule 2', () => {
   const v = selfFenceVerdict(input({ quorate: null, silences: [] }));
+  assert.equal(v.fence, false);
+});
+
+test('a node that hears the leader (verdict positive) stays even when its pings are stale', () => {
+  const v = selfFenceVerdict(input({ locallyQuorate: true, silences: [] }));
   assert.equal(v.fence, false);
 });
 

@@ -7,19 +7,27 @@
  * 1. **Removed**: this incarnation applied its own removal from the view (failed, quarantined,
  *    replaced): it is no longer a member, and may hold locks or writes that the survivors are
  *    about to recover. It ends at once.
- * 2. **Cut off**: this incarnation has been a member of a quorate view, and the votes it heard
- *    within the node lease (its own, plus every voter whose pings arrived within the lease, dated
- *    back by their lateness) are below the quorum. It ends at once.
+ * 2. **Cut off**: this incarnation has been a member of a quorate view, its local quorum verdict
+ *    (`local-quorum.ts`: leader contact within the follower lease) is negative, and the nodes it
+ *    heard within the lease (itself, plus every node whose pings arrived within the lease, dated
+ *    back by their lateness) hold no quorum. It ends at once.
  *
- * Why connectivity and not the leader: during a normal election no node hears a leader, yet the
- * majority still hears itself; a rule keyed on the leader would make the whole cluster end itself
- * on every failover. Why this is enough for the survivors' wait: a node that the others cannot
- * hear either stops hearing them too (then rule 2 fires within the lease of the last contact,
- * which precedes the eviction) or still hears the leader (then it applies its removal and rule 1
- * fires). The survivors wait `nodeLeaseMs + driftMarginMs` plus one tick after they applied the
- * removal (`watchdogWaitMs`), which covers both. Against a frozen process (SIGSTOP, a hung
- * kernel) only a real watchdog device helps: the process cannot end itself while frozen, but it
- * stops feeding the device, which resets the machine within `timeouts.watchdogMs`.
+ * What makes the survivors' wait safe is the lease, not the exit: a node whose local verdict is
+ * negative stops granting anything (locks, volume I/O) at once, and a verdict stays positive only
+ * while the leader's messages arrive. A removed node that still hears the leader applies its
+ * removal (rule 1); one that does not hear the leader stops serving within the follower lease of
+ * the last message, which precedes the removal. The survivors wait `nodeLeaseMs + driftMarginMs`
+ * plus one tick after they applied the removal (`watchdogWaitMs`), which covers both. The exit
+ * makes the end visible and final (a supervisor restarts the node as a new incarnation, which
+ * joins through a normal join). Against a frozen process (SIGSTOP, a hung kernel) only a real
+ * watchdog device helps: the process cannot act while frozen, but it stops feeding the device,
+ * which resets the machine within `timeouts.watchdogMs`.
+ *
+ * Why rule 2 also asks for connectivity and not only the leader: during a normal election no node
+ * hears a leader, yet the majority still hears itself; a rule keyed on the leader alone would make
+ * the whole cluster end itself on every failover that outlasts the lease. A node that hears a
+ * quorum but not the leader (an asymmetric cut) stays up without serving (its verdict is
+ * negative) until it hears the leader again or applies its removal.
  *
  * Pure: the caller passes what it heard and the time.
  */
@@ -32,6 +40,8 @@ export interface SelfFenceInput {
   readonly wasQuorateMember: boolean;
   /** This incarnation applied its own removal from the view. */
   readonly removed: boolean;
+  /** The local quorum verdict now (leader contact within the follower lease, view quorate). */
+  readonly locallyQuorate: boolean;
   /**
    * Whether these nodes (self included) hold a quorum by the cluster's rules (`src/quorum`'s
    * arithmetic: votes, expected votes, tie-breaker). Null: rule 2 is off (two_node, where the
@@ -63,7 +73,7 @@ export function selfFenceVerdict(i: SelfFenceInput): SelfFenceVerdict {
       heard,
       why: 'this incarnation was removed from the cluster view; it ends itself so the survivors can recover its locks and writes',
     };
-  if (i.wasQuorateMember && i.quorate !== null && !i.quorate(new Set(heard)))
+  if (i.wasQuorateMember && !i.locallyQuorate && i.quorate !== null && !i.quorate(new Set(heard)))
     return {
       fence: true,
       rule: 'cut-off',

@@ -347,6 +347,17 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
     return this.s.arbitration;
   }
 
+  /**
+   * Whether the nodes in `present` would hold a quorum under the committed configuration (the
+   * same arithmetic as the view's arbitration: votes, expected votes, tie-breaker, wait_for_all),
+   * false before a configuration is committed. For the self-fence's connectivity rule.
+   */
+  quorateWith(present: ReadonlySet<NodeId>): boolean {
+    const s = this.s;
+    if (s.config === null) return false;
+    return arbitrate({ config: { incoming: s.config.quorum }, present, waitForAll: s.waitForAll }).quorate;
+  }
+
   /** Every configured node with its record, ascending by id (empty until configured). */
   nodes(): NodeInfo[] {
     const config = this.s.config;
