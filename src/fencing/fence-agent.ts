@@ -158,8 +158,8 @@ function endingText(ending: { kind: 'exit'; code: number } | { kind: 'signal'; s
  * The excerpt of a program's output: `first` stream's lines, then the other's, each line's
  * control characters made spaces and its ends trimmed, blank lines dropped, joined by `\n`,
  * after `prefix` when given; then `clipUtf8` to `maxBytes`. Only the first
- * `FENCE_EXCERPT_SCAN_BYTES` of each stream are decoded (an incomplete character at that cut is
- * dropped; invalid UTF-8 becomes U+FFFD).
+ * `FENCE_EXCERPT_SCAN_BYTES` of each stream are decoded (an incomplete character at that cut or
+ * at the runner's truncation is dropped; other invalid UTF-8 becomes U+FFFD).
  */
 export function outputExcerpt(
   output: ProcessOutput,
@@ -167,19 +167,20 @@ export function outputExcerpt(
   prefix?: string,
   maxBytes: number = FENCE_EXCERPT_BYTES_MAX,
 ): string {
-  const streams = first === 'stdout' ? [output.stdout, output.stderr] : [output.stderr, output.stdout];
+  const stdout = { bytes: output.stdout, truncated: output.stdoutTruncated };
+  const stderr = { bytes: output.stderr, truncated: output.stderrTruncated };
+  const streams = first === 'stdout' ? [stdout, stderr] : [stderr, stdout];
   const lines: string[] = prefix === undefined ? [] : [...excerptLines(prefix)];
-  for (const bytes of streams) lines.push(...excerptLines(decodeHead(bytes)));
+  for (const s of streams) lines.push(...excerptLines(decodeHead(s.bytes, s.truncated)));
   return clipUtf8(lines.join('\n'), maxBytes);
 }
 
-/** The first `FENCE_EXCERPT_SCAN_BYTES` of `bytes` as text, without a character cut in two. */
-function decodeHead(bytes: Uint8Array): string {
+/** The first `FENCE_EXCERPT_SCAN_BYTES` of `bytes` as text, without a character cut in two by that cut or the runner's. */
+function decodeHead(bytes: Uint8Array, truncated: boolean): string {
   const head = bytes.subarray(0, FENCE_EXCERPT_SCAN_BYTES);
   // `stream: true` keeps an incomplete trailing sequence back instead of emitting U+FFFD for it.
-  return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(head, {
-    stream: head.length < bytes.length,
-  });
+  const cut = truncated || head.length < bytes.length;
+  return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(head, { stream: cut });
 }
 
 /** Control characters (C0 but the line breaks, DEL, C1) and the Unicode line and paragraph separators. */
