@@ -4,8 +4,9 @@
 //   status says on, reboot, monitor, list (fence_dummy has no plugs: it refuses list, exit 1) and
 //   metadata (its parameters scanned);
 // - fake agents: one that hangs (timed-out), one that exits 1 (failed) after echoing its stdin;
-// - the process agent's /bin/sh script: a `sleep 60` child is killed, an already-dead pid is
-//   success, a garbage or missing pid file is a failure that says why.
+// - the process agent's /bin/sh script: a `sleep 60` child is killed (also one left a zombie by
+//   its parent), an already-dead pid is success, a garbage or missing pid file is a failure
+//   that says why.
 // A missing fence_dummy FAILS these tests (CI installs it with scripts/install-test-deps.sh).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -191,6 +192,33 @@ test('process agent: kills a sleep 60 child by its pid file; status says on, the
     assert.equal(start.attempt.result, 'ok');
   } finally {
     child.kill('SIGKILL');
+  }
+});
+
+test('process agent: a killed process whose parent does not reap it (a zombie) counts as gone', async () => {
+  const pidFile = join(dir, 'zombie.pid');
+  // The shell starts `sleep 60`, writes its pid, then becomes `sleep 30`, which never reaps it.
+  const parent = spawn(
+    '/bin/sh',
+    ['-c', 'sleep 60 & echo $! > "$1.tmp"; mv "$1.tmp" "$1"; exec sleep 30', 'sh', pidFile],
+    {
+      stdio: 'ignore',
+    },
+  );
+  try {
+    for (let i = 0; i < 200 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 10));
+    const pid = readFileSync(pidFile, 'utf8').trim();
+    const device = processDevice(pidFile);
+    const started = Date.now();
+    const off = await attempt({ device, action: 'off', target: TARGET });
+    assert.equal(off.attempt.result, 'ok', off.attempt.excerpt);
+    assert.equal(off.attempt.excerpt, `Success: killed process ${pid}`);
+    assert.ok(Date.now() - started < 3000, 'no wait for a reaper');
+    assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), /^State:\s+Z/m, 'still a zombie');
+    const status = await attempt({ device, action: 'status', target: TARGET });
+    assert.deepEqual([status.attempt.result, status.attempt.status], ['ok', 'off']);
+  } finally {
+    parent.kill('SIGKILL');
   }
 });
 
