@@ -33,13 +33,17 @@ import type { AgentTarget } from './fence-agent.js';
 /**
  * Option keys cohort sets itself (compared case-insensitively, `-` as `_`): the action and the
  * target (`option` is the action's old name in pre-fencing.py agents such as fence_virt).
+ * `execOptionProblems` refuses them in any case and with `-` for `_`; `execStdinText` asserts only
+ * the exact keys away (what fencing.py would take), so a configuration checked by a more lenient
+ * validator never stops a fence.
  */
 export const EXEC_RESERVED_OPTIONS: readonly string[] = ['action', 'option', 'plug', 'port', 'nodename'];
 
 /** Bytes of stdin the device's options may take: the rest is room for the action, plug and node name lines. */
 export const EXEC_OPTIONS_STDIN_BYTES_MAX: number = PROCESS_STDIN_BYTES_MAX - 4096;
 
-const KEY = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+/** An option key: no `=`, no `#` first (a comment line), no whitespace (src/node/fencing-config.ts accepts the same). */
+const KEY = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$/;
 /** Line breaks: `\n` ends a line for every agent, `\r` for some readers. */
 const LINE_BREAK = /[\r\n]/;
 /** Other control characters (C0, DEL, C1) and the Unicode line and paragraph separators. */
@@ -67,7 +71,7 @@ export function execOptionProblems(options: ReadonlyMap<string, string>): string
   for (const [key, value] of options) {
     const normal = key.toLowerCase().replace(/-/g, '_');
     if (!KEY.test(key)) {
-      out.push(`option "${key}": a key is 1-64 letters, digits, "_" or "-", starting with a letter or digit`);
+      out.push(`option "${key}": a key is 1-64 letters, digits, "_" or "-", not starting with "-"`);
     } else if (EXEC_RESERVED_OPTIONS.includes(normal)) {
       out.push(
         `option "${key}" is set by cohort for each run (the action and the target); map nodes to plugs with hosts`,
@@ -110,10 +114,8 @@ export function execStdinText(
     text += `plug=${target.plug}\nnodename=${target.name}\n`;
   }
   for (const [key, value] of options) {
-    assert(
-      KEY.test(key) && !EXEC_RESERVED_OPTIONS.includes(key.toLowerCase().replace(/-/g, '_')),
-      `invalid fence option key ${JSON.stringify(key)}`,
-    );
+    // Exactly the keys fencing.py would take for the action or the target (it compares case-sensitively).
+    assert(KEY.test(key) && !EXEC_RESERVED_OPTIONS.includes(key), `invalid fence option key ${JSON.stringify(key)}`);
     assert(!LINE_BREAK.test(value), `fence option ${key} holds a line break`);
   }
   return text + optionLines(options);
