@@ -1,6 +1,6 @@
 // Proves a simulated run is a pure function of its seed. First, by a source scan: no file that
 // runs inside a simulated run (the simulator, its disk and checkers, and the storage, runtime,
-// log, quorum, service and fencing layers) uses a wall clock, Math.random, real timers, microtask or Promise
+// log and quorum layers) uses a wall clock, Math.random, real timers, microtask or Promise
 // scheduling, or object-key iteration; only the seed runner and its thread entry (which time
 // whole runs from outside) are exempt. A scan that matched no file could not fail, so it also
 // checks that it read the modules it is meant to guard. Second, by golden hashes: the trace
