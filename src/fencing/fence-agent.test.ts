@@ -21,6 +21,7 @@ import {
   clipUtf8,
   exitOutcome,
   outputExcerpt,
+  targetFor,
   type AgentRequest,
   type AgentTarget,
 } from './fence-agent.js';
@@ -351,4 +352,13 @@ test('excerpts: first lines, control characters blanked, clipped to whole UTF-8 
   const long = outputExcerpt(output('é'.repeat(500)), 'stdout');
   assert.ok(bytes(long) <= FENCE_EXCERPT_BYTES_MAX && long.endsWith('…'));
   assert.equal(outputExcerpt(output('x'.repeat(10_000)), 'stdout').length, FENCE_EXCERPT_BYTES_MAX - 3 + 1);
+});
+
+test('targetFor: the plug from hosts (or the node name); null when the device cannot fence the node', () => {
+  assert.deepEqual(targetFor(execDevice(), nodeId(3), 'node3'), { node: nodeId(3), name: 'node3', plug: 'node3' });
+  const mapped: ExecDevice = { ...execDevice(), hosts: new Map([['node2', 'vm-2']]) };
+  assert.deepEqual(targetFor(mapped, nodeId(2), 'node2'), TARGET);
+  assert.equal(targetFor(mapped, nodeId(3), 'node3'), null);
+  assert.deepEqual(targetFor(PROCESS_DEVICE, nodeId(2), 'node2'), { node: nodeId(2), name: 'node2', plug: 'node2' });
+  assert.equal(targetFor(PROCESS_DEVICE, nodeId(3), 'node3'), null, 'no pid file');
 });

@@ -22,7 +22,7 @@ import { assert } from '../lib/assert.js';
 import type { NodeId } from '../lib/ids.js';
 import { FENCE_EXCERPT_BYTES_MAX, FENCE_EXCERPT_SCAN_BYTES } from '../constants.js';
 import type { ProcessOutput, ProcessResult, ProcessSpec } from '../runtime/process-runner.js';
-import type { FenceAction, FenceAgentKind, FenceDevice } from './fence-topology.js';
+import { plugFor, type FenceAction, type FenceAgentKind, type FenceDevice } from './fence-topology.js';
 import { execProcessSpec } from './exec-agent.js';
 import { processAgentSpec } from './process-agent.js';
 
@@ -62,6 +62,18 @@ export interface AttemptResult {
   readonly excerpt: string;
   /** For a `status` that succeeded: what it reported. */
   readonly status?: PowerStatus;
+}
+
+/**
+ * The target of `device` for node `node` named `name`: its plug is `plugFor(device, name)`. Null
+ * when the device cannot fence that node: `hosts` does not list it, or (process devices) no pid
+ * file is configured for it.
+ */
+export function targetFor(device: FenceDevice, node: NodeId, name: string): AgentTarget | null {
+  const plug = plugFor(device, name);
+  if (plug === null) return null;
+  if (device.agent === 'process' && !device.pidFiles.has(name)) return null;
+  return { node, name, plug };
 }
 
 /** Actions about one node (they need a target). */
