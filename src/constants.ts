@@ -234,6 +234,16 @@ export const PROCESS_TIMEOUT_MS_MAX: number = 24 * 60 * 60 * 1000;
 
 assert(PROCESS_KILL_GRACE_MS <= PROCESS_TIMEOUT_MS_MAX, 'the kill grace fits a timeout');
 
+/** Fence agents: bytes of an attempt's excerpt (the first lines of the agent's output), UTF-8, whole characters. */
+export const FENCE_EXCERPT_BYTES_MAX: number = 256;
+/** Fence agents: bytes of each output stream read to build an excerpt (the rest of the capture is not decoded). */
+export const FENCE_EXCERPT_SCAN_BYTES: number = 4096;
+
+assert(
+  FENCE_EXCERPT_BYTES_MAX >= 16 && FENCE_EXCERPT_SCAN_BYTES >= FENCE_EXCERPT_BYTES_MAX,
+  'an excerpt scans at least what it keeps',
+);
+
 assert(WAL_PENDING_BYTES_MAX >= WAL_BATCH_BYTES_MAX, 'pending WAL bytes must hold at least one full batch');
 assert(WAL_PENDING_RECORDS_MAX >= WAL_BATCH_RECORDS_MAX, 'pending WAL records must hold at least one full batch');
 

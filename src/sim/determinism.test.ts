@@ -25,6 +25,7 @@ const SCANNED_DIRS = [
   'src/kv',
   'src/groups',
   'src/membership',
+  'src/fencing',
 ];
 /** Files outside the run path: they time whole runs from outside the simulation. */
 const EXEMPT = new Set(['src/sim/seed-runner.ts', 'src/sim/seed-worker.ts']);
@@ -47,6 +48,7 @@ const MUST_COVER = [
   'src/sim/disk.ts',
   'src/sim/block-store.ts',
   'src/sim/process-runner.ts',
+  'src/sim/fence-agents.ts',
   'src/sim/workloads/broadcast-node.ts',
   'src/sim/checkers/linearizability.ts',
   'src/storage/wal.ts',
@@ -60,6 +62,9 @@ const MUST_COVER = [
   'src/membership/membership-service.ts',
   'src/groups/group-service.ts',
   'src/kv/kv-service.ts',
+  'src/fencing/fence-agent.ts',
+  'src/fencing/exec-agent.ts',
+  'src/fencing/process-agent.ts',
 ];
 const FORBIDDEN: readonly [RegExp, string][] = [
   [/\bDate\b/, 'Date'],
