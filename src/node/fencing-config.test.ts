@@ -87,8 +87,8 @@ test('each mistake in the section is reported on its key', () => {
       delays: { nobody: 10 },
     }),
   );
-  has(lines, /^fencing\.devices\[0\]\.options\.action: .*set by cohort/);
-  has(lines, /^fencing\.devices\[0\]\.options\.ip: .*line break/);
+  has(lines, /^fencing\.devices\[0\]\.options: option "action" is set by cohort/);
+  has(lines, /^fencing\.devices\[0\]\.options: option "ip": the value holds a line break/);
   has(lines, /^fencing\.devices\[0\]\.hosts\.n9: "n9" is not a configured node name/);
   has(lines, /^fencing\.devices\[1\]\.name: device "dummy" is defined twice/);
   has(lines, /^fencing\.devices\[1\]\.pidFiles\.n1: relative\.pid must be an absolute path/);
@@ -103,6 +103,14 @@ test('a level naming an undefined device, and a device in no level, are refused'
   const lines = problems(base({ devices: [DUMMY, { name: 'spare', agent: 'manual' }], levels: [['dummy', 'ghost']] }));
   has(lines, /^fencing: fencing level 1 names device "ghost", which is not defined/);
   has(lines, /^fencing: fence device "spare" is in no level/);
+});
+
+test('values fence agents would read differently are refused (quotes, outer whitespace)', () => {
+  const lines = problems(
+    base({ devices: [{ ...DUMMY, options: { login: ' admin', passwd: '"x"' } }], levels: [['dummy']] }),
+  );
+  has(lines, /option "login": the value starts or ends with whitespace/);
+  has(lines, /option "passwd": the value is enclosed in double quotes/);
 });
 
 test('unknown keys in a device are refused', () => {

@@ -29,6 +29,7 @@ import {
   FENCE_DELAY_MS_MAX,
   PROCESS_TIMEOUT_MS_MAX,
 } from '../constants.js';
+import { execOptionProblems, execValueProblem } from '../fencing/exec-agent.js';
 import {
   MANUAL_ONLY_TOPOLOGY,
   topologyProblems,
@@ -37,9 +38,6 @@ import {
 } from '../fencing/fence-topology.js';
 
 const DEVICE_NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
-const OPTION_KEY_RE = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$/;
-/** Options the executor writes itself (a device may not set them). */
-const RESERVED_OPTIONS = new Set(['action', 'plug', 'port', 'nodename', 'option']);
 
 const deviceName = z
   .string()
@@ -108,7 +106,8 @@ export function fenceTopologyOf(
       hosts = new Map();
       for (const [name, plug] of Object.entries(d.hosts)) {
         if (!nodes.has(name)) unknownNode(`${at}.hosts.${name}`, name);
-        if (/[\r\n\0]/.test(plug)) problems.push({ path: `${at}.hosts.${name}`, message: 'a plug holds no line break or NUL' });
+        const bad = execValueProblem(plug);
+        if (bad !== null) problems.push({ path: `${at}.hosts.${name}`, message: `the plug ${bad}` });
         hosts.set(name, plug);
       }
     }
@@ -127,20 +126,15 @@ export function fenceTopologyOf(
           problems.push({ path: `${at}.options`, message: `at most ${FENCE_OPTIONS_MAX} options` });
         for (const [key, value] of entries) {
           const text = String(value);
-          if (!OPTION_KEY_RE.test(key))
-            problems.push({ path: `${at}.options.${key}`, message: 'an option name is 1-64 letters, digits, "_" or "-"' });
-          else if (RESERVED_OPTIONS.has(key))
-            problems.push({
-              path: `${at}.options.${key}`,
-              message: `"${key}" is set by cohort for each fence (the action and the target's plug); remove it (map nodes to plugs with hosts)`,
-            });
-          if (/[\r\n\0]/.test(text) || Buffer.byteLength(text, 'utf8') > FENCE_OPTION_BYTES_MAX)
-            problems.push({
-              path: `${at}.options.${key}`,
-              message: `a value holds no line break or NUL and is at most ${FENCE_OPTION_BYTES_MAX} bytes (a line break would inject another option)`,
-            });
+          if (Buffer.byteLength(text, 'utf8') > FENCE_OPTION_BYTES_MAX)
+            problems.push({ path: `${at}.options.${key}`, message: `a value is at most ${FENCE_OPTION_BYTES_MAX} bytes` });
           options.set(key, text);
         }
+        // The exec agent's own rules (src/fencing/exec-agent.ts): what fencing.py would read
+        // differently from what was written (line breaks inject options, quotes and outer
+        // whitespace are stripped), and the keys cohort sets itself.
+        for (const message of execOptionProblems(options))
+          problems.push({ path: `${at}.options`, message });
         devices.set(d.name, { ...base, agent: 'exec', program: d.program, action: d.action, options, unfence: d.unfence });
         break;
       }
