@@ -217,9 +217,7 @@ export class GroupTable {
 
   /** Groups `node` (at `incarnation`) belongs to, by name. */
   groupsOf(node: NodeId, incarnation: Incarnation): string[] {
-    return sortedKeys(this.groups).filter(
-      (name) => this.groups.get(name)?.members.get(node) === incarnation,
-    );
+    return sortedKeys(this.groups).filter((name) => this.groups.get(name)?.members.get(node) === incarnation);
   }
 
   private viewOf(group: string, g: GroupState): GroupView {
@@ -271,7 +269,7 @@ export class GroupTable {
         if (g.members.get(c.node) !== c.incarnation) return refuse('duplicate');
         const events: GroupEventBody[] = [];
         this.remove(c.group, g, c.node, c.incarnation, 'left', events);
-        return { outcome: 'applied', groupViewId: g.groupViewId, events };
+        return { outcome: 'applied', groupViewId: g.groupViewId, level: g.level, events };
       }
       case 'group-send': {
         if (g === undefined) return refuse('no-such-group');
@@ -335,6 +333,17 @@ export class GroupTable {
       if (m === undefined || (m !== incarnation && !(orOlder && m < incarnation))) continue;
       this.remove(name, g, node, m, 'removed', events);
     }
+    return events;
+  }
+
+  /**
+   * Removes `node` at exactly `incarnation` from `group` (a recovery eviction: the member reported
+   * an error or did not answer; docs/recovery.md). Returns the events (none when it is not a member).
+   */
+  removeMember(group: string, node: NodeId, incarnation: Incarnation): GroupEventBody[] {
+    const g = this.groups.get(group);
+    const events: GroupEventBody[] = [];
+    if (g?.members.get(node) === incarnation) this.remove(group, g, node, incarnation, 'removed', events);
     return events;
   }
 
@@ -517,7 +526,17 @@ export class GroupTable {
           'DECODE_TOO_LARGE',
           `group ${name} retains ${retainedBytes} bytes; at most ${GROUP_RETAINED_BYTES_MAX}`,
         );
-      t.groups.set(name, { groupViewId, level, seq, members, barriers, reached, retained, retainedBytes, memberList: null });
+      t.groups.set(name, {
+        groupViewId,
+        level,
+        seq,
+        members,
+        barriers,
+        reached,
+        retained,
+        retainedBytes,
+        memberList: null,
+      });
     }
     return t;
   }

@@ -86,12 +86,7 @@ export class ClusterGroupDriver {
       }
     }
     this.loop(ctx, prng, this.options.churnMeanMs, () => {
-      this.membership(
-        ctx,
-        prng.pick(ctx.nodes),
-        prng.pick(this.options.groups),
-        prng.float(),
-      );
+      this.membership(ctx, prng.pick(ctx.nodes), prng.pick(this.options.groups), prng.float());
     });
     this.loop(ctx, prng, this.options.sendMeanMs, () => {
       this.send(ctx, prng.pick(ctx.nodes), prng.float());
@@ -112,12 +107,7 @@ export class ClusterGroupDriver {
   }
 
   /** Joins `group` on `node` if its process is not a member; leaves it if `roll` says so. */
-  private membership(
-    ctx: DriverContext<ClusterSimNode>,
-    node: NodeId,
-    group: string,
-    roll: number,
-  ): void {
+  private membership(ctx: DriverContext<ClusterSimNode>, node: NodeId, group: string, roll: number): void {
     const level = 1 + (this.options.groups.indexOf(group) % this.options.levelMax);
     ctx.call(node, (inst) => {
       const view = inst.group(group);
