@@ -57,8 +57,8 @@ test('joins and clean leaves open nothing; an unclean removal opens a round wait
   ]);
   const round = t.round('g');
   assert.equal(round?.phase, 'stopping');
-  assert.equal(round?.openedAtIndex, 4);
-  assert.deepEqual(round?.awaitingFences, [{ ...m(2), sinceIndex: 4 }]);
+  assert.equal(round.openedAtIndex, 4);
+  assert.deepEqual(round.awaitingFences, [{ ...m(2), sinceIndex: 4 }]);
 });
 
 test('a round never starts before its fences are recorded, nor before every member stopped', () => {
