@@ -111,8 +111,8 @@ function run(t: RecoveryTable, m: Model, s: Step): RecoveryApply[] {
     out.push(r);
     for (const e of r.evict) {
       const ms = m.members.get(e.group);
-      assert.equal(ms?.get(e.node), e.incarnation, 'an eviction names a current member');
-      ms?.delete(e.node);
+      assert.ok(ms !== undefined && ms.get(e.node) === e.incarnation, 'an eviction names a current member');
+      ms.delete(e.node);
       change(e.group, []);
     }
   };
