@@ -53,11 +53,18 @@
  *   - a `group-join` or `group-leave` that applied (`membersAfter`: the group's members after it,
  *     empty when it disappeared; `level`: `GroupApply.level`; `removedUncleanly`: []);
  *   - the removals of an entry that changed the cluster view (`GroupTable.removeNode`):
- *     `removedUncleanly` lists the incarnations the entry removed uncleanly (view change kind
- *     `failed`, quarantine of a member, a join that replaced an incarnation), [] for a clean
- *     `leave`; the same incarnations' fence records open in the same entry;
+ *     `removedUncleanly` lists the incarnations the entry removed uncleanly (view change kinds
+ *     `failed`, `replaced`, `quarantined`), [] for `left`; the same incarnations' fence records
+ *     open in the same entry. Read each affected group's level before the removal
+ *     (`groupsOf(node, incarnation)`, then `view(group).level`): a group whose last member goes
+ *     has no view after it, and its round must still open (it waits for the fence);
  *   - an eviction (below).
- * - `onFenced(node, incarnation, index)`: in the entry that records the fence of that incarnation.
+ *   Level-0 groups may be passed (they are ignored), so the caller need not filter.
+ * - `onFenced(node, incarnation, index)`: in the entry that records the fence of that incarnation,
+ *   after that entry's `onGroupChange` calls. Pass the incarnation whose fence record closes (for
+ *   today's `fenced` command: the record's `incarnation`, not the command's confirming one);
+ *   matching is exact. A `fenced` of a current member removes it uncleanly and fences it in one
+ *   entry: call `onGroupChange` (which opens the round), then `onFenced` (which satisfies it).
  * - `report(group, generation, node, incarnation, what, index)`: for `recovery-report`.
  * - `evict(group, generation, node, incarnation, index, reason)`: for `recovery-evict`.
  * - Evictions: for each `{group, node, incarnation}` in `RecoveryApply.evict`, the caller removes
@@ -66,6 +73,9 @@
  *   return evictions, so this is one step, never a recursion.
  * - `admitsNewGroup()`: a `group-join` that would create a group is refused `too-many-groups`
  *   when it is false (the table holds at most `RECOVERY_ROUNDS_MAX` records).
+ * - `isOpen(group)`: whether the group's members must hold its service (an open round). What a
+ *   member does is the recovery service's business: it reads `round(group)` after each apply
+ *   (stop while `stopping`, start with `generation` and `members` once `starting`).
  * - `encode(w)` is both the snapshot section and the state-hash contribution (written after the
  *   group table); `decode(r, canary)` reads it; `checkAgainst(groupViews)` is the cross-check to
  *   run after decoding both tables.
