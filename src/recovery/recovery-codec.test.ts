@@ -1,13 +1,19 @@
 // Proves the recovery commands and event payloads round-trip through their canonical encodings,
 // that structural validation refuses malformed commands (names, ids, generation, report, reason
-// size), and that damaged bytes raise only DecodeError.
+// size), that damaged bytes raise only DecodeError, and that the largest event fits a membership
+// event.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { DecodeError } from '../lib/errors.js';
 import { incarnation, nodeId } from '../lib/ids.js';
-import { RECOVERY_REASON_BYTES_MAX } from '../constants.js';
+import {
+  CLUSTER_NODES_MAX,
+  GROUP_NAME_BYTES_MAX,
+  MEMBERSHIP_EVENT_BYTES_MAX,
+  RECOVERY_REASON_BYTES_MAX,
+} from '../constants.js';
 import {
   RECOVERY_COMMAND_TYPES,
   readRecoveryCommand,
@@ -180,4 +186,35 @@ test('recovery event payloads round-trip; every step has a description; damage r
     { numRuns: 1000 },
   );
   assert.deepEqual([...steps].sort(), [...RECOVERY_STEPS].sort(), 'every step was generated');
+});
+
+test('the largest recovery event fits a membership event', () => {
+  const refs = Array.from({ length: CLUSTER_NODES_MAX }, (_, i) => ({
+    node: nodeId(i + 1),
+    incarnation: incarnation(2 ** 40),
+  }));
+  const w = new ByteWriter(64);
+  writeRecoveryEvent(w, {
+    step: 'opened',
+    group: 'g'.repeat(GROUP_NAME_BYTES_MAX),
+    level: 255,
+    generation: 2 ** 40,
+    reason: 'unclean-removal',
+    previous: 2 ** 40,
+    members: refs,
+    fences: refs,
+  });
+  const evicted = new ByteWriter(64);
+  writeRecoveryEvent(evicted, {
+    step: 'member-evicted',
+    group: 'g'.repeat(GROUP_NAME_BYTES_MAX),
+    level: 255,
+    generation: 2 ** 40,
+    node: nodeId(1),
+    incarnation: incarnation(1),
+    reason: 'é'.repeat(RECOVERY_REASON_BYTES_MAX / 2),
+  });
+  // The event log adds a kind, seq, view id and index (well under 64 bytes) around the payload.
+  assert.ok(w.finish().length + 64 <= MEMBERSHIP_EVENT_BYTES_MAX, `${w.finish().length} bytes`);
+  assert.ok(evicted.finish().length + 64 <= MEMBERSHIP_EVENT_BYTES_MAX);
 });
