@@ -392,6 +392,41 @@ export const GROUP_TABLE_BYTES_MAX: number =
       GROUP_RETAINED_BYTES_MAX +
       GROUP_RETAINED_MESSAGES_MAX * 18) +
   16;
+/**
+ * Recovery: rounds the recovery table holds at once: one per group with members (`GROUPS_MAX`),
+ * plus groups whose members all left while their round still waits for a fence (the round stays,
+ * so a group created again under that name cannot start before the fence). The membership machine
+ * refuses a join that would create a group while the table is full (`RecoveryTable.admitsNewGroup`).
+ */
+export const RECOVERY_ROUNDS_MAX: number = 2 * GROUPS_MAX;
+/**
+ * Recovery: fences one round may wait for. One per node: a newer incarnation is admitted only in
+ * the entry that records the older one's fence, so a node has at most one fence pending.
+ */
+export const RECOVERY_FENCES_PER_ROUND_MAX: number = CLUSTER_NODES_MAX;
+/** Recovery: longest reason of a `recovery-evict` (the leader's timeout decision), in UTF-8 bytes. */
+export const RECOVERY_REASON_BYTES_MAX: number = 256;
+/** Recovery: how long the leader waits for a member's `stopped` or `started` before proposing `recovery-evict`. */
+export const RECOVERY_MEMBER_TIMEOUT_MS: number = 30_000;
+/**
+ * Recovery: bound of the encoded recovery table (every round full: name, level, generation,
+ * phase, indexes, members with incarnation and report, awaited fences with their index).
+ */
+export const RECOVERY_TABLE_BYTES_MAX: number =
+  8 +
+  1 +
+  RECOVERY_ROUNDS_MAX *
+    (1 +
+      GROUP_NAME_BYTES_MAX +
+      1 +
+      8 +
+      1 +
+      8 +
+      8 +
+      1 +
+      CLUSTER_NODES_MAX * 11 +
+      1 +
+      RECOVERY_FENCES_PER_ROUND_MAX * 18);
 /** Failure detector: failure decisions per node remembered to recognise a fail/rejoin cycle. */
 export const DETECTOR_FAILURES_REMEMBERED_MAX: number = 8;
 /** Failure detector: consecutive ticks in which the leader's own lag holds back accusations. */
@@ -405,6 +440,12 @@ assert(
   MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX + 64 * 1024 + GROUP_TABLE_BYTES_MAX <= MEMBERSHIP_SNAPSHOT_BYTES_MAX,
   'retained events, the node table and the group table must fit a membership snapshot',
 );
+assert(
+  MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX + 64 * 1024 + GROUP_TABLE_BYTES_MAX + RECOVERY_TABLE_BYTES_MAX <=
+    MEMBERSHIP_SNAPSHOT_BYTES_MAX,
+  'retained events, the node table, the group table and the recovery table must fit a membership snapshot',
+);
+assert(RECOVERY_ROUNDS_MAX <= 255 && RECOVERY_FENCES_PER_ROUND_MAX <= 255, 'recovery counts are encoded as u8');
 assert(
   MEMBERSHIP_SNAPSHOT_BYTES_MAX + KV_STATE_BYTES_MAX + KV_KEYS_MAX * 32 + 8192 <= RAFT_SNAPSHOT_BYTES_MAX,
   'membership and KV snapshots must fit one Raft snapshot together',
