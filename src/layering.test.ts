@@ -21,9 +21,9 @@ const ORDER = [
   'runtime',
   'kv',
   'groups',
-  'membership',
   'fencing',
   'recovery',
+  'membership',
   'dlm',
   'ddraid',
 ];
