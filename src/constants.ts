@@ -203,6 +203,24 @@ assert(Number.isSafeInteger(BLOCK_FRAGMENT_BYTES_MAX), 'fragment offsets are saf
 export const PROCESS_OUTPUT_BYTES_MAX: number = 64 * 1024;
 /** Process runner: largest stdin a process is given, in bytes (fence agents read a few key=value lines). */
 export const PROCESS_STDIN_BYTES_MAX: number = 64 * 1024;
+/** Fence configuration: devices in one topology. */
+export const FENCE_DEVICES_MAX: number = 32;
+/** Fence configuration: levels in one topology. */
+export const FENCE_LEVELS_MAX: number = 8;
+/** Fence configuration: options of one exec device. */
+export const FENCE_OPTIONS_MAX: number = 64;
+/** Fence configuration: bytes of one option value, plug or pid-file path. */
+export const FENCE_OPTION_BYTES_MAX: number = 1024;
+/** Fence configuration: extra tries per device per round. */
+export const FENCE_DEVICE_RETRIES_MAX: number = 10;
+/** Default extra tries per device per round (pacemaker's pcmk_off_retries is 2). */
+export const FENCE_RETRIES_DEFAULT: number = 2;
+/** Default bound of one exec agent run, ms (pacemaker's stonith-timeout is 60 s). */
+export const FENCE_TIMEOUT_MS_DEFAULT: number = 60_000;
+/** Default bound of one process agent run, ms (a local kill). */
+export const FENCE_PROCESS_TIMEOUT_MS_DEFAULT: number = 5_000;
+/** Longest per-node fence delay, ms. */
+export const FENCE_DELAY_MS_MAX: number = 600_000;
 /** Process runner: processes running at once on one node; a spawn beyond it fails with `PROCESS_LIMIT`. */
 export const PROCESSES_RUNNING_MAX: number = 32;
 /** Process runner: arguments one process is given. */
@@ -215,6 +233,20 @@ export const PROCESS_KILL_GRACE_MS: number = 2000;
 export const PROCESS_TIMEOUT_MS_MAX: number = 24 * 60 * 60 * 1000;
 
 assert(PROCESS_KILL_GRACE_MS <= PROCESS_TIMEOUT_MS_MAX, 'the kill grace fits a timeout');
+
+/**
+ * Fence agents: bytes of an attempt's excerpt (the first lines of the agent's output), UTF-8,
+ * whole characters. The fence ledger keeps it with every attempt: 128 (was 256) so that the
+ * ledger's worst case (FENCE_LEDGER_BYTES_MAX) fits the membership snapshot.
+ */
+export const FENCE_EXCERPT_BYTES_MAX: number = 128;
+/** Fence agents: bytes of each output stream read to build an excerpt (the rest of the capture is not decoded). */
+export const FENCE_EXCERPT_SCAN_BYTES: number = 4096;
+
+assert(
+  FENCE_EXCERPT_BYTES_MAX >= 16 && FENCE_EXCERPT_SCAN_BYTES >= FENCE_EXCERPT_BYTES_MAX,
+  'an excerpt scans at least what it keeps',
+);
 
 assert(WAL_PENDING_BYTES_MAX >= WAL_BATCH_BYTES_MAX, 'pending WAL bytes must hold at least one full batch');
 assert(WAL_PENDING_RECORDS_MAX >= WAL_BATCH_RECORDS_MAX, 'pending WAL records must hold at least one full batch');
@@ -365,12 +397,8 @@ export const GROUP_TABLE_BYTES_MAX: number =
       GROUP_RETAINED_BYTES_MAX +
       GROUP_RETAINED_MESSAGES_MAX * 18) +
   16;
-/** Fencing: most levels in a fence topology (levels are numbered 1..FENCE_LEVELS_MAX). */
-export const FENCE_LEVELS_MAX: number = 16;
 /** Fencing: longest fence device name, in UTF-8 bytes. */
 export const FENCE_DEVICE_NAME_BYTES_MAX: number = 64;
-/** Fencing: longest agent output excerpt kept with an attempt, in UTF-8 bytes (clipped by the proposer). */
-export const FENCE_EXCERPT_BYTES_MAX: number = 128;
 /** Fencing: longest request reason kept in a fence record, in UTF-8 bytes (clipped deterministically). */
 export const FENCE_REASON_BYTES_MAX: number = 256;
 /** Fencing: longest operator name in a fence confirmation, in UTF-8 bytes. */
@@ -422,6 +450,41 @@ assert(FENCE_ROUND_BACKOFF_MS <= FENCE_ROUND_BACKOFF_MS_MAX, 'fence round backof
 assert(FENCE_ATTEMPTS_KEPT <= 255 && FENCE_UNFENCE_KEPT <= 255 && FENCE_LEVELS_MAX <= 255, 'fence counts fit a byte');
 assert(FENCE_HISTORY_KEPT <= 0xffff, 'the fence history count fits a u16');
 
+/**
+ * Recovery: rounds the recovery table holds at once: one per group with members (`GROUPS_MAX`),
+ * plus groups whose members all left while their round still waits for a fence (the round stays,
+ * so a group created again under that name cannot start before the fence). The membership machine
+ * refuses a join that would create a group while the table is full (`RecoveryTable.admitsNewGroup`).
+ */
+export const RECOVERY_ROUNDS_MAX: number = 2 * GROUPS_MAX;
+/**
+ * Recovery: fences one round may wait for. One per node: a newer incarnation is admitted only in
+ * the entry that records the older one's fence, so a node has at most one fence pending.
+ */
+export const RECOVERY_FENCES_PER_ROUND_MAX: number = CLUSTER_NODES_MAX;
+/** Recovery: longest reason of a `recovery-evict` (the leader's timeout decision), in UTF-8 bytes. */
+export const RECOVERY_REASON_BYTES_MAX: number = 256;
+/** Recovery: how long the leader waits for a member's `stopped` or `started` before proposing `recovery-evict`. */
+export const RECOVERY_MEMBER_TIMEOUT_MS: number = 30_000;
+/**
+ * Recovery: bound of the encoded recovery table (every round full: name, level, generation,
+ * phase, indexes, members with incarnation and report, awaited fences with their index).
+ */
+export const RECOVERY_TABLE_BYTES_MAX: number =
+  8 +
+  1 +
+  RECOVERY_ROUNDS_MAX *
+    (1 +
+      GROUP_NAME_BYTES_MAX +
+      1 +
+      8 +
+      1 +
+      8 +
+      8 +
+      1 +
+      CLUSTER_NODES_MAX * 11 +
+      1 +
+      RECOVERY_FENCES_PER_ROUND_MAX * 18);
 /** Failure detector: failure decisions per node remembered to recognise a fail/rejoin cycle. */
 export const DETECTOR_FAILURES_REMEMBERED_MAX: number = 8;
 /** Failure detector: consecutive ticks in which the leader's own lag holds back accusations. */
@@ -436,6 +499,12 @@ assert(
     MEMBERSHIP_SNAPSHOT_BYTES_MAX,
   'retained events, the node table, the group table and the fence ledger must fit a membership snapshot',
 );
+assert(
+  MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX + 64 * 1024 + GROUP_TABLE_BYTES_MAX + RECOVERY_TABLE_BYTES_MAX <=
+    MEMBERSHIP_SNAPSHOT_BYTES_MAX,
+  'retained events, the node table, the group table and the recovery table must fit a membership snapshot',
+);
+assert(RECOVERY_ROUNDS_MAX <= 255 && RECOVERY_FENCES_PER_ROUND_MAX <= 255, 'recovery counts are encoded as u8');
 assert(
   MEMBERSHIP_SNAPSHOT_BYTES_MAX + KV_STATE_BYTES_MAX + KV_KEYS_MAX * 32 + 8192 <= RAFT_SNAPSHOT_BYTES_MAX,
   'membership and KV snapshots must fit one Raft snapshot together',

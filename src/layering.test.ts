@@ -21,10 +21,10 @@ const ORDER = [
   'runtime',
   'kv',
   'groups',
-  // The membership machine holds the fence ledger, as it holds the group table.
+  // The membership machine holds the group table, the fence ledger and the recovery table.
   'fencing',
-  'membership',
   'recovery',
+  'membership',
   'dlm',
   'ddraid',
 ];

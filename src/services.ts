@@ -11,6 +11,8 @@
 import { assert } from './lib/assert.js';
 import type { NodeId } from './lib/ids.js';
 import { GroupService, type GroupObserver } from './groups/group-service.js';
+import { FenceService, type FenceObserver } from './fencing/fence-service.js';
+import { MANUAL_ONLY_TOPOLOGY, type FenceTopology } from './fencing/fence-topology.js';
 import { KvService } from './kv/kv-service.js';
 import {
   MEMBERSHIP_CHANNEL,
@@ -32,6 +34,7 @@ import type { Codec } from './transport/transport.js';
 export interface CohortServices {
   readonly membership: MembershipService;
   readonly groups: GroupService;
+  readonly fencing: FenceService;
   readonly kv: KvService;
 }
 
@@ -39,7 +42,18 @@ export interface CohortServices {
 export type CohortNode = ClusterNode<CohortServices>;
 
 /** Everything worth observing on a node, one hook set per service. */
-export type NodeObserver = HostObserver & MembershipObserver & GroupObserver;
+export type NodeObserver = HostObserver & MembershipObserver & GroupObserver & FenceObserver;
+
+/** Fencing options of a node (`CohortNodeOptions.fencing`). */
+export interface NodeFencingOptions {
+  /** The cluster's fence topology (the config's `fencing` section). */
+  readonly topology: FenceTopology;
+  /**
+   * How long after a removal the survivors treat the node as self-fenced (`watchdog` devices):
+   * node lease + drift margin + one tick. Default: twice the follower lease plus one tick.
+   */
+  readonly watchdogWaitMs?: number;
+}
 
 /** Options of a cohort node. */
 export interface CohortNodeOptions {
@@ -56,6 +70,8 @@ export interface CohortNodeOptions {
   readonly canary?: ClusterCanary;
   /** The fingerprint of the cluster-wide settings (see `MembershipServiceOptions`). */
   readonly settingsFingerprint?: string;
+  /** Fencing (default: no devices, every fence waits for `cohort fence confirm`). */
+  readonly fencing?: NodeFencingOptions;
 }
 
 /** The services of one node, registered: by name, in call order, and their peer channels. */
@@ -82,14 +98,24 @@ export function registerServices(self: NodeId, options: CohortNodeOptions): Regi
     ...(options.settingsFingerprint === undefined ? {} : { settingsFingerprint: options.settingsFingerprint }),
   });
   const groups = new GroupService(membership, observer === undefined ? {} : { observer });
+  const timing = options.timing;
+  const fencing = new FenceService(membership, {
+    topology: options.fencing?.topology ?? MANUAL_ONLY_TOPOLOGY,
+    nodeNames: new Map(options.nodes.map((n) => [n.nodeId, n.name])),
+    watchdogWaitMs: options.fencing?.watchdogWaitMs ?? 2 * timing.followerLeaseMs + timing.tickMs,
+    selfFenceLeaseMs: timing.followerLeaseMs,
+    leaseMs: (timing.electionTicks - timing.leaseMarginTicks) * timing.tickMs,
+    selfFenceQuorumRule: !options.quorum.twoNode,
+    ...(observer === undefined ? {} : { observer }),
+  });
   const kv = new KvService();
-  const serviceList: readonly NodeService[] = [membership, groups, kv];
+  const serviceList: readonly NodeService[] = [membership, groups, fencing, kv];
   const declared = serviceList.flatMap((s) => s.channels ?? []).map((c) => c.id);
   assert(
     declared.join() === SERVICE_CHANNELS.map((c) => c.id).join(),
     'SERVICE_CHANNELS lists every registered service channel, in registration order',
   );
-  return { services: { membership, groups, kv }, serviceList, channels: [...hostChannels(), ...SERVICE_CHANNELS] };
+  return { services: { membership, groups, fencing, kv }, serviceList, channels: [...hostChannels(), ...SERVICE_CHANNELS] };
 }
 
 /**

@@ -43,6 +43,8 @@ export const API_ERROR_CODES = {
   VIEW_CHANGED: 'the group view changed first',
   /** This node is not a member of the group (join it first). */
   NOT_MEMBER: 'not a member of the group',
+  /** A group join named a level other than the group's (set by the join that created it; docs/groups.md). */
+  GROUP_LEVEL_MISMATCH: 'the group exists with another level',
   /** The handler failed unexpectedly; the daemon logged the cause. */
   INTERNAL: 'internal error',
 } as const;

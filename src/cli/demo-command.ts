@@ -10,6 +10,11 @@
  * kills any that did not exit within `DEMO_STOP_TIMEOUT_MS`, and removes the directory unless
  * `--keep`.
  *
+ * The demo recovers by itself: every config gets a `fencing` section with one `process` device
+ * (it kills the daemon whose pid is in the node's `cohort.lock`), so when a node dies (try
+ * `kill -9`), the survivors fence it, record the fence and recover; the demo then starts the node
+ * again after `DEMO_RESTART_DELAY_MS` (a supervisor's job), as a new incarnation that joins.
+ *
  * `cohort demo --simulated` prints the deterministic simulated run it showed before the daemon
  * existed.
  */
@@ -23,6 +28,8 @@ import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from '@commander-js/extra-typings';
 import { connectLocal } from '../client/index.js';
 import { loadConfig } from '../node/config.js';
+import { LOCK_FILE } from '../node/daemon-start.js';
+import { appendFile } from 'node:fs/promises';
 import { runInit } from './init-command.js';
 import { intOption } from './options.js';
 import { renderStatusTable } from './status-command.js';
@@ -35,6 +42,8 @@ const DEMO_SEED = 20_260_425;
 export const DEMO_QUORATE_TIMEOUT_MS = 20_000;
 /** Longest wait for a child to exit after SIGTERM before it is killed. */
 export const DEMO_STOP_TIMEOUT_MS = 6_000;
+/** A node that died is started again after this long (the survivors fence it first). */
+export const DEMO_RESTART_DELAY_MS = 1_000;
 /** Most nodes a demo starts (each is a process; the machine may be small). */
 export const DEMO_NODES_MAX = 9;
 /** Attempts to find a free block of loopback ports. */
@@ -203,6 +212,7 @@ async function startAll(
   };
   if ((await runInit({ nodes: count, dir, basePort, cluster: 'demo' }, quiet)) !== 0)
     throw new DemoFailure('writing the cluster configs failed (see above)');
+  await addFencing(dir, count);
   const nodes: DemoNode[] = [];
   const children: ChildProcess[] = [];
   for (let id = 1; id <= count; id++) {
@@ -227,6 +237,68 @@ async function startAll(
   return { nodes, children };
 }
 
+/**
+ * Appends the same `fencing` section to every node's config: one `process` device that kills the
+ * daemon whose pid is in that node's lock file.
+ */
+async function addFencing(dir: string, count: number): Promise<void> {
+  const pidFiles: string[] = [];
+  for (let id = 1; id <= count; id++) {
+    const loaded = await loadConfig(join(dir, `node-${id}.yaml`));
+    if (!loaded.ok) throw new DemoFailure(loaded.error.message);
+    pidFiles.push(`      ${loaded.value.node.name}: ${JSON.stringify(join(loaded.value.dataDir, LOCK_FILE))}`);
+  }
+  const section = [
+    '',
+    '# The demo fences a dead node by killing its process (the pid in its lock file).',
+    'fencing:',
+    '  devices:',
+    '    - name: kill',
+    '      agent: process',
+    '      pidFiles:',
+    ...pidFiles,
+    '  levels: [[kill]]',
+    '',
+  ].join('\n');
+  for (let id = 1; id <= count; id++) await appendFile(join(dir, `node-${id}.yaml`), section);
+}
+
+/**
+ * Starts a node again when it dies while the demo runs (after `DEMO_RESTART_DELAY_MS`), and keeps
+ * `nodes`, `children` and demo.json current. Returns the function that stops supervising.
+ */
+function supervise(dir: string, nodes: DemoNode[], children: ChildProcess[], io: DemoIo): () => void {
+  let stopped = false;
+  const watch = (i: number): void => {
+    const child = children[i];
+    if (child === undefined) return;
+    child.once('exit', (code, signal) => {
+      const n = nodes[i];
+      if (stopped || n === undefined) return;
+      io.out(
+        `cohort demo: node ${n.nodeId} (pid ${n.pid}) exited (${signal ?? `code ${code ?? '?'}`}); the survivors fence it and recover; starting it again in ${DEMO_RESTART_DELAY_MS / 1000} s\n`,
+      );
+      setTimeout(() => {
+        if (stopped) return;
+        const next = startChild(n.config, n.log);
+        children[i] = next;
+        nodes[i] = { ...n, pid: next.pid ?? -1 };
+        io.out(`cohort demo: node ${n.nodeId} started again (pid ${next.pid ?? '?'}); it joins as a new incarnation\n`);
+        void writeFile(join(dir, 'demo.json'), `${JSON.stringify({ dir, nodes }, null, 2)}\n`, { mode: 0o644 }).catch(
+          () => undefined,
+        );
+        watch(i);
+      }, DEMO_RESTART_DELAY_MS).unref();
+    });
+  };
+  children.forEach((_, i) => {
+    watch(i);
+  });
+  return () => {
+    stopped = true;
+  };
+}
+
 async function printStatus(nodes: readonly DemoNode[], io: DemoIo, tookMs: number, dir: string): Promise<void> {
   const first = nodes[0];
   if (first === undefined) return;
@@ -237,7 +309,7 @@ async function printStatus(nodes: readonly DemoNode[], io: DemoIo, tookMs: numbe
   io.out('\nprocesses:\n');
   for (const n of nodes) io.out(`  node ${n.nodeId}  pid ${n.pid}  socket ${n.socket}  ${n.metricsUrl ?? ''}\n`);
   io.out(
-    `\ntry, in another terminal:\n  COHORT_SOCKET=${first.socket} npx cohort status\n  npx cohort nodes --socket ${nodes.at(-1)?.socket ?? first.socket}\n  npx cohort quorum --json --socket ${first.socket}\n  curl ${first.metricsUrl?.replace(/\/metrics$/, '/healthz') ?? ''}\n  kill -9 ${nodes.at(-1)?.pid ?? ''}   # then watch the view drop it: npx cohort status --socket ${first.socket}\n`,
+    `\ntry, in another terminal:\n  COHORT_SOCKET=${first.socket} npx cohort status\n  npx cohort nodes --socket ${nodes.at(-1)?.socket ?? first.socket}\n  npx cohort quorum --json --socket ${first.socket}\n  curl ${first.metricsUrl?.replace(/\/metrics$/, '/healthz') ?? ''}\n  kill -9 ${nodes.at(-1)?.pid ?? ''}   # the survivors fence it (process agent) and recover; the demo starts it again\n  npx cohort events --follow --socket ${first.socket}   # every view, fence and recovery step\n  npx cohort fence history --socket ${first.socket}\n`,
   );
   io.out(
     `\n${join(dir, 'demo.json')} lists every node. Press Ctrl-C to stop the cluster (each node leaves cleanly).\n`,
@@ -259,7 +331,9 @@ export async function runProcessDemo(opts: DemoOptions, io: DemoIo): Promise<num
         mode: 0o644,
       });
       await printStatus(started.nodes, io, took, dir);
+      const unsupervise = supervise(dir, started.nodes, children, io);
       await until;
+      unsupervise();
     }
     io.out('\ncohort demo: stopping the nodes\n');
     return await finish(children, dir, opts.keep, io, 0);

@@ -34,20 +34,20 @@ test('cohort groups lists every group with its view; --json gives the list; even
       assert.equal(await runStatus('groups', { socket }, empty.io), 0);
       assert.deepEqual(empty.out, ['no service groups (a group exists while it has members)\n']);
       const a = await cluster.client(1).groups.join('alpha', { level: 2 });
-      await cluster.client(3).groups.join('alpha');
+      await cluster.client(3).groups.join('alpha', { level: 2 });
       const b = await cluster.client(2).groups.join('beta');
       await Promise.all([
         a.barrier('go'),
         cluster
           .client(3)
-          .groups.join('alpha')
+          .groups.join('alpha', { level: 2 })
           .then((h) => h.barrier('go')),
       ]);
       const table = capture();
       assert.equal(await runStatus('groups', { socket }, table.io), 0);
       const lines = table.out.join('').trimEnd().split('\n');
       assert.match(lines[0] ?? '', /^GROUP\s+VIEW\s+MEMBERS/);
-      assert.match(lines[1] ?? '', /^alpha\s+\d+\s+1\.1\/2 3\.1\/0$/);
+      assert.match(lines[1] ?? '', /^alpha\s+\d+\s+1\.1\/2 3\.1\/2$/);
       assert.match(lines[2] ?? '', /^beta\s+\d+\s+2\.1\/0$/);
       const json = capture();
       assert.equal(await runStatus('groups', { socket, json: true }, json.io), 0);

@@ -33,6 +33,7 @@ export type {
 export type {
   GroupChange,
   GroupHandle,
+  GroupInfo,
   GroupItem,
   GroupJoinOptions,
   GroupMemberInfo,

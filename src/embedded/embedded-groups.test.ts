@@ -39,8 +39,9 @@ test('groups through the client: ordered delivery to every member, barriers, VIE
   const clients = [1, 2, 3].map((i) => cluster.client(i));
   assert.equal(await code(clients[2]!.groups.join('bad name')), 'INVALID_ARGUMENT');
   const h1 = await clients[0]!.groups.join('workers', { level: 1 });
-  const h2 = await clients[1]!.groups.join('workers');
-  const h3 = await clients[2]!.groups.join('workers');
+  assert.equal(await code(clients[1]!.groups.join('workers')), 'GROUP_LEVEL_MISMATCH', 'the group has level 1');
+  const h2 = await clients[1]!.groups.join('workers', { level: 1 });
+  const h3 = await clients[2]!.groups.join('workers', { level: 1 });
   const views = await clients[0]!.groups.list();
   const workers = views.find((v) => v.group === 'workers');
   assert.ok(workers !== undefined);
@@ -48,8 +49,8 @@ test('groups through the client: ordered delivery to every member, barriers, VIE
     workers.members.map((m) => [m.node, m.level]),
     [
       [1, 1],
-      [2, 0],
-      [3, 0],
+      [2, 1],
+      [3, 1],
     ],
   );
   const streams = [h1, h2, h3].map((h) => h.messages());

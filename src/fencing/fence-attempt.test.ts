@@ -1,21 +1,19 @@
 // Proves the fence record pieces (attempt, proof, unfence entry) have one canonical encoding each:
 // random well-formed values round-trip byte for byte, malformed ones are refused by validation
-// and by the decoder (DecodeError only), and clipUtf8 cuts on code point boundaries within its
-// byte limit, deterministically.
+// and by the decoder (DecodeError only).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { DecodeError } from '../lib/errors.js';
 import { nodeId } from '../lib/ids.js';
-import { FENCE_EXCERPT_BYTES_MAX } from '../constants.js';
+import { FENCE_EXCERPT_BYTES_MAX, FENCE_LEVELS_MAX } from '../constants.js';
+import { clipUtf8 } from './fence-agent.js';
 import {
-  clipUtf8,
   fenceAttemptProblem,
   fenceProofProblem,
   readFenceAttempt,
   readFenceProof,
-  utf8Bytes,
   writeFenceAttempt,
   writeFenceProof,
   type FenceAttempt,
@@ -25,14 +23,14 @@ import {
 const arbAttempt: fc.Arbitrary<FenceAttempt> = fc
   .record({
     executor: fc.integer({ min: 1, max: 65_535 }),
-    level: fc.integer({ min: 1, max: 16 }),
+    level: fc.integer({ min: 1, max: FENCE_LEVELS_MAX }),
     device: fc.stringMatching(/^[a-z0-9][a-z0-9_.-]{0,20}$/),
     agent: fc.constantFrom('exec' as const, 'process' as const, 'watchdog' as const, 'manual' as const),
     action: fc.constantFrom('off' as const, 'on' as const, 'reboot' as const, 'status' as const),
     result: fc.constantFrom('ok' as const, 'failed' as const, 'timed-out' as const, 'error' as const),
     exitCode: fc.option(fc.integer({ min: 0, max: 255 }), { nil: undefined }),
     durationMs: fc.nat(),
-    excerpt: fc.string({ unit: 'binary', maxLength: 200 }).map((s) => clipUtf8(s, FENCE_EXCERPT_BYTES_MAX)),
+    excerpt: fc.string({ unit: 'grapheme', maxLength: 200 }).map((s) => clipUtf8(s, FENCE_EXCERPT_BYTES_MAX)),
     atMs: fc.maxSafeNat(),
     round: fc.integer({ min: 1, max: 0xffff_ffff }),
   })
@@ -46,7 +44,7 @@ const arbProof: fc.Arbitrary<FenceProof> = fc
   .oneof(
     fc.record({
       by: fc.constantFrom('agent' as const, 'watchdog' as const),
-      level: fc.integer({ min: 1, max: 16 }),
+      level: fc.integer({ min: 1, max: FENCE_LEVELS_MAX }),
       device: fc.stringMatching(/^[a-z0-9][a-z0-9_.-]{0,20}$/),
       atMs: fc.maxSafeNat(),
     }),
@@ -116,7 +114,7 @@ test('validation refuses malformed attempts and proofs with a sentence', () => {
   assert.equal(fenceAttemptProblem(a), null);
   for (const bad of [
     { ...a, level: 0 },
-    { ...a, level: 17 },
+    { ...a, level: FENCE_LEVELS_MAX + 1 },
     { ...a, device: 'Bad Name' },
     { ...a, device: '' },
     { ...a, exitCode: 256 },
@@ -129,17 +127,4 @@ test('validation refuses malformed attempts and proofs with a sentence', () => {
     assert.match(fenceAttemptProblem(bad) ?? '', /./, JSON.stringify(bad));
   assert.match(fenceProofProblem({ by: 'confirm', operator: '' }) ?? '', /operator/);
   assert.match(fenceProofProblem({ by: 'agent', level: 1, device: 'x', atMs: 1.5 }) ?? '', /time/);
-});
-
-test('clipUtf8 cuts on code point boundaries within the limit and repairs lone surrogates', () => {
-  fc.assert(
-    fc.property(fc.string({ unit: 'binary', maxLength: 300 }), fc.integer({ min: 3, max: 200 }), (s, max) => {
-      const c = clipUtf8(s, max);
-      assert.ok(utf8Bytes(c) >= 0 && utf8Bytes(c) <= max);
-      assert.equal(clipUtf8(s, max), c);
-      if (utf8Bytes(s) >= 0 && utf8Bytes(s) <= max) assert.equal(c, s);
-    }),
-  );
-  assert.equal(clipUtf8('abcdef', 5), 'ab...');
-  assert.equal(clipUtf8('a\uD800b', 10), 'a\uFFFDb');
 });

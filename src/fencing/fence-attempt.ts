@@ -6,8 +6,8 @@
  *
  * Structure only, like the membership command codec: every value has exactly one encoding and
  * `read*` accepts only that encoding (and only values `*Problem` accepts), raising nothing but
- * `DecodeError`. Text is well-formed Unicode, bounded in UTF-8 bytes; the proposer clips agent
- * output with `clipUtf8` before it proposes. Times are the proposer's wall clock in ms (the
+ * `DecodeError`. Text is well-formed Unicode, bounded in UTF-8 bytes (the agents clip their output
+ * with `clipUtf8` of `fence-agent.ts`). Times are the proposer's wall clock in ms (the
  * machine reads no clock): an attempt's `atMs` is when it started, `atMs + durationMs` when it
  * ended. Levels are numbered from 1, as `topologyProblems` names them.
  *
@@ -97,31 +97,10 @@ const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const lenientDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
 // With the `u` flag a surrogate class matches only unpaired surrogates, which UTF-8 cannot encode.
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
-const LONE_SURROGATES = /[\uD800-\uDFFF]/gu;
 
 /** UTF-8 length of `s`, or -1 when `s` holds an unpaired surrogate (not encodable). */
 export function utf8Bytes(s: string): number {
   return LONE_SURROGATE.test(s) ? -1 : textEncoder.encode(s).length;
-}
-
-/**
- * `s` made well formed (unpaired surrogates become U+FFFD) and cut to at most `maxBytes` UTF-8
- * bytes on a code point boundary, ending in "..." when cut. Deterministic, so every proposer
- * and every node clips the same text the same way.
- */
-export function clipUtf8(s: string, maxBytes: number): string {
-  assert(Number.isInteger(maxBytes) && maxBytes >= 3, 'clip limit leaves room for the ellipsis');
-  const clean = s.replace(LONE_SURROGATES, '\uFFFD');
-  if (textEncoder.encode(clean).length <= maxBytes) return clean;
-  let bytes = 3;
-  let out = '';
-  for (const ch of clean) {
-    const n = textEncoder.encode(ch).length;
-    if (bytes + n > maxBytes) break;
-    out += ch;
-    bytes += n;
-  }
-  return `${out}...`;
 }
 
 /** Writes text as a u16 length and UTF-8 (every fencing text is far below 64 KiB). */

@@ -138,7 +138,7 @@ test('request reasons are clipped to FENCE_REASON_BYTES_MAX on a code point boun
   l.open(n(2), inc(1), 'é'.repeat(FENCE_REASON_BYTES_MAX), at(1));
   const reason = l.record(n(2), 1)?.request.reason ?? '';
   assert.ok(new TextEncoder().encode(reason).length <= FENCE_REASON_BYTES_MAX);
-  assert.ok(reason.endsWith('...') && reason.startsWith('éé'));
+  assert.ok(reason.endsWith('…') && reason.startsWith('éé'));
 });
 
 // ------------------------------------------------------------------------------------------------

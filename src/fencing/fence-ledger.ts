@@ -41,8 +41,8 @@ import {
   FENCE_REASON_BYTES_MAX,
   FENCE_UNFENCE_KEPT,
 } from '../constants.js';
+import { clipUtf8 } from './fence-agent.js';
 import {
-  clipUtf8,
   fenceAttemptProblem,
   fenceProofProblem,
   fenceUnfenceProblem,

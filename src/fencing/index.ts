@@ -26,7 +26,6 @@ export {
   FENCE_DURATION_MS_MAX,
   FENCE_PROOF_KINDS,
   FENCE_ROUND_MAX,
-  clipUtf8,
   fenceAttemptProblem,
   fenceProofProblem,
   fenceUnfenceProblem,
@@ -54,4 +53,5 @@ export {
   type FenceStep,
   type FenceWaitReason,
 } from './fence-scheduler.js';
+export { CLIP_MARK, clipUtf8 } from './fence-agent.js';
 export { FenceLedger, type FenceLedgerOutcome, type FenceOutcome, type FenceRecord } from './fence-ledger.js';

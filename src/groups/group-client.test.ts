@@ -23,7 +23,14 @@ const viewItem = { kind: 'view', groupViewId: 2, members: view.members, change: 
 test('join returns a handle; its calls name the group; leave is sent once, and not after close', async () => {
   const caller = new RecordingCaller(answers);
   const groups = groupsClient(caller);
-  assert.deepEqual(await groups.list(), [{ group: 'g', groupViewId: 2, members: view.members }]);
+  assert.deepEqual(await groups.list(), [{ group: 'g', groupViewId: 2, level: 3, members: view.members }]);
+  assert.deepEqual(
+    (await groupsClient(new RecordingCaller({ ...answers, groups: [{ ...view, level: 2 }] })).list()).map(
+      (g) => g.level,
+    ),
+    [2],
+    'the group level, when the daemon sends it',
+  );
   {
     await using h = await groups.join('g', { level: 3 });
     assert.deepEqual([h.name, h.view.groupViewId], ['g', 2]);

@@ -61,6 +61,12 @@ export type GroupItem =
       readonly change: GroupChange | null;
     };
 
+/** A group's current view with the group's level (`groups`, `group.join`). */
+export interface GroupInfo extends GroupViewInfo {
+  /** Set by the join that created the group; a join naming another level is refused `GROUP_LEVEL_MISMATCH`. */
+  readonly level: number;
+}
+
 /** `group.send`: the view the message was delivered in and its number there. */
 export interface GroupSendResult {
   readonly groupViewId: number;
@@ -80,14 +86,14 @@ export interface BarrierEventPayload {
 
 /** Options of `groups.join`. */
 export interface GroupJoinOptions extends CallOptions {
-  /** 0..255; lower levels recover first (default 0). */
+  /** 0..255; lower levels recover first (default 0). Must be the group's level when it exists (else `GROUP_LEVEL_MISMATCH`). */
   readonly level?: number;
 }
 
 /** Service groups of the cluster (docs/groups.md). */
 export interface GroupsClient {
   /** Every group's current view, as this node applied it. */
-  list(options?: CallOptions): Promise<GroupViewInfo[]>;
+  list(options?: CallOptions): Promise<GroupInfo[]>;
   /**
    * Joins `name` as this node's incarnation (every client of the node shares the membership) and
    * returns a handle. Open `messages()` right after joining to see every message of the new view.
@@ -103,7 +109,7 @@ export interface GroupsClient {
 export interface GroupHandle extends AsyncDisposable {
   readonly name: string;
   /** The group view right after the join. */
-  readonly view: GroupViewInfo;
+  readonly view: GroupInfo;
   send(payload: Uint8Array | string, options?: CallOptions): Promise<GroupSendResult>;
   /** This node's deliveries and the group's view changes, in order, starting with the current view. */
   messages(options?: CallOptions): AsyncIterableIterator<GroupItem> & { cancel(): void };
@@ -125,7 +131,7 @@ export function groupsClient(caller: ApiCaller): GroupsClient {
 }
 
 /** The handle of `name` joined in `view`; `await using` leaves unless the caller is closed by then. */
-function groupHandle(caller: ApiCaller, name: string, view: GroupViewInfo): GroupHandle {
+function groupHandle(caller: ApiCaller, name: string, view: GroupInfo): GroupHandle {
   let left = false;
   const leave = async (options?: CallOptions): Promise<void> => {
     if (left) return;
@@ -177,17 +183,20 @@ export function decodeBarrierEventPayload(p: FieldReader): BarrierEventPayload {
   };
 }
 
-function decodeGroups(v: ApiData): GroupViewInfo[] {
-  if (!Array.isArray(v)) throw badAnswer('groups', 'answer', 'a list', v);
-  return (v as readonly ApiData[]).map((x, i) => {
-    const r = FieldReader.of(x, `answer[${i}]`, 'groups');
-    return { group: r.str('group'), groupViewId: r.int('groupViewId', 1), members: r.list('members', groupMember) };
-  });
+/** A daemon from before groups had one level sends none: its members carry it. */
+function groupInfo(r: FieldReader): GroupInfo {
+  const members = r.list('members', groupMember);
+  const level = r.raw('level') === undefined ? (members[0]?.level ?? 0) : r.int('level', 0, 255);
+  return { group: r.str('group'), groupViewId: r.int('groupViewId', 1), level, members };
 }
 
-function decodeGroupJoin(v: ApiData): GroupViewInfo {
-  const r = FieldReader.of(v, 'answer', 'group.join');
-  return { group: r.str('group'), groupViewId: r.int('groupViewId', 1), members: r.list('members', groupMember) };
+function decodeGroups(v: ApiData): GroupInfo[] {
+  if (!Array.isArray(v)) throw badAnswer('groups', 'answer', 'a list', v);
+  return (v as readonly ApiData[]).map((x, i) => groupInfo(FieldReader.of(x, `answer[${i}]`, 'groups')));
+}
+
+function decodeGroupJoin(v: ApiData): GroupInfo {
+  return groupInfo(FieldReader.of(v, 'answer', 'group.join'));
 }
 
 function decodeGroupSend(v: ApiData): GroupSendResult {

@@ -11,6 +11,8 @@ export type GroupErrorCode =
   | 'NOT_IN_VIEW'
   /** The group has no members. */
   | 'NO_SUCH_GROUP'
+  /** A join named a level other than the group's (a group's level is set by the join that creates it). */
+  | 'GROUP_LEVEL_MISMATCH'
   /** A bound of the group table (`GROUPS_MAX`, `GROUP_BARRIERS_PENDING_MAX`). */
   | 'LIMIT'
   /** A malformed name, level or message. */

@@ -1,8 +1,9 @@
 /**
  * The local API's service-group methods (docs/groups.md, docs/api.md):
  *
- * - `groups` -> every group's view `[{group, groupViewId, members: [{node, incarnation, level}]}]`.
- * - `group.join {group, level?}` -> the group view after the join. Membership is per node
+ * - `groups` -> every group's view `[{group, groupViewId, level, members: [{node, incarnation, level}]}]`.
+ * - `group.join {group, level?}` -> the group view after the join; `GROUP_LEVEL_MISMATCH` when the
+ *   group exists with another level (its level is set by the join that created it). Membership is per node
  *   incarnation: every client of this daemon shares it, and `group.leave` leaves for all of them.
  * - `group.leave {group}` -> null.
  * - `group.send {group, payload}` (bytes or a string) -> `{groupViewId, seq}`; `VIEW_CHANGED` when
@@ -43,6 +44,8 @@ export function groupApiError(e: RaftNodeError | GroupError): ApiError {
       return new ApiError('NOT_MEMBER', e.message);
     case 'NO_SUCH_GROUP':
       return new ApiError('NOT_FOUND', e.message);
+    case 'GROUP_LEVEL_MISMATCH':
+      return new ApiError('GROUP_LEVEL_MISMATCH', e.message);
     case 'NOT_IN_VIEW':
       return new ApiError('UNAVAILABLE', e.message);
     case 'LIMIT':

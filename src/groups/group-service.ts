@@ -117,7 +117,7 @@ export class GroupService implements NodeService {
 
   /**
    * Joins `group` with `level` (0..GROUP_LEVEL_MAX; lower levels recover first) as this node's
-   * incarnation; `done` gets the group view the join created (or the current one when this
+   * incarnation (`GROUP_LEVEL_MISMATCH` when the group exists with another level); `done` gets the group view the join created (or the current one when this
    * incarnation already was a member). Needs this incarnation in the cluster view.
    */
   join(group: string, level: number, done: (r: Result<GroupView, RaftNodeError | GroupError>) => void): void {
@@ -125,7 +125,11 @@ export class GroupService implements NodeService {
       { type: 'group-join', group, node: this.members.nodeId, incarnation: this.ctx.incarnation, level },
       true,
       (r) => {
-        done(r.ok ? ok(this.membership.group(group) ?? { group, groupViewId: r.value.groupViewId, members: [] }) : r);
+        done(
+          r.ok
+            ? ok(this.membership.group(group) ?? { group, groupViewId: r.value.groupViewId, level, members: [] })
+            : r,
+        );
       },
     );
   }
@@ -270,7 +274,7 @@ export class GroupService implements NodeService {
       const g = defined(r.value.group, 'a group command yields a group result');
       const code = groupErrorCode(g.outcome, command.type);
       if (code === null) done(ok(g));
-      else done(err(new GroupError(code, groupRefusal(code, command), g.groupViewId)));
+      else done(err(new GroupError(code, groupRefusal(code, command, g.level), g.groupViewId)));
     });
   }
 
@@ -455,6 +459,8 @@ function groupErrorCode(outcome: GroupOutcome, type: GroupCommand['type']): Grou
       return type === 'group-leave' ? null : 'NO_SUCH_GROUP';
     case 'view-changed':
       return 'VIEW_CHANGED';
+    case 'level-mismatch':
+      return 'GROUP_LEVEL_MISMATCH';
     case 'too-many-groups':
     case 'too-many-barriers':
       return 'LIMIT';
@@ -463,7 +469,8 @@ function groupErrorCode(outcome: GroupOutcome, type: GroupCommand['type']): Grou
   }
 }
 
-function groupRefusal(code: GroupErrorCode, c: GroupCommand): string {
+/** The refusal's message; `level` is the group's level (absent when the group does not exist). */
+function groupRefusal(code: GroupErrorCode, c: GroupCommand, level: number | undefined): string {
   switch (code) {
     case 'VIEW_CHANGED':
       return `the view of group ${c.group} changed before the ${c.type === 'barrier' ? 'barrier arrival' : 'message'} was ordered; nothing was delivered: read the new view, then retry if still wanted`;
@@ -473,6 +480,8 @@ function groupRefusal(code: GroupErrorCode, c: GroupCommand): string {
       return `node ${c.node} (incarnation ${c.incarnation}) is not in the cluster view yet; wait until it has joined the cluster`;
     case 'NO_SUCH_GROUP':
       return `group ${c.group} has no members`;
+    case 'GROUP_LEVEL_MISMATCH':
+      return `group ${c.group} has level ${level ?? '?'}, set by the join that created it; join it with level ${level ?? '?'}${c.type === 'group-join' ? ` (not ${c.level})` : ''}, or use another group`;
     case 'LIMIT':
       return `group ${c.group}: a group table bound was reached (at most ${GROUPS_MAX} groups, ${GROUP_BARRIERS_PENDING_MAX} pending barriers per group)`;
     case 'INVALID':

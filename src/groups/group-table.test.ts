@@ -6,7 +6,9 @@
 // `barrier-without-all` bug is caught); bounds and refusals change nothing; and the canonical
 // encoding round-trips (a restored table behaves like the original, on a random command stream),
 // while damaged encodings raise only DecodeError. The command codec round-trips through the
-// membership codec and rejects malformed names, sizes and levels.
+// membership codec and rejects malformed names, sizes and levels. A group has one level, set by
+// the join that creates it (another level is refused), and an older snapshot whose members had
+// their own levels still decodes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -329,4 +331,46 @@ test('group commands round-trip through the membership codec; malformed ones are
     }),
     { numRuns: 3000 },
   );
+});
+
+test('a group has one level, set by the join that creates it; a join naming another is refused', () => {
+  const t = new GroupTable();
+  assert.equal(join(t, 'g', 1, 1, 2).level, 2);
+  assert.equal(t.view('g')?.level, 2);
+  const before = encodeTable(t);
+  const refused = join(t, 'g', 2, 1, 1);
+  assert.equal(refused.outcome, 'level-mismatch');
+  assert.equal(refused.level, 2, 'the refusal says the group level');
+  assert.deepEqual(refused.events, []);
+  assert.deepEqual(encodeTable(t), before, 'a refusal changes nothing');
+  assert.equal(join(t, 'g', 1, 2, 3).outcome, 'level-mismatch', 'a newer incarnation cannot change it either');
+  assert.equal(join(t, 'g', 2, 1, 2).outcome, 'applied');
+  assert.deepEqual(
+    t.view('g')?.members.map((m) => m.level),
+    [2, 2],
+    'every member carries the group level',
+  );
+  t.removeNode(n(1), inc(1), false);
+  t.removeNode(n(2), inc(1), false);
+  assert.equal(t.view('g'), null);
+  assert.equal(join(t, 'g', 3, 1, 1).level, 1, 'a group created again takes the new join level');
+});
+
+test('a snapshot written when members had their own levels decodes; the group takes the lowest', () => {
+  const name = new TextEncoder().encode('old');
+  const w = new ByteWriter(64);
+  w.u64(2).u8(1).u8(name.length).bytes(name).u64(2).u32(0).u8(2);
+  w.u16(1).u64(1).u8(3);
+  w.u16(2).u64(1).u8(1);
+  w.u8(0).u8(0).u16(0);
+  const t = GroupTable.decode(new ByteReader(w.finish().slice()));
+  assert.equal(t.view('old')?.level, 1);
+  assert.deepEqual(
+    t.view('old')?.members.map((m) => m.level),
+    [1, 1],
+  );
+  assert.equal(join(t, 'old', 3, 1, 3).outcome, 'level-mismatch');
+  assert.equal(join(t, 'old', 3, 1, 1).outcome, 'applied');
+  const again = GroupTable.decode(new ByteReader(encodeTable(t)));
+  assert.deepEqual(encodeTable(again), encodeTable(t), 'what this build writes is canonical');
 });

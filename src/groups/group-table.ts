@@ -4,7 +4,11 @@
  * caused by membership changes, at the same log positions, so every node derives the same group
  * views, message sequence numbers and barrier outcomes.
  *
- * - A group exists while it has members. Its view changes (a new `groupViewId`) on every join, leave
+ * - A group exists while it has members. It has one level (0..`GROUP_LEVEL_MAX`), set by the join
+ *   that creates it; a join naming another level is refused `level-mismatch` (the recovery
+ *   coordinator orders a group's recovery by it: lower levels first). Every member carries the
+ *   group's level (the per-member field of the encoding and of view events).
+ * - Its view changes (a new `groupViewId`) on every join, leave
  *   and removal; view ids come from one cluster-wide counter, so they grow per group even when a
  *   group is deleted and created again.
  * - A message is delivered, in log order, to exactly the members of the view it was sent in
@@ -38,7 +42,7 @@ import {
 } from '../constants.js';
 import { readName, writeName, type GroupCommand } from './group-command.js';
 
-/** One member of a group view. */
+/** One member of a group view. `level` is always its group's level. */
 export interface GroupMember {
   readonly node: NodeId;
   readonly incarnation: Incarnation;
@@ -49,6 +53,8 @@ export interface GroupMember {
 export interface GroupView {
   readonly group: string;
   readonly groupViewId: number;
+  /** The group's level, set by the join that created it (lower levels recover first). */
+  readonly level: number;
   readonly members: readonly GroupMember[];
 }
 
@@ -95,6 +101,7 @@ export type GroupEventBody =
  * - `not-member`: the sender is not a member of the group;
  * - `no-such-group`: the group does not exist (it has no members);
  * - `view-changed`: the group's view is not the one the command was sent in;
+ * - `level-mismatch`: a join named a level other than the group's (`GroupApply.level` says it);
  * - `too-many-groups`, `too-many-barriers`: a bound of the table.
  */
 export type GroupOutcome =
@@ -104,6 +111,7 @@ export type GroupOutcome =
   | 'not-member'
   | 'no-such-group'
   | 'view-changed'
+  | 'level-mismatch'
   | 'too-many-groups'
   | 'too-many-barriers';
 
@@ -112,6 +120,8 @@ export interface GroupApply {
   readonly outcome: GroupOutcome;
   /** The group's view id after the command (0 when the group does not exist). */
   readonly groupViewId: number;
+  /** The group's level (absent when the group does not exist). */
+  readonly level?: number;
   /** Events to append, in order. */
   readonly events: readonly GroupEventBody[];
   /** For an applied `barrier` arrival: whether it was the last one (the barrier is reached). */
@@ -134,9 +144,11 @@ export const GROUP_CANARIES: readonly GroupCanary[] = ['deliver-to-newcomer', 'b
 
 interface GroupState {
   groupViewId: number;
+  /** The group's level, fixed while it exists. */
+  readonly level: number;
   /** Messages numbered so far in this view. */
   seq: number;
-  readonly members: Map<NodeId, { readonly incarnation: Incarnation; readonly level: number }>;
+  readonly members: Map<NodeId, Incarnation>;
   /** Barrier name -> members that reached it (in the current view). */
   readonly barriers: Map<string, Set<NodeId>>;
   /**
@@ -205,13 +217,11 @@ export class GroupTable {
 
   /** Groups `node` (at `incarnation`) belongs to, by name. */
   groupsOf(node: NodeId, incarnation: Incarnation): string[] {
-    return sortedKeys(this.groups).filter(
-      (name) => this.groups.get(name)?.members.get(node)?.incarnation === incarnation,
-    );
+    return sortedKeys(this.groups).filter((name) => this.groups.get(name)?.members.get(node) === incarnation);
   }
 
   private viewOf(group: string, g: GroupState): GroupView {
-    return { group, groupViewId: g.groupViewId, members: membersOf(g) };
+    return { group, groupViewId: g.groupViewId, level: g.level, members: membersOf(g) };
   }
 
   /**
@@ -220,15 +230,20 @@ export class GroupTable {
    */
   apply(c: GroupCommand, inView: (node: NodeId, incarnation: Incarnation) => boolean): GroupApply {
     const g = this.groups.get(c.group);
-    const refuse = (outcome: GroupOutcome): GroupApply => ({ outcome, groupViewId: g?.groupViewId ?? 0, events: [] });
+    const refuse = (outcome: GroupOutcome): GroupApply =>
+      g === undefined
+        ? { outcome, groupViewId: 0, events: [] }
+        : { outcome, groupViewId: g.groupViewId, level: g.level, events: [] };
     switch (c.type) {
       case 'group-join': {
         if (!inView(c.node, c.incarnation)) return refuse('not-in-view');
         const cur = g?.members.get(c.node);
-        if (cur !== undefined && cur.incarnation === c.incarnation) return refuse('duplicate');
+        if (cur === c.incarnation) return refuse('duplicate');
+        if (g !== undefined && g.level !== c.level) return refuse('level-mismatch');
         if (g === undefined && this.groups.size >= GROUPS_MAX) return refuse('too-many-groups');
         const state: GroupState = g ?? {
           groupViewId: 0,
+          level: c.level,
           seq: 0,
           members: new Map(),
           barriers: new Map(),
@@ -241,24 +256,24 @@ export class GroupTable {
         const events: GroupEventBody[] = [];
         // An older incarnation still listed (its removal has not been applied yet) goes first.
         if (cur !== undefined)
-          this.changeView(c.group, state, events, { node: c.node, incarnation: cur.incarnation, kind: 'removed' }, () =>
+          this.changeView(c.group, state, events, { node: c.node, incarnation: cur, kind: 'removed' }, () =>
             state.members.delete(c.node),
           );
         this.changeView(c.group, state, events, { node: c.node, incarnation: c.incarnation, kind: 'joined' }, () =>
-          state.members.set(c.node, { incarnation: c.incarnation, level: c.level }),
+          state.members.set(c.node, c.incarnation),
         );
-        return { outcome: 'applied', groupViewId: state.groupViewId, events };
+        return { outcome: 'applied', groupViewId: state.groupViewId, level: state.level, events };
       }
       case 'group-leave': {
         if (g === undefined) return refuse('no-such-group');
-        if (g.members.get(c.node)?.incarnation !== c.incarnation) return refuse('duplicate');
+        if (g.members.get(c.node) !== c.incarnation) return refuse('duplicate');
         const events: GroupEventBody[] = [];
         this.remove(c.group, g, c.node, c.incarnation, 'left', events);
-        return { outcome: 'applied', groupViewId: g.groupViewId, events };
+        return { outcome: 'applied', groupViewId: g.groupViewId, level: g.level, events };
       }
       case 'group-send': {
         if (g === undefined) return refuse('no-such-group');
-        if (g.members.get(c.node)?.incarnation !== c.incarnation) return refuse('not-member');
+        if (g.members.get(c.node) !== c.incarnation) return refuse('not-member');
         if (c.groupViewId !== g.groupViewId && this.canary !== 'deliver-to-newcomer') return refuse('view-changed');
         g.seq++;
         retain(g, { groupViewId: g.groupViewId, seq: g.seq, from: c.node, payload: c.payload });
@@ -271,7 +286,7 @@ export class GroupTable {
       }
       case 'barrier': {
         if (g === undefined) return refuse('no-such-group');
-        if (g.members.get(c.node)?.incarnation !== c.incarnation) return refuse('not-member');
+        if (g.members.get(c.node) !== c.incarnation) return refuse('not-member');
         if (c.groupViewId !== g.groupViewId) return refuse('view-changed');
         if (g.reached.includes(c.name))
           return { outcome: 'duplicate', groupViewId: g.groupViewId, events: [], barrierReached: true };
@@ -315,9 +330,20 @@ export class GroupTable {
     for (const name of sortedKeys(this.groups)) {
       const g = defined(this.groups.get(name), 'group');
       const m = g.members.get(node);
-      if (m === undefined || (m.incarnation !== incarnation && !(orOlder && m.incarnation < incarnation))) continue;
-      this.remove(name, g, node, m.incarnation, 'removed', events);
+      if (m === undefined || (m !== incarnation && !(orOlder && m < incarnation))) continue;
+      this.remove(name, g, node, m, 'removed', events);
     }
+    return events;
+  }
+
+  /**
+   * Removes `node` at exactly `incarnation` from `group` (a recovery eviction: the member reported
+   * an error or did not answer; docs/recovery.md). Returns the events (none when it is not a member).
+   */
+  removeMember(group: string, node: NodeId, incarnation: Incarnation): GroupEventBody[] {
+    const g = this.groups.get(group);
+    const events: GroupEventBody[] = [];
+    if (g?.members.get(node) === incarnation) this.remove(group, g, node, incarnation, 'removed', events);
     return events;
   }
 
@@ -384,7 +410,12 @@ export class GroupTable {
     }
   }
 
-  /** Reads what `encode` wrote; raises only `DecodeError`. */
+  /**
+   * Reads what `encode` wrote; raises only `DecodeError`. The group's level is derived from its
+   * members' levels: one level in what this build writes; a snapshot written before groups had
+   * one level may list several, and the group takes the lowest (so it recovers no later than any
+   * of its members asked), which every member then carries.
+   */
   static decode(r: ByteReader, canary: GroupCanary | null = null): GroupTable {
     const t = new GroupTable(canary);
     t.lastViewId = r.u64('last group view id');
@@ -403,7 +434,8 @@ export class GroupTable {
       const memberCount = r.u8('group member count');
       if (memberCount === 0 || memberCount > CLUSTER_NODES_MAX)
         throw new DecodeError('DECODE_RANGE', `group ${name} has ${memberCount} members; 1 to ${CLUSTER_NODES_MAX}`);
-      const members = new Map<NodeId, { incarnation: Incarnation; level: number }>();
+      const members = new Map<NodeId, Incarnation>();
+      let level = GROUP_LEVEL_MAX;
       let prevNode = 0;
       for (let j = 0; j < memberCount; j++) {
         const node = r.u16('group member') as NodeId;
@@ -412,9 +444,11 @@ export class GroupTable {
         prevNode = node;
         const inc = r.u64('member incarnation');
         if (inc < 1) throw new DecodeError('DECODE_RANGE', 'a member incarnation is 0');
-        const level = r.u8('member level');
-        if (level > GROUP_LEVEL_MAX) throw new DecodeError('DECODE_RANGE', `level ${level} above ${GROUP_LEVEL_MAX}`);
-        members.set(node, { incarnation: makeIncarnation(inc), level });
+        const memberLevel = r.u8('member level');
+        if (memberLevel > GROUP_LEVEL_MAX)
+          throw new DecodeError('DECODE_RANGE', `level ${memberLevel} above ${GROUP_LEVEL_MAX}`);
+        level = Math.min(level, memberLevel);
+        members.set(node, makeIncarnation(inc));
       }
       const barrierCount = r.u8('barrier count');
       if (barrierCount > GROUP_BARRIERS_PENDING_MAX)
@@ -492,7 +526,17 @@ export class GroupTable {
           'DECODE_TOO_LARGE',
           `group ${name} retains ${retainedBytes} bytes; at most ${GROUP_RETAINED_BYTES_MAX}`,
         );
-      t.groups.set(name, { groupViewId, seq, members, barriers, reached, retained, retainedBytes, memberList: null });
+      t.groups.set(name, {
+        groupViewId,
+        level,
+        seq,
+        members,
+        barriers,
+        reached,
+        retained,
+        retainedBytes,
+        memberList: null,
+      });
     }
     return t;
   }
@@ -510,9 +554,10 @@ function retain(g: GroupState, m: RetainedMessage): void {
 }
 
 function membersOf(g: GroupState): readonly GroupMember[] {
-  g.memberList ??= sortedKeys(g.members).map((node) => {
-    const m = defined(g.members.get(node), 'member');
-    return { node, incarnation: m.incarnation, level: m.level };
-  });
+  g.memberList ??= sortedKeys(g.members).map((node) => ({
+    node,
+    incarnation: defined(g.members.get(node), 'member'),
+    level: g.level,
+  }));
   return g.memberList;
 }

@@ -10,6 +10,7 @@ import { incarnation, nodeId, type NodeId } from '../lib/ids.js';
 import { DEFAULT_VOTEQUORUM_OPTIONS, type TieBreakerMode, type VotequorumOptions } from '../quorum/index.js';
 import {
   FENCE_EXCERPT_BYTES_MAX,
+  FENCE_LEVELS_MAX,
   FENCE_OPERATOR_BYTES_MAX,
   MEMBERSHIP_NODE_NAME_BYTES_MAX,
   MEMBERSHIP_NOTE_BYTES_MAX,
@@ -109,7 +110,7 @@ const arbDevice = fc.stringMatching(/^[a-z0-9][a-z0-9_.-]{0,12}$/);
 const arbProof: fc.Arbitrary<FenceProof> = fc.oneof(
   fc.record({
     by: fc.constantFrom('agent' as const, 'watchdog' as const),
-    level: fc.integer({ min: 1, max: 16 }),
+    level: fc.integer({ min: 1, max: FENCE_LEVELS_MAX }),
     device: arbDevice,
     atMs: fc.maxSafeNat(),
   }),
@@ -121,7 +122,7 @@ const arbProof: fc.Arbitrary<FenceProof> = fc.oneof(
 const arbAttempt: fc.Arbitrary<FenceAttempt> = fc
   .record({
     executor: arbNodeId,
-    level: fc.integer({ min: 1, max: 16 }),
+    level: fc.integer({ min: 1, max: FENCE_LEVELS_MAX }),
     device: arbDevice,
     agent: fc.constantFrom('exec' as const, 'process' as const, 'watchdog' as const, 'manual' as const),
     action: fc.constantFrom('off' as const, 'reboot' as const, 'on' as const),

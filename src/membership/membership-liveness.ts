@@ -13,7 +13,7 @@ import { ArrivalLateness } from './arrival-lateness.js';
 import { FailureDetector, detectorOptions, type DetectorDecision, type DetectorTimes } from './failure-detector.js';
 import type { ViewMember } from './membership-event.js';
 import { ROW_SILENCE_MS_MAX, type PingMessage } from './ping-message.js';
-import { ReachabilityTracker } from './reachability-tracker.js';
+import { ReachabilityTracker, type ReachabilityRow } from './reachability-tracker.js';
 
 /** See the file comment. */
 export class MembershipLiveness {
@@ -51,6 +51,11 @@ export class MembershipLiveness {
       silentMs: e.silentMs === null ? null : Math.min(Math.round(e.silentMs), ROW_SILENCE_MS_MAX),
     }));
     return { type: 'Ping', row, sentMs: Math.max(0, Math.round(now)), inc: incarnation };
+  }
+
+  /** How long this node has not heard each peer (its reachability row), ascending by node id. */
+  silences(now: number): ReachabilityRow {
+    return this.tracker.row(now);
   }
 
   /** This node became leader: a fresh detector judges `members` from now. */

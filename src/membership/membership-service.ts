@@ -43,6 +43,7 @@ import { localQuorumStatus, type LocalQuorumStatus } from './local-quorum.js';
 import type { MemberNodeSpec, MembershipCommand } from './membership-command.js';
 import type { EventPage, MembershipEventError } from './membership-event.js';
 import { MembershipLiveness } from './membership-liveness.js';
+import type { ReachabilityRow } from './reachability-tracker.js';
 import {
   MembershipStateMachine,
   type MembershipCanary,
@@ -380,6 +381,16 @@ export class MembershipService implements NodeService {
   /** The seq the next membership event will get. */
   get nextEventSeq(): number {
     return this.machine.nextEventSeq;
+  }
+
+  /** How long this node has not heard each peer (pings, dated back by lateness), ascending by id. */
+  reachability(now: number): ReachabilityRow {
+    return this.liveness.silences(now);
+  }
+
+  /** Whether `present` would hold a quorum under the committed configuration (`quorateWith`). */
+  wouldBeQuorate(present: ReadonlySet<NodeId>): boolean {
+    return this.machine.quorateWith(present);
   }
 
   /** This node's local quorum verdict now. */

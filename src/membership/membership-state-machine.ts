@@ -27,6 +27,7 @@ import {
   type ViewId,
 } from '../lib/ids.js';
 import {
+  arbitrate,
   buildVotequorum,
   stepWaitForAll,
   type Arbitration,
@@ -226,6 +227,17 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
   /** The full arbitration behind the quorate flag (null until configured), for `cohort quorum`. */
   arbitration(): Arbitration | null {
     return this.s.arbitration;
+  }
+
+  /**
+   * Whether the nodes in `present` would hold a quorum under the committed configuration (the
+   * same arithmetic as the view's arbitration: votes, expected votes, tie-breaker, wait_for_all),
+   * false before a configuration is committed. For the self-fence's connectivity rule.
+   */
+  quorateWith(present: ReadonlySet<NodeId>): boolean {
+    const s = this.s;
+    if (s.config === null) return false;
+    return arbitrate({ config: { incoming: s.config.quorum }, present, waitForAll: s.waitForAll }).quorate;
   }
 
   /** Every configured node with its record, ascending by id (empty until configured). */

@@ -39,6 +39,8 @@ import {
   type QuorumConfigErrorCode,
 } from '../quorum/index.js';
 import { TIMEOUT_DEFAULTS, deriveTimeouts, type TimeoutModel } from './timeouts.js';
+import type { FenceTopology } from '../fencing/fence-topology.js';
+import { fenceTopologyOf, fencingSchema, topologySettings } from './fencing-config.js';
 
 /** One problem, reported as `path: message`. */
 export interface ConfigProblem {
@@ -123,6 +125,8 @@ export interface NodeConfig {
   readonly votequorum: VotequorumSetup;
   readonly timeouts: TimeoutModel;
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
+  /** The fence topology (`fencing` section; no section: every fence waits for a confirmation). */
+  readonly fencing: FenceTopology;
 }
 
 /** Default API socket file name inside `dataDir`. */
@@ -218,6 +222,7 @@ const rootShape = {
   quorum: z.strictObject(quorumShape).optional(),
   timeouts: z.strictObject(timeoutsShape).optional(),
   log: z.strictObject(logShape).optional(),
+  fencing: fencingSchema.optional(),
 };
 const configSchema = z.strictObject(rootShape);
 type RawConfig = z.output<typeof configSchema>;
@@ -234,6 +239,8 @@ const ALLOWED_KEYS: ReadonlyMap<string, readonly string[]> = new Map([
   ['quorum', Object.keys(quorumShape)],
   ['timeouts', Object.keys(timeoutsShape)],
   ['log', Object.keys(logShape)],
+  ['fencing', ['devices', 'levels', 'delays']],
+  ['fencing.devices[]', ['name', 'agent', 'hosts', 'timeoutMs', 'retries', 'program', 'action', 'options', 'unfence', 'pidFiles']],
 ]);
 
 /** Renders a zod path as `nodes[1].id`. */
@@ -562,6 +569,8 @@ function buildConfig(raw: RawConfig, source: string, baseDir: string): Result<No
       message: `port ${raw.metrics.port} is also the peer port (listen.port); choose another port for metrics`,
     });
   }
+  const fencing = fenceTopologyOf(raw.fencing, new Map(nodes.map((n) => [n.name, n.id])));
+  problems.push(...fencing.problems);
   if (problems.length > 0 || !timeouts.ok || !votequorum.ok || self === undefined) return err(problems);
   return ok({
     source,
@@ -577,6 +586,7 @@ function buildConfig(raw: RawConfig, source: string, baseDir: string): Result<No
     votequorum: votequorum.value,
     timeouts: timeouts.value,
     log: { level: raw.log?.level ?? 'info', format: raw.log?.format ?? 'auto' },
+    fencing: fencing.topology,
   });
 }
 
@@ -696,6 +706,7 @@ export function clusterWideSettings(config: NodeConfig): Record<string, unknown>
       stallToleranceMs: i.stallToleranceMs,
       watchdogMs: i.watchdogMs ?? null,
     },
+    fencing: topologySettings(config.fencing),
   };
 }
 

@@ -91,6 +91,10 @@ export function clusterNodeOptions(config: NodeConfig, observer?: NodeObserver):
     nodes: memberSpecs(config),
     quorum: config.votequorum.options,
     settingsFingerprint: configFingerprint(config),
+    fencing: {
+      topology: config.fencing,
+      watchdogWaitMs: config.timeouts.nodeLeaseMs + config.timeouts.driftMarginMs + config.timeouts.tickMs,
+    },
     ...(observer === undefined ? {} : { observer }),
   };
 }

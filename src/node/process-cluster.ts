@@ -11,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { TEST_PORT_BLOCKS, findFreePortBlock } from '../platform/ports.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -155,6 +155,19 @@ export class ProcessCluster {
       throw new ProcessClusterError('INIT', `cohort init failed: ${errors.trim()}`);
     }
     return new ProcessCluster(dir, size);
+  }
+
+  /**
+   * Appends `yaml` (top-level keys, e.g. a `fencing` section) to every node's config; call before
+   * `start`. Every node gets the same text, as cluster-wide settings require.
+   */
+  async appendConfig(yaml: string): Promise<void> {
+    for (const id of this.ids) await appendFile(join(this.dir, `node-${id}.yaml`), `\n${yaml}\n`);
+  }
+
+  /** Node `id`'s data directory. */
+  dataDir(id: number): string {
+    return join(this.dir, `node-${id}`);
   }
 
   /** Node ids 1..size. */

@@ -161,7 +161,7 @@ function gatedDisk(inner: Disk, dead: () => boolean): Disk {
 }
 
 /** A monotonic millisecond clock from `performance.now()`. */
-export const monotonicClock: Clock = { nowMs: () => performance.now() };
+export const monotonicClock: Clock = { nowMs: () => performance.now(), wallMs: () => Date.now() };
 
 /**
  * Builds the environment. Timer callbacks run on Node's event loop one at a time; an exception

@@ -35,7 +35,7 @@ import { msgpackCodec } from '../transport/message-codec.js';
 import { validateRaftMessage } from '../log/index.js';
 import type { Lane, Transport, TransportHandlers } from '../transport/transport.js';
 import type { StorageRepair } from '../storage/index.js';
-import type { NodeEnv, TimerHandle } from './env.js';
+import { VIRTUAL_EPOCH_MS, type NodeEnv, type TimerHandle } from './env.js';
 import type {
   AppliedEntry,
   ChannelSpec,
@@ -303,6 +303,8 @@ export class ClusterNode<S = unknown> {
       incarnation: this.raft.incarnation,
       clock: this.env.clock,
       timers: this.env.timers,
+      wallMs: () => this.env.clock.wallMs?.() ?? VIRTUAL_EPOCH_MS + Math.floor(this.env.clock.nowMs()),
+      processes: this.env.processes,
       requestTimeoutMs: this.timing.requestTimeoutMs,
       trace: (event, fields) => {
         this.env.trace(event, fields);
@@ -321,6 +323,11 @@ export class ClusterNode<S = unknown> {
         this.pendingView = view;
       },
       retire: (highestSeen, why) => this.retire(highestSeen, why),
+      selfFence: (why) => {
+        if (this.state !== 'running') return;
+        this.env.trace('self-fence', { why });
+        this.env.failStop(`self-fenced: ${why}`, new CohortError('SELF_FENCED', why));
+      },
     };
   }
 

@@ -17,7 +17,15 @@ import type { ProcessRunner } from './process-runner.js';
 /** A monotonic clock in milliseconds (fractional allowed). Never goes backwards. */
 export interface Clock {
   nowMs(): number;
+  /**
+   * Wall-clock time, ms since the Unix epoch, for records people read (never for timing). Absent:
+   * a fixed epoch plus `nowMs()` (the simulator's virtual time, deterministic).
+   */
+  wallMs?(): number;
 }
+
+/** The epoch `wallMs` counts from where a clock has no wall clock: 2026-01-01T00:00:00Z. */
+export const VIRTUAL_EPOCH_MS = 1_767_225_600_000;
 
 /** A cancellable one-shot timer. */
 export interface TimerHandle {

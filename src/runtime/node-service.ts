@@ -35,6 +35,7 @@ import type { ApplyResult, AnyStateMachine, Entry, RaftRole, StateMachine } from
 import type { Codec, Lane } from '../transport/transport.js';
 import type { ApiHandlerRegistry } from '../api/index.js';
 import type { Clock, Timers, TraceFields } from './env.js';
+import type { ProcessRunner } from './process-runner.js';
 import type { RaftNodeError } from './raft-node.js';
 
 /** A state machine a service puts on the cluster log (one `StateMachineMux` member). */
@@ -132,6 +133,13 @@ export interface ServiceContext {
   readonly incarnation: Incarnation;
   readonly clock: Clock;
   readonly timers: Timers;
+  /**
+   * Wall-clock time, ms since the Unix epoch: for records people read (the fence ledger's times);
+   * never for timing decisions (use `clock`). The simulator gives virtual time from a fixed epoch.
+   */
+  wallMs(): number;
+  /** Runs external programs (fence agents) without blocking: `src/runtime/process-runner.ts`. */
+  readonly processes: ProcessRunner;
   /** The node's request timeout, ms (the default proposal and read deadline). */
   readonly requestTimeoutMs: number;
   trace(event: string, fields?: TraceFields): void;
@@ -161,6 +169,14 @@ export interface ServiceContext {
    * + 1`. Returns that incarnation. Call at most once.
    */
   retire(highestSeen: number, why: string): Incarnation;
+  /**
+   * Ends this incarnation because it may have been cut off from the cluster (the self-fence of
+   * the watchdog agent, `src/fencing/self-fence.ts`): a fail-stop with the error code
+   * `SELF_FENCED` and `why` as the operator's line. The daemon exits (a supervisor restarts it as
+   * a new incarnation, which joins after its fence is recorded); embedded mode stops the node; the
+   * simulator crashes it. Idempotent.
+   */
+  selfFence(why: string): void;
 }
 
 /** One service on a node; see the file comment for the order of calls. */

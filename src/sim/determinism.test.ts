@@ -48,6 +48,7 @@ const MUST_COVER = [
   'src/sim/disk.ts',
   'src/sim/block-store.ts',
   'src/sim/process-runner.ts',
+  'src/sim/fence-agents.ts',
   'src/sim/workloads/broadcast-node.ts',
   'src/sim/checkers/linearizability.ts',
   'src/storage/wal.ts',
@@ -63,6 +64,9 @@ const MUST_COVER = [
   'src/fencing/fence-ledger.ts',
   'src/fencing/fence-scheduler.ts',
   'src/kv/kv-service.ts',
+  'src/fencing/fence-agent.ts',
+  'src/fencing/exec-agent.ts',
+  'src/fencing/process-agent.ts',
 ];
 const FORBIDDEN: readonly [RegExp, string][] = [
   [/\bDate\b/, 'Date'],

@@ -5,7 +5,8 @@
  * and partitions nodes and the detector removes them.
  *
  * - **Churn** (every `churnMeanMs` on average): a random node and group; a process that is not a
- *   member (by its own applied view) joins with a random level; a member leaves with
+ *   member (by its own applied view) joins with the group's level (a group has one level: the
+ *   `i`-th group of the run has level `1 + i % levelMax`); a member leaves with
  *   `leaveProbability`. A restarted node is a new incarnation outside every group, so churn also
  *   brings it back. Every node also tries to join each group once early in the run.
  * - **Sends** (every `sendMeanMs`): a random node sends `n<node>-<counter>` (unique in the run)
@@ -43,7 +44,7 @@ export interface GroupDriverOptions {
   readonly barrierMeanMs: number;
   /** Members of a round call the barrier within this long of each other, ms. */
   readonly barrierSpreadMs: number;
-  /** Levels drawn for joins: 0..levelMax. */
+  /** Group levels are 1..levelMax (by the group's position in `groups`). */
   readonly levelMax: number;
 }
 
@@ -80,18 +81,12 @@ export class ClusterGroupDriver {
     for (const node of ctx.nodes) {
       for (const group of this.options.groups) {
         ctx.after(prng.int(1, this.options.firstJoinWithinMs), () => {
-          this.membership(ctx, node, group, 1, 0);
+          this.membership(ctx, node, group, 1);
         });
       }
     }
     this.loop(ctx, prng, this.options.churnMeanMs, () => {
-      this.membership(
-        ctx,
-        prng.pick(ctx.nodes),
-        prng.pick(this.options.groups),
-        prng.float(),
-        prng.int(0, this.options.levelMax + 1),
-      );
+      this.membership(ctx, prng.pick(ctx.nodes), prng.pick(this.options.groups), prng.float());
     });
     this.loop(ctx, prng, this.options.sendMeanMs, () => {
       this.send(ctx, prng.pick(ctx.nodes), prng.float());
@@ -112,13 +107,8 @@ export class ClusterGroupDriver {
   }
 
   /** Joins `group` on `node` if its process is not a member; leaves it if `roll` says so. */
-  private membership(
-    ctx: DriverContext<ClusterSimNode>,
-    node: NodeId,
-    group: string,
-    roll: number,
-    level: number,
-  ): void {
+  private membership(ctx: DriverContext<ClusterSimNode>, node: NodeId, group: string, roll: number): void {
+    const level = 1 + (this.options.groups.indexOf(group) % this.options.levelMax);
     ctx.call(node, (inst) => {
       const view = inst.group(group);
       const member = isMember(inst, view?.members);
