@@ -288,7 +288,8 @@ export class MembershipService implements NodeService {
   /**
    * The manual fence agent (design note section 6): the operator confirms that `node` was fenced
    * at `incarnation` (null: the incarnation that needs fencing now), and this proposes
-   * `fenced(node, incarnation)`. A newer incarnation waiting for that fence is admitted into the
+   * `fenced(node, incarnation)` by `confirm` with this node's wall-clock time (the fence ledger
+   * records it). A newer incarnation waiting for that fence is admitted into the
    * view when it applies. Refused up front, with a `FenceConfirmError` and nothing proposed,
    * when this node's applied state shows no pending fence for `node` or the incarnation does not
    * fit; the command itself is idempotent and incarnation-checked, so a race with another
@@ -307,7 +308,7 @@ export class MembershipService implements NodeService {
     }
     const inc = checked.value;
     this.handle.propose(
-      { type: 'fenced', node, incarnation: inc, proof: { by: 'confirm' } },
+      { type: 'fenced', node, incarnation: inc, proof: { by: 'confirm', atMs: this.ctx.wallMs() } },
       { idempotent: true },
       (r) => {
         if (!r.ok) {
