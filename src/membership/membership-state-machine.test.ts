@@ -4,7 +4,8 @@
 // results that change nothing; wait_for_all and two_node gate the quorate flag; every view's
 // quorate flag agrees with src/quorum hasQuorum; event seqs are contiguous and identical across
 // instances; and apply is deterministic (equal results, hashes and snapshot bytes on two
-// instances, also after a snapshot restore midway), with corrupt snapshots refused untouched.
+// instances, also after a snapshot restore midway), with corrupt snapshots refused untouched. And
+// a node awaits a fence exactly when the fence ledger holds a pending record for its incarnation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -417,6 +418,11 @@ test('two instances applying the same commands agree on every result, hash and s
         const rb = b.apply(index, T1, c);
         assert.deepEqual(ra, rb);
         assert.equal(a.stateHash(), b.stateHash());
+        // A node awaits a fence exactly when the fence ledger holds a pending record for it.
+        assert.deepEqual(
+          a.pendingFences().map((f) => `${f.node}@${f.incarnation}`),
+          a.nodes().flatMap((x) => (x.fencePending ? [`${x.nodeId}@${x.incarnation}`] : [])),
+        );
       });
       assert.deepEqual(a.snapshot(), b.snapshot());
       assert.deepEqual(allEvents(a), allEvents(b));
