@@ -288,8 +288,8 @@ export class MembershipService implements NodeService {
   /**
    * The manual fence agent (design note section 6): the operator confirms that `node` was fenced
    * at `incarnation` (null: the incarnation that needs fencing now), and this proposes
-   * `fenced(node, incarnation)` by `confirm` with this node's wall-clock time (the fence ledger
-   * records it). A newer incarnation waiting for that fence is admitted into the
+   * `fenced(node, incarnation)` by `confirm`, with this node's wall-clock time for the fence
+   * ledger. A newer incarnation waiting for that fence is admitted into the
    * view when it applies. Refused up front, with a `FenceConfirmError` and nothing proposed,
    * when this node's applied state shows no pending fence for `node` or the incarnation does not
    * fit; the command itself is idempotent and incarnation-checked, so a race with another
@@ -307,33 +307,23 @@ export class MembershipService implements NodeService {
       return;
     }
     const inc = checked.value;
-    this.handle.propose(
-      { type: 'fenced', node, incarnation: inc, proof: { by: 'confirm', atMs: this.ctx.wallMs() } },
-      { idempotent: true },
-      (r) => {
-        if (!r.ok) {
-          done(r);
-          return;
-        }
-        const out = r.value;
-        const rec = defined(
-          this.machine.nodes().find((n) => n.nodeId === node),
-          'a configured node keeps its record',
-        );
-        const admitted =
-          out.outcome === 'applied' && rec.status === 'member' && rec.incarnation > inc ? rec.incarnation : null;
-        done(
-          ok({
-            nodeId: node,
-            incarnation: inc,
-            outcome: out.outcome,
-            status: rec.status,
-            admitted,
-            viewId: out.viewId,
-          }),
-        );
-      },
-    );
+    const proof = { by: 'confirm', atMs: this.ctx.wallMs() } as const;
+    this.handle.propose({ type: 'fenced', node, incarnation: inc, proof }, { idempotent: true }, (r) => {
+      if (!r.ok) {
+        done(r);
+        return;
+      }
+      const out = r.value;
+      const rec = defined(
+        this.machine.nodes().find((n) => n.nodeId === node),
+        'a configured node keeps its record',
+      );
+      const admitted =
+        out.outcome === 'applied' && rec.status === 'member' && rec.incarnation > inc ? rec.incarnation : null;
+      done(
+        ok({ nodeId: node, incarnation: inc, outcome: out.outcome, status: rec.status, admitted, viewId: out.viewId }),
+      );
+    });
   }
 
   /**
