@@ -19,6 +19,7 @@ import type { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { DecodeError } from '../lib/errors.js';
 import { NODE_ID_MAX, type NodeId } from '../lib/ids.js';
 import { FENCE_EXCERPT_BYTES_MAX, FENCE_LEVELS_MAX, FENCE_OPERATOR_BYTES_MAX } from '../constants.js';
+import type { AttemptOutcome } from './fence-agent.js';
 import {
   deviceNameProblem,
   FENCE_ACTIONS,
@@ -31,14 +32,10 @@ import {
 // Types
 
 /**
- * How one run of a device ended: `ok` (the agent reported success), `failed` (it reported
- * failure, with its exit code), `timed-out` (it did not finish within the device's `timeoutMs`
- * and was killed), `error` (it could not be run at all: no program, no pid file, ...).
+ * Every attempt result (`AttemptOutcome` of `fence-agent.ts`: `ok`, `failed` with its exit code,
+ * `timed-out`, `error`: it could not run), in encoding order.
  */
-export type FenceAttemptResult = 'ok' | 'failed' | 'timed-out' | 'error';
-
-/** Every attempt result, in encoding order. */
-export const FENCE_ATTEMPT_RESULTS: readonly FenceAttemptResult[] = ['ok', 'failed', 'timed-out', 'error'];
+export const FENCE_ATTEMPT_RESULTS: readonly AttemptOutcome[] = ['ok', 'failed', 'timed-out', 'error'];
 
 /** One run of one fence device against one fenced incarnation, as the executor reported it. */
 export interface FenceAttempt {
@@ -49,7 +46,7 @@ export interface FenceAttempt {
   readonly device: string;
   readonly agent: FenceAgentKind;
   readonly action: FenceAction;
-  readonly result: FenceAttemptResult;
+  readonly result: AttemptOutcome;
   /** The agent's exit status, 0..255, when it exited. */
   readonly exitCode?: number;
   /** How long it ran, ms (0..FENCE_DURATION_MS_MAX). */
@@ -78,7 +75,7 @@ export const FENCE_PROOF_KINDS: readonly FenceProof['by'][] = ['agent', 'watchdo
 /** A device told `on` for a node that joined cleanly after its fence (storage fencing). */
 export interface FenceUnfence {
   readonly device: string;
-  readonly result: FenceAttemptResult;
+  readonly result: AttemptOutcome;
   /** When it ran, the proposer's wall clock, ms. */
   readonly atMs: number;
 }

@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import { FENCE_RETRY_DELAY_MS, FENCE_ROUND_BACKOFF_MS, FENCE_ROUND_BACKOFF_MS_MAX } from '../constants.js';
-import type { FenceAttempt, FenceAttemptResult } from './fence-attempt.js';
+import type { FenceAttempt } from './fence-attempt.js';
+import type { AttemptOutcome } from './fence-agent.js';
 import { nextFenceStep, roundBackoffMs, type FenceSchedulerInput, type FenceStep } from './fence-scheduler.js';
 import {
   MANUAL_ONLY_TOPOLOGY,
@@ -57,7 +58,7 @@ function input(t: FenceTopology, attempts: FenceAttempt[] = [], nowMs = T0, over
 }
 
 /** The attempt an executor records after running `step`. */
-function recorded(step: FenceStep, result: FenceAttemptResult, atMs: number, durationMs = 100): FenceAttempt {
+function recorded(step: FenceStep, result: AttemptOutcome, atMs: number, durationMs = 100): FenceAttempt {
   assert.ok(step.kind === 'run');
   return {
     executor: nodeId(1),
@@ -89,7 +90,7 @@ test('levels run in order, the devices of a level one after another, skipping th
   const attempts: FenceAttempt[] = [];
   let now = T0;
   const steps: string[] = [];
-  const results: FenceAttemptResult[] = ['failed', 'timed-out', 'ok', 'ok'];
+  const results: AttemptOutcome[] = ['failed', 'timed-out', 'ok', 'ok'];
   for (const result of results) {
     let step = nextFenceStep(input(t, attempts, now));
     if (step.kind === 'wait') {
@@ -281,7 +282,7 @@ test('property: an executor following the scheduler keeps level order and retry 
   fc.assert(
     fc.property(
       arbTopology,
-      fc.array(fc.constantFrom<FenceAttemptResult>('ok', 'failed', 'failed', 'timed-out', 'error'), { maxLength: 60 }),
+      fc.array(fc.constantFrom<AttemptOutcome>('ok', 'failed', 'failed', 'timed-out', 'error'), { maxLength: 60 }),
       fc.array(fc.integer({ min: 0, max: 2000 }), { minLength: 1, maxLength: 10 }),
       (t, results, durations) => {
         const attempts: FenceAttempt[] = [];
@@ -317,7 +318,7 @@ test('property: on random attempt histories the answer still keeps every rule', 
         fc.record({
           level: fc.integer({ min: 1, max: Math.max(1, t.levels.length) }),
           device: fc.constantFrom('d0', 'd1', 'd2', 'd3', 'd4', 'd5'),
-          result: fc.constantFrom<FenceAttemptResult>('ok', 'failed', 'timed-out', 'error'),
+          result: fc.constantFrom<AttemptOutcome>('ok', 'failed', 'timed-out', 'error'),
           action: fc.constantFrom('off' as const, 'reboot' as const, 'status' as const),
           atMs: fc.integer({ min: T0, max: T0 + 60_000 }),
           durationMs: fc.integer({ min: 0, max: 5000 }),

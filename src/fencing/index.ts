@@ -40,7 +40,6 @@ export {
   writeFenceUnfence,
   writeShortText,
   type FenceAttempt,
-  type FenceAttemptResult,
   type FenceProof,
   type FenceUnfence,
 } from './fence-attempt.js';
@@ -53,5 +52,18 @@ export {
   type FenceStep,
   type FenceWaitReason,
 } from './fence-scheduler.js';
-export { CLIP_MARK, clipUtf8 } from './fence-agent.js';
+export {
+  CLIP_MARK,
+  agentAttemptResult,
+  agentProcessSpec,
+  clipUtf8,
+  outputExcerpt,
+  targetFor,
+  type AgentRequest,
+  type AgentTarget,
+  type AttemptOutcome,
+  type AttemptResult,
+  type PowerStatus,
+} from './fence-agent.js';
+export { selfFenceVerdict, type SelfFenceInput, type SelfFenceVerdict } from './self-fence.js';
 export { FenceLedger, type FenceLedgerOutcome, type FenceOutcome, type FenceRecord } from './fence-ledger.js';
