@@ -1,5 +1,5 @@
 // Proves `cohort events` and `cohort fence confirm` against a real API socket served in-process:
-// events print one readable line each (view, quorum, node) or one JSON object per line with
+// events print one readable line each (view, quorum, node, fence) or one JSON object per line with
 // --json, in order; the stream's params carry --from and --follow; a GAP ends with one clear line
 // naming the oldest sequence to rerun from and exit 1; a missing daemon is exit 4; a refused
 // fence confirmation prints the daemon's reason in one line with exit 1, NOT_QUORATE is exit 3,
@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiError, type ApiData } from '../api/index.js';
-import { runEvents } from './events-command.js';
+import { describeEvent, runEvents } from './events-command.js';
 import { runFenceConfirm } from './fence-command.js';
 import { withApiServer } from '../testing/api-support.js';
 
@@ -135,4 +135,45 @@ test("fence confirm: the daemon's refusal is one line with exit 1, no quorum is 
       assert.deepEqual(calls, [{ node: 1 }, { node: 2 }, { node: 3, incarnation: 1 }]);
     },
   );
+});
+
+test('fence events print one line each: the request, an attempt, the proof, an unfence', () => {
+  const fence = (seq: number, payload: ApiData): ApiData => ({
+    seq,
+    viewId: 4,
+    index: 20 + seq,
+    kind: 'fence',
+    payload,
+  });
+  const key = { node: 3, incarnation: 1 };
+  const lines = [
+    fence(1, { ...key, what: 'requested', reason: 'declared failed by an operator; needs fencing' }),
+    fence(2, {
+      ...key,
+      what: 'attempt',
+      attempt: {
+        executor: 1,
+        level: 1,
+        device: 'ipmi',
+        agent: 'exec',
+        action: 'off',
+        result: 'failed',
+        exitCode: 1,
+        durationMs: 900,
+        excerpt: 'x',
+        atMs: 5,
+        round: 1,
+      },
+    }),
+    fence(3, { ...key, what: 'fenced', proof: { by: 'agent', level: 2, device: 'pdu', atMs: 6 } }),
+    fence(4, { ...key, what: 'fenced', proof: { by: 'confirm', operator: 'alice', atMs: 7 } }),
+    fence(5, { ...key, what: 'unfenced', unfence: { device: 'scsi', result: 'ok', atMs: 8 } }),
+  ].map(describeEvent);
+  assert.deepEqual(lines, [
+    '#1 view 4 index 21 fence: node 3 incarnation 1 fence requested (declared failed by an operator; needs fencing)',
+    '#2 view 4 index 22 fence: node 3 incarnation 1 attempt: level 1 ipmi off failed exit 1 in 900 ms (round 1)',
+    '#3 view 4 index 23 fence: node 3 incarnation 1 fenced by agent (level 2 pdu)',
+    '#4 view 4 index 24 fence: node 3 incarnation 1 fenced by confirm alice',
+    '#5 view 4 index 25 fence: node 3 incarnation 1 unfenced: scsi ok',
+  ]);
 });

@@ -36,6 +36,37 @@ function members(v: ApiData | undefined): string {
     .join(' ');
 }
 
+/** What a fence event says (docs/fencing.md, "Ledger"). */
+function fenceDetail(p: Obj): string {
+  const what = cellText(p['what']);
+  switch (what) {
+    case 'requested':
+      return `fence requested (${cellText(p['reason'])})`;
+    case 'attempt': {
+      const a = apiObject(p['attempt']);
+      const exit = a['exitCode'] === undefined ? '' : ` exit ${cellText(a['exitCode'])}`;
+      return `attempt: level ${cellText(a['level'])} ${cellText(a['device'])} ${cellText(a['action'])} ${cellText(a['result'])}${exit} in ${cellText(a['durationMs'])} ms (round ${cellText(a['round'])})`;
+    }
+    case 'fenced': {
+      const proof = apiObject(p['proof']);
+      const by = cellText(proof['by']);
+      const how =
+        by === 'confirm'
+          ? proof['operator'] === undefined
+            ? ''
+            : ` ${cellText(proof['operator'])}`
+          : ` (level ${cellText(proof['level'])} ${cellText(proof['device'])})`;
+      return `fenced by ${by}${how}`;
+    }
+    case 'unfenced': {
+      const u = apiObject(p['unfence']);
+      return `unfenced: ${cellText(u['device'])} ${cellText(u['result'])}`;
+    }
+    default:
+      return toJsonLine(p);
+  }
+}
+
 /** One readable line for an event (seq, view, log index, kind, what changed and why). */
 export function describeEvent(v: ApiData): string {
   const e = apiObject(v);
@@ -58,6 +89,8 @@ export function describeEvent(v: ApiData): string {
     }
     case 'barrier':
       return `${head} barrier ${cellText(p['group'])}/${cellText(p['name'])}: ${cellText(p['outcome'])} (group view ${cellText(p['groupViewId'])})`;
+    case 'fence':
+      return `${head} fence: node ${cellText(p['node'])} incarnation ${cellText(p['incarnation'])} ${fenceDetail(p)}`;
     default:
       return `${head} ${kind}: ${toJsonLine(e['payload'] ?? null)}`; // a kind from a newer daemon
   }

@@ -1,8 +1,9 @@
 /**
  * Fencing (issue 12, docs/design/fencing-and-recovery.md sections 2 and 3): the shared fence
  * topology, the fence ledger held by the membership state machine, the record pieces and their
- * codec, and the pure fence scheduler the leader's executor follows. Pure cores: no clocks, no
- * I/O; times are the caller's wall clock in ms.
+ * codec, the pure fence scheduler the leader's executor follows, the agents' pure parts and the
+ * self-fence rule. Pure cores: no clocks, no I/O; times are the caller's wall clock in ms. (The
+ * service adapter, `fence-service.ts`, is imported directly by `src/services.ts`.)
  */
 export {
   FENCE_ACTIONS,
