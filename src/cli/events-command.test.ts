@@ -170,7 +170,7 @@ test('fence events print one line each: the request, an attempt, the proof, an u
     fence(5, { ...key, what: 'unfenced', unfence: { device: 'scsi', result: 'ok', atMs: 8 } }),
   ].map(describeEvent);
   assert.deepEqual(lines, [
-    '#1 view 4 index 21 fence: node 3 incarnation 1 fence requested (declared failed by an operator; needs fencing)',
+    '#1 view 4 index 21 fence: node 3 incarnation 1 requested (declared failed by an operator; needs fencing)',
     '#2 view 4 index 22 fence: node 3 incarnation 1 attempt: level 1 ipmi off failed exit 1 in 900 ms (round 1)',
     '#3 view 4 index 23 fence: node 3 incarnation 1 fenced by agent (level 2 pdu)',
     '#4 view 4 index 24 fence: node 3 incarnation 1 fenced by confirm alice',

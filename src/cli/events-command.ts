@@ -41,7 +41,7 @@ function fenceDetail(p: Obj): string {
   const what = cellText(p['what']);
   switch (what) {
     case 'requested':
-      return `fence requested (${cellText(p['reason'])})`;
+      return `requested (${cellText(p['reason'])})`;
     case 'attempt': {
       const a = apiObject(p['attempt']);
       const exit = a['exitCode'] === undefined ? '' : ` exit ${cellText(a['exitCode'])}`;
