@@ -115,7 +115,11 @@ export function registerServices(self: NodeId, options: CohortNodeOptions): Regi
     declared.join() === SERVICE_CHANNELS.map((c) => c.id).join(),
     'SERVICE_CHANNELS lists every registered service channel, in registration order',
   );
-  return { services: { membership, groups, fencing, kv }, serviceList, channels: [...hostChannels(), ...SERVICE_CHANNELS] };
+  return {
+    services: { membership, groups, fencing, kv },
+    serviceList,
+    channels: [...hostChannels(), ...SERVICE_CHANNELS],
+  };
 }
 
 /**

@@ -57,7 +57,12 @@ export interface SelfFenceInput {
 /** The verdict: end this incarnation now, or not, and why. */
 export type SelfFenceVerdict =
   | { readonly fence: false; readonly heard: readonly NodeId[] }
-  | { readonly fence: true; readonly rule: 'removed' | 'cut-off'; readonly heard: readonly NodeId[]; readonly why: string };
+  | {
+      readonly fence: true;
+      readonly rule: 'removed' | 'cut-off';
+      readonly heard: readonly NodeId[];
+      readonly why: string;
+    };
 
 /** Applies the rule of the file comment. `heard` lists the nodes heard within the lease, self first. */
 export function selfFenceVerdict(i: SelfFenceInput): SelfFenceVerdict {

@@ -240,7 +240,10 @@ const ALLOWED_KEYS: ReadonlyMap<string, readonly string[]> = new Map([
   ['timeouts', Object.keys(timeoutsShape)],
   ['log', Object.keys(logShape)],
   ['fencing', ['devices', 'levels', 'delays']],
-  ['fencing.devices[]', ['name', 'agent', 'hosts', 'timeoutMs', 'retries', 'program', 'action', 'options', 'unfence', 'pidFiles']],
+  [
+    'fencing.devices[]',
+    ['name', 'agent', 'hosts', 'timeoutMs', 'retries', 'program', 'action', 'options', 'unfence', 'pidFiles'],
+  ],
 ]);
 
 /** Renders a zod path as `nodes[1].id`. */

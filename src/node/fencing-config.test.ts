@@ -96,7 +96,10 @@ test('each mistake in the section is reported on its key', () => {
 });
 
 test('a bad device name is a shape problem, reported before the whole-file rules', () => {
-  has(problems(base({ devices: [{ name: 'Bad Name', agent: 'watchdog' }], levels: [['x']] })), /^fencing\.devices\[0\]\.name: /);
+  has(
+    problems(base({ devices: [{ name: 'Bad Name', agent: 'watchdog' }], levels: [['x']] })),
+    /^fencing\.devices\[0\]\.name: /,
+  );
 });
 
 test('a level naming an undefined device, and a device in no level, are refused', () => {

@@ -46,7 +46,12 @@ const nodeNameMap = z.record(z.string(), z.string().min(1).max(FENCE_OPTION_BYTE
 const timeoutMs = z.int().min(1).max(PROCESS_TIMEOUT_MS_MAX);
 const retries = z.int().min(0).max(FENCE_DEVICE_RETRIES_MAX);
 
-const common = { name: deviceName, hosts: nodeNameMap.optional(), timeoutMs: timeoutMs.optional(), retries: retries.optional() };
+const common = {
+  name: deviceName,
+  hosts: nodeNameMap.optional(),
+  timeoutMs: timeoutMs.optional(),
+  retries: retries.optional(),
+};
 
 /** The shape of one device; unknown keys are refused per agent. */
 export const fenceDeviceSchema = z.discriminatedUnion('agent', [
@@ -119,7 +124,8 @@ export function fenceTopologyOf(
     };
     switch (d.agent) {
       case 'exec': {
-        if (!isAbsolute(d.program)) problems.push({ path: `${at}.program`, message: `${d.program} must be an absolute path` });
+        if (!isAbsolute(d.program))
+          problems.push({ path: `${at}.program`, message: `${d.program} must be an absolute path` });
         const options = new Map<string, string>();
         const entries = Object.entries(d.options);
         if (entries.length > FENCE_OPTIONS_MAX)
@@ -127,22 +133,32 @@ export function fenceTopologyOf(
         for (const [key, value] of entries) {
           const text = String(value);
           if (Buffer.byteLength(text, 'utf8') > FENCE_OPTION_BYTES_MAX)
-            problems.push({ path: `${at}.options.${key}`, message: `a value is at most ${FENCE_OPTION_BYTES_MAX} bytes` });
+            problems.push({
+              path: `${at}.options.${key}`,
+              message: `a value is at most ${FENCE_OPTION_BYTES_MAX} bytes`,
+            });
           options.set(key, text);
         }
         // The exec agent's own rules (src/fencing/exec-agent.ts): what fencing.py would read
         // differently from what was written (line breaks inject options, quotes and outer
         // whitespace are stripped), and the keys cohort sets itself.
-        for (const message of execOptionProblems(options))
-          problems.push({ path: `${at}.options`, message });
-        devices.set(d.name, { ...base, agent: 'exec', program: d.program, action: d.action, options, unfence: d.unfence });
+        for (const message of execOptionProblems(options)) problems.push({ path: `${at}.options`, message });
+        devices.set(d.name, {
+          ...base,
+          agent: 'exec',
+          program: d.program,
+          action: d.action,
+          options,
+          unfence: d.unfence,
+        });
         break;
       }
       case 'process': {
         const pidFiles = new Map<string, string>();
         for (const [name, path] of Object.entries(d.pidFiles)) {
           if (!nodes.has(name)) unknownNode(`${at}.pidFiles.${name}`, name);
-          if (!isAbsolute(path)) problems.push({ path: `${at}.pidFiles.${name}`, message: `${path} must be an absolute path` });
+          if (!isAbsolute(path))
+            problems.push({ path: `${at}.pidFiles.${name}`, message: `${path} must be an absolute path` });
           pidFiles.set(name, path);
         }
         devices.set(d.name, { ...base, agent: 'process', pidFiles });

@@ -350,7 +350,7 @@ function track<T>(): {
 function joinAll(c: Cluster, group: string, ids: readonly number[]): void {
   const joins = ids.map((id) => {
     const t = track<unknown>();
-    c.node(id).services.groups.join(group, id, t.cb);
+    c.node(id).services.groups.join(group, 0, t.cb);
     return t;
   });
   c.runUntil(() => joins.every((t) => t.outcome.done), 5000);
