@@ -409,8 +409,8 @@ export const FENCE_OPERATOR_BYTES_MAX: number = 64;
  * every attempt of the current round.
  */
 export const FENCE_ATTEMPTS_KEPT: number = 16;
-/** Fencing: attempts a finished record keeps in the history (the newest: the success and the one before). */
-export const FENCE_HISTORY_ATTEMPTS_KEPT: number = 2;
+/** Fencing: attempts a finished record keeps in the history (the newest: the success and what failed before it). */
+export const FENCE_HISTORY_ATTEMPTS_KEPT: number = 8;
 /** Fencing: finished fence records kept (the oldest finished is dropped first); pending ones are always kept. */
 export const FENCE_HISTORY_KEPT: number = 64;
 /** Fencing: unfence entries a finished record keeps (the newest). */

@@ -38,7 +38,12 @@ function device(name: string, agent: FenceAgentKind, retries = 0, hosts?: string
     case 'exec':
       return { ...base, agent, program: '/usr/sbin/fence_dummy', action: 'reboot', options: new Map(), unfence: false };
     case 'process':
-      return { ...base, agent, pidFiles: new Map() };
+      // A process device fences only the nodes it has a pid file for: give it the hosts' (or every test node's).
+      return {
+        ...base,
+        agent,
+        pidFiles: new Map((hosts ?? ['node-1', 'node-2', 'node-3']).map((h) => [h, `/run/${h}.pid`])),
+      };
     case 'watchdog':
       return { ...base, agent };
     case 'manual':

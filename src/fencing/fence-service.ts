@@ -26,15 +26,20 @@
  * Pure: runs unchanged in the simulator (scripted agents on virtual time).
  */
 import type { ApiHandlerRegistry } from '../api/index.js';
-import { defined } from '../lib/assert.js';
-import type { Incarnation, NodeId, Term } from '../lib/ids.js';
+import { assertNever, defined } from '../lib/assert.js';
+import type { Incarnation, LogIndex, NodeId, Term } from '../lib/ids.js';
 import type { RaftRole } from '../log/index.js';
+import type { FenceRecord } from './fence-ledger.js';
 import type { MembershipService } from '../membership/membership-service.js';
 import type { NodeService, ServiceContext } from '../runtime/node-service.js';
 import type { ProcessHandle } from '../runtime/process-runner.js';
 import { PROCESS_KILL_GRACE_MS } from '../constants.js';
-import { plugFor, type FenceDevice, type FenceTopology } from './fence-topology.js';
+import { agentAttemptResult, agentProcessSpec, clipUtf8, targetFor, type AttemptResult } from './fence-agent.js';
+import type { FenceAttempt } from './fence-attempt.js';
+import { nextFenceStep, type FenceStep } from './fence-scheduler.js';
+import type { FenceTopology } from './fence-topology.js';
 import { selfFenceVerdict } from './self-fence.js';
+import { registerFenceApi } from './fence-handlers.js';
 
 /** Options of the fencing service. */
 export interface FenceServiceOptions {
@@ -57,7 +62,10 @@ export interface FenceServiceOptions {
 
 /** What is worth observing (logs, metrics, tests), called synchronously. */
 export interface FenceObserver {
-  onFenceAttempt?(node: NodeId, incarnation: Incarnation, device: string, result: string, durationMs: number): void;
+  /** The executor ran one device against a fenced incarnation (its result is being recorded). */
+  onFenceAttempt?(node: NodeId, incarnation: Incarnation, attempt: FenceAttempt): void;
+  /** The executor's next step for a fence changed (what it runs or waits for). */
+  onFenceStep?(node: NodeId, incarnation: Incarnation, step: FenceStep): void;
   onSelfFence?(why: string): void;
 }
 
@@ -65,13 +73,27 @@ export interface FenceObserver {
 interface Execution {
   readonly node: NodeId;
   readonly incarnation: Incarnation;
-  /** This executor's clock when it took the fence up. */
-  readonly beganMs: number;
-  /** Do nothing before this (the resume delay). */
+  /** Wall-clock ms when this executor took the fence up (the scheduler's `beganAtMs`). */
+  readonly beganAtMs: number;
+  /** Wall-clock ms before which nothing runs (the resume delay of an inherited fence). */
   readonly notBeforeMs: number;
   running: ProcessHandle | null;
   /** A proposal (attempt or outcome) is in flight. */
   proposing: boolean;
+  /** The last step reported to the observer (its kind and device), to report changes only. */
+  lastStep: string;
+  /** The device running now ('' when none). */
+  runningDevice: string;
+}
+
+/** What the executor does for a fence now, for `cohort fence status` and logs. */
+export interface FenceActivity {
+  readonly node: NodeId;
+  readonly incarnation: Incarnation;
+  readonly step:
+    | FenceStep
+    | { readonly kind: 'resuming'; readonly untilMs: number }
+    | { readonly kind: 'running'; readonly device: string };
 }
 
 /** See the file comment. */
@@ -79,9 +101,11 @@ export class FenceService implements NodeService {
   readonly name = 'fencing';
   private ctxRef: ServiceContext | null = null;
   private readonly executions = new Map<string, Execution>();
-  /** This node's clock when its current leadership began (null: not leading). */
-  leaderSinceMs: number | null = null;
+  /** Wall-clock ms when this node's current leadership began (null: not leading). */
+  private leaderSinceMs: number | null = null;
   private leaderTerm: Term | null = null;
+  /** Fences opened at or below this index may have been run by an earlier leader (the resume delay). */
+  private inheritedThrough: LogIndex | null = null;
   /** This incarnation has been a member of a quorate view. */
   private wasQuorateMember = false;
   private selfFenced = false;
@@ -108,12 +132,14 @@ export class FenceService implements NodeService {
     if (role === 'leader') {
       if (this.leaderTerm !== term) {
         this.leaderTerm = term;
-        this.leaderSinceMs = this.ctx.clock.nowMs();
+        this.leaderSinceMs = this.ctx.wallMs();
+        this.inheritedThrough = this.ctx.raft().lastIndex;
       }
       return;
     }
     this.leaderTerm = null;
     this.leaderSinceMs = null;
+    this.inheritedThrough = null;
     this.stopAll();
   }
 
@@ -125,12 +151,35 @@ export class FenceService implements NodeService {
     this.checkSelfFence(nowMs);
   }
 
-  onLeaderTick(nowMs: number): void {
-    this.drive(nowMs);
+  onLeaderTick(): void {
+    this.drive();
   }
 
-  registerApi(_registry: ApiHandlerRegistry): void {
-    // fence.now, fence.history: see fence-handlers.ts (wired with the ledger).
+  /** Registers `fence.history`, `fence.pending` and `fence.now` (`fence-handlers.ts`). */
+  registerApi(registry: ApiHandlerRegistry): void {
+    registerFenceApi(registry, this, this.membership);
+  }
+
+  /** The configured topology. */
+  get topology(): FenceTopology {
+    return this.options.topology;
+  }
+
+  /** What this node's executor does for each open fence (empty unless this node leads). */
+  activity(): FenceActivity[] {
+    if (this.leaderSinceMs === null) return [];
+    const wall = this.ctx.wallMs();
+    const out: FenceActivity[] = [];
+    for (const rec of this.membership.machine.pendingFences()) {
+      const ex = this.executions.get(keyOf(rec.node, rec.incarnation));
+      if (ex === undefined) continue;
+      if (ex.running !== null)
+        out.push({ node: rec.node, incarnation: rec.incarnation, step: { kind: 'running', device: ex.runningDevice } });
+      else if (wall < ex.notBeforeMs)
+        out.push({ node: rec.node, incarnation: rec.incarnation, step: { kind: 'resuming', untilMs: ex.notBeforeMs } });
+      else out.push({ node: rec.node, incarnation: rec.incarnation, step: this.stepOf(rec, ex, wall) });
+    }
+    return out;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -141,14 +190,154 @@ export class FenceService implements NodeService {
     this.executions.clear();
   }
 
-  private drive(_nowMs: number): void {
-    // Wired with the ledger and the scheduler (see the file comment).
+  /** One pass of the executor over every open fence (leader only). */
+  private drive(): void {
+    const since = this.leaderSinceMs;
+    if (since === null || !this.ctx.running()) return;
+    const wall = this.ctx.wallMs();
+    const live = new Set<string>();
+    for (const rec of this.membership.machine.pendingFences()) {
+      const key = keyOf(rec.node, rec.incarnation);
+      live.add(key);
+      let ex = this.executions.get(key);
+      if (ex === undefined) {
+        const inherited = this.inheritedThrough !== null && rec.request.index <= this.inheritedThrough;
+        ex = {
+          node: rec.node,
+          incarnation: rec.incarnation,
+          beganAtMs: wall,
+          notBeforeMs: inherited ? since + this.resumeDelayMs : wall,
+          running: null,
+          proposing: false,
+          lastStep: '',
+          runningDevice: '',
+        };
+        this.executions.set(key, ex);
+      }
+      if (ex.running !== null || ex.proposing || wall < ex.notBeforeMs) continue;
+      this.act(rec, ex, this.stepOf(rec, ex, wall));
+    }
+    // Closed fences (recorded, or confirmed by an operator): stop whatever still runs for them.
+    for (const [key, ex] of this.executions) {
+      if (live.has(key)) continue;
+      ex.running?.kill();
+      this.executions.delete(key);
+    }
   }
 
-  /** The device's plug for `node`, or null when it cannot fence it. */
-  plug(device: FenceDevice, node: NodeId): string | null {
-    const name = this.options.nodeNames.get(node);
-    return name === undefined ? null : plugFor(device, name);
+  private stepOf(rec: FenceRecord, ex: Execution, wall: number): FenceStep {
+    return nextFenceStep({
+      topology: this.options.topology,
+      target: { id: rec.node, name: this.nameOf(rec.node) },
+      attempts: rec.attempts,
+      round: rec.round,
+      nowMs: wall,
+      beganAtMs: ex.beganAtMs,
+      watchdogWaitMs: this.options.watchdogWaitMs,
+    });
+  }
+
+  private nameOf(node: NodeId): string {
+    return this.options.nodeNames.get(node) ?? `node${node}`;
+  }
+
+  private act(rec: FenceRecord, ex: Execution, step: FenceStep): void {
+    const shown = `${step.kind}/${step.kind === 'run' ? `${step.device}#${step.attemptNo}` : step.kind === 'wait' ? step.why : ''}`;
+    if (shown !== ex.lastStep) {
+      ex.lastStep = shown;
+      this.options.observer?.onFenceStep?.(rec.node, rec.incarnation, step);
+    }
+    switch (step.kind) {
+      case 'wait':
+      case 'exhausted':
+      case 'manual':
+        return;
+      case 'succeeded':
+        this.proposeFenced(rec, ex, step);
+        return;
+      case 'run':
+        this.run(rec, ex, step);
+        return;
+      default:
+        assertNever(step, 'fence step');
+    }
+  }
+
+  private run(rec: FenceRecord, ex: Execution, step: Extract<FenceStep, { kind: 'run' }>): void {
+    const device = this.options.topology.devices.get(step.device);
+    const atMs = this.ctx.wallMs();
+    const record = (r: AttemptResult): void => {
+      this.recordAttempt(rec, ex, {
+        executor: this.ctx.nodeId,
+        level: step.level,
+        device: step.device,
+        agent: step.agent,
+        action: step.action,
+        result: r.result,
+        ...(r.exitCode === undefined ? {} : { exitCode: r.exitCode }),
+        durationMs: Math.max(0, Math.round(r.durationMs)),
+        excerpt: clipUtf8(r.excerpt),
+        atMs,
+        round: step.round,
+      });
+    };
+    const target = device === undefined ? null : targetFor(device, rec.node, this.nameOf(rec.node));
+    if (device === undefined || target === null) {
+      record({
+        result: 'error',
+        durationMs: 0,
+        excerpt: `device ${step.device} cannot fence ${this.nameOf(rec.node)}`,
+      });
+      return;
+    }
+    const request = { device, action: step.action, target };
+    const spec = agentProcessSpec(request);
+    if (spec === null) {
+      // A watchdog device: its wait is over (the scheduler waited it out), so the node has fenced itself.
+      record({
+        result: 'ok',
+        durationMs: 0,
+        excerpt: `the node's lease and the drift margin have passed (${this.options.watchdogWaitMs} ms)`,
+      });
+      return;
+    }
+    ex.runningDevice = step.device;
+    ex.running = this.ctx.processes.spawn(spec, (result) => {
+      ex.running = null;
+      ex.runningDevice = '';
+      if (this.executions.get(keyOf(rec.node, rec.incarnation)) !== ex) return; // no longer ours
+      record(agentAttemptResult(request, result));
+    });
+  }
+
+  private recordAttempt(rec: FenceRecord, ex: Execution, attempt: FenceAttempt): void {
+    this.options.observer?.onFenceAttempt?.(rec.node, rec.incarnation, attempt);
+    ex.proposing = true;
+    // Not idempotent: a re-sent attempt would count as another try. A lost outcome is re-run.
+    this.membership.handle.propose(
+      { type: 'fence-attempt', node: rec.node, incarnation: rec.incarnation, attempt },
+      { idempotent: false },
+      () => {
+        ex.proposing = false;
+        this.drive();
+      },
+    );
+  }
+
+  private proposeFenced(rec: FenceRecord, ex: Execution, step: Extract<FenceStep, { kind: 'succeeded' }>): void {
+    ex.proposing = true;
+    this.membership.handle.propose(
+      {
+        type: 'fenced',
+        node: rec.node,
+        incarnation: rec.incarnation,
+        proof: { by: step.by, level: step.level, device: step.device, atMs: this.ctx.wallMs() },
+      },
+      { idempotent: true },
+      () => {
+        ex.proposing = false;
+      },
+    );
   }
 
   /** The delay before anything runs for a fence opened before this leadership. */
@@ -178,4 +367,8 @@ export class FenceService implements NodeService {
     this.options.observer?.onSelfFence?.(verdict.why);
     this.ctx.selfFence(verdict.why);
   }
+}
+
+function keyOf(node: NodeId, incarnation: number): string {
+  return `${node}/${incarnation}`;
 }

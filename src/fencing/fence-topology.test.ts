@@ -4,7 +4,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FENCE_ATTEMPTS_KEPT, FENCE_LEVELS_MAX } from '../constants.js';
-import { MANUAL_ONLY_TOPOLOGY, topologyProblems, type FenceDevice, type FenceTopology } from './fence-topology.js';
+import {
+  MANUAL_ONLY_TOPOLOGY,
+  plugFor,
+  topologyProblems,
+  type FenceDevice,
+  type FenceTopology,
+} from './fence-topology.js';
 
 function wd(name: string, retries = 0): FenceDevice {
   return { name, agent: 'watchdog', timeoutMs: 1000, retries };
@@ -44,4 +50,29 @@ test('too many levels, and a round that does not fit the kept attempts, are refu
   assert.deepEqual(topologyProblems(fits), []);
   const over = topo([['a'], ['b']], [wd('a', FENCE_ATTEMPTS_KEPT / 2 - 1), wd('b', FENCE_ATTEMPTS_KEPT / 2)]);
   assert.match(topologyProblems(over).join('\n'), new RegExp(`${FENCE_ATTEMPTS_KEPT + 1} attempts`));
+});
+
+test('a device fences the nodes in its hosts (plug from the map); a process device only those it has a pid file for', () => {
+  const exec: FenceDevice = {
+    name: 'ipmi',
+    agent: 'exec',
+    program: '/usr/sbin/fence_ipmilan',
+    action: 'off',
+    options: new Map(),
+    unfence: false,
+    timeoutMs: 1000,
+    retries: 0,
+    hosts: new Map([['n1', 'slot-7']]),
+  };
+  assert.equal(plugFor(exec, 'n1'), 'slot-7');
+  assert.equal(plugFor(exec, 'n2'), null);
+  const proc: FenceDevice = {
+    name: 'kill',
+    agent: 'process',
+    pidFiles: new Map([['n1', '/run/n1.pid']]),
+    timeoutMs: 1000,
+    retries: 0,
+  };
+  assert.equal(plugFor(proc, 'n1'), 'n1');
+  assert.equal(plugFor(proc, 'n2'), null, 'no pid file: cannot fence');
 });

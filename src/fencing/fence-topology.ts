@@ -93,6 +93,8 @@ export const MANUAL_ONLY_TOPOLOGY: FenceTopology = { devices: new Map(), levels:
 
 /** The plug a device uses for node `nodeName`, or null when the device cannot fence that node. */
 export function plugFor(device: FenceDevice, nodeName: string): string | null {
+  // A process device fences only the nodes it has a pid file for.
+  if (device.agent === 'process' && !device.pidFiles.has(nodeName)) return null;
   if (device.hosts === undefined) return nodeName;
   return device.hosts.get(nodeName) ?? null;
 }

@@ -258,6 +258,30 @@ function observerFor(logger: Logger, counters: () => DaemonCounters | null): Nod
     onRepaired: (applied) => {
       logger.warn({ applied }, `storage repair complete: the log was rebuilt from peers up to index ${applied}`);
     },
+    onFenceStep: (node, incarnation, step) => {
+      const what =
+        step.kind === 'run'
+          ? `running device ${step.device} (level ${step.level}, try ${step.attemptNo}, round ${step.round}, ${step.action} ${step.plug})`
+          : step.kind === 'wait'
+            ? `waiting (${step.why}) until ${new Date(step.untilMs).toISOString()}`
+            : step.kind === 'exhausted'
+              ? `every level failed in round ${step.round}; the next round starts at ${new Date(step.nextRoundAtMs).toISOString()} (or confirm by hand: cohort fence confirm ${node})`
+              : step.kind === 'manual'
+                ? `waiting for an operator: cohort fence confirm ${node} (${step.why}${step.device === undefined ? '' : `, device ${step.device}`})`
+                : `level ${step.level} succeeded (device ${step.device}); recording the fence`;
+      const line = `fence of node ${node} (incarnation ${incarnation}): ${what}`;
+      if (step.kind === 'exhausted' || step.kind === 'manual')
+        logger.warn({ node, incarnation, step: step.kind }, line);
+      else logger.info({ node, incarnation, step: step.kind }, line);
+    },
+    onFenceAttempt: (node, incarnation, a) => {
+      const line = `fence of node ${node} (incarnation ${incarnation}): device ${a.device} ${a.action} ${a.result}${a.exitCode === undefined ? '' : ` (exit ${a.exitCode})`} in ${a.durationMs} ms${a.excerpt === '' ? '' : `: ${a.excerpt}`}`;
+      if (a.result === 'ok') logger.info({ node, incarnation, device: a.device, result: a.result }, line);
+      else logger.warn({ node, incarnation, device: a.device, result: a.result }, line);
+    },
+    onSelfFence: (why) => {
+      logger.fatal({ why }, `self-fence: ${why}`);
+    },
     onBackgroundFailure: (what, error) => {
       counters()?.backgroundFailures.inc();
       logger.debug({ what, code: error.code }, `${what} not applied yet (${error.code}: ${error.message}); retrying`);

@@ -288,6 +288,7 @@ export class ClusterNode<S = unknown> {
       lead: rs.lead,
       commit: rs.commit,
       applied: rs.applied,
+      lastIndex: rs.lastIndex,
       leaseValid: rs.leaseValid && !held,
       readsHeld: held,
       sinceLeaderMs: heard === undefined ? null : Math.max(0, now - heard),

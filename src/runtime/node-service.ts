@@ -119,6 +119,8 @@ export interface RaftFacts {
   readonly lead: NodeId | null;
   readonly commit: LogIndex;
   readonly applied: LogIndex;
+  /** The last index in this node's log (committed or not). */
+  readonly lastIndex: LogIndex;
   /** Leader only: reads are served from the lease now (false while reads are held after a stall). */
   readonly leaseValid: boolean;
   /** Reads wait because this node's event loop stalled recently. */
