@@ -123,6 +123,15 @@ export class FenceService implements NodeService {
     return defined(this.ctxRef, 'the fencing service is attached');
   }
 
+  /**
+   * Whether this node may keep feeding its watchdog device: false once the self-fence rule says
+   * it may be cut off (or it ended itself). True where no watchdog fence device is configured
+   * (the device then only resets a machine whose daemon hangs or dies).
+   */
+  healthy(): boolean {
+    return !this.selfFenced;
+  }
+
   /** Whether any device is a watchdog (the self-fence runs on every node then). */
   get watchdogArmed(): boolean {
     return [...this.options.topology.devices.values()].some((d) => d.agent === 'watchdog');

@@ -127,6 +127,11 @@ export interface NodeConfig {
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
   /** The fence topology (`fencing` section; no section: every fence waits for a confirmation). */
   readonly fencing: FenceTopology;
+  /**
+   * This node's watchdog device (node-local), fed while the node is healthy; needs
+   * `timeouts.watchdogMs`, the driver's timeout. Undefined: no device.
+   */
+  readonly watchdog: { readonly device: string } | undefined;
 }
 
 /** Default API socket file name inside `dataDir`. */
@@ -223,6 +228,7 @@ const rootShape = {
   timeouts: z.strictObject(timeoutsShape).optional(),
   log: z.strictObject(logShape).optional(),
   fencing: fencingSchema.optional(),
+  watchdog: z.strictObject({ device: pathSchema }).optional(),
 };
 const configSchema = z.strictObject(rootShape);
 type RawConfig = z.output<typeof configSchema>;
@@ -240,6 +246,7 @@ const ALLOWED_KEYS: ReadonlyMap<string, readonly string[]> = new Map([
   ['timeouts', Object.keys(timeoutsShape)],
   ['log', Object.keys(logShape)],
   ['fencing', ['devices', 'levels', 'delays']],
+  ['watchdog', ['device']],
   [
     'fencing.devices[]',
     ['name', 'agent', 'hosts', 'timeoutMs', 'retries', 'program', 'action', 'options', 'unfence', 'pidFiles'],
@@ -574,6 +581,12 @@ function buildConfig(raw: RawConfig, source: string, baseDir: string): Result<No
   }
   const fencing = fenceTopologyOf(raw.fencing, new Map(nodes.map((n) => [n.name, n.id])));
   problems.push(...fencing.problems);
+  if (raw.watchdog !== undefined && raw.timeouts?.watchdogMs === undefined)
+    problems.push({
+      path: 'watchdog.device',
+      message:
+        'needs timeouts.watchdogMs, the timeout the watchdog driver resets the machine after (e.g. softdog soft_margin); set both',
+    });
   if (problems.length > 0 || !timeouts.ok || !votequorum.ok || self === undefined) return err(problems);
   return ok({
     source,
@@ -590,6 +603,7 @@ function buildConfig(raw: RawConfig, source: string, baseDir: string): Result<No
     timeouts: timeouts.value,
     log: { level: raw.log?.level ?? 'info', format: raw.log?.format ?? 'auto' },
     fencing: fencing.topology,
+    watchdog: raw.watchdog === undefined ? undefined : { device: resolvePath(baseDir, raw.watchdog.device) },
   });
 }
 

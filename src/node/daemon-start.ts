@@ -35,6 +35,7 @@ import { CohortError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import { Prng } from '../lib/prng.js';
 import { ApiServer, ApiServerError } from '../platform/api-server.js';
+import { openWatchdogFeeder, type WatchdogFeeder } from './watchdog-feeder.js';
 import { ClusterKeyError, readClusterKeyFile, type ClusterKey } from '../platform/cluster-key.js';
 import { DescriptorPressure } from '../platform/descriptor-pressure.js';
 import { FileDisk } from '../platform/file-disk.js';
@@ -99,6 +100,8 @@ export interface Running {
   readonly api: ApiServer;
   readonly metrics: MetricsEndpoint | null;
   readonly lockPath: string;
+  /** The watchdog feeder (`watchdog.device`), or null. */
+  readonly watchdog: WatchdogFeeder | null;
 }
 
 /** What the start-up needs besides the config. */
@@ -507,6 +510,23 @@ function openNode(
   return { node, blocks };
 }
 
+/** Opens (arms) the configured watchdog device, or null when none is configured. */
+async function openWatchdog(config: NodeConfig, logger: Logger, acquired: Acquired): Promise<WatchdogFeeder | null> {
+  const device = config.watchdog?.device;
+  const watchdog = config.timeouts.watchdog;
+  if (device === undefined || watchdog === undefined) return null;
+  try {
+    const feeder = await openWatchdogFeeder(device, watchdog.feedIntervalMs, logger);
+    acquired.add('watchdog', () => feeder.close());
+    return feeder;
+  } catch (e) {
+    throw new StartError(
+      `cannot open the watchdog device ${device}: ${e instanceof Error ? e.message : String(e)} (load a driver, e.g. modprobe softdog, or remove watchdog.device)`,
+      DAEMON_EXIT.failure,
+    );
+  }
+}
+
 /**
  * Runs steps 3 to 7 of the file comment and resolves with everything the running daemon holds.
  * Rejects with `StartError` (the one line to show, the exit code), `StartInterrupted` (a signal
@@ -530,6 +550,7 @@ export async function startDaemon(config: NodeConfig, logger: Logger, hooks: Sta
     checkpoint();
     const { node, blocks } = openNode(config, logger, disk, listeners, hooks, acquired);
     checkpoint();
+    const watchdog = await openWatchdog(config, logger, acquired);
     // The point of no return: the new incarnation becomes durable here.
     await startNode(node);
     started = node;
@@ -542,7 +563,8 @@ export async function startDaemon(config: NodeConfig, logger: Logger, hooks: Sta
     });
     await transport.start(); // bound already: it cannot fail for the port's sake now
     api.serve();
-    return { config, logger, node, transport, disk, blocks, api, metrics, lockPath };
+    watchdog?.start(() => node.running && node.services.fencing.healthy());
+    return { config, logger, node, transport, disk, blocks, api, metrics, lockPath, watchdog };
   } catch (e) {
     await acquired.releaseAll();
     throw e;

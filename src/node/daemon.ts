@@ -131,6 +131,7 @@ async function stop(r: Running, signal: string, leave = true): Promise<void> {
   }
   r.node.stop();
   const steps: [string, () => Promise<void>][] = [
+    ['watchdog', () => r.watchdog?.close() ?? Promise.resolve()],
     ['api', () => r.api.close()],
     ['transport', () => r.transport.close()],
     [

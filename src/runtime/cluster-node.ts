@@ -220,6 +220,11 @@ export class ClusterNode<S = unknown> {
   }
 
   /** This run's incarnation (bumped durably on every start). */
+  /** Whether the node runs (started, not stopped, not fail-stopped by its environment). */
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
   get incarnation(): Incarnation {
     return this.raft.incarnation;
   }
