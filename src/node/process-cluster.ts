@@ -11,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { appendFile, mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { TEST_PORT_BLOCKS, findFreePortBlock } from '../platform/ports.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -132,6 +132,8 @@ export function membersOf(s: NodeStatusAnswer): [number, number][] {
 /** See the file comment. */
 export class ProcessCluster {
   private readonly children = new Map<number, ChildProcess>();
+  /** Per node: the command prefix its daemon runs under (`ip netns exec NS`), if any. */
+  private readonly prefixes = new Map<number, readonly string[]>();
 
   private constructor(
     readonly dir: string,
@@ -165,6 +167,25 @@ export class ProcessCluster {
     for (const id of this.ids) await appendFile(join(this.dir, `node-${id}.yaml`), `\n${yaml}\n`);
   }
 
+  /**
+   * Runs every node in its own network namespace (`src/testing/netns.ts`): each config's peer
+   * addresses become `address(i)` with the same ports, and each daemon starts under
+   * `prefix(i)` (`ip netns exec NS`). Call before `start`. API sockets stay files in `dir`.
+   */
+  async placeInNamespaces(address: (id: number) => string, prefix: (id: number) => readonly string[]): Promise<void> {
+    for (const id of this.ids) {
+      const path = join(this.dir, `node-${id}.yaml`);
+      let text = await readFile(path, 'utf8');
+      text = text.replace(
+        /- id: (\d+)\n(\s+)name: (\S+)\n\s+address: 127\.0\.0\.1:(\d+)/g,
+        (_m, n: string, sp: string, name: string, port: string) =>
+          `- id: ${n}\n${sp}name: ${name}\n${sp}address: ${address(Number(n))}:${port}`,
+      );
+      await writeFile(path, text);
+      this.prefixes.set(id, prefix(id));
+    }
+  }
+
   /** Node `id`'s data directory. */
   dataDir(id: number): string {
     return join(this.dir, `node-${id}`);
@@ -188,7 +209,9 @@ export class ProcessCluster {
     assert(!this.running(id), `node ${id} is already running`);
     const fd = openSync(this.log(id), 'a', 0o600);
     try {
-      const child = spawn(process.execPath, [BIN, 'start', '--config', join(this.dir, `node-${id}.yaml`)], {
+      const prefix = this.prefixes.get(id) ?? [];
+      const argv = [...prefix, process.execPath, BIN, 'start', '--config', join(this.dir, `node-${id}.yaml`)];
+      const child = spawn(argv[0] as string, argv.slice(1), {
         stdio: ['ignore', fd, fd],
         env: { ...process.env, NO_COLOR: '1' },
       });
