@@ -246,7 +246,7 @@ async function addFencing(dir: string, count: number): Promise<void> {
   for (let id = 1; id <= count; id++) {
     const loaded = await loadConfig(join(dir, `node-${id}.yaml`));
     if (!loaded.ok) throw new DemoFailure(loaded.error.message);
-    pidFiles.push(`      ${loaded.value.node.name}: ${JSON.stringify(join(loaded.value.dataDir, LOCK_FILE))}`);
+    pidFiles.push(`        ${loaded.value.node.name}: ${JSON.stringify(join(loaded.value.dataDir, LOCK_FILE))}`);
   }
   const section = [
     '',

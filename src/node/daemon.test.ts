@@ -5,7 +5,9 @@
 // without it, and `cohort status` against the dead node exits 4; a node started with the wrong
 // cluster key is refused and the refusal is logged clearly while the cluster is unaffected;
 // SIGTERM stops every daemon with exit 0 and no process left; and `cohort demo --dir D` writes
-// D/demo.json and stops its children and removes D on SIGTERM.
+// D/demo.json, recovers a node killed with kill -9 by itself (the process agent fences it, the
+// demo starts it again, it is admitted as a new incarnation), and stops its children and removes D
+// on SIGTERM.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -233,7 +235,7 @@ test('three daemons: quorate, one status contract, KV across nodes, kill -9, a w
   }
 });
 
-test('cohort demo --dir D writes D/demo.json once quorate and stops everything on SIGTERM', async () => {
+test('cohort demo --dir D writes D/demo.json once quorate, recovers a killed node by itself, and stops everything on SIGTERM', async () => {
   const parent = await mkdtemp(join(tmpdir(), 'cohort-demo-test-'));
   const dir = join(parent, 'D');
   const demo = spawn(process.execPath, [BIN, 'demo', '--nodes', '3', '--dir', dir], {
@@ -256,7 +258,23 @@ test('cohort demo --dir D writes D/demo.json once quorate and stops everything o
         assert.ok(n[k] !== undefined && n[k] !== null, `demo.json node has ${k}`);
     const pids = doc.nodes.map((n) => n['pid'] as number);
     assert.ok(pids.every(alive));
-    assert.equal((await status(doc.nodes[0]?.['socket'] as string))?.['quorate'], true);
+    const first = doc.nodes[0]?.['socket'] as string;
+    assert.equal((await status(first))?.['quorate'], true);
+    // The demo recovers by itself: kill -9 of node 3 is fenced by the process agent, and the demo
+    // starts node 3 again as a new incarnation, admitted with no operator.
+    process.kill(pids[2] as number, 'SIGKILL');
+    await waitFor('node 3 back as incarnation 2', 20_000, async () => {
+      const s = await status(first);
+      const members = (s?.['members'] as Record<string, unknown>[] | undefined) ?? [];
+      return members.some((m) => m['nodeId'] === 3 && m['incarnation'] === 2) ? true : null;
+    });
+    assert.match(out, /node 3 \(pid \d+\) exited \(SIGKILL\); the survivors fence it and recover/);
+    const fenced = await runCohort(['fence', 'history', '--socket', first]);
+    assert.match(fenced.stdout, /node 3 \(node-3\) incarnation 1: .*\n\s+fenced by agent, level 1 device kill/);
+    const restarted = JSON.parse(await readFile(join(dir, 'demo.json'), 'utf8')) as {
+      nodes: Record<string, unknown>[];
+    };
+    pids[2] = restarted.nodes[2]?.['pid'] as number;
     demo.kill('SIGTERM');
     assert.equal(await exitOf(demo, 15_000), 0, out);
     assert.ok(
