@@ -278,6 +278,7 @@ function observerFor(logger: Logger, counters: () => DaemonCounters | null): Nod
       else logger.info({ node, incarnation, step: step.kind }, line);
     },
     onFenceAttempt: (node, incarnation, a) => {
+      counters()?.fenceAttempts.inc({ device: a.device, result: a.result });
       const line = `fence of node ${node} (incarnation ${incarnation}): device ${a.device} ${a.action} ${a.result}${a.exitCode === undefined ? '' : ` (exit ${a.exitCode})`} in ${a.durationMs} ms${a.excerpt === '' ? '' : `: ${a.excerpt}`}`;
       if (a.result === 'ok') logger.info({ node, incarnation, device: a.device, result: a.result }, line);
       else logger.warn({ node, incarnation, device: a.device, result: a.result }, line);

@@ -56,6 +56,8 @@ export interface DaemonCounters {
   readonly backgroundFailures: Counter;
   /** Repairs recovery made to this node's storage at start (`StorageRepairKind`). */
   readonly storageRepairs: Counter<'kind'>;
+  /** Fence device runs of this node's executor, by device and result. */
+  readonly fenceAttempts: Counter<'device' | 'result'>;
 }
 
 /** A running metrics endpoint. */
@@ -183,6 +185,15 @@ function gauges(registry: Registry, node: () => CohortNode | null): void {
   gauge('cohort_votes_present', 'votes of the view members (corosync: total votes)', (s) => s.totalVotes);
   gauge('cohort_votes_expected', 'expected votes', (s) => s.expectedVotes);
   gauge('cohort_incarnation', "this run's incarnation", (s) => s.incarnation);
+  const pendingFences = (): number => node()?.services.membership.machine.pendingFences().length ?? 0;
+  new Gauge({
+    name: 'cohort_fences_pending',
+    help: 'fences not recorded yet (nodes removed uncleanly whose state may not be recovered before)',
+    registers: [registry],
+    collect() {
+      this.set(pendingFences());
+    },
+  });
 }
 
 /**
@@ -225,6 +236,12 @@ export async function startMetrics(
       name: 'cohort_storage_repairs_total',
       help: "repairs made to this node's storage at start (cut torn WAL tail, discarded WAL, skipped snapshot, lost stable state), by kind",
       labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    fenceAttempts: new Counter({
+      name: 'cohort_fence_attempts_total',
+      help: "fence device runs by this node's executor (while leading), by device and result (ok, failed, timed-out, error)",
+      labelNames: ['device', 'result'] as const,
       registers: [registry],
     }),
   };
