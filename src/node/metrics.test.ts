@@ -32,6 +32,7 @@ const NODE = {
         expectedVotes: 1,
         incarnation: 1,
       }),
+      machine: { pendingFences: () => [{}, {}] },
     },
   },
 } as unknown as CohortNode;
@@ -115,6 +116,7 @@ test('past the cap a connection is closed at once, counted and logged once; idle
 
     const text = await scrape(endpoint.url);
     assert.match(text, /cohort_connections_refused_total\{listener="http"\} 3/);
+    assert.match(text, /cohort_fences_pending 2/);
   } finally {
     await endpoint.close();
   }
