@@ -101,7 +101,11 @@ export interface MembershipObserver {
  * - `never-fail`: the leader never proposes a detector's failure decision;
  * - `diverge-views`: node 1's membership machine keeps the view id when a member leaves or fails;
  * - the membership machine's canaries (`quorate-without-quorum` and the group table's
- *   `deliver-to-newcomer`, `barrier-without-all`), on every node.
+ *   `deliver-to-newcomer`, `barrier-without-all`), on every node;
+ * - the recovery table's `start-before-fence` and `start-before-lower`, on every node. They flow
+ *   to the recovery table like the group canaries (`CohortNodeOptions.canary`), but are not in
+ *   `CLUSTER_CANARIES` yet: that list is the canaries a cluster script must catch, and no script
+ *   shows recovery rounds yet (`RECOVERY_CLUSTER_CANARIES` lists them).
  */
 export type ClusterCanary =
   'evict-on-missed-heartbeat' | 'never-fail' | 'diverge-views' | Exclude<MembershipCanary, 'skip-view-bump'>;
@@ -115,6 +119,9 @@ export const CLUSTER_CANARIES: readonly ClusterCanary[] = [
   'deliver-to-newcomer',
   'barrier-without-all',
 ];
+
+/** The recovery canaries a node can plant (not yet caught by a cluster script; see `ClusterCanary`). */
+export const RECOVERY_CLUSTER_CANARIES: readonly ClusterCanary[] = ['start-before-fence', 'start-before-lower'];
 
 /** Options of the membership service. */
 export interface MembershipServiceOptions {
@@ -662,6 +669,8 @@ function membershipCanary(canary: ClusterCanary | undefined, self: NodeId): Memb
     case 'quorate-without-quorum':
     case 'deliver-to-newcomer':
     case 'barrier-without-all':
+    case 'start-before-fence':
+    case 'start-before-lower':
       return canary;
     default:
       return assertNever(canary, 'cluster canary');
