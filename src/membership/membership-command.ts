@@ -419,7 +419,6 @@ const TAG_UNFENCE = 14;
 /** Recovery commands take tags 15.. in `RECOVERY_COMMAND_TYPES` order (15 `recovery-report`, 16 `recovery-evict`). */
 const TAG_RECOVERY_FIRST = 15;
 assert(TAG_GROUP_FIRST + GROUP_COMMAND_TYPES.length <= TAG_FENCE_ATTEMPT, 'group tags end before the fence tags');
-assert(TAG_UNFENCE < TAG_RECOVERY_FIRST, 'recovery tags start after the fence tags');
 
 const ROLES: readonly MemberRole[] = ['voter', 'learner', 'witness'];
 const TIE_BREAKER_KINDS: readonly TieBreakerMode['kind'][] = ['off', 'lowest', 'highest', 'list'];
