@@ -3,7 +3,8 @@
 // member makes the survivors' participants stop, and they start (with the survivors, under a
 // newer generation) only after the crashed incarnation's fence is confirmed, then finish. A
 // participant that never answers its start is evicted by the leader after the member timeout,
-// and the round restarts and finishes without it. With the planted `start-before-fence` bug the
+// and the round restarts and finishes without it; one that goes away while it owes its start
+// counts as failed at once. With the planted `start-before-fence` bug the
 // survivors start before the fence, which the first test's assertion catches (the control).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,7 +37,11 @@ function participant(id: number, log: string[], answerStart = true): RecoveryPar
 }
 
 /** Three joined nodes, each in GROUP at level 1 with a participant (node 2's answering start only when told). */
-function setUp(log: string[], options: { canary?: ClusterCanary; node2AnswersStart?: boolean } = {}): ClusterHarness {
+function setUp(
+  log: string[],
+  options: { canary?: ClusterCanary; node2AnswersStart?: boolean } = {},
+  removers: (() => void)[] = [],
+): ClusterHarness {
   const c = new ClusterHarness({
     recoveryMemberTimeoutMs: TIMEOUT_MS,
     ...(options.canary === undefined ? {} : { canary: options.canary }),
@@ -44,9 +49,10 @@ function setUp(log: string[], options: { canary?: ClusterCanary; node2AnswersSta
   c.runUntil(() => c.allJoinedAndQuorate([1, 2, 3]), 5000);
   const joined: boolean[] = [];
   for (const id of [1, 2, 3]) {
-    c.node(id).services.recovery.participate(
-      GROUP,
-      participant(id, log, id !== 2 || options.node2AnswersStart !== false),
+    removers.push(
+      c
+        .node(id)
+        .services.recovery.participate(GROUP, participant(id, log, id !== 2 || options.node2AnswersStart !== false)),
     );
     c.node(id).services.groups.join(GROUP, 1, (r) => joined.push(r.ok));
   }
@@ -169,4 +175,23 @@ test('a participant that never answers its start is evicted after the member tim
   assert.ok(evicted?.kind === 'recovery' && evicted.payload.step === 'member-evicted');
   assert.equal(evicted.payload.node, 2);
   assert.match(evicted.payload.reason, /no started report within 2000 ms/);
+});
+
+test('a participant that goes away while it owes its start counts as failed: the node leaves at once, no timeout', () => {
+  const log: string[] = [];
+  const removers: (() => void)[] = [];
+  const c = setUp(log, { node2AnswersStart: false }, removers);
+  crashThree(c);
+  c.runMs(1000);
+  const first = c.node(1).services.recovery.rounds()[0]?.generation ?? 0;
+  confirmFence(c);
+  c.runUntil(() => log.includes(`n2 start g${first} [1@1,2@1]`), 5000);
+  const at = c.nowMs();
+  removers[1]?.(); // node 2's participant goes away while it owes the start
+  c.runUntil(() => c.node(1).services.groups.group(GROUP)?.members.length === 1, 4 * TIMEOUT_MS);
+  assert.ok(c.nowMs() - at < TIMEOUT_MS / 2, `left after ${c.nowMs() - at} ms, not by the timeout`);
+  const page = c.node(1).services.membership.machine.eventsFrom(1, 256);
+  assert.ok(page.ok);
+  assert.ok(page.value.events.some((e) => e.kind === 'recovery' && e.payload.step === 'member-error'));
+  c.runUntil(() => round(c, 1).startsWith('finished'), 5000);
 });
