@@ -174,7 +174,6 @@ export { GroupError, type GroupErrorCode } from './groups/group-service.js';
 export { MUX_TAG_KV } from './kv/kv-service.js';
 export {
   CLUSTER_CANARIES,
-  RECOVERY_CLUSTER_CANARIES,
   MUX_TAG_MEMBERSHIP,
   type ClusterCanary,
   type ClusterTiming,

@@ -102,10 +102,8 @@ export interface MembershipObserver {
  * - `diverge-views`: node 1's membership machine keeps the view id when a member leaves or fails;
  * - the membership machine's canaries (`quorate-without-quorum` and the group table's
  *   `deliver-to-newcomer`, `barrier-without-all`), on every node;
- * - the recovery table's `start-before-fence` and `start-before-lower`, on every node. They flow
- *   to the recovery table like the group canaries (`CohortNodeOptions.canary`), but are not in
- *   `CLUSTER_CANARIES` yet: that list is the canaries a cluster script must catch, and no script
- *   shows recovery rounds yet (`RECOVERY_CLUSTER_CANARIES` lists them).
+ * - the recovery table's `start-before-fence` and `start-before-lower`, on every node (they flow
+ *   to the recovery table like the group canaries to the group table).
  */
 export type ClusterCanary =
   'evict-on-missed-heartbeat' | 'never-fail' | 'diverge-views' | Exclude<MembershipCanary, 'skip-view-bump'>;
@@ -118,10 +116,9 @@ export const CLUSTER_CANARIES: readonly ClusterCanary[] = [
   'quorate-without-quorum',
   'deliver-to-newcomer',
   'barrier-without-all',
+  'start-before-fence',
+  'start-before-lower',
 ];
-
-/** The recovery canaries a node can plant (not yet caught by a cluster script; see `ClusterCanary`). */
-export const RECOVERY_CLUSTER_CANARIES: readonly ClusterCanary[] = ['start-before-fence', 'start-before-lower'];
 
 /** Options of the membership service. */
 export interface MembershipServiceOptions {
