@@ -259,8 +259,6 @@ export class RecoveryService implements NodeService {
       if (round.phase === 'starting' && me.report === 'stopped') {
         if (!lr.startAsked) this.askStart(lr, round);
         if (lr.starting.size > 0) continue;
-        if (lr.startError !== null && !lr.proposing)
-          this.ctx.trace('recovery.start-error', { group: lr.group, generation: lr.generation, error: lr.startError });
         this.report(lr, lr.startError === null ? 'started' : 'error');
         continue;
       }
@@ -300,6 +298,7 @@ export class RecoveryService implements NodeService {
         if (error !== null) {
           lr.started.delete(p);
           lr.startError ??= error;
+          this.ctx.trace('recovery.start-error', { group: lr.group, generation: lr.generation, error });
         }
         this.reconcile();
       });
