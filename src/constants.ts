@@ -500,9 +500,13 @@ assert(
   'retained events, the node table, the group table and the fence ledger must fit a membership snapshot',
 );
 assert(
-  MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX + 64 * 1024 + GROUP_TABLE_BYTES_MAX + RECOVERY_TABLE_BYTES_MAX <=
+  MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX +
+    64 * 1024 +
+    GROUP_TABLE_BYTES_MAX +
+    FENCE_LEDGER_BYTES_MAX +
+    RECOVERY_TABLE_BYTES_MAX <=
     MEMBERSHIP_SNAPSHOT_BYTES_MAX,
-  'retained events, the node table, the group table and the recovery table must fit a membership snapshot',
+  'retained events, the node table, the group table, the fence ledger and the recovery table fit one membership snapshot (format 4 holds them all)',
 );
 assert(RECOVERY_ROUNDS_MAX <= 255 && RECOVERY_FENCES_PER_ROUND_MAX <= 255, 'recovery counts are encoded as u8');
 assert(

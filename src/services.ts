@@ -14,6 +14,7 @@ import { GroupService, type GroupObserver } from './groups/group-service.js';
 import { FenceService, type FenceObserver } from './fencing/fence-service.js';
 import { MANUAL_ONLY_TOPOLOGY, type FenceTopology } from './fencing/fence-topology.js';
 import { KvService } from './kv/kv-service.js';
+import { RecoveryService } from './recovery/recovery-service.js';
 import {
   MEMBERSHIP_CHANNEL,
   MembershipService,
@@ -29,12 +30,14 @@ import type { NodeEnv } from './runtime/env.js';
 import type { ChannelSpec, NodeService } from './runtime/node-service.js';
 import { peerCodecOf, type ChannelMessage } from './runtime/peer-channels.js';
 import type { Codec } from './transport/transport.js';
+import { RECOVERY_MEMBER_TIMEOUT_MS } from './constants.js';
 
 /** The services of a cohort node, by name. */
 export interface CohortServices {
   readonly membership: MembershipService;
   readonly groups: GroupService;
   readonly fencing: FenceService;
+  readonly recovery: RecoveryService;
   readonly kv: KvService;
 }
 
@@ -72,6 +75,11 @@ export interface CohortNodeOptions {
   readonly settingsFingerprint?: string;
   /** Fencing (default: no devices, every fence waits for `cohort fence confirm`). */
   readonly fencing?: NodeFencingOptions;
+  /**
+   * How long the leader waits for a recovery round's member to report `stopped` or `started`
+   * before evicting it from the group (default `RECOVERY_MEMBER_TIMEOUT_MS`; tests shorten it).
+   */
+  readonly recoveryMemberTimeoutMs?: number;
 }
 
 /** The services of one node, registered: by name, in call order, and their peer channels. */
@@ -108,15 +116,18 @@ export function registerServices(self: NodeId, options: CohortNodeOptions): Regi
     selfFenceQuorumRule: !options.quorum.twoNode,
     ...(observer === undefined ? {} : { observer }),
   });
+  const recovery = new RecoveryService(membership, {
+    memberTimeoutMs: options.recoveryMemberTimeoutMs ?? RECOVERY_MEMBER_TIMEOUT_MS,
+  });
   const kv = new KvService();
-  const serviceList: readonly NodeService[] = [membership, groups, fencing, kv];
+  const serviceList: readonly NodeService[] = [membership, groups, fencing, recovery, kv];
   const declared = serviceList.flatMap((s) => s.channels ?? []).map((c) => c.id);
   assert(
     declared.join() === SERVICE_CHANNELS.map((c) => c.id).join(),
     'SERVICE_CHANNELS lists every registered service channel, in registration order',
   );
   return {
-    services: { membership, groups, fencing, kv },
+    services: { membership, groups, fencing, recovery, kv },
     serviceList,
     channels: [...hostChannels(), ...SERVICE_CHANNELS],
   };

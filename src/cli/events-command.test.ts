@@ -177,3 +177,41 @@ test('fence events print one line each: the request, an attempt, the proof, an u
     '#5 view 4 index 25 fence: node 3 incarnation 1 unfenced: scsi ok',
   ]);
 });
+
+test('recovery events print one line each: a round from its opening to its finish', () => {
+  const ev = (seq: number, payload: ApiData): ApiData => ({
+    seq,
+    viewId: 5,
+    index: 40 + seq,
+    kind: 'recovery',
+    payload: { group: 'g1', level: 1, generation: 4, ...(payload as Record<string, ApiData>) },
+  });
+  const lines = [
+    ev(1, {
+      step: 'opened',
+      reason: 'unclean-removal',
+      previous: 3,
+      members: [
+        { node: 1, incarnation: 1 },
+        { node: 2, incarnation: 1 },
+      ],
+      fences: [{ node: 3, incarnation: 1 }],
+    }),
+    ev(2, { step: 'stopped', node: 1, incarnation: 1 }),
+    ev(3, { step: 'fence-satisfied', node: 3, incarnation: 1 }),
+    ev(4, { step: 'start-due', members: [{ node: 1, incarnation: 1 }] }),
+    ev(5, { step: 'member-evicted', node: 2, incarnation: 1, reason: 'no started report within 30000 ms' }),
+    ev(6, { step: 'aborted', next: 5 }),
+    ev(7, { step: 'finished', members: [{ node: 1, incarnation: 1 }] }),
+  ].map(describeEvent);
+  const head = (seq: number): string => `#${seq} view 5 index ${40 + seq} recovery g1 (level 1) generation 4:`;
+  assert.deepEqual(lines, [
+    `${head(1)} opened (unclean-removal, replaces 3); members [1:1 2:1], waits for fences [3:1]`,
+    `${head(2)} node 1 incarnation 1 stopped`,
+    `${head(3)} fence of node 3 incarnation 1 recorded`,
+    `${head(4)} start due for [1:1]`,
+    `${head(5)} node 2 incarnation 1 evicted (no started report within 30000 ms); it leaves the group`,
+    `${head(6)} aborted; generation 5 replaces it`,
+    `${head(7)} finished; [1:1] resume`,
+  ]);
+});

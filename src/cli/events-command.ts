@@ -1,6 +1,7 @@
 /**
  * `cohort events [--follow] [--from SEQ] [--json] [--socket PATH]`: the cluster's event stream
- * (view, quorum and node-status events, numbered identically on every node) over the daemon's
+ * (view, quorum, node-status, group, barrier, fence and recovery events, numbered identically on
+ * every node) over the daemon's
  * `events` API stream. One line per event: a readable summary, or with `--json` the event as one
  * JSON object (JSON lines). Without `--follow` it prints the retained events from SEQ (default:
  * the oldest retained) and exits; with `--follow` it then waits for new ones until Ctrl-C.
@@ -67,6 +68,38 @@ function fenceDetail(p: Obj): string {
   }
 }
 
+/** What a recovery event says about its round (docs/recovery.md, "Events"). */
+function recoveryDetail(p: Obj): string {
+  const step = cellText(p['step']);
+  const who = `node ${cellText(p['node'])} incarnation ${cellText(p['incarnation'])}`;
+  switch (step) {
+    case 'opened': {
+      const previous = typeof p['previous'] === 'number' && p['previous'] > 0 ? `, replaces ${p['previous']}` : '';
+      return `opened (${cellText(p['reason'])}${previous}); members [${members(p['members'])}], waits for fences [${members(p['fences'])}]`;
+    }
+    case 'aborted':
+      return typeof p['next'] === 'number' && p['next'] > 0
+        ? `aborted; generation ${p['next']} replaces it`
+        : 'aborted (the group is no longer recovered)';
+    case 'stopped':
+      return `${who} stopped`;
+    case 'fence-satisfied':
+      return `fence of ${who} recorded`;
+    case 'start-due':
+      return `start due for [${members(p['members'])}]`;
+    case 'member-started':
+      return `${who} started`;
+    case 'member-error':
+      return `${who} reported an error; it leaves the group`;
+    case 'member-evicted':
+      return `${who} evicted (${cellText(p['reason'])}); it leaves the group`;
+    case 'finished':
+      return `finished; [${members(p['members'])}] resume`;
+    default:
+      return toJsonLine(p);
+  }
+}
+
 /** One readable line for an event (seq, view, log index, kind, what changed and why). */
 export function describeEvent(v: ApiData): string {
   const e = apiObject(v);
@@ -91,6 +124,8 @@ export function describeEvent(v: ApiData): string {
       return `${head} barrier ${cellText(p['group'])}/${cellText(p['name'])}: ${cellText(p['outcome'])} (group view ${cellText(p['groupViewId'])})`;
     case 'fence':
       return `${head} fence: node ${cellText(p['node'])} incarnation ${cellText(p['incarnation'])} ${fenceDetail(p)}`;
+    case 'recovery':
+      return `${head} recovery ${cellText(p['group'])} (level ${cellText(p['level'])}) generation ${cellText(p['generation'])}: ${recoveryDetail(p)}`;
     default:
       return `${head} ${kind}: ${toJsonLine(e['payload'] ?? null)}`; // a kind from a newer daemon
   }

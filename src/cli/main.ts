@@ -14,6 +14,7 @@ import { registerStatus } from './status-command.js';
 import { registerFence } from './fence-command.js';
 import { registerEvents } from './events-command.js';
 import { registerKv } from './kv-command.js';
+import { registerRecovery } from './recovery-command.js';
 
 /** Exit codes shared by every subcommand. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, notQuorate: 3, unreachable: 4, busy: 7 } as const;
@@ -61,6 +62,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerFence(program, setCode);
   registerEvents(program, setCode);
   registerKv(program, setCode);
+  registerRecovery(program, setCode);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {

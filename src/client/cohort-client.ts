@@ -4,7 +4,8 @@
  *
  * `CohortClient` composes the services' client namespaces, each in its service's folder and
  * written against the pure `ApiCaller` (`src/api/api-caller.ts`): `kv` (`src/kv/kv-client.ts`),
- * `groups` (`src/groups/group-client.ts`), and the membership service's `quorum`, `events` and
+ * `groups` (`src/groups/group-client.ts`), `recovery` (`src/recovery/recovery-client.ts`), and the
+ * membership service's `quorum`, `events` and
  * `fenceConfirm` (`src/membership/membership-client.ts`); the daemon's own `status` and `nodes`
  * are here (`client-results.ts`). A new service adds its namespace in its folder and one field
  * here.
@@ -23,6 +24,7 @@
 import { type ApiCaller, callDecoded, type CallOptions } from '../api/index.js';
 import { groupsClient, type GroupsClient } from '../groups/group-client.js';
 import { kvClient, type KvClient } from '../kv/kv-client.js';
+import { recoveryClient, type RecoveryClient } from '../recovery/recovery-client.js';
 import {
   membershipClient,
   type EventsOptions,
@@ -73,6 +75,8 @@ export interface CohortClient extends MembershipClient, AsyncDisposable {
   readonly kv: KvClient;
   /** Service groups (docs/groups.md): list, and join returning a handle. */
   readonly groups: GroupsClient;
+  /** Recovery rounds (docs/recovery.md): what each group's recovery waits for, and taking part in one. */
+  readonly recovery: RecoveryClient;
   /** Closes the connection; open calls reject with `CLOSED`. Idempotent. */
   close(): Promise<void>;
 }
@@ -81,11 +85,13 @@ export interface CohortClient extends MembershipClient, AsyncDisposable {
 export class ApiCohortClient implements CohortClient {
   readonly kv: KvClient;
   readonly groups: GroupsClient;
+  readonly recovery: RecoveryClient;
   private readonly membership: MembershipClient;
 
   constructor(private readonly channel: ApiChannel) {
     this.kv = kvClient(channel);
     this.groups = groupsClient(channel);
+    this.recovery = recoveryClient(channel);
     this.membership = membershipClient(channel);
   }
 

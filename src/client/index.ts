@@ -42,6 +42,17 @@ export type {
   GroupViewInfo,
 } from '../groups/group-client.js';
 export type {
+  ParticipateOptions,
+  Participation,
+  RecoveryCallbacks,
+  RecoveryClient,
+  RecoveryMemberInfo,
+  RecoveryRef,
+  RecoveryRoundInfo,
+  RecoveryStartInfo,
+  RecoveryWaitInfo,
+} from '../recovery/recovery-client.js';
+export type {
   ClusterEvent,
   EventStream,
   EventsOptions,

@@ -44,6 +44,13 @@ import {
   type FenceUnfence,
 } from '../fencing/index.js';
 import {
+  RECOVERY_COMMAND_TYPES,
+  readRecoveryCommand,
+  validateRecoveryCommand,
+  writeRecoveryCommand,
+  type RecoveryCommand,
+} from '../recovery/index.js';
+import {
   CLUSTER_NODES_MAX,
   MEMBERSHIP_NODE_ADDRESS_BYTES_MAX,
   MEMBERSHIP_NODE_NAME_BYTES_MAX,
@@ -118,6 +125,8 @@ export type QuarantineReason =
  * - `release`: lift a quarantine.
  * - `group-join`, `group-leave`, `group-send`, `barrier`: service groups (`src/groups`); they live
  *   here so a group view changes at the same log position as the cluster view that removes a member.
+ * - `recovery-report`, `recovery-evict`: the recovery coordinator (`src/recovery`); they live here
+ *   so a round changes at the same log positions as the group views it recovers.
  */
 export type MembershipCommand =
   | {
@@ -157,7 +166,8 @@ export type MembershipCommand =
       readonly reason: QuarantineReason;
     }
   | { readonly type: 'release'; readonly node: NodeId }
-  | GroupCommand;
+  | GroupCommand
+  | RecoveryCommand;
 
 /** The command types, for exhaustive tables. */
 export type MembershipCommandType = MembershipCommand['type'];
@@ -372,6 +382,9 @@ export function validateMembershipCommand(c: MembershipCommand): ApplyError | nu
     case 'group-send':
     case 'barrier':
       return validateGroupCommand(c);
+    case 'recovery-report':
+    case 'recovery-evict':
+      return validateRecoveryCommand(c);
     default:
       return assertNever(c, 'membership command');
   }
@@ -381,7 +394,8 @@ export function validateMembershipCommand(c: MembershipCommand): ApplyError | nu
 // Codec. Byte 0 names the command *and* its encoding: a future encoding takes a new tag, so
 // entries already in logs and snapshots keep decoding. Little-endian; node ids are u16.
 // Tags: 1 configure, 2 join, 3 leave, 4 fail, 5 fenced (bare confirmation), 6 quarantine,
-// 7 release, 8-11 group commands, 12 fence-attempt, 13 fenced (with proof), 14 unfence.
+// 7 release, 8-11 group commands, 12 fence-attempt, 13 fenced (with proof), 14 unfence,
+// 15-16 recovery commands.
 
 const TAG_CONFIGURE = 1;
 const TAG_JOIN = 2;
@@ -400,8 +414,10 @@ const TAG_FENCE_ATTEMPT = 12;
  * stays canonical: tag 13 never carries a bare confirmation.
  */
 const TAG_FENCED_PROOF = 13;
-/** `unfence`. Tags 15 and 16 are left for the recovery table's commands. */
+/** `unfence`. */
 const TAG_UNFENCE = 14;
+/** Recovery commands take tags 15.. in `RECOVERY_COMMAND_TYPES` order (15 `recovery-report`, 16 `recovery-evict`). */
+const TAG_RECOVERY_FIRST = 15;
 assert(TAG_GROUP_FIRST + GROUP_COMMAND_TYPES.length <= TAG_FENCE_ATTEMPT, 'group tags end before the fence tags');
 
 const ROLES: readonly MemberRole[] = ['voter', 'learner', 'witness'];
@@ -650,6 +666,11 @@ function writeBody(w: ByteWriter, c: MembershipCommand): void {
       w.u8(TAG_GROUP_FIRST + GROUP_COMMAND_TYPES.indexOf(c.type));
       writeGroupCommand(w, c);
       return;
+    case 'recovery-report':
+    case 'recovery-evict':
+      w.u8(TAG_RECOVERY_FIRST + RECOVERY_COMMAND_TYPES.indexOf(c.type));
+      writeRecoveryCommand(w, c);
+      return;
     default:
       assertNever(c, 'membership command');
   }
@@ -725,6 +746,8 @@ function readBody(r: ByteReader, tag: number): MembershipCommand {
     default: {
       const groupType = tag >= TAG_GROUP_FIRST ? GROUP_COMMAND_TYPES[tag - TAG_GROUP_FIRST] : undefined;
       if (groupType !== undefined) return readGroupCommand(r, groupType);
+      const recoveryType = tag >= TAG_RECOVERY_FIRST ? RECOVERY_COMMAND_TYPES[tag - TAG_RECOVERY_FIRST] : undefined;
+      if (recoveryType !== undefined) return readRecoveryCommand(r, recoveryType);
       throw new DecodeError('DECODE_INVALID', `unknown membership command tag ${tag}`);
     }
   }

@@ -15,8 +15,9 @@
  * confirmed, a quarantine lifted), `group` (a service group's view changed: a join, a leave, or a
  * removal because the node left the cluster view), `barrier` (a barrier was reached by every
  * member of its group view, or failed because the view changed), `fence` (a fence record was
- * opened, took an attempt, was closed, or recorded an unfence; kind tag 5). Reserved for later
- * layers: recovery; it will take a new kind tag in the encoding, so old events keep decoding.
+ * opened, took an attempt, was closed, or recorded an unfence; kind tag 5), `recovery` (a step of
+ * a service group's recovery round, `src/recovery/recovery-event.ts`; kind tag 6). A new kind
+ * takes a new tag, so old events keep decoding.
  */
 import { assert, assertNever, defined } from '../lib/assert.js';
 import { ByteReader, ByteWriter } from '../lib/bytes.js';
@@ -73,6 +74,7 @@ import {
   type GroupMember,
   type GroupViewPayload,
 } from '../groups/index.js';
+import { readRecoveryEvent, writeRecoveryEvent, type RecoveryEventBody } from '../recovery/index.js';
 
 // ------------------------------------------------------------------------------------------------
 // Types
@@ -203,7 +205,8 @@ export type MembershipEvent =
   | (EventHeader & { readonly kind: 'node'; readonly payload: NodePayload })
   | (EventHeader & { readonly kind: 'group'; readonly payload: GroupViewPayload })
   | (EventHeader & { readonly kind: 'barrier'; readonly payload: BarrierPayload })
-  | (EventHeader & { readonly kind: 'fence'; readonly payload: FencePayload });
+  | (EventHeader & { readonly kind: 'fence'; readonly payload: FencePayload })
+  | (EventHeader & RecoveryEventBody);
 
 /** An event before it is numbered (what the state machine produces). */
 export type EventBody =
@@ -211,7 +214,8 @@ export type EventBody =
   | { readonly kind: 'quorum'; readonly payload: QuorumPayload }
   | { readonly kind: 'node'; readonly payload: NodePayload }
   | { readonly kind: 'fence'; readonly payload: FencePayload }
-  | GroupEventBody;
+  | GroupEventBody
+  | RecoveryEventBody;
 
 /** Longest explanation kept in an event, in UTF-8 bytes (longer ones are clipped). */
 export const EVENT_EXPLANATION_BYTES_MAX = 1024;
@@ -271,7 +275,7 @@ export interface EventPage {
 // ------------------------------------------------------------------------------------------------
 // Encoding (snapshots carry the retained events; sizes bound the ring)
 
-const KINDS: readonly MembershipEvent['kind'][] = ['view', 'quorum', 'node', 'group', 'barrier', 'fence'];
+const KINDS: readonly MembershipEvent['kind'][] = ['view', 'quorum', 'node', 'group', 'barrier', 'fence', 'recovery'];
 
 function writePayload(w: ByteWriter, e: EventBody): void {
   switch (e.kind) {
@@ -318,6 +322,9 @@ function writePayload(w: ByteWriter, e: EventBody): void {
       return;
     case 'fence':
       writeFencePayload(w, e.payload);
+      return;
+    case 'recovery':
+      writeRecoveryEvent(w, e.payload);
       return;
     default:
       assertNever(e, 'event kind');
@@ -462,6 +469,8 @@ export function decodeEvent(r: ByteReader): MembershipEvent {
     }
     case 'fence':
       return { ...header, kind, payload: readFencePayload(r) };
+    case 'recovery':
+      return { ...header, kind, payload: readRecoveryEvent(r) };
     default:
       return assertNever(kind, 'event kind');
   }

@@ -4,7 +4,7 @@
 // incarnation) opens a record at that log index with a `fence` event, and a clean leave never
 // does; the `fenced` that clears a fence closes the record of the pending incarnation with its
 // proof, a second one is a duplicate; attempts and unfence entries are deterministic no-ops on
-// records not in the state that takes them; the ledger travels in the snapshot (format 3), and a
+// records not in the state that takes them; the ledger travels in the snapshot (format 3 and up), and a
 // format-2 snapshot written before the ledger existed still restores, with the pending fences
 // it held opened in the ledger.
 import { test } from 'node:test';
@@ -253,11 +253,11 @@ test('attempts and unfence entries on records not in the state that takes them a
   assert.deepEqual(outcomes(run(fresh, [fenceAttempt(1, 1)])), ['no-change'], 'no configuration: still no error');
 });
 
-test('the ledger travels in the snapshot (format 3) and restores byte for byte', () => {
+test('the ledger travels in the snapshot (format 4) and restores byte for byte', () => {
   const sm = started([1, 2, 3, 4]);
   run(sm, [fail(3, 1), fenceAttempt(3, 1), join(2, 2), fenced(2, 1), unfence(2, 1), quarantine(4, 1)]);
   const bytes = sm.snapshot();
-  assert.equal(bytes[4], 3, 'format 3');
+  assert.equal(bytes[4], 4, 'format 4');
   const copy = new MembershipStateMachine();
   assert.ok(copy.restore(bytes).ok);
   assert.deepEqual(copy.snapshot(), bytes);
@@ -307,9 +307,9 @@ test('a format-2 snapshot (written before the ledger) restores, with its pending
   assert.deepEqual(pending(sm), ['3@1#11', '4@1#11'], 'every pending fence has its record');
   assert.deepEqual(sm.fenceHistory(), [], 'fences finished before the upgrade are not invented');
   assert.equal(sm.groups()[0]?.group, 'lockspace');
-  // It writes format 3 from now on, which restores to the same state.
+  // It writes format 4 from now on, which restores to the same state.
   const now = sm.snapshot();
-  assert.equal(now[4], 3);
+  assert.equal(now[4], 4);
   const again = new MembershipStateMachine();
   assert.ok(again.restore(now).ok);
   assert.equal(again.stateHash(), sm.stateHash());

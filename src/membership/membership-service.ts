@@ -101,7 +101,9 @@ export interface MembershipObserver {
  * - `never-fail`: the leader never proposes a detector's failure decision;
  * - `diverge-views`: node 1's membership machine keeps the view id when a member leaves or fails;
  * - the membership machine's canaries (`quorate-without-quorum` and the group table's
- *   `deliver-to-newcomer`, `barrier-without-all`), on every node.
+ *   `deliver-to-newcomer`, `barrier-without-all`), on every node;
+ * - the recovery table's `start-before-fence` and `start-before-lower`, on every node (they flow
+ *   to the recovery table like the group canaries to the group table).
  */
 export type ClusterCanary =
   'evict-on-missed-heartbeat' | 'never-fail' | 'diverge-views' | Exclude<MembershipCanary, 'skip-view-bump'>;
@@ -114,6 +116,8 @@ export const CLUSTER_CANARIES: readonly ClusterCanary[] = [
   'quorate-without-quorum',
   'deliver-to-newcomer',
   'barrier-without-all',
+  'start-before-fence',
+  'start-before-lower',
 ];
 
 /** Options of the membership service. */
@@ -662,6 +666,8 @@ function membershipCanary(canary: ClusterCanary | undefined, self: NodeId): Memb
     case 'quorate-without-quorum':
     case 'deliver-to-newcomer':
     case 'barrier-without-all':
+    case 'start-before-fence':
+    case 'start-before-lower':
       return canary;
     default:
       return assertNever(canary, 'cluster canary');

@@ -11,6 +11,7 @@ import { crc32c } from '../lib/checksum.js';
 import { DecodeError } from '../lib/errors.js';
 import { incarnation as makeIncarnation, logIndex, term as makeTerm, type NodeId } from '../lib/ids.js';
 import { FenceLedger } from '../fencing/index.js';
+import { RecoveryTable } from '../recovery/index.js';
 import { buildVotequorum, type WaitForAllRelease, type WaitForAllState } from '../quorum/index.js';
 import { Fnv64 } from '../log/state-machine.js';
 import { MEMBERSHIP_SNAPSHOT_BYTES_MAX } from '../constants.js';
@@ -32,6 +33,7 @@ import {
   arbitrationOf,
   emptyState,
   membersOf,
+  recoveryCanaryOf,
   voteSpecs,
   type Configuration,
   type MembershipCanary,
@@ -40,11 +42,14 @@ import {
 
 const SNAPSHOT_MAGIC = 0x53424d43; // 'CMBS' read as a little-endian u32
 /**
- * Format 3: magic, format, applied index and term, view id, configuration, wait_for_all, node
- * records, group table, **fence ledger**, event window, CRC32C. Format 2 (no fence ledger) still
- * restores: see `ledgerOfFormat2`.
+ * Format 4: magic, format, applied index and term, view id, configuration, wait_for_all, node
+ * records, group table, fence ledger, **recovery table**, event window, CRC32C. Format 3 (no
+ * recovery table) and format 2 (no fence ledger either) still restore, with an empty recovery
+ * table (see `decodeSnapshot`) and, for format 2, the ledger of `ledgerOfFormat2`.
  */
-const SNAPSHOT_FORMAT = 3;
+const SNAPSHOT_FORMAT = 4;
+/** The format before the recovery table. */
+const SNAPSHOT_FORMAT_NO_RECOVERY = 3;
 /** The format before the fence ledger. */
 const SNAPSHOT_FORMAT_NO_LEDGER = 2;
 const WAIT_PHASES: readonly WaitForAllState['phase'][] = ['off', 'waiting', 'released'];
@@ -99,10 +104,14 @@ function writeCore(w: ByteWriter, s: MembershipState): void {
   s.groups.encode(w);
 }
 
-/** The state hash: the canonical bytes of everything but the events, then the event digest. */
+/**
+ * The state hash: the canonical bytes of everything but the ledger and the events (the recovery
+ * table right after the group table), then the ledger's and the event window's digests.
+ */
 export function hashState(s: MembershipState): { hi: number; lo: number } {
   const w = new ByteWriter(1024, MEMBERSHIP_SNAPSHOT_BYTES_MAX);
   writeCore(w, s);
+  s.recovery.encode(w);
   return new Fnv64()
     .bytes(w.finish())
     .digest64(s.fences.digest())
@@ -118,6 +127,7 @@ export function encodeSnapshot(s: MembershipState): Uint8Array {
   w.u32(SNAPSHOT_MAGIC).u8(SNAPSHOT_FORMAT);
   writeCore(w, s);
   s.fences.encode(w);
+  s.recovery.encode(w);
   s.events.encode(w);
   w.u32(crc32c(w.finish()));
   return w.finish().slice();
@@ -225,6 +235,22 @@ function checkFenceLedger(s: MembershipState): void {
     if (!s.records.has(open.node)) throw corrupt(`a fence is pending for node ${open.node}, which is not configured`);
 }
 
+/**
+ * The recovery table's records agree with the group views (levels and members), and every fence a
+ * round waits for is the pending fence record of its node (the entry that records the fence also
+ * satisfies the rounds, so a round never waits for a fence that is not pending).
+ */
+function checkRecoveryTable(s: MembershipState): void {
+  const problem = s.recovery.checkAgainst(s.groups.views());
+  if (problem !== null) throw corrupt(problem);
+  for (const round of s.recovery.rounds())
+    for (const f of round.awaitingFences)
+      if (s.fences.pendingOf(f.node)?.incarnation !== f.incarnation)
+        throw corrupt(
+          `the recovery round of ${round.group} waits for the fence of node ${f.node} incarnation ${f.incarnation}, which is not pending`,
+        );
+}
+
 function checkWaitForAll(s: MembershipState): void {
   const enabled = s.config?.options.waitForAll ?? false;
   if (enabled === (s.waitForAll.phase === 'off'))
@@ -248,10 +274,10 @@ export function decodeSnapshot(bytes: Uint8Array, canary: MembershipCanary | nul
       'not a membership snapshot (bad magic): it belongs to another state machine',
     );
   const format = r.u8('format');
-  if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_NO_LEDGER)
+  if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_NO_RECOVERY && format !== SNAPSHOT_FORMAT_NO_LEDGER)
     throw new DecodeError(
       'SNAPSHOT_VERSION',
-      `membership snapshot format ${format} is not supported (this build reads formats ${SNAPSHOT_FORMAT_NO_LEDGER} and ${SNAPSHOT_FORMAT}); upgrade this node`,
+      `membership snapshot format ${format} is not supported (this build reads formats ${SNAPSHOT_FORMAT_NO_LEDGER} to ${SNAPSHOT_FORMAT}); upgrade this node`,
     );
   const s = emptyState(canary);
   s.appliedIndex = logIndex(r.u64('appliedIndex'));
@@ -262,8 +288,11 @@ export function decodeSnapshot(bytes: Uint8Array, canary: MembershipCanary | nul
   s.records = readRecords(r, s.config);
   s.groups = GroupTable.decode(r, GROUP_CANARIES.find((c) => c === canary) ?? null);
   checkGroupMembers(s);
-  s.fences = format === SNAPSHOT_FORMAT ? FenceLedger.decode(r) : ledgerOfFormat2(s);
+  s.fences = format === SNAPSHOT_FORMAT_NO_LEDGER ? ledgerOfFormat2(s) : FenceLedger.decode(r);
   checkFenceLedger(s);
+  // Before format 4 there was no recovery table: an empty one (no round was open, none had run).
+  if (format === SNAPSHOT_FORMAT) s.recovery = RecoveryTable.decode(r, recoveryCanaryOf(canary));
+  checkRecoveryTable(s);
   s.events = EventLog.decode(r);
   r.end('membership snapshot');
   checkWaitForAll(s);

@@ -5,7 +5,9 @@
 // quorate flag agrees with src/quorum hasQuorum; event seqs are contiguous and identical across
 // instances; and apply is deterministic (equal results, hashes and snapshot bytes on two
 // instances, also after a snapshot restore midway), with corrupt snapshots refused untouched. And
-// a node awaits a fence exactly when the fence ledger holds a pending record for its incarnation.
+// a node awaits a fence exactly when the fence ledger holds a pending record for its incarnation;
+// random sequences include group joins and leaves and recovery commands, and the recovery table
+// keeps its invariants against the group views and the fence ledger after every command.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -16,6 +18,7 @@ import type { ApplyResult } from '../log/state-machine.js';
 import { MEMBERSHIP_EVENTS_READ_MAX, MEMBERSHIP_EVENTS_RETAINED_MAX } from '../constants.js';
 import { encodeMembershipCommand, type MemberNodeSpec, type MembershipCommand } from './membership-command.js';
 import type { MembershipEvent } from './membership-event.js';
+import type { RecoveryReport } from '../recovery/index.js';
 import { MembershipStateMachine, type MembershipOutput } from './membership-state-machine.js';
 
 const T1 = term(1);
@@ -387,10 +390,119 @@ const arbNodeCommand: fc.Arbitrary<MembershipCommand> = fc
     }
   });
 
+/** Groups of the random sequences and their levels (g0 is level 0: it never gets a recovery round). */
+const GROUP_LEVELS: ReadonlyMap<string, number> = new Map([
+  ['g0', 0],
+  ['g1', 1],
+  ['g2', 2],
+  ['g3', 1],
+]);
+
+/** Group joins and leaves and recovery commands (small generations, so some name the open round). */
+const arbGroupOrRecovery: fc.Arbitrary<MembershipCommand> = fc
+  .record({
+    kind: fc.constantFrom('group-join', 'group-join', 'group-leave', 'report', 'report', 'report', 'evict'),
+    group: fc.constantFrom(...GROUP_LEVELS.keys()),
+    node: fc.constantFrom(...NODES),
+    i: fc.integer({ min: 1, max: 4 }),
+    generation: fc.integer({ min: 1, max: 12 }),
+    what: fc.constantFrom<RecoveryReport>('stopped', 'stopped', 'stopped', 'started', 'started', 'error'),
+  })
+  .map(({ kind, group, node, i, generation, what }): MembershipCommand => {
+    const who = { group, node: n(node), incarnation: inc(i) };
+    switch (kind) {
+      case 'group-join':
+        return { type: 'group-join', ...who, level: GROUP_LEVELS.get(group) ?? 1 };
+      case 'group-leave':
+        return { type: 'group-leave', ...who };
+      case 'report':
+        return { type: 'recovery-report', ...who, generation, what };
+      case 'evict':
+        return { type: 'recovery-evict', ...who, generation, reason: 'late' };
+    }
+  });
+
 const arbSequence = fc.tuple(
   arbConfig,
-  fc.array(fc.oneof({ weight: 12, arbitrary: arbNodeCommand }, { weight: 1, arbitrary: arbConfig }), { maxLength: 80 }),
+  fc.array(
+    fc.oneof(
+      { weight: 12, arbitrary: arbNodeCommand },
+      { weight: 16, arbitrary: arbGroupOrRecovery },
+      { weight: 1, arbitrary: arbConfig },
+    ),
+    { minLength: 20, maxLength: 100 },
+  ),
 );
+
+/** Recovery phases the random sequences reached (so the invariants were not checked on empty tables only). */
+const phasesSeen = new Set<string>();
+
+/**
+ * The recovery table's invariants against the rest of the state: every record of a group with
+ * members lists exactly its members at its level; a round waits only for pending fences; a
+ * phase says what it waits for (`waiting-fence`: fences; `waiting-lower`: an open lower round;
+ * `starting` and after: no fences); level-0 groups have no record.
+ */
+function checkRecoveryInvariants(sm: MembershipStateMachine): void {
+  for (const r of sm.recoveryRounds()) phasesSeen.add(r.phase);
+  const pending = new Set(sm.pendingFences().map((f) => `${f.node}@${f.incarnation}`));
+  const rounds = sm.recoveryRounds();
+  const open = (p: string): boolean => p !== 'idle' && p !== 'finished';
+  for (const g of sm.groups()) {
+    const r = rounds.find((x) => x.group === g.group);
+    if (g.level === 0) assert.equal(r, undefined, `level-0 group ${g.group} has no recovery record`);
+    if (r === undefined) continue;
+    assert.equal(r.level, g.level);
+    assert.deepEqual(
+      r.members.map((m) => `${m.node}@${m.incarnation}`),
+      g.members.map((m) => `${m.node}@${m.incarnation}`),
+      `the round of ${g.group} lists the group's members`,
+    );
+  }
+  for (const r of rounds) {
+    if (r.members.length > 0) assert.ok(sm.group(r.group) !== null, `${r.group}'s record with members has a group`);
+    else assert.ok(open(r.phase), `a record without members is an open round (${r.group})`);
+    for (const f of r.awaitingFences) assert.ok(pending.has(`${f.node}@${f.incarnation}`), 'awaits a pending fence');
+    if (r.phase === 'waiting-fence') assert.ok(r.awaitingFences.length > 0);
+    if (r.phase === 'starting' || !open(r.phase)) assert.equal(r.awaitingFences.length, 0);
+    if (r.phase === 'waiting-lower')
+      assert.ok(
+        rounds.some((x) => x.level < r.level && open(x.phase)),
+        `${r.group} waits for a lower level`,
+      );
+    if (r.phase === 'finished') assert.ok(r.members.every((m) => m.report === 'started'));
+    const w = sm.recoveryWaitingFor(r.group);
+    assert.ok(w !== null && w.generation === r.generation && w.phase === r.phase);
+  }
+}
+
+/**
+ * Aims a random group or recovery command, or a confirmation, at the state (most of the time): a
+ * pending fence's incarnation, the node's current
+ * incarnation instead of the drawn one, the group's current round generation, and the report the
+ * round waits for, so joins, reports and evictions often apply instead of being refused or stale.
+ */
+function aimed(c: MembershipCommand, sm: MembershipStateMachine): MembershipCommand {
+  if (c.type === 'fenced' && c.incarnation <= 2) {
+    // Half the confirmations name the fence pending now (if any), so rounds get their fences.
+    const pending = sm.pendingFences().find((f) => f.node === c.node);
+    return pending === undefined ? c : { ...c, incarnation: inc(pending.incarnation) };
+  }
+  if (!('group' in c) || (c.type !== 'group-join' && c.type !== 'group-leave' && !c.type.startsWith('recovery')))
+    return c;
+  const current = sm.nodes().find((x) => x.nodeId === c.node)?.incarnation ?? 0;
+  const incarnation = c.incarnation <= 3 && current > 0 ? inc(current) : c.incarnation;
+  if (c.type === 'recovery-report' || c.type === 'recovery-evict') {
+    const round = sm.recoveryRounds().find((r) => r.group === c.group);
+    const generation =
+      c.generation <= 9 && round !== undefined && round.generation > 0 ? round.generation : c.generation;
+    if (c.type === 'recovery-evict') return { ...c, incarnation, generation };
+    // A stop or start report names the one the round waits for; errors stay errors.
+    const what = c.what === 'error' ? c.what : round?.phase === 'starting' ? 'started' : 'stopped';
+    return { ...c, incarnation, generation, what };
+  }
+  return { ...c, incarnation };
+}
 
 /** Mixes raw bytes and decoded commands so both apply paths are exercised. */
 function asInput(c: MembershipCommand, k: number): MembershipCommand | Uint8Array {
@@ -404,7 +516,8 @@ test('two instances applying the same commands agree on every result, hash and s
       const a = new MembershipStateMachine();
       const b = new MembershipStateMachine();
       const at = cut % commands.length;
-      commands.forEach((c, k) => {
+      commands.forEach((drawn, k) => {
+        const c = aimed(drawn, a);
         if (k === at) {
           const c2 = new MembershipStateMachine();
           assert.ok(c2.restore(b.snapshot()).ok);
@@ -423,12 +536,79 @@ test('two instances applying the same commands agree on every result, hash and s
           a.pendingFences().map((f) => `${f.node}@${f.incarnation}`),
           a.nodes().flatMap((x) => (x.fencePending ? [`${x.nodeId}@${x.incarnation}`] : [])),
         );
+        checkRecoveryInvariants(a);
       });
       assert.deepEqual(a.snapshot(), b.snapshot());
       assert.deepEqual(allEvents(a), allEvents(b));
     }),
     { numRuns: 300 },
   );
+});
+
+/** Reports that move rounds on (`aimed` names the generation and the report the round waits for). */
+const arbProgress: fc.Arbitrary<MembershipCommand> = fc
+  .record({ group: fc.constantFrom(...GROUP_LEVELS.keys()), node: fc.constantFrom(...NODES) })
+  .map(({ group, node }) => ({
+    type: 'recovery-report',
+    group,
+    generation: 1,
+    node: n(node),
+    incarnation: inc(1),
+    what: 'stopped',
+  }));
+
+/** A 5-node cluster, every node a member, in three groups (levels 1, 2 and 1). */
+const WARM_START: readonly MembershipCommand[] = [
+  configure(NODES.map((id) => spec(id))),
+  ...NODES.map((id) => join(id, 1)),
+  ...[1, 2, 3].map((id): MembershipCommand => groupJoin('g1', id)),
+  ...[1, 2, 4].map((id): MembershipCommand => groupJoin('g2', id)),
+  ...[3, 4, 5].map((id): MembershipCommand => groupJoin('g3', id)),
+];
+
+function groupJoin(group: string, node: number): MembershipCommand {
+  return { type: 'group-join', group, node: n(node), incarnation: inc(1), level: GROUP_LEVELS.get(group) ?? 1 };
+}
+
+test('recovery rounds keep their invariants and agree across instances and restores (random sequences from a warm start)', () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          { weight: 1, arbitrary: arbNodeCommand },
+          { weight: 2, arbitrary: arbGroupOrRecovery },
+          { weight: 4, arbitrary: arbProgress },
+        ),
+        {
+          minLength: 20,
+          maxLength: 120,
+        },
+      ),
+      fc.nat(),
+      (rest, cut) => {
+        const a = new MembershipStateMachine();
+        const b = new MembershipStateMachine();
+        run(a, WARM_START);
+        run(b, WARM_START);
+        const at = cut % rest.length;
+        rest.forEach((drawn, k) => {
+          if (k === at) assert.ok(b.restore(a.snapshot()).ok);
+          const c = aimed(drawn, a);
+          const index = logIndex(a.appliedIndex + 1);
+          assert.deepEqual(a.apply(index, T1, asInput(c, k)), b.apply(index, T1, c));
+          assert.equal(a.stateHash(), b.stateHash());
+          checkRecoveryInvariants(a);
+        });
+        assert.deepEqual(allEvents(a), allEvents(b));
+      },
+    ),
+    { numRuns: 200 },
+  );
+  for (const phase of ['stopping', 'waiting-fence', 'waiting-lower', 'starting', 'finished'])
+    assert.ok(
+      phasesSeen.has(phase),
+      `some random sequence reached recovery phase ${phase} (seen: ${[...phasesSeen].join(' ')})`,
+    );
 });
 
 test('every view is quorate exactly when src/quorum hasQuorum says its members hold a quorum', () => {

@@ -21,6 +21,7 @@ import { DecodeError, err, ok, type Result } from '../lib/errors.js';
 import {
   incarnation as makeIncarnation,
   viewId as makeViewId,
+  type Incarnation,
   type LogIndex,
   type NodeId,
   type Term,
@@ -46,6 +47,7 @@ import {
 } from '../log/state-machine.js';
 import type { GroupApply, GroupCommand, GroupView, RetainedMessage } from '../groups/index.js';
 import type { FenceRecord } from '../fencing/index.js';
+import type { RecoveryCommand, RecoveryOutcome, RecoveryRound, RecoveryWait } from '../recovery/index.js';
 import {
   decodeMembershipCommand,
   membershipCommandCodec,
@@ -85,6 +87,15 @@ import {
   type MembershipState,
 } from './membership-state.js';
 import { configBytesEqual, decodeSnapshot, encodeSnapshot, hashState } from './membership-snapshot.js';
+import {
+  affectedGroups,
+  applyRecoveryCommand,
+  isUnclean,
+  recoveryAfterGroupChange,
+  recoveryAfterViewChange,
+  refusesNewGroup,
+  type AffectedGroups,
+} from './membership-recovery.js';
 
 export { MEMBERSHIP_CANARIES, type MembershipCanary } from './membership-state.js';
 
@@ -101,6 +112,11 @@ export interface MembershipOutput {
   readonly events: number;
   /** For a group command: what it did (outcome, group view, delivery of a message). */
   readonly group?: GroupApply;
+  /**
+   * For a recovery command: the recovery table's outcome (`outcome` says `no-change` for its
+   * `not-due`: a `started` before the start was due).
+   */
+  readonly recovery?: RecoveryOutcome;
 }
 
 /** Stable `ApplyError` codes of the membership machine (plus the shared `BAD_COMMAND`). */
@@ -205,6 +221,16 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
   /** Up to `limit` finished fence records, the latest finished first (see `FenceLedger.history`). */
   fenceHistory(limit?: number): FenceRecord[] {
     return this.s.fences.history(limit);
+  }
+
+  /** Every service group's recovery state (rounds open, finished or idle), by group name. */
+  recoveryRounds(): RecoveryRound[] {
+    return this.s.recovery.rounds();
+  }
+
+  /** What `group`'s recovery round waits for, or null when the table holds nothing for it. */
+  recoveryWaitingFor(group: string): RecoveryWait | null {
+    return this.s.recovery.waitingFor(group);
   }
 
   get appliedIndex(): LogIndex {
@@ -315,6 +341,9 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       case 'fence-attempt':
       case 'unfence':
         return this.fenceEntry(index, c);
+      case 'recovery-report':
+      case 'recovery-evict':
+        return this.recoveryCommand(index, c);
       default:
         return assertNever(c, 'membership command');
     }
@@ -329,10 +358,27 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
           `no configuration is committed yet, so node ${c.node} cannot use group ${c.group}`,
         ),
       );
+    if (refusesNewGroup(s, c)) {
+      // The recovery table is full (groups whose old rounds still wait for fences): no new group.
+      return ok({
+        ...this.output(c.type, 'no-change', 0),
+        group: { outcome: 'too-many-groups', groupViewId: 0, events: [] },
+      });
+    }
     const members = membersOf(s.records);
     const r = s.groups.apply(c, (node, inc) => members.some((m) => m.node === node && m.incarnation === inc));
     for (const e of r.events) this.emit(index, e);
-    return ok({ ...this.output(c.type, r.outcome === 'applied' ? 'applied' : 'no-change', r.events.length), group: r });
+    let events = r.events.length;
+    if (r.outcome === 'applied' && (c.type === 'group-join' || c.type === 'group-leave'))
+      events += recoveryAfterGroupChange(s, index, c.group, r.level ?? 0, (e) => this.emit(index, e));
+    return ok({ ...this.output(c.type, r.outcome === 'applied' ? 'applied' : 'no-change', events), group: r });
+  }
+
+  /** `recovery-report`, `recovery-evict`: see `applyRecoveryCommand` (never an error). */
+  private recoveryCommand(index: LogIndex, c: RecoveryCommand): ApplyResult<MembershipOutput> {
+    const r = applyRecoveryCommand(this.s, index, c, (e) => this.emit(index, e));
+    const outcome: MembershipOutcome = r.outcome === 'not-due' ? 'no-change' : r.outcome;
+    return ok({ ...this.output(c.type, outcome, r.events), recovery: r.outcome });
   }
 
   private output(type: MembershipCommandType, outcome: MembershipOutcome, events: number): MembershipOutput {
@@ -421,6 +467,7 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
     if (t.view !== undefined && !skipBump) s.viewId++;
     this.recompute();
     let events = 0;
+    let affected: AffectedGroups = new Map();
     if (t.view !== undefined) {
       const change = {
         node: c.node,
@@ -432,9 +479,9 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       this.emit(index, { kind: 'view', payload: { members: after, ...quorumSummary(s.arbitration), change } });
       events++;
       // An incarnation that left the cluster view leaves every group at the same log position.
-      for (const gone of before.filter(
-        (m) => !after.some((a) => a.node === m.node && a.incarnation === m.incarnation),
-      )) {
+      const goneList = before.filter((m) => !after.some((a) => a.node === m.node && a.incarnation === m.incarnation));
+      affected = affectedGroups(s.groups.views(), goneList);
+      for (const gone of goneList) {
         for (const e of s.groups.removeNode(gone.node, gone.incarnation, true)) {
           this.emit(index, e);
           events++;
@@ -453,8 +500,11 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       });
       events++;
     }
-    events += this.fenceLedgerStep(index, c, rec, t);
+    const ledger = this.fenceLedgerStep(index, c, rec, t);
+    events += ledger.events;
     events += this.emitQuorumChange(index, wasQuorate);
+    const unclean = t.view !== undefined && isUnclean(t.view.kind);
+    events += recoveryAfterViewChange(s, index, affected, unclean, ledger.closed, (e) => this.emit(index, e));
     return ok(this.output(c.type, this.fencedOutcome(c, t.outcome), events));
   }
 
@@ -465,13 +515,19 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
    * its record; the `fenced` that clears it closes the record of the incarnation that was pending
    * (the command may name a newer one: a fence at incarnation i covers every older one); a
    * `fenced` of a member opens and closes one at once (it was fenced while a member). Emits the
-   * `fence` events; returns their count.
+   * `fence` events; returns their count and the incarnation whose record closed (null: none).
    */
-  private fenceLedgerStep(index: LogIndex, c: NodeCommand, rec: NodeRecord, t: Transition): number {
+  private fenceLedgerStep(
+    index: LogIndex,
+    c: NodeCommand,
+    rec: NodeRecord,
+    t: Transition,
+  ): { events: number; closed: { node: NodeId; incarnation: Incarnation } | null } {
     const fences = this.s.fences;
     const cause = t.view?.cause ?? t.note?.cause ?? c.type;
     const inc = makeIncarnation(rec.fencePending ? rec.incarnation : t.record.incarnation);
     let events = 0;
+    let closed: { node: NodeId; incarnation: Incarnation } | null = null;
     const open = (): void => {
       assert(fences.open(c.node, inc, cause, index) === 'opened', 'an unclean removal opens a new fence record');
       const reason = defined(fences.record(c.node, inc), 'the record just opened').request.reason;
@@ -483,6 +539,7 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       assert(fences.close(c.node, inc, c.proof, index) === 'applied', 'a pending fence has an open record');
       this.emit(index, { kind: 'fence', payload: { node: c.node, incarnation: inc, what: 'fenced', proof: c.proof } });
       events++;
+      closed = { node: c.node, incarnation: inc };
     };
     if (!rec.fencePending && t.record.fencePending) open();
     else if (rec.fencePending && !t.record.fencePending) close();
@@ -492,7 +549,7 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       open();
       close();
     }
-    return events;
+    return { events, closed };
   }
 
   /** A `fenced` that changed nothing is a `duplicate` when its incarnation's record is closed. */

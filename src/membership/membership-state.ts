@@ -22,6 +22,7 @@ import {
 } from '../lib/ids.js';
 import { GROUP_CANARIES, GroupTable, type GroupCanary } from '../groups/index.js';
 import { FenceLedger } from '../fencing/index.js';
+import { RECOVERY_CANARIES, RecoveryTable, type RecoveryCanary } from '../recovery/index.js';
 import type { MemberNodeSpec } from './membership-command.js';
 import {
   clipText,
@@ -62,6 +63,12 @@ export interface MembershipState {
    * every pending ledger record belongs to such a node record (checked on restore).
    */
   fences: FenceLedger;
+  /**
+   * The recovery table: one round per service group of level 1 and up (see `src/recovery`),
+   * driven in the same apply as the membership and group changes that open and restart its
+   * rounds. Its records agree with the group views (`RecoveryTable.checkAgainst`, on restore).
+   */
+  recovery: RecoveryTable;
   /** Derived from the above by `recompute`; null until configured. */
   arbitration: Arbitration | null;
   /** A planted bug (simulator only); not part of the state's bytes. */
@@ -81,6 +88,7 @@ export function emptyState(canary: MembershipCanary | null): MembershipState {
     appliedTerm: makeTerm(0),
     groups: new GroupTable(groupCanary),
     fences: new FenceLedger(),
+    recovery: new RecoveryTable(recoveryCanaryOf(canary)),
     arbitration: null,
     canary,
   };
@@ -89,17 +97,23 @@ export function emptyState(canary: MembershipCanary | null): MembershipState {
 /**
  * Planted bugs the simulator's checkers must catch (never set in production):
  * `quorate-without-quorum` flags every view quorate; `skip-view-bump` keeps the view id when a
- * member leaves or fails (a node with it disagrees with the others about view ids); and the group
- * table's canaries (`GroupCanary`).
+ * member leaves or fails (a node with it disagrees with the others about view ids); the group
+ * table's canaries (`GroupCanary`) and the recovery table's (`RecoveryCanary`).
  */
-export type MembershipCanary = 'quorate-without-quorum' | 'skip-view-bump' | GroupCanary;
+export type MembershipCanary = 'quorate-without-quorum' | 'skip-view-bump' | GroupCanary | RecoveryCanary;
 
 /** Every membership canary name. */
 export const MEMBERSHIP_CANARIES: readonly MembershipCanary[] = [
   'quorate-without-quorum',
   'skip-view-bump',
   ...GROUP_CANARIES,
+  ...RECOVERY_CANARIES,
 ];
+
+/** The recovery table's part of a membership canary (null: none). */
+export function recoveryCanaryOf(canary: MembershipCanary | null): RecoveryCanary | null {
+  return RECOVERY_CANARIES.find((c) => c === canary) ?? null;
+}
 
 /** The view's members: the `member` records, ascending by node id. */
 export function membersOf(records: ReadonlyMap<NodeId, NodeRecord>): ViewMember[] {

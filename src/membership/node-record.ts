@@ -18,6 +18,7 @@ import type { GroupCommand } from '../groups/index.js';
 import { assertNever } from '../lib/assert.js';
 import type { Incarnation } from '../lib/ids.js';
 import type { ApplyError } from '../log/state-machine.js';
+import type { RecoveryCommand } from '../recovery/index.js';
 import type { FailReason, MembershipCommand, QuarantineReason } from './membership-command.js';
 import type { NodeStatus, ViewChangeKind } from './membership-event.js';
 
@@ -69,7 +70,7 @@ export interface Transition {
  */
 export type NodeCommand = Exclude<
   MembershipCommand,
-  { type: 'configure' } | { type: 'fence-attempt' } | { type: 'unfence' } | GroupCommand
+  { type: 'configure' } | { type: 'fence-attempt' } | { type: 'unfence' } | GroupCommand | RecoveryCommand
 >;
 
 function same(rec: NodeRecord, outcome: MembershipOutcome): Transition {

@@ -63,6 +63,8 @@ export interface ClusterHarnessOptions {
   readonly settingsFingerprintOf?: (id: NodeId) => string | undefined;
   /** A test-only service each incarnation hosts after the registered ones (it may open no channel). */
   readonly extraServiceOf?: (id: NodeId) => NodeService | undefined;
+  /** The recovery member timeout of every node (default `RECOVERY_MEMBER_TIMEOUT_MS`). */
+  readonly recoveryMemberTimeoutMs?: number;
 }
 
 /** See the module comment. */
@@ -167,6 +169,9 @@ export class ClusterHarness {
       quorum: this.opts.quorum ?? DEFAULT_VOTEQUORUM_OPTIONS,
       ...(observer === undefined ? {} : { observer }),
       ...(this.opts.canary === undefined ? {} : { canary: this.opts.canary }),
+      ...(this.opts.recoveryMemberTimeoutMs === undefined
+        ? {}
+        : { recoveryMemberTimeoutMs: this.opts.recoveryMemberTimeoutMs }),
     };
     const extra = this.opts.extraServiceOf?.(id);
     let node: CohortNode;

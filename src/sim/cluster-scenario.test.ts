@@ -28,6 +28,8 @@ const CAUGHT_BY: ReadonlyMap<ClusterCanary, string> = new Map<ClusterCanary, str
   ['quorate-without-quorum', 'partition-quorum.txt'], // a one-member view counts as quorate
   ['deliver-to-newcomer', 'group-messages-view-change.txt'], // the stale send is delivered
   ['barrier-without-all', 'barrier-view-change.txt'], // b1 completes before node 3 arrives
+  ['start-before-fence', 'recovery-fence-levels.txt'], // the lockspace starts before node 3's fence
+  ['start-before-lower', 'recovery-fence-levels.txt'], // the volume starts beside the lockspace
 ]);
 
 test('every cluster canary makes the script that shows its property fail', () => {

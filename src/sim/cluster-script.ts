@@ -18,6 +18,7 @@ import { nodeId } from '../lib/ids.js';
 import { DEFAULT_VOTEQUORUM_OPTIONS, type TieBreakerMode } from '../quorum/index.js';
 import type { FencePayload, MembershipEvent } from '../membership/index.js';
 import type { GroupMember } from '../groups/index.js';
+import { describeRecoveryEvent } from '../recovery/index.js';
 import { CLUSTER_CANARIES, type ClusterCanary, type NodeObserver } from '../services.js';
 import { expectArgs, hasArg, intArg, stringArg, stringsArg, type ScriptCommand } from '../testing/datadriven.js';
 import { ClusterHarness } from './cluster-harness.js';
@@ -106,6 +107,8 @@ export function formatEvent(e: MembershipEvent, causes: boolean): string {
       return `${head} barrier ${e.payload.group}/${e.payload.name}: ${e.payload.outcome} in group view ${e.payload.groupViewId}`;
     case 'fence':
       return `${head} fence: ${member(e.payload)} ${fenceDetail(e.payload, causes)}`;
+    case 'recovery':
+      return `${head} ${describeRecoveryEvent(e.payload)}`;
   }
 }
 
