@@ -14,7 +14,6 @@
  */
 import { ApiError, type ApiData, type ApiHandlerRegistry } from '../api/index.js';
 import { NODE_ID_MAX, nodeId } from '../lib/ids.js';
-import type { MembershipService } from '../membership/membership-service.js';
 import { callApi, params, toApiData } from '../runtime/shared-handlers.js';
 import type { FenceRecord } from './fence-ledger.js';
 import type { FenceActivity, FenceService } from './fence-service.js';
@@ -47,12 +46,8 @@ function intParam(p: Readonly<Record<string, ApiData>>, name: string, method: st
 }
 
 /** Registers `fence.history` and `fence.now`. */
-export function registerFenceApi(
-  server: ApiHandlerRegistry,
-  fencing: FenceService,
-  membership: MembershipService,
-): void {
-  const nameOf = (node: number): string => membership.nodes().find((n) => n.nodeId === node)?.name ?? `node${node}`;
+export function registerFenceApi(server: ApiHandlerRegistry, fencing: FenceService): void {
+  const nameOf = (node: number): string => fencing.nodeName(nodeId(node));
 
   server.register('fence.history', (p) => {
     const q = p === null ? {} : params(p, 'fence.history');
@@ -60,13 +55,12 @@ export function registerFenceApi(
     const node = intParam(q, 'node', 'fence.history', NODE_ID_MAX);
     const activity = new Map(fencing.activity().map((a) => [`${a.node}/${a.incarnation}`, a]));
     const keep = (r: FenceRecord): boolean => node === undefined || r.node === node;
-    const m = membership.machine;
     return {
-      pending: m
+      pending: fencing
         .pendingFences()
         .filter(keep)
         .map((r) => recordData(r, nameOf(r.node), activity.get(`${r.node}/${r.incarnation}`))),
-      finished: m
+      finished: fencing
         .fenceHistory(limit)
         .filter((r) => r.outcome.state !== 'pending' && keep(r))
         .map((r) => recordData(r, nameOf(r.node), undefined)),
@@ -79,9 +73,9 @@ export function registerFenceApi(
     if (id === undefined)
       throw new ApiError('INVALID_ARGUMENT', 'fence.now: params.node (the node id to fence) is required');
     const note = typeof q['note'] === 'string' ? q['note'].slice(0, NOTE_BYTES_MAX) : '';
-    const member = membership.view().members.find((m) => m.node === id);
-    if (member === undefined) {
-      const pending = membership.machine.pendingFences().find((r) => r.node === id);
+    const incarnation = fencing.memberIncarnation(nodeId(id));
+    if (incarnation === null) {
+      const pending = fencing.pendingFences().find((r) => r.node === id);
       throw new ApiError(
         'INVALID_ARGUMENT',
         pending === undefined
@@ -90,17 +84,8 @@ export function registerFenceApi(
       );
     }
     const out = await callApi<{ readonly outcome: string }>((done) => {
-      membership.handle.propose(
-        {
-          type: 'fail',
-          node: nodeId(id),
-          incarnation: member.incarnation,
-          reason: { kind: 'operator', note: note === '' ? 'fenced on request (cohort fence)' : note },
-        },
-        { idempotent: true },
-        done,
-      );
+      fencing.fenceNow(nodeId(id), incarnation, note === '' ? 'fenced on request (cohort fence)' : note, done);
     });
-    return { node: id, incarnation: member.incarnation, outcome: out.outcome };
+    return { node: id, incarnation, outcome: out.outcome };
   });
 }

@@ -32,6 +32,8 @@ import type { RaftRole } from '../log/index.js';
 import type { FenceRecord } from './fence-ledger.js';
 import type { MembershipService } from '../membership/membership-service.js';
 import type { NodeService, ServiceContext } from '../runtime/node-service.js';
+import type { RaftNodeError } from '../runtime/raft-node.js';
+import type { Result } from '../lib/errors.js';
 import type { ProcessHandle } from '../runtime/process-runner.js';
 import { PROCESS_KILL_GRACE_MS } from '../constants.js';
 import { agentAttemptResult, agentProcessSpec, clipUtf8, targetFor, type AttemptResult } from './fence-agent.js';
@@ -164,9 +166,47 @@ export class FenceService implements NodeService {
     this.drive();
   }
 
-  /** Registers `fence.history`, `fence.pending` and `fence.now` (`fence-handlers.ts`). */
+  /** Registers `fence.history` and `fence.now` (`fence-handlers.ts`). */
   registerApi(registry: ApiHandlerRegistry): void {
-    registerFenceApi(registry, this, this.membership);
+    registerFenceApi(registry, this);
+  }
+
+  /** The open fences of the applied ledger. */
+  pendingFences(): FenceRecord[] {
+    return this.membership.machine.pendingFences();
+  }
+
+  /** The newest records of the applied ledger, newest first. */
+  fenceHistory(limit: number): FenceRecord[] {
+    return this.membership.machine.fenceHistory(limit);
+  }
+
+  /** A configured node's name (`node<id>` for an unknown id). */
+  nodeName(node: NodeId): string {
+    return this.nameOf(node);
+  }
+
+  /** The incarnation of `node` in the applied view, or null when it is not a member. */
+  memberIncarnation(node: NodeId): Incarnation | null {
+    const m = this.membership.view().members.find((x) => x.node === node);
+    return m === undefined ? null : m.incarnation;
+  }
+
+  /**
+   * Fences member `node` now (`cohort fence NODE`): proposes its failure at `incarnation` with an
+   * operator's reason, which opens its fence record; the executor does the rest.
+   */
+  fenceNow(
+    node: NodeId,
+    incarnation: Incarnation,
+    note: string,
+    done: (r: Result<{ readonly outcome: string }, RaftNodeError>) => void,
+  ): void {
+    this.membership.handle.propose(
+      { type: 'fail', node, incarnation, reason: { kind: 'operator', note } },
+      { idempotent: true },
+      done,
+    );
   }
 
   /** The configured topology. */
