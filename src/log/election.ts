@@ -84,6 +84,36 @@ export function startCampaign(s: RaftState, kind: VoteKind): void {
   sendVoteRequests(s);
 }
 
+/**
+ * The shell has proof that `peer`'s process is gone (`Transport.onPeerGone`: its connections were
+ * closed by its host and a reconnect was refused; a pause, a stall or a partition never gives
+ * it). When `peer` is the leader this follower follows, it stops following it now:
+ * - `lead` is cleared, so this voter no longer refuses other candidates for that leader's lease
+ *   (`inLease`). Only its own proof does this, never another node's word: a leader holding a
+ *   lease is alive, so it cannot be proven gone, and the lease it holds needs the promise of
+ *   voters that have not seen it die.
+ * - it campaigns (pre-vote first, when configured) at once if it is the first of the other
+ *   voters by id, else `rank * heartbeatTicks` ticks later: followers that got the proof in the
+ *   same instant would otherwise all stand at once and split the vote (a split costs a whole
+ *   randomised election timeout). When the first cannot win (no proof of its own, an older
+ *   log), the next one stands a heartbeat interval later.
+ * Anything else (not a follower, another node) changes nothing.
+ */
+export function leaderGone(s: RaftState, peer: NodeId): void {
+  if (s.role !== 'follower' || s.lead !== peer) return;
+  s.lead = null;
+  const others = [...s.config.voters.keys()].filter((id) => id !== peer).sort((a, b) => a - b);
+  const rank = Math.max(0, others.indexOf(s.id));
+  s.traceEvent('leader-gone', { lead: peer, rank });
+  if (rank === 0) {
+    s.electionElapsed = 0;
+    startCampaign(s, s.cfg.preVote ? 'pre-vote' : 'election');
+    return;
+  }
+  const delay = Math.min(rank * s.cfg.heartbeatTicks, s.randomizedElectionTimeout);
+  s.electionElapsed = Math.max(s.electionElapsed, s.randomizedElectionTimeout - delay);
+}
+
 /** Runs a campaign deferred by `startCampaign` now that its configuration change may be applied. */
 export function maybeDeferredCampaign(s: RaftState): void {
   const kind = s.deferredCampaign;
