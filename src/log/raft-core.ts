@@ -211,8 +211,8 @@ export class RaftCore {
 
   /**
    * The shell has proof that `peer`'s process is gone (see `leaderGone`): a follower of `peer`
-   * stops following it (its lease no longer binds this voter) and campaigns at once, or a
-   * heartbeat interval later per voter ahead of it by id; otherwise nothing changes.
+   * stops following it (its lease no longer binds this voter), and the first other voter by id
+   * campaigns at once; otherwise nothing changes.
    */
   peerGone(peer: NodeId): void {
     leaderGone(this.s, peer);
