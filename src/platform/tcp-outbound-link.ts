@@ -66,6 +66,8 @@ export class OutboundLink<M> {
   private lastErrorCode: string | null = null;
   /** When the current connect started (`performance.now()`): a refusal is dated from it. */
   private connectStartedMs = 0;
+  /** When the last immediate redial (after a loss the peer's side caused) was made. */
+  private immediateRedialMs = Number.NEGATIVE_INFINITY;
   private readonly bounds: LaneQueueLimits;
   /** Reused scratch for one flush's batch boundaries. */
   private readonly pending: Uint8Array[] = [];
@@ -414,8 +416,17 @@ export class OutboundLink<M> {
     }
     // A connection the peer's side closed is redialed at once: if the peer's process is gone,
     // the refusal completes the proof (`GoneEvidence`) one round trip later; if it is alive
-    // (it closed one connection), it answers. Backoff applies from the next failure on.
-    this.scheduleReconnect(wasOpen && byPeer && this.lane === 'control');
+    // (it closed one connection), it answers. Backoff applies from the next failure on, and to
+    // a peer that keeps closing authenticated connections (at most one immediate redial per
+    // backoff ceiling, so that cannot become a busy loop of handshakes).
+    const now = performance.now();
+    const immediate =
+      wasOpen &&
+      byPeer &&
+      this.lane === 'control' &&
+      now - this.immediateRedialMs >= this.core.limits.reconnectDelayMsMax;
+    if (immediate) this.immediateRedialMs = now;
+    this.scheduleReconnect(immediate);
   }
 
   private scheduleReconnect(now = false): void {

@@ -449,8 +449,11 @@ export class TcpTransport<M> implements Transport<M> {
     this.budget.release(conn);
     if (conn.peer === null || conn.lane === null) return;
     const key = inboundKey(conn.peer, conn.lane);
-    if (this.inboundByLane.get(key) === conn) this.inboundByLane.delete(key);
-    if (conn.lane === 'control' && conn.client !== null && conn.state === 'closed' && !this.closed) {
+    // Only the accepted connection of the peer's lane is evidence (never a refused duplicate's,
+    // nor an older one a newer connection of the same process replaced).
+    const current = this.inboundByLane.get(key) === conn;
+    if (current) this.inboundByLane.delete(key);
+    if (current && conn.lane === 'control' && conn.client !== null && !this.closed) {
       const evidence = this.gone.get(conn.peer);
       const inc = evidence?.inboundClosed(conn.client.incarnation, conn.closedByPeer, performance.now());
       if (inc !== undefined && inc !== null) this.reportGone(conn.peer, inc);
