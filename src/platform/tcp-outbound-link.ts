@@ -456,6 +456,20 @@ export class OutboundLink<M> {
     });
   }
 
+  /**
+   * The peer just authenticated a connection to us, so it runs and listens again (a daemon
+   * binds before it dials): a link waiting out its backoff dials now instead of up to
+   * `reconnectDelayMsMax` later. Without this, a restarted peer's answers to us (votes, acks)
+   * waited for our backoff, which cost a failover after a restart up to a second (measured).
+   */
+  redialNow(): void {
+    if (this.state !== 'backoff') return;
+    this.clearTimer();
+    this.attempt = 0;
+    this.state = 'idle';
+    this.dial();
+  }
+
   /** Moves to a new address: a live connection is dropped and redialed. */
   readdress(address: PeerAddress): void {
     this.address = address;

@@ -433,7 +433,11 @@ export class TcpTransport<M> implements Transport<M> {
       for (const old of others) old.destroy();
     }
     this.budget.release(conn);
-    if (lane === 'control') this.gone.get(peer)?.inboundOpened(client.incarnation);
+    if (lane === 'control') {
+      this.gone.get(peer)?.inboundOpened(client.incarnation);
+      const links = this.links.get(peer);
+      if (links !== undefined) for (const l of LANES) links[l].redialNow();
+    }
     const key = inboundKey(peer, lane);
     const older = this.inboundByLane.get(key);
     this.inboundByLane.set(key, conn);
