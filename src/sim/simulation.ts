@@ -377,9 +377,9 @@ function driverContext<M, I>(state: RunState<M, I>, ids: readonly NodeId[], clus
     trace: (event, fields) => {
       emit(state, 'client', event, fields ?? {});
     },
-    crash: (id) => {
+    crash: (id, host = 'up') => {
       if (nodeOf(state, id).state === 'down') return false;
-      cluster.crash(id);
+      cluster.crash(id, host);
       return true;
     },
     restart: (id) => {

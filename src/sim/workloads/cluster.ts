@@ -252,6 +252,7 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
       ['converged-after-ms', liveness.convergedAfterMs ?? -1],
       ['detection-probed', liveness.probed ? 1 : 0],
       ['detection-ms', liveness.detectionMs ?? -1],
+      ['detection-host-up', liveness.killHostUp ? 1 : 0],
       ['detection-across-election', liveness.detectionAcrossElection ? 1 : 0],
       ['groups', groupCount],
       ['group-views', groupViews.views],
