@@ -277,7 +277,9 @@ function checkFailReason(r: FailReason): ApplyError | null {
     case 'operator':
       return checkText(r.note, 'note', 0, MEMBERSHIP_NOTE_BYTES_MAX);
     case 'process-gone':
-      return isMs(r.silentMs) ? null : invalid(`failure evidence times must be integers from 0 to ${EVIDENCE_MS_MAX} ms`);
+      return isMs(r.silentMs)
+        ? null
+        : invalid(`failure evidence times must be integers from 0 to ${EVIDENCE_MS_MAX} ms`);
     default:
       return assertNever(r, 'fail reason');
   }

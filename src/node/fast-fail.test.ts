@@ -51,9 +51,7 @@ async function viewId(c: ProcessCluster, id: number): Promise<number> {
 async function viewWithout(c: ProcessCluster, ids: readonly number[], gone: number, after: number): Promise<number> {
   const r = await waitFor(`a view without node ${gone} on ${ids.join(',')}`, 10_000, async () => {
     const ss = await Promise.all(ids.map((i) => c.status(i)));
-    return ss.every(
-      (s) => s !== null && (s['viewId'] as number) > after && !membersOf(s).some(([n]) => n === gone),
-    )
+    return ss.every((s) => s !== null && (s['viewId'] as number) > after && !membersOf(s).some(([n]) => n === gone))
       ? true
       : null;
   });
@@ -153,7 +151,12 @@ test('SIGSTOP never proves a daemon gone: 1 s evicts nobody; 5 s of a follower, 
     await sleep(5000);
     c.signal(lead, 'SIGCONT');
     await sleep(SETTLE_MS);
-    const next = (await c.waitLeader(c.ids.filter((i) => i !== lead), QUORATE_BOUND_MS)).leader;
+    const next = (
+      await c.waitLeader(
+        c.ids.filter((i) => i !== lead),
+        QUORATE_BOUND_MS,
+      )
+    ).leader;
     const byLeaderStop = (await viewChanges(c, next)).filter((v) => v.node === lead);
     log(`5 s stop of leader ${lead}: ${JSON.stringify(byLeaderStop.map((v) => `${v.kind}: ${v.cause}`))}`);
     for (const v of byLeaderStop) assert.doesNotMatch(v.cause, /process gone/, 'a stop is never proof of death');

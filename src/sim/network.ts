@@ -175,7 +175,10 @@ export class SimNetwork<M> {
       const at = Math.max(this.scheduler.nowUs + probeUs, (this.lastArrivalUs.get(linkKey(node, a)) ?? 0) + 1);
       const observer = this.host.incarnationOf(a);
       const stillGone = (): boolean =>
-        !this.host.isUp(node) && this.host.incarnationOf(node) === simIncarnation && !this.isCut(a, node) && !this.isCut(node, a);
+        !this.host.isUp(node) &&
+        this.host.incarnationOf(node) === simIncarnation &&
+        !this.isCut(a, node) &&
+        !this.isCut(node, a);
       this.scheduler.at(at, () => {
         if (!stillGone()) return;
         this.host.deliver(a, observer, () => {

@@ -110,7 +110,9 @@ test('the workload exercises evictions, fencing, power cycles and the completene
   }
   assert.equal(totals.get('false-evictions'), 0);
   assert.ok(fastProbes.length > 0, 'some probes kill with the machine up');
-  process.stderr.write(`# kill with the machine up -> first survivor applied the removal: ${fastProbes.join(', ')} ms\n`);
+  process.stderr.write(
+    `# kill with the machine up -> first survivor applied the removal: ${fastProbes.join(', ')} ms\n`,
+  );
   assert.ok(pauseOnly > 0, 'some seeds keep only short pauses');
 });
 
