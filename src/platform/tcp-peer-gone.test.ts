@@ -3,7 +3,8 @@
 // process) is reported gone once, within a round trip of the loss, naming the incarnation its
 // hello announced, and a restarted process is a new incarnation reported on its own; a
 // connection cut while the peer's process lives (a proxy between us cuts it, then even refuses
-// our reconnect) is never reported: the peer's own connection to us still stands. The SIGSTOP
+// our reconnect) is never reported: the peer's own connection to us still stands; and with
+// `reportPeerGone` off the proof is only logged. The SIGSTOP
 // side (a stopped process is never reported) runs on real processes in src/node/fast-fail.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -92,6 +93,29 @@ test(
         /ECONNREFUSED/,
         'the reconnects are refused',
       );
+    } finally {
+      await closeAll(a.t, b.t);
+    }
+  },
+);
+
+test(
+  'with reportPeerGone off the proof is only logged: the node waits out its timeouts',
+  { timeout: 20_000 },
+  async () => {
+    const key = generateClusterKey();
+    const a = await startNode(1, { key, peers: [2], incarnation: 1, reportPeerGone: false });
+    const b = await startNode(2, { key, peers: [1], incarnation: 5 });
+    try {
+      a.t.setPeerAddress(b.id, b.address);
+      b.t.setPeerAddress(a.id, a.address);
+      await waitFor(() => a.ups.length === 1 && b.ups.length === 1, 'both control links up');
+      await b.t.close();
+      await waitFor(
+        () => hasLog(a, /node 2 \(incarnation 5\) is gone: .* \(not acted on: timeouts\.processGoneProof is off/),
+        'the proof logged',
+      );
+      assert.deepEqual(a.gones, [], 'not reported to the node');
     } finally {
       await closeAll(a.t, b.t);
     }

@@ -488,10 +488,11 @@ export class TcpTransport<M> implements Transport<M> {
   private reportGone(peer: NodeId, incarnation: number): void {
     const address = this.links.get(peer)?.control.address;
     const where = address === null || address === undefined ? '' : ` at ${address.host}:${address.port}`;
+    const acted = this.config.reportPeerGone !== false;
     this.config.logger.info(
       { peer, incarnation },
-      `node ${peer} (incarnation ${incarnation}) is gone: its connections were closed by its host and a reconnect${where} was refused`,
+      `node ${peer} (incarnation ${incarnation}) is gone: its connections were closed by its host and a reconnect${where} was refused${acted ? '' : ' (not acted on: timeouts.processGoneProof is off; waiting out the timeouts)'}`,
     );
-    this.core.handlers().onPeerGone?.(peer, incarnation);
+    if (acted) this.core.handlers().onPeerGone?.(peer, incarnation);
   }
 }

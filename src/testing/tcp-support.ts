@@ -47,6 +47,8 @@ export interface NodeOptions {
   readonly limits?: Partial<TcpTransportLimits>;
   /** The incarnation the node's hellos carry (default 0). */
   readonly incarnation?: number;
+  /** `TcpTransportConfig.reportPeerGone` (default: the transport's, on). */
+  readonly reportPeerGone?: boolean;
 }
 
 export function countingCodec(decodes: { n: number }): Codec<ExampleMessage> {
@@ -80,6 +82,7 @@ export async function startNode(id: number, o: NodeOptions): Promise<TestNode> {
     limits: { ...FAST, ...o.limits },
     incarnation: () => o.incarnation ?? 0,
     onDuplicateOfSelf: (n) => duplicates.push(n),
+    ...(o.reportPeerGone === undefined ? {} : { reportPeerGone: o.reportPeerGone }),
   });
   t.setHandlers({
     onMessage: (from, m) => inbox.push({ from, m }),
