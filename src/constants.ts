@@ -39,6 +39,13 @@ export const RECONNECT_DELAY_MS_MAX: number = 2000;
 /** A connection that has not finished its handshake within this time is closed. */
 export const HANDSHAKE_TIMEOUT_MS: number = 5000;
 /**
+ * Proof that a peer's process is gone (`onPeerGone`) needs its connections closed by its kernel
+ * and a refused connect, all seen within this window: a refusal answered later than this after
+ * its connect started, or a loss older than this, proves nothing about the process now (our own
+ * event loop may have stalled in between). A refused connect takes one round trip.
+ */
+export const PEER_GONE_EVIDENCE_WINDOW_MS: number = 500;
+/**
  * Unidentified inbound connections (accepted, no valid hello yet) held at once; under pressure
  * the oldest is evicted for a newcomer (see `src/platform/handshake-budget.ts`).
  */
@@ -75,6 +82,10 @@ assert(PEER_CONTROL_QUEUE_BYTES_MAX >= FRAME_WIRE_BYTES_MAX, 'a control queue mu
 assert(PEER_BULK_QUEUE_BYTES_MAX >= FRAME_WIRE_BYTES_MAX, 'a bulk queue must hold at least one full frame');
 assert(PEER_BULK_QUEUE_BYTES_MAX >= PEER_CONTROL_QUEUE_BYTES_MAX, 'the bulk lane holds as many bytes as control');
 assert(RECONNECT_DELAY_MS_MIN < RECONNECT_DELAY_MS_MAX, 'reconnect backoff bounds must be ordered');
+assert(
+  PEER_GONE_EVIDENCE_WINDOW_MS > 0 && PEER_GONE_EVIDENCE_WINDOW_MS < HANDSHAKE_TIMEOUT_MS,
+  'gone evidence is fresher than a handshake deadline',
+);
 assert(
   PENDING_HANDSHAKES_PER_SOURCE_MAX < PENDING_HANDSHAKES_MAX,
   'one unknown host cannot fill the unidentified tier alone',

@@ -2,7 +2,7 @@
  * The pure Raft core: a synchronous, deterministic state machine in the etcd-io/raft style.
  *
  * Inputs: `step(message)`, `tick()`, `propose`, `proposeConfChange`, `readIndex`,
- * `transferLeadership`, `reportUnreachable`/`reportSnapshot`. Output: `ready()` returns a `Ready`
+ * `transferLeadership`, `reportUnreachable`/`reportSnapshot`, `peerGone`. Output: `ready()` returns a `Ready`
  * batch whose ordering contract is in `ready.ts`; `advance(ready)` acknowledges it. No clock,
  * socket, file or global randomness: time is `tick()`, randomness is the injected `Prng`.
  *
@@ -37,7 +37,7 @@ import { entrySizeBytes, type ConfChange, type ConfState, type Entry, type RaftM
 import type { RaftRole, Ready } from './ready.js';
 import { needsPersist, RaftState } from './raft-state.js';
 import { stepMessage, tickLeader } from './raft-step.js';
-import { maybeDeferredCampaign, startCampaign, tickElection } from './election.js';
+import { leaderGone, maybeDeferredCampaign, startCampaign, tickElection } from './election.js';
 import { appendEntry, flushLeader, refuseProposal, sendAppend, sendTimeoutNow } from './replication.js';
 import { leaderRead, leaseValid } from './read-index.js';
 import { applyConfEntry, bootstrapThroughLog, maybeAutoLeave, proposeConfChange, replayConfig } from './conf-change.js';
@@ -207,6 +207,15 @@ export class RaftCore {
     if (pr !== undefined && pr.match === this.s.log.lastIndex()) sendTimeoutNow(this.s, to);
     else sendAppend(this.s, to, true);
     return ok(undefined);
+  }
+
+  /**
+   * The shell has proof that `peer`'s process is gone (see `leaderGone`): a follower of `peer`
+   * stops following it (its lease no longer binds this voter), and the first other voter by id
+   * campaigns at once; otherwise nothing changes.
+   */
+  peerGone(peer: NodeId): void {
+    leaderGone(this.s, peer);
   }
 
   /** The shell could not reach `to`: probe it again instead of streaming into the void. */

@@ -197,6 +197,9 @@ function dispatch(sc: Scenario, cmd: ScriptCommand): string {
     case 'campaign':
       h.node(nodeArg(cmd)).core.campaign();
       return 'ok';
+    case 'peer-gone':
+      h.node(nodeArg(cmd)).core.peerGone(nodeArg(cmd, 1));
+      return h.takeLog().join('\n') || 'ok';
     case 'stabilize':
       return h.stabilize().join('\n');
     case 'process-ready':

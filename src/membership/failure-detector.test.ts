@@ -4,7 +4,8 @@
 // node that dies is failed within 3 s (with and without corroborating rows); partial connectivity
 // (the leader cannot hear B, C hears both) ends in at most one quarantine and no fail/rejoin cycle,
 // driven through the real membership state machine; the leader's own stalls suppress accusations;
-// a new leader times members from followers' rows; and repeated failures become one quarantine.
+// a new leader times members from followers' rows; repeated failures become one quarantine; and
+// proof that a process is gone fails exactly that incarnation at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -295,7 +296,7 @@ test('a node silent for good is failed within 3 s, with or without corroborating
       const bad = accusations(new DetectorSim(s).run());
       assert.equal(bad.length, 1, `exactly one accusation, got ${JSON.stringify(bad)}`);
       const d = bad[0]!;
-      assert.ok(d.decision.type === 'fail' && d.decision.node === dies);
+      assert.ok(d.decision.type === 'fail' && d.decision.node === dies && d.decision.reason.kind === 'detector');
       assert.ok(d.atMs - atMs <= DETECTION_BOUND_MS, `detected after ${d.atMs - atMs} ms`);
       if (base.nodes >= 3) assert.ok(d.decision.reason.corroborators.length > 0, 'other nodes corroborate');
       detections.push(d.atMs - atMs);
@@ -453,6 +454,29 @@ test('a new leader does not fail a live member during the seed grace, before its
   assert.ok(!early.some((d) => d.type === 'fail'), 'within the grace nobody is failed on rows alone');
   fd.observe(n(3), 5000 + H);
   assert.ok(!fd.tick(5000 + 2 * H).some((d) => d.type === 'fail'));
+});
+
+test('proof that a process is gone fails that incarnation at once, even in the seed grace; never another incarnation', () => {
+  const fd = new FailureDetector(detectorOptions(LEADER, TIMES), 1000);
+  fd.setMembers(
+    [1, 2, 3].map((i) => ({ node: n(i), incarnation: incarnation(i === 3 ? 4 : 1) })),
+    1000,
+  );
+  fd.observe(n(2), 1000);
+  fd.observe(n(3), 1000);
+  // A proof about an older process of node 3 (incarnation 3) never touches incarnation 4.
+  assert.equal(fd.processGone(n(3), 3, 1010), null);
+  // Within the seed grace, 10 ms after last hearing it: failed at once, reason process-gone.
+  assert.deepEqual(fd.processGone(n(2), 1, 1010), {
+    type: 'fail',
+    node: n(2),
+    incarnation: incarnation(1),
+    reason: { kind: 'process-gone', silentMs: 10 },
+  });
+  assert.equal(fd.processGone(n(2), 1, 1020), null, 'one decision per (member, incarnation)');
+  assert.equal(fd.processGone(n(9), 1, 1020), null, 'a non-member is ignored');
+  // The timeout rules go on for the others: node 3 (heard) is not accused by the next tick.
+  assert.ok(!fd.tick(1000 + TICK_MS).some((d) => d.type === 'fail'));
 });
 
 test('suspect and clear bracket a short silence; repeated failures of a rejoining node become one quarantine', () => {

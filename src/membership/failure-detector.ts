@@ -34,6 +34,13 @@
  *   every member's row has arrived first. Members added later are timed from when they joined.
  * - One decision of `fail` or `quarantine` per (member, incarnation): the shell proposes it and
  *   retries the idempotent command until it is applied or leadership is lost.
+ * - **Proof the process is gone** (`processGone`, from `Transport.onPeerGone`: the member's host
+ *   closed its connections and refused a reconnect) fails the member at once (reason
+ *   `process-gone`), with no suspicion window, seed grace or lag suppression: those rules weigh
+ *   silence, and this is not silence. Only for the watched incarnation (a proof about an older
+ *   process never touches a newer one), and still subject to the flapping rule. A pause, a stall
+ *   or a partition never produces the proof (`src/transport/gone-evidence.ts`), so they keep
+ *   the timeouts above.
  *
  * Contract for the shell: call `tick` once per timer firing with the current monotonic time
  * (never replay missed ticks: the detector is timed by `nowMs`, not by tick counts), report the
@@ -138,8 +145,8 @@ function checkOptions(o: FailureDetectorOptions): void {
 // ------------------------------------------------------------------------------------------------
 // Decisions
 
-/** Detector evidence, as the `fail` command carries it. */
-export type DetectorEvidence = Extract<FailReason, { kind: 'detector' }>;
+/** Detector evidence, as the `fail` command carries it: a timeout, or proof the process is gone. */
+export type DetectorEvidence = Extract<FailReason, { kind: 'detector' | 'process-gone' }>;
 
 /**
  * What `tick` decided. `fail` and `quarantine` map one to one onto membership commands (the
@@ -339,6 +346,31 @@ export class FailureDetector {
       const at = nowMs - e.silentMs;
       if (w.ownHeardMs === null || at > w.ownHeardMs) w.ownHeardMs = at;
     }
+  }
+
+  /**
+   * Proof that process `incarnation` of `node` is gone (see the file comment). Returns the
+   * decision now: `fail` with reason `process-gone` (or `quarantine` if the member flaps) when
+   * `node` is a watched member at that incarnation with nothing decided yet; else null (a stale
+   * proof about an older incarnation, a non-member, a decision already made).
+   */
+  processGone(node: NodeId, incarnation: number, nowMs: number): DetectorDecision | null {
+    this.advance(nowMs);
+    const w = this.watches.get(node);
+    if (w === undefined || w.incarnation !== incarnation || w.decided !== 'none') return null;
+    const silentMs = Math.round(this.evidence(node, w, nowMs).silentMs);
+    const recent = this.recordFailure(node, nowMs);
+    if (recent > this.options.flapFailuresMax) {
+      w.decided = 'quarantine';
+      return {
+        type: 'quarantine',
+        node,
+        incarnation: w.incarnation,
+        reason: { kind: 'flapping', failures: recent, windowMs: this.options.flapWindowMs },
+      };
+    }
+    w.decided = 'fail';
+    return { type: 'fail', node, incarnation: w.incarnation, reason: { kind: 'process-gone', silentMs } };
   }
 
   /**

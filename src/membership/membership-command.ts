@@ -94,7 +94,13 @@ export type FailReason =
       readonly lagMs: number;
     }
   /** An operator (or a test) declared it failed. */
-  | { readonly kind: 'operator'; readonly note: string };
+  | { readonly kind: 'operator'; readonly note: string }
+  /**
+   * The leader's transport proved the process gone (`Transport.onPeerGone`: its host closed its
+   * connections and refused a reconnect), so it was failed without waiting out the timeout;
+   * `silentMs` is how long the leader had not heard it then.
+   */
+  | { readonly kind: 'process-gone'; readonly silentMs: number };
 
 /** Why a node is quarantined (a gray failure kept out instead of evicted and readmitted in a loop). */
 export type QuarantineReason =
@@ -313,6 +319,10 @@ function checkFailReason(r: FailReason): ApplyError | null {
       return checkIdList(r.corroborators, 'corroborators', CLUSTER_NODES_MAX);
     case 'operator':
       return checkText(r.note, 'note', 0, MEMBERSHIP_NOTE_BYTES_MAX);
+    case 'process-gone':
+      return isMs(r.silentMs)
+        ? null
+        : invalid(`failure evidence times must be integers from 0 to ${EVIDENCE_MS_MAX} ms`);
     default:
       return assertNever(r, 'fail reason');
   }
@@ -422,7 +432,8 @@ assert(TAG_GROUP_FIRST + GROUP_COMMAND_TYPES.length <= TAG_FENCE_ATTEMPT, 'group
 
 const ROLES: readonly MemberRole[] = ['voter', 'learner', 'witness'];
 const TIE_BREAKER_KINDS: readonly TieBreakerMode['kind'][] = ['off', 'lowest', 'highest', 'list'];
-const FAIL_KINDS: readonly FailReason['kind'][] = ['detector', 'operator'];
+/** Append only: a kind's index is its byte on the wire. */
+const FAIL_KINDS: readonly FailReason['kind'][] = ['detector', 'operator', 'process-gone'];
 const QUARANTINE_KINDS: readonly QuarantineReason['kind'][] = ['partial-connectivity', 'flapping', 'operator'];
 
 /** Writes a string as u32 length + UTF-8 (shared with the snapshot and event encodings). */
@@ -567,6 +578,9 @@ function writeFailReason(w: ByteWriter, reason: FailReason): void {
     case 'operator':
       writeText(w, reason.note);
       return;
+    case 'process-gone':
+      w.u32(reason.silentMs);
+      return;
     default:
       assertNever(reason, 'fail reason');
   }
@@ -575,6 +589,7 @@ function writeFailReason(w: ByteWriter, reason: FailReason): void {
 function readFailReason(r: ByteReader): FailReason {
   const kind = readEnum(r, FAIL_KINDS, 'fail reason');
   if (kind === 'operator') return { kind, note: readText(r, MEMBERSHIP_NOTE_BYTES_MAX, 'note') };
+  if (kind === 'process-gone') return { kind, silentMs: r.u32('silentMs') };
   const silentMs = r.u32('silentMs');
   const timeoutMs = r.u32('timeoutMs');
   const lagMs = r.u32('lagMs');

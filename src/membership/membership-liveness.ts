@@ -8,6 +8,8 @@
  * - The tick timer's lateness is the detector's measure of its own health (`localLag`).
  * - Pure: time comes in as arguments; the service sends what `ping` returns.
  */
+import { assert } from '../lib/assert.js';
+import { CLUSTER_NODES_MAX } from '../constants.js';
 import type { NodeId } from '../lib/ids.js';
 import { ArrivalLateness } from './arrival-lateness.js';
 import { FailureDetector, detectorOptions, type DetectorDecision, type DetectorTimes } from './failure-detector.js';
@@ -22,6 +24,15 @@ export class MembershipLiveness {
   private readonly arrivals = new ArrivalLateness();
   private detector: FailureDetector | null = null;
   private lastPingMs = Number.NEGATIVE_INFINITY;
+  /**
+   * Proofs that a peer's process is gone (`processGone`): per node, the newest incarnation proven
+   * gone, kept for a detector that starts later (a follower that becomes leader after the old
+   * leader died) and for a member whose join is applied after its process ended. At most one
+   * entry per peer. A proof never goes stale: the incarnation it names never comes back.
+   */
+  private readonly gone = new Map<NodeId, number>();
+  /** Decisions the detector made outside `decide` (from remembered proofs), handed out next. */
+  private pending: DetectorDecision[] = [];
 
   constructor(
     private readonly self: NodeId,
@@ -58,6 +69,28 @@ export class MembershipLiveness {
     return this.tracker.row(now);
   }
 
+  /**
+   * Proof that process `incarnation` of `node` is gone (`Transport.onPeerGone`). Remembered; on
+   * the leader, returns the detector's decision to act on now (null when there is none: not
+   * leading, not a member at that incarnation, already decided).
+   */
+  processGone(node: NodeId, incarnation: number, now: number): DetectorDecision | null {
+    const known = this.gone.get(node);
+    if (known === undefined || incarnation > known) this.gone.set(node, incarnation);
+    assert(this.gone.size <= CLUSTER_NODES_MAX, 'one remembered proof per node');
+    return this.detector?.processGone(node, incarnation, now) ?? null;
+  }
+
+  /** Applies every remembered proof to the detector's members (new ones, or a new detector). */
+  private applyProofs(now: number): void {
+    const d = this.detector;
+    if (d === null) return;
+    for (const [node, inc] of this.gone) {
+      const decision = d.processGone(node, inc, now);
+      if (decision !== null) this.pending.push(decision);
+    }
+  }
+
   /** This node became leader: a fresh detector judges `members` from now. */
   startDetector(members: readonly ViewMember[], now: number): void {
     const t = this.times;
@@ -77,16 +110,19 @@ export class MembershipLiveness {
     d.setMembers(members, now);
     d.reachabilityRow(this.self, this.tracker.row(now), now);
     this.detector = d;
+    this.applyProofs(now);
   }
 
   /** The leadership ended: its detector's judgements end with it. */
   stopDetector(): void {
     this.detector = null;
+    this.pending = [];
   }
 
   /** The view changed: the detector watches its members. */
   setMembers(members: readonly ViewMember[], now: number): void {
     this.detector?.setMembers(members, now);
+    this.applyProofs(now);
   }
 
   /** The detector's decisions now (none when not leading); `lagMs` is this node's tick lateness. */
@@ -94,6 +130,8 @@ export class MembershipLiveness {
     const d = this.detector;
     if (d === null) return [];
     d.localLag(lagMs);
-    return d.tick(now);
+    const early = this.pending;
+    this.pending = [];
+    return [...early, ...d.tick(now)];
   }
 }

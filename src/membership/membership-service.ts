@@ -99,6 +99,8 @@ export interface MembershipObserver {
  * Planted bugs the simulator's checkers must catch (never set in production):
  * - `evict-on-missed-heartbeat`: the failure detector fails a node after one missed heartbeat;
  * - `never-fail`: the leader never proposes a detector's failure decision;
+ * - `pause-is-gone`: the leader takes silence (a `suspect` decision: a pause, a stall or a
+ *   crash alike) for proof that the process is gone and fails the node at once, `process-gone`;
  * - `diverge-views`: node 1's membership machine keeps the view id when a member leaves or fails;
  * - the membership machine's canaries (`quorate-without-quorum` and the group table's
  *   `deliver-to-newcomer`, `barrier-without-all`), on every node;
@@ -106,12 +108,17 @@ export interface MembershipObserver {
  *   to the recovery table like the group canaries to the group table).
  */
 export type ClusterCanary =
-  'evict-on-missed-heartbeat' | 'never-fail' | 'diverge-views' | Exclude<MembershipCanary, 'skip-view-bump'>;
+  | 'evict-on-missed-heartbeat'
+  | 'never-fail'
+  | 'pause-is-gone'
+  | 'diverge-views'
+  | Exclude<MembershipCanary, 'skip-view-bump'>;
 
 /** Every cluster canary name. */
 export const CLUSTER_CANARIES: readonly ClusterCanary[] = [
   'evict-on-missed-heartbeat',
   'never-fail',
+  'pause-is-gone',
   'diverge-views',
   'quorate-without-quorum',
   'deliver-to-newcomer',
@@ -505,6 +512,19 @@ export class MembershipService implements NodeService {
     this.runBackground(now);
   }
 
+  /**
+   * Proof that process `incarnation` of `peer` is gone (`NodeService.onPeerGone`): remembered,
+   * and on the leader the detector fails it now (reason `process-gone`), proposed at once
+   * instead of at the next tick.
+   */
+  onPeerGone(peer: NodeId, incarnation: number): void {
+    const now = this.ctx.clock.nowMs();
+    const decision = this.liveness.processGone(peer, incarnation, now);
+    if (decision === null) return;
+    this.decided(decision, now);
+    this.runBackground(now);
+  }
+
   onStop(): void {
     this.liveness.stopDetector();
   }
@@ -523,11 +543,20 @@ export class MembershipService implements NodeService {
 
   private decided(decision: DetectorDecision, now: number): void {
     this.opts.observer?.onDecision?.(decision);
-    this.ctx.trace('detector', { type: decision.type, node: decision.node, incarnation: decision.incarnation });
+    const reason = decision.type === 'fail' || decision.type === 'quarantine' ? decision.reason.kind : undefined;
+    this.ctx.trace('detector', {
+      type: decision.type,
+      node: decision.node,
+      incarnation: decision.incarnation,
+      ...(reason === undefined ? {} : { reason }),
+    });
     const key = `${LEADER_KEY}decide-${decision.node}`;
     const { node, incarnation } = decision;
     switch (decision.type) {
       case 'suspect':
+        // The planted bug: silence taken for proof that the process is gone.
+        if (this.opts.canary === 'pause-is-gone') this.onPeerGone(node, incarnation);
+        return;
       case 'clear':
         return;
       case 'fail':
@@ -660,6 +689,7 @@ function membershipCanary(canary: ClusterCanary | undefined, self: NodeId): Memb
     case undefined:
     case 'evict-on-missed-heartbeat':
     case 'never-fail':
+    case 'pause-is-gone':
       return null;
     case 'diverge-views':
       return self === 1 ? 'skip-view-bump' : null;

@@ -94,6 +94,8 @@ export function describeFailReason(reason: FailReason): string {
     }
     case 'operator':
       return `declared failed by an operator${reason.note === '' ? '' : `: ${reason.note}`}`;
+    case 'process-gone':
+      return `process gone: its host closed its connections and refused a reconnect (last heard ${reason.silentMs} ms before)`;
     default:
       return assertNever(reason, 'fail reason');
   }

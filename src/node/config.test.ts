@@ -77,6 +77,7 @@ test('a minimal YAML config gets every default, with paths resolved against the 
     ],
   );
   assert.equal(c.timeouts.inputs.heartbeatMs, 100);
+  assert.equal(c.processGoneProof, true, 'the fast path is on by default');
   assert.equal(c.votequorum.config.expectedVotes, 3);
   assert.equal(c.quorum.lastManStandingWindowMs, 10_000);
   assert.deepEqual(c.log, { level: 'info', format: 'auto' });
@@ -227,6 +228,10 @@ test('the fingerprint changes with cluster-wide settings and ignores node-local 
   const t = base();
   t['timeouts'] = { failureTimeoutMs: 1200 };
   assert.notEqual(configFingerprint(valid(t)), configFingerprint(a));
+  const off = base();
+  off['timeouts'] = { processGoneProof: false };
+  assert.equal(valid(off).processGoneProof, false);
+  assert.equal(configFingerprint(valid(off)), configFingerprint(a), 'processGoneProof is node-local');
   const q = base();
   q['quorum'] = { waitForAll: true };
   assert.notEqual(configFingerprint(valid(q)), configFingerprint(a));

@@ -124,6 +124,12 @@ export interface NodeConfig {
   /** The quorum setup built by `src/quorum` from `nodes` and `quorum`. */
   readonly votequorum: VotequorumSetup;
   readonly timeouts: TimeoutModel;
+  /**
+   * `timeouts.processGoneProof`: act on proof that a peer's process is gone (fail it at once,
+   * stop following a dead leader). Node-local (not in the fingerprint): each node decides for
+   * itself whether it trusts TCP resets and refusals.
+   */
+  readonly processGoneProof: boolean;
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
   /** The fence topology (`fencing` section; no section: every fence waits for a confirmation). */
   readonly fencing: FenceTopology;
@@ -213,6 +219,7 @@ const timeoutsShape = {
   failureTimeoutMs: z.int().default(TIMEOUT_DEFAULTS.failureTimeoutMs),
   stallToleranceMs: z.int().default(TIMEOUT_DEFAULTS.stallToleranceMs),
   watchdogMs: z.int().optional(),
+  processGoneProof: z.boolean().default(true),
 };
 const logShape = { level: z.enum(LOG_LEVELS).default('info'), format: z.enum(LOG_FORMATS).default('auto') };
 const rootShape = {
@@ -560,7 +567,8 @@ function buildConfig(raw: RawConfig, source: string, baseDir: string): Result<No
   if (problems.length === 0) problems.push(...nodeProblems(raw, nodes));
   const nameProblem = clusterNameProblem(raw.cluster.name);
   if (nameProblem !== undefined) problems.push({ path: 'cluster.name', message: nameProblem });
-  const timeouts = deriveTimeouts({ ...TIMEOUT_DEFAULTS, ...raw.timeouts });
+  const { processGoneProof = true, ...timeoutInputs } = raw.timeouts ?? {};
+  const timeouts = deriveTimeouts({ ...TIMEOUT_DEFAULTS, ...timeoutInputs });
   if (!timeouts.ok)
     problems.push(...timeouts.error.problems.map((p) => ({ path: `timeouts.${p.key}`, message: p.message })));
   const q = quorumSettings(raw);
@@ -601,6 +609,7 @@ function buildConfig(raw: RawConfig, source: string, baseDir: string): Result<No
     quorum: q,
     votequorum: votequorum.value,
     timeouts: timeouts.value,
+    processGoneProof,
     log: { level: raw.log?.level ?? 'info', format: raw.log?.format ?? 'auto' },
     fencing: fencing.topology,
     watchdog: raw.watchdog === undefined ? undefined : { device: resolvePath(baseDir, raw.watchdog.device) },

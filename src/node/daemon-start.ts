@@ -413,6 +413,7 @@ async function bindListeners(
     onDuplicateOfSelf: (notice) => {
       hooks.onDuplicate(notice);
     },
+    reportPeerGone: config.processGoneProof,
     limits: {
       pendingHandshakesMax: budget.caps.peerPending,
       pendingHandshakesPerSourceMax: Math.min(PENDING_HANDSHAKES_PER_SOURCE_MAX, budget.caps.peerPending),

@@ -89,6 +89,9 @@ function gatedTransport<M>(inner: Transport<M>, dead: () => boolean): Transport<
         onPeerDown: (peer) => {
           if (!dead()) h.onPeerDown(peer);
         },
+        onPeerGone: (peer, incarnation) => {
+          if (!dead()) h.onPeerGone?.(peer, incarnation);
+        },
       });
     },
     send: (to, m) => !dead() && inner.send(to, m),

@@ -33,6 +33,10 @@ export class InboundConnection<M> {
   readonly source: string;
   /** The peer's process, once authenticated. */
   client: ClientProcess | null = null;
+  /** Who ended the connection, once it ended: the peer's side (true) or we (false). */
+  private endedByPeer: boolean | null = null;
+  /** The system error code of the socket's last error, if any. */
+  private errorCode: string | null = null;
 
   constructor(
     private readonly core: TransportCore<M>,
@@ -53,8 +57,10 @@ export class InboundConnection<M> {
     socket.on('data', (chunk: Buffer) => {
       this.onData(chunk);
     });
-    socket.on('error', () => {
+    socket.on('error', (error) => {
       // 'close' follows; a reset from a peer that went away is not worth a log line on its own.
+      const code = (error as { code?: unknown }).code;
+      this.errorCode = typeof code === 'string' ? code : null;
     });
     socket.on('close', () => {
       this.onClose();
@@ -190,11 +196,22 @@ export class InboundConnection<M> {
   }
 
   destroy(): void {
+    this.endedByPeer ??= false;
     this.socket.destroy();
     this.markClosed();
   }
 
+  /**
+   * Whether the peer's side closed the connection (a FIN or a reset we did not cause; not a
+   * timeout or an unreachable host). Meaningful once closed.
+   */
+  get closedByPeer(): boolean {
+    return this.endedByPeer === true;
+  }
+
   private onClose(): void {
+    // Decided before a truncated last frame is reported (a killed peer may die mid-frame).
+    this.endedByPeer ??= this.errorCode === null || this.errorCode === 'ECONNRESET' || this.errorCode === 'EPIPE';
     if (this.state === 'open') {
       // The peer's stream ended: a frame cut short is a truncation worth a log line (the
       // partial frame was never authenticated, so nothing from it was delivered).

@@ -125,6 +125,12 @@ export interface TcpTransportConfig<M> {
    * one line). Absent: the transport logs it and keeps retrying with backoff.
    */
   readonly onDuplicateOfSelf?: (notice: DuplicateNotice) => void;
+  /**
+   * Whether proof that a peer's process is gone is reported to `onPeerGone` (default true). Off:
+   * the proof is only logged, and the node waits out its timeouts (for networks where someone
+   * could forge TCP resets: the proof is not authenticated; docs/transport.md, threat model).
+   */
+  readonly reportPeerGone?: boolean;
 }
 
 /**

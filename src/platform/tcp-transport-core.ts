@@ -52,7 +52,19 @@ export interface TransportCore<M> {
   inboundClosed(conn: InboundConnection<M>): void;
   /** A peer proved to us that another live process already runs our node id. */
   duplicateOfSelf(notice: DuplicateNotice): void;
+  /** What happened to our control connection to `peer` (the evidence `GoneEvidence` weighs). */
+  controlLinkEvent(peer: NodeId, event: ControlLinkEvent): void;
 }
+
+/**
+ * Our control connection to a peer: `opened` (authenticated), `closed` (an open one; `byPeer`
+ * when the peer's side closed it), `refused` (a connect started at `startedMs`, on
+ * `performance.now()`, met ECONNREFUSED).
+ */
+export type ControlLinkEvent =
+  | { readonly kind: 'opened' }
+  | { readonly kind: 'closed'; readonly byPeer: boolean }
+  | { readonly kind: 'refused'; readonly startedMs: number };
 
 /** What the transport decides about an authenticated inbound connection. */
 export type InboundVerdict =

@@ -51,12 +51,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import { assert } from '../lib/assert.js';
+import { assert, assertNever } from '../lib/assert.js';
 import { CohortError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import type { FrameMode } from '../transport/handshake-record.js';
 import { DEFAULT_LANE, LANES, type Lane, type Transport, type TransportHandlers } from '../transport/transport.js';
 import { HANDSHAKE_INSTANCE_BYTES } from '../transport/handshake-record.js';
+import { GoneEvidence } from '../transport/gone-evidence.js';
+import { PEER_GONE_EVIDENCE_WINDOW_MS } from '../constants.js';
 import { HandshakeBudget, sourceOf } from './handshake-budget.js';
 import { prepareHandshakeKeys, type HandshakeIdentity } from './peer-handshake.js';
 import {
@@ -70,6 +72,7 @@ import {
   LOG_THROTTLE_WINDOW_MS,
   LogThrottle,
   errorText,
+  type ControlLinkEvent,
   type Flushable,
   type InboundVerdict,
   type TransportCore,
@@ -120,6 +123,8 @@ export class TcpTransport<M> implements Transport<M> {
   /** The authenticated inbound connection of each (peer, lane), by `inboundKey`. */
   private readonly inboundByLane = new Map<string, InboundConnection<M>>();
   private readonly dirty = new Set<Flushable>();
+  /** Per peer, the evidence that its process is gone (`onPeerGone`). */
+  private readonly gone = new Map<NodeId, GoneEvidence>();
   private flushScheduled = false;
   private readonly budget: HandshakeBudget<InboundConnection<M>>;
   private server: Server | null = null;
@@ -187,8 +192,12 @@ export class TcpTransport<M> implements Transport<M> {
       duplicateOfSelf: (notice) => {
         if (config.onDuplicateOfSelf !== undefined) config.onDuplicateOfSelf(notice);
       },
+      controlLinkEvent: (peer, event) => {
+        this.onControlLinkEvent(peer, event);
+      },
     };
     for (const [id, address] of peers) {
+      this.gone.set(id, new GoneEvidence(PEER_GONE_EVIDENCE_WINDOW_MS));
       this.links.set(id, {
         control: new OutboundLink(this.core, id, 'control', address),
         bulk: new OutboundLink(this.core, id, 'bulk', address),
@@ -424,6 +433,11 @@ export class TcpTransport<M> implements Transport<M> {
       for (const old of others) old.destroy();
     }
     this.budget.release(conn);
+    if (lane === 'control') {
+      this.gone.get(peer)?.inboundOpened(client.incarnation);
+      const links = this.links.get(peer);
+      if (links !== undefined) for (const l of LANES) links[l].redialNow();
+    }
     const key = inboundKey(peer, lane);
     const older = this.inboundByLane.get(key);
     this.inboundByLane.set(key, conn);
@@ -439,6 +453,46 @@ export class TcpTransport<M> implements Transport<M> {
     this.budget.release(conn);
     if (conn.peer === null || conn.lane === null) return;
     const key = inboundKey(conn.peer, conn.lane);
-    if (this.inboundByLane.get(key) === conn) this.inboundByLane.delete(key);
+    // Only the accepted connection of the peer's lane is evidence (never a refused duplicate's,
+    // nor an older one a newer connection of the same process replaced).
+    const current = this.inboundByLane.get(key) === conn;
+    if (current) this.inboundByLane.delete(key);
+    if (current && conn.lane === 'control' && conn.client !== null && !this.closed) {
+      const evidence = this.gone.get(conn.peer);
+      const inc = evidence?.inboundClosed(conn.client.incarnation, conn.closedByPeer, performance.now());
+      if (inc !== undefined && inc !== null) this.reportGone(conn.peer, inc);
+    }
+  }
+
+  private onControlLinkEvent(peer: NodeId, event: ControlLinkEvent): void {
+    const evidence = this.gone.get(peer);
+    if (evidence === undefined || this.closed) return;
+    switch (event.kind) {
+      case 'opened':
+        evidence.outboundOpened();
+        return;
+      case 'closed':
+        evidence.outboundClosed(event.byPeer, performance.now());
+        return;
+      case 'refused': {
+        const inc = evidence.connectRefused(event.startedMs, performance.now());
+        if (inc !== null) this.reportGone(peer, inc);
+        return;
+      }
+      default:
+        assertNever(event, 'control link event');
+    }
+  }
+
+  /** Reports the proof (see `GoneEvidence`) that incarnation `incarnation` of `peer` is gone. */
+  private reportGone(peer: NodeId, incarnation: number): void {
+    const address = this.links.get(peer)?.control.address;
+    const where = address === null || address === undefined ? '' : ` at ${address.host}:${address.port}`;
+    const acted = this.config.reportPeerGone !== false;
+    this.config.logger.info(
+      { peer, incarnation },
+      `node ${peer} (incarnation ${incarnation}) is gone: its connections were closed by its host and a reconnect${where} was refused${acted ? '' : ' (not acted on: timeouts.processGoneProof is off; waiting out the timeouts)'}`,
+    );
+    if (acted) this.core.handlers().onPeerGone?.(peer, incarnation);
   }
 }

@@ -252,6 +252,9 @@ export class ClusterNode<S = unknown> {
       },
       onPeerUp: (peer) => this.raftHandlers?.onPeerUp(peer),
       onPeerDown: (peer) => this.raftHandlers?.onPeerDown(peer),
+      onPeerGone: (peer, incarnation) => {
+        this.onPeerGone(peer, incarnation);
+      },
     });
     this.raft.start((error) => {
       if (error !== null) {
@@ -265,6 +268,7 @@ export class ClusterNode<S = unknown> {
       for (const s of this.serviceList) s.onStart?.();
       this.flushView();
       this.env.trace('cluster-node-start', { incarnation: this.incarnation });
+      this.env.transport.identify?.(this.incarnation);
       this.scheduleTick(this.env.clock.nowMs());
       onStarted?.(null);
     });
@@ -467,6 +471,17 @@ export class ClusterNode<S = unknown> {
     }
     // The codec refused unknown channels; every known one has a receiver once attached.
     defined(this.receivers.get(m.channel), `receiver of channel ${m.channel}`)(from, m.message);
+  }
+
+  /**
+   * Proof that `peer`'s process `incarnation` is gone (`TransportHandlers.onPeerGone`): Raft may
+   * stop following it, and each service hears it (the membership leader fails it at once).
+   */
+  private onPeerGone(peer: NodeId, incarnation: number): void {
+    if (this.state !== 'running') return;
+    this.env.trace('peer-gone', { peer, incarnation });
+    this.raftHandlers?.onPeerGone?.(peer, incarnation);
+    for (const s of this.serviceList) s.onPeerGone?.(peer, incarnation);
   }
 
   private onRole(role: RaftRole, term: Term, lead: NodeId | null, observer: HostObserver | undefined): void {

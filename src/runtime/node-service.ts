@@ -195,6 +195,12 @@ export interface NodeService {
   onRole?(role: RaftRole, term: Term, lead: NodeId | null): void;
   onTick?(nowMs: number, lagMs: number): void;
   onLeaderTick?(nowMs: number, lagMs: number): void;
+  /**
+   * The transport proved that process `incarnation` of `peer` is gone (`onPeerGone`: its host
+   * closed its connections and refused a reconnect; never a timeout, a pause or silence). Called
+   * after Raft heard it, on every node that holds the proof, leader or not.
+   */
+  onPeerGone?(peer: NodeId, incarnation: number): void;
   onStop?(): void;
   /** Registers this service's local API methods (the daemon socket and embedded mode). */
   registerApi?(registry: ApiHandlerRegistry): void;

@@ -178,6 +178,11 @@ export class RaftNode<C extends { readonly type: string }, O> {
       onPeerDown: (peer) => {
         if (this.running) this.core.reportUnreachable(peer);
       },
+      onPeerGone: (peer) => {
+        if (!this.running) return;
+        this.core.peerGone(peer);
+        this.pump();
+      },
     });
     // A storage error while starting fail-stops the node like any other; `onStarted` still hears
     // of it where the environment lets the caller run on (embedded mode, tests).

@@ -67,6 +67,9 @@ export interface ClusterHarnessOptions {
   readonly recoveryMemberTimeoutMs?: number;
 }
 
+/** From a kill to the proof of death at its peers: a reset, then a connect and its refusal. */
+const GONE_PROOF_MS = 3;
+
 /** See the module comment. */
 export class ClusterHarness {
   readonly scheduler = new Scheduler();
@@ -75,6 +78,10 @@ export class ClusterHarness {
   private readonly nodes = new Map<NodeId, CohortNode>();
   private readonly handlers = new Map<NodeId, TransportHandlers<ChannelMessage>>();
   private readonly down = new Set<NodeId>();
+  /** The incarnation each node's current process declared (`Transport.identify`). */
+  private readonly declared = new Map<NodeId, number>();
+  /** Crashes of each node so far: a proof of death is about the crash it was scheduled for. */
+  private readonly crashes = new Map<NodeId, number>();
   /** Directed links that drop everything (`from>to`). */
   private readonly cut = new Set<string>();
   private readonly codec = nodePeerCodec();
@@ -146,6 +153,9 @@ export class ClusterHarness {
           return true;
         },
         close: () => Promise.resolve(),
+        identify: (inc) => {
+          this.declared.set(id, inc);
+        },
       },
       disk,
       blocks: new MemoryBlockStore({ schedule: (fn) => this.after(id, 0.1, fn) }),
@@ -199,10 +209,34 @@ export class ClusterHarness {
     return this.down.has(nodeId(id));
   }
 
-  /** Crashes `id`: it stops and the network drops everything to and from it. */
-  crash(id: number): void {
-    this.down.add(nodeId(id));
+  /**
+   * Crashes `id`: it stops and the network drops everything to and from it. With `hostUp` (a
+   * kill: the machine runs on, its kernel resets the connections and refuses reconnects) every
+   * running node linked to it both ways gets `onPeerGone` 3 ms later (after the messages in
+   * flight, at most 1 ms), if `id` is still down then; a paused node gets it when it resumes.
+   * Without (the default: a power loss, or the process unreachable), peers hear only silence.
+   */
+  crash(id: number, hostUp = false): void {
+    const node = nodeId(id);
+    this.down.add(node);
     this.node(id).stop();
+    const crash = (this.crashes.get(node) ?? 0) + 1;
+    this.crashes.set(node, crash);
+    const declared = this.declared.get(node);
+    this.declared.delete(node);
+    if (!hostUp || declared === undefined) return;
+    for (const a of this.ids) {
+      if (a === node || this.down.has(a) || this.cut.has(`${a}>${node}`) || this.cut.has(`${node}>${a}`)) continue;
+      this.after(
+        a,
+        GONE_PROOF_MS,
+        () => {
+          if (!this.down.has(node) || this.crashes.get(node) !== crash || this.down.has(a)) return;
+          this.handlers.get(a)?.onPeerGone?.(node, declared);
+        },
+        'messages',
+      );
+    }
   }
 
   /** Restarts a crashed node on its disk (a new incarnation). */

@@ -24,6 +24,7 @@ runScripts('testdata/cluster', handlerFactory(), { handlerFactory: () => handler
 const CAUGHT_BY: ReadonlyMap<ClusterCanary, string> = new Map<ClusterCanary, string>([
   ['evict-on-missed-heartbeat', 'group-messages-view-change.txt'], // a 500 ms pause evicts node 1
   ['never-fail', 'view-crash-rejoin-leave.txt'], // the crashed node is never failed
+  ['pause-is-gone', 'fast-fail-pause.txt'], // a 5 s pause is failed as process-gone
   ['diverge-views', 'view-crash-rejoin-leave.txt'], // node 1 keeps the view id on a failure
   ['quorate-without-quorum', 'partition-quorum.txt'], // a one-member view counts as quorate
   ['deliver-to-newcomer', 'group-messages-view-change.txt'], // the stale send is delivered

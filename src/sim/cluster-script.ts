@@ -255,9 +255,12 @@ export class ClusterScript {
   private lifecycle(cmd: ScriptCommand): string {
     const id = this.node(cmd);
     switch (cmd.name) {
-      case 'crash':
-        this.h.crash(id);
+      case 'crash': {
+        const host = stringArg(cmd, 'host', 'down');
+        if (host !== 'up' && host !== 'down') throw new Error(`crash host=${host}: expected up or down`);
+        this.h.crash(id, host === 'up');
         break;
+      }
       case 'restart':
         this.h.restart(id);
         this.seen.get(id)?.push(`-- restarted as incarnation ${this.h.node(id).incarnation}`);
@@ -505,6 +508,8 @@ function argsOf(name: string): string[] {
       return ['limit'];
     case 'resume':
       return ['delay'];
+    case 'crash':
+      return ['host'];
     case 'group-join':
       return ['level', 'wait', 'limit'];
     case 'leave':

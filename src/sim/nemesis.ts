@@ -30,7 +30,8 @@ export interface ClusterControl {
   readonly nodes: readonly NodeId[];
   state(node: NodeId): NodeState;
   incarnation(node: NodeId): number;
-  crash(node: NodeId): void;
+  /** Kills `node`'s process; `host` `down` is a power loss (no proof of death reaches peers). */
+  crash(node: NodeId, host?: 'up' | 'down'): void;
   restart(node: NodeId): void;
   pause(node: NodeId): void;
   resume(node: NodeId): void;
@@ -335,7 +336,7 @@ export class Nemesis {
     const crashed: [NodeId, number][] = [];
     for (const node of cut) {
       if (this.cluster.state(node) === 'down') continue;
-      this.cluster.crash(node);
+      this.cluster.crash(node, 'down');
       crashed.push([node, this.cluster.incarnation(node)]);
     }
     this.later(downtime, () => {

@@ -22,6 +22,19 @@
  * that changes, `a` gets `onPeerUp(b)` / `onPeerDown(b)` through its gate. Under a one-way cut
  * both ends see the peer down, yet messages in the open direction still arrive: the transport
  * contract promises no link to a peer reported up, only that messages come from their sender.
+ *
+ * Proof that a process is gone (`onPeerGone`): when a node's process crashes while its host stays
+ * up (`detach(node, true)`: a kill, a fail-stop; not a power cut), its kernel resets its
+ * connections and refuses reconnects, so every observer that saw it up (connected, no cut either
+ * way) gets `onPeerGone(node, incarnation)` with the incarnation the node declared
+ * (`Transport.identify`, as TCP's hello carries it; none declared, no proof). It arrives after
+ * every message the node sent to that observer (TCP delivers data before the reset) and three
+ * minimal latencies after the crash (the reset, then a connect and its refusal), and only if the
+ * node is still down then and when the observer's gate runs it (a paused observer redials after
+ * it resumes, and a restarted node would answer). A paused node (it keeps its sockets), a
+ * partitioned one or a power cut never gives it. Scheduled only for observers whose handlers
+ * take the event, and drawing nothing from the PRNG, so workloads that ignore it replay as
+ * before.
  */
 import { assert, assertNever } from '../lib/assert.js';
 import { DecodeError } from '../lib/errors.js';
@@ -94,6 +107,10 @@ export class SimNetwork<M> {
   /** Per observer, the peers it currently sees up. */
   private readonly peersUp = new Map<NodeId, Set<NodeId>>();
   private readonly nodeSet: ReadonlySet<NodeId>;
+  /** The incarnation each node's current process declared (`Transport.identify`). */
+  private readonly identified = new Map<NodeId, number>();
+  /** Latest scheduled arrival on each directed link (`linkKey`), µs: the proof of death comes after. */
+  private readonly lastArrivalUs = new Map<number, number>();
 
   constructor(
     private readonly scheduler: Scheduler,
@@ -128,14 +145,47 @@ export class SimNetwork<M> {
         closed = true;
         return Promise.resolve();
       },
+      identify: (inc) => {
+        if (!closed && this.host.incarnationOf(node) === incarnation) this.identified.set(node, inc);
+      },
     };
   }
 
-  /** Forgets `node`'s handlers (its process crashed); peers see it go down. */
-  detach(node: NodeId): void {
+  /**
+   * Forgets `node`'s handlers (its process crashed); peers see it go down. With `hostUp` (the
+   * process died, its machine runs on) the observers that were connected to it get the proof
+   * that it is gone (see the module comment).
+   */
+  detach(node: NodeId, hostUp = false): void {
+    const declared = this.identified.get(node);
+    this.identified.delete(node);
+    if (hostUp && declared !== undefined) this.proveGone(node, declared);
     this.handlers.delete(node);
     this.peersUp.get(node)?.clear();
     this.refreshPeers();
+  }
+
+  /** Schedules `onPeerGone(node, declared)` for every observer connected to `node` now. */
+  private proveGone(node: NodeId, declared: number): void {
+    const simIncarnation = this.host.incarnationOf(node);
+    const probeUs = 3 * Math.max(1, this.params.latencyMinUs);
+    for (const a of this.nodes) {
+      const h = this.handlers.get(a);
+      if (a === node || h?.onPeerGone === undefined || this.peersUp.get(a)?.has(node) !== true) continue;
+      const at = Math.max(this.scheduler.nowUs + probeUs, (this.lastArrivalUs.get(linkKey(node, a)) ?? 0) + 1);
+      const observer = this.host.incarnationOf(a);
+      const stillGone = (): boolean =>
+        !this.host.isUp(node) &&
+        this.host.incarnationOf(node) === simIncarnation &&
+        !this.isCut(a, node) &&
+        !this.isCut(node, a);
+      this.scheduler.at(at, () => {
+        if (!stillGone()) return;
+        this.host.deliver(a, observer, () => {
+          if (stillGone() && this.handlers.get(a) === h) h.onPeerGone?.(node, declared);
+        });
+      });
+    }
   }
 
   /** Installs (or clears) the active partition and updates peer state. */
@@ -216,6 +266,7 @@ export class SimNetwork<M> {
     const now = this.scheduler.nowUs;
     const latency = this.params.latencyMinUs + Math.round(this.prng.exponential(this.params.latencyMeanUs));
     const at = Math.max(now + latency, this.clogUntilUs.get(link) ?? 0);
+    this.lastArrivalUs.set(link, Math.max(at, this.lastArrivalUs.get(link) ?? 0));
     this.inFlight.set(slot, (this.inFlight.get(slot) ?? 0) + 1);
     this.scheduler.at(at, () => {
       this.inFlight.set(slot, (this.inFlight.get(slot) ?? 1) - 1);

@@ -177,8 +177,12 @@ export class SimNode<M, I> {
     if (incarnation === this.incarnationValue && this.state !== 'down') this.instanceValue = instance;
   }
 
-  /** Kills the process: instance, timers, held callbacks and in-flight deliveries are dropped. */
-  crash(): void {
+  /**
+   * Kills the process: instance, timers, held callbacks and in-flight deliveries are dropped.
+   * `host`: `up` (a kill or an exit: the machine's kernel resets the process's connections and
+   * refuses reconnects, so peers get proof it is gone) or `down` (power lost: silence only).
+   */
+  crash(host: 'up' | 'down' = 'up'): void {
     assert(this.stateValue !== 'down', `node ${this.id} is already down`);
     this.stateValue = 'down';
     this.instanceValue = undefined;
@@ -186,7 +190,7 @@ export class SimNode<M, I> {
     this.disk.crash();
     this.devices.blocks.crash();
     this.devices.processes.crash();
-    this.network.detach(this.id);
+    this.network.detach(this.id, host === 'up');
   }
 
   /** Stops delivering anything to the node until `resume`. */
@@ -323,6 +327,9 @@ export class SimNode<M, I> {
         return transport.send(to, message, lane);
       },
       close: () => transport.close(),
+      identify: (inc) => {
+        transport.identify?.(inc);
+      },
     };
   }
 

@@ -312,9 +312,9 @@ function control<M, I>(state: RunState<M, I>, network: SimNetwork<M>): ClusterCo
     nodes: [...state.nodes.keys()],
     state: (id) => nodeOf(state, id).state,
     incarnation: (id) => nodeOf(state, id).incarnation,
-    crash: (id) => {
+    crash: (id, host = 'up') => {
       emit(state, 'sim', 'crash', { node: id });
-      nodeOf(state, id).crash();
+      nodeOf(state, id).crash(host);
     },
     restart: (id) => {
       startNode(state, nodeOf(state, id));
@@ -377,9 +377,9 @@ function driverContext<M, I>(state: RunState<M, I>, ids: readonly NodeId[], clus
     trace: (event, fields) => {
       emit(state, 'client', event, fields ?? {});
     },
-    crash: (id) => {
+    crash: (id, host = 'up') => {
       if (nodeOf(state, id).state === 'down') return false;
-      cluster.crash(id);
+      cluster.crash(id, host);
       return true;
     },
     restart: (id) => {

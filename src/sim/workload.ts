@@ -57,10 +57,12 @@ export interface DriverContext<I> {
   trace(event: string, fields?: TraceFields): void;
   /**
    * Crashes `node` exactly as the nemesis does (traced as `sim crash`): an operator's power
-   * switch, e.g. a fence agent, or a node killed for good in the liveness phase (nothing restarts
-   * it then). Returns false, doing nothing, when the node is already down.
+   * switch, e.g. a fence agent (`host` `down`: peers hear silence), or a node killed for good in
+   * the liveness phase (nothing restarts it then; `host` `up`, the default: its machine runs on,
+   * so its peers get proof that the process is gone). Returns false, doing nothing, when the
+   * node is already down.
    */
-  crash(node: NodeId): boolean;
+  crash(node: NodeId, host?: 'up' | 'down'): boolean;
   /** Starts a new incarnation of a down node (traced as `sim start`); false when it is not down. */
   restart(node: NodeId): boolean;
 }

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import { Prng } from '../lib/prng.js';
 import { exampleCodec, type ExampleMessage } from '../transport/example-message.js';
@@ -31,6 +32,8 @@ export interface TestNode {
   readonly logs: string[];
   readonly ups: NodeId[];
   readonly downs: NodeId[];
+  /** `onPeerGone` reports: the peer and the incarnation proven gone. */
+  readonly gones: { peer: NodeId; incarnation: number; atMs: number }[];
   readonly decodes: { n: number };
   /** Authenticated notices that another process already runs this node's id. */
   readonly duplicates: DuplicateNotice[];
@@ -44,6 +47,8 @@ export interface NodeOptions {
   readonly limits?: Partial<TcpTransportLimits>;
   /** The incarnation the node's hellos carry (default 0). */
   readonly incarnation?: number;
+  /** `TcpTransportConfig.reportPeerGone` (default: the transport's, on). */
+  readonly reportPeerGone?: boolean;
 }
 
 export function countingCodec(decodes: { n: number }): Codec<ExampleMessage> {
@@ -63,6 +68,7 @@ export async function startNode(id: number, o: NodeOptions): Promise<TestNode> {
   const inbox: TestNode['inbox'] = [];
   const ups: NodeId[] = [];
   const downs: NodeId[] = [];
+  const gones: TestNode['gones'] = [];
   const duplicates: DuplicateNotice[] = [];
   const t = new TcpTransport<ExampleMessage>({
     self: nodeId(id),
@@ -76,14 +82,16 @@ export async function startNode(id: number, o: NodeOptions): Promise<TestNode> {
     limits: { ...FAST, ...o.limits },
     incarnation: () => o.incarnation ?? 0,
     onDuplicateOfSelf: (n) => duplicates.push(n),
+    ...(o.reportPeerGone === undefined ? {} : { reportPeerGone: o.reportPeerGone }),
   });
   t.setHandlers({
     onMessage: (from, m) => inbox.push({ from, m }),
     onPeerUp: (p) => ups.push(p),
     onPeerDown: (p) => downs.push(p),
+    onPeerGone: (peer, incarnation) => gones.push({ peer, incarnation, atMs: performance.now() }),
   });
   const address = await t.start();
-  return { id: nodeId(id), t, address, inbox, logs, ups, downs, decodes, duplicates };
+  return { id: nodeId(id), t, address, inbox, logs, ups, downs, gones, decodes, duplicates };
 }
 
 export async function waitFor(cond: () => boolean, what: string, timeoutMs = 8000): Promise<void> {

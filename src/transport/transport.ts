@@ -18,7 +18,9 @@
  * receiver cannot tell which lane a message came on. A control message is never delayed by bulk
  * messages, queued or in flight (no head-of-line blocking): TCP uses one connection per lane,
  * the memory transport delivers control first, the simulator schedules lanes independently.
- * Peer events (`onPeerUp`/`onPeerDown`) are about the control lane.
+ * Peer events (`onPeerUp`/`onPeerDown`) are about the control lane; `onPeerGone` (proof that a
+ * peer's process ended, see `TransportHandlers`) is the one event a node may act on at once,
+ * without waiting out a failure timeout.
  */
 import type { NodeId } from '../lib/ids.js';
 
@@ -50,6 +52,17 @@ export interface TransportHandlers<M> {
   onPeerUp(peer: NodeId): void;
   /** The control lane to `peer` was lost; queued messages to it may have been dropped. */
   onPeerDown(peer: NodeId): void;
+  /**
+   * Proof that the process `incarnation` of `peer` is gone (it exited or was killed; its host is
+   * up): the connection it held to us was closed by its kernel (not by us, not by a timeout)
+   * and a fresh connect to its address, started after that, was refused: nothing listens there
+   * any more. `incarnation` is the one the peer announced on that connection (the `CoH2` hello),
+   * so the proof never names a newer process of the node. Never reported for silence, a pause
+   * (a SIGSTOPped process keeps its sockets and listener: connects are accepted or time out),
+   * a partition (packets are dropped: timeouts), or a connection we closed ourselves. At most
+   * once per (peer, incarnation). Optional: a receiver that ignores it waits out its timeouts.
+   */
+  onPeerGone?(peer: NodeId, incarnation: number): void;
 }
 
 /** A node's endpoint on the peer network. */
@@ -66,4 +79,11 @@ export interface Transport<M> {
   send(to: NodeId, message: M, lane?: Lane): boolean;
   /** Stops delivery and releases every resource. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Tells the transport which incarnation this process runs, once it is known (the node reads it
+   * from its disk after the transport was built). Peers name it in `onPeerGone`. The TCP
+   * transport takes it from its config's `incarnation` instead (it goes into every hello) and
+   * does not implement this; the simulated network does.
+   */
+  identify?(incarnation: number): void;
 }

@@ -12,14 +12,18 @@
  *   the views it re-applies.
  * - `cluster-node-start incarnation=N` (emitted by `ClusterNode` itself): the process runs with
  *   membership incarnation N (not the simulator's process count).
- * - `detector type=fail|quarantine|suspect|clear node=X incarnation=N` (by `ClusterNode`): a
- *   decision of the leader's failure detector.
+ * - `detector type=fail|quarantine|suspect|clear node=X incarnation=N [reason=K]` (by the
+ *   membership service): a decision of the leader's failure detector; `reason` is the fail or
+ *   quarantine reason's kind (`detector`, `process-gone`, `partial-connectivity`, `flapping`).
+ * - `peer-gone peer=X incarnation=N` (by `ClusterNode`): this node's transport proved X's
+ *   process N gone.
  * - `cluster-role role=.. term=.. lead=..` (by `ClusterNode`): the Raft role changed.
  * - `start-refused code=.. reason=..`: the node could not start from its disk.
  *
  * Client events (source = `client`, the cluster driver):
  * - `fence node=X incarnation=N action=confirm|power-cycle|release`: the operator's fence agent.
- * - `kill node=X incarnation=N`: liveness phase, X crashed for good (followed by `sim crash`).
+ * - `kill node=X incarnation=N host=up|down`: liveness phase, X crashed for good (followed by
+ *   `sim crash`); `up`: its machine runs on, so its peers get proof that it is gone.
  * - `no-kill reason=..`: liveness phase, the completeness probe was skipped (e.g. the survivors
  *   would hold no quorum).
  *

@@ -61,6 +61,8 @@ export class ClusterLiveness implements Checker, Liveness {
   private readonly removedOn = new Set<NodeId>();
   private firstRemovalUs: number | null = null;
   private lateReported = false;
+  /** The killed node's machine ran on (`host=up`): its peers got proof that it was gone. */
+  killHostUp = false;
   /** A survivor became leader between the kill and the first removal. */
   detectionAcrossElection = false;
   private nowMs: () => number = () => 0;
@@ -121,6 +123,7 @@ export class ClusterLiveness implements Checker, Liveness {
       // have run since the last view was traced).
       if (this.livenessUs !== null && this.convergedUs === null && this.converged()) this.convergedUs = e.timeUs;
       this.kill = { node: e.fields.node as NodeId, incarnation: Number(e.fields.incarnation), atUs: e.timeUs };
+      this.killHostUp = e.fields.host === 'up';
       this.lastWithKilled = this.maxViewId;
     } else if (e.event === CLUSTER_CLIENT_EVENT.noKill) this.killSkipped = String(e.fields.reason);
   }

@@ -179,7 +179,7 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
   private powerCycle(ctx: DriverContext<ClusterSimNode>, x: NodeId, incarnation: number, now: number): void {
     this.act(ctx, x, incarnation, 'power-cycle', now);
     this.counts.powerCycles++;
-    if (!ctx.crash(x)) return;
+    if (!ctx.crash(x, 'down')) return; // a power switch: no kernel left to reset connections
     ctx.after(this.options.powerOffMs, () => {
       if (this.killed !== x) ctx.restart(x);
     });
@@ -238,8 +238,15 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
       return true;
     }
     this.killed = victim;
-    ctx.trace(CLUSTER_CLIENT_EVENT.kill, { node: victim, incarnation: seen.get(victim)?.status.incarnation ?? 0 });
-    ctx.crash(victim);
+    // Half the probes kill the process on a running machine (its peers get proof it is gone:
+    // the fast path), half cut the power (silence: the detector's timeouts).
+    const host = ctx.prng.chance(0.5) ? 'up' : 'down';
+    ctx.trace(CLUSTER_CLIENT_EVENT.kill, {
+      node: victim,
+      incarnation: seen.get(victim)?.status.incarnation ?? 0,
+      host,
+    });
+    ctx.crash(victim, host);
     return true;
   }
 }

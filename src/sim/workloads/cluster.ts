@@ -36,6 +36,7 @@ import { nodePeerCodec, type ChannelMessage } from '../../services.js';
 import { DISK_SYNC_MS_MAX, SLOW_DISK_SYNC_MS, type FaultProfile } from '../fault-profile.js';
 import type { DriverContext, Workload, WorkloadRun, WorkloadSetup } from '../workload.js';
 import { ClusterAccuracyChecker } from '../checkers/cluster-detector-checker.js';
+import { ClusterGoneChecker } from '../checkers/cluster-gone-checker.js';
 import { ClusterLiveness } from '../checkers/cluster-liveness.js';
 import { ClusterQuorumChecker, ClusterViewChecker } from '../checkers/cluster-view-checker.js';
 import { ClusterBarrierChecker } from '../checkers/cluster-barrier-checker.js';
@@ -55,6 +56,7 @@ export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [string, string])[] =
   ['quorate-without-quorum', 'view-quorum'],
   ['diverge-views', 'view-agreement'],
   ['never-fail', 'fd-completeness'],
+  ['pause-is-gone', 'gone-proof'],
   ['deliver-to-newcomer', 'virtual-synchrony'],
   ['barrier-without-all', 'barrier'],
   ['lease-overstay', 'lease'],
@@ -167,6 +169,9 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
       setup.violation('fd-accuracy', m);
     },
   );
+  const gone = new ClusterGoneChecker((m) => {
+    setup.violation('gone-proof', m);
+  });
   const groupViews = new ClusterGroupViewChecker((m) => {
     setup.violation('group-view-agreement', m);
   });
@@ -226,7 +231,7 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
   return {
     program,
     driver,
-    checkers: [views, quorum, accuracy, groupViews, synchrony, barriers, liveness, leases],
+    checkers: [views, quorum, accuracy, gone, groupViews, synchrony, barriers, liveness, leases],
     liveness,
     stats: () => [
       ['nodes', shape.nodes.length],
@@ -238,6 +243,7 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
       ['quorum-checks', quorum.checks],
       ['evictions', accuracy.evictions],
       ['false-evictions', accuracy.falseEvictions],
+      ['process-gone-failures', gone.goneFailures],
       ['evictions-unjudged', accuracy.unjudged],
       ['fence-confirms', driver.counts.fenceConfirms],
       ['power-cycles', driver.counts.powerCycles],
@@ -246,6 +252,7 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
       ['converged-after-ms', liveness.convergedAfterMs ?? -1],
       ['detection-probed', liveness.probed ? 1 : 0],
       ['detection-ms', liveness.detectionMs ?? -1],
+      ['detection-host-up', liveness.killHostUp ? 1 : 0],
       ['detection-across-election', liveness.detectionAcrossElection ? 1 : 0],
       ['groups', groupCount],
       ['group-views', groupViews.views],
