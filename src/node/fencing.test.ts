@@ -1,6 +1,7 @@
 // Proves automatic fencing with real daemons on loopback (issue 12): with the `process` agent,
 // kill -9 of a follower makes the leader fence it through the agent (the ledger records the
-// attempt and the proof, `cohort fence history` prints them) and the restarted node joins as a
+// attempt and the proof, `cohort fence history` prints them), the survivors' level-1 group stops,
+// starts (only once the fence is recorded) and finishes, and the restarted node joins as a
 // new incarnation with no operator; an agent that hangs times out, is retried, and the next level
 // fences; an agent that fails everywhere leaves the fence pending (the history says so) until
 // `cohort fence confirm` closes it; `cohort fence NODE` fences a live member on request.
@@ -10,7 +11,7 @@ import assert from 'node:assert/strict';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ApiData } from '../client/index.js';
+import { connect, type ApiData, type CohortClient } from '../client/index.js';
 import { ProcessCluster, membersOf, runCohort, waitFor } from './process-cluster.js';
 import { LOCK_FILE } from './daemon-start.js';
 
@@ -50,8 +51,9 @@ async function leaderOf(c: ProcessCluster): Promise<number> {
   return r.value;
 }
 
-test('kill -9 of a follower: the leader fences it with the process agent, and the restarted node joins by itself', async () => {
+test('kill -9 of a follower: the survivors fence it with the process agent, recover their group, and the restarted node joins by itself', async () => {
   const c = await ProcessCluster.create(3);
+  const clients: CohortClient[] = [];
   try {
     await c.appendConfig(['fencing:', '  devices:', processDevice(c, 'kill'), '  levels: [[kill]]'].join('\n'));
     c.startAll();
@@ -60,6 +62,32 @@ test('kill -9 of a follower: the leader fences it with the process agent, and th
     const victim = c.ids.find((i) => i !== lead) ?? 3;
     const via = c.ids.find((i) => i !== victim) ?? 1;
     const before = Number((await c.status(victim))?.['incarnation']);
+    // Every node takes part in a level-1 group's recovery; the survivors must start only after the fence.
+    const steps = new Map<number, string[]>();
+    for (const id of c.ids) {
+      const client = await connect({ socket: c.socket(id), clientName: 'fencing test' });
+      clients.push(client);
+      const seen: string[] = [];
+      steps.set(id, seen);
+      const p = await client.recovery.participate(
+        'app',
+        {
+          stop: (g) => {
+            seen.push(`stop ${g}`);
+          },
+          start: async (info) => {
+            const h = await history(c, via, victim);
+            const fencedNow = h.finished.some((r) => r['incarnation'] === before);
+            seen.push(`start ${info.generation} [${info.members.map((m) => m.node).join(',')}] fenced=${fencedNow}`);
+          },
+          finish: (g) => {
+            seen.push(`finish ${g}`);
+          },
+        },
+        { level: 1 },
+      );
+      p.ended.catch(() => undefined);
+    }
     const t0 = performance.now();
     await c.kill(victim);
     const fenced = await waitFor(`node ${victim} fenced by the process agent`, FENCED_BOUND_MS, async () => {
@@ -68,6 +96,23 @@ test('kill -9 of a follower: the leader fences it with the process agent, and th
       return rec ?? null;
     });
     log(`kill -9 of node ${victim} to fence recorded: ${Math.round(performance.now() - t0)} ms`);
+    const survivors = c.ids.filter((i) => i !== victim);
+    await waitFor('recovery finished on both survivors', FENCED_BOUND_MS, () =>
+      Promise.resolve(
+        survivors.every((id) => steps.get(id)?.some((x) => x.startsWith('finish')) === true) ? true : null,
+      ),
+    );
+    log(`kill -9 of node ${victim} to recovery finished: ${Math.round(performance.now() - t0)} ms`);
+    for (const id of survivors) {
+      const seen = steps.get(id) ?? [];
+      const start = seen.find((x) => x.startsWith('start'));
+      assert.ok(seen[0]?.startsWith('stop'), `node ${id} stopped first: ${seen.join('; ')}`);
+      assert.match(
+        start ?? '',
+        new RegExp(`^start \\d+ \\[${survivors.join(',')}\\] fenced=true$`),
+        `node ${id}: ${seen.join('; ')}`,
+      );
+    }
     const outcome = fenced.value['outcome'] as Obj;
     const proof = outcome['proof'] as Obj;
     assert.equal(outcome['state'], 'fenced');
@@ -91,6 +136,7 @@ test('kill -9 of a follower: the leader fences it with the process agent, and th
       return m.some(([n, inc]) => n === victim && inc > before) ? true : null;
     });
   } finally {
+    for (const client of clients) await client.close().catch(() => undefined);
     await c.close();
   }
 });
@@ -135,8 +181,9 @@ test('a hanging agent times out and is retried, then the next level fences; a fa
   }
 });
 
-test('an agent that fails everywhere: the fence stays pending and says why; cohort fence confirm closes it', async () => {
+test('an agent that fails everywhere: the fence stays pending, recovery waits and cohort recovery says why; cohort fence confirm lets it go on', async () => {
   const c = await ProcessCluster.create(3);
+  const clients: CohortClient[] = [];
   try {
     await c.appendConfig(
       [
@@ -150,6 +197,17 @@ test('an agent that fails everywhere: the fence stays pending and says why; coho
     await quorate(c);
     const lead = await leaderOf(c);
     const victim = c.ids.find((i) => i !== lead) ?? 3;
+    const finished = new Set<number>();
+    for (const id of c.ids) {
+      const client = await connect({ socket: c.socket(id), clientName: 'fencing test' });
+      clients.push(client);
+      const p = await client.recovery.participate(
+        'app',
+        { stop: () => undefined, start: () => undefined, finish: () => finished.add(id) },
+        { level: 1 },
+      );
+      p.ended.catch(() => undefined);
+    }
     await c.kill(victim);
     await waitFor(`node ${victim}'s fence failed a round`, FENCED_BOUND_MS, async () => {
       const h = await history(c, lead, victim).catch(() => null);
@@ -164,12 +222,25 @@ test('an agent that fails everywhere: the fence stays pending and says why; coho
     assert.match(text.stdout, /pending \(1\):/);
     assert.match(text.stdout, /level 1 broken off failed exit 1/);
     assert.match(text.stdout, /now: every level failed in round 1; next round at/);
+    // The group stays stopped, and `cohort recovery` says it waits for that fence.
+    const stuck = await runCohort(['recovery', '--socket', c.socket(lead)]);
+    assert.equal(stuck.code, 0, stuck.stderr);
+    assert.match(
+      stuck.stdout,
+      new RegExp(`fence of node ${victim} \\(incarnation \\d+\\) not recorded since index \\d+`),
+    );
+    assert.equal(finished.size, 0, 'no survivor finished recovery before the fence');
     const confirm = await runCohort(['fence', 'confirm', String(victim), '--socket', c.socket(lead)]);
     assert.equal(confirm.code, 0, confirm.stderr);
     const after = await history(c, lead, victim);
     assert.equal(after.pending.length, 0);
     assert.equal(((after.finished[0]?.['outcome'] as Obj)['proof'] as Obj)['by'], 'confirm');
+    const survivors = c.ids.filter((i) => i !== victim);
+    await waitFor('recovery finished after the confirmation', FENCED_BOUND_MS, () =>
+      Promise.resolve(survivors.every((id) => finished.has(id)) ? true : null),
+    );
   } finally {
+    for (const client of clients) await client.close().catch(() => undefined);
     await c.close();
   }
 });
