@@ -25,6 +25,7 @@ import { type ApiCaller, callDecoded, type CallOptions } from '../api/index.js';
 import { groupsClient, type GroupsClient } from '../groups/group-client.js';
 import { kvClient, type KvClient } from '../kv/kv-client.js';
 import { recoveryClient, type RecoveryClient } from '../recovery/recovery-client.js';
+import { fencingClient, type FencingClient } from '../fencing/fence-client.js';
 import {
   membershipClient,
   type EventsOptions,
@@ -77,6 +78,8 @@ export interface CohortClient extends MembershipClient, AsyncDisposable {
   readonly groups: GroupsClient;
   /** Recovery rounds (docs/recovery.md): what each group's recovery waits for, and taking part in one. */
   readonly recovery: RecoveryClient;
+  /** Fencing (docs/fencing.md): the fence history, and fencing a member now. */
+  readonly fencing: FencingClient;
   /** Closes the connection; open calls reject with `CLOSED`. Idempotent. */
   close(): Promise<void>;
 }
@@ -86,12 +89,14 @@ export class ApiCohortClient implements CohortClient {
   readonly kv: KvClient;
   readonly groups: GroupsClient;
   readonly recovery: RecoveryClient;
+  readonly fencing: FencingClient;
   private readonly membership: MembershipClient;
 
   constructor(private readonly channel: ApiChannel) {
     this.kv = kvClient(channel);
     this.groups = groupsClient(channel);
     this.recovery = recoveryClient(channel);
+    this.fencing = fencingClient(channel);
     this.membership = membershipClient(channel);
   }
 

@@ -62,4 +62,11 @@ export type {
   QuorumResult,
   WaitForAllPhase,
 } from '../membership/membership-client.js';
+export type {
+  FenceAttemptInfo,
+  FenceHistory,
+  FenceHistoryOptions,
+  FenceRecordInfo,
+  FencingClient,
+} from '../fencing/fence-client.js';
 export type { ApiData } from '../api/index.js';
