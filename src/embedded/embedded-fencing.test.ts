@@ -1,7 +1,8 @@
 // Proves the typed fencing client end to end (the daemon's handlers, in-process): with no fence
 // devices configured, a crashed node's fence is pending in `client.fencing.history()` with no
 // attempt (only an operator can close it), `client.fenceConfirm` closes it with a `confirm` proof,
-// and `client.fencing.fence(node)` refuses a node that is not a member with a clear message.
+// `client.fencing.fence(node)` refuses a node that is not a member with a clear message, and
+// `client.events()` carries the typed fence events.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CohortClientError } from '../client/index.js';
@@ -35,4 +36,8 @@ test('fence history through the client: pending with no devices, closed by a con
   const done = h.finished[0];
   assert.equal(done?.state, 'fenced');
   assert.equal((done.proof as { by: string }).by, 'confirm');
+  const fenceEvents: string[] = [];
+  for await (const e of client.events({ follow: false }))
+    if (e.kind === 'fence') fenceEvents.push(`${e.payload.what} ${e.payload.node}`);
+  assert.deepEqual(fenceEvents, ['requested 3', 'fenced 3'], 'the event stream carries typed fence events');
 });

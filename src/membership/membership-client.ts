@@ -113,6 +113,31 @@ export type ClusterEvent =
     })
   | (EventHeader & { readonly kind: 'group'; readonly payload: GroupEventPayload })
   | (EventHeader & { readonly kind: 'barrier'; readonly payload: BarrierEventPayload })
+  | (EventHeader & {
+      readonly kind: 'fence';
+      /**
+       * A fence record of `(node, incarnation)` was opened (`requested`), took an attempt, was
+       * closed (`fenced`) or recorded an unfence entry; `details` is the rest as the daemon sent it
+       * (`reason`, `attempt`, `proof` or `unfence`: docs/fencing.md).
+       */
+      readonly payload: {
+        readonly node: NodeId;
+        readonly incarnation: number;
+        readonly what: 'requested' | 'attempt' | 'fenced' | 'unfenced';
+        readonly details: ApiData;
+      };
+    })
+  | (EventHeader & {
+      readonly kind: 'recovery';
+      /** A step of `group`'s recovery round (`opened`, `stopped`, `start-due`, `finished`, ...: docs/recovery.md); `details` is the rest. */
+      readonly payload: {
+        readonly group: string;
+        readonly level: number;
+        readonly generation: number;
+        readonly step: string;
+        readonly details: ApiData;
+      };
+    })
   | (EventHeader & { readonly kind: 'unknown'; readonly rawKind: string; readonly payload: ApiData });
 
 /** Options of `events()`. */
@@ -243,6 +268,13 @@ function decodeFenceConfirm(v: ApiData): FenceConfirmResult {
   };
 }
 
+const FENCE_WHATS = enumMembers<'requested' | 'attempt' | 'fenced' | 'unfenced'>()([
+  'requested',
+  'attempt',
+  'fenced',
+  'unfenced',
+]);
+
 /** Decodes one item of the `events` stream (not `decodeEvent` of membership-event.ts: that reads the log's bytes). */
 function decodeClusterEvent(v: ApiData): ClusterEvent {
   const r = FieldReader.of(v, 'item', 'events');
@@ -302,6 +334,33 @@ function decodeClusterEvent(v: ApiData): ClusterEvent {
       return { ...head, kind, payload: decodeGroupEventPayload(r.obj('payload')) };
     case 'barrier':
       return { ...head, kind, payload: decodeBarrierEventPayload(r.obj('payload')) };
+    case 'fence': {
+      const p = r.obj('payload');
+      return {
+        ...head,
+        kind,
+        payload: {
+          node: p.nodeId('node'),
+          incarnation: p.int('incarnation', 1),
+          what: p.oneOf('what', FENCE_WHATS),
+          details: r.raw('payload') ?? null,
+        },
+      };
+    }
+    case 'recovery': {
+      const p = r.obj('payload');
+      return {
+        ...head,
+        kind,
+        payload: {
+          group: p.str('group'),
+          level: p.int('level', 0, 255),
+          generation: p.int('generation'),
+          step: p.str('step'),
+          details: r.raw('payload') ?? null,
+        },
+      };
+    }
     default:
       // A kind from a newer daemon: passed through, not an error (the union's `unknown` member).
       return { ...head, kind: 'unknown', rawKind: kind, payload: r.raw('payload') ?? null };
