@@ -11,6 +11,15 @@
  *     that is out of the view with an incarnation the cluster has settled, is power-cycled: a
  *     simulator crash, then a restart `powerOffMs` later; its fence is confirmed on a later round.
  *   Every action is traced as `fence node incarnation action`. Paused nodes are left alone.
+ *   In automatic-fencing seeds (`cluster-fencing.ts`) the executor's agents fence evicted
+ *   incarnations: the driver neither power-cycles a live evicted incarnation nor confirms, except
+ *   with `lateConfirmMs`: then it also confirms a dead incarnation whose fence has been pending
+ *   that long, racing the executor.
+ * - **Fence effects**: a device that acted on a node crashes it (`powerOff`, scheduled by the
+ *   agent's callback) and brings it back `powerOffMs` later, unless it is the node killed for good.
+ * - **Clean leaves** (fault phase, every `leaveMeanMs` on average): a running member leaves
+ *   (membership `leave`), then its process is stopped and restarted `powerOffMs` later, as an
+ *   operator's clean restart; traced as `leave node incarnation result`.
  * - **KV writer** (fault phase): a put every few hundred ms through a random node, so the log
  *   keeps moving (snapshots, forwards) while membership changes. Not traced: this workload judges
  *   membership, the raft workload judges the KV history.
@@ -40,6 +49,15 @@ export interface ClusterDriverOptions {
   readonly probePeriodMs: number;
   /** The configured votes (to tell whether survivors of a kill hold a quorum). */
   readonly quorum: QuorumConfig;
+  /** Mean gap between clean leaves (fault phase), ms. */
+  readonly leaveMeanMs: number;
+  /** `auto`: the executor's agents fence; the driver only confirms late (`lateConfirmMs`). */
+  readonly fencing: {
+    readonly mode: 'manual' | 'auto';
+    readonly lateConfirmMs: number | null;
+    /** A node a fence device brought down starts again this long after (`ClusterFencing.bootMs`). */
+    readonly bootMs: number;
+  };
 }
 
 /** What the driver saw of one running node in one round. */
@@ -51,6 +69,11 @@ interface Seen {
 /** Counters for the workload's stats. */
 export interface ClusterDriverCounts {
   fenceConfirms: number;
+  /** Confirmations given late in automatic seeds (also counted in `fenceConfirms`). */
+  lateConfirms: number;
+  /** Nodes crashed by a fence device (the agent's effect). */
+  agentCrashes: number;
+  leaves: number;
   powerCycles: number;
   releases: number;
   puts: number;
@@ -60,7 +83,17 @@ const encoder = new TextEncoder();
 
 /** See the module comment. */
 export class ClusterDriver implements Driver<ClusterSimNode> {
-  readonly counts: ClusterDriverCounts = { fenceConfirms: 0, powerCycles: 0, releases: 0, puts: 0 };
+  readonly counts: ClusterDriverCounts = {
+    fenceConfirms: 0,
+    lateConfirms: 0,
+    agentCrashes: 0,
+    leaves: 0,
+    powerCycles: 0,
+    releases: 0,
+    puts: 0,
+  };
+  /** When the driver first saw each pending fence (`node/incarnation`), for late confirmations. */
+  private readonly pendingSince = new Map<string, number>();
   private ctx: DriverContext<ClusterSimNode> | undefined;
   private readonly lastAction = new Map<NodeId, number>();
   /** The node killed for good in the liveness phase (never power-cycled back). */
@@ -83,6 +116,26 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
     };
     ctx.after(this.options.operatorPeriodMs, operator);
     this.schedulePut(ctx);
+    this.scheduleLeave(ctx);
+  }
+
+  /**
+   * A fence device acted on `node`: it goes down `afterMs` from now (a crash: no clean
+   * shutdown), `powerBack` runs `fencing.bootMs` later, and the node restarts then if the device
+   * brought it down and it is not the node killed for good. Called from an agent inside `spawn`:
+   * only schedules.
+   */
+  fenceEffect(node: NodeId, afterMs: number, powerBack: () => void): void {
+    const ctx = this.ctx;
+    if (ctx === undefined) return;
+    ctx.after(afterMs, () => {
+      const crashed = ctx.crash(node);
+      if (crashed) this.counts.agentCrashes++;
+      ctx.after(this.options.fencing.bootMs, () => {
+        powerBack();
+        if (crashed && this.killed !== node) ctx.restart(node);
+      });
+    });
   }
 
   onLiveness(): void {
@@ -147,17 +200,27 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
       }
       return;
     }
-    const ownIncarnationEvicted = live !== undefined && live.status.incarnation === r.incarnation && r.fencePending;
+    const auto = this.options.fencing.mode === 'auto';
+    // In automatic seeds the executor's agents bring an evicted live incarnation down.
+    const ownIncarnationEvicted =
+      !auto && live !== undefined && live.status.incarnation === r.incarnation && r.fencePending;
     const settledOut =
       live !== undefined && r.status === 'out' && !live.status.joined && live.status.incarnation <= r.seen;
     if ((ownIncarnationEvicted || settledOut) && x !== this.killed) {
       this.powerCycle(ctx, x, live.status.incarnation, now);
       return;
     }
-    if (r.fencePending && (isDown || (live !== undefined && live.status.incarnation > r.incarnation))) {
+    const key = `${x}/${r.incarnation}`;
+    if (!r.fencePending) return;
+    const since = this.pendingSince.get(key) ?? now;
+    this.pendingSince.set(key, since);
+    const late = this.options.fencing.lateConfirmMs;
+    const mayConfirm = !auto || (late !== null && now - since >= late);
+    if (mayConfirm && (isDown || (live !== undefined && live.status.incarnation > r.incarnation))) {
       this.callNow(ctx, source, (inst) => {
         this.act(ctx, x, r.incarnation, 'confirm', now);
         this.counts.fenceConfirms++;
+        if (auto) this.counts.lateConfirms++;
         inst.fenceConfirm(x, r.incarnation, () => undefined);
       });
     }
@@ -208,6 +271,41 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
         inst.put(`k${n % 16}`, encoder.encode(`v${n}`), () => undefined);
       });
       this.schedulePut(ctx);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Clean leaves
+
+  private scheduleLeave(ctx: DriverContext<ClusterSimNode>): void {
+    ctx.after(Math.max(1, Math.round(ctx.prng.exponential(this.options.leaveMeanMs))), () => {
+      if (ctx.phase() !== 'fault') return;
+      this.leaveOne(ctx, ctx.prng.pick(ctx.nodes));
+      this.scheduleLeave(ctx);
+    });
+  }
+
+  /** Asks `x` to leave cleanly if it runs as a member; stops and restarts it once the leave is applied. */
+  private leaveOne(ctx: DriverContext<ClusterSimNode>, x: NodeId): void {
+    const now = ctx.nowMs();
+    if (now - (this.lastAction.get(x) ?? Number.NEGATIVE_INFINITY) < this.options.actionCooldownMs) return;
+    ctx.call(x, (inst) => {
+      const s = inst.status();
+      if (s === null || !s.joined || !s.members.some((m) => m.nodeId === x && m.incarnation === s.incarnation)) return;
+      const incarnation = s.incarnation;
+      this.lastAction.set(x, now);
+      inst.leave((error) => {
+        ctx.trace(CLUSTER_CLIENT_EVENT.leave, { node: x, incarnation, result: error === null ? 'ok' : error.code });
+        if (error !== null) return;
+        this.counts.leaves++;
+        // Stopped after the leave (not inside the node's own callback), then started again.
+        ctx.after(1, () => {
+          if (!ctx.crash(x)) return;
+          ctx.after(this.options.powerOffMs, () => {
+            if (this.killed !== x) ctx.restart(x);
+          });
+        });
+      });
     });
   }
 

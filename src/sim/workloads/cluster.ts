@@ -44,6 +44,10 @@ import { ClusterSynchronyChecker } from '../checkers/cluster-synchrony-checker.j
 import { ClusterDriver } from './cluster-driver.js';
 import { ClusterGroupDriver } from './cluster-group-driver.js';
 import { startClusterNode, type ClusterSimNode } from './cluster-program.js';
+import { ClusterFenceChecker } from '../checkers/cluster-fence-checker.js';
+import { CLUSTER_CLIENT_EVENT } from '../checkers/cluster-events.js';
+import { FENCE_ROUND_BACKOFF_MS_MAX } from '../../constants.js';
+import { drawFencing, FenceRig } from './cluster-fencing.js';
 
 /**
  * The planted bugs this workload catches, with the checker that must catch each: every one of
@@ -72,6 +76,16 @@ const LEASE_SAMPLE_MS = 25;
 export const CLUSTER_FAULT_PHASE_MS = 30_000;
 /** Everything converges within this long after the faults stop. */
 const LIVENESS_BOUND_MS = 60_000;
+/**
+ * In automatic-fencing seeds, an open fence is closed within this long after the faults stop (or
+ * after it opened, if later): the executor may be in a round backoff of up to
+ * FENCE_ROUND_BACKOFF_MS_MAX after failures in the fault phase, then needs one round (every
+ * device's tries, a retry delay each, a hang's timeout), a fence delay and, under a new leader,
+ * the resume delay and an election.
+ */
+const FENCE_CLOSE_BOUND_MS = FENCE_ROUND_BACKOFF_MS_MAX + 20_000;
+/** Mean gap between the operator's clean leaves in the fault phase. */
+const LEAVE_MEAN_MS = 6_000;
 /** A node killed after the faults must be removed by every survivor within this long (issue 6). */
 export const DETECTION_BOUND_MS = 3_000;
 /**
@@ -155,6 +169,11 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
   const prng = setup.prng;
   const shape = drawShape(setup.nodes, prng.fork('shape'));
   const snapshotEntries = prng.fork('snapshots').pick([64, 256, 10_000]);
+  const fencing = drawFencing(shape.nodes, prng.fork('fencing'));
+  const rig = new FenceRig(fencing, shape.nodes);
+  const fences = new ClusterFenceChecker({ closeBoundMs: FENCE_CLOSE_BOUND_MS }, (checker, m) => {
+    setup.violation(checker, m);
+  });
   const views = new ClusterViewChecker((m) => {
     setup.violation('view-agreement', m);
   });
@@ -189,7 +208,8 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
   });
   const liveness = new ClusterLiveness(
     setup.nodes.length,
-    LIVENESS_BOUND_MS,
+    // Convergence waits for the fences of restarted nodes, which automatic seeds may take this long to close.
+    fencing.mode === 'auto' ? Math.max(LIVENESS_BOUND_MS, FENCE_CLOSE_BOUND_MS + 10_000) : LIVENESS_BOUND_MS,
     DETECTION_BOUND_MS,
     ELECTION_ALLOWANCE_MS,
     (checker, m) => {
@@ -204,8 +224,22 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
       putMeanMs: 300,
       probePeriodMs: 100,
       quorum: shape.quorum,
+      leaveMeanMs: LEAVE_MEAN_MS,
+      fencing: { mode: fencing.mode, lateConfirmMs: fencing.lateConfirmMs, bootMs: fencing.bootMs },
     },
     (ctx: DriverContext<ClusterSimNode>) => {
+      ctx.trace(CLUSTER_CLIENT_EVENT.fenceTopology, {
+        mode: fencing.mode,
+        devices: fencing.describe,
+        levels: fencing.topology.levels.length,
+        lateConfirm: fencing.lateConfirmMs !== null,
+      });
+      rig.install(ctx, {
+        powerOff: (node, afterMs, powerBack) => {
+          driver.fenceEffect(node, afterMs, powerBack);
+        },
+        alive: (node) => ctx.call(node, () => undefined),
+      });
       liveness.attachClock(() => ctx.nowMs());
       groups.start(ctx);
       sampler.start(ctx);
@@ -221,13 +255,20 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
         snapshotEntries,
         canary,
         leaseOverstayMs: setup.canary === 'lease-overstay' ? LEASE_OVERSTAY_MS : 0,
+        fencing: fencing.topology,
       }),
+  };
+  const settled = {
+    boundMs: liveness.boundMs,
+    satisfied: () => liveness.satisfied() && fences.settled(),
+    describe: () =>
+      fences.settled() ? liveness.describe() : `${liveness.describe()}; fences still open: ${fences.describeOpen()}`,
   };
   return {
     program,
     driver,
-    checkers: [views, quorum, accuracy, groupViews, synchrony, barriers, liveness, leases],
-    liveness,
+    checkers: [views, quorum, accuracy, groupViews, synchrony, barriers, liveness, leases, fences],
+    liveness: settled,
     stats: () => [
       ['nodes', shape.nodes.length],
       ['weighted', shape.weighted ? 1 : 0],
@@ -239,6 +280,16 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
       ['evictions', accuracy.evictions],
       ['false-evictions', accuracy.falseEvictions],
       ['evictions-unjudged', accuracy.unjudged],
+      ['fence-auto', fencing.mode === 'auto' ? 1 : 0],
+      ['fences-opened', fences.counts.opened],
+      ['fences-closed', fences.counts.closed],
+      ['fences-by-agent', fences.counts.byAgent],
+      ['fences-by-confirm', fences.counts.byConfirm],
+      ['fence-attempts', fences.counts.attempts],
+      ['fence-agent-crashes', driver.counts.agentCrashes],
+      ['fence-late-confirms', driver.counts.lateConfirms],
+      ['self-fences', fences.counts.selfFences],
+      ['clean-leaves', driver.counts.leaves],
       ['fence-confirms', driver.counts.fenceConfirms],
       ['power-cycles', driver.counts.powerCycles],
       ['releases', driver.counts.releases],
