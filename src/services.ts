@@ -107,6 +107,7 @@ export function registerServices(self: NodeId, options: CohortNodeOptions): Regi
     leaseMs: (timing.electionTicks - timing.leaseMarginTicks) * timing.tickMs,
     selfFenceQuorumRule: !options.quorum.twoNode,
     ...(observer === undefined ? {} : { observer }),
+    ...(options.canary === 'fence-twice' ? { proposeFencedTwice: true } : {}),
   });
   const kv = new KvService();
   const serviceList: readonly NodeService[] = [membership, groups, fencing, kv];

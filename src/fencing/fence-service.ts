@@ -58,6 +58,8 @@ export interface FenceServiceOptions {
   /** Whether a quorum heard within the lease is required to stay up (false under two_node). */
   readonly selfFenceQuorumRule: boolean;
   readonly observer?: FenceObserver;
+  /** SIMULATOR ONLY (the `fence-twice` canary): propose every `fenced` twice. */
+  readonly proposeFencedTwice?: boolean;
 }
 
 /** What is worth observing (logs, metrics, tests), called synchronously. */
@@ -326,18 +328,17 @@ export class FenceService implements NodeService {
 
   private proposeFenced(rec: FenceRecord, ex: Execution, step: Extract<FenceStep, { kind: 'succeeded' }>): void {
     ex.proposing = true;
-    this.membership.handle.propose(
-      {
-        type: 'fenced',
-        node: rec.node,
-        incarnation: rec.incarnation,
-        proof: { by: step.by, level: step.level, device: step.device, atMs: this.ctx.wallMs() },
-      },
-      { idempotent: true },
-      () => {
-        ex.proposing = false;
-      },
-    );
+    const command = {
+      type: 'fenced',
+      node: rec.node,
+      incarnation: rec.incarnation,
+      proof: { by: step.by, level: step.level, device: step.device, atMs: this.ctx.wallMs() },
+    } as const;
+    if (this.options.proposeFencedTwice === true)
+      this.membership.handle.propose(command, { idempotent: true }, () => undefined);
+    this.membership.handle.propose(command, { idempotent: true }, () => {
+      ex.proposing = false;
+    });
   }
 
   /** The delay before anything runs for a fence opened before this leadership. */

@@ -100,8 +100,9 @@ export interface MembershipObserver {
  * - `evict-on-missed-heartbeat`: the failure detector fails a node after one missed heartbeat;
  * - `never-fail`: the leader never proposes a detector's failure decision;
  * - `diverge-views`: node 1's membership machine keeps the view id when a member leaves or fails;
- * - the membership machine's canaries (`quorate-without-quorum` and the group table's
- *   `deliver-to-newcomer`, `barrier-without-all`), on every node.
+ * - the membership machine's canaries (`quorate-without-quorum`, the group table's
+ *   `deliver-to-newcomer`, `barrier-without-all`, and the fence ledger's `fence-twice`,
+ *   `admit-before-fence`, `fence-clean-leave`: see `FenceCanary`), on every node.
  */
 export type ClusterCanary =
   'evict-on-missed-heartbeat' | 'never-fail' | 'diverge-views' | Exclude<MembershipCanary, 'skip-view-bump'>;
@@ -114,6 +115,9 @@ export const CLUSTER_CANARIES: readonly ClusterCanary[] = [
   'quorate-without-quorum',
   'deliver-to-newcomer',
   'barrier-without-all',
+  'fence-twice',
+  'admit-before-fence',
+  'fence-clean-leave',
 ];
 
 /** Options of the membership service. */
@@ -308,7 +312,10 @@ export class MembershipService implements NodeService {
     }
     const inc = checked.value;
     const proof = { by: 'confirm', atMs: this.ctx.wallMs() } as const;
-    this.handle.propose({ type: 'fenced', node, incarnation: inc, proof }, { idempotent: true }, (r) => {
+    const command: MembershipCommand = { type: 'fenced', node, incarnation: inc, proof };
+    // The `fence-twice` canary (simulator only) proposes every confirmation twice.
+    if (this.opts.canary === 'fence-twice') this.handle.propose(command, { idempotent: true }, () => undefined);
+    this.handle.propose(command, { idempotent: true }, (r) => {
       if (!r.ok) {
         done(r);
         return;
@@ -662,6 +669,9 @@ function membershipCanary(canary: ClusterCanary | undefined, self: NodeId): Memb
     case 'quorate-without-quorum':
     case 'deliver-to-newcomer':
     case 'barrier-without-all':
+    case 'fence-twice':
+    case 'admit-before-fence':
+    case 'fence-clean-leave':
       return canary;
     default:
       return assertNever(canary, 'cluster canary');

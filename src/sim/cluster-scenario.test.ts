@@ -28,6 +28,9 @@ const CAUGHT_BY: ReadonlyMap<ClusterCanary, string> = new Map<ClusterCanary, str
   ['quorate-without-quorum', 'partition-quorum.txt'], // a one-member view counts as quorate
   ['deliver-to-newcomer', 'group-messages-view-change.txt'], // the stale send is delivered
   ['barrier-without-all', 'barrier-view-change.txt'], // b1 completes before node 3 arrives
+  ['fence-twice', 'view-crash-rejoin-leave.txt'], // the confirmation closes 3@1 twice
+  ['admit-before-fence', 'view-crash-rejoin-leave.txt'], // 3@2 is admitted before 3@1 is fenced
+  ['fence-clean-leave', 'view-crash-rejoin-leave.txt'], // node 1's clean leave opens a fence
 ]);
 
 test('every cluster canary makes the script that shows its property fail', () => {

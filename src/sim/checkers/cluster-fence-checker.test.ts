@@ -149,7 +149,8 @@ test('a view holding the node while its fence is open is caught (fence-admission
     feed('client', 'fence-topology', { mode: 'auto', devices: 'pdu', levels: 1, lateConfirm: false });
     feed(1, 'fence-ledger', requested(7, 3, 1));
     feed(1, 'view', view(7, 4, '1@1,2@1', 'fail', 'failed:3@1'));
-    feed(1, 'view', view(8, 5, '1@1,2@1,3@2', 'join', 'admitted:3@2'));
+    // Node 2 did not trace the opening (a snapshot skipped it): its view waits for the close.
+    feed(2, 'view', view(8, 5, '1@1,2@1,3@2', 'join', 'admitted:3@2'));
     assert.equal(found.length, 0, 'not judged before the close is known');
     feed(1, 'fence-ledger', fenced(12, 3, 1));
     assert.deepEqual(
@@ -157,6 +158,26 @@ test('a view holding the node while its fence is open is caught (fence-admission
       ['fence-admission'],
     );
     assert.match(found[0]?.message ?? '', /view at log index 8 holds node 3 while the fence of incarnation 1 is open/);
+  }
+  // The process that traced the opening and no close traces a view holding the node: at once.
+  {
+    const { found, feed } = setup();
+    feed(1, 'fence-ledger', requested(21, 1, 1));
+    feed(1, 'view', view(21, 2, '1@2', 'join', 'admitted:1@2'));
+    assert.deepEqual(
+      found.map((f) => f.checker),
+      ['fence-admission'],
+    );
+  }
+  // ... but not after it restarted or installed a snapshot (it may have skipped the close).
+  for (const reset of ['restart', 'restore']) {
+    const { found, feed } = setup();
+    feed(1, 'fence-ledger', requested(7, 3, 1));
+    if (reset === 'restart') feed('sim', 'start', { node: 1, incarnation: 2 });
+    else feed(1, 'view', view(12, 6, '1@1,2@1', 'restore'));
+    feed(1, 'view', view(13, 7, '1@1,2@1,3@2', 'join', 'joined:3@2'));
+    feed(2, 'fence-ledger', fenced(12, 3, 1));
+    assert.equal(found.length, 0, reset);
   }
   // Never closed: caught at the end of the run; a view traced after the close is judged at once.
   {

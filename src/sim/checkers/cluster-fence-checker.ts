@@ -11,8 +11,10 @@
  *   change `left:node@incarnation`).
  * - `fence-admission`: while a fence of node X is open (from the index that opened it, up to but
  *   not including the index that closed it), no view holds X at all: neither the fenced
- *   incarnation nor a newer one waiting for it. Checked when the close is known, else at the end
- *   of the run (a fence never closed covers every later index).
+ *   incarnation nor a newer one waiting for it. Judged at once when the process that traces the
+ *   view traced the fence's opening and no close since (it applied every entry in between one by
+ *   one); otherwise when the close is traced, or at the end of the run (a fence never closed
+ *   covers every later index).
  *
  * Liveness (`fence-liveness`):
  * - in a manual-only run (`fence-topology mode=manual`) a fence is closed only by a confirmation;
@@ -48,6 +50,7 @@ interface TracedRecord {
   closeIndex: number | null;
   closeBy: string;
   lateReported: boolean;
+  admissionReported: boolean;
 }
 
 /** `ClusterNode`'s trace event when a node fences itself (watchdog topologies). */
@@ -63,6 +66,12 @@ export class ClusterFenceChecker implements Checker {
   private readonly cleanLeft = new Set<string>();
   /** Log indexes at which some view held node X (any incarnation). */
   private readonly memberAt = new Map<NodeId, Set<number>>();
+  /**
+   * Per process (by node, reset when it restarts or installs a snapshot): the fences it applied
+   * the opening of and not yet the close. Such a process applied every entry since one by one, so
+   * a view it traces holding the node of one of them is a definite verdict, at once.
+   */
+  private readonly openOn = new Map<NodeId, Map<string, TracedRecord>>();
   private mode: 'manual' | 'auto' | null = null;
   private livenessUs: number | null = null;
   private lastUs = 0;
@@ -81,6 +90,8 @@ export class ClusterFenceChecker implements Checker {
   observe(e: SimEvent): void {
     this.lastUs = e.timeUs;
     if (e.source === 'sim' && e.event === 'phase' && e.fields.name === 'liveness') this.livenessUs = e.timeUs;
+    else if (e.source === 'sim' && (e.event === 'start' || e.event === 'crash') && typeof e.fields.node === 'number')
+      this.openOn.delete(e.fields.node as NodeId);
     else if (e.source === 'client' && e.event === CLUSTER_CLIENT_EVENT.fenceTopology) {
       const m = e.fields.mode;
       this.mode = m === 'auto' || m === 'manual' ? m : null;
@@ -116,7 +127,16 @@ export class ClusterFenceChecker implements Checker {
     const k = key(node, incarnation);
     let r = this.records.get(k);
     if (r === undefined) {
-      r = { node, incarnation, openIndex: null, openUs: timeUs, closeIndex: null, closeBy: '', lateReported: false };
+      r = {
+        node,
+        incarnation,
+        openIndex: null,
+        openUs: timeUs,
+        closeIndex: null,
+        closeBy: '',
+        lateReported: false,
+        admissionReported: false,
+      };
       this.records.set(k, r);
       this.counts.opened++;
     }
@@ -131,6 +151,11 @@ export class ClusterFenceChecker implements Checker {
     }
     this.events++;
     const r = this.record(f.node, f.incarnation, e.timeUs);
+    const source = e.source as NodeId;
+    let mine = this.openOn.get(source);
+    if (mine === undefined) this.openOn.set(source, (mine = new Map<string, TracedRecord>()));
+    if (f.what === 'requested') mine.set(key(f.node, f.incarnation), r);
+    if (f.what === 'fenced') mine.delete(key(f.node, f.incarnation));
     switch (f.what) {
       case 'requested':
         if (r.openIndex === null) {
@@ -173,6 +198,10 @@ export class ClusterFenceChecker implements Checker {
   private onView(e: SimEvent): void {
     const v = parseView(e.fields);
     if (v === null) return; // the view checker reports malformed views
+    const source = e.source as NodeId;
+    if (v.cmd === 'restore') this.openOn.delete(source);
+    for (const r of this.openOn.get(source)?.values() ?? [])
+      if (v.members.some((m) => m.node === r.node)) this.reportAdmission(r, v.index, `node ${r.node}`);
     const change = parseViewChange(e.fields);
     if (change !== null && change.kind === 'left') {
       const k = key(change.node, change.incarnation);
@@ -214,6 +243,8 @@ export class ClusterFenceChecker implements Checker {
   }
 
   private reportAdmission(r: TracedRecord, index: number, who: string): void {
+    if (r.admissionReported) return;
+    r.admissionReported = true;
     this.violation(
       'fence-admission',
       `the view at log index ${index} holds ${who} while the fence of incarnation ${r.incarnation} is open (opened at ${r.openIndex ?? '?'}, ${r.closeIndex === null ? 'never closed' : `closed at ${r.closeIndex}`})`,

@@ -62,6 +62,9 @@ export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [string, string])[] =
   ['deliver-to-newcomer', 'virtual-synchrony'],
   ['barrier-without-all', 'barrier'],
   ['lease-overstay', 'lease'],
+  ['fence-twice', 'fence-once'],
+  ['admit-before-fence', 'fence-admission'],
+  ['fence-clean-leave', 'fence-clean-leave'],
 ];
 const CANARY_NAMES: readonly string[] = CLUSTER_WORKLOAD_CANARIES.map(([c]) => c);
 /** A lapsed lease reported valid this long by the `lease-overstay` canary (four maximal election timeouts). */
