@@ -48,11 +48,15 @@ test('same seed, same trace hash', () => {
  * dead instance's WAL write blocked the next incarnation's WAL (2304086302); a slow disk under 29 %
  * loss outrunning the detection bound's premise (1699907318: fsyncs now stay within 50 ms here);
  * five nodes needing four of five live votes under 27 % loss, whose election after the kill took
- * 4 s (1986805517: the election and loss allowances now add up). Replayed every run.
+ * 4 s (1986805517: the election and loss allowances now add up); automatic fencing: a new leader
+ * waiting on retry delays computed from the previous leader's wall clock, days ahead of its own
+ * (17, 2367572031: inherited attempts now count on the executor's clock), and a power fence of an
+ * old incarnation killing the newer one waiting for it, again and again, while machines restarted
+ * within 300 ms (20: machines now boot in 4-8 s). Replayed every run.
  */
 const REGRESSION_SEEDS = [
   70, 151, 74, 153, 1841748775, 3757597822, 2367572031, 947419396, 1476952667, 4160865030, 596272485, 3367177533,
-  2304086302, 1699907318, 1986805517,
+  2304086302, 1699907318, 1986805517, 17, 20,
 ];
 
 test('the seeds that revealed bugs pass', () => {
