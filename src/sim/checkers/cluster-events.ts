@@ -20,6 +20,9 @@
  *   confirm` and, for agent and watchdog proofs, `device level`. Every node that applies the entry
  *   one by one traces it (a snapshot install skips it): the same index from several nodes is one
  *   ledger change.
+ * - `recovery index=I group=G level=L generation=N step=S ...`: reserved for the membership stream's
+ *   `recovery` events once the recovery table is wired (format and checker:
+ *   `cluster-recovery-checker.ts`); not emitted yet.
  * - `fence-step node=X incarnation=N step=run|wait|succeeded|exhausted|manual what=..`: the leader's
  *   executor changed what it does next for the open fence of (X, N) (diagnostics only).
  * - `cluster-node-start incarnation=N` (emitted by `ClusterNode` itself): the process runs with

@@ -23,14 +23,16 @@
  *   phase's start. `settled()` (no fence open) is part of the workload's liveness condition, so a
  *   run does not end with a fence still open.
  *
- * Extension point (the recovery checker, once `recovery` events are traced): `closedIndex(node,
- * incarnation)` answers the log index that closed a fence, as the traces show it, so a checker of
- * "no group at level >= 1 starts a view that excludes a failed node before that node's fence is
- * committed" compares it with the recovery start's index (see `cluster-recovery-checker.ts`).
+ * Extension point (the recovery checker, once `recovery` events are traced): as `FenceIndexes`,
+ * `openedIndex` and `closedIndex(node, incarnation)` answer the log indexes that opened and closed
+ * a fence, as the traces show them, so `ClusterRecoveryChecker` ("no group at level >= 1 starts a
+ * view that excludes a failed node before that node's fence is committed") compares them with a
+ * round's start index (see `cluster-recovery-checker.ts`).
  */
 import type { NodeId } from '../../lib/ids.js';
 import type { Checker } from '../workload.js';
 import type { SimEvent } from '../trace.js';
+import type { FenceIndexes } from './cluster-recovery-checker.js';
 import { CLUSTER_CLIENT_EVENT, CLUSTER_EVENT, parseFence, parseView, parseViewChange } from './cluster-events.js';
 
 /** Options of the fence checker. */
@@ -59,7 +61,7 @@ const SELF_FENCE_EVENT = 'self-fence';
 const key = (node: NodeId, incarnation: number): string => `${node}/${incarnation}`;
 
 /** See the module comment. */
-export class ClusterFenceChecker implements Checker {
+export class ClusterFenceChecker implements Checker, FenceIndexes {
   readonly name = 'cluster-fence';
   private readonly records = new Map<string, TracedRecord>();
   /** Incarnations that left cleanly (`node/incarnation`). */
@@ -116,6 +118,11 @@ export class ClusterFenceChecker implements Checker {
   describeOpen(): string {
     const open = [...this.records.values()].filter((r) => r.closeIndex === null);
     return open.map((r) => `${r.node}@${r.incarnation} (opened at index ${r.openIndex ?? '?'})`).join(', ');
+  }
+
+  /** The log index that opened the fence of (node, incarnation), or null when no trace showed it. */
+  openedIndex(node: NodeId, incarnation: number): number | null {
+    return this.records.get(key(node, incarnation))?.openIndex ?? null;
   }
 
   /** The log index that closed the fence of (node, incarnation), or null when no trace showed it closed. */
