@@ -80,6 +80,8 @@ export interface ClusterDriverCounts {
 }
 
 const encoder = new TextEncoder();
+/** A clean leave asked for commits within this long, or never (its timeout is 2 s). */
+const LEAVE_SETTLE_MS = 5_000;
 
 /** See the module comment. */
 export class ClusterDriver implements Driver<ClusterSimNode> {
@@ -92,6 +94,8 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
     releases: 0,
     puts: 0,
   };
+  /** When each node was last asked to leave (its leave may commit up to `LEAVE_SETTLE_MS` later). */
+  private readonly leaveAskedAt = new Map<NodeId, number>();
   /** When the driver first saw each pending fence (`node/incarnation`), for late confirmations. */
   private readonly pendingSince = new Map<string, number>();
   private ctx: DriverContext<ClusterSimNode> | undefined;
@@ -294,6 +298,7 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
       if (s === null || !s.joined || !s.members.some((m) => m.nodeId === x && m.incarnation === s.incarnation)) return;
       const incarnation = s.incarnation;
       this.lastAction.set(x, now);
+      this.leaveAskedAt.set(x, now);
       inst.leave((error) => {
         ctx.trace(CLUSTER_CLIENT_EVENT.leave, { node: x, incarnation, result: error === null ? 'ok' : error.code });
         if (error !== null) return;
@@ -326,6 +331,11 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
     );
     if (!agreed) return false;
     const leader = first.leaderId;
+    // A node whose clean leave may still commit is no victim: its removal would be a `leave`.
+    const now = ctx.nowMs();
+    const leaving = (id: NodeId): boolean =>
+      now - (this.leaveAskedAt.get(id) ?? Number.NEGATIVE_INFINITY) < LEAVE_SETTLE_MS;
+    if (running.some(leaving)) return false;
     const candidates = running.filter((id) => id !== leader && leader !== null);
     const victim = candidates.length === 0 ? undefined : ctx.prng.pick(candidates);
     const survivors = new Set(running.filter((id) => id !== victim));
