@@ -7,7 +7,11 @@
  * bound) and completeness (a node killed after the faults is removed within 3 s), and liveness
  * (the running nodes converge to one quorate view holding all of them). Service groups ride
  * along (`cluster-group-driver.ts`: joins, leaves, messages, barriers in 1-3 groups), judged by
- * group view agreement, virtual synchrony and barrier correctness.
+ * group view agreement, virtual synchrony and barrier correctness. Fencing: half the seeds fence
+ * automatically (the leader's executor runs scripted agents: `cluster-fencing.ts`), the others by
+ * the driver's confirmations; the fence checker (`cluster-fence-checker.ts`) judges the ledger
+ * (closed once, never for a clean leave, no admission while a fence is open, every fence closed
+ * after the faults), and the liveness condition waits for every fence to close.
  *
  * Per seed (all from the workload's stream): 3, 4 or 5 configured nodes; votes of 1, or 1..3 in
  * some seeds; sometimes an explicit expected_votes above the total, and auto_tie_breaker (lowest
@@ -51,8 +55,9 @@ import { drawFencing, FenceRig } from './cluster-fencing.js';
 
 /**
  * The planted bugs this workload catches, with the checker that must catch each: every one of
- * `CLUSTER_CANARIES` (`CohortNodeOptions.canary`), and `lease-overstay` (a node reports its
- * lease valid for `LEASE_OVERSTAY_MS` after it lapsed; planted in `ClusterSimNode.leaseValid`).
+ * `CLUSTER_CANARIES` (`CohortNodeOptions.canary`; the fencing ones are `FenceCanary`), and
+ * `lease-overstay` (a node reports its lease valid for `LEASE_OVERSTAY_MS` after it lapsed;
+ * planted in `ClusterSimNode.leaseValid`).
  */
 export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [string, string])[] = [
   ['evict-on-missed-heartbeat', 'fd-accuracy'],
@@ -325,7 +330,7 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
 export const clusterWorkload: Workload<ChannelMessage, ClusterSimNode> = {
   name: 'cluster',
   description:
-    'CohortNode membership and service groups: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers',
+    'CohortNode membership, service groups and fencing: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers, the fence ledger (closed once, no fence for a clean leave, no admission before the fence, fences closed after the faults)',
   canaries: CANARY_NAMES,
   tolerates: { diskCorruption: false, ioErrors: true },
   nodeCount: (prng) => prng.pick([3, 3, 4, 5, 5]),
