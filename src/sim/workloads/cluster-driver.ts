@@ -125,19 +125,25 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
 
   /**
    * A fence device acted on `node`: it goes down `afterMs` from now (a crash: no clean
-   * shutdown), `powerBack` runs `fencing.bootMs` later, and the node restarts then if the device
-   * brought it down and it is not the node killed for good. Called from an agent inside `spawn`:
-   * only schedules.
+   * shutdown), `powerBack` runs `fencing.bootMs` later, and the node restarts then unless it is
+   * the node killed for good. A node already down gets `powerBack` at once and is left alone.
+   * Called from an agent inside `spawn`: only schedules.
    */
   fenceEffect(node: NodeId, afterMs: number, powerBack: () => void): void {
     const ctx = this.ctx;
     if (ctx === undefined) return;
     ctx.after(afterMs, () => {
       const crashed = ctx.crash(node);
-      if (crashed) this.counts.agentCrashes++;
+      if (!crashed) {
+        // Already down (a crash of its own): the plug goes back on at once, so a plug is off only
+        // while the driver holds its node down (a node restarted by anyone else has power).
+        powerBack();
+        return;
+      }
+      this.counts.agentCrashes++;
       ctx.after(this.options.fencing.bootMs, () => {
         powerBack();
-        if (crashed && this.killed !== node) ctx.restart(node);
+        if (this.killed !== node) ctx.restart(node);
       });
     });
   }

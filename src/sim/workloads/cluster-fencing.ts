@@ -10,7 +10,8 @@
  *   back on `bootMs` later (the machine boots a new incarnation); its `reboot` does both.
  * - `process`: `/bin/sh` running the process agent's script; the pid file
  *   `/run/cohort/NAME.pid` names the simulated node, which is killed (then restarted by its
- *   supervisor `bootMs` later). As the real script, it refuses to kill the node that runs it.
+ *   supervisor `bootMs` later). Unlike the real script, which refuses a pid file naming the node
+ *   that runs it, this one kills the fencing node too (docs/simulator.md, finding 8).
  * - sometimes two levels: a flaky exec device first, the process device second;
  * - sometimes a per-node fence delay for one node.
  *
@@ -33,7 +34,6 @@ import {
   type FenceTopology,
 } from '../../fencing/fence-topology.js';
 import {
-  nodeOfPidFileName,
   outcomeByRates,
   simExecAgent,
   simProcessAgent,
@@ -212,21 +212,7 @@ export class FenceRig {
           effects.powerOff(node, afterMs, () => undefined);
         },
       });
-      // As the real script, refuse to kill the node that runs it (its pid is the script's $PPID).
-      const names = new Map(this.nodes.map((n) => [n.nodeId, n.name]));
-      for (const id of ctx.nodes) {
-        const self = names.get(id);
-        ctx.devices(id).processes.register(PROCESS_AGENT_SHELL, (request, prng) =>
-          self !== undefined && nodeOfPidFileName(request.args[4] ?? '') === self
-            ? {
-                kind: 'exit',
-                code: 1,
-                delayMs: 1,
-                stderr: `pid file ${request.args[4] ?? ''} names the fencing node itself: refused\n`,
-              }
-            : kill(request, prng),
-        );
-      }
+      agents.push([PROCESS_AGENT_SHELL, kill]);
     }
     for (const id of ctx.nodes)
       for (const [program, agent] of agents) ctx.devices(id).processes.register(program, agent);
