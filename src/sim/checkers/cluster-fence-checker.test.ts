@@ -170,11 +170,12 @@ test('a view holding the node while its fence is open is caught (fence-admission
     );
   }
   // ... but not after it restarted or installed a snapshot (it may have skipped the close).
-  for (const reset of ['restart', 'restore']) {
+  for (const reset of ['restart', 'restore', 'snapshot']) {
     const { found, feed } = setup();
     feed(1, 'fence-ledger', requested(7, 3, 1));
     if (reset === 'restart') feed('sim', 'start', { node: 1, incarnation: 2 });
-    else feed(1, 'view', view(12, 6, '1@1,2@1', 'restore'));
+    else if (reset === 'restore') feed(1, 'view', view(12, 6, '1@1,2@1', 'restore'));
+    else feed(1, 'raft-snapshot-restored', { index: 12, snapTerm: 3 }); // the view did not change
     feed(1, 'view', view(13, 7, '1@1,2@1,3@2', 'join', 'joined:3@2'));
     feed(2, 'fence-ledger', fenced(12, 3, 1));
     assert.equal(found.length, 0, reset);

@@ -33,6 +33,7 @@ import type { NodeId } from '../../lib/ids.js';
 import type { Checker } from '../workload.js';
 import type { SimEvent } from '../trace.js';
 import type { FenceIndexes } from './cluster-recovery-checker.js';
+import { GROUP_EVENT } from './cluster-group-events.js';
 import { CLUSTER_CLIENT_EVENT, CLUSTER_EVENT, parseFence, parseView, parseViewChange } from './cluster-events.js';
 
 /** Options of the fence checker. */
@@ -69,7 +70,8 @@ export class ClusterFenceChecker implements Checker, FenceIndexes {
   /** Log indexes at which some view held node X (any incarnation). */
   private readonly memberAt = new Map<NodeId, Set<number>>();
   /**
-   * Per process (by node, reset when it restarts or installs a snapshot): the fences it applied
+   * Per process (by node, reset when it restarts or installs a snapshot: `sim start`/`crash`,
+   * `raft-snapshot-restored`, a `restore` view): the fences it applied
    * the opening of and not yet the close. Such a process applied every entry since one by one, so
    * a view it traces holding the node of one of them is a definite verdict, at once.
    */
@@ -100,6 +102,9 @@ export class ClusterFenceChecker implements Checker, FenceIndexes {
     } else if (typeof e.source === 'number' && e.event === CLUSTER_EVENT.fence) this.onFence(e);
     else if (typeof e.source === 'number' && e.event === CLUSTER_EVENT.view) this.onView(e);
     else if (typeof e.source === 'number' && e.event === SELF_FENCE_EVENT) this.counts.selfFences++;
+    // A snapshot install skips entries (a `restore` view is traced only when the view changed).
+    else if (typeof e.source === 'number' && e.event === GROUP_EVENT.snapshotRestored)
+      this.openOn.delete(e.source as NodeId);
     this.checkLate(e.timeUs);
   }
 

@@ -82,6 +82,8 @@ export interface ClusterDriverCounts {
 const encoder = new TextEncoder();
 /** A clean leave asked for commits within this long, or never (its timeout is 2 s). */
 const LEAVE_SETTLE_MS = 5_000;
+/** The supervisor restarts a node down this long that nobody holds down. */
+const SUPERVISOR_RESTART_MS = 3_000;
 
 /** See the module comment. */
 export class ClusterDriver implements Driver<ClusterSimNode> {
@@ -94,6 +96,10 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
     releases: 0,
     puts: 0,
   };
+  /** Nodes the driver holds down until it restarts them (fence effects, power cycles, leaves). */
+  private readonly heldDown = new Set<NodeId>();
+  /** When the supervisor first saw each node down (liveness phase). */
+  private readonly downSince = new Map<NodeId, number>();
   /** When each node was last asked to leave (its leave may commit up to `LEAVE_SETTLE_MS` later). */
   private readonly leaveAskedAt = new Map<NodeId, number>();
   /** When the driver first saw each pending fence (`node/incarnation`), for late confirmations. */
@@ -141,7 +147,9 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
         return;
       }
       this.counts.agentCrashes++;
+      this.heldDown.add(node);
       ctx.after(this.options.fencing.bootMs, () => {
+        this.heldDown.delete(node);
         powerBack();
         if (this.killed !== node) ctx.restart(node);
       });
@@ -179,6 +187,7 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
 
   private operatorRound(ctx: DriverContext<ClusterSimNode>): void {
     const { seen, down } = this.look(ctx);
+    this.supervise(ctx, down);
     const source =
       [...seen.values()].find((s) => s.status.role === 'leader') ??
       [...seen.values()].find((s) => s.inst.nodes().length > 0);
@@ -233,6 +242,26 @@ export class ClusterDriver implements Driver<ClusterSimNode> {
         if (auto) this.counts.lateConfirms++;
         inst.fenceConfirm(x, r.incarnation, () => undefined);
       });
+    }
+  }
+
+  /**
+   * The supervisor (liveness phase): a node down for `SUPERVISOR_RESTART_MS` that nobody holds
+   * down (not the node killed for good, not a node a fence device or the driver powered off) is
+   * started again, as systemd restarts a daemon that exited. In the fault phase the nemesis
+   * restarts fail-stopped nodes; once it stops, a node that fences itself (a watchdog topology)
+   * would otherwise stay down.
+   */
+  private supervise(ctx: DriverContext<ClusterSimNode>, down: ReadonlySet<NodeId>): void {
+    const now = ctx.nowMs();
+    for (const id of ctx.nodes) {
+      if (!down.has(id) || id === this.killed || this.heldDown.has(id) || ctx.phase() !== 'liveness') {
+        this.downSince.delete(id);
+        continue;
+      }
+      const since = this.downSince.get(id) ?? now;
+      this.downSince.set(id, since);
+      if (now - since >= SUPERVISOR_RESTART_MS && ctx.restart(id)) this.downSince.delete(id);
     }
   }
 

@@ -51,6 +51,8 @@ export const FENCE_SIM_PROGRAM = '/usr/sbin/fence_sim';
 const AUTO_PROBABILITY = 0.5;
 /** Chance that an automatic seed lets the operator confirm late too. */
 const LATE_CONFIRM_PROBABILITY = 0.25;
+/** Chance that an automatic seed ends its topology with a watchdog level. */
+const WATCHDOG_PROBABILITY = 0.25;
 /** Chance that one node gets a fence delay. */
 const FENCE_DELAY_PROBABILITY = 0.3;
 
@@ -123,6 +125,12 @@ export function drawFencing(nodes: readonly MemberNodeSpec[], prng: Prng): Clust
   const flaky = shape === 'two-level' ? 0.5 : prng.pick([0, 0.2, 0.4]);
   const execRates = { fail: flaky, hang: prng.pick([0, 0.1]), crash: prng.pick([0, 0.05]) };
   const processRates = { fail: shape === 'two-level' ? 0.1 : prng.pick([0, 0.3]) };
+  // Some seeds add a last level with a watchdog device: every node then fences itself when it is
+  // removed or cut off from a quorum for its lease, and the executor's fallback waits it out.
+  if (prng.fork('watchdog').chance(WATCHDOG_PROBABILITY)) {
+    devices.set('wd', { agent: 'watchdog', name: 'wd', timeoutMs: 1_000, retries: 0 });
+    levels.push({ devices: ['wd'] });
+  }
   const fenceDelayMs = new Map<NodeId, number>();
   if (prng.chance(FENCE_DELAY_PROBABILITY)) fenceDelayMs.set(prng.pick(nodes).nodeId, prng.int(500, 3_001));
   return {
