@@ -115,6 +115,7 @@ export function registerServices(self: NodeId, options: CohortNodeOptions): Regi
     leaseMs: (timing.electionTicks - timing.leaseMarginTicks) * timing.tickMs,
     selfFenceQuorumRule: !options.quorum.twoNode,
     ...(observer === undefined ? {} : { observer }),
+    ...(options.canary === 'fence-twice' ? { proposeFencedTwice: true } : {}),
   });
   const recovery = new RecoveryService(membership, {
     memberTimeoutMs: options.recoveryMemberTimeoutMs ?? RECOVERY_MEMBER_TIMEOUT_MS,

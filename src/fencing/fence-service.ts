@@ -60,6 +60,8 @@ export interface FenceServiceOptions {
   /** Whether a quorum heard within the lease is required to stay up (false under two_node). */
   readonly selfFenceQuorumRule: boolean;
   readonly observer?: FenceObserver;
+  /** SIMULATOR ONLY (the `fence-twice` canary): propose every `fenced` twice. */
+  readonly proposeFencedTwice?: boolean;
 }
 
 /** What is worth observing (logs, metrics, tests), called synchronously. */
@@ -278,7 +280,7 @@ export class FenceService implements NodeService {
     return nextFenceStep({
       topology: this.options.topology,
       target: { id: rec.node, name: this.nameOf(rec.node) },
-      attempts: rec.attempts,
+      attempts: onOwnClock(rec.attempts, this.ctx.nodeId, ex.beganAtMs),
       round: rec.round,
       nowMs: wall,
       beganAtMs: ex.beganAtMs,
@@ -375,18 +377,17 @@ export class FenceService implements NodeService {
 
   private proposeFenced(rec: FenceRecord, ex: Execution, step: Extract<FenceStep, { kind: 'succeeded' }>): void {
     ex.proposing = true;
-    this.membership.handle.propose(
-      {
-        type: 'fenced',
-        node: rec.node,
-        incarnation: rec.incarnation,
-        proof: { by: step.by, level: step.level, device: step.device, atMs: this.ctx.wallMs() },
-      },
-      { idempotent: true },
-      () => {
-        ex.proposing = false;
-      },
-    );
+    const command = {
+      type: 'fenced',
+      node: rec.node,
+      incarnation: rec.incarnation,
+      proof: { by: step.by, level: step.level, device: step.device, atMs: this.ctx.wallMs() },
+    } as const;
+    if (this.options.proposeFencedTwice === true)
+      this.membership.handle.propose(command, { idempotent: true }, () => undefined);
+    this.membership.handle.propose(command, { idempotent: true }, () => {
+      ex.proposing = false;
+    });
   }
 
   /** The delay before anything runs for a fence opened before this leadership. */
@@ -416,6 +417,22 @@ export class FenceService implements NodeService {
     this.options.observer?.onSelfFence?.(verdict.why);
     this.ctx.selfFence(verdict.why);
   }
+}
+
+/**
+ * The attempts with times this executor can compare with its own clock. `atMs` is the proposer's
+ * wall clock, and the wall clocks of two nodes may be far apart (only their rates are bounded,
+ * as for leases): an attempt another node ran is taken to have ended no later than `beganAtMs`,
+ * when this executor took the fence up (the deposed leader killed its agents when it lost
+ * leadership). Retry delays and round backoffs then count at most from that moment, never from
+ * a time on another node's clock that may lie days ahead (a wait that never ends). Two executors
+ * never run one fence at once because of the resume delay, not because of these times.
+ */
+function onOwnClock(attempts: readonly FenceAttempt[], self: NodeId, beganAtMs: number): readonly FenceAttempt[] {
+  if (attempts.every((a) => a.executor === self || a.atMs + a.durationMs <= beganAtMs)) return attempts;
+  return attempts.map((a) =>
+    a.executor === self || a.atMs + a.durationMs <= beganAtMs ? a : { ...a, atMs: beganAtMs - a.durationMs },
+  );
 }
 
 function keyOf(node: NodeId, incarnation: number): string {

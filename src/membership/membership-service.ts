@@ -102,8 +102,9 @@ export interface MembershipObserver {
  * - `pause-is-gone`: the leader takes silence (a `suspect` decision: a pause, a stall or a
  *   crash alike) for proof that the process is gone and fails the node at once, `process-gone`;
  * - `diverge-views`: node 1's membership machine keeps the view id when a member leaves or fails;
- * - the membership machine's canaries (`quorate-without-quorum` and the group table's
- *   `deliver-to-newcomer`, `barrier-without-all`), on every node;
+ * - the membership machine's canaries (`quorate-without-quorum`, the group table's
+ *   `deliver-to-newcomer`, `barrier-without-all`, and the fence ledger's `fence-twice`,
+ *   `admit-before-fence`, `fence-clean-leave`: see `FenceCanary`), on every node;
  * - the recovery table's `start-before-fence` and `start-before-lower`, on every node (they flow
  *   to the recovery table like the group canaries to the group table).
  */
@@ -125,6 +126,9 @@ export const CLUSTER_CANARIES: readonly ClusterCanary[] = [
   'barrier-without-all',
   'start-before-fence',
   'start-before-lower',
+  'fence-twice',
+  'admit-before-fence',
+  'fence-clean-leave',
 ];
 
 /** Options of the membership service. */
@@ -319,7 +323,10 @@ export class MembershipService implements NodeService {
     }
     const inc = checked.value;
     const proof = { by: 'confirm', atMs: this.ctx.wallMs() } as const;
-    this.handle.propose({ type: 'fenced', node, incarnation: inc, proof }, { idempotent: true }, (r) => {
+    const command: MembershipCommand = { type: 'fenced', node, incarnation: inc, proof };
+    // The `fence-twice` canary (simulator only) proposes every confirmation twice.
+    if (this.opts.canary === 'fence-twice') this.handle.propose(command, { idempotent: true }, () => undefined);
+    this.handle.propose(command, { idempotent: true }, (r) => {
       if (!r.ok) {
         done(r);
         return;
@@ -698,6 +705,9 @@ function membershipCanary(canary: ClusterCanary | undefined, self: NodeId): Memb
     case 'barrier-without-all':
     case 'start-before-fence':
     case 'start-before-lower':
+    case 'fence-twice':
+    case 'admit-before-fence':
+    case 'fence-clean-leave':
       return canary;
     default:
       return assertNever(canary, 'cluster canary');

@@ -457,9 +457,20 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
           `node ${c.node} is not in the committed configuration; add it with a configuration change first`,
         ),
       );
-    const t = transition(rec, c);
+    const t = (s.canary === 'admit-before-fence' ? admitBeforeFence(rec, c) : null) ?? transition(rec, c);
     if (isApplyError(t)) return err(t);
-    if (t.record === rec) return ok(this.output(c.type, this.fencedOutcome(c, t.outcome), 0));
+    if (t.record === rec) {
+      const outcome = this.fencedOutcome(c, t.outcome);
+      if (s.canary === 'fence-twice' && c.type === 'fenced' && outcome === 'duplicate') {
+        // Planted bug: a closed record is closed again.
+        this.emit(index, {
+          kind: 'fence',
+          payload: { node: c.node, incarnation: c.incarnation, what: 'fenced', proof: c.proof },
+        });
+        return ok(this.output(c.type, outcome, 1));
+      }
+      return ok(this.output(c.type, outcome, 0));
+    }
     const wasQuorate = s.arbitration?.quorate ?? false;
     const before = membersOf(s.records);
     s.records.set(c.node, t.record);
@@ -525,7 +536,11 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
   ): { events: number; closed: { node: NodeId; incarnation: Incarnation } | null } {
     const fences = this.s.fences;
     const cause = t.view?.cause ?? t.note?.cause ?? c.type;
-    const inc = makeIncarnation(rec.fencePending ? rec.incarnation : t.record.incarnation);
+    const canary = this.s.canary;
+    const admittedEarly = canary === 'admit-before-fence' && c.type === 'join' && t.view?.kind === 'admitted';
+    const inc = makeIncarnation(
+      rec.fencePending || (admittedEarly && rec.status === 'member') ? rec.incarnation : t.record.incarnation,
+    );
     let events = 0;
     let closed: { node: NodeId; incarnation: Incarnation } | null = null;
     const open = (): void => {
@@ -541,7 +556,14 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       events++;
       closed = { node: c.node, incarnation: inc };
     };
-    if (!rec.fencePending && t.record.fencePending) open();
+    if (admittedEarly) {
+      // Planted bug: the old incarnation's fence stays open (opened now if it was a member).
+      if (!rec.fencePending) open();
+      return { events, closed };
+    }
+    if (canary === 'fence-clean-leave' && t.view?.kind === 'left')
+      open(); // planted bug
+    else if (!rec.fencePending && t.record.fencePending) open();
     else if (rec.fencePending && !t.record.fencePending) close();
     else if (rec.fencePending)
       assert(t.record.incarnation === rec.incarnation, 'a pending fence keeps its incarnation');
@@ -624,4 +646,23 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
       throw e;
     }
   }
+}
+
+/**
+ * The `admit-before-fence` canary's rule (simulator only): a join of an incarnation newer than any
+ * seen, for a node that is a member or awaits its fence, admits the new incarnation at once
+ * (the correct rule makes it wait for the fence). Null when the correct rule applies.
+ */
+function admitBeforeFence(rec: NodeRecord, c: NodeCommand): Transition | null {
+  if (c.type !== 'join' || c.incarnation <= rec.seen || (rec.status !== 'member' && rec.status !== 'needs-fencing'))
+    return null;
+  return {
+    record: { status: 'member', incarnation: c.incarnation, seen: c.incarnation, rejoin: 0, fencePending: false },
+    outcome: 'applied',
+    view: {
+      kind: 'admitted',
+      incarnation: c.incarnation,
+      cause: `incarnation ${c.incarnation} admitted before incarnation ${rec.incarnation} was fenced (canary)`,
+    },
+  };
 }

@@ -98,9 +98,24 @@ export function emptyState(canary: MembershipCanary | null): MembershipState {
  * Planted bugs the simulator's checkers must catch (never set in production):
  * `quorate-without-quorum` flags every view quorate; `skip-view-bump` keeps the view id when a
  * member leaves or fails (a node with it disagrees with the others about view ids); the group
- * table's canaries (`GroupCanary`) and the recovery table's (`RecoveryCanary`).
+ * table's canaries (`GroupCanary`), the recovery table's (`RecoveryCanary`) and the fence ledger's
+ * (`FenceCanary`).
  */
-export type MembershipCanary = 'quorate-without-quorum' | 'skip-view-bump' | GroupCanary | RecoveryCanary;
+export type MembershipCanary = 'quorate-without-quorum' | 'skip-view-bump' | GroupCanary | RecoveryCanary | FenceCanary;
+
+/**
+ * Planted fencing bugs (simulator only), in the membership machine:
+ * - `fence-twice`: a `fenced` of an incarnation whose record is already closed closes it again (a
+ *   second `fence` event `fenced`, at the duplicate's log index); the proposers (the executor and
+ *   `fenceConfirm`) also propose every `fenced` twice, so the duplicate reaches the log;
+ * - `admit-before-fence`: a join of a newer incarnation is admitted at once while the previous
+ *   incarnation's fence is (or becomes) pending: the ledger keeps the old record open;
+ * - `fence-clean-leave`: a clean leave of a member opens a fence record for its incarnation.
+ */
+export type FenceCanary = 'fence-twice' | 'admit-before-fence' | 'fence-clean-leave';
+
+/** Every fencing canary name. */
+export const FENCE_CANARIES: readonly FenceCanary[] = ['fence-twice', 'admit-before-fence', 'fence-clean-leave'];
 
 /** Every membership canary name. */
 export const MEMBERSHIP_CANARIES: readonly MembershipCanary[] = [
@@ -108,6 +123,7 @@ export const MEMBERSHIP_CANARIES: readonly MembershipCanary[] = [
   'skip-view-bump',
   ...GROUP_CANARIES,
   ...RECOVERY_CANARIES,
+  ...FENCE_CANARIES,
 ];
 
 /** The recovery table's part of a membership canary (null: none). */

@@ -387,6 +387,7 @@ function driverContext<M, I>(state: RunState<M, I>, ids: readonly NodeId[], clus
       cluster.restart(id);
       return true;
     },
+    devices: (id) => nodeOf(state, id).devices,
   };
 }
 

@@ -17,6 +17,7 @@ import type { Prng } from '../lib/prng.js';
 import type { NodeEnv, TraceFields } from '../runtime/env.js';
 import type { Codec } from '../transport/transport.js';
 import type { FaultProfile } from './fault-profile.js';
+import type { MachineDevices } from './node-host.js';
 import type { EventHandle } from './scheduler.js';
 import type { SimEvent } from './trace.js';
 
@@ -65,6 +66,13 @@ export interface DriverContext<I> {
   crash(node: NodeId, host?: 'up' | 'down'): boolean;
   /** Starts a new incarnation of a down node (traced as `sim start`); false when it is not down. */
   restart(node: NodeId): boolean;
+  /**
+   * `node`'s machine devices (they outlive its incarnations). The one use: register scripted
+   * programs (`devices.processes.register(path, agent)`), e.g. the fence agents a workload's
+   * fence topology names, before any node runs them (in `Driver.start`). Never touch the disk or
+   * the block store through it: node I/O goes through the node's gate.
+   */
+  devices(node: NodeId): MachineDevices;
 }
 
 /** Issues operations against the cluster during the run. */

@@ -9,7 +9,22 @@
  *   ascending) and this quorate flag; `cmd` is the command type that made it (`refused` when the
  *   state machine refused the command). Emitted whenever (viewId, members, quorate) differs from
  *   what this process traced last (always for its first membership apply), so a restarted node re-traces
- *   the views it re-applies.
+ *   the views it re-applies. When the entry changed the member set it also carries
+ *   `change=kind:node@incarnation` (the membership view event's change: `joined`, `left` (a clean
+ *   leave), `failed`, `replaced`, `quarantined`, `admitted`); absent on a restore or a quorum-only
+ *   change.
+ * - `fence-ledger index=I node=X incarnation=N what=requested|attempt|fenced|unfenced ...`: the
+ *   membership entry at log index I changed the fence record of (X, N) (one per `fence` event of
+ *   the membership event stream, traced before the `view` of the same entry). `requested` carries
+ *   `reason`; `attempt` carries `device level result round`; `fenced` carries `by=agent|watchdog|
+ *   confirm` and, for agent and watchdog proofs, `device level`. Every node that applies the entry
+ *   one by one traces it (a snapshot install skips it): the same index from several nodes is one
+ *   ledger change.
+ * - `recovery index=I group=G level=L generation=N step=S ...`: reserved for the membership stream's
+ *   `recovery` events once the recovery table is wired (format and checker:
+ *   `cluster-recovery-checker.ts`); not emitted yet.
+ * - `fence-step node=X incarnation=N step=run|wait|succeeded|exhausted|manual what=..`: the leader's
+ *   executor changed what it does next for the open fence of (X, N) (diagnostics only).
  * - `cluster-node-start incarnation=N` (emitted by `ClusterNode` itself): the process runs with
  *   membership incarnation N (not the simulator's process count).
  * - `detector type=fail|quarantine|suspect|clear node=X incarnation=N [reason=K]` (by the
@@ -26,6 +41,13 @@
  *   `sim crash`); `up`: its machine runs on, so its peers get proof that it is gone.
  * - `no-kill reason=..`: liveness phase, the completeness probe was skipped (e.g. the survivors
  *   would hold no quorum).
+ * - `fence-topology mode=manual|auto devices=.. levels=.. lateConfirm=true|false` (once, at time
+ *   0): the run's fence topology as the checkers need it: `manual` (no device: every fence waits
+ *   for the operator's confirmation) or `auto` (devices that succeed once the faults stop);
+ *   `devices` the device names in level order (`a,b`; `a;b` for two levels); `lateConfirm` when the
+ *   operator may also confirm dead incarnations late, racing the executor.
+ * - `leave node=X incarnation=N result=ok|CODE`: the operator stopped X cleanly (a membership
+ *   `leave`, then the process is stopped and restarted later); traced when the leave's `done` runs.
  *
  * Simulator events used: `start`, `crash`, `pause`, `resume`, `partition`, `heal`, `clog`,
  * `swizzle`, `phase`.
@@ -40,6 +62,8 @@ export const CLUSTER_EVENT = {
   detector: 'detector',
   role: 'cluster-role',
   startRefused: 'start-refused',
+  fence: 'fence-ledger',
+  fenceStep: 'fence-step',
 } as const;
 
 /** Event names of the cluster driver. */
@@ -47,7 +71,65 @@ export const CLUSTER_CLIENT_EVENT = {
   fence: 'fence',
   kill: 'kill',
   noKill: 'no-kill',
+  fenceTopology: 'fence-topology',
+  leave: 'leave',
 } as const;
+
+/** What a `fence-ledger` event says happened to a fence record. */
+export type TracedFenceWhat = 'requested' | 'attempt' | 'fenced' | 'unfenced';
+
+/** A `fence-ledger` event's fields, parsed. */
+export interface TracedFence {
+  readonly index: number;
+  readonly node: NodeId;
+  readonly incarnation: number;
+  readonly what: TracedFenceWhat;
+  /** `fenced`: the proof's kind (`agent`, `watchdog`, `confirm`); '' otherwise. */
+  readonly by: string;
+  /** `attempt`: the result (`ok`, `failed`, `timed-out`, `error`); '' otherwise. */
+  readonly result: string;
+  /** `attempt` and agent/watchdog `fenced`: the device; '' otherwise. */
+  readonly device: string;
+}
+
+const FENCE_WHATS: ReadonlySet<string> = new Set(['requested', 'attempt', 'fenced', 'unfenced']);
+
+/** Parses a `fence-ledger` event's fields; null when malformed. */
+export function parseFence(fields: Readonly<Record<string, unknown>>): TracedFence | null {
+  const { index, node, incarnation, what } = fields;
+  if (
+    typeof index !== 'number' ||
+    typeof node !== 'number' ||
+    typeof incarnation !== 'number' ||
+    typeof what !== 'string' ||
+    !FENCE_WHATS.has(what) ||
+    !Number.isSafeInteger(index) ||
+    !Number.isSafeInteger(node) ||
+    !Number.isSafeInteger(incarnation)
+  )
+    return null;
+  const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+  return {
+    index,
+    node: node as NodeId,
+    incarnation,
+    what: what as TracedFenceWhat,
+    by: text(fields.by),
+    result: text(fields.result),
+    device: text(fields.device),
+  };
+}
+
+/** A `view` event's `change` field (`left:2@1`), parsed; null when absent or malformed. */
+export function parseViewChange(
+  fields: Readonly<Record<string, unknown>>,
+): { readonly kind: string; readonly node: NodeId; readonly incarnation: number } | null {
+  const text = fields.change;
+  if (typeof text !== 'string') return null;
+  const m = /^([a-z]+):(\d+)@(\d+)$/.exec(text);
+  if (m === null) return null;
+  return { kind: m[1] as string, node: Number(m[2]) as NodeId, incarnation: Number(m[3]) };
+}
 
 /** Membership commands that remove a member against its will (the detector's verdicts). */
 export const EVICTION_COMMANDS: ReadonlySet<string> = new Set(['fail', 'quarantine']);

@@ -68,6 +68,7 @@ test('the sampler traces changes only, skips down nodes and drops late answers f
     trace: (event: string, fields?: TraceFields) => traced.push(`${event} ${String(fields?.holders)}`),
     crash: () => false,
     restart: () => false,
+    devices: () => assert.fail('the lease sampler uses no device'),
   };
   const step = (): void => {
     const t = timers.shift();

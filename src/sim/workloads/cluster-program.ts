@@ -19,8 +19,15 @@ import { err, type Result } from '../../lib/errors.js';
 import type { NodeId } from '../../lib/ids.js';
 import type { GroupView } from '../../groups/index.js';
 import type { KvOutput } from '../../log/index.js';
-import { encodeMembershipCommand, type MemberNodeSpec, type NodeInfo } from '../../membership/index.js';
+import {
+  encodeMembershipCommand,
+  type FencePayload,
+  type MemberNodeSpec,
+  type MembershipEvent,
+  type NodeInfo,
+} from '../../membership/index.js';
 import type { VotequorumOptions } from '../../quorum/index.js';
+import type { FenceTopology } from '../../fencing/fence-topology.js';
 import {
   type CohortNode,
   createClusterNode,
@@ -33,7 +40,7 @@ import {
   type FenceConfirmError,
   type GroupError,
 } from '../../services.js';
-import type { NodeEnv } from '../../runtime/env.js';
+import type { NodeEnv, TraceFields } from '../../runtime/env.js';
 import type { ChannelMessage } from '../../services.js';
 import { CHANNEL_ROUTER } from '../../runtime/peer-channels.js';
 import { FORWARD_ID_MAX } from '../../runtime/router-message.js';
@@ -44,6 +51,8 @@ import { CLUSTER_EVENT, formatMembers } from '../checkers/cluster-events.js';
 import { formatGroupMembers, GROUP_EVENT } from '../checkers/cluster-group-events.js';
 
 const decoder = new TextDecoder();
+/** How long a clean leave may take before it is given up. */
+const LEAVE_TIMEOUT_MS = 2_000;
 
 /** What a group call's `done` gets. */
 type GroupDone<T> = (r: Result<T, RaftNodeError | GroupError>) => void;
@@ -58,6 +67,8 @@ export interface ClusterProgramSetup {
   readonly canary: ClusterCanary | undefined;
   /** `lease-overstay` canary: a lapsed lease is still reported valid this long (ms), else 0. */
   readonly leaseOverstayMs?: number;
+  /** The run's fence topology (`CohortNodeOptions.fencing`); absent: manual only. */
+  readonly fencing?: FenceTopology;
 }
 
 /** One incarnation of a simulated cluster node, as the driver sees it. */
@@ -116,6 +127,15 @@ export class ClusterSimNode {
       return;
     }
     this.node.services.membership.fenceConfirm(node, incarnation, done);
+  }
+
+  /** Leaves the cluster cleanly (`MembershipService.leave`); `done` once applied or failed. */
+  leave(done: (error: RaftNodeError | null) => void): void {
+    if (this.node === null) {
+      done(new RaftNodeError('STOPPED', `node ${this.id} refused to start`));
+      return;
+    }
+    this.node.services.membership.leave(LEAVE_TIMEOUT_MS, done);
   }
 
   /** See `ClusterNode.put`. */
@@ -188,10 +208,47 @@ export class ClusterSimNode {
   }
 }
 
+/** The last `count` events of the membership stream: those of the entry just applied. */
+function appliedEvents(n: CohortNode, count: number): MembershipEvent[] {
+  const m = n.services.membership.machine;
+  const out: MembershipEvent[] = [];
+  let seq = m.nextEventSeq - count;
+  while (seq < m.nextEventSeq) {
+    const page = m.eventsFrom(seq, count);
+    if (!page.ok || page.value.events.length === 0) break; // retention keeps far more than one entry's events
+    out.push(...page.value.events);
+    seq = page.value.next;
+  }
+  return out;
+}
+
+/** The `fence-ledger` trace fields of one fence event (see `checkers/cluster-events.ts`). */
+function fenceFields(index: number, p: FencePayload): TraceFields {
+  const base = { index, node: p.node, incarnation: p.incarnation, what: p.what };
+  switch (p.what) {
+    case 'requested':
+      return { ...base, reason: p.reason };
+    case 'attempt':
+      return {
+        ...base,
+        device: p.attempt.device,
+        level: p.attempt.level,
+        result: p.attempt.result,
+        round: p.attempt.round,
+      };
+    case 'fenced':
+      return p.proof.by === 'confirm'
+        ? { ...base, by: 'confirm' }
+        : { ...base, by: p.proof.by, device: p.proof.device, level: p.proof.level };
+    case 'unfenced':
+      return { ...base, device: p.unfence.device, result: p.unfence.result };
+  }
+}
+
 /** Starts one incarnation of a cluster node; see the module comment. */
 export function startClusterNode(env: NodeEnv<ChannelMessage>, setup: ClusterProgramSetup): ClusterSimNode {
   const holder: { node: CohortNode | null; last: string | null } = { node: null, last: null };
-  const traceView = (index: number, cmd: string): void => {
+  const traceView = (index: number, cmd: string, change: string | null): void => {
     const n = holder.node;
     if (n === null) return;
     const v = n.services.membership.view();
@@ -199,7 +256,26 @@ export function startClusterNode(env: NodeEnv<ChannelMessage>, setup: ClusterPro
     const key = `${v.viewId}/${v.quorate}/${members}`;
     if (key === holder.last) return;
     holder.last = key;
-    env.trace(CLUSTER_EVENT.view, { index, viewId: v.viewId, members, quorate: v.quorate, cmd });
+    env.trace(CLUSTER_EVENT.view, {
+      index,
+      viewId: v.viewId,
+      members,
+      quorate: v.quorate,
+      cmd,
+      ...(change === null ? {} : { change }),
+    });
+  };
+  /** Traces the fence events of the entry just applied; returns its view change (`kind:node@inc`), if any. */
+  const traceEntryEvents = (count: number): string | null => {
+    const n = holder.node;
+    if (n === null || count === 0) return null;
+    let change: string | null = null;
+    for (const e of appliedEvents(n, count)) {
+      if (e.kind === 'view')
+        change = `${e.payload.change.kind}:${e.payload.change.node}@${e.payload.change.incarnation}`;
+      if (e.kind === 'fence') env.trace(CLUSTER_EVENT.fence, fenceFields(e.index, e.payload));
+    }
+    return change;
   };
   const options: CohortNodeOptions = {
     timing: setup.timing,
@@ -208,13 +284,15 @@ export function startClusterNode(env: NodeEnv<ChannelMessage>, setup: ClusterPro
     snapshotEntries: setup.snapshotEntries,
     snapshotCatchUpEntries: Math.max(2, Math.floor(setup.snapshotEntries / 4)),
     ...(setup.canary === undefined ? {} : { canary: setup.canary }),
+    ...(setup.fencing === undefined ? {} : { fencing: { topology: setup.fencing } }),
     observer: {
       onMembershipApplied: (index, output) => {
-        traceView(index, output?.type ?? 'refused');
+        const change = traceEntryEvents(output?.events ?? 0);
+        traceView(index, output?.type ?? 'refused', change);
       },
       // A snapshot install changes the view without applying entries one by one.
       onRestored: (index) => {
-        traceView(index, 'restore');
+        traceView(index, 'restore', null);
       },
       onGroupView: (group, view) => {
         const c = view.change;
@@ -235,6 +313,18 @@ export function startClusterNode(env: NodeEnv<ChannelMessage>, setup: ClusterPro
           msg: decoder.decode(payload),
           self: holder.node?.incarnation ?? 0,
         });
+      },
+      // The leader's executor: what it does next for an open fence (diagnostics; no checker reads it).
+      onFenceStep: (node, incarnation, step) => {
+        const what =
+          step.kind === 'run'
+            ? `${step.device}#${step.attemptNo}`
+            : step.kind === 'wait'
+              ? `${step.why}@${Math.round(step.untilMs)}`
+              : step.kind === 'exhausted'
+                ? `round ${step.round}`
+                : '';
+        env.trace(CLUSTER_EVENT.fenceStep, { node, incarnation, step: step.kind, what });
       },
       onBarrier: (group, name, groupViewId, outcome) => {
         env.trace(GROUP_EVENT.barrierEnd, { group, name, viewId: groupViewId, outcome });

@@ -1,7 +1,8 @@
 // Proves the cluster workload's end-to-end promises that are cheap enough for every test run:
-// the same seed gives the same trace hash; over a few seeds the workload actually exercises
-// evictions, fence confirmations, power cycles, the completeness probe (with a measured
-// detection time), pause-only seeds, and service groups (group views, delivered messages,
+// the same seed gives the same trace hash (with automatic fencing too); over a few seeds the
+// workload actually exercises evictions, fence confirmations, automatic fences (agents' attempts,
+// nodes a device brought down), clean leaves, power cycles, the completeness probe (with a
+// measured detection time), pause-only seeds, and service groups (group views, delivered messages,
 // barriers reached and failed); seeds whose only faults are short pauses evict nobody (zero false
 // evictions); and each planted bug is caught by the checker meant for it within a small seed
 // budget (the group canaries by the finding that names their bug, since their checkers also
@@ -32,7 +33,8 @@ function stat(r: SimResult, name: string): number {
 }
 
 test('same seed, same trace hash', () => {
-  for (const seed of [3, 11, 29]) {
+  // 13 and 20 fence automatically (scripted agents on every machine, a late confirmation racing the executor in 13).
+  for (const seed of [3, 11, 29, 13, 20]) {
     const a = run(seed, undefined, 8_000);
     const b = run(seed, undefined, 8_000);
     assert.equal(a.traceHash, b.traceHash, `seed ${seed} replayed differently`);
@@ -48,11 +50,15 @@ test('same seed, same trace hash', () => {
  * dead instance's WAL write blocked the next incarnation's WAL (2304086302); a slow disk under 29 %
  * loss outrunning the detection bound's premise (1699907318: fsyncs now stay within 50 ms here);
  * five nodes needing four of five live votes under 27 % loss, whose election after the kill took
- * 4 s (1986805517: the election and loss allowances now add up). Replayed every run.
+ * 4 s (1986805517: the election and loss allowances now add up); automatic fencing: a new leader
+ * waiting on retry delays computed from the previous leader's wall clock, days ahead of its own
+ * (17, 2367572031: inherited attempts now count on the executor's clock), and a power fence of an
+ * old incarnation killing the newer one waiting for it, again and again, while machines restarted
+ * within 300 ms (20: machines now boot in 4-8 s). Replayed every run.
  */
 const REGRESSION_SEEDS = [
   70, 151, 74, 153, 1841748775, 3757597822, 2367572031, 947419396, 1476952667, 4160865030, 596272485, 3367177533,
-  2304086302, 1699907318, 1986805517,
+  2304086302, 1699907318, 1986805517, 17, 20,
 ];
 
 test('the seeds that revealed bugs pass', () => {
@@ -102,6 +108,13 @@ test('the workload exercises evictions, fencing, power cycles and the completene
     'barriers-failed',
     'barrier-checks',
     'process-gone-failures',
+    'fence-auto',
+    'fences-closed',
+    'fences-by-agent',
+    'fences-by-confirm',
+    'fence-attempts',
+    'fence-agent-crashes',
+    'clean-leaves',
   ]) {
     assert.ok(
       (totals.get(name) ?? 0) > 0,

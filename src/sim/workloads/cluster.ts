@@ -7,7 +7,11 @@
  * bound) and completeness (a node killed after the faults is removed within 3 s), and liveness
  * (the running nodes converge to one quorate view holding all of them). Service groups ride
  * along (`cluster-group-driver.ts`: joins, leaves, messages, barriers in 1-3 groups), judged by
- * group view agreement, virtual synchrony and barrier correctness.
+ * group view agreement, virtual synchrony and barrier correctness. Fencing: half the seeds fence
+ * automatically (the leader's executor runs scripted agents: `cluster-fencing.ts`), the others by
+ * the driver's confirmations; the fence checker (`cluster-fence-checker.ts`) judges the ledger
+ * (closed once, never for a clean leave, no admission while a fence is open, every fence closed
+ * after the faults), and the liveness condition waits for every fence to close.
  *
  * Per seed (all from the workload's stream): 3, 4 or 5 configured nodes; votes of 1, or 1..3 in
  * some seeds; sometimes an explicit expected_votes above the total, and auto_tie_breaker (lowest
@@ -45,11 +49,16 @@ import { ClusterSynchronyChecker } from '../checkers/cluster-synchrony-checker.j
 import { ClusterDriver } from './cluster-driver.js';
 import { ClusterGroupDriver } from './cluster-group-driver.js';
 import { startClusterNode, type ClusterSimNode } from './cluster-program.js';
+import { ClusterFenceChecker } from '../checkers/cluster-fence-checker.js';
+import { CLUSTER_CLIENT_EVENT } from '../checkers/cluster-events.js';
+import { FENCE_ROUND_BACKOFF_MS_MAX } from '../../constants.js';
+import { drawFencing, FenceRig } from './cluster-fencing.js';
 
 /**
  * The planted bugs this workload catches, with the checker that must catch each: every one of
- * `CLUSTER_CANARIES` (`CohortNodeOptions.canary`), and `lease-overstay` (a node reports its
- * lease valid for `LEASE_OVERSTAY_MS` after it lapsed; planted in `ClusterSimNode.leaseValid`).
+ * `CLUSTER_CANARIES` (`CohortNodeOptions.canary`; the fencing ones are `FenceCanary`), and
+ * `lease-overstay` (a node reports its lease valid for `LEASE_OVERSTAY_MS` after it lapsed;
+ * planted in `ClusterSimNode.leaseValid`).
  */
 export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [string, string])[] = [
   ['evict-on-missed-heartbeat', 'fd-accuracy'],
@@ -60,6 +69,9 @@ export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [string, string])[] =
   ['deliver-to-newcomer', 'virtual-synchrony'],
   ['barrier-without-all', 'barrier'],
   ['lease-overstay', 'lease'],
+  ['fence-twice', 'fence-once'],
+  ['admit-before-fence', 'fence-admission'],
+  ['fence-clean-leave', 'fence-clean-leave'],
 ];
 const CANARY_NAMES: readonly string[] = CLUSTER_WORKLOAD_CANARIES.map(([c]) => c);
 /** A lapsed lease reported valid this long by the `lease-overstay` canary (four maximal election timeouts). */
@@ -74,6 +86,16 @@ const LEASE_SAMPLE_MS = 25;
 export const CLUSTER_FAULT_PHASE_MS = 30_000;
 /** Everything converges within this long after the faults stop. */
 const LIVENESS_BOUND_MS = 60_000;
+/**
+ * In automatic-fencing seeds, an open fence is closed within this long after the faults stop (or
+ * after it opened, if later): the executor may be in a round backoff of up to
+ * FENCE_ROUND_BACKOFF_MS_MAX after failures in the fault phase, then needs one round (every
+ * device's tries, a retry delay each, a hang's timeout), a fence delay and, under a new leader,
+ * the resume delay and an election.
+ */
+const FENCE_CLOSE_BOUND_MS = FENCE_ROUND_BACKOFF_MS_MAX + 20_000;
+/** Mean gap between the operator's clean leaves in the fault phase. */
+const LEAVE_MEAN_MS = 6_000;
 /** A node killed after the faults must be removed by every survivor within this long (issue 6). */
 export const DETECTION_BOUND_MS = 3_000;
 /**
@@ -157,6 +179,11 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
   const prng = setup.prng;
   const shape = drawShape(setup.nodes, prng.fork('shape'));
   const snapshotEntries = prng.fork('snapshots').pick([64, 256, 10_000]);
+  const fencing = drawFencing(shape.nodes, prng.fork('fencing'));
+  const rig = new FenceRig(fencing, shape.nodes);
+  const fences = new ClusterFenceChecker({ closeBoundMs: FENCE_CLOSE_BOUND_MS }, (checker, m) => {
+    setup.violation(checker, m);
+  });
   const views = new ClusterViewChecker((m) => {
     setup.violation('view-agreement', m);
   });
@@ -194,7 +221,8 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
   });
   const liveness = new ClusterLiveness(
     setup.nodes.length,
-    LIVENESS_BOUND_MS,
+    // Convergence waits for the fences of restarted nodes, which automatic seeds may take this long to close.
+    fencing.mode === 'auto' ? Math.max(LIVENESS_BOUND_MS, FENCE_CLOSE_BOUND_MS + 10_000) : LIVENESS_BOUND_MS,
     DETECTION_BOUND_MS,
     ELECTION_ALLOWANCE_MS,
     (checker, m) => {
@@ -209,8 +237,22 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
       putMeanMs: 300,
       probePeriodMs: 100,
       quorum: shape.quorum,
+      leaveMeanMs: LEAVE_MEAN_MS,
+      fencing: { mode: fencing.mode, lateConfirmMs: fencing.lateConfirmMs, bootMs: fencing.bootMs },
     },
     (ctx: DriverContext<ClusterSimNode>) => {
+      ctx.trace(CLUSTER_CLIENT_EVENT.fenceTopology, {
+        mode: fencing.mode,
+        devices: fencing.describe,
+        levels: fencing.topology.levels.length,
+        lateConfirm: fencing.lateConfirmMs !== null,
+      });
+      rig.install(ctx, {
+        powerOff: (node, afterMs, powerBack) => {
+          driver.fenceEffect(node, afterMs, powerBack);
+        },
+        alive: (node) => ctx.call(node, () => undefined),
+      });
       liveness.attachClock(() => ctx.nowMs());
       groups.start(ctx);
       sampler.start(ctx);
@@ -226,13 +268,20 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
         snapshotEntries,
         canary,
         leaseOverstayMs: setup.canary === 'lease-overstay' ? LEASE_OVERSTAY_MS : 0,
+        fencing: fencing.topology,
       }),
+  };
+  const settled = {
+    boundMs: liveness.boundMs,
+    satisfied: () => liveness.satisfied() && fences.settled(),
+    describe: () =>
+      fences.settled() ? liveness.describe() : `${liveness.describe()}; fences still open: ${fences.describeOpen()}`,
   };
   return {
     program,
     driver,
-    checkers: [views, quorum, accuracy, gone, groupViews, synchrony, barriers, liveness, leases],
-    liveness,
+    checkers: [views, quorum, accuracy, gone, groupViews, synchrony, barriers, liveness, leases, fences],
+    liveness: settled,
     stats: () => [
       ['nodes', shape.nodes.length],
       ['weighted', shape.weighted ? 1 : 0],
@@ -245,6 +294,16 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
       ['false-evictions', accuracy.falseEvictions],
       ['process-gone-failures', gone.goneFailures],
       ['evictions-unjudged', accuracy.unjudged],
+      ['fence-auto', fencing.mode === 'auto' ? 1 : 0],
+      ['fences-opened', fences.counts.opened],
+      ['fences-closed', fences.counts.closed],
+      ['fences-by-agent', fences.counts.byAgent],
+      ['fences-by-confirm', fences.counts.byConfirm],
+      ['fence-attempts', fences.counts.attempts],
+      ['fence-agent-crashes', driver.counts.agentCrashes],
+      ['fence-late-confirms', driver.counts.lateConfirms],
+      ['self-fences', fences.counts.selfFences],
+      ['clean-leaves', driver.counts.leaves],
       ['fence-confirms', driver.counts.fenceConfirms],
       ['power-cycles', driver.counts.powerCycles],
       ['releases', driver.counts.releases],
@@ -278,7 +337,7 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
 export const clusterWorkload: Workload<ChannelMessage, ClusterSimNode> = {
   name: 'cluster',
   description:
-    'CohortNode membership and service groups: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers',
+    'CohortNode membership, service groups and fencing: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers, the fence ledger (closed once, no fence for a clean leave, no admission before the fence, fences closed after the faults)',
   canaries: CANARY_NAMES,
   tolerates: { diskCorruption: false, ioErrors: true },
   nodeCount: (prng) => prng.pick([3, 3, 4, 5, 5]),
