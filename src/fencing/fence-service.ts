@@ -27,7 +27,7 @@
  */
 import type { ApiHandlerRegistry } from '../api/index.js';
 import { assertNever, defined } from '../lib/assert.js';
-import type { Incarnation, LogIndex, NodeId, Term } from '../lib/ids.js';
+import { incarnation as makeIncarnation, type Incarnation, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
 import type { RaftRole } from '../log/index.js';
 import type { FenceRecord } from './fence-ledger.js';
 import type { MembershipService } from '../membership/membership-service.js';
@@ -88,6 +88,12 @@ interface Execution {
   lastStep: string;
   /** The device running now ('' when none). */
   runningDevice: string;
+  /**
+   * The newest incarnation of the node known when a program device last started: a power or
+   * process fence also ends a newer incarnation that was already running then (issue 12,
+   * simulator finding 6), so the proof names it and that incarnation is not admitted.
+   */
+  covers: number;
 }
 
 /** What the executor does for a fence now, for `cohort fence status` and logs. */
@@ -262,10 +268,19 @@ export class FenceService implements NodeService {
           proposing: false,
           lastStep: '',
           runningDevice: '',
+          covers: rec.incarnation,
         };
         this.executions.set(key, ex);
       }
       if (ex.running !== null || ex.proposing || wall < ex.notBeforeMs) continue;
+      if (rec.node === this.ctx.nodeId) {
+        // Never run a device against this node itself (a power or process fence would end the
+        // executor with its own incarnation, again and again: simulator finding 8). This node
+        // runs as a newer incarnation of itself and holds its data directory, which a running
+        // older incarnation would hold: the older one has ended.
+        this.proveOwnPredecessor(rec, ex);
+        continue;
+      }
       this.act(rec, ex, this.stepOf(rec, ex, wall));
     }
     // Closed fences (recorded, or confirmed by an operator): stop whatever still runs for them.
@@ -353,6 +368,7 @@ export class FenceService implements NodeService {
       return;
     }
     ex.runningDevice = step.device;
+    ex.covers = Math.max(ex.covers, this.newestIncarnation(rec.node));
     ex.running = this.ctx.processes.spawn(spec, (result) => {
       ex.running = null;
       ex.runningDevice = '';
@@ -377,10 +393,13 @@ export class FenceService implements NodeService {
 
   private proposeFenced(rec: FenceRecord, ex: Execution, step: Extract<FenceStep, { kind: 'succeeded' }>): void {
     ex.proposing = true;
+    // A watchdog level ends only the removed incarnation; a program device ended whatever ran then.
+    const incarnation =
+      step.by === 'watchdog' ? rec.incarnation : makeIncarnation(Math.max(rec.incarnation, ex.covers));
     const command = {
       type: 'fenced',
       node: rec.node,
-      incarnation: rec.incarnation,
+      incarnation,
       proof: { by: step.by, level: step.level, device: step.device, atMs: this.ctx.wallMs() },
     } as const;
     if (this.options.proposeFencedTwice === true)
@@ -388,6 +407,38 @@ export class FenceService implements NodeService {
     this.membership.handle.propose(command, { idempotent: true }, () => {
       ex.proposing = false;
     });
+  }
+
+  /** The newest incarnation of `node` the applied membership knows (its record's `seen`). */
+  private newestIncarnation(node: NodeId): number {
+    return this.membership.nodes().find((n) => n.nodeId === node)?.seen ?? 0;
+  }
+
+  /**
+   * This node's older incarnation awaits its fence: closes it with a confirmation this node
+   * gives about itself (operator `self`), once, since running as a newer incarnation with the
+   * data directory's lock proves the older process ended. Only where fencing is automatic (some
+   * level is configured): with no devices an operator confirms every fence, this one included.
+   */
+  private proveOwnPredecessor(rec: FenceRecord, ex: Execution): void {
+    if (this.options.topology.levels.length === 0 || rec.incarnation >= this.ctx.incarnation) return;
+    ex.proposing = true;
+    this.membership.handle.propose(
+      {
+        type: 'fenced',
+        node: rec.node,
+        incarnation: rec.incarnation,
+        proof: {
+          by: 'confirm',
+          operator: `self (incarnation ${this.ctx.incarnation} runs)`,
+          atMs: this.ctx.wallMs(),
+        },
+      },
+      { idempotent: true },
+      () => {
+        ex.proposing = false;
+      },
+    );
   }
 
   /** The delay before anything runs for a fence opened before this leadership. */
