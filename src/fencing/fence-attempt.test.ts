@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { DecodeError } from '../lib/errors.js';
 import { nodeId } from '../lib/ids.js';
-import { FENCE_EXCERPT_BYTES_MAX, FENCE_LEVELS_MAX } from '../constants.js';
+import { FENCE_EXCERPT_BYTES_MAX, FENCE_LEVELS_MAX, FENCE_OPERATOR_BYTES_MAX } from '../constants.js';
 import { clipUtf8 } from './fence-agent.js';
 import {
   fenceAttemptProblem,
@@ -51,7 +51,10 @@ const arbProof: fc.Arbitrary<FenceProof> = fc
     fc.record(
       {
         by: fc.constant('confirm' as const),
-        operator: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 10 }),
+        // Ten graphemes can pass the operator's byte bound (a grapheme may take many code points).
+        operator: fc
+          .string({ unit: 'grapheme', minLength: 1, maxLength: 10 })
+          .filter((s) => new TextEncoder().encode(s).length <= FENCE_OPERATOR_BYTES_MAX),
         atMs: fc.maxSafeNat(),
       },
       { requiredKeys: ['by'] },
