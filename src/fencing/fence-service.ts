@@ -454,10 +454,15 @@ export class FenceService implements NodeService {
     const view = this.membership.view();
     const member = this.membership.isMe(view.members);
     if (member && view.quorate) this.wasQuorateMember = true;
+    // Removed uncleanly: its record awaits a fence for this very incarnation. A clean leave (the
+    // daemon stopping) leaves no fence pending and is not a reason to end.
+    const own = this.membership.nodes().find((n) => n.nodeId === this.ctx.nodeId);
+    const removed =
+      this.wasQuorateMember && !member && own?.fencePending === true && own.incarnation === this.ctx.incarnation;
     const verdict = selfFenceVerdict({
       self: this.ctx.nodeId,
       wasQuorateMember: this.wasQuorateMember,
-      removed: this.wasQuorateMember && !member,
+      removed,
       locallyQuorate: this.membership.localQuorum().quorate,
       quorate: this.options.selfFenceQuorumRule ? (heard) => this.membership.wouldBeQuorate(heard) : null,
       silences: this.membership.reachability(nowMs),

@@ -69,3 +69,24 @@ test(
     }
   },
 );
+
+test('in a watchdog-armed cluster a clean stop still exits 0: a clean leave is no reason to self-fence', async () => {
+  const c = await ProcessCluster.create(3);
+  try {
+    await c.appendConfig(
+      ['fencing:', '  devices:', '    - {name: lease, agent: watchdog}', '  levels: [[lease]]'].join('\n'),
+    );
+    c.startAll();
+    await waitFor('every node quorate', 20_000, async () => {
+      const ss = await Promise.all(c.ids.map((i) => c.status(i)));
+      return ss.every((s) => s?.['quorate'] === true && membersOf(s).length === 3) ? true : null;
+    });
+    const { leader } = await c.waitLeader(c.ids, 10_000);
+    const follower = c.ids.find((i) => i !== leader) ?? 3;
+    c.signal(follower, 'SIGTERM');
+    assert.equal(await c.exited(follower, 15_000), 0, 'a clean stop');
+    assert.doesNotMatch(await readFile(c.log(follower), 'utf8'), /self-fenced/);
+  } finally {
+    await c.close();
+  }
+});
