@@ -161,3 +161,9 @@ export function benchArgs<const S extends Readonly<Record<string, BenchFlag>>>(
   }
   return Object.fromEntries(values) as BenchValues<S>;
 }
+
+/** Nearest-rank percentile `p` (0-100) of an ascending list (NaN when it is empty). */
+export function percentile(sorted: readonly number[], p: number): number {
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(sorted.length, rank) - 1] ?? Number.NaN;
+}

@@ -21,7 +21,7 @@
 import { performance } from 'node:perf_hooks';
 import { connectLocal, type ApiData } from '../src/client/index.js';
 import { ProcessCluster, membersOf, waitFor } from '../src/node/process-cluster.js';
-import { runBench, benchArgs } from './bench-args.js';
+import { runBench, benchArgs, percentile } from './bench-args.js';
 
 const RUNS_DEFAULT = 20;
 const RUNS_MAX = 1000;
@@ -215,12 +215,6 @@ async function oneRun(): Promise<RunFigures> {
   } finally {
     await c.close();
   }
-}
-
-/** Nearest-rank percentile of an ascending list. */
-function percentile(sorted: readonly number[], p: number): number {
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1] ?? Number.NaN;
 }
 
 function summarise(

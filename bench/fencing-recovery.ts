@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { connect, type ApiData, type CohortClient, type Participation } from '../src/client/index.js';
 import { LOCK_FILE } from '../src/node/daemon-start.js';
 import { ProcessCluster, membersOf, waitFor } from '../src/node/process-cluster.js';
-import { runBench, benchArgs } from './bench-args.js';
+import { runBench, benchArgs, percentile } from './bench-args.js';
 
 const RUNS_DEFAULT = 20;
 const RUNS_MAX = 1000;
@@ -150,11 +150,6 @@ async function oneRun(): Promise<RunFigures> {
     }
     await c.close();
   }
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1] ?? Number.NaN;
 }
 
 async function main(): Promise<void> {

@@ -21,7 +21,7 @@ import { ProcessCluster } from '../src/node/process-cluster.js';
 import { ClusterHarness } from '../src/sim/cluster-harness.js';
 import type { CohortNode } from '../src/services.js';
 import { API_CLIENT_REQUESTS_MAX } from '../src/constants.js';
-import { runBench, benchArgs, benchUsageError } from './bench-args.js';
+import { runBench, benchArgs, benchUsageError, percentile } from './bench-args.js';
 
 const SIZES = [100, 1024] as const;
 const QUORATE_BOUND_MS = 20_000;
@@ -35,11 +35,6 @@ interface Figures {
   readonly rttFollowerP99Ms: number;
   readonly rttLeaderP50Ms: number;
   readonly rttLeaderP99Ms: number;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1] ?? Number.NaN;
 }
 
 function payloadOf(size: number, tag: number): Uint8Array {

@@ -35,30 +35,14 @@ function processDevice(c: ProcessCluster, name: string): string {
   return [`    - name: ${name}`, '      agent: process', '      pidFiles:', ...lines].join('\n');
 }
 
-async function quorate(c: ProcessCluster): Promise<void> {
-  await waitFor('every node quorate', QUORATE_BOUND_MS, async () => {
-    const ss = await Promise.all(c.ids.map((i) => c.status(i)));
-    return ss.every((s) => s?.['quorate'] === true && membersOf(s).length === c.size) ? true : null;
-  });
-}
-
-async function leaderOf(c: ProcessCluster): Promise<number> {
-  const r = await waitFor('a leader', QUORATE_BOUND_MS, async () => {
-    const s = await c.status(1);
-    const lead = s?.['leaderId'];
-    return typeof lead === 'number' ? lead : null;
-  });
-  return r.value;
-}
-
 test('kill -9 of a follower: the survivors fence it with the process agent, recover their group, and the restarted node joins by itself', async () => {
   const c = await ProcessCluster.create(3);
   const clients: CohortClient[] = [];
   try {
     await c.appendConfig(['fencing:', '  devices:', processDevice(c, 'kill'), '  levels: [[kill]]'].join('\n'));
     c.startAll();
-    await quorate(c);
-    const lead = await leaderOf(c);
+    await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
+    const lead = (await c.waitLeader(c.ids, QUORATE_BOUND_MS)).leader;
     const victim = c.ids.find((i) => i !== lead) ?? 3;
     const via = c.ids.find((i) => i !== victim) ?? 1;
     const before = Number((await c.status(victim))?.['incarnation']);
@@ -159,8 +143,8 @@ test('a hanging agent times out and is retried, then the next level fences; a fa
         ].join('\n'),
       );
       c.startAll();
-      await quorate(c);
-      const lead = await leaderOf(c);
+      await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
+      const lead = (await c.waitLeader(c.ids, QUORATE_BOUND_MS)).leader;
       const victim = c.ids.find((i) => i !== lead) ?? 3;
       const before = (await c.status(victim))?.['incarnation'];
       await c.kill(victim);
@@ -194,8 +178,8 @@ test('an agent that fails everywhere: the fence stays pending, recovery waits an
       ].join('\n'),
     );
     c.startAll();
-    await quorate(c);
-    const lead = await leaderOf(c);
+    await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
+    const lead = (await c.waitLeader(c.ids, QUORATE_BOUND_MS)).leader;
     const victim = c.ids.find((i) => i !== lead) ?? 3;
     const finished = new Set<number>();
     for (const id of c.ids) {
@@ -250,8 +234,8 @@ test('cohort fence NODE fences a live member on request', async () => {
   try {
     await c.appendConfig(['fencing:', '  devices:', processDevice(c, 'kill'), '  levels: [[kill]]'].join('\n'));
     c.startAll();
-    await quorate(c);
-    const lead = await leaderOf(c);
+    await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
+    const lead = (await c.waitLeader(c.ids, QUORATE_BOUND_MS)).leader;
     const victim = c.ids.find((i) => i !== lead) ?? 3;
     const out = await runCohort(['fence', String(victim), '--note', 'maintenance test', '--socket', c.socket(lead)]);
     assert.equal(out.code, 0, out.stderr);
