@@ -33,11 +33,13 @@ const arbAttempt: fc.Arbitrary<FenceAttempt> = fc
     excerpt: fc.string({ unit: 'grapheme', maxLength: 200 }).map((s) => clipUtf8(s, FENCE_EXCERPT_BYTES_MAX)),
     atMs: fc.maxSafeNat(),
     round: fc.integer({ min: 1, max: 0xffff_ffff }),
+    covers: fc.option(fc.integer({ min: 1, max: 0xffff_ffff }), { nil: undefined }),
   })
-  .map(({ exitCode, executor, ...rest }) => ({
+  .map(({ exitCode, covers, executor, ...rest }) => ({
     ...rest,
     executor: nodeId(executor),
     ...(exitCode === undefined ? {} : { exitCode }),
+    ...(covers === undefined ? {} : { covers }),
   }));
 
 const arbProof: fc.Arbitrary<FenceProof> = fc
@@ -123,6 +125,9 @@ test('validation refuses malformed attempts and proofs with a sentence', () => {
     { ...a, exitCode: 256 },
     { ...a, durationMs: -1 },
     { ...a, round: 0 },
+    { ...a, covers: 0 },
+    { ...a, covers: 0x1_0000_0000 },
+    { ...a, covers: 1.5 },
     { ...a, excerpt: 'x'.repeat(FENCE_EXCERPT_BYTES_MAX + 1) },
     { ...a, excerpt: '\uD800' },
     { ...a, agent: 'magic' as never },

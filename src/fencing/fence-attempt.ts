@@ -18,7 +18,7 @@ import { assert, assertNever } from '../lib/assert.js';
 import type { ByteReader, ByteWriter } from '../lib/bytes.js';
 import { DecodeError } from '../lib/errors.js';
 import { NODE_ID_MAX, type NodeId } from '../lib/ids.js';
-import { FENCE_EXCERPT_BYTES_MAX, FENCE_LEVELS_MAX, FENCE_OPERATOR_BYTES_MAX } from '../constants.js';
+import { FENCE_EXCERPT_BYTES_MAX, FENCE_LEVELS_MAX, FENCE_OPERATOR_BYTES_MAX, INCARNATION_MAX } from '../constants.js';
 import type { AttemptOutcome } from './fence-agent.js';
 import {
   deviceNameProblem,
@@ -57,6 +57,13 @@ export interface FenceAttempt {
   readonly atMs: number;
   /** The scheduler round it belongs to, from 1 (every level tried once more per round). */
   readonly round: number;
+  /**
+   * Program devices (`exec`, `process`) only: the newest incarnation of the target the executor
+   * knew when the device started. A power or process fence ends whatever runs for the node then,
+   * so a level whose devices all succeeded ended every incarnation up to the lowest `covers` among
+   * them (`endedThrough` of `fence-scheduler.ts`; issue 12, simulator findings 6 and 9).
+   */
+  readonly covers?: number;
 }
 
 /**
@@ -155,6 +162,8 @@ export function fenceAttemptProblem(a: FenceAttempt): string | null {
   if (!isMs(a.atMs)) return `attempt time ${a.atMs} must be a non-negative safe integer (ms)`;
   if (!Number.isInteger(a.round) || a.round < 1 || a.round > FENCE_ROUND_MAX)
     return `attempt round ${a.round} must be an integer from 1 to ${FENCE_ROUND_MAX}`;
+  if (a.covers !== undefined && (!Number.isInteger(a.covers) || a.covers < 1 || a.covers > INCARNATION_MAX))
+    return `attempt covers incarnation ${a.covers}; it must be an integer from 1 to ${INCARNATION_MAX}`;
   return textProblem(a.excerpt, 'attempt excerpt', 0, FENCE_EXCERPT_BYTES_MAX);
 }
 
@@ -202,12 +211,6 @@ function readIndex<T>(r: ByteReader, values: readonly T[], what: string): T {
   return v;
 }
 
-function readFlag(r: ByteReader, what: string): boolean {
-  const b = r.u8(what);
-  if (b > 1) throw new DecodeError('DECODE_INVALID', `${what} is ${b}; a flag is 0 or 1`);
-  return b === 1;
-}
-
 function writeDevice(w: ByteWriter, name: string): void {
   const b = textEncoder.encode(name);
   w.u8(b.length).bytes(b);
@@ -235,8 +238,9 @@ export function writeFenceAttempt(w: ByteWriter, a: FenceAttempt): void {
   writeIndex(w, FENCE_AGENT_KINDS, a.agent);
   writeIndex(w, FENCE_ACTIONS, a.action);
   writeIndex(w, FENCE_ATTEMPT_RESULTS, a.result);
-  if (a.exitCode === undefined) w.u8(0);
-  else w.u8(1).u8(a.exitCode);
+  w.u8((a.exitCode === undefined ? 0 : 1) | (a.covers === undefined ? 0 : 2));
+  if (a.exitCode !== undefined) w.u8(a.exitCode);
+  if (a.covers !== undefined) w.u32(a.covers);
   w.u32(a.durationMs);
   writeShortText(w, a.excerpt);
   w.u64(a.atMs).u32(a.round);
@@ -250,13 +254,29 @@ export function readFenceAttempt(r: ByteReader): FenceAttempt {
   const agent = readIndex(r, FENCE_AGENT_KINDS, 'attempt agent');
   const action = readIndex(r, FENCE_ACTIONS, 'attempt action');
   const result = readIndex(r, FENCE_ATTEMPT_RESULTS, 'attempt result');
-  const exitCode = readFlag(r, 'exit code flag') ? r.u8('exit code') : undefined;
+  const flags = r.u8('attempt flags');
+  if (flags > 3) throw new DecodeError('DECODE_INVALID', `attempt flags ${flags}; only bits 0 and 1 exist`);
+  const exitCode = (flags & 1) === 0 ? undefined : r.u8('exit code');
+  const covers = (flags & 2) === 0 ? undefined : r.u32('attempt covers');
   const durationMs = r.u32('attempt duration');
   const excerpt = readShortText(r, FENCE_EXCERPT_BYTES_MAX, 'attempt excerpt');
   const atMs = r.u64('attempt time');
   const round = r.u32('attempt round');
-  const base = { executor, level, device, agent, action, result, durationMs, excerpt, atMs, round };
-  return check(exitCode === undefined ? base : { ...base, exitCode }, fenceAttemptProblem);
+  const attempt: FenceAttempt = {
+    executor,
+    level,
+    device,
+    agent,
+    action,
+    result,
+    ...(exitCode === undefined ? {} : { exitCode }),
+    durationMs,
+    excerpt,
+    atMs,
+    round,
+    ...(covers === undefined ? {} : { covers }),
+  };
+  return check(attempt, fenceAttemptProblem);
 }
 
 /** Writes a proof (asserts it is well formed). The bare confirmation is written too (flags 0). */

@@ -6,7 +6,8 @@
 // random agent results (an executor following the scheduler) and on random attempt histories:
 // a device of level L+1 never runs before level L failed in the round, no device is tried more
 // than 1 + retries times per round, a device runs only after the devices before it in its level
-// are ok, and `succeeded` names a level all of whose devices are ok in the round.
+// are ok, and `succeeded` names a level all of whose devices are ok in the round. `endedThrough`
+// counts only a level of program devices all ok in one round, and takes its lowest `covers`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -14,7 +15,14 @@ import { nodeId, type NodeId } from '../lib/ids.js';
 import { FENCE_RETRY_DELAY_MS, FENCE_ROUND_BACKOFF_MS, FENCE_ROUND_BACKOFF_MS_MAX } from '../constants.js';
 import type { FenceAttempt } from './fence-attempt.js';
 import type { AttemptOutcome } from './fence-agent.js';
-import { nextFenceStep, roundBackoffMs, type FenceSchedulerInput, type FenceStep } from './fence-scheduler.js';
+import {
+  endedThrough,
+  fenceActionOf,
+  nextFenceStep,
+  roundBackoffMs,
+  type FenceSchedulerInput,
+  type FenceStep,
+} from './fence-scheduler.js';
 import {
   MANUAL_ONLY_TOPOLOGY,
   plugFor,
@@ -345,4 +353,59 @@ test('property: on random attempt histories the answer still keeps every rule', 
     ),
     { numRuns: 2000 },
   );
+});
+
+// ------------------------------------------------------------------------------------------------
+// endedThrough: what a fence's program devices ended (simulator finding 9)
+
+function okAttempt(level: number, d: FenceDevice, round: number, covers?: number, result: AttemptOutcome = 'ok') {
+  return {
+    executor: nodeId(1),
+    level,
+    device: d.name,
+    agent: d.agent,
+    action: fenceActionOf(d),
+    result,
+    durationMs: 10,
+    excerpt: '',
+    atMs: T0,
+    round,
+    ...(covers === undefined ? {} : { covers }),
+  };
+}
+
+test('endedThrough: a level of program devices all ok ends every incarnation up to its lowest covers', () => {
+  const a = device('psu-a', 'exec');
+  const b = device('psu-b', 'exec');
+  const t = topology([[a, b]]);
+  // Nothing succeeded yet, or only one of the two supplies: nothing is proved.
+  assert.equal(endedThrough(t, TARGET, 4, []), null);
+  assert.equal(endedThrough(t, TARGET, 4, [okAttempt(1, a, 1, 6)]), null);
+  assert.equal(endedThrough(t, TARGET, 4, [okAttempt(1, a, 1, 6), okAttempt(1, b, 1, 6, 'failed')]), null);
+  // Both ok in one round: the lower covers of the two counts.
+  assert.deepEqual(endedThrough(t, TARGET, 4, [okAttempt(1, a, 1, 6), okAttempt(1, b, 1, 5)]), {
+    incarnation: 5,
+    round: 1,
+    level: 1,
+    device: 'psu-b',
+  });
+  // An attempt without covers (an older executor's) covers the record's own incarnation.
+  assert.equal(endedThrough(t, TARGET, 4, [okAttempt(1, a, 1), okAttempt(1, b, 1, 9)])?.incarnation, 4);
+  // Ok in different rounds does not make a level.
+  assert.equal(endedThrough(t, TARGET, 4, [okAttempt(1, a, 1, 6), okAttempt(1, b, 2, 6)]), null);
+});
+
+test('endedThrough: watchdog and manual levels, status actions and devices no longer configured prove nothing', () => {
+  const wd = device('wd', 'watchdog');
+  const pdu = device('pdu', 'exec');
+  assert.equal(endedThrough(topology([[wd]]), TARGET, 2, [okAttempt(1, wd, 1, 7)]), null);
+  const status = { ...okAttempt(1, pdu, 1, 7), action: 'status' as const };
+  assert.equal(endedThrough(topology([[pdu]]), TARGET, 2, [status]), null);
+  // The attempt names a device the topology no longer has in that level.
+  assert.equal(endedThrough(topology([[device('other', 'exec')]]), TARGET, 2, [okAttempt(1, pdu, 1, 7)]), null);
+  // A second level of program devices counts when the first (watchdog) one did not.
+  const t = topology([[wd], [pdu]]);
+  assert.equal(endedThrough(t, TARGET, 2, [okAttempt(2, pdu, 1, 7)])?.level, 2);
+  // The best level over all rounds wins.
+  assert.equal(endedThrough(t, TARGET, 2, [okAttempt(2, pdu, 1, 3), okAttempt(2, pdu, 2, 8)])?.incarnation, 8);
 });

@@ -122,7 +122,9 @@ interface Tries {
 }
 
 /** The devices of each level able to fence the target, in order (levels numbered from 1). */
-function ableLevels(input: FenceSchedulerInput): { level: number; devices: FenceDevice[] }[] {
+function ableLevels(
+  input: Pick<FenceSchedulerInput, 'topology' | 'target'>,
+): { level: number; devices: FenceDevice[] }[] {
   return input.topology.levels.map((l, i) => ({
     level: i + 1,
     devices: l.devices.flatMap((name) => {
@@ -135,7 +137,7 @@ function ableLevels(input: FenceSchedulerInput): { level: number; devices: Fence
 function triesIn(attempts: readonly FenceAttempt[], round: number): Map<string, Tries> {
   const out = new Map<string, Tries>();
   for (const a of attempts) {
-    if (a.round !== round || (a.action !== 'off' && a.action !== 'reboot')) continue;
+    if (a.round !== round || !isFencing(a)) continue;
     const key = `${a.level}/${a.device}`;
     const t = out.get(key) ?? { count: 0, ok: false, lastEndMs: 0 };
     t.count++;
@@ -195,6 +197,58 @@ function runOrWait(input: FenceSchedulerInput, round: number, level: number, d: 
     action: fenceActionOf(d),
     attemptNo: t.count + 1,
   };
+}
+
+/** What a fence's successful program devices ended: see `endedThrough`. */
+export interface EndedThrough {
+  /** Every incarnation of the target up to this one has ended. */
+  readonly incarnation: number;
+  readonly round: number;
+  readonly level: number;
+  /** The level's last device (the one a proof names). */
+  readonly device: string;
+}
+
+/**
+ * The highest incarnation that the recorded attempts of one fence of `target` provably ended, or
+ * null. A round and level count when every device of the level able to fence the target is a
+ * program device (`exec`, `process`: it ends whatever runs for the node, not only the removed
+ * incarnation) with an `ok` fencing attempt (`off`, `reboot`) in that round. Such a level ended
+ * every incarnation up to the lowest, over its devices, of each device's highest `covers` among
+ * its `ok` attempts of the round (an attempt without `covers` covers `incarnation`, the record's
+ * own). The answer is the level that ended the most (ties: the earlier round, then the lower
+ * level). Judged against `topology` as configured now: a level whose devices changed since then
+ * does not count. Pure.
+ */
+export function endedThrough(
+  topology: FenceTopology,
+  target: { readonly id: NodeId; readonly name: string },
+  incarnation: number,
+  attempts: readonly FenceAttempt[],
+): EndedThrough | null {
+  const levels = ableLevels({ topology, target });
+  const rounds = [...new Set(attempts.map((a) => a.round))].sort((a, b) => a - b);
+  let best: EndedThrough | null = null;
+  for (const round of rounds) {
+    for (const { level, devices } of levels) {
+      if (devices.length === 0 || devices.some((d) => d.agent !== 'exec' && d.agent !== 'process')) continue;
+      let ended = Number.POSITIVE_INFINITY;
+      for (const d of devices) {
+        let covers = 0;
+        for (const a of attempts)
+          if (a.round === round && a.level === level && a.device === d.name && a.result === 'ok' && isFencing(a))
+            covers = Math.max(covers, a.covers ?? incarnation);
+        ended = Math.min(ended, covers);
+      }
+      if (ended < 1 || (best !== null && ended <= best.incarnation)) continue;
+      best = { incarnation: ended, round, level, device: (devices[devices.length - 1] as FenceDevice).name };
+    }
+  }
+  return best;
+}
+
+function isFencing(a: FenceAttempt): boolean {
+  return a.action === 'off' || a.action === 'reboot';
 }
 
 /** The next step for one pending fence record. See the module comment for the contract. */

@@ -38,7 +38,7 @@ import type { ProcessHandle } from '../runtime/process-runner.js';
 import { PROCESS_KILL_GRACE_MS } from '../constants.js';
 import { agentAttemptResult, agentProcessSpec, clipUtf8, targetFor, type AttemptResult } from './fence-agent.js';
 import type { FenceAttempt } from './fence-attempt.js';
-import { nextFenceStep, type FenceStep } from './fence-scheduler.js';
+import { endedThrough, nextFenceStep, type FenceStep } from './fence-scheduler.js';
 import type { FenceTopology } from './fence-topology.js';
 import { selfFenceVerdict } from './self-fence.js';
 import { registerFenceApi } from './fence-handlers.js';
@@ -88,12 +88,16 @@ interface Execution {
   lastStep: string;
   /** The device running now ('' when none). */
   runningDevice: string;
-  /**
-   * The newest incarnation of the node known when a program device last started: a power or
-   * process fence also ends a newer incarnation that was already running then (issue 12,
-   * simulator finding 6), so the proof names it and that incarnation is not admitted.
-   */
-  covers: number;
+  /** Wall-clock ms of this leader's last hand-over for its own fence (null: none yet). */
+  handOverAtMs: number | null;
+}
+
+/** A `fenced` proof the executor proposes: the incarnation it names and the level that proved it. */
+interface ProofToPropose {
+  readonly incarnation: Incarnation;
+  readonly by: 'agent' | 'watchdog';
+  readonly level: number;
+  readonly device: string;
 }
 
 /** What the executor does for a fence now, for `cohort fence status` and logs. */
@@ -268,19 +272,30 @@ export class FenceService implements NodeService {
           proposing: false,
           lastStep: '',
           runningDevice: '',
-          covers: rec.incarnation,
+          handOverAtMs: null,
         };
         this.executions.set(key, ex);
       }
-      if (ex.running !== null || ex.proposing || wall < ex.notBeforeMs) continue;
+      if (ex.running !== null || ex.proposing) continue;
       if (rec.node === this.ctx.nodeId) {
         // Never run a device against this node itself (a power or process fence would end the
-        // executor with its own incarnation, again and again: simulator finding 8). This node
-        // runs as a newer incarnation of itself and holds its data directory, which a running
-        // older incarnation would hold: the older one has ended.
-        this.proveOwnPredecessor(rec, ex);
+        // executor with its own incarnation, again and again: simulator finding 8). Its own
+        // running incarnation awaits the fence: another node must lead and run it (simulator
+        // finding 9). An older incarnation has ended: this node runs as a newer one and holds its
+        // data directory, which a running older incarnation would hold.
+        if (rec.incarnation >= this.ctx.incarnation) this.handOver(rec, ex, wall);
+        else if (wall >= ex.notBeforeMs) this.proveOwnPredecessor(rec, ex);
         continue;
       }
+      // A device of an earlier fence of this node may already have ended this incarnation
+      // (simulator finding 9: its proof was not committed before that leader fell).
+      const earlier = this.endedEarlier(rec);
+      if (earlier !== null) {
+        this.ctx.trace('fence-covered', { node: rec.node, incarnation: rec.incarnation, through: earlier.incarnation });
+        this.proposeFenced(rec, ex, earlier);
+        continue;
+      }
+      if (wall < ex.notBeforeMs) continue;
       this.act(rec, ex, this.stepOf(rec, ex, wall));
     }
     // Closed fences (recorded, or confirmed by an operator): stop whatever still runs for them.
@@ -294,7 +309,7 @@ export class FenceService implements NodeService {
   private stepOf(rec: FenceRecord, ex: Execution, wall: number): FenceStep {
     return nextFenceStep({
       topology: this.options.topology,
-      target: { id: rec.node, name: this.nameOf(rec.node) },
+      target: this.targetOf(rec.node),
       attempts: onOwnClock(rec.attempts, this.ctx.nodeId, ex.beganAtMs),
       round: rec.round,
       nowMs: wall,
@@ -319,7 +334,7 @@ export class FenceService implements NodeService {
       case 'manual':
         return;
       case 'succeeded':
-        this.proposeFenced(rec, ex, step);
+        this.proposeFenced(rec, ex, this.proofOf(rec, step));
         return;
       case 'run':
         this.run(rec, ex, step);
@@ -332,7 +347,7 @@ export class FenceService implements NodeService {
   private run(rec: FenceRecord, ex: Execution, step: Extract<FenceStep, { kind: 'run' }>): void {
     const device = this.options.topology.devices.get(step.device);
     const atMs = this.ctx.wallMs();
-    const record = (r: AttemptResult): void => {
+    const record = (r: AttemptResult, covers?: number): void => {
       this.recordAttempt(rec, ex, {
         executor: this.ctx.nodeId,
         level: step.level,
@@ -345,6 +360,7 @@ export class FenceService implements NodeService {
         excerpt: clipUtf8(r.excerpt),
         atMs,
         round: step.round,
+        ...(covers === undefined ? {} : { covers }),
       });
     };
     const target = device === undefined ? null : targetFor(device, rec.node, this.nameOf(rec.node));
@@ -358,6 +374,8 @@ export class FenceService implements NodeService {
     }
     const request = { device, action: step.action, target };
     const spec = agentProcessSpec(request);
+    // A program device ends whatever runs for the node now, newer incarnations too (finding 6).
+    const covers = Math.max(rec.incarnation, this.newestIncarnation(rec.node));
     if (spec === null) {
       // A watchdog device: its wait is over (the scheduler waited it out), so the node has fenced itself.
       record({
@@ -368,12 +386,11 @@ export class FenceService implements NodeService {
       return;
     }
     ex.runningDevice = step.device;
-    ex.covers = Math.max(ex.covers, this.newestIncarnation(rec.node));
     ex.running = this.ctx.processes.spawn(spec, (result) => {
       ex.running = null;
       ex.runningDevice = '';
       if (this.executions.get(keyOf(rec.node, rec.incarnation)) !== ex) return; // no longer ours
-      record(agentAttemptResult(request, result));
+      record(agentAttemptResult(request, result), covers);
     });
   }
 
@@ -391,22 +408,68 @@ export class FenceService implements NodeService {
     );
   }
 
-  private proposeFenced(rec: FenceRecord, ex: Execution, step: Extract<FenceStep, { kind: 'succeeded' }>): void {
+  /**
+   * The proof a succeeded level gives and the incarnation it names: a watchdog level ends only the
+   * removed incarnation; program devices ended whatever ran when they started (`endedThrough`).
+   */
+  private proofOf(rec: FenceRecord, step: Extract<FenceStep, { kind: 'succeeded' }>): ProofToPropose {
+    const ended =
+      step.by === 'watchdog'
+        ? null
+        : endedThrough(this.options.topology, this.targetOf(rec.node), rec.incarnation, rec.attempts);
+    return {
+      incarnation: makeIncarnation(Math.max(rec.incarnation, ended?.incarnation ?? 0)),
+      by: step.by,
+      level: step.level,
+      device: step.device,
+    };
+  }
+
+  /**
+   * The proof that a device of an earlier, finished fence of the same node already ended `rec`'s
+   * incarnation (it was known when that device started), or null.
+   */
+  private endedEarlier(rec: FenceRecord): ProofToPropose | null {
+    let best: ProofToPropose | null = null;
+    for (const old of this.membership.machine.fenceHistory()) {
+      if (old.node !== rec.node || old.incarnation >= rec.incarnation) continue;
+      const ended = endedThrough(this.options.topology, this.targetOf(rec.node), old.incarnation, old.attempts);
+      if (ended === null || ended.incarnation < rec.incarnation) continue;
+      if (best !== null && ended.incarnation <= best.incarnation) continue;
+      best = { incarnation: makeIncarnation(ended.incarnation), by: 'agent', level: ended.level, device: ended.device };
+    }
+    return best;
+  }
+
+  private proposeFenced(rec: FenceRecord, ex: Execution, proof: ProofToPropose): void {
     ex.proposing = true;
-    // A watchdog level ends only the removed incarnation; a program device ended whatever ran then.
-    const incarnation =
-      step.by === 'watchdog' ? rec.incarnation : makeIncarnation(Math.max(rec.incarnation, ex.covers));
     const command = {
       type: 'fenced',
       node: rec.node,
-      incarnation,
-      proof: { by: step.by, level: step.level, device: step.device, atMs: this.ctx.wallMs() },
+      incarnation: proof.incarnation,
+      proof: { by: proof.by, level: proof.level, device: proof.device, atMs: this.ctx.wallMs() },
     } as const;
     if (this.options.proposeFencedTwice === true)
       this.membership.handle.propose(command, { idempotent: true }, () => undefined);
     this.membership.handle.propose(command, { idempotent: true }, () => {
       ex.proposing = false;
     });
+  }
+
+  /**
+   * This node leads while its own running incarnation awaits a fence (it was removed, say, while
+   * paused, and won an election since): it hands leadership over, again every two leases while
+   * the fence stays open, so that a leader able to run the devices against it takes over.
+   */
+  private handOver(rec: FenceRecord, ex: Execution, wall: number): void {
+    if (ex.handOverAtMs !== null && wall < ex.handOverAtMs + 2 * this.options.leaseMs) return;
+    ex.handOverAtMs = wall;
+    this.ctx.handOver(`incarnation ${rec.incarnation} of this node awaits its fence; a leader never fences itself`);
+  }
+
+  /** The scheduler's target for `node`: its id and configured name. */
+  private targetOf(node: NodeId): { id: NodeId; name: string } {
+    return { id: node, name: this.nameOf(node) };
   }
 
   /** The newest incarnation of `node` the applied membership knows (its record's `seen`). */

@@ -176,8 +176,8 @@ function removalKnown(s: RaftState, index: LogIndex): boolean {
   return quorumConfigs(s).every((c) => hasQuorum(jointQuorumConfig(c), knowers));
 }
 
-/** The data voter with the highest match (recently active ones first), or null. */
-function successor(s: RaftState): NodeId | null {
+/** The data voter other than the leader with the highest match (recently active ones first), or null. */
+export function successor(s: RaftState): NodeId | null {
   let best: NodeId | null = null;
   let bestKey = -1;
   for (const [id, pr] of s.progress) {

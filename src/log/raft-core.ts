@@ -2,7 +2,7 @@
  * The pure Raft core: a synchronous, deterministic state machine in the etcd-io/raft style.
  *
  * Inputs: `step(message)`, `tick()`, `propose`, `proposeConfChange`, `readIndex`,
- * `transferLeadership`, `reportUnreachable`/`reportSnapshot`, `peerGone`. Output: `ready()` returns a `Ready`
+ * `transferLeadership`, `handOver`, `reportUnreachable`/`reportSnapshot`, `peerGone`. Output: `ready()` returns a `Ready`
  * batch whose ordering contract is in `ready.ts`; `advance(ready)` acknowledges it. No clock,
  * socket, file or global randomness: time is `tick()`, randomness is the injected `Prng`.
  *
@@ -40,7 +40,14 @@ import { stepMessage, tickLeader } from './raft-step.js';
 import { leaderGone, maybeDeferredCampaign, startCampaign, tickElection } from './election.js';
 import { appendEntry, flushLeader, refuseProposal, sendAppend, sendTimeoutNow } from './replication.js';
 import { leaderRead, leaseValid } from './read-index.js';
-import { applyConfEntry, bootstrapThroughLog, maybeAutoLeave, proposeConfChange, replayConfig } from './conf-change.js';
+import {
+  applyConfEntry,
+  bootstrapThroughLog,
+  maybeAutoLeave,
+  proposeConfChange,
+  replayConfig,
+  successor,
+} from './conf-change.js';
 import { quorumConfigs, roleConfig, traceLatestConfig } from './quorum-configs.js';
 
 /** Where a proposal landed; it is applied iff an entry with this index *and term* is applied. */
@@ -207,6 +214,21 @@ export class RaftCore {
     if (pr !== undefined && pr.match === this.s.log.lastIndex()) sendTimeoutNow(this.s, to);
     else sendAppend(this.s, to, true);
     return ok(undefined);
+  }
+
+  /**
+   * Hands leadership to the other data voter with the highest match, recently active ones first
+   * (leader only): `transferLeadership` to it, which answers its id. `TRANSFER_INVALID` when no
+   * other voter can lead. For a leader that must not lead (its own incarnation awaits a fence).
+   */
+  handOver(): Result<NodeId, RaftError> {
+    if (this.s.role !== 'leader')
+      return err(new RaftError('NOT_LEADER', 'only the leader can hand leadership over', this.s.lead));
+    const to = successor(this.s);
+    if (to === null)
+      return err(new RaftError('TRANSFER_INVALID', `no voter of ${formatConfig(this.s.config)} but this one can lead`));
+    const r = this.transferLeadership(to);
+    return r.ok ? ok(to) : r;
   }
 
   /**

@@ -338,6 +338,12 @@ export class ClusterNode<S = unknown> {
         this.env.trace('self-fence', { why });
         this.env.failStop(`self-fenced: ${why}`, new CohortError('SELF_FENCED', why));
       },
+      handOver: (why) => {
+        if (this.state !== 'running') return null;
+        const r = this.raft.handOver();
+        this.env.trace('hand-over', r.ok ? { why, to: r.value } : { why, error: r.error.message });
+        return r.ok ? r.value : null;
+      },
     };
   }
 

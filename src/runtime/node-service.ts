@@ -179,6 +179,14 @@ export interface ServiceContext {
    * simulator crashes it. Idempotent.
    */
   selfFence(why: string): void;
+  /**
+   * Leader only: hands leadership to the most up-to-date other data voter (`RaftCore.handOver`),
+   * because `why` says this node must not lead (its own incarnation awaits a fence, and a leader
+   * never fences itself). Traces `hand-over`; returns the voter it goes to, or null when this
+   * node does not lead or no other voter can. Proposals are refused until the transfer completes
+   * or times out (an election timeout); calling again while it runs changes nothing.
+   */
+  handOver(why: string): NodeId | null;
 }
 
 /** One service on a node; see the file comment for the order of calls. */

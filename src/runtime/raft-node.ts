@@ -408,6 +408,13 @@ export class RaftNode<C extends { readonly type: string }, O> {
     return r.ok ? ok(undefined) : err(this.translate(r.error));
   }
 
+  /** Asks the leader to hand leadership to the best other data voter (`RaftCore.handOver`). */
+  handOver(): Result<NodeId, RaftNodeError> {
+    const r = this.core.handOver();
+    this.pump();
+    return r.ok ? ok(r.value) : err(this.translate(r.error));
+  }
+
   /** The WAL; usable once the node is running. */
   private get wal(): Wal {
     return defined(this.walOrNull, 'the WAL (the node is not running yet)');
