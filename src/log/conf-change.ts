@@ -133,6 +133,10 @@ export function applyConfEntry(s: RaftState, e: ConfEntry): void {
 /** Installs `next` as the applied configuration; a leader resyncs progress and restarts its lease. */
 export function setConfig(s: RaftState, next: ClusterConfig): void {
   s.config = next;
+  if (s.fencedPeer !== null && !isVoter(next, s.fencedPeer)) {
+    s.traceEvent('fenced-peer-demoted', { peer: s.fencedPeer, config: formatConfig(next) });
+    s.fencedPeer = null;
+  }
   if (s.role !== 'leader') return;
   syncProgress(s);
   // Acknowledgements were counted under the old configuration: the lease starts over.
@@ -173,6 +177,7 @@ function removalKnown(s: RaftState, index: LogIndex): boolean {
   if (s.log.committed < index) return false;
   const knowers = new Set<NodeId>();
   for (const [id, pr] of s.progress) if (id !== s.id && pr.commitKnown >= index) knowers.add(id);
+  if (s.fencedPeer !== null) knowers.add(s.fencedPeer);
   return quorumConfigs(s).every((c) => hasQuorum(jointQuorumConfig(c), knowers));
 }
 
@@ -189,6 +194,40 @@ export function successor(s: RaftState): NodeId | null {
     }
   }
   return best;
+}
+
+/**
+ * two_node, leader: while the fenced peer (`RaftState.fencedPeer`) is a voter of the applied,
+ * non-joint configuration and no change is pending, proposes its demotion to a learner, with
+ * expected votes back to the voters' total (it gets its vote back on return, through a normal
+ * change). Until that configuration is applied the peer's grants and acknowledgements are
+ * counted for it; from then on the survivor is a quorum by itself.
+ */
+export function maybeDemoteFencedPeer(s: RaftState): void {
+  const peer = s.fencedPeer;
+  if (peer === null || s.role !== 'leader' || isJoint(s.config) || !isVoter(s.config, peer)) return;
+  if (s.pendingConfIndex > s.log.applied || s.leadTransferee !== null) return;
+  const changes: ConfChangeSingle[] = [{ type: 'add-learner', node: peer }];
+  if (s.config.quorum.expectedVotes !== 0) changes.push({ type: 'set-expected-votes', expectedVotes: 0 });
+  const r = proposeConfChange(s, { changes, autoLeave: true });
+  s.traceEvent('fenced-peer-demote', r.ok ? { peer, index: r.value.index } : { peer, error: r.error.message });
+}
+
+/**
+ * two_node, leader: when the applied configuration is this node as the only voter and one learner
+ * (the peer demoted by `maybeDemoteFencedPeer`, restarted since), the learner holds every entry
+ * and answered within the check-quorum window, proposes making it a voter again with one vote.
+ * From then on every commit needs both nodes again.
+ */
+export function maybePromoteReturnedPeer(s: RaftState): void {
+  if (s.cfg.twoNode !== true || s.role !== 'leader' || s.fencedPeer !== null || isJoint(s.config)) return;
+  if (s.config.voters.size !== 1 || !s.config.voters.has(s.id) || s.config.learners.size !== 1) return;
+  if (s.pendingConfIndex > s.log.applied || s.leadTransferee !== null) return;
+  const peer = [...s.config.learners][0] as NodeId;
+  const pr = s.progress.get(peer);
+  if (pr === undefined || !pr.recentActive || pr.match < s.log.lastIndex()) return;
+  const r = proposeConfChange(s, { changes: [{ type: 'add-voter', node: peer, votes: 1 }], autoLeave: true });
+  s.traceEvent('returned-peer-promote', r.ok ? { peer, index: r.value.index } : { peer, error: r.error.message });
 }
 
 /** Leader: once a joint configuration with auto-leave is applied, propose leaving it. */

@@ -94,8 +94,9 @@ export function firstUnappliedHeld(s: RaftState): LogIndex {
 
 /** The highest value a quorum of EVERY counted configuration holds (commit index, confirmed round). */
 export function quorumIndex(s: RaftState, values: ReadonlyMap<NodeId, number>): number {
+  const counted = s.fencedPeer === null ? values : new Map(values).set(s.fencedPeer, Number.MAX_SAFE_INTEGER);
   let index = Number.MAX_SAFE_INTEGER;
-  for (const c of quorumConfigs(s)) index = Math.min(index, committedIndex(jointQuorumConfig(c), values));
+  for (const c of quorumConfigs(s)) index = Math.min(index, committedIndex(jointQuorumConfig(c), counted));
   return index;
 }
 

@@ -14,9 +14,9 @@
  * - last_man_standing: `decideLastManStanding` (quorum module) decides; `lastManStandingConfChange`
  *   turns the decision into a joint configuration change (the absent voter becomes a learner, or
  *   a returning one gets its vote back), which the leader proposes like any other change.
- * - two_node: not wired here. The hook is documented in docs/raft.md ("two_node hook"): the
- *   fencing layer, once it confirms the lost peer fenced, gives the survivor the peer's vote only
- *   to commit the configuration change that demotes the peer; counting stays in this file.
+ * - two_node: not counted here. The fencing layer proves the lost peer fenced and calls
+ *   `RaftCore.peerFenced`; the core then counts the peer's grants and acknowledgements itself
+ *   until the configuration demoting it is applied (docs/raft.md "two_node").
  */
 import { assert, assertNever } from '../lib/assert.js';
 import type { NodeId } from '../lib/ids.js';

@@ -16,7 +16,7 @@
  * (`cluster-config.ts`); wait_for_all and the election explanations are in `quorum-options.ts`;
  * witnesses (vote, acknowledge, never lead, receive entries without data) in `witness.ts`.
  * last_man_standing is a configuration change proposed from outside (`lastManStandingStep`);
- * two_node is a documented hook for the fencing layer (docs/raft.md).
+ * two_node: `peerFenced` (the fencing layer won the fence race) counts the peer until its demotion (docs/raft.md).
  *
  * Layout (etcd keeps `tracker/`, `log.go`, `confchange/` and the per-role step functions apart
  * the same way): this file holds only `RaftCore`, the public face: its inputs, `Ready` and
@@ -30,7 +30,7 @@ import { assert } from '../lib/assert.js';
 import { err, ok, type Result } from '../lib/errors.js';
 import { logIndex, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
 import { RAFT_ENTRY_BYTES_MAX, RAFT_READ_CONTEXT_BYTES_MAX, RAFT_READ_INDEX_PENDING_MAX } from '../constants.js';
-import { confStateFromConfig, formatConfig, isVoter, isWitness } from './cluster-config.js';
+import { confStateFromConfig, formatConfig, isJoint, isVoter, isWitness } from './cluster-config.js';
 import { RaftError } from './raft-error.js';
 import { validateRaftConfig, type RaftConfig } from './raft-config.js';
 import { entrySizeBytes, type ConfChange, type ConfState, type Entry, type RaftMessage } from './raft-message.js';
@@ -238,6 +238,35 @@ export class RaftCore {
    */
   peerGone(peer: NodeId): void {
     leaderGone(this.s, peer);
+  }
+
+  /**
+   * two_node (docs/raft.md "two_node"): the fencing layer proved `peer`, the only other voter of
+   * this node's two-voter configuration, fenced (it won the fence race). Until a configuration
+   * without `peer` as a voter is applied, the peer counts as granting every vote and
+   * acknowledging every entry and round (`RaftState.fencedPeer`); a leader proposes its demotion
+   * to a learner at once. This node campaigns at once unless it leads. Safe because every entry
+   * the two-voter log committed is here (commits needed both) and the peer takes part in nothing
+   * while fenced; a restarted peer that leads, or that this node votes for, or that answers a vote
+   * request, counts as itself again. `CONF_CHANGE_INVALID` unless the applied configuration is
+   * exactly the two voters, this node and `peer`, with no change in flight.
+   */
+  peerFenced(peer: NodeId): Result<void, RaftError> {
+    const c = this.s.config;
+    if (peer === this.id || isJoint(c) || c.voters.size !== 2 || !c.voters.has(this.id) || !c.voters.has(peer))
+      return err(
+        new RaftError(
+          'CONF_CHANGE_INVALID',
+          `two_node: node ${peer} cannot count as fenced: that needs a two-voter configuration of node ${this.id} and node ${peer}, and the configuration is ${formatConfig(c)}`,
+        ),
+      );
+    this.s.fencedPeer = peer;
+    this.s.traceEvent('fenced-peer', { peer });
+    if (this.s.role !== 'leader' && !this.s.repairing) {
+      this.s.electionElapsed = 0;
+      startCampaign(this.s, this.s.cfg.preVote ? 'pre-vote' : 'election');
+    }
+    return ok(undefined);
   }
 
   /** The shell could not reach `to`: probe it again instead of streaming into the void. */

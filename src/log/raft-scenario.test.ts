@@ -84,6 +84,7 @@ function addNodes(sc: Scenario, cmd: ScriptCommand): string {
     'tie-breaker',
     'witnesses',
     'wait-for-all',
+    'two-node',
     'explain',
   ]);
   const voters = intsArg(cmd, 'voters', []);
@@ -108,6 +109,7 @@ function addNodes(sc: Scenario, cmd: ScriptCommand): string {
       electionTicks: ELECTION_TICKS,
       heartbeatTicks: 1,
       waitForAll: boolArg(cmd, 'wait-for-all', false),
+      twoNode: boolArg(cmd, 'two-node', false),
       ...(explain ? { trace: traceHook(sc) } : {}),
     },
   });
@@ -200,6 +202,10 @@ function dispatch(sc: Scenario, cmd: ScriptCommand): string {
     case 'peer-gone':
       h.node(nodeArg(cmd)).core.peerGone(nodeArg(cmd, 1));
       return h.takeLog().join('\n') || 'ok';
+    case 'peer-fenced': {
+      const r = h.node(nodeArg(cmd)).core.peerFenced(nodeArg(cmd, 1));
+      return r.ok ? h.takeLog().join('\n') || 'ok' : `error: ${r.error.code}: ${r.error.message}`;
+    }
     case 'stabilize':
       return h.stabilize().join('\n');
     case 'process-ready':

@@ -23,7 +23,7 @@ import { handleVoteRequest, learnCommit, poll, startCampaign, stepHigherTerm, st
 import { appendEntry, handleAppend, handleAppendResponse, handleHeartbeat } from './replication.js';
 import { handleSnapshot, retryStaleSnapshots } from './snapshot-transfer.js';
 import { bcastHeartbeat, handleHeartbeatResponse, handleReadIndexRequest, rejectReadIndex } from './read-index.js';
-import { maybeAutoLeave, maybeHandOver } from './conf-change.js';
+import { maybeAutoLeave, maybeDemoteFencedPeer, maybeHandOver, maybePromoteReturnedPeer } from './conf-change.js';
 import { quorumConfigs, syncProgress } from './quorum-configs.js';
 
 /** Feeds one message from a peer (already validated by `validateRaftMessage`). */
@@ -92,6 +92,13 @@ export function becomeFollower(s: RaftState, t: Term, lead: NodeId | null): void
   s.role = 'follower';
   s.lead = lead;
   s.traceEvent('become-follower');
+  if (lead !== null && lead === s.fencedPeer) peerBack(s, 'it leads');
+}
+
+/** two_node: the fenced peer takes part again (a restarted incarnation): it counts as itself now. */
+export function peerBack(s: RaftState, why: string): void {
+  s.traceEvent('fenced-peer-back', { peer: s.fencedPeer, why });
+  s.fencedPeer = null;
 }
 
 /** Starts a pre-vote: changes neither term nor vote, so a node that cannot win disturbs nobody. */
@@ -149,6 +156,8 @@ export function tickLeader(s: RaftState): void {
     retryStaleSnapshots(s);
   }
   maybeAutoLeave(s);
+  maybeDemoteFencedPeer(s);
+  maybePromoteReturnedPeer(s);
   if (s.heartbeatElapsed >= s.cfg.heartbeatTicks) {
     s.heartbeatElapsed = 0;
     bcastHeartbeat(s);
@@ -163,6 +172,7 @@ function checkQuorumActive(s: RaftState): boolean {
     if (id === s.id || pr.recentActive) active.add(id);
     if (id !== s.id) pr.recentActive = false;
   }
+  if (s.fencedPeer !== null) active.add(s.fencedPeer);
   return quorumConfigs(s).every((c) => hasQuorum(jointQuorumConfig(c), active));
 }
 
@@ -281,4 +291,5 @@ function heardFromLeader(s: RaftState, from: NodeId): void {
   s.electionElapsed = 0;
   s.lead = from;
   s.deferredCampaign = null; // a leader exists: a campaign deferred for a pending change is moot
+  if (from === s.fencedPeer) peerBack(s, 'it leads');
 }

@@ -80,6 +80,8 @@ export interface ClusterNodeOptions<S> {
   readonly bootstrap: ConfState;
   /** votequorum's wait_for_all for the Raft core's first election. */
   readonly waitForAll: boolean;
+  /** votequorum's two_node: the Raft core gives a returned, caught-up peer its vote back. */
+  readonly twoNode?: boolean;
   /** Take a Raft snapshot after this many applied entries (default 10 000). */
   readonly snapshotEntries?: number;
   /** Entries kept behind a snapshot for slightly lagging followers (default 1 000). */
@@ -172,6 +174,7 @@ export class ClusterNode<S = unknown> {
           leaseMarginTicks: t.leaseMarginTicks,
           bootstrapEntry: true,
           waitForAll: options.waitForAll,
+          twoNode: options.twoNode === true,
         },
         bootstrap: options.bootstrap,
         stateMachine: this.mux,
