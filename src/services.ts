@@ -114,6 +114,8 @@ export function registerServices(self: NodeId, options: CohortNodeOptions): Regi
     selfFenceLeaseMs: timing.followerLeaseMs,
     leaseMs: (timing.electionTicks - timing.leaseMarginTicks) * timing.tickMs,
     selfFenceQuorumRule: !options.quorum.twoNode,
+    ...(options.quorum.twoNode ? { twoNodeSuspectAfterMs: timing.detector.suspectAfterMs } : {}),
+    ...(options.canary === 'two-node-unfenced' ? { twoNodeSkipFence: true } : {}),
     ...(observer === undefined ? {} : { observer }),
     ...(options.canary === 'fence-twice' ? { proposeFencedTwice: true } : {}),
   });

@@ -41,6 +41,7 @@ import type { FenceAttempt } from './fence-attempt.js';
 import { endedThrough, nextFenceStep, type FenceStep } from './fence-scheduler.js';
 import type { FenceTopology } from './fence-topology.js';
 import { selfFenceVerdict } from './self-fence.js';
+import { TwoNodeRace, type TwoNodeWin } from './two-node-race.js';
 import { registerFenceApi } from './fence-handlers.js';
 
 /** Options of the fencing service. */
@@ -59,6 +60,13 @@ export interface FenceServiceOptions {
   readonly leaseMs: number;
   /** Whether a quorum heard within the lease is required to stay up (false under two_node). */
   readonly selfFenceQuorumRule: boolean;
+  /**
+   * two_node: run the fence race (`two-node-race.ts`) once the peer is silent this long (the
+   * failure detector's suspicion threshold). Absent: not a two_node cluster.
+   */
+  readonly twoNodeSuspectAfterMs?: number;
+  /** SIMULATOR ONLY (the `two-node-unfenced` canary): win the two_node race without a fence. */
+  readonly twoNodeSkipFence?: boolean;
   readonly observer?: FenceObserver;
   /** SIMULATOR ONLY (the `fence-twice` canary): propose every `fenced` twice. */
   readonly proposeFencedTwice?: boolean;
@@ -123,11 +131,23 @@ export class FenceService implements NodeService {
   /** This incarnation has been a member of a quorate view. */
   private wasQuorateMember = false;
   private selfFenced = false;
+  /** two_node only: the fence race run outside the log. */
+  private readonly race: TwoNodeRace | null;
 
   constructor(
     private readonly membership: MembershipService,
     private readonly options: FenceServiceOptions,
-  ) {}
+  ) {
+    this.race =
+      options.twoNodeSuspectAfterMs === undefined
+        ? null
+        : new TwoNodeRace(() => this.ctx, membership, {
+            topology: options.topology,
+            nodeNames: options.nodeNames,
+            suspectAfterMs: options.twoNodeSuspectAfterMs,
+            ...(options.twoNodeSkipFence === true ? { skipFence: true } : {}),
+          });
+  }
 
   attach(ctx: ServiceContext): void {
     this.ctxRef = ctx;
@@ -168,10 +188,12 @@ export class FenceService implements NodeService {
 
   onStop(): void {
     this.stopAll();
+    this.race?.stop();
   }
 
   onTick(nowMs: number): void {
     this.checkSelfFence(nowMs);
+    this.race?.tick(nowMs, this.wasQuorateMember);
   }
 
   onLeaderTick(): void {
@@ -285,6 +307,12 @@ export class FenceService implements NodeService {
         // data directory, which a running older incarnation would hold.
         if (rec.incarnation >= this.ctx.incarnation) this.handOver(rec, ex, wall);
         else if (wall >= ex.notBeforeMs) this.proveOwnPredecessor(rec, ex);
+        continue;
+      }
+      // two_node: this node won the race against it; record that instead of running anything.
+      const win = this.race?.winFor(rec.node, rec.incarnation) ?? null;
+      if (win !== null) {
+        this.recordWin(rec, ex, win);
         continue;
       }
       // A device of an earlier fence of this node may already have ended this incarnation
@@ -453,6 +481,26 @@ export class FenceService implements NodeService {
       this.membership.handle.propose(command, { idempotent: true }, () => undefined);
     this.membership.handle.propose(command, { idempotent: true }, () => {
       ex.proposing = false;
+    });
+  }
+
+  /**
+   * Records a won two_node race in the ledger: its attempts, then the proof, naming the newest
+   * incarnation its devices ended.
+   */
+  private recordWin(rec: FenceRecord, ex: Execution, win: TwoNodeWin): void {
+    ex.proposing = true;
+    for (const attempt of win.attempts)
+      this.membership.handle.propose(
+        { type: 'fence-attempt', node: rec.node, incarnation: rec.incarnation, attempt },
+        { idempotent: false },
+        () => undefined,
+      );
+    this.proposeFenced(rec, ex, {
+      incarnation: makeIncarnation(Math.max(rec.incarnation, win.endedThrough)),
+      by: 'agent',
+      level: win.level,
+      device: win.device,
     });
   }
 

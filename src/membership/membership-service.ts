@@ -106,13 +106,16 @@ export interface MembershipObserver {
  *   `deliver-to-newcomer`, `barrier-without-all`, and the fence ledger's `fence-twice`,
  *   `admit-before-fence`, `fence-clean-leave`: see `FenceCanary`), on every node;
  * - the recovery table's `start-before-fence` and `start-before-lower`, on every node (they flow
- *   to the recovery table like the group canaries to the group table).
+ *   to the recovery table like the group canaries to the group table);
+ * - `two-node-unfenced`: the fencing service wins the two_node race without running a device
+ *   (both halves of a split then count the other as fenced and commit alone).
  */
 export type ClusterCanary =
   | 'evict-on-missed-heartbeat'
   | 'never-fail'
   | 'pause-is-gone'
   | 'diverge-views'
+  | 'two-node-unfenced'
   | Exclude<MembershipCanary, 'skip-view-bump'>;
 
 /** Every cluster canary name. */
@@ -129,6 +132,7 @@ export const CLUSTER_CANARIES: readonly ClusterCanary[] = [
   'fence-twice',
   'admit-before-fence',
   'fence-clean-leave',
+  'two-node-unfenced',
 ];
 
 /** Options of the membership service. */
@@ -697,6 +701,7 @@ function membershipCanary(canary: ClusterCanary | undefined, self: NodeId): Memb
     case 'evict-on-missed-heartbeat':
     case 'never-fail':
     case 'pause-is-gone':
+    case 'two-node-unfenced':
       return null;
     case 'diverge-views':
       return self === 1 ? 'skip-view-bump' : null;

@@ -341,6 +341,11 @@ export class ClusterNode<S = unknown> {
         this.env.trace('self-fence', { why });
         this.env.failStop(`self-fenced: ${why}`, new CohortError('SELF_FENCED', why));
       },
+      peerFenced: (peer) => {
+        if (this.state !== 'running') return 'the node is not running';
+        const r = this.raft.peerFenced(peer);
+        return r.ok ? null : r.error.message;
+      },
       handOver: (why) => {
         if (this.state !== 'running') return null;
         const r = this.raft.handOver();

@@ -187,6 +187,13 @@ export interface ServiceContext {
    * or times out (an election timeout); calling again while it runs changes nothing.
    */
   handOver(why: string): NodeId | null;
+  /**
+   * two_node: this node won the fence race against `peer`, the other voter (`RaftCore.peerFenced`:
+   * the core counts the peer's grants and acknowledgements until its demotion is applied, and
+   * campaigns). Returns null when the core took it, else why not (the configuration is not the
+   * two voters). Call only with a proof that the peer is off.
+   */
+  peerFenced(peer: NodeId): string | null;
 }
 
 /** One service on a node; see the file comment for the order of calls. */

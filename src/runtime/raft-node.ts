@@ -408,6 +408,13 @@ export class RaftNode<C extends { readonly type: string }, O> {
     return r.ok ? ok(undefined) : err(this.translate(r.error));
   }
 
+  /** two_node: the fence race against `peer` was won (`RaftCore.peerFenced`). */
+  peerFenced(peer: NodeId): Result<void, RaftNodeError> {
+    const r = this.core.peerFenced(peer);
+    this.pump();
+    return r.ok ? ok(undefined) : err(this.translate(r.error));
+  }
+
   /** Asks the leader to hand leadership to the best other data voter (`RaftCore.handOver`). */
   handOver(): Result<NodeId, RaftNodeError> {
     const r = this.core.handOver();
