@@ -192,6 +192,10 @@ export class FenceService implements NodeService {
   }
 
   onTick(nowMs: number): void {
+    if (!this.wasQuorateMember && this.ctx.running()) {
+      const view = this.membership.view();
+      if (view.quorate && this.membership.isMe(view.members)) this.wasQuorateMember = true;
+    }
     this.checkSelfFence(nowMs);
     this.race?.tick(nowMs, this.wasQuorateMember);
   }
@@ -564,7 +568,6 @@ export class FenceService implements NodeService {
     if (!this.watchdogArmed || this.selfFenced || !this.ctx.running()) return;
     const view = this.membership.view();
     const member = this.membership.isMe(view.members);
-    if (member && view.quorate) this.wasQuorateMember = true;
     // Removed uncleanly: its record awaits a fence for this very incarnation. A clean leave (the
     // daemon stopping) leaves no fence pending and is not a reason to end.
     const own = this.membership.nodes().find((n) => n.nodeId === this.ctx.nodeId);

@@ -72,6 +72,8 @@ interface Race {
 export class TwoNodeRace {
   private race: Race | null = null;
   private win: TwoNodeWin | null = null;
+  /** When the won fence was last given to the Raft core (this node's monotonic clock). */
+  private assertedAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly ctx: () => ServiceContext,
@@ -87,7 +89,16 @@ export class TwoNodeRace {
       this.callOff('the peer is heard, or not a member any more, or this node leads');
       return;
     }
-    if (this.win !== null && this.win.peer === peer.node && this.win.endedThrough >= peer.incarnation) return;
+    const win = this.win;
+    if (win !== null && win.peer === peer.node && win.endedThrough >= peer.incarnation) {
+      // Won already: assert it again now and then while the peer stays silent (the Raft core
+      // stops counting it when any message of it arrives, a late one of the fenced incarnation too).
+      if (nowMs - this.assertedAtMs >= this.options.suspectAfterMs) {
+        this.assertedAtMs = nowMs;
+        ctx.peerFenced(peer.node);
+      }
+      return;
+    }
     if (this.race !== null && (this.race.peer !== peer.node || this.race.incarnation !== peer.incarnation))
       this.callOff('the peer changed');
     if (this.race === null) {
@@ -233,6 +244,7 @@ export class TwoNodeRace {
       level: step.level,
       device: step.device,
     };
+    this.assertedAtMs = ctx.clock.nowMs();
     const r = ctx.peerFenced(race.peer);
     this.event('two-node-race-won', {
       peer: race.peer,

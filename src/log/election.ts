@@ -19,7 +19,7 @@ import { isWitness } from './cluster-config.js';
 import { electionOutcomeAll, explainElectionAll, isFreshLog, type ElectionRules } from './quorum-options.js';
 import type { MsgVote, RaftMessage } from './raft-message.js';
 import type { RaftState, VoteKind } from './raft-state.js';
-import { becomeCandidate, becomeFollower, becomeLeader, becomePreCandidate, peerBack } from './raft-step.js';
+import { becomeCandidate, becomeFollower, becomeLeader, becomePreCandidate } from './raft-step.js';
 import { firstUnappliedHeld, quorumConfigs } from './quorum-configs.js';
 
 /**
@@ -184,7 +184,6 @@ function electionRules(s: RaftState): ElectionRules {
 /** Records a vote; returns true when the election was decided (and acted upon). */
 export function poll(s: RaftState, from: NodeId, granted: boolean): boolean {
   if (!s.votes.has(from)) s.votes.set(from, granted);
-  if (from === s.fencedPeer) peerBack(s, 'it answered a vote request');
   // two_node: the fenced peer grants (see `RaftState.fencedPeer`).
   const votes = s.fencedPeer === null ? s.votes : new Map(s.votes).set(s.fencedPeer, true);
   const outcome = electionOutcomeAll(quorumConfigs(s), votes, electionRules(s));
@@ -293,7 +292,6 @@ export function handleVoteRequest(s: RaftState, m: MsgVote): void {
     if (m.type === 'MsgVote') {
       s.electionElapsed = 0;
       s.vote = m.from;
-      if (m.from === s.fencedPeer) peerBack(s, 'this node voted for it');
     }
     s.traceEvent('vote-granted', { type: m.type, to: m.from, msgTerm: m.term });
   } else {

@@ -247,8 +247,7 @@ export class RaftCore {
    * acknowledging every entry and round (`RaftState.fencedPeer`); a leader proposes its demotion
    * to a learner at once. This node campaigns at once unless it leads. Safe because every entry
    * the two-voter log committed is here (commits needed both) and the peer takes part in nothing
-   * while fenced; a restarted peer that leads, or that this node votes for, or that answers a vote
-   * request, counts as itself again. `CONF_CHANGE_INVALID` unless the applied configuration is
+   * while fenced; a message of the current term from the peer (a restarted incarnation) ends it. `CONF_CHANGE_INVALID` unless the applied configuration is
    * exactly the two voters, this node and `peer`, with no change in flight.
    */
   peerFenced(peer: NodeId): Result<void, RaftError> {

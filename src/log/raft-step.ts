@@ -40,6 +40,8 @@ export function stepMessage(s: RaftState, m: RaftMessage): void {
     stepLowerTerm(s, m);
     return;
   }
+  // two_node: the fenced peer takes part again (a restarted incarnation): it counts as itself now.
+  if (m.from === s.fencedPeer) peerBack(s, m.type);
   if (m.type === 'MsgVote' || m.type === 'MsgPreVote') {
     handleVoteRequest(s, m);
     return;
@@ -92,12 +94,11 @@ export function becomeFollower(s: RaftState, t: Term, lead: NodeId | null): void
   s.role = 'follower';
   s.lead = lead;
   s.traceEvent('become-follower');
-  if (lead !== null && lead === s.fencedPeer) peerBack(s, 'it leads');
 }
 
-/** two_node: the fenced peer takes part again (a restarted incarnation): it counts as itself now. */
-export function peerBack(s: RaftState, why: string): void {
-  s.traceEvent('fenced-peer-back', { peer: s.fencedPeer, why });
+/** two_node: a message (`type`) came from the fenced peer: it counts as itself again. */
+function peerBack(s: RaftState, type: string): void {
+  s.traceEvent('fenced-peer-back', { peer: s.fencedPeer, type });
   s.fencedPeer = null;
 }
 
@@ -291,5 +292,4 @@ function heardFromLeader(s: RaftState, from: NodeId): void {
   s.electionElapsed = 0;
   s.lead = from;
   s.deferredCampaign = null; // a leader exists: a campaign deferred for a pending change is moot
-  if (from === s.fencedPeer) peerBack(s, 'it leads');
 }

@@ -82,7 +82,18 @@ export class ClusterFenceChecker implements Checker, FenceIndexes {
   /** Fence-ledger events seen (all nodes). */
   events = 0;
   /** Distinct fences seen, closed, closed by an agent (or watchdog), closed by a confirmation; attempts recorded. */
-  readonly counts = { opened: 0, closed: 0, byAgent: 0, byConfirm: 0, attempts: 0, selfFences: 0 };
+  readonly counts = {
+    opened: 0,
+    closed: 0,
+    byAgent: 0,
+    byConfirm: 0,
+    attempts: 0,
+    selfFences: 0,
+    /** two_node: fence races started and won, peers given their vote back (`two-node-race.ts`). */
+    races: 0,
+    raceWins: 0,
+    promotions: 0,
+  };
   /** Log indexes of the attempts seen (one attempt per entry). */
   private readonly attemptIndexes = new Set<number>();
 
@@ -102,6 +113,9 @@ export class ClusterFenceChecker implements Checker, FenceIndexes {
     } else if (typeof e.source === 'number' && e.event === CLUSTER_EVENT.fence) this.onFence(e);
     else if (typeof e.source === 'number' && e.event === CLUSTER_EVENT.view) this.onView(e);
     else if (typeof e.source === 'number' && e.event === SELF_FENCE_EVENT) this.counts.selfFences++;
+    else if (typeof e.source === 'number' && e.event === 'two-node-race') this.counts.races++;
+    else if (typeof e.source === 'number' && e.event === 'two-node-race-won') this.counts.raceWins++;
+    else if (typeof e.source === 'number' && e.event === 'raft-returned-peer-promote') this.counts.promotions++;
     // A snapshot install skips entries (a `restore` view is traced only when the view changed).
     else if (typeof e.source === 'number' && e.event === GROUP_EVENT.snapshotRestored)
       this.openOn.delete(e.source as NodeId);
@@ -133,6 +147,12 @@ export class ClusterFenceChecker implements Checker, FenceIndexes {
   /** The log index that closed the fence of (node, incarnation), or null when no trace showed it closed. */
   closedIndex(node: NodeId, incarnation: number): number | null {
     return this.records.get(key(node, incarnation))?.closeIndex ?? null;
+  }
+
+  /** Whether a traced fence of any incarnation of `node` was open at log index `index` (as traced so far). */
+  fenceOpenAt(node: NodeId, index: number): boolean {
+    for (const r of this.records.values()) if (r.node === node && this.openAt(r, index)) return true;
+    return false;
   }
 
   private record(node: NodeId, incarnation: number, timeUs: number): TracedRecord {

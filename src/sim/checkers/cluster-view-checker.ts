@@ -103,16 +103,40 @@ export class ClusterViewChecker implements Checker {
   }
 }
 
+/**
+ * two_node (the `two-node` workload): a lone member's view may be quorate only while no fence of
+ * its peer is open at the view's index; judged at the end of the run, when every traced fence
+ * opening and close is known. A lone member's view flagged not quorate is accepted (the peer's
+ * fence may be pending).
+ */
+export interface TwoNodeQuorum {
+  readonly nodes: readonly [NodeId, NodeId];
+  fenceOpenAt(node: NodeId, index: number): boolean;
+}
+
 /** Checks every new view's quorate flag against the votes of its members; see the module comment. */
 export class ClusterQuorumChecker implements Checker {
   readonly name = 'cluster-quorum';
   private readonly checked = new Set<string>();
+  /** two_node: lone quorate views to judge at the end (`node`'s view `viewId` at log `index`). */
+  private readonly lone: { node: NodeId; member: NodeId; viewId: number; index: number }[] = [];
   checks = 0;
 
   constructor(
     private readonly config: QuorumConfig,
     private readonly violation: (message: string) => void,
+    private readonly twoNode: TwoNodeQuorum | null = null,
   ) {}
+
+  finish(): void {
+    for (const l of this.lone) {
+      const peer = this.twoNode?.nodes.find((n) => n !== l.member);
+      if (peer === undefined || this.twoNode?.fenceOpenAt(peer, l.index) !== true) continue;
+      this.violation(
+        `quorum: two_node: node ${l.node} applied view ${l.viewId} {${l.member}} (index ${l.index}) flagged quorate while a fence of its peer ${peer} was open`,
+      );
+    }
+  }
 
   observe(e: SimEvent): void {
     if (typeof e.source !== 'number' || e.event !== CLUSTER_EVENT.view) return;
@@ -123,6 +147,11 @@ export class ClusterQuorumChecker implements Checker {
     this.checked.add(key);
     this.checks++;
     const present = new Set(v.members.map((m) => m.node));
+    if (this.twoNode !== null && present.size === 1) {
+      const member = v.members[0]?.node as NodeId;
+      if (v.quorate) this.lone.push({ node: e.source as NodeId, member, viewId: v.viewId, index: v.index });
+      return;
+    }
     const expected = quorateFor(this.config, present);
     if (expected !== v.quorate) {
       const votes = [...present].map((id) => this.config.voters.get(id) ?? 0).reduce((a, b) => a + b, 0);

@@ -15,6 +15,11 @@
  * - sometimes two levels: a flaky exec device first, the process device second;
  * - sometimes a per-node fence delay for one node.
  *
+ * A `two_node` run (the `two-node` workload) always fences automatically with program devices
+ * (a watchdog cannot settle the fence race), never confirms late (no leader can commit a
+ * confirmation in a split), and usually gives one node a fence delay, so that it wins the race;
+ * without one both may shoot, and both go down.
+ *
  * During the fault phase the agents fail, hang or crash at the drawn rates; once the faults stop
  * every run succeeds, so every open fence closes (the fence liveness checker's premise). Some
  * automatic seeds also let the operator confirm dead incarnations late (`lateConfirm`), racing
@@ -55,6 +60,8 @@ const LATE_CONFIRM_PROBABILITY = 0.25;
 const WATCHDOG_PROBABILITY = 0.25;
 /** Chance that one node gets a fence delay. */
 const FENCE_DELAY_PROBABILITY = 0.3;
+/** In a two_node run: chance that one node gets a fence delay (the fence race's usual setup). */
+const TWO_NODE_DELAY_PROBABILITY = 0.8;
 
 /** The run's fencing, drawn by `drawFencing`. */
 export interface ClusterFencing {
@@ -83,8 +90,8 @@ export interface ClusterFencing {
 const BOOT_MS: readonly [number, number] = [4_000, 8_000];
 
 /** Draws the run's fencing (see the module comment). */
-export function drawFencing(nodes: readonly MemberNodeSpec[], prng: Prng): ClusterFencing {
-  if (!prng.chance(AUTO_PROBABILITY))
+export function drawFencing(nodes: readonly MemberNodeSpec[], prng: Prng, twoNode = false): ClusterFencing {
+  if (!twoNode && !prng.chance(AUTO_PROBABILITY))
     return {
       mode: 'manual',
       topology: MANUAL_ONLY_TOPOLOGY,
@@ -127,16 +134,17 @@ export function drawFencing(nodes: readonly MemberNodeSpec[], prng: Prng): Clust
   const processRates = { fail: shape === 'two-level' ? 0.1 : prng.pick([0, 0.3]) };
   // Some seeds add a last level with a watchdog device: every node then fences itself when it is
   // removed or cut off from a quorum for its lease, and the executor's fallback waits it out.
-  if (prng.fork('watchdog').chance(WATCHDOG_PROBABILITY)) {
+  if (!twoNode && prng.fork('watchdog').chance(WATCHDOG_PROBABILITY)) {
     devices.set('wd', { agent: 'watchdog', name: 'wd', timeoutMs: 1_000, retries: 0 });
     levels.push({ devices: ['wd'] });
   }
   const fenceDelayMs = new Map<NodeId, number>();
-  if (prng.chance(FENCE_DELAY_PROBABILITY)) fenceDelayMs.set(prng.pick(nodes).nodeId, prng.int(500, 3_001));
+  if (prng.chance(twoNode ? TWO_NODE_DELAY_PROBABILITY : FENCE_DELAY_PROBABILITY))
+    fenceDelayMs.set(prng.pick(nodes).nodeId, prng.int(500, 3_001));
   return {
     mode: 'auto',
     topology: { devices, levels, fenceDelayMs },
-    lateConfirmMs: prng.chance(LATE_CONFIRM_PROBABILITY) ? prng.int(2_000, 8_001) : null,
+    lateConfirmMs: !twoNode && prng.chance(LATE_CONFIRM_PROBABILITY) ? prng.int(2_000, 8_001) : null,
     execAction,
     execRates,
     processRates,

@@ -120,7 +120,8 @@ interface Shape {
   readonly weighted: boolean;
 }
 
-function drawShape(ids: readonly NodeId[], prng: Prng): Shape {
+function drawShape(ids: readonly NodeId[], prng: Prng, twoNode: boolean): Shape {
+  if (twoNode) return twoNodeShape(ids);
   const weighted = prng.chance(0.3);
   const nodes: MemberNodeSpec[] = ids.map((id) => ({
     nodeId: id,
@@ -144,15 +145,56 @@ function drawShape(ids: readonly NodeId[], prng: Prng): Shape {
   return { nodes, options, quorum: built.value.config, weighted };
 }
 
-/** Some seeds keep only short pauses (see the module comment); others keep the drawn mix. */
-function shapeFaults(drawn: FaultProfile, prng: Prng): FaultProfile {
-  // The detection bound (issue 6) is promised for disks whose fsync takes at most
-  // DISK_SYNC_MS_MAX: under 30 % loss, a bare quorum electing over a slow disk (every vote waits
-  // for an fsync of up to 200 ms) needs longer. Slow-disk runs are the raft workload's.
+/**
+ * The detection bound (issue 6) is promised for disks whose fsync takes at most DISK_SYNC_MS_MAX:
+ * under 30 % loss, a bare quorum electing over a slow disk (every vote waits for an fsync of up
+ * to 200 ms) needs longer. Slow-disk runs are the raft workload's.
+ */
+function fastDisk(drawn: FaultProfile): FaultProfile {
   const slow = drawn.disk.syncLatencyMs[0] >= SLOW_DISK_SYNC_MS[0];
-  const profile = slow
+  return slow
     ? { ...drawn, disk: { ...drawn.disk, syncLatencyMs: [0.1, DISK_SYNC_MS_MAX] as [number, number] } }
     : drawn;
+}
+
+/**
+ * A two_node run always splits and crashes (what the fence race is for), at a pace that lets the
+ * pair form a quorate view between faults (a race needs one), and without disk faults (the raft
+ * workload's business; a two-node pair fail-stopping on every other write never settles).
+ */
+function twoNodeFaults(drawn: FaultProfile, prng: Prng): FaultProfile {
+  return {
+    ...fastDisk(drawn),
+    partition: { meanIntervalUs: prng.int(5_000_000, 12_000_001), meanDurationUs: prng.int(1_500_000, 4_000_001) },
+    crash: { meanIntervalUs: prng.int(10_000_000, 20_000_001), meanDurationUs: prng.int(500_000, 3_000_001) },
+    ioError: undefined,
+    powerCut: undefined,
+    bitFlip: undefined,
+  };
+}
+
+/** A two_node cluster: two voters of one vote each, two_node and wait_for_all on. */
+function twoNodeShape(ids: readonly NodeId[]): Shape {
+  assert(ids.length === 2, 'a two_node run has two nodes');
+  const nodes: MemberNodeSpec[] = ids.map((id) => ({
+    nodeId: id,
+    name: `n${id}`,
+    address: `10.0.0.${id}:7400`,
+    votes: 1,
+    role: 'voter',
+  }));
+  const options: VotequorumOptions = { ...DEFAULT_VOTEQUORUM_OPTIONS, twoNode: true, waitForAll: true };
+  const built = buildVotequorum(
+    nodes.map((n) => ({ nodeId: n.nodeId, votes: n.votes, role: 'data' as const })),
+    options,
+  );
+  assert(built.ok, `two_node options are valid: ${built.ok ? '' : built.error.message}`);
+  return { nodes, options, quorum: built.value.config, weighted: false };
+}
+
+/** Some seeds keep only short pauses (see the module comment); others keep the drawn mix. */
+function shapeFaults(drawn: FaultProfile, prng: Prng): FaultProfile {
+  const profile = fastDisk(drawn);
   if (!prng.chance(PAUSE_ONLY_PROBABILITY)) return profile;
   return {
     ...profile,
@@ -166,10 +208,10 @@ function shapeFaults(drawn: FaultProfile, prng: Prng): FaultProfile {
   };
 }
 
-function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNode> {
+function create(setup: WorkloadSetup, twoNode = false): WorkloadRun<ChannelMessage, ClusterSimNode> {
   assert(
-    setup.canary === undefined || CANARY_NAMES.includes(setup.canary),
-    `unknown cluster canary ${setup.canary ?? ''}`,
+    setup.canary === undefined || (twoNode ? TWO_NODE_CANARY_NAMES : CANARY_NAMES).includes(setup.canary),
+    `unknown ${twoNode ? 'two-node' : 'cluster'} canary ${setup.canary ?? ''}`,
   );
   const canary = CLUSTER_CANARIES.find((c) => c === setup.canary);
   const leases = new LeaseChecker((m) => {
@@ -177,9 +219,9 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
   });
   const sampler = new LeaseSampler<ClusterSimNode>(LEASE_SAMPLE_MS, (n) => n.leaseValid());
   const prng = setup.prng;
-  const shape = drawShape(setup.nodes, prng.fork('shape'));
+  const shape = drawShape(setup.nodes, prng.fork('shape'), twoNode);
   const snapshotEntries = prng.fork('snapshots').pick([64, 256, 10_000]);
-  const fencing = drawFencing(shape.nodes, prng.fork('fencing'));
+  const fencing = drawFencing(shape.nodes, prng.fork('fencing'), twoNode);
   const rig = new FenceRig(fencing, shape.nodes);
   const fences = new ClusterFenceChecker({ closeBoundMs: FENCE_CLOSE_BOUND_MS }, (checker, m) => {
     setup.violation(checker, m);
@@ -187,9 +229,18 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
   const views = new ClusterViewChecker((m) => {
     setup.violation('view-agreement', m);
   });
-  const quorum = new ClusterQuorumChecker(shape.quorum, (m) => {
-    setup.violation('view-quorum', m);
-  });
+  const quorum = new ClusterQuorumChecker(
+    shape.quorum,
+    (m) => {
+      setup.violation('view-quorum', m);
+    },
+    twoNode
+      ? {
+          nodes: [setup.nodes[0] as NodeId, setup.nodes[1] as NodeId],
+          fenceOpenAt: (node, index) => fences.fenceOpenAt(node, index),
+        }
+      : null,
+  );
   const accuracy = new ClusterAccuracyChecker(
     { stallBoundMs: STALL_BOUND_MS, lookbackMs: 6_000, mergeGapMs: 300 },
     (m) => {
@@ -303,6 +354,9 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
       ['fence-agent-crashes', driver.counts.agentCrashes],
       ['fence-late-confirms', driver.counts.lateConfirms],
       ['self-fences', fences.counts.selfFences],
+      ['two-node-races', fences.counts.races],
+      ['two-node-race-wins', fences.counts.raceWins],
+      ['two-node-promotions', fences.counts.promotions],
       ['clean-leaves', driver.counts.leaves],
       ['fence-confirms', driver.counts.fenceConfirms],
       ['power-cycles', driver.counts.powerCycles],
@@ -333,6 +387,19 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
   };
 }
 
+/**
+ * The two_node workload: the cluster workload on two nodes with votequorum's `two_node` and
+ * `wait_for_all`, fencing automatically with program devices (`drawFencing`): a split is settled
+ * by the fence race (`src/fencing/two-node-race.ts`) and the Raft core's `peerFenced`. Its
+ * checkers are the cluster workload's, the quorum checker judging a lone member's quorate view by
+ * its peer's fence; its canary `two-node-unfenced` (the race won without a fence: both halves
+ * commit alone) is caught by view agreement.
+ */
+export const TWO_NODE_WORKLOAD_CANARIES: readonly (readonly [string, string])[] = [
+  ['two-node-unfenced', 'view-agreement'],
+];
+const TWO_NODE_CANARY_NAMES: readonly string[] = TWO_NODE_WORKLOAD_CANARIES.map(([c]) => c);
+
 /** The registered cluster workload. */
 export const clusterWorkload: Workload<ChannelMessage, ClusterSimNode> = {
   name: 'cluster',
@@ -344,4 +411,18 @@ export const clusterWorkload: Workload<ChannelMessage, ClusterSimNode> = {
   faultPhaseMs: CLUSTER_FAULT_PHASE_MS,
   shapeFaults,
   create,
+};
+
+/** The registered two_node workload (see `TWO_NODE_WORKLOAD_CANARIES`). */
+export const twoNodeWorkload: Workload<ChannelMessage, ClusterSimNode> = {
+  ...clusterWorkload,
+  name: 'two-node',
+  description:
+    'the cluster workload on a two_node cluster: the fence race settles every split, the survivor commits alone only once its peer is fenced, the peer returns as a learner and gets its vote back',
+  canaries: TWO_NODE_CANARY_NAMES,
+  nodeCount: () => 2,
+  // Long enough for several splits between quorate spells.
+  faultPhaseMs: 2 * CLUSTER_FAULT_PHASE_MS,
+  shapeFaults: twoNodeFaults,
+  create: (setup) => create(setup, true),
 };

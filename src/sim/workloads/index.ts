@@ -8,7 +8,7 @@ import { WORKLOAD_NAMES } from './names.js';
 import type { Workload } from '../workload.js';
 import { runSimulation, type SimOptions, type SimResult } from '../simulation.js';
 import { broadcastWorkload } from './broadcast.js';
-import { clusterWorkload } from './cluster.js';
+import { clusterWorkload, twoNodeWorkload } from './cluster.js';
 import { raftWorkload } from './raft.js';
 
 /** A workload with its message and instance types erased, ready to run a seed. */
@@ -33,6 +33,7 @@ export const WORKLOADS: readonly WorkloadEntry[] = [
   entry(raftWorkload),
   entry(clusterWorkload),
   entry(broadcastWorkload),
+  entry(twoNodeWorkload),
 ];
 assert(
   WORKLOADS.map((w) => w.name).join() === WORKLOAD_NAMES.join(),
