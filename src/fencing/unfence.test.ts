@@ -346,6 +346,11 @@ test('driver: stopAll kills the run and drops its result; before notBeforeMs a d
   rig.unfencer.drive(T0);
   rig.unfencer.stopAll();
   assert.equal(rig.spawned.at(0)?.killed, true);
+  // Leading again before the killed run ended: nothing new runs, a fence of the node waits.
+  rig.unfencer.drive(T0);
+  assert.equal(rig.spawned.length, 1, 'the killed run has not ended yet');
+  assert.equal(rig.unfencer.holdsFence(TARGET.id, T0), true);
+  rig.unfencer.stopAll();
   rig.spawned.at(0)?.done({ kind: 'signalled', signal: 'SIGTERM', output: NO_OUTPUT, durationMs: 5 });
   assert.equal(rig.proposed.length, 0, 'a deposed executor proposes nothing');
   // A new leadership: until notBeforeMs an earlier leader's `on` may still run.

@@ -196,6 +196,8 @@ interface NodeUnfence {
  */
 export class Unfencer {
   private readonly nodes = new Map<NodeId, NodeUnfence>();
+  /** `on` runs not ended yet, by node, including killed ones whose state was forgotten. */
+  private readonly inFlight = new Map<NodeId, number>();
 
   constructor(private readonly host: UnfenceHost) {}
 
@@ -221,7 +223,7 @@ export class Unfencer {
         st.running.kill();
         continue;
       }
-      if (st.running !== null || st.proposing || wall < notBeforeMs) continue;
+      if (this.busy(rec.node) || st.proposing || wall < notBeforeMs) continue;
       if (step.kind === 'gave-up' && !st.gaveUp) {
         st.gaveUp = true;
         this.host.trace('unfence-gave-up', { node: rec.node, incarnation: rec.incarnation });
@@ -242,13 +244,18 @@ export class Unfencer {
    */
   holdsFence(node: NodeId, notBeforeMs: number): boolean {
     const wall = this.host.wallMs();
-    const st = this.nodes.get(node);
-    if (st?.running != null) return true;
+    if (this.busy(node)) return true;
     if (wall >= notBeforeMs) return false;
+    const st = this.nodes.get(node);
     const rec = this.host.history().find((r) => r.node === node);
     if (rec === undefined) return false;
     const kind = this.stepOf(rec, st?.incarnation === rec.incarnation ? st : null, wall, false).kind;
     return kind === 'run' || kind === 'wait';
+  }
+
+  /** Whether an `on` for `node` has not ended yet (a killed one ends within the runner's grace). */
+  private busy(node: NodeId): boolean {
+    return (this.inFlight.get(node) ?? 0) > 0;
   }
 
   /** Kills every running `on` and forgets this executor's tries (leadership lost, or stopping). */
@@ -279,8 +286,12 @@ export class Unfencer {
     const spec = agentProcessSpec(request);
     if (spec === null) return; // exec devices always run a program
     this.host.trace('unfence-run', { node: rec.node, device: step.device, attempt: step.attemptNo });
+    this.inFlight.set(rec.node, (this.inFlight.get(rec.node) ?? 0) + 1);
     st.running = this.host.processes().spawn(spec, (result) => {
       st.running = null;
+      const left = (this.inFlight.get(rec.node) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(rec.node, left);
+      else this.inFlight.delete(rec.node);
       if (this.nodes.get(rec.node) !== st) return; // no longer ours (leadership lost, a newer record)
       this.finished(rec, st, step, atMs, agentAttemptResult(request, result));
     });
