@@ -43,6 +43,7 @@ import type { FenceTopology } from './fence-topology.js';
 import { selfFenceVerdict } from './self-fence.js';
 import { TwoNodeRace, type TwoNodeWin } from './two-node-race.js';
 import { registerFenceApi } from './fence-handlers.js';
+import { Unfencer, type UnfenceObserver } from './unfence.js';
 
 /** Options of the fencing service. */
 export interface FenceServiceOptions {
@@ -72,8 +73,8 @@ export interface FenceServiceOptions {
   readonly proposeFencedTwice?: boolean;
 }
 
-/** What is worth observing (logs, metrics, tests), called synchronously. */
-export interface FenceObserver {
+/** What is worth observing (logs, metrics, tests), called synchronously. Unfencing: `unfence.ts`. */
+export interface FenceObserver extends UnfenceObserver {
   /** The executor ran one device against a fenced incarnation (its result is being recorded). */
   onFenceAttempt?(node: NodeId, incarnation: Incarnation, attempt: FenceAttempt): void;
   /** The executor's next step for a fence changed (what it runs or waits for). */
@@ -133,6 +134,8 @@ export class FenceService implements NodeService {
   private selfFenced = false;
   /** two_node only: the fence race run outside the log. */
   private readonly race: TwoNodeRace | null;
+  /** Runs `on` for storage devices (`unfence: true`) when a fenced node joins again (`unfence.ts`). */
+  private readonly unfencer: Unfencer;
 
   constructor(
     private readonly membership: MembershipService,
@@ -147,6 +150,27 @@ export class FenceService implements NodeService {
             suspectAfterMs: options.twoNodeSuspectAfterMs,
             ...(options.twoNodeSkipFence === true ? { skipFence: true } : {}),
           });
+    this.unfencer = new Unfencer({
+      topology: options.topology,
+      processes: () => this.ctx.processes,
+      ...(options.observer === undefined ? {} : { observer: options.observer }),
+      self: () => this.ctx.nodeId,
+      nameOf: (node) => this.nameOf(node),
+      wallMs: () => this.ctx.wallMs(),
+      history: () => membership.machine.fenceHistory(),
+      fencePending: (node) => membership.machine.pendingFences().some((r) => r.node === node),
+      memberIncarnation: (node) => this.memberIncarnation(node),
+      propose: (node, incarnation, unfence, done) => {
+        // Not idempotent: a re-sent entry would count as another try. A lost one is re-run.
+        membership.handle.propose({ type: 'unfence', node, incarnation, unfence }, { idempotent: false }, (r) => {
+          done(r.ok && r.value.outcome === 'applied');
+          this.drive();
+        });
+      },
+      trace: (event, fields) => {
+        this.ctx.trace(event, fields);
+      },
+    });
   }
 
   attach(ctx: ServiceContext): void {
@@ -275,6 +299,7 @@ export class FenceService implements NodeService {
   private stopAll(): void {
     for (const ex of this.executions.values()) ex.running?.kill();
     this.executions.clear();
+    this.unfencer.stopAll();
   }
 
   /** One pass of the executor over every open fence (leader only). */
@@ -327,7 +352,7 @@ export class FenceService implements NodeService {
         this.proposeFenced(rec, ex, earlier);
         continue;
       }
-      if (wall < ex.notBeforeMs) continue;
+      if (wall < ex.notBeforeMs || this.unfencer.holdsFence(rec.node, since + this.resumeDelayMs)) continue;
       this.act(rec, ex, this.stepOf(rec, ex, wall));
     }
     // Closed fences (recorded, or confirmed by an operator): stop whatever still runs for them.
@@ -336,6 +361,7 @@ export class FenceService implements NodeService {
       ex.running?.kill();
       this.executions.delete(key);
     }
+    this.unfencer.drive(since + this.resumeDelayMs);
   }
 
   private stepOf(rec: FenceRecord, ex: Execution, wall: number): FenceStep {

@@ -283,6 +283,18 @@ function observerFor(logger: Logger, counters: () => DaemonCounters | null): Nod
       if (a.result === 'ok') logger.info({ node, incarnation, device: a.device, result: a.result }, line);
       else logger.warn({ node, incarnation, device: a.device, result: a.result }, line);
     },
+    onUnfence: (node, incarnation, u) => {
+      counters()?.unfenceAttempts.inc({ device: u.device, result: u.result });
+      const line = `unfence of node ${node} (after the fence of incarnation ${incarnation}): device ${u.device} on ${u.plug} ${u.result}${u.exitCode === undefined ? '' : ` (exit ${u.exitCode})`} in ${u.durationMs} ms, try ${u.attemptNo} of ${u.tries}${u.excerpt === '' ? '' : `: ${u.excerpt}`}`;
+      if (u.result === 'ok') logger.info({ node, incarnation, device: u.device, result: u.result }, line);
+      else logger.warn({ node, incarnation, device: u.device, result: u.result }, line);
+    },
+    onUnfenceGaveUp: (node, incarnation, devices) => {
+      logger.error(
+        { node, incarnation, devices },
+        `unfence of node ${node} (after the fence of incarnation ${incarnation}): gave up on ${devices.join(', ')}: every try failed; the node may have no access to its storage: check the device, then run its agent with action on by hand (cohort fence history --node ${node} shows the tries)`,
+      );
+    },
     onSelfFence: (why) => {
       logger.fatal({ why }, `self-fence: ${why}`);
     },

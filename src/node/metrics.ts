@@ -58,6 +58,8 @@ export interface DaemonCounters {
   readonly storageRepairs: Counter<'kind'>;
   /** Fence device runs of this node's executor, by device and result. */
   readonly fenceAttempts: Counter<'device' | 'result'>;
+  /** Unfence (`on`) runs of this node's executor, by device and result. */
+  readonly unfenceAttempts: Counter<'device' | 'result'>;
 }
 
 /** A running metrics endpoint. */
@@ -241,6 +243,12 @@ export async function startMetrics(
     fenceAttempts: new Counter({
       name: 'cohort_fence_attempts_total',
       help: "fence device runs by this node's executor (while leading), by device and result (ok, failed, timed-out, error)",
+      labelNames: ['device', 'result'] as const,
+      registers: [registry],
+    }),
+    unfenceAttempts: new Counter({
+      name: 'cohort_unfence_attempts_total',
+      help: "unfence (on) runs of storage fence devices by this node's executor (while leading), by device and result (ok, failed, timed-out, error)",
       labelNames: ['device', 'result'] as const,
       registers: [registry],
     }),

@@ -103,6 +103,9 @@ test('a clean history passes, in automatic and in manual runs', () => {
         byConfirm: mode === 'auto' ? 0 : 1,
         attempts: 2,
         selfFences: 0,
+        races: 0,
+        raceWins: 0,
+        promotions: 0,
       },
     );
   }
