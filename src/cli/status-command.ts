@@ -69,6 +69,7 @@ function renderStatus(s: Obj): string {
     ],
     ['leader', cellText(s['leaderId'])],
     ['term / commit', `${cellText(s['term'])} / ${cellText(s['commitIndex'])}`],
+    ['raft', cellText(s['raftConfig'])],
     ['view', cellText(s['viewId'])],
     ['quorate', `${s['quorate'] === true ? 'yes' : 'NO'}: ${cellText(s['quorumExplanation'])}`],
     [

@@ -54,6 +54,8 @@ export interface CohortStatus {
   readonly readsHeld: boolean;
   /** Why this node's incarnation cannot join (settings differ, or it was removed from the view), or null. */
   readonly joinProblem: string | null;
+  /** The Raft configuration this node applied, e.g. `voters=(1,2)` (two_node: a returning peer is a learner first). */
+  readonly raftConfig: string;
   readonly cluster: string;
   readonly configFingerprint: string;
   readonly uptimeMs: number;
@@ -135,6 +137,7 @@ export function decodeStatus(v: ApiData): CohortStatus {
     leaseValid: r.bool('leaseValid'),
     readsHeld: r.bool('readsHeld'),
     joinProblem: r.nullableStr('joinProblem'),
+    raftConfig: r.str('raftConfig'),
     cluster: r.str('cluster'),
     configFingerprint: r.str('configFingerprint'),
     uptimeMs: r.int('uptimeMs'),

@@ -454,6 +454,7 @@ export class MembershipService implements NodeService {
       })),
       leaseValid: rs.leaseValid,
       readsHeld: rs.readsHeld,
+      raftConfig: rs.config,
       joinProblem: this.joinProblem,
     };
   }

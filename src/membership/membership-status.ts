@@ -49,6 +49,11 @@ export interface ClusterStatus {
   readonly readsHeld: boolean;
   /** Why this incarnation cannot join (settings differ, or it was removed from the view), or null. */
   readonly joinProblem: string | null;
+  /**
+   * The Raft configuration this node applied (`voters=(1,2)`; two_node: a fenced peer is a
+   * learner, `voters=(1) learners=(2)`, until it has caught up after its return).
+   */
+  readonly raftConfig: string;
 }
 
 /** Stable codes of a refused fence confirmation (checked against this node's applied state). */

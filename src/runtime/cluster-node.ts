@@ -304,6 +304,7 @@ export class ClusterNode<S = unknown> {
       leaseValid: rs.leaseValid && !held,
       readsHeld: held,
       sinceLeaderMs: heard === undefined ? null : Math.max(0, now - heard),
+      config: rs.config,
     };
   }
 

@@ -127,6 +127,8 @@ export interface RaftFacts {
   readonly readsHeld: boolean;
   /** Ms since a Raft message from the known leader arrived (null: none, or no leader). */
   readonly sinceLeaderMs: number | null;
+  /** The applied Raft configuration, formatted (`voters=(1,2) learners=(3)`). */
+  readonly config: string;
 }
 
 /** What the host gives a service at `attach`. */
