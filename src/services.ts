@@ -165,7 +165,6 @@ export function hostNode<S>(
     timing: options.timing,
     bootstrap: bootstrapConfState(options.nodes, options.quorum),
     waitForAll: options.quorum.waitForAll,
-    twoNode: options.quorum.twoNode,
     ...(options.snapshotEntries === undefined ? {} : { snapshotEntries: options.snapshotEntries }),
     ...(options.snapshotCatchUpEntries === undefined ? {} : { snapshotCatchUpEntries: options.snapshotCatchUpEntries }),
     ...(options.observer === undefined ? {} : { observer: options.observer }),

@@ -42,6 +42,7 @@ import { endedThrough, nextFenceStep, type FenceStep } from './fence-scheduler.j
 import type { FenceTopology } from './fence-topology.js';
 import { selfFenceVerdict } from './self-fence.js';
 import { TwoNodeRace, type TwoNodeWin } from './two-node-race.js';
+import { twoNodeVoterStep } from './two-node-voters.js';
 import { registerFenceApi } from './fence-handlers.js';
 import { Unfencer, type UnfenceObserver } from './unfence.js';
 
@@ -134,6 +135,8 @@ export class FenceService implements NodeService {
   private selfFenced = false;
   /** two_node only: the fence race run outside the log. */
   private readonly race: TwoNodeRace | null;
+  /** two_node: a voter change (`two-node-voters.ts`) is in flight. */
+  private voterChanging = false;
   /** Runs `on` for storage devices (`unfence: true`) when a fenced node joins again (`unfence.ts`). */
   private readonly unfencer: Unfencer;
 
@@ -224,8 +227,9 @@ export class FenceService implements NodeService {
     this.race?.tick(nowMs, this.wasQuorateMember);
   }
 
-  onLeaderTick(): void {
+  onLeaderTick(nowMs: number): void {
     this.drive();
+    if (this.race !== null) this.twoNodeVoters(nowMs);
   }
 
   /** Registers `fence.history` and `fence.now` (`fence-handlers.ts`). */
@@ -511,6 +515,37 @@ export class FenceService implements NodeService {
       this.membership.handle.propose(command, { idempotent: true }, () => undefined);
     this.membership.handle.propose(command, { idempotent: true }, () => {
       ex.proposing = false;
+    });
+  }
+
+  /** two_node, leader: demotes a peer gone for good, promotes it back once it is a member again. */
+  private twoNodeVoters(nowMs: number): void {
+    if (this.voterChanging) return;
+    const self = this.ctx.nodeId;
+    const peer = this.membership.nodes().find((n) => n.nodeId !== self);
+    if (peer === undefined) return;
+    const raft = this.ctx.raft();
+    const own = this.membership.nodes().find((n) => n.nodeId === self);
+    const step = twoNodeVoterStep({
+      self,
+      selfStatus: own?.status ?? 'out',
+      peer: peer.nodeId,
+      peerStatus: peer.status,
+      peerFencePending: peer.fencePending,
+      peerJoinedOnce: peer.seen > 0,
+      peerHeard:
+        (this.membership.reachability(nowMs).find((r) => r.node === peer.nodeId)?.silentMs ?? Infinity) <
+        (this.options.twoNodeSuspectAfterMs ?? 0),
+      voters: raft.voters,
+      learners: raft.learners,
+      changing: raft.changing,
+    });
+    if (step === null) return;
+    this.voterChanging = true;
+    this.ctx.trace('two-node-voter', { step: step.kind, node: step.node });
+    this.ctx.changeVoter(step.node, step.kind === 'promote', (error) => {
+      this.voterChanging = false;
+      if (error !== null) this.ctx.trace('two-node-voter-failed', { step: step.kind, node: step.node, error });
     });
   }
 

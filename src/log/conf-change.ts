@@ -101,6 +101,16 @@ export function proposeConfChange(s: RaftState, change: ConfChange): Result<Prop
   }
   const next = applyConfChange(s.config, change);
   if (!next.ok) return next;
+  // two_node: while the fenced peer is counted (it holds none of the entries committed since),
+  // the only change allowed is one that takes its vote away; any other could leave it a voter
+  // that decides without this node, with a log that lacks what this node committed alone.
+  if (s.fencedPeer !== null && next.value.voters.has(s.fencedPeer))
+    return err(
+      new RaftError(
+        'CONF_CHANGE_INVALID',
+        `two_node: node ${s.fencedPeer} is counted as fenced; the only configuration change allowed now is its demotion (proposed ${formatConfig(next.value)})`,
+      ),
+    );
   const ref = appendEntry(s, { type: 'conf', change });
   s.pendingConfIndex = ref.index;
   // Counting starts now with the new configuration too: its members need progress at once.
@@ -194,40 +204,6 @@ export function successor(s: RaftState): NodeId | null {
     }
   }
   return best;
-}
-
-/**
- * two_node, leader: while the fenced peer (`RaftState.fencedPeer`) is a voter of the applied,
- * non-joint configuration and no change is pending, proposes its demotion to a learner, with
- * expected votes back to the voters' total (it gets its vote back on return, through a normal
- * change). Until that configuration is applied the peer's grants and acknowledgements are
- * counted for it; from then on the survivor is a quorum by itself.
- */
-export function maybeDemoteFencedPeer(s: RaftState): void {
-  const peer = s.fencedPeer;
-  if (peer === null || s.role !== 'leader' || isJoint(s.config) || !isVoter(s.config, peer)) return;
-  if (s.pendingConfIndex > s.log.applied || s.leadTransferee !== null) return;
-  const changes: ConfChangeSingle[] = [{ type: 'add-learner', node: peer }];
-  if (s.config.quorum.expectedVotes !== 0) changes.push({ type: 'set-expected-votes', expectedVotes: 0 });
-  const r = proposeConfChange(s, { changes, autoLeave: true });
-  s.traceEvent('fenced-peer-demote', r.ok ? { peer, index: r.value.index } : { peer, error: r.error.message });
-}
-
-/**
- * two_node, leader: when the applied configuration is this node as the only voter and one learner
- * (the peer demoted by `maybeDemoteFencedPeer`, restarted since), the learner holds every entry
- * and answered within the check-quorum window, proposes making it a voter again with one vote.
- * From then on every commit needs both nodes again.
- */
-export function maybePromoteReturnedPeer(s: RaftState): void {
-  if (s.cfg.twoNode !== true || s.role !== 'leader' || s.fencedPeer !== null || isJoint(s.config)) return;
-  if (s.config.voters.size !== 1 || !s.config.voters.has(s.id) || s.config.learners.size !== 1) return;
-  if (s.pendingConfIndex > s.log.applied || s.leadTransferee !== null) return;
-  const peer = [...s.config.learners][0] as NodeId;
-  const pr = s.progress.get(peer);
-  if (pr === undefined || !pr.recentActive || pr.match < s.log.lastIndex()) return;
-  const r = proposeConfChange(s, { changes: [{ type: 'add-voter', node: peer, votes: 1 }], autoLeave: true });
-  s.traceEvent('returned-peer-promote', r.ok ? { peer, index: r.value.index } : { peer, error: r.error.message });
 }
 
 /** Leader: once a joint configuration with auto-leave is applied, propose leaving it. */

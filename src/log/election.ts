@@ -15,7 +15,7 @@
  */
 import { assert, assertNever } from '../lib/assert.js';
 import { logIndex, term as toTerm, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
-import { isWitness } from './cluster-config.js';
+import { canLead, isWitness } from './cluster-config.js';
 import { electionOutcomeAll, explainElectionAll, isFreshLog, type ElectionRules } from './quorum-options.js';
 import type { MsgVote, RaftMessage } from './raft-message.js';
 import type { RaftState, VoteKind } from './raft-state.js';
@@ -23,12 +23,24 @@ import { becomeCandidate, becomeFollower, becomeLeader, becomePreCandidate } fro
 import { firstUnappliedHeld, quorumConfigs } from './quorum-configs.js';
 
 /**
+ * Whether this node may stand: it can lead in the applied configuration, or in the latest one its
+ * log holds (a learner being promoted whose leader died before the change committed: the election
+ * still needs a quorum of every counted configuration, the applied one included, so letting it
+ * stand changes who may win only where it could win anyway; without it, a voter of the applied
+ * configuration that is missing entries the learner holds could never be elected either, and the
+ * pair would wait forever).
+ */
+function mayCampaign(s: RaftState): boolean {
+  return s.promotable() || canLead(quorumConfigs(s).at(-1) ?? s.config, s.id);
+}
+
+/**
  * Non-leader tick: campaigns once the randomised election timeout passes; re-asks silent voters
  * every heartbeat interval.
  */
 export function tickElection(s: RaftState): void {
   s.electionElapsed++;
-  if (s.promotable() && s.electionElapsed >= s.randomizedElectionTimeout) {
+  if (mayCampaign(s) && s.electionElapsed >= s.randomizedElectionTimeout) {
     s.electionElapsed = 0;
     if (s.role !== 'follower')
       s.traceEvent('election-not-won', {
@@ -54,7 +66,7 @@ export function startCampaign(s: RaftState, kind: VoteKind): void {
     s.traceEvent('campaign-ignored-repairing');
     return;
   }
-  if (!s.promotable()) {
+  if (!mayCampaign(s)) {
     s.traceEvent(isWitness(s.config, s.id) ? 'campaign-ignored-witness' : 'campaign-ignored-not-voter');
     return;
   }

@@ -110,12 +110,6 @@ export interface RaftConfig {
    * election; afterwards the normal weighted rules apply. Set from the node's quorum config.
    */
   readonly waitForAll?: boolean;
-  /**
-   * votequorum `two_node`: a leader whose configuration is itself as the only voter plus one
-   * learner (the peer it demoted after fencing it, `RaftCore.peerFenced`) makes that learner a
-   * voter again once it has caught up and answers (docs/raft.md "two_node").
-   */
-  readonly twoNode?: boolean;
   readonly trace?: RaftTrace;
   /** SIMULATOR ONLY: a planted bug. */
   readonly canary?: RaftCanary;

@@ -244,8 +244,8 @@ export class RaftCore {
    * two_node (docs/raft.md "two_node"): the fencing layer proved `peer`, the only other voter of
    * this node's two-voter configuration, fenced (it won the fence race). Until a configuration
    * without `peer` as a voter is applied, the peer counts as granting every vote and
-   * acknowledging every entry and round (`RaftState.fencedPeer`); a leader proposes its demotion
-   * to a learner at once. This node campaigns at once unless it leads. Safe because every entry
+   * acknowledging every entry and round (`RaftState.fencedPeer`); the fencing layer proposes its
+   * demotion to a learner. This node campaigns at once unless it leads. Safe because every entry
    * the two-voter log committed is here (commits needed both) and the peer takes part in nothing
    * while fenced; a message of the current term from the peer (a restarted incarnation) ends it. `CONF_CHANGE_INVALID` unless the applied configuration is
    * exactly the two voters, this node and `peer`, with no change in flight.

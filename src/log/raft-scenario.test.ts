@@ -84,7 +84,6 @@ function addNodes(sc: Scenario, cmd: ScriptCommand): string {
     'tie-breaker',
     'witnesses',
     'wait-for-all',
-    'two-node',
     'explain',
   ]);
   const voters = intsArg(cmd, 'voters', []);
@@ -109,7 +108,6 @@ function addNodes(sc: Scenario, cmd: ScriptCommand): string {
       electionTicks: ELECTION_TICKS,
       heartbeatTicks: 1,
       waitForAll: boolArg(cmd, 'wait-for-all', false),
-      twoNode: boolArg(cmd, 'two-node', false),
       ...(explain ? { trace: traceHook(sc) } : {}),
     },
   });

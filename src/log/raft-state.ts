@@ -120,8 +120,8 @@ export class RaftState {
   /**
    * two_node: the other voter of a two-voter configuration, proved fenced by the fencing layer
    * (`RaftCore.peerFenced`). Counted as granting every vote, acknowledging every entry and round
-   * and being active, until a configuration without it as a voter is applied (the leader proposes
-   * its demotion to a learner at once), or a message of the current term comes from it (it is back).
+   * and being active, until a configuration without it as a voter is applied (the fencing layer
+   * proposes its demotion), or a message of the current term comes from it (it is back).
    * Volatile: a restart forgets it, and the fence must be proved again (docs/raft.md "two_node").
    */
   fencedPeer: NodeId | null = null;

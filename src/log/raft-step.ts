@@ -23,7 +23,7 @@ import { handleVoteRequest, learnCommit, poll, startCampaign, stepHigherTerm, st
 import { appendEntry, handleAppend, handleAppendResponse, handleHeartbeat } from './replication.js';
 import { handleSnapshot, retryStaleSnapshots } from './snapshot-transfer.js';
 import { bcastHeartbeat, handleHeartbeatResponse, handleReadIndexRequest, rejectReadIndex } from './read-index.js';
-import { maybeAutoLeave, maybeDemoteFencedPeer, maybeHandOver, maybePromoteReturnedPeer } from './conf-change.js';
+import { maybeAutoLeave, maybeHandOver } from './conf-change.js';
 import { quorumConfigs, syncProgress } from './quorum-configs.js';
 
 /** Feeds one message from a peer (already validated by `validateRaftMessage`). */
@@ -157,8 +157,6 @@ export function tickLeader(s: RaftState): void {
     retryStaleSnapshots(s);
   }
   maybeAutoLeave(s);
-  maybeDemoteFencedPeer(s);
-  maybePromoteReturnedPeer(s);
   if (s.heartbeatElapsed >= s.cfg.heartbeatTicks) {
     s.heartbeatElapsed = 0;
     bcastHeartbeat(s);

@@ -37,7 +37,7 @@ import type {
   PeerChannel,
   ServiceContext,
 } from '../runtime/node-service.js';
-import type { RaftNodeError } from '../runtime/raft-node.js';
+import { RaftNodeError } from '../runtime/raft-node.js';
 import type { DetectorDecision, DetectorTimes } from './failure-detector.js';
 import { localQuorumStatus, type LocalQuorumStatus } from './local-quorum.js';
 import type { MemberNodeSpec, MembershipCommand } from './membership-command.js';
@@ -295,12 +295,37 @@ export class MembershipService implements NodeService {
 
   /**
    * Proposes `leave(self, incarnation)` and calls `done` once it is applied (null) or failed
-   * (the error; e.g. no quorum within `timeoutMs`). The node keeps running: stop it after.
+   * (the error; e.g. no quorum within `timeoutMs`). The node keeps running: stop it after. With
+   * two_node, `done` waits (within `timeoutMs`) until this node is no longer a Raft voter too
+   * (the leader demotes it: `two-node-voters.ts`), so that its peer can commit alone once it
+   * stops; `TIMEOUT` if that did not happen in time.
    */
   leave(timeoutMs: number, done: (error: RaftNodeError | null) => void): void {
     const command: MembershipCommand = { type: 'leave', node: this.nodeId, incarnation: this.ctx.incarnation };
+    const deadline = this.ctx.clock.nowMs() + timeoutMs;
     this.handle.propose(command, { timeoutMs, idempotent: true }, (r) => {
-      done(r.ok ? null : r.error);
+      if (!r.ok || !this.opts.quorum.twoNode) done(r.ok ? null : r.error);
+      else this.awaitDemotion(deadline, done);
+    });
+  }
+
+  /** two_node: calls `done` once this node is no longer a Raft voter, or with `TIMEOUT` at `deadline`. */
+  private awaitDemotion(deadline: number, done: (error: RaftNodeError | null) => void): void {
+    if (!this.ctx.raft().voters.includes(this.nodeId)) {
+      done(null);
+      return;
+    }
+    if (this.ctx.clock.nowMs() >= deadline || !this.ctx.running()) {
+      done(
+        new RaftNodeError(
+          'TIMEOUT',
+          'two_node: left the view, but is still a Raft voter (its demotion did not commit in time): the peer cannot commit alone until this node returns',
+        ),
+      );
+      return;
+    }
+    this.ctx.timers.after(this.opts.timing.tickMs, () => {
+      this.awaitDemotion(deadline, done);
     });
   }
 

@@ -1,7 +1,8 @@
 // Proves two_node with real daemons (issue 12, item 4): after kill -9 of one node the survivor
 // fences it with the `process` agent (a fence race nobody else runs), then commits alone and
 // records the fence; the killed node, restarted, joins through a normal join and gets its vote
-// back, so the next failure can be survived the other way round. In network namespaces (root
+// back, so the next failure can be survived the other way round. A clean stop of either node (the
+// leader here) leaves the other running alone with no fence. In network namespaces (root
 // only), a split of two live nodes is settled by the race: the node whose peer has no fence delay
 // shoots first, the other is killed before its own delay ends, and only the winner commits.
 import { test } from 'node:test';
@@ -98,6 +99,34 @@ test('two_node: the survivor of a kill -9 fences its peer, runs alone, and the p
     await waitFor('the fence of node 1 recorded', ALONE_BOUND_MS, () => fencedRecord(c, 2, 1, inc1));
     const got = (await c.request(2, 'kv.get', { key: 'round-1' })) as Obj | null;
     assert.equal(got?.['text'], 'alone', 'what node 1 committed alone survived on node 2');
+  } finally {
+    await c.close();
+  }
+});
+
+test('two_node: a clean stop of one node leaves the other running alone, with no fence', async () => {
+  const c = await ProcessCluster.create(2);
+  try {
+    await c.appendConfig(twoNodeConfig(c, '{}'));
+    c.startAll();
+    await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
+    const leader = (await c.waitLeader(c.ids, QUORATE_BOUND_MS)).leader;
+    // The leader leaves: it must demote itself and hand over before it stops.
+    const leaver = leader;
+    const stays = c.ids.find((i) => i !== leaver) ?? 1;
+    c.signal(leaver, 'SIGTERM');
+    assert.equal(await c.exited(leaver, 15_000), 0, 'a clean stop');
+    const aloneMs = await aloneAndWriting(c, stays, 'after-leave');
+    log(`node ${stays} alone and writing ${Math.round(aloneMs)} ms after node ${leaver} stopped cleanly`);
+    assert.equal((await c.status(stays))?.['raftConfig'], `voters=(${stays}) learners=(${leaver})`);
+    const h = (await c.request(stays, 'fence.history', { node: leaver })) as { pending: Obj[]; finished: Obj[] };
+    assert.equal(h.pending.length + h.finished.length, 0, 'a clean leave is never fenced');
+    // It comes back through a normal join and gets its vote back.
+    c.start(leaver);
+    await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
+    await waitFor(`node ${leaver} a voter again`, QUORATE_BOUND_MS, async () =>
+      (await c.status(stays))?.['raftConfig'] === 'voters=(1,2)' ? true : null,
+    );
   } finally {
     await c.close();
   }

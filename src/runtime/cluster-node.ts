@@ -23,6 +23,7 @@ import {
   StateMachineMux,
   type AnyStateMachine,
   type ApplyResult,
+  type ConfChangeSingle,
   type ConfState,
   type Entry,
   type MuxCommand,
@@ -80,8 +81,6 @@ export interface ClusterNodeOptions<S> {
   readonly bootstrap: ConfState;
   /** votequorum's wait_for_all for the Raft core's first election. */
   readonly waitForAll: boolean;
-  /** votequorum's two_node: the Raft core gives a returned, caught-up peer its vote back. */
-  readonly twoNode?: boolean;
   /** Take a Raft snapshot after this many applied entries (default 10 000). */
   readonly snapshotEntries?: number;
   /** Entries kept behind a snapshot for slightly lagging followers (default 1 000). */
@@ -174,7 +173,6 @@ export class ClusterNode<S = unknown> {
           leaseMarginTicks: t.leaseMarginTicks,
           bootstrapEntry: true,
           waitForAll: options.waitForAll,
-          twoNode: options.twoNode === true,
         },
         bootstrap: options.bootstrap,
         stateMachine: this.mux,
@@ -305,6 +303,9 @@ export class ClusterNode<S = unknown> {
       readsHeld: held,
       sinceLeaderMs: heard === undefined ? null : Math.max(0, now - heard),
       config: rs.config,
+      voters: sortedIds([...rs.confState.voters, ...rs.confState.outgoing].map(([id]) => id)),
+      learners: sortedIds([...rs.confState.learners, ...rs.confState.learnersNext]),
+      changing: rs.confState.outgoing.length > 0 || rs.latestConfig !== rs.config,
     };
   }
 
@@ -346,6 +347,14 @@ export class ClusterNode<S = unknown> {
         if (this.state !== 'running') return 'the node is not running';
         const r = this.raft.peerFenced(peer);
         return r.ok ? null : r.error.message;
+      },
+      changeVoter: (node, voter, done) => {
+        const changes: ConfChangeSingle[] = voter
+          ? [{ type: 'add-voter', node, votes: 1 }]
+          : [{ type: 'add-learner', node }, { type: 'set-expected-votes', expectedVotes: 0 }];
+        this.raft.proposeConfChange({ changes, autoLeave: true }, (r) => {
+          done(r.ok ? null : r.error.message);
+        });
       },
       handOver: (why) => {
         if (this.state !== 'running') return null;
@@ -570,4 +579,8 @@ function entryTag(entry: Entry): number | null {
     default:
       return assertNever(entry, 'entry type');
   }
+}
+
+function sortedIds(ids: readonly NodeId[]): NodeId[] {
+  return [...new Set(ids)].sort((a, b) => a - b);
 }

@@ -129,6 +129,12 @@ export interface RaftFacts {
   readonly sinceLeaderMs: number | null;
   /** The applied Raft configuration, formatted (`voters=(1,2) learners=(3)`). */
   readonly config: string;
+  /** The voters of the applied configuration (both sides while joint), ascending. */
+  readonly voters: readonly NodeId[];
+  /** Its learners (and voters being demoted while joint), ascending. */
+  readonly learners: readonly NodeId[];
+  /** A configuration change is in progress (joint, or proposed and not applied yet). */
+  readonly changing: boolean;
 }
 
 /** What the host gives a service at `attach`. */
@@ -196,6 +202,12 @@ export interface ServiceContext {
    * two voters). Call only with a proof that the peer is off.
    */
   peerFenced(peer: NodeId): string | null;
+  /**
+   * two_node, leader only: makes `node` a learner (`voter` false; expected votes back to the
+   * voters' total) or a voter with one vote again (`voter` true), through a joint configuration
+   * that leaves itself. `done` gets null once the change is applied here, else why it failed.
+   */
+  changeVoter(node: NodeId, voter: boolean, done: (error: string | null) => void): void;
 }
 
 /** One service on a node; see the file comment for the order of calls. */

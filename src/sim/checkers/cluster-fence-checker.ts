@@ -115,7 +115,8 @@ export class ClusterFenceChecker implements Checker, FenceIndexes {
     else if (typeof e.source === 'number' && e.event === SELF_FENCE_EVENT) this.counts.selfFences++;
     else if (typeof e.source === 'number' && e.event === 'two-node-race') this.counts.races++;
     else if (typeof e.source === 'number' && e.event === 'two-node-race-won') this.counts.raceWins++;
-    else if (typeof e.source === 'number' && e.event === 'raft-returned-peer-promote') this.counts.promotions++;
+    else if (typeof e.source === 'number' && e.event === 'two-node-voter' && e.fields.step === 'promote')
+      this.counts.promotions++;
     // A snapshot install skips entries (a `restore` view is traced only when the view changed).
     else if (typeof e.source === 'number' && e.event === GROUP_EVENT.snapshotRestored)
       this.openOn.delete(e.source as NodeId);
