@@ -351,7 +351,10 @@ export class ClusterNode<S = unknown> {
       changeVoter: (node, voter, done) => {
         const changes: ConfChangeSingle[] = voter
           ? [{ type: 'add-voter', node, votes: 1 }]
-          : [{ type: 'add-learner', node }, { type: 'set-expected-votes', expectedVotes: 0 }];
+          : [
+              { type: 'add-learner', node },
+              { type: 'set-expected-votes', expectedVotes: 0 },
+            ];
         this.raft.proposeConfChange({ changes, autoLeave: true }, (r) => {
           done(r.ok ? null : r.error.message);
         });
