@@ -37,6 +37,8 @@ export function describeConfirmation(v: ApiData): string {
   const r = apiObject(v);
   const node = cellText(r['nodeId']);
   const inc = cellText(r['incarnation']);
+  if (r['local'] === true)
+    return `node ${node}: incarnation ${inc} confirmed fenced on this node (two_node split: no commit is possible, so this node counts its peer as fenced and runs alone; the confirmation goes into the fence ledger once it leads)\n`;
   if (r['outcome'] !== 'applied')
     return `node ${node}: nothing to do, the fence of incarnation ${inc} was already settled (${cellText(r['outcome'])}); node ${node} is ${cellText(r['status'])}\n`;
   if (r['admitted'] !== null && r['admitted'] !== undefined)

@@ -37,7 +37,7 @@ import type { Result } from '../lib/errors.js';
 import type { ProcessHandle } from '../runtime/process-runner.js';
 import { PROCESS_KILL_GRACE_MS } from '../constants.js';
 import { agentAttemptResult, agentProcessSpec, clipUtf8, targetFor, type AttemptResult } from './fence-agent.js';
-import type { FenceAttempt } from './fence-attempt.js';
+import type { FenceAttempt, FenceProof } from './fence-attempt.js';
 import { endedThrough, nextFenceStep, type FenceStep } from './fence-scheduler.js';
 import type { FenceTopology } from './fence-topology.js';
 import { selfFenceVerdict } from './self-fence.js';
@@ -153,6 +153,12 @@ export class FenceService implements NodeService {
             suspectAfterMs: options.twoNodeSuspectAfterMs,
             ...(options.twoNodeSkipFence === true ? { skipFence: true } : {}),
           });
+    if (this.race !== null) {
+      const race = this.race;
+      membership.setLocalConfirm((node, incarnation) =>
+        race.confirmLocally(node, incarnation, this.ctx.clock.nowMs(), this.wasQuorateMember),
+      );
+    }
     this.unfencer = new Unfencer({
       topology: options.topology,
       processes: () => this.ctx.processes,
@@ -503,13 +509,13 @@ export class FenceService implements NodeService {
     return best;
   }
 
-  private proposeFenced(rec: FenceRecord, ex: Execution, proof: ProofToPropose): void {
+  private proposeFenced(rec: FenceRecord, ex: Execution, proof: ProofToPropose, confirm?: FenceProof): void {
     ex.proposing = true;
     const command = {
       type: 'fenced',
       node: rec.node,
       incarnation: proof.incarnation,
-      proof: { by: proof.by, level: proof.level, device: proof.device, atMs: this.ctx.wallMs() },
+      proof: confirm ?? { by: proof.by, level: proof.level, device: proof.device, atMs: this.ctx.wallMs() },
     } as const;
     if (this.options.proposeFencedTwice === true)
       this.membership.handle.propose(command, { idempotent: true }, () => undefined);
@@ -561,12 +567,17 @@ export class FenceService implements NodeService {
         { idempotent: false },
         () => undefined,
       );
-    this.proposeFenced(rec, ex, {
-      incarnation: makeIncarnation(Math.max(rec.incarnation, win.endedThrough)),
-      by: 'agent',
-      level: win.level,
-      device: win.device,
-    });
+    this.proposeFenced(
+      rec,
+      ex,
+      {
+        incarnation: makeIncarnation(Math.max(rec.incarnation, win.endedThrough)),
+        by: 'agent',
+        level: win.level,
+        device: win.device,
+      },
+      win.confirm ?? undefined,
+    );
   }
 
   /**

@@ -31,7 +31,8 @@ import type { MembershipService } from '../membership/membership-service.js';
 import type { ServiceContext } from '../runtime/node-service.js';
 import type { ProcessHandle } from '../runtime/process-runner.js';
 import { agentAttemptResult, agentProcessSpec, clipUtf8, targetFor } from './fence-agent.js';
-import type { FenceAttempt } from './fence-attempt.js';
+import type { FenceAttempt, FenceProof } from './fence-attempt.js';
+import type { FenceConfirmation } from '../membership/membership-status.js';
 import { endedThrough, nextFenceStep, type FenceStep } from './fence-scheduler.js';
 import type { FenceTopology } from './fence-topology.js';
 
@@ -57,6 +58,8 @@ export interface TwoNodeWin {
   readonly attempts: readonly FenceAttempt[];
   readonly level: number;
   readonly device: string;
+  /** Won by an operator's confirmation (`cohort fence confirm` in a split): the proof to record. */
+  readonly confirm: FenceProof | null;
 }
 
 interface Race {
@@ -119,6 +122,52 @@ export class TwoNodeRace {
   winFor(node: NodeId, incarnation: number): TwoNodeWin | null {
     const w = this.win;
     return w !== null && w.peer === node && incarnation <= w.endedThrough ? w : null;
+  }
+
+  /**
+   * `cohort fence confirm` in a split (the local path): when `node` is the peer this node would
+   * race against now (the contract's "When") and `incarnation` is null or the peer's, the
+   * operator's word wins the race: the Raft core counts the peer as fenced and the executor
+   * records the confirmation once this node leads. Null when that is not the case (the normal
+   * path, through the log, runs).
+   */
+  confirmLocally(
+    node: NodeId,
+    incarnation: number | null,
+    nowMs: number,
+    wasQuorateMember: boolean,
+  ): FenceConfirmation | null {
+    const peer = this.peerToRace(nowMs, wasQuorateMember);
+    if (peer === null || peer.node !== node || (incarnation !== null && incarnation !== peer.incarnation)) return null;
+    const ctx = this.ctx();
+    this.callOff('an operator confirmed the fence');
+    const proof: FenceProof = { by: 'confirm', atMs: ctx.wallMs() };
+    this.win = {
+      peer: peer.node,
+      incarnation: peer.incarnation,
+      endedThrough: peer.incarnation,
+      attempts: [],
+      level: 1,
+      device: 'confirm',
+      confirm: proof,
+    };
+    this.assertedAtMs = nowMs;
+    const r = ctx.peerFenced(peer.node);
+    this.event('two-node-race-won', {
+      peer: peer.node,
+      incarnation: peer.incarnation,
+      by: 'confirm',
+      ...(r === null ? {} : { raft: r }),
+    });
+    return {
+      nodeId: peer.node,
+      incarnation: peer.incarnation,
+      outcome: 'applied',
+      status: 'member',
+      admitted: null,
+      viewId: this.membership.view().viewId,
+      local: true,
+    };
   }
 
   /** Kills a running agent (the node stops). */
@@ -243,6 +292,7 @@ export class TwoNodeRace {
       attempts: race.attempts,
       level: step.level,
       device: step.device,
+      confirm: null,
     };
     this.assertedAtMs = ctx.clock.nowMs();
     const r = ctx.peerFenced(race.peer);

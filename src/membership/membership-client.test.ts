@@ -26,7 +26,7 @@ const barrierEvent = {
   kind: 'barrier',
   payload: { group: 'g', name: 'b', groupViewId: 1, outcome: 'view-changed' },
 };
-const fence = { nodeId: 2, incarnation: 3, outcome: 'applied', status: 'out', admitted: null, viewId: 6 };
+const fence = { nodeId: 2, incarnation: 3, outcome: 'applied', status: 'out', admitted: null, viewId: 6, local: false };
 const quorum = {
   quorate: false,
   reason: 'no-leader',

@@ -59,6 +59,8 @@ export interface FenceConfirmResult {
   readonly status: NodeStatus;
   /** The waiting incarnation admitted into the view, or null. */
   readonly admitted: number | null;
+  /** two_node split: accepted by this node alone, recorded in the ledger once it leads. */
+  readonly local: boolean;
   readonly viewId: number;
 }
 
@@ -264,6 +266,7 @@ function decodeFenceConfirm(v: ApiData): FenceConfirmResult {
     outcome: r.oneOf('outcome', OUTCOMES),
     status: r.oneOf('status', NODE_STATUS_VALUES),
     admitted: r.nullableInt('admitted'),
+    local: r.bool('local'),
     viewId: r.int('viewId'),
   };
 }

@@ -227,6 +227,7 @@ export class MembershipService implements NodeService {
   /** A linearizable read before retiring this incarnation is in flight, or the retire is done. */
   private learning: 'idle' | 'reading' | 'retired' = 'idle';
   /** Open `events` streams, told after every applied membership command or restored snapshot. */
+  private localConfirm: ((node: NodeId, incarnation: number | null) => FenceConfirmation | null) | null = null;
   private readonly listeners = new Set<() => void>();
 
   constructor(
@@ -345,6 +346,11 @@ export class MembershipService implements NodeService {
     incarnation: number | null,
     done: (r: Result<FenceConfirmation, RaftNodeError | FenceConfirmError>) => void,
   ): void {
+    const local = this.localConfirm?.(node, incarnation) ?? null;
+    if (local !== null) {
+      done(ok(local));
+      return;
+    }
     const checked = fenceTarget(this.machine, node, incarnation);
     if (!checked.ok) {
       done(checked);
@@ -368,9 +374,25 @@ export class MembershipService implements NodeService {
       const admitted =
         out.outcome === 'applied' && rec.status === 'member' && rec.incarnation > inc ? rec.incarnation : null;
       done(
-        ok({ nodeId: node, incarnation: inc, outcome: out.outcome, status: rec.status, admitted, viewId: out.viewId }),
+        ok({
+          nodeId: node,
+          incarnation: inc,
+          outcome: out.outcome,
+          status: rec.status,
+          admitted,
+          viewId: out.viewId,
+          local: false,
+        }),
       );
     });
+  }
+
+  /**
+   * two_node: the fencing service's local path for `fenceConfirm` in a split, where nothing can
+   * be committed: it answers a confirmation it took (null: not its case, the normal path runs).
+   */
+  setLocalConfirm(fn: (node: NodeId, incarnation: number | null) => FenceConfirmation | null): void {
+    this.localConfirm = fn;
   }
 
   /**

@@ -91,6 +91,12 @@ export interface FenceConfirmation {
   readonly status: NodeInfo['status'];
   /** The incarnation admitted into the view by this confirmation, or null. */
   readonly admitted: number | null;
+  /**
+   * two_node split: accepted by this node alone, since no commit is possible (the fence race's
+   * local path, `src/fencing/two-node-race.ts`): it counts the peer as fenced, runs alone, and
+   * records the confirmation in the ledger once it leads. `outcome` is then `applied`.
+   */
+  readonly local: boolean;
   readonly viewId: number;
 }
 

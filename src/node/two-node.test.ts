@@ -2,7 +2,9 @@
 // fences it with the `process` agent (a fence race nobody else runs), then commits alone and
 // records the fence; the killed node, restarted, joins through a normal join and gets its vote
 // back, so the next failure can be survived the other way round. A clean stop of either node (the
-// leader here) leaves the other running alone with no fence. In network namespaces (root
+// leader here) leaves the other running alone with no fence. With manual fencing the survivor
+// waits until `cohort fence confirm` on it (the local path: nothing can be committed), then runs
+// alone and records the confirmation. In network namespaces (root
 // only), a split of two live nodes is settled by the race: the node whose peer has no fence delay
 // shoots first, the other is killed before its own delay ends, and only the winner commits.
 import { test } from 'node:test';
@@ -12,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { ApiData } from '../client/index.js';
 import { NetnsLab, netnsAvailable } from '../testing/netns.js';
 import { LOCK_FILE } from './daemon-start.js';
-import { ProcessCluster, membersOf, waitFor } from './process-cluster.js';
+import { ProcessCluster, membersOf, runCohort, waitFor } from './process-cluster.js';
 
 type Obj = Readonly<Record<string, ApiData>>;
 
@@ -99,6 +101,29 @@ test('two_node: the survivor of a kill -9 fences its peer, runs alone, and the p
     await waitFor('the fence of node 1 recorded', ALONE_BOUND_MS, () => fencedRecord(c, 2, 1, inc1));
     const got = (await c.request(2, 'kv.get', { key: 'round-1' })) as Obj | null;
     assert.equal(got?.['text'], 'alone', 'what node 1 committed alone survived on node 2');
+  } finally {
+    await c.close();
+  }
+});
+
+test('two_node with manual fencing: the survivor waits until an operator confirms on it, then runs alone', async () => {
+  const c = await ProcessCluster.create(2);
+  try {
+    await c.appendConfig(['quorum:', '  twoNode: true', '  waitForAll: true'].join('\n'));
+    c.startAll();
+    await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
+    const inc2 = Number((await c.status(2))?.['incarnation']);
+    await c.kill(2);
+    // Nothing can be committed, and nobody may go on before the fence is confirmed.
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.notEqual((await c.status(1))?.['quorate'], true, 'no confirmation yet: node 1 is not quorate');
+    const confirm = await runCohort(['fence', 'confirm', '2', '--socket', c.socket(1)]);
+    assert.equal(confirm.code, 0, confirm.stderr);
+    assert.match(confirm.stdout, /confirmed fenced on this node \(two_node split/);
+    const aloneMs = await aloneAndWriting(c, 1, 'confirmed');
+    log(`node 1 alone and writing ${Math.round(aloneMs)} ms after the confirmation`);
+    const rec = await waitFor('the confirmation recorded', ALONE_BOUND_MS, () => fencedRecord(c, 1, 2, inc2));
+    assert.equal(((rec.value['outcome'] as Obj)['proof'] as Obj)['by'], 'confirm');
   } finally {
     await c.close();
   }
