@@ -15,9 +15,7 @@
  * Not a timed test: take figures on an idle machine; anything else on the cores skews them.
  */
 import { performance } from 'node:perf_hooks';
-import { join } from 'node:path';
 import { connect, type ApiData, type CohortClient, type Participation } from '../src/client/index.js';
-import { LOCK_FILE } from '../src/node/daemon-start.js';
 import { ProcessCluster, membersOf, waitFor } from '../src/node/process-cluster.js';
 import { runBench, benchArgs, percentile } from './bench-args.js';
 
@@ -92,18 +90,7 @@ async function oneRun(): Promise<RunFigures> {
   const c = await ProcessCluster.create(3);
   const parts: Awaited<ReturnType<typeof participant>>[] = [];
   try {
-    const pidFiles = c.ids.map((id) => `        node-${id}: ${JSON.stringify(join(c.dataDir(id), LOCK_FILE))}`);
-    await c.appendConfig(
-      [
-        'fencing:',
-        '  devices:',
-        '    - name: kill',
-        '      agent: process',
-        '      pidFiles:',
-        ...pidFiles,
-        '  levels: [[kill]]',
-      ].join('\n'),
-    );
+    await c.appendConfig(['fencing:', '  devices:', c.processDevice('kill'), '  levels: [[kill]]'].join('\n'));
     c.startAll();
     await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
     const { leader } = await c.waitLeader(c.ids, QUORATE_BOUND_MS);

@@ -13,7 +13,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type ApiData, type CohortClient } from '../client/index.js';
 import { ProcessCluster, membersOf, runCohort, waitFor } from './process-cluster.js';
-import { LOCK_FILE } from './daemon-start.js';
 
 const QUORATE_BOUND_MS = 15_000;
 /** Detection (up to ~2 s), the agent, and two commits, on two shared cores. */
@@ -30,16 +29,11 @@ async function history(c: ProcessCluster, id: number, node: number): Promise<{ p
   return v;
 }
 
-function processDevice(c: ProcessCluster, name: string): string {
-  const lines = c.ids.map((id) => `        node-${id}: ${JSON.stringify(join(c.dataDir(id), LOCK_FILE))}`);
-  return [`    - name: ${name}`, '      agent: process', '      pidFiles:', ...lines].join('\n');
-}
-
 test('kill -9 of a follower: the survivors fence it with the process agent, recover their group, and the restarted node joins by itself', async () => {
   const c = await ProcessCluster.create(3);
   const clients: CohortClient[] = [];
   try {
-    await c.appendConfig(['fencing:', '  devices:', processDevice(c, 'kill'), '  levels: [[kill]]'].join('\n'));
+    await c.appendConfig(['fencing:', '  devices:', c.processDevice('kill'), '  levels: [[kill]]'].join('\n'));
     c.startAll();
     await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
     const lead = (await c.waitLeader(c.ids, QUORATE_BOUND_MS)).leader;
@@ -138,7 +132,7 @@ test('a hanging agent times out and is retried, then the next level fences; a fa
           'fencing:',
           '  devices:',
           `    - {name: hang, agent: exec, program: ${JSON.stringify(hang)}, timeoutMs: 300, retries: 1}`,
-          processDevice(c, 'kill'),
+          c.processDevice('kill'),
           '  levels: [[hang], [kill]]',
         ].join('\n'),
       );
@@ -232,7 +226,7 @@ test('an agent that fails everywhere: the fence stays pending, recovery waits an
 test('cohort fence NODE fences a live member on request', async () => {
   const c = await ProcessCluster.create(3);
   try {
-    await c.appendConfig(['fencing:', '  devices:', processDevice(c, 'kill'), '  levels: [[kill]]'].join('\n'));
+    await c.appendConfig(['fencing:', '  devices:', c.processDevice('kill'), '  levels: [[kill]]'].join('\n'));
     c.startAll();
     await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
     const lead = (await c.waitLeader(c.ids, QUORATE_BOUND_MS)).leader;

@@ -21,6 +21,7 @@ import { assert } from '../lib/assert.js';
 import { CohortError } from '../lib/errors.js';
 import { connectLocal, type ApiData } from '../client/index.js';
 import { runInit } from '../cli/init-command.js';
+import { LOCK_FILE } from './daemon-start.js';
 
 /** The compiled CLI entry (dist/src/node -> bin/cohort.js). */
 const BIN = fileURLToPath(new URL('../../../bin/cohort.js', import.meta.url));
@@ -165,6 +166,15 @@ export class ProcessCluster {
    */
   async appendConfig(yaml: string): Promise<void> {
     for (const id of this.ids) await appendFile(join(this.dir, `node-${id}.yaml`), `\n${yaml}\n`);
+  }
+
+  /**
+   * The YAML lines of a `process` fence device named `name` (for a `fencing.devices` list) that
+   * kills any node of this cluster by the pid in its data directory's lock file.
+   */
+  processDevice(name: string): string {
+    const lines = this.ids.map((id) => `        node-${id}: ${JSON.stringify(join(this.dataDir(id), LOCK_FILE))}`);
+    return [`    - name: ${name}`, '      agent: process', '      pidFiles:', ...lines].join('\n');
   }
 
   /**

@@ -9,11 +9,9 @@
 // shoots first, the other is killed before its own delay ends, and only the winner commits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ApiData } from '../client/index.js';
 import { NetnsLab, netnsAvailable } from '../testing/netns.js';
-import { LOCK_FILE } from './daemon-start.js';
 import { ProcessCluster, membersOf, runCohort, waitFor } from './process-cluster.js';
 
 type Obj = Readonly<Record<string, ApiData>>;
@@ -27,17 +25,13 @@ function log(line: string): void {
 }
 
 function twoNodeConfig(c: ProcessCluster, delays: string): string {
-  const pidFiles = c.ids.map((id) => `        node-${id}: ${JSON.stringify(join(c.dataDir(id), LOCK_FILE))}`);
   return [
     'quorum:',
     '  twoNode: true',
     '  waitForAll: true',
     'fencing:',
     '  devices:',
-    '    - name: kill',
-    '      agent: process',
-    '      pidFiles:',
-    ...pidFiles,
+    c.processDevice('kill'),
     '  levels: [[kill]]',
     `  delays: ${delays}`,
   ].join('\n');
