@@ -53,6 +53,8 @@ import { ClusterFenceChecker } from '../checkers/cluster-fence-checker.js';
 import { CLUSTER_CLIENT_EVENT } from '../checkers/cluster-events.js';
 import { FENCE_ROUND_BACKOFF_MS_MAX } from '../../constants.js';
 import { drawFencing, FenceRig } from './cluster-fencing.js';
+import { ClusterRecoveryChecker } from '../checkers/cluster-recovery-checker.js';
+import { drawParticipantProfile } from './cluster-recovery-participant.js';
 
 /**
  * The planted bugs this workload catches, with the checker that must catch each: every one of
@@ -72,6 +74,9 @@ export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [string, string])[] =
   ['fence-twice', 'fence-once'],
   ['admit-before-fence', 'fence-admission'],
   ['fence-clean-leave', 'fence-clean-leave'],
+  ['start-before-fence', 'recovery-fence'],
+  ['start-before-lower', 'recovery-levels'],
+  ['skip-abort', 'recovery-fence'],
 ];
 const CANARY_NAMES: readonly string[] = CLUSTER_WORKLOAD_CANARIES.map(([c]) => c);
 /** A lapsed lease reported valid this long by the `lease-overstay` canary (four maximal election timeouts). */
@@ -106,6 +111,12 @@ export const DETECTION_BOUND_MS = 3_000;
 const ELECTION_ALLOWANCE_MS = 3_000;
 /** The stall a node must survive without eviction (issue 6: "a node that stalls for 1 s"). */
 export const STALL_BOUND_MS = 1_000;
+/**
+ * The recovery member timeout of the simulated nodes (the daemon's is `RECOVERY_MEMBER_TIMEOUT_MS`,
+ * 30 s): short enough that members whose participant hangs are evicted several times a run, and
+ * that a hang in the liveness phase costs seconds, not half a minute, of simulated time.
+ */
+const SIM_RECOVERY_MEMBER_TIMEOUT_MS = 5_000;
 /** Chance that a seed keeps only short pauses. */
 const PAUSE_ONLY_PROBABILITY = 0.25;
 
@@ -208,9 +219,14 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
   const barriers = new ClusterBarrierChecker((m) => {
     setup.violation('barrier', m);
   });
+  const recovery = new ClusterRecoveryChecker(fences, (checker, m) => {
+    setup.violation(checker, m);
+  });
   const groupCount = prng.fork('groups').int(1, 4);
+  const groupNames = Array.from({ length: groupCount }, (_, i) => `g${i + 1}`);
+  const participants = drawParticipantProfile(prng.fork('recovery'));
   const groups = new ClusterGroupDriver({
-    groups: Array.from({ length: groupCount }, (_, i) => `g${i + 1}`),
+    groups: groupNames,
     churnMeanMs: 800,
     leaveProbability: 0.35,
     firstJoinWithinMs: 3_000,
@@ -269,18 +285,23 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
         canary,
         leaseOverstayMs: setup.canary === 'lease-overstay' ? LEASE_OVERSTAY_MS : 0,
         fencing: fencing.topology,
+        recovery: { groups: groupNames, profile: participants, memberTimeoutMs: SIM_RECOVERY_MEMBER_TIMEOUT_MS },
       }),
   };
   const settled = {
     boundMs: liveness.boundMs,
-    satisfied: () => liveness.satisfied() && fences.settled(),
+    satisfied: () => liveness.satisfied() && fences.settled() && recovery.settled(),
     describe: () =>
-      fences.settled() ? liveness.describe() : `${liveness.describe()}; fences still open: ${fences.describeOpen()}`,
+      [
+        liveness.describe(),
+        ...(fences.settled() ? [] : [`fences still open: ${fences.describeOpen()}`]),
+        ...(recovery.settled() ? [] : [`recovery rounds still open: ${recovery.describeOpen()}`]),
+      ].join('; '),
   };
   return {
     program,
     driver,
-    checkers: [views, quorum, accuracy, gone, groupViews, synchrony, barriers, liveness, leases, fences],
+    checkers: [views, quorum, accuracy, gone, groupViews, synchrony, barriers, liveness, leases, fences, recovery],
     liveness: settled,
     stats: () => [
       ['nodes', shape.nodes.length],
@@ -327,6 +348,16 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
       ['barriers-reached', barriers.reached],
       ['barriers-failed', barriers.failed],
       ['barrier-checks', barriers.checks],
+      ['recovery-participants-slow', Math.round(participants.slow * 100)],
+      ['recovery-opened', recovery.counts.opened],
+      ['recovery-aborted', recovery.counts.aborted],
+      ['recovery-stopped', recovery.counts.stopped],
+      ['recovery-fence-satisfied', recovery.counts.fenceSatisfied],
+      ['recovery-start-due', recovery.counts.startDue],
+      ['recovery-member-started', recovery.counts.memberStarted],
+      ['recovery-member-error', recovery.counts.memberError],
+      ['recovery-member-evicted', recovery.counts.memberEvicted],
+      ['recovery-finished', recovery.counts.finished],
       ['lease-checks', leases.checks],
       ['lease-held-samples', leases.held],
     ],
