@@ -4,7 +4,11 @@
  * `NodeEnv`, with an observer that traces every change of the applied membership view in the
  * format of `checkers/cluster-events.ts` (`view index viewId members quorate cmd`), and every
  * group view, group message delivery and barrier end in the format of
- * `checkers/cluster-group-events.ts` (`group-view`, `group-deliver`, `barrier-end`).
+ * `checkers/cluster-group-events.ts` (`group-view`, `group-deliver`, `barrier-end`). For every
+ * applied entry it also traces its fence events (`fence-ledger`), its recovery events and its
+ * group removals (`recovery`, `group-removed`: `checkers/cluster-recovery-checker.ts`), in the
+ * entry's event order, before the entry's `view`; and it registers the run's recovery
+ * participants (`cluster-recovery-participant.ts`).
  *
  * A node whose disk cannot give it a safe start (`RecoveryError`) stays up as a process that
  * refuses every request, as the daemon would exit; the trace says so with `start-refused`.
@@ -78,12 +82,14 @@ export interface ClusterProgramSetup {
   /**
    * Recovery participants (`cluster-recovery-participant.ts`): every process registers one per
    * group in `groups`, answering as `profile` says; the leader evicts a member that owes a report
-   * for `memberTimeoutMs` (`CohortNodeOptions.recoveryMemberTimeoutMs`). Absent: no participant
-   * (members report at once) and the default timeout.
+   * for `memberTimeoutMs` (`CohortNodeOptions.recoveryMemberTimeoutMs`); `calm` says whether the
+   * faults have stopped (participants then answer at once). Absent: no participant (members
+   * report at once) and the default timeout.
    */
   readonly recovery?: {
     readonly groups: readonly string[];
     readonly profile: RecoveryParticipantProfile;
+    readonly calm: () => boolean;
     readonly memberTimeoutMs: number;
   };
 }
@@ -375,7 +381,13 @@ export function startClusterNode(env: NodeEnv<ChannelMessage>, setup: ClusterPro
   }
   holder.node = node;
   if (setup.recovery !== undefined)
-    participateInRecovery(env, node.services.recovery, setup.recovery.groups, setup.recovery.profile);
+    participateInRecovery(
+      env,
+      node.services.recovery,
+      setup.recovery.groups,
+      setup.recovery.profile,
+      setup.recovery.calm,
+    );
   node.start((error) => {
     if (error !== null) env.trace(CLUSTER_EVENT.startRefused, { code: error.name, reason: error.message });
   });

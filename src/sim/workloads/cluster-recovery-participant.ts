@@ -13,6 +13,11 @@
  * - `hang`: never answer, so the leader evicts the member after the member timeout
  *   (`CohortNodeOptions.recoveryMemberTimeoutMs`).
  * The probabilities are the run's (`RecoveryParticipantProfile`, drawn by the workload per seed).
+ * Once the faults stop (`calm()`), answers come at once, or as errors at the same rate (each error
+ * removes a member: progress), but never slowly nor never: a round restarts on every join and
+ * leave while it is open (docs/recovery.md rule 2), and the group driver's churn (every 800 ms on
+ * average) would keep restarting a round whose members take seconds to answer, so it might never
+ * finish within the liveness bound.
  *
  * Every decision is traced as `recovery-participant group=G generation=N op=stop|start
  * plan=now|slow|error|hang ms=D` (diagnostics; no checker reads it). Timers die with the process.
@@ -38,28 +43,35 @@ export interface RecoveryParticipantProfile {
 
 type Plan = 'now' | 'slow' | 'error' | 'hang';
 
+const START_ERROR = 'the simulated participant failed to start';
+
 /** Draws a run's profile: a third of the seeds answer at once always, the others mix delays, errors and hangs. */
 export function drawParticipantProfile(prng: Prng): RecoveryParticipantProfile {
   if (prng.chance(1 / 3)) return { slow: 0, error: 0, hang: 0, slowMsMax: 1 };
   return {
     slow: prng.pick([0.1, 0.3, 0.5]),
-    error: prng.pick([0, 0.1, 0.2]),
-    hang: prng.pick([0.02, 0.05, 0.1]),
+    error: prng.pick([0.05, 0.15, 0.3]),
+    hang: prng.pick([0.05, 0.1, 0.2]),
     slowMsMax: prng.pick([300, 1_500, 4_000]),
   };
 }
 
-/** Registers one participant per group in `groups` on `recovery` (see the module comment). */
+/**
+ * Registers one participant per group in `groups` on `recovery` (see the module comment); `calm`
+ * says whether the faults have stopped.
+ */
 export function participateInRecovery<M>(
   env: NodeEnv<M>,
   recovery: RecoveryService,
   groups: readonly string[],
   profile: RecoveryParticipantProfile,
+  calm: () => boolean,
 ): void {
   const prng = env.prng.fork('recovery-participant');
   const draw = (op: 'stop' | 'start'): { plan: Plan; ms: number } => {
     const x = prng.float();
     const ms = prng.int(1, profile.slowMsMax + 1);
+    if (calm()) return op === 'start' && x < profile.error ? { plan: 'error', ms: 0 } : { plan: 'now', ms: 0 };
     if (x < profile.hang) return { plan: 'hang', ms: 0 };
     if (op === 'start' && x < profile.hang + profile.error) return { plan: 'error', ms };
     if (x < profile.hang + profile.error + profile.slow) return { plan: 'slow', ms };
@@ -87,9 +99,10 @@ export function participateInRecovery<M>(
           env.timers.after(ms, () => {
             done(null);
           });
+        else if (plan === 'error' && ms === 0) done(START_ERROR);
         else if (plan === 'error')
           env.timers.after(ms, () => {
-            done('the simulated participant failed to start');
+            done(START_ERROR);
           });
       },
     };

@@ -11,7 +11,12 @@
  * automatically (the leader's executor runs scripted agents: `cluster-fencing.ts`), the others by
  * the driver's confirmations; the fence checker (`cluster-fence-checker.ts`) judges the ledger
  * (closed once, never for a clean leave, no admission while a fence is open, every fence closed
- * after the faults), and the liveness condition waits for every fence to close.
+ * after the faults), and the liveness condition waits for every fence to close. Recovery: every
+ * group has a level >= 1, so failures open recovery rounds; every process runs a recovery
+ * participant per group (`cluster-recovery-participant.ts`: slow, failing and hanging answers in
+ * the fault phase), and the recovery checker (`cluster-recovery-checker.ts`) judges the rounds'
+ * starts against the fence ledger and lower levels; the liveness condition waits for every
+ * round to end.
  *
  * Per seed (all from the workload's stream): 3, 4 or 5 configured nodes; votes of 1, or 1..3 in
  * some seeds; sometimes an explicit expected_votes above the total, and auto_tie_breaker (lowest
@@ -113,10 +118,10 @@ const ELECTION_ALLOWANCE_MS = 3_000;
 export const STALL_BOUND_MS = 1_000;
 /**
  * The recovery member timeout of the simulated nodes (the daemon's is `RECOVERY_MEMBER_TIMEOUT_MS`,
- * 30 s): short enough that members whose participant hangs are evicted several times a run, and
- * that a hang in the liveness phase costs seconds, not half a minute, of simulated time.
+ * 30 s): short enough that a member whose participant hangs is evicted before the group's churn
+ * (a join or leave every 2 s or so per group) restarts the round and asks it again.
  */
-const SIM_RECOVERY_MEMBER_TIMEOUT_MS = 5_000;
+const SIM_RECOVERY_MEMBER_TIMEOUT_MS = 2_500;
 /** Chance that a seed keeps only short pauses. */
 const PAUSE_ONLY_PROBABILITY = 0.25;
 
@@ -225,6 +230,8 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
   const groupCount = prng.fork('groups').int(1, 4);
   const groupNames = Array.from({ length: groupCount }, (_, i) => `g${i + 1}`);
   const participants = drawParticipantProfile(prng.fork('recovery'));
+  /** The driver's phase, once it started (the participants answer at once after the faults). */
+  let phase: (() => string) | null = null;
   const groups = new ClusterGroupDriver({
     groups: groupNames,
     churnMeanMs: 800,
@@ -270,6 +277,7 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
         alive: (node) => ctx.call(node, () => undefined),
       });
       liveness.attachClock(() => ctx.nowMs());
+      phase = () => ctx.phase();
       groups.start(ctx);
       sampler.start(ctx);
     },
@@ -285,7 +293,12 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
         canary,
         leaseOverstayMs: setup.canary === 'lease-overstay' ? LEASE_OVERSTAY_MS : 0,
         fencing: fencing.topology,
-        recovery: { groups: groupNames, profile: participants, memberTimeoutMs: SIM_RECOVERY_MEMBER_TIMEOUT_MS },
+        recovery: {
+          groups: groupNames,
+          profile: participants,
+          memberTimeoutMs: SIM_RECOVERY_MEMBER_TIMEOUT_MS,
+          calm: () => phase !== null && phase() !== 'fault',
+        },
       }),
   };
   const settled = {
@@ -293,7 +306,7 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
     satisfied: () => liveness.satisfied() && fences.settled() && recovery.settled(),
     describe: () =>
       [
-        liveness.describe(),
+        ...(liveness.satisfied() ? [] : [liveness.describe()]),
         ...(fences.settled() ? [] : [`fences still open: ${fences.describeOpen()}`]),
         ...(recovery.settled() ? [] : [`recovery rounds still open: ${recovery.describeOpen()}`]),
       ].join('; '),
@@ -368,7 +381,7 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
 export const clusterWorkload: Workload<ChannelMessage, ClusterSimNode> = {
   name: 'cluster',
   description:
-    'CohortNode membership, service groups and fencing: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers, the fence ledger (closed once, no fence for a clean leave, no admission before the fence, fences closed after the faults)',
+    'CohortNode membership, service groups and fencing: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers, the fence ledger (closed once, no fence for a clean leave, no admission before the fence, fences closed after the faults), recovery rounds (no start before the fences of members lost uncleanly, nor beside an open lower level; every round ends after the faults)',
   canaries: CANARY_NAMES,
   tolerates: { diskCorruption: false, ioErrors: true },
   nodeCount: (prng) => prng.pick([3, 3, 4, 5, 5]),
