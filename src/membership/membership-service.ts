@@ -105,8 +105,8 @@ export interface MembershipObserver {
  * - the membership machine's canaries (`quorate-without-quorum`, the group table's
  *   `deliver-to-newcomer`, `barrier-without-all`, and the fence ledger's `fence-twice`,
  *   `admit-before-fence`, `fence-clean-leave`: see `FenceCanary`), on every node;
- * - the recovery table's `start-before-fence` and `start-before-lower`, on every node (they flow
- *   to the recovery table like the group canaries to the group table);
+ * - the recovery table's `start-before-fence`, `start-before-lower` and `skip-abort`, on every
+ *   node (they flow to the recovery table like the group canaries to the group table);
  * - `two-node-unfenced`: the fencing service wins the two_node race without running a device
  *   (both halves of a split then count the other as fenced and commit alone).
  */
@@ -129,6 +129,7 @@ export const CLUSTER_CANARIES: readonly ClusterCanary[] = [
   'barrier-without-all',
   'start-before-fence',
   'start-before-lower',
+  'skip-abort',
   'fence-twice',
   'admit-before-fence',
   'fence-clean-leave',
@@ -758,6 +759,7 @@ function membershipCanary(canary: ClusterCanary | undefined, self: NodeId): Memb
     case 'barrier-without-all':
     case 'start-before-fence':
     case 'start-before-lower':
+    case 'skip-abort':
     case 'fence-twice':
     case 'admit-before-fence':
     case 'fence-clean-leave':

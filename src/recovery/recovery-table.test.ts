@@ -6,7 +6,8 @@
 // nothing; an error or an eviction returns the member to remove, and removing it restarts the
 // round; a round whose members all left waits for its fence, so the group created again cannot
 // start before it; level 0 gets no rounds; `waitingFor` says what a round waits for, since when;
-// the encoding round-trips, and damaged bytes raise only DecodeError. The random-sequence
+// the encoding round-trips, and damaged bytes raise only DecodeError; the `skip-abort` canary
+// keeps a round going past a newer unclean removal. The random-sequence
 // property test and the canaries are in recovery-property.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -155,6 +156,17 @@ test('a newer unclean removal aborts the round and opens the next generation; bo
   assert.equal(t.round('g')?.phase, 'waiting-fence', "the aborted round's fence is still awaited");
   t.onFenced(nodeId(2), incarnation(1), ix(16));
   assert.equal(t.round('g')?.phase, 'starting');
+});
+
+test('canary skip-abort: a newer unclean removal keeps the round going and it starts before that fence', () => {
+  const t = new RecoveryTable('skip-abort');
+  t.onGroupChange('g', 1, [m(1), m(2), m(3)], [], ix(1));
+  t.onGroupChange('g', 1, [m(1), m(3)], [m(2)], ix(10));
+  t.report('g', 1, nodeId(1), incarnation(1), 'stopped', ix(11));
+  assert.deepEqual(steps(t.onGroupChange('g', 1, [m(1)], [m(3)], ix(12))), [], 'no abort, no new generation');
+  assert.deepEqual(t.round('g')?.members, [{ ...m(1), report: 'stopped' }]);
+  assert.deepEqual(steps(t.onFenced(nodeId(2), incarnation(1), ix(13))), ['g:fence-satisfied:1', 'g:start-due:1']);
+  assert.equal(t.round('g')?.phase, 'starting', "3@1's fence was never awaited");
 });
 
 test('stale and duplicate reports change nothing', () => {

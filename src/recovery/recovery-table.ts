@@ -192,12 +192,16 @@ export interface RecoveryApply {
 
 /**
  * Planted bugs for the checkers (never set in production): `start-before-fence` ignores the
- * fences in the due rule; `start-before-lower` ignores lower levels.
+ * fences in the due rule; `start-before-lower` ignores lower levels; `skip-abort` skips the abort
+ * on a newer view change: an unclean removal while the group's round is open keeps that round
+ * (generation, reports, fences) going with the survivors instead of opening the next generation,
+ * and does not add the removed incarnations' fences, so the round can start without them before
+ * their fences.
  */
-export type RecoveryCanary = 'start-before-fence' | 'start-before-lower';
+export type RecoveryCanary = 'start-before-fence' | 'start-before-lower' | 'skip-abort';
 
 /** Planted-bug names, for validation. */
-export const RECOVERY_CANARIES: readonly RecoveryCanary[] = ['start-before-fence', 'start-before-lower'];
+export const RECOVERY_CANARIES: readonly RecoveryCanary[] = ['start-before-fence', 'start-before-lower', 'skip-abort'];
 
 interface MemberState {
   readonly incarnation: Incarnation;
@@ -332,7 +336,11 @@ export class RecoveryTable {
     }
     const open = isOpenPhase(rec.phase);
     const changed = !sameMembers(rec, membersAfter) || rec.level !== level;
-    if (removedUncleanly.length > 0 || (open && changed)) {
+    if (this.canary === 'skip-abort' && open && removedUncleanly.length > 0 && rec.level === level) {
+      // The planted bug: the round goes on without the removed members and their fences.
+      for (const node of [...rec.members.keys()])
+        if (!membersAfter.some((m) => m.node === node)) rec.members.delete(node);
+    } else if (removedUncleanly.length > 0 || (open && changed)) {
       this.open(group, rec, level, membersAfter, removedUncleanly, index, events);
     } else if (!open && changed) {
       rec.level = level;

@@ -31,6 +31,7 @@ const CAUGHT_BY: ReadonlyMap<ClusterCanary, string> = new Map<ClusterCanary, str
   ['barrier-without-all', 'barrier-view-change.txt'], // b1 completes before node 3 arrives
   ['start-before-fence', 'recovery-fence-levels.txt'], // the lockspace starts before node 3's fence
   ['start-before-lower', 'recovery-fence-levels.txt'], // the volume starts beside the lockspace
+  ['skip-abort', 'recovery-abort-newer-view.txt'], // generation 1 goes on without node 3
   ['fence-twice', 'view-crash-rejoin-leave.txt'], // the confirmation closes 3@1 twice
   ['admit-before-fence', 'view-crash-rejoin-leave.txt'], // 3@2 is admitted before 3@1 is fenced
   ['fence-clean-leave', 'view-crash-rejoin-leave.txt'], // node 1's clean leave opens a fence

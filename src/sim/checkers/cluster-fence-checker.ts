@@ -23,11 +23,11 @@
  *   phase's start. `settled()` (no fence open) is part of the workload's liveness condition, so a
  *   run does not end with a fence still open.
  *
- * Extension point (the recovery checker, once `recovery` events are traced): as `FenceIndexes`,
- * `openedIndex` and `closedIndex(node, incarnation)` answer the log indexes that opened and closed
- * a fence, as the traces show them, so `ClusterRecoveryChecker` ("no group at level >= 1 starts a
- * view that excludes a failed node before that node's fence is committed") compares them with a
- * round's start index (see `cluster-recovery-checker.ts`).
+ * For the recovery checker (`cluster-recovery-checker.ts`, wired in the cluster workload): as
+ * `FenceIndexes`, `openedIndex` and `closedIndex(node, incarnation)` answer the log indexes that
+ * opened and closed a fence, as the traces show them, so `ClusterRecoveryChecker` ("no group at
+ * level >= 1 starts a view that excludes a failed node before that node's fence is committed")
+ * compares them with a round's start index.
  */
 import type { NodeId } from '../../lib/ids.js';
 import type { Checker } from '../workload.js';

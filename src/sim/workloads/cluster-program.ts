@@ -4,7 +4,11 @@
  * `NodeEnv`, with an observer that traces every change of the applied membership view in the
  * format of `checkers/cluster-events.ts` (`view index viewId members quorate cmd`), and every
  * group view, group message delivery and barrier end in the format of
- * `checkers/cluster-group-events.ts` (`group-view`, `group-deliver`, `barrier-end`).
+ * `checkers/cluster-group-events.ts` (`group-view`, `group-deliver`, `barrier-end`). For every
+ * applied entry it also traces its fence events (`fence-ledger`), its recovery events and its
+ * group removals (`recovery`, `group-removed`: `checkers/cluster-recovery-checker.ts`), in the
+ * entry's event order, before the entry's `view`; and it registers the run's recovery
+ * participants (`cluster-recovery-participant.ts`).
  *
  * A node whose disk cannot give it a safe start (`RecoveryError`) stays up as a process that
  * refuses every request, as the daemon would exit; the trace says so with `start-refused`.
@@ -49,6 +53,12 @@ import { RecoveryError } from '../../runtime/raft-persistence.js';
 import { StorageError } from '../../storage/index.js';
 import { CLUSTER_EVENT, formatMembers } from '../checkers/cluster-events.js';
 import { formatGroupMembers, GROUP_EVENT } from '../checkers/cluster-group-events.js';
+import {
+  GROUP_REMOVED_TRACE_EVENT,
+  RECOVERY_TRACE_EVENT,
+  recoveryTraceFields,
+} from '../checkers/cluster-recovery-checker.js';
+import { participateInRecovery, type RecoveryParticipantProfile } from './cluster-recovery-participant.js';
 
 const decoder = new TextDecoder();
 /** How long a clean leave may take before it is given up. */
@@ -69,6 +79,19 @@ export interface ClusterProgramSetup {
   readonly leaseOverstayMs?: number;
   /** The run's fence topology (`CohortNodeOptions.fencing`); absent: manual only. */
   readonly fencing?: FenceTopology;
+  /**
+   * Recovery participants (`cluster-recovery-participant.ts`): every process registers one per
+   * group in `groups`, answering as `profile` says; the leader evicts a member that owes a report
+   * for `memberTimeoutMs` (`CohortNodeOptions.recoveryMemberTimeoutMs`); `calm` says whether the
+   * faults have stopped (participants then answer at once). Absent: no participant (members
+   * report at once) and the default timeout.
+   */
+  readonly recovery?: {
+    readonly groups: readonly string[];
+    readonly profile: RecoveryParticipantProfile;
+    readonly calm: () => boolean;
+    readonly memberTimeoutMs: number;
+  };
 }
 
 /** One incarnation of a simulated cluster node, as the driver sees it. */
@@ -265,7 +288,11 @@ export function startClusterNode(env: NodeEnv<ChannelMessage>, setup: ClusterPro
       ...(change === null ? {} : { change }),
     });
   };
-  /** Traces the fence events of the entry just applied; returns its view change (`kind:node@inc`), if any. */
+  /**
+   * Traces the fence and recovery events of the entry just applied, and its group removals (for
+   * the recovery checker: `cluster-recovery-checker.ts`); returns its view change
+   * (`kind:node@inc`), if any.
+   */
   const traceEntryEvents = (count: number): string | null => {
     const n = holder.node;
     if (n === null || count === 0) return null;
@@ -274,6 +301,16 @@ export function startClusterNode(env: NodeEnv<ChannelMessage>, setup: ClusterPro
       if (e.kind === 'view')
         change = `${e.payload.change.kind}:${e.payload.change.node}@${e.payload.change.incarnation}`;
       if (e.kind === 'fence') env.trace(CLUSTER_EVENT.fence, fenceFields(e.index, e.payload));
+      if (e.kind === 'recovery') env.trace(RECOVERY_TRACE_EVENT, recoveryTraceFields(e.index, e.payload));
+      if (e.kind === 'group' && e.payload.change.kind === 'removed') {
+        const c = e.payload.change;
+        env.trace(GROUP_REMOVED_TRACE_EVENT, {
+          index: e.index,
+          group: e.payload.group,
+          node: c.node,
+          incarnation: c.incarnation,
+        });
+      }
     }
     return change;
   };
@@ -285,6 +322,7 @@ export function startClusterNode(env: NodeEnv<ChannelMessage>, setup: ClusterPro
     snapshotCatchUpEntries: Math.max(2, Math.floor(setup.snapshotEntries / 4)),
     ...(setup.canary === undefined ? {} : { canary: setup.canary }),
     ...(setup.fencing === undefined ? {} : { fencing: { topology: setup.fencing } }),
+    ...(setup.recovery === undefined ? {} : { recoveryMemberTimeoutMs: setup.recovery.memberTimeoutMs }),
     observer: {
       onMembershipApplied: (index, output) => {
         const change = traceEntryEvents(output?.events ?? 0);
@@ -342,6 +380,14 @@ export function startClusterNode(env: NodeEnv<ChannelMessage>, setup: ClusterPro
     return new ClusterSimNode(env.nodeId, null, env);
   }
   holder.node = node;
+  if (setup.recovery !== undefined)
+    participateInRecovery(
+      env,
+      node.services.recovery,
+      setup.recovery.groups,
+      setup.recovery.profile,
+      setup.recovery.calm,
+    );
   node.start((error) => {
     if (error !== null) env.trace(CLUSTER_EVENT.startRefused, { code: error.name, reason: error.message });
   });

@@ -4,7 +4,8 @@
 // nodes a device brought down), clean leaves, power cycles, the completeness probe (with a
 // measured detection time), pause-only seeds, and service groups (group views, delivered messages,
 // barriers reached and failed); seeds whose only faults are short pauses evict nobody (zero false
-// evictions); and each planted bug is caught by the checker meant for it within a small seed
+// evictions); recovery rounds go through every step (aborts, fences recorded, starts, errors,
+// evictions, finishes); and each planted bug is caught by the checker meant for it within a small seed
 // budget (the group canaries by the finding that names their bug, since their checkers also
 // report other findings). The random-seed batch lives in cluster-seeds.test.ts.
 import { test } from 'node:test';
@@ -15,6 +16,11 @@ import { CLUSTER_WORKLOAD_CANARIES, clusterWorkload, DETECTION_BOUND_MS } from '
 
 /** Seeds within which each canary must be caught by its checker (measured: seed 1 for all six). */
 const CANARY_SEED_BUDGET = 10;
+/**
+ * Larger budgets: `skip-abort` bites only when a member fails while its group's round is open
+ * (measured: caught in 5 of seeds 1-20, first at seed 10; in 14 of 40 seeds from base seed 1).
+ */
+const CANARY_BUDGETS: ReadonlyMap<string, number> = new Map([['skip-abort', 20]]);
 /** What the violation must say for canaries whose checker also reports other findings. */
 const CANARY_SIGNATURE: ReadonlyMap<string, RegExp> = new Map([
   ['deliver-to-newcomer', /only in the view it was sent in|of which it is not a member|acknowledged as seq/],
@@ -118,6 +124,13 @@ test('the workload exercises evictions, fencing, power cycles and the completene
     'fence-attempts',
     'fence-agent-crashes',
     'clean-leaves',
+    'recovery-aborted',
+    'recovery-fence-satisfied',
+    'recovery-start-due',
+    'recovery-member-started',
+    'recovery-member-error',
+    'recovery-member-evicted',
+    'recovery-finished',
   ]) {
     assert.ok(
       (totals.get(name) ?? 0) > 0,
@@ -133,13 +146,14 @@ test('the workload exercises evictions, fencing, power cycles and the completene
 });
 
 for (const [canary, checker] of CLUSTER_WORKLOAD_CANARIES) {
-  test(`canary ${canary} is caught by ${checker} within ${CANARY_SEED_BUDGET} seeds`, () => {
-    for (let seed = 1; seed <= CANARY_SEED_BUDGET; seed++) {
+  const budget = CANARY_BUDGETS.get(canary) ?? CANARY_SEED_BUDGET;
+  test(`canary ${canary} is caught by ${checker} within ${budget} seeds`, () => {
+    for (let seed = 1; seed <= budget; seed++) {
       const r = run(seed, canary);
       const signature = CANARY_SIGNATURE.get(canary);
       if (r.violations.some((v) => v.checker === checker && (signature === undefined || signature.test(v.message))))
         return;
     }
-    assert.fail(`canary ${canary} survived ${CANARY_SEED_BUDGET} seeds: ${checker} does not bite`);
+    assert.fail(`canary ${canary} survived ${budget} seeds: ${checker} does not bite`);
   });
 }

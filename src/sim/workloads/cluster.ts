@@ -11,7 +11,12 @@
  * automatically (the leader's executor runs scripted agents: `cluster-fencing.ts`), the others by
  * the driver's confirmations; the fence checker (`cluster-fence-checker.ts`) judges the ledger
  * (closed once, never for a clean leave, no admission while a fence is open, every fence closed
- * after the faults), and the liveness condition waits for every fence to close.
+ * after the faults), and the liveness condition waits for every fence to close. Recovery: every
+ * group has a level >= 1, so failures open recovery rounds; every process runs a recovery
+ * participant per group (`cluster-recovery-participant.ts`: slow, failing and hanging answers in
+ * the fault phase), and the recovery checker (`cluster-recovery-checker.ts`) judges the rounds'
+ * starts against the fence ledger and lower levels; the liveness condition waits for every
+ * round to end.
  *
  * Per seed (all from the workload's stream): 3, 4 or 5 configured nodes; votes of 1, or 1..3 in
  * some seeds; sometimes an explicit expected_votes above the total, and auto_tie_breaker (lowest
@@ -53,6 +58,8 @@ import { ClusterFenceChecker } from '../checkers/cluster-fence-checker.js';
 import { CLUSTER_CLIENT_EVENT } from '../checkers/cluster-events.js';
 import { FENCE_ROUND_BACKOFF_MS_MAX } from '../../constants.js';
 import { drawFencing, FenceRig } from './cluster-fencing.js';
+import { ClusterRecoveryChecker } from '../checkers/cluster-recovery-checker.js';
+import { drawParticipantProfile } from './cluster-recovery-participant.js';
 
 /**
  * The planted bugs this workload catches, with the checker that must catch each: every one of
@@ -72,6 +79,9 @@ export const CLUSTER_WORKLOAD_CANARIES: readonly (readonly [string, string])[] =
   ['fence-twice', 'fence-once'],
   ['admit-before-fence', 'fence-admission'],
   ['fence-clean-leave', 'fence-clean-leave'],
+  ['start-before-fence', 'recovery-fence'],
+  ['start-before-lower', 'recovery-levels'],
+  ['skip-abort', 'recovery-fence'],
 ];
 const CANARY_NAMES: readonly string[] = CLUSTER_WORKLOAD_CANARIES.map(([c]) => c);
 /** A lapsed lease reported valid this long by the `lease-overstay` canary (four maximal election timeouts). */
@@ -106,6 +116,12 @@ export const DETECTION_BOUND_MS = 3_000;
 const ELECTION_ALLOWANCE_MS = 3_000;
 /** The stall a node must survive without eviction (issue 6: "a node that stalls for 1 s"). */
 export const STALL_BOUND_MS = 1_000;
+/**
+ * The recovery member timeout of the simulated nodes (the daemon's is `RECOVERY_MEMBER_TIMEOUT_MS`,
+ * 30 s): short enough that a member whose participant hangs is evicted before the group's churn
+ * (a join or leave every 2 s or so per group) restarts the round and asks it again.
+ */
+const SIM_RECOVERY_MEMBER_TIMEOUT_MS = 2_500;
 /** Chance that a seed keeps only short pauses. */
 const PAUSE_ONLY_PROBABILITY = 0.25;
 
@@ -259,9 +275,16 @@ function create(setup: WorkloadSetup, twoNode = false): WorkloadRun<ChannelMessa
   const barriers = new ClusterBarrierChecker((m) => {
     setup.violation('barrier', m);
   });
+  const recovery = new ClusterRecoveryChecker(fences, (checker, m) => {
+    setup.violation(checker, m);
+  });
   const groupCount = prng.fork('groups').int(1, 4);
+  const groupNames = Array.from({ length: groupCount }, (_, i) => `g${i + 1}`);
+  const participants = drawParticipantProfile(prng.fork('recovery'));
+  /** The driver's phase, once it started (the participants answer at once after the faults). */
+  let phase: (() => string) | null = null;
   const groups = new ClusterGroupDriver({
-    groups: Array.from({ length: groupCount }, (_, i) => `g${i + 1}`),
+    groups: groupNames,
     churnMeanMs: 800,
     leaveProbability: 0.35,
     firstJoinWithinMs: 3_000,
@@ -305,6 +328,7 @@ function create(setup: WorkloadSetup, twoNode = false): WorkloadRun<ChannelMessa
         alive: (node) => ctx.call(node, () => undefined),
       });
       liveness.attachClock(() => ctx.nowMs());
+      phase = () => ctx.phase();
       groups.start(ctx);
       sampler.start(ctx);
     },
@@ -320,18 +344,28 @@ function create(setup: WorkloadSetup, twoNode = false): WorkloadRun<ChannelMessa
         canary,
         leaseOverstayMs: setup.canary === 'lease-overstay' ? LEASE_OVERSTAY_MS : 0,
         fencing: fencing.topology,
+        recovery: {
+          groups: groupNames,
+          profile: participants,
+          memberTimeoutMs: SIM_RECOVERY_MEMBER_TIMEOUT_MS,
+          calm: () => phase !== null && phase() !== 'fault',
+        },
       }),
   };
   const settled = {
     boundMs: liveness.boundMs,
-    satisfied: () => liveness.satisfied() && fences.settled(),
+    satisfied: () => liveness.satisfied() && fences.settled() && recovery.settled(),
     describe: () =>
-      fences.settled() ? liveness.describe() : `${liveness.describe()}; fences still open: ${fences.describeOpen()}`,
+      [
+        ...(liveness.satisfied() ? [] : [liveness.describe()]),
+        ...(fences.settled() ? [] : [`fences still open: ${fences.describeOpen()}`]),
+        ...(recovery.settled() ? [] : [`recovery rounds still open: ${recovery.describeOpen()}`]),
+      ].join('; '),
   };
   return {
     program,
     driver,
-    checkers: [views, quorum, accuracy, gone, groupViews, synchrony, barriers, liveness, leases, fences],
+    checkers: [views, quorum, accuracy, gone, groupViews, synchrony, barriers, liveness, leases, fences, recovery],
     liveness: settled,
     stats: () => [
       ['nodes', shape.nodes.length],
@@ -381,6 +415,16 @@ function create(setup: WorkloadSetup, twoNode = false): WorkloadRun<ChannelMessa
       ['barriers-reached', barriers.reached],
       ['barriers-failed', barriers.failed],
       ['barrier-checks', barriers.checks],
+      ['recovery-participants-slow', Math.round(participants.slow * 100)],
+      ['recovery-opened', recovery.counts.opened],
+      ['recovery-aborted', recovery.counts.aborted],
+      ['recovery-stopped', recovery.counts.stopped],
+      ['recovery-fence-satisfied', recovery.counts.fenceSatisfied],
+      ['recovery-start-due', recovery.counts.startDue],
+      ['recovery-member-started', recovery.counts.memberStarted],
+      ['recovery-member-error', recovery.counts.memberError],
+      ['recovery-member-evicted', recovery.counts.memberEvicted],
+      ['recovery-finished', recovery.counts.finished],
       ['lease-checks', leases.checks],
       ['lease-held-samples', leases.held],
     ],
@@ -404,7 +448,7 @@ const TWO_NODE_CANARY_NAMES: readonly string[] = TWO_NODE_WORKLOAD_CANARIES.map(
 export const clusterWorkload: Workload<ChannelMessage, ClusterSimNode> = {
   name: 'cluster',
   description:
-    'CohortNode membership, service groups and fencing: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers, the fence ledger (closed once, no fence for a clean leave, no admission before the fence, fences closed after the faults)',
+    'CohortNode membership, service groups and fencing: view agreement, quorate views, failure-detector accuracy and completeness, convergence, group view agreement, virtual synchrony, barriers, the fence ledger (closed once, no fence for a clean leave, no admission before the fence, fences closed after the faults), recovery rounds (no start before the fences of members lost uncleanly, nor beside an open lower level; every round ends after the faults)',
   canaries: CANARY_NAMES,
   tolerates: { diskCorruption: false, ioErrors: true },
   nodeCount: (prng) => prng.pick([3, 3, 4, 5, 5]),
