@@ -155,9 +155,20 @@ export class FenceService implements NodeService {
           });
     if (this.race !== null) {
       const race = this.race;
-      membership.setLocalConfirm((node, incarnation) =>
-        race.confirmLocally(node, incarnation, this.ctx.clock.nowMs(), this.wasQuorateMember),
-      );
+      membership.setLocalConfirm((node, incarnation) => {
+        const won = race.confirmLocally(node, incarnation, this.ctx.clock.nowMs(), this.wasQuorateMember);
+        return won === null
+          ? null
+          : {
+              nodeId: won.node,
+              incarnation: won.incarnation,
+              outcome: 'applied',
+              status: 'member',
+              admitted: null,
+              viewId: membership.view().viewId,
+              local: true,
+            };
+      });
     }
     this.unfencer = new Unfencer({
       topology: options.topology,

@@ -27,14 +27,27 @@
  */
 import { assertNever, defined } from '../lib/assert.js';
 import type { NodeId } from '../lib/ids.js';
-import type { MembershipService } from '../membership/membership-service.js';
 import type { ServiceContext } from '../runtime/node-service.js';
 import type { ProcessHandle } from '../runtime/process-runner.js';
 import { agentAttemptResult, agentProcessSpec, clipUtf8, targetFor } from './fence-agent.js';
 import type { FenceAttempt, FenceProof } from './fence-attempt.js';
-import type { FenceConfirmation } from '../membership/membership-status.js';
 import { endedThrough, nextFenceStep, type FenceStep } from './fence-scheduler.js';
 import type { FenceTopology } from './fence-topology.js';
+
+/**
+ * What the race reads of the applied membership (the fencing service passes its membership
+ * service: the race sits below membership, so it names only what it needs).
+ */
+export interface RaceMembership {
+  nodes(): readonly {
+    readonly nodeId: NodeId;
+    readonly status: string;
+    readonly incarnation: number;
+    readonly seen: number;
+  }[];
+  /** How long this node has not heard each peer, ms (null: not since this incarnation started). */
+  reachability(nowMs: number): readonly { readonly node: NodeId; readonly silentMs: number | null }[];
+}
 
 /** Options of the race. */
 export interface TwoNodeRaceOptions {
@@ -80,7 +93,7 @@ export class TwoNodeRace {
 
   constructor(
     private readonly ctx: () => ServiceContext,
-    private readonly membership: MembershipService,
+    private readonly membership: RaceMembership,
     private readonly options: TwoNodeRaceOptions,
   ) {}
 
@@ -136,7 +149,7 @@ export class TwoNodeRace {
     incarnation: number | null,
     nowMs: number,
     wasQuorateMember: boolean,
-  ): FenceConfirmation | null {
+  ): { readonly node: NodeId; readonly incarnation: number } | null {
     const peer = this.peerToRace(nowMs, wasQuorateMember);
     if (peer === null || peer.node !== node || (incarnation !== null && incarnation !== peer.incarnation)) return null;
     const ctx = this.ctx();
@@ -159,15 +172,7 @@ export class TwoNodeRace {
       by: 'confirm',
       ...(r === null ? {} : { raft: r }),
     });
-    return {
-      nodeId: peer.node,
-      incarnation: peer.incarnation,
-      outcome: 'applied',
-      status: 'member',
-      admitted: null,
-      viewId: this.membership.view().viewId,
-      local: true,
-    };
+    return { node: peer.node, incarnation: peer.incarnation };
   }
 
   /** Kills a running agent (the node stops). */

@@ -170,3 +170,39 @@ test("the daemon's fail-stop logs one fatal line naming the file and the error, 
   );
   assert.equal(record.code, 'EIO');
 });
+
+test('the gated transport passes the lane and the incarnation through, and sends nothing after a fail-stop', () => {
+  const sent: [number, string, string | undefined][] = [];
+  const identified: number[] = [];
+  const inner: Transport<string> = {
+    self: nodeId(1),
+    setHandlers: () => undefined,
+    send: (to, m, lane) => {
+      sent.push([to, m, lane]);
+      return true;
+    },
+    close: () => Promise.resolve(),
+    identify: (inc) => {
+      identified.push(inc);
+    },
+  };
+  const e = createRealEnv({
+    nodeId: nodeId(1),
+    transport: inner,
+    disk: new MemoryDisk(),
+    blocks: new MemoryBlockStore(),
+    logger: createLogger({ level: 'info', format: 'json', destination: { write: () => undefined } }),
+    onFailStop: () => undefined,
+  });
+  assert.equal(e.transport.send(nodeId(2), 'bulk', 'bulk'), true);
+  assert.equal(e.transport.send(nodeId(2), 'plain'), true);
+  e.transport.identify?.(7);
+  assert.deepEqual(sent, [
+    [2, 'bulk', 'bulk'],
+    [2, 'plain', undefined],
+  ]);
+  assert.deepEqual(identified, [7]);
+  e.failStop('test', new Error('test'));
+  assert.equal(e.transport.send(nodeId(2), 'late', 'bulk'), false, 'nothing is sent once the incarnation fail-stopped');
+  assert.equal(sent.length, 2);
+});

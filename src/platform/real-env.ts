@@ -94,8 +94,15 @@ function gatedTransport<M>(inner: Transport<M>, dead: () => boolean): Transport<
         },
       });
     },
-    send: (to, m) => !dead() && inner.send(to, m),
+    send: (to, m, lane) => !dead() && inner.send(to, m, lane),
     close: () => inner.close(),
+    ...(inner.identify === undefined
+      ? {}
+      : {
+          identify: (incarnation: number) => {
+            inner.identify?.(incarnation);
+          },
+        }),
   };
 }
 
