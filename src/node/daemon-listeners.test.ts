@@ -281,9 +281,11 @@ test('a limit too low for the descriptor budget refuses to start: exit 1, one li
   if (skipWithoutPrlimit(t)) return;
   const { dir } = await cluster(3);
   try {
+    // 256: far below what a node needs (about 460), yet enough for Node to load the daemon's
+    // modules, which it reads concurrently (at 128 the module loader itself can hit EMFILE).
     const child = spawn(
       'prlimit',
-      ['--nofile=128:128', process.execPath, BIN, 'start', '--config', join(dir, 'node-1.yaml')],
+      ['--nofile=256:256', process.execPath, BIN, 'start', '--config', join(dir, 'node-1.yaml')],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -299,7 +301,7 @@ test('a limit too low for the descriptor budget refuses to start: exit 1, one li
     assert.equal(lines.length, 1, stderr);
     assert.match(
       lines[0] ?? '',
-      /^cohort start: cannot start: the open-file limit \(RLIMIT_NOFILE\) is 128, too low for this node: it needs at least (\d+) descriptors .*raise the limit \(ulimit -n, LimitNOFILE= in a systemd unit\) to at least \1/,
+      /^cohort start: cannot start: the open-file limit \(RLIMIT_NOFILE\) is 256, too low for this node: it needs at least (\d+) descriptors .*raise the limit \(ulimit -n, LimitNOFILE= in a systemd unit\) to at least \1/,
     );
     assert.equal(
       await stat(join(dir, 'node-1', 'cohort.lock')).then(
