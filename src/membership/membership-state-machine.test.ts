@@ -566,44 +566,48 @@ const WARM_START: readonly MembershipCommand[] = [
   ...[3, 4, 5].map((id): MembershipCommand => groupJoin('g3', id)),
 ];
 
+/** The fast-check seed whose 200 runs reach every recovery phase (checked by the test). */
+const COVERAGE_SEED = 20_261_207;
+
 function groupJoin(group: string, node: number): MembershipCommand {
   return { type: 'group-join', group, node: n(node), incarnation: inc(1), level: GROUP_LEVELS.get(group) ?? 1 };
 }
 
 test('recovery rounds keep their invariants and agree across instances and restores (random sequences from a warm start)', () => {
-  fc.assert(
-    fc.property(
-      fc.array(
-        fc.oneof(
-          { weight: 1, arbitrary: arbNodeCommand },
-          { weight: 2, arbitrary: arbGroupOrRecovery },
-          { weight: 4, arbitrary: arbProgress },
-        ),
-        {
-          minLength: 20,
-          maxLength: 120,
-        },
+  const property = fc.property(
+    fc.array(
+      fc.oneof(
+        { weight: 1, arbitrary: arbNodeCommand },
+        { weight: 2, arbitrary: arbGroupOrRecovery },
+        { weight: 4, arbitrary: arbProgress },
       ),
-      fc.nat(),
-      (rest, cut) => {
-        const a = new MembershipStateMachine();
-        const b = new MembershipStateMachine();
-        run(a, WARM_START);
-        run(b, WARM_START);
-        const at = cut % rest.length;
-        rest.forEach((drawn, k) => {
-          if (k === at) assert.ok(b.restore(a.snapshot()).ok);
-          const c = aimed(drawn, a);
-          const index = logIndex(a.appliedIndex + 1);
-          assert.deepEqual(a.apply(index, T1, asInput(c, k)), b.apply(index, T1, c));
-          assert.equal(a.stateHash(), b.stateHash());
-          checkRecoveryInvariants(a);
-        });
-        assert.deepEqual(allEvents(a), allEvents(b));
+      {
+        minLength: 20,
+        maxLength: 120,
       },
     ),
-    { numRuns: 200 },
+    fc.nat(),
+    (rest, cut) => {
+      const a = new MembershipStateMachine();
+      const b = new MembershipStateMachine();
+      run(a, WARM_START);
+      run(b, WARM_START);
+      const at = cut % rest.length;
+      rest.forEach((drawn, k) => {
+        if (k === at) assert.ok(b.restore(a.snapshot()).ok);
+        const c = aimed(drawn, a);
+        const index = logIndex(a.appliedIndex + 1);
+        assert.deepEqual(a.apply(index, T1, asInput(c, k)), b.apply(index, T1, c));
+        assert.equal(a.stateHash(), b.stateHash());
+        checkRecoveryInvariants(a);
+      });
+      assert.deepEqual(allEvents(a), allEvents(b));
+    },
   );
+  // Random sequences every run; the coverage claim below rests on a fixed seed as well, so that a
+  // run whose random draw never reached a phase cannot fail it.
+  fc.assert(property, { numRuns: 200 });
+  fc.assert(property, { numRuns: 200, seed: COVERAGE_SEED });
   for (const phase of ['stopping', 'waiting-fence', 'waiting-lower', 'starting', 'finished'])
     assert.ok(
       phasesSeen.has(phase),
