@@ -244,6 +244,11 @@ export class FenceService implements NodeService {
     this.race?.tick(nowMs, this.wasQuorateMember);
   }
 
+  /** two_node: proof that the peer's process is gone starts the fence race at once. */
+  onPeerGone(peer: NodeId, incarnation: number): void {
+    this.race?.peerGone(peer, incarnation);
+  }
+
   onLeaderTick(nowMs: number): void {
     this.drive();
     if (this.race !== null) this.twoNodeVoters(nowMs);

@@ -7,7 +7,10 @@
  * Contract (`TwoNodeRace.tick`, called on every tick of every node of a two_node cluster):
  * - **When.** This incarnation has been a member of a quorate view, it does not lead with a valid
  *   lease, its peer is a member of its applied view and has been silent (pings and Raft alike, as
- *   `reachability` measures) for at least `suspectAfterMs`. The race starts then and is called
+ *   `reachability` measures) for at least `suspectAfterMs`; or the transport proved that the
+ *   peer's member incarnation is gone (`peerGone`: its host reset the connections and refused a
+ *   reconnect, never silence or a pause), which makes the silence and the lease moot (not the
+ *   fence: the devices still run). The race starts then and is called
  *   off (its running agent killed) as soon as the peer is heard again or any of that stops being
  *   true before it is won.
  * - **How.** The fence scheduler (`nextFenceStep`) over the topology, with the attempts kept in
@@ -88,6 +91,8 @@ interface Race {
 export class TwoNodeRace {
   private race: Race | null = null;
   private win: TwoNodeWin | null = null;
+  /** The newest proof that a peer's process is gone. */
+  private gone: { readonly node: NodeId; readonly incarnation: number } | null = null;
   /** When the won fence was last given to the Raft core (this node's monotonic clock). */
   private assertedAtMs = Number.NEGATIVE_INFINITY;
 
@@ -175,6 +180,11 @@ export class TwoNodeRace {
     return { node: peer.node, incarnation: peer.incarnation };
   }
 
+  /** The transport proved that process `incarnation` of `peer` is gone (`NodeService.onPeerGone`). */
+  peerGone(peer: NodeId, incarnation: number): void {
+    this.gone = { node: peer, incarnation };
+  }
+
   /** Kills a running agent (the node stops). */
   stop(): void {
     this.callOff('the node stops');
@@ -187,15 +197,17 @@ export class TwoNodeRace {
   ): { node: NodeId; incarnation: number; silentMs: number } | null {
     const ctx = this.ctx();
     if (!wasQuorateMember || !ctx.running()) return null;
-    const raft = ctx.raft();
-    if (raft.role === 'leader' && raft.leaseValid) return null;
     const self = ctx.nodeId;
     const rec = this.membership.nodes().find((n) => n.nodeId !== self && n.status === 'member');
     if (rec === undefined) return null;
+    // Proof that the peer's process is gone makes both the silence and this leader's lease moot.
+    const gone = this.gone !== null && this.gone.node === rec.nodeId && this.gone.incarnation === rec.incarnation;
+    const raft = ctx.raft();
+    if (!gone && raft.role === 'leader' && raft.leaseValid) return null;
     const silence = this.membership.reachability(nowMs).find((r) => r.node === rec.nodeId);
-    if (silence === undefined || silence.silentMs === null || silence.silentMs < this.options.suspectAfterMs)
-      return null;
-    return { node: rec.nodeId, incarnation: rec.incarnation, silentMs: Math.round(silence.silentMs) };
+    const silentMs = silence?.silentMs ?? null;
+    if (!gone && (silentMs === null || silentMs < this.options.suspectAfterMs)) return null;
+    return { node: rec.nodeId, incarnation: rec.incarnation, silentMs: Math.round(silentMs ?? 0) };
   }
 
   private callOff(why: string): void {

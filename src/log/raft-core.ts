@@ -38,7 +38,15 @@ import type { RaftRole, Ready } from './ready.js';
 import { needsPersist, RaftState } from './raft-state.js';
 import { stepMessage, tickLeader } from './raft-step.js';
 import { leaderGone, maybeDeferredCampaign, startCampaign, tickElection } from './election.js';
-import { appendEntry, flushLeader, refuseProposal, sendAppend, sendTimeoutNow } from './replication.js';
+import {
+  appendEntry,
+  bcastAppend,
+  flushLeader,
+  maybeCommit,
+  refuseProposal,
+  sendAppend,
+  sendTimeoutNow,
+} from './replication.js';
 import { leaderRead, leaseValid } from './read-index.js';
 import {
   applyConfEntry,
@@ -261,6 +269,8 @@ export class RaftCore {
       );
     this.s.fencedPeer = peer;
     this.s.traceEvent('fenced-peer', { peer });
+    // A leader commits what only waited for the peer now (no acknowledgement will arrive to ask).
+    if (this.s.role === 'leader' && maybeCommit(this.s)) bcastAppend(this.s);
     if (this.s.role !== 'leader' && !this.s.repairing) {
       this.s.electionElapsed = 0;
       startCampaign(this.s, this.s.cfg.preVote ? 'pre-vote' : 'election');
