@@ -167,3 +167,49 @@ export function percentile(sorted: readonly number[], p: number): number {
   const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
   return sorted[Math.min(sorted.length, rank) - 1] ?? Number.NaN;
 }
+
+/** Median, p99, min and max of one measured figure over the runs, ms. */
+export interface MsSummary {
+  readonly median: number;
+  readonly p99: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+/** The summary of each of `keys` over `samples` (one object of figures per run). */
+export function summarizeMs<K extends string>(
+  samples: readonly Readonly<Record<K, number>>[],
+  keys: readonly K[],
+): Record<K, MsSummary> {
+  const out = {} as Record<K, MsSummary>;
+  for (const k of keys) {
+    const xs = samples.map((s) => s[k]).sort((a, b) => a - b);
+    out[k] = { median: percentile(xs, 50), p99: percentile(xs, 99), min: xs[0] ?? 0, max: xs.at(-1) ?? 0 };
+  }
+  return out;
+}
+
+/**
+ * Writes `title` and a table to stdout: one row per metric (its label, median, p99, min, max in
+ * ms, then any `extra` cells), the first column left-aligned and the others right-aligned.
+ */
+export function writeMsTable(
+  title: string,
+  header: readonly string[],
+  metrics: readonly { readonly label: string; readonly summary: MsSummary; readonly extra?: readonly string[] }[],
+): void {
+  const rows: string[][] = [
+    [...header],
+    ...metrics.map((m) => [
+      m.label,
+      ...[m.summary.median, m.summary.p99, m.summary.min, m.summary.max].map((v) => `${Math.round(v)} ms`),
+      ...(m.extra ?? []),
+    ]),
+  ];
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  process.stdout.write(`${title}\n`);
+  for (const r of rows)
+    process.stdout.write(
+      `${r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')}\n`,
+    );
+}

@@ -14,7 +14,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ApiData } from '../src/client/index.js';
 import { ProcessCluster, membersOf } from '../src/node/process-cluster.js';
-import { runBench, benchArgs, percentile } from './bench-args.js';
+import { runBench, benchArgs, summarizeMs, writeMsTable } from './bench-args.js';
 
 const RUNS_DEFAULT = 20;
 const RUNS_MAX = 1000;
@@ -64,17 +64,7 @@ async function aloneAndWriting(c: ProcessCluster, id: number, key: string): Prom
 async function oneRun(run: number): Promise<RunFigures> {
   const c = await ProcessCluster.create(2);
   try {
-    await c.appendConfig(
-      [
-        'quorum:',
-        '  twoNode: true',
-        '  waitForAll: true',
-        'fencing:',
-        '  devices:',
-        c.processDevice('kill'),
-        '  levels: [[kill]]',
-      ].join('\n'),
-    );
+    await c.appendConfig(c.twoNodeConfig('{}'));
     c.startAll();
     await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
     const { leader } = await c.waitLeader(c.ids, QUORATE_BOUND_MS);
@@ -126,29 +116,19 @@ alone. Not a timed test: take figures on an idle machine.`,
         `run ${i}/${values.runs}: ${JSON.stringify(figures.at(-1), (_k, v: unknown) => (typeof v === 'number' ? Math.round(v) : v))}\n`,
       );
   }
-  const summary = Object.fromEntries(
-    METRICS.map((m) => {
-      const xs = figures.map((f) => f[m.key]).sort((a, b) => a - b);
-      return [m.key, { median: percentile(xs, 50), p99: percentile(xs, 99), min: xs[0] ?? 0, max: xs.at(-1) ?? 0 }];
-    }),
-  ) as Record<Metric, { median: number; p99: number; min: number; max: number }>;
+  const summary = summarizeMs(
+    figures,
+    METRICS.map((m) => m.key),
+  );
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ runs: values.runs, summary, samples: figures })}\n`);
     return;
   }
-  const rows = [
+  writeMsTable(
+    `two_node failover, 2 processes on loopback, ${values.runs} runs (default timeouts)`,
     ['metric', 'median', 'p99', 'min', 'max'],
-    ...METRICS.map((m) => {
-      const s = summary[m.key];
-      return [m.label, ...[s.median, s.p99, s.min, s.max].map((v) => `${Math.round(v)} ms`)];
-    }),
-  ];
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  process.stdout.write(`two_node failover, 2 processes on loopback, ${values.runs} runs (default timeouts)\n`);
-  for (const r of rows)
-    process.stdout.write(
-      `${r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')}\n`,
-    );
+    METRICS.map((m) => ({ label: m.label, summary: summary[m.key] })),
+  );
 }
 
 await runBench('two-node-failover', main);

@@ -178,6 +178,23 @@ export class ProcessCluster {
   }
 
   /**
+   * The YAML of a two_node pair (`quorum.twoNode`, `waitForAll`) fenced by one `process` device,
+   * with `delays` as the `fencing.delays` flow map (`{}`, `{node-1: 5000}`).
+   */
+  twoNodeConfig(delays: string): string {
+    return [
+      'quorum:',
+      '  twoNode: true',
+      '  waitForAll: true',
+      'fencing:',
+      '  devices:',
+      this.processDevice('kill'),
+      '  levels: [[kill]]',
+      `  delays: ${delays}`,
+    ].join('\n');
+  }
+
+  /**
    * Runs every node in its own network namespace (`src/testing/netns.ts`): each config's peer
    * addresses become `address(i)` with the same ports, and each daemon starts under
    * `prefix(i)` (`ip netns exec NS`). Call before `start`. API sockets stay files in `dir`.

@@ -24,19 +24,6 @@ function log(line: string): void {
   process.stderr.write(`# ${line}\n`);
 }
 
-function twoNodeConfig(c: ProcessCluster, delays: string): string {
-  return [
-    'quorum:',
-    '  twoNode: true',
-    '  waitForAll: true',
-    'fencing:',
-    '  devices:',
-    c.processDevice('kill'),
-    '  levels: [[kill]]',
-    `  delays: ${delays}`,
-  ].join('\n');
-}
-
 async function fencedRecord(c: ProcessCluster, via: number, node: number, incarnation: number): Promise<Obj | null> {
   const h = (await c.request(via, 'fence.history', { node }).catch(() => null)) as { finished: Obj[] } | null;
   return h?.finished.find((r) => r['incarnation'] === incarnation) ?? null;
@@ -61,7 +48,7 @@ async function aloneAndWriting(c: ProcessCluster, id: number, key: string): Prom
 test('two_node: the survivor of a kill -9 fences its peer, runs alone, and the peer rejoins with its vote back', async () => {
   const c = await ProcessCluster.create(2);
   try {
-    await c.appendConfig(twoNodeConfig(c, '{}'));
+    await c.appendConfig(c.twoNodeConfig('{}'));
     c.startAll();
     await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
     await c.put(c.ids, 'before', 'both', 10_000);
@@ -126,7 +113,7 @@ test('two_node with manual fencing: the survivor waits until an operator confirm
 test('two_node: a clean stop of one node leaves the other running alone, with no fence', async () => {
   const c = await ProcessCluster.create(2);
   try {
-    await c.appendConfig(twoNodeConfig(c, '{}'));
+    await c.appendConfig(c.twoNodeConfig('{}'));
     c.startAll();
     await c.waitQuorate(c.ids, QUORATE_BOUND_MS);
     const leader = (await c.waitLeader(c.ids, QUORATE_BOUND_MS)).leader;
@@ -159,7 +146,7 @@ test(
     const c = await ProcessCluster.create(2);
     try {
       // Fencing node 1 waits 5 s, fencing node 2 does not: node 1 shoots first and survives.
-      await c.appendConfig(twoNodeConfig(c, '{node-1: 5000}'));
+      await c.appendConfig(c.twoNodeConfig('{node-1: 5000}'));
       await c.placeInNamespaces(
         (id) => lab.address(id),
         (id) => lab.exec(id),
