@@ -356,7 +356,7 @@ export const MEMBERSHIP_NOTE_BYTES_MAX: number = 256;
 /** Membership: events kept for readers (the newest); older ones answer `GAP`. */
 export const MEMBERSHIP_EVENTS_RETAINED_MAX: number = 1024;
 /** Membership: encoded bytes of the retained events; the oldest go first once past it. */
-export const MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX: number = 192 * 1024;
+export const MEMBERSHIP_EVENTS_RETAINED_BYTES_MAX: number = 184 * 1024;
 /** Membership: largest encoded event, in bytes (a view of every node plus a change of each). */
 export const MEMBERSHIP_EVENT_BYTES_MAX: number = 8 * 1024;
 /** Membership: most events one `eventsFrom` call returns (a larger limit is clamped). */
@@ -366,9 +366,18 @@ export const MEMBERSHIP_EVENTS_READ_MAX: number = 256;
  * snapshot message with the other machines of the mux (the KV store takes about 2.6 MB at most).
  * 1270 KiB (what the Raft snapshot leaves beside the KV store) since the fence ledger (finished records keep 8 attempts) and the recovery table joined it (was 1 MiB).
  */
-export const MEMBERSHIP_SNAPSHOT_BYTES_MAX: number = 1270 * 1024;
+export const MEMBERSHIP_SNAPSHOT_BYTES_MAX: number = 1272 * 1024;
 /** Groups: most service groups at once (a group exists while it has members). */
 export const GROUPS_MAX: number = 32;
+/**
+ * Groups: groups that lost their last member whose retained messages the table keeps (the oldest
+ * emptied goes first), for members a snapshot carries past the group's end (docs/groups.md).
+ */
+export const GROUPS_EMPTIED_MAX: number = 8;
+/** Groups: message bytes the emptied groups keep together (one group's worth; the oldest emptied goes first). */
+export const GROUPS_EMPTIED_BYTES_MAX: number = 8 * 1024;
+/** Groups: messages the emptied groups keep together (one group's worth). */
+export const GROUPS_EMPTIED_MESSAGES_MAX: number = 128;
 /** Groups: longest group name, in UTF-8 bytes. */
 export const GROUP_NAME_BYTES_MAX: number = 64;
 /** Groups: largest group message payload, in bytes (a message is one log entry). */
@@ -407,6 +416,10 @@ export const GROUP_TABLE_BYTES_MAX: number =
       2 +
       GROUP_RETAINED_BYTES_MAX +
       GROUP_RETAINED_MESSAGES_MAX * 18) +
+  1 +
+  GROUPS_EMPTIED_MAX * (4 + GROUP_NAME_BYTES_MAX + 2) +
+  GROUPS_EMPTIED_BYTES_MAX +
+  GROUPS_EMPTIED_MESSAGES_MAX * 18 +
   16;
 /** Fencing: longest fence device name, in UTF-8 bytes. */
 export const FENCE_DEVICE_NAME_BYTES_MAX: number = 64;
@@ -517,7 +530,7 @@ assert(
     FENCE_LEDGER_BYTES_MAX +
     RECOVERY_TABLE_BYTES_MAX <=
     MEMBERSHIP_SNAPSHOT_BYTES_MAX,
-  'retained events, the node table, the group table, the fence ledger and the recovery table fit one membership snapshot (format 4 holds them all)',
+  'retained events, the node table, the group table, the fence ledger and the recovery table fit one membership snapshot (format 5 holds them all)',
 );
 assert(RECOVERY_ROUNDS_MAX <= 255 && RECOVERY_FENCES_PER_ROUND_MAX <= 255, 'recovery counts are encoded as u8');
 assert(

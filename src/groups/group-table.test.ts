@@ -8,7 +8,9 @@
 // while damaged encodings raise only DecodeError. The command codec round-trips through the
 // membership codec and rejects malformed names, sizes and levels. A group has one level, set by
 // the join that creates it (another level is refused), and an older snapshot whose members had
-// their own levels still decodes.
+// their own levels still decodes. A group that loses its last member keeps its retained messages
+// among the emptied groups (bounded, oldest emptied first), which a re-creation takes over and the
+// encoding carries.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -20,7 +22,13 @@ import {
   encodeMembershipCommand,
   validateMembershipCommand,
 } from '../membership/membership-command.js';
-import { GROUP_BARRIERS_PENDING_MAX, GROUP_MESSAGE_BYTES_MAX, GROUPS_MAX } from '../constants.js';
+import {
+  GROUP_BARRIERS_PENDING_MAX,
+  GROUP_MESSAGE_BYTES_MAX,
+  GROUPS_MAX,
+  GROUPS_EMPTIED_BYTES_MAX,
+  GROUPS_EMPTIED_MAX,
+} from '../constants.js';
 import { GroupTable, type GroupApply, type GroupCanary } from './group-table.js';
 import type { GroupCommand } from './group-command.js';
 
@@ -363,7 +371,7 @@ test('a snapshot written when members had their own levels decodes; the group ta
   w.u16(1).u64(1).u8(3);
   w.u16(2).u64(1).u8(1);
   w.u8(0).u8(0).u16(0);
-  const t = GroupTable.decode(new ByteReader(w.finish().slice()));
+  const t = GroupTable.decode(new ByteReader(w.finish().slice()), null, false);
   assert.equal(t.view('old')?.level, 1);
   assert.deepEqual(
     t.view('old')?.members.map((m) => m.level),
@@ -373,4 +381,74 @@ test('a snapshot written when members had their own levels decodes; the group ta
   assert.equal(join(t, 'old', 3, 1, 1).outcome, 'applied');
   const again = GroupTable.decode(new ByteReader(encodeTable(t)));
   assert.deepEqual(encodeTable(again), encodeTable(t), 'what this build writes is canonical');
+});
+
+const texts = (t: GroupTable, group: string): string[] =>
+  t.retainedMessages(group).map((m) => `${m.groupViewId}#${m.seq}:${m.from}`);
+
+test('a group that loses its last member keeps its messages for members a snapshot carries past its end', () => {
+  const t = new GroupTable();
+  join(t, 'g', 1);
+  const v = join(t, 'g', 2).groupViewId;
+  send(t, 'g', 2, v);
+  t.apply({ type: 'group-leave', group: 'g', node: n(2), incarnation: inc(1) }, everyoneInView);
+  assert.deepEqual(t.removeNode(n(1), inc(1), false).length, 1);
+  assert.equal(t.view('g'), null, 'the group is gone');
+  assert.deepEqual(texts(t, 'g'), [`${v}#1:2`], 'its messages are kept');
+  // They travel in the encoding, and a table restored from it behaves the same.
+  const copy = GroupTable.decode(new ByteReader(encodeTable(t)));
+  assert.deepEqual(texts(copy, 'g'), texts(t, 'g'));
+  assert.deepEqual(encodeTable(copy), encodeTable(t));
+  // A join that creates the group again takes them over (ids keep growing, so no slot is reused).
+  const again = join(t, 'g', 3).groupViewId;
+  assert.ok(again > v);
+  const w = send(t, 'g', 3, again);
+  assert.equal(w.outcome, 'applied');
+  assert.deepEqual(texts(t, 'g'), [`${v}#1:2`, `${again}#1:3`]);
+  assert.deepEqual(encodeTable(GroupTable.decode(new ByteReader(encodeTable(t)))), encodeTable(t));
+  // A group that never carried a message is not kept.
+  join(t, 'quiet', 1);
+  t.removeNode(n(1), inc(1), false);
+  const bytes = encodeTable(t);
+  assert.equal(bytes.at(-1), 0, 'no emptied group: the count is 0');
+});
+
+test('emptied groups are bounded: the oldest emptied goes first, by count and by bytes', () => {
+  const t = new GroupTable();
+  const empty = (group: string, size: number): void => {
+    const v = join(t, group, 1).groupViewId;
+    t.apply(
+      { type: 'group-send', group, node: n(1), incarnation: inc(1), groupViewId: v, payload: new Uint8Array(size) },
+      everyoneInView,
+    );
+    t.removeNode(n(1), inc(1), false);
+  };
+  for (let i = 0; i <= GROUPS_EMPTIED_MAX; i++) empty(`r${i}`, 1);
+  assert.deepEqual(texts(t, 'r0'), [], 'one past the count: the oldest is dropped');
+  for (let i = 1; i <= GROUPS_EMPTIED_MAX; i++) assert.equal(texts(t, `r${i}`).length, 1, `r${i} kept`);
+  empty('big', GROUPS_EMPTIED_BYTES_MAX - 2);
+  assert.equal(texts(t, 'big').length, 1, 'the newest always fits');
+  const left = Array.from({ length: GROUPS_EMPTIED_MAX }, (_, i) => `r${i + 1}`).filter((g) => texts(t, g).length > 0);
+  assert.deepEqual(
+    left,
+    [`r${GROUPS_EMPTIED_MAX - 1}`, `r${GROUPS_EMPTIED_MAX}`],
+    'older ones made room, oldest first',
+  );
+  // The bounds hold on decode too: a emptied group that is also a live group is refused.
+  join(t, 'live', 1);
+  const good = encodeTable(t);
+  const w = new ByteWriter(256);
+  const decoded = GroupTable.decode(new ByteReader(good));
+  decoded.encode(w);
+  assert.deepEqual(w.finish().slice(), good);
+  const liveName = new TextEncoder().encode('live');
+  const bigName = new TextEncoder().encode('big');
+  const at = Buffer.from(good).lastIndexOf(Buffer.from([bigName.length, ...bigName]));
+  assert.ok(at > 0, 'found the emptied entry');
+  const bad = Buffer.concat([
+    good.subarray(0, at),
+    Buffer.from([liveName.length, ...liveName]),
+    good.subarray(at + 1 + bigName.length),
+  ]);
+  assert.throws(() => GroupTable.decode(new ByteReader(bad)), /emptied group live is also a group/);
 });

@@ -21,9 +21,15 @@
  *   completes at most once per view: a later arrival for it (a retry, a late copy) is a duplicate
  *   answered "reached" (the newest `GROUP_BARRIERS_REACHED_KEPT` names are remembered).
  *
+ * - A group that loses its last member is deleted, but its retained messages are kept (the newest
+ *   `GROUPS_EMPTIED_MAX` such groups, oldest emptied dropped first) and taken over when a join
+ *   creates the group again: a member that a snapshot carries past the group's end still delivers
+ *   the messages of the views it was in (docs/groups.md, "Catching up").
+ *
  * Iteration is always in sorted order (group names, node ids, barrier names), never in map
  * insertion order, so a node restored from a snapshot behaves exactly like one that applied the
- * whole log.
+ * whole log. The one exception is the emptied groups, kept and encoded in emptying order (their
+ * eviction order), which the snapshot preserves.
  */
 import { assertNever, defined } from '../lib/assert.js';
 import type { ByteReader, ByteWriter } from '../lib/bytes.js';
@@ -39,6 +45,9 @@ import {
   GROUP_LEVEL_MAX,
   GROUP_NAME_BYTES_MAX,
   GROUPS_MAX,
+  GROUPS_EMPTIED_BYTES_MAX,
+  GROUPS_EMPTIED_MAX,
+  GROUPS_EMPTIED_MESSAGES_MAX,
 } from '../constants.js';
 import { readName, writeName, type GroupCommand } from './group-command.js';
 
@@ -164,6 +173,12 @@ interface GroupState {
   memberList: readonly GroupMember[] | null;
 }
 
+/** The retained messages of a group that lost its last member. */
+interface EmptiedGroup {
+  readonly retained: RetainedMessage[];
+  retainedBytes: number;
+}
+
 /** A message kept in the state for members that catch up through a snapshot. */
 export interface RetainedMessage {
   readonly groupViewId: number;
@@ -178,6 +193,8 @@ const sortedKeys = <K extends string | number>(m: ReadonlyMap<K, unknown>): K[] 
 /** The group table. See the module comment. */
 export class GroupTable {
   private readonly groups = new Map<string, GroupState>();
+  /** Retained messages of groups that lost their last member, in emptying order (oldest first). */
+  private readonly emptied = new Map<string, EmptiedGroup>();
   /** The last group view id handed out, cluster-wide. */
   private lastViewId = 0;
 
@@ -204,9 +221,12 @@ export class GroupTable {
     return this.groups.get(group)?.seq ?? 0;
   }
 
-  /** The retained messages of `group`, by (view, seq): the newest, across views, bounded; empty when none. */
+  /**
+   * The retained messages of `group`, by (view, seq): the newest, across views, bounded; those of
+   * a group that lost its last member while it is among the newest emptied; empty when none.
+   */
   retainedMessages(group: string): readonly RetainedMessage[] {
-    return this.groups.get(group)?.retained ?? [];
+    return this.groups.get(group)?.retained ?? this.emptied.get(group)?.retained ?? [];
   }
 
   /** Members that reached pending barrier `name` of `group`, ascending; null when none is pending. */
@@ -241,6 +261,7 @@ export class GroupTable {
         if (cur === c.incarnation) return refuse('duplicate');
         if (g !== undefined && g.level !== c.level) return refuse('level-mismatch');
         if (g === undefined && this.groups.size >= GROUPS_MAX) return refuse('too-many-groups');
+        const before = g === undefined ? this.emptied.get(c.group) : undefined;
         const state: GroupState = g ?? {
           groupViewId: 0,
           level: c.level,
@@ -248,11 +269,14 @@ export class GroupTable {
           members: new Map(),
           barriers: new Map(),
           reached: [],
-          retained: [],
-          retainedBytes: 0,
+          retained: before?.retained ?? [],
+          retainedBytes: before?.retainedBytes ?? 0,
           memberList: null,
         };
-        if (g === undefined) this.groups.set(c.group, state);
+        if (g === undefined) {
+          this.groups.set(c.group, state);
+          this.emptied.delete(c.group);
+        }
         const events: GroupEventBody[] = [];
         // An older incarnation still listed (its removal has not been applied yet) goes first.
         if (cur !== undefined)
@@ -356,7 +380,14 @@ export class GroupTable {
     events: GroupEventBody[],
   ): void {
     this.changeView(name, g, events, { node, incarnation: inc, kind }, () => g.members.delete(node));
-    if (g.members.size === 0) this.groups.delete(name);
+    if (g.members.size > 0) return;
+    this.groups.delete(name);
+    if (g.retained.length === 0) return;
+    this.emptied.set(name, { retained: g.retained, retainedBytes: g.retainedBytes });
+    for (const oldest of this.emptied.keys()) {
+      if (emptiedFits(this.emptied)) break;
+      this.emptied.delete(oldest);
+    }
   }
 
   /** Fails the pending barriers, applies `mutate`, and makes the next view with its event. */
@@ -405,9 +436,34 @@ export class GroupTable {
       }
       w.u8(g.reached.length);
       for (const name of g.reached) writeName(w, name);
-      w.u16(g.retained.length);
-      for (const m of g.retained) w.u64(m.groupViewId).u32(m.seq).u16(m.from).lenBytes(m.payload);
+      writeRetained(w, g.retained);
     }
+    this.encodeEmptied(w);
+  }
+
+  /** Writes the emptied groups' retained messages, in emptying order (since snapshot format 5). */
+  private encodeEmptied(w: ByteWriter): void {
+    w.u8(this.emptied.size);
+    for (const [name, r] of this.emptied) {
+      writeName(w, name);
+      writeRetained(w, r.retained);
+    }
+  }
+
+  /** Reads what `encodeEmptied` wrote into this table, whose groups are read; raises only `DecodeError`. */
+  private decodeEmptied(r: ByteReader): void {
+    const count = r.u8('emptied group count');
+    for (let i = 0; i < count; i++) {
+      const name = readName(r, GROUP_NAME_BYTES_MAX, 'emptied group name');
+      if (this.groups.has(name) || this.emptied.has(name))
+        throw new DecodeError('DECODE_INVALID', `emptied group ${name} is also a group, or listed twice`);
+      const { retained, retainedBytes } = readRetained(r, name, this.lastViewId, Number.MAX_SAFE_INTEGER);
+      if (retained.length === 0)
+        throw new DecodeError('DECODE_INVALID', `emptied group ${name} retains no message (it would not be kept)`);
+      this.emptied.set(name, { retained, retainedBytes });
+    }
+    if (!emptiedFits(this.emptied))
+      throw new DecodeError('DECODE_TOO_LARGE', 'the emptied groups keep more messages or bytes than the bounds allow');
   }
 
   /**
@@ -416,7 +472,12 @@ export class GroupTable {
    * one level may list several, and the group takes the lowest (so it recovers no later than any
    * of its members asked), which every member then carries.
    */
-  static decode(r: ByteReader, canary: GroupCanary | null = null): GroupTable {
+  static decode(
+    r: ByteReader,
+    canary: GroupCanary | null = null,
+    /** Whether the bytes hold the emptied groups (snapshot format 5 on); before, none were kept. */
+    withEmptied = true,
+  ): GroupTable {
     const t = new GroupTable(canary);
     t.lastViewId = r.u64('last group view id');
     const count = r.u8('group count');
@@ -497,35 +558,7 @@ export class GroupTable {
           );
         reached.push(barrier);
       }
-      const retainedCount = r.u16('retained message count');
-      if (retainedCount > GROUP_RETAINED_MESSAGES_MAX)
-        throw new DecodeError(
-          'DECODE_TOO_LARGE',
-          `${retainedCount} retained messages; at most ${GROUP_RETAINED_MESSAGES_MAX}`,
-        );
-      const retained: RetainedMessage[] = [];
-      let retainedBytes = 0;
-      for (let j = 0; j < retainedCount; j++) {
-        const mview = r.u64('retained view');
-        const mseq = r.u32('retained seq');
-        const from = r.u16('retained sender') as NodeId;
-        const payload = r.lenBytes(GROUP_RETAINED_BYTES_MAX, 'retained payload').slice();
-        const prev = retained.at(-1);
-        const ordered =
-          prev === undefined || mview > prev.groupViewId || (mview === prev.groupViewId && mseq > prev.seq);
-        if (!ordered || mview > groupViewId || (mview === groupViewId && mseq > seq) || mseq === 0 || from === 0)
-          throw new DecodeError(
-            'DECODE_INVALID',
-            `retained message ${mview}#${mseq} of group ${name} is out of order or beyond ${groupViewId}#${seq}`,
-          );
-        retainedBytes += payload.length;
-        retained.push({ groupViewId: mview, seq: mseq, from, payload });
-      }
-      if (retainedBytes > GROUP_RETAINED_BYTES_MAX)
-        throw new DecodeError(
-          'DECODE_TOO_LARGE',
-          `group ${name} retains ${retainedBytes} bytes; at most ${GROUP_RETAINED_BYTES_MAX}`,
-        );
+      const { retained, retainedBytes } = readRetained(r, name, groupViewId, seq);
       t.groups.set(name, {
         groupViewId,
         level,
@@ -538,8 +571,65 @@ export class GroupTable {
         memberList: null,
       });
     }
+    if (withEmptied) t.decodeEmptied(r);
     return t;
   }
+}
+
+function writeRetained(w: ByteWriter, retained: readonly RetainedMessage[]): void {
+  w.u16(retained.length);
+  for (const m of retained) w.u64(m.groupViewId).u32(m.seq).u16(m.from).lenBytes(m.payload);
+}
+
+/** Reads retained messages of group `name`, ordered and no later than `groupViewId`#`seq`. */
+function readRetained(
+  r: ByteReader,
+  name: string,
+  groupViewId: number,
+  seq: number,
+): { retained: RetainedMessage[]; retainedBytes: number } {
+  const retainedCount = r.u16('retained message count');
+  if (retainedCount > GROUP_RETAINED_MESSAGES_MAX)
+    throw new DecodeError(
+      'DECODE_TOO_LARGE',
+      `${retainedCount} retained messages; at most ${GROUP_RETAINED_MESSAGES_MAX}`,
+    );
+  const retained: RetainedMessage[] = [];
+  let retainedBytes = 0;
+  for (let j = 0; j < retainedCount; j++) {
+    const mview = r.u64('retained view');
+    const mseq = r.u32('retained seq');
+    const from = r.u16('retained sender') as NodeId;
+    const payload = r.lenBytes(GROUP_RETAINED_BYTES_MAX, 'retained payload').slice();
+    const prev = retained.at(-1);
+    const ordered = prev === undefined || mview > prev.groupViewId || (mview === prev.groupViewId && mseq > prev.seq);
+    if (!ordered || mview > groupViewId || (mview === groupViewId && mseq > seq) || mseq === 0 || from === 0)
+      throw new DecodeError(
+        'DECODE_INVALID',
+        `retained message ${mview}#${mseq} of group ${name} is out of order or beyond ${groupViewId}#${seq}`,
+      );
+    retainedBytes += payload.length;
+    retained.push({ groupViewId: mview, seq: mseq, from, payload });
+  }
+  if (retainedBytes > GROUP_RETAINED_BYTES_MAX)
+    throw new DecodeError(
+      'DECODE_TOO_LARGE',
+      `group ${name} retains ${retainedBytes} bytes; at most ${GROUP_RETAINED_BYTES_MAX}`,
+    );
+  return { retained, retainedBytes };
+}
+
+/** Whether the emptied groups are within their bounds (count, messages and bytes together). */
+function emptiedFits(emptied: ReadonlyMap<string, EmptiedGroup>): boolean {
+  let messages = 0;
+  let bytes = 0;
+  for (const r of emptied.values()) {
+    messages += r.retained.length;
+    bytes += r.retainedBytes;
+  }
+  return (
+    emptied.size <= GROUPS_EMPTIED_MAX && messages <= GROUPS_EMPTIED_MESSAGES_MAX && bytes <= GROUPS_EMPTIED_BYTES_MAX
+  );
 }
 
 /** Keeps `m` among the retained messages, dropping the oldest beyond the bounds. */

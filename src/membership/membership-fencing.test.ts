@@ -253,11 +253,11 @@ test('attempts and unfence entries on records not in the state that takes them a
   assert.deepEqual(outcomes(run(fresh, [fenceAttempt(1, 1)])), ['no-change'], 'no configuration: still no error');
 });
 
-test('the ledger travels in the snapshot (format 4) and restores byte for byte', () => {
+test('the ledger travels in the snapshot (format 4 on) and restores byte for byte', () => {
   const sm = started([1, 2, 3, 4]);
   run(sm, [fail(3, 1), fenceAttempt(3, 1), join(2, 2), fenced(2, 1), unfence(2, 1), quarantine(4, 1)]);
   const bytes = sm.snapshot();
-  assert.equal(bytes[4], 4, 'format 4');
+  assert.equal(bytes[4], 5, 'format 5');
   const copy = new MembershipStateMachine();
   assert.ok(copy.restore(bytes).ok);
   assert.deepEqual(copy.snapshot(), bytes);
@@ -307,9 +307,9 @@ test('a format-2 snapshot (written before the ledger) restores, with its pending
   assert.deepEqual(pending(sm), ['3@1#11', '4@1#11'], 'every pending fence has its record');
   assert.deepEqual(sm.fenceHistory(), [], 'fences finished before the upgrade are not invented');
   assert.equal(sm.groups()[0]?.group, 'lockspace');
-  // It writes format 4 from now on, which restores to the same state.
+  // It writes the current format (5) from now on, which restores to the same state.
   const now = sm.snapshot();
-  assert.equal(now[4], 4);
+  assert.equal(now[4], 5);
   const again = new MembershipStateMachine();
   assert.ok(again.restore(now).ok);
   assert.equal(again.stateHash(), sm.stateHash());

@@ -4,7 +4,7 @@
 // a level-2 round waits for the level-1 round to finish; reports and evictions flow through the
 // codec (tags 15 and 16) and an error or eviction removes the member from its group and restarts
 // the round without it; a group-creating join is refused while the table is full; the table
-// travels in snapshot format 4, and a format-3 snapshot (before the table) restores with an empty
+// travels in snapshot format 4 on, and a format-3 snapshot (before the table) restores with an empty
 // one and goes on.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -310,13 +310,13 @@ test('a join creating a group is refused while the recovery table is full', () =
   assert.equal(run(sm, [gjoin('new', 1, 1)])[0]?.group?.outcome, 'applied');
 });
 
-test('the recovery table travels in snapshot format 4; a restored machine goes on identically', () => {
+test('the recovery table travels in snapshot format 4 on; a restored machine goes on identically', () => {
   const sm = cluster();
   run(sm, [fail(3)]);
   const g1 = sm.recoveryRounds().find((r) => r.group === 'g1')?.generation ?? 0;
   run(sm, [report('g1', g1, 1, 'stopped')]);
   const bytes = sm.snapshot();
-  assert.equal(bytes[4], 4, 'format 4');
+  assert.equal(bytes[4], 5, 'format 5');
   const copy = new MembershipStateMachine();
   const r = copy.restore(bytes);
   assert.ok(r.ok, r.ok ? '' : r.error.message);
@@ -358,9 +358,9 @@ test('a format-3 snapshot (before the recovery table) restores with an empty tab
     sm.pendingFences().map((f) => f.node),
     [4],
   );
-  // It writes format 4 from now on, which restores to the same state.
+  // It writes the current format (5) from now on, which restores to the same state.
   const now = sm.snapshot();
-  assert.equal(now[4], 4);
+  assert.equal(now[4], 5);
   const again = new MembershipStateMachine();
   assert.ok(again.restore(now).ok);
   assert.equal(again.stateHash(), sm.stateHash());

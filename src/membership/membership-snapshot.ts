@@ -42,12 +42,15 @@ import {
 
 const SNAPSHOT_MAGIC = 0x53424d43; // 'CMBS' read as a little-endian u32
 /**
- * Format 4: magic, format, applied index and term, view id, configuration, wait_for_all, node
- * records, group table, fence ledger, **recovery table**, event window, CRC32C. Format 3 (no
- * recovery table) and format 2 (no fence ledger either) still restore, with an empty recovery
- * table (see `decodeSnapshot`) and, for format 2, the ledger of `ledgerOfFormat2`.
+ * Format 5: magic, format, applied index and term, view id, configuration, wait_for_all, node
+ * records, group table (**with its emptied groups' messages**), fence ledger, recovery table,
+ * event window, CRC32C. Format 4 (no emptied groups), format 3 (no recovery table either) and
+ * format 2 (no fence ledger either) still restore, with no emptied group, an empty recovery table
+ * (see `decodeSnapshot`) and, for format 2, the ledger of `ledgerOfFormat2`.
  */
-const SNAPSHOT_FORMAT = 4;
+const SNAPSHOT_FORMAT = 5;
+/** The format before the emptied groups. */
+const SNAPSHOT_FORMAT_NO_EMPTIED = 4;
 /** The format before the recovery table. */
 const SNAPSHOT_FORMAT_NO_RECOVERY = 3;
 /** The format before the fence ledger. */
@@ -274,7 +277,7 @@ export function decodeSnapshot(bytes: Uint8Array, canary: MembershipCanary | nul
       'not a membership snapshot (bad magic): it belongs to another state machine',
     );
   const format = r.u8('format');
-  if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_NO_RECOVERY && format !== SNAPSHOT_FORMAT_NO_LEDGER)
+  if (format < SNAPSHOT_FORMAT_NO_LEDGER || format > SNAPSHOT_FORMAT)
     throw new DecodeError(
       'SNAPSHOT_VERSION',
       `membership snapshot format ${format} is not supported (this build reads formats ${SNAPSHOT_FORMAT_NO_LEDGER} to ${SNAPSHOT_FORMAT}); upgrade this node`,
@@ -286,12 +289,16 @@ export function decodeSnapshot(bytes: Uint8Array, canary: MembershipCanary | nul
   s.config = readConfigSection(r);
   s.waitForAll = readWaitForAll(r);
   s.records = readRecords(r, s.config);
-  s.groups = GroupTable.decode(r, GROUP_CANARIES.find((c) => c === canary) ?? null);
+  s.groups = GroupTable.decode(
+    r,
+    GROUP_CANARIES.find((c) => c === canary) ?? null,
+    format > SNAPSHOT_FORMAT_NO_EMPTIED, // before format 5 no emptied group was kept
+  );
   checkGroupMembers(s);
   s.fences = format === SNAPSHOT_FORMAT_NO_LEDGER ? ledgerOfFormat2(s) : FenceLedger.decode(r);
   checkFenceLedger(s);
   // Before format 4 there was no recovery table: an empty one (no round was open, none had run).
-  if (format === SNAPSHOT_FORMAT) s.recovery = RecoveryTable.decode(r, recoveryCanaryOf(canary));
+  if (format > SNAPSHOT_FORMAT_NO_RECOVERY) s.recovery = RecoveryTable.decode(r, recoveryCanaryOf(canary));
   checkRecoveryTable(s);
   s.events = EventLog.decode(r);
   r.end('membership snapshot');

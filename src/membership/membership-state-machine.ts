@@ -188,7 +188,7 @@ export class MembershipStateMachine implements StateMachine<MembershipCommand, M
     return this.s.groups.view(name);
   }
 
-  /** The messages `group` retains of its current view (see `GroupTable.retainedMessages`). */
+  /** The messages `group` retains, also after it lost its last member (see `GroupTable.retainedMessages`). */
   retainedMessages(group: string): readonly RetainedMessage[] {
     return this.s.groups.retainedMessages(group);
   }
