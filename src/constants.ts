@@ -543,3 +543,13 @@ assert(MEMBERSHIP_EVENTS_READ_MAX <= MEMBERSHIP_EVENTS_RETAINED_MAX, 'a read nev
 export const CLUSTER_REQUESTS_PENDING_MAX: number = 4096;
 /** Cluster node: results of the newest applied entries kept so a forwarder can collect its own. */
 export const CLUSTER_APPLY_RESULTS_RETAINED: number = 1024;
+
+/**
+ * DLM reliable link (`src/dlm/reliable-link.ts`): largest window, in unacknowledged frames per
+ * peer; also the bound of the receiver's hold-back buffer of out-of-order frames.
+ */
+export const LINK_WINDOW_FRAMES_MAX: number = 1024;
+/** DLM reliable link: most messages packed into one frame (the frame validator's array bound). */
+export const LINK_BATCH_MESSAGES_MAX: number = 256;
+/** DLM reliable link: most messages queued per peer beyond the window before `send` refuses. */
+export const LINK_QUEUE_MESSAGES_MAX: number = 65_536;
