@@ -272,7 +272,7 @@ export class Resource {
           return ok('failed');
         }
         // research/dlm.md 1.5 NODLCKWT: wait, and tell the lock's own holder to back off.
-        this.enqueue(l, 'converting');
+        this.move(l, 'converting');
         this.sendBlockingAsts(l, false, out);
         this.bastSelf(l, out);
         return ok('queued');
@@ -285,7 +285,7 @@ export class Resource {
           this.grantPending(false, out);
           return ok('granted');
         }
-        this.enqueue(l, 'converting');
+        this.move(l, 'converting');
         this.sendBlockingAsts(l, false, out);
         return ok('queued');
       case 'blocked':
@@ -296,7 +296,7 @@ export class Resource {
           this.complete(l, 'again', l.gr, null, out);
           return ok('failed');
         }
-        this.enqueue(l, 'converting');
+        this.move(l, 'converting');
         this.sendBlockingAsts(l, false, out);
         return ok('queued');
       default:
@@ -671,6 +671,12 @@ export class Resource {
     assert(at >= 0, 'a lock is on the queue it names');
     q.splice(at, 1);
     l.queue = 'none';
+  }
+
+  /** Moves `l` from its queue to `queue`. */
+  private move(l: Lock, queue: QueueName): void {
+    this.detach(l);
+    this.enqueue(l, queue);
   }
 
   /** Removes `l` from the resource. */
