@@ -1,9 +1,10 @@
 // Proves, on random operation streams over 4 nodes x 3 locks, that the resource engine keeps the
 // DLM's safety and liveness promises (research/dlm.md 1.4-1.7), judged by a checker outside it:
 // no two held granted modes conflict, every lock is on exactly one queue, errors change nothing,
-// every accepted operation gets exactly one completion, and once everything else is unlocked
-// (and conversion deadlocks are broken by cancels) every queued request completes. A canary
-// engine that skips the convert-queue compatibility check is caught, so the checker bites.
+// every accepted operation gets exactly one completion, nothing grantable is left queued after a
+// re-grant pass, and once everything else is unlocked (and conversion deadlocks are broken by
+// cancels) every queued request completes. A canary engine that skips the convert-queue
+// compatibility check is caught, so the checker bites.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

@@ -587,6 +587,20 @@ export const SCENARIOS: readonly Scenario[] = [
       'lvb 4 seq=1 invalid',
     ],
   },
+  {
+    cites: '1.8, 1.5 FORCEUNLOCK',
+    name: 'a forced unlock of a conversion from PW with VALBLK writes the value block',
+    steps: [
+      '3 req CR',
+      '1 req PW VALBLK',
+      '1 cvt EX VALBLK -> queued; bast 3 EX',
+      '1 unlock FORCEUNLOCK lvb=5 -> ok; cast 1 unlocked -',
+      'lvb 5 seq=1 valid',
+      '4 req EX -> queued', // 3 has had EX (for 1) since its grant
+      '4 timeout -> ok; cast 4 timeout -',
+      'state G 3:CR | C - | W -',
+    ],
+  },
   // ---- research/dlm.md 1.7 blocking notifications ----
   {
     cites: '1.7',
