@@ -421,6 +421,30 @@ export const GROUP_TABLE_BYTES_MAX: number =
   GROUPS_EMPTIED_BYTES_MAX +
   GROUPS_EMPTIED_MESSAGES_MAX * 18 +
   16;
+/** DLM: longest lockspace name, in UTF-8 bytes (its group is `dlm:NAME`, within the group name bound). */
+export const DLM_LOCKSPACE_NAME_BYTES_MAX: number = 56;
+/** DLM: longest resource name, in UTF-8 bytes (Linux `DLM_RESNAME_MAXLEN`). */
+export const DLM_RESOURCE_NAME_BYTES_MAX: number = 64;
+/** DLM: value block bytes of a lockspace (Linux userspace lockspaces use 32). */
+export const DLM_LVB_BYTES_DEFAULT: number = 32;
+/** DLM: largest value block a lockspace may choose (a multiple of 8). */
+export const DLM_LVB_BYTES_MAX: number = 256;
+/** DLM: resource names in one directory `claim` message (a rebuild sends more messages for more). */
+export const DLM_CLAIM_NAMES_MAX: number = 1024;
+/** DLM: locks (process copies) one node holds in one lockspace; a request beyond it is refused `LIMIT`. */
+export const DLM_LOCKS_PER_NODE_MAX: number = 2_000_000;
+/** DLM: resources one node masters in one lockspace; a new resource beyond it (after dropping unused ones) is refused `LIMIT`. */
+export const DLM_RESOURCES_PER_NODE_MAX: number = 2_000_000;
+/** DLM: operations one node may have in flight to one peer; more are refused `LIMIT` (backpressure). */
+export const DLM_OPS_IN_FLIGHT_PER_PEER_MAX: number = 16_384;
+/** DLM: how long a master keeps an unused resource (and its directory entry) before dropping it, ms (Linux `toss_secs` 10 s). */
+export const DLM_TOSS_MS: number = 10_000;
+/** DLM: master lookups a node caches per lockspace (oldest dropped first). */
+export const DLM_MASTER_CACHE_MAX: number = 1_000_000;
+/** DLM: directory messages from a newer lockspace generation held until this node applies it. */
+export const DLM_FUTURE_MESSAGES_MAX: number = 65_536;
+/** DLM: lockspaces one node may join. */
+export const DLM_LOCKSPACES_MAX: number = 16;
 /** Fencing: longest fence device name, in UTF-8 bytes. */
 export const FENCE_DEVICE_NAME_BYTES_MAX: number = 64;
 /** Fencing: longest request reason kept in a fence record, in UTF-8 bytes (clipped deterministically). */

@@ -14,6 +14,7 @@ import { GroupService, type GroupObserver } from './groups/group-service.js';
 import { FenceService, type FenceObserver } from './fencing/fence-service.js';
 import { MANUAL_ONLY_TOPOLOGY, type FenceTopology } from './fencing/fence-topology.js';
 import { KvService } from './kv/kv-service.js';
+import { DLM_CHANNEL, DlmService, type DlmServiceOptions } from './dlm/dlm-service.js';
 import { RecoveryService } from './recovery/recovery-service.js';
 import {
   MEMBERSHIP_CHANNEL,
@@ -39,6 +40,7 @@ export interface CohortServices {
   readonly fencing: FenceService;
   readonly recovery: RecoveryService;
   readonly kv: KvService;
+  readonly dlm: DlmService;
 }
 
 /** A cohort node: the host and its services. */
@@ -80,6 +82,8 @@ export interface CohortNodeOptions {
    * before evicting it from the group (default `RECOVERY_MEMBER_TIMEOUT_MS`; tests shorten it).
    */
   readonly recoveryMemberTimeoutMs?: number;
+  /** DLM options (tests shorten the toss time). */
+  readonly dlm?: DlmServiceOptions;
 }
 
 /** The services of one node, registered: by name, in call order, and their peer channels. */
@@ -123,14 +127,15 @@ export function registerServices(self: NodeId, options: CohortNodeOptions): Regi
     memberTimeoutMs: options.recoveryMemberTimeoutMs ?? RECOVERY_MEMBER_TIMEOUT_MS,
   });
   const kv = new KvService();
-  const serviceList: readonly NodeService[] = [membership, groups, fencing, recovery, kv];
+  const dlm = new DlmService(groups, membership, options.dlm ?? {});
+  const serviceList: readonly NodeService[] = [membership, groups, fencing, recovery, kv, dlm];
   const declared = serviceList.flatMap((s) => s.channels ?? []).map((c) => c.id);
   assert(
     declared.join() === SERVICE_CHANNELS.map((c) => c.id).join(),
     'SERVICE_CHANNELS lists every registered service channel, in registration order',
   );
   return {
-    services: { membership, groups, fencing, recovery, kv },
+    services: { membership, groups, fencing, recovery, kv, dlm },
     serviceList,
     channels: [...hostChannels(), ...SERVICE_CHANNELS],
   };
@@ -140,7 +145,7 @@ export function registerServices(self: NodeId, options: CohortNodeOptions): Regi
  * The services' peer channels, in registration order (a service with a channel adds it here too:
  * the peer codec is built before any node exists, and `registerServices` checks the two agree).
  */
-const SERVICE_CHANNELS: readonly ChannelSpec<unknown>[] = [MEMBERSHIP_CHANNEL];
+const SERVICE_CHANNELS: readonly ChannelSpec<unknown>[] = [MEMBERSHIP_CHANNEL, DLM_CHANNEL];
 
 /** A fresh peer codec for cohort nodes (each codec owns its msgpackr state). */
 export function nodePeerCodec(): Codec<ChannelMessage> {

@@ -45,6 +45,8 @@ export const API_ERROR_CODES = {
   NOT_MEMBER: 'not a member of the group',
   /** A group join named a level other than the group's (set by the join that created it; docs/groups.md). */
   GROUP_LEVEL_MISMATCH: 'the group exists with another level',
+  /** A lock already has an operation in flight (docs/dlm.md): wait for its completion, or cancel it. */
+  BUSY: 'an operation is already in flight on this lock',
   /** The handler failed unexpectedly; the daemon logged the cause. */
   INTERNAL: 'internal error',
 } as const;

@@ -18,7 +18,11 @@ export type ClientOwnErrorCode =
   /** The caller's AbortSignal fired. */
   | 'ABORTED'
   /** The connection was closed by this client (`close()` or `await using`). */
-  | 'CLOSED';
+  | 'CLOSED'
+  /** A lock request that may not wait (NOQUEUE, `cohort lock --nonblock`) found the lock held in a conflicting mode. */
+  | 'NOT_GRANTED'
+  /** A lock conversion would deadlock with one queued before it; it was cancelled (docs/dlm.md). */
+  | 'DEADLOCK';
 
 /** Every code a `CohortClientError` may carry (a newer daemon may add codes: compare strings). */
 export type ClientErrorCode = ClientOwnErrorCode | ApiErrorCode;

@@ -4,7 +4,8 @@
  *
  * `CohortClient` composes the services' client namespaces, each in its service's folder and
  * written against the pure `ApiCaller` (`src/api/api-caller.ts`): `kv` (`src/kv/kv-client.ts`),
- * `groups` (`src/groups/group-client.ts`), `recovery` (`src/recovery/recovery-client.ts`), and the
+ * `groups` (`src/groups/group-client.ts`), `recovery` (`src/recovery/recovery-client.ts`), `dlm`
+ * (`src/dlm/dlm-client.ts`), and the
  * membership service's `quorum`, `events` and
  * `fenceConfirm` (`src/membership/membership-client.ts`); the daemon's own `status` and `nodes`
  * are here (`client-results.ts`). A new service adds its namespace in its folder and one field
@@ -26,6 +27,7 @@ import { groupsClient, type GroupsClient } from '../groups/group-client.js';
 import { kvClient, type KvClient } from '../kv/kv-client.js';
 import { recoveryClient, type RecoveryClient } from '../recovery/recovery-client.js';
 import { fencingClient, type FencingClient } from '../fencing/fence-client.js';
+import { dlmClient, type DlmClient } from '../dlm/dlm-client.js';
 import {
   membershipClient,
   type EventsOptions,
@@ -80,6 +82,8 @@ export interface CohortClient extends MembershipClient, AsyncDisposable {
   readonly recovery: RecoveryClient;
   /** Fencing (docs/fencing.md): the fence history, and fencing a member now. */
   readonly fencing: FencingClient;
+  /** The distributed lock manager (docs/dlm.md): lockspaces and locks owned by this client's session. */
+  readonly dlm: DlmClient;
   /** Closes the connection; open calls reject with `CLOSED`. Idempotent. */
   close(): Promise<void>;
 }
@@ -90,6 +94,7 @@ export class ApiCohortClient implements CohortClient {
   readonly groups: GroupsClient;
   readonly recovery: RecoveryClient;
   readonly fencing: FencingClient;
+  readonly dlm: DlmClient;
   private readonly membership: MembershipClient;
 
   constructor(private readonly channel: ApiChannel) {
@@ -97,6 +102,7 @@ export class ApiCohortClient implements CohortClient {
     this.groups = groupsClient(channel);
     this.recovery = recoveryClient(channel);
     this.fencing = fencingClient(channel);
+    this.dlm = dlmClient(channel);
     this.membership = membershipClient(channel);
   }
 
