@@ -133,6 +133,8 @@ interface Pending {
 
 /** One open connection. Create it with `connectLocal`. */
 export class ClientConnection {
+  /** A cork is on the socket until the end of this event-loop turn (see `send`/`write`). */
+  private corked = false;
   private readonly decoder = new FrameDecoder(API_FRAME_LIMITS);
   private readonly reader: Codec<ServerFrame> = serverFrameCodec();
   private readonly writer: Codec<ClientFrame> = clientFrameCodec();
@@ -299,6 +301,15 @@ export class ClientConnection {
 
   private write(frame: ClientFrame): void {
     if (this.socket.destroyed) return;
+    // Frames of one event-loop turn (many concurrent calls) go out in one write.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     this.socket.write(encodeApiFrame(this.writer, frame));
   }
 

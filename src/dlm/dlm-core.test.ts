@@ -307,3 +307,10 @@ test('refused calls change nothing: Linux argument rules, BUSY, NOT_FOUND, NO_LO
   assert.equal(code(x.core(1).unlock(other, 'ls', id, 0)), 'NOT_FOUND', "another session's lock");
   assert.deepEqual(drain(x, 1), ['s1 #1 granted EX'], 'one completion: the refusals added none');
 });
+
+test('utf8Length counts as TextEncoder does (surrogate pairs, lone surrogates)', async () => {
+  const { utf8Length } = await import('./dlm-core.js');
+  const enc = new TextEncoder();
+  for (const s of ['', 'abc', 'é', '€', '😀', 'a😀b', '\ud800', '\udc00x', '\ud800\ud800', 'x'.repeat(64)])
+    assert.equal(utf8Length(s), enc.encode(s).length, JSON.stringify(s));
+});

@@ -27,13 +27,7 @@ import {
 import type { DlmMessage } from './dlm-message.js';
 import { validateLock, validateUnlock } from './lock-flags.js';
 import { LKF, type LockMode } from './lock-types.js';
-import {
-  CLOSE_UNLOCK_FLAGS,
-  Lockspace,
-  type LocalCompletion,
-  type LocalLock,
-  type LockspaceMember,
-} from './lockspace.js';
+import { CLOSE_UNLOCK_FLAGS, LocalLock, Lockspace, type LocalCompletion, type LockspaceMember } from './lockspace.js';
 
 /** Stable codes of a refused lock call (the call's error; an accepted call's outcome comes as a completion). */
 export type DlmErrorCode =
@@ -87,7 +81,6 @@ export interface LockOptions {
 }
 
 const LKID_COUNTER_SPAN = 2 ** 32;
-const textEncoder = new TextEncoder();
 
 /** See the file comment. */
 export class DlmCore {
@@ -219,20 +212,15 @@ export class DlmCore {
     if (backpressure !== null) return err(backpressure);
     const lkid = this.nextLkid++;
     assert(lkid < this.lkidEnd, 'lock ids of this incarnation used up');
-    const lock: LocalLock = {
+    const lock = new LocalLock(
       lkid,
       name,
       session,
-      granted: null,
-      op: { kind: 'request', mode, flags },
-      cancelling: false,
-      unsent: false,
-      bast: opts.bast === true,
-      persistent: (flags & LKF.PERSISTENT) !== 0,
-      timeoutAt: opts.timeoutMs === undefined ? null : this.nowMs + opts.timeoutMs,
-      master: null,
-      lvb: null,
-    };
+      { kind: 'request', mode, flags },
+      opts.bast === true,
+      (flags & LKF.PERSISTENT) !== 0,
+      opts.timeoutMs === undefined ? null : this.nowMs + opts.timeoutMs,
+    );
     ls.value.locks.set(lkid, lock);
     this.lockCount++;
     ls.value.dispatch(lock, 'request');
@@ -430,7 +418,7 @@ export class DlmCore {
   }
 
   private checkName(name: string): string | null {
-    const bytes = textEncoder.encode(name).length;
+    const bytes = utf8Length(name);
     if (bytes === 0 || bytes > DLM_RESOURCE_NAME_BYTES_MAX)
       return `a resource name has 1 to ${DLM_RESOURCE_NAME_BYTES_MAX} bytes; got ${bytes}`;
     return null;
@@ -442,6 +430,24 @@ export class DlmCore {
       return `the value block has ${lvb.length} bytes; lockspace ${ls.name} uses ${ls.lvbBytes}`;
     return null;
   }
+}
+
+/** The UTF-8 length of `s` (as TextEncoder encodes it: a lone surrogate is 3 bytes), without encoding it. */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
 }
 
 function checkTimeout(flags: number, opts: LockOptions): string | null {

@@ -63,28 +63,73 @@ export interface LocalCompletion {
   readonly lvb: Uint8Array | null;
 }
 
-/** A lock of this node (the process copy). */
-export interface LocalLock {
-  readonly lkid: number;
-  readonly name: string;
+const BIT_CANCELLING = 1;
+const BIT_UNSENT = 2;
+const BIT_BAST = 4;
+const BIT_PERSISTENT = 8;
+
+/**
+ * A lock of this node (the process copy). A class whose flags share one number: a node may hold
+ * a million of these.
+ */
+export class LocalLock {
   /** The owning session, or null for an orphan (a PERSISTENT lock whose session closed). */
   session: number | null;
-  granted: LockMode | null;
+  granted: LockMode | null = null;
   /** The operation in flight, or null. */
   op: { readonly kind: 'request' | 'convert' | 'unlock'; readonly mode: LockMode; readonly flags: number } | null;
-  /** A cancel (or a TIMEOUT cancel) was sent and not answered yet. */
-  cancelling: boolean;
-  /** The operation waits for the master's name to be known (not sent yet). */
-  unsent: boolean;
-  bast: boolean;
-  /** The lock was requested with PERSISTENT (it becomes an orphan when its session closes). */
-  persistent: boolean;
   /** When a TIMEOUT request or conversion gives up (node clock, ms), or null. */
   timeoutAt: number | null;
   /** The node the operation was sent to (the master), or null. */
-  master: NodeId | null;
+  master: NodeId | null = null;
   /** The caller's value block for the operation (convert, unlock), or null. */
-  lvb: Uint8Array | null;
+  lvb: Uint8Array | null = null;
+  private bits: number;
+
+  constructor(
+    readonly lkid: number,
+    readonly name: string,
+    session: number,
+    op: NonNullable<LocalLock['op']>,
+    bast: boolean,
+    persistent: boolean,
+    timeoutAt: number | null,
+  ) {
+    this.session = session;
+    this.op = op;
+    this.timeoutAt = timeoutAt;
+    this.bits = (bast ? BIT_BAST : 0) | (persistent ? BIT_PERSISTENT : 0);
+  }
+
+  private flag(bit: number, on: boolean): void {
+    this.bits = on ? this.bits | bit : this.bits & ~bit;
+  }
+
+  /** A cancel (or a TIMEOUT cancel) was sent and not answered yet. */
+  get cancelling(): boolean {
+    return (this.bits & BIT_CANCELLING) !== 0;
+  }
+  set cancelling(on: boolean) {
+    this.flag(BIT_CANCELLING, on);
+  }
+  /** The operation waits for the master's name to be known (not sent yet). */
+  get unsent(): boolean {
+    return (this.bits & BIT_UNSENT) !== 0;
+  }
+  set unsent(on: boolean) {
+    this.flag(BIT_UNSENT, on);
+  }
+  /** The owner wants blocking notifications. */
+  get bast(): boolean {
+    return (this.bits & BIT_BAST) !== 0;
+  }
+  set bast(on: boolean) {
+    this.flag(BIT_BAST, on);
+  }
+  /** Requested with PERSISTENT: it becomes an orphan when its session closes. */
+  get persistent(): boolean {
+    return (this.bits & BIT_PERSISTENT) !== 0;
+  }
 }
 
 /** A lockspace member: a node and its incarnation in the lockspace's group view. */
@@ -115,7 +160,7 @@ export class Lockspace {
   private future: { readonly from: NodeId; readonly m: DlmMessage }[] = [];
   private quorate = true;
 
-  /** Directory entries this node holds: name -> master. */
+  /** Directory entries this node holds: name -> master (another node: a name mastered here needs none). */
   private readonly directory = new Map<string, NodeId>();
   /** Lookups that arrived while the directory was being rebuilt (as directory node). */
   private heldLookups: { readonly from: NodeId; readonly name: string }[] = [];
@@ -189,8 +234,7 @@ export class Lockspace {
     const claims = new Map<NodeId, string[]>();
     for (const name of this.resources.keys()) {
       const dir = directoryNode(name, members);
-      if (dir === this.self) this.directory.set(name, this.self);
-      else {
+      if (dir !== this.self) {
         const list = claims.get(dir) ?? [];
         list.push(name);
         claims.set(dir, list);
@@ -304,11 +348,15 @@ export class Lockspace {
     else this.port.send(dir, { t: 'lookup', ls: this.name, gen: this.gen, name });
   }
 
-  /** As directory node: the master of `name`, recording `asker` when there is none. */
+  /**
+   * As directory node: the master of `name`, recording `asker` when there is none. A name this
+   * node masters needs no entry (its resource says so: one map entry less per local lock).
+   */
   private lookupHere(asker: NodeId, name: string): NodeId {
+    if (this.resources.has(name)) return this.self;
     const known = this.directory.get(name);
     if (known !== undefined) return known;
-    this.directory.set(name, asker);
+    if (asker !== this.self) this.directory.set(name, asker);
     return asker;
   }
 

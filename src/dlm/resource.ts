@@ -17,6 +17,7 @@
  * Pure and deterministic: no clocks, no I/O, iteration over arrays and an insertion-ordered map
  * only. The caller (the lockspace core) bounds how many locks it creates.
  */
+import { LockIndex } from './lock-index.js';
 import { assert, assertNever, defined } from '../lib/assert.js';
 import { err, ok, type Result } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
@@ -88,7 +89,6 @@ export interface ResourceOptions {
 /** The engine's record of one lock. The resource mutates it; nobody else sees it. */
 interface Lock {
   readonly ref: LockRef;
-  readonly key: string;
   gr: LockMode | null;
   rq: LockMode | null;
   queue: QueueName | 'none';
@@ -107,6 +107,9 @@ interface Lock {
 /** How evaluating a lock against the rules of research/dlm.md 1.4 came out. */
 type Verdict = 'grant' | 'deadlock' | 'demoted' | 'blocked';
 
+/** The empty queue every resource starts with (never written: `enqueue` replaces it first). */
+const NO_LOCKS: Lock[] = [];
+
 function keyOf(ref: LockRef): string {
   return `${String(ref.node)}:${String(ref.lkid)}`;
 }
@@ -121,20 +124,21 @@ function view(l: Lock): LockView {
 }
 
 /** The master copy of one resource. See the file comment for the contract. */
-export class Resource {
+export class Resource extends LockIndex<Lock> {
   readonly name: string;
   readonly lvbLen: number;
   private readonly canary: ResourceCanary | null;
-  private readonly locks = new Map<string, Lock>();
-  private readonly grantedQ: Lock[] = [];
-  private readonly convertQ: Lock[] = [];
-  private readonly waitQ: Lock[] = [];
+  private grantedQ: Lock[] = NO_LOCKS;
+  /** The queues start as the shared empty `NO_LOCKS` (most resources never queue; see `enqueue`). */
+  private convertQ: Lock[] = NO_LOCKS;
+  private waitQ: Lock[] = NO_LOCKS;
   private lvbBytes: Uint8Array | null = null;
   private lvbSeq = 0;
   private lvbInvalid = false;
 
   /** `lvbLen`: the lockspace's value-block size in bytes (a multiple of 8, research 1.1). */
   constructor(name: string, lvbLen: number, options: ResourceOptions = {}) {
+    super();
     assert(Number.isInteger(lvbLen) && lvbLen >= 0 && lvbLen % 8 === 0, 'lvbLen: multiple of 8');
     this.name = name;
     this.lvbLen = lvbLen;
@@ -143,17 +147,17 @@ export class Resource {
 
   /** How many locks the resource holds, on any queue. */
   get lockCount(): number {
-    return this.locks.size;
+    return this.indexSize;
   }
 
   /** True when no lock is left (the resource may be dropped; its value block goes with it). */
   isEmpty(): boolean {
-    return this.locks.size === 0;
+    return this.indexSize === 0;
   }
 
   /** The lock `ref`, or null. */
   get(ref: LockRef): LockView | null {
-    const l = this.locks.get(keyOf(ref));
+    const l = this.indexGet(ref);
     return l === undefined ? null : view(l);
   }
 
@@ -187,11 +191,9 @@ export class Resource {
   ): Result<LockOutcome, ResourceError> {
     const invalid = validateLock(mode, flags, false);
     if (invalid !== null) return err(new ResourceError('INVALID', invalid));
-    const key = keyOf(ref);
-    if (this.locks.has(key)) return err(new ResourceError('EXISTS', `lock ${key} exists`));
+    if (this.indexGet(ref) !== undefined) return err(new ResourceError('EXISTS', `lock ${keyOf(ref)} exists`));
     const l: Lock = {
       ref,
-      key,
       gr: null,
       rq: mode,
       queue: 'none',
@@ -204,7 +206,7 @@ export class Resource {
     };
     const verdict = this.evaluate(l, true, false);
     if (verdict === 'grant') {
-      this.locks.set(key, l);
+      this.indexAdd(l);
       this.grant(l, out);
       return ok('granted');
     }
@@ -215,7 +217,7 @@ export class Resource {
       this.complete(l, 'again', null, null, out);
       return ok('failed');
     }
-    this.locks.set(key, l);
+    this.indexAdd(l);
     this.enqueue(l, 'waiting');
     this.sendBlockingAsts(l, false, out);
     return ok('queued');
@@ -243,10 +245,10 @@ export class Resource {
   ): Result<LockOutcome, ResourceError> {
     const invalid = validateLock(mode, flags, true) ?? this.checkLvb(lvb);
     if (invalid !== null) return err(new ResourceError('INVALID', invalid));
-    const l = this.locks.get(keyOf(ref));
+    const l = this.indexGet(ref);
     if (l === undefined) return err(new ResourceError('NOT_FOUND', `no lock ${keyOf(ref)}`));
     if (l.queue !== 'granted') {
-      return err(new ResourceError('BUSY', `lock ${l.key} is ${l.queue}, not granted`));
+      return err(new ResourceError('BUSY', `lock ${keyOf(l.ref)} is ${l.queue}, not granted`));
     }
     const gr = defined(l.gr, 'granted mode');
     if (has(flags, LKF.QUECVT) && !quecvtAllowed(gr, mode)) {
@@ -317,10 +319,10 @@ export class Resource {
     let invalid = validateUnlock(flags) ?? this.checkLvb(lvb);
     if (invalid === null && has(flags, LKF.CANCEL)) invalid = 'CANCEL: use cancel()';
     if (invalid !== null) return err(new ResourceError('INVALID', invalid));
-    const l = this.locks.get(keyOf(ref));
+    const l = this.indexGet(ref);
     if (l === undefined) return err(new ResourceError('NOT_FOUND', `no lock ${keyOf(ref)}`));
     if (l.queue !== 'granted' && !has(flags, LKF.FORCEUNLOCK)) {
-      return err(new ResourceError('BUSY', `lock ${l.key} is ${l.queue}: cancel it first`));
+      return err(new ResourceError('BUSY', `lock ${keyOf(l.ref)} is ${l.queue}: cancel it first`));
     }
     // research/dlm.md 1.6, 1.8: only an unlock from PW/EX touches the value block.
     const valblk = has(flags | l.flags, LKF.VALBLK);
@@ -343,7 +345,7 @@ export class Resource {
    * (the lock is granted and not converting: a "moot" cancel). Refused: NOT_FOUND.
    */
   cancel(ref: LockRef, status: 'cancelled' | 'timeout', out: ResourceEffects): Result<boolean, ResourceError> {
-    const l = this.locks.get(keyOf(ref));
+    const l = this.indexGet(ref);
     if (l === undefined) return err(new ResourceError('NOT_FOUND', `no lock ${keyOf(ref)}`));
     switch (l.queue) {
       case 'granted':
@@ -360,7 +362,7 @@ export class Resource {
         this.complete(l, status, l.gr, null, out);
         break;
       case 'none':
-        throw new Error(`lock ${l.key} is registered but on no queue`);
+        throw new Error(`lock ${keyOf(l.ref)} is registered but on no queue`);
       default:
         return assertNever(l.queue);
     }
@@ -375,7 +377,7 @@ export class Resource {
    * many locks were removed.
    */
   purgeNode(node: NodeId, out: ResourceEffects): number {
-    const victims = [...this.locks.values()].filter((l) => l.ref.node === node);
+    const victims = [...this.indexValues()].filter((l) => l.ref.node === node);
     for (const l of victims) {
       if (has(l.flags, LKF.VALBLK) && l.gr !== null && l.gr >= MODE.PW) this.lvbInvalid = true;
       this.remove(l);
@@ -652,13 +654,25 @@ export class Resource {
     assert(l.queue === 'none', 'a lock is on one queue at a time');
     l.queue = queue;
     if (queue === 'granted') {
+      if (this.grantedQ === NO_LOCKS) {
+        this.grantedQ = [l]; // exactly sized: most resources hold one lock
+        return;
+      }
       const gr = defined(l.gr);
       const at = this.grantedQ.findIndex((g) => defined(g.gr) < gr);
       if (at < 0) this.grantedQ.push(l);
       else this.grantedQ.splice(at, 0, l);
       return;
     }
-    const q = queue === 'converting' ? this.convertQ : this.waitQ;
+    let q: Lock[];
+    if (queue === 'converting') {
+      if (this.convertQ === NO_LOCKS) this.convertQ = [l];
+      q = this.convertQ;
+    } else {
+      if (this.waitQ === NO_LOCKS) this.waitQ = [l];
+      q = this.waitQ;
+    }
+    if (q.length === 1 && q[0] === l) return;
     if (has(l.flags, LKF.HEADQUE)) q.unshift(l);
     else q.push(l);
   }
@@ -682,6 +696,6 @@ export class Resource {
   /** Removes `l` from the resource. */
   private remove(l: Lock): void {
     this.detach(l);
-    assert(this.locks.delete(l.key), 'a removed lock was registered');
+    assert(this.indexDelete(l), 'a removed lock was registered');
   }
 }

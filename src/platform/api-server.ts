@@ -207,8 +207,11 @@ export class ApiServer {
     return this.options.logger;
   }
 
+  private configCache: (Limits & { readonly name: string }) | null = null;
+
   /** @internal */ get config(): Limits & { readonly name: string } {
-    return { ...this.limits, name: this.name };
+    this.configCache ??= { ...this.limits, name: this.name };
+    return this.configCache;
   }
 
   /** @internal */ noteQueued(bytes: number): void {
@@ -396,6 +399,8 @@ function isClosed(state: StreamState): boolean {
 
 /** One client connection: hello, then requests and streams until either side closes. */
 class ApiConnection {
+  /** A cork is on the socket until the end of this event-loop turn (see `send`/`write`). */
+  private corked = false;
   private readonly decoder = new FrameDecoder(API_FRAME_LIMITS);
   private readonly reader: Codec<ClientFrame> = clientFrameCodec();
   private readonly writer: Codec<ServerFrame> = serverFrameCodec();
@@ -719,6 +724,15 @@ class ApiConnection {
       return;
     }
     this.server.noteQueued(queued);
+    // Frames of one event-loop turn (a burst of answers and stream items) go out in one write.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     this.socket.write(bytes);
   }
 
