@@ -16,7 +16,7 @@
  * - `memory`: heap per held lock in one `DlmCore` holding 100,000 and 1,000,000 locks on
  *   locally mastered resources (process copy and master copy both counted).
  *
- * Usage: node dist/bench/dlm.js [--part all|core|socket|handoff|kill|memory] [--seconds S] [--kills N]
+ * Usage: node dist/bench/dlm.js [--part all|core|socket|handoff|kill|memory] [--seconds S] [--kills N] [--json]
  * Take figures on an idle machine: anything else on the cores skews them.
  */
 import { spawn } from 'node:child_process';
@@ -46,10 +46,19 @@ const args = benchArgs(
     },
     seconds: { kind: 'number', default: 3, min: 0.2, max: 120, value: 'S', help: 'seconds per throughput figure' },
     kills: { kind: 'int', default: 10, min: 1, max: 100, value: 'N', help: 'holder kills to time' },
+    json: { kind: 'boolean', help: 'print the figures as one JSON object instead of text' },
   },
 );
 
 const fmt = (x: number, d = 3): string => x.toFixed(d);
+
+/** Every figure measured, by name (printed as JSON with --json). */
+const figures: Record<string, number> = {};
+
+/** Prints a line of the text report (not with --json). */
+function say(line: string): void {
+  if (!args.json) process.stdout.write(line);
+}
 
 // ------------------------------------------------------------------------------------------------
 // In-process core
@@ -82,7 +91,8 @@ function corePart(seconds: number): void {
     pairs += 1000;
   }
   const s = (performance.now() - t0) / 1000;
-  process.stdout.write(`core (in-process, local master): ${Math.round(pairs / s)} lock+unlock/s\n`);
+  figures['corePairsPerSecond'] = Math.round(pairs / s);
+  say(`core (in-process, local master): ${Math.round(pairs / s)} lock+unlock/s\n`);
 }
 
 function memoryPart(): void {
@@ -96,7 +106,8 @@ function memoryPart(): void {
     }
     globalThis.gc?.();
     const after = process.memoryUsage().heapUsed;
-    process.stdout.write(
+    figures[`memoryBytesPerLock${count}`] = Math.round((after - before) / count);
+    say(
       `memory: ${count} held locks: ${fmt((after - before) / 2 ** 20, 1)} MiB heap, ${Math.round((after - before) / count)} B per lock${globalThis.gc === undefined ? ' (run with --expose-gc for exact figures)' : ''}\n`,
     );
     core.closeSession(session);
@@ -150,8 +161,8 @@ async function socketPart(seconds: number): Promise<void> {
     const pinner = await connect({ socket: c.socket(2) });
     try {
       const pinLs = await pinner.dlm.lockspace('bench');
-      process.stdout.write('socket (3 daemons; clients on node 1; one lock+unlock pair per sample):\n');
-      process.stdout.write('  master  clients  pairs/s   p50 ms  p99 ms\n');
+      say('socket (3 daemons; clients on node 1; one lock+unlock pair per sample):\n');
+      say('  master  clients  pairs/s   p50 ms  p99 ms\n');
       for (const where of ['local', 'remote'] as const) {
         for (const n of [1, 8, 64]) {
           const clients: CohortClient[] = [];
@@ -161,7 +172,10 @@ async function socketPart(seconds: number): Promise<void> {
           // Warm up (the first lock looks the name up), then measure.
           await pairsLoop(clients, (i) => `${tag}-${i}`, 0.3);
           const f = await pairsLoop(clients, (i) => `${tag}-${i}`, seconds);
-          process.stdout.write(
+          figures[`${where}${n}PairsPerSecond`] = Math.round(f.perSecond);
+          figures[`${where}${n}P50Ms`] = f.p50;
+          figures[`${where}${n}P99Ms`] = f.p99;
+          say(
             `  ${where.padEnd(6)}  ${String(n).padStart(7)}  ${String(Math.round(f.perSecond)).padStart(7)}  ${fmt(f.p50).padStart(7)}  ${fmt(f.p99).padStart(6)}\n`,
           );
           for (const cl of clients) await cl.close();
@@ -188,7 +202,8 @@ async function handoffPart(clients: readonly CohortClient[], seconds: number): P
     }),
   );
   const s = (performance.now() - t0) / 1000;
-  process.stdout.write(`handoff (one client per node, one resource, EX): ${Math.round(grants / s)} grants/s\n`);
+  figures['handoffsPerSecond'] = Math.round(grants / s);
+  say(`handoff (one client per node, one resource, EX): ${Math.round(grants / s)} grants/s\n`);
 }
 
 const HOLDER = `
@@ -196,7 +211,7 @@ import { connect } from ${JSON.stringify(new URL('../src/client/index.js', impor
 const client = await connect({ socket: process.argv[1] });
 const ls = await client.dlm.lockspace('bench');
 await ls.lock(process.argv[2], 'EX');
-process.stdout.write('held\\n');
+say('held\\n');
 setInterval(() => {}, 1000);
 `;
 
@@ -225,7 +240,9 @@ async function killPart(c: ProcessCluster, clients: readonly CohortClient[], kil
     await h.unlock();
   }
   times.sort((a, b) => a - b);
-  process.stdout.write(
+  figures['killToGrantP50Ms'] = percentile(times, 50);
+  figures['killToGrantMaxMs'] = times.at(-1) ?? Number.NaN;
+  say(
     `kill (holder process on node 1 killed -9, waiter on node 2): p50 ${fmt(times.length > 0 ? percentile(times, 50) : NaN, 1)} ms, max ${fmt(times.at(-1) ?? NaN, 1)} ms over ${times.length}\n`,
   );
 }
@@ -240,4 +257,5 @@ await runBench('dlm', async () => {
       if (part !== 'kill') await handoffPart(clients, args.seconds);
       if (part !== 'handoff') await killPart(c, clients, args.kills);
     });
+  if (args.json) process.stdout.write(`${JSON.stringify(figures)}\n`);
 });
