@@ -5,7 +5,8 @@
 // after it; `--nonblock` and `--wait` exit 8 (or `--conflict-exit-code`) while another node holds
 // the lock, without running COMMAND; a signal while waiting cancels the request (128+N, COMMAND
 // not run), a signal while COMMAND runs is forwarded to it; an unreachable daemon exits 4; and
-// the two listing commands show the lockspace, the master's queues and this node's locks.
+// the two listing commands show the lockspace, the master's queues and this node's locks; and when
+// the daemon goes away while COMMAND runs, COMMAND gets SIGTERM and the CLI exits 4 with one line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
@@ -222,4 +223,48 @@ test('cohort lockspaces and cohort locks dump show the lockspace, the queues and
       await (await waiting).unlock();
     },
   );
+});
+
+test('the daemon going away while COMMAND runs: one line, COMMAND gets SIGTERM, exit 4', async () => {
+  await using cluster = await startCluster({ nodes: 3 });
+  const node = cluster.nodes[0]?.clusterNode;
+  assert.ok(node);
+  const dir = await mkdtemp(join(tmpdir(), 'cohort-lock-'));
+  try {
+    const servers: { close(): Promise<void> }[] = [];
+    await withApiServer(
+      (s) => {
+        servers.push(s);
+        registerApiHandlers(s, node, { clusterName: 'test', fingerprint: 'f', startedAtMs: 0, links: () => [] });
+      },
+      async (socket) => {
+        const started = join(dir, 'started');
+        const terminated = join(dir, 'terminated');
+        const c = capture();
+        const running = runLock(
+          {
+            name: 'job',
+            socket,
+            command: [
+              'sh',
+              '-c',
+              `trap 'touch ${terminated}; exit 0' TERM; touch ${started}; while :; do sleep 0.05; done`,
+            ],
+          },
+          c.io,
+        );
+        for (let i = 0; i < 100 && !existsSync(started); i++) await sleep(20);
+        assert.ok(existsSync(started), 'COMMAND started');
+        assert.equal(servers.length, 1);
+        await servers[0]?.close();
+        assert.equal(await running, LOCK_EXIT.unreachable, c.err.join(''));
+        assert.deepEqual(c.err, [
+          'cohort lock: the connection to the daemon was lost, so the lock is no longer held; stopping COMMAND (SIGTERM)\n',
+        ]);
+        assert.ok(existsSync(terminated), 'COMMAND was sent SIGTERM');
+      },
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
