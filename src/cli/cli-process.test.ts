@@ -78,8 +78,8 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-test('a bare cohort or cohort kv prints the usage and exits 2; --help exits 0 and promises no locks or volumes', async () => {
-  for (const args of [[], ['kv'], ['fence']]) {
+test('a bare cohort or cohort kv prints the usage and exits 2; --help exits 0, lists the lock commands and promises no volumes', async () => {
+  for (const args of [[], ['kv'], ['fence'], ['locks']]) {
     const r = await cohort(args);
     assert.equal(r.code, 2, `cohort ${args.join(' ')}`);
     assert.match(r.stderr, /^Usage: cohort/);
@@ -87,7 +87,8 @@ test('a bare cohort or cohort kv prints the usage and exits 2; --help exits 0 an
   const help = await cohort(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: cohort/);
-  assert.doesNotMatch(help.stdout, /locks|ddraid|volume|DLM/i);
+  assert.doesNotMatch(help.stdout, /ddraid|volume/i);
+  for (const command of ['lock', 'lockspaces', 'locks']) assert.match(help.stdout, new RegExp(`\\n  ${command} `));
   assert.equal((await cohort(['help', 'kv'])).code, 0);
 });
 

@@ -309,7 +309,7 @@ async function printStatus(nodes: readonly DemoNode[], io: DemoIo, tookMs: numbe
   io.out('\nprocesses:\n');
   for (const n of nodes) io.out(`  node ${n.nodeId}  pid ${n.pid}  socket ${n.socket}  ${n.metricsUrl ?? ''}\n`);
   io.out(
-    `\ntry, in another terminal:\n  COHORT_SOCKET=${first.socket} npx cohort status\n  npx cohort nodes --socket ${nodes.at(-1)?.socket ?? first.socket}\n  npx cohort quorum --json --socket ${first.socket}\n  curl ${first.metricsUrl?.replace(/\/metrics$/, '/healthz') ?? ''}\n  kill -9 ${nodes.at(-1)?.pid ?? ''}   # the survivors fence it (process agent) and recover; the demo starts it again\n  npx cohort events --follow --socket ${first.socket}   # every view, fence and recovery step\n  npx cohort fence history --socket ${first.socket}\n`,
+    `\ntry, in another terminal:\n  COHORT_SOCKET=${first.socket} npx cohort status\n  npx cohort nodes --socket ${nodes.at(-1)?.socket ?? first.socket}\n  npx cohort quorum --json --socket ${first.socket}\n  curl ${first.metricsUrl?.replace(/\/metrics$/, '/healthz') ?? ''}\n  kill -9 ${nodes.at(-1)?.pid ?? ''}   # the survivors fence it (process agent) and recover; the demo starts it again\n  npx cohort events --follow --socket ${first.socket}   # every view, fence and recovery step\n  npx cohort fence history --socket ${first.socket}\n  npx cohort lock --socket ${first.socket} job -- sleep 5   # run it at once with --socket ${nodes.at(-1)?.socket ?? first.socket}: the second waits\n`,
   );
   io.out(
     `\n${join(dir, 'demo.json')} lists every node. Press Ctrl-C to stop the cluster (each node leaves cleanly).\n`,

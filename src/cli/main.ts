@@ -2,7 +2,8 @@
  * The `cohort` command line. Each subcommand lives in its own module and registers itself here.
  * Exit codes (documented in docs/cli.md): 0 ok, 1 failure/violation, 2 usage error (a bare
  * `cohort` or `cohort kv` prints the usage and exits 2); the commands that talk to a daemon add 3 not
- * quorate, 4 unreachable and 7 busy (every API client slot in use). A reader that closes stdout early
+ * quorate, 4 unreachable and 7 busy (every API client slot in use); `cohort lock` adds 8 not granted
+ * and otherwise passes its COMMAND's code through. A reader that closes stdout early
  * (`cohort events | head`) ends the command quietly with 0, as `git log | head` ends quietly.
  */
 import { Command, CommanderError } from '@commander-js/extra-typings';
@@ -15,6 +16,8 @@ import { registerFence } from './fence-command.js';
 import { registerEvents } from './events-command.js';
 import { registerKv } from './kv-command.js';
 import { registerRecovery } from './recovery-command.js';
+import { registerLock } from './lock-command.js';
+import { registerLocks } from './locks-command.js';
 
 /** Exit codes shared by every subcommand. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, notQuorate: 3, unreachable: 4, busy: 7 } as const;
@@ -41,7 +44,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   guardStdout();
   const program = new Command('cohort')
     .description(
-      'cohort: cluster membership, quorum, service groups, fencing, a replicated key-value store and the event stream',
+      'cohort: cluster membership, quorum, service groups, fencing, a replicated key-value store, distributed locks and the event stream',
     )
     .version('0.1.0')
     .exitOverride()
@@ -63,6 +66,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerEvents(program, setCode);
   registerKv(program, setCode);
   registerRecovery(program, setCode);
+  registerLock(program, setCode);
+  registerLocks(program, setCode);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {
