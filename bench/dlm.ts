@@ -69,6 +69,7 @@ function coreNode(): { core: DlmCore; session: number } {
     pending: () => 0,
     event: () => undefined,
     trace: () => undefined,
+    departedSafe: () => true,
   });
   core.open('bench');
   core.onView('bench', 1, [{ node: nodeId(1), incarnation: 1 }]);

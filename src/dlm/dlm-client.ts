@@ -80,6 +80,8 @@ export interface LockspaceInfo {
   readonly generation: number;
   readonly members: readonly number[];
   readonly paused: boolean;
+  /** A member departed and the lockspace recovers (operations wait until it ends). */
+  readonly recovering: boolean;
   readonly mastered: number;
   readonly directory: number;
   readonly locks: number;
@@ -373,6 +375,7 @@ export function dlmClient(caller: ApiCaller): DlmClient {
           generation: r.int('generation'),
           members: r.intList('members', 1, 65535),
           paused: r.bool('paused'),
+          recovering: r.raw('recovering') === true,
           mastered: r.int('mastered'),
           directory: r.int('directory'),
           locks: r.int('locks'),

@@ -8,18 +8,24 @@
 // force-unlocks its locks and invalidates the value block of a PW/EX holder (1.8) while
 // PERSISTENT locks become orphans adopted by ORPHAN (1.5); TIMEOUT cancels a waiting request
 // with `timeout`; without quorum nothing is granted and waiters are told (paused), and granting
-// resumes with quorum; and refused calls (Linux's argument rules, BUSY, NOT_FOUND, NO_LOCKSPACE)
+// resumes with quorum; a departed master's resources are remastered from the survivors' locks
+// only once its fence is recorded (nothing new is granted before), a departed holder's locks are
+// dropped only then, and the value block of a remastered resource is marked invalid
+// (research/dlm.md 2.3); and refused calls (Linux's argument rules, BUSY, NOT_FOUND, NO_LOCKSPACE)
 // change nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { incarnation, nodeId, type NodeId } from '../lib/ids.js';
 import { Prng } from '../lib/prng.js';
 import { DlmCore, type DlmEvent } from './dlm-core.js';
+import { directoryNode } from './local-lock.js';
 import type { DlmMessage } from './dlm-message.js';
 import { LKF, MODE, MODE_NAMES, SBF } from './lock-types.js';
 
 interface Rig {
   readonly cores: Map<NodeId, DlmCore>;
+  /** Departed incarnations (`node@inc`) whose fence is not recorded yet. */
+  readonly unfenced: Set<string>;
   readonly events: Map<NodeId, string[]>;
   /** Messages in flight, per (from, to) pair, in order. */
   readonly wires: Map<string, { readonly from: NodeId; readonly to: NodeId; readonly m: DlmMessage }[]>;
@@ -31,8 +37,14 @@ function rig(
   nodes: number[],
   seed = 1,
   tossMs = 1000,
-): Rig & { run(): void; tick(ms: number): void; core(n: number): DlmCore; view(gen: number, members: number[]): void } {
-  const r: Rig = { cores: new Map(), events: new Map(), wires: new Map(), sent: 0, now: 0 };
+): Rig & {
+  run(): void;
+  tick(ms: number): void;
+  core(n: number): DlmCore;
+  view(gen: number, members: number[]): void;
+  kill(n: number): void;
+} {
+  const r: Rig = { cores: new Map(), events: new Map(), wires: new Map(), sent: 0, now: 0, unfenced: new Set() };
   const prng = new Prng(seed);
   for (const id of nodes) {
     const self = nodeId(id);
@@ -52,12 +64,17 @@ function rig(
         pending: () => 0,
         event: (session, e) => events.push(describe(session, e)),
         trace: () => undefined,
+        departedSafe: (node, inc) => !r.unfenced.has(`${node}@${inc}`),
       },
       tossMs,
     );
     core.open('ls');
     r.cores.set(self, core);
   }
+  const kill = (n: number): void => {
+    r.cores.delete(nodeId(n));
+    for (const [key, list] of r.wires) if (key.startsWith(`${n}>`) || key.endsWith(`>${n}`)) list.length = 0;
+  };
   const run = (): void => {
     for (let guard = 0; guard < 100_000; guard++) {
       const busy = [...r.wires.values()].filter((l) => l.length > 0);
@@ -77,6 +94,7 @@ function rig(
       run();
     },
     core: (n: number) => r.cores.get(nodeId(n)) as DlmCore,
+    kill,
     view: (gen: number, members: number[]) => {
       for (const id of members)
         r.cores.get(nodeId(id))?.onView(
@@ -313,4 +331,104 @@ test('utf8Length counts as TextEncoder does (surrogate pairs, lone surrogates)',
   const enc = new TextEncoder();
   for (const s of ['', 'abc', 'é', '€', '😀', 'a😀b', '\ud800', '\udc00x', '\ud800\ud800', 'x'.repeat(64)])
     assert.equal(utf8Length(s), enc.encode(s).length, JSON.stringify(s));
+});
+
+/** A name whose directory node among [1, 2, 3] is `dir` (so the first asker there masters it). */
+function nameDirectedTo(dir: number): string {
+  for (let i = 0; ; i++) {
+    const name = `n${i}`;
+    if (
+      directoryNode(
+        name,
+        [1, 2, 3].map((m) => ({ node: nodeId(m), incarnation: 1 })),
+      ) === nodeId(dir)
+    )
+      return name;
+  }
+}
+
+test('a departed master: its resources are rebuilt from the survivors only after its fence; no second EX', () => {
+  for (let seed = 1; seed <= 10; seed++) {
+    const x = rig([1, 2, 3], seed);
+    x.view(1, [1, 2, 3]);
+    const [s1, s2, s3] = [1, 2, 3].map((n) => x.core(n).openSession());
+    const name = nameDirectedTo(3);
+    // Node 3 asks first: it masters `name`. Then node 1 holds EX, node 2 waits for EX.
+    const t = ok(x.core(3).lock(s3!, 'ls', name, MODE.NL, 0));
+    x.run();
+    ok(x.core(1).lock(s1!, 'ls', name, MODE.EX, LKF.VALBLK));
+    x.run();
+    ok(x.core(2).lock(s2!, 'ls', name, MODE.EX, 0));
+    x.run();
+    assert.deepEqual(drain(x, 1), ['s1 #1 granted EX'], `seed ${seed}`);
+    assert.deepEqual(drain(x, 2), []);
+    void t;
+    // Node 3 dies; the view drops it before its fence is recorded.
+    x.kill(3);
+    x.unfenced.add('3@1');
+    x.view(2, [1, 2]);
+    x.tick(10);
+    ok(x.core(2).lock(s2!, 'ls', name, MODE.EX, LKF.NOQUEUE));
+    ok(x.core(2).lock(s2!, 'ls', `${name}-other`, MODE.EX, 0));
+    x.tick(10);
+    assert.deepEqual(
+      drain(x, 2).filter((e) => !e.endsWith('paused')),
+      [],
+      `seed ${seed}: nothing granted before the fence`,
+    );
+    // The fence is recorded: recovery runs; node 1 still holds EX, node 2 still waits.
+    x.unfenced.clear();
+    x.tick(10);
+    assert.deepEqual(
+      drain(x, 2)
+        .filter((e) => !e.endsWith('paused') && !e.endsWith('resumed'))
+        .sort(),
+      ['s1 #2 again', 's1 #3 granted EX'],
+      `seed ${seed}: NOQUEUE refused (node 1 holds EX), the other name granted`,
+    );
+    assert.deepEqual(
+      drain(x, 1).filter((e) => !e.endsWith('paused') && !e.endsWith('resumed')),
+      [],
+    );
+    // Node 1 unlocks: node 2's waiting request (resent to the new master) is granted.
+    ok(x.core(1).unlock(s1!, 'ls', 2 ** 32 + 1, 0));
+    x.run();
+    assert.deepEqual(drain(x, 1), ['s1 #1 unlocked']);
+    assert.deepEqual(drain(x, 2), ['s1 #1 granted EX']);
+    // The value block of the remastered resource is marked invalid.
+    const s1b = x.core(1).openSession();
+    ok(x.core(1).lock(s1b, 'ls', name, MODE.NL, LKF.VALBLK));
+    x.run();
+    assert.deepEqual(drain(x, 1), [`s${s1b} #2 granted NL sb${SBF.VALNOTVALID}`]);
+  }
+});
+
+test('a departed holder: its locks are dropped only once its fence is recorded', () => {
+  const x = rig([1, 2, 3], 5);
+  x.view(1, [1, 2, 3]);
+  const [s1, s2, s3] = [1, 2, 3].map((n) => x.core(n).openSession());
+  const name = nameDirectedTo(1);
+  ok(x.core(1).lock(s1!, 'ls', name, MODE.NL, 0)); // node 1 masters it
+  x.run();
+  ok(x.core(3).lock(s3!, 'ls', name, MODE.EX, 0));
+  x.run();
+  ok(x.core(2).lock(s2!, 'ls', name, MODE.PR, 0));
+  x.run();
+  drain(x, 1);
+  assert.deepEqual(drain(x, 2), []);
+  x.kill(3);
+  x.unfenced.add('3@1');
+  x.view(2, [1, 2]);
+  x.tick(10);
+  assert.deepEqual(
+    drain(x, 2).filter((e) => !e.endsWith('paused')),
+    [],
+    'node 3 may still hold EX: nothing granted',
+  );
+  x.unfenced.clear();
+  x.tick(10);
+  assert.deepEqual(
+    drain(x, 2).filter((e) => !e.endsWith('paused') && !e.endsWith('resumed')),
+    ['s1 #1 granted PR'],
+  );
 });

@@ -68,6 +68,8 @@ export interface DlmCorePort {
   /** An event for `session`. */
   event(session: number, e: DlmEvent): void;
   trace(event: string, fields: Record<string, string | number | boolean>): void;
+  /** Whether a departed lockspace member's locks may be dropped (it left, or its fence is recorded). */
+  departedSafe(node: NodeId, incarnation: number): boolean;
 }
 
 /** Options of a lock call. */
@@ -133,6 +135,7 @@ export class DlmCore {
         trace: (event, fields) => {
           this.port.trace(event, fields);
         },
+        departedSafe: (node, incarnation) => this.port.departedSafe(node, incarnation),
       },
       this.tossMs,
     );
@@ -295,8 +298,10 @@ export class DlmCore {
     const { ls, lock } = found.value;
     if (lock.cancelling) return err(new DlmError('INVALID', `a cancel of lock ${lkid} is already pending`));
     if (lock.op === null || lock.op.kind === 'unlock') return ok(undefined); // nothing to cancel
-    if (lock.unsent) {
+    if (lock.unsent || lock.deferred !== null) {
+      // Not sent yet (waiting for its master's name, or for a recovery to end): cancelled here.
       ls.withdraw(lock);
+      lock.deferred = null;
       lock.op = null;
       const mode = lock.granted;
       if (mode === null) ls.locks.delete(lkid);
@@ -332,7 +337,15 @@ export class DlmCore {
 
   onTick(nowMs: number): void {
     this.nowMs = nowMs;
-    for (const ls of this.spaces.values()) ls.onTick(nowMs);
+    for (const ls of this.spaces.values()) {
+      ls.checkRecovery();
+      ls.onTick(nowMs);
+    }
+  }
+
+  /** Re-examines recoveries waiting for a departed member's fence (call after applied entries). */
+  checkRecoveries(): void {
+    for (const ls of this.spaces.values()) ls.checkRecovery();
   }
 
   /** Locks this node holds (process copies), across lockspaces. */
@@ -343,8 +356,10 @@ export class DlmCore {
   // ----------------------------------------------------------------------------------------------
 
   private forceUnlock(ls: Lockspace, lock: LocalLock, flags: number, lvb: Uint8Array | null): void {
-    if (lock.unsent && lock.granted === null) {
+    if ((lock.unsent || lock.deferred !== null) && lock.granted === null) {
+      // A new request no master has seen: it ends here.
       ls.withdraw(lock);
+      lock.deferred = null;
       ls.locks.delete(lock.lkid);
       this.lockCount--;
       if (lock.session !== null && this.sessions.has(lock.session))

@@ -207,6 +207,7 @@ export function registerDlmApi(server: ApiHandlerRegistry, dlm: DlmService): voi
         generation: ls.generation,
         members: ls.memberList.map((x) => x.node),
         paused: ls.paused,
+        recovering: ls.recovering,
         ...ls.counts(),
       })),
     ),

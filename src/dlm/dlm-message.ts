@@ -7,6 +7,9 @@
  *   `lookup-reply` (who masters a name; the first node to ask becomes its master), `remove` (a
  *   master dropped an unused resource), and the rebuild after a lockspace view change: `claim`
  *   (the names a node masters, sent to their new directory nodes) and `rebuilt` (sent last).
+ * - Recovery after a member departed, also tagged: `remaster` (a lock whose master departed,
+ *   resent to the resource's new master with its state) and `remastered` (sent to every member
+ *   once a node resent all its locks).
  * - Lock traffic between a lock's node and the resource's master, not tagged (both ends stay the
  *   same incarnations while the link lives): `op` (request, convert, unlock, cancel), and back
  *   `done` (a completion), `bast` (a blocking notification), `moot` (a cancel found nothing to
@@ -45,6 +48,20 @@ export type DlmMessage =
   | { readonly t: 'remove'; readonly ls: string; readonly gen: number; readonly name: string }
   | { readonly t: 'claim'; readonly ls: string; readonly gen: number; readonly names: readonly string[] }
   | { readonly t: 'rebuilt'; readonly ls: string; readonly gen: number }
+  | {
+      readonly t: 'remaster';
+      readonly ls: string;
+      readonly gen: number;
+      readonly name: string;
+      readonly lkid: number;
+      /** The lock's granted mode, -1 for none (a waiting request). */
+      readonly granted: LockMode | -1;
+      /** The mode it waits for, -1 for none (granted, nothing pending). */
+      readonly requested: LockMode | -1;
+      readonly flags: number;
+      readonly bast: boolean;
+    }
+  | { readonly t: 'remastered'; readonly ls: string; readonly gen: number }
   | {
       readonly t: 'op';
       readonly ls: string;
@@ -115,6 +132,18 @@ export function validateDlmMessage(value: unknown, path = 'DlmMessage'): DlmMess
       names: r.array('names', DLM_CLAIM_NAMES_MAX, (v, p) => stringValue(v, p, DLM_RESOURCE_NAME_BYTES_MAX)),
     }),
     rebuilt: (r) => ({ t: 'rebuilt', ls: ls(r), gen: r.int('gen', 0, GEN_MAX) }),
+    remaster: (r) => ({
+      t: 'remaster',
+      ls: ls(r),
+      gen: r.int('gen', 0, GEN_MAX),
+      name: resName(r),
+      lkid: r.int('lkid', 1, LKID_MAX),
+      granted: r.int('granted', -1, 5) as LockMode | -1,
+      requested: r.int('requested', -1, 5) as LockMode | -1,
+      flags: r.int('flags', 0, LKF_ALL),
+      bast: r.bool('bast'),
+    }),
+    remastered: (r) => ({ t: 'remastered', ls: ls(r), gen: r.int('gen', 0, GEN_MAX) }),
     op: (r) => ({
       t: 'op',
       ls: ls(r),

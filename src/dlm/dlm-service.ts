@@ -115,6 +115,7 @@ export class DlmService implements NodeService {
         trace: (event, fields) => {
           ctx.trace(event, fields);
         },
+        departedSafe: (node, incarnation) => this.departedSafe(node, incarnation),
       },
       this.opts.tossMs,
     );
@@ -245,7 +246,19 @@ export class DlmService implements NodeService {
   // Host notifications
 
   onApplied(): void {
-    if (this.core.lockspaces().length > 0) this.noteViews();
+    if (this.core.lockspaces().length === 0) return;
+    this.noteViews();
+    this.core.checkRecoveries();
+    this.flush();
+  }
+
+  /**
+   * Whether incarnation `incarnation` of `node`, gone from a lockspace, can hold nothing any more:
+   * no fence of it is pending (it left cleanly, or its fence is recorded). Until then it may still
+   * be running and holding its locks, so its resources wait.
+   */
+  private departedSafe(node: NodeId, incarnation: number): boolean {
+    return !this.membership.machine.pendingFences().some((f) => f.node === node && f.incarnation <= incarnation);
   }
 
   onRestored(_index: LogIndex): void {

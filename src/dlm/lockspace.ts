@@ -21,7 +21,6 @@
  * Quorum: while the node's local quorum verdict is "not quorate", the master side applies
  * nothing (operations wait, in order) and local waiters are told (`paused`).
  */
-import { defined } from '../lib/assert.js';
 import type { NodeId } from '../lib/ids.js';
 import {
   DLM_CLAIM_NAMES_MAX,
@@ -40,6 +39,9 @@ import {
   type ResourceEffects,
 } from './lock-types.js';
 import { Resource, type ResourceDump } from './resource.js';
+import { directoryNode, type LocalLock, type LockspaceMember } from './local-lock.js';
+
+export { directoryNode, LocalLock, type LockspaceMember } from './local-lock.js';
 
 /** What a lockspace tells the world: peer messages, session events, traces. */
 export interface LockspacePort {
@@ -52,6 +54,11 @@ export interface LockspacePort {
   /** The lockspace paused (no quorum, or rebuilding) or resumed, for `session`'s waiters. */
   paused(session: number, paused: boolean, why: string): void;
   trace(event: string, fields: Record<string, string | number | boolean>): void;
+  /**
+   * Whether a departed member's locks may be dropped and its resources remastered: it left
+   * cleanly, or its fence is recorded. Until then it may still run, holding what it held.
+   */
+  departedSafe(node: NodeId, incarnation: number): boolean;
 }
 
 /** A completion as a session sees it. */
@@ -61,91 +68,6 @@ export interface LocalCompletion {
   readonly mode: LockMode | null;
   readonly sbflags: number;
   readonly lvb: Uint8Array | null;
-}
-
-const BIT_CANCELLING = 1;
-const BIT_UNSENT = 2;
-const BIT_BAST = 4;
-const BIT_PERSISTENT = 8;
-
-/**
- * A lock of this node (the process copy). A class whose flags share one number: a node may hold
- * a million of these.
- */
-export class LocalLock {
-  /** The owning session, or null for an orphan (a PERSISTENT lock whose session closed). */
-  session: number | null;
-  granted: LockMode | null = null;
-  /** The operation in flight, or null. */
-  op: { readonly kind: 'request' | 'convert' | 'unlock'; readonly mode: LockMode; readonly flags: number } | null;
-  /** When a TIMEOUT request or conversion gives up (node clock, ms), or null. */
-  timeoutAt: number | null;
-  /** The node the operation was sent to (the master), or null. */
-  master: NodeId | null = null;
-  /** The caller's value block for the operation (convert, unlock), or null. */
-  lvb: Uint8Array | null = null;
-  private bits: number;
-
-  constructor(
-    readonly lkid: number,
-    readonly name: string,
-    session: number,
-    op: NonNullable<LocalLock['op']>,
-    bast: boolean,
-    persistent: boolean,
-    timeoutAt: number | null,
-  ) {
-    this.session = session;
-    this.op = op;
-    this.timeoutAt = timeoutAt;
-    this.bits = (bast ? BIT_BAST : 0) | (persistent ? BIT_PERSISTENT : 0);
-  }
-
-  private flag(bit: number, on: boolean): void {
-    this.bits = on ? this.bits | bit : this.bits & ~bit;
-  }
-
-  /** A cancel (or a TIMEOUT cancel) was sent and not answered yet. */
-  get cancelling(): boolean {
-    return (this.bits & BIT_CANCELLING) !== 0;
-  }
-  set cancelling(on: boolean) {
-    this.flag(BIT_CANCELLING, on);
-  }
-  /** The operation waits for the master's name to be known (not sent yet). */
-  get unsent(): boolean {
-    return (this.bits & BIT_UNSENT) !== 0;
-  }
-  set unsent(on: boolean) {
-    this.flag(BIT_UNSENT, on);
-  }
-  /** The owner wants blocking notifications. */
-  get bast(): boolean {
-    return (this.bits & BIT_BAST) !== 0;
-  }
-  set bast(on: boolean) {
-    this.flag(BIT_BAST, on);
-  }
-  /** Requested with PERSISTENT: it becomes an orphan when its session closes. */
-  get persistent(): boolean {
-    return (this.bits & BIT_PERSISTENT) !== 0;
-  }
-}
-
-/** A lockspace member: a node and its incarnation in the lockspace's group view. */
-export interface LockspaceMember {
-  readonly node: NodeId;
-  readonly incarnation: number;
-}
-
-/** The directory node of `name` among `members` (ascending by node): FNV-1a of the name, modulo. */
-export function directoryNode(name: string, members: readonly LockspaceMember[]): NodeId {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) {
-    h ^= name.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return defined(members[h % members.length], 'a lockspace with members').node;
 }
 
 /** See the file comment. */
@@ -179,6 +101,11 @@ export class Lockspace {
   /** This node's locks by lock id. */
   readonly locks = new Map<number, LocalLock>();
 
+  /** The recovery after members departed (see the file comment), or null while none runs. */
+  private recovery: Recovery | null = null;
+  /** This node's locks with an operation issued during a recovery (`LocalLock.deferred`), in issue order. */
+  private deferred: LocalLock[] = [];
+
   constructor(
     readonly name: string,
     private readonly self: NodeId,
@@ -205,17 +132,28 @@ export class Lockspace {
     return this.members;
   }
 
-  /** Whether new lookups wait (rebuilding the directory or not quorate). */
+  /** Whether new lookups wait (rebuilding the directory, not quorate, or a recovery before its remaster stage). */
   get paused(): boolean {
-    return this.rebuilding || !this.quorate;
+    return this.rebuilding || !this.quorate || (this.recovery !== null && this.recovery.stage !== 'remaster');
+  }
+
+  /** Whether a recovery runs (operations wait for it). */
+  get recovering(): boolean {
+    return this.recovery !== null;
   }
 
   // ----------------------------------------------------------------------------------------------
   // Membership and quorum
 
-  /** The lockspace's group view `gen` (members ascending by node). Rebuilds the directory. */
+  /**
+   * The lockspace's group view `gen` (members ascending by node). Joins only: rebuilds the
+   * directory. A member departed: starts (or restarts) a recovery.
+   */
   onView(gen: number, members: readonly LockspaceMember[]): void {
     if (gen <= this.gen) return;
+    const departed = this.members.filter(
+      (p) => !members.some((m) => m.node === p.node && m.incarnation === p.incarnation),
+    );
     this.gen = gen;
     this.members = members;
     this.directory.clear();
@@ -225,12 +163,39 @@ export class Lockspace {
     for (const l of this.lookups.values()) l.sent = false;
     if (!isMember.has(this.self)) {
       this.rebuilding = false;
+      this.recovery = null;
       return;
     }
+    if (departed.length > 0 || this.recovery !== null) {
+      const before = this.recovery;
+      this.recovery = {
+        departed: [...(before?.departed ?? []), ...departed],
+        stage: 'fence',
+        remaster: new Map(),
+        remasteredFrom: new Set(),
+        recovered: before?.recovered ?? new Set(),
+        resent: new Set(),
+      };
+      this.rebuilding = false;
+      this.port.trace('dlm-recovery', {
+        ls: this.name,
+        gen,
+        departed: this.recovery.departed.map((d) => `${d.node}@${d.incarnation}`).join(','),
+      });
+      this.tellWaiters(true, 'a lockspace member departed: recovering (its fence comes first)');
+      this.checkRecovery();
+      return;
+    }
+    this.rebuildDirectory();
+  }
+
+  /** Sends each mastered name to its directory node, then `rebuilt` to every member; waits for theirs. */
+  private rebuildDirectory(): void {
+    const gen = this.gen;
+    const members = this.members;
     this.rebuilding = true;
     this.rebuiltFrom.clear();
     this.port.trace('dlm-rebuild', { ls: this.name, gen, members: members.map((m) => m.node).join(',') });
-    // Claims: each mastered name to its new directory node, then `rebuilt` to every member.
     const claims = new Map<NodeId, string[]>();
     for (const name of this.resources.keys()) {
       const dir = directoryNode(name, members);
@@ -251,18 +216,62 @@ export class Lockspace {
     this.maybeResume();
   }
 
+  /**
+   * Recovery, stage `fence`: once every departed member is safe (it left, or its fence is
+   * recorded), drops its locks from the resources mastered here, marks this node's locks whose
+   * master departed for remastering, and rebuilds the directory. Call on every applied entry and
+   * tick (the fence commits through the cluster log).
+   */
+  checkRecovery(): void {
+    const rec = this.recovery;
+    if (rec?.stage !== 'fence') return;
+    if (!rec.departed.every((d) => this.port.departedSafe(d.node, d.incarnation))) return;
+    const out = newEffects();
+    for (const d of rec.departed)
+      for (const r of this.resources.values()) {
+        const n = r.purgeWhere((ref) => ref.node === d.node && incarnationOfLkid(ref.lkid) === d.incarnation, out);
+        if (n > 0 && r.isEmpty()) this.idleSince.set(r.name, -1);
+      }
+    const gone = new Set(rec.departed.map((d) => d.node));
+    rec.departed = [];
+    for (const lock of [...this.locks.values()]) {
+      // Its master departed, or it waits to be resent since an earlier, aborted recovery. A new
+      // request issued during the recovery (deferred, never sent) is at no master.
+      const lost =
+        lock.master === null
+          ? !lock.unsent && !(lock.deferred !== null && lock.granted === null)
+          : gone.has(lock.master);
+      if (!lost) continue;
+      lock.master = null;
+      if (lock.op?.kind === 'unlock' && lock.deferred === null) {
+        // Its unlock went to a master that is gone: the lock is gone with it.
+        this.onCompletion(lock.lkid, { status: 'unlocked', mode: null, sbflags: 0, lvb: null });
+        continue;
+      }
+      const list = rec.remaster.get(lock.name) ?? [];
+      list.push(lock.lkid);
+      rec.remaster.set(lock.name, list);
+    }
+    rec.stage = 'directory';
+    this.route(out);
+    this.rebuildDirectory();
+  }
+
+  /** Tells every local waiter the lockspace paused or resumed. */
+  private tellWaiters(paused: boolean, why: string): void {
+    for (const l of this.locks.values())
+      if (l.session !== null && l.op !== null && l.op.kind !== 'unlock') this.port.paused(l.session, paused, why);
+  }
+
   /** The node's local quorum verdict changed. */
   setQuorate(quorate: boolean): void {
     if (quorate === this.quorate) return;
     this.quorate = quorate;
     this.port.trace('dlm-quorum', { ls: this.name, quorate });
     const why = quorate ? 'quorum regained' : 'this node lost the cluster quorum: nothing is granted until it is back';
-    for (const l of this.locks.values())
-      if (l.session !== null && l.op !== null && l.op.kind !== 'unlock') this.port.paused(l.session, !quorate, why);
+    this.tellWaiters(!quorate, why);
     if (!quorate) return;
-    const held = this.held;
-    this.held = [];
-    for (const h of held) this.masterOp(h.from, h.m);
+    this.replayHeld();
     this.maybeResume();
   }
 
@@ -274,7 +283,59 @@ export class Lockspace {
     if (!this.members.every((m) => this.rebuiltFrom.has(m.node))) return;
     this.rebuilding = false;
     this.port.trace('dlm-rebuilt', { ls: this.name, gen: this.gen, entries: this.directory.size });
+    const rec = this.recovery;
+    if (rec?.stage === 'directory') {
+      // Stage `remaster`: look up each name whose master departed and resend its locks there.
+      rec.stage = 'remaster';
+      for (const name of rec.remaster.keys()) {
+        const l = this.lookups.get(name);
+        if (l === undefined) this.lookups.set(name, { sent: false, waiting: [] });
+      }
+      this.maybeRemastered();
+    }
     this.resumeLookups();
+  }
+
+  /** Once this node resent every lock whose master departed: `remastered` to every member. */
+  private maybeRemastered(): void {
+    const rec = this.recovery;
+    if (rec?.stage !== 'remaster' || rec.remaster.size > 0 || rec.remasteredFrom.has(this.self)) return;
+    rec.remasteredFrom.add(this.self);
+    for (const m of this.members)
+      if (m.node !== this.self) this.port.send(m.node, { t: 'remastered', ls: this.name, gen: this.gen });
+    this.maybeFinishRecovery();
+  }
+
+  /** Every member resent its locks: grant what became grantable (rule 3), then run again. */
+  private maybeFinishRecovery(): void {
+    const rec = this.recovery;
+    if (rec?.stage !== 'remaster' || !this.members.every((m) => rec.remasteredFrom.has(m.node))) return;
+    this.recovery = null;
+    const out = newEffects();
+    for (const name of rec.recovered) this.resources.get(name)?.regrant(true, out);
+    this.port.trace('dlm-recovered', { ls: this.name, gen: this.gen, remastered: rec.recovered.size });
+    this.route(out);
+    this.tellWaiters(false, 'recovered');
+    this.replayHeld();
+    for (const lock of this.locks.values())
+      if (lock.cancelling && lock.deferred === null && lock.master !== null && rec.resent.has(lock.lkid))
+        this.dispatch(lock, 'cancel'); // its cancel went to the master that departed
+    const deferred = this.deferred;
+    this.deferred = [];
+    for (const lock of deferred) {
+      const d = lock.deferred;
+      if (d === null || this.locks.get(lock.lkid) !== lock) continue; // withdrawn meanwhile
+      lock.deferred = null;
+      this.dispatch(lock, d.kind, d.status);
+    }
+  }
+
+  /** Applies the operations held while not quorate or recovering, in arrival order. */
+  private replayHeld(): void {
+    if (!this.quorate || this.recovery !== null) return;
+    const held = this.held;
+    this.held = [];
+    for (const h of held) this.masterOp(h.from, h.m);
   }
 
   private resumeLookups(): void {
@@ -290,6 +351,11 @@ export class Lockspace {
 
   /** Starts the operation already recorded on `lock` (`lock.op`, or a cancel). */
   dispatch(lock: LocalLock, kind: DlmOpKind, status: 'cancelled' | 'timeout' = 'cancelled'): void {
+    if (this.recovery !== null) {
+      lock.deferred = { kind, status };
+      this.deferred.push(lock);
+      return;
+    }
     const master = this.masterOf(lock.name);
     if (master === null) {
       // The master is not known yet: the operation waits for the lookup (only a new request can).
@@ -373,6 +439,35 @@ export class Lockspace {
     if (master === this.self) {
       if (!this.resources.has(name)) this.createResource(name);
     } else this.rememberMaster(name, master);
+    const rec = this.recovery;
+    const resend = rec?.stage === 'remaster' ? rec.remaster.get(name) : undefined;
+    if (rec !== null && resend !== undefined) {
+      rec.remaster.delete(name);
+      for (const lkid of resend) {
+        const lock = this.locks.get(lkid);
+        if (lock === undefined) continue;
+        lock.master = master;
+        rec.resent.add(lkid);
+        const granted = lock.granted ?? -1;
+        const sent = lock.deferred === null ? lock.op : null; // a deferred operation was never sent
+        const requested = sent === null || sent.kind === 'unlock' ? -1 : sent.mode;
+        const flags = sent?.flags ?? 0;
+        if (master === this.self) this.recoverHere(this.self, name, lkid, granted, requested, flags, lock.bast);
+        else
+          this.port.send(master, {
+            t: 'remaster',
+            ls: this.name,
+            gen: this.gen,
+            name,
+            lkid,
+            granted,
+            requested,
+            flags,
+            bast: lock.bast,
+          });
+      }
+      this.maybeRemastered();
+    }
     for (const lkid of l?.waiting ?? []) {
       const lock = this.locks.get(lkid);
       if (lock?.unsent === true && lock.op !== null) this.dispatch(lock, lock.op.kind);
@@ -428,6 +523,13 @@ export class Lockspace {
         this.rebuiltFrom.add(from);
         this.maybeResume();
         return;
+      case 'remaster':
+        this.recoverHere(from, m.name, m.lkid, m.granted, m.requested, m.flags, m.bast);
+        return;
+      case 'remastered':
+        this.recovery?.remasteredFrom.add(from);
+        this.maybeFinishRecovery();
+        return;
       case 'op':
         this.masterOp(from, m);
         return;
@@ -460,7 +562,7 @@ export class Lockspace {
 
   /** Applies an operation from `from` (this node or a peer) to the resource it names. */
   private masterOp(from: NodeId, m: Extract<DlmMessage, { t: 'op' }>): void {
-    if (!this.quorate) {
+    if (!this.quorate || this.recovery !== null) {
       this.held.push({ from, m });
       return;
     }
@@ -488,6 +590,23 @@ export class Lockspace {
     // An empty resource is stamped idle on the next tick (which knows the time) and dropped after tossMs.
     if (r.isEmpty()) this.idleSince.set(m.name, -1);
     else this.idleSince.delete(m.name);
+  }
+
+  /** As the new master: installs a lock resent by `from` in recovery (the value block is marked invalid). */
+  private recoverHere(
+    from: NodeId,
+    name: string,
+    lkid: number,
+    granted: LockMode | -1,
+    requested: LockMode | -1,
+    flags: number,
+    bast: boolean,
+  ): void {
+    const r = this.resources.get(name) ?? this.createResource(name);
+    r.recover({ node: from, lkid }, granted === -1 ? null : granted, requested === -1 ? null : requested, flags, bast);
+    r.invalidateLvb();
+    this.idleSince.delete(name);
+    this.recovery?.recovered.add(name);
   }
 
   private refuse(to: NodeId, lkid: number, code: Extract<DlmMessage, { t: 'refused' }>['code'], message: string): void {
@@ -574,7 +693,7 @@ export class Lockspace {
         lock.cancelling = true;
         this.dispatch(lock, 'cancel', 'timeout');
       }
-    if (this.paused) return;
+    if (this.paused || this.recovery !== null) return;
     for (const [name, since] of [...this.idleSince]) {
       if (since < 0) {
         this.idleSince.set(name, nowMs);
@@ -604,6 +723,27 @@ export class Lockspace {
   counts(): { readonly mastered: number; readonly directory: number; readonly locks: number } {
     return { mastered: this.resources.size, directory: this.directory.size, locks: this.locks.size };
   }
+}
+
+/** A recovery after members departed (see `Lockspace.onView`). */
+interface Recovery {
+  /** Departed incarnations whose locks are dropped once safe (stage `fence`). */
+  departed: LockspaceMember[];
+  /** `fence`: waiting until the departed are safe; `directory`: rebuilding it; `remaster`: resending locks. */
+  stage: 'fence' | 'directory' | 'remaster';
+  /** Names of this node's locks whose master departed, with their lock ids, not resent yet. */
+  readonly remaster: Map<string, number[]>;
+  /** Members that resent all their locks. */
+  readonly remasteredFrom: Set<NodeId>;
+  /** Resources mastered here that received resent locks (granted at the end, rule 3). */
+  readonly recovered: Set<string>;
+  /** This node's locks resent in this recovery. */
+  readonly resent: Set<number>;
+}
+
+/** The incarnation a lock id was issued by (lock ids are the incarnation times 2^32 plus a counter). */
+export function incarnationOfLkid(lkid: number): number {
+  return Math.floor(lkid / 2 ** 32);
 }
 
 function local(c: Completion): LocalCompletion {

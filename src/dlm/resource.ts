@@ -377,7 +377,12 @@ export class Resource extends LockIndex<Lock> {
    * many locks were removed.
    */
   purgeNode(node: NodeId, out: ResourceEffects): number {
-    const victims = [...this.indexValues()].filter((l) => l.ref.node === node);
+    return this.purgeWhere((ref) => ref.node === node, out);
+  }
+
+  /** `purgeNode` for the locks whose reference `which` picks (one incarnation of a node: its lock ids say which). */
+  purgeWhere(which: (ref: LockRef) => boolean, out: ResourceEffects): number {
+    const victims = [...this.indexValues()].filter((l) => which(l.ref));
     for (const l of victims) {
       if (has(l.flags, LKF.VALBLK) && l.gr !== null && l.gr >= MODE.PW) this.lvbInvalid = true;
       this.remove(l);
@@ -393,6 +398,38 @@ export class Resource extends LockIndex<Lock> {
    */
   regrant(recovery: boolean, out: ResourceEffects): void {
     this.grantPending(recovery, out);
+  }
+
+  /**
+   * DLM recovery (research/dlm.md 2.3): installs the lock `ref` as its node resends it to this new
+   * master, without the granting rules and without effects: `granted` only (on the granted
+   * queue), `granted` and `requested` (a queued conversion), or `requested` only (a waiting
+   * request). A lock already here under `ref` is replaced (a resend after an aborted recovery).
+   * The caller runs `regrant(true, …)` once every survivor has resent its locks.
+   */
+  recover(ref: LockRef, granted: LockMode | null, requested: LockMode | null, flags: number, bast: boolean): void {
+    assert(granted !== null || requested !== null, 'a recovered lock holds or asks for a mode');
+    const old = this.indexGet(ref);
+    if (old !== undefined) this.remove(old);
+    const l: Lock = {
+      ref,
+      gr: granted,
+      rq: requested,
+      queue: 'none',
+      flags,
+      bast,
+      highbast: -1,
+      bastSent: 0,
+      sbflags: 0,
+      lvb: null,
+    };
+    this.indexAdd(l);
+    this.enqueue(l, requested === null ? 'granted' : granted === null ? 'waiting' : 'converting');
+  }
+
+  /** Marks the value block invalid (a remastered resource whose value no surviving holder above CR could vouch for). */
+  invalidateLvb(): void {
+    this.lvbInvalid = true;
   }
 
   // ---- the rules of research/dlm.md 1.4 ----
