@@ -432,3 +432,25 @@ test('a departed holder: its locks are dropped only once its fence is recorded',
     ['s1 #1 granted PR'],
   );
 });
+
+test('a node that joins while the others recover takes part: the recovery ends and it can lock', () => {
+  const x = rig([1, 2, 3, 4], 7);
+  x.view(1, [1, 2, 3]);
+  const [s1, s3] = [1, 3].map((n) => x.core(n).openSession());
+  const name = nameDirectedTo(3);
+  ok(x.core(3).lock(s3!, 'ls', name, MODE.NL, 0));
+  x.run();
+  ok(x.core(1).lock(s1!, 'ls', name, MODE.EX, 0));
+  x.run();
+  drain(x, 1);
+  x.kill(3);
+  x.view(2, [1, 2, 4]);
+  x.tick(10);
+  x.tick(10);
+  for (const n of [1, 2, 4]) assert.equal(x.core(n).lockspace('ls')?.recovering, false, `node ${n} recovered`);
+  const s4 = x.core(4).openSession();
+  ok(x.core(4).lock(s4, 'ls', name, MODE.EX, LKF.NOQUEUE));
+  ok(x.core(4).lock(s4, 'ls', 'fresh', MODE.EX, 0));
+  x.run();
+  assert.deepEqual(drain(x, 4).sort(), ['s1 #1 again', 's1 #2 granted EX'], "node 1's EX survived the recovery");
+});

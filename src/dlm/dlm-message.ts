@@ -47,7 +47,13 @@ export type DlmMessage =
     }
   | { readonly t: 'remove'; readonly ls: string; readonly gen: number; readonly name: string }
   | { readonly t: 'claim'; readonly ls: string; readonly gen: number; readonly names: readonly string[] }
-  | { readonly t: 'rebuilt'; readonly ls: string; readonly gen: number }
+  | {
+      readonly t: 'rebuilt';
+      readonly ls: string;
+      readonly gen: number;
+      /** The sender recovers in this generation (a member departed): so does everyone (a joiner too). */
+      readonly recovering: boolean;
+    }
   | {
       readonly t: 'remaster';
       readonly ls: string;
@@ -131,7 +137,12 @@ export function validateDlmMessage(value: unknown, path = 'DlmMessage'): DlmMess
       gen: r.int('gen', 0, GEN_MAX),
       names: r.array('names', DLM_CLAIM_NAMES_MAX, (v, p) => stringValue(v, p, DLM_RESOURCE_NAME_BYTES_MAX)),
     }),
-    rebuilt: (r) => ({ t: 'rebuilt', ls: ls(r), gen: r.int('gen', 0, GEN_MAX) }),
+    rebuilt: (r) => ({
+      t: 'rebuilt',
+      ls: ls(r),
+      gen: r.int('gen', 0, GEN_MAX),
+      recovering: r.has('recovering') ? r.bool('recovering') : false,
+    }),
     remaster: (r) => ({
       t: 'remaster',
       ls: ls(r),

@@ -208,7 +208,9 @@ export class Lockspace {
     for (const [dir, names] of claims)
       for (let i = 0; i < names.length; i += DLM_CLAIM_NAMES_MAX)
         this.port.send(dir, { t: 'claim', ls: this.name, gen, names: names.slice(i, i + DLM_CLAIM_NAMES_MAX) });
-    for (const m of members) if (m.node !== this.self) this.port.send(m.node, { t: 'rebuilt', ls: this.name, gen });
+    const recovering = this.recovery !== null;
+    for (const m of members)
+      if (m.node !== this.self) this.port.send(m.node, { t: 'rebuilt', ls: this.name, gen, recovering });
     this.rebuiltFrom.add(this.self);
     const waiting = this.future.filter((f) => 'gen' in f.m && f.m.gen === gen);
     this.future = this.future.filter((f) => 'gen' in f.m && f.m.gen > gen);
@@ -255,6 +257,24 @@ export class Lockspace {
     rec.stage = 'directory';
     this.route(out);
     this.rebuildDirectory();
+  }
+
+  /**
+   * Another member recovers in this generation (it saw a member depart; this node, a joiner or one
+   * that skipped that view, did not): take part from the directory stage on, so every member ends
+   * with the `remastered` barrier.
+   */
+  private joinRecovery(): void {
+    this.recovery = {
+      departed: [],
+      stage: 'directory',
+      remaster: new Map(),
+      remasteredFrom: new Set(),
+      recovered: new Set(),
+      resent: new Set(),
+    };
+    this.port.trace('dlm-recovery', { ls: this.name, gen: this.gen, departed: '', joined: true });
+    this.tellWaiters(true, 'a lockspace member departed: recovering');
   }
 
   /** Tells every local waiter the lockspace paused or resumed. */
@@ -520,6 +540,7 @@ export class Lockspace {
         for (const name of m.names) this.directory.set(name, from);
         return;
       case 'rebuilt':
+        if (m.recovering && this.recovery === null) this.joinRecovery();
         this.rebuiltFrom.add(from);
         this.maybeResume();
         return;
