@@ -354,7 +354,7 @@ test('a departed master: its resources are rebuilt from the survivors only after
     const [s1, s2, s3] = [1, 2, 3].map((n) => x.core(n).openSession());
     const name = nameDirectedTo(3);
     // Node 3 asks first: it masters `name`. Then node 1 holds EX, node 2 waits for EX.
-    const t = ok(x.core(3).lock(s3!, 'ls', name, MODE.NL, 0));
+    ok(x.core(3).lock(s3!, 'ls', name, MODE.NL, 0));
     x.run();
     ok(x.core(1).lock(s1!, 'ls', name, MODE.EX, LKF.VALBLK));
     x.run();
@@ -362,7 +362,6 @@ test('a departed master: its resources are rebuilt from the survivors only after
     x.run();
     assert.deepEqual(drain(x, 1), ['s1 #1 granted EX'], `seed ${seed}`);
     assert.deepEqual(drain(x, 2), []);
-    void t;
     // Node 3 dies; the view drops it before its fence is recorded.
     x.kill(3);
     x.unfenced.add('3@1');
