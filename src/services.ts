@@ -127,7 +127,7 @@ export function registerServices(self: NodeId, options: CohortNodeOptions): Regi
     memberTimeoutMs: options.recoveryMemberTimeoutMs ?? RECOVERY_MEMBER_TIMEOUT_MS,
   });
   const kv = new KvService();
-  const dlm = new DlmService(groups, membership, options.dlm ?? {});
+  const dlm = new DlmService(groups, membership, recovery, options.dlm ?? {});
   const serviceList: readonly NodeService[] = [membership, groups, fencing, recovery, kv, dlm];
   const declared = serviceList.flatMap((s) => s.channels ?? []).map((c) => c.id);
   assert(

@@ -16,6 +16,7 @@ import type { LogIndex } from '../lib/ids.js';
 import { DLM_LOCKSPACE_NAME_BYTES_MAX, DLM_LVB_BYTES_DEFAULT, LINK_QUEUE_MESSAGES_MAX } from '../constants.js';
 import type { GroupService } from '../groups/group-service.js';
 import type { MembershipService } from '../membership/membership-service.js';
+import type { RecoveryService, RecoveryStart } from '../recovery/recovery-service.js';
 import type { ChannelSpec, NodeService, PeerChannel, ServiceContext } from '../runtime/node-service.js';
 import { msgpackCodec } from '../transport/message-codec.js';
 import { DlmCore, DlmError, type DlmEvent } from './dlm-core.js';
@@ -78,10 +79,14 @@ export class DlmService implements NodeService {
   /** Callers waiting for this node to be a member of a lockspace. */
   private readonly joining = new Map<string, ((r: Result<undefined, DlmError>) => void)[]>();
   private quorate = true;
+  /** Recovery rounds of lockspace groups this node was asked to start, answered once the DLM recovered. */
+  private starting: { readonly ls: string; readonly start: RecoveryStart; readonly done: (e: string | null) => void }[] =
+    [];
 
   constructor(
     private readonly groups: GroupService,
     private readonly membership: MembershipService,
+    private readonly recovery: RecoveryService,
     private readonly opts: DlmServiceOptions = {},
   ) {}
 
@@ -146,8 +151,23 @@ export class DlmService implements NodeService {
     else if (!this.links.send(to, m)) this.overflow.set(to, [m]);
   }
 
+  /** Answers the recovery rounds whose lockspace recovered with the round's members. */
+  private checkStarts(): void {
+    if (this.starting.length === 0) return;
+    const still: typeof this.starting = [];
+    for (const s of this.starting) {
+      const ls = this.core.lockspace(s.ls);
+      const want = s.start.members.map((m) => `${m.node}@${m.incarnation}`).join(',');
+      const have = ls?.memberList.map((m) => `${m.node}@${m.incarnation}`).join(',');
+      if (ls !== undefined && !ls.recovering && !ls.paused && have === want) s.done(null);
+      else still.push(s);
+    }
+    this.starting = still;
+  }
+
   /** Sends what the last calls queued (call after every batch of core calls). */
   flush(): void {
+    this.checkStarts();
     for (const [to, list] of [...this.overflow]) {
       let i = 0;
       while (i < list.length && this.links.send(to, defined(list[i], 'message'))) i++;
@@ -204,6 +224,20 @@ export class DlmService implements NodeService {
     waiting.push(done);
     this.joining.set(name, waiting);
     if (waiting.length > 1) return;
+    // The lockspace takes part in its group's recovery rounds (level 1): this node reports
+    // `started` only once the DLM's own recovery for the round's members ended here, so level-2
+    // groups (volumes) start on a lock manager that runs again.
+    this.recovery.participate(lockspaceGroup(name), {
+      stop: (_group, _generation, stopped) => {
+        stopped(); // the lockspace stops itself on the view change that removed the member
+      },
+      start: (start, started) => {
+        // A newer round replaces an older one's start (the recovery service ignores the older answer).
+        this.starting = this.starting.filter((x) => x.ls !== name);
+        this.starting.push({ ls: name, start, done: started });
+        this.checkStarts();
+      },
+    });
     this.groups.join(lockspaceGroup(name), LOCKSPACE_LEVEL, (r) => {
       if (!r.ok) {
         const list = this.joining.get(name) ?? [];

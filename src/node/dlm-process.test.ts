@@ -316,6 +316,13 @@ test('cohort lock between real processes on three real daemons', async (t) => {
           ? true
           : null;
       });
+      // The lockspace group's recovery round finishes: the DLM reported `started` on both survivors.
+      await waitFor(`the recovery round of dlm:${LS} finished`, QUORATE_BOUND_MS, async () => {
+        const r = (await c.request(1, 'recovery').catch(() => null)) as Obj | null;
+        const rounds = (r?.['rounds'] ?? []) as readonly Obj[];
+        const round = rounds.find((x) => x['group'] === `dlm:${LS}`);
+        return round !== undefined && (round['phase'] === 'finished' || round['phase'] === 'idle') ? true : null;
+      });
       const second = await runCohort([
         'lock',
         '--socket',
