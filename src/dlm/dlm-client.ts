@@ -39,6 +39,8 @@ export interface LockRequestOptions extends CallOptions {
   readonly timeoutMs?: number;
   /** Called with the blocking mode when another request waits for this lock (a blocking notification). */
   readonly onBlocking?: (mode: LockModeName) => void;
+  /** Ask for blocking notifications without a callback: read them from `LockHandle.blocking()`. */
+  readonly blocking?: boolean;
 }
 
 /** Options of `LockHandle.convert`. */
@@ -60,6 +62,12 @@ export interface LockHandle extends AsyncDisposable {
   readonly sbflags: number;
   /** Converts to `mode`; resolves when granted. */
   convert(mode: LockModeName, options?: ConvertOptions): Promise<void>;
+  /**
+   * The blocking notifications of this lock (the blocking mode of each request that waits behind
+   * it), as an async iterator; it ends when the lock is unlocked. Needs `onBlocking` or
+   * `blocking: true` on the request.
+   */
+  blocking(): AsyncIterableIterator<LockModeName>;
   /** Unlocks (with `lvb` written when held in PW/EX with VALBLK). Idempotent. */
   unlock(
     options?: CallOptions & { readonly lvb?: Uint8Array; readonly flags?: readonly LockFlagName[] },
@@ -98,6 +106,8 @@ export interface DlmClient {
 }
 
 const STATUS_VALUES = enumMembers<LockStatus>()(LOCK_STATUSES);
+/** Blocking notifications a session keeps for locks whose handle is not registered yet. */
+const UNCLAIMED_BASTS_MAX = 1024;
 const MODE_VALUES = enumMembers<LockModeName>()(MODE_NAMES);
 
 interface Completion {
@@ -120,6 +130,8 @@ class Session {
   /** Completions that arrived before their call's answer (a lock granted at once). */
   private readonly early = new Map<string, Completion>();
   private readonly blocking = new Map<string, (mode: LockModeName) => void>();
+  /** Blocking notifications that arrived before their lock's handle registered (the newest per lock, bounded). */
+  private readonly unclaimedBasts = new Map<string, LockModeName>();
   private failure: CohortClientError | null = null;
 
   constructor(private readonly caller: ApiCaller) {}
@@ -184,7 +196,18 @@ class Session {
         this.waiters.delete(key);
         w.resolve(c);
       }
-    } else this.blocking.get(key)?.(r.oneOf('mode', MODE_VALUES));
+    } else {
+      const mode = r.oneOf('mode', MODE_VALUES);
+      const fn = this.blocking.get(key);
+      if (fn !== undefined) fn(mode);
+      else {
+        this.unclaimedBasts.set(key, mode);
+        if (this.unclaimedBasts.size > UNCLAIMED_BASTS_MAX) {
+          const oldest = this.unclaimedBasts.keys().next();
+          if (oldest.done !== true) this.unclaimedBasts.delete(oldest.value);
+        }
+      }
+    }
   }
 
   /** Waits for the completion of `lkid` in `ls` (it may already be here). */
@@ -200,8 +223,18 @@ class Session {
   }
 
   onBlocking(ls: string, lkid: number, fn: ((mode: LockModeName) => void) | undefined): void {
-    if (fn === undefined) this.blocking.delete(`${ls}/${lkid}`);
-    else this.blocking.set(`${ls}/${lkid}`, fn);
+    const key = `${ls}/${lkid}`;
+    if (fn === undefined) {
+      this.blocking.delete(key);
+      this.unclaimedBasts.delete(key);
+      return;
+    }
+    this.blocking.set(key, fn);
+    const early = this.unclaimedBasts.get(key);
+    if (early !== undefined) {
+      this.unclaimedBasts.delete(key);
+      fn(early);
+    }
   }
 
   close(): void {
@@ -280,7 +313,30 @@ export function dlmClient(caller: ApiCaller): DlmClient {
   ): LockHandle => {
     let state = first;
     let ended = false;
-    if (onBlocking !== undefined) session().onBlocking(ls, first.lkid, onBlocking);
+    const queued: LockModeName[] = [];
+    let wake: (() => void) | null = null;
+    session().onBlocking(ls, first.lkid, (mode) => {
+      onBlocking?.(mode);
+      queued.push(mode);
+      if (queued.length > 64) queued.shift(); // a reader that does not read keeps the newest
+      wake?.();
+    });
+    const blocking = async function* (): AsyncGenerator<LockModeName> {
+      for (;;) {
+        const next = queued.shift();
+        if (next !== undefined) {
+          yield next;
+          continue;
+        }
+        if (ended) return;
+        await new Promise<void>((resolve) => {
+          wake = () => {
+            wake = null;
+            resolve();
+          };
+        });
+      }
+    };
     const h: LockHandle = {
       lockspace: ls,
       resource,
@@ -294,6 +350,7 @@ export function dlmClient(caller: ApiCaller): DlmClient {
       get sbflags(): number {
         return state.sbflags;
       },
+      blocking: () => blocking(),
       convert: async (mode, options = {}) => {
         const c = await run(
           ls,
@@ -328,6 +385,7 @@ export function dlmClient(caller: ApiCaller): DlmClient {
         await s.completion(ls, first.lkid);
         ended = true;
         s.onBlocking(ls, first.lkid, undefined);
+        wake?.();
       },
       [Symbol.asyncDispose]: async () => {
         if (!ended && caller.open) await h.unlock();
@@ -353,7 +411,7 @@ export function dlmClient(caller: ApiCaller): DlmClient {
                 resource,
                 mode,
                 flags,
-                bast: options2.onBlocking !== undefined,
+                bast: options2.onBlocking !== undefined || options2.blocking === true,
                 ...(options2.timeoutMs === undefined ? {} : { timeoutMs: options2.timeoutMs }),
               });
               return FieldReader.of(r, 'answer', 'dlm.lock').int('lkid', 1);

@@ -80,8 +80,11 @@ export class DlmService implements NodeService {
   private readonly joining = new Map<string, ((r: Result<undefined, DlmError>) => void)[]>();
   private quorate = true;
   /** Recovery rounds of lockspace groups this node was asked to start, answered once the DLM recovered. */
-  private starting: { readonly ls: string; readonly start: RecoveryStart; readonly done: (e: string | null) => void }[] =
-    [];
+  private starting: {
+    readonly ls: string;
+    readonly start: RecoveryStart;
+    readonly done: (e: string | null) => void;
+  }[] = [];
 
   constructor(
     private readonly groups: GroupService,

@@ -5,7 +5,8 @@
 // cancelled by the caller's signal (ABORTED, research/dlm.md 1.6); closing a client releases its
 // locks at once so a waiter on another node is granted; a blocking notification reaches the
 // holder with the blocking mode (research/dlm.md 1.7); the value block written by an EX holder is
-// read by the next holder (research/dlm.md 1.8); and `dlm.lockspaces` and `dlm.dump` show it.
+// read by the next holder (research/dlm.md 1.8); blocking notifications also come as an async
+// iterator that ends with the lock; and `dlm.lockspaces` shows the lockspace.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -71,6 +72,16 @@ test('DLM through the client: serialised EX, shared PR, NOQUEUE, cancel, session
   const reader = await b.lock('job', 'PR', { flags: ['VALBLK'] });
   assert.deepEqual([...(reader.lvb ?? [])], [...lvb]);
   await reader.unlock();
+
+  // Blocking notifications as an async iterator.
+  const watched = await a.lock('watched', 'EX', { blocking: true });
+  const wants = b.lock('watched', 'PR');
+  const it = watched.blocking();
+  const firstNote = await it.next();
+  assert.deepEqual(firstNote, { done: false, value: 'PR' }, 'the holder reads the blocking mode');
+  await watched.unlock();
+  assert.equal((await it.next()).done, true, 'the iterator ends with the lock');
+  await (await wants).unlock();
 
   const info = await clients[0]!.dlm.lockspaces();
   assert.equal(info[0]?.name, 'app');
