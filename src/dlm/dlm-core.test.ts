@@ -453,3 +453,31 @@ test('a node that joins while the others recover takes part: the recovery ends a
   x.run();
   assert.deepEqual(drain(x, 4).sort(), ['s1 #1 again', 's1 #2 granted EX'], "node 1's EX survived the recovery");
 });
+
+test('operations in flight to a master that departs: resent after the recovery (NOQUEUE still refuses), a cancel ends here', () => {
+  const x = rig([1, 2, 3], 11);
+  x.view(1, [1, 2, 3]);
+  const [s1, s2, s3] = [1, 2, 3].map((n) => x.core(n).openSession());
+  const name = nameDirectedTo(3);
+  ok(x.core(3).lock(s3!, 'ls', name, MODE.NL, 0));
+  x.run();
+  ok(x.core(1).lock(s1!, 'ls', name, MODE.EX, 0));
+  const waiting = ok(x.core(2).lock(s2!, 'ls', name, MODE.PR, 0));
+  x.run();
+  assert.deepEqual(drain(x, 1), ['s1 #1 granted EX']);
+  // In flight when node 3 dies: node 2's NOQUEUE request and the cancel of its waiting request.
+  ok(x.core(2).lock(s2!, 'ls', name, MODE.EX, LKF.NOQUEUE));
+  ok(x.core(2).cancel(s2!, 'ls', waiting));
+  x.kill(3);
+  x.view(2, [1, 2]);
+  x.tick(10);
+  x.tick(10);
+  assert.deepEqual(
+    drain(x, 2)
+      .filter((e) => !e.endsWith('paused') && !e.endsWith('resumed'))
+      .sort(),
+    ['s1 #1 cancelled', 's1 #2 again'],
+    'the cancel ends here; the NOQUEUE request, sent again, finds node 1 holding EX',
+  );
+  assert.equal(x.core(2).heldLocks, 0);
+});

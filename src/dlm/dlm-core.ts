@@ -298,7 +298,7 @@ export class DlmCore {
     const { ls, lock } = found.value;
     if (lock.cancelling) return err(new DlmError('INVALID', `a cancel of lock ${lkid} is already pending`));
     if (lock.op === null || lock.op.kind === 'unlock') return ok(undefined); // nothing to cancel
-    if (lock.unsent || lock.deferred !== null) {
+    if (lock.unsent || (lock.deferred !== null && lock.deferred.kind !== 'cancel')) {
       // Not sent yet (waiting for its master's name, or for a recovery to end): cancelled here.
       ls.withdraw(lock);
       lock.deferred = null;
@@ -356,7 +356,7 @@ export class DlmCore {
   // ----------------------------------------------------------------------------------------------
 
   private forceUnlock(ls: Lockspace, lock: LocalLock, flags: number, lvb: Uint8Array | null): void {
-    if ((lock.unsent || lock.deferred !== null) && lock.granted === null) {
+    if ((lock.unsent || (lock.deferred !== null && lock.deferred.kind !== 'cancel')) && lock.granted === null) {
       // A new request no master has seen: it ends here.
       ls.withdraw(lock);
       lock.deferred = null;

@@ -174,7 +174,6 @@ export class Lockspace {
         remaster: new Map(),
         remasteredFrom: new Set(),
         recovered: before?.recovered ?? new Set(),
-        resent: new Set(),
       };
       this.rebuilding = false;
       this.port.trace('dlm-recovery', {
@@ -240,15 +239,26 @@ export class Lockspace {
       // Its master departed, or it waits to be resent since an earlier, aborted recovery. A new
       // request issued during the recovery (deferred, never sent) is at no master.
       const lost =
-        lock.master === null
-          ? !lock.unsent && !(lock.deferred !== null && lock.granted === null)
-          : gone.has(lock.master);
+        lock.master === null ? !lock.unsent && !(opUnsent(lock) && lock.granted === null) : gone.has(lock.master);
       if (!lost) continue;
       lock.master = null;
-      if (lock.op?.kind === 'unlock' && lock.deferred === null) {
-        // Its unlock went to a master that is gone: the lock is gone with it.
-        this.onCompletion(lock.lkid, { status: 'unlocked', mode: null, sbflags: 0, lvb: null });
-        continue;
+      const sent = opUnsent(lock) ? null : lock.op;
+      if (sent !== null) {
+        // An operation in flight to the master that departed: as far as its owner knows it did
+        // not happen. An unlock: the lock is gone with the master. A cancelled one: cancelled
+        // here. Otherwise it is sent again once the recovery ended (Linux resends in-flight
+        // requests), after the lock's granted mode was resent.
+        if (sent.kind === 'unlock') {
+          this.onCompletion(lock.lkid, { status: 'unlocked', mode: null, sbflags: 0, lvb: null });
+          continue;
+        }
+        if (lock.cancelling) {
+          this.onCompletion(lock.lkid, { status: 'cancelled', mode: lock.granted, sbflags: 0, lvb: null });
+        } else if (lock.deferred === null) {
+          lock.deferred = { kind: sent.kind, status: 'cancelled' };
+          this.deferred.push(lock);
+        }
+        if (lock.granted === null) continue; // nothing of it to resend
       }
       const list = rec.remaster.get(lock.name) ?? [];
       list.push(lock.lkid);
@@ -271,7 +281,6 @@ export class Lockspace {
       remaster: new Map(),
       remasteredFrom: new Set(),
       recovered: new Set(),
-      resent: new Set(),
     };
     this.port.trace('dlm-recovery', { ls: this.name, gen: this.gen, departed: '', joined: true });
     this.tellWaiters(true, 'a lockspace member departed: recovering');
@@ -337,9 +346,6 @@ export class Lockspace {
     this.route(out);
     this.tellWaiters(false, 'recovered');
     this.replayHeld();
-    for (const lock of this.locks.values())
-      if (lock.cancelling && lock.deferred === null && lock.master !== null && rec.resent.has(lock.lkid))
-        this.dispatch(lock, 'cancel'); // its cancel went to the master that departed
     const deferred = this.deferred;
     this.deferred = [];
     for (const lock of deferred) {
@@ -467,11 +473,11 @@ export class Lockspace {
         const lock = this.locks.get(lkid);
         if (lock === undefined) continue;
         lock.master = master;
-        rec.resent.add(lkid);
-        const granted = lock.granted ?? -1;
-        const sent = lock.deferred === null ? lock.op : null; // a deferred operation was never sent
-        const requested = sent === null || sent.kind === 'unlock' ? -1 : sent.mode;
-        const flags = sent?.flags ?? 0;
+        if (lock.granted === null) continue; // ended meanwhile
+        const granted = lock.granted;
+        // Only the granted mode: an operation in flight is sent again once the recovery ended.
+        const requested = -1;
+        const flags = 0;
         if (master === this.self) this.recoverHere(this.self, name, lkid, granted, requested, flags, lock.bast);
         else
           this.port.send(master, {
@@ -758,8 +764,11 @@ interface Recovery {
   readonly remasteredFrom: Set<NodeId>;
   /** Resources mastered here that received resent locks (granted at the end, rule 3). */
   readonly recovered: Set<string>;
-  /** This node's locks resent in this recovery. */
-  readonly resent: Set<number>;
+}
+
+/** Whether `lock`'s operation was issued during a recovery and not sent yet (a deferred cancel does not count). */
+function opUnsent(lock: LocalLock): boolean {
+  return lock.deferred !== null && lock.deferred.kind !== 'cancel';
 }
 
 /** The incarnation a lock id was issued by (lock ids are the incarnation times 2^32 plus a counter). */
