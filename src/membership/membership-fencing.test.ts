@@ -8,9 +8,8 @@
 // format-2 snapshot written before the ledger existed still restores, with the pending fences
 // it held opened in the ledger.
 import { test } from 'node:test';
+import { readHexFixture } from '../testing/hex-fixture.js';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { dirname, join as joinPath, resolve } from 'node:path';
 import { incarnation, logIndex, nodeId, term, type NodeId } from '../lib/ids.js';
 import { crc32c } from '../lib/checksum.js';
 import { DEFAULT_VOTEQUORUM_OPTIONS } from '../quorum/index.js';
@@ -22,7 +21,6 @@ import { encodeMembershipCommand, type MemberNodeSpec, type MembershipCommand } 
 import type { MembershipEvent } from './membership-event.js';
 import { MembershipStateMachine, type MembershipOutput } from './membership-state-machine.js';
 
-const root = resolve(dirname(new URL(import.meta.url).pathname), '../../..');
 const T1 = term(1);
 const n = (i: number): NodeId => nodeId(i);
 const inc = incarnation;
@@ -288,13 +286,7 @@ test('the ledger travels in the snapshot (format 4 on) and restores byte for byt
 });
 
 test('a format-2 snapshot (written before the ledger) restores, with its pending fences opened in the ledger', () => {
-  const text = readFileSync(joinPath(root, 'testdata/membership/snapshot-format-2.hex'), 'utf8');
-  const hex = text
-    .split('\n')
-    .filter((l) => !l.startsWith('#'))
-    .join('')
-    .trim();
-  const old = Uint8Array.from(Buffer.from(hex, 'hex'));
+  const old = readHexFixture('membership/snapshot-format-2.hex');
   assert.equal(old[4], 2, 'the fixture is format 2');
   const sm = new MembershipStateMachine();
   const r = sm.restore(old);

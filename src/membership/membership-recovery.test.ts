@@ -7,9 +7,8 @@
 // travels in snapshot format 4 on, and a format-3 snapshot (before the table) restores with an empty
 // one and goes on.
 import { test } from 'node:test';
+import { readHexFixture } from '../testing/hex-fixture.js';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { dirname, join as joinPath, resolve } from 'node:path';
 import { incarnation, logIndex, nodeId, term, type NodeId } from '../lib/ids.js';
 import { DEFAULT_VOTEQUORUM_OPTIONS } from '../quorum/index.js';
 import type { ApplyResult } from '../log/state-machine.js';
@@ -24,7 +23,6 @@ import {
 import type { MembershipEvent } from './membership-event.js';
 import { MembershipStateMachine, type MembershipOutput } from './membership-state-machine.js';
 
-const root = resolve(dirname(new URL(import.meta.url).pathname), '../../..');
 const T1 = term(1);
 const n = (i: number): NodeId => nodeId(i);
 const inc = incarnation;
@@ -337,13 +335,7 @@ test('the recovery table travels in snapshot format 4 on; a restored machine goe
 });
 
 test('a format-3 snapshot (before the recovery table) restores with an empty table and goes on', () => {
-  const text = readFileSync(joinPath(root, 'testdata/membership/snapshot-format-3.hex'), 'utf8');
-  const hex = text
-    .split('\n')
-    .filter((l) => !l.startsWith('#'))
-    .join('')
-    .trim();
-  const old = Uint8Array.from(Buffer.from(hex, 'hex'));
+  const old = readHexFixture('membership/snapshot-format-3.hex');
   assert.equal(old[4], 3, 'the fixture is format 3');
   const sm = new MembershipStateMachine();
   const r = sm.restore(old);

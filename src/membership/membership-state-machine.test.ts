@@ -11,9 +11,8 @@
 // format-4 snapshot (before emptied groups) restores and goes on in format 5, where a group that
 // lost its last member keeps its messages for members a snapshot carries past its end.
 import { test } from 'node:test';
+import { readHexFixture } from '../testing/hex-fixture.js';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { dirname, join as joinPath, resolve } from 'node:path';
 import fc from 'fast-check';
 import { incarnation, logIndex, nodeId, term, type NodeId } from '../lib/ids.js';
 import { buildVotequorum, DEFAULT_VOTEQUORUM_OPTIONS, hasQuorum, type VotequorumOptions } from '../quorum/index.js';
@@ -688,14 +687,7 @@ test('snapshots refuse corruption and truncation with DecodeError and leave the 
 });
 
 test('a format-4 snapshot (before emptied groups) restores; format 5 keeps an emptied group messages', () => {
-  const root = resolve(dirname(new URL(import.meta.url).pathname), '../../..');
-  const text = readFileSync(joinPath(root, 'testdata/membership/snapshot-format-4.hex'), 'utf8');
-  const hex = text
-    .split('\n')
-    .filter((l) => !l.startsWith('#'))
-    .join('')
-    .trim();
-  const old = Uint8Array.from(Buffer.from(hex, 'hex'));
+  const old = readHexFixture('membership/snapshot-format-4.hex');
   assert.equal(old[4], 4, 'the fixture is format 4');
   const sm = new MembershipStateMachine();
   const r = sm.restore(old);
