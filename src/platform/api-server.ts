@@ -528,19 +528,41 @@ class ApiConnection {
       );
       return;
     }
-    const controller = new AbortController();
-    this.requests.set(id, controller);
+    // The signal is made only when a handler reads it: most answers come at once (a lock call, a
+    // status read), and such a request is answered here, in this turn, with no cancel to expect.
+    let controller: AbortController | null = null;
+    const ctx: HandlerContext = {
+      get signal(): AbortSignal {
+        controller ??= new AbortController();
+        return controller.signal;
+      },
+      clientId: this.clientId,
+    };
+    let answer: ApiData | Promise<ApiData>;
+    try {
+      answer = handler(params, ctx);
+    } catch (e) {
+      this.send(this.errorFrame(id, method, e));
+      return;
+    }
+    if (!(answer instanceof Promise)) {
+      this.send({ type: 'response', id, result: answer });
+      return;
+    }
+    const pending = answer;
+    controller ??= new AbortController();
+    const own = controller;
+    this.requests.set(id, own);
     this.noteLoad();
-    const ctx: HandlerContext = { signal: controller.signal, clientId: this.clientId };
     void (async () => {
       let reply: ServerFrame;
       try {
-        reply = { type: 'response', id, result: await handler(params, ctx) };
+        reply = { type: 'response', id, result: await pending };
       } catch (e) {
         reply = this.errorFrame(id, method, e);
       }
       // A cancelled request was already answered CANCELLED; a closed connection needs nothing.
-      if (this.requests.get(id) !== controller) return;
+      if (this.requests.get(id) !== own) return;
       this.requests.delete(id);
       this.send(reply);
       this.noteLoad();
