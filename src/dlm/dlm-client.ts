@@ -310,17 +310,19 @@ export function dlmClient(caller: ApiCaller): DlmClient {
     resource: string,
     first: Completion,
     onBlocking: LockRequestOptions['onBlocking'],
+    wantsBlocking: boolean,
   ): LockHandle => {
     let state = first;
     let ended = false;
     const queued: LockModeName[] = [];
     let wake: (() => void) | null = null;
-    session().onBlocking(ls, first.lkid, (mode) => {
-      onBlocking?.(mode);
-      queued.push(mode);
-      if (queued.length > 64) queued.shift(); // a reader that does not read keeps the newest
-      wake?.();
-    });
+    if (wantsBlocking)
+      session().onBlocking(ls, first.lkid, (mode) => {
+        onBlocking?.(mode);
+        queued.push(mode);
+        if (queued.length > 64) queued.shift(); // a reader that does not read keeps the newest
+        wake?.();
+      });
     const blocking = async function* (): AsyncGenerator<LockModeName> {
       for (;;) {
         const next = queued.shift();
@@ -384,7 +386,7 @@ export function dlmClient(caller: ApiCaller): DlmClient {
         });
         await s.completion(ls, first.lkid);
         ended = true;
-        s.onBlocking(ls, first.lkid, undefined);
+        if (wantsBlocking) s.onBlocking(ls, first.lkid, undefined);
         wake?.();
       },
       [Symbol.asyncDispose]: async () => {
@@ -418,7 +420,13 @@ export function dlmClient(caller: ApiCaller): DlmClient {
             },
             options2.signal,
           );
-          return handle(name, resource, c, options2.onBlocking);
+          return handle(
+            name,
+            resource,
+            c,
+            options2.onBlocking,
+            options2.onBlocking !== undefined || options2.blocking === true,
+          );
         },
       };
     },
