@@ -40,6 +40,7 @@ import {
   type ResourceEffects,
 } from './lock-types.js';
 import { Resource, type ResourceDump } from './resource.js';
+import type { DlmCanary } from './dlm-core.js';
 
 /** What a lockspace tells the world: peer messages, session events, traces. */
 export interface LockspacePort {
@@ -140,6 +141,8 @@ export class Lockspace {
     private readonly lvbLen: number,
     private readonly port: LockspacePort,
     private readonly tossMs: number = DLM_TOSS_MS,
+    /** A planted bug (simulator only; see `DlmCanary`). */
+    private readonly canary: DlmCanary | null = null,
   ) {}
 
   /** Whether this node is a member (it applied a view that lists it). */
@@ -341,7 +344,7 @@ export class Lockspace {
   }
 
   private createResource(name: string): Resource {
-    const r = new Resource(name, this.lvbLen);
+    const r = new Resource(name, this.lvbLen, this.canary === 'grant-incompatible' ? { canary: this.canary } : {});
     this.resources.set(name, r);
     this.idleSince.set(name, -1);
     return r;
@@ -466,7 +469,9 @@ export class Lockspace {
       if (b.ref.node === this.self) {
         const lock = this.locks.get(b.ref.lkid);
         if (lock?.session != null) this.port.bast(lock.session, lock.lkid, b.mode);
-      } else this.port.send(b.ref.node, { t: 'bast', ls: this.name, lkid: b.ref.lkid, mode: b.mode });
+      } else if (this.canary !== 'drop-bast')
+        // (CANARY `drop-bast`, simulator only: the notification to another node is never sent.)
+        this.port.send(b.ref.node, { t: 'bast', ls: this.name, lkid: b.ref.lkid, mode: b.mode });
     }
   }
 

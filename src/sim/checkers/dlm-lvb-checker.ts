@@ -1,0 +1,200 @@
+/**
+ * DLM value blocks (research/dlm.md 1.8), judged from the clients' trace (`dlm-events.ts`): a
+ * VALBLK grant that reads the value block returns the bytes of the last value a PW/EX holder
+ * wrote, with SBF.VALNOTVALID exactly when the block is marked invalid (by an IVVALBLK unlock or
+ * down-conversion from PW/EX, or by a PW/EX holder's session closing).
+ *
+ * Writes are ordered by mode safety: only a PW/EX holder writes, when it *sends* its unlock or
+ * down-conversion, and no other PW/EX holder exists until the master processed it. So the trace
+ * order of those calls is the order of the writes. Per resource the checker keeps the set of
+ * states (bytes or none, valid or not) the block may be in; a set, because some events leave a
+ * choice: a session closed while its request or up-conversion to PW/EX was in flight (the master
+ * may or may not have granted it before the close's unlock), and a resource left without locks
+ * for `resetGapMs` (its master may have dropped it after the toss time, and a new master starts
+ * with no block).
+ *
+ * A reader granted CW or higher cannot overlap a writer, so it must see one of the states the
+ * block is in at its completion; a reader granted NL or CR may overlap a PW writer, so any state
+ * the block passed through between its call and its completion is accepted.
+ */
+import { LKF, MODE, SBF, type LockMode } from '../../dlm/lock-types.js';
+import { lvbAction } from '../../dlm/lock-modes.js';
+import type { Checker } from '../workload.js';
+import type { SimEvent } from '../trace.js';
+import { lockKey, parseDlmEvent, sessionKey, type DlmCall } from './dlm-events.js';
+
+interface Op {
+  readonly from: LockMode | null;
+  readonly to: LockMode;
+  readonly flags: number;
+  /** States the block passed through since the call. */
+  readonly seen: Set<string>;
+}
+
+interface Lk {
+  readonly key: string;
+  readonly res: string;
+  readonly session: string;
+  granted: LockMode | null;
+  flags: number;
+  op: Op | null;
+  live: boolean;
+}
+
+interface Res {
+  states: Set<string>;
+  live: number;
+  emptySinceUs: number;
+}
+
+const NONE_VALID = state(null, true);
+
+function state(value: string | null, valid: boolean): string {
+  return `${value ?? '-'}|${valid ? 'valid' : 'invalid'}`;
+}
+
+/** See the module comment. */
+export class DlmLvbChecker implements Checker {
+  readonly name = 'dlm-lvb';
+  private readonly locks = new Map<string, Lk>();
+  private readonly resources = new Map<string, Res>();
+  private readonly open = new Map<number, DlmCall>();
+  /** Reads judged (for the stats). */
+  reads = 0;
+
+  constructor(
+    private readonly options: { readonly resetGapMs: number },
+    private readonly violation: (message: string) => void,
+  ) {}
+
+  observe(e: SimEvent): void {
+    const d = parseDlmEvent(e);
+    if (d === null) return;
+    switch (d.kind) {
+      case 'call':
+        this.open.set(d.node, d);
+        return;
+      case 'result': {
+        const c = this.open.get(d.node);
+        this.open.delete(d.node);
+        if (c !== undefined && d.result === 'ok') this.apply(c, d.lkid);
+        return;
+      }
+      case 'done': {
+        const l = this.locks.get(lockKey(d.node, d.lkid));
+        if (l === undefined) return;
+        const op = l.op;
+        l.op = null;
+        l.granted = d.mode;
+        if (d.mode === null) this.end(l, d.timeUs);
+        if (op === null || d.status !== 'granted' || d.mode === null || (op.flags & LKF.VALBLK) === 0) return;
+        const from = (d.sbflags & SBF.DEMOTED) !== 0 ? MODE.NL : op.from;
+        if (lvbAction(from, d.mode) !== 'read') return;
+        this.reads++;
+        const r = this.res(l.res);
+        const allowed = d.mode >= MODE.CW ? r.states : op.seen;
+        const got = state(d.lvb, (d.sbflags & SBF.VALNOTVALID) === 0);
+        if (!allowed.has(got))
+          this.violation(
+            `resource ${l.res}: lock ${lockKey(d.node, d.lkid)} read the value block ${got}; it may only be ${[...allowed].join(' or ')}`,
+          );
+        return;
+      }
+      case 'bast':
+        return;
+    }
+  }
+
+  private res(name: string): Res {
+    let r = this.resources.get(name);
+    if (r === undefined) {
+      r = { states: new Set([NONE_VALID]), live: 0, emptySinceUs: -1 };
+      this.resources.set(name, r);
+    }
+    return r;
+  }
+
+  private apply(c: DlmCall, lkid: number): void {
+    const sk = sessionKey(c.node, c.session);
+    switch (c.op) {
+      case 'open':
+      case 'cancel':
+        return;
+      case 'lock': {
+        const r = this.res(c.res);
+        if (r.live === 0 && r.emptySinceUs >= 0 && c.timeUs - r.emptySinceUs >= this.options.resetGapMs * 1000)
+          this.change(c.res, (s) => new Set([...s, NONE_VALID]));
+        r.live++;
+        const key = lockKey(c.node, lkid);
+        const l: Lk = { key, res: c.res, session: sk, granted: null, flags: c.flags, op: null, live: true };
+        l.op = { from: null, to: c.mode as LockMode, flags: c.flags, seen: new Set(r.states) };
+        this.locks.set(key, l);
+        return;
+      }
+      case 'convert': {
+        const l = this.locks.get(lockKey(c.node, c.lkid));
+        if (l?.granted == null) return;
+        l.flags = c.flags | LKF.CONVERT;
+        l.op = { from: l.granted, to: c.mode as LockMode, flags: l.flags, seen: new Set(this.res(l.res).states) };
+        if (lvbAction(l.granted, c.mode as LockMode) === 'write') this.write(l.res, c.flags, c.lvb, true);
+        return;
+      }
+      case 'unlock': {
+        const l = this.locks.get(lockKey(c.node, c.lkid));
+        if (l === undefined || !l.live || (c.flags & LKF.CANCEL) !== 0) return;
+        const modes = possibleModes(l);
+        const high = modes.filter((m) => m !== null && m >= MODE.PW).length;
+        if (high > 0) this.write(l.res, c.flags | (l.flags & LKF.VALBLK), c.lvb, high === modes.length);
+        this.end(l, c.timeUs);
+        return;
+      }
+      case 'close':
+        for (const l of this.locks.values()) {
+          if (l.session !== sk || !l.live) continue;
+          const modes = possibleModes(l);
+          const high = modes.filter((m) => m !== null && m >= MODE.PW).length;
+          if (high > 0) this.write(l.res, LKF.IVVALBLK, null, high === modes.length);
+          this.end(l, c.timeUs);
+        }
+        return;
+    }
+  }
+
+  /** A write (or invalidation) of `res`'s block by a PW/EX holder; `certain` false when it may not have happened. */
+  private write(res: string, flags: number, lvb: string | null, certain: boolean): void {
+    let next: (s: Set<string>) => Set<string>;
+    if ((flags & LKF.IVVALBLK) !== 0)
+      next = (s) => new Set([...s].map((x) => `${x.slice(0, x.lastIndexOf('|'))}|invalid`));
+    else if ((flags & LKF.VALBLK) !== 0 && lvb !== null) next = () => new Set([state(lvb, true)]);
+    else return;
+    this.change(res, certain ? next : (s) => new Set([...s, ...next(s)]));
+  }
+
+  private change(res: string, f: (s: Set<string>) => Set<string>): void {
+    const r = this.res(res);
+    r.states = f(r.states);
+    for (const l of this.locks.values())
+      if (l.res === res && l.op !== null) for (const s of r.states) l.op.seen.add(s);
+  }
+
+  private end(l: Lk, timeUs: number): void {
+    if (!l.live) return;
+    l.live = false;
+    l.op = null;
+    this.locks.delete(l.key); // later events of an ended lock change nothing here
+    const r = this.res(l.res);
+    r.live--;
+    if (r.live === 0) r.emptySinceUs = timeUs;
+  }
+}
+
+/** The modes the master may hold `l` in when its unlock arrives (its operation may or may not have been granted). */
+function possibleModes(l: Lk): (LockMode | null)[] {
+  const op = l.op;
+  if (op === null) return [l.granted];
+  const out: (LockMode | null)[] = [l.granted, op.to];
+  if ((op.flags & LKF.ALTPR) !== 0) out.push(MODE.PR);
+  if ((op.flags & LKF.ALTCW) !== 0) out.push(MODE.CW);
+  if ((op.flags & LKF.CONVDEADLK) !== 0) out.push(MODE.NL);
+  return out;
+}
