@@ -242,6 +242,7 @@ export class DlmCore {
       granted: null,
       op: { kind: 'request', mode, flags },
       cancelling: false,
+      cancelStatus: 'cancelled',
       unsent: false,
       bast: opts.bast === true,
       persistent: (flags & LKF.PERSISTENT) !== 0,

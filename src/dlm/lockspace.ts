@@ -75,6 +75,8 @@ export interface LocalLock {
   op: { readonly kind: 'request' | 'convert' | 'unlock'; readonly mode: LockMode; readonly flags: number } | null;
   /** A cancel (or a TIMEOUT cancel) was sent and not answered yet. */
   cancelling: boolean;
+  /** The status the pending cancel ends the operation with (`timeout` for a TIMEOUT cancel). */
+  cancelStatus: 'cancelled' | 'timeout';
   /** The operation waits for the master's name to be known (not sent yet). */
   unsent: boolean;
   bast: boolean;
@@ -263,6 +265,7 @@ export class Lockspace {
     }
     lock.unsent = false;
     lock.master = master;
+    if (kind === 'cancel') lock.cancelStatus = status;
     const op = lock.op;
     const m: Extract<DlmMessage, { t: 'op' }> = {
       t: 'op',
@@ -405,7 +408,7 @@ export class Lockspace {
         return;
       }
       case 'refused':
-        this.onRefused(m.lkid, m.code, m.message);
+        this.onRefused(m.lkid, m.op, m.code, m.message);
         return;
     }
   }
@@ -422,7 +425,7 @@ export class Lockspace {
     const r = this.resources.get(m.name);
     const ref = { node: from, lkid: m.lkid };
     if (r === undefined) {
-      this.refuse(from, m.lkid, 'not-master', `node ${this.self} does not master ${m.name}`);
+      this.refuse(from, m.lkid, m.op, 'not-master', `node ${this.self} does not master ${m.name}`);
       return;
     }
     const out = newEffects();
@@ -434,7 +437,7 @@ export class Lockspace {
           : m.op === 'unlock'
             ? r.unlock(ref, m.flags, m.lvb, out)
             : r.cancel(ref, m.status, out);
-    if (!res.ok) this.refuse(from, m.lkid, res.error.code, res.error.message);
+    if (!res.ok) this.refuse(from, m.lkid, m.op, res.error.code, res.error.message);
     else if (m.op === 'cancel' && res.value === false) {
       if (from === this.self) this.onMoot(m.lkid);
       else this.port.send(from, { t: 'moot', ls: this.name, lkid: m.lkid });
@@ -445,9 +448,15 @@ export class Lockspace {
     else this.idleSince.delete(m.name);
   }
 
-  private refuse(to: NodeId, lkid: number, code: Extract<DlmMessage, { t: 'refused' }>['code'], message: string): void {
-    if (to === this.self) this.onRefused(lkid, code, message);
-    else this.port.send(to, { t: 'refused', ls: this.name, lkid, code, message });
+  private refuse(
+    to: NodeId,
+    lkid: number,
+    op: DlmOpKind,
+    code: Extract<DlmMessage, { t: 'refused' }>['code'],
+    message: string,
+  ): void {
+    if (to === this.self) this.onRefused(lkid, op, code, message);
+    else this.port.send(to, { t: 'refused', ls: this.name, lkid, op, code, message });
   }
 
   /** Sends the completions and blocking notifications of `out` to their locks' nodes. */
@@ -495,12 +504,35 @@ export class Lockspace {
     if (lock !== undefined) lock.cancelling = false;
   }
 
-  private onRefused(lkid: number, code: string, message: string): void {
+  private onRefused(lkid: number, op: DlmOpKind, code: string, message: string): void {
     const lock = this.locks.get(lkid);
     if (lock === undefined) return;
-    if (code === 'not-master' && lock.op?.kind === 'request') {
+    if (op === 'cancel') {
+      // The cancel found no such lock at the node it went to: the operation it chased was refused
+      // there too (a stale master: handled below, with its own refusal) or already completed (its
+      // completion answers the caller). Either way the operation's own answer stands; the caller
+      // is told nothing more. (Found by the simulator's dlm workload, seed 172: a cancel refused
+      // by a stale master was reported as an `again` completion of the granted request.)
+      this.port.trace('dlm-cancel-refused', { ls: this.name, lkid, code, message });
+      return;
+    }
+    if (code === 'not-master' && op === 'request' && lock.op !== null) {
       // A stale master (it dropped the resource): look the name up again.
       if (this.masters.get(lock.name) === lock.master) this.masters.delete(lock.name);
+      if (lock.op.kind === 'unlock') {
+        // A FORCEUNLOCK overlapped the request and chases it to the stale master in vain: the
+        // request reached no master, so the unlock is done here (seed 374150725).
+        this.withdraw(lock);
+        this.onCompletion(lkid, { status: 'unlocked', mode: null, sbflags: 0, lvb: null });
+        return;
+      }
+      if (lock.cancelling) {
+        // The request reached no master, and its cancel chases it to the stale one in vain:
+        // cancel it here, as a request still waiting for its lookup is (DlmCore.cancel).
+        this.withdraw(lock);
+        this.onCompletion(lkid, { status: lock.cancelStatus, mode: null, sbflags: 0, lvb: null });
+        return;
+      }
       this.dispatch(lock, 'request');
       return;
     }

@@ -14,8 +14,10 @@
  * with no block).
  *
  * A reader granted CW or higher cannot overlap a writer, so it must see one of the states the
- * block is in at its completion; a reader granted NL or CR may overlap a PW writer, so any state
- * the block passed through between its call and its completion is accepted.
+ * block is in at its completion. A reader granted NL or CR may overlap a PW writer: it may see
+ * any state the block passed through between its call and its completion, and also the state
+ * before the last write sent before its call (that write may reach the master after the read;
+ * the one before it cannot: its writer's successor was granted only after it was applied).
  */
 import { LKF, MODE, SBF, type LockMode } from '../../dlm/lock-types.js';
 import { lvbAction } from '../../dlm/lock-modes.js';
@@ -29,6 +31,7 @@ interface Op {
   readonly flags: number;
   /** States the block passed through since the call. */
   readonly seen: Set<string>;
+  readonly callUs: number;
 }
 
 interface Lk {
@@ -43,6 +46,16 @@ interface Lk {
 
 interface Res {
   states: Set<string>;
+  /** The states before the latest change (a write sent may not have reached the master yet). */
+  prev: Set<string>;
+  /**
+   * Closes (node -> time) whose invalidation may still happen: the closed session's request or
+   * up-conversion to PW/EX may be granted at the master later, and then invalidated by the
+   * close's unlock (research/dlm.md 1.8). It stays possible until that node sees a completion on
+   * the resource for an operation it called after the close: the node's messages to the master
+   * are in order (and a new master means the old one dropped the resource with every lock).
+   */
+  readonly pendingInvalid: Map<number, number>;
   live: number;
   emptySinceUs: number;
 }
@@ -86,6 +99,9 @@ export class DlmLvbChecker implements Checker {
         const op = l.op;
         l.op = null;
         l.granted = d.mode;
+        const pending = this.res(l.res).pendingInvalid;
+        const since = pending.get(d.node);
+        if (op !== null && since !== undefined && op.callUs > since) pending.delete(d.node);
         if (d.mode === null) this.end(l, d.timeUs);
         if (op === null || d.status !== 'granted' || d.mode === null || (op.flags & LKF.VALBLK) === 0) return;
         const from = (d.sbflags & SBF.DEMOTED) !== 0 ? MODE.NL : op.from;
@@ -108,7 +124,13 @@ export class DlmLvbChecker implements Checker {
   private res(name: string): Res {
     let r = this.resources.get(name);
     if (r === undefined) {
-      r = { states: new Set([NONE_VALID]), live: 0, emptySinceUs: -1 };
+      r = {
+        states: new Set([NONE_VALID]),
+        prev: new Set([NONE_VALID]),
+        pendingInvalid: new Map(),
+        live: 0,
+        emptySinceUs: -1,
+      };
       this.resources.set(name, r);
     }
     return r;
@@ -127,7 +149,13 @@ export class DlmLvbChecker implements Checker {
         r.live++;
         const key = lockKey(c.node, lkid);
         const l: Lk = { key, res: c.res, session: sk, granted: null, flags: c.flags, op: null, live: true };
-        l.op = { from: null, to: c.mode as LockMode, flags: c.flags, seen: new Set(r.states) };
+        l.op = {
+          from: null,
+          to: c.mode as LockMode,
+          flags: c.flags,
+          seen: new Set([...r.prev, ...r.states]),
+          callUs: c.timeUs,
+        };
         this.locks.set(key, l);
         return;
       }
@@ -135,7 +163,14 @@ export class DlmLvbChecker implements Checker {
         const l = this.locks.get(lockKey(c.node, c.lkid));
         if (l?.granted == null) return;
         l.flags = c.flags | LKF.CONVERT;
-        l.op = { from: l.granted, to: c.mode as LockMode, flags: l.flags, seen: new Set(this.res(l.res).states) };
+        const r = this.res(l.res);
+        l.op = {
+          from: l.granted,
+          to: c.mode as LockMode,
+          flags: l.flags,
+          seen: new Set([...r.prev, ...r.states]),
+          callUs: c.timeUs,
+        };
         if (lvbAction(l.granted, c.mode as LockMode) === 'write') this.write(l.res, c.flags, c.lvb, true);
         return;
       }
@@ -154,6 +189,7 @@ export class DlmLvbChecker implements Checker {
           const modes = possibleModes(l);
           const high = modes.filter((m) => m !== null && m >= MODE.PW).length;
           if (high > 0) this.write(l.res, LKF.IVVALBLK, null, high === modes.length);
+          if (high > 0 && high < modes.length) this.res(l.res).pendingInvalid.set(c.node, c.timeUs);
           this.end(l, c.timeUs);
         }
         return;
@@ -163,8 +199,7 @@ export class DlmLvbChecker implements Checker {
   /** A write (or invalidation) of `res`'s block by a PW/EX holder; `certain` false when it may not have happened. */
   private write(res: string, flags: number, lvb: string | null, certain: boolean): void {
     let next: (s: Set<string>) => Set<string>;
-    if ((flags & LKF.IVVALBLK) !== 0)
-      next = (s) => new Set([...s].map((x) => `${x.slice(0, x.lastIndexOf('|'))}|invalid`));
+    if ((flags & LKF.IVVALBLK) !== 0) next = invalidated;
     else if ((flags & LKF.VALBLK) !== 0 && lvb !== null) next = () => new Set([state(lvb, true)]);
     else return;
     this.change(res, certain ? next : (s) => new Set([...s, ...next(s)]));
@@ -172,7 +207,9 @@ export class DlmLvbChecker implements Checker {
 
   private change(res: string, f: (s: Set<string>) => Set<string>): void {
     const r = this.res(res);
+    r.prev = r.states;
     r.states = f(r.states);
+    if (r.pendingInvalid.size > 0) r.states = new Set([...r.states, ...invalidated(r.states)]);
     for (const l of this.locks.values())
       if (l.res === res && l.op !== null) for (const s of r.states) l.op.seen.add(s);
   }
@@ -186,6 +223,11 @@ export class DlmLvbChecker implements Checker {
     r.live--;
     if (r.live === 0) r.emptySinceUs = timeUs;
   }
+}
+
+/** `states` with the block marked invalid. */
+function invalidated(states: Set<string>): Set<string> {
+  return new Set([...states].map((x) => `${x.slice(0, x.lastIndexOf('|'))}|invalid`));
 }
 
 /** The modes the master may hold `l` in when its unlock arrives (its operation may or may not have been granted). */
