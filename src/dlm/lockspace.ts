@@ -251,7 +251,11 @@ export class Lockspace {
 
   /** Starts the operation already recorded on `lock` (`lock.op`, or a cancel). */
   dispatch(lock: LocalLock, kind: DlmOpKind, status: 'cancelled' | 'timeout' = 'cancelled'): void {
-    const master = this.masterOf(lock.name);
+    // Every operation but a new request follows the lock to the node its request went to: the
+    // name's cached master may have been dropped meanwhile (another lock met a stale master), and
+    // a cancel must chase its request, not start a lookup that sends the request again (found by
+    // the simulator's dlm workload, seed 3449636879).
+    const master = kind === 'request' ? this.masterOf(lock.name) : (lock.master ?? this.masterOf(lock.name));
     if (master === null) {
       // The master is not known yet: the operation waits for the lookup (only a new request can).
       lock.unsent = true;

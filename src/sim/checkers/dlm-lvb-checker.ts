@@ -145,7 +145,7 @@ export class DlmLvbChecker implements Checker {
       case 'lock': {
         const r = this.res(c.res);
         if (r.live === 0 && r.emptySinceUs >= 0 && c.timeUs - r.emptySinceUs >= this.options.resetGapMs * 1000)
-          this.change(c.res, (s) => new Set([...s, NONE_VALID]));
+          for (const set of [r.prev, r.states]) set.add(NONE_VALID); // not a write: the state before the last write stays
         r.live++;
         const key = lockKey(c.node, lkid);
         const l: Lk = { key, res: c.res, session: sk, granted: null, flags: c.flags, op: null, live: true };
