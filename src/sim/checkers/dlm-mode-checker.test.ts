@@ -1,7 +1,7 @@
 // Proves the DLM mode-safety checker from hand-written client events: shared modes, a grant
 // after the holder sent its unlock, a grant after a down-conversion was sent (before its
 // completion), a middle conversion (PR->CW) letting a CW in, a CONVDEADLK conversion whose holder
-// may have been demoted, and a closed session pass; an EX granted beside a PR, an up-conversion
+// may have been demoted, an ALTPR conversion that may land in PR, and a closed session pass; an EX granted beside a PR, an up-conversion
 // completing beside a PR, and a grant beside a holder whose unlock was refused (it still holds)
 // are each caught.
 import { test } from 'node:test';
@@ -48,6 +48,18 @@ test('shared modes, releases at send, down and middle conversions, CONVDEADLK an
   // Node 2 closes its session: its PW is gone; node 1's conversion is granted.
   feed.call('close', {}, 'ok', N2);
   feed.done(2, 'granted', MODE.EX, { sbflags: 1 });
+  assert.deepEqual(found, []);
+});
+
+test('a conversion with ALTPR keeps only what both outcomes keep', () => {
+  const { feed, found } = rig();
+  feed.lock(1, 'r', MODE.CW);
+  feed.done(1, 'granted', MODE.CW);
+  // CW -> EX with ALTPR may end in PR (seed 850961083): a PR may be granted before its completion.
+  feed.call('convert', { res: 'r', lkid: 1, mode: MODE.EX, flags: LKF.ALTPR });
+  feed.lock(1, 'r', MODE.PR, 0, N2);
+  feed.done(1, 'granted', MODE.PR, N2);
+  feed.done(1, 'granted', MODE.PR, { sbflags: 4 });
   assert.deepEqual(found, []);
 });
 

@@ -13,7 +13,8 @@
  *   up everything above its target at once (so the target); a middle conversion (PR<->CW) keeps
  *   only what PR and CW share (CR); a CONVDEADLK conversion may be demoted to NL by the master at
  *   any time (research/dlm.md 1.5: "the caller must assume it lost its protection"), so NL; an
- *   up-conversion keeps its old mode. A refused call changes nothing.
+ *   up-conversion keeps its old mode; one with ALTPR/ALTCW keeps only what it would keep in
+ *   both outcomes (CW to EX with ALTPR may end in PR: CR). A refused call changes nothing.
  *
  * A violation names the resource, both locks and both modes.
  */
@@ -166,9 +167,20 @@ export class DlmModeChecker implements Checker {
   }
 }
 
-/** What a holder of `from` keeps while its conversion to `to` (with `flags`) is in flight. */
+/**
+ * What a holder of `from` keeps while its conversion to `to` (with `flags`) is in flight. With
+ * ALTPR/ALTCW the master may grant the alternate mode instead, so the holder keeps only what both
+ * outcomes keep.
+ */
 export function keptWhileConverting(from: LockMode, to: LockMode, flags: number): LockMode {
   if ((flags & LKF.CONVDEADLK) !== 0) return 0;
+  const kept = keptFor(from, to);
+  if ((flags & LKF.ALTPR) !== 0) return meet(kept, keptFor(from, 3));
+  if ((flags & LKF.ALTCW) !== 0) return meet(kept, keptFor(from, 2));
+  return kept;
+}
+
+function keptFor(from: LockMode, to: LockMode): LockMode {
   switch (conversionKind(from, to)) {
     case 'down':
       return to;
@@ -178,4 +190,10 @@ export function keptWhileConverting(from: LockMode, to: LockMode, flags: number)
     case 'same':
       return from;
   }
+}
+
+/** The strongest mode whose protection both `a` and `b` give (NL < CR < CW|PR < PW < EX; CW, PR meet at CR). */
+function meet(a: LockMode, b: LockMode): LockMode {
+  if ((a === 2 && b === 3) || (a === 3 && b === 2)) return 1;
+  return a < b ? a : b;
 }

@@ -61,6 +61,12 @@ export interface ModelLock {
   grantUs: number;
   /** Virtual time of its last blocking notification, µs (-1: none). */
   bastUs: number;
+  /**
+   * Since when its master surely knows its `bast` choice, µs: the completion of the request or
+   * conversion that last made it (a conversion carries a new choice, which stays even if the
+   * conversion fails).
+   */
+  bastSinceUs: number;
   /** A cancel was accepted whose outcome no completion showed (it may have been moot). */
   cancelUnseen: boolean;
 }
@@ -240,6 +246,7 @@ export class DlmReplyChecker implements Checker {
           bast: c.bast,
           grantUs: -1,
           bastUs: -1,
+          bastSinceUs: -1,
           cancelUnseen: false,
         });
         return;
@@ -308,6 +315,7 @@ export class DlmReplyChecker implements Checker {
     if (d.status === 'cancelled' || d.status === 'timeout') l.cancelUnseen = false;
     l.granted = d.mode;
     if (d.status === 'granted') l.grantUs = d.timeUs;
+    if (op.kind !== 'unlock') l.bastSinceUs = d.timeUs;
     if (d.mode === null) {
       l.ended = true;
       // An overlapping FORCEUNLOCK of a lock its operation ended gets no completion.

@@ -1,11 +1,12 @@
 // Proves the DLM wake-up checker from hand-written client events: a holder in a waiter's way that
 // is told in time, one that did not ask for notifications, one already told since its grant (for
 // an earlier waiter), and a run that ends with every lock released pass; a holder in the way left
-// untold past the bound is caught, and so is a run whose liveness phase ends with a request
+// untold past the bound is caught (also one that asked for notifications with a failed
+// conversion, but only for waiters that came after it), and so is a run whose liveness phase ends with a request
 // still waiting (not satisfied, and a violation at the end).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODE } from '../../dlm/lock-types.js';
+import { LKF, MODE } from '../../dlm/lock-types.js';
 import { DlmFeed } from './dlm-feed.js';
 import { DlmReplyChecker } from './dlm-reply-checker.js';
 import { DlmWakeupChecker } from './dlm-wakeup-checker.js';
@@ -68,6 +69,22 @@ test('a holder in the way left untold past the bound is caught', () => {
   feed.raw('tick', {}, 'sim');
   assert.equal(found.length, 1);
   assert.match(found[0] ?? '', /lock 1\/1 holds PW and wants blocking notifications, lock 2\/1 has waited for CW/);
+});
+
+test('notifications asked by a failed conversion are owed only to later waiters', () => {
+  const { feed, found } = rig();
+  feed.lock(1, 'r', MODE.CR, 0, {}, { bast: false });
+  feed.done(1, 'granted', MODE.CR);
+  feed.lock(1, 'r', MODE.EX, 0, N2);
+  feed.call('convert', { lkid: 1, mode: MODE.EX, flags: LKF.NOQUEUE, bast: true });
+  feed.done(1, 'again', MODE.CR);
+  feed.wait(2_000);
+  feed.raw('tick', {}, 'sim');
+  assert.deepEqual(found, [], 'the earlier waiter (seed 2265149510)');
+  feed.lock(2, 'r', MODE.EX, 0, N2);
+  feed.wait(2_000);
+  feed.raw('tick', {}, 'sim');
+  assert.equal(found.length, 1, 'a later waiter is owed one');
 });
 
 test('a request still waiting when the run ends is caught', () => {

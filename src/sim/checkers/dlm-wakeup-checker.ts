@@ -12,7 +12,10 @@
  *   granted queue) must get a blocking notification since its last grant within `bastBoundMs`
  *   of the later of the two: the waiter's call and the holder's grant. "Since its last grant",
  *   not "for this waiter": the DLM sends a lock at most one notification per mode until it is
- *   granted again, so one notification may speak for several waiters.
+ *   granted again, so one notification may speak for several waiters. A holder that asked for
+ *   notifications only with a conversion that failed (its choice stays) is owed one only for
+ *   waiters that called after that conversion completed: the DLM sends notifications when a
+ *   request queues or a pass grants, not when a conversion fails (nor does Linux).
  */
 import { MODE_NAMES } from '../../dlm/lock-types.js';
 import { compatible } from '../../dlm/lock-modes.js';
@@ -66,6 +69,8 @@ export class DlmWakeupChecker implements Checker, Liveness {
         if (op === undefined || op.kind === 'unlock' || op.optional || (op.flags & LKF.NOQUEUE) !== 0) continue;
         for (const h of locks) {
           if (h === w || !h.bast || h.granted === null || h.ops.length > 0 || compatible(h.granted, op.mode)) continue;
+          // A choice made by a later failed conversion binds the master only for waiters that came after it.
+          if (h.bastSinceUs !== h.grantUs && op.callUs <= h.bastSinceUs) continue;
           this.checks++;
           if (h.bastUs >= h.grantUs) continue;
           const since = Math.max(op.callUs, h.grantUs);
