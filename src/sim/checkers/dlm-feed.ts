@@ -66,7 +66,14 @@ export class DlmFeed {
   }
 
   /** A new request accepted as lock `lkid`. */
-  lock(lkid: number, res: string, mode: number, flags = 0, at: { node?: number; session?: number } = {}, more: FeedCall = {}): void {
+  lock(
+    lkid: number,
+    res: string,
+    mode: number,
+    flags = 0,
+    at: { node?: number; session?: number } = {},
+    more: FeedCall = {},
+  ): void {
     this.call('lock', { res, mode, flags, ...more }, 'ok', { ...at, resultLkid: lkid });
   }
 

@@ -210,8 +210,7 @@ export class DlmLvbChecker implements Checker {
     r.prev = r.states;
     r.states = f(r.states);
     if (r.pendingInvalid.size > 0) r.states = new Set([...r.states, ...invalidated(r.states)]);
-    for (const l of this.locks.values())
-      if (l.res === res && l.op !== null) for (const s of r.states) l.op.seen.add(s);
+    for (const l of this.locks.values()) if (l.res === res && l.op !== null) for (const s of r.states) l.op.seen.add(s);
   }
 
   private end(l: Lk, timeUs: number): void {

@@ -59,7 +59,12 @@ test('legal completions and refusals pass', () => {
 });
 
 const RED: readonly (readonly [string, (feed: DlmFeed) => void])[] = [
-  ['a completion no call asked for', (f) => f.done(9, 'granted', MODE.EX)],
+  [
+    'a completion no call asked for',
+    (f) => {
+      f.done(9, 'granted', MODE.EX);
+    },
+  ],
   [
     'a second completion',
     (f) => {
@@ -75,7 +80,12 @@ const RED: readonly (readonly [string, (feed: DlmFeed) => void])[] = [
       f.done(1, 'again', null);
     },
   ],
-  ['a refused legal call', (f) => f.call('lock', { res: 'r', mode: MODE.PR }, 'BUSY')],
+  [
+    'a refused legal call',
+    (f) => {
+      f.call('lock', { res: 'r', mode: MODE.PR }, 'BUSY');
+    },
+  ],
   [
     'an accepted downward QUECVT',
     (f) => {

@@ -254,7 +254,13 @@ export class DlmReplyChecker implements Checker {
       case 'convert': {
         const l = this.model.get(lockKey(c.node, c.lkid));
         if (l === undefined) return;
-        l.ops.push({ kind: 'convert', mode: c.mode as LockMode, flags: c.flags | LKF.CONVERT, from: l.granted, ...base });
+        l.ops.push({
+          kind: 'convert',
+          mode: c.mode as LockMode,
+          flags: c.flags | LKF.CONVERT,
+          from: l.granted,
+          ...base,
+        });
         l.bast = c.bast;
         return;
       }
@@ -308,7 +314,9 @@ export class DlmReplyChecker implements Checker {
     }
     const bad = illegal(op, d);
     if (bad !== null) {
-      this.violation(`${what} for its ${op.kind} of ${MODE_NAMES[op.mode] ?? '?'} (flags 0x${op.flags.toString(16)}): ${bad}`);
+      this.violation(
+        `${what} for its ${op.kind} of ${MODE_NAMES[op.mode] ?? '?'} (flags 0x${op.flags.toString(16)}): ${bad}`,
+      );
       return;
     }
     l.ops.splice(0, op === first ? 1 : 2);

@@ -342,7 +342,8 @@ export class DlmDriver {
     const mode = p.int(0, 6) as LockMode;
     let flags = p.chance(0.5) ? LKF.VALBLK : 0;
     let timeoutMs: number | undefined;
-    if (p.chance(0.15)) flags |= LKF.NOQUEUE | (p.chance(0.3) ? LKF.NOQUEUEBAST : 0);
+    const noqueue = p.chance(0.15);
+    if (noqueue) flags |= LKF.NOQUEUE | (p.chance(0.3) ? LKF.NOQUEUEBAST : 0);
     else if (p.chance(0.15)) {
       flags |= LKF.TIMEOUT;
       timeoutMs = p.int(50, 2001);

@@ -17,10 +17,16 @@ const CLEAN_SEEDS = [1, 2, 3, 4, 5, 6];
 /**
  * Seeds that revealed DLM bugs (each fixed, docs/simulator.md): a cancel refused by a stale
  * master reported as an `again` completion of the granted request (172); a FORCEUNLOCK chasing a
- * request to a stale master, the request's refusal reported as `again` (374150725). Replayed
- * every run.
+ * request to a stale master, the request's refusal reported as `again` (374150725); a cancel
+ * whose master was unknown starting a lookup that sent its request again (3449636879). And seeds
+ * where a checker's model was too strict (each fixed in the checker, never by loosening a rule
+ * the DLM promises): an ALTPR conversion landing in PR (850961083), a failed conversion asking
+ * for notifications (2265149510), a toss taken for a write (3492049582), a write still in flight
+ * to the master (2035406170), a close's late invalidation (1052653411). Replayed every run.
  */
-const REGRESSION_SEEDS = [172, 374150725];
+const REGRESSION_SEEDS: readonly number[] = [
+  172, 374150725, 3449636879, 850961083, 2265149510, 3492049582, 2035406170, 1052653411,
+];
 
 const run = (seed: number, canary?: string, faultPhaseMs?: number): SimResult =>
   runSimulation(dlmWorkload, { seed, canary, faultPhaseMs, diskFactory: simDiskFactory });

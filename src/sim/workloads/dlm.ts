@@ -50,10 +50,7 @@ export const DLM_WORKLOAD_CANARIES: readonly (readonly [DlmCanary, string])[] = 
   ['drop-bast', 'dlm-wakeup'],
   ['forget-closed-session', 'dlm-wakeup'],
 ];
-assert(
-  DLM_WORKLOAD_CANARIES.map(([c]) => c).join() === DLM_CANARIES.join(),
-  'every DLM canary has its checker',
-);
+assert(DLM_WORKLOAD_CANARIES.map(([c]) => c).join() === DLM_CANARIES.join(), 'every DLM canary has its checker');
 
 /** Virtual length of the fault phase. */
 export const DLM_FAULT_PHASE_MS = 20_000;
