@@ -2,7 +2,8 @@
 // block before the first write; a PR reader sees what the last EX holder wrote on unlock; an
 // IVVALBLK unlock and a PW/EX holder's session closing mark it invalid (the bytes stay); a CR
 // reader overlapping a PW writer may see the value before the write; a close whose request to EX
-// was still in flight may or may not have invalidated it. Caught: a PR reader seeing an older
+// was still in flight may or may not have invalidated it (and does not hide the state before a
+// write still in flight from a CR reader). Caught: a PR reader seeing an older
 // value, a reader not told the block is invalid, and a reader told so when it is valid.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,6 +63,22 @@ test('reads of the last written value, invalidations, and overlapping readers pa
   feed.call('close', {}, 'ok', { session: 2 });
   feed.lock(6, 'r', MODE.PR, LKF.VALBLK, N2);
   feed.done(6, 'granted', MODE.PR, { ...N2, lvb: 'cc', sbflags: INVALID });
+  assert.deepEqual(found, []);
+});
+
+test('a close that may invalidate does not hide the state before a write in flight (seed 1793526655)', () => {
+  const { feed, found } = rig();
+  write(feed, 10, 'aa');
+  // A PW holder sends its write of 'bb'; then a session with an EX request in flight closes.
+  feed.lock(11, 'r', MODE.PW);
+  feed.done(11, 'granted', MODE.PW);
+  feed.call('unlock', { res: 'r', lkid: 11, flags: LKF.VALBLK, lvb: 'bb' });
+  feed.open(3, 1);
+  feed.lock(1, 'r', MODE.EX, LKF.VALBLK, { node: 3 });
+  feed.call('close', {}, 'ok', { node: 3 });
+  // A CR reader at the master, which has not seen the write yet, reads 'aa'.
+  feed.lock(2, 'r', MODE.CR, LKF.VALBLK, N2);
+  feed.done(2, 'granted', MODE.CR, { ...N2, lvb: 'aa' });
   assert.deepEqual(found, []);
 });
 

@@ -202,14 +202,27 @@ export class DlmLvbChecker implements Checker {
     if ((flags & LKF.IVVALBLK) !== 0) next = invalidated;
     else if ((flags & LKF.VALBLK) !== 0 && lvb !== null) next = () => new Set([state(lvb, true)]);
     else return;
-    this.change(res, certain ? next : (s) => new Set([...s, ...next(s)]));
+    this.change(res, next, certain);
   }
 
-  private change(res: string, f: (s: Set<string>) => Set<string>): void {
+  /**
+   * Applies a write: a `certain` one (a holder's) starts a new state, the old one kept as `prev`;
+   * one that may or may not happen (nor when) widens both `prev` and the current states.
+   */
+  private change(res: string, f: (s: Set<string>) => Set<string>, certain: boolean): void {
     const r = this.res(res);
-    r.prev = r.states;
-    r.states = f(r.states);
-    if (r.pendingInvalid.size > 0) r.states = new Set([...r.states, ...invalidated(r.states)]);
+    const widen = (s: Set<string>): Set<string> => new Set([...s, ...f(s)]);
+    if (certain) {
+      r.prev = r.states;
+      r.states = f(r.states);
+    } else {
+      r.prev = widen(r.prev);
+      r.states = widen(r.states);
+    }
+    if (r.pendingInvalid.size > 0) {
+      r.prev = new Set([...r.prev, ...invalidated(r.prev)]);
+      r.states = new Set([...r.states, ...invalidated(r.states)]);
+    }
     for (const l of this.locks.values()) if (l.res === res && l.op !== null) for (const s of r.states) l.op.seen.add(s);
   }
 

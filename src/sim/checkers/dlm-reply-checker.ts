@@ -119,7 +119,7 @@ export class DlmReplyChecker implements Checker {
   private readonly sessions = new Map<string, 'open' | 'closed'>();
   private readonly open = new Map<number, DlmCall>();
   /** Figures for the stats. */
-  readonly counts = { calls: 0, refused: 0, completions: 0, basts: 0 };
+  readonly counts = { calls: 0, refused: 0, completions: 0, basts: 0, deadlocks: 0, demoted: 0, altmode: 0 };
 
   constructor(private readonly violation: (message: string) => void) {}
 
@@ -320,6 +320,9 @@ export class DlmReplyChecker implements Checker {
       return;
     }
     l.ops.splice(0, op === first ? 1 : 2);
+    if (d.status === 'deadlock') this.counts.deadlocks++;
+    if (has(d.sbflags, SBF.DEMOTED)) this.counts.demoted++;
+    if (has(d.sbflags, SBF.ALTMODE)) this.counts.altmode++;
     if (d.status === 'cancelled' || d.status === 'timeout') l.cancelUnseen = false;
     l.granted = d.mode;
     if (d.status === 'granted') l.grantUs = d.timeUs;

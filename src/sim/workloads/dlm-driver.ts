@@ -1,7 +1,8 @@
 /**
  * The `dlm` workload's clients, in the manner of Linux's `dlmtest`/`dlmtest2` random stress: on
  * every node, once it joined lockspace `ls`, `clientsPerNode` sessions each run a little program
- * drawing random operations on `resources` resources (`r0`..) in all six modes:
+ * drawing random operations on `resources` resources (`r0`..; half of the new requests on the
+ * first four, so conversions meet and deadlock) in all six modes:
  *
  * - new requests: plain, NOQUEUE (some with NOQUEUEBAST), TIMEOUT (50-2000 ms), ALTPR/ALTCW,
  *   EXPEDITE (NL), VALBLK; most ask for blocking notifications;
@@ -15,8 +16,9 @@
  *   lock that does not exist), whose synchronous refusal the reply checker expects.
  *
  * A client keeps at most one operation per lock in flight (plus a cancel or a FORCEUNLOCK) and
- * otherwise follows the API's rules. A holder told it blocks someone (a bast) releases soon: it
- * unlocks, or converts down to a mode compatible with the blocked one. Some grants are "sticky":
+ * otherwise follows the API's rules. A holder told it blocks someone (a bast) mostly releases
+ * soon: it unlocks, or converts down to a mode compatible with the blocked one (a third of the
+ * time it leaves that to its random program, which may convert up meanwhile: deadlocks). Some grants are "sticky":
  * the random program leaves them alone, and only a bast (or `stickyHoldMs`) releases them, so a
  * lost bast shows as a waiter stuck behind a holder (the wake-up checker's notification rule).
  *
@@ -38,6 +40,9 @@ import { LKF, MODE, type LockMode } from '../../dlm/lock-types.js';
 import type { DriverContext } from '../workload.js';
 import { DLM_CLIENT_EVENT, lvbText, type DlmOp } from '../checkers/dlm-events.js';
 import type { ClusterSimNode } from './cluster-program.js';
+
+/** Resources `r0`.. that half of the new requests go to (see `DlmDriver.resource`). */
+const HOT_RESOURCES = 4;
 
 /** The lockspace every client uses. */
 export const DLM_SIM_LOCKSPACE = 'ls';
@@ -288,7 +293,7 @@ export class DlmDriver {
       });
       return;
     }
-    l.sticky = mode !== wasGranted && c.prng.chance(0.4);
+    l.sticky = mode !== wasGranted && c.prng.chance(0.25);
     if (l.sticky)
       this.ctx.after(this.options.stickyHoldMs, () => {
         if (l.sticky && c.locks.get(lkid) === l) l.sticky = false;
@@ -299,6 +304,9 @@ export class DlmDriver {
   private onBast(c: Client, lkid: number, mode: LockMode): void {
     const l = c.locks.get(lkid);
     if (l === undefined) return;
+    // A third of the notifications are left to the random program (a holder busy elsewhere), so
+    // holders also convert up while others wait: conversion deadlocks.
+    if (!l.sticky && c.prng.chance(0.35)) return;
     this.ctx.after(c.prng.int(1, 40), () => {
       if (c.locks.get(lkid) !== l || l.busy || l.unlocking || l.granted === null) return;
       l.sticky = false;
@@ -328,8 +336,8 @@ export class DlmDriver {
     else if (roll < 0.2 && waiting.length > 0) this.cancel(c, p.pick(waiting));
     else if (roll < 0.6 && idle.length > 0) {
       const l = p.pick(idle);
-      if (p.chance(0.5)) this.unlock(c, l);
-      else this.convert(c, l, p.int(0, 6) as LockMode, this.conversionFlags(p));
+      if (p.chance(0.4)) this.unlock(c, l);
+      else this.convert(c, l, this.conversionTarget(p), this.conversionFlags(p));
     } else if (c.locks.size < this.options.locksPerClientMax) this.request(c);
   }
 
@@ -349,7 +357,7 @@ export class DlmDriver {
       timeoutMs = p.int(50, 2001);
     } else if (mode === MODE.NL && p.chance(0.2)) flags |= LKF.EXPEDITE;
     if (mode !== MODE.PR && mode !== MODE.CW && p.chance(0.1)) flags |= p.chance(0.5) ? LKF.ALTPR : LKF.ALTCW;
-    const res = `r${p.int(0, this.options.resources)}`;
+    const res = this.resource(p);
     const bast = p.chance(0.8);
     this.invoke(
       c,
@@ -373,6 +381,19 @@ export class DlmDriver {
           });
       },
     );
+  }
+
+  /**
+   * A resource for a new request: half of them go to the first `HOT_RESOURCES`, so holders meet
+   * on a resource often enough for conversion deadlocks (and CONVDEADLK demotions) to happen.
+   */
+  private resource(p: Prng): string {
+    return `r${p.chance(0.5) ? p.int(0, HOT_RESOURCES) : p.int(0, this.options.resources)}`;
+  }
+
+  /** A conversion's target: often PW or EX (two shared holders converting up deadlock), else any mode. */
+  private conversionTarget(p: Prng): LockMode {
+    return p.chance(0.4) ? p.pick([MODE.PW, MODE.EX] as LockMode[]) : (p.int(0, 6) as LockMode);
   }
 
   private conversionFlags(p: Prng): number {
