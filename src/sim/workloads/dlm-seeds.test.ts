@@ -1,6 +1,6 @@
 // Proves the dlm workload (random dlmtest-style clients of the DLM) survives a batch of random
 // seeds with zero violations: COHORT_SIM_SEEDS seeds (default 200, each a 20 s fault phase plus
-// the liveness phase; measured about 50 s on one core) from a printed base seed
+// the liveness phase; measured 40-60 s on one shared core) from a printed base seed
 // (COHORT_SIM_BASE_SEED to rerun), plus the seeds that revealed DLM bugs, on worker threads (at
 // most COHORT_SIM_WORKERS, default 1). Each failing seed is printed with the command that
 // replays it. COHORT_SIM_SKIP_BATCHES=1 skips it.
