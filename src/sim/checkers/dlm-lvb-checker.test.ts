@@ -3,7 +3,8 @@
 // IVVALBLK unlock and a PW/EX holder's session closing mark it invalid (the bytes stay); a CR
 // reader overlapping a PW writer may see the value before the write; a close whose request to EX
 // was still in flight may or may not have invalidated it (and does not hide the state before a
-// write still in flight from a CR reader). Caught: a PR reader seeing an older
+// write still in flight from a CR reader); an NL reader may read before both writes of one
+// holder still in flight. Caught: a PR reader seeing an older
 // value, a reader not told the block is invalid, and a reader told so when it is valid.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -79,6 +80,18 @@ test('a close that may invalidate does not hide the state before a write in flig
   // A CR reader at the master, which has not seen the write yet, reads 'aa'.
   feed.lock(2, 'r', MODE.CR, LKF.VALBLK, N2);
   feed.done(2, 'granted', MODE.CR, { ...N2, lvb: 'aa' });
+  assert.deepEqual(found, []);
+});
+
+test('an NL reader may read before both writes of one holder still in flight (seed 3492098338)', () => {
+  const { feed, found } = rig();
+  write(feed, 10, 'aa');
+  feed.lock(11, 'r', MODE.EX);
+  feed.done(11, 'granted', MODE.EX);
+  feed.call('convert', { res: 'r', lkid: 11, mode: MODE.PW, flags: LKF.VALBLK, lvb: 'bb' });
+  feed.call('unlock', { res: 'r', lkid: 11, flags: LKF.VALBLK, lvb: 'cc' });
+  feed.lock(2, 'r', MODE.NL, LKF.VALBLK, N2);
+  feed.done(2, 'granted', MODE.NL, { ...N2, lvb: 'aa' });
   assert.deepEqual(found, []);
 });
 

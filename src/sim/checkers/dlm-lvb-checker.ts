@@ -17,7 +17,9 @@
  * block is in at its completion. A reader granted NL or CR may overlap a PW writer: it may see
  * any state the block passed through between its call and its completion, and also the state
  * before the last write sent before its call (that write may reach the master after the read;
- * the one before it cannot: its writer's successor was granted only after it was applied).
+ * the one before it cannot: its writer's successor was granted only after it was applied), or
+ * before all of the last writer's writes (its down-conversion and its unlock may both be in
+ * flight).
  */
 import { LKF, MODE, SBF, type LockMode } from '../../dlm/lock-types.js';
 import { lvbAction } from '../../dlm/lock-modes.js';
@@ -56,6 +58,8 @@ interface Res {
    * are in order (and a new master means the old one dropped the resource with every lock).
    */
   readonly pendingInvalid: Map<number, number>;
+  /** The lock that made the last certain write. */
+  lastWriter: string | null;
   live: number;
   emptySinceUs: number;
 }
@@ -128,6 +132,7 @@ export class DlmLvbChecker implements Checker {
         states: new Set([NONE_VALID]),
         prev: new Set([NONE_VALID]),
         pendingInvalid: new Map(),
+        lastWriter: null,
         live: 0,
         emptySinceUs: -1,
       };
@@ -171,7 +176,7 @@ export class DlmLvbChecker implements Checker {
           seen: new Set([...r.prev, ...r.states]),
           callUs: c.timeUs,
         };
-        if (lvbAction(l.granted, c.mode as LockMode) === 'write') this.write(l.res, c.flags, c.lvb, true);
+        if (lvbAction(l.granted, c.mode as LockMode) === 'write') this.write(l, c.flags, c.lvb, true);
         return;
       }
       case 'unlock': {
@@ -179,7 +184,7 @@ export class DlmLvbChecker implements Checker {
         if (l === undefined || !l.live || (c.flags & LKF.CANCEL) !== 0) return;
         const modes = possibleModes(l);
         const high = modes.filter((m) => m !== null && m >= MODE.PW).length;
-        if (high > 0) this.write(l.res, c.flags | (l.flags & LKF.VALBLK), c.lvb, high === modes.length);
+        if (high > 0) this.write(l, c.flags | (l.flags & LKF.VALBLK), c.lvb, high === modes.length);
         this.end(l, c.timeUs);
         return;
       }
@@ -188,7 +193,7 @@ export class DlmLvbChecker implements Checker {
           if (l.session !== sk || !l.live) continue;
           const modes = possibleModes(l);
           const high = modes.filter((m) => m !== null && m >= MODE.PW).length;
-          if (high > 0) this.write(l.res, LKF.IVVALBLK, null, high === modes.length);
+          if (high > 0) this.write(l, LKF.IVVALBLK, null, high === modes.length);
           if (high > 0 && high < modes.length) this.res(l.res).pendingInvalid.set(c.node, c.timeUs);
           this.end(l, c.timeUs);
         }
@@ -197,23 +202,26 @@ export class DlmLvbChecker implements Checker {
   }
 
   /** A write (or invalidation) of `res`'s block by a PW/EX holder; `certain` false when it may not have happened. */
-  private write(res: string, flags: number, lvb: string | null, certain: boolean): void {
+  private write(l: Lk, flags: number, lvb: string | null, certain: boolean): void {
     let next: (s: Set<string>) => Set<string>;
     if ((flags & LKF.IVVALBLK) !== 0) next = invalidated;
     else if ((flags & LKF.VALBLK) !== 0 && lvb !== null) next = () => new Set([state(lvb, true)]);
     else return;
-    this.change(res, next, certain);
+    this.change(l.res, next, certain ? l.key : null);
   }
 
   /**
-   * Applies a write: a `certain` one (a holder's) starts a new state, the old one kept as `prev`;
-   * one that may or may not happen (nor when) widens both `prev` and the current states.
+   * Applies a write: a certain one (by holder `writer`) starts a new state, the old one kept as
+   * `prev` (or added to it, when the same holder wrote last: a down-conversion and then the
+   * unlock may both be in flight); one that may or may not happen (nor when, `writer` null)
+   * widens both `prev` and the current states.
    */
-  private change(res: string, f: (s: Set<string>) => Set<string>, certain: boolean): void {
+  private change(res: string, f: (s: Set<string>) => Set<string>, writer: string | null): void {
     const r = this.res(res);
     const widen = (s: Set<string>): Set<string> => new Set([...s, ...f(s)]);
-    if (certain) {
-      r.prev = r.states;
+    if (writer !== null) {
+      r.prev = writer === r.lastWriter ? new Set([...r.prev, ...r.states]) : r.states;
+      r.lastWriter = writer;
       r.states = f(r.states);
     } else {
       r.prev = widen(r.prev);
