@@ -4,7 +4,8 @@
 // reader overlapping a PW writer may see the value before the write; a close whose request to EX
 // was still in flight may or may not have invalidated it (and does not hide the state before a
 // write still in flight from a CR reader); an NL reader may read before both writes of one
-// holder still in flight. Caught: a PR reader seeing an older
+// holder still in flight; a resource its master may have tossed (idle for the toss time, an
+// ungranted request not counting) has no block. Caught: a PR reader seeing an older
 // value, a reader not told the block is invalid, and a reader told so when it is valid.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -93,6 +94,26 @@ test('an NL reader may read before both writes of one holder still in flight (se
   feed.lock(2, 'r', MODE.NL, LKF.VALBLK, N2);
   feed.done(2, 'granted', MODE.NL, { ...N2, lvb: 'aa' });
   assert.deepEqual(found, []);
+});
+
+test('a resource idle at its master for the toss time may have lost its block (seed 2855303760)', () => {
+  for (const [gapMs, ok] of [
+    [1_200, true],
+    [800, false],
+  ] as const) {
+    const found: string[] = [];
+    const feed = new DlmFeed([new DlmLvbChecker({ resetGapMs: 1_000 }, (m) => found.push(m))]);
+    write(feed, 10, 'aa');
+    // A request that never got a grant (cancelled) may never have reached the master.
+    feed.wait(gapMs / 2);
+    feed.lock(1, 'r', MODE.EX, LKF.VALBLK, N2);
+    feed.call('cancel', { res: 'r', lkid: 1 }, 'ok', N2);
+    feed.done(1, 'cancelled', null, N2);
+    feed.wait(gapMs / 2);
+    feed.lock(2, 'r', MODE.PR, LKF.VALBLK, N2);
+    feed.done(2, 'granted', MODE.PR, { ...N2, lvb: '-' });
+    assert.equal(found.length, ok ? 0 : 1, `gap ${gapMs} ms: ${found.join('; ')}`);
+  }
 });
 
 test('a PR reader seeing an older value is caught', () => {

@@ -9,9 +9,11 @@
  * order of those calls is the order of the writes. Per resource the checker keeps the set of
  * states (bytes or none, valid or not) the block may be in; a set, because some events leave a
  * choice: a session closed while its request or up-conversion to PW/EX was in flight (the master
- * may or may not have granted it before the close's unlock), and a resource left without locks
- * for `resetGapMs` (its master may have dropped it after the toss time, and a new master starts
- * with no block).
+ * may or may not have granted it before the close's unlock), and a resource that may have
+ * been without locks at its master for `resetGapMs` (the master may have dropped it after the
+ * toss time, and a new master starts with no block). The master surely holds a lock from its
+ * first `granted` completion until its unlock is sent (or its session closed); outside those
+ * intervals it may hold nothing (a request that never got a grant may never have reached it).
  *
  * A reader granted CW or higher cannot overlap a writer, so it must see one of the states the
  * block is in at its completion. A reader granted NL or CR may overlap a PW writer: it may see
@@ -44,6 +46,8 @@ interface Lk {
   flags: number;
   op: Op | null;
   live: boolean;
+  /** Granted at least once: its master surely holds it until it is released. */
+  occupying: boolean;
 }
 
 interface Res {
@@ -60,8 +64,10 @@ interface Res {
   readonly pendingInvalid: Map<number, number>;
   /** The lock that made the last certain write. */
   lastWriter: string | null;
-  live: number;
-  emptySinceUs: number;
+  /** Locks surely held at the master now (see the module comment). */
+  occupied: number;
+  /** Since when no lock is surely held, µs (-1: never held one). */
+  freeSinceUs: number;
 }
 
 const NONE_VALID = state(null, true);
@@ -106,6 +112,7 @@ export class DlmLvbChecker implements Checker {
         const pending = this.res(l.res).pendingInvalid;
         const since = pending.get(d.node);
         if (op !== null && since !== undefined && op.callUs > since) pending.delete(d.node);
+        if (d.status === 'granted' && !l.occupying) this.occupy(l, d.timeUs);
         if (d.mode === null) this.end(l, d.timeUs);
         if (op === null || d.status !== 'granted' || d.mode === null || (op.flags & LKF.VALBLK) === 0) return;
         const from = (d.sbflags & SBF.DEMOTED) !== 0 ? MODE.NL : op.from;
@@ -133,8 +140,8 @@ export class DlmLvbChecker implements Checker {
         prev: new Set([NONE_VALID]),
         pendingInvalid: new Map(),
         lastWriter: null,
-        live: 0,
-        emptySinceUs: -1,
+        occupied: 0,
+        freeSinceUs: -1,
       };
       this.resources.set(name, r);
     }
@@ -149,11 +156,17 @@ export class DlmLvbChecker implements Checker {
         return;
       case 'lock': {
         const r = this.res(c.res);
-        if (r.live === 0 && r.emptySinceUs >= 0 && c.timeUs - r.emptySinceUs >= this.options.resetGapMs * 1000)
-          for (const set of [r.prev, r.states]) set.add(NONE_VALID); // not a write: the state before the last write stays
-        r.live++;
         const key = lockKey(c.node, lkid);
-        const l: Lk = { key, res: c.res, session: sk, granted: null, flags: c.flags, op: null, live: true };
+        const l: Lk = {
+          key,
+          res: c.res,
+          session: sk,
+          granted: null,
+          flags: c.flags,
+          op: null,
+          live: true,
+          occupying: false,
+        };
         l.op = {
           from: null,
           to: c.mode as LockMode,
@@ -234,14 +247,28 @@ export class DlmLvbChecker implements Checker {
     for (const l of this.locks.values()) if (l.res === res && l.op !== null) for (const s of r.states) l.op.seen.add(s);
   }
 
+  /** `l`'s first grant: the master surely holds it; if it may have been idle long enough, it may have tossed the block. */
+  private occupy(l: Lk, timeUs: number): void {
+    l.occupying = true;
+    const r = this.res(l.res);
+    if (r.occupied === 0 && r.freeSinceUs >= 0 && timeUs - r.freeSinceUs >= this.options.resetGapMs * 1000) {
+      // Not a write: the state before the last write stays possible too.
+      for (const set of [r.prev, r.states]) set.add(NONE_VALID);
+      for (const other of this.locks.values())
+        if (other.res === l.res && other.op !== null) other.op.seen.add(NONE_VALID);
+    }
+    r.occupied++;
+  }
+
   private end(l: Lk, timeUs: number): void {
     if (!l.live) return;
     l.live = false;
     l.op = null;
     this.locks.delete(l.key); // later events of an ended lock change nothing here
+    if (!l.occupying) return;
     const r = this.res(l.res);
-    r.live--;
-    if (r.live === 0) r.emptySinceUs = timeUs;
+    r.occupied--;
+    if (r.occupied === 0) r.freeSinceUs = timeUs;
   }
 }
 

@@ -64,11 +64,10 @@ const BAST_BOUND_MS = 4_000;
 /** A sticky grant is released after this long without a bast (longer than `BAST_BOUND_MS`). */
 const STICKY_HOLD_MS = 8_000;
 /**
- * The value-block checker allows for a tossed resource (no block) after a gap without locks of
- * this much less than the toss time: a request may reach the master late (lookup, loss, a clog),
- * and the master's clock drifts and ticks.
+ * The value-block checker allows for a tossed resource (no block) after its master may have been
+ * idle for the toss time less this: clock drift (at most 5 %) and one 50 ms tick.
  */
-const TOSS_SLACK_MS = 2_500;
+const tossGapMs = (tossMs: number): number => Math.max(0, Math.floor(tossMs * 0.94) - 100);
 
 function drawNodes(ids: readonly NodeId[]): MemberNodeSpec[] {
   return ids.map((id) => ({ nodeId: id, name: `n${id}`, address: `10.0.0.${id}:7400`, votes: 1, role: 'voter' }));
@@ -118,7 +117,7 @@ function create(setup: WorkloadSetup): WorkloadRun<ChannelMessage, ClusterSimNod
   const replies = new DlmReplyChecker((m) => {
     setup.violation('dlm-replies', m);
   });
-  const lvb = new DlmLvbChecker({ resetGapMs: Math.max(0, tossMs * 0.9 - TOSS_SLACK_MS) }, (m) => {
+  const lvb = new DlmLvbChecker({ resetGapMs: tossGapMs(tossMs) }, (m) => {
     setup.violation('dlm-lvb', m);
   });
   const wakeup = new DlmWakeupChecker(replies, { boundMs: LIVENESS_BOUND_MS, bastBoundMs: BAST_BOUND_MS }, (m) => {
