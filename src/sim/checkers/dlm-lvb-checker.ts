@@ -112,7 +112,7 @@ export class DlmLvbChecker implements Checker {
         const pending = this.res(l.res).pendingInvalid;
         const since = pending.get(d.node);
         if (op !== null && since !== undefined && op.callUs > since) pending.delete(d.node);
-        if (d.status === 'granted' && !l.occupying) this.occupy(l, d.timeUs);
+        if (d.status === 'granted' && !l.occupying) this.occupy(l, d.timeUs, op);
         if (d.mode === null) this.end(l, d.timeUs);
         if (op === null || d.status !== 'granted' || d.mode === null || (op.flags & LKF.VALBLK) === 0) return;
         const from = (d.sbflags & SBF.DEMOTED) !== 0 ? MODE.NL : op.from;
@@ -248,7 +248,7 @@ export class DlmLvbChecker implements Checker {
   }
 
   /** `l`'s first grant: the master surely holds it; if it may have been idle long enough, it may have tossed the block. */
-  private occupy(l: Lk, timeUs: number): void {
+  private occupy(l: Lk, timeUs: number, op: Op | null): void {
     l.occupying = true;
     const r = this.res(l.res);
     if (r.occupied === 0 && r.freeSinceUs >= 0 && timeUs - r.freeSinceUs >= this.options.resetGapMs * 1000) {
@@ -256,6 +256,7 @@ export class DlmLvbChecker implements Checker {
       for (const set of [r.prev, r.states]) set.add(NONE_VALID);
       for (const other of this.locks.values())
         if (other.res === l.res && other.op !== null) other.op.seen.add(NONE_VALID);
+      op?.seen.add(NONE_VALID); // the reader's own operation, already taken off its lock
     }
     r.occupied++;
   }
