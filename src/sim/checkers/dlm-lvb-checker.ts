@@ -84,6 +84,7 @@ export class DlmLvbChecker implements Checker {
   private readonly open = new Map<number, DlmCall>();
   /** Reads judged (for the stats). */
   reads = 0;
+  private nowUs = 0;
 
   constructor(
     private readonly options: { readonly resetGapMs: number },
@@ -93,6 +94,7 @@ export class DlmLvbChecker implements Checker {
   observe(e: SimEvent): void {
     const d = parseDlmEvent(e);
     if (d === null) return;
+    this.nowUs = e.timeUs;
     switch (d.kind) {
       case 'call':
         this.open.set(d.node, d);
@@ -112,7 +114,7 @@ export class DlmLvbChecker implements Checker {
         const pending = this.res(l.res).pendingInvalid;
         const since = pending.get(d.node);
         if (op !== null && since !== undefined && op.callUs > since) pending.delete(d.node);
-        if (d.status === 'granted' && !l.occupying) this.occupy(l, d.timeUs, op);
+        if (d.status === 'granted' && !l.occupying) this.occupy(l, op);
         if (d.mode === null) this.end(l, d.timeUs);
         if (op === null || d.status !== 'granted' || d.mode === null || (op.flags & LKF.VALBLK) === 0) return;
         const from = (d.sbflags & SBF.DEMOTED) !== 0 ? MODE.NL : op.from;
@@ -230,6 +232,7 @@ export class DlmLvbChecker implements Checker {
    * widens both `prev` and the current states.
    */
   private change(res: string, f: (s: Set<string>) => Set<string>, writer: string | null): void {
+    this.tossIfIdle(res);
     const r = this.res(res);
     const widen = (s: Set<string>): Set<string> => new Set([...s, ...f(s)]);
     if (writer !== null) {
@@ -247,18 +250,25 @@ export class DlmLvbChecker implements Checker {
     for (const l of this.locks.values()) if (l.res === res && l.op !== null) for (const s of r.states) l.op.seen.add(s);
   }
 
-  /** `l`'s first grant: the master surely holds it; if it may have been idle long enough, it may have tossed the block. */
-  private occupy(l: Lk, timeUs: number, op: Op | null): void {
+  /** `l`'s first grant: its master surely holds it from now on. */
+  private occupy(l: Lk, op: Op | null): void {
     l.occupying = true;
     const r = this.res(l.res);
-    if (r.occupied === 0 && r.freeSinceUs >= 0 && timeUs - r.freeSinceUs >= this.options.resetGapMs * 1000) {
-      // Not a write: the state before the last write stays possible too.
-      for (const set of [r.prev, r.states]) set.add(NONE_VALID);
-      for (const other of this.locks.values())
-        if (other.res === l.res && other.op !== null) other.op.seen.add(NONE_VALID);
-      op?.seen.add(NONE_VALID); // the reader's own operation, already taken off its lock
-    }
+    this.tossIfIdle(l.res, op);
     r.occupied++;
+  }
+
+  /**
+   * If `res`'s master may have been idle for the toss time by now, it may have dropped the block:
+   * no block becomes possible (not a write: the state before the last write stays possible too),
+   * for the pending operations as well (and `op`, a reader's own, already taken off its lock).
+   */
+  private tossIfIdle(res: string, op: Op | null = null): void {
+    const r = this.res(res);
+    if (r.occupied > 0 || r.freeSinceUs < 0 || this.nowUs - r.freeSinceUs < this.options.resetGapMs * 1000) return;
+    for (const set of [r.prev, r.states]) set.add(NONE_VALID);
+    for (const other of this.locks.values()) if (other.res === res && other.op !== null) other.op.seen.add(NONE_VALID);
+    op?.seen.add(NONE_VALID);
   }
 
   private end(l: Lk, timeUs: number): void {

@@ -33,11 +33,12 @@ const CLEAN_SEEDS = [1, 2, 3, 4, 5, 6];
  * hold the cases themselves. With today's draws: a close that may invalidate hid the state
  * before a write still in flight from an NL/CR reader (1793526655, 3454160260); a holder's
  * down-conversion and unlock both in flight (3492098338); a toss after an idle spell broken
- * only by a request that never reached the master (2855303760). Replayed every run all the same.
+ * only by a request that never reached the master (2855303760); a toss before an invalidation
+ * by a close, with no grant in between (4261304978). Replayed every run all the same.
  */
 const REGRESSION_SEEDS: readonly number[] = [
   172, 374150725, 3449636879, 850961083, 2265149510, 3492049582, 2035406170, 1052653411, 1793526655, 3454160260,
-  3492098338, 2855303760,
+  3492098338, 2855303760, 4261304978,
 ];
 
 const run = (seed: number, canary?: string, faultPhaseMs?: number): SimResult =>
