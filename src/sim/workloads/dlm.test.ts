@@ -13,9 +13,8 @@ import { DLM_WORKLOAD_CANARIES, dlmWorkload } from './dlm.js';
 
 /**
  * Seeds within which each canary must be caught by its checker. Measured over seeds 1-10:
- * grant-incompatible 1, 6, 7, 9, 10; drop-bast 1, 2, 5-10; forget-closed-session 1, 7, 8 (at the
- * other seeds dlm-lvb reports it first: the closed PW/EX holder never invalidated the value
- * block, and a run stops at its first violation).
+ * grant-incompatible 1, 6, 7, 9, 10; drop-bast 1, 2, 5-10; forget-closed-session 1-10 (with the
+ * simulator's `liveness` verdict beside it).
  */
 const CANARY_SEED_BUDGET = 10;
 const CLEAN_SEEDS = [1, 2, 3, 4, 5, 6];
