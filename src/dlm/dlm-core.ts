@@ -27,6 +27,7 @@ import {
 import type { DlmMessage } from './dlm-message.js';
 import { validateLock, validateUnlock } from './lock-flags.js';
 import { LKF, type LockMode } from './lock-types.js';
+import { quecvtAllowed } from './lock-modes.js';
 import { CLOSE_UNLOCK_FLAGS, LocalLock, Lockspace, type LocalCompletion, type LockspaceMember } from './lockspace.js';
 
 /** Stable codes of a refused lock call (the call's error; an accepted call's outcome comes as a completion). */
@@ -52,6 +53,17 @@ export class DlmError extends Error {
     this.name = 'DlmError';
   }
 }
+
+/**
+ * Planted bugs, for the simulator's `dlm` workload only (docs/simulator.md), each proving that a
+ * checker bites: `grant-incompatible` (the resource engine ignores the granted modes of converting
+ * locks, `ResourceCanary`), `drop-bast` (a master never sends a blocking notification to another
+ * node), `forget-closed-session` (closing a session leaves its locks in place).
+ */
+export type DlmCanary = 'grant-incompatible' | 'drop-bast' | 'forget-closed-session';
+
+/** Every `DlmCanary`. */
+export const DLM_CANARIES: readonly DlmCanary[] = ['grant-incompatible', 'drop-bast', 'forget-closed-session'];
 
 /** What a session is told. */
 export type DlmEvent =
@@ -99,6 +111,7 @@ export class DlmCore {
     incarnation: Incarnation,
     private readonly port: DlmCorePort,
     private readonly tossMs: number = DLM_TOSS_MS,
+    private readonly canary: DlmCanary | null = null,
   ) {
     assert(incarnation < 2 ** 20, 'lock ids need incarnations below 2^20');
     this.nextLkid = incarnation * LKID_COUNTER_SPAN + 1;
@@ -138,6 +151,7 @@ export class DlmCore {
         departedSafe: (node, incarnation) => this.port.departedSafe(node, incarnation),
       },
       this.tossMs,
+      this.canary,
     );
     this.spaces.set(name, ls);
     return ok(ls);
@@ -176,6 +190,8 @@ export class DlmCore {
    */
   closeSession(session: number): void {
     if (!this.sessions.delete(session)) return;
+    // CANARY (simulator only): the closed session's locks stay held, waiters wait forever.
+    if (this.canary === 'forget-closed-session') return;
     for (const ls of this.spaces.values())
       for (const lock of [...ls.locks.values()]) {
         if (lock.session !== session) continue;
@@ -247,6 +263,10 @@ export class DlmCore {
     if (bad !== null) return err(new DlmError('INVALID', bad));
     if (lock.op !== null || lock.granted === null)
       return err(new DlmError('BUSY', `lock ${lkid} has an operation in flight; wait for its completion`));
+    // Linux refuses this from the call (-EINVAL, research/dlm.md 1.4); the node knows the granted
+    // mode, so the caller learns it here and not as an `again` completion from the master.
+    if ((all & LKF.QUECVT) !== 0 && !quecvtAllowed(lock.granted, mode))
+      return err(new DlmError('INVALID', `QUECVT is only for an upward conversion, not ${lock.granted} to ${mode}`));
     const backpressure = this.backpressure(ls, lock.name);
     if (backpressure !== null) return err(backpressure);
     lock.op = { kind: 'convert', mode, flags: all };

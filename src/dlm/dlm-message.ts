@@ -100,6 +100,8 @@ export type DlmMessage =
       readonly t: 'refused';
       readonly ls: string;
       readonly lkid: number;
+      /** The refused operation (a cancel's refusal must not be taken for its request's). */
+      readonly op: DlmOpKind;
       readonly code: DlmRefusal;
       readonly message: string;
     };
@@ -182,6 +184,7 @@ export function validateDlmMessage(value: unknown, path = 'DlmMessage'): DlmMess
       t: 'refused',
       ls: ls(r),
       lkid: r.int('lkid', 1, LKID_MAX),
+      op: r.enum('op', DLM_OP_KINDS),
       code: r.enum('code', DLM_REFUSALS),
       message: r.string('message', REFUSAL_MESSAGE_MAX),
     }),

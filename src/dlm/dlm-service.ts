@@ -19,7 +19,7 @@ import type { MembershipService } from '../membership/membership-service.js';
 import type { RecoveryService, RecoveryStart } from '../recovery/recovery-service.js';
 import type { ChannelSpec, NodeService, PeerChannel, ServiceContext } from '../runtime/node-service.js';
 import { msgpackCodec } from '../transport/message-codec.js';
-import { DlmCore, DlmError, type DlmEvent } from './dlm-core.js';
+import { DlmCore, DlmError, type DlmCanary, type DlmEvent } from './dlm-core.js';
 import { validateDlmMessage, type DlmMessage } from './dlm-message.js';
 import { registerDlmApi } from './dlm-handlers.js';
 import { ReliableLinks, linkFrameValidator, linkOptions, type LinkFrame } from './reliable-link.js';
@@ -58,6 +58,8 @@ export interface DlmServiceOptions {
   readonly tossMs?: number;
   /** Resend unacknowledged link frames after this long, ms (default 50). */
   readonly retransmitMs?: number;
+  /** A planted bug, for the simulator only (`DlmCanary`); never set outside the simulator. */
+  readonly canary?: DlmCanary;
 }
 
 /** A session event listener (the API's session stream, or an embedded caller). */
@@ -126,6 +128,7 @@ export class DlmService implements NodeService {
         departedSafe: (node, incarnation) => this.departedSafe(node, incarnation),
       },
       this.opts.tossMs,
+      this.opts.canary ?? null,
     );
   }
 

@@ -27,6 +27,8 @@ export class LocalLock {
   master: NodeId | null = null;
   /** The caller's value block for the operation (convert, unlock), or null. */
   lvb: Uint8Array | null = null;
+  /** The status the pending cancel ends the operation with (`timeout` for a TIMEOUT cancel). */
+  cancelStatus: 'cancelled' | 'timeout' = 'cancelled';
   /** An operation issued during a lockspace recovery, not sent yet (dispatched when it ends), or null. */
   deferred: {
     readonly kind: 'request' | 'convert' | 'unlock' | 'cancel';

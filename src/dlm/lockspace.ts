@@ -40,6 +40,7 @@ import {
 } from './lock-types.js';
 import { Resource, type ResourceDump } from './resource.js';
 import { directoryNode, type LocalLock, type LockspaceMember } from './local-lock.js';
+import type { DlmCanary } from './dlm-core.js';
 
 export { directoryNode, LocalLock, type LockspaceMember } from './local-lock.js';
 
@@ -112,6 +113,8 @@ export class Lockspace {
     private readonly lvbLen: number,
     private readonly port: LockspacePort,
     private readonly tossMs: number = DLM_TOSS_MS,
+    /** A planted bug (simulator only; see `DlmCanary`). */
+    private readonly canary: DlmCanary | null = null,
   ) {}
 
   /** Whether this node is a member (it applied a view that lists it). */
@@ -382,7 +385,11 @@ export class Lockspace {
       this.deferred.push(lock);
       return;
     }
-    const master = this.masterOf(lock.name);
+    // Every operation but a new request follows the lock to the node its request went to: the
+    // name's cached master may have been dropped meanwhile (another lock met a stale master), and
+    // a cancel must chase its request, not start a lookup that sends the request again (found by
+    // the simulator's dlm workload, seed 3449636879).
+    const master = kind === 'request' ? this.masterOf(lock.name) : (lock.master ?? this.masterOf(lock.name));
     if (master === null) {
       // The master is not known yet: the operation waits for the lookup (only a new request can).
       lock.unsent = true;
@@ -396,6 +403,7 @@ export class Lockspace {
     }
     lock.unsent = false;
     lock.master = master;
+    if (kind === 'cancel') lock.cancelStatus = status;
     const op = lock.op;
     const m: Extract<DlmMessage, { t: 'op' }> = {
       t: 'op',
@@ -510,7 +518,7 @@ export class Lockspace {
   }
 
   private createResource(name: string): Resource {
-    const r = new Resource(name, this.lvbLen);
+    const r = new Resource(name, this.lvbLen, this.canary === 'grant-incompatible' ? { canary: this.canary } : {});
     this.resources.set(name, r);
     this.idleSince.set(name, -1);
     return r;
@@ -579,7 +587,7 @@ export class Lockspace {
         return;
       }
       case 'refused':
-        this.onRefused(m.lkid, m.code, m.message);
+        this.onRefused(m.lkid, m.op, m.code, m.message);
         return;
     }
   }
@@ -596,7 +604,7 @@ export class Lockspace {
     const r = this.resources.get(m.name);
     const ref = { node: from, lkid: m.lkid };
     if (r === undefined) {
-      this.refuse(from, m.lkid, 'not-master', `node ${this.self} does not master ${m.name}`);
+      this.refuse(from, m.lkid, m.op, 'not-master', `node ${this.self} does not master ${m.name}`);
       return;
     }
     const out = newEffects();
@@ -608,7 +616,7 @@ export class Lockspace {
           : m.op === 'unlock'
             ? r.unlock(ref, m.flags, m.lvb, out)
             : r.cancel(ref, m.status, out);
-    if (!res.ok) this.refuse(from, m.lkid, res.error.code, res.error.message);
+    if (!res.ok) this.refuse(from, m.lkid, m.op, res.error.code, res.error.message);
     else if (m.op === 'cancel' && res.value === false) {
       if (from === this.self) this.onMoot(m.lkid);
       else this.port.send(from, { t: 'moot', ls: this.name, lkid: m.lkid });
@@ -636,9 +644,15 @@ export class Lockspace {
     this.recovery?.recovered.add(name);
   }
 
-  private refuse(to: NodeId, lkid: number, code: Extract<DlmMessage, { t: 'refused' }>['code'], message: string): void {
-    if (to === this.self) this.onRefused(lkid, code, message);
-    else this.port.send(to, { t: 'refused', ls: this.name, lkid, code, message });
+  private refuse(
+    to: NodeId,
+    lkid: number,
+    op: DlmOpKind,
+    code: Extract<DlmMessage, { t: 'refused' }>['code'],
+    message: string,
+  ): void {
+    if (to === this.self) this.onRefused(lkid, op, code, message);
+    else this.port.send(to, { t: 'refused', ls: this.name, lkid, op, code, message });
   }
 
   /** Sends the completions and blocking notifications of `out` to their locks' nodes. */
@@ -660,7 +674,9 @@ export class Lockspace {
       if (b.ref.node === this.self) {
         const lock = this.locks.get(b.ref.lkid);
         if (lock?.session != null) this.port.bast(lock.session, lock.lkid, b.mode);
-      } else this.port.send(b.ref.node, { t: 'bast', ls: this.name, lkid: b.ref.lkid, mode: b.mode });
+      } else if (this.canary !== 'drop-bast')
+        // (CANARY `drop-bast`, simulator only: the notification to another node is never sent.)
+        this.port.send(b.ref.node, { t: 'bast', ls: this.name, lkid: b.ref.lkid, mode: b.mode });
     }
   }
 
@@ -684,12 +700,35 @@ export class Lockspace {
     if (lock !== undefined) lock.cancelling = false;
   }
 
-  private onRefused(lkid: number, code: string, message: string): void {
+  private onRefused(lkid: number, op: DlmOpKind, code: string, message: string): void {
     const lock = this.locks.get(lkid);
     if (lock === undefined) return;
-    if (code === 'not-master' && lock.op?.kind === 'request') {
+    if (op === 'cancel') {
+      // The cancel found no such lock at the node it went to: the operation it chased was refused
+      // there too (a stale master: handled below, with its own refusal) or already completed (its
+      // completion answers the caller). Either way the operation's own answer stands; the caller
+      // is told nothing more. (Found by the simulator's dlm workload, seed 172: a cancel refused
+      // by a stale master was reported as an `again` completion of the granted request.)
+      this.port.trace('dlm-cancel-refused', { ls: this.name, lkid, code, message });
+      return;
+    }
+    if (code === 'not-master' && op === 'request' && lock.op !== null) {
       // A stale master (it dropped the resource): look the name up again.
       if (this.masters.get(lock.name) === lock.master) this.masters.delete(lock.name);
+      if (lock.op.kind === 'unlock') {
+        // A FORCEUNLOCK overlapped the request and chases it to the stale master in vain: the
+        // request reached no master, so the unlock is done here (seed 374150725).
+        this.withdraw(lock);
+        this.onCompletion(lkid, { status: 'unlocked', mode: null, sbflags: 0, lvb: null });
+        return;
+      }
+      if (lock.cancelling) {
+        // The request reached no master, and its cancel chases it to the stale one in vain:
+        // cancel it here, as a request still waiting for its lookup is (DlmCore.cancel).
+        this.withdraw(lock);
+        this.onCompletion(lkid, { status: lock.cancelStatus, mode: null, sbflags: 0, lvb: null });
+        return;
+      }
       this.dispatch(lock, 'request');
       return;
     }

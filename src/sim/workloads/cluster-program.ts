@@ -32,6 +32,7 @@ import {
 } from '../../membership/index.js';
 import type { VotequorumOptions } from '../../quorum/index.js';
 import type { FenceTopology } from '../../fencing/fence-topology.js';
+import type { DlmServiceOptions } from '../../dlm/dlm-service.js';
 import {
   type CohortNode,
   createClusterNode,
@@ -79,6 +80,8 @@ export interface ClusterProgramSetup {
   readonly leaseOverstayMs?: number;
   /** The run's fence topology (`CohortNodeOptions.fencing`); absent: manual only. */
   readonly fencing?: FenceTopology;
+  /** DLM service options (`CohortNodeOptions.dlm`: the `dlm` workload's toss time and canary). */
+  readonly dlm?: DlmServiceOptions;
   /**
    * Recovery participants (`cluster-recovery-participant.ts`): every process registers one per
    * group in `groups`, answering as `profile` says; the leader evicts a member that owes a report
@@ -323,6 +326,7 @@ export function startClusterNode(env: NodeEnv<ChannelMessage>, setup: ClusterPro
     ...(setup.canary === undefined ? {} : { canary: setup.canary }),
     ...(setup.fencing === undefined ? {} : { fencing: { topology: setup.fencing } }),
     ...(setup.recovery === undefined ? {} : { recoveryMemberTimeoutMs: setup.recovery.memberTimeoutMs }),
+    ...(setup.dlm === undefined ? {} : { dlm: setup.dlm }),
     observer: {
       onMembershipApplied: (index, output) => {
         const change = traceEntryEvents(output?.events ?? 0);

@@ -10,6 +10,7 @@ import { runSimulation, type SimOptions, type SimResult } from '../simulation.js
 import { broadcastWorkload } from './broadcast.js';
 import { clusterWorkload, twoNodeWorkload } from './cluster.js';
 import { raftWorkload } from './raft.js';
+import { dlmWorkload } from './dlm.js';
 
 /** A workload with its message and instance types erased, ready to run a seed. */
 export interface WorkloadEntry {
@@ -34,6 +35,7 @@ export const WORKLOADS: readonly WorkloadEntry[] = [
   entry(clusterWorkload),
   entry(broadcastWorkload),
   entry(twoNodeWorkload),
+  entry(dlmWorkload),
 ];
 assert(
   WORKLOADS.map((w) => w.name).join() === WORKLOAD_NAMES.join(),
