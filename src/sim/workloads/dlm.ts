@@ -11,10 +11,12 @@
  *
  * Faults: the network's loss (up to 30 %), duplication, reordering and latency as drawn, and
  * brief clogs (mean 20-100 ms), with clock drift. **No crashes, pauses, partitions or disk
- * faults**, nothing that could change the lockspace's membership: DLM recovery after a member
- * fails (remastering, purging its locks once fenced) is the next issue, and this workload must be
- * extended with crashes and partitions when it lands. A `dlm-membership` violation flags a run in
- * which a lockspace member was removed anyway (the fault model broke its promise).
+ * faults**, nothing that could change the lockspace's membership. DLM recovery after a member
+ * departs (remastering, purging its locks once fenced) is built and tested on the node layer
+ * (`src/dlm/dlm-core.test.ts`) and with real daemons (`src/node/dlm-process.test.ts`); extending
+ * this workload with crashes, fences and partitions is the next issue's (it needs the driver to
+ * confirm fences and reopen lockspaces on restarted nodes). A `dlm-membership` violation flags a
+ * run in which a lockspace member was removed anyway (the fault model broke its promise).
  *
  * Per seed: the node count, the clients per node, and the toss time of idle resources (1, 3 or
  * 10 s: short ones make masters drop resources and clients look them up again, mid-traffic).
