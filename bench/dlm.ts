@@ -212,7 +212,7 @@ import { connect } from ${JSON.stringify(new URL('../src/client/index.js', impor
 const client = await connect({ socket: process.argv[1] });
 const ls = await client.dlm.lockspace('bench');
 await ls.lock(process.argv[2], 'EX');
-say('held\\n');
+process.stdout.write('held\\n');
 setInterval(() => {}, 1000);
 `;
 
