@@ -40,6 +40,7 @@ import {
 } from './lock-types.js';
 import { Resource, type ResourceDump } from './resource.js';
 import { directoryNode, type LocalLock, type LockspaceMember } from './local-lock.js';
+import { incarnationOfLkid, opUnsent, type Recovery } from './recovery-state.js';
 import type { DlmCanary } from './dlm-core.js';
 
 export { directoryNode, LocalLock, type LockspaceMember } from './local-lock.js';
@@ -789,30 +790,6 @@ export class Lockspace {
   counts(): { readonly mastered: number; readonly directory: number; readonly locks: number } {
     return { mastered: this.resources.size, directory: this.directory.size, locks: this.locks.size };
   }
-}
-
-/** A recovery after members departed (see `Lockspace.onView`). */
-interface Recovery {
-  /** Departed incarnations whose locks are dropped once safe (stage `fence`). */
-  departed: LockspaceMember[];
-  /** `fence`: waiting until the departed are safe; `directory`: rebuilding it; `remaster`: resending locks. */
-  stage: 'fence' | 'directory' | 'remaster';
-  /** Names of this node's locks whose master departed, with their lock ids, not resent yet. */
-  readonly remaster: Map<string, number[]>;
-  /** Members that resent all their locks. */
-  readonly remasteredFrom: Set<NodeId>;
-  /** Resources mastered here that received resent locks (granted at the end, rule 3). */
-  readonly recovered: Set<string>;
-}
-
-/** Whether `lock`'s operation was issued during a recovery and not sent yet (a deferred cancel does not count). */
-function opUnsent(lock: LocalLock): boolean {
-  return lock.deferred !== null && lock.deferred.kind !== 'cancel';
-}
-
-/** The incarnation a lock id was issued by (lock ids are the incarnation times 2^32 plus a counter). */
-export function incarnationOfLkid(lkid: number): number {
-  return Math.floor(lkid / 2 ** 32);
 }
 
 function local(c: Completion): LocalCompletion {
