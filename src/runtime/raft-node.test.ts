@@ -121,6 +121,63 @@ test('a corrupt WAL puts the node in repair mode: it discards the log and never 
   assert.equal(again.status().repairing, true);
 });
 
+test('a failed discard of a corrupt WAL fail-stops the node, so its environment restarts it', () => {
+  // Simulator seed 1099257315: the directory fsync after removing the corrupt segment failed; the
+  // shell only stopped itself, the process neither ran nor counted as crashed, and nothing ever
+  // restarted it. The failure must end the incarnation like any other storage failure.
+  const r = rig();
+  const node = start(r);
+  runFor(r, 1000);
+  for (let i = 0; i < 5; i++) {
+    put(node, 'x', `${i}`);
+    runFor(r, 50);
+  }
+  node.stop();
+  const files = r.disk.snapshot();
+  const walName = [...files.keys()].find((f) => f.startsWith('wal-'));
+  assert.ok(walName !== undefined);
+  const bytes = files.get(walName)!;
+  bytes[40] = (bytes[40] ?? 0) ^ 0xff; // mid-log corruption: the WAL is discarded at start
+  let removed = false;
+  const disk = newDisk(r.scheduler, files);
+  const remove = disk.remove.bind(disk);
+  const syncDir = disk.syncDir.bind(disk);
+  disk.remove = (name, done) => {
+    removed = true;
+    remove(name, done);
+  };
+  disk.syncDir = (done) => {
+    if (!removed) syncDir(done);
+    else
+      r.scheduler.after(msToUs(0.1), () => {
+        done(new Error('EIO: i/o error on fsync of the directory'));
+      });
+  };
+  r.disk = disk;
+  r.traces.length = 0;
+  let startError: Error | null = null;
+  const stateMachine = new KvStateMachine();
+  const repairing = new RaftNode(env(r, r.disk), {
+    tickMs: 10,
+    bootstrap: { voters: [[ONE, 1]], outgoing: [], learners: [], learnersNext: [], autoLeave: false },
+    stateMachine,
+    snapshotEntries: 1000,
+    snapshotCatchUpEntries: 2,
+    requestTimeoutTicks: 500,
+  });
+  repairing.start((e) => {
+    startError = e;
+  });
+  runFor(r, 100);
+  assert.ok(removed, 'the corrupt segment was removed before the directory sync');
+  assert.match(String((startError as Error | null)?.message), /discarding the corrupt WAL failed/);
+  assert.ok(
+    r.traces.some((t) => t.startsWith('fail-stop storage failure: fsync of the directory failed')),
+    `the node fail-stops: ${r.traces.join('\n')}`,
+  );
+  assert.ok(!r.traces.some((t) => t.startsWith('node-start')), 'the node never runs');
+});
+
 test('a complete record failing its checksum at the WAL tail is treated as possible loss', () => {
   const r = rig();
   const node = start(r);

@@ -185,10 +185,12 @@ export class RaftNode<C extends { readonly type: string }, O> {
       },
     });
     // A storage error while starting fail-stops the node like any other; `onStarted` still hears
-    // of it where the environment lets the caller run on (embedded mode, tests).
-    const failed = (error: Error): void => {
+    // of it where the environment lets the caller run on (embedded mode, tests). Every error here
+    // is a `StorageError`: a start that failed without fail-stopping would leave a process that
+    // neither runs nor counts as crashed, so nothing would ever restart it (seed 1099257315).
+    const failed = (error: StorageError): void => {
       this.env.trace('start-failed', { message: error.message });
-      if (error instanceof StorageError) this.fail(error);
+      this.fail(error);
       this.stop();
       onStarted?.(error);
     };
@@ -222,10 +224,11 @@ export class RaftNode<C extends { readonly type: string }, O> {
         this.rec.corruptSegments,
         () => undefined,
         (e, wal) => {
-          if (e !== null || wal === null) {
-            failed(e ?? new Error('no WAL'));
+          if (e !== null) {
+            failed(e);
             return;
           }
+          assert(wal !== null, 'a discard that succeeded opens a WAL');
           if (this.stopped) return;
           this.walOrNull = wal;
           run();

@@ -456,18 +456,27 @@ function pickNewer(a: { term: Term; vote: NodeId | null }, b: HardRecord | null)
 /**
  * Removes a corrupt WAL's segments (call only once the repair flag is durable) and opens a fresh,
  * empty WAL once the removals are durable, so no old segment can be read as part of the new log.
+ * A failed removal or directory sync is reported as a `StorageError` (`WAL_FAILED`): the caller
+ * must fail-stop on it like on any other storage failure (a raw disk error once stopped only the
+ * shell, leaving a silent process the environment never restarted: simulator seed 1099257315).
  */
 export function discardCorruptWal(
   disk: Disk,
   segments: readonly string[],
   onDurable: (seq: number) => void,
-  done: (error: Error | null, wal: Wal | null) => void,
+  done: (error: StorageError | null, wal: Wal | null) => void,
   onFailed?: (error: StorageError) => void,
 ): void {
   let remaining = segments.length;
   let failed = false;
+  const failure = (operation: string, cause: Error, file?: string): StorageError =>
+    new StorageError(
+      'WAL_FAILED',
+      `discarding the corrupt WAL failed: ${operation} failed (${cause.message}); restart the node to repair again`,
+      { cause, operation, ...(file === undefined ? {} : { file }) },
+    );
   const afterSync = (error: Error | null): void => {
-    if (error !== null) done(error, null);
+    if (error !== null) done(failure('fsync of the directory', error), null);
     else done(null, Wal.open(disk, { onDurable, ...(onFailed === undefined ? {} : { onFailed }) }).wal);
   };
   if (remaining === 0) {
@@ -479,7 +488,7 @@ export function discardCorruptWal(
       if (failed) return;
       if (error !== null) {
         failed = true;
-        done(error, null);
+        done(failure(`removal of ${name}`, error, name), null);
         return;
       }
       if (--remaining === 0) disk.syncDir(afterSync);
