@@ -80,7 +80,6 @@ export class DlmService implements NodeService {
   private readonly seenViews = new Map<string, number>();
   /** Callers waiting for this node to be a member of a lockspace. */
   private readonly joining = new Map<string, ((r: Result<undefined, DlmError>) => void)[]>();
-  private quorate = true;
   /** Recovery rounds of lockspace groups this node was asked to start, answered once the DLM recovered. */
   private starting: {
     readonly ls: string;
@@ -306,11 +305,11 @@ export class DlmService implements NodeService {
   }
 
   onTick(nowMs: number): void {
-    const quorate = this.membership.localQuorum().quorate;
-    if (quorate !== this.quorate) {
-      this.quorate = quorate;
-      this.core.setQuorate(quorate);
-    }
+    // Nothing to do on a node that opened no lockspace (no links either: they follow lockspaces).
+    if (this.core.lockspaces().length === 0) return;
+    // Every lockspace hears the verdict each tick (a no-op when unchanged), so one opened since
+    // the last change learns it too.
+    this.core.setQuorate(this.membership.localQuorum().quorate);
     this.core.onTick(nowMs);
     this.links.onTick(nowMs);
     this.flush();

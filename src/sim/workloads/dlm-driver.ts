@@ -74,6 +74,11 @@ export interface DlmDriverCounts {
   basts: number;
 }
 
+/** A lock the client just asked for (its request in flight). */
+function requestedLock(lkid: number, res: string, valblk: boolean): ClientLock {
+  return { lkid, res, granted: null, busy: true, unlocking: false, cancelSent: false, valblk, sticky: false };
+}
+
 interface ClientLock {
   readonly lkid: number;
   readonly res: string;
@@ -368,17 +373,7 @@ export class DlmDriver {
           ...(timeoutMs === undefined ? {} : { timeoutMs }),
         }),
       (r) => {
-        if (r.ok)
-          c.locks.set(r.value, {
-            lkid: r.value,
-            res,
-            granted: null,
-            busy: true,
-            unlocking: false,
-            cancelSent: false,
-            valblk: (flags & LKF.VALBLK) !== 0,
-            sticky: false,
-          });
+        if (r.ok) c.locks.set(r.value, requestedLock(r.value, res, (flags & LKF.VALBLK) !== 0));
       },
     );
   }
@@ -529,17 +524,7 @@ export class DlmDriver {
       { op: 'lock', res, mode, flags, bast: false },
       (dlm) => dlm.core.lock(session, DLM_SIM_LOCKSPACE, res, mode, flags),
       (r) => {
-        if (r.ok)
-          c.locks.set(r.value, {
-            lkid: r.value,
-            res,
-            granted: null,
-            busy: true,
-            unlocking: false,
-            cancelSent: false,
-            valblk: false,
-            sticky: false,
-          });
+        if (r.ok) c.locks.set(r.value, requestedLock(r.value, res, false));
       },
     );
   }
